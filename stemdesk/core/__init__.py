@@ -1,0 +1,4 @@
+"""The mask-network core: STFT → estimator → masks → iSTFT, a streaming chunker, and the null rule.
+
+Torch and numpy only: no files, no Qt, no global state.
+"""

@@ -1,0 +1,26 @@
+"""Typed errors raised by StemDesk. Each says what happened and what to do; the UI decides how they look."""
+
+from __future__ import annotations
+
+
+class StemDeskError(Exception):
+    """An error the user can act on. ``str(error)`` is one readable line."""
+
+
+class Cancelled(StemDeskError):
+    """The user cancelled the operation. Front ends show nothing for it."""
+
+    def __init__(self, message: str = "Cancelled."):
+        super().__init__(message)
+
+
+class OutOfMemory(StemDeskError):
+    """The device ran out of memory even at the smallest segment size."""
+
+
+class ModelError(StemDeskError):
+    """A model is missing, unknown, corrupt or inconsistent with its card."""
+
+
+class AudioError(StemDeskError):
+    """An audio file cannot be read or written, or holds unusable audio."""

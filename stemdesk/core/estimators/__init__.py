@@ -1,0 +1,29 @@
+"""Estimators registered by name. The table is a constant; plugins extend it through the io layer's model store."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .band_mlp import BandMLP
+from .base import Estimator
+from .mix import MixEstimator
+from .open_unmix import OpenUnmix
+
+BUILTIN_ESTIMATORS: Mapping[str, type[Estimator]] = MappingProxyType(
+    {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix)}
+)
+
+
+def build_estimator(kind: str, config: Mapping[str, Any],
+                    table: Mapping[str, type[Estimator]] = BUILTIN_ESTIMATORS) -> Estimator:
+    """Construct an estimator from its registry name and the config a model card stores."""
+    try:
+        cls = table[kind]
+    except KeyError:
+        known = ", ".join(sorted(table))
+        raise KeyError(f"unknown estimator {kind!r}; known estimators: {known}") from None
+    return cls(**dict(config))
+
+
+__all__ = ["BUILTIN_ESTIMATORS", "Estimator", "build_estimator"]

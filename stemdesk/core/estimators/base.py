@@ -1,0 +1,77 @@
+"""The estimator interface: the one step a new separation method has to provide."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import Tensor
+
+from ..masks import MASK_KINDS
+from ..stft import STFTConfig
+
+
+class Estimator(torch.nn.Module):
+    """Magnitude spectrogram in, raw masks out.
+
+    Subclasses set ``kind`` (the registry name) and implement `forward`:
+    mag (batch, channels, bins, frames) → raw (batch, predicted, channels, bins, frames), where ``predicted`` is
+    ``len(sources) - 1`` under the residual policy and ``len(sources)`` otherwise. `Separator` turns the raw output
+    into masks with `normalise_masks(raw, self.mask, self.residual)`, so no estimator can break Σ stems = mix.
+
+    Declared facts (also written to the model card): sources, STFT (sample rate, FFT size, hop), channels it is
+    trained on (1 or 2; the separator groups a file's channels to match), mask policy, residual policy, and
+    ``context``: how many frames on each side the prediction for one frame looks at.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        stft: STFTConfig | dict,
+        channels: int = 2,
+        mask: str = "ratio",
+        residual: bool = False,
+        context: int = 0,
+        **hyper: Any,
+    ):
+        super().__init__()
+        if mask not in MASK_KINDS:
+            raise ValueError(f"mask must be one of {MASK_KINDS}, not {mask!r}")
+        if len(sources) < 2:
+            raise ValueError("an estimator separates at least two sources")
+        if channels not in (1, 2):
+            raise ValueError("estimators work on mono (1) or stereo (2) groups of channels")
+        self.sources = tuple(sources)
+        self.stft_config = stft if isinstance(stft, STFTConfig) else STFTConfig(**stft)
+        self.channels = channels
+        self.mask = mask
+        self.residual = residual
+        self.context = context
+        self.hyper = dict(hyper)
+
+    @property
+    def predicted(self) -> int:
+        """How many mask channels `forward` returns."""
+        return len(self.sources) - (1 if self.residual else 0)
+
+    @property
+    def bins(self) -> int:
+        return self.stft_config.bins
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain JSON values; `build_estimator(kind, config)` rebuilds the network."""
+        stft = self.stft_config
+        return {
+            "sources": list(self.sources),
+            "stft": {"n_fft": stft.n_fft, "hop": stft.hop, "win_length": stft.win_length, "sample_rate": stft.sample_rate},
+            "channels": self.channels,
+            "mask": self.mask,
+            "residual": self.residual,
+            "context": self.context,
+            **self.hyper,
+        }
+
+    def forward(self, mag: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,68 @@
+"""Mask policies and the null rule.
+
+Every policy ends in masks of shape (batch, sources, channels, bins, frames) that sum to one over ``sources`` in every
+bin, silent bins included (a uniform split, never a zero), so Σ stems = mix for every estimator.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+MASK_KINDS = ("ratio", "softmax", "sigmoid")
+
+# Below this total a bin is treated as silent and split uniformly.
+_TINY = 1e-12
+
+
+def normalise_masks(raw: Tensor, kind: str, residual: bool = False) -> Tensor:
+    """Turn an estimator's raw output into masks that sum to one over dim 1.
+
+    raw: (batch, predicted, channels, bins, frames).
+    kind: "ratio" (non-negative weights, divided by their sum), "sigmoid" (values in [0, 1], renormalised to sum to
+    one, Roma et al.'s cnn1), or "softmax" (logits).
+    residual: the estimator predicts all sources but one; the last source gets what the others leave,
+    ``max(0, 1 − Σ others)``, before renormalisation (e.g. vocals + residual = accompaniment).
+    Returns masks (batch, sources, channels, bins, frames) with sources = predicted + residual.
+    """
+    if kind not in MASK_KINDS:
+        raise ValueError(f"unknown mask kind {kind!r}; expected one of {MASK_KINDS}")
+    if kind == "softmax":
+        if residual:
+            # A zero logit for the residual source: softmax over [logits, 0].
+            raw = torch.cat([raw, torch.zeros_like(raw[:, :1])], dim=1)
+        return torch.softmax(raw, dim=1)
+    weights = raw.clamp_min(0)
+    if kind == "sigmoid":
+        weights = weights.clamp_max(1)
+    if residual:
+        weights = torch.cat([weights, (1 - weights.sum(dim=1, keepdim=True)).clamp_min(0)], dim=1)
+    return ratio_masks(weights)
+
+
+def ratio_masks(weights: Tensor) -> Tensor:
+    """weights ≥ 0: (batch, sources, ...) → weights / Σ weights, with a uniform split where Σ is (almost) zero."""
+    total = weights.sum(dim=1, keepdim=True)
+    silent = total <= _TINY
+    uniform = torch.full_like(weights, 1.0 / weights.shape[1])
+    return torch.where(silent, uniform, weights / torch.where(silent, torch.ones_like(total), total))
+
+
+def apply_masks(spec: Tensor, masks: Tensor) -> Tensor:
+    """spec: complex (batch, channels, bins, frames); masks: (batch, sources, channels, bins, frames).
+
+    Returns complex stems (batch, sources, channels, bins, frames).
+    """
+    return masks * spec.unsqueeze(1)
+
+
+def project_onto_mixture(stems: Tensor, mix: Tensor) -> Tensor:
+    """Make Σ stems equal the mix in the time domain by giving the last stem what the others leave.
+
+    stems: (..., sources, channels, length); mix: (..., channels, length). The masks already sum to one, so the
+    residual moved here is only iSTFT and float rounding (about −140 dBFS); the projection makes the null exact
+    to the rounding of one subtraction. Returns a new tensor.
+    """
+    out = stems.clone()
+    out[..., -1, :, :] = mix - stems[..., :-1, :, :].sum(dim=-3)
+    return out

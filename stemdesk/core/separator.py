@@ -1,0 +1,106 @@
+"""The separator: encode (STFT) → estimate masks → apply masks → decode (iSTFT). Each step can be replaced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .estimators.base import Estimator
+from .masks import apply_masks, normalise_masks, project_onto_mixture
+from .stft import STFT, interpolate_bins
+
+
+@dataclass
+class SeparatorOutput:
+    """stems (sources, channels, length) on the host; masks are kept only when asked for."""
+
+    stems: Tensor
+    masks: Tensor | None = None
+
+
+class Separator:
+    """Separates a block of audio at its native sample rate with one estimator.
+
+    The estimator sees magnitudes on its own STFT grid: the native STFT has the same window and hop in seconds
+    (`STFTConfig.at_rate`) and magnitudes are interpolated onto the estimator's bins. Its masks are interpolated back
+    and applied to the native spectrogram, so output keeps the input's rate and length with no resampling, and
+    the masks still sum to one. A file's channels are grouped to the estimator's channel count (see `group_channels`).
+    """
+
+    def __init__(self, estimator: Estimator, device: str | torch.device = "cpu"):
+        self.estimator = estimator.eval().to(device)
+        self.device = torch.device(device)
+        self._stfts: dict[int, STFT] = {}
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.estimator.sources
+
+    def stft_for(self, sample_rate: int) -> STFT:
+        if sample_rate not in self._stfts:
+            self._stfts[sample_rate] = STFT(self.estimator.stft_config.at_rate(sample_rate)).to(self.device)
+        return self._stfts[sample_rate]
+
+    # The four steps. Subclasses may override any of them.
+    def encode(self, audio: Tensor, sample_rate: int) -> Tensor:
+        """audio (batch, channels, length) → complex spec (batch, channels, bins, frames) at the native rate."""
+        return self.stft_for(sample_rate)(audio)
+
+    @torch.inference_mode()
+    def estimate_masks(self, spec: Tensor, sample_rate: int) -> Tensor:
+        """spec complex (batch, channels, bins_native, frames) → masks (batch, sources, channels, bins_native, frames)."""
+        native = self.stft_for(sample_rate).config.bin_frequencies()
+        model = self.estimator.stft_config.bin_frequencies()
+        mag = interpolate_bins(spec.abs(), native, model)
+        raw = self.estimator(mag)
+        masks = normalise_masks(raw.float(), self.estimator.mask, self.estimator.residual)
+        return interpolate_bins(masks, model, native)
+
+    def apply(self, spec: Tensor, masks: Tensor) -> Tensor:
+        return apply_masks(spec, masks)
+
+    def decode(self, stems_spec: Tensor, sample_rate: int, length: int) -> Tensor:
+        """complex (batch, sources, channels, bins, frames) → real (batch, sources, channels, length)."""
+        return self.stft_for(sample_rate).inverse(stems_spec, length)
+
+    @torch.inference_mode()
+    def __call__(self, audio: Tensor, sample_rate: int, keep_masks: bool = False) -> SeparatorOutput:
+        """audio (channels, length) on the host → stems (sources, channels, length) on the host, Σ stems = audio."""
+        channels, length = audio.shape
+        groups, order = group_channels(channels, self.estimator.channels)
+        batch = audio.to(self.device, torch.float32)[groups]                 # (groups, est_channels, length)
+        spec = self.encode(batch, sample_rate)
+        masks = self.estimate_masks(spec, sample_rate)
+        stems = self.decode(self.apply(spec, masks), sample_rate, length)     # (groups, sources, est_ch, length)
+        stems = ungroup_channels(stems, order, channels)                      # (sources, channels, length)
+        stems = project_onto_mixture(stems.to("cpu", audio.dtype), audio)
+        return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)
+
+
+def group_channels(channels: int, group: int) -> tuple[Tensor, Tensor]:
+    """Map a file's channels onto groups of ``group`` channels for the estimator.
+
+    Stereo estimator: channels 1–2, 3–4, … form pairs; a lone channel (mono, or the last of an odd count) is
+    duplicated into both sides of a pair and the two estimates are averaged. Mono estimator: each channel alone.
+    Returns ``groups`` (n_groups, group) indices into the channels and ``order``, the same indices flattened, used
+    by `ungroup_channels` to average duplicates back.
+    """
+    index = torch.arange(channels)
+    if group == 1:
+        groups = index[:, None]
+    else:
+        padded = torch.cat([index, index[-1:].repeat((-channels) % group)])
+        groups = padded.reshape(-1, group)
+    return groups, groups.reshape(-1)
+
+
+def ungroup_channels(stems: Tensor, order: Tensor, channels: int) -> Tensor:
+    """stems (groups, sources, group, length) → (sources, channels, length), averaging duplicated channels."""
+    groups, sources, group, length = stems.shape
+    flat = stems.permute(1, 0, 2, 3).reshape(sources, groups * group, length)
+    out = torch.zeros(sources, channels, length, dtype=stems.dtype, device=stems.device)
+    out.index_add_(1, order.to(stems.device), flat)
+    counts = torch.bincount(order, minlength=channels).to(stems.device, stems.dtype)
+    return out / counts[None, :, None]

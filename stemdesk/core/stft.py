@@ -1,0 +1,110 @@
+"""Short-time Fourier transform pair used by every estimator.
+
+Shapes use one vocabulary: batch, sources, channels, bins, frames, length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class STFTConfig:
+    """An STFT at a given sample rate.
+
+    ``n_fft`` is the FFT size, ``win_length`` the analysis window (≤ n_fft: the rest is zero padding,
+    as in Lin et al. 2018), ``hop`` the step between frames, all in samples at ``sample_rate``.
+    """
+
+    n_fft: int = 4096
+    hop: int = 1024
+    win_length: int | None = None
+    sample_rate: int = 44100
+
+    @property
+    def window_length(self) -> int:
+        return self.win_length or self.n_fft
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def at_rate(self, sample_rate: int) -> "STFTConfig":
+        """The same analysis in seconds and hertz at another sample rate.
+
+        Bins keep (almost) the same spacing in Hz and frames the same spacing in seconds; the estimator sees
+        magnitudes interpolated onto its own bins (see `Separator`), and its masks are applied at the native rate.
+        """
+        if sample_rate == self.sample_rate:
+            return self
+        ratio = sample_rate / self.sample_rate
+        n_fft = max(16, int(round(self.n_fft * ratio)))
+        win = None if self.win_length is None else max(16, min(n_fft, int(round(self.win_length * ratio))))
+        hop = max(1, int(round(self.hop * ratio)))
+        return STFTConfig(n_fft=n_fft, hop=hop, win_length=win, sample_rate=sample_rate)
+
+    def bin_frequencies(self) -> Tensor:
+        """Centre frequency of every bin in Hz, shape (bins,)."""
+        return torch.arange(self.bins, dtype=torch.float64) * (self.sample_rate / self.n_fft)
+
+
+class STFT(torch.nn.Module):
+    """Forward and inverse STFT with a periodic Hann window, centred frames.
+
+    ``forward``: real (..., length) → complex (..., bins, frames).
+    ``inverse``: complex (..., bins, frames) → real (..., length); ``length`` is required because the frame grid
+    alone does not determine it.
+    """
+
+    def __init__(self, config: STFTConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("window", torch.hann_window(config.window_length, periodic=True), persistent=False)
+
+    def forward(self, audio: Tensor) -> Tensor:
+        shape = audio.shape
+        flat = audio.reshape(-1, shape[-1])
+        spec = torch.stft(
+            flat,
+            n_fft=self.config.n_fft,
+            hop_length=self.config.hop,
+            win_length=self.config.window_length,
+            window=self.window.to(flat.dtype),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        return spec.reshape(*shape[:-1], *spec.shape[-2:])
+
+    def inverse(self, spec: Tensor, length: int) -> Tensor:
+        shape = spec.shape
+        flat = spec.reshape(-1, *shape[-2:])
+        audio = torch.istft(
+            flat,
+            n_fft=self.config.n_fft,
+            hop_length=self.config.hop,
+            win_length=self.config.window_length,
+            window=self.window.to(flat.real.dtype),
+            center=True,
+            length=length,
+        )
+        return audio.reshape(*shape[:-2], length)
+
+
+def interpolate_bins(values: Tensor, source: Tensor, target: Tensor) -> Tensor:
+    """Linear interpolation along the bins axis (dim -2) from frequencies ``source`` to ``target`` (Hz).
+
+    values: (..., bins_source, frames) → (..., bins_target, frames). Frequencies beyond the source range take the
+    edge value. Used to feed native-rate magnitudes to an estimator and to bring its masks back.
+    """
+    if source.shape == target.shape and torch.equal(source, target):
+        return values
+    src = source.to(values.device, torch.float64)
+    tgt = target.to(values.device, torch.float64).clamp(src[0], src[-1])
+    upper = torch.searchsorted(src, tgt).clamp(1, len(src) - 1)
+    lower = upper - 1
+    frac = ((tgt - src[lower]) / (src[upper] - src[lower])).to(values.dtype).unsqueeze(-1)
+    return values[..., lower, :] * (1 - frac) + values[..., upper, :] * frac

@@ -1,0 +1,181 @@
+"""Reading and writing audio files with soundfile (libsndfile): sample-exact for every format, MP3 included.
+
+Reading streams in blocks so a long file never sits in memory. Writing goes to a temporary file beside the
+target, renamed into place only when complete: a failure or a cancel leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from ..core.errors import AudioError
+
+READ_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FLAC", "MP3": "MP3",
+                "OGG": "OGG", "AIFF": "AIFF"}
+READABLE = "WAV, FLAC, MP3, OGG and AIFF"
+MIN_RATE, MAX_RATE = 8000, 384000
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _convert_hint(path: Path) -> str:
+    return f"convert it first (for example: ffmpeg -i \"{path.name}\" \"{path.stem}.flac\")"
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Open a file's header and check it is audio StemDesk can separate. Raises AudioError with the fix."""
+    path = Path(path)
+    if path.is_dir():
+        raise AudioError(f'"{path}" is a folder, not an audio file. Give the path of a {READABLE} file.')
+    if not path.exists():
+        raise AudioError(f'"{path}" does not exist. Check the path and spelling.')
+    if path.stat().st_size == 0:
+        raise AudioError(f'"{path.name}" is empty (0 bytes). Export or copy the file again.')
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(
+            f'Cannot read "{path.name}": {_libsndfile_reason(error)}. StemDesk reads {READABLE}; '
+            f"if the file plays elsewhere, {_convert_hint(path)}."
+        ) from None
+    if info.format not in READ_FORMATS:
+        raise AudioError(f'Cannot read "{path.name}": {info.format_info} files are not supported. '
+                         f"StemDesk reads {READABLE}; {_convert_hint(path)}.")
+    if info.frames <= 0:
+        raise AudioError(f'"{path.name}" holds no audio samples. Export the song again.')
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioError(f'"{path.name}" has a sample rate of {info.samplerate} Hz; StemDesk separates '
+                         f"{MIN_RATE}–{MAX_RATE} Hz audio. Resample it first (for example to 44100 Hz).")
+    if info.channels < 1:
+        raise AudioError(f'"{path.name}" has no channels.')
+    return AudioInfo(path, info.samplerate, info.channels, info.frames, READ_FORMATS[info.format], info.subtype)
+
+
+def _libsndfile_reason(error: Exception) -> str:
+    text = str(error)
+    if "Format not recognised" in text or "unknown format" in text.lower():
+        return "the contents are not a recognised audio format (wrong extension, or not audio at all)"
+    if "truncated" in text.lower() or "unexpected end" in text.lower():
+        return "the file is truncated"
+    return text.split(":")[-1].strip().rstrip(".") or "unknown error"
+
+
+def iter_blocks(info: AudioInfo, block: int = 1 << 18, start: int = 0, frames: int | None = None,
+                dtype: str = "float32") -> Iterator[np.ndarray]:
+    """Yield (channels, n) float blocks from ``start`` for ``frames`` samples (to the end when None).
+
+    NaN or infinite samples stop the read with an AudioError: a mask network would spread them over every stem.
+    A file that ends before its header says yields what is there and then raises.
+    """
+    end = info.frames if frames is None else min(info.frames, start + frames)
+    if start < 0 or start >= info.frames:
+        raise AudioError(f'Start {start / info.sample_rate:.2f} s is outside "{info.path.name}" '
+                         f"({info.seconds:.2f} s long).")
+    position = start
+    try:
+        with sf.SoundFile(str(info.path)) as handle:
+            if start:
+                handle.seek(start)
+            while position < end:
+                data = handle.read(min(block, end - position), dtype=dtype, always_2d=True)
+                if data.shape[0] == 0:
+                    raise AudioError(
+                        f'"{info.path.name}" ends at {position / info.sample_rate:.2f} s, before the '
+                        f"{info.seconds:.2f} s its header promises: the file is truncated. Export or copy it again.")
+                if not np.isfinite(data).all():
+                    bad = position + int(np.argwhere(~np.isfinite(data))[0][0])
+                    raise AudioError(
+                        f'"{info.path.name}" contains NaN or infinite samples (first at {bad / info.sample_rate:.3f} s). '
+                        "Re-render the file from its source; no stems were written.")
+                position += data.shape[0]
+                yield np.ascontiguousarray(data.T)
+    except sf.LibsndfileError as error:
+        raise AudioError(f'Reading "{info.path.name}" failed at {position / info.sample_rate:.2f} s: '
+                         f"{_libsndfile_reason(error)}. The file may be damaged; export or copy it again.") from None
+
+
+def read(path: str | os.PathLike, start: int = 0, frames: int | None = None) -> tuple[np.ndarray, int]:
+    """Whole (or part of a) file as float32 (channels, length) and its sample rate."""
+    info = probe(path)
+    blocks = list(iter_blocks(info, start=start, frames=frames))
+    return np.concatenate(blocks, axis=1), info.sample_rate
+
+
+# Writing ---------------------------------------------------------------------------------------------------------
+
+WRITE_FORMATS = {
+    # name: (soundfile format, {bit depth: subtype}, extension)
+    "wav": ("WAV", {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}, "wav"),
+    "flac": ("FLAC", {"16": "PCM_16", "24": "PCM_24"}, "flac"),
+    "aiff": ("AIFF", {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}, "aiff"),
+    "mp3": ("MP3", {"lossy": "MPEG_LAYER_III"}, "mp3"),
+    "ogg": ("OGG", {"lossy": "VORBIS"}, "ogg"),
+}
+# libsndfile crashes encoding long Vorbis buffers in one call; lossy formats are written in blocks this long.
+LOSSY_BLOCK = 1 << 16
+
+
+class AtomicAudioWriter:
+    """Writes one audio file through a temporary file in the target folder; `commit` renames it into place.
+
+    Use as a context manager: leaving the block with an exception (a cancel included) deletes the temporary file,
+    so the target is either the complete new file or whatever was there before.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, format: str, subtype: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part" + self.path.suffix,
+                                    dir=self.path.parent)
+        os.close(fd)
+        self.temp = Path(temp)
+        self.lossy = format in ("MP3", "OGG")
+        try:
+            self._file = sf.SoundFile(temp, "w", samplerate=sample_rate, channels=channels, format=format,
+                                      subtype=subtype)
+        except Exception:
+            self.temp.unlink(missing_ok=True)
+            raise
+
+    def write(self, block: np.ndarray) -> None:
+        """block: (channels, n), float or int (ints are written as-is: int16 for 16-bit, int32 << 8 for 24-bit)."""
+        frames = np.ascontiguousarray(block.T)
+        step = LOSSY_BLOCK if self.lossy else max(1, frames.shape[0])
+        for i in range(0, frames.shape[0], step):
+            self._file.write(frames[i:i + step])
+
+    def commit(self) -> Path:
+        self._file.close()
+        os.replace(self.temp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicAudioWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()

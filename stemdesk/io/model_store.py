@@ -1,0 +1,188 @@
+"""The model store: ``<models folder>/<id>/card.json`` + ``weights.safetensors``.
+
+Folders searched, in order: the models shipped with StemDesk (the repository's ``models/`` or the installed copy),
+then the user's models folder (platformdirs), then any folders in ``STEMDESK_MODELS_PATH``. Weights are loaded only
+from safetensors and only after their sha256 matches the card; no pickle is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..core.errors import ModelError
+from ..core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
+
+DEFAULT_MODEL = "stemdesk-4stem"
+CARD_FIELDS = ("id", "estimator", "config", "sources", "sample_rate", "weights_sha256", "training_data", "licenses")
+CARD_LIMIT = 1 << 20  # a card is a small JSON file; refuse anything bigger than 1 MB
+
+
+def shipped_models_dir() -> Path:
+    """The repository's models/ (editable installs, checkouts) or the copy installed under sys.prefix."""
+    repo = Path(__file__).resolve().parents[2] / "models"
+    if repo.is_dir():
+        return repo
+    return Path(sys.prefix) / "share" / "stemdesk" / "models"
+
+
+def user_models_dir() -> Path:
+    return Path(platformdirs.user_data_dir("stemdesk", appauthor=False)) / "models"
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("STEMDESK_MODELS_PATH", "").split(os.pathsep) if p]
+    return [shipped_models_dir(), user_models_dir(), *extra]
+
+
+@dataclass
+class ModelCard:
+    """The facts a model states about itself. ``raw`` keeps every field of card.json."""
+
+    id: str
+    estimator: str
+    config: dict[str, Any]
+    sources: list[str]
+    sample_rate: int
+    weights_sha256: str
+    folder: Path
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / "weights.safetensors"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_card(folder: Path) -> ModelCard:
+    path = folder / "card.json"
+    if not path.is_file():
+        raise ModelError(f'Model folder "{folder}" has no card.json. Reinstall the model or remove the folder.')
+    if path.stat().st_size > CARD_LIMIT:
+        raise ModelError(f'"{path}" is larger than 1 MB, so it is not a model card. Remove the folder.')
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelError(f'"{path}" is not valid JSON ({error}). Reinstall the model.') from None
+    if not isinstance(raw, dict):
+        raise ModelError(f'"{path}" must hold a JSON object. Reinstall the model.')
+    missing = [name for name in CARD_FIELDS if name not in raw]
+    if missing:
+        raise ModelError(f'Model card "{path}" lacks {", ".join(missing)}. Reinstall the model.')
+    if not isinstance(raw["config"], dict) or not isinstance(raw["sources"], list):
+        raise ModelError(f'Model card "{path}" has a malformed config or sources. Reinstall the model.')
+    return ModelCard(id=str(raw["id"]), estimator=str(raw["estimator"]), config=raw["config"],
+                     sources=[str(s) for s in raw["sources"]], sample_rate=int(raw["sample_rate"]),
+                     weights_sha256=str(raw["weights_sha256"]), folder=folder, raw=raw)
+
+
+def list_models() -> list[ModelCard]:
+    """Every readable model on the search path; a later folder does not shadow an earlier id."""
+    seen: dict[str, ModelCard] = {}
+    for root in search_path():
+        if not root.is_dir():
+            continue
+        for folder in sorted(root.iterdir()):
+            if (folder / "card.json").is_file() and folder.name not in seen:
+                try:
+                    seen[folder.name] = read_card(folder)
+                except ModelError:
+                    continue
+    return list(seen.values())
+
+
+def find_model(model_id: str) -> ModelCard:
+    if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
+        raise ModelError(f"{model_id!r} is not a model id. Run `stemdesk models` to list installed models.")
+    for root in search_path():
+        folder = root / model_id
+        if (folder / "card.json").is_file():
+            return read_card(folder)
+    known = ", ".join(card.id for card in list_models()) or "none"
+    raise ModelError(f"No model named {model_id!r} is installed (installed: {known}). "
+                     "Run `stemdesk models` to list them.")
+
+
+def load_estimator(model: str | ModelCard,
+                   table: Mapping[str, type[Estimator]] = BUILTIN_ESTIMATORS) -> tuple[Estimator, ModelCard]:
+    """Build the card's estimator and load its verified safetensors weights."""
+    card = model if isinstance(model, ModelCard) else find_model(model)
+    weights = card.weights_path
+    if not weights.is_file():
+        raise ModelError(f'Model {card.id!r} has no weights.safetensors in "{card.folder}". Reinstall the model.')
+    digest = sha256_file(weights)
+    if digest != card.weights_sha256:
+        raise ModelError(f"Model {card.id!r}: weights.safetensors does not match the sha256 in its card "
+                         f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
+                         "replaced; reinstall the model.")
+    try:
+        estimator = build_estimator(card.estimator, card.config, table)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"Model {card.id!r} cannot be built: {error}. It may need a newer StemDesk.") from None
+    if list(estimator.sources) != card.sources:
+        raise ModelError(f"Model {card.id!r}: its card lists sources {card.sources} but its config gives "
+                         f"{list(estimator.sources)}. Reinstall the model.")
+    try:
+        state = load_file(str(weights))
+    except Exception as error:  # safetensors raises its own error types for malformed headers
+        raise ModelError(f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). "
+                         "Reinstall the model.") from None
+    try:
+        estimator.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelError(f"Model {card.id!r}: the weights do not fit its estimator "
+                         f"({str(error).splitlines()[0]}). Reinstall the model.") from None
+    return estimator.eval(), card
+
+
+def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[str, Any]) -> ModelCard:
+    """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in estimator.state_dict().items()}
+    temp_weights = folder / ".weights.safetensors.part"
+    save_file(state, str(temp_weights))
+    digest = sha256_file(temp_weights)
+    full = {
+        "id": model_id,
+        "estimator": estimator.kind,
+        "config": estimator.config(),
+        "sources": list(estimator.sources),
+        "sample_rate": estimator.stft_config.sample_rate,
+        "parameters": int(sum(p.numel() for p in estimator.parameters())),
+        **dict(card),
+        "weights_sha256": digest,
+    }
+    full.setdefault("training_data", "none")
+    full.setdefault("licenses", {})
+    fd, temp_card = tempfile.mkstemp(prefix=".card.", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(full, handle, indent=2)
+        handle.write("\n")
+    os.replace(temp_weights, folder / "weights.safetensors")
+    os.replace(temp_card, folder / "card.json")
+    return read_card(folder)
+
+
+def load_state(model: ModelCard) -> dict[str, torch.Tensor]:
+    """The verified weights of a model as tensors (used by fine-tuning)."""
+    digest = sha256_file(model.weights_path)
+    if digest != model.weights_sha256:
+        raise ModelError(f"Model {model.id!r}: weights do not match their sha256. Reinstall the model.")
+    return load_file(str(model.weights_path))

@@ -1,0 +1,89 @@
+"""Train the models StemDesk ships, on ../shared/data (MUSDB18 excerpts + the CC0 album "Everything is Free").
+
+    python -m training.default_models stemdesk-4stem --minutes 40
+    python -m training.default_models tiny-4stem --minutes 3
+
+Validation is split by song: the CC0 song "3.Sodium" and every seventh MUSDB excerpt are never trained on.
+Run again to resume from the checkpoint in the work folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .data import load_songs
+from .train import TrainConfig, Trainer, export_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SOURCES = ["vocals", "drums", "bass", "other"]
+VALID_CC0 = {"3.Sodium"}
+
+RECIPES = {
+    "stemdesk-4stem": TrainConfig(
+        estimator="open_unmix",
+        config={"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "channels": 2,
+                "hidden": 128, "layers": 2, "max_freq": 16000.0},
+        excerpt_seconds=6.0, batch=12, lr=1e-3, validate_every=150, minutes=40,
+    ),
+    "tiny-4stem": TrainConfig(
+        estimator="band_mlp",
+        config={"sources": SOURCES, "stft": {"n_fft": 2048, "hop": 512}, "channels": 2, "bands": 32, "hidden": 32},
+        excerpt_seconds=4.0, batch=16, lr=3e-3, validate_every=100, minutes=3,
+    ),
+}
+
+LICENSES = {
+    "weights": "GPL-3.0-or-later (StemDesk); see training_data for the restrictions the data places on use",
+    "musdb18": "MUSDB18 (research use only: CC BY-NC-SA 4.0 for MedleyDB tracks, restricted for DSD100 tracks)",
+    "cc0-efree": "CC0-1.0 (Software-Entwicklungskit, Everything is Free)",
+}
+
+
+def split(data: Path) -> tuple[list[Path], list[Path]]:
+    musdb = sorted(p for p in (data / "musdb7-train").iterdir() if p.is_dir())
+    cc0 = sorted(p for p in (data / "cc0-efree").iterdir() if p.is_dir())
+    valid = [p for i, p in enumerate(musdb) if i % 7 == 3] + [p for p in cc0 if p.name in VALID_CC0]
+    train = [p for p in musdb + cc0 if p not in valid]
+    return train, valid
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", choices=sorted(RECIPES))
+    parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "runs")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    config = RECIPES[args.model]
+    if args.minutes is not None:
+        config.minutes = args.minutes
+    config.threads = args.threads
+    train_dirs, valid_dirs = split(args.data)
+    train, valid = load_songs(train_dirs, SOURCES), load_songs(valid_dirs, SOURCES)
+    card = {
+        "description": f"{args.model}: {config.estimator} trained by training/default_models.py on this repository's "
+                       "CPU budget",
+        "training_data": {
+            "train_songs": [p.parent.name + "/" + p.name for p in train_dirs],
+            "valid_songs": [p.parent.name + "/" + p.name for p in valid_dirs],
+            "augmentation": "random remix across songs (p=%.2f), gain, channel swap, polarity" % config.remix,
+            "research_only": "trained on MUSDB18 excerpts: research and education use only",
+        },
+        "licenses": LICENSES,
+        "training": {"config": {k: v for k, v in vars(config).items() if k != "extra"}},
+    }
+
+    def show(event: dict) -> None:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
+
+    trainer = Trainer(config, train, valid, args.workdir / args.model, progress=show)
+    result = trainer.run(export=export_model(ROOT / "models" / args.model, args.model, card))
+    print(json.dumps({"done": result["step"], "best": result["best"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Resumable training of any registered estimator on multitrack songs.
+
+Checkpoints hold the model, the optimiser, the sampler's random state and the log; they are written as safetensors
+plus JSON (no pickle) through a temporary file and a rename, so a kill at any moment leaves the last good one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from stemdesk.core.chunker import Chunker
+from stemdesk.core.estimators import Estimator, build_estimator
+from stemdesk.core.masks import normalise_masks
+from stemdesk.core.metrics import usdr
+from stemdesk.core.separator import Separator
+from stemdesk.core.stft import STFT
+from stemdesk.io.model_store import save_model
+
+from .data import Sampler, Song
+
+
+@dataclass
+class TrainConfig:
+    estimator: str
+    config: dict[str, Any]
+    excerpt_seconds: float = 6.0
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    loss: str = "l1"             # "l1" or "mse" on masked magnitudes
+    remix: float = 0.5
+    validate_every: int = 200
+    minutes: float = 30.0        # wall-clock budget for this run (resumes add more)
+    max_steps: int = 10 ** 9
+    seed: int = 0
+    threads: int = 1
+    lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def magnitude_loss(estimator: Estimator, stft: STFT, stems: Tensor, kind: str,
+                   weights: Tensor | None = None) -> Tensor:
+    """stems (batch, sources, channels, length). Masks from the mixture's magnitudes, applied to them, compared with
+    the sources' magnitudes. ``weights`` (batch, sources) masks out targets that are not usable."""
+    spec = stft(stems)                                         # complex (batch, sources, channels, bins, frames)
+    mix_mag = spec.sum(dim=1).abs()                            # the STFT is linear: mix = Σ sources
+    target = spec.abs()
+    masks = normalise_masks(estimator(mix_mag), estimator.mask, estimator.residual)
+    estimate = masks * mix_mag.unsqueeze(1)
+    error = (estimate - target).abs() if kind == "l1" else (estimate - target).pow(2)
+    per_source = error.mean(dim=(2, 3, 4))                     # (batch, sources)
+    if weights is not None:
+        return (per_source * weights).sum() / weights.sum().clamp_min(1)
+    return per_source.mean()
+
+
+def evaluate(estimator: Estimator, songs: Sequence[Song], segment_seconds: float = 20.0) -> dict[str, Any]:
+    """uSDR per song and source on whole songs through the real separator and chunker."""
+    separator = Separator(estimator, "cpu")
+    scores: dict[str, dict[str, float]] = {}
+    for song in songs:
+        audio = song.audio()                                   # (sources, channels, length)
+        mix = audio.sum(0)
+        rate = song.sample_rate
+        chunker = Chunker(lambda x: separator(x, rate).stems, int(segment_seconds * rate), int(rate))
+        estimate = chunker.run(mix)
+        values = usdr(audio, estimate)
+        scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, song.usable) if ok}
+    summary = {}
+    for source in estimator.sources:
+        vals = sorted(v[source] for v in scores.values() if source in v)
+        if vals:
+            summary[source] = vals[len(vals) // 2] if len(vals) % 2 else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
+    return {"median": summary, "songs": scores}
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], dict]:
+    tensors, meta = {}, {"param_groups": state["param_groups"], "keys": {}}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            key = f"opt.{index}.{name}"
+            tensors[key] = value if isinstance(value, Tensor) else torch.tensor(value)
+    return tensors, meta
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+class Trainer:
+    """Trains ``config.estimator`` on ``train`` songs and validates on ``valid`` songs (split by song).
+
+    ``workdir`` holds ``checkpoint.safetensors`` + ``checkpoint.json`` (latest), ``best.safetensors`` and
+    ``log.jsonl``. Calling `run` again resumes from the latest checkpoint.
+    """
+
+    def __init__(self, config: TrainConfig, train: Sequence[Song], valid: Sequence[Song], workdir: Path,
+                 progress: Callable[[dict], None] | None = None):
+        self.config = config
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.valid = list(valid)
+        self.progress = progress
+        torch.manual_seed(config.seed)
+        self.estimator = build_estimator(config.estimator, config.config)
+        self.stft = STFT(self.estimator.stft_config)
+        rate = self.estimator.stft_config.sample_rate
+        self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed)
+        self.optimizer = torch.optim.AdamW(self.estimator.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.step = 0
+        self.best = -math.inf
+        self.bad_validations = 0
+        self.history: list[dict] = []
+
+    # Checkpoints ---------------------------------------------------------------------------------------------
+    def _save(self, stem: str) -> None:
+        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.estimator.state_dict().items()}
+        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+        tensors.update(opt_tensors)
+        tensors["rng.sampler"] = self.sampler.state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {"step": self.step, "best": self.best, "bad_validations": self.bad_validations,
+                "optimizer": opt_meta, "config": asdict(self.config)}
+        weights, info = self.workdir / f"{stem}.safetensors", self.workdir / f"{stem}.json"
+        save_file(tensors, str(weights) + ".part")
+        info.with_suffix(".json.part").write_text(json.dumps(meta))
+        # The JSON names the step; both are renamed only when both are complete.
+        os.replace(str(weights) + ".part", weights)
+        os.replace(info.with_suffix(".json.part"), info)
+
+    def resume(self) -> bool:
+        weights, info = self.workdir / "checkpoint.safetensors", self.workdir / "checkpoint.json"
+        if not (weights.is_file() and info.is_file()):
+            return False
+        tensors = load_file(str(weights))
+        meta = json.loads(info.read_text())
+        self.estimator.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        self.sampler.set_state(tensors["rng.sampler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step, self.best, self.bad_validations = meta["step"], meta["best"], meta["bad_validations"]
+        log = self.workdir / "log.jsonl"
+        if log.is_file():
+            self.history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            self.history = [h for h in self.history if h["step"] <= self.step]
+            log.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        return True
+
+    def init_input_scaling(self, batches: int = 8) -> None:
+        """Open-Unmix's input scaling: the mean and inverse std of the log-magnitudes of training mixtures."""
+        if not hasattr(self.estimator, "input_mean"):
+            return
+        est = self.estimator
+        with torch.no_grad():
+            state = self.sampler.state()
+            feats = []
+            for _ in range(batches):
+                mix = self.sampler.batch(4).sum(1)
+                mag = self.stft(mix).abs()[:, :, : est.max_bin]                # (batch, channels, max_bin, frames)
+                feats.append(torch.log(mag + 1e-4).permute(0, 3, 1, 2).reshape(-1, est.input_mean.numel()))
+            self.sampler.set_state(state)
+            x = torch.cat(feats)
+            est.input_mean.copy_(x.mean(0))
+            est.input_scale.copy_(1.0 / x.std(0).clamp_min(1e-3))
+
+    # Loop --------------------------------------------------------------------------------------------------
+    def validate(self) -> dict[str, Any]:
+        self.estimator.eval()
+        result = evaluate(self.estimator, self.valid)
+        self.estimator.train()
+        return result
+
+    def run(self, export: Callable[[Estimator, dict], None] | None = None) -> dict[str, Any]:
+        config = self.config
+        torch.set_num_threads(config.threads)
+        if not self.resume():
+            self.init_input_scaling()
+        self.estimator.train()
+        deadline = time.monotonic() + config.minutes * 60
+        losses: list[float] = []
+        started = time.monotonic()
+        while time.monotonic() < deadline and self.step < config.max_steps:
+            stems = self.sampler.batch(config.batch)
+            # The sampler draws each source only from songs where it is usable, so every target counts.
+            loss = magnitude_loss(self.estimator, self.stft, stems, config.loss)
+            if not torch.isfinite(loss):
+                # Divergence: roll back to the last good checkpoint and halve the learning rate.
+                self.resume()
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= 0.5
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.estimator.parameters(), 5.0)
+            self.optimizer.step()
+            self.step += 1
+            losses.append(float(loss))
+            if self.step % config.validate_every == 0:
+                self._validation_round(losses, started, export)
+                losses = []
+        if losses:
+            self._validation_round(losses, started, export)
+        return {"step": self.step, "best": self.best, "history": self.history}
+
+    def _validation_round(self, losses: list[float], started: float, export) -> None:
+        result = self.validate()
+        medians = result["median"]
+        score = sum(medians.values()) / max(1, len(medians))
+        entry = {"step": self.step, "loss": sum(losses) / len(losses), "valid_usdr": medians,
+                 "valid_mean": score, "lr": self.optimizer.param_groups[0]["lr"],
+                 "seconds": round(time.monotonic() - started, 1), "songs": result["songs"]}
+        improved = score > self.best
+        if improved:
+            self.best = score
+            self.bad_validations = 0
+            if export is not None:
+                export(self.estimator, entry)
+        else:
+            self.bad_validations += 1
+            if self.bad_validations >= self.config.lr_decay_patience:
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= 0.5
+                self.bad_validations = 0
+        self.history.append(entry)
+        with open(self.workdir / "log.jsonl", "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        self._save("checkpoint")
+        if self.progress is not None:
+            self.progress({"stage": "train", "step": self.step, "loss": entry["loss"], "valid": medians,
+                           "improved": improved})
+
+
+def export_model(folder: Path, model_id: str, card: dict[str, Any]) -> Callable[[Estimator, dict], None]:
+    """An export callback that writes the best estimator as a model with its validation scores in the card."""
+
+    def export(estimator: Estimator, entry: dict) -> None:
+        facts = dict(card)
+        facts["metrics"] = {"validation_usdr_median_db": {k: round(v, 2) for k, v in entry["valid_usdr"].items()},
+                            "validation_usdr_per_song_db": {s: {k: round(v, 2) for k, v in d.items()}
+                                                            for s, d in entry["songs"].items()},
+                            "step": entry["step"]}
+        save_model(folder, model_id, estimator, facts)
+
+    return export
