@@ -210,7 +210,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.estimator.parameters(), 5.0)
             self.optimizer.step()
             self.step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             if self.step % config.validate_every == 0:
                 self._validation_round(losses, started, export)
                 losses = []

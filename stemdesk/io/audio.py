@@ -150,8 +150,12 @@ class AtomicAudioWriter:
         self.temp = Path(temp)
         self.lossy = format in ("MP3", "OGG")
         try:
+            # Lossy stems are encoded at the best quality (MP3: 320 kbit/s constant; Vorbis: quality 10).
+            quality = {"compression_level": 0.0} if self.lossy else {}
+            if format == "MP3":
+                quality["bitrate_mode"] = "CONSTANT"
             self._file = sf.SoundFile(temp, "w", samplerate=sample_rate, channels=channels, format=format,
-                                      subtype=subtype)
+                                      subtype=subtype, **quality)
         except Exception:
             self.temp.unlink(missing_ok=True)
             raise
@@ -160,17 +164,31 @@ class AtomicAudioWriter:
         """block: (channels, n), float or int (ints are written as-is: int16 for 16-bit, int32 << 8 for 24-bit)."""
         frames = np.ascontiguousarray(block.T)
         step = LOSSY_BLOCK if self.lossy else max(1, frames.shape[0])
-        for i in range(0, frames.shape[0], step):
-            self._file.write(frames[i:i + step])
+        try:
+            for i in range(0, frames.shape[0], step):
+                self._file.write(frames[i:i + step])
+        except sf.LibsndfileError as error:
+            raise OSError(f"{error} while writing {self.path.name}") from None
+
+    def close(self) -> None:
+        """Flush and close the temporary file (a full disk shows up here); the target is not touched yet."""
+        if not self._file.closed:
+            try:
+                self._file.close()
+            except sf.LibsndfileError as error:
+                raise OSError(f"{error} while finishing {self.path.name}") from None
 
     def commit(self) -> Path:
-        self._file.close()
+        self.close()
         os.replace(self.temp, self.path)
         return self.path
 
     def abort(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except (sf.LibsndfileError, OSError):
+                pass  # the file is being discarded; a full disk must not hide the original error
         self.temp.unlink(missing_ok=True)
 
     def __enter__(self) -> "AtomicAudioWriter":

@@ -1,0 +1,189 @@
+"""The `stemdesk` command line. Other tools script it, so its arguments, outputs and exit codes are a contract.
+
+Exit codes: 0 success, 1 a known error (one line on stderr saying what to do), 2 bad usage, 3 null check failed,
+130 cancelled (Ctrl-C). ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import __version__
+from .core.errors import Cancelled, StemDeskError
+from .export.nullcheck import null_residual
+from .export.stems import OutputFormat
+from .io.audio import READABLE
+from .io.model_store import DEFAULT_MODEL, list_models
+
+EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
+
+
+class ProgressBar:
+    """A one-line terminal progress bar fed by the core's progress callback."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30):
+        self.label, self.stream, self.width = label, stream, width
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.tty = stream.isatty()
+
+    def __call__(self, event: dict) -> None:
+        done, total = event.get("done", 0), event.get("total") or 0
+        now = time.monotonic()
+        final = total and done >= total
+        if not final and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        fraction = min(1.0, done / total) if total else 0.0
+        filled = int(fraction * self.width)
+        elapsed = now - self.started
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+        line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {fraction * 100:5.1f}% "
+                f"{elapsed:5.1f}s elapsed, {eta:5.1f}s left")
+        self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty and not final else "\n"))
+        self.stream.flush()
+
+
+def _parse_time(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("times are seconds ≥ 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stemdesk", description="Split songs into stems that null-sum back to "
+                                     "the original.")
+    parser.add_argument("--version", action="version", version=f"stemdesk {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sep = commands.add_parser("separate", help="separate songs into stems",
+                              description=f"Separate songs ({READABLE}) into OUTDIR/<song name>/<stem>.<ext>.")
+    sep.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
+    sep.add_argument("-o", "--outdir", type=Path, required=True)
+    _separation_options(sep)
+
+    demo = commands.add_parser("demo", help="separate a demo song (fetched from Debian or synthesised)")
+    demo.add_argument("-o", "--outdir", type=Path, default=Path("stemdesk-demo"))
+    _separation_options(demo)
+
+    null = commands.add_parser("nullcheck", help="check that stems sum back to the mixture",
+                               description="Print one JSON line: max_abs, peak_dbfs, rms_dbfs (null = silence), "
+                                           "bit_exact; exit 3 when the stems do not null within the format's "
+                                           "tolerance (bit-exact for 16/24-bit PCM, -138 dBFS for float).")
+    null.add_argument("mix", type=Path)
+    null.add_argument("stems", nargs="+", type=Path)
+
+    commands.add_parser("models", help="list installed models")
+    return parser
+
+
+def _separation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see "
+                                                                "`stemdesk models`)")
+    parser.add_argument("--format", default="wav", choices=["wav", "flac", "aiff", "mp3", "ogg"])
+    parser.add_argument("--bit-depth", choices=["16", "24", "32f"], help="PCM depth or 32-bit float (default 24)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--threads", type=int, help="CPU threads for the network (default: torch's choice)")
+    parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
+    parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
+    parser.add_argument("--segment", type=float, default=30.0, help="seconds per chunk (smaller uses less memory)")
+
+
+def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
+    from .jobs.separate import SeparateOptions, SeparationEngine, set_threads
+
+    fmt = OutputFormat.parse(args.format, args.bit_depth)
+    names = [p.stem for p in inputs]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise StemDeskError(f"Several inputs are named {clashes[0]!r}; their stems would share "
+                            f'"{args.outdir / clashes[0]}". Rename or separate them one at a time.')
+    set_threads(args.threads)
+    engine = SeparationEngine(args.model, args.device)
+    options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=args.threads,
+                              start=args.start, duration=args.duration, segment_seconds=args.segment)
+    for path in inputs:
+        result = engine.separate_file(path, args.outdir / path.stem, options, progress=ProgressBar(path.name))
+        seconds = result.frames / result.info.sample_rate
+        print(f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
+              f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
+              f"model {result.model} on {result.device})", file=out)
+    return 0
+
+
+def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
+    result = null_residual(args.mix, args.stems)
+    print(json.dumps(result.as_dict()), file=out)
+    return 0 if result.passed else EXIT_NULL
+
+
+def _models(out: TextIO) -> int:
+    cards = list_models()
+    if not cards:
+        print("No models installed.", file=out)
+        return EXIT_ERROR
+    for card in cards:
+        metrics = card.raw.get("metrics", {}).get("validation_usdr_median_db", {})
+        scores = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items())
+        default = " (default)" if card.id == DEFAULT_MODEL else ""
+        print(f"{card.id}{default}: {card.estimator}, {card.raw.get('parameters', '?'):,} parameters, "
+              f"{card.sample_rate} Hz, stems {' '.join(card.sources)}", file=out)
+        if scores:
+            print(f"    validation uSDR (dB): {scores}", file=out)
+        print(f"    {card.folder}", file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(out)
+        return EXIT_USAGE
+    try:
+        if args.command == "separate":
+            return _separate(args.inputs, args, out)
+        if args.command == "demo":
+            from .io.demo import make_demo
+
+            song = make_demo(args.outdir)
+            print(f"Demo song: {song}", file=out)
+            return _separate([song], args, out)
+        if args.command == "nullcheck":
+            return _nullcheck(args, out)
+        if args.command == "models":
+            return _models(out)
+    except Cancelled:
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        print("Interrupted; no partial stems were left.", file=err)
+        return EXIT_CANCELLED
+    except StemDeskError as error:
+        if args.debug:
+            raise
+        print(f"stemdesk: {error}", file=err)
+        return EXIT_ERROR
+    except MemoryError:
+        if args.debug:
+            raise
+        print("stemdesk: out of memory. Use a smaller --segment (for example 10) or close other programs.", file=err)
+        return EXIT_ERROR
+    except OSError as error:
+        if args.debug:
+            raise
+        print(f"stemdesk: {error.strerror or error}: {error.filename or ''}. Check the path and free space.",
+              file=err)
+        return EXIT_ERROR
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The engineer's null-sum test on files: invert the sum of the stems, add the mix, measure what is left."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+from ..core.errors import AudioError
+from ..io.audio import AudioInfo, probe
+from .stems import FLOAT_NULL_DBFS, quantise
+
+PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
+LOSSY = {"MPEG_LAYER_III", "VORBIS", "OPUS"}
+# Lossy stems cannot null: each encoder adds its own error, loudest at transients. The check only asks that the
+# residual's RMS be this many dB below the mixture's, which catches stems that do not belong to the mix.
+LOSSY_MARGIN_DB = 12.0
+BLOCK = 1 << 18
+
+
+@dataclass
+class NullResult:
+    domain: str                 # "pcm16", "pcm24", "float" or "lossy"
+    max_abs: float              # largest |Σ stems − mix|, full scale = 1.0
+    peak_dbfs: float | None     # None when the residual is exactly zero (−∞ dBFS)
+    rms_dbfs: float | None
+    bit_exact: bool
+    passed: bool
+    tolerance: str
+    frames: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _db(value: float) -> float | None:
+    return None if value <= 0 else round(20 * math.log10(value), 2)
+
+
+def null_residual(mix: str | Path, stems: Sequence[str | Path]) -> NullResult:
+    """Stream the mixture and its stems in blocks and measure the residual Σ stems − mix.
+
+    PCM stems of one depth are compared in the integer domain against the mixture quantised to that depth
+    (pass = bit-exact); float stems in float64 (pass = peak ≤ −138 dBFS); lossy stems pass when the residual's RMS is 12 dB below the mixture's.
+    """
+    if not stems:
+        raise AudioError("Give at least one stem to compare with the mixture.")
+    mix_info = probe(mix)
+    infos = [probe(s) for s in stems]
+    for info in infos:
+        if info.sample_rate != mix_info.sample_rate:
+            raise AudioError(f'"{info.path.name}" is {info.sample_rate} Hz but the mixture is '
+                             f"{mix_info.sample_rate} Hz; stems must share the mixture's sample rate.")
+        if info.channels != mix_info.channels:
+            raise AudioError(f'"{info.path.name}" has {info.channels} channels but the mixture has '
+                             f"{mix_info.channels}.")
+        if info.frames != mix_info.frames:
+            raise AudioError(f'"{info.path.name}" is {info.frames} samples long but the mixture is '
+                             f"{mix_info.frames}; stems must be sample-aligned with the mixture.")
+    subtypes = {info.subtype for info in infos}
+    if len(subtypes) == 1 and next(iter(subtypes)) in PCM_BITS:
+        bits = PCM_BITS[next(iter(subtypes))]
+        domain = f"pcm{bits}"
+    else:
+        bits = None
+        domain = "lossy" if subtypes & LOSSY else "float"
+
+    peak, energy, mix_energy = 0.0, 0.0, 0.0
+    handles = [sf.SoundFile(str(i.path)) for i in [mix_info, *infos]]
+    try:
+        done = 0
+        while done < mix_info.frames:
+            n = min(BLOCK, mix_info.frames - done)
+            mix_block = handles[0].read(n, dtype="float64", always_2d=True)
+            if bits is not None:
+                total = np.zeros(mix_block.shape, dtype=np.int64)
+                for handle in handles[1:]:
+                    total += handle.read(n, dtype="int32", always_2d=True).astype(np.int64) >> (32 - bits)
+                residual = (total - quantise(mix_block, bits)) / float(1 << (bits - 1))
+            else:
+                total = np.zeros(mix_block.shape)
+                for handle in handles[1:]:
+                    total += handle.read(n, dtype="float64", always_2d=True)
+                residual = total - mix_block
+            if residual.shape[0] != n:
+                raise AudioError("A file ended early while checking the null; it is truncated.")
+            peak = max(peak, float(np.abs(residual).max()))
+            energy += float(np.square(residual).sum())
+            mix_energy += float(np.square(mix_block).sum())
+            done += n
+    finally:
+        for handle in handles:
+            handle.close()
+    rms = math.sqrt(energy / (mix_info.frames * mix_info.channels))
+    bit_exact = bits is not None and peak == 0.0
+    if bits is not None:
+        passed, tolerance = bit_exact, "bit-exact"
+    elif domain == "float":
+        passed, tolerance = peak == 0.0 or 20 * math.log10(peak) <= FLOAT_NULL_DBFS, f"peak <= {FLOAT_NULL_DBFS} dBFS"
+    else:
+        mix_rms = math.sqrt(mix_energy / (mix_info.frames * mix_info.channels))
+        passed = rms <= mix_rms * 10 ** (-LOSSY_MARGIN_DB / 20)
+        tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
+    return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, mix_info.frames)
+
+
+def describe_info(info: AudioInfo) -> str:
+    return f"{info.path.name}: {info.sample_rate} Hz, {info.channels} ch, {info.seconds:.2f} s, {info.subtype}"

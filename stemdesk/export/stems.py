@@ -1,0 +1,149 @@
+"""Writing stems so that they null against the mixture in the format they are written in.
+
+PCM (16/24-bit WAV, FLAC, AIFF): every stem but the last is rounded to integers, and the last is the integer
+residual ``quantise(mix) − Σ others``, moved into the other stems' headroom wherever it would leave the format's
+range. Σ stems then equals the mixture quantised to the same format, bit for bit.
+Float32: the last stem is ``mix − Σ others`` computed in float64 and rounded once (≤ −138 dBFS residual).
+Lossy (MP3, OGG Vorbis): floats in, no null guarantee (the encoder changes every stem); `nullcheck` reports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..core.errors import AudioError
+from ..io.audio import WRITE_FORMATS, AtomicAudioWriter
+
+FLOAT_NULL_DBFS = -138.0
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """``name`` is wav, flac, aiff, mp3 or ogg; ``depth`` is 16, 24, 32f, or lossy."""
+
+    name: str = "wav"
+    depth: str = "24"
+
+    @classmethod
+    def parse(cls, name: str = "wav", depth: str | None = None) -> "OutputFormat":
+        name = name.lower()
+        if name not in WRITE_FORMATS:
+            raise AudioError(f"Unknown output format {name!r}; choose one of {', '.join(WRITE_FORMATS)}.")
+        depths = WRITE_FORMATS[name][1]
+        if "lossy" in depths:
+            if depth not in (None, "lossy"):
+                raise AudioError(f"{name.upper()} is lossy and has no bit depth; leave out --bit-depth.")
+            return cls(name, "lossy")
+        depth = depth or "24"
+        if depth not in depths:
+            raise AudioError(f"{name.upper()} cannot be written at bit depth {depth}; choose one of "
+                             f"{', '.join(depths)}.")
+        return cls(name, depth)
+
+    @property
+    def extension(self) -> str:
+        return WRITE_FORMATS[self.name][2]
+
+    @property
+    def soundfile(self) -> tuple[str, str]:
+        container, subtypes, _ = WRITE_FORMATS[self.name]
+        return container, subtypes[self.depth]
+
+    @property
+    def bits(self) -> int | None:
+        """Integer bit depth for PCM formats, None for float and lossy."""
+        return int(self.depth) if self.depth in ("16", "24") else None
+
+
+def quantise(audio: np.ndarray, bits: int) -> np.ndarray:
+    """Float in [−1, 1) → integers of ``bits`` bits (int64), rounded to nearest and clipped to the range.
+
+    Inverse of libsndfile's integer → float reading (x / 2^(bits−1)), so a PCM file read as float and quantised
+    at its own depth gives back its exact samples.
+    """
+    scale = float(1 << (bits - 1))
+    return np.clip(np.rint(audio.astype(np.float64) * scale), -scale, scale - 1).astype(np.int64)
+
+
+def integer_stems(stems: np.ndarray, mix: np.ndarray, bits: int) -> np.ndarray:
+    """stems float (sources, channels, n), mix float (channels, n) → int64 stems with Σ = quantise(mix, bits),
+    each within the ``bits``-bit range."""
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    q = quantise(stems, bits)
+    target = quantise(mix, bits)
+    q[-1] = target - q[:-1].sum(axis=0)
+    for i in range(q.shape[0] - 1):
+        excess = q[-1] - np.clip(q[-1], low, high)   # > 0 above the range, < 0 below it
+        if not excess.any():
+            break
+        move = np.clip(excess, low - q[i], high - q[i])
+        q[i] += move
+        q[-1] -= move
+    if (q[-1] < low).any() or (q[-1] > high).any():  # impossible while quantise(mix) is in range; kept as a guard
+        raise AudioError("Internal error: the integer residual stem does not fit the format. Report this bug.")
+    return q
+
+
+def float_stems(stems: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """float32 stems whose float64 sum equals the mixture to within one rounding of the last stem."""
+    out = stems.astype(np.float32)
+    out[-1] = (mix.astype(np.float64) - out[:-1].astype(np.float64).sum(axis=0)).astype(np.float32)
+    return out
+
+
+def encode_for_file(stems: np.ndarray, mix: np.ndarray, fmt: OutputFormat) -> np.ndarray:
+    """The array handed to soundfile for each stem: int16 / int32 (24-bit as value << 8) / float32."""
+    if fmt.bits == 16:
+        return integer_stems(stems, mix, 16).astype(np.int16)
+    if fmt.bits == 24:
+        return (integer_stems(stems, mix, 24) << 8).astype(np.int32)
+    return float_stems(stems, mix)
+
+
+class StemsWriter:
+    """Streams stems to ``folder/<source>.<ext>``, one atomic writer per stem.
+
+    `write` takes matching blocks of stems and of the original mixture (needed for the exact residual). Nothing
+    appears under the final names until `commit`; `abort` (or an exception inside ``with``) removes every
+    temporary file.
+    """
+
+    def __init__(self, folder: Path, sources: Sequence[str], sample_rate: int, channels: int, fmt: OutputFormat):
+        self.folder = Path(folder)
+        self.fmt = fmt
+        self.paths = [self.folder / f"{source}.{fmt.extension}" for source in sources]
+        container, subtype = fmt.soundfile
+        self.writers: list[AtomicAudioWriter] = []
+        try:
+            for path in self.paths:
+                self.writers.append(AtomicAudioWriter(path, sample_rate, channels, container, subtype))
+        except Exception:
+            self.abort()
+            raise
+
+    def write(self, stems: np.ndarray, mix: np.ndarray) -> None:
+        """stems (sources, channels, n) float, mix (channels, n) float."""
+        encoded = encode_for_file(stems, mix, self.fmt)
+        for writer, stem in zip(self.writers, encoded):
+            writer.write(stem)
+
+    def commit(self) -> list[Path]:
+        """Close every file first, so an error while flushing leaves all targets untouched, then rename."""
+        for writer in self.writers:
+            writer.close()
+        return [writer.commit() for writer in self.writers]
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
+
+    def __enter__(self) -> "StemsWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()

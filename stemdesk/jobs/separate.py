@@ -1,0 +1,151 @@
+"""A separation job: decoder → chunker (separator on the device) → stems writer, streamed end to end.
+
+Memory depends on the segment length, not the song: the file is read in blocks, each finished block of stems goes
+straight to the writers, and nothing is kept once written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..core.cancel import CancelToken
+from ..core.chunker import Chunker
+from ..core.device import resolve_device
+from ..core.errors import AudioError, StemDeskError
+from ..core.estimators import Estimator
+from ..core.separator import Separator
+from ..export.stems import OutputFormat, StemsWriter
+from ..io.audio import AudioInfo, iter_blocks, probe
+from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
+
+Progress = Callable[[dict], None]
+
+STEM_NAMES_2 = ("vocals", "accompaniment")
+
+
+@dataclass
+class SeparateOptions:
+    model: str = DEFAULT_MODEL
+    format: OutputFormat = field(default_factory=OutputFormat)
+    device: str = "auto"
+    threads: int | None = None
+    start: float = 0.0
+    duration: float | None = None
+    segment_seconds: float = 30.0
+    overlap_seconds: float = 2.0
+
+
+@dataclass
+class SeparateResult:
+    input: Path
+    outputs: list[Path]
+    info: AudioInfo
+    frames: int
+    seconds: float
+    model: str
+    device: str
+
+
+def set_threads(threads: int | None) -> None:
+    """The worker, not the library, decides how many threads torch uses (two OpenMP pools fighting over two cores
+    run many times slower than one)."""
+    if threads is not None:
+        if threads < 1:
+            raise StemDeskError("--threads must be at least 1.")
+        torch.set_num_threads(threads)
+
+
+class SeparationEngine:
+    """A loaded model on a device, reusable across files (the CLI, the batch workers and the app share it)."""
+
+    def __init__(self, model: str | ModelCard = DEFAULT_MODEL, device: str = "auto"):
+        try:
+            self.device = resolve_device(device)
+        except ValueError as error:
+            raise StemDeskError(str(error)) from None
+        self.estimator, self.card = load_estimator(model)
+        self.separator = Separator(self.estimator, self.device)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.estimator.sources
+
+    def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, options: SeparateOptions,
+                      progress: Progress | None = None, cancel: CancelToken | None = None) -> SeparateResult:
+        """Separate one file into ``outdir/<source>.<ext>``. Raises AudioError, Cancelled, OutOfMemory."""
+        started = time.monotonic()
+        info = probe(path)
+        rate = info.sample_rate
+        start = int(round(options.start * rate))
+        frames = None if options.duration is None else int(round(options.duration * rate))
+        if frames is not None and frames <= 0:
+            raise AudioError("--duration must be positive.")
+        if start >= info.frames:
+            raise AudioError(f"--start {options.start} s is beyond the end of \"{info.path.name}\" "
+                             f"({info.seconds:.2f} s).")
+        total = (info.frames - start) if frames is None else min(frames, info.frames - start)
+        segment = max(int(options.segment_seconds * rate), 4 * self.estimator.stft_config.at_rate(rate).n_fft)
+        overlap = min(int(options.overlap_seconds * rate), segment // 4)
+        chunker = Chunker(lambda x: self.separator(x, rate).stems, segment, overlap)
+
+        # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
+        waiting: deque[torch.Tensor] = deque()
+
+        def decoded() -> Iterator[torch.Tensor]:
+            for block in iter_blocks(info, start=start, frames=total):
+                tensor = torch.from_numpy(block)
+                waiting.append(tensor)
+                yield tensor
+
+        def original(n: int) -> np.ndarray:
+            parts, need = [], n
+            while need:
+                head = waiting[0]
+                if head.shape[-1] <= need:
+                    parts.append(waiting.popleft())
+                    need -= head.shape[-1]
+                else:
+                    parts.append(head[..., :need])
+                    waiting[0] = head[..., need:]
+                    need = 0
+            return torch.cat(parts, dim=-1).numpy()
+
+        def report(event: dict) -> None:
+            if progress is not None:
+                progress({**event, "input": str(info.path), "seconds": time.monotonic() - started})
+
+        folder = Path(outdir)
+        try:
+            writer = StemsWriter(folder, self.sources, rate, info.channels, options.format)
+        except OSError as error:
+            raise AudioError(f'Cannot write stems to "{folder}": {error.strerror or error}. '
+                             "Choose a folder you can write to, with free space.") from None
+        written = 0
+        with writer:
+            try:
+                for stems in chunker.stream(decoded(), total=total, progress=report, cancel=cancel):
+                    n = stems.shape[-1]
+                    writer.write(stems.numpy(), original(n))
+                    written += n
+                outputs = writer.commit()
+            except OSError as error:
+                raise AudioError(f'Writing stems to "{folder}" failed: {error.strerror or error}. '
+                                 "Free some space or choose another folder; no partial stems were left.") from None
+        if written != total:
+            raise AudioError(f"Internal error: wrote {written} samples of {total}. Report this bug.")
+        return SeparateResult(Path(path), outputs, info, total, time.monotonic() - started, self.card.id,
+                              str(self.device))
+
+
+def estimator_summary(estimator: Estimator) -> str:
+    stft = estimator.stft_config
+    return (f"{estimator.kind}: {', '.join(estimator.sources)}; STFT {stft.n_fft}/{stft.hop} at {stft.sample_rate} Hz, "
+            f"{estimator.channels} ch, {sum(p.numel() for p in estimator.parameters()):,} parameters")

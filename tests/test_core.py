@@ -1,0 +1,175 @@
+"""The mask-network core: masks sum to one, every estimator nulls, the chunker reconstructs exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stemdesk.core.cancel import CancelToken
+from stemdesk.core.chunker import Chunker, segment_weights
+from stemdesk.core.errors import Cancelled, OutOfMemory
+from stemdesk.core.estimators import BUILTIN_ESTIMATORS, build_estimator
+from stemdesk.core.masks import MASK_KINDS, normalise_masks
+from stemdesk.core.separator import Separator, group_channels, ungroup_channels
+from stemdesk.core.stft import STFT, STFTConfig
+
+SOURCES4 = ["vocals", "drums", "bass", "other"]
+SMALL = {"band_mlp": {"bands": 8, "hidden": 8}, "open_unmix": {"hidden": 16, "layers": 1}, "mix": {}}
+
+
+def small_estimator(kind: str, **overrides):
+    config = {"sources": SOURCES4, "stft": {"n_fft": 1024, "hop": 256}, **SMALL.get(kind, {}), **overrides}
+    torch.manual_seed(0)
+    return build_estimator(kind, config)
+
+
+@pytest.mark.parametrize("kind", MASK_KINDS)
+@pytest.mark.parametrize("residual", [False, True])
+def test_masks_sum_to_one_everywhere_including_silent_bins(kind, residual):
+    raw = torch.randn(2, 3, 2, 33, 7) * 4
+    raw[:, :, :, :5] = 0.0                         # silent bins: all weights zero
+    masks = normalise_masks(raw, kind, residual)
+    assert masks.shape == (2, 4 if residual else 3, 2, 33, 7)
+    assert torch.allclose(masks.sum(1), torch.ones(2, 2, 33, 7), atol=1e-6)
+    assert (masks >= 0).all()
+    if kind != "softmax" and not residual:
+        # Silent bins are split uniformly, never zeroed.
+        assert torch.allclose(masks[:, :, :, :5], torch.full_like(masks[:, :, :, :5], 1 / masks.shape[1]))
+    if kind != "softmax" and residual:
+        # Nothing predicted: the residual source takes the whole bin.
+        assert torch.equal(masks[:, -1, :, :5], torch.ones_like(masks[:, -1, :, :5]))
+
+
+def test_residual_source_gets_what_the_others_leave():
+    raw = torch.full((1, 1, 1, 4, 3), 0.25)        # vocals mask 0.25 → accompaniment 0.75
+    masks = normalise_masks(raw, "sigmoid", residual=True)
+    assert torch.allclose(masks[:, 1], torch.full((1, 1, 4, 3), 0.75))
+
+
+@pytest.mark.parametrize("kind", sorted(BUILTIN_ESTIMATORS))
+@pytest.mark.parametrize("rate, channels", [(44100, 2), (48000, 2), (22050, 1), (32000, 3), (96000, 6)])
+def test_every_estimator_nulls_at_any_rate_and_channel_count(kind, rate, channels):
+    separator = Separator(small_estimator(kind))
+    audio = torch.randn(channels, rate // 2) * 0.3
+    stems = separator(audio, rate).stems
+    assert stems.shape == (4, channels, audio.shape[1])
+    assert (stems.sum(0) - audio).abs().max() < 1e-6
+    assert torch.isfinite(stems).all()
+
+
+@pytest.mark.parametrize("kind", sorted(BUILTIN_ESTIMATORS))
+def test_masks_applied_at_native_rate_sum_to_one(kind):
+    separator = Separator(small_estimator(kind))
+    spec = separator.encode(torch.randn(1, 2, 48000), 48000)
+    masks = separator.estimate_masks(spec, 48000)
+    assert masks.shape[-2:] == spec.shape[-2:]
+    assert torch.allclose(masks.sum(1), torch.ones_like(masks[:, 0]), atol=1e-5)
+
+
+def test_stft_round_trip_and_rate_scaling():
+    config = STFTConfig(n_fft=2048, hop=512)
+    stft = STFT(config)
+    audio = torch.randn(2, 10001)
+    assert torch.allclose(stft.inverse(stft(audio), 10001), audio, atol=1e-5)
+    scaled = config.at_rate(48000)
+    assert scaled.n_fft == 2229 and scaled.hop == 557
+    assert abs(scaled.bin_frequencies()[1] - config.bin_frequencies()[1]) < 0.01
+
+
+def test_channel_grouping_averages_duplicates_back():
+    groups, order = group_channels(3, 2)
+    assert groups.tolist() == [[0, 1], [2, 2]]
+    stems = torch.arange(2 * 1 * 2 * 5, dtype=torch.float32).reshape(2, 1, 2, 5)
+    out = ungroup_channels(stems, order, 3)
+    assert out.shape == (1, 3, 5)
+    assert torch.equal(out[0, 2], (stems[1, 0, 0] + stems[1, 0, 1]) / 2)
+
+
+def identity(segment: torch.Tensor) -> torch.Tensor:
+    return segment.unsqueeze(0).clone()
+
+
+@pytest.mark.parametrize("segment, overlap", [(1000, 0), (1000, 1), (1000, 250), (1000, 500), (1000, 900),
+                                              (4096, 1024), (777, 300)])
+@pytest.mark.parametrize("length", [1, 500, 999, 1000, 1001, 2500, 10007])
+def test_chunker_reconstructs_identity_exactly(segment, overlap, length):
+    audio = torch.randn(2, length)
+    out = Chunker(identity, segment, overlap).run(audio)
+    assert out.shape == (1, 2, length)
+    assert torch.allclose(out[0], audio, rtol=5e-7, atol=1e-9)  # a few float32 ulps
+
+
+def test_chunker_accumulates_in_the_input_dtype():
+    audio = torch.randn(1, 5000, dtype=torch.float64)
+    out = Chunker(identity, 1000, 300).run(audio)
+    assert out.dtype == torch.float64
+    assert torch.allclose(out[0], audio, rtol=0, atol=1e-14)
+
+
+def test_weights_are_positive_and_ramps_add_to_one():
+    w = segment_weights(1000, 200)
+    assert (w > 0).all()
+    assert torch.allclose(w[-200:] + w[:200], torch.ones(200))
+
+
+def test_streaming_with_odd_blocks_equals_whole_array():
+    torch.manual_seed(1)
+    separator = Separator(small_estimator("band_mlp"))
+    audio = torch.randn(2, 30000) * 0.2
+    chunker = Chunker(lambda x: separator(x, 44100).stems, 8192, 2048)
+    whole = chunker.run(audio)
+    sizes = [1, 7, 4096, 333, 10000, 30000]
+    blocks, position = [], 0
+    for size in sizes:
+        blocks.append(audio[:, position:position + size])
+        position += size
+    streamed = list(chunker.stream(blocks, total=30000))
+    assert all(b.shape[-1] > 0 for b in streamed)
+    assert torch.equal(torch.cat(streamed, -1), whole)
+    assert (whole.sum(0) - audio).abs().max() < 1e-6
+
+
+def test_out_of_memory_halves_the_segment_and_keeps_going():
+    calls = []
+
+    def fussy(segment):
+        calls.append(segment.shape[-1])
+        if segment.shape[-1] > 2500:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return identity(segment)
+
+    audio = torch.randn(2, 20000)
+    chunker = Chunker(fussy, 8000, 1000, min_segment=1000)
+    out = chunker.run(audio)
+    assert torch.allclose(out[0], audio, rtol=5e-7, atol=1e-9)
+    assert chunker.device_segment == 2000
+    assert max(calls[3:]) <= 2500  # after the first failures, only small pieces are tried
+
+
+def test_out_of_memory_at_the_smallest_segment_says_what_to_do():
+    def broke(segment):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(OutOfMemory, match="--device cpu"):
+        Chunker(broke, 8000, 1000, min_segment=4000).run(torch.randn(1, 9000))
+
+
+def test_cancel_stops_between_segments():
+    token = CancelToken()
+    seen = []
+
+    def fn(segment):
+        seen.append(1)
+        token.cancel()
+        return identity(segment)
+
+    with pytest.raises(Cancelled):
+        list(Chunker(fn, 1000, 100).stream([torch.randn(1, 10000)], cancel=token))
+    assert len(seen) == 1
+
+
+def test_progress_reports_every_sample():
+    events = []
+    Chunker(identity, 1000, 100).run(torch.randn(1, 4321), progress=events.append)
+    assert events[-1]["done"] == 4321 == events[-1]["total"]
+    assert [e["done"] for e in events] == sorted(e["done"] for e in events)
