@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .estimators.base import Estimator
-from .masks import apply_masks, normalise_masks, project_onto_mixture
+from .masks import apply_mask, normalise_masks, project_onto_mixture
 from .stft import STFT, interpolate_bins
 
 
@@ -58,24 +58,32 @@ class Separator:
         masks = normalise_masks(raw.float(), self.estimator.mask, self.estimator.residual)
         return interpolate_bins(masks, model, native)
 
-    def apply(self, spec: Tensor, masks: Tensor) -> Tensor:
-        return apply_masks(spec, masks)
+    def apply(self, spec: Tensor, mask: Tensor) -> Tensor:
+        """spec complex (batch, channels, bins, frames) × one source's mask (batch, channels, bins, frames)."""
+        return apply_mask(spec, mask)
 
-    def decode(self, stems_spec: Tensor, sample_rate: int, length: int) -> Tensor:
-        """complex (batch, sources, channels, bins, frames) → real (batch, sources, channels, length)."""
-        return self.stft_for(sample_rate).inverse(stems_spec, length)
+    def decode(self, stem_spec: Tensor, sample_rate: int, length: int) -> Tensor:
+        """complex (batch, channels, bins, frames) → real (batch, channels, length)."""
+        return self.stft_for(sample_rate).inverse(stem_spec, length)
 
     @torch.inference_mode()
     def __call__(self, audio: Tensor, sample_rate: int, keep_masks: bool = False) -> SeparatorOutput:
-        """audio (channels, length) on the host → stems (sources, channels, length) on the host, Σ stems = audio."""
+        """audio (channels, length) on the host → stems (sources, channels, length) on the host, Σ stems = audio.
+
+        Sources are applied and decoded one at a time (a third of the peak memory of all at once), and the last
+        source is not decoded at all: it is the mixture minus the others, which is what its mask would give up to
+        iSTFT rounding, and makes the null exact.
+        """
         channels, length = audio.shape
         groups, order = group_channels(channels, self.estimator.channels)
         batch = audio.to(self.device, torch.float32)[groups]                 # (groups, est_channels, length)
         spec = self.encode(batch, sample_rate)
-        masks = self.estimate_masks(spec, sample_rate)
-        stems = self.decode(self.apply(spec, masks), sample_rate, length)     # (groups, sources, est_ch, length)
-        stems = ungroup_channels(stems, order, channels)                      # (sources, channels, length)
-        stems = project_onto_mixture(stems.to("cpu", audio.dtype), audio)
+        masks = self.estimate_masks(spec, sample_rate)                        # (groups, sources, est_ch, bins, frames)
+        stems = torch.empty(len(self.sources), channels, length, dtype=audio.dtype)
+        for source in range(len(self.sources) - 1):
+            decoded = self.decode(self.apply(spec, masks[:, source]), sample_rate, length)
+            stems[source] = ungroup_channels(decoded.unsqueeze(1), order, channels)[0].to("cpu", audio.dtype)
+        stems = project_onto_mixture(stems, audio)
         return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)
 
 

@@ -60,18 +60,23 @@ class OutputFormat:
 
 
 def quantise(audio: np.ndarray, bits: int) -> np.ndarray:
-    """Float in [−1, 1) → integers of ``bits`` bits (int64), rounded to nearest and clipped to the range.
+    """Float in [−1, 1) → integers of ``bits`` bits (int32), rounded to nearest and clipped to the range.
 
     Inverse of libsndfile's integer → float reading (x / 2^(bits−1)), so a PCM file read as float and quantised
     at its own depth gives back its exact samples.
     """
     scale = float(1 << (bits - 1))
-    return np.clip(np.rint(audio.astype(np.float64) * scale), -scale, scale - 1).astype(np.int64)
+    # Scaling by a power of two is exact in float32 too, so float32 input need not be widened.
+    work = audio.astype(np.float64 if audio.dtype == np.float64 else np.float32, copy=True)
+    work *= scale
+    np.rint(work, out=work)
+    np.clip(work, -scale, scale - 1, out=work)
+    return work.astype(np.int32)
 
 
 def integer_stems(stems: np.ndarray, mix: np.ndarray, bits: int) -> np.ndarray:
-    """stems float (sources, channels, n), mix float (channels, n) → int64 stems with Σ = quantise(mix, bits),
-    each within the ``bits``-bit range."""
+    """stems float (sources, channels, n), mix float (channels, n) → int32 stems with Σ = quantise(mix, bits),
+    each within the ``bits``-bit range (sums of up to 255 clipped 24-bit stems fit in int32)."""
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     q = quantise(stems, bits)
     target = quantise(mix, bits)

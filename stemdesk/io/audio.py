@@ -67,7 +67,40 @@ def probe(path: str | os.PathLike) -> AudioInfo:
                          f"{MIN_RATE}–{MAX_RATE} Hz audio. Resample it first (for example to 44100 Hz).")
     if info.channels < 1:
         raise AudioError(f'"{path.name}" has no channels.')
+    declared = _wav_declared_frames(path) if info.format in ("WAV", "WAVEX") else None
+    if declared is not None and declared > info.frames:
+        raise AudioError(
+            f'"{path.name}" is truncated: its header promises {declared / info.samplerate:.2f} s but the file holds '
+            f"{info.frames / info.samplerate:.2f} s. Export or copy it again (or trim it to its real length, "
+            f'for example: sox "{path.name}" fixed.wav).')
     return AudioInfo(path, info.samplerate, info.channels, info.frames, READ_FORMATS[info.format], info.subtype)
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """The frame count a RIFF WAV's data chunk declares, or None when it leaves it open (0 or 0xFFFFFFFF, as
+    streaming recorders write) or the header cannot be walked."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"fmt ":
+                    fmt = handle.read(size + (size & 1))
+                    block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else None
+                elif chunk[:4] == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    handle.seek(size + (size & 1), 1)
+    except OSError:
+        return None
 
 
 def _libsndfile_reason(error: Exception) -> str:

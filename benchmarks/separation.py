@@ -1,0 +1,135 @@
+"""Separation speed and memory, as ratios against baselines measured in the same run.
+
+    .venv/bin/python benchmarks/separation.py [--model stemdesk-4stem] [--threads 1] [--long-minutes 60]
+
+1. A 3-minute stereo 44.1 kHz song (a CC0 song from ../shared/data when present, else synthesised), separated
+   file-to-files by `stemdesk separate` in a fresh process: wall time and peak memory (max RSS).
+2. The floor: the same command and pipeline with the parameter-free MIX estimator (decode, STFT, masks, iSTFT, the
+   exact residual, encode and write four stems), so the ratio is what the network itself costs.
+3. A long file (60 minutes by default) built by repeating the song: peak memory against the 3-minute run, which
+   must stay flat because the pipeline streams from the decoder to the writers.
+
+Each run is a fresh process so max RSS is its own; results go to benchmarks/results/separation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "cc0-efree"
+sys.path.insert(0, str(ROOT))
+
+from stemdesk.core.estimators import build_estimator  # noqa: E402
+from stemdesk.io.demo import synthesise_song  # noqa: E402
+from stemdesk.io.model_store import save_model  # noqa: E402
+
+RUNNER = r"""
+import resource, sys, time
+from stemdesk.cli import main
+start = time.perf_counter()
+code = main(sys.argv[1:])
+wall = time.perf_counter() - start
+print("BENCH", code, wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+
+def make_song(path: Path, seconds: float) -> str:
+    songs = sorted(DATA.glob("*/vocals.ogg")) if DATA.is_dir() else []
+    if songs:
+        folder = songs[1].parent if len(songs) > 1 else songs[0].parent
+        n = int(seconds * 44100)
+        mix = sum(sf.read(str(folder / f"{s}.ogg"), frames=n, dtype="float32")[0]
+                  for s in ("vocals", "drums", "bass", "other"))
+        sf.write(str(path), mix, 44100, subtype="PCM_16")
+        return f"cc0-efree/{folder.name}, first {seconds:.0f} s"
+    synthesise_song(path, seconds)
+    return f"synthesised, {seconds:.0f} s"
+
+
+def repeat_song(source: Path, target: Path, minutes: float) -> None:
+    audio, rate = sf.read(str(source), dtype="int16")
+    total = int(minutes * 60 * rate)
+    with sf.SoundFile(str(target), "w", rate, audio.shape[1], subtype="PCM_16") as out:
+        written = 0
+        while written < total:
+            block = audio[: total - written]
+            out.write(block)
+            written += len(block)
+
+
+def run(song: Path, outdir: Path, model: str, threads: int, env: dict) -> dict:
+    cmd = [sys.executable, "-c", RUNNER, "separate", str(song), "-o", str(outdir), "--model", model,
+           "--threads", str(threads), "--device", "cpu", "--bit-depth", "16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("BENCH")]
+    if proc.returncode != 0 or not line or line[0].split()[1] != "0":
+        raise SystemExit(f"benchmark run failed:\n{proc.stdout}\n{proc.stderr}")
+    _, _, wall, rss = line[0].split()
+    return {"seconds": round(float(wall), 3), "peak_mb": round(int(rss) / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="stemdesk-4stem")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--long-minutes", type=float, default=60.0)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as temp:
+        work = Path(temp)
+        models = work / "models"
+        est = build_estimator("mix", {"sources": ["vocals", "drums", "bass", "other"],
+                                      "stft": {"n_fft": 4096, "hop": 1024}})
+        save_model(models / "floor-mix", "floor-mix", est, {"description": "benchmark floor"})
+        env = {**os.environ, "STEMDESK_MODELS_PATH": str(models), "OMP_NUM_THREADS": str(args.threads)}
+        song = work / "song.wav"
+        described = make_song(song, 180.0)
+
+        def best(model: str, path: Path) -> dict:
+            runs = [run(path, work / "out" / f"{model}-{i}", model, args.threads, env) for i in range(args.repeats)]
+            return {"seconds": min(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
+
+        floor = best("floor-mix", song)
+        model = best(args.model, song)
+        long_song = work / "long.wav"
+        repeat_song(song, long_song, args.long_minutes)
+        long = run(long_song, work / "out" / "long", args.model, args.threads, env)
+
+    result = {
+        "song": described,
+        "model": args.model,
+        "threads": args.threads,
+        "three_minutes": {"model": model, "floor": floor,
+                          "time_ratio_to_floor": round(model["seconds"] / floor["seconds"], 2),
+                          "real_time_factor": round(180.0 / model["seconds"], 1)},
+        "long_file": {"minutes": args.long_minutes, **long,
+                      "peak_ratio_to_three_minutes": round(long["peak_mb"] / model["peak_mb"], 3),
+                      "real_time_factor": round(args.long_minutes * 60 / long["seconds"], 1)},
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "separation.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"3-minute song ({described}), {args.threads} thread(s), file in → 4 stems out:")
+    print(f"  floor (MIX, no network): {floor['seconds']:7.2f} s  {floor['peak_mb']:7.1f} MB")
+    print(f"  {args.model:23s}: {model['seconds']:7.2f} s  {model['peak_mb']:7.1f} MB  "
+          f"= {result['three_minutes']['time_ratio_to_floor']}x the floor's time, "
+          f"{result['three_minutes']['real_time_factor']}x real time")
+    print(f"{args.long_minutes:.0f}-minute file: {long['seconds']:.1f} s, peak {long['peak_mb']:.1f} MB "
+          f"= {result['long_file']['peak_ratio_to_three_minutes']}x the 3-minute peak")
+
+
+if __name__ == "__main__":
+    main()

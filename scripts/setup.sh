@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up StemDesk in ./.venv on a Debian/Ubuntu machine. Idempotent: a second run only checks.
+#   scripts/setup.sh          the application
+#   scripts/setup.sh --test   plus the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3-venv python3-pip)
+if [[ "${1:-}" == "--test" ]]; then
+    # Qt's offscreen platform and the demo download (apt-get download) need these at test time.
+    APT_PACKAGES+=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+fi
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if python3 -m venv --help >/dev/null 2>&1 && [[ " ${missing[*]} " != *" lib"* ]]; then
+        :  # this Python has venv and pip already (pyenv, python.org builds)
+    elif [[ $(id -u) == 0 ]]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif command -v sudo >/dev/null; then
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "Please install these Debian packages first: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+extra=""
+[[ "${1:-}" == "--test" ]] && extra="[test]"
+# torch is pinned to 2.13.0 in pyproject.toml: an unpinned torch would pull gigabytes of CUDA libraries.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import stemdesk, torch, soundfile, pedalboard" \
+    || { echo "StemDesk did not install correctly; see the pip output above." >&2; exit 1; }

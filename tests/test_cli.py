@@ -1,0 +1,211 @@
+"""The CLI contract end to end with the tiny registered model: real files in, real stems out, real errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemdesk.cli import EXIT_CANCELLED, EXIT_ERROR, EXIT_NULL, main
+from stemdesk.core.cancel import CancelToken
+from stemdesk.core.errors import Cancelled, ModelError
+from stemdesk.export.stems import OutputFormat
+from stemdesk.io.model_store import find_model, load_estimator
+from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
+
+from conftest import REPO
+
+TINY = "tiny-4stem"
+STEMS = ["vocals", "drums", "bass", "other"]
+
+
+def run(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main([str(a) for a in argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+@pytest.mark.parametrize("fmt, depth", [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"),
+                                        ("flac", "24")])
+def test_separate_then_nullcheck(tmp_path, song_file, rate, fmt, depth):
+    song = song_file("my song.wav", seconds=4.0, rate=rate, subtype="PCM_24")
+    code, out, err = run("separate", song, "-o", tmp_path / "out", "--model", TINY, "--format", fmt,
+                         "--bit-depth", depth, "--segment", "1.5")
+    assert code == 0, err
+    folder = tmp_path / "out" / "my song"
+    paths = [folder / f"{s}.{fmt}" for s in STEMS]
+    assert sorted(folder.iterdir()) == sorted(paths)
+    for path in paths:
+        info = sf.info(str(path))
+        assert (info.samplerate, info.frames, info.channels) == (rate, 4 * rate, 2)
+    code, out, err = run("nullcheck", song, *paths)
+    result = json.loads(out)
+    assert code == 0 and result["passed"]
+    if depth == "32f":
+        assert result["peak_dbfs"] is None or result["peak_dbfs"] <= -138
+    else:
+        assert result["bit_exact"] and result["max_abs"] == 0.0
+    # The stems are not a trivial split: the model moves energy between them.
+    energies = [float(np.square(sf.read(str(p))[0]).sum()) for p in paths]
+    assert max(energies) > 1.5 * min(energies)
+
+
+@pytest.mark.parametrize("channels", [1, 6])
+def test_odd_channel_counts_keep_their_layout(tmp_path, song_file, channels):
+    song = song_file("c.flac", seconds=2.0, rate=32000, channels=channels, subtype="PCM_16")
+    code, _, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--bit-depth", "16")
+    assert code == 0, err
+    paths = [tmp_path / "c" / f"{s}.wav" for s in STEMS]
+    assert all(sf.info(str(p)).channels == channels for p in paths)
+    assert json.loads(run("nullcheck", song, *paths)[1])["bit_exact"]
+
+
+def test_start_and_duration_cut_the_song(tmp_path, song_file):
+    song = song_file("s.wav", seconds=5.0)
+    code, _, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--start", "1.5", "--duration", "2")
+    assert code == 0, err
+    assert sf.info(str(tmp_path / "s" / "vocals.wav")).frames == 2 * 44100
+
+
+def test_mp3_input_is_read_sample_exact(tmp_path, song_file):
+    wav = song_file("x.wav", seconds=3.0)
+    audio, rate = sf.read(str(wav))
+    mp3 = tmp_path / "x.mp3"
+    sf.write(str(mp3), audio, rate)
+    code, _, err = run("separate", mp3, "-o", tmp_path / "o", "--model", TINY, "--bit-depth", "16")
+    assert code == 0, err
+    paths = [tmp_path / "o" / "x" / f"{s}.wav" for s in STEMS]
+    assert sf.info(str(paths[0])).frames == sf.info(str(mp3)).frames
+    assert json.loads(run("nullcheck", mp3, *paths)[1])["bit_exact"]
+
+
+def test_nullcheck_exit_code_when_stems_do_not_null(tmp_path, song_file):
+    song = song_file("m.wav")
+    other = song_file("n.wav", seed=5)
+    code, out, _ = run("nullcheck", song, other)
+    assert code == EXIT_NULL and json.loads(out)["passed"] is False
+
+
+def truncated_wav(path):
+    song = path.parent / "full.wav"
+    sf.write(str(song), np.zeros((44100, 2), dtype=np.float32), 44100, subtype="PCM_16")
+    data = song.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    song.unlink()
+
+
+def nan_wav(path):
+    audio = np.zeros((44100, 2), dtype=np.float32)
+    audio[1000, 0] = np.nan
+    sf.write(str(path), audio, 44100, subtype="FLOAT")
+
+
+BAD_INPUTS = {
+    "missing": (lambda p: None, "does not exist"),
+    "empty": (lambda p: p.write_bytes(b""), "empty"),
+    "text": (lambda p: p.write_text("not audio at all\n" * 50), "not a recognised audio format"),
+    "folder": (lambda p: p.mkdir(), "is a folder"),
+    "nan": (nan_wav, "NaN"),
+    "truncated": (truncated_wav, "truncated"),
+    "riff-only": (lambda p: p.write_bytes(b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt "), "Cannot read"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path, case):
+    make, message = BAD_INPUTS[case]
+    path = tmp_path / "bad.wav"
+    make(path)
+    code, out, err = run("separate", path, "-o", tmp_path / "out", "--model", TINY)
+    assert code == EXIT_ERROR
+    assert message in err
+    assert err.startswith("stemdesk: ") and err.count("\n") == 1 and "Traceback" not in err
+    leftovers = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
+    assert [p for p in leftovers if p.is_file()] == []
+
+
+def test_unknown_model_lists_installed_ones(tmp_path, song_file):
+    code, _, err = run("separate", song_file(), "-o", tmp_path, "--model", "nope")
+    assert code == EXIT_ERROR and TINY in err and "stemdesk models" in err
+
+
+def test_cancel_leaves_no_file(tmp_path, song_file):
+    song = song_file("long.wav", seconds=8.0)
+    engine = SeparationEngine(TINY, "cpu")
+    token = CancelToken()
+    events = []
+
+    def progress(event):
+        events.append(event)
+        token.cancel()
+
+    options = SeparateOptions(model=TINY, format=OutputFormat.parse("wav", "24"), segment_seconds=1.0,
+                              overlap_seconds=0.2)
+    with pytest.raises(Cancelled):
+        engine.separate_file(song, tmp_path / "out", options, progress=progress, cancel=token)
+    assert events, "progress was reported before the cancel"
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+
+
+def test_models_lists_the_tiny_model():
+    code, out, _ = run("models")
+    assert code == 0 and TINY in out and "stemdesk-4stem" in out
+
+
+def copy_model(tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "copy"
+    shutil.copytree(find_model(TINY).folder, folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["id"] = "copy"
+    (folder / "card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
+    return folder, card
+
+
+def test_damaged_weights_are_refused(tmp_path, monkeypatch):
+    folder, _ = copy_model(tmp_path, monkeypatch)
+    data = bytearray((folder / "weights.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        load_estimator("copy")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (open, (str(_Exploit.target), "w"))
+
+
+def test_pickled_weights_never_run_code(tmp_path, monkeypatch):
+    folder, card = copy_model(tmp_path, monkeypatch)
+    _Exploit.target = tmp_path / "pwned"
+    (folder / "weights.safetensors").write_bytes(pickle.dumps(_Exploit()))
+    from stemdesk.io.model_store import sha256_file
+
+    card["weights_sha256"] = sha256_file(folder / "weights.safetensors")
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="not a valid safetensors"):
+        load_estimator("copy")
+    assert not _Exploit.target.exists()
+
+
+def test_card_with_missing_fields_is_refused(tmp_path, monkeypatch):
+    folder, card = copy_model(tmp_path, monkeypatch)
+    del card["weights_sha256"]
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="lacks weights_sha256"):
+        load_estimator("copy")
+
+
+def test_shipped_models_have_complete_cards():
+    for name in ("tiny-4stem", "stemdesk-4stem"):
+        card = json.loads((REPO / "models" / name / "card.json").read_text())
+        assert card["training_data"] and card["licenses"] and card["metrics"]["validation_usdr_median_db"]
+        load_estimator(name)
