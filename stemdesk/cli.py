@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Sequence, TextIO
@@ -141,7 +143,14 @@ def _models(out: TextIO) -> int:
     return 0
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the writers remove their temporary files."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -154,7 +163,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             from .io.demo import make_demo
 
             song = make_demo(args.outdir)
-            print(f"Demo song: {song}", file=out)
+            credits = song.with_suffix(".txt")
+            about = credits.read_text(encoding="utf-8").strip() if credits.is_file() else "synthesised by StemDesk"
+            print(f"Demo song: {song} ({about})", file=out)
             return _separate([song], args, out)
         if args.command == "nullcheck":
             return _nullcheck(args, out)

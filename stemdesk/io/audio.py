@@ -7,7 +7,6 @@ target, renamed into place only when complete: a failure or a cancel leaves no p
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from ..core.errors import AudioError
+from .atomic import create_temp
 
 READ_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FLAC", "MP3": "MP3",
                 "OGG": "OGG", "AIFF": "AIFF"}
@@ -177,10 +177,8 @@ class AtomicAudioWriter:
     def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, format: str, subtype: str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part" + self.path.suffix,
-                                    dir=self.path.parent)
-        os.close(fd)
-        self.temp = Path(temp)
+        self.temp = create_temp(self.path)
+        temp = str(self.temp)
         self.lossy = format in ("MP3", "OGG")
         try:
             # Lossy stems are encoded at the best quality (MP3: 320 kbit/s constant; Vorbis: quality 10).

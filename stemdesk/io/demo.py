@@ -44,7 +44,20 @@ def fetch_debian_song(target: Path, seconds: float = DEMO_SECONDS) -> Path | Non
         mix *= min(1.0, 0.95 / max(1e-9, float(np.abs(mix).max())))
         target.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(target), mix.T, rate, subtype="PCM_16")
+        credits = _song_credits(folder / "song.ini")
+        target.with_suffix(".txt").write_text(
+            f"{credits}, {n / rate:.0f} s from {start / rate:.0f} s: song.ogg + guitar.ogg from the Debian package "
+            f"{DEMO_PACKAGE} (CC BY-SA 3.0).\n", encoding="utf-8")
         return target
+
+
+def _song_credits(ini: Path) -> str:
+    fields = {}
+    if ini.is_file():
+        for line in ini.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            fields[key.strip()] = value.strip()
+    return f"{fields.get('artist', 'Muldjord')} – {fields.get('name', ini.parent.name)}"
 
 
 def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed: int = 0) -> Path:

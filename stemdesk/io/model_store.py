@@ -11,17 +11,17 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import platformdirs
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ..core.errors import ModelError
 from ..core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
+from .atomic import atomic_write_bytes
 
 DEFAULT_MODEL = "stemdesk-4stem"
 CARD_FIELDS = ("id", "estimator", "config", "sources", "sample_rate", "weights_sha256", "training_data", "licenses")
@@ -156,9 +156,8 @@ def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[
     """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics)."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in estimator.state_dict().items()}
-    temp_weights = folder / ".weights.safetensors.part"
-    save_file(state, str(temp_weights))
-    digest = sha256_file(temp_weights)
+    weights = save(state)
+    digest = hashlib.sha256(weights).hexdigest()
     full = {
         "id": model_id,
         "estimator": estimator.kind,
@@ -171,12 +170,10 @@ def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[
     }
     full.setdefault("training_data", "none")
     full.setdefault("licenses", {})
-    fd, temp_card = tempfile.mkstemp(prefix=".card.", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(full, handle, indent=2)
-        handle.write("\n")
-    os.replace(temp_weights, folder / "weights.safetensors")
-    os.replace(temp_card, folder / "card.json")
+    # Weights first: a crash between the two renames leaves a card whose sha256 no longer matches, which
+    # load_estimator reports, rather than a card that silently describes other weights.
+    atomic_write_bytes(folder / "weights.safetensors", weights)
+    atomic_write_bytes(folder / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
     return read_card(folder)
 
 
