@@ -13,3 +13,18 @@ def song(seconds: float = 3.0, rate: int = 44100, channels: int = 2, seed: int =
     bursts = rng.standard_normal(t.shape) * (np.sin(2 * np.pi * 2 * t) > 0.7) * 0.2
     out = np.stack([base + bursts * (1 + 0.3 * c) for c in range(channels)], axis=1)
     return (out * 0.8 / np.abs(out).max()).astype(np.float32)
+
+
+def small_configs() -> dict[str, dict]:
+    """Per registered estimator, config overrides that make it small enough for fast tests."""
+    two = ["vocals", "accompaniment"]
+    return {
+        "band_mlp": {"bands": 8, "hidden": 8},
+        "open_unmix": {"hidden": 16, "layers": 1},
+        "deep_karaoke": {"sources": two, "window": 6, "filters": [4], "hidden": 16},
+        "roma_cnn": {"filters": [4], "hidden": 16, "context_frames": 5},
+        "lin_cnn": {"sources": two, "filters": [4], "hidden": 16},
+        "unet": {"base": 2, "patch": 64, "max_bins": 256},
+        "densenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256},
+        "mmdensenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256, "bands": [0, 64, 128]},
+    }

@@ -13,8 +13,10 @@ from stemdesk.core.masks import MASK_KINDS, normalise_masks
 from stemdesk.core.separator import Separator, group_channels, ungroup_channels
 from stemdesk.core.stft import STFT, STFTConfig
 
+from helpers import small_configs
+
 SOURCES4 = ["vocals", "drums", "bass", "other"]
-SMALL = {"band_mlp": {"bands": 8, "hidden": 8}, "open_unmix": {"hidden": 16, "layers": 1}, "mix": {}}
+SMALL = small_configs()
 
 
 def small_estimator(kind: str, **overrides):
@@ -52,7 +54,7 @@ def test_every_estimator_nulls_at_any_rate_and_channel_count(kind, rate, channel
     separator = Separator(small_estimator(kind))
     audio = torch.randn(channels, rate // 2) * 0.3
     stems = separator(audio, rate).stems
-    assert stems.shape == (4, channels, audio.shape[1])
+    assert stems.shape == (len(separator.sources), channels, audio.shape[1])
     assert (stems.sum(0) - audio).abs().max() < 1e-6
     assert torch.isfinite(stems).all()
 

@@ -14,7 +14,9 @@ from stemdesk.export.stems import OutputFormat
 from stemdesk.io.model_store import save_model
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
 
-SMALL = {"band_mlp": {"bands": 8, "hidden": 8}, "open_unmix": {"hidden": 16, "layers": 1}}
+from helpers import small_configs
+
+SMALL = small_configs()
 FORMATS = [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"), ("flac", "24"), ("aiff", "24")]
 
 
@@ -26,7 +28,8 @@ def engines(tmp_path_factory):
     for kind in sorted(BUILTIN_ESTIMATORS):
         torch.manual_seed(0)
         sources = ["vocals", "accompaniment"] if kind == "band_mlp" else ["vocals", "drums", "bass", "other"]
-        est = build_estimator(kind, {"sources": sources, "stft": {"n_fft": 1024, "hop": 256}, **SMALL.get(kind, {})})
+        config = {"sources": sources, "stft": {"n_fft": 1024, "hop": 256}, **SMALL.get(kind, {})}
+        est = build_estimator(kind, config)
         found[kind] = save_model(root / f"test-{kind}", f"test-{kind}", est, {"description": "random weights"})
     return found
 

@@ -6,12 +6,16 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .band_mlp import BandMLP
-from .base import Estimator
+from .base import OBJECTIVES, Estimator
+from .context_nets import DeepKaraoke, LinCNN, RomaCNN
+from .densenet import DenseNetEstimator, MMDenseNet
 from .mix import MixEstimator
 from .open_unmix import OpenUnmix
+from .unet import UNet
 
 BUILTIN_ESTIMATORS: Mapping[str, type[Estimator]] = MappingProxyType(
-    {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix)}
+    {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix, DeepKaraoke, RomaCNN, LinCNN, UNet,
+                               DenseNetEstimator, MMDenseNet)}
 )
 
 
@@ -26,4 +30,4 @@ def build_estimator(kind: str, config: Mapping[str, Any],
     return cls(**dict(config))
 
 
-__all__ = ["BUILTIN_ESTIMATORS", "Estimator", "build_estimator"]
+__all__ = ["BUILTIN_ESTIMATORS", "OBJECTIVES", "Estimator", "build_estimator"]

