@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from stemdesk.core.chunker import Chunker
 from stemdesk.core.estimators import Estimator, build_estimator
-from stemdesk.core.masks import normalise_masks
+from stemdesk.core.masks import normalise_masks, ratio_masks
 from stemdesk.core.metrics import usdr
 from stemdesk.core.separator import Separator
-from stemdesk.core.stft import STFT
+from stemdesk.core.estimators.layers import InputScaler
+from stemdesk.core.stft import STFT, interpolate_bins
 from stemdesk.io.model_store import save_model
 
 from .data import Sampler, Song
@@ -37,7 +39,8 @@ class TrainConfig:
     batch: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    loss: str = "l1"             # "l1" or "mse" on masked magnitudes
+    objective: str | None = None  # None: the estimator's own (see stemdesk.core.estimators.OBJECTIVES)
+    data_sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
     remix: float = 0.5
     validate_every: int = 200
     minutes: float = 30.0        # wall-clock budget for this run (resumes add more)
@@ -48,34 +51,82 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def magnitude_loss(estimator: Estimator, stft: STFT, stems: Tensor, kind: str,
-                   weights: Tensor | None = None) -> Tensor:
-    """stems (batch, sources, channels, length). Masks from the mixture's magnitudes, applied to them, compared with
-    the sources' magnitudes. ``weights`` (batch, sources) masks out targets that are not usable."""
+def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: str | None = None) -> Tensor:
+    """The training loss an estimator declares (``estimator.objective``), on stems (batch, sources, channels, length).
+
+    The mixture is the sum of the stems; its STFT is the sum of theirs (the STFT is linear), so one transform serves
+    both. Objectives: see `stemdesk.core.estimators.OBJECTIVES`.
+    """
+    objective = objective or estimator.objective
+    # As at inference (see Separator): the STFT runs at the data's rate with the estimator's window and hop in
+    # seconds, and magnitudes are interpolated onto the estimator's bins (the identity when the rates agree).
+    native, model = stft.config.bin_frequencies(), estimator.stft_config.bin_frequencies()
     spec = stft(stems)                                         # complex (batch, sources, channels, bins, frames)
-    mix_mag = spec.sum(dim=1).abs()                            # the STFT is linear: mix = Σ sources
-    target = spec.abs()
-    masks = normalise_masks(estimator(mix_mag), estimator.mask, estimator.residual)
-    estimate = masks * mix_mag.unsqueeze(1)
-    error = (estimate - target).abs() if kind == "l1" else (estimate - target).pow(2)
-    per_source = error.mean(dim=(2, 3, 4))                     # (batch, sources)
-    if weights is not None:
-        return (per_source * weights).sum() / weights.sum().clamp_min(1)
-    return per_source.mean()
+    mix_spec = spec.sum(dim=1)
+    mix_mag = interpolate_bins(mix_spec.abs(), native, model)  # (batch, channels, model_bins, frames)
+    target = interpolate_bins(spec.abs(), native, model)
+    raw = estimator(mix_mag)
+    if objective in ("magnitude_l1", "magnitude_mse", "dual"):
+        masks = normalise_masks(raw, estimator.mask, estimator.residual)
+        estimate = masks * mix_mag.unsqueeze(1)
+        if objective == "magnitude_l1":
+            return (estimate - target).abs().mean()
+        magnitude = (estimate - target).pow(2).mean()
+        if objective == "magnitude_mse":
+            return magnitude
+        # George et al.'s dual loss: 0.9 · magnitude MSE + 0.1 · time-domain MSE of the masked mixture.
+        waves = stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
+        return 0.9 * magnitude + 0.1 * (waves - stems).pow(2).mean()
+    if objective == "ibm_bce":
+        # Ideal binary mask of the first source against everything else; optional soft targets (Lin: 0.02/0.98).
+        low, high = estimator.hyper.get("targets", (0.0, 1.0))
+        ibm = target[:, 0] > interpolate_bins((mix_spec - spec[:, 0]).abs(), native, model)
+        goal = torch.where(ibm, torch.full_like(mix_mag, high), torch.full_like(mix_mag, low))
+        return F.binary_cross_entropy(raw[:, 0].clamp(1e-6, 1 - 1e-6), goal)
+    if objective == "irm_mse":
+        masks = normalise_masks(raw, estimator.mask, estimator.residual)
+        return (masks - ratio_masks(target)).pow(2).mean()
+    if objective == "argmax_nll":
+        probs = normalise_masks(raw, estimator.mask, estimator.residual)
+        return F.nll_loss(torch.log(probs.clamp_min(1e-7)), target.argmax(dim=1))
+    raise ValueError(f"unknown objective {objective!r}")
 
 
-def evaluate(estimator: Estimator, songs: Sequence[Song], segment_seconds: float = 20.0) -> dict[str, Any]:
+def source_map(estimator_sources: Sequence[str], data_sources: Sequence[str]) -> list[list[int]]:
+    """For each source the estimator separates, the data stems that add up to it. "accompaniment" (or any name
+    missing from the data when the estimator's first source is) is everything but the estimator's other sources."""
+    mapping = []
+    for name in estimator_sources:
+        if name in data_sources:
+            mapping.append([data_sources.index(name)])
+        elif name == "accompaniment":
+            others = {data_sources.index(s) for s in estimator_sources if s in data_sources}
+            mapping.append([i for i in range(len(data_sources)) if i not in others])
+        else:
+            raise ValueError(f"the training data has no stem for {name!r} (it has {', '.join(data_sources)})")
+    return mapping
+
+
+def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
+    """stems (..., data_sources, channels, length) → (..., estimator_sources, channels, length)."""
+    return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
+
+
+def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence[str],
+             segment_seconds: float = 20.0) -> dict[str, Any]:
     """uSDR per song and source on whole songs through the real separator and chunker."""
     separator = Separator(estimator, "cpu")
+    mapping = source_map(estimator.sources, data_sources)
     scores: dict[str, dict[str, float]] = {}
     for song in songs:
-        audio = song.audio()                                   # (sources, channels, length)
+        audio = regroup(song.audio(), mapping)                 # (sources, channels, length)
         mix = audio.sum(0)
         rate = song.sample_rate
         chunker = Chunker(lambda x: separator(x, rate).stems, int(segment_seconds * rate), int(rate))
         estimate = chunker.run(mix)
         values = usdr(audio, estimate)
-        scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, song.usable) if ok}
+        usable = [all(song.usable[i] for i in idx) for idx in mapping]
+        scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, usable) if ok}
     summary = {}
     for source in estimator.sources:
         vals = sorted(v[source] for v in scores.values() if source in v)
@@ -118,9 +169,10 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)
         self.estimator = build_estimator(config.estimator, config.config)
-        self.stft = STFT(self.estimator.stft_config)
-        rate = self.estimator.stft_config.sample_rate
+        rate = train[0].sample_rate
+        self.stft = STFT(self.estimator.stft_config.at_rate(rate))
         self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed)
+        self.mapping = source_map(self.estimator.sources, list(config.data_sources))
         self.optimizer = torch.optim.AdamW(self.estimator.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.step = 0
@@ -163,26 +215,32 @@ class Trainer:
         return True
 
     def init_input_scaling(self, batches: int = 8) -> None:
-        """Open-Unmix's input scaling: the mean and inverse std of the log-magnitudes of training mixtures."""
-        if not hasattr(self.estimator, "input_mean"):
-            return
+        """Input normalisation from data: the mean and inverse std of the training mixtures' log-magnitudes,
+        per bin (InputScaler) or per channel and bin (Open-Unmix's input_mean/input_scale)."""
         est = self.estimator
+        scaler = getattr(est, "scaler", None)
+        if not isinstance(scaler, InputScaler) and not hasattr(est, "input_mean"):
+            return
+        native, model = self.stft.config.bin_frequencies(), est.stft_config.bin_frequencies()
         with torch.no_grad():
             state = self.sampler.state()
-            feats = []
-            for _ in range(batches):
-                mix = self.sampler.batch(4).sum(1)
-                mag = self.stft(mix).abs()[:, :, : est.max_bin]                # (batch, channels, max_bin, frames)
-                feats.append(torch.log(mag + 1e-4).permute(0, 3, 1, 2).reshape(-1, est.input_mean.numel()))
+            mags = [interpolate_bins(self.stft(self.sampler.batch(4).sum(1)).abs(), native, model)
+                    for _ in range(batches)]
             self.sampler.set_state(state)
-            x = torch.cat(feats)
-            est.input_mean.copy_(x.mean(0))
-            est.input_scale.copy_(1.0 / x.std(0).clamp_min(1e-3))
+            logm = torch.log(torch.cat(mags) + 1e-4)                   # (n, channels, bins, frames)
+            if isinstance(scaler, InputScaler):
+                per_bin = logm.transpose(0, 2).reshape(logm.shape[2], -1)
+                scaler.mean.copy_(per_bin.mean(1, keepdim=True))
+                scaler.scale.copy_(1.0 / per_bin.std(1, keepdim=True).clamp_min(1e-3))
+            if hasattr(est, "input_mean"):
+                x = logm[:, :, : est.max_bin].permute(0, 3, 1, 2).reshape(-1, est.input_mean.numel())
+                est.input_mean.copy_(x.mean(0))
+                est.input_scale.copy_(1.0 / x.std(0).clamp_min(1e-3))
 
     # Loop --------------------------------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:
         self.estimator.eval()
-        result = evaluate(self.estimator, self.valid)
+        result = evaluate(self.estimator, self.valid, list(self.config.data_sources))
         self.estimator.train()
         return result
 
@@ -196,9 +254,9 @@ class Trainer:
         losses: list[float] = []
         started = time.monotonic()
         while time.monotonic() < deadline and self.step < config.max_steps:
-            stems = self.sampler.batch(config.batch)
             # The sampler draws each source only from songs where it is usable, so every target counts.
-            loss = magnitude_loss(self.estimator, self.stft, stems, config.loss)
+            stems = regroup(self.sampler.batch(config.batch), self.mapping)
+            loss = objective_loss(self.estimator, self.stft, stems, config.objective)
             if not torch.isfinite(loss):
                 # Divergence: roll back to the last good checkpoint and halve the learning rate.
                 self.resume()
