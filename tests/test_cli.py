@@ -209,3 +209,14 @@ def test_shipped_models_have_complete_cards():
         card = json.loads((REPO / "models" / name / "card.json").read_text())
         assert card["training_data"] and card["licenses"] and card["metrics"]["validation_usdr_median_db"]
         load_estimator(name)
+
+
+def test_post_processing_options_keep_the_stems_bit_exact(tmp_path, song_file):
+    song = song_file("p.wav", seconds=3.0)
+    code, _, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--bit-depth", "16", "--wiener", "1",
+                       "--vocal-gate", "0.3,0.1", "--binarise", "12")
+    assert code == 0, err
+    paths = [tmp_path / "p" / f"{s}.wav" for s in STEMS]
+    assert json.loads(run("nullcheck", song, *paths)[1])["bit_exact"]
+    code, _, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--vocal-gate", "2")
+    assert code == 2 or "expected two numbers" in err

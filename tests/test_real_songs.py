@@ -26,7 +26,7 @@ def run(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def reference(seconds: float, offset: float = 60.0) -> np.ndarray:
+def reference(seconds: float, offset: float = 190.0) -> np.ndarray:
     """The validation song's stems (sources, channels, length), ``seconds`` long from ``offset``."""
     start, n = int(offset * 44100), int(seconds * 44100)
     return np.stack([sf.read(str(VALID_SONG / f"{s}.ogg"), start=start, frames=n, dtype="float32")[0].T

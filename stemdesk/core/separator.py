@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from .estimators.base import Estimator
 from .masks import apply_mask, normalise_masks, project_onto_mixture
+from .postprocess import wiener
 from .stft import STFT, interpolate_bins
+
+# A mask post-processing step: (spec, masks, hop in seconds) → masks that still sum to one.
+MaskStep = Callable[[Tensor, Tensor, float], Tensor]
 
 
 @dataclass
@@ -29,9 +34,14 @@ class Separator:
     the masks still sum to one. A file's channels are grouped to the estimator's channel count (see `group_channels`).
     """
 
-    def __init__(self, estimator: Estimator, device: str | torch.device = "cpu"):
+    def __init__(self, estimator: Estimator, device: str | torch.device = "cpu",
+                 postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0):
+        """``postprocess``: mask steps applied in order (e.g. `EnergyGate`, `Binarise`); ``wiener_iterations`` > 0
+        replaces plain masking by multichannel Wiener filtering."""
         self.estimator = estimator.eval().to(device)
         self.device = torch.device(device)
+        self.postprocess = tuple(postprocess)
+        self.wiener_iterations = wiener_iterations
         self._stfts: dict[int, STFT] = {}
 
     @property
@@ -79,9 +89,14 @@ class Separator:
         batch = audio.to(self.device, torch.float32)[groups]                 # (groups, est_channels, length)
         spec = self.encode(batch, sample_rate)
         masks = self.estimate_masks(spec, sample_rate)                        # (groups, sources, est_ch, bins, frames)
+        hop_seconds = self.stft_for(sample_rate).config.hop / sample_rate
+        for step in self.postprocess:
+            masks = step(spec, masks, hop_seconds)
+        filtered = wiener(spec, masks, self.wiener_iterations) if self.wiener_iterations else None
         stems = torch.empty(len(self.sources), channels, length, dtype=audio.dtype)
         for source in range(len(self.sources) - 1):
-            decoded = self.decode(self.apply(spec, masks[:, source]), sample_rate, length)
+            stem_spec = filtered[:, source] if filtered is not None else self.apply(spec, masks[:, source])
+            decoded = self.decode(stem_spec, sample_rate, length)
             stems[source] = ungroup_channels(decoded.unsqueeze(1), order, channels)[0].to("cpu", audio.dtype)
         stems = project_onto_mixture(stems, audio)
         return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)

@@ -183,3 +183,15 @@ def load_state(model: ModelCard) -> dict[str, torch.Tensor]:
     if digest != model.weights_sha256:
         raise ModelError(f"Model {model.id!r}: weights do not match their sha256. Reinstall the model.")
     return load_file(str(model.weights_path))
+
+
+def remove_model(model_id: str) -> Path:
+    """Delete a model from the user's models folder. Shipped models cannot be removed."""
+    card = find_model(model_id)
+    if card.folder.parent.resolve() != user_models_dir().resolve():
+        raise ModelError(f"{model_id!r} ships with StemDesk (in {card.folder.parent}) and cannot be removed; "
+                         "only models in your models folder can.")
+    for path in card.folder.iterdir():
+        path.unlink()
+    card.folder.rmdir()
+    return card.folder

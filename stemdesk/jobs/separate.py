@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from ..core.chunker import Chunker
 from ..core.device import resolve_device
 from ..core.errors import AudioError, StemDeskError
 from ..core.estimators import Estimator
+from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
 from ..export.stems import OutputFormat, StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
@@ -41,6 +42,19 @@ class SeparateOptions:
     duration: float | None = None
     segment_seconds: float = 30.0
     overlap_seconds: float = 2.0
+    wiener: int = 0                                   # multichannel Wiener iterations (0: plain masks)
+    vocal_gate: tuple[float, float] | None = None     # (min silence seconds a, energy ratio b)
+    binarise: float | None = None                     # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
+
+    def postprocess(self, sources: Sequence[str]) -> list:
+        steps = []
+        if self.vocal_gate is not None:
+            if "vocals" not in sources:
+                raise StemDeskError("--vocal-gate needs a model with a vocals stem.")
+            steps.append(EnergyGate(list(sources).index("vocals"), *self.vocal_gate))
+        if self.binarise is not None:
+            steps.append(Binarise(self.binarise))
+        return steps
 
 
 @dataclass
@@ -72,7 +86,7 @@ class SeparationEngine:
         except ValueError as error:
             raise StemDeskError(str(error)) from None
         self.estimator, self.card = load_estimator(model)
-        self.separator = Separator(self.estimator, self.device)
+        self.estimator.to(self.device)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -94,7 +108,8 @@ class SeparationEngine:
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
         segment = max(int(options.segment_seconds * rate), 4 * self.estimator.stft_config.at_rate(rate).n_fft)
         overlap = min(int(options.overlap_seconds * rate), segment // 4)
-        chunker = Chunker(lambda x: self.separator(x, rate).stems, segment, overlap)
+        separator = Separator(self.estimator, self.device, options.postprocess(self.sources), options.wiener)
+        chunker = Chunker(lambda x: separator(x, rate).stems, segment, overlap)
 
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
         waiting: deque[torch.Tensor] = deque()
