@@ -87,17 +87,19 @@ class Sampler:
 
     With probability ``remix`` each source comes from a different random song at a random offset (random remixing
     across songs); otherwise all sources come from one complete song at one offset, as mixed. Then per-source gain,
-    channel swap and polarity. The mixture is the sum of the returned stems.
+    channel swap and polarity, and with probability ``pitch_time`` a pitch shift and tempo change of all sources
+    alike. The mixture is the sum of the returned stems.
     """
 
     def __init__(self, songs: Sequence[Song], length: int, remix: float = 0.5, seed: int = 0,
-                 gain_db: tuple[float, float] = (-6.0, 3.0)):
+                 gain_db: tuple[float, float] = (-6.0, 3.0), pitch_time: float = 0.0):
         self.songs = [s for s in songs if s.length > length]
         if not self.songs:
             raise ValueError("no training song is longer than one excerpt")
         self.length = length
         self.remix = remix
         self.gain_db = gain_db
+        self.pitch_time = pitch_time
         self.generator = torch.Generator().manual_seed(seed)
         n_sources = len(self.songs[0].usable)
         self.pools = [[s for s in self.songs if s.usable[i]] for i in range(n_sources)]
@@ -125,6 +127,8 @@ class Sampler:
         stems = augment.random_gain(stems, g, *self.gain_db)
         stems = augment.channel_swap(stems, g)
         stems = augment.polarity(stems, g)
+        if self.pitch_time > 0:
+            stems = augment.random_pitch_time(stems, g, p=self.pitch_time)
         return stems
 
     def batch(self, size: int) -> Tensor:

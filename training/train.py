@@ -42,6 +42,7 @@ class TrainConfig:
     objective: str | None = None  # None: the estimator's own (see stemdesk.core.estimators.OBJECTIVES)
     data_sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
     remix: float = 0.5
+    pitch_time: float = 0.0      # probability of a pitch/tempo augmentation per example (costly on a CPU)
     validate_every: int = 200
     minutes: float = 30.0        # wall-clock budget for this run (resumes add more)
     max_steps: int = 10 ** 9
@@ -171,7 +172,8 @@ class Trainer:
         self.estimator = build_estimator(config.estimator, config.config)
         rate = train[0].sample_rate
         self.stft = STFT(self.estimator.stft_config.at_rate(rate))
-        self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed)
+        self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed,
+                               pitch_time=config.pitch_time)
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
         self.optimizer = torch.optim.AdamW(self.estimator.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
