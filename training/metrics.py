@@ -1,0 +1,41 @@
+"""BSS Eval v4 (museval) next to the core's global SDR.
+
+museval's package __init__ imports musdb and stempeg, which demand ffmpeg at import time; only its metrics module
+is needed, so that file is loaded on its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from types import ModuleType
+
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def _museval_metrics() -> ModuleType:
+    spec = importlib.util.find_spec("museval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("museval is not installed: pip install museval")
+    path = next(iter(spec.submodule_search_locations)) + "/metrics.py"
+    module_spec = importlib.util.spec_from_file_location("_stemdesk_museval_metrics", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def bss_eval_v4(references: np.ndarray, estimates: np.ndarray, rate: int) -> dict[str, np.ndarray]:
+    """BSS Eval v4 as the SiSEC/MUSDB evaluations run it: one-second windows and hops, framewise images.
+
+    references, estimates: (sources, channels, length). Returns median-over-frames SDR, SIR, SAR and ISR per
+    source (NaN frames, where a reference is silent, are left out of the median).
+    """
+    metrics = _museval_metrics()
+    ref = np.ascontiguousarray(references.transpose(0, 2, 1), dtype=np.float64)
+    est = np.ascontiguousarray(estimates.transpose(0, 2, 1), dtype=np.float64)
+    sdr, isr, sir, sar, _ = metrics.bss_eval(ref, est, compute_permutation=False, window=rate, hop=rate,
+                                             framewise_filters=False, bsseval_sources_version=False)
+    with np.errstate(all="ignore"):
+        return {name: np.nanmedian(values, axis=1) for name, values in
+                (("sdr", sdr), ("sir", sir), ("sar", sar), ("isr", isr))}
