@@ -26,9 +26,11 @@ from stemdesk.core.metrics import usdr
 from stemdesk.core.separator import Separator
 from stemdesk.core.estimators.layers import InputScaler
 from stemdesk.core.stft import STFT, interpolate_bins
+from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import save_model
 
 from .data import Sampler, Song
+from .model_card import render
 
 
 @dataclass
@@ -315,6 +317,7 @@ def export_model(folder: Path, model_id: str, card: dict[str, Any]) -> Callable[
                             "validation_usdr_per_song_db": {s: {k: round(v, 2) for k, v in d.items()}
                                                             for s, d in entry["songs"].items()},
                             "step": entry["step"]}
-        save_model(folder, model_id, estimator, facts)
+        card_written = save_model(folder, model_id, estimator, facts)
+        atomic_write_bytes(folder / "README.md", render(card_written.raw).encode("utf-8"))
 
     return export

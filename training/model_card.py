@@ -1,0 +1,55 @@
+"""Write a model's human-readable README.md from its card.json (the card stays the source of truth).
+
+    python -m training.model_card models/stemdesk-4stem
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def render(card: dict) -> str:
+    lines = [f"# {card['id']}", "", card.get("description", ""), ""]
+    lines += ["| fact | value |", "|---|---|",
+              f"| estimator | `{card['estimator']}` |",
+              f"| sources | {', '.join(card['sources'])} |",
+              f"| sample rate | {card['sample_rate']} Hz |",
+              f"| parameters | {card.get('parameters', 0):,} |",
+              f"| STFT | {card['config']['stft']['n_fft']} / {card['config']['stft']['hop']} |",
+              f"| weights sha256 | `{card['weights_sha256']}` |", ""]
+    metrics = card.get("metrics", {})
+    median = metrics.get("validation_usdr_median_db")
+    if median:
+        lines += ["## Validation (songs never trained on)", "",
+                  "Global SDR per song (uSDR, the MDX definition), median over validation songs, dB, at training "
+                  f"step {metrics.get('step', '?')}:", "",
+                  "| " + " | ".join(median) + " |", "|" + "---|" * len(median),
+                  "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
+    data = card.get("training_data", {})
+    lines += ["## Training data", ""]
+    if isinstance(data, dict):
+        for key, value in data.items():
+            shown = f"{len(value)} songs" if isinstance(value, list) else value
+            lines.append(f"- {key.replace('_', ' ')}: {shown}")
+    else:
+        lines.append(f"- {data}")
+    lines += ["", "## Licences", ""]
+    for key, value in card.get("licenses", {}).items():
+        lines.append(f"- {key}: {value}")
+    training = card.get("training", {}).get("config")
+    if training:
+        lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    for folder in map(Path, argv if argv is not None else sys.argv[1:]):
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        (folder / "README.md").write_text(render(card), encoding="utf-8")
+        print(folder / "README.md")
+
+
+if __name__ == "__main__":
+    main()
