@@ -59,3 +59,24 @@ def test_two_stem_models_write_vocals_and_accompaniment(tmp_path, song_file, eng
     assert sorted(p.name for p in result.outputs) == ["accompaniment.wav", "vocals.wav"]
     vocals, accompaniment = (sf.read(str(p))[0] for p in result.outputs)
     assert np.abs(vocals).max() > 0 and np.abs(accompaniment).max() > 0
+
+
+def test_a_variant_merges_sources_with_shared_weights(tmp_path, song_file, engines, monkeypatch):
+    from stemdesk.io.model_store import find_model, save_variant
+
+    base = engines["open_unmix"]
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(base.folder.parent))
+    variant = save_variant(base.folder.parent / "test-karaoke", "test-karaoke", base,
+                           {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]},
+                           {"description": "2-stem view of the 4-stem test model"})
+    assert find_model("test-karaoke").weights_path == base.weights_path
+    song = song_file("mix.wav", seconds=2.0, subtype="PCM_24")
+    options = SeparateOptions(format=OutputFormat.parse("wav", "32f"))
+    two = SeparationEngine(variant, "cpu").separate_file(song, tmp_path / "two", options)
+    four = SeparationEngine(base, "cpu").separate_file(song, tmp_path / "four", options)
+    assert [p.name for p in two.outputs] == ["vocals.wav", "accompaniment.wav"]
+    stems4 = [sf.read(str(p))[0] for p in four.outputs]
+    stems2 = [sf.read(str(p))[0] for p in two.outputs]
+    assert np.allclose(stems2[0], stems4[0], atol=1e-6)
+    assert np.allclose(stems2[1], stems4[1] + stems4[2] + stems4[3], atol=1e-5)
+    assert null_residual(song, two.outputs).passed

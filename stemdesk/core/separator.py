@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -35,18 +35,23 @@ class Separator:
     """
 
     def __init__(self, estimator: Estimator, device: str | torch.device = "cpu",
-                 postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0):
+                 postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0,
+                 outputs: Mapping[str, Sequence[str]] | None = None):
         """``postprocess``: mask steps applied in order (e.g. `EnergyGate`, `Binarise`); ``wiener_iterations`` > 0
-        replaces plain masking by multichannel Wiener filtering."""
+        replaces plain masking by multichannel Wiener filtering; ``outputs`` merges sources into stems
+        (e.g. accompaniment = drums + bass + other), which keeps the null because the sum is unchanged."""
         self.estimator = estimator.eval().to(device)
         self.device = torch.device(device)
+        names = list(estimator.sources)
+        self.outputs = {name: [names.index(s) for s in group] for name, group in (outputs or {}).items()}
         self.postprocess = tuple(postprocess)
         self.wiener_iterations = wiener_iterations
         self._stfts: dict[int, STFT] = {}
 
     @property
     def sources(self) -> tuple[str, ...]:
-        return self.estimator.sources
+        """The stems this separator returns (after merging)."""
+        return tuple(self.outputs) if self.outputs else self.estimator.sources
 
     def stft_for(self, sample_rate: int) -> STFT:
         if sample_rate not in self._stfts:
@@ -93,12 +98,16 @@ class Separator:
         for step in self.postprocess:
             masks = step(spec, masks, hop_seconds)
         filtered = wiener(spec, masks, self.wiener_iterations) if self.wiener_iterations else None
-        stems = torch.empty(len(self.sources), channels, length, dtype=audio.dtype)
-        for source in range(len(self.sources) - 1):
+        count = len(self.estimator.sources)
+        stems = torch.empty(count, channels, length, dtype=audio.dtype)
+        for source in range(count - 1):
             stem_spec = filtered[:, source] if filtered is not None else self.apply(spec, masks[:, source])
             decoded = self.decode(stem_spec, sample_rate, length)
             stems[source] = ungroup_channels(decoded.unsqueeze(1), order, channels)[0].to("cpu", audio.dtype)
         stems = project_onto_mixture(stems, audio)
+        if self.outputs:
+            stems = torch.stack([stems[group].sum(dim=0) for group in self.outputs.values()])
+            stems = project_onto_mixture(stems, audio)
         return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)
 
 

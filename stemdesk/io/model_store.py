@@ -60,7 +60,17 @@ class ModelCard:
 
     @property
     def weights_path(self) -> Path:
+        """This model's weights, or those of the model named by ``weights_from`` (a variant sharing weights)."""
+        shared = self.raw.get("weights_from")
+        if shared:
+            return find_model(str(shared)).folder / "weights.safetensors"
         return self.folder / "weights.safetensors"
+
+    @property
+    def outputs(self) -> dict[str, list[str]] | None:
+        """Optional merging of the estimator's sources into the stems written, e.g.
+        {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}."""
+        return self.raw.get("outputs")
 
 
 def sha256_file(path: Path) -> str:
@@ -136,9 +146,15 @@ def load_estimator(model: str | ModelCard,
         estimator = build_estimator(card.estimator, card.config, table)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"Model {card.id!r} cannot be built: {error}. It may need a newer StemDesk.") from None
-    if list(estimator.sources) != card.sources:
+    outputs = card.outputs
+    if outputs is None and list(estimator.sources) != card.sources:
         raise ModelError(f"Model {card.id!r}: its card lists sources {card.sources} but its config gives "
                          f"{list(estimator.sources)}. Reinstall the model.")
+    if outputs is not None:
+        merged = [s for group in outputs.values() for s in group]
+        if (list(outputs) != card.sources or sorted(merged) != sorted(estimator.sources)):
+            raise ModelError(f"Model {card.id!r}: its outputs {outputs} must use each of the estimator's sources "
+                             f"{list(estimator.sources)} once and be listed as its sources. Reinstall the model.")
     try:
         state = load_file(str(weights))
     except Exception as error:  # safetensors raises its own error types for malformed headers
@@ -195,3 +211,16 @@ def remove_model(model_id: str) -> Path:
         path.unlink()
     card.folder.rmdir()
     return card.folder
+
+
+def save_variant(folder: Path, model_id: str, base: ModelCard, outputs: Mapping[str, list[str]],
+                 card: Mapping[str, Any]) -> ModelCard:
+    """A model that reuses ``base``'s weights (``weights_from``) and merges its sources into other stems."""
+    if base.raw.get("weights_from"):
+        raise ModelError(f"{base.id!r} already borrows its weights; make the variant from {base.raw['weights_from']!r}.")
+    full = {key: value for key, value in base.raw.items() if key not in ("id", "metrics", "description")}
+    full.update(dict(card))
+    full.update({"id": model_id, "sources": list(outputs), "outputs": {k: list(v) for k, v in outputs.items()},
+                 "weights_from": base.id, "weights_sha256": base.weights_sha256})
+    atomic_write_bytes(folder / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
+    return read_card(folder)

@@ -90,7 +90,8 @@ class SeparationEngine:
 
     @property
     def sources(self) -> tuple[str, ...]:
-        return self.estimator.sources
+        """The stems written: the model's outputs if its card merges sources, else the estimator's sources."""
+        return tuple(self.card.outputs) if self.card.outputs else self.estimator.sources
 
     def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, options: SeparateOptions,
                       progress: Progress | None = None, cancel: CancelToken | None = None) -> SeparateResult:
@@ -108,7 +109,8 @@ class SeparationEngine:
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
         segment = max(int(options.segment_seconds * rate), 4 * self.estimator.stft_config.at_rate(rate).n_fft)
         overlap = min(int(options.overlap_seconds * rate), segment // 4)
-        separator = Separator(self.estimator, self.device, options.postprocess(self.sources), options.wiener)
+        separator = Separator(self.estimator, self.device, options.postprocess(self.estimator.sources),
+                              options.wiener, self.card.outputs)
         chunker = Chunker(lambda x: separator(x, rate).stems, segment, overlap)
 
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
