@@ -2,6 +2,7 @@
 
     python -m training.default_models stemdesk-4stem --minutes 40
     python -m training.default_models tiny-4stem --minutes 3
+    python -m training.default_models stemdesk-2stem       (a variant of stemdesk-4stem: no training)
 
 Validation is split by song: the CC0 song "3.Sodium" and every seventh MUSDB excerpt are never trained on.
 Run again to resume from the checkpoint in the work folder.
@@ -13,7 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
+from stemdesk.io.model_store import read_card, save_variant
+
 from .data import load_songs
+from .model_card import render
 from .train import TrainConfig, Trainer, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,14 +54,31 @@ def split(data: Path) -> tuple[list[Path], list[Path]]:
     return train, valid
 
 
+def write_two_stem(validation: dict | None = None) -> None:
+    """stemdesk-2stem: the 4-stem model's weights, with drums + bass + other merged into accompaniment."""
+    base = read_card(ROOT / "models" / "stemdesk-4stem")
+    card = {"description": "stemdesk-2stem (vocals / accompaniment): the weights of stemdesk-4stem with drums, bass "
+                           "and other merged into accompaniment; the sum is exact, so the stems still null."}
+    if validation:
+        card["metrics"] = validation
+    folder = ROOT / "models" / "stemdesk-2stem"
+    written = save_variant(folder, "stemdesk-2stem", base,
+                           {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}, card)
+    (folder / "README.md").write_text(render(written.raw), encoding="utf-8")
+    print(folder / "card.json")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=sorted(RECIPES))
+    parser.add_argument("model", choices=sorted(RECIPES) + ["stemdesk-2stem"])
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "runs")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.model == "stemdesk-2stem":
+        write_two_stem()
+        return
     config = RECIPES[args.model]
     if args.minutes is not None:
         config.minutes = args.minutes
