@@ -12,9 +12,7 @@ import torch
 from torch import Tensor
 
 from stemdesk.core import augment
-from stemdesk.io.audio import read
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
+from stemdesk.io.audio import AUDIO_SUFFIXES_READ, read
 
 
 @dataclass
@@ -44,7 +42,7 @@ class Song:
 
 
 def _find_stem(folder: Path, source: str) -> Path | None:
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in AUDIO_SUFFIXES_READ:
         path = folder / f"{source}{suffix}"
         if path.is_file():
             return path

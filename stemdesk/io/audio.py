@@ -20,6 +20,7 @@ from .atomic import create_temp
 READ_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FLAC", "MP3": "MP3",
                 "OGG": "OGG", "AIFF": "AIFF"}
 READABLE = "WAV, FLAC, MP3, OGG and AIFF"
+AUDIO_SUFFIXES_READ = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
 MIN_RATE, MAX_RATE = 8000, 384000
 
 

@@ -1,0 +1,88 @@
+"""Data checks catch the faults studios' multitracks really have, and say which songs they exclude and why."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training.dataset import check_dataset, discover, read_mapping
+
+RATE = 22050
+
+
+def parts(seed: int, seconds: float = 4.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    env = (np.sin(2 * np.pi * (0.7 + 0.1 * seed) * t) > 0).astype(float)
+    signals = {
+        "vocals": 0.2 * np.sin(2 * np.pi * (300 + 40 * seed) * t + 3 * np.sin(2 * np.pi * 5 * t)) * env,
+        "drums": 0.3 * rng.standard_normal(t.shape) * np.exp(-(t % 0.5) * 20),
+        "bass": 0.3 * np.sin(2 * np.pi * (50 + 5 * seed) * t),
+        "other": 0.1 * rng.standard_normal(t.shape),
+    }
+    return {k: np.stack([v, 0.9 * v], axis=1) for k, v in signals.items()}
+
+
+def write_song(folder, stems, mixture=True, names=None):
+    folder.mkdir(parents=True)
+    for source, audio in stems.items():
+        sf.write(str(folder / f"{(names or {}).get(source, source)}.wav"), audio, RATE, subtype="FLOAT")
+    if mixture is True:
+        sf.write(str(folder / "mixture.wav"), sum(stems.values()), RATE, subtype="FLOAT")
+    elif mixture is not None:
+        sf.write(str(folder / "mixture.wav"), mixture, RATE, subtype="FLOAT")
+
+
+@pytest.fixture
+def planted(tmp_path):
+    root = tmp_path / "songs"
+    write_song(root / "good", parts(0))
+    shifted = parts(1)
+    shifted["vocals"] = np.roll(shifted["vocals"], int(0.1 * RATE), axis=0)
+    write_song(root / "shifted", shifted, mixture=sum(parts(1).values()))
+    clipped = parts(2)
+    clipped["drums"] = np.clip(clipped["drums"] * 8, -1, 1)
+    write_song(root / "clipped", clipped)
+    limited = parts(3)
+    write_song(root / "limited", limited, mixture=np.tanh(3 * sum(limited.values())) / 3)
+    silent = parts(4)
+    silent["bass"] = np.zeros_like(silent["bass"])
+    write_song(root / "silent", silent)
+    shutil.copytree(root / "good", root / "good copy")
+    odd = parts(5)
+    write_song(root / "odd names", odd, names={"vocals": "Lead Vox", "drums": "Kick", "bass": "Bass DI",
+                                               "other": "Tambourine"})
+    (tmp_path / "mapping.json").write_text(json.dumps({"vocals": ["Lead Vox*"], "drums": ["Kick*", "Snare*"],
+                                                       "bass": ["Bass*"]}))
+    return root, tmp_path / "mapping.json"
+
+
+def test_planted_faults_are_caught(planted):
+    root, mapping = planted
+    result = check_dataset(discover(root, read_mapping(mapping)))
+    songs = {s["name"]: s for s in result["songs"]}
+    assert songs["good"]["ok"] and not songs["good"]["errors"]
+    assert any("out of time" in e and "100.0 ms" in e for e in songs["shifted"]["errors"])
+    assert any("drums clips" in w for w in songs["clipped"]["warnings"])
+    assert any("not the sum of the stems" in e for e in songs["limited"]["errors"])
+    assert any("bass is near-silent" in w for w in songs["silent"]["warnings"])
+    assert any("duplicate of good" in e for e in songs["good copy"]["errors"])
+    assert any("Tambourine.wav" in w for w in songs["odd names"]["warnings"])
+    assert songs["odd names"]["facts"]["stems"]["vocals"] == ["Lead Vox.wav"]
+    assert set(result["excluded"]) == {"shifted", "limited", "good copy"}
+    assert set(result["ok"]) == {"good", "clipped", "silent", "odd names"}
+
+
+def test_csv_lists_and_missing_mixtures(tmp_path):
+    stems = parts(6)
+    folder = tmp_path / "x"
+    write_song(folder, stems, mixture=None)
+    rows = ["song,source,path"] + [f"take,{s},x/{s}.wav" for s in stems]
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    result = check_dataset(discover(tmp_path / "list.csv"))
+    assert result["ok"] == ["take"]
+    assert "mixture_minus_stems_db" not in result["songs"][0]["facts"]   # no mixture: it is the sum

@@ -1,0 +1,265 @@
+"""A user's multitracks: the layouts people have, mapped onto StemDesk's sources, and checked before training.
+
+Layouts
+- MUSDB-HQ style: ``<root>/<song>/{mixture,vocals,drums,bass,other}.<ext>`` (mixture optional).
+- One folder per song with stems named anything, plus a mapping of file-name patterns to sources
+  (``{"vocals": ["Lead Vox*", "BGV*"], "drums": ["Kick*", "Snare*", "OH*"]}``); unmapped stems go to "other".
+- A CSV list with columns ``song,source,path`` (paths relative to the CSV; ``source`` may be "mixture").
+
+`check_dataset` reads every song and reports, per song, what is wrong (sample rates or lengths that disagree, stems
+out of time with the mixture, a printed mixture that is not the sum of its stems, clipping, silent stems, duplicate
+songs, unmapped stems). Songs with errors are excluded with the reason; warnings are reported and kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stemdesk.core.errors import StemDeskError
+from stemdesk.io.audio import AUDIO_SUFFIXES_READ, probe, read
+
+SOURCES = ("vocals", "drums", "bass", "other")
+MUSDB_NAMES = {"mixture", *SOURCES}
+
+
+@dataclass
+class SongFiles:
+    """One song: for each source the files that add up to it, and the printed mixture if there is one."""
+
+    name: str
+    stems: dict[str, list[Path]]
+    mixture: Path | None = None
+    unmapped: list[str] = field(default_factory=list)   # file names sent to "other" for want of a pattern
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES_READ)
+
+
+def read_mapping(path: Path | None) -> dict[str, list[str]]:
+    if path is None:
+        return {}
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise StemDeskError(f'Cannot read the mapping "{path}": {error}. It must be JSON like '
+                            '{"vocals": ["Lead Vox*"], "drums": ["Kick*", "Snare*"]}.') from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
+        raise StemDeskError(f'The mapping "{path}" must map each source to a list of file-name patterns.')
+    unknown = sorted(set(mapping) - set(SOURCES) - {"mixture"})
+    if unknown:
+        raise StemDeskError(f'The mapping "{path}" names unknown sources {unknown}; use {", ".join(SOURCES)} '
+                            "or mixture.")
+    return {k: [str(p) for p in v] for k, v in mapping.items()}
+
+
+def _classify(name: str, mapping: Mapping[str, list[str]]) -> str | None:
+    stem = Path(name).stem
+    for source, patterns in mapping.items():
+        if any(fnmatch.fnmatch(stem.lower(), p.lower()) or fnmatch.fnmatch(name.lower(), p.lower())
+               for p in patterns):
+            return source
+    return None
+
+
+def discover(root: Path, mapping: Mapping[str, list[str]] | None = None) -> list[SongFiles]:
+    """Find the songs under ``root`` (a folder of song folders, or a CSV list)."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return _from_csv(root)
+    if not root.is_dir():
+        raise StemDeskError(f'"{root}" is neither a folder of songs nor a CSV list.')
+    songs = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = _audio_files(folder)
+        if not files:
+            continue
+        song = SongFiles(folder.name, {s: [] for s in SOURCES})
+        for path in files:
+            stem = path.stem.lower()
+            source = _classify(path.name, mapping) if mapping else None
+            if source is None and stem in MUSDB_NAMES:
+                source = stem
+            if source == "mixture":
+                song.mixture = path
+                continue
+            if source is None:
+                source = "other"
+                song.unmapped.append(path.name)
+            song.stems[source].append(path)
+        songs.append(song)
+    return songs
+
+
+def _from_csv(path: Path) -> list[SongFiles]:
+    songs: dict[str, SongFiles] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"song", "source", "path"} <= set(reader.fieldnames):
+            raise StemDeskError(f'"{path}" needs the columns song,source,path.')
+        for row in reader:
+            song = songs.setdefault(row["song"], SongFiles(row["song"], {s: [] for s in SOURCES}))
+            file = (path.parent / row["path"]).resolve()
+            if row["source"] == "mixture":
+                song.mixture = file
+            elif row["source"] in SOURCES:
+                song.stems[row["source"]].append(file)
+            else:
+                raise StemDeskError(f'"{path}": unknown source {row["source"]!r} for {row["path"]}.')
+    return list(songs.values())
+
+
+@dataclass
+class SongReport:
+    name: str
+    ok: bool = True
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
+
+
+def _db(value: float) -> float:
+    return round(10 * math.log10(max(value, 1e-20)), 1)
+
+
+def _lag(reference: np.ndarray, signal: np.ndarray, rate: int, max_seconds: float = 0.5) -> int:
+    """Lag (samples) of ``signal`` against ``reference`` at the cross-correlation peak, on mono sums."""
+    a, b = reference.mean(0), signal.mean(0)
+    n = min(len(a), len(b), 30 * rate)
+    a, b = a[:n], b[:n]
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
+    limit = int(max_seconds * rate)
+    window = np.concatenate([corr[-limit:], corr[: limit + 1]])
+    return int(np.argmax(np.abs(window))) - limit
+
+
+def _fingerprint(mix: np.ndarray, rate: int) -> np.ndarray:
+    """A coarse loudness envelope (10 frames per second) for finding duplicate songs."""
+    mono = mix.mean(0)
+    hop = max(1, rate // 10)
+    frames = len(mono) // hop
+    env = np.sqrt(np.square(mono[: frames * hop]).reshape(frames, hop).mean(1) + 1e-12)
+    return np.log(env)
+
+
+def check_song(song: SongFiles) -> tuple[SongReport, dict[str, np.ndarray] | None, int | None]:
+    report = SongReport(song.name)
+    present = {s: paths for s, paths in song.stems.items() if paths}
+    if not present:
+        report.errors.append("no stems found")
+        report.ok = False
+        return report, None, None
+    if song.unmapped:
+        report.warnings.append(f"unmapped stems sent to other: {', '.join(song.unmapped)}")
+    audio: dict[str, np.ndarray] = {}
+    rates, lengths = {}, {}
+    try:
+        for source, paths in present.items():
+            for path in paths:
+                info = probe(path)
+                rates[path.name], lengths[path.name] = info.sample_rate, info.frames
+        if song.mixture is not None:
+            info = probe(song.mixture)
+            rates[song.mixture.name], lengths[song.mixture.name] = info.sample_rate, info.frames
+    except StemDeskError as error:
+        report.errors.append(str(error))
+        report.ok = False
+        return report, None, None
+    if len(set(rates.values())) > 1:
+        report.errors.append(f"sample rates disagree: {rates}")
+    if len(set(lengths.values())) > 1:
+        shortest, longest = min(lengths.values()), max(lengths.values())
+        rate = max(rates.values())
+        message = f"lengths disagree by {(longest - shortest) / rate:.3f} s: {lengths}"
+        (report.errors if longest - shortest > rate // 100 else report.warnings).append(message)
+    if report.errors:
+        report.ok = False
+        return report, None, None
+    rate = next(iter(rates.values()))
+    length = min(lengths.values())
+    for source, paths in present.items():
+        total = None
+        for path in paths:
+            data, _ = read(path)
+            data = data[:2] if data.shape[0] >= 2 else np.repeat(data, 2, axis=0)
+            total = data[:, :length] if total is None else total + data[:, :length]
+        audio[source] = total
+    for source in SOURCES:
+        audio.setdefault(source, np.zeros((2, length), dtype=np.float32))
+    summed = sum(audio.values())
+    silent = set()
+    for source, paths in present.items():
+        rms = float(np.sqrt(np.mean(np.square(audio[source]))))
+        if rms < 1e-3:
+            silent.add(source)
+            report.warnings.append(f"{source} is near-silent ({20 * math.log10(max(rms, 1e-10)):.0f} dBFS)")
+        clipped = int(np.sum(np.abs(audio[source]) >= 0.999))
+        if clipped > rate // 100:
+            report.warnings.append(f"{source} clips on {clipped} samples")
+    if song.mixture is not None:
+        mixture, _ = read(song.mixture)
+        mixture = mixture[:2] if mixture.shape[0] >= 2 else np.repeat(mixture, 2, axis=0)
+        mixture = mixture[:, :length]
+        for source in set(present) - silent:  # a silent stem has no lag to measure
+            lag = _lag(mixture, audio[source], rate)
+            if abs(lag) > 1:
+                report.errors.append(f"{source} is out of time with the mixture by {lag / rate * 1000:.1f} ms")
+        residual = float(np.mean(np.square(mixture - summed)))
+        ratio = _db(residual / max(float(np.mean(np.square(mixture))), 1e-20))
+        report.facts["mixture_minus_stems_db"] = ratio
+        if ratio > -30:
+            report.errors.append(f"the printed mixture is not the sum of the stems (difference {ratio} dB relative "
+                                 "to the mixture): master-bus processing such as a limiter? Remove the mixture file "
+                                 "to train on the sum of the stems.")
+        elif ratio > -60:
+            report.warnings.append(f"the printed mixture differs from the sum of the stems by {ratio} dB")
+    clipped = int(np.sum(np.abs(summed) >= 1.0))
+    if clipped > rate // 100:
+        report.warnings.append(f"the sum of the stems clips on {clipped} samples")
+    report.facts.update({"sample_rate": rate, "seconds": round(length / rate, 2),
+                         "stems": {s: [p.name for p in paths] for s, paths in present.items()}})
+    report.ok = not report.errors
+    return report, audio, rate
+
+
+def check_dataset(songs: Sequence[SongFiles]) -> dict:
+    """Check every song; returns {"songs": [reports], "excluded": {name: reasons}, "ok": [names]}."""
+    reports, prints = [], {}
+    for song in songs:
+        report, audio, rate = check_song(song)
+        if audio is not None:
+            prints[song.name] = _fingerprint(sum(audio.values()), rate)
+        reports.append(report)
+    names = list(prints)
+    for i, a in enumerate(names):
+        for b in names[:i]:
+            x, y = prints[a], prints[b]
+            n = min(len(x), len(y))
+            if n < 20:
+                continue
+            if abs(len(x) - len(y)) <= 2 and np.corrcoef(x[:n], y[:n])[0, 1] > 0.995:
+                report = next(r for r in reports if r.name == a)
+                report.errors.append(f"duplicate of {b}")
+                report.ok = False
+    return {"ok": [r.name for r in reports if r.ok],
+            "excluded": {r.name: r.errors for r in reports if not r.ok},
+            "songs": [asdict(r) for r in reports]}
+
+
+def describe(result: dict) -> str:
+    lines = [f"{len(result['ok'])} of {len(result['songs'])} songs usable for training."]
+    for song in result["songs"]:
+        mark = "ok " if song["ok"] else "EXCLUDED"
+        lines.append(f"{mark} {song['name']}")
+        lines += [f"    error: {e}" for e in song["errors"]]
+        lines += [f"    warning: {w}" for w in song["warnings"]]
+    return "\n".join(lines)
