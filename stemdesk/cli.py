@@ -82,6 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     null.add_argument("mix", type=Path)
     null.add_argument("stems", nargs="+", type=Path)
 
+    check = commands.add_parser("check-data", help="check multitracks before training",
+                                description="Report, per song, what would make it unusable for training.")
+    check.add_argument("data", type=Path, help="folder of song folders, or a CSV list (song,source,path)")
+    check.add_argument("--mapping", type=Path, help='JSON: {"vocals": ["Lead Vox*"], "drums": ["Kick*"]}')
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    train = commands.add_parser("train", help="fine-tune a model on your multitracks")
+    train.add_argument("--data", type=Path, required=True)
+    train.add_argument("--mapping", type=Path)
+    train.add_argument("--from", dest="base", default=DEFAULT_MODEL, help="installed model to start from")
+    train.add_argument("--out", required=True, help="name of the fine-tuned model")
+    train.add_argument("--minutes", type=float, default=30.0, help="training time budget")
+    train.add_argument("--valid", nargs="*", default=(), metavar="SONG", help="songs held out for validation")
+    train.add_argument("--freeze", nargs="*", default=(), metavar="PREFIX",
+                       help="parameter-name prefixes to keep fixed (e.g. fc1 trunk)")
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--threads", type=int)
+
     models = commands.add_parser("models", help="list, install or remove models",
                                  description="With no action: list installed models.")
     actions = models.add_subparsers(dest="action", metavar="ACTION")
@@ -149,6 +168,34 @@ def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if result.passed else EXIT_NULL
 
 
+def _check_data(args: argparse.Namespace, out: TextIO) -> int:
+    from training.dataset import check_dataset, describe, discover, read_mapping
+
+    songs = discover(args.data, read_mapping(args.mapping))
+    if not songs:
+        raise StemDeskError(f'No songs found in "{args.data}": expected one folder per song with its stems.')
+    report = check_dataset(songs)
+    print(json.dumps(report, indent=1) if args.json else describe(report), file=out)
+    return 0 if report["ok"] else EXIT_ERROR
+
+
+def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from training.finetune import FineTuneRequest, fine_tune
+
+    def show(event: dict) -> None:
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
+        print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}", file=err, flush=True)
+
+    request = FineTuneRequest(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
+                              mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,
+                              threads=args.threads, device=args.device)
+    card = fine_tune(request, progress=show)
+    gains = ", ".join(f"{k} {v:+.2f} dB" for k, v in card["gain_usdr_db"].items())
+    print(f"{args.out}: fine-tuned from {args.base}; validation uSDR change: {gains}. Score card and curves in "
+          f"{card['run_folder']}. Use it with --model {args.out}; delete its folder to roll back.", file=out)
+    return 0
+
+
 def _models(args: argparse.Namespace, out: TextIO) -> int:
     if args.action == "install":
         from .io.spleeter import install_spleeter
@@ -204,6 +251,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return _nullcheck(args, out)
         if args.command == "models":
             return _models(args, out)
+        if args.command == "check-data":
+            return _check_data(args, out)
+        if args.command == "train":
+            return _train(args, out, err)
     except Cancelled:
         return EXIT_CANCELLED
     except KeyboardInterrupt:

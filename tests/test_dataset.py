@@ -86,3 +86,32 @@ def test_csv_lists_and_missing_mixtures(tmp_path):
     result = check_dataset(discover(tmp_path / "list.csv"))
     assert result["ok"] == ["take"]
     assert "mixture_minus_stems_db" not in result["songs"][0]["facts"]   # no mixture: it is the sum
+
+
+def test_check_data_and_train_from_the_command_line(planted, capsys):
+    import io
+
+    from stemdesk.cli import main
+    from stemdesk.io.model_store import find_model
+
+    root, mapping = planted
+    out = io.StringIO()
+    assert main(["check-data", str(root), "--mapping", str(mapping), "--json"], out=out) == 0
+    assert set(json.loads(out.getvalue())["excluded"]) == {"shifted", "limited", "good copy"}
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "tiny-4stem", "--out",
+                 "my-tune", "--minutes", "0.05", "--valid", "odd names", "--threads", "1"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert "my-tune: fine-tuned from tiny-4stem" in out.getvalue()
+    card = find_model("my-tune")
+    assert card.raw["parent"]["id"] == "tiny-4stem"
+    assert card.raw["training_data"]["valid_songs"] == ["odd names"]
+    assert set(card.raw["training_data"]["excluded"]) == {"shifted", "limited", "good copy"}
+    run = json.loads(out.getvalue().split("Score card and curves in ")[1].split(". Use it")[0].join(['"', '"']))
+    from pathlib import Path
+
+    folder = Path(run)
+    score = json.loads((folder / "score-card.json").read_text())
+    assert set(score["gain_usdr_db"]) == {"vocals", "drums", "bass", "other"}
+    assert (folder / "curves.png").stat().st_size > 1000 and (folder / "score-card.md").is_file()
+    assert main(["models", "remove", "my-tune"], out=io.StringIO()) == 0

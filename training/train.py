@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from stemdesk.core.chunker import Chunker
+from stemdesk.core.device import resolve_device
 from stemdesk.core.estimators import Estimator, build_estimator
 from stemdesk.core.masks import normalise_masks, ratio_masks
 from stemdesk.core.metrics import usdr
@@ -51,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
+    freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
+    device: str = "cpu"          # cpu, cuda, mps or auto
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -118,7 +121,8 @@ def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
 def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence[str],
              segment_seconds: float = 20.0) -> dict[str, Any]:
     """uSDR per song and source on whole songs through the real separator and chunker."""
-    separator = Separator(estimator, "cpu")
+    device = next(estimator.parameters(), torch.empty(0)).device   # validate where the model trains
+    separator = Separator(estimator, device)
     mapping = source_map(estimator.sources, data_sources)
     scores: dict[str, dict[str, float]] = {}
     for song in songs:
@@ -159,26 +163,38 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
 class Trainer:
     """Trains ``config.estimator`` on ``train`` songs and validates on ``valid`` songs (split by song).
 
-    ``workdir`` holds ``checkpoint.safetensors`` + ``checkpoint.json`` (latest), ``best.safetensors`` and
-    ``log.jsonl``. Calling `run` again resumes from the latest checkpoint.
+    ``workdir`` holds ``checkpoint.safetensors`` + ``checkpoint.json`` (the latest validation) and ``log.jsonl``;
+    the best state so far goes to the ``export`` callback of `run`. Calling `run` again resumes from the
+    checkpoint. ``init_state`` starts from a model's weights (fine-tuning); parameters whose names start with one
+    of ``config.freeze`` are not trained.
     """
 
     def __init__(self, config: TrainConfig, train: Sequence[Song], valid: Sequence[Song], workdir: Path,
-                 progress: Callable[[dict], None] | None = None):
+                 progress: Callable[[dict], None] | None = None, init_state: dict[str, Tensor] | None = None):
         self.config = config
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.valid = list(valid)
         self.progress = progress
         torch.manual_seed(config.seed)
+        self.device = resolve_device(config.device)
         self.estimator = build_estimator(config.estimator, config.config)
         rate = train[0].sample_rate
-        self.stft = STFT(self.estimator.stft_config.at_rate(rate))
+        self.stft = STFT(self.estimator.stft_config.at_rate(rate)).to(self.device)
         self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed,
                                pitch_time=config.pitch_time)
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
-        self.optimizer = torch.optim.AdamW(self.estimator.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.fresh = init_state is None
+        if init_state is not None:
+            self.estimator.load_state_dict(init_state)
+        for name, parameter in self.estimator.named_parameters():
+            if any(name.startswith(prefix) for prefix in config.freeze):
+                parameter.requires_grad_(False)
+        self.estimator.to(self.device)
+        trainable = [p for p in self.estimator.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(f"freezing {list(config.freeze)} leaves nothing to train")
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
         self.best = -math.inf
         self.bad_validations = 0
@@ -186,8 +202,9 @@ class Trainer:
 
     # Checkpoints ---------------------------------------------------------------------------------------------
     def _save(self, stem: str) -> None:
-        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.estimator.state_dict().items()}
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.estimator.state_dict().items()}
         opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+        opt_tensors = {k: v.cpu().contiguous() for k, v in opt_tensors.items()}
         tensors.update(opt_tensors)
         tensors["rng.sampler"] = self.sampler.state()
         tensors["rng.torch"] = torch.get_rng_state()
@@ -228,7 +245,7 @@ class Trainer:
         native, model = self.stft.config.bin_frequencies(), est.stft_config.bin_frequencies()
         with torch.no_grad():
             state = self.sampler.state()
-            mags = [interpolate_bins(self.stft(self.sampler.batch(4).sum(1)).abs(), native, model)
+            mags = [interpolate_bins(self.stft(self.sampler.batch(4).sum(1).to(self.device)).abs(), native, model)
                     for _ in range(batches)]
             self.sampler.set_state(state)
             logm = torch.log(torch.cat(mags) + 1e-4)                   # (n, channels, bins, frames)
@@ -251,7 +268,7 @@ class Trainer:
     def run(self, export: Callable[[Estimator, dict], None] | None = None) -> dict[str, Any]:
         config = self.config
         torch.set_num_threads(config.threads)
-        if not self.resume():
+        if not self.resume() and self.fresh:
             self.init_input_scaling()
         self.estimator.train()
         deadline = time.monotonic() + config.minutes * 60
@@ -259,7 +276,7 @@ class Trainer:
         started = time.monotonic()
         while time.monotonic() < deadline and self.step < config.max_steps:
             # The sampler draws each source only from songs where it is usable, so every target counts.
-            stems = regroup(self.sampler.batch(config.batch), self.mapping)
+            stems = regroup(self.sampler.batch(config.batch), self.mapping).to(self.device)
             loss = objective_loss(self.estimator, self.stft, stems, config.objective)
             if not torch.isfinite(loss):
                 # Divergence: roll back to the last good checkpoint and halve the learning rate.

@@ -1,0 +1,221 @@
+"""Fine-tune an installed model on a user's multitracks: check the data, split by song, train, score, export.
+
+The run folder (``<user data>/runs/<name>``) holds the data report, checkpoints, the log, the score card (JSON and
+Markdown) and a PNG of the training and validation curves. The fine-tuned model goes to the user's models folder
+with a card naming its parent, data, config and scores; deleting that folder rolls it back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import platformdirs
+import torch
+
+from stemdesk.core.errors import StemDeskError
+from stemdesk.core.estimators import Estimator
+from stemdesk.core.metrics import usdr
+from stemdesk.io.atomic import atomic_write_bytes
+from stemdesk.io.audio import read
+from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
+
+from .data import Song
+from .dataset import SOURCES, SongFiles, check_dataset, describe, discover, read_mapping
+from .metrics import bss_eval_v4
+from .train import TrainConfig, Trainer, evaluate, export_model, regroup, source_map
+
+
+def runs_dir() -> Path:
+    return Path(platformdirs.user_data_dir("stemdesk", appauthor=False)) / "runs"
+
+
+def load_song_files(song: SongFiles) -> Song:
+    """Sum each source's files into one stereo stem; int16 in memory like the shipped-model trainer."""
+    parts: dict[str, list[np.ndarray]] = {}
+    rate = None
+    for source in SOURCES:
+        for path in song.stems.get(source, []):
+            audio, rate = read(path)
+            parts.setdefault(source, []).append(audio[:2] if audio.shape[0] >= 2 else np.repeat(audio, 2, axis=0))
+    length = min(a.shape[1] for arrays in parts.values() for a in arrays)
+    summed = {s: sum(a[:, :length] for a in arrays) for s, arrays in parts.items()}
+    stems = np.stack([summed.get(s, np.zeros((2, length), np.float32)) for s in SOURCES])
+    usable = tuple(s in summed for s in SOURCES)
+    return Song(song.name, np.clip(np.round(stems * 32768), -32768, 32767).astype(np.int16), usable, rate)
+
+
+@dataclass
+class FineTuneRequest:
+    data: Path
+    base: str
+    name: str
+    minutes: float = 30.0
+    mapping: Path | None = None
+    valid: Sequence[str] = ()        # song names held out; default: the last fifth (at least one)
+    lr: float = 3e-4
+    freeze: Sequence[str] = ()
+    threads: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], list[str]]:
+    if valid:
+        missing = sorted(set(valid) - set(names))
+        if missing:
+            raise StemDeskError(f"Validation songs {missing} are not among the usable songs {sorted(names)}.")
+        held = list(valid)
+    else:
+        held = sorted(names)[-max(1, len(names) // 5):]
+    train = [n for n in names if n not in held]
+    if not train:
+        raise StemDeskError("Every usable song is held out for validation; add songs or choose fewer with --valid.")
+    return train, held
+
+
+def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
+    """uSDR on whole validation songs and BSS Eval v4 on each song's loudest-vocal 20 seconds, per system."""
+    card: dict = {}
+    for label, estimator in estimators.items():
+        result = evaluate(estimator, songs, list(SOURCES))
+        bss: dict[str, list] = {}
+        from stemdesk.core.chunker import Chunker
+        from stemdesk.core.separator import Separator
+
+        separator = Separator(estimator)
+        mapping = source_map(estimator.sources, SOURCES)
+        for song in songs:
+            truth = regroup(song.audio(), mapping)
+            rate = song.sample_rate
+            start = _loudest_vocals(song)
+            stop = min(song.length, start + 20 * rate)
+            mix = truth.sum(0)[:, start:stop]
+            estimate = Chunker(lambda x: separator(x, rate).stems, 20 * rate, rate).run(mix)
+            scores = bss_eval_v4(truth[:, :, start:stop].numpy(), estimate.numpy(), rate)
+            for i, source in enumerate(estimator.sources):
+                for metric in ("sdr", "sir", "sar"):
+                    bss.setdefault(source, {}).setdefault(metric, []).append(float(scores[metric][i]))
+        card[label] = {"usdr": {k: round(v, 2) for k, v in result["median"].items()},
+                       "usdr_per_song": result["songs"],
+                       "bss": {s: {m: round(float(np.nanmedian(v)), 2) for m, v in d.items()} for s, d in bss.items()}}
+    return card
+
+
+def _loudest_vocals(song: Song, seconds: int = 20) -> int:
+    energy = np.square(song.stems[0].astype(np.float32)).sum(0)
+    rate, n = song.sample_rate, seconds * song.sample_rate
+    if song.length <= n:
+        return 0
+    sums = np.add.reduceat(energy, np.arange(0, song.length, rate))
+    window = np.convolve(sums, np.ones(seconds), mode="valid")
+    return int(np.argmax(window)) * rate
+
+
+def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    steps = [h["step"] for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(steps, [h["loss"] for h in history], marker="o")
+    left.set_xlabel("step")
+    left.set_ylabel("training loss")
+    left.set_title("training")
+    for source in history[0]["valid_usdr"] if history else []:
+        right.plot(steps, [h["valid_usdr"].get(source, float("nan")) for h in history], marker="o", label=source)
+    right.set_xlabel("step")
+    right.set_ylabel("validation uSDR (dB)")
+    right.set_title("validation")
+    right.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    temp = path.with_suffix(".part.png")
+    figure.savefig(temp, dpi=100)
+    plt.close(figure)
+    temp.replace(path)
+
+
+def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None) -> dict:
+    """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix."""
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    run = runs_dir() / request.name
+    run.mkdir(parents=True, exist_ok=True)
+    songs = discover(request.data, read_mapping(request.mapping))
+    if not songs:
+        raise StemDeskError(f'No songs found in "{request.data}". Put one folder per song with its stems inside.')
+    report = check_dataset(songs)
+    atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
+    atomic_write_bytes(run / "data-report.txt", describe(report).encode())
+    usable = [s for s in songs if s.name in report["ok"]]
+    if len(usable) < 2:
+        raise StemDeskError(f"Only {len(usable)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
+                            "fine-tuning needs at least two: one to train on and one to validate.")
+    train_names, valid_names = split_songs([s.name for s in usable], request.valid)
+    loaded = {s.name: load_song_files(s) for s in usable}
+    train = [loaded[n] for n in train_names]
+    valid = [loaded[n] for n in valid_names]
+    shortest = min(song.length / song.sample_rate for song in train)
+    if shortest < 1.0:
+        raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
+    base_estimator, base_card = load_estimator(request.base)
+    config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=request.lr,
+                         minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),
+                         validate_every=50, freeze=tuple(request.freeze), batch=8, remix=0.5,
+                         excerpt_seconds=min(6.0, 0.8 * shortest),
+                         device=request.device)
+    out_folder = user_models_dir() / request.name
+    if out_folder.exists() and find_model(request.name).folder != out_folder:
+        raise StemDeskError(f"A model named {request.name!r} already ships with StemDesk; choose another --out.")
+    facts = {"description": f"{request.name}: {request.base} fine-tuned on {len(train)} songs of {request.data}",
+             "parent": {"id": base_card.id, "weights_sha256": base_card.weights_sha256},
+             "training_data": {"folder": str(request.data), "train_songs": train_names, "valid_songs": valid_names,
+                               "excluded": report["excluded"]},
+             "licenses": {"weights": f"as the parent model ({request.base}) and the user's data allow"},
+             "training": {"config": {k: v for k, v in vars(config).items() if k not in ("extra", "config")},
+                          "minutes": request.minutes}}
+    trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
+                      init_state=load_state(base_card))
+    started = time.monotonic()
+    trainer.run(export=export_model(out_folder, request.name, facts))
+    if not (out_folder / "card.json").is_file():
+        raise StemDeskError("Training never improved on its first validation, so no model was exported. "
+                            "Train for longer (--minutes) or check the data report.")
+    tuned, tuned_card = load_estimator(request.name)
+    card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid)
+    card["gain_usdr_db"] = {s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
+                            for s in card["base"]["usdr"] if s in card["fine_tuned"]["usdr"]}
+    card.update({"base_model": base_card.id, "model": request.name, "valid_songs": valid_names,
+                 "train_songs": train_names, "steps": trainer.step,
+                 "train_seconds": round(time.monotonic() - started)})
+    atomic_write_bytes(run / "score-card.json", json.dumps(card, indent=1).encode())
+    atomic_write_bytes(run / "score-card.md", render_score_card(card).encode())
+    plot_curves(trainer.history, run / "curves.png", f"{request.name} from {request.base}")
+    card["run_folder"] = str(run)
+    return card
+
+
+def render_score_card(card: dict) -> str:
+    sources = list(card["base"]["usdr"])
+    lines = [f"# Score card: {card['model']} (from {card['base_model']})", "",
+             f"Validation songs (never trained on): {', '.join(card['valid_songs'])}. "
+             f"Trained on {len(card['train_songs'])} songs for {card['steps']} steps ({card['train_seconds']} s).", "",
+             "| system | " + " | ".join(f"{s} uSDR" for s in sources) + " | "
+             + " | ".join(f"{s} SDR/SIR/SAR" for s in sources) + " |",
+             "|" + "---|" * (1 + 2 * len(sources))]
+    for label in ("base", "fine_tuned"):
+        row = card[label]
+        cells = [f"{row['usdr'].get(s, float('nan')):.2f}" for s in sources]
+        cells += [f"{row['bss'][s]['sdr']:.1f} / {row['bss'][s]['sir']:.1f} / {row['bss'][s]['sar']:.1f}"
+                  if s in row["bss"] else "–" for s in sources]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Gain in uSDR (dB): " + ", ".join(f"{s} {g:+.2f}" for s, g in card["gain_usdr_db"].items()), "",
+              "![curves](curves.png)"]
+    return "\n".join(lines) + "\n"
