@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from stemdesk.core.cancel import CancelToken
 from stemdesk.core.chunker import Chunker
+from stemdesk.core.errors import Cancelled
 from stemdesk.core.device import resolve_device
 from stemdesk.core.estimators import Estimator, build_estimator
 from stemdesk.core.masks import normalise_masks, ratio_masks
@@ -54,14 +57,17 @@ class TrainConfig:
     lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
     device: str = "cpu"          # cpu, cuda, mps or auto
+    early_stop: int = 0          # stop after this many validations without a new best (0: never)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: str | None = None) -> Tensor:
+def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: str | None = None,
+                   forward: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """The training loss an estimator declares (``estimator.objective``), on stems (batch, sources, channels, length).
 
     The mixture is the sum of the stems; its STFT is the sum of theirs (the STFT is linear), so one transform serves
-    both. Objectives: see `stemdesk.core.estimators.OBJECTIVES`.
+    both. Objectives: see `stemdesk.core.estimators.OBJECTIVES`. ``forward`` runs the network (a
+    DistributedDataParallel wrapper of ``estimator`` under torchrun); by default the estimator itself.
     """
     objective = objective or estimator.objective
     # As at inference (see Separator): the STFT runs at the data's rate with the estimator's window and hop in
@@ -71,7 +77,7 @@ def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: s
     mix_spec = spec.sum(dim=1)
     mix_mag = interpolate_bins(mix_spec.abs(), native, model)  # (batch, channels, model_bins, frames)
     target = interpolate_bins(spec.abs(), native, model)
-    raw = estimator(mix_mag)
+    raw = (forward or estimator)(mix_mag)
     if objective in ("magnitude_l1", "magnitude_mse", "dual"):
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
         estimate = masks * mix_mag.unsqueeze(1)
@@ -160,6 +166,17 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size) under torchrun, initialising the process group once (gloo on CPU, nccl on CUDA);
+    (0, 1) for a plain single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 class Trainer:
     """Trains ``config.estimator`` on ``train`` songs and validates on ``valid`` songs (split by song).
 
@@ -177,11 +194,17 @@ class Trainer:
         self.valid = list(valid)
         self.progress = progress
         torch.manual_seed(config.seed)
+        self.rank, self.world = distributed_context()
+        if config.batch % self.world:
+            raise ValueError(f"the global batch ({config.batch}) must divide by the number of processes ({self.world})")
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.estimator = build_estimator(config.estimator, config.config)
         rate = train[0].sample_rate
         self.stft = STFT(self.estimator.stft_config.at_rate(rate)).to(self.device)
-        self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed,
+        # Each process draws its own share of the global batch from its own random stream.
+        self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed + 1000 * self.rank,
                                pitch_time=config.pitch_time)
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
         self.fresh = init_state is None
@@ -195,6 +218,13 @@ class Trainer:
         if not trainable:
             raise ValueError(f"freezing {list(config.freeze)} leaves nothing to train")
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        self.model: torch.nn.Module = self.estimator
+        if self.world > 1:
+            # Every process starts from rank 0's weights; DDP averages the gradients at each backward.
+            for tensor in self.estimator.state_dict().values():
+                dist.broadcast(tensor, 0)
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.estimator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.step = 0
         self.best = -math.inf
         self.bad_validations = 0
@@ -206,8 +236,11 @@ class Trainer:
         opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
         opt_tensors = {k: v.cpu().contiguous() for k, v in opt_tensors.items()}
         tensors.update(opt_tensors)
-        tensors["rng.sampler"] = self.sampler.state()
+        for rank, state in enumerate(self._gather(self.sampler.state())):
+            tensors[f"rng.sampler.{rank}"] = state
         tensors["rng.torch"] = torch.get_rng_state()
+        if self.rank != 0:
+            return
         meta = {"step": self.step, "best": self.best, "bad_validations": self.bad_validations,
                 "optimizer": opt_meta, "config": asdict(self.config)}
         weights, info = self.workdir / f"{stem}.safetensors", self.workdir / f"{stem}.json"
@@ -225,7 +258,7 @@ class Trainer:
         meta = json.loads(info.read_text())
         self.estimator.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-        self.sampler.set_state(tensors["rng.sampler"])
+        self.sampler.set_state(tensors.get(f"rng.sampler.{self.rank}", tensors.get("rng.sampler")))
         torch.set_rng_state(tensors["rng.torch"])
         self.step, self.best, self.bad_validations = meta["step"], meta["best"], meta["bad_validations"]
         log = self.workdir / "log.jsonl"
@@ -265,7 +298,10 @@ class Trainer:
         self.estimator.train()
         return result
 
-    def run(self, export: Callable[[Estimator, dict], None] | None = None) -> dict[str, Any]:
+    def run(self, export: Callable[[Estimator, dict], None] | None = None,
+            cancel: CancelToken | None = None) -> dict[str, Any]:
+        """Train until the time budget, ``max_steps``, early stopping or a cancel; resumes from a checkpoint.
+        Under torchrun every process calls this; only rank 0 validates, writes checkpoints and exports."""
         config = self.config
         torch.set_num_threads(config.threads)
         if not self.resume() and self.fresh:
@@ -274,30 +310,82 @@ class Trainer:
         deadline = time.monotonic() + config.minutes * 60
         losses: list[float] = []
         started = time.monotonic()
-        while time.monotonic() < deadline and self.step < config.max_steps:
+        rollbacks = 0
+        while not self._agree(time.monotonic() >= deadline or self.step >= config.max_steps
+                              or (cancel is not None and cancel.cancelled)):
             # The sampler draws each source only from songs where it is usable, so every target counts.
-            stems = regroup(self.sampler.batch(config.batch), self.mapping).to(self.device)
-            loss = objective_loss(self.estimator, self.stft, stems, config.objective)
-            if not torch.isfinite(loss):
-                # Divergence: roll back to the last good checkpoint and halve the learning rate.
-                self.resume()
+            stems = regroup(self.sampler.batch(config.batch // self.world), self.mapping).to(self.device)
+            loss = self.train_step(stems)
+            if loss is None:
+                # Divergence (a NaN or infinite loss or gradient): back to the last good checkpoint, half the rate.
+                rollbacks += 1
+                if not self.resume() or rollbacks > 5:
+                    raise FloatingPointError(f"training diverged at step {self.step} and cannot recover "
+                                             "from a checkpoint; lower the learning rate")
                 for group in self.optimizer.param_groups:
                     group["lr"] *= 0.5
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.estimator.parameters(), 5.0)
-            self.optimizer.step()
             self.step += 1
-            losses.append(loss.item())
+            losses.append(loss)
             if self.step % config.validate_every == 0:
                 self._validation_round(losses, started, export)
                 losses = []
+                if self._early_stop():
+                    break
         if losses:
             self._validation_round(losses, started, export)
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("Training cancelled; the last checkpoint is kept, run again to resume.")
         return {"step": self.step, "best": self.best, "history": self.history}
 
+    def train_step(self, stems: Tensor) -> float | None:
+        """One optimiser step on this process's share of the batch; the loss averaged over processes, or None
+        (and no step taken) when the loss or the gradients are not finite on any process."""
+        loss = objective_loss(self.estimator, self.stft, stems, self.config.objective, forward=self.model)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not self._agree(not bool(torch.isfinite(loss))):
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.estimator.parameters(), 5.0)
+            if not self._agree(not bool(torch.isfinite(norm))):
+                self.optimizer.step()
+                return self._mean(loss.item())
+        self.optimizer.zero_grad(set_to_none=True)
+        return None
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every process if it is true on any (so all processes stop, or skip, together)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def _mean(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world
+
+    def _gather(self, tensor: Tensor) -> list[Tensor]:
+        if self.world == 1:
+            return [tensor]
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        dist.all_gather(parts, tensor)
+        return parts
+
+    def _early_stop(self) -> bool:
+        patience = self.config.early_stop
+        if not patience or len(self.history) <= patience:
+            return False
+        best_recent = max(h["valid_mean"] for h in self.history[-patience:])
+        return best_recent < self.best
+
     def _validation_round(self, losses: list[float], started: float, export) -> None:
+        if self.rank != 0:
+            self._save("checkpoint")                       # contributes its sampler state to rank 0's file
+            self._follow_rank0()
+            return
         result = self.validate()
         medians = result["median"]
         score = sum(medians.values()) / max(1, len(medians))
@@ -320,9 +408,20 @@ class Trainer:
         with open(self.workdir / "log.jsonl", "a") as handle:
             handle.write(json.dumps(entry) + "\n")
         self._save("checkpoint")
+        self._follow_rank0()
         if self.progress is not None:
             self.progress({"stage": "train", "step": self.step, "loss": entry["loss"], "valid": medians,
                            "improved": improved})
+
+    def _follow_rank0(self) -> None:
+        """Share rank 0's validation outcome (best score, learning rate, history) with the other processes."""
+        if self.world == 1:
+            return
+        state = [self.best, self.bad_validations, self.optimizer.param_groups[0]["lr"], self.history]
+        dist.broadcast_object_list(state, src=0)
+        self.best, self.bad_validations, lr, self.history = state
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
 
 def export_model(folder: Path, model_id: str, card: dict[str, Any]) -> Callable[[Estimator, dict], None]:
