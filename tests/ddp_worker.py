@@ -29,10 +29,10 @@ def main() -> None:
     if mode == "grads":
         trainer = Trainer(config, songs[:3], songs[3:], out.parent / "grads-run")
         stems = regroup(trainer.sampler.batch(config.batch // trainer.world), trainer.mapping)
+        local = torch.tensor([float(objective_local(trainer, stems))])   # before the step: the same weights
         loss = trainer.train_step(stems)
         # train_step has stepped the optimiser; the gradients it used are still in .grad.
         grads = torch.cat([p.grad.flatten() for p in trainer.estimator.parameters() if p.grad is not None])
-        local = torch.tensor([float(objective_local(trainer, stems))])
         gathered_grads = [torch.empty_like(grads) for _ in range(trainer.world)]
         dist.all_gather(gathered_grads, grads)
         gathered_local = [torch.empty_like(local) for _ in range(trainer.world)]
