@@ -102,8 +102,10 @@ def vocal_excerpt(song) -> tuple[int, int]:
     return start, start + n
 
 
-def bss_subset(songs, count: int = BSS_SONGS) -> set[int]:
-    """BSS Eval is slow (about 2 s per second of 4-stem audio): it runs on the songs with the most vocals."""
+def bss_subset(songs) -> set[int]:
+    """BSS Eval is slow (about 2 s per second of 4-stem audio): it runs on the BSS_SONGS songs with the most
+    vocals."""
+    count = BSS_SONGS
     energy = [float(np.square(song.stems[0].astype(np.float32)).mean()) for song in songs]
     return set(int(i) for i in np.argsort(energy)[::-1][:count])
 
@@ -149,6 +151,23 @@ def score(name: str, sources: list[str], estimate_fn, songs, seconds_per_second:
         if source in bss_rows:
             result["bss"][source] = {m: round(float(np.nanmedian(v)), 2) for m, v in bss_rows[source].items()}
     return result
+
+
+def oracle_row(kind: str, songs) -> dict:
+    """Score an oracle (masks from the true sources at the shipped model's STFT) on ``songs``."""
+    stft = STFT(ORACLE_STFT)
+
+    def oracle(index, mix):
+        spec = stft(songs[index].audio())                              # (sources, channels, bins, frames)
+        masks = oracle_masks(spec.unsqueeze(0), kind)[0]
+        stems = stft.inverse(masks * spec.sum(0), mix.shape[-1])
+        stems[-1] = mix - stems[:-1].sum(0)
+        return stems
+
+    row = score(f"oracle_{kind}", SOURCES, oracle, songs, None, None)
+    row["paper"] = (f"oracle {kind.upper()} at STFT 4096/1024" if kind != "mix"
+                    else "MIX: each source gets 1/4 of the mixture")
+    return row
 
 
 def speed(estimator, seconds: float = 30.0) -> float:
@@ -207,19 +226,7 @@ def main() -> None:
     rows = {row["system"]: row for row in previous["rows"]}
 
     for kind in ("irm", "ibm", "mix"):
-        stft = STFT(ORACLE_STFT)
-
-        def oracle(index, mix, kind=kind, stft=stft):
-            refs = valid[index].audio()
-            spec = stft(refs)                                         # (sources, channels, bins, frames)
-            masks = oracle_masks(spec.unsqueeze(0), kind)[0]
-            stems = stft.inverse(masks * spec.sum(0), mix.shape[-1])
-            stems[-1] = mix - stems[:-1].sum(0)
-            return stems
-
-        rows[f"oracle_{kind}"] = score(f"oracle_{kind}", SOURCES, oracle, valid, None, None)
-        rows[f"oracle_{kind}"]["paper"] = f"oracle {kind.upper()} at STFT 4096/1024" if kind != "mix" else \
-            "MIX: each source gets 1/4 of the mixture"
+        rows[f"oracle_{kind}"] = oracle_row(kind, valid)
         print(json.dumps(rows[f"oracle_{kind}"]), flush=True)
 
     for name in chosen:

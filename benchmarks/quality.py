@@ -1,0 +1,90 @@
+"""Validation quality of the installed models next to the oracles, on songs never trained on.
+
+    .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss]
+
+Validation songs: the split of training/default_models.py (every seventh MUSDB excerpt and the CC0 song
+"3.Sodium"). Metric: uSDR (global SDR per song, the MDX definition), median over songs, per stem; a song where a
+reference stem is silent is left out for that stem. 4-stem models are also scored on vocals / accompaniment.
+``--bss`` adds BSS Eval v4 SDR/SIR/SAR on the five songs with the most vocals (slow). Models that are not
+installed (Spleeter 2-stem needs `stemdesk models install spleeter-2stem`) are skipped with a note.
+Results: benchmarks/results/quality.json and docs/quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import reproduction  # noqa: E402
+from stemdesk.core.errors import ModelError  # noqa: E402
+from stemdesk.core.separator import Separator  # noqa: E402
+from stemdesk.io.model_store import load_estimator  # noqa: E402
+from training.data import load_songs  # noqa: E402
+from training.default_models import DATA, SOURCES, split  # noqa: E402
+
+DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,spleeter-2stem,tiny-4stem"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--bss", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.bss:
+        reproduction.BSS_SONGS = 0
+    _, valid_dirs = split(DATA)
+    valid = load_songs(valid_dirs, SOURCES)
+    rows, notes = [], []
+    for kind in ("irm", "mix"):
+        rows.append(reproduction.oracle_row(kind, valid))
+    for model_id in args.models.split(","):
+        try:
+            estimator, card = load_estimator(model_id)
+        except ModelError as error:
+            notes.append(f"{model_id}: not scored ({error})")
+            continue
+        separator = Separator(estimator, outputs=card.outputs)
+        rate = valid[0].sample_rate
+
+        def run(index, mix, separator=separator):
+            return reproduction.separate_song(lambda x: separator(x, rate).stems, mix, rate)
+
+        started = time.perf_counter()
+        row = reproduction.score(model_id, list(separator.sources), run, valid, None,
+                                 sum(p.numel() for p in estimator.parameters()))
+        row["paper"] = card.raw.get("description", "")[:80]
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        rows.append(row)
+        print(json.dumps({k: row[k] for k in ("system", "usdr")}), flush=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps({"rows": rows, "notes": notes,
+                                                  "valid_songs": [p.name for p in valid_dirs]}, indent=1) + "\n")
+    columns = ["vocals", "accompaniment", "drums", "bass", "other"]
+    lines = ["# Validation quality", "",
+             "Produced by `.venv/bin/python benchmarks/quality.py`. uSDR (dB): global SDR per song, median over "
+             f"{len(valid)} validation songs never trained on ({', '.join(p.name for p in valid_dirs[-1:])} and "
+             f"{len(valid) - 1} MUSDB18 excerpts). Spleeter's figures here are on these songs, not its paper's.", "",
+             "| system | " + " | ".join(columns) + " |", "|" + "---|" * (1 + len(columns))]
+    for row in rows:
+        lines.append(f"| {row['system']} | " + " | ".join(f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–"
+                                                         for c in columns) + " |")
+    lines += [""] + [f"- {note}" for note in notes]
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "quality.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
