@@ -140,7 +140,10 @@ def _pair(text: str) -> tuple[float, float]:
 
 
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
+    from .jobs.memory import keep_memory_flat
     from .jobs.separate import SeparateOptions, SeparationEngine, set_threads
+
+    keep_memory_flat()
 
     fmt = OutputFormat.parse(args.format, args.bit_depth)
     names = [p.stem for p in inputs]
