@@ -45,7 +45,8 @@ def load_song_files(song: SongFiles) -> Song:
     length = min(a.shape[1] for arrays in parts.values() for a in arrays)
     summed = {s: sum(a[:, :length] for a in arrays) for s, arrays in parts.items()}
     stems = np.stack([summed.get(s, np.zeros((2, length), np.float32)) for s in SOURCES])
-    usable = tuple(s in summed for s in SOURCES)
+    # A missing or near-silent stem (a bass line recorded inside "other") is not a target to learn from.
+    usable = tuple(s in summed and float(np.sqrt(np.mean(np.square(summed[s])))) >= 1e-3 for s in SOURCES)
     return Song(song.name, np.clip(np.round(stems * 32768), -32768, 32767).astype(np.int16), usable, rate)
 
 
