@@ -82,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     null.add_argument("mix", type=Path)
     null.add_argument("stems", nargs="+", type=Path)
 
+    batch = commands.add_parser("batch", help="separate a catalog, resumably, locally or on a Ray cluster",
+                                description="Separate every audio file under INPUT (a folder, recursed, or a "
+                                            "CSV/JSONL manifest of paths) into OUTDIR, mirroring the input tree. "
+                                            "Results are appended to OUTDIR/stemdesk-batch.jsonl; running the same "
+                                            "command again skips what is done and retries what failed.")
+    batch.add_argument("input", type=Path)
+    batch.add_argument("-o", "--outdir", type=Path, required=True)
+    batch.add_argument("--model", default=DEFAULT_MODEL)
+    batch.add_argument("--format", default="wav", choices=["wav", "flac", "aiff", "mp3", "ogg"])
+    batch.add_argument("--bit-depth", choices=["16", "24", "32f"])
+    batch.add_argument("--segment", type=float, default=30.0)
+    batch.add_argument("--workers", type=int, default=1, help="worker processes (or Ray actors)")
+    batch.add_argument("--threads-per-worker", type=int, default=1)
+    batch.add_argument("--retries", type=int, default=1, help="attempts after the first for a failing song")
+    batch.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto' or host:port)")
+    batch.add_argument("--gpus-per-worker", type=float, default=0.0)
+
     check = commands.add_parser("check-data", help="check multitracks before training",
                                 description="Report, per song, what would make it unusable for training.")
     check.add_argument("data", type=Path, help="folder of song folders, or a CSV list (song,source,path)")
@@ -171,6 +188,34 @@ def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if result.passed else EXIT_NULL
 
 
+def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .jobs.batch import BatchSettings, run_batch, summary_dict
+
+    settings = BatchSettings(model=args.model, format=args.format, bit_depth=args.bit_depth, segment=args.segment,
+                             threads=args.threads_per_worker)
+    OutputFormat.parse(args.format, args.bit_depth)   # refuse impossible formats before starting workers
+    tty = err.isatty()
+
+    def show(event: dict) -> None:
+        eta = f"{event['eta']:.0f} s left" if event["eta"] is not None else ""
+        record = event["record"]
+        state = record["status"] + (" (will retry)" if record.get("retrying") else "")
+        line = (f"[{event['done']}/{event['total']}] {event['songs_per_minute']:.1f} songs/min {eta} "
+                f"{Path(record['input']).name}: {state}")
+        err.write(("\r" if tty else "") + line + ("" if tty else "\n"))
+        err.flush()
+
+    summary = run_batch(args.input, args.outdir, settings, workers=args.workers, retries=args.retries,
+                        ray_address=args.ray, gpus_per_worker=args.gpus_per_worker, progress=show)
+    data = summary_dict(summary)
+    print(f"done {data['done']}, skipped {data['skipped']}, failed {data['failed']}; "
+          f"{data['audio_hours']} hours of audio in {summary.wall_seconds:.1f} s "
+          f"({data['real_time_factor']}x real time). Results: {args.outdir / 'stemdesk-batch.jsonl'}", file=out)
+    for path, reason in summary.failures.items():
+        print(f"failed: {path}: {reason}", file=out)
+    return EXIT_ERROR if summary.failed else 0
+
+
 def _check_data(args: argparse.Namespace, out: TextIO) -> int:
     from training.dataset import check_dataset, describe, discover, read_mapping
 
@@ -254,6 +299,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return _nullcheck(args, out)
         if args.command == "models":
             return _models(args, out)
+        if args.command == "batch":
+            return _batch(args, out, err)
         if args.command == "check-data":
             return _check_data(args, out)
         if args.command == "train":

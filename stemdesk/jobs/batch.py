@@ -1,0 +1,356 @@
+"""Catalog-scale separation: a resumable batch over a folder tree or a manifest, on local worker processes or on
+a Ray cluster, with the same per-song code as `stemdesk separate` (so a song's stems are byte-identical).
+
+The results manifest (``OUTDIR/stemdesk-batch.jsonl``) gets one line per finished attempt, appended in one write
+and flushed to disk. Re-running the same command skips songs whose last record is "done" with the same input
+hash, model weights and settings and whose outputs are still there; failures are retried ``retries`` times and then
+reported. Stems are written through temporary files, so an interrupted song leaves no partial stems; temporary
+files of killed workers are swept at the start and the end of a run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from ..core.errors import StemDeskError
+from ..export.nullcheck import null_residual
+from ..export.stems import OutputFormat
+from ..io.audio import AUDIO_SUFFIXES_READ
+from ..io.model_store import find_model, sha256_file
+from .memory import keep_memory_flat
+from .separate import SeparateOptions, SeparationEngine, set_threads
+
+MANIFEST = "stemdesk-batch.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    model: str
+    format: str = "wav"
+    bit_depth: str | None = None
+    segment: float = 30.0
+    threads: int = 1
+
+    def key(self) -> dict:
+        """What must match for a previous result to count: everything that changes the bytes written."""
+        fmt = OutputFormat.parse(self.format, self.bit_depth)
+        return {"model": self.model, "format": fmt.name, "depth": fmt.depth, "segment": self.segment}
+
+
+@dataclass
+class Song:
+    input: str      # absolute path
+    relative: str   # where its stems go, relative to the output folder (mirrors the input tree)
+
+
+def discover(source: Path) -> list[Song]:
+    """Audio files under a folder (recursively, sorted), or the paths of a CSV (column ``path``) or JSONL
+    (``{"path": ...}``) manifest; relative paths in a manifest are relative to the manifest's folder."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES_READ
+                       and not p.name.startswith("."))
+        return [Song(str(p.resolve()), str(p.relative_to(source).with_suffix(""))) for p in files]
+    if not source.is_file():
+        raise StemDeskError(f'"{source}" is neither a folder nor a CSV/JSONL manifest.')
+    if source.suffix.lower() == ".csv":
+        with open(source, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and "path" not in rows[0]:
+            raise StemDeskError(f'"{source}" needs a column named path.')
+        paths = [row["path"] for row in rows]
+    elif source.suffix.lower() in (".jsonl", ".ndjson"):
+        paths = []
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    paths.append(json.loads(line)["path"])
+                except (ValueError, KeyError, TypeError):
+                    raise StemDeskError(f'"{source}" line {number} is not {{"path": ...}}.') from None
+    else:
+        raise StemDeskError(f'"{source}": a manifest must be .csv (column path) or .jsonl ({{"path": ...}}).')
+    songs = []
+    for path in paths:
+        full = (source.parent / path).resolve()
+        relative = Path(path).with_suffix("")
+        if relative.is_absolute() or ".." in relative.parts:
+            relative = Path(full.stem)  # never write outside the output folder
+        songs.append(Song(str(full), str(relative)))
+    return songs
+
+
+def sha256_path(path: str) -> str:
+    return sha256_file(Path(path))
+
+
+# Work done in a worker (local process or Ray actor) -----------------------------------------------------------
+
+class SongWorker:
+    """Holds one loaded model; separates songs and describes the result as a manifest record."""
+
+    def __init__(self, settings: BatchSettings):
+        keep_memory_flat()
+        set_threads(settings.threads)
+        self.settings = settings
+        self.engine = SeparationEngine(settings.model, "cpu")
+        self.options = SeparateOptions(model=settings.model, format=OutputFormat.parse(settings.format,
+                                                                                      settings.bit_depth),
+                                       segment_seconds=settings.segment)
+
+    def run(self, song: Song, outdir: str, attempt: int) -> dict:
+        started = time.monotonic()
+        record = {"input": song.input, "relative": song.relative, "attempt": attempt,
+                  "model": self.settings.model, "weights_sha256": self.engine.card.weights_sha256,
+                  "settings": self.settings.key(), "worker": f"{os.uname().nodename}:{os.getpid()}"}
+        try:
+            record["input_sha256"] = sha256_path(song.input)
+            result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)
+            null = null_residual(song.input, result.outputs)
+            record.update({
+                "status": "done", "outputs": [{"path": str(p.relative_to(outdir)), "sha256": sha256_file(p)}
+                                              for p in result.outputs],
+                "null": {"bit_exact": null.bit_exact, "passed": null.passed, "peak_dbfs": null.peak_dbfs},
+                "audio_seconds": result.frames / result.info.sample_rate})
+        except StemDeskError as error:
+            record.update({"status": "failed", "error": str(error)})
+        except Exception as error:  # noqa: BLE001 - an unexpected failure of one song must not stop the catalog
+            record.update({"status": "failed", "error": f"{type(error).__name__}: {error}"})
+        record["seconds"] = round(time.monotonic() - started, 3)
+        return record
+
+
+_WORKER: SongWorker | None = None
+
+
+def _init_worker(settings: BatchSettings) -> None:
+    global _WORKER  # one model per worker process, loaded once
+    _WORKER = SongWorker(settings)
+
+
+def _run_in_worker(song: Song, outdir: str, attempt: int) -> dict:
+    assert _WORKER is not None
+    return _WORKER.run(song, outdir, attempt)
+
+
+# The coordinator -----------------------------------------------------------------------------------------------
+
+@dataclass
+class BatchSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+class Manifest:
+    """The append-only results file. The last record of an input wins."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash mid-write is ignored
+                self.records[record["input"]] = record
+
+    def append(self, record: dict) -> None:
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records[record["input"]] = record
+
+
+def already_done(record: dict | None, song: Song, weights: str, settings: BatchSettings, outdir: Path) -> bool:
+    if not record or record.get("status") != "done":
+        return False
+    if record.get("weights_sha256") != weights or record.get("settings") != settings.key():
+        return False
+    if not all((outdir / o["path"]).is_file() for o in record.get("outputs", [])):
+        return False
+    return record.get("input_sha256") == sha256_path(song.input)
+
+
+def sweep_temporaries(outdir: Path) -> int:
+    """Delete the temporary files of interrupted writes (``.<name>.<hex>.part.<ext>``)."""
+    count = 0
+    for path in outdir.rglob(".*.part.*"):
+        path.unlink(missing_ok=True)
+        count += 1
+    return count
+
+
+Progress = Callable[[dict], None]
+
+
+def run_batch(source: Path, outdir: Path, settings: BatchSettings, workers: int = 1, retries: int = 1,
+              ray_address: str | None = None, gpus_per_worker: float = 0.0,
+              progress: Progress | None = None) -> BatchSummary:
+    """Separate every song of ``source`` into ``outdir``; see the module docstring."""
+    songs = discover(source)
+    if not songs:
+        raise StemDeskError(f'No audio files found in "{source}".')
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(outdir)
+    manifest = Manifest(outdir / MANIFEST)
+    weights = find_model(settings.model).weights_sha256
+    summary = BatchSummary()
+    todo = []
+    for song in songs:
+        if already_done(manifest.records.get(song.input), song, weights, settings, outdir):
+            summary.skipped += 1
+        else:
+            todo.append(song)
+    started = time.monotonic()
+    total = len(todo)
+
+    def report(record: dict) -> None:
+        manifest.append(record)
+        if record["status"] == "done":
+            summary.done += 1
+            summary.audio_seconds += record.get("audio_seconds", 0.0)
+        if progress is not None:
+            elapsed = time.monotonic() - started
+            finished = summary.done + summary.failed
+            rate = finished / elapsed if elapsed else 0.0
+            progress({"done": finished, "total": total, "skipped": summary.skipped,
+                      "songs_per_minute": rate * 60, "eta": (total - finished) / rate if rate else None,
+                      "record": record})
+
+    runner = _run_ray if ray_address else _run_local
+    runner(todo, str(outdir), settings, workers, retries, report, summary,
+           **({"address": ray_address, "gpus": gpus_per_worker} if ray_address else {}))
+    sweep_temporaries(outdir)
+    summary.wall_seconds = time.monotonic() - started
+    return summary
+
+
+def _attempts(todo: Sequence[Song], retries: int, submit, collect, report, summary) -> None:
+    """Submit every song, resubmit failures up to ``retries`` times, report each attempt."""
+    attempts = {song.input: 1 for song in todo}
+    pending = {submit(song, 1): song for song in todo}
+    while pending:
+        for handle, record in collect(pending):
+            song = pending.pop(handle)
+            if record["status"] == "failed" and attempts[song.input] <= retries:
+                attempts[song.input] += 1
+                record["retrying"] = True
+                report(record)
+                pending[submit(song, attempts[song.input])] = song
+                continue
+            if record["status"] == "failed":
+                summary.failed += 1
+                summary.failures[song.input] = record["error"]
+            report(record)
+
+
+def _run_local(todo, outdir, settings, workers, retries, report, summary) -> None:
+    if not todo:
+        return
+    # "spawn": each worker starts clean, sets its own torch thread count and loads the model once.
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn"),
+                                   initializer=_init_worker, initargs=(settings,))
+
+    pools = [new_pool()]
+
+    def submit(song, attempt):
+        try:
+            return pools[0].submit(_run_in_worker, song, outdir, attempt)
+        except BrokenProcessPool:  # a worker was killed: start a fresh pool for what remains
+            pools[0].shutdown(wait=False, cancel_futures=True)
+            pools[0] = new_pool()
+            return pools[0].submit(_run_in_worker, song, outdir, attempt)
+
+    def collect(pending) -> Iterator[tuple]:
+        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for future in finished:
+            song = pending[future]
+            try:
+                yield future, future.result()
+            except Exception as error:  # noqa: BLE001 - the worker process died (killed, out of memory)
+                yield future, {"input": song.input, "relative": song.relative, "status": "failed",
+                               "error": f"worker died: {type(error).__name__}: {error}",
+                               "model": settings.model, "settings": settings.key()}
+
+    try:
+        _attempts(todo, retries, submit, collect, report, summary)
+    except KeyboardInterrupt:
+        pools[0].shutdown(wait=False, cancel_futures=True)
+        raise
+    pools[0].shutdown(wait=True)
+
+
+def _run_ray(todo, outdir, settings, workers, retries, report, summary, address, gpus) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise StemDeskError("Ray is not installed: pip install 'ray[default]' (or run without --ray).") from None
+    if not todo:
+        return
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    actor_class = ray.remote(num_cpus=settings.threads, num_gpus=gpus, max_restarts=2,
+                             max_task_retries=0)(SongWorker)
+    actors = [actor_class.remote(settings) for _ in range(max(1, workers))]
+    free = list(actors)
+    busy: dict = {}
+
+    def submit(song, attempt):
+        while not free:
+            ready, _ = ray.wait(list(busy), num_returns=1)
+            free.append(busy.pop(ready[0]))
+        actor = free.pop(0)
+        ref = actor.run.remote(song, outdir, attempt)
+        busy[ref] = actor
+        return ref
+
+    def collect(pending) -> Iterator[tuple]:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            song = pending[ref]
+            actor = busy.pop(ref, None)
+            try:
+                record = ray.get(ref)
+            except Exception as error:  # noqa: BLE001 - the actor or its node died
+                record = {"input": song.input, "relative": song.relative, "status": "failed",
+                          "error": f"worker died: {type(error).__name__}", "model": settings.model,
+                          "settings": settings.key()}
+            if actor is not None:
+                free.append(actor)
+            yield ref, record
+
+    try:
+        _attempts(todo, retries, submit, collect, report, summary)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+def summary_dict(summary: BatchSummary) -> dict:
+    data = asdict(summary)
+    data["real_time_factor"] = round(summary.real_time_factor, 2)
+    data["audio_hours"] = round(summary.audio_seconds / 3600, 3)
+    return data

@@ -1,0 +1,148 @@
+"""Batch separation: mirrors the input tree, byte-identical to `stemdesk separate`, resumable, retried, and the
+same on a real two-node Ray cluster even when a worker is killed mid-run."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from stemdesk.cli import main
+from stemdesk.jobs.batch import MANIFEST, BatchSettings, run_batch
+
+from helpers import song
+
+SETTINGS = BatchSettings(model="tiny-4stem", format="wav", bit_depth="16")
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    root = tmp_path / "catalog"
+    (root / "album one").mkdir(parents=True)
+    (root / "album two").mkdir()
+    sf.write(str(root / "album one" / "first.wav"), song(3.0, seed=1), 44100, subtype="PCM_16")
+    sf.write(str(root / "album one" / "second.flac"), song(2.0, seed=2), 44100, subtype="PCM_24")
+    sf.write(str(root / "album two" / "third.wav"), song(2.5, rate=48000, seed=3), 48000, subtype="PCM_16")
+    return root
+
+
+def records(outdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (outdir / MANIFEST).read_text().splitlines()]
+
+
+def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
+    out = tmp_path / "out"
+    summary = run_batch(catalog, out, SETTINGS, workers=2)
+    assert (summary.done, summary.failed, summary.skipped) == (3, 0, 0)
+    produced = sorted(str(p.relative_to(out)) for p in out.rglob("*.wav"))
+    assert produced == sorted(f"{d}/{s}/{stem}.wav" for d, s in [("album one", "first"), ("album one", "second"),
+                                                                    ("album two", "third")]
+                              for stem in ("bass", "drums", "other", "vocals"))
+    for record in records(out):
+        assert record["status"] == "done" and record["null"]["bit_exact"]
+        for output in record["outputs"]:
+            assert len(output["sha256"]) == 64
+    # Byte-identical to the single-song command.
+    single = tmp_path / "single"
+    assert main(["separate", str(catalog / "album one" / "first.wav"), "-o", str(single), "--model", "tiny-4stem",
+                 "--bit-depth", "16"], out=io.StringIO(), err=io.StringIO()) == 0
+    for stem in ("vocals", "drums", "bass", "other"):
+        assert (single / "first" / f"{stem}.wav").read_bytes() == (out / "album one" / "first" / f"{stem}.wav").read_bytes()
+    # Running again does nothing; a changed song is done again.
+    again = run_batch(catalog, out, SETTINGS, workers=1)
+    assert (again.done, again.skipped) == (0, 3)
+    sf.write(str(catalog / "album two" / "third.wav"), song(2.5, rate=48000, seed=9), 48000, subtype="PCM_16")
+    changed = run_batch(catalog, out, SETTINGS, workers=1)
+    assert (changed.done, changed.skipped) == (1, 2)
+
+
+def test_failures_are_retried_then_reported(catalog, tmp_path):
+    (catalog / "album two" / "broken.wav").write_text("not audio")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "tiny-4stem", "--retries", "2"],
+                out=out, err=err)
+    assert code == 1
+    assert "done 3, skipped 0, failed 1" in out.getvalue() and "broken.wav" in out.getvalue()
+    attempts = [r for r in records(tmp_path / "out") if r["input"].endswith("broken.wav")]
+    assert [r["attempt"] for r in attempts] == [1, 2, 3] and all(r["status"] == "failed" for r in attempts)
+    assert "not a recognised audio format" in attempts[-1]["error"]
+
+
+def test_manifest_input_and_paths_stay_inside_the_output(tmp_path, catalog):
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(json.dumps({"path": str(catalog / "album one" / "first.wav")}) + "\n"
+                        + json.dumps({"path": "catalog/album two/third.wav"}) + "\n")
+    out = tmp_path / "out"
+    summary = run_batch(manifest, out, SETTINGS)
+    assert summary.done == 2
+    assert all(str(p.resolve()).startswith(str(out.resolve())) for p in out.rglob("*.wav"))
+
+
+ray = pytest.importorskip("ray")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A real cluster on loopback: a head node and a second node, one CPU each."""
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    subprocess.run(ray_cli + ["start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+                   check=True, env=env, capture_output=True, timeout=180)
+    try:
+        subprocess.run(ray_cli + ["start", f"--address=127.0.0.1:{port}", *common], check=True, env=env,
+                       capture_output=True, timeout=180)
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run(ray_cli + ["stop", "--force"], env=env, capture_output=True, timeout=180)
+
+
+def test_ray_cluster_matches_local_and_survives_a_killed_worker(catalog, tmp_path, ray_cluster):
+    for extra in range(3):  # more songs, so a worker can be killed while others are still queued
+        shutil.copy(catalog / "album one" / "first.wav", catalog / "album two" / f"copy{extra}.wav")
+    local = tmp_path / "local"
+    run_batch(catalog, local, SETTINGS, workers=1)
+    distributed = tmp_path / "ray"
+    killed = []
+
+    def kill_a_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            found = subprocess.run(["pgrep", "-f", "SongWorker"], capture_output=True, text=True).stdout.split()
+            if found and (distributed / MANIFEST).is_file():
+                os.kill(int(found[0]), signal.SIGKILL)
+                killed.append(found[0])
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    summary = run_batch(catalog, distributed, SETTINGS, workers=2, retries=3, ray_address=ray_cluster)
+    killer.join()
+    assert killed, "no Ray worker was found to kill"
+    assert (summary.done, summary.failed) == (6, 0)
+    local_files = sorted(p.relative_to(local) for p in local.rglob("*.wav"))
+    assert local_files == sorted(p.relative_to(distributed) for p in distributed.rglob("*.wav"))
+    for relative in local_files:
+        assert (local / relative).read_bytes() == (distributed / relative).read_bytes()
+    assert not list(distributed.rglob(".*.part.*"))
+    nodes = {r["worker"].split(":")[0] for r in records(distributed) if r["status"] == "done"}
+    assert nodes  # records say where each song ran
