@@ -1,6 +1,8 @@
-"""Signals the tests make for themselves."""
+"""Signals the tests make for themselves, and a way to call the CLI in-process."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 
@@ -28,3 +30,12 @@ def small_configs() -> dict[str, dict]:
         "densenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256},
         "mmdensenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256, "bands": [0, 64, 128]},
     }
+
+
+def run(*argv) -> tuple[int, str, str]:
+    """The CLI in-process: (exit code, stdout, stderr)."""
+    from stemdesk.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main([str(a) for a in argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import shutil
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdesk.cli import EXIT_CANCELLED, EXIT_ERROR, EXIT_NULL, main
+from stemdesk.cli import EXIT_ERROR, EXIT_NULL
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled, ModelError
 from stemdesk.export.stems import OutputFormat
@@ -20,15 +19,11 @@ from stemdesk.io.model_store import find_model, load_estimator
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
 
 from conftest import REPO
+from helpers import run
 
 TINY = "tiny-4stem"
 STEMS = ["vocals", "drums", "bass", "other"]
 
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main([str(a) for a in argv], out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize("rate", [44100, 48000])

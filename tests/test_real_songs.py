@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -10,20 +9,15 @@ import pytest
 import soundfile as sf
 from pedalboard.io import AudioFile
 
-from stemdesk.cli import main
 from stemdesk.core.metrics import usdr
 
 from conftest import DATA, needs_data
+from helpers import run
 
 pytestmark = [needs_data(), pytest.mark.data]
 STEMS = ["vocals", "drums", "bass", "other"]
 VALID_SONG = DATA / "cc0-efree" / "3.Sodium"   # never trained on (see training/default_models.py)
 
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main([str(a) for a in argv], out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def reference(seconds: float, offset: float = 190.0) -> np.ndarray:
