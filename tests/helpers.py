@@ -39,3 +39,23 @@ def run(*argv) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main([str(a) for a in argv], out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+def assert_stems_null(song, paths, depth: str) -> None:
+    """Every stem has the song's rate, length and channels, and `stemdesk nullcheck` passes: bit-exact for
+    16/24-bit PCM, at most −138 dBFS for 32-bit float."""
+    import json
+
+    import soundfile as sf
+
+    source = sf.info(str(song))
+    for path in paths:
+        info = sf.info(str(path))
+        assert (info.samplerate, info.frames, info.channels) == (source.samplerate, source.frames, source.channels)
+    code, out, _ = run("nullcheck", song, *paths)
+    result = json.loads(out)
+    assert code == 0 and result["passed"]
+    if depth == "32f":
+        assert result["peak_dbfs"] is None or result["peak_dbfs"] <= -138
+    else:
+        assert result["bit_exact"] and result["max_abs"] == 0.0

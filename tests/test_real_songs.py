@@ -12,7 +12,7 @@ from pedalboard.io import AudioFile
 from stemdesk.core.metrics import usdr
 
 from conftest import DATA, needs_data
-from helpers import run
+from helpers import assert_stems_null, run
 
 pytestmark = [needs_data(), pytest.mark.data]
 STEMS = ["vocals", "drums", "bass", "other"]
@@ -46,18 +46,7 @@ def test_default_model_stems_null_against_real_songs(tmp_path, real_song, which,
     song = real_song[which]
     code, _, err = run("separate", song, "-o", tmp_path, "--format", fmt, "--bit-depth", depth, "--threads", "1")
     assert code == 0, err
-    paths = [tmp_path / song.stem / f"{s}.{fmt}" for s in STEMS]
-    source = sf.info(str(song))
-    for path in paths:
-        info = sf.info(str(path))
-        assert (info.samplerate, info.frames, info.channels) == (source.samplerate, source.frames, 2)
-    code, out, _ = run("nullcheck", song, *paths)
-    result = json.loads(out)
-    assert code == 0 and result["passed"]
-    if depth == "32f":
-        assert result["peak_dbfs"] is None or result["peak_dbfs"] <= -138
-    else:
-        assert result["bit_exact"]
+    assert_stems_null(song, [tmp_path / song.stem / f"{s}.{fmt}" for s in STEMS], depth)
 
 
 def test_default_model_beats_an_equal_split_on_songs_it_never_saw():
