@@ -44,6 +44,54 @@ print("BENCH", code, wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, f
 """
 
 
+# Other architectures, random weights (only their speed is compared), file in → four 16-bit WAV stems out.
+# Open-Unmix's package imports torchaudio at load time for a backend this benchmark does not use; a stub stands in.
+OTHERS = {
+    "open-unmix (umxhq architecture)": r"""
+import sys, types, importlib.util
+sys.modules.setdefault('torchaudio', types.ModuleType('torchaudio'))
+spec = importlib.util.find_spec('openunmix')
+package = types.ModuleType('openunmix'); package.__path__ = list(spec.submodule_search_locations)
+sys.modules['openunmix'] = package
+from openunmix.model import OpenUnmix, Separator
+nets = {s: OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=1487) for s in SOURCES}
+model = Separator(nets, niter=1, residual=False, filterbank='torch').eval()
+separate = lambda x: model(x[None])[0]
+""",
+    "htdemucs": r"""
+from demucs.htdemucs import HTDemucs
+from demucs.apply import apply_model
+model = HTDemucs(sources=SOURCES).eval()
+separate = lambda x: apply_model(model, x[None], split=True, overlap=0.25, progress=False)[0]
+""",
+}
+OTHER_RUNNER = r"""
+import resource, sys, time, torch, numpy as np, soundfile as sf
+torch.set_num_threads(int(sys.argv[3]))
+SOURCES = ['drums', 'bass', 'other', 'vocals']
+exec(sys.argv[4])
+start = time.perf_counter()
+audio, rate = sf.read(sys.argv[1], dtype='float32', always_2d=True)
+with torch.no_grad():
+    stems = separate(torch.from_numpy(audio.T.copy()))
+for name, stem in zip(SOURCES, stems):
+    sf.write(f"{sys.argv[2]}/{name}.wav", stem.numpy().T, rate, subtype='PCM_16')
+wall = time.perf_counter() - start
+print("BENCH 0", wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+
+def run_other(code: str, song: Path, outdir: Path, threads: int, env: dict) -> dict:
+    outdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-c", OTHER_RUNNER, str(song), str(outdir), str(threads), code],
+                          capture_output=True, text=True, env=env)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("BENCH")]
+    if proc.returncode != 0 or not line:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    _, _, wall, rss = line[0].split()
+    return {"seconds": round(float(wall), 2), "peak_mb": round(int(rss) / 1024, 1)}
+
+
 def make_song(path: Path, seconds: float) -> str:
     songs = sorted(DATA.glob("*/vocals.ogg")) if DATA.is_dir() else []
     if songs:
@@ -85,6 +133,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time Open-Unmix's and HTDemucs's architectures (pip install --no-deps openunmix "
+                             "demucs julius einops)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
@@ -103,6 +154,12 @@ def main() -> None:
 
         floor = best("floor-mix", song)
         model = best(args.model, song)
+        others = {}
+        if args.compare:
+            for name, code in OTHERS.items():
+                others[name] = run_other(code, song, work / "other" / name.split()[0], args.threads, env)
+                if "seconds" in others[name]:
+                    others[name]["time_ratio_to_stemdesk"] = round(others[name]["seconds"] / model["seconds"], 2)
         long_song = work / "long.wav"
         repeat_song(song, long_song, args.long_minutes)
         long = run(long_song, work / "out" / "long", args.model, args.threads, env)
@@ -117,6 +174,7 @@ def main() -> None:
         "long_file": {"minutes": args.long_minutes, **long,
                       "peak_ratio_to_three_minutes": round(long["peak_mb"] / model["peak_mb"], 3),
                       "real_time_factor": round(args.long_minutes * 60 / long["seconds"], 1)},
+        "others_random_weights": others,
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     out = ROOT / "benchmarks" / "results"
@@ -127,6 +185,10 @@ def main() -> None:
     print(f"  {args.model:23s}: {model['seconds']:7.2f} s  {model['peak_mb']:7.1f} MB  "
           f"= {result['three_minutes']['time_ratio_to_floor']}x the floor's time, "
           f"{result['three_minutes']['real_time_factor']}x real time")
+    for name, row in others.items():
+        print(f"  {name:23s}: " + (f"{row['seconds']:7.2f} s  {row['peak_mb']:7.1f} MB  = "
+                                  f"{row['time_ratio_to_stemdesk']}x StemDesk's time" if "seconds" in row
+                                  else f"not measured ({row['error']})"))
     print(f"{args.long_minutes:.0f}-minute file: {long['seconds']:.1f} s, peak {long['peak_mb']:.1f} MB "
           f"= {result['long_file']['peak_ratio_to_three_minutes']}x the 3-minute peak")
 
