@@ -232,7 +232,8 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     def show(event: dict) -> None:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
-        print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}", file=err, flush=True)
+        print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
+              f"{event['eta_seconds'] / 60:.1f} min left", file=err, flush=True)
 
     request = FineTuneRequest(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
                               mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,

@@ -308,6 +308,7 @@ class Trainer:
             self.init_input_scaling()
         self.estimator.train()
         deadline = time.monotonic() + config.minutes * 60
+        self._deadline = deadline
         losses: list[float] = []
         started = time.monotonic()
         rollbacks = 0
@@ -410,8 +411,10 @@ class Trainer:
         self._save("checkpoint")
         self._follow_rank0()
         if self.progress is not None:
+            left_by_steps = (self.config.max_steps - self.step) * entry["seconds"] / max(1, len(self.history))
+            left_by_time = getattr(self, "_deadline", time.monotonic()) - time.monotonic()
             self.progress({"stage": "train", "step": self.step, "loss": entry["loss"], "valid": medians,
-                           "improved": improved})
+                           "improved": improved, "eta_seconds": max(0.0, min(left_by_time, left_by_steps))})
 
     def _follow_rank0(self) -> None:
         """Share rank 0's validation outcome (best score, learning rate, history) with the other processes."""
