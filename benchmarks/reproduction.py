@@ -88,21 +88,6 @@ EXCERPT_SECONDS = 20.0
 BSS_SONGS = 5
 
 
-def vocal_excerpt(song) -> tuple[int, int]:
-    """The loudest-vocal 20-second window of a song (by vocal RMS in 1-second steps)."""
-    vocals = song.stems[0].astype(np.float32)
-    rate, n = song.sample_rate, int(EXCERPT_SECONDS * song.sample_rate)
-    if song.length <= n:
-        return 0, song.length
-    energy = np.square(vocals).sum(0)
-    best, start = -1.0, 0
-    for offset in range(0, song.length - n, rate):
-        value = float(energy[offset:offset + n].sum())
-        if value > best:
-            best, start = value, offset
-    return start, start + n
-
-
 def bss_subset(songs) -> set[int]:
     """BSS Eval is slow (about 2 s per second of 4-stem audio): it runs on the BSS_SONGS songs with the most
     vocals."""
@@ -131,7 +116,7 @@ def score(name: str, sources: list[str], estimate_fn, songs, seconds_per_second:
         if two_map is not None:  # a 4-stem system's accompaniment: the sum of its other stems
             views.append((TWO, regroup(truth, two_map), regroup(estimate, two_map), {"accompaniment"}))
         usable = {s: all(song.usable[i] for i in idx) for s, idx in zip(sources, source_map(sources, SOURCES))}
-        start, stop = vocal_excerpt(song)
+        start, stop = song.loudest_window(0, EXCERPT_SECONDS)
         with_bss = index in bss_songs
         for names, ref, est, include in views:
             values = usdr(ref, est)

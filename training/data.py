@@ -40,6 +40,17 @@ class Song:
         """All stems as float32 (sources, channels, length)."""
         return torch.from_numpy(self.stems.astype(np.float32) / 32768.0)
 
+    def loudest_window(self, source: int = 0, seconds: float = 20.0) -> tuple[int, int]:
+        """(start, stop) of the ``seconds`` where ``source`` is loudest, starts on one-second steps; the whole
+        song when it is shorter. Used to pick the excerpt that slow metrics (BSS Eval) run on."""
+        n = int(seconds * self.sample_rate)
+        if self.length <= n:
+            return 0, self.length
+        energy = np.concatenate([[0.0], np.cumsum(np.square(self.stems[source].astype(np.float64)).sum(0))])
+        starts = np.arange(0, self.length - n, self.sample_rate)
+        start = int(starts[np.argmax(energy[starts + n] - energy[starts])])
+        return start, start + n
+
 
 def _find_stem(folder: Path, source: str) -> Path | None:
     for suffix in AUDIO_SUFFIXES_READ:

@@ -17,9 +17,10 @@ import numpy as np
 import platformdirs
 import torch
 
+from stemdesk.core.chunker import Chunker
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator
-from stemdesk.core.metrics import usdr
+from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.audio import read
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
@@ -85,16 +86,12 @@ def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
     for label, estimator in estimators.items():
         result = evaluate(estimator, songs, list(SOURCES))
         bss: dict[str, list] = {}
-        from stemdesk.core.chunker import Chunker
-        from stemdesk.core.separator import Separator
-
         separator = Separator(estimator)
         mapping = source_map(estimator.sources, SOURCES)
         for song in songs:
             truth = regroup(song.audio(), mapping)
             rate = song.sample_rate
-            start = _loudest_vocals(song)
-            stop = min(song.length, start + 20 * rate)
+            start, stop = song.loudest_window(0, 20.0)
             mix = truth.sum(0)[:, start:stop]
             estimate = Chunker(lambda x: separator(x, rate).stems, 20 * rate, rate).run(mix)
             scores = bss_eval_v4(truth[:, :, start:stop].numpy(), estimate.numpy(), rate)
@@ -105,16 +102,6 @@ def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
                        "usdr_per_song": result["songs"],
                        "bss": {s: {m: round(float(np.nanmedian(v)), 2) for m, v in d.items()} for s, d in bss.items()}}
     return card
-
-
-def _loudest_vocals(song: Song, seconds: int = 20) -> int:
-    energy = np.square(song.stems[0].astype(np.float32)).sum(0)
-    rate, n = song.sample_rate, seconds * song.sample_rate
-    if song.length <= n:
-        return 0
-    sums = np.add.reduceat(energy, np.arange(0, song.length, rate))
-    window = np.convolve(sums, np.ones(seconds), mode="valid")
-    return int(np.argmax(window)) * rate
 
 
 def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:

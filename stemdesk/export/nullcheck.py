@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from ..core.errors import AudioError
-from ..io.audio import AudioInfo, probe
+from ..io.audio import probe
 from .stems import FLOAT_NULL_DBFS, quantise
 
 PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
@@ -107,6 +107,3 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path]) -> NullResult:
         tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
     return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, mix_info.frames)
 
-
-def describe_info(info: AudioInfo) -> str:
-    return f"{info.path.name}: {info.sample_rate} Hz, {info.channels} ch, {info.seconds:.2f} s, {info.subtype}"

@@ -134,14 +134,7 @@ def load_estimator(model: str | ModelCard,
                    table: Mapping[str, type[Estimator]] = BUILTIN_ESTIMATORS) -> tuple[Estimator, ModelCard]:
     """Build the card's estimator and load its verified safetensors weights."""
     card = model if isinstance(model, ModelCard) else find_model(model)
-    weights = card.weights_path
-    if not weights.is_file():
-        raise ModelError(f'Model {card.id!r} has no weights.safetensors in "{card.folder}". Reinstall the model.')
-    digest = sha256_file(weights)
-    if digest != card.weights_sha256:
-        raise ModelError(f"Model {card.id!r}: weights.safetensors does not match the sha256 in its card "
-                         f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
-                         "replaced; reinstall the model.")
+    state = load_state(card)
     try:
         estimator = build_estimator(card.estimator, card.config, table)
     except (KeyError, TypeError, ValueError) as error:
@@ -155,11 +148,6 @@ def load_estimator(model: str | ModelCard,
         if (list(outputs) != card.sources or sorted(merged) != sorted(estimator.sources)):
             raise ModelError(f"Model {card.id!r}: its outputs {outputs} must use each of the estimator's sources "
                              f"{list(estimator.sources)} once and be listed as its sources. Reinstall the model.")
-    try:
-        state = load_file(str(weights))
-    except Exception as error:  # safetensors raises its own error types for malformed headers
-        raise ModelError(f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). "
-                         "Reinstall the model.") from None
     try:
         estimator.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -193,12 +181,21 @@ def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[
     return read_card(folder)
 
 
-def load_state(model: ModelCard) -> dict[str, torch.Tensor]:
-    """The verified weights of a model as tensors (used by fine-tuning)."""
-    digest = sha256_file(model.weights_path)
-    if digest != model.weights_sha256:
-        raise ModelError(f"Model {model.id!r}: weights do not match their sha256. Reinstall the model.")
-    return load_file(str(model.weights_path))
+def load_state(card: ModelCard) -> dict[str, torch.Tensor]:
+    """A model's weights as tensors, read from safetensors only after their sha256 matches the card."""
+    weights = card.weights_path
+    if not weights.is_file():
+        raise ModelError(f'Model {card.id!r} has no weights.safetensors in "{card.folder}". Reinstall the model.')
+    digest = sha256_file(weights)
+    if digest != card.weights_sha256:
+        raise ModelError(f"Model {card.id!r}: weights.safetensors does not match the sha256 in its card "
+                         f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
+                         "replaced; reinstall the model.")
+    try:
+        return load_file(str(weights))
+    except Exception as error:  # safetensors raises its own error types for malformed headers
+        raise ModelError(f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). "
+                         "Reinstall the model.") from None
 
 
 def remove_model(model_id: str) -> Path:

@@ -20,7 +20,6 @@ from ..core.cancel import CancelToken
 from ..core.chunker import Chunker
 from ..core.device import resolve_device
 from ..core.errors import AudioError, StemDeskError
-from ..core.estimators import Estimator
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
 from ..export.stems import OutputFormat, StemsWriter
@@ -161,8 +160,3 @@ class SeparationEngine:
         return SeparateResult(Path(path), outputs, info, total, time.monotonic() - started, self.card.id,
                               str(self.device))
 
-
-def estimator_summary(estimator: Estimator) -> str:
-    stft = estimator.stft_config
-    return (f"{estimator.kind}: {', '.join(estimator.sources)}; STFT {stft.n_fft}/{stft.hop} at {stft.sample_rate} Hz, "
-            f"{estimator.channels} ch, {sum(p.numel() for p in estimator.parameters()):,} parameters")
