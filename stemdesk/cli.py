@@ -18,9 +18,11 @@ from typing import Sequence, TextIO
 from . import __version__
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
+from .export.session import SESSIONS
 from .export.stems import OutputFormat
 from .io.audio import READABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
+from .mixer.mix import PRESETS
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
 
@@ -80,7 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
                                            "bit_exact; exit 3 when the stems do not null within the format's "
                                            "tolerance (bit-exact for 16/24-bit PCM, -138 dBFS for float).")
     null.add_argument("mix", type=Path)
-    null.add_argument("stems", nargs="+", type=Path)
+    null.add_argument("stems", nargs="+", type=Path, help="stem files, or one folder written by `separate`")
+    null.add_argument("--regions", type=int, default=5, metavar="N",
+                      help="list the N one-second windows where the residual is loudest")
+
+    remix = commands.add_parser("remix", help="render a remix of a folder of stems",
+                                description="Render STEMS_DIR through a preset or a mix file (JSON: gains, pans, "
+                                            "mutes, effects) into one file; a certificate is written beside it.")
+    remix.add_argument("stems_dir", type=Path)
+    how = remix.add_mutually_exclusive_group()
+    how.add_argument("--preset", choices=PRESETS)
+    how.add_argument("--mix", type=Path, metavar="MIX.json")
+    remix.add_argument("--amount", type=float, default=6.0, help="dB for the vocal-up / vocal-down presets")
+    remix.add_argument("--vocals", type=float, metavar="DB", help="vocal level in dB (on top of the preset or mix)")
+    remix.add_argument("-o", "--output", type=Path, required=True)
+    remix.add_argument("--format", choices=["wav", "flac", "aiff", "mp3", "ogg"],
+                       help="default: the stems' own format")
+    remix.add_argument("--bit-depth", choices=["16", "24", "32f"])
+    remix.add_argument("--mixture", type=Path, help="the original song, to check that unity mixes null against it")
+
+    export = commands.add_parser("export", help="write DAW sessions (and the instrumental) around stems",
+                                 description="Write DAW sessions referring to STEMS_DIR: DAWproject 1.0 (stems "
+                                             "embedded) and/or REAPER .rpp (stems referenced in place).")
+    export.add_argument("stems_dir", type=Path)
+    export.add_argument("--session", type=_sessions, default=[], help="dawproject, rpp or dawproject,rpp")
+    export.add_argument("--mix", type=Path, metavar="MIX.json", help="gains, pans, mutes, effects and automation")
+    export.add_argument("--tempo", type=float, help="session tempo in BPM (default: none / 120 for REAPER)")
+    export.add_argument("--instrumental", action="store_true", help="also write the exact mix − vocals")
+    export.add_argument("-o", "--output", type=Path, required=True, help="session path without extension")
 
     batch = commands.add_parser("batch", help="separate a catalog, resumably, locally or on a Ray cluster",
                                 description="Separate every audio file under INPUT (a folder, recursed, or a "
@@ -139,11 +168,22 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
     parser.add_argument("--segment", type=float, default=30.0, help="seconds per chunk (smaller uses less memory)")
+    parser.add_argument("--session", type=_sessions, default=[], help="also write DAW sessions: dawproject, rpp")
+    parser.add_argument("--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, "
+                                                                    "exact)")
     post = parser.add_argument_group("post-processing (each keeps the null)")
     post.add_argument("--wiener", type=int, default=0, metavar="N", help="multichannel Wiener filtering, N iterations")
     post.add_argument("--vocal-gate", type=_pair, metavar="A,B",
                       help="silence vocals quieter than B × the mix for at least A seconds (e.g. 0.5,0.05)")
     post.add_argument("--binarise", type=float, metavar="ALPHA", help="sharpen masks with f_α (e.g. 10)")
+
+
+def _sessions(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SESSIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown session format {unknown[0]!r}; use {', '.join(SESSIONS)}")
+    return kinds
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -179,11 +219,77 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
         print(f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
               f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
               f"model {result.model} on {result.device})", file=out)
+        if result.certificate is not None:
+            null = json.loads(result.certificate.read_text(encoding="utf-8"))["null"]
+            verdict = "bit-exact" if null["bit_exact"] else ("passed" if null["passed"] else "FAILED")
+            print(f"  null-sum check: {verdict} (residual peak {null['peak_dbfs'] or '-inf'} dBFS); "
+                  f"certificate {result.certificate}", file=out)
+        _extras(result.outputs[0].parent, args, out, mixture=path)
+    return 0
+
+
+def _extras(folder: Path, args: argparse.Namespace, out: TextIO, mixture: Path | None = None,
+            mix: "Mix | None" = None) -> None:
+    """The instrumental and DAW sessions asked for alongside stems."""
+    from .export.remix import find_stems, instrumental
+    from .export.session import write_session
+    from .mixer.mix import Mix
+
+    if not args.instrumental and not args.session:
+        return
+    stems = find_stems(folder)
+    if args.instrumental:
+        result = instrumental(stems, folder / f"instrumental.{stems.format().extension}", mixture)
+        print(f"  instrumental: {result.path}", file=out)
+    base = getattr(args, "output", None) or folder / folder.name
+    for kind in args.session:
+        print(f"  {kind} session: {write_session(kind, stems, mix or Mix(), base, getattr(args, 'tempo', None))}",
+              file=out)
+
+
+def _remix(args: argparse.Namespace, out: TextIO) -> int:
+    from .export.remix import find_stems, mix_from_file, render_remix
+    from .mixer.mix import Mix, preset
+
+    stems = find_stems(args.stems_dir)
+    if args.preset:
+        mix = preset(args.preset, stems.names, args.amount)
+    elif args.mix:
+        mix = mix_from_file(args.mix)
+    else:
+        mix = Mix()
+    if args.vocals is not None:
+        mix.vocal_db = args.vocals
+    fmt = OutputFormat.parse(args.format, args.bit_depth) if args.format or args.bit_depth else None
+    if fmt is not None and args.format is None:
+        fmt = OutputFormat.parse(stems.format().name, args.bit_depth)
+    result = render_remix(stems, mix, args.output, fmt, args.mixture, progress=ProgressBar(args.output.name))
+    seconds = result.frames / stems.info.sample_rate
+    print(f"{result.path}: {seconds:.1f} s rendered in {result.seconds:.2f} s "
+          f"({seconds / max(result.seconds, 1e-9):.0f}x real time); certificate {result.certificate}", file=out)
+    if result.clipped:
+        print(f"  warning: {result.clipped} samples clipped at full scale; lower the master gain or add a limiter, "
+              "or export 32-bit float (--bit-depth 32f)", file=out)
+    return 0
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    from .export.remix import mix_from_file
+
+    if not args.session and not args.instrumental:
+        raise StemDeskError("Nothing to export: give --session dawproject,rpp and/or --instrumental.")
+    mix = mix_from_file(args.mix) if args.mix else None
+    _extras(args.stems_dir, args, out, mix=mix)
     return 0
 
 
 def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
-    result = null_residual(args.mix, args.stems)
+    stems = args.stems
+    if len(stems) == 1 and stems[0].is_dir():
+        from .export.remix import find_stems
+
+        stems = find_stems(stems[0]).paths
+    result = null_residual(args.mix, stems, worst=args.regions)
     print(json.dumps(result.as_dict()), file=out)
     return 0 if result.passed else EXIT_NULL
 
@@ -298,6 +404,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return _separate([song], args, out)
         if args.command == "nullcheck":
             return _nullcheck(args, out)
+        if args.command == "remix":
+            return _remix(args, out)
+        if args.command == "export":
+            return _export(args, out)
         if args.command == "models":
             return _models(args, out)
         if args.command == "batch":

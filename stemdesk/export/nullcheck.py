@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +32,8 @@ class NullResult:
     passed: bool
     tolerance: str
     frames: int
+    energy_share: dict[str, float] = field(default_factory=dict)   # stem -> its share of Σ stem energies
+    worst_regions: list[dict] = field(default_factory=list)        # loudest residual windows, loudest first
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,16 +43,24 @@ def _db(value: float) -> float | None:
     return None if value <= 0 else round(20 * math.log10(value), 2)
 
 
-def null_residual(mix: str | Path, stems: Sequence[str | Path]) -> NullResult:
+def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, frames: int | None = None,
+                  region_seconds: float = 1.0, worst: int = 5, names: Sequence[str] | None = None) -> NullResult:
     """Stream the mixture and its stems in blocks and measure the residual Σ stems − mix.
 
+    The stems are compared with ``frames`` samples of the mixture from ``start`` (default: all of it).
     PCM stems of one depth are compared in the integer domain against the mixture quantised to that depth
-    (pass = bit-exact); float stems in float64 (pass = peak ≤ −138 dBFS); lossy stems pass when the residual's RMS is 12 dB below the mixture's.
+    (pass = bit-exact); float stems in float64 (pass = peak ≤ −138 dBFS); lossy stems pass when the residual's RMS is
+    12 dB below the mixture's. The result also names each stem's share of the energy and the ``worst`` windows
+    (``region_seconds`` long) where the residual is loudest, for a timeline. ``names`` label the stems (default:
+    their file names without the extension).
     """
     if not stems:
         raise AudioError("Give at least one stem to compare with the mixture.")
     mix_info = probe(mix)
     infos = [probe(s) for s in stems]
+    total_frames = mix_info.frames - start if frames is None else frames
+    if start < 0 or total_frames <= 0 or start + total_frames > mix_info.frames:
+        raise AudioError(f"The excerpt {start}+{total_frames} lies outside the mixture ({mix_info.frames} samples).")
     for info in infos:
         if info.sample_rate != mix_info.sample_rate:
             raise AudioError(f'"{info.path.name}" is {info.sample_rate} Hz but the mixture is '
@@ -58,9 +68,9 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path]) -> NullResult:
         if info.channels != mix_info.channels:
             raise AudioError(f'"{info.path.name}" has {info.channels} channels but the mixture has '
                              f"{mix_info.channels}.")
-        if info.frames != mix_info.frames:
+        if info.frames != total_frames:
             raise AudioError(f'"{info.path.name}" is {info.frames} samples long but the mixture is '
-                             f"{mix_info.frames}; stems must be sample-aligned with the mixture.")
+                             f"{total_frames}; stems must be sample-aligned with the mixture.")
     subtypes = {info.subtype for info in infos}
     if len(subtypes) == 1 and next(iter(subtypes)) in PCM_BITS:
         bits = PCM_BITS[next(iter(subtypes))]
@@ -69,41 +79,63 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path]) -> NullResult:
         bits = None
         domain = "lossy" if subtypes & LOSSY else "float"
 
+    region = max(1, int(round(region_seconds * mix_info.sample_rate)))
+    region_peak = np.zeros(-(-total_frames // region))
+    stem_energy = np.zeros(len(infos))
     peak, energy, mix_energy = 0.0, 0.0, 0.0
     handles = [sf.SoundFile(str(i.path)) for i in [mix_info, *infos]]
     try:
+        handles[0].seek(start)
         done = 0
-        while done < mix_info.frames:
-            n = min(BLOCK, mix_info.frames - done)
+        while done < total_frames:
+            n = min(BLOCK, total_frames - done)
             mix_block = handles[0].read(n, dtype="float64", always_2d=True)
             if bits is not None:
                 total = np.zeros(mix_block.shape, dtype=np.int64)
-                for handle in handles[1:]:
-                    total += handle.read(n, dtype="int32", always_2d=True).astype(np.int64) >> (32 - bits)
+                for index, handle in enumerate(handles[1:]):
+                    stem = handle.read(n, dtype="int32", always_2d=True).astype(np.int64) >> (32 - bits)
+                    if stem.shape != mix_block.shape:
+                        raise AudioError("A file ended early while checking the null; it is truncated.")
+                    total += stem
+                    stem_energy[index] += float(np.square(stem / float(1 << (bits - 1))).sum())
                 residual = (total - quantise(mix_block, bits)) / float(1 << (bits - 1))
             else:
                 total = np.zeros(mix_block.shape)
-                for handle in handles[1:]:
-                    total += handle.read(n, dtype="float64", always_2d=True)
+                for index, handle in enumerate(handles[1:]):
+                    stem = handle.read(n, dtype="float64", always_2d=True)
+                    if stem.shape != mix_block.shape:
+                        raise AudioError("A file ended early while checking the null; it is truncated.")
+                    total += stem
+                    stem_energy[index] += float(np.square(stem).sum())
                 residual = total - mix_block
             if residual.shape[0] != n:
                 raise AudioError("A file ended early while checking the null; it is truncated.")
-            peak = max(peak, float(np.abs(residual).max()))
+            magnitude = np.abs(residual).max(axis=1)
+            np.maximum.at(region_peak, (done + np.arange(n)) // region, magnitude)
+            peak = max(peak, float(magnitude.max()))
             energy += float(np.square(residual).sum())
             mix_energy += float(np.square(mix_block).sum())
             done += n
     finally:
         for handle in handles:
             handle.close()
-    rms = math.sqrt(energy / (mix_info.frames * mix_info.channels))
+    rms = math.sqrt(energy / (total_frames * mix_info.channels))
     bit_exact = bits is not None and peak == 0.0
     if bits is not None:
         passed, tolerance = bit_exact, "bit-exact"
     elif domain == "float":
         passed, tolerance = peak == 0.0 or 20 * math.log10(peak) <= FLOAT_NULL_DBFS, f"peak <= {FLOAT_NULL_DBFS} dBFS"
     else:
-        mix_rms = math.sqrt(mix_energy / (mix_info.frames * mix_info.channels))
+        mix_rms = math.sqrt(mix_energy / (total_frames * mix_info.channels))
         passed = rms <= mix_rms * 10 ** (-LOSSY_MARGIN_DB / 20)
         tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
-    return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, mix_info.frames)
-
+    total_energy = stem_energy.sum()
+    names = list(names) if names is not None else [Path(i.path).stem for i in infos]
+    share = {name: round(float(e / total_energy), 6) if total_energy > 0 else 0.0
+             for name, e in zip(names, stem_energy)}
+    rate = mix_info.sample_rate
+    regions = [{"start_seconds": round(i * region / rate, 3),
+                "end_seconds": round(min(total_frames, (i + 1) * region) / rate, 3),
+                "peak_dbfs": _db(float(region_peak[i]))}
+               for i in np.argsort(-region_peak, kind="stable")[:worst] if region_peak[i] > 0]
+    return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, total_frames, share, regions)

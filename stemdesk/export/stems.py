@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ..core.errors import AudioError
 from ..io.audio import WRITE_FORMATS, AtomicAudioWriter
+from .certificate import embed_wav, write_beside
 
 FLOAT_NULL_DBFS = -138.0
 
@@ -121,6 +122,7 @@ class StemsWriter:
         self.folder = Path(folder)
         self.fmt = fmt
         self.paths = [self.folder / f"{source}.{fmt.extension}" for source in sources]
+        self.certificate: Path | None = None
         container, subtype = fmt.soundfile
         self.writers: list[AtomicAudioWriter] = []
         try:
@@ -136,11 +138,22 @@ class StemsWriter:
         for writer, stem in zip(self.writers, encoded):
             writer.write(stem)
 
-    def commit(self) -> list[Path]:
-        """Close every file first, so an error while flushing leaves all targets untouched, then rename."""
+    def commit(self, certify: Callable[[list[Path]], dict] | None = None) -> list[Path]:
+        """Close every file first, so an error while flushing leaves all targets untouched, then rename.
+
+        ``certify(temporary paths)`` returns the certificate (see `certificate.build`); it is checked on the finished
+        files before they take their names, embedded in WAVs and written beside them as JSON.
+        """
         for writer in self.writers:
             writer.close()
-        return [writer.commit() for writer in self.writers]
+        cert = certify([writer.temp for writer in self.writers]) if certify is not None else None
+        if cert is not None and self.fmt.name == "wav":
+            for writer in self.writers:
+                embed_wav(writer.temp, cert)
+        outputs = [writer.commit() for writer in self.writers]
+        if cert is not None:
+            self.certificate = write_beside(self.folder, cert, outputs)
+        return outputs
 
     def abort(self) -> None:
         for writer in self.writers:

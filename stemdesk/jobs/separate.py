@@ -22,6 +22,8 @@ from ..core.device import resolve_device
 from ..core.errors import AudioError, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
+from ..export import certificate
+from ..export.nullcheck import null_residual
 from ..export.stems import OutputFormat, StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
@@ -44,6 +46,14 @@ class SeparateOptions:
     wiener: int = 0                                   # multichannel Wiener iterations (0: plain masks)
     vocal_gate: tuple[float, float] | None = None     # (min silence seconds a, energy ratio b)
     binarise: float | None = None                     # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
+    certify: bool = True                              # check the null on the written files, write a certificate
+
+    def settings(self) -> dict:
+        """What the certificate records about how the stems were made."""
+        return {"format": self.format.name, "depth": self.format.depth, "start_seconds": self.start,
+                "duration_seconds": self.duration, "segment_seconds": self.segment_seconds,
+                "overlap_seconds": self.overlap_seconds, "wiener_iterations": self.wiener,
+                "vocal_gate": list(self.vocal_gate) if self.vocal_gate else None, "binarise": self.binarise}
 
     def postprocess(self, sources: Sequence[str]) -> list:
         steps = []
@@ -65,6 +75,7 @@ class SeparateResult:
     seconds: float
     model: str
     device: str
+    certificate: Path | None = None
 
 
 def set_threads(threads: int | None) -> None:
@@ -138,6 +149,11 @@ class SeparationEngine:
             if progress is not None:
                 progress({**event, "input": str(info.path), "seconds": time.monotonic() - started})
 
+        def certify(temps: list[Path]) -> dict:
+            null = null_residual(info.path, temps, start, total, names=self.sources)
+            settings = {**options.settings(), "device": str(self.device)}
+            return certificate.build("stems", info.path, settings, self.card, null.as_dict())
+
         folder = Path(outdir)
         try:
             writer = StemsWriter(folder, self.sources, rate, info.channels, options.format)
@@ -151,12 +167,12 @@ class SeparationEngine:
                     n = stems.shape[-1]
                     writer.write(stems.numpy(), original(n))
                     written += n
-                outputs = writer.commit()
+                outputs = writer.commit(certify if options.certify else None)
             except OSError as error:
                 raise AudioError(f'Writing stems to "{folder}" failed: {error.strerror or error}. '
                                  "Free some space or choose another folder; no partial stems were left.") from None
         if written != total:
             raise AudioError(f"Internal error: wrote {written} samples of {total}. Report this bug.")
         return SeparateResult(Path(path), outputs, info, total, time.monotonic() - started, self.card.id,
-                              str(self.device))
+                              str(self.device), writer.certificate)
 

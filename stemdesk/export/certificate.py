@@ -1,0 +1,102 @@
+"""The null-sum certificate every export carries: what went in, what made it, and whether the stems null.
+
+It is written beside the exported files as ``stemdesk-certificate.json`` and, in WAV files, inside a LIST/INFO chunk
+(ICMT = the certificate as JSON, ISFT = the software) that DAWs and tag editors show as the comment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import struct
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import __version__
+from ..io.atomic import atomic_write_bytes
+from ..io.model_store import sha256_file
+
+CERTIFICATE = "stemdesk-certificate.json"
+CERTIFICATE_VERSION = 1
+SOFTWARE = f"StemDesk {__version__}"
+MAX_CERTIFICATE_BYTES = 1 << 20
+
+
+def build(kind: str, source: Path | None, settings: dict[str, Any], model: Any = None,
+          null: dict | None = None, source_sha256: str | None = None) -> dict:
+    """kind: "stems", "remix", "instrumental" ...; model: a ModelCard (or None for a remix of existing stems)."""
+    cert: dict[str, Any] = {
+        "stemdesk_certificate": CERTIFICATE_VERSION,
+        "kind": kind,
+        "software": SOFTWARE,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "settings": settings,
+    }
+    if source is not None:
+        cert["source"] = {"file": Path(source).name, "sha256": source_sha256 or sha256_file(Path(source))}
+    if model is not None:
+        cert["model"] = {"id": model.id, "weights_sha256": model.weights_sha256, "estimator": model.estimator}
+    if null is not None:
+        cert["null"] = null
+    return cert
+
+
+def embed_wav(path: Path, cert: dict) -> bool:
+    """Append a LIST/INFO chunk holding the certificate to a finished RIFF WAV. False for other formats."""
+    with open(path, "r+b") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        handle.seek(0, 2)
+        end = handle.tell()
+        text = json.dumps(cert, separators=(",", ":")).encode("utf-8")
+        body = b"INFO"
+        for key, value in ((b"ISFT", SOFTWARE.encode()), (b"ICMT", text)):
+            value += b"\0"
+            body += key + struct.pack("<I", len(value)) + value + (b"\0" if len(value) % 2 else b"")
+        chunk = (b"\0" if end % 2 else b"") + b"LIST" + struct.pack("<I", len(body)) + body
+        if end + len(chunk) - 8 >= 1 << 32:
+            return False
+        handle.write(chunk)
+        handle.seek(4)
+        handle.write(struct.pack("<I", end + len(chunk) - 8))
+    return True
+
+
+def read_embedded(path: Path) -> dict | None:
+    """The certificate inside a WAV's LIST/INFO chunk, or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                return None
+            key, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if key == b"LIST" and size <= MAX_CERTIFICATE_BYTES + 64:
+                body = handle.read(size)
+                offset = 4 if body[:4] == b"INFO" else len(body)
+                while offset + 8 <= len(body):
+                    sub, length = body[offset:offset + 4], struct.unpack("<I", body[offset + 4:offset + 8])[0]
+                    if sub == b"ICMT":
+                        try:
+                            return json.loads(body[offset + 8:offset + 8 + length].rstrip(b"\0"))
+                        except ValueError:
+                            return None
+                    offset += 8 + length + (length % 2)
+            else:
+                handle.seek(size + (size % 2), 1)
+
+
+def write_beside(folder: Path, cert: dict, outputs: Sequence[Path], name: str = CERTIFICATE) -> Path:
+    """The JSON certificate in ``folder`` (as ``name``), listing each output with its sha256 (after embedding)."""
+    full = {**cert, "outputs": [{"file": Path(p).name, "sha256": sha256_file(Path(p))} for p in outputs]}
+    return atomic_write_bytes(Path(folder) / name, (json.dumps(full, indent=2) + "\n").encode("utf-8"))
+
+
+def read(folder: Path) -> dict:
+    path = Path(folder) / CERTIFICATE
+    if path.stat().st_size > MAX_CERTIFICATE_BYTES:
+        raise ValueError(f"{path} is larger than a certificate can be")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,276 @@
+"""DAW sessions around a folder of stems: DAWproject 1.0 (.dawproject) and REAPER (.rpp).
+
+One track per stem, its clip at 0 s for the whole length, with the mix's gain, pan, mute and solo, the effects mapped
+where the format has a matching device, and recorded automation as automation lanes. Times are in seconds, so no
+tempo is needed; when one is given it is written as the session tempo.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+from typing import Iterable
+
+from .. import __version__
+from ..core.errors import StemDeskError
+from ..io.atomic import atomic_write_bytes
+from ..mixer.effects import EFFECTS, Effect
+from ..mixer.mix import Channel, Mix
+from ..mixer.render import db_to_gain
+from .remix import Stems
+
+SESSIONS = ("dawproject", "rpp")
+COLOURS = {"vocals": "#e8a33d", "drums": "#d9534f", "bass": "#5b8def", "other": "#5cb85c",
+           "accompaniment": "#9b7fd1"}
+MAX_VOLUME = 15.85   # +24 dB, the top of StemDesk's gain range, as a linear factor
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6f}"
+
+
+class _Ids:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> str:
+        self.count += 1
+        return f"id{self.count}"
+
+
+def _real(parent: ET.Element, tag: str, ids: _Ids, name: str, value: float, unit: str, low: float | None = None,
+          high: float | None = None) -> ET.Element:
+    element = ET.SubElement(parent, tag, id=ids(), name=name, unit=unit, value=_fmt(value))
+    if low is not None:
+        element.set("min", _fmt(low))
+        element.set("max", _fmt(high))
+    return element
+
+
+def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
+    """Compressor, limiter and EQ map to DAWproject's built-in devices; others to a generic device with its
+    parameters in real units; a VST3 insert to a Vst3Plugin reference."""
+    p = effect.params
+    enabled = lambda device: ET.SubElement(device, "Enabled", id=ids(), name="On",          # noqa: E731
+                                           value="false" if effect.bypass else "true")
+    if effect.kind == "compressor":
+        device = ET.SubElement(parent, "Compressor", id=ids(), deviceName="Compressor", deviceRole="audioFX")
+        enabled(device)
+        _real(device, "Attack", ids, "Attack", p["attack_ms"] / 1000, "seconds")
+        _real(device, "Ratio", ids, "Ratio", p["ratio"], "linear")
+        _real(device, "Release", ids, "Release", p["release_ms"] / 1000, "seconds")
+        _real(device, "Threshold", ids, "Threshold", p["threshold_db"], "decibel")
+    elif effect.kind == "limiter":
+        device = ET.SubElement(parent, "Limiter", id=ids(), deviceName="Limiter", deviceRole="audioFX")
+        enabled(device)
+        _real(device, "Release", ids, "Release", p["release_ms"] / 1000, "seconds")
+        _real(device, "Threshold", ids, "Threshold", p["threshold_db"], "decibel")
+    elif effect.kind in ("low_shelf", "high_shelf", "peak"):
+        device = ET.SubElement(parent, "Equalizer", id=ids(), deviceName="Equalizer", deviceRole="audioFX")
+        enabled(device)
+        band = ET.SubElement(device, "Band", type={"low_shelf": "lowShelf", "high_shelf": "highShelf",
+                                                   "peak": "bell"}[effect.kind])
+        _real(band, "Freq", ids, "Frequency", p["cutoff_hz"], "hertz")
+        _real(band, "Gain", ids, "Gain", p["gain_db"], "decibel")
+        _real(band, "Q", ids, "Q", p["q"], "linear")
+    elif effect.kind == "vst3":
+        device = ET.SubElement(parent, "Vst3Plugin", id=ids(), deviceName=Path(effect.path or "").stem,
+                               deviceRole="audioFX")
+        parameters = ET.SubElement(device, "Parameters")
+        for name, value in effect.params.items():
+            if isinstance(value, (int, float)):
+                _real(parameters, "RealParameter", ids, name, float(value), "linear")
+        enabled(device)
+    else:
+        spec = EFFECTS.get(effect.kind)
+        device = ET.SubElement(parent, "BuiltinDevice", id=ids(), deviceName=spec.label if spec else effect.kind,
+                               deviceRole="audioFX", deviceVendor="StemDesk")
+        parameters = ET.SubElement(device, "Parameters")
+        units = {"dB": "decibel", "Hz": "hertz", "s": "seconds", "ms": "seconds"}
+        for name, value in p.items():
+            unit = spec.params[name].unit if spec else ""
+            scale = 0.001 if unit == "ms" else 1.0
+            _real(parameters, "RealParameter", ids, name, value * scale, units.get(unit, "linear"))
+        enabled(device)
+
+
+def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float | None = None,
+                   title: str | None = None) -> tuple[bytes, bytes]:
+    """(project.xml, metadata.xml) for stems whose audio sits at ``audio_paths`` inside the archive."""
+    ids = _Ids()
+    seconds = stems.info.frames / stems.info.sample_rate
+    project = ET.Element("Project", version="1.0")
+    ET.SubElement(project, "Application", name="StemDesk", version=__version__)
+    if tempo:
+        transport = ET.SubElement(project, "Transport")
+        _real(transport, "Tempo", ids, "Tempo", tempo, "bpm", 20.0, 666.0)
+        ET.SubElement(transport, "TimeSignature", id=ids(), numerator="4", denominator="4")
+    structure = ET.SubElement(project, "Structure")
+    master_track = ET.Element("Track", id=ids(), name="Master", contentType="audio", loaded="true")
+    master_channel = ET.SubElement(master_track, "Channel", id=ids(), role="master", audioChannels="2",
+                                   solo="false")
+    if mix.master:
+        devices = ET.SubElement(master_channel, "Devices")
+        for effect in mix.master:
+            _device(devices, effect, ids)
+    master_volume = _real(master_channel, "Volume", ids, "Volume", db_to_gain(mix.master_gain_db), "linear",
+                          0.0, MAX_VOLUME)
+
+    bus_channels: dict[str, str] = {}
+    bus_tracks = []
+    for bus, chain in mix.buses.items():
+        track = ET.Element("Track", id=ids(), name=f"{bus} return", contentType="audio", loaded="true")
+        channel = ET.SubElement(track, "Channel", id=ids(), role="effect", audioChannels=str(stems.info.channels),
+                                destination=master_channel.get("id"), solo="false")
+        bus_channels[bus] = channel.get("id")
+        if chain:
+            devices = ET.SubElement(channel, "Devices")
+            for effect in chain:
+                _device(devices, effect, ids)
+        _real(channel, "Volume", ids, "Volume", 1.0, "linear", 0.0, MAX_VOLUME)
+        bus_tracks.append(track)
+
+    targets: dict[str, str] = {"master/gain_db": master_volume.get("id")}
+    tracks = []
+    for name in stems.names:
+        strip = mix.channels.get(name, Channel())
+        track = ET.SubElement(structure, "Track", id=ids(), name=name, contentType="audio", loaded="true",
+                              color=COLOURS.get(name, "#999999"))
+        channel = ET.SubElement(track, "Channel", id=ids(), role="regular", audioChannels=str(stems.info.channels),
+                                destination=master_channel.get("id"), solo="true" if strip.solo else "false")
+        if strip.effects:
+            devices = ET.SubElement(channel, "Devices")
+            for effect in strip.effects:
+                _device(devices, effect, ids)
+        mute = ET.SubElement(channel, "Mute", id=ids(), name="Mute", value="true" if strip.mute else "false")
+        pan = _real(channel, "Pan", ids, "Pan", (strip.pan + 1) / 2, "normalized", 0.0, 1.0)
+        if strip.sends:
+            sends = ET.SubElement(channel, "Sends")
+            for bus, db in strip.sends.items():
+                send = ET.SubElement(sends, "Send", id=ids(), destination=bus_channels[bus], type="post")
+                _real(send, "Volume", ids, "Send", db_to_gain(db), "linear", 0.0, MAX_VOLUME)
+        volume = _real(channel, "Volume", ids, "Volume", db_to_gain(strip.gain_db), "linear", 0.0, MAX_VOLUME)
+        targets.update({f"{name}/gain_db": volume.get("id"), f"{name}/pan": pan.get("id"),
+                        f"{name}/mute": mute.get("id")})
+        tracks.append(track)
+    for track in bus_tracks:
+        structure.append(track)
+    structure.append(master_track)
+
+    arrangement = ET.SubElement(project, "Arrangement", id=ids())
+    lanes = ET.SubElement(arrangement, "Lanes", id=ids(), timeUnit="seconds")
+    lanes_of: dict[str, ET.Element] = {}
+    for track, path in zip(tracks, audio_paths):
+        track_lanes = lanes_of[track.get("name")] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.get("id"))
+        clips = ET.SubElement(track_lanes, "Clips", id=ids())
+        clip = ET.SubElement(clips, "Clip", time="0.0", duration=_fmt(seconds), playStart="0.0",
+                             contentTimeUnit="seconds", name=track.get("name"))
+        audio = ET.SubElement(clip, "Audio", id=ids(), channels=str(stems.info.channels),
+                              sampleRate=str(stems.info.sample_rate), duration=_fmt(seconds), algorithm="raw")
+        ET.SubElement(audio, "File", path=path)
+    for control, points in mix.automation.items():
+        if control not in targets:
+            continue   # effect automation has no portable target in DAWproject 1.0
+        kind = control.split("/")[-1]
+        lane = ET.SubElement(lanes_of.get(control.split("/")[0], lanes), "Points", id=ids(), unit={"gain_db": "linear", "pan": "normalized"}.get(kind, ""))
+        if kind == "mute":
+            del lane.attrib["unit"]
+        ET.SubElement(lane, "Target", parameter=targets[control])
+        for t, value in points:
+            if kind == "mute":
+                ET.SubElement(lane, "BoolPoint", time=_fmt(t), value="true" if value >= 0.5 else "false")
+            else:
+                shown = db_to_gain(value) if kind == "gain_db" else (value + 1) / 2
+                ET.SubElement(lane, "RealPoint", time=_fmt(t), value=_fmt(shown), interpolation="linear")
+
+    metadata = ET.Element("MetaData")
+    ET.SubElement(metadata, "Title").text = title or (stems.source or {}).get("file", stems.paths[0].parent.name)
+    ET.SubElement(metadata, "Comment").text = f"Stems separated and exported by StemDesk {__version__}"
+    for element in (project, metadata):
+        ET.indent(element)
+    declaration = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    return (declaration + ET.tostring(project, encoding="utf-8", xml_declaration=False),
+            declaration + ET.tostring(metadata, encoding="utf-8", xml_declaration=False))
+
+
+def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
+    """A .dawproject archive with the stems embedded (stored, not recompressed). Written atomically."""
+    out = Path(out)
+    if out.suffix != ".dawproject":
+        out = out.with_name(out.name + ".dawproject")
+    inside = [f"audio/{p.name}" for p in stems.paths]
+    project, metadata = dawproject_xml(stems, mix, inside, tempo)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("project.xml", project, zipfile.ZIP_DEFLATED)
+        archive.writestr("metadata.xml", metadata, zipfile.ZIP_DEFLATED)
+        for path, name in zip(stems.paths, inside):
+            archive.write(path, name, zipfile.ZIP_STORED)
+    return atomic_write_bytes(out, buffer.getvalue())
+
+
+def _quote(text: str) -> str:
+    """REAPER quotes strings with ", ' or ` (whichever the text does not contain)."""
+    for mark in ('"', "'", "`"):
+        if mark not in text:
+            return f"{mark}{text}{mark}"
+    raise StemDeskError(f"The path {text!r} contains \", ' and `; REAPER cannot store it. Rename the file.")
+
+
+SOURCE_TYPES = {".wav": "WAVE", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "VORBIS", ".aif": "WAVE", ".aiff": "WAVE"}
+
+
+def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None = None) -> str:
+    seconds = stems.info.frames / stems.info.sample_rate
+    lines = [f"<REAPER_PROJECT 0.1 \"6.0/StemDesk-{__version__}\" {int(time.time())}",
+             f"  TEMPO {tempo or 120:g} 4 4", f"  SAMPLERATE {stems.info.sample_rate} 0 0",
+             f"  MASTER_VOLUME {db_to_gain(mix.master_gain_db):.6f} 0 -1 -1 1"]
+    for name, path in zip(stems.names, paths):
+        strip = mix.channels.get(name, Channel())
+        lines += ["  <TRACK", f"    NAME {_quote(name)}",
+                  f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
+                  f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
+                  f"    NCHAN {max(2, stems.info.channels + stems.info.channels % 2)}"]
+        for control, kind, envelope in ((f"{name}/gain_db", "gain_db", "VOLENV2"), (f"{name}/pan", "pan", "PANENV2"),
+                                        (f"{name}/mute", "mute", "MUTEENV")):
+            points = mix.automation.get(control)
+            if not points:
+                continue
+            lines += [f"    <{envelope}", "      ACT 1 -1", "      VIS 1 1 1", "      ARM 0",
+                      "      DEFSHAPE 0 -1 -1"]
+            for t, value in points:
+                shown = db_to_gain(value) if kind == "gain_db" else (value if kind == "pan" else float(value < 0.5))
+                shape = 1 if kind == "mute" else 0
+                lines.append(f"      PT {t:.6f} {shown:.6f} {shape}")
+            lines.append("    >")
+        lines += ["    <ITEM", "      POSITION 0", f"      LENGTH {seconds:.6f}", f"      NAME {_quote(name)}",
+                  f"      <SOURCE {SOURCE_TYPES.get(Path(path).suffix.lower(), 'WAVE')}",
+                  f"        FILE {_quote(path)}", "      >", "    >", "  >"]
+    lines.append(">")
+    return "\n".join(lines) + "\n"
+
+
+def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
+    """A REAPER project referring to the stems where they are (relative paths when on the same drive)."""
+    out = Path(out)
+    if out.suffix != ".rpp":
+        out = out.with_name(out.name + ".rpp")
+    paths = []
+    for path in stems.paths:
+        try:
+            paths.append(os.path.relpath(path.resolve(), out.parent.resolve()))
+        except ValueError:       # another drive on Windows
+            paths.append(str(path.resolve()))
+    return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
+
+
+def write_session(kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
+    if kind == "dawproject":
+        return write_dawproject(stems, mix, out, tempo)
+    if kind == "rpp":
+        return write_rpp(stems, mix, out, tempo)
+    raise StemDeskError(f"Unknown session format {kind!r}; use one of {', '.join(SESSIONS)}.")

@@ -1,0 +1,289 @@
+"""A remix as data: per-stem gain, pan, mute, solo, sends and inserts, plus a master chain. JSON in and out.
+
+Files from users are untrusted: `Mix.from_dict` checks every field's type and range and the size of every list, so a
+preset with absurd values fails with a message naming the field instead of producing a blast of noise.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .effects import EFFECTS, Effect, MixError
+
+MIX_VERSION = 1
+MAX_MIX_BYTES = 1 << 20
+MAX_EFFECTS = 32
+GAIN_RANGE = (-120.0, 24.0)   # dB; -120 is treated as silence in the UI, mute is the exact off switch
+PRESETS = ("karaoke", "acappella", "vocal-up", "vocal-down", "drumless")
+FADER_RANGE = (-60.0, 12.0)   # dB, what a fader (or a MIDI controller) spans
+MAX_POINTS = 100_000
+SWITCHES = ("mute", "solo")
+
+
+def _number(where: str, value: Any, low: float, high: float, unit: str = "") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise MixError(f"{where} must be a number between {low:g} and {high:g}{' ' + unit if unit else ''}, "
+                       f"not {value!r}.")
+    return float(value)
+
+
+def _effects(where: str, data: Any) -> list[Effect]:
+    if not isinstance(data, list) or len(data) > MAX_EFFECTS:
+        raise MixError(f"{where} must be a list of at most {MAX_EFFECTS} effects.")
+    return [Effect.from_dict(item) for item in data]
+
+
+@dataclass
+class Channel:
+    """One stem's strip. Gain in dB, pan in -1 (left) .. +1 (right), sends in dB to named buses."""
+    gain_db: float = 0.0
+    pan: float = 0.0
+    mute: bool = False
+    solo: bool = False
+    effects: list[Effect] = field(default_factory=list)
+    sends: dict[str, float] = field(default_factory=dict)
+
+    def is_unity(self) -> bool:
+        """True when the strip passes its stem through unchanged (the null-sum case)."""
+        return (self.gain_db == 0.0 and self.pan == 0.0 and not self.mute and not self.sends
+                and all(e.bypass for e in self.effects))
+
+    def to_dict(self) -> dict:
+        return {"gain_db": self.gain_db, "pan": self.pan, "mute": self.mute, "solo": self.solo,
+                "effects": [e.to_dict() for e in self.effects], "sends": dict(self.sends)}
+
+    @classmethod
+    def from_dict(cls, name: str, data: Any) -> "Channel":
+        if not isinstance(data, dict):
+            raise MixError(f"Channel {name!r} must be an object.")
+        unknown = sorted(set(data) - {"gain_db", "pan", "mute", "solo", "effects", "sends"})
+        if unknown:
+            raise MixError(f"Channel {name!r} has an unknown field {unknown[0]!r}.")
+        sends = data.get("sends", {})
+        if not isinstance(sends, dict) or len(sends) > MAX_EFFECTS:
+            raise MixError(f"Channel {name!r}: sends must be an object of bus name to dB.")
+        return cls(
+            gain_db=_number(f"{name}.gain_db", data.get("gain_db", 0.0), *GAIN_RANGE, "dB"),
+            pan=_number(f"{name}.pan", data.get("pan", 0.0), -1.0, 1.0),
+            mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
+            effects=_effects(f"{name}.effects", data.get("effects", [])),
+            sends={str(bus): _number(f"{name}.sends.{bus}", db, *GAIN_RANGE, "dB") for bus, db in sends.items()},
+        )
+
+
+@dataclass
+class Mix:
+    """channels: stem name -> Channel (stems without an entry play at unity). buses: send-return chains."""
+    channels: dict[str, Channel] = field(default_factory=dict)
+    buses: dict[str, list[Effect]] = field(default_factory=dict)
+    master: list[Effect] = field(default_factory=list)
+    master_gain_db: float = 0.0
+    # control -> [(seconds, value), ...] sorted by time; see `set_control` for the control names
+    automation: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def channel(self, name: str) -> Channel:
+        return self.channels.setdefault(name, Channel())
+
+    @property
+    def vocal_db(self) -> float:
+        return self.channels["vocals"].gain_db if "vocals" in self.channels else 0.0
+
+    @vocal_db.setter
+    def vocal_db(self, value: float) -> None:
+        self.channel("vocals").gain_db = _number("vocal level", value, *GAIN_RANGE, "dB")
+
+    def audible(self, name: str) -> bool:
+        soloed = any(c.solo for c in self.channels.values())
+        channel = self.channels.get(name, Channel())
+        return not channel.mute and (channel.solo or not soloed)
+
+    def is_unity(self, stems: Sequence[str]) -> bool:
+        """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed)."""
+        return (all(self.channels.get(s, Channel()).is_unity() and self.audible(s) for s in stems)
+                and self.master_gain_db == 0.0 and all(e.bypass for e in self.master))
+
+    def _effect(self, chain: list[Effect], index: str, control: str) -> Effect:
+        if not index.isdigit() or int(index) >= len(chain):
+            raise MixError(f"Control {control!r} names effect {index} but the chain has {len(chain)} effects.")
+        return chain[int(index)]
+
+    def control_range(self, control: str) -> tuple[float, float]:
+        """The span a fader or a MIDI controller covers for a control (switches: 0..1)."""
+        parts = control.split("/")
+        if parts[-1] in SWITCHES:
+            return 0.0, 1.0
+        if parts[-1] == "pan":
+            return -1.0, 1.0
+        if (parts[-1] == "gain_db" and "fx" not in parts) or parts[-2:-1] == ["send"]:
+            return FADER_RANGE
+        effect = self._lookup_effect(control)
+        spec = EFFECTS.get(effect.kind)
+        if spec is None or parts[-1] not in spec.params:
+            raise MixError(f"Control {control!r} is not a parameter StemDesk can automate.")
+        return spec.params[parts[-1]].low, spec.params[parts[-1]].high
+
+    def _lookup_effect(self, control: str) -> Effect:
+        parts = control.split("/")
+        if parts[0] == "master" and len(parts) == 4 and parts[1] == "fx":
+            return self._effect(self.master, parts[2], control)
+        if parts[0] == "bus" and len(parts) == 5 and parts[2] == "fx" and parts[1] in self.buses:
+            return self._effect(self.buses[parts[1]], parts[3], control)
+        if len(parts) == 4 and parts[1] == "fx":
+            return self._effect(self.channel(parts[0]).effects, parts[2], control)
+        raise MixError(f"Unknown control {control!r}.")
+
+    def set_control(self, control: str, value: float) -> None:
+        """Set one control by name, checked against its range. Names:
+        ``<stem>/gain_db``, ``<stem>/pan``, ``<stem>/mute``, ``<stem>/solo``, ``<stem>/send/<bus>``,
+        ``<stem>/fx/<i>/<param>``, ``master/gain_db``, ``master/fx/<i>/<param>``, ``bus/<bus>/fx/<i>/<param>``."""
+        parts = control.split("/")
+        if parts == ["master", "gain_db"]:
+            self.master_gain_db = _number(control, value, *GAIN_RANGE, "dB")
+        elif len(parts) == 2 and parts[0] not in ("master", "bus") and parts[1] in ("gain_db", "pan", *SWITCHES):
+            channel = self.channel(parts[0])
+            if parts[1] in SWITCHES:
+                setattr(channel, parts[1], _number(control, value, 0.0, 1.0) >= 0.5)
+            elif parts[1] == "pan":
+                channel.pan = _number(control, value, -1.0, 1.0)
+            else:
+                channel.gain_db = _number(control, value, *GAIN_RANGE, "dB")
+        elif len(parts) == 3 and parts[1] == "send":
+            if parts[2] not in self.buses:
+                raise MixError(f"Control {control!r} sends to bus {parts[2]!r}, which the mix does not define.")
+            self.channel(parts[0]).sends[parts[2]] = _number(control, value, *GAIN_RANGE, "dB")
+        else:
+            effect = self._lookup_effect(control)
+            if effect.kind == "vst3":
+                effect.params[parts[-1]] = value
+            else:
+                effect.params = EFFECTS[effect.kind].check({**effect.params, parts[-1]: value})
+
+    def get_control(self, control: str) -> float:
+        parts = control.split("/")
+        if parts == ["master", "gain_db"]:
+            return self.master_gain_db
+        if len(parts) == 2 and parts[0] not in ("master", "bus"):
+            return float(getattr(self.channels.get(parts[0], Channel()), parts[1]))
+        if len(parts) == 3 and parts[1] == "send":
+            return self.channels.get(parts[0], Channel()).sends.get(parts[2], GAIN_RANGE[0])
+        return float(self._lookup_effect(control).params[parts[-1]])
+
+    def record(self, control: str, seconds: float, value: float) -> None:
+        """Add an automation point (a fader move during playback), replacing points recorded later than it."""
+        self.set_control(control, value)
+        points = self.automation.setdefault(control, [])
+        del points[bisect.bisect_left(points, (seconds, -math.inf)):]
+        points.append((float(seconds), float(value)))
+
+    def at(self, seconds: float) -> "Mix":
+        """The mix with its automation applied at a time: continuous controls interpolate linearly, switches hold."""
+        if not self.automation:
+            return self
+        mix = copy.deepcopy(self)
+        mix.automation = {}
+        for control, points in self.automation.items():
+            i = bisect.bisect_right(points, (seconds, math.inf))
+            if i == 0:
+                value = points[0][1]
+            elif i == len(points) or control.split("/")[-1] in SWITCHES:
+                value = points[i - 1][1]
+            else:
+                (t0, v0), (t1, v1) = points[i - 1], points[i]
+                value = v0 + (v1 - v0) * (seconds - t0) / (t1 - t0) if t1 > t0 else v1
+            mix.set_control(control, value)
+        return mix
+
+    def validate(self, stems: Sequence[str]) -> None:
+        missing = sorted(set(self.channels) - set(stems))
+        if missing:
+            raise MixError(f"The mix has a channel {missing[0]!r} but the stems are {', '.join(stems)}.")
+        for name, channel in self.channels.items():
+            for bus in channel.sends:
+                if bus not in self.buses:
+                    raise MixError(f"{name} sends to bus {bus!r}, which the mix does not define.")
+
+    def to_dict(self) -> dict:
+        return {"stemdesk_mix": MIX_VERSION,
+                "channels": {n: c.to_dict() for n, c in self.channels.items()},
+                "buses": {n: [e.to_dict() for e in chain] for n, chain in self.buses.items()},
+                "master": [e.to_dict() for e in self.master], "master_gain_db": self.master_gain_db,
+                "automation": {c: [list(p) for p in points] for c, points in self.automation.items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Mix":
+        if not isinstance(data, dict):
+            raise MixError("A mix must be a JSON object.")
+        version = data.get("stemdesk_mix", MIX_VERSION)
+        if not isinstance(version, int) or version > MIX_VERSION:
+            raise MixError(f"This mix was written by a newer StemDesk (format {version!r}); update StemDesk to "
+                           "open it.")
+        channels = data.get("channels", {})
+        buses = data.get("buses", {})
+        if not isinstance(channels, dict) or len(channels) > 64 or not isinstance(buses, dict) or len(buses) > 16:
+            raise MixError("A mix holds at most 64 channels and 16 buses, as objects keyed by name.")
+        if "master" in channels or "bus" in channels:
+            raise MixError('"master" and "bus" are reserved names; a stem cannot use them.')
+        mix = cls(
+            channels={str(n): Channel.from_dict(str(n), c) for n, c in channels.items()},
+            buses={str(n): _effects(f"bus {n}", chain) for n, chain in buses.items()},
+            master=_effects("master", data.get("master", [])),
+            master_gain_db=_number("master_gain_db", data.get("master_gain_db", 0.0), *GAIN_RANGE, "dB"),
+        )
+        automation = data.get("automation", {})
+        if not isinstance(automation, dict) or sum(len(v) for v in automation.values()
+                                                   if isinstance(v, list)) > MAX_POINTS:
+            raise MixError(f"Automation must be an object of control -> points, at most {MAX_POINTS} points.")
+        probe = copy.deepcopy(mix)
+        for control, points in automation.items():
+            if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+                raise MixError(f"Automation of {control!r} must be a list of [seconds, value] pairs.")
+            times = [_number(f"automation {control} time", t, 0.0, 1e7, "s") for t, _ in points]
+            if times != sorted(times):
+                raise MixError(f"Automation of {control!r} is not in time order.")
+            for _, value in points:
+                probe.set_control(str(control), value)      # checks the control exists and the value's range
+            mix.automation[str(control)] = [(float(t), float(v)) for t, v in points]
+        return mix
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Mix":
+        if len(text) > MAX_MIX_BYTES:
+            raise MixError(f"The mix file is {len(text)} bytes; a mix is at most {MAX_MIX_BYTES} bytes.")
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MixError(f"The mix is not valid JSON ({error}).") from None
+        return cls.from_dict(data)
+
+
+def preset(name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:
+    """Mixes for common tasks. karaoke: vocals muted; acappella: vocals only; vocal-up / vocal-down: vocals
+    ±amount_db; drumless: drums muted (a practice track)."""
+    mix = Mix()
+    vocals = "vocals" if "vocals" in stems else None
+    if name in ("karaoke", "acappella", "vocal-up", "vocal-down") and vocals is None:
+        raise MixError(f"The {name} preset needs a vocals stem; these stems are {', '.join(stems)}.")
+    if name == "karaoke":
+        mix.channel("vocals").mute = True
+    elif name == "acappella":
+        for stem in stems:
+            if stem != "vocals":
+                mix.channel(stem).mute = True
+    elif name in ("vocal-up", "vocal-down"):
+        mix.vocal_db = abs(amount_db) if name == "vocal-up" else -abs(amount_db)
+    elif name == "drumless":
+        if "drums" not in stems:
+            raise MixError(f"The drumless preset needs a drums stem; these stems are {', '.join(stems)}.")
+        mix.channel("drums").mute = True
+    else:
+        raise MixError(f"Unknown preset {name!r}; use one of {', '.join(PRESETS)}.")
+    return mix
