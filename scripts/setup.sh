@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv python3-pip)
+APT_PACKAGES=()
+# A Python with venv and pip already (pyenv, python.org builds) does not need Debian's.
+python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pip)
 if [[ "${1:-}" == "--test" ]]; then
-    # Qt's offscreen platform and the demo download (apt-get download) need these at test time.
-    APT_PACKAGES+=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+    # Qt's offscreen platform; a real VST3 built from dpf-source; real MIDI ports on a JACK dummy server.
+    APT_PACKAGES+=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 dpf-source g++ make jackd2)
 fi
 
 missing=()
@@ -16,9 +18,7 @@ for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if ((${#missing[@]})); then
-    if python3 -m venv --help >/dev/null 2>&1 && [[ " ${missing[*]} " != *" lib"* ]]; then
-        :  # this Python has venv and pip already (pyenv, python.org builds)
-    elif [[ $(id -u) == 0 ]]; then
+    if [[ $(id -u) == 0 ]]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     elif command -v sudo >/dev/null; then
         sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

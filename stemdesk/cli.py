@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--threads", type=int)
 
+    commands.add_parser("midi", help="list MIDI input ports and your MIDI-learn mappings")
+
     models = commands.add_parser("models", help="list, install or remove models",
                                  description="With no action: list installed models.")
     actions = models.add_subparsers(dest="action", metavar="ACTION")
@@ -404,6 +406,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return _separate([song], args, out)
         if args.command == "nullcheck":
             return _nullcheck(args, out)
+        if args.command == "midi":
+            from .mixer.midi import MidiMap, input_names, mappings_path
+
+            ports = input_names()
+            print("MIDI inputs: " + (", ".join(ports) if ports else "none (connect a controller, or start JACK)"),
+                  file=out)
+            bindings = MidiMap.load().bindings
+            print(f"Mappings ({mappings_path()}):", file=out)
+            for (channel, cc), control in sorted(bindings.items()):
+                print(f"  channel {channel + 1} CC {cc} -> {control}", file=out)
+            return 0
         if args.command == "remix":
             return _remix(args, out)
         if args.command == "export":

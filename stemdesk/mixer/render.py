@@ -137,6 +137,8 @@ class Renderer:
         with self._lock:
             n = blocks.shape[-1]
             if self.unity:
+                for name in [*self.stems, "__master__"]:
+                    self._gains[name] = self._target(name)   # so the next change ramps from unity
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
             total = np.zeros((self.channels, n))
             buses = {b: np.zeros((self.channels, n), np.float32) for b in self.mix.buses}
