@@ -34,7 +34,10 @@ fi
 extra=""
 [[ "${1:-}" == "--test" ]] && extra="[test]"
 # torch is pinned to 2.13.0 in pyproject.toml: an unpinned torch would pull gigabytes of CUDA libraries.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}" 2>&1 \
+# First-party plugins (plugins/*) install beside StemDesk, through the same entry point as third-party ones.
+plugins=()
+for plugin in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$plugin")"); done
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}" "${plugins[@]}" 2>&1 \
     | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import stemdesk, torch, soundfile, pedalboard" \
     || { echo "StemDesk did not install correctly; see the pip output above." >&2; exit 1; }

@@ -18,7 +18,7 @@ from typing import Sequence, TextIO
 from . import __version__
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
-from .export.session import SESSIONS
+from .export.session import EXPORTERS
 from .export.stems import OutputFormat
 from .io.audio import READABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int)
 
     commands.add_parser("midi", help="list MIDI input ports and your MIDI-learn mappings")
+    commands.add_parser("plugins", help="list installed plugins and what they add")
 
     models = commands.add_parser("models", help="list, install or remove models",
                                  description="With no action: list installed models.")
@@ -182,9 +183,9 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
 
 def _sessions(text: str) -> list[str]:
     kinds = [k.strip() for k in text.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in SESSIONS]
+    unknown = [k for k in kinds if k not in EXPORTERS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown session format {unknown[0]!r}; use {', '.join(SESSIONS)}")
+        raise argparse.ArgumentTypeError(f"unknown export format {unknown[0]!r}; use {', '.join(EXPORTERS)}")
     return kinds
 
 
@@ -388,6 +389,12 @@ def _terminate(signum, frame) -> None:
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    from .plugins import load_plugins
+
+    plugins = load_plugins()
+    for plugin in plugins:
+        if plugin.error:
+            print(f"stemdesk: {plugin.error}", file=err)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -406,6 +413,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return _separate([song], args, out)
         if args.command == "nullcheck":
             return _nullcheck(args, out)
+        if args.command == "plugins":
+            for plugin in plugins:
+                state = "loaded: " + (", ".join(plugin.provides) or "nothing") if plugin.loaded else "DISABLED"
+                print(f"{plugin.name} ({plugin.distribution or plugin.target}): {state}", file=out)
+            if not plugins:
+                print("No plugins installed.", file=out)
+            return 0
         if args.command == "midi":
             from .mixer.midi import MidiMap, input_names, mappings_path
 

@@ -13,7 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .. import __version__
 from ..core.errors import StemDeskError
@@ -23,7 +23,6 @@ from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
 from .remix import Stems
 
-SESSIONS = ("dawproject", "rpp")
 COLOURS = {"vocals": "#e8a33d", "drums": "#d9534f", "bass": "#5b8def", "other": "#5cb85c",
            "accompaniment": "#9b7fd1"}
 MAX_VOLUME = 15.85   # +24 dB, the top of StemDesk's gain range, as a linear factor
@@ -268,9 +267,15 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
     return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
 
 
+# name -> writer(stems, mix, out path without extension, tempo) -> the written path. Plugins add more.
+EXPORTERS: dict[str, Callable[[Stems, Mix, Path, float | None], Path]] = {
+    "dawproject": write_dawproject,
+    "rpp": write_rpp,
+}
+
+
 def write_session(kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
-    if kind == "dawproject":
-        return write_dawproject(stems, mix, out, tempo)
-    if kind == "rpp":
-        return write_rpp(stems, mix, out, tempo)
-    raise StemDeskError(f"Unknown session format {kind!r}; use one of {', '.join(SESSIONS)}.")
+    writer = EXPORTERS.get(kind)
+    if writer is None:
+        raise StemDeskError(f"Unknown export format {kind!r}; use one of {', '.join(EXPORTERS)}.")
+    return writer(stems, mix, Path(out), tempo)

@@ -40,9 +40,13 @@ def user_models_dir() -> Path:
     return Path(platformdirs.user_data_dir("stemdesk", appauthor=False)) / "models"
 
 
+# Folders added at run time by plugins (see stemdesk.plugins); searched after the environment's.
+PLUGIN_MODEL_FOLDERS: list[Path] = []
+
+
 def search_path() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("STEMDESK_MODELS_PATH", "").split(os.pathsep) if p]
-    return [shipped_models_dir(), user_models_dir(), *extra]
+    return [shipped_models_dir(), user_models_dir(), *extra, *PLUGIN_MODEL_FOLDERS]
 
 
 @dataclass

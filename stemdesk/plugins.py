@@ -1,0 +1,120 @@
+"""Python plugins: packages that add exporters, effects or model folders to StemDesk.
+
+A plugin is any installed distribution with an entry point in the group ``stemdesk.plugins`` naming a function that
+takes a `PluginAPI`::
+
+    # pyproject.toml of the plugin
+    [project.entry-points."stemdesk.plugins"]
+    loudness = "stemdesk_loudness:register"
+
+    # stemdesk_loudness/__init__.py
+    def register(api):
+        api.add_exporter("loudness", write_loudness_matched)      # (stems, mix, out, tempo) -> Path
+        api.add_effect(EffectSpec(...))                           # a new effect kind for mixes
+        api.add_models_folder(Path(__file__).parent / "models")   # more models for `stemdesk models`
+
+Registrations are staged and applied only when ``register`` returns, so a plugin that raises leaves nothing behind:
+it is disabled, named in `load_plugins`' report, and StemDesk starts as usual. First-party plugins live in
+``plugins/`` of the repository.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .core.errors import StemDeskError
+from .export.session import EXPORTERS
+from .io.model_store import PLUGIN_MODEL_FOLDERS
+from .mixer.effects import EFFECTS, EffectSpec, register_effect
+
+GROUP = "stemdesk.plugins"
+API_VERSION = 1
+
+
+class PluginError(StemDeskError):
+    """A plugin could not be loaded; it is disabled."""
+
+
+@dataclass
+class PluginAPI:
+    """What a plugin's ``register(api)`` may call. ``api.version`` is the API version (bumped on breaking change)."""
+    name: str
+    version: int = API_VERSION
+    exporters: dict[str, Callable] = field(default_factory=dict)
+    effects: list[EffectSpec] = field(default_factory=list)
+    model_folders: list[Path] = field(default_factory=list)
+
+    def add_exporter(self, name: str, writer: Callable) -> None:
+        """writer(stems: export.remix.Stems, mix: mixer.mix.Mix, out: Path (no extension), tempo) -> written Path.
+        Appears as ``stemdesk export DIR --session NAME`` and in the app's export menu."""
+        if not name.isidentifier() or name in EXPORTERS or name in self.exporters:
+            raise PluginError(f"exporter name {name!r} is taken or not an identifier")
+        if not callable(writer):
+            raise PluginError(f"exporter {name!r} is not callable")
+        self.exporters[name] = writer
+
+    def add_effect(self, spec: EffectSpec) -> None:
+        if not isinstance(spec, EffectSpec) or spec.kind in EFFECTS or spec.kind == "vst3":
+            raise PluginError(f"effect {getattr(spec, 'kind', spec)!r} is taken or not an EffectSpec")
+        self.effects.append(spec)
+
+    def add_models_folder(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise PluginError(f"models folder {folder} does not exist")
+        self.model_folders.append(folder)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    target: str                     # "module:function"
+    distribution: str | None
+    loaded: bool
+    error: str | None = None
+    provides: list[str] = field(default_factory=list)
+
+
+_loaded: list[PluginInfo] | None = None
+
+
+def load_plugins(entry_points: list | None = None, reload: bool = False) -> list[PluginInfo]:
+    """Load every plugin once. Never raises: failures are reported in the returned list (and disabled)."""
+    global _loaded
+    if _loaded is not None and not reload and entry_points is None:
+        return _loaded
+    found = entry_points if entry_points is not None else list(importlib.metadata.entry_points(group=GROUP))
+    report = []
+    for point in found:
+        dist = getattr(getattr(point, "dist", None), "name", None)
+        info = PluginInfo(point.name, point.value, dist, loaded=False)
+        try:
+            register = point.load()
+            api = PluginAPI(point.name)
+            register(api)
+            for name, writer in api.exporters.items():       # check everything first, then apply it all
+                if name in EXPORTERS:
+                    raise PluginError(f"exporter name {name!r} is taken")
+            for spec in api.effects:
+                if spec.kind in EFFECTS:
+                    raise PluginError(f"effect {spec.kind!r} is taken")
+            EXPORTERS.update(api.exporters)
+            for spec in api.effects:
+                register_effect(spec)
+            PLUGIN_MODEL_FOLDERS.extend(api.model_folders)
+            info.loaded = True
+            info.provides = ([f"exporter {n}" for n in api.exporters] + [f"effect {s.kind}" for s in api.effects]
+                             + [f"models {f}" for f in api.model_folders])
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:        # noqa: BLE001 - a plugin (even one calling sys.exit) must not stop us
+            info.error = (f'Plugin "{point.name}" ({point.value}) failed to load and is disabled: '
+                          f"{type(error).__name__}: {error}. Update or uninstall it "
+                          f"({'pip uninstall ' + dist if dist else 'remove its package'}).")
+        report.append(info)
+    if entry_points is None:
+        _loaded = report
+    return report
