@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +19,18 @@ import pedalboard
 
 from .effects import Effect, MixError
 from .mix import Channel, Mix
+
+
+_THREADS = min(4, os.cpu_count() or 1)
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One small pool shared by every renderer (a fixed number of threads, never one per render)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(_THREADS, thread_name_prefix="stemdesk-mixer")
+    return _executor
 
 
 def db_to_gain(db: float) -> float:
@@ -142,20 +156,27 @@ class Renderer:
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
             total = np.zeros((self.channels, n))
             buses = {b: np.zeros((self.channels, n), np.float32) for b in self.mix.buses}
+            work = []      # strips whose effects run: (stem, audio, gain), processed in parallel below
             for stem, audio in zip(self.stems, blocks):
                 channel = self.mix.channels.get(stem, Channel())
                 gain = self._gain(stem, n)
                 if not channel.effects and channel.is_unity() and self.mix.audible(stem):
                     total += audio
-                    continue
-                if not self.mix.audible(stem) and np.all(gain == 0):
-                    continue
-                wet = self._chains[f"stem:{stem}"](np.ascontiguousarray(audio, dtype=np.float32),
-                                                   self.sample_rate)
-                strip = wet * gain
-                total += strip
-                for bus, send_db in channel.sends.items():
-                    buses[bus] += (strip * db_to_gain(send_db)).astype(np.float32)
+                elif self.mix.audible(stem) or not np.all(gain == 0):
+                    work.append((stem, audio, gain))
+
+            def strip(item: tuple) -> np.ndarray:
+                stem, audio, gain = item
+                wet = self._chains[f"stem:{stem}"](np.ascontiguousarray(audio, dtype=np.float32), self.sample_rate)
+                return wet * gain
+
+            # pedalboard releases the GIL while processing, so strips run on several cores; they are summed in
+            # stem order afterwards, so the result does not depend on which finished first
+            strips = list(_pool().map(strip, work)) if len(work) > 1 and _THREADS > 1 else [strip(w) for w in work]
+            for (stem, _, _), audio in zip(work, strips):
+                total += audio
+                for bus, send_db in self.mix.channels.get(stem, Channel()).sends.items():
+                    buses[bus] += (audio * db_to_gain(send_db)).astype(np.float32)
             for bus, signal in buses.items():
                 total += self._chains[f"bus:{bus}"](signal, self.sample_rate)
             out = total.astype(np.float32)
