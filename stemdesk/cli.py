@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--threads", type=int)
 
+    gui = commands.add_parser("gui", help="the desktop app (also what `stemdesk` with no command starts)")
+    gui.add_argument("files", nargs="*", type=Path, help="a song or a .stemdesk project to open")
     commands.add_parser("midi", help="list MIDI input ports and your MIDI-learn mappings")
     commands.add_parser("plugins", help="list installed plugins and what they add")
 
@@ -398,8 +400,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help(out)
-        return EXIT_USAGE
+        args.command, args.files = "gui", []
+    if args.command == "gui":
+        try:
+            from .app.main import run
+        except ImportError as error:
+            print(f"stemdesk: the desktop app cannot start ({error}). Install PySide6-Addons, or use the command "
+                  "line: stemdesk --help", file=err)
+            return EXIT_ERROR
+        return run(args.files)
     try:
         if args.command == "separate":
             return _separate(args.inputs, args, out)

@@ -36,7 +36,7 @@ def test_separate_then_nullcheck(tmp_path, song_file, rate, fmt, depth):
     assert code == 0, err
     folder = tmp_path / "out" / "my song"
     paths = [folder / f"{s}.{fmt}" for s in STEMS]
-    assert sorted(folder.iterdir()) == sorted(paths)
+    assert sorted(folder.iterdir()) == sorted([*paths, folder / "stemdesk-certificate.json"])
     assert sf.info(str(paths[0])).frames == 4 * rate
     assert_stems_null(song, paths, depth)
     # The stems are not a trivial split: the model moves energy between them.

@@ -17,6 +17,7 @@ import numpy as np
 import platformdirs
 import torch
 
+from stemdesk.core.cancel import CancelToken
 from stemdesk.core.chunker import Chunker
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator
@@ -130,7 +131,8 @@ def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:
     temp.replace(path)
 
 
-def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None) -> dict:
+def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None,
+              cancel: CancelToken | None = None) -> dict:
     """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix."""
     if request.threads:
         torch.set_num_threads(request.threads)
@@ -172,7 +174,7 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
                       init_state=load_state(base_card))
     started = time.monotonic()
-    trainer.run(export=export_model(out_folder, request.name, facts))
+    trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel)
     if not (out_folder / "card.json").is_file():
         raise StemDeskError("Training never improved on its first validation, so no model was exported. "
                             "Train for longer (--minutes) or check the data report.")

@@ -42,7 +42,10 @@ def build(kind: str, source: Path | None, settings: dict[str, Any], model: Any =
 
 
 def embed_wav(path: Path, cert: dict) -> bool:
-    """Append a LIST/INFO chunk holding the certificate to a finished RIFF WAV. False for other formats."""
+    """Append a LIST/INFO chunk holding the certificate to a finished RIFF WAV. False for other formats.
+
+    The embedded copy leaves out the creation time, so the same input and settings give byte-identical files."""
+    cert = {key: value for key, value in cert.items() if key != "created"}
     with open(path, "r+b") as handle:
         head = handle.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":

@@ -104,8 +104,12 @@ class SeparationEngine:
         return tuple(self.card.outputs) if self.card.outputs else self.estimator.sources
 
     def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, options: SeparateOptions,
-                      progress: Progress | None = None, cancel: CancelToken | None = None) -> SeparateResult:
-        """Separate one file into ``outdir/<source>.<ext>``. Raises AudioError, Cancelled, OutOfMemory."""
+                      progress: Progress | None = None, cancel: CancelToken | None = None,
+                      on_block: Callable[[int, np.ndarray], None] | None = None) -> SeparateResult:
+        """Separate one file into ``outdir/<source>.<ext>``. Raises AudioError, Cancelled, OutOfMemory.
+
+        ``on_block(offset, stems)`` sees each finished block of stems (sources, channels, n) as it is written, so a
+        timeline can fill its lanes while the job runs (offset counts samples from ``options.start``)."""
         started = time.monotonic()
         info = probe(path)
         rate = info.sample_rate
@@ -165,7 +169,10 @@ class SeparationEngine:
             try:
                 for stems in chunker.stream(decoded(), total=total, progress=report, cancel=cancel):
                     n = stems.shape[-1]
-                    writer.write(stems.numpy(), original(n))
+                    block = stems.numpy()
+                    writer.write(block, original(n))
+                    if on_block is not None:
+                        on_block(written, block)
                     written += n
                 outputs = writer.commit(certify if options.certify else None)
             except OSError as error:

@@ -1,0 +1,67 @@
+"""Start the desktop app: `stemdesk gui [FILES]`, or `stemdesk` with no arguments."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import platformdirs
+
+log = logging.getLogger("stemdesk.app")
+
+
+def log_file() -> Path:
+    return Path(platformdirs.user_log_dir("stemdesk", appauthor=False)) / "stemdesk.log"
+
+
+def setup_logging() -> Path:
+    """Log to a rotating file in the platform's log folder (5 files of 1 MB)."""
+    path = log_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("stemdesk")
+    if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=5, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    return path
+
+
+def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
+    setup_logging()
+    from PySide6.QtWidgets import QApplication
+
+    from .. import __version__
+    from ..jobs import project as projects
+    from .window import MainWindow
+
+    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("StemDesk")
+    app.setOrganizationName("StemDesk")
+    app.setApplicationVersion(__version__)
+
+    def unexpected(kind, value, traceback) -> None:      # a bug in a slot: log it, tell the user, keep running
+        log.error("unexpected error", exc_info=(kind, value, traceback))
+        if window is not None:
+            window.show_error("Unexpected error", f"{kind.__name__}: {value}", unexpected=True)
+
+    window = None
+    sys.excepthook = unexpected
+    window = MainWindow()
+    window.resize(1280, 800)
+    window.show()
+    for path in files:
+        path = Path(path)
+        if path.suffix == projects.SUFFIX:
+            window.open_project(path)
+        else:
+            window.open_song(path)
+        break
+    else:
+        window.offer_recovery()
+    log.info("StemDesk %s ready (Qt platform %s)", __version__, app.platformName())
+    print(f"StemDesk {__version__} ready", flush=True)
+    return app.exec()

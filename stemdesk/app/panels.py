@@ -1,0 +1,303 @@
+"""Dock panels: jobs, models, trainer, settings. Each shows state and asks the window to act; none runs work itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton,
+                               QSpinBox, QTableWidget, QVBoxLayout, QWidget)
+
+from ..io import settings as settings_store
+from ..io.model_store import list_models
+from ..jobs.queue import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d} left"
+
+
+class JobsPanel(QWidget):
+    cancel_requested = Signal(object)
+
+    COLUMNS = ("Job", "Model", "Device", "Status", "Progress", "ETA", "")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(self.COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.table)
+        self.rows: dict[int, int] = {}
+
+    def update_job(self, job: Job, model: str = "") -> None:
+        from PySide6.QtWidgets import QTableWidgetItem
+
+        if job.id not in self.rows:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            self.rows[job.id] = row
+            self.table.setItem(row, 0, QTableWidgetItem(job.title))
+            self.table.setItem(row, 1, QTableWidgetItem(model))
+            self.table.setItem(row, 2, QTableWidgetItem(job.device))
+            self.table.setItem(row, 3, QTableWidgetItem(""))
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            self.table.setCellWidget(row, 4, bar)
+            self.table.setItem(row, 5, QTableWidgetItem(""))
+            cancel = QPushButton("Cancel")
+            cancel.clicked.connect(lambda: self.cancel_requested.emit(job))
+            self.table.setCellWidget(row, 6, cancel)
+        row = self.rows[job.id]
+        status = {QUEUED: "queued", RUNNING: job.message or "running", DONE: "done", FAILED: "failed",
+                  CANCELLED: "cancelled"}[job.status]
+        self.table.item(row, 3).setText(status)
+        self.table.item(row, 3).setToolTip(job.error or "")
+        self.table.cellWidget(row, 4).setValue(int(job.fraction * 1000))
+        self.table.item(row, 5).setText(_eta(job.eta) if job.status == RUNNING else "")
+        self.table.cellWidget(row, 6).setEnabled(job.status in (QUEUED, RUNNING))
+
+
+class ModelsPanel(QWidget):
+    install_requested = Signal(str)
+    remove_requested = Signal(str)
+    use_requested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.list = QListWidget()
+        self.card = QPlainTextEdit()
+        self.card.setReadOnly(True)
+        buttons = QHBoxLayout()
+        self.use = QPushButton("Use")
+        self.install = QPushButton("Install Spleeter 2-stem")
+        self.remove = QPushButton("Remove")
+        for button in (self.use, self.install, self.remove):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.card, 2)
+        layout.addLayout(buttons)
+        self.list.currentTextChanged.connect(self._show)
+        self.use.clicked.connect(lambda: self.list.currentItem() and self.use_requested.emit(self._current()))
+        self.install.clicked.connect(lambda: self.install_requested.emit("spleeter-2stem"))
+        self.remove.clicked.connect(lambda: self.list.currentItem() and self.remove_requested.emit(self._current()))
+        self.cards = {}
+        self.refresh()
+
+    def _current(self) -> str:
+        return self.list.currentItem().data(Qt.ItemDataRole.UserRole)
+
+    def refresh(self) -> None:
+        current = self.list.currentItem().data(Qt.ItemDataRole.UserRole) if self.list.currentItem() else None
+        self.list.clear()
+        self.cards = {card.id: card for card in list_models()}
+        from PySide6.QtWidgets import QListWidgetItem
+
+        for model_id, card in self.cards.items():
+            item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)})")
+            item.setData(Qt.ItemDataRole.UserRole, model_id)
+            self.list.addItem(item)
+            if model_id == current:
+                self.list.setCurrentItem(item)
+        self.install.setEnabled("spleeter-2stem" not in self.cards)
+        if self.list.currentItem() is None and self.list.count():
+            self.list.setCurrentRow(0)
+
+    def _show(self, _text: str) -> None:
+        if self.list.currentItem() is None:
+            self.card.clear()
+            return
+        card = self.cards[self._current()]
+        raw = card.raw
+        lines = [raw.get("description", card.id), "", f"Estimator: {card.estimator}",
+                 f"Stems: {', '.join(card.outputs or card.sources)}", f"Sample rate: {card.sample_rate} Hz",
+                 f"Folder: {card.folder}"]
+        metrics = raw.get("metrics", {})
+        if metrics:
+            lines += ["", "Validation scores:", json.dumps(metrics, indent=1)[:2000]]
+        licences = raw.get("licenses", {})
+        if licences:
+            lines += ["", "Licences:"] + [f"  {k}: {v}" for k, v in licences.items()]
+        self.card.setPlainText("\n".join(lines))
+
+
+class SettingsPanel(QWidget):
+    """Generated from the declared schema in stemdesk.io.settings; every change is checked and saved."""
+    changed = Signal(str, object)
+
+    def __init__(self, values: dict, parent=None):
+        super().__init__(parent)
+        self.values = dict(values)
+        form = QFormLayout(self)
+        self.editors = {}
+        for setting in settings_store.SCHEMA:
+            value = self.values[setting.key]
+            if setting.kind == "folder":
+                row = QHBoxLayout()
+                edit = QLineEdit(value)
+                edit.setPlaceholderText(str(settings_store.default_output_folder()))
+                browse = QPushButton("…")
+                browse.setFixedWidth(30)
+                browse.clicked.connect(lambda _=False, e=edit: self._browse(e))
+                edit.editingFinished.connect(lambda k=setting.key, e=edit: self._set(k, e.text()))
+                row.addWidget(edit, 1)
+                row.addWidget(browse)
+                form.addRow(setting.label, row)
+                editor = edit
+            elif setting.choices is not None:
+                editor = QComboBox()
+                editor.addItems([str(c) for c in setting.choices])
+                editor.setCurrentText(str(value))
+                editor.currentTextChanged.connect(lambda text, k=setting.key: self._set(k, text))
+                form.addRow(setting.label, editor)
+            elif isinstance(setting.default, bool):
+                editor = QCheckBox()
+                editor.setChecked(value)
+                editor.toggled.connect(lambda on, k=setting.key: self._set(k, on))
+                form.addRow(setting.label, editor)
+            elif isinstance(setting.default, int):
+                editor = QSpinBox()
+                editor.setRange(int(setting.low), int(setting.high))
+                editor.setValue(value)
+                editor.valueChanged.connect(lambda v, k=setting.key: self._set(k, v))
+                form.addRow(setting.label, editor)
+            elif isinstance(setting.default, float):
+                editor = QDoubleSpinBox()
+                editor.setRange(setting.low, setting.high)
+                editor.setValue(value)
+                editor.valueChanged.connect(lambda v, k=setting.key: self._set(k, v))
+                form.addRow(setting.label, editor)
+            else:
+                editor = QLineEdit(str(value))
+                editor.editingFinished.connect(lambda k=setting.key, e=editor: self._set(k, e.text()))
+                form.addRow(setting.label, editor)
+            editor.setToolTip(setting.help)
+            self.editors[setting.key] = editor
+
+    def _browse(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
+        if folder:
+            edit.setText(folder)
+            edit.editingFinished.emit()
+
+    def _set(self, key: str, value) -> None:
+        if key != "output_folder" or value:
+            value = settings_store.BY_KEY[key].check(value)
+        self.values[key] = value
+        self.changed.emit(key, value)
+
+
+class TrainerPanel(QWidget):
+    """Pick a data folder, see its report, fine-tune with live curves, read the score card."""
+    check_requested = Signal(str)
+    train_requested = Signal(dict)
+    cancel_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        row = QHBoxLayout()
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("a folder of song folders with stems")
+        browse = QPushButton("…")
+        browse.setFixedWidth(30)
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        form.addRow("Data", row)
+        self.base = QComboBox()
+        self.base.addItems([card.id for card in list_models()])
+        form.addRow("Start from", self.base)
+        self.name = QLineEdit("my-finetune")
+        form.addRow("New model", self.name)
+        self.minutes = QDoubleSpinBox()
+        self.minutes.setRange(0.5, 24 * 60)
+        self.minutes.setValue(30)
+        self.minutes.setSuffix(" min")
+        form.addRow("Budget", self.minutes)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.check = QPushButton("Check data")
+        self.start = QPushButton("Start training")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        for button in (self.check, self.start, self.cancel):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setPlaceholderText("The data report and the score card appear here.")
+        layout.addWidget(self.report, 1)
+        self.curves = QLabel()
+        self.curves.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.curves.setMinimumHeight(120)
+        layout.addWidget(self.curves, 1)
+        self.history: list[dict] = []
+        self.check.clicked.connect(lambda: self.check_requested.emit(self.folder.text()))
+        self.start.clicked.connect(self._start)
+        self.cancel.clicked.connect(self.cancel_requested.emit)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the multitrack folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def _start(self) -> None:
+        self.history = []
+        self.train_requested.emit({"data": self.folder.text(), "base": self.base.currentText(),
+                                   "name": self.name.text().strip(), "minutes": self.minutes.value()})
+
+    def running(self, on: bool) -> None:
+        self.start.setEnabled(not on)
+        self.check.setEnabled(not on)
+        self.cancel.setEnabled(on)
+
+    def add_validation(self, event: dict) -> None:
+        """A validation event from the trainer: redraw the curves (matplotlib, rendered to a pixmap)."""
+        self.history.append(event)
+        from PySide6.QtGui import QPixmap
+
+        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        figure = Figure(figsize=(4.2, 1.8), dpi=100)
+        axis = figure.add_subplot(111)
+        steps = [h["step"] for h in self.history]
+        for source in self.history[-1].get("valid_usdr", {}):
+            axis.plot(steps, [h["valid_usdr"].get(source, float("nan")) for h in self.history], label=source)
+        axis.set_xlabel("step")
+        axis.set_ylabel("uSDR (dB)")
+        axis.legend(fontsize=6, loc="lower right")
+        figure.tight_layout()
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        width, height = canvas.get_width_height()
+        from PySide6.QtGui import QImage
+
+        image = QImage(bytes(canvas.buffer_rgba()), width, height, QImage.Format.Format_RGBA8888).copy()
+        self.curves.setPixmap(QPixmap.fromImage(image))
+
+    def show_text(self, text: str) -> None:
+        self.report.setPlainText(text)
+
+
+def open_files_dialog(parent) -> list[Path]:
+    from ..io.audio import AUDIO_SUFFIXES_READ
+
+    patterns = " ".join(f"*{s}" for s in AUDIO_SUFFIXES_READ)
+    files, _ = QFileDialog.getOpenFileNames(parent, "Open songs", "", f"Audio ({patterns});;All files (*)")
+    return [Path(f) for f in files]

@@ -1,0 +1,222 @@
+"""Playback of the live mix through QtMultimedia (QAudioSink, pull mode). With no audio device the player says so
+and everything else keeps working.
+
+`MixSource` is the audio: it reads the stems (or, before separation, the original) block by block from disk, runs
+them through the mixer's Renderer and hands float32 frames to the sink. It also measures the live null: the residual
+between Σ stems at unity and the original over each block it plays.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PySide6.QtCore import QByteArray, QIODevice, QObject, Signal
+from PySide6.QtMultimedia import QAudio, QAudioFormat, QAudioSink, QMediaDevices
+
+from ..mixer.mix import Mix
+from ..mixer.render import Renderer
+
+log = logging.getLogger("stemdesk.playback")
+BLOCK = 2048
+
+
+class MixSource:
+    """Thread-safe source of mixed audio at a position, with loop support. No Qt: tested on its own."""
+
+    def __init__(self, original: Path, stems: dict[str, Path] | None, mix: Mix, offset: int = 0):
+        """stems cover the original from sample ``offset`` (an excerpt); outside them the original plays."""
+        self._lock = threading.Lock()
+        self.original = sf.SoundFile(str(original))
+        self.rate, self.channels, self.frames = self.original.samplerate, self.original.channels, self.original.frames
+        self.names = list(stems or {})
+        self.stems = [sf.SoundFile(str(p)) for p in (stems or {}).values()]
+        self.renderer = Renderer(mix, self.names, self.rate, self.channels) if self.stems else None
+        self.offset = offset
+        self.stem_frames = self.stems[0].frames if self.stems else 0
+        self.position = 0
+        self.loop: tuple[int, int] | None = None
+        self.null_peak = 0.0                    # largest |Σ stems − original| since the last reset
+
+    def set_mix(self, mix: Mix) -> None:
+        if self.renderer is not None:
+            self.renderer.set_mix(mix)          # the renderer has its own lock and ramps gains
+
+    def seek(self, frame: int) -> None:
+        with self._lock:
+            self.position = int(np.clip(frame, 0, self.frames))
+            if self.renderer is not None:
+                self.renderer.reset()
+
+    def read(self, frames: int) -> np.ndarray:
+        """The next ``frames`` of the mix (channels, n) float32; fewer at the end (none when finished)."""
+        with self._lock:
+            end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
+            n = max(0, min(frames, end - self.position))
+            if n == 0 and self.loop and self.position >= self.loop[1] - 1:
+                self.position = self.loop[0]
+                n = min(frames, self.loop[1] - self.position)
+            if n == 0:
+                return np.zeros((self.channels, 0), np.float32)
+            inside = self.renderer is not None and self.offset <= self.position < self.offset + self.stem_frames
+            if self.renderer is not None:     # do not cross the edge of the stems within one block
+                edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
+                if edge > self.position:
+                    n = min(n, edge - self.position)
+            self.original.seek(self.position)
+            original = self.original.read(n, dtype="float64", always_2d=True).T
+            if not inside:
+                out = original.astype(np.float32)
+            else:
+                blocks = []
+                for handle in self.stems:
+                    handle.seek(self.position - self.offset)
+                    blocks.append(handle.read(n, dtype="float64", always_2d=True).T)
+                stems = np.stack(blocks)
+                if stems.shape[-1] == n and original.shape[-1] == n:
+                    self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
+                out = self.renderer.process(stems)
+            self.position += n
+            return out
+
+    def take_null_dbfs(self) -> float | None:
+        """The live null since the last call, in dBFS (None = exactly zero)."""
+        with self._lock:
+            peak, self.null_peak = self.null_peak, 0.0
+        return None if peak == 0 else 20 * math.log10(peak)
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in [self.original, *self.stems]:
+                handle.close()
+
+
+class _Device(QIODevice):
+    """The QIODevice the sink pulls from: float32 interleaved frames rendered on demand."""
+
+    def __init__(self, source: MixSource, parent=None):
+        super().__init__(parent)
+        self.source = source
+        self.finished = False
+
+    def readData(self, maxlen: int):
+        frame_bytes = 4 * self.source.channels
+        frames = min(BLOCK, maxlen // frame_bytes)
+        if frames <= 0:
+            return QByteArray()
+        audio = self.source.read(frames)
+        if audio.shape[-1] == 0:
+            self.finished = True
+            return QByteArray(bytes(frames * frame_bytes))     # silence until the player stops
+        return QByteArray(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
+
+    def writeData(self, data) -> int:
+        return -1
+
+    def bytesAvailable(self) -> int:
+        return BLOCK * 4 * self.source.channels + super().bytesAvailable()
+
+    def isSequential(self) -> bool:
+        return True
+
+
+class Player(QObject):
+    """Transport: play, pause, stop, seek, loop. ``available`` is False when there is no audio output device."""
+
+    state_changed = Signal(str)         # "playing", "paused", "stopped"
+    problem = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.source: MixSource | None = None
+        self.sink: QAudioSink | None = None
+        self.device: _Device | None = None
+        self.state = "stopped"
+
+    @property
+    def available(self) -> bool:
+        return bool(QMediaDevices.audioOutputs())
+
+    def load(self, source: MixSource) -> None:
+        self.stop()
+        if self.source is not None:
+            self.source.close()
+        self.source = source
+
+    def position_seconds(self) -> float:
+        return self.source.position / self.source.rate if self.source else 0.0
+
+    def play(self) -> bool:
+        if self.source is None:
+            return False
+        if not self.available:
+            self.problem.emit("No audio output device: playback is off. Everything else works; connect a device "
+                              "or start PulseAudio/PipeWire to listen.")
+            return False
+        if self.state == "paused" and self.sink is not None:
+            self.sink.resume()
+        else:
+            fmt = QAudioFormat()
+            fmt.setSampleRate(self.source.rate)
+            fmt.setChannelCount(self.source.channels)
+            fmt.setSampleFormat(QAudioFormat.SampleFormat.Float)
+            output = QMediaDevices.defaultAudioOutput()
+            if not output.isFormatSupported(fmt):
+                self.problem.emit(f"The audio device cannot play {self.source.rate} Hz × {self.source.channels} "
+                                  "channels; playback is off for this song.")
+                return False
+            self.sink = QAudioSink(output, fmt, self)
+            self.sink.stateChanged.connect(self._sink_state)
+            self.device = _Device(self.source, self)
+            self.device.open(QIODevice.OpenModeFlag.ReadOnly)
+            self.sink.start(self.device)
+        self._set("playing")
+        return True
+
+    def _sink_state(self, state) -> None:
+        if self.sink is not None and self.sink.error() not in (QAudio.Error.NoError, QAudio.Error.UnderrunError):
+            self.problem.emit(f"Audio output stopped ({self.sink.error().name}); press play to try again.")
+            self.stop()
+
+    def pause(self) -> None:
+        if self.sink is not None and self.state == "playing":
+            self.sink.suspend()
+            self._set("paused")
+
+    def toggle(self) -> None:
+        self.pause() if self.state == "playing" else self.play()
+
+    def stop(self) -> None:
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink.deleteLater()
+            self.sink = None
+        if self.device is not None:
+            self.device.close()
+            self.device.deleteLater()
+            self.device = None
+        if self.state != "stopped":
+            self._set("stopped")
+
+    def seek(self, seconds: float) -> None:
+        if self.source is not None:
+            self.source.seek(int(seconds * self.source.rate))
+
+    def set_loop(self, span: tuple[float, float] | None) -> None:
+        if self.source is not None:
+            self.source.loop = None if span is None else (int(span[0] * self.source.rate),
+                                                          int(span[1] * self.source.rate))
+
+    def _set(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    def close(self) -> None:
+        self.stop()
+        if self.source is not None:
+            self.source.close()
+            self.source = None

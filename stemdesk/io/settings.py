@@ -1,0 +1,108 @@
+"""User settings as a declared schema: every setting has a type, a default, allowed values and a help text; the
+app's settings panel is generated from it, and a damaged settings file falls back to defaults, field by field."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .atomic import atomic_write_bytes
+
+log = logging.getLogger("stemdesk.settings")
+MAX_SETTINGS_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    label: str
+    default: Any
+    choices: tuple | None = None           # allowed values (a combo box)
+    low: float | None = None               # numbers: range (a spin box)
+    high: float | None = None
+    kind: str = "value"                    # "value", "folder"
+    help: str = ""
+
+    def check(self, value: Any) -> Any:
+        if self.kind == "folder":
+            if not isinstance(value, str) or not value or "\0" in value:
+                raise ValueError(f"{self.label} must be a folder path")
+            return value
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"{self.label} must be one of {', '.join(map(str, self.choices))}")
+            return value
+        if isinstance(self.default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.label} must be true or false")
+            return value
+        if isinstance(self.default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (self.low <= value <= self.high):
+                raise ValueError(f"{self.label} must be a number from {self.low:g} to {self.high:g}")
+            return type(self.default)(value)
+        return value
+
+
+def _documents() -> str:
+    return str(Path(platformdirs.user_music_dir()) / "StemDesk")
+
+
+SCHEMA: tuple[Setting, ...] = (
+    Setting("model", "Model", "stemdesk-4stem", help="the model new separations use"),
+    Setting("device", "Device", "auto", ("auto", "cpu", "cuda", "mps"), help="auto: CUDA, then MPS, then the CPU"),
+    Setting("threads", "CPU threads", max(1, min(4, (os.cpu_count() or 2) - 1)), low=1, high=256,
+            help="torch threads for separation on the CPU (leave one core for the interface)"),
+    Setting("format", "Output format", "wav", ("wav", "flac", "aiff", "mp3", "ogg")),
+    Setting("bit_depth", "Bit depth", "24", ("16", "24", "32f"), help="ignored for MP3 and OGG"),
+    Setting("segment_seconds", "Segment length (s)", 30.0, low=5.0, high=600.0,
+            help="smaller uses less memory"),
+    Setting("output_folder", "Stems folder", "", kind="folder",
+            help="where separated stems go (empty: beside the project, or in your Music folder)"),
+    Setting("audition_seconds", "Audition length (s)", 20.0, low=5.0, high=120.0),
+    Setting("autosave_seconds", "Autosave every (s)", 60, low=10, high=3600),
+)
+DEFAULTS = {s.key: s.default for s in SCHEMA}
+BY_KEY = {s.key: s for s in SCHEMA}
+
+
+def settings_path() -> Path:
+    return Path(platformdirs.user_config_dir("stemdesk")) / "settings.json"
+
+
+def default_output_folder() -> Path:
+    return Path(_documents())
+
+
+def load(path: Path | None = None) -> dict[str, Any]:
+    """Settings from disk, each value checked; bad or missing values take their defaults (and are logged)."""
+    path = path or settings_path()
+    values = dict(DEFAULTS)
+    if not path.is_file():
+        return values
+    try:
+        if path.stat().st_size > MAX_SETTINGS_BYTES:
+            raise ValueError("the file is too large")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        log.warning("settings file %s is unreadable (%s); using defaults", path, error)
+        return values
+    for key, value in data.items():
+        if key in BY_KEY:
+            try:
+                values[key] = BY_KEY[key].check(value)
+            except ValueError as error:
+                log.warning("setting %s ignored: %s", key, error)
+    return values
+
+
+def save(values: dict[str, Any], path: Path | None = None) -> Path:
+    clean = {key: BY_KEY[key].check(value) for key, value in values.items() if key in BY_KEY}
+    return atomic_write_bytes(path or settings_path(), json.dumps(clean, indent=2).encode("utf-8"))
