@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=()
+# Qt's libraries and PulseAudio's client library (QtMultimedia plays through it).
+APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0)
 # A Python with venv and pip already (pyenv, python.org builds) does not need Debian's.
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pip)
 if [[ "${1:-}" == "--test" ]]; then
-    # Qt's offscreen platform; a real VST3 built from dpf-source; real MIDI ports on a JACK dummy server.
-    APT_PACKAGES+=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 dpf-source g++ make jackd2)
+    # A real VST3 built from dpf-source; real MIDI ports on a JACK dummy server; a real audio device (PulseAudio's
+    # null sink); Xvfb for the screenshots.
+    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth)
 fi
 
 missing=()

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,34 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 torch.set_num_threads(1)
+_pulse: subprocess.Popen | None = None
+
+
+def pytest_configure(config):
+    """A private PulseAudio server with a null sink, so playback tests use a real audio device. It runs in its own
+    runtime folder (never touching a desktop's own server) and is found through PULSE_SERVER, set before Qt starts."""
+    global _pulse
+    if shutil.which("pulseaudio") is None or os.environ.get("PULSE_SERVER"):
+        return
+    runtime = tempfile.mkdtemp(prefix="stemdesk-pulse-")
+    socket = Path(runtime) / "native"
+    _pulse = subprocess.Popen(
+        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
+         "--load=module-null-sink sink_name=stemdesk_null",
+         f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}"],
+        env={**os.environ, "XDG_RUNTIME_DIR": runtime, "HOME": runtime},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not socket.exists() and time.monotonic() < deadline and _pulse.poll() is None:
+        time.sleep(0.05)
+    if socket.exists():
+        os.environ["PULSE_SERVER"] = f"unix:{socket}"
+
+
+def pytest_unconfigure(config):
+    if _pulse is not None:
+        _pulse.terminate()
+        _pulse.wait(10)
 
 
 @pytest.fixture(autouse=True)

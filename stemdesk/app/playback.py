@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from PySide6.QtCore import QByteArray, QIODevice, QObject, Signal
-from PySide6.QtMultimedia import QAudio, QAudioFormat, QAudioSink, QMediaDevices
+from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
 from ..mixer.mix import Mix
 from ..mixer.render import Renderer
 
 log = logging.getLogger("stemdesk.playback")
 BLOCK = 2048
+LATENCY_SECONDS = 0.15
 
 
 class MixSource:
@@ -53,35 +55,40 @@ class MixSource:
                 self.renderer.reset()
 
     def read(self, frames: int) -> np.ndarray:
-        """The next ``frames`` of the mix (channels, n) float32; fewer at the end (none when finished)."""
+        """The next ``frames`` of the mix (channels, n) float32, wrapping at the loop's end; fewer only at the
+        song's end (none when finished)."""
+        parts, need = [], frames
         with self._lock:
-            end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
-            n = max(0, min(frames, end - self.position))
-            if n == 0 and self.loop and self.position >= self.loop[1] - 1:
-                self.position = self.loop[0]
-                n = min(frames, self.loop[1] - self.position)
-            if n == 0:
-                return np.zeros((self.channels, 0), np.float32)
-            inside = self.renderer is not None and self.offset <= self.position < self.offset + self.stem_frames
-            if self.renderer is not None:     # do not cross the edge of the stems within one block
-                edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
-                if edge > self.position:
-                    n = min(n, edge - self.position)
-            self.original.seek(self.position)
-            original = self.original.read(n, dtype="float64", always_2d=True).T
-            if not inside:
-                out = original.astype(np.float32)
-            else:
-                blocks = []
-                for handle in self.stems:
-                    handle.seek(self.position - self.offset)
-                    blocks.append(handle.read(n, dtype="float64", always_2d=True).T)
-                stems = np.stack(blocks)
-                if stems.shape[-1] == n and original.shape[-1] == n:
-                    self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
-                out = self.renderer.process(stems)
-            self.position += n
-            return out
+            while need > 0:
+                if self.loop and self.position >= self.loop[1]:
+                    self.position = self.loop[0]
+                end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
+                if self.renderer is not None:     # a block never crosses the edge of an excerpt's stems
+                    edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
+                    if edge > self.position:
+                        end = min(end, edge)
+                n = min(need, end - self.position)
+                if n <= 0:
+                    break
+                parts.append(self._render(n))
+                self.position += n
+                need -= n
+        return np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
+
+    def _render(self, n: int) -> np.ndarray:
+        self.original.seek(self.position)
+        original = self.original.read(n, dtype="float64", always_2d=True).T
+        inside = self.renderer is not None and self.offset <= self.position < self.offset + self.stem_frames
+        if not inside:
+            return original.astype(np.float32)
+        blocks = []
+        for handle in self.stems:
+            handle.seek(self.position - self.offset)
+            blocks.append(handle.read(n, dtype="float64", always_2d=True).T)
+        stems = np.stack(blocks)
+        if stems.shape[-1] == n and original.shape[-1] == n:
+            self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
+        return self.renderer.process(stems)
 
     def take_null_dbfs(self) -> float | None:
         """The live null since the last call, in dBFS (None = exactly zero)."""
@@ -136,6 +143,8 @@ class Player(QObject):
         self.sink: QAudioSink | None = None
         self.device: _Device | None = None
         self.state = "stopped"
+        self._clock: tuple[float, int] | None = None      # (monotonic time, frame) when playback (re)started
+        self._paused_at = 0
 
     @property
     def available(self) -> bool:
@@ -148,7 +157,21 @@ class Player(QObject):
         self.source = source
 
     def position_seconds(self) -> float:
-        return self.source.position / self.source.rate if self.source else 0.0
+        """What is being heard. While playing: where playback started plus the wall-clock time since (less the
+        sink's latency), never ahead of what was rendered, folded into the loop. (The sink's own counters are not
+        reliable across Qt's audio back ends: processedUSecs stays 0 on PulseAudio here.)"""
+        if self.source is None:
+            return 0.0
+        if self.state != "playing" or self._clock is None:
+            return self.source.position / self.source.rate
+        started_at, start_frame = self._clock
+        heard = start_frame + max(0.0, time.monotonic() - started_at - LATENCY_SECONDS) * self.source.rate
+        loop = self.source.loop
+        if loop and heard >= loop[1] and loop[1] > loop[0]:
+            heard = loop[0] + (heard - loop[0]) % (loop[1] - loop[0])
+        elif not loop:
+            heard = min(heard, self.source.position)
+        return heard / self.source.rate
 
     def play(self) -> bool:
         if self.source is None:
@@ -159,6 +182,7 @@ class Player(QObject):
             return False
         if self.state == "paused" and self.sink is not None:
             self.sink.resume()
+            self._clock = (time.monotonic(), self._paused_at)
         else:
             fmt = QAudioFormat()
             fmt.setSampleRate(self.source.rate)
@@ -170,20 +194,28 @@ class Player(QObject):
                                   "channels; playback is off for this song.")
                 return False
             self.sink = QAudioSink(output, fmt, self)
-            self.sink.stateChanged.connect(self._sink_state)
+            # a short buffer keeps fader moves and the playhead close to what is heard
+            self.sink.setBufferSize(int(LATENCY_SECONDS * self.source.rate) * 4 * self.source.channels)
             self.device = _Device(self.source, self)
             self.device.open(QIODevice.OpenModeFlag.ReadOnly)
             self.sink.start(self.device)
+            self._clock = (time.monotonic(), self.source.position)
         self._set("playing")
         return True
 
-    def _sink_state(self, state) -> None:
-        if self.sink is not None and self.sink.error() not in (QAudio.Error.NoError, QAudio.Error.UnderrunError):
+    def poll(self) -> None:
+        """Called by the UI's timer: notice a failed or finished sink. (Not a stateChanged slot: PySide6 6.11
+        cannot convert that signal's QAudio::State argument for a Python slot.)"""
+        if self.sink is not None and self.device is not None and self.device.finished:
+            self.stop()
+        # by name: QAudio.Error and QtAudio.Error (its newer spelling) do not compare equal in PySide6
+        if self.sink is not None and self.sink.error().name not in ("NoError", "UnderrunError"):
             self.problem.emit(f"Audio output stopped ({self.sink.error().name}); press play to try again.")
             self.stop()
 
     def pause(self) -> None:
         if self.sink is not None and self.state == "playing":
+            self._paused_at = int(self.position_seconds() * self.source.rate)
             self.sink.suspend()
             self._set("paused")
 
@@ -191,20 +223,22 @@ class Player(QObject):
         self.pause() if self.state == "playing" else self.play()
 
     def stop(self) -> None:
-        if self.sink is not None:
-            self.sink.stop()
-            self.sink.deleteLater()
-            self.sink = None
-        if self.device is not None:
-            self.device.close()
-            self.device.deleteLater()
-            self.device = None
+        sink, self.sink = self.sink, None           # stopping the sink re-enters through stateChanged
+        device, self.device = self.device, None
+        if sink is not None:
+            sink.stop()
+            sink.deleteLater()
+        if device is not None:
+            device.close()
+            device.deleteLater()
         if self.state != "stopped":
             self._set("stopped")
 
     def seek(self, seconds: float) -> None:
         if self.source is not None:
             self.source.seek(int(seconds * self.source.rate))
+            self._clock = (time.monotonic(), self.source.position)
+            self._paused_at = self.source.position
 
     def set_loop(self, span: tuple[float, float] | None) -> None:
         if self.source is not None:

@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         self.last_error: tuple[str, str] | None = None     # (title, text) of the last error shown
         self.dialogs: list[QMessageBox] = []
         self.undo = QUndoStack(self)
-        self.undo.cleanChanged.connect(lambda clean: self._set_dirty(not clean))
+        self.undo.cleanChanged.connect(self._clean_changed)
         self.player = Player(self)
         self.player.problem.connect(lambda text: self.status(text, 10000))
         self.player.state_changed.connect(self._player_state)
@@ -654,6 +654,7 @@ class MainWindow(QMainWindow):
     def _tick(self) -> None:
         if self.player.source is None:
             return
+        self.player.poll()
         seconds = self.player.position_seconds()
         if self.player.state == "playing":
             self.timeline.canvas.playhead = seconds
@@ -664,6 +665,9 @@ class MainWindow(QMainWindow):
         self.position_label.setText(f"{int(seconds // 60)}:{seconds % 60:04.1f}")
 
     # --- projects ------------------------------------------------------------------------------------------------------
+    def _clean_changed(self, clean: bool) -> None:
+        self._set_dirty(not clean)
+
     def _set_dirty(self, dirty: bool) -> None:
         self.dirty = dirty
         name = self.project.path.name if self.project.path else (Path(self.project.source).name or "untitled")
@@ -825,6 +829,8 @@ class MainWindow(QMainWindow):
         """Stop playback, cancel jobs and wait for the worker threads (closing leaves no thread behind)."""
         self.tick.stop()
         self.autosave_timer.stop()
+        self.bridge.timer.stop()
+        self.undo.cleanChanged.disconnect(self._clean_changed)
         self.player.close()
         self.queue.shutdown(cancel=True)
         self.display.shutdown(cancel=True)

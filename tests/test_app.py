@@ -1,0 +1,312 @@
+"""The desktop app, driven through its real window with pytest-qt (offscreen): open a song, separate it with the tiny
+model, watch the lanes fill, cancel, mix, save and reopen, recover, play through a real (null) audio device."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import DATA
+from helpers import song
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from stemdesk.app.playback import MixSource  # noqa: E402
+from stemdesk.app.window import MainWindow  # noqa: E402
+from stemdesk.io import settings as settings_store  # noqa: E402
+from stemdesk.jobs import project as projects  # noqa: E402
+from stemdesk.jobs.queue import CANCELLED, DONE, Job, JobQueue  # noqa: E402
+from stemdesk.mixer.mix import Mix  # noqa: E402
+
+NAMES = ["vocals", "drums", "bass", "other"]
+
+
+def real_song(folder: Path, seconds: float = 12.0) -> Path:
+    """An excerpt of a real CC0 song (the sum of its stems) when ../shared/data is here, else a test signal."""
+    path = folder / "real song.wav"
+    stems = sorted((DATA / "cc0-efree").glob("*/vocals.ogg")) if (DATA / "cc0-efree").is_dir() else []
+    if stems:
+        folder_ = stems[0].parent
+        start = 60 * 44100
+        mix = sum(sf.read(str(folder_ / f"{n}.ogg"), start=start, frames=int(seconds * 44100), dtype="float64",
+                          always_2d=True)[0] for n in NAMES)
+        sf.write(str(path), np.clip(mix, -1, 1), 44100, subtype="PCM_16")
+    else:
+        sf.write(str(path), song(seconds), 44100, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    values = dict(settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem",
+                  bit_depth="16")
+    win = MainWindow(values, ask=False)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    win.model_box.setCurrentText("tiny-4stem")
+    yield win
+    win.shutdown()
+
+
+def separate(qtbot, win: MainWindow, **kwargs) -> Job:
+    with qtbot.waitSignal(win.separation_finished, timeout=120_000) as blocker:
+        win.separate(**kwargs)
+    return blocker.args[0]
+
+
+def stemdesk_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stemdesk-jobs")]
+
+
+def test_open_separate_and_see_four_lanes_filled(qtbot, window, tmp_path):
+    path = real_song(tmp_path)
+    assert window.open_song(path)
+    qtbot.waitUntil(lambda: not window.timeline.lane("mix").busy, timeout=20_000)
+    job = separate(qtbot, window)
+    assert job.status == DONE, job.error
+    lanes = {lane.name: lane for lane in window.timeline.canvas.lanes}
+    assert list(lanes) == ["mix", *NAMES]
+    frames = sf.info(str(path)).frames
+    for name in NAMES:
+        assert lanes[name].peaks.frames == frames and not lanes[name].busy
+        lo, hi = lanes[name].peaks.envelope(0, frames, 400)
+        assert not np.isnan(lo).any() and (hi > lo).any()       # drawn from real data, end to end
+    assert "bit-exact" in window.null_label.text()
+    assert set(window.stems) == set(NAMES) and all(p.is_file() for p in window.stems.values())
+    assert window.mixer.isEnabled() and list(window.mixer.strips) == NAMES
+    window.timeline.canvas.repaint()                              # paints without error with data in every lane
+
+
+def test_lanes_fill_while_the_job_runs(qtbot, window, tmp_path):
+    """Stems appear chunk by chunk: with 2-second segments the lanes are partly filled before the job ends."""
+    window.settings["segment_seconds"] = 5.0
+    path = real_song(tmp_path, seconds=30.0)
+    window.open_song(path)
+    seen = []
+    window.timeline.canvas.update = (lambda original=window.timeline.canvas.update:
+                                     (seen.append(window.timeline.lane("vocals").peaks.frames
+                                                  if window.timeline.lane("vocals") else 0), original())[1])
+    separate(qtbot, window)
+    total = sf.info(str(path)).frames
+    partial = [f for f in seen if 0 < f < total]
+    assert partial, "the vocals lane was never partly filled"
+
+
+def test_cancel_leaves_no_files_and_no_threads(qtbot, window, tmp_path):
+    window.settings["segment_seconds"] = 5.0
+    window.open_song(real_song(tmp_path, seconds=60.0))
+    job = window.separate()
+    qtbot.waitUntil(lambda: job.fraction > 0.05, timeout=60_000)
+    with qtbot.waitSignal(window.separation_finished, timeout=60_000):
+        job.cancel()
+    assert job.status == CANCELLED
+    folder = Path(job.extra["folder"])
+    leftovers = list(folder.rglob("*")) if folder.exists() else []
+    assert leftovers == []
+    assert window.last_error is None                 # a user's cancel shows nothing
+    assert window.timeline.canvas.lanes[0].name == "mix" and len(window.timeline.canvas.lanes) == 1
+    window.shutdown()
+    assert stemdesk_threads() == []
+
+
+def test_fader_moves_the_mix_and_undo_restores_it(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    strip = window.mixer.strips["vocals"]
+    strip.fader.setValue(-120)                      # -12.0 dB
+    strip.fader.setValue(-60)                       # merged into one undo step
+    assert window.project.mix.vocal_db == -6.0
+    assert window.player.source.renderer.mix.vocal_db == -6.0
+    assert window.mixer.vocal.value() == -60 and window.dirty
+    qtbot.mouseClick(strip.mute, Qt.MouseButton.LeftButton)
+    assert window.project.mix.channels["vocals"].mute
+    window.undo.undo()
+    assert not window.project.mix.channels["vocals"].mute
+    window.undo.undo()
+    assert window.project.mix.vocal_db == 0.0 and window.mixer.strips["vocals"].fader.value() == 0
+    window.undo.redo()
+    assert window.project.mix.vocal_db == -6.0
+
+
+def test_save_and_reopen_a_project(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    window.mixer.strips["drums"].fader.setValue(-35)
+    window.set_loop((1.0, 2.5))
+    saved = window.save_project(path=tmp_path / "session")
+    assert saved == tmp_path / "session.stemdesk" and not window.dirty
+    window.shutdown()
+
+    again = MainWindow(dict(window.settings), ask=False)
+    qtbot.addWidget(again)
+    try:
+        assert again.open_project(saved)
+        assert again.project.mix.channels["drums"].gain_db == -3.5
+        assert again.mixer.strips["drums"].fader.value() == -35
+        assert set(again.stems) == set(NAMES)
+        assert again.timeline.canvas.loop == (1.0, 2.5)
+        assert "bit-exact" in again.null_label.text()
+        qtbot.waitUntil(lambda: all(not lane.busy for lane in again.timeline.canvas.lanes), timeout=20_000)
+        assert [lane.name for lane in again.timeline.canvas.lanes] == ["mix", *NAMES]
+    finally:
+        again.shutdown()
+
+
+def test_autosave_is_offered_after_a_crash(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    saved = window.save_project(path=tmp_path / "crashy")
+    window.mixer.strips["bass"].fader.setValue(-90)
+    auto = window.autosave()
+    assert auto == tmp_path / "crashy.stemdesk.autosave" and auto.is_file()
+    # the process "crashes": no save; a new window on the same project finds the newer autosave
+    again = MainWindow(dict(window.settings), ask=False)
+    qtbot.addWidget(again)
+    try:
+        again.project.path = saved
+        assert again.offer_recovery(accept=True)
+        assert again.project.mix.channels["bass"].gain_db == -9.0 and again.dirty
+    finally:
+        again.shutdown()
+
+
+def test_bad_files_show_an_error_and_the_app_keeps_working(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    assert not window.open_song(bad)
+    assert window.last_error[0] == "Cannot open this song" and "broken.wav" in window.last_error[1]
+    truncated = tmp_path / "cut.stemdesk"
+    truncated.write_text('{"stemdesk_project": 1, "source": "x"')
+    assert not window.open_project(truncated)
+    assert "damaged or truncated" in window.last_error[1]
+    newer = tmp_path / "new.stemdesk"
+    newer.write_text('{"stemdesk_project": 99}')
+    assert not window.open_project(newer)
+    assert "newer StemDesk" in window.last_error[1]
+    assert window.open_song(real_song(tmp_path, seconds=3.0))     # still works
+
+
+def test_a_failing_job_shows_its_message(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=3.0))
+    window.model_box.addItem("no-such-model")
+    window.model_box.setCurrentText("no-such-model")
+    job = separate(qtbot, window)
+    assert job.status == "failed" and "no-such-model" in window.last_error[1]
+
+
+def test_settings_panel_checks_and_saves(qtbot, window):
+    editor = window.settings_panel.editors["segment_seconds"]
+    editor.setValue(12.5)
+    assert window.settings["segment_seconds"] == 12.5
+    assert settings_store.load()["segment_seconds"] == 12.5
+    settings_store.settings_path().write_text('{"segment_seconds": "lots", "device": "abacus", "threads": 2}')
+    loaded = settings_store.load()
+    assert loaded["segment_seconds"] == 30.0 and loaded["device"] == "auto" and loaded["threads"] == 2
+
+
+# --- playback ---------------------------------------------------------------------------------------------------
+
+def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
+    rate = 44100
+    mixture = song(2.0).T.astype(np.float64)
+    parts = [mixture * w for w in (0.25, 0.25, 0.5)]
+    sf.write(str(tmp_path / "mix.wav"), mixture.T, rate, subtype="FLOAT")
+    stems = {}
+    for i, part in enumerate(parts[:-1]):
+        stems[f"s{i}"] = tmp_path / f"s{i}.wav"
+        sf.write(str(stems[f"s{i}"]), part.T, rate, subtype="FLOAT")
+    last = mixture - sum(sf.read(str(p), dtype="float64")[0].T for p in stems.values())
+    stems["s2"] = tmp_path / "s2.wav"
+    sf.write(str(stems["s2"]), last.T, rate, subtype="FLOAT")
+    source = MixSource(tmp_path / "mix.wav", stems, Mix())
+    played = np.concatenate([source.read(4096) for _ in range(30)], axis=-1)
+    assert played.shape[-1] == 2 * rate
+    assert np.abs(played - mixture).max() < 1e-6
+    null = source.take_null_dbfs()
+    assert null is None or null < -138
+    source.loop = (rate // 2, rate)
+    source.seek(rate // 2)
+    looped = np.concatenate([source.read(1000) for _ in range(60)], axis=-1)
+    assert looped.shape[-1] == 60000 and rate // 2 <= source.position <= rate      # wrapped, not run on
+    loop = mixture[:, rate // 2:rate]
+    assert np.abs(looped[:, :loop.shape[-1]] - loop).max() < 1e-6
+    assert np.abs(looped[:, loop.shape[-1]:2 * loop.shape[-1]] - loop).max() < 1e-6
+    source.close()
+
+
+@pytest.fixture
+def pulse():
+    """The private PulseAudio server (null sink) that conftest starts before Qt."""
+    if not os.environ.get("PULSE_SERVER"):
+        pytest.skip("pulseaudio is not installed (scripts/setup.sh --test installs it)")
+
+
+def test_playback_runs_through_a_real_audio_device(qtbot, pulse, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    assert window.player.available
+    window.player_toggle()
+    qtbot.waitUntil(lambda: window.player.position_seconds() > 0.5, timeout=10_000)
+    assert window.player.state == "playing" and window.play_action.text() == "Pause"
+    qtbot.waitUntil(lambda: "Null (live)" in window.null_label.text(), timeout=5_000)
+    window.player_toggle()
+    assert window.player.state == "paused"
+    window.stop()
+    assert window.player.state == "stopped" and window.player.position_seconds() == 0.0
+
+
+def test_without_an_audio_device_the_app_says_so(qtbot, window, tmp_path, monkeypatch):
+    from stemdesk.app import playback
+
+    monkeypatch.setattr(playback.QMediaDevices, "audioOutputs", staticmethod(lambda: []))
+    window.open_song(real_song(tmp_path, seconds=3.0))
+    window.player_toggle()
+    assert window.player.state == "stopped"
+    assert "No audio output device" in window.statusBar().currentMessage()
+
+
+# --- the job queue ------------------------------------------------------------------------------------------------
+
+def test_one_serial_queue_per_device_and_cancel_before_start():
+    order, events = [], []
+    gate = threading.Event()
+    queue = JobQueue(lambda job, what, payload: events.append((job.title, what)))
+
+    def slow(job):
+        gate.wait(10)
+        order.append(job.title)
+
+    a = queue.submit(Job("t", "cpu-1", slow, device="cpu"))
+    b = queue.submit(Job("t", "cpu-2", lambda job: order.append(job.title), device="cpu"))
+    c = queue.submit(Job("t", "gpu-1", lambda job: order.append(job.title), device="cuda"))
+    deadline = time.monotonic() + 10
+    while "gpu-1" not in order and time.monotonic() < deadline:   # the other device's queue is not blocked
+        time.sleep(0.01)
+    assert order == ["gpu-1"]
+    b.cancel()
+    gate.set()
+    assert queue.shutdown(cancel=False)
+    assert order == ["gpu-1", "cpu-1"] and b.status == CANCELLED and a.status == DONE and c.status == DONE
+    assert ("cpu-2", "cancelled") in events and ("cpu-2", "started") not in events
+    assert stemdesk_threads() == []
+
+
+def test_project_files_are_checked(tmp_path):
+    path = tmp_path / "p.stemdesk"
+    path.write_text('{"stemdesk_project": 1, "mix": {"channels": {"vocals": {"gain_db": 1e9}}}}')
+    with pytest.raises(projects.ProjectError, match="invalid mix"):
+        projects.load(path)
+    path.write_bytes(b" " * (projects.MAX_PROJECT_BYTES + 1))
+    with pytest.raises(projects.ProjectError, match="at most"):
+        projects.load(path)
+    path.write_text('{"something": "else"}')
+    with pytest.raises(projects.ProjectError, match="not a StemDesk project"):
+        projects.load(path)
