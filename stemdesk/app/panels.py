@@ -97,6 +97,12 @@ class ModelsPanel(QWidget):
         self.cards = {}
         self.refresh()
 
+    def select(self, model_id: str) -> None:
+        for row in range(self.list.count()):
+            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == model_id:
+                self.list.setCurrentRow(row)
+                return
+
     def _current(self) -> str:
         return self.list.currentItem().data(Qt.ItemDataRole.UserRole)
 

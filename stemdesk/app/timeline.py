@@ -17,7 +17,6 @@ from ..jobs.peaks import Peaks
 
 HEADER = 110
 RULER = 26
-LANE = 92
 COLOURS = {"mix": "#b8c0cc", "vocals": "#e8a33d", "drums": "#e0625e", "bass": "#5b8def", "other": "#5cb85c",
            "accompaniment": "#9b7fd1", "instrumental": "#9b7fd1"}
 BACKGROUND, LANE_BG, TEXT, GRID = "#1e2126", "#272b31", "#e6e9ee", "#3a3f47"
@@ -49,9 +48,10 @@ class Canvas(QWidget):
         self.offset = 0                      # first visible sample
         self.playhead = 0.0                  # seconds
         self.loop: tuple[float, float] | None = None
+        self.display_gain = 1.0              # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
         self.selection: tuple[float, float] | None = None
         self._drag: tuple[str, float] | None = None
-        self.setMinimumHeight(RULER + LANE * 2)
+        self.setMinimumHeight(RULER + 56 * 2)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
@@ -84,8 +84,12 @@ class Canvas(QWidget):
         self.view_changed.emit()
         self.update()
 
+    def lane_height(self) -> int:
+        """Lanes share the height: at least 56 px, at most 160."""
+        return int(np.clip((self.height() - RULER) // max(1, len(self.lanes)), 56, 160))
+
     def lane_at(self, y: float) -> Lane | None:
-        index = int((y - RULER) // LANE)
+        index = int((y - RULER) // self.lane_height())
         return self.lanes[index] if 0 <= index < len(self.lanes) and y >= RULER else None
 
     # --- painting -----------------------------------------------------------------------------------------------
@@ -93,8 +97,9 @@ class Canvas(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(BACKGROUND))
         self._paint_ruler(painter)
+        height = self.lane_height()
         for index, lane in enumerate(self.lanes):
-            self._paint_lane(painter, lane, RULER + index * LANE)
+            self._paint_lane(painter, lane, RULER + index * height, height)
         if self.loop:
             a, b = (self.x_of(t) for t in self.loop)
             painter.fillRect(QRectF(max(a, HEADER), 0, max(0.0, b - max(a, HEADER)), RULER),
@@ -127,7 +132,7 @@ class Canvas(QWidget):
             painter.drawText(QPointF(x + 3, RULER - 10), label)
             t += step
 
-    def _paint_lane(self, painter: QPainter, lane: Lane, top: int) -> None:
+    def _paint_lane(self, painter: QPainter, lane: Lane, top: int, LANE: int) -> None:
         colour = QColor(COLOURS.get(lane.name, "#8fa0b3"))
         painter.fillRect(QRectF(0, top, self.width(), LANE - 2), QColor(LANE_BG))
         painter.fillRect(QRectF(0, top, HEADER - 4, LANE - 2), QColor("#2f343b"))
@@ -152,7 +157,7 @@ class Canvas(QWidget):
         valid = ~np.isnan(mins)
         if not valid.any():
             return
-        half = (LANE - 10) / 2
+        half = (LANE - 10) / 2 * self.display_gain
         xs = HEADER + np.arange(pixels)[valid]
         upper = mid - np.clip(maxs[valid], -1, 1) * half
         lower = mid - np.clip(mins[valid], -1, 1) * half
@@ -262,7 +267,7 @@ class Timeline(QWidget):
 
     def set_lanes(self, lanes: list[Lane]) -> None:
         self.canvas.lanes = lanes
-        self.canvas.setMinimumHeight(RULER + LANE * max(2, len(lanes)))
+        self.canvas.setMinimumHeight(RULER + 56 * max(2, len(lanes)))
         self.canvas.update()
 
     def lane(self, name: str) -> Lane | None:
@@ -297,15 +302,15 @@ def spectrogram_image(path: str, max_frames: int = 3000, height: int = 160) -> n
     targets = np.geomspace(30, info.samplerate / 2, height)
     rows = np.clip(np.searchsorted(freqs, targets), 1, len(freqs) - 1)
     db = 20 * np.log10(spec[rows] + 1e-7)
-    db = np.clip((db - (db.max() - 80)) / 80, 0, 1)
+    db = np.clip((db - (db.max() - 70)) / 70, 0, 1) ** 1.5
     return (db[::-1] * 255).astype(np.uint8)
 
 
 def to_qimage(array: np.ndarray) -> QImage:
-    """uint8 (height, width) → an RGB32 QImage in a warm colour map (copied, so the array may go)."""
-    ramp = np.stack([np.clip(3 * array / 255, 0, 1), np.clip(3 * array / 255 - 1, 0, 1),
-                     np.clip(3 * array / 255 - 2, 0, 1)], axis=-1)
-    rgb = (ramp * 255).astype(np.uint8)
+    """uint8 (height, width) → an RGB32 QImage in matplotlib's magma colour map (copied, so the array may go)."""
+    from matplotlib import colormaps
+
+    rgb = (colormaps["magma"](array / 255.0)[..., :3] * 255).astype(np.uint8)
     height, width = array.shape
     argb = np.empty((height, width, 4), np.uint8)
     argb[..., 0], argb[..., 1], argb[..., 2], argb[..., 3] = rgb[..., 2], rgb[..., 1], rgb[..., 0], 255

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar)
@@ -167,6 +168,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Trainer"], self.docks["Settings"])
         self.docks["Models"].raise_()
         self.splitDockWidget(self.docks["Mixer"], self.docks["Jobs"], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Mixer"]], [330], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Mixer"], self.docks["Jobs"]], [620, 520], Qt.Orientation.Horizontal)
 
         self._build_actions()
         self.null_label = QLabel("Null: no stems yet")
@@ -254,6 +257,8 @@ class MainWindow(QMainWindow):
         self.model_box = QComboBox()
         self.model_box.setMinimumContentsLength(16)
         self.refresh_models()
+        self.model_box.currentTextChanged.connect(self.models_panel.select)
+        self.models_panel.select(self.model_box.currentText())
         bar.addWidget(self.model_box)
         bar.addWidget(QLabel(" Device "))
         self.device_box = QComboBox()
@@ -350,6 +355,14 @@ class MainWindow(QMainWindow):
                 self.bridge.post(self.timeline.canvas.update)
         lane.peaks.finish()
         lane.busy = False
+        if lane.name == "mix":
+            lo, hi = lane.peaks.levels()[-1]
+            peak = float(max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0)))
+            self.bridge.post(self._set_display_gain, 1.0 / peak if peak > 1e-4 else 1.0)
+
+    def _set_display_gain(self, gain: float) -> None:
+        self.timeline.canvas.display_gain = min(gain, 20.0)
+        self.timeline.canvas.update()
 
     def _display_event(self, job: Job, what: str) -> None:
         if what == "done" and job.kind == "hash":
@@ -713,6 +726,7 @@ class MainWindow(QMainWindow):
             return False
         if project.model:
             self.model_box.setCurrentText(project.model)
+            self.models_panel.select(project.model)
         if project.stems_dir and Path(project.stems_dir).is_dir():
             from ..export.remix import find_stems
 
