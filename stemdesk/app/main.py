@@ -30,6 +30,23 @@ def setup_logging() -> Path:
     return path
 
 
+def first_run() -> dict | None:
+    """On the first start (no settings file yet): probe the hardware and write the defaults it implies."""
+    from ..io import settings as settings_store
+    from ..jobs.hardware import defaults_for, probe
+
+    if settings_store.settings_path().exists():
+        return None
+    hardware = probe()
+    values = {**settings_store.DEFAULTS, **defaults_for(hardware)}
+    try:
+        settings_store.save(values)
+    except OSError as error:
+        log.warning("first run: could not write the settings (%s)", error)
+    log.info("first run: %s -> device %s, %d threads", hardware, values["device"], values["threads"])
+    return hardware
+
+
 def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
     setup_logging()
     from PySide6.QtWidgets import QApplication
@@ -38,6 +55,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
     from ..jobs import project as projects
     from .window import MainWindow
 
+    first_run()
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
     app.setApplicationName("StemDesk")
     app.setOrganizationName("StemDesk")

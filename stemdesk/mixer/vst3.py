@@ -39,8 +39,10 @@ def scan(path: str | os.PathLike, timeout: float = SCAN_TIMEOUT) -> dict:
     if key in _scanned:
         return _scanned[key]
     try:
-        done = subprocess.run([sys.executable, "-m", "stemdesk.mixer.vst3", str(plugin)], capture_output=True,
-                              text=True, timeout=timeout)
+        # in the frozen app there is no "python -m": its launcher runs the scan for --vst3-scan
+        command = ([sys.executable, "--vst3-scan", str(plugin)] if getattr(sys, "frozen", False)
+                   else [sys.executable, "-m", "stemdesk.mixer.vst3", str(plugin)])
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MixError(f'VST3 plugin "{plugin.name}" did not finish loading within {timeout:g} s; it was not '
                        "loaded.") from None
