@@ -42,9 +42,9 @@ import json, sys
 from pathlib import Path
 out, tarball, build_s, pack_s = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 bundle = out / "dist" / "StemDesk"
-size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
-biggest = sorted(((p.stat().st_size, str(p.relative_to(bundle))) for p in bundle.rglob("*") if p.is_file()),
-                 reverse=True)[:12]
+files = [p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()]   # symlinks cost nothing
+size = sum(p.stat().st_size for p in files)
+biggest = sorted(((p.stat().st_size, str(p.relative_to(bundle))) for p in files), reverse=True)[:12]
 report = {"bundle_mb": round(size / 2**20, 1), "tarball_mb": round(tarball.stat().st_size / 2**20, 1),
           "pyinstaller_seconds": build_s, "package_seconds": pack_s,
           "largest_files_mb": {name: round(s / 2**20, 1) for s, name in biggest}}

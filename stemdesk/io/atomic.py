@@ -7,10 +7,42 @@ import secrets
 from pathlib import Path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def sweep_stale(folder: Path) -> int:
+    """Delete temporary files that a killed process left in ``folder`` (``.<name>.<pid>-<hex>.part<ext>`` whose
+    process is gone). Files of running processes, and files not named that way, are left alone."""
+    removed = 0
+    try:
+        candidates = list(Path(folder).glob(".*.part*"))
+    except OSError:
+        return 0
+    for temp in candidates:
+        tag = temp.name.rsplit(".part", 1)[0].rsplit(".", 1)[-1]
+        pid = tag.split("-", 1)[0]
+        if "-" in tag and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                temp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def create_temp(path: Path) -> Path:
-    """An empty, new temporary file beside ``path``, created with the user's umask (mkstemp would make it 0600)."""
+    """An empty, new temporary file beside ``path``, created with the user's umask (mkstemp would make it 0600).
+    Its name carries this process's id, so a later run can tell the leftovers of a killed process (`sweep_stale`)."""
+    sweep_stale(path.parent)
     for _ in range(100):
-        temp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}")
+        temp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.part{path.suffix}")
         try:
             os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return temp

@@ -6,7 +6,9 @@ target, renamed into place only when complete: a failure or a cancel leaves no p
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -106,6 +108,8 @@ def _wav_declared_frames(path: Path) -> int | None:
 
 def _libsndfile_reason(error: Exception) -> str:
     text = str(error)
+    if "does not exist or is not a regular file" in text:   # libsndfile's words for an unparseable MP3
+        return "the file is damaged or not audio (its contents could not be parsed)"
     if "Format not recognised" in text or "unknown format" in text.lower():
         return "the contents are not a recognised audio format (wrong extension, or not audio at all)"
     if "truncated" in text.lower() or "unexpected end" in text.lower():
@@ -168,6 +172,16 @@ WRITE_FORMATS = {
 LOSSY_BLOCK = 1 << 16
 
 
+def _write_error(error: Exception, path: Path) -> OSError:
+    """libsndfile reports a full disk as "System error."; say what it is when the disk is in fact full."""
+    try:
+        if shutil.disk_usage(path.parent).free < 1 << 20:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError:
+        pass
+    return OSError(f"{error} while writing {path.name}")
+
+
 class AtomicAudioWriter:
     """Writes one audio file through a temporary file in the target folder; `commit` renames it into place.
 
@@ -200,7 +214,7 @@ class AtomicAudioWriter:
             for i in range(0, frames.shape[0], step):
                 self._file.write(frames[i:i + step])
         except sf.LibsndfileError as error:
-            raise OSError(f"{error} while writing {self.path.name}") from None
+            raise _write_error(error, self.path) from None
 
     def close(self) -> None:
         """Flush and close the temporary file (a full disk shows up here); the target is not touched yet."""
@@ -208,7 +222,7 @@ class AtomicAudioWriter:
             try:
                 self._file.close()
             except sf.LibsndfileError as error:
-                raise OSError(f"{error} while finishing {self.path.name}") from None
+                raise _write_error(error, self.path) from None
 
     def commit(self) -> Path:
         self.close()

@@ -1,0 +1,632 @@
+"""The reliability suite: a generated bad-input corpus and fault injections, each checked for a clear one-line error
+(or its documented correct handling), no traceback, no partial or corrupt output, and no code run from a file.
+
+    .venv/bin/python scripts/reliability.py [-k SUBSTRING] [--json OUT]
+
+Prints a table (case, expected, observed, pass) and a summary (cases, crashes, partial files, leaks); exits 1 if any
+case fails. Nothing is stored: every input is generated into a temporary folder when the case runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import gc
+import io
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TINY = "tiny-4stem"
+STEMS = ["vocals", "drums", "bass", "other"]
+RATE = 44100
+
+
+@dataclass
+class Result:
+    passed: bool
+    observed: str
+    crash: bool = False          # a traceback or a dead process where an error message was due
+    partial: int = 0             # partial or corrupt files left behind
+
+
+@dataclass
+class Case:
+    name: str
+    expected: str
+    run: Callable[[Path], Result]
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+def signal_(seconds: float = 2.0, rate: int = RATE, channels: int = 2, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 110 * t) + 0.1 * np.sin(2 * np.pi * 660 * t)
+    noise = rng.standard_normal(t.shape) * 0.05 * (np.sin(2 * np.pi * 3 * t) > 0.5)
+    return np.stack([(tone + noise) * (1 - 0.2 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def write(path: Path, audio: np.ndarray, rate: int = RATE, subtype: str | None = "PCM_16",
+          format: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, rate, subtype=subtype, format=format)
+    return path
+
+
+def truncate(path: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[:max(1, int(len(data) * fraction))])
+    return path
+
+
+def cli(*argv) -> tuple[int, str, str, bool]:
+    """The CLI in-process: (exit code, stdout, stderr, crashed). An exception escaping main is a crash."""
+    from stemdesk.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main([str(a) for a in argv], out=out, err=err)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 2
+    except BaseException:          # noqa: BLE001 - exactly what the suite is looking for
+        return -1, out.getvalue(), err.getvalue() + traceback.format_exc(), True
+    return code, out.getvalue(), err.getvalue(), "Traceback" in err.getvalue()
+
+
+def leftovers(folder: Path, allowed: set[str] = frozenset()) -> list[Path]:
+    """Files under folder other than the allowed names (partial outputs, temporaries)."""
+    if not folder.exists():
+        return []
+    return [p for p in folder.rglob("*") if p.is_file() and p.name not in allowed]
+
+
+def expect_error(work: Path, argv: list, must_say: str, outdir: Path | None = None) -> Result:
+    code, out, err, crashed = cli(*argv)
+    line = err.strip().splitlines()[-1] if err.strip() else ""
+    partial = len(leftovers(outdir)) if outdir is not None else 0
+    one_line = len([l for l in err.strip().splitlines() if l.startswith("stemdesk:")]) == 1
+    passed = (code not in (0, -1) and not crashed and must_say.lower() in err.lower() and one_line
+              and partial == 0)
+    return Result(passed, f"exit {code}: {line[:150]}" + (f"; {partial} files left" if partial else ""), crashed,
+                  partial)
+
+
+def expect_separates(work: Path, song: Path, extra: list | None = None, check_null: bool = True) -> Result:
+    outdir = work / "out"
+    code, out, err, crashed = cli("separate", song, "-o", outdir, "--model", TINY, "--bit-depth", "16",
+                                  *(extra or []))
+    if code != 0 or crashed:
+        return Result(False, f"exit {code}: {err.strip()[-150:]}", crashed)
+    folder = outdir / song.stem
+    stems = [folder / f"{s}.wav" for s in STEMS]
+    info = sf.info(str(song))
+    shapes = {(sf.info(str(p)).frames, sf.info(str(p)).channels, sf.info(str(p)).samplerate) for p in stems}
+    expected_frames = info.frames if not extra else None
+    observed = f"exit 0; stems {sorted(shapes)[0]}"
+    ok = len(shapes) == 1 and next(iter(shapes))[1:] == (info.channels, info.samplerate)
+    if expected_frames is not None:
+        ok &= next(iter(shapes))[0] == expected_frames
+    if check_null:
+        code, out, _, _ = cli("nullcheck", song, *stems) if not extra else (0, '{"bit_exact": true}', "", False)
+        null = json.loads(out)
+        ok &= code == 0 and null["bit_exact"]
+        observed += f"; null {'bit-exact' if null['bit_exact'] else null.get('peak_dbfs')}"
+    partial = len([p for p in folder.iterdir() if p.name.startswith(".")])
+    return Result(ok and partial == 0, observed, False, partial)
+
+
+# --- the corpus ---------------------------------------------------------------------------------------------------
+
+def audio_cases() -> list[Case]:
+    cases: list[Case] = []
+
+    def bad(name: str, make: Callable[[Path], Path], must_say: str, expected: str | None = None) -> None:
+        def run(work: Path) -> Result:
+            song = make(work)
+            return expect_error(work, ["separate", song, "-o", work / "out", "--model", TINY], must_say,
+                                work / "out")
+        cases.append(Case(name, expected or f'error "{must_say}"', run))
+
+    def good(name: str, make: Callable[[Path], Path], expected: str, extra: list | None = None,
+             check_null: bool = True) -> None:
+        cases.append(Case(name, expected, lambda work: expect_separates(work, make(work), extra, check_null)))
+
+    bad("empty file", lambda w: _bytes(w / "empty.wav", b""), "is empty")
+    bad("WAV header only (20 bytes)", lambda w: truncate(write(w / "a.wav", signal_()), 20 / 352844),
+        "cannot read")
+    for fraction in (0.1, 0.5, 0.95):
+        bad(f"WAV truncated at {int(fraction * 100)} %",
+            lambda w, f=fraction: truncate(write(w / "t.wav", signal_()), f), "truncated")
+    for fraction in (0.05, 0.5):
+        bad(f"FLAC truncated at {int(fraction * 100)} %",
+            lambda w, f=fraction: truncate(write(w / "t.flac", signal_(4.0), subtype="PCM_16"), f), "damaged")
+    bad("MP3 truncated at 1 %", lambda w: truncate(write(w / "t.mp3", signal_(4.0), subtype="MPEG_LAYER_III",
+                                                         format="MP3"), 0.01), "damaged")
+    bad("MP3 truncated at 50 %", lambda w: truncate(write(w / "t.mp3", signal_(4.0), subtype="MPEG_LAYER_III",
+                                                          format="MP3"), 0.5), "truncated")
+    bad("OGG truncated at 2 %", lambda w: truncate(write(w / "t.ogg", signal_(4.0), subtype="VORBIS", format="OGG"),
+                                                   0.02), "cannot read")
+    bad("text file named .wav", lambda w: _bytes(w / "notes.wav", b"hello, not audio\n" * 50), "cannot read")
+    bad("random bytes named .mp3", lambda w: _bytes(w / "noise.mp3", random.Random(1).randbytes(50_000)),
+        "cannot read")
+    bad("header claims 10x the data", lambda w: _inflate_header(write(w / "big.wav", signal_())), "truncated")
+    bad("NaN samples (float WAV)", lambda w: write(w / "nan.wav", _poison(signal_(), np.nan), subtype="FLOAT"),
+        "NaN")
+    bad("+Inf samples (float WAV)", lambda w: write(w / "inf.wav", _poison(signal_(), np.inf), subtype="FLOAT"),
+        "Inf")
+    bad("-Inf samples (float WAV)", lambda w: write(w / "ninf.wav", _poison(signal_(), -np.inf), subtype="FLOAT"),
+        "Inf")
+    bad("a folder given as the song", lambda w: (w / "folder.wav").mkdir() or w / "folder.wav", "is a folder")
+    bad("a file that does not exist", lambda w: w / "missing.wav", "does not exist")
+    bad("4 kHz (below the supported rates)", lambda w: write(w / "low.wav", signal_(1.0, 4000), 4000),
+        "sample rate")
+
+    good("OGG truncated at 50 %", lambda w: truncate(write(w / "t.ogg", signal_(4.0), subtype="VORBIS",
+                                                           format="OGG"), 0.5),
+         "ok: libsndfile reads the pages that are there; stems of that length null bit-exact")
+    good("FLAC data named .wav", lambda w: write(w / "flac.wav", signal_(), format="FLAC"),
+         "ok (read by content); stems null bit-exact")
+    good("DC only", lambda w: write(w / "dc.wav", np.full((RATE * 2, 2), 0.25, np.float32)),
+         "ok; stems null bit-exact")
+    good("all zeros", lambda w: write(w / "zero.wav", np.zeros((RATE * 2, 2), np.float32)), "ok; stems null bit-exact")
+    good("clipping square wave", lambda w: write(w / "clip.wav", np.sign(signal_()) * 1.0),
+         "ok; stems null bit-exact")
+    good("mono", lambda w: write(w / "mono.wav", signal_(channels=1)), "ok; mono stems, null bit-exact")
+    good("6 channels", lambda w: write(w / "six.wav", signal_(channels=6)), "ok; 6-channel stems, null bit-exact")
+    good("8 kHz", lambda w: write(w / "8k.wav", signal_(2.0, 8000), 8000), "ok at 8 kHz; null bit-exact")
+    good("192 kHz", lambda w: write(w / "192k.wav", signal_(1.0, 192000), 192000), "ok at 192 kHz; null bit-exact")
+    good("1-sample file", lambda w: write(w / "one.wav", signal_()[:1]), "ok; 1-sample stems, null bit-exact")
+    good("unicode and spaces in the path", lambda w: write(w / "my music ♫" / "Ünïcødé sóng (live).wav", signal_()),
+         "ok; null bit-exact")
+    good("2-hour file (8 kHz mono), last 5 s", lambda w: _two_hours(w), "ok; 5 s excerpt from 1:59:55",
+         ["--start", "7195", "--duration", "5"], check_null=False)
+    return cases
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _poison(audio: np.ndarray, value: float) -> np.ndarray:
+    audio = audio.copy()
+    audio[len(audio) // 2, 0] = value
+    return audio
+
+
+def _inflate_header(path: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    index = data.find(b"data")
+    size = struct.unpack("<I", data[index + 4:index + 8])[0]
+    data[index + 4:index + 8] = struct.pack("<I", min(size * 10, 0xFFFFFFF0))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _two_hours(work: Path) -> Path:
+    path = work / "two hours.wav"
+    with sf.SoundFile(str(path), "w", 8000, 1, "PCM_16") as handle:
+        block = (signal_(60.0, 8000, 1) * 0.5)
+        for _ in range(120):
+            handle.write(block)
+    return path
+
+
+def output_cases() -> list[Case]:
+    def in_the_way(work: Path) -> Result:
+        song = write(work / "song.wav", signal_())
+        (work / "blocker").write_text("a file where a folder should be")
+        return expect_error(work, ["separate", song, "-o", work / "blocker" / "out", "--model", TINY],
+                            "cannot write stems")
+
+    def read_only(work: Path) -> Result:
+        song = write(work / "song.wav", signal_())
+        target = work / "ro"
+        target.mkdir()
+        target.chmod(0o555)
+        try:
+            if os.access(target, os.W_OK):      # root ignores permissions: use a read-only pseudo file system
+                target = Path("/proc/stemdesk-reliability")
+            return expect_error(work, ["separate", song, "-o", target, "--model", TINY], "cannot write stems")
+        finally:
+            (work / "ro").chmod(0o755)
+
+    def disk_full(work: Path) -> Result:
+        """The disk fills up while the stems are written: a clear error, the previous stems untouched."""
+        song = write(work / "song.wav", signal_(3.0))
+        code, _, err, _ = cli("separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16")
+        before = {p.name: p.read_bytes() for p in (work / "out" / "song").iterdir()}
+        from stemdesk.io import audio as audio_io
+
+        original = audio_io.AtomicAudioWriter.write
+        written = {"blocks": 0}
+
+        def fill_up(self, block):
+            written["blocks"] += 1
+            if written["blocks"] > 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return original(self, block)
+
+        audio_io.AtomicAudioWriter.write = fill_up
+        try:
+            result = expect_error(work, ["separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16",
+                                         "--segment", "0.5"], "no space left")
+        finally:
+            audio_io.AtomicAudioWriter.write = original
+        after = {p.name: p.read_bytes() for p in (work / "out" / "song").iterdir()}
+        untouched = after == before
+        return Result(result.passed and untouched, result.observed + ("; previous stems untouched" if untouched
+                                                                      else "; PREVIOUS STEMS CHANGED"),
+                      result.crash, 0 if untouched else 1)
+
+    def tmpfs_full(work: Path) -> Result:
+        """A real full disk: a 1 MB tmpfs (needs mount rights; else the write hook case above covers it)."""
+        mount = work / "tiny-disk"
+        mount.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+        if done.returncode != 0:
+            return Result(True, "skipped: cannot mount a tmpfs here (the write-hook case simulates it)")
+        try:
+            song = write(work / "song.wav", signal_(10.0))
+            result = expect_error(work, ["separate", song, "-o", mount, "--model", TINY], "space", mount)
+            return result
+        finally:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+
+    def overwrite(work: Path) -> Result:
+        song = write(work / "song.wav", signal_())
+        cli("separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16")
+        return expect_separates(work, song)
+
+    return [
+        Case("output folder behind a file", 'error "cannot write stems", nothing written', in_the_way),
+        Case("output folder read-only", 'error "cannot write stems", nothing written', read_only),
+        Case("disk full while writing (write hook)", 'error "no space left"; previous stems untouched', disk_full),
+        Case("disk full (1 MB tmpfs)", 'error about space; nothing left on the disk', tmpfs_full),
+        Case("separate again over existing stems", "ok; replaced atomically, null bit-exact", overwrite),
+    ]
+
+
+def model_cases() -> list[Case]:
+    def copy_model(work: Path, name: str) -> Path:
+        from stemdesk.io.model_store import find_model
+
+        folder = work / "models" / name
+        shutil.copytree(find_model(TINY).folder, folder)
+        card = json.loads((folder / "card.json").read_text())
+        card["id"] = name
+        (folder / "card.json").write_text(json.dumps(card))
+        return folder
+
+    def with_models(work: Path, name: str, must_say: str) -> Result:
+        song = write(work / "song.wav", signal_())
+        os.environ["STEMDESK_MODELS_PATH"] = str(work / "models")
+        try:
+            return expect_error(work, ["separate", song, "-o", work / "out", "--model", name], must_say, work / "out")
+        finally:
+            os.environ.pop("STEMDESK_MODELS_PATH", None)
+
+    def wrong_sha(work: Path) -> Result:
+        folder = copy_model(work, "tampered")
+        data = bytearray((folder / "weights.safetensors").read_bytes())
+        data[-1] ^= 0xFF
+        (folder / "weights.safetensors").write_bytes(bytes(data))
+        return with_models(work, "tampered", "sha256")
+
+    def pickle_weights(work: Path) -> Result:
+        import pickle
+
+        folder = copy_model(work, "evil")
+        canary = work / "PWNED"
+
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, (f"touch {canary}",))
+
+        payload = pickle.dumps({"weights": Exploit()})
+        (folder / "weights.safetensors").write_bytes(payload)
+        card = json.loads((folder / "card.json").read_text())
+        import hashlib
+
+        card["weights_sha256"] = hashlib.sha256(payload).hexdigest()     # the attacker fixes the hash too
+        (folder / "card.json").write_text(json.dumps(card))
+        result = with_models(work, "evil", "safetensors")
+        ran = canary.exists()
+        return Result(result.passed and not ran, result.observed + ("; CODE RAN" if ran else "; no code ran"),
+                      result.crash, result.partial)
+
+    def missing_fields(work: Path) -> Result:
+        folder = copy_model(work, "incomplete")
+        card = json.loads((folder / "card.json").read_text())
+        del card["weights_sha256"], card["sources"]
+        (folder / "card.json").write_text(json.dumps(card))
+        return with_models(work, "incomplete", "incomplete")
+
+    def not_json(work: Path) -> Result:
+        folder = copy_model(work, "garbled")
+        (folder / "card.json").write_text("{ this is not json")
+        return with_models(work, "garbled", "garbled")
+
+    return [
+        Case("model weights with a wrong sha256", 'error "sha256", nothing loaded', wrong_sha),
+        Case("model weights that are a pickle with code", 'error, no code run', pickle_weights),
+        Case("model card with missing fields", "error naming the model", missing_fields),
+        Case("model card that is not JSON", "error naming the model", not_json),
+    ]
+
+
+def mix_and_project_cases() -> list[Case]:
+    def stems(work: Path) -> tuple[Path, Path]:
+        song = write(work / "song.wav", signal_())
+        cli("separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16")
+        return song, work / "out" / "song"
+
+    def remix_with(text: str, must_say: str) -> Callable[[Path], Result]:
+        def run(work: Path) -> Result:
+            _, folder = stems(work)
+            (work / "mix.json").write_text(text)
+            return expect_error(work, ["remix", folder, "--mix", work / "mix.json", "-o", work / "render" / "r.wav"],
+                                must_say, work / "render")
+        return run
+
+    def project(text: str | bytes, must_say: str) -> Callable[[Path], Result]:
+        def run(work: Path) -> Result:
+            from stemdesk.jobs import project as projects
+
+            path = work / "p.stemdesk"
+            path.write_bytes(text if isinstance(text, bytes) else text.encode())
+            try:
+                projects.load(path)
+            except projects.ProjectError as error:
+                ok = must_say.lower() in str(error).lower()
+                return Result(ok, f"ProjectError: {str(error)[:140]}")
+            except Exception as error:     # noqa: BLE001
+                return Result(False, f"crash: {type(error).__name__}: {error}", crash=True)
+            return Result(False, "opened without complaint")
+        return run
+
+    def traversal(work: Path) -> Result:
+        """A project whose stems folder points elsewhere is only read from; saving writes only the chosen file."""
+        from stemdesk.jobs import project as projects
+
+        outside = work / "outside"
+        outside.mkdir()
+        path = work / "p.stemdesk"
+        path.write_text(json.dumps({"stemdesk_project": 1, "source": str(work / "x.wav"),
+                                    "stems_dir": "../../../../../../tmp/../" + str(outside)}))
+        project = projects.load(path)
+        projects.save(project, work / "saved")
+        written = sorted(p.name for p in work.iterdir() if p.is_file())
+        ok = written == ["p.stemdesk", "saved.stemdesk"] and not any(outside.iterdir())
+        return Result(ok, f"files written: {written}; outside folder untouched: {not any(outside.iterdir())}")
+
+    def absurd_preset(work: Path) -> Result:
+        _, folder = stems(work)
+        return expect_error(work, ["remix", folder, "--preset", "vocal-up", "--amount", "1e9", "-o",
+                                   work / "render" / "r.wav"], "vocal level", work / "render")
+
+    big = '{"channels": {"vocals": {"gain_db": 0}}, "pad": "' + "x" * (2 << 20) + '"}'
+    return [
+        Case("mix with gain 1e9 dB", 'error "must be a number between"', remix_with(
+            '{"channels": {"vocals": {"gain_db": 1e9}}}', "must be a number between")),
+        Case("mix with NaN pan", 'error "pan"', remix_with('{"channels": {"vocals": {"pan": NaN}}}', "pan")),
+        Case("mix with an unknown effect", 'error "unknown effect"', remix_with(
+            '{"channels": {"vocals": {"effects": [{"kind": "rm -rf"}]}}}', "unknown effect")),
+        Case("mix file that is not JSON", 'error "not valid JSON"', remix_with("{{{", "not valid json")),
+        Case("mix file of 2 MB", 'error "at most"', remix_with(big, "at most")),
+        Case("preset with an absurd amount", 'error "vocal level"', absurd_preset),
+        Case("project truncated", 'ProjectError "damaged or truncated"',
+             project('{"stemdesk_project": 1, "source": "/x.wav", "mix": {', "damaged or truncated")),
+        Case("project from a newer version", 'ProjectError "newer StemDesk"',
+             project('{"stemdesk_project": 7, "source": "/x.wav"}', "newer StemDesk")),
+        Case("project that is binary junk", 'ProjectError', project(bytes(range(256)) * 10, "cannot read")),
+        Case("project with an absurd mix", 'ProjectError "invalid mix"',
+             project('{"stemdesk_project": 1, "mix": {"master_gain_db": 1e308}}', "invalid mix")),
+        Case("project pointing outside its folder", "read only; nothing written outside", traversal),
+    ]
+
+
+# --- faults -----------------------------------------------------------------------------------------------------------
+
+def _kill_during(argv: list[str], work: Path, wait_for: Callable[[], bool], timeout: float = 120) -> bool:
+    """Run the CLI in a child process and SIGKILL it once ``wait_for`` is true. True if it was killed mid-way."""
+    child = subprocess.Popen([sys.executable, "-m", "stemdesk", *map(str, argv)], cwd=work,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None and not wait_for():
+        time.sleep(0.02)
+    alive = child.poll() is None
+    if alive:
+        child.send_signal(signal.SIGKILL)
+    child.wait()
+    return alive
+
+
+def fault_cases() -> list[Case]:
+    def kill_separation(work: Path) -> Result:
+        song = write(work / "long.wav", signal_(120.0))
+        out = work / "out" / "long"
+        killed = _kill_during(["separate", song, "-o", work / "out", "--model", TINY, "--segment", "5"], work,
+                              lambda: out.exists() and any(p.stat().st_size > 200_000 for p in out.glob(".*")))
+        finals = [p.name for p in out.glob("*.wav") if not p.name.startswith(".")] if out.exists() else []
+        temps = [p.name for p in out.glob(".*")] if out.exists() else []
+        # restart: the same command completes, sweeps the dead run's temporaries, and the stems null
+        result = expect_separates(work, song)
+        remaining = [p.name for p in out.glob(".*")]
+        ok = killed and not finals and result.passed and not remaining
+        return Result(ok, f"killed={killed}; final stems after kill: {len(finals)}, temporaries {len(temps)}; "
+                          f"after restart: {result.observed}, temporaries {len(remaining)}", False, len(remaining))
+
+    def kill_export(work: Path) -> Result:
+        song = write(work / "song.wav", signal_(60.0))
+        cli("separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16")
+        (work / "verb.json").write_text(json.dumps({"channels": {s: {"effects": [{"kind": "reverb"}]}
+                                                                 for s in STEMS}}))
+        target = work / "render"
+        killed = _kill_during(["remix", work / "out" / "song", "--mix", work / "verb.json", "-o", target / "r.wav"],
+                              work, lambda: target.exists() and any(p.stat().st_size > 100_000
+                                                                    for p in target.glob(".*")))
+        final = (target / "r.wav").exists()
+        code, _, err, crashed = cli("remix", work / "out" / "song", "--mix", work / "verb.json", "-o",
+                                    target / "r.wav")
+        complete = code == 0 and sf.info(str(target / "r.wav")).frames == 60 * RATE
+        temps = [p.name for p in target.glob(".*")]
+        return Result(killed and not final and complete and not temps,
+                      f"killed={killed}; file after kill: {final}; rerun complete: {complete}; temporaries "
+                      f"{len(temps)}", crashed, len(temps))
+
+    def kill_project_save(work: Path) -> Result:
+        """Kill a process in the middle of saving projects over and over: the file always opens."""
+        from stemdesk.jobs import project as projects
+
+        path = work / "song.stemdesk"
+        script = ("import sys; from stemdesk.jobs import project as p; from stemdesk.mixer.mix import Mix\n"
+                  "pr = p.Project(source='/music/song.wav')\n"
+                  "i = 0\n"
+                  "while True:\n"
+                  "    pr.mix.vocal_db = -(i % 60); pr.view['pad'] = 'x' * (i % 5000); p.save(pr, sys.argv[1]); i += 1\n")
+        opened = 0
+        for attempt in range(5):
+            child = subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=work)
+            time.sleep(0.8 + 0.13 * attempt)
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            try:
+                projects.load(path)
+                opened += 1
+            except projects.ProjectError:
+                pass
+        return Result(opened == 5, f"opened after {opened} of 5 kills mid-save")
+
+    return [
+        Case("kill -9 during separation", "no final stems; rerun completes, temporaries swept, null bit-exact",
+             kill_separation),
+        Case("kill -9 during export", "no output file; rerun completes, temporaries swept", kill_export),
+        Case("kill -9 during project save (x5)", "the project always opens", kill_project_save),
+    ]
+
+
+def load_case() -> Case:
+    def run(work: Path) -> Result:
+        """20 separation jobs queued, cancelled and re-queued at random: results match a sequential run and no
+        threads, file handles or memory leak."""
+        from stemdesk.jobs.queue import CANCELLED, DONE, Job, JobQueue
+        from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
+
+        songs = [write(work / f"s{i:02d}.wav", signal_(3.0, seed=i)) for i in range(20)]
+        engine = SeparationEngine(TINY, "cpu")
+        options = SeparateOptions(model=TINY)
+        for song in songs[:2]:            # warm up (first-use allocations are not leaks)
+            engine.separate_file(song, work / "warm" / song.stem, options)
+        reference = {}
+        for song in songs:
+            result = engine.separate_file(song, work / "seq" / song.stem, options)
+            reference[song.stem] = [p.read_bytes() for p in result.outputs]
+        gc.collect()
+        threads0, fds0 = threading.active_count(), len(os.listdir("/proc/self/fd"))
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rng = random.Random(0)
+        rounds, mismatches = 3, 0
+        for round_ in range(rounds):
+            queue = JobQueue()
+            jobs = {}
+            order = songs[:]
+            rng.shuffle(order)
+
+            def job_for(song: Path) -> Job:
+                return Job("separate", song.name, lambda job, s=song: engine.separate_file(
+                    s, work / f"q{round_}" / s.stem, options, cancel=job.cancel_token), device="cpu")
+
+            for song in order:
+                jobs[song] = queue.submit(job_for(song))
+            for song in rng.sample(songs, 8):
+                jobs[song].cancel()
+                time.sleep(rng.random() * 0.05)
+            for song, job in list(jobs.items()):
+                if job.status == CANCELLED or job.cancel_token.cancelled:
+                    while job.status not in (DONE, CANCELLED, "failed"):
+                        time.sleep(0.01)
+                    jobs[song] = queue.submit(job_for(song))      # re-queued
+            deadline = time.monotonic() + 300
+            while any(j.status not in (DONE, CANCELLED, "failed") for j in jobs.values()) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+            queue.shutdown(cancel=False)
+            for song, job in jobs.items():
+                if job.status != DONE or [p.read_bytes() for p in job.result.outputs] != reference[song.stem]:
+                    mismatches += 1
+        gc.collect()
+        threads1, fds1 = threading.active_count(), len(os.listdir("/proc/self/fd"))
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        growth_mb = (rss1 - rss0) / 1024
+        temps = [p for p in work.rglob(".*.part*")]
+        ok = mismatches == 0 and threads1 == threads0 and fds1 <= fds0 and growth_mb < 50 and not temps
+        return Result(ok, f"{rounds}x20 jobs, 8 cancelled+requeued per round: mismatches {mismatches}; threads "
+                          f"{threads0}->{threads1}; fds {fds0}->{fds1}; peak RSS +{growth_mb:.1f} MB; "
+                          f"temporaries {len(temps)}", False, len(temps))
+    return Case("20 queued jobs, random cancel/re-queue", "results = sequential; no thread/fd/memory leak", run)
+
+
+def all_cases() -> list[Case]:
+    return audio_cases() + output_cases() + model_cases() + mix_and_project_cases() + fault_cases() + [load_case()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", default="", help="only cases whose name contains this")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="stemdesk-rel-config-"))
+    cases = [c for c in all_cases() if args.k.lower() in c.name.lower()]
+    rows = []
+    for case in cases:
+        work = Path(tempfile.mkdtemp(prefix="stemdesk-rel-"))
+        started = time.monotonic()
+        try:
+            result = case.run(work)
+        except Exception:          # noqa: BLE001 - a case that blows up is a crash of StemDesk or of the case
+            result = Result(False, "CRASH: " + traceback.format_exc().strip().splitlines()[-1], crash=True)
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(work)
+        rows.append({"case": case.name, "expected": case.expected, "observed": result.observed,
+                     "pass": result.passed, "crash": result.crash, "partial_files": result.partial,
+                     "seconds": round(time.monotonic() - started, 2)})
+        print(f"{'PASS' if result.passed else 'FAIL'}  {case.name}: {result.observed}", file=sys.stderr, flush=True)
+    width = max(len(r["case"]) for r in rows)
+    print(f"\n{'case':{width}}  {'pass':4}  expected -> observed")
+    for r in rows:
+        print(f"{r['case']:{width}}  {'yes' if r['pass'] else 'NO':4}  {r['expected']} -> {r['observed']}")
+    summary = {"cases": len(rows), "passed": sum(r["pass"] for r in rows), "crashes": sum(r["crash"] for r in rows),
+               "partial_files": sum(r["partial_files"] for r in rows)}
+    print("\n" + json.dumps(summary))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
+    return 0 if summary["passed"] == summary["cases"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
