@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--valid", nargs="*", default=(), metavar="SONG", help="songs held out for validation")
     train.add_argument("--freeze", nargs="*", default=(), metavar="PREFIX",
                        help="parameter-name prefixes to keep fixed (e.g. fc1 trunk)")
+    train.add_argument("--adapters", type=int, default=0, metavar="RANK",
+                       help="train low-rank adapters of this rank on the dense layers only (merged on export)")
     train.add_argument("--lr", type=float, default=3e-4)
     train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--threads", type=int)
@@ -348,6 +350,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     request = FineTuneRequest(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
                               mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,
+                              adapters=args.adapters,
                               threads=args.threads, device=args.device)
     card = fine_tune(request, progress=show)
     gains = ", ".join(f"{k} {v:+.2f} dB" for k, v in card["gain_usdr_db"].items())

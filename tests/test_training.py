@@ -100,3 +100,41 @@ def test_export_writes_a_model_that_loads(tmp_path, monkeypatch):
     for (name, a), (_, b) in zip(trainer.estimator.state_dict().items(), estimator.state_dict().items()):
         if trainer.best == trainer.history[-1]["valid_mean"]:
             assert torch.equal(a, b), name
+
+
+def test_low_rank_adapters_train_only_themselves_and_merge_into_a_plain_model(tmp_path, monkeypatch):
+    """LoRA: the adapted model starts exactly at the base, only the adapters learn, and the exported model (adapters
+    merged) is the plain estimator and computes what the adapted one computed."""
+    from training.lora import LoRALinear, add_adapters, merged_copy
+
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    base = build_estimator("open_unmix", config_for("open_unmix").config)
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    spec = torch.randn(1, 2, base.stft_config.n_fft // 2 + 1, 12).abs()
+
+    adapted = build_estimator("open_unmix", config_for("open_unmix").config)
+    adapted.load_state_dict(state)
+    adapted.eval(), base.eval()
+    names = add_adapters(adapted, 4)
+    assert set(names) == {"fc1", "fc2", "fc3"}
+    with torch.no_grad():
+        assert torch.allclose(adapted(spec), base(spec), atol=1e-6)          # B = 0: the base model exactly
+
+    config = config_for("open_unmix", adapters=4)
+    config.max_steps, config.validate_every, config.lr = 6, 3, 1e-2
+    trainer = Trainer(config, songs[:2], songs[2:], tmp_path / "run", init_state=state)
+    trainable = {n for n, p in trainer.estimator.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith((".down", ".up")) for n in trainable)
+    trainer.run(export=export_model(tmp_path / "models" / "lora", "lora", {"training_data": "synthetic",
+                                                                         "licenses": {"weights": "test"}}))
+    for name, value in trainer.estimator.state_dict().items():            # frozen weights did not move
+        if ".base." in name:
+            assert torch.equal(value, state[name.replace(".base", "")]), name
+    assert any(m.up.abs().sum() > 0 for m in trainer.estimator.modules() if isinstance(m, LoRALinear))
+    merged = merged_copy(trainer.estimator).eval()
+    trainer.estimator.eval()
+    with torch.no_grad():
+        assert torch.allclose(merged(spec), trainer.estimator(spec), atol=1e-5)
+    exported, _ = load_estimator("lora")                                    # loads as a plain open_unmix
+    assert set(exported.state_dict()) == set(state)

@@ -62,6 +62,7 @@ class FineTuneRequest:
     valid: Sequence[str] = ()        # song names held out; default: the last fifth (at least one)
     lr: float = 3e-4
     freeze: Sequence[str] = ()
+    adapters: int = 0                 # > 0: low-rank adapters of this rank instead of full fine-tuning
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -158,7 +159,8 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     base_estimator, base_card = load_estimator(request.base)
     config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=request.lr,
                          minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),
-                         validate_every=50, freeze=tuple(request.freeze), batch=8, remix=0.5,
+                         validate_every=50, freeze=tuple(request.freeze), adapters=request.adapters,
+                         batch=8, remix=0.5,
                          excerpt_seconds=min(6.0, 0.8 * shortest),
                          device=request.device)
     out_folder = user_models_dir() / request.name

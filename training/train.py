@@ -56,6 +56,7 @@ class TrainConfig:
     threads: int = 1
     lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
+    adapters: int = 0             # > 0: train rank-r low-rank adapters on the dense layers only (training/lora.py)
     device: str = "cpu"          # cpu, cuda, mps or auto
     early_stop: int = 0          # stop after this many validations without a new best (0: never)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -213,6 +214,10 @@ class Trainer:
         for name, parameter in self.estimator.named_parameters():
             if any(name.startswith(prefix) for prefix in config.freeze):
                 parameter.requires_grad_(False)
+        if config.adapters:
+            from .lora import add_adapters
+
+            add_adapters(self.estimator, config.adapters)
         self.estimator.to(self.device)
         trainable = [p for p in self.estimator.parameters() if p.requires_grad]
         if not trainable:
@@ -398,7 +403,12 @@ class Trainer:
             self.best = score
             self.bad_validations = 0
             if export is not None:
-                export(self.estimator, entry)
+                if self.config.adapters:
+                    from .lora import merged_copy
+
+                    export(merged_copy(self.estimator), entry)
+                else:
+                    export(self.estimator, entry)
         else:
             self.bad_validations += 1
             if self.bad_validations >= self.config.lr_decay_patience:

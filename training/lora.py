@@ -1,0 +1,59 @@
+"""Low-rank adapters (LoRA, Hu et al. 2021) for fine-tuning: each dense layer W gets a trainable W + (α/r)·B·A with
+A (r × in) random and B (out × r) zero, so training starts exactly at the base model; everything else stays frozen.
+Exported models have the adapters merged back into W, so they load as the plain estimator they came from."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None):
+        super().__init__()
+        self.base = base
+        for parameter in base.parameters():
+            parameter.requires_grad_(False)
+        self.scale = (alpha if alpha is not None else rank) / rank
+        self.down = nn.Parameter(torch.randn(rank, base.in_features) / math.sqrt(base.in_features))
+        self.up = nn.Parameter(torch.zeros(base.out_features, rank))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.base(x) + (x @ self.down.t() @ self.up.t()) * self.scale
+
+    def merged(self) -> nn.Linear:
+        layer = copy.deepcopy(self.base)
+        with torch.no_grad():
+            layer.weight += self.scale * (self.up @ self.down)
+        layer.weight.requires_grad_(True)
+        return layer
+
+
+def add_adapters(model: nn.Module, rank: int) -> list[str]:
+    """Freeze every parameter of ``model`` and wrap each nn.Linear in a LoRALinear. Returns the wrapped names."""
+    if rank < 1:
+        raise ValueError("the adapter rank must be at least 1")
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    wrapped = []
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear) and not isinstance(module, LoRALinear):
+                setattr(module, child_name, LoRALinear(child, min(rank, child.in_features, child.out_features)))
+                wrapped.append(f"{name}.{child_name}" if name else child_name)
+    if not wrapped:
+        raise ValueError(f"{type(model).__name__} has no dense layers to adapt; use --freeze instead")
+    return wrapped
+
+
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every adapter merged into its dense layer (the original keeps training)."""
+    copy_ = copy.deepcopy(model)
+    for name, module in list(copy_.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                setattr(module, child_name, child.merged())
+    return copy_
