@@ -310,3 +310,14 @@ def test_project_files_are_checked(tmp_path):
     path.write_text('{"something": "else"}')
     with pytest.raises(projects.ProjectError, match="not a StemDesk project"):
         projects.load(path)
+
+
+def test_first_run_probes_the_hardware_and_writes_settings():
+    from stemdesk.app.main import first_run
+
+    assert not settings_store.settings_path().exists()
+    hardware = first_run()
+    assert hardware["cpu_threads"] >= 1
+    values = settings_store.load()
+    assert values["device"] in ("cpu", "cuda", "mps") and values["threads"] == max(1, min(8, hardware["cpu_threads"] - 1))
+    assert first_run() is None                    # only the first time

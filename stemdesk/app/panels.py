@@ -200,8 +200,7 @@ class SettingsPanel(QWidget):
             edit.editingFinished.emit()
 
     def _set(self, key: str, value) -> None:
-        if key != "output_folder" or value:
-            value = settings_store.BY_KEY[key].check(value)
+        value = settings_store.BY_KEY[key].check(value)
         self.values[key] = value
         self.changed.emit(key, value)
 

@@ -30,9 +30,9 @@ class Setting:
     help: str = ""
 
     def check(self, value: Any) -> Any:
-        if self.kind == "folder":
-            if not isinstance(value, str) or not value or "\0" in value:
-                raise ValueError(f"{self.label} must be a folder path")
+        if self.kind == "folder":        # empty: the default folder
+            if not isinstance(value, str) or "\0" in value or len(value) > 4096:
+                raise ValueError(f"{self.label} must be a folder path (or empty for the default)")
             return value
         if self.choices is not None:
             if value not in self.choices:
