@@ -236,7 +236,7 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
 
 
 def _extras(folder: Path, args: argparse.Namespace, out: TextIO, mixture: Path | None = None,
-            mix: "Mix | None" = None) -> None:
+            mix=None) -> None:
     """The instrumental and DAW sessions asked for alongside stems."""
     from .export.remix import find_stems, instrumental
     from .export.session import write_session

@@ -8,7 +8,7 @@ import torch
 
 from stemdesk.core.estimators import BUILTIN_ESTIMATORS, build_estimator
 from stemdesk.core.stft import STFT
-from stemdesk.io.model_store import load_estimator, save_model
+from stemdesk.io.model_store import load_estimator
 from training.data import Song
 from training.train import TrainConfig, Trainer, export_model, objective_loss, regroup, source_map
 

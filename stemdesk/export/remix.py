@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -97,6 +97,30 @@ def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict
             **result.as_dict()}
 
 
+def mixed_blocks(stems: Stems, mix: Mix, cancel: CancelToken | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """The mix of the stems, streamed: (samples done so far, (channels, n) float32) per block, with fresh effect
+    state and the automation applied block by block."""
+    info = stems.info
+    renderer = Renderer(mix, stems.names, info.sample_rate, info.channels)
+    handles = [sf.SoundFile(str(p)) for p in stems.paths]
+    try:
+        done = 0
+        while done < info.frames:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            n = min(BLOCK if not mix.automation else AUTOMATION_BLOCK, info.frames - done)
+            if mix.automation:
+                renderer.set_mix(mix.at(done / info.sample_rate))
+            blocks = np.stack([h.read(n, dtype="float64", always_2d=True).T for h in handles])
+            if blocks.shape[-1] != n:
+                raise AudioError("A stem ended early while rendering; it is truncated. Separate the song again.")
+            done += n
+            yield done, renderer.process(blocks)
+    finally:
+        for handle in handles:
+            handle.close()
+
+
 def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | None = None,
                  mixture: str | Path | None = None, kind: str = "remix",
                  progress: Callable[[dict], None] | None = None, cancel: CancelToken | None = None) -> RemixResult:
@@ -111,23 +135,11 @@ def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | No
     if out.suffix.lower() != f".{fmt.extension}":
         out = out.with_name(out.name + f".{fmt.extension}") if not out.suffix else out.with_suffix(f".{fmt.extension}")
     info = stems.info
-    renderer = Renderer(mix, stems.names, info.sample_rate, info.channels)
     container, subtype = fmt.soundfile
     clipped = 0
-    handles = [sf.SoundFile(str(p)) for p in stems.paths]
     try:
         with AtomicAudioWriter(out, info.sample_rate, info.channels, container, subtype) as writer:
-            done = 0
-            while done < info.frames:
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                n = min(BLOCK if not mix.automation else AUTOMATION_BLOCK, info.frames - done)
-                if mix.automation:
-                    renderer.set_mix(mix.at(done / info.sample_rate))
-                blocks = np.stack([h.read(n, dtype="float64", always_2d=True).T for h in handles])
-                if blocks.shape[-1] != n:
-                    raise AudioError("A stem ended early while rendering; it is truncated. Separate the song again.")
-                audio = renderer.process(blocks)
+            for done, audio in mixed_blocks(stems, mix, cancel):
                 if fmt.bits:
                     scale = float(1 << (fmt.bits - 1))
                     clipped += int(np.count_nonzero((audio >= 1.0) | (audio < -1.0 - 0.5 / scale)))
@@ -135,7 +147,6 @@ def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | No
                     writer.write(encoded.astype(np.int16) if fmt.bits == 16 else encoded << 8)
                 else:
                     writer.write(audio)
-                done += n
                 if progress is not None:
                     progress({"done": done, "total": info.frames, "seconds": time.monotonic() - started})
             writer.close()
@@ -150,9 +161,6 @@ def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | No
     except OSError as error:
         raise AudioError(f'Writing "{out}" failed: {error.strerror or error}. Free some space or choose another '
                          "folder; nothing partial was left.") from None
-    finally:
-        for handle in handles:
-            handle.close()
     cert_path = certificate.write_beside(out.parent, cert, [path], name=f"{out.stem}.certificate.json")
     return RemixResult(path, info.frames, time.monotonic() - started, clipped, cert_path)
 

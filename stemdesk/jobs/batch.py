@@ -11,7 +11,6 @@ files of killed workers are swept at the start and the end of a run.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import time

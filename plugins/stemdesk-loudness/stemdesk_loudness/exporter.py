@@ -7,36 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pedalboard
-import soundfile as sf
 
 from stemdesk.core.errors import AudioError
 from stemdesk.export import certificate
+from stemdesk.export.remix import mixed_blocks
 from stemdesk.export.stems import quantise
 from stemdesk.io.audio import AtomicAudioWriter
-from stemdesk.mixer.render import Renderer
 
 from .meter import LoudnessMeter
 
 DEFAULT_TARGET = -14.0      # LUFS, what the main streaming services normalise to
 CEILING_DB = -1.0
-BLOCK = 1 << 16
-
-
-def _render(stems, mix):
-    """Yield (channels, n) float32 blocks of the remix, with fresh effect state."""
-    renderer = Renderer(mix, stems.names, stems.info.sample_rate, stems.info.channels)
-    handles = [sf.SoundFile(str(p)) for p in stems.paths]
-    try:
-        done = 0
-        while done < stems.info.frames:
-            n = min(BLOCK, stems.info.frames - done)
-            if mix.automation:
-                renderer.set_mix(mix.at(done / stems.info.sample_rate))
-            yield renderer.process(np.stack([h.read(n, dtype="float64", always_2d=True).T for h in handles]))
-            done += n
-    finally:
-        for handle in handles:
-            handle.close()
 
 
 def write_loudness_matched(stems, mix, out: Path, tempo=None, target: float | None = None) -> Path:
@@ -45,7 +26,7 @@ def write_loudness_matched(stems, mix, out: Path, tempo=None, target: float | No
         raise AudioError(f"A loudness target of {target} LUFS makes no sense; use -70 to 0 (e.g. -14).")
     rate, channels = stems.info.sample_rate, stems.info.channels
     meter = LoudnessMeter(rate, channels)
-    for block in _render(stems, mix):
+    for _, block in mixed_blocks(stems, mix):
         meter.add(block)
     measured = meter.integrated()
     if measured is None:
@@ -57,7 +38,7 @@ def write_loudness_matched(stems, mix, out: Path, tempo=None, target: float | No
     path = Path(out).with_name(Path(out).name + ".loudness.wav")
     check = LoudnessMeter(rate, channels)
     with AtomicAudioWriter(path, rate, channels, "WAV", "PCM_24") as writer:
-        for block in _render(stems, mix):
+        for _, block in mixed_blocks(stems, mix):
             block = (block * gain).astype(np.float32)
             if limiter is not None:
                 block = limiter.process(block, rate, reset=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter, lfilter_zi
+from scipy.signal import lfilter
 
 ABSOLUTE_GATE = -70.0
 RELATIVE_GATE = -10.0
