@@ -27,7 +27,10 @@ done
 grep -q "ready" "$work/gui.out" || { cat "$work/gui.err" >&2; fail "the app did not report ready"; }
 sleep 2
 kill -0 $gui 2>/dev/null || { cat "$work/gui.err" >&2; fail "the app exited after starting"; }
-kill $gui; wait $gui 2>/dev/null || true
+kill -TERM $gui                         # a desktop session ending: the app must close by itself
+for _ in $(seq 1 40); do kill -0 $gui 2>/dev/null || break; sleep 0.25; done
+if kill -0 $gui 2>/dev/null; then kill -9 $gui; fail "the app did not close on SIGTERM"; fi
+wait $gui 2>/dev/null || true
 ! grep -E "$bad" "$work/gui.err" || fail "errors while starting the app"
 grep -q '"device"' "$XDG_CONFIG_HOME/stemdesk/settings.json" || fail "first run wrote no settings"
 echo "app: $(cat "$work/gui.out")"

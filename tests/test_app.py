@@ -321,3 +321,23 @@ def test_first_run_probes_the_hardware_and_writes_settings():
     values = settings_store.load()
     assert values["device"] in ("cpu", "cuda", "mps") and values["threads"] == max(1, min(8, hardware["cpu_threads"] - 1))
     assert first_run() is None                    # only the first time
+
+
+def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
+    """`stemdesk` with no command starts the app; it prints "ready" and closes cleanly when the session ends."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    child = subprocess.Popen([sys.executable, "-m", "stemdesk"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env, cwd=tmp_path)
+    try:
+        line = child.stdout.readline()
+        assert "ready" in line, child.stderr.read()
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert "Traceback" not in child.stderr.read()

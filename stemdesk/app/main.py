@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -68,6 +69,9 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
 
     window = None
     sys.excepthook = unexpected
+    # SIGTERM (logout, kill) and Ctrl-C close the window like the user would (jobs cancelled, threads joined)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: window.close() if window is not None else app.quit())
     window = MainWindow()
     window.resize(1280, 800)
     window.show()
@@ -82,4 +86,6 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
         window.offer_recovery()
     log.info("StemDesk %s ready (Qt platform %s)", __version__, app.platformName())
     print(f"StemDesk {__version__} ready", flush=True)
-    return app.exec()
+    code = app.exec()
+    log.info("StemDesk closed")
+    return code
