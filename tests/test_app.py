@@ -341,3 +341,29 @@ def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
         if child.poll() is None:
             child.kill()
     assert "Traceback" not in child.stderr.read()
+
+
+def test_export_and_data_check_run_as_jobs(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=4.0))
+    separate(qtbot, window)
+    with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
+        window.export(tmp_path / "daw")
+    written = sorted(p.name for p in (tmp_path / "daw").iterdir())
+    assert written == ["real song instrumental.certificate.json", "real song instrumental.wav",
+                       "real song.dawproject", "real song.rpp"]
+    # the trainer panel's data check on a folder of multitracks (one song planted with a 100 ms shift)
+    data = tmp_path / "multitracks"
+    for index in range(2):
+        folder = data / f"song{index}"
+        for stem_index, name in enumerate(NAMES):
+            audio = song(3.0, seed=10 * index + stem_index) * 0.3
+            if index == 1 and name == "drums":
+                audio = np.roll(audio, 4410, axis=0)
+            write_path = folder / f"{name}.wav"
+            write_path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(write_path), audio, 44100, subtype="PCM_16")
+    with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "check"):
+        window.trainer.folder.setText(str(data))
+        window.trainer.check.click()
+    report = window.trainer.report.toPlainText()
+    assert "song0" in report and "song1" in report

@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.player.problem.connect(lambda text: self.status(text, 10000))
         self.player.state_changed.connect(self._player_state)
         self.training_job: Job | None = None
+        self.closed = False
 
         self.timeline = Timeline(self)
         self.setCentralWidget(self.timeline)
@@ -841,6 +842,9 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop playback, cancel jobs and wait for the worker threads (closing leaves no thread behind)."""
+        if self.closed:
+            return
+        self.closed = True
         self.tick.stop()
         self.autosave_timer.stop()
         self.bridge.timer.stop()
