@@ -345,6 +345,9 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     def show(event: dict) -> None:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
+        if event.get("stage") == "start":
+            print(f"base model: validation uSDR {scores} (the bar to beat)", file=err, flush=True)
+            return
         print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
               f"{event['eta_seconds'] / 60:.1f} min left", file=err, flush=True)
 

@@ -98,13 +98,34 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
     out = io.StringIO()
     assert main(["check-data", str(root), "--mapping", str(mapping), "--json"], out=out) == 0
     assert set(json.loads(out.getvalue())["excluded"]) == {"shifted", "limited", "good copy"}
+    # A fine-tune exports only what beats its base on the validation songs. From the shipped tiny model a few
+    # seconds of training do not, and nothing is exported ...
     out, err = io.StringIO(), io.StringIO()
     code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "tiny-4stem", "--out",
-                 "my-tune", "--minutes", "0.05", "--valid", "odd names", "--threads", "1"], out=out, err=err)
+                 "no-gain", "--minutes", "0.02", "--lr", "0", "--valid", "odd names", "--threads", "1"],
+                out=out, err=err)
+    assert code == 1 and "never beat the base model" in err.getvalue()
+    assert "base model: validation uSDR" in err.getvalue()
+    # ... while from a flat base (every mask equal: the final layer zeroed) a few steps do, and the tune is exported
+    import torch
+
+    from stemdesk.io.model_store import load_estimator, save_model, user_models_dir
+
+    flat, card = load_estimator("tiny-4stem")
+    with torch.no_grad():
+        for name, parameter in flat.named_parameters():
+            if name.startswith("out"):
+                parameter.zero_()
+    save_model(user_models_dir() / "flat-4stem", "flat-4stem", flat,
+               {"training_data": "none", "licenses": {"weights": "test"}})
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "flat-4stem", "--out",
+                 "my-tune", "--minutes", "0.1", "--lr", "0.01", "--valid", "odd names", "--threads", "1"],
+                out=out, err=err)
     assert code == 0, err.getvalue()
-    assert "my-tune: fine-tuned from tiny-4stem" in out.getvalue()
+    assert "my-tune: fine-tuned from flat-4stem" in out.getvalue()
     card = find_model("my-tune")
-    assert card.raw["parent"]["id"] == "tiny-4stem"
+    assert card.raw["parent"]["id"] == "flat-4stem"
     assert card.raw["training_data"]["valid_songs"] == ["odd names"]
     assert set(card.raw["training_data"]["excluded"]) == {"shifted", "limited", "good copy"}
     run = json.loads(out.getvalue().split("Score card and curves in ")[1].split(". Use it")[0].join(['"', '"']))

@@ -159,7 +159,7 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     base_estimator, base_card = load_estimator(request.base)
     config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=request.lr,
                          minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),
-                         validate_every=50, freeze=tuple(request.freeze), adapters=request.adapters,
+                         validate_every=50, freeze=tuple(request.freeze), adapters=request.adapters, beat_start=True,
                          batch=8, remix=0.5,
                          excerpt_seconds=min(6.0, 0.8 * shortest),
                          device=request.device)
@@ -178,8 +178,9 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     started = time.monotonic()
     trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel)
     if not (out_folder / "card.json").is_file():
-        raise StemDeskError("Training never improved on its first validation, so no model was exported. "
-                            "Train for longer (--minutes) or check the data report.")
+        raise StemDeskError("The fine-tuned model never beat the base model on the validation songs, so nothing "
+                            "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "
+                            "or more songs (run folder: " + str(run) + ").")
     tuned, tuned_card = load_estimator(request.name)
     card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid)
     card["gain_usdr_db"] = {s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)

@@ -57,6 +57,7 @@ class TrainConfig:
     lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
     adapters: int = 0             # > 0: train rank-r low-rank adapters on the dense layers only (training/lora.py)
+    beat_start: bool = False      # fine-tuning: export only what beats the starting weights on validation
     device: str = "cpu"          # cpu, cuda, mps or auto
     early_stop: int = 0          # stop after this many validations without a new best (0: never)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -309,8 +310,16 @@ class Trainer:
         Under torchrun every process calls this; only rank 0 validates, writes checkpoints and exports."""
         config = self.config
         torch.set_num_threads(config.threads)
-        if not self.resume() and self.fresh:
+        resumed = self.resume()
+        if not resumed and self.fresh:
             self.init_input_scaling()
+        if not resumed and config.beat_start and self.rank == 0:
+            # the bar is the model we start from: a fine-tune that never beats it exports nothing
+            medians = self.validate()["median"]
+            self.best = sum(medians.values()) / max(1, len(medians))
+            self.start_scores = medians
+            if self.progress is not None:
+                self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best})
         self.estimator.train()
         deadline = time.monotonic() + config.minutes * 60
         self._deadline = deadline
