@@ -97,7 +97,8 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
                     if stem.shape != mix_block.shape:
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
-                    stem_energy[index] += float(np.square(stem / float(1 << (bits - 1))).sum())
+                    flat = stem.ravel().astype(np.float64)
+                    stem_energy[index] += float(flat @ flat) / float(1 << (2 * bits - 2))
                 residual = (total - quantise(mix_block, bits)) / float(1 << (bits - 1))
             else:
                 total = np.zeros(mix_block.shape)
@@ -106,15 +107,23 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
                     if stem.shape != mix_block.shape:
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
-                    stem_energy[index] += float(np.square(stem).sum())
+                    flat = stem.ravel()
+                    stem_energy[index] += float(flat @ flat)
                 residual = total - mix_block
             if residual.shape[0] != n:
                 raise AudioError("A file ended early while checking the null; it is truncated.")
             magnitude = np.abs(residual).max(axis=1)
-            np.maximum.at(region_peak, (done + np.arange(n)) // region, magnitude)
+            # per-region peaks of this block: split it where regions start (np.maximum.at is far slower)
+            first = done // region
+            cuts = np.arange((first + 1) * region, done + n, region) - done
+            peaks = np.maximum.reduceat(magnitude, np.concatenate([[0], cuts]))
+            index = np.arange(first, first + len(peaks))
+            region_peak[index] = np.maximum(region_peak[index], peaks)
             peak = max(peak, float(magnitude.max()))
-            energy += float(np.square(residual).sum())
-            mix_energy += float(np.square(mix_block).sum())
+            flat = residual.ravel()
+            energy += float(flat @ flat)
+            flat = mix_block.ravel()
+            mix_energy += float(flat @ flat)
             done += n
     finally:
         for handle in handles:
