@@ -135,3 +135,40 @@ def test_bad_mapping_files_are_refused():
 def test_opening_a_missing_port_says_what_to_do(jack):
     with pytest.raises(MixError, match="Cannot open MIDI input"):
         open_input("no such controller", MidiController(Mix(), lambda m: None), jack)
+
+
+def test_the_app_learns_a_knob_and_the_knob_moves_its_fader(jack, qtbot, tmp_path):
+    """In the real window: MIDI learn from the mixer dock, then CC messages move the vocal fader (with undo)."""
+    pytest.importorskip("pytestqt")
+    import soundfile as sf
+
+    from helpers import song
+    from stemdesk.app.window import MainWindow
+    from stemdesk.io import settings as settings_store
+
+    path = tmp_path / "song.wav"
+    sf.write(str(path), song(3.0), 44100, subtype="PCM_16")
+    window = MainWindow(dict(settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1), ask=False)
+    qtbot.addWidget(window)
+    controller = backend(jack).open_output("stemdesk-test-knobs", virtual=True)
+    try:
+        window.model_box.setCurrentText("tiny-4stem")
+        window.open_song(path)
+        with qtbot.waitSignal(window.separation_finished, timeout=60_000):
+            window.separate()
+        assert wait_for(lambda: any("stemdesk-test-knobs" in n for n in input_names(jack)))
+        port = next(n for n in input_names(jack) if "stemdesk-test-knobs" in n)
+        assert window.connect_midi(port, jack) == port
+        window.mixer.learn.setChecked(True)
+        controller.send(mido.Message("control_change", control=21, value=30))
+        assert wait_for(lambda: window.midi._pending_cc == (0, 21))
+        window.mixer.touched("vocals/gain_db")
+        assert not window.mixer.learn.isChecked()
+        controller.send(mido.Message("control_change", control=21, value=0))
+        qtbot.waitUntil(lambda: window.project.mix.vocal_db == FADER_RANGE[0], timeout=5000)
+        assert window.mixer.strips["vocals"].fader.value() == int(FADER_RANGE[0] * 10)
+        window.undo.undo()
+        assert window.project.mix.vocal_db == 0.0
+    finally:
+        window.shutdown()
+        controller.close()

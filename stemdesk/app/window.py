@@ -186,6 +186,8 @@ class MainWindow(QMainWindow):
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start(int(self.settings["autosave_seconds"]) * 1000)
         self.midi = None
+        self.midi_port = None
+        self.mixer.learn.toggled.connect(self._learn_toggled)
         self.status(f"StemDesk {__version__} ready. Open a song (Ctrl+O) or drop one here.")
 
     # --- actions and toolbar ------------------------------------------------------------------------------------
@@ -626,9 +628,56 @@ class MainWindow(QMainWindow):
     # --- mixer, transport ---------------------------------------------------------------------------------------------
     def apply_mix(self, mix: Mix) -> None:
         self.project.mix = copy.deepcopy(mix)
+        if self.midi is not None:
+            self.midi.mix = copy.deepcopy(mix)
         self.mixer.show_mix(self.project.mix)
         if self.player.source is not None:
             self.player.source.set_mix(copy.deepcopy(mix))
+
+    # --- MIDI --------------------------------------------------------------------------------------------------------
+    def connect_midi(self, port: str | None = None, api: str | None = None) -> str | None:
+        """Listen to a MIDI input (default: the first one). Control changes arrive on rtmidi's thread and reach the
+        mix through the bridge; during playback they are recorded as automation at the playhead."""
+        from ..mixer.midi import MidiController, MidiMap, input_names, open_input
+
+        names = input_names(api)
+        if port is None:
+            port = names[0] if names else None
+        if port is None:
+            return None
+        try:
+            midi_map = MidiMap.load()
+        except StemDeskError as error:
+            self.status(f"MIDI mappings ignored: {error}", 10000)
+            midi_map = None
+        clock = lambda: self.player.position_seconds() if self.player.state == "playing" else None  # noqa: E731
+        self.midi = MidiController(copy.deepcopy(self.project.mix), lambda mix: self.bridge.post(
+            self._midi_moved, copy.deepcopy(mix)), midi_map, clock=clock, autosave=True)
+        self.midi.recording = True
+        try:
+            self.midi_port = open_input(port, self.midi, api)
+        except StemDeskError as error:
+            self.show_error("Cannot use the MIDI controller", str(error))
+            self.midi = None
+            return None
+        self.status(f"MIDI: listening to {port}.")
+        return port
+
+    def _midi_moved(self, mix: Mix) -> None:
+        """A controller moved a control: apply it like a mixer edit (one undo step per control and gesture)."""
+        before = copy.deepcopy(self.project.mix)
+        self.undo.push(MixCommand(self, "MIDI control", "midi", before, mix))
+
+    def _learn_toggled(self, on: bool) -> None:
+        if on and self.midi is None and self.connect_midi() is None:
+            self.mixer.learn.setChecked(False)
+            self.status("No MIDI input found: connect a controller (and start JACK or ALSA MIDI), then try again.",
+                        10000)
+            return
+        if on:
+            self.midi.mix = copy.deepcopy(self.project.mix)
+            self.midi.learn()
+            self.status("MIDI learn: move a knob or fader on your controller, then the control it should move.")
 
     def _control_touched(self, control: str) -> None:
         if self.midi is not None and self.mixer.learn.isChecked():
@@ -850,6 +899,8 @@ class MainWindow(QMainWindow):
         self.bridge.timer.stop()
         self.undo.cleanChanged.disconnect(self._clean_changed)
         self.player.close()
+        if self.midi_port is not None:
+            self.midi_port.close()
         self.queue.shutdown(cancel=True)
         self.display.shutdown(cancel=True)
         if not self.dirty and self.project.path is None:
