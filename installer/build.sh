@@ -11,7 +11,7 @@ scripts/setup.sh
 out=build/installer
 version=$(.venv/bin/python -c "import stemdesk; print(stemdesk.__version__)")
 started=$(date +%s)
-.venv/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath "$out/dist" --workpath "$out/work" \
+PYTHONWARNINGS=ignore::DeprecationWarning .venv/bin/pyinstaller --noconfirm --clean --log-level ERROR --distpath "$out/dist" --workpath "$out/work" \
     installer/stemdesk.spec
 built=$(date +%s)
 
