@@ -367,3 +367,18 @@ def test_export_and_data_check_run_as_jobs(qtbot, window, tmp_path):
         window.trainer.check.click()
     report = window.trainer.report.toPlainText()
     assert "song0" in report and "song1" in report
+
+
+def test_the_worst_null_regions_are_marked_on_the_timeline(qtbot, window, tmp_path):
+    """Float stems carry a rounding residual (≤ −138 dBFS); the certificate's loudest windows show on the ruler.
+    16-bit stems are bit-exact, so there is nothing to mark."""
+    path = real_song(tmp_path, seconds=5.0)
+    window.open_song(path)
+    separate(qtbot, window)
+    assert window.timeline.canvas.null_regions == []
+    window.settings["bit_depth"] = "32f"
+    separate(qtbot, window)
+    regions = window.timeline.canvas.null_regions
+    assert regions and all(0 <= r["start_seconds"] < r["end_seconds"] <= 5.0 for r in regions)
+    assert "passed" in window.null_label.text() or "bit-exact" in window.null_label.text()
+    window.timeline.canvas.repaint()

@@ -49,6 +49,7 @@ class Canvas(QWidget):
         self.playhead = 0.0                  # seconds
         self.loop: tuple[float, float] | None = None
         self.display_gain = 1.0              # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
+        self.null_regions: list[dict] = []   # the certificate's loudest residual windows, marked on the ruler
         self.selection: tuple[float, float] | None = None
         self._drag: tuple[str, float] | None = None
         self.setMinimumHeight(RULER + 56 * 2)
@@ -100,6 +101,11 @@ class Canvas(QWidget):
         height = self.lane_height()
         for index, lane in enumerate(self.lanes):
             self._paint_lane(painter, lane, RULER + index * height, height)
+        for region in self.null_regions:         # where Σ stems departs most from the mix (if at all)
+            a, b = self.x_of(region["start_seconds"]), self.x_of(region["end_seconds"])
+            if b >= HEADER:
+                painter.fillRect(QRectF(max(a, HEADER), RULER - 5, max(2.0, b - max(a, HEADER)), 5),
+                                 QColor("#e0625e"))
         if self.loop:
             a, b = (self.x_of(t) for t in self.loop)
             painter.fillRect(QRectF(max(a, HEADER), 0, max(0.0, b - max(a, HEADER)), RULER),

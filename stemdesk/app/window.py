@@ -494,10 +494,16 @@ class MainWindow(QMainWindow):
     def _show_null(self, certificate_path: Path | None) -> None:
         import json
 
+        self.timeline.canvas.null_regions = []
         if certificate_path is None or not Path(certificate_path).is_file():
             self.null_label.setText("Null: not checked")
             return
         null = json.loads(Path(certificate_path).read_text(encoding="utf-8")).get("null", {})
+        offset = self.stems_offset / self.info.sample_rate if self.info else 0.0
+        self.timeline.canvas.null_regions = [
+            {"start_seconds": r["start_seconds"] + offset, "end_seconds": r["end_seconds"] + offset}
+            for r in null.get("worst_regions", []) if isinstance(r, dict) and "start_seconds" in r]
+        self.timeline.canvas.update()
         peak = null.get("peak_dbfs")
         verdict = "bit-exact" if null.get("bit_exact") else ("passed" if null.get("passed") else "FAILED")
         self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({verdict})")
