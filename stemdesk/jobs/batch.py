@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..core.errors import StemDeskError
-from ..export.nullcheck import null_residual
+from ..export import certificate
 from ..export.stems import OutputFormat
 from ..io.audio import AUDIO_SUFFIXES_READ
 from ..io.model_store import find_model, sha256_file
@@ -112,13 +112,16 @@ class SongWorker:
                   "model": self.settings.model, "weights_sha256": self.engine.card.weights_sha256,
                   "settings": self.settings.key(), "worker": f"{os.uname().nodename}:{os.getpid()}"}
         try:
-            record["input_sha256"] = sha256_path(song.input)
             result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)
-            null = null_residual(song.input, result.outputs)
+            # the separation's certificate already holds the input's hash, the outputs' hashes and the null
+            # measured on the written files: read them instead of hashing and checking everything again
+            cert = certificate.read(result.outputs[0].parent)
+            hashes = {item["file"]: item["sha256"] for item in cert["outputs"]}
+            null = cert["null"]
             record.update({
-                "status": "done", "outputs": [{"path": str(p.relative_to(outdir)), "sha256": sha256_file(p)}
-                                              for p in result.outputs],
-                "null": {"bit_exact": null.bit_exact, "passed": null.passed, "peak_dbfs": null.peak_dbfs},
+                "status": "done", "input_sha256": cert["source"]["sha256"],
+                "outputs": [{"path": str(p.relative_to(outdir)), "sha256": hashes[p.name]} for p in result.outputs],
+                "null": {"bit_exact": null["bit_exact"], "passed": null["passed"], "peak_dbfs": null["peak_dbfs"]},
                 "audio_seconds": result.frames / result.info.sample_rate})
         except StemDeskError as error:
             record.update({"status": "failed", "error": str(error)})
