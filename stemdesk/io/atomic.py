@@ -7,7 +7,8 @@ import secrets
 from pathlib import Path
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -28,7 +29,7 @@ def sweep_stale(folder: Path) -> int:
     for temp in candidates:
         tag = temp.name.rsplit(".part", 1)[0].rsplit(".", 1)[-1]
         pid = tag.split("-", 1)[0]
-        if "-" in tag and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if "-" in tag and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             try:
                 temp.unlink()
                 removed += 1

@@ -1,13 +1,11 @@
 """Waveform peak data for drawing: min/max per bucket of samples, kept as a pyramid so any zoom level draws from a
-few thousand numbers, however long the song. Built by streaming a file, or block by block as stems arrive."""
+few thousand numbers, however long the song. Built block by block: a file as it is read, or stems as they arrive."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 BUCKET = 64          # samples per finest bucket
 FACTOR = 8           # each coarser level merges this many buckets
@@ -99,18 +97,6 @@ class Peaks:
             mins[idx] = _reduce(lo, f, l, np.minimum)
             maxs[idx] = _reduce(hi, f, l, np.maximum)
         return mins, maxs
-
-    @classmethod
-    def from_file(cls, path: str | Path, block: int = 1 << 18) -> "Peaks":
-        with sf.SoundFile(str(path)) as handle:
-            peaks = cls(handle.samplerate, handle.frames)
-            while True:
-                data = handle.read(block, dtype="float32", always_2d=True)
-                if not len(data):
-                    break
-                peaks.append(data.T)
-        peaks.finish()
-        return peaks
 
 
 def _reduce(values: np.ndarray, first: np.ndarray, last: np.ndarray, op) -> np.ndarray:

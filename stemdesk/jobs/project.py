@@ -17,7 +17,7 @@ from typing import Any
 import platformdirs
 
 from ..core.errors import StemDeskError
-from ..io.atomic import atomic_write_bytes
+from ..io.atomic import atomic_write_bytes, process_alive
 from ..mixer.effects import MixError
 from ..mixer.mix import Mix
 
@@ -130,18 +130,7 @@ def recoverable(project_path: Path | None = None) -> list[Path]:
     if folder.is_dir():
         for auto in sorted(folder.glob(f"untitled-*{SUFFIX}.autosave")):
             pid = auto.name.split("-", 1)[1].split(".", 1)[0]
-            if not (pid.isdigit() and _alive(int(pid))) and time.time() - auto.stat().st_mtime < 30 * 86400:
+            if not (pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid)))) and time.time() - auto.stat().st_mtime < 30 * 86400:
                 found.append(auto)
     return found
 
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
