@@ -17,7 +17,7 @@ import soundfile as sf
 from ..core.cancel import CancelToken
 from ..core.errors import AudioError
 from ..io.audio import AUDIO_SUFFIXES_READ, AtomicAudioWriter, AudioInfo, probe
-from ..mixer.mix import Channel, Mix, preset
+from ..mixer.mix import Mix, preset
 from ..mixer.render import Renderer
 from . import certificate
 from .nullcheck import PCM_BITS, null_residual
@@ -86,8 +86,7 @@ class RemixResult:
 
 def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict:
     """Whether the render plus the muted stems nulls against the mixture (only for mixes of unity strips)."""
-    audible_unity = all(mix.channels.get(s, Channel()).is_unity() or not mix.audible(s) for s in stems.names)
-    if not (audible_unity and mix.master_gain_db == 0.0 and all(e.bypass for e in mix.master)):
+    if not mix.is_unity(stems.names, mutes=True):
         return {"applicable": False, "reason": "the mix changes levels or adds effects, so it cannot null"}
     if mixture is None:
         return {"applicable": False, "reason": "no mixture given to check against (--mixture)"}

@@ -103,9 +103,10 @@ class Mix:
         channel = self.channels.get(name, Channel())
         return not channel.mute and (channel.solo or not soloed)
 
-    def is_unity(self, stems: Sequence[str]) -> bool:
-        """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed)."""
-        return (all(self.channels.get(s, Channel()).is_unity() and self.audible(s) for s in stems)
+    def is_unity(self, stems: Sequence[str], mutes: bool = False) -> bool:
+        """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed); with
+        ``mutes``, the sum of the audible stems (muted or unsoloed stems may be left out)."""
+        return (all(self.channels.get(s, Channel()).is_unity() if self.audible(s) else mutes for s in stems)
                 and self.master_gain_db == 0.0 and all(e.bypass for e in self.master))
 
     def _effect(self, chain: list[Effect], index: str, control: str) -> Effect:
