@@ -29,6 +29,9 @@ def small_configs() -> dict[str, dict]:
         "unet": {"base": 2, "patch": 64, "max_bins": 256},
         "densenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256},
         "mmdensenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256, "bands": [0, 64, 128]},
+        "cascade": {"first": {"kind": "unet", "config": {"sources": two, "mask": "sigmoid", "residual": True,
+                                                          "base": 2, "patch": 0, "max_bins": 256}},
+                    "second": {"kind": "open_unmix", "config": {"hidden": 16, "layers": 1}}},
     }
 
 

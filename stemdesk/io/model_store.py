@@ -160,11 +160,28 @@ def load_estimator(model: str | ModelCard,
     return estimator.eval(), card
 
 
-def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[str, Any]) -> ModelCard:
-    """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics)."""
-    folder.mkdir(parents=True, exist_ok=True)
+HALF_LIMIT = 60000.0  # float16 overflows at 65504
+
+
+def weights_bytes(estimator: Estimator, half: bool = False) -> tuple[bytes, str]:
+    """The estimator's state as safetensors bytes and the storage used: "float32", or with ``half`` "float16"
+    parameters (half the file; buffers such as batch-norm statistics stay float32, and loading casts everything
+    back to float32). Parameters beyond float16's range keep the model float32."""
+    parameters = {name for name, _ in estimator.named_parameters()}
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in estimator.state_dict().items()}
-    weights = save(state)
+    if half and all(float(state[name].abs().max()) < HALF_LIMIT for name in parameters if state[name].numel()):
+        state = {name: tensor.half() if name in parameters and tensor.is_floating_point() else tensor
+                 for name, tensor in state.items()}
+        return save(state), "float16"
+    return save(state), "float32"
+
+
+def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[str, Any],
+               half: bool = False) -> ModelCard:
+    """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics).
+    ``half`` stores float16 parameters (see `weights_bytes`): the shipped models use it to stay git-sized."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights, storage = weights_bytes(estimator, half)
     digest = hashlib.sha256(weights).hexdigest()
     full = {
         "id": model_id,
@@ -174,6 +191,7 @@ def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[
         "sample_rate": estimator.stft_config.sample_rate,
         "parameters": int(sum(p.numel() for p in estimator.parameters())),
         **dict(card),
+        "weights_storage": storage,
         "weights_sha256": digest,
     }
     full.setdefault("training_data", "none")

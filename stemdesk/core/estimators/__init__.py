@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from .band_mlp import BandMLP
 from .base import OBJECTIVES, Estimator
+from .cascade import Cascade
 from .context_nets import DeepKaraoke, LinCNN, RomaCNN
 from .densenet import DenseNetEstimator, MMDenseNet
 from .mix import MixEstimator
@@ -15,7 +16,7 @@ from .unet import UNet
 
 BUILTIN_ESTIMATORS: Mapping[str, type[Estimator]] = MappingProxyType(
     {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix, DeepKaraoke, RomaCNN, LinCNN, UNet,
-                               DenseNetEstimator, MMDenseNet)}
+                               DenseNetEstimator, MMDenseNet, Cascade)}
 )
 
 

@@ -42,7 +42,8 @@ def _up(cin: int, cout: int, dropout: bool) -> torch.nn.Sequential:
 
 
 class UNetBlock(torch.nn.Module):
-    """One source's U-Net. x (batch, channels, frames, bins) → magnitude estimate of the same shape."""
+    """One source's U-Net. x (batch, channels, frames, bins) → its sigmoid mask of the same shape (the
+    magnitude estimate is mask × x)."""
 
     def __init__(self, channels: int = 2, base: int = 16):
         super().__init__()
@@ -71,14 +72,19 @@ class UNetBlock(torch.nn.Module):
         u = self.up1(skips[5])
         for i, skip in zip(range(2, 7), reversed(skips[:5])):
             u = getattr(self, f"up{i}")(torch.cat([skip, u], dim=1))
-        return self.up7(u) * x
+        return self.up7(u)
 
 
 class UNet(Estimator):
     """Spleeter-style U-Nets, one per source (``base=16``, ``max_bins=1024``, ``patch=512`` is Spleeter).
 
     The spectrogram is cut into ``patch``-frame pieces (zero-padded at the end), as Spleeter does; the chunker's
-    overlap hides the seams between segments.
+    overlap hides the seams between segments. ``patch=0`` runs each input whole (padded to a multiple of 64),
+    which is faster and has no seams of its own.
+
+    Mask policies: "ratio" gives Spleeter's power ratios of the magnitude estimates; "sigmoid" returns the
+    U-Nets' sigmoid masks themselves, which with ``residual=True`` needs one U-Net for two sources (the second
+    gets 1 − mask): half the work of Spleeter's pair.
     """
 
     kind = "unet"
@@ -87,21 +93,25 @@ class UNet(Estimator):
                  **kwargs):
         kwargs.setdefault("mask", "ratio")
         super().__init__(*args, base=base, max_bins=max_bins, patch=patch, power=power, **kwargs)
-        if patch % 64:
-            raise ValueError("patch must be a multiple of 64 (six stride-2 levels)")
+        if patch < 0 or patch % 64:
+            raise ValueError("patch must be 0 (whole input) or a multiple of 64 (six stride-2 levels)")
         self.max_bins = min(max_bins, self.bins)
         self.patch = patch
         self.power = power
         self.instruments = torch.nn.ModuleList(UNetBlock(self.channels, base) for _ in range(self.predicted))
+        self.to(memory_format=torch.channels_last)  # loading weights copies into these strides
 
-    def magnitudes(self, mag: Tensor) -> Tensor:
-        """mag (batch, channels, bins, frames) → source magnitudes (batch, predicted, channels, max_bins, frames)."""
+    def sigmoid_masks(self, mag: Tensor) -> Tensor:
+        """mag (batch, channels, bins, frames) → the U-Nets' masks (batch, predicted, channels, max_bins, frames)."""
         batch, channels, bins, frames = mag.shape
         x = mag[:, :, : self.max_bins].transpose(2, 3)                       # (batch, ch, frames, max_bins)
         pad_f = (-self.max_bins) % 64
-        pad_t = (-frames) % self.patch
+        patch = self.patch or frames + (-frames) % 64
+        pad_t = (-frames) % patch
         x = F.pad(x, (0, pad_f, 0, pad_t))
-        pieces = torch.cat(torch.split(x, self.patch, dim=2), dim=0)         # (pieces·batch, ch, patch, F')
+        pieces = torch.cat(torch.split(x, patch, dim=2), dim=0)              # (pieces·batch, ch, patch, F')
+        # oneDNN's convolutions run about 1.4× faster on one CPU core with channels-last input and weights.
+        pieces = pieces.contiguous(memory_format=torch.channels_last)
         outs = []
         for net in self.instruments:
             y = net(pieces)
@@ -109,11 +119,19 @@ class UNet(Estimator):
             outs.append(y[:, :, :frames, : self.max_bins].transpose(2, 3))
         return torch.stack(outs, dim=1)
 
+    def magnitudes(self, mag: Tensor) -> Tensor:
+        """mag (batch, channels, bins, frames) → source magnitudes (batch, predicted, channels, max_bins, frames)."""
+        return self.sigmoid_masks(mag) * mag[:, None, :, : self.max_bins]
+
     def forward(self, mag: Tensor) -> Tensor:
-        est = self.magnitudes(mag)
-        weights = est.pow(self.power) + 1e-10 / 2
         high = mag.shape[2] - self.max_bins
+        if self.mask == "sigmoid":
+            masks = self.sigmoid_masks(mag)
+            # No estimate above max_bins: every source gets an equal share there.
+            fill = 1.0 / len(self.sources)
+        else:
+            masks = self.magnitudes(mag).pow(self.power) + 1e-10 / 2
+            fill = 0.0  # zero weights are split uniformly by the ratio policy
         if high:
-            # No estimate above max_bins: equal weights there, so those bins are split uniformly.
-            weights = torch.cat([weights, weights.new_zeros(*weights.shape[:3], high, weights.shape[-1])], dim=3)
-        return weights
+            masks = torch.cat([masks, masks.new_full((*masks.shape[:3], high, masks.shape[-1]), fill)], dim=3)
+        return masks

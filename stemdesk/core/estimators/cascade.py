@@ -1,0 +1,63 @@
+"""Two estimators in series: one splits a source (vocals) from the rest, the other divides the rest.
+
+A cascade lets a strong two-stem network (Spleeter's vocal U-Net, trained on about 25,000 songs) decide what is
+vocals while a four-stem network, trained here, decides how the accompaniment divides into drums, bass and other.
+Both see the same mixture magnitudes on the same STFT grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from ..masks import normalise_masks, ratio_masks
+from .base import Estimator
+
+
+class Cascade(Estimator):
+    """masks: m₀ = ``first``'s mask of its first source, for the ``first_bins`` lowest bins (``second``'s own
+    estimate of that source above them, where e.g. Spleeter's U-Net has no output); mᵢ = (1 − m₀) · sᵢ / Σⱼ sⱼ
+    over ``second``'s other sources. They sum to one by construction, so the null holds as for any estimator.
+
+    ``first`` and ``second`` are {"kind": registry name, "config": its config}; the cascade's sources are the
+    first's first source followed by the second's others, in the second's order. A stage's config inherits the
+    cascade's STFT and channel count (and the second stage the cascade's sources) unless it states its own.
+    """
+
+    kind = "cascade"
+
+    def __init__(self, *args, first: Mapping[str, Any], second: Mapping[str, Any], first_bins: int | None = None,
+                 **kwargs):
+        from . import build_estimator  # the registry imports this module
+
+        kwargs.setdefault("mask", "ratio")
+        super().__init__(*args, first=dict(first), second=dict(second), first_bins=first_bins, **kwargs)
+        # A stage's config inherits the cascade's STFT and channels (and the second its sources) unless it sets them.
+        stft = self.config()["stft"]
+        self.first = build_estimator(first["kind"], {"stft": stft, "channels": self.channels, **first["config"]})
+        self.second = build_estimator(second["kind"], {"sources": list(self.sources), "stft": stft,
+                                                       "channels": self.channels, **second["config"]})
+        lead = self.first.sources[0]
+        if lead not in self.second.sources:
+            raise ValueError(f"the second estimator must also estimate {lead!r}, the first's first source")
+        expected = (lead, *(s for s in self.second.sources if s != lead))
+        if self.sources != expected:
+            raise ValueError(f"a cascade of these estimators has sources {list(expected)}, not {list(self.sources)}")
+        for part in (self.first, self.second):
+            same_grid = (part.stft_config.n_fft, part.stft_config.hop, part.stft_config.sample_rate) == (
+                self.stft_config.n_fft, self.stft_config.hop, self.stft_config.sample_rate)
+            if not same_grid or part.channels != self.channels:
+                raise ValueError("both estimators of a cascade must share its STFT and channel count")
+        self.lead = self.second.sources.index(lead)
+        self.first_bins = min(first_bins or getattr(self.first, "max_bins", self.bins), self.bins)
+
+    def forward(self, mag: Tensor) -> Tensor:
+        lead = normalise_masks(self.first(mag), self.first.mask, self.first.residual)[:, 0]
+        second = normalise_masks(self.second(mag), self.second.mask, self.second.residual)
+        if self.first_bins < mag.shape[2]:
+            lead = torch.cat([lead[:, :, : self.first_bins], second[:, self.lead, :, self.first_bins:]], dim=2)
+        others = [i for i in range(second.shape[1]) if i != self.lead]
+        rest = ratio_masks(second[:, others])
+        return torch.cat([lead.unsqueeze(1), (1 - lead).unsqueeze(1) * rest], dim=1)
