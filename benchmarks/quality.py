@@ -1,12 +1,15 @@
 """Validation quality of the installed models next to the oracles, on songs never trained on.
 
-    .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss]
+    .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss] [--speed]
 
 Validation songs: the split of training/default_models.py (every seventh MUSDB excerpt and the CC0 song
 "3.Sodium"). Metric: uSDR (global SDR per song, the MDX definition), median over songs, per stem; a song where a
 reference stem is silent is left out for that stem. 4-stem models are also scored on vocals / accompaniment.
 ``--bss`` adds BSS Eval v4 SDR/SIR/SAR on the five songs with the most vocals (slow). Models that are not
 installed (Spleeter 2-stem needs `stemdesk models install spleeter-2stem`) are skipped with a note.
+``--speed`` then runs benchmarks/separation.py in the same command for the default model: a 3-minute song file to
+files against the STFT + iSTFT + I/O floor and against Open-Unmix's and HTDemucs's architectures (random weights,
+``pip install --no-deps openunmix demucs julius einops``), all measured in that run.
 Results: benchmarks/results/quality.json and docs/quality.md.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +35,7 @@ from stemdesk.io.model_store import load_estimator  # noqa: E402
 from training.data import load_songs  # noqa: E402
 from training.default_models import DATA, SOURCES, split  # noqa: E402
 
-DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,spleeter-2stem,tiny-4stem"
+DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,stemdesk-4stem-lite,spleeter-2stem,tiny-4stem"
 
 
 def main() -> None:
@@ -39,6 +43,7 @@ def main() -> None:
     parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--bss", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--speed", action="store_true", help="also measure speed and memory (benchmarks/separation.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.bss:
@@ -81,9 +86,33 @@ def main() -> None:
         lines.append(f"| {row['system']} | " + " | ".join(f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–"
                                                          for c in columns) + " |")
     lines += [""] + [f"- {note}" for note in notes]
+    if args.speed:
+        lines += speed_lines(args.models.split(",")[0], args.threads)
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def speed_lines(model: str, threads: int) -> list[str]:
+    """Run benchmarks/separation.py (floor, the model, Open-Unmix, HTDemucs in one run) and tabulate it."""
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "separation.py"), "--model", model, "--threads",
+                    str(threads), "--compare", "--long-minutes", "6", "--card"], check=True)
+    result = json.loads((ROOT / "benchmarks" / "results" / "separation.json").read_text())
+    three = result["three_minutes"]
+    rows = [("floor: STFT + iSTFT + I/O, no network", three["floor"]), (model, three["model"])]
+    rows += [(f"{name}, random weights", row) for name, row in result["others_random_weights"].items()
+             if "seconds" in row]
+    lines = ["", "## Speed and memory", "",
+             f"A 3-minute stereo song ({result['song']}), file in, four stems out, {threads} thread, measured in "
+             f"one run by `benchmarks/separation.py` at {result['measured_at']}:", "",
+             "| system | seconds | × real time | × the floor | peak MB |", "|---|---|---|---|---|"]
+    for name, row in rows:
+        lines.append(f"| {name} | {row['seconds']:.1f} | {180 / row['seconds']:.1f} | "
+                     f"{row['seconds'] / three['floor']['seconds']:.2f} | {row['peak_mb']:.0f} |")
+    lines += ["", f"A {result['long_file']['minutes']:.0f}-minute file peaks at {result['long_file']['peak_mb']:.0f} MB, "
+              f"{result['long_file']['peak_ratio_to_three_minutes']}× the 3-minute song."]
+    missing = [f"{name}: {row['error']}" for name, row in result["others_random_weights"].items() if "error" in row]
+    return lines + [f"- not measured: {m}" for m in missing]
 
 
 if __name__ == "__main__":

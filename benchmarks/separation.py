@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from stemdesk.core.estimators import build_estimator  # noqa: E402
 from stemdesk.io.demo import synthesise_song  # noqa: E402
+from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
 from stemdesk.io.model_store import save_model  # noqa: E402
 
 RUNNER = r"""
@@ -126,6 +128,32 @@ def run(song: Path, outdir: Path, model: str, threads: int, env: dict) -> dict:
     return {"seconds": round(float(wall), 3), "peak_mb": round(int(rss) / 1024, 1)}
 
 
+def machine() -> str:
+    cpu = platform.machine()
+    try:
+        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                 if l.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPU cores ({cpu}), no GPU used"
+
+
+def write_speed_to_card(model: str, result: dict) -> None:
+    """The measured speed goes into the shipped model's card (and its README)."""
+    from training.model_card import render
+
+    folder = ROOT / "models" / model
+    card = json.loads((folder / "card.json").read_text())
+    three = result["three_minutes"]
+    card.setdefault("metrics", {})["speed"] = {
+        "machine": machine(), "threads": result["threads"], "seconds": three["model"]["seconds"],
+        "peak_mb": three["model"]["peak_mb"], "real_time_factor": three["real_time_factor"],
+        "time_ratio_to_floor": three["time_ratio_to_floor"], "measured_at": result["measured_at"]}
+    atomic_write_bytes(folder / "card.json", (json.dumps(card, indent=2) + "\n").encode())
+    atomic_write_bytes(folder / "README.md", render(card).encode())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="stemdesk-4stem")
@@ -135,6 +163,8 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true",
                         help="also time Open-Unmix's and HTDemucs's architectures (pip install --no-deps openunmix "
                              "demucs julius einops)")
+    parser.add_argument("--card", action="store_true",
+                        help="write the 3-minute result into the model's card (shipped models in models/)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
@@ -179,6 +209,8 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "separation.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.card:
+        write_speed_to_card(args.model, result)
     print(f"3-minute song ({described}), {args.threads} thread(s), file in → 4 stems out:")
     print(f"  floor (MIX, no network): {floor['seconds']:7.2f} s  {floor['peak_mb']:7.1f} MB")
     print(f"  {args.model:23s}: {model['seconds']:7.2f} s  {model['peak_mb']:7.1f} MB  "

@@ -24,9 +24,16 @@ def render(card: dict) -> str:
     if median:
         lines += ["## Validation (songs never trained on)", "",
                   "Global SDR per song (uSDR, the MDX definition), median over validation songs, dB, at training "
-                  f"step {metrics.get('step', '?')}:", "",
+                  f"step {metrics.get('step', '?')} ({metrics.get('training_seconds', 0) / 60:.0f} minutes into this "
+                  "run):", "",
                   "| " + " | ".join(median) + " |", "|" + "---|" * len(median),
                   "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
+    speed = metrics.get("speed")
+    if speed:
+        lines += ["## Speed", "", f"Measured by `benchmarks/separation.py` on {speed['machine']}: a 3-minute stereo song "
+                  f"file to files in {speed['seconds']:.1f} s ({speed['real_time_factor']:.1f}× real time, "
+                  f"{speed['threads']} thread), peak memory {speed['peak_mb']:.0f} MB; "
+                  f"{speed['time_ratio_to_floor']:.2f}× the time of the same pipeline with no network.", ""]
     data = card.get("training_data", {})
     lines += ["## Training data", ""]
     if isinstance(data, dict):

@@ -468,7 +468,7 @@ def export_model(folder: Path, model_id: str, card: dict[str, Any],
         facts["metrics"] = {"validation_usdr_median_db": {k: round(v, 2) for k, v in entry["valid_usdr"].items()},
                             "validation_usdr_per_song_db": {s: {k: round(v, 2) for k, v in d.items()}
                                                             for s, d in entry["songs"].items()},
-                            "step": entry["step"]}
+                            "step": entry["step"], "training_seconds": entry.get("seconds", 0.0)}
         card_written = save_model(folder, model_id, estimator, facts, half=half)
         atomic_write_bytes(folder / "README.md", render(card_written.raw).encode("utf-8"))
 
