@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     start = start_weights(args.model)
     if start is not None:
         card["description"] = (f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
-                               "stemdesk-4stem-lite (drums, bass and other from the rest), fine-tuned together by "
-                               "training/default_models.py")
+                               "stemdesk-4stem-lite (drums, bass and other from the rest); training/default_models.py "
+                               "fine-tunes the pair and exports only what beats the untuned cascade on validation "
+                               "(metrics.step 0 is the untuned cascade)")
         card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
         card["licenses"] = {**LICENSES, "spleeter": SPLEETER_LICENSE}
         card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"

@@ -45,6 +45,15 @@ def render(card: dict) -> str:
     lines += ["", "## Licences", ""]
     for key, value in card.get("licenses", {}).items():
         lines.append(f"- {key}: {value}")
+    tuning = card.get("training", {}).get("fine_tuning")
+    if tuning:
+        lines += ["", "## Fine-tuning", "", f"{tuning['steps_run']} steps ({tuning['minutes_run']} minutes) were run; "
+                  "validation uSDR by step:", "", "| step | " + " | ".join(card["sources"]) + " |",
+                  "|" + "---|" * (1 + len(card["sources"]))]
+        for step, scores in tuning["validation_by_step"].items():
+            lines.append(f"| {step} | " + " | ".join(f"{scores.get(s, float('nan')):.2f}" for s in card["sources"])
+                         + " |")
+        lines += ["", tuning["decision"]]
     training = card.get("training", {}).get("config")
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
