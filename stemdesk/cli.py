@@ -356,6 +356,8 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                               adapters=args.adapters,
                               threads=args.threads, device=args.device)
     card = fine_tune(request, progress=show)
+    if card.get("rank"):
+        return 0  # a torchrun worker other than rank 0: rank 0 reports
     gains = ", ".join(f"{k} {v:+.2f} dB" for k, v in card["gain_usdr_db"].items())
     print(f"{args.out}: fine-tuned from {args.base}; validation uSDR change: {gains}. Score card and curves in "
           f"{card['run_folder']}. Use it with --model {args.out}; delete its folder to roll back.", file=out)

@@ -158,3 +158,13 @@ def test_fine_tuning_keeps_batch_norm_statistics_and_frozen_parts_compute_what_t
         if "running_" in key or key.startswith("first."):
             assert torch.equal(value, after[key]), key
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("second.fc"))
+
+
+def test_a_source_no_training_song_has_is_a_clear_error_not_a_sampling_crash():
+    from stemdesk.core.errors import StemDeskError
+    from training.data import Sampler
+
+    songs = [synthetic_song(f"s{i}", i) for i in range(2)]
+    songs = [Song(s.name, s.stems, (True, True, False, True), s.sample_rate) for s in songs]   # no usable bass
+    with pytest.raises(StemDeskError, match="No training song has a usable bass stem"):
+        Sampler(songs, 8000, names=SOURCES)

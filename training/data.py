@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from stemdesk.core import augment
+from stemdesk.core.errors import StemDeskError
 from stemdesk.io.audio import AUDIO_SUFFIXES_READ, read
 
 
@@ -101,7 +102,8 @@ class Sampler:
     """
 
     def __init__(self, songs: Sequence[Song], length: int, remix: float = 0.5, seed: int = 0,
-                 gain_db: tuple[float, float] = (-6.0, 3.0), pitch_time: float = 0.0):
+                 gain_db: tuple[float, float] = (-6.0, 3.0), pitch_time: float = 0.0,
+                 names: Sequence[str] | None = None):
         self.songs = [s for s in songs if s.length > length]
         if not self.songs:
             raise ValueError("no training song is longer than one excerpt")
@@ -112,6 +114,12 @@ class Sampler:
         self.generator = torch.Generator().manual_seed(seed)
         n_sources = len(self.songs[0].usable)
         self.pools = [[s for s in self.songs if s.usable[i]] for i in range(n_sources)]
+        empty = [i for i, pool in enumerate(self.pools) if not pool]
+        if empty:
+            missing = ", ".join(names[i] if names else str(i) for i in empty)
+            raise StemDeskError(f"No training song has a usable {missing} stem (each is missing or near-silent), "
+                                "so there is nothing to learn it from. Add songs that have one, map a stem to it, "
+                                "or hold out other songs for validation.")
         self.complete = [s for s in self.songs if s.complete]
         # Weight songs by length so every second of audio is equally likely.
         self._weights = [torch.tensor([float(s.length) for s in pool]) for pool in self.pools]

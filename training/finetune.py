@@ -177,6 +177,9 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
                       init_state=load_state(base_card))
     started = time.monotonic()
     trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel)
+    if trainer.rank != 0:
+        # Under torchrun only rank 0 validates, exports and writes the score card.
+        return {"rank": trainer.rank, "run_folder": str(run)}
     if not (out_folder / "card.json").is_file():
         raise StemDeskError("The fine-tuned model never beat the base model on the validation songs, so nothing "
                             "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "

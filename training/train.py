@@ -207,7 +207,7 @@ class Trainer:
         self.stft = STFT(self.estimator.stft_config.at_rate(rate)).to(self.device)
         # Each process draws its own share of the global batch from its own random stream.
         self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed + 1000 * self.rank,
-                               pitch_time=config.pitch_time)
+                               pitch_time=config.pitch_time, names=config.data_sources)
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
         self.fresh = init_state is None
         if init_state is not None:
