@@ -168,3 +168,21 @@ def test_a_source_no_training_song_has_is_a_clear_error_not_a_sampling_crash():
     songs = [Song(s.name, s.stems, (True, True, False, True), s.sample_rate) for s in songs]   # no usable bass
     with pytest.raises(StemDeskError, match="No training song has a usable bass stem"):
         Sampler(songs, 8000, names=SOURCES)
+
+
+def test_a_fine_tune_can_export_its_start_and_replaces_it_only_with_something_better(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    base = build_estimator("open_unmix", config_for("open_unmix").config)
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    facts = {"training_data": "synthetic", "licenses": {"weights": "test"}}
+    for export_start in (False, True):
+        config = config_for("open_unmix", beat_start=True)
+        config.lr = 0.0                                                     # it can never beat its start
+        trainer = Trainer(config, songs[:2], songs[2:], tmp_path / f"run-{export_start}", init_state=state)
+        folder = tmp_path / "models" / f"start-{export_start}"
+        trainer.run(export=export_model(folder, f"start-{export_start}", facts), export_start=export_start)
+        assert (folder / "card.json").is_file() == export_start
+    exported, card = load_estimator("start-True")
+    assert card.raw["metrics"]["step"] == 0
+    assert all(torch.equal(exported.state_dict()[k], v) for k, v in state.items())

@@ -26,7 +26,7 @@ from stemdesk.io.model_store import load_estimator, read_card, save_variant
 
 from .data import load_songs
 from .model_card import render
-from .train import TrainConfig, Trainer, evaluate, export_model
+from .train import TrainConfig, Trainer, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -145,14 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
     big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
     export = export_model(ROOT / "models" / args.model, args.model, card, half=big)
-    if start is not None and not (args.workdir / args.model / "checkpoint.json").is_file():
-        # The starting point is a model in its own right: export it first, so fine-tuning only ever replaces it
-        # with something better on the validation songs.
-        trainer.estimator.eval()
-        scores = evaluate(trainer.estimator, valid, SOURCES)
-        show({"stage": "start", "valid": scores["median"]})
-        export(trainer.estimator, {"step": 0, "valid_usdr": scores["median"], "songs": scores["songs"]})
-    result = trainer.run(export=export)
+    result = trainer.run(export=export, export_start=start is not None)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

@@ -317,9 +317,12 @@ class Trainer:
                 module.eval()
 
     def run(self, export: Callable[[Estimator, dict], None] | None = None,
-            cancel: CancelToken | None = None) -> dict[str, Any]:
+            cancel: CancelToken | None = None, export_start: bool = False) -> dict[str, Any]:
         """Train until the time budget, ``max_steps``, early stopping or a cancel; resumes from a checkpoint.
-        Under torchrun every process calls this; only rank 0 validates, writes checkpoints and exports."""
+        Under torchrun every process calls this; only rank 0 validates, writes checkpoints and exports.
+        ``export_start`` (with ``config.beat_start``): the starting weights are a model in their own right, so they
+        are exported at step 0 from the validation that sets the bar, and fine-tuning only replaces them with
+        something better."""
         config = self.config
         torch.set_num_threads(config.threads)
         resumed = self.resume()
@@ -327,11 +330,13 @@ class Trainer:
             self.init_input_scaling()
         if not resumed and config.beat_start and self.rank == 0:
             # the bar is the model we start from: a fine-tune that never beats it exports nothing
-            medians = self.validate()["median"]
+            result = self.validate()
+            medians = result["median"]
             self.best = sum(medians.values()) / max(1, len(medians))
-            self.start_scores = medians
             if self.progress is not None:
                 self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best})
+            if export_start and export is not None:
+                self._export(export, {"step": 0, "valid_usdr": medians, "songs": result["songs"], "seconds": 0.0})
         self.train_mode()
         deadline = time.monotonic() + config.minutes * 60
         self._deadline = deadline
@@ -408,6 +413,15 @@ class Trainer:
         best_recent = max(h["valid_mean"] for h in self.history[-patience:])
         return best_recent < self.best
 
+    def _export(self, export: Callable[[Estimator, dict], None], entry: dict) -> None:
+        """Hand the current weights to ``export``: a plain estimator, with low-rank adapters merged in."""
+        if self.config.adapters:
+            from .lora import merged_copy
+
+            export(merged_copy(self.estimator), entry)
+        else:
+            export(self.estimator, entry)
+
     def _validation_round(self, losses: list[float], started: float, export) -> None:
         if self.rank != 0:
             self._save("checkpoint")                       # contributes its sampler state to rank 0's file
@@ -424,12 +438,7 @@ class Trainer:
             self.best = score
             self.bad_validations = 0
             if export is not None:
-                if self.config.adapters:
-                    from .lora import merged_copy
-
-                    export(merged_copy(self.estimator), entry)
-                else:
-                    export(self.estimator, entry)
+                self._export(export, entry)
         else:
             self.bad_validations += 1
             if self.bad_validations >= self.config.lr_decay_patience:
