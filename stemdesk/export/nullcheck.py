@@ -39,6 +39,12 @@ class NullResult:
         return asdict(self)
 
 
+def _energy(block: np.ndarray) -> float:
+    """Σ x² of a block, as one dot product (several times faster than np.square(...).sum())."""
+    flat = block.ravel()
+    return float(flat @ flat)
+
+
 def _db(value: float) -> float | None:
     return None if value <= 0 else round(20 * math.log10(value), 2)
 
@@ -97,8 +103,7 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
                     if stem.shape != mix_block.shape:
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
-                    flat = stem.ravel().astype(np.float64)
-                    stem_energy[index] += float(flat @ flat) / float(1 << (2 * bits - 2))
+                    stem_energy[index] += _energy(stem.astype(np.float64)) / float(1 << (2 * bits - 2))
                 residual = (total - quantise(mix_block, bits)) / float(1 << (bits - 1))
             else:
                 total = np.zeros(mix_block.shape)
@@ -107,8 +112,7 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
                     if stem.shape != mix_block.shape:
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
-                    flat = stem.ravel()
-                    stem_energy[index] += float(flat @ flat)
+                    stem_energy[index] += _energy(stem)
                 residual = total - mix_block
             if residual.shape[0] != n:
                 raise AudioError("A file ended early while checking the null; it is truncated.")
@@ -120,10 +124,8 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
             index = np.arange(first, first + len(peaks))
             region_peak[index] = np.maximum(region_peak[index], peaks)
             peak = max(peak, float(magnitude.max()))
-            flat = residual.ravel()
-            energy += float(flat @ flat)
-            flat = mix_block.ravel()
-            mix_energy += float(flat @ flat)
+            energy += _energy(residual)
+            mix_energy += _energy(mix_block)
             done += n
     finally:
         for handle in handles:

@@ -130,7 +130,8 @@ def recoverable(project_path: Path | None = None) -> list[Path]:
     if folder.is_dir():
         for auto in sorted(folder.glob(f"untitled-*{SUFFIX}.autosave")):
             pid = auto.name.split("-", 1)[1].split(".", 1)[0]
-            if not (pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid)))) and time.time() - auto.stat().st_mtime < 30 * 86400:
+            running = pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid)))
+            if not running and time.time() - auto.stat().st_mtime < 30 * 86400:
                 found.append(auto)
     return found
 
