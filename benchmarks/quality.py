@@ -107,7 +107,7 @@ def speed_lines(model: str, threads: int) -> list[str]:
              f"one run by `benchmarks/separation.py` at {result['measured_at']}:", "",
              "| system | seconds | × real time | × the floor | peak MB |", "|---|---|---|---|---|"]
     for name, row in rows:
-        lines.append(f"| {name} | {row['seconds']:.1f} | {180 / row['seconds']:.1f} | "
+        lines.append(f"| {name} | {row['seconds']:.1f} | {result['song_seconds'] / row['seconds']:.1f} | "
                      f"{row['seconds'] / three['floor']['seconds']:.2f} | {row['peak_mb']:.0f} |")
     lines += ["", f"A {result['long_file']['minutes']:.0f}-minute file peaks at {result['long_file']['peak_mb']:.0f} MB, "
               f"{result['long_file']['peak_ratio_to_three_minutes']}× the 3-minute song."]
