@@ -141,11 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="name of the fine-tuned model")
     train.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     train.add_argument("--valid", nargs="*", default=(), metavar="SONG", help="songs held out for validation")
-    train.add_argument("--freeze", nargs="*", default=(), metavar="PREFIX",
-                       help="parameter-name prefixes to keep fixed (e.g. fc1 trunk)")
+    train.add_argument("--freeze", nargs="*", metavar="PREFIX",
+                       help="parameter-name prefixes to keep fixed (e.g. fc1 trunk); default: as the base model's "
+                            "card recommends; --freeze alone trains everything")
     train.add_argument("--adapters", type=int, default=0, metavar="RANK",
                        help="train low-rank adapters of this rank on the dense layers only (merged on export)")
-    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--lr", type=float,
+                       help="learning rate (default: what the base model's card recommends, else 3e-4)")
     train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--threads", type=int)
 
@@ -346,7 +348,9 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def show(event: dict) -> None:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
         if event.get("stage") == "start":
-            print(f"base model: validation uSDR {scores} (the bar to beat)", file=err, flush=True)
+            frozen = ", ".join(event.get("freeze", ())) or "nothing"
+            print(f"base model: validation uSDR {scores} (the bar to beat); learning rate {event.get('lr', 0):g}, "
+                  f"frozen: {frozen}", file=err, flush=True)
             return
         print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
               f"{event['eta_seconds'] / 60:.1f} min left", file=err, flush=True)

@@ -116,16 +116,21 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
         for name, parameter in flat.named_parameters():
             if name.startswith("out"):
                 parameter.zero_()
+    # Its card recommends a learning rate; with no --lr the fine-tune uses it, and the tune passes it on.
     save_model(user_models_dir() / "flat-4stem", "flat-4stem", flat,
-               {"training_data": "none", "licenses": {"weights": "test"}})
+               {"training_data": "none", "licenses": {"weights": "test"},
+                "fine_tune": {"lr": 0.01, "freeze": ["conv"]}})
     out, err = io.StringIO(), io.StringIO()
     code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "flat-4stem", "--out",
-                 "my-tune", "--minutes", "0.1", "--lr", "0.01", "--valid", "odd names", "--threads", "1"],
+                 "my-tune", "--minutes", "0.1", "--valid", "odd names", "--threads", "1"],
                 out=out, err=err)
     assert code == 0, err.getvalue()
+    assert "learning rate 0.01, frozen: conv" in err.getvalue()
     assert "my-tune: fine-tuned from flat-4stem" in out.getvalue()
     card = find_model("my-tune")
     assert card.raw["parent"]["id"] == "flat-4stem"
+    assert card.raw["training"]["config"]["lr"] == 0.01 and card.raw["training"]["config"]["freeze"] == ["conv"]
+    assert card.raw["fine_tune"]["lr"] == 0.01 and card.raw["fine_tune"]["freeze"] == ["conv"]
     assert card.raw["training_data"]["valid_songs"] == ["odd names"]
     assert set(card.raw["training_data"]["excluded"]) == {"shifted", "limited", "good copy"}
     run = json.loads(out.getvalue().split("Score card and curves in ")[1].split(". Use it")[0].join(['"', '"']))

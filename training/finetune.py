@@ -60,12 +60,25 @@ class FineTuneRequest:
     minutes: float = 30.0
     mapping: Path | None = None
     valid: Sequence[str] = ()        # song names held out; default: the last fifth (at least one)
-    lr: float = 3e-4
-    freeze: Sequence[str] = ()
+    lr: float | None = None           # None: what the base model's card recommends (see `fine_tune_advice`)
+    freeze: Sequence[str] | None = None  # None: as the card recommends; () trains everything
     adapters: int = 0                 # > 0: low-rank adapters of this rank instead of full fine-tuning
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
+
+
+DEFAULT_LR = 3e-4
+
+
+def fine_tune_advice(card, request: FineTuneRequest) -> tuple[float, tuple[str, ...]]:
+    """The learning rate and frozen parts of a fine-tune: the user's choice where given, else what the base model's
+    card recommends for a full fine-tune (``fine_tune``: ``lr``, ``freeze``, measured when the model was made, since
+    a pretrained U-Net forgets at rates a small mask net needs), else `DEFAULT_LR` with nothing frozen. Low-rank
+    adapters already leave the base fixed, so the card's advice does not apply to them."""
+    advice = {} if request.adapters else card.raw.get("fine_tune") or {}
+    return (float(advice.get("lr", DEFAULT_LR)) if request.lr is None else request.lr,
+            tuple(advice.get("freeze", ())) if request.freeze is None else tuple(request.freeze))
 
 
 def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -157,9 +170,10 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     if shortest < 1.0:
         raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     base_estimator, base_card = load_estimator(request.base)
-    config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=request.lr,
+    lr, freeze = fine_tune_advice(base_card, request)
+    config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=lr,
                          minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),
-                         validate_every=50, freeze=tuple(request.freeze), adapters=request.adapters, beat_start=True,
+                         validate_every=50, freeze=freeze, adapters=request.adapters, beat_start=True,
                          batch=8, remix=0.5,
                          excerpt_seconds=min(6.0, 0.8 * shortest),
                          device=request.device)
@@ -172,7 +186,10 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
                                "excluded": report["excluded"]},
              "licenses": {"weights": f"as the parent model ({request.base}) and the user's data allow"},
              "training": {"config": {k: v for k, v in vars(config).items() if k not in ("extra", "config")},
-                          "minutes": request.minutes}}
+                          "minutes": request.minutes},
+             # A fine-tune of this fine-tune starts from the same advice.
+             "fine_tune": {"lr": lr, "freeze": list(freeze),
+                           "why": f"how {request.name} was fine-tuned from {base_card.id}"}}
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
                       init_state=load_state(base_card))
     started = time.monotonic()

@@ -334,7 +334,8 @@ class Trainer:
             medians = result["median"]
             self.best = sum(medians.values()) / max(1, len(medians))
             if self.progress is not None:
-                self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best})
+                self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best,
+                               "lr": self.config.lr, "freeze": list(self.config.freeze)})
             if export_start and export is not None:
                 self._export(export, {"step": 0, "valid_usdr": medians, "songs": result["songs"], "seconds": 0.0})
         self.train_mode()
