@@ -29,6 +29,37 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def vocal_error(model: str, data: Path, song_name: str) -> dict:
+    """Where a model's vocal error lies on a song: its vocal SDR over the seconds in which the vocal stem sounds,
+    and the share of its vocal error energy in the seconds in which the vocal stem is silent (40 dB below its
+    loudest second). A model that calls a vocal-like synth "vocals" in an instrumental section shows it here."""
+    import torch
+
+    from stemdesk.core.chunker import Chunker
+    from stemdesk.core.separator import Separator
+    from stemdesk.io.model_store import load_estimator
+    from training.dataset import discover
+    from training.finetune import load_song_files
+
+    estimator, _ = load_estimator(model)
+    song = load_song_files(next(s for s in discover(data) if s.name == song_name))
+    stems = song.audio()
+    rate = song.sample_rate
+    separator = Separator(estimator)
+    estimate = Chunker(lambda x: separator(x, rate).stems, 20 * rate, rate).run(stems.sum(0))
+    index = estimator.sources.index("vocals")
+    seconds = stems.shape[-1] // rate
+
+    def per_second(x: "torch.Tensor") -> "torch.Tensor":
+        return x[:, : seconds * rate].reshape(x.shape[0], seconds, rate).pow(2).sum(dim=(0, 2))
+
+    truth, error = per_second(stems[0]), per_second(estimate[index] - stems[0])
+    sounding = truth > 1e-4 * truth.max()
+    return {"sdr_where_sung_db": round(10 * float(torch.log10(truth[sounding].sum() / error[sounding].sum())), 2),
+            "error_share_where_silent": round(float(error[~sounding].sum() / error.sum()), 3),
+            "silent_seconds": int((~sounding).sum())}
+
+
 def run_fold(args: argparse.Namespace) -> None:
     """One fold, in this process: fine-tune with --valid SONG and write what happened as JSON."""
     from stemdesk.core.errors import StemDeskError
@@ -58,6 +89,9 @@ def run_fold(args: argparse.Namespace) -> None:
                   "steps": history[-1]["step"]}
     result.update({"fold": args.fold, "lr": start.get("lr"), "freeze": start.get("freeze"),
                    "seconds": round(time.monotonic() - started)})
+    result["vocal_error"] = {"base": vocal_error(args.base, args.data, args.fold)}
+    if result["exported"]:
+        result["vocal_error"]["tuned"] = vocal_error(request.name, args.data, args.fold)
     args.out.write_text(json.dumps(result, indent=1))
 
 
@@ -135,6 +169,14 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
         exported = "yes" if r["exported"] else f"no (best step {r['best_step']})"
         lines.append(f"| {r['fold']} | {r['lr']:g} | {', '.join(r['freeze']) or '–'} | {r['steps']} | "
                      + " | ".join(cells) + f" | {exported} |")
+    lines += ["", "Vocal error on the held-out song (base → tuned): SDR over the seconds in which the vocal stem "
+                  "sounds, and the share of the vocal error energy in the seconds in which it is silent.", "",
+              "| held out | silent seconds | SDR where sung | error share where silent |", "|---|---|---|---|"]
+    for r in results:
+        base, tuned = r["vocal_error"]["base"], r["vocal_error"].get("tuned")
+        cells = [str(base[key]) + (f" → {tuned[key]}" if tuned else "")
+                 for key in ("sdr_where_sung_db", "error_share_where_silent")]
+        lines.append(f"| {r['fold']} | {base['silent_seconds']} | " + " | ".join(cells) + " |")
     best = [r["tuned"]["vocals"] - r["base"]["vocals"] for r in results if "vocals" in r["base"]]
     # What a user ends with: the base model itself where the fine-tune exported nothing.
     kept = [gain if r["exported"] else 0.0 for gain, r in zip(best, [r for r in results if "vocals" in r["base"]])]
