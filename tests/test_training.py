@@ -186,3 +186,19 @@ def test_a_fine_tune_can_export_its_start_and_replaces_it_only_with_something_be
     exported, card = load_estimator("start-True")
     assert card.raw["metrics"]["step"] == 0
     assert all(torch.equal(exported.state_dict()[k], v) for k, v in state.items())
+
+
+def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
+    from training.model_card import render
+
+    # A 2-stem variant carries its 4-stem weights' training table; the table keeps the stems that were trained.
+    card = {"id": "two", "estimator": "cascade", "sources": ["vocals", "accompaniment"], "sample_rate": 44100,
+            "config": {"stft": {"n_fft": 4096, "hop": 1024}}, "weights_sha256": "0" * 64,
+            "training": {"fine_tuning": {"steps_run": 50, "minutes_run": 8.0, "decision": "kept the start",
+                                         "validation_by_step": {"50": {"vocals": 6.0, "drums": 3.8, "bass": 2.8,
+                                                                       "other": 1.9}}}},
+            "fine_tune": {"lr": 5e-5, "freeze": ["second."], "why": "Measured."}}
+    text = render(card)
+    assert "| step | vocals | drums | bass | other |" in text and "| 50 | 6.00 | 3.80 | 2.80 | 1.90 |" in text
+    assert "nan" not in text
+    assert "`stemdesk train --from two` uses learning rate 5e-05 with `second.` frozen" in text

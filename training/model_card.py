@@ -47,13 +47,20 @@ def render(card: dict) -> str:
         lines.append(f"- {key}: {value}")
     tuning = card.get("training", {}).get("fine_tuning")
     if tuning:
+        # A variant (stemdesk-2stem) shares its weights' card: the table has the stems that were trained.
+        trained = list(next(iter(tuning["validation_by_step"].values())))
         lines += ["", "## Fine-tuning", "", f"{tuning['steps_run']} steps ({tuning['minutes_run']} minutes) were run; "
-                  "validation uSDR by step:", "", "| step | " + " | ".join(card["sources"]) + " |",
-                  "|" + "---|" * (1 + len(card["sources"]))]
+                  "validation uSDR by step:", "", "| step | " + " | ".join(trained) + " |",
+                  "|" + "---|" * (1 + len(trained))]
         for step, scores in tuning["validation_by_step"].items():
-            lines.append(f"| {step} | " + " | ".join(f"{scores.get(s, float('nan')):.2f}" for s in card["sources"])
-                         + " |")
+            lines.append(f"| {step} | " + " | ".join(f"{scores[s]:.2f}" for s in trained) + " |")
         lines += ["", tuning["decision"]]
+    advice = card.get("fine_tune")
+    if advice:
+        frozen = ", ".join(f"`{p}`" for p in advice.get("freeze", ())) or "nothing"
+        lines += ["", "## Fine-tuning it on your songs", "",
+                  f"`stemdesk train --from {card['id']}` uses learning rate {advice['lr']:g} with {frozen} frozen "
+                  f"unless you give `--lr`/`--freeze`. {advice.get('why', '')}".rstrip()]
     training = card.get("training", {}).get("config")
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
