@@ -177,9 +177,10 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
         cells = [str(base[key]) + (f" → {tuned[key]}" if tuned else "")
                  for key in ("sdr_where_sung_db", "error_share_where_silent")]
         lines.append(f"| {r['fold']} | {base['silent_seconds']} | " + " | ".join(cells) + " |")
-    best = [r["tuned"]["vocals"] - r["base"]["vocals"] for r in results if "vocals" in r["base"]]
+    voiced = [r for r in results if "vocals" in r["base"]]
+    best = [r["tuned"]["vocals"] - r["base"]["vocals"] for r in voiced]
     # What a user ends with: the base model itself where the fine-tune exported nothing.
-    kept = [gain if r["exported"] else 0.0 for gain, r in zip(best, [r for r in results if "vocals" in r["base"]])]
+    kept = [gain if r["exported"] else 0.0 for gain, r in zip(best, voiced)]
     if best:
         lines += ["", f"Vocals, median over {len(best)} folds: {statistics.median(best):+.2f} dB at the best step "
                       f"(from {min(best):+.2f} to {max(best):+.2f}); {statistics.median(kept):+.2f} dB for the model "
