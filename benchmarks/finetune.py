@@ -35,18 +35,17 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
     loudest second). A model that calls a vocal-like synth "vocals" in an instrumental section shows it here."""
     import torch
 
-    from stemdesk.core.chunker import Chunker
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
     from training.dataset import discover
     from training.finetune import load_song_files
+    from training.train import separate_song
 
     estimator, _ = load_estimator(model)
     song = load_song_files(next(s for s in discover(data) if s.name == song_name))
     stems = song.audio()
     rate = song.sample_rate
-    separator = Separator(estimator)
-    estimate = Chunker(lambda x: separator(x, rate).stems, 20 * rate, rate).run(stems.sum(0))
+    estimate = separate_song(Separator(estimator), stems.sum(0), rate)
     index = estimator.sources.index("vocals")
     seconds = stems.shape[-1] // rate
 

@@ -18,7 +18,6 @@ import platformdirs
 import torch
 
 from stemdesk.core.cancel import CancelToken
-from stemdesk.core.chunker import Chunker
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator
 from stemdesk.core.separator import Separator
@@ -29,7 +28,7 @@ from stemdesk.io.model_store import find_model, load_estimator, load_state, user
 from .data import Song
 from .dataset import SOURCES, SongFiles, check_dataset, describe, discover, read_mapping
 from .metrics import bss_eval_v4
-from .train import TrainConfig, Trainer, evaluate, export_model, regroup, source_map
+from .train import TrainConfig, Trainer, evaluate, export_model, regroup, separate_song, source_map
 
 
 def runs_dir() -> Path:
@@ -108,7 +107,7 @@ def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
             rate = song.sample_rate
             start, stop = song.loudest_window(0, 20.0)
             mix = truth.sum(0)[:, start:stop]
-            estimate = Chunker(lambda x: separator(x, rate).stems, 20 * rate, rate).run(mix)
+            estimate = separate_song(separator, mix, rate)
             scores = bss_eval_v4(truth[:, :, start:stop].numpy(), estimate.numpy(), rate)
             for i, source in enumerate(estimator.sources):
                 for metric in ("sdr", "sir", "sar"):

@@ -126,6 +126,11 @@ def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
     return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
 
 
+def separate_song(separator: Separator, mix: Tensor, rate: int, segment_seconds: float = 20.0) -> Tensor:
+    """A whole song (channels, length) through the real separator in overlapping segments, as at inference."""
+    return Chunker(lambda x: separator(x, rate).stems, int(segment_seconds * rate), int(rate)).run(mix)
+
+
 def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence[str],
              segment_seconds: float = 20.0) -> dict[str, Any]:
     """uSDR per song and source on whole songs through the real separator and chunker."""
@@ -137,8 +142,7 @@ def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence
         audio = regroup(song.audio(), mapping)                 # (sources, channels, length)
         mix = audio.sum(0)
         rate = song.sample_rate
-        chunker = Chunker(lambda x: separator(x, rate).stems, int(segment_seconds * rate), int(rate))
-        estimate = chunker.run(mix)
+        estimate = separate_song(separator, mix, rate, segment_seconds)
         values = usdr(audio, estimate)
         usable = [all(song.usable[i] for i in idx) for idx in mapping]
         scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, usable) if ok}
