@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/separation.py [--model stemdesk-4stem] [--threads 1] [--long-minutes 60]
 
 1. A 3-minute stereo 44.1 kHz song (a CC0 song from ../shared/data when present, else synthesised), separated
-   file-to-files by `stemdesk separate` in a fresh process: wall time and peak memory (max RSS).
+   file-to-files by `stemdesk separate` in a fresh process: wall time from launch to exit (interpreter start-up
+   and imports included) and peak memory (max RSS).
 2. The floor: the same command and pipeline with the parameter-free MIX estimator (decode, STFT, masks, iSTFT, the
    exact residual, encode and write four stems), so the ratio is what the network itself costs.
-3. A long file (60 minutes by default) built by repeating the song: peak memory against the 3-minute run, which
+3. The same model with glibc's allocator left at its defaults (GLIBC_TUNABLES set empty, so the command does
+   not re-execute itself with its own; see stemdesk/launch.py): what those tunables buy.
+4. A long file (60 minutes by default) built by repeating the song: peak memory against the 3-minute run, which
    must stay flat because the pipeline streams from the decoder to the writers.
 
 Each run is a fresh process so max RSS is its own; results go to benchmarks/results/separation.json.
@@ -37,14 +40,18 @@ from stemdesk.io.model_store import save_model  # noqa: E402
 
 SONG_SECONDS = 180.0
 
-RUNNER = r"""
-import resource, sys, time
-from stemdesk.cli import main
-start = time.perf_counter()
-code = main(sys.argv[1:])
-wall = time.perf_counter() - start
-print("BENCH", code, wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
-"""
+def timed(cmd: list[str], env: dict) -> tuple[int, str, str, float, float]:
+    """Run ``cmd``: its exit code, output, error output, wall time from launch to exit (interpreter start-up and
+    imports included: what a user waits for) and peak memory in MB (its max RSS, over a re-exec too)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), wall, usage.ru_maxrss / 1024
 
 
 # Other architectures, random weights (only their speed is compared), file in → four 16-bit WAV stems out.
@@ -69,30 +76,25 @@ separate = lambda x: apply_model(model, x[None], split=True, overlap=0.25, progr
 """,
 }
 OTHER_RUNNER = r"""
-import resource, sys, time, torch, numpy as np, soundfile as sf
+import sys, torch, soundfile as sf
 torch.set_num_threads(int(sys.argv[3]))
 SOURCES = ['drums', 'bass', 'other', 'vocals']
 exec(sys.argv[4])
-start = time.perf_counter()
 audio, rate = sf.read(sys.argv[1], dtype='float32', always_2d=True)
 with torch.no_grad():
     stems = separate(torch.from_numpy(audio.T.copy()))
 for name, stem in zip(SOURCES, stems):
     sf.write(f"{sys.argv[2]}/{name}.wav", stem.numpy().T, rate, subtype='PCM_16')
-wall = time.perf_counter() - start
-print("BENCH 0", wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 """
 
 
 def run_other(code: str, song: Path, outdir: Path, threads: int, env: dict) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", OTHER_RUNNER, str(song), str(outdir), str(threads), code],
-                          capture_output=True, text=True, env=env)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("BENCH")]
-    if proc.returncode != 0 or not line:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    _, _, wall, rss = line[0].split()
-    return {"seconds": round(float(wall), 2), "peak_mb": round(int(rss) / 1024, 1)}
+    code_, _, err, wall, peak = timed([sys.executable, "-c", OTHER_RUNNER, str(song), str(outdir), str(threads), code],
+                                      env)
+    if code_ != 0:
+        return {"error": (err.strip().splitlines() or ["failed"])[-1]}
+    return {"seconds": round(wall, 2), "peak_mb": round(peak, 1)}
 
 
 def make_song(path: Path, seconds: float) -> str:
@@ -120,14 +122,13 @@ def repeat_song(source: Path, target: Path, minutes: float) -> None:
 
 
 def run(song: Path, outdir: Path, model: str, threads: int, env: dict) -> dict:
-    cmd = [sys.executable, "-c", RUNNER, "separate", str(song), "-o", str(outdir), "--model", model,
+    """``stemdesk separate`` as a user runs it, file in → four 16-bit WAV stems out."""
+    cmd = [sys.executable, "-m", "stemdesk", "separate", str(song), "-o", str(outdir), "--model", model,
            "--threads", str(threads), "--device", "cpu", "--bit-depth", "16"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    line = [l for l in proc.stdout.splitlines() if l.startswith("BENCH")]
-    if proc.returncode != 0 or not line or line[0].split()[1] != "0":
-        raise SystemExit(f"benchmark run failed:\n{proc.stdout}\n{proc.stderr}")
-    _, _, wall, rss = line[0].split()
-    return {"seconds": round(float(wall), 3), "peak_mb": round(int(rss) / 1024, 1)}
+    code, out, err, wall, peak = timed(cmd, env)
+    if code != 0:
+        raise SystemExit(f"benchmark run failed:\n{out}\n{err}")
+    return {"seconds": round(wall, 3), "peak_mb": round(peak, 1)}
 
 
 def machine() -> str:
@@ -179,12 +180,13 @@ def main() -> None:
         song = work / "song.wav"
         described = make_song(song, SONG_SECONDS)
 
-        def best(model: str, path: Path) -> dict:
+        def best(model: str, path: Path, env: dict = env) -> dict:
             runs = [run(path, work / "out" / f"{model}-{i}", model, args.threads, env) for i in range(args.repeats)]
             return {"seconds": min(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
 
         floor = best("floor-mix", song)
         model = best(args.model, song)
+        untuned = best(args.model, song, {**env, "GLIBC_TUNABLES": ""})
         others = {}
         if args.compare:
             for name, code in OTHERS.items():
@@ -202,7 +204,9 @@ def main() -> None:
         "threads": args.threads,
         "three_minutes": {"model": model, "floor": floor,
                           "time_ratio_to_floor": round(model["seconds"] / floor["seconds"], 2),
-                          "real_time_factor": round(SONG_SECONDS / model["seconds"], 1)},
+                          "real_time_factor": round(SONG_SECONDS / model["seconds"], 1),
+                          "allocator_defaults": {**untuned, "time_ratio_to_tuned": round(
+                              untuned["seconds"] / model["seconds"], 2)}},
         "long_file": {"minutes": args.long_minutes, **long,
                       "peak_ratio_to_three_minutes": round(long["peak_mb"] / model["peak_mb"], 3),
                       "real_time_factor": round(args.long_minutes * 60 / long["seconds"], 1)},
@@ -219,6 +223,8 @@ def main() -> None:
     print(f"  {args.model:23s}: {model['seconds']:7.2f} s  {model['peak_mb']:7.1f} MB  "
           f"= {result['three_minutes']['time_ratio_to_floor']}x the floor's time, "
           f"{result['three_minutes']['real_time_factor']}x real time")
+    print(f"  {'  glibc malloc defaults':23s}: {untuned['seconds']:7.2f} s  {untuned['peak_mb']:7.1f} MB  "
+          f"= {result['three_minutes']['allocator_defaults']['time_ratio_to_tuned']}x the tuned time")
     for name, row in others.items():
         print(f"  {name:23s}: " + (f"{row['seconds']:7.2f} s  {row['peak_mb']:7.1f} MB  = "
                                   f"{row['time_ratio_to_stemdesk']}x StemDesk's time" if "seconds" in row

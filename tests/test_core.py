@@ -220,6 +220,30 @@ def test_unet_whole_input_patch_matches_the_patch_size_when_the_input_fits_one_p
         assert whole(torch.rand(1, 2, est.bins, 100)).shape[-1] == 100       # padded to 128 inside, cut back
 
 
+@pytest.mark.parametrize("cin,cout", [(64, 16), (32, 1), (3, 2)])
+def test_polyphase_up_layer_equals_the_transposed_convolution_it_replaces(cin, cout):
+    from stemdesk.core.estimators.unet import _Crop, _PolyphaseUp
+
+    torch.manual_seed(0)
+    fast = _PolyphaseUp(cin, cout)
+    plain = torch.nn.ConvTranspose2d(cin, cout, 5, stride=2)
+    plain.load_state_dict(fast.state_dict())                     # the same parameters under the same names
+    x = torch.randn(2, cin, 13, 8)                              # odd sizes: the borders' taps matter
+    expected = _Crop()(plain(x))
+    got = fast(x)
+    assert got.shape == expected.shape == (2, cout, 26, 16)
+    assert torch.allclose(got, expected, atol=1e-5)
+    got.sum().backward()                                        # it trains: gradients reach the 5×5 kernel
+    assert fast.weight.grad is not None and fast.weight.grad.abs().sum() > 0
+
+
+def test_unet_state_dict_names_are_torchspleeters():
+    names = set(small_estimator("unet", sources=["vocals", "accompaniment"], base=16).state_dict())
+    for i in range(1, 7):
+        assert f"instruments.0.up{i}.0.weight" in names and f"instruments.0.up{i}.3.running_mean" in names
+    assert "instruments.0.up7.0.weight" in names and "instruments.0.down6_act.0.running_var" in names
+
+
 @pytest.mark.parametrize("change", [
     {"first": {"kind": "unet", "config": {"sources": ["guitar", "rest"], "base": 2, "max_bins": 256}}},
     {"first": {"kind": "unet", "config": {"sources": ["vocals", "rest"], "base": 2, "max_bins": 256,
