@@ -198,6 +198,32 @@ def test_cascade_takes_the_lead_source_from_the_first_stage_and_splits_the_rest_
     assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-6)
 
 
+def test_cascade_inference_path_computes_what_the_trainable_path_does():
+    torch.manual_seed(2)
+    est = cascade()
+    mag = torch.rand(2, 2, est.bins, 40)
+    with torch.no_grad():
+        fast = est(mag)                                                     # in place, no autograd
+    with torch.enable_grad():
+        trainable = est(mag)
+    assert trainable.requires_grad and not fast.requires_grad
+    assert torch.allclose(fast, trainable, atol=1e-6)
+
+
+def test_cascade_shares_the_rest_equally_where_the_second_stage_leaves_nothing():
+    from stemdesk.core.estimators.cascade import Cascade
+
+    lead = torch.rand(1, 2, 3, 5)
+    second = torch.rand(1, 4, 2, 6, 5)
+    second[:, 1:, :, 1] = 0                                                 # bin 1: no drums, bass or other
+    second = second / second.sum(1, keepdim=True)
+    masks = Cascade._combine_in_place(lead, second.clone())
+    assert torch.allclose(masks[:, 0, :, :3], lead) and torch.equal(masks[:, 0, :, 3:], second[:, 0, :, 3:])
+    share = (1 - lead[:, :, 1]) / 3                                          # the U-Net's lead leaves 1 - lead
+    assert torch.all(share > 0) and torch.allclose(masks[:, 1:, :, 1], share.unsqueeze(1).expand(-1, 3, -1, -1))
+    assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-6)
+
+
 def test_sigmoid_unet_with_a_residual_needs_one_network_for_two_sources():
     est = small_estimator("unet", sources=["vocals", "accompaniment"], mask="sigmoid", residual=True).eval()
     assert len(est.instruments) == 1

@@ -12,7 +12,7 @@ from torch import Tensor
 MASK_KINDS = ("ratio", "softmax", "sigmoid")
 
 # Below this total a bin is treated as silent and split uniformly.
-_TINY = 1e-12
+SILENT = 1e-12
 
 
 def normalise_masks(raw: Tensor, kind: str, residual: bool = False) -> Tensor:
@@ -43,8 +43,8 @@ def normalise_masks(raw: Tensor, kind: str, residual: bool = False) -> Tensor:
 def ratio_masks(weights: Tensor) -> Tensor:
     """weights ≥ 0: (batch, sources, ...) → weights / Σ weights, with a uniform split where Σ is (almost) zero."""
     total = weights.sum(dim=1, keepdim=True)
-    masks = weights / total.clamp_min(_TINY)
-    return masks.masked_fill_(total <= _TINY, 1.0 / weights.shape[1])
+    masks = weights / total.clamp_min(SILENT)
+    return masks.masked_fill_(total <= SILENT, 1.0 / weights.shape[1])
 
 
 def apply_masks(spec: Tensor, masks: Tensor) -> Tensor:
