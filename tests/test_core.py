@@ -280,3 +280,17 @@ def test_unet_state_dict_names_are_torchspleeters():
 def test_cascade_refuses_stages_that_do_not_fit(change):
     with pytest.raises(ValueError):
         cascade(**change)
+
+
+def test_limit_threads_caps_torch_and_numpys_blas_alike():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from stemdesk.core.device import limit_threads
+
+    before = torch.get_num_threads()
+    with threadpool_limits():                                               # restores the pools' sizes after
+        limit_threads(1)
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+        assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)

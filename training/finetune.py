@@ -18,6 +18,7 @@ import platformdirs
 import torch
 
 from stemdesk.core.cancel import CancelToken
+from stemdesk.core.device import limit_threads
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator
 from stemdesk.core.separator import Separator
@@ -148,7 +149,7 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
               cancel: CancelToken | None = None) -> dict:
     """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix."""
     if request.threads:
-        torch.set_num_threads(request.threads)
+        limit_threads(request.threads)
     run = runs_dir() / request.name
     run.mkdir(parents=True, exist_ok=True)
     songs = discover(request.data, read_mapping(request.mapping))

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.chunker import Chunker
+from stemdesk.core.device import limit_threads
 from stemdesk.core.errors import Cancelled
 from stemdesk.core.device import resolve_device
 from stemdesk.core.estimators import Estimator, build_estimator
@@ -328,7 +329,7 @@ class Trainer:
         are exported at step 0 from the validation that sets the bar, and fine-tuning only replaces them with
         something better."""
         config = self.config
-        torch.set_num_threads(config.threads)
+        limit_threads(config.threads)
         resumed = self.resume()
         if not resumed and self.fresh:
             self.init_input_scaling()

@@ -18,7 +18,7 @@ import torch
 
 from ..core.cancel import CancelToken
 from ..core.chunker import Chunker
-from ..core.device import resolve_device
+from ..core.device import limit_threads, resolve_device
 from ..core.errors import AudioError, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
@@ -79,12 +79,12 @@ class SeparateResult:
 
 
 def set_threads(threads: int | None) -> None:
-    """The worker, not the library, decides how many threads torch uses (two OpenMP pools fighting over two cores
-    run many times slower than one)."""
+    """The worker, not the library, decides how many threads torch and numpy's BLAS use (two pools fighting over
+    two cores run many times slower than one)."""
     if threads is not None:
         if threads < 1:
             raise StemDeskError("--threads must be at least 1.")
-        torch.set_num_threads(threads)
+        limit_threads(threads)
 
 
 class SeparationEngine:
