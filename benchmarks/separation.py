@@ -7,8 +7,8 @@
    and imports included) and peak memory (max RSS).
 2. The floor: the same command and pipeline with the parameter-free MIX estimator (decode, STFT, masks, iSTFT, the
    exact residual, encode and write four stems), so the ratio is what the network itself costs.
-3. The same model with glibc's allocator left at its defaults (GLIBC_TUNABLES set empty, so the command does
-   not re-execute itself with its own; see stemdesk/launch.py): what those tunables buy.
+3. The same model with glibc's allocator left at its defaults (STEMDESK_ALLOCATOR=system; see
+   stemdesk/core/memory.py): what StemDesk's allocator settings buy.
 4. A long file (60 minutes by default) built by repeating the song: peak memory against the 3-minute run, which
    must stay flat because the pipeline streams from the decoder to the writers.
 
@@ -186,7 +186,7 @@ def main() -> None:
 
         floor = best("floor-mix", song)
         model = best(args.model, song)
-        untuned = best(args.model, song, {**env, "GLIBC_TUNABLES": ""})
+        untuned = best(args.model, song, {**env, "STEMDESK_ALLOCATOR": "system"})
         others = {}
         if args.compare:
             for name, code in OTHERS.items():

@@ -13,6 +13,6 @@ if __name__ == "__main__":
         from stemdesk.mixer.vst3 import main as scan
 
         sys.exit(scan(sys.argv[2:]))
-    from stemdesk.launch import main
+    from stemdesk.cli import main
 
     sys.exit(main())

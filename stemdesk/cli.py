@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from . import __version__
+from .core.chunker import DEFAULT_SEGMENT_SECONDS
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
 from .export.session import EXPORTERS
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--model", default=DEFAULT_MODEL)
     batch.add_argument("--format", default="wav", choices=["wav", "flac", "aiff", "mp3", "ogg"])
     batch.add_argument("--bit-depth", choices=["16", "24", "32f"])
-    batch.add_argument("--segment", type=float, default=30.0)
+    batch.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS)
     batch.add_argument("--workers", type=int, default=1, help="worker processes (or Ray actors)")
     batch.add_argument("--threads-per-worker", type=int, default=1)
     batch.add_argument("--retries", type=int, default=1, help="attempts after the first for a failing song")
@@ -176,7 +177,7 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for the network (default: torch's choice)")
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
-    parser.add_argument("--segment", type=float, default=30.0, help="seconds per chunk (smaller uses less memory)")
+    parser.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS, help="seconds per chunk (smaller uses less memory)")
     parser.add_argument("--session", type=_sessions, default=[], help="also write DAW sessions: dawproject, rpp")
     parser.add_argument("--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, "
                                                                     "exact)")
@@ -206,10 +207,10 @@ def _pair(text: str) -> tuple[float, float]:
 
 
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
-    from .jobs.memory import keep_memory_flat
+    from .core.memory import tune_allocator
     from .jobs.separate import SeparateOptions, SeparationEngine, set_threads
 
-    keep_memory_flat()
+    tune_allocator()
 
     fmt = OutputFormat.parse(args.format, args.bit_depth)
     names = [p.stem for p in inputs]

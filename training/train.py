@@ -21,8 +21,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from stemdesk.core.cancel import CancelToken
-from stemdesk.core.chunker import Chunker
+from stemdesk.core.chunker import DEFAULT_SEGMENT_SECONDS, Chunker
 from stemdesk.core.device import limit_threads
+from stemdesk.core.memory import tune_allocator
 from stemdesk.core.errors import Cancelled
 from stemdesk.core.device import resolve_device
 from stemdesk.core.estimators import Estimator, build_estimator
@@ -127,13 +128,14 @@ def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
     return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
 
 
-def separate_song(separator: Separator, mix: Tensor, rate: int, segment_seconds: float = 20.0) -> Tensor:
+def separate_song(separator: Separator, mix: Tensor, rate: int,
+                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> Tensor:
     """A whole song (channels, length) through the real separator in overlapping segments, as at inference."""
     return Chunker(lambda x: separator(x, rate).stems, int(segment_seconds * rate), int(rate)).run(mix)
 
 
 def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence[str],
-             segment_seconds: float = 20.0) -> dict[str, Any]:
+             segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> dict[str, Any]:
     """uSDR per song and source on whole songs through the real separator and chunker."""
     device = next(estimator.parameters(), torch.empty(0)).device   # validate where the model trains
     separator = Separator(estimator, device)
@@ -330,6 +332,7 @@ class Trainer:
         something better."""
         config = self.config
         limit_threads(config.threads)
+        tune_allocator()
         resumed = self.resume()
         if not resumed and self.fresh:
             self.init_input_scaling()

@@ -12,6 +12,7 @@ from typing import Any
 
 import platformdirs
 
+from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from .atomic import atomic_write_bytes
 
 log = logging.getLogger("stemdesk.settings")
@@ -60,7 +61,7 @@ SCHEMA: tuple[Setting, ...] = (
             help="torch threads for separation on the CPU (leave one core for the interface)"),
     Setting("format", "Output format", "wav", ("wav", "flac", "aiff", "mp3", "ogg")),
     Setting("bit_depth", "Bit depth", "24", ("16", "24", "32f"), help="ignored for MP3 and OGG"),
-    Setting("segment_seconds", "Segment length (s)", 30.0, low=5.0, high=600.0,
+    Setting("segment_seconds", "Segment length (s)", DEFAULT_SEGMENT_SECONDS, low=5.0, high=600.0,
             help="smaller uses less memory"),
     Setting("output_folder", "Stems folder", "", kind="folder",
             help="where separated stems go (empty: beside the project, or in your Music folder)"),

@@ -21,12 +21,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from ..core.errors import StemDeskError
+from ..core.memory import tune_allocator
 from ..export import certificate
 from ..export.stems import OutputFormat
 from ..io.audio import AUDIO_SUFFIXES_READ
 from ..io.model_store import find_model, sha256_file
-from .memory import keep_memory_flat
 from .separate import SeparateOptions, SeparationEngine, set_threads
 
 MANIFEST = "stemdesk-batch.jsonl"
@@ -37,7 +38,7 @@ class BatchSettings:
     model: str
     format: str = "wav"
     bit_depth: str | None = None
-    segment: float = 30.0
+    segment: float = DEFAULT_SEGMENT_SECONDS
     threads: int = 1
 
     def key(self) -> dict:
@@ -98,7 +99,7 @@ class SongWorker:
     """Holds one loaded model; separates songs and describes the result as a manifest record."""
 
     def __init__(self, settings: BatchSettings):
-        keep_memory_flat()
+        tune_allocator()
         set_threads(settings.threads)
         self.settings = settings
         self.engine = SeparationEngine(settings.model, "cpu")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.cancel import CancelToken
-from ..core.chunker import Chunker
+from ..core.chunker import DEFAULT_SEGMENT_SECONDS, Chunker
 from ..core.device import limit_threads, resolve_device
 from ..core.errors import AudioError, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
@@ -41,7 +41,7 @@ class SeparateOptions:
     threads: int | None = None
     start: float = 0.0
     duration: float | None = None
-    segment_seconds: float = 30.0
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
     overlap_seconds: float = 2.0
     wiener: int = 0                                   # multichannel Wiener iterations (0: plain masks)
     vocal_gate: tuple[float, float] | None = None     # (min silence seconds a, energy ratio b)
