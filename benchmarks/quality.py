@@ -97,14 +97,21 @@ def speed_lines(model: str, threads: int) -> list[str]:
     """Run benchmarks/separation.py (floor, the model, Open-Unmix, HTDemucs in one run) and tabulate it."""
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "separation.py"), "--model", model, "--threads",
                     str(threads), "--compare", "--long-minutes", "6", "--card"], check=True)
-    result = json.loads((ROOT / "benchmarks" / "results" / "separation.json").read_text())
-    three = result["three_minutes"]
+    return speed_table(json.loads((ROOT / "benchmarks" / "results" / "separation.json").read_text()))
+
+
+def speed_table(result: dict) -> list[str]:
+    """docs/quality.md's speed section from benchmarks/results/separation.json."""
+    three, model = result["three_minutes"], result["model"]
     rows = [("floor: STFT + iSTFT + I/O, no network", three["floor"]), (model, three["model"])]
+    if "allocator_defaults" in three:
+        rows.append((f"{model}, glibc's allocator defaults", three["allocator_defaults"]))
     rows += [(f"{name}, random weights", row) for name, row in result["others_random_weights"].items()
              if "seconds" in row]
     lines = ["", "## Speed and memory", "",
-             f"A 3-minute stereo song ({result['song']}), file in, four stems out, {threads} thread, measured in "
-             f"one run by `benchmarks/separation.py` at {result['measured_at']}:", "",
+             f"A 3-minute stereo song ({result['song']}), file in, four stems out, {result['threads']} thread, "
+             f"measured in one run by `benchmarks/separation.py` at {result['measured_at']}. Seconds are each "
+             "process's wall time from launch to exit, start-up and imports included:", "",
              "| system | seconds | × real time | × the floor | peak MB |", "|---|---|---|---|---|"]
     for name, row in rows:
         lines.append(f"| {name} | {row['seconds']:.1f} | {result['song_seconds'] / row['seconds']:.1f} | "

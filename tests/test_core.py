@@ -294,3 +294,19 @@ def test_limit_threads_caps_torch_and_numpys_blas_alike():
         assert blas and all(pool["num_threads"] == 1 for pool in blas)
         assert torch.get_num_threads() == 1
     torch.set_num_threads(before)
+
+
+def test_a_sigmoid_mask_and_its_residual_complement_are_taken_as_they_are():
+    raw = torch.tensor([-0.5, 0.0, 0.3, 1.0, 1.7]).reshape(1, 1, 1, 5, 1)
+    masks = normalise_masks(raw, "sigmoid", residual=True)
+    assert torch.equal(masks[:, 0].flatten(), torch.tensor([0.0, 0.0, 0.3, 1.0, 1.0]))
+    assert torch.equal(masks.sum(1), torch.ones(1, 1, 5, 1))
+
+
+def test_the_separator_keeps_a_cascades_masks_as_they_come():
+    est = cascade()
+    spec = torch.randn(1, 2, est.bins, 30, dtype=torch.complex64)
+    with torch.no_grad():
+        expected = est(spec.abs())
+    assert est.sums_to_one and torch.allclose(expected.sum(1), torch.ones(()), atol=1e-6)
+    assert torch.equal(Separator(est).estimate_masks(spec, est.stft_config.sample_rate), expected)

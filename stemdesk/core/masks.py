@@ -32,6 +32,9 @@ def normalise_masks(raw: Tensor, kind: str, residual: bool = False) -> Tensor:
             # A zero logit for the residual source: softmax over [logits, 0].
             raw = torch.cat([raw, torch.zeros_like(raw[:, :1])], dim=1)
         return torch.softmax(raw, dim=1)
+    if kind == "sigmoid" and residual and raw.shape[1] == 1:
+        weights = raw.clamp(0, 1)               # one mask and its complement: they sum to one as they are
+        return torch.cat([weights, 1 - weights], dim=1)
     weights = raw.clamp_min(0)
     if kind == "sigmoid":
         weights = weights.clamp_max(1)

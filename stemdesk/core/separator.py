@@ -69,8 +69,9 @@ class Separator:
         native = self.stft_for(sample_rate).config.bin_frequencies()
         model = self.estimator.stft_config.bin_frequencies()
         mag = interpolate_bins(spec.abs(), native, model)
-        raw = self.estimator(mag)
-        masks = normalise_masks(raw.float(), self.estimator.mask, self.estimator.residual)
+        raw = self.estimator(mag).float()
+        masks = raw if self.estimator.sums_to_one else normalise_masks(raw, self.estimator.mask,
+                                                                       self.estimator.residual)
         return interpolate_bins(masks, model, native)
 
     def apply(self, spec: Tensor, mask: Tensor) -> Tensor:

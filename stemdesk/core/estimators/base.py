@@ -25,7 +25,8 @@ class Estimator(torch.nn.Module):
     Subclasses set ``kind`` (the registry name) and implement `forward`:
     mag (batch, channels, bins, frames) → raw (batch, predicted, channels, bins, frames), where ``predicted`` is
     ``len(sources) - 1`` under the residual policy and ``len(sources)`` otherwise. `Separator` turns the raw output
-    into masks with `normalise_masks(raw, self.mask, self.residual)`, so no estimator can break Σ stems = mix.
+    into masks with `normalise_masks(raw, self.mask, self.residual)` (unless ``sums_to_one``), and the last stem is
+    the mixture minus the others, so no estimator can break Σ stems = mix.
 
     Declared facts (also written to the model card): sources, STFT (sample rate, FFT size, hop), channels it is
     trained on (1 or 2; the separator groups a file's channels to match), mask policy, residual policy,
@@ -34,6 +35,9 @@ class Estimator(torch.nn.Module):
     """
 
     kind: ClassVar[str] = ""
+    # True when `forward` already returns masks that sum to one (a cascade of normalised stages): the separator
+    # then skips normalising them again (measured: 0.45 s of stemdesk-4stem's 9.9 s on a 3-minute song).
+    sums_to_one: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ class Cascade(Estimator):
     """
 
     kind = "cascade"
+    sums_to_one = True
 
     def __init__(self, *args, first: Mapping[str, Any], second: Mapping[str, Any], first_bins: int | None = None,
                  **kwargs):
