@@ -30,9 +30,10 @@ def render(card: dict) -> str:
                   "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
     speed = metrics.get("speed")
     if speed:
-        lines += ["## Speed", "", f"Measured by `benchmarks/separation.py` on {speed['machine']}: a 3-minute stereo song "
-                  f"file to files in {speed['seconds']:.1f} s ({speed['real_time_factor']:.1f}× real time, "
-                  f"{speed['threads']} thread), peak memory {speed['peak_mb']:.0f} MB; "
+        lines += ["## Speed", "", f"Measured by `benchmarks/separation.py` on {speed['machine']}: a 3-minute stereo "
+                  f"song file to files in {speed['seconds']:.1f} s from launch to exit "
+                  f"({speed['real_time_factor']:.1f}× real time, {speed['threads']} thread), "
+                  f"peak memory {speed['peak_mb']:.0f} MB; "
                   f"{speed['time_ratio_to_floor']:.2f}× the time of the same pipeline with no network.", ""]
     data = card.get("training_data", {})
     lines += ["## Training data", ""]
