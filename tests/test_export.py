@@ -85,6 +85,21 @@ def test_nullcheck_fails_for_stems_that_do_not_belong(tmp_path, song_file):
     assert result.peak_dbfs > -20
 
 
+def test_nullcheck_finds_one_wrong_sample_late_in_a_long_file(tmp_path):
+    rate = 44100
+    rng = np.random.default_rng(3)
+    mix = rng.integers(-8000, 8000, size=(15 * rate, 2)).astype(np.int16)   # 15 s: the check reads three blocks
+    low = (mix // 2).astype(np.int16)
+    high = (mix - low).astype(np.int16)
+    high[int(12.3 * rate), 1] += 1                                            # one LSB off, at 12.3 s
+    for name, audio in (("mix", mix), ("low", low), ("high", high)):
+        sf.write(str(tmp_path / f"{name}.wav"), audio, rate, subtype="PCM_16")
+    result = null_residual(tmp_path / "mix.wav", [tmp_path / "low.wav", tmp_path / "high.wav"])
+    assert not result.bit_exact and not result.passed
+    assert result.max_abs == 1 / 32768
+    assert [r["start_seconds"] for r in result.worst_regions] == [12.0]
+
+
 def test_nullcheck_rejects_misaligned_files(tmp_path, song_file):
     mix_path = song_file("mix.wav", seconds=2.0)
     other = song_file("other.wav", seconds=1.0)
