@@ -8,7 +8,7 @@
 2. The floor: the same command and pipeline with the parameter-free MIX estimator (decode, STFT, masks, iSTFT, the
    exact residual, encode and write four stems), so the ratio is what the network itself costs.
 3. The same model with glibc's allocator left at its defaults (STEMDESK_ALLOCATOR=system; see
-   stemdesk/core/memory.py): what StemDesk's allocator settings buy.
+   stemdesk/io/process.py): what StemDesk's allocator settings buy.
 4. A long file (60 minutes by default) built by repeating the song: peak memory against the 3-minute run, which
    must stay flat because the pipeline streams from the decoder to the writers.
 

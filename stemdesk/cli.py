@@ -207,7 +207,7 @@ def _pair(text: str) -> tuple[float, float]:
 
 
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
-    from .core.memory import tune_allocator
+    from .io.process import tune_allocator
     from .jobs.separate import SeparateOptions, SeparationEngine, set_threads
 
     tune_allocator()

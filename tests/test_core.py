@@ -285,7 +285,7 @@ def test_cascade_refuses_stages_that_do_not_fit(change):
 def test_limit_threads_caps_torch_and_numpys_blas_alike():
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from stemdesk.core.device import limit_threads
+    from stemdesk.io.process import limit_threads
 
     before = torch.get_num_threads()
     with threadpool_limits():                                               # restores the pools' sizes after

@@ -1,4 +1,4 @@
-"""The allocator settings for separating and training (stemdesk/core/memory.py), in a real process."""
+"""The allocator settings for separating and training (stemdesk/io/process.py), in a real process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conftest import REPO
 # Where a 96 MB tensor lives (in the heap, or in a mapping of its own) and whether freeing it gives the memory back.
 PLACE = """
 import sys, torch
-from stemdesk.core.memory import tune_allocator
+from stemdesk.io.process import tune_allocator
 if sys.argv[1] == "tuned":
     assert tune_allocator()
 def resident_mb():

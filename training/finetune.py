@@ -18,13 +18,13 @@ import platformdirs
 import torch
 
 from stemdesk.core.cancel import CancelToken
-from stemdesk.core.device import limit_threads
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator
 from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.audio import read
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
+from stemdesk.io.process import limit_threads
 
 from .data import Song
 from .dataset import SOURCES, SongFiles, check_dataset, describe, discover, read_mapping

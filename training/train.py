@@ -22,8 +22,6 @@ from torch import Tensor
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.chunker import DEFAULT_SEGMENT_SECONDS, Chunker
-from stemdesk.core.device import limit_threads
-from stemdesk.core.memory import tune_allocator
 from stemdesk.core.errors import Cancelled
 from stemdesk.core.device import resolve_device
 from stemdesk.core.estimators import Estimator, build_estimator
@@ -34,6 +32,7 @@ from stemdesk.core.estimators.layers import InputScaler
 from stemdesk.core.stft import STFT, interpolate_bins
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import save_model
+from stemdesk.io.process import limit_threads, tune_allocator
 
 from .data import Sampler, Song
 from .model_card import render

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from threadpoolctl import threadpool_limits
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -22,9 +21,3 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError("MPS was requested but this machine has no Apple GPU; use --device cpu or auto")
     return torch.device(name)
 
-
-def limit_threads(threads: int) -> None:
-    """Use ``threads`` CPU threads in torch and in numpy's BLAS alike. Measured beside one busy core: the null
-    check's dot products took 2.1 s with OpenBLAS's default two threads and 0.67 s with one."""
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)

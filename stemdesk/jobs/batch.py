@@ -23,11 +23,11 @@ from typing import Callable, Iterator, Sequence
 
 from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from ..core.errors import StemDeskError
-from ..core.memory import tune_allocator
 from ..export import certificate
 from ..export.stems import OutputFormat
 from ..io.audio import AUDIO_SUFFIXES_READ
 from ..io.model_store import find_model, sha256_file
+from ..io.process import tune_allocator
 from .separate import SeparateOptions, SeparationEngine, set_threads
 
 MANIFEST = "stemdesk-batch.jsonl"

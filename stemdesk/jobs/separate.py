@@ -18,7 +18,7 @@ import torch
 
 from ..core.cancel import CancelToken
 from ..core.chunker import DEFAULT_SEGMENT_SECONDS, Chunker
-from ..core.device import limit_threads, resolve_device
+from ..core.device import resolve_device
 from ..core.errors import AudioError, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
@@ -27,6 +27,7 @@ from ..export.nullcheck import null_residual
 from ..export.stems import OutputFormat, StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
+from ..io.process import limit_threads
 
 Progress = Callable[[dict], None]
 

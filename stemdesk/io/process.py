@@ -1,5 +1,11 @@
-"""glibc's allocator, set for big tensors: separation and training allocate and free the same large tensors over
-and over (per segment, per step).
+"""Process-wide settings for the processes that separate or train: CPU threads, and glibc's allocator.
+
+Threads: torch and numpy's BLAS each keep a pool; two pools fighting over two cores run many times slower than one.
+Measured beside one busy core: the null check's dot products took 2.1 s with OpenBLAS's default two threads and
+0.67 s with one.
+
+The allocator, set for big tensors: separation and training allocate and free the same large tensors over and over
+(per segment, per step).
 
 With glibc's defaults, blocks above a floating threshold (128 KB to 32 MB) are fresh mappings, handed back to the
 kernel when freed, so each segment or step faults their pages in again and the kernel zeroes them; the floating
@@ -24,10 +30,19 @@ import ctypes.util
 import os
 import sys
 
+import torch
+from threadpoolctl import threadpool_limits
+
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_MAX = -4
 SETTINGS = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 512 << 20, M_TOP_PAD: 256 << 20}
+
+
+def limit_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in torch and in numpy's BLAS alike."""
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
 
 
 def tune_allocator() -> bool:
