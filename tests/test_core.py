@@ -282,20 +282,6 @@ def test_cascade_refuses_stages_that_do_not_fit(change):
         cascade(**change)
 
 
-def test_limit_threads_caps_torch_and_numpys_blas_alike():
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    from stemdesk.io.process import limit_threads
-
-    before = torch.get_num_threads()
-    with threadpool_limits():                                               # restores the pools' sizes after
-        limit_threads(1)
-        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
-        assert blas and all(pool["num_threads"] == 1 for pool in blas)
-        assert torch.get_num_threads() == 1
-    torch.set_num_threads(before)
-
-
 def test_a_sigmoid_mask_and_its_residual_complement_are_taken_as_they_are():
     raw = torch.tensor([-0.5, 0.0, 0.3, 1.0, 1.7]).reshape(1, 1, 1, 5, 1)
     masks = normalise_masks(raw, "sigmoid", residual=True)

@@ -1,4 +1,5 @@
-"""The allocator settings for separating and training (stemdesk/io/process.py), in a real process."""
+"""Process-wide settings for separating and training (stemdesk/io/process.py): threads, and the allocator in a
+real process."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+from stemdesk.io.process import limit_threads
 
 from conftest import REPO
 
@@ -31,8 +35,20 @@ def test_big_tensors_come_from_the_heap_and_their_memory_stays_for_the_next():
     result = {}
     for mode in ("defaults", "tuned"):
         done = subprocess.run([sys.executable, "-c", PLACE, mode], capture_output=True, text=True, cwd=REPO,
-                              env={"PATH": "/usr/bin:/bin", "GLIBC_TUNABLES": ""}, check=True)
+                              env={"PATH": "/usr/bin:/bin"}, check=True)
         in_heap, released_mb = done.stdout.split()
         result[mode] = (in_heap == "True", int(released_mb))
     assert result["defaults"][0] is False and result["defaults"][1] >= 90   # its own mapping, unmapped when freed
     assert result["tuned"] == (True, 0), result                                # kept, to be reused without faults
+
+
+def test_limit_threads_caps_torch_and_numpys_blas_alike():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    before = torch.get_num_threads()
+    with threadpool_limits():                                               # restores the pools' sizes after
+        limit_threads(1)
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+        assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)
