@@ -174,7 +174,7 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="wav", choices=["wav", "flac", "aiff", "mp3", "ogg"])
     parser.add_argument("--bit-depth", choices=["16", "24", "32f"], help="PCM depth or 32-bit float (default 24)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--threads", type=int, help="CPU threads for the network (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one, at most 8)")
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
     parser.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS, help="seconds per chunk (smaller uses less memory)")
@@ -208,6 +208,7 @@ def _pair(text: str) -> tuple[float, float]:
 
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
     from .io.process import tune_allocator
+    from .jobs.hardware import default_threads
     from .jobs.separate import SeparateOptions, SeparationEngine, set_threads
 
     tune_allocator()
@@ -218,6 +219,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     if clashes:
         raise StemDeskError(f"Several inputs are named {clashes[0]!r}; their stems would share "
                             f'"{args.outdir / clashes[0]}". Rename or separate them one at a time.')
+    if args.threads is None:
+        args.threads = default_threads()
     set_threads(args.threads)
     engine = SeparationEngine(args.model, args.device)
     options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=args.threads,

@@ -208,3 +208,23 @@ def test_post_processing_options_keep_the_stems_bit_exact(tmp_path, song_file):
     with pytest.raises(SystemExit) as exit_info:     # a usage error: argparse prints it and exits with 2
         run("separate", song, "-o", tmp_path, "--model", TINY, "--vocal-gate", "2")
     assert exit_info.value.code == 2
+
+
+def test_separate_leaves_a_core_free_unless_told_how_many_threads(tmp_path, song_file):
+    import torch
+
+    from stemdesk.jobs.hardware import default_threads
+
+    assert [default_threads(n) for n in (1, 2, 4, 9, 64)] == [1, 1, 3, 8, 8]
+    song = song_file("song.wav", seconds=1.0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(5)
+        code, _, err = run("separate", song, "-o", tmp_path / "a", "--model", TINY)
+        assert code == 0, err
+        assert torch.get_num_threads() == default_threads()
+        code, _, err = run("separate", song, "-o", tmp_path / "b", "--model", TINY, "--threads", "3")
+        assert code == 0, err
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
