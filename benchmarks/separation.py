@@ -42,7 +42,7 @@ SONG_SECONDS = 180.0
 
 def timed(cmd: list[str], env: dict) -> tuple[int, str, str, float, float]:
     """Run ``cmd``: its exit code, output, error output, wall time from launch to exit (interpreter start-up and
-    imports included: what a user waits for) and peak memory in MB (its max RSS, over a re-exec too)."""
+    imports included: what a user waits for) and peak memory in MB (its max RSS)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)

@@ -177,7 +177,8 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one, at most 8)")
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
-    parser.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS, help="seconds per chunk (smaller uses less memory)")
+    parser.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS,
+                        help="seconds per chunk (smaller uses less memory)")
     parser.add_argument("--session", type=_sessions, default=[], help="also write DAW sessions: dawproject, rpp")
     parser.add_argument("--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, "
                                                                     "exact)")

@@ -20,4 +20,3 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps:
         raise ValueError("MPS was requested but this machine has no Apple GPU; use --device cpu or auto")
     return torch.device(name)
-
