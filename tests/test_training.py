@@ -68,11 +68,12 @@ def test_source_map_builds_accompaniment_from_the_rest():
         source_map(["piano", "vocals"], SOURCES)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, ema):
     songs = [synthetic_song(f"s{i}", i) for i in range(3)]
 
     def train(workdir, steps):
-        config = config_for("band_mlp")
+        config = config_for("band_mlp", ema=ema)
         config.max_steps = steps
         config.validate_every = 2
         trainer = Trainer(config, songs[:2], songs[2:], workdir)
@@ -86,6 +87,40 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     for (name, a), (_, b) in zip(straight.estimator.state_dict().items(), resumed.estimator.state_dict().items()):
         assert torch.equal(a, b), name
     assert [h["step"] for h in resumed.history] == [2, 4]
+    if ema:
+        for name, value in straight.averaged.items():
+            assert torch.equal(value, resumed.averaged[name]), name
+
+
+def test_the_moving_average_follows_the_weights_and_is_what_validation_and_export_see(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    trainer = Trainer(config_for("open_unmix", ema=0.9), songs[:2], songs[2:], tmp_path / "run")
+    trainable = {n: p for n, p in trainer.estimator.named_parameters() if p.requires_grad}
+    expected = {n: p.detach().clone() for n, p in trainable.items()}
+    for t in range(6):
+        assert trainer.train_step(regroup(trainer.sampler.batch(2), trainer.mapping)) is not None
+        decay = min(0.9, (1 + t) / (10 + t))
+        for name, value in expected.items():
+            value.mul_(decay).add_(trainable[name].detach(), alpha=1 - decay)
+        trainer.step += 1
+    own = {n: p.detach().clone() for n, p in trainable.items()}
+    for name, value in expected.items():
+        torch.testing.assert_close(trainer.averaged[name], value)
+        assert not torch.equal(value, own[name]), name          # the average lags the weights
+    with trainer.averaged_weights():
+        assert all(torch.equal(p, trainer.averaged[n]) for n, p in trainable.items())
+    assert all(torch.equal(p, own[n]) for n, p in trainable.items())
+
+    # run() validates and exports the average, then trains on from the weights themselves.
+    trainer.config.max_steps = 8
+    trainer.config.validate_every = 8
+    trainer.run(export=export_model(tmp_path / "models" / "avg", "avg", {"licenses": {"weights": "test"}}))
+    exported, _ = load_estimator("avg")
+    loaded = dict(exported.named_parameters())
+    for name, value in trainer.averaged.items():
+        assert torch.equal(loaded[name], value), name
+        assert not torch.equal(loaded[name], dict(trainer.estimator.named_parameters())[name]), name
 
 
 def test_export_writes_a_model_that_loads(tmp_path, monkeypatch):

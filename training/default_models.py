@@ -26,6 +26,7 @@ from stemdesk.io.model_store import load_estimator, read_card, save_variant
 
 from .data import load_songs
 from .model_card import render
+from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +107,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "runs")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "models",
+                        help="folder the trained model is exported into (as OUT/MODEL); default models/")
+    parser.add_argument("--continue-shipped", action="store_true",
+                        help="start from the weights in models/MODEL (a longer schedule) instead of the recipe's start")
+    parser.add_argument("--lr", type=float, help="learning rate instead of the recipe's")
+    parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
+    parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
+    parser.add_argument("--synthetic", type=Path, metavar="DIR",
+                        help="also train on the drums, bass and other of the songs python -m training.synthetic wrote")
     args = parser.parse_args(argv)
     if args.model == "stemdesk-2stem":
         write_two_stem()
@@ -114,8 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.minutes is not None:
         config.minutes = args.minutes
     config.threads = args.threads
+    for name in ("lr", "ema", "pitch_time"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
     train_dirs, valid_dirs = split(args.data)
     train, valid = load_songs(train_dirs, SOURCES), load_songs(valid_dirs, SOURCES)
+    synthetic = sorted(p for p in args.synthetic.iterdir() if p.is_dir()) if args.synthetic else []
+    train += [load_synthetic(folder) for folder in synthetic]
     card = {
         "description": f"{args.model}: {config.estimator} trained by training/default_models.py on this repository's "
                        "CPU budget",
@@ -128,12 +143,28 @@ def main(argv: list[str] | None = None) -> None:
         "licenses": LICENSES,
         "training": {"config": {k: v for k, v in vars(config).items() if k != "extra"}},
     }
+    if synthetic:
+        seconds = sum(song.length / song.sample_rate for song in train[-len(synthetic):])
+        card["training_data"]["synthetic"] = (
+            f"{len(synthetic)} random songs ({seconds / 60:.0f} minutes) of drums, bass and other written as MIDI and "
+            "rendered by FluidSynth with the FluidR3 General MIDI sound font (training/synthetic.py)")
+        card["licenses"]["fluidr3-gm"] = "FluidR3_GM sound font by Frank Wen: MIT (Debian fluid-soundfont-gm)"
 
     def show(event: dict) -> None:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
 
     start = start_weights(args.model)
-    if start is not None:
+    if args.continue_shipped:
+        shipped, shipped_card = load_estimator(read_card(ROOT / "models" / args.model))
+        start = shipped.state_dict()
+        before = shipped_card.raw.get("training", {})
+        card["training"]["continued_from"] = {
+            "weights_sha256": shipped_card.raw.get("weights_sha256"),
+            "step": shipped_card.raw.get("metrics", {}).get("step"),
+            "cpu_minutes": before.get("cpu_minutes"), "config": before.get("config"),
+            "validation_usdr_median_db": shipped_card.raw.get("metrics", {}).get("validation_usdr_median_db")}
+        config.beat_start = True    # only what beats the shipped weights on validation replaces them
+    elif start is not None:
         card["description"] = (f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
                                "stemdesk-4stem-lite (drums, bass and other from the rest); training/default_models.py "
                                "fine-tunes the pair and exports only what beats the untuned cascade on validation "
@@ -144,8 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     trainer = Trainer(config, train, valid, args.workdir / args.model, progress=show, init_state=start)
     # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
     big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
-    export = export_model(ROOT / "models" / args.model, args.model, card, half=big)
-    result = trainer.run(export=export, export_start=start is not None)
+    export = export_model(args.out / args.model, args.model, card, half=big)
+    result = trainer.run(export=export, export_start=start is not None and not args.continue_shipped)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

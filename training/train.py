@@ -10,9 +10,10 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -61,6 +62,7 @@ class TrainConfig:
     beat_start: bool = False      # fine-tuning: export only what beats the starting weights on validation
     device: str = "cpu"          # cpu, cuda, mps or auto
     early_stop: int = 0          # stop after this many validations without a new best (0: never)
+    ema: float = 0.0             # > 0: validate and export an exponential moving average of the weights (e.g. 0.999)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,6 +232,9 @@ class Trainer:
         if not trainable:
             raise ValueError(f"freezing {list(config.freeze)} leaves nothing to train")
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        # The moving average (Polyak averaging) of the trainable weights: what validation scores and export writes.
+        self.averaged = {name: p.detach().clone() for name, p in self.estimator.named_parameters()
+                         if p.requires_grad} if config.ema > 0 else None
         self.model: torch.nn.Module = self.estimator
         if self.world > 1:
             # Every process starts from rank 0's weights; DDP averages the gradients at each backward.
@@ -248,6 +253,8 @@ class Trainer:
         opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
         opt_tensors = {k: v.cpu().contiguous() for k, v in opt_tensors.items()}
         tensors.update(opt_tensors)
+        for name, value in (self.averaged or {}).items():
+            tensors[f"ema.{name}"] = value.detach().cpu().contiguous()
         for rank, state in enumerate(self._gather(self.sampler.state())):
             tensors[f"rng.sampler.{rank}"] = state
         tensors["rng.torch"] = torch.get_rng_state()
@@ -270,6 +277,11 @@ class Trainer:
         meta = json.loads(info.read_text())
         self.estimator.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        if self.averaged is not None:
+            for name, value in self.averaged.items():
+                # A checkpoint from a run without averaging starts the average at its weights.
+                saved = tensors.get(f"ema.{name}", tensors[f"model.{name}"])
+                value.copy_(saved.to(value.device))
         self.sampler.set_state(tensors.get(f"rng.sampler.{self.rank}", tensors.get("rng.sampler")))
         torch.set_rng_state(tensors["rng.torch"])
         self.step, self.best, self.bad_validations = meta["step"], meta["best"], meta["bad_validations"]
@@ -388,9 +400,40 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(self.estimator.parameters(), 5.0)
             if not self._agree(not bool(torch.isfinite(norm))):
                 self.optimizer.step()
+                self._update_average()
                 return self._mean(loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         return None
+
+    def _update_average(self) -> None:
+        """Move the averaged weights towards the new ones. The decay ramps up as (1 + t) / (10 + t) towards
+        ``config.ema``, so the first steps do not leave the average stuck at the starting weights."""
+        if self.averaged is None:
+            return
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        current = dict(self.estimator.named_parameters())
+        with torch.no_grad():
+            names = list(self.averaged)
+            torch._foreach_lerp_([self.averaged[n] for n in names], [current[n].detach() for n in names], 1 - decay)
+
+    @contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """The estimator holds the averaged weights inside the block (its own ones outside it); without
+        averaging, a no-op."""
+        if self.averaged is None:
+            yield
+            return
+        current = dict(self.estimator.named_parameters())
+        with torch.no_grad():
+            own = {n: current[n].detach().clone() for n in self.averaged}
+            for name, value in self.averaged.items():
+                current[name].copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in own.items():
+                    current[name].copy_(value)
 
     def _agree(self, flag: bool) -> bool:
         """True on every process if it is true on any (so all processes stop, or skip, together)."""
@@ -435,7 +478,8 @@ class Trainer:
             self._save("checkpoint")                       # contributes its sampler state to rank 0's file
             self._follow_rank0()
             return
-        result = self.validate()
+        with self.averaged_weights():
+            result = self.validate()
         medians = result["median"]
         score = sum(medians.values()) / max(1, len(medians))
         entry = {"step": self.step, "loss": sum(losses) / len(losses), "valid_usdr": medians,
@@ -446,7 +490,8 @@ class Trainer:
             self.best = score
             self.bad_validations = 0
             if export is not None:
-                self._export(export, entry)
+                with self.averaged_weights():
+                    self._export(export, entry)
         else:
             self.bad_validations += 1
             if self.bad_validations >= self.config.lr_decay_patience:
