@@ -213,9 +213,14 @@ def test_post_processing_options_keep_the_stems_bit_exact(tmp_path, song_file):
 def test_separate_leaves_a_core_free_unless_told_how_many_threads(tmp_path, song_file):
     import torch
 
-    from stemdesk.jobs.hardware import default_threads
+    from stemdesk.io.process import default_threads
+    from stemdesk.io.settings import DEFAULTS
+    from stemdesk.jobs.hardware import defaults_for
 
     assert [default_threads(n) for n in (1, 2, 4, 9, 64)] == [1, 1, 3, 8, 8]
+    # one rule for the CLI, the app's setting and the first-run hardware probe
+    assert DEFAULTS["threads"] == default_threads()
+    assert defaults_for({"cuda": False, "mps": False, "cpu_threads": 12})["threads"] == 8
     song = song_file("song.wav", seconds=1.0)
     before = torch.get_num_threads()
     try:

@@ -198,16 +198,38 @@ def test_cascade_takes_the_lead_source_from_the_first_stage_and_splits_the_rest_
     assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-6)
 
 
-def test_cascade_inference_path_computes_what_the_trainable_path_does():
+@pytest.mark.parametrize("exponent", [1.0, 0.7, 2.0])
+def test_cascade_inference_path_computes_what_the_trainable_path_does(exponent):
     torch.manual_seed(2)
-    est = cascade()
+    est = cascade(rest_exponent=exponent)
     mag = torch.rand(2, 2, est.bins, 40)
     with torch.no_grad():
         fast = est(mag)                                                     # in place, no autograd
     with torch.enable_grad():
         trainable = est(mag)
+        trainable.sum().backward()
     assert trainable.requires_grad and not fast.requires_grad
     assert torch.allclose(fast, trainable, atol=1e-6)
+    assert all(torch.isfinite(p.grad).all() for p in est.parameters() if p.grad is not None)
+
+
+def test_a_cascade_rest_exponent_softens_the_second_stages_split_and_the_masks_still_sum_to_one():
+    torch.manual_seed(3)
+    plain, soft = cascade(), cascade(rest_exponent=0.5)
+    soft.load_state_dict(plain.state_dict())
+    mag = torch.rand(1, 2, plain.bins, 40)
+    with torch.no_grad():
+        a, b = plain(mag), soft(mag)
+        second = normalise_masks(plain.second(mag), plain.second.mask)
+    assert torch.equal(a[:, 0], b[:, 0])                                     # the lead is not touched
+    rest = second[:, 1:].sqrt() / second[:, 1:].sqrt().sum(1, keepdim=True)
+    assert torch.allclose(b[:, 1:], (1 - b[:, :1]) * rest, atol=1e-6)
+    # softer: the largest share of the rest falls, the smallest rises
+    assert (b[:, 1:].amax(1) <= a[:, 1:].amax(1) + 1e-6).all() and (b[:, 1:].amin(1) >= a[:, 1:].amin(1) - 1e-6).all()
+    assert torch.allclose(b.sum(1), torch.ones(()), atol=1e-6)
+    assert soft.config()["rest_exponent"] == 0.5
+    with pytest.raises(ValueError, match="rest_exponent"):
+        cascade(rest_exponent=0.0)
 
 
 def test_cascade_shares_the_rest_equally_where_the_second_stage_leaves_nothing():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import platformdirs
 
 from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from .atomic import atomic_write_bytes
+from .process import default_threads
 
 log = logging.getLogger("stemdesk.settings")
 MAX_SETTINGS_BYTES = 1 << 16
@@ -57,7 +57,7 @@ def _documents() -> str:
 SCHEMA: tuple[Setting, ...] = (
     Setting("model", "Model", "stemdesk-4stem", help="the model new separations use"),
     Setting("device", "Device", "auto", ("auto", "cpu", "cuda", "mps"), help="auto: CUDA, then MPS, then the CPU"),
-    Setting("threads", "CPU threads", max(1, min(4, (os.cpu_count() or 2) - 1)), low=1, high=256,
+    Setting("threads", "CPU threads", default_threads(), low=1, high=256,
             help="torch threads for separation on the CPU (leave one core for the interface)"),
     Setting("format", "Output format", "wav", ("wav", "flac", "aiff", "mp3", "ogg")),
     Setting("bit_depth", "Bit depth", "24", ("16", "24", "32f"), help="ignored for MP3 and OGG"),
