@@ -107,6 +107,7 @@ def score(name: str, sources: list[str], estimate_fn, songs, seconds_per_second:
     two_map = source_map(TWO, sources) if sources != TWO else None
     bss_songs = bss_subset(songs)
     usdr_rows: dict[str, list[float]] = {}
+    per_song: dict[str, dict[str, float]] = {}
     bss_rows: dict[str, dict[str, list[float]]] = {}
     for index, song in enumerate(songs):
         truth4 = song.audio()
@@ -128,10 +129,11 @@ def score(name: str, sources: list[str], estimate_fn, songs, seconds_per_second:
                 if source not in include or not usable.get(source, True) or silent:
                     continue
                 usdr_rows.setdefault(source, []).append(float(values[i]))
+                per_song.setdefault(song.name, {})[source] = round(float(values[i]), 3)
                 for metric in ("sdr", "sir", "sar") if with_bss else ():
                     bss_rows.setdefault(source, {}).setdefault(metric, []).append(float(bss[metric][i]))
     result = {"system": name, "sources": sources, "parameters": parameters,
-              "speed_x_realtime": seconds_per_second, "usdr": {}, "bss": {}}
+              "speed_x_realtime": seconds_per_second, "usdr": {}, "bss": {}, "usdr_per_song": per_song}
     for source, values in usdr_rows.items():
         result["usdr"][source] = round(float(np.median(values)), 2)
         if source in bss_rows:

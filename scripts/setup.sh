@@ -11,8 +11,9 @@ APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0)
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pip)
 if [[ "${1:-}" == "--test" ]]; then
     # A real VST3 built from dpf-source; real MIDI ports on a JACK dummy server; a real audio device (PulseAudio's
-    # null sink); Xvfb for the screenshots.
-    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth)
+    # null sink); Xvfb for the screenshots; FluidSynth and a General MIDI sound font for the synthetic multitracks
+    # (training/synthetic.py).
+    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth fluidsynth fluid-soundfont-gm)
 fi
 
 missing=()

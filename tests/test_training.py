@@ -237,3 +237,32 @@ def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
     assert "| step | vocals | drums | bass | other |" in text and "| 50 | 6.00 | 3.80 | 2.80 | 1.90 |" in text
     assert "nan" not in text
     assert "`stemdesk train --from two` uses learning rate 5e-05 with `second.` frozen" in text
+
+
+def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_second_stage(tmp_path):
+    import json
+
+    from training.default_models import compose_card
+
+    lite = {"weights_sha256": "new", "metrics": {"step": 1200}, "training": {"config": {"lr": 5e-4}},
+            "training_data": {"synthetic": "60 random songs"}, "licenses": {"fluidr3-gm": "MIT"}}
+    old = {"fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
+           "training": {"fine_tuning": {"decision": "the untuned cascade ships"},
+                        "second_stage": {"weights_sha256": "old"}}}
+    for name, card in (("stemdesk-4stem-lite", lite), ("stemdesk-4stem", old)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "card.json").write_text(json.dumps(card))
+    card = {"training_data": {}, "licenses": {"weights": "GPL"}, "training": {}}
+    compose_card(card, tmp_path)
+    assert card["fine_tune"] == old["fine_tune"]
+    assert "step 1200" in card["description"]
+    assert card["training"]["second_stage"]["weights_sha256"] == "new"
+    assert card["training"]["fine_tuning"]["note"] == "measured with an earlier second stage"
+    assert card["training_data"]["synthetic"] == "60 random songs" and card["licenses"]["fluidr3-gm"] == "MIT"
+    # composed again from the same second stage: the note is not added again
+    old["training"]["second_stage"]["weights_sha256"] = "new"
+    old["training"]["fine_tuning"].pop("note", None)
+    (tmp_path / "stemdesk-4stem" / "card.json").write_text(json.dumps(old))
+    again = {"training_data": {}, "licenses": {}, "training": {}}
+    compose_card(again, tmp_path)
+    assert "note" not in again["training"]["fine_tuning"]

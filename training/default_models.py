@@ -100,6 +100,31 @@ def write_two_stem(validation: dict | None = None) -> None:
     print(folder / "card.json")
 
 
+def compose_card(card: dict, models: Path = ROOT / "models") -> None:
+    """The card of a cascade composed without training: what it is made of, the second stage's own training data,
+    and what the previous card measured about fine-tuning (its advice to users stands)."""
+    lite = json.loads((models / "stemdesk-4stem-lite" / "card.json").read_text(encoding="utf-8"))
+    old = json.loads((models / "stemdesk-4stem" / "card.json").read_text(encoding="utf-8"))
+    card["description"] = (
+        "stemdesk-4stem: a cascade of Spleeter's vocal U-Net (vocals against the rest) and stemdesk-4stem-lite "
+        f"(drums, bass and other from the rest, its training step {lite.get('metrics', {}).get('step')}), composed "
+        "untuned: fine-tuning the pair on the training songs was tried and not kept (training.fine_tuning)")
+    for key in ("synthetic",):
+        if key in lite.get("training_data", {}):
+            card["training_data"][key] = lite["training_data"][key]
+    card["licenses"].update({k: v for k, v in lite.get("licenses", {}).items() if k not in card["licenses"]})
+    card["training"]["second_stage"] = {"weights_sha256": lite.get("weights_sha256"),
+                                        "training": lite.get("training")}
+    earlier = old.get("training", {}).get("fine_tuning")
+    previous_lite = old.get("training", {}).get("second_stage", {}).get("weights_sha256")
+    if earlier and previous_lite != lite.get("weights_sha256"):
+        earlier = {**earlier, "note": earlier.get("note") or "measured with an earlier second stage"}
+    if earlier:
+        card["training"]["fine_tuning"] = earlier
+    if old.get("fine_tune"):
+        card["fine_tune"] = old["fine_tune"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(RECIPES) + ["stemdesk-2stem"])
@@ -109,14 +134,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "models",
                         help="folder the trained model is exported into (as OUT/MODEL); default models/")
-    parser.add_argument("--continue-shipped", action="store_true",
-                        help="start from the weights in models/MODEL (a longer schedule) instead of the recipe's start")
+    parser.add_argument("--continue-from", type=Path, nargs="?", const=ROOT / "models", metavar="FOLDER",
+                        help="start from the weights of FOLDER/MODEL (default models/MODEL: a longer schedule for the "
+                             "shipped model) instead of the recipe's start")
     parser.add_argument("--lr", type=float, help="learning rate instead of the recipe's")
     parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument("--synthetic", type=Path, metavar="DIR",
                         help="also train on the drums, bass and other of the songs python -m training.synthetic wrote")
+    parser.add_argument("--compose", action="store_true",
+                        help="stemdesk-4stem only: no training; validate the cascade of Spleeter's vocal U-Net and the "
+                             "stemdesk-4stem-lite now in models/ and export it (keeping the card's fine-tuning advice)")
     args = parser.parse_args(argv)
+    if args.compose and args.model != "stemdesk-4stem":
+        parser.error("--compose builds stemdesk-4stem from its parts")
     if args.model == "stemdesk-2stem":
         write_two_stem()
         return
@@ -154,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
 
     start = start_weights(args.model)
-    if args.continue_shipped:
-        shipped, shipped_card = load_estimator(read_card(ROOT / "models" / args.model))
+    if args.continue_from:
+        shipped, shipped_card = load_estimator(read_card(args.continue_from / args.model))
         start = shipped.state_dict()
         before = shipped_card.raw.get("training", {})
         card["training"]["continued_from"] = {
@@ -172,11 +203,14 @@ def main(argv: list[str] | None = None) -> None:
         card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
         card["licenses"] = {**LICENSES, "spleeter": SPLEETER_LICENSE}
         card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
+    if args.compose:
+        compose_card(card)
+        config.minutes = 0.0
     trainer = Trainer(config, train, valid, args.workdir / args.model, progress=show, init_state=start)
     # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
     big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
     export = export_model(args.out / args.model, args.model, card, half=big)
-    result = trainer.run(export=export, export_start=start is not None and not args.continue_shipped)
+    result = trainer.run(export=export, export_start=start is not None and not args.continue_from)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

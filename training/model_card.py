@@ -28,6 +28,12 @@ def render(card: dict) -> str:
                   "run):", "",
                   "| " + " | ".join(median) + " |", "|" + "---|" * len(median),
                   "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
+    before = card.get("training", {}).get("continued_from")
+    if before:
+        lines += [f"This run continued from the weights of training step {before.get('step', '?')} "
+                  f"({before.get('cpu_minutes') or '?'} CPU-minutes before it), which scored "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in (before.get("validation_usdr_median_db") or {}).items())
+                  + " on the same songs.", ""]
     speed = metrics.get("speed")
     if speed:
         lines += ["## Speed", "", f"Measured by `benchmarks/separation.py` on {speed['machine']}: a 3-minute stereo "
@@ -55,7 +61,7 @@ def render(card: dict) -> str:
                   "|" + "---|" * (1 + len(trained))]
         for step, scores in tuning["validation_by_step"].items():
             lines.append(f"| {step} | " + " | ".join(f"{scores[s]:.2f}" for s in trained) + " |")
-        lines += ["", tuning["decision"]]
+        lines += ["", tuning["decision"] + (f" ({tuning['note']}.)" if tuning.get("note") else "")]
     advice = card.get("fine_tune")
     if advice:
         frozen = ", ".join(f"`{p}`" for p in advice.get("freeze", ())) or "nothing"
