@@ -1,0 +1,119 @@
+"""What a training-data source adds: second stages trained with and without it, each in the default cascade.
+
+    .venv/bin/python benchmarks/data_sources.py BASE=FOLDER NAME=FOLDER ... [--exponents 1.0,0.7]
+
+Each FOLDER holds a `stemdesk-4stem-lite`-style model (card.json + weights.safetensors), or is a trainer checkpoint
+(`…/checkpoint.safetensors`, its moving average when it has one). Each is put behind Spleeter's vocal U-Net as
+in `stemdesk-4stem` (needs `stemdesk models install spleeter-2stem`) and scored on the validation songs of
+training/default_models.py, for every rest exponent given. Medians over 14 songs move by a few tenths of a dB
+from noise alone, so the report also pairs each song with itself: the median per-song difference against the
+first entry, and on how many songs it is better.
+
+How the runs compared in docs/training-data.md were made (one thread each, side by side):
+
+    python -m training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110
+    python -m training.synthetic SYNTH --songs 60 --seconds 30
+    python -m training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110 \\
+        --synthetic SYNTH
+
+Results: benchmarks/results/data_sources.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import reproduction  # noqa: E402
+from stemdesk.core.estimators import build_estimator  # noqa: E402
+from stemdesk.core.separator import Separator  # noqa: E402
+from stemdesk.io.model_store import load_estimator, read_card  # noqa: E402
+from training.data import load_songs  # noqa: E402
+from training.default_models import CASCADE, DATA, LITE, SOURCES, split  # noqa: E402
+
+STEMS = ("drums", "bass", "other", "vocals", "accompaniment")
+
+
+def second_stage(path: Path) -> dict[str, torch.Tensor]:
+    """The weights of a lite model folder or of a trainer checkpoint (its moving average if it keeps one)."""
+    if path.is_dir():
+        estimator, _ = load_estimator(read_card(path))
+        return estimator.state_dict()
+    tensors = load_file(str(path))
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state.update({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+    return state
+
+
+def score(name: str, lite_state: dict, exponent: float, valid, first_state: dict) -> dict:
+    lite = build_estimator("open_unmix", LITE)
+    lite.load_state_dict(lite_state)                  # the checkpoint must be a lite model
+    cascade = build_estimator("cascade", {**CASCADE, "rest_exponent": exponent}).eval()
+    cascade.load_state_dict({**first_state, **{f"second.{k}": v for k, v in lite.state_dict().items()}})
+    separator = Separator(cascade)
+    rate = valid[0].sample_rate
+    return reproduction.score(name, list(separator.sources),
+                              lambda index, mix: reproduction.separate_song(lambda x: separator(x, rate).stems, mix,
+                                                                            rate),
+                              valid, None, None)
+
+
+def paired(base: dict, other: dict) -> dict[str, dict[str, float]]:
+    out = {}
+    for stem in STEMS:
+        diffs = [other[s][stem] - base[s][stem] for s in base if s in other and stem in base[s] and stem in other[s]]
+        if diffs:
+            out[stem] = {"median_diff_db": round(float(np.median(diffs)), 2),
+                         "mean_diff_db": round(float(np.mean(diffs)), 2),
+                         "better_on": int(sum(d > 0 for d in diffs)), "songs": len(diffs)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("entries", nargs="+", metavar="NAME=PATH")
+    parser.add_argument("--exponents", default="1.0", help="rest exponents of the cascade, comma-separated")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    reproduction.BSS_SONGS = 0
+    _, valid_dirs = split(DATA)
+    valid = load_songs(valid_dirs, SOURCES)
+    spleeter, _ = load_estimator("spleeter-2stem")
+    first = {f"first.{k}": v for k, v in spleeter.state_dict().items() if k.startswith("instruments.0.")}
+    rows = []
+    for entry in args.entries:
+        name, _, path = entry.partition("=")
+        state = second_stage(Path(path))
+        for exponent in map(float, args.exponents.split(",")):
+            row = score(f"{name} p={exponent:g}", state, exponent, valid, first)
+            rows.append(row)
+            print(json.dumps({"system": row["system"], "usdr": row["usdr"]}), flush=True)
+    base = rows[0]
+    lines = [f"| system | {' | '.join(STEMS)} | paired against {base['system']}: median diff (better on) |",
+             "|" + "---|" * (len(STEMS) + 2)]
+    for row in rows:
+        row["paired"] = paired(base["usdr_per_song"], row["usdr_per_song"]) if row is not base else {}
+        pairs = ", ".join(f"{s} {p['median_diff_db']:+.2f} ({p['better_on']}/{p['songs']})"
+                          for s, p in row["paired"].items() if s in ("drums", "bass", "other"))
+        lines.append(f"| {row['system']} | " + " | ".join(f"{row['usdr'].get(s, float('nan')):.2f}" for s in STEMS)
+                     + f" | {pairs or '–'} |")
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data_sources.json").write_text(json.dumps({"rows": rows, "valid_songs": [p.name for p in valid_dirs]},
+                                                      indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
