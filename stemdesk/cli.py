@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float,
                        help="learning rate (default: what the base model's card recommends, else 3e-4)")
     train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
-    train.add_argument("--threads", type=int)
+    train.add_argument("--threads", type=int,
+                       help="CPU threads (default: all cores but one; under torchrun, an equal share per process)")
 
     gui = commands.add_parser("gui", help="the desktop app (also what `stemdesk` with no command starts)")
     gui.add_argument("files", nargs="*", type=Path, help="a song or a .stemdesk project to open")

@@ -52,3 +52,14 @@ def test_limit_threads_caps_torch_and_numpys_blas_alike():
         assert blas and all(pool["num_threads"] == 1 for pool in blas)
         assert torch.get_num_threads() == 1
     torch.set_num_threads(before)
+
+
+def test_a_process_alone_leaves_a_core_free_and_processes_side_by_side_share_the_cores(monkeypatch):
+    from stemdesk.io.process import default_threads, process_threads
+
+    assert process_threads(8, 1) == default_threads(8) == 7
+    assert [process_threads(8, n) for n in (2, 3, 4, 16)] == [4, 2, 2, 1]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")                         # as torchrun sets it
+    assert process_threads(2) == 1 and process_threads(16) == 8
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert process_threads(16) == 8

@@ -24,7 +24,7 @@ from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.audio import read
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
-from stemdesk.io.process import limit_threads
+from stemdesk.io.process import limit_threads, process_threads
 
 from .data import Song
 from .dataset import SOURCES, SongFiles, check_dataset, describe, discover, read_mapping
@@ -148,8 +148,8 @@ def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:
 def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None,
               cancel: CancelToken | None = None) -> dict:
     """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix."""
-    if request.threads:
-        limit_threads(request.threads)
+    # Unless told, leave a core free (alone) or take an equal share of the cores (under torchrun).
+    limit_threads(request.threads or process_threads())
     run = runs_dir() / request.name
     run.mkdir(parents=True, exist_ok=True)
     songs = discover(request.data, read_mapping(request.mapping))

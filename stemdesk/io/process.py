@@ -68,3 +68,15 @@ def default_threads(cpu_threads: int | None = None) -> int:
     if cpu_threads is None:
         cpu_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(8, cpu_threads - 1))
+
+
+def process_threads(cpu_threads: int | None = None, processes: int | None = None) -> int:
+    """CPU threads for one of ``processes`` processes on this machine (torchrun's LOCAL_WORLD_SIZE by default):
+    alone, `default_threads`; beside others, an equal share of the cores, so they do not oversubscribe them."""
+    if processes is None:
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if processes <= 1:
+        return default_threads(cpu_threads)
+    if cpu_threads is None:
+        cpu_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpu_threads // processes)
