@@ -16,7 +16,11 @@ How the runs compared in docs/training-data.md were made (one thread each, side 
     python -m training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110 \\
         --synthetic SYNTH
 
-Results: benchmarks/results/data_sources.json.
+``--bottleneck`` instead asks where the shipped cascade's error lies, on the 13 MUSDB excerpts of the validation
+songs (whole-song oracles need more memory than a training run leaves): the cascade as it is, with the true vocal
+mask (ideal ratio) in place of the U-Net's, and with the true split of the rest in place of the second stage's.
+
+Results: benchmarks/results/data_sources.json (or data_sources_bottleneck.json).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import reproduction  # noqa: E402
 from stemdesk.core.estimators import build_estimator  # noqa: E402
+from stemdesk.core.masks import ratio_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
+from stemdesk.core.stft import STFT  # noqa: E402
 from stemdesk.io.model_store import load_estimator, read_card  # noqa: E402
 from training.data import load_songs  # noqa: E402
 from training.default_models import CASCADE, DATA, LITE, SOURCES, split  # noqa: E402
@@ -79,9 +85,35 @@ def paired(base: dict, other: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def bottleneck(valid) -> list[dict]:
+    """stemdesk-4stem as shipped, with oracle vocals, and with an oracle split of the rest."""
+    estimator, _ = load_estimator("stemdesk-4stem")
+    stft = STFT(estimator.stft_config)
+    rows = []
+    for mode in ("as shipped", "true vocal mask", "true split of the rest"):
+        def run(index, mix, mode=mode):
+            magnitudes = stft(valid[index].audio()).abs()                    # (sources, channels, bins, frames)
+            ideal = magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-8)
+            spec = stft(mix.unsqueeze(0))
+            with torch.no_grad():
+                masks = estimator(spec.abs())[0]
+            if mode == "true vocal mask":
+                masks = torch.cat([ideal[:1], (1 - ideal[:1]) * ratio_masks(masks[1:].unsqueeze(0))[0]])
+            elif mode == "true split of the rest":
+                masks = torch.cat([masks[:1], (1 - masks[:1]) * ratio_masks(ideal[1:].unsqueeze(0))[0]])
+            stems = stft.inverse(masks * spec, mix.shape[-1])
+            stems[-1] = mix - stems[:-1].sum(0)
+            return stems
+
+        rows.append(reproduction.score(mode, list(SOURCES), run, valid, None, None))
+        print(json.dumps({"system": mode, "usdr": rows[-1]["usdr"]}), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("entries", nargs="+", metavar="NAME=PATH")
+    parser.add_argument("entries", nargs="*", metavar="NAME=PATH")
+    parser.add_argument("--bottleneck", action="store_true", help="where the shipped cascade's error lies")
     parser.add_argument("--exponents", default="1.0", help="rest exponents of the cascade, comma-separated")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -89,6 +121,18 @@ def main() -> None:
     reproduction.BSS_SONGS = 0
     _, valid_dirs = split(DATA)
     valid = load_songs(valid_dirs, SOURCES)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.bottleneck:
+        excerpts = [song for song, folder in zip(valid, valid_dirs) if folder.parent.name == "musdb7-train"]
+        rows = bottleneck(excerpts)
+        (out / "data_sources_bottleneck.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+        print("| stemdesk-4stem | " + " | ".join(STEMS) + " |\n|" + "---|" * (len(STEMS) + 1))
+        for row in rows:
+            print(f"| {row['system']} | " + " | ".join(f"{row['usdr'][s]:.2f}" for s in STEMS) + " |")
+        return
+    if not args.entries:
+        parser.error("name at least one second stage as NAME=PATH, or ask for --bottleneck")
     spleeter, _ = load_estimator("spleeter-2stem")
     first = {f"first.{k}": v for k, v in spleeter.state_dict().items() if k.startswith("instruments.0.")}
     rows = []
@@ -108,8 +152,6 @@ def main() -> None:
                           for s, p in row["paired"].items() if s in ("drums", "bass", "other"))
         lines.append(f"| {row['system']} | " + " | ".join(f"{row['usdr'].get(s, float('nan')):.2f}" for s in STEMS)
                      + f" | {pairs or '–'} |")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "data_sources.json").write_text(json.dumps({"rows": rows, "valid_songs": [p.name for p in valid_dirs]},
                                                       indent=1) + "\n")
     print("\n".join(lines))
