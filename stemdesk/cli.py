@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train low-rank adapters of this rank on the dense layers only (merged on export)")
     train.add_argument("--lr", type=float,
                        help="learning rate (default: what the base model's card recommends, else 3e-4)")
+    train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                       help="validate and export a moving average of the weights (e.g. 0.99); 0: the weights")
     train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--threads", type=int,
                        help="CPU threads (default: all cores but one; under torchrun, an equal share per process)")
@@ -363,7 +365,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     request = FineTuneRequest(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
                               mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,
-                              adapters=args.adapters,
+                              adapters=args.adapters, ema=args.ema,
                               threads=args.threads, device=args.device)
     card = fine_tune(request, progress=show)
     if card.get("rank"):

@@ -122,7 +122,7 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
                 "fine_tune": {"lr": 0.01, "freeze": ["conv"]}})
     out, err = io.StringIO(), io.StringIO()
     code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "flat-4stem", "--out",
-                 "my-tune", "--minutes", "0.1", "--valid", "odd names", "--threads", "1"],
+                 "my-tune", "--minutes", "0.1", "--valid", "odd names", "--threads", "1", "--ema", "0.5"],
                 out=out, err=err)
     assert code == 0, err.getvalue()
     assert "learning rate 0.01, frozen: conv" in err.getvalue()
@@ -130,6 +130,7 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
     card = find_model("my-tune")
     assert card.raw["parent"]["id"] == "flat-4stem"
     assert card.raw["training"]["config"]["lr"] == 0.01 and card.raw["training"]["config"]["freeze"] == ["conv"]
+    assert card.raw["training"]["config"]["ema"] == 0.5
     assert card.raw["fine_tune"]["lr"] == 0.01 and card.raw["fine_tune"]["freeze"] == ["conv"]
     assert card.raw["training_data"]["valid_songs"] == ["odd names"]
     assert set(card.raw["training_data"]["excluded"]) == {"shifted", "limited", "good copy"}

@@ -266,3 +266,8 @@ def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_seco
     again = {"training_data": {}, "licenses": {}, "training": {}}
     compose_card(again, tmp_path)
     assert "note" not in again["training"]["fine_tuning"]
+    # a card from before cards named their second stage: nothing to say it changed
+    del old["training"]["second_stage"]
+    (tmp_path / "stemdesk-4stem" / "card.json").write_text(json.dumps(old))
+    compose_card(again, tmp_path)
+    assert "note" not in again["training"]["fine_tuning"]

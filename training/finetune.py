@@ -63,6 +63,7 @@ class FineTuneRequest:
     lr: float | None = None           # None: what the base model's card recommends (see `fine_tune_advice`)
     freeze: Sequence[str] | None = None  # None: as the card recommends; () trains everything
     adapters: int = 0                 # > 0: low-rank adapters of this rank instead of full fine-tuning
+    ema: float = 0.0                  # > 0: validate and export a moving average of the weights
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -174,7 +175,7 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=lr,
                          minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),
                          validate_every=50, freeze=freeze, adapters=request.adapters, beat_start=True,
-                         batch=8, remix=0.5,
+                         batch=8, remix=0.5, ema=request.ema,
                          excerpt_seconds=min(6.0, 0.8 * shortest),
                          device=request.device)
     out_folder = user_models_dir() / request.name
