@@ -37,6 +37,12 @@ class Song:
     def excerpt(self, source: int | slice, start: int, length: int) -> Tensor:
         return torch.from_numpy(self.stems[source, :, start:start + length].astype(np.float32) / 32768.0)
 
+    @classmethod
+    def from_float(cls, name: str, stems: np.ndarray, usable: Sequence[bool], sample_rate: int) -> "Song":
+        """stems: float (sources, channels, length) in [-1, 1], stored as int16 (clipped at full scale)."""
+        stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
+        return cls(name, stems16, tuple(usable), sample_rate)
+
     def audio(self) -> Tensor:
         """All stems as float32 (sources, channels, length)."""
         return torch.from_numpy(self.stems.astype(np.float32) / 32768.0)
@@ -78,14 +84,13 @@ def load_song(folder: Path, sources: Sequence[str]) -> Song:
         stems.append(audio[:2])
     length = min(s.shape[-1] for s in stems)
     data = np.stack([s[:, :length] for s in stems])
-    stems16 = np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
     usable = [True] * len(sources)
     meta = folder / "meta.json"
     if meta.is_file() and json.loads(meta.read_text()).get("has_separate_bass") is False:
         for name in ("bass", "other"):
             if name in sources:
                 usable[list(sources).index(name)] = False
-    return Song(folder.name, stems16, tuple(usable), rate)
+    return Song.from_float(folder.name, data, usable, rate)
 
 
 def load_songs(folders: Sequence[Path], sources: Sequence[str]) -> list[Song]:

@@ -17,7 +17,9 @@ Run again to resume from the checkpoint in the work folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -113,9 +115,8 @@ def compose_card(card: dict, models: Path = ROOT / "models") -> None:
         "stemdesk-4stem: a cascade of Spleeter's vocal U-Net (vocals against the rest) and stemdesk-4stem-lite "
         f"(drums, bass and other from the rest, its training step {lite.get('metrics', {}).get('step')}), composed "
         "untuned: fine-tuning the pair on the training songs was tried and not kept (training.fine_tuning)")
-    for key in ("synthetic",):
-        if key in lite.get("training_data", {}):
-            card["training_data"][key] = lite["training_data"][key]
+    if "synthetic" in lite.get("training_data", {}):
+        card["training_data"]["synthetic"] = lite["training_data"]["synthetic"]
     card["licenses"].update({k: v for k, v in lite.get("licenses", {}).items() if k not in card["licenses"]})
     card["training"]["second_stage"] = {"weights_sha256": lite.get("weights_sha256"),
                                         "training": lite.get("training")}
@@ -210,11 +211,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.compose:
         compose_card(card)
         config.minutes = 0.0
-    trainer = Trainer(config, train, valid, args.workdir / args.model, progress=show, init_state=start)
-    # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
-    big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
-    export = export_model(args.out / args.model, args.model, card, half=big)
-    result = trainer.run(export=export, export_start=start is not None and not args.continue_from)
+    # --compose trains nothing: a checkpoint of an earlier run in the workdir must not be resumed in place of the
+    # parts being composed, so it runs in a folder of its own.
+    with (tempfile.TemporaryDirectory(prefix="stemdesk-compose-") if args.compose
+          else contextlib.nullcontext(args.workdir / args.model)) as workdir:
+        trainer = Trainer(config, train, valid, Path(workdir), progress=show, init_state=start)
+        # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
+        big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
+        export = export_model(args.out / args.model, args.model, card, half=big)
+        result = trainer.run(export=export, export_start=start is not None and not args.continue_from)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

@@ -49,7 +49,7 @@ def load_song_files(song: SongFiles) -> Song:
     stems = np.stack([summed.get(s, np.zeros((2, length), np.float32)) for s in SOURCES])
     # A missing or near-silent stem (a bass line recorded inside "other") is not a target to learn from.
     usable = tuple(s in summed and float(np.sqrt(np.mean(np.square(summed[s])))) >= 1e-3 for s in SOURCES)
-    return Song(song.name, np.clip(np.round(stems * 32768), -32768, 32767).astype(np.int16), usable, rate)
+    return Song.from_float(song.name, stems, usable, rate)
 
 
 @dataclass

@@ -165,20 +165,21 @@ def synthetic_song(seed: int, seconds: float = 30.0, rate: int = 44100) -> Song:
     with tempfile.TemporaryDirectory() as tmp:
         parts = [render(tempo, tracks[part], rate, Path(tmp), part) for part in PARTS]
     # FluidSynth renders until every voice has died away; keep the song plus half a second of its tail.
-    length = min(min(p.shape[-1] for p in parts), int((bars * 4 * tempo / 1e6 + 0.5) * rate))
-    stems = np.stack([np.zeros((2, length), np.float32)] + [p[:2, :length] for p in parts])
-    stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
-    return Song(f"synthetic-{seed}", stems16, (False, True, True, True), rate)
+    return _song(f"synthetic-{seed}", parts, rate, int((bars * 4 * tempo / 1e6 + 0.5) * rate))
 
 
 def load_synthetic(folder: Path) -> Song:
     """A song written by `main` (drums/bass/other.wav, no vocals) as a Song with silent, unusable vocals."""
     parts = [read(folder / f"{part}.wav") for part in PARTS]
-    rate = parts[0][1]
-    length = min(p.shape[-1] for p, _ in parts)
-    stems = np.stack([np.zeros((2, length), np.float32)] + [p[:2, :length] for p, _ in parts])
-    stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
-    return Song(folder.name, stems16, (False, True, True, True), rate)
+    return _song(folder.name, [audio for audio, _ in parts], parts[0][1])
+
+
+def _song(name: str, parts: list[np.ndarray], rate: int, length: int | None = None) -> Song:
+    """drums, bass and other (channels, n) → a Song with silent, unusable vocals, cut to the shortest part (and to
+    ``length``)."""
+    length = min([p.shape[-1] for p in parts] + ([length] if length is not None else []))
+    stems = np.stack([np.zeros((2, length), np.float32)] + [p[:2, :length] for p in parts])
+    return Song.from_float(name, stems, (False, True, True, True), rate)
 
 
 def main(argv: list[str] | None = None) -> None:

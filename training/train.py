@@ -478,20 +478,19 @@ class Trainer:
             self._save("checkpoint")                       # contributes its sampler state to rank 0's file
             self._follow_rank0()
             return
-        with self.averaged_weights():
+        with self.averaged_weights():                     # validation scores, and export writes, the average
             result = self.validate()
-        medians = result["median"]
-        score = sum(medians.values()) / max(1, len(medians))
-        entry = {"step": self.step, "loss": sum(losses) / len(losses), "valid_usdr": medians,
-                 "valid_mean": score, "lr": self.optimizer.param_groups[0]["lr"],
-                 "seconds": round(time.monotonic() - started, 1), "songs": result["songs"]}
-        improved = score > self.best
+            medians = result["median"]
+            score = sum(medians.values()) / max(1, len(medians))
+            entry = {"step": self.step, "loss": sum(losses) / len(losses), "valid_usdr": medians,
+                     "valid_mean": score, "lr": self.optimizer.param_groups[0]["lr"],
+                     "seconds": round(time.monotonic() - started, 1), "songs": result["songs"]}
+            improved = score > self.best
+            if improved and export is not None:
+                self._export(export, entry)
         if improved:
             self.best = score
             self.bad_validations = 0
-            if export is not None:
-                with self.averaged_weights():
-                    self._export(export, entry)
         else:
             self.bad_validations += 1
             if self.bad_validations >= self.config.lr_decay_patience:

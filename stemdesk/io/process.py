@@ -60,13 +60,18 @@ def tune_allocator() -> bool:
     return all([bool(mallopt(option, value)) for option, value in SETTINGS.items()])
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_threads(cpu_threads: int | None = None) -> int:
     """CPU threads for a separation nobody chose a number for: all but one (the interface, or whatever else runs,
     keeps a core), at most 8. Not torch's default of all of them: measured on 2 cores with one busy, an 8-s song
     took 12.7 s with two threads and 0.4 s with one (each of torch's parallel sections waits for the thread that
     shares a core)."""
     if cpu_threads is None:
-        cpu_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpu_threads = usable_cpus()
     return max(1, min(8, cpu_threads - 1))
 
 
@@ -78,5 +83,5 @@ def process_threads(cpu_threads: int | None = None, processes: int | None = None
     if processes <= 1:
         return default_threads(cpu_threads)
     if cpu_threads is None:
-        cpu_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpu_threads = usable_cpus()
     return max(1, cpu_threads // processes)
