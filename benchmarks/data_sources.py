@@ -61,10 +61,10 @@ def second_stage(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def score(name: str, lite_state: dict, exponent: float, valid, first_state: dict) -> dict:
+def score(name: str, lite_state: dict, exponent: float, valid, first_state: dict, second_input: str = "mix") -> dict:
     lite = build_estimator("open_unmix", LITE)
     lite.load_state_dict(lite_state)                  # the checkpoint must be a lite model
-    cascade = build_estimator("cascade", {**CASCADE, "rest_exponent": exponent}).eval()
+    cascade = build_estimator("cascade", {**CASCADE, "rest_exponent": exponent, "second_input": second_input}).eval()
     cascade.load_state_dict({**first_state, **{f"second.{k}": v for k, v in lite.state_dict().items()}})
     separator = Separator(cascade)
     rate = valid[0].sample_rate
@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("entries", nargs="*", metavar="NAME=PATH")
     parser.add_argument("--bottleneck", action="store_true", help="where the shipped cascade's error lies")
     parser.add_argument("--exponents", default="1.0", help="rest exponents of the cascade, comma-separated")
+    parser.add_argument("--inputs", default="mix",
+                        help="what the second stage hears (the cascade's second_input), comma-separated: mix, rest")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,9 +142,10 @@ def main() -> None:
         name, _, path = entry.partition("=")
         state = second_stage(Path(path))
         for exponent in map(float, args.exponents.split(",")):
-            row = score(f"{name} p={exponent:g}", state, exponent, valid, first)
-            rows.append(row)
-            print(json.dumps({"system": row["system"], "usdr": row["usdr"]}), flush=True)
+            for heard in args.inputs.split(","):
+                row = score(f"{name} p={exponent:g} hears {heard}", state, exponent, valid, first, heard)
+                rows.append(row)
+                print(json.dumps({"system": row["system"], "usdr": row["usdr"]}), flush=True)
     base = rows[0]
     lines = [f"| system | {' | '.join(STEMS)} | paired against {base['system']}: median diff (better on) |",
              "|" + "---|" * (len(STEMS) + 2)]

@@ -240,6 +240,34 @@ def test_a_cascade_rest_exponent_softens_the_second_stages_split_and_the_masks_s
         cascade(rest_exponent=0.0)
 
 
+def test_a_cascade_whose_second_stage_hears_the_rest_gives_it_the_mix_without_the_lead():
+    torch.manual_seed(4)
+    plain, rest = cascade(), cascade(second_input="rest")
+    rest.load_state_dict(plain.state_dict())
+    heard = []
+    rest.second.register_forward_pre_hook(lambda module, args: heard.append(args[0].clone()))
+    mag = torch.rand(2, 2, plain.bins, 40)
+    for grad in (False, True):                                              # the inference and the trainable path
+        heard.clear()
+        with torch.set_grad_enabled(grad):
+            masks = rest(mag)
+            lead = normalise_masks(rest.first(mag), rest.first.mask, rest.first.residual)[:, 0]
+        k = rest.first_bins
+        assert torch.allclose(heard[0][:, :, :k], (1 - lead[:, :, :k]) * mag[:, :, :k])
+        assert torch.equal(heard[0][:, :, k:], mag[:, :, k:])               # above the U-Net: the mix as it is
+        with torch.no_grad():
+            second = normalise_masks(rest.second(heard[0]), rest.second.mask)
+        assert torch.allclose(masks[:, 0, :, :k], lead[:, :, :k], atol=1e-6)
+        assert torch.allclose(masks[:, 1:], (1 - masks[:, :1]) * second[:, 1:] / second[:, 1:].sum(1, keepdim=True),
+                              atol=1e-5)
+        assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-5)
+    with torch.no_grad():
+        assert not torch.allclose(plain(mag)[:, 1:], rest(mag)[:, 1:])       # it changes what the rest becomes
+    assert rest.config()["second_input"] == "rest" and plain.config()["second_input"] == "mix"
+    with pytest.raises(ValueError, match="second_input"):
+        cascade(second_input="vocals")
+
+
 def test_cascade_shares_the_rest_equally_where_the_second_stage_leaves_nothing():
     from stemdesk.core.estimators.cascade import Cascade
 

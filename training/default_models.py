@@ -144,6 +144,10 @@ def main(argv: list[str] | None = None) -> None:
                              "shipped model) instead of the recipe's start")
     parser.add_argument("--lr", type=float, help="learning rate instead of the recipe's")
     parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
+    parser.add_argument("--freeze", nargs="+", metavar="PREFIX",
+                        help="parameter-name prefixes kept fixed (e.g. first. for the cascade's vocal U-Net)")
+    parser.add_argument("--second-input", choices=["mix", "rest"],
+                        help="stemdesk-4stem: what the second stage hears (the cascade's second_input)")
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument("--synthetic", type=Path, metavar="DIR",
                         help="also train on the drums, bass and other of the songs python -m training.synthetic wrote")
@@ -163,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("lr", "ema", "pitch_time"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    if args.freeze:
+        config.freeze = tuple(args.freeze)
+    if args.second_input:
+        if config.estimator != "cascade":
+            parser.error("--second-input is an option of the cascade, stemdesk-4stem")
+        config.config = {**config.config, "second_input": args.second_input}
     train_dirs, valid_dirs = split(args.data)
     train, valid = load_songs(train_dirs, SOURCES), load_songs(valid_dirs, SOURCES)
     synthetic = sorted(p for p in args.synthetic.iterdir() if p.is_dir()) if args.synthetic else []

@@ -26,6 +26,11 @@ class Cascade(Estimator):
     multiplication instead of a power per mask value (a power costs about 0.3 s of a 3-minute song on one thread);
     the second stage's own lead above ``first_bins`` is then tempered alike.
 
+    ``second_input`` is what the second stage hears: "mix" (the mixture's magnitudes) or "rest" (the mixture with
+    the lead masked out below ``first_bins``: (1 − m₀)·|X|, the mixture above them). With "rest" the second stage
+    no longer has to find the vocals itself to divide what is left; the masks it returns are applied to the
+    mixture as before, so the null is unchanged.
+
     ``first`` and ``second`` are {"kind": registry name, "config": its config}; the cascade's sources are the
     first's first source followed by the second's others, in the second's order. A stage's config inherits the
     cascade's STFT and channel count (and the second stage the cascade's sources) unless it states its own.
@@ -35,15 +40,18 @@ class Cascade(Estimator):
     sums_to_one = True
 
     def __init__(self, *args, first: Mapping[str, Any], second: Mapping[str, Any], first_bins: int | None = None,
-                 rest_exponent: float = 1.0, **kwargs):
+                 rest_exponent: float = 1.0, second_input: str = "mix", **kwargs):
         from . import build_estimator  # the registry imports this module
 
         kwargs.setdefault("mask", "ratio")
         if not rest_exponent > 0:
             raise ValueError(f"rest_exponent must be positive, not {rest_exponent}")
+        if second_input not in ("mix", "rest"):
+            raise ValueError(f'second_input must be "mix" or "rest", not {second_input!r}')
         super().__init__(*args, first=dict(first), second=dict(second), first_bins=first_bins,
-                         rest_exponent=float(rest_exponent), **kwargs)
+                         rest_exponent=float(rest_exponent), second_input=second_input, **kwargs)
         self.rest_exponent = float(rest_exponent)
+        self.second_input = second_input
         # A stage's config inherits the cascade's STFT and channels (and the second its sources) unless it sets them.
         stft = self.config()["stft"]
         self.first = build_estimator(first["kind"], {"stft": stft, "channels": self.channels, **first["config"]})
@@ -66,7 +74,10 @@ class Cascade(Estimator):
     def forward(self, mag: Tensor) -> Tensor:
         fb = self.first_bins
         lead = normalise_masks(self.first(mag)[:, :, :, :fb], self.first.mask, self.first.residual)[:, 0]
-        raw, exponent = self.second(mag), self.rest_exponent
+        heard = mag
+        if self.second_input == "rest":
+            heard = torch.cat([(1 - lead) * mag[:, :, :fb], mag[:, :, fb:]], dim=2)
+        raw, exponent = self.second(heard), self.rest_exponent
         if exponent != 1.0 and self.second.mask == "softmax" and not self.second.residual:
             raw = raw * exponent if torch.is_grad_enabled() else raw.mul_(exponent)
             exponent = 1.0
