@@ -271,3 +271,29 @@ def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_seco
     (tmp_path / "stemdesk-4stem" / "card.json").write_text(json.dumps(old))
     compose_card(again, tmp_path)
     assert "note" not in again["training"]["fine_tuning"]
+
+
+def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_stage_hears():
+    from training.default_models import CASCADE, carry_over
+
+    before = {"parents": ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"],
+              "fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
+              "licenses": {"spleeter": "MIT", "weights": "old text"},
+              "training_data": {"spleeter": "25,000 songs", "train_songs": ["old"]},
+              "training": {"fine_tuning": {"decision": "untuned ships"}, "second_stage": {"weights_sha256": "lite"},
+                           "config": {"lr": 1e-4}}}
+    config = TrainConfig(estimator="cascade", config={**CASCADE, "second_input": "rest"}, freeze=("first.",))
+    card = {"licenses": {"weights": "GPL"}, "training_data": {"train_songs": ["new"]},
+            "training": {"config": {"lr": 5e-4}}}
+    carry_over(card, before, config)
+    assert card["parents"] == before["parents"] and card["fine_tune"] == before["fine_tune"]
+    assert card["licenses"] == {"spleeter": "MIT", "weights": "GPL"}                 # this run's text wins
+    assert card["training_data"] == {"train_songs": ["new"], "spleeter": "25,000 songs"}
+    assert card["training"]["fine_tuning"] == {"decision": "untuned ships"}
+    assert card["training"]["second_stage"] == {"weights_sha256": "lite"}
+    assert card["training"]["config"] == {"lr": 5e-4}
+    assert "hearing the rest" in card["description"] and "U-Net frozen" in card["description"]
+    plain = {"licenses": {}, "training_data": {}, "training": {}}
+    carry_over(plain, {}, TrainConfig(estimator="cascade", config=CASCADE))
+    assert "hearing the mixture" in plain["description"] and "frozen" not in plain["description"]
+    assert "fine_tune" not in plain and "parents" not in plain

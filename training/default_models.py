@@ -130,6 +130,30 @@ def compose_card(card: dict, models: Path = ROOT / "models") -> None:
         card["fine_tune"] = old["fine_tune"]
 
 
+def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
+    """A continued model keeps what its earlier card says beyond this run: where its parts come from (parents,
+    licences, Spleeter's data), what was measured about fine-tuning it and the advice that follows (fine_tune), and
+    for a cascade what its second stage was before this run."""
+    for key in ("parents", "fine_tune"):
+        if key in before:
+            card[key] = before[key]
+    card["licenses"] = {**before.get("licenses", {}), **card["licenses"]}
+    if "spleeter" in before.get("training_data", {}):
+        card["training_data"]["spleeter"] = before["training_data"]["spleeter"]
+    for key in ("fine_tuning", "second_stage"):
+        if key in before.get("training", {}):
+            card["training"][key] = before["training"][key]
+    if config.estimator == "cascade":
+        heard = config.config.get("second_input", "mix")
+        frozen = " with the vocal U-Net frozen" if any(p.startswith("first.") for p in config.freeze) else ""
+        card["description"] = (
+            "stemdesk-4stem: a cascade of Spleeter's vocal U-Net (vocals against the rest) and a second stage that "
+            "divides the rest into drums, bass and other. The second stage started as stemdesk-4stem-lite "
+            f"(training.second_stage) and was trained further inside the cascade{frozen}, hearing "
+            + ("the rest, (1 - vocal mask) x the mixture" if heard == "rest" else "the mixture")
+            + " (training.continued_from, training.config)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(RECIPES) + ["stemdesk-2stem"])
@@ -210,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpu_minutes": before.get("cpu_minutes"), "config": before.get("config"),
             "validation_usdr_median_db": shipped_card.raw.get("metrics", {}).get("validation_usdr_median_db")}
         config.beat_start = True    # only what beats the shipped weights on validation replaces them
+        carry_over(card, shipped_card.raw, config)
     elif start is not None:
         card["description"] = (f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
                                "stemdesk-4stem-lite (drums, bass and other from the rest); training/default_models.py "
