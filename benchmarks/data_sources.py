@@ -51,13 +51,17 @@ STEMS = ("drums", "bass", "other", "vocals", "accompaniment")
 
 
 def second_stage(path: Path) -> dict[str, torch.Tensor]:
-    """The weights of a lite model folder or of a trainer checkpoint (its moving average if it keeps one)."""
+    """The weights of a lite model folder or of a trainer checkpoint (its moving average if it keeps one); of a
+    cascade (stemdesk-4stem-style folder or checkpoint), its second stage's."""
     if path.is_dir():
         estimator, _ = load_estimator(read_card(path))
-        return estimator.state_dict()
-    tensors = load_file(str(path))
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    state.update({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+        state = estimator.state_dict()
+    else:
+        tensors = load_file(str(path))
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        state.update({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+    if any(k.startswith("second.") for k in state):
+        state = {k[len("second."):]: v.float() for k, v in state.items() if k.startswith("second.")}
     return state
 
 
