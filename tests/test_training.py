@@ -239,6 +239,20 @@ def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
     assert "`stemdesk train --from two` uses learning rate 5e-05 with `second.` frozen" in text
 
 
+def test_a_model_card_says_what_a_continued_run_started_from_without_inventing_its_history():
+    from training.model_card import render
+
+    card = {"id": "four", "estimator": "cascade", "sources": ["vocals"], "sample_rate": 44100,
+            "config": {"stft": {"n_fft": 4096, "hop": 1024}}, "weights_sha256": "0" * 64,
+            "training": {"continued_from": {"weights_sha256": "86e431c6be32" + "f" * 52, "step": 0,
+                                            "cpu_minutes": None, "validation_usdr_median_db": {"vocals": 5.66}}}}
+    composed = render(card)                     # a composed cascade: no training step, no minutes behind it
+    assert "continued from the earlier weights (sha256 `86e431c6be32…`), which scored vocals 5.66" in composed
+    assert "?" not in composed and "step 0" not in composed
+    card["training"]["continued_from"].update(step=1050, cpu_minutes=92.4)
+    assert "(sha256 `86e431c6be32…`, training step 1050 after 92 CPU-minutes)" in render(card)
+
+
 def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_second_stage(tmp_path):
     import json
 
@@ -289,7 +303,7 @@ def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_st
     assert card["parents"] == before["parents"] and card["fine_tune"] == before["fine_tune"]
     assert card["licenses"] == {"spleeter": "MIT", "weights": "GPL"}                 # this run's text wins
     assert card["training_data"] == {"train_songs": ["new"], "spleeter": "25,000 songs"}
-    assert card["training"]["fine_tuning"] == {"decision": "untuned ships"}
+    assert card["training"]["fine_tuning"] == {"decision": "untuned ships", "note": "measured with earlier weights"}
     assert card["training"]["second_stage"] == {"weights_sha256": "lite"}
     assert card["training"]["config"] == {"lr": 5e-4}
     assert "hearing the rest" in card["description"] and "U-Net frozen" in card["description"]

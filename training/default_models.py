@@ -143,6 +143,9 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
     for key in ("fine_tuning", "second_stage"):
         if key in before.get("training", {}):
             card["training"][key] = before["training"][key]
+    if "fine_tuning" in card["training"]:         # this run changed the weights those fine-tunes started from
+        earlier = card["training"]["fine_tuning"]
+        card["training"]["fine_tuning"] = {**earlier, "note": earlier.get("note") or "measured with earlier weights"}
     if config.estimator == "cascade":
         heard = config.config.get("second_input", "mix")
         frozen = " with the vocal U-Net frozen" if any(p.startswith("first.") for p in config.freeze) else ""

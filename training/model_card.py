@@ -30,8 +30,10 @@ def render(card: dict) -> str:
                   "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
     before = card.get("training", {}).get("continued_from")
     if before:
-        lines += [f"This run continued from the weights of training step {before.get('step', '?')} "
-                  f"({before.get('cpu_minutes') or '?'} CPU-minutes before it), which scored "
+        history = (f", training step {before['step']} after {before['cpu_minutes']:.0f} CPU-minutes"
+                   if before.get("step") and before.get("cpu_minutes") else "")
+        lines += [f"This run continued from the earlier weights (sha256 `{str(before.get('weights_sha256'))[:12]}…`"
+                  f"{history}), which scored "
                   + ", ".join(f"{k} {v:.2f}" for k, v in (before.get("validation_usdr_median_db") or {}).items())
                   + " on the same songs.", ""]
     speed = metrics.get("speed")
@@ -61,7 +63,8 @@ def render(card: dict) -> str:
                   "|" + "---|" * (1 + len(trained))]
         for step, scores in tuning["validation_by_step"].items():
             lines.append(f"| {step} | " + " | ".join(f"{scores[s]:.2f}" for s in trained) + " |")
-        lines += ["", tuning["decision"] + (f" ({tuning['note']}.)" if tuning.get("note") else "")]
+        note = tuning.get("note", "")
+        lines += ["", tuning["decision"] + (f" ({note[:1].upper()}{note[1:]}.)" if note else "")]
     advice = card.get("fine_tune")
     if advice:
         frozen = ", ".join(f"`{p}`" for p in advice.get("freeze", ())) or "nothing"
