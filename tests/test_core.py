@@ -203,15 +203,17 @@ def test_cascade_takes_the_lead_source_from_the_first_stage_and_splits_the_rest_
 def test_cascade_inference_path_computes_what_the_trainable_path_does(exponent, second_mask):
     torch.manual_seed(2)
     second = {"kind": "open_unmix", "config": {**SMALL["open_unmix"], "mask": second_mask}}
-    est = cascade(rest_exponent=exponent, second=second)
-    mag = torch.rand(2, 2, est.bins, 40)
+    # float64: the LSTM's kernels with and without autograd differ by float32 rounding (6e-8 here), which the
+    # renormalisation of a nearly silent rest can magnify past any fixed tolerance on some CPUs
+    est = cascade(rest_exponent=exponent, second=second).double()
+    mag = torch.rand(2, 2, est.bins, 40, dtype=torch.float64)
     with torch.no_grad():
         fast = est(mag)                                                     # in place, no autograd
     with torch.enable_grad():
         trainable = est(mag)
         trainable.sum().backward()
     assert trainable.requires_grad and not fast.requires_grad
-    assert torch.allclose(fast, trainable, atol=1e-6)
+    assert torch.allclose(fast, trainable, rtol=1e-9, atol=1e-12)
     assert all(torch.isfinite(p.grad).all() for p in est.parameters() if p.grad is not None)
 
 
