@@ -140,11 +140,11 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
     card["licenses"] = {**before.get("licenses", {}), **card["licenses"]}
     if "spleeter" in before.get("training_data", {}):
         card["training_data"]["spleeter"] = before["training_data"]["spleeter"]
-    for key in ("fine_tuning", "second_stage"):
-        if key in before.get("training", {}):
-            card["training"][key] = before["training"][key]
-    if "fine_tuning" in card["training"]:         # this run changed the weights those fine-tunes started from
-        earlier = card["training"]["fine_tuning"]
+    history = before.get("training", {})
+    if "second_stage" in history:
+        card["training"]["second_stage"] = history["second_stage"]
+    if "fine_tuning" in history:                  # this run changed the weights those fine-tunes started from
+        earlier = history["fine_tuning"]
         card["training"]["fine_tuning"] = {**earlier, "note": earlier.get("note") or "measured with earlier weights"}
     if config.estimator == "cascade":
         heard = config.config.get("second_input", "mix")

@@ -30,10 +30,11 @@ def render(card: dict) -> str:
                   "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
     before = card.get("training", {}).get("continued_from")
     if before:
-        history = (f", training step {before['step']} after {before['cpu_minutes']:.0f} CPU-minutes"
-                   if before.get("step") and before.get("cpu_minutes") else "")
-        lines += [f"This run continued from the earlier weights (sha256 `{str(before.get('weights_sha256'))[:12]}…`"
-                  f"{history}), which scored "
+        facts = [f"sha256 `{before['weights_sha256'][:12]}…`"] if before.get("weights_sha256") else []
+        if before.get("step") and before.get("cpu_minutes"):
+            facts.append(f"training step {before['step']} after {before['cpu_minutes']:.0f} CPU-minutes")
+        lines += ["This run continued from the earlier weights" + (f" ({', '.join(facts)})" if facts else "")
+                  + ", which scored "
                   + ", ".join(f"{k} {v:.2f}" for k, v in (before.get("validation_usdr_median_db") or {}).items())
                   + " on the same songs.", ""]
     speed = metrics.get("speed")
