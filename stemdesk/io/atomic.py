@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 
@@ -19,8 +20,8 @@ def process_alive(pid: int) -> bool:
 
 
 def sweep_stale(folder: Path) -> int:
-    """Delete temporary files that a killed process left in ``folder`` (``.<name>.<pid>-<hex>.part<ext>`` whose
-    process is gone). Files of running processes, and files not named that way, are left alone."""
+    """Delete temporary files and folders that a killed process left in ``folder`` (``.<name>.<pid>-<hex>.part<ext>``
+    whose process is gone). Those of running processes, and anything not named that way, are left alone."""
     removed = 0
     try:
         candidates = list(Path(folder).glob(".*.part*"))
@@ -31,11 +32,29 @@ def sweep_stale(folder: Path) -> int:
         pid = tag.split("-", 1)[0]
         if "-" in tag and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             try:
-                temp.unlink()
+                shutil.rmtree(temp) if temp.is_dir() and not temp.is_symlink() else temp.unlink()
                 removed += 1
             except OSError:
                 pass
     return removed
+
+
+def temp_name(path: Path) -> Path:
+    """``.<stem>.<pid>-<hex>.part<suffix>`` beside ``path``: a temporary name `sweep_stale` can tell apart."""
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.part{path.suffix}")
+
+
+def create_temp_dir(path: Path) -> Path:
+    """A new, empty temporary folder beside ``path`` (to be renamed to ``path`` once complete)."""
+    sweep_stale(path.parent)
+    for _ in range(100):
+        temp = temp_name(path)
+        try:
+            temp.mkdir()
+            return temp
+        except FileExistsError:
+            continue
+    raise OSError(f"cannot create a temporary folder in {path.parent}")
 
 
 def create_temp(path: Path) -> Path:
@@ -43,7 +62,7 @@ def create_temp(path: Path) -> Path:
     Its name carries this process's id, so a later run can tell the leftovers of a killed process (`sweep_stale`)."""
     sweep_stale(path.parent)
     for _ in range(100):
-        temp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.part{path.suffix}")
+        temp = temp_name(path)
         try:
             os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return temp

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from ..core.errors import ModelError
-from ..core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
+from ..core.estimators import BUILTIN_ESTIMATORS, Estimator, WaveformEstimator, build_estimator
 from .atomic import atomic_write_bytes
 
 DEFAULT_MODEL = "stemdesk-4stem"
@@ -114,6 +114,9 @@ def list_models() -> list[ModelCard]:
         if not root.is_dir():
             continue
         for folder in sorted(root.iterdir()):
+            # dot folders are installs still being written (see io/htdemucs.py)
+            if folder.name.startswith("."):
+                continue
             if (folder / "card.json").is_file() and folder.name not in seen:
                 try:
                     seen[folder.name] = read_card(folder)
@@ -188,7 +191,8 @@ def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[
         "estimator": estimator.kind,
         "config": estimator.config(),
         "sources": list(estimator.sources),
-        "sample_rate": estimator.stft_config.sample_rate,
+        "sample_rate": (estimator.sample_rate if isinstance(estimator, WaveformEstimator)
+                        else estimator.stft_config.sample_rate),
         "parameters": int(sum(p.numel() for p in estimator.parameters())),
         **dict(card),
         "weights_storage": storage,

@@ -6,17 +6,18 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .band_mlp import BandMLP
-from .base import OBJECTIVES, Estimator
+from .base import OBJECTIVES, Estimator, WaveformEstimator
 from .cascade import Cascade
 from .context_nets import DeepKaraoke, LinCNN, RomaCNN
 from .densenet import DenseNetEstimator, MMDenseNet
+from .htdemucs import HTDemucs
 from .mix import MixEstimator
 from .open_unmix import OpenUnmix
 from .unet import UNet
 
-BUILTIN_ESTIMATORS: Mapping[str, type[Estimator]] = MappingProxyType(
+BUILTIN_ESTIMATORS: Mapping[str, type[Estimator | WaveformEstimator]] = MappingProxyType(
     {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix, DeepKaraoke, RomaCNN, LinCNN, UNet,
-                               DenseNetEstimator, MMDenseNet, Cascade)}
+                               DenseNetEstimator, MMDenseNet, Cascade, HTDemucs)}
 )
 
 
@@ -31,4 +32,4 @@ def build_estimator(kind: str, config: Mapping[str, Any],
     return cls(**dict(config))
 
 
-__all__ = ["BUILTIN_ESTIMATORS", "OBJECTIVES", "Estimator", "build_estimator"]
+__all__ = ["BUILTIN_ESTIMATORS", "OBJECTIVES", "Estimator", "WaveformEstimator", "build_estimator"]

@@ -93,3 +93,35 @@ class Estimator(torch.nn.Module):
 
     def forward(self, mag: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class WaveformEstimator(torch.nn.Module):
+    """Audio in, stems out: a network that predicts each stem's waveform (HTDemucs) instead of masks.
+
+    ``forward``: audio (batch, channels, length ≤ ``segment``) at ``sample_rate`` → stems (batch, sources, channels,
+    length). The stems need not sum to the mixture; `Separator` spreads what they leave over them (the null rule).
+    ``segment`` is the most samples the network takes at once (its training length); the chunker feeds it that.
+    """
+
+    kind: ClassVar[str] = ""
+    # The chunker's crossfade for this network: its own segments overlap by a quarter, weighted by a triangle
+    # (as the reference implementation does).
+    overlap_fraction: ClassVar[float] = 0.25
+
+    def __init__(self, sources: Sequence[str], sample_rate: int = 44100, channels: int = 2, segment: int = 343980,
+                 **hyper: Any):
+        super().__init__()
+        if len(sources) < 2:
+            raise ValueError("an estimator separates at least two sources")
+        self.sources = tuple(sources)
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.segment = int(segment)
+        self.hyper = dict(hyper)
+
+    def config(self) -> dict[str, Any]:
+        return {"sources": list(self.sources), "sample_rate": self.sample_rate, "channels": self.channels,
+                "segment": self.segment, **self.hyper}
+
+    def forward(self, audio: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,376 @@
+"""Hybrid Transformer Demucs (Rouard, Massa and Défossez, 2023) behind StemDesk's waveform-estimator interface.
+
+A waveform branch and a spectrogram branch (complex STFT as channels, 4096/1024) of convolutional encoders meet in
+a cross-domain transformer; their decoders' outputs are added. The model predicts each stem's waveform, not a mask,
+so its stems need not sum to the mixture: `Separator` spreads the small residual over them (the core's null rule).
+
+The layers keep the parameter names of the reference implementation (the ``demucs`` package, MIT), so its state
+dicts load as they are. This is a port for inference and fine-tuning of the released configuration (four stems,
+depth 4, 48 channels, 512-channel bottleneck, five transformer layers): sparse attention, Wiener filtering and the
+other training options of the reference are not carried over.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import WaveformEstimator
+
+
+class LayerScale(nn.Module):
+    """A learnt per-channel scale of a residual branch (Touvron et al. 2021)."""
+
+    def __init__(self, channels: int, init: float = 0.0, channel_last: bool = False):
+        super().__init__()
+        self.channel_last = channel_last
+        self.scale = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * x if self.channel_last else self.scale[:, None] * x
+
+
+class DConv(nn.Module):
+    """The residual branch of each encoder layer: dilated 1-d convolutions on a compressed channel space."""
+
+    def __init__(self, channels: int, compress: float = 8, depth: int = 2, init: float = 1e-3):
+        super().__init__()
+        hidden = int(channels / compress)
+        self.layers = nn.ModuleList()
+        for d in range(depth):
+            dilation = 2 ** d
+            self.layers.append(nn.Sequential(
+                nn.Conv1d(channels, hidden, 3, dilation=dilation, padding=dilation),
+                nn.GroupNorm(1, hidden), nn.GELU(),
+                nn.Conv1d(hidden, 2 * channels, 1),
+                nn.GroupNorm(1, 2 * channels), nn.GLU(1),
+                LayerScale(channels, init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = x + layer(x)
+        return x
+
+
+def _over_frequencies(module: nn.Module, y: Tensor) -> Tensor:
+    """Run a 1-d module over time for every frequency row of (batch, channels, freqs, frames)."""
+    batch, channels, freqs, frames = y.shape
+    y = y.permute(0, 2, 1, 3).reshape(-1, channels, frames)
+    return module(y).view(batch, freqs, channels, frames).permute(0, 2, 1, 3)
+
+
+class EncoderLayer(nn.Module):
+    """Strided convolution, GELU, the DConv branch, a 1×1 "rewrite" convolution with GLU. ``freq``: the layer
+    convolves along frequency (2-d kernels of height ``kernel``), else along time."""
+
+    def __init__(self, chin: int, chout: int, freq: bool, kernel: int = 8, stride: int = 4,
+                 dconv: dict | None = None):
+        super().__init__()
+        self.freq, self.stride = freq, stride
+        pad = kernel // 4
+        if freq:
+            self.conv = nn.Conv2d(chin, chout, (kernel, 1), (stride, 1), (pad, 0))
+            self.rewrite = nn.Conv2d(chout, 2 * chout, 1)
+        else:
+            self.conv = nn.Conv1d(chin, chout, kernel, stride, pad)
+            self.rewrite = nn.Conv1d(chout, 2 * chout, 1)
+        self.dconv = DConv(chout, **(dconv or {}))
+
+    def forward(self, x: Tensor, inject: Tensor | None = None) -> Tensor:
+        if not self.freq and x.shape[-1] % self.stride:
+            x = F.pad(x, (0, self.stride - x.shape[-1] % self.stride))
+        y = self.conv(x)
+        if inject is not None:
+            y = y + (inject[:, :, None] if inject.dim() == 3 and y.dim() == 4 else inject)
+        y = F.gelu(y)
+        y = _over_frequencies(self.dconv, y) if self.freq else self.dconv(y)
+        return F.glu(self.rewrite(y), dim=1)
+
+
+class DecoderLayer(nn.Module):
+    """The skip connection added, a 3-wide "rewrite" convolution with GLU, the DConv branch (when ``dconv``), then
+    a transposed convolution."""
+
+    def __init__(self, chin: int, chout: int, freq: bool, last: bool, kernel: int = 8, stride: int = 4,
+                 context: int = 1, dconv: dict | None = None):
+        super().__init__()
+        self.freq, self.last, self.pad = freq, last, kernel // 4
+        if freq:
+            self.conv_tr = nn.ConvTranspose2d(chin, chout, (kernel, 1), (stride, 1))
+            self.rewrite = nn.Conv2d(chin, 2 * chin, 1 + 2 * context, 1, context)
+        else:
+            self.conv_tr = nn.ConvTranspose1d(chin, chout, kernel, stride)
+            self.rewrite = nn.Conv1d(chin, 2 * chin, 1 + 2 * context, 1, context)
+        self.dconv = DConv(chin, **dconv) if dconv is not None else None
+
+    def forward(self, x: Tensor, skip: Tensor, length: int) -> Tensor:
+        y = F.glu(self.rewrite(x + skip), dim=1)
+        if self.dconv is not None:
+            y = _over_frequencies(self.dconv, y) if self.freq else self.dconv(y)
+        z = self.conv_tr(y)
+        z = z[..., self.pad:-self.pad, :] if self.freq else z[..., self.pad:self.pad + length]
+        return z if self.last else F.gelu(z)
+
+
+class ScaledEmbedding(nn.Module):
+    """The frequency embedding: an embedding table read times ``scale`` (a learning-rate boost in training)."""
+
+    def __init__(self, num: int, dim: int, scale: float = 10.0):
+        super().__init__()
+        self.embedding = nn.Embedding(num, dim)
+        self.scale = scale
+
+    def forward(self, index: Tensor) -> Tensor:
+        return self.embedding(index) * self.scale
+
+
+class ChannelGroupNorm(nn.GroupNorm):
+    """GroupNorm over (batch, tokens, channels): one group normalises all tokens and channels together."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with ``torch.nn.MultiheadAttention``'s parameters (in_proj_*, out_proj), computed with
+    the fused scaled-dot-product kernel."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def forward(self, query: Tensor, key: Tensor) -> Tensor:
+        batch, n_q, dim = query.shape
+        w, b = self.in_proj_weight, self.in_proj_bias
+        if query is key:
+            q, k, v = F.linear(query, w, b).chunk(3, dim=-1)
+        else:
+            q = F.linear(query, w[:dim], b[:dim])
+            k, v = F.linear(key, w[dim:], b[dim:]).chunk(2, dim=-1)
+
+        def heads(t: Tensor) -> Tensor:
+            return t.unflatten(-1, (self.heads, dim // self.heads)).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
+        return self.out_proj(out.transpose(1, 2).reshape(batch, n_q, dim))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm transformer layer with layer scale and a GroupNorm at the end; ``cross`` attends to another
+    sequence (the other branch) instead of itself."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, cross: bool):
+        super().__init__()
+        self.cross = cross
+        attention = Attention(dim, heads)
+        if cross:
+            self.cross_attn = attention
+            self.norm3 = nn.LayerNorm(dim)
+        else:
+            self.self_attn = attention
+        self.linear1 = nn.Linear(dim, hidden)
+        self.linear2 = nn.Linear(hidden, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.norm_out = ChannelGroupNorm(1, dim)
+        self.gamma_1 = LayerScale(dim, 1e-4, channel_last=True)
+        self.gamma_2 = LayerScale(dim, 1e-4, channel_last=True)
+
+    def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
+        if self.cross:
+            x = x + self.gamma_1(self.cross_attn(self.norm1(x), self.norm2(other)))
+            x = x + self.gamma_2(self._feed_forward(self.norm3(x)))
+        else:
+            y = self.norm1(x)
+            x = x + self.gamma_1(self.self_attn(y, y))
+            x = x + self.gamma_2(self._feed_forward(self.norm2(x)))
+        return self.norm_out(x)
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        return self.linear2(F.gelu(self.linear1(x)))
+
+
+def sin_embedding(length: int, dim: int, max_period: float = 10000.0) -> Tensor:
+    """1-d sinusoidal positions (length, dim): cosines then sines."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    half = dim // 2
+    phase = pos / (max_period ** (torch.arange(half, dtype=torch.float32) / (half - 1)))
+    return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
+
+
+def sin_embedding_2d(dim: int, height: int, width: int, max_period: float = 10000.0) -> Tensor:
+    """2-d sinusoidal positions (dim, height, width): half the channels encode the width, half the height."""
+    pe = torch.zeros(dim, height, width)
+    half = dim // 2
+    div = torch.exp(torch.arange(0.0, half, 2) * -(math.log(max_period) / half))
+    pos_w = torch.arange(0.0, width)[:, None]
+    pos_h = torch.arange(0.0, height)[:, None]
+    pe[0:half:2] = torch.sin(pos_w * div).t()[:, None, :].expand(-1, height, -1)
+    pe[1:half:2] = torch.cos(pos_w * div).t()[:, None, :].expand(-1, height, -1)
+    pe[half::2] = torch.sin(pos_h * div).t()[:, :, None].expand(-1, -1, width)
+    pe[half + 1::2] = torch.cos(pos_h * div).t()[:, :, None].expand(-1, -1, width)
+    return pe
+
+
+class CrossTransformer(nn.Module):
+    """Alternating self-attention and cross-attention layers over the two branches' bottleneck tokens."""
+
+    def __init__(self, dim: int, layers: int = 5, heads: int = 8, hidden_scale: float = 4.0):
+        super().__init__()
+        hidden = int(dim * hidden_scale)
+        self.norm_in = nn.LayerNorm(dim)
+        self.norm_in_t = nn.LayerNorm(dim)
+        self.layers = nn.ModuleList(TransformerLayer(dim, heads, hidden, i % 2 == 1) for i in range(layers))
+        self.layers_t = nn.ModuleList(TransformerLayer(dim, heads, hidden, i % 2 == 1) for i in range(layers))
+
+    def forward(self, x: Tensor, xt: Tensor) -> tuple[Tensor, Tensor]:
+        batch, channels, freqs, frames = x.shape
+        pos = sin_embedding_2d(channels, freqs, frames).to(x)                  # (C, Fr, T)
+        x = self.norm_in(x.permute(0, 3, 2, 1).reshape(batch, frames * freqs, channels))
+        x = x + pos.permute(2, 1, 0).reshape(1, frames * freqs, channels)
+        xt = xt.transpose(1, 2)
+        xt = self.norm_in_t(xt) + sin_embedding(xt.shape[1], channels).to(xt)[None]
+        for spectral, temporal in zip(self.layers, self.layers_t):
+            if spectral.cross:
+                x, xt = spectral(x, xt), temporal(xt, x)
+            else:
+                x, xt = spectral(x), temporal(xt)
+        x = x.reshape(batch, frames, freqs, channels).permute(0, 3, 2, 1)
+        return x, xt.transpose(1, 2)
+
+
+class HTDemucs(WaveformEstimator):
+    """The released HTDemucs configuration. ``forward``: audio (batch, 2, length ≤ segment) at 44.1 kHz →
+    stems (batch, sources, 2, length). ``network`` is the part between the STFT and the iSTFT (what the ONNX
+    export of the weights holds), for tests against other implementations."""
+
+    kind: ClassVar[str] = "htdemucs"
+
+    def __init__(self, sources: Sequence[str] = ("drums", "bass", "other", "vocals"), sample_rate: int = 44100,
+                 channels: int = 2, segment: int = 343980, width: int = 48, depth: int = 4, nfft: int = 4096,
+                 bottom_channels: int = 512, transformer_layers: int = 5, heads: int = 8,
+                 freq_emb: float = 0.2, decoder_dconv: bool = True, **hyper: Any):
+        super().__init__(sources, sample_rate, channels, segment, **hyper)
+        self.config_extra = {"width": width, "depth": depth, "nfft": nfft, "bottom_channels": bottom_channels,
+                             "transformer_layers": transformer_layers, "heads": heads, "freq_emb": freq_emb,
+                             "decoder_dconv": decoder_dconv}
+        self.nfft, self.hop = nfft, nfft // 4
+        self.depth = depth
+        dconv = {"compress": 8, "depth": 2, "init": 1e-3}
+        dec_dconv = dconv if decoder_dconv else None
+        self.encoder, self.tencoder = nn.ModuleList(), nn.ModuleList()
+        self.decoder, self.tdecoder = nn.ModuleList(), nn.ModuleList()
+        chin, chin_z = channels, 2 * channels
+        chout = width
+        freqs = nfft // 2
+        for index in range(depth):
+            self.encoder.append(EncoderLayer(chin_z, chout, True, dconv=dconv))
+            self.tencoder.append(EncoderLayer(chin, chout, False, dconv=dconv))
+            if index == 0:
+                chin = channels * len(self.sources)
+                chin_z = 2 * chin
+            self.decoder.insert(0, DecoderLayer(chout, chin_z, True, last=index == 0, dconv=dec_dconv))
+            self.tdecoder.insert(0, DecoderLayer(chout, chin, False, last=index == 0, dconv=dec_dconv))
+            chin = chin_z = chout
+            chout *= 2
+            freqs //= 4
+            if index == 0:
+                self.freq_emb = ScaledEmbedding(freqs, chin_z)
+                self.freq_emb_scale = freq_emb
+        bottleneck = width * 2 ** (depth - 1)
+        self.channel_upsampler = nn.Conv1d(bottleneck, bottom_channels, 1)
+        self.channel_downsampler = nn.Conv1d(bottom_channels, bottleneck, 1)
+        self.channel_upsampler_t = nn.Conv1d(bottleneck, bottom_channels, 1)
+        self.channel_downsampler_t = nn.Conv1d(bottom_channels, bottleneck, 1)
+        self.crosstransformer = CrossTransformer(bottom_channels, transformer_layers, heads)
+        self.register_buffer("window", torch.hann_window(nfft), persistent=False)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), **self.config_extra}
+
+    # The STFT pair, framed so that frames = ceil(length / hop) exactly (HTDemucs's _spec/_ispec).
+    def spec(self, x: Tensor) -> Tensor:
+        """(batch, channels, length) → complex (batch, channels, nfft/2, ceil(length/hop))."""
+        hop, length = self.hop, x.shape[-1]
+        frames = -(-length // hop)
+        pad = hop // 2 * 3
+        x = F.pad(x, (pad, pad + frames * hop - length), mode="reflect")
+        shape = x.shape[:-1]
+        z = torch.stft(x.reshape(-1, x.shape[-1]), self.nfft, hop, window=self.window, normalized=True,
+                       center=True, pad_mode="reflect", return_complex=True)
+        return z.view(*shape, *z.shape[-2:])[..., :-1, 2:2 + frames]
+
+    def ispec(self, z: Tensor, length: int) -> Tensor:
+        hop = self.hop
+        z = F.pad(z, (2, 2, 0, 1))
+        pad = hop // 2 * 3
+        total = hop * -(-length // hop) + 2 * pad
+        shape = z.shape[:-2]
+        x = torch.istft(z.reshape(-1, *z.shape[-2:]), self.nfft, hop, window=self.window, normalized=True,
+                        length=total, center=True)
+        return x.view(*shape, total)[..., pad:pad + length]
+
+    def network(self, mix: Tensor, mag: Tensor) -> tuple[Tensor, Tensor]:
+        """mix (batch, channels, segment) and its STFT as real channels (batch, 2·channels, nfft/2, frames) →
+        the spectral branch (batch, sources, 2·channels, nfft/2, frames) and the waveform branch
+        (batch, sources, channels, segment)."""
+        batch, _, freqs, frames = mag.shape
+        mean = mag.mean(dim=(1, 2, 3), keepdim=True)
+        std = mag.std(dim=(1, 2, 3), keepdim=True)
+        x = (mag - mean) / (1e-5 + std)
+        meant = mix.mean(dim=(1, 2), keepdim=True)
+        stdt = mix.std(dim=(1, 2), keepdim=True)
+        xt = (mix - meant) / (1e-5 + stdt)
+
+        saved, saved_t, lengths, lengths_t = [], [], [], []
+        for index, (encode, tencode) in enumerate(zip(self.encoder, self.tencoder)):
+            lengths.append(x.shape[-1])
+            lengths_t.append(xt.shape[-1])
+            xt = tencode(xt)
+            saved_t.append(xt)
+            x = encode(x)
+            if index == 0:
+                rows = torch.arange(x.shape[-2], device=x.device)
+                x = x + self.freq_emb_scale * self.freq_emb(rows).t()[None, :, :, None]
+            saved.append(x)
+
+        b, c, f, t = x.shape
+        x = self.channel_upsampler(x.reshape(b, c, f * t)).view(b, -1, f, t)
+        xt = self.channel_upsampler_t(xt)
+        x, xt = self.crosstransformer(x, xt)
+        x = self.channel_downsampler(x.reshape(b, -1, f * t)).view(b, c, f, t)
+        xt = self.channel_downsampler_t(xt)
+
+        for decode, tdecode in zip(self.decoder, self.tdecoder):
+            x = decode(x, saved.pop(), lengths.pop())
+            xt = tdecode(xt, saved_t.pop(), lengths_t.pop())
+
+        sources = len(self.sources)
+        x = x.view(batch, sources, -1, freqs, frames) * std[:, None] + mean[:, None]
+        xt = xt.view(batch, sources, -1, mix.shape[-1]) * stdt[:, None] + meant[:, None]
+        return x, xt
+
+    def forward(self, audio: Tensor) -> Tensor:
+        length = audio.shape[-1]
+        if length > self.segment:
+            raise ValueError(f"HTDemucs takes at most {self.segment} samples at a time, not {length}")
+        mix = F.pad(audio, (0, self.segment - length))
+        z = self.spec(mix)
+        batch, channels, freqs, frames = z.shape
+        mag = torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, freqs, frames)
+        x, xt = self.network(mix, mag)
+        sources = x.shape[1]
+        spec = torch.view_as_complex(x.view(batch, sources, channels, 2, freqs, frames)
+                                     .permute(0, 1, 2, 4, 5, 3).contiguous())
+        if spec.device.type == "mps":          # MPS has no complex iSTFT
+            spec = spec.cpu()
+        out = xt + self.ispec(spec, self.segment).to(xt.device)
+        return out[..., :length]
