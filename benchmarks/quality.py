@@ -34,6 +34,7 @@ from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.model_store import load_estimator  # noqa: E402
 from training.data import load_songs  # noqa: E402
 from training.default_models import DATA, SOURCES, split  # noqa: E402
+from training.train import separate_song  # noqa: E402
 
 DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,stemdesk-4stem-lite,spleeter-2stem,tiny-4stem"
 
@@ -63,7 +64,7 @@ def main() -> None:
         rate = valid[0].sample_rate
 
         def run(index, mix, separator=separator):
-            return reproduction.separate_song(lambda x: separator(x, rate).stems, mix, rate)
+            return separate_song(separator, mix, rate)
 
         started = time.perf_counter()
         row = reproduction.score(model_id, list(separator.sources), run, valid, None,

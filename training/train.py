@@ -132,7 +132,7 @@ def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
 def separate_song(separator: Separator, mix: Tensor, rate: int,
                   segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> Tensor:
     """A whole song (channels, length) through the real separator in overlapping segments, as at inference."""
-    return Chunker(lambda x: separator(x, rate).stems, int(segment_seconds * rate), int(rate)).run(mix)
+    return Chunker(lambda x: separator(x, rate).stems, **separator.chunking(rate, segment_seconds, 1.0)).run(mix)
 
 
 def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence[str],

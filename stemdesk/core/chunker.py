@@ -23,6 +23,8 @@ Progress = Callable[[dict], None]
 # segments took 9.2–9.7 s with a peak of 0.82–0.89 GB, 30-s ones 9.4–10.0 s with 1.10–1.18 GB. The validation
 # scores are measured with the same length (training.train.separate_song).
 DEFAULT_SEGMENT_SECONDS = 20.0
+# Seconds shared by neighbouring segments (at most a quarter of a segment), for separation and validation alike.
+DEFAULT_OVERLAP_SECONDS = 2.0
 
 _OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
@@ -57,12 +59,15 @@ class Chunker:
     finished output is kept and later segments use the smaller size.
     """
 
-    def __init__(self, fn: SegmentFn, segment: int, overlap: int, min_segment: int = 4096):
+    def __init__(self, fn: SegmentFn, segment: int, overlap: int, min_segment: int = 4096,
+                 window: Callable[..., Tensor] = segment_weights):
+        """``window(n, overlap, dtype)``: the weights of a segment of n samples (`segment_weights` by default)."""
         if segment <= 0:
             raise ValueError("segment must be positive")
         if not 0 <= overlap < segment:
             raise ValueError("overlap must be at least 0 and less than the segment")
         self.fn = fn
+        self.window = window
         self.segment = segment
         self.overlap = overlap
         self.min_segment = min_segment
@@ -105,7 +110,7 @@ class Chunker:
                 cancel.raise_if_cancelled()
             y = self._run(x)
             n = x.shape[-1]
-            w = segment_weights(n, self.overlap, x.dtype)
+            w = self.window(n, self.overlap, x.dtype)
             if acc is None:
                 acc = torch.zeros(y.shape[0], y.shape[1], seg, dtype=x.dtype)
                 wacc = torch.zeros(seg, dtype=x.dtype)

@@ -74,3 +74,31 @@ def project_onto_mixture(stems: Tensor, mix: Tensor) -> Tensor:
     out = stems.clone()
     out[..., -1, :, :] = mix - stems[..., :-1, :, :].sum(dim=-3)
     return out
+
+
+RESIDUAL_SPREADS = ("spectral", "even", "last")
+
+
+def spread_residual(stems: Tensor, mix: Tensor, how: str = "spectral", stft=None) -> Tensor:
+    """Make stems that a network predicted as waveforms (and that need not sum to the mix) sum to the mix, moving
+    only what they leave, r = mix − Σ stems, and moving it where it belongs.
+
+    stems: (sources, channels, length); mix: (channels, length).
+    "spectral": r is split bin by bin in proportion to each stem's power there (|Sᵢ|² / Σ|Sⱼ|², a uniform split
+    where all are silent) on ``stft``'s grid, so a drum's leftover goes back to the drums; "even": every stem gets
+    r / sources; "last": the last stem gets all of r. The rounding left after the spectral split (iSTFT, about
+    −140 dBFS) goes to the last stem, so Σ stems = mix to the rounding of one subtraction in every case.
+    """
+    if how not in RESIDUAL_SPREADS:
+        raise ValueError(f"unknown residual spread {how!r}; expected one of {RESIDUAL_SPREADS}")
+    residual = mix - stems.sum(dim=0)
+    out = stems.clone()
+    if how == "even":
+        out += residual / stems.shape[0]
+    elif how == "spectral":
+        spec = stft(stems.to(torch.float32))                    # (sources, channels, bins, frames)
+        power = spec.real.square() + spec.imag.square()
+        weights = ratio_masks(power.unsqueeze(0))[0]
+        shares = stft.inverse(apply_mask(stft(residual.to(torch.float32)).unsqueeze(0), weights), mix.shape[-1])
+        out += shares.to(out.dtype)
+    return project_onto_mixture(out, mix)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from .estimators.base import Estimator
-from .masks import apply_mask, normalise_masks, project_onto_mixture
+from .chunker import segment_weights
+from .estimators.base import Estimator, WaveformEstimator
+from .masks import apply_mask, normalise_masks, project_onto_mixture, spread_residual
 from .postprocess import wiener
-from .stft import STFT, interpolate_bins
+from .resample import resample
+from .stft import STFT, STFTConfig, interpolate_bins
+
+# The STFT on which a waveform estimator's residual is spread over its stems (`spread_residual`): in seconds, the
+# grid of the mask models (4096/1024 at 44.1 kHz), at the audio's own rate.
+RESIDUAL_STFT = STFTConfig(n_fft=4096, hop=1024, sample_rate=44100)
 
 # A mask post-processing step: (spec, masks, hop in seconds) → masks that still sum to one.
 MaskStep = Callable[[Tensor, Tensor, float], Tensor]
@@ -34,12 +41,19 @@ class Separator:
     the masks still sum to one. A file's channels are grouped to the estimator's channel count (see `group_channels`).
     """
 
-    def __init__(self, estimator: Estimator, device: str | torch.device = "cpu",
+    def __init__(self, estimator: Estimator | WaveformEstimator, device: str | torch.device = "cpu",
                  postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0,
-                 outputs: Mapping[str, Sequence[str]] | None = None):
+                 outputs: Mapping[str, Sequence[str]] | None = None, residual_spread: str = "spectral"):
         """``postprocess``: mask steps applied in order (e.g. `EnergyGate`, `Binarise`); ``wiener_iterations`` > 0
         replaces plain masking by multichannel Wiener filtering; ``outputs`` merges sources into stems
-        (e.g. accompaniment = drums + bass + other), which keeps the null because the sum is unchanged."""
+        (e.g. accompaniment = drums + bass + other), which keeps the null because the sum is unchanged.
+        A `WaveformEstimator` predicts stems, not masks: mask steps and Wiener filtering do not apply to it, and
+        ``residual_spread`` says how what its stems leave of the mix is given back to them (`spread_residual`)."""
+        self.waveform = isinstance(estimator, WaveformEstimator)
+        if self.waveform and (postprocess or wiener_iterations):
+            raise ValueError(f"{estimator.kind} predicts waveforms, not masks: mask post-processing and Wiener "
+                             "filtering do not apply to it")
+        self.residual_spread = residual_spread
         self.estimator = estimator.eval().to(device)
         self.device = torch.device(device)
         names = list(estimator.sources)
@@ -55,8 +69,22 @@ class Separator:
 
     def stft_for(self, sample_rate: int) -> STFT:
         if sample_rate not in self._stfts:
-            self._stfts[sample_rate] = STFT(self.estimator.stft_config.at_rate(sample_rate)).to(self.device)
+            config = RESIDUAL_STFT if self.waveform else self.estimator.stft_config
+            self._stfts[sample_rate] = STFT(config.at_rate(sample_rate)).to(self.device)
         return self._stfts[sample_rate]
+
+    def chunking(self, sample_rate: int, segment_seconds: float, overlap_seconds: float) -> dict:
+        """The chunker's settings for this estimator at a rate: {"segment", "overlap", "window"} in samples.
+        Mask estimators take the segment asked for (at least four FFTs); a waveform estimator takes its own
+        training length, overlapped by a quarter with triangular weights, as its reference implementation does."""
+        if self.waveform:
+            est = self.estimator
+            segment = est.segment * sample_rate // est.sample_rate
+            overlap = int(est.overlap_fraction * segment)
+            return {"segment": segment, "overlap": overlap, "window": partial(triangle_weights, segment=segment)}
+        segment = max(int(segment_seconds * sample_rate), 4 * self.estimator.stft_config.at_rate(sample_rate).n_fft)
+        return {"segment": segment, "overlap": min(int(overlap_seconds * sample_rate), segment // 4),
+                "window": segment_weights}
 
     # The four steps. Subclasses may override any of them.
     def encode(self, audio: Tensor, sample_rate: int) -> Tensor:
@@ -90,6 +118,8 @@ class Separator:
         source is not decoded at all: it is the mixture minus the others, which is what its mask would give up to
         iSTFT rounding, and makes the null exact.
         """
+        if self.waveform:
+            return SeparatorOutput(stems=self._separate_waveform(audio, sample_rate))
         channels, length = audio.shape
         groups, order = group_channels(channels, self.estimator.channels)
         batch = audio.to(self.device, torch.float32)[groups]                 # (groups, est_channels, length)
@@ -110,6 +140,33 @@ class Separator:
             stems = torch.stack([stems[group].sum(dim=0) for group in self.outputs.values()])
             stems = project_onto_mixture(stems, audio)
         return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)
+
+    def _separate_waveform(self, audio: Tensor, sample_rate: int) -> Tensor:
+        """A waveform estimator at its own rate (resampled there and back when the audio's differs), then its
+        residual spread over the stems at the audio's rate."""
+        est = self.estimator
+        channels, length = audio.shape
+        groups, order = group_channels(channels, est.channels)
+        mix = audio.to(self.device, torch.float32)
+        batch = resample(mix[groups], sample_rate, est.sample_rate)
+        predicted = resample(est(batch), est.sample_rate, sample_rate)[..., :length]    # (groups, S, ch, length)
+        stems = ungroup_channels(predicted, order, channels)
+        stems = spread_residual(stems, mix, self.residual_spread, self.stft_for(sample_rate))
+        stems = project_onto_mixture(stems.to("cpu", audio.dtype), audio)     # exact in the input's precision
+        if self.outputs:
+            stems = project_onto_mixture(torch.stack([stems[g].sum(dim=0) for g in self.outputs.values()]), audio)
+        return stems
+
+
+def triangle_weights(length: int, overlap: int, dtype: torch.dtype = torch.float32, segment: int | None = None
+                     ) -> Tensor:
+    """The reference Demucs crossfade: a triangle over the whole segment peaking at its middle (never zero); a
+    shorter last segment takes the triangle's first ``length`` weights."""
+    segment = max(segment or length, length)
+    half = segment // 2
+    weights = torch.cat([torch.arange(1, half + 1, dtype=torch.float64),
+                         torch.arange(segment - half, 0, -1, dtype=torch.float64)])
+    return (weights / weights.max())[:length].to(dtype)
 
 
 def group_channels(channels: int, group: int) -> tuple[Tensor, Tensor]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.cancel import CancelToken
-from ..core.chunker import DEFAULT_SEGMENT_SECONDS, Chunker
+from ..core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
 from ..core.device import resolve_device
 from ..core.errors import AudioError, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
@@ -43,7 +43,7 @@ class SeparateOptions:
     start: float = 0.0
     duration: float | None = None
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
-    overlap_seconds: float = 2.0
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
     wiener: int = 0                                   # multichannel Wiener iterations (0: plain masks)
     vocal_gate: tuple[float, float] | None = None     # (min silence seconds a, energy ratio b)
     binarise: float | None = None                     # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
@@ -122,11 +122,13 @@ class SeparationEngine:
             raise AudioError(f"--start {options.start} s is beyond the end of \"{info.path.name}\" "
                              f"({info.seconds:.2f} s).")
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
-        segment = max(int(options.segment_seconds * rate), 4 * self.estimator.stft_config.at_rate(rate).n_fft)
-        overlap = min(int(options.overlap_seconds * rate), segment // 4)
-        separator = Separator(self.estimator, self.device, options.postprocess(self.estimator.sources),
-                              options.wiener, self.card.outputs)
-        chunker = Chunker(lambda x: separator(x, rate).stems, segment, overlap)
+        try:
+            separator = Separator(self.estimator, self.device, options.postprocess(self.estimator.sources),
+                                  options.wiener, self.card.outputs)
+        except ValueError as error:
+            raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
+        chunker = Chunker(lambda x: separator(x, rate).stems,
+                          **separator.chunking(rate, options.segment_seconds, options.overlap_seconds))
 
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
         waiting: deque[torch.Tensor] = deque()

@@ -1,0 +1,45 @@
+"""Band-limited resampling between any two integer rates (windowed sinc, one polyphase convolution), for networks
+that only work at their training rate (waveform estimators); mask estimators need none (see `Separator`)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_KERNELS: dict[tuple[int, int, torch.device, torch.dtype], tuple[Tensor, int]] = {}
+
+
+def _kernel(old: int, new: int, device: torch.device, dtype: torch.dtype, zeros: int = 24,
+            rolloff: float = 0.945) -> tuple[Tensor, int]:
+    """``new`` filters (one per output phase) of a Hann-windowed sinc cut at ``rolloff`` × the lower Nyquist."""
+    key = (old, new, device, dtype)
+    if key not in _KERNELS:
+        cutoff = min(old, new) * rolloff
+        width = math.ceil(zeros * old / cutoff)
+        taps = torch.arange(-width, width + old, dtype=torch.float64)
+        phases = torch.arange(new, dtype=torch.float64)[:, None]
+        t = ((-phases / new + taps / old) * cutoff).clamp(-zeros, zeros) * math.pi
+        kernel = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * torch.cos(t / zeros / 2) ** 2
+        kernel = kernel / kernel.sum(dim=-1, keepdim=True)
+        _KERNELS[key] = (kernel[:, None].to(device, dtype), width)
+    return _KERNELS[key]
+
+
+def resampled_length(length: int, old: int, new: int) -> int:
+    return -(-length * new // old)
+
+
+def resample(x: Tensor, old: int, new: int) -> Tensor:
+    """x (..., length) at ``old`` Hz → (..., ceil(length · new / old)) at ``new`` Hz."""
+    g = math.gcd(old, new)
+    old, new = old // g, new // g
+    if old == new:
+        return x
+    kernel, width = _kernel(old, new, x.device, x.dtype)
+    shape, length = x.shape[:-1], x.shape[-1]
+    flat = F.pad(x.reshape(-1, 1, length), (width, width + old), mode="replicate")
+    out = F.conv1d(flat, kernel, stride=old).transpose(1, 2).reshape(len(flat), -1)
+    return out[:, :resampled_length(length, old, new)].reshape(*shape, -1)
