@@ -21,7 +21,6 @@ The labels derive from HTDemucs weights released for personal and research use o
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ import zipfile
 from pathlib import Path
 
 import soundfile as sf
+
+from stemdesk.io.model_store import find_model, sha256_file
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
 PACKAGES = {
@@ -57,14 +58,6 @@ def _run(command: list[str], cwd: Path) -> None:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {(done.stderr or done.stdout).strip()[-400:]}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch(cache: Path, packages: list[str]) -> None:
@@ -134,7 +127,7 @@ def write_manifest(cache: Path) -> list[dict]:
                 row = {"path": relative, "package": package_dir.name, "deb": deb,
                        "licence": PACKAGES.get(package_dir.name, "see copyright"),
                        "copyright": str((package_dir / "copyright").relative_to(cache)),
-                       "sha256": _sha256(path), "seconds": round(seconds, 2)}
+                       "sha256": sha256_file(path), "seconds": round(seconds, 2)}
             if row["seconds"] >= MIN_SECONDS:
                 rows.append(row)
     temp = manifest.with_suffix(".part")
@@ -144,8 +137,6 @@ def write_manifest(cache: Path) -> list[dict]:
 
 
 def labels_dir(cache: Path, model: str) -> Path:
-    from stemdesk.io.model_store import find_model
-
     card = find_model(model)
     return cache / "labels" / f"{card.id}-{card.weights_sha256[:16]}"
 
