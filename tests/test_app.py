@@ -4,6 +4,8 @@ model, watch the lanes fill, cancel, mix, save and reopen, recover, play through
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -262,6 +264,201 @@ def test_playback_runs_through_a_real_audio_device(qtbot, pulse, window, tmp_pat
     assert window.player.state == "paused"
     window.stop()
     assert window.player.state == "stopped" and window.player.position_seconds() == 0.0
+
+
+def test_the_device_hands_qt_interleaved_float_frames(tmp_path):
+    """What the sink gets from `_Device` through Qt's own read (C++ calling the Python readData), not the Python
+    method called directly: PySide6 copies only a returned `bytes`; a QByteArray arrived as nothing (issue 23)."""
+    from PySide6.QtCore import QIODevice
+
+    from stemdesk.app.playback import _Device
+
+    audio = song(0.25)                                                      # (frames, 2)
+    sf.write(str(tmp_path / "a.wav"), audio, 44100, subtype="FLOAT")
+    source = MixSource(tmp_path / "a.wav", None, Mix())
+    device = _Device(source)
+    assert device.open(QIODevice.OpenModeFlag.ReadOnly)
+    frames = audio.shape[0]
+    got = b""
+    while len(got) < frames * 8:
+        chunk = bytes(device.read(3000 * 8 + 5))                           # whole frames only, at most one block
+        assert chunk and len(chunk) % 8 == 0 and len(chunk) <= 2048 * 8
+        got += chunk
+    assert np.array_equal(np.frombuffer(got, "<f4").reshape(-1, 2), audio)  # float32, interleaved L R L R
+    assert not device.finished
+    assert bytes(device.read(1000 * 8)) == bytes(1000 * 8) and device.finished    # then silence until stopped
+    device.close()
+    source.close()
+
+
+SINK = "stemdesk_null"          # conftest's private PulseAudio server: the only sink, so Qt's default output
+
+
+class SinkRecording:
+    """What reaches the null sink: `parec` on its monitor, float32 at 44.1 kHz stereo, from start() to stop()."""
+
+    def __init__(self, rate: int = 44100, channels: int = 2):
+        self.rate, self.channels = rate, channels
+        self.chunks: list[bytes] = []
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> SinkRecording:
+        self.process = subprocess.Popen(
+            ["parec", "-d", f"{SINK}.monitor", "--format=float32le", f"--rate={self.rate}",
+             f"--channels={self.channels}", "--raw", "--latency-msec=20"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+        self.thread = threading.Thread(target=self._read, name="test-parec", daemon=True)
+        self.thread.start()
+        # the monitor of a null sink streams (zeros) even when nothing plays: wait until it does
+        deadline = time.monotonic() + 10
+        while self._bytes() < 0.1 * self.rate * 4 * self.channels and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.thread.join(5)
+                pytest.skip(f"cannot record {SINK}.monitor with parec: {self.process.stderr.read().decode().strip()}")
+            time.sleep(0.01)
+        if not self._bytes():
+            self.stop()
+            pytest.fail(f"parec recorded nothing from {SINK}.monitor in 10 s")
+        return self
+
+    def _read(self) -> None:
+        while chunk := self.process.stdout.read1(1 << 16):
+            self.chunks.append(chunk)
+
+    def _bytes(self) -> int:
+        return sum(len(c) for c in list(self.chunks))
+
+    def stop(self) -> np.ndarray:
+        """The recording, (channels, n) float64."""
+        self.process.terminate()
+        self.process.wait(10)
+        self.thread.join(10)
+        data = b"".join(self.chunks)
+        frame = 4 * self.channels
+        return np.frombuffer(data[:len(data) // frame * frame], "<f4").reshape(-1, self.channels).T.astype(np.float64)
+
+
+def dbfs(audio: np.ndarray) -> float:
+    return 20 * np.log10(max(float(np.sqrt(np.mean(np.square(audio)))) if audio.size else 0.0, 1e-12))
+
+
+def stretches(recorded: np.ndarray, gap: int = 256) -> list[np.ndarray]:
+    """The recording cut where the device got nothing: runs of at least ``gap`` frames of digital silence (before
+    playback, and wherever the sink ran dry on a busy machine and PulseAudio played silence instead)."""
+    quiet = np.concatenate([[False], np.all(recorded == 0, axis=0), [False]])
+    cut = np.zeros(recorded.shape[-1] + 2, bool)
+    for a, b in zip(np.flatnonzero(~quiet[:-1] & quiet[1:]), np.flatnonzero(quiet[:-1] & ~quiet[1:])):
+        cut[a + 1:b + 1] = b - a >= gap
+    cut[0] = cut[-1] = True
+    return [recorded[:, a:b] for a, b in zip(np.flatnonzero(cut[:-1] & ~cut[1:]), np.flatnonzero(~cut[:-1] & cut[1:]))]
+
+
+def match(heard: np.ndarray, reference: np.ndarray) -> dict:
+    """Where ``heard`` (a stretch of the recording, (channels, n)) lies in ``reference`` (found by cross-correlation:
+    the device's latency is unknown) and how alike they are there: the normalized correlation over both channels
+    and each one, and the two levels in dBFS."""
+    a, b = heard.sum(0), reference.sum(0)
+    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    xcorr = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)[:len(b)]
+    offset = int(np.argmax(xcorr))                # heard[:, j] is reference[:, offset + j]
+    n = min(heard.shape[-1], reference.shape[-1] - offset)
+    heard, meant = heard[:, :n], reference[:, offset:offset + n]
+
+    def corr(x, y):
+        return float(np.sum(x * y) / max(np.sqrt(np.sum(x * x) * np.sum(y * y)), 1e-30))
+
+    return {"offset": offset, "seconds": n / 44100, "corr": corr(heard, meant),
+            "channels": [corr(heard[c], meant[c]) for c in range(len(heard))],
+            "heard_db": dbfs(heard), "meant_db": dbfs(meant)}
+
+
+@pytest.fixture
+def sink(pulse):
+    """Records the private server's null sink; skips when parec is missing."""
+    if shutil.which("parec") is None:
+        pytest.skip("parec is not installed (pulseaudio-utils; scripts/setup.sh --test installs pulseaudio with it)")
+    return SinkRecording
+
+
+def play_and_record(qtbot, win: MainWindow, sink, seconds: float = 1.8, attempts: int = 3) -> tuple[np.ndarray, int]:
+    """Press play in the window, record the device for ``seconds`` and stop: (the longest stretch the device played
+    without a dropout, the frame playback started at). On a machine too busy to refill the sink in time, playback
+    drops out (PulseAudio plays silence, then the song resumes later); a take without one clean second is played
+    again, up to ``attempts`` times. A take that is silent throughout is returned as it is."""
+    for attempt in range(attempts):
+        start = win.player.source.position
+        recording = sink().start()
+        try:
+            win.player_toggle()
+            assert win.player.state == "playing"
+            qtbot.wait(int(seconds * 1000))
+        finally:
+            recorded = recording.stop()
+            win.stop()
+        parts = stretches(recorded)
+        longest = max(parts, key=lambda part: part.shape[-1], default=recorded[:, :0])
+        if longest.shape[-1] >= 44100 or not parts:
+            break
+        print(f"take {attempt + 1}: playback dropped out ({len(parts)} stretches, the longest "
+              f"{longest.shape[-1] / 44100:.2f} s); playing again")
+    return longest, start
+
+
+def separated_song(qtbot, win: MainWindow, tmp_path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A real song excerpt separated in the window: the song and its stems, (channels, n) float64."""
+    path = real_song(tmp_path, seconds=4.0)
+    win.open_song(path)
+    job = separate(qtbot, win)
+    assert job.status == DONE, job.error
+    original = sf.read(str(path), dtype="float64", always_2d=True)[0].T
+    stems = {name: sf.read(str(p), dtype="float64", always_2d=True)[0].T for name, p in win.stems.items()}
+    return original, stems
+
+
+def test_the_audio_device_hears_the_mix(qtbot, sink, window, tmp_path):
+    """Issue 23: the sink played digital silence while the playhead moved. What reaches the device now is the mix,
+    at its level, from where playback started."""
+    original, _ = separated_song(qtbot, window, tmp_path)
+    played, start = play_and_record(qtbot, window, sink)
+    heard = match(played, original[:, start:])
+    assert heard["heard_db"] > -60, f"the device received digital silence ({dbfs(played):.1f} dBFS)"
+    assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
+    assert heard["offset"] < 2 * 44100, heard                               # from where playback started
+    assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
+    # float, interleaved, channels in order (the real excerpt's channels differ, L/R correlation −0.18)
+    assert heard["corr"] > 0.9 and min(heard["channels"]) > 0.9, heard
+
+
+def test_the_audio_device_hears_only_a_soloed_stem(qtbot, sink, window, tmp_path):
+    original, stems = separated_song(qtbot, window, tmp_path)
+    name = "vocals"
+    assert dbfs(stems[name]) > -60 and match(original, stems[name])["corr"] < 0.7    # audible, and not the mix
+    qtbot.mouseClick(window.mixer.strips[name].solo, Qt.MouseButton.LeftButton)     # as a user solos it
+    assert window.project.mix.channels[name].solo
+    played, start = play_and_record(qtbot, window, sink)
+    heard = match(played, stems[name][:, start:])
+    others = {other: match(played, audio[:, start:])["corr"] for other, audio in stems.items() if other != name}
+    others["mix"] = match(played, original[:, start:])["corr"]
+    assert heard["heard_db"] > -60, f"the device received digital silence ({dbfs(played):.1f} dBFS)"
+    assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
+    assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
+    assert heard["corr"] > 0.9, heard
+    assert all(corr < heard["corr"] - 0.2 for corr in others.values()), (heard, others)
+
+
+def test_the_audio_device_does_not_hear_a_muted_stem(qtbot, sink, window, tmp_path):
+    original, stems = separated_song(qtbot, window, tmp_path)
+    name = max(stems, key=lambda stem: dbfs(stems[stem]))          # the stem whose absence is heard the most
+    assert match(original, original - stems[name])["corr"] < 0.8, "muting any one stem barely changes this mix"
+    qtbot.mouseClick(window.mixer.strips[name].mute, Qt.MouseButton.LeftButton)
+    assert window.project.mix.channels[name].mute
+    played, start = play_and_record(qtbot, window, sink)
+    heard = match(played, (original - stems[name])[:, start:])
+    mix = match(played, original[:, start:])
+    assert heard["heard_db"] > -60, f"the device received digital silence ({dbfs(played):.1f} dBFS)"
+    assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
+    assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
+    assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (heard, mix)
 
 
 def test_without_an_audio_device_the_app_says_so(qtbot, window, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from PySide6.QtCore import QByteArray, QIODevice, QObject, Signal
+from PySide6.QtCore import QIODevice, QObject, Signal
 from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
 from ..mixer.mix import Mix
@@ -110,16 +110,19 @@ class _Device(QIODevice):
         self.source = source
         self.finished = False
 
-    def readData(self, maxlen: int):
+    def readData(self, maxlen: int) -> bytes:
+        # bytes, never a QByteArray: PySide6 (6.11) copies only a returned `bytes` into the caller's buffer; a
+        # QByteArray reaches the sink as zero bytes read, so it played digital silence while the playhead moved
+        # (issue 23). Qt asks for its period here (16 KiB, 2048 float stereo frames, on PulseAudio).
         frame_bytes = 4 * self.source.channels
         frames = min(BLOCK, maxlen // frame_bytes)
         if frames <= 0:
-            return QByteArray()
+            return b""
         audio = self.source.read(frames)
         if audio.shape[-1] == 0:
             self.finished = True
-            return QByteArray(bytes(frames * frame_bytes))     # silence until the player stops
-        return QByteArray(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
+            return bytes(frames * frame_bytes)     # silence until the player stops
+        return np.ascontiguousarray(audio.T, dtype=np.float32).tobytes()
 
     def writeData(self, data) -> int:
         return -1
