@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np, torch, soundfile as sf, json
+import numpy as np, torch, soundfile as sf
 from stemdesk.io.model_store import load_estimator
 from stemdesk.core.masks import spread_residual
 from stemdesk.core.metrics import usdr
