@@ -32,6 +32,8 @@ def small_configs() -> dict[str, dict]:
         "cascade": {"first": {"kind": "unet", "config": {"sources": two, "mask": "sigmoid", "residual": True,
                                                           "base": 2, "patch": 0, "max_bins": 256}},
                     "second": {"kind": "open_unmix", "config": {"hidden": 16, "layers": 1}}},
+        "htdemucs": {"width": 8, "bottom_channels": 16, "transformer_layers": 2, "heads": 2, "nfft": 512,
+                     "segment": 8192},
     }
 
 

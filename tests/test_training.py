@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stemdesk.core.estimators import BUILTIN_ESTIMATORS, build_estimator
+from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
 from stemdesk.core.stft import STFT
 from stemdesk.io.model_store import load_estimator
 from training.data import Song
@@ -39,7 +39,9 @@ def config_for(kind: str, **extra) -> TrainConfig:
                        minutes=5, max_steps=4, **extra)
 
 
-@pytest.mark.parametrize("kind", sorted(set(BUILTIN_ESTIMATORS) - {"mix"}))
+# the mask estimators (fine-tuning a waveform estimator such as HTDemucs is refused so far)
+@pytest.mark.parametrize("kind", sorted(k for k, cls in BUILTIN_ESTIMATORS.items()
+                                        if issubclass(cls, Estimator) and k != "mix"))
 def test_every_objective_fits_a_fixed_batch(kind):
     """Forty steps on one batch must lower each estimator's own training loss."""
     torch.manual_seed(0)

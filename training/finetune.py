@@ -19,7 +19,7 @@ import torch
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import StemDeskError
-from stemdesk.core.estimators import Estimator
+from stemdesk.core.estimators import Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.audio import read
@@ -171,6 +171,9 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     if shortest < 1.0:
         raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     base_estimator, base_card = load_estimator(request.base)
+    if isinstance(base_estimator, WaveformEstimator):
+        raise StemDeskError(f"{request.base} predicts waveforms ({base_card.estimator}); fine-tuning is built for "
+                            "mask models so far. Choose a mask model with --from (for example stemdesk-4stem).")
     lr, freeze = fine_tune_advice(base_card, request)
     config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=lr,
                          minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),

@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .chunker import segment_weights
+from .chunker import Chunker, segment_weights
 from .estimators.base import Estimator, WaveformEstimator
 from .masks import apply_mask, normalise_masks, project_onto_mixture, spread_residual
 from .postprocess import wiener
@@ -119,7 +119,12 @@ class Separator:
         iSTFT rounding, and makes the null exact.
         """
         if self.waveform:
-            return SeparatorOutput(stems=self._separate_waveform(audio, sample_rate))
+            plan = self.chunking(sample_rate, 0.0, 0.0)
+            if audio.shape[-1] <= plan["segment"]:
+                return SeparatorOutput(stems=self._separate_waveform(audio, sample_rate))
+            # longer than the network takes: its own segments, crossfaded (each sums to the mix, so their blend does)
+            stems = Chunker(lambda x: self._separate_waveform(x, sample_rate), **plan).run(audio)
+            return SeparatorOutput(stems=project_onto_mixture(stems, audio))
         channels, length = audio.shape
         groups, order = group_channels(channels, self.estimator.channels)
         batch = audio.to(self.device, torch.float32)[groups]                 # (groups, est_channels, length)

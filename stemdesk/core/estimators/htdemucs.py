@@ -257,8 +257,8 @@ class HTDemucs(WaveformEstimator):
     def __init__(self, sources: Sequence[str] = ("drums", "bass", "other", "vocals"), sample_rate: int = 44100,
                  channels: int = 2, segment: int = 343980, width: int = 48, depth: int = 4, nfft: int = 4096,
                  bottom_channels: int = 512, transformer_layers: int = 5, heads: int = 8,
-                 freq_emb: float = 0.2, decoder_dconv: bool = True, **hyper: Any):
-        super().__init__(sources, sample_rate, channels, segment, **hyper)
+                 freq_emb: float = 0.2, decoder_dconv: bool = True):
+        super().__init__(sources, sample_rate, channels, segment)
         self.config_extra = {"width": width, "depth": depth, "nfft": nfft, "bottom_channels": bottom_channels,
                              "transformer_layers": transformer_layers, "heads": heads, "freq_emb": freq_emb,
                              "decoder_dconv": decoder_dconv}
