@@ -541,6 +541,28 @@ def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
     assert "Traceback" not in child.stderr.read()
 
 
+def test_a_sigterm_at_any_moment_of_start_up_never_leaves_the_app_running(tmp_path):
+    """A signal between the handlers' installation and the event loop's start used to close a window that did not
+    yet exist, or quit a loop that had not started: the app then ran on with no window (seen on a loaded CI run).
+    Whatever the moment, the process must end."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    for delay in (0.9, 1.1, 1.3, 1.5, 1.7, 2.0, 2.5):
+        child = subprocess.Popen([sys.executable, "-m", "stemdesk"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+        time.sleep(delay)
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            pytest.fail(f"SIGTERM {delay} s after launch left the app running")
+
+
 def test_export_and_data_check_run_as_jobs(qtbot, window, tmp_path):
     window.open_song(real_song(tmp_path, seconds=4.0))
     separate(qtbot, window)

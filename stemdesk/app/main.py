@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -50,6 +51,7 @@ def first_run() -> dict | None:
 
 def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
     setup_logging()
+    from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
     from .. import __version__
@@ -69,9 +71,33 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
 
     window = None
     sys.excepthook = unexpected
-    # SIGTERM (logout, kill) and Ctrl-C close the window like the user would (jobs cancelled, threads joined)
+    # SIGTERM (logout, kill) and Ctrl-C close the app (jobs cancelled, threads joined). Python runs a signal handler
+    # only when the main thread next runs Python code, at any point of it (inside PySide6's lazy set-up of its types,
+    # which a Qt call from the handler then breaks), and an idle event loop may run none. So the handler only takes
+    # note; the signal's wake-up byte makes the event loop call `wake`, which closes the app, also when the signal
+    # came before the loop started.
+    requested: list[int] = []
+    wake_read, wake_write = socket.socketpair()
+    for end in (wake_read, wake_write):
+        end.setblocking(False)
+    signal.set_wakeup_fd(wake_write.fileno())
+
+    def close_now() -> None:                  # no "save changes?" prompt: the autosave keeps unsaved work
+        if window is not None:
+            if window.dirty:
+                window.autosave()
+            window.shutdown()
+        app.quit()
+
+    def wake(*_) -> None:
+        _drain(wake_read)
+        if requested:
+            close_now()
+
+    notifier = QSocketNotifier(wake_read.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(wake)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: window.close() if window is not None else app.quit())
+        signal.signal(signum, lambda signum, frame: requested.append(signum))
     window = MainWindow()
     window.resize(1280, 800)
     window.show()
@@ -87,5 +113,14 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
     log.info("StemDesk %s ready (Qt platform %s)", __version__, app.platformName())
     print(f"StemDesk {__version__} ready", flush=True)
     code = app.exec()
+    signal.set_wakeup_fd(-1)
     log.info("StemDesk closed")
     return code
+
+
+def _drain(sock) -> None:
+    try:
+        while sock.recv(64):
+            pass
+    except OSError:
+        pass
