@@ -195,6 +195,9 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     post.add_argument("--vocal-gate", type=_pair, metavar="A,B",
                       help="silence vocals quieter than B × the mix for at least A seconds (e.g. 0.5,0.05)")
     post.add_argument("--binarise", type=float, metavar="ALPHA", help="sharpen masks with f_α (e.g. 10)")
+    post.add_argument("--shifts", type=_count, default=0, metavar="N",
+                      help="average N passes over the song delayed by random offsets of up to 0.5 s (test-time "
+                           "augmentation, as Demucs's --shifts; N times slower)")
 
 
 def _sessions(text: str) -> list[str]:
@@ -203,6 +206,16 @@ def _sessions(text: str) -> list[str]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown export format {unknown[0]!r}; use {', '.join(EXPORTERS)}")
     return kinds
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 or more, not {text!r}")
+    return value
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -234,7 +247,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     engine = SeparationEngine(args.model, args.device)
     options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=args.threads,
                               start=args.start, duration=args.duration, segment_seconds=args.segment,
-                              wiener=args.wiener, vocal_gate=args.vocal_gate, binarise=args.binarise)
+                              wiener=args.wiener, vocal_gate=args.vocal_gate, binarise=args.binarise,
+                              shifts=args.shifts)
     for path in inputs:
         result = engine.separate_file(path, args.outdir / path.stem, options, progress=ProgressBar(path.name))
         seconds = result.frames / result.info.sample_rate

@@ -61,6 +61,24 @@ def test_start_and_duration_cut_the_song(tmp_path, song_file):
     assert sf.info(str(tmp_path / "s" / "vocals.wav")).frames == 2 * 44100
 
 
+def test_shifts_average_delayed_passes_and_the_stems_still_null(tmp_path, song_file, capsys):
+    song = song_file("s.wav", seconds=3.0)
+    stems = {}
+    for shifts in ("0", "2"):
+        code, _, err = run("separate", song, "-o", tmp_path / shifts, "--model", TINY, "--bit-depth", "16",
+                           "--shifts", shifts)
+        assert code == 0, err
+        paths = [tmp_path / shifts / "s" / f"{s}.wav" for s in STEMS]
+        assert_stems_null(song, paths, "16")
+        certificate = json.loads((tmp_path / shifts / "s" / "stemdesk-certificate.json").read_text())
+        assert certificate["settings"]["shifts"] == int(shifts)
+        stems[shifts] = np.stack([sf.read(str(p))[0] for p in paths])
+    assert np.abs(stems["2"] - stems["0"]).max() > 1e-3                         # the passes changed the stems
+    with pytest.raises(SystemExit):                                              # argparse's usage error
+        run("separate", song, "-o", tmp_path / "bad", "--model", TINY, "--shifts", "-1")
+    assert "whole number" in capsys.readouterr().err
+
+
 def test_mp3_input_is_read_sample_exact(tmp_path, song_file):
     wav = song_file("x.wav", seconds=3.0)
     audio, rate = sf.read(str(wav))

@@ -20,6 +20,12 @@ from .stft import STFT, STFTConfig, interpolate_bins
 # grid of the mask models (4096/1024 at 44.1 kHz), at the audio's own rate.
 RESIDUAL_STFT = STFTConfig(n_fft=4096, hop=1024, sample_rate=44100)
 
+# With --shifts, a waveform estimator's blocks hold this many of its segments.
+SHIFTED_BLOCK_SEGMENTS = 8
+
+# --shifts: each pass sees the audio delayed by a random 0 to this many seconds (Demucs's test-time augmentation).
+MAX_SHIFT_SECONDS = 0.5
+
 # A mask post-processing step: (spec, masks, hop in seconds) → masks that still sum to one.
 MaskStep = Callable[[Tensor, Tensor, float], Tensor]
 
@@ -43,12 +49,19 @@ class Separator:
 
     def __init__(self, estimator: Estimator | WaveformEstimator, device: str | torch.device = "cpu",
                  postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0,
-                 outputs: Mapping[str, Sequence[str]] | None = None, residual_spread: str = "spectral"):
+                 outputs: Mapping[str, Sequence[str]] | None = None, residual_spread: str = "spectral",
+                 shifts: int = 0, seed: int = 0):
         """``postprocess``: mask steps applied in order (e.g. `EnergyGate`, `Binarise`); ``wiener_iterations`` > 0
         replaces plain masking by multichannel Wiener filtering; ``outputs`` merges sources into stems
         (e.g. accompaniment = drums + bass + other), which keeps the null because the sum is unchanged.
         A `WaveformEstimator` predicts stems, not masks: mask steps and Wiener filtering do not apply to it, and
-        ``residual_spread`` says how what its stems leave of the mix is given back to them (`spread_residual`)."""
+        ``residual_spread`` says how what its stems leave of the mix is given back to them (`spread_residual`).
+        ``shifts`` > 0 averages that many passes, each over the audio delayed by a random offset of up to
+        `MAX_SHIFT_SECONDS` (drawn from ``seed``, so a run is repeatable), which moves the segment and STFT grids
+        against the music; every pass sums to the mix, so their average does too."""
+        if shifts < 0:
+            raise ValueError("shifts must be 0 or more")
+        self.shifts, self.seed = shifts, seed
         self.waveform = isinstance(estimator, WaveformEstimator)
         if self.waveform and (postprocess or wiener_iterations):
             raise ValueError(f"{estimator.kind} predicts waveforms, not masks: mask post-processing and Wiener "
@@ -76,12 +89,14 @@ class Separator:
     def chunking(self, sample_rate: int, segment_seconds: float, overlap_seconds: float) -> dict:
         """The chunker's settings for this estimator at a rate: {"segment", "overlap", "window"} in samples.
         Mask estimators take the segment asked for (at least four FFTs); a waveform estimator takes its own
-        training length, overlapped by a quarter with triangular weights, as its reference implementation does."""
+        training length, overlapped by a quarter with triangular weights, as its reference implementation does
+        (with ``shifts``: blocks of several segments, so that a delayed pass costs one segment more, not twice as
+        much; each block is cut into the estimator's own segments inside)."""
         if self.waveform:
-            est = self.estimator
-            segment = est.segment * sample_rate // est.sample_rate
-            overlap = int(est.overlap_fraction * segment)
-            return {"segment": segment, "overlap": overlap, "window": partial(triangle_weights, segment=segment)}
+            plan = self._segments(sample_rate)
+            if self.shifts:
+                plan = {**plan, "segment": plan["segment"] * SHIFTED_BLOCK_SEGMENTS, "window": segment_weights}
+            return plan
         segment = max(int(segment_seconds * sample_rate), 4 * self.estimator.stft_config.at_rate(sample_rate).n_fft)
         return {"segment": segment, "overlap": min(int(overlap_seconds * sample_rate), segment // 4),
                 "window": segment_weights}
@@ -116,10 +131,29 @@ class Separator:
 
         Sources are applied and decoded one at a time (a third of the peak memory of all at once), and the last
         source is not decoded at all: it is the mixture minus the others, which is what its mask would give up to
-        iSTFT rounding, and makes the null exact.
+        iSTFT rounding, and makes the null exact. With ``shifts``, masks are not kept (each pass has its own grid).
         """
+        if not self.shifts:
+            return self._separate(audio, sample_rate, keep_masks)
+        generator = torch.Generator().manual_seed(self.seed)
+        most = int(MAX_SHIFT_SECONDS * sample_rate)
+        total = torch.zeros(len(self.sources), *audio.shape, dtype=torch.float64)
+        for _ in range(self.shifts):
+            offset = int(torch.randint(0, most + 1, (1,), generator=generator))
+            delayed = torch.nn.functional.pad(audio, (offset, 0))
+            total += self._separate(delayed, sample_rate).stems[..., offset:]
+        return SeparatorOutput(stems=project_onto_mixture((total / self.shifts).to(audio.dtype), audio))
+
+    def _segments(self, sample_rate: int) -> dict:
+        """A waveform estimator's own segments at a rate, as the chunker's settings."""
+        est = self.estimator
+        segment = est.segment * sample_rate // est.sample_rate
+        overlap = int(est.overlap_fraction * segment)
+        return {"segment": segment, "overlap": overlap, "window": partial(triangle_weights, segment=segment)}
+
+    def _separate(self, audio: Tensor, sample_rate: int, keep_masks: bool = False) -> SeparatorOutput:
         if self.waveform:
-            plan = self.chunking(sample_rate, 0.0, 0.0)
+            plan = self._segments(sample_rate)
             if audio.shape[-1] <= plan["segment"]:
                 return SeparatorOutput(stems=self._separate_waveform(audio, sample_rate))
             # longer than the network takes: its own segments, crossfaded (each sums to the mix, so their blend does)

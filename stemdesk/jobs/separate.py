@@ -47,6 +47,7 @@ class SeparateOptions:
     wiener: int = 0                                   # multichannel Wiener iterations (0: plain masks)
     vocal_gate: tuple[float, float] | None = None     # (min silence seconds a, energy ratio b)
     binarise: float | None = None                     # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
+    shifts: int = 0                                   # test-time random shifts, averaged (Separator's shifts)
     certify: bool = True                              # check the null on the written files, write a certificate
 
     def settings(self) -> dict:
@@ -54,7 +55,8 @@ class SeparateOptions:
         return {"format": self.format.name, "depth": self.format.depth, "start_seconds": self.start,
                 "duration_seconds": self.duration, "segment_seconds": self.segment_seconds,
                 "overlap_seconds": self.overlap_seconds, "wiener_iterations": self.wiener,
-                "vocal_gate": list(self.vocal_gate) if self.vocal_gate else None, "binarise": self.binarise}
+                "vocal_gate": list(self.vocal_gate) if self.vocal_gate else None, "binarise": self.binarise,
+                "shifts": self.shifts}
 
     def postprocess(self, sources: Sequence[str]) -> list:
         steps = []
@@ -124,7 +126,7 @@ class SeparationEngine:
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
         try:
             separator = Separator(self.estimator, self.device, options.postprocess(self.estimator.sources),
-                                  options.wiener, self.card.outputs)
+                                  options.wiener, self.card.outputs, shifts=options.shifts)
         except ValueError as error:
             raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
         chunker = Chunker(lambda x: separator(x, rate).stems,
