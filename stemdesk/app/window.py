@@ -558,11 +558,33 @@ class MainWindow(QMainWindow):
         self._fill_peaks(job, path, lane)
 
     def install_model(self, name: str) -> None:
-        from ..io.spleeter import install_spleeter
+        """Install a registry model; one whose licence is not free (HTDemucs) is installed only after the user
+        has read its licence and pressed Install."""
+        from ..io.installable import INSTALLABLE
 
-        job = Job("install", f"Install {name}", lambda job: install_spleeter(), device="network")
-        self.queue.submit(job)
-        self.docks["Jobs"].raise_()
+        item = INSTALLABLE[name]
+
+        def start() -> None:
+            def work(job: Job):
+                return item.install(lambda what, fraction: job.report({"message": what, "done": fraction,
+                                                                       "total": 1.0}))
+
+            self.queue.submit(Job("install", f"Install {item.title}", work, device="network"))
+            self.docks["Jobs"].raise_()
+
+        if item.licence_note is None:
+            start()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, f"Install {item.title}?",
+                          f"{item.summary}.\n\n{item.licence_note}\n\nStemDesk downloads {item.download}.",
+                          QMessageBox.StandardButton.Cancel, self)
+        install = box.addButton("Install for personal or research use", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setModal(False)
+        box.buttonClicked.connect(lambda button: start() if button is install else None)
+        box.open()
+        self.dialogs = [d for d in self.dialogs if d.isVisible()] + [box]
+        self.licence_box = box
 
     def remove_model(self, model_id: str) -> None:
         try:

@@ -112,8 +112,12 @@ def read_card(folder: Path) -> ModelCard:
                      weights_sha256=str(raw["weights_sha256"]), folder=folder, raw=raw)
 
 
-def list_models() -> list[ModelCard]:
-    """Every readable model on the search path; a later folder does not shadow an earlier id."""
+def list_models(include_tests: bool | None = None) -> list[ModelCard]:
+    """Every readable model on the search path; a later folder does not shadow an earlier id. Models whose card
+    says ``"purpose": "tests"`` (tiny-4stem) are left out unless ``include_tests`` or the environment variable
+    STEMDESK_SHOW_TEST_MODELS=1 asks for them; they still load by id."""
+    if include_tests is None:
+        include_tests = os.environ.get("STEMDESK_SHOW_TEST_MODELS") == "1"
     seen: dict[str, ModelCard] = {}
     for root in search_path():
         if not root.is_dir():
@@ -127,7 +131,7 @@ def list_models() -> list[ModelCard]:
                     seen[folder.name] = read_card(folder)
                 except ModelError:
                     continue
-    return list(seen.values())
+    return [card for card in seen.values() if include_tests or card.raw.get("purpose") != "tests"]
 
 
 def find_model(model_id: str) -> ModelCard:

