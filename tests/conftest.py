@@ -91,5 +91,19 @@ def tarball() -> Path:
     return downloaded
 
 
+@pytest.fixture
+def installed(tarball) -> Path:
+    """HTDemucs installed through `stemdesk models install htdemucs` into the test's own models folder."""
+    import io
+
+    from stemdesk.cli import main
+    from stemdesk.io.model_store import find_model
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["models", "install", "htdemucs", "--tarball", str(tarball), "--accept-license"], out, err) == 0
+    assert "personal and research use only" in err.getvalue() and "Installed htdemucs" in out.getvalue()
+    return find_model("htdemucs").folder
+
+
 def needs_data():
     return pytest.mark.skipif(not (DATA / "cc0-efree").is_dir(), reason="../shared/data is not present")

@@ -640,3 +640,30 @@ def test_the_models_dock_installs_htdemucs_only_after_its_licence_is_accepted(qt
     assert (user_models_dir() / "htdemucs" / "card.json").is_file()
     assert "htdemucs" in [window.model_box.itemText(i) for i in range(window.model_box.count())]
     assert "htdemucs" in panel.cards and not entries["HTDemucs v4"].isEnabled()
+
+
+def test_htdemucs_from_the_toolbar_auditions_nulls_and_reopens_in_a_project(qtbot, installed, window, tmp_path):
+    """The installed HTDemucs is chosen like any model: its lanes fill (drums, bass, other, vocals, its order), the
+    null is exact, and a saved project reopens with it."""
+    window.refresh_models()
+    window.models_panel.refresh()
+    window.model_box.setCurrentText("htdemucs")
+    assert window.model_box.currentText() == "htdemucs"
+    window.settings["audition_seconds"] = 5.0
+    window.open_song(real_song(tmp_path, seconds=9.0))
+    job = separate(qtbot, window, audition=True)
+    assert job.status == DONE, job.error
+    order = ["drums", "bass", "other", "vocals"]
+    assert [lane.name for lane in window.timeline.canvas.lanes] == ["mix", *order]
+    assert all(sf.info(str(path)).frames == 5 * 44100 for path in window.stems.values())
+    assert "bit-exact" in window.null_label.text()
+    saved = window.save_project(path=tmp_path / "htdemucs session")
+    window.shutdown()
+    again = MainWindow(dict(window.settings), ask=False)
+    qtbot.addWidget(again)
+    try:
+        assert again.open_project(saved)
+        assert again.model_box.currentText() == "htdemucs" and list(again.stems) == order
+        assert "bit-exact" in again.null_label.text()
+    finally:
+        again.shutdown()

@@ -146,3 +146,21 @@ def test_ray_cluster_matches_local_and_survives_a_killed_worker(catalog, tmp_pat
     assert not list(distributed.rglob(".*.part.*"))
     nodes = {r["worker"].split(":")[0] for r in records(distributed) if r["status"] == "done"}
     assert nodes  # records say where each song ran
+
+
+def test_htdemucs_on_a_ray_cluster_writes_what_separate_writes(installed, tmp_path, ray_cluster):
+    """The installed HTDemucs loads in the cluster's workers (from the user's models folder) like a shipped model."""
+    catalog = tmp_path / "songs"
+    catalog.mkdir()
+    sf.write(str(catalog / "one.wav"), song(3.0, seed=4), 44100, subtype="PCM_16")
+    sf.write(str(catalog / "two.wav"), song(2.0, rate=48000, seed=5), 48000, subtype="PCM_16")
+    settings = BatchSettings(model="htdemucs", format="wav", bit_depth="16")
+    summary = run_batch(catalog, tmp_path / "ray", settings, workers=2, retries=1, ray_address=ray_cluster)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert all(r["null"]["bit_exact"] for r in records(tmp_path / "ray") if r["status"] == "done")
+    for name in ("one", "two"):
+        assert main(["separate", str(catalog / f"{name}.wav"), "-o", str(tmp_path / "cli"), "--model", "htdemucs",
+                     "--bit-depth", "16", "--threads", "1"], io.StringIO(), io.StringIO()) == 0
+        for stem in ("drums", "bass", "other", "vocals"):
+            assert ((tmp_path / "ray" / name / f"{stem}.wav").read_bytes()
+                    == (tmp_path / "cli" / name / f"{stem}.wav").read_bytes())

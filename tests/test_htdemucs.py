@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +29,7 @@ from stemdesk.core.resample import resample
 from stemdesk.core.separator import Separator, triangle_weights
 from stemdesk.core.stft import STFT, STFTConfig
 from stemdesk.io import htdemucs as installer
-from stemdesk.io.model_store import find_model, list_models, load_estimator, save_model, user_models_dir
+from stemdesk.io.model_store import list_models, load_estimator, save_model, user_models_dir
 
 SMALL = dict(width=8, bottom_channels=16, transformer_layers=2, heads=2, nfft=512, segment=8192)
 NAMES = ["vocals", "drums", "bass", "other"]
@@ -210,14 +209,6 @@ def test_a_killed_install_leaves_nothing_that_counts_as_a_model(tmp_path):
 
 
 # --- the real weights ---------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def installed(tarball) -> Path:
-    out, err = io.StringIO(), io.StringIO()
-    assert main(["models", "install", "htdemucs", "--tarball", str(tarball), "--accept-license"], out, err) == 0
-    assert "personal and research use only" in err.getvalue() and "Installed htdemucs" in out.getvalue()
-    return find_model("htdemucs").folder
-
 
 def real_excerpt(seconds: float, start: float = 60.0, song: str = "2.Lithium") -> np.ndarray:
     folder = DATA / "cc0-efree" / song

@@ -56,12 +56,13 @@ def find_stems(folder: str | Path) -> Stems:
     except (OSError, ValueError, TypeError, KeyError):
         paths = []
     if not paths or not all(p.is_file() for p in paths):
+        # no certificate: any folder of audio files, in the usual stem order (the certificate keeps the model's)
         paths = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                  and p.suffix.lower() in AUDIO_SUFFIXES_READ]
+        rank = {name: i for i, name in enumerate(STEM_ORDER)}
+        paths.sort(key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     if not paths:
         raise AudioError(f'No stems in "{folder}". Separate a song into it first (stemdesk separate SONG -o ...).')
-    rank = {name: i for i, name in enumerate(STEM_ORDER)}
-    paths.sort(key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     infos = [probe(p) for p in paths]
     first = infos[0]
     for info in infos[1:]:
