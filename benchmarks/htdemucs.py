@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--long-minutes", type=float, default=20.0)
     parser.add_argument("--systems", default="stemdesk,stemdesk-raw,onnxruntime,demucs-apply_model")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "htdemucs.json")
     args = parser.parse_args()
     from stemdesk.io.htdemucs import ONNX_MEMBER, TARBALL
     import tarfile
@@ -146,9 +147,8 @@ def main() -> None:
             if "peak_mb" in row and "peak_mb" in three:
                 row["peak_ratio_to_song"] = round(row["peak_mb"] / three["peak_mb"], 3)
             result["long_file"] = {"minutes": args.long_minutes, **row}
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "htdemucs.json").write_text(json.dumps(result, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
 

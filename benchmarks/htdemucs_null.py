@@ -18,7 +18,7 @@ model, _ = load_estimator('htdemucs')
 stft = STFT(STFTConfig())
 rows = {k: [] for k in ('raw', 'spectral', 'even', 'last')}
 resid = []
-for song in sorted(Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'cc0-efree'.iterdir()):
+for song in sorted((Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'cc0-efree').iterdir()):
     for start in (45, 150):
         st = np.stack([sf.read(str(song/f'{n}.ogg'), start=start*44100, frames=343980, dtype='float32', always_2d=True)[0].T for n in ('drums','bass','other','vocals')])
         truth = torch.from_numpy(st).double(); mix = truth.sum(0)

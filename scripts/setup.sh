@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Set up StemDesk in ./.venv on a Debian/Ubuntu machine. Idempotent: a second run only checks.
+# Set up StemDesk in ./.venv on a Debian/Ubuntu machine. Idempotent: when nothing changed since the last good
+# install, a second run only compares a stamp and returns at once.
 #   scripts/setup.sh          the application
 #   scripts/setup.sh --test   plus the test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+say() { echo "setup: $*" >&2; }
+fail() { echo "setup: FAILED: $*" >&2; exit 1; }
+
+test_tools=0
+[[ "${1:-}" == "--test" ]] && test_tools=1
+
 # Qt's libraries and PulseAudio's client library (QtMultimedia plays through it).
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0)
 # A Python with venv and pip already (pyenv, python.org builds) does not need Debian's.
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pip)
-if [[ "${1:-}" == "--test" ]]; then
+if ((test_tools)); then
     # A real VST3 built from dpf-source; real MIDI ports on a JACK dummy server; a real audio device (PulseAudio's
     # null sink); Xvfb for the screenshots; FluidSynth and a General MIDI sound font for the synthetic multitracks
     # (training/synthetic.py).
@@ -18,31 +25,72 @@ if [[ "${1:-}" == "--test" ]]; then
     command -v npm >/dev/null || APT_PACKAGES+=(npm)
 fi
 
+# What the Python environment was installed from: when it matches the stamp of the last good install, pip is
+# not run again (it takes 15-60 s even when everything is there).
+plugins=()
+for plugin in plugins/*/pyproject.toml; do plugins+=("$(dirname "$plugin")"); done
+wanted=$( { echo "test=$test_tools"; cat pyproject.toml; for p in "${plugins[@]}"; do cat "$p/pyproject.toml"; done; } \
+          | sha256sum | cut -d' ' -f1)
+stamp=.venv/.stemdesk-setup
+installed_stamp() { [[ -f $stamp ]] && cat "$stamp" || true; }
+
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-if ((${#missing[@]})); then
-    if [[ $(id -u) == 0 ]]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    elif command -v sudo >/dev/null; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-        echo "Please install these Debian packages first: ${missing[*]}" >&2
-        exit 1
+
+# A test install also satisfies the application: a stamp for --test covers a plain run.
+if ((${#missing[@]} == 0)) && [[ -x .venv/bin/python ]]; then
+    have=$(installed_stamp)
+    plain=$( { echo "test=1"; cat pyproject.toml; for p in "${plugins[@]}"; do cat "$p/pyproject.toml"; done; } \
+             | sha256sum | cut -d' ' -f1)
+    if [[ -n $have && ( $have == "$wanted" || ( $test_tools == 0 && $have == "$plain" ) ) ]]; then
+        exit 0
     fi
 fi
 
+if ((${#missing[@]})); then
+    say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+    if [[ $(id -u) == 0 ]]; then
+        apt=(env DEBIAN_FRONTEND=noninteractive apt-get)
+    elif command -v sudo >/dev/null; then
+        apt=(sudo env DEBIAN_FRONTEND=noninteractive apt-get)
+    else
+        fail "these Debian packages are missing and there is no sudo: ${missing[*]}
+  Ask an administrator to run: apt-get install ${missing[*]}
+  then run this again."
+    fi
+    "${apt[@]}" update -q || fail "apt-get update did not work (see above). Check the network and
+  /etc/apt/sources.list, then run this again."
+    "${apt[@]}" install -y -q "${missing[@]}" \
+        || fail "apt-get could not install: ${missing[*]} (see above). Install them with
+  sudo apt-get install ${missing[*]}
+  then run this again."
+fi
+
+# From here until the stamp is written, the environment counts as not installed: a failed or interrupted run is
+# redone in full next time, never taken for a working install.
+rm -f "$stamp"
 if [[ ! -x .venv/bin/python ]]; then
-    python3 -m venv .venv
+    say "creating the Python environment in .venv"
+    python3 -m venv .venv || fail "python3 -m venv did not work; install python3-venv (Debian) and run this again."
 fi
 extra=""
-[[ "${1:-}" == "--test" ]] && extra="[test]"
+((test_tools)) && extra="[test]"
+if [[ -z $(ls .venv/lib/python3*/site-packages/torch 2>/dev/null | head -1) ]]; then
+    say "installing StemDesk's Python packages into .venv: about 1.9 GB (PyTorch 2.13 for the CPU, PySide6, Ray,"
+    say "pedalboard, ...). This takes a few minutes the first time; pip shows each download."
+else
+    say "updating StemDesk's Python packages in .venv"
+fi
 # torch is pinned to 2.13.0 in pyproject.toml: an unpinned torch would pull gigabytes of CUDA libraries.
 # First-party plugins (plugins/*) install beside StemDesk, through the same entry point as third-party ones.
-plugins=()
-for plugin in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$plugin")"); done
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}" "${plugins[@]}" 2>&1 \
-    | grep -v "^WARNING: Location" || true
+editable=()
+for p in "${plugins[@]}"; do editable+=(-e "$p"); done
+.venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -e ".${extra}" "${editable[@]}" \
+    || fail "pip could not install StemDesk's Python packages (see above). Check the network or free space
+  ($(df -h . | awk 'NR==2 {print $4}') free here), then run this again; nothing is taken as installed until it works."
 .venv/bin/python -c "import stemdesk, torch, soundfile, pedalboard" \
-    || { echo "StemDesk did not install correctly; see the pip output above." >&2; exit 1; }
+    || fail "StemDesk's packages installed but do not import (see above). Remove .venv and run this again."
+echo "$wanted" > "$stamp"
+say "done: StemDesk is installed in .venv (run .venv/bin/stemdesk --help)"

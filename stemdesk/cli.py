@@ -20,7 +20,7 @@ from .core.chunker import DEFAULT_SEGMENT_SECONDS
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
 from .export.session import EXPORTERS
-from .export.stems import OutputFormat
+from .export.stems import WRITE_FORMATS, OutputFormat
 from .io.audio import READABLE
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
@@ -94,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     remix.add_argument("stems_dir", type=Path)
     how = remix.add_mutually_exclusive_group()
     how.add_argument("--preset", choices=PRESETS)
-    how.add_argument("--mix", type=Path, metavar="MIX.json")
+    how.add_argument("--mix", type=Path, metavar="MIX.json",
+                     help="a mix file, or a project (.stemdesk) whose mix to render")
     remix.add_argument("--amount", type=float, default=6.0, help="dB for the vocal-up / vocal-down presets")
     remix.add_argument("--vocals", type=float, metavar="DB", help="vocal level in dB (on top of the preset or mix)")
     remix.add_argument("-o", "--output", type=Path, required=True)
     remix.add_argument("--format", choices=["wav", "flac", "aiff", "mp3", "ogg"],
-                       help="default: the stems' own format")
+                       help="default: -o's extension, else the stems' own format")
     remix.add_argument("--bit-depth", choices=["16", "24", "32f"])
     remix.add_argument("--mixture", type=Path, help="the original song, to check that unity mixes null against it")
 
@@ -275,31 +276,50 @@ def _extras(folder: Path, args: argparse.Namespace, out: TextIO, mixture: Path |
     if not args.instrumental and not args.session:
         return
     stems = find_stems(folder)
+    output = getattr(args, "output", None)          # export -o DIR/NAME: everything goes beside NAME
+    base = output or folder / folder.name
     if args.instrumental:
-        result = instrumental(stems, folder / f"instrumental.{stems.format().extension}", mixture)
+        ext = stems.format().extension
+        target = base.parent / f"{base.name} instrumental.{ext}" if output else folder / f"instrumental.{ext}"
+        result = instrumental(stems, target, mixture)
         print(f"  instrumental: {result.path}", file=out)
-    base = getattr(args, "output", None) or folder / folder.name
     for kind in args.session:
         print(f"  {kind} session: {write_session(kind, stems, mix or Mix(), base, getattr(args, 'tempo', None))}",
               file=out)
 
 
+def _mix_file(path: Path):
+    """--mix: a mix file (MIX.json) or a project (.stemdesk), whose saved mix is used."""
+    from .export.remix import mix_from_file
+    from .jobs import project as projects
+
+    if path.suffix == projects.SUFFIX:
+        return projects.load(path).mix
+    return mix_from_file(path)
+
+
 def _remix(args: argparse.Namespace, out: TextIO) -> int:
-    from .export.remix import find_stems, mix_from_file, render_remix
+    from .export.remix import find_stems, render_remix
     from .mixer.mix import Mix, preset
 
     stems = find_stems(args.stems_dir)
     if args.preset:
         mix = preset(args.preset, stems.names, args.amount)
     elif args.mix:
-        mix = mix_from_file(args.mix)
+        mix = _mix_file(args.mix)
     else:
         mix = Mix()
     if args.vocals is not None:
         mix.vocal_db = args.vocals
-    fmt = OutputFormat.parse(args.format, args.bit_depth) if args.format or args.bit_depth else None
-    if fmt is not None and args.format is None:
-        fmt = OutputFormat.parse(stems.format().name, args.bit_depth)
+    if args.format is None and args.output.suffix.lower().lstrip(".") in ("wav", "flac", "aiff", "mp3", "ogg"):
+        args.format = args.output.suffix.lower().lstrip(".")        # -o karaoke.flac means FLAC
+    if args.format is None:
+        fmt = OutputFormat.parse(stems.format().name, args.bit_depth) if args.bit_depth else None
+    else:
+        depth = args.bit_depth
+        if depth is None and stems.format().depth in WRITE_FORMATS[args.format][1]:
+            depth = stems.format().depth                # the stems' own depth, so a unity mix stays exact
+        fmt = OutputFormat.parse(args.format, depth)
     result = render_remix(stems, mix, args.output, fmt, args.mixture, progress=ProgressBar(args.output.name))
     seconds = result.frames / stems.info.sample_rate
     print(f"{result.path}: {seconds:.1f} s rendered in {result.seconds:.2f} s "
@@ -311,11 +331,9 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from .export.remix import mix_from_file
-
     if not args.session and not args.instrumental:
         raise StemDeskError("Nothing to export: give --session dawproject,rpp and/or --instrumental.")
-    mix = mix_from_file(args.mix) if args.mix else None
+    mix = _mix_file(args.mix) if args.mix else None
     _extras(args.stems_dir, args, out, mix=mix)
     return 0
 
@@ -481,7 +499,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
         if args.command == "demo":
             from .io.demo import make_demo
 
-            song = make_demo(args.outdir)
+            song = make_demo()
             credits = song.with_suffix(".txt")
             about = credits.read_text(encoding="utf-8").strip() if credits.is_file() else "synthesised by StemDesk"
             print(f"Demo song: {song} ({about})", file=out)
@@ -536,8 +554,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     except OSError as error:
         if args.debug:
             raise
-        print(f"stemdesk: {error.strerror or error}: {error.filename or ''}. Check the path and free space.",
-              file=err)
+        if error.filename:
+            print(f'stemdesk: {error.strerror or error}: "{error.filename}". Check the path and free space.', file=err)
+        else:
+            print(f"stemdesk: {error.strerror or error}.", file=err)
         return EXIT_ERROR
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE

@@ -15,6 +15,11 @@ from helpers import song
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
+# Why a test on real audio skips, and where the audio comes from.
+DATA_MISSING = ("../shared/data is not here: the project's real multitracks, a folder beside this clone (CI has it). "
+                "It holds MUSDB18 7-s excerpts (research licence, from SigSep's MUSDB18) and the five songs of the CC0 "
+                "album \"Everything is Free\" by Software-Entwicklungskit, as <set>/<song>/{vocals,drums,bass,"
+                "other}.ogg; its README.md says more")
 
 torch.set_num_threads(1)
 _pulse: subprocess.Popen | None = None
@@ -106,4 +111,4 @@ def installed(tarball) -> Path:
 
 
 def needs_data():
-    return pytest.mark.skipif(not (DATA / "cc0-efree").is_dir(), reason="../shared/data is not present")
+    return pytest.mark.skipif(not (DATA / "cc0-efree").is_dir(), reason=DATA_MISSING)

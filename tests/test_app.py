@@ -569,7 +569,7 @@ def test_export_and_data_check_run_as_jobs(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
         window.export(tmp_path / "daw")
     written = sorted(p.name for p in (tmp_path / "daw").iterdir())
-    assert written == ["real song instrumental.certificate.json", "real song instrumental.wav",
+    assert written == ["real song instrumental.wav", "real song instrumental.wav.certificate.json",
                        "real song.dawproject", "real song.rpp"]
     # the trainer panel's data check on a folder of multitracks (one song planted with a 100 ms shift)
     data = tmp_path / "multitracks"

@@ -164,3 +164,15 @@ def test_htdemucs_on_a_ray_cluster_writes_what_separate_writes(installed, tmp_pa
         for stem in ("drums", "bass", "other", "vocals"):
             assert ((tmp_path / "ray" / name / f"{stem}.wav").read_bytes()
                     == (tmp_path / "cli" / name / f"{stem}.wav").read_bytes())
+
+
+def test_an_unreachable_ray_cluster_is_said_plainly_and_at_once(catalog, tmp_path):
+    port = free_port()                                                           # nothing listens there
+    err = io.StringIO()
+    started = time.monotonic()
+    code = main(["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "tiny-4stem", "--ray",
+                 f"127.0.0.1:{port}"], io.StringIO(), err)
+    assert code == 1 and time.monotonic() - started < 30                        # not Ray's minutes of retries
+    message = err.getvalue()
+    assert f"Cannot reach the Ray cluster at 127.0.0.1:{port}" in message and "ray start --head" in message
+    assert ": ." not in message

@@ -262,3 +262,16 @@ def test_separate_leaves_a_core_free_unless_told_how_many_threads(tmp_path, song
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_demo_keeps_its_song_out_of_the_stems_folder(tmp_path, monkeypatch):
+    from stemdesk.io import demo
+
+    monkeypatch.setattr(demo, "fetch_debian_song", lambda target, seconds=demo.DEMO_SECONDS: None)  # synthesised
+    code, out, err = run("demo", "-o", tmp_path / "stems", "--model", TINY, "--duration", "3")
+    assert code == 0, err
+    song = next(demo.demo_folder().glob("demo-*.wav"))
+    assert f"Demo song: {song}" in out
+    written = sorted(p.relative_to(tmp_path / "stems").as_posix() for p in (tmp_path / "stems").rglob("*"))
+    assert written == [song.stem, *(f"{song.stem}/{n}" for n in sorted(
+        [*(f"{s}.wav" for s in STEMS), "stemdesk-certificate.json"]))]

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import DATA
+from conftest import DATA, DATA_MISSING
 from stemdesk.cli import main
 from stemdesk.core.chunker import Chunker
 from stemdesk.core.errors import ModelError
@@ -213,7 +213,7 @@ def test_a_killed_install_leaves_nothing_that_counts_as_a_model(tmp_path):
 def real_excerpt(seconds: float, start: float = 60.0, song: str = "2.Lithium") -> np.ndarray:
     folder = DATA / "cc0-efree" / song
     if not folder.is_dir():
-        pytest.skip("../shared/data is not present (the project's real multitracks, see its README)")
+        pytest.skip(DATA_MISSING)
     return np.stack([sf.read(str(folder / f"{n}.ogg"), start=int(start * 44100), frames=int(seconds * 44100),
                              dtype="float32", always_2d=True)[0].T for n in NAMES])
 

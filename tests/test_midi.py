@@ -172,3 +172,15 @@ def test_the_app_learns_a_knob_and_the_knob_moves_its_fader(jack, qtbot, tmp_pat
     finally:
         window.shutdown()
         controller.close()
+
+
+def test_stemdesk_midi_prints_no_raw_alsa_line(tmp_path):
+    """Without an ALSA sequencer (this machine has no /dev/snd/seq), libasound used to print its own error line."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STEMDESK_MIDI_API": "LINUX_ALSA", "XDG_CONFIG_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "stemdesk", "midi"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0 and "MIDI inputs:" in result.stdout
+    assert "ALSA lib" not in result.stderr, result.stderr

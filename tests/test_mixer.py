@@ -335,13 +335,28 @@ def test_cli_remix_export_and_separate_sessions(tmp_path, song_file):
     code, out, err = run("remix", folder, "--preset", "karaoke", "-o", tmp_path / "karaoke.wav",
                          "--mixture", mixture)
     assert code == 0, err
-    assert json.loads((tmp_path / "karaoke.certificate.json").read_text())["null"]["bit_exact"]
+    assert json.loads((tmp_path / "karaoke.wav.certificate.json").read_text())["null"]["bit_exact"]
     (tmp_path / "mix.json").write_text(session_mix().to_json())
     code, out, err = run("export", folder, "--session", "dawproject,rpp", "--mix", tmp_path / "mix.json",
                          "-o", tmp_path / "daw" / "song", "--instrumental")
     assert code == 0, err
     assert (tmp_path / "daw" / "song.dawproject").is_file() and (tmp_path / "daw" / "song.rpp").is_file()
-    assert (folder / "instrumental.wav").is_file()
+    assert (tmp_path / "daw" / "song instrumental.wav").is_file()                 # beside the output, as the app's
+    assert not (folder / "instrumental.wav").exists()
+    project = tmp_path / "karaoke.stemdesk"                                      # --mix takes a project's mix
+    project.write_text(json.dumps({"stemdesk_project": 1, "mix": preset("karaoke", NAMES).to_dict()}))
+    code, _, err = run("remix", folder, "--mix", project, "-o", tmp_path / "from project.wav")
+    assert code == 0, err
+    rendered = sf.read(str(tmp_path / "from project.wav"))[0]
+    karaoke = sf.read(str(tmp_path / "karaoke.wav"))[0]
+    assert np.array_equal(rendered, karaoke) and not np.array_equal(rendered, sf.read(str(mixture))[0])
+    (tmp_path / "other.json").write_text(json.dumps({"tracks": [1, 2]}))       # not a mix: said, not ignored
+    code, _, err = run("remix", folder, "--mix", tmp_path / "other.json", "-o", tmp_path / "y.wav")
+    assert code == 1 and "not a StemDesk mix" in err and "'tracks'" in err and not (tmp_path / "y.wav").exists()
+    code, _, err = run("remix", folder, "--preset", "karaoke", "-o", tmp_path / "karaoke.flac")
+    assert code == 0, err                                                        # a second format keeps both
+    assert {p.name for p in tmp_path.glob("karaoke.*.certificate.json")} == {"karaoke.wav.certificate.json",
+                                                                             "karaoke.flac.certificate.json"}
     song = song_file(seconds=2.0)
     code, out, err = run("separate", song, "-o", tmp_path / "sep", "--model", "tiny-4stem", "--session", "rpp")
     assert code == 0, err

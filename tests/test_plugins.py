@@ -48,7 +48,7 @@ def test_loudness_export_hits_its_target(tmp_path, monkeypatch, target):
     audio, rate = sf.read(str(written), always_2d=True)
     assert loudness.integrated_loudness(audio.T, rate) == pytest.approx(float(target), abs=0.2)
     assert np.abs(audio).max() <= 10 ** (-1 / 20) + 1e-3
-    cert = json.loads((tmp_path / "song.loudness.certificate.json").read_text())
+    cert = json.loads((tmp_path / "song.loudness.wav.certificate.json").read_text())
     assert cert["settings"]["target_lufs"] == float(target)
 
 

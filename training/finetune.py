@@ -148,7 +148,9 @@ def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:
 
 def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None,
               cancel: CancelToken | None = None) -> dict:
-    """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix."""
+    """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix.
+    ``request.minutes`` is wall-clock time for all of it: checks, training, validation and the score card."""
+    job_started = time.monotonic()
     # Unless told, leave a core free (alone) or take an equal share of the cores (under torchrun).
     limit_threads(request.threads or process_threads())
     run = runs_dir() / request.name
@@ -197,10 +199,17 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
                       init_state=load_state(base_card))
     started = time.monotonic()
-    trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel)
+    # the score card separates the validation songs twice more (base and tune): about two validation rounds
+    trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel,
+                finish_by=job_started + request.minutes * 60, validations_after=2.0)
     if trainer.rank != 0:
         # Under torchrun only rank 0 validates, exports and writes the score card.
         return {"rank": trainer.rank, "run_folder": str(run)}
+    if trainer.step == 0:
+        fixed = started - job_started + 3 * trainer.validation_seconds
+        raise StemDeskError(f"--minutes {request.minutes:g} leaves no time to train: reading and checking the songs "
+                            f"and validating took {fixed:.0f} s of it. Give at least {max(1.0, 2 * fixed / 60):.1f} "
+                            "minutes, or fewer or shorter validation songs.")
     if not (out_folder / "card.json").is_file():
         raise StemDeskError("The fine-tuned model never beat the base model on the validation songs, so nothing "
                             "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "

@@ -335,21 +335,27 @@ class Trainer:
                 module.eval()
 
     def run(self, export: Callable[[Estimator, dict], None] | None = None,
-            cancel: CancelToken | None = None, export_start: bool = False) -> dict[str, Any]:
+            cancel: CancelToken | None = None, export_start: bool = False, finish_by: float | None = None,
+            validations_after: float = 0.0) -> dict[str, Any]:
         """Train until the time budget, ``max_steps``, early stopping or a cancel; resumes from a checkpoint.
         Under torchrun every process calls this; only rank 0 validates, writes checkpoints and exports.
         ``export_start`` (with ``config.beat_start``): the starting weights are a model in their own right, so they
         are exported at step 0 from the validation that sets the bar, and fine-tuning only replaces them with
-        something better."""
+        something better. ``finish_by`` (a time.monotonic() value): stop training early enough that the final
+        validation round and ``validations_after`` more (what the caller does next), each as long as the first
+        one, end by then: a wall-clock budget for the whole job."""
         config = self.config
         limit_threads(config.threads)
         tune_allocator()
         resumed = self.resume()
         if not resumed and self.fresh:
             self.init_input_scaling()
+        self.validation_seconds = 0.0
         if not resumed and config.beat_start and self.rank == 0:
             # the bar is the model we start from: a fine-tune that never beats it exports nothing
+            validating = time.monotonic()
             result = self.validate()
+            self.validation_seconds = time.monotonic() - validating
             medians = result["median"]
             self.best = sum(medians.values()) / max(1, len(medians))
             if self.progress is not None:
@@ -359,6 +365,8 @@ class Trainer:
                 self._export(export, {"step": 0, "valid_usdr": medians, "songs": result["songs"], "seconds": 0.0})
         self.train_mode()
         deadline = time.monotonic() + config.minutes * 60
+        if finish_by is not None:
+            deadline = min(deadline, finish_by - (1 + validations_after) * self.validation_seconds)
         self._deadline = deadline
         losses: list[float] = []
         started = time.monotonic()

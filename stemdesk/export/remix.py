@@ -17,6 +17,7 @@ import soundfile as sf
 from ..core.cancel import CancelToken
 from ..core.errors import AudioError
 from ..io.audio import AUDIO_SUFFIXES_READ, AtomicAudioWriter, AudioInfo, probe
+from ..mixer.effects import MixError
 from ..mixer.mix import Mix, preset
 from ..mixer.render import Renderer
 from . import certificate
@@ -161,7 +162,7 @@ def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | No
     except OSError as error:
         raise AudioError(f'Writing "{out}" failed: {error.strerror or error}. Free some space or choose another '
                          "folder; nothing partial was left.") from None
-    cert_path = certificate.write_beside(out.parent, cert, [path], name=f"{out.stem}.certificate.json")
+    cert_path = certificate.write_beside(out.parent, cert, [path], name=f"{out.name}.certificate.json")
     return RemixResult(path, info.frames, time.monotonic() - started, clipped, cert_path)
 
 
@@ -173,10 +174,14 @@ def instrumental(stems: Stems, out: str | Path, mixture: str | Path | None = Non
 
 
 def mix_from_file(path: str | Path) -> Mix:
+    """A mix file (MIX.json). Raises MixError naming the file when it is not one."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise AudioError(f'Cannot read the mix "{path}": {error.strerror or error}.') from None
-    return Mix.from_json(data)
+    try:
+        return Mix.from_json(data)
+    except MixError as error:
+        raise MixError(f'"{path.name}": {error}') from None
 

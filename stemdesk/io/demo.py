@@ -94,8 +94,17 @@ def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed
     return target
 
 
-def make_demo(folder: Path) -> Path:
-    """The demo song in ``folder``, reusing one made before."""
+def demo_folder() -> Path:
+    """Where the demo song is kept: the user's cache, never the stems folder the demo writes into."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("stemdesk", appauthor=False)) / "demo"
+
+
+def make_demo(folder: Path | None = None) -> Path:
+    """The demo song in ``folder`` (default `demo_folder`), reusing one made before."""
+    folder = folder or demo_folder()
+    folder.mkdir(parents=True, exist_ok=True)
     existing = [p for p in (folder / "demo-song.wav", folder / "demo-synth.wav") if p.is_file()]
     if existing:
         return existing[0]

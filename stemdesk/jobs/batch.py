@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -307,6 +308,19 @@ def _run_local(todo, outdir, settings, workers, retries, report, summary) -> Non
     pools[0].shutdown(wait=True)
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A host:port that nothing answers on fails here in seconds, not after Ray's minutes of retries."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or address.startswith("ray://"):
+        return                                     # 'auto' and client addresses: Ray says what is wrong quickly
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise StemDeskError(f"Cannot reach the Ray cluster at {address}: {error.strerror or error}. Is it running? "
+                            f"Start one with `ray start --head --port={port}` on {host}, check the address, or run "
+                            "without --ray.") from None
+
+
 def _run_ray(todo, outdir, settings, workers, retries, report, summary, address, gpus) -> None:
     try:
         import ray
@@ -314,7 +328,13 @@ def _run_ray(todo, outdir, settings, workers, retries, report, summary, address,
         raise StemDeskError("Ray is not installed: pip install 'ray[default]' (or run without --ray).") from None
     if not todo:
         return
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    _reachable(address)
+    try:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StemDeskError(f"Cannot join the Ray cluster at {address!r}: {first} Start one with `ray start "
+                            "--head`, give its address (host:port), or run without --ray.") from None
     actor_class = ray.remote(num_cpus=settings.threads, num_gpus=gpus, max_restarts=2,
                              max_task_retries=0)(SongWorker)
     actors = [actor_class.remote(settings) for _ in range(max(1, workers))]

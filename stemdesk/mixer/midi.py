@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +157,35 @@ class MidiController:
         return control
 
 
+_ALSA_QUIET = []      # the no-op error handler given to libasound, kept alive for as long as the process runs
+
+
+def _silence_alsa() -> None:
+    """libasound prints its own errors to the process's stderr ("ALSA lib seq_hw.c:466:(snd_seq_hw_open) open
+    /dev/snd/seq failed"); a machine without a sequencer simply has no ports, which the caller says in words."""
+    if _ALSA_QUIET or sys.platform != "linux":
+        return
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("asound")
+    if name is None:
+        return
+    try:
+        library = ctypes.CDLL(name)
+        handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                   ctypes.c_char_p)(lambda *args: None)
+        library.snd_lib_error_set_handler(handler)
+        _ALSA_QUIET.append(handler)
+    except (OSError, AttributeError):
+        pass
+
+
 def backend(api: str | None = None):
     """The mido rtmidi backend: JACK when a JACK server runs (or STEMDESK_MIDI_API=UNIX_JACK), else ALSA."""
     import mido
 
+    _silence_alsa()
     api = api or os.environ.get("STEMDESK_MIDI_API")
     if api is None:
         api = "UNIX_JACK" if _jack_running() else "LINUX_ALSA"

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from .effects import EFFECTS, Effect, MixError
 
 MIX_VERSION = 1
+MIX_KEYS = frozenset({"stemdesk_mix", "channels", "buses", "master", "master_gain_db", "automation"})
 MAX_MIX_BYTES = 1 << 20
 MAX_EFFECTS = 32
 GAIN_RANGE = (-120.0, 24.0)   # dB; -120 is treated as silence in the UI, mute is the exact off switch
@@ -209,7 +210,7 @@ class Mix:
                 if bus not in self.buses:
                     raise MixError(f"{name} sends to bus {bus!r}, which the mix does not define.")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict:  # keys: MIX_KEYS
         return {"stemdesk_mix": MIX_VERSION,
                 "channels": {n: c.to_dict() for n, c in self.channels.items()},
                 "buses": {n: [e.to_dict() for e in chain] for n, chain in self.buses.items()},
@@ -223,6 +224,11 @@ class Mix:
     def from_dict(cls, data: Any) -> "Mix":
         if not isinstance(data, dict):
             raise MixError("A mix must be a JSON object.")
+        unknown = sorted(set(data) - MIX_KEYS)
+        if unknown:
+            # e.g. a project file or a DAW's JSON: rendering it as an empty mix would silently give the original
+            raise MixError(f"This is not a StemDesk mix: it has {', '.join(map(repr, unknown[:3]))}, which a mix "
+                           f"does not (a mix has {', '.join(sorted(MIX_KEYS))}).")
         version = data.get("stemdesk_mix", MIX_VERSION)
         if not isinstance(version, int) or version > MIX_VERSION:
             raise MixError(f"This mix was written by a newer StemDesk (format {version!r}); update StemDesk to "

@@ -52,5 +52,5 @@ def write_loudness_matched(stems, mix, out: Path, tempo=None, target: float | No
                                                     "result_lufs": round(check.integrated() or -99, 2)})
         certificate.embed_wav(writer.temp, cert)
         written = writer.commit()
-    certificate.write_beside(path.parent, cert, [written], name=f"{path.stem}.certificate.json")
+    certificate.write_beside(path.parent, cert, [written], name=f"{path.name}.certificate.json")
     return written
