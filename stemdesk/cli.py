@@ -32,11 +32,12 @@ EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
 class ProgressBar:
     """A one-line terminal progress bar fed by the core's progress callback."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30):
-        self.label, self.stream, self.width = label, stream, width
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30):
+        # the stream of this moment (not the one at import time, which a test harness may have closed since)
+        self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.started = time.monotonic()
         self.last = 0.0
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
 
     def __call__(self, event: dict) -> None:
         done, total = event.get("done", 0), event.get("total") or 0
@@ -472,7 +473,8 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     from .plugins import load_plugins

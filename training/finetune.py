@@ -199,9 +199,10 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
                       init_state=load_state(base_card))
     started = time.monotonic()
-    # the score card separates the validation songs twice more (base and tune): about two validation rounds
+    # the score card separates the validation songs twice more (base and tune) and scores BSS windows: measured
+    # at 3.6 validation rounds on the CC0 songs
     trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel,
-                finish_by=job_started + request.minutes * 60, validations_after=2.0)
+                finish_by=job_started + request.minutes * 60, validations_after=4.0)
     if trainer.rank != 0:
         # Under torchrun only rank 0 validates, exports and writes the score card.
         return {"rank": trainer.rank, "run_folder": str(run)}

@@ -27,7 +27,7 @@ from stemdesk.core.errors import Cancelled
 from stemdesk.core.device import resolve_device
 from stemdesk.core.estimators import Estimator, build_estimator
 from stemdesk.core.masks import normalise_masks, ratio_masks
-from stemdesk.core.metrics import usdr
+from stemdesk.core.metrics import usdr_sums
 from stemdesk.core.separator import Separator
 from stemdesk.core.estimators.layers import InputScaler
 from stemdesk.core.stft import STFT, interpolate_bins
@@ -146,8 +146,15 @@ def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence
         audio = regroup(song.audio(), mapping)                 # (sources, channels, length)
         mix = audio.sum(0)
         rate = song.sample_rate
-        estimate = separate_song(separator, mix, rate, segment_seconds)
-        values = usdr(audio, estimate)
+        # streamed: each finished block of stems is scored and dropped, so a long song's estimate is never whole
+        chunker = Chunker(lambda x: separator(x, rate).stems, **separator.chunking(rate, segment_seconds, 1.0))
+        num = den = 0.0
+        at = 0
+        for block in chunker.stream([mix], total=mix.shape[-1]):
+            n = block.shape[-1]
+            block_num, block_den = usdr_sums(audio[..., at:at + n], block)
+            num, den, at = num + block_num, den + block_den, at + n
+        values = 10 * torch.log10((num + 1e-8) / (den + 1e-8))
         usable = [all(song.usable[i] for i in idx) for idx in mapping]
         scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, usable) if ok}
     summary = {}
