@@ -667,3 +667,20 @@ def test_htdemucs_from_the_toolbar_auditions_nulls_and_reopens_in_a_project(qtbo
         assert "bit-exact" in again.null_label.text()
     finally:
         again.shutdown()
+
+
+def test_a_separated_selection_exports_an_instrumental_that_nulls_against_that_excerpt(qtbot, window, tmp_path):
+    """Export after Separate selection used to fail ("...is 176400 samples long but the mixture is 529200")."""
+    import json
+
+    window.open_song(real_song(tmp_path, seconds=12.0))
+    window.timeline.canvas.selection = (2.0, 6.0)
+    job = separate(qtbot, window, selection=True)
+    assert job.status == DONE, job.error
+    with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
+        export = window.export(tmp_path / "daw", sessions=())
+    assert export.status == DONE, export.error
+    instrumental = tmp_path / "daw" / "real song instrumental.wav"
+    assert sf.info(str(instrumental)).frames == 4 * 44100
+    null = json.loads((tmp_path / "daw" / "real song instrumental.wav.certificate.json").read_text())["null"]
+    assert null["bit_exact"] and null["mixture_samples"] == [2 * 44100, 6 * 44100]

@@ -90,6 +90,22 @@ def test_shifts_average_delayed_passes_and_the_stems_still_null(tmp_path, song_f
     assert "whole number" in capsys.readouterr().err
 
 
+def test_an_excerpt_gets_its_instrumental_checked_against_the_same_excerpt(tmp_path, song_file):
+    """--start/--duration with --instrumental used to fail: "...is 88200 samples long but the mixture is 220500"."""
+    song = song_file("s.wav", seconds=5.0)
+    code, out, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--bit-depth", "16", "--start", "1.5",
+                         "--duration", "2", "--instrumental")
+    assert code == 0, err
+    instrumental = tmp_path / "s" / "instrumental.wav"
+    assert sf.info(str(instrumental)).frames == 2 * 44100
+    null = json.loads((tmp_path / "s" / "instrumental.wav.certificate.json").read_text())["null"]
+    assert null["applicable"] and null["bit_exact"] and null["mixture_samples"] == [66150, 66150 + 88200]
+    # and instrumental + vocals is the mixture's excerpt, sample for sample
+    mixture = sf.read(str(song), start=66150, frames=88200, dtype="int16")[0].astype(np.int64)
+    vocals = sf.read(str(tmp_path / "s" / "vocals.wav"), dtype="int16")[0].astype(np.int64)
+    assert np.array_equal(sf.read(str(instrumental), dtype="int16")[0].astype(np.int64) + vocals, mixture)
+
+
 def test_mp3_input_is_read_sample_exact(tmp_path, song_file):
     wav = song_file("x.wav", seconds=3.0)
     audio, rate = sf.read(str(wav))

@@ -36,6 +36,7 @@ class Stems:
     paths: list[Path]
     info: AudioInfo
     source: dict | None = None       # the "source" entry of the stems' certificate, when there is one
+    start: int = 0                   # samples into the source where the stems begin (an excerpt's --start)
 
     def format(self) -> OutputFormat:
         """The stems' own format (so an instrumental can be written exactly)."""
@@ -49,12 +50,13 @@ def find_stems(folder: str | Path) -> Stems:
     folder = Path(folder)
     if not folder.is_dir():
         raise AudioError(f'"{folder}" is not a folder of stems. Give the folder `stemdesk separate` wrote.')
-    source = None
+    source, start_seconds = None, 0.0
     try:
         cert = certificate.read(folder)
         paths = [folder / item["file"] for item in cert.get("outputs", [])] if cert.get("kind") == "stems" else []
         source = cert.get("source")
-    except (OSError, ValueError, TypeError, KeyError):
+        start_seconds = float((cert.get("settings") or {}).get("start_seconds") or 0.0) if paths else 0.0
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         paths = []
     if not paths or not all(p.is_file() for p in paths):
         # no certificate: any folder of audio files, in the usual stem order (the certificate keeps the model's)
@@ -74,7 +76,9 @@ def find_stems(folder: str | Path) -> Stems:
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
         raise AudioError(f'"{folder}" holds two stems with the same name in different formats; keep one.')
-    return Stems(names, paths, first, source)
+    # the separation cut its excerpt at this sample (jobs/separate.py rounds the same way)
+    start = max(0, int(round(start_seconds * first.sample_rate)))
+    return Stems(names, paths, first, source, start)
 
 
 @dataclass
@@ -93,9 +97,11 @@ def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict
     if mixture is None:
         return {"applicable": False, "reason": "no mixture given to check against (--mixture)"}
     muted = [(name, p) for name, p in zip(stems.names, stems.paths) if not mix.audible(name)]
-    result = null_residual(mixture, [out, *[p for _, p in muted]], names=["render", *[n for n, _ in muted]])
+    # stems of an excerpt are checked against the same excerpt of the mixture
+    result = null_residual(mixture, [out, *[p for _, p in muted]], start=stems.start, frames=stems.info.frames,
+                           names=["render", *[n for n, _ in muted]])
     return {"applicable": True, "against": [Path(mixture).name, "render", *[p.name for _, p in muted]],
-            **result.as_dict()}
+            "mixture_samples": [stems.start, stems.start + stems.info.frames], **result.as_dict()}
 
 
 def mixed_blocks(stems: Stems, mix: Mix, cancel: CancelToken | None = None) -> Iterator[tuple[int, np.ndarray]]:
