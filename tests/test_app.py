@@ -684,3 +684,86 @@ def test_a_separated_selection_exports_an_instrumental_that_nulls_against_that_e
     assert sf.info(str(instrumental)).frames == 4 * 44100
     null = json.loads((tmp_path / "daw" / "real song instrumental.wav.certificate.json").read_text())["null"]
     assert null["bit_exact"] and null["mixture_samples"] == [2 * 44100, 6 * 44100]
+
+
+def answer(window: MainWindow, button, seen: list | None = None) -> None:
+    """Click ``button`` of the question the window is about to ask (it blocks in exec until answered)."""
+    from PySide6.QtCore import QTimer
+
+    def click():
+        if window.question is None:
+            QTimer.singleShot(10, click)
+            return
+        if seen is not None:
+            seen.append(window.question.text())
+        window.question.button(button).click()
+
+    QTimer.singleShot(0, click)
+
+
+def test_unsaved_changes_are_asked_about_and_discard_forgets_the_autosave(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    first = real_song(tmp_path, seconds=4.0)
+    window.open_song(first)
+    separate(qtbot, window)
+    saved = window.save_project(path=tmp_path / "first")
+    window.mixer.strips["drums"].fader.setValue(-50)
+    assert window.dirty
+    auto = window.autosave()
+    assert auto.is_file()
+    other = tmp_path / "other.wav"
+    sf.write(str(other), song(2.0), 44100)
+    window.ask = True
+    seen: list[str] = []
+    answer(window, QMessageBox.StandardButton.Cancel, seen)
+    assert not window.open_song(other)                                          # Cancel: nothing changes
+    assert window.project.source == str(first.resolve()) and window.dirty and auto.is_file()
+    assert "real song.wav" in seen[0] and "opening other.wav" in seen[0]
+    answer(window, QMessageBox.StandardButton.Discard)
+    assert window.open_song(other)
+    assert window.project.source == str(other.resolve()) and not window.dirty
+    assert not auto.exists() and projects.recoverable(saved) == []              # nothing to recover next time
+    window.ask = False
+
+
+def test_the_recovery_prompt_names_the_song(qtbot, tmp_path, window):
+    from PySide6.QtWidgets import QMessageBox
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    project = projects.Project(source=str(real_song(tmp_path, seconds=2.0)))
+    folder = projects.autosave_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    left = folder / f"untitled-{dead.pid}{projects.SUFFIX}.autosave"           # a crashed process's autosave
+    left.write_text(__import__("json").dumps(project.to_dict()))
+    window.ask = True
+    seen: list[str] = []
+    answer(window, QMessageBox.StandardButton.No, seen)
+    assert not window.offer_recovery()
+    window.ask = False
+    assert "unsaved work on \u201creal song.wav\u201d" in seen[0]
+    assert not left.exists()                                                     # No: not offered again
+
+
+def test_a_preset_changes_levels_and_keeps_the_effect_chains(qtbot, window, tmp_path):
+    from stemdesk.mixer.effects import Effect
+
+    window.open_song(real_song(tmp_path, seconds=3.0))
+    separate(qtbot, window)
+    mix = copy_mix(window.project.mix)
+    mix.channel("vocals").effects.append(Effect("reverb", {"room_size": 0.6}))
+    mix.channel("drums").pan = -0.5
+    window.apply_mix(mix)
+    window.mixer.preset.setCurrentText("karaoke")
+    window.mixer.apply_preset()
+    qtbot.waitUntil(lambda: window.project.mix.channels["vocals"].mute, timeout=5_000)
+    after = window.project.mix
+    assert [e.kind for e in after.channels["vocals"].effects] == ["reverb"]
+    assert after.channels["drums"].pan == -0.5
+
+
+def copy_mix(mix: Mix) -> Mix:
+    import copy
+
+    return copy.deepcopy(mix)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QWidget)
 
 from ..mixer.effects import EFFECTS, Effect
-from ..mixer.mix import FADER_RANGE, PRESETS, Mix, preset
+from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
 
 SCALE = 10          # fader steps per dB
 
@@ -238,6 +238,6 @@ class MixerPanel(QWidget):
 
     def apply_preset(self) -> None:
         before = copy.deepcopy(self.mix)
-        after = preset(self.preset.currentText(), self.stems)
+        after = with_preset(self.mix, self.preset.currentText(), self.stems)   # levels only: effects stay
         self.show_mix(after)
         self.changed.emit(f"Apply preset {self.preset.currentText()}", "preset", before, copy.deepcopy(after))

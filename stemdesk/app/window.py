@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self.dirty = False
         self.last_error: tuple[str, str] | None = None     # (title, text) of the last error shown
         self.dialogs: list[QMessageBox] = []
+        self.question: QMessageBox | None = None     # the modal question being asked, if any
         self.undo = QUndoStack(self)
         self.undo.cleanChanged.connect(self._clean_changed)
         self.player = Player(self)
@@ -314,8 +315,33 @@ class MainWindow(QMainWindow):
         elif paths:
             self.open_song(paths[0])
 
+    def confirm_discard(self, doing: str) -> bool:
+        """Before ``doing`` replaces the project: with unsaved changes, ask whether to save them, discard them or
+        cancel. Discard removes the project's autosave, so the next start does not offer it back. True: go on."""
+        if not self.dirty or not self.ask:
+            return True
+        name = Path(self.project.source).name if self.project.source else "this project"
+        box = QMessageBox(QMessageBox.Icon.Question, "Save changes?",
+                          f"The project of \u201c{name}\u201d has unsaved changes. Save them before {doing}?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        self.question = box                   # for tests: the box being asked
+        answer = box.exec()
+        self.question = None
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project() is not None
+        if answer == QMessageBox.StandardButton.Discard:
+            projects.autosave_path(self.project).unlink(missing_ok=True)
+            self.undo.setClean()
+            self._set_dirty(False)
+            return True
+        return False
+
     def open_song(self, path: str | Path, keep_project: bool = False) -> bool:
         path = Path(path).resolve()
+        if not keep_project and not self.confirm_discard(f"opening {path.name}"):
+            return False
         try:
             info = probe(path)
         except StemDeskError as error:
@@ -788,6 +814,8 @@ class MainWindow(QMainWindow):
             self.open_project(Path(chosen))
 
     def open_project(self, path: Path) -> bool:
+        if not self.confirm_discard(f"opening {Path(path).name}"):
+            return False
         try:
             project = projects.load(path)
         except StemDeskError as error:
@@ -853,20 +881,24 @@ class MainWindow(QMainWindow):
         if not found:
             return False
         newest = max(found, key=lambda p: p.stat().st_mtime)
-        if accept is None:
-            if not self.ask:
-                return False
-            answer = QMessageBox.question(self, "Recover unsaved work?",
-                                          f"StemDesk found unsaved work from {time.ctime(newest.stat().st_mtime)}. "
-                                          "Recover it?")
-            accept = answer == QMessageBox.StandardButton.Yes
-        if not accept:
-            newest.unlink(missing_ok=True)
-            return False
         try:
             project = projects.load(newest)
         except StemDeskError as error:
             self.show_error("Cannot recover", str(error))
+            return False
+        if accept is None:
+            if not self.ask:
+                return False
+            song = Path(project.source).name if project.source else "an untitled project"
+            box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
+                              f"StemDesk found unsaved work on \u201c{song}\u201d from "
+                              f"{time.ctime(newest.stat().st_mtime)}. Recover it?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            self.question = box
+            accept = box.exec() == QMessageBox.StandardButton.Yes
+            self.question = None
+        if not accept:
+            newest.unlink(missing_ok=True)
             return False
         project.path = None if newest.parent == projects.autosave_folder() else \
             newest.with_name(newest.name.removesuffix(".autosave"))
@@ -904,16 +936,9 @@ class MainWindow(QMainWindow):
             self.autosave_timer.start(int(value) * 1000)
 
     def closeEvent(self, event) -> None:
-        if self.dirty and self.ask:
-            answer = QMessageBox.question(self, "Save changes?", "Save the project before closing?",
-                                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                                          | QMessageBox.StandardButton.Cancel)
-            if answer == QMessageBox.StandardButton.Cancel:
-                event.ignore()
-                return
-            if answer == QMessageBox.StandardButton.Save and self.save_project() is None:
-                event.ignore()
-                return
+        if not self.confirm_discard("closing"):
+            event.ignore()
+            return
         self.shutdown()
         event.accept()
 

@@ -294,3 +294,14 @@ def preset(name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:
     else:
         raise MixError(f"Unknown preset {name!r}; use one of {', '.join(PRESETS)}.")
     return mix
+
+
+def with_preset(mix: Mix, name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:
+    """``mix`` with a preset's levels (each stem's gain, mute and solo) and everything else kept: pans, effect
+    chains, sends, buses, the master chain and automation. A copy; ``mix`` is not changed."""
+    levels = preset(name, stems, amount_db)
+    out = copy.deepcopy(mix)
+    for stem in stems:
+        target, channel = levels.channels.get(stem, Channel()), out.channel(stem)
+        channel.gain_db, channel.mute, channel.solo = target.gain_db, target.mute, target.solo
+    return out
