@@ -767,3 +767,24 @@ def copy_mix(mix: Mix) -> Mix:
     import copy
 
     return copy.deepcopy(mix)
+
+
+def test_the_models_dock_shows_a_readable_card(qtbot, window):
+    panel = window.models_panel
+    panel.select("stemdesk-4stem")
+    text = panel.card.toPlainText()
+    for expected in ("stemdesk-4stem", "Separates", "vocals, drums, bass, other", "Quality", "vocals 5.7 dB",
+                     "Size", "12,556,873 parameters", "Licence", "research use only"):
+        assert expected in text, expected
+    assert "{" not in text and '"' not in text                                  # not raw JSON
+    ids = [panel.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.list.count())]
+    assert "tiny-4stem" in ids                                                   # tests show it (conftest) ...
+    os.environ["STEMDESK_SHOW_TEST_MODELS"] = "0"
+    try:
+        panel.refresh()
+        window.refresh_models()
+        ids = [panel.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.list.count())]
+        assert "tiny-4stem" not in ids and "stemdesk-4stem" in ids              # ... users do not see it
+        assert "tiny-4stem" not in [window.model_box.itemText(i) for i in range(window.model_box.count())]
+    finally:
+        os.environ["STEMDESK_SHOW_TEST_MODELS"] = "1"

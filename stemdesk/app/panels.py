@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListWidget, QMenu, QPlainTextEdit, QProgressBar,
-                               QPushButton, QSpinBox, QTableWidget, QToolButton, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QTableWidget, QTextBrowser, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from ..io import settings as settings_store
 from ..io.installable import INSTALLABLE
@@ -78,8 +78,8 @@ class ModelsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.list = QListWidget()
-        self.card = QPlainTextEdit()
-        self.card.setReadOnly(True)
+        self.card = QTextBrowser()           # the card as a short readable page, not its JSON
+        self.card.setOpenExternalLinks(False)
         buttons = QHBoxLayout()
         self.use = QPushButton("Use")
         # one menu entry per model a registry offers (spleeter-2stem, htdemucs), greyed out once installed
@@ -138,18 +138,37 @@ class ModelsPanel(QWidget):
         if self.list.currentItem() is None:
             self.card.clear()
             return
-        card = self.cards[self._current()]
-        raw = card.raw
-        lines = [raw.get("description", card.id), "", f"Estimator: {card.estimator}",
-                 f"Stems: {', '.join(card.outputs or card.sources)}", f"Sample rate: {card.sample_rate} Hz",
-                 f"Folder: {card.folder}"]
-        metrics = raw.get("metrics", {})
-        if metrics:
-            lines += ["", "Validation scores:", json.dumps(metrics, indent=1)[:2000]]
-        licences = raw.get("licenses", {})
-        if licences:
-            lines += ["", "Licences:"] + [f"  {k}: {v}" for k, v in licences.items()]
-        self.card.setPlainText("\n".join(lines))
+        self.card.setHtml(card_html(self.cards[self._current()]))
+
+
+def card_html(card) -> str:
+    """A model card as a reader wants it: what it separates, how well, how fast, how big, under which licence."""
+    from html import escape
+
+    raw = card.raw
+    rows = [("Separates", ", ".join(card.outputs or card.sources))]
+    metrics = raw.get("metrics", {}).get("validation_usdr_median_db", {})
+    if metrics:
+        songs = len(raw.get("metrics", {}).get("validation_usdr_per_song_db", {}))
+        quality = ", ".join(f"{k} {v:.1f} dB" for k, v in metrics.items())
+        rows.append(("Quality", f"{quality} (median uSDR on {songs or 'its'} validation songs)"))
+    speed = raw.get("speed")
+    if isinstance(speed, dict) and "seconds_1_thread" in speed:
+        rows.append(("Speed", f"{speed['song_seconds']} s of audio in {speed['seconds_1_thread']} s on one CPU thread, "
+                              f"peak memory {speed.get('peak_memory_mb_1_thread', '?')} MB ({speed.get('machine', '')})"))
+    weights = card.weights_path
+    size = f"{weights.stat().st_size / 1e6:.0f} MB" if weights.is_file() else "?"
+    rows.append(("Size", f"{raw.get('parameters', 0):,} parameters, {size} of weights"))
+    licences = raw.get("licenses", {})
+    if licences:
+        rows.append(("Licence", "<br>".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in licences.items())))
+    if raw.get("license_note"):
+        rows.append(("Note", escape(raw["license_note"])))
+    rows.append(("Folder", escape(str(card.folder))))
+    table = "".join(f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>"
+                    for k, v in rows)
+    return (f"<h3>{escape(card.id)}</h3><p>{escape(str(raw.get('description', '')))}</p>"
+            f"<table>{table}</table>")
 
 
 class SettingsPanel(QWidget):
