@@ -285,11 +285,27 @@ def output_cases() -> list[Case]:
         mount.mkdir()
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
         if done.returncode != 0:
-            return Result(True, "skipped: cannot mount a tmpfs here (the write-hook case simulates it)")
+            return Result(False, "", skipped="cannot mount a tmpfs here (the write-hook case simulates it)")
         try:
             song = write(work / "song.wav", signal_(10.0))
             result = expect_error(work, ["separate", song, "-o", mount, "--model", TINY], "space", mount)
             return result
+        finally:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+
+    def bounce_full(work: Path) -> Result:
+        """A bounce (the app's Export mix, the CLI's remix: one render_remix) onto a full disk: a 1 MB tmpfs."""
+        mount = work / "tiny-disk"
+        mount.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+        if done.returncode != 0:
+            return Result(False, "", skipped="cannot mount a tmpfs here")
+        try:
+            song = write(work / "song.wav", signal_(10.0))
+            cli("separate", song, "-o", work / "stems", "--model", TINY, "--bit-depth", "24")
+            (work / "mix.json").write_text(json.dumps({"channels": {"vocals": {"gain_db": -6.0}}}))
+            return expect_error(work, ["remix", work / "stems" / "song", "--mix", work / "mix.json", "-o",
+                                       mount / "my mix.wav"], "space", mount)
         finally:
             subprocess.run(["umount", str(mount)], capture_output=True)
 
@@ -303,6 +319,8 @@ def output_cases() -> list[Case]:
         Case("output folder read-only", 'error "cannot write stems", nothing written', read_only),
         Case("disk full while writing (write hook)", 'error "no space left"; previous stems untouched', disk_full),
         Case("disk full (1 MB tmpfs)", 'error about space; nothing left on the disk', tmpfs_full),
+        Case("disk full during a bounce (1 MB tmpfs)", "error about space; no partial mix or certificate",
+             bounce_full),
         Case("separate again over existing stems", "ok; replaced atomically, null bit-exact", overwrite),
     ]
 

@@ -788,3 +788,45 @@ def test_the_models_dock_shows_a_readable_card(qtbot, window):
         assert "tiny-4stem" not in [window.model_box.itemText(i) for i in range(window.model_box.count())]
     finally:
         os.environ["STEMDESK_SHOW_TEST_MODELS"] = "1"
+
+
+def test_export_mix_renders_the_users_own_mix_like_the_command_line(qtbot, window, tmp_path):
+    """File → Export mix…: the mix with its levels, mute and effects, equal to `stemdesk remix --mix PROJECT` of the
+    same project, with a certificate; a unity mix nulls against the song."""
+    import json
+
+    from helpers import run
+    from stemdesk.mixer.effects import Effect
+
+    window.open_song(real_song(tmp_path, seconds=5.0))
+    separate(qtbot, window)
+    mix = copy_mix(window.project.mix)
+    mix.vocal_db = -6.0
+    mix.channel("drums").mute = True
+    mix.channel("other").effects.append(Effect("reverb", {"room_size": 0.5}))
+    window.apply_mix(mix)
+
+    def bounce(path: Path) -> Job:
+        with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda j: j.kind == "bounce"):
+            job = window.bounce(path)
+        assert job.status == DONE, job.error
+        return job
+
+    bounce(tmp_path / "my mix.flac")
+    info = sf.info(str(tmp_path / "my mix.flac"))
+    assert info.format == "FLAC" and info.subtype == "PCM_24" and info.frames == 5 * 44100
+    saved = window.save_project(path=tmp_path / "session")
+    code, _, err = run("remix", window.project.stems_dir, "--mix", saved, "-o", tmp_path / "cli mix.flac",
+                       "--bit-depth", "24")
+    assert code == 0, err
+    ours, theirs = sf.read(str(tmp_path / "my mix.flac"))[0], sf.read(str(tmp_path / "cli mix.flac"))[0]
+    assert np.array_equal(ours, theirs)
+    stems = sum(sf.read(str(p))[0] for p in window.stems.values())
+    assert np.abs(ours - stems).max() > 0.01                                    # it is the user's mix, not the sum
+    certificate = json.loads((tmp_path / "my mix.flac.certificate.json").read_text())
+    assert certificate["kind"] == "mix" and not certificate["null"]["applicable"]
+
+    window.apply_mix(Mix())                                                      # unity: nulls against the song
+    bounce(tmp_path / "unity.wav")
+    null = json.loads((tmp_path / "unity.wav.certificate.json").read_text())["null"]
+    assert null["applicable"] and null["passed"]

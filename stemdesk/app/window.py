@@ -208,6 +208,8 @@ class MainWindow(QMainWindow):
         self.save_action = action("Save project", self.save_project, "Ctrl+S")
         self.save_as_action = action("Save project as…", lambda: self.save_project(ask_path=True), "Ctrl+Shift+S")
         self.export_action = action("Export stems, instrumental and sessions…", self.export_dialog, "Ctrl+E")
+        self.bounce_action = action("Export mix…", self.bounce_dialog, "Ctrl+B",
+                                    "Render your mix (levels, pans, effects, automation) to one file")
         self.quit_action = action("Quit", self.close, "Ctrl+Q")
         self.play_action = action("Play", self.player_toggle, "Space", "Play / pause (Space)")
         self.stop_action = action("Stop", self.stop, None, "Stop and return to the start")
@@ -231,7 +233,7 @@ class MainWindow(QMainWindow):
             file_menu.addAction(act)
         self.recent_menu = file_menu.addMenu("Open recent")
         self._fill_recent()
-        for act in (self.save_action, self.save_as_action, self.export_action):
+        for act in (self.save_action, self.save_as_action, self.export_action, self.bounce_action):
             file_menu.addAction(act)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -560,7 +562,7 @@ class MainWindow(QMainWindow):
             self.refresh_models()
             if what == "done":
                 self.trainer.show_text(job.result)
-        elif job.kind == "export" and what == "done":
+        elif job.kind in ("export", "bounce") and what == "done":
             self.status(f"Exported: {job.result}", 15000)
         if what == "failed":
             self.show_error(f"{job.title} failed", job.error or "", job.unexpected)
@@ -678,6 +680,40 @@ class MainWindow(QMainWindow):
             return ", ".join(str(p) for p in written)
 
         return self.queue.submit(Job("export", f"Export {name}", work, device="io"))
+
+    def bounce_dialog(self) -> None:
+        if not self.stems:
+            self.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
+            return
+        start = str(Path(self.project.stems_dir) / f"{Path(self.project.source).stem} mix.wav")
+        chosen, _ = QFileDialog.getSaveFileName(self, "Export mix", start,
+                                                "WAV (*.wav);;FLAC (*.flac);;MP3 (*.mp3);;AIFF (*.aiff);;OGG (*.ogg)")
+        if chosen:
+            self.bounce(Path(chosen))
+
+    def bounce(self, path: Path) -> Job | None:
+        """Render the project's mix of its stems to ``path`` (format from its extension, 24-bit for PCM), with a
+        certificate beside it; a unity mix is checked to null against the song."""
+        from ..export.remix import find_stems, render_remix
+        from ..export.stems import WRITE_FORMATS, OutputFormat
+
+        kind = path.suffix.lower().lstrip(".") or "wav"
+        if kind not in WRITE_FORMATS:
+            self.show_error("Cannot export the mix", f"StemDesk writes {', '.join(WRITE_FORMATS)}, not {kind!r}.")
+            return None
+        stems_dir, mix, source = Path(self.project.stems_dir), copy.deepcopy(self.project.mix), self.project.source
+        fmt = OutputFormat.parse(kind, None if "lossy" in WRITE_FORMATS[kind][1] else "24")
+
+        def work(job: Job) -> str:
+            stems = find_stems(stems_dir)
+            result = render_remix(stems, mix, path, fmt, source, kind="mix", progress=job.report,
+                                  cancel=job.cancel_token)
+            clipped = f" ({result.clipped} samples clipped: lower the master)" if result.clipped else ""
+            return f"{result.path}{clipped}"
+
+        job = self.queue.submit(Job("bounce", f"Export mix {path.name}", work, device="io"))
+        self.docks["Jobs"].raise_()
+        return job
 
     # --- mixer, transport ---------------------------------------------------------------------------------------------
     def apply_mix(self, mix: Mix) -> None:
