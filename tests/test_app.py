@@ -567,7 +567,7 @@ def test_export_and_data_check_run_as_jobs(qtbot, window, tmp_path):
     window.open_song(real_song(tmp_path, seconds=4.0))
     separate(qtbot, window)
     with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
-        window.export(tmp_path / "daw")
+        window.export(tmp_path / "daw", sessions=("dawproject", "rpp"))
     written = sorted(p.name for p in (tmp_path / "daw").iterdir())
     assert written == ["real song instrumental.wav", "real song instrumental.wav.certificate.json",
                        "real song.dawproject", "real song.rpp"]
@@ -830,3 +830,29 @@ def test_export_mix_renders_the_users_own_mix_like_the_command_line(qtbot, windo
     bounce(tmp_path / "unity.wav")
     null = json.loads((tmp_path / "unity.wav.certificate.json").read_text())["null"]
     assert null["applicable"] and null["passed"]
+
+
+def test_the_export_dialog_writes_only_what_the_user_chose(qtbot, window, tmp_path):
+    """No more instrumental plus two sessions every time (a 346 MB DAWproject for a 5-minute song)."""
+    window.open_song(real_song(tmp_path, seconds=4.0))
+    separate(qtbot, window)
+    window.export_dialog()
+    box = window.export_box
+    assert box.isVisible()
+    assert {k for k, b in box.boxes.items() if b.isChecked()} == {"instrumental"}   # nothing heavy by default
+    assert {"stems", "instrumental", "mix", "dawproject", "rpp"} <= set(box.boxes)
+    box.boxes["instrumental"].setChecked(False)
+    box.boxes["stems"].setChecked(True)
+    box.boxes["mix"].setChecked(True)
+    box.folder.setText(str(tmp_path / "out"))
+    with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
+        box.buttons.accepted.emit()
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert written == ["real song mix.wav", "real song mix.wav.certificate.json", "real song stems",
+                       *sorted(f"real song stems/{n}" for n in [*(f"{s}.wav" for s in NAMES),
+                                                                "stemdesk-certificate.json"])]
+    for name in NAMES:
+        assert (tmp_path / "out" / "real song stems" / f"{name}.wav").read_bytes() == window.stems[name].read_bytes()
+    window.export_dialog()                                                       # the last choices come back
+    assert {k for k, b in window.export_box.boxes.items() if b.isChecked()} == {"stems", "mix"}
+    window.export_box.close()

@@ -30,7 +30,7 @@ from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..mixer.mix import Mix
 from .mixer_panel import MixerPanel
-from .panels import JobsPanel, ModelsPanel, SettingsPanel, TrainerPanel, open_files_dialog
+from .panels import ExportDialog, JobsPanel, ModelsPanel, SettingsPanel, TrainerPanel, open_files_dialog
 from .playback import MixSource, Player
 from .timeline import Lane, Timeline, spectrogram_image, to_qimage
 
@@ -655,28 +655,64 @@ class MainWindow(QMainWindow):
 
     # --- export ------------------------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
+        from ..export.session import EXPORTERS
+
         if not self.stems:
             self.show_error("Nothing to export", "Separate the song first.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export sessions into", self.project.stems_dir)
-        if folder:
-            self.export(Path(folder))
+        self.export_box = ExportDialog(str(Path(self.project.stems_dir).parent), list(EXPORTERS),
+                                       self.settings.get("export_choices") or None, self)
+        self.export_box.accepted.connect(self._export_chosen)
+        self.export_box.show()
 
-    def export(self, folder: Path, sessions=("dawproject", "rpp"), instrumental: bool = True) -> Job:
-        from ..export.remix import find_stems, instrumental as write_instrumental
+    def _export_chosen(self, folder: Path, choices: dict) -> None:
+        self.settings["export_choices"] = choices          # the next export starts from these (not saved to disk)
+        self.export(folder, sessions=[k for k, on in choices.items() if on and k not in ("stems", "instrumental",
+                                                                                           "mix")],
+                    instrumental=choices.get("instrumental", False), stems=choices.get("stems", False),
+                    mix=choices.get("mix", False))
+
+    def export(self, folder: Path, sessions=(), instrumental: bool = True, stems: bool = False,
+               mix: bool = False) -> Job:
+        """Write what was chosen into ``folder``, named after the song: "NAME stems/", "NAME instrumental.EXT",
+        "NAME mix.wav" and a session file per format."""
+        import shutil
+
+        from ..export.certificate import CERTIFICATE
+        from ..export.remix import find_stems, instrumental as write_instrumental, render_remix
         from ..export.session import write_session
+        from ..export.stems import OutputFormat
+        from ..io.atomic import create_temp_dir
 
-        stems_dir, mix, source = Path(self.project.stems_dir), copy.deepcopy(self.project.mix), self.project.source
+        stems_dir, the_mix, source = Path(self.project.stems_dir), copy.deepcopy(self.project.mix), self.project.source
         name = Path(source).stem
 
         def work(job: Job) -> str:
-            stems = find_stems(stems_dir)
+            found = find_stems(stems_dir)
+            folder.mkdir(parents=True, exist_ok=True)
             written = []
-            if instrumental and "vocals" in stems.names:
-                written.append(write_instrumental(stems, Path(folder) / f"{name} instrumental", source,
+            if stems:
+                target = folder / f"{name} stems"
+                staging = create_temp_dir(target)               # a copy appears whole or not at all
+                try:
+                    for path in [*found.paths, stems_dir / CERTIFICATE]:
+                        if path.is_file():
+                            shutil.copy2(path, staging / path.name)
+                    if target.exists():
+                        shutil.rmtree(target)
+                    staging.rename(target)
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+                written.append(target)
+            if instrumental and "vocals" in found.names:
+                written.append(write_instrumental(found, folder / f"{name} instrumental", source,
                                                   cancel=job.cancel_token).path)
+            if mix:
+                written.append(render_remix(found, the_mix, folder / f"{name} mix.wav", OutputFormat.parse("wav", "24"),
+                                            source, kind="mix", cancel=job.cancel_token).path)
             for kind in sessions:
-                written.append(write_session(kind, stems, mix, Path(folder) / name))
+                written.append(write_session(kind, found, the_mix, folder / name))
             return ", ".join(str(p) for p in written)
 
         return self.queue.submit(Job("export", f"Export {name}", work, device="io"))
