@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 scripts/setup.sh --test
 export QT_QPA_PLATFORM=offscreen
 .venv/bin/lint-imports
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q --durations=20 "$@"
