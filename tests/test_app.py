@@ -856,3 +856,39 @@ def test_the_export_dialog_writes_only_what_the_user_chose(qtbot, window, tmp_pa
     window.export_dialog()                                                       # the last choices come back
     assert {k for k, b in window.export_box.boxes.items() if b.isChecked()} == {"stems", "mix"}
     window.export_box.close()
+
+
+def test_twenty_songs_dropped_on_the_window_queue_and_cancel_cleanly(qtbot, window, tmp_path):
+    """Batch in the app: several files become one job each (per-song progress and Cancel in the Jobs dock); random
+    cancels leave nothing half-written, every other song gets stems that null."""
+    import json
+    import random
+
+    songs = []
+    for index in range(20):
+        path = tmp_path / "batch" / f"song {index:02d}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(str(path), song(2.0, seed=index), 44100, subtype="PCM_16")
+        songs.append(path)
+    jobs = window.open_songs(songs)
+    assert len(jobs) == 20 and window.jobs_panel.table.rowCount() >= 20
+    assert window.project.source == str(songs[0].resolve())                     # the first one is open
+    rng = random.Random(1)
+    cancelled = rng.sample(range(1, 20), 7)
+    for index in cancelled:
+        jobs[index].cancel()
+        qtbot.wait(rng.randint(0, 30))
+    qtbot.waitUntil(lambda: all(job.status in (DONE, CANCELLED, "failed") for job in jobs), timeout=300_000)
+    out = Path(window.settings["output_folder"])
+    for index, (path, job) in enumerate(zip(songs, jobs)):
+        folder = out / path.stem / "tiny-4stem"
+        leftovers = [p for p in folder.parent.rglob(".*")] if folder.parent.exists() else []
+        assert not leftovers, leftovers
+        if job.status == DONE:
+            certificate = json.loads((folder / "stemdesk-certificate.json").read_text())
+            assert certificate["null"]["bit_exact"] and len(certificate["outputs"]) == 4
+        else:
+            assert index in cancelled and job.status == CANCELLED
+            assert not folder.exists() or not list(folder.glob("*.wav"))         # nothing half-written
+    assert sum(job.status == DONE for job in jobs) >= 13
+    assert sum(job.status == CANCELLED for job in jobs) >= 1                   # some were cancelled before they ran

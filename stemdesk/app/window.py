@@ -302,8 +302,54 @@ class MainWindow(QMainWindow):
 
     # --- songs -------------------------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        for path in open_files_dialog(self)[:1]:
-            self.open_song(path)
+        self.open_songs(open_files_dialog(self))
+
+    def open_songs(self, paths: list[Path]) -> list[Job]:
+        """One song opens in the timeline; several are a batch: the first opens, and every one of them is queued
+        for separation with the current model, each with its own progress and Cancel in the Jobs dock."""
+        if not paths:
+            return []
+        if len(paths) == 1:
+            self.open_song(paths[0])
+            return []
+        if not self.open_song(paths[0]):
+            return []
+        jobs = [self.separate()] + [self.separate_file(path) for path in paths[1:]]
+        self.status(f"Queued {len(paths)} songs for separation with {self.model_box.currentText()}.")
+        return [job for job in jobs if job is not None]
+
+    def separate_file(self, path: Path) -> Job | None:
+        """Separate a song that is not open (a batch's other songs) into the output folder; the open song's lanes
+        and project are left alone."""
+        from ..export.stems import OutputFormat
+        from ..jobs.separate import SeparateOptions, set_threads
+
+        model, device_choice = self.model_box.currentText(), self.device_box.currentText()
+        try:
+            device = str(resolve_device(device_choice))
+            fmt = OutputFormat.parse(self.settings["format"], self.settings["bit_depth"]
+                                     if self.settings["format"] in ("wav", "flac", "aiff") else None)
+        except (ValueError, StemDeskError) as error:
+            self.show_error("Cannot separate", str(error))
+            return None
+        options = SeparateOptions(model=model, format=fmt, device=device,
+                                  segment_seconds=float(self.settings["segment_seconds"]))
+        base = Path(self.settings.get("output_folder") or settings_store.default_output_folder())
+        folder = base / Path(path).stem / model
+        threads = int(self.settings["threads"])
+
+        def work(job: Job):
+            if device == "cpu":
+                set_threads(threads)
+            job.report({"message": "loading model"})
+            engine = self._engine(model, device)
+            return engine.separate_file(path, folder, options, progress=job.report, cancel=job.cancel_token)
+
+        job = Job("separate-file", f"Separate {Path(path).name}", work, device=device)
+        job.extra = {"model": model, "folder": folder}
+        self.queue.submit(job)
+        self.jobs_panel.update_job(job, model)
+        return job
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -315,7 +361,7 @@ class MainWindow(QMainWindow):
         if projects_:
             self.open_project(projects_[0])
         elif paths:
-            self.open_song(paths[0])
+            self.open_songs(paths)
 
     def confirm_discard(self, doing: str) -> bool:
         """Before ``doing`` replaces the project: with unsaved changes, ask whether to save them, discard them or
@@ -562,6 +608,8 @@ class MainWindow(QMainWindow):
             self.refresh_models()
             if what == "done":
                 self.trainer.show_text(job.result)
+        elif job.kind == "separate-file" and what == "done":
+            self.status(f"{job.title}: stems in {job.result.outputs[0].parent}", 15000)
         elif job.kind in ("export", "bounce") and what == "done":
             self.status(f"Exported: {job.result}", 15000)
         if what == "failed":
