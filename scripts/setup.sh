@@ -87,8 +87,11 @@ fi
 # First-party plugins (plugins/*) install beside StemDesk, through the same entry point as third-party ones.
 editable=()
 for p in "${plugins[@]}"; do editable+=(-e "$p"); done
+# (pip's notes about package indexes configured on this machine but absent are left out of what it prints)
+status=0
 .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -e ".${extra}" "${editable[@]}" \
-    || fail "pip could not install StemDesk's Python packages (see above). Check the network or free space
+    > >(grep -v "^WARNING: Location '.*' is ignored" >&2) 2>&1 || status=$?
+((status == 0)) || fail "pip could not install StemDesk's Python packages (see above). Check the network or free space
   ($(df -h . | awk 'NR==2 {print $4}') free here), then run this again; nothing is taken as installed until it works."
 .venv/bin/python -c "import stemdesk, torch, soundfile, pedalboard" \
     || fail "StemDesk's packages installed but do not import (see above). Remove .venv and run this again."
