@@ -892,3 +892,18 @@ def test_twenty_songs_dropped_on_the_window_queue_and_cancel_cleanly(qtbot, wind
             assert not folder.exists() or not list(folder.glob("*.wav"))         # nothing half-written
     assert sum(job.status == DONE for job in jobs) >= 13
     assert sum(job.status == CANCELLED for job in jobs) >= 1                   # some were cancelled before they ran
+
+
+def test_the_stems_folder_is_shown_and_opens(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    window.open_song(real_song(tmp_path, seconds=3.0))
+    assert not window.folder_button.isEnabled()
+    separate(qtbot, window)
+    folder = window.project.stems_dir
+    assert window.folder_button.isEnabled() and window.folder_button.isVisible()
+    assert window.folder_button.text() == "Stems: real song/tiny-4stem" and folder in window.folder_button.toolTip()
+    window.folder_button.click()
+    assert opened == [folder]

@@ -17,7 +17,8 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar)
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QToolBar)
 
 from .. import __version__
 from ..core.device import resolve_device
@@ -178,6 +179,12 @@ class MainWindow(QMainWindow):
         self.null_label.setObjectName("null-meter")
         self.null_label.setMinimumWidth(260)
         self.position_label = QLabel("0:00.0")
+        # where the stems are: always visible, one click opens the folder in the file manager
+        self.folder_button = QPushButton("Stems: none yet")
+        self.folder_button.setFlat(True)
+        self.folder_button.setEnabled(False)
+        self.folder_button.clicked.connect(self.open_stems_folder)
+        self.statusBar().addPermanentWidget(self.folder_button)
         self.statusBar().addPermanentWidget(self.position_label)
         self.statusBar().addPermanentWidget(self.null_label)
         self.tick = QTimer(self)
@@ -415,6 +422,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{path.name} — StemDesk")
         self._add_recent(path)
         self.null_label.setText("Null: no stems yet")
+        self._show_stems_folder()
         self.status(f"Opened {path.name}: {info.seconds:.1f} s, {info.sample_rate} Hz, {info.channels} ch.")
         self.song_loaded.emit(str(path))
         return True
@@ -548,6 +556,7 @@ class MainWindow(QMainWindow):
         self.stems_offset = job.extra["offset"]
         self.project.view["stems_offset"] = self.stems_offset
         self.project.stems_dir = str(result.outputs[0].parent)
+        self._show_stems_folder()
         self.project.model = job.extra["model"]
         self.mixer.set_stems(list(self.stems), self.project.mix)
         self._reload_player()
@@ -943,6 +952,20 @@ class MainWindow(QMainWindow):
             return False
         return self._use_project(project)
 
+    def _show_stems_folder(self) -> None:
+        folder = Path(self.project.stems_dir) if self.project.stems_dir and self.stems else None
+        self.folder_button.setEnabled(folder is not None)
+        self.folder_button.setText(f"Stems: {folder.parent.name}/{folder.name}" if folder else "Stems: none yet")
+        self.folder_button.setToolTip(f"Open {folder} in the file manager" if folder else "")
+
+    def open_stems_folder(self) -> bool:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        if not self.project.stems_dir or not Path(self.project.stems_dir).is_dir():
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(self.project.stems_dir))
+
     def _use_project(self, project: projects.Project) -> bool:
         self.project = project
         if not project.source or not self.open_song(project.source, keep_project=True):
@@ -967,6 +990,7 @@ class MainWindow(QMainWindow):
                 self.show_error("The stems could not be used", f"{error}. Separate the song again.")
                 self.stems = {}
         self.mixer.set_stems(list(self.stems), project.mix)
+        self._show_stems_folder()
         self._restore_stem_lanes()
         self._reload_player()
         if self.stems:
