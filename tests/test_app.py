@@ -907,3 +907,38 @@ def test_the_stems_folder_is_shown_and_opens(qtbot, window, tmp_path, monkeypatc
     assert window.folder_button.text() == "Stems: real song/tiny-4stem" and folder in window.folder_button.toolTip()
     window.folder_button.click()
     assert opened == [folder]
+
+
+def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtbot, window, tmp_path):
+    """Fine-tune from the dock: the base defaults to the default model; the finished score card is rendered (a
+    table and the curves, not Markdown source) and does not call songs the base model trained on unseen."""
+    import torch
+
+    from stemdesk.io.model_store import DEFAULT_MODEL, load_estimator, save_model, user_models_dir
+    from test_dataset import parts, write_song
+
+    assert window.trainer.base.currentText() == DEFAULT_MODEL
+    root = tmp_path / "multitracks"
+    for index in range(3):
+        write_song(root / f"take {index}", parts(index))
+    flat, _ = load_estimator("tiny-4stem")                 # every mask equal: a few steps beat it, so it exports
+    with torch.no_grad():
+        for name, parameter in flat.named_parameters():
+            if name.startswith("out"):
+                parameter.zero_()
+    save_model(user_models_dir() / "flat-4stem", "flat-4stem", flat,
+               {"training_data": {"train_songs": ["elsewhere/take 2"]}, "licenses": {"weights": "test"},
+                "fine_tune": {"lr": 0.01, "freeze": ["conv"]}})
+    window.trainer.base.addItem("flat-4stem")
+    window.trainer.base.setCurrentText("flat-4stem")
+    window.trainer.folder.setText(str(root))
+    window.trainer.name.setText("dock-tune")
+    window.trainer.minutes.setValue(0.5)
+    with qtbot.waitSignal(window.job_finished, timeout=300_000, check_params_cb=lambda job: job.kind == "train") as b:
+        window.trainer.start.click()
+    assert b.args[0].status == DONE, b.args[0].error
+    shown = window.trainer.report.toPlainText()
+    assert "Score card: dock-tune (from flat-4stem)" in shown and "# Score card" not in shown and "|---" not in shown
+    assert "was trained on take 2, so scores there are optimistic" in shown
+    html = window.trainer.report.toHtml()
+    assert "<table" in html and "curves.png" in html

@@ -219,6 +219,9 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid)
     card["gain_usdr_db"] = {s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
                             for s in card["base"]["usdr"] if s in card["fine_tuned"]["usdr"]}
+    listed = (base_card.raw.get("training_data") or {}).get("train_songs", []) \
+        if isinstance(base_card.raw.get("training_data"), dict) else []
+    card["valid_seen_by_base"] = [name for name in valid_names if any(str(t).split("/")[-1] == name for t in listed)]
     card.update({"base_model": base_card.id, "model": request.name, "valid_songs": valid_names,
                  "train_songs": train_names, "steps": trainer.step,
                  "train_seconds": round(time.monotonic() - started)})
@@ -231,9 +234,16 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
 
 def render_score_card(card: dict) -> str:
     sources = list(card["base"]["usdr"])
+    seen = card.get("valid_seen_by_base", [])
+    if seen:
+        held = (f"Validation songs (held out from this fine-tune): {', '.join(card['valid_songs'])}. The base model "
+                f"{card['base_model']} was trained on {', '.join(seen)}, so scores there are optimistic.")
+    else:
+        held = (f"Validation songs (held out from this fine-tune, and not among the training songs "
+                f"{card['base_model']}'s card lists): {', '.join(card['valid_songs'])}.")
     lines = [f"# Score card: {card['model']} (from {card['base_model']})", "",
-             f"Validation songs (never trained on): {', '.join(card['valid_songs'])}. "
-             f"Trained on {len(card['train_songs'])} songs for {card['steps']} steps ({card['train_seconds']} s).", "",
+             f"{held} Trained on {len(card['train_songs'])} songs for {card['steps']} steps "
+             f"({card['train_seconds']} s).", "",
              "| system | " + " | ".join(f"{s} uSDR" for s in sources) + " | "
              + " | ".join(f"{s} SDR/SIR/SAR" for s in sources) + " |",
              "|" + "---|" * (1 + 2 * len(sources))]

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QMenu, QPlainTextEdit, QProgressBar,
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QMenu, QProgressBar,
                                QPushButton, QSpinBox, QTableWidget, QTextBrowser, QToolButton, QVBoxLayout,
                                QWidget)
 
 from ..io import settings as settings_store
 from ..io.installable import INSTALLABLE
-from ..io.model_store import list_models
+from ..io.model_store import DEFAULT_MODEL, list_models
 from ..jobs.queue import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 
 
@@ -257,6 +257,7 @@ class TrainerPanel(QWidget):
         form.addRow("Data", row)
         self.base = QComboBox()
         self.base.addItems([card.id for card in list_models()])
+        self.base.setCurrentText(DEFAULT_MODEL)
         form.addRow("Start from", self.base)
         self.name = QLineEdit("my-finetune")
         form.addRow("New model", self.name)
@@ -274,14 +275,15 @@ class TrainerPanel(QWidget):
         for button in (self.check, self.start, self.cancel):
             buttons.addWidget(button)
         layout.addLayout(buttons)
-        self.report = QPlainTextEdit()
-        self.report.setReadOnly(True)
+        self.report = QTextBrowser()          # the data report as text, the score card rendered from Markdown
         self.report.setPlaceholderText("The data report and the score card appear here.")
         layout.addWidget(self.report, 1)
         self.curves = QLabel()
         self.curves.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.curves.setMinimumHeight(120)
+        self.curves.setMinimumWidth(1)          # the chart is scaled to the dock, never the dock to the chart
         layout.addWidget(self.curves, 1)
+        self._chart = None
         self.history: list[dict] = []
         self.check.clicked.connect(lambda: self.check_requested.emit(self.folder.text()))
         self.start.clicked.connect(self._start)
@@ -325,10 +327,23 @@ class TrainerPanel(QWidget):
         from PySide6.QtGui import QImage
 
         image = QImage(bytes(canvas.buffer_rgba()), width, height, QImage.Format.Format_RGBA8888).copy()
-        self.curves.setPixmap(QPixmap.fromImage(image))
+        self._chart = QPixmap.fromImage(image)
+        self._fit_chart()
 
-    def show_text(self, text: str) -> None:
-        self.report.setPlainText(text)
+    def _fit_chart(self) -> None:
+        if self._chart is not None:
+            self.curves.setPixmap(self._chart.scaled(self.curves.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                     Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_chart()
+
+    def show_text(self, text: str, markdown: bool = False) -> None:
+        if markdown:
+            self.report.setMarkdown(text)
+        else:
+            self.report.setPlainText(text)
 
 
 class ExportDialog(QWidget):

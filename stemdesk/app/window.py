@@ -616,7 +616,8 @@ class MainWindow(QMainWindow):
             self.models_panel.refresh()
             self.refresh_models()
             if what == "done":
-                self.trainer.show_text(job.result)
+                self.trainer.report.setSearchPaths([job.result["folder"]])      # the card's curves.png
+                self.trainer.show_text(job.result["markdown"], markdown=True)
         elif job.kind == "separate-file" and what == "done":
             self.status(f"{job.title}: stems in {job.result.outputs[0].parent}", 15000)
         elif job.kind in ("export", "bounce") and what == "done":
@@ -705,7 +706,7 @@ class MainWindow(QMainWindow):
                                              minutes=request["minutes"], threads=threads),
                              progress=lambda event: job.report(_training_progress(event, request["minutes"])),
                              cancel=job.cancel_token)
-            return render_score_card(card)
+            return {"markdown": render_score_card(card), "folder": card.get("run_folder", "")}
 
         self.training_job = self.queue.submit(Job("train", f"Train {request['name']}", work, device="cpu"))
         self.trainer.running(True)
