@@ -279,35 +279,30 @@ def output_cases() -> list[Case]:
                                                                       else "; PREVIOUS STEMS CHANGED"),
                       result.crash, 0 if untouched else 1)
 
-    def tmpfs_full(work: Path) -> Result:
-        """A real full disk: a 1 MB tmpfs (needs mount rights; else the write hook case above covers it)."""
+    def on_full_disk(work: Path, argv: Callable[[Path], list]) -> Result:
+        """A real full disk: the CLI writes into a 1 MB tmpfs (needs mount rights; else the write hook case above
+        covers it)."""
         mount = work / "tiny-disk"
         mount.mkdir()
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
         if done.returncode != 0:
             return Result(False, "", skipped="cannot mount a tmpfs here (the write-hook case simulates it)")
         try:
-            song = write(work / "song.wav", signal_(10.0))
-            result = expect_error(work, ["separate", song, "-o", mount, "--model", TINY], "space", mount)
-            return result
+            return expect_error(work, argv(mount), "space", mount)
         finally:
             subprocess.run(["umount", str(mount)], capture_output=True)
 
+    def tmpfs_full(work: Path) -> Result:
+        song = write(work / "song.wav", signal_(10.0))
+        return on_full_disk(work, lambda mount: ["separate", song, "-o", mount, "--model", TINY])
+
     def bounce_full(work: Path) -> Result:
-        """A bounce (the app's Export mix, the CLI's remix: one render_remix) onto a full disk: a 1 MB tmpfs."""
-        mount = work / "tiny-disk"
-        mount.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-        if done.returncode != 0:
-            return Result(False, "", skipped="cannot mount a tmpfs here")
-        try:
-            song = write(work / "song.wav", signal_(10.0))
-            cli("separate", song, "-o", work / "stems", "--model", TINY, "--bit-depth", "24")
-            (work / "mix.json").write_text(json.dumps({"channels": {"vocals": {"gain_db": -6.0}}}))
-            return expect_error(work, ["remix", work / "stems" / "song", "--mix", work / "mix.json", "-o",
-                                       mount / "my mix.wav"], "space", mount)
-        finally:
-            subprocess.run(["umount", str(mount)], capture_output=True)
+        """A bounce (the app's Export mix, the CLI's remix: one render_remix) onto a full disk."""
+        song = write(work / "song.wav", signal_(10.0))
+        cli("separate", song, "-o", work / "stems", "--model", TINY, "--bit-depth", "24")
+        (work / "mix.json").write_text(json.dumps({"channels": {"vocals": {"gain_db": -6.0}}}))
+        return on_full_disk(work, lambda mount: ["remix", work / "stems" / "song", "--mix", work / "mix.json",
+                                                 "-o", mount / "my mix.wav"])
 
     def overwrite(work: Path) -> Result:
         song = write(work / "song.wav", signal_())

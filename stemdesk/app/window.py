@@ -325,20 +325,28 @@ class MainWindow(QMainWindow):
         self.status(f"Queued {len(paths)} songs for separation with {self.model_box.currentText()}.")
         return [job for job in jobs if job is not None]
 
-    def separate_file(self, path: Path) -> Job | None:
-        """Separate a song that is not open (a batch's other songs) into the output folder; the open song's lanes
-        and project are left alone."""
+    def _separation_choice(self):
+        """(model, device, output format) from the toolbar and the settings, or None after saying what is wrong."""
         from ..export.stems import OutputFormat
-        from ..jobs.separate import SeparateOptions, set_threads
 
-        model, device_choice = self.model_box.currentText(), self.device_box.currentText()
         try:
-            device = str(resolve_device(device_choice))
+            device = str(resolve_device(self.device_box.currentText()))
             fmt = OutputFormat.parse(self.settings["format"], self.settings["bit_depth"]
                                      if self.settings["format"] in ("wav", "flac", "aiff") else None)
         except (ValueError, StemDeskError) as error:
             self.show_error("Cannot separate", str(error))
             return None
+        return self.model_box.currentText(), device, fmt
+
+    def separate_file(self, path: Path) -> Job | None:
+        """Separate a song that is not open (a batch's other songs) into the output folder; the open song's lanes
+        and project are left alone."""
+        from ..jobs.separate import SeparateOptions
+
+        chosen = self._separation_choice()
+        if chosen is None:
+            return None
+        model, device, fmt = chosen
         options = SeparateOptions(model=model, format=fmt, device=device,
                                   segment_seconds=float(self.settings["segment_seconds"]))
         base = Path(self.settings.get("output_folder") or settings_store.default_output_folder())
@@ -346,10 +354,7 @@ class MainWindow(QMainWindow):
         threads = int(self.settings["threads"])
 
         def work(job: Job):
-            if device == "cpu":
-                set_threads(threads)
-            job.report({"message": "loading model"})
-            engine = self._engine(model, device)
+            engine = self._worker_engine(job, model, device, threads)
             return engine.separate_file(path, folder, options, progress=job.report, cancel=job.cancel_token)
 
         job = Job("separate-file", f"Separate {Path(path).name}", work, device=device)
@@ -469,6 +474,15 @@ class MainWindow(QMainWindow):
                                     lambda job: (name, spectrogram_image(str(path))), device="display"))
 
     # --- separation --------------------------------------------------------------------------------------------------
+    def _worker_engine(self, job: Job, model: str, device: str, threads: int):
+        """On a job's worker thread: its CPU threads set, the model loaded (or reused)."""
+        from ..jobs.separate import set_threads
+
+        if device == "cpu":
+            set_threads(threads)
+        job.report({"message": "loading model"})
+        return self._engine(model, device)
+
     def _engine(self, model: str, device: str):
         from ..jobs.separate import SeparationEngine
 
@@ -483,20 +497,15 @@ class MainWindow(QMainWindow):
         return base / song / (self.model_box.currentText() + (f" {label}" if label else ""))
 
     def separate(self, audition: bool = False, selection: bool = False) -> Job | None:
-        from ..export.stems import OutputFormat
-        from ..jobs.separate import SeparateOptions, set_threads
+        from ..jobs.separate import SeparateOptions
 
         if self.info is None:
             self.show_error("Nothing to separate", "Open a song first (File → Open song, or drop a file here).")
             return None
-        model, device_choice = self.model_box.currentText(), self.device_box.currentText()
-        try:
-            device = str(resolve_device(device_choice))
-            fmt = OutputFormat.parse(self.settings["format"], self.settings["bit_depth"]
-                                     if self.settings["format"] in ("wav", "flac", "aiff") else None)
-        except (ValueError, StemDeskError) as error:
-            self.show_error("Cannot separate", str(error))
+        chosen = self._separation_choice()
+        if chosen is None:
             return None
+        model, device, fmt = chosen
         start, duration, label = 0.0, None, ""
         if audition:
             duration, label = float(self.settings["audition_seconds"]), "audition"
@@ -512,10 +521,7 @@ class MainWindow(QMainWindow):
         threads = int(self.settings["threads"])
 
         def work(job: Job):
-            if device == "cpu":
-                set_threads(threads)
-            job.report({"message": "loading model"})
-            engine = self._engine(model, device)
+            engine = self._worker_engine(job, model, device, threads)
             names = list(engine.sources)
             total = self.info.frames - offset if duration is None else min(int(duration * rate),
                                                                             self.info.frames - offset)
