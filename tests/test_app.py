@@ -942,3 +942,20 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
     assert "was trained on take 2, so scores there are optimistic" in shown
     html = window.trainer.report.toHtml()
     assert "<table" in html and "curves.png" in html
+
+
+def test_one_dark_theme_throughout(qtbot, window):
+    """Every dock, the toolbar and the timeline are dark with light text: measured on the rendered pixels."""
+    def luminance(widget) -> float:
+        image = widget.grab().toImage()
+        pixels = [image.pixelColor(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)]
+        return sum(c.lightnessF() for c in pixels) / len(pixels)
+
+    window.docks["Models"].raise_()
+    qtbot.wait(50)
+    for name, dock in window.docks.items():
+        if dock.isVisible() and not dock.visibleRegion().isEmpty():
+            assert luminance(dock) < 0.3, name
+    assert luminance(window) < 0.3
+    palette = window.palette()
+    assert palette.color(palette.ColorRole.WindowText).lightnessF() > 0.8

@@ -107,6 +107,11 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: dict | None = None, ask: bool = True):
         super().__init__()
+        from PySide6.QtWidgets import QApplication
+
+        from .theme import apply_dark_theme
+
+        apply_dark_theme(QApplication.instance())
         self.ask = ask                       # False in tests and scripts: never block on a question
         self.settings = settings or settings_store.load()
         self.setWindowTitle("StemDesk")
