@@ -541,6 +541,7 @@ def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
     assert "Traceback" not in child.stderr.read()
 
 
+@pytest.mark.slow
 def test_a_sigterm_at_any_moment_of_start_up_never_leaves_the_app_running(tmp_path):
     """A signal between the handlers' installation and the event loop's start used to close a window that did not
     yet exist, or quit a loop that had not started: the app then ran on with no window (seen on a loaded CI run).
@@ -604,6 +605,7 @@ def test_the_worst_null_regions_are_marked_on_the_timeline(qtbot, window, tmp_pa
     window.timeline.canvas.repaint()
 
 
+@pytest.mark.slow
 def test_the_models_dock_installs_htdemucs_only_after_its_licence_is_accepted(qtbot, window, tarball, monkeypatch):
     """Install… → HTDemucs shows the licence; Cancel installs nothing; Install runs the real installer (the npm
     download is replaced by the cached tarball) with its progress in the Jobs dock, and the model appears in the
@@ -642,6 +644,7 @@ def test_the_models_dock_installs_htdemucs_only_after_its_licence_is_accepted(qt
     assert "htdemucs" in panel.cards and not entries["HTDemucs v4"].isEnabled()
 
 
+@pytest.mark.slow
 def test_htdemucs_from_the_toolbar_auditions_nulls_and_reopens_in_a_project(qtbot, installed, window, tmp_path):
     """The installed HTDemucs is chosen like any model: its lanes fill (drums, bass, other, vocals, its order), the
     null is exact, and a saved project reopens with it."""
@@ -909,6 +912,7 @@ def test_the_stems_folder_is_shown_and_opens(qtbot, window, tmp_path, monkeypatc
     assert opened == [folder]
 
 
+@pytest.mark.slow
 def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtbot, window, tmp_path):
     """Fine-tune from the dock: the base defaults to the default model; the finished score card is rendered (a
     table and the curves, not Markdown source) and does not call songs the base model trained on unseen."""

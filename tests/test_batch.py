@@ -116,6 +116,7 @@ def ray_cluster(tmp_path):
         subprocess.run(ray_cli + ["stop", "--force"], env=env, capture_output=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_ray_cluster_matches_local_and_survives_a_killed_worker(catalog, tmp_path, ray_cluster):
     for extra in range(3):  # more songs, so a worker can be killed while others are still queued
         shutil.copy(catalog / "album one" / "first.wav", catalog / "album two" / f"copy{extra}.wav")
@@ -148,6 +149,7 @@ def test_ray_cluster_matches_local_and_survives_a_killed_worker(catalog, tmp_pat
     assert nodes  # records say where each song ran
 
 
+@pytest.mark.slow
 def test_htdemucs_on_a_ray_cluster_writes_what_separate_writes(installed, tmp_path, ray_cluster):
     """The installed HTDemucs loads in the cluster's workers (from the user's models folder) like a shipped model."""
     catalog = tmp_path / "songs"

@@ -89,6 +89,7 @@ def test_csv_lists_and_missing_mixtures(tmp_path):
     assert "mixture_minus_stems_db" not in result["songs"][0]["facts"]   # no mixture: it is the sum
 
 
+@pytest.mark.slow
 def test_check_data_and_train_from_the_command_line(planted, capsys):
     import io
 

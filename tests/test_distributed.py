@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
@@ -19,6 +21,7 @@ def torchrun(processes: int, mode: str, out: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_gradients_are_synchronised_across_processes(tmp_path):
     out = tmp_path / "grads.json"
     torchrun(2, "grads", out)
@@ -32,6 +35,7 @@ def test_gradients_are_synchronised_across_processes(tmp_path):
     assert abs(result["mean_loss"] - sum(local) / 2) < 1e-6
 
 
+@pytest.mark.slow
 def test_two_processes_follow_the_single_process_validation_curve(tmp_path):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     torchrun(1, "curve", one)

@@ -218,6 +218,7 @@ def real_excerpt(seconds: float, start: float = 60.0, song: str = "2.Lithium") -
                              dtype="float32", always_2d=True)[0].T for n in NAMES])
 
 
+@pytest.mark.slow
 def test_the_port_equals_onnxruntime_on_a_real_excerpt(installed, tarball, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     with tarfile.open(tarball) as archive:
@@ -239,6 +240,7 @@ def test_the_port_equals_onnxruntime_on_a_real_excerpt(installed, tarball, tmp_p
         assert error <= 1e-4, error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", ["16", "24", "32f"])
 def test_htdemucs_stems_null_and_keep_the_raw_quality(installed, tmp_path, depth):
     stems = real_excerpt(7.8)                    # one segment: the raw network's stems are one call

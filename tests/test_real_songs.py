@@ -48,6 +48,7 @@ def test_default_model_stems_null_against_real_songs(tmp_path, real_song, which,
     assert_stems_null(song, [tmp_path / song.stem / f"{s}.{fmt}" for s in STEMS], depth)
 
 
+@pytest.mark.slow
 def test_default_model_beats_an_equal_split_on_songs_it_never_saw():
     """Median uSDR over the validation songs (split by song from the training songs), per stem, against MIX."""
     import torch

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -20,6 +21,7 @@ from test_training import config_for, synthetic_song
 WORKER = Path(__file__).with_name("train_worker.py")
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_resume(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, str(WORKER), str(tmp_path), "1000"], env=env,
