@@ -475,8 +475,6 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
     from .plugins import load_plugins
 
     plugins = load_plugins()
@@ -487,6 +485,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     args = parser.parse_args(argv)
     if args.command is None:
         args.command, args.files = "gui", []
+    # Until here a SIGTERM simply ends the process: nothing is written yet. The command line then turns it into
+    # KeyboardInterrupt, so writers remove their temporary files. The app installs its own handler (it only takes
+    # note): an exception raised by a handler while PySide6 runs Python code inside a Qt call can be swallowed
+    # there, and a loaded CI run showed the app then running on after the signal.
+    if args.command != "gui" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     if args.command == "gui":
         try:
             from .app.main import run

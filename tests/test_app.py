@@ -551,7 +551,7 @@ def test_a_sigterm_at_any_moment_of_start_up_never_leaves_the_app_running(tmp_pa
     import sys
 
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    for delay in (0.9, 1.1, 1.3, 1.5, 1.7, 2.0, 2.5):
+    for delay in (0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2.0, 2.5):
         child = subprocess.Popen([sys.executable, "-m", "stemdesk"], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
         time.sleep(delay)
