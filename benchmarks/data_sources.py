@@ -5,15 +5,15 @@
 Each FOLDER holds a `stemdesk-4stem-lite`-style model (card.json + weights.safetensors), or is a trainer checkpoint
 (`…/checkpoint.safetensors`, its moving average when it has one). Each is put behind Spleeter's vocal U-Net as
 in `stemdesk-4stem` (needs `stemdesk models install spleeter-2stem`) and scored on the validation songs of
-training/default_models.py, for every rest exponent given. Medians over 14 songs move by a few tenths of a dB
+stemdesk/training/default_models.py, for every rest exponent given. Medians over 14 songs move by a few tenths of a dB
 from noise alone, so the report also pairs each song with itself: the median per-song difference against the
 first entry, and on how many songs it is better.
 
 How the runs compared in docs/training-data.md were made (one thread each, side by side):
 
-    python -m training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110
-    python -m training.synthetic SYNTH --songs 60 --seconds 30
-    python -m training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110 \\
+    python -m stemdesk.training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110
+    python -m stemdesk.training.synthetic SYNTH --songs 60 --seconds 30
+    python -m stemdesk.training.default_models stemdesk-4stem-lite --continue-from ORIG --lr 5e-4 --ema 0.998 --minutes 110 \\
         --synthetic SYNTH
 
 ``--bottleneck`` instead asks where the shipped cascade's error lies, on the 13 MUSDB excerpts of the validation
@@ -44,8 +44,8 @@ from stemdesk.core.masks import ratio_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT  # noqa: E402
 from stemdesk.io.model_store import load_estimator, read_card  # noqa: E402
-from training.data import load_songs  # noqa: E402
-from training.default_models import CASCADE, DATA, LITE, SOURCES, split  # noqa: E402
+from stemdesk.training.data import load_songs  # noqa: E402
+from stemdesk.training.default_models import CASCADE, DATA, LITE, SOURCES, split  # noqa: E402
 
 STEMS = ("drums", "bass", "other", "vocals", "accompaniment")
 

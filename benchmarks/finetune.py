@@ -37,9 +37,9 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
 
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
-    from training.dataset import discover
-    from training.finetune import load_song_files
-    from training.train import separate_song
+    from stemdesk.training.dataset import discover
+    from stemdesk.training.finetune import load_song_files
+    from stemdesk.training.train import separate_song
 
     estimator, _ = load_estimator(model)
     song = load_song_files(next(s for s in discover(data) if s.name == song_name))
@@ -62,7 +62,7 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
 def run_fold(args: argparse.Namespace) -> None:
     """One fold, in this process: fine-tune with --valid SONG and write what happened as JSON."""
     from stemdesk.core.errors import StemDeskError
-    from training.finetune import FineTuneRequest, fine_tune, runs_dir
+    from stemdesk.training.finetune import FineTuneRequest, fine_tune, runs_dir
 
     start: dict = {}
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss] [--speed]
 
-Validation songs: the split of training/default_models.py (every seventh MUSDB excerpt and the CC0 song
+Validation songs: the split of stemdesk/training/default_models.py (every seventh MUSDB excerpt and the CC0 song
 "3.Sodium"). Metric: uSDR (global SDR per song, the MDX definition), median over songs, per stem; a song where a
 reference stem is silent is left out for that stem. 4-stem models are also scored on vocals / accompaniment.
 ``--bss`` adds BSS Eval v4 SDR/SIR/SAR on the five songs with the most vocals (slow). Models that are not
@@ -32,9 +32,9 @@ import reproduction  # noqa: E402
 from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.model_store import load_estimator  # noqa: E402
-from training.data import load_songs  # noqa: E402
-from training.default_models import DATA, SOURCES, split  # noqa: E402
-from training.train import separate_song  # noqa: E402
+from stemdesk.training.data import load_songs  # noqa: E402
+from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
+from stemdesk.training.train import separate_song  # noqa: E402
 
 DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,stemdesk-4stem-lite,spleeter-2stem,tiny-4stem"
 

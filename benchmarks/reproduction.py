@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/reproduction.py [--minutes 4] [--only roma_cnn1,unet] [--threads 1]
 
 Training songs and validation songs come from ../shared/data, split by song exactly as for the shipped models
-(training/default_models.py). Each system trains for ``--minutes`` of wall-clock time on one thread, is exported as
+(stemdesk/training/default_models.py). Each system trains for ``--minutes`` of wall-clock time on one thread, is exported as
 a model ``repro-<system>`` into the user's models folder (so `stemdesk separate --model repro-<system>` runs it),
 and is scored on the validation songs:
 
@@ -40,10 +40,10 @@ from stemdesk.core.postprocess import oracle_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT, STFTConfig  # noqa: E402
 from stemdesk.io.model_store import find_model, load_estimator, user_models_dir  # noqa: E402
-from training.data import load_songs  # noqa: E402
-from training.default_models import DATA, SOURCES, split  # noqa: E402
-from training.metrics import bss_eval_v4  # noqa: E402
-from training.train import TrainConfig, Trainer, export_model, regroup, source_map  # noqa: E402
+from stemdesk.training.data import load_songs  # noqa: E402
+from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
+from stemdesk.training.metrics import bss_eval_v4  # noqa: E402
+from stemdesk.training.train import TrainConfig, Trainer, export_model, regroup, source_map  # noqa: E402
 
 TWO = ["vocals", "accompaniment"]
 AT22 = {"sample_rate": 22050}

@@ -144,7 +144,7 @@ def machine() -> str:
 
 def write_speed_to_card(model: str, result: dict) -> None:
     """The measured speed goes into the shipped model's card (and its README)."""
-    from training.model_card import render
+    from stemdesk.training.model_card import render
 
     folder = ROOT / "models" / model
     card = json.loads((folder / "card.json").read_text())

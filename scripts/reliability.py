@@ -762,7 +762,7 @@ def install_cases() -> list[Case]:
 
 def labelling_cases() -> list[Case]:
     def killed(work: Path) -> Result:
-        """kill -9 the labeller (`training.corpus label`, a `stemdesk batch` underneath) mid-run, then run it again:
+        """kill -9 the labeller (`stemdesk.training.corpus label`, a `stemdesk batch` underneath) mid-run, then run it again:
         it resumes, every song ends labelled once with stems that null, and nothing half-written is left."""
         cache = work / "corpus"
         music = cache / "audio" / "testpkg" / "music"
@@ -770,10 +770,10 @@ def labelling_cases() -> list[Case]:
             write(music / f"song{index}.wav", signal_(20.0, seed=index))
         (cache / "audio" / "testpkg" / "copyright").write_text("test audio, generated\n")
         (cache / "audio" / "testpkg" / ".complete").write_text("testpkg_1.0_all.deb\n")
-        from training.corpus import labels_dir, write_manifest
+        from stemdesk.training.corpus import labels_dir, write_manifest
 
         write_manifest(cache)
-        command = [sys.executable, "-m", "training.corpus", "label", "--cache", str(cache), "--model", TINY]
+        command = [sys.executable, "-m", "stemdesk.training.corpus", "label", "--cache", str(cache), "--model", TINY]
         records = labels_dir(cache, TINY) / "stemdesk-batch.jsonl"
         child = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)

@@ -379,7 +379,7 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _check_data(args: argparse.Namespace, out: TextIO) -> int:
-    from training.dataset import check_dataset, describe, discover, read_mapping
+    from stemdesk.training.dataset import check_dataset, describe, discover, read_mapping
 
     songs = discover(args.data, read_mapping(args.mapping))
     if not songs:
@@ -390,7 +390,7 @@ def _check_data(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from training.finetune import FineTuneRequest, fine_tune
+    from stemdesk.training.finetune import FineTuneRequest, fine_tune
 
     def show(event: dict) -> None:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_training import config_for, synthetic_song  # noqa: E402
-from training.train import Trainer, regroup  # noqa: E402
+from stemdesk.training.train import Trainer, regroup  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
 
 
 def objective_local(trainer, stems) -> float:
-    from training.train import objective_loss
+    from stemdesk.training.train import objective_loss
 
     with torch.no_grad():
         return objective_loss(trainer.estimator, trainer.stft, stems).item()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from stemdesk.core import augment
-from training.data import Sampler
+from stemdesk.training.data import Sampler
 
 from test_training import synthetic_song
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.dataset import check_dataset, discover, read_mapping
+from stemdesk.training.dataset import check_dataset, discover, read_mapping
 
 RATE = 22050
 

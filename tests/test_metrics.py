@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from stemdesk.core.metrics import usdr
-from training.metrics import bss_eval_v4
+from stemdesk.training.metrics import bss_eval_v4
 
 
 def test_usdr_matches_its_definition():

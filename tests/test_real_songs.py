@@ -15,7 +15,7 @@ from helpers import assert_stems_null, run
 
 pytestmark = [needs_data(), pytest.mark.data]
 STEMS = ["vocals", "drums", "bass", "other"]
-VALID_SONG = DATA / "cc0-efree" / "3.Sodium"   # never trained on (see training/default_models.py)
+VALID_SONG = DATA / "cc0-efree" / "3.Sodium"   # never trained on (see stemdesk/training/default_models.py)
 
 
 
@@ -56,8 +56,8 @@ def test_default_model_beats_an_equal_split_on_songs_it_never_saw():
     from stemdesk.core.chunker import Chunker
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
-    from training.data import load_songs
-    from training.default_models import split
+    from stemdesk.training.data import load_songs
+    from stemdesk.training.default_models import split
 
     torch.set_num_threads(1)
     estimator, _ = load_estimator("stemdesk-4stem")

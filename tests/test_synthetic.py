@@ -8,8 +8,8 @@ import mido
 import numpy as np
 import pytest
 
-from training.data import Sampler
-from training.synthetic import BASSES, TICKS, compose, load_synthetic, main, synthetic_song
+from stemdesk.training.data import Sampler
+from stemdesk.training.synthetic import BASSES, TICKS, compose, load_synthetic, main, synthetic_song
 
 
 def notes(tracks: list[mido.MidiTrack]) -> list[tuple[int, int, int]]:
@@ -77,7 +77,7 @@ def test_rendered_stems_are_audible_silent_vocals_and_sample_only_into_their_own
 
 
 def _vocal_only():
-    from training.data import Song
+    from stemdesk.training.data import Song
 
     rng = np.random.default_rng(0)
     stems = np.zeros((4, 2, 3 * 44100), np.int16)

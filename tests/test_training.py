@@ -9,8 +9,8 @@ import torch
 from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
 from stemdesk.core.stft import STFT
 from stemdesk.io.model_store import load_estimator
-from training.data import Song
-from training.train import TrainConfig, Trainer, export_model, objective_loss, regroup, source_map
+from stemdesk.training.data import Song
+from stemdesk.training.train import TrainConfig, Trainer, export_model, objective_loss, regroup, source_map
 
 from helpers import small_configs
 
@@ -142,7 +142,7 @@ def test_export_writes_a_model_that_loads(tmp_path, monkeypatch):
 def test_low_rank_adapters_train_only_themselves_and_merge_into_a_plain_model(tmp_path, monkeypatch):
     """LoRA: the adapted model starts exactly at the base, only the adapters learn, and the exported model (adapters
     merged) is the plain estimator and computes what the adapted one computed."""
-    from training.lora import LoRALinear, add_adapters, merged_copy
+    from stemdesk.training.lora import LoRALinear, add_adapters, merged_copy
 
     monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
     songs = [synthetic_song(f"s{i}", i) for i in range(3)]
@@ -199,7 +199,7 @@ def test_fine_tuning_keeps_batch_norm_statistics_and_frozen_parts_compute_what_t
 
 def test_a_source_no_training_song_has_is_a_clear_error_not_a_sampling_crash():
     from stemdesk.core.errors import StemDeskError
-    from training.data import Sampler
+    from stemdesk.training.data import Sampler
 
     songs = [synthetic_song(f"s{i}", i) for i in range(2)]
     songs = [Song(s.name, s.stems, (True, True, False, True), s.sample_rate) for s in songs]   # no usable bass
@@ -226,7 +226,7 @@ def test_a_fine_tune_can_export_its_start_and_replaces_it_only_with_something_be
 
 
 def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
-    from training.model_card import render
+    from stemdesk.training.model_card import render
 
     # A 2-stem variant carries its 4-stem weights' training table; the table keeps the stems that were trained.
     card = {"id": "two", "estimator": "cascade", "sources": ["vocals", "accompaniment"], "sample_rate": 44100,
@@ -242,7 +242,7 @@ def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
 
 
 def test_a_model_card_says_what_a_continued_run_started_from_without_inventing_its_history():
-    from training.model_card import render
+    from stemdesk.training.model_card import render
 
     card = {"id": "four", "estimator": "cascade", "sources": ["vocals"], "sample_rate": 44100,
             "config": {"stft": {"n_fft": 4096, "hop": 1024}}, "weights_sha256": "0" * 64,
@@ -258,7 +258,7 @@ def test_a_model_card_says_what_a_continued_run_started_from_without_inventing_i
 def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_second_stage(tmp_path):
     import json
 
-    from training.default_models import compose_card
+    from stemdesk.training.default_models import compose_card
 
     lite = {"weights_sha256": "new", "metrics": {"step": 1200}, "training": {"config": {"lr": 5e-4}},
             "training_data": {"synthetic": "60 random songs"}, "licenses": {"fluidr3-gm": "MIT"}}
@@ -290,7 +290,7 @@ def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_seco
 
 
 def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_stage_hears():
-    from training.default_models import CASCADE, carry_over
+    from stemdesk.training.default_models import CASCADE, carry_over
 
     before = {"parents": ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"],
               "fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.train import Trainer
+from stemdesk.training.train import Trainer
 
 from test_training import config_for, synthetic_song
 

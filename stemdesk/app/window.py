@@ -694,7 +694,7 @@ class MainWindow(QMainWindow):
         self.refresh_models()
 
     def check_data(self, folder: str) -> None:
-        from training.dataset import check_dataset, describe, discover
+        from stemdesk.training.dataset import check_dataset, describe, discover
 
         def work(job: Job) -> str:
             songs = discover(Path(folder))
@@ -705,7 +705,7 @@ class MainWindow(QMainWindow):
         self.queue.submit(Job("check", f"Check data {Path(folder).name}", work, device="cpu"))
 
     def start_training(self, request: dict) -> None:
-        from training.finetune import FineTuneRequest, fine_tune, render_score_card
+        from stemdesk.training.finetune import FineTuneRequest, fine_tune, render_score_card
 
         if not request["data"] or not request["name"]:
             self.show_error("Cannot train", "Choose a data folder and a name for the new model.")

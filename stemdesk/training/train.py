@@ -58,7 +58,7 @@ class TrainConfig:
     threads: int = 1
     lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
-    adapters: int = 0             # > 0: train rank-r low-rank adapters on the dense layers only (training/lora.py)
+    adapters: int = 0             # > 0: train rank-r low-rank adapters on the dense layers only (stemdesk/training/lora.py)
     beat_start: bool = False      # fine-tuning: export only what beats the starting weights on validation
     device: str = "cpu"          # cpu, cuda, mps or auto
     early_stop: int = 0          # stop after this many validations without a new best (0: never)

@@ -1,9 +1,9 @@
 """Unlabelled real music from Debian's archive, labelled by a teacher model (HTDemucs) for distillation.
 
-    .venv/bin/python -m training.corpus fetch  [--cache DIR] [--packages a,b]   download and unpack the packages
-    .venv/bin/python -m training.corpus label  [--cache DIR] [--model htdemucs]  label what is not labelled yet
-    .venv/bin/python -m training.corpus status [--cache DIR]                     minutes fetched and labelled
-    .venv/bin/python -m training.corpus rebuild [--cache DIR]                    delete the cache and start again
+    .venv/bin/python -m stemdesk.training.corpus fetch  [--cache DIR] [--packages a,b]   download and unpack the packages
+    .venv/bin/python -m stemdesk.training.corpus label  [--cache DIR] [--model htdemucs]  label what is not labelled yet
+    .venv/bin/python -m stemdesk.training.corpus status [--cache DIR]                     minutes fetched and labelled
+    .venv/bin/python -m stemdesk.training.corpus rebuild [--cache DIR]                    delete the cache and start again
 
 Everything lives in a cache outside the repository (default ``~/.cache/stemdesk/corpus``), never in git:
 ``debs/`` the packages as `apt-get download` fetched them, ``audio/<package>/`` their unpacked music,
@@ -145,7 +145,7 @@ def label(cache: Path, model: str, threads: int) -> int:
     """Label every song of the manifest not labelled yet, through `stemdesk batch` (resumable)."""
     manifest = cache / "manifest.jsonl"
     if not manifest.is_file():
-        raise SystemExit(f"No manifest in {cache}: run `python -m training.corpus fetch` first.")
+        raise SystemExit(f"No manifest in {cache}: run `python -m stemdesk.training.corpus fetch` first.")
     out = labels_dir(cache, model)
     command = [sys.executable, "-m", "stemdesk", "batch", str(manifest), "-o", str(out), "--model", model,
                "--format", "flac", "--bit-depth", "16", "--workers", "1", "--threads-per-worker", str(threads)]

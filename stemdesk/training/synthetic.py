@@ -6,7 +6,7 @@ so random songs in those parts multiply the data for the three non-vocal sources
 so the stems sum to the song exactly; there are no vocals, so a synthetic song only joins the sampler's pools
 for drums, bass and other (random remixing puts real vocals over it).
 
-    python -m training.synthetic OUT --songs 40 --seconds 30      (needs `apt install fluidsynth fluid-soundfont-gm`)
+    python -m stemdesk.training.synthetic OUT --songs 40 --seconds 30      (needs `apt install fluidsynth fluid-soundfont-gm`)
 """
 
 from __future__ import annotations

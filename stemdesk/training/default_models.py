@@ -1,10 +1,10 @@
 """Train the models StemDesk ships, on ../shared/data (MUSDB18 excerpts + the CC0 album "Everything is Free").
 
-    python -m training.default_models stemdesk-4stem-lite --minutes 40
-    python -m training.default_models stemdesk-4stem --minutes 60   (needs stemdesk-4stem-lite and
+    python -m stemdesk.training.default_models stemdesk-4stem-lite --minutes 40
+    python -m stemdesk.training.default_models stemdesk-4stem --minutes 60   (needs stemdesk-4stem-lite and
                                                                       `stemdesk models install spleeter-2stem`)
-    python -m training.default_models tiny-4stem --minutes 3
-    python -m training.default_models stemdesk-2stem       (a variant of stemdesk-4stem: no training)
+    python -m stemdesk.training.default_models tiny-4stem --minutes 3
+    python -m stemdesk.training.default_models stemdesk-2stem       (a variant of stemdesk-4stem: no training)
 
 stemdesk-4stem is a cascade: Spleeter's vocal U-Net (MIT, trained by Deezer on about 25,000 songs) splits vocals
 from the rest and stemdesk-4stem-lite divides the rest into drums, bass and other; the pair starts from those
@@ -31,7 +31,7 @@ from .model_card import render
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 SOURCES = ["vocals", "drums", "bass", "other"]
 VALID_CC0 = {"3.Sodium"}
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="stemdesk-4stem: what the second stage hears (the cascade's second_input)")
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument("--synthetic", type=Path, metavar="DIR",
-                        help="also train on the drums, bass and other of the songs python -m training.synthetic wrote")
+                        help="also train on the drums, bass and other of the songs python -m stemdesk.training.synthetic wrote")
     parser.add_argument("--compose", action="store_true",
                         help="stemdesk-4stem only: no training; validate the cascade of Spleeter's vocal U-Net and the "
                              "stemdesk-4stem-lite now in models/ and export it (keeping the card's fine-tuning advice)")
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     synthetic = sorted(p for p in args.synthetic.iterdir() if p.is_dir()) if args.synthetic else []
     train += [load_synthetic(folder) for folder in synthetic]
     card = {
-        "description": f"{args.model}: {config.estimator} trained by training/default_models.py on this repository's "
+        "description": f"{args.model}: {config.estimator} trained by stemdesk/training/default_models.py on this repository's "
                        "CPU budget",
         "training_data": {
             "train_songs": [p.parent.name + "/" + p.name for p in train_dirs],
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = sum(song.length / song.sample_rate for song in train[-len(synthetic):])
         card["training_data"]["synthetic"] = (
             f"{len(synthetic)} random songs ({seconds / 60:.0f} minutes) of drums, bass and other written as MIDI and "
-            "rendered by FluidSynth with the FluidR3 General MIDI sound font (training/synthetic.py)")
+            "rendered by FluidSynth with the FluidR3 General MIDI sound font (stemdesk/training/synthetic.py)")
         card["licenses"]["fluidr3-gm"] = "FluidR3_GM sound font by Frank Wen: MIT (Debian fluid-soundfont-gm)"
 
     def show(event: dict) -> None:
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         carry_over(card, shipped_card.raw, config)
     elif start is not None:
         card["description"] = (f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
-                               "stemdesk-4stem-lite (drums, bass and other from the rest); training/default_models.py "
+                               "stemdesk-4stem-lite (drums, bass and other from the rest); stemdesk/training/default_models.py "
                                "fine-tunes the pair and exports only what beats the untuned cascade on validation "
                                "(metrics.step 0 is the untuned cascade)")
         card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]

@@ -1,6 +1,6 @@
 """Write a model's human-readable README.md from its card.json (the card stays the source of truth).
 
-    python -m training.model_card models/stemdesk-4stem
+    python -m stemdesk.training.model_card models/stemdesk-4stem
 """
 
 from __future__ import annotations

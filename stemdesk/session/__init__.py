@@ -1,0 +1,1 @@
+"""The session layer: what both front ends share."""
