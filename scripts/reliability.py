@@ -404,7 +404,7 @@ def mix_and_project_cases() -> list[Case]:
 
     def project(text: str | bytes, must_say: str) -> Callable[[Path], Result]:
         def run(work: Path) -> Result:
-            from stemdesk.jobs import project as projects
+            from stemdesk.session import project as projects
 
             path = work / "p.stemdesk"
             path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -420,7 +420,7 @@ def mix_and_project_cases() -> list[Case]:
 
     def traversal(work: Path) -> Result:
         """A project whose stems folder points elsewhere is only read from; saving writes only the chosen file."""
-        from stemdesk.jobs import project as projects
+        from stemdesk.session import project as projects
 
         outside = work / "outside"
         outside.mkdir()
@@ -510,10 +510,10 @@ def fault_cases() -> list[Case]:
 
     def kill_project_save(work: Path) -> Result:
         """Kill a process in the middle of saving projects over and over: the file always opens."""
-        from stemdesk.jobs import project as projects
+        from stemdesk.session import project as projects
 
         path = work / "song.stemdesk"
-        script = ("import sys; from stemdesk.jobs import project as p; from stemdesk.mixer.mix import Mix\n"
+        script = ("import sys; from stemdesk.session import project as p; from stemdesk.mixer.mix import Mix\n"
                   "pr = p.Project(source='/music/song.wav')\n"
                   "i = 0\n"
                   "while True:\n"

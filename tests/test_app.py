@@ -23,7 +23,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from stemdesk.app.playback import MixSource  # noqa: E402
 from stemdesk.app.window import MainWindow  # noqa: E402
 from stemdesk.io import settings as settings_store  # noqa: E402
-from stemdesk.jobs import project as projects  # noqa: E402
+from stemdesk.session import project as projects  # noqa: E402
 from stemdesk.jobs.queue import CANCELLED, DONE, Job, JobQueue  # noqa: E402
 from stemdesk.mixer.mix import Mix  # noqa: E402
 
@@ -110,7 +110,7 @@ def test_cancel_leaves_no_files_and_no_threads(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.separation_finished, timeout=60_000):
         job.cancel()
     assert job.status == CANCELLED
-    folder = Path(job.extra["folder"])
+    folder = window.stems_folder()
     leftovers = list(folder.rglob("*")) if folder.exists() else []
     assert leftovers == []
     assert window.last_error is None                 # a user's cancel shows nothing

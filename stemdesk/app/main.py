@@ -55,7 +55,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .. import __version__
-    from ..jobs import project as projects
+    from ..session import project as projects
     from .window import MainWindow
 
     first_run()

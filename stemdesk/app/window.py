@@ -23,13 +23,16 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMai
 from .. import __version__
 from ..core.device import resolve_device
 from ..core.errors import StemDeskError
+from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
-from ..io.audio import AudioInfo, probe
+from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, list_models, remove_model, sha256_file
-from ..jobs import project as projects
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..mixer.mix import Mix
+from ..session import project as projects
+from ..session import tasks
+from ..session.workspace import SongMissing, Workspace
 from .mixer_panel import MixerPanel
 from .panels import ExportDialog, JobsPanel, ModelsPanel, SettingsPanel, TrainerPanel, open_files_dialog
 from .playback import MixSource, Player
@@ -105,6 +108,13 @@ class MainWindow(QMainWindow):
     separation_finished = Signal(object)     # the Job
     job_finished = Signal(object)
 
+    # what the views show, owned by the workspace
+    project = property(lambda self: self.workspace.project)
+    info: AudioInfo | None = property(lambda self: self.workspace.info)
+    stems: dict[str, Path] = property(lambda self: self.workspace.stems)
+    stems_offset: int = property(lambda self: self.workspace.stems_offset)
+    dirty: bool = property(lambda self: self.workspace.changed)
+
     def __init__(self, settings: dict | None = None, ask: bool = True):
         super().__init__()
         from PySide6.QtWidgets import QApplication
@@ -119,12 +129,9 @@ class MainWindow(QMainWindow):
         self.bridge = Bridge(self)
         self.queue = JobQueue(lambda job, what, payload: self.bridge.post(self._job_event, job, what, payload))
         self.display = JobQueue(lambda job, what, payload: self.bridge.post(self._display_event, job, what))
-        self.engines: dict[tuple[str, str], Any] = {}
-        self.project = projects.Project(model=self.settings["model"])
-        self.info: AudioInfo | None = None
-        self.stems: dict[str, Path] = {}
-        self.stems_offset = 0
-        self.dirty = False
+        self.engines = tasks.Engines()
+        self.workspace = Workspace(self.settings)
+        self._then: dict[int, tuple] = {}        # job id -> (on done, on any end, signal to emit at the end)
         self.last_error: tuple[str, str] | None = None     # (title, text) of the last error shown
         self.dialogs: list[QMessageBox] = []
         self.question: QMessageBox | None = None     # the modal question being asked, if any
@@ -330,9 +337,10 @@ class MainWindow(QMainWindow):
         self.status(f"Queued {len(paths)} songs for separation with {self.model_box.currentText()}.")
         return [job for job in jobs if job is not None]
 
-    def _separation_choice(self):
-        """(model, device, output format) from the toolbar and the settings, or None after saying what is wrong."""
+    def _separation_options(self, start: float = 0.0, duration: float | None = None):
+        """The toolbar's and the settings' choices as separation options, or None after saying what is wrong."""
         from ..export.stems import OutputFormat
+        from ..jobs.separate import SeparateOptions
 
         try:
             device = str(resolve_device(self.device_box.currentText()))
@@ -341,32 +349,30 @@ class MainWindow(QMainWindow):
         except (ValueError, StemDeskError) as error:
             self.show_error("Cannot separate", str(error))
             return None
-        return self.model_box.currentText(), device, fmt
+        return SeparateOptions(model=self.model_box.currentText(), format=fmt, device=device, start=start,
+                               duration=duration, segment_seconds=float(self.settings["segment_seconds"]))
+
+    def run_task(self, task: tasks.Task, kind: str, on_done: Callable | None = None,
+                 on_end: Callable | None = None, finished: Signal | None = None) -> Job:
+        """Queue ``task``; ``on_done(result)`` runs on this thread when it succeeds, ``on_end(job)`` whenever it
+        ends (done, failed or cancelled), and ``finished`` is emitted after `job_finished`. Failures are shown
+        here, cancels are not."""
+        job = Job(kind, task.title, lambda job: task.work(job.report, job.cancel_token), task.device, task.model)
+        self._then[job.id] = (on_done, on_end, finished)
+        self.queue.submit(job)
+        self.jobs_panel.update_job(job, task.model)
+        return job
 
     def separate_file(self, path: Path) -> Job | None:
         """Separate a song that is not open (a batch's other songs) into the output folder; the open song's lanes
         and project are left alone."""
-        from ..jobs.separate import SeparateOptions
-
-        chosen = self._separation_choice()
-        if chosen is None:
+        options = self._separation_options()
+        if options is None:
             return None
-        model, device, fmt = chosen
-        options = SeparateOptions(model=model, format=fmt, device=device,
-                                  segment_seconds=float(self.settings["segment_seconds"]))
-        base = Path(self.settings.get("output_folder") or settings_store.default_output_folder())
-        folder = base / Path(path).stem / model
-        threads = int(self.settings["threads"])
-
-        def work(job: Job):
-            engine = self._worker_engine(job, model, device, threads)
-            return engine.separate_file(path, folder, options, progress=job.report, cancel=job.cancel_token)
-
-        job = Job("separate-file", f"Separate {Path(path).name}", work, device=device)
-        job.extra = {"model": model, "folder": folder}
-        self.queue.submit(job)
-        self.jobs_panel.update_job(job, model)
-        return job
+        folder = self.workspace.song_folder(path, options.model)
+        task = tasks.separate(self.engines, Path(path), folder, options, threads=int(self.settings["threads"]))
+        return self.run_task(task, "separate-file", on_done=lambda made: self.status(
+            f"{task.title}: stems in {made.result.outputs[0].parent}", 15000))
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -397,37 +403,39 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Save:
             return self.save_project() is not None
         if answer == QMessageBox.StandardButton.Discard:
-            projects.autosave_path(self.project).unlink(missing_ok=True)
+            self.workspace.discard()
             self.undo.setClean()
             self._set_dirty(False)
             return True
         return False
 
-    def open_song(self, path: str | Path, keep_project: bool = False) -> bool:
+    def open_song(self, path: str | Path) -> bool:
         path = Path(path).resolve()
-        if not keep_project and not self.confirm_discard(f"opening {path.name}"):
+        if not self.confirm_discard(f"opening {path.name}"):
             return False
         try:
-            info = probe(path)
+            self.workspace.open_song(path, self.model_box.currentText())
         except StemDeskError as error:
             self.show_error("Cannot open this song", str(error))
             return False
+        self.undo.clear()
+        self.mixer.set_stems([], Mix())
+        self._show_song()
+        return True
+
+    def _show_song(self) -> None:
+        """The open song in the timeline and the player (its stems come after, if any)."""
+        path, info = self.workspace.song, self.info
         self.player.close()
-        self.info = info
-        self.stems, self.stems_offset = {}, 0
-        if not keep_project:
-            self.project = projects.Project(source=str(path), model=self.model_box.currentText())
-            self.undo.clear()
-            self.mixer.set_stems([], Mix())
-        self.project.source = str(path)
         self.timeline.set_song(info.sample_rate, info.frames)
         mix_lane = Lane("mix", Peaks(info.sample_rate, info.frames), busy=True)
         self.timeline.set_lanes([mix_lane])
         self.display.submit(Job("peaks", f"Waveform of {path.name}", lambda job: self._fill_peaks(job, path, mix_lane),
                                 device="display"))
         if not self.project.source_sha256:
-            self.display.submit(Job("hash", f"Fingerprint of {path.name}", lambda job: sha256_file(path),
-                                    device="display"))
+            project = self.project
+            self.display.submit(Job("hash", f"Fingerprint of {path.name}", lambda job: setattr(
+                project, "source_sha256", sha256_file(path)), device="display"))
         self.player.load(MixSource(path, None, self.project.mix))
         self.setWindowTitle(f"{path.name} — StemDesk")
         self._add_recent(path)
@@ -435,19 +443,12 @@ class MainWindow(QMainWindow):
         self._show_stems_folder()
         self.status(f"Opened {path.name}: {info.seconds:.1f} s, {info.sample_rate} Hz, {info.channels} ch.")
         self.song_loaded.emit(str(path))
-        return True
 
     def _fill_peaks(self, job: Job, path: Path, lane: Lane) -> None:
-        import soundfile as sf
-
-        with sf.SoundFile(str(path)) as handle:
-            while True:
-                job.cancel_token.raise_if_cancelled()
-                block = handle.read(1 << 17, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
-                lane.peaks.append(block.T)
-                self.bridge.post(self.timeline.canvas.update)
+        for block in iter_blocks(probe(path), block=1 << 17):
+            job.cancel_token.raise_if_cancelled()
+            lane.peaks.append(block)
+            self.bridge.post(self.timeline.canvas.update)
         lane.peaks.finish()
         lane.busy = False
         if lane.name == "mix":
@@ -460,14 +461,11 @@ class MainWindow(QMainWindow):
         self.timeline.canvas.update()
 
     def _display_event(self, job: Job, what: str) -> None:
-        if what == "done" and job.kind == "hash":
-            self.project.source_sha256 = job.result
-        elif what == "done" and job.kind == "spectrogram":
+        if what == "done" and isinstance(job.result, tuple) and len(job.result) == 2:   # a spectrogram
             name, image = job.result
             lane = self.timeline.lane(name)
             if lane is not None:
                 lane.spectrogram = to_qimage(image)
-                self.timeline.canvas.update()
         elif what == "failed":
             self.show_error(job.title, job.error or "failed", job.unexpected)
         self.timeline.canvas.update()
@@ -479,99 +477,85 @@ class MainWindow(QMainWindow):
                                     lambda job: (name, spectrogram_image(str(path))), device="display"))
 
     # --- separation --------------------------------------------------------------------------------------------------
-    def _worker_engine(self, job: Job, model: str, device: str, threads: int):
-        """On a job's worker thread: its CPU threads set, the model loaded (or reused)."""
-        from ..jobs.separate import set_threads
-
-        if device == "cpu":
-            set_threads(threads)
-        job.report({"message": "loading model"})
-        return self._engine(model, device)
-
-    def _engine(self, model: str, device: str):
-        from ..jobs.separate import SeparationEngine
-
-        key = (model, device)
-        if key not in self.engines:
-            self.engines[key] = SeparationEngine(model, device)
-        return self.engines[key]
-
     def stems_folder(self, label: str = "") -> Path:
-        base = Path(self.settings.get("output_folder") or settings_store.default_output_folder())
-        song = Path(self.project.source).stem
-        return base / song / (self.model_box.currentText() + (f" {label}" if label else ""))
+        return self.workspace.stems_folder(self.model_box.currentText(), label)
 
     def separate(self, audition: bool = False, selection: bool = False) -> Job | None:
-        from ..jobs.separate import SeparateOptions
-
+        """Separate the open song (or its first seconds, or the selection) with the toolbar's model. The lanes
+        fill while it runs. An audition never replaces full-song stems: it is written beside them, to listen to
+        in its own folder."""
         if self.info is None:
             self.show_error("Nothing to separate", "Open a song first (File → Open song, or drop a file here).")
             return None
-        chosen = self._separation_choice()
-        if chosen is None:
-            return None
-        model, device, fmt = chosen
         start, duration, label = 0.0, None, ""
         if audition:
             duration, label = float(self.settings["audition_seconds"]), "audition"
         elif selection and self.timeline.canvas.selection:
             start, end = self.timeline.canvas.selection
             duration, label = end - start, f"{start:.1f}-{end:.1f}s"
-        options = SeparateOptions(model=model, format=fmt, device=device, start=start, duration=duration,
-                                  segment_seconds=float(self.settings["segment_seconds"]))
-        folder = self.stems_folder(label)
-        source, rate = Path(self.project.source), self.info.sample_rate
-        offset = int(round(start * rate))
+        options = self._separation_options(start, duration)
+        if options is None:
+            return None
+        keep = audition and bool(self.stems) and self.stems_offset == 0 and \
+            self._stems_frames() >= self.info.frames           # full-song stems stay the project's
+        source, info = self.workspace.song, self.info
+        offset = int(round(start * info.sample_rate))
         lanes: dict[str, Lane] = {}
-        threads = int(self.settings["threads"])
 
-        def work(job: Job):
-            engine = self._worker_engine(job, model, device, threads)
-            names = list(engine.sources)
-            total = self.info.frames - offset if duration is None else min(int(duration * rate),
-                                                                            self.info.frames - offset)
+        def on_start(names, _frames) -> None:
+            if keep:
+                return
             for name in names:
-                peaks = Peaks(rate, self.info.frames)
+                peaks = Peaks(info.sample_rate, info.frames)
                 if offset:
                     peaks.append(_zeros(offset))
                 lanes[name] = Lane(name, peaks, busy=True)
             self.bridge.post(self._show_stem_lanes, dict(lanes))
-            job.report({"message": "separating", "done": 0, "total": total})
 
-            def on_block(at: int, block) -> None:
-                for name, stem in zip(names, block):
-                    lanes[name].peaks.append(stem)
-                self.bridge.post(self.timeline.canvas.update)
+        def on_block(at: int, block) -> None:
+            for lane, stem in zip(lanes.values(), block):
+                lane.peaks.append(stem)
+            self.bridge.post(self.timeline.canvas.update)
 
-            return engine.separate_file(source, folder, options, progress=job.report, cancel=job.cancel_token,
-                                        on_block=on_block)
+        def done(made: tasks.Separation) -> None:
+            for lane in lanes.values():
+                lane.peaks.finish()
+                lane.busy = False
+            if keep:
+                self.status(f"Audition ({made.result.frames / info.sample_rate:.0f} s) written to "
+                            f"{made.result.outputs[0].parent}; the full-song stems stay in the project.", 15000)
+                return
+            self._separation_done(made, start)
 
+        def ended(job: Job) -> None:
+            if job.status != "done" and not keep:
+                self._restore_stem_lanes()
+
+        task = tasks.separate(self.engines, source, self.stems_folder(label), options,
+                              threads=int(self.settings["threads"]), on_start=on_start, on_block=on_block)
         title = f"{'Audition' if audition else 'Separate'} {source.name}" + (f" ({label})" if selection else "")
-        job = Job("separate", title, work, device=device)
-        job.extra = {"model": model, "folder": folder, "offset": offset, "lanes": lanes}
-        self.queue.submit(job)
-        self.jobs_panel.update_job(job, model)
+        task.title = title
+        job = self.run_task(task, "separate", on_done=done, on_end=ended, finished=self.separation_finished)
         self.docks["Jobs"].raise_()
         return job
+
+    def _stems_frames(self) -> int:
+        try:
+            return probe(next(iter(self.stems.values()))).frames
+        except (StemDeskError, StopIteration):
+            return 0
 
     def _show_stem_lanes(self, lanes: dict[str, Lane]) -> None:
         mix_lane = self.timeline.lane("mix")
         self.timeline.set_lanes([mix_lane, *lanes.values()] if mix_lane else list(lanes.values()))
 
-    def _separation_done(self, job: Job) -> None:
-        result = job.result
-        for lane in job.extra["lanes"].values():
-            lane.peaks.finish()
-            lane.busy = False
-        self.stems = {path.stem: path for path in result.outputs}
-        self.stems_offset = job.extra["offset"]
-        self.project.view["stems_offset"] = self.stems_offset
-        self.project.stems_dir = str(result.outputs[0].parent)
+    def _separation_done(self, made: tasks.Separation, start: float) -> None:
+        result = made.result
+        self.workspace.adopt(result, start)
         self._show_stems_folder()
-        self.project.model = job.extra["model"]
         self.mixer.set_stems(list(self.stems), self.project.mix)
         self._reload_player()
-        self._show_null(result.certificate)
+        self._show_null(result.null)
         self._set_dirty(True)
         seconds = result.frames / result.info.sample_rate
         self.status(f"Separated {seconds:.1f} s in {result.seconds:.1f} s ({seconds / result.seconds:.1f}x real time) "
@@ -585,59 +569,37 @@ class MainWindow(QMainWindow):
         self.player.set_loop(tuple(self.project.view["loop"]) if self.loop_action.isChecked()
                              and self.project.view.get("loop") else None)
 
-    def _show_null(self, certificate_path: Path | None) -> None:
-        import json
-
+    def _show_null(self, null: NullResult | None) -> None:
         self.timeline.canvas.null_regions = []
-        if certificate_path is None or not Path(certificate_path).is_file():
+        if null is None:
             self.null_label.setText("Null: not checked")
             return
-        null = json.loads(Path(certificate_path).read_text(encoding="utf-8")).get("null", {})
         offset = self.stems_offset / self.info.sample_rate if self.info else 0.0
         self.timeline.canvas.null_regions = [
             {"start_seconds": r["start_seconds"] + offset, "end_seconds": r["end_seconds"] + offset}
-            for r in null.get("worst_regions", []) if isinstance(r, dict) and "start_seconds" in r]
+            for r in null.worst_regions if isinstance(r, dict) and "start_seconds" in r]
         self.timeline.canvas.update()
-        peak = null.get("peak_dbfs")
-        verdict = "bit-exact" if null.get("bit_exact") else ("passed" if null.get("passed") else "FAILED")
-        self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({verdict})")
-        self.null_label.setStyleSheet("color: #5cb85c;" if null.get("passed") else "color: #e0625e;")
+        peak = null.peak_dbfs
+        self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict})")
+        self.null_label.setStyleSheet("color: #5cb85c;" if null.passed else "color: #e0625e;")
 
     # --- jobs --------------------------------------------------------------------------------------------------------
     def _job_event(self, job: Job, what: str, payload: Any) -> None:
-        model = getattr(job, "extra", {}).get("model", "") if hasattr(job, "extra") else ""
-        self.jobs_panel.update_job(job, model)
-        if job.kind == "train" and what == "progress" and isinstance(payload, dict) and "valid_usdr" in payload:
+        self.jobs_panel.update_job(job, job.model)
+        if what == "progress" and isinstance(payload, dict) and "valid_usdr" in payload:
             self.trainer.add_validation(payload)
         if what not in ("done", "failed", "cancelled"):
             return
-        if job.kind == "separate":
-            if what == "done":
-                self._separation_done(job)
-            else:
-                self._restore_stem_lanes()
-        elif job.kind in ("install", "remove"):
-            self.models_panel.refresh()
-            self.refresh_models()
-        elif job.kind == "check":
-            if what == "done":
-                self.trainer.show_text(job.result)
-        elif job.kind == "train":
-            self.trainer.running(False)
-            self.models_panel.refresh()
-            self.refresh_models()
-            if what == "done":
-                self.trainer.report.setSearchPaths([job.result["folder"]])      # the card's curves.png
-                self.trainer.show_text(job.result["markdown"], markdown=True)
-        elif job.kind == "separate-file" and what == "done":
-            self.status(f"{job.title}: stems in {job.result.outputs[0].parent}", 15000)
-        elif job.kind in ("export", "bounce") and what == "done":
-            self.status(f"Exported: {job.result}", 15000)
+        on_done, on_end, finished = self._then.pop(job.id, (None, None, None))
+        if what == "done" and on_done is not None:
+            on_done(job.result)
+        if on_end is not None:
+            on_end(job)
         if what == "failed":
             self.show_error(f"{job.title} failed", job.error or "", job.unexpected)
         self.job_finished.emit(job)
-        if job.kind == "separate":
-            self.separation_finished.emit(job)
+        if finished is not None:
+            finished.emit(job)
 
     def _restore_stem_lanes(self) -> None:
         """After a cancelled or failed separation the lanes show the stems there were before (if any)."""
@@ -662,11 +624,7 @@ class MainWindow(QMainWindow):
         item = INSTALLABLE[name]
 
         def start() -> None:
-            def work(job: Job):
-                return item.install(lambda what, fraction: job.report({"message": what, "done": fraction,
-                                                                       "total": 1.0}))
-
-            self.queue.submit(Job("install", f"Install {item.title}", work, device="network"))
+            self.run_task(tasks.install_model(name), "install", on_end=lambda job: self._models_changed())
             self.docks["Jobs"].raise_()
 
         if item.licence_note is None:
@@ -690,37 +648,34 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot remove the model", str(error))
             return
         self.status(f"Removed {model_id} ({folder}).")
+        self._models_changed()
+
+    def _models_changed(self) -> None:
         self.models_panel.refresh()
         self.refresh_models()
 
-    def check_data(self, folder: str) -> None:
-        from stemdesk.training.dataset import check_dataset, describe, discover
+    def check_data(self, folder: str) -> Job:
+        return self.run_task(tasks.check_data(Path(folder)), "check",
+                             on_done=lambda report: self.trainer.show_text(report.text))
 
-        def work(job: Job) -> str:
-            songs = discover(Path(folder))
-            if not songs:
-                raise StemDeskError(f'No songs found in "{folder}". Put one folder per song with its stems inside.')
-            return describe(check_dataset(songs))
-
-        self.queue.submit(Job("check", f"Check data {Path(folder).name}", work, device="cpu"))
-
-    def start_training(self, request: dict) -> None:
-        from stemdesk.training.finetune import FineTuneRequest, fine_tune, render_score_card
-
+    def start_training(self, request: dict) -> Job | None:
         if not request["data"] or not request["name"]:
             self.show_error("Cannot train", "Choose a data folder and a name for the new model.")
-            return
+            return None
 
-        def work(job: Job) -> str:
-            threads = int(self.settings["threads"])
-            card = fine_tune(FineTuneRequest(Path(request["data"]), request["base"], request["name"],
-                                             minutes=request["minutes"], threads=threads),
-                             progress=lambda event: job.report(_training_progress(event, request["minutes"])),
-                             cancel=job.cancel_token)
-            return {"markdown": render_score_card(card), "folder": card.get("run_folder", "")}
+        def done(tuned: tasks.Tuned) -> None:
+            self.trainer.report.setSearchPaths([tuned.folder])      # the card's curves.png
+            self.trainer.show_text(tuned.markdown, markdown=True)
 
-        self.training_job = self.queue.submit(Job("train", f"Train {request['name']}", work, device="cpu"))
+        def ended(job: Job) -> None:
+            self.trainer.running(False)
+            self._models_changed()
+
+        task = tasks.fine_tune(tasks.FineTune(Path(request["data"]), request["base"], request["name"],
+                                              minutes=request["minutes"], threads=int(self.settings["threads"])))
+        self.training_job = self.run_task(task, "train", on_done=done, on_end=ended)
         self.trainer.running(True)
+        return self.training_job
 
     # --- export ------------------------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
@@ -742,49 +697,19 @@ class MainWindow(QMainWindow):
                     mix=choices.get("mix", False))
 
     def export(self, folder: Path, sessions=(), instrumental: bool = True, stems: bool = False,
-               mix: bool = False) -> Job:
+               mix: bool = False) -> Job | None:
         """Write what was chosen into ``folder``, named after the song: "NAME stems/", "NAME instrumental.EXT",
         "NAME mix.wav" and a session file per format."""
-        import shutil
-
-        from ..export.certificate import CERTIFICATE
-        from ..export.remix import find_stems, instrumental as write_instrumental, render_remix
-        from ..export.session import write_session
-        from ..export.stems import OutputFormat
-        from ..io.atomic import create_temp_dir
-
-        stems_dir, the_mix, source = Path(self.project.stems_dir), copy.deepcopy(self.project.mix), self.project.source
-        name = Path(source).stem
-
-        def work(job: Job) -> str:
-            found = find_stems(stems_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-            written = []
-            if stems:
-                target = folder / f"{name} stems"
-                staging = create_temp_dir(target)               # a copy appears whole or not at all
-                try:
-                    for path in [*found.paths, stems_dir / CERTIFICATE]:
-                        if path.is_file():
-                            shutil.copy2(path, staging / path.name)
-                    if target.exists():
-                        shutil.rmtree(target)
-                    staging.rename(target)
-                except BaseException:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise
-                written.append(target)
-            if instrumental and "vocals" in found.names:
-                written.append(write_instrumental(found, folder / f"{name} instrumental", source,
-                                                  cancel=job.cancel_token).path)
-            if mix:
-                written.append(render_remix(found, the_mix, folder / f"{name} mix.wav", OutputFormat.parse("wav", "24"),
-                                            source, kind="mix", cancel=job.cancel_token).path)
-            for kind in sessions:
-                written.append(write_session(kind, found, the_mix, folder / name))
-            return ", ".join(str(p) for p in written)
-
-        return self.queue.submit(Job("export", f"Export {name}", work, device="io"))
+        song = self.workspace.song
+        instrumental = instrumental and "vocals" in self.stems      # stems without vocals are the instrumental
+        try:
+            task = tasks.export(self.workspace.stems_dir, folder / song.stem,
+                                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)), self.project.mix, song)
+        except StemDeskError as error:
+            self.show_error("Nothing exported", str(error))
+            return None
+        return self.run_task(task, "export", on_done=lambda made: self.status(
+            "Exported: " + ", ".join(str(p) for p in made.paths), 15000))
 
     def bounce_dialog(self) -> None:
         if not self.stems:
@@ -799,33 +724,26 @@ class MainWindow(QMainWindow):
     def bounce(self, path: Path) -> Job | None:
         """Render the project's mix of its stems to ``path`` (format from its extension, 24-bit for PCM), with a
         certificate beside it; a unity mix is checked to null against the song."""
-        from ..export.remix import find_stems, render_remix
-        from ..export.stems import WRITE_FORMATS, OutputFormat
-
-        kind = path.suffix.lower().lstrip(".") or "wav"
-        if kind not in WRITE_FORMATS:
-            self.show_error("Cannot export the mix", f"StemDesk writes {', '.join(WRITE_FORMATS)}, not {kind!r}.")
+        try:
+            task = tasks.bounce(self.workspace.stems_dir, self.project.mix, path, mixture=self.workspace.song)
+        except StemDeskError as error:
+            self.show_error("Cannot export the mix", str(error))
             return None
-        stems_dir, mix, source = Path(self.project.stems_dir), copy.deepcopy(self.project.mix), self.project.source
-        fmt = OutputFormat.parse(kind, None if "lossy" in WRITE_FORMATS[kind][1] else "24")
 
-        def work(job: Job) -> str:
-            stems = find_stems(stems_dir)
-            result = render_remix(stems, mix, path, fmt, source, kind="mix", progress=job.report,
-                                  cancel=job.cancel_token)
+        def done(result) -> None:
             clipped = f" ({result.clipped} samples clipped: lower the master)" if result.clipped else ""
-            return f"{result.path}{clipped}"
+            self.status(f"Exported: {result.path}{clipped}", 15000)
 
-        job = self.queue.submit(Job("bounce", f"Export mix {path.name}", work, device="io"))
+        job = self.run_task(task, "bounce", on_done=done)
         self.docks["Jobs"].raise_()
         return job
 
     # --- mixer, transport ---------------------------------------------------------------------------------------------
     def apply_mix(self, mix: Mix) -> None:
-        self.project.mix = copy.deepcopy(mix)
+        mix = self.workspace.set_mix(mix)
         if self.midi is not None:
             self.midi.mix = copy.deepcopy(mix)
-        self.mixer.show_mix(self.project.mix)
+        self.mixer.show_mix(mix)
         if self.player.source is not None:
             self.player.source.set_mix(copy.deepcopy(mix))
 
@@ -895,7 +813,7 @@ class MainWindow(QMainWindow):
         self.timeline.canvas.update()
 
     def set_loop(self, span) -> None:
-        self.project.view["loop"] = list(span) if span else None
+        self.workspace.set_loop(span)
         self.timeline.canvas.loop = tuple(span) if span else None
         self.timeline.canvas.update()
         if span and not self.loop_action.isChecked():
@@ -927,8 +845,8 @@ class MainWindow(QMainWindow):
         self._set_dirty(not clean)
 
     def _set_dirty(self, dirty: bool) -> None:
-        self.dirty = dirty
-        name = self.project.path.name if self.project.path else (Path(self.project.source).name or "untitled")
+        self.workspace.changed = dirty
+        name = self.workspace.name
         self.setWindowTitle(f"{'• ' if dirty else ''}{name} — StemDesk")
 
     def save_project(self, ask_path: bool = False, path: Path | None = None) -> Path | None:
@@ -939,7 +857,7 @@ class MainWindow(QMainWindow):
                 return None
             path = Path(chosen)
         try:
-            saved = projects.save(self.project, path or self.project.path)
+            saved = self.workspace.save(path)
         except StemDeskError as error:
             self.show_error("Cannot save the project", str(error))
             return None
@@ -979,36 +897,24 @@ class MainWindow(QMainWindow):
         return QDesktopServices.openUrl(QUrl.fromLocalFile(self.project.stems_dir))
 
     def _use_project(self, project: projects.Project) -> bool:
-        self.project = project
-        if not project.source or not self.open_song(project.source, keep_project=True):
-            if project.source and not Path(project.source).exists():
-                self.show_error("The song is missing", f'This project\'s song "{project.source}" is not there any '
-                                "more. Put it back, or open the song and separate it again.")
+        try:
+            opened = self.workspace.open_project(project)
+        except StemDeskError as error:
+            self.show_error("The song is missing" if isinstance(error, SongMissing) else "Cannot open the project",
+                            str(error))
             return False
+        if opened.stems_problem:
+            self.show_error("The stems could not be used", opened.stems_problem)
+        self._show_song()
         if project.model:
             self.model_box.setCurrentText(project.model)
             self.models_panel.select(project.model)
-        if project.stems_dir and Path(project.stems_dir).is_dir():
-            from ..export.remix import find_stems
-
-            try:
-                stems = find_stems(project.stems_dir)
-                self.stems = dict(zip(stems.names, stems.paths))
-                offset = project.view.get("stems_offset", 0)
-                self.stems_offset = offset if isinstance(offset, int) and offset >= 0 else 0
-                if stems.info.frames + self.stems_offset > self.info.frames:
-                    raise StemDeskError("the stems are longer than the song")
-            except (StemDeskError, OSError, ValueError) as error:
-                self.show_error("The stems could not be used", f"{error}. Separate the song again.")
-                self.stems = {}
         self.mixer.set_stems(list(self.stems), project.mix)
         self._show_stems_folder()
         self._restore_stem_lanes()
         self._reload_player()
         if self.stems:
-            from ..export.certificate import CERTIFICATE
-
-            self._show_null(Path(project.stems_dir) / CERTIFICATE)
+            self._show_null(self.workspace.null)
         loop = project.view.get("loop")
         self.timeline.canvas.loop = tuple(loop) if loop else None
         if project.view.get("spp"):
@@ -1022,23 +928,22 @@ class MainWindow(QMainWindow):
         return True
 
     def autosave(self) -> Path | None:
-        if not self.project.source or not self.dirty:
+        if not self.dirty:
             return None
         self.project.view.update({"spp": self.timeline.canvas.spp, "offset": self.timeline.canvas.offset})
         try:
-            return projects.autosave(self.project)
+            return self.workspace.autosave()
         except OSError as error:
             self.status(f"Autosave failed: {error}", 10000)
             return None
 
     def offer_recovery(self, accept: bool | None = None) -> bool:
         """After a crash: offer the newest autosave. ``accept`` answers without asking (tests, scripts)."""
-        found = projects.recoverable(self.project.path)
-        if not found:
+        newest = self.workspace.recoverable()
+        if newest is None:
             return False
-        newest = max(found, key=lambda p: p.stat().st_mtime)
         try:
-            project = projects.load(newest)
+            project = self.workspace.recovered(newest)
         except StemDeskError as error:
             self.show_error("Cannot recover", str(error))
             return False
@@ -1056,8 +961,6 @@ class MainWindow(QMainWindow):
         if not accept:
             newest.unlink(missing_ok=True)
             return False
-        project.path = None if newest.parent == projects.autosave_folder() else \
-            newest.with_name(newest.name.removesuffix(".autosave"))
         ok = self._use_project(project)
         self._set_dirty(True)
         return ok
@@ -1112,22 +1015,8 @@ class MainWindow(QMainWindow):
             self.midi_port.close()
         self.queue.shutdown(cancel=True)
         self.display.shutdown(cancel=True)
-        if not self.dirty and self.project.path is None:
-            projects.autosave_path(self.project).unlink(missing_ok=True)
+        self.workspace.close()
 
 
 def _zeros(frames: int):
-    import numpy as np
-
     return np.zeros((1, frames), np.float32)
-
-
-def _training_progress(event: dict, minutes: float) -> dict:
-    """The trainer's events as job progress (time budget as the total), keeping the validation scores."""
-    eta = event.get("eta_seconds")
-    report = {**event, "message": f"step {event.get('step', 0)}"}
-    if eta is not None:
-        report.update({"done": max(0.0, minutes * 60 - eta), "total": minutes * 60})
-    if "valid" in event:
-        report["valid_usdr"] = event["valid"]
-    return report

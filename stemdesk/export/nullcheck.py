@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +37,19 @@ class NullResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def verdict(self) -> str:
+        return "bit-exact" if self.bit_exact else ("passed" if self.passed else "FAILED")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NullResult":
+        """A certificate's ``null`` section (untrusted: unknown keys are dropped, missing ones are a ValueError)."""
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as error:
+            raise ValueError(f"not a null result: {error}") from None
 
 
 def _energy(block: np.ndarray) -> float:

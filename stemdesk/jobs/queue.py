@@ -30,6 +30,7 @@ class Job:
     title: str
     work: Callable[["Job"], Any]
     device: str = "cpu"
+    model: str = ""                         # the model it uses, for the jobs list
     id: int = field(default_factory=lambda: next(_ids))
     status: str = QUEUED
     fraction: float = 0.0

@@ -23,15 +23,13 @@ from ..core.errors import AudioError, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
 from ..export import certificate
-from ..export.nullcheck import null_residual
+from ..export.nullcheck import NullResult, null_residual
 from ..export.stems import OutputFormat, StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
 from ..io.process import limit_threads
 
 Progress = Callable[[dict], None]
-
-STEM_NAMES_2 = ("vocals", "accompaniment")
 
 
 @dataclass
@@ -79,6 +77,7 @@ class SeparateResult:
     model: str
     device: str
     certificate: Path | None = None
+    null: NullResult | None = None      # what the null check on the written files found (None: not certified)
 
 
 def set_threads(threads: int | None) -> None:
@@ -158,8 +157,11 @@ class SeparationEngine:
             if progress is not None:
                 progress({**event, "input": str(info.path), "seconds": time.monotonic() - started})
 
+        found: list[NullResult] = []
+
         def certify(temps: list[Path]) -> dict:
             null = null_residual(info.path, temps, start, total, names=self.sources)
+            found.append(null)
             settings = {**options.settings(), "device": str(self.device)}
             return certificate.build("stems", info.path, settings, self.card, null.as_dict())
 
@@ -186,5 +188,5 @@ class SeparationEngine:
         if written != total:
             raise AudioError(f"Internal error: wrote {written} samples of {total}. Report this bug.")
         return SeparateResult(Path(path), outputs, info, total, time.monotonic() - started, self.card.id,
-                              str(self.device), writer.certificate)
+                              str(self.device), writer.certificate, found[0] if found else None)
 

@@ -1,0 +1,190 @@
+"""The open song, its stems, the project and the one mix: what a front end works on, without Qt.
+
+The app's window shows a `Workspace` and sends it edits; the command line builds one to act on a project. It never
+blocks on a question or touches a widget: opening, adopting stems and saving either succeed or raise a
+`StemDeskError` that says what happened, and each front end decides how to ask and what to show.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import StemDeskError
+from ..export.certificate import CERTIFICATE
+from ..export.nullcheck import NullResult
+from ..export.remix import find_stems
+from ..io import settings as settings_store
+from ..io.audio import AudioInfo, probe
+from . import project as projects
+from ..jobs.separate import SeparateResult
+from ..mixer.mix import Mix
+
+
+class SongMissing(StemDeskError):
+    """A project's song is not where the project says."""
+
+    def __init__(self, song: str):
+        super().__init__(f'This project\'s song "{song}" is not there any more. Put it back, or open the song and '
+                         "separate it again.")
+        self.song = song
+
+
+@dataclass
+class Opened:
+    """What opening a project found: the stems could not be used when ``stems_problem`` says why."""
+    info: AudioInfo
+    stems_problem: str | None = None
+
+
+class Workspace:
+    """One song and what has been made of it. ``changed`` is True after an edit that is not saved yet."""
+
+    def __init__(self, settings: dict | None = None):
+        self.settings = settings if settings is not None else settings_store.load()
+        self.project = projects.Project(model=self.settings.get("model", ""))
+        self.info: AudioInfo | None = None
+        self.stems: dict[str, Path] = {}     # stem name -> file, in the model's order
+        self.stems_offset = 0                # where the stems start in the song, in samples (excerpts)
+        self.null: NullResult | None = None  # what the last null check of these stems found
+        self.changed = False
+
+    # --- what is open ------------------------------------------------------------------------------------------------
+    @property
+    def song(self) -> Path | None:
+        return Path(self.project.source) if self.project.source else None
+
+    @property
+    def mix(self) -> Mix:
+        return self.project.mix
+
+    @property
+    def name(self) -> str:
+        """How the user calls this work: the project's file, else the song's, else "untitled"."""
+        if self.project.path is not None:
+            return self.project.path.name
+        return self.song.name if self.song else "untitled"
+
+    def output_base(self) -> Path:
+        return Path(self.settings.get("output_folder") or settings_store.default_output_folder())
+
+    def stems_folder(self, model: str, label: str = "") -> Path:
+        """Where a separation of the open song with ``model`` goes: OUTPUT/SONG/MODEL[ LABEL]."""
+        song = self.song.stem if self.song else "untitled"
+        return self.output_base() / song / (model + (f" {label}" if label else ""))
+
+    def song_folder(self, song: Path, model: str) -> Path:
+        """Where a batch separates a song that is not open: OUTPUT/SONG/MODEL."""
+        return self.output_base() / Path(song).stem / model
+
+    # --- opening ---------------------------------------------------------------------------------------------------
+    def open_song(self, path: str | Path, model: str = "") -> AudioInfo:
+        """A new project on the song at ``path``: no stems, a unity mix. Raises AudioError."""
+        path = Path(path).resolve()
+        info = probe(path)
+        self.project = projects.Project(source=str(path), model=model or self.project.model)
+        self._song(info)
+        return info
+
+    def _song(self, info: AudioInfo) -> None:
+        self.info = info
+        self.stems, self.stems_offset, self.null = {}, 0, None
+        self.changed = False
+
+    def open_project(self, project: projects.Project) -> Opened:
+        """Use ``project`` (loaded or recovered): its song, and its stems when they are still usable. Raises
+        SongMissing or AudioError when the song cannot be opened (the workspace is then unchanged)."""
+        if not project.source or not Path(project.source).exists():
+            raise SongMissing(project.source or "(none)")
+        info = probe(Path(project.source))
+        self.project = project
+        self._song(info)
+        problem = None
+        if project.stems_dir and Path(project.stems_dir).is_dir():
+            try:
+                stems = find_stems(project.stems_dir)
+                offset = project.view.get("stems_offset", 0)
+                offset = offset if isinstance(offset, int) and offset >= 0 else 0
+                if stems.info.frames + offset > info.frames:
+                    raise StemDeskError("the stems are longer than the song")
+                self.stems, self.stems_offset = dict(zip(stems.names, stems.paths)), offset
+                self.null = _certified_null(Path(project.stems_dir))
+            except (StemDeskError, OSError, ValueError) as error:
+                problem = f"{error}. Separate the song again."
+        return Opened(info, problem)
+
+    def adopt(self, result: SeparateResult, start_seconds: float = 0.0) -> None:
+        """The stems of a separation of the open song (whole or an excerpt starting at ``start_seconds``) become
+        the workspace's stems; the mix keeps its levels and effects."""
+        self.stems = {path.stem: path for path in result.outputs}
+        self.stems_offset = int(round(start_seconds * result.info.sample_rate))
+        self.null = result.null
+        self.project.view["stems_offset"] = self.stems_offset
+        self.project.stems_dir = str(result.outputs[0].parent)
+        self.project.model = result.model
+        self.changed = True
+
+    @property
+    def stems_dir(self) -> Path | None:
+        return Path(self.project.stems_dir) if self.project.stems_dir and self.stems else None
+
+    # --- edits ---------------------------------------------------------------------------------------------------
+    def set_mix(self, mix: Mix) -> Mix:
+        """The mix becomes a copy of ``mix`` (callers keep theirs to edit); returns the workspace's own."""
+        self.project.mix = copy.deepcopy(mix)
+        self.changed = True
+        return self.project.mix
+
+    def set_loop(self, span) -> None:
+        self.project.view["loop"] = list(span) if span else None
+
+    @property
+    def loop(self) -> tuple[float, float] | None:
+        loop = self.project.view.get("loop")
+        return tuple(loop) if loop else None
+
+    # --- saving ----------------------------------------------------------------------------------------------------
+    def save(self, path: Path | None = None) -> Path:
+        saved = projects.save(self.project, path or self.project.path)
+        self.changed = False
+        return saved
+
+    def autosave(self) -> Path | None:
+        """Write the autosave when there is unsaved work (raises OSError)."""
+        if not self.project.source or not self.changed:
+            return None
+        return projects.autosave(self.project)
+
+    def discard(self) -> None:
+        """Forget the unsaved work: its autosave goes, so the next start does not offer it back."""
+        projects.autosave_path(self.project).unlink(missing_ok=True)
+        self.changed = False
+
+    def recoverable(self) -> Path | None:
+        """The newest autosave worth offering after a crash, if any."""
+        found = projects.recoverable(self.project.path)
+        return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+    @staticmethod
+    def recovered(autosave: Path) -> projects.Project:
+        """The project in ``autosave``, to be saved where it came from (an untitled one stays untitled)."""
+        project = projects.load(autosave)
+        project.path = None if autosave.parent == projects.autosave_folder() else \
+            autosave.with_name(autosave.name.removesuffix(".autosave"))
+        return project
+
+    def close(self) -> None:
+        """Leave nothing behind for a saved or untouched untitled project."""
+        if not self.changed and self.project.path is None:
+            projects.autosave_path(self.project).unlink(missing_ok=True)
+
+
+def _certified_null(folder: Path) -> NullResult | None:
+    """The null check recorded in a stems folder's certificate, if it has a readable one."""
+    try:
+        null = json.loads((folder / CERTIFICATE).read_text(encoding="utf-8")).get("null")
+        return NullResult.from_dict(null) if isinstance(null, dict) else None
+    except (OSError, ValueError, AttributeError):
+        return None
