@@ -115,15 +115,15 @@ class SongWorker:
                   "settings": self.settings.key(), "worker": f"{os.uname().nodename}:{os.getpid()}"}
         try:
             result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)
-            # the separation's certificate already holds the input's hash, the outputs' hashes and the null
-            # measured on the written files: read them instead of hashing and checking everything again
+            # the separation's certificate already holds the input's and the outputs' hashes: read them instead
+            # of hashing everything again (the null check's finding comes with the result)
             cert = certificate.read(result.outputs[0].parent)
             hashes = {item["file"]: item["sha256"] for item in cert["outputs"]}
-            null = cert["null"]
+            null = result.null
             record.update({
                 "status": "done", "input_sha256": cert["source"]["sha256"],
                 "outputs": [{"path": str(p.relative_to(outdir)), "sha256": hashes[p.name]} for p in result.outputs],
-                "null": {"bit_exact": null["bit_exact"], "passed": null["passed"], "peak_dbfs": null["peak_dbfs"]},
+                "null": {"bit_exact": null.bit_exact, "passed": null.passed, "peak_dbfs": null.peak_dbfs},
                 "audio_seconds": result.frames / result.info.sample_rate})
         except StemDeskError as error:
             record.update({"status": "failed", "error": str(error)})
