@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import queue
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QToolBar)
 
@@ -33,6 +32,8 @@ from ..mixer.mix import Mix
 from ..session import project as projects
 from ..session import tasks
 from ..session.workspace import SongMissing, Workspace
+from .bridge import Bridge
+from .commands import LoopCommand, MixCommand
 from .mixer_panel import MixerPanel
 from .panels import ExportDialog, JobsPanel, ModelsPanel, SettingsPanel, TrainerPanel, open_files_dialog
 from .playback import MixSource, Player
@@ -40,67 +41,6 @@ from .timeline import Lane, Timeline, spectrogram_image, to_qimage
 
 log = logging.getLogger("stemdesk.app")
 MAX_RECENT = 10
-
-
-class Bridge(QObject):
-    """Runs callables on the main thread, posted from any thread: workers put them in a thread-safe queue and a
-    timer on the main thread drains it every 15 ms.
-
-    Workers make no Qt call at all: emitting a Qt signal from a plain Python thread while torch runs there crashed
-    PySide6 6.12 here ("deallocating None"), so, as Friture does with its audio callback, the UI polls instead."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._pending: queue.SimpleQueue = queue.SimpleQueue()
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self.drain)
-        self.timer.start(15)
-
-    def post(self, fn: Callable, *args) -> None:
-        self._pending.put((fn, args))
-
-    def drain(self) -> None:
-        while True:
-            try:
-                fn, args = self._pending.get_nowait()
-            except queue.Empty:
-                return
-            fn(*args)
-
-
-class MixCommand(QUndoCommand):
-    """A mixer edit. Consecutive moves of the same control merge into one undo step."""
-
-    def __init__(self, window: "MainWindow", text: str, control: str, before: Mix, after: Mix):
-        super().__init__(text)
-        self.window, self.control, self.before, self.after = window, control, before, after
-
-    def id(self) -> int:
-        return hash(self.control) & 0x7FFFFFFF
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, MixCommand) or other.control != self.control or self.control in ("preset",):
-            return False
-        self.after = other.after
-        return True
-
-    def redo(self) -> None:
-        self.window.apply_mix(self.after)
-
-    def undo(self) -> None:
-        self.window.apply_mix(self.before)
-
-
-class LoopCommand(QUndoCommand):
-    def __init__(self, window: "MainWindow", before, after):
-        super().__init__("Set loop region" if after else "Clear loop region")
-        self.window, self.before, self.after = window, before, after
-
-    def redo(self) -> None:
-        self.window.set_loop(self.after)
-
-    def undo(self) -> None:
-        self.window.set_loop(self.before)
 
 
 class MainWindow(QMainWindow):
