@@ -1,3 +1,3 @@
 """StemDesk: split finished songs into stems that null-sum back to the original."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,0 +1,1 @@
+"""The desktop app (PySide6): views and wiring over the session layer; the only package that imports Qt."""

@@ -1,0 +1,1 @@
+"""What leaves StemDesk: stems writers, the null check and its certificate, remix renders and DAW sessions."""
