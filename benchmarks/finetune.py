@@ -38,7 +38,7 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
     from stemdesk.training.dataset import SOURCES, discover, read_song
-    from stemdesk.training.train import separate_song
+    from stemdesk.training.validation import separate_song
 
     estimator, _ = load_estimator(model)
     song = read_song(next(s for s in discover(data) if s.name == song_name), mixture=False).to_song([True] * len(SOURCES))

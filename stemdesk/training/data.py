@@ -57,6 +57,26 @@ class Song:
         return start, start + n
 
 
+def source_map(estimator_sources: Sequence[str], data_sources: Sequence[str]) -> list[list[int]]:
+    """For each source the estimator separates, the data stems that add up to it. "accompaniment" (or any name
+    missing from the data when the estimator's first source is) is everything but the estimator's other sources."""
+    mapping = []
+    for name in estimator_sources:
+        if name in data_sources:
+            mapping.append([data_sources.index(name)])
+        elif name == "accompaniment":
+            others = {data_sources.index(s) for s in estimator_sources if s in data_sources}
+            mapping.append([i for i in range(len(data_sources)) if i not in others])
+        else:
+            raise ValueError(f"the training data has no stem for {name!r} (it has {', '.join(data_sources)})")
+    return mapping
+
+
+def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
+    """stems (..., data_sources, channels, length) → (..., estimator_sources, channels, length)."""
+    return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
+
+
 class Sampler:
     """Draws training batches of stems (batch, sources, channels, length).
 

@@ -25,10 +25,11 @@ from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
 from stemdesk.io.process import limit_threads, process_threads
 
-from .data import Song
+from .data import Song, regroup, source_map
 from .dataset import SOURCES, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
-from .train import TrainConfig, Trainer, evaluate, export_model, regroup, separate_song, source_map
+from .train import TrainConfig, Trainer, export_model
+from .validation import Validator, separate_song
 
 
 def runs_dir() -> Path:
@@ -82,8 +83,9 @@ def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], 
 def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
     """uSDR on whole validation songs and BSS Eval v4 on each song's loudest-vocal 20 seconds, per system."""
     card: dict = {}
+    validator = Validator(songs, SOURCES)
     for label, estimator in estimators.items():
-        result = evaluate(estimator, songs, list(SOURCES))
+        result = validator.score(estimator)
         bss: dict[str, list] = {}
         separator = Separator(estimator)
         mapping = source_map(estimator.sources, SOURCES)
