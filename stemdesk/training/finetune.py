@@ -182,8 +182,8 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
                       init_state=load_state(base_card))
     started = time.monotonic()
-    # the score card separates the validation songs twice more (base and tune) and scores BSS windows: measured
-    # at 3.6 validation rounds on the CC0 songs
+    # the score card separates the validation songs twice more (base and tune) and scores BSS windows, which
+    # takes a few validation rounds (docs/fine-tuning.md, "The time budget"): the loop leaves room for four
     trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel,
                 finish_by=job_started + request.minutes * 60, validations_after=4.0)
     if trainer.rank != 0:
