@@ -44,7 +44,7 @@ from stemdesk.core.masks import ratio_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT  # noqa: E402
 from stemdesk.io.model_store import load_estimator, read_card  # noqa: E402
-from stemdesk.training.data import load_songs  # noqa: E402
+from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import CASCADE, DATA, LITE, SOURCES, split  # noqa: E402
 
 STEMS = ("drums", "bass", "other", "vocals", "accompaniment")

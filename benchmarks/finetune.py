@@ -37,12 +37,11 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
 
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
-    from stemdesk.training.dataset import discover
-    from stemdesk.training.finetune import load_song_files
-    from stemdesk.training.train import separate_song
+    from stemdesk.training.dataset import SOURCES, discover, read_song
+    from stemdesk.training.validation import separate_song
 
     estimator, _ = load_estimator(model)
-    song = load_song_files(next(s for s in discover(data) if s.name == song_name))
+    song = read_song(next(s for s in discover(data) if s.name == song_name), mixture=False).to_song([True] * len(SOURCES))
     stems = song.audio()
     rate = song.sample_rate
     estimate = separate_song(Separator(estimator), stems.sum(0), rate)

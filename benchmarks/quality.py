@@ -32,9 +32,9 @@ import reproduction  # noqa: E402
 from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.model_store import load_estimator  # noqa: E402
-from stemdesk.training.data import load_songs  # noqa: E402
+from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
-from stemdesk.training.train import separate_song  # noqa: E402
+from stemdesk.training.validation import separate_song  # noqa: E402
 
 DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,stemdesk-4stem-lite,spleeter-2stem,tiny-4stem"
 

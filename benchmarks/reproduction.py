@@ -40,7 +40,7 @@ from stemdesk.core.postprocess import oracle_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT, STFTConfig  # noqa: E402
 from stemdesk.io.model_store import find_model, load_estimator, user_models_dir  # noqa: E402
-from stemdesk.training.data import load_songs  # noqa: E402
+from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
 from stemdesk.training.metrics import bss_eval_v4  # noqa: E402
 from stemdesk.training.train import TrainConfig, Trainer, export_model, regroup, source_map  # noqa: E402

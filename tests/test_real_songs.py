@@ -56,7 +56,7 @@ def test_default_model_beats_an_equal_split_on_songs_it_never_saw():
     from stemdesk.core.chunker import Chunker
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
-    from stemdesk.training.data import load_songs
+    from stemdesk.training.dataset import load_songs
     from stemdesk.training.default_models import split
 
     torch.set_num_threads(1)

@@ -29,8 +29,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import soundfile as sf
-
+from stemdesk.core.errors import AudioError
+from stemdesk.io.audio import probe
 from stemdesk.io.model_store import find_model, sha256_file
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
@@ -120,8 +120,8 @@ def write_manifest(cache: Path) -> list[dict]:
             row = previous.get(relative)
             if row is None:
                 try:
-                    seconds = sf.info(str(path)).duration
-                except (RuntimeError, sf.LibsndfileError) as error:
+                    seconds = probe(path).seconds
+                except AudioError as error:
                     print(f"skipped {relative}: {error}", flush=True)
                     continue
                 row = {"path": relative, "package": package_dir.name, "deb": deb,

@@ -1,10 +1,9 @@
-"""Multitrack songs for training: folders of stems, held in memory as int16 to keep 35 minutes under 1 GB."""
+"""Multitrack songs for training, held in memory as int16 to keep 35 minutes under 1 GB, and the sampler that draws
+augmented batches from them. Songs are read from files by `stemdesk.training.dataset`."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -13,7 +12,6 @@ from torch import Tensor
 
 from stemdesk.core import augment
 from stemdesk.core.errors import StemDeskError
-from stemdesk.io.audio import AUDIO_SUFFIXES_READ, read
 
 
 @dataclass
@@ -59,42 +57,24 @@ class Song:
         return start, start + n
 
 
-def _find_stem(folder: Path, source: str) -> Path | None:
-    for suffix in AUDIO_SUFFIXES_READ:
-        path = folder / f"{source}{suffix}"
-        if path.is_file():
-            return path
-    return None
+def source_map(estimator_sources: Sequence[str], data_sources: Sequence[str]) -> list[list[int]]:
+    """For each source the estimator separates, the data stems that add up to it. "accompaniment" (or any name
+    missing from the data when the estimator's first source is) is everything but the estimator's other sources."""
+    mapping = []
+    for name in estimator_sources:
+        if name in data_sources:
+            mapping.append([data_sources.index(name)])
+        elif name == "accompaniment":
+            others = {data_sources.index(s) for s in estimator_sources if s in data_sources}
+            mapping.append([i for i in range(len(data_sources)) if i not in others])
+        else:
+            raise ValueError(f"the training data has no stem for {name!r} (it has {', '.join(data_sources)})")
+    return mapping
 
 
-def load_song(folder: Path, sources: Sequence[str]) -> Song:
-    """A MUSDB-style folder ``<song>/<source>.<ext>``; meta.json's ``has_separate_bass: false`` marks bass and
-    other unusable as separate targets."""
-    stems, rate = [], None
-    for source in sources:
-        path = _find_stem(folder, source)
-        if path is None:
-            raise FileNotFoundError(f'{folder} has no stem for "{source}"')
-        audio, sr = read(path)
-        if audio.shape[0] == 1:
-            audio = np.repeat(audio, 2, axis=0)
-        if rate is not None and sr != rate:
-            raise ValueError(f"{folder}: stems have different sample rates")
-        rate = sr
-        stems.append(audio[:2])
-    length = min(s.shape[-1] for s in stems)
-    data = np.stack([s[:, :length] for s in stems])
-    usable = [True] * len(sources)
-    meta = folder / "meta.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("has_separate_bass") is False:
-        for name in ("bass", "other"):
-            if name in sources:
-                usable[list(sources).index(name)] = False
-    return Song.from_float(folder.name, data, usable, rate)
-
-
-def load_songs(folders: Sequence[Path], sources: Sequence[str]) -> list[Song]:
-    return [load_song(folder, sources) for folder in folders]
+def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
+    """stems (..., data_sources, channels, length) → (..., estimator_sources, channels, length)."""
+    return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
 
 
 class Sampler:

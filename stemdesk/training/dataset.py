@@ -6,7 +6,8 @@ Layouts
   (``{"vocals": ["Lead Vox*", "BGV*"], "drums": ["Kick*", "Snare*", "OH*"]}``); unmapped stems go to "other".
 - A CSV list with columns ``song,source,path`` (paths relative to the CSV; ``source`` may be "mixture").
 
-`check_dataset` reads every song and reports, per song, what is wrong (sample rates or lengths that disagree, stems
+`read_song` is the one loader: it decodes each file of a song once; `load_checked` checks the decoded audio and keeps
+it as a `Song`, so a fine-tune reads each song once. `check_dataset` reads every song and reports, per song, what is wrong (sample rates or lengths that disagree, stems
 out of time with the mixture, a printed mixture that is not the sum of its stems, clipping, silent stems, duplicate
 songs, unmapped stems). Songs with errors are excluded with the reason; warnings are reported and kept.
 """
@@ -26,8 +27,12 @@ import numpy as np
 from stemdesk.core.errors import StemDeskError
 from stemdesk.io.audio import AUDIO_SUFFIXES_READ, probe, read
 
+from .data import Song
+
 SOURCES = ("vocals", "drums", "bass", "other")
 MUSDB_NAMES = {"mixture", *SOURCES}
+# Below this RMS a stem is near-silent: reported, and not a target to learn from (a bass line inside "other").
+SILENT_RMS = 1e-3
 
 
 @dataclass
@@ -38,6 +43,81 @@ class SongFiles:
     stems: dict[str, list[Path]]
     mixture: Path | None = None
     unmapped: list[str] = field(default_factory=list)   # file names sent to "other" for want of a pattern
+
+
+@dataclass
+class SongAudio:
+    """One song decoded from its files: for each source that has files, their sum as float32 (2, length), cut to
+    the shortest stem; the printed mixture (2, n) when the song has one."""
+
+    name: str
+    stems: dict[str, np.ndarray]
+    mixture: np.ndarray | None
+    sample_rate: int
+
+    @property
+    def length(self) -> int:
+        return next(iter(self.stems.values())).shape[-1]
+
+    def to_song(self, usable: Sequence[bool], sources: Sequence[str] = SOURCES) -> Song:
+        """The in-memory training song (int16), in ``sources`` order; a source without files is silent."""
+        silence = np.zeros((2, self.length), np.float32)
+        return Song.from_float(self.name, np.stack([self.stems.get(s, silence) for s in sources]), usable,
+                               self.sample_rate)
+
+
+def _stereo(audio: np.ndarray) -> np.ndarray:
+    return audio[:2] if audio.shape[0] >= 2 else np.repeat(audio, 2, axis=0)
+
+
+def read_song(song: SongFiles, mixture: bool = True) -> SongAudio:
+    """Decode every file of ``song`` once (and its printed mixture, if ``mixture``). Raises StemDeskError when a
+    file cannot be read or the files' sample rates disagree."""
+    parts: dict[str, list[np.ndarray]] = {}
+    rates: dict[str, int] = {}
+    for source, paths in song.stems.items():
+        for path in paths:
+            audio, rates[path.name] = read(path)
+            parts.setdefault(source, []).append(_stereo(audio))
+    if not parts:
+        raise StemDeskError(f"{song.name}: no stems found")
+    printed = None
+    if mixture and song.mixture is not None:
+        printed, rates[song.mixture.name] = read(song.mixture)
+        printed = _stereo(printed)
+    if len(set(rates.values())) > 1:
+        raise StemDeskError(f"{song.name}: the stems' sample rates disagree: {rates}. Resample them to one rate.")
+    length = min(a.shape[-1] for arrays in parts.values() for a in arrays)
+    stems = {s: sum(a[:, :length] for a in arrays) for s, arrays in parts.items()}
+    return SongAudio(song.name, stems, printed, next(iter(rates.values())))
+
+
+def song_folder(folder: Path, sources: Sequence[str] = SOURCES) -> SongFiles:
+    """A MUSDB-style folder ``<song>/<source>.<ext>`` with every one of ``sources``; other files are ignored."""
+    stems = {}
+    for source in sources:
+        path = next((folder / f"{source}{suffix}" for suffix in AUDIO_SUFFIXES_READ
+                     if (folder / f"{source}{suffix}").is_file()), None)
+        if path is None:
+            raise FileNotFoundError(f'{folder} has no stem for "{source}"')
+        stems[source] = [path]
+    return SongFiles(folder.name, stems)
+
+
+def load_songs(folders: Sequence[Path], sources: Sequence[str] = SOURCES) -> list[Song]:
+    """MUSDB-style song folders (see `song_folder`) as training songs. Every stem counts as a target, silent or
+    not (an excerpt without vocals teaches silence), except where meta.json's ``has_separate_bass: false`` says the
+    bass line is inside "other": then neither bass nor other is a target alone."""
+    songs = []
+    for folder in folders:
+        usable = [True] * len(sources)
+        meta = folder / "meta.json"
+        if meta.is_file() and json.loads(meta.read_text()).get("has_separate_bass") is False:
+            for name in ("bass", "other"):
+                if name in sources:
+                    usable[list(sources).index(name)] = False
+        songs.append(read_song(song_folder(folder, sources), mixture=False).to_song(usable, sources))
+    return songs
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -154,17 +234,19 @@ def _fingerprint(mix: np.ndarray, rate: int) -> np.ndarray:
     return np.log(env)
 
 
-def check_song(song: SongFiles) -> tuple[SongReport, dict[str, np.ndarray] | None, int | None]:
+def check_song(song: SongFiles) -> tuple[SongReport, SongAudio | None, dict[str, float]]:
+    """What is wrong with one song, its audio (None when it could not be read whole; each file is read once) and
+    each stem's RMS."""
     report = SongReport(song.name)
     present = {s: paths for s, paths in song.stems.items() if paths}
     if not present:
         report.errors.append("no stems found")
         report.ok = False
-        return report, None, None
+        return report, None, {}
     if song.unmapped:
         report.warnings.append(f"unmapped stems sent to other: {', '.join(song.unmapped)}")
-    audio: dict[str, np.ndarray] = {}
     rates, lengths = {}, {}
+    # Headers first: disagreeing rates or lengths are reported without decoding anything.
     try:
         for source, paths in present.items():
             for path in paths:
@@ -176,7 +258,7 @@ def check_song(song: SongFiles) -> tuple[SongReport, dict[str, np.ndarray] | Non
     except StemDeskError as error:
         report.errors.append(str(error))
         report.ok = False
-        return report, None, None
+        return report, None, {}
     if len(set(rates.values())) > 1:
         report.errors.append(f"sample rates disagree: {rates}")
     if len(set(lengths.values())) > 1:
@@ -186,39 +268,34 @@ def check_song(song: SongFiles) -> tuple[SongReport, dict[str, np.ndarray] | Non
         (report.errors if longest - shortest > rate // 100 else report.warnings).append(message)
     if report.errors:
         report.ok = False
-        return report, None, None
-    rate = next(iter(rates.values()))
-    length = min(lengths.values())
-    for source, paths in present.items():
-        total = None
-        for path in paths:
-            data, _ = read(path)
-            data = data[:2] if data.shape[0] >= 2 else np.repeat(data, 2, axis=0)
-            total = data[:, :length] if total is None else total + data[:, :length]
-        audio[source] = total
-    for source in SOURCES:
-        audio.setdefault(source, np.zeros((2, length), dtype=np.float32))
-    summed = sum(audio.values())
-    silent = set()
-    for source, paths in present.items():
-        rms = float(np.sqrt(np.mean(np.square(audio[source]))))
-        if rms < 1e-3:
-            silent.add(source)
-            report.warnings.append(f"{source} is near-silent ({20 * math.log10(max(rms, 1e-10)):.0f} dBFS)")
-        clipped = int(np.sum(np.abs(audio[source]) >= 0.999))
+        return report, None, {}
+    try:
+        audio = read_song(song)
+    except StemDeskError as error:
+        report.errors.append(str(error))
+        report.ok = False
+        return report, None, {}
+    rate = audio.sample_rate
+    summed = sum(audio.stems.values())
+    rms = {source: float(np.sqrt(np.mean(np.square(stem)))) for source, stem in audio.stems.items()}
+    for source, stem in audio.stems.items():
+        if rms[source] < SILENT_RMS:
+            report.warnings.append(f"{source} is near-silent ({20 * math.log10(max(rms[source], 1e-10)):.0f} dBFS)")
+        clipped = int(np.sum(np.abs(stem) >= 0.999))
         if clipped > rate // 100:
             report.warnings.append(f"{source} clips on {clipped} samples")
-    if song.mixture is not None:
-        mixture, _ = read(song.mixture)
-        mixture = mixture[:2] if mixture.shape[0] >= 2 else np.repeat(mixture, 2, axis=0)
-        mixture = mixture[:, :length]
-        for source in set(present) - silent:  # a silent stem has no lag to measure
+    if audio.mixture is not None:
+        n = min(audio.length, audio.mixture.shape[-1])
+        mixture, stems_sum = audio.mixture[:, :n], summed[:, :n]
+        for source, stem in audio.stems.items():
+            if rms[source] < SILENT_RMS:      # a silent stem has no lag to measure
+                continue
             # against what the mixture leaves for this stem (the mixture minus the others): that is the stem
             # itself when all is well, so the peak is sharp at 0 however much the stems resemble each other
-            lag = _lag(mixture - summed + audio[source], audio[source], rate)
+            lag = _lag(mixture - stems_sum + stem[:, :n], stem[:, :n], rate)
             if abs(lag) > 1:
                 report.errors.append(f"{source} is out of time with the mixture by {lag / rate * 1000:.1f} ms")
-        residual = float(np.mean(np.square(mixture - summed)))
+        residual = float(np.mean(np.square(mixture - stems_sum)))
         ratio = _db(residual / max(float(np.mean(np.square(mixture))), 1e-20))
         report.facts["mixture_minus_stems_db"] = ratio
         if ratio > -30:
@@ -227,22 +304,27 @@ def check_song(song: SongFiles) -> tuple[SongReport, dict[str, np.ndarray] | Non
                                  "to train on the sum of the stems.")
         elif ratio > -60:
             report.warnings.append(f"the printed mixture differs from the sum of the stems by {ratio} dB")
+        audio.mixture = None          # checked; training sums the stems
     clipped = int(np.sum(np.abs(summed) >= 1.0))
     if clipped > rate // 100:
         report.warnings.append(f"the sum of the stems clips on {clipped} samples")
-    report.facts.update({"sample_rate": rate, "seconds": round(length / rate, 2),
+    report.facts.update({"sample_rate": rate, "seconds": round(min(lengths.values()) / rate, 2),
                          "stems": {s: [p.name for p in paths] for s, paths in present.items()}})
     report.ok = not report.errors
-    return report, audio, rate
+    return report, audio, rms
 
 
-def check_dataset(songs: Sequence[SongFiles]) -> dict:
-    """Check every song; returns {"songs": [reports], "excluded": {name: reasons}, "ok": [names]}."""
-    reports, prints = [], {}
+def load_checked(songs: Sequence[SongFiles], keep: bool = True) -> tuple[dict, dict[str, Song]]:
+    """Check every song (see `check_dataset`, whose report this returns) and, with ``keep``, hold each usable one
+    in memory as a training `Song`, so each file is decoded once. A source is a target where it has files and is
+    not near-silent (a bass line recorded inside "other" leaves the bass stem silent)."""
+    reports, prints, loaded = [], {}, {}
     for song in songs:
-        report, audio, rate = check_song(song)
+        report, audio, rms = check_song(song)
         if audio is not None:
-            prints[song.name] = _fingerprint(sum(audio.values()), rate)
+            prints[song.name] = _fingerprint(sum(audio.stems.values()), audio.sample_rate)
+            if keep and report.ok:
+                loaded[song.name] = audio.to_song([rms.get(s, 0.0) >= SILENT_RMS for s in SOURCES])
         reports.append(report)
     names = list(prints)
     for i, a in enumerate(names):
@@ -255,9 +337,16 @@ def check_dataset(songs: Sequence[SongFiles]) -> dict:
                 report = next(r for r in reports if r.name == a)
                 report.errors.append(f"duplicate of {b}")
                 report.ok = False
-    return {"ok": [r.name for r in reports if r.ok],
-            "excluded": {r.name: r.errors for r in reports if not r.ok},
-            "songs": [asdict(r) for r in reports]}
+                loaded.pop(a, None)
+    result = {"ok": [r.name for r in reports if r.ok],
+              "excluded": {r.name: r.errors for r in reports if not r.ok},
+              "songs": [asdict(r) for r in reports]}
+    return result, loaded
+
+
+def check_dataset(songs: Sequence[SongFiles]) -> dict:
+    """Check every song; returns {"songs": [reports], "excluded": {name: reasons}, "ok": [names]}."""
+    return load_checked(songs, keep=False)[0]
 
 
 def describe(result: dict) -> str:

@@ -26,7 +26,7 @@ import torch
 
 from stemdesk.io.model_store import load_estimator, read_card, save_variant
 
-from .data import load_songs
+from .dataset import load_songs
 from .model_card import render
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model

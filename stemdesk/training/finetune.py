@@ -22,34 +22,18 @@ from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_write_bytes
-from stemdesk.io.audio import read
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
 from stemdesk.io.process import limit_threads, process_threads
 
-from .data import Song
-from .dataset import SOURCES, SongFiles, check_dataset, describe, discover, read_mapping
+from .data import Song, regroup, source_map
+from .dataset import SOURCES, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
-from .train import TrainConfig, Trainer, evaluate, export_model, regroup, separate_song, source_map
+from .train import TrainConfig, Trainer, export_model
+from .validation import Validator, separate_song
 
 
 def runs_dir() -> Path:
     return Path(platformdirs.user_data_dir("stemdesk", appauthor=False)) / "runs"
-
-
-def load_song_files(song: SongFiles) -> Song:
-    """Sum each source's files into one stereo stem; int16 in memory like the shipped-model trainer."""
-    parts: dict[str, list[np.ndarray]] = {}
-    rate = None
-    for source in SOURCES:
-        for path in song.stems.get(source, []):
-            audio, rate = read(path)
-            parts.setdefault(source, []).append(audio[:2] if audio.shape[0] >= 2 else np.repeat(audio, 2, axis=0))
-    length = min(a.shape[1] for arrays in parts.values() for a in arrays)
-    summed = {s: sum(a[:, :length] for a in arrays) for s, arrays in parts.items()}
-    stems = np.stack([summed.get(s, np.zeros((2, length), np.float32)) for s in SOURCES])
-    # A missing or near-silent stem (a bass line recorded inside "other") is not a target to learn from.
-    usable = tuple(s in summed and float(np.sqrt(np.mean(np.square(summed[s])))) >= 1e-3 for s in SOURCES)
-    return Song.from_float(song.name, stems, usable, rate)
 
 
 @dataclass
@@ -99,8 +83,9 @@ def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], 
 def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
     """uSDR on whole validation songs and BSS Eval v4 on each song's loudest-vocal 20 seconds, per system."""
     card: dict = {}
+    validator = Validator(songs, SOURCES)
     for label, estimator in estimators.items():
-        result = evaluate(estimator, songs, list(SOURCES))
+        result = validator.score(estimator)
         bss: dict[str, list] = {}
         separator = Separator(estimator)
         mapping = source_map(estimator.sources, SOURCES)
@@ -158,15 +143,13 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     songs = discover(request.data, read_mapping(request.mapping))
     if not songs:
         raise StemDeskError(f'No songs found in "{request.data}". Put one folder per song with its stems inside.')
-    report = check_dataset(songs)
+    report, loaded = load_checked(songs)            # each song is decoded once, for the checks and for training
     atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
     atomic_write_bytes(run / "data-report.txt", describe(report).encode())
-    usable = [s for s in songs if s.name in report["ok"]]
-    if len(usable) < 2:
-        raise StemDeskError(f"Only {len(usable)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
+    if len(loaded) < 2:
+        raise StemDeskError(f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
                             "fine-tuning needs at least two: one to train on and one to validate.")
-    train_names, valid_names = split_songs([s.name for s in usable], request.valid)
-    loaded = {s.name: load_song_files(s) for s in usable}
+    train_names, valid_names = split_songs(list(loaded), request.valid)
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
     shortest = min(song.length / song.sample_rate for song in train)
@@ -199,8 +182,8 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
                       init_state=load_state(base_card))
     started = time.monotonic()
-    # the score card separates the validation songs twice more (base and tune) and scores BSS windows: measured
-    # at 3.6 validation rounds on the CC0 songs
+    # the score card separates the validation songs twice more (base and tune) and scores BSS windows, which
+    # takes a few validation rounds (docs/fine-tuning.md, "The time budget"): the loop leaves room for four
     trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel,
                 finish_by=job_started + request.minutes * 60, validations_after=4.0)
     if trainer.rank != 0:

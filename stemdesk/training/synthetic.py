@@ -23,6 +23,7 @@ import numpy as np
 from stemdesk.io.audio import AtomicAudioWriter, read
 
 from .data import Song
+from .dataset import SongFiles, read_song
 
 SOUND_FONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
 PARTS = ("drums", "bass", "other")
@@ -170,8 +171,8 @@ def synthetic_song(seed: int, seconds: float = 30.0, rate: int = 44100) -> Song:
 
 def load_synthetic(folder: Path) -> Song:
     """A song written by `main` (drums/bass/other.wav, no vocals) as a Song with silent, unusable vocals."""
-    parts = [read(folder / f"{part}.wav") for part in PARTS]
-    return _song(folder.name, [audio for audio, _ in parts], parts[0][1])
+    audio = read_song(SongFiles(folder.name, {part: [folder / f"{part}.wav"] for part in PARTS}))
+    return audio.to_song((False, True, True, True))
 
 
 def _song(name: str, parts: list[np.ndarray], rate: int, length: int | None = None) -> Song:

@@ -1,42 +1,41 @@
 """Resumable training of any registered estimator on multitrack songs.
 
-Checkpoints hold the model, the optimiser, the sampler's random state and the log; they are written as safetensors
-plus JSON (no pickle) through a temporary file and a rename, so a kill at any moment leaves the last good one.
+The loop (`Trainer`) composes pieces with one job each: `Checkpoints` (save, load and resume the work folder
+atomically), `WeightAverage` (the moving average of the weights), `Validator` (whole validation songs through the
+real separator) and `ProcessGroup` (what the processes of a torchrun job agree on).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from stemdesk.core.cancel import CancelToken
-from stemdesk.core.chunker import DEFAULT_SEGMENT_SECONDS, Chunker
-from stemdesk.core.errors import Cancelled
 from stemdesk.core.device import resolve_device
+from stemdesk.core.errors import Cancelled
 from stemdesk.core.estimators import Estimator, build_estimator
-from stemdesk.core.masks import normalise_masks, ratio_masks
-from stemdesk.core.metrics import usdr_sums
-from stemdesk.core.separator import Separator
 from stemdesk.core.estimators.layers import InputScaler
+from stemdesk.core.masks import normalise_masks, ratio_masks
 from stemdesk.core.stft import STFT, interpolate_bins
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import save_model
 from stemdesk.io.process import limit_threads, tune_allocator
 
-from .data import Sampler, Song
+from .averaging import WeightAverage
+from .checkpoints import Checkpoint, Checkpoints
+from .data import Sampler, Song, regroup, source_map
 from .model_card import render
+from .validation import Validator
 
 
 @dataclass
@@ -109,109 +108,76 @@ def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: s
     raise ValueError(f"unknown objective {objective!r}")
 
 
-def source_map(estimator_sources: Sequence[str], data_sources: Sequence[str]) -> list[list[int]]:
-    """For each source the estimator separates, the data stems that add up to it. "accompaniment" (or any name
-    missing from the data when the estimator's first source is) is everything but the estimator's other sources."""
-    mapping = []
-    for name in estimator_sources:
-        if name in data_sources:
-            mapping.append([data_sources.index(name)])
-        elif name == "accompaniment":
-            others = {data_sources.index(s) for s in estimator_sources if s in data_sources}
-            mapping.append([i for i in range(len(data_sources)) if i not in others])
-        else:
-            raise ValueError(f"the training data has no stem for {name!r} (it has {', '.join(data_sources)})")
-    return mapping
+class ProcessGroup:
+    """This process's place in a torchrun job, and the collective steps the loop needs; for a plain single process
+    (rank 0 of 1) each step is the identity."""
 
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = 0
+        if self.world > 1:
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
-def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
-    """stems (..., data_sources, channels, length) → (..., estimator_sources, channels, length)."""
-    return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
+    def agree(self, flag: bool) -> bool:
+        """True on every process if it is true on any (so all processes stop, or skip, together)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
 
+    def mean(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world
 
-def separate_song(separator: Separator, mix: Tensor, rate: int,
-                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> Tensor:
-    """A whole song (channels, length) through the real separator in overlapping segments, as at inference."""
-    return Chunker(lambda x: separator(x, rate).stems, **separator.chunking(rate, segment_seconds, 1.0)).run(mix)
+    def gather(self, tensor: Tensor) -> list[Tensor]:
+        if self.world == 1:
+            return [tensor]
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        dist.all_gather(parts, tensor)
+        return parts
 
+    def share(self, values: list) -> list:
+        """Rank 0's ``values`` on every process."""
+        if self.world == 1:
+            return values
+        dist.broadcast_object_list(values, src=0)
+        return values
 
-def evaluate(estimator: Estimator, songs: Sequence[Song], data_sources: Sequence[str],
-             segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> dict[str, Any]:
-    """uSDR per song and source on whole songs through the real separator and chunker."""
-    device = next(estimator.parameters(), torch.empty(0)).device   # validate where the model trains
-    separator = Separator(estimator, device)
-    mapping = source_map(estimator.sources, data_sources)
-    scores: dict[str, dict[str, float]] = {}
-    for song in songs:
-        audio = regroup(song.audio(), mapping)                 # (sources, channels, length)
-        mix = audio.sum(0)
-        rate = song.sample_rate
-        # streamed: each finished block of stems is scored and dropped, so a long song's estimate is never whole
-        chunker = Chunker(lambda x: separator(x, rate).stems, **separator.chunking(rate, segment_seconds, 1.0))
-        num = den = 0.0
-        at = 0
-        for block in chunker.stream([mix], total=mix.shape[-1]):
-            n = block.shape[-1]
-            block_num, block_den = usdr_sums(audio[..., at:at + n], block)
-            num, den, at = num + block_num, den + block_den, at + n
-        values = 10 * torch.log10((num + 1e-8) / (den + 1e-8))
-        usable = [all(song.usable[i] for i in idx) for idx in mapping]
-        scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, usable) if ok}
-    summary = {}
-    for source in estimator.sources:
-        vals = sorted(v[source] for v in scores.values() if source in v)
-        if vals:
-            summary[source] = vals[len(vals) // 2] if len(vals) % 2 else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
-    return {"median": summary, "songs": scores}
-
-
-def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], dict]:
-    tensors, meta = {}, {"param_groups": state["param_groups"], "keys": {}}
-    for index, values in state["state"].items():
-        for name, value in values.items():
-            key = f"opt.{index}.{name}"
-            tensors[key] = value if isinstance(value, Tensor) else torch.tensor(value)
-    return tensors, meta
-
-
-def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
-    state: dict[int, dict[str, Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def distributed_context() -> tuple[int, int]:
-    """(rank, world size) under torchrun, initialising the process group once (gloo on CPU, nccl on CUDA);
-    (0, 1) for a plain single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """``model`` as the loop runs it: under torchrun every process starts from rank 0's weights and a
+        DistributedDataParallel wrapper averages the gradients at each backward."""
+        if self.world == 1:
+            return model
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, 0)
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 class Trainer:
     """Trains ``config.estimator`` on ``train`` songs and validates on ``valid`` songs (split by song).
 
-    ``workdir`` holds ``checkpoint.safetensors`` + ``checkpoint.json`` (the latest validation) and ``log.jsonl``;
-    the best state so far goes to the ``export`` callback of `run`. Calling `run` again resumes from the
-    checkpoint. ``init_state`` starts from a model's weights (fine-tuning); parameters whose names start with one
-    of ``config.freeze`` are not trained.
+    ``workdir`` holds the latest checkpoint and the log (see `Checkpoints`); the best state so far goes to the
+    ``export`` callback of `run`. Calling `run` again resumes from the checkpoint. ``init_state`` starts from a
+    model's weights (fine-tuning); parameters whose names start with one of ``config.freeze`` are not trained.
     """
 
     def __init__(self, config: TrainConfig, train: Sequence[Song], valid: Sequence[Song], workdir: Path,
                  progress: Callable[[dict], None] | None = None, init_state: dict[str, Tensor] | None = None):
         self.config = config
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.valid = list(valid)
+        self.checkpoints = Checkpoints(workdir)
+        self.workdir = self.checkpoints.workdir
+        self.validator = Validator(valid, config.data_sources)
         self.progress = progress
         torch.manual_seed(config.seed)
-        self.rank, self.world = distributed_context()
+        self.processes = ProcessGroup()
+        self.rank, self.world = self.processes.rank, self.processes.world
         if config.batch % self.world:
             raise ValueError(f"the global batch ({config.batch}) must divide by the number of processes ({self.world})")
         self.device = resolve_device(config.device)
@@ -239,64 +205,52 @@ class Trainer:
         if not trainable:
             raise ValueError(f"freezing {list(config.freeze)} leaves nothing to train")
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-        # The moving average (Polyak averaging) of the trainable weights: what validation scores and export writes.
-        self.averaged = {name: p.detach().clone() for name, p in self.estimator.named_parameters()
-                         if p.requires_grad} if config.ema > 0 else None
-        self.model: torch.nn.Module = self.estimator
-        if self.world > 1:
-            # Every process starts from rank 0's weights; DDP averages the gradients at each backward.
-            for tensor in self.estimator.state_dict().values():
-                dist.broadcast(tensor, 0)
-            self.model = torch.nn.parallel.DistributedDataParallel(
-                self.estimator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.average = WeightAverage(self.estimator, config.ema) if config.ema > 0 else None
+        self.model = self.processes.wrap(self.estimator, self.device)
         self.step = 0
         self.best = -math.inf
         self.bad_validations = 0
         self.history: list[dict] = []
+        self.validation_seconds = 0.0
+        self._deadline = time.monotonic()
+
+    @property
+    def averaged(self) -> dict[str, Tensor] | None:
+        """The averaged trainable weights by name, or None when the run keeps no average."""
+        return None if self.average is None else self.average.values
+
+    def averaged_weights(self) -> AbstractContextManager[None]:
+        """A context in which the estimator holds the averaged weights (its own ones outside it); without
+        averaging, a no-op."""
+        return nullcontext() if self.average is None else self.average.swapped_in()
 
     # Checkpoints ---------------------------------------------------------------------------------------------
-    def _save(self, stem: str) -> None:
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.estimator.state_dict().items()}
-        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
-        opt_tensors = {k: v.cpu().contiguous() for k, v in opt_tensors.items()}
-        tensors.update(opt_tensors)
-        for name, value in (self.averaged or {}).items():
-            tensors[f"ema.{name}"] = value.detach().cpu().contiguous()
-        for rank, state in enumerate(self._gather(self.sampler.state())):
-            tensors[f"rng.sampler.{rank}"] = state
-        tensors["rng.torch"] = torch.get_rng_state()
+    def save(self) -> None:
+        """Write a checkpoint (rank 0); every process contributes its sampler's random state."""
+        rng = {f"sampler.{rank}": state for rank, state in enumerate(self.processes.gather(self.sampler.state()))}
         if self.rank != 0:
             return
-        meta = {"step": self.step, "best": self.best, "bad_validations": self.bad_validations,
-                "optimizer": opt_meta, "config": asdict(self.config)}
-        weights, info = self.workdir / f"{stem}.safetensors", self.workdir / f"{stem}.json"
-        save_file(tensors, str(weights) + ".part")
-        info.with_suffix(".json.part").write_text(json.dumps(meta))
-        # The JSON names the step; both are renamed only when both are complete.
-        os.replace(str(weights) + ".part", weights)
-        os.replace(info.with_suffix(".json.part"), info)
+        rng["torch"] = torch.get_rng_state()
+        self.checkpoints.save(Checkpoint(
+            model=self.estimator.state_dict(), optimizer=self.optimizer.state_dict(),
+            averaged=self.averaged or {}, rng=rng,
+            meta={"step": self.step, "best": self.best, "bad_validations": self.bad_validations,
+                  "config": asdict(self.config)}))
 
     def resume(self) -> bool:
-        weights, info = self.workdir / "checkpoint.safetensors", self.workdir / "checkpoint.json"
-        if not (weights.is_file() and info.is_file()):
+        """Back to the latest checkpoint, if there is one: weights, optimiser, average, random states, counters
+        and the log up to its step."""
+        saved = self.checkpoints.load()
+        if saved is None:
             return False
-        tensors = load_file(str(weights))
-        meta = json.loads(info.read_text())
-        self.estimator.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-        if self.averaged is not None:
-            for name, value in self.averaged.items():
-                # A checkpoint from a run without averaging starts the average at its weights.
-                saved = tensors.get(f"ema.{name}", tensors[f"model.{name}"])
-                value.copy_(saved.to(value.device))
-        self.sampler.set_state(tensors.get(f"rng.sampler.{self.rank}", tensors.get("rng.sampler")))
-        torch.set_rng_state(tensors["rng.torch"])
-        self.step, self.best, self.bad_validations = meta["step"], meta["best"], meta["bad_validations"]
-        log = self.workdir / "log.jsonl"
-        if log.is_file():
-            self.history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            self.history = [h for h in self.history if h["step"] <= self.step]
-            log.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        self.estimator.load_state_dict(saved.model)
+        self.optimizer.load_state_dict(saved.optimizer)
+        if self.average is not None:
+            self.average.load(saved.averaged, fallback=saved.model)
+        self.sampler.set_state(saved.rng.get(f"sampler.{self.rank}", saved.rng.get("sampler")))
+        torch.set_rng_state(saved.rng["torch"])
+        self.step, self.best, self.bad_validations = saved.meta["step"], saved.meta["best"], saved.meta["bad_validations"]
+        self.history = self.checkpoints.history(self.step)
         return True
 
     def init_input_scaling(self, batches: int = 8) -> None:
@@ -325,7 +279,7 @@ class Trainer:
     # Loop --------------------------------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:
         self.estimator.eval()
-        result = evaluate(self.estimator, self.valid, list(self.config.data_sources))
+        result = self.validator.score(self.estimator)
         self.train_mode()
         return result
 
@@ -359,17 +313,7 @@ class Trainer:
             self.init_input_scaling()
         self.validation_seconds = 0.0
         if not resumed and config.beat_start and self.rank == 0:
-            # the bar is the model we start from: a fine-tune that never beats it exports nothing
-            validating = time.monotonic()
-            result = self.validate()
-            self.validation_seconds = time.monotonic() - validating
-            medians = result["median"]
-            self.best = sum(medians.values()) / max(1, len(medians))
-            if self.progress is not None:
-                self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best,
-                               "lr": self.config.lr, "freeze": list(self.config.freeze)})
-            if export_start and export is not None:
-                self._export(export, {"step": 0, "valid_usdr": medians, "songs": result["songs"], "seconds": 0.0})
+            self._set_the_bar(export if export_start else None)
         self.train_mode()
         deadline = time.monotonic() + config.minutes * 60
         if finish_by is not None:
@@ -378,8 +322,8 @@ class Trainer:
         losses: list[float] = []
         started = time.monotonic()
         rollbacks = 0
-        while not self._agree(time.monotonic() >= deadline or self.step >= config.max_steps
-                              or (cancel is not None and cancel.cancelled)):
+        while not self.processes.agree(time.monotonic() >= deadline or self.step >= config.max_steps
+                                       or (cancel is not None and cancel.cancelled)):
             # The sampler draws each source only from songs where it is usable, so every target counts.
             stems = regroup(self.sampler.batch(config.batch // self.world), self.mapping).to(self.device)
             loss = self.train_step(stems)
@@ -410,67 +354,30 @@ class Trainer:
         (and no step taken) when the loss or the gradients are not finite on any process."""
         loss = objective_loss(self.estimator, self.stft, stems, self.config.objective, forward=self.model)
         self.optimizer.zero_grad(set_to_none=True)
-        if not self._agree(not bool(torch.isfinite(loss))):
+        if not self.processes.agree(not bool(torch.isfinite(loss))):
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.estimator.parameters(), 5.0)
-            if not self._agree(not bool(torch.isfinite(norm))):
+            if not self.processes.agree(not bool(torch.isfinite(norm))):
                 self.optimizer.step()
-                self._update_average()
-                return self._mean(loss.item())
+                if self.average is not None:
+                    self.average.update(self.step)
+                return self.processes.mean(loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         return None
 
-    def _update_average(self) -> None:
-        """Move the averaged weights towards the new ones. The decay ramps up as (1 + t) / (10 + t) towards
-        ``config.ema``, so the first steps do not leave the average stuck at the starting weights."""
-        if self.averaged is None:
-            return
-        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
-        current = dict(self.estimator.named_parameters())
-        with torch.no_grad():
-            names = list(self.averaged)
-            torch._foreach_lerp_([self.averaged[n] for n in names], [current[n].detach() for n in names], 1 - decay)
-
-    @contextmanager
-    def averaged_weights(self) -> Iterator[None]:
-        """The estimator holds the averaged weights inside the block (its own ones outside it); without
-        averaging, a no-op."""
-        if self.averaged is None:
-            yield
-            return
-        current = dict(self.estimator.named_parameters())
-        with torch.no_grad():
-            own = {n: current[n].detach().clone() for n in self.averaged}
-            for name, value in self.averaged.items():
-                current[name].copy_(value)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, value in own.items():
-                    current[name].copy_(value)
-
-    def _agree(self, flag: bool) -> bool:
-        """True on every process if it is true on any (so all processes stop, or skip, together)."""
-        if self.world == 1:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item() > 0)
-
-    def _mean(self, value: float) -> float:
-        if self.world == 1:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(tensor)
-        return float(tensor.item()) / self.world
-
-    def _gather(self, tensor: Tensor) -> list[Tensor]:
-        if self.world == 1:
-            return [tensor]
-        parts = [torch.empty_like(tensor) for _ in range(self.world)]
-        dist.all_gather(parts, tensor)
-        return parts
+    def _set_the_bar(self, export: Callable[[Estimator, dict], None] | None) -> None:
+        """Validate the starting weights: the score a fine-tune must beat to export anything (and, with
+        ``export``, the model exported at step 0). Its duration is what `run` budgets a validation round at."""
+        validating = time.monotonic()
+        result = self.validate()
+        self.validation_seconds = time.monotonic() - validating
+        medians = result["median"]
+        self.best = sum(medians.values()) / max(1, len(medians))
+        if self.progress is not None:
+            self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best,
+                           "lr": self.config.lr, "freeze": list(self.config.freeze)})
+        if export is not None:
+            self._export(export, {"step": 0, "valid_usdr": medians, "songs": result["songs"], "seconds": 0.0})
 
     def _early_stop(self) -> bool:
         patience = self.config.early_stop
@@ -490,7 +397,7 @@ class Trainer:
 
     def _validation_round(self, losses: list[float], started: float, export) -> None:
         if self.rank != 0:
-            self._save("checkpoint")                       # contributes its sampler state to rank 0's file
+            self.save()                                    # contributes its sampler state to rank 0's file
             self._follow_rank0()
             return
         with self.averaged_weights():                     # validation scores, and export writes, the average
@@ -513,22 +420,19 @@ class Trainer:
                     group["lr"] *= 0.5
                 self.bad_validations = 0
         self.history.append(entry)
-        with open(self.workdir / "log.jsonl", "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
-        self._save("checkpoint")
+        self.checkpoints.append_log(entry)
+        self.save()
         self._follow_rank0()
         if self.progress is not None:
             left_by_steps = (self.config.max_steps - self.step) * entry["seconds"] / max(1, len(self.history))
-            left_by_time = getattr(self, "_deadline", time.monotonic()) - time.monotonic()
+            left_by_time = self._deadline - time.monotonic()
             self.progress({"stage": "train", "step": self.step, "loss": entry["loss"], "valid": medians,
                            "improved": improved, "eta_seconds": max(0.0, min(left_by_time, left_by_steps))})
 
     def _follow_rank0(self) -> None:
         """Share rank 0's validation outcome (best score, learning rate, history) with the other processes."""
-        if self.world == 1:
-            return
-        state = [self.best, self.bad_validations, self.optimizer.param_groups[0]["lr"], self.history]
-        dist.broadcast_object_list(state, src=0)
+        state = self.processes.share([self.best, self.bad_validations, self.optimizer.param_groups[0]["lr"],
+                                      self.history])
         self.best, self.bad_validations, lr, self.history = state
         for group in self.optimizer.param_groups:
             group["lr"] = lr
