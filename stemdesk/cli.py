@@ -28,6 +28,19 @@ from .mixer.mix import PRESETS
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
 
+# How the command line names the settings an error says would fix it (StemDeskError.setting).
+FLAGS = {"device": "--device", "segment_seconds": "--segment", "threads": "--threads", "start": "--start",
+         "duration": "--duration", "vocal_gate": "--vocal-gate"}
+
+
+def words(error: StemDeskError) -> str:
+    """An error as this front end says it: its message, then the flag that fixes it."""
+    text = str(error)
+    flag = FLAGS.get(error.setting or "")
+    if flag:
+        text += f" Use {flag} {error.value}." if error.value else f" Check {flag}."
+    return text
+
 
 class ProgressBar:
     """A one-line terminal progress bar fed by the core's progress callback."""
@@ -534,7 +547,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except StemDeskError as error:
         if args.debug:
             raise
-        print(f"stemdesk: {error}", file=err)
+        print(f"stemdesk: {words(error)}", file=err)
         return EXIT_ERROR
     except MemoryError:
         if args.debug:

@@ -291,3 +291,9 @@ def test_the_demo_keeps_its_song_out_of_the_stems_folder(tmp_path, monkeypatch):
     written = sorted(p.relative_to(tmp_path / "stems").as_posix() for p in (tmp_path / "stems").rglob("*"))
     assert written == [song.stem, *(f"{song.stem}/{n}" for n in sorted(
         [*(f"{s}.wav" for s in STEMS), "stemdesk-certificate.json"]))]
+
+
+def test_an_error_names_the_flag_that_fixes_it(song_file, tmp_path):
+    """The core's errors name no front end's controls; the command line adds its own flag."""
+    code, _, err = run("separate", song_file(seconds=1.0), "-o", tmp_path, "--model", TINY, "--start", "5")
+    assert code == 1 and "beyond the end" in err and err.rstrip().endswith("Check --start.")

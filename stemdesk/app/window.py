@@ -42,6 +42,20 @@ from .timeline import Lane, Timeline, spectrogram_image, to_qimage
 log = logging.getLogger("stemdesk.app")
 MAX_RECENT = 10
 
+# How the app names the settings an error says would fix it (StemDeskError.setting).
+CONTROLS = {"device": "the Device box in the toolbar", "segment_seconds": "Segment in Settings",
+            "threads": "Threads in Settings", "start": "the selection", "duration": "the selection"}
+
+
+def words(error: BaseException) -> str:
+    """An error as the app says it: its message, then the control that fixes it."""
+    text = str(error)
+    control = CONTROLS.get(getattr(error, "setting", None) or "")
+    if control:
+        value = getattr(error, "value", None)
+        text += f" Choose \u201c{value}\u201d in {control}." if value else f" Check {control}."
+    return text
+
 
 class MainWindow(QMainWindow):
     song_loaded = Signal(str)
@@ -287,7 +301,7 @@ class MainWindow(QMainWindow):
             fmt = OutputFormat.parse(self.settings["format"], self.settings["bit_depth"]
                                      if self.settings["format"] in ("wav", "flac", "aiff") else None)
         except (ValueError, StemDeskError) as error:
-            self.show_error("Cannot separate", str(error))
+            self.show_error("Cannot separate", words(error))
             return None
         return SeparateOptions(model=self.model_box.currentText(), format=fmt, device=device, start=start,
                                duration=duration, segment_seconds=float(self.settings["segment_seconds"]))
@@ -356,7 +370,7 @@ class MainWindow(QMainWindow):
         try:
             self.workspace.open_song(path, self.model_box.currentText())
         except StemDeskError as error:
-            self.show_error("Cannot open this song", str(error))
+            self.show_error("Cannot open this song", words(error))
             return False
         self.undo.clear()
         self.mixer.set_stems([], Mix())
@@ -536,7 +550,8 @@ class MainWindow(QMainWindow):
         if on_end is not None:
             on_end(job)
         if what == "failed":
-            self.show_error(f"{job.title} failed", job.error or "", job.unexpected)
+            self.show_error(f"{job.title} failed", words(job.exception) if job.exception else job.error or "",
+                            job.unexpected)
         self.job_finished.emit(job)
         if finished is not None:
             finished.emit(job)
@@ -585,7 +600,7 @@ class MainWindow(QMainWindow):
         try:
             folder = remove_model(model_id)
         except StemDeskError as error:
-            self.show_error("Cannot remove the model", str(error))
+            self.show_error("Cannot remove the model", words(error))
             return
         self.status(f"Removed {model_id} ({folder}).")
         self._models_changed()
@@ -646,7 +661,7 @@ class MainWindow(QMainWindow):
             task = tasks.export(self.workspace.stems_dir, folder / song.stem,
                                 tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)), self.project.mix, song)
         except StemDeskError as error:
-            self.show_error("Nothing exported", str(error))
+            self.show_error("Nothing exported", words(error))
             return None
         return self.run_task(task, "export", on_done=lambda made: self.status(
             "Exported: " + ", ".join(str(p) for p in made.paths), 15000))
@@ -667,7 +682,7 @@ class MainWindow(QMainWindow):
         try:
             task = tasks.bounce(self.workspace.stems_dir, self.project.mix, path, mixture=self.workspace.song)
         except StemDeskError as error:
-            self.show_error("Cannot export the mix", str(error))
+            self.show_error("Cannot export the mix", words(error))
             return None
 
         def done(result) -> None:
@@ -710,7 +725,7 @@ class MainWindow(QMainWindow):
         try:
             self.midi_port = open_input(port, self.midi, api)
         except StemDeskError as error:
-            self.show_error("Cannot use the MIDI controller", str(error))
+            self.show_error("Cannot use the MIDI controller", words(error))
             self.midi = None
             return None
         self.status(f"MIDI: listening to {port}.")
@@ -799,7 +814,7 @@ class MainWindow(QMainWindow):
         try:
             saved = self.workspace.save(path)
         except StemDeskError as error:
-            self.show_error("Cannot save the project", str(error))
+            self.show_error("Cannot save the project", words(error))
             return None
         self.undo.setClean()
         self._set_dirty(False)
@@ -818,7 +833,7 @@ class MainWindow(QMainWindow):
         try:
             project = projects.load(path)
         except StemDeskError as error:
-            self.show_error("Cannot open the project", str(error))
+            self.show_error("Cannot open the project", words(error))
             return False
         return self._use_project(project)
 
@@ -841,7 +856,7 @@ class MainWindow(QMainWindow):
             opened = self.workspace.open_project(project)
         except StemDeskError as error:
             self.show_error("The song is missing" if isinstance(error, SongMissing) else "Cannot open the project",
-                            str(error))
+                            words(error))
             return False
         if opened.stems_problem:
             self.show_error("The stems could not be used", opened.stems_problem)
@@ -885,7 +900,7 @@ class MainWindow(QMainWindow):
         try:
             project = self.workspace.recovered(newest)
         except StemDeskError as error:
-            self.show_error("Cannot recover", str(error))
+            self.show_error("Cannot recover", words(error))
             return False
         if accept is None:
             if not self.ask:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class StemDeskError(Exception):
-    """An error the user can act on. ``str(error)`` is one readable line."""
+    """An error the user can act on. ``str(error)`` is one readable line that names no front end's controls.
+
+    ``setting`` names the option that would fix it ("device", "segment_seconds", "threads", "start", "duration",
+    "vocal_gate") and ``value`` the value to choose, if there is one: each front end says it its own way (a flag on
+    the command line, a control in the app)."""
+
+    def __init__(self, message: str = "", *, setting: str | None = None, value: str | None = None):
+        super().__init__(message)
+        self.setting, self.value = setting, value
 
 
 class Cancelled(StemDeskError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..core.cancel import CancelToken
-from ..core.errors import Cancelled, StemDeskError
+from ..core.errors import Cancelled, OutOfMemory, StemDeskError
 
 log = logging.getLogger("stemdesk.jobs")
 _ids = itertools.count(1)
@@ -38,6 +38,7 @@ class Job:
     message: str = ""
     result: Any = None
     error: str | None = None                # a StemDeskError's message: show it
+    exception: BaseException | None = None  # what failed, for the front end to word (a StemDeskError's setting)
     unexpected: bool = False                # a bug: show the log file's path
     cancel_token: CancelToken = field(default_factory=CancelToken)
     started: float | None = None
@@ -124,10 +125,11 @@ class JobQueue:
             except Cancelled:
                 job.status, what = CANCELLED, "cancelled"
             except StemDeskError as error:
-                job.status, job.error, what = FAILED, str(error), "failed"
+                job.status, job.error, job.exception, what = FAILED, str(error), error, "failed"
             except MemoryError:
-                job.status, what = FAILED, "failed"
-                job.error = "Out of memory. Use a smaller segment in Settings or close other programs."
+                job.exception = OutOfMemory("Out of memory: use a smaller segment or close other programs.",
+                                            setting="segment_seconds")
+                job.status, job.error, what = FAILED, str(job.exception), "failed"
             except Exception as error:          # a bug: logged with its traceback, shown with the log's path
                 log.exception("job %s (%s) failed", job.id, job.title)
                 job.status, job.error, job.unexpected, what = FAILED, f"{type(error).__name__}: {error}", True, \

@@ -60,7 +60,7 @@ class SeparateOptions:
         steps = []
         if self.vocal_gate is not None:
             if "vocals" not in sources:
-                raise StemDeskError("--vocal-gate needs a model with a vocals stem.")
+                raise StemDeskError("The vocal gate needs a model with a vocals stem.", setting="vocal_gate")
             steps.append(EnergyGate(list(sources).index("vocals"), *self.vocal_gate))
         if self.binarise is not None:
             steps.append(Binarise(self.binarise))
@@ -85,7 +85,7 @@ def set_threads(threads: int | None) -> None:
     two cores run many times slower than one)."""
     if threads is not None:
         if threads < 1:
-            raise StemDeskError("--threads must be at least 1.")
+            raise StemDeskError("The number of threads must be at least 1.", setting="threads")
         limit_threads(threads)
 
 
@@ -118,10 +118,10 @@ class SeparationEngine:
         start = int(round(options.start * rate))
         frames = None if options.duration is None else int(round(options.duration * rate))
         if frames is not None and frames <= 0:
-            raise AudioError("--duration must be positive.")
+            raise AudioError("The duration to separate must be positive.", setting="duration")
         if start >= info.frames:
-            raise AudioError(f"--start {options.start} s is beyond the end of \"{info.path.name}\" "
-                             f"({info.seconds:.2f} s).")
+            raise AudioError(f"The start, {options.start} s, is beyond the end of \"{info.path.name}\" "
+                             f"({info.seconds:.2f} s).", setting="start")
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
         try:
             separator = Separator(self.estimator, self.device, options.postprocess(self.estimator.sources),
