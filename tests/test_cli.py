@@ -14,7 +14,7 @@ import soundfile as sf
 from stemdesk.cli import EXIT_ERROR, EXIT_NULL
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled, ModelError
-from stemdesk.export.stems import OutputFormat
+from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import find_model, load_estimator
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
 

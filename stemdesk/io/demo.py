@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from .audio import read
+from .paths import cache_dir
 
 DEMO_PACKAGE = "fretsonfire-songs-muldjord"
 DEMO_SECONDS = 60
@@ -96,9 +97,7 @@ def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed
 
 def demo_folder() -> Path:
     """Where the demo song is kept: the user's cache, never the stems folder the demo writes into."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("stemdesk", appauthor=False)) / "demo"
+    return cache_dir() / "demo"
 
 
 def make_demo(folder: Path | None = None) -> Path:
