@@ -306,3 +306,10 @@ class AtomicAudioWriter:
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None:
             self.abort()
+
+
+def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: OutputFormat) -> Path:
+    """A whole (channels, n) float array to ``path`` in ``fmt``, atomically (PCM quantised as `write_float` does)."""
+    with AtomicAudioWriter.for_format(path, sample_rate, audio.shape[0], fmt) as writer:
+        writer.write_float(audio)
+        return writer.commit()
