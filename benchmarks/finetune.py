@@ -61,7 +61,8 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
 def run_fold(args: argparse.Namespace) -> None:
     """One fold, in this process: fine-tune with --valid SONG and write what happened as JSON."""
     from stemdesk.core.errors import StemDeskError
-    from stemdesk.training.finetune import FineTuneRequest, fine_tune, runs_dir
+    from stemdesk.io.paths import runs_dir
+    from stemdesk.training.finetune import FineTuneRequest, fine_tune
 
     start: dict = {}
 

@@ -27,8 +27,9 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stemdesk.export.remix import find_stems, render_remix  # noqa: E402
-from stemdesk.export.stems import OutputFormat  # noqa: E402
+from stemdesk.export.remix import render_remix  # noqa: E402
+from stemdesk.io.formats import OutputFormat  # noqa: E402
+from stemdesk.io.stems import find_stems  # noqa: E402
 from stemdesk.mixer.mix import Mix  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cc0-efree"

@@ -20,7 +20,8 @@ from .core.chunker import DEFAULT_SEGMENT_SECONDS
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
 from .export.session import EXPORTERS
-from .export.stems import WRITE_FORMATS, OutputFormat
+from .core.device import DEVICES
+from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, WRITE_FORMATS, OutputFormat
 from .io.audio import READABLE
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
@@ -113,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     remix.add_argument("--amount", type=float, default=6.0, help="dB for the vocal-up / vocal-down presets")
     remix.add_argument("--vocals", type=float, metavar="DB", help="vocal level in dB (on top of the preset or mix)")
     remix.add_argument("-o", "--output", type=Path, required=True)
-    remix.add_argument("--format", choices=["wav", "flac", "aiff", "mp3", "ogg"],
+    remix.add_argument("--format", choices=OUTPUT_FORMATS,
                        help="default: -o's extension, else the stems' own format")
-    remix.add_argument("--bit-depth", choices=["16", "24", "32f"])
+    remix.add_argument("--bit-depth", choices=BIT_DEPTHS)
     remix.add_argument("--mixture", type=Path, help="the original song, to check that unity mixes null against it")
 
     export = commands.add_parser("export", help="write DAW sessions (and the instrumental) around stems",
@@ -136,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("input", type=Path)
     batch.add_argument("-o", "--outdir", type=Path, required=True)
     batch.add_argument("--model", default=DEFAULT_MODEL)
-    batch.add_argument("--format", default="wav", choices=["wav", "flac", "aiff", "mp3", "ogg"])
-    batch.add_argument("--bit-depth", choices=["16", "24", "32f"])
+    batch.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
+    batch.add_argument("--bit-depth", choices=BIT_DEPTHS)
     batch.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS)
     batch.add_argument("--workers", type=int, default=1, help="worker processes (or Ray actors)")
     batch.add_argument("--threads-per-worker", type=int, default=1)
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="learning rate (default: what the base model's card recommends, else 3e-4)")
     train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                        help="validate and export a moving average of the weights (e.g. 0.99); 0: the weights")
-    train.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--device", default="cpu", choices=DEVICES)
     train.add_argument("--threads", type=int,
                        help="CPU threads (default: all cores but one; under torchrun, an equal share per process)")
 
@@ -195,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see "
                                                                 "`stemdesk models`)")
-    parser.add_argument("--format", default="wav", choices=["wav", "flac", "aiff", "mp3", "ogg"])
-    parser.add_argument("--bit-depth", choices=["16", "24", "32f"], help="PCM depth or 32-bit float (default 24)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
+    parser.add_argument("--bit-depth", choices=BIT_DEPTHS, help=f"PCM depth or 32-bit float (default {DEFAULT_DEPTH})")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one, at most 8)")
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
@@ -298,7 +299,7 @@ def _mix_file(path: Path):
 
 
 def _remix(args: argparse.Namespace, out: TextIO) -> int:
-    from .export.remix import find_stems
+    from .io.stems import find_stems
     from .mixer.mix import Mix, preset
     from .session import tasks
 
@@ -346,7 +347,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
     stems = args.stems
     if len(stems) == 1 and stems[0].is_dir():
-        from .export.remix import find_stems
+        from .io.stems import find_stems
 
         stems = find_stems(stems[0]).paths
     result = null_residual(args.mix, stems, worst=args.regions)

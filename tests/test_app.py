@@ -963,3 +963,12 @@ def test_one_dark_theme_throughout(qtbot, window):
     assert luminance(window) < 0.3
     palette = window.palette()
     assert palette.color(palette.ColorRole.WindowText).lightnessF() > 0.8
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_an_error_names_the_apps_control_not_a_command_line_flag(window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=2.0))
+    window.device_box.setCurrentText("cuda")
+    assert window.separate() is None
+    title, text = window.last_error
+    assert "no CUDA GPU" in text and "\u201ccpu\u201d in the Device box" in text and "--device" not in text

@@ -14,7 +14,7 @@ import soundfile as sf
 from stemdesk.cli import EXIT_ERROR, EXIT_NULL
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled, ModelError
-from stemdesk.export.stems import OutputFormat
+from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import find_model, load_estimator
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
 
@@ -297,3 +297,9 @@ def test_an_error_names_the_flag_that_fixes_it(song_file, tmp_path):
     """The core's errors name no front end's controls; the command line adds its own flag."""
     code, _, err = run("separate", song_file(seconds=1.0), "-o", tmp_path, "--model", TINY, "--start", "5")
     assert code == 1 and "beyond the end" in err and err.rstrip().endswith("Check --start.")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_missing_gpu_names_the_flag(song_file, tmp_path):
+    code, _, err = run("separate", song_file(seconds=1.0), "-o", tmp_path, "--model", TINY, "--device", "cuda")
+    assert code == 1 and "no CUDA GPU" in err and err.rstrip().endswith("Use --device cpu.")

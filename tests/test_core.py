@@ -157,8 +157,9 @@ def test_out_of_memory_at_the_smallest_segment_says_what_to_do():
     def broke(segment):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    with pytest.raises(OutOfMemory, match="--device cpu"):
+    with pytest.raises(OutOfMemory, match="separate on the CPU") as raised:
         Chunker(broke, 8000, 1000, min_segment=4000).run(torch.randn(1, 9000))
+    assert (raised.value.setting, raised.value.value) == ("device", "cpu")      # each front end names the control
 
 
 def test_cancel_stops_between_segments():

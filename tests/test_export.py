@@ -8,7 +8,8 @@ import soundfile as sf
 
 from stemdesk.core.errors import AudioError
 from stemdesk.export.nullcheck import null_residual
-from stemdesk.export.stems import OutputFormat, StemsWriter, integer_stems, quantise
+from stemdesk.export.stems import StemsWriter, integer_stems
+from stemdesk.io.formats import OutputFormat, quantise
 from stemdesk.io.audio import AtomicAudioWriter
 
 from helpers import song

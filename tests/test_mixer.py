@@ -13,9 +13,11 @@ import soundfile as sf
 
 from helpers import run, song
 from stemdesk.export import certificate
-from stemdesk.export.remix import find_stems, instrumental, render_remix
+from stemdesk.export.remix import instrumental, render_remix
 from stemdesk.export.session import write_dawproject, write_rpp
-from stemdesk.export.stems import OutputFormat, StemsWriter
+from stemdesk.export.stems import StemsWriter
+from stemdesk.io.formats import OutputFormat
+from stemdesk.io.stems import find_stems, read_certificate
 from stemdesk.mixer.effects import Effect, MixError
 from stemdesk.mixer.mix import Mix, preset
 from stemdesk.mixer.render import Renderer
@@ -208,7 +210,7 @@ def test_automation_changes_the_offline_render_over_time(tmp_path):
 
 def test_certificate_is_embedded_in_each_wav_and_lists_output_hashes(tmp_path):
     mixture, folder = make_stems(tmp_path, "24")
-    cert = certificate.read(folder)
+    cert = read_certificate(folder)
     assert cert["source"]["sha256"] == certificate.sha256_file(mixture)
     for item in cert["outputs"]:
         path = folder / item["file"]
@@ -223,7 +225,7 @@ def test_separate_writes_a_certificate_with_the_null_result(tmp_path, song_file)
     code, out, _ = run("separate", path, "-o", tmp_path / "out", "--model", "tiny-4stem", "--bit-depth", "16")
     assert code == 0 and "null-sum check: bit-exact" in out
     folder = tmp_path / "out" / "song"
-    cert = certificate.read(folder)
+    cert = read_certificate(folder)
     assert cert["null"]["bit_exact"] and cert["model"]["id"] == "tiny-4stem"
     assert cert["null"]["frames"] == 3 * RATE and set(cert["null"]["energy_share"]) == set(NAMES)
     assert abs(sum(cert["null"]["energy_share"].values()) - 1) < 1e-4

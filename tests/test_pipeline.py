@@ -10,7 +10,7 @@ import torch
 
 from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
 from stemdesk.export.nullcheck import null_residual
-from stemdesk.export.stems import OutputFormat
+from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import save_model
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
 

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled, StemDeskError
-from stemdesk.export.stems import OutputFormat
+from stemdesk.io.formats import OutputFormat
 from stemdesk.jobs.separate import SeparateOptions
 from stemdesk.mixer.mix import Mix
 from stemdesk.session import project as projects

@@ -10,13 +10,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import platformdirs
+from ..io.paths import log_file
 
 log = logging.getLogger("stemdesk.app")
-
-
-def log_file() -> Path:
-    return Path(platformdirs.user_log_dir("stemdesk", appauthor=False)) / "stemdesk.log"
 
 
 def setup_logging() -> Path:

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from PySide6.QtCore import QIODevice, QObject, Signal
 from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
+from ..core.errors import AudioError
+from ..io.audio import AudioReader
 from ..mixer.mix import Mix
 from ..mixer.render import Renderer
 
@@ -33,10 +34,17 @@ class MixSource:
     def __init__(self, original: Path, stems: dict[str, Path] | None, mix: Mix, offset: int = 0):
         """stems cover the original from sample ``offset`` (an excerpt); outside them the original plays."""
         self._lock = threading.Lock()
-        self.original = sf.SoundFile(str(original))
-        self.rate, self.channels, self.frames = self.original.samplerate, self.original.channels, self.original.frames
+        self.original = AudioReader(original)
+        self.rate, self.channels, self.frames = self.original.sample_rate, self.original.channels, self.original.frames
         self.names = list(stems or {})
-        self.stems = [sf.SoundFile(str(p)) for p in (stems or {}).values()]
+        self.stems: list[AudioReader] = []
+        try:
+            for path in (stems or {}).values():
+                self.stems.append(AudioReader(path))
+        except BaseException:
+            for reader in [self.original, *self.stems]:
+                reader.close()
+            raise
         self.renderer = Renderer(mix, self.names, self.rate, self.channels) if self.stems else None
         self.offset = offset
         self.stem_frames = self.stems[0].frames if self.stems else 0
@@ -77,14 +85,14 @@ class MixSource:
 
     def _render(self, n: int) -> np.ndarray:
         self.original.seek(self.position)
-        original = self.original.read(n, dtype="float64", always_2d=True).T
+        original = self.original.read(n, "float64")
         inside = self.renderer is not None and self.offset <= self.position < self.offset + self.stem_frames
         if not inside:
             return original.astype(np.float32)
         blocks = []
         for handle in self.stems:
             handle.seek(self.position - self.offset)
-            blocks.append(handle.read(n, dtype="float64", always_2d=True).T)
+            blocks.append(handle.read(n, "float64"))
         stems = np.stack(blocks)
         if stems.shape[-1] == n and original.shape[-1] == n:
             self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
@@ -109,6 +117,7 @@ class _Device(QIODevice):
         super().__init__(parent)
         self.source = source
         self.finished = False
+        self.error: str | None = None       # why reading stopped (a damaged file), for the player to say
 
     def readData(self, maxlen: int) -> bytes:
         # bytes, never a QByteArray: PySide6 (6.11) copies only a returned `bytes` into the caller's buffer; a
@@ -118,7 +127,13 @@ class _Device(QIODevice):
         frames = min(BLOCK, maxlen // frame_bytes)
         if frames <= 0:
             return b""
-        audio = self.source.read(frames)
+        try:
+            audio = self.source.read(frames)
+        except AudioError as error:
+            # raising inside a Qt virtual would be lost (or end the process); stop and let `poll` say why
+            log.warning("playback stopped: %s", error)
+            self.error, self.finished = str(error), True
+            return bytes(frames * frame_bytes)
         if audio.shape[-1] == 0:
             self.finished = True
             return bytes(frames * frame_bytes)     # silence until the player stops
@@ -210,6 +225,8 @@ class Player(QObject):
         """Called by the UI's timer: notice a failed or finished sink. (Not a stateChanged slot: PySide6 6.11
         cannot convert that signal's QAudio::State argument for a Python slot.)"""
         if self.sink is not None and self.device is not None and self.device.finished:
+            if self.device.error:
+                self.problem.emit(f"Playback stopped: {self.device.error}")
             self.stop()
         # by name: QAudio.Error and QtAudio.Error (its newer spelling) do not compare equal in PySide6
         if self.sink is not None and self.sink.error().name not in ("NoError", "UnderrunError"):

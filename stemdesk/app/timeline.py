@@ -13,12 +13,13 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QMenu, QScrollBar, QVBoxLayout, QWidget
 
+from ..io.audio import AudioReader
+from ..io.stems import colour_of
 from ..jobs.peaks import Peaks
 
 HEADER = 110
 RULER = 26
-COLOURS = {"mix": "#b8c0cc", "vocals": "#e8a33d", "drums": "#e0625e", "bass": "#5b8def", "other": "#5cb85c",
-           "accompaniment": "#9b7fd1", "instrumental": "#9b7fd1"}
+MIX_COLOUR = "#b8c0cc"
 BACKGROUND, LANE_BG, TEXT, GRID = "#1e2126", "#272b31", "#e6e9ee", "#3a3f47"
 
 
@@ -139,7 +140,7 @@ class Canvas(QWidget):
             t += step
 
     def _paint_lane(self, painter: QPainter, lane: Lane, top: int, LANE: int) -> None:
-        colour = QColor(COLOURS.get(lane.name, "#8fa0b3"))
+        colour = QColor(MIX_COLOUR if lane.name == "mix" else colour_of(lane.name))
         painter.fillRect(QRectF(0, top, self.width(), LANE - 2), QColor(LANE_BG))
         painter.fillRect(QRectF(0, top, HEADER - 4, LANE - 2), QColor("#2f343b"))
         painter.fillRect(QRectF(0, top, 5, LANE - 2), colour)
@@ -287,25 +288,24 @@ class Timeline(QWidget):
 def spectrogram_image(path: str, max_frames: int = 3000, height: int = 160) -> np.ndarray:
     """A log-frequency, log-magnitude spectrogram of a whole file as uint8 (height, frames), bright = loud.
     Runs in a worker; the main thread only wraps the array in a QImage."""
-    import soundfile as sf
-
-    info = sf.info(path)
+    reader = AudioReader(path)
+    info = reader.info
     hop = max(512, int(np.ceil(info.frames / max_frames)))
     n_fft = 2048
     window = np.hanning(n_fft).astype(np.float32)
     columns = []
-    with sf.SoundFile(path) as handle:
+    with reader:
         position = 0
         while position < info.frames:
-            handle.seek(position)
-            block = handle.read(n_fft, dtype="float32", always_2d=True).mean(axis=1)
+            reader.seek(position)
+            block = reader.read(n_fft).mean(axis=0)
             if block.size < n_fft:
                 block = np.pad(block, (0, n_fft - block.size))
             columns.append(np.abs(np.fft.rfft(block * window)))
             position += hop
     spec = np.stack(columns, axis=1)                          # (bins, frames)
-    freqs = np.fft.rfftfreq(n_fft, 1 / info.samplerate)
-    targets = np.geomspace(30, info.samplerate / 2, height)
+    freqs = np.fft.rfftfreq(n_fft, 1 / info.sample_rate)
+    targets = np.geomspace(30, info.sample_rate / 2, height)
     rows = np.clip(np.searchsorted(freqs, targets), 1, len(freqs) - 1)
     db = 20 * np.log10(spec[rows] + 1e-7)
     db = np.clip((db - (db.max() - 70)) / 70, 0, 1) ** 1.5

@@ -20,11 +20,12 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMai
                                QPushButton, QToolBar)
 
 from .. import __version__
-from ..core.device import resolve_device
+from ..core.device import DEVICES, resolve_device
 from ..core.errors import StemDeskError
 from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, iter_blocks, probe
+from ..io.paths import log_file
 from ..io.model_store import DEFAULT_MODEL, list_models, remove_model, sha256_file
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
@@ -241,7 +242,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.model_box)
         bar.addWidget(QLabel(" Device "))
         self.device_box = QComboBox()
-        self.device_box.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device_box.addItems(list(DEVICES))
         self.device_box.setCurrentText(self.settings["device"])
         bar.addWidget(self.device_box)
         for act in (self.separate_action, self.audition_action, self.separate_selection_action):
@@ -263,8 +264,6 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, text: str, unexpected: bool = False) -> None:
         """A known error shows its message (it says what to do); an unexpected one adds the log file's path."""
         if unexpected:
-            from .main import log_file
-
             text = f"{text}\n\nThis is a bug in StemDesk. Details are in the log:\n{log_file()}"
         self.last_error = (title, text)
         log.warning("%s: %s", title, text)
@@ -293,13 +292,13 @@ class MainWindow(QMainWindow):
 
     def _separation_options(self, start: float = 0.0, duration: float | None = None):
         """The toolbar's and the settings' choices as separation options, or None after saying what is wrong."""
-        from ..export.stems import OutputFormat
+        from ..io.formats import LOSSLESS_FORMATS, OutputFormat
         from ..jobs.separate import SeparateOptions
 
         try:
             device = str(resolve_device(self.device_box.currentText()))
             fmt = OutputFormat.parse(self.settings["format"], self.settings["bit_depth"]
-                                     if self.settings["format"] in ("wav", "flac", "aiff") else None)
+                                     if self.settings["format"] in LOSSLESS_FORMATS else None)
         except (ValueError, StemDeskError) as error:
             self.show_error("Cannot separate", words(error))
             return None

@@ -161,10 +161,8 @@ class Chunker:
                 if not is_out_of_memory(error):
                     raise
                 if n // 2 < self.min_segment:
-                    raise OutOfMemory(
-                        f"The device ran out of memory even on {n} samples. Separate on the CPU (--device cpu) "
-                        "or close other programs using the GPU."
-                    ) from error
+                    raise OutOfMemory(f"The device ran out of memory even on {n} samples: separate on the CPU or "
+                                      "close other programs using the GPU.", setting="device", value="cpu") from error
                 self.device_segment = n // 2
                 _empty_device_caches()
         inner = Chunker(self.fn, self.device_segment, min(self.overlap, self.device_segment // 4), self.min_segment)

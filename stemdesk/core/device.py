@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import DeviceUnavailable
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -16,7 +18,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if name.startswith("cuda") and not cuda:
-        raise ValueError("CUDA was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise DeviceUnavailable("CUDA was requested but this machine has no CUDA GPU.", setting="device",
+                                value="cpu")
     if name == "mps" and not mps:
-        raise ValueError("MPS was requested but this machine has no Apple GPU; use --device cpu or auto")
+        raise DeviceUnavailable("MPS was requested but this machine has no Apple GPU.", setting="device",
+                                value="cpu")
     return torch.device(name)

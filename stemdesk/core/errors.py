@@ -26,6 +26,10 @@ class OutOfMemory(StemDeskError):
     """The device ran out of memory even at the smallest segment size."""
 
 
+class DeviceUnavailable(StemDeskError, ValueError):
+    """The compute device asked for is not on this machine."""
+
+
 class ModelError(StemDeskError):
     """A model is missing, unknown, corrupt or inconsistent with its card."""
 

@@ -50,14 +50,6 @@ def ratio_masks(weights: Tensor) -> Tensor:
     return masks.masked_fill_(total <= SILENT, 1.0 / weights.shape[1])
 
 
-def apply_masks(spec: Tensor, masks: Tensor) -> Tensor:
-    """spec: complex (batch, channels, bins, frames); masks: (batch, sources, channels, bins, frames).
-
-    Returns complex stems (batch, sources, channels, bins, frames).
-    """
-    return apply_mask(spec.unsqueeze(1), masks)
-
-
 def apply_mask(spec: Tensor, mask: Tensor) -> Tensor:
     """complex spec × real mask of broadcastable shapes, multiplying the real and imaginary parts directly
     (faster than promoting the mask to complex)."""

@@ -1,6 +1,7 @@
 """The null-sum certificate every export carries: what went in, what made it, and whether the stems null.
 
-It is written beside the exported files as ``stemdesk-certificate.json`` and, in WAV files, inside a LIST/INFO chunk
+It is written beside the exported files as ``stemdesk-certificate.json`` (read back with
+`stemdesk.io.stems.read_certificate`) and, in WAV files, inside a LIST/INFO chunk
 (ICMT = the certificate as JSON, ISFT = the software) that DAWs and tag editors show as the comment.
 """
 
@@ -15,11 +16,10 @@ from typing import Any, Sequence
 from .. import __version__
 from ..io.atomic import atomic_write_bytes
 from ..io.model_store import sha256_file
+from ..io.stems import CERTIFICATE, MAX_CERTIFICATE_BYTES
 
-CERTIFICATE = "stemdesk-certificate.json"
 CERTIFICATE_VERSION = 1
 SOFTWARE = f"StemDesk {__version__}"
-MAX_CERTIFICATE_BYTES = 1 << 20
 
 
 def build(kind: str, source: Path | None, settings: dict[str, Any], model: Any = None,
@@ -97,9 +97,3 @@ def write_beside(folder: Path, cert: dict, outputs: Sequence[Path], name: str = 
     full = {**cert, "outputs": [{"file": Path(p).name, "sha256": sha256_file(Path(p))} for p in outputs]}
     return atomic_write_bytes(Path(folder) / name, (json.dumps(full, indent=2) + "\n").encode("utf-8"))
 
-
-def read(folder: Path) -> dict:
-    path = Path(folder) / CERTIFICATE
-    if path.stat().st_size > MAX_CERTIFICATE_BYTES:
-        raise ValueError(f"{path} is larger than a certificate can be")
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
 
 from ..core.errors import AudioError
-from ..io.audio import probe
-from .stems import FLOAT_NULL_DBFS, quantise
+from ..io.audio import AudioReader, probe
+from ..io.formats import PCM_BITS, quantise
+from .stems import FLOAT_NULL_DBFS
 
-PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
 LOSSY = {"MPEG_LAYER_III", "VORBIS", "OPUS"}
 # Lossy stems cannot null: each encoder adds its own error, loudest at transients. The check only asks that the
 # residual's RMS be this many dB below the mixture's, which catches stems that do not belong to the mix.
@@ -102,17 +101,19 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
     region_peak = np.zeros(-(-total_frames // region))
     stem_energy = np.zeros(len(infos))
     peak, energy, mix_energy = 0.0, 0.0, 0.0
-    handles = [sf.SoundFile(str(i.path)) for i in [mix_info, *infos]]
+    readers: list[AudioReader] = []
     try:
-        handles[0].seek(start)
+        for info in [mix_info, *infos]:
+            readers.append(AudioReader(info))
+        readers[0].seek(start)
         done = 0
         while done < total_frames:
             n = min(BLOCK, total_frames - done)
-            mix_block = handles[0].read(n, dtype="float64", always_2d=True)
+            mix_block = readers[0].read(n, "float64").T
             if bits is not None:
                 total = np.zeros(mix_block.shape, dtype=np.int64)
-                for index, handle in enumerate(handles[1:]):
-                    stem = handle.read(n, dtype="int32", always_2d=True).astype(np.int64) >> (32 - bits)
+                for index, reader in enumerate(readers[1:]):
+                    stem = reader.read(n, "int32").T.astype(np.int64) >> (32 - bits)
                     if stem.shape != mix_block.shape:
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
@@ -124,8 +125,8 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
                 residual = difference / float(1 << (bits - 1))
             else:
                 total = np.zeros(mix_block.shape)
-                for index, handle in enumerate(handles[1:]):
-                    stem = handle.read(n, dtype="float64", always_2d=True)
+                for index, reader in enumerate(readers[1:]):
+                    stem = reader.read(n, "float64").T
                     if stem.shape != mix_block.shape:
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
@@ -145,8 +146,8 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
             mix_energy += _energy(mix_block)
             done += n
     finally:
-        for handle in handles:
-            handle.close()
+        for reader in readers:
+            reader.close()
     rms = math.sqrt(energy / (total_frames * mix_info.channels))
     bit_exact = bits is not None and peak == 0.0
     if bits is not None:

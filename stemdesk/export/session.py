@@ -18,13 +18,11 @@ from typing import Callable, Iterable
 from .. import __version__
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_write_bytes
+from ..io.stems import Stems, colour_of
 from ..mixer.effects import EFFECTS, Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
-from .remix import Stems
 
-COLOURS = {"vocals": "#e8a33d", "drums": "#d9534f", "bass": "#5b8def", "other": "#5cb85c",
-           "accompaniment": "#9b7fd1"}
 MAX_VOLUME = 15.85   # +24 dB, the top of StemDesk's gain range, as a linear factor
 
 
@@ -138,7 +136,7 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
     for name in stems.names:
         strip = mix.channels.get(name, Channel())
         track = ET.SubElement(structure, "Track", id=ids(), name=name, contentType="audio", loaded="true",
-                              color=COLOURS.get(name, "#999999"))
+                              color=colour_of(name))
         channel = ET.SubElement(track, "Channel", id=ids(), role="regular", audioChannels=str(stems.info.channels),
                                 destination=master_channel.get("id"), solo="true" if strip.solo else "false")
         if strip.effects:

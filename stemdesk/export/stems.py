@@ -9,70 +9,17 @@ Lossy (MP3, OGG Vorbis): floats in, no null guarantee (the encoder changes every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..core.errors import AudioError
-from ..io.audio import WRITE_FORMATS, AtomicAudioWriter
+from ..io.audio import AtomicAudioWriter
+from ..io.formats import OutputFormat, pcm_samples, quantise
 from .certificate import embed_wav, write_beside
 
 FLOAT_NULL_DBFS = -138.0
-
-
-@dataclass(frozen=True)
-class OutputFormat:
-    """``name`` is wav, flac, aiff, mp3 or ogg; ``depth`` is 16, 24, 32f, or lossy."""
-
-    name: str = "wav"
-    depth: str = "24"
-
-    @classmethod
-    def parse(cls, name: str = "wav", depth: str | None = None) -> "OutputFormat":
-        name = name.lower()
-        if name not in WRITE_FORMATS:
-            raise AudioError(f"Unknown output format {name!r}; choose one of {', '.join(WRITE_FORMATS)}.")
-        depths = WRITE_FORMATS[name][1]
-        if "lossy" in depths:
-            if depth not in (None, "lossy"):
-                raise AudioError(f"{name.upper()} is lossy and has no bit depth; leave out --bit-depth.")
-            return cls(name, "lossy")
-        depth = depth or "24"
-        if depth not in depths:
-            raise AudioError(f"{name.upper()} cannot be written at bit depth {depth}; choose one of "
-                             f"{', '.join(depths)}.")
-        return cls(name, depth)
-
-    @property
-    def extension(self) -> str:
-        return WRITE_FORMATS[self.name][2]
-
-    @property
-    def soundfile(self) -> tuple[str, str]:
-        container, subtypes, _ = WRITE_FORMATS[self.name]
-        return container, subtypes[self.depth]
-
-    @property
-    def bits(self) -> int | None:
-        """Integer bit depth for PCM formats, None for float and lossy."""
-        return int(self.depth) if self.depth in ("16", "24") else None
-
-
-def quantise(audio: np.ndarray, bits: int) -> np.ndarray:
-    """Float in [−1, 1) → integers of ``bits`` bits (int32), rounded to nearest and clipped to the range.
-
-    Inverse of libsndfile's integer → float reading (x / 2^(bits−1)), so a PCM file read as float and quantised
-    at its own depth gives back its exact samples.
-    """
-    scale = float(1 << (bits - 1))
-    # Scaling by a power of two is exact in float32 too, so float32 input need not be widened.
-    work = audio.astype(np.float64 if audio.dtype == np.float64 else np.float32, copy=True)
-    work *= scale
-    np.rint(work, out=work)
-    np.clip(work, -scale, scale - 1, out=work)
-    return work.astype(np.int32)
 
 
 def integer_stems(stems: np.ndarray, mix: np.ndarray, bits: int) -> np.ndarray:
@@ -103,10 +50,8 @@ def float_stems(stems: np.ndarray, mix: np.ndarray) -> np.ndarray:
 
 def encode_for_file(stems: np.ndarray, mix: np.ndarray, fmt: OutputFormat) -> np.ndarray:
     """The array handed to soundfile for each stem: int16 / int32 (24-bit as value << 8) / float32."""
-    if fmt.bits == 16:
-        return integer_stems(stems, mix, 16).astype(np.int16)
-    if fmt.bits == 24:
-        return (integer_stems(stems, mix, 24) << 8).astype(np.int32)
+    if fmt.bits is not None:
+        return pcm_samples(integer_stems(stems, mix, fmt.bits), fmt.bits)
     return float_stems(stems, mix)
 
 
@@ -123,11 +68,10 @@ class StemsWriter:
         self.fmt = fmt
         self.paths = [self.folder / f"{source}.{fmt.extension}" for source in sources]
         self.certificate: Path | None = None
-        container, subtype = fmt.soundfile
         self.writers: list[AtomicAudioWriter] = []
         try:
             for path in self.paths:
-                self.writers.append(AtomicAudioWriter(path, sample_rate, channels, container, subtype))
+                self.writers.append(AtomicAudioWriter.for_format(path, sample_rate, channels, fmt))
         except Exception:
             self.abort()
             raise

@@ -1,11 +1,18 @@
-"""Write files so that a reader sees the old file or the complete new one, never a partial one."""
+"""Write files so that a reader sees the old file or the complete new one, never a partial one.
+
+The one way StemDesk does it: write to a temporary beside the target (`create_temp`, `create_temp_dir`, named so a
+later run can tell a killed process's leftovers), then `publish` it over the target. `atomic_path`,
+`atomic_folder` and `atomic_write_bytes` wrap that for the usual cases; `sweep_stale` removes the leftovers.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def process_alive(pid: int) -> bool:
@@ -19,12 +26,13 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale(folder: Path) -> int:
+def sweep_stale(folder: Path, recursive: bool = False) -> int:
     """Delete temporary files and folders that a killed process left in ``folder`` (``.<name>.<pid>-<hex>.part<ext>``
-    whose process is gone). Those of running processes, and anything not named that way, are left alone."""
+    whose process is gone), and in its subfolders when ``recursive``. Those of running processes, and anything not
+    named that way, are left alone. Returns how many were removed."""
     removed = 0
     try:
-        candidates = list(Path(folder).glob(".*.part*"))
+        candidates = list(Path(folder).rglob(".*.part*") if recursive else Path(folder).glob(".*.part*"))
     except OSError:
         return 0
     for temp in candidates:
@@ -71,17 +79,49 @@ def create_temp(path: Path) -> Path:
     raise OSError(f"cannot create a temporary file in {path.parent}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file, flush it to disk, and rename it over ``path``."""
+def publish(temp: Path, path: Path) -> Path:
+    """Rename a finished temporary file over ``path`` (atomic on one file system)."""
+    os.replace(temp, path)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A new, empty temporary file beside ``path`` to write (by name, with any library); renamed over ``path`` when
+    the block ends normally, deleted when it raises (a cancel included)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = create_temp(path)
     try:
+        yield temp
+        publish(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A new, empty temporary folder beside ``path`` to fill; when the block ends normally it replaces ``path``
+    (an existing folder there is removed first), and when it raises it is deleted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = create_temp_dir(path)
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file, flush it to disk, and rename it over ``path``."""
+    with atomic_path(path) as temp:
         with open(temp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)

@@ -17,7 +17,8 @@ import numpy as np
 import soundfile as sf
 
 from ..core.errors import AudioError
-from .atomic import create_temp
+from .atomic import create_temp, publish
+from .formats import OutputFormat, pcm_samples, quantise
 
 READ_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FLAC", "MP3": "MP3",
                 "OGG": "OGG", "AIFF": "AIFF"}
@@ -117,38 +118,86 @@ def _libsndfile_reason(error: Exception) -> str:
     return text.split(":")[-1].strip().rstrip(".") or "unknown error"
 
 
+class AudioReader:
+    """Random access to one file's samples, checked as they are read: NaN or infinite samples raise an AudioError
+    (a mask network or a mixer would spread them over everything), and so does a file that ends before its header
+    says. ``source`` is a path (probed first) or an `AudioInfo` from `probe`. Use as a context manager or `close`."""
+
+    def __init__(self, source: str | os.PathLike | AudioInfo):
+        self.info = source if isinstance(source, AudioInfo) else probe(source)
+        self.position = 0
+        try:
+            self._file = sf.SoundFile(str(self.info.path))
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise AudioError(f'Cannot read "{self.info.path.name}": {_libsndfile_reason(error)}. The file may be '
+                             "damaged; export or copy it again.") from None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.info.channels
+
+    @property
+    def frames(self) -> int:
+        return self.info.frames
+
+    def seek(self, frame: int) -> None:
+        if frame != self.position:
+            self._file.seek(frame)
+            self.position = frame
+
+    def read(self, frames: int, dtype: str = "float32") -> np.ndarray:
+        """The next ``frames`` samples as (channels, n) of ``dtype``; fewer only at the end of the file. A file
+        that ends early returns what it holds, and the next read raises."""
+        info = self.info
+        want = max(0, min(frames, info.frames - self.position))
+        try:
+            data = self._file.read(want, dtype=dtype, always_2d=True)
+        except sf.LibsndfileError as error:
+            raise AudioError(f'Reading "{info.path.name}" failed at {self.position / info.sample_rate:.2f} s: '
+                             f"{_libsndfile_reason(error)}. The file may be damaged; export or copy it again.") from None
+        if want and data.shape[0] == 0:
+            raise AudioError(
+                f'"{info.path.name}" ends at {self.position / info.sample_rate:.2f} s, before the '
+                f"{info.seconds:.2f} s its header promises: the file is truncated. Export or copy it again.")
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            bad = self.position + int(np.argwhere(~np.isfinite(data))[0][0])
+            raise AudioError(
+                f'"{info.path.name}" contains NaN or infinite samples (first at {bad / info.sample_rate:.3f} s). '
+                "Re-render the file from its source; no stems were written.")
+        self.position += data.shape[0]
+        return np.ascontiguousarray(data.T)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close()
+
+
 def iter_blocks(info: AudioInfo, block: int = 1 << 18, start: int = 0, frames: int | None = None,
                 dtype: str = "float32") -> Iterator[np.ndarray]:
-    """Yield (channels, n) float blocks from ``start`` for ``frames`` samples (to the end when None).
-
-    NaN or infinite samples stop the read with an AudioError: a mask network would spread them over every stem.
-    A file that ends before its header says yields what is there and then raises.
-    """
+    """Yield (channels, n) blocks from ``start`` for ``frames`` samples (to the end when None), checked as
+    `AudioReader` checks them. A file that ends before its header says yields what is there and then raises."""
     end = info.frames if frames is None else min(info.frames, start + frames)
     if start < 0 or start >= info.frames:
         raise AudioError(f'Start {start / info.sample_rate:.2f} s is outside "{info.path.name}" '
                          f"({info.seconds:.2f} s long).")
-    position = start
-    try:
-        with sf.SoundFile(str(info.path)) as handle:
-            if start:
-                handle.seek(start)
-            while position < end:
-                data = handle.read(min(block, end - position), dtype=dtype, always_2d=True)
-                if data.shape[0] == 0:
-                    raise AudioError(
-                        f'"{info.path.name}" ends at {position / info.sample_rate:.2f} s, before the '
-                        f"{info.seconds:.2f} s its header promises: the file is truncated. Export or copy it again.")
-                if not np.isfinite(data).all():
-                    bad = position + int(np.argwhere(~np.isfinite(data))[0][0])
-                    raise AudioError(
-                        f'"{info.path.name}" contains NaN or infinite samples (first at {bad / info.sample_rate:.3f} s). '
-                        "Re-render the file from its source; no stems were written.")
-                position += data.shape[0]
-                yield np.ascontiguousarray(data.T)
-    except sf.LibsndfileError as error:
-        raise AudioError(f'Reading "{info.path.name}" failed at {position / info.sample_rate:.2f} s: '
-                         f"{_libsndfile_reason(error)}. The file may be damaged; export or copy it again.") from None
+    with AudioReader(info) as reader:
+        reader.seek(start)
+        while reader.position < end:
+            yield reader.read(min(block, end - reader.position), dtype)
+
+
+def iter_blocks_of(path: str | os.PathLike, block: int = 1 << 17, dtype: str = "float32") -> Iterator[np.ndarray]:
+    """A whole file as (channels, n) blocks, probed first (for waveform peaks and other whole-file scans)."""
+    return iter_blocks(probe(path), block=block, dtype=dtype)
 
 
 def read(path: str | os.PathLike, start: int = 0, frames: int | None = None) -> tuple[np.ndarray, int]:
@@ -160,14 +209,6 @@ def read(path: str | os.PathLike, start: int = 0, frames: int | None = None) -> 
 
 # Writing ---------------------------------------------------------------------------------------------------------
 
-WRITE_FORMATS = {
-    # name: (soundfile format, {bit depth: subtype}, extension)
-    "wav": ("WAV", {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}, "wav"),
-    "flac": ("FLAC", {"16": "PCM_16", "24": "PCM_24"}, "flac"),
-    "aiff": ("AIFF", {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}, "aiff"),
-    "mp3": ("MP3", {"lossy": "MPEG_LAYER_III"}, "mp3"),
-    "ogg": ("OGG", {"lossy": "VORBIS"}, "ogg"),
-}
 # libsndfile crashes encoding long Vorbis buffers in one call; lossy formats are written in blocks this long.
 LOSSY_BLOCK = 1 << 16
 
@@ -206,6 +247,28 @@ class AtomicAudioWriter:
             self.temp.unlink(missing_ok=True)
             raise
 
+    @classmethod
+    def for_format(cls, path: str | os.PathLike, sample_rate: int, channels: int,
+                   fmt: OutputFormat) -> "AtomicAudioWriter":
+        """A writer for ``fmt`` whose `write_float` takes float blocks and writes PCM exactly (see `quantise`)."""
+        writer = cls(path, sample_rate, channels, *fmt.soundfile)
+        writer.bits = fmt.bits
+        return writer
+
+    bits: int | None = None       # set by `for_format`: the PCM depth `write_float` quantises to
+
+    def write_float(self, block: np.ndarray) -> int:
+        """block: (channels, n) float. PCM is quantised here (rounded to nearest, clipped to full scale) rather than
+        by libsndfile, so a file read back as float and written again at its own depth is unchanged. Returns how
+        many samples were clipped (always 0 for float and lossy formats)."""
+        if self.bits is None:
+            self.write(block)
+            return 0
+        scale = float(1 << (self.bits - 1))
+        clipped = int(np.count_nonzero((block >= 1.0) | (block < -1.0 - 0.5 / scale)))
+        self.write(pcm_samples(quantise(block, self.bits), self.bits))
+        return clipped
+
     def write(self, block: np.ndarray) -> None:
         """block: (channels, n), float or int (ints are written as-is: int16 for 16-bit, int32 << 8 for 24-bit)."""
         frames = np.ascontiguousarray(block.T)
@@ -226,7 +289,7 @@ class AtomicAudioWriter:
 
     def commit(self) -> Path:
         self.close()
-        os.replace(self.temp, self.path)
+        publish(self.temp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -243,3 +306,10 @@ class AtomicAudioWriter:
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None:
             self.abort()
+
+
+def write(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: OutputFormat) -> Path:
+    """A whole (channels, n) float array to ``path`` in ``fmt``, atomically (PCM quantised as `write_float` does)."""
+    with AtomicAudioWriter.for_format(path, sample_rate, audio.shape[0], fmt) as writer:
+        writer.write_float(audio)
+        return writer.commit()

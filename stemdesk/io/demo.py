@@ -13,9 +13,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from .audio import read
+from .audio import read, write
+from .formats import OutputFormat
+from .paths import cache_dir
 
 DEMO_PACKAGE = "fretsonfire-songs-muldjord"
 DEMO_SECONDS = 60
@@ -42,8 +43,7 @@ def fetch_debian_song(target: Path, seconds: float = DEMO_SECONDS) -> Path | Non
         start = min(int(30 * rate), max(0, min(song.shape[1], guitar.shape[1]) - n))
         mix = song[:, start:start + n] + guitar[:, start:start + n]
         mix *= min(1.0, 0.95 / max(1e-9, float(np.abs(mix).max())))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(target), mix.T, rate, subtype="PCM_16")
+        write(target, mix, rate, OutputFormat("wav", "16"))
         credits = _song_credits(folder / "song.ini")
         target.with_suffix(".txt").write_text(
             f"{credits}, {n / rate:.0f} s from {start / rate:.0f} s: song.ogg + guitar.ogg from the Debian package "
@@ -89,16 +89,13 @@ def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed
     right = drums * 0.8 + bass + pad * 0.8 + voice
     mix = np.stack([left, right], axis=1)
     mix *= 0.9 / np.abs(mix).max()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(target), mix.astype(np.float32), rate, subtype="PCM_16")
+    write(target, mix.T.astype(np.float32), rate, OutputFormat("wav", "16"))
     return target
 
 
 def demo_folder() -> Path:
     """Where the demo song is kept: the user's cache, never the stems folder the demo writes into."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("stemdesk", appauthor=False)) / "demo"
+    return cache_dir() / "demo"
 
 
 def make_demo(folder: Path | None = None) -> Path:

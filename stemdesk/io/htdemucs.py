@@ -27,7 +27,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.estimators.htdemucs import HTDemucs
-from .atomic import create_temp_dir
+from .atomic import atomic_folder
 from .model_store import ModelCard, file_digest, read_card, save_model, user_models_dir
 from .onnx_reader import OnnxGraph, read_onnx
 
@@ -223,21 +223,15 @@ def install_htdemucs(target_root: Path | None = None, tarball: Path | None = Non
         del graph
         report("Writing the model", 0.85)
         final = target_root / MODEL_ID
+        staged = False
         try:
-            staging = create_temp_dir(final)     # also sweeps what a killed install left
+            with atomic_folder(final) as staging:          # also sweeps what a killed install left
+                staged = True
+                save_model(staging, MODEL_ID, model, CARD)
         except OSError as error:
-            raise ModelError(f'Cannot write to "{target_root}" ({error}); nothing was installed.') from None
-        try:
-            save_model(staging, MODEL_ID, model, CARD)
-            if final.exists():
-                shutil.rmtree(final)
-            staging.rename(final)
-        except OSError as error:
-            shutil.rmtree(staging, ignore_errors=True)
+            if not staged:
+                raise ModelError(f'Cannot write to "{target_root}" ({error}); nothing was installed.') from None
             raise ModelError(f'Writing HTDemucs to "{target_root}" failed ({error.strerror or error}). Free some '
                              "space and try again; nothing was installed.") from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     report("Installed", 1.0)
     return read_card(target_root / MODEL_ID)

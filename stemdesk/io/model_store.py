@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import platformdirs
 import torch
 from safetensors.torch import load_file, save
 
 from ..core.errors import ModelError
 from ..core.estimators import BUILTIN_ESTIMATORS, Estimator, WaveformEstimator, build_estimator
 from .atomic import atomic_write_bytes
+from .paths import models_dir as user_models_dir  # the name the model store's callers use
 
 DEFAULT_MODEL = "stemdesk-4stem"
 CARD_FIELDS = ("id", "estimator", "config", "sources", "sample_rate", "weights_sha256", "training_data", "licenses")
@@ -34,10 +34,6 @@ def shipped_models_dir() -> Path:
     if repo.is_dir():
         return repo
     return Path(sys.prefix) / "share" / "stemdesk" / "models"
-
-
-def user_models_dir() -> Path:
-    return Path(platformdirs.user_data_dir("stemdesk", appauthor=False)) / "models"
 
 
 # Folders added at run time by plugins (see stemdesk.plugins); searched after the environment's.

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from ..core.chunker import DEFAULT_SEGMENT_SECONDS
+from ..core.device import DEVICES
 from .atomic import atomic_write_bytes
+from .formats import BIT_DEPTHS, DEFAULT_DEPTH, OUTPUT_FORMATS
+from .model_store import DEFAULT_MODEL
+from .paths import config_dir, music_dir
 from .process import default_threads
 
 log = logging.getLogger("stemdesk.settings")
@@ -50,17 +52,13 @@ class Setting:
         return value
 
 
-def _documents() -> str:
-    return str(Path(platformdirs.user_music_dir()) / "StemDesk")
-
-
 SCHEMA: tuple[Setting, ...] = (
-    Setting("model", "Model", "stemdesk-4stem", help="the model new separations use"),
-    Setting("device", "Device", "auto", ("auto", "cpu", "cuda", "mps"), help="auto: CUDA, then MPS, then the CPU"),
+    Setting("model", "Model", DEFAULT_MODEL, help="the model new separations use"),
+    Setting("device", "Device", "auto", DEVICES, help="auto: CUDA, then MPS, then the CPU"),
     Setting("threads", "CPU threads", default_threads(), low=1, high=256,
             help="torch threads for separation on the CPU (leave one core for the interface)"),
-    Setting("format", "Output format", "wav", ("wav", "flac", "aiff", "mp3", "ogg")),
-    Setting("bit_depth", "Bit depth", "24", ("16", "24", "32f"), help="ignored for MP3 and OGG"),
+    Setting("format", "Output format", "wav", OUTPUT_FORMATS),
+    Setting("bit_depth", "Bit depth", DEFAULT_DEPTH, BIT_DEPTHS, help="ignored for MP3 and OGG"),
     Setting("segment_seconds", "Segment length (s)", DEFAULT_SEGMENT_SECONDS, low=5.0, high=600.0,
             help="smaller uses less memory"),
     Setting("output_folder", "Stems folder", "", kind="folder",
@@ -73,11 +71,11 @@ BY_KEY = {s.key: s for s in SCHEMA}
 
 
 def settings_path() -> Path:
-    return Path(platformdirs.user_config_dir("stemdesk")) / "settings.json"
+    return config_dir() / "settings.json"
 
 
 def default_output_folder() -> Path:
-    return Path(_documents())
+    return music_dir()
 
 
 def load(path: Path | None = None) -> dict[str, Any]:

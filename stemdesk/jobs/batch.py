@@ -24,11 +24,12 @@ from typing import Callable, Iterator, Sequence
 
 from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from ..core.errors import StemDeskError
-from ..export import certificate
-from ..export.stems import OutputFormat
+from ..io.atomic import sweep_stale
 from ..io.audio import AUDIO_SUFFIXES_READ
+from ..io.formats import OutputFormat
 from ..io.model_store import find_model, sha256_file
 from ..io.process import tune_allocator
+from ..io.stems import read_certificate
 from .separate import SeparateOptions, SeparationEngine, set_threads
 
 MANIFEST = "stemdesk-batch.jsonl"
@@ -117,7 +118,7 @@ class SongWorker:
             result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)
             # the separation's certificate already holds the input's and the outputs' hashes: read them instead
             # of hashing everything again (the null check's finding comes with the result)
-            cert = certificate.read(result.outputs[0].parent)
+            cert = read_certificate(result.outputs[0].parent)
             hashes = {item["file"]: item["sha256"] for item in cert["outputs"]}
             null = result.null
             record.update({
@@ -197,15 +198,6 @@ def already_done(record: dict | None, song: Song, weights: str, settings: BatchS
     return record.get("input_sha256") == sha256_path(song.input)
 
 
-def sweep_temporaries(outdir: Path) -> int:
-    """Delete the temporary files of interrupted writes (``.<name>.<hex>.part.<ext>``)."""
-    count = 0
-    for path in outdir.rglob(".*.part.*"):
-        path.unlink(missing_ok=True)
-        count += 1
-    return count
-
-
 Progress = Callable[[dict], None]
 
 
@@ -218,7 +210,7 @@ def run_batch(source: Path, outdir: Path, settings: BatchSettings, workers: int 
         raise StemDeskError(f'No audio files found in "{source}".')
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    sweep_temporaries(outdir)
+    sweep_stale(outdir, recursive=True)
     manifest = Manifest(outdir / MANIFEST)
     weights = find_model(settings.model).weights_sha256
     summary = BatchSummary()
@@ -247,7 +239,7 @@ def run_batch(source: Path, outdir: Path, settings: BatchSettings, workers: int 
     runner = _run_ray if ray_address else _run_local
     runner(todo, str(outdir), settings, workers, retries, report, summary,
            **({"address": ray_address, "gpus": gpus_per_worker} if ray_address else {}))
-    sweep_temporaries(outdir)
+    sweep_stale(outdir, recursive=True)
     summary.wall_seconds = time.monotonic() - started
     return summary
 

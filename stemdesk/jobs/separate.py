@@ -19,12 +19,13 @@ import torch
 from ..core.cancel import CancelToken
 from ..core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
 from ..core.device import resolve_device
-from ..core.errors import AudioError, StemDeskError
+from ..core.errors import AudioError, DeviceUnavailable, StemDeskError
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
 from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
-from ..export.stems import OutputFormat, StemsWriter
+from ..export.stems import StemsWriter
+from ..io.formats import OutputFormat
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
 from ..io.process import limit_threads
@@ -95,8 +96,10 @@ class SeparationEngine:
     def __init__(self, model: str | ModelCard = DEFAULT_MODEL, device: str = "auto"):
         try:
             self.device = resolve_device(device)
-        except ValueError as error:
-            raise StemDeskError(str(error)) from None
+        except DeviceUnavailable:
+            raise
+        except ValueError as error:                    # an unknown device name
+            raise StemDeskError(str(error), setting="device", value="auto") from None
         self.estimator, self.card = load_estimator(model)
         self.estimator.to(self.device)
 

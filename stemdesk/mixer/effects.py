@@ -45,7 +45,6 @@ class EffectSpec:
     params: dict[str, Param]
     factory: Callable[[dict[str, float]], Any]
     amount: str | None = None      # the parameter a single "amount" control (and MIDI) drives
-    tail_seconds: float = 0.0      # how long the effect rings after its input stops (reverb, delay)
 
     def defaults(self) -> dict[str, float]:
         return {name: p.default for name, p in self.params.items()}
@@ -84,7 +83,7 @@ for _spec in (
         "width": Param("", 0.0, 1.0, 1.0, "Width"),
     }, lambda p: pedalboard.Reverb(room_size=p["room_size"], damping=p["damping"],
                                    wet_level=10 ** (p["wet_db"] / 20), dry_level=10 ** (p["dry_db"] / 20),
-                                   width=p["width"]), amount="wet_db", tail_seconds=4.0),
+                                   width=p["width"]), amount="wet_db"),
     EffectSpec("compressor", "Compressor", {
         "threshold_db": Param("dB", -60.0, 0.0, -18.0, "Threshold"),
         "ratio": Param(":1", 1.0, 30.0, 4.0, "Ratio"),
@@ -115,7 +114,7 @@ for _spec in (
         "feedback": Param("", 0.0, 0.95, 0.3, "Feedback"),
         "mix": Param("", 0.0, 1.0, 0.25, "Mix"),
     }, lambda p: pedalboard.Delay(delay_seconds=p["delay_seconds"], feedback=p["feedback"], mix=p["mix"]),
-        amount="mix", tail_seconds=8.0),
+        amount="mix"),
 ):
     register_effect(_spec)
 

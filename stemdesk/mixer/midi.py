@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import platformdirs
 
 from ..io.atomic import atomic_write_bytes
+from ..io.paths import config_dir
 from .effects import MixError
 from .mix import Mix
 
@@ -26,7 +26,7 @@ MAX_MAPPINGS = 512
 
 
 def mappings_path() -> Path:
-    return Path(platformdirs.user_config_dir("stemdesk")) / "midi-mappings.json"
+    return config_dir() / "midi-mappings.json"
 
 
 @dataclass(frozen=True)

@@ -166,16 +166,6 @@ class Mix:
             else:
                 effect.params = EFFECTS[effect.kind].check({**effect.params, parts[-1]: value})
 
-    def get_control(self, control: str) -> float:
-        parts = control.split("/")
-        if parts == ["master", "gain_db"]:
-            return self.master_gain_db
-        if len(parts) == 2 and parts[0] not in ("master", "bus"):
-            return float(getattr(self.channels.get(parts[0], Channel()), parts[1]))
-        if len(parts) == 3 and parts[1] == "send":
-            return self.channels.get(parts[0], Channel()).sends.get(parts[2], GAIN_RANGE[0])
-        return float(self._lookup_effect(control).params[parts[-1]])
-
     def record(self, control: str, seconds: float, value: float) -> None:
         """Add an automation point (a fader move during playback), replacing points recorded later than it."""
         self.set_control(control, value)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_write_bytes, process_alive
+from ..io.paths import state_dir
 from ..mixer.effects import MixError
 from ..mixer.mix import Mix
 
@@ -104,7 +104,7 @@ def load(path: str | os.PathLike) -> Project:
 
 
 def autosave_folder() -> Path:
-    return Path(platformdirs.user_state_dir("stemdesk")) / "autosave"
+    return state_dir() / "autosave"
 
 
 def autosave_path(project: Project) -> Path:

@@ -20,13 +20,13 @@ import numpy as np
 
 from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
-from ..export.certificate import CERTIFICATE
-from ..export.remix import RemixResult, Stems, find_stems, instrumental as write_instrumental, render_remix
+from ..export.remix import RemixResult, instrumental as write_instrumental, render_remix
 from ..export.session import write_session
-from ..export.stems import OutputFormat
 from ..io.atomic import create_temp_dir
+from ..io.formats import OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard
+from ..io.stems import CERTIFICATE, Stems, find_stems
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix
 from ..training.finetune import FineTuneRequest as FineTune

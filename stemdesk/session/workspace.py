@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import StemDeskError
-from ..export.certificate import CERTIFICATE
 from ..export.nullcheck import NullResult
-from ..export.remix import find_stems
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, probe
+from ..io.stems import CERTIFICATE, find_stems
 from . import project as projects
 from ..jobs.separate import SeparateResult
 from ..mixer.mix import Mix

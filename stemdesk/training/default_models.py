@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from stemdesk.io.model_store import load_estimator, read_card, save_variant
+from stemdesk.io.paths import cache_dir
 
 from .dataset import load_songs
 from .model_card import render
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", choices=sorted(RECIPES) + ["stemdesk-2stem"])
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "runs")
+    parser.add_argument("--workdir", type=Path, default=cache_dir() / "runs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "models",
                         help="folder the trained model is exported into (as OUT/MODEL); default models/")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import platformdirs
 import torch
 
 from stemdesk.core.cancel import CancelToken
@@ -23,6 +22,7 @@ from stemdesk.core.estimators import Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
+from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
 
 from .data import Song, regroup, source_map
@@ -30,10 +30,6 @@ from .dataset import SOURCES, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
 from .train import TrainConfig, Trainer, export_model
 from .validation import Validator, separate_song
-
-
-def runs_dir() -> Path:
-    return Path(platformdirs.user_data_dir("stemdesk", appauthor=False)) / "runs"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Render the remix twice: once to measure it, once gained to the target and written (atomically) as 24-bit WAV."""
+"""Render the remix twice: once to measure it, once through `render_remix` gained to the target (24-bit WAV)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import numpy as np
 import pedalboard
 
 from stemdesk.core.errors import AudioError
-from stemdesk.export import certificate
-from stemdesk.export.remix import mixed_blocks
-from stemdesk.export.stems import quantise
-from stemdesk.io.audio import AtomicAudioWriter
+from stemdesk.export.remix import mixed_blocks, render_remix
+from stemdesk.io.formats import OutputFormat
 
 from .meter import LoudnessMeter
 
@@ -35,22 +33,19 @@ def write_loudness_matched(stems, mix, out: Path, tempo=None, target: float | No
     limiter = None
     if meter.peak * gain > 10 ** (CEILING_DB / 20):
         limiter = pedalboard.Pedalboard([pedalboard.Limiter(threshold_db=CEILING_DB, release_ms=100.0)])
-    path = Path(out).with_name(Path(out).name + ".loudness.wav")
     check = LoudnessMeter(rate, channels)
-    with AtomicAudioWriter(path, rate, channels, "WAV", "PCM_24") as writer:
-        for _, block in mixed_blocks(stems, mix):
-            block = (block * gain).astype(np.float32)
-            if limiter is not None:
-                block = limiter.process(block, rate, reset=False)
-            check.add(block)
-            writer.write(quantise(block, 24) << 8)
-        writer.close()
-        cert = certificate.build("loudness", None, {"mix": mix.to_dict(), "target_lufs": target,
-                                                    "measured_lufs": round(measured, 2),
-                                                    "gain_db": round(20 * np.log10(gain), 2),
-                                                    "limited": limiter is not None,
-                                                    "result_lufs": round(check.integrated() or -99, 2)})
-        certificate.embed_wav(writer.temp, cert)
-        written = writer.commit()
-    certificate.write_beside(path.parent, cert, [written], name=f"{path.name}.certificate.json")
-    return written
+
+    def gained(block: np.ndarray) -> np.ndarray:
+        block = (block * gain).astype(np.float32)
+        if limiter is not None:
+            block = limiter.process(block, rate, reset=False)
+        check.add(block)
+        return block
+
+    def settings() -> dict:
+        return {"target_lufs": target, "measured_lufs": round(measured, 2), "gain_db": round(20 * np.log10(gain), 2),
+                "limited": limiter is not None, "result_lufs": round(check.integrated() or -99, 2)}
+
+    path = Path(out).with_name(Path(out).name + ".loudness.wav")
+    return render_remix(stems, mix, path, OutputFormat.parse("wav", "24"), kind="loudness", process=gained,
+                        settings=settings).path

@@ -1,0 +1,109 @@
+"""A folder of stems: the aligned audio files `stemdesk separate` writes (or any folder of aligned audio files),
+their order, their colours, and the certificate that names them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..core.errors import AudioError
+from .audio import AUDIO_SUFFIXES_READ, AudioInfo, AudioReader, probe
+from .formats import PCM_BITS, OutputFormat
+
+STEM_ORDER = ("vocals", "drums", "bass", "other", "accompaniment")
+# One colour per stem, for the app's lanes and the tracks of exported DAW sessions alike.
+STEM_COLOURS = {"vocals": "#e8a33d", "drums": "#e0625e", "bass": "#5b8def", "other": "#5cb85c",
+                "accompaniment": "#9b7fd1", "instrumental": "#9b7fd1"}
+OTHER_COLOUR = "#8fa0b3"
+
+CERTIFICATE = "stemdesk-certificate.json"
+MAX_CERTIFICATE_BYTES = 1 << 20
+
+
+def colour_of(name: str) -> str:
+    """The colour of a stem by name (``#rrggbb``); stems of no known name share one."""
+    return STEM_COLOURS.get(name, OTHER_COLOUR)
+
+
+def read_certificate(folder: Path) -> dict:
+    """The JSON certificate in ``folder`` (see `stemdesk.export.certificate`). Raises OSError or ValueError."""
+    path = Path(folder) / CERTIFICATE
+    if path.stat().st_size > MAX_CERTIFICATE_BYTES:
+        raise ValueError(f"{path} is larger than a certificate can be")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass
+class Stems:
+    """The stems of one song, aligned: names in order, their files, and the shared format."""
+    names: list[str]
+    paths: list[Path]
+    info: AudioInfo
+    source: dict | None = None       # the "source" entry of the stems' certificate, when there is one
+    start: int = 0                   # samples into the source where the stems begin (an excerpt's --start)
+
+    def format(self) -> OutputFormat:
+        """The stems' own format (so an instrumental can be written exactly)."""
+        bits = PCM_BITS.get(self.info.subtype)
+        name = {".flac": "flac", ".aiff": "aiff", ".aif": "aiff"}.get(self.paths[0].suffix.lower(), "wav")
+        return OutputFormat.parse(name, str(bits) if bits else ("32f" if name != "flac" else "24"))
+
+    def blocks(self, block: int, dtype: str = "float64") -> Iterator[tuple[int, np.ndarray]]:
+        """Every stem read in step: (samples done so far, (sources, channels, n)) per block, checked for NaN and
+        truncation like any read."""
+        readers: list[AudioReader] = []
+        try:
+            for path in self.paths:
+                readers.append(AudioReader(path))
+            done = 0
+            while done < self.info.frames:
+                n = min(block, self.info.frames - done)
+                parts = [reader.read(n, dtype) for reader in readers]
+                if any(part.shape[-1] != n for part in parts):
+                    raise AudioError("A stem ended early while rendering; it is truncated. Separate the song again.")
+                done += n
+                yield done, np.stack(parts)
+        finally:
+            for reader in readers:
+                reader.close()
+
+
+def find_stems(folder: str | Path) -> Stems:
+    """The stems in a folder written by `stemdesk separate` (or any folder of aligned audio files)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioError(f'"{folder}" is not a folder of stems. Give the folder `stemdesk separate` wrote.')
+    source, start_seconds = None, 0.0
+    try:
+        cert = read_certificate(folder)
+        paths = [folder / item["file"] for item in cert.get("outputs", [])] if cert.get("kind") == "stems" else []
+        source = cert.get("source")
+        start_seconds = float((cert.get("settings") or {}).get("start_seconds") or 0.0) if paths else 0.0
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        paths = []
+    if not paths or not all(p.is_file() for p in paths):
+        # no certificate: any folder of audio files, in the usual stem order (the certificate keeps the model's)
+        paths = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                 and p.suffix.lower() in AUDIO_SUFFIXES_READ]
+        rank = {name: i for i, name in enumerate(STEM_ORDER)}
+        paths.sort(key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
+    if not paths:
+        raise AudioError(f'No stems in "{folder}". Separate a song into it first (stemdesk separate SONG -o ...).')
+    infos = [probe(p) for p in paths]
+    first = infos[0]
+    for info in infos[1:]:
+        if (info.sample_rate, info.channels, info.frames) != (first.sample_rate, first.channels, first.frames):
+            raise AudioError(f'"{info.path.name}" ({info.sample_rate} Hz, {info.channels} ch, {info.frames} samples) '
+                             f'does not match "{first.path.name}" ({first.sample_rate} Hz, {first.channels} ch, '
+                             f"{first.frames} samples); stems must be aligned.")
+    names = [p.stem for p in paths]
+    if len(set(names)) != len(names):
+        raise AudioError(f'"{folder}" holds two stems with the same name in different formats; keep one.')
+    # the separation cut its excerpt at this sample (jobs/separate.py rounds the same way)
+    start = max(0, int(round(start_seconds * first.sample_rate)))
+    return Stems(names, paths, first, source, start)
