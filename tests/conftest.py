@@ -59,6 +59,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))        # autosaves: a real one would be offered back
     monkeypatch.delenv("STEMDESK_MODELS_PATH", raising=False)
     monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")             # tiny-4stem, hidden from users
 

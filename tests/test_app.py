@@ -531,8 +531,11 @@ def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
     child = subprocess.Popen([sys.executable, "-m", "stemdesk"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, cwd=tmp_path)
     try:
-        line = child.stdout.readline()
-        assert "ready" in line, child.stderr.read()
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(child.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)                 # an app that waits on a question never says "ready": fail, do not hang
+        assert lines and "ready" in lines[0], f"no 'ready' within 60 s: {lines}"
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=20) == 0
     finally:
