@@ -22,7 +22,7 @@ from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
 from ..export.remix import RemixResult, instrumental as write_instrumental, render_remix
 from ..export.session import write_session
-from ..io.atomic import create_temp_dir
+from ..io.atomic import atomic_folder
 from ..io.formats import OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard
@@ -177,17 +177,10 @@ def export(stems_dir: Path, base: Path, choice: ExportChoice, mix: Mix | None = 
 
 
 def _copy_stems(found: Stems, stems_dir: Path, target: Path) -> Path:
-    staging = create_temp_dir(target)
-    try:
+    with atomic_folder(target) as staging:
         for path in [*found.paths, stems_dir / CERTIFICATE]:
             if path.is_file():
                 shutil.copy2(path, staging / path.name)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

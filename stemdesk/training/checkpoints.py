@@ -8,13 +8,14 @@ the last good one.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+
+from stemdesk.io.atomic import atomic_path
 
 STEM = "checkpoint"
 
@@ -68,12 +69,10 @@ class Checkpoints:
         tensors.update({f"ema.{k}": v for k, v in checkpoint.averaged.items()})
         tensors.update({f"rng.{k}": v for k, v in checkpoint.rng.items()})
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        weights_part, info_part = Path(f"{self.weights}.part"), Path(f"{self.info}.part")
-        save_file(tensors, str(weights_part))
-        info_part.write_text(json.dumps({**checkpoint.meta, "optimizer": optimizer_meta}))
-        # The JSON names the step; both are renamed only when both are complete.
-        os.replace(weights_part, self.weights)
-        os.replace(info_part, self.info)
+        # The JSON names the step; both are renamed only when both are complete, the weights first.
+        with atomic_path(self.info) as info_part, atomic_path(self.weights) as weights_part:
+            save_file(tensors, str(weights_part))
+            info_part.write_text(json.dumps({**checkpoint.meta, "optimizer": optimizer_meta}))
 
     def load(self) -> Checkpoint | None:
         """The latest checkpoint, or None when there is none yet."""

@@ -30,6 +30,7 @@ import zipfile
 from pathlib import Path
 
 from stemdesk.core.errors import AudioError
+from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
 from stemdesk.io.audio import probe
 from stemdesk.io.model_store import find_model, sha256_file
 
@@ -72,32 +73,29 @@ def fetch(cache: Path, packages: list[str]) -> None:
             print(f"downloading {package}", flush=True)
             _run(["apt-get", "download", package], debs)
         deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-        staging = audio / f".{package}.part"
-        shutil.rmtree(staging, ignore_errors=True)
-        unpacked = staging / "root"
-        unpacked.mkdir(parents=True)
-        _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cache)
-        music = staging / "music"
-        music.mkdir()
-        for path in sorted(unpacked.rglob("*")):
-            if path.suffix.lower() in AUDIO and path.is_file():
-                relative = path.relative_to(unpacked)
-                (music / relative).parent.mkdir(parents=True, exist_ok=True)
-                path.rename(music / relative)
-            elif path.suffix.lower() == ".pk3" and zipfile.is_zipfile(path):      # ufoai's music is a zip
-                with zipfile.ZipFile(path) as archive:
-                    for name in archive.namelist():
-                        if name.lower().endswith(AUDIO) and ".." not in Path(name).parts:
-                            out = music / path.name / name
-                            out.parent.mkdir(parents=True, exist_ok=True)
-                            out.write_bytes(archive.read(name))
-        copyright_file = next(unpacked.glob(f"usr/share/doc/{package}/copyright"), None)
-        if copyright_file is not None:
-            shutil.copy(copyright_file, staging / "copyright")
-        shutil.rmtree(unpacked)
-        (staging / ".complete").write_text(deb.name + "\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        with atomic_folder(target) as staging:
+            unpacked = staging / "root"
+            unpacked.mkdir(parents=True)
+            _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cache)
+            music = staging / "music"
+            music.mkdir()
+            for path in sorted(unpacked.rglob("*")):
+                if path.suffix.lower() in AUDIO and path.is_file():
+                    relative = path.relative_to(unpacked)
+                    (music / relative).parent.mkdir(parents=True, exist_ok=True)
+                    path.rename(music / relative)
+                elif path.suffix.lower() == ".pk3" and zipfile.is_zipfile(path):      # ufoai's music is a zip
+                    with zipfile.ZipFile(path) as archive:
+                        for name in archive.namelist():
+                            if name.lower().endswith(AUDIO) and ".." not in Path(name).parts:
+                                out = music / path.name / name
+                                out.parent.mkdir(parents=True, exist_ok=True)
+                                out.write_bytes(archive.read(name))
+            copyright_file = next(unpacked.glob(f"usr/share/doc/{package}/copyright"), None)
+            if copyright_file is not None:
+                shutil.copy(copyright_file, staging / "copyright")
+            shutil.rmtree(unpacked)
+            (staging / ".complete").write_text(deb.name + "\n")
     write_manifest(cache)
 
 
@@ -130,9 +128,7 @@ def write_manifest(cache: Path) -> list[dict]:
                        "sha256": sha256_file(path), "seconds": round(seconds, 2)}
             if row["seconds"] >= MIN_SECONDS:
                 rows.append(row)
-    temp = manifest.with_suffix(".part")
-    temp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    temp.replace(manifest)
+    atomic_write_bytes(manifest, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
     return rows
 
 

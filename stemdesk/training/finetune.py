@@ -20,7 +20,7 @@ from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
-from stemdesk.io.atomic import atomic_write_bytes
+from stemdesk.io.atomic import atomic_path, atomic_write_bytes
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
 from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
@@ -121,10 +121,11 @@ def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:
     right.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    temp = path.with_suffix(".part.png")
-    figure.savefig(temp, dpi=100)
-    plt.close(figure)
-    temp.replace(path)
+    try:
+        with atomic_path(path) as temp:
+            figure.savefig(temp, dpi=100)
+    finally:
+        plt.close(figure)
 
 
 def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None,
