@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+
+from stemdesk.export import certificate
+from stemdesk.export.stems import StemsWriter
+from stemdesk.io.formats import OutputFormat
+
+STEM_NAMES, STEM_RATE = ["vocals", "drums", "bass", "other"], 44100
 
 
 def song(seconds: float = 3.0, rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
@@ -64,3 +72,20 @@ def assert_stems_null(song, paths, depth: str) -> None:
         assert result["peak_dbfs"] is None or result["peak_dbfs"] <= -138
     else:
         assert result["bit_exact"] and result["max_abs"] == 0.0
+
+
+def make_stems(folder: Path, depth: str = "24", seconds: float = 4.0, seed: int = 0) -> tuple[Path, Path]:
+    """A mixture file and four stems that null against it (written the way `stemdesk separate` writes them)."""
+    rng = np.random.default_rng(seed)
+    mix = song(seconds, STEM_RATE, 2, seed).T.astype(np.float64)                       # (channels, length)
+    weights = rng.dirichlet(np.ones(4), size=mix.shape[-1]).T[:, None, :]      # (sources, 1, length)
+    stems = weights * mix[None]
+    mixture = folder / "mixture.wav"
+    sf.write(str(mixture), mix.T, STEM_RATE, subtype="FLOAT" if depth == "32f" else f"PCM_{depth}")
+    mix_read = sf.read(str(mixture), dtype="float64", always_2d=True)[0].T
+    fmt = OutputFormat.parse("wav", depth)
+    out = folder / "stems"
+    with StemsWriter(out, STEM_NAMES, STEM_RATE, 2, fmt) as writer:
+        writer.write(stems, mix_read)
+        writer.commit(lambda temps: certificate.build("stems", mixture, {"test": True}))
+    return mixture, out

@@ -1,4 +1,4 @@
-"""The reliability suite (scripts/reliability.py), one test per case: bad inputs, full disks, untrusted model, mix
+"""The reliability suite (cases.py), one test per case: bad inputs, full disks, untrusted model, mix
 and project files, kill -9 mid-write, and 20 queued jobs cancelled and re-queued at random."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reliability.py"
+SCRIPT = Path(__file__).with_name("cases.py")
 _spec = importlib.util.spec_from_file_location("stemdesk_reliability", SCRIPT)
 reliability = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = reliability          # dataclasses look their module up here

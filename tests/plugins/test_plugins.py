@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import run
+from helpers import make_stems, run
 from stemdesk.export.session import EXPORTERS
 from stemdesk.mixer.effects import EFFECTS
 from stemdesk.plugins import load_plugins
-from test_mixer import make_stems
 
 loudness = pytest.importorskip("stemdesk_loudness", reason="scripts/setup.sh installs the first-party plugins")
 

@@ -11,37 +11,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import run, song
+from helpers import make_stems, run, song
 from stemdesk.export import certificate
 from stemdesk.export.remix import instrumental, render_remix
 from stemdesk.export.session import write_dawproject, write_rpp
-from stemdesk.export.stems import StemsWriter
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.stems import find_stems, read_certificate
 from stemdesk.mixer.effects import Effect, MixError
 from stemdesk.mixer.mix import Mix, preset
 from stemdesk.mixer.render import Renderer
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "dawproject"
+SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "dawproject"
 NAMES = ["vocals", "drums", "bass", "other"]
 RATE = 44100
-
-
-def make_stems(folder: Path, depth: str = "24", seconds: float = 4.0, seed: int = 0) -> tuple[Path, Path]:
-    """A mixture file and four stems that null against it (written the way `stemdesk separate` writes them)."""
-    rng = np.random.default_rng(seed)
-    mix = song(seconds, RATE, 2, seed).T.astype(np.float64)                       # (channels, length)
-    weights = rng.dirichlet(np.ones(4), size=mix.shape[-1]).T[:, None, :]      # (sources, 1, length)
-    stems = weights * mix[None]
-    mixture = folder / "mixture.wav"
-    sf.write(str(mixture), mix.T, RATE, subtype="FLOAT" if depth == "32f" else f"PCM_{depth}")
-    mix_read = sf.read(str(mixture), dtype="float64", always_2d=True)[0].T
-    fmt = OutputFormat.parse("wav", depth)
-    out = folder / "stems"
-    with StemsWriter(out, NAMES, RATE, 2, fmt) as writer:
-        writer.write(stems, mix_read)
-        writer.commit(lambda temps: certificate.build("stems", mixture, {"test": True}))
-    return mixture, out
 
 
 def read(path: Path) -> np.ndarray:

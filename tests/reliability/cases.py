@@ -1,7 +1,7 @@
 """The reliability suite: a generated bad-input corpus and fault injections, each checked for a clear one-line error
 (or its documented correct handling), no traceback, no partial or corrupt output, and no code run from a file.
 
-    .venv/bin/python scripts/reliability.py [-k SUBSTRING] [--json OUT]
+    .venv/bin/python tests/reliability/cases.py [-k SUBSTRING] [--json OUT]
 
 Prints a table (case, expected, observed, pass) and a summary (cases, crashes, partial files, leaks); exits 1 if any
 case fails. Nothing is stored: every input is generated into a temporary folder when the case runs.
@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 TINY = "tiny-4stem"
 STEMS = ["vocals", "drums", "bass", "other"]
