@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import reproduction  # noqa: E402
+
 from stemdesk.core.estimators import build_estimator  # noqa: E402
 from stemdesk.core.masks import ratio_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402

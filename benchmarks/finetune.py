@@ -48,7 +48,7 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
     index = estimator.sources.index("vocals")
     seconds = stems.shape[-1] // rate
 
-    def per_second(x: "torch.Tensor") -> "torch.Tensor":
+    def per_second(x: torch.Tensor) -> torch.Tensor:
         return x[:, : seconds * rate].reshape(x.shape[0], seconds, rate).pow(2).sum(dim=(0, 2))
 
     truth, error = per_second(stems[0]), per_second(estimate[index] - stems[0])

@@ -112,8 +112,9 @@ def main() -> None:
     parser.add_argument("--systems", default="stemdesk,stemdesk-raw,onnxruntime,demucs-apply_model")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "htdemucs.json")
     args = parser.parse_args()
-    from stemdesk.io.htdemucs import ONNX_MEMBER, TARBALL
     import tarfile
+
+    from stemdesk.io.htdemucs import ONNX_MEMBER, TARBALL
 
     result = {"machine": machine(), "measured_at": time.strftime("%Y-%m-%d %H:%M"), "runs": {}}
     with tempfile.TemporaryDirectory() as temp:

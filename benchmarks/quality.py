@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import reproduction  # noqa: E402
+
 from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.model_store import load_estimator  # noqa: E402
@@ -63,7 +64,7 @@ def main() -> None:
         separator = Separator(estimator, outputs=card.outputs)
         rate = valid[0].sample_rate
 
-        def run(index, mix, separator=separator):
+        def run(index, mix, separator=separator, rate=rate):
             return separate_song(separator, mix, rate)
 
         started = time.perf_counter()

@@ -293,7 +293,7 @@ def main() -> None:
         separator = Separator(estimator)
         rate = valid[0].sample_rate
 
-        def run(index, mix, separator=separator):
+        def run(index, mix, separator=separator, rate=rate):
             return separate_song(lambda x: separator(x, rate).stems, mix, rate)
 
         row = score(name, list(estimator.sources), run, valid, speed(estimator),

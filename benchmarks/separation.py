@@ -34,8 +34,8 @@ DATA = ROOT.parent / "shared" / "data" / "cc0-efree"
 sys.path.insert(0, str(ROOT))
 
 from stemdesk.core.estimators import build_estimator  # noqa: E402
-from stemdesk.io.demo import synthesise_song  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
+from stemdesk.io.demo import synthesise_song  # noqa: E402
 from stemdesk.io.model_store import save_model  # noqa: E402
 
 SONG_SECONDS = 180.0
@@ -134,8 +134,8 @@ def run(song: Path, outdir: Path, model: str, threads: int, env: dict) -> dict:
 def machine() -> str:
     cpu = platform.machine()
     try:
-        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                 if l.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass

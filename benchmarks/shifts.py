@@ -57,7 +57,7 @@ def main() -> None:
             separator = Separator(estimator, outputs=card.outputs, shifts=n)
             plan = separator.chunking(44100, DEFAULT_SEGMENT_SECONDS, DEFAULT_OVERLAP_SECONDS)
             began = time.perf_counter()
-            stems = Chunker(lambda x: separator(x, 44100).stems, **plan).run(mix)
+            stems = Chunker(lambda x, separator=separator: separator(x, 44100).stems, **plan).run(mix)
             seconds[n] += time.perf_counter() - began
             worst_null = max(worst_null, float((stems.sum(0) - mix).abs().max()))
             scores = usdr(truth.double(), stems.double()).numpy()

@@ -12,17 +12,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from . import __version__
 from .core.chunker import DEFAULT_SEGMENT_SECONDS
+from .core.device import DEVICES
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
 from .export.session import EXPORTERS
-from .core.device import DEVICES
-from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, WRITE_FORMATS, OutputFormat
 from .io.audio import READABLE
+from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, WRITE_FORMATS, OutputFormat
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
 from .mixer.mix import PRESETS

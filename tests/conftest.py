@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-
 from helpers import song
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import DATA, needs_data
+from helpers import assert_stems_null, run
 from pedalboard.io import AudioFile
 
 from stemdesk.core.metrics import usdr
-
-from conftest import DATA, needs_data
-from helpers import assert_stems_null, run
 
 pytestmark = [needs_data(), pytest.mark.data]
 STEMS = ["vocals", "drums", "bass", "other"]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class MixCommand(QUndoCommand):
     """A mixer edit. Consecutive moves of the same control merge into one undo step."""
 
-    def __init__(self, window: "MainWindow", text: str, control: str, before: Mix, after: Mix):
+    def __init__(self, window: MainWindow, text: str, control: str, before: Mix, after: Mix):
         super().__init__(text)
         self.window, self.control, self.before, self.after = window, control, before, after
 
@@ -36,7 +36,7 @@ class MixCommand(QUndoCommand):
 
 
 class LoopCommand(QUndoCommand):
-    def __init__(self, window: "MainWindow", before, after):
+    def __init__(self, window: MainWindow, before, after):
         super().__init__("Set loop region" if after else "Clear loop region")
         self.window, self.before, self.after = window, before, after
 

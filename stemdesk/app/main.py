@@ -7,8 +7,8 @@ import logging.handlers
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..io.paths import log_file
 

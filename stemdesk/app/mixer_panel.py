@@ -6,9 +6,23 @@ from __future__ import annotations
 import copy
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDial, QDoubleSpinBox, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDial,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..mixer.effects import EFFECTS, Effect
 from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
@@ -79,7 +93,7 @@ class EffectsDialog(QDialog):
 
 
 class Strip(QWidget):
-    def __init__(self, panel: "MixerPanel", name: str):
+    def __init__(self, panel: MixerPanel, name: str):
         super().__init__(panel)
         self.panel, self.name = panel, name
         layout = QVBoxLayout(self)

@@ -5,10 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QMenu, QProgressBar,
-                               QPushButton, QSpinBox, QTableWidget, QTextBrowser, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..io import settings as settings_store
 from ..io.installable import INSTALLABLE
@@ -307,10 +324,9 @@ class TrainerPanel(QWidget):
     def add_validation(self, event: dict) -> None:
         """A validation event from the trainer: redraw the curves (matplotlib, rendered to a pixmap)."""
         self.history.append(event)
-        from PySide6.QtGui import QPixmap
-
-        from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from PySide6.QtGui import QPixmap
 
         figure = Figure(figsize=(4.2, 1.8), dpi=100)
         axis = figure.add_subplot(111)

@@ -10,14 +10,23 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QPushButton, QToolBar)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QToolBar,
+)
 
 from .. import __version__
 from ..core.device import DEVICES, resolve_device
@@ -25,8 +34,8 @@ from ..core.errors import StemDeskError
 from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, iter_blocks, probe
-from ..io.paths import log_file
 from ..io.model_store import DEFAULT_MODEL, list_models, remove_model, sha256_file
+from ..io.paths import log_file
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..mixer.mix import Mix
@@ -561,8 +570,8 @@ class MainWindow(QMainWindow):
         for name, path in self.stems.items():
             lane = Lane(name, Peaks(self.info.sample_rate, self.info.frames), busy=True)
             lanes.append(lane)
-            self.display.submit(Job("peaks", f"Waveform of {name}", lambda job, p=path, l=lane:
-                                    self._fill_peaks_offset(job, p, l), device="display"))
+            self.display.submit(Job("peaks", f"Waveform of {name}", lambda job, p=path, lane=lane:
+                                    self._fill_peaks_offset(job, p, lane), device="display"))
         self.timeline.set_lanes([lane for lane in lanes if lane is not None])
 
     def _fill_peaks_offset(self, job: Job, path: Path, lane: Lane) -> None:

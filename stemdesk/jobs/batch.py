@@ -15,12 +15,12 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from ..core.errors import StemDeskError

@@ -90,12 +90,12 @@ class Peaks:
         maxs = np.full(pixels, np.nan, np.float32)
         valid = (first < lo.size) & (first >= 0)
         if valid.any() and lo.size:
-            f, l = first[valid], np.minimum(last[valid], lo.size)
-            cum_ok = l > f
+            start, stop = first[valid], np.minimum(last[valid], lo.size)
+            cum_ok = stop > start
             idx = np.where(valid)[0][cum_ok]
-            f, l = f[cum_ok], l[cum_ok]
-            mins[idx] = _reduce(lo, f, l, np.minimum)
-            maxs[idx] = _reduce(hi, f, l, np.maximum)
+            start, stop = start[cum_ok], stop[cum_ok]
+            mins[idx] = _reduce(lo, start, stop, np.minimum)
+            maxs[idx] = _reduce(hi, start, stop, np.maximum)
         return mins, maxs
 
 

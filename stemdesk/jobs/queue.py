@@ -10,8 +10,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..core.cancel import CancelToken
 from ..core.errors import Cancelled, OutOfMemory, StemDeskError
@@ -28,7 +29,7 @@ class Job:
     ``job.cancel_token``. Its return value becomes ``job.result``."""
     kind: str                               # "separate", "export", "train", ...
     title: str
-    work: Callable[["Job"], Any]
+    work: Callable[[Job], Any]
     device: str = "cpu"
     model: str = ""                         # the model it uses, for the jobs list
     id: int = field(default_factory=lambda: next(_ids))
@@ -43,7 +44,7 @@ class Job:
     cancel_token: CancelToken = field(default_factory=CancelToken)
     started: float | None = None
     finished: float | None = None
-    _queue: "JobQueue | None" = field(default=None, repr=False)
+    _queue: JobQueue | None = field(default=None, repr=False)
 
     def report(self, event: dict) -> None:
         """Progress from the work: {"done": n, "total": n} and/or {"message": str}."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,8 +25,8 @@ from ..core.separator import Separator
 from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
 from ..export.stems import StemsWriter
-from ..io.formats import OutputFormat
 from ..io.audio import AudioInfo, iter_blocks, probe
+from ..io.formats import OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
 from ..io.process import limit_threads
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_write_bytes, process_alive
 from ..io.paths import state_dir
@@ -45,7 +44,7 @@ class Project:
                 "model": self.model, "stems_dir": self.stems_dir, "mix": self.mix.to_dict(), "view": self.view}
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "the project") -> "Project":
+    def from_dict(cls, data: Any, where: str = "the project") -> Project:
         if not isinstance(data, dict) or "stemdesk_project" not in data:
             raise ProjectError(f"{where} is not a StemDesk project.")
         version = data["stemdesk_project"]

@@ -12,15 +12,17 @@ from __future__ import annotations
 import copy
 import shutil
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
-from ..export.remix import RemixResult, instrumental as write_instrumental, render_remix
+from ..export.remix import RemixResult, render_remix
+from ..export.remix import instrumental as write_instrumental
 from ..export.session import write_session
 from ..io.atomic import atomic_folder
 from ..io.formats import OutputFormat
@@ -231,7 +233,8 @@ def fine_tune(request: FineTune) -> Task[Tuned]:
     events carry the trainer's own (step, loss, validation scores as ``valid_usdr``), with the time budget as the
     total."""
     def work(progress: Progress, cancel: CancelToken) -> Tuned:
-        from ..training.finetune import fine_tune as run, render_score_card
+        from ..training.finetune import fine_tune as run
+        from ..training.finetune import render_score_card
 
         card = run(request, progress=lambda event: progress(_training_progress(event, request.minutes)),
                    cancel=cancel)

@@ -17,9 +17,9 @@ from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, probe
 from ..io.stems import CERTIFICATE, find_stems
-from . import project as projects
 from ..jobs.separate import SeparateResult
 from ..mixer.mix import Mix
+from . import project as projects
 
 
 class SongMissing(StemDeskError):

@@ -3,8 +3,8 @@ augmented batches from them. Songs are read from files by `stemdesk.training.dat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ class Song:
         return torch.from_numpy(self.stems[source, :, start:start + length].astype(np.float32) / 32768.0)
 
     @classmethod
-    def from_float(cls, name: str, stems: np.ndarray, usable: Sequence[bool], sample_rate: int) -> "Song":
+    def from_float(cls, name: str, stems: np.ndarray, usable: Sequence[bool], sample_rate: int) -> Song:
         """stems: float (sources, channels, length) in [-1, 1], stored as int16 (clipped at full scale)."""
         stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
         return cls(name, stems16, tuple(usable), sample_rate)

@@ -18,9 +18,9 @@ import csv
 import fnmatch
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -248,7 +248,7 @@ def check_song(song: SongFiles) -> tuple[SongReport, SongAudio | None, dict[str,
     rates, lengths = {}, {}
     # Headers first: disagreeing rates or lengths are reported without decoding anything.
     try:
-        for source, paths in present.items():
+        for paths in present.values():
             for path in paths:
                 info = probe(path)
                 rates[path.name], lengths[path.name] = info.sample_rate, info.frames

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         "training_data": {
             "train_songs": [p.parent.name + "/" + p.name for p in train_dirs],
             "valid_songs": [p.parent.name + "/" + p.name for p in valid_dirs],
-            "augmentation": "random remix across songs (p=%.2f), gain, channel swap, polarity" % config.remix,
+            "augmentation": f"random remix across songs (p={config.remix:.2f}), gain, channel swap, polarity",
             "research_only": "trained on MUSDB18 excerpts: research and education use only",
         },
         "licenses": LICENSES,

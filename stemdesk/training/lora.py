@@ -52,7 +52,7 @@ def add_adapters(model: nn.Module, rank: int) -> list[str]:
 def merged_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every adapter merged into its dense layer (the original keeps training)."""
     copy_ = copy.deepcopy(model)
-    for name, module in list(copy_.named_modules()):
+    for _, module in list(copy_.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, LoRALinear):
                 setattr(module, child_name, child.merged())

@@ -6,7 +6,8 @@ The chunker runs with the settings separation uses (`stemdesk.core.chunker`'s de
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor

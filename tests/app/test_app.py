@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import DATA
 from helpers import song
 
@@ -23,9 +22,9 @@ from PySide6.QtCore import Qt  # noqa: E402
 from stemdesk.app.playback import MixSource  # noqa: E402
 from stemdesk.app.window import MainWindow  # noqa: E402
 from stemdesk.io import settings as settings_store  # noqa: E402
-from stemdesk.session import project as projects  # noqa: E402
 from stemdesk.jobs.queue import CANCELLED, DONE, Job, JobQueue  # noqa: E402
 from stemdesk.mixer.mix import Mix  # noqa: E402
+from stemdesk.session import project as projects  # noqa: E402
 
 NAMES = ["vocals", "drums", "bass", "other"]
 
@@ -802,6 +801,7 @@ def test_export_mix_renders_the_users_own_mix_like_the_command_line(qtbot, windo
     import json
 
     from helpers import run
+
     from stemdesk.mixer.effects import Effect
 
     window.open_song(real_song(tmp_path, seconds=5.0))
@@ -920,9 +920,9 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
     """Fine-tune from the dock: the base defaults to the default model; the finished score card is rendered (a
     table and the curves, not Markdown source) and does not call songs the base model trained on unseen."""
     import torch
+    from test_dataset import parts, write_song
 
     from stemdesk.io.model_store import DEFAULT_MODEL, load_estimator, save_model, user_models_dir
-    from test_dataset import parts, write_song
 
     assert window.trainer.base.currentText() == DEFAULT_MODEL
     root = tmp_path / "multitracks"

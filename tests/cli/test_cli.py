@@ -10,6 +10,8 @@ import struct
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REPO
+from helpers import assert_stems_null, run
 
 from stemdesk.cli import EXIT_ERROR, EXIT_NULL
 from stemdesk.core.cancel import CancelToken
@@ -17,9 +19,6 @@ from stemdesk.core.errors import Cancelled, ModelError
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import find_model, load_estimator
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
-
-from conftest import REPO
-from helpers import assert_stems_null, run
 
 TINY = "tiny-4stem"
 STEMS = ["vocals", "drums", "bass", "other"]

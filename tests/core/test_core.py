@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import small_configs
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.chunker import Chunker, segment_weights
@@ -12,8 +13,6 @@ from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estima
 from stemdesk.core.masks import MASK_KINDS, normalise_masks
 from stemdesk.core.separator import Separator, group_channels, ungroup_channels
 from stemdesk.core.stft import STFT, STFTConfig
-
-from helpers import small_configs
 
 SOURCES4 = ["vocals", "drums", "bass", "other"]
 SMALL = small_configs()

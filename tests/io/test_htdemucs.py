@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import DATA, DATA_MISSING
+
 from stemdesk.cli import main
 from stemdesk.core.chunker import Chunker
 from stemdesk.core.errors import ModelError

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from helpers import small_configs
 
 from stemdesk.core.estimators import build_estimator
 from stemdesk.io.model_store import load_estimator, save_model
-
-from helpers import small_configs
 
 
 def test_big_models_store_half_precision_parameters_and_load_as_float32(tmp_path, monkeypatch):

@@ -8,10 +8,9 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 
 from stemdesk.io.process import limit_threads
-
-from conftest import REPO
 
 # Where a 96 MB tensor lives (in the heap, or in a mapping of its own) and whether freeing it gives the memory back.
 PLACE = """

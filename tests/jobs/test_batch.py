@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from helpers import song
 
 from stemdesk.cli import main
 from stemdesk.jobs.batch import MANIFEST, BatchSettings, run_batch
-
-from helpers import song
 
 SETTINGS = BatchSettings(model="tiny-4stem", format="wav", bit_depth="16")
 

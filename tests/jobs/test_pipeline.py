@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import small_configs
 
 from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
 from stemdesk.export.nullcheck import null_residual
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import save_model
 from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
-
-from helpers import small_configs
 
 SMALL = small_configs()
 FORMATS = [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"), ("flac", "24"), ("aiff", "24")]

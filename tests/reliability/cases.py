@@ -26,9 +26,9 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -104,7 +104,7 @@ def expect_error(work: Path, argv: list, must_say: str, outdir: Path | None = No
     code, out, err, crashed = cli(*argv)
     line = err.strip().splitlines()[-1] if err.strip() else ""
     partial = len(leftovers(outdir)) if outdir is not None else 0
-    one_line = len([l for l in err.strip().splitlines() if l.startswith("stemdesk:")]) == 1
+    one_line = len([line for line in err.strip().splitlines() if line.startswith("stemdesk:")]) == 1
     passed = (code not in (0, -1) and not crashed and must_say.lower() in err.lower() and one_line
               and partial == 0)
     return Result(passed, f"exit {code}: {line[:150]}" + (f"; {partial} files left" if partial else ""), crashed,
@@ -589,9 +589,9 @@ def load_case() -> Case:
             order = songs[:]
             rng.shuffle(order)
 
-            def job_for(song: Path) -> Job:
-                return Job("separate", song.name, lambda job, s=song: engine.separate_file(
-                    s, work / f"q{round_}" / s.stem, options, cancel=job.cancel_token), device="cpu")
+            def job_for(song: Path, round_: int = round_) -> Job:
+                return Job("separate", song.name, lambda running, s=song: engine.separate_file(
+                    s, work / f"q{round_}" / s.stem, options, cancel=running.cancel_token), device="cpu")
 
             for song in order:
                 jobs[song] = queue.submit(job_for(song))

@@ -23,7 +23,7 @@ SLOW = ("kill -9", "20 queued jobs", "HTDemucs install", "model install", "2-hou
 ISOLATED = ("20 queued jobs, random cancel/re-queue",)
 
 
-def _in_a_fresh_process(case, tmp_path) -> "reliability.Result":
+def _in_a_fresh_process(case, tmp_path) -> reliability.Result:
     import json
     import subprocess
 

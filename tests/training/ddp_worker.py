@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_training import config_for, synthetic_song  # noqa: E402
+
 from stemdesk.training.train import Trainer, regroup  # noqa: E402
 
 

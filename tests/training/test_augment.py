@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from test_training import synthetic_song
 
 from stemdesk.core import augment
 from stemdesk.training.data import Sampler
-
-from test_training import synthetic_song
 
 
 def dominant_hz(signal: torch.Tensor, rate: int) -> float:

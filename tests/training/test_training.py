@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import small_configs
 
 from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
 from stemdesk.core.stft import STFT
 from stemdesk.io.model_store import load_estimator
 from stemdesk.training.data import Song
 from stemdesk.training.train import TrainConfig, Trainer, export_model, objective_loss, regroup, source_map
-
-from helpers import small_configs
 
 SOURCES = ("vocals", "drums", "bass", "other")
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_training import config_for, synthetic_song
 
 from stemdesk.training.train import Trainer
-
-from test_training import config_for, synthetic_song
 
 WORKER = Path(__file__).with_name("train_worker.py")
 
