@@ -111,7 +111,7 @@ class Chunker:
             y = self._run(x)
             n = x.shape[-1]
             w = self.window(n, self.overlap, x.dtype)
-            if acc is None:
+            if acc is None or wacc is None:
                 acc = torch.zeros(y.shape[0], y.shape[1], seg, dtype=x.dtype)
                 wacc = torch.zeros(seg, dtype=x.dtype)
             acc[..., :n] += y.to(x.dtype) * w
@@ -120,6 +120,7 @@ class Chunker:
 
         def emit(n: int) -> Tensor:
             nonlocal acc, wacc, emitted
+            assert acc is not None and wacc is not None, "emit before any segment was processed"
             out = acc[..., :n] / wacc[:n]
             acc = torch.cat([acc[..., n:], torch.zeros_like(acc[..., :n])], dim=-1)
             wacc = torch.cat([wacc[n:], torch.zeros_like(wacc[:n])])

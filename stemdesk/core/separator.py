@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .chunker import Chunker, segment_weights
-from .estimators.base import Estimator, WaveformEstimator
+from .estimators.base import AnyEstimator, Estimator, WaveformEstimator
 from .masks import apply_mask, normalise_masks, project_onto_mixture, spread_residual
 from .postprocess import wiener
 from .resample import resample
@@ -47,7 +47,7 @@ class Separator:
     the masks still sum to one. A file's channels are grouped to the estimator's channel count (see `group_channels`).
     """
 
-    def __init__(self, estimator: Estimator | WaveformEstimator, device: str | torch.device = "cpu",
+    def __init__(self, estimator: AnyEstimator, device: str | torch.device = "cpu",
                  postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0,
                  outputs: Mapping[str, Sequence[str]] | None = None, residual_spread: str = "spectral",
                  shifts: int = 0, seed: int = 0):
@@ -80,9 +80,23 @@ class Separator:
         """The stems this separator returns (after merging)."""
         return tuple(self.outputs) if self.outputs else self.estimator.sources
 
+    @property
+    def mask_estimator(self) -> Estimator:
+        """The estimator, for the mask steps (only when not `waveform`)."""
+        if isinstance(self.estimator, WaveformEstimator):
+            raise TypeError(f"{self.estimator.kind} predicts waveforms, not masks")
+        return self.estimator
+
+    @property
+    def waveform_estimator(self) -> WaveformEstimator:
+        """The estimator, for the waveform steps (only when `waveform`)."""
+        if not isinstance(self.estimator, WaveformEstimator):
+            raise TypeError(f"{self.estimator.kind} predicts masks, not waveforms")
+        return self.estimator
+
     def stft_for(self, sample_rate: int) -> STFT:
         if sample_rate not in self._stfts:
-            config = RESIDUAL_STFT if self.waveform else self.estimator.stft_config
+            config = RESIDUAL_STFT if self.waveform else self.mask_estimator.stft_config
             self._stfts[sample_rate] = STFT(config.at_rate(sample_rate)).to(self.device)
         return self._stfts[sample_rate]
 
@@ -97,7 +111,8 @@ class Separator:
             if self.shifts:
                 plan = {**plan, "segment": plan["segment"] * SHIFTED_BLOCK_SEGMENTS, "window": segment_weights}
             return plan
-        segment = max(int(segment_seconds * sample_rate), 4 * self.estimator.stft_config.at_rate(sample_rate).n_fft)
+        n_fft = self.mask_estimator.stft_config.at_rate(sample_rate).n_fft
+        segment = max(int(segment_seconds * sample_rate), 4 * n_fft)
         return {"segment": segment, "overlap": min(int(overlap_seconds * sample_rate), segment // 4),
                 "window": segment_weights}
 
@@ -109,12 +124,12 @@ class Separator:
     @torch.inference_mode()
     def estimate_masks(self, spec: Tensor, sample_rate: int) -> Tensor:
         """spec complex (batch, channels, bins_native, frames) → masks (batch, sources, channels, bins_native, frames)."""
+        est = self.mask_estimator
         native = self.stft_for(sample_rate).config.bin_frequencies()
-        model = self.estimator.stft_config.bin_frequencies()
+        model = est.stft_config.bin_frequencies()
         mag = interpolate_bins(spec.abs(), native, model)
-        raw = self.estimator(mag).float()
-        masks = raw if self.estimator.sums_to_one else normalise_masks(raw, self.estimator.mask,
-                                                                       self.estimator.residual)
+        raw = est(mag).float()
+        masks = raw if est.sums_to_one else normalise_masks(raw, est.mask, est.residual)
         return interpolate_bins(masks, model, native)
 
     def apply(self, spec: Tensor, mask: Tensor) -> Tensor:
@@ -146,7 +161,7 @@ class Separator:
 
     def _segments(self, sample_rate: int) -> dict:
         """A waveform estimator's own segments at a rate, as the chunker's settings."""
-        est = self.estimator
+        est = self.waveform_estimator
         segment = est.segment * sample_rate // est.sample_rate
         overlap = int(est.overlap_fraction * segment)
         return {"segment": segment, "overlap": overlap, "window": partial(triangle_weights, segment=segment)}
@@ -183,7 +198,7 @@ class Separator:
     def _separate_waveform(self, audio: Tensor, sample_rate: int) -> Tensor:
         """A waveform estimator at its own rate (resampled there and back when the audio's differs), then its
         residual spread over the stems at the audio's rate."""
-        est = self.estimator
+        est = self.waveform_estimator
         channels, length = audio.shape
         groups, order = group_channels(channels, est.channels)
         mix = audio.to(self.device, torch.float32)

@@ -59,6 +59,8 @@ class STFT(torch.nn.Module):
     alone does not determine it.
     """
 
+    window: Tensor  # a buffer
+
     def __init__(self, config: STFTConfig):
         super().__init__()
         self.config = config

@@ -111,7 +111,7 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
             n = min(BLOCK, total_frames - done)
             mix_block = readers[0].read(n, "float64").T
             if bits is not None:
-                total = np.zeros(mix_block.shape, dtype=np.int64)
+                total: np.ndarray = np.zeros(mix_block.shape, dtype=np.int64)
                 for index, reader in enumerate(readers[1:]):
                     stem = reader.read(n, "int32").T.astype(np.int64) >> (32 - bits)
                     if stem.shape != mix_block.shape:
@@ -139,8 +139,8 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
             first = done // region
             cuts = np.arange((first + 1) * region, done + n, region) - done
             peaks = np.maximum.reduceat(magnitude, np.concatenate([[0], cuts]))
-            index = np.arange(first, first + len(peaks))
-            region_peak[index] = np.maximum(region_peak[index], peaks)
+            touched = np.arange(first, first + len(peaks))
+            region_peak[touched] = np.maximum(region_peak[touched], peaks)
             peak = max(peak, float(magnitude.max()))
             energy += _energy(residual)
             mix_energy += _energy(mix_block)

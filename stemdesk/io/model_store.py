@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from ..core.errors import ModelError
-from ..core.estimators import BUILTIN_ESTIMATORS, Estimator, WaveformEstimator, build_estimator
+from ..core.estimators import BUILTIN_ESTIMATORS, AnyEstimator, WaveformEstimator, build_estimator
 from .atomic import atomic_write_bytes
 from .paths import models_dir as user_models_dir  # the name the model store's callers use
 
@@ -143,7 +143,7 @@ def find_model(model_id: str) -> ModelCard:
 
 
 def load_estimator(model: str | ModelCard,
-                   table: Mapping[str, type[Estimator]] = BUILTIN_ESTIMATORS) -> tuple[Estimator, ModelCard]:
+                   table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS) -> tuple[AnyEstimator, ModelCard]:
     """Build the card's estimator and load its verified safetensors weights."""
     card = model if isinstance(model, ModelCard) else find_model(model)
     state = load_state(card)
@@ -171,7 +171,7 @@ def load_estimator(model: str | ModelCard,
 HALF_LIMIT = 60000.0  # float16 overflows at 65504
 
 
-def weights_bytes(estimator: Estimator, half: bool = False) -> tuple[bytes, str]:
+def weights_bytes(estimator: AnyEstimator, half: bool = False) -> tuple[bytes, str]:
     """The estimator's state as safetensors bytes and the storage used: "float32", or with ``half`` "float16"
     parameters (half the file; buffers such as batch-norm statistics stay float32, and loading casts everything
     back to float32). Parameters beyond float16's range keep the model float32."""
@@ -184,7 +184,7 @@ def weights_bytes(estimator: Estimator, half: bool = False) -> tuple[bytes, str]
     return save(state), "float32"
 
 
-def save_model(folder: Path, model_id: str, estimator: Estimator, card: Mapping[str, Any],
+def save_model(folder: Path, model_id: str, estimator: AnyEstimator, card: Mapping[str, Any],
                half: bool = False) -> ModelCard:
     """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics).
     ``half`` stores float16 parameters (see `weights_bytes`): the shipped models use it to stay git-sized."""

@@ -49,6 +49,7 @@ def _fields(data: memoryview):
     while pos < end:
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
+        value: int | memoryview | bytes
         if wire == 0:
             value, pos = _varint(data, pos)
         elif wire == 2:

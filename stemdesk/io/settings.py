@@ -46,10 +46,18 @@ class Setting:
                 raise ValueError(f"{self.label} must be true or false")
             return value
         if isinstance(self.default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (self.low <= value <= self.high):
-                raise ValueError(f"{self.label} must be a number from {self.low:g} to {self.high:g}")
+            low, high = self.bounds
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+                raise ValueError(f"{self.label} must be a number from {low:g} to {high:g}")
             return type(self.default)(value)
         return value
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a number setting; every one must declare both."""
+        if self.low is None or self.high is None:
+            raise TypeError(f"setting {self.key!r} is a number but does not declare its range (low, high)")
+        return self.low, self.high
 
 
 SCHEMA: tuple[Setting, ...] = (

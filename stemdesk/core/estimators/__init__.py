@@ -6,7 +6,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .band_mlp import BandMLP
-from .base import OBJECTIVES, Estimator, WaveformEstimator
+from .base import OBJECTIVES, AnyEstimator, Estimator, WaveformEstimator
 from .cascade import Cascade
 from .context_nets import DeepKaraoke, LinCNN, RomaCNN
 from .densenet import DenseNetEstimator, MMDenseNet
@@ -15,14 +15,14 @@ from .mix import MixEstimator
 from .open_unmix import OpenUnmix
 from .unet import UNet
 
-BUILTIN_ESTIMATORS: Mapping[str, type[Estimator | WaveformEstimator]] = MappingProxyType(
+BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
     {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix, DeepKaraoke, RomaCNN, LinCNN, UNet,
                                DenseNetEstimator, MMDenseNet, Cascade, HTDemucs)}
 )
 
 
 def build_estimator(kind: str, config: Mapping[str, Any],
-                    table: Mapping[str, type[Estimator]] = BUILTIN_ESTIMATORS) -> Estimator:
+                    table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS) -> AnyEstimator:
     """Construct an estimator from its registry name and the config a model card stores."""
     try:
         cls = table[kind]
@@ -32,4 +32,4 @@ def build_estimator(kind: str, config: Mapping[str, Any],
     return cls(**dict(config))
 
 
-__all__ = ["BUILTIN_ESTIMATORS", "OBJECTIVES", "Estimator", "WaveformEstimator", "build_estimator"]
+__all__ = ["BUILTIN_ESTIMATORS", "OBJECTIVES", "AnyEstimator", "Estimator", "WaveformEstimator", "build_estimator"]

@@ -125,3 +125,7 @@ class WaveformEstimator(torch.nn.Module):
 
     def forward(self, audio: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# Either kind of estimator: what the registry builds, a model card describes and the separator runs.
+AnyEstimator = Estimator | WaveformEstimator

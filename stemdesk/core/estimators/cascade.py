@@ -16,6 +16,16 @@ from ..masks import SILENT, normalise_masks, ratio_masks
 from .base import Estimator
 
 
+def _stage(kind: str, config: Mapping[str, Any]) -> Estimator:
+    """One stage of a cascade, built from the registry: it must be a mask estimator."""
+    from . import build_estimator  # the registry imports this module
+
+    stage = build_estimator(kind, config)
+    if not isinstance(stage, Estimator):
+        raise ValueError(f"a cascade's stages estimate masks; {kind!r} predicts waveforms")
+    return stage
+
+
 class Cascade(Estimator):
     """masks: m₀ = ``first``'s mask of its first source, for the ``first_bins`` lowest bins (``second``'s own
     estimate of that source above them, where e.g. Spleeter's U-Net has no output); mᵢ = (1 − m₀) · sᵢ / Σⱼ sⱼ
@@ -41,8 +51,6 @@ class Cascade(Estimator):
 
     def __init__(self, *args, first: Mapping[str, Any], second: Mapping[str, Any], first_bins: int | None = None,
                  rest_exponent: float = 1.0, second_input: str = "mix", **kwargs):
-        from . import build_estimator  # the registry imports this module
-
         kwargs.setdefault("mask", "ratio")
         if not rest_exponent > 0:
             raise ValueError(f"rest_exponent must be positive, not {rest_exponent}")
@@ -54,8 +62,8 @@ class Cascade(Estimator):
         self.second_input = second_input
         # A stage's config inherits the cascade's STFT and channels (and the second its sources) unless it sets them.
         stft = self.config()["stft"]
-        self.first = build_estimator(first["kind"], {"stft": stft, "channels": self.channels, **first["config"]})
-        self.second = build_estimator(second["kind"], {"sources": list(self.sources), "stft": stft,
+        self.first = _stage(first["kind"], {"stft": stft, "channels": self.channels, **first["config"]})
+        self.second = _stage(second["kind"], {"sources": list(self.sources), "stft": stft,
                                                        "channels": self.channels, **second["config"]})
         lead = self.first.sources[0]
         if lead not in self.second.sources:

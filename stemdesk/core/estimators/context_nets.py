@@ -113,7 +113,7 @@ class RomaCNN(Estimator):
         super().__init__(*args, head=head, context_frames=context_frames, filters=list(filters), hidden=hidden,
                          **kwargs)
         self.head = head
-        self.half = context_frames // 2
+        self.side = context_frames // 2  # frames each side (not `half`: that is Module.half())
         self.scaler = InputScaler(self.bins)
         pools = tuple((1, 4) for _ in filters)
         self.trunk = _conv_trunk((3, 3), tuple(filters), pools, batch_norm=True)
@@ -129,7 +129,7 @@ class RomaCNN(Estimator):
         batch, channels, bins, frames = mag.shape
         x = self.scaler(mag).reshape(batch * channels, bins, frames)
         features = _trunk_features(self.trunk, x.transpose(1, 2)) if len(self.trunk) else x
-        windows = frame_windows(features, self.half, self.half)                       # (b·c, frames, feat, ctx)
+        windows = frame_windows(features, self.side, self.side)                       # (b·c, frames, feat, ctx)
         hidden = self.dense[0](windows.flatten(2))                                     # (b·c, frames, hidden)
         hidden = self.dense[1](hidden.transpose(1, 2)).transpose(1, 2)                 # batch norm over hidden
         out = self.dense[4](self.dense[3](self.dense[2](hidden)))                      # (b·c, frames, P·bins)
@@ -162,7 +162,7 @@ class LinCNN(Estimator):
                          targets=list(targets), **kwargs)
         if self.predicted != 1:
             raise ValueError("lin_cnn predicts one source (vocals) and leaves the rest to the residual")
-        self.half = context_frames // 2
+        self.side = context_frames // 2  # frames each side (not `half`: that is Module.half())
         self.theta = theta
         self.targets = tuple(targets)
         self.scaler = InputScaler(self.bins)
@@ -177,7 +177,7 @@ class LinCNN(Estimator):
     def forward(self, mag: Tensor) -> Tensor:
         batch, channels, bins, frames = mag.shape
         x = self.scaler(mag).reshape(batch * channels, bins, frames).transpose(1, 2)
-        windows = frame_windows(_trunk_features(self.trunk, x), self.half, self.half)
+        windows = frame_windows(_trunk_features(self.trunk, x), self.side, self.side)
         p = torch.sigmoid(self.dense(windows.flatten(2)))                              # (b·c, frames, bins)
         p = p.reshape(batch, channels, frames, bins).transpose(2, 3).unsqueeze(1)      # (batch, 1, ch, bins, frames)
         if not self.training and self.theta is not None:

@@ -88,11 +88,11 @@ class DenseNetEstimator(Estimator):
         self.full = DenseNet(self.channels, growth, layers, levels)
         edges = list(bands) + [self.max_bins] if bands else []
         self.edges = list(zip(edges[:-1], edges[1:])) if bands else []
-        self.band_nets = torch.nn.ModuleList(DenseNet(self.channels, growth, layers, max(1, levels - 1))
-                                             for _ in self.edges)
+        band_nets = [DenseNet(self.channels, growth, layers, max(1, levels - 1)) for _ in self.edges]
+        self.band_nets = torch.nn.ModuleList(band_nets)
         channels = self.full.out_channels
-        if self.edges:
-            width = self.band_nets[0].out_channels
+        if band_nets:
+            width = band_nets[0].out_channels
             self.final = DenseBlock(channels + width, growth, layers)
             channels = self.final.out_channels
         self.head = torch.nn.Conv2d(channels, self.predicted * self.channels, 1)

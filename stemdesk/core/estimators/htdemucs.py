@@ -72,6 +72,8 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.freq, self.stride = freq, stride
         pad = kernel // 4
+        self.conv: nn.Conv1d | nn.Conv2d
+        self.rewrite: nn.Conv1d | nn.Conv2d
         if freq:
             self.conv = nn.Conv2d(chin, chout, (kernel, 1), (stride, 1), (pad, 0))
             self.rewrite = nn.Conv2d(chout, 2 * chout, 1)
@@ -99,6 +101,8 @@ class DecoderLayer(nn.Module):
                  context: int = 1, dconv: dict | None = None):
         super().__init__()
         self.freq, self.last, self.pad = freq, last, kernel // 4
+        self.conv_tr: nn.ConvTranspose1d | nn.ConvTranspose2d
+        self.rewrite: nn.Conv1d | nn.Conv2d
         if freq:
             self.conv_tr = nn.ConvTranspose2d(chin, chout, (kernel, 1), (stride, 1))
             self.rewrite = nn.Conv2d(chin, 2 * chin, 1 + 2 * context, 1, context)
@@ -253,6 +257,7 @@ class HTDemucs(WaveformEstimator):
     export of the weights holds), for tests against other implementations."""
 
     kind: ClassVar[str] = "htdemucs"
+    window: Tensor  # a buffer
 
     def __init__(self, sources: Sequence[str] = ("drums", "bass", "other", "vocals"), sample_rate: int = 44100,
                  channels: int = 2, segment: int = 343980, width: int = 48, depth: int = 4, nfft: int = 4096,

@@ -32,6 +32,7 @@ class OpenUnmix(Estimator):
         self.input_scale = torch.nn.Parameter(torch.ones(in_features))
         self.fc1 = torch.nn.Linear(in_features, hidden, bias=False)
         self.bn1 = torch.nn.BatchNorm1d(hidden)
+        self.trunk: torch.nn.LSTM | torch.nn.TransformerEncoder
         if trunk == "lstm":
             self.trunk = torch.nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
                                        batch_first=True, dropout=0.3 if layers > 1 else 0.0)

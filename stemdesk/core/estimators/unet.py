@@ -57,18 +57,22 @@ class _PolyphaseUp(torch.nn.ConvTranspose2d):
         kernel = padded[:, :, taps[:, :, None, None], taps[None, None, :, :]]  # (cin, cout, 2, 3, 2, 3)
         return kernel.permute(1, 2, 4, 0, 3, 5).reshape(cout * 4, cin, 3, 3)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None:
+            raise ValueError("_PolyphaseUp has one output size (the cropped one); it takes no output_size")
         kernel = self.phase_kernel().contiguous(memory_format=torch.channels_last)
         bias = None if self.bias is None else self.bias.repeat_interleave(4)
         return F.pixel_shuffle(F.conv2d(x, kernel, bias, padding=1), 2)
 
 
 def _up(cin: int, cout: int, dropout: bool) -> torch.nn.Sequential:
+    conv: torch.nn.ConvTranspose2d
+    crop: torch.nn.Module
     if cout < 32:  # the same layer computed a faster way; Identity keeps the modules' indices (state-dict names)
         conv, crop = _PolyphaseUp(cin, cout), torch.nn.Identity()
     else:
         conv, crop = torch.nn.ConvTranspose2d(cin, cout, 5, stride=2), _Crop()
-    layers = [conv, crop, torch.nn.ReLU(), torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)]
+    layers: list[torch.nn.Module] = [conv, crop, torch.nn.ReLU(), torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)]
     if dropout:
         layers.append(torch.nn.Dropout(0.5))
     return torch.nn.Sequential(*layers)
@@ -132,7 +136,8 @@ class UNet(Estimator):
         self.patch = patch
         self.power = power
         self.instruments = torch.nn.ModuleList(UNetBlock(self.channels, base) for _ in range(self.predicted))
-        self.to(memory_format=torch.channels_last)  # loading weights copies into these strides
+        # Loading weights copies into these strides. (Module.to takes memory_format; torch's overloads omit it.)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def sigmoid_masks(self, mag: Tensor) -> Tensor:
         """mag (batch, channels, bins, frames) → the U-Nets' masks (batch, predicted, channels, max_bins, frames)."""
