@@ -149,6 +149,7 @@ class Effect:
         if effect.kind == "vst3":
             from .vst3 import load_vst3
 
+            assert effect.path is not None          # validated(): a VST3 effect names its plugin file
             return load_vst3(effect.path, effect.params)
         return EFFECTS[effect.kind].factory(effect.params)
 

@@ -66,6 +66,7 @@ class _Chain:
         for index, effect in enumerate(active):
             if effect.params == self.effects[index].params:
                 continue
+            assert self.board is not None           # a chain with active effects has a board
             fresh, current = effect.plugin(), self.board[index]
             for name in _settable(fresh) if effect.kind != "vst3" else list(effect.params):
                 setattr(current, name, getattr(fresh, name) if effect.kind != "vst3" else effect.params[name])
