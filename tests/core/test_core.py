@@ -361,3 +361,10 @@ def test_the_separator_keeps_a_cascades_masks_as_they_come():
         expected = est(spec.abs())
     assert est.sums_to_one and torch.allclose(expected.sum(1), torch.ones(()), atol=1e-6)
     assert torch.equal(Separator(est).estimate_masks(spec, est.stft_config.sample_rate), expected)
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_every_estimator_converts_to_half_precision(kind):
+    """RomaCNN and LinCNN once stored an int in `self.half`, hiding Module.half() (found by the type checker)."""
+    estimator = small_estimator(kind).half()
+    assert {p.dtype for p in estimator.parameters()} == {torch.float16}
