@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -21,11 +21,12 @@ from .core.chunker import DEFAULT_SEGMENT_SECONDS
 from .core.device import DEVICES
 from .core.errors import Cancelled, StemDeskError
 from .export.nullcheck import null_residual
-from .export.session import EXPORTERS
+from .export.session import exporters_of
 from .io.audio import READABLE
 from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, WRITE_FORMATS, OutputFormat
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
+from .io.registry import Registry
 from .mixer.mix import PRESETS
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
@@ -78,9 +79,13 @@ def _parse_time(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; ``registry`` (what plugins add) sets the choices and rides along on the parsed
+    arguments as ``args.registry`` for the commands that need it."""
     parser = argparse.ArgumentParser(prog="stemdesk", description="Split songs into stems that null-sum back to "
                                      "the original.")
+    parser.set_defaults(registry=registry)
+    sessions = _sessions_of(registry)
     parser.add_argument("--version", action="version", version=f"stemdesk {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -89,11 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                               description=f"Separate songs ({READABLE}) into OUTDIR/<song name>/<stem>.<ext>.")
     sep.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
     sep.add_argument("-o", "--outdir", type=Path, required=True)
-    _separation_options(sep)
+    _separation_options(sep, sessions)
 
     demo = commands.add_parser("demo", help="separate a demo song (fetched from Debian or synthesised)")
     demo.add_argument("-o", "--outdir", type=Path, default=Path("stemdesk-demo"))
-    _separation_options(demo)
+    _separation_options(demo, sessions)
 
     null = commands.add_parser("nullcheck", help="check that stems sum back to the mixture",
                                description="Print one JSON line: max_abs, peak_dbfs, rms_dbfs (null = silence), "
@@ -124,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write DAW sessions referring to STEMS_DIR: DAWproject 1.0 (stems "
                                              "embedded) and/or REAPER .rpp (stems referenced in place).")
     export.add_argument("stems_dir", type=Path)
-    export.add_argument("--session", type=_sessions, default=[], help="dawproject, rpp or dawproject,rpp")
+    export.add_argument("--session", type=sessions, default=[], help="dawproject, rpp or dawproject,rpp")
     export.add_argument("--mix", type=Path, metavar="MIX.json", help="gains, pans, mutes, effects and automation")
     export.add_argument("--tempo", type=float, help="session tempo in BPM (default: none / 120 for REAPER)")
     export.add_argument("--instrumental", action="store_true", help="also write the exact mix − vocals")
@@ -194,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _separation_options(parser: argparse.ArgumentParser) -> None:
+def _separation_options(parser: argparse.ArgumentParser, sessions: Callable[[str], list[str]]) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see "
                                                                 "`stemdesk models`)")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
@@ -205,7 +210,7 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
     parser.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS,
                         help="seconds per chunk (smaller uses less memory)")
-    parser.add_argument("--session", type=_sessions, default=[], help="also write DAW sessions: dawproject, rpp")
+    parser.add_argument("--session", type=sessions, default=[], help="also write DAW sessions: dawproject, rpp")
     parser.add_argument("--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, "
                                                                     "exact)")
     post = parser.add_argument_group("post-processing (each keeps the null)")
@@ -218,12 +223,19 @@ def _separation_options(parser: argparse.ArgumentParser) -> None:
                            "augmentation, as Demucs's --shifts; N times slower)")
 
 
-def _sessions(text: str) -> list[str]:
-    kinds = [k.strip() for k in text.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in EXPORTERS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown export format {unknown[0]!r}; use {', '.join(EXPORTERS)}")
-    return kinds
+def _sessions_of(registry: Registry | None) -> Callable[[str], list[str]]:
+    """--session's parser: comma-separated kinds, each one of the registry's exporters."""
+    exporters = exporters_of(registry)
+
+    def sessions(text: str) -> list[str]:
+        kinds = [k.strip() for k in text.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in exporters]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown export format {unknown[0]!r}; use {', '.join(exporters)}")
+        return kinds
+
+    sessions.__name__ = "session kind"      # argparse names the type in its error message
+    return sessions
 
 
 def _count(text: str) -> int:
@@ -265,7 +277,7 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
                               start=args.start, duration=args.duration, segment_seconds=args.segment,
                               wiener=args.wiener, vocal_gate=args.vocal_gate, binarise=args.binarise,
                               shifts=args.shifts)
-    engines = tasks.Engines()
+    engines = tasks.Engines(args.registry)
     extras = tasks.Extras(args.instrumental, args.session)
     for path in inputs:
         made = tasks.separate(engines, path, args.outdir / path.stem, options, extras,
@@ -289,14 +301,14 @@ def _print_extras(instrumental: Path | None, sessions: dict, out: TextIO) -> Non
         print(f"  {kind} session: {path}", file=out)
 
 
-def _mix_file(path: Path):
-    """--mix: a mix file (MIX.json) or a project (.stemdesk), whose saved mix is used."""
+def _mix_file(path: Path, registry: Registry | None = None):
+    """--mix: a mix file (MIX.json) or a project (.stemdesk), whose saved mix is used; effects may be plugins'."""
     from .export.remix import mix_from_file
     from .session import project as projects
 
     if path.suffix == projects.SUFFIX:
-        return projects.load(path).mix
-    return mix_from_file(path)
+        return projects.load(path, registry).mix
+    return mix_from_file(path, registry)
 
 
 def _remix(args: argparse.Namespace, out: TextIO) -> int:
@@ -308,7 +320,7 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
     if args.preset:
         mix = preset(args.preset, stems.names, args.amount)
     elif args.mix:
-        mix = _mix_file(args.mix)
+        mix = _mix_file(args.mix, args.registry)
     else:
         mix = Mix()
     if args.vocals is not None:
@@ -338,9 +350,9 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
     if not args.session and not args.instrumental:
         raise StemDeskError("Nothing to export: give --session dawproject,rpp and/or --instrumental.")
-    mix = _mix_file(args.mix) if args.mix else None
+    mix = _mix_file(args.mix, args.registry) if args.mix else None
     choice = tasks.ExportChoice(instrumental=args.instrumental, sessions=args.session, tempo=args.tempo)
-    made = tasks.export(args.stems_dir, args.output, choice, mix).run()
+    made = tasks.export(args.stems_dir, args.output, choice, mix, registry=args.registry).run()
     _print_extras(made.instrumental, made.sessions, out)
     return 0
 
@@ -445,7 +457,7 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         folder = remove_model(args.name)
         print(f"Removed {args.name} ({folder})", file=out)
         return 0
-    cards = list_models()
+    cards = list_models(registry=args.registry)
     if not cards:
         print("No models installed.", file=out)
         return EXIT_ERROR
@@ -476,11 +488,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out, err = out or sys.stdout, err or sys.stderr
     from .plugins import load_plugins
 
-    plugins = load_plugins()
+    registry, plugins = load_plugins()      # first: plugins add choices the parser offers (e.g. --session kinds)
     for plugin in plugins:
         if plugin.error:
             print(f"stemdesk: {plugin.error}", file=err)
-    parser = build_parser()
+    parser = build_parser(registry)
     args = parser.parse_args(argv)
     if args.command is None:
         args.command, args.files = "gui", []
@@ -497,7 +509,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             print(f"stemdesk: the desktop app cannot start ({error}). Install PySide6-Addons, or use the command "
                   "line: stemdesk --help", file=err)
             return EXIT_ERROR
-        return run(args.files)
+        return run(args.files, registry=registry)
     try:
         if args.command == "separate":
             return _separate(args.inputs, args, out)

@@ -13,9 +13,11 @@ takes a `PluginAPI`::
         api.add_effect(EffectSpec(...))                           # a new effect kind for mixes
         api.add_models_folder(Path(__file__).parent / "models")   # more models for `stemdesk models`
 
-Registrations are staged and applied only when ``register`` returns, so a plugin that raises leaves nothing behind:
-it is disabled, named in `load_plugins`' report, and StemDesk starts as usual. First-party plugins live in
-``plugins/`` of the repository.
+`load_plugins` builds a fresh `Registry` (the built-ins plus what plugins add) and returns it with a report; each
+front end calls it once at start-up and passes the registry to what needs it. Nothing is registered into module
+state, and importing StemDesk scans no entry points. A plugin's registrations are staged and added only when its
+``register`` returns, so a plugin that raises leaves nothing behind: it is disabled, named in the report, and
+StemDesk starts as usual. First-party plugins live in ``plugins/`` of the repository.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from pathlib import Path
 from typing import Callable
 
 from .core.errors import StemDeskError
-from .export.session import EXPORTERS
-from .io.model_store import PLUGIN_MODEL_FOLDERS
-from .mixer.effects import EFFECTS, EffectSpec, register_effect
+from .export.session import BUILTIN_EXPORTERS
+from .io.registry import Registry
+from .mixer.effects import BUILTIN_EFFECTS, EffectSpec
 
 GROUP = "stemdesk.plugins"
 API_VERSION = 1
@@ -40,9 +42,11 @@ class PluginError(StemDeskError):
 
 @dataclass
 class PluginAPI:
-    """What a plugin's ``register(api)`` may call. ``api.version`` is the API version (bumped on breaking change)."""
+    """What a plugin's ``register(api)`` may call. ``api.version`` is the API version (bumped on breaking change).
+    ``taken`` is the registry built so far, whose names a plugin may not reuse."""
     name: str
     version: int = API_VERSION
+    taken: Registry = field(default_factory=lambda: builtin_registry(), repr=False)
     exporters: dict[str, Callable] = field(default_factory=dict)
     effects: list[EffectSpec] = field(default_factory=list)
     model_folders: list[Path] = field(default_factory=list)
@@ -50,14 +54,15 @@ class PluginAPI:
     def add_exporter(self, name: str, writer: Callable) -> None:
         """writer(stems: export.remix.Stems, mix: mixer.mix.Mix, out: Path (no extension), tempo) -> written Path.
         Appears as ``stemdesk export DIR --session NAME`` and in the app's export menu."""
-        if not name.isidentifier() or name in EXPORTERS or name in self.exporters:
+        if not name.isidentifier() or name in self.taken.exporters or name in self.exporters:
             raise PluginError(f"exporter name {name!r} is taken or not an identifier")
         if not callable(writer):
             raise PluginError(f"exporter {name!r} is not callable")
         self.exporters[name] = writer
 
     def add_effect(self, spec: EffectSpec) -> None:
-        if not isinstance(spec, EffectSpec) or spec.kind in EFFECTS or spec.kind == "vst3":
+        if (not isinstance(spec, EffectSpec) or spec.kind in self.taken.effects or spec.kind == "vst3"
+                or any(s.kind == spec.kind for s in self.effects)):
             raise PluginError(f"effect {getattr(spec, 'kind', spec)!r} is taken or not an EffectSpec")
         self.effects.append(spec)
 
@@ -78,33 +83,34 @@ class PluginInfo:
     provides: list[str] = field(default_factory=list)
 
 
-_loaded: list[PluginInfo] | None = None
+def builtin_registry() -> Registry:
+    """The registry of what StemDesk itself provides: what a library caller or a test gets without plugins."""
+    return Registry(exporters=BUILTIN_EXPORTERS, effects=BUILTIN_EFFECTS)
 
 
-def load_plugins(entry_points: list | None = None, reload: bool = False) -> list[PluginInfo]:
-    """Load every plugin once. Never raises: failures are reported in the returned list (and disabled)."""
-    global _loaded
-    if _loaded is not None and not reload and entry_points is None:
-        return _loaded
+def load_plugins(entry_points: list | None = None) -> tuple[Registry, list[PluginInfo]]:
+    """A fresh registry (the built-ins plus every plugin that loads) and the report of each plugin (``entry_points``:
+    these instead of the installed ones). Never raises: a failing plugin is disabled and its report says why."""
     found = entry_points if entry_points is not None else list(importlib.metadata.entry_points(group=GROUP))
+    registry = builtin_registry()
     report = []
     for point in found:
         dist = getattr(getattr(point, "dist", None), "name", None)
         info = PluginInfo(point.name, point.value, dist, loaded=False)
         try:
             register = point.load()
-            api = PluginAPI(point.name)
+            api = PluginAPI(point.name, taken=registry)
             register(api)
-            for name, writer in api.exporters.items():       # check everything first, then apply it all
-                if name in EXPORTERS:
+            # A plugin may have changed what it handed over after adding it: check everything, then add it all.
+            for name in api.exporters:
+                if name in registry.exporters:
                     raise PluginError(f"exporter name {name!r} is taken")
             for spec in api.effects:
-                if spec.kind in EFFECTS:
-                    raise PluginError(f"effect {spec.kind!r} is taken")
-            EXPORTERS.update(api.exporters)
-            for spec in api.effects:
-                register_effect(spec)
-            PLUGIN_MODEL_FOLDERS.extend(api.model_folders)
+                if not isinstance(spec, EffectSpec) or spec.kind in registry.effects:
+                    raise PluginError(f"effect {getattr(spec, 'kind', spec)!r} is taken")
+            registry = Registry(exporters={**registry.exporters, **api.exporters},
+                                effects={**registry.effects, **{spec.kind: spec for spec in api.effects}},
+                                model_folders=(*registry.model_folders, *api.model_folders))
             info.loaded = True
             info.provides = ([f"exporter {n}" for n in api.exporters] + [f"effect {s.kind}" for s in api.effects]
                              + [f"models {f}" for f in api.model_folders])
@@ -115,6 +121,4 @@ def load_plugins(entry_points: list | None = None, reload: bool = False) -> list
                           f"{type(error).__name__}: {error}. Update or uninstall it "
                           f"({'pip uninstall ' + dist if dist else 'remove its package'}).")
         report.append(info)
-    if entry_points is None:
-        _loaded = report
-    return report
+    return registry, report

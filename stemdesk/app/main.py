@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..io.paths import log_file
+from ..io.registry import Registry
 
 log = logging.getLogger("stemdesk.app")
 
@@ -45,8 +46,17 @@ def first_run() -> dict | None:
     return hardware
 
 
-def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
+def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
+    """Start the app. ``registry``: what the plugins add, from the front end that already loaded them (the command
+    line); without one the plugins are loaded here, once."""
     setup_logging()
+    if registry is None:
+        from ..plugins import load_plugins
+
+        registry, report = load_plugins()
+        for plugin in report:
+            if plugin.error:
+                log.warning("%s", plugin.error)
     from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
@@ -94,7 +104,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None) -> int:
     notifier.activated.connect(wake)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: requested.append(signum))
-    window = MainWindow()
+    window = MainWindow(registry=registry)
     window.resize(1280, 800)
     window.show()
     for path in files:

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..mixer.effects import EFFECTS, Effect
+from ..io.registry import Registry
+from ..mixer.effects import Effect, effects_of
 from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
 
 SCALE = 10          # fader steps per dB
@@ -35,10 +36,12 @@ def _db_text(db: float) -> str:
 
 
 class EffectsDialog(QDialog):
-    """Edit one strip's insert chain: add, remove, bypass, parameters in real units."""
+    """Edit one strip's insert chain: add, remove, bypass, parameters in real units. The kinds offered are
+    ``registry``'s (default: the built-ins)."""
 
-    def __init__(self, name: str, effects: list[Effect], parent=None):
+    def __init__(self, name: str, effects: list[Effect], parent=None, registry: Registry | None = None):
         super().__init__(parent)
+        self.registry = registry
         self.setWindowTitle(f"Effects on {name}")
         self.effects = [copy.deepcopy(e) for e in effects]
         self.layout_ = QVBoxLayout(self)
@@ -46,7 +49,7 @@ class EffectsDialog(QDialog):
         self.layout_.addLayout(self.body)
         row = QHBoxLayout()
         self.kind = QComboBox()
-        for kind, spec in EFFECTS.items():
+        for kind, spec in effects_of(registry).items():
             self.kind.addItem(spec.label, kind)
         add = QPushButton("Add")
         add.clicked.connect(self._add)
@@ -60,7 +63,7 @@ class EffectsDialog(QDialog):
         self._rebuild()
 
     def _add(self) -> None:
-        self.effects.append(Effect(self.kind.currentData()).validated())
+        self.effects.append(Effect(self.kind.currentData()).validated(self.registry))
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -69,7 +72,7 @@ class EffectsDialog(QDialog):
             if item.widget():
                 item.widget().deleteLater()
         for index, effect in enumerate(self.effects):
-            spec = EFFECTS.get(effect.kind)
+            spec = effect.known_spec()
             box = QGroupBox(spec.label if spec else effect.kind)
             form = QFormLayout(box)
             bypass = QCheckBox("Bypass")
@@ -162,8 +165,9 @@ class MixerPanel(QWidget):
     changed = Signal(str, str, object, object)
     control_touched = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, registry: Registry | None = None):
         super().__init__(parent)
+        self.registry = registry            # the effect kinds its strips offer
         self.mix = Mix()
         self.stems: list[str] = []
         self.strips: dict[str, Strip] = {}
@@ -237,7 +241,7 @@ class MixerPanel(QWidget):
         self.changed.emit(f"Set {control.replace('/', ' ')} to {value:g}", control, before, copy.deepcopy(self.mix))
 
     def edit_effects(self, name: str) -> None:
-        dialog = EffectsDialog(name, self.mix.channel(name).effects, self)
+        dialog = EffectsDialog(name, self.mix.channel(name).effects, self, self.registry)
         dialog.setModal(True)
 
         def accepted() -> None:

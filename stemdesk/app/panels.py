@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from ..io import settings as settings_store
 from ..io.installable import INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, list_models
+from ..io.registry import Registry
 from ..jobs.queue import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 
 
@@ -92,8 +93,9 @@ class ModelsPanel(QWidget):
     remove_requested = Signal(str)
     use_requested = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, registry: Registry | None = None):
         super().__init__(parent)
+        self.registry = registry            # its model folders are listed too
         self.list = QListWidget()
         self.card = QTextBrowser()           # the card as a short readable page, not its JSON
         self.card.setOpenExternalLinks(False)
@@ -136,7 +138,7 @@ class ModelsPanel(QWidget):
     def refresh(self) -> None:
         current = self.list.currentItem().data(Qt.ItemDataRole.UserRole) if self.list.currentItem() else None
         self.list.clear()
-        self.cards = {card.id: card for card in list_models()}
+        self.cards = {card.id: card for card in list_models(registry=self.registry)}
         from PySide6.QtWidgets import QListWidgetItem
 
         for model_id, card in self.cards.items():

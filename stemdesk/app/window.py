@@ -36,6 +36,7 @@ from ..io import settings as settings_store
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, list_models, remove_model, sha256_file
 from ..io.paths import log_file
+from ..io.registry import Registry
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..mixer.mix import Mix
@@ -79,7 +80,7 @@ class MainWindow(QMainWindow):
     stems_offset: int = property(lambda self: self.workspace.stems_offset)
     dirty: bool = property(lambda self: self.workspace.changed)
 
-    def __init__(self, settings: dict | None = None, ask: bool = True):
+    def __init__(self, settings: dict | None = None, ask: bool = True, registry: Registry | None = None):
         super().__init__()
         from PySide6.QtWidgets import QApplication
 
@@ -87,13 +88,15 @@ class MainWindow(QMainWindow):
 
         apply_dark_theme(QApplication.instance())
         self.ask = ask                       # False in tests and scripts: never block on a question
+        # What plugins added (built once by the app's start): None means the built-ins only.
+        self.registry = registry
         self.settings = settings or settings_store.load()
         self.setWindowTitle("StemDesk")
         self.setAcceptDrops(True)
         self.bridge = Bridge(self)
         self.queue = JobQueue(lambda job, what, payload: self.bridge.post(self._job_event, job, what, payload))
         self.display = JobQueue(lambda job, what, payload: self.bridge.post(self._display_event, job, what))
-        self.engines = tasks.Engines()
+        self.engines = tasks.Engines(registry)
         self.workspace = Workspace(self.settings)
         self._then: dict[int, tuple] = {}        # job id -> (on done, on any end, signal to emit at the end)
         self.last_error: tuple[str, str] | None = None     # (title, text) of the last error shown
@@ -116,13 +119,13 @@ class MainWindow(QMainWindow):
         c.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
         c.spectrogram_requested.connect(self.compute_spectrogram)
 
-        self.mixer = MixerPanel()
+        self.mixer = MixerPanel(registry=registry)
         self.mixer.changed.connect(lambda text, control, before, after:
                                    self.undo.push(MixCommand(self, text, control, before, after)))
         self.mixer.control_touched.connect(self._control_touched)
         self.jobs_panel = JobsPanel()
         self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
-        self.models_panel = ModelsPanel()
+        self.models_panel = ModelsPanel(registry=registry)
         self.models_panel.install_requested.connect(self.install_model)
         self.models_panel.remove_requested.connect(self.remove_model)
         self.models_panel.use_requested.connect(lambda model_id: self.model_box.setCurrentText(model_id))
@@ -261,7 +264,7 @@ class MainWindow(QMainWindow):
         current = self.model_box.currentText() or self.settings.get("model", DEFAULT_MODEL)
         self.model_box.blockSignals(True)
         self.model_box.clear()
-        self.model_box.addItems([card.id for card in list_models()])
+        self.model_box.addItems([card.id for card in list_models(registry=self.registry)])
         self.model_box.setCurrentText(current)
         self.model_box.blockSignals(False)
 
@@ -642,12 +645,13 @@ class MainWindow(QMainWindow):
 
     # --- export ------------------------------------------------------------------------------------------------------
     def export_dialog(self) -> None:
-        from ..export.session import EXPORTERS
+        from ..export.session import exporters_of
 
         if not self.stems:
             self.show_error("Nothing to export", "Separate the song first.")
             return
-        self.export_box = ExportDialog(str(Path(self.project.stems_dir).parent), list(EXPORTERS),
+        kinds = list(exporters_of(self.registry))
+        self.export_box = ExportDialog(str(Path(self.project.stems_dir).parent), kinds,
                                        self.settings.get("export_choices") or None, self)
         self.export_box.accepted.connect(self._export_chosen)
         self.export_box.show()
@@ -667,7 +671,8 @@ class MainWindow(QMainWindow):
         instrumental = instrumental and "vocals" in self.stems      # stems without vocals are the instrumental
         try:
             task = tasks.export(self.workspace.stems_dir, folder / song.stem,
-                                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)), self.project.mix, song)
+                                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)), self.project.mix, song,
+                                self.registry)
         except StemDeskError as error:
             self.show_error("Nothing exported", words(error))
             return None
@@ -839,7 +844,7 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard(f"opening {Path(path).name}"):
             return False
         try:
-            project = projects.load(path)
+            project = projects.load(path, self.registry)
         except StemDeskError as error:
             self.show_error("Cannot open the project", words(error))
             return False
@@ -906,7 +911,7 @@ class MainWindow(QMainWindow):
         if newest is None:
             return False
         try:
-            project = self.workspace.recovered(newest)
+            project = self.workspace.recovered(newest, self.registry)
         except StemDeskError as error:
             self.show_error("Cannot recover", words(error))
             return False

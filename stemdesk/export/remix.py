@@ -17,6 +17,7 @@ from ..core.cancel import CancelToken
 from ..core.errors import AudioError
 from ..io.audio import AtomicAudioWriter
 from ..io.formats import OutputFormat
+from ..io.registry import Registry
 from ..io.stems import Stems
 from ..mixer.effects import MixError
 from ..mixer.mix import Mix, preset
@@ -118,15 +119,16 @@ def instrumental(stems: Stems, out: str | Path, mixture: str | Path | None = Non
                         **kwargs)
 
 
-def mix_from_file(path: str | Path) -> Mix:
-    """A mix file (MIX.json). Raises MixError naming the file when it is not one."""
+def mix_from_file(path: str | Path, registry: Registry | None = None) -> Mix:
+    """A mix file (MIX.json), its effects of ``registry``'s kinds (default: the built-ins). Raises MixError naming
+    the file when it is not one."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise AudioError(f'Cannot read the mix "{path}": {error.strerror or error}.') from None
     try:
-        return Mix.from_json(data)
+        return Mix.from_json(data, registry)
     except MixError as error:
         raise MixError(f'"{path.name}": {error}') from None
 

@@ -13,13 +13,15 @@ import time
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping
 
 from .. import __version__
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_write_bytes
+from ..io.registry import Registry
 from ..io.stems import Stems, colour_of
-from ..mixer.effects import EFFECTS, Effect
+from ..mixer.effects import Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
 
@@ -83,7 +85,7 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
                 _real(parameters, "RealParameter", ids, name, float(value), "linear")
         enabled(device)
     else:
-        spec = EFFECTS.get(effect.kind)
+        spec = effect.known_spec()
         device = ET.SubElement(parent, "BuiltinDevice", id=ids(), deviceName=spec.label if spec else effect.kind,
                                deviceRole="audioFX", deviceVendor="StemDesk")
         parameters = ET.SubElement(device, "Parameters")
@@ -265,15 +267,24 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
     return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
 
 
-# name -> writer(stems, mix, out path without extension, tempo) -> the written path. Plugins add more.
-EXPORTERS: dict[str, Callable[[Stems, Mix, Path, float | None], Path]] = {
+# name -> writer(stems, mix, out path without extension, tempo) -> the written path. Plugins add more to the
+# registry a front end builds (see stemdesk.plugins), never to this.
+BUILTIN_EXPORTERS: Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]] = MappingProxyType({
     "dawproject": write_dawproject,
     "rpp": write_rpp,
-}
+})
 
 
-def write_session(kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
-    writer = EXPORTERS.get(kind)
+def exporters_of(registry: Registry | None = None) -> Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]]:
+    """The session kinds a registry offers (its built-ins included); without one, the built-ins."""
+    return registry.exporters if registry is not None else BUILTIN_EXPORTERS
+
+
+def write_session(kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None,
+                  registry: Registry | None = None) -> Path:
+    """Write a session of ``kind``, one of ``registry``'s exporters (default: the built-ins)."""
+    exporters = exporters_of(registry)
+    writer = exporters.get(kind)
     if writer is None:
-        raise StemDeskError(f"Unknown export format {kind!r}; use one of {', '.join(EXPORTERS)}.")
+        raise StemDeskError(f"Unknown export format {kind!r}; use one of {', '.join(exporters)}.")
     return writer(stems, mix, Path(out), tempo)

@@ -22,6 +22,7 @@ from ..core.errors import ModelError
 from ..core.estimators import BUILTIN_ESTIMATORS, AnyEstimator, WaveformEstimator, build_estimator
 from .atomic import atomic_write_bytes
 from .paths import models_dir as user_models_dir  # the name the model store's callers use
+from .registry import Registry
 
 DEFAULT_MODEL = "stemdesk-4stem"
 CARD_FIELDS = ("id", "estimator", "config", "sources", "sample_rate", "weights_sha256", "training_data", "licenses")
@@ -36,13 +37,10 @@ def shipped_models_dir() -> Path:
     return Path(sys.prefix) / "share" / "stemdesk" / "models"
 
 
-# Folders added at run time by plugins (see stemdesk.plugins); searched after the environment's.
-PLUGIN_MODEL_FOLDERS: list[Path] = []
-
-
-def search_path() -> list[Path]:
+def search_path(registry: Registry | None = None) -> list[Path]:
+    """The folders searched for models; a registry (see `stemdesk.plugins`) adds its plugins' folders last."""
     extra = [Path(p) for p in os.environ.get("STEMDESK_MODELS_PATH", "").split(os.pathsep) if p]
-    return [shipped_models_dir(), user_models_dir(), *extra, *PLUGIN_MODEL_FOLDERS]
+    return [shipped_models_dir(), user_models_dir(), *extra, *(registry.model_folders if registry else ())]
 
 
 @dataclass
@@ -63,7 +61,15 @@ class ModelCard:
         """This model's weights, or those of the model named by ``weights_from`` (a variant sharing weights)."""
         shared = self.raw.get("weights_from")
         if shared:
-            return find_model(str(shared)).folder / "weights.safetensors"
+            # A card does not know the registry it was found with; a variant in a plugin's folder finds its base
+            # beside it.
+            beside = self.folder.parent / str(shared)
+            try:
+                return find_model(str(shared)).folder / "weights.safetensors"
+            except ModelError:
+                if (beside / "card.json").is_file():
+                    return beside / "weights.safetensors"
+                raise
         return self.folder / "weights.safetensors"
 
     @property
@@ -108,14 +114,14 @@ def read_card(folder: Path) -> ModelCard:
                      weights_sha256=str(raw["weights_sha256"]), folder=folder, raw=raw)
 
 
-def list_models(include_tests: bool | None = None) -> list[ModelCard]:
+def list_models(include_tests: bool | None = None, registry: Registry | None = None) -> list[ModelCard]:
     """Every readable model on the search path; a later folder does not shadow an earlier id. Models whose card
     says ``"purpose": "tests"`` (tiny-4stem) are left out unless ``include_tests`` or the environment variable
-    STEMDESK_SHOW_TEST_MODELS=1 asks for them; they still load by id."""
+    STEMDESK_SHOW_TEST_MODELS=1 asks for them; they still load by id. ``registry`` adds plugins' folders."""
     if include_tests is None:
         include_tests = os.environ.get("STEMDESK_SHOW_TEST_MODELS") == "1"
     seen: dict[str, ModelCard] = {}
-    for root in search_path():
+    for root in search_path(registry):
         if not root.is_dir():
             continue
         for folder in sorted(root.iterdir()):
@@ -130,22 +136,23 @@ def list_models(include_tests: bool | None = None) -> list[ModelCard]:
     return [card for card in seen.values() if include_tests or card.raw.get("purpose") != "tests"]
 
 
-def find_model(model_id: str) -> ModelCard:
+def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
     if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
         raise ModelError(f"{model_id!r} is not a model id. Run `stemdesk models` to list installed models.")
-    for root in search_path():
+    for root in search_path(registry):
         folder = root / model_id
         if (folder / "card.json").is_file():
             return read_card(folder)
-    known = ", ".join(card.id for card in list_models()) or "none"
+    known = ", ".join(card.id for card in list_models(registry=registry)) or "none"
     raise ModelError(f"No model named {model_id!r} is installed (installed: {known}). "
                      "Run `stemdesk models` to list them.")
 
 
-def load_estimator(model: str | ModelCard,
-                   table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS) -> tuple[AnyEstimator, ModelCard]:
-    """Build the card's estimator and load its verified safetensors weights."""
-    card = model if isinstance(model, ModelCard) else find_model(model)
+def load_estimator(model: str | ModelCard, table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS,
+                   registry: Registry | None = None) -> tuple[AnyEstimator, ModelCard]:
+    """Build the card's estimator and load its verified safetensors weights (a model id is looked up with
+    ``registry``'s folders too)."""
+    card = model if isinstance(model, ModelCard) else find_model(model, registry)
     state = load_state(card)
     try:
         estimator = build_estimator(card.estimator, card.config, table)

@@ -28,6 +28,7 @@ from ..export.stems import StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.formats import OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
+from ..io.registry import Registry
 from ..io.process import limit_threads
 
 Progress = Callable[[dict], None]
@@ -93,14 +94,14 @@ def set_threads(threads: int | None) -> None:
 class SeparationEngine:
     """A loaded model on a device, reusable across files (the CLI, the batch workers and the app share it)."""
 
-    def __init__(self, model: str | ModelCard = DEFAULT_MODEL, device: str = "auto"):
+    def __init__(self, model: str | ModelCard = DEFAULT_MODEL, device: str = "auto", registry: Registry | None = None):
         try:
             self.device = resolve_device(device)
         except DeviceUnavailable:
             raise
         except ValueError as error:                    # an unknown device name
             raise StemDeskError(str(error), setting="device", value="auto") from None
-        self.estimator, self.card = load_estimator(model)
+        self.estimator, self.card = load_estimator(model, registry=registry)  # a plugin's folder may hold it
         self.estimator.to(self.device)
 
     @property

@@ -1,18 +1,22 @@
 """The effects a mix can use, with parameters in real units and ranges that reject absurd values.
 
-Each kind maps to a pedalboard plugin. Plugins (see ``stemdesk.plugins``) may register more kinds with
-`register_effect`; VST3 inserts are the kind ``"vst3"`` (see `stemdesk.mixer.vst3`).
+Each kind maps to a pedalboard plugin. The built-in kinds are `BUILTIN_EFFECTS`; plugins add kinds to the
+`stemdesk.io.registry.Registry` a front end builds at start-up (see ``stemdesk.plugins``), and an effect is checked
+against the registry it is read with (none: the built-ins only). A checked effect keeps its spec, so rendering,
+automating or exporting it needs no registry. VST3 inserts are the kind ``"vst3"`` (see `stemdesk.mixer.vst3`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import pedalboard
 
 from ..core.errors import StemDeskError
+from ..io.registry import Registry
 
 
 class MixError(StemDeskError):
@@ -63,16 +67,7 @@ def _filter(cls) -> Callable[[dict[str, float]], Any]:
 
 
 _Q = Param("", 0.1, 18.0, 0.707, "Q")
-EFFECTS: dict[str, EffectSpec] = {}
-
-
-def register_effect(spec: EffectSpec) -> None:
-    if spec.kind in EFFECTS:
-        raise MixError(f"An effect named {spec.kind!r} is already registered.")
-    EFFECTS[spec.kind] = spec
-
-
-for _spec in (
+BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType({spec.kind: spec for spec in (
     EffectSpec("gain", "Gain", {"gain_db": Param("dB", -60.0, 24.0, 0.0, "Gain")},
                lambda p: pedalboard.Gain(gain_db=p["gain_db"]), amount="gain_db"),
     EffectSpec("reverb", "Reverb", {
@@ -115,22 +110,35 @@ for _spec in (
         "mix": Param("", 0.0, 1.0, 0.25, "Mix"),
     }, lambda p: pedalboard.Delay(delay_seconds=p["delay_seconds"], feedback=p["feedback"], mix=p["mix"]),
         amount="mix"),
-):
-    register_effect(_spec)
+)})
+
+
+def effects_of(registry: Registry | None = None) -> Mapping[str, EffectSpec]:
+    """The effect kinds a registry offers (its built-ins included); without one, the built-ins."""
+    return registry.effects if registry is not None else BUILTIN_EFFECTS
 
 
 @dataclass
 class Effect:
-    """One insert: a kind from EFFECTS (or "vst3"), its parameters in real units, and a bypass switch.
+    """One insert: a kind from a registry's effects (or "vst3"), its parameters in real units, and a bypass switch.
 
     For "vst3", ``path`` is the plugin bundle and ``params`` are the plugin's own parameter names and values.
+    ``spec`` is the kind's spec once `validated` found it (not saved: a file names the kind only).
     """
     kind: str
     params: dict[str, float] = field(default_factory=dict)
     bypass: bool = False
     path: str | None = None
+    spec: EffectSpec | None = field(default=None, repr=False, compare=False)
 
-    def validated(self) -> "Effect":
+    def known_spec(self) -> EffectSpec | None:
+        """The spec this effect was checked against, else the built-in one of its kind (None: unknown or vst3)."""
+        if self.spec is not None and self.spec.kind == self.kind:
+            return self.spec
+        return BUILTIN_EFFECTS.get(self.kind)
+
+    def validated(self, registry: Registry | None = None) -> "Effect":
+        """This effect checked against ``registry``'s kinds (default: the built-ins), carrying its spec."""
         if self.kind == "vst3":
             if not self.path:
                 raise MixError("A vst3 effect needs the path of the plugin (.vst3).")
@@ -138,10 +146,11 @@ class Effect:
                 if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                     raise MixError(f"vst3 parameter {name!r} must be a number or text, not {value!r}.")
             return self
-        spec = EFFECTS.get(self.kind)
+        known = effects_of(registry)
+        spec = known.get(self.kind) or self.known_spec()
         if spec is None:
-            raise MixError(f"Unknown effect {self.kind!r}; use one of {', '.join(sorted([*EFFECTS, 'vst3']))}.")
-        return Effect(self.kind, spec.check(self.params), bool(self.bypass))
+            raise MixError(f"Unknown effect {self.kind!r}; use one of {', '.join(sorted([*known, 'vst3']))}.")
+        return Effect(self.kind, spec.check(self.params), bool(self.bypass), spec=spec)
 
     def plugin(self):
         """A fresh pedalboard plugin for this effect (validated first)."""
@@ -151,7 +160,8 @@ class Effect:
 
             assert effect.path is not None          # validated(): a VST3 effect names its plugin file
             return load_vst3(effect.path, effect.params)
-        return EFFECTS[effect.kind].factory(effect.params)
+        assert effect.spec is not None              # validated(): every other kind carries its spec
+        return effect.spec.factory(effect.params)
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"kind": self.kind, "params": dict(self.params)}
@@ -162,7 +172,7 @@ class Effect:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Effect":
+    def from_dict(cls, data: Any, registry: Registry | None = None) -> "Effect":
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
             raise MixError(f"An effect must be an object with a \"kind\", not {str(data)[:60]!r}.")
         params = data.get("params", {})
@@ -171,4 +181,4 @@ class Effect:
         path = data.get("path")
         if path is not None and not isinstance(path, str):
             raise MixError("An effect's \"path\" must be text.")
-        return cls(data["kind"], dict(params), bool(data.get("bypass", False)), path).validated()
+        return cls(data["kind"], dict(params), bool(data.get("bypass", False)), path).validated(registry)

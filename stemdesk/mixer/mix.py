@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .effects import EFFECTS, Effect, MixError
+from ..io.registry import Registry
+from .effects import Effect, MixError
 
 MIX_VERSION = 1
 MIX_KEYS = frozenset({"stemdesk_mix", "channels", "buses", "master", "master_gain_db", "automation"})
@@ -34,10 +35,10 @@ def _number(where: str, value: Any, low: float, high: float, unit: str = "") -> 
     return float(value)
 
 
-def _effects(where: str, data: Any) -> list[Effect]:
+def _effects(where: str, data: Any, registry: Registry | None = None) -> list[Effect]:
     if not isinstance(data, list) or len(data) > MAX_EFFECTS:
         raise MixError(f"{where} must be a list of at most {MAX_EFFECTS} effects.")
-    return [Effect.from_dict(item) for item in data]
+    return [Effect.from_dict(item, registry) for item in data]
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Channel:
                 "effects": [e.to_dict() for e in self.effects], "sends": dict(self.sends)}
 
     @classmethod
-    def from_dict(cls, name: str, data: Any) -> "Channel":
+    def from_dict(cls, name: str, data: Any, registry: Registry | None = None) -> "Channel":
         if not isinstance(data, dict):
             raise MixError(f"Channel {name!r} must be an object.")
         unknown = sorted(set(data) - {"gain_db", "pan", "mute", "solo", "effects", "sends"})
@@ -73,7 +74,7 @@ class Channel:
             gain_db=_number(f"{name}.gain_db", data.get("gain_db", 0.0), *GAIN_RANGE, "dB"),
             pan=_number(f"{name}.pan", data.get("pan", 0.0), -1.0, 1.0),
             mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
-            effects=_effects(f"{name}.effects", data.get("effects", [])),
+            effects=_effects(f"{name}.effects", data.get("effects", []), registry),
             sends={str(bus): _number(f"{name}.sends.{bus}", db, *GAIN_RANGE, "dB") for bus, db in sends.items()},
         )
 
@@ -125,7 +126,7 @@ class Mix:
         if (parts[-1] == "gain_db" and "fx" not in parts) or parts[-2:-1] == ["send"]:
             return FADER_RANGE
         effect = self._lookup_effect(control)
-        spec = EFFECTS.get(effect.kind)
+        spec = effect.known_spec()
         if spec is None or parts[-1] not in spec.params:
             raise MixError(f"Control {control!r} is not a parameter StemDesk can automate.")
         return spec.params[parts[-1]].low, spec.params[parts[-1]].high
@@ -164,7 +165,10 @@ class Mix:
             if effect.kind == "vst3":
                 effect.params[parts[-1]] = value
             else:
-                effect.params = EFFECTS[effect.kind].check({**effect.params, parts[-1]: value})
+                spec = effect.known_spec()
+                if spec is None:
+                    raise MixError(f"Control {control!r} belongs to an effect of unknown kind {effect.kind!r}.")
+                effect.params = spec.check({**effect.params, parts[-1]: value})
 
     def record(self, control: str, seconds: float, value: float) -> None:
         """Add an automation point (a fader move during playback), replacing points recorded later than it."""
@@ -211,7 +215,8 @@ class Mix:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Mix":
+    def from_dict(cls, data: Any, registry: Registry | None = None) -> "Mix":
+        """A mix checked field by field; its effects may be of ``registry``'s kinds (default: the built-ins)."""
         if not isinstance(data, dict):
             raise MixError("A mix must be a JSON object.")
         unknown = sorted(set(data) - MIX_KEYS)
@@ -230,9 +235,9 @@ class Mix:
         if "master" in channels or "bus" in channels:
             raise MixError('"master" and "bus" are reserved names; a stem cannot use them.')
         mix = cls(
-            channels={str(n): Channel.from_dict(str(n), c) for n, c in channels.items()},
-            buses={str(n): _effects(f"bus {n}", chain) for n, chain in buses.items()},
-            master=_effects("master", data.get("master", [])),
+            channels={str(n): Channel.from_dict(str(n), c, registry) for n, c in channels.items()},
+            buses={str(n): _effects(f"bus {n}", chain, registry) for n, chain in buses.items()},
+            master=_effects("master", data.get("master", []), registry),
             master_gain_db=_number("master_gain_db", data.get("master_gain_db", 0.0), *GAIN_RANGE, "dB"),
         )
         automation = data.get("automation", {})
@@ -252,14 +257,14 @@ class Mix:
         return mix
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Mix":
+    def from_json(cls, text: str | bytes, registry: Registry | None = None) -> "Mix":
         if len(text) > MAX_MIX_BYTES:
             raise MixError(f"The mix file is {len(text)} bytes; a mix is at most {MAX_MIX_BYTES} bytes.")
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as error:
             raise MixError(f"The mix is not valid JSON ({error}).") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, registry)
 
 
 def preset(name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:

@@ -17,6 +17,7 @@ from typing import Any
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_write_bytes, process_alive
 from ..io.paths import state_dir
+from ..io.registry import Registry
 from ..mixer.effects import MixError
 from ..mixer.mix import Mix
 
@@ -44,7 +45,8 @@ class Project:
                 "model": self.model, "stems_dir": self.stems_dir, "mix": self.mix.to_dict(), "view": self.view}
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "the project") -> Project:
+    def from_dict(cls, data: Any, where: str = "the project", registry: Registry | None = None) -> Project:
+        """A project checked field by field; its mix may use ``registry``'s effects (default: the built-ins)."""
         if not isinstance(data, dict) or "stemdesk_project" not in data:
             raise ProjectError(f"{where} is not a StemDesk project.")
         version = data["stemdesk_project"]
@@ -59,7 +61,7 @@ class Project:
         if not isinstance(view, dict):
             raise ProjectError(f"{where} has a bad view section.")
         try:
-            mix = Mix.from_dict(data.get("mix", {}))
+            mix = Mix.from_dict(data.get("mix", {}), registry)
         except MixError as error:
             raise ProjectError(f"{where} has an invalid mix: {error}") from None
         return cls(data.get("source", ""), data.get("source_sha256", ""), data.get("model", ""),
@@ -80,7 +82,7 @@ def save(project: Project, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path: str | os.PathLike) -> Project:
+def load(path: str | os.PathLike, registry: Registry | None = None) -> Project:
     path = Path(path)
     where = f'"{path.name}"'
     try:
@@ -97,7 +99,7 @@ def load(path: str | os.PathLike) -> Project:
     except ValueError:
         raise ProjectError(f"{where} is damaged or truncated (not valid JSON). Open its autosave "
                            f'("{path.name}.autosave") or an older copy.') from None
-    project = Project.from_dict(data, where)
+    project = Project.from_dict(data, where, registry)
     project.path = path
     return project
 

@@ -28,6 +28,7 @@ from ..io.atomic import atomic_folder
 from ..io.formats import OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard
+from ..io.registry import Registry
 from ..io.stems import CERTIFICATE, Stems, find_stems
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix
@@ -51,17 +52,19 @@ class Task(Generic[T]):
 
 
 class Engines:
-    """Loaded models, reused across tasks (loading HTDemucs takes seconds). Safe to use from worker threads."""
+    """Loaded models, reused across tasks (loading HTDemucs takes seconds). Safe to use from worker threads.
+    Model ids are looked up with ``registry``'s folders too (default: the built-in search path)."""
 
-    def __init__(self):
+    def __init__(self, registry: Registry | None = None):
         self._engines: dict[tuple[str, str], SeparationEngine] = {}
         self._lock = threading.Lock()
+        self.registry = registry
 
     def get(self, model: str, device: str) -> SeparationEngine:
         with self._lock:
             key = (model, device)
             if key not in self._engines:
-                self._engines[key] = SeparationEngine(model, device)
+                self._engines[key] = SeparationEngine(model, device, self.registry)
             return self._engines[key]
 
 
@@ -86,10 +89,11 @@ class Separation:
 
 
 def write_extras(stems: Stems, base: Path, extras: Extras, mixture: Path | None = None,
-                 instrumental_path: Path | None = None, cancel: CancelToken | None = None
-                 ) -> tuple[Path | None, dict[str, Path]]:
+                 instrumental_path: Path | None = None, cancel: CancelToken | None = None,
+                 registry: Registry | None = None) -> tuple[Path | None, dict[str, Path]]:
     """The instrumental at ``instrumental_path`` (default "BASE instrumental.EXT") and a session per kind at
-    BASE.<ext>. Returns (instrumental, {kind: session})."""
+    BASE.<ext>, each kind one of ``registry``'s exporters (default: the built-ins). Returns (instrumental,
+    {kind: session})."""
     written = None
     if extras.instrumental:
         if "vocals" not in stems.names:
@@ -97,7 +101,8 @@ def write_extras(stems: Stems, base: Path, extras: Extras, mixture: Path | None 
                                 "instrumental to write; the accompaniment-style stems are the instrumental.")
         target = instrumental_path or base.parent / f"{base.name} instrumental.{stems.format().extension}"
         written = write_instrumental(stems, target, mixture, cancel=cancel).path
-    sessions = {kind: write_session(kind, stems, extras.mix or Mix(), base, extras.tempo) for kind in extras.sessions}
+    sessions = {kind: write_session(kind, stems, extras.mix or Mix(), base, extras.tempo, registry)
+                for kind in extras.sessions}
     return written, sessions
 
 
@@ -106,7 +111,8 @@ def separate(engines: Engines, song: Path, folder: Path, options: SeparateOption
              on_block: Callable[[int, np.ndarray], None] | None = None) -> Task[Separation]:
     """Separate ``song`` into ``folder`` with ``options`` and write the extras beside the stems (the instrumental as
     ``instrumental.EXT`` inside the folder). ``on_start(stem names, frames)`` is called once the model is loaded and
-    ``on_block`` with each finished block of stems, so a view can fill while the task runs."""
+    ``on_block`` with each finished block of stems, so a view can fill while the task runs. The sessions are
+    written by ``engines``' registry."""
     from ..core.device import resolve_device
 
     device = str(resolve_device(options.device))
@@ -124,7 +130,8 @@ def separate(engines: Engines, song: Path, folder: Path, options: SeparateOption
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(
                 stems, folder / folder.name, extras, mixture=song,
-                instrumental_path=folder / f"instrumental.{stems.format().extension}", cancel=cancel)
+                instrumental_path=folder / f"instrumental.{stems.format().extension}", cancel=cancel,
+                registry=engines.registry)
         return made
 
     return Task(f"Separate {song.name}", work, device, options.model)
@@ -154,9 +161,9 @@ class Exported:
 
 
 def export(stems_dir: Path, base: Path, choice: ExportChoice, mix: Mix | None = None,
-           mixture: Path | None = None) -> Task[Exported]:
-    """Write what ``choice`` asks for around the stems in ``stems_dir``, at ``base`` (a folder and the song's name).
-    Each file appears whole or not at all."""
+           mixture: Path | None = None, registry: Registry | None = None) -> Task[Exported]:
+    """Write what ``choice`` asks for around the stems in ``stems_dir``, at ``base`` (a folder and the song's name),
+    the sessions by ``registry``'s exporters (default: the built-ins). Each file appears whole or not at all."""
     mix = copy.deepcopy(mix) if mix is not None else Mix()
     if not (choice.stems or choice.instrumental or choice.mix or choice.sessions):
         raise StemDeskError("Nothing to export: choose stems, the instrumental, the mix or a session.")
@@ -172,7 +179,7 @@ def export(stems_dir: Path, base: Path, choice: ExportChoice, mix: Mix | None = 
                                     mixture, kind="mix", cancel=cancel).path
         made.instrumental, made.sessions = write_extras(
             found, base, Extras(choice.instrumental, choice.sessions, mix, choice.tempo), mixture=mixture,
-            cancel=cancel)
+            cancel=cancel, registry=registry)
         return made
 
     return Task(f"Export {base.name}", work, "io")

@@ -16,6 +16,7 @@ from ..core.errors import StemDeskError
 from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, probe
+from ..io.registry import Registry
 from ..io.stems import CERTIFICATE, find_stems
 from ..jobs.separate import SeparateResult
 from ..mixer.mix import Mix
@@ -167,9 +168,10 @@ class Workspace:
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
     @staticmethod
-    def recovered(autosave: Path) -> projects.Project:
-        """The project in ``autosave``, to be saved where it came from (an untitled one stays untitled)."""
-        project = projects.load(autosave)
+    def recovered(autosave: Path, registry: Registry | None = None) -> projects.Project:
+        """The project in ``autosave``, to be saved where it came from (an untitled one stays untitled); its mix
+        may use ``registry``'s effects (default: the built-ins)."""
+        project = projects.load(autosave, registry)
         project.path = None if autosave.parent == projects.autosave_folder() else \
             autosave.with_name(autosave.name.removesuffix(".autosave"))
         return project

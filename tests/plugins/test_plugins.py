@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from helpers import make_stems, run
-from stemdesk.export.session import EXPORTERS
-from stemdesk.mixer.effects import EFFECTS
+from stemdesk.export.session import BUILTIN_EXPORTERS
+from stemdesk.mixer.effects import BUILTIN_EFFECTS
 from stemdesk.plugins import load_plugins
 
 loudness = pytest.importorskip("stemdesk_loudness", reason="scripts/setup.sh installs the first-party plugins")
@@ -32,9 +32,11 @@ def test_the_loudness_meter_matches_the_bs1770_reference_tones():
 
 
 def test_the_first_party_plugin_loads_through_its_entry_point():
-    report = {p.name: p for p in load_plugins()}
+    registry, plugins = load_plugins()
+    report = {p.name: p for p in plugins}
     assert report["loudness"].loaded and report["loudness"].distribution == "stemdesk-loudness"
-    assert EXPORTERS["loudness"] is loudness.write_loudness_matched
+    assert registry.exporters["loudness"] is loudness.write_loudness_matched
+    assert "loudness" not in BUILTIN_EXPORTERS          # loading plugins writes into no module's state
 
 
 @pytest.mark.parametrize("target", ["-14", "-23"])
@@ -86,20 +88,25 @@ def test_failing_plugins_are_disabled_and_named_and_leave_nothing_behind(plugin_
     points = [p for p in importlib.metadata.entry_points(group="stemdesk.plugins")
               if p.value.startswith("plugin_")]
     assert len(points) == len(BROKEN) + 1
-    before = dict(EXPORTERS)
-    try:
-        report = {p.name: p for p in load_plugins(points)}
-        for name in BROKEN:
-            assert not report[name].loaded and f'Plugin "{name}"' in report[name].error
-            assert "disabled" in report[name].error and "pip uninstall stemdesk-test-plugins" in report[name].error
-        assert "RuntimeError: boom" in report["raises"].error
-        assert "ModuleNotFoundError" in report["import_error"].error
-        assert "half_done" not in EXPORTERS and EXPORTERS["dawproject"] is before["dawproject"]
-        assert report["good"].loaded and "plain_list" in EXPORTERS and "test_chorus" in EFFECTS
-    finally:
-        EXPORTERS.clear()
-        EXPORTERS.update(before)
-        EFFECTS.pop("test_chorus", None)
+    registry, plugins = load_plugins(points)
+    report = {p.name: p for p in plugins}
+    for name in BROKEN:
+        assert not report[name].loaded and f'Plugin "{name}"' in report[name].error
+        assert "disabled" in report[name].error and "pip uninstall stemdesk-test-plugins" in report[name].error
+    assert "RuntimeError: boom" in report["raises"].error
+    assert "ModuleNotFoundError" in report["import_error"].error
+    exporters = registry.exporters
+    assert "half_done" not in exporters and exporters["dawproject"] is BUILTIN_EXPORTERS["dawproject"]
+    assert report["good"].loaded and "plain_list" in exporters and "test_chorus" in registry.effects
+    assert "plain_list" not in BUILTIN_EXPORTERS and "test_chorus" not in BUILTIN_EFFECTS
+    # A mix may use the plugin's effect only when read with the registry that has it.
+    from stemdesk.mixer.effects import MixError
+    from stemdesk.mixer.mix import Mix
+
+    data = {"master": [{"kind": "test_chorus", "params": {"rate_hz": 2.0}}]}
+    assert Mix.from_dict(data, registry).master[0].plugin() is not None
+    with pytest.raises(MixError, match="Unknown effect 'test_chorus'"):
+        Mix.from_dict(data)
 
 
 def test_the_cli_starts_with_a_broken_plugin_installed(plugin_dir, tmp_path):
