@@ -38,8 +38,10 @@ def make_songs(folder: Path, count: int, seconds: float) -> None:
         if songs:
             source = songs[i % len(songs)].parent
             start = int((30 + 40 * (i // len(songs))) * 44100)
-            mix = sum(sf.read(str(source / f"{s}.ogg"), start=start, frames=int(seconds * 44100), dtype="float32")[0]
-                      for s in ("vocals", "drums", "bass", "other"))
+            mix = sum(
+                sf.read(str(source / f"{s}.ogg"), start=start, frames=int(seconds * 44100), dtype="float32")[0]
+                for s in ("vocals", "drums", "bass", "other")
+            )
             sf.write(str(path), mix, 44100, subtype="PCM_16")
         else:
             synthesise_song(path, seconds, seed=i)
@@ -52,8 +54,12 @@ def ray_cluster() -> tuple[str, list[str]]:
     cli = [sys.executable, "-m", "ray.scripts.scripts"]
     common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run(cli + ["start", "--head", f"--port={port}", "--include-dashboard=false", *common], check=True,
-                   capture_output=True, env=env)
+    subprocess.run(
+        cli + ["start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     subprocess.run(cli + ["start", f"--address=127.0.0.1:{port}", *common], check=True, capture_output=True, env=env)
     return f"127.0.0.1:{port}", cli
 
@@ -75,8 +81,12 @@ def main() -> None:
             started = time.perf_counter()
             summary = run_batch(songs, work / name, settings, workers=workers)
             wall = time.perf_counter() - started
-            results[name] = {"workers": workers, "seconds": round(wall, 1), "done": summary.done,
-                             "songs_per_minute": round(summary.done / wall * 60, 2)}
+            results[name] = {
+                "workers": workers,
+                "seconds": round(wall, 1),
+                "done": summary.done,
+                "songs_per_minute": round(summary.done / wall * 60, 2),
+            }
             print(name, results[name], flush=True)
         try:
             import ray  # noqa: F401
@@ -86,8 +96,12 @@ def main() -> None:
                 started = time.perf_counter()
                 summary = run_batch(songs, work / "ray", settings, workers=2, ray_address=address)
                 wall = time.perf_counter() - started
-                results["ray_2_nodes"] = {"workers": 2, "seconds": round(wall, 1), "done": summary.done,
-                                          "songs_per_minute": round(summary.done / wall * 60, 2)}
+                results["ray_2_nodes"] = {
+                    "workers": 2,
+                    "seconds": round(wall, 1),
+                    "done": summary.done,
+                    "songs_per_minute": round(summary.done / wall * 60, 2),
+                }
                 print("ray_2_nodes", results["ray_2_nodes"], flush=True)
             finally:
                 import ray as ray_module
@@ -101,19 +115,24 @@ def main() -> None:
         if "songs_per_minute" in row:
             row["scaling_efficiency"] = round(row["songs_per_minute"] / (row["workers"] * base), 2)
     per_song_core_seconds = 60 / base  # one core, one song of args.seconds
-    full_song = per_song_core_seconds * (210 / args.seconds)   # a 3.5-minute song
+    full_song = per_song_core_seconds * (210 / args.seconds)  # a 3.5-minute song
     catalog_core_hours = 100_000 * full_song / 3600
     results["catalog_estimate"] = {
         "assumption": "100,000 songs of 3.5 minutes; cost scales with song length; one core per worker",
         "core_seconds_per_song": round(full_song, 1),
         "core_hours": round(catalog_core_hours, 1),
         "hours_on_10_machines_of_8_cores_at_the_measured_efficiency": round(
-            catalog_core_hours / (80 * results["local_2_workers"]["scaling_efficiency"]), 1),
+            catalog_core_hours / (80 * results["local_2_workers"]["scaling_efficiency"]), 1
+        ),
     }
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "batch.json").write_text(json.dumps({"songs": args.songs, "seconds_each": args.seconds,
-                                                "model": args.model, "results": results}, indent=1) + "\n")
+    (out / "batch.json").write_text(
+        json.dumps(
+            {"songs": args.songs, "seconds_each": args.seconds, "model": args.model, "results": results}, indent=1
+        )
+        + "\n"
+    )
     print(json.dumps(results, indent=1))
 
 

@@ -59,24 +59,28 @@ def second_stage(path: Path) -> dict[str, torch.Tensor]:
         state = estimator.state_dict()
     else:
         tensors = load_file(str(path))
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        state.update({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        state.update({k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")})
     if any(k.startswith("second.") for k in state):
-        state = {k[len("second."):]: v.float() for k, v in state.items() if k.startswith("second.")}
+        state = {k[len("second.") :]: v.float() for k, v in state.items() if k.startswith("second.")}
     return state
 
 
 def score(name: str, lite_state: dict, exponent: float, valid, first_state: dict, second_input: str = "mix") -> dict:
     lite = build_estimator("open_unmix", LITE)
-    lite.load_state_dict(lite_state)                  # the checkpoint must be a lite model
+    lite.load_state_dict(lite_state)  # the checkpoint must be a lite model
     cascade = build_estimator("cascade", {**CASCADE, "rest_exponent": exponent, "second_input": second_input}).eval()
     cascade.load_state_dict({**first_state, **{f"second.{k}": v for k, v in lite.state_dict().items()}})
     separator = Separator(cascade)
     rate = valid[0].sample_rate
-    return reproduction.score(name, list(separator.sources),
-                              lambda index, mix: reproduction.separate_song(lambda x: separator(x, rate).stems, mix,
-                                                                            rate),
-                              valid, None, None)
+    return reproduction.score(
+        name,
+        list(separator.sources),
+        lambda index, mix: reproduction.separate_song(lambda x: separator(x, rate).stems, mix, rate),
+        valid,
+        None,
+        None,
+    )
 
 
 def paired(base: dict, other: dict) -> dict[str, dict[str, float]]:
@@ -84,9 +88,12 @@ def paired(base: dict, other: dict) -> dict[str, dict[str, float]]:
     for stem in STEMS:
         diffs = [other[s][stem] - base[s][stem] for s in base if s in other and stem in base[s] and stem in other[s]]
         if diffs:
-            out[stem] = {"median_diff_db": round(float(np.median(diffs)), 2),
-                         "mean_diff_db": round(float(np.mean(diffs)), 2),
-                         "better_on": int(sum(d > 0 for d in diffs)), "songs": len(diffs)}
+            out[stem] = {
+                "median_diff_db": round(float(np.median(diffs)), 2),
+                "mean_diff_db": round(float(np.mean(diffs)), 2),
+                "better_on": int(sum(d > 0 for d in diffs)),
+                "songs": len(diffs),
+            }
     return out
 
 
@@ -96,8 +103,9 @@ def bottleneck(valid) -> list[dict]:
     stft = STFT(estimator.stft_config)
     rows = []
     for mode in ("as shipped", "true vocal mask", "true split of the rest"):
+
         def run(index, mix, mode=mode):
-            magnitudes = stft(valid[index].audio()).abs()                    # (sources, channels, bins, frames)
+            magnitudes = stft(valid[index].audio()).abs()  # (sources, channels, bins, frames)
             ideal = magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-8)
             spec = stft(mix.unsqueeze(0))
             with torch.no_grad():
@@ -120,8 +128,11 @@ def main() -> None:
     parser.add_argument("entries", nargs="*", metavar="NAME=PATH")
     parser.add_argument("--bottleneck", action="store_true", help="where the shipped cascade's error lies")
     parser.add_argument("--exponents", default="1.0", help="rest exponents of the cascade, comma-separated")
-    parser.add_argument("--inputs", default="mix",
-                        help="what the second stage hears (the cascade's second_input), comma-separated: mix, rest")
+    parser.add_argument(
+        "--inputs",
+        default="mix",
+        help="what the second stage hears (the cascade's second_input), comma-separated: mix, rest",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -152,16 +163,25 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps({"system": row["system"], "usdr": row["usdr"]}), flush=True)
     base = rows[0]
-    lines = [f"| system | {' | '.join(STEMS)} | paired against {base['system']}: median diff (better on) |",
-             "|" + "---|" * (len(STEMS) + 2)]
+    lines = [
+        f"| system | {' | '.join(STEMS)} | paired against {base['system']}: median diff (better on) |",
+        "|" + "---|" * (len(STEMS) + 2),
+    ]
     for row in rows:
         row["paired"] = paired(base["usdr_per_song"], row["usdr_per_song"]) if row is not base else {}
-        pairs = ", ".join(f"{s} {p['median_diff_db']:+.2f} ({p['better_on']}/{p['songs']})"
-                          for s, p in row["paired"].items() if s in ("drums", "bass", "other"))
-        lines.append(f"| {row['system']} | " + " | ".join(f"{row['usdr'].get(s, float('nan')):.2f}" for s in STEMS)
-                     + f" | {pairs or '–'} |")
-    (out / "data_sources.json").write_text(json.dumps({"rows": rows, "valid_songs": [p.name for p in valid_dirs]},
-                                                      indent=1) + "\n")
+        pairs = ", ".join(
+            f"{s} {p['median_diff_db']:+.2f} ({p['better_on']}/{p['songs']})"
+            for s, p in row["paired"].items()
+            if s in ("drums", "bass", "other")
+        )
+        lines.append(
+            f"| {row['system']} | "
+            + " | ".join(f"{row['usdr'].get(s, float('nan')):.2f}" for s in STEMS)
+            + f" | {pairs or '–'} |"
+        )
+    (out / "data_sources.json").write_text(
+        json.dumps({"rows": rows, "valid_songs": [p.name for p in valid_dirs]}, indent=1) + "\n"
+    )
     print("\n".join(lines))
 
 

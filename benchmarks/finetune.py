@@ -41,7 +41,9 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
     from stemdesk.training.validation import separate_song
 
     estimator, _ = load_estimator(model)
-    song = read_song(next(s for s in discover(data) if s.name == song_name), mixture=False).to_song([True] * len(SOURCES))
+    song = read_song(next(s for s in discover(data) if s.name == song_name), mixture=False).to_song(
+        [True] * len(SOURCES)
+    )
     stems = song.audio()
     rate = song.sample_rate
     estimate = separate_song(Separator(estimator), stems.sum(0), rate)
@@ -53,9 +55,11 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
 
     truth, error = per_second(stems[0]), per_second(estimate[index] - stems[0])
     sounding = truth > 1e-4 * truth.max()
-    return {"sdr_where_sung_db": round(10 * float(torch.log10(truth[sounding].sum() / error[sounding].sum())), 2),
-            "error_share_where_silent": round(float(error[~sounding].sum() / error.sum()), 3),
-            "silent_seconds": int((~sounding).sum())}
+    return {
+        "sdr_where_sung_db": round(10 * float(torch.log10(truth[sounding].sum() / error[sounding].sum())), 2),
+        "error_share_where_silent": round(float(error[~sounding].sum() / error.sum()), 3),
+        "silent_seconds": int((~sounding).sum()),
+    }
 
 
 def run_fold(args: argparse.Namespace) -> None:
@@ -70,24 +74,46 @@ def run_fold(args: argparse.Namespace) -> None:
         if event.get("stage") == "start":
             start.update(event)
 
-    request = FineTuneRequest(data=args.data, base=args.base, name="fold", minutes=args.minutes, valid=[args.fold],
-                              lr=args.lr, freeze=args.freeze, threads=1)
+    request = FineTuneRequest(
+        data=args.data,
+        base=args.base,
+        name="fold",
+        minutes=args.minutes,
+        valid=[args.fold],
+        lr=args.lr,
+        freeze=args.freeze,
+        threads=1,
+    )
     started = time.monotonic()
     try:
         card = fine_tune(request, progress=progress)
-        result = {"exported": True, "base": card["base"]["usdr"], "tuned": card["fine_tuned"]["usdr"],
-                  "steps": card["steps"]}
+        result = {
+            "exported": True,
+            "base": card["base"]["usdr"],
+            "tuned": card["fine_tuned"]["usdr"],
+            "steps": card["steps"],
+        }
     except StemDeskError:
         if not start:
             raise
         log = runs_dir() / request.name / "checkpoints" / "log.jsonl"
         history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         best = max(history, key=lambda h: h["valid_mean"])
-        result = {"exported": False, "base": {k: round(v, 2) for k, v in start["valid"].items()},
-                  "tuned": {k: round(v, 2) for k, v in best["valid_usdr"].items()}, "best_step": best["step"],
-                  "steps": history[-1]["step"]}
-    result.update({"fold": args.fold, "lr": start.get("lr"), "freeze": start.get("freeze"),
-                   "seconds": round(time.monotonic() - started)})
+        result = {
+            "exported": False,
+            "base": {k: round(v, 2) for k, v in start["valid"].items()},
+            "tuned": {k: round(v, 2) for k, v in best["valid_usdr"].items()},
+            "best_step": best["step"],
+            "steps": history[-1]["step"],
+        }
+    result.update(
+        {
+            "fold": args.fold,
+            "lr": start.get("lr"),
+            "freeze": start.get("freeze"),
+            "seconds": round(time.monotonic() - started),
+        }
+    )
     result["vocal_error"] = {"base": vocal_error(args.base, args.data, args.fold)}
     if result["exported"]:
         result["vocal_error"]["tuned"] = vocal_error(request.name, args.data, args.fold)
@@ -123,10 +149,26 @@ def main() -> None:
         while pending and len(running) < args.parallel:
             fold = pending.pop(0)
             home = work / fold
-            env = {**os.environ, "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
-                   "OMP_NUM_THREADS": "1"}
-            command = [sys.executable, __file__, "--fold", fold, "--out", str(home / "result.json"),
-                       "--data", str(args.data), "--from", args.base, "--minutes", str(args.minutes)]
+            env = {
+                **os.environ,
+                "XDG_DATA_HOME": str(home / "data"),
+                "XDG_CONFIG_HOME": str(home / "config"),
+                "OMP_NUM_THREADS": "1",
+            }
+            command = [
+                sys.executable,
+                __file__,
+                "--fold",
+                fold,
+                "--out",
+                str(home / "result.json"),
+                "--data",
+                str(args.data),
+                "--from",
+                args.base,
+                "--minutes",
+                str(args.minutes),
+            ]
             if args.lr is not None:
                 command += ["--lr", str(args.lr)]
             if args.freeze is not None:
@@ -154,10 +196,13 @@ def main() -> None:
 
 def render(results: list[dict], args: argparse.Namespace) -> str:
     sources = ["vocals", "drums", "bass", "other"]
-    lines = [f"Leave-one-song-out fine-tuning of {args.base} on {args.data.name}, {args.minutes:g} minutes per fold, "
-             "one thread (uSDR dB on the held-out song: base → tuned, gain).", "",
-             "| held out | lr | frozen | steps | " + " | ".join(sources) + " | exported |",
-             "|" + "---|" * (5 + len(sources))]
+    lines = [
+        f"Leave-one-song-out fine-tuning of {args.base} on {args.data.name}, {args.minutes:g} minutes per fold, "
+        "one thread (uSDR dB on the held-out song: base → tuned, gain).",
+        "",
+        "| held out | lr | frozen | steps | " + " | ".join(sources) + " | exported |",
+        "|" + "---|" * (5 + len(sources)),
+    ]
     for r in results:
         cells = []
         for s in sources:
@@ -166,24 +211,37 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
             else:
                 cells.append("–")
         exported = "yes" if r["exported"] else f"no (best step {r['best_step']})"
-        lines.append(f"| {r['fold']} | {r['lr']:g} | {', '.join(r['freeze']) or '–'} | {r['steps']} | "
-                     + " | ".join(cells) + f" | {exported} |")
-    lines += ["", "Vocal error on the held-out song (base → tuned): SDR over the seconds in which the vocal stem "
-                  "sounds, and the share of the vocal error energy in the seconds in which it is silent.", "",
-              "| held out | silent seconds | SDR where sung | error share where silent |", "|---|---|---|---|"]
+        lines.append(
+            f"| {r['fold']} | {r['lr']:g} | {', '.join(r['freeze']) or '–'} | {r['steps']} | "
+            + " | ".join(cells)
+            + f" | {exported} |"
+        )
+    lines += [
+        "",
+        "Vocal error on the held-out song (base → tuned): SDR over the seconds in which the vocal stem "
+        "sounds, and the share of the vocal error energy in the seconds in which it is silent.",
+        "",
+        "| held out | silent seconds | SDR where sung | error share where silent |",
+        "|---|---|---|---|",
+    ]
     for r in results:
         base, tuned = r["vocal_error"]["base"], r["vocal_error"].get("tuned")
-        cells = [str(base[key]) + (f" → {tuned[key]}" if tuned else "")
-                 for key in ("sdr_where_sung_db", "error_share_where_silent")]
+        cells = [
+            str(base[key]) + (f" → {tuned[key]}" if tuned else "")
+            for key in ("sdr_where_sung_db", "error_share_where_silent")
+        ]
         lines.append(f"| {r['fold']} | {base['silent_seconds']} | " + " | ".join(cells) + " |")
     voiced = [r for r in results if "vocals" in r["base"]]
     best = [r["tuned"]["vocals"] - r["base"]["vocals"] for r in voiced]
     # What a user ends with: the base model itself where the fine-tune exported nothing.
     kept = [gain if r["exported"] else 0.0 for gain, r in zip(best, voiced)]
     if best:
-        lines += ["", f"Vocals, median over {len(best)} folds: {statistics.median(best):+.2f} dB at the best step "
-                      f"(from {min(best):+.2f} to {max(best):+.2f}); {statistics.median(kept):+.2f} dB for the model "
-                      "a user ends with (the base where nothing was exported)."]
+        lines += [
+            "",
+            f"Vocals, median over {len(best)} folds: {statistics.median(best):+.2f} dB at the best step "
+            f"(from {min(best):+.2f} to {max(best):+.2f}); {statistics.median(kept):+.2f} dB for the model "
+            "a user ends with (the base where nothing was exported).",
+        ]
     return "\n".join(lines) + "\n"
 
 

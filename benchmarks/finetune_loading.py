@@ -34,10 +34,19 @@ def main() -> None:
     started = time.perf_counter()
     report, loaded = load_checked(songs)
     seconds = time.perf_counter() - started
-    print(json.dumps({"songs": len(songs), "usable": len(report["ok"]), "check_and_load_seconds": round(seconds, 1),
-                      "audio_minutes": round(sum(s.length / s.sample_rate for s in loaded.values()) / 60, 1),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                      "loaded": {n: {"length": s.length, "usable": s.usable} for n, s in loaded.items()}}, indent=1))
+    print(
+        json.dumps(
+            {
+                "songs": len(songs),
+                "usable": len(report["ok"]),
+                "check_and_load_seconds": round(seconds, 1),
+                "audio_minutes": round(sum(s.length / s.sample_rate for s in loaded.values()) / 60, 1),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                "loaded": {n: {"length": s.length, "usable": s.usable} for n, s in loaded.items()},
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

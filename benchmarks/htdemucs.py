@@ -83,8 +83,23 @@ for name, stem in zip(['drums', 'bass', 'other', 'vocals'], stems):
 def run_system(system: str, song: Path, out: Path, threads: int, onnx: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if system == "stemdesk":
-        cmd = [sys.executable, "-m", "stemdesk", "separate", str(song), "-o", str(out), "--model", "htdemucs",
-               "--threads", str(threads), "--device", "cpu", "--bit-depth", "32f"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stemdesk",
+            "separate",
+            str(song),
+            "-o",
+            str(out),
+            "--model",
+            "htdemucs",
+            "--threads",
+            str(threads),
+            "--device",
+            "cpu",
+            "--bit-depth",
+            "32f",
+        ]
     else:
         cmd = [sys.executable, "-c", RUNNER, str(song), str(out), str(threads), system, str(onnx)]
     code, _, err, wall, peak = timed(cmd, None)
@@ -135,8 +150,10 @@ def main() -> None:
             for system, row in runs.items():
                 if "seconds" in row and raw is not None and system != "stemdesk-raw":
                     row["against_stemdesk_raw"] = agreement(raw, stems_of(temp / f"{system}-{threads}"))
-            fastest_ref = min((runs[s]["seconds"] for s in ("onnxruntime", "demucs-apply_model")
-                               if "seconds" in runs.get(s, {})), default=None)
+            fastest_ref = min(
+                (runs[s]["seconds"] for s in ("onnxruntime", "demucs-apply_model") if "seconds" in runs.get(s, {})),
+                default=None,
+            )
             if fastest_ref and "seconds" in runs.get("stemdesk", {}):
                 runs["speedup_vs_fastest_reference"] = round(fastest_ref / runs["stemdesk"]["seconds"], 2)
             result["runs"][str(threads)] = runs

@@ -68,25 +68,35 @@ def main() -> None:
             return separate_song(separator, mix, rate)
 
         started = time.perf_counter()
-        row = reproduction.score(model_id, list(separator.sources), run, valid, None,
-                                 sum(p.numel() for p in estimator.parameters()))
+        row = reproduction.score(
+            model_id, list(separator.sources), run, valid, None, sum(p.numel() for p in estimator.parameters())
+        )
         row["paper"] = card.raw.get("description", "")[:80]
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("system", "usdr")}), flush=True)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps({"rows": rows, "notes": notes,
-                                                  "valid_songs": [p.name for p in valid_dirs]}, indent=1) + "\n")
+    (out / "quality.json").write_text(
+        json.dumps({"rows": rows, "notes": notes, "valid_songs": [p.name for p in valid_dirs]}, indent=1) + "\n"
+    )
     columns = ["vocals", "accompaniment", "drums", "bass", "other"]
-    lines = ["# Validation quality", "",
-             "Produced by `.venv/bin/python benchmarks/quality.py`. uSDR (dB): global SDR per song, median over "
-             f"{len(valid)} validation songs never trained on ({', '.join(p.name for p in valid_dirs[-1:])} and "
-             f"{len(valid) - 1} MUSDB18 excerpts). Spleeter's figures here are on these songs, not its paper's.", "",
-             "| system | " + " | ".join(columns) + " |", "|" + "---|" * (1 + len(columns))]
+    lines = [
+        "# Validation quality",
+        "",
+        "Produced by `.venv/bin/python benchmarks/quality.py`. uSDR (dB): global SDR per song, median over "
+        f"{len(valid)} validation songs never trained on ({', '.join(p.name for p in valid_dirs[-1:])} and "
+        f"{len(valid) - 1} MUSDB18 excerpts). Spleeter's figures here are on these songs, not its paper's.",
+        "",
+        "| system | " + " | ".join(columns) + " |",
+        "|" + "---|" * (1 + len(columns)),
+    ]
     for row in rows:
-        lines.append(f"| {row['system']} | " + " | ".join(f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–"
-                                                         for c in columns) + " |")
+        lines.append(
+            f"| {row['system']} | "
+            + " | ".join(f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–" for c in columns)
+            + " |"
+        )
     lines += [""] + [f"- {note}" for note in notes]
     if args.speed:
         lines += speed_lines(args.models.split(",")[0], args.threads)
@@ -97,8 +107,21 @@ def main() -> None:
 
 def speed_lines(model: str, threads: int) -> list[str]:
     """Run benchmarks/separation.py (floor, the model, Open-Unmix, HTDemucs in one run) and tabulate it."""
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "separation.py"), "--model", model, "--threads",
-                    str(threads), "--compare", "--long-minutes", "6", "--card"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "separation.py"),
+            "--model",
+            model,
+            "--threads",
+            str(threads),
+            "--compare",
+            "--long-minutes",
+            "6",
+            "--card",
+        ],
+        check=True,
+    )
     return speed_table(json.loads((ROOT / "benchmarks" / "results" / "separation.json").read_text()))
 
 
@@ -108,18 +131,30 @@ def speed_table(result: dict) -> list[str]:
     rows = [("floor: STFT + iSTFT + I/O, no network", three["floor"]), (model, three["model"])]
     if "allocator_defaults" in three:
         rows.append((f"{model}, glibc's allocator defaults", three["allocator_defaults"]))
-    rows += [(f"{name}, random weights", row) for name, row in result["others_random_weights"].items()
-             if "seconds" in row]
-    lines = ["", "## Speed and memory", "",
-             f"A 3-minute stereo song ({result['song']}), file in, four stems out, {result['threads']} thread, "
-             f"measured in one run by `benchmarks/separation.py` at {result['measured_at']}. Seconds are each "
-             "process's wall time from launch to exit, start-up and imports included:", "",
-             "| system | seconds | × real time | × the floor | peak MB |", "|---|---|---|---|---|"]
+    rows += [
+        (f"{name}, random weights", row) for name, row in result["others_random_weights"].items() if "seconds" in row
+    ]
+    lines = [
+        "",
+        "## Speed and memory",
+        "",
+        f"A 3-minute stereo song ({result['song']}), file in, four stems out, {result['threads']} thread, "
+        f"measured in one run by `benchmarks/separation.py` at {result['measured_at']}. Seconds are each "
+        "process's wall time from launch to exit, start-up and imports included:",
+        "",
+        "| system | seconds | × real time | × the floor | peak MB |",
+        "|---|---|---|---|---|",
+    ]
     for name, row in rows:
-        lines.append(f"| {name} | {row['seconds']:.1f} | {result['song_seconds'] / row['seconds']:.1f} | "
-                     f"{row['seconds'] / three['floor']['seconds']:.2f} | {row['peak_mb']:.0f} |")
-    lines += ["", f"A {result['long_file']['minutes']:.0f}-minute file peaks at {result['long_file']['peak_mb']:.0f} MB, "
-              f"{result['long_file']['peak_ratio_to_three_minutes']}× the 3-minute song."]
+        lines.append(
+            f"| {name} | {row['seconds']:.1f} | {result['song_seconds'] / row['seconds']:.1f} | "
+            f"{row['seconds'] / three['floor']['seconds']:.2f} | {row['peak_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        f"A {result['long_file']['minutes']:.0f}-minute file peaks at {result['long_file']['peak_mb']:.0f} MB, "
+        f"{result['long_file']['peak_ratio_to_three_minutes']}× the 3-minute song.",
+    ]
     missing = [f"{name}: {row['error']}" for name, row in result["others_random_weights"].items() if "error" in row]
     return lines + [f"- not measured: {m}" for m in missing]
 

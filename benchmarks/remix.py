@@ -53,8 +53,11 @@ MIXES = {
     "floor": {},
     "typical": {
         "channels": {
-            "vocals": {"gain_db": -3, "sends": {"verb": -10},
-                       "effects": [{"kind": "compressor", "params": {"threshold_db": -20, "ratio": 3}}]},
+            "vocals": {
+                "gain_db": -3,
+                "sends": {"verb": -10},
+                "effects": [{"kind": "compressor", "params": {"threshold_db": -20, "ratio": 3}}],
+            },
             "drums": {"effects": [{"kind": "compressor"}, {"kind": "peak", "params": {"gain_db": 2}}]},
             "bass": {"effects": [{"kind": "compressor", "params": {"ratio": 2}}]},
             "other": {"effects": [{"kind": "reverb", "params": {"wet_db": -18}}]},

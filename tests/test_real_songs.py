@@ -13,15 +13,13 @@ from stemdesk.core.metrics import usdr
 
 pytestmark = [needs_data(), pytest.mark.data]
 STEMS = ["vocals", "drums", "bass", "other"]
-VALID_SONG = DATA / "cc0-efree" / "3.Sodium"   # never trained on (see stemdesk/training/default_models.py)
-
+VALID_SONG = DATA / "cc0-efree" / "3.Sodium"  # never trained on (see stemdesk/training/default_models.py)
 
 
 def reference(seconds: float, offset: float = 190.0) -> np.ndarray:
     """The validation song's stems (sources, channels, length), ``seconds`` long from ``offset``."""
     start, n = int(offset * 44100), int(seconds * 44100)
-    return np.stack([sf.read(str(VALID_SONG / f"{s}.ogg"), start=start, frames=n, dtype="float32")[0].T
-                     for s in STEMS])
+    return np.stack([sf.read(str(VALID_SONG / f"{s}.ogg"), start=start, frames=n, dtype="float32")[0].T for s in STEMS])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +64,7 @@ def test_default_model_beats_an_equal_split_on_songs_it_never_saw():
         truth = song.audio()
         mix = truth.sum(0)
         estimate = Chunker(lambda x: separator(x, 44100).stems, 20 * 44100, 44100).run(mix)
-        audible = truth.pow(2).mean(dim=(1, 2)) > 1e-8            # uSDR is undefined for a silent stem
+        audible = truth.pow(2).mean(dim=(1, 2)) > 1e-8  # uSDR is undefined for a silent stem
         model.append(torch.where(audible, usdr(truth, estimate), torch.nan))
         equal.append(torch.where(audible, usdr(truth, mix.expand_as(truth) / 4), torch.nan))
     model_median = torch.stack(model).nanmedian(dim=0).values

@@ -31,19 +31,23 @@ def checkout(tmp_path):
     (root / "plugins" / "p" / "pyproject.toml").write_text("[project]\nname = 'p'\n")
     fake = tmp_path / "bin"
     fake.mkdir()
-    script(fake / "dpkg-query", 'echo -n "install ok installed"\n')           # every Debian package present
+    script(fake / "dpkg-query", 'echo -n "install ok installed"\n')  # every Debian package present
     (root / ".venv" / "bin").mkdir(parents=True)
     log = tmp_path / "python.log"
-    script(root / ".venv" / "bin" / "python", f'echo "$*" >> {log}\n'
-                                              'if [[ "$*" == *"pip install"* && -n "${FAIL_PIP:-}" ]]; then\n'
-                                              '  echo "ERROR: No matching distribution found" >&2; exit 1; fi\n')
+    script(
+        root / ".venv" / "bin" / "python",
+        f'echo "$*" >> {log}\n'
+        'if [[ "$*" == *"pip install"* && -n "${FAIL_PIP:-}" ]]; then\n'
+        '  echo "ERROR: No matching distribution found" >&2; exit 1; fi\n',
+    )
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     return root, fake, log, env
 
 
 def run_setup(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(root / "scripts" / "setup.sh"), *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        ["bash", str(root / "scripts" / "setup.sh"), *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_a_failing_pip_fails_loudly_and_nothing_counts_as_installed(checkout):
@@ -51,7 +55,7 @@ def test_a_failing_pip_fails_loudly_and_nothing_counts_as_installed(checkout):
     result = run_setup(root, {**env, "FAIL_PIP": "1"})
     assert result.returncode != 0
     assert "FAILED: pip could not install" in result.stderr and "run this again" in result.stderr
-    assert "No matching distribution" in result.stderr                        # pip's own words are shown
+    assert "No matching distribution" in result.stderr  # pip's own words are shown
     assert not (root / ".venv" / ".stemdesk-setup").exists()
     # the next run does the install again instead of taking the environment as installed
     again = run_setup(root, env)
@@ -65,21 +69,21 @@ def test_nothing_changed_means_no_pip_and_an_immediate_return(checkout):
     assert run_setup(root, env, "--test").returncode == 0
     calls = log.read_text().count("pip install")
     started = time.monotonic()
-    plain = run_setup(root, env)                                              # a --test install covers a plain run
+    plain = run_setup(root, env)  # a --test install covers a plain run
     assert plain.returncode == 0 and plain.stderr == ""
     assert time.monotonic() - started < 2.0
     assert log.read_text().count("pip install") == calls
     (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + "\n# changed\n")
-    assert run_setup(root, env, "--test").returncode == 0                     # a change installs again
+    assert run_setup(root, env, "--test").returncode == 0  # a change installs again
     assert log.read_text().count("pip install") == calls + 1
 
 
 def test_a_failing_apt_fails_loudly_with_the_packages_to_install(checkout):
     root, fake, _, env = checkout
-    script(fake / "dpkg-query", "exit 1\n")                                   # nothing installed
+    script(fake / "dpkg-query", "exit 1\n")  # nothing installed
     script(fake / "apt-get", 'echo "E: Could not resolve the archive" >&2; exit 100\n')
     script(fake / "sudo", '"$@"\n')
-    script(fake / "id", 'echo 1000\n')                                        # not root: through sudo
+    script(fake / "id", "echo 1000\n")  # not root: through sudo
     result = run_setup(root, env)
     assert result.returncode != 0
     assert "FAILED: apt-get update did not work" in result.stderr and "Could not resolve" in result.stderr

@@ -70,7 +70,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
     app.setOrganizationName("StemDesk")
     app.setApplicationVersion(__version__)
 
-    def unexpected(kind, value, traceback) -> None:      # a bug in a slot: log it, tell the user, keep running
+    def unexpected(kind, value, traceback) -> None:  # a bug in a slot: log it, tell the user, keep running
         log.error("unexpected error", exc_info=(kind, value, traceback))
         if window is not None:
             window.show_error("Unexpected error", f"{kind.__name__}: {value}", unexpected=True)
@@ -88,7 +88,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
         end.setblocking(False)
     signal.set_wakeup_fd(wake_write.fileno())
 
-    def close_now() -> None:                  # no "save changes?" prompt: the autosave keeps unsaved work
+    def close_now() -> None:  # no "save changes?" prompt: the autosave keeps unsaved work
         if window is not None:
             if window.dirty:
                 window.autosave()

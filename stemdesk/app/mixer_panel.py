@@ -28,7 +28,7 @@ from ..io.registry import Registry
 from ..mixer.effects import Effect, effects_of
 from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
 
-SCALE = 10          # fader steps per dB
+SCALE = 10  # fader steps per dB
 
 
 def _db_text(db: float) -> str:
@@ -84,7 +84,7 @@ class EffectsDialog(QDialog):
             top.addWidget(bypass)
             top.addWidget(remove)
             form.addRow(top)
-            for pname, param in (spec.params.items() if spec else []):
+            for pname, param in spec.params.items() if spec else []:
                 spin = QDoubleSpinBox()
                 spin.setRange(param.low, param.high)
                 spin.setDecimals(3 if param.high - param.low <= 2 else 1)
@@ -149,9 +149,12 @@ class Strip(QWidget):
     def show_state(self, mix: Mix) -> None:
         channel = mix.channels.get(self.name)
         gain = channel.gain_db if channel else 0.0
-        for widget, value in ((self.fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], gain)) * SCALE))),
-                              (self.pan, int(round((channel.pan if channel else 0.0) * 100))),
-                              (self.mute, bool(channel and channel.mute)), (self.solo, bool(channel and channel.solo))):
+        for widget, value in (
+            (self.fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], gain)) * SCALE))),
+            (self.pan, int(round((channel.pan if channel else 0.0) * 100))),
+            (self.mute, bool(channel and channel.mute)),
+            (self.solo, bool(channel and channel.solo)),
+        ):
             widget.blockSignals(True)
             widget.setChecked(value) if isinstance(value, bool) else widget.setValue(value)
             widget.blockSignals(False)
@@ -167,7 +170,7 @@ class MixerPanel(QWidget):
 
     def __init__(self, parent=None, registry: Registry | None = None):
         super().__init__(parent)
-        self.registry = registry            # the effect kinds its strips offer
+        self.registry = registry  # the effect kinds its strips offer
         self.mix = Mix()
         self.stems: list[str] = []
         self.strips: dict[str, Strip] = {}
@@ -256,6 +259,6 @@ class MixerPanel(QWidget):
 
     def apply_preset(self) -> None:
         before = copy.deepcopy(self.mix)
-        after = with_preset(self.mix, self.preset.currentText(), self.stems)   # levels only: effects stay
+        after = with_preset(self.mix, self.preset.currentText(), self.stems)  # levels only: effects stay
         self.show_mix(after)
         self.changed.emit(f"Apply preset {self.preset.currentText()}", "preset", before, copy.deepcopy(after))

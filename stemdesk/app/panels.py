@@ -79,8 +79,13 @@ class JobsPanel(QWidget):
             cancel.clicked.connect(lambda: self.cancel_requested.emit(job))
             self.table.setCellWidget(row, 6, cancel)
         row = self.rows[job.id]
-        status = {QUEUED: "queued", RUNNING: job.message or "running", DONE: "done", FAILED: "failed",
-                  CANCELLED: "cancelled"}[job.status]
+        status = {
+            QUEUED: "queued",
+            RUNNING: job.message or "running",
+            DONE: "done",
+            FAILED: "failed",
+            CANCELLED: "cancelled",
+        }[job.status]
         self.table.item(row, 3).setText(status)
         self.table.item(row, 3).setToolTip(job.error or "")
         self.table.cellWidget(row, 4).setValue(int(job.fraction * 1000))
@@ -95,9 +100,9 @@ class ModelsPanel(QWidget):
 
     def __init__(self, parent=None, registry: Registry | None = None):
         super().__init__(parent)
-        self.registry = registry            # its model folders are listed too
+        self.registry = registry  # its model folders are listed too
         self.list = QListWidget()
-        self.card = QTextBrowser()           # the card as a short readable page, not its JSON
+        self.card = QTextBrowser()  # the card as a short readable page, not its JSON
         self.card.setOpenExternalLinks(False)
         buttons = QHBoxLayout()
         self.use = QPushButton("Use")
@@ -173,8 +178,13 @@ def card_html(card) -> str:
         rows.append(("Quality", f"{quality} (median uSDR on {songs or 'its'} validation songs)"))
     speed = raw.get("speed")
     if isinstance(speed, dict) and "seconds_1_thread" in speed:
-        rows.append(("Speed", f"{speed['song_seconds']} s of audio in {speed['seconds_1_thread']} s on one CPU thread, "
-                              f"peak memory {speed.get('peak_memory_mb_1_thread', '?')} MB ({speed.get('machine', '')})"))
+        rows.append(
+            (
+                "Speed",
+                f"{speed['song_seconds']} s of audio in {speed['seconds_1_thread']} s on one CPU thread, "
+                f"peak memory {speed.get('peak_memory_mb_1_thread', '?')} MB ({speed.get('machine', '')})",
+            )
+        )
     weights = card.weights_path
     size = f"{weights.stat().st_size / 1e6:.0f} MB" if weights.is_file() else "?"
     rows.append(("Size", f"{raw.get('parameters', 0):,} parameters, {size} of weights"))
@@ -184,14 +194,15 @@ def card_html(card) -> str:
     if raw.get("license_note"):
         rows.append(("Note", escape(raw["license_note"])))
     rows.append(("Folder", escape(str(card.folder))))
-    table = "".join(f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>"
-                    for k, v in rows)
-    return (f"<h3>{escape(card.id)}</h3><p>{escape(str(raw.get('description', '')))}</p>"
-            f"<table>{table}</table>")
+    table = "".join(
+        f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows
+    )
+    return f"<h3>{escape(card.id)}</h3><p>{escape(str(raw.get('description', '')))}</p><table>{table}</table>"
 
 
 class SettingsPanel(QWidget):
     """Generated from the declared schema in stemdesk.io.settings; every change is checked and saved."""
+
     changed = Signal(str, object)
 
     def __init__(self, values: dict, parent=None):
@@ -257,6 +268,7 @@ class SettingsPanel(QWidget):
 
 class TrainerPanel(QWidget):
     """Pick a data folder, see its report, fine-tune with live curves, read the score card."""
+
     check_requested = Signal(str)
     train_requested = Signal(dict)
     cancel_requested = Signal()
@@ -294,13 +306,13 @@ class TrainerPanel(QWidget):
         for button in (self.check, self.start, self.cancel):
             buttons.addWidget(button)
         layout.addLayout(buttons)
-        self.report = QTextBrowser()          # the data report as text, the score card rendered from Markdown
+        self.report = QTextBrowser()  # the data report as text, the score card rendered from Markdown
         self.report.setPlaceholderText("The data report and the score card appear here.")
         layout.addWidget(self.report, 1)
         self.curves = QLabel()
         self.curves.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.curves.setMinimumHeight(120)
-        self.curves.setMinimumWidth(1)          # the chart is scaled to the dock, never the dock to the chart
+        self.curves.setMinimumWidth(1)  # the chart is scaled to the dock, never the dock to the chart
         layout.addWidget(self.curves, 1)
         self._chart = None
         self.history: list[dict] = []
@@ -315,8 +327,14 @@ class TrainerPanel(QWidget):
 
     def _start(self) -> None:
         self.history = []
-        self.train_requested.emit({"data": self.folder.text(), "base": self.base.currentText(),
-                                   "name": self.name.text().strip(), "minutes": self.minutes.value()})
+        self.train_requested.emit(
+            {
+                "data": self.folder.text(),
+                "base": self.base.currentText(),
+                "name": self.name.text().strip(),
+                "minutes": self.minutes.value(),
+            }
+        )
 
     def running(self, on: bool) -> None:
         self.start.setEnabled(not on)
@@ -350,8 +368,11 @@ class TrainerPanel(QWidget):
 
     def _fit_chart(self) -> None:
         if self._chart is not None:
-            self.curves.setPixmap(self._chart.scaled(self.curves.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                     Qt.TransformationMode.SmoothTransformation))
+            self.curves.setPixmap(
+                self._chart.scaled(
+                    self.curves.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                )
+            )
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -368,13 +389,15 @@ class ExportDialog(QWidget):
     """What to export and where: the stems themselves, the instrumental, the user's mix, and each session format
     (DAWproject, REAPER, and what plugins add). Nothing heavy is checked unless asked for."""
 
-    LABELS = {"stems": "Stems (a copy of each stem file, with the certificate)",
-              "instrumental": "Instrumental (mixture − vocals, exact)",
-              "mix": "Mix (your levels, pans and effects)",
-              "dawproject": "DAWproject session (embeds the stems: large)",
-              "rpp": "REAPER project (refers to the stems)"}
+    LABELS = {
+        "stems": "Stems (a copy of each stem file, with the certificate)",
+        "instrumental": "Instrumental (mixture − vocals, exact)",
+        "mix": "Mix (your levels, pans and effects)",
+        "dawproject": "DAWproject session (embeds the stems: large)",
+        "rpp": "REAPER project (refers to the stems)",
+    }
 
-    accepted = Signal(object, dict)         # folder, {choice: bool}
+    accepted = Signal(object, dict)  # folder, {choice: bool}
 
     def __init__(self, folder: str, exporters, choices: dict | None = None, parent=None):
         from PySide6.QtWidgets import QDialogButtonBox
@@ -410,8 +433,9 @@ class ExportDialog(QWidget):
     def _enable(self) -> None:
         from PySide6.QtWidgets import QDialogButtonBox
 
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(any(b.isChecked() for b in
-                                                                               self.boxes.values()))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
+            any(b.isChecked() for b in self.boxes.values())
+        )
 
     def _browse(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Export into", self.folder.text())

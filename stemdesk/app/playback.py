@@ -50,11 +50,11 @@ class MixSource:
         self.stem_frames = self.stems[0].frames if self.stems else 0
         self.position = 0
         self.loop: tuple[int, int] | None = None
-        self.null_peak = 0.0                    # largest |Σ stems − original| since the last reset
+        self.null_peak = 0.0  # largest |Σ stems − original| since the last reset
 
     def set_mix(self, mix: Mix) -> None:
         if self.renderer is not None:
-            self.renderer.set_mix(mix)          # the renderer has its own lock and ramps gains
+            self.renderer.set_mix(mix)  # the renderer has its own lock and ramps gains
 
     def seek(self, frame: int) -> None:
         with self._lock:
@@ -71,7 +71,7 @@ class MixSource:
                 if self.loop and self.position >= self.loop[1]:
                     self.position = self.loop[0]
                 end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
-                if self.renderer is not None:     # a block never crosses the edge of an excerpt's stems
+                if self.renderer is not None:  # a block never crosses the edge of an excerpt's stems
                     edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
                     if edge > self.position:
                         end = min(end, edge)
@@ -117,7 +117,7 @@ class _Device(QIODevice):
         super().__init__(parent)
         self.source = source
         self.finished = False
-        self.error: str | None = None       # why reading stopped (a damaged file), for the player to say
+        self.error: str | None = None  # why reading stopped (a damaged file), for the player to say
 
     def readData(self, maxlen: int) -> bytes:
         # bytes, never a QByteArray: PySide6 (6.11) copies only a returned `bytes` into the caller's buffer; a
@@ -136,7 +136,7 @@ class _Device(QIODevice):
             return bytes(frames * frame_bytes)
         if audio.shape[-1] == 0:
             self.finished = True
-            return bytes(frames * frame_bytes)     # silence until the player stops
+            return bytes(frames * frame_bytes)  # silence until the player stops
         return np.ascontiguousarray(audio.T, dtype=np.float32).tobytes()
 
     def writeData(self, data) -> int:
@@ -152,7 +152,7 @@ class _Device(QIODevice):
 class Player(QObject):
     """Transport: play, pause, stop, seek, loop. ``available`` is False when there is no audio output device."""
 
-    state_changed = Signal(str)         # "playing", "paused", "stopped"
+    state_changed = Signal(str)  # "playing", "paused", "stopped"
     problem = Signal(str)
 
     def __init__(self, parent=None):
@@ -161,7 +161,7 @@ class Player(QObject):
         self.sink: QAudioSink | None = None
         self.device: _Device | None = None
         self.state = "stopped"
-        self._clock: tuple[float, int] | None = None      # (monotonic time, frame) when playback (re)started
+        self._clock: tuple[float, int] | None = None  # (monotonic time, frame) when playback (re)started
         self._paused_at = 0
 
     @property
@@ -195,8 +195,10 @@ class Player(QObject):
         if self.source is None:
             return False
         if not self.available:
-            self.problem.emit("No audio output device: playback is off. Everything else works; connect a device "
-                              "or start PulseAudio/PipeWire to listen.")
+            self.problem.emit(
+                "No audio output device: playback is off. Everything else works; connect a device "
+                "or start PulseAudio/PipeWire to listen."
+            )
             return False
         if self.state == "paused" and self.sink is not None:
             self.sink.resume()
@@ -208,8 +210,10 @@ class Player(QObject):
             fmt.setSampleFormat(QAudioFormat.SampleFormat.Float)
             output = QMediaDevices.defaultAudioOutput()
             if not output.isFormatSupported(fmt):
-                self.problem.emit(f"The audio device cannot play {self.source.rate} Hz × {self.source.channels} "
-                                  "channels; playback is off for this song.")
+                self.problem.emit(
+                    f"The audio device cannot play {self.source.rate} Hz × {self.source.channels} "
+                    "channels; playback is off for this song."
+                )
                 return False
             self.sink = QAudioSink(output, fmt, self)
             # a short buffer keeps fader moves and the playhead close to what is heard
@@ -243,7 +247,7 @@ class Player(QObject):
         self.pause() if self.state == "playing" else self.play()
 
     def stop(self) -> None:
-        sink, self.sink = self.sink, None           # stopping the sink re-enters through stateChanged
+        sink, self.sink = self.sink, None  # stopping the sink re-enters through stateChanged
         device, self.device = self.device, None
         if sink is not None:
             sink.stop()
@@ -262,8 +266,9 @@ class Player(QObject):
 
     def set_loop(self, span: tuple[float, float] | None) -> None:
         if self.source is not None:
-            self.source.loop = None if span is None else (int(span[0] * self.source.rate),
-                                                          int(span[1] * self.source.rate))
+            self.source.loop = (
+                None if span is None else (int(span[0] * self.source.rate), int(span[1] * self.source.rate))
+            )
 
     def _set(self, state: str) -> None:
         self.state = state

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QApplication
 
 from .timeline import BACKGROUND, GRID, LANE_BG, TEXT
 
-ACCENT = "#5b8def"          # the bass lane's blue: selection and focus
+ACCENT = "#5b8def"  # the bass lane's blue: selection and focus
 DIMMED = "#7d8590"
 
 
@@ -19,14 +19,23 @@ def apply_dark_theme(app: QApplication) -> None:
     app.setStyle("Fusion")
     palette = QPalette()
     roles = {
-        QPalette.ColorRole.Window: BACKGROUND, QPalette.ColorRole.WindowText: TEXT,
-        QPalette.ColorRole.Base: "#16181c", QPalette.ColorRole.AlternateBase: LANE_BG,
-        QPalette.ColorRole.ToolTipBase: LANE_BG, QPalette.ColorRole.ToolTipText: TEXT,
-        QPalette.ColorRole.PlaceholderText: DIMMED, QPalette.ColorRole.Text: TEXT,
-        QPalette.ColorRole.Button: LANE_BG, QPalette.ColorRole.ButtonText: TEXT,
-        QPalette.ColorRole.BrightText: "#ffffff", QPalette.ColorRole.Highlight: ACCENT,
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.Link: ACCENT,
-        QPalette.ColorRole.Mid: GRID, QPalette.ColorRole.Dark: "#111316", QPalette.ColorRole.Light: "#3f4550",
+        QPalette.ColorRole.Window: BACKGROUND,
+        QPalette.ColorRole.WindowText: TEXT,
+        QPalette.ColorRole.Base: "#16181c",
+        QPalette.ColorRole.AlternateBase: LANE_BG,
+        QPalette.ColorRole.ToolTipBase: LANE_BG,
+        QPalette.ColorRole.ToolTipText: TEXT,
+        QPalette.ColorRole.PlaceholderText: DIMMED,
+        QPalette.ColorRole.Text: TEXT,
+        QPalette.ColorRole.Button: LANE_BG,
+        QPalette.ColorRole.ButtonText: TEXT,
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Highlight: ACCENT,
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: ACCENT,
+        QPalette.ColorRole.Mid: GRID,
+        QPalette.ColorRole.Dark: "#111316",
+        QPalette.ColorRole.Light: "#3f4550",
     }
     for role, colour in roles.items():
         palette.setColor(role, QColor(colour))

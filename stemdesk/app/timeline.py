@@ -34,10 +34,10 @@ class Lane:
 
 
 class Canvas(QWidget):
-    seek = Signal(float)                     # seconds
-    loop_changed = Signal(object)            # (start, end) seconds or None
+    seek = Signal(float)  # seconds
+    loop_changed = Signal(object)  # (start, end) seconds or None
     selection_changed = Signal(object)
-    spectrogram_requested = Signal(str)      # lane name
+    spectrogram_requested = Signal(str)  # lane name
     view_changed = Signal()
 
     def __init__(self, parent=None):
@@ -45,12 +45,12 @@ class Canvas(QWidget):
         self.lanes: list[Lane] = []
         self.rate = 44100
         self.frames = 0
-        self.spp = 1024.0                    # samples per pixel
-        self.offset = 0                      # first visible sample
-        self.playhead = 0.0                  # seconds
+        self.spp = 1024.0  # samples per pixel
+        self.offset = 0  # first visible sample
+        self.playhead = 0.0  # seconds
         self.loop: tuple[float, float] | None = None
-        self.display_gain = 1.0              # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
-        self.null_regions: list[dict] = []   # the certificate's loudest residual windows, marked on the ruler
+        self.display_gain = 1.0  # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
+        self.null_regions: list[dict] = []  # the certificate's loudest residual windows, marked on the ruler
         self.selection: tuple[float, float] | None = None
         self._drag: tuple[str, float] | None = None
         self.setMinimumHeight(RULER + 56 * 2)
@@ -102,19 +102,18 @@ class Canvas(QWidget):
         height = self.lane_height()
         for index, lane in enumerate(self.lanes):
             self._paint_lane(painter, lane, RULER + index * height, height)
-        for region in self.null_regions:         # where Σ stems departs most from the mix (if at all)
+        for region in self.null_regions:  # where Σ stems departs most from the mix (if at all)
             a, b = self.x_of(region["start_seconds"]), self.x_of(region["end_seconds"])
             if b >= HEADER:
-                painter.fillRect(QRectF(max(a, HEADER), RULER - 5, max(2.0, b - max(a, HEADER)), 5),
-                                 QColor("#e0625e"))
+                painter.fillRect(QRectF(max(a, HEADER), RULER - 5, max(2.0, b - max(a, HEADER)), 5), QColor("#e0625e"))
         if self.loop:
             a, b = (self.x_of(t) for t in self.loop)
-            painter.fillRect(QRectF(max(a, HEADER), 0, max(0.0, b - max(a, HEADER)), RULER),
-                             QColor(92, 141, 239, 150))
+            painter.fillRect(QRectF(max(a, HEADER), 0, max(0.0, b - max(a, HEADER)), RULER), QColor(92, 141, 239, 150))
         if self.selection:
             a, b = (self.x_of(t) for t in self.selection)
-            painter.fillRect(QRectF(max(a, HEADER), RULER, max(0.0, b - max(a, HEADER)), self.height()),
-                             QColor(255, 255, 255, 28))
+            painter.fillRect(
+                QRectF(max(a, HEADER), RULER, max(0.0, b - max(a, HEADER)), self.height()), QColor(255, 255, 255, 28)
+            )
         x = self.x_of(self.playhead)
         if x >= HEADER:
             painter.setPen(QPen(QColor("#ffffff"), 1.5))
@@ -149,8 +148,9 @@ class Canvas(QWidget):
         if lane.busy:
             done = lane.peaks.frames / max(1, lane.peaks.expected or self.frames or 1)
             painter.setPen(QColor("#9aa3ad"))
-            painter.drawText(QRectF(12, top + 28, HEADER - 20, 20), Qt.AlignmentFlag.AlignLeft,
-                             f"{min(100, int(done * 100))} %")
+            painter.drawText(
+                QRectF(12, top + 28, HEADER - 20, 20), Qt.AlignmentFlag.AlignLeft, f"{min(100, int(done * 100))} %"
+            )
         mid = top + (LANE - 2) / 2
         painter.setPen(QColor(GRID))
         painter.drawLine(QPointF(HEADER, mid), QPointF(self.width(), mid))
@@ -303,7 +303,7 @@ def spectrogram_image(path: str, max_frames: int = 3000, height: int = 160) -> n
                 block = np.pad(block, (0, n_fft - block.size))
             columns.append(np.abs(np.fft.rfft(block * window)))
             position += hop
-    spec = np.stack(columns, axis=1)                          # (bins, frames)
+    spec = np.stack(columns, axis=1)  # (bins, frames)
     freqs = np.fft.rfftfreq(n_fft, 1 / info.sample_rate)
     targets = np.geomspace(30, info.sample_rate / 2, height)
     rows = np.clip(np.searchsorted(freqs, targets), 1, len(freqs) - 1)

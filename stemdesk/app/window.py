@@ -54,8 +54,13 @@ log = logging.getLogger("stemdesk.app")
 MAX_RECENT = 10
 
 # How the app names the settings an error says would fix it (StemDeskError.setting).
-CONTROLS = {"device": "the Device box in the toolbar", "segment_seconds": "Segment in Settings",
-            "threads": "Threads in Settings", "start": "the selection", "duration": "the selection"}
+CONTROLS = {
+    "device": "the Device box in the toolbar",
+    "segment_seconds": "Segment in Settings",
+    "threads": "Threads in Settings",
+    "start": "the selection",
+    "duration": "the selection",
+}
 
 
 def words(error: BaseException) -> str:
@@ -70,7 +75,7 @@ def words(error: BaseException) -> str:
 
 class MainWindow(QMainWindow):
     song_loaded = Signal(str)
-    separation_finished = Signal(object)     # the Job
+    separation_finished = Signal(object)  # the Job
     job_finished = Signal(object)
 
     # what the views show, owned by the workspace
@@ -87,7 +92,7 @@ class MainWindow(QMainWindow):
         from .theme import apply_dark_theme
 
         apply_dark_theme(QApplication.instance())
-        self.ask = ask                       # False in tests and scripts: never block on a question
+        self.ask = ask  # False in tests and scripts: never block on a question
         # What plugins added (built once by the app's start): None means the built-ins only.
         self.registry = registry
         self.settings = settings or settings_store.load()
@@ -98,10 +103,10 @@ class MainWindow(QMainWindow):
         self.display = JobQueue(lambda job, what, payload: self.bridge.post(self._display_event, job, what))
         self.engines = tasks.Engines(registry)
         self.workspace = Workspace(self.settings)
-        self._then: dict[int, tuple] = {}        # job id -> (on done, on any end, signal to emit at the end)
-        self.last_error: tuple[str, str] | None = None     # (title, text) of the last error shown
+        self._then: dict[int, tuple] = {}  # job id -> (on done, on any end, signal to emit at the end)
+        self.last_error: tuple[str, str] | None = None  # (title, text) of the last error shown
         self.dialogs: list[QMessageBox] = []
-        self.question: QMessageBox | None = None     # the modal question being asked, if any
+        self.question: QMessageBox | None = None  # the modal question being asked, if any
         self.undo = QUndoStack(self)
         self.undo.cleanChanged.connect(self._clean_changed)
         self.player = Player(self)
@@ -114,14 +119,16 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.timeline)
         c = self.timeline.canvas
         c.seek.connect(self.seek)
-        c.loop_changed.connect(lambda span: self.undo.push(LoopCommand(self, self.project.view.get("loop"),
-                                                                      list(span) if span else None)))
+        c.loop_changed.connect(
+            lambda span: self.undo.push(LoopCommand(self, self.project.view.get("loop"), list(span) if span else None))
+        )
         c.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
         c.spectrogram_requested.connect(self.compute_spectrogram)
 
         self.mixer = MixerPanel(registry=registry)
-        self.mixer.changed.connect(lambda text, control, before, after:
-                                   self.undo.push(MixCommand(self, text, control, before, after)))
+        self.mixer.changed.connect(
+            lambda text, control, before, after: self.undo.push(MixCommand(self, text, control, before, after))
+        )
         self.mixer.control_touched.connect(self._control_touched)
         self.jobs_panel = JobsPanel()
         self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
@@ -136,11 +143,13 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(self.settings)
         self.settings_panel.changed.connect(self._setting_changed)
         self.docks = {}
-        for title, widget, area in (("Mixer", self.mixer, Qt.DockWidgetArea.BottomDockWidgetArea),
-                                    ("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
-                                    ("Models", self.models_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-                                    ("Trainer", self.trainer, Qt.DockWidgetArea.RightDockWidgetArea),
-                                    ("Settings", self.settings_panel, Qt.DockWidgetArea.RightDockWidgetArea)):
+        for title, widget, area in (
+            ("Mixer", self.mixer, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("Models", self.models_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Trainer", self.trainer, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Settings", self.settings_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
             dock = QDockWidget(title, self)
             dock.setObjectName(title)
             dock.setWidget(widget)
@@ -194,16 +203,24 @@ class MainWindow(QMainWindow):
         self.save_action = action("Save project", self.save_project, "Ctrl+S")
         self.save_as_action = action("Save project as…", lambda: self.save_project(ask_path=True), "Ctrl+Shift+S")
         self.export_action = action("Export stems, instrumental and sessions…", self.export_dialog, "Ctrl+E")
-        self.bounce_action = action("Export mix…", self.bounce_dialog, "Ctrl+B",
-                                    "Render your mix (levels, pans, effects, automation) to one file")
+        self.bounce_action = action(
+            "Export mix…",
+            self.bounce_dialog,
+            "Ctrl+B",
+            "Render your mix (levels, pans, effects, automation) to one file",
+        )
         self.quit_action = action("Quit", self.close, "Ctrl+Q")
         self.play_action = action("Play", self.player_toggle, "Space", "Play / pause (Space)")
         self.stop_action = action("Stop", self.stop, None, "Stop and return to the start")
         self.loop_action = action("Loop", self.toggle_loop, "L", "Loop the region set with Shift+drag")
         self.loop_action.setCheckable(True)
         self.separate_action = action("Separate", lambda: self.separate(), "Ctrl+R", "Separate the whole song")
-        self.audition_action = action("Audition", lambda: self.separate(audition=True), None,
-                                      "Separate the first seconds only, to judge the model quickly")
+        self.audition_action = action(
+            "Audition",
+            lambda: self.separate(audition=True),
+            None,
+            "Separate the first seconds only, to judge the model quickly",
+        )
         self.separate_selection_action = action("Separate selection", lambda: self.separate(selection=True))
         self.separate_selection_action.setEnabled(False)
         self.zoom_in_action = action("Zoom in", lambda: self.timeline.canvas.zoom(0.5), "Ctrl+=")
@@ -309,16 +326,30 @@ class MainWindow(QMainWindow):
 
         try:
             device = str(resolve_device(self.device_box.currentText()))
-            fmt = OutputFormat.parse(self.settings["format"], self.settings["bit_depth"]
-                                     if self.settings["format"] in LOSSLESS_FORMATS else None)
+            fmt = OutputFormat.parse(
+                self.settings["format"],
+                self.settings["bit_depth"] if self.settings["format"] in LOSSLESS_FORMATS else None,
+            )
         except (ValueError, StemDeskError) as error:
             self.show_error("Cannot separate", words(error))
             return None
-        return SeparateOptions(model=self.model_box.currentText(), format=fmt, device=device, start=start,
-                               duration=duration, segment_seconds=float(self.settings["segment_seconds"]))
+        return SeparateOptions(
+            model=self.model_box.currentText(),
+            format=fmt,
+            device=device,
+            start=start,
+            duration=duration,
+            segment_seconds=float(self.settings["segment_seconds"]),
+        )
 
-    def run_task(self, task: tasks.Task, kind: str, on_done: Callable | None = None,
-                 on_end: Callable | None = None, finished: Signal | None = None) -> Job:
+    def run_task(
+        self,
+        task: tasks.Task,
+        kind: str,
+        on_done: Callable | None = None,
+        on_end: Callable | None = None,
+        finished: Signal | None = None,
+    ) -> Job:
         """Queue ``task``; ``on_done(result)`` runs on this thread when it succeeds, ``on_end(job)`` whenever it
         ends (done, failed or cancelled), and ``finished`` is emitted after `job_finished`. Failures are shown
         here, cancels are not."""
@@ -336,8 +367,11 @@ class MainWindow(QMainWindow):
             return None
         folder = self.workspace.song_folder(path, options.model)
         task = tasks.separate(self.engines, Path(path), folder, options, threads=int(self.settings["threads"]))
-        return self.run_task(task, "separate-file", on_done=lambda made: self.status(
-            f"{task.title}: stems in {made.result.outputs[0].parent}", 15000))
+        return self.run_task(
+            task,
+            "separate-file",
+            on_done=lambda made: self.status(f"{task.title}: stems in {made.result.outputs[0].parent}", 15000),
+        )
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -357,12 +391,15 @@ class MainWindow(QMainWindow):
         if not self.dirty or not self.ask:
             return True
         name = Path(self.project.source).name if self.project.source else "this project"
-        box = QMessageBox(QMessageBox.Icon.Question, "Save changes?",
-                          f"The project of \u201c{name}\u201d has unsaved changes. Save them before {doing}?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Save changes?",
+            f"The project of \u201c{name}\u201d has unsaved changes. Save them before {doing}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
-        self.question = box                   # for tests: the box being asked
+        self.question = box  # for tests: the box being asked
         answer = box.exec()
         self.question = None
         if answer == QMessageBox.StandardButton.Save:
@@ -395,12 +432,21 @@ class MainWindow(QMainWindow):
         self.timeline.set_song(info.sample_rate, info.frames)
         mix_lane = Lane("mix", Peaks(info.sample_rate, info.frames), busy=True)
         self.timeline.set_lanes([mix_lane])
-        self.display.submit(Job("peaks", f"Waveform of {path.name}", lambda job: self._fill_peaks(job, path, mix_lane),
-                                device="display"))
+        self.display.submit(
+            Job(
+                "peaks", f"Waveform of {path.name}", lambda job: self._fill_peaks(job, path, mix_lane), device="display"
+            )
+        )
         if not self.project.source_sha256:
             project = self.project
-            self.display.submit(Job("hash", f"Fingerprint of {path.name}", lambda job: setattr(
-                project, "source_sha256", sha256_file(path)), device="display"))
+            self.display.submit(
+                Job(
+                    "hash",
+                    f"Fingerprint of {path.name}",
+                    lambda job: setattr(project, "source_sha256", sha256_file(path)),
+                    device="display",
+                )
+            )
         self.player.load(MixSource(path, None, self.project.mix))
         self.setWindowTitle(f"{path.name} — StemDesk")
         self._add_recent(path)
@@ -426,7 +472,7 @@ class MainWindow(QMainWindow):
         self.timeline.canvas.update()
 
     def _display_event(self, job: Job, what: str) -> None:
-        if what == "done" and isinstance(job.result, tuple) and len(job.result) == 2:   # a spectrogram
+        if what == "done" and isinstance(job.result, tuple) and len(job.result) == 2:  # a spectrogram
             name, image = job.result
             lane = self.timeline.lane(name)
             if lane is not None:
@@ -438,8 +484,14 @@ class MainWindow(QMainWindow):
     def compute_spectrogram(self, name: str) -> None:
         path = self.project.source if name == "mix" else self.stems.get(name)
         if path:
-            self.display.submit(Job("spectrogram", f"Spectrogram of {name}",
-                                    lambda job: (name, spectrogram_image(str(path))), device="display"))
+            self.display.submit(
+                Job(
+                    "spectrogram",
+                    f"Spectrogram of {name}",
+                    lambda job: (name, spectrogram_image(str(path))),
+                    device="display",
+                )
+            )
 
     # --- separation --------------------------------------------------------------------------------------------------
     def stems_folder(self, label: str = "") -> Path:
@@ -461,8 +513,9 @@ class MainWindow(QMainWindow):
         options = self._separation_options(start, duration)
         if options is None:
             return None
-        keep = audition and bool(self.stems) and self.stems_offset == 0 and \
-            self._stems_frames() >= self.info.frames           # full-song stems stay the project's
+        keep = (
+            audition and bool(self.stems) and self.stems_offset == 0 and self._stems_frames() >= self.info.frames
+        )  # full-song stems stay the project's
         source, info = self.workspace.song, self.info
         offset = int(round(start * info.sample_rate))
         lanes: dict[str, Lane] = {}
@@ -487,8 +540,11 @@ class MainWindow(QMainWindow):
                 lane.peaks.finish()
                 lane.busy = False
             if keep:
-                self.status(f"Audition ({made.result.frames / info.sample_rate:.0f} s) written to "
-                            f"{made.result.outputs[0].parent}; the full-song stems stay in the project.", 15000)
+                self.status(
+                    f"Audition ({made.result.frames / info.sample_rate:.0f} s) written to "
+                    f"{made.result.outputs[0].parent}; the full-song stems stay in the project.",
+                    15000,
+                )
                 return
             self._separation_done(made, start)
 
@@ -496,8 +552,15 @@ class MainWindow(QMainWindow):
             if job.status != "done" and not keep:
                 self._restore_stem_lanes()
 
-        task = tasks.separate(self.engines, source, self.stems_folder(label), options,
-                              threads=int(self.settings["threads"]), on_start=on_start, on_block=on_block)
+        task = tasks.separate(
+            self.engines,
+            source,
+            self.stems_folder(label),
+            options,
+            threads=int(self.settings["threads"]),
+            on_start=on_start,
+            on_block=on_block,
+        )
         title = f"{'Audition' if audition else 'Separate'} {source.name}" + (f" ({label})" if selection else "")
         task.title = title
         job = self.run_task(task, "separate", on_done=done, on_end=ended, finished=self.separation_finished)
@@ -523,16 +586,20 @@ class MainWindow(QMainWindow):
         self._show_null(result.null)
         self._set_dirty(True)
         seconds = result.frames / result.info.sample_rate
-        self.status(f"Separated {seconds:.1f} s in {result.seconds:.1f} s ({seconds / result.seconds:.1f}x real time) "
-                    f"into {self.project.stems_dir}", 15000)
+        self.status(
+            f"Separated {seconds:.1f} s in {result.seconds:.1f} s ({seconds / result.seconds:.1f}x real time) "
+            f"into {self.project.stems_dir}",
+            15000,
+        )
 
     def _reload_player(self) -> None:
         position = self.player.position_seconds()
         source = MixSource(Path(self.project.source), self.stems or None, self.project.mix, self.stems_offset)
         self.player.load(source)
         self.player.seek(position)
-        self.player.set_loop(tuple(self.project.view["loop"]) if self.loop_action.isChecked()
-                             and self.project.view.get("loop") else None)
+        self.player.set_loop(
+            tuple(self.project.view["loop"]) if self.loop_action.isChecked() and self.project.view.get("loop") else None
+        )
 
     def _show_null(self, null: NullResult | None) -> None:
         self.timeline.canvas.null_regions = []
@@ -542,7 +609,9 @@ class MainWindow(QMainWindow):
         offset = self.stems_offset / self.info.sample_rate if self.info else 0.0
         self.timeline.canvas.null_regions = [
             {"start_seconds": r["start_seconds"] + offset, "end_seconds": r["end_seconds"] + offset}
-            for r in null.worst_regions if isinstance(r, dict) and "start_seconds" in r]
+            for r in null.worst_regions
+            if isinstance(r, dict) and "start_seconds" in r
+        ]
         self.timeline.canvas.update()
         peak = null.peak_dbfs
         self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict})")
@@ -561,8 +630,9 @@ class MainWindow(QMainWindow):
         if on_end is not None:
             on_end(job)
         if what == "failed":
-            self.show_error(f"{job.title} failed", words(job.exception) if job.exception else job.error or "",
-                            job.unexpected)
+            self.show_error(
+                f"{job.title} failed", words(job.exception) if job.exception else job.error or "", job.unexpected
+            )
         self.job_finished.emit(job)
         if finished is not None:
             finished.emit(job)
@@ -573,8 +643,14 @@ class MainWindow(QMainWindow):
         for name, path in self.stems.items():
             lane = Lane(name, Peaks(self.info.sample_rate, self.info.frames), busy=True)
             lanes.append(lane)
-            self.display.submit(Job("peaks", f"Waveform of {name}", lambda job, p=path, lane=lane:
-                                    self._fill_peaks_offset(job, p, lane), device="display"))
+            self.display.submit(
+                Job(
+                    "peaks",
+                    f"Waveform of {name}",
+                    lambda job, p=path, lane=lane: self._fill_peaks_offset(job, p, lane),
+                    device="display",
+                )
+            )
         self.timeline.set_lanes([lane for lane in lanes if lane is not None])
 
     def _fill_peaks_offset(self, job: Job, path: Path, lane: Lane) -> None:
@@ -596,9 +672,13 @@ class MainWindow(QMainWindow):
         if item.licence_note is None:
             start()
             return
-        box = QMessageBox(QMessageBox.Icon.Question, f"Install {item.title}?",
-                          f"{item.summary}.\n\n{item.licence_note}\n\nStemDesk downloads {item.download}.",
-                          QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            f"Install {item.title}?",
+            f"{item.summary}.\n\n{item.licence_note}\n\nStemDesk downloads {item.download}.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
         install = box.addButton("Install for personal or research use", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.setModal(False)
@@ -621,8 +701,9 @@ class MainWindow(QMainWindow):
         self.refresh_models()
 
     def check_data(self, folder: str) -> Job:
-        return self.run_task(tasks.check_data(Path(folder)), "check",
-                             on_done=lambda report: self.trainer.show_text(report.text))
+        return self.run_task(
+            tasks.check_data(Path(folder)), "check", on_done=lambda report: self.trainer.show_text(report.text)
+        )
 
     def start_training(self, request: dict) -> Job | None:
         if not request["data"] or not request["name"]:
@@ -630,15 +711,22 @@ class MainWindow(QMainWindow):
             return None
 
         def done(tuned: tasks.Tuned) -> None:
-            self.trainer.report.setSearchPaths([tuned.folder])      # the card's curves.png
+            self.trainer.report.setSearchPaths([tuned.folder])  # the card's curves.png
             self.trainer.show_text(tuned.markdown, markdown=True)
 
         def ended(job: Job) -> None:
             self.trainer.running(False)
             self._models_changed()
 
-        task = tasks.fine_tune(tasks.FineTune(Path(request["data"]), request["base"], request["name"],
-                                              minutes=request["minutes"], threads=int(self.settings["threads"])))
+        task = tasks.fine_tune(
+            tasks.FineTune(
+                Path(request["data"]),
+                request["base"],
+                request["name"],
+                minutes=request["minutes"],
+                threads=int(self.settings["threads"]),
+            )
+        )
         self.training_job = self.run_task(task, "train", on_done=done, on_end=ended)
         self.trainer.running(True)
         return self.training_job
@@ -651,41 +739,55 @@ class MainWindow(QMainWindow):
             self.show_error("Nothing to export", "Separate the song first.")
             return
         kinds = list(exporters_of(self.registry))
-        self.export_box = ExportDialog(str(Path(self.project.stems_dir).parent), kinds,
-                                       self.settings.get("export_choices") or None, self)
+        self.export_box = ExportDialog(
+            str(Path(self.project.stems_dir).parent), kinds, self.settings.get("export_choices") or None, self
+        )
         self.export_box.accepted.connect(self._export_chosen)
         self.export_box.show()
 
     def _export_chosen(self, folder: Path, choices: dict) -> None:
-        self.settings["export_choices"] = choices          # the next export starts from these (not saved to disk)
-        self.export(folder, sessions=[k for k, on in choices.items() if on and k not in ("stems", "instrumental",
-                                                                                           "mix")],
-                    instrumental=choices.get("instrumental", False), stems=choices.get("stems", False),
-                    mix=choices.get("mix", False))
+        self.settings["export_choices"] = choices  # the next export starts from these (not saved to disk)
+        self.export(
+            folder,
+            sessions=[k for k, on in choices.items() if on and k not in ("stems", "instrumental", "mix")],
+            instrumental=choices.get("instrumental", False),
+            stems=choices.get("stems", False),
+            mix=choices.get("mix", False),
+        )
 
-    def export(self, folder: Path, sessions=(), instrumental: bool = True, stems: bool = False,
-               mix: bool = False) -> Job | None:
+    def export(
+        self, folder: Path, sessions=(), instrumental: bool = True, stems: bool = False, mix: bool = False
+    ) -> Job | None:
         """Write what was chosen into ``folder``, named after the song: "NAME stems/", "NAME instrumental.EXT",
         "NAME mix.wav" and a session file per format."""
         song = self.workspace.song
-        instrumental = instrumental and "vocals" in self.stems      # stems without vocals are the instrumental
+        instrumental = instrumental and "vocals" in self.stems  # stems without vocals are the instrumental
         try:
-            task = tasks.export(self.workspace.stems_dir, folder / song.stem,
-                                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)), self.project.mix, song,
-                                self.registry)
+            task = tasks.export(
+                self.workspace.stems_dir,
+                folder / song.stem,
+                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)),
+                self.project.mix,
+                song,
+                self.registry,
+            )
         except StemDeskError as error:
             self.show_error("Nothing exported", words(error))
             return None
-        return self.run_task(task, "export", on_done=lambda made: self.status(
-            "Exported: " + ", ".join(str(p) for p in made.paths), 15000))
+        return self.run_task(
+            task,
+            "export",
+            on_done=lambda made: self.status("Exported: " + ", ".join(str(p) for p in made.paths), 15000),
+        )
 
     def bounce_dialog(self) -> None:
         if not self.stems:
             self.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
             return
         start = str(Path(self.project.stems_dir) / f"{Path(self.project.source).stem} mix.wav")
-        chosen, _ = QFileDialog.getSaveFileName(self, "Export mix", start,
-                                                "WAV (*.wav);;FLAC (*.flac);;MP3 (*.mp3);;AIFF (*.aiff);;OGG (*.ogg)")
+        chosen, _ = QFileDialog.getSaveFileName(
+            self, "Export mix", start, "WAV (*.wav);;FLAC (*.flac);;MP3 (*.mp3);;AIFF (*.aiff);;OGG (*.ogg)"
+        )
         if chosen:
             self.bounce(Path(chosen))
 
@@ -732,8 +834,13 @@ class MainWindow(QMainWindow):
             self.status(f"MIDI mappings ignored: {error}", 10000)
             midi_map = None
         clock = lambda: self.player.position_seconds() if self.player.state == "playing" else None  # noqa: E731
-        self.midi = MidiController(copy.deepcopy(self.project.mix), lambda mix: self.bridge.post(
-            self._midi_moved, copy.deepcopy(mix)), midi_map, clock=clock, autosave=True)
+        self.midi = MidiController(
+            copy.deepcopy(self.project.mix),
+            lambda mix: self.bridge.post(self._midi_moved, copy.deepcopy(mix)),
+            midi_map,
+            clock=clock,
+            autosave=True,
+        )
         self.midi.recording = True
         try:
             self.midi_port = open_input(port, self.midi, api)
@@ -752,8 +859,9 @@ class MainWindow(QMainWindow):
     def _learn_toggled(self, on: bool) -> None:
         if on and self.midi is None and self.connect_midi() is None:
             self.mixer.learn.setChecked(False)
-            self.status("No MIDI input found: connect a controller (and start JACK or ALSA MIDI), then try again.",
-                        10000)
+            self.status(
+                "No MIDI input found: connect a controller (and start JACK or ALSA MIDI), then try again.", 10000
+            )
             return
         if on:
             self.midi.mix = copy.deepcopy(self.project.mix)
@@ -772,8 +880,9 @@ class MainWindow(QMainWindow):
 
     def stop(self) -> None:
         self.player.stop()
-        self.seek(self.project.view["loop"][0] if self.loop_action.isChecked() and self.project.view.get("loop")
-                  else 0.0)
+        self.seek(
+            self.project.view["loop"][0] if self.loop_action.isChecked() and self.project.view.get("loop") else 0.0
+        )
 
     def seek(self, seconds: float) -> None:
         self.player.seek(seconds)
@@ -868,8 +977,9 @@ class MainWindow(QMainWindow):
         try:
             opened = self.workspace.open_project(project)
         except StemDeskError as error:
-            self.show_error("The song is missing" if isinstance(error, SongMissing) else "Cannot open the project",
-                            words(error))
+            self.show_error(
+                "The song is missing" if isinstance(error, SongMissing) else "Cannot open the project", words(error)
+            )
             return False
         if opened.stems_problem:
             self.show_error("The stems could not be used", opened.stems_problem)
@@ -919,10 +1029,14 @@ class MainWindow(QMainWindow):
             if not self.ask:
                 return False
             song = Path(project.source).name if project.source else "an untitled project"
-            box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
-                              f"StemDesk found unsaved work on \u201c{song}\u201d from "
-                              f"{time.ctime(newest.stat().st_mtime)}. Recover it?",
-                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Recover unsaved work?",
+                f"StemDesk found unsaved work on \u201c{song}\u201d from "
+                f"{time.ctime(newest.stat().st_mtime)}. Recover it?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                self,
+            )
             self.question = box
             accept = box.exec() == QMessageBox.StandardButton.Yes
             self.question = None
@@ -947,8 +1061,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         for entry in self._recent():
             act = self.recent_menu.addAction(entry)
-            act.triggered.connect(lambda _=False, p=entry: self.open_project(Path(p)) if p.endswith(projects.SUFFIX)
-                                  else self.open_song(Path(p)))
+            act.triggered.connect(
+                lambda _=False, p=entry: (
+                    self.open_project(Path(p)) if p.endswith(projects.SUFFIX) else self.open_song(Path(p))
+                )
+            )
         self.recent_menu.setEnabled(bool(self._recent()))
 
     def _setting_changed(self, key: str, value) -> None:

@@ -50,9 +50,9 @@ def time_stretch(audio: Tensor, rate: float, n_fft: int = 2048, hop: int = 512) 
     window = torch.hann_window(n_fft, dtype=audio.dtype, device=audio.device)
     shape = audio.shape
     flat = audio.reshape(-1, shape[-1])
-    spec = torch.stft(flat, n_fft, hop, window=window, return_complex=True)        # (n, bins, frames)
+    spec = torch.stft(flat, n_fft, hop, window=window, return_complex=True)  # (n, bins, frames)
     length = int(round(shape[-1] / rate))
-    needed = length // hop + 1                                 # frames the centred iSTFT needs for `length`
+    needed = length // hop + 1  # frames the centred iSTFT needs for `length`
     last = spec.shape[-1] - 1
     steps = (torch.arange(needed, dtype=torch.float64) * rate).clamp(max=last - 1e-6)
     expected = torch.linspace(0, torch.pi * hop, spec.shape[-2], dtype=audio.dtype, device=audio.device)
@@ -78,8 +78,9 @@ def pitch_shift(audio: Tensor, semitones: float) -> Tensor:
     return resample_fft(time_stretch(audio, 1 / ratio), 1 / ratio)[..., : audio.shape[-1]]
 
 
-def random_pitch_time(stems: Tensor, generator: torch.Generator, semitones: float = 2.0,
-                      tempo: float = 0.1, p: float = 0.3) -> Tensor:
+def random_pitch_time(
+    stems: Tensor, generator: torch.Generator, semitones: float = 2.0, tempo: float = 0.1, p: float = 0.3
+) -> Tensor:
     """With probability ``p``, one random pitch shift (± semitones) and tempo change (± tempo) applied to every
     source alike. The phase vocoder is not linear, so the training mixture must be (and in `Sampler` is) the sum
     of the transformed sources, never the transformed mixture. Length is kept (cropped or zero-padded)."""

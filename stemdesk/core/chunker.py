@@ -7,7 +7,7 @@ it calls moves each segment to the compute device and back.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -31,9 +31,7 @@ _OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
 def is_out_of_memory(error: BaseException) -> bool:
     """CUDA raises OutOfMemoryError; MPS raises a RuntimeError that says so."""
-    return isinstance(error, _OOM_ERRORS) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-    )
+    return isinstance(error, _OOM_ERRORS) or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
 
 
 def segment_weights(length: int, overlap: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -47,7 +45,7 @@ def segment_weights(length: int, overlap: int, dtype: torch.dtype = torch.float3
     if ramp > 0:
         up = torch.arange(1, ramp + 1, dtype=dtype) / (ramp + 1)
         weights[:ramp] = up
-        weights[length - ramp:] = up.flip(0)
+        weights[length - ramp :] = up.flip(0)
     return weights
 
 
@@ -59,8 +57,14 @@ class Chunker:
     finished output is kept and later segments use the smaller size.
     """
 
-    def __init__(self, fn: SegmentFn, segment: int, overlap: int, min_segment: int = 4096,
-                 window: Callable[..., Tensor] = segment_weights):
+    def __init__(
+        self,
+        fn: SegmentFn,
+        segment: int,
+        overlap: int,
+        min_segment: int = 4096,
+        window: Callable[..., Tensor] = segment_weights,
+    ):
         """``window(n, overlap, dtype)``: the weights of a segment of n samples (`segment_weights` by default)."""
         if segment <= 0:
             raise ValueError("segment must be positive")
@@ -91,12 +95,12 @@ class Chunker:
     ) -> Iterator[Tensor]:
         """blocks of (channels, n) → blocks of stems (sources, channels, m), in order, covering every input sample."""
         seg, stride = self.segment, self.stride
-        pending: list[Tensor] = []   # input not yet dropped, starting at global position `start`
+        pending: list[Tensor] = []  # input not yet dropped, starting at global position `start`
         pending_len = 0
-        start = 0                    # global position of the next segment
-        acc: Tensor | None = None    # (sources, channels, seg) for positions start .. start+seg
-        wacc: Tensor | None = None   # (seg,)
-        covered = 0                  # global position up to which some segment has been processed
+        start = 0  # global position of the next segment
+        acc: Tensor | None = None  # (sources, channels, seg) for positions start .. start+seg
+        wacc: Tensor | None = None  # (seg,)
+        covered = 0  # global position up to which some segment has been processed
         emitted = 0
 
         def take(n: int) -> Tensor:
@@ -162,8 +166,12 @@ class Chunker:
                 if not is_out_of_memory(error):
                     raise
                 if n // 2 < self.min_segment:
-                    raise OutOfMemory(f"The device ran out of memory even on {n} samples: separate on the CPU or "
-                                      "close other programs using the GPU.", setting="device", value="cpu") from error
+                    raise OutOfMemory(
+                        f"The device ran out of memory even on {n} samples: separate on the CPU or "
+                        "close other programs using the GPU.",
+                        setting="device",
+                        value="cpu",
+                    ) from error
                 self.device_segment = n // 2
                 _empty_device_caches()
         inner = Chunker(self.fn, self.device_segment, min(self.overlap, self.device_segment // 4), self.min_segment)

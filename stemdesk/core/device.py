@@ -18,9 +18,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if name.startswith("cuda") and not cuda:
-        raise DeviceUnavailable("CUDA was requested but this machine has no CUDA GPU.", setting="device",
-                                value="cpu")
+        raise DeviceUnavailable("CUDA was requested but this machine has no CUDA GPU.", setting="device", value="cpu")
     if name == "mps" and not mps:
-        raise DeviceUnavailable("MPS was requested but this machine has no Apple GPU.", setting="device",
-                                value="cpu")
+        raise DeviceUnavailable("MPS was requested but this machine has no Apple GPU.", setting="device", value="cpu")
     return torch.device(name)

@@ -33,7 +33,7 @@ def normalise_masks(raw: Tensor, kind: str, residual: bool = False) -> Tensor:
             raw = torch.cat([raw, torch.zeros_like(raw[:, :1])], dim=1)
         return torch.softmax(raw, dim=1)
     if kind == "sigmoid" and residual and raw.shape[1] == 1:
-        weights = raw.clamp(0, 1)               # one mask and its complement: they sum to one as they are
+        weights = raw.clamp(0, 1)  # one mask and its complement: they sum to one as they are
         return torch.cat([weights, 1 - weights], dim=1)
     weights = raw.clamp_min(0)
     if kind == "sigmoid":
@@ -88,7 +88,7 @@ def spread_residual(stems: Tensor, mix: Tensor, how: str = "spectral", stft=None
     if how == "even":
         out += residual / stems.shape[0]
     elif how == "spectral":
-        spec = stft(stems.to(torch.float32))                    # (sources, channels, bins, frames)
+        spec = stft(stems.to(torch.float32))  # (sources, channels, bins, frames)
         power = spec.real.square() + spec.imag.square()
         weights = ratio_masks(power.unsqueeze(0))[0]
         shares = stft.inverse(apply_mask(stft(residual.to(torch.float32)).unsqueeze(0), weights), mix.shape[-1])

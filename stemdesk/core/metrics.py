@@ -23,7 +23,7 @@ def usdr_sums(reference: Tensor, estimate: Tensor, block: int = 1 << 18) -> tupl
     num = torch.zeros(reference.shape[:-2], dtype=torch.float64)
     den = torch.zeros(reference.shape[:-2], dtype=torch.float64)
     for start in range(0, length, block):
-        ref = reference[..., start:start + block].double()
+        ref = reference[..., start : start + block].double()
         num += ref.pow(2).sum(dim=(-1, -2))
-        den += (ref - estimate[..., start:start + block].double()).pow(2).sum(dim=(-1, -2))
+        den += (ref - estimate[..., start : start + block].double()).pow(2).sum(dim=(-1, -2))
     return num, den

@@ -30,15 +30,15 @@ class EnergyGate:
     def __call__(self, spec: Tensor, masks: Tensor, hop_seconds: float) -> Tensor:
         """spec complex (batch, channels, bins, frames); masks (batch, sources, channels, bins, frames)."""
         power = spec.abs().pow(2)
-        vocal = (masks[:, self.source].pow(2) * power).sum(dim=(1, 2))            # (batch, frames)
+        vocal = (masks[:, self.source].pow(2) * power).sum(dim=(1, 2))  # (batch, frames)
         total = power.sum(dim=(1, 2)).clamp_min(1e-12)
         quiet = vocal / total < self.ratio
         gate = long_runs(quiet, max(1, int(round(self.min_seconds / hop_seconds))))
         if not gate.any():
             return masks
-        others = torch.cat([masks[:, : self.source], masks[:, self.source + 1:]], dim=1)
+        others = torch.cat([masks[:, : self.source], masks[:, self.source + 1 :]], dim=1)
         others = ratio_masks(others)
-        gated = torch.cat([others[:, : self.source], torch.zeros_like(masks[:, :1]), others[:, self.source:]], dim=1)
+        gated = torch.cat([others[:, : self.source], torch.zeros_like(masks[:, :1]), others[:, self.source :]], dim=1)
         return torch.where(gate[:, None, None, None, :], gated, masks)
 
 
@@ -76,20 +76,20 @@ def wiener(spec: Tensor, masks: Tensor, iterations: int = 1, eps: float = 1e-10)
     Wᵢ = vᵢ Rᵢ (Σⱼ vⱼ Rⱼ)⁻¹ sum to the identity. Mono input reduces to power-ratio (Wiener) masks.
     """
     batch, sources, channels, bins, frames = masks.shape
-    x = spec.permute(0, 2, 3, 1)                                                # (batch, bins, frames, ch)
-    y = (masks * spec.unsqueeze(1)).permute(0, 1, 3, 4, 2)                      # (batch, src, bins, frames, ch)
+    x = spec.permute(0, 2, 3, 1)  # (batch, bins, frames, ch)
+    y = (masks * spec.unsqueeze(1)).permute(0, 1, 3, 4, 2)  # (batch, src, bins, frames, ch)
     eye = torch.eye(channels, dtype=spec.dtype, device=spec.device)
     for _ in range(max(1, iterations)):
-        v = y.abs().pow(2).mean(dim=-1)                                         # (batch, src, bins, frames)
-        outer = y.unsqueeze(-1) * y.conj().unsqueeze(-2)                        # (b, s, bins, frames, ch, ch)
-        r = outer.sum(dim=3) / v.sum(dim=3).clamp_min(eps)[..., None, None]    # (b, s, bins, ch, ch)
-        cov = v[..., None, None] * r.unsqueeze(3)                               # (b, s, bins, frames, ch, ch)
-        total = cov.sum(dim=1)                                                  # (b, bins, frames, ch, ch)
+        v = y.abs().pow(2).mean(dim=-1)  # (batch, src, bins, frames)
+        outer = y.unsqueeze(-1) * y.conj().unsqueeze(-2)  # (b, s, bins, frames, ch, ch)
+        r = outer.sum(dim=3) / v.sum(dim=3).clamp_min(eps)[..., None, None]  # (b, s, bins, ch, ch)
+        cov = v[..., None, None] * r.unsqueeze(3)  # (b, s, bins, frames, ch, ch)
+        total = cov.sum(dim=1)  # (b, bins, frames, ch, ch)
         # Regularise relative to the power in the bin: one panned source alone gives a rank-1 matrix.
         load = total.diagonal(dim1=-2, dim2=-1).real.mean(-1)[..., None, None]
         inverse = torch.linalg.inv(total + (1e-6 * load + eps) * eye)
-        gains = cov @ inverse.unsqueeze(1)                                      # (b, s, bins, frames, ch, ch)
-        y = (gains @ x.unsqueeze(1).unsqueeze(-1)).squeeze(-1)                  # (b, s, bins, frames, ch)
+        gains = cov @ inverse.unsqueeze(1)  # (b, s, bins, frames, ch, ch)
+        y = (gains @ x.unsqueeze(1).unsqueeze(-1)).squeeze(-1)  # (b, s, bins, frames, ch)
     # Assign the rounding of Σ gains ≠ I to the last source so the stems sum to the mixture.
     y[:, -1] = x - y[:, :-1].sum(dim=1)
     return y.permute(0, 1, 4, 2, 3)

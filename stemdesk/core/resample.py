@@ -12,8 +12,9 @@ from torch import Tensor
 _KERNELS: dict[tuple[int, int, torch.device, torch.dtype], tuple[Tensor, int]] = {}
 
 
-def _kernel(old: int, new: int, device: torch.device, dtype: torch.dtype, zeros: int = 24,
-            rolloff: float = 0.945) -> tuple[Tensor, int]:
+def _kernel(
+    old: int, new: int, device: torch.device, dtype: torch.dtype, zeros: int = 24, rolloff: float = 0.945
+) -> tuple[Tensor, int]:
     """``new`` filters (one per output phase) of a Hann-windowed sinc cut at ``rolloff`` × the lower Nyquist."""
     key = (old, new, device, dtype)
     if key not in _KERNELS:
@@ -42,4 +43,4 @@ def resample(x: Tensor, old: int, new: int) -> Tensor:
     shape, length = x.shape[:-1], x.shape[-1]
     flat = F.pad(x.reshape(-1, 1, length), (width, width + old), mode="replicate")
     out = F.conv1d(flat, kernel, stride=old).transpose(1, 2).reshape(len(flat), -1)
-    return out[:, :resampled_length(length, old, new)].reshape(*shape, -1)
+    return out[:, : resampled_length(length, old, new)].reshape(*shape, -1)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -47,10 +47,17 @@ class Separator:
     the masks still sum to one. A file's channels are grouped to the estimator's channel count (see `group_channels`).
     """
 
-    def __init__(self, estimator: AnyEstimator, device: str | torch.device = "cpu",
-                 postprocess: Sequence[MaskStep] = (), wiener_iterations: int = 0,
-                 outputs: Mapping[str, Sequence[str]] | None = None, residual_spread: str = "spectral",
-                 shifts: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        estimator: AnyEstimator,
+        device: str | torch.device = "cpu",
+        postprocess: Sequence[MaskStep] = (),
+        wiener_iterations: int = 0,
+        outputs: Mapping[str, Sequence[str]] | None = None,
+        residual_spread: str = "spectral",
+        shifts: int = 0,
+        seed: int = 0,
+    ):
         """``postprocess``: mask steps applied in order (e.g. `EnergyGate`, `Binarise`); ``wiener_iterations`` > 0
         replaces plain masking by multichannel Wiener filtering; ``outputs`` merges sources into stems
         (e.g. accompaniment = drums + bass + other), which keeps the null because the sum is unchanged.
@@ -64,8 +71,10 @@ class Separator:
         self.shifts, self.seed = shifts, seed
         self.waveform = isinstance(estimator, WaveformEstimator)
         if self.waveform and (postprocess or wiener_iterations):
-            raise ValueError(f"{estimator.kind} predicts waveforms, not masks: mask post-processing and Wiener "
-                             "filtering do not apply to it")
+            raise ValueError(
+                f"{estimator.kind} predicts waveforms, not masks: mask post-processing and Wiener "
+                "filtering do not apply to it"
+            )
         self.residual_spread = residual_spread
         self.estimator = estimator.eval().to(device)
         self.device = torch.device(device)
@@ -113,8 +122,11 @@ class Separator:
             return plan
         n_fft = self.mask_estimator.stft_config.at_rate(sample_rate).n_fft
         segment = max(int(segment_seconds * sample_rate), 4 * n_fft)
-        return {"segment": segment, "overlap": min(int(overlap_seconds * sample_rate), segment // 4),
-                "window": segment_weights}
+        return {
+            "segment": segment,
+            "overlap": min(int(overlap_seconds * sample_rate), segment // 4),
+            "window": segment_weights,
+        }
 
     # The four steps. Subclasses may override any of them.
     def encode(self, audio: Tensor, sample_rate: int) -> Tensor:
@@ -176,9 +188,9 @@ class Separator:
             return SeparatorOutput(stems=project_onto_mixture(stems, audio))
         channels, length = audio.shape
         groups, order = group_channels(channels, self.estimator.channels)
-        batch = audio.to(self.device, torch.float32)[groups]                 # (groups, est_channels, length)
+        batch = audio.to(self.device, torch.float32)[groups]  # (groups, est_channels, length)
         spec = self.encode(batch, sample_rate)
-        masks = self.estimate_masks(spec, sample_rate)                        # (groups, sources, est_ch, bins, frames)
+        masks = self.estimate_masks(spec, sample_rate)  # (groups, sources, est_ch, bins, frames)
         hop_seconds = self.stft_for(sample_rate).config.hop / sample_rate
         for step in self.postprocess:
             masks = step(spec, masks, hop_seconds)
@@ -203,23 +215,25 @@ class Separator:
         groups, order = group_channels(channels, est.channels)
         mix = audio.to(self.device, torch.float32)
         batch = resample(mix[groups], sample_rate, est.sample_rate)
-        predicted = resample(est(batch), est.sample_rate, sample_rate)[..., :length]    # (groups, S, ch, length)
+        predicted = resample(est(batch), est.sample_rate, sample_rate)[..., :length]  # (groups, S, ch, length)
         stems = ungroup_channels(predicted, order, channels)
         stems = spread_residual(stems, mix, self.residual_spread, self.stft_for(sample_rate))
-        stems = project_onto_mixture(stems.to("cpu", audio.dtype), audio)     # exact in the input's precision
+        stems = project_onto_mixture(stems.to("cpu", audio.dtype), audio)  # exact in the input's precision
         if self.outputs:
             stems = project_onto_mixture(torch.stack([stems[g].sum(dim=0) for g in self.outputs.values()]), audio)
         return stems
 
 
-def triangle_weights(length: int, overlap: int, dtype: torch.dtype = torch.float32, segment: int | None = None
-                     ) -> Tensor:
+def triangle_weights(
+    length: int, overlap: int, dtype: torch.dtype = torch.float32, segment: int | None = None
+) -> Tensor:
     """The reference Demucs crossfade: a triangle over the whole segment peaking at its middle (never zero); a
     shorter last segment takes the triangle's first ``length`` weights."""
     segment = max(segment or length, length)
     half = segment // 2
-    weights = torch.cat([torch.arange(1, half + 1, dtype=torch.float64),
-                         torch.arange(segment - half, 0, -1, dtype=torch.float64)])
+    weights = torch.cat(
+        [torch.arange(1, half + 1, dtype=torch.float64), torch.arange(segment - half, 0, -1, dtype=torch.float64)]
+    )
     return (weights / weights.max())[:length].to(dtype)
 
 

@@ -32,7 +32,7 @@ class STFTConfig:
     def bins(self) -> int:
         return self.n_fft // 2 + 1
 
-    def at_rate(self, sample_rate: int) -> "STFTConfig":
+    def at_rate(self, sample_rate: int) -> STFTConfig:
         """The same analysis in seconds and hertz at another sample rate.
 
         Bins keep (almost) the same spacing in Hz and frames the same spacing in seconds; the estimator sees

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import __version__
 from ..io.atomic import atomic_write_bytes
@@ -22,8 +23,14 @@ CERTIFICATE_VERSION = 1
 SOFTWARE = f"StemDesk {__version__}"
 
 
-def build(kind: str, source: Path | None, settings: dict[str, Any], model: Any = None,
-          null: dict | None = None, source_sha256: str | None = None) -> dict:
+def build(
+    kind: str,
+    source: Path | None,
+    settings: dict[str, Any],
+    model: Any = None,
+    null: dict | None = None,
+    source_sha256: str | None = None,
+) -> dict:
     """kind: "stems", "remix", "instrumental" ...; model: a ModelCard (or None for a remix of existing stems)."""
     cert: dict[str, Any] = {
         "stemdesk_certificate": CERTIFICATE_VERSION,
@@ -81,10 +88,10 @@ def read_embedded(path: Path) -> dict | None:
                 body = handle.read(size)
                 offset = 4 if body[:4] == b"INFO" else len(body)
                 while offset + 8 <= len(body):
-                    sub, length = body[offset:offset + 4], struct.unpack("<I", body[offset + 4:offset + 8])[0]
+                    sub, length = body[offset : offset + 4], struct.unpack("<I", body[offset + 4 : offset + 8])[0]
                     if sub == b"ICMT":
                         try:
-                            return json.loads(body[offset + 8:offset + 8 + length].rstrip(b"\0"))
+                            return json.loads(body[offset + 8 : offset + 8 + length].rstrip(b"\0"))
                         except ValueError:
                             return None
                     offset += 8 + length + (length % 2)
@@ -96,4 +103,3 @@ def write_beside(folder: Path, cert: dict, outputs: Sequence[Path], name: str = 
     """The JSON certificate in ``folder`` (as ``name``), listing each output with its sha256 (after embedding)."""
     full = {**cert, "outputs": [{"file": Path(p).name, "sha256": sha256_file(Path(p))} for p in outputs]}
     return atomic_write_bytes(Path(folder) / name, (json.dumps(full, indent=2) + "\n").encode("utf-8"))
-

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -23,16 +23,16 @@ BLOCK = 1 << 18
 
 @dataclass
 class NullResult:
-    domain: str                 # "pcm16", "pcm24", "float" or "lossy"
-    max_abs: float              # largest |Σ stems − mix|, full scale = 1.0
-    peak_dbfs: float | None     # None when the residual is exactly zero (−∞ dBFS)
+    domain: str  # "pcm16", "pcm24", "float" or "lossy"
+    max_abs: float  # largest |Σ stems − mix|, full scale = 1.0
+    peak_dbfs: float | None  # None when the residual is exactly zero (−∞ dBFS)
     rms_dbfs: float | None
     bit_exact: bool
     passed: bool
     tolerance: str
     frames: int
-    energy_share: dict[str, float] = field(default_factory=dict)   # stem -> its share of Σ stem energies
-    worst_regions: list[dict] = field(default_factory=list)        # loudest residual windows, loudest first
+    energy_share: dict[str, float] = field(default_factory=dict)  # stem -> its share of Σ stem energies
+    worst_regions: list[dict] = field(default_factory=list)  # loudest residual windows, loudest first
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +42,7 @@ class NullResult:
         return "bit-exact" if self.bit_exact else ("passed" if self.passed else "FAILED")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NullResult":
+    def from_dict(cls, data: dict) -> NullResult:
         """A certificate's ``null`` section (untrusted: unknown keys are dropped, missing ones are a ValueError)."""
         known = {f.name for f in fields(cls)}
         try:
@@ -61,8 +61,15 @@ def _db(value: float) -> float | None:
     return None if value <= 0 else round(20 * math.log10(value), 2)
 
 
-def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, frames: int | None = None,
-                  region_seconds: float = 1.0, worst: int = 5, names: Sequence[str] | None = None) -> NullResult:
+def null_residual(
+    mix: str | Path,
+    stems: Sequence[str | Path],
+    start: int = 0,
+    frames: int | None = None,
+    region_seconds: float = 1.0,
+    worst: int = 5,
+    names: Sequence[str] | None = None,
+) -> NullResult:
     """Stream the mixture and its stems in blocks and measure the residual Σ stems − mix.
 
     The stems are compared with ``frames`` samples of the mixture from ``start`` (default: all of it).
@@ -81,14 +88,19 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
         raise AudioError(f"The excerpt {start}+{total_frames} lies outside the mixture ({mix_info.frames} samples).")
     for info in infos:
         if info.sample_rate != mix_info.sample_rate:
-            raise AudioError(f'"{info.path.name}" is {info.sample_rate} Hz but the mixture is '
-                             f"{mix_info.sample_rate} Hz; stems must share the mixture's sample rate.")
+            raise AudioError(
+                f'"{info.path.name}" is {info.sample_rate} Hz but the mixture is '
+                f"{mix_info.sample_rate} Hz; stems must share the mixture's sample rate."
+            )
         if info.channels != mix_info.channels:
-            raise AudioError(f'"{info.path.name}" has {info.channels} channels but the mixture has '
-                             f"{mix_info.channels}.")
+            raise AudioError(
+                f'"{info.path.name}" has {info.channels} channels but the mixture has {mix_info.channels}.'
+            )
         if info.frames != total_frames:
-            raise AudioError(f'"{info.path.name}" is {info.frames} samples long but the mixture is '
-                             f"{total_frames}; stems must be sample-aligned with the mixture.")
+            raise AudioError(
+                f'"{info.path.name}" is {info.frames} samples long but the mixture is '
+                f"{total_frames}; stems must be sample-aligned with the mixture."
+            )
     subtypes = {info.subtype for info in infos}
     if len(subtypes) == 1 and next(iter(subtypes)) in PCM_BITS:
         bits = PCM_BITS[next(iter(subtypes))]
@@ -160,11 +172,17 @@ def null_residual(mix: str | Path, stems: Sequence[str | Path], start: int = 0, 
         tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
     total_energy = stem_energy.sum()
     names = list(names) if names is not None else [Path(i.path).stem for i in infos]
-    share = {name: round(float(e / total_energy), 6) if total_energy > 0 else 0.0
-             for name, e in zip(names, stem_energy)}
+    share = {
+        name: round(float(e / total_energy), 6) if total_energy > 0 else 0.0 for name, e in zip(names, stem_energy)
+    }
     rate = mix_info.sample_rate
-    regions = [{"start_seconds": round(i * region / rate, 3),
-                "end_seconds": round(min(total_frames, (i + 1) * region) / rate, 3),
-                "peak_dbfs": _db(float(region_peak[i]))}
-               for i in np.argsort(-region_peak, kind="stable")[:worst] if region_peak[i] > 0]
+    regions = [
+        {
+            "start_seconds": round(i * region / rate, 3),
+            "end_seconds": round(min(total_frames, (i + 1) * region) / rate, 3),
+            "peak_dbfs": _db(float(region_peak[i])),
+        }
+        for i in np.argsort(-region_peak, kind="stable")[:worst]
+        if region_peak[i] > 0
+    ]
     return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, total_frames, share, regions)

@@ -7,9 +7,9 @@ is exactly mixture − vocals, sample for sample, because unity strips are added
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from . import certificate
 from .nullcheck import null_residual
 
 BLOCK = 1 << 16
-AUTOMATION_BLOCK = 1 << 11     # automation is applied per block (46 ms at 44.1 kHz), ramped within it
+AUTOMATION_BLOCK = 1 << 11  # automation is applied per block (46 ms at 44.1 kHz), ramped within it
 # A processing hook: takes each rendered block (channels, n) float32 and returns the block to write in its place.
 Process = Callable[[np.ndarray], np.ndarray]
 
@@ -36,7 +36,7 @@ class RemixResult:
     path: Path
     frames: int
     seconds: float
-    clipped: int                  # samples clipped to full scale (PCM output only)
+    clipped: int  # samples clipped to full scale (PCM output only)
     certificate: Path | None
 
 
@@ -48,10 +48,19 @@ def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict
         return {"applicable": False, "reason": "no mixture given to check against (--mixture)"}
     muted = [(name, p) for name, p in zip(stems.names, stems.paths) if not mix.audible(name)]
     # stems of an excerpt are checked against the same excerpt of the mixture
-    result = null_residual(mixture, [out, *[p for _, p in muted]], start=stems.start, frames=stems.info.frames,
-                           names=["render", *[n for n, _ in muted]])
-    return {"applicable": True, "against": [Path(mixture).name, "render", *[p.name for _, p in muted]],
-            "mixture_samples": [stems.start, stems.start + stems.info.frames], **result.as_dict()}
+    result = null_residual(
+        mixture,
+        [out, *[p for _, p in muted]],
+        start=stems.start,
+        frames=stems.info.frames,
+        names=["render", *[n for n, _ in muted]],
+    )
+    return {
+        "applicable": True,
+        "against": [Path(mixture).name, "render", *[p.name for _, p in muted]],
+        "mixture_samples": [stems.start, stems.start + stems.info.frames],
+        **result.as_dict(),
+    }
 
 
 def mixed_blocks(stems: Stems, mix: Mix, cancel: CancelToken | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -67,10 +76,18 @@ def mixed_blocks(stems: Stems, mix: Mix, cancel: CancelToken | None = None) -> I
         yield done, renderer.process(blocks)
 
 
-def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | None = None,
-                 mixture: str | Path | None = None, kind: str = "remix",
-                 progress: Callable[[dict], None] | None = None, cancel: CancelToken | None = None,
-                 process: Process | None = None, settings: Callable[[], dict] | None = None) -> RemixResult:
+def render_remix(
+    stems: Stems,
+    mix: Mix,
+    out: str | Path,
+    fmt: OutputFormat | None = None,
+    mixture: str | Path | None = None,
+    kind: str = "remix",
+    progress: Callable[[dict], None] | None = None,
+    cancel: CancelToken | None = None,
+    process: Process | None = None,
+    settings: Callable[[], dict] | None = None,
+) -> RemixResult:
     """Render ``mix`` of ``stems`` to ``out`` (atomically) and write a certificate beside it.
 
     fmt defaults to the stems' own format. With ``mixture`` (the original song), a mix of unity strips (mutes
@@ -98,25 +115,35 @@ def render_remix(stems: Stems, mix: Mix, out: str | Path, fmt: OutputFormat | No
                 null = {"applicable": False, "reason": "the render is processed after mixing, so it cannot null"}
             else:
                 null = _null_check(stems, mix, writer.temp, Path(mixture) if mixture else None)
-            cert = certificate.build(kind, None, {"mix": mix.to_dict(), "stems": stems.names, "format": fmt.name,
-                                                  "depth": fmt.depth, **(settings() if settings else {})}, null=null)
+            cert = certificate.build(
+                kind,
+                None,
+                {
+                    "mix": mix.to_dict(),
+                    "stems": stems.names,
+                    "format": fmt.name,
+                    "depth": fmt.depth,
+                    **(settings() if settings else {}),
+                },
+                null=null,
+            )
             if stems.source is not None:
                 cert["source"] = stems.source
             if fmt.name == "wav":
                 certificate.embed_wav(writer.temp, cert)
             path = writer.commit()
     except OSError as error:
-        raise AudioError(f'Writing "{out}" failed: {error.strerror or error}. Free some space or choose another '
-                         "folder; nothing partial was left.") from None
+        raise AudioError(
+            f'Writing "{out}" failed: {error.strerror or error}. Free some space or choose another '
+            "folder; nothing partial was left."
+        ) from None
     cert_path = certificate.write_beside(out.parent, cert, [path], name=f"{out.name}.certificate.json")
     return RemixResult(path, info.frames, time.monotonic() - started, clipped, cert_path)
 
 
-def instrumental(stems: Stems, out: str | Path, mixture: str | Path | None = None,
-                 **kwargs) -> RemixResult:
+def instrumental(stems: Stems, out: str | Path, mixture: str | Path | None = None, **kwargs) -> RemixResult:
     """mixture − vocals, exactly, in the stems' own format."""
-    return render_remix(stems, preset("karaoke", stems.names), out, stems.format(), mixture, "instrumental",
-                        **kwargs)
+    return render_remix(stems, preset("karaoke", stems.names), out, stems.format(), mixture, "instrumental", **kwargs)
 
 
 def mix_from_file(path: str | Path, registry: Registry | None = None) -> Mix:
@@ -131,4 +158,3 @@ def mix_from_file(path: str | Path, registry: Registry | None = None) -> Mix:
         return Mix.from_json(data, registry)
     except MixError as error:
         raise MixError(f'"{path.name}": {error}') from None
-

@@ -12,9 +12,9 @@ import os
 import time
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping
 
 from .. import __version__
 from ..core.errors import StemDeskError
@@ -25,7 +25,7 @@ from ..mixer.effects import Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
 
-MAX_VOLUME = 15.85   # +24 dB, the top of StemDesk's gain range, as a linear factor
+MAX_VOLUME = 15.85  # +24 dB, the top of StemDesk's gain range, as a linear factor
 
 
 def _fmt(value: float) -> str:
@@ -41,8 +41,16 @@ class _Ids:
         return f"id{self.count}"
 
 
-def _real(parent: ET.Element, tag: str, ids: _Ids, name: str, value: float, unit: str, low: float | None = None,
-          high: float | None = None) -> ET.Element:
+def _real(
+    parent: ET.Element,
+    tag: str,
+    ids: _Ids,
+    name: str,
+    value: float,
+    unit: str,
+    low: float | None = None,
+    high: float | None = None,
+) -> ET.Element:
     element = ET.SubElement(parent, tag, id=ids(), name=name, unit=unit, value=_fmt(value))
     if low is not None and high is not None:
         element.set("min", _fmt(low))
@@ -54,8 +62,13 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
     """Compressor, limiter and EQ map to DAWproject's built-in devices; others to a generic device with its
     parameters in real units; a VST3 insert to a Vst3Plugin reference."""
     p = effect.params
-    enabled = lambda device: ET.SubElement(device, "Enabled", id=ids(), name="On",          # noqa: E731
-                                           value="false" if effect.bypass else "true")
+    enabled = lambda device: ET.SubElement(
+        device,
+        "Enabled",
+        id=ids(),
+        name="On",  # noqa: E731
+        value="false" if effect.bypass else "true",
+    )
     if effect.kind == "compressor":
         device = ET.SubElement(parent, "Compressor", id=ids(), deviceName="Compressor", deviceRole="audioFX")
         enabled(device)
@@ -71,14 +84,16 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
     elif effect.kind in ("low_shelf", "high_shelf", "peak"):
         device = ET.SubElement(parent, "Equalizer", id=ids(), deviceName="Equalizer", deviceRole="audioFX")
         enabled(device)
-        band = ET.SubElement(device, "Band", type={"low_shelf": "lowShelf", "high_shelf": "highShelf",
-                                                   "peak": "bell"}[effect.kind])
+        band = ET.SubElement(
+            device, "Band", type={"low_shelf": "lowShelf", "high_shelf": "highShelf", "peak": "bell"}[effect.kind]
+        )
         _real(band, "Freq", ids, "Frequency", p["cutoff_hz"], "hertz")
         _real(band, "Gain", ids, "Gain", p["gain_db"], "decibel")
         _real(band, "Q", ids, "Q", p["q"], "linear")
     elif effect.kind == "vst3":
-        device = ET.SubElement(parent, "Vst3Plugin", id=ids(), deviceName=Path(effect.path or "").stem,
-                               deviceRole="audioFX")
+        device = ET.SubElement(
+            parent, "Vst3Plugin", id=ids(), deviceName=Path(effect.path or "").stem, deviceRole="audioFX"
+        )
         parameters = ET.SubElement(device, "Parameters")
         for name, value in effect.params.items():
             if isinstance(value, (int, float)):
@@ -86,8 +101,14 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
         enabled(device)
     else:
         spec = effect.known_spec()
-        device = ET.SubElement(parent, "BuiltinDevice", id=ids(), deviceName=spec.label if spec else effect.kind,
-                               deviceRole="audioFX", deviceVendor="StemDesk")
+        device = ET.SubElement(
+            parent,
+            "BuiltinDevice",
+            id=ids(),
+            deviceName=spec.label if spec else effect.kind,
+            deviceRole="audioFX",
+            deviceVendor="StemDesk",
+        )
         parameters = ET.SubElement(device, "Parameters")
         units = {"dB": "decibel", "Hz": "hertz", "s": "seconds", "ms": "seconds"}
         for name, value in p.items():
@@ -97,8 +118,9 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
         enabled(device)
 
 
-def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float | None = None,
-                   title: str | None = None) -> tuple[bytes, bytes]:
+def dawproject_xml(
+    stems: Stems, mix: Mix, audio_paths: list[str], tempo: float | None = None, title: str | None = None
+) -> tuple[bytes, bytes]:
     """(project.xml, metadata.xml) for stems whose audio sits at ``audio_paths`` inside the archive."""
     ids = _Ids()
     seconds = stems.info.frames / stems.info.sample_rate
@@ -110,21 +132,28 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
         ET.SubElement(transport, "TimeSignature", id=ids(), numerator="4", denominator="4")
     structure = ET.SubElement(project, "Structure")
     master_track = ET.Element("Track", id=ids(), name="Master", contentType="audio", loaded="true")
-    master_channel = ET.SubElement(master_track, "Channel", id=ids(), role="master", audioChannels="2",
-                                   solo="false")
+    master_channel = ET.SubElement(master_track, "Channel", id=ids(), role="master", audioChannels="2", solo="false")
     if mix.master:
         devices = ET.SubElement(master_channel, "Devices")
         for effect in mix.master:
             _device(devices, effect, ids)
-    master_volume = _real(master_channel, "Volume", ids, "Volume", db_to_gain(mix.master_gain_db), "linear",
-                          0.0, MAX_VOLUME)
+    master_volume = _real(
+        master_channel, "Volume", ids, "Volume", db_to_gain(mix.master_gain_db), "linear", 0.0, MAX_VOLUME
+    )
 
     bus_channels: dict[str, str] = {}
     bus_tracks = []
     for bus, chain in mix.buses.items():
         track = ET.Element("Track", id=ids(), name=f"{bus} return", contentType="audio", loaded="true")
-        channel = ET.SubElement(track, "Channel", id=ids(), role="effect", audioChannels=str(stems.info.channels),
-                                destination=master_channel.attrib["id"], solo="false")
+        channel = ET.SubElement(
+            track,
+            "Channel",
+            id=ids(),
+            role="effect",
+            audioChannels=str(stems.info.channels),
+            destination=master_channel.attrib["id"],
+            solo="false",
+        )
         bus_channels[bus] = channel.attrib["id"]
         if chain:
             devices = ET.SubElement(channel, "Devices")
@@ -137,10 +166,18 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
     tracks = []
     for name in stems.names:
         strip = mix.channels.get(name, Channel())
-        track = ET.SubElement(structure, "Track", id=ids(), name=name, contentType="audio", loaded="true",
-                              color=colour_of(name))
-        channel = ET.SubElement(track, "Channel", id=ids(), role="regular", audioChannels=str(stems.info.channels),
-                                destination=master_channel.attrib["id"], solo="true" if strip.solo else "false")
+        track = ET.SubElement(
+            structure, "Track", id=ids(), name=name, contentType="audio", loaded="true", color=colour_of(name)
+        )
+        channel = ET.SubElement(
+            track,
+            "Channel",
+            id=ids(),
+            role="regular",
+            audioChannels=str(stems.info.channels),
+            destination=master_channel.attrib["id"],
+            solo="true" if strip.solo else "false",
+        )
         if strip.effects:
             devices = ET.SubElement(channel, "Devices")
             for effect in strip.effects:
@@ -153,8 +190,9 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
                 send = ET.SubElement(sends, "Send", id=ids(), destination=bus_channels[bus], type="post")
                 _real(send, "Volume", ids, "Send", db_to_gain(db), "linear", 0.0, MAX_VOLUME)
         volume = _real(channel, "Volume", ids, "Volume", db_to_gain(strip.gain_db), "linear", 0.0, MAX_VOLUME)
-        targets.update({f"{name}/gain_db": volume.attrib["id"], f"{name}/pan": pan.attrib["id"],
-                        f"{name}/mute": mute.attrib["id"]})
+        targets.update(
+            {f"{name}/gain_db": volume.attrib["id"], f"{name}/pan": pan.attrib["id"], f"{name}/mute": mute.attrib["id"]}
+        )
         tracks.append(track)
     for track in bus_tracks:
         structure.append(track)
@@ -166,16 +204,35 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
     for track, path in zip(tracks, audio_paths):
         track_lanes = lanes_of[track.attrib["name"]] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
         clips = ET.SubElement(track_lanes, "Clips", id=ids())
-        clip = ET.SubElement(clips, "Clip", time="0.0", duration=_fmt(seconds), playStart="0.0",
-                             contentTimeUnit="seconds", name=track.attrib["name"])
-        audio = ET.SubElement(clip, "Audio", id=ids(), channels=str(stems.info.channels),
-                              sampleRate=str(stems.info.sample_rate), duration=_fmt(seconds), algorithm="raw")
+        clip = ET.SubElement(
+            clips,
+            "Clip",
+            time="0.0",
+            duration=_fmt(seconds),
+            playStart="0.0",
+            contentTimeUnit="seconds",
+            name=track.attrib["name"],
+        )
+        audio = ET.SubElement(
+            clip,
+            "Audio",
+            id=ids(),
+            channels=str(stems.info.channels),
+            sampleRate=str(stems.info.sample_rate),
+            duration=_fmt(seconds),
+            algorithm="raw",
+        )
         ET.SubElement(audio, "File", path=path)
     for control, points in mix.automation.items():
         if control not in targets:
-            continue   # effect automation has no portable target in DAWproject 1.0
+            continue  # effect automation has no portable target in DAWproject 1.0
         kind = control.split("/")[-1]
-        lane = ET.SubElement(lanes_of.get(control.split("/")[0], lanes), "Points", id=ids(), unit={"gain_db": "linear", "pan": "normalized"}.get(kind, ""))
+        lane = ET.SubElement(
+            lanes_of.get(control.split("/")[0], lanes),
+            "Points",
+            id=ids(),
+            unit={"gain_db": "linear", "pan": "normalized"}.get(kind, ""),
+        )
         if kind == "mute":
             del lane.attrib["unit"]
         ET.SubElement(lane, "Target", parameter=targets[control])
@@ -192,8 +249,10 @@ def dawproject_xml(stems: Stems, mix: Mix, audio_paths: list[str], tempo: float 
     for element in (project, metadata):
         ET.indent(element)
     declaration = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    return (declaration + ET.tostring(project, encoding="utf-8", xml_declaration=False),
-            declaration + ET.tostring(metadata, encoding="utf-8", xml_declaration=False))
+    return (
+        declaration + ET.tostring(project, encoding="utf-8", xml_declaration=False),
+        declaration + ET.tostring(metadata, encoding="utf-8", xml_declaration=False),
+    )
 
 
 def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
@@ -225,30 +284,46 @@ SOURCE_TYPES = {".wav": "WAVE", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "VORBIS"
 
 def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None = None) -> str:
     seconds = stems.info.frames / stems.info.sample_rate
-    lines = [f"<REAPER_PROJECT 0.1 \"6.0/StemDesk-{__version__}\" {int(time.time())}",
-             f"  TEMPO {tempo or 120:g} 4 4", f"  SAMPLERATE {stems.info.sample_rate} 0 0",
-             f"  MASTER_VOLUME {db_to_gain(mix.master_gain_db):.6f} 0 -1 -1 1"]
+    lines = [
+        f'<REAPER_PROJECT 0.1 "6.0/StemDesk-{__version__}" {int(time.time())}',
+        f"  TEMPO {tempo or 120:g} 4 4",
+        f"  SAMPLERATE {stems.info.sample_rate} 0 0",
+        f"  MASTER_VOLUME {db_to_gain(mix.master_gain_db):.6f} 0 -1 -1 1",
+    ]
     for name, path in zip(stems.names, paths):
         strip = mix.channels.get(name, Channel())
-        lines += ["  <TRACK", f"    NAME {_quote(name)}",
-                  f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
-                  f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
-                  f"    NCHAN {max(2, stems.info.channels + stems.info.channels % 2)}"]
-        for control, kind, envelope in ((f"{name}/gain_db", "gain_db", "VOLENV2"), (f"{name}/pan", "pan", "PANENV2"),
-                                        (f"{name}/mute", "mute", "MUTEENV")):
+        lines += [
+            "  <TRACK",
+            f"    NAME {_quote(name)}",
+            f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
+            f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
+            f"    NCHAN {max(2, stems.info.channels + stems.info.channels % 2)}",
+        ]
+        for control, kind, envelope in (
+            (f"{name}/gain_db", "gain_db", "VOLENV2"),
+            (f"{name}/pan", "pan", "PANENV2"),
+            (f"{name}/mute", "mute", "MUTEENV"),
+        ):
             points = mix.automation.get(control)
             if not points:
                 continue
-            lines += [f"    <{envelope}", "      ACT 1 -1", "      VIS 1 1 1", "      ARM 0",
-                      "      DEFSHAPE 0 -1 -1"]
+            lines += [f"    <{envelope}", "      ACT 1 -1", "      VIS 1 1 1", "      ARM 0", "      DEFSHAPE 0 -1 -1"]
             for t, value in points:
                 shown = db_to_gain(value) if kind == "gain_db" else (value if kind == "pan" else float(value < 0.5))
                 shape = 1 if kind == "mute" else 0
                 lines.append(f"      PT {t:.6f} {shown:.6f} {shape}")
             lines.append("    >")
-        lines += ["    <ITEM", "      POSITION 0", f"      LENGTH {seconds:.6f}", f"      NAME {_quote(name)}",
-                  f"      <SOURCE {SOURCE_TYPES.get(Path(path).suffix.lower(), 'WAVE')}",
-                  f"        FILE {_quote(path)}", "      >", "    >", "  >"]
+        lines += [
+            "    <ITEM",
+            "      POSITION 0",
+            f"      LENGTH {seconds:.6f}",
+            f"      NAME {_quote(name)}",
+            f"      <SOURCE {SOURCE_TYPES.get(Path(path).suffix.lower(), 'WAVE')}",
+            f"        FILE {_quote(path)}",
+            "      >",
+            "    >",
+            "  >",
+        ]
     lines.append(">")
     return "\n".join(lines) + "\n"
 
@@ -262,17 +337,19 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
     for path in stems.paths:
         try:
             paths.append(os.path.relpath(path.resolve(), out.parent.resolve()))
-        except ValueError:       # another drive on Windows
+        except ValueError:  # another drive on Windows
             paths.append(str(path.resolve()))
     return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
 
 
 # name -> writer(stems, mix, out path without extension, tempo) -> the written path. Plugins add more to the
 # registry a front end builds (see stemdesk.plugins), never to this.
-BUILTIN_EXPORTERS: Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]] = MappingProxyType({
-    "dawproject": write_dawproject,
-    "rpp": write_rpp,
-})
+BUILTIN_EXPORTERS: Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]] = MappingProxyType(
+    {
+        "dawproject": write_dawproject,
+        "rpp": write_rpp,
+    }
+)
 
 
 def exporters_of(registry: Registry | None = None) -> Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]]:
@@ -280,8 +357,9 @@ def exporters_of(registry: Registry | None = None) -> Mapping[str, Callable[[Ste
     return registry.exporters if registry is not None else BUILTIN_EXPORTERS
 
 
-def write_session(kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None,
-                  registry: Registry | None = None) -> Path:
+def write_session(
+    kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None, registry: Registry | None = None
+) -> Path:
     """Write a session of ``kind``, one of ``registry``'s exporters (default: the built-ins)."""
     exporters = exporters_of(registry)
     writer = exporters.get(kind)

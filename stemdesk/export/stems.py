@@ -9,8 +9,8 @@ Lossy (MP3, OGG Vorbis): floats in, no null guarantee (the encoder changes every
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def integer_stems(stems: np.ndarray, mix: np.ndarray, bits: int) -> np.ndarray:
     target = quantise(mix, bits)
     q[-1] = target - q[:-1].sum(axis=0)
     for i in range(q.shape[0] - 1):
-        excess = q[-1] - np.clip(q[-1], low, high)   # > 0 above the range, < 0 below it
+        excess = q[-1] - np.clip(q[-1], low, high)  # > 0 above the range, < 0 below it
         if not excess.any():
             break
         move = np.clip(excess, low - q[i], high - q[i])
@@ -103,7 +103,7 @@ class StemsWriter:
         for writer in self.writers:
             writer.abort()
 
-    def __enter__(self) -> "StemsWriter":
+    def __enter__(self) -> StemsWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

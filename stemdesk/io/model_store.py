@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
@@ -109,9 +110,16 @@ def read_card(folder: Path) -> ModelCard:
         raise ModelError(f'Model card "{path}" lacks {", ".join(missing)}. Reinstall the model.')
     if not isinstance(raw["config"], dict) or not isinstance(raw["sources"], list):
         raise ModelError(f'Model card "{path}" has a malformed config or sources. Reinstall the model.')
-    return ModelCard(id=str(raw["id"]), estimator=str(raw["estimator"]), config=raw["config"],
-                     sources=[str(s) for s in raw["sources"]], sample_rate=int(raw["sample_rate"]),
-                     weights_sha256=str(raw["weights_sha256"]), folder=folder, raw=raw)
+    return ModelCard(
+        id=str(raw["id"]),
+        estimator=str(raw["estimator"]),
+        config=raw["config"],
+        sources=[str(s) for s in raw["sources"]],
+        sample_rate=int(raw["sample_rate"]),
+        weights_sha256=str(raw["weights_sha256"]),
+        folder=folder,
+        raw=raw,
+    )
 
 
 def list_models(include_tests: bool | None = None, registry: Registry | None = None) -> list[ModelCard]:
@@ -144,12 +152,16 @@ def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
         if (folder / "card.json").is_file():
             return read_card(folder)
     known = ", ".join(card.id for card in list_models(registry=registry)) or "none"
-    raise ModelError(f"No model named {model_id!r} is installed (installed: {known}). "
-                     "Run `stemdesk models` to list them.")
+    raise ModelError(
+        f"No model named {model_id!r} is installed (installed: {known}). Run `stemdesk models` to list them."
+    )
 
 
-def load_estimator(model: str | ModelCard, table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS,
-                   registry: Registry | None = None) -> tuple[AnyEstimator, ModelCard]:
+def load_estimator(
+    model: str | ModelCard,
+    table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS,
+    registry: Registry | None = None,
+) -> tuple[AnyEstimator, ModelCard]:
     """Build the card's estimator and load its verified safetensors weights (a model id is looked up with
     ``registry``'s folders too)."""
     card = model if isinstance(model, ModelCard) else find_model(model, registry)
@@ -160,18 +172,24 @@ def load_estimator(model: str | ModelCard, table: Mapping[str, type[AnyEstimator
         raise ModelError(f"Model {card.id!r} cannot be built: {error}. It may need a newer StemDesk.") from None
     outputs = card.outputs
     if outputs is None and list(estimator.sources) != card.sources:
-        raise ModelError(f"Model {card.id!r}: its card lists sources {card.sources} but its config gives "
-                         f"{list(estimator.sources)}. Reinstall the model.")
+        raise ModelError(
+            f"Model {card.id!r}: its card lists sources {card.sources} but its config gives "
+            f"{list(estimator.sources)}. Reinstall the model."
+        )
     if outputs is not None:
         merged = [s for group in outputs.values() for s in group]
-        if (list(outputs) != card.sources or sorted(merged) != sorted(estimator.sources)):
-            raise ModelError(f"Model {card.id!r}: its outputs {outputs} must use each of the estimator's sources "
-                             f"{list(estimator.sources)} once and be listed as its sources. Reinstall the model.")
+        if list(outputs) != card.sources or sorted(merged) != sorted(estimator.sources):
+            raise ModelError(
+                f"Model {card.id!r}: its outputs {outputs} must use each of the estimator's sources "
+                f"{list(estimator.sources)} once and be listed as its sources. Reinstall the model."
+            )
     try:
         estimator.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ModelError(f"Model {card.id!r}: the weights do not fit its estimator "
-                         f"({str(error).splitlines()[0]}). Reinstall the model.") from None
+        raise ModelError(
+            f"Model {card.id!r}: the weights do not fit its estimator "
+            f"({str(error).splitlines()[0]}). Reinstall the model."
+        ) from None
     return estimator.eval(), card
 
 
@@ -185,14 +203,17 @@ def weights_bytes(estimator: AnyEstimator, half: bool = False) -> tuple[bytes, s
     parameters = {name for name, _ in estimator.named_parameters()}
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in estimator.state_dict().items()}
     if half and all(float(state[name].abs().max()) < HALF_LIMIT for name in parameters if state[name].numel()):
-        state = {name: tensor.half() if name in parameters and tensor.is_floating_point() else tensor
-                 for name, tensor in state.items()}
+        state = {
+            name: tensor.half() if name in parameters and tensor.is_floating_point() else tensor
+            for name, tensor in state.items()
+        }
         return save(state), "float16"
     return save(state), "float32"
 
 
-def save_model(folder: Path, model_id: str, estimator: AnyEstimator, card: Mapping[str, Any],
-               half: bool = False) -> ModelCard:
+def save_model(
+    folder: Path, model_id: str, estimator: AnyEstimator, card: Mapping[str, Any], half: bool = False
+) -> ModelCard:
     """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics).
     ``half`` stores float16 parameters (see `weights_bytes`): the shipped models use it to stay git-sized."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -203,8 +224,9 @@ def save_model(folder: Path, model_id: str, estimator: AnyEstimator, card: Mappi
         "estimator": estimator.kind,
         "config": estimator.config(),
         "sources": list(estimator.sources),
-        "sample_rate": (estimator.sample_rate if isinstance(estimator, WaveformEstimator)
-                        else estimator.stft_config.sample_rate),
+        "sample_rate": (
+            estimator.sample_rate if isinstance(estimator, WaveformEstimator) else estimator.stft_config.sample_rate
+        ),
         "parameters": int(sum(p.numel() for p in estimator.parameters())),
         **dict(card),
         "weights_storage": storage,
@@ -226,36 +248,51 @@ def load_state(card: ModelCard) -> dict[str, torch.Tensor]:
         raise ModelError(f'Model {card.id!r} has no weights.safetensors in "{card.folder}". Reinstall the model.')
     digest = sha256_file(weights)
     if digest != card.weights_sha256:
-        raise ModelError(f"Model {card.id!r}: weights.safetensors does not match the sha256 in its card "
-                         f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
-                         "replaced; reinstall the model.")
+        raise ModelError(
+            f"Model {card.id!r}: weights.safetensors does not match the sha256 in its card "
+            f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
+            "replaced; reinstall the model."
+        )
     try:
         return load_file(str(weights))
-    except Exception as error:  # safetensors raises its own error types for malformed headers
-        raise ModelError(f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). "
-                         "Reinstall the model.") from None
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for malformed headers
+        raise ModelError(
+            f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). Reinstall the model."
+        ) from None
 
 
 def remove_model(model_id: str) -> Path:
     """Delete a model from the user's models folder. Shipped models cannot be removed."""
     card = find_model(model_id)
     if card.folder.parent.resolve() != user_models_dir().resolve():
-        raise ModelError(f"{model_id!r} ships with StemDesk (in {card.folder.parent}) and cannot be removed; "
-                         "only models in your models folder can.")
+        raise ModelError(
+            f"{model_id!r} ships with StemDesk (in {card.folder.parent}) and cannot be removed; "
+            "only models in your models folder can."
+        )
     for path in card.folder.iterdir():
         path.unlink()
     card.folder.rmdir()
     return card.folder
 
 
-def save_variant(folder: Path, model_id: str, base: ModelCard, outputs: Mapping[str, list[str]],
-                 card: Mapping[str, Any]) -> ModelCard:
+def save_variant(
+    folder: Path, model_id: str, base: ModelCard, outputs: Mapping[str, list[str]], card: Mapping[str, Any]
+) -> ModelCard:
     """A model that reuses ``base``'s weights (``weights_from``) and merges its sources into other stems."""
     if base.raw.get("weights_from"):
-        raise ModelError(f"{base.id!r} already borrows its weights; make the variant from {base.raw['weights_from']!r}.")
+        raise ModelError(
+            f"{base.id!r} already borrows its weights; make the variant from {base.raw['weights_from']!r}."
+        )
     full = {key: value for key, value in base.raw.items() if key not in ("id", "metrics", "description")}
     full.update(dict(card))
-    full.update({"id": model_id, "sources": list(outputs), "outputs": {k: list(v) for k, v in outputs.items()},
-                 "weights_from": base.id, "weights_sha256": base.weights_sha256})
+    full.update(
+        {
+            "id": model_id,
+            "sources": list(outputs),
+            "outputs": {k: list(v) for k, v in outputs.items()},
+            "weights_from": base.id,
+            "weights_sha256": base.weights_sha256,
+        }
+    )
     atomic_write_bytes(folder / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
     return read_card(folder)

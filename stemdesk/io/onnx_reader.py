@@ -56,11 +56,11 @@ def _fields(data: memoryview):
             size, pos = _varint(data, pos)
             if pos + size > end:
                 raise ModelError("The ONNX file ends inside a record; it is truncated.")
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         elif wire == 1:
-            value, pos = bytes(data[pos:pos + 8]), pos + 8
+            value, pos = bytes(data[pos : pos + 8]), pos + 8
         elif wire == 5:
-            value, pos = bytes(data[pos:pos + 4]), pos + 4
+            value, pos = bytes(data[pos : pos + 4]), pos + 4
         else:
             raise ModelError(f"The ONNX file has an unknown record type {wire}; it is damaged or not ONNX.")
         yield number, wire, value
@@ -71,7 +71,7 @@ def _tensor(data: memoryview) -> tuple[str, np.ndarray]:
     dtype, name, raw, floats = 1, "", None, None
     for number, wire, value in _fields(data):
         if number == 1:
-            if wire == 2:                                   # packed dims
+            if wire == 2:  # packed dims
                 pos = 0
                 while pos < len(value):
                     dim, pos = _varint(value, pos)

@@ -9,10 +9,11 @@ one. It is read-only once made, so one registry can be shared by every thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Registry:
     """exporters: name -> writer(stems, mix, out path without extension, tempo) -> written path
     (see `stemdesk.export.session`); effects: kind -> `stemdesk.mixer.effects.EffectSpec`; model_folders: searched
     after the environment's (see `stemdesk.io.model_store.search_path`)."""
+
     exporters: Mapping[str, Callable[..., Path]] = field(default_factory=dict)
     effects: Mapping[str, Any] = field(default_factory=dict)
     model_folders: tuple[Path, ...] = ()

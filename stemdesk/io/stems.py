@@ -5,9 +5,9 @@ their order, their colours, and the certificate that names them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -17,8 +17,14 @@ from .formats import PCM_BITS, OutputFormat
 
 STEM_ORDER = ("vocals", "drums", "bass", "other", "accompaniment")
 # One colour per stem, for the app's lanes and the tracks of exported DAW sessions alike.
-STEM_COLOURS = {"vocals": "#e8a33d", "drums": "#e0625e", "bass": "#5b8def", "other": "#5cb85c",
-                "accompaniment": "#9b7fd1", "instrumental": "#9b7fd1"}
+STEM_COLOURS = {
+    "vocals": "#e8a33d",
+    "drums": "#e0625e",
+    "bass": "#5b8def",
+    "other": "#5cb85c",
+    "accompaniment": "#9b7fd1",
+    "instrumental": "#9b7fd1",
+}
 OTHER_COLOUR = "#8fa0b3"
 
 CERTIFICATE = "stemdesk-certificate.json"
@@ -41,11 +47,12 @@ def read_certificate(folder: Path) -> dict:
 @dataclass
 class Stems:
     """The stems of one song, aligned: names in order, their files, and the shared format."""
+
     names: list[str]
     paths: list[Path]
     info: AudioInfo
-    source: dict | None = None       # the "source" entry of the stems' certificate, when there is one
-    start: int = 0                   # samples into the source where the stems begin (an excerpt's --start)
+    source: dict | None = None  # the "source" entry of the stems' certificate, when there is one
+    start: int = 0  # samples into the source where the stems begin (an excerpt's --start)
 
     def format(self) -> OutputFormat:
         """The stems' own format (so an instrumental can be written exactly)."""
@@ -88,8 +95,11 @@ def find_stems(folder: str | Path) -> Stems:
         paths = []
     if not paths or not all(p.is_file() for p in paths):
         # no certificate: any folder of audio files, in the usual stem order (the certificate keeps the model's)
-        paths = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.suffix.lower() in AUDIO_SUFFIXES_READ]
+        paths = [
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES_READ
+        ]
         rank = {name: i for i, name in enumerate(STEM_ORDER)}
         paths.sort(key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     if not paths:
@@ -98,9 +108,11 @@ def find_stems(folder: str | Path) -> Stems:
     first = infos[0]
     for info in infos[1:]:
         if (info.sample_rate, info.channels, info.frames) != (first.sample_rate, first.channels, first.frames):
-            raise AudioError(f'"{info.path.name}" ({info.sample_rate} Hz, {info.channels} ch, {info.frames} samples) '
-                             f'does not match "{first.path.name}" ({first.sample_rate} Hz, {first.channels} ch, '
-                             f"{first.frames} samples); stems must be aligned.")
+            raise AudioError(
+                f'"{info.path.name}" ({info.sample_rate} Hz, {info.channels} ch, {info.frames} samples) '
+                f'does not match "{first.path.name}" ({first.sample_rate} Hz, {first.channels} ch, '
+                f"{first.frames} samples); stems must be aligned."
+            )
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
         raise AudioError(f'"{folder}" holds two stems with the same name in different formats; keep one.')

@@ -51,8 +51,8 @@ class BatchSettings:
 
 @dataclass
 class Song:
-    input: str      # absolute path
-    relative: str   # where its stems go, relative to the output folder (mirrors the input tree)
+    input: str  # absolute path
+    relative: str  # where its stems go, relative to the output folder (mirrors the input tree)
 
 
 def discover(source: Path) -> list[Song]:
@@ -60,8 +60,11 @@ def discover(source: Path) -> list[Song]:
     (``{"path": ...}``) manifest; relative paths in a manifest are relative to the manifest's folder."""
     source = Path(source)
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES_READ
-                       and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in source.rglob("*")
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES_READ and not p.name.startswith(".")
+        )
         return [Song(str(p.resolve()), str(p.relative_to(source).with_suffix(""))) for p in files]
     if not source.is_file():
         raise StemDeskError(f'"{source}" is neither a folder nor a CSV/JSONL manifest.')
@@ -97,6 +100,7 @@ def sha256_path(path: str) -> str:
 
 # Work done in a worker (local process or Ray actor) -----------------------------------------------------------
 
+
 class SongWorker:
     """Holds one loaded model; separates songs and describes the result as a manifest record."""
 
@@ -105,15 +109,23 @@ class SongWorker:
         set_threads(settings.threads)
         self.settings = settings
         self.engine = SeparationEngine(settings.model, "cpu")
-        self.options = SeparateOptions(model=settings.model, format=OutputFormat.parse(settings.format,
-                                                                                      settings.bit_depth),
-                                       segment_seconds=settings.segment)
+        self.options = SeparateOptions(
+            model=settings.model,
+            format=OutputFormat.parse(settings.format, settings.bit_depth),
+            segment_seconds=settings.segment,
+        )
 
     def run(self, song: Song, outdir: str, attempt: int) -> dict:
         started = time.monotonic()
-        record = {"input": song.input, "relative": song.relative, "attempt": attempt,
-                  "model": self.settings.model, "weights_sha256": self.engine.card.weights_sha256,
-                  "settings": self.settings.key(), "worker": f"{os.uname().nodename}:{os.getpid()}"}
+        record = {
+            "input": song.input,
+            "relative": song.relative,
+            "attempt": attempt,
+            "model": self.settings.model,
+            "weights_sha256": self.engine.card.weights_sha256,
+            "settings": self.settings.key(),
+            "worker": f"{os.uname().nodename}:{os.getpid()}",
+        }
         try:
             result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)
             # the separation's certificate already holds the input's and the outputs' hashes: read them instead
@@ -121,11 +133,15 @@ class SongWorker:
             cert = read_certificate(result.outputs[0].parent)
             hashes = {item["file"]: item["sha256"] for item in cert["outputs"]}
             null = result.null
-            record.update({
-                "status": "done", "input_sha256": cert["source"]["sha256"],
-                "outputs": [{"path": str(p.relative_to(outdir)), "sha256": hashes[p.name]} for p in result.outputs],
-                "null": {"bit_exact": null.bit_exact, "passed": null.passed, "peak_dbfs": null.peak_dbfs},
-                "audio_seconds": result.frames / result.info.sample_rate})
+            record.update(
+                {
+                    "status": "done",
+                    "input_sha256": cert["source"]["sha256"],
+                    "outputs": [{"path": str(p.relative_to(outdir)), "sha256": hashes[p.name]} for p in result.outputs],
+                    "null": {"bit_exact": null.bit_exact, "passed": null.passed, "peak_dbfs": null.peak_dbfs},
+                    "audio_seconds": result.frames / result.info.sample_rate,
+                }
+            )
         except StemDeskError as error:
             record.update({"status": "failed", "error": str(error)})
         except Exception as error:  # noqa: BLE001 - an unexpected failure of one song must not stop the catalog
@@ -148,6 +164,7 @@ def _run_in_worker(song: Song, outdir: str, attempt: int) -> dict:
 
 
 # The coordinator -----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class BatchSummary:
@@ -201,9 +218,16 @@ def already_done(record: dict | None, song: Song, weights: str, settings: BatchS
 Progress = Callable[[dict], None]
 
 
-def run_batch(source: Path, outdir: Path, settings: BatchSettings, workers: int = 1, retries: int = 1,
-              ray_address: str | None = None, gpus_per_worker: float = 0.0,
-              progress: Progress | None = None) -> BatchSummary:
+def run_batch(
+    source: Path,
+    outdir: Path,
+    settings: BatchSettings,
+    workers: int = 1,
+    retries: int = 1,
+    ray_address: str | None = None,
+    gpus_per_worker: float = 0.0,
+    progress: Progress | None = None,
+) -> BatchSummary:
     """Separate every song of ``source`` into ``outdir``; see the module docstring."""
     songs = discover(source)
     if not songs:
@@ -232,13 +256,28 @@ def run_batch(source: Path, outdir: Path, settings: BatchSettings, workers: int 
             elapsed = time.monotonic() - started
             finished = summary.done + summary.failed
             rate = finished / elapsed if elapsed else 0.0
-            progress({"done": finished, "total": total, "skipped": summary.skipped,
-                      "songs_per_minute": rate * 60, "eta": (total - finished) / rate if rate else None,
-                      "record": record})
+            progress(
+                {
+                    "done": finished,
+                    "total": total,
+                    "skipped": summary.skipped,
+                    "songs_per_minute": rate * 60,
+                    "eta": (total - finished) / rate if rate else None,
+                    "record": record,
+                }
+            )
 
     runner = _run_ray if ray_address else _run_local
-    runner(todo, str(outdir), settings, workers, retries, report, summary,
-           **({"address": ray_address, "gpus": gpus_per_worker} if ray_address else {}))
+    runner(
+        todo,
+        str(outdir),
+        settings,
+        workers,
+        retries,
+        report,
+        summary,
+        **({"address": ray_address, "gpus": gpus_per_worker} if ray_address else {}),
+    )
     sweep_stale(outdir, recursive=True)
     summary.wall_seconds = time.monotonic() - started
     return summary
@@ -266,10 +305,12 @@ def _attempts(todo: Sequence[Song], retries: int, submit, collect, report, summa
 def _run_local(todo, outdir, settings, workers, retries, report, summary) -> None:
     if not todo:
         return
+
     # "spawn": each worker starts clean, sets its own torch thread count and loads the model once.
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn"),
-                                   initializer=_init_worker, initargs=(settings,))
+        return ProcessPoolExecutor(
+            max_workers=max(1, workers), mp_context=get_context("spawn"), initializer=_init_worker, initargs=(settings,)
+        )
 
     pools = [new_pool()]
 
@@ -288,9 +329,17 @@ def _run_local(todo, outdir, settings, workers, retries, report, summary) -> Non
             try:
                 yield future, future.result()
             except Exception as error:  # noqa: BLE001 - the worker process died (killed, out of memory)
-                yield future, {"input": song.input, "relative": song.relative, "status": "failed",
-                               "error": f"worker died: {type(error).__name__}: {error}",
-                               "model": settings.model, "settings": settings.key()}
+                yield (
+                    future,
+                    {
+                        "input": song.input,
+                        "relative": song.relative,
+                        "status": "failed",
+                        "error": f"worker died: {type(error).__name__}: {error}",
+                        "model": settings.model,
+                        "settings": settings.key(),
+                    },
+                )
 
     try:
         _attempts(todo, retries, submit, collect, report, summary)
@@ -304,13 +353,15 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
     """A host:port that nothing answers on fails here in seconds, not after Ray's minutes of retries."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or address.startswith("ray://"):
-        return                                     # 'auto' and client addresses: Ray says what is wrong quickly
+        return  # 'auto' and client addresses: Ray says what is wrong quickly
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:
-        raise StemDeskError(f"Cannot reach the Ray cluster at {address}: {error.strerror or error}. Is it running? "
-                            f"Start one with `ray start --head --port={port}` on {host}, check the address, or run "
-                            "without --ray.") from None
+        raise StemDeskError(
+            f"Cannot reach the Ray cluster at {address}: {error.strerror or error}. Is it running? "
+            f"Start one with `ray start --head --port={port}` on {host}, check the address, or run "
+            "without --ray."
+        ) from None
 
 
 def _run_ray(todo, outdir, settings, workers, retries, report, summary, address, gpus) -> None:
@@ -325,10 +376,11 @@ def _run_ray(todo, outdir, settings, workers, retries, report, summary, address,
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StemDeskError(f"Cannot join the Ray cluster at {address!r}: {first} Start one with `ray start "
-                            "--head`, give its address (host:port), or run without --ray.") from None
-    actor_class = ray.remote(num_cpus=settings.threads, num_gpus=gpus, max_restarts=2,
-                             max_task_retries=0)(SongWorker)
+        raise StemDeskError(
+            f"Cannot join the Ray cluster at {address!r}: {first} Start one with `ray start "
+            "--head`, give its address (host:port), or run without --ray."
+        ) from None
+    actor_class = ray.remote(num_cpus=settings.threads, num_gpus=gpus, max_restarts=2, max_task_retries=0)(SongWorker)
     actors = [actor_class.remote(settings) for _ in range(max(1, workers))]
     free = list(actors)
     busy: dict = {}
@@ -350,9 +402,14 @@ def _run_ray(todo, outdir, settings, workers, retries, report, summary, address,
             try:
                 record = ray.get(ref)
             except Exception as error:  # noqa: BLE001 - the actor or its node died
-                record = {"input": song.input, "relative": song.relative, "status": "failed",
-                          "error": f"worker died: {type(error).__name__}", "model": settings.model,
-                          "settings": settings.key()}
+                record = {
+                    "input": song.input,
+                    "relative": song.relative,
+                    "status": "failed",
+                    "error": f"worker died: {type(error).__name__}",
+                    "model": settings.model,
+                    "settings": settings.key(),
+                }
             if actor is not None:
                 free.append(actor)
             yield ref, record

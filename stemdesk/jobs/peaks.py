@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 
-BUCKET = 64          # samples per finest bucket
-FACTOR = 8           # each coarser level merges this many buckets
+BUCKET = 64  # samples per finest bucket
+FACTOR = 8  # each coarser level merges this many buckets
 
 
 class Peaks:
@@ -17,11 +17,11 @@ class Peaks:
     def __init__(self, sample_rate: int, frames: int = 0):
         self._lock = threading.Lock()
         self.sample_rate = sample_rate
-        self.expected = frames                      # the length the lane will have (0: unknown)
+        self.expected = frames  # the length the lane will have (0: unknown)
         self._min: list[np.ndarray] = []
         self._max: list[np.ndarray] = []
         self._levels: list[tuple[np.ndarray, np.ndarray]] | None = None
-        self._tail_lo = np.zeros(0, np.float32)     # samples not yet filling a bucket (their min and max)
+        self._tail_lo = np.zeros(0, np.float32)  # samples not yet filling a bucket (their min and max)
         self._tail_hi = np.zeros(0, np.float32)
         self.frames = 0
 
@@ -104,9 +104,9 @@ def _reduce(values: np.ndarray, first: np.ndarray, last: np.ndarray, op) -> np.n
     past the next pixel's start (both contain the bucket their edge falls in)."""
     out = op.reduceat(values, first)
     ends = np.append(first[1:], values.size)
-    ends = np.where(ends > first, ends, first + 1)          # reduceat took values[first] alone for empty runs
+    ends = np.where(ends > first, ends, first + 1)  # reduceat took values[first] alone for empty runs
     for i in np.where((last < ends) | (last > ends + 1))[0]:
-        out[i] = op.reduce(values[first[i]:last[i]])
+        out[i] = op.reduce(values[first[i] : last[i]])
     extra = np.where(last == ends + 1)[0]
     out[extra] = op(out[extra], values[np.minimum(ends[extra], values.size - 1)])
     return out

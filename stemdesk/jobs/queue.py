@@ -27,20 +27,21 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 class Job:
     """``work(job)`` runs on the device's worker thread; it reports progress with ``job.report({...})`` and checks
     ``job.cancel_token``. Its return value becomes ``job.result``."""
-    kind: str                               # "separate", "export", "train", ...
+
+    kind: str  # "separate", "export", "train", ...
     title: str
     work: Callable[[Job], Any]
     device: str = "cpu"
-    model: str = ""                         # the model it uses, for the jobs list
+    model: str = ""  # the model it uses, for the jobs list
     id: int = field(default_factory=lambda: next(_ids))
     status: str = QUEUED
     fraction: float = 0.0
-    eta: float | None = None                # seconds left, from the progress so far
+    eta: float | None = None  # seconds left, from the progress so far
     message: str = ""
     result: Any = None
-    error: str | None = None                # a StemDeskError's message: show it
+    error: str | None = None  # a StemDeskError's message: show it
     exception: BaseException | None = None  # what failed, for the front end to word (a StemDeskError's setting)
-    unexpected: bool = False                # a bug: show the log file's path
+    unexpected: bool = False  # a bug: show the log file's path
     cancel_token: CancelToken = field(default_factory=CancelToken)
     started: float | None = None
     finished: float | None = None
@@ -79,7 +80,7 @@ class JobQueue:
     def _emit(self, job: Job, what: str, payload: Any = None) -> None:
         try:
             self.on_event(job, what, payload)
-        except Exception:                       # a broken listener must not kill the worker
+        except Exception:  # a broken listener must not kill the worker
             log.exception("job event listener failed")
 
     def submit(self, job: Job) -> Job:
@@ -91,8 +92,7 @@ class JobQueue:
             device = job.device
             if device not in self._queues:
                 self._queues[device] = queue.Queue()
-                thread = threading.Thread(target=self._run, args=(device,), name=f"stemdesk-jobs-{device}",
-                                          daemon=True)
+                thread = threading.Thread(target=self._run, args=(device,), name=f"stemdesk-jobs-{device}", daemon=True)
                 self._threads[device] = thread
                 thread.start()
             self._queues[device].put(job)
@@ -128,13 +128,13 @@ class JobQueue:
             except StemDeskError as error:
                 job.status, job.error, job.exception, what = FAILED, str(error), error, "failed"
             except MemoryError:
-                job.exception = OutOfMemory("Out of memory: use a smaller segment or close other programs.",
-                                            setting="segment_seconds")
+                job.exception = OutOfMemory(
+                    "Out of memory: use a smaller segment or close other programs.", setting="segment_seconds"
+                )
                 job.status, job.error, what = FAILED, str(job.exception), "failed"
-            except Exception as error:          # a bug: logged with its traceback, shown with the log's path
+            except Exception as error:  # a bug: logged with its traceback, shown with the log's path
                 log.exception("job %s (%s) failed", job.id, job.title)
-                job.status, job.error, job.unexpected, what = FAILED, f"{type(error).__name__}: {error}", True, \
-                    "failed"
+                job.status, job.error, job.unexpected, what = FAILED, f"{type(error).__name__}: {error}", True, "failed"
             job.finished = time.monotonic()
             self._emit(job, what)
 

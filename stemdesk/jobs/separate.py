@@ -28,8 +28,8 @@ from ..export.stems import StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.formats import OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
-from ..io.registry import Registry
 from ..io.process import limit_threads
+from ..io.registry import Registry
 
 Progress = Callable[[dict], None]
 
@@ -44,19 +44,26 @@ class SeparateOptions:
     duration: float | None = None
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
-    wiener: int = 0                                   # multichannel Wiener iterations (0: plain masks)
-    vocal_gate: tuple[float, float] | None = None     # (min silence seconds a, energy ratio b)
-    binarise: float | None = None                     # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
-    shifts: int = 0                                   # test-time random shifts, averaged (Separator's shifts)
-    certify: bool = True                              # check the null on the written files, write a certificate
+    wiener: int = 0  # multichannel Wiener iterations (0: plain masks)
+    vocal_gate: tuple[float, float] | None = None  # (min silence seconds a, energy ratio b)
+    binarise: float | None = None  # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
+    shifts: int = 0  # test-time random shifts, averaged (Separator's shifts)
+    certify: bool = True  # check the null on the written files, write a certificate
 
     def settings(self) -> dict:
         """What the certificate records about how the stems were made."""
-        return {"format": self.format.name, "depth": self.format.depth, "start_seconds": self.start,
-                "duration_seconds": self.duration, "segment_seconds": self.segment_seconds,
-                "overlap_seconds": self.overlap_seconds, "wiener_iterations": self.wiener,
-                "vocal_gate": list(self.vocal_gate) if self.vocal_gate else None, "binarise": self.binarise,
-                "shifts": self.shifts}
+        return {
+            "format": self.format.name,
+            "depth": self.format.depth,
+            "start_seconds": self.start,
+            "duration_seconds": self.duration,
+            "segment_seconds": self.segment_seconds,
+            "overlap_seconds": self.overlap_seconds,
+            "wiener_iterations": self.wiener,
+            "vocal_gate": list(self.vocal_gate) if self.vocal_gate else None,
+            "binarise": self.binarise,
+            "shifts": self.shifts,
+        }
 
     def postprocess(self, sources: Sequence[str]) -> list:
         steps = []
@@ -79,7 +86,7 @@ class SeparateResult:
     model: str
     device: str
     certificate: Path | None = None
-    null: NullResult | None = None      # what the null check on the written files found (None: not certified)
+    null: NullResult | None = None  # what the null check on the written files found (None: not certified)
 
 
 def set_threads(threads: int | None) -> None:
@@ -99,7 +106,7 @@ class SeparationEngine:
             self.device = resolve_device(device)
         except DeviceUnavailable:
             raise
-        except ValueError as error:                    # an unknown device name
+        except ValueError as error:  # an unknown device name
             raise StemDeskError(str(error), setting="device", value="auto") from None
         self.estimator, self.card = load_estimator(model, registry=registry)  # a plugin's folder may hold it
         self.estimator.to(self.device)
@@ -109,9 +116,15 @@ class SeparationEngine:
         """The stems written: the model's outputs if its card merges sources, else the estimator's sources."""
         return tuple(self.card.outputs) if self.card.outputs else self.estimator.sources
 
-    def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, options: SeparateOptions,
-                      progress: Progress | None = None, cancel: CancelToken | None = None,
-                      on_block: Callable[[int, np.ndarray], None] | None = None) -> SeparateResult:
+    def separate_file(
+        self,
+        path: str | os.PathLike,
+        outdir: str | os.PathLike,
+        options: SeparateOptions,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+        on_block: Callable[[int, np.ndarray], None] | None = None,
+    ) -> SeparateResult:
         """Separate one file into ``outdir/<source>.<ext>``. Raises AudioError, Cancelled, OutOfMemory.
 
         ``on_block(offset, stems)`` sees each finished block of stems (sources, channels, n) as it is written, so a
@@ -124,16 +137,26 @@ class SeparationEngine:
         if frames is not None and frames <= 0:
             raise AudioError("The duration to separate must be positive.", setting="duration")
         if start >= info.frames:
-            raise AudioError(f"The start, {options.start} s, is beyond the end of \"{info.path.name}\" "
-                             f"({info.seconds:.2f} s).", setting="start")
+            raise AudioError(
+                f'The start, {options.start} s, is beyond the end of "{info.path.name}" ({info.seconds:.2f} s).',
+                setting="start",
+            )
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
         try:
-            separator = Separator(self.estimator, self.device, options.postprocess(self.estimator.sources),
-                                  options.wiener, self.card.outputs, shifts=options.shifts)
+            separator = Separator(
+                self.estimator,
+                self.device,
+                options.postprocess(self.estimator.sources),
+                options.wiener,
+                self.card.outputs,
+                shifts=options.shifts,
+            )
         except ValueError as error:
             raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
-        chunker = Chunker(lambda x: separator(x, rate).stems,
-                          **separator.chunking(rate, options.segment_seconds, options.overlap_seconds))
+        chunker = Chunker(
+            lambda x: separator(x, rate).stems,
+            **separator.chunking(rate, options.segment_seconds, options.overlap_seconds),
+        )
 
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
         waiting: deque[torch.Tensor] = deque()
@@ -173,8 +196,10 @@ class SeparationEngine:
         try:
             writer = StemsWriter(folder, self.sources, rate, info.channels, options.format)
         except OSError as error:
-            raise AudioError(f'Cannot write stems to "{folder}": {error.strerror or error}. '
-                             "Choose a folder you can write to, with free space.") from None
+            raise AudioError(
+                f'Cannot write stems to "{folder}": {error.strerror or error}. '
+                "Choose a folder you can write to, with free space."
+            ) from None
         written = 0
         with writer:
             try:
@@ -187,10 +212,20 @@ class SeparationEngine:
                     written += n
                 outputs = writer.commit(certify if options.certify else None)
             except OSError as error:
-                raise AudioError(f'Writing stems to "{folder}" failed: {error.strerror or error}. '
-                                 "Free some space or choose another folder; no partial stems were left.") from None
+                raise AudioError(
+                    f'Writing stems to "{folder}" failed: {error.strerror or error}. '
+                    "Free some space or choose another folder; no partial stems were left."
+                ) from None
         if written != total:
             raise AudioError(f"Internal error: wrote {written} samples of {total}. Report this bug.")
-        return SeparateResult(Path(path), outputs, info, total, time.monotonic() - started, self.card.id,
-                              str(self.device), writer.certificate, found[0] if found else None)
-
+        return SeparateResult(
+            Path(path),
+            outputs,
+            info,
+            total,
+            time.monotonic() - started,
+            self.card.id,
+            str(self.device),
+            writer.certificate,
+            found[0] if found else None,
+        )

@@ -12,10 +12,9 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 
 from ..io.atomic import atomic_write_bytes
 from ..io.paths import config_dir
@@ -31,9 +30,9 @@ def mappings_path() -> Path:
 
 @dataclass(frozen=True)
 class Binding:
-    channel: int      # 0..15
-    cc: int           # 0..127
-    control: str      # a Mix control name, e.g. "vocals/gain_db"
+    channel: int  # 0..15
+    cc: int  # 0..127
+    control: str  # a Mix control name, e.g. "vocals/gain_db"
 
 
 class MidiMap:
@@ -52,11 +51,12 @@ class MidiMap:
         return self.bindings.get((channel, cc))
 
     def to_json(self) -> str:
-        return json.dumps([{"channel": ch, "cc": cc, "control": c} for (ch, cc), c in sorted(self.bindings.items())],
-                          indent=2)
+        return json.dumps(
+            [{"channel": ch, "cc": cc, "control": c} for (ch, cc), c in sorted(self.bindings.items())], indent=2
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "MidiMap":
+    def from_json(cls, text: str) -> MidiMap:
         try:
             data = json.loads(text)
         except ValueError as error:
@@ -65,9 +65,14 @@ class MidiMap:
             raise MixError(f"MIDI mappings must be a list of at most {MAX_MAPPINGS} bindings.")
         bindings = []
         for item in data:
-            if not (isinstance(item, dict) and isinstance(item.get("channel"), int) and 0 <= item["channel"] < 16
-                    and isinstance(item.get("cc"), int) and 0 <= item["cc"] < 128
-                    and isinstance(item.get("control"), str)):
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("channel"), int)
+                and 0 <= item["channel"] < 16
+                and isinstance(item.get("cc"), int)
+                and 0 <= item["cc"] < 128
+                and isinstance(item.get("control"), str)
+            ):
                 raise MixError(f"Bad MIDI binding {str(item)[:80]!r}: needs channel 0-15, cc 0-127 and a control.")
             bindings.append(Binding(item["channel"], item["cc"], item["control"]))
         return cls(bindings)
@@ -76,7 +81,7 @@ class MidiMap:
         return atomic_write_bytes(path or mappings_path(), self.to_json().encode("utf-8"))
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "MidiMap":
+    def load(cls, path: Path | None = None) -> MidiMap:
         path = path or mappings_path()
         if not path.is_file():
             return cls()
@@ -87,8 +92,14 @@ class MidiController:
     """Applies control changes to a mix. ``apply(mix)`` hands each changed mix to the renderer (thread-safe there);
     ``clock()`` returns the playhead in seconds while recording, or None when not playing."""
 
-    def __init__(self, mix: Mix, apply: Callable[[Mix], None], midi_map: MidiMap | None = None,
-                 clock: Callable[[], float | None] = lambda: None, autosave: bool = False):
+    def __init__(
+        self,
+        mix: Mix,
+        apply: Callable[[Mix], None],
+        midi_map: MidiMap | None = None,
+        clock: Callable[[], float | None] = lambda: None,
+        autosave: bool = False,
+    ):
         self.mix = mix
         self.apply = apply
         self.map = midi_map or MidiMap()
@@ -112,7 +123,7 @@ class MidiController:
 
     def touched(self, control: str) -> Binding | None:
         """The user touched a mixer control (the app calls this); completes a learn if one is armed."""
-        self.mix.control_range(control)          # refuse names that are not controls
+        self.mix.control_range(control)  # refuse names that are not controls
         with self._lock:
             if not self._learning:
                 return None
@@ -150,14 +161,14 @@ class MidiController:
                     self.mix.record(control, seconds, value)
                 else:
                     self.mix.set_control(control, value)
-            except MixError as error:       # a binding to a control the current mix no longer has
+            except MixError as error:  # a binding to a control the current mix no longer has
                 self.last_error = str(error)
                 return None
         self.apply(self.mix)
         return control
 
 
-_ALSA_QUIET = []      # the no-op error handler given to libasound, kept alive for as long as the process runs
+_ALSA_QUIET = []  # the no-op error handler given to libasound, kept alive for as long as the process runs
 
 
 def _silence_alsa() -> None:
@@ -173,8 +184,9 @@ def _silence_alsa() -> None:
         return
     try:
         library = ctypes.CDLL(name)
-        handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                                   ctypes.c_char_p)(lambda *args: None)
+        handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)(
+            lambda *args: None
+        )
         library.snd_lib_error_set_handler(handler)
         _ALSA_QUIET.append(handler)
     except (OSError, AttributeError):
@@ -196,8 +208,10 @@ def _jack_running() -> bool:
     """A JACK2 server listens on a socket named jack_<server>_<uid>_0 in /dev/shm."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
     try:
-        return any(p.name.startswith("jack_") and p.name.endswith(f"_{uid}_0") and p.is_socket()
-                   for p in Path("/dev/shm").iterdir())
+        return any(
+            p.name.startswith("jack_") and p.name.endswith(f"_{uid}_0") and p.is_socket()
+            for p in Path("/dev/shm").iterdir()
+        )
     except OSError:
         return False
 
@@ -205,7 +219,7 @@ def _jack_running() -> bool:
 def input_names(api: str | None = None) -> list[str]:
     try:
         return backend(api).get_input_names()
-    except Exception:       # no MIDI system at all (no ALSA sequencer, no JACK): there are simply no ports
+    except Exception:  # noqa: BLE001 - no MIDI system at all (no ALSA sequencer, no JACK): there are simply no ports
         return []
 
 
@@ -213,6 +227,8 @@ def open_input(name: str, controller: MidiController, api: str | None = None):
     """Open a MIDI input port whose messages drive ``controller``. Close the returned port to stop."""
     try:
         return backend(api).open_input(name, callback=controller.handle)
-    except Exception as error:
-        raise MixError(f"Cannot open MIDI input {name!r}: {error}. Check that the controller is connected "
-                       "(`stemdesk midi` lists the ports).") from None
+    except Exception as error:  # noqa: BLE001 - rtmidi raises its own types, and RuntimeError without a system
+        raise MixError(
+            f"Cannot open MIDI input {name!r}: {error}. Check that the controller is connected "
+            "(`stemdesk midi` lists the ports)."
+        ) from None

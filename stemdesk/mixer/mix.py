@@ -10,8 +10,9 @@ import bisect
 import copy
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..io.registry import Registry
 from .effects import Effect, MixError
@@ -20,18 +21,23 @@ MIX_VERSION = 1
 MIX_KEYS = frozenset({"stemdesk_mix", "channels", "buses", "master", "master_gain_db", "automation"})
 MAX_MIX_BYTES = 1 << 20
 MAX_EFFECTS = 32
-GAIN_RANGE = (-120.0, 24.0)   # dB; -120 is treated as silence in the UI, mute is the exact off switch
+GAIN_RANGE = (-120.0, 24.0)  # dB; -120 is treated as silence in the UI, mute is the exact off switch
 PRESETS = ("karaoke", "acappella", "vocal-up", "vocal-down", "drumless")
-FADER_RANGE = (-60.0, 12.0)   # dB, what a fader (or a MIDI controller) spans
+FADER_RANGE = (-60.0, 12.0)  # dB, what a fader (or a MIDI controller) spans
 MAX_POINTS = 100_000
 SWITCHES = ("mute", "solo")
 
 
 def _number(where: str, value: Any, low: float, high: float, unit: str = "") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise MixError(f"{where} must be a number between {low:g} and {high:g}{' ' + unit if unit else ''}, "
-                       f"not {value!r}.")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise MixError(
+            f"{where} must be a number between {low:g} and {high:g}{' ' + unit if unit else ''}, not {value!r}."
+        )
     return float(value)
 
 
@@ -44,6 +50,7 @@ def _effects(where: str, data: Any, registry: Registry | None = None) -> list[Ef
 @dataclass
 class Channel:
     """One stem's strip. Gain in dB, pan in -1 (left) .. +1 (right), sends in dB to named buses."""
+
     gain_db: float = 0.0
     pan: float = 0.0
     mute: bool = False
@@ -53,15 +60,26 @@ class Channel:
 
     def is_unity(self) -> bool:
         """True when the strip passes its stem through unchanged (the null-sum case)."""
-        return (self.gain_db == 0.0 and self.pan == 0.0 and not self.mute and not self.sends
-                and all(e.bypass for e in self.effects))
+        return (
+            self.gain_db == 0.0
+            and self.pan == 0.0
+            and not self.mute
+            and not self.sends
+            and all(e.bypass for e in self.effects)
+        )
 
     def to_dict(self) -> dict:
-        return {"gain_db": self.gain_db, "pan": self.pan, "mute": self.mute, "solo": self.solo,
-                "effects": [e.to_dict() for e in self.effects], "sends": dict(self.sends)}
+        return {
+            "gain_db": self.gain_db,
+            "pan": self.pan,
+            "mute": self.mute,
+            "solo": self.solo,
+            "effects": [e.to_dict() for e in self.effects],
+            "sends": dict(self.sends),
+        }
 
     @classmethod
-    def from_dict(cls, name: str, data: Any, registry: Registry | None = None) -> "Channel":
+    def from_dict(cls, name: str, data: Any, registry: Registry | None = None) -> Channel:
         if not isinstance(data, dict):
             raise MixError(f"Channel {name!r} must be an object.")
         unknown = sorted(set(data) - {"gain_db", "pan", "mute", "solo", "effects", "sends"})
@@ -73,7 +91,8 @@ class Channel:
         return cls(
             gain_db=_number(f"{name}.gain_db", data.get("gain_db", 0.0), *GAIN_RANGE, "dB"),
             pan=_number(f"{name}.pan", data.get("pan", 0.0), -1.0, 1.0),
-            mute=bool(data.get("mute", False)), solo=bool(data.get("solo", False)),
+            mute=bool(data.get("mute", False)),
+            solo=bool(data.get("solo", False)),
             effects=_effects(f"{name}.effects", data.get("effects", []), registry),
             sends={str(bus): _number(f"{name}.sends.{bus}", db, *GAIN_RANGE, "dB") for bus, db in sends.items()},
         )
@@ -82,6 +101,7 @@ class Channel:
 @dataclass
 class Mix:
     """channels: stem name -> Channel (stems without an entry play at unity). buses: send-return chains."""
+
     channels: dict[str, Channel] = field(default_factory=dict)
     buses: dict[str, list[Effect]] = field(default_factory=dict)
     master: list[Effect] = field(default_factory=list)
@@ -108,8 +128,11 @@ class Mix:
     def is_unity(self, stems: Sequence[str], mutes: bool = False) -> bool:
         """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed); with
         ``mutes``, the sum of the audible stems (muted or unsoloed stems may be left out)."""
-        return (all(self.channels.get(s, Channel()).is_unity() if self.audible(s) else mutes for s in stems)
-                and self.master_gain_db == 0.0 and all(e.bypass for e in self.master))
+        return (
+            all(self.channels.get(s, Channel()).is_unity() if self.audible(s) else mutes for s in stems)
+            and self.master_gain_db == 0.0
+            and all(e.bypass for e in self.master)
+        )
 
     def _effect(self, chain: list[Effect], index: str, control: str) -> Effect:
         if not index.isdigit() or int(index) >= len(chain):
@@ -174,10 +197,10 @@ class Mix:
         """Add an automation point (a fader move during playback), replacing points recorded later than it."""
         self.set_control(control, value)
         points = self.automation.setdefault(control, [])
-        del points[bisect.bisect_left(points, (seconds, -math.inf)):]
+        del points[bisect.bisect_left(points, (seconds, -math.inf)) :]
         points.append((float(seconds), float(value)))
 
-    def at(self, seconds: float) -> "Mix":
+    def at(self, seconds: float) -> Mix:
         """The mix with its automation applied at a time: continuous controls interpolate linearly, switches hold."""
         if not self.automation:
             return self
@@ -205,29 +228,35 @@ class Mix:
                     raise MixError(f"{name} sends to bus {bus!r}, which the mix does not define.")
 
     def to_dict(self) -> dict:  # keys: MIX_KEYS
-        return {"stemdesk_mix": MIX_VERSION,
-                "channels": {n: c.to_dict() for n, c in self.channels.items()},
-                "buses": {n: [e.to_dict() for e in chain] for n, chain in self.buses.items()},
-                "master": [e.to_dict() for e in self.master], "master_gain_db": self.master_gain_db,
-                "automation": {c: [list(p) for p in points] for c, points in self.automation.items()}}
+        return {
+            "stemdesk_mix": MIX_VERSION,
+            "channels": {n: c.to_dict() for n, c in self.channels.items()},
+            "buses": {n: [e.to_dict() for e in chain] for n, chain in self.buses.items()},
+            "master": [e.to_dict() for e in self.master],
+            "master_gain_db": self.master_gain_db,
+            "automation": {c: [list(p) for p in points] for c, points in self.automation.items()},
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: Any, registry: Registry | None = None) -> "Mix":
+    def from_dict(cls, data: Any, registry: Registry | None = None) -> Mix:
         """A mix checked field by field; its effects may be of ``registry``'s kinds (default: the built-ins)."""
         if not isinstance(data, dict):
             raise MixError("A mix must be a JSON object.")
         unknown = sorted(set(data) - MIX_KEYS)
         if unknown:
             # e.g. a project file or a DAW's JSON: rendering it as an empty mix would silently give the original
-            raise MixError(f"This is not a StemDesk mix: it has {', '.join(map(repr, unknown[:3]))}, which a mix "
-                           f"does not (a mix has {', '.join(sorted(MIX_KEYS))}).")
+            raise MixError(
+                f"This is not a StemDesk mix: it has {', '.join(map(repr, unknown[:3]))}, which a mix "
+                f"does not (a mix has {', '.join(sorted(MIX_KEYS))})."
+            )
         version = data.get("stemdesk_mix", MIX_VERSION)
         if not isinstance(version, int) or version > MIX_VERSION:
-            raise MixError(f"This mix was written by a newer StemDesk (format {version!r}); update StemDesk to "
-                           "open it.")
+            raise MixError(
+                f"This mix was written by a newer StemDesk (format {version!r}); update StemDesk to open it."
+            )
         channels = data.get("channels", {})
         buses = data.get("buses", {})
         if not isinstance(channels, dict) or len(channels) > 64 or not isinstance(buses, dict) or len(buses) > 16:
@@ -241,8 +270,10 @@ class Mix:
             master_gain_db=_number("master_gain_db", data.get("master_gain_db", 0.0), *GAIN_RANGE, "dB"),
         )
         automation = data.get("automation", {})
-        if not isinstance(automation, dict) or sum(len(v) for v in automation.values()
-                                                   if isinstance(v, list)) > MAX_POINTS:
+        if (
+            not isinstance(automation, dict)
+            or sum(len(v) for v in automation.values() if isinstance(v, list)) > MAX_POINTS
+        ):
             raise MixError(f"Automation must be an object of control -> points, at most {MAX_POINTS} points.")
         probe = copy.deepcopy(mix)
         for control, points in automation.items():
@@ -252,12 +283,12 @@ class Mix:
             if times != sorted(times):
                 raise MixError(f"Automation of {control!r} is not in time order.")
             for _, value in points:
-                probe.set_control(str(control), value)      # checks the control exists and the value's range
+                probe.set_control(str(control), value)  # checks the control exists and the value's range
             mix.automation[str(control)] = [(float(t), float(v)) for t, v in points]
         return mix
 
     @classmethod
-    def from_json(cls, text: str | bytes, registry: Registry | None = None) -> "Mix":
+    def from_json(cls, text: str | bytes, registry: Registry | None = None) -> Mix:
         if len(text) > MAX_MIX_BYTES:
             raise MixError(f"The mix file is {len(text)} bytes; a mix is at most {MAX_MIX_BYTES} bytes.")
         try:

@@ -11,15 +11,14 @@ import inspect
 import math
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 import pedalboard
 
 from .effects import Effect, MixError
 from .mix import Channel, Mix
-
 
 _THREADS = min(4, os.cpu_count() or 1)
 _executor: ThreadPoolExecutor | None = None
@@ -66,7 +65,7 @@ class _Chain:
         for index, effect in enumerate(active):
             if effect.params == self.effects[index].params:
                 continue
-            assert self.board is not None           # a chain with active effects has a board
+            assert self.board is not None  # a chain with active effects has a board
             fresh, current = effect.plugin(), self.board[index]
             for name in _settable(fresh) if effect.kind != "vst3" else list(effect.params):
                 setattr(current, name, getattr(fresh, name) if effect.kind != "vst3" else effect.params[name])
@@ -153,11 +152,11 @@ class Renderer:
             n = blocks.shape[-1]
             if self.unity:
                 for name in [*self.stems, "__master__"]:
-                    self._gains[name] = self._target(name)   # so the next change ramps from unity
+                    self._gains[name] = self._target(name)  # so the next change ramps from unity
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
             total = np.zeros((self.channels, n))
             buses = {b: np.zeros((self.channels, n), np.float32) for b in self.mix.buses}
-            work = []      # strips whose effects run: (stem, audio, gain), processed in parallel below
+            work = []  # strips whose effects run: (stem, audio, gain), processed in parallel below
             for stem, audio in zip(self.stems, blocks):
                 channel = self.mix.channels.get(stem, Channel())
                 gain = self._gain(stem, n)
@@ -184,4 +183,3 @@ class Renderer:
             out = self._chains["master"](out, self.sample_rate)
             master = self._gain("__master__", n)
             return out if np.all(master == 1.0) else (out * master).astype(np.float32)
-

@@ -1,6 +1,6 @@
 """VST3 inserts through pedalboard, scanned in a child process first so a crashing plugin cannot take StemDesk down.
 
-    python -m stemdesk.mixer.vst3 PLUGIN.vst3      prints the scan (name, parameters with units and ranges) as JSON
+python -m stemdesk.mixer.vst3 PLUGIN.vst3      prints the scan (name, parameters with units and ranges) as JSON
 """
 
 from __future__ import annotations
@@ -24,9 +24,16 @@ def _describe(plugin) -> dict:
     params = {}
     for name, param in plugin.parameters.items():
         low, high, step = param.range
-        params[name] = {"label": param.name, "unit": getattr(param, "units", None) or getattr(param, "label", ""),
-                        "min": low, "max": high, "step": step, "value": float(getattr(plugin, name))
-                        if isinstance(getattr(plugin, name), (int, float)) else str(getattr(plugin, name))}
+        params[name] = {
+            "label": param.name,
+            "unit": getattr(param, "units", None) or getattr(param, "label", ""),
+            "min": low,
+            "max": high,
+            "step": step,
+            "value": float(getattr(plugin, name))
+            if isinstance(getattr(plugin, name), (int, float))
+            else str(getattr(plugin, name)),
+        }
     return {"name": plugin.name, "parameters": params, "latency": getattr(plugin, "reported_latency_samples", 0)}
 
 
@@ -40,20 +47,25 @@ def scan(path: str | os.PathLike, timeout: float = SCAN_TIMEOUT) -> dict:
         return _scanned[key]
     try:
         # in the frozen app there is no "python -m": its launcher runs the scan for --vst3-scan
-        command = ([sys.executable, "--vst3-scan", str(plugin)] if getattr(sys, "frozen", False)
-                   else [sys.executable, "-m", "stemdesk.mixer.vst3", str(plugin)])
+        command = (
+            [sys.executable, "--vst3-scan", str(plugin)]
+            if getattr(sys, "frozen", False)
+            else [sys.executable, "-m", "stemdesk.mixer.vst3", str(plugin)]
+        )
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise MixError(f'VST3 plugin "{plugin.name}" did not finish loading within {timeout:g} s; it was not '
-                       "loaded.") from None
+        raise MixError(
+            f'VST3 plugin "{plugin.name}" did not finish loading within {timeout:g} s; it was not loaded.'
+        ) from None
     if done.returncode != 0:
         if done.returncode < 0:
             what = f"crashed while loading (signal {-done.returncode})"
         else:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-            what = f"failed to load: {lines[-1] if lines else 'exit code %d' % done.returncode}"
-        raise MixError(f'VST3 plugin "{plugin.name}" {what}; it was not loaded. Remove it from the mix or update '
-                       "the plugin.")
+            what = f"failed to load: {lines[-1] if lines else f'exit code {done.returncode}'}"
+        raise MixError(
+            f'VST3 plugin "{plugin.name}" {what}; it was not loaded. Remove it from the mix or update the plugin.'
+        )
     try:
         description = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -68,14 +80,17 @@ def load_vst3(path: str | os.PathLike, params: dict[str, Any]):
     known = description["parameters"]
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise MixError(f'VST3 plugin "{description["name"]}" has no parameter {unknown[0]!r}; it has '
-                       f"{', '.join(known) or 'none'}.")
+        raise MixError(
+            f'VST3 plugin "{description["name"]}" has no parameter {unknown[0]!r}; it has {", ".join(known) or "none"}.'
+        )
     for name, value in params.items():
         spec = known[name]
         if isinstance(value, (int, float)) and not spec["min"] <= value <= spec["max"]:
             unit = f" {spec['unit']}" if spec["unit"] else ""
-            raise MixError(f'{description["name"]}.{name} = {value:g} is out of range; use {spec["min"]:g} to '
-                           f'{spec["max"]:g}{unit}.')
+            raise MixError(
+                f"{description['name']}.{name} = {value:g} is out of range; use {spec['min']:g} to "
+                f"{spec['max']:g}{unit}."
+            )
     try:
         plugin = pedalboard.load_plugin(str(path))
         for name, value in params.items():
@@ -93,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     plugin = pedalboard.load_plugin(argv[0])
     print(json.dumps(_describe(plugin)))
     sys.stdout.flush()
-    os._exit(0)   # some plugins crash in their destructors; the scan is already printed
+    os._exit(0)  # some plugins crash in their destructors; the scan is already printed
 
 
 if __name__ == "__main__":

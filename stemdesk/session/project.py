@@ -32,17 +32,24 @@ class ProjectError(StemDeskError):
 
 @dataclass
 class Project:
-    source: str = ""                    # the song, absolute path
+    source: str = ""  # the song, absolute path
     source_sha256: str = ""
     model: str = ""
-    stems_dir: str = ""                 # where this project's stems are (empty until separated)
+    stems_dir: str = ""  # where this project's stems are (empty until separated)
     mix: Mix = field(default_factory=Mix)
-    view: dict = field(default_factory=dict)    # zoom, scroll, loop, selection, lanes with spectrogram
-    path: Path | None = None            # where it was saved (not stored in the file)
+    view: dict = field(default_factory=dict)  # zoom, scroll, loop, selection, lanes with spectrogram
+    path: Path | None = None  # where it was saved (not stored in the file)
 
     def to_dict(self) -> dict:
-        return {"stemdesk_project": PROJECT_VERSION, "source": self.source, "source_sha256": self.source_sha256,
-                "model": self.model, "stems_dir": self.stems_dir, "mix": self.mix.to_dict(), "view": self.view}
+        return {
+            "stemdesk_project": PROJECT_VERSION,
+            "source": self.source,
+            "source_sha256": self.source_sha256,
+            "model": self.model,
+            "stems_dir": self.stems_dir,
+            "mix": self.mix.to_dict(),
+            "view": self.view,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "the project", registry: Registry | None = None) -> Project:
@@ -51,12 +58,12 @@ class Project:
             raise ProjectError(f"{where} is not a StemDesk project.")
         version = data["stemdesk_project"]
         if not isinstance(version, int) or version > PROJECT_VERSION:
-            raise ProjectError(f"{where} was saved by a newer StemDesk (project format {version!r}); update "
-                               "StemDesk to open it.")
+            raise ProjectError(
+                f"{where} was saved by a newer StemDesk (project format {version!r}); update StemDesk to open it."
+            )
         for key in ("source", "source_sha256", "model", "stems_dir"):
             if not isinstance(data.get(key, ""), str) or len(data.get(key, "")) > 4096:
-                raise ProjectError(f"{where} has a bad {key!r}; it may be damaged. Open an older copy or its "
-                                   "autosave.")
+                raise ProjectError(f"{where} has a bad {key!r}; it may be damaged. Open an older copy or its autosave.")
         view = data.get("view", {})
         if not isinstance(view, dict):
             raise ProjectError(f"{where} has a bad view section.")
@@ -64,8 +71,14 @@ class Project:
             mix = Mix.from_dict(data.get("mix", {}), registry)
         except MixError as error:
             raise ProjectError(f"{where} has an invalid mix: {error}") from None
-        return cls(data.get("source", ""), data.get("source_sha256", ""), data.get("model", ""),
-                   data.get("stems_dir", ""), mix, view)
+        return cls(
+            data.get("source", ""),
+            data.get("source_sha256", ""),
+            data.get("model", ""),
+            data.get("stems_dir", ""),
+            mix,
+            view,
+        )
 
 
 def save(project: Project, path: str | os.PathLike) -> Path:
@@ -75,8 +88,10 @@ def save(project: Project, path: str | os.PathLike) -> Path:
     try:
         atomic_write_bytes(path, json.dumps(project.to_dict(), indent=2).encode("utf-8"))
     except OSError as error:
-        raise ProjectError(f'Cannot save "{path}": {error.strerror or error}. Choose another folder or free some '
-                           "space; the previous save is untouched.") from None
+        raise ProjectError(
+            f'Cannot save "{path}": {error.strerror or error}. Choose another folder or free some '
+            "space; the previous save is untouched."
+        ) from None
     project.path = path
     autosave_path(project).unlink(missing_ok=True)
     return path
@@ -97,8 +112,10 @@ def load(path: str | os.PathLike, registry: Registry | None = None) -> Project:
     try:
         data = json.loads(text)
     except ValueError:
-        raise ProjectError(f"{where} is damaged or truncated (not valid JSON). Open its autosave "
-                           f'("{path.name}.autosave") or an older copy.') from None
+        raise ProjectError(
+            f"{where} is damaged or truncated (not valid JSON). Open its autosave "
+            f'("{path.name}.autosave") or an older copy.'
+        ) from None
     project = Project.from_dict(data, where, registry)
     project.path = path
     return project
@@ -124,8 +141,7 @@ def recoverable(project_path: Path | None = None) -> list[Path]:
     found = []
     if project_path is not None:
         auto = project_path.with_name(project_path.name + ".autosave")
-        if auto.is_file() and (not project_path.is_file()
-                               or auto.stat().st_mtime >= project_path.stat().st_mtime):
+        if auto.is_file() and (not project_path.is_file() or auto.stat().st_mtime >= project_path.stat().st_mtime):
             found.append(auto)
     folder = autosave_folder()
     if folder.is_dir():
@@ -135,4 +151,3 @@ def recoverable(project_path: Path | None = None) -> list[Path]:
             if not running and time.time() - auto.stat().st_mtime < 30 * 86400:
                 found.append(auto)
     return found
-

@@ -42,10 +42,11 @@ Progress = Callable[[dict], None]
 class Task(Generic[T]):
     """``work(progress, cancel)`` does the job on whatever thread runs it; ``device`` names the queue it belongs
     on ("cpu", "cuda", "io", "network"), so two tasks never fight over one device."""
+
     title: str
     work: Callable[[Progress, CancelToken], T]
     device: str = "cpu"
-    model: str = ""                     # the model it uses, for the jobs list
+    model: str = ""  # the model it uses, for the jobs list
 
     def run(self, progress: Progress | None = None, cancel: CancelToken | None = None) -> T:
         return self.work(progress or (lambda event: None), cancel or CancelToken())
@@ -71,6 +72,7 @@ class Engines:
 @dataclass
 class Extras:
     """What is written beside stems: the exact instrumental (mix − vocals) and DAW sessions of ``mix``."""
+
     instrumental: bool = False
     sessions: Sequence[str] = ()
     mix: Mix | None = None
@@ -83,32 +85,49 @@ class Extras:
 @dataclass
 class Separation:
     """A separation's result: the stems (with the null check's finding), and the extras written beside them."""
+
     result: SeparateResult
     instrumental: Path | None = None
     sessions: dict[str, Path] = field(default_factory=dict)
 
 
-def write_extras(stems: Stems, base: Path, extras: Extras, mixture: Path | None = None,
-                 instrumental_path: Path | None = None, cancel: CancelToken | None = None,
-                 registry: Registry | None = None) -> tuple[Path | None, dict[str, Path]]:
+def write_extras(
+    stems: Stems,
+    base: Path,
+    extras: Extras,
+    mixture: Path | None = None,
+    instrumental_path: Path | None = None,
+    cancel: CancelToken | None = None,
+    registry: Registry | None = None,
+) -> tuple[Path | None, dict[str, Path]]:
     """The instrumental at ``instrumental_path`` (default "BASE instrumental.EXT") and a session per kind at
     BASE.<ext>, each kind one of ``registry``'s exporters (default: the built-ins). Returns (instrumental,
     {kind: session})."""
     written = None
     if extras.instrumental:
         if "vocals" not in stems.names:
-            raise StemDeskError(f"These stems ({', '.join(stems.names)}) have no vocals, so there is no "
-                                "instrumental to write; the accompaniment-style stems are the instrumental.")
+            raise StemDeskError(
+                f"These stems ({', '.join(stems.names)}) have no vocals, so there is no "
+                "instrumental to write; the accompaniment-style stems are the instrumental."
+            )
         target = instrumental_path or base.parent / f"{base.name} instrumental.{stems.format().extension}"
         written = write_instrumental(stems, target, mixture, cancel=cancel).path
-    sessions = {kind: write_session(kind, stems, extras.mix or Mix(), base, extras.tempo, registry)
-                for kind in extras.sessions}
+    sessions = {
+        kind: write_session(kind, stems, extras.mix or Mix(), base, extras.tempo, registry) for kind in extras.sessions
+    }
     return written, sessions
 
 
-def separate(engines: Engines, song: Path, folder: Path, options: SeparateOptions, extras: Extras = Extras(),
-             threads: int | None = None, on_start: Callable[[Sequence[str], int], None] | None = None,
-             on_block: Callable[[int, np.ndarray], None] | None = None) -> Task[Separation]:
+def separate(
+    engines: Engines,
+    song: Path,
+    folder: Path,
+    options: SeparateOptions,
+    extras: Extras = Extras(),
+    threads: int | None = None,
+    on_start: Callable[[Sequence[str], int], None] | None = None,
+    on_block: Callable[[int, np.ndarray], None] | None = None,
+) -> Task[Separation]:
     """Separate ``song`` into ``folder`` with ``options`` and write the extras beside the stems (the instrumental as
     ``instrumental.EXT`` inside the folder). ``on_start(stem names, frames)`` is called once the model is loaded and
     ``on_block`` with each finished block of stems, so a view can fill while the task runs. The sessions are
@@ -129,9 +148,14 @@ def separate(engines: Engines, song: Path, folder: Path, options: SeparateOption
         if extras:
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(
-                stems, folder / folder.name, extras, mixture=song,
-                instrumental_path=folder / f"instrumental.{stems.format().extension}", cancel=cancel,
-                registry=engines.registry)
+                stems,
+                folder / folder.name,
+                extras,
+                mixture=song,
+                instrumental_path=folder / f"instrumental.{stems.format().extension}",
+                cancel=cancel,
+                registry=engines.registry,
+            )
         return made
 
     return Task(f"Separate {song.name}", work, device, options.model)
@@ -141,6 +165,7 @@ def separate(engines: Engines, song: Path, folder: Path, options: SeparateOption
 class ExportChoice:
     """What an export writes, each named after the song: "NAME stems/" (a copy with the certificate), "NAME
     instrumental.EXT", "NAME mix.wav" (the mix bounced) and NAME.<ext> per session kind."""
+
     stems: bool = False
     instrumental: bool = True
     mix: bool = False
@@ -160,8 +185,14 @@ class Exported:
         return [p for p in (self.stems, self.mix, self.instrumental) if p is not None] + list(self.sessions.values())
 
 
-def export(stems_dir: Path, base: Path, choice: ExportChoice, mix: Mix | None = None,
-           mixture: Path | None = None, registry: Registry | None = None) -> Task[Exported]:
+def export(
+    stems_dir: Path,
+    base: Path,
+    choice: ExportChoice,
+    mix: Mix | None = None,
+    mixture: Path | None = None,
+    registry: Registry | None = None,
+) -> Task[Exported]:
     """Write what ``choice`` asks for around the stems in ``stems_dir``, at ``base`` (a folder and the song's name),
     the sessions by ``registry``'s exporters (default: the built-ins). Each file appears whole or not at all."""
     mix = copy.deepcopy(mix) if mix is not None else Mix()
@@ -175,11 +206,23 @@ def export(stems_dir: Path, base: Path, choice: ExportChoice, mix: Mix | None = 
         if choice.stems:
             made.stems = _copy_stems(found, stems_dir, base.parent / f"{base.name} stems")
         if choice.mix:
-            made.mix = render_remix(found, mix, base.parent / f"{base.name} mix.wav", OutputFormat.parse("wav", "24"),
-                                    mixture, kind="mix", cancel=cancel).path
+            made.mix = render_remix(
+                found,
+                mix,
+                base.parent / f"{base.name} mix.wav",
+                OutputFormat.parse("wav", "24"),
+                mixture,
+                kind="mix",
+                cancel=cancel,
+            ).path
         made.instrumental, made.sessions = write_extras(
-            found, base, Extras(choice.instrumental, choice.sessions, mix, choice.tempo), mixture=mixture,
-            cancel=cancel, registry=registry)
+            found,
+            base,
+            Extras(choice.instrumental, choice.sessions, mix, choice.tempo),
+            mixture=mixture,
+            cancel=cancel,
+            registry=registry,
+        )
         return made
 
     return Task(f"Export {base.name}", work, "io")
@@ -193,8 +236,14 @@ def _copy_stems(found: Stems, stems_dir: Path, target: Path) -> Path:
     return target
 
 
-def bounce(stems_dir: Path, mix: Mix, path: Path, fmt: OutputFormat | None = None, mixture: Path | None = None,
-           kind: str = "mix") -> Task[RemixResult]:
+def bounce(
+    stems_dir: Path,
+    mix: Mix,
+    path: Path,
+    fmt: OutputFormat | None = None,
+    mixture: Path | None = None,
+    kind: str = "mix",
+) -> Task[RemixResult]:
     """Render ``mix`` of the stems to ``path`` (format: ``fmt``, else the path's extension at 24 bits for PCM),
     with a certificate beside it; a unity mix is checked to null against ``mixture``."""
     mix = copy.deepcopy(mix)
@@ -202,20 +251,20 @@ def bounce(stems_dir: Path, mix: Mix, path: Path, fmt: OutputFormat | None = Non
         fmt = OutputFormat.parse(path.suffix.lower().lstrip(".") or "wav")
 
     def work(progress: Progress, cancel: CancelToken) -> RemixResult:
-        return render_remix(find_stems(stems_dir), mix, path, fmt, mixture, kind=kind, progress=progress,
-                            cancel=cancel)
+        return render_remix(find_stems(stems_dir), mix, path, fmt, mixture, kind=kind, progress=progress, cancel=cancel)
 
     return Task(f"Export mix {path.name}", work, "io")
 
 
 @dataclass
 class DataReport:
-    report: dict                # per song: usable or why not (``report["ok"]``: the usable ones)
-    text: str                   # the same, for people
+    report: dict  # per song: usable or why not (``report["ok"]``: the usable ones)
+    text: str  # the same, for people
 
 
 def check_data(folder: Path, mapping: Path | None = None) -> Task[DataReport]:
     """The training-data report of a folder of song folders (or a CSV list)."""
+
     def work(progress: Progress, cancel: CancelToken) -> DataReport:
         from ..training.dataset import check_dataset, describe, discover, read_mapping
 
@@ -230,25 +279,24 @@ def check_data(folder: Path, mapping: Path | None = None) -> Task[DataReport]:
 
 @dataclass
 class Tuned:
-    card: dict                  # the new model's card (its score card's facts)
-    markdown: str               # the score card, rendered
-    folder: str                 # the run's folder (the score card's curves.png is there)
+    card: dict  # the new model's card (its score card's facts)
+    markdown: str  # the score card, rendered
+    folder: str  # the run's folder (the score card's curves.png is there)
 
 
 def fine_tune(request: FineTune) -> Task[Tuned]:
     """Fine-tune ``request.base`` into a new model (a `stemdesk.training.finetune.FineTuneRequest`). Progress
     events carry the trainer's own (step, loss, validation scores as ``valid_usdr``), with the time budget as the
     total."""
+
     def work(progress: Progress, cancel: CancelToken) -> Tuned:
         from ..training.finetune import fine_tune as run
         from ..training.finetune import render_score_card
 
-        card = run(request, progress=lambda event: progress(_training_progress(event, request.minutes)),
-                   cancel=cancel)
+        card = run(request, progress=lambda event: progress(_training_progress(event, request.minutes)), cancel=cancel)
         return Tuned(card, "" if card.get("rank") else render_score_card(card), card.get("run_folder", ""))
 
-    return Task(f"Train {request.name}", work, request.device if request.device != "auto" else "cpu",
-                request.base)
+    return Task(f"Train {request.name}", work, request.device if request.device != "auto" else "cpu", request.base)
 
 
 def _training_progress(event: dict, minutes: float) -> dict:
@@ -269,7 +317,8 @@ def install_model(name: str, package: Path | None = None) -> Task[ModelCard]:
     item = INSTALLABLE[name]
 
     def work(progress: Progress, cancel: CancelToken) -> ModelCard:
-        return item.install(lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}),
-                            package=package)
+        return item.install(
+            lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}), package=package
+        )
 
     return Task(f"Install {item.title}", work, "network", item.id)

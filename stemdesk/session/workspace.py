@@ -27,14 +27,16 @@ class SongMissing(StemDeskError):
     """A project's song is not where the project says."""
 
     def __init__(self, song: str):
-        super().__init__(f'This project\'s song "{song}" is not there any more. Put it back, or open the song and '
-                         "separate it again.")
+        super().__init__(
+            f'This project\'s song "{song}" is not there any more. Put it back, or open the song and separate it again.'
+        )
         self.song = song
 
 
 @dataclass
 class Opened:
     """What opening a project found: the stems could not be used when ``stems_problem`` says why."""
+
     info: AudioInfo
     stems_problem: str | None = None
 
@@ -46,8 +48,8 @@ class Workspace:
         self.settings = settings if settings is not None else settings_store.load()
         self.project = projects.Project(model=self.settings.get("model", ""))
         self.info: AudioInfo | None = None
-        self.stems: dict[str, Path] = {}     # stem name -> file, in the model's order
-        self.stems_offset = 0                # where the stems start in the song, in samples (excerpts)
+        self.stems: dict[str, Path] = {}  # stem name -> file, in the model's order
+        self.stems_offset = 0  # where the stems start in the song, in samples (excerpts)
         self.null: NullResult | None = None  # what the last null check of these stems found
         self.changed = False
 
@@ -172,8 +174,11 @@ class Workspace:
         """The project in ``autosave``, to be saved where it came from (an untitled one stays untitled); its mix
         may use ``registry``'s effects (default: the built-ins)."""
         project = projects.load(autosave, registry)
-        project.path = None if autosave.parent == projects.autosave_folder() else \
-            autosave.with_name(autosave.name.removesuffix(".autosave"))
+        project.path = (
+            None
+            if autosave.parent == projects.autosave_folder()
+            else autosave.with_name(autosave.name.removesuffix(".autosave"))
+        )
         return project
 
     def close(self) -> None:

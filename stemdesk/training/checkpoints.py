@@ -26,8 +26,8 @@ class Checkpoint:
 
     model: dict[str, Tensor]
     optimizer: dict
-    averaged: dict[str, Tensor]      # empty when the run kept no average
-    rng: dict[str, Tensor]           # "torch", and "sampler.<rank>" per process
+    averaged: dict[str, Tensor]  # empty when the run kept no average
+    rng: dict[str, Tensor]  # "torch", and "sampler.<rank>" per process
     meta: dict
 
 
@@ -49,7 +49,7 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
 
 
 def _part(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 class Checkpoints:
@@ -80,8 +80,13 @@ class Checkpoints:
             return None
         tensors = load_file(str(self.weights))
         meta = json.loads(self.info.read_text())
-        return Checkpoint(model=_part(tensors, "model."), optimizer=_unflatten_optimizer(tensors, meta["optimizer"]),
-                          averaged=_part(tensors, "ema."), rng=_part(tensors, "rng."), meta=meta)
+        return Checkpoint(
+            model=_part(tensors, "model."),
+            optimizer=_unflatten_optimizer(tensors, meta["optimizer"]),
+            averaged=_part(tensors, "ema."),
+            rng=_part(tensors, "rng."),
+            meta=meta,
+        )
 
     def append_log(self, entry: dict) -> None:
         with open(self.log_file, "a") as handle:

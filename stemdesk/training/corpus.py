@@ -84,7 +84,7 @@ def fetch(cache: Path, packages: list[str]) -> None:
                     relative = path.relative_to(unpacked)
                     (music / relative).parent.mkdir(parents=True, exist_ok=True)
                     path.rename(music / relative)
-                elif path.suffix.lower() == ".pk3" and zipfile.is_zipfile(path):      # ufoai's music is a zip
+                elif path.suffix.lower() == ".pk3" and zipfile.is_zipfile(path):  # ufoai's music is a zip
                     with zipfile.ZipFile(path) as archive:
                         for name in archive.namelist():
                             if name.lower().endswith(AUDIO) and ".." not in Path(name).parts:
@@ -122,10 +122,15 @@ def write_manifest(cache: Path) -> list[dict]:
                 except AudioError as error:
                     print(f"skipped {relative}: {error}", flush=True)
                     continue
-                row = {"path": relative, "package": package_dir.name, "deb": deb,
-                       "licence": PACKAGES.get(package_dir.name, "see copyright"),
-                       "copyright": str((package_dir / "copyright").relative_to(cache)),
-                       "sha256": sha256_file(path), "seconds": round(seconds, 2)}
+                row = {
+                    "path": relative,
+                    "package": package_dir.name,
+                    "deb": deb,
+                    "licence": PACKAGES.get(package_dir.name, "see copyright"),
+                    "copyright": str((package_dir / "copyright").relative_to(cache)),
+                    "sha256": sha256_file(path),
+                    "seconds": round(seconds, 2),
+                }
             if row["seconds"] >= MIN_SECONDS:
                 rows.append(row)
     atomic_write_bytes(manifest, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
@@ -143,15 +148,35 @@ def label(cache: Path, model: str, threads: int) -> int:
     if not manifest.is_file():
         raise SystemExit(f"No manifest in {cache}: run `python -m stemdesk.training.corpus fetch` first.")
     out = labels_dir(cache, model)
-    command = [sys.executable, "-m", "stemdesk", "batch", str(manifest), "-o", str(out), "--model", model,
-               "--format", "flac", "--bit-depth", "16", "--workers", "1", "--threads-per-worker", str(threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "stemdesk",
+        "batch",
+        str(manifest),
+        "-o",
+        str(out),
+        "--model",
+        model,
+        "--format",
+        "flac",
+        "--bit-depth",
+        "16",
+        "--workers",
+        "1",
+        "--threads-per-worker",
+        str(threads),
+    ]
     print(" ".join(command), flush=True)
     return subprocess.call(command)
 
 
 def status(cache: Path, model: str) -> dict:
-    rows = [json.loads(line) for line in (cache / "manifest.jsonl").read_text().splitlines()] \
-        if (cache / "manifest.jsonl").is_file() else []
+    rows = (
+        [json.loads(line) for line in (cache / "manifest.jsonl").read_text().splitlines()]
+        if (cache / "manifest.jsonl").is_file()
+        else []
+    )
     done: set[str] = set()
     records = labels_dir(cache, model) / "stemdesk-batch.jsonl"
     if records.is_file():
@@ -164,9 +189,12 @@ def status(cache: Path, model: str) -> dict:
         entry = by_package.setdefault(row["package"], [0.0, 0.0])
         entry[0] += row["seconds"] / 60
         entry[1] += row["seconds"] / 60 if row["sha256"] in done else 0.0
-    return {"songs": len(rows), "minutes": round(sum(r["seconds"] for r in rows) / 60, 1),
-            "labelled_minutes": round(sum(v[1] for v in by_package.values()), 1),
-            "packages": {k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1)} for k, v in by_package.items()}}
+    return {
+        "songs": len(rows),
+        "minutes": round(sum(r["seconds"] for r in rows) / 60, 1),
+        "labelled_minutes": round(sum(v[1] for v in by_package.values()), 1),
+        "packages": {k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1)} for k, v in by_package.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ class Song:
         return self.stems.shape[-1]
 
     def excerpt(self, source: int | slice, start: int, length: int) -> Tensor:
-        return torch.from_numpy(self.stems[source, :, start:start + length].astype(np.float32) / 32768.0)
+        return torch.from_numpy(self.stems[source, :, start : start + length].astype(np.float32) / 32768.0)
 
     @classmethod
     def from_float(cls, name: str, stems: np.ndarray, usable: Sequence[bool], sample_rate: int) -> Song:
@@ -86,9 +86,16 @@ class Sampler:
     alike. The mixture is the sum of the returned stems.
     """
 
-    def __init__(self, songs: Sequence[Song], length: int, remix: float = 0.5, seed: int = 0,
-                 gain_db: tuple[float, float] = (-6.0, 3.0), pitch_time: float = 0.0,
-                 names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        songs: Sequence[Song],
+        length: int,
+        remix: float = 0.5,
+        seed: int = 0,
+        gain_db: tuple[float, float] = (-6.0, 3.0),
+        pitch_time: float = 0.0,
+        names: Sequence[str] | None = None,
+    ):
         self.songs = [s for s in songs if s.length > length]
         if not self.songs:
             raise ValueError("no training song is longer than one excerpt")
@@ -102,9 +109,11 @@ class Sampler:
         empty = [i for i, pool in enumerate(self.pools) if not pool]
         if empty:
             missing = ", ".join(names[i] if names else str(i) for i in empty)
-            raise StemDeskError(f"No training song has a usable {missing} stem (each is missing or near-silent), "
-                                "so there is nothing to learn it from. Add songs that have one, map a stem to it, "
-                                "or hold out other songs for validation.")
+            raise StemDeskError(
+                f"No training song has a usable {missing} stem (each is missing or near-silent), "
+                "so there is nothing to learn it from. Add songs that have one, map a stem to it, "
+                "or hold out other songs for validation."
+            )
         self.complete = [s for s in self.songs if s.complete]
         # Weight songs by length so every second of audio is equally likely.
         self._weights = [torch.tensor([float(s.length) for s in pool]) for pool in self.pools]

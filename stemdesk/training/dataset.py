@@ -42,7 +42,7 @@ class SongFiles:
     name: str
     stems: dict[str, list[Path]]
     mixture: Path | None = None
-    unmapped: list[str] = field(default_factory=list)   # file names sent to "other" for want of a pattern
+    unmapped: list[str] = field(default_factory=list)  # file names sent to "other" for want of a pattern
 
 
 @dataclass
@@ -62,8 +62,9 @@ class SongAudio:
     def to_song(self, usable: Sequence[bool], sources: Sequence[str] = SOURCES) -> Song:
         """The in-memory training song (int16), in ``sources`` order; a source without files is silent."""
         silence = np.zeros((2, self.length), np.float32)
-        return Song.from_float(self.name, np.stack([self.stems.get(s, silence) for s in sources]), usable,
-                               self.sample_rate)
+        return Song.from_float(
+            self.name, np.stack([self.stems.get(s, silence) for s in sources]), usable, self.sample_rate
+        )
 
 
 def _stereo(audio: np.ndarray) -> np.ndarray:
@@ -96,8 +97,14 @@ def song_folder(folder: Path, sources: Sequence[str] = SOURCES) -> SongFiles:
     """A MUSDB-style folder ``<song>/<source>.<ext>`` with every one of ``sources``; other files are ignored."""
     stems = {}
     for source in sources:
-        path = next((folder / f"{source}{suffix}" for suffix in AUDIO_SUFFIXES_READ
-                     if (folder / f"{source}{suffix}").is_file()), None)
+        path = next(
+            (
+                folder / f"{source}{suffix}"
+                for suffix in AUDIO_SUFFIXES_READ
+                if (folder / f"{source}{suffix}").is_file()
+            ),
+            None,
+        )
         if path is None:
             raise FileNotFoundError(f'{folder} has no stem for "{source}"')
         stems[source] = [path]
@@ -130,22 +137,24 @@ def read_mapping(path: Path | None) -> dict[str, list[str]]:
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise StemDeskError(f'Cannot read the mapping "{path}": {error}. It must be JSON like '
-                            '{"vocals": ["Lead Vox*"], "drums": ["Kick*", "Snare*"]}.') from None
+        raise StemDeskError(
+            f'Cannot read the mapping "{path}": {error}. It must be JSON like '
+            '{"vocals": ["Lead Vox*"], "drums": ["Kick*", "Snare*"]}.'
+        ) from None
     if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
         raise StemDeskError(f'The mapping "{path}" must map each source to a list of file-name patterns.')
     unknown = sorted(set(mapping) - set(SOURCES) - {"mixture"})
     if unknown:
-        raise StemDeskError(f'The mapping "{path}" names unknown sources {unknown}; use {", ".join(SOURCES)} '
-                            "or mixture.")
+        raise StemDeskError(
+            f'The mapping "{path}" names unknown sources {unknown}; use {", ".join(SOURCES)} or mixture.'
+        )
     return {k: [str(p) for p in v] for k, v in mapping.items()}
 
 
 def _classify(name: str, mapping: Mapping[str, list[str]]) -> str | None:
     stem = Path(name).stem
     for source, patterns in mapping.items():
-        if any(fnmatch.fnmatch(stem.lower(), p.lower()) or fnmatch.fnmatch(name.lower(), p.lower())
-               for p in patterns):
+        if any(fnmatch.fnmatch(stem.lower(), p.lower()) or fnmatch.fnmatch(name.lower(), p.lower()) for p in patterns):
             return source
     return None
 
@@ -288,7 +297,7 @@ def check_song(song: SongFiles) -> tuple[SongReport, SongAudio | None, dict[str,
         n = min(audio.length, audio.mixture.shape[-1])
         mixture, stems_sum = audio.mixture[:, :n], summed[:, :n]
         for source, stem in audio.stems.items():
-            if rms[source] < SILENT_RMS:      # a silent stem has no lag to measure
+            if rms[source] < SILENT_RMS:  # a silent stem has no lag to measure
                 continue
             # against what the mixture leaves for this stem (the mixture minus the others): that is the stem
             # itself when all is well, so the peak is sharp at 0 however much the stems resemble each other
@@ -299,17 +308,24 @@ def check_song(song: SongFiles) -> tuple[SongReport, SongAudio | None, dict[str,
         ratio = _db(residual / max(float(np.mean(np.square(mixture))), 1e-20))
         report.facts["mixture_minus_stems_db"] = ratio
         if ratio > -30:
-            report.errors.append(f"the printed mixture is not the sum of the stems (difference {ratio} dB relative "
-                                 "to the mixture): master-bus processing such as a limiter? Remove the mixture file "
-                                 "to train on the sum of the stems.")
+            report.errors.append(
+                f"the printed mixture is not the sum of the stems (difference {ratio} dB relative "
+                "to the mixture): master-bus processing such as a limiter? Remove the mixture file "
+                "to train on the sum of the stems."
+            )
         elif ratio > -60:
             report.warnings.append(f"the printed mixture differs from the sum of the stems by {ratio} dB")
-        audio.mixture = None          # checked; training sums the stems
+        audio.mixture = None  # checked; training sums the stems
     clipped = int(np.sum(np.abs(summed) >= 1.0))
     if clipped > rate // 100:
         report.warnings.append(f"the sum of the stems clips on {clipped} samples")
-    report.facts.update({"sample_rate": rate, "seconds": round(min(lengths.values()) / rate, 2),
-                         "stems": {s: [p.name for p in paths] for s, paths in present.items()}})
+    report.facts.update(
+        {
+            "sample_rate": rate,
+            "seconds": round(min(lengths.values()) / rate, 2),
+            "stems": {s: [p.name for p in paths] for s, paths in present.items()},
+        }
+    )
     report.ok = not report.errors
     return report, audio, rms
 
@@ -338,9 +354,11 @@ def load_checked(songs: Sequence[SongFiles], keep: bool = True) -> tuple[dict, d
                 report.errors.append(f"duplicate of {b}")
                 report.ok = False
                 loaded.pop(a, None)
-    result = {"ok": [r.name for r in reports if r.ok],
-              "excluded": {r.name: r.errors for r in reports if not r.ok},
-              "songs": [asdict(r) for r in reports]}
+    result = {
+        "ok": [r.name for r in reports if r.ok],
+        "excluded": {r.name: r.errors for r in reports if not r.ok},
+        "songs": [asdict(r) for r in reports],
+    }
     return result, loaded
 
 

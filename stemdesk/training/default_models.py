@@ -41,28 +41,58 @@ STFT = {"n_fft": 4096, "hop": 1024}
 LITE = {"sources": SOURCES, "stft": STFT, "channels": 2, "hidden": 128, "layers": 2, "max_freq": 16000.0}
 # Spleeter's vocal U-Net alone: its sigmoid is the vocal mask and accompaniment gets 1 − mask (half the work of
 # Spleeter's two U-Nets); patch 0 runs each segment whole instead of in 512-frame pieces.
-VOCAL_UNET = {"sources": ["vocals", "accompaniment"], "stft": STFT, "channels": 2, "mask": "sigmoid",
-              "residual": True, "base": 16, "max_bins": 1024, "patch": 0}
+VOCAL_UNET = {
+    "sources": ["vocals", "accompaniment"],
+    "stft": STFT,
+    "channels": 2,
+    "mask": "sigmoid",
+    "residual": True,
+    "base": 16,
+    "max_bins": 1024,
+    "patch": 0,
+}
 # rest_exponent 0.7 softens the second stage's split of the rest (its logits × 0.7, no cost at inference). Measured
 # with the shipped weights (benchmarks/data_sources.py, docs/training-data.md): on the 14 validation songs drums /
 # bass / other 3.35 / 2.73 / 1.92 → 3.44 / 2.82 / 2.17 dB (1.5 sharpened them to 3.08 / 2.54 / 1.60, 0.5 lost
 # drums), and on the 85 training songs other +0.10 dB on 53 of 83 with drums and bass unchanged.
-CASCADE = {"sources": SOURCES, "stft": STFT, "channels": 2, "rest_exponent": 0.7,
-           "first": {"kind": "unet", "config": VOCAL_UNET}, "second": {"kind": "open_unmix", "config": LITE}}
+CASCADE = {
+    "sources": SOURCES,
+    "stft": STFT,
+    "channels": 2,
+    "rest_exponent": 0.7,
+    "first": {"kind": "unet", "config": VOCAL_UNET},
+    "second": {"kind": "open_unmix", "config": LITE},
+}
 
 RECIPES = {
     "stemdesk-4stem": TrainConfig(
-        estimator="cascade", config=CASCADE, excerpt_seconds=6.0, batch=8, lr=1e-4, validate_every=50,
-        minutes=60, beat_start=True, early_stop=8,
+        estimator="cascade",
+        config=CASCADE,
+        excerpt_seconds=6.0,
+        batch=8,
+        lr=1e-4,
+        validate_every=50,
+        minutes=60,
+        beat_start=True,
+        early_stop=8,
     ),
     "stemdesk-4stem-lite": TrainConfig(
         estimator="open_unmix",
-        config=LITE, excerpt_seconds=6.0, batch=12, lr=1e-3, validate_every=150, minutes=40,
+        config=LITE,
+        excerpt_seconds=6.0,
+        batch=12,
+        lr=1e-3,
+        validate_every=150,
+        minutes=40,
     ),
     "tiny-4stem": TrainConfig(
         estimator="band_mlp",
         config={"sources": SOURCES, "stft": {"n_fft": 2048, "hop": 512}, "channels": 2, "bands": 32, "hidden": 32},
-        excerpt_seconds=4.0, batch=16, lr=3e-3, validate_every=100, minutes=3,
+        excerpt_seconds=4.0,
+        batch=16,
+        lr=3e-3,
+        validate_every=100,
+        minutes=3,
     ),
 }
 
@@ -99,13 +129,16 @@ def split(data: Path) -> tuple[list[Path], list[Path]]:
 def write_two_stem(validation: dict | None = None) -> None:
     """stemdesk-2stem: the 4-stem model's weights, with drums + bass + other merged into accompaniment."""
     base = read_card(ROOT / "models" / "stemdesk-4stem")
-    card = {"description": "stemdesk-2stem (vocals / accompaniment): the weights of stemdesk-4stem with drums, bass "
-                           "and other merged into accompaniment; the sum is exact, so the stems still null."}
+    card = {
+        "description": "stemdesk-2stem (vocals / accompaniment): the weights of stemdesk-4stem with drums, bass "
+        "and other merged into accompaniment; the sum is exact, so the stems still null."
+    }
     if validation:
         card["metrics"] = validation
     folder = ROOT / "models" / "stemdesk-2stem"
-    written = save_variant(folder, "stemdesk-2stem", base,
-                           {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}, card)
+    written = save_variant(
+        folder, "stemdesk-2stem", base, {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}, card
+    )
     (folder / "README.md").write_text(render(written.raw), encoding="utf-8")
     print(folder / "card.json")
 
@@ -118,12 +151,12 @@ def compose_card(card: dict, models: Path = ROOT / "models") -> None:
     card["description"] = (
         "stemdesk-4stem: a cascade of Spleeter's vocal U-Net (vocals against the rest) and stemdesk-4stem-lite "
         f"(drums, bass and other from the rest, its training step {lite.get('metrics', {}).get('step')}), composed "
-        "untuned: fine-tuning the pair on the training songs was tried and not kept (training.fine_tuning)")
+        "untuned: fine-tuning the pair on the training songs was tried and not kept (training.fine_tuning)"
+    )
     if "synthetic" in lite.get("training_data", {}):
         card["training_data"]["synthetic"] = lite["training_data"]["synthetic"]
     card["licenses"].update({k: v for k, v in lite.get("licenses", {}).items() if k not in card["licenses"]})
-    card["training"]["second_stage"] = {"weights_sha256": lite.get("weights_sha256"),
-                                        "training": lite.get("training")}
+    card["training"]["second_stage"] = {"weights_sha256": lite.get("weights_sha256"), "training": lite.get("training")}
     earlier = old.get("training", {}).get("fine_tuning")
     previous_lite = old.get("training", {}).get("second_stage", {}).get("weights_sha256")
     if earlier and previous_lite is not None and previous_lite != lite.get("weights_sha256"):
@@ -147,7 +180,7 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
     history = before.get("training", {})
     if "second_stage" in history:
         card["training"]["second_stage"] = history["second_stage"]
-    if "fine_tuning" in history:                  # this run changed the weights those fine-tunes started from
+    if "fine_tuning" in history:  # this run changed the weights those fine-tunes started from
         earlier = history["fine_tuning"]
         card["training"]["fine_tuning"] = {**earlier, "note": earlier.get("note") or "measured with earlier weights"}
     if config.estimator == "cascade":
@@ -158,7 +191,8 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
             "divides the rest into drums, bass and other. The second stage started as stemdesk-4stem-lite "
             f"(training.second_stage) and was trained further inside the cascade{frozen}, hearing "
             + ("the rest, (1 - vocal mask) x the mixture" if heard == "rest" else "the mixture")
-            + " (training.continued_from, training.config)")
+            + " (training.continued_from, training.config)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,23 +202,47 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--workdir", type=Path, default=cache_dir() / "runs")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=ROOT / "models",
-                        help="folder the trained model is exported into (as OUT/MODEL); default models/")
-    parser.add_argument("--continue-from", type=Path, nargs="?", const=ROOT / "models", metavar="FOLDER",
-                        help="start from the weights of FOLDER/MODEL (default models/MODEL: a longer schedule for the "
-                             "shipped model) instead of the recipe's start")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "models",
+        help="folder the trained model is exported into (as OUT/MODEL); default models/",
+    )
+    parser.add_argument(
+        "--continue-from",
+        type=Path,
+        nargs="?",
+        const=ROOT / "models",
+        metavar="FOLDER",
+        help="start from the weights of FOLDER/MODEL (default models/MODEL: a longer schedule for the "
+        "shipped model) instead of the recipe's start",
+    )
     parser.add_argument("--lr", type=float, help="learning rate instead of the recipe's")
     parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
-    parser.add_argument("--freeze", nargs="+", metavar="PREFIX",
-                        help="parameter-name prefixes kept fixed (e.g. first. for the cascade's vocal U-Net)")
-    parser.add_argument("--second-input", choices=["mix", "rest"],
-                        help="stemdesk-4stem: what the second stage hears (the cascade's second_input)")
+    parser.add_argument(
+        "--freeze",
+        nargs="+",
+        metavar="PREFIX",
+        help="parameter-name prefixes kept fixed (e.g. first. for the cascade's vocal U-Net)",
+    )
+    parser.add_argument(
+        "--second-input",
+        choices=["mix", "rest"],
+        help="stemdesk-4stem: what the second stage hears (the cascade's second_input)",
+    )
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
-    parser.add_argument("--synthetic", type=Path, metavar="DIR",
-                        help="also train on the drums, bass and other of the songs python -m stemdesk.training.synthetic wrote")
-    parser.add_argument("--compose", action="store_true",
-                        help="stemdesk-4stem only: no training; validate the cascade of Spleeter's vocal U-Net and the "
-                             "stemdesk-4stem-lite now in models/ and export it (keeping the card's fine-tuning advice)")
+    parser.add_argument(
+        "--synthetic",
+        type=Path,
+        metavar="DIR",
+        help="also train on the drums, bass and other of the songs python -m stemdesk.training.synthetic wrote",
+    )
+    parser.add_argument(
+        "--compose",
+        action="store_true",
+        help="stemdesk-4stem only: no training; validate the cascade of Spleeter's vocal U-Net and the "
+        "stemdesk-4stem-lite now in models/ and export it (keeping the card's fine-tuning advice)",
+    )
     args = parser.parse_args(argv)
     if args.compose and args.model != "stemdesk-4stem":
         parser.error("--compose builds stemdesk-4stem from its parts")
@@ -210,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     train += [load_synthetic(folder) for folder in synthetic]
     card = {
         "description": f"{args.model}: {config.estimator} trained by stemdesk/training/default_models.py on this repository's "
-                       "CPU budget",
+        "CPU budget",
         "training_data": {
             "train_songs": [p.parent.name + "/" + p.name for p in train_dirs],
             "valid_songs": [p.parent.name + "/" + p.name for p in valid_dirs],
@@ -221,10 +279,11 @@ def main(argv: list[str] | None = None) -> None:
         "training": {"config": {k: v for k, v in vars(config).items() if k != "extra"}},
     }
     if synthetic:
-        seconds = sum(song.length / song.sample_rate for song in train[-len(synthetic):])
+        seconds = sum(song.length / song.sample_rate for song in train[-len(synthetic) :])
         card["training_data"]["synthetic"] = (
             f"{len(synthetic)} random songs ({seconds / 60:.0f} minutes) of drums, bass and other written as MIDI and "
-            "rendered by FluidSynth with the FluidR3 General MIDI sound font (stemdesk/training/synthetic.py)")
+            "rendered by FluidSynth with the FluidR3 General MIDI sound font (stemdesk/training/synthetic.py)"
+        )
         card["licenses"]["fluidr3-gm"] = "FluidR3_GM sound font by Frank Wen: MIT (Debian fluid-soundfont-gm)"
 
     def show(event: dict) -> None:
@@ -238,15 +297,19 @@ def main(argv: list[str] | None = None) -> None:
         card["training"]["continued_from"] = {
             "weights_sha256": shipped_card.raw.get("weights_sha256"),
             "step": shipped_card.raw.get("metrics", {}).get("step"),
-            "cpu_minutes": before.get("cpu_minutes"), "config": before.get("config"),
-            "validation_usdr_median_db": shipped_card.raw.get("metrics", {}).get("validation_usdr_median_db")}
-        config.beat_start = True    # only what beats the shipped weights on validation replaces them
+            "cpu_minutes": before.get("cpu_minutes"),
+            "config": before.get("config"),
+            "validation_usdr_median_db": shipped_card.raw.get("metrics", {}).get("validation_usdr_median_db"),
+        }
+        config.beat_start = True  # only what beats the shipped weights on validation replaces them
         carry_over(card, shipped_card.raw, config)
     elif start is not None:
-        card["description"] = (f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
-                               "stemdesk-4stem-lite (drums, bass and other from the rest); stemdesk/training/default_models.py "
-                               "fine-tunes the pair and exports only what beats the untuned cascade on validation "
-                               "(metrics.step 0 is the untuned cascade)")
+        card["description"] = (
+            f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
+            "stemdesk-4stem-lite (drums, bass and other from the rest); stemdesk/training/default_models.py "
+            "fine-tunes the pair and exports only what beats the untuned cascade on validation "
+            "(metrics.step 0 is the untuned cascade)"
+        )
         card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
         card["licenses"] = {**LICENSES, "spleeter": SPLEETER_LICENSE}
         card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
@@ -257,8 +320,11 @@ def main(argv: list[str] | None = None) -> None:
         config.minutes = 0.0
     # --compose trains nothing: a checkpoint of an earlier run in the workdir must not be resumed in place of the
     # parts being composed, so it runs in a folder of its own.
-    with (tempfile.TemporaryDirectory(prefix="stemdesk-compose-") if args.compose
-          else contextlib.nullcontext(args.workdir / args.model)) as workdir:
+    with (
+        tempfile.TemporaryDirectory(prefix="stemdesk-compose-")
+        if args.compose
+        else contextlib.nullcontext(args.workdir / args.model)
+    ) as workdir:
         trainer = Trainer(config, train, valid, Path(workdir), progress=show, init_state=start)
         # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
         big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000

@@ -39,11 +39,11 @@ class FineTuneRequest:
     name: str
     minutes: float = 30.0
     mapping: Path | None = None
-    valid: Sequence[str] = ()        # song names held out; default: the last fifth (at least one)
-    lr: float | None = None           # None: what the base model's card recommends (see `fine_tune_advice`)
+    valid: Sequence[str] = ()  # song names held out; default: the last fifth (at least one)
+    lr: float | None = None  # None: what the base model's card recommends (see `fine_tune_advice`)
     freeze: Sequence[str] | None = None  # None: as the card recommends; () trains everything
-    adapters: int = 0                 # > 0: low-rank adapters of this rank instead of full fine-tuning
-    ema: float = 0.0                  # > 0: validate and export a moving average of the weights
+    adapters: int = 0  # > 0: low-rank adapters of this rank instead of full fine-tuning
+    ema: float = 0.0  # > 0: validate and export a moving average of the weights
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -58,8 +58,10 @@ def fine_tune_advice(card, request: FineTuneRequest) -> tuple[float, tuple[str, 
     a pretrained U-Net forgets at rates a small mask net needs), else `DEFAULT_LR` with nothing frozen. Low-rank
     adapters already leave the base fixed, so the card's advice does not apply to them."""
     advice = {} if request.adapters else card.raw.get("fine_tune") or {}
-    return (float(advice.get("lr", DEFAULT_LR)) if request.lr is None else request.lr,
-            tuple(advice.get("freeze", ())) if request.freeze is None else tuple(request.freeze))
+    return (
+        float(advice.get("lr", DEFAULT_LR)) if request.lr is None else request.lr,
+        tuple(advice.get("freeze", ())) if request.freeze is None else tuple(request.freeze),
+    )
 
 
 def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -69,7 +71,7 @@ def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], 
             raise StemDeskError(f"Validation songs {missing} are not among the usable songs {sorted(names)}.")
         held = list(valid)
     else:
-        held = sorted(names)[-max(1, len(names) // 5):]
+        held = sorted(names)[-max(1, len(names) // 5) :]
     train = [n for n in names if n not in held]
     if not train:
         raise StemDeskError("Every usable song is held out for validation; add songs or choose fewer with --valid.")
@@ -95,9 +97,11 @@ def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
             for i, source in enumerate(estimator.sources):
                 for metric in ("sdr", "sir", "sar"):
                     bss.setdefault(source, {}).setdefault(metric, []).append(float(scores[metric][i]))
-        card[label] = {"usdr": {k: round(v, 2) for k, v in result["median"].items()},
-                       "usdr_per_song": result["songs"],
-                       "bss": {s: {m: round(float(np.nanmedian(v)), 2) for m, v in d.items()} for s, d in bss.items()}}
+        card[label] = {
+            "usdr": {k: round(v, 2) for k, v in result["median"].items()},
+            "usdr_per_song": result["songs"],
+            "bss": {s: {m: round(float(np.nanmedian(v)), 2) for m, v in d.items()} for s, d in bss.items()},
+        }
     return card
 
 
@@ -128,8 +132,9 @@ def plot_curves(history: Sequence[dict], path: Path, title: str) -> None:
         plt.close(figure)
 
 
-def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None = None,
-              cancel: CancelToken | None = None) -> dict:
+def fine_tune(
+    request: FineTuneRequest, progress: Callable[[dict], None] | None = None, cancel: CancelToken | None = None
+) -> dict:
     """Run the whole job; returns the score card. Raises StemDeskError for anything the user can fix.
     ``request.minutes`` is wall-clock time for all of it: checks, training, validation and the score card."""
     job_started = time.monotonic()
@@ -140,12 +145,14 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
     songs = discover(request.data, read_mapping(request.mapping))
     if not songs:
         raise StemDeskError(f'No songs found in "{request.data}". Put one folder per song with its stems inside.')
-    report, loaded = load_checked(songs)            # each song is decoded once, for the checks and for training
+    report, loaded = load_checked(songs)  # each song is decoded once, for the checks and for training
     atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
     atomic_write_bytes(run / "data-report.txt", describe(report).encode())
     if len(loaded) < 2:
-        raise StemDeskError(f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
-                            "fine-tuning needs at least two: one to train on and one to validate.")
+        raise StemDeskError(
+            f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
+            "fine-tuning needs at least two: one to train on and one to validate."
+        )
     train_names, valid_names = split_songs(list(loaded), request.valid)
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
@@ -154,57 +161,101 @@ def fine_tune(request: FineTuneRequest, progress: Callable[[dict], None] | None 
         raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     base_estimator, base_card = load_estimator(request.base)
     if isinstance(base_estimator, WaveformEstimator):
-        raise StemDeskError(f"{request.base} predicts waveforms ({base_card.estimator}); fine-tuning is built for "
-                            "mask models so far. Choose a mask model with --from (for example stemdesk-4stem).")
+        raise StemDeskError(
+            f"{request.base} predicts waveforms ({base_card.estimator}); fine-tuning is built for "
+            "mask models so far. Choose a mask model with --from (for example stemdesk-4stem)."
+        )
     lr, freeze = fine_tune_advice(base_card, request)
-    config = TrainConfig(estimator=base_card.estimator, config=base_card.config, lr=lr,
-                         minutes=request.minutes, seed=request.seed, threads=torch.get_num_threads(),
-                         validate_every=50, freeze=freeze, adapters=request.adapters, beat_start=True,
-                         batch=8, remix=0.5, ema=request.ema,
-                         excerpt_seconds=min(6.0, 0.8 * shortest),
-                         device=request.device)
+    config = TrainConfig(
+        estimator=base_card.estimator,
+        config=base_card.config,
+        lr=lr,
+        minutes=request.minutes,
+        seed=request.seed,
+        threads=torch.get_num_threads(),
+        validate_every=50,
+        freeze=freeze,
+        adapters=request.adapters,
+        beat_start=True,
+        batch=8,
+        remix=0.5,
+        ema=request.ema,
+        excerpt_seconds=min(6.0, 0.8 * shortest),
+        device=request.device,
+    )
     out_folder = user_models_dir() / request.name
     if out_folder.exists() and find_model(request.name).folder != out_folder:
         raise StemDeskError(f"A model named {request.name!r} already ships with StemDesk; choose another --out.")
-    facts = {"description": f"{request.name}: {request.base} fine-tuned on {len(train)} songs of {request.data}",
-             "parent": {"id": base_card.id, "weights_sha256": base_card.weights_sha256},
-             "training_data": {"folder": str(request.data), "train_songs": train_names, "valid_songs": valid_names,
-                               "excluded": report["excluded"]},
-             "licenses": {"weights": f"as the parent model ({request.base}) and the user's data allow"},
-             "training": {"config": {k: v for k, v in vars(config).items() if k not in ("extra", "config")},
-                          "minutes": request.minutes},
-             # A fine-tune of this fine-tune starts from the same advice.
-             "fine_tune": {"lr": lr, "freeze": list(freeze),
-                           "why": f"how {request.name} was fine-tuned from {base_card.id}"}}
-    trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress,
-                      init_state=load_state(base_card))
+    facts = {
+        "description": f"{request.name}: {request.base} fine-tuned on {len(train)} songs of {request.data}",
+        "parent": {"id": base_card.id, "weights_sha256": base_card.weights_sha256},
+        "training_data": {
+            "folder": str(request.data),
+            "train_songs": train_names,
+            "valid_songs": valid_names,
+            "excluded": report["excluded"],
+        },
+        "licenses": {"weights": f"as the parent model ({request.base}) and the user's data allow"},
+        "training": {
+            "config": {k: v for k, v in vars(config).items() if k not in ("extra", "config")},
+            "minutes": request.minutes,
+        },
+        # A fine-tune of this fine-tune starts from the same advice.
+        "fine_tune": {
+            "lr": lr,
+            "freeze": list(freeze),
+            "why": f"how {request.name} was fine-tuned from {base_card.id}",
+        },
+    }
+    trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress, init_state=load_state(base_card))
     started = time.monotonic()
     # the score card separates the validation songs twice more (base and tune) and scores BSS windows, which
     # takes a few validation rounds (docs/fine-tuning.md, "The time budget"): the loop leaves room for four
-    trainer.run(export=export_model(out_folder, request.name, facts), cancel=cancel,
-                finish_by=job_started + request.minutes * 60, validations_after=4.0)
+    trainer.run(
+        export=export_model(out_folder, request.name, facts),
+        cancel=cancel,
+        finish_by=job_started + request.minutes * 60,
+        validations_after=4.0,
+    )
     if trainer.rank != 0:
         # Under torchrun only rank 0 validates, exports and writes the score card.
         return {"rank": trainer.rank, "run_folder": str(run)}
     if trainer.step == 0:
         fixed = started - job_started + 3 * trainer.validation_seconds
-        raise StemDeskError(f"--minutes {request.minutes:g} leaves no time to train: reading and checking the songs "
-                            f"and validating took {fixed:.0f} s of it. Give at least {max(1.0, 2 * fixed / 60):.1f} "
-                            "minutes, or fewer or shorter validation songs.")
+        raise StemDeskError(
+            f"--minutes {request.minutes:g} leaves no time to train: reading and checking the songs "
+            f"and validating took {fixed:.0f} s of it. Give at least {max(1.0, 2 * fixed / 60):.1f} "
+            "minutes, or fewer or shorter validation songs."
+        )
     if not (out_folder / "card.json").is_file():
-        raise StemDeskError("The fine-tuned model never beat the base model on the validation songs, so nothing "
-                            "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "
-                            "or more songs (run folder: " + str(run) + ").")
+        raise StemDeskError(
+            "The fine-tuned model never beat the base model on the validation songs, so nothing "
+            "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "
+            "or more songs (run folder: " + str(run) + ")."
+        )
     tuned, tuned_card = load_estimator(request.name)
     card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid)
-    card["gain_usdr_db"] = {s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
-                            for s in card["base"]["usdr"] if s in card["fine_tuned"]["usdr"]}
-    listed = (base_card.raw.get("training_data") or {}).get("train_songs", []) \
-        if isinstance(base_card.raw.get("training_data"), dict) else []
+    card["gain_usdr_db"] = {
+        s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
+        for s in card["base"]["usdr"]
+        if s in card["fine_tuned"]["usdr"]
+    }
+    listed = (
+        (base_card.raw.get("training_data") or {}).get("train_songs", [])
+        if isinstance(base_card.raw.get("training_data"), dict)
+        else []
+    )
     card["valid_seen_by_base"] = [name for name in valid_names if any(str(t).split("/")[-1] == name for t in listed)]
-    card.update({"base_model": base_card.id, "model": request.name, "valid_songs": valid_names,
-                 "train_songs": train_names, "steps": trainer.step,
-                 "train_seconds": round(time.monotonic() - started)})
+    card.update(
+        {
+            "base_model": base_card.id,
+            "model": request.name,
+            "valid_songs": valid_names,
+            "train_songs": train_names,
+            "steps": trainer.step,
+            "train_seconds": round(time.monotonic() - started),
+        }
+    )
     atomic_write_bytes(run / "score-card.json", json.dumps(card, indent=1).encode())
     atomic_write_bytes(run / "score-card.md", render_score_card(card).encode())
     plot_curves(trainer.history, run / "curves.png", f"{request.name} from {request.base}")
@@ -216,23 +267,41 @@ def render_score_card(card: dict) -> str:
     sources = list(card["base"]["usdr"])
     seen = card.get("valid_seen_by_base", [])
     if seen:
-        held = (f"Validation songs (held out from this fine-tune): {', '.join(card['valid_songs'])}. The base model "
-                f"{card['base_model']} was trained on {', '.join(seen)}, so scores there are optimistic.")
+        held = (
+            f"Validation songs (held out from this fine-tune): {', '.join(card['valid_songs'])}. The base model "
+            f"{card['base_model']} was trained on {', '.join(seen)}, so scores there are optimistic."
+        )
     else:
-        held = (f"Validation songs (held out from this fine-tune, and not among the training songs "
-                f"{card['base_model']}'s card lists): {', '.join(card['valid_songs'])}.")
-    lines = [f"# Score card: {card['model']} (from {card['base_model']})", "",
-             f"{held} Trained on {len(card['train_songs'])} songs for {card['steps']} steps "
-             f"({card['train_seconds']} s).", "",
-             "| system | " + " | ".join(f"{s} uSDR" for s in sources) + " | "
-             + " | ".join(f"{s} SDR/SIR/SAR" for s in sources) + " |",
-             "|" + "---|" * (1 + 2 * len(sources))]
+        held = (
+            f"Validation songs (held out from this fine-tune, and not among the training songs "
+            f"{card['base_model']}'s card lists): {', '.join(card['valid_songs'])}."
+        )
+    lines = [
+        f"# Score card: {card['model']} (from {card['base_model']})",
+        "",
+        f"{held} Trained on {len(card['train_songs'])} songs for {card['steps']} steps ({card['train_seconds']} s).",
+        "",
+        "| system | "
+        + " | ".join(f"{s} uSDR" for s in sources)
+        + " | "
+        + " | ".join(f"{s} SDR/SIR/SAR" for s in sources)
+        + " |",
+        "|" + "---|" * (1 + 2 * len(sources)),
+    ]
     for label in ("base", "fine_tuned"):
         row = card[label]
         cells = [f"{row['usdr'].get(s, float('nan')):.2f}" for s in sources]
-        cells += [f"{row['bss'][s]['sdr']:.1f} / {row['bss'][s]['sir']:.1f} / {row['bss'][s]['sar']:.1f}"
-                  if s in row["bss"] else "–" for s in sources]
+        cells += [
+            f"{row['bss'][s]['sdr']:.1f} / {row['bss'][s]['sir']:.1f} / {row['bss'][s]['sar']:.1f}"
+            if s in row["bss"]
+            else "–"
+            for s in sources
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Gain in uSDR (dB): " + ", ".join(f"{s} {g:+.2f}" for s, g in card["gain_usdr_db"].items()), "",
-              "![curves](curves.png)"]
+    lines += [
+        "",
+        "Gain in uSDR (dB): " + ", ".join(f"{s} {g:+.2f}" for s, g in card["gain_usdr_db"].items()),
+        "",
+        "![curves](curves.png)",
+    ]
     return "\n".join(lines) + "\n"

@@ -41,8 +41,17 @@ def bss_eval_v4(references: np.ndarray, estimates: np.ndarray, rate: int) -> dic
         for i in range(signals.shape[0]):
             if not signals[i].any():
                 signals[i] = dither.standard_normal(signals[i].shape) * 1e-10
-    sdr, isr, sir, sar, _ = metrics.bss_eval(ref, est, compute_permutation=False, window=rate, hop=rate,
-                                             framewise_filters=False, bsseval_sources_version=False)
+    sdr, isr, sir, sar, _ = metrics.bss_eval(
+        ref,
+        est,
+        compute_permutation=False,
+        window=rate,
+        hop=rate,
+        framewise_filters=False,
+        bsseval_sources_version=False,
+    )
     with np.errstate(all="ignore"):
-        return {name: np.nanmedian(values, axis=1) for name, values in
-                (("sdr", sdr), ("sir", sir), ("sar", sar), ("isr", isr))}
+        return {
+            name: np.nanmedian(values, axis=1)
+            for name, values in (("sdr", sdr), ("sir", sir), ("sar", sar), ("isr", isr))
+        }

@@ -1,6 +1,6 @@
 """Write a model's human-readable README.md from its card.json (the card stays the source of truth).
 
-    python -m stemdesk.training.model_card models/stemdesk-4stem
+python -m stemdesk.training.model_card models/stemdesk-4stem
 """
 
 from __future__ import annotations
@@ -12,38 +12,57 @@ from pathlib import Path
 
 def render(card: dict) -> str:
     lines = [f"# {card['id']}", "", card.get("description", ""), ""]
-    lines += ["| fact | value |", "|---|---|",
-              f"| estimator | `{card['estimator']}` |",
-              f"| sources | {', '.join(card['sources'])} |",
-              f"| sample rate | {card['sample_rate']} Hz |",
-              f"| parameters | {card.get('parameters', 0):,} |",
-              f"| STFT | {card['config']['stft']['n_fft']} / {card['config']['stft']['hop']} |",
-              f"| weights sha256 | `{card['weights_sha256']}` |", ""]
+    lines += [
+        "| fact | value |",
+        "|---|---|",
+        f"| estimator | `{card['estimator']}` |",
+        f"| sources | {', '.join(card['sources'])} |",
+        f"| sample rate | {card['sample_rate']} Hz |",
+        f"| parameters | {card.get('parameters', 0):,} |",
+        f"| STFT | {card['config']['stft']['n_fft']} / {card['config']['stft']['hop']} |",
+        f"| weights sha256 | `{card['weights_sha256']}` |",
+        "",
+    ]
     metrics = card.get("metrics", {})
     median = metrics.get("validation_usdr_median_db")
     if median:
-        lines += ["## Validation (songs never trained on)", "",
-                  "Global SDR per song (uSDR, the MDX definition), median over validation songs, dB, at training "
-                  f"step {metrics.get('step', '?')} ({metrics.get('training_seconds', 0) / 60:.0f} minutes into this "
-                  "run):", "",
-                  "| " + " | ".join(median) + " |", "|" + "---|" * len(median),
-                  "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |", ""]
+        lines += [
+            "## Validation (songs never trained on)",
+            "",
+            "Global SDR per song (uSDR, the MDX definition), median over validation songs, dB, at training "
+            f"step {metrics.get('step', '?')} ({metrics.get('training_seconds', 0) / 60:.0f} minutes into this "
+            "run):",
+            "",
+            "| " + " | ".join(median) + " |",
+            "|" + "---|" * len(median),
+            "| " + " | ".join(f"{v:.2f}" for v in median.values()) + " |",
+            "",
+        ]
     before = card.get("training", {}).get("continued_from")
     if before:
         facts = [f"sha256 `{before['weights_sha256'][:12]}…`"] if before.get("weights_sha256") else []
         if before.get("step") and before.get("cpu_minutes"):
             facts.append(f"training step {before['step']} after {before['cpu_minutes']:.0f} CPU-minutes")
-        lines += ["This run continued from the earlier weights" + (f" ({', '.join(facts)})" if facts else "")
-                  + ", which scored "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in (before.get("validation_usdr_median_db") or {}).items())
-                  + " on the same songs.", ""]
+        lines += [
+            "This run continued from the earlier weights"
+            + (f" ({', '.join(facts)})" if facts else "")
+            + ", which scored "
+            + ", ".join(f"{k} {v:.2f}" for k, v in (before.get("validation_usdr_median_db") or {}).items())
+            + " on the same songs.",
+            "",
+        ]
     speed = metrics.get("speed")
     if speed:
-        lines += ["## Speed", "", f"Measured by `benchmarks/separation.py` on {speed['machine']}: a 3-minute stereo "
-                  f"song file to files in {speed['seconds']:.1f} s from launch to exit "
-                  f"({speed['real_time_factor']:.1f}× real time, {speed['threads']} thread), "
-                  f"peak memory {speed['peak_mb']:.0f} MB; "
-                  f"{speed['time_ratio_to_floor']:.2f}× the time of the same pipeline with no network.", ""]
+        lines += [
+            "## Speed",
+            "",
+            f"Measured by `benchmarks/separation.py` on {speed['machine']}: a 3-minute stereo "
+            f"song file to files in {speed['seconds']:.1f} s from launch to exit "
+            f"({speed['real_time_factor']:.1f}× real time, {speed['threads']} thread), "
+            f"peak memory {speed['peak_mb']:.0f} MB; "
+            f"{speed['time_ratio_to_floor']:.2f}× the time of the same pipeline with no network.",
+            "",
+        ]
     data = card.get("training_data", {})
     lines += ["## Training data", ""]
     if isinstance(data, dict):
@@ -59,9 +78,15 @@ def render(card: dict) -> str:
     if tuning:
         # A variant (stemdesk-2stem) shares its weights' card: the table has the stems that were trained.
         trained = list(next(iter(tuning["validation_by_step"].values())))
-        lines += ["", "## Fine-tuning", "", f"{tuning['steps_run']} steps ({tuning['minutes_run']} minutes) were run; "
-                  "validation uSDR by step:", "", "| step | " + " | ".join(trained) + " |",
-                  "|" + "---|" * (1 + len(trained))]
+        lines += [
+            "",
+            "## Fine-tuning",
+            "",
+            f"{tuning['steps_run']} steps ({tuning['minutes_run']} minutes) were run; validation uSDR by step:",
+            "",
+            "| step | " + " | ".join(trained) + " |",
+            "|" + "---|" * (1 + len(trained)),
+        ]
         for step, scores in tuning["validation_by_step"].items():
             lines.append(f"| {step} | " + " | ".join(f"{scores[s]:.2f}" for s in trained) + " |")
         note = tuning.get("note", "")
@@ -69,9 +94,13 @@ def render(card: dict) -> str:
     advice = card.get("fine_tune")
     if advice:
         frozen = ", ".join(f"`{p}`" for p in advice.get("freeze", ())) or "nothing"
-        lines += ["", "## Fine-tuning it on your songs", "",
-                  f"`stemdesk train --from {card['id']}` uses learning rate {advice['lr']:g} with {frozen} frozen "
-                  f"unless you give `--lr`/`--freeze`. {advice.get('why', '')}".rstrip()]
+        lines += [
+            "",
+            "## Fine-tuning it on your songs",
+            "",
+            f"`stemdesk train --from {card['id']}` uses learning rate {advice['lr']:g} with {frozen} frozen "
+            f"unless you give `--lr`/`--freeze`. {advice.get('why', '')}".rstrip(),
+        ]
     training = card.get("training", {}).get("config")
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]

@@ -27,9 +27,9 @@ from .dataset import SongFiles, read_song
 
 SOUND_FONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
 PARTS = ("drums", "bass", "other")
-TICKS = 480                                        # per quarter note
-DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)             # standard, room, power, electronic, TR-808, jazz, brush
-BASSES = tuple(range(32, 40))                      # acoustic, finger, pick, fretless, slap ×2, synth ×2
+TICKS = 480  # per quarter note
+DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)  # standard, room, power, electronic, TR-808, jazz, brush
+BASSES = tuple(range(32, 40))  # acoustic, finger, pick, fretless, slap ×2, synth ×2
 CHORDS = tuple(range(0, 8)) + tuple(range(16, 21)) + tuple(range(24, 32)) + (48, 49, 50, 61, 88, 89, 90, 91, 95)
 LEADS = (56, 65, 66, 68, 71, 73, 80, 81, 82, 84, 87, 104, 105)
 PROGRESSIONS = ((0, 7, 9, 5), (0, 5, 7, 7), (9, 5, 0, 7), (0, 9, 5, 7), (2, 7, 0, 0), (0, 4, 5, 7), (9, 7, 5, 7))
@@ -44,8 +44,12 @@ def sound_font() -> Path:
 
 def _track(channel: int, program: int, pan: int, events: list[tuple[int, mido.Message]]) -> mido.MidiTrack:
     """events: (absolute tick, message) in any order → a track with delta times."""
-    track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program),
-                            mido.Message("control_change", channel=channel, control=10, value=pan)])
+    track = mido.MidiTrack(
+        [
+            mido.Message("program_change", channel=channel, program=program),
+            mido.Message("control_change", channel=channel, control=10, value=pan),
+        ]
+    )
     now = 0
     for tick, message in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
         track.append(message.copy(time=tick - now, channel=channel))
@@ -62,9 +66,9 @@ def compose(rng: np.random.Generator, bars: int) -> tuple[int, dict[str, list[mi
     """A random song: tempo (µs per beat) and the MIDI tracks of each part."""
     bar, eighth, sixteenth = 4 * TICKS, TICKS // 2, TICKS // 4
     key = int(rng.integers(0, 12))
-    progression = PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))]   # scale steps of a major key
+    progression = PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))]  # scale steps of a major key
     roots = [(key + step) % 12 for step in progression]
-    minor_chord = [step in (2, 4, 9) for step in progression]         # ii, iii and vi are minor triads
+    minor_chord = [step in (2, 4, 9) for step in progression]  # ii, iii and vi are minor triads
 
     drums: list = []
     hat_step = sixteenth if rng.random() < 0.4 else eighth
@@ -84,7 +88,7 @@ def compose(rng: np.random.Generator, bars: int) -> tuple[int, dict[str, list[mi
             _note(drums, t, sixteenth, 46 if open_hat else 42, rng.normal(75 if (t // hat_step) % 2 else 90, 8))
         if b % 4 == 0:
             _note(drums, start, bar, 49, rng.normal(100, 8))
-        if b % 4 == 3 and rng.random() < 0.6:                         # a tom fill into the next phrase
+        if b % 4 == 3 and rng.random() < 0.6:  # a tom fill into the next phrase
             for i, tom in enumerate((50, 48, 47, 45, 43, 41)):
                 _note(drums, start + 2 * TICKS + i * TICKS // 3, sixteenth, tom, rng.normal(95, 8))
 
@@ -110,14 +114,14 @@ def compose(rng: np.random.Generator, bars: int) -> tuple[int, dict[str, list[mi
     for b in range(bars):
         root = 60 + roots[b % len(roots)]
         notes = [root, root + 4 - minor_chord[b % len(roots)], root + 7] + ([root + 12] if voicing else [])
-        if rng.random() < 0.5:                                         # sustained chords
+        if rng.random() < 0.5:  # sustained chords
             for n in notes:
                 _note(chord_events, b * bar, bar - 20, n - 12 * (n > 71), rng.normal(70, 8))
-        else:                                                          # arpeggio in eighths
+        else:  # arpeggio in eighths
             for i in range(8):
                 _note(chord_events, b * bar + i * eighth, eighth, notes[i % len(notes)], rng.normal(75, 8))
     other.append((0, int(rng.choice(CHORDS)), chord_events))
-    if rng.random() < 0.6:                                             # a lead line over the chords
+    if rng.random() < 0.6:  # a lead line over the chords
         lead: list = []
         scale = (0, 2, 4, 5, 7, 9, 11)
         degree = 0
@@ -147,8 +151,11 @@ def render(tempo: int, tracks: list[mido.MidiTrack], rate: int, folder: Path, na
     song.tracks.extend(tracks)
     midi, wav = folder / f"{name}.mid", folder / f"{name}.wav"
     song.save(midi)
-    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(rate), "-F", str(wav), str(sound_font()),
-                    str(midi)], check=True, capture_output=True)
+    subprocess.run(
+        ["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(rate), "-F", str(wav), str(sound_font()), str(midi)],
+        check=True,
+        capture_output=True,
+    )
     audio, _ = read(wav)
     return audio
 

@@ -50,24 +50,29 @@ class TrainConfig:
     objective: str | None = None  # None: the estimator's own (see stemdesk.core.estimators.OBJECTIVES)
     data_sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
     remix: float = 0.5
-    pitch_time: float = 0.0      # probability of a pitch/tempo augmentation per example (costly on a CPU)
+    pitch_time: float = 0.0  # probability of a pitch/tempo augmentation per example (costly on a CPU)
     validate_every: int = 200
-    minutes: float = 30.0        # wall-clock budget for this run (resumes add more)
-    max_steps: int = 10 ** 9
+    minutes: float = 30.0  # wall-clock budget for this run (resumes add more)
+    max_steps: int = 10**9
     seed: int = 0
     threads: int = 1
-    lr_decay_patience: int = 4   # validations without improvement before the learning rate halves
+    lr_decay_patience: int = 4  # validations without improvement before the learning rate halves
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
-    adapters: int = 0             # > 0: train rank-r low-rank adapters on the dense layers only (stemdesk/training/lora.py)
-    beat_start: bool = False      # fine-tuning: export only what beats the starting weights on validation
-    device: str = "cpu"          # cpu, cuda, mps or auto
-    early_stop: int = 0          # stop after this many validations without a new best (0: never)
-    ema: float = 0.0             # > 0: validate and export an exponential moving average of the weights (e.g. 0.999)
+    adapters: int = 0  # > 0: train rank-r low-rank adapters on the dense layers only (stemdesk/training/lora.py)
+    beat_start: bool = False  # fine-tuning: export only what beats the starting weights on validation
+    device: str = "cpu"  # cpu, cuda, mps or auto
+    early_stop: int = 0  # stop after this many validations without a new best (0: never)
+    ema: float = 0.0  # > 0: validate and export an exponential moving average of the weights (e.g. 0.999)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: str | None = None,
-                   forward: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+def objective_loss(
+    estimator: Estimator,
+    stft: STFT,
+    stems: Tensor,
+    objective: str | None = None,
+    forward: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
     """The training loss an estimator declares (``estimator.objective``), on stems (batch, sources, channels, length).
 
     The mixture is the sum of the stems; its STFT is the sum of theirs (the STFT is linear), so one transform serves
@@ -78,7 +83,7 @@ def objective_loss(estimator: Estimator, stft: STFT, stems: Tensor, objective: s
     # As at inference (see Separator): the STFT runs at the data's rate with the estimator's window and hop in
     # seconds, and magnitudes are interpolated onto the estimator's bins (the identity when the rates agree).
     native, model = stft.config.bin_frequencies(), estimator.stft_config.bin_frequencies()
-    spec = stft(stems)                                         # complex (batch, sources, channels, bins, frames)
+    spec = stft(stems)  # complex (batch, sources, channels, bins, frames)
     mix_spec = spec.sum(dim=1)
     mix_mag = interpolate_bins(mix_spec.abs(), native, model)  # (batch, channels, model_bins, frames)
     target = interpolate_bins(spec.abs(), native, model)
@@ -158,7 +163,8 @@ class ProcessGroup:
         for tensor in model.state_dict().values():
             dist.broadcast(tensor, 0)
         return torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
 
 class Trainer:
@@ -169,8 +175,15 @@ class Trainer:
     model's weights (fine-tuning); parameters whose names start with one of ``config.freeze`` are not trained.
     """
 
-    def __init__(self, config: TrainConfig, train: Sequence[Song], valid: Sequence[Song], workdir: Path,
-                 progress: Callable[[dict], None] | None = None, init_state: dict[str, Tensor] | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        train: Sequence[Song],
+        valid: Sequence[Song],
+        workdir: Path,
+        progress: Callable[[dict], None] | None = None,
+        init_state: dict[str, Tensor] | None = None,
+    ):
         self.config = config
         self.checkpoints = Checkpoints(workdir)
         self.workdir = self.checkpoints.workdir
@@ -188,8 +201,14 @@ class Trainer:
         rate = train[0].sample_rate
         self.stft = STFT(self.estimator.stft_config.at_rate(rate)).to(self.device)
         # Each process draws its own share of the global batch from its own random stream.
-        self.sampler = Sampler(train, int(config.excerpt_seconds * rate), config.remix, config.seed + 1000 * self.rank,
-                               pitch_time=config.pitch_time, names=config.data_sources)
+        self.sampler = Sampler(
+            train,
+            int(config.excerpt_seconds * rate),
+            config.remix,
+            config.seed + 1000 * self.rank,
+            pitch_time=config.pitch_time,
+            names=config.data_sources,
+        )
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
         self.fresh = init_state is None
         if init_state is not None:
@@ -232,11 +251,20 @@ class Trainer:
         if self.rank != 0:
             return
         rng["torch"] = torch.get_rng_state()
-        self.checkpoints.save(Checkpoint(
-            model=self.estimator.state_dict(), optimizer=self.optimizer.state_dict(),
-            averaged=self.averaged or {}, rng=rng,
-            meta={"step": self.step, "best": self.best, "bad_validations": self.bad_validations,
-                  "config": asdict(self.config)}))
+        self.checkpoints.save(
+            Checkpoint(
+                model=self.estimator.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                averaged=self.averaged or {},
+                rng=rng,
+                meta={
+                    "step": self.step,
+                    "best": self.best,
+                    "bad_validations": self.bad_validations,
+                    "config": asdict(self.config),
+                },
+            )
+        )
 
     def resume(self) -> bool:
         """Back to the latest checkpoint, if there is one: weights, optimiser, average, random states, counters
@@ -250,7 +278,11 @@ class Trainer:
             self.average.load(saved.averaged, fallback=saved.model)
         self.sampler.set_state(saved.rng.get(f"sampler.{self.rank}", saved.rng.get("sampler")))
         torch.set_rng_state(saved.rng["torch"])
-        self.step, self.best, self.bad_validations = saved.meta["step"], saved.meta["best"], saved.meta["bad_validations"]
+        self.step, self.best, self.bad_validations = (
+            saved.meta["step"],
+            saved.meta["best"],
+            saved.meta["bad_validations"],
+        )
         self.history = self.checkpoints.history(self.step)
         return True
 
@@ -264,10 +296,12 @@ class Trainer:
         native, model = self.stft.config.bin_frequencies(), est.stft_config.bin_frequencies()
         with torch.no_grad():
             state = self.sampler.state()
-            mags = [interpolate_bins(self.stft(self.sampler.batch(4).sum(1).to(self.device)).abs(), native, model)
-                    for _ in range(batches)]
+            mags = [
+                interpolate_bins(self.stft(self.sampler.batch(4).sum(1).to(self.device)).abs(), native, model)
+                for _ in range(batches)
+            ]
             self.sampler.set_state(state)
-            logm = torch.log(torch.cat(mags) + 1e-4)                   # (n, channels, bins, frames)
+            logm = torch.log(torch.cat(mags) + 1e-4)  # (n, channels, bins, frames)
             if isinstance(scaler, InputScaler):
                 per_bin = logm.transpose(0, 2).reshape(logm.shape[2], -1)
                 scaler.mean.copy_(per_bin.mean(1, keepdim=True))
@@ -296,9 +330,14 @@ class Trainer:
             if frozen or (not self.fresh and isinstance(module, torch.nn.modules.batchnorm._BatchNorm)):
                 module.eval()
 
-    def run(self, export: Callable[[Estimator, dict], None] | None = None,
-            cancel: CancelToken | None = None, export_start: bool = False, finish_by: float | None = None,
-            validations_after: float = 0.0) -> dict[str, Any]:
+    def run(
+        self,
+        export: Callable[[Estimator, dict], None] | None = None,
+        cancel: CancelToken | None = None,
+        export_start: bool = False,
+        finish_by: float | None = None,
+        validations_after: float = 0.0,
+    ) -> dict[str, Any]:
         """Train until the time budget, ``max_steps``, early stopping or a cancel; resumes from a checkpoint.
         Under torchrun every process calls this; only rank 0 validates, writes checkpoints and exports.
         ``export_start`` (with ``config.beat_start``): the starting weights are a model in their own right, so they
@@ -323,8 +362,9 @@ class Trainer:
         losses: list[float] = []
         started = time.monotonic()
         rollbacks = 0
-        while not self.processes.agree(time.monotonic() >= deadline or self.step >= config.max_steps
-                                       or (cancel is not None and cancel.cancelled)):
+        while not self.processes.agree(
+            time.monotonic() >= deadline or self.step >= config.max_steps or (cancel is not None and cancel.cancelled)
+        ):
             # The sampler draws each source only from songs where it is usable, so every target counts.
             stems = regroup(self.sampler.batch(config.batch // self.world), self.mapping).to(self.device)
             loss = self.train_step(stems)
@@ -332,8 +372,10 @@ class Trainer:
                 # Divergence (a NaN or infinite loss or gradient): back to the last good checkpoint, half the rate.
                 rollbacks += 1
                 if not self.resume() or rollbacks > 5:
-                    raise FloatingPointError(f"training diverged at step {self.step} and cannot recover "
-                                             "from a checkpoint; lower the learning rate")
+                    raise FloatingPointError(
+                        f"training diverged at step {self.step} and cannot recover "
+                        "from a checkpoint; lower the learning rate"
+                    )
                 for group in self.optimizer.param_groups:
                     group["lr"] *= 0.5
                 continue
@@ -375,8 +417,16 @@ class Trainer:
         medians = result["median"]
         self.best = sum(medians.values()) / max(1, len(medians))
         if self.progress is not None:
-            self.progress({"stage": "start", "step": 0, "valid": medians, "valid_mean": self.best,
-                           "lr": self.config.lr, "freeze": list(self.config.freeze)})
+            self.progress(
+                {
+                    "stage": "start",
+                    "step": 0,
+                    "valid": medians,
+                    "valid_mean": self.best,
+                    "lr": self.config.lr,
+                    "freeze": list(self.config.freeze),
+                }
+            )
         if export is not None:
             self._export(export, {"step": 0, "valid_usdr": medians, "songs": result["songs"], "seconds": 0.0})
 
@@ -398,16 +448,22 @@ class Trainer:
 
     def _validation_round(self, losses: list[float], started: float, export) -> None:
         if self.rank != 0:
-            self.save()                                    # contributes its sampler state to rank 0's file
+            self.save()  # contributes its sampler state to rank 0's file
             self._follow_rank0()
             return
-        with self.averaged_weights():                     # validation scores, and export writes, the average
+        with self.averaged_weights():  # validation scores, and export writes, the average
             result = self.validate()
             medians = result["median"]
             score = sum(medians.values()) / max(1, len(medians))
-            entry = {"step": self.step, "loss": sum(losses) / len(losses), "valid_usdr": medians,
-                     "valid_mean": score, "lr": self.optimizer.param_groups[0]["lr"],
-                     "seconds": round(time.monotonic() - started, 1), "songs": result["songs"]}
+            entry = {
+                "step": self.step,
+                "loss": sum(losses) / len(losses),
+                "valid_usdr": medians,
+                "valid_mean": score,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": round(time.monotonic() - started, 1),
+                "songs": result["songs"],
+            }
             improved = score > self.best
             if improved and export is not None:
                 self._export(export, entry)
@@ -427,29 +483,43 @@ class Trainer:
         if self.progress is not None:
             left_by_steps = (self.config.max_steps - self.step) * entry["seconds"] / max(1, len(self.history))
             left_by_time = self._deadline - time.monotonic()
-            self.progress({"stage": "train", "step": self.step, "loss": entry["loss"], "valid": medians,
-                           "improved": improved, "eta_seconds": max(0.0, min(left_by_time, left_by_steps))})
+            self.progress(
+                {
+                    "stage": "train",
+                    "step": self.step,
+                    "loss": entry["loss"],
+                    "valid": medians,
+                    "improved": improved,
+                    "eta_seconds": max(0.0, min(left_by_time, left_by_steps)),
+                }
+            )
 
     def _follow_rank0(self) -> None:
         """Share rank 0's validation outcome (best score, learning rate, history) with the other processes."""
-        state = self.processes.share([self.best, self.bad_validations, self.optimizer.param_groups[0]["lr"],
-                                      self.history])
+        state = self.processes.share(
+            [self.best, self.bad_validations, self.optimizer.param_groups[0]["lr"], self.history]
+        )
         self.best, self.bad_validations, lr, self.history = state
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
 
-def export_model(folder: Path, model_id: str, card: dict[str, Any],
-                 half: bool = False) -> Callable[[Estimator, dict], None]:
+def export_model(
+    folder: Path, model_id: str, card: dict[str, Any], half: bool = False
+) -> Callable[[Estimator, dict], None]:
     """An export callback that writes the best estimator as a model with its validation scores in the card
     (``half``: float16 parameters, see `stemdesk.io.model_store.weights_bytes`)."""
 
     def export(estimator: Estimator, entry: dict) -> None:
         facts = dict(card)
-        facts["metrics"] = {"validation_usdr_median_db": {k: round(v, 2) for k, v in entry["valid_usdr"].items()},
-                            "validation_usdr_per_song_db": {s: {k: round(v, 2) for k, v in d.items()}
-                                                            for s, d in entry["songs"].items()},
-                            "step": entry["step"], "training_seconds": entry.get("seconds", 0.0)}
+        facts["metrics"] = {
+            "validation_usdr_median_db": {k: round(v, 2) for k, v in entry["valid_usdr"].items()},
+            "validation_usdr_per_song_db": {
+                s: {k: round(v, 2) for k, v in d.items()} for s, d in entry["songs"].items()
+            },
+            "step": entry["step"],
+            "training_seconds": entry.get("seconds", 0.0),
+        }
         card_written = save_model(folder, model_id, estimator, facts, half=half)
         atomic_write_bytes(folder / "README.md", render(card_written.raw).encode("utf-8"))
 

@@ -22,8 +22,9 @@ from .data import Song, regroup, source_map
 
 def song_chunker(separator: Separator, rate: int) -> Chunker:
     """The chunker separation uses for this separator at ``rate``."""
-    return Chunker(lambda x: separator(x, rate).stems,
-                   **separator.chunking(rate, DEFAULT_SEGMENT_SECONDS, DEFAULT_OVERLAP_SECONDS))
+    return Chunker(
+        lambda x: separator(x, rate).stems, **separator.chunking(rate, DEFAULT_SEGMENT_SECONDS, DEFAULT_OVERLAP_SECONDS)
+    )
 
 
 def separate_song(separator: Separator, mix: Tensor, rate: int) -> Tensor:
@@ -71,6 +72,6 @@ class Validator:
         at = 0
         for block in song_chunker(separator, rate).stream([mix], total=mix.shape[-1]):
             n = block.shape[-1]
-            block_num, block_den = usdr_sums(truth[..., at:at + n], block)
+            block_num, block_den = usdr_sums(truth[..., at : at + n], block)
             num, den, at = num + block_num, den + block_den, at + n
         return 10 * torch.log10((num + 1e-8) / (den + 1e-8))

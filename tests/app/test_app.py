@@ -36,8 +36,12 @@ def real_song(folder: Path, seconds: float = 12.0) -> Path:
     if stems:
         folder_ = stems[0].parent
         start = 60 * 44100
-        mix = sum(sf.read(str(folder_ / f"{n}.ogg"), start=start, frames=int(seconds * 44100), dtype="float64",
-                          always_2d=True)[0] for n in NAMES)
+        mix = sum(
+            sf.read(
+                str(folder_ / f"{n}.ogg"), start=start, frames=int(seconds * 44100), dtype="float64", always_2d=True
+            )[0]
+            for n in NAMES
+        )
         sf.write(str(path), np.clip(mix, -1, 1), 44100, subtype="PCM_16")
     else:
         sf.write(str(path), song(seconds), 44100, subtype="PCM_16")
@@ -46,8 +50,9 @@ def real_song(folder: Path, seconds: float = 12.0) -> Path:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    values = dict(settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem",
-                  bit_depth="16")
+    values = dict(
+        settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem", bit_depth="16"
+    )
     win = MainWindow(values, ask=False)
     qtbot.addWidget(win)
     win.resize(1280, 800)
@@ -79,11 +84,11 @@ def test_open_separate_and_see_four_lanes_filled(qtbot, window, tmp_path):
     for name in NAMES:
         assert lanes[name].peaks.frames == frames and not lanes[name].busy
         lo, hi = lanes[name].peaks.envelope(0, frames, 400)
-        assert not np.isnan(lo).any() and (hi > lo).any()       # drawn from real data, end to end
+        assert not np.isnan(lo).any() and (hi > lo).any()  # drawn from real data, end to end
     assert "bit-exact" in window.null_label.text()
     assert set(window.stems) == set(NAMES) and all(p.is_file() for p in window.stems.values())
     assert window.mixer.isEnabled() and list(window.mixer.strips) == NAMES
-    window.timeline.canvas.repaint()                              # paints without error with data in every lane
+    window.timeline.canvas.repaint()  # paints without error with data in every lane
 
 
 def test_lanes_fill_while_the_job_runs(qtbot, window, tmp_path):
@@ -92,9 +97,10 @@ def test_lanes_fill_while_the_job_runs(qtbot, window, tmp_path):
     path = real_song(tmp_path, seconds=30.0)
     window.open_song(path)
     seen = []
-    window.timeline.canvas.update = (lambda original=window.timeline.canvas.update:
-                                     (seen.append(window.timeline.lane("vocals").peaks.frames
-                                                  if window.timeline.lane("vocals") else 0), original())[1])
+    window.timeline.canvas.update = lambda original=window.timeline.canvas.update: (
+        seen.append(window.timeline.lane("vocals").peaks.frames if window.timeline.lane("vocals") else 0),
+        original(),
+    )[1]
     separate(qtbot, window)
     total = sf.info(str(path)).frames
     partial = [f for f in seen if 0 < f < total]
@@ -112,7 +118,7 @@ def test_cancel_leaves_no_files_and_no_threads(qtbot, window, tmp_path):
     folder = window.stems_folder()
     leftovers = list(folder.rglob("*")) if folder.exists() else []
     assert leftovers == []
-    assert window.last_error is None                 # a user's cancel shows nothing
+    assert window.last_error is None  # a user's cancel shows nothing
     assert window.timeline.canvas.lanes[0].name == "mix" and len(window.timeline.canvas.lanes) == 1
     window.shutdown()
     assert stemdesk_threads() == []
@@ -122,8 +128,8 @@ def test_fader_moves_the_mix_and_undo_restores_it(qtbot, window, tmp_path):
     window.open_song(real_song(tmp_path, seconds=6.0))
     separate(qtbot, window)
     strip = window.mixer.strips["vocals"]
-    strip.fader.setValue(-120)                      # -12.0 dB
-    strip.fader.setValue(-60)                       # merged into one undo step
+    strip.fader.setValue(-120)  # -12.0 dB
+    strip.fader.setValue(-60)  # merged into one undo step
     assert window.project.mix.vocal_db == -6.0
     assert window.player.source.renderer.mix.vocal_db == -6.0
     assert window.mixer.vocal.value() == -60 and window.dirty
@@ -192,7 +198,7 @@ def test_bad_files_show_an_error_and_the_app_keeps_working(qtbot, window, tmp_pa
     newer.write_text('{"stemdesk_project": 99}')
     assert not window.open_project(newer)
     assert "newer StemDesk" in window.last_error[1]
-    assert window.open_song(real_song(tmp_path, seconds=3.0))     # still works
+    assert window.open_song(real_song(tmp_path, seconds=3.0))  # still works
 
 
 def test_a_failing_job_shows_its_message(qtbot, window, tmp_path):
@@ -216,6 +222,7 @@ def test_settings_panel_checks_and_saves(qtbot, window):
 
 # --- playback ---------------------------------------------------------------------------------------------------
 
+
 def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     rate = 44100
     mixture = song(2.0).T.astype(np.float64)
@@ -237,10 +244,10 @@ def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     source.loop = (rate // 2, rate)
     source.seek(rate // 2)
     looped = np.concatenate([source.read(1000) for _ in range(60)], axis=-1)
-    assert looped.shape[-1] == 60000 and rate // 2 <= source.position <= rate      # wrapped, not run on
-    loop = mixture[:, rate // 2:rate]
-    assert np.abs(looped[:, :loop.shape[-1]] - loop).max() < 1e-6
-    assert np.abs(looped[:, loop.shape[-1]:2 * loop.shape[-1]] - loop).max() < 1e-6
+    assert looped.shape[-1] == 60000 and rate // 2 <= source.position <= rate  # wrapped, not run on
+    loop = mixture[:, rate // 2 : rate]
+    assert np.abs(looped[:, : loop.shape[-1]] - loop).max() < 1e-6
+    assert np.abs(looped[:, loop.shape[-1] : 2 * loop.shape[-1]] - loop).max() < 1e-6
     source.close()
 
 
@@ -272,7 +279,7 @@ def test_the_device_hands_qt_interleaved_float_frames(tmp_path):
 
     from stemdesk.app.playback import _Device
 
-    audio = song(0.25)                                                      # (frames, 2)
+    audio = song(0.25)  # (frames, 2)
     sf.write(str(tmp_path / "a.wav"), audio, 44100, subtype="FLOAT")
     source = MixSource(tmp_path / "a.wav", None, Mix())
     device = _Device(source)
@@ -280,17 +287,17 @@ def test_the_device_hands_qt_interleaved_float_frames(tmp_path):
     frames = audio.shape[0]
     got = b""
     while len(got) < frames * 8:
-        chunk = bytes(device.read(3000 * 8 + 5))                           # whole frames only, at most one block
+        chunk = bytes(device.read(3000 * 8 + 5))  # whole frames only, at most one block
         assert chunk and len(chunk) % 8 == 0 and len(chunk) <= 2048 * 8
         got += chunk
     assert np.array_equal(np.frombuffer(got, "<f4").reshape(-1, 2), audio)  # float32, interleaved L R L R
     assert not device.finished
-    assert bytes(device.read(1000 * 8)) == bytes(1000 * 8) and device.finished    # then silence until stopped
+    assert bytes(device.read(1000 * 8)) == bytes(1000 * 8) and device.finished  # then silence until stopped
     device.close()
     source.close()
 
 
-SINK = "stemdesk_null"          # conftest's private PulseAudio server: the only sink, so Qt's default output
+SINK = "stemdesk_null"  # conftest's private PulseAudio server: the only sink, so Qt's default output
 
 
 class SinkRecording:
@@ -303,9 +310,20 @@ class SinkRecording:
 
     def start(self) -> SinkRecording:
         self.process = subprocess.Popen(
-            ["parec", "-d", f"{SINK}.monitor", "--format=float32le", f"--rate={self.rate}",
-             f"--channels={self.channels}", "--raw", "--latency-msec=20"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+            [
+                "parec",
+                "-d",
+                f"{SINK}.monitor",
+                "--format=float32le",
+                f"--rate={self.rate}",
+                f"--channels={self.channels}",
+                "--raw",
+                "--latency-msec=20",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=os.environ,
+        )
         self.thread = threading.Thread(target=self._read, name="test-parec", daemon=True)
         self.thread.start()
         # the monitor of a null sink streams (zeros) even when nothing plays: wait until it does
@@ -334,7 +352,7 @@ class SinkRecording:
         self.thread.join(10)
         data = b"".join(self.chunks)
         frame = 4 * self.channels
-        return np.frombuffer(data[:len(data) // frame * frame], "<f4").reshape(-1, self.channels).T.astype(np.float64)
+        return np.frombuffer(data[: len(data) // frame * frame], "<f4").reshape(-1, self.channels).T.astype(np.float64)
 
 
 def dbfs(audio: np.ndarray) -> float:
@@ -347,7 +365,7 @@ def stretches(recorded: np.ndarray, gap: int = 256) -> list[np.ndarray]:
     quiet = np.concatenate([[False], np.all(recorded == 0, axis=0), [False]])
     cut = np.zeros(recorded.shape[-1] + 2, bool)
     for a, b in zip(np.flatnonzero(~quiet[:-1] & quiet[1:]), np.flatnonzero(quiet[:-1] & ~quiet[1:])):
-        cut[a + 1:b + 1] = b - a >= gap
+        cut[a + 1 : b + 1] = b - a >= gap
     cut[0] = cut[-1] = True
     return [recorded[:, a:b] for a, b in zip(np.flatnonzero(cut[:-1] & ~cut[1:]), np.flatnonzero(~cut[:-1] & cut[1:]))]
 
@@ -358,17 +376,22 @@ def match(heard: np.ndarray, reference: np.ndarray) -> dict:
     and each one, and the two levels in dBFS."""
     a, b = heard.sum(0), reference.sum(0)
     size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    xcorr = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)[:len(b)]
-    offset = int(np.argmax(xcorr))                # heard[:, j] is reference[:, offset + j]
+    xcorr = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)[: len(b)]
+    offset = int(np.argmax(xcorr))  # heard[:, j] is reference[:, offset + j]
     n = min(heard.shape[-1], reference.shape[-1] - offset)
-    heard, meant = heard[:, :n], reference[:, offset:offset + n]
+    heard, meant = heard[:, :n], reference[:, offset : offset + n]
 
     def corr(x, y):
         return float(np.sum(x * y) / max(np.sqrt(np.sum(x * x) * np.sum(y * y)), 1e-30))
 
-    return {"offset": offset, "seconds": n / 44100, "corr": corr(heard, meant),
-            "channels": [corr(heard[c], meant[c]) for c in range(len(heard))],
-            "heard_db": dbfs(heard), "meant_db": dbfs(meant)}
+    return {
+        "offset": offset,
+        "seconds": n / 44100,
+        "corr": corr(heard, meant),
+        "channels": [corr(heard[c], meant[c]) for c in range(len(heard))],
+        "heard_db": dbfs(heard),
+        "meant_db": dbfs(meant),
+    }
 
 
 @pytest.fixture
@@ -398,8 +421,10 @@ def play_and_record(qtbot, win: MainWindow, sink, seconds: float = 1.8, attempts
         longest = max(parts, key=lambda part: part.shape[-1], default=recorded[:, :0])
         if longest.shape[-1] >= 44100 or not parts:
             break
-        print(f"take {attempt + 1}: playback dropped out ({len(parts)} stretches, the longest "
-              f"{longest.shape[-1] / 44100:.2f} s); playing again")
+        print(
+            f"take {attempt + 1}: playback dropped out ({len(parts)} stretches, the longest "
+            f"{longest.shape[-1] / 44100:.2f} s); playing again"
+        )
     return longest, start
 
 
@@ -422,7 +447,7 @@ def test_the_audio_device_hears_the_mix(qtbot, sink, window, tmp_path):
     heard = match(played, original[:, start:])
     assert heard["heard_db"] > -60, f"the device received digital silence ({dbfs(played):.1f} dBFS)"
     assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
-    assert heard["offset"] < 2 * 44100, heard                               # from where playback started
+    assert heard["offset"] < 2 * 44100, heard  # from where playback started
     assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
     # float, interleaved, channels in order (the real excerpt's channels differ, L/R correlation −0.18)
     assert heard["corr"] > 0.9 and min(heard["channels"]) > 0.9, heard
@@ -431,8 +456,8 @@ def test_the_audio_device_hears_the_mix(qtbot, sink, window, tmp_path):
 def test_the_audio_device_hears_only_a_soloed_stem(qtbot, sink, window, tmp_path):
     original, stems = separated_song(qtbot, window, tmp_path)
     name = "vocals"
-    assert dbfs(stems[name]) > -60 and match(original, stems[name])["corr"] < 0.7    # audible, and not the mix
-    qtbot.mouseClick(window.mixer.strips[name].solo, Qt.MouseButton.LeftButton)     # as a user solos it
+    assert dbfs(stems[name]) > -60 and match(original, stems[name])["corr"] < 0.7  # audible, and not the mix
+    qtbot.mouseClick(window.mixer.strips[name].solo, Qt.MouseButton.LeftButton)  # as a user solos it
     assert window.project.mix.channels[name].solo
     played, start = play_and_record(qtbot, window, sink)
     heard = match(played, stems[name][:, start:])
@@ -447,7 +472,7 @@ def test_the_audio_device_hears_only_a_soloed_stem(qtbot, sink, window, tmp_path
 
 def test_the_audio_device_does_not_hear_a_muted_stem(qtbot, sink, window, tmp_path):
     original, stems = separated_song(qtbot, window, tmp_path)
-    name = max(stems, key=lambda stem: dbfs(stems[stem]))          # the stem whose absence is heard the most
+    name = max(stems, key=lambda stem: dbfs(stems[stem]))  # the stem whose absence is heard the most
     assert match(original, original - stems[name])["corr"] < 0.8, "muting any one stem barely changes this mix"
     qtbot.mouseClick(window.mixer.strips[name].mute, Qt.MouseButton.LeftButton)
     assert window.project.mix.channels[name].mute
@@ -472,6 +497,7 @@ def test_without_an_audio_device_the_app_says_so(qtbot, window, tmp_path, monkey
 
 # --- the job queue ------------------------------------------------------------------------------------------------
 
+
 def test_one_serial_queue_per_device_and_cancel_before_start():
     order, events = [], []
     gate = threading.Event()
@@ -485,7 +511,7 @@ def test_one_serial_queue_per_device_and_cancel_before_start():
     b = queue.submit(Job("t", "cpu-2", lambda job: order.append(job.title), device="cpu"))
     c = queue.submit(Job("t", "gpu-1", lambda job: order.append(job.title), device="cuda"))
     deadline = time.monotonic() + 10
-    while "gpu-1" not in order and time.monotonic() < deadline:   # the other device's queue is not blocked
+    while "gpu-1" not in order and time.monotonic() < deadline:  # the other device's queue is not blocked
         time.sleep(0.01)
     assert order == ["gpu-1"]
     b.cancel()
@@ -516,8 +542,10 @@ def test_first_run_probes_the_hardware_and_writes_settings():
     hardware = first_run()
     assert hardware["cpu_threads"] >= 1
     values = settings_store.load()
-    assert values["device"] in ("cpu", "cuda", "mps") and values["threads"] == max(1, min(8, hardware["cpu_threads"] - 1))
-    assert first_run() is None                    # only the first time
+    assert values["device"] in ("cpu", "cuda", "mps") and values["threads"] == max(
+        1, min(8, hardware["cpu_threads"] - 1)
+    )
+    assert first_run() is None  # only the first time
 
 
 def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
@@ -527,13 +555,19 @@ def test_the_app_starts_from_the_command_line_and_closes_on_sigterm(tmp_path):
     import sys
 
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    child = subprocess.Popen([sys.executable, "-m", "stemdesk"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env, cwd=tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stemdesk"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.append(child.stdout.readline()), daemon=True)
         reader.start()
-        reader.join(60)                 # an app that waits on a question never says "ready": fail, do not hang
+        reader.join(60)  # an app that waits on a question never says "ready": fail, do not hang
         assert lines and "ready" in lines[0], f"no 'ready' within 60 s: {lines}"
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=20) == 0
@@ -554,8 +588,13 @@ def test_a_sigterm_at_any_moment_of_start_up_never_leaves_the_app_running(tmp_pa
 
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     for delay in (0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7, 2.0, 2.5):
-        child = subprocess.Popen([sys.executable, "-m", "stemdesk"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "stemdesk"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp_path,
+        )
         time.sleep(delay)
         child.send_signal(signal.SIGTERM)
         try:
@@ -572,8 +611,12 @@ def test_export_and_data_check_run_as_jobs(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
         window.export(tmp_path / "daw", sessions=("dawproject", "rpp"))
     written = sorted(p.name for p in (tmp_path / "daw").iterdir())
-    assert written == ["real song instrumental.wav", "real song instrumental.wav.certificate.json",
-                       "real song.dawproject", "real song.rpp"]
+    assert written == [
+        "real song instrumental.wav",
+        "real song instrumental.wav.certificate.json",
+        "real song.dawproject",
+        "real song.rpp",
+    ]
     # the trainer panel's data check on a folder of multitracks (one song planted with a 100 ms shift)
     data = tmp_path / "multitracks"
     for index in range(2):
@@ -640,7 +683,7 @@ def test_the_models_dock_installs_htdemucs_only_after_its_licence_is_accepted(qt
         messages.append(window.jobs_panel.table.item(0, 3).text())
         qtbot.wait(100)
     assert finished and finished[0].status == DONE, finished and finished[0].error
-    assert any("Converting" in m for m in messages)                              # progress reached the dock
+    assert any("Converting" in m for m in messages)  # progress reached the dock
     assert (user_models_dir() / "htdemucs" / "card.json").is_file()
     assert "htdemucs" in [window.model_box.itemText(i) for i in range(window.model_box.count())]
     assert "htdemucs" in panel.cards and not entries["HTDemucs v4"].isEnabled()
@@ -722,13 +765,13 @@ def test_unsaved_changes_are_asked_about_and_discard_forgets_the_autosave(qtbot,
     window.ask = True
     seen: list[str] = []
     answer(window, QMessageBox.StandardButton.Cancel, seen)
-    assert not window.open_song(other)                                          # Cancel: nothing changes
+    assert not window.open_song(other)  # Cancel: nothing changes
     assert window.project.source == str(first.resolve()) and window.dirty and auto.is_file()
     assert "real song.wav" in seen[0] and "opening other.wav" in seen[0]
     answer(window, QMessageBox.StandardButton.Discard)
     assert window.open_song(other)
     assert window.project.source == str(other.resolve()) and not window.dirty
-    assert not auto.exists() and projects.recoverable(saved) == []              # nothing to recover next time
+    assert not auto.exists() and projects.recoverable(saved) == []  # nothing to recover next time
     window.ask = False
 
 
@@ -740,7 +783,7 @@ def test_the_recovery_prompt_names_the_song(qtbot, tmp_path, window):
     project = projects.Project(source=str(real_song(tmp_path, seconds=2.0)))
     folder = projects.autosave_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    left = folder / f"untitled-{dead.pid}{projects.SUFFIX}.autosave"           # a crashed process's autosave
+    left = folder / f"untitled-{dead.pid}{projects.SUFFIX}.autosave"  # a crashed process's autosave
     left.write_text(__import__("json").dumps(project.to_dict()))
     window.ask = True
     seen: list[str] = []
@@ -748,7 +791,7 @@ def test_the_recovery_prompt_names_the_song(qtbot, tmp_path, window):
     assert not window.offer_recovery()
     window.ask = False
     assert "unsaved work on \u201creal song.wav\u201d" in seen[0]
-    assert not left.exists()                                                     # No: not offered again
+    assert not left.exists()  # No: not offered again
 
 
 def test_a_preset_changes_levels_and_keeps_the_effect_chains(qtbot, window, tmp_path):
@@ -778,18 +821,27 @@ def test_the_models_dock_shows_a_readable_card(qtbot, window):
     panel = window.models_panel
     panel.select("stemdesk-4stem")
     text = panel.card.toPlainText()
-    for expected in ("stemdesk-4stem", "Separates", "vocals, drums, bass, other", "Quality", "vocals 5.7 dB",
-                     "Size", "12,556,873 parameters", "Licence", "research use only"):
+    for expected in (
+        "stemdesk-4stem",
+        "Separates",
+        "vocals, drums, bass, other",
+        "Quality",
+        "vocals 5.7 dB",
+        "Size",
+        "12,556,873 parameters",
+        "Licence",
+        "research use only",
+    ):
         assert expected in text, expected
-    assert "{" not in text and '"' not in text                                  # not raw JSON
+    assert "{" not in text and '"' not in text  # not raw JSON
     ids = [panel.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.list.count())]
-    assert "tiny-4stem" in ids                                                   # tests show it (conftest) ...
+    assert "tiny-4stem" in ids  # tests show it (conftest) ...
     os.environ["STEMDESK_SHOW_TEST_MODELS"] = "0"
     try:
         panel.refresh()
         window.refresh_models()
         ids = [panel.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.list.count())]
-        assert "tiny-4stem" not in ids and "stemdesk-4stem" in ids              # ... users do not see it
+        assert "tiny-4stem" not in ids and "stemdesk-4stem" in ids  # ... users do not see it
         assert "tiny-4stem" not in [window.model_box.itemText(i) for i in range(window.model_box.count())]
     finally:
         os.environ["STEMDESK_SHOW_TEST_MODELS"] = "1"
@@ -822,17 +874,18 @@ def test_export_mix_renders_the_users_own_mix_like_the_command_line(qtbot, windo
     info = sf.info(str(tmp_path / "my mix.flac"))
     assert info.format == "FLAC" and info.subtype == "PCM_24" and info.frames == 5 * 44100
     saved = window.save_project(path=tmp_path / "session")
-    code, _, err = run("remix", window.project.stems_dir, "--mix", saved, "-o", tmp_path / "cli mix.flac",
-                       "--bit-depth", "24")
+    code, _, err = run(
+        "remix", window.project.stems_dir, "--mix", saved, "-o", tmp_path / "cli mix.flac", "--bit-depth", "24"
+    )
     assert code == 0, err
     ours, theirs = sf.read(str(tmp_path / "my mix.flac"))[0], sf.read(str(tmp_path / "cli mix.flac"))[0]
     assert np.array_equal(ours, theirs)
     stems = sum(sf.read(str(p))[0] for p in window.stems.values())
-    assert np.abs(ours - stems).max() > 0.01                                    # it is the user's mix, not the sum
+    assert np.abs(ours - stems).max() > 0.01  # it is the user's mix, not the sum
     certificate = json.loads((tmp_path / "my mix.flac.certificate.json").read_text())
     assert certificate["kind"] == "mix" and not certificate["null"]["applicable"]
 
-    window.apply_mix(Mix())                                                      # unity: nulls against the song
+    window.apply_mix(Mix())  # unity: nulls against the song
     bounce(tmp_path / "unity.wav")
     null = json.loads((tmp_path / "unity.wav.certificate.json").read_text())["null"]
     assert null["applicable"] and null["passed"]
@@ -845,7 +898,7 @@ def test_the_export_dialog_writes_only_what_the_user_chose(qtbot, window, tmp_pa
     window.export_dialog()
     box = window.export_box
     assert box.isVisible()
-    assert {k for k, b in box.boxes.items() if b.isChecked()} == {"instrumental"}   # nothing heavy by default
+    assert {k for k, b in box.boxes.items() if b.isChecked()} == {"instrumental"}  # nothing heavy by default
     assert {"stems", "instrumental", "mix", "dawproject", "rpp"} <= set(box.boxes)
     box.boxes["instrumental"].setChecked(False)
     box.boxes["stems"].setChecked(True)
@@ -854,12 +907,15 @@ def test_the_export_dialog_writes_only_what_the_user_chose(qtbot, window, tmp_pa
     with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
         box.buttons.accepted.emit()
     written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
-    assert written == ["real song mix.wav", "real song mix.wav.certificate.json", "real song stems",
-                       *sorted(f"real song stems/{n}" for n in [*(f"{s}.wav" for s in NAMES),
-                                                                "stemdesk-certificate.json"])]
+    assert written == [
+        "real song mix.wav",
+        "real song mix.wav.certificate.json",
+        "real song stems",
+        *sorted(f"real song stems/{n}" for n in [*(f"{s}.wav" for s in NAMES), "stemdesk-certificate.json"]),
+    ]
     for name in NAMES:
         assert (tmp_path / "out" / "real song stems" / f"{name}.wav").read_bytes() == window.stems[name].read_bytes()
-    window.export_dialog()                                                       # the last choices come back
+    window.export_dialog()  # the last choices come back
     assert {k for k, b in window.export_box.boxes.items() if b.isChecked()} == {"stems", "mix"}
     window.export_box.close()
 
@@ -878,7 +934,7 @@ def test_twenty_songs_dropped_on_the_window_queue_and_cancel_cleanly(qtbot, wind
         songs.append(path)
     jobs = window.open_songs(songs)
     assert len(jobs) == 20 and window.jobs_panel.table.rowCount() >= 20
-    assert window.project.source == str(songs[0].resolve())                     # the first one is open
+    assert window.project.source == str(songs[0].resolve())  # the first one is open
     rng = random.Random(1)
     cancelled = rng.sample(range(1, 20), 7)
     for index in cancelled:
@@ -895,9 +951,9 @@ def test_twenty_songs_dropped_on_the_window_queue_and_cancel_cleanly(qtbot, wind
             assert certificate["null"]["bit_exact"] and len(certificate["outputs"]) == 4
         else:
             assert index in cancelled and job.status == CANCELLED
-            assert not folder.exists() or not list(folder.glob("*.wav"))         # nothing half-written
+            assert not folder.exists() or not list(folder.glob("*.wav"))  # nothing half-written
     assert sum(job.status == DONE for job in jobs) >= 13
-    assert sum(job.status == CANCELLED for job in jobs) >= 1                   # some were cancelled before they ran
+    assert sum(job.status == CANCELLED for job in jobs) >= 1  # some were cancelled before they ran
 
 
 def test_the_stems_folder_is_shown_and_opens(qtbot, window, tmp_path, monkeypatch):
@@ -928,14 +984,21 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
     root = tmp_path / "multitracks"
     for index in range(3):
         write_song(root / f"take {index}", parts(index))
-    flat, _ = load_estimator("tiny-4stem")                 # every mask equal: a few steps beat it, so it exports
+    flat, _ = load_estimator("tiny-4stem")  # every mask equal: a few steps beat it, so it exports
     with torch.no_grad():
         for name, parameter in flat.named_parameters():
             if name.startswith("out"):
                 parameter.zero_()
-    save_model(user_models_dir() / "flat-4stem", "flat-4stem", flat,
-               {"training_data": {"train_songs": ["elsewhere/take 2"]}, "licenses": {"weights": "test"},
-                "fine_tune": {"lr": 0.01, "freeze": ["conv"]}})
+    save_model(
+        user_models_dir() / "flat-4stem",
+        "flat-4stem",
+        flat,
+        {
+            "training_data": {"train_songs": ["elsewhere/take 2"]},
+            "licenses": {"weights": "test"},
+            "fine_tune": {"lr": 0.01, "freeze": ["conv"]},
+        },
+    )
     window.trainer.base.addItem("flat-4stem")
     window.trainer.base.setCurrentText("flat-4stem")
     window.trainer.folder.setText(str(root))
@@ -953,6 +1016,7 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
 
 def test_one_dark_theme_throughout(qtbot, window):
     """Every dock, the toolbar and the timeline are dark with light text: measured on the rendered pixels."""
+
     def luminance(widget) -> float:
         image = widget.grab().toImage()
         pixels = [image.pixelColor(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)]

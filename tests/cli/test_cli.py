@@ -24,14 +24,24 @@ TINY = "tiny-4stem"
 STEMS = ["vocals", "drums", "bass", "other"]
 
 
-
 @pytest.mark.parametrize("rate", [44100, 48000])
-@pytest.mark.parametrize("fmt, depth", [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"),
-                                        ("flac", "24")])
+@pytest.mark.parametrize("fmt, depth", [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"), ("flac", "24")])
 def test_separate_then_nullcheck(tmp_path, song_file, rate, fmt, depth):
     song = song_file("my song.wav", seconds=4.0, rate=rate, subtype="PCM_24")
-    code, out, err = run("separate", song, "-o", tmp_path / "out", "--model", TINY, "--format", fmt,
-                         "--bit-depth", depth, "--segment", "1.5")
+    code, out, err = run(
+        "separate",
+        song,
+        "-o",
+        tmp_path / "out",
+        "--model",
+        TINY,
+        "--format",
+        fmt,
+        "--bit-depth",
+        depth,
+        "--segment",
+        "1.5",
+    )
     assert code == 0, err
     folder = tmp_path / "out" / "my song"
     paths = [folder / f"{s}.{fmt}" for s in STEMS]
@@ -65,7 +75,7 @@ def test_the_test_model_is_hidden_from_users_but_still_loads(monkeypatch):
     code, out, _ = run("models")
     assert code == 0 and "stemdesk-4stem (default)" in out
     assert TINY not in out
-    assert "Installable" in out and "htdemucs" in out                           # offered, with its licence
+    assert "Installable" in out and "htdemucs" in out  # offered, with its licence
     assert load_estimator(TINY)[1].id == TINY
     monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")
     assert TINY in run("models")[1]
@@ -75,16 +85,17 @@ def test_shifts_average_delayed_passes_and_the_stems_still_null(tmp_path, song_f
     song = song_file("s.wav", seconds=3.0)
     stems = {}
     for shifts in ("0", "2"):
-        code, _, err = run("separate", song, "-o", tmp_path / shifts, "--model", TINY, "--bit-depth", "16",
-                           "--shifts", shifts)
+        code, _, err = run(
+            "separate", song, "-o", tmp_path / shifts, "--model", TINY, "--bit-depth", "16", "--shifts", shifts
+        )
         assert code == 0, err
         paths = [tmp_path / shifts / "s" / f"{s}.wav" for s in STEMS]
         assert_stems_null(song, paths, "16")
         certificate = json.loads((tmp_path / shifts / "s" / "stemdesk-certificate.json").read_text())
         assert certificate["settings"]["shifts"] == int(shifts)
         stems[shifts] = np.stack([sf.read(str(p))[0] for p in paths])
-    assert np.abs(stems["2"] - stems["0"]).max() > 1e-3                         # the passes changed the stems
-    with pytest.raises(SystemExit):                                              # argparse's usage error
+    assert np.abs(stems["2"] - stems["0"]).max() > 1e-3  # the passes changed the stems
+    with pytest.raises(SystemExit):  # argparse's usage error
         run("separate", song, "-o", tmp_path / "bad", "--model", TINY, "--shifts", "-1")
     assert "whole number" in capsys.readouterr().err
 
@@ -92,8 +103,21 @@ def test_shifts_average_delayed_passes_and_the_stems_still_null(tmp_path, song_f
 def test_an_excerpt_gets_its_instrumental_checked_against_the_same_excerpt(tmp_path, song_file):
     """--start/--duration with --instrumental used to fail: "...is 88200 samples long but the mixture is 220500"."""
     song = song_file("s.wav", seconds=5.0)
-    code, out, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--bit-depth", "16", "--start", "1.5",
-                         "--duration", "2", "--instrumental")
+    code, out, err = run(
+        "separate",
+        song,
+        "-o",
+        tmp_path,
+        "--model",
+        TINY,
+        "--bit-depth",
+        "16",
+        "--start",
+        "1.5",
+        "--duration",
+        "2",
+        "--instrumental",
+    )
     assert code == 0, err
     instrumental = tmp_path / "s" / "instrumental.wav"
     assert sf.info(str(instrumental)).frames == 2 * 44100
@@ -177,8 +201,9 @@ def test_cancel_leaves_no_file(tmp_path, song_file):
         events.append(event)
         token.cancel()
 
-    options = SeparateOptions(model=TINY, format=OutputFormat.parse("wav", "24"), segment_seconds=1.0,
-                              overlap_seconds=0.2)
+    options = SeparateOptions(
+        model=TINY, format=OutputFormat.parse("wav", "24"), segment_seconds=1.0, overlap_seconds=0.2
+    )
     with pytest.raises(Cancelled):
         engine.separate_file(song, tmp_path / "out", options, progress=progress, cancel=token)
     assert events, "progress was reported before the cancel"
@@ -244,12 +269,26 @@ def test_shipped_models_have_complete_cards():
 
 def test_post_processing_options_keep_the_stems_bit_exact(tmp_path, song_file):
     song = song_file("p.wav", seconds=3.0)
-    code, _, err = run("separate", song, "-o", tmp_path, "--model", TINY, "--bit-depth", "16", "--wiener", "1",
-                       "--vocal-gate", "0.3,0.1", "--binarise", "12")
+    code, _, err = run(
+        "separate",
+        song,
+        "-o",
+        tmp_path,
+        "--model",
+        TINY,
+        "--bit-depth",
+        "16",
+        "--wiener",
+        "1",
+        "--vocal-gate",
+        "0.3,0.1",
+        "--binarise",
+        "12",
+    )
     assert code == 0, err
     paths = [tmp_path / "p" / f"{s}.wav" for s in STEMS]
     assert json.loads(run("nullcheck", song, *paths)[1])["bit_exact"]
-    with pytest.raises(SystemExit) as exit_info:     # a usage error: argparse prints it and exits with 2
+    with pytest.raises(SystemExit) as exit_info:  # a usage error: argparse prints it and exits with 2
         run("separate", song, "-o", tmp_path, "--model", TINY, "--vocal-gate", "2")
     assert exit_info.value.code == 2
 
@@ -288,8 +327,10 @@ def test_the_demo_keeps_its_song_out_of_the_stems_folder(tmp_path, monkeypatch):
     song = next(demo.demo_folder().glob("demo-*.wav"))
     assert f"Demo song: {song}" in out
     written = sorted(p.relative_to(tmp_path / "stems").as_posix() for p in (tmp_path / "stems").rglob("*"))
-    assert written == [song.stem, *(f"{song.stem}/{n}" for n in sorted(
-        [*(f"{s}.wav" for s in STEMS), "stemdesk-certificate.json"]))]
+    assert written == [
+        song.stem,
+        *(f"{song.stem}/{n}" for n in sorted([*(f"{s}.wav" for s in STEMS), "stemdesk-certificate.json"])),
+    ]
 
 
 def test_an_error_names_the_flag_that_fixes_it(song_file, tmp_path):

@@ -33,7 +33,7 @@ def small_estimator(kind: str, **overrides):
 @pytest.mark.parametrize("residual", [False, True])
 def test_masks_sum_to_one_everywhere_including_silent_bins(kind, residual):
     raw = torch.randn(2, 3, 2, 33, 7) * 4
-    raw[:, :, :, :5] = 0.0                         # silent bins: all weights zero
+    raw[:, :, :, :5] = 0.0  # silent bins: all weights zero
     masks = normalise_masks(raw, kind, residual)
     assert masks.shape == (2, 4 if residual else 3, 2, 33, 7)
     assert torch.allclose(masks.sum(1), torch.ones(2, 2, 33, 7), atol=1e-6)
@@ -47,7 +47,7 @@ def test_masks_sum_to_one_everywhere_including_silent_bins(kind, residual):
 
 
 def test_residual_source_gets_what_the_others_leave():
-    raw = torch.full((1, 1, 1, 4, 3), 0.25)        # vocals mask 0.25 → accompaniment 0.75
+    raw = torch.full((1, 1, 1, 4, 3), 0.25)  # vocals mask 0.25 → accompaniment 0.75
     masks = normalise_masks(raw, "sigmoid", residual=True)
     assert torch.allclose(masks[:, 1], torch.full((1, 1, 4, 3), 0.75))
 
@@ -95,8 +95,9 @@ def identity(segment: torch.Tensor) -> torch.Tensor:
     return segment.unsqueeze(0).clone()
 
 
-@pytest.mark.parametrize("segment, overlap", [(1000, 0), (1000, 1), (1000, 250), (1000, 500), (1000, 900),
-                                              (4096, 1024), (777, 300)])
+@pytest.mark.parametrize(
+    "segment, overlap", [(1000, 0), (1000, 1), (1000, 250), (1000, 500), (1000, 900), (4096, 1024), (777, 300)]
+)
 @pytest.mark.parametrize("length", [1, 500, 999, 1000, 1001, 2500, 10007])
 def test_chunker_reconstructs_identity_exactly(segment, overlap, length):
     audio = torch.randn(2, length)
@@ -127,7 +128,7 @@ def test_streaming_with_odd_blocks_equals_whole_array():
     sizes = [1, 7, 4096, 333, 10000, 30000]
     blocks, position = [], 0
     for size in sizes:
-        blocks.append(audio[:, position:position + size])
+        blocks.append(audio[:, position : position + size])
         position += size
     streamed = list(chunker.stream(blocks, total=30000))
     assert all(b.shape[-1] > 0 for b in streamed)
@@ -158,7 +159,7 @@ def test_out_of_memory_at_the_smallest_segment_says_what_to_do():
 
     with pytest.raises(OutOfMemory, match="separate on the CPU") as raised:
         Chunker(broke, 8000, 1000, min_segment=4000).run(torch.randn(1, 9000))
-    assert (raised.value.setting, raised.value.value) == ("device", "cpu")      # each front end names the control
+    assert (raised.value.setting, raised.value.value) == ("device", "cpu")  # each front end names the control
 
 
 def test_cancel_stops_between_segments():
@@ -196,8 +197,8 @@ def test_cascade_takes_the_lead_source_from_the_first_stage_and_splits_the_rest_
         second = normalise_masks(est.second(mag), est.second.mask)
     k = est.first_bins
     assert est.sources == ("vocals", "drums", "bass", "other") and k == 256
-    assert torch.allclose(masks[:, 0, :, :k], first[:, 0, :, :k])          # vocals: the U-Net below its bandwidth
-    assert torch.allclose(masks[:, 0, :, k:], second[:, 0, :, k:])          # the second stage's vocals above it
+    assert torch.allclose(masks[:, 0, :, :k], first[:, 0, :, :k])  # vocals: the U-Net below its bandwidth
+    assert torch.allclose(masks[:, 0, :, k:], second[:, 0, :, k:])  # the second stage's vocals above it
     rest = second[:, 1:] / second[:, 1:].sum(1, keepdim=True)
     assert torch.allclose(masks[:, 1:], (1 - masks[:, :1]) * rest, atol=1e-6)
     assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-6)
@@ -213,7 +214,7 @@ def test_cascade_inference_path_computes_what_the_trainable_path_does(exponent, 
     est = cascade(rest_exponent=exponent, second=second).double()
     mag = torch.rand(2, 2, est.bins, 40, dtype=torch.float64)
     with torch.no_grad():
-        fast = est(mag)                                                     # in place, no autograd
+        fast = est(mag)  # in place, no autograd
     with torch.enable_grad():
         trainable = est(mag)
         trainable.sum().backward()
@@ -233,10 +234,10 @@ def test_a_cascade_rest_exponent_softens_the_second_stages_split_and_the_masks_s
         a, b = plain(mag), soft(mag)
         second = normalise_masks(plain.second(mag), plain.second.mask)
     k = plain.first_bins
-    assert torch.equal(a[:, 0, :, :k], b[:, 0, :, :k])                       # the U-Net's lead is not touched
+    assert torch.equal(a[:, 0, :, :k], b[:, 0, :, :k])  # the U-Net's lead is not touched
     from stemdesk.core.masks import SILENT, ratio_masks
 
-    rest = ratio_masks(second[:, 1:].clamp_min(SILENT).sqrt())               # s^0.5 / Σ s^0.5
+    rest = ratio_masks(second[:, 1:].clamp_min(SILENT).sqrt())  # s^0.5 / Σ s^0.5
     assert torch.allclose(b[:, 1:], (1 - b[:, :1]) * rest, atol=1e-6)
     # softer: the largest share of the rest falls, the smallest rises
     sa, sb = a[:, 1:, :, :k], b[:, 1:, :, :k]
@@ -254,22 +255,23 @@ def test_a_cascade_whose_second_stage_hears_the_rest_gives_it_the_mix_without_th
     heard = []
     rest.second.register_forward_pre_hook(lambda module, args: heard.append(args[0].clone()))
     mag = torch.rand(2, 2, plain.bins, 40)
-    for grad in (False, True):                                              # the inference and the trainable path
+    for grad in (False, True):  # the inference and the trainable path
         heard.clear()
         with torch.set_grad_enabled(grad):
             masks = rest(mag)
             lead = normalise_masks(rest.first(mag), rest.first.mask, rest.first.residual)[:, 0]
         k = rest.first_bins
         assert torch.allclose(heard[0][:, :, :k], (1 - lead[:, :, :k]) * mag[:, :, :k])
-        assert torch.equal(heard[0][:, :, k:], mag[:, :, k:])               # above the U-Net: the mix as it is
+        assert torch.equal(heard[0][:, :, k:], mag[:, :, k:])  # above the U-Net: the mix as it is
         with torch.no_grad():
             second = normalise_masks(rest.second(heard[0]), rest.second.mask)
         assert torch.allclose(masks[:, 0, :, :k], lead[:, :, :k], atol=1e-6)
-        assert torch.allclose(masks[:, 1:], (1 - masks[:, :1]) * second[:, 1:] / second[:, 1:].sum(1, keepdim=True),
-                              atol=1e-5)
+        assert torch.allclose(
+            masks[:, 1:], (1 - masks[:, :1]) * second[:, 1:] / second[:, 1:].sum(1, keepdim=True), atol=1e-5
+        )
         assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-5)
     with torch.no_grad():
-        assert not torch.allclose(plain(mag)[:, 1:], rest(mag)[:, 1:])       # it changes what the rest becomes
+        assert not torch.allclose(plain(mag)[:, 1:], rest(mag)[:, 1:])  # it changes what the rest becomes
     assert rest.config()["second_input"] == "rest" and plain.config()["second_input"] == "mix"
     with pytest.raises(ValueError, match="second_input"):
         cascade(second_input="vocals")
@@ -280,11 +282,11 @@ def test_cascade_shares_the_rest_equally_where_the_second_stage_leaves_nothing()
 
     lead = torch.rand(1, 2, 3, 5)
     second = torch.rand(1, 4, 2, 6, 5)
-    second[:, 1:, :, 1] = 0                                                 # bin 1: no drums, bass or other
+    second[:, 1:, :, 1] = 0  # bin 1: no drums, bass or other
     second = second / second.sum(1, keepdim=True)
     masks = Cascade._combine_in_place(lead, second.clone())
     assert torch.allclose(masks[:, 0, :, :3], lead) and torch.equal(masks[:, 0, :, 3:], second[:, 0, :, 3:])
-    share = (1 - lead[:, :, 1]) / 3                                          # the U-Net's lead leaves 1 - lead
+    share = (1 - lead[:, :, 1]) / 3  # the U-Net's lead leaves 1 - lead
     assert torch.all(share > 0) and torch.allclose(masks[:, 1:, :, 1], share.unsqueeze(1).expand(-1, 3, -1, -1))
     assert torch.allclose(masks.sum(1), torch.ones(()), atol=1e-6)
 
@@ -298,7 +300,7 @@ def test_sigmoid_unet_with_a_residual_needs_one_network_for_two_sources():
         sigmoid = est.sigmoid_masks(mag)[:, 0]
     assert torch.allclose(masks[:, 0, :, : est.max_bins], sigmoid)
     assert torch.allclose(masks[:, 1, :, : est.max_bins], 1 - sigmoid)
-    assert torch.all(masks[:, :, :, est.max_bins:] == 0.5)                   # no estimate there: an equal split
+    assert torch.all(masks[:, :, :, est.max_bins :] == 0.5)  # no estimate there: an equal split
 
 
 def test_unet_whole_input_patch_matches_the_patch_size_when_the_input_fits_one_patch():
@@ -308,7 +310,7 @@ def test_unet_whole_input_patch_matches_the_patch_size_when_the_input_fits_one_p
     mag = torch.rand(1, 2, est.bins, 64)
     with torch.no_grad():
         assert torch.allclose(est(mag), whole(mag), atol=1e-6)
-        assert whole(torch.rand(1, 2, est.bins, 100)).shape[-1] == 100       # padded to 128 inside, cut back
+        assert whole(torch.rand(1, 2, est.bins, 100)).shape[-1] == 100  # padded to 128 inside, cut back
 
 
 @pytest.mark.parametrize("cin,cout", [(64, 16), (32, 1), (3, 2)])
@@ -318,13 +320,13 @@ def test_polyphase_up_layer_equals_the_transposed_convolution_it_replaces(cin, c
     torch.manual_seed(0)
     fast = _PolyphaseUp(cin, cout)
     plain = torch.nn.ConvTranspose2d(cin, cout, 5, stride=2)
-    plain.load_state_dict(fast.state_dict())                     # the same parameters under the same names
-    x = torch.randn(2, cin, 13, 8)                              # odd sizes: the borders' taps matter
+    plain.load_state_dict(fast.state_dict())  # the same parameters under the same names
+    x = torch.randn(2, cin, 13, 8)  # odd sizes: the borders' taps matter
     expected = _Crop()(plain(x))
     got = fast(x)
     assert got.shape == expected.shape == (2, cout, 26, 16)
     assert torch.allclose(got, expected, atol=1e-5)
-    got.sum().backward()                                        # it trains: gradients reach the 5×5 kernel
+    got.sum().backward()  # it trains: gradients reach the 5×5 kernel
     assert fast.weight.grad is not None and fast.weight.grad.abs().sum() > 0
 
 
@@ -335,13 +337,27 @@ def test_unet_state_dict_names_are_torchspleeters():
     assert "instruments.0.up7.0.weight" in names and "instruments.0.down6_act.0.running_var" in names
 
 
-@pytest.mark.parametrize("change", [
-    {"first": {"kind": "unet", "config": {"sources": ["guitar", "rest"], "base": 2, "max_bins": 256}}},
-    {"first": {"kind": "unet", "config": {"sources": ["vocals", "rest"], "base": 2, "max_bins": 256,
-                                          "stft": {"n_fft": 512, "hop": 128}}}},
-    {"sources": ["vocals", "bass", "drums", "other"],
-     "second": {"kind": "open_unmix", "config": {"sources": SOURCES4, "hidden": 16, "layers": 1}}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"first": {"kind": "unet", "config": {"sources": ["guitar", "rest"], "base": 2, "max_bins": 256}}},
+        {
+            "first": {
+                "kind": "unet",
+                "config": {
+                    "sources": ["vocals", "rest"],
+                    "base": 2,
+                    "max_bins": 256,
+                    "stft": {"n_fft": 512, "hop": 128},
+                },
+            }
+        },
+        {
+            "sources": ["vocals", "bass", "drums", "other"],
+            "second": {"kind": "open_unmix", "config": {"sources": SOURCES4, "hidden": 16, "layers": 1}},
+        },
+    ],
+)
 def test_cascade_refuses_stages_that_do_not_fit(change):
     with pytest.raises(ValueError):
         cascade(**change)

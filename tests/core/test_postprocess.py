@@ -16,12 +16,15 @@ SOURCES = ["vocals", "drums", "bass", "other"]
 
 def estimator():
     torch.manual_seed(0)
-    return build_estimator("band_mlp", {"sources": SOURCES, "stft": {"n_fft": 1024, "hop": 256}, "bands": 8,
-                                        "hidden": 8})
+    return build_estimator(
+        "band_mlp", {"sources": SOURCES, "stft": {"n_fft": 1024, "hop": 256}, "bands": 8, "hidden": 8}
+    )
 
 
-@pytest.mark.parametrize("steps, iterations", [((EnergyGate(),), 0), ((Binarise(),), 0), ((), 1), ((), 2),
-                                               ((EnergyGate(ratio=0.3), Binarise(alpha=20)), 1)])
+@pytest.mark.parametrize(
+    "steps, iterations",
+    [((EnergyGate(),), 0), ((Binarise(),), 0), ((), 1), ((), 2), ((EnergyGate(ratio=0.3), Binarise(alpha=20)), 1)],
+)
 @pytest.mark.parametrize("channels", [1, 2])
 def test_post_processing_keeps_the_null(steps, iterations, channels):
     audio = torch.randn(channels, 30000) * 0.3
@@ -39,17 +42,18 @@ def test_binarise_moves_masks_towards_zero_and_one():
 
 
 def test_energy_gate_silences_only_long_quiet_vocal_runs():
-    assert long_runs(torch.tensor([[True, True, False, True, True, True, False]]), 3).tolist() == \
-        [[False, False, False, True, True, True, False]]
+    assert long_runs(torch.tensor([[True, True, False, True, True, True, False]]), 3).tolist() == [
+        [False, False, False, True, True, True, False]
+    ]
     spec = torch.ones(1, 1, 4, 10, dtype=torch.complex64)
     masks = torch.full((1, 2, 1, 4, 10), 0.5)
-    masks[:, 0, :, :, 2:8] = 0.01          # vocals quiet in frames 2..7
+    masks[:, 0, :, :, 2:8] = 0.01  # vocals quiet in frames 2..7
     masks[:, 1] = 1 - masks[:, 0]
     gated = EnergyGate(min_seconds=0.05, ratio=0.05)(spec, masks, hop_seconds=0.01)
     assert (gated[:, 0, :, :, 2:8] == 0).all() and (gated[:, 1, :, :, 2:8] == 1).all()
     assert torch.equal(gated[..., :2], masks[..., :2])
     short = EnergyGate(min_seconds=0.1, ratio=0.05)(spec, masks, hop_seconds=0.01)
-    assert torch.equal(short, masks)       # six quiet frames are shorter than 0.1 s
+    assert torch.equal(short, masks)  # six quiet frames are shorter than 0.1 s
 
 
 def test_wiener_sums_to_the_mixture_and_sharpens_a_clear_split():
@@ -57,9 +61,9 @@ def test_wiener_sums_to_the_mixture_and_sharpens_a_clear_split():
     t = torch.arange(16000) / 16000
     a = torch.stack([torch.sin(2 * torch.pi * 440 * t), 0.5 * torch.sin(2 * torch.pi * 440 * t)])  # panned left
     b = torch.stack([0.3 * torch.sin(2 * torch.pi * 3000 * t), torch.sin(2 * torch.pi * 3000 * t)])  # right
-    refs = stft(torch.stack([a, b]).unsqueeze(0))                      # (1, 2, 2, bins, frames)
+    refs = stft(torch.stack([a, b]).unsqueeze(0))  # (1, 2, 2, bins, frames)
     mix = refs.sum(1)
-    blurred = 0.7 * oracle_masks(refs, "ibm") + 0.15                   # a rough estimate of the right split
+    blurred = 0.7 * oracle_masks(refs, "ibm") + 0.15  # a rough estimate of the right split
     out = wiener(mix, blurred, iterations=2)
     assert torch.allclose(out.sum(1), mix, atol=1e-4)
     before = (blurred * mix.unsqueeze(1) - refs).abs().pow(2).sum()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import song
 
 from stemdesk.core.errors import AudioError
 from stemdesk.export.nullcheck import null_residual
 from stemdesk.export.stems import StemsWriter, integer_stems
-from stemdesk.io.formats import OutputFormat, quantise
 from stemdesk.io.audio import AtomicAudioWriter
-
-from helpers import song
+from stemdesk.io.formats import OutputFormat, quantise
 
 
 @pytest.mark.parametrize("bits", [16, 24])
@@ -28,18 +27,28 @@ def test_quantise_inverts_libsndfile_reading(tmp_path, bits):
 def test_integer_residual_is_exact_and_in_range_even_at_full_scale(bits):
     rng = np.random.default_rng(0)
     mix = rng.uniform(-1, 1, size=(2, 5000))
-    mix[:, :100] = 1.0          # clipped mixture
+    mix[:, :100] = 1.0  # clipped mixture
     mix[:, 100:200] = -1.0
-    stems = rng.uniform(-1.5, 1.5, size=(4, 2, 5000))   # stems that overshoot: the residual must be moved
-    stems[:3, :, :300] = -1.0   # the last stem alone would need 4 × full scale
+    stems = rng.uniform(-1.5, 1.5, size=(4, 2, 5000))  # stems that overshoot: the residual must be moved
+    stems[:3, :, :300] = -1.0  # the last stem alone would need 4 × full scale
     q = integer_stems(stems, mix, bits)
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     assert q.min() >= low and q.max() <= high
     assert np.array_equal(q.sum(0), quantise(mix, bits))
 
 
-FORMATS = [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"), ("flac", "24"), ("aiff", "16"),
-           ("aiff", "24"), ("aiff", "32f"), ("mp3", None), ("ogg", None)]
+FORMATS = [
+    ("wav", "16"),
+    ("wav", "24"),
+    ("wav", "32f"),
+    ("flac", "16"),
+    ("flac", "24"),
+    ("aiff", "16"),
+    ("aiff", "24"),
+    ("aiff", "32f"),
+    ("mp3", None),
+    ("ogg", None),
+]
 
 
 @pytest.mark.parametrize("name, depth", FORMATS)
@@ -61,7 +70,7 @@ def test_every_format_nulls_within_its_tolerance(tmp_path, name, depth, rate):
     stems = (weights * mix[None]).astype(np.float32)
     with StemsWriter(tmp_path / "stems", ["vocals", "drums", "bass", "other"], rate, 2, fmt) as writer:
         for start in range(0, mix.shape[1], 30000):  # streamed in blocks, as the separation does
-            writer.write(stems[..., start:start + 30000], mix[:, start:start + 30000])
+            writer.write(stems[..., start : start + 30000], mix[:, start : start + 30000])
         paths = writer.commit()
     assert [p.name for p in paths] == [f"{s}.{fmt.extension}" for s in ("vocals", "drums", "bass", "other")]
     for path in paths:
@@ -89,10 +98,10 @@ def test_nullcheck_fails_for_stems_that_do_not_belong(tmp_path, song_file):
 def test_nullcheck_finds_one_wrong_sample_late_in_a_long_file(tmp_path):
     rate = 44100
     rng = np.random.default_rng(3)
-    mix = rng.integers(-8000, 8000, size=(15 * rate, 2)).astype(np.int16)   # 15 s: the check reads three blocks
+    mix = rng.integers(-8000, 8000, size=(15 * rate, 2)).astype(np.int16)  # 15 s: the check reads three blocks
     low = (mix // 2).astype(np.int16)
     high = (mix - low).astype(np.int16)
-    high[int(12.3 * rate), 1] += 1                                            # one LSB off, at 12.3 s
+    high[int(12.3 * rate), 1] += 1  # one LSB off, at 12.3 s
     for name, audio in (("mix", mix), ("low", low), ("high", high)):
         sf.write(str(tmp_path / f"{name}.wav"), audio, rate, subtype="PCM_16")
     result = null_residual(tmp_path / "mix.wav", [tmp_path / "low.wav", tmp_path / "high.wav"])
@@ -138,8 +147,10 @@ def test_long_ogg_is_written_in_blocks(tmp_path):
     assert sf.info(str(tmp_path / "long.ogg")).frames == audio.shape[1]
 
 
-@pytest.mark.parametrize("name, depth, message", [("flac", "32f", "cannot be written"), ("mp3", "16", "lossy"),
-                                                  ("m4a", None, "Unknown output format")])
+@pytest.mark.parametrize(
+    "name, depth, message",
+    [("flac", "32f", "cannot be written"), ("mp3", "16", "lossy"), ("m4a", None, "Unknown output format")],
+)
 def test_impossible_formats_are_refused(name, depth, message):
     with pytest.raises(AudioError, match=message):
         OutputFormat.parse(name, depth)

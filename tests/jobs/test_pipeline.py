@@ -40,8 +40,7 @@ def engines(tmp_path_factory):
 def test_pipeline_nulls(tmp_path, song_file, engines, kind, segment, overlap, fmt, depth):
     song = song_file("mix.wav", seconds=2.3, rate=44100, subtype="PCM_24")
     engine = SeparationEngine(engines[kind], "cpu")
-    options = SeparateOptions(format=OutputFormat.parse(fmt, depth), segment_seconds=segment,
-                              overlap_seconds=overlap)
+    options = SeparateOptions(format=OutputFormat.parse(fmt, depth), segment_seconds=segment, overlap_seconds=overlap)
     result = engine.separate_file(song, tmp_path / "out", options)
     assert [p.name for p in result.outputs] == [f"{s}.{fmt}" for s in engine.sources]
     null = null_residual(song, result.outputs)
@@ -66,9 +65,13 @@ def test_a_variant_merges_sources_with_shared_weights(tmp_path, song_file, engin
 
     base = engines["open_unmix"]
     monkeypatch.setenv("STEMDESK_MODELS_PATH", str(base.folder.parent))
-    variant = save_variant(base.folder.parent / "test-karaoke", "test-karaoke", base,
-                           {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]},
-                           {"description": "2-stem view of the 4-stem test model"})
+    variant = save_variant(
+        base.folder.parent / "test-karaoke",
+        "test-karaoke",
+        base,
+        {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]},
+        {"description": "2-stem view of the 4-stem test model"},
+    )
     assert find_model("test-karaoke").weights_path == base.weights_path
     song = song_file("mix.wav", seconds=2.0, subtype="PCM_24")
     options = SeparateOptions(format=OutputFormat.parse("wav", "32f"))

@@ -23,8 +23,12 @@ def jack():
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed (scripts/setup.sh --test installs jackd2)")
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
-    server = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "44100"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["jackd", "--no-realtime", "-d", "dummy", "-r", "44100"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -80,7 +84,7 @@ def test_midi_learn_over_a_real_port_moves_a_fader(jack):
             assert wait_for(lambda: applied[-1] == FADER_RANGE[0])
             out = renderer.process(np.ones((2, 2, 256)))
             assert abs(out[0, -1] - (10 ** (FADER_RANGE[0] / 20) + 1)) < 1e-4
-            controller_port.send(mido.Message("control_change", channel=3, control=7, value=64))   # unbound
+            controller_port.send(mido.Message("control_change", channel=3, control=7, value=64))  # unbound
             time.sleep(0.2)
             assert applied[-1] == FADER_RANGE[0]
         finally:
@@ -114,8 +118,8 @@ def test_moves_during_playback_are_recorded_as_automation():
 def test_learn_works_in_either_order_and_relearning_moves_the_binding():
     controller = MidiController(Mix(), lambda m: None)
     controller.learn()
-    assert controller.touched("vocals/pan") is None          # control first ...
-    controller.handle(mido.Message("control_change", control=10, value=0))   # ... then the knob
+    assert controller.touched("vocals/pan") is None  # control first ...
+    controller.handle(mido.Message("control_change", control=10, value=0))  # ... then the knob
     assert controller.map.control_for(0, 10) == "vocals/pan" and not controller.learning
     controller.learn()
     controller.handle(mido.Message("control_change", control=11, value=0))
@@ -141,8 +145,8 @@ def test_the_app_learns_a_knob_and_the_knob_moves_its_fader(jack, qtbot, tmp_pat
     """In the real window: MIDI learn from the mixer dock, then CC messages move the vocal fader (with undo)."""
     pytest.importorskip("pytestqt")
     import soundfile as sf
-
     from helpers import song
+
     from stemdesk.app.window import MainWindow
     from stemdesk.io import settings as settings_store
 
@@ -180,7 +184,8 @@ def test_stemdesk_midi_prints_no_raw_alsa_line(tmp_path):
     import sys
 
     env = {**os.environ, "STEMDESK_MIDI_API": "LINUX_ALSA", "XDG_CONFIG_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "stemdesk", "midi"], capture_output=True, text=True, env=env,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stemdesk", "midi"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0 and "MIDI inputs:" in result.stdout
     assert "ALSA lib" not in result.stderr, result.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import make_stems, run, song
+
 from stemdesk.export import certificate
 from stemdesk.export.remix import instrumental, render_remix
 from stemdesk.export.session import write_dawproject, write_rpp
@@ -31,6 +31,7 @@ def read(path: Path) -> np.ndarray:
 
 
 # --- the null-sum property and hand-computed remixes ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("depth", ["16", "24", "32f"])
 def test_bypassed_effects_and_unity_gains_render_the_original_mix(tmp_path, depth):
@@ -86,15 +87,20 @@ def test_pan_law_is_unity_at_centre_and_fades_the_far_side():
 def test_effects_keep_their_state_across_blocks():
     """Rendering in small blocks gives the same audio as one big block (reverb tail, compressor envelope)."""
     stems = np.stack([song(2.0, RATE, 2, seed).T for seed in range(2)])
-    mix = Mix.from_dict({"channels": {"a": {"effects": [{"kind": "compressor", "params": {"threshold_db": -30}},
-                                                        {"kind": "reverb"}]},
-                                      "b": {"gain_db": -3, "effects": [{"kind": "delay"}]}},
-                         "master": [{"kind": "limiter"}]})
+    mix = Mix.from_dict(
+        {
+            "channels": {
+                "a": {"effects": [{"kind": "compressor", "params": {"threshold_db": -30}}, {"kind": "reverb"}]},
+                "b": {"gain_db": -3, "effects": [{"kind": "delay"}]},
+            },
+            "master": [{"kind": "limiter"}],
+        }
+    )
     whole = Renderer(mix, ["a", "b"], RATE, 2).process(stems)
     renderer = Renderer(mix, ["a", "b"], RATE, 2)
-    blocks = np.concatenate([renderer.process(stems[..., i:i + 3000]) for i in range(0, stems.shape[-1], 3000)], -1)
+    blocks = np.concatenate([renderer.process(stems[..., i : i + 3000]) for i in range(0, stems.shape[-1], 3000)], -1)
     assert np.abs(whole - blocks).max() < 1e-5
-    assert np.abs(whole - stems.sum(0)).max() > 0.01     # the effects did something
+    assert np.abs(whole - stems.sum(0)).max() > 0.01  # the effects did something
 
 
 def test_a_moving_fader_ramps_instead_of_jumping():
@@ -124,13 +130,18 @@ def test_mute_solo_and_presets():
 
 
 def test_send_bus_adds_the_return_to_the_dry_signal():
-    mix = Mix.from_dict({"channels": {"vocals": {"sends": {"verb": -6.0}}},
-                         "buses": {"verb": [{"kind": "gain", "params": {"gain_db": 0.0}}]}})
+    mix = Mix.from_dict(
+        {
+            "channels": {"vocals": {"sends": {"verb": -6.0}}},
+            "buses": {"verb": [{"kind": "gain", "params": {"gain_db": 0.0}}]},
+        }
+    )
     out = Renderer(mix, ["vocals"], RATE, 2).process(np.ones((1, 2, 32)))
     assert abs(out[0, -1] - (1 + 10 ** (-6 / 20))) < 1e-6
 
 
 # --- mixes as untrusted files ----------------------------------------------------------------------------------
+
 
 def test_mix_json_round_trips_with_automation():
     mix = preset("vocal-down", NAMES, 4.0)
@@ -145,18 +156,21 @@ def test_mix_json_round_trips_with_automation():
     assert again.at(2.5).channels["drums"].effects[0].params["wet_db"] == -6.0
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"channels": {"vocals": {"gain_db": 1e9}}}, "vocals.gain_db must be a number"),
-    ({"channels": {"vocals": {"pan": float("nan")}}}, "vocals.pan"),
-    ({"channels": {"vocals": {"effects": [{"kind": "reverb", "params": {"room_size": 50}}]}}}, "out of range"),
-    ({"channels": {"vocals": {"effects": [{"kind": "fuzz"}]}}}, "Unknown effect"),
-    ({"channels": {"vocals": {"volume": 3}}}, "unknown field"),
-    ({"stemdesk_mix": 99}, "newer StemDesk"),
-    ({"channels": {"vocals": {"effects": [{"kind": "gain"}] * 100}}}, "at most 32"),
-    ({"automation": {"vocals/gain_db": [[2, 0], [1, 0]]}}, "not in time order"),
-    ({"automation": {"vocals/fx/3/wet_db": [[0, 0]]}}, "names effect 3"),
-    ({"channels": {"vocals": {"sends": {"nowhere": 0}}}}, None),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"channels": {"vocals": {"gain_db": 1e9}}}, "vocals.gain_db must be a number"),
+        ({"channels": {"vocals": {"pan": float("nan")}}}, "vocals.pan"),
+        ({"channels": {"vocals": {"effects": [{"kind": "reverb", "params": {"room_size": 50}}]}}}, "out of range"),
+        ({"channels": {"vocals": {"effects": [{"kind": "fuzz"}]}}}, "Unknown effect"),
+        ({"channels": {"vocals": {"volume": 3}}}, "unknown field"),
+        ({"stemdesk_mix": 99}, "newer StemDesk"),
+        ({"channels": {"vocals": {"effects": [{"kind": "gain"}] * 100}}}, "at most 32"),
+        ({"automation": {"vocals/gain_db": [[2, 0], [1, 0]]}}, "not in time order"),
+        ({"automation": {"vocals/fx/3/wet_db": [[0, 0]]}}, "names effect 3"),
+        ({"channels": {"vocals": {"sends": {"nowhere": 0}}}}, None),
+    ],
+)
 def test_absurd_mixes_are_refused_with_the_field_named(data, message):
     if message is None:
         with pytest.raises(MixError, match="does not define"):
@@ -190,6 +204,7 @@ def test_automation_changes_the_offline_render_over_time(tmp_path):
 
 # --- certificates and the null report --------------------------------------------------------------------------
 
+
 def test_certificate_is_embedded_in_each_wav_and_lists_output_hashes(tmp_path):
     mixture, folder = make_stems(tmp_path, "24")
     cert = read_certificate(folder)
@@ -199,7 +214,7 @@ def test_certificate_is_embedded_in_each_wav_and_lists_output_hashes(tmp_path):
         assert item["sha256"] == certificate.sha256_file(path)
         assert certificate.read_embedded(path)["source"]["file"] == "mixture.wav"
         info = sf.info(str(path))
-        assert info.frames == 4 * RATE            # the appended chunk does not disturb readers
+        assert info.frames == 4 * RATE  # the appended chunk does not disturb readers
 
 
 def test_separate_writes_a_certificate_with_the_null_result(tmp_path, song_file):
@@ -228,13 +243,16 @@ def test_nullcheck_points_at_the_worst_regions(tmp_path):
 
 # --- DAW sessions ------------------------------------------------------------------------------------------------
 
+
 def session_mix() -> Mix:
     mix = preset("vocal-down", NAMES, 6.0)
     mix.channel("drums").pan = -0.5
     mix.channel("bass").mute = True
-    mix.channel("other").effects = [Effect.from_dict({"kind": "compressor", "params": {"ratio": 3}}),
-                                    Effect.from_dict({"kind": "peak", "params": {"gain_db": 2}}),
-                                    Effect.from_dict({"kind": "reverb"})]
+    mix.channel("other").effects = [
+        Effect.from_dict({"kind": "compressor", "params": {"ratio": 3}}),
+        Effect.from_dict({"kind": "peak", "params": {"gain_db": 2}}),
+        Effect.from_dict({"kind": "reverb"}),
+    ]
     mix.buses = {"verb": [Effect.from_dict({"kind": "reverb"})]}
     mix.channel("vocals").sends = {"verb": -12.0}
     mix.master = [Effect.from_dict({"kind": "limiter"})]
@@ -316,31 +334,41 @@ def test_rpp_parses_and_lists_files_gains_and_lengths(tmp_path):
 
 def test_cli_remix_export_and_separate_sessions(tmp_path, song_file):
     mixture, folder = make_stems(tmp_path, "16")
-    code, out, err = run("remix", folder, "--preset", "karaoke", "-o", tmp_path / "karaoke.wav",
-                         "--mixture", mixture)
+    code, out, err = run("remix", folder, "--preset", "karaoke", "-o", tmp_path / "karaoke.wav", "--mixture", mixture)
     assert code == 0, err
     assert json.loads((tmp_path / "karaoke.wav.certificate.json").read_text())["null"]["bit_exact"]
     (tmp_path / "mix.json").write_text(session_mix().to_json())
-    code, out, err = run("export", folder, "--session", "dawproject,rpp", "--mix", tmp_path / "mix.json",
-                         "-o", tmp_path / "daw" / "song", "--instrumental")
+    code, out, err = run(
+        "export",
+        folder,
+        "--session",
+        "dawproject,rpp",
+        "--mix",
+        tmp_path / "mix.json",
+        "-o",
+        tmp_path / "daw" / "song",
+        "--instrumental",
+    )
     assert code == 0, err
     assert (tmp_path / "daw" / "song.dawproject").is_file() and (tmp_path / "daw" / "song.rpp").is_file()
-    assert (tmp_path / "daw" / "song instrumental.wav").is_file()                 # beside the output, as the app's
+    assert (tmp_path / "daw" / "song instrumental.wav").is_file()  # beside the output, as the app's
     assert not (folder / "instrumental.wav").exists()
-    project = tmp_path / "karaoke.stemdesk"                                      # --mix takes a project's mix
+    project = tmp_path / "karaoke.stemdesk"  # --mix takes a project's mix
     project.write_text(json.dumps({"stemdesk_project": 1, "mix": preset("karaoke", NAMES).to_dict()}))
     code, _, err = run("remix", folder, "--mix", project, "-o", tmp_path / "from project.wav")
     assert code == 0, err
     rendered = sf.read(str(tmp_path / "from project.wav"))[0]
     karaoke = sf.read(str(tmp_path / "karaoke.wav"))[0]
     assert np.array_equal(rendered, karaoke) and not np.array_equal(rendered, sf.read(str(mixture))[0])
-    (tmp_path / "other.json").write_text(json.dumps({"tracks": [1, 2]}))       # not a mix: said, not ignored
+    (tmp_path / "other.json").write_text(json.dumps({"tracks": [1, 2]}))  # not a mix: said, not ignored
     code, _, err = run("remix", folder, "--mix", tmp_path / "other.json", "-o", tmp_path / "y.wav")
     assert code == 1 and "not a StemDesk mix" in err and "'tracks'" in err and not (tmp_path / "y.wav").exists()
     code, _, err = run("remix", folder, "--preset", "karaoke", "-o", tmp_path / "karaoke.flac")
-    assert code == 0, err                                                        # a second format keeps both
-    assert {p.name for p in tmp_path.glob("karaoke.*.certificate.json")} == {"karaoke.wav.certificate.json",
-                                                                             "karaoke.flac.certificate.json"}
+    assert code == 0, err  # a second format keeps both
+    assert {p.name for p in tmp_path.glob("karaoke.*.certificate.json")} == {
+        "karaoke.wav.certificate.json",
+        "karaoke.flac.certificate.json",
+    }
     song = song_file(seconds=2.0)
     code, out, err = run("separate", song, "-o", tmp_path / "sep", "--model", "tiny-4stem", "--session", "rpp")
     assert code == 0, err

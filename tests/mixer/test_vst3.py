@@ -24,8 +24,12 @@ def gain_plugin(tmp_path_factory) -> Path:
         pytest.skip("needs Debian's dpf-source, g++ and make (scripts/setup.sh --test installs them)")
     work = tmp_path_factory.mktemp("vst3")
     shutil.copytree(SOURCE, work / "src")
-    subprocess.run(["make", "-s", f"DPF_PATH={DPF}", f"DPF_TARGET_DIR={work / 'bin'}",
-                    f"DPF_BUILD_DIR={work / 'build'}"], cwd=work / "src", check=True, capture_output=True)
+    subprocess.run(
+        ["make", "-s", f"DPF_PATH={DPF}", f"DPF_TARGET_DIR={work / 'bin'}", f"DPF_BUILD_DIR={work / 'build'}"],
+        cwd=work / "src",
+        check=True,
+        capture_output=True,
+    )
     plugin = work / "bin" / "stemdesk-test-gain.vst3"
     assert plugin.is_dir()
     return plugin

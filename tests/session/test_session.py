@@ -23,8 +23,10 @@ TINY = "tiny-4stem"
 
 def test_the_session_layer_does_not_load_qt():
     # in a process of its own: pytest-qt has loaded Qt into this one
-    code = ("import sys, stemdesk.session.tasks, stemdesk.session.workspace; "
-            "sys.exit(any(name.startswith('PySide6') for name in sys.modules))")
+    code = (
+        "import sys, stemdesk.session.tasks, stemdesk.session.workspace; "
+        "sys.exit(any(name.startswith('PySide6') for name in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -37,15 +39,20 @@ def separate(engines, song, folder, **options):
     return tasks.separate(engines, song, folder, SeparateOptions(model=TINY, **options), threads=1).run()
 
 
-def test_a_separation_carries_its_null_check_and_writes_what_was_asked_beside_the_stems(engines, song_file,
-                                                                                         tmp_path):
+def test_a_separation_carries_its_null_check_and_writes_what_was_asked_beside_the_stems(engines, song_file, tmp_path):
     song = song_file(seconds=3.0)
     events = []
-    made = tasks.separate(engines, song, tmp_path / "stems", SeparateOptions(model=TINY),
-                          tasks.Extras(instrumental=True, sessions=["rpp"]), threads=1).run(events.append)
+    made = tasks.separate(
+        engines,
+        song,
+        tmp_path / "stems",
+        SeparateOptions(model=TINY),
+        tasks.Extras(instrumental=True, sessions=["rpp"]),
+        threads=1,
+    ).run(events.append)
     null = made.result.null
     certificate = json.loads(made.result.certificate.read_text(encoding="utf-8"))["null"]
-    assert null.bit_exact and null.as_dict() == certificate          # the result says what the certificate says
+    assert null.bit_exact and null.as_dict() == certificate  # the result says what the certificate says
     mix = sf.read(str(song), dtype="int32")[0]
     total = sum(sf.read(str(p), dtype="int32")[0].astype(np.int64) for p in made.result.outputs)
     assert np.array_equal(total, mix)
@@ -58,8 +65,13 @@ def test_a_separation_carries_its_null_check_and_writes_what_was_asked_beside_th
 
 def test_a_cancelled_separation_leaves_nothing(engines, song_file, tmp_path):
     token = CancelToken()
-    task = tasks.separate(engines, song_file(seconds=20.0), tmp_path / "stems",
-                          SeparateOptions(model=TINY, segment_seconds=2.0), threads=1)
+    task = tasks.separate(
+        engines,
+        song_file(seconds=20.0),
+        tmp_path / "stems",
+        SeparateOptions(model=TINY, segment_seconds=2.0),
+        threads=1,
+    )
     with pytest.raises(Cancelled):
         task.run(lambda event: token.cancel() if event.get("done") else None, token)
     assert not (tmp_path / "stems").exists() or not any((tmp_path / "stems").iterdir())
@@ -93,7 +105,7 @@ def test_a_project_whose_stems_no_longer_fit_opens_without_them_and_says_why(eng
     work = Workspace({"model": TINY})
     work.open_song(song)
     work.adopt(separate(engines, song, tmp_path / "stems").result)
-    work.project.view["stems_offset"] = 2 * 44100               # stems now reach past the song's end
+    work.project.view["stems_offset"] = 2 * 44100  # stems now reach past the song's end
     opened = Workspace({}).open_project(work.project)
     assert "longer than the song" in opened.stems_problem
 
@@ -110,7 +122,7 @@ def test_a_project_whose_song_is_gone_is_refused_and_the_workspace_keeps_what_it
 def test_discarding_removes_the_autosave_and_recovery_finds_an_untitled_one(song_file, tmp_path, monkeypatch):
     work = Workspace({})
     work.open_song(song_file(seconds=1.0))
-    assert work.autosave() is None                      # nothing changed: nothing to keep
+    assert work.autosave() is None  # nothing changed: nothing to keep
     mix = Mix()
     mix.vocal_db = 3.0
     work.set_mix(mix)
@@ -122,7 +134,7 @@ def test_discarding_removes_the_autosave_and_recovery_finds_an_untitled_one(song
     mix.vocal_db = -3.0
     work.set_mix(mix)
     auto = work.autosave()
-    monkeypatch.setattr(projects.os, "getpid", lambda: 999_999)    # as the next start sees a crashed one's
+    monkeypatch.setattr(projects.os, "getpid", lambda: 999_999)  # as the next start sees a crashed one's
     monkeypatch.setattr(projects, "process_alive", lambda pid: False)
     found = Workspace({}).recoverable()
     assert found == auto
@@ -136,8 +148,9 @@ def test_export_writes_each_choice_named_after_the_song(engines, song_file, tmp_
     choice = tasks.ExportChoice(stems=True, instrumental=True, mix=True, sessions=["rpp"])
     made = tasks.export(stems.outputs[0].parent, tmp_path / "out" / "song", choice, Mix(), song).run()
     assert made.stems == tmp_path / "out" / "song stems"
-    assert sorted(p.name for p in made.stems.iterdir()) == sorted([*(p.name for p in stems.outputs),
-                                                                   "stemdesk-certificate.json"])
+    assert sorted(p.name for p in made.stems.iterdir()) == sorted(
+        [*(p.name for p in stems.outputs), "stemdesk-certificate.json"]
+    )
     assert np.array_equal(sf.read(str(made.mix), dtype="int32")[0], sf.read(str(song), dtype="int32")[0])
     assert made.instrumental.name == "song instrumental.wav" and made.sessions["rpp"].suffix == ".rpp"
     with pytest.raises(StemDeskError, match="Nothing to export"):

@@ -32,7 +32,7 @@ def main() -> None:
     if mode == "grads":
         trainer = Trainer(config, songs[:3], songs[3:], out.parent / "grads-run")
         stems = regroup(trainer.sampler.batch(config.batch // trainer.world), trainer.mapping)
-        local = torch.tensor([float(objective_local(trainer, stems))])   # before the step: the same weights
+        local = torch.tensor([float(objective_local(trainer, stems))])  # before the step: the same weights
         loss = trainer.train_step(stems)
         # train_step has stepped the optimiser; the gradients it used are still in .grad.
         grads = torch.cat([p.grad.flatten() for p in trainer.estimator.parameters() if p.grad is not None])
@@ -44,12 +44,20 @@ def main() -> None:
         gathered_weights = [torch.empty_like(weights) for _ in range(trainer.world)]
         dist.all_gather(gathered_weights, weights)
         if trainer.rank == 0:
-            out.write_text(json.dumps({
-                "world": trainer.world, "mean_loss": loss,
-                "grad_max_difference": max(float((g - gathered_grads[0]).abs().max()) for g in gathered_grads),
-                "grad_norm": float(grads.norm()),
-                "weight_max_difference": max(float((w - gathered_weights[0]).abs().max()) for w in gathered_weights),
-                "local_losses": [float(x) for x in gathered_local]}))
+            out.write_text(
+                json.dumps(
+                    {
+                        "world": trainer.world,
+                        "mean_loss": loss,
+                        "grad_max_difference": max(float((g - gathered_grads[0]).abs().max()) for g in gathered_grads),
+                        "grad_norm": float(grads.norm()),
+                        "weight_max_difference": max(
+                            float((w - gathered_weights[0]).abs().max()) for w in gathered_weights
+                        ),
+                        "local_losses": [float(x) for x in gathered_local],
+                    }
+                )
+            )
     else:
         config.max_steps = 60
         config.validate_every = 15

@@ -50,4 +50,4 @@ def test_sampler_with_every_augmentation_yields_consistent_batches():
     batch = sampler.batch(3)
     assert batch.shape == (3, 4, 2, 8000) and torch.isfinite(batch).all()
     again = Sampler(songs, 8000, remix=0.5, seed=3, pitch_time=1.0).batch(3)
-    assert torch.equal(batch, again)       # seeded: a resumed run draws the same examples
+    assert torch.equal(batch, again)  # seeded: a resumed run draws the same examples

@@ -55,10 +55,12 @@ def planted(tmp_path):
     write_song(root / "silent", silent)
     shutil.copytree(root / "good", root / "good copy")
     odd = parts(5)
-    write_song(root / "odd names", odd, names={"vocals": "Lead Vox", "drums": "Kick", "bass": "Bass DI",
-                                               "other": "Tambourine"})
-    (tmp_path / "mapping.json").write_text(json.dumps({"vocals": ["Lead Vox*"], "drums": ["Kick*", "Snare*"],
-                                                       "bass": ["Bass*"]}))
+    write_song(
+        root / "odd names", odd, names={"vocals": "Lead Vox", "drums": "Kick", "bass": "Bass DI", "other": "Tambourine"}
+    )
+    (tmp_path / "mapping.json").write_text(
+        json.dumps({"vocals": ["Lead Vox*"], "drums": ["Kick*", "Snare*"], "bass": ["Bass*"]})
+    )
     return root, tmp_path / "mapping.json"
 
 
@@ -86,7 +88,7 @@ def test_csv_lists_and_missing_mixtures(tmp_path):
     (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
     result = check_dataset(discover(tmp_path / "list.csv"))
     assert result["ok"] == ["take"]
-    assert "mixture_minus_stems_db" not in result["songs"][0]["facts"]   # no mixture: it is the sum
+    assert "mixture_minus_stems_db" not in result["songs"][0]["facts"]  # no mixture: it is the sum
 
 
 @pytest.mark.slow
@@ -106,17 +108,58 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
     # for 7 min 44 s); the loose bound catches that without timing the machine.
     out, err = io.StringIO(), io.StringIO()
     started = time.monotonic()
-    code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "tiny-4stem", "--out",
-                 "no-gain", "--minutes", "0.3", "--lr", "0", "--valid", "odd names", "--threads", "1"],
-                out=out, err=err)
+    code = main(
+        [
+            "train",
+            "--data",
+            str(root),
+            "--mapping",
+            str(mapping),
+            "--from",
+            "tiny-4stem",
+            "--out",
+            "no-gain",
+            "--minutes",
+            "0.3",
+            "--lr",
+            "0",
+            "--valid",
+            "odd names",
+            "--threads",
+            "1",
+        ],
+        out=out,
+        err=err,
+    )
     assert code == 1 and "never beat the base model" in err.getvalue()
     assert "base model: validation uSDR" in err.getvalue()
     assert time.monotonic() - started < 2 * 0.3 * 60 + 10
     # a budget too small to train in at all is said so, with what would be enough
     err = io.StringIO()
-    assert main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "tiny-4stem", "--out",
-                 "no-time", "--minutes", "0.001", "--valid", "odd names", "--threads", "1"],
-                out=io.StringIO(), err=err) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(root),
+                "--mapping",
+                str(mapping),
+                "--from",
+                "tiny-4stem",
+                "--out",
+                "no-time",
+                "--minutes",
+                "0.001",
+                "--valid",
+                "odd names",
+                "--threads",
+                "1",
+            ],
+            out=io.StringIO(),
+            err=err,
+        )
+        == 1
+    )
     assert "leaves no time to train" in err.getvalue() and "Give at least" in err.getvalue()
     # ... while from a flat base (every mask equal: the final layer zeroed) a few steps do, and the tune is exported
     import torch
@@ -129,13 +172,36 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
             if name.startswith("out"):
                 parameter.zero_()
     # Its card recommends a learning rate; with no --lr the fine-tune uses it, and the tune passes it on.
-    save_model(user_models_dir() / "flat-4stem", "flat-4stem", flat,
-               {"training_data": "none", "licenses": {"weights": "test"},
-                "fine_tune": {"lr": 0.01, "freeze": ["conv"]}})
+    save_model(
+        user_models_dir() / "flat-4stem",
+        "flat-4stem",
+        flat,
+        {"training_data": "none", "licenses": {"weights": "test"}, "fine_tune": {"lr": 0.01, "freeze": ["conv"]}},
+    )
     out, err = io.StringIO(), io.StringIO()
-    code = main(["train", "--data", str(root), "--mapping", str(mapping), "--from", "flat-4stem", "--out",
-                 "my-tune", "--minutes", "0.1", "--valid", "odd names", "--threads", "1", "--ema", "0.5"],
-                out=out, err=err)
+    code = main(
+        [
+            "train",
+            "--data",
+            str(root),
+            "--mapping",
+            str(mapping),
+            "--from",
+            "flat-4stem",
+            "--out",
+            "my-tune",
+            "--minutes",
+            "0.1",
+            "--valid",
+            "odd names",
+            "--threads",
+            "1",
+            "--ema",
+            "0.5",
+        ],
+        out=out,
+        err=err,
+    )
     assert code == 0, err.getvalue()
     assert "learning rate 0.01, frozen: conv" in err.getvalue()
     assert "my-tune: fine-tuned from flat-4stem" in out.getvalue()
@@ -164,8 +230,10 @@ def test_real_aligned_stems_pass_and_a_bass_three_samples_late_is_caught(tmp_pat
     folder = DATA / "cc0-efree" / "4.Potassium"
     if not folder.is_dir():
         pytest.skip(DATA_MISSING)
-    stems = {n: sf.read(str(folder / f"{n}.ogg"), start=30 * 44100, frames=30 * 44100, always_2d=True)[0]
-             for n in ("vocals", "drums", "bass", "other")}
+    stems = {
+        n: sf.read(str(folder / f"{n}.ogg"), start=30 * 44100, frames=30 * 44100, always_2d=True)[0]
+        for n in ("vocals", "drums", "bass", "other")
+    }
     mixture = sum(stems.values())
     late = dict(stems, bass=np.roll(stems["bass"], 3, axis=0))
     for name, song in (("aligned", stems), ("late bass", late)):

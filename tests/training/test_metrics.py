@@ -21,8 +21,8 @@ def test_bss_eval_ranks_a_cleaner_estimate_higher_and_separates_interference_fro
     rng = np.random.default_rng(1)
     rate = 8000
     refs = rng.standard_normal((2, 2, rate * 3))
-    leaky = refs + 0.3 * refs[::-1]                          # interference from the other source
-    noisy = refs + 0.3 * rng.standard_normal(refs.shape)     # artefacts
+    leaky = refs + 0.3 * refs[::-1]  # interference from the other source
+    noisy = refs + 0.3 * rng.standard_normal(refs.shape)  # artefacts
     clean = refs + 0.05 * rng.standard_normal(refs.shape)
     leak, noise, good = (bss_eval_v4(refs, e, rate) for e in (leaky, noisy, clean))
     assert (good["sdr"] > noise["sdr"]).all()

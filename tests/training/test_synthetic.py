@@ -29,13 +29,13 @@ def test_a_composed_song_has_drums_on_the_drum_channel_a_bass_line_and_other_par
     assert 60 <= mido.tempo2bpm(tempo) <= 170
     drums, bass, other = notes(tracks["drums"]), notes(tracks["bass"]), notes(tracks["other"])
     assert {c for c, _, _ in drums} == {9}
-    assert {36, 42} <= {p for _, p, _ in drums} or {36, 46} <= {p for _, p, _ in drums}   # kick and hats
+    assert {36, 42} <= {p for _, p, _ in drums} or {36, 46} <= {p for _, p, _ in drums}  # kick and hats
     assert 9 not in {c for c, _, _ in bass + other}
-    assert all(36 <= p < 60 for _, p, _ in bass)                          # bass register
+    assert all(36 <= p < 60 for _, p, _ in bass)  # bass register
     programs = [m.program for m in tracks["bass"][0] if m.type == "program_change"]
     assert programs and programs[0] in BASSES
     assert all(p >= 48 for _, p, _ in other)
-    for part in (drums, bass, other):                                    # every part plays through all 8 bars
+    for part in (drums, bass, other):  # every part plays through all 8 bars
         assert max(t for _, _, t in part) >= 7 * 4 * TICKS
     # every note that starts also stops
     for track in tracks["drums"] + tracks["bass"] + tracks["other"]:
@@ -62,10 +62,10 @@ def test_rendered_stems_are_audible_silent_vocals_and_sample_only_into_their_own
         assert song.sample_rate == 44100 and song.usable == (False, True, True, True)
         assert 5.0 < song.length / song.sample_rate < 12.0
         audio = song.audio()
-        assert float(audio[0].abs().max()) == 0.0                           # no vocals
+        assert float(audio[0].abs().max()) == 0.0  # no vocals
         rms = audio[1:].pow(2).mean(dim=(1, 2)).sqrt()
-        assert (rms > 1e-3).all(), rms                                       # drums, bass and other all sound
-        assert float(audio[1:].abs().max()) < 1.0                            # and none clips
+        assert (rms > 1e-3).all(), rms  # drums, bass and other all sound
+        assert float(audio[1:].abs().max()) < 1.0  # and none clips
     # Written files hold what synthetic_song renders for that seed.
     again = synthetic_song(5, 6.0)
     assert np.array_equal(again.stems, songs[0].stems)

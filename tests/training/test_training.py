@@ -34,13 +34,23 @@ def config_for(kind: str, **extra) -> TrainConfig:
     small = dict(small_configs().get(kind, {}))
     sources = small.pop("sources", list(SOURCES))
     config = {"sources": sources, "stft": {"n_fft": 512, "hop": 128, "sample_rate": 16000}, **small}
-    return TrainConfig(estimator=kind, config=config, excerpt_seconds=1.0, batch=2, lr=3e-3, validate_every=4,
-                       minutes=5, max_steps=4, **extra)
+    return TrainConfig(
+        estimator=kind,
+        config=config,
+        excerpt_seconds=1.0,
+        batch=2,
+        lr=3e-3,
+        validate_every=4,
+        minutes=5,
+        max_steps=4,
+        **extra,
+    )
 
 
 # the mask estimators (fine-tuning a waveform estimator such as HTDemucs is refused so far)
-@pytest.mark.parametrize("kind", sorted(k for k, cls in BUILTIN_ESTIMATORS.items()
-                                        if issubclass(cls, Estimator) and k != "mix"))
+@pytest.mark.parametrize(
+    "kind", sorted(k for k, cls in BUILTIN_ESTIMATORS.items() if issubclass(cls, Estimator) and k != "mix")
+)
 def test_every_objective_fits_a_fixed_batch(kind):
     """Forty steps on one batch must lower each estimator's own training loss."""
     torch.manual_seed(0)
@@ -83,7 +93,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, ema):
 
     straight = train(tmp_path / "a", 4)
     train(tmp_path / "b", 2)
-    resumed = train(tmp_path / "b", 4)            # picks up the checkpoint at step 2
+    resumed = train(tmp_path / "b", 4)  # picks up the checkpoint at step 2
     assert resumed.step == 4
     for (name, a), (_, b) in zip(straight.estimator.state_dict().items(), resumed.estimator.state_dict().items()):
         assert torch.equal(a, b), name
@@ -108,7 +118,7 @@ def test_the_moving_average_follows_the_weights_and_is_what_validation_and_expor
     own = {n: p.detach().clone() for n, p in trainable.items()}
     for name, value in expected.items():
         torch.testing.assert_close(trainer.averaged[name], value)
-        assert not torch.equal(value, own[name]), name          # the average lags the weights
+        assert not torch.equal(value, own[name]), name  # the average lags the weights
     with trainer.averaged_weights():
         assert all(torch.equal(p, trainer.averaged[n]) for n, p in trainable.items())
     assert all(torch.equal(p, own[n]) for n, p in trainable.items())
@@ -129,8 +139,11 @@ def test_export_writes_a_model_that_loads(tmp_path, monkeypatch):
     songs = [synthetic_song(f"s{i}", i) for i in range(3)]
     config = config_for("open_unmix")
     trainer = Trainer(config, songs[:2], songs[2:], tmp_path / "run")
-    trainer.run(export=export_model(tmp_path / "models" / "mine", "mine", {"training_data": "synthetic",
-                                                                         "licenses": {"weights": "test"}}))
+    trainer.run(
+        export=export_model(
+            tmp_path / "models" / "mine", "mine", {"training_data": "synthetic", "licenses": {"weights": "test"}}
+        )
+    )
     estimator, card = load_estimator("mine")
     assert card.raw["metrics"]["validation_usdr_median_db"].keys() == set(SOURCES)
     for (name, a), (_, b) in zip(trainer.estimator.state_dict().items(), estimator.state_dict().items()):
@@ -155,16 +168,19 @@ def test_low_rank_adapters_train_only_themselves_and_merge_into_a_plain_model(tm
     names = add_adapters(adapted, 4)
     assert set(names) == {"fc1", "fc2", "fc3"}
     with torch.no_grad():
-        assert torch.allclose(adapted(spec), base(spec), atol=1e-6)          # B = 0: the base model exactly
+        assert torch.allclose(adapted(spec), base(spec), atol=1e-6)  # B = 0: the base model exactly
 
     config = config_for("open_unmix", adapters=4)
     config.max_steps, config.validate_every, config.lr = 6, 3, 1e-2
     trainer = Trainer(config, songs[:2], songs[2:], tmp_path / "run", init_state=state)
     trainable = {n for n, p in trainer.estimator.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith((".down", ".up")) for n in trainable)
-    trainer.run(export=export_model(tmp_path / "models" / "lora", "lora", {"training_data": "synthetic",
-                                                                         "licenses": {"weights": "test"}}))
-    for name, value in trainer.estimator.state_dict().items():            # frozen weights did not move
+    trainer.run(
+        export=export_model(
+            tmp_path / "models" / "lora", "lora", {"training_data": "synthetic", "licenses": {"weights": "test"}}
+        )
+    )
+    for name, value in trainer.estimator.state_dict().items():  # frozen weights did not move
         if ".base." in name:
             assert torch.equal(value, state[name.replace(".base", "")]), name
     assert any(m.up.abs().sum() > 0 for m in trainer.estimator.modules() if isinstance(m, LoRALinear))
@@ -172,7 +188,7 @@ def test_low_rank_adapters_train_only_themselves_and_merge_into_a_plain_model(tm
     trainer.estimator.eval()
     with torch.no_grad():
         assert torch.allclose(merged(spec), trainer.estimator(spec), atol=1e-5)
-    exported, _ = load_estimator("lora")                                    # loads as a plain open_unmix
+    exported, _ = load_estimator("lora")  # loads as a plain open_unmix
     assert set(exported.state_dict()) == set(state)
 
 
@@ -201,7 +217,7 @@ def test_a_source_no_training_song_has_is_a_clear_error_not_a_sampling_crash():
     from stemdesk.training.data import Sampler
 
     songs = [synthetic_song(f"s{i}", i) for i in range(2)]
-    songs = [Song(s.name, s.stems, (True, True, False, True), s.sample_rate) for s in songs]   # no usable bass
+    songs = [Song(s.name, s.stems, (True, True, False, True), s.sample_rate) for s in songs]  # no usable bass
     with pytest.raises(StemDeskError, match="No training song has a usable bass stem"):
         Sampler(songs, 8000, names=SOURCES)
 
@@ -214,7 +230,7 @@ def test_a_fine_tune_can_export_its_start_and_replaces_it_only_with_something_be
     facts = {"training_data": "synthetic", "licenses": {"weights": "test"}}
     for export_start in (False, True):
         config = config_for("open_unmix", beat_start=True)
-        config.lr = 0.0                                                     # it can never beat its start
+        config.lr = 0.0  # it can never beat its start
         trainer = Trainer(config, songs[:2], songs[2:], tmp_path / f"run-{export_start}", init_state=state)
         folder = tmp_path / "models" / f"start-{export_start}"
         trainer.run(export=export_model(folder, f"start-{export_start}", facts), export_start=export_start)
@@ -228,12 +244,23 @@ def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
     from stemdesk.training.model_card import render
 
     # A 2-stem variant carries its 4-stem weights' training table; the table keeps the stems that were trained.
-    card = {"id": "two", "estimator": "cascade", "sources": ["vocals", "accompaniment"], "sample_rate": 44100,
-            "config": {"stft": {"n_fft": 4096, "hop": 1024}}, "weights_sha256": "0" * 64,
-            "training": {"fine_tuning": {"steps_run": 50, "minutes_run": 8.0, "decision": "kept the start",
-                                         "validation_by_step": {"50": {"vocals": 6.0, "drums": 3.8, "bass": 2.8,
-                                                                       "other": 1.9}}}},
-            "fine_tune": {"lr": 5e-5, "freeze": ["second."], "why": "Measured."}}
+    card = {
+        "id": "two",
+        "estimator": "cascade",
+        "sources": ["vocals", "accompaniment"],
+        "sample_rate": 44100,
+        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
+        "weights_sha256": "0" * 64,
+        "training": {
+            "fine_tuning": {
+                "steps_run": 50,
+                "minutes_run": 8.0,
+                "decision": "kept the start",
+                "validation_by_step": {"50": {"vocals": 6.0, "drums": 3.8, "bass": 2.8, "other": 1.9}},
+            }
+        },
+        "fine_tune": {"lr": 5e-5, "freeze": ["second."], "why": "Measured."},
+    }
     text = render(card)
     assert "| step | vocals | drums | bass | other |" in text and "| 50 | 6.00 | 3.80 | 2.80 | 1.90 |" in text
     assert "nan" not in text
@@ -243,11 +270,23 @@ def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
 def test_a_model_card_says_what_a_continued_run_started_from_without_inventing_its_history():
     from stemdesk.training.model_card import render
 
-    card = {"id": "four", "estimator": "cascade", "sources": ["vocals"], "sample_rate": 44100,
-            "config": {"stft": {"n_fft": 4096, "hop": 1024}}, "weights_sha256": "0" * 64,
-            "training": {"continued_from": {"weights_sha256": "86e431c6be32" + "f" * 52, "step": 0,
-                                            "cpu_minutes": None, "validation_usdr_median_db": {"vocals": 5.66}}}}
-    composed = render(card)                     # a composed cascade: no training step, no minutes behind it
+    card = {
+        "id": "four",
+        "estimator": "cascade",
+        "sources": ["vocals"],
+        "sample_rate": 44100,
+        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
+        "weights_sha256": "0" * 64,
+        "training": {
+            "continued_from": {
+                "weights_sha256": "86e431c6be32" + "f" * 52,
+                "step": 0,
+                "cpu_minutes": None,
+                "validation_usdr_median_db": {"vocals": 5.66},
+            }
+        },
+    }
+    composed = render(card)  # a composed cascade: no training step, no minutes behind it
     assert "continued from the earlier weights (sha256 `86e431c6be32…`), which scored vocals 5.66" in composed
     assert "?" not in composed and "step 0" not in composed
     card["training"]["continued_from"].update(step=1050, cpu_minutes=92.4)
@@ -259,11 +298,20 @@ def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_seco
 
     from stemdesk.training.default_models import compose_card
 
-    lite = {"weights_sha256": "new", "metrics": {"step": 1200}, "training": {"config": {"lr": 5e-4}},
-            "training_data": {"synthetic": "60 random songs"}, "licenses": {"fluidr3-gm": "MIT"}}
-    old = {"fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
-           "training": {"fine_tuning": {"decision": "the untuned cascade ships"},
-                        "second_stage": {"weights_sha256": "old"}}}
+    lite = {
+        "weights_sha256": "new",
+        "metrics": {"step": 1200},
+        "training": {"config": {"lr": 5e-4}},
+        "training_data": {"synthetic": "60 random songs"},
+        "licenses": {"fluidr3-gm": "MIT"},
+    }
+    old = {
+        "fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
+        "training": {
+            "fine_tuning": {"decision": "the untuned cascade ships"},
+            "second_stage": {"weights_sha256": "old"},
+        },
+    }
     for name, card in (("stemdesk-4stem-lite", lite), ("stemdesk-4stem", old)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "card.json").write_text(json.dumps(card))
@@ -291,18 +339,26 @@ def test_a_composed_cascade_card_keeps_the_fine_tuning_advice_and_names_its_seco
 def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_stage_hears():
     from stemdesk.training.default_models import CASCADE, carry_over
 
-    before = {"parents": ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"],
-              "fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
-              "licenses": {"spleeter": "MIT", "weights": "old text"},
-              "training_data": {"spleeter": "25,000 songs", "train_songs": ["old"]},
-              "training": {"fine_tuning": {"decision": "untuned ships"}, "second_stage": {"weights_sha256": "lite"},
-                           "config": {"lr": 1e-4}}}
+    before = {
+        "parents": ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"],
+        "fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
+        "licenses": {"spleeter": "MIT", "weights": "old text"},
+        "training_data": {"spleeter": "25,000 songs", "train_songs": ["old"]},
+        "training": {
+            "fine_tuning": {"decision": "untuned ships"},
+            "second_stage": {"weights_sha256": "lite"},
+            "config": {"lr": 1e-4},
+        },
+    }
     config = TrainConfig(estimator="cascade", config={**CASCADE, "second_input": "rest"}, freeze=("first.",))
-    card = {"licenses": {"weights": "GPL"}, "training_data": {"train_songs": ["new"]},
-            "training": {"config": {"lr": 5e-4}}}
+    card = {
+        "licenses": {"weights": "GPL"},
+        "training_data": {"train_songs": ["new"]},
+        "training": {"config": {"lr": 5e-4}},
+    }
     carry_over(card, before, config)
     assert card["parents"] == before["parents"] and card["fine_tune"] == before["fine_tune"]
-    assert card["licenses"] == {"spleeter": "MIT", "weights": "GPL"}                 # this run's text wins
+    assert card["licenses"] == {"spleeter": "MIT", "weights": "GPL"}  # this run's text wins
     assert card["training_data"] == {"train_songs": ["new"], "spleeter": "25,000 songs"}
     assert card["training"]["fine_tuning"] == {"decision": "untuned ships", "note": "measured with earlier weights"}
     assert card["training"]["second_stage"] == {"weights_sha256": "lite"}

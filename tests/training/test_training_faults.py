@@ -23,11 +23,14 @@ WORKER = Path(__file__).with_name("train_worker.py")
 @pytest.mark.slow
 def test_kill_minus_nine_then_resume(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, str(WORKER), str(tmp_path), "1000"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, str(WORKER), str(tmp_path), "1000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     checkpoint = tmp_path / "checkpoint.json"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (checkpoint.is_file() and json.loads(checkpoint.read_text())["step"] >= 10):
+    while time.monotonic() < deadline and not (
+        checkpoint.is_file() and json.loads(checkpoint.read_text())["step"] >= 10
+    ):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -37,12 +40,13 @@ def test_kill_minus_nine_then_resume(tmp_path):
     # Nothing half-written survives: the checkpoint pair loads, temporaries are the only debris allowed.
     load_file(str(tmp_path / "checkpoint.safetensors"))
     target = step_at_kill + 10
-    done = subprocess.run([sys.executable, str(WORKER), str(tmp_path), str(target)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(WORKER), str(tmp_path), str(target)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     steps = [entry["step"] for entry in log]
-    assert steps == list(range(5, target + 1, 5))              # resumed where it stopped, no step logged twice
+    assert steps == list(range(5, target + 1, 5))  # resumed where it stopped, no step logged twice
     assert json.loads(checkpoint.read_text())["step"] == target
 
 
@@ -57,7 +61,7 @@ def test_a_nan_loss_rolls_back_to_the_last_checkpoint(tmp_path, monkeypatch):
     def step(stems):
         if trainer.step == 6 and not poisoned["done"]:
             poisoned["done"] = True
-            with torch.no_grad():                           # corrupt the weights as a diverging step would
+            with torch.no_grad():  # corrupt the weights as a diverging step would
                 for parameter in trainer.estimator.parameters():
                     parameter.fill_(float("nan"))
         return real_step(stems)

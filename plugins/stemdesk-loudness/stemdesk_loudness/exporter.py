@@ -14,7 +14,7 @@ from stemdesk.io.formats import OutputFormat
 
 from .meter import LoudnessMeter
 
-DEFAULT_TARGET = -14.0      # LUFS, what the main streaming services normalise to
+DEFAULT_TARGET = -14.0  # LUFS, what the main streaming services normalise to
 CEILING_DB = -1.0
 
 
@@ -43,9 +43,15 @@ def write_loudness_matched(stems, mix, out: Path, tempo=None, target: float | No
         return block
 
     def settings() -> dict:
-        return {"target_lufs": target, "measured_lufs": round(measured, 2), "gain_db": round(20 * np.log10(gain), 2),
-                "limited": limiter is not None, "result_lufs": round(check.integrated() or -99, 2)}
+        return {
+            "target_lufs": target,
+            "measured_lufs": round(measured, 2),
+            "gain_db": round(20 * np.log10(gain), 2),
+            "limited": limiter is not None,
+            "result_lufs": round(check.integrated() or -99, 2),
+        }
 
     path = Path(out).with_name(Path(out).name + ".loudness.wav")
-    return render_remix(stems, mix, path, OutputFormat.parse("wav", "24"), kind="loudness", process=gained,
-                        settings=settings).path
+    return render_remix(
+        stems, mix, path, OutputFormat.parse("wav", "24"), kind="loudness", process=gained, settings=settings
+    ).path

@@ -38,9 +38,9 @@ class LoudnessMeter:
         self.rate, self.channels = rate, channels
         self.filters = [_biquad_shelf(rate), _biquad_highpass(rate)]
         self.state = [np.zeros((channels, 2)) for _ in self.filters]
-        self.step = int(round(0.1 * rate))           # 100 ms: gating blocks are 4 steps long
+        self.step = int(round(0.1 * rate))  # 100 ms: gating blocks are 4 steps long
         self.pending = np.zeros((channels, 0))
-        self.step_energy: list[np.ndarray] = []      # mean square per channel per 100 ms step
+        self.step_energy: list[np.ndarray] = []  # mean square per channel per 100 ms step
         self.peak = 0.0
 
     def add(self, block: np.ndarray) -> None:
@@ -51,16 +51,16 @@ class LoudnessMeter:
         self.pending = np.concatenate([self.pending, block], axis=-1)
         whole = self.pending.shape[-1] // self.step
         if whole:
-            steps = self.pending[:, :whole * self.step].reshape(self.channels, whole, self.step)
-            self.step_energy.extend(np.mean(steps ** 2, axis=-1).T)
-            self.pending = self.pending[:, whole * self.step:]
+            steps = self.pending[:, : whole * self.step].reshape(self.channels, whole, self.step)
+            self.step_energy.extend(np.mean(steps**2, axis=-1).T)
+            self.pending = self.pending[:, whole * self.step :]
 
     def integrated(self) -> float | None:
         if len(self.step_energy) < 4:
             return None
-        steps = np.array(self.step_energy)                                    # (steps, channels)
-        blocks = np.stack([steps[i:i + 4].mean(axis=0) for i in range(len(steps) - 3)])
-        power = blocks.sum(axis=1)                                            # channel weights 1.0 (L, R, C)
+        steps = np.array(self.step_energy)  # (steps, channels)
+        blocks = np.stack([steps[i : i + 4].mean(axis=0) for i in range(len(steps) - 3)])
+        power = blocks.sum(axis=1)  # channel weights 1.0 (L, R, C)
         loudness = -0.691 + 10 * np.log10(np.maximum(power, 1e-20))
         gated = power[loudness > ABSOLUTE_GATE]
         if gated.size == 0:

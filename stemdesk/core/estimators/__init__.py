@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .band_mlp import BandMLP
 from .base import OBJECTIVES, AnyEstimator, Estimator, WaveformEstimator
@@ -16,13 +17,28 @@ from .open_unmix import OpenUnmix
 from .unet import UNet
 
 BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
-    {cls.kind: cls for cls in (MixEstimator, BandMLP, OpenUnmix, DeepKaraoke, RomaCNN, LinCNN, UNet,
-                               DenseNetEstimator, MMDenseNet, Cascade, HTDemucs)}
+    {
+        cls.kind: cls
+        for cls in (
+            MixEstimator,
+            BandMLP,
+            OpenUnmix,
+            DeepKaraoke,
+            RomaCNN,
+            LinCNN,
+            UNet,
+            DenseNetEstimator,
+            MMDenseNet,
+            Cascade,
+            HTDemucs,
+        )
+    }
 )
 
 
-def build_estimator(kind: str, config: Mapping[str, Any],
-                    table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS) -> AnyEstimator:
+def build_estimator(
+    kind: str, config: Mapping[str, Any], table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS
+) -> AnyEstimator:
     """Construct an estimator from its registry name and the config a model card stores."""
     try:
         cls = table[kind]

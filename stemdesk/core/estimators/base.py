@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ..masks import MASK_KINDS
 from ..stft import STFTConfig
-
 
 # Training objectives an estimator can declare (the trainer implements them):
 #   magnitude_l1 / magnitude_mse: distance between masked mixture magnitudes and the sources' magnitudes;
@@ -82,7 +82,12 @@ class Estimator(torch.nn.Module):
         stft = self.stft_config
         return {
             "sources": list(self.sources),
-            "stft": {"n_fft": stft.n_fft, "hop": stft.hop, "win_length": stft.win_length, "sample_rate": stft.sample_rate},
+            "stft": {
+                "n_fft": stft.n_fft,
+                "hop": stft.hop,
+                "win_length": stft.win_length,
+                "sample_rate": stft.sample_rate,
+            },
             "channels": self.channels,
             "mask": self.mask,
             "residual": self.residual,
@@ -108,8 +113,9 @@ class WaveformEstimator(torch.nn.Module):
     # (as the reference implementation does).
     overlap_fraction: ClassVar[float] = 0.25
 
-    def __init__(self, sources: Sequence[str], sample_rate: int = 44100, channels: int = 2, segment: int = 343980,
-                 **hyper: Any):
+    def __init__(
+        self, sources: Sequence[str], sample_rate: int = 44100, channels: int = 2, segment: int = 343980, **hyper: Any
+    ):
         super().__init__()
         if len(sources) < 2:
             raise ValueError("an estimator separates at least two sources")
@@ -120,8 +126,13 @@ class WaveformEstimator(torch.nn.Module):
         self.hyper = dict(hyper)
 
     def config(self) -> dict[str, Any]:
-        return {"sources": list(self.sources), "sample_rate": self.sample_rate, "channels": self.channels,
-                "segment": self.segment, **self.hyper}
+        return {
+            "sources": list(self.sources),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "segment": self.segment,
+            **self.hyper,
+        }
 
     def forward(self, audio: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

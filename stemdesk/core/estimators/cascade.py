@@ -7,7 +7,8 @@ Both see the same mixture magnitudes on the same STFT grid.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -49,22 +50,38 @@ class Cascade(Estimator):
     kind = "cascade"
     sums_to_one = True
 
-    def __init__(self, *args, first: Mapping[str, Any], second: Mapping[str, Any], first_bins: int | None = None,
-                 rest_exponent: float = 1.0, second_input: str = "mix", **kwargs):
+    def __init__(
+        self,
+        *args,
+        first: Mapping[str, Any],
+        second: Mapping[str, Any],
+        first_bins: int | None = None,
+        rest_exponent: float = 1.0,
+        second_input: str = "mix",
+        **kwargs,
+    ):
         kwargs.setdefault("mask", "ratio")
         if not rest_exponent > 0:
             raise ValueError(f"rest_exponent must be positive, not {rest_exponent}")
         if second_input not in ("mix", "rest"):
             raise ValueError(f'second_input must be "mix" or "rest", not {second_input!r}')
-        super().__init__(*args, first=dict(first), second=dict(second), first_bins=first_bins,
-                         rest_exponent=float(rest_exponent), second_input=second_input, **kwargs)
+        super().__init__(
+            *args,
+            first=dict(first),
+            second=dict(second),
+            first_bins=first_bins,
+            rest_exponent=float(rest_exponent),
+            second_input=second_input,
+            **kwargs,
+        )
         self.rest_exponent = float(rest_exponent)
         self.second_input = second_input
         # A stage's config inherits the cascade's STFT and channels (and the second its sources) unless it sets them.
         stft = self.config()["stft"]
         self.first = _stage(first["kind"], {"stft": stft, "channels": self.channels, **first["config"]})
-        self.second = _stage(second["kind"], {"sources": list(self.sources), "stft": stft,
-                                                       "channels": self.channels, **second["config"]})
+        self.second = _stage(
+            second["kind"], {"sources": list(self.sources), "stft": stft, "channels": self.channels, **second["config"]}
+        )
         lead = self.first.sources[0]
         if lead not in self.second.sources:
             raise ValueError(f"the second estimator must also estimate {lead!r}, the first's first source")
@@ -73,7 +90,10 @@ class Cascade(Estimator):
             raise ValueError(f"a cascade of these estimators has sources {list(expected)}, not {list(self.sources)}")
         for part in (self.first, self.second):
             same_grid = (part.stft_config.n_fft, part.stft_config.hop, part.stft_config.sample_rate) == (
-                self.stft_config.n_fft, self.stft_config.hop, self.stft_config.sample_rate)
+                self.stft_config.n_fft,
+                self.stft_config.hop,
+                self.stft_config.sample_rate,
+            )
             if not same_grid or part.channels != self.channels:
                 raise ValueError("both estimators of a cascade must share its STFT and channel count")
         self.lead = self.second.sources.index(lead)
@@ -96,7 +116,7 @@ class Cascade(Estimator):
         others = [i for i in range(second.shape[1]) if i != self.lead]
         rest = second[:, others]
         if exponent != 1.0:
-            rest = rest.clamp_min(SILENT).pow(exponent)                  # no infinite gradient at 0 for p < 1
+            rest = rest.clamp_min(SILENT).pow(exponent)  # no infinite gradient at 0 for p < 1
         rest = ratio_masks(rest)
         return torch.cat([lead.unsqueeze(1), (1 - lead).unsqueeze(1) * rest], dim=1)
 

@@ -16,8 +16,9 @@ from .base import Estimator
 from .layers import InputScaler, frame_windows, overlap_average
 
 
-def _conv_trunk(kernel: tuple[int, int], filters: tuple[int, ...], pool: tuple[tuple[int, int], ...],
-                batch_norm: bool) -> torch.nn.Sequential:
+def _conv_trunk(
+    kernel: tuple[int, int], filters: tuple[int, ...], pool: tuple[tuple[int, int], ...], batch_norm: bool
+) -> torch.nn.Sequential:
     """Conv → (BN) → ReLU → max-pool layers over (frames, bins); time is never strided so every frame keeps
     its own features."""
     layers: list[torch.nn.Module] = []
@@ -35,7 +36,7 @@ def _conv_trunk(kernel: tuple[int, int], filters: tuple[int, ...], pool: tuple[t
 
 def _trunk_features(trunk: torch.nn.Module, x: Tensor) -> Tensor:
     """x (batch, frames, bins) → per-frame features (batch, channels·reduced_bins, frames)."""
-    y = trunk(x.unsqueeze(1))                                        # (batch, filters, frames, reduced_bins)
+    y = trunk(x.unsqueeze(1))  # (batch, filters, frames, reduced_bins)
     batch, filters, frames, reduced = y.shape
     return y.permute(0, 1, 3, 2).reshape(batch, filters * reduced, frames)
 
@@ -51,8 +52,15 @@ class DeepKaraoke(Estimator):
 
     kind = "deep_karaoke"
 
-    def __init__(self, *args, window: int = 20, filters: tuple[int, ...] = (8, 16), hidden: int = 128,
-                 alpha: float | None = 0.5, **kwargs):
+    def __init__(
+        self,
+        *args,
+        window: int = 20,
+        filters: tuple[int, ...] = (8, 16),
+        hidden: int = 128,
+        alpha: float | None = 0.5,
+        **kwargs,
+    ):
         kwargs.setdefault("mask", "sigmoid")
         kwargs.setdefault("residual", True)
         kwargs.setdefault("channels", 1)
@@ -69,23 +77,26 @@ class DeepKaraoke(Estimator):
         for _ in filters:
             reduced = -(-reduced // 4)
         self.dense = torch.nn.Sequential(
-            torch.nn.Linear(filters[-1] * reduced * window, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
-            torch.nn.Linear(hidden, window * self.bins))
+            torch.nn.Linear(filters[-1] * reduced * window, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.2),
+            torch.nn.Linear(hidden, window * self.bins),
+        )
 
     def probabilities(self, mag: Tensor) -> Tensor:
         """mag (batch, 1, bins, frames) → vocal probability (batch, 1, bins, frames), averaged over windows."""
         batch, channels, bins, frames = mag.shape
-        x = self.scaler(mag).reshape(batch * channels, bins, frames).transpose(1, 2)   # (b·c, frames, bins)
-        features = _trunk_features(self.trunk, x)                                      # (b·c, feat, frames)
+        x = self.scaler(mag).reshape(batch * channels, bins, frames).transpose(1, 2)  # (b·c, frames, bins)
+        features = _trunk_features(self.trunk, x)  # (b·c, feat, frames)
         w = self.window
         # Windows of w frames starting at −(w−1) … frames−1, so every frame is covered by exactly w of them.
-        windows = F.pad(features, (w - 1, w - 1)).unfold(-1, w, 1).transpose(1, 2)    # (b·c, frames+w−1, feat, w)
-        logits = self.dense(windows.flatten(2))                                        # (b·c, n, w·bins)
+        windows = F.pad(features, (w - 1, w - 1)).unfold(-1, w, 1).transpose(1, 2)  # (b·c, frames+w−1, feat, w)
+        logits = self.dense(windows.flatten(2))  # (b·c, n, w·bins)
         probs = torch.sigmoid(logits).reshape(batch * channels, -1, w, bins).transpose(2, 3)
         return overlap_average(probs, frames).reshape(batch, channels, bins, frames)
 
     def forward(self, mag: Tensor) -> Tensor:
-        p = self.probabilities(mag).unsqueeze(1)                  # (batch, 1, channels, bins, frames)
+        p = self.probabilities(mag).unsqueeze(1)  # (batch, 1, channels, bins, frames)
         if not self.training and self.alpha is not None:
             return (p > self.alpha).to(p.dtype)
         return p
@@ -102,16 +113,24 @@ class RomaCNN(Estimator):
 
     kind = "roma_cnn"
 
-    def __init__(self, *args, head: str = "cnn1", context_frames: int = 11, filters: tuple[int, ...] = (16, 16),
-                 hidden: int = 256, **kwargs):
+    def __init__(
+        self,
+        *args,
+        head: str = "cnn1",
+        context_frames: int = 11,
+        filters: tuple[int, ...] = (16, 16),
+        hidden: int = 256,
+        **kwargs,
+    ):
         if head not in ("cnn1", "cnn2"):
             raise ValueError("head must be 'cnn1' (sigmoid, MSE) or 'cnn2' (softmax, NLL)")
         kwargs.setdefault("mask", "sigmoid" if head == "cnn1" else "ratio")
         kwargs.setdefault("channels", 1)
         kwargs.setdefault("context", context_frames // 2)
         kwargs.setdefault("objective", "irm_mse" if head == "cnn1" else "argmax_nll")
-        super().__init__(*args, head=head, context_frames=context_frames, filters=list(filters), hidden=hidden,
-                         **kwargs)
+        super().__init__(
+            *args, head=head, context_frames=context_frames, filters=list(filters), hidden=hidden, **kwargs
+        )
         self.head = head
         self.side = context_frames // 2  # frames each side (not `half`: that is Module.half())
         self.scaler = InputScaler(self.bins)
@@ -122,20 +141,24 @@ class RomaCNN(Estimator):
             reduced, width = -(-reduced // 4), f
         features = width * reduced * context_frames
         self.dense = torch.nn.Sequential(
-            torch.nn.Linear(features, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
-            torch.nn.Linear(hidden, self.predicted * self.bins))
+            torch.nn.Linear(features, hidden),
+            torch.nn.BatchNorm1d(hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.2),
+            torch.nn.Linear(hidden, self.predicted * self.bins),
+        )
 
     def forward(self, mag: Tensor) -> Tensor:
         batch, channels, bins, frames = mag.shape
         x = self.scaler(mag).reshape(batch * channels, bins, frames)
         features = _trunk_features(self.trunk, x.transpose(1, 2)) if len(self.trunk) else x
-        windows = frame_windows(features, self.side, self.side)                       # (b·c, frames, feat, ctx)
-        hidden = self.dense[0](windows.flatten(2))                                     # (b·c, frames, hidden)
-        hidden = self.dense[1](hidden.transpose(1, 2)).transpose(1, 2)                 # batch norm over hidden
-        out = self.dense[4](self.dense[3](self.dense[2](hidden)))                      # (b·c, frames, P·bins)
+        windows = frame_windows(features, self.side, self.side)  # (b·c, frames, feat, ctx)
+        hidden = self.dense[0](windows.flatten(2))  # (b·c, frames, hidden)
+        hidden = self.dense[1](hidden.transpose(1, 2)).transpose(1, 2)  # batch norm over hidden
+        out = self.dense[4](self.dense[3](self.dense[2](hidden)))  # (b·c, frames, P·bins)
         out = out.reshape(batch, channels, frames, self.predicted, bins).permute(0, 3, 1, 4, 2)
         if self.head == "cnn1":
-            return torch.sigmoid(out)                                                  # renormalised by the policy
+            return torch.sigmoid(out)  # renormalised by the policy
         probs = torch.softmax(out, dim=1)
         if not self.training:
             return F.one_hot(probs.argmax(dim=1), self.predicted).movedim(-1, 1).to(probs.dtype)
@@ -151,15 +174,30 @@ class LinCNN(Estimator):
 
     kind = "lin_cnn"
 
-    def __init__(self, *args, context_frames: int = 9, filters: tuple[int, ...] = (8, 16), hidden: int = 256,
-                 theta: float | None = None, targets: tuple[float, float] = (0.02, 0.98), **kwargs):
+    def __init__(
+        self,
+        *args,
+        context_frames: int = 9,
+        filters: tuple[int, ...] = (8, 16),
+        hidden: int = 256,
+        theta: float | None = None,
+        targets: tuple[float, float] = (0.02, 0.98),
+        **kwargs,
+    ):
         kwargs.setdefault("mask", "sigmoid")
         kwargs.setdefault("residual", True)
         kwargs.setdefault("channels", 1)
         kwargs.setdefault("context", context_frames // 2)
         kwargs.setdefault("objective", "ibm_bce")
-        super().__init__(*args, context_frames=context_frames, filters=list(filters), hidden=hidden, theta=theta,
-                         targets=list(targets), **kwargs)
+        super().__init__(
+            *args,
+            context_frames=context_frames,
+            filters=list(filters),
+            hidden=hidden,
+            theta=theta,
+            targets=list(targets),
+            **kwargs,
+        )
         if self.predicted != 1:
             raise ValueError("lin_cnn predicts one source (vocals) and leaves the rest to the residual")
         self.side = context_frames // 2  # frames each side (not `half`: that is Module.half())
@@ -171,15 +209,18 @@ class LinCNN(Estimator):
         for _ in filters:
             reduced = -(-reduced // 12)
         self.dense = torch.nn.Sequential(
-            torch.nn.Linear(filters[-1] * reduced * context_frames, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.5),
-            torch.nn.Linear(hidden, self.bins))
+            torch.nn.Linear(filters[-1] * reduced * context_frames, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.5),
+            torch.nn.Linear(hidden, self.bins),
+        )
 
     def forward(self, mag: Tensor) -> Tensor:
         batch, channels, bins, frames = mag.shape
         x = self.scaler(mag).reshape(batch * channels, bins, frames).transpose(1, 2)
         windows = frame_windows(_trunk_features(self.trunk, x), self.side, self.side)
-        p = torch.sigmoid(self.dense(windows.flatten(2)))                              # (b·c, frames, bins)
-        p = p.reshape(batch, channels, frames, bins).transpose(2, 3).unsqueeze(1)      # (batch, 1, ch, bins, frames)
+        p = torch.sigmoid(self.dense(windows.flatten(2)))  # (b·c, frames, bins)
+        p = p.reshape(batch, channels, frames, bins).transpose(2, 3).unsqueeze(1)  # (batch, 1, ch, bins, frames)
         if not self.training and self.theta is not None:
             return (p > self.theta).to(p.dtype)
         return p

@@ -20,9 +20,13 @@ class DenseBlock(torch.nn.Module):
     def __init__(self, cin: int, growth: int, layers: int):
         super().__init__()
         self.layers = torch.nn.ModuleList(
-            torch.nn.Sequential(torch.nn.BatchNorm2d(cin + i * growth), torch.nn.ReLU(),
-                                torch.nn.Conv2d(cin + i * growth, growth, 3, padding=1))
-            for i in range(layers))
+            torch.nn.Sequential(
+                torch.nn.BatchNorm2d(cin + i * growth),
+                torch.nn.ReLU(),
+                torch.nn.Conv2d(cin + i * growth, growth, 3, padding=1),
+            )
+            for i in range(layers)
+        )
         self.out_channels = cin + layers * growth
 
     def forward(self, x: Tensor) -> Tensor:
@@ -59,7 +63,7 @@ class DenseNet(torch.nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         t, f = x.shape[-2:]
-        m = 2 ** self.levels
+        m = 2**self.levels
         x = F.pad(x, (0, (-f) % m, 0, (-t) % m))
         h = self.first(x)
         skips = []
@@ -78,11 +82,20 @@ class DenseNetEstimator(Estimator):
 
     kind = "densenet"
 
-    def __init__(self, *args, growth: int = 8, layers: int = 2, levels: int = 3, max_bins: int = 1024,
-                 bands: tuple[int, ...] = (), **kwargs):
+    def __init__(
+        self,
+        *args,
+        growth: int = 8,
+        layers: int = 2,
+        levels: int = 3,
+        max_bins: int = 1024,
+        bands: tuple[int, ...] = (),
+        **kwargs,
+    ):
         kwargs.setdefault("mask", "softmax")
-        super().__init__(*args, growth=growth, layers=layers, levels=levels, max_bins=max_bins, bands=list(bands),
-                         **kwargs)
+        super().__init__(
+            *args, growth=growth, layers=layers, levels=levels, max_bins=max_bins, bands=list(bands), **kwargs
+        )
         self.max_bins = min(max_bins, self.bins)
         self.scaler = InputScaler(self.bins)
         self.full = DenseNet(self.channels, growth, layers, levels)
@@ -99,12 +112,12 @@ class DenseNetEstimator(Estimator):
 
     def forward(self, mag: Tensor) -> Tensor:
         batch, channels, bins, frames = mag.shape
-        x = self.scaler(mag)[:, :, : self.max_bins].transpose(2, 3)           # (batch, ch, frames, max_bins)
+        x = self.scaler(mag)[:, :, : self.max_bins].transpose(2, 3)  # (batch, ch, frames, max_bins)
         h = self.full(x)
         if self.edges:
             bands = torch.cat([net(x[..., lo:hi]) for net, (lo, hi) in zip(self.band_nets, self.edges)], dim=-1)
             h = self.final(torch.cat([h, bands], dim=1))
-        logits = self.head(h)                                                 # (batch, P·ch, frames, max_bins)
+        logits = self.head(h)  # (batch, P·ch, frames, max_bins)
         logits = logits.reshape(batch, self.predicted, channels, frames, self.max_bins).transpose(3, 4)
         high = bins - self.max_bins
         if high:

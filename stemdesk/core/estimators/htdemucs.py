@@ -13,7 +13,8 @@ other training options of the reference are not carried over.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,13 +43,18 @@ class DConv(nn.Module):
         hidden = int(channels / compress)
         self.layers = nn.ModuleList()
         for d in range(depth):
-            dilation = 2 ** d
-            self.layers.append(nn.Sequential(
-                nn.Conv1d(channels, hidden, 3, dilation=dilation, padding=dilation),
-                nn.GroupNorm(1, hidden), nn.GELU(),
-                nn.Conv1d(hidden, 2 * channels, 1),
-                nn.GroupNorm(1, 2 * channels), nn.GLU(1),
-                LayerScale(channels, init)))
+            dilation = 2**d
+            self.layers.append(
+                nn.Sequential(
+                    nn.Conv1d(channels, hidden, 3, dilation=dilation, padding=dilation),
+                    nn.GroupNorm(1, hidden),
+                    nn.GELU(),
+                    nn.Conv1d(hidden, 2 * channels, 1),
+                    nn.GroupNorm(1, 2 * channels),
+                    nn.GLU(1),
+                    LayerScale(channels, init),
+                )
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:
@@ -67,8 +73,7 @@ class EncoderLayer(nn.Module):
     """Strided convolution, GELU, the DConv branch, a 1×1 "rewrite" convolution with GLU. ``freq``: the layer
     convolves along frequency (2-d kernels of height ``kernel``), else along time."""
 
-    def __init__(self, chin: int, chout: int, freq: bool, kernel: int = 8, stride: int = 4,
-                 dconv: dict | None = None):
+    def __init__(self, chin: int, chout: int, freq: bool, kernel: int = 8, stride: int = 4, dconv: dict | None = None):
         super().__init__()
         self.freq, self.stride = freq, stride
         pad = kernel // 4
@@ -97,8 +102,17 @@ class DecoderLayer(nn.Module):
     """The skip connection added, a 3-wide "rewrite" convolution with GLU, the DConv branch (when ``dconv``), then
     a transposed convolution."""
 
-    def __init__(self, chin: int, chout: int, freq: bool, last: bool, kernel: int = 8, stride: int = 4,
-                 context: int = 1, dconv: dict | None = None):
+    def __init__(
+        self,
+        chin: int,
+        chout: int,
+        freq: bool,
+        last: bool,
+        kernel: int = 8,
+        stride: int = 4,
+        context: int = 1,
+        dconv: dict | None = None,
+    ):
         super().__init__()
         self.freq, self.last, self.pad = freq, last, kernel // 4
         self.conv_tr: nn.ConvTranspose1d | nn.ConvTranspose2d
@@ -116,7 +130,7 @@ class DecoderLayer(nn.Module):
         if self.dconv is not None:
             y = _over_frequencies(self.dconv, y) if self.freq else self.dconv(y)
         z = self.conv_tr(y)
-        z = z[..., self.pad:-self.pad, :] if self.freq else z[..., self.pad:self.pad + length]
+        z = z[..., self.pad : -self.pad, :] if self.freq else z[..., self.pad : self.pad + length]
         return z if self.last else F.gelu(z)
 
 
@@ -220,7 +234,7 @@ def sin_embedding_2d(dim: int, height: int, width: int, max_period: float = 1000
     pe[0:half:2] = torch.sin(pos_w * div).t()[:, None, :].expand(-1, height, -1)
     pe[1:half:2] = torch.cos(pos_w * div).t()[:, None, :].expand(-1, height, -1)
     pe[half::2] = torch.sin(pos_h * div).t()[:, :, None].expand(-1, -1, width)
-    pe[half + 1::2] = torch.cos(pos_h * div).t()[:, :, None].expand(-1, -1, width)
+    pe[half + 1 :: 2] = torch.cos(pos_h * div).t()[:, :, None].expand(-1, -1, width)
     return pe
 
 
@@ -237,7 +251,7 @@ class CrossTransformer(nn.Module):
 
     def forward(self, x: Tensor, xt: Tensor) -> tuple[Tensor, Tensor]:
         batch, channels, freqs, frames = x.shape
-        pos = sin_embedding_2d(channels, freqs, frames).to(x)                  # (C, Fr, T)
+        pos = sin_embedding_2d(channels, freqs, frames).to(x)  # (C, Fr, T)
         x = self.norm_in(x.permute(0, 3, 2, 1).reshape(batch, frames * freqs, channels))
         x = x + pos.permute(2, 1, 0).reshape(1, frames * freqs, channels)
         xt = xt.transpose(1, 2)
@@ -259,14 +273,32 @@ class HTDemucs(WaveformEstimator):
     kind: ClassVar[str] = "htdemucs"
     window: Tensor  # a buffer
 
-    def __init__(self, sources: Sequence[str] = ("drums", "bass", "other", "vocals"), sample_rate: int = 44100,
-                 channels: int = 2, segment: int = 343980, width: int = 48, depth: int = 4, nfft: int = 4096,
-                 bottom_channels: int = 512, transformer_layers: int = 5, heads: int = 8,
-                 freq_emb: float = 0.2, decoder_dconv: bool = True):
+    def __init__(
+        self,
+        sources: Sequence[str] = ("drums", "bass", "other", "vocals"),
+        sample_rate: int = 44100,
+        channels: int = 2,
+        segment: int = 343980,
+        width: int = 48,
+        depth: int = 4,
+        nfft: int = 4096,
+        bottom_channels: int = 512,
+        transformer_layers: int = 5,
+        heads: int = 8,
+        freq_emb: float = 0.2,
+        decoder_dconv: bool = True,
+    ):
         super().__init__(sources, sample_rate, channels, segment)
-        self.config_extra = {"width": width, "depth": depth, "nfft": nfft, "bottom_channels": bottom_channels,
-                             "transformer_layers": transformer_layers, "heads": heads, "freq_emb": freq_emb,
-                             "decoder_dconv": decoder_dconv}
+        self.config_extra = {
+            "width": width,
+            "depth": depth,
+            "nfft": nfft,
+            "bottom_channels": bottom_channels,
+            "transformer_layers": transformer_layers,
+            "heads": heads,
+            "freq_emb": freq_emb,
+            "decoder_dconv": decoder_dconv,
+        }
         self.nfft, self.hop = nfft, nfft // 4
         self.depth = depth
         dconv = {"compress": 8, "depth": 2, "init": 1e-3}
@@ -309,9 +341,17 @@ class HTDemucs(WaveformEstimator):
         pad = hop // 2 * 3
         x = F.pad(x, (pad, pad + frames * hop - length), mode="reflect")
         shape = x.shape[:-1]
-        z = torch.stft(x.reshape(-1, x.shape[-1]), self.nfft, hop, window=self.window, normalized=True,
-                       center=True, pad_mode="reflect", return_complex=True)
-        return z.view(*shape, *z.shape[-2:])[..., :-1, 2:2 + frames]
+        z = torch.stft(
+            x.reshape(-1, x.shape[-1]),
+            self.nfft,
+            hop,
+            window=self.window,
+            normalized=True,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+        return z.view(*shape, *z.shape[-2:])[..., :-1, 2 : 2 + frames]
 
     def ispec(self, z: Tensor, length: int) -> Tensor:
         hop = self.hop
@@ -319,9 +359,10 @@ class HTDemucs(WaveformEstimator):
         pad = hop // 2 * 3
         total = hop * -(-length // hop) + 2 * pad
         shape = z.shape[:-2]
-        x = torch.istft(z.reshape(-1, *z.shape[-2:]), self.nfft, hop, window=self.window, normalized=True,
-                        length=total, center=True)
-        return x.view(*shape, total)[..., pad:pad + length]
+        x = torch.istft(
+            z.reshape(-1, *z.shape[-2:]), self.nfft, hop, window=self.window, normalized=True, length=total, center=True
+        )
+        return x.view(*shape, total)[..., pad : pad + length]
 
     def network(self, mix: Tensor, mag: Tensor) -> tuple[Tensor, Tensor]:
         """mix (batch, channels, segment) and its STFT as real channels (batch, 2·channels, nfft/2, frames) →
@@ -373,9 +414,10 @@ class HTDemucs(WaveformEstimator):
         mag = torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, freqs, frames)
         x, xt = self.network(mix, mag)
         sources = x.shape[1]
-        spec = torch.view_as_complex(x.view(batch, sources, channels, 2, freqs, frames)
-                                     .permute(0, 1, 2, 4, 5, 3).contiguous())
-        if spec.device.type == "mps":          # MPS has no complex iSTFT
+        spec = torch.view_as_complex(
+            x.view(batch, sources, channels, 2, freqs, frames).permute(0, 1, 2, 4, 5, 3).contiguous()
+        )
+        if spec.device.type == "mps":  # MPS has no complex iSTFT
             spec = spec.cpu()
         out = xt + self.ispec(spec, self.segment).to(xt.device)
         return out[..., :length]

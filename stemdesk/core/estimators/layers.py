@@ -38,4 +38,4 @@ def overlap_average(windows: Tensor, frames: int) -> Tensor:
     batch, count, bins, width = windows.shape
     cols = windows.permute(0, 2, 3, 1).reshape(batch, bins * width, count)
     out = F.fold(cols, output_size=(1, frames + 2 * (width - 1)), kernel_size=(1, width))
-    return out[:, :, 0, width - 1: width - 1 + frames] / width
+    return out[:, :, 0, width - 1 : width - 1 + frames] / width

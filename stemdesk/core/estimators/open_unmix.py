@@ -21,8 +21,9 @@ class OpenUnmix(Estimator):
 
     kind = "open_unmix"
 
-    def __init__(self, *args, hidden: int = 128, layers: int = 3, max_freq: float = 16000.0,
-                 trunk: str = "lstm", **kwargs):
+    def __init__(
+        self, *args, hidden: int = 128, layers: int = 3, max_freq: float = 16000.0, trunk: str = "lstm", **kwargs
+    ):
         kwargs.setdefault("mask", "softmax")
         super().__init__(*args, hidden=hidden, layers=layers, max_freq=max_freq, trunk=trunk, **kwargs)
         stft = self.stft_config
@@ -34,11 +35,18 @@ class OpenUnmix(Estimator):
         self.bn1 = torch.nn.BatchNorm1d(hidden)
         self.trunk: torch.nn.LSTM | torch.nn.TransformerEncoder
         if trunk == "lstm":
-            self.trunk = torch.nn.LSTM(hidden, hidden // 2, num_layers=layers, bidirectional=True,
-                                       batch_first=True, dropout=0.3 if layers > 1 else 0.0)
+            self.trunk = torch.nn.LSTM(
+                hidden,
+                hidden // 2,
+                num_layers=layers,
+                bidirectional=True,
+                batch_first=True,
+                dropout=0.3 if layers > 1 else 0.0,
+            )
         elif trunk == "transformer":
-            layer = torch.nn.TransformerEncoderLayer(hidden, nhead=4, dim_feedforward=2 * hidden, dropout=0.1,
-                                                     batch_first=True)
+            layer = torch.nn.TransformerEncoderLayer(
+                hidden, nhead=4, dim_feedforward=2 * hidden, dropout=0.1, batch_first=True
+            )
             self.trunk = torch.nn.TransformerEncoder(layer, num_layers=layers)
         else:
             raise ValueError(f"trunk must be 'lstm' or 'transformer', not {trunk!r}")
@@ -48,15 +56,15 @@ class OpenUnmix(Estimator):
 
     def forward(self, mag: Tensor) -> Tensor:
         batch, channels, bins, frames = mag.shape
-        x = torch.log(mag[:, :, : self.max_bin] + 1e-4)                  # (batch, channels, max_bin, frames)
-        x = x.permute(0, 3, 1, 2).reshape(batch, frames, -1)            # (batch, frames, channels·max_bin)
+        x = torch.log(mag[:, :, : self.max_bin] + 1e-4)  # (batch, channels, max_bin, frames)
+        x = x.permute(0, 3, 1, 2).reshape(batch, frames, -1)  # (batch, frames, channels·max_bin)
         x = (x - self.input_mean) * self.input_scale
-        x = self.fc1(x)                                                 # (batch, frames, hidden)
+        x = self.fc1(x)  # (batch, frames, hidden)
         x = torch.tanh(self.bn1(x.transpose(1, 2)).transpose(1, 2))
         y = self.trunk(x)
-        y = y[0] if isinstance(y, tuple) else y                         # (batch, frames, hidden)
-        x = torch.cat([x, y], dim=-1)                                   # (batch, frames, 2·hidden)
+        y = y[0] if isinstance(y, tuple) else y  # (batch, frames, hidden)
+        x = torch.cat([x, y], dim=-1)  # (batch, frames, 2·hidden)
         x = torch.relu(self.bn2(self.fc2(x).transpose(1, 2)).transpose(1, 2))
-        x = self.fc3(x)                                                 # (batch, frames, predicted·channels·bins)
+        x = self.fc3(x)  # (batch, frames, predicted·channels·bins)
         x = x.reshape(batch, frames, self.predicted, channels, bins)
-        return x.permute(0, 2, 3, 4, 1)                                 # (batch, predicted, channels, bins, frames)
+        return x.permute(0, 2, 3, 4, 1)  # (batch, predicted, channels, bins, frames)

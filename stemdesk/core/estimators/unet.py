@@ -29,8 +29,10 @@ class _Crop(torch.nn.Module):
 
 
 def _down(cin: int, cout: int) -> tuple[torch.nn.Sequential, torch.nn.Sequential]:
-    return (torch.nn.Sequential(_Pad(), torch.nn.Conv2d(cin, cout, 5, stride=2)),
-            torch.nn.Sequential(torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), torch.nn.LeakyReLU(0.2)))
+    return (
+        torch.nn.Sequential(_Pad(), torch.nn.Conv2d(cin, cout, 5, stride=2)),
+        torch.nn.Sequential(torch.nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), torch.nn.LeakyReLU(0.2)),
+    )
 
 
 # For output phase s (even or odd row/column), the taps of the 5×5 kernel that meet the inputs at offsets −1, 0, +1
@@ -53,7 +55,7 @@ class _PolyphaseUp(torch.nn.ConvTranspose2d):
         """(cout·4, cin, 3, 3), output channels ordered (channel, row phase, column phase) as pixel_shuffle wants."""
         cin, cout = self.weight.shape[:2]
         taps = _PHASE_TAPS.to(self.weight.device)
-        padded = F.pad(self.weight, (0, 1, 0, 1))                             # tap 5 is zero
+        padded = F.pad(self.weight, (0, 1, 0, 1))  # tap 5 is zero
         kernel = padded[:, :, taps[:, :, None, None], taps[None, None, :, :]]  # (cin, cout, 2, 3, 2, 3)
         return kernel.permute(1, 2, 4, 0, 3, 5).reshape(cout * 4, cin, 3, 3)
 
@@ -84,7 +86,7 @@ class UNetBlock(torch.nn.Module):
 
     def __init__(self, channels: int = 2, base: int = 16):
         super().__init__()
-        widths = [base * 2 ** i for i in range(6)]
+        widths = [base * 2**i for i in range(6)]
         ins = [channels] + widths[:-1]
         for i, (cin, cout) in enumerate(zip(ins, widths), start=1):
             conv, act = _down(cin, cout)
@@ -96,8 +98,9 @@ class UNetBlock(torch.nn.Module):
         self.up4 = _up(widths[2] * 2, widths[1], dropout=False)
         self.up5 = _up(widths[1] * 2, widths[0], dropout=False)
         self.up6 = _up(widths[0] * 2, 1, dropout=False)
-        self.up7 = torch.nn.Sequential(torch.nn.Conv2d(1, channels, kernel_size=4, dilation=2, padding=3),
-                                       torch.nn.Sigmoid())
+        self.up7 = torch.nn.Sequential(
+            torch.nn.Conv2d(1, channels, kernel_size=4, dilation=2, padding=3), torch.nn.Sigmoid()
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
@@ -126,8 +129,7 @@ class UNet(Estimator):
 
     kind = "unet"
 
-    def __init__(self, *args, base: int = 16, max_bins: int = 1024, patch: int = 512, power: float = 2.0,
-                 **kwargs):
+    def __init__(self, *args, base: int = 16, max_bins: int = 1024, patch: int = 512, power: float = 2.0, **kwargs):
         kwargs.setdefault("mask", "ratio")
         super().__init__(*args, base=base, max_bins=max_bins, patch=patch, power=power, **kwargs)
         if patch < 0 or patch % 64:
@@ -142,18 +144,18 @@ class UNet(Estimator):
     def sigmoid_masks(self, mag: Tensor) -> Tensor:
         """mag (batch, channels, bins, frames) → the U-Nets' masks (batch, predicted, channels, max_bins, frames)."""
         batch, channels, bins, frames = mag.shape
-        x = mag[:, :, : self.max_bins].transpose(2, 3)                       # (batch, ch, frames, max_bins)
+        x = mag[:, :, : self.max_bins].transpose(2, 3)  # (batch, ch, frames, max_bins)
         pad_f = (-self.max_bins) % 64
         patch = self.patch or frames + (-frames) % 64
         pad_t = (-frames) % patch
         x = F.pad(x, (0, pad_f, 0, pad_t))
-        pieces = torch.cat(torch.split(x, patch, dim=2), dim=0)              # (pieces·batch, ch, patch, F')
+        pieces = torch.cat(torch.split(x, patch, dim=2), dim=0)  # (pieces·batch, ch, patch, F')
         # oneDNN's convolutions run about 1.4× faster on one CPU core with channels-last input and weights.
         pieces = pieces.contiguous(memory_format=torch.channels_last)
         outs = []
         for net in self.instruments:
             y = net(pieces)
-            y = torch.cat(torch.split(y, batch, dim=0), dim=2)               # (batch, ch, frames', F')
+            y = torch.cat(torch.split(y, batch, dim=0), dim=2)  # (batch, ch, frames', F')
             outs.append(y[:, :, :frames, : self.max_bins].transpose(2, 3))
         return torch.stack(outs, dim=1)
 
