@@ -1,23 +1,20 @@
-"""The app's undoable edits: each holds the state before and after, and the window applies one or the other."""
+"""The app's undoable edits: each holds the state before and after, and a function that applies either."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from PySide6.QtGui import QUndoCommand
 
 from ..mixer.mix import Mix
 
-if TYPE_CHECKING:
-    from .window import MainWindow
-
 
 class MixCommand(QUndoCommand):
     """A mixer edit. Consecutive moves of the same control merge into one undo step."""
 
-    def __init__(self, window: MainWindow, text: str, control: str, before: Mix, after: Mix):
+    def __init__(self, apply: Callable[[Mix], None], text: str, control: str, before: Mix, after: Mix):
         super().__init__(text)
-        self.window, self.control, self.before, self.after = window, control, before, after
+        self.apply, self.control, self.before, self.after = apply, control, before, after
 
     def id(self) -> int:
         return hash(self.control) & 0x7FFFFFFF
@@ -29,19 +26,19 @@ class MixCommand(QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self.window.apply_mix(self.after)
+        self.apply(self.after)
 
     def undo(self) -> None:
-        self.window.apply_mix(self.before)
+        self.apply(self.before)
 
 
 class LoopCommand(QUndoCommand):
-    def __init__(self, window: MainWindow, before, after):
+    def __init__(self, apply: Callable, before, after):
         super().__init__("Set loop region" if after else "Clear loop region")
-        self.window, self.before, self.after = window, before, after
+        self.apply, self.before, self.after = apply, before, after
 
     def redo(self) -> None:
-        self.window.set_loop(self.after)
+        self.apply(self.after)
 
     def undo(self) -> None:
-        self.window.set_loop(self.before)
+        self.apply(self.before)

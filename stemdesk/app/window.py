@@ -120,14 +120,18 @@ class MainWindow(QMainWindow):
         c = self.timeline.canvas
         c.seek.connect(self.seek)
         c.loop_changed.connect(
-            lambda span: self.undo.push(LoopCommand(self, self.project.view.get("loop"), list(span) if span else None))
+            lambda span: self.undo.push(
+                LoopCommand(self.set_loop, self.project.view.get("loop"), list(span) if span else None)
+            )
         )
         c.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
         c.spectrogram_requested.connect(self.compute_spectrogram)
 
         self.mixer = MixerPanel(registry=registry)
         self.mixer.changed.connect(
-            lambda text, control, before, after: self.undo.push(MixCommand(self, text, control, before, after))
+            lambda text, control, before, after: self.undo.push(
+                MixCommand(self.apply_mix, text, control, before, after)
+            )
         )
         self.mixer.control_touched.connect(self._control_touched)
         self.jobs_panel = JobsPanel()
@@ -854,7 +858,7 @@ class MainWindow(QMainWindow):
     def _midi_moved(self, mix: Mix) -> None:
         """A controller moved a control: apply it like a mixer edit (one undo step per control and gesture)."""
         before = copy.deepcopy(self.project.mix)
-        self.undo.push(MixCommand(self, "MIDI control", "midi", before, mix))
+        self.undo.push(MixCommand(self.apply_mix, "MIDI control", "midi", before, mix))
 
     def _learn_toggled(self, on: bool) -> None:
         if on and self.midi is None and self.connect_midi() is None:

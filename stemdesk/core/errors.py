@@ -36,3 +36,7 @@ class ModelError(StemDeskError):
 
 class AudioError(StemDeskError):
     """An audio file cannot be read or written, or holds unusable audio."""
+
+
+class MixError(StemDeskError):
+    """A mix, preset or effect setting is invalid; the message names the field and the allowed range."""

@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.errors import AudioError
+from ..core.errors import AudioError, MixError
 from ..io.audio import AtomicAudioWriter
 from ..io.formats import OutputFormat
 from ..io.registry import Registry
 from ..io.stems import Stems
-from ..mixer.effects import MixError
 from ..mixer.mix import Mix, preset
 from ..mixer.render import Renderer
 from . import certificate

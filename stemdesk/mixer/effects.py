@@ -16,12 +16,8 @@ from typing import Any
 
 import pedalboard
 
-from ..core.errors import StemDeskError
+from ..core.errors import MixError
 from ..io.registry import Registry
-
-
-class MixError(StemDeskError):
-    """A mix, preset or effect setting is invalid; the message names the field and the allowed range."""
 
 
 @dataclass(frozen=True)

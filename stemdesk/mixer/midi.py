@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.errors import MixError
 from ..io.atomic import atomic_write_bytes
 from ..io.paths import config_dir
-from .effects import MixError
 from .mix import Mix
 
 MAX_MAPPINGS = 512

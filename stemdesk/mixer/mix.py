@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.errors import MixError
 from ..io.registry import Registry
-from .effects import Effect, MixError
+from .effects import Effect
 
 MIX_VERSION = 1
 MIX_KEYS = frozenset({"stemdesk_mix", "channels", "buses", "master", "master_gain_db", "automation"})

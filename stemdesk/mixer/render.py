@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pedalboard
 
-from .effects import Effect, MixError
+from ..core.errors import MixError
+from .effects import Effect
 from .mix import Channel, Mix
 
 _THREADS = min(4, os.cpu_count() or 1)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pedalboard
 
-from .effects import MixError
+from ..core.errors import MixError
 
 SCAN_TIMEOUT = 60.0
 _scanned: dict[tuple[str, int], dict] = {}

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import StemDeskError
+from ..core.errors import MixError, StemDeskError
 from ..io.atomic import atomic_write_bytes, process_alive
 from ..io.paths import state_dir
 from ..io.registry import Registry
-from ..mixer.effects import MixError
 from ..mixer.mix import Mix
 
 PROJECT_VERSION = 1

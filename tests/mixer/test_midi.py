@@ -11,7 +11,8 @@ import mido
 import numpy as np
 import pytest
 
-from stemdesk.mixer.effects import Effect, MixError
+from stemdesk.core.errors import MixError
+from stemdesk.mixer.effects import Effect
 from stemdesk.mixer.midi import MidiController, MidiMap, backend, input_names, mappings_path, open_input
 from stemdesk.mixer.mix import FADER_RANGE, Mix
 from stemdesk.mixer.render import Renderer

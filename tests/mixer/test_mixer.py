@@ -12,12 +12,13 @@ import pytest
 import soundfile as sf
 from helpers import make_stems, run, song
 
+from stemdesk.core.errors import MixError
 from stemdesk.export import certificate
 from stemdesk.export.remix import instrumental, render_remix
 from stemdesk.export.session import write_dawproject, write_rpp
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.stems import find_stems, read_certificate
-from stemdesk.mixer.effects import Effect, MixError
+from stemdesk.mixer.effects import Effect
 from stemdesk.mixer.mix import Mix, preset
 from stemdesk.mixer.render import Renderer
 

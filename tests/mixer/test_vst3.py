@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stemdesk.mixer.effects import Effect, MixError
+from stemdesk.core.errors import MixError
+from stemdesk.mixer.effects import Effect
 from stemdesk.mixer.mix import Mix
 from stemdesk.mixer.render import Renderer
 from stemdesk.mixer.vst3 import scan

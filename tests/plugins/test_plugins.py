@@ -104,7 +104,7 @@ def test_failing_plugins_are_disabled_and_named_and_leave_nothing_behind(plugin_
     assert report["good"].loaded and "plain_list" in exporters and "test_chorus" in registry.effects
     assert "plain_list" not in BUILTIN_EXPORTERS and "test_chorus" not in BUILTIN_EFFECTS
     # A mix may use the plugin's effect only when read with the registry that has it.
-    from stemdesk.mixer.effects import MixError
+    from stemdesk.core.errors import MixError
     from stemdesk.mixer.mix import Mix
 
     data = {"master": [{"kind": "test_chorus", "params": {"rate_hz": 2.0}}]}
