@@ -433,7 +433,7 @@ def match(heard: np.ndarray, reference: np.ndarray, block: int = 11025) -> dict:
 
 def test_the_recording_matcher_finds_the_longest_continuous_stretch_and_sees_a_channel_swap():
     reference = np.stack([song(4.0, seed=0)[:, 0], song(4.0, seed=1)[:, 0]]).astype(np.float64)  # unlike channels
-    skipped = np.concatenate([reference[:, 1000 : 1000 + 66150], reference[:, 100_000 : 126_460]], axis=1)
+    skipped = np.concatenate([reference[:, 1000 : 1000 + 66150], reference[:, 100_000:126_460]], axis=1)
     found = match(skipped, reference)
     assert found["offset"] == 1000 and abs(found["seconds"] - 1.5) < 0.26 and found["corr"] > 0.999
     swapped = match(reference[::-1, 5000:80_000], reference)
