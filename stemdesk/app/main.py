@@ -90,6 +90,8 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
 
     def close_now() -> None:  # no "save changes?" prompt: the autosave keeps unsaved work
         if window is not None:
+            if window.question is not None:  # a modal question runs its own loop, which quit() does not end
+                window.question.reject()
             if window.dirty:
                 window.autosave()
             window.shutdown()
@@ -116,6 +118,9 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
         break
     else:
         window.offer_recovery()
+    if window.closed:  # closed (a SIGTERM) while a question at start-up was open: do not start the loop again
+        signal.set_wakeup_fd(-1)
+        return 0
     log.info("StemDesk %s ready (Qt platform %s)", __version__, app.platformName())
     print(f"StemDesk {__version__} ready", flush=True)
     code = app.exec()

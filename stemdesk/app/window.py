@@ -1044,6 +1044,8 @@ class MainWindow(QMainWindow):
             self.question = box
             accept = box.exec() == QMessageBox.StandardButton.Yes
             self.question = None
+            if self.closed:  # the app was closed (a SIGTERM) while asking: nobody answered, keep the autosave
+                return False
         if not accept:
             newest.unlink(missing_ok=True)
             return False

@@ -1085,3 +1085,36 @@ def test_an_error_names_the_apps_control_not_a_command_line_flag(window, tmp_pat
     assert window.separate() is None
     title, text = window.last_error
     assert "no CUDA GPU" in text and "\u201ccpu\u201d in the Device box" in text and "--device" not in text
+
+
+def test_a_sigterm_while_the_app_asks_to_recover_ends_it_and_keeps_the_autosave(tmp_path):
+    """The recovery question at start-up runs its own event loop: a SIGTERM there used to end the question as if
+    the user had said No (the autosave was deleted) and then leave the app running with no window."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    autosave = state / "stemdesk" / "autosave" / "untitled-999999.stemdesk.autosave"
+    autosave.parent.mkdir(parents=True)
+    autosave.write_text(json.dumps(projects.Project().to_dict()))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_STATE_HOME": str(state)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stemdesk"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(6.0)  # started, and asking
+        assert child.poll() is None, child.stderr.read()
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert autosave.is_file(), "the unanswered question deleted the unsaved work"
+    assert "ready" not in child.stdout.read()
