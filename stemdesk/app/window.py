@@ -476,14 +476,15 @@ class MainWindow(QMainWindow):
         self.timeline.canvas.update()
 
     def _display_event(self, job: Job, what: str) -> None:
-        if what == "done" and isinstance(job.result, tuple) and len(job.result) == 2:  # a spectrogram
-            name, image = job.result
-            lane = self.timeline.lane(name)
-            if lane is not None:
-                lane.spectrogram = to_qimage(image)
-        elif what == "failed":
+        if what == "failed":
             self.show_error(job.title, job.error or "failed", job.unexpected)
         self.timeline.canvas.update()
+
+    def _show_spectrogram(self, name: str, image) -> None:
+        lane = self.timeline.lane(name)
+        if lane is not None:
+            lane.spectrogram = to_qimage(image)
+            self.timeline.canvas.update()
 
     def compute_spectrogram(self, name: str) -> None:
         path = self.project.source if name == "mix" else self.stems.get(name)
@@ -492,7 +493,7 @@ class MainWindow(QMainWindow):
                 Job(
                     "spectrogram",
                     f"Spectrogram of {name}",
-                    lambda job: (name, spectrogram_image(str(path))),
+                    lambda job: self.bridge.post(self._show_spectrogram, name, spectrogram_image(str(path))),
                     device="display",
                 )
             )
@@ -517,14 +518,12 @@ class MainWindow(QMainWindow):
         options = self._separation_options(start, duration)
         if options is None:
             return None
-        keep = (
-            audition and bool(self.stems) and self.stems_offset == 0 and self._stems_frames() >= self.info.frames
-        )  # full-song stems stay the project's
+        keep = audition and self.workspace.has_whole_song_stems  # full-song stems stay the project's
         source, info = self.workspace.song, self.info
         offset = int(round(start * info.sample_rate))
         lanes: dict[str, Lane] = {}
 
-        def on_start(names, _frames) -> None:
+        def on_start(names) -> None:
             if keep:
                 return
             for name in names:
@@ -571,12 +570,6 @@ class MainWindow(QMainWindow):
         self.docks["Jobs"].raise_()
         return job
 
-    def _stems_frames(self) -> int:
-        try:
-            return probe(next(iter(self.stems.values()))).frames
-        except (StemDeskError, StopIteration):
-            return 0
-
     def _show_stem_lanes(self, lanes: dict[str, Lane]) -> None:
         mix_lane = self.timeline.lane("mix")
         self.timeline.set_lanes([mix_lane, *lanes.values()] if mix_lane else list(lanes.values()))
@@ -601,9 +594,7 @@ class MainWindow(QMainWindow):
         source = MixSource(Path(self.project.source), self.stems or None, self.project.mix, self.stems_offset)
         self.player.load(source)
         self.player.seek(position)
-        self.player.set_loop(
-            tuple(self.project.view["loop"]) if self.loop_action.isChecked() and self.project.view.get("loop") else None
-        )
+        self.player.set_loop(self._active_loop())
 
     def _show_null(self, null: NullResult | None) -> None:
         self.timeline.canvas.null_regions = []
@@ -884,9 +875,8 @@ class MainWindow(QMainWindow):
 
     def stop(self) -> None:
         self.player.stop()
-        self.seek(
-            self.project.view["loop"][0] if self.loop_action.isChecked() and self.project.view.get("loop") else 0.0
-        )
+        loop = self._active_loop()
+        self.seek(loop[0] if loop else 0.0)
 
     def seek(self, seconds: float) -> None:
         self.player.seek(seconds)
@@ -902,8 +892,11 @@ class MainWindow(QMainWindow):
         self.toggle_loop()
 
     def toggle_loop(self) -> None:
-        loop = self.project.view.get("loop")
-        self.player.set_loop(tuple(loop) if loop and self.loop_action.isChecked() else None)
+        self.player.set_loop(self._active_loop())
+
+    def _active_loop(self) -> tuple[float, float] | None:
+        """The loop region when looping is on."""
+        return self.workspace.loop if self.loop_action.isChecked() else None
 
     def _player_state(self, state: str) -> None:
         self.play_action.setText("Pause" if state == "playing" else "Play")
@@ -997,8 +990,7 @@ class MainWindow(QMainWindow):
         self._reload_player()
         if self.stems:
             self._show_null(self.workspace.null)
-        loop = project.view.get("loop")
-        self.timeline.canvas.loop = tuple(loop) if loop else None
+        self.timeline.canvas.loop = self.workspace.loop
         if project.view.get("spp"):
             self.timeline.canvas.spp = float(project.view["spp"])
             self.timeline.canvas.offset = int(project.view.get("offset", 0))

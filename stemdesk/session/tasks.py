@@ -104,12 +104,7 @@ def write_extras(
     BASE.<ext>, each kind one of ``registry``'s exporters (default: the built-ins). Returns (instrumental,
     {kind: session})."""
     written = None
-    if extras.instrumental:
-        if "vocals" not in stems.names:
-            raise StemDeskError(
-                f"These stems ({', '.join(stems.names)}) have no vocals, so there is no "
-                "instrumental to write; the accompaniment-style stems are the instrumental."
-            )
+    if extras.instrumental:  # stems without vocals are refused by the karaoke mix the instrumental is made with
         target = instrumental_path or base.parent / f"{base.name} instrumental.{stems.format().extension}"
         written = write_instrumental(stems, target, mixture, cancel=cancel).path
     sessions = {
@@ -125,11 +120,11 @@ def separate(
     options: SeparateOptions,
     extras: Extras = Extras(),
     threads: int | None = None,
-    on_start: Callable[[Sequence[str], int], None] | None = None,
+    on_start: Callable[[Sequence[str]], None] | None = None,
     on_block: Callable[[int, np.ndarray], None] | None = None,
 ) -> Task[Separation]:
     """Separate ``song`` into ``folder`` with ``options`` and write the extras beside the stems (the instrumental as
-    ``instrumental.EXT`` inside the folder). ``on_start(stem names, frames)`` is called once the model is loaded and
+    ``instrumental.EXT`` inside the folder). ``on_start(stem names)`` is called once the model is loaded and
     ``on_block`` with each finished block of stems, so a view can fill while the task runs. The sessions are
     written by ``engines``' registry."""
     from ..core.device import resolve_device
@@ -142,7 +137,7 @@ def separate(
         progress({"message": "loading model"})
         engine = engines.get(options.model, device)
         if on_start is not None:
-            on_start(engine.sources, 0)
+            on_start(engine.sources)
         result = engine.separate_file(song, folder, options, progress=progress, cancel=cancel, on_block=on_block)
         made = Separation(result)
         if extras:

@@ -50,6 +50,7 @@ class Workspace:
         self.info: AudioInfo | None = None
         self.stems: dict[str, Path] = {}  # stem name -> file, in the model's order
         self.stems_offset = 0  # where the stems start in the song, in samples (excerpts)
+        self.stems_frames = 0  # how long they are
         self.null: NullResult | None = None  # what the last null check of these stems found
         self.changed = False
 
@@ -74,12 +75,11 @@ class Workspace:
 
     def stems_folder(self, model: str, label: str = "") -> Path:
         """Where a separation of the open song with ``model`` goes: OUTPUT/SONG/MODEL[ LABEL]."""
-        song = self.song.stem if self.song else "untitled"
-        return self.output_base() / song / (model + (f" {label}" if label else ""))
+        return self.song_folder(self.song or Path("untitled"), model, label)
 
-    def song_folder(self, song: Path, model: str) -> Path:
-        """Where a batch separates a song that is not open: OUTPUT/SONG/MODEL."""
-        return self.output_base() / Path(song).stem / model
+    def song_folder(self, song: Path, model: str, label: str = "") -> Path:
+        """Where ``song`` (open or not: a batch's other songs) is separated with ``model``: OUTPUT/SONG/MODEL[ LABEL]."""
+        return self.output_base() / Path(song).stem / (model + (f" {label}" if label else ""))
 
     # --- opening ---------------------------------------------------------------------------------------------------
     def open_song(self, path: str | Path, model: str = "") -> AudioInfo:
@@ -92,7 +92,7 @@ class Workspace:
 
     def _song(self, info: AudioInfo) -> None:
         self.info = info
-        self.stems, self.stems_offset, self.null = {}, 0, None
+        self.stems, self.stems_offset, self.stems_frames, self.null = {}, 0, 0, None
         self.changed = False
 
     def open_project(self, project: projects.Project) -> Opened:
@@ -112,6 +112,7 @@ class Workspace:
                 if stems.info.frames + offset > info.frames:
                     raise StemDeskError("the stems are longer than the song")
                 self.stems, self.stems_offset = dict(zip(stems.names, stems.paths)), offset
+                self.stems_frames = stems.info.frames
                 self.null = _certified_null(Path(project.stems_dir))
             except (StemDeskError, OSError, ValueError) as error:
                 problem = f"{error}. Separate the song again."
@@ -122,11 +123,22 @@ class Workspace:
         the workspace's stems; the mix keeps its levels and effects."""
         self.stems = {path.stem: path for path in result.outputs}
         self.stems_offset = int(round(start_seconds * result.info.sample_rate))
+        self.stems_frames = result.frames
         self.null = result.null
         self.project.view["stems_offset"] = self.stems_offset
         self.project.stems_dir = str(result.outputs[0].parent)
         self.project.model = result.model
         self.changed = True
+
+    @property
+    def has_whole_song_stems(self) -> bool:
+        """Stems of the whole song (not of an excerpt)."""
+        return (
+            bool(self.stems)
+            and self.info is not None
+            and self.stems_offset == 0
+            and self.stems_frames >= self.info.frames
+        )
 
     @property
     def stems_dir(self) -> Path | None:

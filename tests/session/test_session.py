@@ -87,6 +87,7 @@ def test_the_workspace_adopts_an_excerpt_and_a_saved_project_brings_it_back(engi
     made = separate(engines, song, folder, start=1.0, duration=2.0)
     work.adopt(made.result, 1.0)
     assert work.stems_offset == 44100 and work.null is made.result.null and work.changed
+    assert work.stems_frames == 2 * 44100 and not work.has_whole_song_stems  # an excerpt
     mix = Mix()
     mix.vocal_db = -6.0
     work.set_mix(mix)
@@ -96,7 +97,7 @@ def test_the_workspace_adopts_an_excerpt_and_a_saved_project_brings_it_back(engi
     again = Workspace({"model": TINY})
     opened = again.open_project(projects.load(saved))
     assert opened.stems_problem is None and opened.info.frames == 4 * 44100
-    assert list(again.stems) == list(work.stems) and again.stems_offset == 44100
+    assert list(again.stems) == list(work.stems) and again.stems_offset == 44100 and again.stems_frames == 2 * 44100
     assert again.mix.vocal_db == -6.0 and again.null.bit_exact
 
 
@@ -105,6 +106,7 @@ def test_a_project_whose_stems_no_longer_fit_opens_without_them_and_says_why(eng
     work = Workspace({"model": TINY})
     work.open_song(song)
     work.adopt(separate(engines, song, tmp_path / "stems").result)
+    assert work.has_whole_song_stems
     work.project.view["stems_offset"] = 2 * 44100  # stems now reach past the song's end
     opened = Workspace({}).open_project(work.project)
     assert "longer than the song" in opened.stems_problem
