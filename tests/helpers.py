@@ -99,3 +99,41 @@ def make_stems(folder: Path, depth: str = "24", seconds: float = 4.0, seed: int 
         writer.write(stems, mix_read)
         writer.commit(lambda temps: certificate.build("stems", mixture, {"test": True}))
     return mixture, out
+
+
+MULTITRACK_RATE = 22050
+
+
+def parts(seed: int, seconds: float = 4.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * MULTITRACK_RATE)) / MULTITRACK_RATE
+    env = (np.sin(2 * np.pi * (0.7 + 0.1 * seed) * t) > 0).astype(float)
+    signals = {
+        "vocals": 0.2 * np.sin(2 * np.pi * (300 + 40 * seed) * t + 3 * np.sin(2 * np.pi * 5 * t)) * env,
+        "drums": 0.3 * rng.standard_normal(t.shape) * np.exp(-(t % 0.5) * 20),
+        "bass": 0.3 * np.sin(2 * np.pi * (50 + 5 * seed) * t),
+        "other": 0.1 * rng.standard_normal(t.shape),
+    }
+    return {k: np.stack([v, 0.9 * v], axis=1) for k, v in signals.items()}
+
+
+def write_song(folder, stems, mixture=True, names=None):
+    folder.mkdir(parents=True)
+    for source, audio in stems.items():
+        sf.write(str(folder / f"{(names or {}).get(source, source)}.wav"), audio, MULTITRACK_RATE, subtype="FLOAT")
+    if mixture is True:
+        sf.write(str(folder / "mixture.wav"), sum(stems.values()), MULTITRACK_RATE, subtype="FLOAT")
+    elif mixture is not None:
+        sf.write(str(folder / "mixture.wav"), mixture, MULTITRACK_RATE, subtype="FLOAT")
+
+
+def small_estimator(kind: str, **overrides):
+    """A registered estimator made small (`small_configs`), seeded, for the four usual sources."""
+    import torch
+
+    from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
+
+    stft = {"stft": {"n_fft": 1024, "hop": 256}} if issubclass(BUILTIN_ESTIMATORS[kind], Estimator) else {}
+    config = {"sources": STEM_NAMES, **stft, **small_configs().get(kind, {}), **overrides}
+    torch.manual_seed(0)
+    return build_estimator(kind, config)

@@ -1022,7 +1022,7 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
     """Fine-tune from the dock: the base defaults to the default model; the finished score card is rendered (a
     table and the curves, not Markdown source) and does not call songs the base model trained on unseen."""
     import torch
-    from test_dataset import parts, write_song
+    from helpers import parts, write_song
 
     from stemdesk.io.model_store import DEFAULT_MODEL, load_estimator, save_model, user_models_dir
 

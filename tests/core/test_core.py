@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import small_configs
+from helpers import small_configs, small_estimator
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.chunker import Chunker, segment_weights
 from stemdesk.core.errors import Cancelled, OutOfMemory
-from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
+from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator
 from stemdesk.core.masks import MASK_KINDS, normalise_masks
 from stemdesk.core.separator import Separator, group_channels, ungroup_channels
 from stemdesk.core.stft import STFT, STFTConfig
@@ -20,13 +20,6 @@ SMALL = small_configs()
 
 # Estimators that return masks (a waveform estimator such as HTDemucs returns stems and has no STFT of its own).
 MASK_ESTIMATORS = sorted(k for k, cls in BUILTIN_ESTIMATORS.items() if issubclass(cls, Estimator))
-
-
-def small_estimator(kind: str, **overrides):
-    stft = {"stft": {"n_fft": 1024, "hop": 256}} if kind in MASK_ESTIMATORS else {}
-    config = {"sources": SOURCES4, **stft, **SMALL.get(kind, {}), **overrides}
-    torch.manual_seed(0)
-    return build_estimator(kind, config)
 
 
 @pytest.mark.parametrize("kind", MASK_KINDS)

@@ -132,7 +132,7 @@ def test_a_waveform_estimator_nulls_through_the_separator_at_any_rate_and_channe
 def test_shifts_average_delayed_passes_that_still_null_and_repeat(kind):
     """--shifts: each pass sees the audio delayed by a random offset, so the segment (or STFT) grid falls elsewhere
     on the music; the average differs from one pass, still sums to the mix, and the same seed gives the same stems."""
-    from test_core import small_estimator
+    from helpers import small_estimator
 
     estimator = small_model() if kind == "htdemucs" else small_estimator("band_mlp")
     rate = 44100

@@ -9,33 +9,10 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import MULTITRACK_RATE as RATE
+from helpers import parts, write_song
 
 from stemdesk.training.dataset import check_dataset, discover, read_mapping
-
-RATE = 22050
-
-
-def parts(seed: int, seconds: float = 4.0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    env = (np.sin(2 * np.pi * (0.7 + 0.1 * seed) * t) > 0).astype(float)
-    signals = {
-        "vocals": 0.2 * np.sin(2 * np.pi * (300 + 40 * seed) * t + 3 * np.sin(2 * np.pi * 5 * t)) * env,
-        "drums": 0.3 * rng.standard_normal(t.shape) * np.exp(-(t % 0.5) * 20),
-        "bass": 0.3 * np.sin(2 * np.pi * (50 + 5 * seed) * t),
-        "other": 0.1 * rng.standard_normal(t.shape),
-    }
-    return {k: np.stack([v, 0.9 * v], axis=1) for k, v in signals.items()}
-
-
-def write_song(folder, stems, mixture=True, names=None):
-    folder.mkdir(parents=True)
-    for source, audio in stems.items():
-        sf.write(str(folder / f"{(names or {}).get(source, source)}.wav"), audio, RATE, subtype="FLOAT")
-    if mixture is True:
-        sf.write(str(folder / "mixture.wav"), sum(stems.values()), RATE, subtype="FLOAT")
-    elif mixture is not None:
-        sf.write(str(folder / "mixture.wav"), mixture, RATE, subtype="FLOAT")
 
 
 @pytest.fixture
