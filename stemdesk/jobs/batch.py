@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -153,8 +154,15 @@ class SongWorker:
 _WORKER: SongWorker | None = None
 
 
+def _unwind(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _init_worker(settings: BatchSettings) -> None:
     global _WORKER  # one model per worker process, loaded once
+    # The coordinator stops a worker with SIGTERM when the batch is interrupted: unwinding removes the song's
+    # temporary stem files. Ctrl-C reaches the worker too (the terminal's process group) and unwinds the same way.
+    signal.signal(signal.SIGTERM, _unwind)
     _WORKER = SongWorker(settings)
 
 
@@ -344,9 +352,21 @@ def _run_local(todo, outdir, settings, workers, retries, report, summary) -> Non
     try:
         _attempts(todo, retries, submit, collect, report, summary)
     except KeyboardInterrupt:
-        pools[0].shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C or SIGTERM: end the song in progress now (its stems are written to temporary files, so nothing
+        # half-written is left) instead of letting the executor's exit wait for it, minutes for a long song.
+        _stop_workers(pools[0])
         raise
     pools[0].shutdown(wait=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # 3.14 has pool.terminate_workers()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    for worker in workers:
+        worker.join(timeout=10)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:

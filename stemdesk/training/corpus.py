@@ -22,17 +22,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from stemdesk.core.errors import AudioError
+from stemdesk.core.resample import resample
 from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
-from stemdesk.io.audio import probe
+from stemdesk.io.audio import probe, read
 from stemdesk.io.model_store import find_model, sha256_file
+
+from .data import Song
+from .dataset import SOURCES
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
 PACKAGES = {
@@ -195,6 +204,132 @@ def status(cache: Path, model: str) -> dict:
         "labelled_minutes": round(sum(v[1] for v in by_package.values()), 1),
         "packages": {k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1)} for k, v in by_package.items()},
     }
+
+
+# A teacher's stem this faint against the window's mix is mostly what it was unsure of: bleed of the other
+# instruments (game music's "vocals" at -30 dB), not a part. Fainter is silence (a fine target); louder is a part.
+FAINT_DB = (-35.0, -18.0)
+WINDOW_SECONDS = 20.0
+SILENT_DBFS = -45.0
+
+
+@dataclass
+class Labelled:
+    """The teacher-labelled corpus as training windows, and what was kept and dropped, for the model card."""
+
+    songs: list[Song]
+    seconds: float = 0.0
+    windows: int = 0
+    silent_windows: int = 0
+    faint: dict[str, int] = field(default_factory=dict)  # windows where a source's label was dropped as unsure
+    packages: dict[str, dict] = field(default_factory=dict)  # package -> {"licence", "songs", "seconds"}
+    real_guitar_songs: int = 0
+
+    def summary(self) -> dict:
+        return {
+            "windows": self.windows,
+            "minutes": round(self.seconds / 60, 1),
+            "window_seconds": WINDOW_SECONDS,
+            "silent_windows_skipped": self.silent_windows,
+            "unsure_labels_dropped": self.faint,
+            "unsure_rule": f"a teacher stem between {FAINT_DB[0]:.0f} and {FAINT_DB[1]:.0f} dB of its window's mix "
+            "is not a target in that window (mostly bleed); fainter counts as silence, louder as the part",
+            "songs_with_a_real_guitar_track": self.real_guitar_songs,
+            "packages": self.packages,
+        }
+
+
+def _partner(song: Path) -> Path | None:
+    """Frets on Fire songs come as song.ogg plus a separate guitar.ogg: the real guitar, played with the song."""
+    if song.stem != "song":
+        return None
+    return next((p for p in song.parent.iterdir() if p.stem == "guitar" and p.suffix.lower() in AUDIO), None)
+
+
+def load_labelled(
+    cache: Path,
+    model: str = "htdemucs",
+    rate: int = 44100,
+    windows_per_song: int = 6,
+    budget_seconds: float | None = None,
+    sources: tuple[str, ...] = SOURCES,
+) -> Labelled:
+    """The labelled songs as 20-second training windows at ``rate``: up to ``windows_per_song`` spread over each
+    song (silent windows skipped), each a `Song` whose unsure sources (see FAINT_DB) are not usable. A Frets on Fire
+    song is its song.ogg plus its real guitar.ogg, the guitar added to the teacher's "other" (guitar.ogg alone is
+    skipped). Stems still sum to the window's mix exactly (the labels null against the decoded song)."""
+    out = labels_dir(cache, model)
+    rows = {}
+    if (cache / "manifest.jsonl").is_file():
+        for line in (cache / "manifest.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            rows[row["sha256"]] = row
+    records = []
+    if (out / "stemdesk-batch.jsonl").is_file():
+        for line in (out / "stemdesk-batch.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if record.get("status") == "done" and record.get("input_sha256") in rows:
+                records.append(record)
+    result = Labelled([])
+    window = int(WINDOW_SECONDS * rate)
+    for record in sorted({r["input_sha256"]: r for r in records}.values(), key=lambda r: r["relative"]):
+        row = rows[record["input_sha256"]]
+        source_path = cache / row["path"]
+        if source_path.stem == "guitar" and any(p.stem == "song" for p in source_path.parent.iterdir()):
+            continue
+        folder = out / record["relative"]
+        try:
+            decoded = [read(folder / f"{name}.flac") for name in sources]
+            guitar_path = _partner(source_path)
+            guitar = read(guitar_path) if guitar_path is not None else None
+        except (AudioError, OSError) as error:
+            print(f"skipped {record['relative']}: {error}", flush=True)
+            continue
+        song_rate = decoded[0][1]
+        length = min(a.shape[-1] for a, _ in decoded)
+        stems = np.stack([a[:2, :length] if a.shape[0] >= 2 else np.repeat(a[:1, :length], 2, 0) for a, _ in decoded])
+        if guitar is not None and guitar[1] == song_rate:
+            g = guitar[0][:2] if guitar[0].shape[0] >= 2 else np.repeat(guitar[0][:1], 2, 0)
+            length = min(length, g.shape[-1])
+            stems = stems[..., :length].copy()
+            stems[sources.index("other")] += g[:, :length]
+            result.real_guitar_songs += 1
+        tensor = resample(torch.from_numpy(np.ascontiguousarray(stems)), song_rate, rate)
+        stems = tensor.numpy()
+        count = stems.shape[-1] // window
+        mix = stems.sum(0)
+        energy = [
+            float(np.mean(np.square(mix[:, i * window : (i + 1) * window], dtype=np.float64))) for i in range(count)
+        ]
+        loud = [i for i in range(count) if 10 * math.log10(energy[i] + 1e-20) > SILENT_DBFS]
+        result.silent_windows += count - len(loud)
+        chosen = [
+            loud[round(k * (len(loud) - 1) / max(windows_per_song - 1, 1))]
+            for k in range(min(windows_per_song, len(loud)))
+        ]
+        package = result.packages.setdefault(row["package"], {"licence": row["licence"], "songs": 0, "seconds": 0.0})
+        package["songs"] += 1
+        title = source_path.parent.name if source_path.stem == "song" else source_path.stem
+        for i in sorted(set(chosen)):
+            part = stems[:, :, i * window : (i + 1) * window]
+            usable = []
+            for s, name in enumerate(sources):
+                level = 10 * math.log10(float(np.mean(np.square(part[s], dtype=np.float64))) / energy[i] + 1e-20)
+                unsure = FAINT_DB[0] < level < FAINT_DB[1]
+                usable.append(not unsure)
+                if unsure:
+                    result.faint[name] = result.faint.get(name, 0) + 1
+            peak = float(np.abs(part).max())
+            scale = 0.99 / peak if peak > 0.99 else 1.0  # int16 storage: keep the sum exact instead of clipping
+            result.songs.append(
+                Song.from_float(f"{row['package']}:{title}@{i * WINDOW_SECONDS:.0f}s", part * scale, usable, rate)
+            )
+            result.windows += 1
+            result.seconds += WINDOW_SECONDS
+            package["seconds"] += WINDOW_SECONDS
+        if budget_seconds is not None and result.seconds >= budget_seconds:
+            break
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ class Song:
     stems: np.ndarray
     usable: tuple[bool, ...]
     sample_rate: int
+    weight: float = 1.0  # how often the sampler draws from this song, per second, against a song of weight 1
 
     @property
     def complete(self) -> bool:
@@ -115,9 +116,9 @@ class Sampler:
                 "or hold out other songs for validation."
             )
         self.complete = [s for s in self.songs if s.complete]
-        # Weight songs by length so every second of audio is equally likely.
-        self._weights = [torch.tensor([float(s.length) for s in pool]) for pool in self.pools]
-        self._complete_weights = torch.tensor([float(s.length) for s in self.complete])
+        # Weight songs by length so every second of audio is equally likely (times the song's own weight).
+        self._weights = [torch.tensor([s.length * s.weight for s in pool]) for pool in self.pools]
+        self._complete_weights = torch.tensor([s.length * s.weight for s in self.complete])
 
     def _pick(self, pool: list[Song], weights: Tensor) -> tuple[Song, int]:
         song = pool[int(torch.multinomial(weights, 1, generator=self.generator))]

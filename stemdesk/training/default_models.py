@@ -27,6 +27,7 @@ import torch
 from stemdesk.io.model_store import load_estimator, read_card, save_variant
 from stemdesk.io.paths import cache_dir
 
+from .corpus import default_cache, load_labelled
 from .dataset import load_songs
 from .model_card import render
 from .synthetic import load_synthetic
@@ -238,6 +239,21 @@ def main(argv: list[str] | None = None) -> None:
         help="also train on the drums, bass and other of the songs python -m stemdesk.training.synthetic wrote",
     )
     parser.add_argument(
+        "--teacher",
+        nargs="?",
+        const="htdemucs",
+        metavar="MODEL",
+        help="also train on the corpus labelled by MODEL (default htdemucs; python -m stemdesk.training.corpus): "
+        "distillation. The weights become research-only like the teacher's",
+    )
+    parser.add_argument(
+        "--teacher-share",
+        type=float,
+        default=0.5,
+        help="with --teacher: the share of training examples drawn from teacher labels (the rest from real stems)",
+    )
+    parser.add_argument("--teacher-windows", type=int, default=5, help="with --teacher: 20-second windows per song")
+    parser.add_argument(
         "--compose",
         action="store_true",
         help="stemdesk-4stem only: no training; validate the cascade of Spleeter's vocal U-Net and the "
@@ -266,6 +282,17 @@ def main(argv: list[str] | None = None) -> None:
     train, valid = load_songs(train_dirs, SOURCES), load_songs(valid_dirs, SOURCES)
     synthetic = sorted(p for p in args.synthetic.iterdir() if p.is_dir()) if args.synthetic else []
     train += [load_synthetic(folder) for folder in synthetic]
+    labelled = None
+    if args.teacher:
+        labelled = load_labelled(default_cache(), args.teacher, train[0].sample_rate, args.teacher_windows)
+        if not labelled.songs:
+            parser.error("--teacher: no labelled songs yet; run python -m stemdesk.training.corpus fetch, then label")
+        real = sum(song.length for song in train)
+        taught = sum(song.length for song in labelled.songs)
+        share = min(max(args.teacher_share, 0.0), 0.95)
+        for song in labelled.songs:
+            song.weight = share / (1 - share) * real / taught
+        train += labelled.songs
     card = {
         "description": f"{args.model}: {config.estimator} trained by stemdesk/training/default_models.py on this repository's "
         "CPU budget",
@@ -278,6 +305,21 @@ def main(argv: list[str] | None = None) -> None:
         "licenses": LICENSES,
         "training": {"config": {k: v for k, v in vars(config).items() if k != "extra"}},
     }
+    if labelled is not None:
+        card["training_data"]["teacher"] = {
+            "model": args.teacher,
+            "share_of_examples": args.teacher_share,
+            **labelled.summary(),
+            "note": "pseudo-labels: the teacher's stems of real songs from Debian's music packages, made to sum "
+            "exactly to each song; the real stems stay the primary targets",
+        }
+        card["training_data"]["research_only"] = (
+            "trained on MUSDB18 excerpts and on the outputs of HTDemucs, whose weights are released for personal "
+            "and research use only: these weights are for personal and research use only"
+        )
+        for package, entry in labelled.packages.items():
+            card["licenses"] = {**card["licenses"], package: entry["licence"]}
+        card["licenses"]["htdemucs-labels"] = "derived from HTDemucs weights (personal and research use only)"
     if synthetic:
         seconds = sum(song.length / song.sample_rate for song in train[-len(synthetic) :])
         card["training_data"]["synthetic"] = (

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from helpers import song
@@ -83,6 +84,39 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
     sf.write(str(catalog / "album two" / "third.wav"), song(2.5, rate=48000, seed=9), 48000, subtype="PCM_16")
     changed = run_batch(catalog, out, SETTINGS, workers=1)
     assert (changed.done, changed.skipped) == (1, 2)
+
+
+def test_sigterm_ends_the_song_in_progress_at_once(tmp_path):
+    """A long song is being separated when the batch gets SIGTERM (as from a closed terminal or a job scheduler):
+    the worker is stopped, not waited for, and nothing half-written is left. Before, the batch waited for the song
+    to finish (minutes, for the labeller's 14-minute tracks)."""
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(str(folder / "long.wav"), 0.1 * rng.standard_normal((600 * 44100, 2)).astype(np.float32), 44100)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "stemdesk", "batch", str(folder), "-o", str(out), "--model", "stemdesk-4stem"]
+    process = subprocess.Popen(command + ["--workers", "1", "--threads-per-worker", "1"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        worker = None
+        while worker is None and time.monotonic() < deadline and process.poll() is None:
+            found = subprocess.run(
+                ["pgrep", "-P", str(process.pid), "-f", "spawn_main"], capture_output=True, text=True
+            )
+            worker = int(found.stdout.split()[0]) if found.stdout.split() else None
+            time.sleep(0.2)
+        assert worker is not None, "the batch never started a worker"
+        time.sleep(5)  # the worker has loaded the model and is separating: 600 s of audio takes it half a minute
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode != 0
+    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()
+    assert not list(out.rglob("*.wav")), "a half-separated song left stems behind"
+    assert not any(p.name.startswith(".") and p.is_file() for p in out.rglob("*")), "a temporary file was left"
 
 
 def test_failures_are_retried_then_reported(catalog, tmp_path):
