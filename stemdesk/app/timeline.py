@@ -2,6 +2,8 @@
 
 Zoom with Ctrl+wheel (around the mouse), scroll with the wheel or the scroll bar, click to seek, drag to select,
 Shift+drag to set the loop region. A lane can show its spectrogram instead of its waveform (right-click its name).
+Each stem's header has its mute and solo buttons and its gain (wheel or drag it, double-click for 0 dB); a stem that
+is not heard is drawn dimmed. The song stays fitted to the width when the window is resized, until the user zooms.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from PySide6.QtWidgets import QMenu, QScrollBar, QVBoxLayout, QWidget
 from ..io.audio import AudioReader
 from ..io.stems import colour_of
 from ..jobs.peaks import Peaks
+from ..mixer.mix import FADER_RANGE, Mix
 
-HEADER = 110
+HEADER = 124
 RULER = 26
 MIX_COLOUR = "#b8c0cc"
 BACKGROUND, LANE_BG, TEXT, GRID = "#1e2126", "#272b31", "#e6e9ee", "#3a3f47"
+HEADER_BG, DIM_TEXT = "#2f343b", "#7d8590"
+MUTE_ON, SOLO_ON, SWITCH_OFF = "#e8a33d", "#4cc76b", "#3a3f47"  # amber mute, green solo: seen at a glance
+SPECTRUM_LOW = 30.0  # Hz at the bottom of a spectrogram (see spectrogram_image)
+
+
+def gain_text(db: float) -> str:
+    return "−∞ dB" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
 
 
 @dataclass
@@ -39,6 +49,8 @@ class Canvas(QWidget):
     selection_changed = Signal(object)
     spectrogram_requested = Signal(str)  # lane name
     view_changed = Signal()
+    control_edited = Signal(str, float)  # a mix control from a lane header ("vocals/mute", 1.0)
+    control_touched = Signal(str)  # a header's gain was grabbed (for MIDI learn and automation, like a fader)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -52,7 +64,10 @@ class Canvas(QWidget):
         self.display_gain = 1.0  # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
         self.null_regions: list[dict] = []  # the certificate's loudest residual windows, marked on the ruler
         self.selection: tuple[float, float] | None = None
+        self.mix: Mix | None = None  # the mix the headers show (None: no stems, no controls)
+        self.fitted = True  # the whole song fills the width; kept so on resize until the user zooms
         self._drag: tuple[str, float] | None = None
+        self._gain_drag: tuple[str, float, float] | None = None  # (stem, y at press, gain at press)
         self.setMinimumHeight(RULER + 56 * 2)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -74,14 +89,21 @@ class Canvas(QWidget):
         if self.frames:
             self.spp = max(1.0, self.frames / self.width_px())
             self.offset = 0
+        self.fitted = True
         self.view_changed.emit()
         self.update()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.fitted:
+            self.fit()
 
     def zoom(self, factor: float, around_x: float | None = None) -> None:
         around_x = HEADER + self.width_px() / 2 if around_x is None else around_x
         anchor = self.sample_at(around_x)
         limit = max(1.0, self.frames / self.width_px()) if self.frames else 1e6
         self.spp = float(np.clip(self.spp * factor, 1.0, max(limit, 1.0)))
+        self.fitted = self.spp >= limit
         self.offset = int(max(0, anchor - (around_x - HEADER) * self.spp))
         self.view_changed.emit()
         self.update()
@@ -93,6 +115,33 @@ class Canvas(QWidget):
     def lane_at(self, y: float) -> Lane | None:
         index = int((y - RULER) // self.lane_height())
         return self.lanes[index] if 0 <= index < len(self.lanes) and y >= RULER else None
+
+    def lane_top(self, name: str) -> int | None:
+        index = next((i for i, lane in enumerate(self.lanes) if lane.name == name), None)
+        return None if index is None else RULER + index * self.lane_height()
+
+    def header_rects(self, name: str) -> dict[str, QRectF]:
+        """Where a stem lane's header draws its mute and solo buttons and its gain ({} for the mix or no stems)."""
+        top = self.lane_top(name)
+        if top is None or name == "mix" or self.mix is None:
+            return {}
+        return {
+            "mute": QRectF(12, top + 28, 24, 18),
+            "solo": QRectF(40, top + 28, 24, 18),
+            "gain_db": QRectF(68, top + 28, HEADER - 74, 18),
+        }
+
+    def header_control_at(self, x: float, y: float) -> tuple[str, str] | None:
+        lane = self.lane_at(y)
+        if lane is None:
+            return None
+        for part, rect in self.header_rects(lane.name).items():
+            if rect.contains(QPointF(x, y)):
+                return lane.name, part
+        return None
+
+    def heard(self, name: str) -> bool:
+        return name == "mix" or self.mix is None or self.mix.audible(name)
 
     # --- painting -----------------------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:
@@ -139,24 +188,34 @@ class Canvas(QWidget):
             t += step
 
     def _paint_lane(self, painter: QPainter, lane: Lane, top: int, LANE: int) -> None:
+        heard = self.heard(lane.name)
         colour = QColor(MIX_COLOUR if lane.name == "mix" else colour_of(lane.name))
+        if not heard:
+            colour.setAlpha(70)
         painter.fillRect(QRectF(0, top, self.width(), LANE - 2), QColor(LANE_BG))
-        painter.fillRect(QRectF(0, top, HEADER - 4, LANE - 2), QColor("#2f343b"))
+        painter.fillRect(QRectF(0, top, HEADER - 4, LANE - 2), QColor(HEADER_BG))
         painter.fillRect(QRectF(0, top, 5, LANE - 2), colour)
-        painter.setPen(QColor(TEXT))
+        painter.setPen(QColor(TEXT if heard else DIM_TEXT))
         painter.drawText(QRectF(12, top + 6, HEADER - 20, 20), Qt.AlignmentFlag.AlignLeft, lane.name)
+        self._paint_controls(painter, lane.name)
         if lane.busy:
             done = lane.peaks.frames / max(1, lane.peaks.expected or self.frames or 1)
             painter.setPen(QColor("#9aa3ad"))
             painter.drawText(
-                QRectF(12, top + 28, HEADER - 20, 20), Qt.AlignmentFlag.AlignLeft, f"{min(100, int(done * 100))} %"
+                QRectF(60, top + 6, HEADER - 68, 20), Qt.AlignmentFlag.AlignRight, f"{min(100, int(done * 100))} %"
             )
         mid = top + (LANE - 2) / 2
         painter.setPen(QColor(GRID))
         painter.drawLine(QPointF(HEADER, mid), QPointF(self.width(), mid))
         if lane.show_spectrogram and lane.spectrogram is not None and self.frames:
             x0, x1 = self.x_of(0), self.x_of(self.frames / self.rate)
+            painter.save()
+            painter.setClipRect(QRectF(HEADER, top, self.width() - HEADER, LANE - 2))  # never over the header
             painter.drawImage(QRectF(x0, top, x1 - x0, LANE - 2), lane.spectrogram)
+            if not heard:
+                painter.fillRect(QRectF(HEADER, top, self.width() - HEADER, LANE - 2), QColor(30, 33, 38, 170))
+            self._paint_frequency_axis(painter, top, LANE - 2)
+            painter.restore()
             return
         pixels = self.width_px()
         start = self.offset
@@ -177,9 +236,66 @@ class Canvas(QWidget):
         painter.setBrush(colour)
         painter.drawPath(path)
 
+    def _paint_controls(self, painter: QPainter, name: str) -> None:
+        rects = self.header_rects(name)
+        if not rects or self.mix is None:
+            return
+        channel = self.mix.channels.get(name)
+        for part, label, on_colour in (("mute", "M", MUTE_ON), ("solo", "S", SOLO_ON)):
+            on = bool(channel and getattr(channel, part))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(on_colour if on else SWITCH_OFF))
+            painter.drawRoundedRect(rects[part], 3, 3)
+            painter.setPen(QColor("#15171a" if on else TEXT))
+            painter.drawText(rects[part], Qt.AlignmentFlag.AlignCenter, label)
+        painter.setPen(QColor(TEXT if self.heard(name) else DIM_TEXT))
+        painter.drawText(
+            rects["gain_db"],
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            gain_text(channel.gain_db if channel else 0.0),
+        )
+
+    def _paint_frequency_axis(self, painter: QPainter, top: float, height: float) -> None:
+        """Labels for the spectrogram's log-frequency rows (the rows `spectrogram_image` computes)."""
+        nyquist = self.rate / 2
+        span = np.log(nyquist / SPECTRUM_LOW)
+        for hz, label in ((100, "100"), (1000, "1k"), (10000, "10k")):
+            if hz >= nyquist:
+                continue
+            y = top + (1 - np.log(hz / SPECTRUM_LOW) / span) * height
+            painter.setPen(QColor(255, 255, 255, 150))
+            painter.drawLine(QPointF(HEADER, y), QPointF(HEADER + 6, y))
+            painter.drawText(QRectF(HEADER + 8, y - 8, 40, 16), Qt.AlignmentFlag.AlignVCenter, label)
+
     # --- mouse and keys -----------------------------------------------------------------------------------------
+    def _header_press(self, event) -> bool:
+        """A click on a lane header's control: toggles mute or solo, or grabs the gain. True when handled."""
+        hit = self.header_control_at(event.position().x(), event.position().y())
+        if hit is None or self.mix is None or event.button() != Qt.MouseButton.LeftButton:
+            return False
+        name, part = hit
+        channel = self.mix.channels.get(name)
+        if part == "gain_db":
+            self._gain_drag = (name, event.position().y(), channel.gain_db if channel else 0.0)
+            self.control_touched.emit(f"{name}/gain_db")
+        else:
+            self.control_edited.emit(f"{name}/{part}", 0.0 if channel and getattr(channel, part) else 1.0)
+        return True
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        hit = self.header_control_at(event.position().x(), event.position().y())
+        if hit is not None and hit[1] == "gain_db":
+            self._gain_drag = None
+            self.control_edited.emit(f"{hit[0]}/gain_db", 0.0)
+        elif hit is not None:  # a double-click on M or S is two clicks
+            self._header_press(event)
+        else:
+            super().mouseDoubleClickEvent(event)
+
     def mousePressEvent(self, event) -> None:
         x = event.position().x()
+        if x < HEADER and self._header_press(event):
+            return
         if event.button() == Qt.MouseButton.RightButton and x < HEADER:
             lane = self.lane_at(event.position().y())
             if lane is not None:
@@ -196,6 +312,11 @@ class Canvas(QWidget):
         self.seek.emit(t)
 
     def mouseMoveEvent(self, event) -> None:
+        if self._gain_drag is not None:  # 0.1 dB per pixel up or down
+            name, y0, start = self._gain_drag
+            value = float(np.clip(round(start + (y0 - event.position().y()) * 0.1, 1), *FADER_RANGE))
+            self.control_edited.emit(f"{name}/gain_db", value)
+            return
         if self._drag is None:
             return
         kind, start = self._drag
@@ -210,6 +331,7 @@ class Canvas(QWidget):
         self.update()
 
     def mouseReleaseEvent(self, event) -> None:
+        self._gain_drag = None
         if self._drag is None:
             return
         kind, _ = self._drag
@@ -221,6 +343,13 @@ class Canvas(QWidget):
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y() or event.angleDelta().x()
+        hit = self.header_control_at(event.position().x(), event.position().y())
+        if hit is not None and hit[1] == "gain_db" and self.mix is not None and delta:
+            channel = self.mix.channels.get(hit[0])
+            step = 0.1 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0.5
+            gain = (channel.gain_db if channel else 0.0) + step * (1 if delta > 0 else -1)
+            self.control_edited.emit(f"{hit[0]}/gain_db", float(np.clip(round(gain, 1), *FADER_RANGE)))
+            return
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.zoom(0.8 if delta > 0 else 1.25, event.position().x())
         else:
@@ -267,6 +396,7 @@ class Timeline(QWidget):
 
     def set_song(self, rate: int, frames: int) -> None:
         self.canvas.rate, self.canvas.frames = rate, frames
+        self.canvas.mix = None
         self.canvas.lanes = []
         self.canvas.loop = self.canvas.selection = None
         self.canvas.playhead = 0.0
@@ -305,7 +435,7 @@ def spectrogram_image(path: str, max_frames: int = 3000, height: int = 160) -> n
             position += hop
     spec = np.stack(columns, axis=1)  # (bins, frames)
     freqs = np.fft.rfftfreq(n_fft, 1 / info.sample_rate)
-    targets = np.geomspace(30, info.sample_rate / 2, height)
+    targets = np.geomspace(SPECTRUM_LOW, info.sample_rate / 2, height)
     rows = np.clip(np.searchsorted(freqs, targets), 1, len(freqs) - 1)
     db = 20 * np.log10(spec[rows] + 1e-7)
     db = np.clip((db - (db.max() - 70)) / 70, 0, 1) ** 1.5

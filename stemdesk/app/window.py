@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         )
         c.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
         c.spectrogram_requested.connect(self.compute_spectrogram)
+        c.control_touched.connect(lambda control: self._control_touched(control))
 
         self.mixer = MixerPanel(registry=registry)
         self.mixer.changed.connect(
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
             )
         )
         self.mixer.control_touched.connect(self._control_touched)
+        c.control_edited.connect(self.mixer.edit)  # lane headers edit the mix the way the strips do (undo, MIDI)
         self.jobs_panel = JobsPanel()
         self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
         self.models_panel = ModelsPanel(registry=registry)
@@ -425,7 +427,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open this song", words(error))
             return False
         self.undo.clear()
-        self.mixer.set_stems([], Mix())
+        self._show_stems_mix([], Mix())
         self._show_song()
         return True
 
@@ -578,7 +580,7 @@ class MainWindow(QMainWindow):
         result = made.result
         self.workspace.adopt(result, start)
         self._show_stems_folder()
-        self.mixer.set_stems(list(self.stems), self.project.mix)
+        self._show_stems_mix(list(self.stems), self.project.mix)
         self._reload_player()
         self._show_null(result.null)
         self._set_dirty(True)
@@ -804,11 +806,19 @@ class MainWindow(QMainWindow):
         return job
 
     # --- mixer, transport ---------------------------------------------------------------------------------------------
+    def _show_stems_mix(self, stems: list[str], mix: Mix) -> None:
+        """The mixer's strips and the lane headers show these stems and this mix."""
+        self.mixer.set_stems(stems, mix)
+        self.timeline.canvas.mix = copy.deepcopy(mix) if stems else None
+        self.timeline.canvas.update()
+
     def apply_mix(self, mix: Mix) -> None:
         mix = self.workspace.set_mix(mix)
         if self.midi is not None:
             self.midi.mix = copy.deepcopy(mix)
         self.mixer.show_mix(mix)
+        self.timeline.canvas.mix = copy.deepcopy(mix) if self.stems else None
+        self.timeline.canvas.update()
         if self.player.source is not None:
             self.player.source.set_mix(copy.deepcopy(mix))
 
@@ -984,7 +994,7 @@ class MainWindow(QMainWindow):
         if project.model:
             self.model_box.setCurrentText(project.model)
             self.models_panel.select(project.model)
-        self.mixer.set_stems(list(self.stems), project.mix)
+        self._show_stems_mix(list(self.stems), project.mix)
         self._show_stems_folder()
         self._restore_stem_lanes()
         self._reload_player()
@@ -994,6 +1004,7 @@ class MainWindow(QMainWindow):
         if project.view.get("spp"):
             self.timeline.canvas.spp = float(project.view["spp"])
             self.timeline.canvas.offset = int(project.view.get("offset", 0))
+            self.timeline.canvas.fitted = False
             self.timeline.canvas.view_changed.emit()
         self.undo.clear()
         self._set_dirty(False)

@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     def show(event: dict) -> None:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
 
-    start = start_weights(args.model)
+    start = None if args.continue_from else start_weights(args.model)
     if args.continue_from:
         shipped, shipped_card = load_estimator(read_card(args.continue_from / args.model))
         start = shipped.state_dict()

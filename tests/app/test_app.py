@@ -17,9 +17,12 @@ from conftest import DATA
 from helpers import song
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QWheelEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from stemdesk.app.playback import MixSource  # noqa: E402
+from stemdesk.app.timeline import HEADER  # noqa: E402
 from stemdesk.app.window import MainWindow  # noqa: E402
 from stemdesk.io import settings as settings_store  # noqa: E402
 from stemdesk.jobs.queue import CANCELLED, DONE, Job, JobQueue  # noqa: E402
@@ -141,6 +144,102 @@ def test_fader_moves_the_mix_and_undo_restores_it(qtbot, window, tmp_path):
     assert window.project.mix.vocal_db == 0.0 and window.mixer.strips["vocals"].fader.value() == 0
     window.undo.redo()
     assert window.project.mix.vocal_db == -6.0
+
+
+def lane_colour(window, name: str) -> np.ndarray:
+    """The RGB of a lane's waveform as painted: its brightest tenth of pixels, averaged."""
+    canvas = window.timeline.canvas
+    image = canvas.grab().toImage()
+    top, height = canvas.lane_top(name), canvas.lane_height()
+    pixels = [
+        image.pixelColor(x, y)
+        for x in range(HEADER + 10, canvas.width() - 10, 2)
+        for y in range(top + height // 2 - 3, top + height // 2 + 2)  # around the centre line: every waveform
+    ]
+    rgb = np.array([[c.red(), c.green(), c.blue()] for c in pixels], float)
+    return rgb[rgb.sum(axis=1) >= np.percentile(rgb.sum(axis=1), 90)].mean(axis=0)
+
+
+def test_lane_headers_mute_solo_and_set_gain_and_the_unheard_lanes_dim(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    canvas = window.timeline.canvas
+    stems = {name: sf.read(str(path), dtype="float32", always_2d=True)[0].T for name, path in window.stems.items()}
+    bright = {name: lane_colour(window, name) for name in NAMES}
+    mute = canvas.header_rects("vocals")["mute"].center().toPoint()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=mute)
+    assert window.project.mix.channels["vocals"].mute and window.mixer.strips["vocals"].mute.isChecked()
+    # heard: what the player renders is the other three stems
+    source = window.player.source
+    source.seek(0)
+    played = source.read(2 * 44100)
+    others = sum(stems[n] for n in NAMES if n != "vocals")[:, : played.shape[1]]
+    assert np.abs(played[:, 4096:] - others[:, 4096:]).max() < 1e-4
+    # seen: the muted lane dims, the others do not; its M button is lit
+    assert lane_colour(window, "vocals").sum() < bright["vocals"].sum() - 150
+    assert np.abs(lane_colour(window, "drums") - bright["drums"]).sum() < 3
+    button = canvas.grab().toImage().pixelColor(mute.x() - 8, mute.y())
+    assert (button.red(), button.green()) > (200, 140) and button.blue() < 100, button.name()  # amber
+    # solo drums: every other lane dims
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.header_rects("drums")["solo"].center().toPoint())
+    assert window.project.mix.channels["drums"].solo
+    assert lane_colour(window, "bass").sum() < bright["bass"].sum() - 150
+    assert np.abs(lane_colour(window, "drums") - bright["drums"]).sum() < 3
+    window.undo.undo()
+    window.undo.undo()
+    assert all(window.project.mix.audible(name) for name in NAMES)
+    assert np.abs(lane_colour(window, "vocals") - bright["vocals"]).sum() < 3
+    # gain: the wheel steps 0.5 dB, a drag follows the mouse, a double-click returns to 0 dB
+    gain = canvas.header_rects("bass")["gain_db"].center()
+    for _ in range(3):
+        wheel(canvas, gain, -120)
+    assert window.project.mix.channels["bass"].gain_db == -1.5 and window.mixer.strips["bass"].fader.value() == -15
+    window.undo.undo()  # the three steps are one edit
+    assert window.mixer.strips["bass"].fader.value() == 0
+    window.undo.redo()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=gain.toPoint())
+    qtbot.mouseMove(canvas, pos=gain.toPoint() + QPoint(0, -40))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=gain.toPoint() + QPoint(0, -40))
+    assert window.project.mix.channels["bass"].gain_db == pytest.approx(2.5)  # 0.1 dB per pixel from -1.5
+    qtbot.mouseDClick(canvas, Qt.MouseButton.LeftButton, pos=gain.toPoint())
+    assert window.project.mix.channels["bass"].gain_db == 0.0
+
+
+def wheel(widget, pos: QPointF, delta: int) -> None:
+    event = QWheelEvent(
+        pos,
+        widget.mapToGlobal(pos),
+        QPoint(),
+        QPoint(0, delta),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_song_stays_fitted_when_the_window_is_resized_and_spectrograms_stay_in_their_lane(qtbot, window, tmp_path):
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    canvas = window.timeline.canvas
+    for size in ((1920, 1080), (1280, 800)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda: abs(canvas.x_of(canvas.frames / canvas.rate) - canvas.width()) < 2, timeout=5000)
+    canvas.zoom(0.5)  # the user zoomed in: a resize keeps their zoom
+    spp = canvas.spp
+    window.resize(1600, 900)
+    qtbot.wait(100)
+    assert canvas.spp == spp
+    # a spectrogram scrolled half out of view is drawn inside its lane, never over the header
+    canvas.offset = int(canvas.frames / 4)
+    header_before = canvas.grab().toImage().copy(0, canvas.lane_top("drums"), HEADER - 4, canvas.lane_height() - 2)
+    with qtbot.waitSignal(canvas.spectrogram_requested):
+        canvas.toggle_spectrogram("drums")
+    qtbot.waitUntil(lambda: window.timeline.lane("drums").spectrogram is not None, timeout=20_000)
+    image = canvas.grab().toImage()
+    assert image.copy(0, canvas.lane_top("drums"), HEADER - 4, canvas.lane_height() - 2) == header_before
+    image.save("/tmp/lanes.png")
 
 
 def test_save_and_reopen_a_project(qtbot, window, tmp_path):
