@@ -8,6 +8,8 @@ with a card naming its parent, data, config and scores; deleting that folder rol
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
-from stemdesk.io.atomic import atomic_path, atomic_write_bytes
+from stemdesk.io.atomic import atomic_folder, atomic_path, atomic_write_bytes
 from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
 from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
@@ -211,8 +213,12 @@ def fine_tune(
     started = time.monotonic()
     # the score card separates the validation songs twice more (base and tune) and scores BSS windows, which
     # takes a few validation rounds (docs/fine-tuning.md, "The time budget"): the loop leaves room for four
+    # The best weights are staged in the run folder and installed only at the end, if they are reliably better:
+    # a model of the same name from an earlier run stays until then.
+    staged = run / "model"
+    shutil.rmtree(staged, ignore_errors=True)
     trainer.run(
-        export=export_model(out_folder, request.name, facts),
+        export=export_model(staged, request.name, facts),
         cancel=cancel,
         finish_by=job_started + request.minutes * 60,
         validations_after=4.0,
@@ -227,14 +233,24 @@ def fine_tune(
             f"and validating took {fixed:.0f} s of it. Give at least {max(1.0, 2 * fixed / 60):.1f} "
             "minutes, or fewer or shorter validation songs."
         )
-    if not (out_folder / "card.json").is_file():
+    if not (staged / "card.json").is_file():
         raise StemDeskError(
             "The fine-tuned model never beat the base model on the validation songs, so nothing "
             "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "
             "or more songs (run folder: " + str(run) + ")."
         )
+    gain, noise = beyond_noise(trainer.start, trainer.history)
+    if gain < noise:
+        raise StemDeskError(
+            f"The fine-tune's best score is {gain:+.2f} dB over {request.base} (mean validation uSDR), less than this "
+            f"run's own noise ({noise:.2f} dB), so it was not exported: it is not reliably better. Try more songs, "
+            f"more minutes or a higher --lr (run folder: {run})."
+        )
+    with atomic_folder(out_folder) as folder:
+        shutil.copytree(staged, folder, dirs_exist_ok=True)
     tuned, tuned_card = load_estimator(request.name)
     card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid)
+    card["gain_over_noise_db"] = {"gain": round(gain, 3), "noise": round(noise, 3)}
     card["gain_usdr_db"] = {
         s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
         for s in card["base"]["usdr"]
@@ -261,6 +277,30 @@ def fine_tune(
     plot_curves(trainer.history, run / "curves.png", f"{request.name} from {request.base}")
     card["run_folder"] = str(run)
     return card
+
+
+RESOLUTION_DB = 0.01  # scores are reported to 0.01 dB: a smaller gain is not one
+
+
+def beyond_noise(start: dict | None, history: list[dict]) -> tuple[float, float]:
+    """(gain, noise) in dB of mean validation uSDR. The gain is the best round over the starting weights; the noise
+    is the larger of how much the score moves from one validation round to the next (the run's own wobble: picking
+    the best of noisy rounds flatters it) and the standard error of the best round's gain across validation songs,
+    and at least the 0.01 dB scores are reported to."""
+    if start is None or not history:
+        return 0.0, RESOLUTION_DB
+    best = max(history, key=lambda entry: entry["valid_mean"])
+    gain = best["valid_mean"] - start["valid_mean"]
+    means = [start["valid_mean"]] + [entry["valid_mean"] for entry in history]
+    steps = np.diff(means[1:]) if len(means) >= 4 else np.zeros(0)  # between training rounds, not from the start
+    wobble = float(np.std(steps) / math.sqrt(2)) if len(steps) >= 2 else 0.0
+    per_song = [
+        np.mean([scores[s] - start["songs"][song][s] for s in scores if s in start["songs"].get(song, {})])
+        for song, scores in best.get("songs", {}).items()
+        if start["songs"].get(song)
+    ]
+    spread = float(np.std(per_song, ddof=1) / math.sqrt(len(per_song))) if len(per_song) >= 2 else 0.0
+    return gain, max(wobble, spread, RESOLUTION_DB)
 
 
 def render_score_card(card: dict) -> str:
@@ -301,6 +341,13 @@ def render_score_card(card: dict) -> str:
     lines += [
         "",
         "Gain in uSDR (dB): " + ", ".join(f"{s} {g:+.2f}" for s, g in card["gain_usdr_db"].items()),
+        "",
+        (
+            f"Exported because the best validation round gained {card['gain_over_noise_db']['gain']:+.2f} dB over "
+            f"the base, more than the run's own noise ({card['gain_over_noise_db']['noise']:.2f} dB)."
+            if "gain_over_noise_db" in card
+            else ""
+        ),
         "",
         "![curves](curves.png)",
     ]

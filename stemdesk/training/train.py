@@ -229,6 +229,7 @@ class Trainer:
         self.model = self.processes.wrap(self.estimator, self.device)
         self.step = 0
         self.best = -math.inf
+        self.start: dict[str, Any] | None = None  # the starting weights' validation (fine-tuning), when measured
         self.bad_validations = 0
         self.history: list[dict] = []
         self.validation_seconds = 0.0
@@ -261,6 +262,7 @@ class Trainer:
                     "step": self.step,
                     "best": self.best,
                     "bad_validations": self.bad_validations,
+                    "start": self.start,
                     "config": asdict(self.config),
                 },
             )
@@ -283,6 +285,7 @@ class Trainer:
             saved.meta["best"],
             saved.meta["bad_validations"],
         )
+        self.start = saved.meta.get("start", self.start)
         self.history = self.checkpoints.history(self.step)
         return True
 
@@ -416,6 +419,7 @@ class Trainer:
         self.validation_seconds = time.monotonic() - validating
         medians = result["median"]
         self.best = sum(medians.values()) / max(1, len(medians))
+        self.start = {"valid_mean": self.best, "valid_usdr": medians, "songs": result["songs"]}
         if self.progress is not None:
             self.progress(
                 {

@@ -1159,6 +1159,36 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
     assert "<table" in html and "curves.png" in html
 
 
+def test_a_tune_within_the_runs_own_noise_is_not_exported_and_the_dock_says_so(qtbot, window, tmp_path):
+    """A fine-tune whose best round is no better than the validation scores wobble is not installed; a model of
+    the same name from before stays as it was."""
+    from helpers import parts, write_song
+
+    from stemdesk.io.model_store import load_estimator, save_model, user_models_dir
+
+    root = tmp_path / "multitracks"
+    for index in range(3):
+        write_song(root / f"take {index}", parts(index))
+    tiny, _ = load_estimator("tiny-4stem")
+    card = {"training_data": {}, "licenses": {"weights": "test"}, "fine_tune": {"lr": 1e-9, "freeze": []}}
+    save_model(user_models_dir() / "still-4stem", "still-4stem", tiny, card)  # a rate that moves nothing
+    earlier = save_model(user_models_dir() / "my-tune", "my-tune", tiny, {**card, "description": "from before"})
+    before = {p.name: p.read_bytes() for p in earlier.folder.iterdir()}
+    window.trainer.base.addItem("still-4stem")
+    window.trainer.base.setCurrentText("still-4stem")
+    window.trainer.folder.setText(str(root))
+    window.trainer.name.setText("my-tune")
+    window.trainer.minutes.setValue(0.5)
+    with qtbot.waitSignal(window.job_finished, timeout=300_000, check_params_cb=lambda job: job.kind == "train") as b:
+        window.trainer.start.click()
+    job = b.args[0]
+    assert job.status != DONE
+    assert "less than this run's own noise" in job.error and "not exported" in job.error, job.error
+    shown = window.trainer.report.toPlainText() + " ".join(window.last_error or ())
+    assert "not exported" in shown, shown
+    assert {p.name: p.read_bytes() for p in earlier.folder.iterdir()} == before
+
+
 def test_one_dark_theme_throughout(qtbot, window):
     """Every dock, the toolbar and the timeline are dark with light text: measured on the rendered pixels."""
 

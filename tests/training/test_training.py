@@ -240,6 +240,32 @@ def test_a_fine_tune_can_export_its_start_and_replaces_it_only_with_something_be
     assert all(torch.equal(exported.state_dict()[k], v) for k, v in state.items())
 
 
+def test_a_gain_counts_only_beyond_the_runs_own_noise():
+    from stemdesk.training.finetune import RESOLUTION_DB, beyond_noise
+
+    songs = {"a": {"vocals": 5.0}, "b": {"vocals": 3.0}, "c": {"vocals": 4.0}}
+    start = {"valid_mean": 4.0, "songs": songs}
+
+    def rounds(means, gains=(0.1, 0.1, 0.1)):
+        return [
+            {"valid_mean": m, "songs": {s: {"vocals": v["vocals"] + g} for (s, v), g in zip(songs.items(), gains)}}
+            for m in means
+        ]
+
+    # a steady climb, every song better: a real gain
+    gain, noise = beyond_noise(start, rounds([4.1, 4.2, 4.3, 4.4], (0.4, 0.35, 0.45)))
+    assert gain == pytest.approx(0.4) and gain > noise
+    # scores that wobble ±0.3 between rounds: a best round +0.3 over the start is within the noise
+    gain, noise = beyond_noise(start, rounds([4.3, 3.8, 4.25, 3.85, 4.2], (0.3, 0.3, 0.3)))
+    assert gain == pytest.approx(0.3) and noise > 0.3
+    # a steady, tiny climb where one song gains and the others lose: the spread across songs is the noise
+    gain, noise = beyond_noise(start, rounds([4.01, 4.02, 4.03, 4.04], (1.0, -0.5, -0.38)))
+    assert gain == pytest.approx(0.04) and noise > 0.3
+    # a gain below the 0.01 dB that scores are reported to is none
+    gain, noise = beyond_noise(start, rounds([4.001, 4.002, 4.003], (0.003, 0.003, 0.003)))
+    assert gain < noise == RESOLUTION_DB
+
+
 def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
     from stemdesk.training.model_card import render
 
