@@ -24,8 +24,8 @@ from ..mixer.mix import Mix
 from ..mixer.render import Renderer
 
 log = logging.getLogger("stemdesk.playback")
-BLOCK = 2048
-LATENCY_SECONDS = 0.15
+BLOCK = 1024
+LATENCY_SECONDS = 0.08
 
 
 class MixSource:

@@ -10,11 +10,14 @@ files of killed workers are swept at the start and the end of a run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import json
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -163,12 +166,20 @@ def _init_worker(settings: BatchSettings) -> None:
     # The coordinator stops a worker with SIGTERM when the batch is interrupted: unwinding removes the song's
     # temporary stem files. Ctrl-C reaches the worker too (the terminal's process group) and unwinds the same way.
     signal.signal(signal.SIGTERM, _unwind)
+    if sys.platform.startswith("linux"):  # and if the coordinator dies outright (kill -9), so does the worker
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     _WORKER = SongWorker(settings)
 
 
 def _run_in_worker(song: Song, outdir: str, attempt: int) -> dict:
     assert _WORKER is not None
-    return _WORKER.run(song, outdir, attempt)
+    try:
+        return _WORKER.run(song, outdir, attempt)
+    except KeyboardInterrupt:
+        # unwound (the song's temporary files are gone); the batch is stopping or dead, so nobody waits for a
+        # result, and handing one back to a dead coordinator would hang: end here
+        os._exit(130)
 
 
 # The coordinator -----------------------------------------------------------------------------------------------

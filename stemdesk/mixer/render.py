@@ -33,6 +33,9 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
+RAMP = 256  # samples a gain change is ramped over (5.8 ms at 44.1 kHz)
+
+
 def db_to_gain(db: float) -> float:
     return 10.0 ** (db / 20.0)
 
@@ -137,13 +140,14 @@ class Renderer:
             self._gains.clear()
 
     def _gain(self, name: str, n: int) -> np.ndarray | float:
-        """The gain for this block: constant, or a linear ramp from the last block's gain to the new one."""
+        """The gain for this block: constant, or a linear ramp from the last block's gain to the new one over the
+        first RAMP samples (short enough that a fader move is heard at once, long enough not to click)."""
         target = self._target(name)
         last = self._gains.get(name)
         self._gains[name] = target
         if last is None or np.array_equal(last, target):
             return target
-        return last + (target - last) * (np.arange(1, n + 1) / n)
+        return last + (target - last) * np.minimum(np.arange(1, n + 1) / min(n, RAMP), 1.0)
 
     def process(self, blocks: np.ndarray) -> np.ndarray:
         """blocks: (sources, channels, n) in the order of ``stems``. Returns the mix (channels, n) float32."""

@@ -113,10 +113,47 @@ def test_sigterm_ends_the_song_in_progress_at_once(tmp_path):
     finally:
         process.kill()
         process.wait()
+        if worker is not None and Path(f"/proc/{worker}").exists():
+            os.kill(worker, signal.SIGKILL)
     assert process.returncode != 0
     assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()
     assert not list(out.rglob("*.wav")), "a half-separated song left stems behind"
     assert not any(p.name.startswith(".") and p.is_file() for p in out.rglob("*")), "a temporary file was left"
+
+
+def test_a_worker_does_not_outlive_a_killed_batch(tmp_path):
+    """kill -9 of the batch (an out-of-memory kill, a closed session) ends its worker too, instead of leaving it
+    separating a song for nobody (found as an orphan using a core for minutes)."""
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(str(folder / "long.wav"), 0.1 * rng.standard_normal((600 * 44100, 2)).astype(np.float32), 44100)
+    command = [sys.executable, "-m", "stemdesk", "batch", str(folder), "-o", str(tmp_path / "out")]
+    process = subprocess.Popen(command + ["--model", "stemdesk-4stem", "--workers", "1", "--threads-per-worker", "1"])
+    worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while worker is None and time.monotonic() < deadline and process.poll() is None:
+            found = subprocess.run(
+                ["pgrep", "-P", str(process.pid), "-f", "spawn_main"], capture_output=True, text=True
+            )
+            worker = int(found.stdout.split()[0]) if found.stdout.split() else None
+            time.sleep(0.2)
+        assert worker is not None, "the batch never started a worker"
+        time.sleep(3)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+            if "zombie" in Path(f"/proc/{worker}/status").read_text():
+                break
+            time.sleep(0.2)
+        alive = Path(f"/proc/{worker}").exists() and "zombie" not in Path(f"/proc/{worker}/status").read_text()
+        assert not alive, "the worker is still separating after its batch was killed"
+    finally:
+        process.kill()
+        if worker is not None and Path(f"/proc/{worker}").exists():
+            os.kill(worker, signal.SIGKILL)
 
 
 def test_failures_are_retried_then_reported(catalog, tmp_path):
