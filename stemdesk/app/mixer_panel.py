@@ -1,9 +1,11 @@
-"""The mixer dock: the vocal level up front, then one strip per stem (fader, pan, mute, solo, effects), presets and
-MIDI learn. The panel edits a copy of the mix and reports each change; the window applies it (with undo)."""
+"""The mixer dock: the vocal level, presets and MIDI learn up front, then one strip per stem (fader, meter, pan, mute,
+solo, effects) and the master's meter. The panel edits a copy of the mix and reports each change;
+the window applies it (with undo)."""
 
 from __future__ import annotations
 
 import copy
+import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +29,8 @@ from PySide6.QtWidgets import (
 from ..io.registry import Registry
 from ..mixer.effects import Effect, effects_of
 from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
+from .meters import Meter
+from .playback import MeterBlock
 
 SCALE = 10  # fader steps per dB
 
@@ -96,15 +100,17 @@ class EffectsDialog(QDialog):
 
 
 class Strip(QWidget):
+    """One stem: its fader (with its value), meter, pan, mute, solo and effects."""
+
     def __init__(self, panel: MixerPanel, name: str):
         super().__init__(panel)
         self.panel, self.name = panel, name
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
-        title = QLabel(name)
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        title.setStyleSheet("font-weight: bold;")
+        self.title = QLabel(name)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setStyleSheet("font-weight: bold;")
         self.value = QLabel("0.0 dB")
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value.setMinimumWidth(64)
@@ -112,6 +118,7 @@ class Strip(QWidget):
         self.fader.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
         self.fader.setMinimumHeight(80)
         self.fader.setToolTip(f"{name} level")
+        self.meter = Meter(name)
         self.pan = QDial()
         self.pan.setRange(-100, 100)
         self.pan.setFixedSize(36, 36)
@@ -119,9 +126,10 @@ class Strip(QWidget):
         self.mute, self.solo = QPushButton("M"), QPushButton("S")
         for button, tip in ((self.mute, "mute"), (self.solo, "solo")):
             button.setCheckable(True)
-            button.setFixedWidth(28)
+            button.setFixedWidth(27)
             button.setToolTip(f"{name} {tip}")
         self.fx = QPushButton("FX")
+        self.fx.setFixedWidth(58)
         self.fx.setToolTip(f"effects on {name}")
         controls = QVBoxLayout()
         controls.setSpacing(2)
@@ -133,9 +141,12 @@ class Strip(QWidget):
         controls.addWidget(self.fx)
         controls.addStretch(1)
         body = QHBoxLayout()
-        body.addWidget(self.fader, alignment=Qt.AlignmentFlag.AlignHCenter)
+        body.setSpacing(2)
+        body.addWidget(self.fader)
+        body.addWidget(self.meter)
+        body.addSpacing(2)
         body.addLayout(controls)
-        layout.addWidget(title)
+        layout.addWidget(self.title)
         layout.addWidget(self.value)
         layout.addLayout(body, 1)
         self.fader.valueChanged.connect(lambda v: self.panel.edit(f"{name}/gain_db", v / SCALE))
@@ -174,20 +185,23 @@ class MixerPanel(QWidget):
         self.mix = Mix()
         self.stems: list[str] = []
         self.strips: dict[str, Strip] = {}
+        self._shown_at = time.monotonic()  # when the meters last moved
         outer = QVBoxLayout(self)
-        top = QGroupBox("Vocal level")
-        row = QHBoxLayout(top)
+        top = QHBoxLayout()  # one row, so the strips get the height
+        vocal = QWidget()
+        row = QHBoxLayout(vocal)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Vocal level"))
         self.vocal = QSlider(Qt.Orientation.Horizontal)
         self.vocal.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
         self.vocal.setToolTip("vocal level")
         self.vocal_value = QLabel("0.0 dB")
-        self.vocal_value.setMinimumWidth(70)
+        self.vocal_value.setMinimumWidth(56)
         row.addWidget(self.vocal, 1)
         row.addWidget(self.vocal_value)
         self.vocal.valueChanged.connect(lambda v: self.edit("vocals/gain_db", v / SCALE))
         self.vocal.sliderPressed.connect(lambda: self.touched("vocals/gain_db"))
-        outer.addWidget(top)
-        presets = QHBoxLayout()
+        top.addWidget(vocal, 1)
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
         apply = QPushButton("Apply preset")
@@ -195,17 +209,30 @@ class MixerPanel(QWidget):
         self.learn = QPushButton("MIDI learn")
         self.learn.setCheckable(True)
         self.learn.setToolTip("Move a knob on your controller, then the control it should move")
-        presets.addWidget(self.preset, 1)
-        presets.addWidget(apply)
-        presets.addWidget(self.learn)
-        outer.addLayout(presets)
+        top.addWidget(self.preset)
+        top.addWidget(apply)
+        top.addWidget(self.learn)
+        outer.addLayout(top)
         self.area = QScrollArea()
         self.area.setWidgetResizable(True)
         self.strips_widget = QWidget()
         self.strips_layout = QHBoxLayout(self.strips_widget)
         self.strips_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
         self.area.setWidget(self.strips_widget)
-        outer.addWidget(self.area, 1)
+        master = QVBoxLayout()  # beside the scrolling strips, always in view, level with their meters
+        edge = self.area.frameWidth() + self.strips_layout.contentsMargins().top() + 2
+        master.setContentsMargins(0, edge, 0, edge)
+        master.setSpacing(2)
+        title = QLabel("Master")
+        title.setStyleSheet("font-weight: bold;")
+        self.master = Meter("master")
+        master.addWidget(title, alignment=Qt.AlignmentFlag.AlignHCenter)
+        master.addSpacing(title.sizeHint().height() + 2)  # where a strip shows its fader's value
+        master.addWidget(self.master, 1, Qt.AlignmentFlag.AlignHCenter)
+        strips = QHBoxLayout()
+        strips.addWidget(self.area, 1)
+        strips.addLayout(master)
+        outer.addLayout(strips, 1)
         self.empty = QLabel("Separate a song to mix its stems.")
         self.empty.setStyleSheet("color: #9aa3ad;")
         self.strips_layout.addWidget(self.empty)
@@ -224,6 +251,18 @@ class MixerPanel(QWidget):
         self.setEnabled(bool(stems))
         self.vocal.parent().setEnabled("vocals" in stems)
         self.show_mix(mix)
+
+    def show_levels(self, blocks: list[MeterBlock] | None) -> None:
+        """Move the meters by the blocks heard since the last call; None while nothing plays, so they fall back."""
+        now = time.monotonic()
+        elapsed, self._shown_at = now - self._shown_at, now
+        if blocks is None:
+            for meter in [self.master, *(strip.meter for strip in self.strips.values())]:
+                meter.fall(elapsed)
+        for seconds, stems, master in blocks or []:
+            for name, strip in self.strips.items():
+                strip.meter.feed(*stems.get(name, (0.0, 0.0)), seconds)
+            self.master.feed(*master, seconds)
 
     def show_mix(self, mix: Mix) -> None:
         self.mix = copy.deepcopy(mix)

@@ -251,6 +251,60 @@ def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     source.close()
 
 
+def test_the_meters_measure_each_strip_after_its_fader_and_the_master(qtbot, tmp_path):
+    """Levels measured in MixSource's render, shown by the panel's meters: a full-scale square lights its strip's
+    clip light and the master's; a sine at −14 dBFS under a −6 dB fader reads −20 dB RMS, −17 dB peak; a muted stem
+    reads silence. A click clears a clip light."""
+    from stemdesk.app.mixer_panel import MixerPanel
+
+    rate, t = 44100, np.arange(2 * 44100) / 44100
+    sine = np.sqrt(2) * 10 ** (-14 / 20) * np.sin(2 * np.pi * 441 * t)
+    audio = {
+        "square": np.where(np.sin(2 * np.pi * 100 * t) >= 0, 1.0, -1.0) * 0.999 + 0.001,
+        "sine": sine,
+        "noise": np.random.default_rng(0).uniform(-0.5, 0.5, t.size),
+    }
+    audio["square"][: rate // 2] *= 0.5  # full scale only after half a second
+    stems = {}
+    for name, signal in audio.items():
+        stems[name] = tmp_path / f"{name}.wav"
+        sf.write(str(stems[name]), np.stack([signal, signal], 1), rate, subtype="FLOAT")
+    sf.write(str(tmp_path / "mix.wav"), np.stack([sum(audio.values())] * 2, 1), rate, subtype="FLOAT")
+    mix = Mix()
+    mix.channel("sine").gain_db = -6.0
+    mix.channel("noise").mute = True
+    panel = MixerPanel()
+    qtbot.addWidget(panel)
+    panel.set_stems(list(audio), mix)
+    meters = {name: strip.meter for name, strip in panel.strips.items()}
+    source = MixSource(tmp_path / "mix.wav", stems, mix)
+    for _ in range(rate // 2 // 2048):
+        source.read(2048)
+    panel.show_levels(source.take_levels())
+    assert not meters["square"].clipped and not panel.master.clipped  # |x| < 1 so far
+    while source.read(2048).shape[-1]:
+        pass
+    panel.show_levels(source.take_levels())
+    assert meters["square"].clipped and panel.master.clipped
+    assert abs(meters["square"].peak_db) < 0.01
+    assert abs(meters["sine"].rms_db + 20) < 0.5 and abs(meters["sine"].peak_db + 17) < 0.5
+    assert not meters["sine"].clipped
+    assert meters["noise"].rms_db == -np.inf and meters["noise"].peak_db == -np.inf and not meters["noise"].clipped
+    qtbot.mouseClick(meters["square"], Qt.MouseButton.LeftButton)
+    assert not meters["square"].clipped and panel.master.clipped  # each light is cleared on its own
+    source.set_mix(Mix())  # at unity the stems are summed untouched: the sine reads its own level
+    source.seek(0)
+    source.read(2 * rate)
+    panel.show_levels(source.take_levels())
+    assert abs(meters["sine"].rms_db + 14) < 0.5 and abs(meters["noise"].rms_db - dbfs(audio["noise"])) < 0.5
+    held = panel.master.peak_db
+    panel.show_levels(None)
+    qtbot.wait(1500)
+    panel.show_levels(None)  # nothing playing: the bars and the peak lines fall back
+    assert meters["sine"].rms_db < -30 and panel.master.peak_db < held - 6
+    source.close()
+
+
 @pytest.fixture
 def pulse():
     """The private PulseAudio server (null sink) that conftest starts before Qt."""
@@ -529,6 +583,47 @@ def test_the_audio_device_does_not_hear_a_muted_stem(qtbot, sink, window, tmp_pa
     assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
     assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
     assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (heard, mix)
+
+
+def test_the_meters_show_what_the_audio_device_plays(qtbot, sink, window, tmp_path):
+    """Played through the real device with one stem muted: the master meter reads the level the device received, each
+    strip its stem's level, the muted stem's meter stays at silence; after stop the master falls back."""
+    from PySide6.QtCore import QTimer
+
+    from stemdesk.app.meters import FLOOR_DB
+
+    original, stems = separated_song(qtbot, window, tmp_path)
+    muted = max(stems, key=lambda stem: dbfs(stems[stem]))
+    qtbot.mouseClick(window.mixer.strips[muted].mute, Qt.MouseButton.LeftButton)
+    meters = {name: strip.meter for name, strip in window.mixer.strips.items()}
+    readings = []  # (what is heard, in seconds; the master's RMS; each strip's), as the meters show them
+
+    def read() -> None:
+        if window.player.state == "playing":
+            heard = window.player.position_seconds()
+            readings.append((heard, window.mixer.master.rms_db, {name: m.rms_db for name, m in meters.items()}))
+
+    timer = QTimer()
+    timer.timeout.connect(read)
+    timer.start(33)
+    played, start = play_and_record(qtbot, window, sink, seconds=2.5)
+    timer.stop()
+    assert window.mixer.master.rms_db > FLOOR_DB  # still showing, then falling back
+    qtbot.waitUntil(lambda: max(window.mixer.master.rms_db, window.mixer.master.peak_db) < FLOOR_DB, timeout=8_000)
+    settled = [r for r in readings if r[0] >= 0.7]  # the RMS bar integrates over 0.3 s: from silence, it rises
+    assert len(settled) > 20, readings
+
+    def mean_db(values) -> float:
+        return 10 * np.log10(np.mean([10 ** (v / 10) for v in values]))
+
+    span = slice(int(0.4 * 44100), int(settled[-1][0] * 44100))  # what the settled readings measured
+    heard = {"master": dbfs(played), "mix": dbfs((original - stems[muted])[:, span])}
+    shown = mean_db([master for _, master, _ in settled])
+    assert abs(shown - heard["master"]) < 1.5 and abs(shown - heard["mix"]) < 1.5, (shown, heard)
+    assert all(strips[muted] == -np.inf for _, _, strips in readings)
+    for name in set(stems) - {muted}:
+        shown, meant = mean_db([strips[name] for _, _, strips in settled]), dbfs(stems[name][:, span])
+        assert abs(shown - meant) < 1.5, (name, shown, meant)
 
 
 def test_without_an_audio_device_the_app_says_so(qtbot, window, tmp_path, monkeypatch):
