@@ -35,6 +35,7 @@ class Meter(QWidget):
         self.peak = 0.0  # the held peak, as an amplitude
         self.hold = 0.0  # seconds before the held peak starts to fall
         self.clipped = False
+        self.dimmed = False  # the stem is not heard (muted, or another is soloed)
         self.setMinimumHeight(60)
         self.setToolTip(f"{name} level (dBFS): RMS bar, peak line; click to clear the clip light")
         font = QFont(self.font())
@@ -75,6 +76,11 @@ class Meter(QWidget):
         self.clipped = False
         self.update()
 
+    def set_dimmed(self, dimmed: bool) -> None:
+        if dimmed != self.dimmed:
+            self.dimmed = dimmed
+            self.update()
+
     def mousePressEvent(self, event) -> None:
         self.clear_clip()
 
@@ -85,6 +91,8 @@ class Meter(QWidget):
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
+        if self.dimmed:
+            painter.setOpacity(0.35)
         bottom = self._y(FLOOR_DB)
         painter.fillRect(QRectF(0, 0, BAR + 2, LIGHT), QColor(CLIP if self.clipped else "#2b3038"))
         painter.fillRect(QRectF(0, self._y(0), BAR + 2, bottom - self._y(0) + 1), QColor("#111316"))

@@ -31,8 +31,11 @@ from ..mixer.effects import Effect, effects_of
 from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
 from .meters import Meter
 from .playback import MeterBlock
+from .theme import DIMMED
 
 SCALE = 10  # fader steps per dB
+# checked switches are filled, so a muted or soloed stem shows across the room: (fill, border)
+SWITCH_COLOURS = {"mute": ("#f0883e", "#b3621f"), "solo": ("#56d364", "#2ea043")}
 
 
 def _db_text(db: float) -> str:
@@ -110,7 +113,6 @@ class Strip(QWidget):
         layout.setSpacing(2)
         self.title = QLabel(name)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.title.setStyleSheet("font-weight: bold;")
         self.value = QLabel("0.0 dB")
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value.setMinimumWidth(64)
@@ -128,6 +130,11 @@ class Strip(QWidget):
             button.setCheckable(True)
             button.setFixedWidth(27)
             button.setToolTip(f"{name} {tip}")
+            fill, border = SWITCH_COLOURS[tip]
+            button.setStyleSheet(
+                f"QPushButton:checked {{ background-color: {fill}; color: #16181c; border: 1px solid {border};"
+                " border-radius: 3px; font-weight: bold; }"
+            )
         self.fx = QPushButton("FX")
         self.fx.setFixedWidth(58)
         self.fx.setToolTip(f"effects on {name}")
@@ -172,6 +179,9 @@ class Strip(QWidget):
         self.value.setText(_db_text(gain))
         count = len(channel.effects) if channel else 0
         self.fx.setText(f"FX ({count})" if count else "FX")
+        heard = mix.audible(self.name)  # a muted stem, or one left out by another's solo, is greyed
+        self.title.setStyleSheet("font-weight: bold;" + ("" if heard else f" color: {DIMMED};"))
+        self.meter.set_dimmed(not heard)
 
 
 class MixerPanel(QWidget):

@@ -1155,6 +1155,47 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
     assert "<table" in html and "curves.png" in html
 
 
+def test_mute_solo_and_unheard_strips_show_at_a_glance(qtbot, window, tmp_path):
+    """On the rendered mixer (dark theme, 1280×800): a checked M and a checked S are filled in colours of their own,
+    far from an unchecked button; the strips not heard (muted, or left out by a solo) have a grey title and meter.
+    The screenshot is kept in /tmp/strips.png to look at."""
+    window.open_song(real_song(tmp_path, seconds=2.0))
+    separate(qtbot, window)
+    strips = window.mixer.strips
+    qtbot.mouseClick(strips["vocals"].mute, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(strips["drums"].solo, Qt.MouseButton.LeftButton)
+    assert window.project.mix.channels["vocals"].mute and window.project.mix.channels["drums"].solo
+    qtbot.wait(50)
+    window.mixer.show_levels([(1.0, dict.fromkeys(NAMES, (0.5, 0.05)), (0.5, 0.05))])  # every meter alike
+    image = window.mixer.grab().toImage()
+    image.save("/tmp/strips.png")
+
+    def pixels(widget, inset: int = 3) -> np.ndarray:
+        """The widget's pixels in the screenshot, (n, 3) RGB."""
+        at = widget.mapTo(window.mixer, widget.rect().topLeft())
+        return np.array(
+            [
+                image.pixelColor(x, y).getRgb()[:3]
+                for x in range(at.x() + inset, at.x() + widget.width() - inset)
+                for y in range(at.y() + inset, at.y() + widget.height() - inset)
+            ],
+            float,
+        )
+
+    def distance(a, b) -> float:
+        return float(np.linalg.norm(pixels(a).mean(0) - pixels(b).mean(0)))
+
+    assert distance(strips["vocals"].mute, strips["drums"].mute) > 100  # muted vs not
+    assert distance(strips["drums"].solo, strips["vocals"].solo) > 100  # soloed vs not
+    assert distance(strips["vocals"].mute, strips["drums"].solo) > 100  # mute and solo unlike each other
+    brightest = {
+        name: {w: pixels(getattr(s, w), 0).max(0).sum() for w in ("title", "meter")} for name, s in strips.items()
+    }
+    for name in ("vocals", "bass", "other"):
+        assert brightest[name]["title"] < 0.75 * brightest["drums"]["title"], brightest
+        assert brightest[name]["meter"] < 0.75 * brightest["drums"]["meter"], brightest
+
+
 def test_one_dark_theme_throughout(qtbot, window):
     """Every dock, the toolbar and the timeline are dark with light text: measured on the rendered pixels."""
 
