@@ -1,5 +1,5 @@
-"""The mixer dock: the vocal level, presets and MIDI learn up front, then one strip per stem (fader, meter, pan, mute,
-solo, effects) and the master's meter. The panel edits a copy of the mix and reports each change;
+"""The mixer dock: the vocal level, presets and MIDI learn up front, then one strip per stem (fader with its dB scale,
+meter, pan, mute, solo, effects) and the master's meter. The panel edits a copy of the mix and reports each change;
 the window applies it (with undo)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QFont, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,7 +22,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
+    QStyle,
+    QStyleOptionSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -34,12 +38,113 @@ from .playback import MeterBlock
 from .theme import DIMMED
 
 SCALE = 10  # fader steps per dB
+MARKS = (0.0, 12.0, FADER_RANGE[0], -12.0, -24.0, 6.0, -6.0)  # the dB written beside a fader, most wanted first
 # checked switches are filled, so a muted or soloed stem shows across the room: (fill, border)
 SWITCH_COLOURS = {"mute": ("#f0883e", "#b3621f"), "solo": ("#56d364", "#2ea043")}
 
 
 def _db_text(db: float) -> str:
     return "−∞" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
+
+
+def _mark(db: float) -> str:
+    return "−∞" if db <= FADER_RANGE[0] else "0" if db == 0 else f"{db:+.0f}".replace("-", "−")
+
+
+def _pan_text(pan: float) -> str:
+    """C, or the side and how far towards it in percent: "L 30", "R 45"."""
+    amount = round(abs(pan) * 100)
+    return "C" if amount == 0 else f"{'L' if pan < 0 else 'R'} {amount}"
+
+
+class Fader(QSlider):
+    """A vertical strip fader in tenths of a dB. A double-click asks for 0 dB: `reset` carries the value from before
+    the double-click, whose first click pages the fader towards the pointer."""
+
+    reset = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(Qt.Orientation.Vertical, parent)
+        self.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
+        self.pressed_at = self.value()
+
+    def mousePressEvent(self, event) -> None:
+        self.pressed_at = self.value()
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.reset.emit(self.pressed_at)
+
+    def handle_y(self, db: float) -> float:
+        """Where the handle's centre is at ``db``, in this widget: where its scale writes ``db``."""
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        groove = self.style().subControlRect(
+            QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderGroove, self
+        )
+        handle = self.style().subControlRect(
+            QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, self
+        )
+        span = groove.height() - handle.height()
+        offset = QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), int(db * SCALE), span, True)
+        return groove.top() + offset + handle.height() / 2
+
+
+class FaderScale(QWidget):
+    """The dB marks beside a fader, level with its handle. Each has a tick; its number is written only where it does
+    not crowd one written before it (a short fader shows +12, 0, −12, −24, −∞)."""
+
+    def __init__(self, fader: Fader, parent=None):
+        super().__init__(parent)
+        self.fader = fader
+        font = QFont(self.font())
+        font.setPointSizeF(6.5)
+        self.setFont(font)
+        self.setFixedWidth(self.fontMetrics().horizontalAdvance("+12") + 6)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        metrics = self.fontMetrics()
+        height = metrics.height()
+        written: list[int] = []
+        for db in MARKS:
+            y = self.mapFromGlobal(self.fader.mapToGlobal(QPoint(0, round(self.fader.handle_y(db))))).y()
+            painter.drawLine(self.width() - 3, y, self.width() - 1, y)
+            if all(abs(y - other) > height + 1 for other in written):
+                text = _mark(db)  # right-aligned, its digits centred on the tick
+                painter.drawText(
+                    QPointF(self.width() - 4 - metrics.horizontalAdvance(text), y + metrics.capHeight() / 2), text
+                )
+                written.append(y)
+
+
+class Pan(QDial):
+    """The pan knob, in percent from left (−100) to right (100), turned by dragging up or down (a percent a pixel) as
+    in a DAW: a click never makes it jump to the pointer. A double-click asks for the centre (`reset`, as a fader)."""
+
+    reset = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRange(-100, 100)
+        self.setFixedSize(36, 36)
+        self.pressed_at = self.value()
+        self.pressed_y = 0.0
+
+    def mousePressEvent(self, event) -> None:
+        self.pressed_at, self.pressed_y = self.value(), event.position().y()
+        self.setSliderDown(True)
+
+    def mouseMoveEvent(self, event) -> None:
+        self.setValue(self.pressed_at + round(self.pressed_y - event.position().y()))
+
+    def mouseReleaseEvent(self, event) -> None:
+        self.setSliderDown(False)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.reset.emit(self.pressed_at)
 
 
 class EffectsDialog(QDialog):
@@ -103,7 +208,7 @@ class EffectsDialog(QDialog):
 
 
 class Strip(QWidget):
-    """One stem: its fader (with its value), meter, pan, mute, solo and effects."""
+    """One stem: its fader (with a dB scale and its value), meter, pan (with its value), mute, solo and effects."""
 
     def __init__(self, panel: MixerPanel, name: str):
         super().__init__(panel)
@@ -116,15 +221,15 @@ class Strip(QWidget):
         self.value = QLabel("0.0 dB")
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value.setMinimumWidth(64)
-        self.fader = QSlider(Qt.Orientation.Vertical)
-        self.fader.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
+        self.fader = Fader()
         self.fader.setMinimumHeight(80)
-        self.fader.setToolTip(f"{name} level")
+        self.fader.setToolTip(f"{name} level (double-click: 0 dB)")
+        self.scale = FaderScale(self.fader)
         self.meter = Meter(name)
-        self.pan = QDial()
-        self.pan.setRange(-100, 100)
-        self.pan.setFixedSize(36, 36)
-        self.pan.setToolTip(f"{name} pan")
+        self.pan = Pan()
+        self.pan.setToolTip(f"{name} pan (double-click: centre)")
+        self.pan_value = QLabel("C")
+        self.pan_value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.mute, self.solo = QPushButton("M"), QPushButton("S")
         for button, tip in ((self.mute, "mute"), (self.solo, "solo")):
             button.setCheckable(True)
@@ -141,6 +246,7 @@ class Strip(QWidget):
         controls = QVBoxLayout()
         controls.setSpacing(2)
         controls.addWidget(self.pan, alignment=Qt.AlignmentFlag.AlignHCenter)
+        controls.addWidget(self.pan_value)
         buttons = QHBoxLayout()
         buttons.addWidget(self.mute)
         buttons.addWidget(self.solo)
@@ -149,6 +255,7 @@ class Strip(QWidget):
         controls.addStretch(1)
         body = QHBoxLayout()
         body.setSpacing(2)
+        body.addWidget(self.scale)
         body.addWidget(self.fader)
         body.addWidget(self.meter)
         body.addSpacing(2)
@@ -158,8 +265,10 @@ class Strip(QWidget):
         layout.addLayout(body, 1)
         self.fader.valueChanged.connect(lambda v: self.panel.edit(f"{name}/gain_db", v / SCALE))
         self.fader.sliderPressed.connect(lambda: self.panel.touched(f"{name}/gain_db"))
+        self.fader.reset.connect(lambda was: self.panel.reset(f"{name}/gain_db", 0.0, was / SCALE))
         self.pan.valueChanged.connect(lambda v: self.panel.edit(f"{name}/pan", v / 100))
         self.pan.sliderPressed.connect(lambda: self.panel.touched(f"{name}/pan"))
+        self.pan.reset.connect(lambda was: self.panel.reset(f"{name}/pan", 0.0, was / 100))
         self.mute.toggled.connect(lambda on: self.panel.edit(f"{name}/mute", float(on)))
         self.solo.toggled.connect(lambda on: self.panel.edit(f"{name}/solo", float(on)))
         self.fx.clicked.connect(lambda: self.panel.edit_effects(name))
@@ -167,9 +276,10 @@ class Strip(QWidget):
     def show_state(self, mix: Mix) -> None:
         channel = mix.channels.get(self.name)
         gain = channel.gain_db if channel else 0.0
+        pan = channel.pan if channel else 0.0
         for widget, value in (
             (self.fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], gain)) * SCALE))),
-            (self.pan, int(round((channel.pan if channel else 0.0) * 100))),
+            (self.pan, int(round(pan * 100))),
             (self.mute, bool(channel and channel.mute)),
             (self.solo, bool(channel and channel.solo)),
         ):
@@ -177,6 +287,7 @@ class Strip(QWidget):
             widget.setChecked(value) if isinstance(value, bool) else widget.setValue(value)
             widget.blockSignals(False)
         self.value.setText(_db_text(gain))
+        self.pan_value.setText(_pan_text(pan))
         count = len(channel.effects) if channel else 0
         self.fx.setText(f"FX ({count})" if count else "FX")
         heard = mix.audible(self.name)  # a muted stem, or one left out by another's solo, is greyed
@@ -291,6 +402,15 @@ class MixerPanel(QWidget):
         self.mix.set_control(control, value)
         self.show_mix(self.mix)
         self.changed.emit(f"Set {control.replace('/', ' ')} to {value:g}", control, before, copy.deepcopy(self.mix))
+
+    def reset(self, control: str, value: float, was: float) -> None:
+        """A double-click sets ``control`` back to ``value``, as an undo step of its own that returns it to ``was``:
+        where it was before the double-click's first click moved it."""
+        before = copy.deepcopy(self.mix)
+        before.set_control(control, was)
+        self.mix.set_control(control, value)
+        self.show_mix(self.mix)
+        self.changed.emit(f"Reset {control.replace('/', ' ')}", f"{control}/reset", before, copy.deepcopy(self.mix))
 
     def edit_effects(self, name: str) -> None:
         dialog = EffectsDialog(name, self.mix.channel(name).effects, self, self.registry)

@@ -17,7 +17,7 @@ from conftest import DATA
 from helpers import song
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from stemdesk.app.playback import MixSource  # noqa: E402
 from stemdesk.app.window import MainWindow  # noqa: E402
@@ -1194,6 +1194,62 @@ def test_mute_solo_and_unheard_strips_show_at_a_glance(qtbot, window, tmp_path):
     for name in ("vocals", "bass", "other"):
         assert brightest[name]["title"] < 0.75 * brightest["drums"]["title"], brightest
         assert brightest[name]["meter"] < 0.75 * brightest["drums"]["meter"], brightest
+
+
+def test_faders_have_a_db_scale_and_pan_shows_its_value_and_both_reset_on_double_click(qtbot, window, tmp_path):
+    """The dB marks beside a fader are written level with its handle at their value (found on the pixels: the handle
+    sits where the blue fill below it starts); the pan reads "L 30", "R 45"; a double-click resets either, as an undo
+    step that brings back the value from before the double-click."""
+    window.open_song(real_song(tmp_path, seconds=2.0))
+    separate(qtbot, window)
+    strip = window.mixer.strips["bass"]
+    scale, top = strip.scale.grab().toImage(), strip.fader.mapTo(strip, QPoint(0, 0)).y()
+    text_rows = [
+        y
+        for y in range(scale.height())
+        if any(scale.pixelColor(x, y).lightnessF() > 0.45 for x in range(scale.width() - 4))  # not the ticks
+    ]
+    labels = [[text_rows[0]]]
+    for y in text_rows[1:]:
+        labels[-1].append(y) if y - labels[-1][-1] <= 1 else labels.append([y])
+    centres = [(rows[0] + rows[-1]) / 2 + strip.scale.mapTo(strip, QPoint(0, 0)).y() for rows in labels]
+    assert len(centres) >= 5, centres  # at least +12, 0, −12, −24 and −∞
+
+    def blue_from(db: float) -> int:
+        strip.fader.setValue(int(db * 10))
+        image = strip.fader.grab().toImage()
+        column = [image.pixelColor(image.width() // 2, y) for y in range(image.height())]
+        return top + next(y for y, c in enumerate(column) if c.blue() > c.red() + 60)
+
+    handle = blue_from(12.0) - top  # the handle's height: it is at the top
+    for db in (12.0, 0.0, -12.0, -24.0):
+        middle = blue_from(db) - handle / 2
+        assert min(abs(c - middle) for c in centres) <= 1.5, (db, middle, centres)
+    assert centres[-1] > top + strip.fader.height() - handle  # −∞ at the bottom
+    assert strip.value.text() == "-24.0 dB"
+    strip.pan.setValue(-30)
+    assert window.project.mix.channels["bass"].pan == -0.3 and strip.pan_value.text() == "L 30"
+    strip.pan.setValue(45)
+    assert strip.pan_value.text() == "R 45"
+    centre = QPoint(strip.pan.width() // 2, strip.pan.height() // 2)
+    qtbot.mousePress(strip.pan, Qt.MouseButton.LeftButton, pos=centre)  # a drag turns it from where it was
+    qtbot.mouseMove(strip.pan, centre + QPoint(0, 20))
+    qtbot.mouseRelease(strip.pan, Qt.MouseButton.LeftButton, pos=centre + QPoint(0, 20))
+    assert window.project.mix.channels["bass"].pan == 0.25 and strip.pan_value.text() == "R 25"
+
+    def double_click(widget, at: QPoint) -> None:
+        """As a user's double-click arrives: a click, then the double-click."""
+        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=at)
+        qtbot.mouseDClick(widget, Qt.MouseButton.LeftButton, pos=at)
+
+    double_click(strip.fader, QPoint(strip.fader.width() // 2, 5))  # above the handle: its first click pages up
+    assert window.project.mix.channels["bass"].gain_db == 0.0 and strip.value.text() == "+0.0 dB"
+    double_click(strip.pan, QPoint(4, 4))
+    assert window.project.mix.channels["bass"].pan == 0.0 and strip.pan_value.text() == "C"
+    window.undo.undo()
+    assert window.project.mix.channels["bass"].pan == 0.25 and strip.pan_value.text() == "R 25"
+    window.undo.undo()  # back to where the fader was before the double-click
+    assert window.project.mix.channels["bass"].gain_db == -24.0 and strip.fader.value() == -240
 
 
 def test_one_dark_theme_throughout(qtbot, window):
