@@ -1,11 +1,14 @@
-"""The mixer dock: the vocal level up front, then one strip per stem (fader, pan, mute, solo, effects), presets and
-MIDI learn. The panel edits a copy of the mix and reports each change; the window applies it (with undo)."""
+"""The mixer dock: the vocal level, presets and MIDI learn up front, then one strip per stem (fader with its dB scale,
+meter, pan, mute, solo, effects) and the master's meter. The panel edits a copy of the mix and reports each change;
+the window applies it (with undo)."""
 
 from __future__ import annotations
 
 import copy
+import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QFont, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,7 +22,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
+    QStyle,
+    QStyleOptionSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -27,12 +33,118 @@ from PySide6.QtWidgets import (
 from ..io.registry import Registry
 from ..mixer.effects import Effect, effects_of
 from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
+from .meters import Meter
+from .playback import MeterBlock
+from .theme import DIMMED
 
 SCALE = 10  # fader steps per dB
+MARKS = (0.0, 12.0, FADER_RANGE[0], -12.0, -24.0, 6.0, -6.0)  # the dB written beside a fader, most wanted first
+# checked switches are filled, so a muted or soloed stem shows across the room: (fill, border)
+SWITCH_COLOURS = {"mute": ("#f0883e", "#b3621f"), "solo": ("#56d364", "#2ea043")}
 
 
 def _db_text(db: float) -> str:
     return "−∞" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
+
+
+def _mark(db: float) -> str:
+    return "−∞" if db <= FADER_RANGE[0] else "0" if db == 0 else f"{db:+.0f}".replace("-", "−")
+
+
+def _pan_text(pan: float) -> str:
+    """C, or the side and how far towards it in percent: "L 30", "R 45"."""
+    amount = round(abs(pan) * 100)
+    return "C" if amount == 0 else f"{'L' if pan < 0 else 'R'} {amount}"
+
+
+class Fader(QSlider):
+    """A vertical strip fader in tenths of a dB. A double-click asks for 0 dB: `reset` carries the value from before
+    the double-click, whose first click pages the fader towards the pointer."""
+
+    reset = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(Qt.Orientation.Vertical, parent)
+        self.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
+        self.pressed_at = self.value()
+
+    def mousePressEvent(self, event) -> None:
+        self.pressed_at = self.value()
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.reset.emit(self.pressed_at)
+
+    def handle_y(self, db: float) -> float:
+        """Where the handle's centre is at ``db``, in this widget: where its scale writes ``db``."""
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        groove = self.style().subControlRect(
+            QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderGroove, self
+        )
+        handle = self.style().subControlRect(
+            QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle, self
+        )
+        span = groove.height() - handle.height()
+        offset = QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), int(db * SCALE), span, True)
+        return groove.top() + offset + handle.height() / 2
+
+
+class FaderScale(QWidget):
+    """The dB marks beside a fader, level with its handle. Each has a tick; its number is written only where it does
+    not crowd one written before it (a short fader shows +12, 0, −12, −24, −∞)."""
+
+    def __init__(self, fader: Fader, parent=None):
+        super().__init__(parent)
+        self.fader = fader
+        font = QFont(self.font())
+        font.setPointSizeF(6.5)
+        self.setFont(font)
+        self.setFixedWidth(self.fontMetrics().horizontalAdvance("+12") + 6)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        metrics = self.fontMetrics()
+        height = metrics.height()
+        written: list[int] = []
+        for db in MARKS:
+            y = self.mapFromGlobal(self.fader.mapToGlobal(QPoint(0, round(self.fader.handle_y(db))))).y()
+            painter.drawLine(self.width() - 3, y, self.width() - 1, y)
+            if all(abs(y - other) > height + 1 for other in written):
+                text = _mark(db)  # right-aligned, its digits centred on the tick
+                painter.drawText(
+                    QPointF(self.width() - 4 - metrics.horizontalAdvance(text), y + metrics.capHeight() / 2), text
+                )
+                written.append(y)
+
+
+class Pan(QDial):
+    """The pan knob, in percent from left (−100) to right (100), turned by dragging up or down (a percent a pixel) as
+    in a DAW: a click never makes it jump to the pointer. A double-click asks for the centre (`reset`, as a fader)."""
+
+    reset = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRange(-100, 100)
+        self.setFixedSize(36, 36)
+        self.pressed_at = self.value()
+        self.pressed_y = 0.0
+
+    def mousePressEvent(self, event) -> None:
+        self.pressed_at, self.pressed_y = self.value(), event.position().y()
+        self.setSliderDown(True)
+
+    def mouseMoveEvent(self, event) -> None:
+        self.setValue(self.pressed_at + round(self.pressed_y - event.position().y()))
+
+    def mouseReleaseEvent(self, event) -> None:
+        self.setSliderDown(False)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.reset.emit(self.pressed_at)
 
 
 class EffectsDialog(QDialog):
@@ -96,36 +208,45 @@ class EffectsDialog(QDialog):
 
 
 class Strip(QWidget):
+    """One stem: its fader (with a dB scale and its value), meter, pan (with its value), mute, solo and effects."""
+
     def __init__(self, panel: MixerPanel, name: str):
         super().__init__(panel)
         self.panel, self.name = panel, name
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
-        title = QLabel(name)
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        title.setStyleSheet("font-weight: bold;")
+        self.title = QLabel(name)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value = QLabel("0.0 dB")
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value.setMinimumWidth(64)
-        self.fader = QSlider(Qt.Orientation.Vertical)
-        self.fader.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
+        self.fader = Fader()
         self.fader.setMinimumHeight(80)
-        self.fader.setToolTip(f"{name} level")
-        self.pan = QDial()
-        self.pan.setRange(-100, 100)
-        self.pan.setFixedSize(36, 36)
-        self.pan.setToolTip(f"{name} pan")
+        self.fader.setToolTip(f"{name} level (double-click: 0 dB)")
+        self.scale = FaderScale(self.fader)
+        self.meter = Meter(name)
+        self.pan = Pan()
+        self.pan.setToolTip(f"{name} pan (double-click: centre)")
+        self.pan_value = QLabel("C")
+        self.pan_value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.mute, self.solo = QPushButton("M"), QPushButton("S")
         for button, tip in ((self.mute, "mute"), (self.solo, "solo")):
             button.setCheckable(True)
-            button.setFixedWidth(28)
+            button.setFixedWidth(27)
             button.setToolTip(f"{name} {tip}")
+            fill, border = SWITCH_COLOURS[tip]
+            button.setStyleSheet(
+                f"QPushButton:checked {{ background-color: {fill}; color: #16181c; border: 1px solid {border};"
+                " border-radius: 3px; font-weight: bold; }"
+            )
         self.fx = QPushButton("FX")
+        self.fx.setFixedWidth(58)
         self.fx.setToolTip(f"effects on {name}")
         controls = QVBoxLayout()
         controls.setSpacing(2)
         controls.addWidget(self.pan, alignment=Qt.AlignmentFlag.AlignHCenter)
+        controls.addWidget(self.pan_value)
         buttons = QHBoxLayout()
         buttons.addWidget(self.mute)
         buttons.addWidget(self.solo)
@@ -133,15 +254,21 @@ class Strip(QWidget):
         controls.addWidget(self.fx)
         controls.addStretch(1)
         body = QHBoxLayout()
-        body.addWidget(self.fader, alignment=Qt.AlignmentFlag.AlignHCenter)
+        body.setSpacing(2)
+        body.addWidget(self.scale)
+        body.addWidget(self.fader)
+        body.addWidget(self.meter)
+        body.addSpacing(2)
         body.addLayout(controls)
-        layout.addWidget(title)
+        layout.addWidget(self.title)
         layout.addWidget(self.value)
         layout.addLayout(body, 1)
         self.fader.valueChanged.connect(lambda v: self.panel.edit(f"{name}/gain_db", v / SCALE))
         self.fader.sliderPressed.connect(lambda: self.panel.touched(f"{name}/gain_db"))
+        self.fader.reset.connect(lambda was: self.panel.reset(f"{name}/gain_db", 0.0, was / SCALE))
         self.pan.valueChanged.connect(lambda v: self.panel.edit(f"{name}/pan", v / 100))
         self.pan.sliderPressed.connect(lambda: self.panel.touched(f"{name}/pan"))
+        self.pan.reset.connect(lambda was: self.panel.reset(f"{name}/pan", 0.0, was / 100))
         self.mute.toggled.connect(lambda on: self.panel.edit(f"{name}/mute", float(on)))
         self.solo.toggled.connect(lambda on: self.panel.edit(f"{name}/solo", float(on)))
         self.fx.clicked.connect(lambda: self.panel.edit_effects(name))
@@ -149,9 +276,10 @@ class Strip(QWidget):
     def show_state(self, mix: Mix) -> None:
         channel = mix.channels.get(self.name)
         gain = channel.gain_db if channel else 0.0
+        pan = channel.pan if channel else 0.0
         for widget, value in (
             (self.fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], gain)) * SCALE))),
-            (self.pan, int(round((channel.pan if channel else 0.0) * 100))),
+            (self.pan, int(round(pan * 100))),
             (self.mute, bool(channel and channel.mute)),
             (self.solo, bool(channel and channel.solo)),
         ):
@@ -159,8 +287,12 @@ class Strip(QWidget):
             widget.setChecked(value) if isinstance(value, bool) else widget.setValue(value)
             widget.blockSignals(False)
         self.value.setText(_db_text(gain))
+        self.pan_value.setText(_pan_text(pan))
         count = len(channel.effects) if channel else 0
         self.fx.setText(f"FX ({count})" if count else "FX")
+        heard = mix.audible(self.name)  # a muted stem, or one left out by another's solo, is greyed
+        self.title.setStyleSheet("font-weight: bold;" + ("" if heard else f" color: {DIMMED};"))
+        self.meter.set_dimmed(not heard)
 
 
 class MixerPanel(QWidget):
@@ -174,20 +306,23 @@ class MixerPanel(QWidget):
         self.mix = Mix()
         self.stems: list[str] = []
         self.strips: dict[str, Strip] = {}
+        self._shown_at = time.monotonic()  # when the meters last moved
         outer = QVBoxLayout(self)
-        top = QGroupBox("Vocal level")
-        row = QHBoxLayout(top)
+        top = QHBoxLayout()  # one row, so the strips get the height
+        vocal = QWidget()
+        row = QHBoxLayout(vocal)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Vocal level"))
         self.vocal = QSlider(Qt.Orientation.Horizontal)
         self.vocal.setRange(int(FADER_RANGE[0] * SCALE), int(FADER_RANGE[1] * SCALE))
         self.vocal.setToolTip("vocal level")
         self.vocal_value = QLabel("0.0 dB")
-        self.vocal_value.setMinimumWidth(70)
+        self.vocal_value.setMinimumWidth(56)
         row.addWidget(self.vocal, 1)
         row.addWidget(self.vocal_value)
         self.vocal.valueChanged.connect(lambda v: self.edit("vocals/gain_db", v / SCALE))
         self.vocal.sliderPressed.connect(lambda: self.touched("vocals/gain_db"))
-        outer.addWidget(top)
-        presets = QHBoxLayout()
+        top.addWidget(vocal, 1)
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
         apply = QPushButton("Apply preset")
@@ -195,17 +330,30 @@ class MixerPanel(QWidget):
         self.learn = QPushButton("MIDI learn")
         self.learn.setCheckable(True)
         self.learn.setToolTip("Move a knob on your controller, then the control it should move")
-        presets.addWidget(self.preset, 1)
-        presets.addWidget(apply)
-        presets.addWidget(self.learn)
-        outer.addLayout(presets)
+        top.addWidget(self.preset)
+        top.addWidget(apply)
+        top.addWidget(self.learn)
+        outer.addLayout(top)
         self.area = QScrollArea()
         self.area.setWidgetResizable(True)
         self.strips_widget = QWidget()
         self.strips_layout = QHBoxLayout(self.strips_widget)
         self.strips_layout.setAlignment(Qt.AlignmentFlag.AlignLeft)
         self.area.setWidget(self.strips_widget)
-        outer.addWidget(self.area, 1)
+        master = QVBoxLayout()  # beside the scrolling strips, always in view, level with their meters
+        edge = self.area.frameWidth() + self.strips_layout.contentsMargins().top() + 2
+        master.setContentsMargins(0, edge, 0, edge)
+        master.setSpacing(2)
+        title = QLabel("Master")
+        title.setStyleSheet("font-weight: bold;")
+        self.master = Meter("master")
+        master.addWidget(title, alignment=Qt.AlignmentFlag.AlignHCenter)
+        master.addSpacing(title.sizeHint().height() + 2)  # where a strip shows its fader's value
+        master.addWidget(self.master, 1, Qt.AlignmentFlag.AlignHCenter)
+        strips = QHBoxLayout()
+        strips.addWidget(self.area, 1)
+        strips.addLayout(master)
+        outer.addLayout(strips, 1)
         self.empty = QLabel("Separate a song to mix its stems.")
         self.empty.setStyleSheet("color: #9aa3ad;")
         self.strips_layout.addWidget(self.empty)
@@ -225,6 +373,18 @@ class MixerPanel(QWidget):
         self.vocal.parent().setEnabled("vocals" in stems)
         self.show_mix(mix)
 
+    def show_levels(self, blocks: list[MeterBlock] | None) -> None:
+        """Move the meters by the blocks heard since the last call; None while nothing plays, so they fall back."""
+        now = time.monotonic()
+        elapsed, self._shown_at = now - self._shown_at, now
+        if blocks is None:
+            for meter in [self.master, *(strip.meter for strip in self.strips.values())]:
+                meter.fall(elapsed)
+        for seconds, stems, master in blocks or []:
+            for name, strip in self.strips.items():
+                strip.meter.feed(*stems.get(name, (0.0, 0.0)), seconds)
+            self.master.feed(*master, seconds)
+
     def show_mix(self, mix: Mix) -> None:
         self.mix = copy.deepcopy(mix)
         for strip in self.strips.values():
@@ -242,6 +402,15 @@ class MixerPanel(QWidget):
         self.mix.set_control(control, value)
         self.show_mix(self.mix)
         self.changed.emit(f"Set {control.replace('/', ' ')} to {value:g}", control, before, copy.deepcopy(self.mix))
+
+    def reset(self, control: str, value: float, was: float) -> None:
+        """A double-click sets ``control`` back to ``value``, as an undo step of its own that returns it to ``was``:
+        where it was before the double-click's first click moved it."""
+        before = copy.deepcopy(self.mix)
+        before.set_control(control, was)
+        self.mix.set_control(control, value)
+        self.show_mix(self.mix)
+        self.changed.emit(f"Reset {control.replace('/', ' ')}", f"{control}/reset", before, copy.deepcopy(self.mix))
 
     def edit_effects(self, name: str) -> None:
         dialog = EffectsDialog(name, self.mix.channel(name).effects, self, self.registry)

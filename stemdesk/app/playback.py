@@ -3,7 +3,8 @@ and everything else keeps working.
 
 `MixSource` is the audio: it reads the stems (or, before separation, the original) block by block from disk, runs
 them through the mixer's Renderer and hands float32 frames to the sink. It also measures the live null: the residual
-between Σ stems at unity and the original over each block it plays.
+between Σ stems at unity and the original over each block it plays; and the levels of each block, per strip and on
+the master, for the mixer's meters.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,14 @@ from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 from ..core.errors import AudioError
 from ..io.audio import AudioReader
 from ..mixer.mix import Mix
-from ..mixer.render import Renderer
+from ..mixer.render import Renderer, levels
 
 log = logging.getLogger("stemdesk.playback")
 BLOCK = 1024
-LATENCY_SECONDS = 0.08
+LATENCY_SECONDS = 0.08  # the sink's buffer: fader moves are heard about this much later (benchmarks/ui.py)
+METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
+Levels = tuple[float, float]  # (peak, mean square)
+MeterBlock = tuple[float, dict[str, Levels], Levels]  # (seconds, each stem's levels, the master's)
 
 
 class MixSource:
@@ -51,6 +56,8 @@ class MixSource:
         self.position = 0
         self.loop: tuple[int, int] | None = None
         self.null_peak = 0.0  # largest |Σ stems − original| since the last reset
+        self._meter_lock = threading.Lock()  # not the render's: the UI never waits for a block to render
+        self._meters: deque[tuple[float, MeterBlock]] = deque(maxlen=METER_BLOCKS)  # (rendered at, levels)
 
     def set_mix(self, mix: Mix) -> None:
         if self.renderer is not None:
@@ -61,6 +68,8 @@ class MixSource:
             self.position = int(np.clip(frame, 0, self.frames))
             if self.renderer is not None:
                 self.renderer.reset()
+        with self._meter_lock:
+            self._meters.clear()
 
     def read(self, frames: int) -> np.ndarray:
         """The next ``frames`` of the mix (channels, n) float32, wrapping at the loop's end; fewer only at the
@@ -78,17 +87,21 @@ class MixSource:
                 n = min(need, end - self.position)
                 if n <= 0:
                     break
-                parts.append(self._render(n))
+                audio, meters = self._render(n)
+                parts.append(audio)
+                with self._meter_lock:
+                    self._meters.append((time.monotonic(), (n / self.rate, meters, levels(audio))))
                 self.position += n
                 need -= n
         return np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
 
-    def _render(self, n: int) -> np.ndarray:
+    def _render(self, n: int) -> tuple[np.ndarray, dict[str, Levels]]:
+        """The mix of the next ``n`` frames, and each stem's levels in it (none outside the stems)."""
         self.original.seek(self.position)
         original = self.original.read(n, "float64")
         inside = self.renderer is not None and self.offset <= self.position < self.offset + self.stem_frames
         if not inside:
-            return original.astype(np.float32)
+            return original.astype(np.float32), {}
         blocks = []
         for handle in self.stems:
             handle.seek(self.position - self.offset)
@@ -96,7 +109,16 @@ class MixSource:
         stems = np.stack(blocks)
         if stems.shape[-1] == n and original.shape[-1] == n:
             self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
-        return self.renderer.process(stems)
+        meters: dict[str, Levels] = {}
+        return self.renderer.process(stems, meters), meters
+
+    def take_levels(self, before: float = math.inf) -> list[MeterBlock]:
+        """The levels of the blocks rendered before ``before`` (a time.monotonic()) and not taken yet, oldest first."""
+        taken = []
+        with self._meter_lock:
+            while self._meters and self._meters[0][0] < before:
+                taken.append(self._meters.popleft()[1])
+        return taken
 
     def take_null_dbfs(self) -> float | None:
         """The live null since the last call, in dBFS (None = exactly zero)."""
@@ -122,7 +144,7 @@ class _Device(QIODevice):
     def readData(self, maxlen: int) -> bytes:
         # bytes, never a QByteArray: PySide6 (6.11) copies only a returned `bytes` into the caller's buffer; a
         # QByteArray reaches the sink as zero bytes read, so it played digital silence while the playhead moved
-        # (issue 23). Qt asks for its period here (16 KiB, 2048 float stereo frames, on PulseAudio).
+        # (issue 23). Qt asks for up to its period (16 KiB on PulseAudio); each call renders at most BLOCK frames.
         frame_bytes = 4 * self.source.channels
         frames = min(BLOCK, maxlen // frame_bytes)
         if frames <= 0:
@@ -190,6 +212,10 @@ class Player(QObject):
         elif not loop:
             heard = min(heard, self.source.position)
         return heard / self.source.rate
+
+    def take_levels(self) -> list[MeterBlock]:
+        """The levels of what is being heard: blocks rendered the sink's latency ago, like the playhead."""
+        return [] if self.source is None else self.source.take_levels(time.monotonic() - LATENCY_SECONDS)
 
     def play(self) -> bool:
         if self.source is None:

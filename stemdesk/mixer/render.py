@@ -49,6 +49,14 @@ def pan_gains(pan: float, channels: int) -> np.ndarray:
     return gains
 
 
+def levels(audio: np.ndarray) -> tuple[float, float]:
+    """(peak, mean square) of a block over all its channels: what a level meter needs, cheap enough for the audio
+    thread."""
+    if not audio.size:
+        return 0.0, 0.0
+    return float(np.abs(audio).max()), float(np.mean(np.square(audio, dtype=np.float64)))
+
+
 def _settable(plugin) -> list[str]:
     return [name for name, prop in inspect.getmembers(type(plugin)) if isinstance(prop, property) and prop.fset]
 
@@ -149,8 +157,10 @@ class Renderer:
             return target
         return last + (target - last) * np.minimum(np.arange(1, n + 1) / min(n, RAMP), 1.0)
 
-    def process(self, blocks: np.ndarray) -> np.ndarray:
-        """blocks: (sources, channels, n) in the order of ``stems``. Returns the mix (channels, n) float32."""
+    def process(self, blocks: np.ndarray, meters: dict[str, tuple[float, float]] | None = None) -> np.ndarray:
+        """blocks: (sources, channels, n) in the order of ``stems``. Returns the mix (channels, n) float32. With
+        ``meters``, also fills it with each stem's `levels` as it enters the sum (after its effects, fader, pan, mute
+        and solo): the mixer's meters, measured on this render instead of a second one."""
         if blocks.ndim != 3 or blocks.shape[0] != len(self.stems) or blocks.shape[1] != self.channels:
             raise MixError(f"Expected stems shaped ({len(self.stems)}, {self.channels}, n), got {blocks.shape}.")
         with self._lock:
@@ -158,15 +168,21 @@ class Renderer:
             if self.unity:
                 for name in [*self.stems, "__master__"]:
                     self._gains[name] = self._target(name)  # so the next change ramps from unity
+                if meters is not None:
+                    meters.update((stem, levels(audio)) for stem, audio in zip(self.stems, blocks))
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
             total = np.zeros((self.channels, n))
             buses = {b: np.zeros((self.channels, n), np.float32) for b in self.mix.buses}
             work = []  # strips whose effects run: (stem, audio, gain), processed in parallel below
+            if meters is not None:
+                meters.update(dict.fromkeys(self.stems, (0.0, 0.0)))  # a strip left out below is silent
             for stem, audio in zip(self.stems, blocks):
                 channel = self.mix.channels.get(stem, Channel())
                 gain = self._gain(stem, n)
                 if not channel.effects and channel.is_unity() and self.mix.audible(stem):
                     total += audio
+                    if meters is not None:
+                        meters[stem] = levels(audio)
                 elif self.mix.audible(stem) or not np.all(gain == 0):
                     work.append((stem, audio, gain))
 
@@ -180,6 +196,8 @@ class Renderer:
             strips = list(_pool().map(strip, work)) if len(work) > 1 and _THREADS > 1 else [strip(w) for w in work]
             for (stem, _, _), audio in zip(work, strips):
                 total += audio
+                if meters is not None:
+                    meters[stem] = levels(audio)
                 for bus, send_db in self.mix.channels.get(stem, Channel()).sends.items():
                     buses[bus] += (audio * db_to_gain(send_db)).astype(np.float32)
             for bus, signal in buses.items():

@@ -350,6 +350,60 @@ def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     source.close()
 
 
+def test_the_meters_measure_each_strip_after_its_fader_and_the_master(qtbot, tmp_path):
+    """Levels measured in MixSource's render, shown by the panel's meters: a full-scale square lights its strip's
+    clip light and the master's; a sine at −14 dBFS under a −6 dB fader reads −20 dB RMS, −17 dB peak; a muted stem
+    reads silence. A click clears a clip light."""
+    from stemdesk.app.mixer_panel import MixerPanel
+
+    rate, t = 44100, np.arange(2 * 44100) / 44100
+    sine = np.sqrt(2) * 10 ** (-14 / 20) * np.sin(2 * np.pi * 441 * t)
+    audio = {
+        "square": np.where(np.sin(2 * np.pi * 100 * t) >= 0, 1.0, -1.0) * 0.999 + 0.001,
+        "sine": sine,
+        "noise": np.random.default_rng(0).uniform(-0.5, 0.5, t.size),
+    }
+    audio["square"][: rate // 2] *= 0.5  # full scale only after half a second
+    stems = {}
+    for name, signal in audio.items():
+        stems[name] = tmp_path / f"{name}.wav"
+        sf.write(str(stems[name]), np.stack([signal, signal], 1), rate, subtype="FLOAT")
+    sf.write(str(tmp_path / "mix.wav"), np.stack([sum(audio.values())] * 2, 1), rate, subtype="FLOAT")
+    mix = Mix()
+    mix.channel("sine").gain_db = -6.0
+    mix.channel("noise").mute = True
+    panel = MixerPanel()
+    qtbot.addWidget(panel)
+    panel.set_stems(list(audio), mix)
+    meters = {name: strip.meter for name, strip in panel.strips.items()}
+    source = MixSource(tmp_path / "mix.wav", stems, mix)
+    for _ in range(rate // 2 // 2048):
+        source.read(2048)
+    panel.show_levels(source.take_levels())
+    assert not meters["square"].clipped and not panel.master.clipped  # |x| < 1 so far
+    while source.read(2048).shape[-1]:
+        pass
+    panel.show_levels(source.take_levels())
+    assert meters["square"].clipped and panel.master.clipped
+    assert abs(meters["square"].peak_db) < 0.01
+    assert abs(meters["sine"].rms_db + 20) < 0.5 and abs(meters["sine"].peak_db + 17) < 0.5
+    assert not meters["sine"].clipped
+    assert meters["noise"].rms_db == -np.inf and meters["noise"].peak_db == -np.inf and not meters["noise"].clipped
+    qtbot.mouseClick(meters["square"], Qt.MouseButton.LeftButton)
+    assert not meters["square"].clipped and panel.master.clipped  # each light is cleared on its own
+    source.set_mix(Mix())  # at unity the stems are summed untouched: the sine reads its own level
+    source.seek(0)
+    source.read(2 * rate)
+    panel.show_levels(source.take_levels())
+    assert abs(meters["sine"].rms_db + 14) < 0.5 and abs(meters["noise"].rms_db - dbfs(audio["noise"])) < 0.5
+    held = panel.master.peak_db
+    panel.show_levels(None)
+    qtbot.wait(1500)
+    panel.show_levels(None)  # nothing playing: the bars and the peak lines fall back
+    assert meters["sine"].rms_db < -30 and panel.master.peak_db < held - 6
+    source.close()
+
+
 @pytest.fixture
 def pulse():
     """The private PulseAudio server (null sink) that conftest starts before Qt."""
@@ -628,6 +682,47 @@ def test_the_audio_device_does_not_hear_a_muted_stem(qtbot, sink, window, tmp_pa
     assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
     assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
     assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (heard, mix)
+
+
+def test_the_meters_show_what_the_audio_device_plays(qtbot, sink, window, tmp_path):
+    """Played through the real device with one stem muted: the master meter reads the level the device received, each
+    strip its stem's level, the muted stem's meter stays at silence; after stop the master falls back."""
+    from PySide6.QtCore import QTimer
+
+    from stemdesk.app.meters import FLOOR_DB
+
+    original, stems = separated_song(qtbot, window, tmp_path)
+    muted = max(stems, key=lambda stem: dbfs(stems[stem]))
+    qtbot.mouseClick(window.mixer.strips[muted].mute, Qt.MouseButton.LeftButton)
+    meters = {name: strip.meter for name, strip in window.mixer.strips.items()}
+    readings = []  # (what is heard, in seconds; the master's RMS; each strip's), as the meters show them
+
+    def read() -> None:
+        if window.player.state == "playing":
+            heard = window.player.position_seconds()
+            readings.append((heard, window.mixer.master.rms_db, {name: m.rms_db for name, m in meters.items()}))
+
+    timer = QTimer()
+    timer.timeout.connect(read)
+    timer.start(33)
+    played, start = play_and_record(qtbot, window, sink, seconds=2.5)
+    timer.stop()
+    assert window.mixer.master.rms_db > FLOOR_DB  # still showing, then falling back
+    qtbot.waitUntil(lambda: max(window.mixer.master.rms_db, window.mixer.master.peak_db) < FLOOR_DB, timeout=8_000)
+    settled = [r for r in readings if r[0] >= 0.7]  # the RMS bar integrates over 0.3 s: from silence, it rises
+    assert len(settled) > 20, readings
+
+    def mean_db(values) -> float:
+        return 10 * np.log10(np.mean([10 ** (v / 10) for v in values]))
+
+    span = slice(int(0.4 * 44100), int(settled[-1][0] * 44100))  # what the settled readings measured
+    heard = {"master": dbfs(played), "mix": dbfs((original - stems[muted])[:, span])}
+    shown = mean_db([master for _, master, _ in settled])
+    assert abs(shown - heard["master"]) < 1.5 and abs(shown - heard["mix"]) < 1.5, (shown, heard)
+    assert all(strips[muted] == -np.inf for _, _, strips in readings)
+    for name in set(stems) - {muted}:
+        shown, meant = mean_db([strips[name] for _, _, strips in settled]), dbfs(stems[name][:, span])
+        assert abs(shown - meant) < 1.5, (name, shown, meant)
 
 
 def test_without_an_audio_device_the_app_says_so(qtbot, window, tmp_path, monkeypatch):
@@ -1187,6 +1282,103 @@ def test_a_tune_within_the_runs_own_noise_is_not_exported_and_the_dock_says_so(q
     shown = window.trainer.report.toPlainText() + " ".join(window.last_error or ())
     assert "not exported" in shown, shown
     assert {p.name: p.read_bytes() for p in earlier.folder.iterdir()} == before
+
+
+def test_mute_solo_and_unheard_strips_show_at_a_glance(qtbot, window, tmp_path):
+    """On the rendered mixer (dark theme, 1280×800): a checked M and a checked S are filled in colours of their own,
+    far from an unchecked button; the strips not heard (muted, or left out by a solo) have a grey title and meter.
+    The screenshot is kept in /tmp/strips.png to look at."""
+    window.open_song(real_song(tmp_path, seconds=2.0))
+    separate(qtbot, window)
+    strips = window.mixer.strips
+    qtbot.mouseClick(strips["vocals"].mute, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(strips["drums"].solo, Qt.MouseButton.LeftButton)
+    assert window.project.mix.channels["vocals"].mute and window.project.mix.channels["drums"].solo
+    qtbot.wait(50)
+    window.mixer.show_levels([(1.0, dict.fromkeys(NAMES, (0.5, 0.05)), (0.5, 0.05))])  # every meter alike
+    image = window.mixer.grab().toImage()
+    image.save("/tmp/strips.png")
+
+    def pixels(widget, inset: int = 3) -> np.ndarray:
+        """The widget's pixels in the screenshot, (n, 3) RGB."""
+        at = widget.mapTo(window.mixer, widget.rect().topLeft())
+        return np.array(
+            [
+                image.pixelColor(x, y).getRgb()[:3]
+                for x in range(at.x() + inset, at.x() + widget.width() - inset)
+                for y in range(at.y() + inset, at.y() + widget.height() - inset)
+            ],
+            float,
+        )
+
+    def distance(a, b) -> float:
+        return float(np.linalg.norm(pixels(a).mean(0) - pixels(b).mean(0)))
+
+    assert distance(strips["vocals"].mute, strips["drums"].mute) > 100  # muted vs not
+    assert distance(strips["drums"].solo, strips["vocals"].solo) > 100  # soloed vs not
+    assert distance(strips["vocals"].mute, strips["drums"].solo) > 100  # mute and solo unlike each other
+    brightest = {
+        name: {w: pixels(getattr(s, w), 0).max(0).sum() for w in ("title", "meter")} for name, s in strips.items()
+    }
+    for name in ("vocals", "bass", "other"):
+        assert brightest[name]["title"] < 0.75 * brightest["drums"]["title"], brightest
+        assert brightest[name]["meter"] < 0.75 * brightest["drums"]["meter"], brightest
+
+
+def test_faders_have_a_db_scale_and_pan_shows_its_value_and_both_reset_on_double_click(qtbot, window, tmp_path):
+    """The dB marks beside a fader are written level with its handle at their value (found on the pixels: the handle
+    sits where the blue fill below it starts); the pan reads "L 30", "R 45"; a double-click resets either, as an undo
+    step that brings back the value from before the double-click."""
+    window.open_song(real_song(tmp_path, seconds=2.0))
+    separate(qtbot, window)
+    strip = window.mixer.strips["bass"]
+    scale, top = strip.scale.grab().toImage(), strip.fader.mapTo(strip, QPoint(0, 0)).y()
+    text_rows = [
+        y
+        for y in range(scale.height())
+        if any(scale.pixelColor(x, y).lightnessF() > 0.45 for x in range(scale.width() - 4))  # not the ticks
+    ]
+    labels = [[text_rows[0]]]
+    for y in text_rows[1:]:
+        labels[-1].append(y) if y - labels[-1][-1] <= 1 else labels.append([y])
+    centres = [(rows[0] + rows[-1]) / 2 + strip.scale.mapTo(strip, QPoint(0, 0)).y() for rows in labels]
+    assert len(centres) >= 5, centres  # at least +12, 0, −12, −24 and −∞
+
+    def blue_from(db: float) -> int:
+        strip.fader.setValue(int(db * 10))
+        image = strip.fader.grab().toImage()
+        column = [image.pixelColor(image.width() // 2, y) for y in range(image.height())]
+        return top + next(y for y, c in enumerate(column) if c.blue() > c.red() + 60)
+
+    handle = blue_from(12.0) - top  # the handle's height: it is at the top
+    for db in (12.0, 0.0, -12.0, -24.0):
+        middle = blue_from(db) - handle / 2
+        assert min(abs(c - middle) for c in centres) <= 1.5, (db, middle, centres)
+    assert centres[-1] > top + strip.fader.height() - handle  # −∞ at the bottom
+    assert strip.value.text() == "-24.0 dB"
+    strip.pan.setValue(-30)
+    assert window.project.mix.channels["bass"].pan == -0.3 and strip.pan_value.text() == "L 30"
+    strip.pan.setValue(45)
+    assert strip.pan_value.text() == "R 45"
+    centre = QPoint(strip.pan.width() // 2, strip.pan.height() // 2)
+    qtbot.mousePress(strip.pan, Qt.MouseButton.LeftButton, pos=centre)  # a drag turns it from where it was
+    qtbot.mouseMove(strip.pan, centre + QPoint(0, 20))
+    qtbot.mouseRelease(strip.pan, Qt.MouseButton.LeftButton, pos=centre + QPoint(0, 20))
+    assert window.project.mix.channels["bass"].pan == 0.25 and strip.pan_value.text() == "R 25"
+
+    def double_click(widget, at: QPoint) -> None:
+        """As a user's double-click arrives: a click, then the double-click."""
+        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=at)
+        qtbot.mouseDClick(widget, Qt.MouseButton.LeftButton, pos=at)
+
+    double_click(strip.fader, QPoint(strip.fader.width() // 2, 5))  # above the handle: its first click pages up
+    assert window.project.mix.channels["bass"].gain_db == 0.0 and strip.value.text() == "+0.0 dB"
+    double_click(strip.pan, QPoint(4, 4))
+    assert window.project.mix.channels["bass"].pan == 0.0 and strip.pan_value.text() == "C"
+    window.undo.undo()
+    assert window.project.mix.channels["bass"].pan == 0.25 and strip.pan_value.text() == "R 25"
+    window.undo.undo()  # back to where the fader was before the double-click
+    assert window.project.mix.channels["bass"].gain_db == -24.0 and strip.fader.value() == -240
 
 
 def test_one_dark_theme_throughout(qtbot, window):
