@@ -124,3 +124,39 @@ def installed(tarball) -> Path:
 
 def needs_data():
     return pytest.mark.skipif(not (DATA / "cc0-efree").is_dir(), reason=DATA_MISSING)
+
+
+VST3_SOURCE = REPO / "tests" / "mixer" / "vst3"  # a gain plugin for Debian's dpf-source to build
+DPF = Path("/usr/share/dpf")
+
+
+@pytest.fixture(scope="session")
+def gain_plugin(tmp_path_factory) -> Path:
+    """A real VST3 (gain in dB and a polarity switch), built from tests/mixer/vst3 with Debian's dpf-source."""
+    if not (DPF / "Makefile.plugins.mk").is_file() or shutil.which("g++") is None or shutil.which("make") is None:
+        pytest.skip("needs Debian's dpf-source, g++ and make (scripts/setup.sh --test installs them)")
+    work = tmp_path_factory.mktemp("vst3")
+    shutil.copytree(VST3_SOURCE, work / "src")
+    subprocess.run(
+        ["make", "-s", f"DPF_PATH={DPF}", f"DPF_TARGET_DIR={work / 'bin'}", f"DPF_BUILD_DIR={work / 'build'}"],
+        cwd=work / "src",
+        check=True,
+        capture_output=True,
+    )
+    plugin = work / "bin" / "stemdesk-test-gain.vst3"
+    assert plugin.is_dir()
+    return plugin
+
+
+@pytest.fixture(scope="session")
+def crashing_plugin(tmp_path_factory) -> Path:
+    """A .vst3 bundle whose library crashes (SIGSEGV) as soon as it is loaded."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    work = tmp_path_factory.mktemp("crash")
+    source = work / "crash.c"
+    source.write_text("#include <signal.h>\n__attribute__((constructor)) static void boom(void) { raise(SIGSEGV); }\n")
+    binary = work / "crash.vst3" / "Contents" / "x86_64-linux" / "crash.so"
+    binary.parent.mkdir(parents=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(binary), str(source)], check=True)
+    return work / "crash.vst3"

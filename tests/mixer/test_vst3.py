@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,39 +10,6 @@ from stemdesk.mixer.effects import Effect
 from stemdesk.mixer.mix import Mix
 from stemdesk.mixer.render import Renderer
 from stemdesk.mixer.vst3 import scan
-
-SOURCE = Path(__file__).resolve().parent / "vst3"
-DPF = Path("/usr/share/dpf")
-
-
-@pytest.fixture(scope="session")
-def gain_plugin(tmp_path_factory) -> Path:
-    if not (DPF / "Makefile.plugins.mk").is_file() or shutil.which("g++") is None or shutil.which("make") is None:
-        pytest.skip("needs Debian's dpf-source, g++ and make (scripts/setup.sh --test installs them)")
-    work = tmp_path_factory.mktemp("vst3")
-    shutil.copytree(SOURCE, work / "src")
-    subprocess.run(
-        ["make", "-s", f"DPF_PATH={DPF}", f"DPF_TARGET_DIR={work / 'bin'}", f"DPF_BUILD_DIR={work / 'build'}"],
-        cwd=work / "src",
-        check=True,
-        capture_output=True,
-    )
-    plugin = work / "bin" / "stemdesk-test-gain.vst3"
-    assert plugin.is_dir()
-    return plugin
-
-
-@pytest.fixture(scope="session")
-def crashing_plugin(tmp_path_factory) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc")
-    work = tmp_path_factory.mktemp("crash")
-    source = work / "crash.c"
-    source.write_text("#include <signal.h>\n__attribute__((constructor)) static void boom(void) { raise(SIGSEGV); }\n")
-    binary = work / "crash.vst3" / "Contents" / "x86_64-linux" / "crash.so"
-    binary.parent.mkdir(parents=True)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(binary), str(source)], check=True)
-    return work / "crash.vst3"
 
 
 def test_scan_lists_the_parameters_by_name(gain_plugin):
