@@ -716,7 +716,11 @@ def test_the_meters_show_what_the_audio_device_plays(qtbot, sink, window, tmp_pa
         return 10 * np.log10(np.mean([10 ** (v / 10) for v in values]))
 
     span = slice(int(0.4 * 44100), int(settled[-1][0] * 44100))  # what the settled readings measured
-    heard = {"master": dbfs(played), "mix": dbfs((original - stems[muted])[:, span])}
+    # the device's level over what it played: a dropout on a loaded machine is digital silence, not a level
+    count = played.shape[1] // 441
+    pieces = played[:, : count * 441].reshape(played.shape[0], count, 441)
+    sounding = pieces[:, np.sqrt(np.mean(np.square(pieces), axis=(0, 2))) > 1e-9, :]
+    heard = {"master": dbfs(sounding), "mix": dbfs((original - stems[muted])[:, span])}
     shown = mean_db([master for _, master, _ in settled])
     assert abs(shown - heard["master"]) < 1.5 and abs(shown - heard["mix"]) < 1.5, (shown, heard)
     assert all(strips[muted] == -np.inf for _, _, strips in readings)
