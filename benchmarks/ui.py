@@ -32,34 +32,22 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import private_pulse  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "cc0-efree"
 SINK = "stemdesk_bench"
 RATE = 44100
 
 
 def start_pulse(runtime: Path) -> subprocess.Popen | None:
-    """A private PulseAudio server with a null sink (never the desktop's own), found through PULSE_SERVER."""
-    if shutil.which("pulseaudio") is None or shutil.which("parec") is None:
+    """The tests' private PulseAudio server with a null sink (never the desktop's own), found through PULSE_SERVER."""
+    if shutil.which("parec") is None:
         return None
-    socket = runtime / "native"
-    server = subprocess.Popen(
-        [
-            "pulseaudio",
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            f"--load=module-null-sink sink_name={SINK}",
-            f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
-        ],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not socket.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.environ["PULSE_SERVER"] = f"unix:{socket}"
+    runtime.mkdir(parents=True, exist_ok=True)
+    server = private_pulse(runtime, SINK)
+    if (runtime / "native").exists():
+        os.environ["PULSE_SERVER"] = f"unix:{runtime / 'native'}"
     return server
 
 

@@ -4,13 +4,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import torch
-from helpers import song
+from helpers import private_pulse, song
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -32,25 +31,9 @@ def pytest_configure(config):
     global _pulse
     if shutil.which("pulseaudio") is None or os.environ.get("PULSE_SERVER"):
         return
-    runtime = tempfile.mkdtemp(prefix="stemdesk-pulse-")
-    socket = Path(runtime) / "native"
-    _pulse = subprocess.Popen(
-        [
-            "pulseaudio",
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            "--load=module-null-sink sink_name=stemdesk_null",
-            f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
-        ],
-        env={**os.environ, "XDG_RUNTIME_DIR": runtime, "HOME": runtime},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not socket.exists() and time.monotonic() < deadline and _pulse.poll() is None:
-        time.sleep(0.05)
+    runtime = Path(tempfile.mkdtemp(prefix="stemdesk-pulse-"))
+    socket = runtime / "native"
+    _pulse = private_pulse(runtime, "stemdesk_null")
     if socket.exists():
         os.environ["PULSE_SERVER"] = f"unix:{socket}"
 

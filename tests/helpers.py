@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,48 @@ def small_estimator(kind: str, **overrides):
     config = {"sources": STEM_NAMES, **stft, **small_configs().get(kind, {}), **overrides}
     torch.manual_seed(0)
     return build_estimator(kind, config)
+
+
+def flat_tiny():
+    """tiny-4stem with its last layer zeroed: every mask equal, so a few fine-tuning steps beat it."""
+    import torch
+
+    from stemdesk.io.model_store import load_estimator
+
+    flat, card = load_estimator("tiny-4stem")
+    with torch.no_grad():
+        for name, parameter in flat.named_parameters():
+            if name.startswith("out"):
+                parameter.zero_()
+    return flat, card
+
+
+def private_pulse(runtime: Path, sink: str):
+    """Start a private PulseAudio server with one null sink named ``sink`` in its own runtime folder (never a
+    desktop's own server) and wait up to 10 s for its socket, ``runtime / "native"``: the process, or None when
+    pulseaudio is not installed. Point PULSE_SERVER at the socket (before Qt starts) to use it."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("pulseaudio") is None:
+        return None
+    socket = runtime / "native"
+    server = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            f"--load=module-null-sink sink_name={sink}",
+            f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
+        ],
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not socket.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.05)
+    return server

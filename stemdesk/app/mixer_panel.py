@@ -30,15 +30,12 @@ from .effects_editor import EffectsDialog
 from .meters import Meter
 from .playback import MeterBlock
 from .theme import DIMMED
+from .timeline import gain_text
 
 SCALE = 10  # fader steps per dB
 MARKS = (0.0, 12.0, FADER_RANGE[0], -12.0, -24.0, 6.0, -6.0)  # the dB written beside a fader, most wanted first
 # checked switches are filled, so a muted or soloed stem shows across the room: (fill, border)
 SWITCH_COLOURS = {"mute": ("#f0883e", "#b3621f"), "solo": ("#56d364", "#2ea043")}
-
-
-def _db_text(db: float) -> str:
-    return "−∞" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
 
 
 def _mark(db: float) -> str:
@@ -220,7 +217,7 @@ class Strip(QWidget):
             widget.blockSignals(True)
             widget.setChecked(value) if isinstance(value, bool) else widget.setValue(value)
             widget.blockSignals(False)
-        self.value.setText(_db_text(gain))
+        self.value.setText(gain_text(gain))
         self.pan_value.setText(_pan_text(pan))
         count = len(channel.effects) if channel else 0
         self.fx.setText(f"FX ({count})" if count else "FX")
@@ -326,7 +323,7 @@ class MixerPanel(QWidget):
         self.vocal.blockSignals(True)
         self.vocal.setValue(int(round(max(FADER_RANGE[0], self.mix.vocal_db) * SCALE)))
         self.vocal.blockSignals(False)
-        self.vocal_value.setText(_db_text(self.mix.vocal_db))
+        self.vocal_value.setText(gain_text(self.mix.vocal_db))
 
     def touched(self, control: str) -> None:
         self.control_touched.emit(control)

@@ -30,7 +30,8 @@ SPECTRUM_LOW = 30.0  # Hz at the bottom of a spectrogram (see spectrogram_image)
 
 
 def gain_text(db: float) -> str:
-    return "−∞ dB" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
+    """A fader's gain as the lane headers and the mixer's strips show it."""
+    return "−∞" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
 
 
 @dataclass

@@ -816,9 +816,7 @@ class MainWindow(QMainWindow):
         mix = self.workspace.set_mix(mix)
         if self.midi is not None:
             self.midi.mix = copy.deepcopy(mix)
-        self.mixer.show_mix(mix)
-        self.timeline.canvas.mix = copy.deepcopy(mix) if self.stems else None
-        self.timeline.canvas.update()
+        self._show_stems_mix(list(self.stems), mix)
         if self.player.source is not None:
             self.player.source.set_mix(copy.deepcopy(mix))
 

@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stemdesk.core.errors import AudioError
+from stemdesk.core.errors import AudioError, StemDeskError
 from stemdesk.core.resample import resample
 from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
-from stemdesk.io.audio import probe, read
+from stemdesk.io.audio import probe
 from stemdesk.io.model_store import find_model, sha256_file
 
 from .data import Song
-from .dataset import SOURCES
+from .dataset import SOURCES, SongFiles, read_song
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
 PACKAGES = {
@@ -278,22 +278,18 @@ def load_labelled(
         if source_path.stem == "guitar" and any(p.stem == "song" for p in source_path.parent.iterdir()):
             continue
         folder = out / record["relative"]
+        files = {name: [folder / f"{name}.flac"] for name in sources}
+        guitar = _partner(source_path)
+        if guitar is not None:
+            files["other"].append(guitar)  # read_song adds it to the teacher's other
         try:
-            decoded = [read(folder / f"{name}.flac") for name in sources]
-            guitar_path = _partner(source_path)
-            guitar = read(guitar_path) if guitar_path is not None else None
-        except (AudioError, OSError) as error:
+            decoded = read_song(SongFiles(source_path.stem, files), mixture=False)
+        except (StemDeskError, OSError) as error:
             print(f"skipped {record['relative']}: {error}", flush=True)
             continue
-        song_rate = decoded[0][1]
-        length = min(a.shape[-1] for a, _ in decoded)
-        stems = np.stack([a[:2, :length] if a.shape[0] >= 2 else np.repeat(a[:1, :length], 2, 0) for a, _ in decoded])
-        if guitar is not None and guitar[1] == song_rate:
-            g = guitar[0][:2] if guitar[0].shape[0] >= 2 else np.repeat(guitar[0][:1], 2, 0)
-            length = min(length, g.shape[-1])
-            stems = stems[..., :length].copy()
-            stems[sources.index("other")] += g[:, :length]
-            result.real_guitar_songs += 1
+        result.real_guitar_songs += guitar is not None
+        song_rate = decoded.sample_rate
+        stems = np.stack([decoded.stems[name] for name in sources])
         tensor = resample(torch.from_numpy(np.ascontiguousarray(stems)), song_rate, rate)
         stems = tensor.numpy()
         count = stems.shape[-1] // window
