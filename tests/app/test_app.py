@@ -192,7 +192,7 @@ def test_lane_headers_mute_solo_and_set_gain_and_the_unheard_lanes_dim(qtbot, wi
     # gain: the wheel steps 0.5 dB, a drag follows the mouse, a double-click returns to 0 dB
     gain = canvas.header_rects("bass")["gain_db"].center()
     for _ in range(3):
-        wheel(canvas, gain, -120)
+        wheel(canvas, -120, gain)
     assert window.project.mix.channels["bass"].gain_db == -1.5 and window.mixer.strips["bass"].fader.value() == -15
     window.undo.undo()  # the three steps are one edit
     assert window.mixer.strips["bass"].fader.value() == 0
@@ -205,18 +205,25 @@ def test_lane_headers_mute_solo_and_set_gain_and_the_unheard_lanes_dim(qtbot, wi
     assert window.project.mix.channels["bass"].gain_db == 0.0
 
 
-def wheel(widget, pos: QPointF, delta: int) -> None:
-    event = QWheelEvent(
-        pos,
-        widget.mapToGlobal(pos),
-        QPoint(),
-        QPoint(0, delta),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
+def wheel(widget, delta: int, pos: QPointF | None = None) -> None:
+    """A wheel turn at ``pos`` in ``widget`` (default: its centre) as Qt delivers a real one: to the widget, then up
+    its parents until one takes it (a sent event is not passed on by Qt itself)."""
+    pos = QPointF(widget.rect().center()) if pos is None else pos
+    while widget is not None:
+        event = QWheelEvent(
+            pos,
+            QPointF(widget.mapToGlobal(pos)),
+            QPoint(),
+            QPoint(0, delta),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(widget, event)
+        if event.isAccepted() or widget.isWindow():
+            return
+        pos, widget = QPointF(widget.mapToParent(pos.toPoint())), widget.parentWidget()
 
 
 def test_the_song_stays_fitted_when_the_window_is_resized_and_spectrograms_stay_in_their_lane(qtbot, window, tmp_path):
@@ -1214,23 +1221,32 @@ def test_the_stems_folder_is_shown_and_opens(qtbot, window, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
+def tune_in_the_dock(qtbot, window, folder: Path, base: str, name: str) -> Job:
+    """Fine-tune ``base`` from the trainer dock on three multitracks written to ``folder``, as ``name``, for half a
+    minute: the finished job."""
+    from helpers import parts, write_song
+
+    for index in range(3):
+        write_song(folder / f"take {index}", parts(index))
+    window.trainer.base.addItem(base)
+    window.trainer.base.setCurrentText(base)
+    window.trainer.folder.setText(str(folder))
+    window.trainer.name.setText(name)
+    window.trainer.minutes.setValue(0.5)
+    with qtbot.waitSignal(window.job_finished, timeout=300_000, check_params_cb=lambda job: job.kind == "train") as b:
+        window.trainer.start.click()
+    return b.args[0]
+
+
 def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtbot, window, tmp_path):
     """Fine-tune from the dock: the base defaults to the default model; the finished score card is rendered (a
     table and the curves, not Markdown source) and does not call songs the base model trained on unseen."""
-    import torch
-    from helpers import parts, write_song
+    from helpers import flat_tiny
 
-    from stemdesk.io.model_store import DEFAULT_MODEL, load_estimator, save_model, user_models_dir
+    from stemdesk.io.model_store import DEFAULT_MODEL, save_model, user_models_dir
 
     assert window.trainer.base.currentText() == DEFAULT_MODEL
-    root = tmp_path / "multitracks"
-    for index in range(3):
-        write_song(root / f"take {index}", parts(index))
-    flat, _ = load_estimator("tiny-4stem")  # every mask equal: a few steps beat it, so it exports
-    with torch.no_grad():
-        for name, parameter in flat.named_parameters():
-            if name.startswith("out"):
-                parameter.zero_()
+    flat, _ = flat_tiny()  # every mask equal: a few steps beat it, so it exports
     save_model(
         user_models_dir() / "flat-4stem",
         "flat-4stem",
@@ -1241,14 +1257,8 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
             "fine_tune": {"lr": 0.01, "freeze": ["conv"]},
         },
     )
-    window.trainer.base.addItem("flat-4stem")
-    window.trainer.base.setCurrentText("flat-4stem")
-    window.trainer.folder.setText(str(root))
-    window.trainer.name.setText("dock-tune")
-    window.trainer.minutes.setValue(0.5)
-    with qtbot.waitSignal(window.job_finished, timeout=300_000, check_params_cb=lambda job: job.kind == "train") as b:
-        window.trainer.start.click()
-    assert b.args[0].status == DONE, b.args[0].error
+    job = tune_in_the_dock(qtbot, window, tmp_path / "multitracks", "flat-4stem", "dock-tune")
+    assert job.status == DONE, job.error
     shown = window.trainer.report.toPlainText()
     assert "Score card: dock-tune (from flat-4stem)" in shown and "# Score card" not in shown and "|---" not in shown
     assert "was trained on take 2, so scores there are optimistic" in shown
@@ -1259,26 +1269,14 @@ def test_the_trainer_dock_starts_from_the_default_and_renders_its_score_card(qtb
 def test_a_tune_within_the_runs_own_noise_is_not_exported_and_the_dock_says_so(qtbot, window, tmp_path):
     """A fine-tune whose best round is no better than the validation scores wobble is not installed; a model of
     the same name from before stays as it was."""
-    from helpers import parts, write_song
-
     from stemdesk.io.model_store import load_estimator, save_model, user_models_dir
 
-    root = tmp_path / "multitracks"
-    for index in range(3):
-        write_song(root / f"take {index}", parts(index))
     tiny, _ = load_estimator("tiny-4stem")
     card = {"training_data": {}, "licenses": {"weights": "test"}, "fine_tune": {"lr": 1e-9, "freeze": []}}
     save_model(user_models_dir() / "still-4stem", "still-4stem", tiny, card)  # a rate that moves nothing
     earlier = save_model(user_models_dir() / "my-tune", "my-tune", tiny, {**card, "description": "from before"})
     before = {p.name: p.read_bytes() for p in earlier.folder.iterdir()}
-    window.trainer.base.addItem("still-4stem")
-    window.trainer.base.setCurrentText("still-4stem")
-    window.trainer.folder.setText(str(root))
-    window.trainer.name.setText("my-tune")
-    window.trainer.minutes.setValue(0.5)
-    with qtbot.waitSignal(window.job_finished, timeout=300_000, check_params_cb=lambda job: job.kind == "train") as b:
-        window.trainer.start.click()
-    job = b.args[0]
+    job = tune_in_the_dock(qtbot, window, tmp_path / "multitracks", "still-4stem", "my-tune")
     assert job.status != DONE
     assert "less than this run's own noise" in job.error and "not exported" in job.error, job.error
     shown = window.trainer.report.toPlainText() + " ".join(window.last_error or ())

@@ -2,6 +2,7 @@
 shown after a move, a slider sets its parameter in real units on a log scale for frequencies, a long chain scrolls
 inside a dialog that fits the screen, and a VST3 plugin is scanned, added with its parameters and heard."""
 
+# ruff: noqa: F811 - tests take the `window` fixture imported from test_app by name
 from __future__ import annotations
 
 import math
@@ -12,33 +13,16 @@ import pytest
 import soundfile as sf
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
-from test_app import NAMES, real_song, separate
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QDialogButtonBox
+from test_app import NAMES, real_song, separate, wheel, window  # noqa: F401 (window: the app's own fixture)
 
 from stemdesk.app.effects_editor import EffectsDialog
-from stemdesk.app.window import MainWindow
-from stemdesk.io import settings as settings_store
 from stemdesk.mixer.effects import Effect
 from stemdesk.mixer.mix import Mix
 from stemdesk.mixer.render import Renderer
 
 RATE = 44100
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    values = dict(
-        settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem", bit_depth="16"
-    )
-    win = MainWindow(values, ask=False)
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    win.model_box.setCurrentText("tiny-4stem")
-    yield win
-    win.shutdown()
 
 
 @pytest.fixture
@@ -75,27 +59,6 @@ def presence(audio: np.ndarray) -> float:
     spectrum = np.abs(np.fft.rfft(audio, axis=-1)) ** 2
     hz = np.fft.rfftfreq(audio.shape[-1], 1 / RATE)
     return float(spectrum[:, (hz > 2000) & (hz < 8000)].sum())
-
-
-def wheel(widget, delta: int) -> None:
-    """A wheel turn over ``widget`` as Qt delivers a real one: to the widget, then up its parents until one takes
-    it (a sent event is not passed on by Qt itself)."""
-    pos = QPointF(widget.rect().center())
-    while widget is not None:
-        event = QWheelEvent(
-            pos,
-            QPointF(widget.mapToGlobal(pos)),
-            QPoint(),
-            QPoint(0, delta),
-            Qt.MouseButton.NoButton,
-            Qt.KeyboardModifier.NoModifier,
-            Qt.ScrollPhase.NoScrollPhase,
-            False,
-        )
-        QApplication.sendEvent(widget, event)
-        if event.isAccepted() or widget.isWindow():
-            return
-        pos, widget = QPointF(widget.mapToParent(pos.toPoint())), widget.parentWidget()
 
 
 def test_moving_an_effect_up_makes_it_process_first(qtbot, window, tmp_path):

@@ -3,6 +3,7 @@ same on a real two-node Ray cluster even when a worker is killed mid-run."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -86,10 +87,14 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
     assert (changed.done, changed.skipped) == (1, 2)
 
 
-def test_sigterm_ends_the_song_in_progress_at_once(tmp_path):
-    """A long song is being separated when the batch gets SIGTERM (as from a closed terminal or a job scheduler):
-    the worker is stopped, not waited for, and nothing half-written is left. Before, the batch waited for the song
-    to finish (minutes, for the labeller's 14-minute tracks)."""
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+@contextlib.contextmanager
+def long_batch(tmp_path):
+    """A batch of one 10-minute song with the default model, one worker: yields (process, worker pid, output
+    folder) once the worker runs; afterwards kills whatever of them is left."""
     folder = tmp_path / "catalog"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -97,39 +102,6 @@ def test_sigterm_ends_the_song_in_progress_at_once(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "stemdesk", "batch", str(folder), "-o", str(out), "--model", "stemdesk-4stem"]
     process = subprocess.Popen(command + ["--workers", "1", "--threads-per-worker", "1"], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        worker = None
-        while worker is None and time.monotonic() < deadline and process.poll() is None:
-            found = subprocess.run(
-                ["pgrep", "-P", str(process.pid), "-f", "spawn_main"], capture_output=True, text=True
-            )
-            worker = int(found.stdout.split()[0]) if found.stdout.split() else None
-            time.sleep(0.2)
-        assert worker is not None, "the batch never started a worker"
-        time.sleep(5)  # the worker has loaded the model and is separating: 600 s of audio takes it half a minute
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
-    finally:
-        process.kill()
-        process.wait()
-        if worker is not None and Path(f"/proc/{worker}").exists():
-            os.kill(worker, signal.SIGKILL)
-    assert process.returncode != 0
-    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()
-    assert not list(out.rglob("*.wav")), "a half-separated song left stems behind"
-    assert not any(p.name.startswith(".") and p.is_file() for p in out.rglob("*")), "a temporary file was left"
-
-
-def test_a_worker_does_not_outlive_a_killed_batch(tmp_path):
-    """kill -9 of the batch (an out-of-memory kill, a closed session) ends its worker too, instead of leaving it
-    separating a song for nobody (found as an orphan using a core for minutes)."""
-    folder = tmp_path / "catalog"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    sf.write(str(folder / "long.wav"), 0.1 * rng.standard_normal((600 * 44100, 2)).astype(np.float32), 44100)
-    command = [sys.executable, "-m", "stemdesk", "batch", str(folder), "-o", str(tmp_path / "out")]
-    process = subprocess.Popen(command + ["--model", "stemdesk-4stem", "--workers", "1", "--threads-per-worker", "1"])
     worker = None
     try:
         deadline = time.monotonic() + 120
@@ -140,20 +112,39 @@ def test_a_worker_does_not_outlive_a_killed_batch(tmp_path):
             worker = int(found.stdout.split()[0]) if found.stdout.split() else None
             time.sleep(0.2)
         assert worker is not None, "the batch never started a worker"
+        yield process, worker, out
+    finally:
+        process.kill()
+        process.wait()
+        if worker is not None and Path(f"/proc/{worker}").exists():
+            os.kill(worker, signal.SIGKILL)
+
+
+def test_sigterm_ends_the_song_in_progress_at_once(tmp_path):
+    """A long song is being separated when the batch gets SIGTERM (as from a closed terminal or a job scheduler):
+    the worker is stopped, not waited for, and nothing half-written is left. Before, the batch waited for the song
+    to finish (minutes, for the labeller's 14-minute tracks)."""
+    with long_batch(tmp_path) as (process, worker, out):
+        time.sleep(5)  # the worker has loaded the model and is separating: 600 s of audio takes it half a minute
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        assert process.returncode != 0
+        assert not _alive(worker)
+    assert not list(out.rglob("*.wav")), "a half-separated song left stems behind"
+    assert not any(p.name.startswith(".") and p.is_file() for p in out.rglob("*")), "a temporary file was left"
+
+
+def test_a_worker_does_not_outlive_a_killed_batch(tmp_path):
+    """kill -9 of the batch (an out-of-memory kill, a closed session) ends its worker too, instead of leaving it
+    separating a song for nobody (found as an orphan using a core for minutes)."""
+    with long_batch(tmp_path) as (process, worker, _):
         time.sleep(3)
         process.kill()
         process.wait()
         deadline = time.monotonic() + 20
-        while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
-            if "zombie" in Path(f"/proc/{worker}/status").read_text():
-                break
+        while _alive(worker) and time.monotonic() < deadline:
             time.sleep(0.2)
-        alive = Path(f"/proc/{worker}").exists() and "zombie" not in Path(f"/proc/{worker}/status").read_text()
-        assert not alive, "the worker is still separating after its batch was killed"
-    finally:
-        process.kill()
-        if worker is not None and Path(f"/proc/{worker}").exists():
-            os.kill(worker, signal.SIGKILL)
+        assert not _alive(worker), "the worker is still separating after its batch was killed"
 
 
 def test_failures_are_retried_then_reported(catalog, tmp_path):

@@ -139,15 +139,11 @@ def test_check_data_and_train_from_the_command_line(planted, capsys):
     )
     assert "leaves no time to train" in err.getvalue() and "Give at least" in err.getvalue()
     # ... while from a flat base (every mask equal: the final layer zeroed) a few steps do, and the tune is exported
-    import torch
+    from helpers import flat_tiny
 
-    from stemdesk.io.model_store import load_estimator, save_model, user_models_dir
+    from stemdesk.io.model_store import save_model, user_models_dir
 
-    flat, card = load_estimator("tiny-4stem")
-    with torch.no_grad():
-        for name, parameter in flat.named_parameters():
-            if name.startswith("out"):
-                parameter.zero_()
+    flat, card = flat_tiny()
     # Its card recommends a learning rate; with no --lr the fine-tune uses it, and the tune passes it on.
     save_model(
         user_models_dir() / "flat-4stem",
