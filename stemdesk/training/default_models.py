@@ -196,6 +196,19 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
         )
 
 
+def inherit(config: TrainConfig, before: dict) -> None:
+    """A continued model is the model its card describes: the estimator's settings that shaped its weights (for the
+    cascade, what its second stage hears) and the parts its last run kept fixed come from that card, not the
+    recipe's start. Continuing the cascade with the recipe's second_input would feed the second stage the mixture it
+    was not trained on, and score the shipped weights below what they are."""
+    earlier = before.get("training", {}).get("config", {})
+    if earlier.get("estimator") == config.estimator and isinstance(earlier.get("config"), dict):
+        config.config = dict(earlier["config"])
+    elif before.get("estimator") == config.estimator and isinstance(before.get("config"), dict):
+        config.config = dict(before["config"])
+    config.freeze = tuple(earlier.get("freeze", ()))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(RECIPES) + ["stemdesk-2stem"])
@@ -222,9 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
     parser.add_argument(
         "--freeze",
-        nargs="+",
+        nargs="*",
         metavar="PREFIX",
-        help="parameter-name prefixes kept fixed (e.g. first. for the cascade's vocal U-Net)",
+        help="parameter-name prefixes kept fixed (e.g. first. for the cascade's vocal U-Net); with --continue-from "
+        "the earlier run's are kept unless given (--freeze alone: nothing fixed)",
     )
     parser.add_argument(
         "--second-input",
@@ -272,7 +286,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("lr", "ema", "pitch_time"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
-    if args.freeze:
+    if args.continue_from:
+        inherit(config, read_card(args.continue_from / args.model).raw)
+    if args.freeze is not None:
         config.freeze = tuple(args.freeze)
     if args.second_input:
         if config.estimator != "cascade":

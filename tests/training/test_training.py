@@ -9,7 +9,7 @@ from helpers import small_configs
 
 from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estimator
 from stemdesk.core.stft import STFT
-from stemdesk.io.model_store import load_estimator
+from stemdesk.io.model_store import load_estimator, read_card
 from stemdesk.training.data import Song
 from stemdesk.training.train import TrainConfig, Trainer, export_model, objective_loss, regroup, source_map
 
@@ -394,3 +394,29 @@ def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_st
     carry_over(plain, {}, TrainConfig(estimator="cascade", config=CASCADE))
     assert "hearing the mixture" in plain["description"] and "frozen" not in plain["description"]
     assert "fine_tune" not in plain and "parents" not in plain
+
+
+def test_a_continued_model_starts_as_the_shipped_model_not_the_recipes_architecture():
+    """--continue-from once built the cascade from the recipe (its second stage hearing the mixture) and loaded the
+    shipped weights, trained with the second stage hearing the rest, into it: a different model, scored below the
+    shipped one, with its vocal U-Net no longer fixed."""
+    import copy
+
+    from stemdesk.core.estimators import build_estimator
+    from stemdesk.training.default_models import RECIPES, ROOT, inherit
+
+    folder = ROOT / "models" / "stemdesk-4stem"
+    shipped, card = load_estimator(read_card(folder))
+    config = copy.deepcopy(RECIPES["stemdesk-4stem"])
+    inherit(config, card.raw)
+    assert config.freeze == tuple(card.raw["training"]["config"]["freeze"])
+    continued = build_estimator(config.estimator, config.config)
+    continued.load_state_dict(shipped.state_dict())
+    continued.eval()
+    mag = torch.rand(1, 2, 2049, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(continued(mag), shipped(mag), atol=1e-6)
+        recipe = build_estimator("cascade", RECIPES["stemdesk-4stem"].config)
+        recipe.load_state_dict(shipped.state_dict())
+        recipe.eval()
+        assert not torch.allclose(recipe(mag), shipped(mag), atol=1e-3)  # what the old code trained
