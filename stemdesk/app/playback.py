@@ -23,7 +23,7 @@ from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 from ..core.errors import AudioError
 from ..io.audio import AudioReader
 from ..mixer.mix import Mix
-from ..mixer.render import Renderer, levels
+from ..mixer.render import Renderer, levels, render_automated
 
 log = logging.getLogger("stemdesk.playback")
 BLOCK = 1024
@@ -51,6 +51,7 @@ class MixSource:
                 reader.close()
             raise
         self.renderer = Renderer(mix, self.names, self.rate, self.channels) if self.stems else None
+        self.mix = mix  # with its automation, applied block by block at the song time being rendered
         self.offset = offset
         self.stem_frames = self.stems[0].frames if self.stems else 0
         self.position = 0
@@ -61,7 +62,8 @@ class MixSource:
 
     def set_mix(self, mix: Mix) -> None:
         if self.renderer is not None:
-            self.renderer.set_mix(mix)  # the renderer has its own lock and ramps gains
+            self.renderer.set_mix(mix.at(self.position / self.rate))  # its own lock; it ramps gains
+        self.mix = mix
 
     def seek(self, frame: int) -> None:
         with self._lock:
@@ -110,7 +112,7 @@ class MixSource:
         if stems.shape[-1] == n and original.shape[-1] == n:
             self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
         meters: dict[str, Levels] = {}
-        return self.renderer.process(stems, meters), meters
+        return render_automated(self.renderer, self.mix, stems, self.position, self.rate, meters), meters
 
     def take_levels(self, before: float = math.inf) -> list[MeterBlock]:
         """The levels of the blocks rendered before ``before`` (a time.monotonic()) and not taken yet, oldest first."""

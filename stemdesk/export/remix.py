@@ -20,12 +20,11 @@ from ..io.formats import OutputFormat
 from ..io.registry import Registry
 from ..io.stems import Stems
 from ..mixer.mix import Mix, preset
-from ..mixer.render import Renderer
+from ..mixer.render import Renderer, render_automated
 from . import certificate
 from .nullcheck import null_residual
 
 BLOCK = 1 << 16
-AUTOMATION_BLOCK = 1 << 11  # automation is applied per block (46 ms at 44.1 kHz), ramped within it
 # A processing hook: takes each rendered block (channels, n) float32 and returns the block to write in its place.
 Process = Callable[[np.ndarray], np.ndarray]
 
@@ -67,12 +66,11 @@ def mixed_blocks(stems: Stems, mix: Mix, cancel: CancelToken | None = None) -> I
     state and the automation applied block by block."""
     info = stems.info
     renderer = Renderer(mix, stems.names, info.sample_rate, info.channels)
-    for done, blocks in stems.blocks(BLOCK if not mix.automation else AUTOMATION_BLOCK):
+    for done, blocks in stems.blocks(BLOCK):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        if mix.automation:
-            renderer.set_mix(mix.at((done - blocks.shape[-1]) / info.sample_rate))
-        yield done, renderer.process(blocks)
+        # automation times are song time (recorded at the playhead): an excerpt's stems start stems.start into it
+        yield done, render_automated(renderer, mix, blocks, stems.start + done - blocks.shape[-1], info.sample_rate)
 
 
 def render_remix(

@@ -33,6 +33,7 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
+AUTOMATION_BLOCK = 1 << 11  # automation is applied per block of song time (46 ms at 44.1 kHz), ramped within it
 RAMP = 256  # samples a gain change is ramped over (5.8 ms at 44.1 kHz)
 
 
@@ -113,7 +114,7 @@ class Renderer:
         self.channels = channels
         self._lock = threading.Lock()
         self._chains: dict[str, _Chain] = {}
-        self._gains: dict[str, np.ndarray] = {}
+        self._gains: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # (from, to, samples into the ramp)
         self.mix = Mix()
         self.set_mix(mix)
 
@@ -148,14 +149,21 @@ class Renderer:
             self._gains.clear()
 
     def _gain(self, name: str, n: int) -> np.ndarray | float:
-        """The gain for this block: constant, or a linear ramp from the last block's gain to the new one over the
-        first RAMP samples (short enough that a fader move is heard at once, long enough not to click)."""
+        """The gain for this block: constant, or a linear ramp from where the gain was to the new one over RAMP
+        samples (short enough that a fader move is heard at once, long enough not to click). The ramp runs on across
+        blocks, so the same moves sound the same whatever sizes the blocks are cut into (playback and a bounce)."""
         target = self._target(name)
-        last = self._gains.get(name)
-        self._gains[name] = target
-        if last is None or np.array_equal(last, target):
+        ramp = self._gains.get(name)
+        if ramp is None:
+            self._gains[name] = (target, target, RAMP)
             return target
-        return last + (target - last) * np.minimum(np.arange(1, n + 1) / min(n, RAMP), 1.0)
+        start, end, done = ramp
+        if not np.array_equal(end, target):
+            start, end, done = start + (end - start) * min(done / RAMP, 1.0), target, 0
+        self._gains[name] = (start, end, done + n)
+        if done >= RAMP:
+            return end
+        return start + (end - start) * np.minimum((done + np.arange(1, n + 1)) / RAMP, 1.0)
 
     def process(self, blocks: np.ndarray, meters: dict[str, tuple[float, float]] | None = None) -> np.ndarray:
         """blocks: (sources, channels, n) in the order of ``stems``. Returns the mix (channels, n) float32. With
@@ -167,7 +175,8 @@ class Renderer:
             n = blocks.shape[-1]
             if self.unity:
                 for name in [*self.stems, "__master__"]:
-                    self._gains[name] = self._target(name)  # so the next change ramps from unity
+                    target = self._target(name)
+                    self._gains[name] = (target, target, RAMP)  # so the next change ramps from unity
                 if meters is not None:
                     meters.update((stem, levels(audio)) for stem, audio in zip(self.stems, blocks))
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
@@ -206,3 +215,32 @@ class Renderer:
             out = self._chains["master"](out, self.sample_rate)
             master = self._gain("__master__", n)
             return out if np.all(master == 1.0) else (out * master).astype(np.float32)
+
+
+def render_automated(
+    renderer: Renderer,
+    mix: Mix,
+    blocks: np.ndarray,
+    first: int,
+    rate: int,
+    meters: dict[str, tuple[float, float]] | None = None,
+) -> np.ndarray:
+    """The mix of ``blocks`` (sources, channels, n), which start ``first`` samples into the song, with ``mix``'s
+    automation applied every AUTOMATION_BLOCK samples of song time (each move ramped within its block). Playback
+    and a bounce both render through here, so they hear the same move at the same moment whatever size of blocks
+    their reader hands them. Without automation it is ``renderer.process``."""
+    if not mix.automation:
+        return renderer.process(blocks, meters)
+    parts, n, at = [], blocks.shape[-1], 0
+    while at < n:
+        frame = first + at
+        end = min(n, at + AUTOMATION_BLOCK - frame % AUTOMATION_BLOCK)
+        renderer.set_mix(mix.at((frame - frame % AUTOMATION_BLOCK) / rate))  # the grid's moment, not the read's
+        part: dict[str, tuple[float, float]] = {}
+        parts.append(renderer.process(blocks[..., at:end], part))
+        if meters is not None:  # the levels of the whole block: the largest peak, the mean square over all of it
+            for name, (peak, square) in part.items():
+                old_peak, old_square = meters.get(name, (0.0, 0.0))
+                meters[name] = (max(old_peak, peak), old_square + square * (end - at) / n)
+        at = end
+    return np.concatenate(parts, axis=-1)

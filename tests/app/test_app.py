@@ -357,6 +357,49 @@ def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     source.close()
 
 
+def test_playback_plays_the_automation_at_song_time_as_the_bounce_renders_it(tmp_path):
+    """Issue 23: automation (recorded at the playhead, in song time) was applied by the bounce only; playback kept
+    the faders where they were. An excerpt's stems start 0.5 s into the song: the move at 1.2 s of song time is heard
+    at 1.2 s by both, block for block alike whatever size the device asks for."""
+    from stemdesk.export.remix import mixed_blocks
+    from stemdesk.io.audio import probe
+    from stemdesk.io.stems import Stems
+
+    rate, offset = 44100, 22050
+    mixture = song(2.5).T.astype(np.float64)
+    sf.write(str(tmp_path / "mix.wav"), mixture.T, rate, subtype="FLOAT")
+    excerpt = mixture[:, offset:]
+    parts = {"vocals": excerpt * 0.6, "other": excerpt * 0.4}
+    stems = {}
+    for name, part in parts.items():
+        stems[name] = tmp_path / f"{name}.wav"
+        sf.write(str(stems[name]), part.T, rate, subtype="FLOAT")
+    parts = {name: sf.read(str(path), dtype="float64")[0].T for name, path in stems.items()}
+    mix = Mix()
+    mix.record("vocals/gain_db", 0.0, 0.0)
+    mix.record("vocals/gain_db", 1.2, 0.0)
+    mix.record("vocals/gain_db", 1.25, -60.0)
+    mix.record("vocals/mute", 0.0, 0.0)
+    mix.record("vocals/mute", 1.8, 1.0)
+    source = MixSource(tmp_path / "mix.wav", stems, Mix(), offset=offset)
+    source.set_mix(mix)
+    source.seek(offset)
+    played = np.concatenate([source.read(n) for n in [1000, 3333, 517, 4096] * 20], axis=-1)
+    played = played[:, : excerpt.shape[-1]]
+    source.close()
+    assert played.shape == excerpt.shape
+    before, after = slice(0, int(1.15 * rate) - offset), slice(int(1.3 * rate) - offset, int(1.75 * rate) - offset)
+    assert np.abs(played[:, before] - excerpt[:, before]).max() < 1e-5  # vocals at 0 dB
+    quiet = parts["other"][:, after] + parts["vocals"][:, after] * 10 ** (-60 / 20)
+    assert np.abs(played[:, after] - quiet).max() < 1e-5  # vocals at −60 dB after the move
+    muted = slice(int(1.85 * rate) - offset, None)
+    assert np.abs(played[:, muted] - parts["other"][:, muted]).max() < 1e-5
+    folder = Stems(list(stems), list(stems.values()), probe(stems["vocals"]), None, offset)
+    bounced = np.concatenate([audio for _, audio in mixed_blocks(folder, mix)], axis=-1)
+    diff = np.abs(bounced - played).max(0)
+    assert diff.max() < 1e-5, ("playback and the bounce differ", np.flatnonzero(diff > 1e-5)[[0, -1]] + offset)
+
+
 def test_the_meters_measure_each_strip_after_its_fader_and_the_master(qtbot, tmp_path):
     """Levels measured in MixSource's render, shown by the panel's meters: a full-scale square lights its strip's
     clip light and the master's; a sine at −14 dBFS under a −6 dB fader reads −20 dB RMS, −17 dB peak; a muted stem
@@ -689,6 +732,28 @@ def test_the_audio_device_does_not_hear_a_muted_stem(qtbot, sink, window, tmp_pa
     assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
     assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
     assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (heard, mix)
+
+
+def test_the_audio_device_hears_the_automation_not_the_fader(qtbot, sink, window, tmp_path):
+    """Issue 23: a recorded move (MIDI or a fader during playback) is automation; the device hears it. Here the
+    loudest stem's mute is automated on from the start while its button is off: the device hears the mix without it."""
+    import copy
+
+    original, stems = separated_song(qtbot, window, tmp_path)
+    name = max(stems, key=lambda stem: dbfs(stems[stem]))
+    assert match(original, original - stems[name])["corr"] < 0.8, "muting any one stem barely changes this mix"
+    mix = copy.deepcopy(window.project.mix)
+    mix.record(f"{name}/mute", 0.0, 1.0)
+    mix.channel(name).mute = False  # what the strip shows; the automation rules while playing
+    window.apply_mix(mix)
+    assert window.mixer.strips[name].mute.isChecked() is False
+    played, start = play_and_record(qtbot, window, sink)
+    heard = match(played, (original - stems[name])[:, start:])
+    unmuted = match(played, original[:, start:])
+    assert heard["heard_db"] > -60, f"the device received digital silence ({dbfs(played):.1f} dBFS)"
+    assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
+    assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
+    assert heard["corr"] > 0.9 and heard["corr"] > unmuted["corr"] + 0.2, (heard, unmuted)
 
 
 def test_the_meters_show_what_the_audio_device_plays(qtbot, sink, window, tmp_path):
