@@ -214,7 +214,7 @@ def run(args, work: Path) -> dict:
         inside = rms[sounding[0] : sounding[-1] + 1]
         seconds = len(inside) * 220 / RATE
         report["playback_silent_ms_per_second"] = round(float(np.sum(inside < 1e-9)) * 220 / RATE * 1000 / seconds, 1)
-    sink = window.player.sink
+    sink = window.player.output.sink
     report["device_buffer_ms"] = round(sink.bufferSize() / (4 * 2 * RATE) * 1000, 1)
     latencies = []
     for _ in range(args.moves):

@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QIODevice, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QIODevice, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
 from ..core.errors import AudioError
@@ -173,20 +173,79 @@ class _Device(QIODevice):
         return True
 
 
+class _Output(QObject):
+    """The sink and the device it pulls from, living on the player's audio thread: Qt calls readData there, so the mix
+    renders while the UI paints or lays out, and the UI never waits for a block to render or for the sink to start.
+    (On the UI thread, a 300 ms layout starved the device: the song dropped out.)"""
+
+    ended = Signal(str)  # the device ran out of song ("") or failed (why): the player stops
+
+    def __init__(self, source: MixSource, fmt: QAudioFormat, buffer_bytes: int):
+        super().__init__()
+        self.source, self.fmt, self.buffer_bytes = source, fmt, buffer_bytes
+        self.sink: QAudioSink | None = None
+        self.device: _Device | None = None
+        self.timer: QTimer | None = None
+
+    def command(self, name: str) -> None:
+        """Runs on the audio thread (a queued call from the player): start, suspend or resume."""
+        if name == "start":
+            self.sink = QAudioSink(QMediaDevices.defaultAudioOutput(), self.fmt, self)
+            # a short buffer keeps fader moves and the playhead close to what is heard
+            self.sink.setBufferSize(self.buffer_bytes)
+            self.device = _Device(self.source, self)
+            self.device.open(QIODevice.OpenModeFlag.ReadOnly)
+            self.sink.start(self.device)
+            self.timer = QTimer(self)
+            self.timer.timeout.connect(self._check)
+            self.timer.start(50)
+        elif self.sink is not None:
+            self.sink.suspend() if name == "suspend" else self.sink.resume()
+
+    def _check(self) -> None:
+        """Notice a finished or failed sink. (Not a stateChanged slot: PySide6 6.11 cannot convert that signal's
+        QAudio::State argument for a Python slot.)"""
+        if self.device is not None and self.device.finished:
+            self.ended.emit(f"Playback stopped: {self.device.error}" if self.device.error else "")
+        # by name: QAudio.Error and QtAudio.Error (its newer spelling) do not compare equal in PySide6
+        elif self.sink is not None and self.sink.error().name not in ("NoError", "UnderrunError"):
+            self.ended.emit(f"Audio output stopped ({self.sink.error().name}); press play to try again.")
+        else:
+            return
+        self.timer.stop()
+
+    def halt(self) -> None:
+        """Runs on the audio thread while the player waits: stop the sink and hand this object back to the UI thread
+        so it can be deleted there once the audio thread has ended."""
+        if self.timer is not None:
+            self.timer.stop()
+        if self.sink is not None:
+            self.sink.stop()
+        if self.device is not None:
+            self.device.close()
+        self.moveToThread(QCoreApplication.instance().thread())
+
+
 class Player(QObject):
-    """Transport: play, pause, stop, seek, loop. ``available`` is False when there is no audio output device."""
+    """Transport: play, pause, stop, seek, loop. ``available`` is False when there is no audio output device. The
+    sink runs on an audio thread of its own from play to stop (see `_Output`)."""
 
     state_changed = Signal(str)  # "playing", "paused", "stopped"
     problem = Signal(str)
+    _command = Signal(str)  # to the audio thread, queued
+    _halt = Signal()  # to the audio thread, waited for
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.source: MixSource | None = None
-        self.sink: QAudioSink | None = None
-        self.device: _Device | None = None
+        self.output: _Output | None = None
+        self.thread_: QThread | None = None
         self.state = "stopped"
         self._clock: tuple[float, int] | None = None  # (monotonic time, frame) when playback (re)started
         self._paused_at = 0
+        app = QCoreApplication.instance()
+        if app is not None:  # no audio thread outlives the application
+            app.aboutToQuit.connect(self.stop)
 
     @property
     def available(self) -> bool:
@@ -228,61 +287,61 @@ class Player(QObject):
                 "or start PulseAudio/PipeWire to listen."
             )
             return False
-        if self.state == "paused" and self.sink is not None:
-            self.sink.resume()
+        if self.state == "paused" and self.output is not None:
+            self._command.emit("resume")
             self._clock = (time.monotonic(), self._paused_at)
         else:
+            self.stop()
             fmt = QAudioFormat()
             fmt.setSampleRate(self.source.rate)
             fmt.setChannelCount(self.source.channels)
             fmt.setSampleFormat(QAudioFormat.SampleFormat.Float)
-            output = QMediaDevices.defaultAudioOutput()
-            if not output.isFormatSupported(fmt):
+            if not QMediaDevices.defaultAudioOutput().isFormatSupported(fmt):
                 self.problem.emit(
                     f"The audio device cannot play {self.source.rate} Hz × {self.source.channels} "
                     "channels; playback is off for this song."
                 )
                 return False
-            self.sink = QAudioSink(output, fmt, self)
-            # a short buffer keeps fader moves and the playhead close to what is heard
-            self.sink.setBufferSize(int(LATENCY_SECONDS * self.source.rate) * 4 * self.source.channels)
-            self.device = _Device(self.source, self)
-            self.device.open(QIODevice.OpenModeFlag.ReadOnly)
-            self.sink.start(self.device)
+            buffer_bytes = int(LATENCY_SECONDS * self.source.rate) * 4 * self.source.channels
+            self.output, self.thread_ = _Output(self.source, fmt, buffer_bytes), QThread()
+            self.thread_.setObjectName("stemdesk-audio")
+            self.output.moveToThread(self.thread_)
+            self._command.connect(self.output.command)  # queued: the output lives on the audio thread
+            self._halt.connect(self.output.halt, Qt.ConnectionType.BlockingQueuedConnection)
+            self.output.ended.connect(self._ended)  # queued back to this (the UI) thread
+            self.thread_.start()
+            self._command.emit("start")
             self._clock = (time.monotonic(), self.source.position)
         self._set("playing")
         return True
 
-    def poll(self) -> None:
-        """Called by the UI's timer: notice a failed or finished sink. (Not a stateChanged slot: PySide6 6.11
-        cannot convert that signal's QAudio::State argument for a Python slot.)"""
-        if self.sink is not None and self.device is not None and self.device.finished:
-            if self.device.error:
-                self.problem.emit(f"Playback stopped: {self.device.error}")
-            self.stop()
-        # by name: QAudio.Error and QtAudio.Error (its newer spelling) do not compare equal in PySide6
-        if self.sink is not None and self.sink.error().name not in ("NoError", "UnderrunError"):
-            self.problem.emit(f"Audio output stopped ({self.sink.error().name}); press play to try again.")
-            self.stop()
+    def _ended(self, message: str) -> None:
+        if self.sender() is not self.output:  # an earlier playback's, already stopped
+            return
+        if message:
+            self.problem.emit(message)
+        self.stop()
 
     def pause(self) -> None:
-        if self.sink is not None and self.state == "playing":
+        if self.output is not None and self.state == "playing":
             self._paused_at = int(self.position_seconds() * self.source.rate)
-            self.sink.suspend()
+            self._command.emit("suspend")
             self._set("paused")
 
     def toggle(self) -> None:
         self.pause() if self.state == "playing" else self.play()
 
     def stop(self) -> None:
-        sink, self.sink = self.sink, None  # stopping the sink re-enters through stateChanged
-        device, self.device = self.device, None
-        if sink is not None:
-            sink.stop()
-            sink.deleteLater()
-        if device is not None:
-            device.close()
-            device.deleteLater()
+        """Stop the sink and end the audio thread; on return nothing reads the source any more."""
+        output, thread = self.output, self.thread_
+        self.output = self.thread_ = None
+        if output is not None and thread is not None:
+            self._halt.emit()  # returns once the audio thread has stopped the sink
+            for signal in (self._command, self._halt):
+                signal.disconnect()
+            thread.quit()
+            thread.wait()
+            output.deleteLater()
         if self.state != "stopped":
             self._set("stopped")
 

@@ -913,7 +913,6 @@ class MainWindow(QMainWindow):
         self.mixer.show_levels(self.player.take_levels() if self.player.state == "playing" else None)
         if self.player.source is None:
             return
-        self.player.poll()
         seconds = self.player.position_seconds()
         if self.player.state == "playing":
             self.timeline.canvas.playhead = seconds
@@ -1044,6 +1043,7 @@ class MainWindow(QMainWindow):
                 self,
             )
             self.question = box
+            log.info("asking whether to recover %s", newest.name)
             accept = box.exec() == QMessageBox.StandardButton.Yes
             self.question = None
             if self.closed:  # the app was closed (a SIGTERM) while asking: nobody answered, keep the autosave
