@@ -208,6 +208,7 @@ def test_the_stem_box_goes_in_wherever_moov_lies(tmp_path):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_real_stems_in_both_codecs(tmp_path):
     """A real song's stems (a MUSDB excerpt): ALAC nulls bit for bit, AAC reports what it leaves."""
     songs = sorted((DATA / "musdb7-train").glob("*/vocals.ogg")) if DATA.is_dir() else []
