@@ -12,8 +12,9 @@ fail() { echo "setup: FAILED: $*" >&2; exit 1; }
 test_tools=0
 [[ "${1:-}" == "--test" ]] && test_tools=1
 
-# Qt's libraries and PulseAudio's client library (QtMultimedia plays through it).
-APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0)
+# Qt's libraries, PulseAudio's client library (QtMultimedia plays through it), and ffmpeg (NI Stem files for DJ
+# software: --session stems-mp4; the only export libsndfile cannot write).
+APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0 ffmpeg)
 # A Python with venv and pip already (pyenv, python.org builds) does not need Debian's.
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pip)
 if ((test_tools)); then

@@ -152,13 +152,23 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         "export",
         help="write DAW sessions (and the instrumental) around stems",
         description="Write DAW sessions referring to STEMS_DIR: DAWproject 1.0 (stems "
-        "embedded) and/or REAPER .rpp (stems referenced in place).",
+        "embedded) and/or REAPER .rpp (stems referenced in place); or NI Stem files for DJ software "
+        "(OUT.stem.mp4 in ALAC, OUT.aac.stem.mp4 in AAC).",
     )
     export.add_argument("stems_dir", type=Path)
-    export.add_argument("--session", type=sessions, default=[], help="dawproject, rpp or dawproject,rpp")
+    export.add_argument(
+        "--session", type=sessions, default=[], help="dawproject, rpp, stems-mp4 (NI Stem, ALAC), stems-mp4-aac, ..."
+    )
     export.add_argument("--mix", type=Path, metavar="MIX.json", help="gains, pans, mutes, effects and automation")
     export.add_argument("--tempo", type=float, help="session tempo in BPM (default: none / 120 for REAPER)")
     export.add_argument("--instrumental", action="store_true", help="also write the exact mix − vocals")
+    export.add_argument(
+        "--mixture",
+        type=Path,
+        metavar="SONG",
+        help="the original song: checks the instrumental, and is the mix "
+        "track of an NI Stem file (else the stems' sum is)",
+    )
     export.add_argument("-o", "--output", type=Path, required=True, help="session path without extension")
 
     batch = commands.add_parser(
@@ -270,7 +280,13 @@ def _separation_options(parser: argparse.ArgumentParser, sessions: Callable[[str
     parser.add_argument(
         "--segment", type=float, default=DEFAULT_SEGMENT_SECONDS, help="seconds per chunk (smaller uses less memory)"
     )
-    parser.add_argument("--session", type=sessions, default=[], help="also write DAW sessions: dawproject, rpp")
+    parser.add_argument(
+        "--session",
+        type=sessions,
+        default=[],
+        help="also write DAW sessions or DJ stem files: dawproject, rpp, stems-mp4 (NI Stem, ALAC: nulls), "
+        "stems-mp4-aac (NI Stem, AAC: smaller, does not null)",
+    )
     parser.add_argument(
         "--instrumental", action="store_true", help="also write instrumental.<ext> (mix − vocals, exact)"
     )
@@ -385,8 +401,10 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
 def _print_extras(instrumental: Path | None, sessions: dict, out: TextIO) -> None:
     if instrumental is not None:
         print(f"  instrumental: {instrumental}", file=out)
-    for kind, path in sessions.items():
-        print(f"  {kind} session: {path}", file=out)
+    for kind, written in sessions.items():
+        print(f"  {kind} session: {written.path}", file=out)
+        if written.note:
+            print(f"    {written.note}", file=out)
 
 
 def _mix_file(path: Path, registry: Registry | None = None):
@@ -447,7 +465,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
         raise StemDeskError("Nothing to export: give --session dawproject,rpp and/or --instrumental.")
     mix = _mix_file(args.mix, args.registry) if args.mix else None
     choice = tasks.ExportChoice(instrumental=args.instrumental, sessions=args.session, tempo=args.tempo)
-    made = tasks.export(args.stems_dir, args.output, choice, mix, registry=args.registry).run()
+    made = tasks.export(args.stems_dir, args.output, choice, mix, args.mixture, registry=args.registry).run()
     _print_extras(made.instrumental, made.sessions, out)
     return 0
 

@@ -53,7 +53,8 @@ class PluginAPI:
     model_folders: list[Path] = field(default_factory=list)
 
     def add_exporter(self, name: str, writer: Callable) -> None:
-        """writer(stems: export.remix.Stems, mix: mixer.mix.Mix, out: Path (no extension), tempo) -> written Path.
+        """writer(stems: export.remix.Stems, mix: mixer.mix.Mix, out: Path (no extension), tempo) -> written Path
+        (or an `io.registry.Written`: the path and one line for people about it).
         Appears as ``stemdesk export DIR --session NAME`` and in the app's export menu."""
         if not name.isidentifier() or name in self.taken.exporters or name in self.exporters:
             raise PluginError(f"exporter name {name!r} is taken or not an identifier")

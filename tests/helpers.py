@@ -85,21 +85,59 @@ def assert_stems_null(song, paths, depth: str) -> None:
         assert result["bit_exact"] and result["max_abs"] == 0.0
 
 
-def make_stems(folder: Path, depth: str = "24", seconds: float = 4.0, seed: int = 0) -> tuple[Path, Path]:
-    """A mixture file and four stems that null against it (written the way `stemdesk separate` writes them)."""
+def make_stems(
+    folder: Path, depth: str = "24", seconds: float = 4.0, seed: int = 0, names=STEM_NAMES, channels: int = 2
+) -> tuple[Path, Path]:
+    """A mixture file and stems that null against it (written the way `stemdesk separate` writes them)."""
     rng = np.random.default_rng(seed)
-    mix = song(seconds, STEM_RATE, 2, seed).T.astype(np.float64)  # (channels, length)
-    weights = rng.dirichlet(np.ones(4), size=mix.shape[-1]).T[:, None, :]  # (sources, 1, length)
+    mix = song(seconds, STEM_RATE, channels, seed).T.astype(np.float64)  # (channels, length)
+    weights = rng.dirichlet(np.ones(len(names)), size=mix.shape[-1]).T[:, None, :]  # (sources, 1, length)
     stems = weights * mix[None]
     mixture = folder / "mixture.wav"
     sf.write(str(mixture), mix.T, STEM_RATE, subtype="FLOAT" if depth == "32f" else f"PCM_{depth}")
     mix_read = sf.read(str(mixture), dtype="float64", always_2d=True)[0].T
     fmt = OutputFormat.parse("wav", depth)
     out = folder / "stems"
-    with StemsWriter(out, STEM_NAMES, STEM_RATE, 2, fmt) as writer:
+    with StemsWriter(out, list(names), STEM_RATE, channels, fmt) as writer:
         writer.write(stems, mix_read)
         writer.commit(lambda temps: certificate.build("stems", mixture, {"test": True}))
     return mixture, out
+
+
+def probe_streams(path: Path) -> list[dict]:
+    """The audio streams of a media file as ffprobe (not StemDesk) reports them."""
+    import json
+    import subprocess
+
+    shown = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)], capture_output=True, check=True
+    )
+    return [s for s in json.loads(shown.stdout)["streams"] if s["codec_type"] == "audio"]
+
+
+def stem_box(path: Path) -> dict:
+    """The JSON of an NI Stem file's moov/udta/stem box, found by walking the MP4 boxes here (not with StemDesk's
+    writer): each box is a 32-bit size (1: a 64-bit size follows), a type, the body."""
+    import json
+    import struct
+
+    data = Path(path).read_bytes()
+
+    def children(start: int, end: int) -> dict[bytes, tuple[int, int]]:
+        found, position = {}, start
+        while position < end:
+            size, kind = struct.unpack(">I4s", data[position : position + 8])
+            body = position + 8
+            if size == 1:
+                size, body = struct.unpack(">Q", data[body : body + 8])[0], body + 8
+            found.setdefault(kind, (body, position + size))
+            position += size
+        return found
+
+    moov = children(0, len(data))[b"moov"]
+    udta = children(*moov)[b"udta"]
+    body, end = children(*udta)[b"stem"]
+    return json.loads(data[body:end])
 
 
 MULTITRACK_RATE = 22050

@@ -774,7 +774,9 @@ class MainWindow(QMainWindow):
         return self.run_task(
             task,
             "export",
-            on_done=lambda made: self.status("Exported: " + ", ".join(str(p) for p in made.paths), 15000),
+            on_done=lambda made: self.status(
+                " ".join(["Exported: " + ", ".join(str(p) for p in made.paths) + ".", *made.notes]), 30000
+            ),
         )
 
     def bounce_dialog(self) -> None:

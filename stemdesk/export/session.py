@@ -1,4 +1,5 @@
-"""DAW sessions around a folder of stems: DAWproject 1.0 (.dawproject) and REAPER (.rpp).
+"""DAW sessions around a folder of stems: DAWproject 1.0 (.dawproject) and REAPER (.rpp); and the registry of every
+exporter, NI Stem files for DJ software (`stemdesk.export.ni_stem`) and plugins' included.
 
 One track per stem, its clip at 0 s for the whole length, with the mix's gain, pan, mute and solo, the effects mapped
 where the format has a matching device, and recorded automation as automation lanes. Times are in seconds, so no
@@ -19,11 +20,12 @@ from types import MappingProxyType
 from .. import __version__
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_write_bytes
-from ..io.registry import Registry
+from ..io.registry import Registry, Written
 from ..io.stems import Stems, colour_of
 from ..mixer.effects import Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
+from .ni_stem import write_stem_mp4, write_stem_mp4_aac
 
 MAX_VOLUME = 15.85  # +24 dB, the top of StemDesk's gain range, as a linear factor
 
@@ -342,27 +344,32 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
     return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
 
 
-# name -> writer(stems, mix, out path without extension, tempo) -> the written path. Plugins add more to the
-# registry a front end builds (see stemdesk.plugins), never to this.
-BUILTIN_EXPORTERS: Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]] = MappingProxyType(
+Exporter = Callable[[Stems, Mix, Path, float | None], Path | Written]
+
+# name -> writer(stems, mix, out path without extension, tempo) -> the written path (or a `Written`). Plugins add
+# more to the registry a front end builds (see stemdesk.plugins), never to this.
+BUILTIN_EXPORTERS: Mapping[str, Exporter] = MappingProxyType(
     {
         "dawproject": write_dawproject,
         "rpp": write_rpp,
+        "stems-mp4": write_stem_mp4,
+        "stems-mp4-aac": write_stem_mp4_aac,
     }
 )
 
 
-def exporters_of(registry: Registry | None = None) -> Mapping[str, Callable[[Stems, Mix, Path, float | None], Path]]:
+def exporters_of(registry: Registry | None = None) -> Mapping[str, Exporter]:
     """The session kinds a registry offers (its built-ins included); without one, the built-ins."""
     return registry.exporters if registry is not None else BUILTIN_EXPORTERS
 
 
 def write_session(
     kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None, registry: Registry | None = None
-) -> Path:
+) -> Written:
     """Write a session of ``kind``, one of ``registry``'s exporters (default: the built-ins)."""
     exporters = exporters_of(registry)
     writer = exporters.get(kind)
     if writer is None:
         raise StemDeskError(f"Unknown export format {kind!r}; use one of {', '.join(exporters)}.")
-    return writer(stems, mix, Path(out), tempo)
+    written = writer(stems, mix, Path(out), tempo)
+    return written if isinstance(written, Written) else Written(Path(written))

@@ -17,8 +17,17 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Written:
+    """What an exporter wrote: the file, and one line people should read about it (what it holds, what was measured
+    in it; empty when there is nothing to say). A writer may return a plain Path instead."""
+
+    path: Path
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Registry:
-    """exporters: name -> writer(stems, mix, out path without extension, tempo) -> written path
+    """exporters: name -> writer(stems, mix, out path without extension, tempo) -> written path or `Written`
     (see `stemdesk.export.session`); effects: kind -> `stemdesk.mixer.effects.EffectSpec`; model_folders: searched
     after the environment's (see `stemdesk.io.model_store.search_path`)."""
 

@@ -53,6 +53,7 @@ class Stems:
     info: AudioInfo
     source: dict | None = None  # the "source" entry of the stems' certificate, when there is one
     start: int = 0  # samples into the source where the stems begin (an excerpt's --start)
+    mixture: Path | None = None  # the source's audio file, when the caller knows where it is
 
     def format(self) -> OutputFormat:
         """The stems' own format (so an instrumental can be written exactly)."""

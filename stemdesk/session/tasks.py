@@ -13,7 +13,7 @@ import copy
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -28,7 +28,7 @@ from ..io.atomic import atomic_folder
 from ..io.formats import OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard
-from ..io.registry import Registry
+from ..io.registry import Registry, Written
 from ..io.stems import CERTIFICATE, Stems, find_stems
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix
@@ -88,7 +88,7 @@ class Separation:
 
     result: SeparateResult
     instrumental: Path | None = None
-    sessions: dict[str, Path] = field(default_factory=dict)
+    sessions: dict[str, Written] = field(default_factory=dict)
 
 
 def write_extras(
@@ -99,10 +99,13 @@ def write_extras(
     instrumental_path: Path | None = None,
     cancel: CancelToken | None = None,
     registry: Registry | None = None,
-) -> tuple[Path | None, dict[str, Path]]:
+) -> tuple[Path | None, dict[str, Written]]:
     """The instrumental at ``instrumental_path`` (default "BASE instrumental.EXT") and a session per kind at
-    BASE.<ext>, each kind one of ``registry``'s exporters (default: the built-ins). Returns (instrumental,
-    {kind: session})."""
+    BASE.<ext>, each kind one of ``registry``'s exporters (default: the built-ins). ``mixture`` is the original song
+    (the instrumental is checked against it; an NI Stem file's mix track is made of it). Returns (instrumental,
+    {kind: what was written})."""
+    if mixture is not None and stems.mixture is None:
+        stems = replace(stems, mixture=Path(mixture))
     written = None
     if extras.instrumental:  # stems without vocals are refused by the karaoke mix the instrumental is made with
         target = instrumental_path or base.parent / f"{base.name} instrumental.{stems.format().extension}"
@@ -173,11 +176,18 @@ class Exported:
     stems: Path | None = None
     mix: Path | None = None
     instrumental: Path | None = None
-    sessions: dict[str, Path] = field(default_factory=dict)
+    sessions: dict[str, Written] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[Path]:
-        return [p for p in (self.stems, self.mix, self.instrumental) if p is not None] + list(self.sessions.values())
+        return [p for p in (self.stems, self.mix, self.instrumental) if p is not None] + [
+            written.path for written in self.sessions.values()
+        ]
+
+    @property
+    def notes(self) -> list[str]:
+        """What the exporters had to say about their files (e.g. that AAC stems do not null)."""
+        return [written.note for written in self.sessions.values() if written.note]
 
 
 def export(

@@ -1258,6 +1258,35 @@ def test_the_export_dialog_writes_only_what_the_user_chose(qtbot, window, tmp_pa
     window.export_box.close()
 
 
+def test_the_export_dialog_writes_a_dj_stem_file_and_says_that_it_nulls(qtbot, window, tmp_path):
+    import stempeg
+    from helpers import probe_streams, stem_box
+
+    song = real_song(tmp_path, seconds=3.0)
+    window.open_song(song)
+    separate(qtbot, window)
+    window.export_dialog()
+    box = window.export_box
+    assert "NI Stem" in box.boxes["stems-mp4"].text() and "does not null" in box.boxes["stems-mp4-aac"].text()
+    box.boxes["instrumental"].setChecked(False)
+    box.boxes["stems-mp4"].setChecked(True)
+    box.folder.setText(str(tmp_path / "out"))
+    with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda job: job.kind == "export"):
+        box.buttons.accepted.emit()
+    path = tmp_path / "out" / "real song.stem.mp4"
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}.certificate.json"]
+    # the window's stems are 16-bit, so the tracks are too
+    assert [(s["codec_name"], s["bits_per_raw_sample"]) for s in probe_streams(path)] == [("alac", "16")] * 5
+    assert [s["name"] for s in stem_box(path)["stems"]] == ["drums", "bass", "other", "vocals"]
+    tracks = np.rint(stempeg.read_stems(str(path), dtype=np.float64)[0] * 32768).astype(np.int64)
+    for track, name in zip(tracks[1:], ["drums", "bass", "other", "vocals"]):
+        assert np.array_equal(track, sf.read(str(window.stems[name]), dtype="int16")[0]), name
+    assert np.array_equal(tracks[0], sf.read(str(song), dtype="int16")[0])  # the song, which the stems null
+    assert np.array_equal(tracks[1:].sum(axis=0), tracks[0])
+    shown = window.statusBar().currentMessage()
+    assert str(path) in shown and "null against the mix track bit for bit" in shown
+
+
 def test_twenty_songs_dropped_on_the_window_queue_and_cancel_cleanly(qtbot, window, tmp_path):
     """Batch in the app: several files become one job each (per-song progress and Cancel in the Jobs dock); random
     cancels leave nothing half-written, every other song gets stems that null."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import REPO
-from helpers import assert_stems_null, run
+from helpers import assert_stems_null, probe_streams, run, stem_box
 
 from stemdesk.cli import EXIT_ERROR, EXIT_NULL
 from stemdesk.core.cancel import CancelToken
@@ -127,6 +127,36 @@ def test_an_excerpt_gets_its_instrumental_checked_against_the_same_excerpt(tmp_p
     mixture = sf.read(str(song), start=66150, frames=88200, dtype="int16")[0].astype(np.int64)
     vocals = sf.read(str(tmp_path / "s" / "vocals.wav"), dtype="int16")[0].astype(np.int64)
     assert np.array_equal(sf.read(str(instrumental), dtype="int16")[0].astype(np.int64) + vocals, mixture)
+
+
+def test_separate_writes_an_ni_stem_file_and_export_writes_one_in_aac(tmp_path, song_file):
+    import stempeg
+
+    song = song_file("my song.wav", seconds=3.0, subtype="PCM_16")
+    code, out, err = run(
+        "separate", song, "-o", tmp_path / "out", "--model", TINY, "--bit-depth", "16", "--session", "stems-mp4"
+    )
+    assert code == 0, err
+    folder = tmp_path / "out" / "my song"
+    path = folder / "my song.stem.mp4"
+    assert f"stems-mp4 session: {path}" in out
+    assert "null against the mix track bit for bit" in out and "The mix track is the original song" in out
+    assert [(s["codec_name"], s["bits_per_raw_sample"]) for s in probe_streams(path)] == [("alac", "16")] * 5
+    assert [s["name"] for s in stem_box(path)["stems"]] == ["drums", "bass", "other", "vocals"]
+    tracks = np.rint(stempeg.read_stems(str(path), dtype=np.float64)[0] * 32768).astype(np.int64)
+    assert np.array_equal(tracks[0], sf.read(str(song), dtype="int16")[0])  # the mix track is the song
+    for track, name in zip(tracks[1:], ["drums", "bass", "other", "vocals"]):
+        assert np.array_equal(track, sf.read(str(folder / f"{name}.wav"), dtype="int16")[0]), name
+    assert np.array_equal(tracks[1:].sum(axis=0), tracks[0])
+
+    code, out, err = run(
+        "export", folder, "--session", "stems-mp4-aac", "--mixture", song, "-o", tmp_path / "dj" / "my song"
+    )
+    assert code == 0, err
+    certificate = json.loads((tmp_path / "dj" / "my song.aac.stem.mp4.certificate.json").read_text())
+    peak = certificate["null"]["peak_dbfs"]
+    assert "AAC 256 kbit/s is lossy: its stems do NOT null" in out and f"peaks at {peak:.1f} dBFS" in out
+    assert [s["codec_name"] for s in probe_streams(tmp_path / "dj" / "my song.aac.stem.mp4")] == ["aac"] * 5
 
 
 def test_mp3_input_is_read_sample_exact(tmp_path, song_file):

@@ -59,7 +59,7 @@ def test_a_separation_carries_its_null_check_and_writes_what_was_asked_beside_th
     instrumental = sf.read(str(made.instrumental), dtype="int32")[0].astype(np.int64)
     vocals = sf.read(str(tmp_path / "stems" / "vocals.wav"), dtype="int32")[0]
     assert made.instrumental == tmp_path / "stems" / "instrumental.wav" and np.array_equal(instrumental + vocals, mix)
-    assert "vocals.wav" in made.sessions["rpp"].read_text(encoding="utf-8")
+    assert "vocals.wav" in made.sessions["rpp"].path.read_text(encoding="utf-8")
     assert events and events[-1]["done"] == events[-1]["total"]
 
 
@@ -154,7 +154,7 @@ def test_export_writes_each_choice_named_after_the_song(engines, song_file, tmp_
         [*(p.name for p in stems.outputs), "stemdesk-certificate.json"]
     )
     assert np.array_equal(sf.read(str(made.mix), dtype="int32")[0], sf.read(str(song), dtype="int32")[0])
-    assert made.instrumental.name == "song instrumental.wav" and made.sessions["rpp"].suffix == ".rpp"
+    assert made.instrumental.name == "song instrumental.wav" and made.sessions["rpp"].path.suffix == ".rpp"
     with pytest.raises(StemDeskError, match="Nothing to export"):
         tasks.export(stems.outputs[0].parent, tmp_path / "x", tasks.ExportChoice(instrumental=False), Mix())
 

@@ -1,0 +1,51 @@
+"""ffmpeg, the one outside program StemDesk runs: it encodes and decodes the MP4 audio of NI Stem files (ALAC and
+AAC), which libsndfile cannot. Everything else StemDesk reads and writes goes through libsndfile.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from ..core.errors import AudioError
+
+INSTALL = (
+    "Install it (Debian and Ubuntu: sudo apt-get install ffmpeg; Fedora: sudo dnf install ffmpeg; macOS: brew install "
+    "ffmpeg; Windows: put ffmpeg.exe on the PATH) and try again."
+)
+
+
+def find_ffmpeg(needed_for: str) -> str:
+    """The path of the ffmpeg program, or an AudioError saying that ``needed_for`` needs it and how to install it."""
+    path = shutil.which("ffmpeg")
+    if path is None:
+        raise AudioError(f"{needed_for} needs ffmpeg, which is not installed (not found on the PATH). {INSTALL}")
+    return path
+
+
+def run_ffmpeg(ffmpeg: str, arguments: Sequence[str], doing: str) -> None:
+    """Run ffmpeg quietly; a failure is an AudioError with what it was ``doing`` and ffmpeg's own last words."""
+    try:
+        done = subprocess.run(
+            [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *arguments],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+    except OSError as error:
+        raise AudioError(f"ffmpeg could not be started for {doing}: {error.strerror or error}. {INSTALL}") from None
+    if done.returncode != 0:
+        said = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        reason = said[-1].strip() if said else f"exit code {done.returncode}"
+        raise AudioError(f"ffmpeg failed while {doing}: {reason}.")
+
+
+def ffmpeg_version(ffmpeg: str) -> str:
+    """ffmpeg's own name for its version ("ffmpeg 5.1.9-0+deb12u1"), for certificates; "ffmpeg" when it does not say."""
+    try:
+        said = subprocess.run([ffmpeg, "-version"], stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError:
+        return "ffmpeg"
+    words = said.stdout.decode("utf-8", "replace").split()
+    return f"ffmpeg {words[2]}" if len(words) > 2 and words[:2] == ["ffmpeg", "version"] else "ffmpeg"
