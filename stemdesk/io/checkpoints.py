@@ -101,11 +101,11 @@ def _globals_in_pickle(stream: IO[bytes]) -> Iterator[str]:
         elif name in _STRING_OPS:
             pushed.append(arg if isinstance(arg, str) else arg.decode("latin-1") if isinstance(arg, bytes) else None)
         elif name in _GET_OPS:
-            pushed.append(memo.get(int(arg)))
+            pushed.append(memo.get(arg) if isinstance(arg, int) else None)
         elif name == "MEMOIZE":
             memo[len(memo)] = pushed[-1] if pushed else None
-        elif name in _PUT_OPS:
-            memo[int(arg)] = pushed[-1] if pushed else None
+        elif name in _PUT_OPS and isinstance(arg, int):
+            memo[arg] = pushed[-1] if pushed else None
         elif name not in ("FRAME", "PROTO"):
             pushed.append(None)
         if len(pushed) > 64:

@@ -225,7 +225,7 @@ def _umx_settings(paths: Sequence[Path], configs: Sequence[Path]) -> dict[str, A
             raise ModelError(f'"{candidate.name}" is not valid JSON. Fix or remove it and import again.') from None
         if not isinstance(data, dict):
             continue
-        args = data.get("args") if isinstance(data.get("args"), dict) else {}
+        args: dict[str, Any] = data["args"] if isinstance(data.get("args"), dict) else {}
         for key, names in (("rate", ("sample_rate", "rate")), ("nfft", ("nfft",)), ("nhop", ("nhop",))):
             for source in (data, args):
                 for name in names:
@@ -407,9 +407,9 @@ def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Pa
             f'"{config_path.name}" lists instruments {instruments} for {stems} stems; StemDesk cannot tell which '
             "stem is which. Nothing was installed."
         )
-    rate = int(model_cfg.get("sample_rate", audio.get("sample_rate", 44100)))
     model: Roformer
     try:
+        rate = int(model_cfg.get("sample_rate") or audio.get("sample_rate") or 44100)
         common: dict[str, Any] = dict(
             sources=sources,
             sample_rate=rate,

@@ -103,9 +103,9 @@ class Transformer(nn.Module):
         self.norm: nn.Module = RMSNorm(dim) if norm_output else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        for attention, feed_forward in self.layers:  # type: ignore[misc]
-            x = attention(x) + x
-            x = feed_forward(x) + x
+        for layer in self.layers:  # (attention, feed-forward)
+            x = layer[0](x) + x  # type: ignore[index]
+            x = layer[1](x) + x  # type: ignore[index]
         return self.norm(x)
 
 
@@ -262,10 +262,10 @@ class Roformer(WaveformEstimator):
         spec = spec.view(batch, channels, self.bins, frames).transpose(1, 2).reshape(batch, -1, frames)
         x = self.band_split(self.split(torch.view_as_real(spec)))  # (batch, frames, bands, dim)
         bands, dim = x.shape[-2:]
-        for time_transformer, freq_transformer in self.layers:  # type: ignore[misc]
+        for block in self.layers:  # (over time, over bands)
             x = x.transpose(1, 2).reshape(-1, frames, dim)  # (batch·bands, frames, dim)
-            x = time_transformer(x).view(batch, bands, frames, dim).transpose(1, 2)
-            x = freq_transformer(x.reshape(-1, bands, dim)).view(batch, frames, bands, dim)
+            x = block[0](x).view(batch, bands, frames, dim).transpose(1, 2)  # type: ignore[index]
+            x = block[1](x.reshape(-1, bands, dim)).view(batch, frames, bands, dim)  # type: ignore[index]
         if self.final_norm_layer:
             x = self.final_norm(x)
         masks = torch.stack([head(x) for head in self.mask_estimators], dim=1)  # (batch, stems, frames, entries·2)
