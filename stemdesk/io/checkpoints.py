@@ -197,9 +197,9 @@ def read_checkpoint(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as error:
         text = str(error)
-        asked = re.findall(r"GLOBAL ([\w.]+)", text)
-        if asked or "construct" in text:
-            raise _refusal(path, asked or [text.rsplit(" ", 1)[-1]]) from None
+        asked = re.findall(r"GLOBAL ([\w.]+)", text) or re.findall(r"asks to construct ([\w.]+)", text)
+        if asked:
+            raise _refusal(path, asked) from None
         raise _not_a_checkpoint(path, text.splitlines()[-1] if text else "unreadable") from None
     except (EOFError, RuntimeError, OSError, ValueError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -331,6 +331,24 @@ class RunsAProgram:
         return (os.system, (f"touch {self.marker}",))
 
 
+class BuildsADemucs:
+    """A checkpoint that would construct (run the constructor of) a class it may only name."""
+
+    def __reduce__(self):
+        from demucs.htdemucs import HTDemucs
+
+        return (HTDemucs, (["a", "b"],))
+
+
+def test_a_demucs_class_is_only_named_never_constructed(tmp_path):
+    from demucs.htdemucs import HTDemucs
+
+    path = tmp_path / "builds.th"
+    torch.save({"klass": HTDemucs, "args": (), "kwargs": {}, "state": {"x": BuildsADemucs()}}, path)
+    err = refused(path)
+    assert "Refused" in err and "demucs.htdemucs.HTDemucs" in err
+
+
 @pytest.mark.parametrize("layout", ["torch.save", "pickle", "inside a demucs package"])
 def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, layout):
     marker = tmp_path / "ran"
