@@ -94,6 +94,17 @@ status=0
     > >(grep -v "^WARNING: Location '.*' is ignored" >&2) 2>&1 || status=$?
 ((status == 0)) || fail "pip could not install StemDesk's Python packages (see above). Check the network or free space
   ($(df -h . | awk 'NR==2 {print $4}') free here), then run this again; nothing is taken as installed until it works."
+if ((test_tools)); then
+    # The reference implementations the tests compare with, without their requirements (pyproject.toml,
+    # [tool.stemdesk] test-references, says why).
+    read -r -a references <<< "$(sed -n 's/^test-references = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')"
+    if ((${#references[@]})); then
+        .venv/bin/python -m pip install --disable-pip-version-check --no-deps "${references[@]}" \
+            > >(grep -v "^WARNING: Location '.*' is ignored" >&2) 2>&1 || status=$?
+        ((status == 0)) || fail "pip could not install the tests' reference packages: ${references[*]} (see above).
+  Check the network, then run this again; nothing is taken as installed until it works."
+    fi
+fi
 .venv/bin/python -c "import stemdesk, torch, soundfile, pedalboard" \
     || fail "StemDesk's packages installed but do not import (see above). Remove .venv and run this again."
 echo "$wanted" > "$stamp"

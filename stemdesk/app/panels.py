@@ -95,6 +95,7 @@ class JobsPanel(QWidget):
 
 class ModelsPanel(QWidget):
     install_requested = Signal(str)
+    import_requested = Signal()
     remove_requested = Signal(str)
     use_requested = Signal(str)
 
@@ -117,8 +118,13 @@ class ModelsPanel(QWidget):
             action.setToolTip(f"{item.summary}. Downloads {item.download}.")
             action.triggered.connect(lambda _=False, m=model_id: self.install_requested.emit(m))
             self.install_actions[model_id] = action
+        self.import_button = QPushButton("Import checkpoint…")
+        self.import_button.setToolTip(
+            "Your own model file: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer .ckpt with its "
+            "YAML. No code in it is run."
+        )
         self.remove = QPushButton("Remove")
-        for button in (self.use, self.install, self.remove):
+        for button in (self.use, self.install, self.import_button, self.remove):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -127,6 +133,7 @@ class ModelsPanel(QWidget):
         layout.addLayout(buttons)
         self.list.currentTextChanged.connect(self._show)
         self.use.clicked.connect(lambda: self.list.currentItem() and self.use_requested.emit(self._current()))
+        self.import_button.clicked.connect(self.import_requested.emit)
         self.remove.clicked.connect(lambda: self.list.currentItem() and self.remove_requested.emit(self._current()))
         self.cards = {}
         self.refresh()
@@ -447,6 +454,17 @@ class ExportDialog(QWidget):
     def _accept(self) -> None:
         self.accepted.emit(Path(self.folder.text()), {k: b.isChecked() for k, b in self.boxes.items()})
         self.close()
+
+
+def checkpoint_files_dialog(parent) -> list[Path]:
+    """The checkpoint to import (with its YAML config, or Open-Unmix's per-target files, chosen together)."""
+    files, _ = QFileDialog.getOpenFileNames(
+        parent,
+        "Import checkpoint (select its YAML config with it, or every Open-Unmix target file)",
+        "",
+        "Checkpoints and configs (*.th *.pth *.ckpt *.pt *.yaml *.yml *.json);;All files (*)",
+    )
+    return [Path(f) for f in files]
 
 
 def open_files_dialog(parent) -> list[Path]:

@@ -46,7 +46,15 @@ from ..session.workspace import SongMissing, Workspace
 from .bridge import Bridge
 from .commands import LoopCommand, MixCommand
 from .mixer_panel import MixerPanel
-from .panels import ExportDialog, JobsPanel, ModelsPanel, SettingsPanel, TrainerPanel, open_files_dialog
+from .panels import (
+    ExportDialog,
+    JobsPanel,
+    ModelsPanel,
+    SettingsPanel,
+    TrainerPanel,
+    checkpoint_files_dialog,
+    open_files_dialog,
+)
 from .playback import MixSource, Player
 from .timeline import Lane, Timeline, spectrogram_image, to_qimage
 
@@ -140,6 +148,7 @@ class MainWindow(QMainWindow):
         self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
         self.models_panel = ModelsPanel(registry=registry)
         self.models_panel.install_requested.connect(self.install_model)
+        self.models_panel.import_requested.connect(lambda: self.import_checkpoint())
         self.models_panel.remove_requested.connect(self.remove_model)
         self.models_panel.use_requested.connect(lambda model_id: self.model_box.setCurrentText(model_id))
         self.trainer = TrainerPanel()
@@ -683,6 +692,22 @@ class MainWindow(QMainWindow):
         box.open()
         self.dialogs = [d for d in self.dialogs if d.isVisible()] + [box]
         self.licence_box = box
+
+    def import_checkpoint(self, files: list[Path] | None = None) -> Job | None:
+        """Import a checkpoint (asking for the files unless given): a .yaml/.yml/.json chosen with it is its
+        config. The new model is listed and selected when the job ends."""
+        files = checkpoint_files_dialog(self) if files is None else files
+        if not files:
+            return None
+
+        def done(card) -> None:
+            self._models_changed()
+            self.models_panel.select(card.id)
+            self.status(f"Imported {card.id} ({', '.join(card.sources)}); its licence is unknown.", 15000)
+
+        job = self.run_task(tasks.import_model(files), "import", on_done=done)
+        self.docks["Jobs"].raise_()
+        return job
 
     def remove_model(self, model_id: str) -> None:
         try:

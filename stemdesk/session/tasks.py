@@ -1,5 +1,5 @@
 """The work both front ends start, built once: separate (with the instrumental and sessions beside the stems),
-export, bounce, check data, fine-tune, install a model.
+export, bounce, check data, fine-tune, install a model, import a checkpoint.
 
 A `Task` is what to run and on which queue; it knows nothing of who runs it. The command line calls ``task.run``
 with a progress bar; the app submits it to a `JobQueue` and gets the result back on its own thread. Each task's
@@ -327,3 +327,23 @@ def install_model(name: str, package: Path | None = None) -> Task[ModelCard]:
         )
 
     return Task(f"Install {item.title}", work, "network", item.id)
+
+
+def import_model(files: Sequence[Path], config: Path | None = None, name: str | None = None) -> Task[ModelCard]:
+    """Convert a checkpoint a producer downloaded (Demucs .th, Open-Unmix .pth files, a RoFormer .ckpt with its YAML)
+    into a model in the user's models folder (see `stemdesk.io.model_import`); no code from the files runs."""
+    files = [Path(f) for f in files]
+    if not files:
+        raise StemDeskError("Nothing to import: choose a checkpoint file.")
+
+    def work(progress: Progress, cancel: CancelToken) -> ModelCard:
+        from ..io.model_import import import_model as convert_and_install
+
+        return convert_and_install(
+            files,
+            config,
+            name,
+            progress=lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}),
+        )
+
+    return Task(f"Import {files[0].name}", work, "io", name or files[0].stem)

@@ -1561,3 +1561,65 @@ def test_a_sigterm_while_the_app_asks_to_recover_ends_it_and_keeps_the_autosave(
             child.kill()
     assert autosave.is_file(), "the unanswered question deleted the unsaved work"
     assert "ready" not in child.stdout.read()
+
+
+def test_the_models_dock_imports_a_checkpoint_and_lists_it(qtbot, window, tmp_path, monkeypatch):
+    """Import checkpoint… → the file dialog (a RoFormer .ckpt chosen with its YAML) → a job in the Jobs dock → the
+    model is listed in the dock, selected, and offered in the toolbar; a file that would run code is refused with
+    its reason shown, and nothing is added."""
+    import torch
+    from PySide6.QtWidgets import QFileDialog
+
+    from stemdesk.core.estimators.roformer import BSRoformer
+
+    torch.manual_seed(0)
+    bands = [8, 8, 16, 32, 65]
+    network = BSRoformer(
+        ["vocals", "other"],
+        residual=True,
+        segment=8192,
+        dim=8,
+        depth=1,
+        dim_head=4,
+        heads=2,
+        n_fft=256,
+        hop=64,
+        win_length=256,
+        freqs_per_bands=bands,
+    )
+    checkpoint = tmp_path / "my_vocals.ckpt"
+    torch.save(network.state_dict(), checkpoint)
+    config = tmp_path / "my_vocals.yaml"
+    config.write_text(
+        "audio:\n  chunk_size: 8192\n  sample_rate: 44100\nmodel:\n  dim: 8\n  depth: 1\n  stereo: true\n"
+        "  num_stems: 1\n  time_transformer_depth: 1\n  freq_transformer_depth: 1\n  dim_head: 4\n  heads: 2\n"
+        "  stft_n_fft: 256\n  stft_hop_length: 64\n  stft_win_length: 256\n  freqs_per_bands: !!python/tuple\n"
+        + "".join(f"  - {n}\n" for n in bands)
+        + "training:\n  instruments: [vocals, other]\n  target_instrument: vocals\n"
+    )
+    chosen = [str(checkpoint), str(config)]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *args, **kwargs: (chosen, "")))
+    panel = window.models_panel
+    finished = []
+    window.job_finished.connect(finished.append)
+    qtbot.mouseClick(panel.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(finished), timeout=30_000)
+    assert finished[0].status == DONE, finished[0].error
+    qtbot.waitUntil(lambda: "my_vocals" in panel.cards, timeout=5_000)
+    assert panel.list.currentItem().data(Qt.ItemDataRole.UserRole) == "my_vocals"
+    assert "as provided by the user" in panel.card.toPlainText()
+    assert "my_vocals" in [window.model_box.itemText(i) for i in range(window.model_box.count())]
+    assert window.jobs_panel.table.rowCount() == 1
+
+    class RunsAProgram:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"x": RunsAProgram()}, evil)
+    chosen[:] = [str(evil)]
+    before = set(panel.cards)
+    qtbot.mouseClick(panel.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=30_000)
+    assert window.last_error is not None and "Refused" in window.last_error[1]
+    assert not (tmp_path / "ran").exists() and set(panel.cards) == before

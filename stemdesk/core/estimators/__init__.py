@@ -14,6 +14,8 @@ from .densenet import DenseNetEstimator, MMDenseNet
 from .htdemucs import HTDemucs
 from .mix import MixEstimator
 from .open_unmix import OpenUnmix
+from .roformer import BSRoformer, MelBandRoformer
+from .umx import UMX
 from .unet import UNet
 
 BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
@@ -31,6 +33,9 @@ BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
             MMDenseNet,
             Cascade,
             HTDemucs,
+            UMX,
+            BSRoformer,
+            MelBandRoformer,
         )
     }
 )

@@ -1,0 +1,600 @@
+"""``stemdesk models import``: a checkpoint a producer downloaded, converted into a StemDesk model folder.
+
+Formats (each recognised by what the file holds, not by its name):
+
+- Demucs ``.th`` (``demucs.states.serialize_model``: the model class by name, its arguments and its state):
+  HTDemucs (v4) runs on StemDesk's port (`stemdesk.core.estimators.htdemucs`); its arguments are checked against
+  what the port implements and anything else is refused by name.
+- Open-Unmix ``.pth`` state dicts, one per target (umxhq, umxl or your own), with the ``<target>.json`` or
+  ``separator.json`` settings Open-Unmix writes beside them when present (`stemdesk.core.estimators.umx`).
+- BS-RoFormer and Mel-RoFormer ``.ckpt`` state dicts from Music-Source-Separation-Training (MSST, UVR), with the
+  YAML config they were trained with (`stemdesk.core.estimators.roformer`).
+
+Files are read by `stemdesk.io.checkpoints.read_checkpoint` (no code from them runs). The result is a model folder
+(card.json + weights.safetensors) in the user's models folder, written to a temporary folder and renamed into place
+once complete. The card records the source format and each file's sha256; the licence is unknown: the weights are
+as provided by the user.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.errors import ModelError
+from ..core.estimators import AnyEstimator
+from ..core.estimators.htdemucs import HTDemucs
+from ..core.estimators.roformer import BSRoformer, MelBandRoformer, Roformer
+from ..core.estimators.umx import UMX
+from .atomic import atomic_folder
+from .checkpoints import SUPPORTED, ClassReference, read_checkpoint, tensors_of
+from .model_store import ModelCard, find_model, read_card, save_model, sha256_file, user_models_dir
+
+Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+LICENCE = "unknown: as provided by the user (check the licence of where you downloaded it)"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+@dataclass
+class Converted:
+    """An estimator with its weights loaded, what to call it, and what its card should say about its source."""
+
+    estimator: AnyEstimator
+    name: str
+    source_format: str
+    description: str
+    notes: list[str] = field(default_factory=list)
+
+
+# --- Demucs --------------------------------------------------------------------------------------------------------
+
+HTDEMUCS_CLASS = "demucs.htdemucs.HTDemucs"
+OTHER_DEMUCS = {
+    "demucs.hdemucs.HDemucs": "Hybrid Demucs (v3: hdemucs_mmi, mdx, mdx_extra)",
+    "demucs.demucs.Demucs": "Demucs (v2, waveform only)",
+}
+# HTDemucs arguments that change what the network computes, with the value StemDesk's port implements (the demucs
+# default or the released models' value). Others are training options and do not matter for separation.
+HTDEMUCS_FIXED: dict[str, Any] = {
+    "channels_time": None,
+    "growth": 2,
+    "wiener_iters": 0,
+    "cac": True,
+    "rewrite": True,
+    "multi_freqs": [],
+    "emb_scale": 10,
+    "kernel_size": 8,
+    "stride": 4,
+    "context": 1,
+    "context_enc": 0,
+    "dconv_depth": 2,
+    "dconv_comp": 8,
+    "t_emb": "sin",
+    "t_hidden_scale": 4.0,
+    "t_norm_in": True,
+    "t_norm_in_group": False,
+    "t_group_norm": False,
+    "t_norm_first": True,
+    "t_norm_out": True,
+    "t_max_period": 10000.0,
+    "t_layer_scale": True,
+    "t_gelu": True,
+    "t_weight_pos_embed": 1.0,
+    "t_sparse_self_attn": False,
+    "t_sparse_cross_attn": False,
+    "t_cross_first": False,
+    "use_train_segment": True,
+}
+HTDEMUCS_DEFAULTS: dict[str, Any] = {
+    "audio_channels": 2,
+    "channels": 48,
+    "nfft": 4096,
+    "depth": 4,
+    "freq_emb": 0.2,
+    "norm_starts": 4,
+    "dconv_mode": 1,
+    "bottom_channels": 0,
+    "t_layers": 5,
+    "t_heads": 8,
+    "samplerate": 44100,
+    "segment": 10,
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b or (a in ([], ()) and b in ([], ())) or (b in ([], ()) and a in ([], ()))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def convert_demucs(package: dict, path: Path) -> Converted:
+    klass = package.get("klass")
+    name = klass.name if isinstance(klass, ClassReference) else repr(klass)
+    if name != HTDEMUCS_CLASS:
+        what = OTHER_DEMUCS.get(name, "a Demucs model class StemDesk does not know")
+        raise ModelError(
+            f'"{path.name}" is a Demucs checkpoint of {name} ({what}). StemDesk runs HTDemucs (v4) only: import '
+            "an HTDemucs checkpoint (htdemucs, htdemucs_6s, htdemucs_ft's four files), or install the released "
+            "one with `stemdesk models install htdemucs`. Nothing was installed."
+        )
+    args, kwargs = package.get("args") or (), package.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or not isinstance(args, (tuple, list)):
+        raise ModelError(f'"{path.name}": its arguments are not readable. Nothing was installed.')
+    kwargs = dict(kwargs)
+    if args:  # HTDemucs(sources, ...) positionally
+        kwargs.setdefault("sources", args[0])
+    options = {**HTDEMUCS_DEFAULTS, **kwargs}
+    unsupported = [f"{k}={kwargs[k]!r}" for k, v in HTDEMUCS_FIXED.items() if k in kwargs and not _same(kwargs[k], v)]
+    if options["norm_starts"] < options["depth"]:
+        unsupported.append(f"norm_starts={options['norm_starts']}")
+    if options["dconv_mode"] not in (1, 3):
+        unsupported.append(f"dconv_mode={options['dconv_mode']}")
+    if not options["bottom_channels"]:
+        unsupported.append("bottom_channels=0")
+    if not options["freq_emb"]:
+        unsupported.append("freq_emb=0")
+    if options["nfft"] // 2 // 4 ** (options["depth"] - 1) <= HTDEMUCS_FIXED["kernel_size"]:
+        # every layer of the port convolves over more frequencies than its kernel (the reference switches to a
+        # narrower last layer and time-only layers otherwise)
+        unsupported.append(f"nfft={options['nfft']} with depth={options['depth']}")
+    if unsupported:
+        raise ModelError(
+            f'"{path.name}" is an HTDemucs with {", ".join(unsupported)}, which StemDesk\'s HTDemucs does not '
+            "implement (it runs the released configuration and its size variants). Nothing was installed."
+        )
+    state = package.get("state")
+    if isinstance(state, dict) and state.get("__quantized"):
+        raise ModelError(
+            f'"{path.name}" is compressed with DiffQ (a "_q" model); StemDesk reads unquantized checkpoints only. '
+            "Use the model's unquantized release. Nothing was installed."
+        )
+    sources = [str(s) for s in options.get("sources") or []]
+    rate = int(options["samplerate"])
+    # as the reference computes its training length: int(segment · samplerate)
+    exact = isinstance(options["segment"], (int, Fraction))
+    segment = int(Fraction(options["segment"]) * rate) if exact else int(float(options["segment"]) * rate)
+    try:
+        model = HTDemucs(
+            sources=sources,
+            sample_rate=rate,
+            channels=int(options["audio_channels"]),
+            segment=segment,
+            width=int(options["channels"]),
+            depth=int(options["depth"]),
+            nfft=int(options["nfft"]),
+            bottom_channels=int(options["bottom_channels"]),
+            transformer_layers=int(options["t_layers"]),
+            heads=int(options["t_heads"]),
+            freq_emb=float(options["freq_emb"]),
+            decoder_dconv=options["dconv_mode"] == 3,
+        )
+    except (ValueError, TypeError) as error:
+        raise ModelError(
+            f'"{path.name}": its HTDemucs settings are not usable ({error}). Nothing was installed.'
+        ) from None
+    _load(model, tensors_of(state, "state", path), path, "HTDemucs")
+    seconds = segment / rate
+    return Converted(
+        model,
+        _name_from(path),
+        "demucs .th (demucs.htdemucs.HTDemucs)",
+        f"HTDemucs imported from {path.name}: {len(sources)} stems ({', '.join(sources)}), {seconds:.1f}-s "
+        "segments; StemDesk runs its own port of the network, and its stems are made to null.",
+    )
+
+
+# --- Open-Unmix ----------------------------------------------------------------------------------------------------
+
+UMX_KEYS = {"fc1.weight", "bn1.weight", "lstm.weight_ih_l0", "fc3.weight", "input_mean", "output_mean"}
+UMX_NETWORK = re.compile(
+    r"^(fc[123]\.weight|bn[123]\.(weight|bias|running_mean|running_var|num_batches_tracked)|input_(mean|scale)"
+    r"|output_(mean|scale)|lstm\.(weight|bias)_(ih|hh)_l\d+(_reverse)?)$"
+)
+# Keys older Open-Unmix files carry beside the network (its STFT's window), which the network does not use.
+UMX_EXTRA = re.compile(r"^(stft\.|transform\.|spec\.|sample_rate$)")
+
+
+def _umx_target(path: Path) -> str:
+    """Open-Unmix names its files <target>.pth or <target>-<sha256 prefix>.pth (torch hub)."""
+    return re.sub(r"-[0-9a-f]{8}$", "", path.stem)
+
+
+def _umx_settings(paths: Sequence[Path], configs: Sequence[Path]) -> dict[str, Any]:
+    """Open-Unmix's settings from separator.json or <target>.json (given or beside the files): rate, nfft, nhop."""
+    found: dict[str, Any] = {}
+    candidates = list(configs)
+    for path in paths:
+        candidates += [path.parent / "separator.json", path.parent / f"{_umx_target(path)}.json"]
+    for candidate in candidates:
+        if candidate.suffix.lower() != ".json" or not candidate.is_file() or candidate.stat().st_size > 1 << 20:
+            continue
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ModelError(f'"{candidate.name}" is not valid JSON. Fix or remove it and import again.') from None
+        if not isinstance(data, dict):
+            continue
+        args: dict[str, Any] = data["args"] if isinstance(data.get("args"), dict) else {}
+        for key, names in (("rate", ("sample_rate", "rate")), ("nfft", ("nfft",)), ("nhop", ("nhop",))):
+            for source in (data, args):
+                for name in names:
+                    if name in source and key not in found:
+                        found[key] = source[name]
+    return found
+
+
+def convert_umx(states: dict[Path, dict], configs: Sequence[Path], name: str | None) -> Converted:
+    targets: dict[str, dict[str, torch.Tensor]] = {}
+    for path, state in states.items():
+        target = _umx_target(path)
+        if target in targets:
+            raise ModelError(f'Two files are for the target "{target}"; import one file per target.')
+        unknown = sorted(k for k in state if not UMX_NETWORK.match(k) and not UMX_EXTRA.match(k))
+        if unknown:
+            raise ModelError(
+                f'"{path.name}" is an Open-Unmix state dict with keys the network does not have ({", ".join(unknown[:3])}).'
+                " Nothing was installed."
+            )
+        targets[target] = {k: v for k, v in state.items() if not UMX_EXTRA.match(k)}
+    first_path, first = next(iter(states)), next(iter(targets.values()))
+    hidden = first["fc1.weight"].shape[0]
+    max_bin = first["input_mean"].shape[0]
+    channels = first["fc1.weight"].shape[1] // max_bin
+    bins = first["output_mean"].shape[0]
+    layers = len([k for k in first if re.fullmatch(r"lstm\.weight_ih_l\d+", k)])
+    unidirectional = "lstm.weight_ih_l0_reverse" not in first
+    settings = _umx_settings(list(states), configs)
+    n_fft = int(settings.get("nfft", 2 * (bins - 1)))
+    if n_fft // 2 + 1 != bins:
+        raise ModelError(
+            f'"{first_path.name}" has {bins} frequency bins, which does not fit nfft={n_fft} from its settings. '
+            "Nothing was installed."
+        )
+    hop = int(settings.get("nhop", n_fft // 4))
+    rate = int(float(settings.get("rate", 44100)))
+    names = list(targets)
+    residual = len(names) == 1
+    sources = names + (["accompaniment" if names[0] == "vocals" else "rest"] if residual else [])
+    model = UMX(
+        sources=sources,
+        stft={"n_fft": n_fft, "hop": hop, "sample_rate": rate},
+        channels=channels,
+        residual=residual,
+        hidden=hidden,
+        layers=layers,
+        max_bin=max_bin,
+        unidirectional=unidirectional,
+    )
+    state = {f"target_models.{t}.{k}": v for t, s in targets.items() for k, v in s.items()}
+    _load(model, state, first_path, "Open-Unmix")
+    notes = []
+    if "rate" not in settings:
+        notes.append(f"no settings file: {rate} Hz, {n_fft}-point STFT with hop {hop} assumed (Open-Unmix's)")
+    default = first_path.parent.name if len(states) > 1 else _name_from(first_path)
+    return Converted(
+        model,
+        name or default,
+        "open-unmix .pth",
+        f"Open-Unmix imported from {', '.join(p.name for p in states)}: one recurrent network per target "
+        f"({', '.join(names)}{'; the residual is the mix minus it' if residual else ''}), masks from their "
+        "magnitude estimates (Open-Unmix's softmask separation; --wiener 1 adds its Wiener step).",
+        notes,
+    )
+
+
+# --- RoFormers -----------------------------------------------------------------------------------------------------
+
+
+class _ConfigLoader:
+    """Built on demand: a YAML SafeLoader that also reads MSST's ``!!python/tuple`` as a list (and no other
+    Python tag)."""
+
+    @staticmethod
+    def load(text: str) -> Any:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.add_constructor(
+            "tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node, deep=True)
+        )
+        return yaml.load(text, Loader=Loader)  # a SafeLoader: no Python objects beyond the tuple
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(f'The config "{path}" does not exist. Check the path given with --config.')
+    if path.stat().st_size > 1 << 20:
+        raise ModelError(f'"{path.name}" is larger than 1 MB, so it is not a model config.')
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else _ConfigLoader.load(text)
+    except Exception as error:  # noqa: BLE001 - yaml and json raise many error types for malformed text
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f'"{path.name}" is not a readable config ({first}). Nothing was installed.') from None
+    if not isinstance(data, dict):
+        raise ModelError(f'"{path.name}" does not hold a config (a mapping of settings). Nothing was installed.')
+    return data
+
+
+ROFORMER_UNSUPPORTED = {
+    "linear_transformer_depth": 0,
+    "skip_connection": False,
+    "use_pope": False,
+    "num_residual_streams": 1,
+}
+
+
+def _roformer_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """MSST's and the reference package's keys as StemDesk's: rotary frequencies dropped (they are fixed, and
+    checked), the reference package's empty linear-attention slot (layers.i.0 = None) renumbered away."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith("rotary_embed.freqs"):
+            dim = value.shape[0] * 2
+            expected = 1.0 / (10000 ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
+            if not torch.allclose(value.float(), expected, rtol=1e-5):
+                raise ModelError(
+                    f'"{path.name}" has learnt rotary frequencies, which StemDesk\'s RoFormer does not implement. '
+                    "Nothing was installed."
+                )
+            continue
+        out[key] = value
+    blocks = {m[1] for k in out if (m := re.match(r"layers\.\d+\.(\d+)\.", k))}
+    if blocks == {"1", "2"}:
+        out = {
+            re.sub(r"^layers\.(\d+)\.([12])\.", lambda m: f"layers.{m[1]}.{int(m[2]) - 1}.", k): v
+            for k, v in out.items()
+        }
+    return out
+
+
+def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Path | None) -> Converted:
+    if config_path is None:
+        raise ModelError(
+            f'"{path.name}" is a RoFormer checkpoint, which holds weights but not the settings needed to build the '
+            "network. Pass the YAML config it was trained with (published beside the .ckpt, e.g. "
+            f"`stemdesk models import {path.name} --config config_vocals_bs_roformer.yaml`). Nothing was installed."
+        )
+    config = read_config(config_path)
+    model_cfg, audio = config.get("model"), config.get("audio") or {}
+    training = config.get("training") or {}
+    if not isinstance(model_cfg, dict) or not isinstance(audio, dict) or not isinstance(training, dict):
+        raise ModelError(
+            f'"{config_path.name}" has no "model" section; it is not a Music-Source-Separation-Training config. '
+            "Pass the YAML published with the checkpoint. Nothing was installed."
+        )
+    mel = "num_bands" in model_cfg
+    if not mel and "freqs_per_bands" not in model_cfg:
+        raise ModelError(
+            f'"{config_path.name}" describes neither a BS-RoFormer (freqs_per_bands) nor a Mel-RoFormer '
+            "(num_bands). Pass the config of this checkpoint. Nothing was installed."
+        )
+    used = [f"{k}={model_cfg[k]!r}" for k, v in ROFORMER_UNSUPPORTED.items() if k in model_cfg and model_cfg[k] != v]
+    if used:
+        raise ModelError(
+            f'"{config_path.name}" uses {", ".join(used)}, which StemDesk\'s RoFormer does not implement yet. '
+            "Nothing was installed."
+        )
+    stems = int(model_cfg.get("num_stems", 1))
+    instruments = [str(i) for i in training.get("instruments") or []]
+    target = training.get("target_instrument")
+    if target:
+        if stems != 1:
+            raise ModelError(
+                f'"{config_path.name}" names one target instrument but {stems} stems. Nothing was installed.'
+            )
+        others = [i for i in instruments if i != target]
+        sources, residual = [str(target), others[0] if len(others) == 1 else "rest"], True
+    elif len(instruments) == stems:
+        sources, residual = instruments, False
+    elif stems == 1 and instruments:
+        sources, residual = [instruments[0], "rest"], True
+    else:
+        raise ModelError(
+            f'"{config_path.name}" lists instruments {instruments} for {stems} stems; StemDesk cannot tell which '
+            "stem is which. Nothing was installed."
+        )
+    model: Roformer
+    try:
+        rate = int(model_cfg.get("sample_rate") or audio.get("sample_rate") or 44100)
+        common: dict[str, Any] = dict(
+            sources=sources,
+            sample_rate=rate,
+            channels=2 if model_cfg.get("stereo", False) else 1,
+            segment=int(audio.get("chunk_size", 352800)),
+            residual=residual,
+            dim=int(model_cfg["dim"]),
+            depth=int(model_cfg["depth"]),
+            time_transformer_depth=int(model_cfg.get("time_transformer_depth", 2)),
+            freq_transformer_depth=int(model_cfg.get("freq_transformer_depth", 2)),
+            dim_head=int(model_cfg.get("dim_head", 64)),
+            heads=int(model_cfg.get("heads", 8)),
+            n_fft=int(model_cfg.get("stft_n_fft", 2048)),
+            hop=int(model_cfg.get("stft_hop_length", 512)),
+            win_length=int(model_cfg.get("stft_win_length", 2048)),
+            normalized=bool(model_cfg.get("stft_normalized", False)),
+            mask_estimator_depth=int(model_cfg.get("mask_estimator_depth", 1 if mel else 2)),
+            mlp_expansion_factor=int(model_cfg.get("mlp_expansion_factor", 4)),
+            zero_dc=bool(model_cfg.get("zero_dc", True)),
+        )
+        if mel:
+            model = MelBandRoformer(**common, num_bands=int(model_cfg["num_bands"]))
+        else:
+            model = BSRoformer(**common, freqs_per_bands=[int(n) for n in model_cfg["freqs_per_bands"]])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(
+            f'"{config_path.name}": its model settings are not usable ({error!r}). Nothing was installed.'
+        ) from None
+    _load(model, _roformer_state(state, path), path, "Mel-RoFormer" if mel else "BS-RoFormer", config_path)
+    kind = "Mel-band RoFormer" if mel else "BS-RoFormer"
+    return Converted(
+        model,
+        _name_from(path),
+        f"{'mel-band-roformer' if mel else 'bs-roformer'} .ckpt with YAML config (Music-Source-Separation-Training)",
+        f"{kind} imported from {path.name} and {config_path.name}: stems {', '.join(sources)}"
+        f"{' (the last is the mix minus the other)' if residual else ''}, "
+        f"{common['segment'] / rate:.1f}-s segments; StemDesk runs its own implementation and its stems are made "
+        "to null.",
+    )
+
+
+# --- shared --------------------------------------------------------------------------------------------------------
+
+
+def _load(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str, config: Path | None = None
+) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split("\n", 2)[1:2]).strip()[:240]
+        hint = f" It may not match {config.name}: pass the config it was trained with." if config else ""
+        raise ModelError(
+            f'"{path.name}" does not fit the {what} its settings describe ({detail}).{hint} Nothing was installed.'
+        ) from None
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelError(f'"{path.name}": weight {name!r} holds values that are not finite. Nothing was installed.')
+    model.eval()
+
+
+def _name_from(path: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-._")
+    return name[:80] or "imported"
+
+
+def _unwrap(obj: Any) -> Any:
+    """Training frameworks wrap the state dict: {"state_dict": ...}, {"state": ...}, {"model": ...}."""
+    for _ in range(3):
+        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            for key in ("state_dict", "state", "model", "model_state_dict"):
+                if isinstance(obj.get(key), dict):
+                    obj = obj[key]
+                    break
+            else:
+                return obj
+    return obj
+
+
+def convert(files: Sequence[Path], config: Path | None = None, name: str | None = None) -> Converted:
+    """Read and convert checkpoint files (several only for Open-Unmix's per-target files; a .yaml/.yml/.json among
+    them is taken as the config)."""
+    files = [Path(f) for f in files]
+    configs = [f for f in files if f.suffix.lower() in CONFIG_SUFFIXES]
+    checkpoints = [f for f in files if f not in configs]
+    if config is not None:
+        configs.insert(0, Path(config))
+    if not checkpoints:
+        raise ModelError(f"No checkpoint given (only configs: {', '.join(f.name for f in configs)}). {SUPPORTED}.")
+    loaded = {path: read_checkpoint(path) for path in checkpoints}
+    kinds = {}
+    for path, obj in loaded.items():
+        if isinstance(obj, dict) and "klass" in obj and "state" in obj:
+            kinds[path] = "demucs"
+            continue
+        obj = _unwrap(obj)
+        state = tensors_of(obj, "content", path) if isinstance(obj, dict) else None
+        if state is None:
+            raise ModelError(f'"{path.name}" holds a {type(obj).__name__}, not model weights. {SUPPORTED}.')
+        if all(k.startswith("module.") for k in state):  # saved from a DataParallel wrapper
+            state = {k.removeprefix("module."): v for k, v in state.items()}
+        loaded[path] = state
+        if UMX_KEYS <= set(state):
+            kinds[path] = "umx"
+        elif any(k.startswith("band_split.to_features.") for k in state) and any(".to_qkv." in k for k in state):
+            kinds[path] = "roformer"
+        else:
+            shown = ", ".join(list(state)[:3])
+            raise ModelError(
+                f'"{path.name}" holds weights StemDesk does not recognise (first keys: {shown}). It imports '
+                f"{SUPPORTED}. Nothing was installed."
+            )
+    found = set(kinds.values())
+    if len(checkpoints) > 1 and found != {"umx"}:
+        raise ModelError(
+            "Import one checkpoint at a time; only Open-Unmix's per-target .pth files are imported together. "
+            "Nothing was installed."
+        )
+    path = checkpoints[0]
+    if found == {"umx"}:
+        return convert_umx({p: loaded[p] for p in checkpoints}, configs, name)
+    if found == {"demucs"}:
+        converted = convert_demucs(loaded[path], path)
+    else:
+        yaml_configs = [c for c in configs if c.suffix.lower() in (".yaml", ".yml", ".json")]
+        converted = convert_roformer(loaded[path], path, yaml_configs[0] if yaml_configs else None)
+    if name:
+        converted.name = name
+    return converted
+
+
+def import_model(
+    files: Sequence[Path],
+    config: Path | None = None,
+    name: str | None = None,
+    target_root: Path | None = None,
+    progress: Progress | None = None,
+) -> ModelCard:
+    """Convert checkpoint files (see `convert`) into a model named ``name`` (default: from the file) in the user's
+    models folder, and return its card. Nothing is written unless the whole conversion worked."""
+    report = progress or (lambda what, fraction: None)
+    files = [Path(f) for f in files]
+    if name is not None and not NAME_PATTERN.fullmatch(name):
+        raise ModelError(
+            f"{name!r} is not a usable model name: use letters, digits, '.', '_' and '-' (at most 80), starting "
+            "with a letter or digit."
+        )
+    report("Reading the checkpoint", 0.1)
+    converted = convert(files, config, name)
+    model_id = converted.name
+    try:
+        existing = find_model(model_id)
+    except ModelError:
+        existing = None
+    if existing is not None:
+        raise ModelError(
+            f'A model named "{model_id}" is already installed ({existing.folder}). Choose another name with '
+            "--name NAME, or remove the old one first (stemdesk models remove)."
+        )
+    report("Writing the model", 0.7)
+    sources = [f for f in files if f.suffix.lower() not in CONFIG_SUFFIXES]
+    configs = [f for f in files if f.suffix.lower() in CONFIG_SUFFIXES] + ([Path(config)] if config else [])
+    card = {
+        "description": converted.description,
+        "training_data": "unknown (as provided by the user)",
+        "licenses": {"weights": LICENCE, "code": "StemDesk's implementation: GPL-3.0-or-later"},
+        "license_note": "Imported by you from a file you provided; StemDesk does not know its licence or training "
+        "data. Check them before sharing anything made with it.",
+        "redistributable": False,
+        "source": {
+            "format": converted.source_format,
+            "files": [{"name": f.name, "sha256": sha256_file(f)} for f in sources],
+            "configs": [{"name": c.name, "sha256": sha256_file(c)} for c in configs if c.is_file()],
+        },
+        **({"import_notes": converted.notes} if converted.notes else {}),
+    }
+    root = target_root or user_models_dir()
+    final = root / model_id
+    try:
+        with atomic_folder(final) as staging:
+            save_model(staging, model_id, converted.estimator, card)
+    except OSError as error:
+        raise ModelError(
+            f'Could not write the model to "{root}" ({error.strerror or error}). Free some space or check the '
+            "folder's permissions; nothing was installed."
+        ) from None
+    report("Imported", 1.0)
+    return read_card(final)
