@@ -26,6 +26,8 @@ ZEROS = 16  # zero crossings of the interpolation kernel on each side of its cen
 PHASES = 512  # fractional positions the kernel is tabulated at (linearly interpolated between)
 ROLLOFF = 0.95  # the kernel's cut-off, as a fraction of the lower Nyquist frequency
 OVERLAP = 8  # analysis frames overlapping each output sample
+SEMITONES_RANGE = (-12.0, 12.0)  # what the buffers are sized for: the varispeed reads at half to twice the speed,
+TEMPO_RANGE = (0.5, 2.0)  # and the vocoder stretches by a quarter to four times
 
 
 def frame_size(sample_rate: int) -> int:
@@ -61,12 +63,29 @@ class KeyTempo:
         self.norm = float(np.sum(self.window**2) / self.hop)
         self.omega = 2 * np.pi * np.arange(self.size // 2 + 1) / self.size
         self._bins = np.arange(self.size // 2 + 1)
-        self._wanted = (float(semitones), float(tempo))
-        self._cutoff = 0.0
+        self._wanted = (0.0, 1.0)
+        self.set(semitones, tempo)
+        # the stream's state, all set by `reset`
+        self.pushed = self.pulled = 0  # input frames pushed and output frames pulled since the reset
+        self.ended = False
+        self._end_out: int | None = None  # the output's length, once the input has ended
+        self._pitch = self._target = self._tempo = 1.0  # the varispeed's ratio at its next read, where it goes
+        self._glide: tuple[int, float, int, float] | None = None  # (from index, ratio, to index, ratio)
+        self._table, self._slope, self._half, self._cutoff = np.zeros((0, 0)), np.zeros((0, 0)), 0, 0.0
+        self._in = self._u = self._acc = np.zeros((channels, 0))
+        self._in_start = self._u_start = self._u_end = self._s = self._acc_start = 0
+        self._x = self._a = 0.0  # the input position the varispeed reads next; the next frame's analysis centre
+        self._u_map: deque[tuple[int, float, float]] = deque()  # (varispeed index, input position, pitch) anchors
+        self._frames: deque[tuple[int, float, float]] = deque()  # (output centre, varispeed centre, 1 / stretch)
+        self._last: tuple[int, np.ndarray, np.ndarray] | None = None  # (start, phase, synthesised phase)
+        self._out = np.zeros((channels, 0), np.float32)  # finished output not pulled yet
         self.reset()
 
     # --- settings ----------------------------------------------------------------------------------------------------
     def set(self, semitones: float, tempo: float) -> None:
+        """Semitones in SEMITONES_RANGE and tempo in TEMPO_RANGE (the ranges `Mix` checks); ValueError outside."""
+        if not (SEMITONES_RANGE[0] <= semitones <= SEMITONES_RANGE[1] and TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]):
+            raise ValueError(f"KeyTempo takes {SEMITONES_RANGE} semitones and a tempo in {TEMPO_RANGE}")
         self._wanted = (float(semitones), float(tempo))  # one assignment: safe from another thread
 
     @property
@@ -103,7 +122,7 @@ class KeyTempo:
     @property
     def _stretch(self) -> float:
         """How much the vocoder lengthens what the varispeed reads, at its next frame: pitch / tempo."""
-        return self._pitch_at(self._a if hasattr(self, "_a") else 0.0) / self._tempo
+        return self._pitch_at(self._a) / self._tempo
 
     def _pitch_at(self, u: float) -> float:
         """The ratio the varispeed read at (or reads at) at its index ``u``: the slope of the map `input_at` uses."""
@@ -115,32 +134,29 @@ class KeyTempo:
     # --- streaming ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget all audio (after a seek): the next input sample is input 0, the next output sample output 0."""
-        self.pushed = 0  # input frames pushed since the reset
-        self.pulled = 0  # output frames pulled since the reset
+        self.pushed = self.pulled = 0
         self.ended = False
-        self._end_out: int | None = None
-        self._pitch = self._target = 0.0  # the varispeed's ratio at its next read, and where it is going
-        self._glide: tuple[int, float, int, float] | None = None  # (from index, ratio, to index, ratio)
-        self._cutoff = 0.0
-        pad = self.size  # silence before the input, for the kernel's first taps
-        self._in = np.zeros((self.channels, pad))
-        self._in_start = -pad  # input index of self._in[:, 0]
-        self._x = 0.0  # input position the varispeed reads next
-        # varispeed output the vocoder has not passed yet, after the silence its first frames see (at most 4 / 4
-        # frames before output 0 at the fastest stretch)
+        self._end_out = None
+        self._pitch = self._target = 0.0  # taken from the settings below
+        self._glide = None
+        self._in = np.zeros((self.channels, self.size))  # silence before the input, for the kernel's first taps
+        self._in_start = -self.size  # input index of self._in[:, 0]
+        self._x = self._a = 0.0
+        # varispeed output the vocoder has not passed yet, after the silence the first frames see (their analysis
+        # starts two frames before varispeed index 0 at the shortest stretch, a quarter)
         self._u = np.zeros((self.channels, 3 * self.size))
         self._u_start = -self._u.shape[1]  # varispeed index of self._u[:, 0]
         self._u_end = 0
-        self._u_map: deque[tuple[int, float, float]] = deque()  # (varispeed index, input position, pitch) anchors
+        self._u_map = deque()
         self._take_settings()
         # the first frame whose window reaches output 0; frames advance by `hop` outputs and hop / stretch inputs
         self._s = -self.size // 2 + self.hop
         self._a = self._s / self._stretch
-        self._frames: deque[tuple[int, float, float]] = deque()  # (output centre, varispeed centre, 1 / stretch)
-        self._last: tuple[int, np.ndarray, np.ndarray] | None = None  # (start, phase, synthesised phase)
+        self._frames = deque()
+        self._last = None
         self._acc = np.zeros((self.channels, self.size))
         self._acc_start = self._s - self.size // 2  # output index of self._acc[:, 0]
-        self._out = np.zeros((self.channels, 0), np.float32)  # finished output not pulled yet
+        self._out = np.zeros((self.channels, 0), np.float32)
 
     def push(self, audio: np.ndarray) -> None:
         """More input, (channels, n)."""
@@ -216,7 +232,7 @@ class KeyTempo:
         while True:
             self._varispeed()
             if not self._frame():
-                if not self.ended or self.available >= self._end_out - self.pulled:
+                if self._end_out is None or self.available >= self._end_out - self.pulled:
                     return
                 # past the end of the input: the rest of the last frames hear silence
                 self._in = np.concatenate([self._in, np.zeros((self.channels, self.size))], axis=-1)
