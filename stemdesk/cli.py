@@ -39,6 +39,8 @@ FLAGS = {
     "start": "--start",
     "duration": "--duration",
     "vocal_gate": "--vocal-gate",
+    "semitones": "--semitones",
+    "tempo": "--tempo",
 }
 
 
@@ -143,6 +145,18 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     )
     remix.add_argument("--amount", type=float, default=6.0, help="dB for the vocal-up / vocal-down presets")
     remix.add_argument("--vocals", type=float, metavar="DB", help="vocal level in dB (on top of the preset or mix)")
+    remix.add_argument(
+        "--semitones",
+        type=float,
+        metavar="N",
+        help="play the remix N semitones higher (negative: lower), -12 to 12; the tempo stays",
+    )
+    remix.add_argument(
+        "--tempo",
+        type=float,
+        metavar="R",
+        help="play the remix R times as fast (0.5 to 2; 0.8 is 80 %%); the key stays",
+    )
     remix.add_argument("-o", "--output", type=Path, required=True)
     remix.add_argument("--format", choices=OUTPUT_FORMATS, help="default: -o's extension, else the stems' own format")
     remix.add_argument("--bit-depth", choices=BIT_DEPTHS)
@@ -442,6 +456,10 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
         mix = Mix()
     if args.vocals is not None:
         mix.vocal_db = args.vocals
+    if args.semitones is not None:
+        mix.set_control("master/semitones", args.semitones)
+    if args.tempo is not None:
+        mix.set_control("master/tempo", args.tempo)
     if args.format is None and args.output.suffix.lower().lstrip(".") in WRITE_FORMATS:
         args.format = args.output.suffix.lower().lstrip(".")  # -o karaoke.flac means FLAC
     if args.format is None:
@@ -460,6 +478,12 @@ def _remix(args: argparse.Namespace, out: TextIO) -> int:
         f"({seconds / max(result.seconds, 1e-9):.0f}x real time); certificate {result.certificate}",
         file=out,
     )
+    if mix.changes_key_or_tempo:
+        print(
+            f"  at {mix.describe_key_tempo()} (the stems are {stems.info.frames / stems.info.sample_rate:.1f} s): "
+            "not checked against the original, which a render in another key or tempo cannot null against",
+            file=out,
+        )
     if result.clipped:
         print(
             f"  warning: {result.clipped} samples clipped at full scale; lower the master gain or add a limiter, "

@@ -1,6 +1,6 @@
-"""The mixer dock: the vocal level, presets and MIDI learn up front, then one strip per stem (fader with its dB scale,
-meter, pan, mute, solo, effects) and the master's meter. The panel edits a copy of the mix and reports each change;
-the window applies it (with undo)."""
+"""The mixer dock: the vocal level, presets and MIDI learn up front, the key and tempo, then one strip per stem (fader
+with its dB scale, meter, pan, mute, solo, effects) and the master's meter. The panel edits a copy of the mix and
+reports each change; the window applies it (with undo)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import copy
 import time
 
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
-from PySide6.QtGui import QFont, QPainter
+from PySide6.QtGui import QFont, QPainter, QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDial,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSlider,
+    QSpinBox,
     QStyle,
     QStyleOptionSlider,
     QVBoxLayout,
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..io.registry import Registry
-from ..mixer.mix import FADER_RANGE, PRESETS, Mix, with_preset
+from ..mixer.mix import FADER_RANGE, PRESETS, SEMITONES_RANGE, TEMPO_RANGE, Mix, with_preset
 from .effects_editor import EffectsDialog
 from .meters import Meter
 from .playback import MeterBlock
@@ -136,6 +137,26 @@ class Pan(QDial):
 
     def mouseDoubleClickEvent(self, event) -> None:
         self.reset.emit(self.pressed_at)
+
+
+class KeyBox(QSpinBox):
+    """The key in whole semitones, signed: "+2 st", "0 st", "−3 st"."""
+
+    def textFromValue(self, value: int) -> str:
+        return f"{value:+d}".replace("-", "−") if value else "0"
+
+    def valueFromText(self, text: str) -> int:
+        return int(text.replace("−", "-").replace("+", "") or 0)
+
+    def validate(self, text: str, pos: int):
+        body = text.removesuffix(self.suffix()).replace("−", "-").replace("+", "").strip()
+        if body in ("", "-"):
+            return QValidator.State.Intermediate, text, pos
+        try:
+            ok = self.minimum() <= int(body) <= self.maximum()
+        except ValueError:
+            return QValidator.State.Invalid, text, pos
+        return (QValidator.State.Acceptable if ok else QValidator.State.Invalid), text, pos
 
 
 class Strip(QWidget):
@@ -265,6 +286,29 @@ class MixerPanel(QWidget):
         top.addWidget(apply)
         top.addWidget(self.learn)
         outer.addLayout(top)
+        # the key and tempo the whole mix plays at (karaoke in the singer's key, practice at a slower tempo)
+        keys = QHBoxLayout()
+        keys.addWidget(QLabel("Key"))
+        self.key = KeyBox()
+        self.key.setRange(int(SEMITONES_RANGE[0]), int(SEMITONES_RANGE[1]))
+        self.key.setSuffix(" st")
+        self.key.setToolTip("Key: semitones up or down; the tempo stays")
+        self.key.valueChanged.connect(lambda v: self.edit("master/semitones", float(v)))
+        keys.addWidget(self.key)
+        keys.addSpacing(12)
+        keys.addWidget(QLabel("Tempo"))
+        self.tempo = QSpinBox()
+        self.tempo.setRange(round(TEMPO_RANGE[0] * 100), round(TEMPO_RANGE[1] * 100))
+        self.tempo.setSuffix(" %")
+        self.tempo.setToolTip("Tempo in percent of the song's; the key stays")
+        self.tempo.valueChanged.connect(lambda v: self.edit("master/tempo", v / 100))
+        keys.addWidget(self.tempo)
+        self.key_reset = QPushButton("Original key and tempo")
+        self.key_reset.setToolTip("Back to the song's own key and tempo")
+        self.key_reset.clicked.connect(self.reset_key_tempo)
+        keys.addWidget(self.key_reset)
+        keys.addStretch(1)
+        outer.addLayout(keys)
         self.area = QScrollArea()
         self.area.setWidgetResizable(True)
         self.strips_widget = QWidget()
@@ -320,10 +364,16 @@ class MixerPanel(QWidget):
         self.mix = copy.deepcopy(mix)
         for strip in self.strips.values():
             strip.show_state(self.mix)
-        self.vocal.blockSignals(True)
-        self.vocal.setValue(int(round(max(FADER_RANGE[0], self.mix.vocal_db) * SCALE)))
-        self.vocal.blockSignals(False)
+        for widget, value in (
+            (self.vocal, int(round(max(FADER_RANGE[0], self.mix.vocal_db) * SCALE))),
+            (self.key, round(self.mix.semitones)),
+            (self.tempo, round(self.mix.tempo * 100)),
+        ):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
         self.vocal_value.setText(gain_text(self.mix.vocal_db))
+        self.key_reset.setEnabled(self.mix.changes_key_or_tempo)
 
     def touched(self, control: str) -> None:
         self.control_touched.emit(control)
@@ -342,6 +392,13 @@ class MixerPanel(QWidget):
         self.mix.set_control(control, value)
         self.show_mix(self.mix)
         self.changed.emit(f"Reset {control.replace('/', ' ')}", f"{control}/reset", before, copy.deepcopy(self.mix))
+
+    def reset_key_tempo(self) -> None:
+        """The song's own key and tempo again, as one undo step."""
+        before = copy.deepcopy(self.mix)
+        self.mix.semitones, self.mix.tempo = 0.0, 1.0
+        self.show_mix(self.mix)
+        self.changed.emit("Original key and tempo", "key-tempo/reset", before, copy.deepcopy(self.mix))
 
     def edit_effects(self, name: str) -> None:
         dialog = EffectsDialog(name, self.mix.channel(name).effects, self, self.registry)

@@ -2,9 +2,13 @@
 and everything else keeps working.
 
 `MixSource` is the audio: it reads the stems (or, before separation, the original) block by block from disk, runs
-them through the mixer's Renderer and hands float32 frames to the sink. It also measures the live null: the residual
-between Σ stems at unity and the original over each block it plays; and the levels of each block, per strip and on
-the master, for the mixer's meters.
+them through the mixer's Renderer, then (in another key or tempo) through `KeyTempo`, and hands float32 frames to the
+sink. It also measures the live null: the residual between Σ stems at unity and the original over each block it
+plays; and the levels of each block, per strip and on the master, for the mixer's meters.
+
+Two clocks: the song's (`position`, seeks, the loop, all in song frames) and the device's (`played`, frames handed to
+the sink). At another tempo they run at different rates; `song_frame_at` maps a played frame back to the song, which
+is what the playhead shows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
 from ..core.errors import AudioError
 from ..io.audio import AudioReader
+from ..mixer.keytempo import KeyTempo
 from ..mixer.mix import Mix
 from ..mixer.render import Renderer, levels, render_automated
 
@@ -29,6 +34,8 @@ log = logging.getLogger("stemdesk.playback")
 BLOCK = 1024
 LATENCY_SECONDS = 0.08  # the sink's buffer: fader moves are heard about this much later (benchmarks/ui.py)
 METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
+FADE = 512  # frames over which playback crosses into another key or tempo when one is first set while playing
+SONG_MAP = 512  # (played frame, song frame, tempo) anchors kept for the playhead: several seconds of blocks
 Levels = tuple[float, float]  # (peak, mean square)
 MeterBlock = tuple[float, dict[str, Levels], Levels]  # (seconds, each stem's levels, the master's)
 
@@ -54,48 +61,132 @@ class MixSource:
         self.mix = mix  # with its automation, applied block by block at the song time being rendered
         self.offset = offset
         self.stem_frames = self.stems[0].frames if self.stems else 0
-        self.position = 0
+        self.position = 0  # the next song frame to render
         self.loop: tuple[int, int] | None = None
         self.null_peak = 0.0  # largest |Σ stems − original| since the last reset
         self._meter_lock = threading.Lock()  # not the render's: the UI never waits for a block to render
         self._meters: deque[tuple[float, MeterBlock]] = deque(maxlen=METER_BLOCKS)  # (rendered at, levels)
+        # key and tempo: off (the render goes straight out) until set; then on until the next seek, even back at
+        # the song's own, so a change while playing never jumps
+        self.key_tempo = KeyTempo(self.rate, self.channels, mix.semitones, mix.tempo)
+        self._stretching = mix.changes_key_or_tempo
+        self._runs: deque[tuple[int, int]] = deque(maxlen=SONG_MAP)  # (KeyTempo input frame, song frame) from there
+        self._fade: np.ndarray | None = None  # the render the key or tempo change crosses from
+        self.played = 0  # frames handed out since the source opened
+        self._map_lock = threading.Lock()
+        self._song_map: deque[tuple[int, float, float]] = deque([(0, 0.0, 1.0)], maxlen=SONG_MAP)
 
     def set_mix(self, mix: Mix) -> None:
         if self.renderer is not None:
             self.renderer.set_mix(mix.at(self.position / self.rate))  # its own lock; it ramps gains
         self.mix = mix
+        self.key_tempo.set(mix.semitones, mix.tempo)  # taken by the audio thread at its next block
 
     def seek(self, frame: int) -> None:
         with self._lock:
             self.position = int(np.clip(frame, 0, self.frames))
             if self.renderer is not None:
                 self.renderer.reset()
+            self.key_tempo.reset()
+            self._stretching = not self.key_tempo.neutral
+            self._runs.clear()
+            self._fade = None
+            with self._map_lock:
+                self._song_map.append((self.played, float(self.position), 1.0))
         with self._meter_lock:
             self._meters.clear()
+
+    def song_frame_at(self, played: float) -> float:
+        """The song frame heard at device frame ``played`` (of those handed out, the recent ones)."""
+        with self._map_lock:
+            at, frame, tempo = self._song_map[0]
+            for anchor in reversed(self._song_map):
+                if anchor[0] <= played:
+                    at, frame, tempo = anchor
+                    break
+        return frame + max(0.0, played - at) * tempo
 
     def read(self, frames: int) -> np.ndarray:
         """The next ``frames`` of the mix (channels, n) float32, wrapping at the loop's end; fewer only at the
         song's end (none when finished)."""
-        parts, need = [], frames
         with self._lock:
-            while need > 0:
-                if self.loop and self.position >= self.loop[1]:
-                    self.position = self.loop[0]
-                end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
-                if self.renderer is not None:  # a block never crosses the edge of an excerpt's stems
-                    edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
-                    if edge > self.position:
-                        end = min(end, edge)
-                n = min(need, end - self.position)
-                if n <= 0:
-                    break
-                audio, meters = self._render(n)
-                parts.append(audio)
-                with self._meter_lock:
-                    self._meters.append((time.monotonic(), (n / self.rate, meters, levels(audio))))
-                self.position += n
-                need -= n
-        return np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
+            if not self._stretching and not self.key_tempo.neutral:
+                # a key or tempo set while playing: the stretch starts here, crossing over from the plain render
+                self.key_tempo.reset()
+                self._stretching, self._fade = True, np.zeros((self.channels, 0), np.float32)
+            if self._stretching:
+                audio = self._read_stretched(frames)
+            else:
+                parts, need = [], frames
+                while need > 0 and (part := self._next(need)) is not None:
+                    with self._map_lock:
+                        self._song_map.append((self.played + frames - need, float(part[0]), 1.0))
+                    parts.append(part[1])
+                    need -= part[1].shape[-1]
+                audio = np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
+            self.played += audio.shape[-1]
+        return audio
+
+    def _next(self, frames: int) -> tuple[int, np.ndarray] | None:
+        """(where it starts, the next at most ``frames`` of the song's render), wrapping at the loop's end and never
+        crossing the edge of an excerpt's stems; None at the song's end."""
+        if self.loop and self.position >= self.loop[1]:
+            self.position = self.loop[0]
+        end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
+        if self.renderer is not None:  # a block never crosses the edge of an excerpt's stems
+            edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
+            if edge > self.position:
+                end = min(end, edge)
+        n = min(frames, end - self.position)
+        if n <= 0:
+            return None
+        start = self.position
+        audio, meters = self._render(n)
+        # at another tempo the stretch runs ahead of what is heard and a block lasts 1 / tempo as long
+        tempo = self.key_tempo.settings[1] if self._stretching else 1.0
+        ahead = (self.key_tempo.pushed - self.key_tempo.input_at(self.key_tempo.pulled)) if self._stretching else 0
+        with self._meter_lock:
+            self._meters.append(
+                (time.monotonic() + ahead / (self.rate * tempo), (n / (self.rate * tempo), meters, levels(audio)))
+            )
+        self.position += n
+        return start, audio
+
+    def _read_stretched(self, frames: int) -> np.ndarray:
+        """The next ``frames`` through KeyTempo: as much of the song is rendered into it as it needs."""
+        stretch = self.key_tempo
+        while stretch.available < frames and not stretch.ended:
+            part = self._next(min(max(stretch.wanted(frames), 256), 8192))
+            if part is None:
+                stretch.end()
+                break
+            start, audio = part
+            last = self._runs[-1] if self._runs else None
+            if last is None or last[1] + stretch.pushed - last[0] != start:  # not where the last run went on to
+                self._runs.append((stretch.pushed, start))
+            if self._fade is not None and self._fade.shape[-1] < FADE:
+                self._fade = np.concatenate([self._fade, audio[:, : FADE - self._fade.shape[-1]]], axis=-1)
+            stretch.push(audio)
+        song = self._song_frame(stretch.input_at(stretch.pulled))
+        with self._map_lock:
+            self._song_map.append((self.played, song, stretch.settings[1]))
+        out = stretch.pull(frames)
+        if self._fade is not None and out.shape[-1]:
+            n = min(self._fade.shape[-1], out.shape[-1])
+            ramp = (np.arange(n) + 0.5) / n
+            out = out.copy()
+            out[:, :n] = self._fade[:, :n] * (1 - ramp) + out[:, :n] * ramp
+            self._fade = None
+        return out
+
+    def _song_frame(self, pushed: float) -> float:
+        """The song frame that KeyTempo input frame ``pushed`` came from."""
+        at, frame = self._runs[0] if self._runs else (0, self.position)
+        for run in reversed(self._runs):
+            if run[0] <= pushed:
+                at, frame = run
+                break
+        return frame + pushed - at
 
     def _render(self, n: int) -> tuple[np.ndarray, dict[str, Levels]]:
         """The mix of the next ``n`` frames, and each stem's levels in it (none outside the stems)."""
@@ -154,7 +245,7 @@ class _Device(QIODevice):
         try:
             audio = self.source.read(frames)
         except AudioError as error:
-            # raising inside a Qt virtual would be lost (or end the process); stop and let `poll` say why
+            # raising inside a Qt virtual would be lost (or end the process); stop and let the output's check say why
             log.warning("playback stopped: %s", error)
             self.error, self.finished = str(error), True
             return bytes(frames * frame_bytes)
@@ -241,8 +332,8 @@ class Player(QObject):
         self.output: _Output | None = None
         self.thread_: QThread | None = None
         self.state = "stopped"
-        self._clock: tuple[float, int] | None = None  # (monotonic time, frame) when playback (re)started
-        self._paused_at = 0
+        self._clock: tuple[float, float] | None = None  # (monotonic time, device frame) when playback (re)started
+        self._paused_at = 0.0  # the device frame heard when paused
         app = QCoreApplication.instance()
         if app is not None:  # no audio thread outlives the application
             app.aboutToQuit.connect(self.stop)
@@ -258,21 +349,24 @@ class Player(QObject):
         self.source = source
 
     def position_seconds(self) -> float:
-        """What is being heard. While playing: where playback started plus the wall-clock time since (less the
-        sink's latency), never ahead of what was rendered, folded into the loop. (The sink's own counters are not
-        reliable across Qt's audio back ends: processedUSecs stays 0 on PulseAudio here.)"""
+        """What is being heard, in song seconds: the device frame being heard (`_heard`) mapped back to the song,
+        through the loop's wraps and the tempo."""
         if self.source is None:
             return 0.0
+        return self.source.song_frame_at(self._heard()) / self.source.rate
+
+    def _heard(self) -> float:
+        """The device frame being heard. While playing: where playback (re)started plus the wall-clock time since
+        (less the sink's latency), never ahead of what was handed out. (The sink's own counters are not reliable
+        across Qt's audio back ends: processedUSecs stays 0 on PulseAudio here.)"""
+        assert self.source is not None
+        if self.state == "paused":
+            return self._paused_at
         if self.state != "playing" or self._clock is None:
-            return self.source.position / self.source.rate
+            return self.source.played
         started_at, start_frame = self._clock
         heard = start_frame + max(0.0, time.monotonic() - started_at - LATENCY_SECONDS) * self.source.rate
-        loop = self.source.loop
-        if loop and heard >= loop[1] and loop[1] > loop[0]:
-            heard = loop[0] + (heard - loop[0]) % (loop[1] - loop[0])
-        elif not loop:
-            heard = min(heard, self.source.position)
-        return heard / self.source.rate
+        return min(heard, self.source.played)
 
     def take_levels(self) -> list[MeterBlock]:
         """The levels of what is being heard: blocks rendered the sink's latency ago, like the playhead."""
@@ -311,7 +405,7 @@ class Player(QObject):
             self.output.ended.connect(self._ended)  # queued back to this (the UI) thread
             self.thread_.start()
             self._command.emit("start")
-            self._clock = (time.monotonic(), self.source.position)
+            self._clock = (time.monotonic(), self.source.played)
         self._set("playing")
         return True
 
@@ -324,7 +418,7 @@ class Player(QObject):
 
     def pause(self) -> None:
         if self.output is not None and self.state == "playing":
-            self._paused_at = int(self.position_seconds() * self.source.rate)
+            self._paused_at = self._heard()
             self._command.emit("suspend")
             self._set("paused")
 
@@ -348,8 +442,8 @@ class Player(QObject):
     def seek(self, seconds: float) -> None:
         if self.source is not None:
             self.source.seek(int(seconds * self.source.rate))
-            self._clock = (time.monotonic(), self.source.position)
-            self._paused_at = self.source.position
+            self._clock = (time.monotonic(), self.source.played)
+            self._paused_at = self.source.played
 
     def set_loop(self, span: tuple[float, float] | None) -> None:
         if self.source is not None:

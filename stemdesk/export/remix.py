@@ -1,7 +1,8 @@
 """Offline export of a remix (or the exact instrumental) from a folder of stems, streamed to disk.
 
 The instrumental is the karaoke mix (vocals muted, everything else at unity). Rendered at the stems' own PCM depth it
-is exactly mixture − vocals, sample for sample, because unity strips are added in float64 without any gain.
+is exactly mixture − vocals, sample for sample, because unity strips are added in float64 without any gain. A mix in
+another key or tempo goes through the same `KeyTempo` stream as live playback, so the bounce is what was heard.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..io.audio import AtomicAudioWriter
 from ..io.formats import OutputFormat
 from ..io.registry import Registry
 from ..io.stems import Stems
+from ..mixer.keytempo import KeyTempo
 from ..mixer.mix import Mix, preset
 from ..mixer.render import Renderer, render_automated
 from . import certificate
@@ -32,7 +34,7 @@ Process = Callable[[np.ndarray], np.ndarray]
 @dataclass
 class RemixResult:
     path: Path
-    frames: int
+    frames: int  # written (a render at another tempo is longer or shorter than the stems)
     seconds: float
     clipped: int  # samples clipped to full scale (PCM output only)
     certificate: Path | None
@@ -40,6 +42,11 @@ class RemixResult:
 
 def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict:
     """Whether the render plus the muted stems nulls against the mixture (only for mixes of unity strips)."""
+    if mix.changes_key_or_tempo:
+        return {
+            "applicable": False,
+            "reason": f"the mix plays at {mix.describe_key_tempo()}, so it cannot null against the original",
+        }
     if not mix.is_unity(stems.names, mutes=True):
         return {"applicable": False, "reason": "the mix changes levels or adds effects, so it cannot null"}
     if mixture is None:
@@ -62,15 +69,27 @@ def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict
 
 
 def mixed_blocks(stems: Stems, mix: Mix, cancel: CancelToken | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """The mix of the stems, streamed: (samples done so far, (channels, n) float32) per block, with fresh effect
-    state and the automation applied block by block."""
+    """The mix of the stems, streamed: (samples of the stems done so far, (channels, n) float32) per block, with
+    fresh effect state, the automation applied block by block, and then the mix's key and tempo (the blocks are
+    then of other lengths, len(stems) / tempo in all)."""
     info = stems.info
     renderer = Renderer(mix, stems.names, info.sample_rate, info.channels)
+    key_tempo = (
+        KeyTempo(info.sample_rate, info.channels, mix.semitones, mix.tempo) if mix.changes_key_or_tempo else None
+    )
     for done, blocks in stems.blocks(BLOCK):
         if cancel is not None:
             cancel.raise_if_cancelled()
         # automation times are song time (recorded at the playhead): an excerpt's stems start stems.start into it
-        yield done, render_automated(renderer, mix, blocks, stems.start + done - blocks.shape[-1], info.sample_rate)
+        audio = render_automated(renderer, mix, blocks, stems.start + done - blocks.shape[-1], info.sample_rate)
+        if key_tempo is not None:
+            key_tempo.push(audio)
+            audio = key_tempo.pull(key_tempo.available)
+        if audio.shape[-1]:
+            yield done, audio
+    if key_tempo is not None:
+        key_tempo.end()
+        yield info.frames, key_tempo.pull(key_tempo.available)
 
 
 def render_remix(
@@ -98,13 +117,14 @@ def render_remix(
     if out.suffix.lower() != f".{fmt.extension}":
         out = out.with_name(out.name + f".{fmt.extension}") if not out.suffix else out.with_suffix(f".{fmt.extension}")
     info = stems.info
-    clipped = 0
+    clipped = frames = 0
     try:
         with AtomicAudioWriter.for_format(out, info.sample_rate, info.channels, fmt) as writer:
             for done, audio in mixed_blocks(stems, mix, cancel):
                 if process is not None:
                     audio = process(audio)
                 clipped += writer.write_float(audio)
+                frames += audio.shape[-1]
                 if progress is not None:
                     progress({"done": done, "total": info.frames, "seconds": time.monotonic() - started})
             writer.close()
@@ -120,6 +140,11 @@ def render_remix(
                     "stems": stems.names,
                     "format": fmt.name,
                     "depth": fmt.depth,
+                    **(
+                        {"key_tempo": _key_tempo(mix, info.frames, frames, info.sample_rate)}
+                        if mix.changes_key_or_tempo
+                        else {}
+                    ),
                     **(settings() if settings else {}),
                 },
                 null=null,
@@ -135,7 +160,19 @@ def render_remix(
             "folder; nothing partial was left."
         ) from None
     cert_path = certificate.write_beside(out.parent, cert, [path], name=f"{out.name}.certificate.json")
-    return RemixResult(path, info.frames, time.monotonic() - started, clipped, cert_path)
+    return RemixResult(path, frames, time.monotonic() - started, clipped, cert_path)
+
+
+def _key_tempo(mix: Mix, song_frames: int, frames: int, rate: int) -> dict:
+    """What the certificate says of a render in another key or tempo."""
+    return {
+        "semitones": mix.semitones,
+        "tempo": mix.tempo,
+        "description": mix.describe_key_tempo(),
+        "method": "band-limited varispeed and phase vocoder (stemdesk.mixer.keytempo)",
+        "stems_seconds": song_frames / rate,
+        "seconds": frames / rate,
+    }
 
 
 def instrumental(stems: Stems, out: str | Path, mixture: str | Path | None = None, **kwargs) -> RemixResult:

@@ -1,4 +1,5 @@
-"""A remix as data: per-stem gain, pan, mute, solo, sends and inserts, plus a master chain. JSON in and out.
+"""A remix as data: per-stem gain, pan, mute, solo, sends and inserts, plus a master chain, and the key and tempo the
+whole mix plays at. JSON in and out.
 
 Files from users are untrusted: `Mix.from_dict` checks every field's type and range and the size of every list, so a
 preset with absurd values fails with a message naming the field instead of producing a blast of noise.
@@ -17,9 +18,12 @@ from typing import Any
 from ..core.errors import MixError
 from ..io.registry import Registry
 from .effects import Effect
+from .keytempo import SEMITONES_RANGE, TEMPO_RANGE
 
-MIX_VERSION = 1
-MIX_KEYS = frozenset({"stemdesk_mix", "channels", "buses", "master", "master_gain_db", "automation"})
+MIX_VERSION = 2  # 2: semitones and tempo; a mix that keeps the song's key and tempo is still written as 1
+MIX_KEYS = frozenset(
+    {"stemdesk_mix", "channels", "buses", "master", "master_gain_db", "automation", "semitones", "tempo"}
+)
 MAX_MIX_BYTES = 1 << 20
 MAX_EFFECTS = 32
 GAIN_RANGE = (-120.0, 24.0)  # dB; -120 is treated as silence in the UI, mute is the exact off switch
@@ -27,9 +31,12 @@ PRESETS = ("karaoke", "acappella", "vocal-up", "vocal-down", "drumless")
 FADER_RANGE = (-60.0, 12.0)  # dB, what a fader (or a MIDI controller) spans
 MAX_POINTS = 100_000
 SWITCHES = ("mute", "solo")
+# the key in semitones (fractions tune a detuned recording) and the tempo as a ratio of the song's (0.5: half speed):
+# controls that hold for the whole song, never automated
+KEY_TEMPO = ("master/semitones", "master/tempo")
 
 
-def _number(where: str, value: Any, low: float, high: float, unit: str = "") -> float:
+def _number(where: str, value: Any, low: float, high: float, unit: str = "", setting: str | None = None) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -37,7 +44,8 @@ def _number(where: str, value: Any, low: float, high: float, unit: str = "") -> 
         or not low <= value <= high
     ):
         raise MixError(
-            f"{where} must be a number between {low:g} and {high:g}{' ' + unit if unit else ''}, not {value!r}."
+            f"{where} must be a number between {low:g} and {high:g}{' ' + unit if unit else ''}, not {value!r}.",
+            setting=setting,
         )
     return float(value)
 
@@ -109,6 +117,22 @@ class Mix:
     master_gain_db: float = 0.0
     # control -> [(seconds, value), ...] sorted by time; see `set_control` for the control names
     automation: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # the key and tempo everything plays at, applied after the mix (`stemdesk.mixer.keytempo`)
+    semitones: float = 0.0
+    tempo: float = 1.0
+
+    @property
+    def changes_key_or_tempo(self) -> bool:
+        return self.semitones != 0.0 or self.tempo != 1.0
+
+    def describe_key_tempo(self) -> str:
+        """The key and tempo in words: "+2 semitones, 80 % tempo"; "" for the song's own."""
+        words = []
+        if self.semitones:
+            words.append(f"{self.semitones:+g} semitone{'' if abs(self.semitones) == 1 else 's'}")
+        if self.tempo != 1.0:
+            words.append(f"{self.tempo * 100:g} % tempo")
+        return ", ".join(words)
 
     def channel(self, name: str) -> Channel:
         return self.channels.setdefault(name, Channel())
@@ -128,7 +152,8 @@ class Mix:
 
     def is_unity(self, stems: Sequence[str], mutes: bool = False) -> bool:
         """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed); with
-        ``mutes``, the sum of the audible stems (muted or unsoloed stems may be left out)."""
+        ``mutes``, the sum of the audible stems (muted or unsoloed stems may be left out). The key and tempo are
+        applied to that render afterwards: see `changes_key_or_tempo`."""
         return (
             all(self.channels.get(s, Channel()).is_unity() if self.audible(s) else mutes for s in stems)
             and self.master_gain_db == 0.0
@@ -143,6 +168,10 @@ class Mix:
     def control_range(self, control: str) -> tuple[float, float]:
         """The span a fader or a MIDI controller covers for a control (switches: 0..1)."""
         parts = control.split("/")
+        if control == "master/semitones":
+            return SEMITONES_RANGE
+        if control == "master/tempo":
+            return TEMPO_RANGE
         if parts[-1] in SWITCHES:
             return 0.0, 1.0
         if parts[-1] == "pan":
@@ -168,10 +197,15 @@ class Mix:
     def set_control(self, control: str, value: float) -> None:
         """Set one control by name, checked against its range. Names:
         ``<stem>/gain_db``, ``<stem>/pan``, ``<stem>/mute``, ``<stem>/solo``, ``<stem>/send/<bus>``,
-        ``<stem>/fx/<i>/<param>``, ``master/gain_db``, ``master/fx/<i>/<param>``, ``bus/<bus>/fx/<i>/<param>``."""
+        ``<stem>/fx/<i>/<param>``, ``master/gain_db``, ``master/fx/<i>/<param>``, ``bus/<bus>/fx/<i>/<param>``,
+        ``master/semitones``, ``master/tempo`` (a ratio: 0.8 plays at 80 %)."""
         parts = control.split("/")
         if parts == ["master", "gain_db"]:
             self.master_gain_db = _number(control, value, *GAIN_RANGE, "dB")
+        elif control == "master/semitones":
+            self.semitones = _number("The key", value, *SEMITONES_RANGE, "semitones", setting="semitones")
+        elif control == "master/tempo":
+            self.tempo = _number("The tempo", value, *TEMPO_RANGE, "(a ratio of the song's tempo)", setting="tempo")
         elif len(parts) == 2 and parts[0] not in ("master", "bus") and parts[1] in ("gain_db", "pan", *SWITCHES):
             channel = self.channel(parts[0])
             if parts[1] in SWITCHES:
@@ -195,8 +229,11 @@ class Mix:
                 effect.params = spec.check({**effect.params, parts[-1]: value})
 
     def record(self, control: str, seconds: float, value: float) -> None:
-        """Add an automation point (a fader move during playback), replacing points recorded later than it."""
+        """Add an automation point (a fader move during playback), replacing points recorded later than it. The key
+        and tempo hold for the whole song: moving them only sets them."""
         self.set_control(control, value)
+        if control in KEY_TEMPO:
+            return
         points = self.automation.setdefault(control, [])
         del points[bisect.bisect_left(points, (seconds, -math.inf)) :]
         points.append((float(seconds), float(value)))
@@ -229,14 +266,17 @@ class Mix:
                     raise MixError(f"{name} sends to bus {bus!r}, which the mix does not define.")
 
     def to_dict(self) -> dict:  # keys: MIX_KEYS
-        return {
-            "stemdesk_mix": MIX_VERSION,
+        data = {
+            "stemdesk_mix": MIX_VERSION if self.changes_key_or_tempo else 1,  # what an older StemDesk can read
             "channels": {n: c.to_dict() for n, c in self.channels.items()},
             "buses": {n: [e.to_dict() for e in chain] for n, chain in self.buses.items()},
             "master": [e.to_dict() for e in self.master],
             "master_gain_db": self.master_gain_db,
             "automation": {c: [list(p) for p in points] for c, points in self.automation.items()},
         }
+        if self.changes_key_or_tempo:
+            data.update(semitones=self.semitones, tempo=self.tempo)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -269,6 +309,8 @@ class Mix:
             buses={str(n): _effects(f"bus {n}", chain, registry) for n, chain in buses.items()},
             master=_effects("master", data.get("master", []), registry),
             master_gain_db=_number("master_gain_db", data.get("master_gain_db", 0.0), *GAIN_RANGE, "dB"),
+            semitones=_number("semitones", data.get("semitones", 0.0), *SEMITONES_RANGE, "semitones"),
+            tempo=_number("tempo", data.get("tempo", 1.0), *TEMPO_RANGE, "(a ratio of the song's tempo)"),
         )
         automation = data.get("automation", {})
         if (
@@ -278,6 +320,8 @@ class Mix:
             raise MixError(f"Automation must be an object of control -> points, at most {MAX_POINTS} points.")
         probe = copy.deepcopy(mix)
         for control, points in automation.items():
+            if control in KEY_TEMPO:
+                raise MixError(f"Automation of {control!r}: the key and tempo hold for the whole song.")
             if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
                 raise MixError(f"Automation of {control!r} must be a list of [seconds, value] pairs.")
             times = [_number(f"automation {control} time", t, 0.0, 1e7, "s") for t, _ in points]

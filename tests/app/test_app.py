@@ -823,6 +823,143 @@ def test_the_meters_show_what_the_audio_device_plays(qtbot, sink, window, tmp_pa
         assert abs(shown - meant) < 1.5, (name, shown, meant)
 
 
+# --- key and tempo ---------------------------------------------------------------------------------------------
+
+
+def sine_song(folder: Path, hz: float = 440.0, seconds: float = 4.0, amplitude: float = 0.5) -> Path:
+    """A stereo sine: what a key change does to it is known exactly."""
+    path = folder / "sine.wav"
+    t = np.arange(int(seconds * 44100)) / 44100
+    sf.write(str(path), np.stack([amplitude * np.sin(2 * np.pi * hz * t)] * 2, axis=1), 44100, subtype="FLOAT")
+    return path
+
+
+def peak_hz(audio: np.ndarray, rate: int = 44100) -> float:
+    """The strongest frequency of a mono signal: the Hann-windowed spectrum's peak, interpolated in log magnitude."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    k = int(np.argmax(spectrum))
+    a, b, c = np.log(spectrum[k - 1 : k + 2])
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / len(audio)
+
+
+def steepest_step(audio: np.ndarray, hz: float, amplitude: float = 0.5) -> float:
+    """The largest sample-to-sample step against the largest a sine of ``hz`` takes: a click is far above 1."""
+    return float(np.abs(np.diff(audio)).max() / (2 * amplitude * np.sin(np.pi * hz / 44100)))
+
+
+def test_mix_source_plays_another_key_and_tempo_in_device_blocks_and_the_playhead_follows_the_song(tmp_path):
+    """The player's own path (MixSource.read in the blocks the device asks for): +3 semitones at 80 % is 523.25 Hz,
+    1 / 0.8 as long, without a step steeper than the sine's; the song position of each played frame runs at 0.8;
+    a seek, the loop, and a key set while playing (crossed over, no click) keep it on the song's clock."""
+    path = sine_song(tmp_path)
+    stems = {"a": tmp_path / "a.wav", "b": tmp_path / "b.wav"}
+    sine = sf.read(str(path), dtype="float64")[0]
+    for name, share in (("a", 0.25), ("b", 0.75)):
+        sf.write(str(stems[name]), sine * share, 44100, subtype="FLOAT")
+    source = MixSource(path, stems, Mix(semitones=3.0, tempo=0.8))
+    blocks = []
+    while (block := source.read(1024)).shape[-1]:
+        blocks.append(block)
+        if len(blocks) == 100:
+            assert source.song_frame_at(source.played) == pytest.approx(0.8 * 102400, abs=2)
+    played = np.concatenate(blocks, axis=-1)
+    meant = 440 * 2 ** (3 / 12)
+    assert abs(played.shape[-1] - 4 * 44100 / 0.8) <= 1
+    assert abs(1200 * np.log2(peak_hz(played[0, 44100:-44100]) / meant)) < 0.2
+    assert steepest_step(played[0], meant) < 1.01
+    source.seek(44100)
+    assert source.song_frame_at(source.played) == 44100
+    source.read(10 * 1024)
+    assert source.song_frame_at(source.played) == pytest.approx(44100 + 0.8 * 10240, abs=2)
+    source.loop = (22050, 44100)
+    source.seek(22050)
+    for _ in range(130):  # 3 s of playing at 0.8: the 0.5 s loop goes round almost five times
+        source.read(1024)
+        assert 22050 <= source.song_frame_at(source.played) <= 44100 + 1024
+    source.loop = None
+    source.set_mix(Mix())
+    source.seek(0)
+    before = np.concatenate([source.read(1024) for _ in range(40)], axis=-1)
+    source.set_mix(Mix(semitones=-2.0))  # while playing: from the plain render into the new key
+    after = np.concatenate([source.read(1024) for _ in range(60)], axis=-1)
+    heard = np.concatenate([before, after], axis=-1)
+    assert steepest_step(heard[0], 440.0) < 1.01
+    assert abs(1200 * np.log2(peak_hz(after[0, 22050:]) / (440 * 2 ** (-2 / 12)))) < 0.2
+    source.close()
+
+
+def test_the_key_and_tempo_controls_change_what_plays_and_what_is_bounced(qtbot, window, tmp_path):
+    """The mixer's Key and Tempo boxes, used with the keyboard: the player's render moves to the new key at the new
+    tempo, Export mix… bounces the same, one undo step per control, and the reset button goes back to the song's."""
+    window.open_song(sine_song(tmp_path))
+    separate(qtbot, window)
+    key, tempo = window.mixer.key, window.mixer.tempo
+    assert key.text() == "0 st" and tempo.text() == "100 %" and not window.mixer.key_reset.isEnabled()
+    key.setFocus()
+    for _ in range(3):
+        qtbot.keyClick(key, Qt.Key.Key_Up)
+    assert key.text() == "+3 st" and window.project.mix.semitones == 3.0
+    tempo.setFocus()
+    tempo.selectAll()
+    qtbot.keyClicks(tempo, "80")
+    qtbot.keyClick(tempo, Qt.Key.Key_Return)
+    assert window.project.mix.tempo == 0.8 and window.mixer.key_reset.isEnabled()
+    source = window.player.source
+    source.seek(0)
+    played = np.concatenate([source.read(1024) for _ in range(150)], axis=-1)  # what the device would be handed
+    meant = 440 * 2 ** (3 / 12)
+    assert abs(1200 * np.log2(peak_hz(played[0, 22050:]) / meant)) < 0.5
+    assert source.song_frame_at(source.played) == pytest.approx(0.8 * 150 * 1024, abs=2)
+    with qtbot.waitSignal(window.job_finished, timeout=60_000, check_params_cb=lambda j: j.kind == "bounce"):
+        job = window.bounce(tmp_path / "practice.wav")
+    assert job.status == DONE, job.error
+    bounced = sf.read(str(tmp_path / "practice.wav"), dtype="float64")[0].T
+    assert abs(bounced.shape[-1] - 4 * 44100 / 0.8) <= 1
+    assert np.abs(bounced[:, : played.shape[-1]] - played).max() < 1e-4  # what was heard is what was bounced
+    window.undo.undo()  # the tempo, typed in two keystrokes, is one step
+    assert window.project.mix.tempo == 1.0 and window.project.mix.semitones == 3.0 and tempo.text() == "100 %"
+    window.undo.redo()
+    qtbot.mouseClick(window.mixer.key_reset, Qt.MouseButton.LeftButton)
+    assert not window.project.mix.changes_key_or_tempo and key.text() == "0 st"
+    window.undo.undo()
+    assert (window.project.mix.semitones, window.project.mix.tempo) == (3.0, 0.8)
+
+
+def test_the_audio_device_hears_the_new_key_at_the_new_tempo_without_clicks(qtbot, sink, window, tmp_path):
+    """Recorded from the device: a 440 Hz sine played 3 semitones up at 80 % arrives at 523.25 Hz, with no step
+    between samples steeper than the sine's own (a block boundary that clicked would be far steeper), and the
+    playhead moves through the song at 0.8 seconds a second."""
+    from PySide6.QtCore import QTimer
+
+    window.open_song(sine_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    window.mixer.key.setValue(3)
+    window.mixer.tempo.setValue(80)
+    assert (window.project.mix.semitones, window.project.mix.tempo) == (3.0, 0.8)
+    clock = []  # (wall clock, playhead)
+    timer = QTimer()
+    timer.timeout.connect(
+        lambda: (
+            clock.append((time.monotonic(), window.player.position_seconds()))
+            if window.player.state == "playing"
+            else None
+        )
+    )
+    timer.start(20)
+    played, _ = play_and_record(qtbot, window, sink, seconds=2.5)
+    timer.stop()
+    meant = 440 * 2 ** (3 / 12)
+    assert played.shape[-1] > 44100, "no second of playback without a dropout"
+    assert abs(1200 * np.log2(peak_hz(played[0]) / meant)) < 1.0
+    assert steepest_step(played[0, 64:-64], meant) < 1.05  # (a stretch's ends are where the device ran dry)
+    takes = np.split(np.array(clock), np.flatnonzero(np.diff(np.array(clock)[:, 1]) < 0) + 1)  # a take restarts at 0
+    steps = np.diff(takes[-1], axis=0)
+    steps = steps[steps[:, 0] > 0.005]
+    assert len(steps) > 20, clock
+    slope = float(np.median(steps[:, 1] / steps[:, 0]))  # the median step: a dropout's stall does not move it
+    assert abs(slope - 0.8) < 0.08, slope
+
+
 def test_without_an_audio_device_the_app_says_so(qtbot, window, tmp_path, monkeypatch):
     from stemdesk.app import playback
 

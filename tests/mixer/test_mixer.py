@@ -19,7 +19,7 @@ from stemdesk.export.session import write_dawproject, write_rpp
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.stems import find_stems, read_certificate
 from stemdesk.mixer.effects import Effect
-from stemdesk.mixer.mix import Mix, preset
+from stemdesk.mixer.mix import Mix, preset, with_preset
 from stemdesk.mixer.render import Renderer
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "dawproject"
@@ -379,3 +379,64 @@ def test_cli_remix_export_and_separate_sessions(tmp_path, song_file):
     with pytest.raises(SystemExit) as usage:
         run("export", folder, "--session", "logic", "-o", tmp_path / "x")
     assert usage.value.code == 2
+
+
+# --- key and tempo ---------------------------------------------------------------------------------------------
+
+
+def test_key_and_tempo_are_part_of_the_mix_and_its_file():
+    mix = preset("karaoke", NAMES)
+    assert not mix.changes_key_or_tempo and "semitones" not in mix.to_dict() and mix.to_dict()["stemdesk_mix"] == 1
+    mix.set_control("master/semitones", -2)
+    mix.set_control("master/tempo", 0.8)
+    data = mix.to_dict()
+    assert (data["semitones"], data["tempo"], data["stemdesk_mix"]) == (-2.0, 0.8, 2)  # older versions say: update
+    again = Mix.from_json(mix.to_json())
+    assert (again.semitones, again.tempo) == (-2.0, 0.8) and again.channels["vocals"].mute
+    assert mix.describe_key_tempo() == "-2 semitones, 80 % tempo"
+    assert mix.control_range("master/tempo") == (0.5, 2.0)
+    kept = with_preset(mix, "drumless", NAMES)  # a preset sets levels and keeps the key and tempo
+    assert (kept.semitones, kept.tempo) == (-2.0, 0.8)
+    mix.record("master/semitones", 1.0, 3.0)  # a MIDI move while recording sets the key, never automates it
+    assert mix.semitones == 3.0 and not mix.automation
+    with pytest.raises(MixError, match="The key must be a number between -12 and 12 semitones"):
+        mix.set_control("master/semitones", 13)
+    with pytest.raises(MixError, match="tempo must be a number between 0.5 and 2"):
+        Mix.from_dict({"tempo": 3})
+    with pytest.raises(MixError, match="hold for the whole song"):
+        Mix.from_dict({"automation": {"master/tempo": [[0, 1.0]]}})
+
+
+def test_a_remix_in_another_key_and_tempo_is_pitched_stretched_and_says_it_cannot_null(tmp_path):
+    """The render of a 440 Hz sine through the mix at +3 semitones and 80 % tempo: 523.25 Hz, 1 / 0.8 as long (to a
+    millisecond), at the same level, and its certificate says what was done instead of claiming a null."""
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    t = np.arange(3 * RATE) / RATE
+    tone = 0.4 * np.sin(2 * np.pi * 440 * t)
+    for name, share in zip(NAMES, (0.1, 0.2, 0.3, 0.4)):
+        sf.write(str(folder / f"{name}.wav"), np.stack([tone * share] * 2, axis=1), RATE, subtype="FLOAT")
+    sf.write(str(tmp_path / "mixture.wav"), np.stack([tone] * 2, axis=1), RATE, subtype="FLOAT")
+    mix = Mix(semitones=3.0, tempo=0.8)
+    result = render_remix(find_stems(folder), mix, tmp_path / "practice.wav", mixture=tmp_path / "mixture.wav")
+    out = read(result.path)
+    assert abs(out.shape[-1] - 3 * RATE / 0.8) <= RATE // 1000 and result.frames == out.shape[-1]
+    middle = out[0, out.shape[-1] // 4 : 3 * out.shape[-1] // 4]
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
+    k = int(np.argmax(spectrum))
+    a, b, c = np.log(spectrum[k - 1 : k + 2])
+    hz = (k + 0.5 * (a - c) / (a - 2 * b + c)) * RATE / len(middle)
+    assert abs(1200 * np.log2(hz / (440 * 2 ** (3 / 12)))) < 0.2
+    assert abs(np.sqrt(2 * np.mean(middle**2)) - 0.4) < 0.01
+    cert = json.loads(result.certificate.read_text())
+    assert cert["null"]["applicable"] is False and "+3 semitones, 80 % tempo" in cert["null"]["reason"]
+    assert cert["settings"]["key_tempo"]["semitones"] == 3.0 and cert["settings"]["key_tempo"]["tempo"] == 0.8
+    assert cert["settings"]["key_tempo"]["seconds"] == pytest.approx(3 / 0.8, abs=1e-3)
+    code, out_text, err = run(
+        "remix", folder, "--preset", "karaoke", "--semitones", "-2", "--tempo", "1.25", "-o", tmp_path / "k.wav"
+    )
+    assert code == 0, err
+    assert "-2 semitones, 125 % tempo" in out_text and "cannot null" in out_text
+    assert abs(sf.info(str(tmp_path / "k.wav")).frames - 3 * RATE / 1.25) <= 1
+    code, _, err = run("remix", folder, "--tempo", "3", "-o", tmp_path / "x.wav")
+    assert code == 1 and "tempo must be a number between 0.5 and 2" in err and "--tempo" in err
