@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         "shipped model) instead of the recipe's start",
     )
     parser.add_argument("--lr", type=float, help="learning rate instead of the recipe's")
+    parser.add_argument("--warmup", type=int, help="steps over which the learning rate rises from 0 (e.g. 100)")
     parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
     parser.add_argument(
         "--freeze",
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.minutes is not None:
         config.minutes = args.minutes
     config.threads = args.threads
-    for name in ("lr", "ema", "pitch_time"):
+    for name in ("lr", "ema", "pitch_time", "warmup"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.continue_from:

@@ -63,6 +63,8 @@ class TrainConfig:
     device: str = "cpu"  # cpu, cuda, mps or auto
     early_stop: int = 0  # stop after this many validations without a new best (0: never)
     ema: float = 0.0  # > 0: validate and export an exponential moving average of the weights (e.g. 0.999)
+    warmup: int = 0  # steps over which the learning rate rises linearly from 0 (a fresh optimizer's first steps
+    # on trained weights are as large as the rate itself: without it a continued model first loses what it knew)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -368,6 +370,9 @@ class Trainer:
         while not self.processes.agree(
             time.monotonic() >= deadline or self.step >= config.max_steps or (cancel is not None and cancel.cancelled)
         ):
+            if self.step < config.warmup:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = config.lr * (self.step + 1) / config.warmup
             # The sampler draws each source only from songs where it is usable, so every target counts.
             stems = regroup(self.sampler.batch(config.batch // self.world), self.mapping).to(self.device)
             loss = self.train_step(stems)

@@ -420,3 +420,24 @@ def test_a_continued_model_starts_as_the_shipped_model_not_the_recipes_architect
         recipe.load_state_dict(shipped.state_dict())
         recipe.eval()
         assert not torch.allclose(recipe(mag), shipped(mag), atol=1e-3)  # what the old code trained
+
+
+def test_a_warmup_makes_the_first_steps_small_and_reaches_the_full_rate(tmp_path):
+    """A fresh Adam moves every weight by about the learning rate on its first step, whatever the gradient: on
+    trained weights that first step is what a warmup scales down (1/warmup of it), rising to the full rate."""
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+
+    def first_step(warmup: int, steps: int = 1) -> tuple[float, Trainer]:
+        config = config_for("band_mlp", warmup=warmup)
+        config.max_steps, config.validate_every = steps, 100
+        trainer = Trainer(config, songs[:2], songs[2:], tmp_path / f"w{warmup}-{steps}")
+        before = {k: v.clone() for k, v in trainer.estimator.state_dict().items()}
+        trainer.run()
+        after = trainer.estimator.state_dict()
+        return max(float((after[k] - before[k]).abs().max()) for k in before if before[k].is_floating_point()), trainer
+
+    full, _ = first_step(0)
+    small, _ = first_step(10)
+    assert full > 0 and 0.05 < small / full < 0.15, (small, full)  # Adam's first step: about lr / 10
+    _, trainer = first_step(4, steps=6)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr)
