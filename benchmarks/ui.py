@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the song excerpt")
     parser.add_argument("--moves", type=int, default=8, help="fader moves to time")
     parser.add_argument("--model", default="stemdesk-4stem")
+    parser.add_argument("--buffer-ms", type=int, default=80, help="the audio_buffer_ms setting (20, 40, 80 or 160)")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix="stemdesk-ui-bench-"))
@@ -150,7 +151,13 @@ def run(args, work: Path) -> dict:
 
     app = QApplication.instance() or QApplication([])
     apply_dark_theme(app)
-    values = dict(settings_store.DEFAULTS, output_folder=str(work / "stems"), threads=1, model=args.model)
+    values = dict(
+        settings_store.DEFAULTS,
+        output_folder=str(work / "stems"),
+        threads=1,
+        model=args.model,
+        audio_buffer_ms=args.buffer_ms,
+    )
     window = MainWindow(values, ask=False)
     window.resize(1280, 800)
     window.show()

@@ -235,7 +235,8 @@ class SettingsPanel(QWidget):
                 editor = QComboBox()
                 editor.addItems([str(c) for c in setting.choices])
                 editor.setCurrentText(str(value))
-                editor.currentTextChanged.connect(lambda text, k=setting.key: self._set(k, text))
+                # the choice itself, not its text: a number setting's choices are numbers
+                editor.currentIndexChanged.connect(lambda i, k=setting.key, c=setting.choices: self._set(k, c[i]))
                 form.addRow(setting.label, editor)
             elif isinstance(setting.default, bool):
                 editor = QCheckBox()

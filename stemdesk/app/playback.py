@@ -32,7 +32,8 @@ from ..mixer.render import Renderer, levels, render_automated
 
 log = logging.getLogger("stemdesk.playback")
 BLOCK = 1024
-LATENCY_SECONDS = 0.08  # the sink's buffer: fader moves are heard about this much later (benchmarks/ui.py)
+LATENCY_SECONDS = 0.08  # the sink's buffer by default (the audio_buffer_ms setting): fader moves are heard about this
+# much later (benchmarks/ui.py)
 METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
 FADE = 512  # frames over which playback crosses into another key or tempo when one is first set while playing
 SONG_MAP = 512  # (played frame, song frame, tempo) anchors kept for the playhead: several seconds of blocks
@@ -334,6 +335,7 @@ class Player(QObject):
         self.state = "stopped"
         self._clock: tuple[float, float] | None = None  # (monotonic time, device frame) when playback (re)started
         self._paused_at = 0.0  # the device frame heard when paused
+        self.latency = LATENCY_SECONDS  # the sink's buffer, from the next play on
         app = QCoreApplication.instance()
         if app is not None:  # no audio thread outlives the application
             app.aboutToQuit.connect(self.stop)
@@ -365,12 +367,12 @@ class Player(QObject):
         if self.state != "playing" or self._clock is None:
             return self.source.played
         started_at, start_frame = self._clock
-        heard = start_frame + max(0.0, time.monotonic() - started_at - LATENCY_SECONDS) * self.source.rate
+        heard = start_frame + max(0.0, time.monotonic() - started_at - self.latency) * self.source.rate
         return min(heard, self.source.played)
 
     def take_levels(self) -> list[MeterBlock]:
         """The levels of what is being heard: blocks rendered the sink's latency ago, like the playhead."""
-        return [] if self.source is None else self.source.take_levels(time.monotonic() - LATENCY_SECONDS)
+        return [] if self.source is None else self.source.take_levels(time.monotonic() - self.latency)
 
     def play(self) -> bool:
         if self.source is None:
@@ -396,7 +398,7 @@ class Player(QObject):
                     "channels; playback is off for this song."
                 )
                 return False
-            buffer_bytes = int(LATENCY_SECONDS * self.source.rate) * 4 * self.source.channels
+            buffer_bytes = int(self.latency * self.source.rate) * 4 * self.source.channels
             self.output, self.thread_ = _Output(self.source, fmt, buffer_bytes), QThread()
             self.thread_.setObjectName("stemdesk-audio")
             self.output.moveToThread(self.thread_)

@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.undo = QUndoStack(self)
         self.undo.cleanChanged.connect(self._clean_changed)
         self.player = Player(self)
+        self.player.latency = int(self.settings["audio_buffer_ms"]) / 1000
         self.player.problem.connect(lambda text: self.status(text, 10000))
         self.player.state_changed.connect(self._player_state)
         self.training_job: Job | None = None
@@ -1113,6 +1114,13 @@ class MainWindow(QMainWindow):
             self.device_box.setCurrentText(value)
         elif key == "autosave_seconds":
             self.autosave_timer.start(int(value) * 1000)
+        elif key == "audio_buffer_ms":
+            self.player.latency = int(value) / 1000
+            if self.player.state == "playing":  # the sink's buffer is set when it starts: start it again here
+                seconds = self.player.position_seconds()
+                self.player.stop()
+                self.player.seek(seconds)
+                self.player.play()
 
     def closeEvent(self, event) -> None:
         if not self.confirm_discard("closing"):

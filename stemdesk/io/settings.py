@@ -90,6 +90,13 @@ SCHEMA: tuple[Setting, ...] = (
     ),
     Setting("audition_seconds", "Audition length (s)", 20.0, low=5.0, high=120.0),
     Setting("autosave_seconds", "Autosave every (s)", 60, low=10, high=3600),
+    Setting(
+        "audio_buffer_ms",
+        "Audio buffer (ms)",
+        80,
+        (20, 40, 80, 160),
+        help="shorter: fader moves are heard sooner; longer: no dropouts on a busy computer",
+    ),
 )
 DEFAULTS = {s.key: s.default for s in SCHEMA}
 BY_KEY = {s.key: s for s in SCHEMA}

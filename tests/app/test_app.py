@@ -475,6 +475,24 @@ def test_playback_runs_through_a_real_audio_device(qtbot, pulse, window, tmp_pat
     assert window.player.state == "stopped" and window.player.position_seconds() == 0.0
 
 
+def test_the_audio_buffer_setting_sets_the_sinks_buffer_and_playback_goes_on(qtbot, sink, window, tmp_path):
+    """Settings → Audio buffer: a shorter buffer for a quiet machine (fader moves heard sooner), a longer one for a
+    busy one. Changed while playing, the sink starts again with it from where it was, and the device still plays."""
+    original, _ = separated_song(qtbot, window, tmp_path)
+    editor = window.settings_panel.editors["audio_buffer_ms"]
+    window.player_toggle()
+    qtbot.waitUntil(lambda: window.player.position_seconds() > 0.3, timeout=10_000)
+    editor.setCurrentText("40")  # as a user picks it
+    assert window.settings["audio_buffer_ms"] == 40 and window.player.state == "playing"
+    assert window.player.position_seconds() > 0.2  # from where it was, not from the start
+    qtbot.waitUntil(lambda: window.player.output is not None and window.player.output.sink is not None, timeout=5000)
+    assert window.player.output.sink.bufferSize() == int(0.04 * 44100) * 4 * 2
+    window.stop()
+    played, start = play_and_record(qtbot, window, sink)
+    heard = match(played, original[:, start:])
+    assert heard["seconds"] > 1.0 and heard["corr"] > 0.9, heard
+
+
 def test_the_device_hands_qt_interleaved_float_frames(tmp_path):
     """What the sink gets from `_Device` through Qt's own read (C++ calling the Python readData), not the Python
     method called directly: PySide6 copies only a returned `bytes`; a QByteArray arrived as nothing (issue 23)."""
