@@ -49,6 +49,9 @@ def _pan_text(pan: float) -> str:
     return "C" if amount == 0 else f"{'L' if pan < 0 else 'R'} {amount}"
 
 
+MASTER = "master"  # the master strip's name for the effects editor (a stem cannot be called that: see Mix)
+
+
 class Fader(QSlider):
     """A vertical strip fader in tenths of a dB. A double-click asks for 0 dB: `reset` carries the value from before
     the double-click, whose first click pages the fader towards the pointer."""
@@ -321,10 +324,29 @@ class MixerPanel(QWidget):
         master.setSpacing(2)
         title = QLabel("Master")
         title.setStyleSheet("font-weight: bold;")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.master_value = QLabel("0.0 dB")
+        self.master_value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.master_fader = Fader()
+        self.master_fader.setMinimumHeight(80)
+        self.master_fader.setToolTip("master level (double-click: 0 dB)")
         self.master = Meter("master")
-        master.addWidget(title, alignment=Qt.AlignmentFlag.AlignHCenter)
-        master.addSpacing(title.sizeHint().height() + 2)  # where a strip shows its fader's value
-        master.addWidget(self.master, 1, Qt.AlignmentFlag.AlignHCenter)
+        self.master_fx = QPushButton("FX")
+        self.master_fx.setFixedWidth(58)
+        self.master_fx.setToolTip("effects on the master (after the stems are summed)")
+        body = QHBoxLayout()
+        body.setSpacing(2)
+        body.addWidget(FaderScale(self.master_fader))
+        body.addWidget(self.master_fader)
+        body.addWidget(self.master)
+        master.addWidget(title)
+        master.addWidget(self.master_value)
+        master.addLayout(body, 1)
+        master.addWidget(self.master_fx, alignment=Qt.AlignmentFlag.AlignHCenter)
+        self.master_fader.valueChanged.connect(lambda v: self.edit("master/gain_db", v / SCALE))
+        self.master_fader.sliderPressed.connect(lambda: self.touched("master/gain_db"))
+        self.master_fader.reset.connect(lambda was: self.reset("master/gain_db", 0.0, was / SCALE))
+        self.master_fx.clicked.connect(lambda: self.edit_effects(MASTER))
         strips = QHBoxLayout()
         strips.addWidget(self.area, 1)
         strips.addLayout(master)
@@ -365,6 +387,7 @@ class MixerPanel(QWidget):
         for strip in self.strips.values():
             strip.show_state(self.mix)
         for widget, value in (
+            (self.master_fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], self.mix.master_gain_db)) * SCALE))),
             (self.vocal, int(round(max(FADER_RANGE[0], self.mix.vocal_db) * SCALE))),
             (self.key, round(self.mix.semitones)),
             (self.tempo, round(self.mix.tempo * 100)),
@@ -373,6 +396,9 @@ class MixerPanel(QWidget):
             widget.setValue(value)
             widget.blockSignals(False)
         self.vocal_value.setText(gain_text(self.mix.vocal_db))
+        self.master_value.setText(gain_text(self.mix.master_gain_db))
+        count = len(self.mix.master)
+        self.master_fx.setText(f"FX ({count})" if count else "FX")
         self.key_reset.setEnabled(self.mix.changes_key_or_tempo)
 
     def touched(self, control: str) -> None:
@@ -401,12 +427,18 @@ class MixerPanel(QWidget):
         self.changed.emit("Original key and tempo", "key-tempo/reset", before, copy.deepcopy(self.mix))
 
     def edit_effects(self, name: str) -> None:
-        dialog = EffectsDialog(name, self.mix.channel(name).effects, self, self.registry)
+        """The effects editor for a stem's insert chain, or the master's (name MASTER)."""
+        effects = self.mix.master if name == MASTER else self.mix.channel(name).effects
+        dialog = EffectsDialog(name, effects, self, self.registry)
         dialog.setModal(True)
 
         def accepted() -> None:
             before = copy.deepcopy(self.mix)
-            self.mix.channel(name).effects = [e.validated() for e in dialog.effects]
+            chain = [e.validated() for e in dialog.effects]
+            if name == MASTER:
+                self.mix.master = chain
+            else:
+                self.mix.channel(name).effects = chain
             self.show_mix(self.mix)
             self.changed.emit(f"Edit effects on {name}", f"{name}/fx", before, copy.deepcopy(self.mix))
 

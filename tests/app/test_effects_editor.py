@@ -182,3 +182,38 @@ def test_a_crashing_plugin_is_refused_and_the_editor_stays(qtbot, dialog, crashi
     gone = EffectsDialog("vocals", [Effect("vst3", {"gain_db": -6.0}, path=str(crashing_plugin.parent / "x.vst3"))])
     qtbot.addWidget(gone)
     assert "does not exist" in gone.boxes[0].note.text() and gone.effects[0].params == {"gain_db": -6.0}
+
+
+def test_the_master_strip_has_a_fader_and_effects_that_the_player_renders(qtbot, window, tmp_path):
+    """The mix always had a master gain and chain; the mixer showed only the master's meter. Its fader (−6 dB from
+    the keyboard) and its FX button (a limiter) now set them, and the player renders the sum through both."""
+    from PySide6.QtTest import QTest
+
+    from stemdesk.app.mixer_panel import SCALE
+
+    window.open_song(real_song(tmp_path, seconds=4.0))
+    separate(qtbot, window)
+    fader = window.mixer.master_fader
+    fader.setFocus()
+    steps = round(6.0 * SCALE / fader.singleStep())
+    for _ in range(steps):
+        QTest.keyClick(fader, Qt.Key.Key_Down)
+    assert window.project.mix.master_gain_db == pytest.approx(-6.0)
+    assert window.mixer.master_value.text().startswith("−6.0") or window.mixer.master_value.text().startswith("-6.0")
+    qtbot.mouseClick(window.mixer.master_fx, Qt.MouseButton.LeftButton)
+    dialog = window.mixer.effects_dialog
+    add(qtbot, dialog, "limiter")
+    dialog.boxes[0].controls["threshold_db"].spin.setValue(-12.0)
+    ok(qtbot, dialog)
+    assert [e.kind for e in window.project.mix.master] == ["limiter"] and window.mixer.master_fx.text() == "FX (1)"
+    n = 2 * RATE
+    total = sum(sf.read(str(p), dtype="float32", always_2d=True)[0].T[:, :n] for p in window.stems.values())
+    source = window.player.source
+    source.seek(0)
+    played = source.read(n)
+    limiter = pedalboard.Limiter(threshold_db=-12.0, release_ms=100.0)
+    meant = limiter.process(total.astype(np.float32), RATE) * 10 ** (-6 / 20)
+    assert np.abs(played - meant).max() < 1e-3, np.abs(played - meant).max()
+    window.undo.undo()  # the chain, then the fader, as two undo steps
+    window.undo.undo()
+    assert window.project.mix.master == [] and window.project.mix.master_gain_db == 0.0
