@@ -224,6 +224,7 @@ class Labelled:
     faint: dict[str, int] = field(default_factory=dict)  # windows where a source's label was dropped as unsure
     packages: dict[str, dict] = field(default_factory=dict)  # package -> {"licence", "songs", "seconds"}
     real_guitar_songs: int = 0
+    targets: list[str] = field(default_factory=list)  # the sources whose labels are used as targets
 
     def summary(self) -> dict:
         return {
@@ -235,6 +236,7 @@ class Labelled:
             "unsure_rule": f"a teacher stem between {FAINT_DB[0]:.0f} and {FAINT_DB[1]:.0f} dB of its window's mix "
             "is not a target in that window (mostly bleed); fainter counts as silence, louder as the part",
             "songs_with_a_real_guitar_track": self.real_guitar_songs,
+            "targets": self.targets,
             "packages": self.packages,
         }
 
@@ -253,11 +255,13 @@ def load_labelled(
     windows_per_song: int = 6,
     budget_seconds: float | None = None,
     sources: tuple[str, ...] = SOURCES,
+    targets: tuple[str, ...] | None = None,
 ) -> Labelled:
     """The labelled songs as 20-second training windows at ``rate``: up to ``windows_per_song`` spread over each
     song (silent windows skipped), each a `Song` whose unsure sources (see FAINT_DB) are not usable. A Frets on Fire
     song is its song.ogg plus its real guitar.ogg, the guitar added to the teacher's "other" (guitar.ogg alone is
-    skipped). Stems still sum to the window's mix exactly (the labels null against the decoded song)."""
+    skipped). Stems still sum to the window's mix exactly (the labels null against the decoded song). ``targets``: the
+    only sources whose labels are targets (the others stay in the mix, unused), e.g. where the teacher is strong."""
     out = labels_dir(cache, model)
     rows = {}
     if (cache / "manifest.jsonl").is_file():
@@ -270,7 +274,7 @@ def load_labelled(
             record = json.loads(line)
             if record.get("status") == "done" and record.get("input_sha256") in rows:
                 records.append(record)
-    result = Labelled([])
+    result = Labelled([], targets=list(targets or sources))
     window = int(WINDOW_SECONDS * rate)
     for record in sorted({r["input_sha256"]: r for r in records}.values(), key=lambda r: r["relative"]):
         row = rows[record["input_sha256"]]
@@ -299,10 +303,10 @@ def load_labelled(
         ]
         loud = [i for i in range(count) if 10 * math.log10(energy[i] + 1e-20) > SILENT_DBFS]
         result.silent_windows += count - len(loud)
-        chosen = [
-            loud[round(k * (len(loud) - 1) / max(windows_per_song - 1, 1))]
-            for k in range(min(windows_per_song, len(loud)))
-        ]
+        # spread over the song; a song with fewer loud windows than asked for gives all of them (spreading the asked
+        # number over fewer windows picked some twice and lost the others)
+        take = min(windows_per_song, len(loud))
+        chosen = [loud[round(k * (len(loud) - 1) / max(take - 1, 1))] for k in range(take)]
         package = result.packages.setdefault(row["package"], {"licence": row["licence"], "songs": 0, "seconds": 0.0})
         package["songs"] += 1
         title = source_path.parent.name if source_path.stem == "song" else source_path.stem
@@ -312,7 +316,7 @@ def load_labelled(
             for s, name in enumerate(sources):
                 level = 10 * math.log10(float(np.mean(np.square(part[s], dtype=np.float64))) / energy[i] + 1e-20)
                 unsure = FAINT_DB[0] < level < FAINT_DB[1]
-                usable.append(not unsure)
+                usable.append(not unsure and (targets is None or name in targets))
                 if unsure:
                     result.faint[name] = result.faint.get(name, 0) + 1
             peak = float(np.abs(part).max())

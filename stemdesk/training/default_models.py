@@ -269,6 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--teacher-windows", type=int, default=5, help="with --teacher: 20-second windows per song")
     parser.add_argument(
+        "--teacher-targets",
+        nargs="+",
+        choices=SOURCES,
+        metavar="SOURCE",
+        help="with --teacher: only these sources' labels are targets (e.g. drums bass: where the teacher is strong "
+        "and the songs are like the validation's); the others stay in the mix",
+    )
+    parser.add_argument(
         "--compose",
         action="store_true",
         help="stemdesk-4stem only: no training; validate the cascade of Spleeter's vocal U-Net and the "
@@ -301,7 +309,13 @@ def main(argv: list[str] | None = None) -> None:
     train += [load_synthetic(folder) for folder in synthetic]
     labelled = None
     if args.teacher:
-        labelled = load_labelled(default_cache(), args.teacher, train[0].sample_rate, args.teacher_windows)
+        labelled = load_labelled(
+            default_cache(),
+            args.teacher,
+            train[0].sample_rate,
+            args.teacher_windows,
+            targets=tuple(args.teacher_targets) if args.teacher_targets else None,
+        )
         if not labelled.songs:
             parser.error("--teacher: no labelled songs yet; run python -m stemdesk.training.corpus fetch, then label")
         real = sum(song.length for song in train)
