@@ -30,6 +30,10 @@ from .io.registry import Registry
 from .mixer.mix import PRESETS
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
+MODEL_HELP = (
+    f"model id (default {DEFAULT_MODEL}; see `stemdesk models`), or an ensemble that averages several: A+B, "
+    "or A*2+B to weigh A twice"
+)
 
 # How the command line names the settings an error says would fix it (StemDeskError.setting).
 FLAGS = {
@@ -195,7 +199,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     )
     batch.add_argument("input", type=Path)
     batch.add_argument("-o", "--outdir", type=Path, required=True)
-    batch.add_argument("--model", default=DEFAULT_MODEL)
+    batch.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     batch.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
     batch.add_argument("--bit-depth", choices=BIT_DEPTHS)
     batch.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS)
@@ -293,9 +297,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
 
 
 def _separation_options(parser: argparse.ArgumentParser, sessions: Callable[[str], list[str]]) -> None:
-    parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL}; see `stemdesk models`)"
-    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
     parser.add_argument("--bit-depth", choices=BIT_DEPTHS, help=f"PCM depth or 32-bit float (default {DEFAULT_DEPTH})")
     parser.add_argument("--device", default="auto", choices=DEVICES)
@@ -410,7 +412,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
         print(
             f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
             f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
-            f"model {result.model} on {result.device})",
+            f"model {result.model} on {result.device})"
+            + (f"\n  model: {result.description}" if result.description != result.model else ""),
             file=out,
         )
         if result.null is not None:
@@ -677,6 +680,7 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if scores:
             print(f"    validation uSDR (dB): {scores}", file=out)
         print(f"    {card.folder}", file=out)
+    print("\nModels with the same stems average as an ensemble: --model A+B (A*2+B weighs A twice).", file=out)
     installed = {card.id for card in cards}
     offered = [item for item in INSTALLABLE.values() if item.id not in installed]
     if offered:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -27,7 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import StemDeskError
 from ..io import settings as settings_store
+from ..io.ensemble import EnsembleCard, find_ensemble, is_ensemble
 from ..io.installable import INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, list_models
 from ..io.registry import Registry
@@ -144,6 +147,19 @@ class ModelsPanel(QWidget):
                 self.list.setCurrentRow(row)
                 return
 
+    def show_model(self, model: str) -> None:
+        """The toolbar's model: an installed model is selected in the list; an ensemble (A+B) gets a card naming
+        its members, or what is wrong with it."""
+        if not is_ensemble(model):
+            self.select(model.strip())
+            return
+        try:
+            card = find_ensemble(model, self.registry)
+        except StemDeskError as error:
+            self.card.setHtml(f"<h3>{escape(model)}</h3><p>{escape(str(error))}</p>")
+            return
+        self.card.setHtml(ensemble_html(card))
+
     def _current(self) -> str:
         return self.list.currentItem().data(Qt.ItemDataRole.UserRole)
 
@@ -174,8 +190,33 @@ class ModelsPanel(QWidget):
 
 def card_html(card) -> str:
     """A model card as a reader wants it: what it separates, how well, how fast, how big, under which licence."""
-    from html import escape
+    table = "".join(
+        f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>"
+        for k, v in _card_rows(card)
+    )
+    return f"<h3>{escape(card.id)}</h3><p>{escape(str(card.raw.get('description', '')))}</p><table>{table}</table>"
 
+
+def ensemble_html(card: EnsembleCard) -> str:
+    """An ensemble's card: what it does, the stems it writes, and each member's card with its weight."""
+    total, what = sum(card.weights), card.describe()
+    parts = [
+        f"<h3>{escape(card.id)}</h3>",
+        f"<p>{escape(what[:1].upper() + what[1:])}: every segment goes through each model; their masks (models on "
+        "the same STFT) or stems are averaged, and the stems are made to null as for one model. It takes about as "
+        "long as its members together.</p>",
+        f"<p><b>Separates</b> {escape(', '.join(card.sources))}</p>",
+    ]
+    for member, weight in zip(card.members, card.weights):
+        rows = [("Weight", f"{weight:g} ({weight / total:.0%} of the mean)"), *_card_rows(member)]
+        table = "".join(
+            f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows
+        )
+        parts.append(f"<h4>{escape(member.id)}</h4><table>{table}</table>")
+    return "".join(parts)
+
+
+def _card_rows(card) -> list[tuple[str, str]]:
     raw = card.raw
     rows = [("Separates", ", ".join(card.outputs or card.sources))]
     metrics = raw.get("metrics", {}).get("validation_usdr_median_db", {})
@@ -201,10 +242,7 @@ def card_html(card) -> str:
     if raw.get("license_note"):
         rows.append(("Note", escape(raw["license_note"])))
     rows.append(("Folder", escape(str(card.folder))))
-    table = "".join(
-        f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows
-    )
-    return f"<h3>{escape(card.id)}</h3><p>{escape(str(raw.get('description', '')))}</p><table>{table}</table>"
+    return rows
 
 
 class SettingsPanel(QWidget):

@@ -281,9 +281,15 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Model "))
         self.model_box = QComboBox()
         self.model_box.setMinimumContentsLength(16)
+        # editable, so that an ensemble can be typed: A+B averages two models, A*2+B weighs A twice
+        self.model_box.setEditable(True)
+        self.model_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.model_box.setToolTip(
+            "A model, or an ensemble of installed models: A+B averages them, A*2+B weighs A twice"
+        )
         self.refresh_models()
-        self.model_box.currentTextChanged.connect(self.models_panel.select)
-        self.models_panel.select(self.model_box.currentText())
+        self.model_box.currentTextChanged.connect(self.models_panel.show_model)
+        self.models_panel.show_model(self.model_box.currentText())
         bar.addWidget(self.model_box)
         bar.addWidget(QLabel(" Device "))
         self.device_box = QComboBox()
@@ -597,7 +603,7 @@ class MainWindow(QMainWindow):
         seconds = result.frames / result.info.sample_rate
         self.status(
             f"Separated {seconds:.1f} s in {result.seconds:.1f} s ({seconds / result.seconds:.1f}x real time) "
-            f"into {self.project.stems_dir}",
+            f"with {result.description or result.model} into {self.project.stems_dir}",
             15000,
         )
 

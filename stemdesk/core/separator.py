@@ -116,7 +116,7 @@ class Separator:
         (with ``shifts``: blocks of several segments, so that a delayed pass costs one segment more, not twice as
         much; each block is cut into the estimator's own segments inside)."""
         if self.waveform:
-            plan = self._segments(sample_rate)
+            plan = self.waveform_segments(sample_rate)
             if self.shifts:
                 plan = {**plan, "segment": plan["segment"] * SHIFTED_BLOCK_SEGMENTS, "window": segment_weights}
             return plan
@@ -161,51 +161,79 @@ class Separator:
         iSTFT rounding, and makes the null exact. With ``shifts``, masks are not kept (each pass has its own grid).
         """
         if not self.shifts:
-            return self._separate(audio, sample_rate, keep_masks)
-        generator = torch.Generator().manual_seed(self.seed)
-        most = int(MAX_SHIFT_SECONDS * sample_rate)
-        total = torch.zeros(len(self.sources), *audio.shape, dtype=torch.float64)
-        for _ in range(self.shifts):
-            offset = int(torch.randint(0, most + 1, (1,), generator=generator))
-            delayed = torch.nn.functional.pad(audio, (offset, 0))
-            total += self._separate(delayed, sample_rate).stems[..., offset:]
-        return SeparatorOutput(stems=project_onto_mixture((total / self.shifts).to(audio.dtype), audio))
+            return self.separate_once(audio, sample_rate, keep_masks)
 
-    def _segments(self, sample_rate: int) -> dict:
+        def separate(delayed: Tensor) -> Tensor:
+            return self.separate_once(delayed, sample_rate).stems
+
+        return SeparatorOutput(stems=average_shifts(separate, audio, sample_rate, self.shifts, self.seed))
+
+    def waveform_segments(self, sample_rate: int) -> dict:
         """A waveform estimator's own segments at a rate, as the chunker's settings."""
         est = self.waveform_estimator
         segment = est.segment * sample_rate // est.sample_rate
         overlap = int(est.overlap_fraction * segment)
         return {"segment": segment, "overlap": overlap, "window": partial(triangle_weights, segment=segment)}
 
-    def _separate(self, audio: Tensor, sample_rate: int, keep_masks: bool = False) -> SeparatorOutput:
+    def separate_once(self, audio: Tensor, sample_rate: int, keep_masks: bool = False) -> SeparatorOutput:
+        """One pass (no shifts): audio (channels, length) on the host → stems (sources, channels, length), Σ = audio."""
         if self.waveform:
-            plan = self._segments(sample_rate)
+            plan = self.waveform_segments(sample_rate)
             if audio.shape[-1] <= plan["segment"]:
                 return SeparatorOutput(stems=self._separate_waveform(audio, sample_rate))
             # longer than the network takes: its own segments, crossfaded (each sums to the mix, so their blend does)
             stems = Chunker(lambda x: self._separate_waveform(x, sample_rate), **plan).run(audio)
             return SeparatorOutput(stems=project_onto_mixture(stems, audio))
-        channels, length = audio.shape
-        groups, order = group_channels(channels, self.estimator.channels)
-        batch = audio.to(self.device, torch.float32)[groups]  # (groups, est_channels, length)
-        spec = self.encode(batch, sample_rate)
+        spec, order = self.spectrogram(audio, sample_rate)
         masks = self.estimate_masks(spec, sample_rate)  # (groups, sources, est_ch, bins, frames)
+        stems, masks = self.stems_from_masks(spec, masks, audio, sample_rate, order)
+        if self.outputs:
+            stems = project_onto_mixture(self.merge_outputs(stems), audio)
+        return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)
+
+    def spectrogram(self, audio: Tensor, sample_rate: int) -> tuple[Tensor, Tensor]:
+        """audio (channels, length) on the host → (complex spec (groups, est_channels, bins, frames) on the device,
+        ``order``: the channel grouping, for `stems_from_masks`)."""
+        groups, order = group_channels(audio.shape[0], self.estimator.channels)
+        return self.encode(audio.to(self.device, torch.float32)[groups], sample_rate), order
+
+    def stems_from_masks(
+        self,
+        spec: Tensor,
+        masks: Tensor,
+        audio: Tensor,
+        sample_rate: int,
+        order: Tensor,
+        postprocess: Sequence[MaskStep] | None = None,
+        wiener_iterations: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Masks that sum to one → stems: the mask steps (this separator's unless ``postprocess`` is given), plain
+        masking or Wiener filtering, every stem but the last decoded, the last the mixture minus the others.
+        spec complex (groups, est_ch, bins, frames), masks (groups, sources, est_ch, bins, frames), audio
+        (channels, length) on the host → (stems (sources, channels, length) on the host, the masks as applied)."""
+        steps = self.postprocess if postprocess is None else postprocess
+        iterations = self.wiener_iterations if wiener_iterations is None else wiener_iterations
         hop_seconds = self.stft_for(sample_rate).config.hop / sample_rate
-        for step in self.postprocess:
+        for step in steps:
             masks = step(spec, masks, hop_seconds)
-        filtered = wiener(spec, masks, self.wiener_iterations) if self.wiener_iterations else None
-        count = len(self.estimator.sources)
+        filtered = wiener(spec, masks, iterations) if iterations else None
+        channels, length = audio.shape
+        count = masks.shape[1]
         stems = torch.empty(count, channels, length, dtype=audio.dtype)
         for source in range(count - 1):
             stem_spec = filtered[:, source] if filtered is not None else self.apply(spec, masks[:, source])
             decoded = self.decode(stem_spec, sample_rate, length)
             stems[source] = ungroup_channels(decoded.unsqueeze(1), order, channels)[0].to("cpu", audio.dtype)
-        stems = project_onto_mixture(stems, audio)
-        if self.outputs:
-            stems = torch.stack([stems[group].sum(dim=0) for group in self.outputs.values()])
-            stems = project_onto_mixture(stems, audio)
-        return SeparatorOutput(stems=stems, masks=masks.cpu() if keep_masks else None)
+        return project_onto_mixture(stems, audio), masks
+
+    def merge_outputs(self, parts: Tensor, dim: int = 0) -> Tensor:
+        """The estimator's sources summed into this separator's stems along ``dim``: stems (sources, channels,
+        length) with ``dim`` 0, or masks (groups, sources, channels, bins, frames) with ``dim`` 1. Summing keeps
+        masks that sum to one and stems that sum to the mix."""
+        if not self.outputs:
+            return parts
+        groups = [torch.tensor(group, device=parts.device) for group in self.outputs.values()]
+        return torch.stack([parts.index_select(dim, group).sum(dim) for group in groups], dim)
 
     def _separate_waveform(self, audio: Tensor, sample_rate: int) -> Tensor:
         """A waveform estimator at its own rate (resampled there and back when the audio's differs), then its
@@ -220,8 +248,26 @@ class Separator:
         stems = spread_residual(stems, mix, self.residual_spread, self.stft_for(sample_rate))
         stems = project_onto_mixture(stems.to("cpu", audio.dtype), audio)  # exact in the input's precision
         if self.outputs:
-            stems = project_onto_mixture(torch.stack([stems[g].sum(dim=0) for g in self.outputs.values()]), audio)
+            stems = project_onto_mixture(self.merge_outputs(stems), audio)
         return stems
+
+
+def average_shifts(
+    separate: Callable[[Tensor], Tensor], audio: Tensor, sample_rate: int, shifts: int, seed: int = 0
+) -> Tensor:
+    """--shifts: the mean of ``shifts`` passes of ``separate`` (audio (channels, n) → stems (sources, channels, n)
+    that sum to it), each over the audio delayed by a random 0 to `MAX_SHIFT_SECONDS` drawn from ``seed``, so a
+    run repeats. Every pass sums to the mix, so the mean does too; the last stem takes the rounding."""
+    generator = torch.Generator().manual_seed(seed)
+    most = int(MAX_SHIFT_SECONDS * sample_rate)
+    total: Tensor | None = None
+    for _ in range(shifts):
+        offset = int(torch.randint(0, most + 1, (1,), generator=generator))
+        delayed = torch.nn.functional.pad(audio, (offset, 0))
+        stems = separate(delayed)[..., offset:].to(torch.float64)
+        total = stems if total is None else total + stems
+    assert total is not None, "average_shifts needs at least one shift"
+    return project_onto_mixture((total / shifts).to(audio.dtype), audio)
 
 
 def triangle_weights(

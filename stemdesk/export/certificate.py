@@ -31,7 +31,8 @@ def build(
     null: dict | None = None,
     source_sha256: str | None = None,
 ) -> dict:
-    """kind: "stems", "remix", "instrumental" ...; model: a ModelCard (or None for a remix of existing stems)."""
+    """kind: "stems", "remix", "instrumental" ...; model: a ModelCard or an EnsembleCard (which names its members),
+    or None for a remix of existing stems."""
     cert: dict[str, Any] = {
         "stemdesk_certificate": CERTIFICATE_VERSION,
         "kind": kind,
@@ -42,7 +43,7 @@ def build(
     if source is not None:
         cert["source"] = {"file": Path(source).name, "sha256": source_sha256 or sha256_file(Path(source))}
     if model is not None:
-        cert["model"] = {"id": model.id, "weights_sha256": model.weights_sha256, "estimator": model.estimator}
+        cert["model"] = model.identity()
     if null is not None:
         cert["null"] = null
     return cert

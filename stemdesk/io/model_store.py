@@ -79,6 +79,10 @@ class ModelCard:
         {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}."""
         return self.raw.get("outputs")
 
+    def identity(self) -> dict[str, Any]:
+        """How certificates and batch records name the model: its id, weights and estimator."""
+        return {"id": self.id, "weights_sha256": self.weights_sha256, "estimator": self.estimator}
+
 
 def file_digest(path: Path, algorithm: str = "sha256"):
     """The hashlib object of a file's bytes, read in 1-MB blocks."""
@@ -147,6 +151,11 @@ def list_models(include_tests: bool | None = None, registry: Registry | None = N
 def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
     if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
         raise ModelError(f"{model_id!r} is not a model id. Run `stemdesk models` to list installed models.")
+    if "+" in model_id or "*" in model_id:  # the ensemble syntax of stemdesk.io.ensemble
+        members = " or ".join(repr(part.partition("*")[0].strip()) for part in model_id.split("+"))
+        raise ModelError(
+            f"{model_id!r} names an ensemble of models, which can separate songs; this needs one model ({members})."
+        )
     for root in search_path(registry):
         folder = root / model_id
         if (folder / "card.json").is_file():

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from ..core.chunker import DEFAULT_SEGMENT_SECONDS
 from ..core.errors import StemDeskError
 from ..io.atomic import sweep_stale
 from ..io.audio import AUDIO_SUFFIXES_READ
+from ..io.ensemble import find_card
 from ..io.formats import OutputFormat
-from ..io.model_store import find_model, sha256_file
+from ..io.model_store import sha256_file
 from ..io.process import tune_allocator
 from ..io.stems import read_certificate
 from .separate import SeparateOptions, SeparationEngine, set_threads
@@ -255,7 +256,9 @@ def run_batch(
     outdir.mkdir(parents=True, exist_ok=True)
     sweep_stale(outdir, recursive=True)
     manifest = Manifest(outdir / MANIFEST)
-    weights = find_model(settings.model).weights_sha256
+    card = find_card(settings.model)  # an ensemble's members are checked before any worker starts
+    settings = replace(settings, model=card.id)  # "A*1+B" is "A+B"
+    weights = card.weights_sha256
     summary = BatchSummary()
     todo = []
     for song in songs:

@@ -19,13 +19,16 @@ import torch
 from ..core.cancel import CancelToken
 from ..core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
 from ..core.device import resolve_device
+from ..core.ensemble import Ensemble, Member
 from ..core.errors import AudioError, DeviceUnavailable, StemDeskError
+from ..core.estimators import AnyEstimator
 from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
 from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
 from ..export.stems import StemsWriter
 from ..io.audio import AudioInfo, iter_blocks, probe
+from ..io.ensemble import EnsembleCard, find_card
 from ..io.formats import OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
 from ..io.process import limit_threads
@@ -87,6 +90,7 @@ class SeparateResult:
     device: str
     certificate: Path | None = None
     null: NullResult | None = None  # what the null check on the written files found (None: not certified)
+    description: str = ""  # the model for people: its id, or "ensemble of A (weight 2) and B"
 
 
 def set_threads(threads: int | None) -> None:
@@ -99,7 +103,9 @@ def set_threads(threads: int | None) -> None:
 
 
 class SeparationEngine:
-    """A loaded model on a device, reusable across files (the CLI, the batch workers and the app share it)."""
+    """A loaded model on a device, reusable across files (the CLI, the batch workers and the app share it).
+    ``model`` is a model id, a card, or an ensemble's model string (``A+B``, ``A*2+B``: see `stemdesk.io.ensemble`),
+    whose members are all loaded."""
 
     def __init__(self, model: str | ModelCard = DEFAULT_MODEL, device: str = "auto", registry: Registry | None = None):
         try:
@@ -108,13 +114,60 @@ class SeparationEngine:
             raise
         except ValueError as error:  # an unknown device name
             raise StemDeskError(str(error), setting="device", value="auto") from None
-        self.estimator, self.card = load_estimator(model, registry=registry)  # a plugin's folder may hold it
-        self.estimator.to(self.device)
+        # a plugin's folder may hold the model
+        self.card: ModelCard | EnsembleCard = find_card(model, registry) if isinstance(model, str) else model
+        cards = self.card.members if isinstance(self.card, EnsembleCard) else [self.card]
+        self.members: list[tuple[AnyEstimator, ModelCard]] = []
+        for card in cards:
+            estimator, card = load_estimator(card, registry=registry)
+            self.members.append((estimator.to(self.device), card))
+
+    @property
+    def estimator(self) -> AnyEstimator:
+        """The estimator of a single model (an ensemble has one per member: `members`)."""
+        if len(self.members) != 1:
+            raise TypeError(f"{self.card.id} is an ensemble of {len(self.members)} models")
+        return self.members[0][0]
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """The stems written: the model's outputs if its card merges sources, else the estimator's sources."""
+        """The stems written: the model's outputs if its card merges sources, else the estimator's sources (an
+        ensemble: the stems its members share)."""
+        if isinstance(self.card, EnsembleCard):
+            return tuple(self.card.sources)
         return tuple(self.card.outputs) if self.card.outputs else self.estimator.sources
+
+    @property
+    def description(self) -> str:
+        """The model for people: its id, or what an ensemble is made of."""
+        return self.card.describe() if isinstance(self.card, EnsembleCard) else self.card.id
+
+    def separator(self, options: SeparateOptions) -> Separator | Ensemble:
+        """The separator for ``options`` (post-processing, Wiener filtering, shifts): one model's, or an ensemble
+        of every member on the same segments."""
+        try:
+            if isinstance(self.card, EnsembleCard):
+                members = [
+                    Member(estimator, weight, card.outputs, card.id)
+                    for (estimator, card), weight in zip(self.members, self.card.weights)
+                ]
+                return Ensemble(
+                    members,
+                    self.device,
+                    options.postprocess(self.sources),
+                    options.wiener,
+                    shifts=options.shifts,
+                )
+            return Separator(
+                self.estimator,
+                self.device,
+                options.postprocess(self.estimator.sources),
+                options.wiener,
+                self.card.outputs,
+                shifts=options.shifts,
+            )
+        except ValueError as error:
+            raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
 
     def separate_file(
         self,
@@ -142,17 +195,7 @@ class SeparationEngine:
                 setting="start",
             )
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
-        try:
-            separator = Separator(
-                self.estimator,
-                self.device,
-                options.postprocess(self.estimator.sources),
-                options.wiener,
-                self.card.outputs,
-                shifts=options.shifts,
-            )
-        except ValueError as error:
-            raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
+        separator = self.separator(options)
         chunker = Chunker(
             lambda x: separator(x, rate).stems,
             **separator.chunking(rate, options.segment_seconds, options.overlap_seconds),
@@ -228,4 +271,5 @@ class SeparationEngine:
             str(self.device),
             writer.certificate,
             found[0] if found else None,
+            self.description,
         )

@@ -78,8 +78,10 @@ class Workspace:
         return self.song_folder(self.song or Path("untitled"), model, label)
 
     def song_folder(self, song: Path, model: str, label: str = "") -> Path:
-        """Where ``song`` (open or not: a batch's other songs) is separated with ``model``: OUTPUT/SONG/MODEL[ LABEL]."""
-        return self.output_base() / Path(song).stem / (model + (f" {label}" if label else ""))
+        """Where ``song`` (open or not: a batch's other songs) is separated with ``model``: OUTPUT/SONG/MODEL[ LABEL].
+        An ensemble's weight mark, ``*``, cannot be in a Windows file name: A*2+B is written "A x2+B"."""
+        folder = model.replace("*", " x") + (f" {label}" if label else "")
+        return self.output_base() / Path(song).stem / folder
 
     # --- opening ---------------------------------------------------------------------------------------------------
     def open_song(self, path: str | Path, model: str = "") -> AudioInfo:

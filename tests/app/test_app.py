@@ -315,6 +315,25 @@ def test_a_failing_job_shows_its_message(qtbot, window, tmp_path):
     assert job.status == "failed" and "no-such-model" in window.last_error[1]
 
 
+def test_an_ensemble_typed_in_the_model_box_shows_its_members_and_separates(qtbot, window, tmp_path):
+    """The model box takes an ensemble's string: the models dock shows a card naming the members (or, for models
+    that cannot be averaged, which stems differ), and the separation averages them, nulls and says so."""
+    window.model_box.setEditText("tiny-4stem+stemdesk-2stem")
+    card = window.models_panel.card.toPlainText()
+    assert "tiny-4stem: vocals, drums, bass, other" in card and "stemdesk-2stem: vocals, accompaniment" in card
+    window.model_box.setEditText("tiny-4stem*3+stemdesk-4stem-lite")
+    card = window.models_panel.card.toPlainText()
+    assert "Ensemble of tiny-4stem (weight 3) and stemdesk-4stem-lite" in card
+    assert "75% of the mean" in card and "25% of the mean" in card
+    window.open_song(real_song(tmp_path, seconds=3.0))
+    job = separate(qtbot, window)
+    assert job.status == DONE, job.error
+    assert [lane.name for lane in window.timeline.canvas.lanes] == ["mix", *NAMES]
+    assert "bit-exact" in window.null_label.text()
+    assert "with ensemble of tiny-4stem (weight 3) and stemdesk-4stem-lite" in window.statusBar().currentMessage()
+    assert window.project.model == "tiny-4stem*3+stemdesk-4stem-lite"
+
+
 def test_settings_panel_checks_and_saves(qtbot, window):
     editor = window.settings_panel.editors["segment_seconds"]
     editor.setValue(12.5)

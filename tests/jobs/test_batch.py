@@ -22,6 +22,7 @@ import soundfile as sf
 from helpers import song
 
 from stemdesk.cli import main
+from stemdesk.core.errors import StemDeskError
 from stemdesk.jobs.batch import MANIFEST, BatchSettings, run_batch
 
 SETTINGS = BatchSettings(model="tiny-4stem", format="wav", bit_depth="16")
@@ -85,6 +86,33 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
     sf.write(str(catalog / "album two" / "third.wav"), song(2.5, rate=48000, seed=9), 48000, subtype="PCM_16")
     changed = run_batch(catalog, out, SETTINGS, workers=1)
     assert (changed.done, changed.skipped) == (1, 2)
+
+
+def test_a_batch_separates_with_an_ensemble_as_separate_does(catalog, tmp_path):
+    """The same model string as `stemdesk separate`: its members are checked before any worker starts, the stems
+    are byte-identical to the single-song command's and null, and a changed weight does the song again."""
+    one = catalog / "album one"
+    (one / "second.flac").unlink()
+    shutil.rmtree(catalog / "album two")
+    out = tmp_path / "out"
+    with pytest.raises(StemDeskError, match="stemdesk-2stem: vocals, accompaniment"):
+        run_batch(catalog, out, BatchSettings(model="tiny-4stem+stemdesk-2stem"))
+    settings = BatchSettings(model="tiny-4stem*1+stemdesk-4stem-lite", bit_depth="16")
+    assert run_batch(catalog, out, settings).done == 1
+    (record,) = records(out)
+    assert record["status"] == "done" and record["null"]["bit_exact"]
+    assert record["model"] == "tiny-4stem+stemdesk-4stem-lite"  # the canonical string
+    certificate = json.loads((out / "album one" / "first" / "stemdesk-certificate.json").read_text())
+    assert [m["id"] for m in certificate["model"]["members"]] == ["tiny-4stem", "stemdesk-4stem-lite"]
+    single = tmp_path / "single"
+    command = ["separate", str(one / "first.wav"), "-o", str(single), "--bit-depth", "16"]
+    assert main([*command, "--model", "tiny-4stem+stemdesk-4stem-lite"], out=io.StringIO(), err=io.StringIO()) == 0
+    for stem in ("vocals", "drums", "bass", "other"):
+        assert (single / "first" / f"{stem}.wav").read_bytes() == (
+            out / "album one" / "first" / f"{stem}.wav"
+        ).read_bytes()
+    assert run_batch(catalog, out, settings).skipped == 1
+    assert run_batch(catalog, out, BatchSettings(model="tiny-4stem*2+stemdesk-4stem-lite", bit_depth="16")).done == 1
 
 
 def _alive(pid: int) -> bool:

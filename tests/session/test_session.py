@@ -101,6 +101,32 @@ def test_the_workspace_adopts_an_excerpt_and_a_saved_project_brings_it_back(engi
     assert again.mix.vocal_db == -6.0 and again.null.bit_exact
 
 
+def test_an_ensemble_is_a_model_string_like_any_other_for_tasks_workspaces_and_projects(engines, song_file, tmp_path):
+    """The app and the command line pass the same string: the task separates with every member, the folder is
+    named after it (the weight mark written so Windows accepts it), the result says what it was made of, and a
+    saved project comes back with it."""
+    song = song_file(seconds=3.0)
+    model = f"{TINY}*2+stemdesk-4stem-lite"
+    work = Workspace({"model": model, "output_folder": str(tmp_path / "out")})
+    work.open_song(song)
+    folder = work.stems_folder(model)
+    assert folder == tmp_path / "out" / "song" / f"{TINY} x2+stemdesk-4stem-lite"
+    names = []
+    made = tasks.separate(
+        engines, song, folder, SeparateOptions(model=model), threads=1, on_start=lambda stems: names.extend(stems)
+    ).run()
+    assert names == ["vocals", "drums", "bass", "other"]
+    assert made.result.model == model and made.result.null.bit_exact
+    assert made.result.description == f"ensemble of {TINY} (weight 2) and stemdesk-4stem-lite"
+    mix = sf.read(str(song), dtype="int32")[0].astype(np.int64)
+    assert np.array_equal(sum(sf.read(str(p), dtype="int32")[0].astype(np.int64) for p in made.result.outputs), mix)
+    assert engines.get(model, "cpu") is engines.get(model, "cpu")  # loaded once
+    work.adopt(made.result)
+    again = Workspace({"model": TINY})
+    again.open_project(projects.load(work.save(tmp_path / "p")))
+    assert again.project.model == model and list(again.stems) == names
+
+
 def test_a_project_whose_stems_no_longer_fit_opens_without_them_and_says_why(engines, song_file, tmp_path):
     song = song_file(seconds=3.0)
     work = Workspace({"model": TINY})
