@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,17 +22,18 @@ import numpy as np
 
 from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
+from ..export.nullcheck import NullResult, null_residual
 from ..export.remix import RemixResult, render_remix
 from ..export.remix import instrumental as write_instrumental
 from ..export.session import write_session
 from ..io.atomic import atomic_folder
-from ..io.formats import OutputFormat
+from ..io.formats import WRITE_FORMATS, OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard
 from ..io.registry import Registry, Written
 from ..io.stems import CERTIFICATE, Stems, find_stems
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
-from ..mixer.mix import Mix
+from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 
 T = TypeVar("T")
@@ -84,11 +86,13 @@ class Extras:
 
 @dataclass
 class Separation:
-    """A separation's result: the stems (with the null check's finding), and the extras written beside them."""
+    """A separation's result: the stems (with the null check's finding), the extras written beside them, and how
+    long loading the model took (0 when it was loaded already)."""
 
     result: SeparateResult
     instrumental: Path | None = None
     sessions: dict[str, Written] = field(default_factory=dict)
+    load_seconds: float = 0.0
 
 
 def write_extras(
@@ -116,6 +120,19 @@ def write_extras(
     return written, sessions
 
 
+def song_folders(songs: Sequence[Path], outdir: Path) -> list[Path]:
+    """Where each of ``songs`` is separated: OUTDIR/<song name>. Raises StemDeskError when two songs share a name
+    (their stems would share a folder)."""
+    names = [Path(p).stem for p in songs]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise StemDeskError(
+            f"Several inputs are named {clashes[0]!r}; their stems would share "
+            f'"{Path(outdir) / clashes[0]}". Rename or separate them one at a time.'
+        )
+    return [Path(outdir) / name for name in names]
+
+
 def separate(
     engines: Engines,
     song: Path,
@@ -138,11 +155,13 @@ def separate(
         if threads is not None and device == "cpu":
             set_threads(threads)
         progress({"message": "loading model"})
+        loading = time.monotonic()
         engine = engines.get(options.model, device)
+        loaded = time.monotonic() - loading
         if on_start is not None:
             on_start(engine.sources)
         result = engine.separate_file(song, folder, options, progress=progress, cancel=cancel, on_block=on_block)
-        made = Separation(result)
+        made = Separation(result, load_seconds=loaded)
         if extras:
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(
@@ -157,6 +176,80 @@ def separate(
         return made
 
     return Task(f"Separate {song.name}", work, device, options.model)
+
+
+def separate_array(
+    engines: Engines, audio: np.ndarray, rate: int, options: SeparateOptions, threads: int | None = None
+) -> Task[dict[str, np.ndarray]]:
+    """Separate ``audio`` (channels, length), held in memory at ``rate``, into {stem: array} that add up to it
+    exactly (see `SeparationEngine.separate_array`); nothing is written."""
+    from ..core.device import resolve_device
+
+    device = str(resolve_device(options.device))
+
+    def work(progress: Progress, cancel: CancelToken) -> dict[str, np.ndarray]:
+        if threads is not None and device == "cpu":
+            set_threads(threads)
+        progress({"message": "loading model"})
+        engine = engines.get(options.model, device)
+        stems = engine.separate_array(audio, rate, options, progress=progress, cancel=cancel)
+        return dict(zip(engine.sources, stems))
+
+    return Task("Separate audio", work, device, options.model)
+
+
+def nullcheck(mix: Path, stems: Sequence[Path], regions: int = 5) -> Task[NullResult]:
+    """The null check of stem files against the mixture (`stemdesk.export.nullcheck.null_residual`); ``stems`` may
+    be one folder of stems, and ``regions`` is how many of the loudest residual windows to list."""
+    if regions < 0:
+        raise StemDeskError("The number of residual windows to list must be 0 or more.")
+
+    def work(progress: Progress, cancel: CancelToken) -> NullResult:
+        paths, names = [Path(p) for p in stems], None
+        if len(paths) == 1 and paths[0].is_dir():
+            found = find_stems(paths[0])
+            paths, names = found.paths, found.names
+        return null_residual(Path(mix), paths, worst=regions, names=names)
+
+    return Task(f"Null check {Path(mix).name}", work, "io")
+
+
+def remix_mix(
+    stems: Stems,
+    preset_name: str | None = None,
+    amount: float = 6.0,
+    mix: Mix | None = None,
+    vocals: float | None = None,
+    semitones: float | None = None,
+    tempo: float | None = None,
+) -> Mix:
+    """The mix a remix renders: a preset (with ``amount`` dB for vocal-up and vocal-down) or ``mix`` (default:
+    unity), then the vocal level, key and tempo if given. Raises MixError for values out of range."""
+    if preset_name is not None and mix is not None:
+        raise StemDeskError("Give a preset or a mix, not both.")
+    if preset_name is not None:
+        made = preset(preset_name, stems.names, amount)
+    else:
+        made = copy.deepcopy(mix) if mix is not None else Mix()
+    if vocals is not None:
+        made.vocal_db = vocals
+    if semitones is not None:
+        made.set_control("master/semitones", semitones)
+    if tempo is not None:
+        made.set_control("master/tempo", tempo)
+    return made
+
+
+def remix_format(stems: Stems, output: Path, name: str | None = None, depth: str | None = None) -> OutputFormat:
+    """The format a remix is written in: ``name`` (default: the output's extension, else the stems' own format) at
+    ``depth`` (default: the stems' own depth when the format has it, so a unity mix stays exact)."""
+    if name is None and output.suffix.lower().lstrip(".") in WRITE_FORMATS:
+        name = output.suffix.lower().lstrip(".")  # karaoke.flac means FLAC
+    if name is None:
+        return OutputFormat.parse(stems.format().name, depth) if depth else stems.format()
+    if depth is None and stems.format().depth in WRITE_FORMATS.get(name.lower(), ("", {}))[1]:
+        depth = stems.format().depth
+    return OutputFormat.parse(name, depth)
 
 
 @dataclass
