@@ -214,6 +214,60 @@ def nullcheck(mix: Path, stems: Sequence[Path], regions: int = 5) -> Task[NullRe
     return Task(f"Null check {Path(mix).name}", work, "io")
 
 
+@dataclass
+class Recheck:
+    """A folder of stems checked against its certificate: which files are no longer the ones it hashed, and the null
+    of the files as they are (measured again when anything changed or there is no certificate; else the
+    certificate's own)."""
+
+    null: NullResult
+    changed: list[str] = field(default_factory=list)  # stems whose file is not the one the certificate hashed
+    song_changed: bool = False  # the song is not the file the certificate hashed
+    certified: NullResult | None = None  # the null the certificate recorded (None: no readable certificate)
+    measured: bool = False  # ``null`` was measured now, on the files
+
+    @property
+    def culprit(self) -> str | None:
+        """The stem whose edit the residual is, when that can be said: the certified stems nulled, the song is the
+        same file, and only this stem's file changed since. Then Σ stems − mix is exactly what changed in it. With
+        two changed files it is their edits together, which no measurement can split between them."""
+        if self.certified is None or not self.certified.passed or self.song_changed or len(self.changed) != 1:
+            return None
+        return self.changed[0]
+
+
+def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
+    """Check the stems in ``stems_dir`` against their certificate (sha256 of each file and of ``song``) and, when
+    any differ or nothing certifies them, measure their null against ``song`` again (the same excerpt of it), with
+    the ``regions`` loudest residual windows."""
+    from ..io.model_store import sha256_file
+    from ..io.stems import read_certificate
+
+    def work(progress: Progress, cancel: CancelToken) -> Recheck:
+        found = find_stems(stems_dir)
+        try:
+            cert = read_certificate(Path(stems_dir))
+            hashes = {o["file"]: o["sha256"] for o in cert.get("outputs", [])} if cert.get("kind") == "stems" else {}
+            certified = NullResult.from_dict(cert["null"]) if hashes else None
+            source = str((cert.get("source") or {}).get("sha256") or "")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            hashes, certified, source = {}, None, ""
+        if certified is not None:
+            changed = [
+                name for name, path in zip(found.names, found.paths) if sha256_file(path) != hashes.get(path.name)
+            ]
+            song_changed = bool(source) and sha256_file(Path(song)) != source
+            if not changed and not song_changed:
+                return Recheck(certified, certified=certified)
+        else:
+            changed, song_changed = [], False
+        cancel.raise_if_cancelled()
+        null = null_residual(Path(song), found.paths, found.start, found.info.frames, worst=regions, names=found.names)
+        return Recheck(null, changed, song_changed, certified, measured=True)
+
+    return Task(f"Check the stems of {Path(song).name}", work, "io")
+
+
 def remix_mix(
     stems: Stems,
     preset_name: str | None = None,
