@@ -20,10 +20,9 @@ from . import __version__
 from .core.chunker import DEFAULT_SEGMENT_SECONDS
 from .core.device import DEVICES
 from .core.errors import Cancelled, StemDeskError
-from .export.nullcheck import null_residual
 from .export.session import exporters_of
 from .io.audio import READABLE
-from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, WRITE_FORMATS, OutputFormat
+from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, OutputFormat
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
 from .io.registry import Registry
@@ -380,13 +379,7 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     tune_allocator()
 
     fmt = OutputFormat.parse(args.format, args.bit_depth)
-    names = [p.stem for p in inputs]
-    clashes = sorted({n for n in names if names.count(n) > 1})
-    if clashes:
-        raise StemDeskError(
-            f"Several inputs are named {clashes[0]!r}; their stems would share "
-            f'"{args.outdir / clashes[0]}". Rename or separate them one at a time.'
-        )
+    folders = tasks.song_folders(inputs, args.outdir)
     threads = args.threads if args.threads is not None else default_threads()
     options = SeparateOptions(
         model=args.model,
@@ -403,10 +396,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     )
     engines = tasks.Engines(args.registry)
     extras = tasks.Extras(args.instrumental, args.session)
-    for path in inputs:
-        made = tasks.separate(engines, path, args.outdir / path.stem, options, extras, threads=threads).run(
-            ProgressBar(path.name)
-        )
+    for path, folder in zip(inputs, folders):
+        made = tasks.separate(engines, path, folder, options, extras, threads=threads).run(ProgressBar(path.name))
         result = made.result
         seconds = result.frames / result.info.sample_rate
         print(
@@ -447,31 +438,19 @@ def _mix_file(path: Path, registry: Registry | None = None):
 
 def _remix(args: argparse.Namespace, out: TextIO) -> int:
     from .io.stems import find_stems
-    from .mixer.mix import Mix, preset
     from .session import tasks
 
     stems = find_stems(args.stems_dir)
-    if args.preset:
-        mix = preset(args.preset, stems.names, args.amount)
-    elif args.mix:
-        mix = _mix_file(args.mix, args.registry)
-    else:
-        mix = Mix()
-    if args.vocals is not None:
-        mix.vocal_db = args.vocals
-    if args.semitones is not None:
-        mix.set_control("master/semitones", args.semitones)
-    if args.tempo is not None:
-        mix.set_control("master/tempo", args.tempo)
-    if args.format is None and args.output.suffix.lower().lstrip(".") in WRITE_FORMATS:
-        args.format = args.output.suffix.lower().lstrip(".")  # -o karaoke.flac means FLAC
-    if args.format is None:
-        fmt = OutputFormat.parse(stems.format().name, args.bit_depth) if args.bit_depth else stems.format()
-    else:
-        depth = args.bit_depth
-        if depth is None and stems.format().depth in WRITE_FORMATS[args.format][1]:
-            depth = stems.format().depth  # the stems' own depth, so a unity mix stays exact
-        fmt = OutputFormat.parse(args.format, depth)
+    mix = tasks.remix_mix(
+        stems,
+        args.preset,
+        args.amount,
+        _mix_file(args.mix, args.registry) if args.mix else None,
+        args.vocals,
+        args.semitones,
+        args.tempo,
+    )
+    fmt = tasks.remix_format(stems, args.output, args.format, args.bit_depth)
     result = tasks.bounce(args.stems_dir, mix, args.output, fmt, args.mixture, kind="remix").run(
         ProgressBar(args.output.name)
     )
@@ -509,12 +488,9 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _nullcheck(args: argparse.Namespace, out: TextIO) -> int:
-    stems = args.stems
-    if len(stems) == 1 and stems[0].is_dir():
-        from .io.stems import find_stems
+    from .session import tasks
 
-        stems = find_stems(stems[0]).paths
-    result = null_residual(args.mix, stems, worst=args.regions)
+    result = tasks.nullcheck(args.mix, args.stems, args.regions).run()
     print(json.dumps(result.as_dict()), file=out)
     return 0 if result.passed else EXIT_NULL
 

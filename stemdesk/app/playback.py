@@ -3,8 +3,9 @@ and everything else keeps working.
 
 `MixSource` is the audio: it reads the stems (or, before separation, the original) block by block from disk, runs
 them through the mixer's Renderer, then (in another key or tempo) through `KeyTempo`, and hands float32 frames to the
-sink. It also measures the live null: the residual between Σ stems at unity and the original over each block it
-plays; and the levels of each block, per strip and on the master, for the mixer's meters.
+sink. It also measures the live null (`LiveNull`): the residual between Σ stems at unity and the original over each
+block it plays, and each stem's energy there; and the levels of each block, per strip and on the master, for the
+mixer's meters.
 
 Two clocks: the song's (`position`, seeks, the loop, all in song frames) and the device's (`played`, frames handed to
 the sink). At another tempo they run at different rates; `song_frame_at` maps a played frame back to the song, which
@@ -18,6 +19,7 @@ import math
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,40 @@ FADE = 512  # frames over which playback crosses into another key or tempo when 
 SONG_MAP = 512  # (played frame, song frame, tempo) anchors kept for the playhead: several seconds of blocks
 Levels = tuple[float, float]  # (peak, mean square)
 MeterBlock = tuple[float, dict[str, Levels], Levels]  # (seconds, each stem's levels, the master's)
+
+
+@dataclass
+class LiveNull:
+    """What the blocks rendered since the last look measured of the stems' files at unity (before the mixer, so a
+    fader move changes nothing here): the residual Σ stems − original, once for all stems (its peak and energy), and
+    each stem's energy. The residual is one signal: it cannot be split among the stems; `shares` is each stem's part
+    of the music, not of the residual."""
+
+    seconds: float = 0.0
+    peak: float = 0.0
+    residual_energy: float = 0.0
+    stem_energy: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def peak_dbfs(self) -> float | None:
+        """The residual's peak in dBFS; None when it was exactly zero (−∞)."""
+        return None if self.peak == 0 else 20 * math.log10(self.peak)
+
+    def shares(self) -> dict[str, float]:
+        """Each stem's share of the stems' energy (0 to 1; empty when nothing was heard)."""
+        total = sum(self.stem_energy.values())
+        return {name: energy / total for name, energy in self.stem_energy.items()} if total > 0 else {}
+
+    def __add__(self, other: LiveNull) -> LiveNull:
+        energy = dict(self.stem_energy)
+        for name, value in other.stem_energy.items():
+            energy[name] = energy.get(name, 0.0) + value
+        return LiveNull(
+            self.seconds + other.seconds,
+            max(self.peak, other.peak),
+            self.residual_energy + other.residual_energy,
+            energy,
+        )
 
 
 class MixSource:
@@ -64,8 +100,8 @@ class MixSource:
         self.stem_frames = self.stems[0].frames if self.stems else 0
         self.position = 0  # the next song frame to render
         self.loop: tuple[int, int] | None = None
-        self.null_peak = 0.0  # largest |Σ stems − original| since the last reset
         self._meter_lock = threading.Lock()  # not the render's: the UI never waits for a block to render
+        self._null = LiveNull()  # since the UI last took it (under the meter lock)
         self._meters: deque[tuple[float, MeterBlock]] = deque(maxlen=METER_BLOCKS)  # (rendered at, levels)
         # key and tempo: off (the render goes straight out) until set; then on until the next seek, even back at
         # the song's own, so a change while playing never jumps
@@ -202,7 +238,16 @@ class MixSource:
             blocks.append(handle.read(n, "float64"))
         stems = np.stack(blocks)
         if stems.shape[-1] == n and original.shape[-1] == n:
-            self.null_peak = max(self.null_peak, float(np.abs(stems.sum(0) - original).max(initial=0)))
+            residual = (stems.sum(0) - original).ravel()
+            flat = stems.reshape(len(self.names), -1)
+            block = LiveNull(
+                n / self.rate,
+                float(np.abs(residual).max(initial=0)),
+                float(residual @ residual),
+                {name: float(row @ row) for name, row in zip(self.names, flat)},
+            )
+            with self._meter_lock:
+                self._null = self._null + block
         meters: dict[str, Levels] = {}
         return render_automated(self.renderer, self.mix, stems, self.position, self.rate, meters), meters
 
@@ -214,11 +259,11 @@ class MixSource:
                 taken.append(self._meters.popleft()[1])
         return taken
 
-    def take_null_dbfs(self) -> float | None:
-        """The live null since the last call, in dBFS (None = exactly zero)."""
-        with self._lock:
-            peak, self.null_peak = self.null_peak, 0.0
-        return None if peak == 0 else 20 * math.log10(peak)
+    def take_null(self) -> LiveNull:
+        """The live null of the blocks rendered since the last call."""
+        with self._meter_lock:
+            taken, self._null = self._null, LiveNull()
+        return taken
 
     def close(self) -> None:
         with self._lock:

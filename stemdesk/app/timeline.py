@@ -4,6 +4,10 @@ Zoom with Ctrl+wheel (around the mouse), scroll with the wheel or the scroll bar
 Shift+drag to set the loop region. A lane can show its spectrogram instead of its waveform (right-click its name).
 Each stem's header has its mute and solo buttons and its gain (wheel or drag it, double-click for 0 dB); a stem that
 is not heard is drawn dimmed. The song stays fitted to the width when the window is resized, until the user zooms.
+
+The null check's loudest residual windows are red spans on the ruler with numbered flags under them, over a faint
+band across the lanes: a click on one plays from the window's start, Shift+click loops it. Each stem's header says its share of the music, or that its file
+changed since the certificate (and, when the residual is that edit, how loud it is).
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
-from PySide6.QtWidgets import QMenu, QScrollBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMenu, QScrollBar, QToolTip, QVBoxLayout, QWidget
 
 from ..io.audio import AudioReader
 from ..io.stems import colour_of
@@ -34,6 +38,26 @@ def gain_text(db: float) -> str:
     return "−∞" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
 
 
+NULL_RED = "#e0625e"
+FLAG = (16, 14)  # a residual window's numbered flag on the ruler, px
+
+
+@dataclass
+class StemMark:
+    """What a stem's lane header says about the null: its share of the stems' energy, whether its file is still the
+    one the certificate hashed, and the residual when it is this stem's edit (None: silent, or not this stem's)."""
+
+    share: float | None = None
+    changed: bool = False
+    residual_dbfs: float | None = None
+    culprit: bool = False
+
+
+def clock(seconds: float) -> str:
+    """m:ss.s, as the ruler, the status bar and the null dock write times."""
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
 @dataclass
 class Lane:
     name: str
@@ -52,6 +76,7 @@ class Canvas(QWidget):
     view_changed = Signal()
     control_edited = Signal(str, float)  # a mix control from a lane header ("vocals/mute", 1.0)
     control_touched = Signal(str)  # a header's gain was grabbed (for MIDI learn and automation, like a fader)
+    null_region_clicked = Signal(int, bool)  # a residual window's index, and whether to loop it (Shift)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -63,7 +88,10 @@ class Canvas(QWidget):
         self.playhead = 0.0  # seconds
         self.loop: tuple[float, float] | None = None
         self.display_gain = 1.0  # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
-        self.null_regions: list[dict] = []  # the certificate's loudest residual windows, marked on the ruler
+        # the null check's loudest residual windows ({start_seconds, end_seconds, peak_dbfs} in song time), loudest
+        # first: numbered flags on the ruler
+        self.null_regions: list[dict] = []
+        self.stem_marks: dict[str, StemMark] = {}  # per stem lane: what its header says about the null
         self.selection: tuple[float, float] | None = None
         self.mix: Mix | None = None  # the mix the headers show (None: no stems, no controls)
         self.fitted = True  # the whole song fills the width; kept so on resize until the user zooms
@@ -141,6 +169,33 @@ class Canvas(QWidget):
                 return lane.name, part
         return None
 
+    def null_marker_rect(self, index: int) -> QRectF:
+        """Where residual window ``index`` spans the ruler (at least a flag wide): a click there plays from it."""
+        region = self.null_regions[index]
+        a = self.x_of(region["start_seconds"])
+        b = max(self.x_of(region["end_seconds"]), a + FLAG[0])
+        return QRectF(a, 0, b - a, RULER)
+
+    def null_flag_rect(self, index: int) -> QRectF:
+        """The numbered flag of residual window ``index``, hanging under the ruler at the window's start (clear of
+        the ruler's times)."""
+        return QRectF(self.x_of(self.null_regions[index]["start_seconds"]), RULER, *FLAG)
+
+    def null_region_at(self, x: float, y: float) -> int | None:
+        """The residual window marked under (x, y), by its span on the ruler or its flag; the loudest where they
+        overlap."""
+        if x < HEADER:
+            return None
+        point = QPointF(x, y)
+        return next(
+            (
+                i
+                for i in range(len(self.null_regions))
+                if self.null_marker_rect(i).contains(point) or self.null_flag_rect(i).contains(point)
+            ),
+            None,
+        )
+
     def heard(self, name: str) -> bool:
         return name == "mix" or self.mix is None or self.mix.audible(name)
 
@@ -152,10 +207,7 @@ class Canvas(QWidget):
         height = self.lane_height()
         for index, lane in enumerate(self.lanes):
             self._paint_lane(painter, lane, RULER + index * height, height)
-        for region in self.null_regions:  # where Σ stems departs most from the mix (if at all)
-            a, b = self.x_of(region["start_seconds"]), self.x_of(region["end_seconds"])
-            if b >= HEADER:
-                painter.fillRect(QRectF(max(a, HEADER), RULER - 5, max(2.0, b - max(a, HEADER)), 5), QColor("#e0625e"))
+        self._paint_null_regions(painter)
         if self.loop:
             a, b = (self.x_of(t) for t in self.loop)
             painter.fillRect(QRectF(max(a, HEADER), 0, max(0.0, b - max(a, HEADER)), RULER), QColor(92, 141, 239, 150))
@@ -169,6 +221,27 @@ class Canvas(QWidget):
             painter.setPen(QPen(QColor("#ffffff"), 1.5))
             painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
         painter.end()
+
+    def _paint_null_regions(self, painter: QPainter) -> None:
+        """Where Σ stems departs most from the mix (if at all): a faint band across the lanes, a red bar along the
+        ruler and a flag numbered by rank under it (1 is the loudest), drawn loudest last so it stays on top."""
+        for index in reversed(range(len(self.null_regions))):
+            region = self.null_regions[index]
+            a, b = self.x_of(region["start_seconds"]), self.x_of(region["end_seconds"])
+            if b < HEADER or a > self.width():
+                continue
+            left = max(a, HEADER)
+            painter.fillRect(QRectF(left, RULER, max(2.0, b - left), self.height() - RULER), QColor(224, 98, 94, 30))
+            painter.fillRect(QRectF(left, RULER - 5, max(2.0, b - left), 5), QColor(NULL_RED))
+            if a >= HEADER:
+                painter.setPen(QPen(QColor(NULL_RED), 1))
+                painter.drawLine(QPointF(a, RULER), QPointF(a, self.height()))
+                flag = self.null_flag_rect(index)
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(QColor(NULL_RED))
+                painter.drawRect(flag)
+                painter.setPen(QColor("#16181c"))
+                painter.drawText(flag, Qt.AlignmentFlag.AlignCenter, str(index + 1))
 
     def _paint_ruler(self, painter: QPainter) -> None:
         painter.fillRect(QRectF(0, 0, self.width(), RULER), QColor("#16181c"))
@@ -199,6 +272,8 @@ class Canvas(QWidget):
         painter.setPen(QColor(TEXT if heard else DIM_TEXT))
         painter.drawText(QRectF(12, top + 6, HEADER - 20, 20), Qt.AlignmentFlag.AlignLeft, lane.name)
         self._paint_controls(painter, lane.name)
+        if not lane.busy and lane.name in self.stem_marks:
+            self._paint_stem_mark(painter, self.stem_marks[lane.name], top, LANE)
         if lane.busy:
             done = lane.peaks.frames / max(1, lane.peaks.expected or self.frames or 1)
             painter.setPen(QColor("#9aa3ad"))
@@ -236,6 +311,24 @@ class Canvas(QWidget):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         painter.drawPath(path)
+
+    def stem_mark_rect(self, name: str) -> QRectF | None:
+        """Where a stem's header writes its share or "changed" (right of its name)."""
+        top = self.lane_top(name)
+        return None if top is None else QRectF(60, top + 6, HEADER - 68, 20)
+
+    def _paint_stem_mark(self, painter: QPainter, mark: StemMark, top: int, height: int) -> None:
+        rect = QRectF(60, top + 6, HEADER - 68, 20)
+        if mark.changed:
+            painter.setPen(QColor(NULL_RED))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignRight, "changed")
+        elif mark.share is not None:
+            painter.setPen(QColor(DIM_TEXT))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignRight, f"{mark.share * 100:.0f} %")
+        if mark.culprit and height >= 68:  # a third row under the controls, where the lane is tall enough
+            painter.setPen(QColor(NULL_RED))
+            db = "−∞" if mark.residual_dbfs is None else f"{mark.residual_dbfs:.1f}".replace("-", "−")
+            painter.drawText(QRectF(12, top + 48, HEADER - 20, 16), Qt.AlignmentFlag.AlignLeft, f"residual {db} dB")
 
     def _paint_controls(self, painter: QPainter, name: str) -> None:
         rects = self.header_rects(name)
@@ -297,6 +390,10 @@ class Canvas(QWidget):
         x = event.position().x()
         if x < HEADER and self._header_press(event):
             return
+        region = self.null_region_at(x, event.position().y())
+        if region is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.null_region_clicked.emit(region, bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            return
         if event.button() == Qt.MouseButton.RightButton and x < HEADER:
             lane = self.lane_at(event.position().y())
             if lane is not None:
@@ -357,6 +454,32 @@ class Canvas(QWidget):
             self.offset = int(max(0, self.offset - delta / 120 * 80 * self.spp))
             self.view_changed.emit()
             self.update()
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ToolTip:
+            QToolTip.showText(event.globalPos(), self._tip_at(event.pos().x(), event.pos().y()) or "", self)
+            return True
+        return super().event(event)
+
+    def _tip_at(self, x: float, y: float) -> str | None:
+        region = self.null_region_at(x, y)
+        if region is not None:
+            r = self.null_regions[region]
+            peak = r.get("peak_dbfs")
+            return (
+                f"Residual window {region + 1}: {clock(r['start_seconds'])}–{clock(r['end_seconds'])}, peak "
+                f"{'−∞' if peak is None else f'{peak:.1f}'} dBFS. Click: play from here; Shift+click: loop it."
+            )
+        lane = self.lane_at(y)
+        rect = self.stem_mark_rect(lane.name) if lane is not None else None
+        if lane is None or rect is None or lane.name not in self.stem_marks or x >= HEADER:
+            return None
+        mark = self.stem_marks[lane.name]
+        if mark.changed:
+            return f"{lane.name}: its file changed since the certificate was written" + (
+                "; the residual is exactly this edit." if mark.culprit else "."
+            )
+        return f"{lane.name}: its share of the stems' energy" if rect.contains(QPointF(x, y)) else None
 
     def toggle_spectrogram(self, name: str) -> None:
         for lane in self.lanes:

@@ -1,5 +1,5 @@
-"""The main window: timeline in the centre, transport and job controls on the toolbar, docks for the mixer, jobs,
-models, trainer and settings, the null meter always visible in the status bar.
+"""The main window: timeline in the centre, transport and job controls on the toolbar, docks for the mixer, jobs, the
+null check, models, trainer and settings, the null meter always visible in the status bar.
 
 Work runs in `stemdesk.jobs` queues (one per device); their events come back to this thread through `Bridge`.
 Nothing outside this thread touches a widget.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..core.device import DEVICES, resolve_device
 from ..core.errors import StemDeskError
-from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, iter_blocks, probe
 from ..io.model_store import DEFAULT_MODEL, list_models, remove_model, sha256_file
@@ -46,6 +46,7 @@ from ..session.workspace import SongMissing, Workspace
 from .bridge import Bridge
 from .commands import LoopCommand, MixCommand
 from .mixer_panel import MixerPanel
+from .null_panel import NullPanel
 from .panels import (
     ExportDialog,
     JobsPanel,
@@ -55,11 +56,14 @@ from .panels import (
     checkpoint_files_dialog,
     open_files_dialog,
 )
-from .playback import MixSource, Player
-from .timeline import Lane, Timeline, spectrogram_image, to_qimage
+from .playback import LiveNull, MixSource, Player
+from .timeline import Lane, StemMark, Timeline, clock, spectrogram_image, to_qimage
 
 log = logging.getLogger("stemdesk.app")
 MAX_RECENT = 10
+TICK_MS = 33  # the playhead and the meters, at 30 Hz
+LIVE_TICKS = 30  # the live null shown is over the last second played
+WATCH_TICKS = 30  # how often the song's and stems' files are looked at (a stem edited elsewhere is checked again)
 
 # How the app names the settings an error says would fix it (StemDeskError.setting).
 CONTROLS = {
@@ -136,6 +140,7 @@ class MainWindow(QMainWindow):
         c.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
         c.spectrogram_requested.connect(self.compute_spectrogram)
         c.control_touched.connect(lambda control: self._control_touched(control))
+        c.null_region_clicked.connect(self.goto_null_region)
 
         self.mixer = MixerPanel(registry=registry)
         self.mixer.changed.connect(
@@ -158,10 +163,14 @@ class MainWindow(QMainWindow):
         self.trainer.cancel_requested.connect(lambda: self.training_job and self.training_job.cancel())
         self.settings_panel = SettingsPanel(self.settings)
         self.settings_panel.changed.connect(self._setting_changed)
+        self.null_panel = NullPanel()
+        self.null_panel.seek_requested.connect(self.seek)
+        self.null_panel.loop_requested.connect(self.loop_region)
         self.docks = {}
         for title, widget, area in (
             ("Mixer", self.mixer, Qt.DockWidgetArea.BottomDockWidgetArea),
             ("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("Null", self.null_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
             ("Models", self.models_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Trainer", self.trainer, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Settings", self.settings_panel, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -175,6 +184,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Trainer"], self.docks["Settings"])
         self.docks["Models"].raise_()
         self.splitDockWidget(self.docks["Mixer"], self.docks["Jobs"], Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.docks["Jobs"], self.docks["Null"])
+        self.docks["Jobs"].raise_()
         self.resizeDocks([self.docks["Mixer"]], [330], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["Mixer"], self.docks["Jobs"]], [620, 520], Qt.Orientation.Horizontal)
 
@@ -191,9 +202,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.folder_button)
         self.statusBar().addPermanentWidget(self.position_label)
         self.statusBar().addPermanentWidget(self.null_label)
+        self._ticks = 0
+        self._live: deque[LiveNull] = deque(maxlen=LIVE_TICKS)  # the live null of the last ticks while playing
+        self._files_seen: tuple = ()  # the song's and stems' files as last checked
+        self._checking = False  # a check of the stems against their certificate is running
         self.tick = QTimer(self)
         self.tick.timeout.connect(self._tick)
-        self.tick.start(33)  # the playhead and the meters, at 30 Hz
+        self.tick.start(TICK_MS)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start(int(self.settings["autosave_seconds"]) * 1000)
@@ -473,6 +488,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{path.name} — StemDesk")
         self._add_recent(path)
         self.null_label.setText("Null: no stems yet")
+        self.null_label.setStyleSheet("")
+        self._show_null_views()
         self._show_stems_folder()
         self.status(f"Opened {path.name}: {info.seconds:.1f} s, {info.sample_rate} Hz, {info.channels} ch.")
         self.song_loaded.emit(str(path))
@@ -598,7 +615,8 @@ class MainWindow(QMainWindow):
         self._show_stems_folder()
         self._show_stems_mix(list(self.stems), self.project.mix)
         self._reload_player()
-        self._show_null(result.null)
+        self._files_seen = self.workspace.files_signature()
+        self._show_null()
         self._set_dirty(True)
         seconds = result.frames / result.info.sample_rate
         self.status(
@@ -614,21 +632,96 @@ class MainWindow(QMainWindow):
         self.player.seek(position)
         self.player.set_loop(self._active_loop())
 
-    def _show_null(self, null: NullResult | None) -> None:
-        self.timeline.canvas.null_regions = []
-        if null is None:
-            self.null_label.setText("Null: not checked")
-            return
+    def _show_null(self) -> None:
+        """The last null check of the stems: its verdict in the status bar, its loudest residual windows on the
+        timeline, what it says of each stem in the lane headers and in the Null dock."""
+        null, check = self.workspace.null, self.workspace.check
         offset = self.stems_offset / self.info.sample_rate if self.info else 0.0
         self.timeline.canvas.null_regions = [
-            {"start_seconds": r["start_seconds"] + offset, "end_seconds": r["end_seconds"] + offset}
-            for r in null.worst_regions
-            if isinstance(r, dict) and "start_seconds" in r
+            {
+                "start_seconds": r["start_seconds"] + offset,
+                "end_seconds": r["end_seconds"] + offset,
+                "peak_dbfs": r.get("peak_dbfs"),
+            }
+            for r in (null.worst_regions if null is not None else [])
+            if isinstance(r, dict) and "start_seconds" in r and "end_seconds" in r
         ]
-        self.timeline.canvas.update()
+        self._show_null_views()
+        if null is None:
+            self.null_label.setText("Null: not checked")
+            self.null_label.setStyleSheet("")
+            return
         peak = null.peak_dbfs
-        self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict})")
+        changed = f"; {', '.join(check.changed)} changed" if check is not None and check.changed else ""
+        self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict}{changed})")
         self.null_label.setStyleSheet("color: #5cb85c;" if null.passed else "color: #e0625e;")
+
+    def _show_null_views(self, live: LiveNull | None = None) -> None:
+        """Each stem's header mark and the Null dock, from the last check and (while playing) the live null: a stem's
+        share of the music, whether its file changed since the certificate, and the residual where it is that
+        stem's edit alone."""
+        null, check = self.workspace.null, self.workspace.check
+        playing = live is not None and live.seconds > 0
+        shares = live.shares() if playing else (null.energy_share if null is not None else {})
+        culprit = check.culprit if check is not None else None
+        residual = live.peak_dbfs if playing else (null.peak_dbfs if null is not None else None)
+        self.timeline.canvas.stem_marks = {
+            name: StemMark(
+                shares.get(name),
+                check is not None and name in check.changed,
+                residual if name == culprit else None,
+                name == culprit,
+            )
+            for name in self.stems
+        }
+        self.timeline.canvas.update()
+        regions = self.timeline.canvas.null_regions
+        self.null_panel.show_null(null, check, list(self.stems), self.project.mix, regions, live if playing else None)
+
+    def goto_null_region(self, index: int, loop: bool = False) -> None:
+        """Play from residual window ``index`` (the timeline's numbering), or loop it."""
+        region = self.timeline.canvas.null_regions[index]
+        if loop:
+            self.loop_region((region["start_seconds"], region["end_seconds"]))
+        self.seek(region["start_seconds"])
+
+    def loop_region(self, span: tuple[float, float]) -> None:
+        """Loop ``span`` (an undoable edit, like Shift+drag) and play from its start."""
+        self.undo.push(LoopCommand(self.set_loop, self.project.view.get("loop"), [float(span[0]), float(span[1])]))
+        self.seek(float(span[0]))
+
+    def check_stems(self) -> Job | None:
+        """Check the stems' files against their certificate in the background (see `tasks.recheck`); when one
+        changed, the null is measured again, and the timeline, the lanes and the player show the files as they are."""
+        folder, song = self.workspace.stems_dir, self.workspace.song
+        if folder is None or song is None:
+            return None
+        self._files_seen = self.workspace.files_signature()
+        self._checking = True
+
+        def done(check: tasks.Recheck) -> None:
+            if not self.workspace.apply_check(check, folder):
+                return
+            if check.measured:  # the files are not the ones playing and drawn: take them again
+                self._reload_player()
+                self._restore_stem_lanes()
+            self._show_null()
+            if check.changed or check.song_changed:
+                self.docks["Null"].raise_()
+                what = ", ".join(check.changed + (["the song"] if check.song_changed else []))
+                self.status(
+                    f"Changed since the certificate: {what}. The Null dock shows where the stems depart.", 15000
+                )
+
+        def ended(job: Job) -> None:
+            self._checking = False
+
+        return self.run_task(tasks.recheck(folder, song), "check-stems", on_done=done, on_end=ended)
+
+    def _watch_files(self) -> None:
+        """A stem's or the song's file written since it was last checked (by another program): check again."""
+        if self.stems and not self._checking and self.workspace.files_signature() != self._files_seen:
+            self.check_stems()
 
     # --- jobs --------------------------------------------------------------------------------------------------------
     def _job_event(self, job: Job, what: str, payload: Any) -> None:
@@ -851,6 +944,7 @@ class MainWindow(QMainWindow):
         if self.midi is not None:
             self.midi.mix = copy.deepcopy(mix)
         self._show_stems_mix(list(self.stems), mix)
+        self._show_null_views()  # the dock says what the mix does to each stem
         if self.player.source is not None:
             self.player.source.set_mix(copy.deepcopy(mix))
 
@@ -942,8 +1036,14 @@ class MainWindow(QMainWindow):
 
     def _player_state(self, state: str) -> None:
         self.play_action.setText("Pause" if state == "playing" else "Play")
+        if state != "playing" and self._live:
+            self._live.clear()
+            self._show_null()  # back to what the last check found
 
     def _tick(self) -> None:
+        self._ticks += 1
+        if self._ticks % WATCH_TICKS == 0:
+            self._watch_files()
         self.mixer.show_levels(self.player.take_levels() if self.player.state == "playing" else None)
         if self.player.source is None:
             return
@@ -952,9 +1052,18 @@ class MainWindow(QMainWindow):
             self.timeline.canvas.playhead = seconds
             self.timeline.canvas.update()
             if self.stems:
-                null = self.player.source.take_null_dbfs()
-                self.null_label.setText(f"Null (live): {'−∞' if null is None else f'{null:.1f}'} dBFS")
-        self.position_label.setText(f"{int(seconds // 60)}:{seconds % 60:04.1f}")
+                self.show_live_null(self.player.source.take_null())
+        self.position_label.setText(clock(seconds))
+
+    def show_live_null(self, block: LiveNull) -> None:
+        """The live null of what was just rendered: the last second's in the status bar, and a few times a second in
+        the lane headers and the Null dock."""
+        self._live.append(block)
+        live = sum(self._live, LiveNull())
+        peak = live.peak_dbfs
+        self.null_label.setText(f"Null (live): {'−∞' if peak is None else f'{peak:.1f}'} dBFS")
+        if self._ticks % 10 == 0 or len(self._live) == 1:
+            self._show_null_views(live)
 
     # --- projects ------------------------------------------------------------------------------------------------------
     def _clean_changed(self, clean: bool) -> None:
@@ -1031,7 +1140,8 @@ class MainWindow(QMainWindow):
         self._restore_stem_lanes()
         self._reload_player()
         if self.stems:
-            self._show_null(self.workspace.null)
+            self._show_null()
+            self.check_stems()
         self.timeline.canvas.loop = self.workspace.loop
         if project.view.get("spp"):
             self.timeline.canvas.spp = float(project.view["spp"])

@@ -182,7 +182,7 @@ def null_residual(
             "end_seconds": round(min(total_frames, (i + 1) * region) / rate, 3),
             "peak_dbfs": _db(float(region_peak[i])),
         }
-        for i in np.argsort(-region_peak, kind="stable")[:worst]
+        for i in np.argsort(-region_peak, kind="stable")[:worst].tolist()  # plain ints: plain floats out
         if region_peak[i] > 0
     ]
     return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, total_frames, share, regions)

@@ -38,6 +38,7 @@ class RemixResult:
     seconds: float
     clipped: int  # samples clipped to full scale (PCM output only)
     certificate: Path | None
+    null: dict | None = None  # the certificate's null section: checked against the mixture, or why not
 
 
 def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict:
@@ -160,7 +161,7 @@ def render_remix(
             "folder; nothing partial was left."
         ) from None
     cert_path = certificate.write_beside(out.parent, cert, [path], name=f"{out.name}.certificate.json")
-    return RemixResult(path, frames, time.monotonic() - started, clipped, cert_path)
+    return RemixResult(path, frames, time.monotonic() - started, clipped, cert_path, null)
 
 
 def _key_tempo(mix: Mix, song_frames: int, frames: int, rate: int) -> dict:

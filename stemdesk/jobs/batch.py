@@ -162,7 +162,7 @@ def _unwind(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _init_worker(settings: BatchSettings) -> None:
+def _init_worker(settings: BatchSettings, coordinator: int) -> None:
     global _WORKER  # one model per worker process, loaded once
     # The coordinator stops a worker with SIGTERM when the batch is interrupted: unwinding removes the song's
     # temporary stem files. Ctrl-C reaches the worker too (the terminal's process group) and unwinds the same way.
@@ -170,6 +170,8 @@ def _init_worker(settings: BatchSettings) -> None:
     if sys.platform.startswith("linux"):  # and if the coordinator dies outright (kill -9), so does the worker
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != coordinator:  # it died while this worker was starting, before the line above could watch it
+        os._exit(1)
     _WORKER = SongWorker(settings)
 
 
@@ -331,7 +333,10 @@ def _run_local(todo, outdir, settings, workers, retries, report, summary) -> Non
     # "spawn": each worker starts clean, sets its own torch thread count and loads the model once.
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=max(1, workers), mp_context=get_context("spawn"), initializer=_init_worker, initargs=(settings,)
+            max_workers=max(1, workers),
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(settings, os.getpid()),
         )
 
     pools = [new_pool()]

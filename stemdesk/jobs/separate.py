@@ -26,8 +26,8 @@ from ..core.postprocess import Binarise, EnergyGate
 from ..core.separator import Separator
 from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
-from ..export.stems import StemsWriter
-from ..io.audio import AudioInfo, iter_blocks, probe
+from ..export.stems import StemsWriter, exact_float_stems, integer_stems
+from ..io.audio import MAX_RATE, MIN_RATE, AudioInfo, iter_blocks, probe
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.formats import OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
@@ -169,6 +169,54 @@ class SeparationEngine:
         except ValueError as error:
             raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
 
+    def _chunker(self, rate: int, options: SeparateOptions) -> Chunker:
+        """The model's (or the ensemble's) separator at ``rate`` with ``options``' post-processing, behind the one
+        chunker."""
+        separator = self.separator(options)
+        return Chunker(
+            lambda x: separator(x, rate).stems,
+            **separator.chunking(rate, options.segment_seconds, options.overlap_seconds),
+        )
+
+    def separate_array(
+        self,
+        audio: np.ndarray,
+        rate: int,
+        options: SeparateOptions,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """audio (channels, length) at ``rate`` → stems (sources, channels, length) that add up to it exactly.
+
+        Integer audio (int16, or int32 as soundfile reads any PCM) gives stems of its own type whose integer sum is
+        the audio, bit for bit (the file writer's rule). Float audio gives float64 stems made by
+        `stemdesk.export.stems.exact_float_stems`: they add up to it exactly, in any order, wherever float64 can
+        hold such parts (every sample of float32 audio or of audio decoded from 16- or 24-bit PCM). ``options``'
+        model settings and post-processing apply; its start, duration and format do not (slice the array)."""
+        audio = np.asarray(audio)
+        bits = {np.dtype(np.int16): 16, np.dtype(np.int32): 32}.get(audio.dtype)
+        if bits is None and audio.dtype.kind != "f":
+            raise AudioError(
+                f"StemDesk separates float or int16/int32 audio, not {audio.dtype}; convert it first "
+                "(for example audio.astype(np.float32) / 32768 for 16-bit integers)."
+            )
+        if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1:
+            raise AudioError(f"The audio must be (channels, samples) with at least one of each, not {audio.shape}.")
+        if not MIN_RATE <= int(rate) <= MAX_RATE:
+            raise AudioError(
+                f"The sample rate {rate} Hz is outside {MIN_RATE}–{MAX_RATE} Hz; resample the audio first."
+            )
+        mix = audio / float(1 << (bits - 1)) if bits else audio.astype(np.float64)
+        if bits is None and not np.isfinite(mix).all():
+            bad = int(np.argwhere(~np.isfinite(mix))[0][1])
+            raise AudioError(
+                f"The audio contains NaN or infinite samples (first at {bad / rate:.3f} s); no stems were made."
+            )
+        stems = self._chunker(int(rate), options).run(torch.from_numpy(mix), progress=progress, cancel=cancel)
+        if bits is None:
+            return exact_float_stems(stems.numpy(), mix)
+        return integer_stems(stems.numpy(), mix, bits).astype(audio.dtype)
+
     def separate_file(
         self,
         path: str | os.PathLike,
@@ -195,11 +243,7 @@ class SeparationEngine:
                 setting="start",
             )
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
-        separator = self.separator(options)
-        chunker = Chunker(
-            lambda x: separator(x, rate).stems,
-            **separator.chunking(rate, options.segment_seconds, options.overlap_seconds),
-        )
+        chunker = self._chunker(rate, options)
 
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
         waiting: deque[torch.Tensor] = deque()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,17 +22,18 @@ import numpy as np
 
 from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
+from ..export.nullcheck import NullResult, null_residual
 from ..export.remix import RemixResult, render_remix
 from ..export.remix import instrumental as write_instrumental
 from ..export.session import write_session
 from ..io.atomic import atomic_folder
-from ..io.formats import OutputFormat
+from ..io.formats import WRITE_FORMATS, OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard
 from ..io.registry import Registry, Written
 from ..io.stems import CERTIFICATE, Stems, find_stems
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
-from ..mixer.mix import Mix
+from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 
 T = TypeVar("T")
@@ -84,11 +86,13 @@ class Extras:
 
 @dataclass
 class Separation:
-    """A separation's result: the stems (with the null check's finding), and the extras written beside them."""
+    """A separation's result: the stems (with the null check's finding), the extras written beside them, and how
+    long loading the model took (0 when it was loaded already)."""
 
     result: SeparateResult
     instrumental: Path | None = None
     sessions: dict[str, Written] = field(default_factory=dict)
+    load_seconds: float = 0.0
 
 
 def write_extras(
@@ -116,6 +120,19 @@ def write_extras(
     return written, sessions
 
 
+def song_folders(songs: Sequence[Path], outdir: Path) -> list[Path]:
+    """Where each of ``songs`` is separated: OUTDIR/<song name>. Raises StemDeskError when two songs share a name
+    (their stems would share a folder)."""
+    names = [Path(p).stem for p in songs]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise StemDeskError(
+            f"Several inputs are named {clashes[0]!r}; their stems would share "
+            f'"{Path(outdir) / clashes[0]}". Rename or separate them one at a time.'
+        )
+    return [Path(outdir) / name for name in names]
+
+
 def separate(
     engines: Engines,
     song: Path,
@@ -138,11 +155,13 @@ def separate(
         if threads is not None and device == "cpu":
             set_threads(threads)
         progress({"message": "loading model"})
+        loading = time.monotonic()
         engine = engines.get(options.model, device)
+        loaded = time.monotonic() - loading
         if on_start is not None:
             on_start(engine.sources)
         result = engine.separate_file(song, folder, options, progress=progress, cancel=cancel, on_block=on_block)
-        made = Separation(result)
+        made = Separation(result, load_seconds=loaded)
         if extras:
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(
@@ -157,6 +176,134 @@ def separate(
         return made
 
     return Task(f"Separate {song.name}", work, device, options.model)
+
+
+def separate_array(
+    engines: Engines, audio: np.ndarray, rate: int, options: SeparateOptions, threads: int | None = None
+) -> Task[dict[str, np.ndarray]]:
+    """Separate ``audio`` (channels, length), held in memory at ``rate``, into {stem: array} that add up to it
+    exactly (see `SeparationEngine.separate_array`); nothing is written."""
+    from ..core.device import resolve_device
+
+    device = str(resolve_device(options.device))
+
+    def work(progress: Progress, cancel: CancelToken) -> dict[str, np.ndarray]:
+        if threads is not None and device == "cpu":
+            set_threads(threads)
+        progress({"message": "loading model"})
+        engine = engines.get(options.model, device)
+        stems = engine.separate_array(audio, rate, options, progress=progress, cancel=cancel)
+        return dict(zip(engine.sources, stems))
+
+    return Task("Separate audio", work, device, options.model)
+
+
+def nullcheck(mix: Path, stems: Sequence[Path], regions: int = 5) -> Task[NullResult]:
+    """The null check of stem files against the mixture (`stemdesk.export.nullcheck.null_residual`); ``stems`` may
+    be one folder of stems, and ``regions`` is how many of the loudest residual windows to list."""
+    if regions < 0:
+        raise StemDeskError("The number of residual windows to list must be 0 or more.")
+
+    def work(progress: Progress, cancel: CancelToken) -> NullResult:
+        paths, names = [Path(p) for p in stems], None
+        if len(paths) == 1 and paths[0].is_dir():
+            found = find_stems(paths[0])
+            paths, names = found.paths, found.names
+        return null_residual(Path(mix), paths, worst=regions, names=names)
+
+    return Task(f"Null check {Path(mix).name}", work, "io")
+
+
+@dataclass
+class Recheck:
+    """A folder of stems checked against its certificate: which files are no longer the ones it hashed, and the null
+    of the files as they are (measured again when anything changed or there is no certificate; else the
+    certificate's own)."""
+
+    null: NullResult
+    changed: list[str] = field(default_factory=list)  # stems whose file is not the one the certificate hashed
+    song_changed: bool = False  # the song is not the file the certificate hashed
+    certified: NullResult | None = None  # the null the certificate recorded (None: no readable certificate)
+    measured: bool = False  # ``null`` was measured now, on the files
+
+    @property
+    def culprit(self) -> str | None:
+        """The stem whose edit the residual is, when that can be said: the certified stems nulled, the song is the
+        same file, and only this stem's file changed since. Then Σ stems − mix is exactly what changed in it. With
+        two changed files it is their edits together, which no measurement can split between them."""
+        if self.certified is None or not self.certified.passed or self.song_changed or len(self.changed) != 1:
+            return None
+        return self.changed[0]
+
+
+def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
+    """Check the stems in ``stems_dir`` against their certificate (sha256 of each file and of ``song``) and, when
+    any differ or nothing certifies them, measure their null against ``song`` again (the same excerpt of it), with
+    the ``regions`` loudest residual windows."""
+    from ..io.model_store import sha256_file
+    from ..io.stems import read_certificate
+
+    def work(progress: Progress, cancel: CancelToken) -> Recheck:
+        found = find_stems(stems_dir)
+        try:
+            cert = read_certificate(Path(stems_dir))
+            hashes = {o["file"]: o["sha256"] for o in cert.get("outputs", [])} if cert.get("kind") == "stems" else {}
+            certified = NullResult.from_dict(cert["null"]) if hashes else None
+            source = str((cert.get("source") or {}).get("sha256") or "")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            hashes, certified, source = {}, None, ""
+        if certified is not None:
+            changed = [
+                name for name, path in zip(found.names, found.paths) if sha256_file(path) != hashes.get(path.name)
+            ]
+            song_changed = bool(source) and sha256_file(Path(song)) != source
+            if not changed and not song_changed:
+                return Recheck(certified, certified=certified)
+        else:
+            changed, song_changed = [], False
+        cancel.raise_if_cancelled()
+        null = null_residual(Path(song), found.paths, found.start, found.info.frames, worst=regions, names=found.names)
+        return Recheck(null, changed, song_changed, certified, measured=True)
+
+    return Task(f"Check the stems of {Path(song).name}", work, "io")
+
+
+def remix_mix(
+    stems: Stems,
+    preset_name: str | None = None,
+    amount: float = 6.0,
+    mix: Mix | None = None,
+    vocals: float | None = None,
+    semitones: float | None = None,
+    tempo: float | None = None,
+) -> Mix:
+    """The mix a remix renders: a preset (with ``amount`` dB for vocal-up and vocal-down) or ``mix`` (default:
+    unity), then the vocal level, key and tempo if given. Raises MixError for values out of range."""
+    if preset_name is not None and mix is not None:
+        raise StemDeskError("Give a preset or a mix, not both.")
+    if preset_name is not None:
+        made = preset(preset_name, stems.names, amount)
+    else:
+        made = copy.deepcopy(mix) if mix is not None else Mix()
+    if vocals is not None:
+        made.vocal_db = vocals
+    if semitones is not None:
+        made.set_control("master/semitones", semitones)
+    if tempo is not None:
+        made.set_control("master/tempo", tempo)
+    return made
+
+
+def remix_format(stems: Stems, output: Path, name: str | None = None, depth: str | None = None) -> OutputFormat:
+    """The format a remix is written in: ``name`` (default: the output's extension, else the stems' own format) at
+    ``depth`` (default: the stems' own depth when the format has it, so a unity mix stays exact)."""
+    if name is None and output.suffix.lower().lstrip(".") in WRITE_FORMATS:
+        name = output.suffix.lower().lstrip(".")  # karaoke.flac means FLAC
+    if name is None:
+        return OutputFormat.parse(stems.format().name, depth) if depth else stems.format()
+    if depth is None and stems.format().depth in WRITE_FORMATS.get(name.lower(), ("", {}))[1]:
+        depth = stems.format().depth
+    return OutputFormat.parse(name, depth)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from ..io.stems import CERTIFICATE, find_stems
 from ..jobs.separate import SeparateResult
 from ..mixer.mix import Mix
 from . import project as projects
+from .tasks import Recheck
 
 
 class SongMissing(StemDeskError):
@@ -52,6 +53,7 @@ class Workspace:
         self.stems_offset = 0  # where the stems start in the song, in samples (excerpts)
         self.stems_frames = 0  # how long they are
         self.null: NullResult | None = None  # what the last null check of these stems found
+        self.check: Recheck | None = None  # the last check of the stems' files against their certificate
         self.changed = False
 
     # --- what is open ------------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ class Workspace:
 
     def _song(self, info: AudioInfo) -> None:
         self.info = info
-        self.stems, self.stems_offset, self.stems_frames, self.null = {}, 0, 0, None
+        self.stems, self.stems_offset, self.stems_frames, self.null, self.check = {}, 0, 0, None, None
         self.changed = False
 
     def open_project(self, project: projects.Project) -> Opened:
@@ -126,11 +128,32 @@ class Workspace:
         self.stems = {path.stem: path for path in result.outputs}
         self.stems_offset = int(round(start_seconds * result.info.sample_rate))
         self.stems_frames = result.frames
-        self.null = result.null
+        self.null, self.check = result.null, None
         self.project.view["stems_offset"] = self.stems_offset
         self.project.stems_dir = str(result.outputs[0].parent)
         self.project.model = result.model
         self.changed = True
+
+    def files_signature(self) -> tuple:
+        """What changes when the song's or a stem's file is written or replaced: each one's size, time and inode.
+        Comparing two tells a front end to check the stems again (`tasks.recheck`)."""
+
+        def stat(path: Path) -> tuple:
+            try:
+                info = path.stat()
+            except OSError:
+                return (str(path),)
+            return (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+
+        return tuple(stat(p) for p in [*([self.song] if self.song else []), *self.stems.values()])
+
+    def apply_check(self, check: Recheck, stems_dir: Path) -> bool:
+        """The result of checking ``stems_dir`` becomes what is known of the stems, if they are still the
+        workspace's (False: it came too late, the stems are others now)."""
+        if self.stems_dir is None or Path(stems_dir) != self.stems_dir:
+            return False
+        self.check, self.null = check, check.null
+        return True
 
     @property
     def has_whole_song_stems(self) -> bool:

@@ -364,8 +364,10 @@ def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     played = np.concatenate([source.read(4096) for _ in range(30)], axis=-1)
     assert played.shape[-1] == 2 * rate
     assert np.abs(played - mixture).max() < 1e-6
-    null = source.take_null_dbfs()
-    assert null is None or null < -138
+    null = source.take_null()
+    assert abs(null.seconds - 2.0) < 1e-9 and set(null.stem_energy) == {"s0", "s1", "s2"}
+    assert null.peak_dbfs is None or null.peak_dbfs < -138
+    assert abs(null.shares()["s2"] - 0.25 / 0.375) < 1e-3  # 0.5² of the energy against 0.25² + 0.25² + 0.5²
     source.loop = (rate // 2, rate)
     source.seek(rate // 2)
     looped = np.concatenate([source.read(1000) for _ in range(60)], axis=-1)
@@ -1160,6 +1162,117 @@ def test_the_worst_null_regions_are_marked_on_the_timeline(qtbot, window, tmp_pa
     assert regions and all(0 <= r["start_seconds"] < r["end_seconds"] <= 5.0 for r in regions)
     assert "passed" in window.null_label.text() or "bit-exact" in window.null_label.text()
     window.timeline.canvas.repaint()
+
+
+def test_a_stem_edited_on_disk_is_marked_where_it_departs_and_a_click_on_the_mark_plays_from_there(
+    qtbot, window, tmp_path
+):
+    """Issue 25: after a separation, a click written into the drums' file by another program is noticed. The stems
+    are checked against their certificate again: the drums lane says its file changed, the residual window holding
+    the click becomes flag 1 on the ruler and a row of the Null dock, with its time and peak. Clicking the flag moves
+    the playhead there, Shift+click loops it, a click on the dock's row seeks too. Played there, the live null is the
+    click, and the residual is put on the drums alone (the only file that changed). The screenshot is kept in
+    /tmp/null-markers.png to look at."""
+    import math
+
+    path = real_song(tmp_path, seconds=6.0)
+    window.open_song(path)
+    separate(qtbot, window)
+    canvas, panel = window.timeline.canvas, window.null_panel
+    assert canvas.null_regions == [] and "bit-exact" in window.null_label.text()
+    assert panel.windows.rowCount() == 0 and panel.stems.item(1, 1).text() == "as certified"
+    assert not any(mark.changed for mark in canvas.stem_marks.values())
+    drums, rate = sf.read(str(window.stems["drums"]), dtype="int16")
+    at = int(4.3 * rate)
+    click = np.abs(20000 - drums[at : at + 3].astype(np.int64)).max() / 32768
+    drums[at : at + 3] = 20000
+    sf.write(str(window.stems["drums"]), drums, rate, subtype="PCM_16")
+
+    qtbot.waitUntil(lambda: bool(canvas.null_regions), timeout=20_000)  # the window's own watch noticed it
+    assert len(canvas.null_regions) == 1
+    region = canvas.null_regions[0]
+    assert (region["start_seconds"], region["end_seconds"]) == (4.0, 5.0)
+    assert abs(region["peak_dbfs"] - 20 * math.log10(click)) < 0.01
+    assert "FAILED" in window.null_label.text() and "drums changed" in window.null_label.text()
+    assert canvas.stem_marks["drums"].changed and canvas.stem_marks["drums"].culprit
+    assert not canvas.stem_marks["vocals"].changed and canvas.stem_marks["vocals"].share is not None
+    assert panel.windows.rowCount() == 1 and panel.windows.item(0, 1).text() == "0:04.0"
+    assert panel.windows.item(0, 3).text() == f"{region['peak_dbfs']:.1f}".replace("-", "−")
+    assert "residual is exactly the edit to drums" in panel.summary.text()
+    assert panel.stems.item(1, 1).text() == "changed: the residual is its edit"
+    assert panel.stems.item(0, 1).text() == "as certified"
+
+    flag = canvas.null_flag_rect(0)
+    assert flag.left() == canvas.x_of(4.0) and canvas.null_marker_rect(0).left() == flag.left()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=flag.center().toPoint())
+    assert canvas.playhead == 4.0 and window.player.source.position == 4 * rate
+    assert window.workspace.loop is None  # a plain click seeks, it does not loop
+    window.seek(0.0)
+    on_ruler = canvas.null_marker_rect(0).center().toPoint()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, on_ruler)
+    assert window.workspace.loop == (4.0, 5.0) and window.loop_action.isChecked() and canvas.playhead == 4.0
+    window.undo.undo()
+    assert window.workspace.loop is None
+    window.seek(0.0)
+    panel.windows.cellClicked.emit(0, 1)  # the dock's row
+    assert canvas.playhead == 4.0
+
+    # the player reads the files as they are now: playing the window, the live null is the click
+    source = window.player.source
+    source.seek(4 * rate)
+    for _ in range(rate // 1024):
+        source.read(1024)
+    live = source.take_null()
+    assert abs(live.peak_dbfs - 20 * math.log10(click)) < 0.01
+    window.show_live_null(live)
+    assert window.null_label.text().startswith("Null (live): ")
+    assert canvas.stem_marks["drums"].residual_dbfs == live.peak_dbfs and canvas.stem_marks["vocals"].culprit is False
+
+    window.docks["Null"].raise_()
+    window.seek(4.0)
+    qtbot.wait(50)
+    shot = window.grab()
+    shot.save("/tmp/null-markers.png")
+    image = shot.toImage()
+    inside = canvas.mapTo(window, QPoint(int(flag.left()) + 2, int(flag.top()) + 2))
+    colour = image.pixelColor(inside.x(), inside.y())
+    assert colour.red() > 200 and colour.green() < 130, colour.name()  # the red flag, where the click is
+
+
+def test_playing_a_looped_residual_window_shows_the_live_null_on_the_edited_stem(qtbot, pulse, window, tmp_path):
+    """Through the audio device: Shift+click the flag of the window holding a click written into the bass, press
+    play, and the status bar's live null and the bass lane's header show the click's level while the loop plays;
+    the other lanes show none. Stopping brings back what the check found."""
+    import math
+
+    window.open_song(real_song(tmp_path, seconds=5.0))
+    separate(qtbot, window)
+    bass, rate = sf.read(str(window.stems["bass"]), dtype="int16")
+    at = int(2.5 * rate)
+    click = np.abs(16000 - bass[at].astype(np.int64)).max() / 32768
+    bass[at] = 16000
+    sf.write(str(window.stems["bass"]), bass, rate, subtype="PCM_16")
+    canvas = window.timeline.canvas
+    qtbot.waitUntil(lambda: bool(canvas.null_regions), timeout=20_000)
+    qtbot.mouseClick(
+        canvas,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.ShiftModifier,
+        canvas.null_flag_rect(0).center().toPoint(),
+    )
+    assert window.workspace.loop == (2.0, 3.0)
+    level = f"{20 * math.log10(click):.1f}"
+    window.player_toggle()
+    try:
+        qtbot.waitUntil(lambda: window.null_label.text() == f"Null (live): {level} dBFS", timeout=10_000)
+        qtbot.waitUntil(lambda: canvas.stem_marks["bass"].residual_dbfs is not None, timeout=5_000)
+        assert f"{canvas.stem_marks['bass'].residual_dbfs:.1f}" == level
+        assert all(canvas.stem_marks[name].residual_dbfs is None for name in ("vocals", "drums", "other"))
+        assert window.null_panel.live.text().startswith(f"Live: residual peak {level.replace('-', '−')} dBFS")
+    finally:
+        window.stop()
+    assert window.null_panel.live.text() == "Live: not playing."
+    assert "bass changed" in window.null_label.text()
 
 
 @pytest.mark.slow

@@ -205,3 +205,30 @@ def test_a_task_runs_on_the_queue_of_its_device(song_file, tmp_path):
     assert tasks.install_model("htdemucs").device == "network"
     with pytest.raises(StemDeskError, match="Unknown model"):
         tasks.install_model("nope")
+
+
+def test_a_recheck_names_the_changed_stem_and_finds_where_the_stems_depart(engines, song_file, tmp_path):
+    """The certificate hashes every stem: a stem edited on disk is found, the null is measured again on the files as
+    they are, and with one changed file the residual is that file's edit (two edits cannot be told apart)."""
+    song = song_file(seconds=5.0)
+    made = separate(engines, song, tmp_path / "stems", format=OutputFormat.parse("wav", "16"))
+    workspace = Workspace(settings={})
+    workspace.open_song(song)
+    workspace.adopt(made.result)
+    before = workspace.files_signature()
+    clean = tasks.recheck(tmp_path / "stems", song).run()
+    assert not clean.measured and clean.changed == [] and clean.null.bit_exact and clean.culprit is None
+    drums, rate = sf.read(str(tmp_path / "stems" / "drums.wav"), dtype="int16")
+    drums[int(2.4 * rate), :] = 12000
+    sf.write(str(tmp_path / "stems" / "drums.wav"), drums, rate, subtype="PCM_16")
+    assert workspace.files_signature() != before
+    check = tasks.recheck(tmp_path / "stems", song).run()
+    assert check.measured and check.changed == ["drums"] and check.culprit == "drums" and not check.song_changed
+    assert not check.null.passed and check.certified.bit_exact
+    assert check.null.worst_regions[0]["start_seconds"] == 2.0 and len(check.null.worst_regions) == 1
+    assert workspace.apply_check(check, tmp_path / "stems") and workspace.null is check.null
+    assert not workspace.apply_check(check, tmp_path / "elsewhere")  # late news of other stems is dropped
+    bass, _ = sf.read(str(tmp_path / "stems" / "bass.wav"), dtype="int16")
+    sf.write(str(tmp_path / "stems" / "bass.wav"), bass // 2, rate, subtype="PCM_16")
+    both = tasks.recheck(tmp_path / "stems", song).run()
+    assert both.changed == ["drums", "bass"] and both.culprit is None
