@@ -206,6 +206,8 @@ class MainWindow(QMainWindow):
         self._live: deque[LiveNull] = deque(maxlen=LIVE_TICKS)  # the live null of the last ticks while playing
         self._files_seen: tuple = ()  # the song's and stems' files as last checked
         self._checking = False  # a check of the stems against their certificate is running
+        self._separating = 0  # separations of the open song running (they write the files being watched)
+        self._stems_made = 0  # counts the stems the workspace took on, so a check of earlier ones is dropped
         self.tick = QTimer(self)
         self.tick.timeout.connect(self._tick)
         self.tick.start(TICK_MS)
@@ -489,6 +491,7 @@ class MainWindow(QMainWindow):
         self._add_recent(path)
         self.null_label.setText("Null: no stems yet")
         self.null_label.setStyleSheet("")
+        self._stems_made += 1
         self._show_null_views()
         self._show_stems_folder()
         self.status(f"Opened {path.name}: {info.seconds:.1f} s, {info.sample_rate} Hz, {info.channels} ch.")
@@ -587,6 +590,7 @@ class MainWindow(QMainWindow):
             self._separation_done(made, start)
 
         def ended(job: Job) -> None:
+            self._separating -= 1
             if job.status != "done" and not keep:
                 self._restore_stem_lanes()
 
@@ -601,6 +605,7 @@ class MainWindow(QMainWindow):
         )
         title = f"{'Audition' if audition else 'Separate'} {source.name}" + (f" ({label})" if selection else "")
         task.title = title
+        self._separating += 1
         job = self.run_task(task, "separate", on_done=done, on_end=ended, finished=self.separation_finished)
         self.docks["Jobs"].raise_()
         return job
@@ -616,6 +621,7 @@ class MainWindow(QMainWindow):
         self._show_stems_mix(list(self.stems), self.project.mix)
         self._reload_player()
         self._files_seen = self.workspace.files_signature()
+        self._stems_made += 1
         self._show_null()
         self._set_dirty(True)
         seconds = result.frames / result.info.sample_rate
@@ -698,13 +704,17 @@ class MainWindow(QMainWindow):
             return None
         self._files_seen = self.workspace.files_signature()
         self._checking = True
+        made = self._stems_made
 
         def done(check: tasks.Recheck) -> None:
-            if not self.workspace.apply_check(check, folder):
-                return
+            if made != self._stems_made or not self.workspace.apply_check(check, folder):
+                return  # these stems were replaced while they were checked
             if check.measured:  # the files are not the ones playing and drawn: take them again
+                playing = self.player.state == "playing"
                 self._reload_player()
                 self._restore_stem_lanes()
+                if playing:
+                    self.player.play()
             self._show_null()
             if check.changed or check.song_changed:
                 self.docks["Null"].raise_()
@@ -719,9 +729,16 @@ class MainWindow(QMainWindow):
         return self.run_task(tasks.recheck(folder, song), "check-stems", on_done=done, on_end=ended)
 
     def _watch_files(self) -> None:
-        """A stem's or the song's file written since it was last checked (by another program): check again."""
-        if self.stems and not self._checking and self.workspace.files_signature() != self._files_seen:
+        """A stem's or the song's file written since it was last checked (by another program): check again. Not
+        while a separation of the song runs: it is writing them."""
+        if not self.stems or self._checking or self._separating:
+            return
+        if self.workspace.files_signature() != self._files_seen:
             self.check_stems()
+
+    def _live_null(self) -> LiveNull | None:
+        """The live null of the last second played, while playing."""
+        return sum(self._live, LiveNull()) if self._live else None
 
     # --- jobs --------------------------------------------------------------------------------------------------------
     def _job_event(self, job: Job, what: str, payload: Any) -> None:
@@ -944,7 +961,7 @@ class MainWindow(QMainWindow):
         if self.midi is not None:
             self.midi.mix = copy.deepcopy(mix)
         self._show_stems_mix(list(self.stems), mix)
-        self._show_null_views()  # the dock says what the mix does to each stem
+        self._show_null_views(self._live_null())  # the dock says what the mix does to each stem
         if self.player.source is not None:
             self.player.source.set_mix(copy.deepcopy(mix))
 
@@ -1059,7 +1076,7 @@ class MainWindow(QMainWindow):
         """The live null of what was just rendered: the last second's in the status bar, and a few times a second in
         the lane headers and the Null dock."""
         self._live.append(block)
-        live = sum(self._live, LiveNull())
+        live = sum(self._live, LiveNull())  # over the last second
         peak = live.peak_dbfs
         self.null_label.setText(f"Null (live): {'−∞' if peak is None else f'{peak:.1f}'} dBFS")
         if self._ticks % 10 == 0 or len(self._live) == 1:

@@ -29,9 +29,9 @@ from ..export.session import write_session
 from ..io.atomic import atomic_folder
 from ..io.formats import WRITE_FORMATS, OutputFormat
 from ..io.installable import INSTALLABLE
-from ..io.model_store import ModelCard
+from ..io.model_store import ModelCard, sha256_file
 from ..io.registry import Registry, Written
-from ..io.stems import CERTIFICATE, Stems, find_stems
+from ..io.stems import CERTIFICATE, Stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
@@ -228,20 +228,20 @@ class Recheck:
 
     @property
     def culprit(self) -> str | None:
-        """The stem whose edit the residual is, when that can be said: the certified stems nulled, the song is the
-        same file, and only this stem's file changed since. Then Σ stems − mix is exactly what changed in it. With
-        two changed files it is their edits together, which no measurement can split between them."""
-        if self.certified is None or not self.certified.passed or self.song_changed or len(self.changed) != 1:
+        """The stem whose edit the residual is, when that can be said: the certified stems nulled (bit-exact, or in
+        float to the certificate's rounding; lossy stems never null), the song is the same file, and only this stem's
+        file changed since. Then Σ stems − mix is what changed in it. With two changed files it is their edits
+        together, which no measurement can split between them."""
+        certified = self.certified
+        if certified is None or not certified.passed or certified.domain == "lossy":
             return None
-        return self.changed[0]
+        return self.changed[0] if len(self.changed) == 1 and not self.song_changed else None
 
 
 def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
     """Check the stems in ``stems_dir`` against their certificate (sha256 of each file and of ``song``) and, when
     any differ or nothing certifies them, measure their null against ``song`` again (the same excerpt of it), with
     the ``regions`` loudest residual windows."""
-    from ..io.model_store import sha256_file
-    from ..io.stems import read_certificate
 
     def work(progress: Progress, cancel: CancelToken) -> Recheck:
         found = find_stems(stems_dir)
