@@ -101,8 +101,25 @@ def main() -> None:
     if args.speed:
         lines += speed_lines(args.models.split(",")[0], args.threads)
     (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "quality.md").write_text("\n".join(lines) + "\n")
+    page = ROOT / "docs" / "quality.md"
+    page.write_text("\n".join(lines + kept_sections(page)) + "\n")
     print("\n".join(lines))
+
+
+# The sections of docs/quality.md this script writes; the others (written by hand from other benchmarks, such as
+# benchmarks/ensemble.py's) are kept when it rewrites the page.
+OWN_SECTIONS = ("Speed and memory",)
+
+
+def kept_sections(page: Path) -> list[str]:
+    """The lines of the page's "## " sections that this script does not write, to put back after its own."""
+    if not page.is_file():
+        return []
+    kept: list[str] = []
+    for section in page.read_text().split("\n## ")[1:]:
+        if section.split("\n", 1)[0].strip() not in OWN_SECTIONS:
+            kept += ["", f"## {section.rstrip()}"]
+    return kept
 
 
 def speed_lines(model: str, threads: int) -> list[str]:
