@@ -167,27 +167,31 @@ class MainWindow(QMainWindow):
         self.null_panel.seek_requested.connect(self.seek)
         self.null_panel.loop_requested.connect(self.loop_region)
         self.docks = {}
-        for title, widget, area in (
-            ("Mixer", self.mixer, Qt.DockWidgetArea.BottomDockWidgetArea),
-            ("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
-            ("Null", self.null_panel, Qt.DockWidgetArea.BottomDockWidgetArea),
-            ("Models", self.models_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-            ("Trainer", self.trainer, Qt.DockWidgetArea.RightDockWidgetArea),
-            ("Settings", self.settings_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        for title, widget in (
+            ("Mixer", self.mixer),
+            ("Jobs", self.jobs_panel),
+            ("Null", self.null_panel),
+            ("Models", self.models_panel),
+            ("Trainer", self.trainer),
+            ("Settings", self.settings_panel),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(title)
             dock.setWidget(widget)
-            self.addDockWidget(area, dock)
             self.docks[title] = dock
-        self.tabifyDockWidget(self.docks["Models"], self.docks["Trainer"])
-        self.tabifyDockWidget(self.docks["Trainer"], self.docks["Settings"])
-        self.docks["Models"].raise_()
+        # placed once each: a dock added to an area and then moved into a tab group left a stray tab bar painted
+        # over the mixer
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.docks["Mixer"])
         self.splitDockWidget(self.docks["Mixer"], self.docks["Jobs"], Qt.Orientation.Horizontal)
         self.tabifyDockWidget(self.docks["Jobs"], self.docks["Null"])
         self.docks["Jobs"].raise_()
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.docks["Models"])
+        self.tabifyDockWidget(self.docks["Models"], self.docks["Trainer"])
+        self.tabifyDockWidget(self.docks["Trainer"], self.docks["Settings"])
+        self.docks["Models"].raise_()
         self.resizeDocks([self.docks["Mixer"]], [330], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["Mixer"], self.docks["Jobs"]], [620, 520], Qt.Orientation.Horizontal)
+        # the mixer's four strips and the master fit without scrolling at 1280 px
+        self.resizeDocks([self.docks["Mixer"], self.docks["Jobs"]], [730, 410], Qt.Orientation.Horizontal)
 
         self._build_actions()
         self.null_label = QLabel("Null: no stems yet")
