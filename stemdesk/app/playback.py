@@ -77,6 +77,15 @@ class LiveNull:
         )
 
 
+def _last_at(anchors: deque, at: float, default: tuple) -> tuple:
+    """The last of ``anchors`` (tuples in rising order of their first item, a frame) that starts at or before ``at``;
+    ``default`` when none does."""
+    for anchor in reversed(anchors):
+        if anchor[0] <= at:
+            return anchor
+    return default
+
+
 class MixSource:
     """Thread-safe source of mixed audio at a position, with loop support. No Qt: tested on its own."""
 
@@ -136,11 +145,7 @@ class MixSource:
     def song_frame_at(self, played: float) -> float:
         """The song frame heard at device frame ``played`` (of those handed out, the recent ones)."""
         with self._map_lock:
-            at, frame, tempo = self._song_map[0]
-            for anchor in reversed(self._song_map):
-                if anchor[0] <= played:
-                    at, frame, tempo = anchor
-                    break
+            at, frame, tempo = _last_at(self._song_map, played, self._song_map[0])
         return frame + max(0.0, played - at) * tempo
 
     def read(self, frames: int) -> np.ndarray:
@@ -218,11 +223,7 @@ class MixSource:
 
     def _song_frame(self, pushed: float) -> float:
         """The song frame that KeyTempo input frame ``pushed`` came from."""
-        at, frame = self._runs[0] if self._runs else (0, self.position)
-        for run in reversed(self._runs):
-            if run[0] <= pushed:
-                at, frame = run
-                break
+        at, frame = _last_at(self._runs, pushed, self._runs[0] if self._runs else (0, self.position))
         return frame + pushed - at
 
     def _render(self, n: int) -> tuple[np.ndarray, dict[str, Levels]]:
