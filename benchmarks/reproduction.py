@@ -1,11 +1,15 @@
-"""Reproduction table: every seed estimator trained with the same CPU budget on the same songs, next to the oracles.
+"""Reproduction table: every seed method's recipe trained with the same CPU budget on the same songs, next to the
+oracles.
 
-    .venv/bin/python benchmarks/reproduction.py [--minutes 4] [--only roma_cnn1,unet] [--threads 1]
+    .venv/bin/python benchmarks/reproduction.py [--minutes 4] [--only roma-cnn1,pretet-unet] [--threads 1]
 
-Training songs and validation songs come from ../shared/data, split by song exactly as for the shipped models
-(stemdesk/training/default_models.py). Each system trains for ``--minutes`` of wall-clock time on one thread, is exported as
-a model ``repro-<system>`` into the user's models folder (so `stemdesk separate --model repro-<system>` runs it),
-and is scored on the validation songs:
+The systems are the recipes of `stemdesk train --recipe` (stemdesk/training/recipes.py), trained from scratch by the
+same code (`stemdesk.training.scratch.train_recipe`: pre-training stage, objective, augmentation), so a row is what
+`stemdesk train --recipe NAME` makes with that budget. Training songs and validation songs come from ../shared/data,
+split by song exactly as for the shipped models (stemdesk/training/default_models.py). Each system trains for
+``--minutes`` of wall-clock time on one thread, is exported as a model ``repro-<recipe>`` into the user's models
+folder (so `stemdesk separate --model repro-<recipe>` runs it, with the post-processing its card asks for), and is
+scored on the validation songs with that post-processing:
 
 - uSDR (global SDR per song, the MDX definition), median over songs, on whole songs;
 - BSS Eval v4 (museval) median-over-frames SDR / SIR / SAR on a 20-second vocal excerpt of the five validation
@@ -14,8 +18,9 @@ and is scored on the validation songs:
 
 4-stem systems are also scored on vocals / accompaniment (the sum of their other stems), so every row has those
 two columns. The oracles (IRM, IBM at the same STFT as the shipped model, MIX) need no training. Results go to
-benchmarks/results/reproduction.json and docs/reproduction.md. A system that was already trained (its model
-exists with the same config and budget) is only re-scored; pass --retrain to train again.
+benchmarks/results/reproduction.json and to the results section of docs/reproduction.md (the method section above
+it is kept). A system that was already trained (its model exists with the same config and budget) is only
+re-scored; pass --retrain to train again.
 """
 
 from __future__ import annotations
@@ -34,140 +39,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stemdesk.core.chunker import Chunker  # noqa: E402
-from stemdesk.core.estimators import build_estimator  # noqa: E402
 from stemdesk.core.metrics import usdr  # noqa: E402
-from stemdesk.core.postprocess import oracle_masks  # noqa: E402
+from stemdesk.core.postprocess import PostProcessing, oracle_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT, STFTConfig  # noqa: E402
 from stemdesk.io.model_store import find_model, load_estimator, user_models_dir  # noqa: E402
-from stemdesk.training.dataset import load_songs  # noqa: E402
+from stemdesk.training.dataset import data_terms, load_songs, song_folder  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
 from stemdesk.training.metrics import bss_eval_v4  # noqa: E402
-from stemdesk.training.train import TrainConfig, Trainer, export_model, regroup, source_map  # noqa: E402
+from stemdesk.training.recipes import PAPER_RECIPES  # noqa: E402
+from stemdesk.training.scratch import ScratchRequest, card_facts, plan, record_budget, train_recipe  # noqa: E402
+from stemdesk.training.train import export_model, regroup, source_map  # noqa: E402
 
 TWO = ["vocals", "accompaniment"]
-AT22 = {"sample_rate": 22050}
 
-# Each system as its paper describes it, sized to train on one CPU core in minutes.
-SYSTEMS: dict[str, dict] = {
-    "deep_karaoke": {
-        "estimator": "deep_karaoke",
-        "paper": "Simpson et al. 2015",
-        "config": {
-            "sources": TWO,
-            "stft": {"n_fft": 2048, "hop": 512},
-            "window": 20,
-            "filters": [8, 16],
-            "hidden": 128,
-            "alpha": 0.5,
-        },
-    },
-    "roma_cnn1": {
-        "estimator": "roma_cnn",
-        "paper": "Roma et al. 2018 (cnn1: sigmoid + MSE)",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 2048, "hop": 256, **AT22},
-            "head": "cnn1",
-            "context_frames": 11,
-            "filters": [16, 16],
-            "hidden": 256,
-        },
-    },
-    "roma_cnn2": {
-        "estimator": "roma_cnn",
-        "paper": "Roma et al. 2018 (cnn2: softmax + NLL, binary)",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 2048, "hop": 256, **AT22},
-            "head": "cnn2",
-            "context_frames": 11,
-            "filters": [16, 16],
-            "hidden": 256,
-        },
-    },
-    "roma_dnn": {
-        "estimator": "roma_cnn",
-        "paper": "Roma et al. 2018 (DNN baseline, 5 frames)",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 2048, "hop": 256, **AT22},
-            "head": "cnn1",
-            "context_frames": 5,
-            "filters": [],
-            "hidden": 256,
-        },
-    },
-    "lin_cnn": {
-        "estimator": "lin_cnn",
-        "paper": "Lin et al. 2018",
-        "config": {
-            "sources": TWO,
-            "stft": {"n_fft": 4096, "win_length": 1024, "hop": 256, **AT22},
-            "context_frames": 9,
-            "filters": [8, 16],
-            "hidden": 256,
-            "theta": None,
-        },
-    },
-    "open_unmix": {
-        "estimator": "open_unmix",
-        "paper": "Open-Unmix BiLSTM (George et al. baseline), L1",
-        "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "hidden": 128, "layers": 2},
-    },
-    "open_unmix_dual": {
-        "estimator": "open_unmix",
-        "paper": "Open-Unmix BiLSTM, dual loss (0.9 mag + 0.1 time)",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 4096, "hop": 1024},
-            "hidden": 128,
-            "layers": 2,
-            "objective": "dual",
-        },
-    },
-    "transformer": {
-        "estimator": "open_unmix",
-        "paper": "Open-Unmix with a transformer trunk",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 4096, "hop": 1024},
-            "hidden": 128,
-            "layers": 2,
-            "trunk": "transformer",
-        },
-    },
-    "unet": {
-        "estimator": "unet",
-        "paper": "Spleeter U-Net (Jansson et al.; Prétet et al. 2018), base 8",
-        "config": {"sources": SOURCES, "stft": {"n_fft": 4096, "hop": 1024}, "base": 8, "patch": 256, "max_bins": 1024},
-    },
-    "densenet": {
-        "estimator": "densenet",
-        "paper": "DenseNet (Takahashi & Mitsufuji 2017)",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 4096, "hop": 1024},
-            "growth": 8,
-            "layers": 2,
-            "levels": 3,
-            "max_bins": 1024,
-        },
-    },
-    "mmdensenet": {
-        "estimator": "mmdensenet",
-        "paper": "MMDenseNet (Takahashi & Mitsufuji 2017)",
-        "config": {
-            "sources": SOURCES,
-            "stft": {"n_fft": 4096, "hop": 1024},
-            "growth": 8,
-            "layers": 2,
-            "levels": 3,
-            "max_bins": 1024,
-            "bands": [0, 128, 384],
-        },
-    },
-}
+# Each system is a recipe of `stemdesk train` (its paper's settings, sized to train on one CPU core).
+SYSTEMS = {name: f"{recipe.paper} ({recipe.variant})" for name, recipe in PAPER_RECIPES.items()}
+# The generated part of docs/reproduction.md starts at this line; everything above it is written by hand.
+RESULTS_MARKER = "<!-- Everything below is written by benchmarks/reproduction.py. -->"
 ORACLE_STFT = STFTConfig(n_fft=4096, hop=1024)
 EXCERPT_SECONDS = 20.0
 BSS_SONGS = 5
@@ -252,8 +141,13 @@ def oracle_row(kind: str, songs) -> dict:
     return row
 
 
-def speed(estimator, seconds: float = 30.0) -> float:
-    separator = Separator(estimator)
+def separator_for(estimator, card) -> Separator:
+    """The separator `stemdesk separate` builds for a model: with the post-processing its card asks for."""
+    post = PostProcessing.from_card(card.raw.get("postprocessing"))
+    return Separator(estimator, "cpu", post.steps(estimator.sources), post.wiener)
+
+
+def speed(separator: Separator, seconds: float = 30.0) -> float:
     audio = torch.randn(2, int(seconds * 44100)) * 0.1
     separate_song(lambda x: separator(x, 44100).stems, audio[:, : 44100 * 2], 44100)  # warm up
     start = time.perf_counter()
@@ -293,10 +187,18 @@ def real_song_excerpt(folder: Path) -> Path:
     return path
 
 
+def write_doc(results: str) -> None:
+    """docs/reproduction.md: the hand-written part up to RESULTS_MARKER as it is, then ``results``."""
+    path = ROOT / "docs" / "reproduction.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Reproduction\n\n"
+    head = text.split(RESULTS_MARKER)[0].rstrip() + "\n\n"
+    path.write_text(head + RESULTS_MARKER + "\n\n" + results, encoding="utf-8")
+
+
 def markdown(rows: list[dict], minutes: float) -> str:
     columns = ["vocals", "accompaniment", "drums", "bass", "other"]
     lines = [
-        "# Reproduction table",
+        "## Results",
         "",
         f"Produced by `.venv/bin/python benchmarks/reproduction.py --minutes {minutes:g}`: every system trained for "
         f"{minutes:g} CPU-minutes (one thread) on the same songs of ../shared/data, scored on validation songs never "
@@ -306,7 +208,7 @@ def markdown(rows: list[dict], minutes: float) -> str:
         "real time separating stereo 44.1 kHz audio on one thread. These are short CPU budgets on 35 minutes of "
         "audio: they rank the methods under equal, small budgets; they do not reproduce the papers' numbers.",
         "",
-        "The last column: the system run through `stemdesk separate --model repro-<system>` on a 20-second excerpt of a "
+        "The last column: the system run through `stemdesk separate --model repro-<recipe>` on a 20-second excerpt of a "
         "real song, its 16-bit stems null-checked against the mixture.",
         "",
         "| system | paper | params | speed | "
@@ -357,7 +259,7 @@ def main() -> None:
                     )
                 print(row["system"], json.dumps(row["cli"]), flush=True)
         results_path.write_text(json.dumps(saved, indent=1) + "\n")
-        (ROOT / "docs" / "reproduction.md").write_text(markdown(saved["rows"], saved["minutes"]))
+        write_doc(markdown(saved["rows"], saved["minutes"]))
         return
     torch.set_num_threads(args.threads)
     if not (DATA / "cc0-efree").is_dir():
@@ -372,62 +274,61 @@ def main() -> None:
         rows[f"oracle_{kind}"] = oracle_row(kind, valid)
         print(json.dumps(rows[f"oracle_{kind}"]), flush=True)
 
+    unknown = [name for name in chosen if name not in SYSTEMS]
+    if unknown:
+        raise SystemExit(f"unknown systems {unknown}; the systems are the recipes: {', '.join(SYSTEMS)}")
+    terms = data_terms([song_folder(p) for p in train_dirs + valid_dirs])
     for name in chosen:
-        system = SYSTEMS[name]
         model_id = f"repro-{name}"
-        config = TrainConfig(
-            estimator=system["estimator"],
-            config=system["config"],
-            excerpt_seconds=6.0,
-            batch=8,
-            lr=1e-3,
-            validate_every=10**9,
+        request = ScratchRequest(
+            data=[DATA / "musdb7-train", DATA / "cc0-efree"],
+            name=model_id,
+            recipe=name,
             minutes=args.minutes,
             threads=args.threads,
         )
+        made = plan(request)
+        made.config.validate_every = 10**9  # one validation round, at the end, on one song (scoring follows)
+        made.config.threads = args.threads
         folder = user_models_dir() / model_id
-        trained = False
         try:
             card = find_model(model_id)
             trained = (
-                card.config == build_estimator(system["estimator"], system["config"]).config()
-                and card.raw.get("training", {}).get("minutes") == args.minutes
+                json.loads(json.dumps(card.config)) == json.loads(json.dumps(made.estimator_config))
+                and card.raw.get("training", {}).get("budget", {}).get("minutes") == args.minutes
             )
         except Exception:  # noqa: BLE001 - not installed yet
             trained = False
         if args.retrain or not trained:
-            trainer = Trainer(config, train, valid[:0] or valid[:1], args.workdir / name)
-            trainer.config.validate_every = 10**9
-            started = time.monotonic()
-            trainer.run(export=None)
-            card_facts = {
-                "description": f"{system['paper']}, reproduction-table budget",
-                "training_data": {
-                    "train_songs": [p.name for p in train_dirs],
-                    "research_only": "trained on MUSDB18 excerpts: research use only",
-                },
-                "licenses": {"weights": "GPL-3.0-or-later; MUSDB18 data: research use only"},
-                "training": {
-                    "minutes": args.minutes,
-                    "steps": trainer.step,
-                    "seconds": round(time.monotonic() - started),
-                },
-            }
-            export_model(folder, model_id, card_facts)(
+            wall, cpu = time.monotonic(), time.process_time()
+            facts = card_facts(
+                request,
+                made,
+                terms,
+                [p.name for p in train_dirs],
+                [p.name for p in valid_dirs],
+                {},
+            )
+            facts["description"] += ", reproduction-table budget (benchmarks/reproduction.py)"
+            trainer, pretrained = train_recipe(
+                made, train, valid[:1], args.workdir / name, export=None, progress=None, cancel=None
+            )
+            export_model(folder, model_id, facts, half=True)(
                 trainer.estimator, {"valid_usdr": {}, "songs": {}, "step": trainer.step}
             )
+            record_budget(folder, made.config, args.minutes, trainer.step, pretrained, wall, cpu)
         estimator, card = load_estimator(model_id)
-        separator = Separator(estimator)
+        separator = separator_for(estimator, card)
         rate = valid[0].sample_rate
 
         def run(index, mix, separator=separator, rate=rate):
             return separate_song(lambda x: separator(x, rate).stems, mix, rate)
 
         row = score(
-            name, list(estimator.sources), run, valid, speed(estimator), sum(p.numel() for p in estimator.parameters())
+            name, list(estimator.sources), run, valid, speed(separator), sum(p.numel() for p in estimator.parameters())
         )
-        row["paper"] = system["paper"]
-        row["steps"] = card.raw.get("training", {}).get("steps")
+        row["paper"] = SYSTEMS[name]
+        row["steps"] = card.raw.get("training", {}).get("budget", {}).get("steps")
         with tempfile.TemporaryDirectory() as temp:
             row["cli"] = cli_null_check(model_id, real_song_excerpt(Path(temp)), Path(temp) / "out")
         rows[name] = row
@@ -435,8 +336,7 @@ def main() -> None:
         ordered = [rows[k] for k in [f"oracle_{k}" for k in ("irm", "ibm", "mix")] + list(SYSTEMS) if k in rows]
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps({"minutes": args.minutes, "rows": ordered}, indent=1) + "\n")
-        (ROOT / "docs").mkdir(exist_ok=True)
-        (ROOT / "docs" / "reproduction.md").write_text(markdown(ordered, args.minutes))
+        write_doc(markdown(ordered, args.minutes))
 
 
 if __name__ == "__main__":

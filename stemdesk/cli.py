@@ -217,12 +217,18 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     check.add_argument("--mapping", type=Path, help='JSON: {"vocals": ["Lead Vox*"], "drums": ["Kick*"]}')
     check.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    train = commands.add_parser("train", help="fine-tune a model on your multitracks")
-    train.add_argument("--data", type=Path, required=True)
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a model on your multitracks, or train an estimator from scratch with a paper's recipe",
+        description="With --from (the default): fine-tune an installed model. With --estimator or --recipe: train "
+        "that estimator from scratch with a paper's recipe (objective, targets, input framing, pre-training, "
+        "augmentation, post-processing) and install it under a research heading. --recipes lists the recipes.",
+    )
+    train.add_argument("--data", type=Path, nargs="+", metavar="DIR", help="folder(s) of song folders, or a CSV list")
     train.add_argument("--mapping", type=Path)
-    train.add_argument("--from", dest="base", default=DEFAULT_MODEL, help="installed model to start from")
-    train.add_argument("--out", required=True, help="name of the fine-tuned model")
-    train.add_argument("--minutes", type=float, default=30.0, help="training time budget")
+    train.add_argument("--from", dest="base", help=f"installed model to fine-tune (default {DEFAULT_MODEL})")
+    train.add_argument("--out", help="name of the new model")
+    train.add_argument("--minutes", type=float, default=30.0, help="time budget (wall clock)")
     train.add_argument("--valid", nargs="*", default=(), metavar="SONG", help="songs held out for validation")
     train.add_argument(
         "--freeze",
@@ -254,6 +260,44 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         type=int,
         help="CPU threads (default: all cores but one; under torchrun, an equal share per process)",
     )
+    scratch = train.add_argument_group("from scratch (stemdesk/training/recipes.py)")
+    scratch.add_argument("--estimator", metavar="NAME", help="train this estimator from scratch")
+    scratch.add_argument(
+        "--recipe", metavar="PAPER-VARIANT", help="the paper's recipe (default: the estimator's first); see --recipes"
+    )
+    scratch.add_argument(
+        "--recipes", action="store_true", help="list the recipes (with --recipe or --estimator: what one sets)"
+    )
+    scratch.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the recipe's estimator config (JSON values; stft.hop=512; repeat for more)",
+    )
+    scratch.add_argument("--steps", type=_positive, metavar="N", help="stop after N training steps")
+    scratch.add_argument("--batch", type=_positive, metavar="N", help="examples per step (default: the recipe's)")
+    scratch.add_argument(
+        "--pretrain-steps", type=_count, metavar="N", help="at most N pre-training steps (0: none; Lin et al.)"
+    )
+    scratch.add_argument("--seed", type=int, default=0)
+    augment = train.add_argument_group("augmentation (default: the recipe's; StemDesk's for a fine-tune)")
+    augment.add_argument("--no-augment", action="store_true", help="no augmentation and no remixing")
+    augment.add_argument("--remix", type=_probability, metavar="P", help="sources from different songs")
+    augment.add_argument("--gain-db", type=_range, metavar="LOW,HIGH", help="a gain per source (e.g. -6,3)")
+    augment.add_argument("--channel-swap", type=_probability, metavar="P", help="swap left and right per source")
+    augment.add_argument("--polarity", type=_probability, metavar="P", help="invert a source's polarity")
+    augment.add_argument(
+        "--pitch-time", type=_probability, metavar="P", help="pitch and tempo changes through pedalboard (costly)"
+    )
+    augment.add_argument("--pitch-range", type=float, metavar="SEMITONES", help="largest pitch shift (default 2)")
+    augment.add_argument("--tempo-range", type=float, metavar="FRACTION", help="largest tempo change (default 0.1)")
+    post = train.add_argument_group("post-processing the model's card asks separation for (from scratch)")
+    post.add_argument("--wiener", type=_count, default=0, metavar="N", help="multichannel Wiener filtering")
+    post.add_argument("--vocal-gate", type=_pair, metavar="A,B", help="energy gate on vocals (e.g. 0.5,0.05)")
+    post.add_argument("--binarise", type=float, metavar="ALPHA", help="binarise the masks with f_α (e.g. 10)")
 
     gui = commands.add_parser("gui", help="the desktop app (also what `stemdesk` with no command starts)")
     gui.add_argument("files", nargs="*", type=Path, help="a song or a .stemdesk project to open")
@@ -326,6 +370,11 @@ def _separation_options(parser: argparse.ArgumentParser, sessions: Callable[[str
     )
     post.add_argument("--binarise", type=float, metavar="ALPHA", help="sharpen masks with f_α (e.g. 10)")
     post.add_argument(
+        "--no-model-postprocessing",
+        action="store_true",
+        help="leave out the post-processing the model's card asks for (a research model trained with it)",
+    )
+    post.add_argument(
         "--shifts",
         type=_count,
         default=0,
@@ -360,6 +409,45 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1 or more, not {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, not {text!r}")
+    return value
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected two numbers separated by a comma, e.g. -6,3") from None
+    if low > high:
+        raise argparse.ArgumentTypeError("the first number is the lower one, e.g. -6,3")
+    return low, high
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """--set KEY=VALUE: the value as JSON (numbers, lists, true, null), else as text."""
+    key, sign, value = text.partition("=")
+    if not sign or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. hidden=64 or filters=[8,16]), not {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def _pair(text: str) -> tuple[float, float]:
     try:
         a, b = (float(x) for x in text.split(","))
@@ -392,6 +480,7 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
         wiener=args.wiener,
         vocal_gate=args.vocal_gate,
         binarise=args.binarise,
+        model_postprocessing=not args.no_model_postprocessing,
         shifts=args.shifts,
     )
     engines = tasks.Engines(args.registry)
@@ -549,8 +638,70 @@ def _check_data(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if checked.report["ok"] else EXIT_ERROR
 
 
+# Options of `train` that only one of its two modes takes, as the command line spells them.
+FINE_TUNE_ONLY = {"base": "--from", "freeze": "--freeze", "adapters": "--adapters"}
+SCRATCH_ONLY = {
+    "settings": "--set",
+    "steps": "--steps",
+    "batch": "--batch",
+    "pretrain_steps": "--pretrain-steps",
+    "wiener": "--wiener",
+    "vocal_gate": "--vocal-gate",
+    "binarise": "--binarise",
+}
+
+
+def _given(args: argparse.Namespace, names: dict[str, str]) -> list[str]:
+    """The flags among ``names`` that were given a value other than their default."""
+    unset: dict[str, object] = {"settings": [], "adapters": 0, "wiener": 0}
+    return [flag for name, flag in names.items() if getattr(args, name) not in (None, unset.get(name))]
+
+
+def _augmentation(args: argparse.Namespace) -> dict:
+    """The augmentation flags given, as changes to the recipe's `Augmentation`."""
+    fields = {
+        "gain_db": args.gain_db,
+        "channel_swap": args.channel_swap,
+        "polarity": args.polarity,
+        "pitch_time": args.pitch_time,
+        "semitones": args.pitch_range,
+        "tempo": args.tempo_range,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _recipes(args: argparse.Namespace, out: TextIO) -> int:
+    """`train --recipes`: every recipe in one line each, or what one recipe sets."""
+    from .training.recipes import PAPER_RECIPES, describe, resolve
+
+    if args.recipe or args.estimator:
+        recipe = resolve(args.estimator, args.recipe)
+        print(f"{recipe.name}: {recipe.paper or 'no paper'}, {recipe.variant}", file=out)
+        for what, words in describe(recipe).items():
+            print(f"  {what}: {words}", file=out)
+        return 0
+    for name, recipe in PAPER_RECIPES.items():
+        print(f"{name:24} {recipe.estimator:11} {recipe.paper}: {recipe.variant}", file=out)
+    print(
+        "\nstemdesk train --recipe NAME --data DIR --out ID trains one from scratch; "
+        "stemdesk train --recipes --recipe NAME says what it sets.",
+        file=out,
+    )
+    return 0
+
+
 def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .session import tasks
+
+    if args.recipes:
+        return _recipes(args, out)
+    scratch = bool(args.estimator or args.recipe)
+    wrong = _given(args, FINE_TUNE_ONLY if scratch else SCRATCH_ONLY)
+    if wrong:
+        mode = "training from scratch (--estimator/--recipe)" if scratch else "fine-tuning (--from)"
+        raise StemDeskError(f"{mode} takes no {', '.join(wrong)}; leave {'it' if len(wrong) == 1 else 'them'} out.")
+    if not args.data or not args.out:
+        raise StemDeskError("Training needs --data (your multitracks) and --out (a name for the new model).")
 
     def show(event: dict) -> None:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid", {}).items())
@@ -563,6 +714,14 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 flush=True,
             )
             return
+        if event.get("stage") == "pretrain":
+            print(
+                f"pre-training step {event['step']}: reconstruction loss {event['loss']:.4f}; "
+                f"{event['eta_seconds'] / 60:.1f} min left",
+                file=err,
+                flush=True,
+            )
+            return
         print(
             f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
             f"{event['eta_seconds'] / 60:.1f} min left",
@@ -570,9 +729,14 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             flush=True,
         )
 
+    if scratch:
+        return _train_from_scratch(args, show, out)
+    if len(args.data) > 1:
+        raise StemDeskError("Fine-tuning reads one --data folder; put the songs in one folder or list them in a CSV.")
+    base = args.base or DEFAULT_MODEL
     request = tasks.FineTune(
-        data=args.data,
-        base=args.base,
+        data=args.data[0],
+        base=base,
         name=args.out,
         minutes=args.minutes,
         mapping=args.mapping,
@@ -582,17 +746,87 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         adapters=args.adapters,
         ema=args.ema,
         threads=args.threads,
+        seed=args.seed,
         device=args.device,
+        **_fine_tune_augmentation(args),
     )
     card = tasks.fine_tune(request).run(show).card
     if card.get("rank"):
         return 0  # a torchrun worker other than rank 0: rank 0 reports
     gains = ", ".join(f"{k} {v:+.2f} dB" for k, v in card["gain_usdr_db"].items())
     print(
-        f"{args.out}: fine-tuned from {args.base}; validation uSDR change: {gains}. Score card and curves in "
+        f"{args.out}: fine-tuned from {base}; validation uSDR change: {gains}. Score card and curves in "
         f"{card['run_folder']}. Use it with --model {args.out}; delete its folder to roll back.",
         file=out,
     )
+    return 0
+
+
+def _fine_tune_augmentation(args: argparse.Namespace) -> dict:
+    """The augmentation flags as FineTuneRequest fields (StemDesk's defaults where none is given)."""
+    from dataclasses import replace
+
+    from .training.augment import NO_AUGMENTATION, Augmentation
+
+    changes = _augmentation(args)
+    if not (changes or args.no_augment or args.remix is not None):
+        return {}
+    try:
+        augmentation = replace(NO_AUGMENTATION if args.no_augment else Augmentation(), **changes)
+    except ValueError as error:
+        raise StemDeskError(f"Augmentation: {error}.") from None
+    remix = args.remix if args.remix is not None else (0.0 if args.no_augment else 0.5)
+    return {"augmentation": augmentation, "remix": remix}
+
+
+def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], out: TextIO) -> int:
+    from .core.postprocess import PostProcessing
+    from .session import tasks
+
+    try:
+        post = PostProcessing(args.wiener, args.vocal_gate, args.binarise)
+    except ValueError as error:
+        raise StemDeskError(f"Post-processing: {error}.") from None
+    request = tasks.Scratch(
+        data=args.data,
+        name=args.out,
+        estimator=args.estimator,
+        recipe=args.recipe,
+        minutes=args.minutes,
+        mapping=args.mapping,
+        valid=args.valid,
+        settings=dict(args.settings),
+        lr=args.lr,
+        batch=args.batch,
+        steps=args.steps,
+        pretrain_steps=args.pretrain_steps,
+        no_augmentation=args.no_augment,
+        augmentation=_augmentation(args),
+        remix=args.remix,
+        postprocessing=post,
+        ema=args.ema,
+        threads=args.threads,
+        seed=args.seed,
+        device=args.device,
+    )
+    made = tasks.train_from_scratch(request).run(show)
+    scores = ", ".join(f"{k} {v:.2f}" for k, v in made["valid_usdr"].items())
+    pre = made["pretraining"]
+    before = f" after {pre['steps']} autoencoder pre-training steps" if pre else ""
+    print(
+        f"{made['model']}: {made['paper'] or made['estimator']}, recipe {made['recipe']}, trained from scratch for "
+        f"{made['steps']} steps{before}; validation uSDR at step {made['best_step']}: {scores}.",
+        file=out,
+    )
+    print(
+        f"  installed in {made['folder']} ({made['weights_bytes'] / 1e6:.1f} MB); run folder {made['run_folder']}",
+        file=out,
+    )
+    if made["over_size_limit"]:
+        print("  its weights are over the 10 MB a research model may ship with: make it smaller (--set)", file=out)
+    if made["research_only"]:
+        print(f"  research and education use only: {made['research_only'].split(':')[0]}", file=out)
+    print(f"  Use it with --model {made['model']}; `stemdesk models` lists it under Research.", file=out)
     return 0
 
 
@@ -644,18 +878,18 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not cards:
         print("No models installed.", file=out)
         return EXIT_ERROR
+    research = [card for card in cards if card.raw.get("purpose") == "research"]
     for card in cards:
-        metrics = card.raw.get("metrics", {}).get("validation_usdr_median_db", {})
-        scores = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items())
-        default = " (default)" if card.id == DEFAULT_MODEL else ""
+        if card not in research:
+            _print_model(card, out)
+    if research:
         print(
-            f"{card.id}{default}: {card.estimator}, {card.raw.get('parameters', '?'):,} parameters, "
-            f"{card.sample_rate} Hz, stems {' '.join(card.sources)}",
+            "\nResearch (paper methods trained from scratch with stemdesk train --recipe; each card says the "
+            "paper, recipe, data and licence):",
             file=out,
         )
-        if scores:
-            print(f"    validation uSDR (dB): {scores}", file=out)
-        print(f"    {card.folder}", file=out)
+        for card in research:
+            _print_model(card, out)
     print("\nModels with the same stems average as an ensemble: --model A+B (A*2+B weighs A twice).", file=out)
     installed = {card.id for card in cards}
     offered = [item for item in INSTALLABLE.values() if item.id not in installed]
@@ -664,6 +898,26 @@ def _models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for item in offered:
             print(f"{item.id}: {item.summary}; licence: {item.licence}; downloads {item.download}", file=out)
     return 0
+
+
+def _print_model(card, out: TextIO) -> None:
+    metrics = card.raw.get("metrics", {}).get("validation_usdr_median_db", {})
+    scores = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items())
+    default = " (default)" if card.id == DEFAULT_MODEL else ""
+    print(
+        f"{card.id}{default}: {card.estimator}, {card.raw.get('parameters', '?'):,} parameters, "
+        f"{card.sample_rate} Hz, stems {' '.join(card.sources)}",
+        file=out,
+    )
+    paper = card.raw.get("paper")
+    if isinstance(paper, dict):
+        print(f"    {paper.get('reference')}: {paper.get('variant')} (recipe {paper.get('recipe')})", file=out)
+    if scores:
+        print(f"    validation uSDR (dB): {scores}", file=out)
+    data = card.raw.get("training_data")
+    if isinstance(data, dict) and data.get("research_only") and isinstance(paper, dict):
+        print("    research and education use only (its training data's licence)", file=out)
+    print(f"    {card.folder}", file=out)
 
 
 def _terminate(signum, frame) -> None:

@@ -170,7 +170,8 @@ class ModelsPanel(QWidget):
         from PySide6.QtWidgets import QListWidgetItem
 
         for model_id, card in self.cards.items():
-            item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)})")
+            research = "  · research" if card.raw.get("purpose") == "research" else ""
+            item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)}){research}")
             item.setData(Qt.ItemDataRole.UserRole, model_id)
             self.list.addItem(item)
             if model_id == current:
@@ -219,6 +220,18 @@ def ensemble_html(card: EnsembleCard) -> str:
 def _card_rows(card) -> list[tuple[str, str]]:
     raw = card.raw
     rows = [("Separates", ", ".join(card.outputs or card.sources))]
+    paper = raw.get("paper")
+    if isinstance(paper, dict):
+        rows.append(
+            (
+                "Method",
+                f"{escape(str(paper.get('reference', '')))}: {escape(str(paper.get('variant', '')))} "
+                f"(research model, recipe {escape(str(paper.get('recipe', '')))})",
+            )
+        )
+        settings = paper.get("settings") or {}
+        if settings.get("separation"):
+            rows.append(("Separation", escape(str(settings["separation"]))))
     metrics = raw.get("metrics", {}).get("validation_usdr_median_db", {})
     if metrics:
         songs = len(raw.get("metrics", {}).get("validation_usdr_per_song_db", {}))

@@ -18,7 +18,8 @@ from torch import Tensor
 from .chunker import segment_weights
 from .estimators.base import AnyEstimator, WaveformEstimator
 from .masks import project_onto_mixture
-from .separator import MAX_SHIFT_SECONDS, MaskStep, Separator, SeparatorOutput, average_shifts
+from .postprocess import MaskStep
+from .separator import MAX_SHIFT_SECONDS, Separator, SeparatorOutput, average_shifts
 
 
 @dataclass

@@ -6,12 +6,17 @@ that sum to the mixture), so Σ stems = mix survives; the separator's final proj
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .masks import ratio_masks
+
+# A mask post-processing step: (spec, masks, hop in seconds) → masks that still sum to one.
+MaskStep = Callable[[Tensor, Tensor, float], Tensor]
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,81 @@ class Binarise:
 
     def __call__(self, spec: Tensor, masks: Tensor, hop_seconds: float) -> Tensor:
         return ratio_masks(torch.sigmoid(self.alpha * (masks - 0.5)))
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """What a separation does after the estimator: the energy gate on vocals (``vocal_gate``: (a seconds, ratio b)),
+    binarisation (``binarise``: α) and multichannel Wiener filtering (``wiener`` iterations; 0: plain masks).
+
+    A model card may ask for some of them (its "postprocessing" block, `from_card`): separation then applies them
+    unless the user asks otherwise, so a method whose paper post-processes its masks (Prétet et al.) is used as it
+    was trained and validated. An estimator's own thresholds (Deep Karaoke's α, Lin et al.'s θ) are part of the
+    estimator and live in its config, not here."""
+
+    wiener: int = 0
+    vocal_gate: tuple[float, float] | None = None
+    binarise: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.wiener < 0:
+            raise ValueError(f"Wiener iterations must be 0 or more, not {self.wiener}")
+        if self.vocal_gate is not None:
+            seconds, ratio = self.vocal_gate
+            if not (seconds > 0 and 0 < ratio < 1):
+                raise ValueError(
+                    f"the vocal gate needs a duration > 0 s and a ratio between 0 and 1, not {list(self.vocal_gate)}"
+                )
+        if self.binarise is not None and not self.binarise > 0:
+            raise ValueError(f"binarisation needs α > 0, not {self.binarise}")
+
+    def steps(self, sources: Sequence[str]) -> list[MaskStep]:
+        """The mask steps for an estimator with these sources, in the order they run (gate, then binarisation)."""
+        steps: list[MaskStep] = []
+        if self.vocal_gate is not None:
+            if "vocals" not in sources:
+                raise ValueError("the vocal gate needs a model with a vocals stem")
+            steps.append(EnergyGate(list(sources).index("vocals"), *self.vocal_gate))
+        if self.binarise is not None:
+            steps.append(Binarise(self.binarise))
+        return steps
+
+    def __bool__(self) -> bool:
+        return bool(self.wiener) or self.vocal_gate is not None or self.binarise is not None
+
+    def over(self, base: PostProcessing) -> PostProcessing:
+        """These settings where they are set, ``base``'s (a model card's) elsewhere."""
+        return PostProcessing(
+            wiener=self.wiener or base.wiener,
+            vocal_gate=self.vocal_gate if self.vocal_gate is not None else base.vocal_gate,
+            binarise=self.binarise if self.binarise is not None else base.binarise,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """As a model card's "postprocessing" block (plain JSON values)."""
+        return {
+            "wiener": self.wiener,
+            "vocal_gate": list(self.vocal_gate) if self.vocal_gate is not None else None,
+            "binarise": self.binarise,
+        }
+
+    @classmethod
+    def from_card(cls, block: Mapping[str, Any] | None) -> PostProcessing:
+        """A card's "postprocessing" block (missing: none). Raises ValueError for a malformed one."""
+        if not block:
+            return cls()
+        if not isinstance(block, Mapping) or set(block) - {"wiener", "vocal_gate", "binarise"}:
+            raise ValueError(f"a postprocessing block holds wiener, vocal_gate and binarise, not {block!r}")
+        gate = block.get("vocal_gate")
+        binarise = block.get("binarise")
+        try:
+            return cls(
+                wiener=int(block.get("wiener") or 0),
+                vocal_gate=None if gate is None else (float(gate[0]), float(gate[1])),
+                binarise=None if binarise is None else float(binarise),
+            )
+        except (TypeError, IndexError) as error:
+            raise ValueError(f"malformed postprocessing block {dict(block)!r}: {error}") from None
 
 
 def wiener(spec: Tensor, masks: Tensor, iterations: int = 1, eps: float = 1e-10) -> Tensor:

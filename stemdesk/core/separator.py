@@ -12,7 +12,7 @@ from torch import Tensor
 from .chunker import Chunker, segment_weights
 from .estimators.base import AnyEstimator, Estimator, WaveformEstimator
 from .masks import apply_mask, normalise_masks, project_onto_mixture, spread_residual
-from .postprocess import wiener
+from .postprocess import MaskStep, wiener
 from .resample import resample
 from .stft import STFT, STFTConfig, interpolate_bins
 
@@ -25,9 +25,6 @@ SHIFTED_BLOCK_SEGMENTS = 8
 
 # --shifts: each pass sees the audio delayed by a random 0 to this many seconds (Demucs's test-time augmentation).
 MAX_SHIFT_SECONDS = 0.5
-
-# A mask post-processing step: (spec, masks, hop in seconds) → masks that still sum to one.
-MaskStep = Callable[[Tensor, Tensor, float], Tensor]
 
 
 @dataclass

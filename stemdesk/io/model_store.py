@@ -250,6 +250,31 @@ def save_model(
     return read_card(folder)
 
 
+# What a card says about its weights: `amend_card` never changes it.
+WEIGHT_FACTS = (
+    "id",
+    "estimator",
+    "config",
+    "sources",
+    "sample_rate",
+    "parameters",
+    "weights_storage",
+    "weights_sha256",
+)
+
+
+def amend_card(folder: Path, facts: Mapping[str, Any]) -> ModelCard:
+    """Add or replace the human facts of a model's card (training budget used, notes), atomically; the facts that
+    describe its weights stay as they are. Returns the card as written."""
+    changed = sorted(set(facts) & set(WEIGHT_FACTS))
+    if changed:
+        raise ValueError(f"amend_card changes the human facts only, not {changed}")
+    card = read_card(folder)
+    full = {**card.raw, **dict(facts)}
+    atomic_write_bytes(folder / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
+    return read_card(folder)
+
+
 def load_state(card: ModelCard) -> dict[str, torch.Tensor]:
     """A model's weights as tensors, read from safetensors only after their sha256 matches the card."""
     weights = card.weights_path

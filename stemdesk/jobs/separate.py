@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +20,9 @@ from ..core.cancel import CancelToken
 from ..core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
 from ..core.device import resolve_device
 from ..core.ensemble import Ensemble, Member
-from ..core.errors import AudioError, DeviceUnavailable, StemDeskError
+from ..core.errors import AudioError, DeviceUnavailable, ModelError, StemDeskError
 from ..core.estimators import AnyEstimator
-from ..core.postprocess import Binarise, EnergyGate
+from ..core.postprocess import PostProcessing
 from ..core.separator import Separator
 from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
@@ -47,14 +47,32 @@ class SeparateOptions:
     duration: float | None = None
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
-    wiener: int = 0  # multichannel Wiener iterations (0: plain masks)
+    # Post-processing asked for; where these leave it open (0 / None), what the model's card asks for applies
+    # unless ``model_postprocessing`` is off (see `postprocessing`).
+    wiener: int = 0  # multichannel Wiener iterations
     vocal_gate: tuple[float, float] | None = None  # (min silence seconds a, energy ratio b)
     binarise: float | None = None  # α of f_α(x) = 1 / (1 + exp(−α(x − 0.5)))
+    model_postprocessing: bool = True
     shifts: int = 0  # test-time random shifts, averaged (Separator's shifts)
     certify: bool = True  # check the null on the written files, write a certificate
 
-    def settings(self) -> dict:
-        """What the certificate records about how the stems were made."""
+    def postprocessing(self, card: ModelCard | None = None) -> PostProcessing:
+        """The post-processing a separation with ``card``'s model applies: these options where set, the card's
+        "postprocessing" block elsewhere (a research model trained with an energy gate is separated with it)."""
+        try:
+            asked = PostProcessing(self.wiener, self.vocal_gate, self.binarise)
+        except ValueError as error:
+            raise StemDeskError(f"Post-processing: {error}.") from None
+        if card is None or not self.model_postprocessing:
+            return asked
+        try:
+            return asked.over(PostProcessing.from_card(card.raw.get("postprocessing")))
+        except ValueError as error:
+            raise ModelError(f"Model {card.id!r}: {error}. Reinstall the model.") from None
+
+    def settings(self, post: PostProcessing | None = None) -> dict:
+        """What the certificate records about how the stems were made (``post``: the post-processing applied)."""
+        post = post if post is not None else self.postprocessing()
         return {
             "format": self.format.name,
             "depth": self.format.depth,
@@ -62,21 +80,12 @@ class SeparateOptions:
             "duration_seconds": self.duration,
             "segment_seconds": self.segment_seconds,
             "overlap_seconds": self.overlap_seconds,
-            "wiener_iterations": self.wiener,
-            "vocal_gate": list(self.vocal_gate) if self.vocal_gate else None,
-            "binarise": self.binarise,
+            "wiener_iterations": post.wiener,
+            "vocal_gate": list(post.vocal_gate) if post.vocal_gate else None,
+            "binarise": post.binarise,
+            "model_postprocessing": self.model_postprocessing,
             "shifts": self.shifts,
         }
-
-    def postprocess(self, sources: Sequence[str]) -> list:
-        steps = []
-        if self.vocal_gate is not None:
-            if "vocals" not in sources:
-                raise StemDeskError("The vocal gate needs a model with a vocals stem.", setting="vocal_gate")
-            steps.append(EnergyGate(list(sources).index("vocals"), *self.vocal_gate))
-        if self.binarise is not None:
-            steps.append(Binarise(self.binarise))
-        return steps
 
 
 @dataclass
@@ -142,30 +151,27 @@ class SeparationEngine:
         """The model for people: its id, or what an ensemble is made of."""
         return self.card.describe() if isinstance(self.card, EnsembleCard) else self.card.id
 
+    def postprocessing(self, options: SeparateOptions) -> PostProcessing:
+        """What ``options`` ask for over what the model's card asks for. An ensemble applies only what the options
+        ask for: its members' cards may ask for different things, and the steps act on the averaged masks."""
+        return options.postprocessing(None if isinstance(self.card, EnsembleCard) else self.card)
+
     def separator(self, options: SeparateOptions) -> Separator | Ensemble:
         """The separator for ``options`` (post-processing, Wiener filtering, shifts): one model's, or an ensemble
         of every member on the same segments."""
+        post = self.postprocessing(options)
+        try:
+            steps = post.steps(self.sources if isinstance(self.card, EnsembleCard) else self.estimator.sources)
+        except ValueError as error:  # the vocal gate on a model without vocals
+            raise StemDeskError(f"Model {self.card.id!r}: {error}.", setting="vocal_gate") from None
         try:
             if isinstance(self.card, EnsembleCard):
                 members = [
                     Member(estimator, weight, card.outputs, card.id)
                     for (estimator, card), weight in zip(self.members, self.card.weights)
                 ]
-                return Ensemble(
-                    members,
-                    self.device,
-                    options.postprocess(self.sources),
-                    options.wiener,
-                    shifts=options.shifts,
-                )
-            return Separator(
-                self.estimator,
-                self.device,
-                options.postprocess(self.estimator.sources),
-                options.wiener,
-                self.card.outputs,
-                shifts=options.shifts,
-            )
+                return Ensemble(members, self.device, steps, post.wiener, shifts=options.shifts)
+            return Separator(self.estimator, self.device, steps, post.wiener, self.card.outputs, shifts=options.shifts)
         except ValueError as error:
             raise StemDeskError(f"Model {self.card.id!r}: {error}.") from None
 
@@ -243,6 +249,7 @@ class SeparationEngine:
                 setting="start",
             )
         total = (info.frames - start) if frames is None else min(frames, info.frames - start)
+        post = self.postprocessing(options)
         chunker = self._chunker(rate, options)
 
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
@@ -276,7 +283,7 @@ class SeparationEngine:
         def certify(temps: list[Path]) -> dict:
             null = null_residual(info.path, temps, start, total, names=self.sources)
             found.append(null)
-            settings = {**options.settings(), "device": str(self.device)}
+            settings = {**options.settings(post), "device": str(self.device)}
             return certificate.build("stems", info.path, settings, self.card, null.as_dict())
 
         folder = Path(outdir)

@@ -1,5 +1,5 @@
 """The work both front ends start, built once: separate (with the instrumental and sessions beside the stems),
-export, bounce, check data, fine-tune, install a model, import a checkpoint.
+export, bounce, check data, fine-tune, train from scratch, install a model, import a checkpoint.
 
 A `Task` is what to run and on which queue; it knows nothing of who runs it. The command line calls ``task.run``
 with a progress bar; the app submits it to a `JobQueue` and gets the result back on its own thread. Each task's
@@ -35,6 +35,7 @@ from ..io.stems import CERTIFICATE, Stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
+from ..training.scratch import ScratchRequest as Scratch
 
 T = TypeVar("T")
 Progress = Callable[[dict], None]
@@ -449,6 +450,20 @@ def fine_tune(request: FineTune) -> Task[Tuned]:
         return Tuned(card, "" if card.get("rank") else render_score_card(card), card.get("run_folder", ""))
 
     return Task(f"Train {request.name}", work, request.device if request.device != "auto" else "cpu", request.base)
+
+
+def train_from_scratch(request: Scratch) -> Task[dict]:
+    """Train an estimator from scratch with a paper's recipe and install it (a
+    `stemdesk.training.scratch.ScratchRequest`); the result says what was made (`train_from_scratch`'s summary).
+    Progress events are the trainer's (and the pre-training stage's), with the time budget as the total."""
+
+    def work(progress: Progress, cancel: CancelToken) -> dict:
+        from ..training.scratch import train_from_scratch as run
+
+        return run(request, progress=lambda event: progress(_training_progress(event, request.minutes)), cancel=cancel)
+
+    device = request.device if request.device != "auto" else "cpu"
+    return Task(f"Train {request.name}", work, device, request.recipe or request.estimator or "")
 
 
 def _training_progress(event: dict, minutes: float) -> dict:

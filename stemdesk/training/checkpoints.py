@@ -88,6 +88,13 @@ class Checkpoints:
             meta=meta,
         )
 
+    def meta(self) -> dict | None:
+        """The latest checkpoint's ``meta`` (step, config, ...) without loading its tensors; None when there is
+        none yet."""
+        if not (self.weights.is_file() and self.info.is_file()):
+            return None
+        return json.loads(self.info.read_text())
+
     def append_log(self, entry: dict) -> None:
         with open(self.log_file, "a") as handle:
             handle.write(json.dumps(entry) + "\n")

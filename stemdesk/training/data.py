@@ -13,6 +13,8 @@ from torch import Tensor
 from stemdesk.core import augment
 from stemdesk.core.errors import StemDeskError
 
+from .augment import Augmentation, random_pitch_time
+
 
 @dataclass
 class Song:
@@ -82,9 +84,9 @@ class Sampler:
     """Draws training batches of stems (batch, sources, channels, length).
 
     With probability ``remix`` each source comes from a different random song at a random offset (random remixing
-    across songs); otherwise all sources come from one complete song at one offset, as mixed. Then per-source gain,
-    channel swap and polarity, and with probability ``pitch_time`` a pitch shift and tempo change of all sources
-    alike. The mixture is the sum of the returned stems.
+    across songs); otherwise all sources come from one complete song at one offset, as mixed. Then what
+    ``augmentation`` says: per-source gain, channel swap and polarity, and sometimes a pitch shift and tempo change
+    of all sources alike. The mixture is the sum of the returned stems.
     """
 
     def __init__(
@@ -93,8 +95,7 @@ class Sampler:
         length: int,
         remix: float = 0.5,
         seed: int = 0,
-        gain_db: tuple[float, float] = (-6.0, 3.0),
-        pitch_time: float = 0.0,
+        augmentation: Augmentation = Augmentation(),
         names: Sequence[str] | None = None,
     ):
         self.songs = [s for s in songs if s.length > length]
@@ -102,8 +103,8 @@ class Sampler:
             raise ValueError("no training song is longer than one excerpt")
         self.length = length
         self.remix = remix
-        self.gain_db = gain_db
-        self.pitch_time = pitch_time
+        self.augmentation = augmentation
+        self.rate = self.songs[0].sample_rate
         self.generator = torch.Generator().manual_seed(seed)
         n_sources = len(self.songs[0].usable)
         self.pools = [[s for s in self.songs if s.usable[i]] for i in range(n_sources)]
@@ -136,11 +137,15 @@ class Sampler:
         else:
             song, start = self._pick(self.complete, self._complete_weights)
             stems = song.excerpt(slice(None), start, self.length)
-        stems = augment.random_gain(stems, g, *self.gain_db)
-        stems = augment.channel_swap(stems, g)
-        stems = augment.polarity(stems, g)
-        if self.pitch_time > 0:
-            stems = augment.random_pitch_time(stems, g, p=self.pitch_time)
+        how = self.augmentation
+        if how.gain_db is not None:
+            stems = augment.random_gain(stems, g, *how.gain_db)
+        if how.channel_swap > 0:
+            stems = augment.channel_swap(stems, g, how.channel_swap)
+        if how.polarity > 0:
+            stems = augment.polarity(stems, g, how.polarity)
+        if how.pitch_time > 0:
+            stems = random_pitch_time(stems, self.rate, g, how)
         return stems
 
     def batch(self, size: int) -> Tensor:

@@ -362,6 +362,59 @@ def load_checked(songs: Sequence[SongFiles], keep: bool = True) -> tuple[dict, d
     return result, loaded
 
 
+def song_meta(song: SongFiles) -> dict:
+    """The song folder's meta.json (source, licence, notes), or {} when it has none or it cannot be read."""
+    paths = [path for paths in song.stems.values() for path in paths]
+    if not paths:
+        return {}
+    meta = paths[0].parent / "meta.json"
+    try:
+        found = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+# Data whose licence allows research and education only; weights trained on it must say so.
+RESEARCH_ONLY_SOURCES = ("musdb",)
+RESEARCH_ONLY_LICENCES = ("restricted", "nc")
+
+
+def data_terms(songs: Sequence[SongFiles]) -> dict:
+    """What the songs' meta.json files say about where they come from and their licences:
+    {"sources": {source: {licence: songs}}, "unknown": songs without a stated licence, "research_only": the reason
+    or None}. MUSDB18 material, and anything licensed "Restricted" or non-commercial (NC), makes the weights
+    trained on it research-only."""
+    found: dict[str, dict[str, int]] = {}
+    unknown = 0
+    reasons = []
+    for song in songs:
+        meta = song_meta(song)
+        source = str(meta.get("source") or "unstated source")
+        licence = str(meta.get("license") or meta.get("licence") or "")
+        if not licence:
+            unknown += 1
+            licence = "unstated"
+        found.setdefault(source, {}).setdefault(licence, 0)
+        found[source][licence] += 1
+        words = licence.lower().replace("-", " ").split()
+        if any(name in source.lower() for name in RESEARCH_ONLY_SOURCES):
+            reasons.append(source)
+        elif any(term in words for term in RESEARCH_ONLY_LICENCES):
+            reasons.append(f"{source} ({licence})")
+    research = sorted(set(reasons))
+    return {
+        "sources": found,
+        "unknown": unknown,
+        "research_only": (
+            f"trained on {', '.join(research)}, licensed for research and education only: these weights are for "
+            "research and education use only"
+            if research
+            else None
+        ),
+    }
+
+
 def check_dataset(songs: Sequence[SongFiles]) -> dict:
     """Check every song; returns {"songs": [reports], "excluded": {name: reasons}, "ok": [names]}."""
     return load_checked(songs, keep=False)[0]

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import tempfile
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -292,9 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.minutes is not None:
         config.minutes = args.minutes
     config.threads = args.threads
-    for name in ("lr", "ema", "pitch_time", "warmup"):
+    for name in ("lr", "ema", "warmup"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    if args.pitch_time is not None:
+        config.augmentation = replace(config.augmentation, pitch_time=args.pitch_time)
     if args.continue_from:
         inherit(config, read_card(args.continue_from / args.model).raw)
     if args.freeze is not None:
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             "research_only": "trained on MUSDB18 excerpts: research and education use only",
         },
         "licenses": LICENSES,
-        "training": {"config": {k: v for k, v in vars(config).items() if k != "extra"}},
+        "training": {"config": {k: v for k, v in asdict(config).items() if k != "extra"}},
     }
     if labelled is not None:
         card["training_data"]["teacher"] = {

@@ -12,7 +12,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from stemdesk.io.model_store import find_model, load_estimator, load_state, user
 from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
 
+from .augment import Augmentation
 from .data import Song, regroup, source_map
 from .dataset import SOURCES, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
@@ -49,6 +50,8 @@ class FineTuneRequest:
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    remix: float = 0.5
 
 
 DEFAULT_LR = 3e-4
@@ -180,7 +183,8 @@ def fine_tune(
         adapters=request.adapters,
         beat_start=True,
         batch=8,
-        remix=0.5,
+        remix=request.remix,
+        augmentation=request.augmentation,
         ema=request.ema,
         excerpt_seconds=min(6.0, 0.8 * shortest),
         device=request.device,
@@ -199,7 +203,7 @@ def fine_tune(
         },
         "licenses": {"weights": f"as the parent model ({request.base}) and the user's data allow"},
         "training": {
-            "config": {k: v for k, v in vars(config).items() if k not in ("extra", "config")},
+            "config": {k: v for k, v in asdict(config).items() if k not in ("extra", "config")},
             "minutes": request.minutes,
         },
         # A fine-tune of this fine-tune starts from the same advice.

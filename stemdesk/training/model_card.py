@@ -23,6 +23,34 @@ def render(card: dict) -> str:
         f"| weights sha256 | `{card['weights_sha256']}` |",
         "",
     ]
+    paper = card.get("paper")
+    if isinstance(paper, dict):
+        lines += [
+            "## Method",
+            "",
+            f"{paper.get('reference', '')}: {paper.get('variant', '')}. Recipe `{paper.get('recipe', '')}` "
+            f"(`stemdesk train --recipe {paper.get('recipe', '')}`), trained from scratch.",
+            "",
+        ]
+        lines += [f"- {what}: {words}" for what, words in (paper.get("settings") or {}).items()]
+        if paper.get("changed"):
+            changed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in paper["changed"].items())
+            lines.append(f"- changed from the recipe: {changed}")
+        lines.append("")
+    post = card.get("postprocessing")
+    if isinstance(post, dict) and any(post.get(k) for k in ("wiener", "vocal_gate", "binarise")):
+        asked = []
+        if post.get("vocal_gate"):
+            asked.append(f"energy gate on vocals ({post['vocal_gate'][0]:g} s below {post['vocal_gate'][1]:g})")
+        if post.get("binarise"):
+            asked.append(f"binarisation (α {post['binarise']:g})")
+        if post.get("wiener"):
+            asked.append(f"Wiener filtering ({post['wiener']} iteration(s))")
+        lines += [
+            "Separation applies " + ", ".join(asked) + " unless told otherwise (`stemdesk separate "
+            "--no-model-postprocessing`); the stems still null.",
+            "",
+        ]
     metrics = card.get("metrics", {})
     median = metrics.get("validation_usdr_median_db")
     if median:
@@ -63,11 +91,29 @@ def render(card: dict) -> str:
             f"{speed['time_ratio_to_floor']:.2f}× the time of the same pipeline with no network.",
             "",
         ]
+    budget = card.get("training", {}).get("budget")
+    if budget:
+        pre = budget.get("pretraining")
+        lines += [
+            "## CPU budget",
+            "",
+            f"{budget['minutes']:g} minutes of wall-clock time on {budget['threads']} thread(s) ({budget['device']}): "
+            f"{budget['steps']} training steps"
+            + (f" after {pre['steps']} autoencoder pre-training steps ({pre['seconds']:.0f} s)" if pre else "")
+            + f"; {budget['wall_seconds']} s of wall-clock and {budget['cpu_seconds']} s of CPU time for the whole "
+            "job (data checks and validation included).",
+            "",
+        ]
     data = card.get("training_data", {})
     lines += ["## Training data", ""]
     if isinstance(data, dict):
         for key, value in data.items():
-            shown = f"{len(value)} songs" if isinstance(value, list) else value
+            if isinstance(value, list):
+                shown = f"{len(value)} songs" if key.endswith("songs") else ", ".join(map(str, value))
+            elif isinstance(value, dict) and key == "excluded":
+                shown = ", ".join(value) or "none"
+            else:
+                shown = value
             lines.append(f"- {key.replace('_', ' ')}: {shown}")
     else:
         lines.append(f"- {data}")

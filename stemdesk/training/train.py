@@ -27,11 +27,13 @@ from stemdesk.core.errors import Cancelled
 from stemdesk.core.estimators import Estimator, build_estimator
 from stemdesk.core.estimators.layers import InputScaler
 from stemdesk.core.masks import normalise_masks, ratio_masks
+from stemdesk.core.postprocess import PostProcessing
 from stemdesk.core.stft import STFT, interpolate_bins
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import save_model
 from stemdesk.io.process import limit_threads, tune_allocator
 
+from .augment import Augmentation
 from .averaging import WeightAverage
 from .checkpoints import Checkpoint, Checkpoints
 from .data import Sampler, Song, regroup, source_map
@@ -49,8 +51,11 @@ class TrainConfig:
     weight_decay: float = 1e-5
     objective: str | None = None  # None: the estimator's own (see stemdesk.core.estimators.OBJECTIVES)
     data_sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
-    remix: float = 0.5
-    pitch_time: float = 0.0  # probability of a pitch/tempo augmentation per example (costly on a CPU)
+    remix: float = 0.5  # probability that an example's sources come from different songs
+    # gain, channel swap, polarity, pitch and tempo (pitch/tempo through pedalboard: costly on a CPU)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    # what separation does after the estimator (a research model's card asks for it): validation applies it too
+    postprocessing: PostProcessing = field(default_factory=PostProcessing)
     validate_every: int = 200
     minutes: float = 30.0  # wall-clock budget for this run (resumes add more)
     max_steps: int = 10**9
@@ -73,7 +78,7 @@ def objective_loss(
     stft: STFT,
     stems: Tensor,
     objective: str | None = None,
-    forward: Callable[[Tensor], Tensor] | None = None,
+    forward: Callable[..., Tensor] | None = None,
 ) -> Tensor:
     """The training loss an estimator declares (``estimator.objective``), on stems (batch, sources, channels, length).
 
@@ -89,7 +94,16 @@ def objective_loss(
     mix_spec = spec.sum(dim=1)
     mix_mag = interpolate_bins(mix_spec.abs(), native, model)  # (batch, channels, model_bins, frames)
     target = interpolate_bins(spec.abs(), native, model)
-    raw = (forward or estimator)(mix_mag)
+    run = forward or estimator
+    if objective in ("ibm_bce", "ibm_bce_windows"):
+        # Ideal binary mask of the first source against everything else; optional soft targets (Lin: 0.02/0.98).
+        low, high = estimator.hyper.get("targets", (0.0, 1.0))
+        ibm = target[:, 0] > interpolate_bins((mix_spec - spec[:, 0]).abs(), native, model)
+        goal = torch.where(ibm, torch.full_like(mix_mag, high), torch.full_like(mix_mag, low))
+        if objective == "ibm_bce_windows":
+            return window_bce(run(mix_mag, windows=True), goal)
+        return F.binary_cross_entropy(run(mix_mag)[:, 0].clamp(1e-6, 1 - 1e-6), goal)
+    raw = run(mix_mag)
     if objective in ("magnitude_l1", "magnitude_mse", "dual"):
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
         estimate = masks * mix_mag.unsqueeze(1)
@@ -101,12 +115,6 @@ def objective_loss(
         # George et al.'s dual loss: 0.9 · magnitude MSE + 0.1 · time-domain MSE of the masked mixture.
         waves = stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
         return 0.9 * magnitude + 0.1 * (waves - stems).pow(2).mean()
-    if objective == "ibm_bce":
-        # Ideal binary mask of the first source against everything else; optional soft targets (Lin: 0.02/0.98).
-        low, high = estimator.hyper.get("targets", (0.0, 1.0))
-        ibm = target[:, 0] > interpolate_bins((mix_spec - spec[:, 0]).abs(), native, model)
-        goal = torch.where(ibm, torch.full_like(mix_mag, high), torch.full_like(mix_mag, low))
-        return F.binary_cross_entropy(raw[:, 0].clamp(1e-6, 1 - 1e-6), goal)
     if objective == "irm_mse":
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
         return (masks - ratio_masks(target)).pow(2).mean()
@@ -114,6 +122,24 @@ def objective_loss(
         probs = normalise_masks(raw, estimator.mask, estimator.residual)
         return F.nll_loss(torch.log(probs.clamp_min(1e-7)), target.argmax(dim=1))
     raise ValueError(f"unknown objective {objective!r}")
+
+
+def window_bce(probs: Tensor, goal: Tensor) -> Tensor:
+    """Binary cross-entropy of every sliding excerpt's own prediction against the mask over the frames it covers
+    (Simpson et al. train each excerpt on its own; the average over excerpts is for inference).
+
+    probs (batch·channels, frames + width − 1, bins, width): excerpt s covers frames s − (width − 1) … s;
+    goal (batch, channels, bins, frames). The zero-padded frames beyond the excerpt's ends have no target."""
+    batch, channels, bins, frames = goal.shape
+    width = probs.shape[-1]
+
+    def windows(x: Tensor) -> Tensor:  # (b·c, bins, frames) → (b·c, frames + width − 1, bins, width)
+        return F.pad(x, (width - 1, width - 1)).unfold(-1, width, 1).transpose(1, 2)
+
+    targets = windows(goal.reshape(batch * channels, bins, frames))
+    inside = windows(torch.ones_like(goal[:, :, :1]).reshape(batch * channels, 1, frames))
+    losses = F.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), targets, reduction="none")
+    return (losses * inside).sum() / (inside.sum() * bins)
 
 
 class ProcessGroup:
@@ -189,7 +215,7 @@ class Trainer:
         self.config = config
         self.checkpoints = Checkpoints(workdir)
         self.workdir = self.checkpoints.workdir
-        self.validator = Validator(valid, config.data_sources)
+        self.validator = Validator(valid, config.data_sources, config.postprocessing)
         self.progress = progress
         torch.manual_seed(config.seed)
         self.processes = ProcessGroup()
@@ -208,11 +234,12 @@ class Trainer:
             int(config.excerpt_seconds * rate),
             config.remix,
             config.seed + 1000 * self.rank,
-            pitch_time=config.pitch_time,
+            augmentation=config.augmentation,
             names=config.data_sources,
         )
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
         self.fresh = init_state is None
+        self.scaled = False  # the input scaling is set from data (once, before any training)
         if init_state is not None:
             self.estimator.load_state_dict(init_state)
         for name, parameter in self.estimator.named_parameters():
@@ -296,15 +323,12 @@ class Trainer:
         per bin (InputScaler) or per channel and bin (Open-Unmix's input_mean/input_scale)."""
         est = self.estimator
         scaler = getattr(est, "scaler", None)
+        self.scaled = True
         if not isinstance(scaler, InputScaler) and not hasattr(est, "input_mean"):
             return
-        native, model = self.stft.config.bin_frequencies(), est.stft_config.bin_frequencies()
         with torch.no_grad():
             state = self.sampler.state()
-            mags = [
-                interpolate_bins(self.stft(self.sampler.batch(4).sum(1).to(self.device)).abs(), native, model)
-                for _ in range(batches)
-            ]
+            mags = [self.mixture_magnitudes(4) for _ in range(batches)]
             self.sampler.set_state(state)
             logm = torch.log(torch.cat(mags) + 1e-4)  # (n, channels, bins, frames)
             if isinstance(scaler, InputScaler):
@@ -315,6 +339,13 @@ class Trainer:
                 x = logm[:, :, : est.max_bin].permute(0, 3, 1, 2).reshape(-1, est.input_mean.numel())
                 est.input_mean.copy_(x.mean(0))
                 est.input_scale.copy_(1.0 / x.std(0).clamp_min(1e-3))
+
+    def mixture_magnitudes(self, size: int) -> Tensor:
+        """The magnitudes of ``size`` training mixtures drawn by the sampler, on the estimator's bins, as the
+        estimator sees them: (size, channels, bins, frames)."""
+        native, model = self.stft.config.bin_frequencies(), self.estimator.stft_config.bin_frequencies()
+        mixtures = self.sampler.batch(size).sum(1).to(self.device)
+        return interpolate_bins(self.stft(mixtures).abs(), native, model)
 
     # Loop --------------------------------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:
@@ -354,7 +385,7 @@ class Trainer:
         limit_threads(config.threads)
         tune_allocator()
         resumed = self.resume()
-        if not resumed and self.fresh:
+        if not resumed and self.fresh and not self.scaled:
             self.init_input_scaling()
         self.validation_seconds = 0.0
         if not resumed and config.beat_start and self.rank == 0:

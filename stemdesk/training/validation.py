@@ -15,6 +15,7 @@ from torch import Tensor
 from stemdesk.core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
 from stemdesk.core.estimators import Estimator
 from stemdesk.core.metrics import usdr_sums
+from stemdesk.core.postprocess import PostProcessing
 from stemdesk.core.separator import Separator
 
 from .data import Song, regroup, source_map
@@ -43,13 +44,20 @@ class Validator:
     """Scores an estimator on the validation songs (split by song from the training songs): uSDR per song and
     source, and the median per source over the songs where that source is usable."""
 
-    def __init__(self, songs: Sequence[Song], data_sources: Sequence[str]):
+    def __init__(
+        self, songs: Sequence[Song], data_sources: Sequence[str], postprocessing: PostProcessing = PostProcessing()
+    ):
+        """``postprocessing``: what separation will apply after the estimator (a model card's), applied here too,
+        so a score is what a user gets."""
         self.songs = list(songs)
         self.data_sources = list(data_sources)
+        self.postprocessing = postprocessing
 
     def score(self, estimator: Estimator) -> dict[str, Any]:
         """{"median": {source: dB}, "songs": {song: {source: dB}}}."""
-        separator = Separator(estimator, next(estimator.parameters(), torch.empty(0)).device)  # where it trains
+        device = next(estimator.parameters(), torch.empty(0)).device  # where it trains
+        post = self.postprocessing
+        separator = Separator(estimator, device, post.steps(estimator.sources), post.wiener)
         mapping = source_map(estimator.sources, self.data_sources)
         scores: dict[str, dict[str, float]] = {}
         for song in self.songs:

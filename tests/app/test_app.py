@@ -1472,6 +1472,29 @@ def test_the_models_dock_shows_a_readable_card(qtbot, window):
         os.environ["STEMDESK_SHOW_TEST_MODELS"] = "1"
 
 
+def test_a_research_models_card_says_its_method_and_what_separation_applies(qtbot, window):
+    """A model trained from scratch with a paper's recipe is in the list like any other, marked research, and its
+    card names the paper, the recipe and the post-processing separation applies."""
+    from helpers import small_estimator
+
+    from stemdesk.io.model_store import save_model, user_models_dir
+    from stemdesk.training.recipes import PAPER_RECIPES, describe
+
+    recipe = PAPER_RECIPES["pretet-unet-post"]
+    paper = {"reference": recipe.paper, "recipe": recipe.name, "variant": recipe.variant, "settings": describe(recipe)}
+    card = {"purpose": "research", "paper": paper, "postprocessing": recipe.postprocessing.as_dict()}
+    save_model(user_models_dir() / "my-pretet", "my-pretet", small_estimator("band_mlp"), card)
+    panel = window.models_panel
+    panel.refresh()
+    window.refresh_models()
+    assert "my-pretet" in [window.model_box.itemText(i) for i in range(window.model_box.count())]
+    panel.select("my-pretet")
+    assert panel.list.currentItem().text().endswith("· research")
+    text = panel.card.toPlainText()
+    assert "Prétet et al. 2018" in text and "recipe pretet-unet-post" in text
+    assert "energy gate" in text and "Wiener" in text
+
+
 def test_export_mix_renders_the_users_own_mix_like_the_command_line(qtbot, window, tmp_path):
     """File → Export mix…: the mix with its levels, mute and effects, equal to `stemdesk remix --mix PROJECT` of the
     same project, with a certificate; a unity mix nulls against the song."""

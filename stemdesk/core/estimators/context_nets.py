@@ -47,7 +47,8 @@ class DeepKaraoke(Estimator):
     for each bin are averaged; in eval mode a confidence threshold ``alpha`` turns them into binary masks
     (vocals where p > α, the rest to the residual source: α trades interference against artefacts).
 
-    Sources: a vocal source and a residual (accompaniment). Objective: binary cross-entropy against the IBM.
+    Sources: a vocal source and a residual (accompaniment). Objective: binary cross-entropy against the IBM, of
+    the averaged probabilities ("ibm_bce") or, as in the paper, of each excerpt's own ("ibm_bce_windows").
     """
 
     kind = "deep_karaoke"
@@ -83,19 +84,30 @@ class DeepKaraoke(Estimator):
             torch.nn.Linear(hidden, window * self.bins),
         )
 
-    def probabilities(self, mag: Tensor) -> Tensor:
-        """mag (batch, 1, bins, frames) → vocal probability (batch, 1, bins, frames), averaged over windows."""
+    def window_probabilities(self, mag: Tensor) -> Tensor:
+        """mag (batch, channels, bins, frames) → each excerpt's own vocal probabilities (batch·channels,
+        frames + window − 1, bins, window): excerpt s covers frames s − (window − 1) … s, zero-padded at the ends,
+        so every frame is covered by exactly ``window`` of them."""
         batch, channels, bins, frames = mag.shape
         x = self.scaler(mag).reshape(batch * channels, bins, frames).transpose(1, 2)  # (b·c, frames, bins)
         features = _trunk_features(self.trunk, x)  # (b·c, feat, frames)
         w = self.window
-        # Windows of w frames starting at −(w−1) … frames−1, so every frame is covered by exactly w of them.
         windows = F.pad(features, (w - 1, w - 1)).unfold(-1, w, 1).transpose(1, 2)  # (b·c, frames+w−1, feat, w)
         logits = self.dense(windows.flatten(2))  # (b·c, n, w·bins)
-        probs = torch.sigmoid(logits).reshape(batch * channels, -1, w, bins).transpose(2, 3)
+        return torch.sigmoid(logits).reshape(batch * channels, -1, w, bins).transpose(2, 3)
+
+    def probabilities(self, mag: Tensor) -> Tensor:
+        """mag (batch, 1, bins, frames) → vocal probability (batch, 1, bins, frames), averaged over windows."""
+        batch, channels, bins, frames = mag.shape
+        probs = self.window_probabilities(mag)
         return overlap_average(probs, frames).reshape(batch, channels, bins, frames)
 
-    def forward(self, mag: Tensor) -> Tensor:
+    def forward(self, mag: Tensor, windows: bool = False) -> Tensor:
+        """The averaged probabilities as raw masks (batch, 1, channels, bins, frames), binarised at α in eval mode;
+        with ``windows``, each excerpt's own probabilities (see `window_probabilities`): what the
+        "ibm_bce_windows" objective trains, as the paper trains each excerpt on its own mask."""
+        if windows:
+            return self.window_probabilities(mag)
         p = self.probabilities(mag).unsqueeze(1)  # (batch, 1, channels, bins, frames)
         if not self.training and self.alpha is not None:
             return (p > self.alpha).to(p.dtype)
@@ -215,11 +227,18 @@ class LinCNN(Estimator):
             torch.nn.Linear(hidden, self.bins),
         )
 
-    def forward(self, mag: Tensor) -> Tensor:
+    def encode(self, mag: Tensor) -> Tensor:
+        """mag (batch, channels, bins, frames) → each frame's hidden features (batch·channels, frames, hidden): the
+        convolutions over its ``context_frames``-frame excerpt through the first dense layer. These are the layers
+        the autoencoder pre-training trains (`stemdesk.training.pretrain`)."""
         batch, channels, bins, frames = mag.shape
         x = self.scaler(mag).reshape(batch * channels, bins, frames).transpose(1, 2)
         windows = frame_windows(_trunk_features(self.trunk, x), self.side, self.side)
-        p = torch.sigmoid(self.dense(windows.flatten(2)))  # (b·c, frames, bins)
+        return self.dense[1](self.dense[0](windows.flatten(2)))
+
+    def forward(self, mag: Tensor) -> Tensor:
+        batch, channels, bins, frames = mag.shape
+        p = torch.sigmoid(self.dense[3](self.dense[2](self.encode(mag))))  # (b·c, frames, bins)
         p = p.reshape(batch, channels, frames, bins).transpose(2, 3).unsqueeze(1)  # (batch, 1, ch, bins, frames)
         if not self.training and self.theta is not None:
             return (p > self.theta).to(p.dtype)

@@ -1,0 +1,375 @@
+"""Train an estimator from scratch with a paper's recipe on a user's multitracks, and install it as a model.
+
+`stemdesk train --estimator NAME [--recipe PAPER-VARIANT]` runs `train_from_scratch`: check the data and split it by
+song, build the recipe's estimator (with any ``--set`` changes), run its pre-training stage if it has one (Lin et
+al.'s autoencoder), train it with its objective and augmentation, validate whole songs through the real separator
+with the post-processing the model's card will ask for, and install the best weights into the user's models folder
+with a card that says the paper, the recipe, what it sets, the data and its licence, and the CPU budget used. The
+run folder (``<user data>/runs/<name>``) holds the data report, checkpoints and the log; running the same command
+again resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stemdesk.core.cancel import CancelToken
+from stemdesk.core.errors import StemDeskError
+from stemdesk.core.estimators import Estimator, build_estimator
+from stemdesk.core.postprocess import PostProcessing
+from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
+from stemdesk.io.model_store import amend_card, find_model, read_card, user_models_dir
+from stemdesk.io.paths import runs_dir
+from stemdesk.io.process import limit_threads, process_threads
+
+from .augment import NO_AUGMENTATION
+from .data import Song
+from .dataset import SongFiles, data_terms, describe, discover, load_checked, read_mapping
+from .finetune import split_songs
+from .model_card import render
+from .pretrain import pretrain_autoencoder
+from .recipes import TRAINING, Recipe, resolve, with_settings
+from .recipes import describe as describe_recipe
+from .train import TrainConfig, Trainer, export_model
+
+# Shipping limit of a research model's weights (the issue of the seed methods asks for at most 10 MB each).
+SIZE_LIMIT = 10_000_000
+
+
+@dataclass
+class ScratchRequest:
+    """What `stemdesk train --estimator` asks for. ``settings``: changes to the recipe's estimator config
+    (``--set KEY=VALUE``); ``augmentation``: changes to the recipe's (fields of `Augmentation`), after
+    ``no_augmentation`` (which also turns remixing off); ``postprocessing``: post-processing the card asks for
+    beyond the recipe's. ``minutes`` is the wall-clock budget of pre-training and training together; ``steps`` and
+    ``pretrain_steps`` end them sooner."""
+
+    data: Sequence[Path]
+    name: str
+    estimator: str | None = None
+    recipe: str | None = None
+    minutes: float = 30.0
+    mapping: Path | None = None
+    valid: Sequence[str] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+    batch: int | None = None
+    steps: int | None = None
+    pretrain_steps: int | None = None
+    no_augmentation: bool = False
+    augmentation: Mapping[str, Any] = field(default_factory=dict)
+    remix: float | None = None
+    postprocessing: PostProcessing = field(default_factory=PostProcessing)
+    ema: float = 0.0  # > 0: validate and export a moving average of the weights
+    threads: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class Plan:
+    """A request made concrete: the recipe, the estimator's full config and the trainer's settings."""
+
+    recipe: Recipe
+    config: TrainConfig
+    estimator_config: dict[str, Any]
+
+
+def plan(request: ScratchRequest) -> Plan:
+    """The recipe and the trainer's settings for ``request``, with the estimator built once to check them.
+    Raises StemDeskError for a recipe, setting or option that cannot be used, saying what can."""
+    recipe = resolve(request.estimator, request.recipe)
+    config = with_settings(recipe.config, request.settings)
+    try:
+        estimator = build_estimator(recipe.estimator, config)
+    except (TypeError, ValueError, KeyError) as error:
+        start = f"the recipe {recipe.name}" if recipe.paper else "its own defaults"
+        changed = f" with --set {', '.join(request.settings)}" if request.settings else ""
+        raise StemDeskError(
+            f"{recipe.estimator} cannot be built from {start}{changed}: {error}. Give its settings with --set "
+            "KEY=VALUE."
+        ) from None
+    augmentation = NO_AUGMENTATION if request.no_augmentation else recipe.augmentation
+    remix = 0.0 if request.no_augmentation else recipe.remix
+    try:
+        augmentation = replace(augmentation, **dict(request.augmentation))
+    except (TypeError, ValueError) as error:
+        raise StemDeskError(f"Augmentation: {error}.") from None
+    remix = request.remix if request.remix is not None else remix
+    if not 0.0 <= remix <= 1.0:
+        raise StemDeskError(f"Remixing is a probability between 0 and 1, not {remix}.")
+    post = request.postprocessing.over(recipe.postprocessing)
+    try:
+        post.steps(estimator.sources)
+    except ValueError as error:
+        raise StemDeskError(f"The recipe {recipe.name}'s model: {error}.") from None
+    training = {**TRAINING, **recipe.training}
+    if request.lr is not None:
+        training["lr"] = request.lr
+    if request.batch is not None:
+        if request.batch < 1:
+            raise StemDeskError(f"The batch must hold at least one example, not {request.batch}.")
+        training["batch"] = request.batch
+    train_config = TrainConfig(
+        estimator=recipe.estimator,
+        config=estimator.config(),
+        remix=remix,
+        augmentation=augmentation,
+        postprocessing=post,
+        minutes=request.minutes,
+        max_steps=request.steps if request.steps is not None else 10**9,
+        seed=request.seed,
+        device=request.device,
+        ema=request.ema,
+        **training,
+    )
+    # The card's words describe what is trained: the recipe with the changes asked for.
+    made = replace(recipe, augmentation=augmentation, remix=remix, postprocessing=post)
+    return Plan(made, train_config, estimator.config())
+
+
+def gather(folders: Sequence[Path], mapping: Path | None) -> list[SongFiles]:
+    """The songs of every folder (or CSV list); a song name found twice is an error, since validation songs are
+    named."""
+    songs: list[SongFiles] = []
+    rules = read_mapping(mapping)
+    for folder in folders:
+        found = discover(Path(folder), rules)
+        if not found:
+            raise StemDeskError(
+                f'No songs found in "{folder}". Give folders that hold one folder per song with its stems inside '
+                "(for a collection of sets, give each set's folder)."
+            )
+        songs += found
+    names = [song.name for song in songs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise StemDeskError(
+            f"Songs named {twice} appear in more than one folder; rename them so each name is one song."
+        )
+    return songs
+
+
+def train_from_scratch(
+    request: ScratchRequest, progress: Callable[[dict], None] | None = None, cancel: CancelToken | None = None
+) -> dict[str, Any]:
+    """Run the whole job; returns what it made (the model's id, folder, recipe, steps, validation scores, size).
+    Raises StemDeskError for anything the user can fix."""
+    wall, cpu = time.monotonic(), time.process_time()
+    made = plan(request)
+    recipe, config = made.recipe, made.config
+    out_folder = user_models_dir() / request.name
+    try:
+        existing = find_model(request.name)
+    except StemDeskError:
+        existing = None
+    if existing is not None and existing.folder != out_folder:
+        raise StemDeskError(f"A model named {request.name!r} already ships with StemDesk; choose another --out.")
+    limit_threads(request.threads or process_threads())
+    config.threads = torch.get_num_threads()
+    run = runs_dir() / request.name
+    run.mkdir(parents=True, exist_ok=True)
+    songs = gather(request.data, request.mapping)
+    report, loaded = load_checked(songs)
+    atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
+    atomic_write_bytes(run / "data-report.txt", describe(report).encode())
+    if len(loaded) < 2:
+        raise StemDeskError(
+            f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); training "
+            "needs at least two: one to train on and one to validate."
+        )
+    train_names, valid_names = split_songs(list(loaded), request.valid)
+    train = [loaded[n] for n in train_names]
+    valid = [loaded[n] for n in valid_names]
+    used = [song for song in songs if song.name in loaded]
+    terms = data_terms(used)
+    facts = card_facts(request, made, terms, train_names, valid_names, report["excluded"])
+    staged = run / "model"
+    shutil.rmtree(staged, ignore_errors=True)
+    trainer, pretrained = train_recipe(
+        made,
+        train,
+        valid,
+        run,
+        export_model(staged, request.name, facts, half=True),
+        pretrain_steps=request.pretrain_steps,
+        progress=progress,
+        cancel=cancel,
+    )
+    if trainer.step == 0:
+        raise StemDeskError(
+            f"--minutes {request.minutes:g} left no time to train after reading the songs"
+            + (" and pre-training" if pretrained else "")
+            + ". Give more minutes."
+        )
+    if not (staged / "card.json").is_file():
+        raise StemDeskError(
+            f"Training ran {trainer.step} steps but never produced a finite validation score, so nothing was "
+            f"installed (run folder: {run}). Try a lower --lr."
+        )
+    size = record_budget(staged, config, request.minutes, trainer.step, pretrained, wall, cpu)
+    with atomic_folder(out_folder) as folder:
+        shutil.copytree(staged, folder, dirs_exist_ok=True)
+    installed = read_card(out_folder)
+    metrics = installed.raw.get("metrics", {})
+    return {
+        "model": request.name,
+        "folder": str(out_folder),
+        "run_folder": str(run),
+        "recipe": recipe.name,
+        "paper": recipe.paper,
+        "estimator": recipe.estimator,
+        "steps": trainer.step,
+        "best_step": metrics.get("step"),
+        "valid_usdr": metrics.get("validation_usdr_median_db", {}),
+        "pretraining": pretrained,
+        "weights_bytes": size,
+        "over_size_limit": size > SIZE_LIMIT,
+        "research_only": terms["research_only"],
+        "postprocessing": config.postprocessing.as_dict(),
+    }
+
+
+def record_budget(
+    folder: Path,
+    config: TrainConfig,
+    minutes: float,
+    steps: int,
+    pretrained: dict[str, Any] | None,
+    wall: float,
+    cpu: float,
+) -> int:
+    """Add to an exported model's card the CPU budget its training used (``wall``, ``cpu``: time.monotonic() and
+    time.process_time() when the job began) and its weights' size in bytes, and render its README again. Returns
+    the size."""
+    size = (folder / "weights.safetensors").stat().st_size
+    training = dict(read_card(folder).raw["training"])
+    training["config"] = {**training["config"], "excerpt_seconds": config.excerpt_seconds}  # as fitted to the songs
+    training["budget"] = {
+        "minutes": minutes,
+        "threads": config.threads,
+        "device": config.device,
+        "steps": steps,
+        "wall_seconds": round(time.monotonic() - wall),
+        "cpu_seconds": round(time.process_time() - cpu),
+        "pretraining": pretrained,
+    }
+    card = amend_card(folder, {"training": training, "weights_bytes": size})
+    atomic_write_bytes(folder / "README.md", render(card.raw).encode("utf-8"))
+    return size
+
+
+def train_recipe(
+    made: Plan,
+    train: Sequence[Song],
+    valid: Sequence[Song],
+    workdir: Path,
+    export: Callable[[Estimator, dict], None] | None,
+    pretrain_steps: int | None = None,
+    progress: Callable[[dict], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[Trainer, dict[str, Any] | None]:
+    """Train a plan's estimator from scratch on ``train``, validating on ``valid`` (split by song), in ``workdir``
+    (checkpoints, log, the pre-training's report): the recipe's pre-training stage first, for its share of
+    ``made.config.minutes`` or ``pretrain_steps`` (0: none), then the trainer for the time left. A run already in
+    ``workdir`` resumes (and is not pre-trained again); one of another network is refused. ``export`` gets the best
+    weights (see `Trainer.run`). Returns the trainer and the pre-training's report (None without one). Used by
+    `train_from_scratch` and by benchmarks/reproduction.py."""
+    recipe, config = made.recipe, made.config
+    shortest = min(song.length / song.sample_rate for song in train)
+    if shortest < 1.0:
+        raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
+    config.excerpt_seconds = min(config.excerpt_seconds, 0.8 * shortest)
+    checkpoints = Path(workdir) / "checkpoints"
+    trainer = Trainer(config, train, valid, checkpoints, progress=progress)
+    earlier = trainer.checkpoints.meta()
+    if earlier is not None and not _same_network(earlier.get("config", {}), config):
+        raise StemDeskError(
+            f"The run folder {workdir} holds a run of {earlier['config'].get('estimator')} with other settings, "
+            f"which this one cannot resume. Choose another --out, or delete {checkpoints} to start again."
+        )
+    report_file = Path(workdir) / "pretraining.json"
+    pretrained = json.loads(report_file.read_text()) if report_file.is_file() else None
+    if recipe.pretrain == "autoencoder" and earlier is None and pretrain_steps != 0:
+        trainer.init_input_scaling()
+        pretrained = pretrain_autoencoder(
+            trainer.estimator,
+            lambda: trainer.mixture_magnitudes(config.batch),
+            seconds=recipe.pretrain_share * config.minutes * 60,
+            steps=pretrain_steps,
+            lr=config.lr,
+            progress=progress,
+            cancel=cancel,
+        )
+        atomic_write_bytes(report_file, json.dumps(pretrained).encode())
+        config.minutes = max(0.0, config.minutes - pretrained["seconds"] / 60)
+    trainer.run(export=export, cancel=cancel)
+    return trainer, pretrained
+
+
+def _same_network(saved: Mapping[str, Any], config: TrainConfig) -> bool:
+    """Whether a checkpoint's trainer settings built the same network as ``config`` (a resumable run)."""
+    ours = json.loads(json.dumps({"estimator": config.estimator, "config": config.config}))
+    return {"estimator": saved.get("estimator"), "config": saved.get("config")} == ours
+
+
+def card_facts(
+    request: ScratchRequest,
+    made: Plan,
+    terms: dict,
+    train_names: Sequence[str],
+    valid_names: Sequence[str],
+    excluded: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The human facts of the exported model's card: the paper and recipe, what it sets, the data and its licences,
+    the post-processing separation applies, the training settings. The budget used is added when training ends."""
+    recipe, config = made.recipe, made.config
+    folders = [str(path) for path in request.data]
+    paper = recipe.paper or "none: the estimator's own defaults"
+    research = terms["research_only"]
+    licences = {
+        "weights": "GPL-3.0-or-later (StemDesk)"
+        + ("; research and education use only (see training_data.research_only)" if research else ""),
+        "training_data": "; ".join(
+            f"{source}: " + ", ".join(f"{licence} ({count} songs)" for licence, count in found.items())
+            for source, found in terms["sources"].items()
+        ),
+    }
+    if terms["unknown"]:
+        licences["unstated"] = (
+            f"{terms['unknown']} training or validation songs state no licence (no meta.json): use the weights only "
+            "as their owners allow"
+        )
+    data: dict[str, Any] = {
+        "folders": folders,
+        "train_songs": list(train_names),
+        "valid_songs": list(valid_names),
+        "excluded": dict(excluded),
+        "augmentation": describe_recipe(recipe, made.estimator_config)["augmentation"],
+    }
+    if research:
+        data["research_only"] = research
+    return {
+        "description": f"{request.name}: {paper}, {recipe.variant} (recipe {recipe.name}), trained from scratch by "
+        f"`stemdesk train` on {len(train_names)} songs",
+        "purpose": "research",
+        "paper": {
+            "reference": paper,
+            "recipe": recipe.name,
+            "variant": recipe.variant,
+            "settings": describe_recipe(recipe, made.estimator_config),
+            "changed": dict(request.settings),
+        },
+        "postprocessing": config.postprocessing.as_dict(),
+        "training_data": data,
+        "licenses": licences,
+        "training": {"from_scratch": True, "config": {k: v for k, v in asdict(config).items() if k != "extra"}},
+    }
