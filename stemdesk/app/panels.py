@@ -54,10 +54,17 @@ class JobsPanel(QWidget):
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.verticalHeader().setVisible(False)
+        # one line per job: a long title is shortened in its middle (the song's name ends it), never wrapped into
+        # "Se… Ev…"; its whole text is the tooltip
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in range(1, len(self.COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # the progress bar's own size hint is wide; the bar reads as well at a fixed 72 px
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Fixed)
+        self.table.setColumnWidth(4, 72)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.table)
@@ -70,7 +77,9 @@ class JobsPanel(QWidget):
             row = self.table.rowCount()
             self.table.insertRow(row)
             self.rows[job.id] = row
-            self.table.setItem(row, 0, QTableWidgetItem(job.title))
+            title = QTableWidgetItem(job.title)
+            title.setToolTip(job.title)
+            self.table.setItem(row, 0, title)
             self.table.setItem(row, 1, QTableWidgetItem(model))
             self.table.setItem(row, 2, QTableWidgetItem(job.device))
             self.table.setItem(row, 3, QTableWidgetItem(""))
@@ -78,9 +87,15 @@ class JobsPanel(QWidget):
             bar.setRange(0, 1000)
             self.table.setCellWidget(row, 4, bar)
             self.table.setItem(row, 5, QTableWidgetItem(""))
-            cancel = QPushButton("Cancel")
+            cancel = QToolButton()
+            cancel.setText("✕")
+            cancel.setToolTip("Cancel this job")
+            cancel.setAccessibleName("Cancel")
             cancel.clicked.connect(lambda: self.cancel_requested.emit(job))
             self.table.setCellWidget(row, 6, cancel)
+            # the Device column only when jobs run on more than one device (a GPU beside the CPU)
+            devices = {self.table.item(r, 2).text() for r in range(self.table.rowCount())}
+            self.table.setColumnHidden(2, len(devices) < 2)
         row = self.rows[job.id]
         status = {
             QUEUED: "queued",

@@ -126,6 +126,7 @@ def dawproject_xml(
     """(project.xml, metadata.xml) for stems whose audio sits at ``audio_paths`` inside the archive."""
     ids = _Ids()
     seconds = stems.info.frames / stems.info.sample_rate
+    played = seconds / mix.tempo  # the mix's tempo: each clip is warped to this length, automation times with it
     project = ET.Element("Project", version="1.0")
     ET.SubElement(project, "Application", name="StemDesk", version=__version__)
     if tempo:
@@ -210,21 +211,27 @@ def dawproject_xml(
             clips,
             "Clip",
             time="0.0",
-            duration=_fmt(seconds),
+            duration=_fmt(played),
             playStart="0.0",
             contentTimeUnit="seconds",
             name=track.attrib["name"],
         )
+        content = clip
+        if mix.tempo != 1.0:  # the stem's seconds (contentTime) stretched onto the arrangement's (time)
+            content = ET.SubElement(clip, "Warps", id=ids(), timeUnit="seconds", contentTimeUnit="seconds")
         audio = ET.SubElement(
-            clip,
+            content,
             "Audio",
             id=ids(),
             channels=str(stems.info.channels),
             sampleRate=str(stems.info.sample_rate),
             duration=_fmt(seconds),
-            algorithm="raw",
+            algorithm="raw" if mix.tempo == 1.0 else "stretch",
         )
         ET.SubElement(audio, "File", path=path)
+        if mix.tempo != 1.0:
+            ET.SubElement(content, "Warp", time="0.0", contentTime="0.0")
+            ET.SubElement(content, "Warp", time=_fmt(played), contentTime=_fmt(seconds))
     for control, points in mix.automation.items():
         if control not in targets:
             continue  # effect automation has no portable target in DAWproject 1.0
@@ -239,11 +246,12 @@ def dawproject_xml(
             del lane.attrib["unit"]
         ET.SubElement(lane, "Target", parameter=targets[control])
         for t, value in points:
+            at = _fmt(t / mix.tempo)  # song time → arrangement time
             if kind == "mute":
-                ET.SubElement(lane, "BoolPoint", time=_fmt(t), value="true" if value >= 0.5 else "false")
+                ET.SubElement(lane, "BoolPoint", time=at, value="true" if value >= 0.5 else "false")
             else:
                 shown = db_to_gain(value) if kind == "gain_db" else (value + 1) / 2
-                ET.SubElement(lane, "RealPoint", time=_fmt(t), value=_fmt(shown), interpolation="linear")
+                ET.SubElement(lane, "RealPoint", time=at, value=_fmt(shown), interpolation="linear")
 
     metadata = ET.Element("MetaData")
     ET.SubElement(metadata, "Title").text = title or (stems.source or {}).get("file", stems.paths[0].parent.name)
@@ -257,8 +265,9 @@ def dawproject_xml(
     )
 
 
-def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
-    """A .dawproject archive with the stems embedded (stored, not recompressed). Written atomically."""
+def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:
+    """A .dawproject archive with the stems embedded (stored, not recompressed). Written atomically. The mix's tempo
+    warps every clip; DAWproject 1.0 has no transposition of audio, so a key change is left out and said so."""
     out = Path(out)
     if out.suffix != ".dawproject":
         out = out.with_name(out.name + ".dawproject")
@@ -270,7 +279,14 @@ def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | Non
         archive.writestr("metadata.xml", metadata, zipfile.ZIP_DEFLATED)
         for path, name in zip(stems.paths, inside):
             archive.write(path, name, zipfile.ZIP_STORED)
-    return atomic_write_bytes(out, buffer.getvalue())
+    written = atomic_write_bytes(out, buffer.getvalue())
+    if mix.semitones:
+        return Written(
+            written,
+            f"Without the key change ({mix.semitones:+g} semitones): DAWproject cannot transpose audio clips. "
+            "Transpose the clips in the DAW, export REAPER's session (--session rpp), or bounce the mix.",
+        )
+    return Written(written)
 
 
 def _quote(text: str) -> str:
@@ -286,9 +302,10 @@ SOURCE_TYPES = {".wav": "WAVE", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "VORBIS"
 
 def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None = None) -> str:
     seconds = stems.info.frames / stems.info.sample_rate
+    rate = mix.tempo  # items play at the mix's tempo (pitch kept) and key; project times are song times / rate
     lines = [
         f'<REAPER_PROJECT 0.1 "6.0/StemDesk-{__version__}" {int(time.time())}',
-        f"  TEMPO {tempo or 120:g} 4 4",
+        f"  TEMPO {(tempo or 120) * (rate if tempo else 1):g} 4 4",
         f"  SAMPLERATE {stems.info.sample_rate} 0 0",
         f"  MASTER_VOLUME {db_to_gain(mix.master_gain_db):.6f} 0 -1 -1 1",
     ]
@@ -313,12 +330,14 @@ def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None =
             for t, value in points:
                 shown = db_to_gain(value) if kind == "gain_db" else (value if kind == "pan" else float(value < 0.5))
                 shape = 1 if kind == "mute" else 0
-                lines.append(f"      PT {t:.6f} {shown:.6f} {shape}")
+                lines.append(f"      PT {t / rate:.6f} {shown:.6f} {shape}")
             lines.append("    >")
         lines += [
             "    <ITEM",
             "      POSITION 0",
-            f"      LENGTH {seconds:.6f}",
+            f"      LENGTH {seconds / rate:.6f}",
+            # play rate, preserve pitch, pitch adjust (semitones), the project's pitch-shift mode, -, fade
+            f"      PLAYRATE {rate:.6f} 1 {mix.semitones:.6f} -1 0 0.0025",
             f"      NAME {_quote(name)}",
             f"      <SOURCE {SOURCE_TYPES.get(Path(path).suffix.lower(), 'WAVE')}",
             f"        FILE {_quote(path)}",

@@ -1612,10 +1612,16 @@ def test_twenty_songs_dropped_on_the_window_queue_and_cancel_cleanly(qtbot, wind
     jobs = window.open_songs(songs)
     assert len(jobs) == 20 and window.jobs_panel.table.rowCount() >= 20
     assert window.project.source == str(songs[0].resolve())  # the first one is open
+    table = window.jobs_panel.table
+    # readable at 1280 px: each title on one line in a column wide enough for it (it was wrapped to "Se… Ev…")
+    title = table.item(window.jobs_panel.rows[jobs[5].id], 0)
+    assert title.toolTip() == jobs[5].title and "song 05" in jobs[5].title
+    assert table.columnWidth(0) >= table.fontMetrics().horizontalAdvance(jobs[5].title)
+    assert table.rowHeight(0) < 2 * table.fontMetrics().height() + 8
     rng = random.Random(1)
     cancelled = rng.sample(range(1, 20), 7)
-    for index in cancelled:
-        jobs[index].cancel()
+    for index in cancelled:  # the dock's ✕ on each row
+        qtbot.mouseClick(table.cellWidget(window.jobs_panel.rows[jobs[index].id], 6), Qt.MouseButton.LeftButton)
         qtbot.wait(rng.randint(0, 30))
     qtbot.waitUntil(lambda: all(job.status in (DONE, CANCELLED, "failed") for job in jobs), timeout=300_000)
     out = Path(window.settings["output_folder"])

@@ -266,8 +266,9 @@ def test_dawproject_validates_and_holds_the_stems_and_mix(tmp_path):
     lxml = pytest.importorskip("lxml.etree")
     _, folder = make_stems(tmp_path, "24")
     stems = find_stems(folder)
-    path = write_dawproject(stems, session_mix(), tmp_path / "session", tempo=128)
-    assert path.name == "session.dawproject"
+    written = write_dawproject(stems, session_mix(), tmp_path / "session", tempo=128)
+    path = written.path
+    assert path.name == "session.dawproject" and written.note == ""
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         assert {"project.xml", "metadata.xml", *[f"audio/{n}.wav" for n in NAMES]} <= set(names)
@@ -291,6 +292,32 @@ def test_dawproject_validates_and_holds_the_stems_and_mix(tmp_path):
     volume_id = tracks["vocals"].find("Channel/Volume").get("id")
     assert points[0].find("Target").get("parameter") == volume_id and len(points[0].findall("RealPoint")) == 2
     assert float(project.find("Transport/Tempo").get("value")) == 128
+
+
+def test_dawproject_warps_clips_to_the_mix_tempo_and_says_it_leaves_the_key_out(tmp_path):
+    lxml = pytest.importorskip("lxml.etree")
+    _, folder = make_stems(tmp_path, "24")
+    mix = session_mix()
+    mix.tempo, mix.semitones = 0.8, 2.0
+    written = write_dawproject(find_stems(folder), mix, tmp_path / "slow", tempo=128)
+    assert "+2 semitones" in written.note and "REAPER" in written.note
+    with zipfile.ZipFile(written.path) as archive:
+        project = lxml.fromstring(archive.read("project.xml"))
+    if SCHEMAS.is_dir():
+        xsd = lxml.XMLSchema(lxml.parse(str(SCHEMAS / "Project.xsd")))
+        assert xsd.validate(project), xsd.error_log
+    clips = list(project.iter("Clip"))
+    assert len(clips) == 4
+    for clip in clips:  # 4 s of stem played over 5 s of the arrangement
+        assert float(clip.get("duration")) == pytest.approx(5.0)
+        warps = clip.find("Warps")
+        assert float(warps.find("Audio").get("duration")) == 4.0
+        assert [(float(w.get("time")), float(w.get("contentTime"))) for w in warps.findall("Warp")] == [
+            (0.0, 0.0),
+            (pytest.approx(5.0), 4.0),
+        ]
+    times = [float(p.get("time")) for p in next(project.iter("Points")).findall("RealPoint")]
+    assert times == [pytest.approx(1.25), pytest.approx(2.5)]  # the moves at 1 s and 2 s of the song
 
 
 def parse_rpp(text: str) -> dict:
@@ -331,6 +358,23 @@ def test_rpp_parses_and_lists_files_gains_and_lengths(tmp_path):
         assert fields["MUTESOLO"][0] == ("1" if name == "bass" else "0")
     envelope = next(c for c in tracks[0]["children"] if c["tag"] == "VOLENV2")
     assert [line.split()[1] for line in envelope["lines"] if line.startswith("PT")] == ["1.000000", "2.000000"]
+
+
+def test_rpp_plays_items_at_the_mix_key_and_tempo(tmp_path):
+    _, folder = make_stems(tmp_path, "24")
+    mix = session_mix()
+    mix.tempo, mix.semitones = 1.25, -3.0
+    project = parse_rpp(write_rpp(find_stems(folder), mix, tmp_path / "fast", tempo=100).read_text())
+    fields = {line.split()[0]: line.split()[1:] for line in project["lines"]}
+    assert float(fields["TEMPO"][0]) == 125
+    for track in (c for c in project["children"] if c["tag"] == "TRACK"):
+        item = next(c for c in track["children"] if c["tag"] == "ITEM")
+        item_fields = {line.split()[0]: line.split()[1:] for line in item["lines"]}
+        assert float(item_fields["LENGTH"][0]) == pytest.approx(3.2)
+        rate, keep_pitch, semitones = (float(v) for v in item_fields["PLAYRATE"][:3])
+        assert (rate, keep_pitch, semitones) == (1.25, 1, -3)
+    envelope = next(c for c in project["children"][0]["children"] if c["tag"] == "VOLENV2")
+    assert [float(line.split()[1]) for line in envelope["lines"] if line.startswith("PT")] == [0.8, 1.6]
 
 
 def test_cli_remix_export_and_separate_sessions(tmp_path, song_file):
