@@ -14,6 +14,7 @@ is what the playhead shows.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -33,8 +34,9 @@ from ..mixer.mix import Mix
 from ..mixer.render import Renderer, levels, render_automated
 
 log = logging.getLogger("stemdesk.playback")
-BLOCK = 1024
-LATENCY_SECONDS = 0.08  # the sink's buffer by default (the audio_buffer_ms setting): fader moves are heard about this
+FEED_MS = 5  # how often the audio thread tops up the sink's buffer
+MIN_FEED = 64  # frames: less free room than this waits for the next top-up
+LATENCY_SECONDS = 0.02  # the sink's buffer by default (the audio_buffer_ms setting): fader moves are heard about this
 # much later (benchmarks/ui.py)
 METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
 FADE = 512  # frames over which playback crosses into another key or tempo when one is first set while playing
@@ -272,58 +274,29 @@ class MixSource:
                 handle.close()
 
 
-class _Device(QIODevice):
-    """The QIODevice the sink pulls from: float32 interleaved frames rendered on demand."""
-
-    def __init__(self, source: MixSource, parent=None):
-        super().__init__(parent)
-        self.source = source
-        self.finished = False
-        self.error: str | None = None  # why reading stopped (a damaged file), for the player to say
-
-    def readData(self, maxlen: int) -> bytes:
-        # bytes, never a QByteArray: PySide6 (6.11) copies only a returned `bytes` into the caller's buffer; a
-        # QByteArray reaches the sink as zero bytes read, so it played digital silence while the playhead moved
-        # (issue 23). Qt asks for up to its period (16 KiB on PulseAudio); each call renders at most BLOCK frames.
-        frame_bytes = 4 * self.source.channels
-        frames = min(BLOCK, maxlen // frame_bytes)
-        if frames <= 0:
-            return b""
-        try:
-            audio = self.source.read(frames)
-        except AudioError as error:
-            # raising inside a Qt virtual would be lost (or end the process); stop and let the output's check say why
-            log.warning("playback stopped: %s", error)
-            self.error, self.finished = str(error), True
-            return bytes(frames * frame_bytes)
-        if audio.shape[-1] == 0:
-            self.finished = True
-            return bytes(frames * frame_bytes)  # silence until the player stops
-        return np.ascontiguousarray(audio.T, dtype=np.float32).tobytes()
-
-    def writeData(self, data) -> int:
-        return -1
-
-    def bytesAvailable(self) -> int:
-        return BLOCK * 4 * self.source.channels + super().bytesAvailable()
-
-    def isSequential(self) -> bool:
-        return True
-
-
 class _Output(QObject):
-    """The sink and the device it pulls from, living on the player's audio thread: Qt calls readData there, so the mix
-    renders while the UI paints or lays out, and the UI never waits for a block to render or for the sink to start.
-    (On the UI thread, a 300 ms layout starved the device: the song dropped out.)"""
+    """The sink, living on the player's audio thread, fed there: every FEED_MS the output renders exactly what the
+    sink's buffer has room for and writes it (Qt's push mode). The buffer stays full, so a fader move is heard one
+    buffer later, and the mix renders while the UI paints or lays out.
+
+    (Pull mode, where the sink reads a QIODevice, read one period of 1024 frames, 23.2 ms, every 25 ms tick on
+    PulseAudio: the buffer drained and 30 to 160 ms a second of playback was silence, and a move waited for the next
+    tick. On the UI thread, a 300 ms layout starved the device: the song dropped out.)"""
 
     ended = Signal(str)  # the device ran out of song ("") or failed (why): the player stops
+    dropped = Signal()  # the sink's buffer ran dry while playing: the song dropped out (said once per playback)
 
     def __init__(self, source: MixSource, fmt: QAudioFormat, buffer_bytes: int):
         super().__init__()
         self.source, self.fmt, self.buffer_bytes = source, fmt, buffer_bytes
         self.sink: QAudioSink | None = None
-        self.device: _Device | None = None
+        self.device: QIODevice | None = None  # what the sink gave to write into
         self.timer: QTimer | None = None
+        self.finished = False  # the song's last frames have been written
+        self.fed = False  # something was written since start or resume
+        self.last_feed = 0.0  # when the buffer was last topped up (time.monotonic())
+        self.buffer_seconds = buffer_bytes / (4 * source.channels * source.rate)
+        self.said_dropped = False
 
     def command(self, name: str) -> None:
         """Runs on the audio thread (a queued call from the player): start, suspend or resume."""
@@ -331,26 +304,58 @@ class _Output(QObject):
             self.sink = QAudioSink(QMediaDevices.defaultAudioOutput(), self.fmt, self)
             # a short buffer keeps fader moves and the playhead close to what is heard
             self.sink.setBufferSize(self.buffer_bytes)
-            self.device = _Device(self.source, self)
-            self.device.open(QIODevice.OpenModeFlag.ReadOnly)
-            self.sink.start(self.device)
+            self.device = self.sink.start()
             self.timer = QTimer(self)
-            self.timer.timeout.connect(self._check)
-            self.timer.start(50)
-        elif self.sink is not None:
-            self.sink.suspend() if name == "suspend" else self.sink.resume()
+            self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+            self.timer.timeout.connect(self._feed)
+            self.timer.start(FEED_MS)
+            self._feed()
+        elif self.sink is not None and self.timer is not None:
+            if name == "suspend":
+                self.timer.stop()  # nothing is rendered ahead while paused
+                self.sink.suspend()
+            else:
+                self.sink.resume()
+                self.fed = False
+                self.timer.start(FEED_MS)
 
-    def _check(self) -> None:
-        """Notice a finished or failed sink. (Not a stateChanged slot: PySide6 6.11 cannot convert that signal's
-        QAudio::State argument for a Python slot.)"""
-        if self.device is not None and self.device.finished:
-            self.ended.emit(f"Playback stopped: {self.device.error}" if self.device.error else "")
+    def _feed(self) -> None:
+        """Fill the sink's free room with the next frames of the mix; notice a finished or failed sink."""
+        assert self.sink is not None and self.device is not None and self.timer is not None
         # by name: QAudio.Error and QtAudio.Error (its newer spelling) do not compare equal in PySide6
-        elif self.sink is not None and self.sink.error().name not in ("NoError", "UnderrunError"):
+        if self.sink.error().name not in ("NoError", "UnderrunError"):
+            self.timer.stop()
             self.ended.emit(f"Audio output stopped ({self.sink.error().name}); press play to try again.")
-        else:
             return
-        self.timer.stop()
+        now = time.monotonic()
+        late, self.last_feed = now - self.last_feed, now
+        free = self.sink.bytesFree()
+        if self.finished:  # the song's end was written: stop once the device has played it
+            if free >= self.sink.bufferSize():
+                self.timer.stop()
+                self.ended.emit("")
+            return
+        # The device ran dry: this thread could not run for longer than the buffer lasts (Python's lock held
+        # elsewhere, a busy machine), or all of the buffer is free (playing, it holds half of it or more).
+        ran_dry = late > self.buffer_seconds or free >= self.sink.bufferSize()
+        if self.fed and ran_dry and not self.said_dropped:
+            self.said_dropped = True
+            self.dropped.emit()
+        frames = free // (4 * self.source.channels)
+        if frames < MIN_FEED:
+            return
+        try:
+            audio = self.source.read(frames)
+        except AudioError as error:
+            log.warning("playback stopped: %s", error)
+            self.timer.stop()
+            self.ended.emit(f"Playback stopped: {error}")
+            return
+        if audio.shape[-1]:
+            # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
+            self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
+            self.fed = True
+        self.finished = audio.shape[-1] < frames  # fewer only at the song's end
 
     def halt(self) -> None:
         """Runs on the audio thread while the player waits: stop the sink and hand this object back to the UI thread
@@ -359,8 +364,6 @@ class _Output(QObject):
             self.timer.stop()
         if self.sink is not None:
             self.sink.stop()
-        if self.device is not None:
-            self.device.close()
         self.moveToThread(QCoreApplication.instance().thread())
 
 
@@ -370,6 +373,7 @@ class Player(QObject):
 
     state_changed = Signal(str)  # "playing", "paused", "stopped"
     problem = Signal(str)
+    dropped_out = Signal(float)  # the song dropped out while playing with this buffer (seconds)
     _command = Signal(str)  # to the audio thread, queued
     _halt = Signal()  # to the audio thread, waited for
 
@@ -451,8 +455,13 @@ class Player(QObject):
             self._command.connect(self.output.command)  # queued: the output lives on the audio thread
             self._halt.connect(self.output.halt, Qt.ConnectionType.BlockingQueuedConnection)
             self.output.ended.connect(self._ended)  # queued back to this (the UI) thread
+            self.output.dropped.connect(self._dropped)
             self.thread_.start()
             self._command.emit("start")
+            # Python's full garbage collection scans every object of the process (torch's too): 100-125 ms here,
+            # holding the GIL, so the audio thread could not top up the sink and the song dropped out. While playing,
+            # what existed before play is frozen out of it; stop hands it back to the collector.
+            gc.freeze()
             self._clock = (time.monotonic(), self.source.played)
         self._set("playing")
         return True
@@ -463,6 +472,10 @@ class Player(QObject):
         if message:
             self.problem.emit(message)
         self.stop()
+
+    def _dropped(self) -> None:
+        if self.sender() is self.output:
+            self.dropped_out.emit(self.latency)
 
     def pause(self) -> None:
         if self.output is not None and self.state == "playing":
@@ -484,6 +497,7 @@ class Player(QObject):
             thread.quit()
             thread.wait()
             output.deleteLater()
+            gc.unfreeze()
         if self.state != "stopped":
             self._set("stopped")
 

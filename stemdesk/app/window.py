@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.player = Player(self)
         self.player.latency = int(self.settings["audio_buffer_ms"]) / 1000
         self.player.problem.connect(lambda text: self.status(text, 10000))
+        self.player.dropped_out.connect(self._audio_dropped_out)
         self.player.state_changed.connect(self._player_state)
         self.training_job: Job | None = None
         self.closed = False
@@ -1258,6 +1259,20 @@ class MainWindow(QMainWindow):
                 self.player.stop()
                 self.player.seek(seconds)
                 self.player.play()
+
+    def _audio_dropped_out(self, seconds: float) -> None:
+        """The song dropped out while playing: the next longer audio buffer (Settings → Audio buffer) takes over from
+        where it was; at the longest, say so."""
+        now = round(seconds * 1000)
+        longer = [c for c in settings_store.BY_KEY["audio_buffer_ms"].choices or () if c > now]
+        if not longer:
+            self.status(f"Playback dropped out even with a {now} ms audio buffer: close other busy programs.", 10000)
+            return
+        self.settings_panel.editors["audio_buffer_ms"].setCurrentText(str(longer[0]))  # restarts the sink
+        self.status(
+            f"Playback dropped out with a {now} ms audio buffer; it is {longer[0]} ms now (Settings → Audio buffer).",
+            10000,
+        )
 
     def closeEvent(self, event) -> None:
         if not self.confirm_discard("closing"):

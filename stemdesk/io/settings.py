@@ -93,9 +93,10 @@ SCHEMA: tuple[Setting, ...] = (
     Setting(
         "audio_buffer_ms",
         "Audio buffer (ms)",
-        80,
+        20,
         (20, 40, 80, 160),
-        help="shorter: fader moves are heard sooner; longer: no dropouts on a busy computer",
+        help="shorter: fader moves are heard sooner; longer: no dropouts on a busy computer (a dropout raises it "
+        "one step by itself)",
     ),
 )
 DEFAULTS = {s.key: s.default for s in SCHEMA}
