@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QMenu, QScrollBar, QToolTip, QVBoxLayout, QWidget
 
@@ -86,6 +86,9 @@ class Canvas(QWidget):
         self.spp = 1024.0  # samples per pixel
         self.offset = 0  # first visible sample
         self.playhead = 0.0  # seconds
+        # each lane's waveform outline for the view it was built for: while playing only the playhead moves, so
+        # a repaint draws the same outlines again instead of building them from the peaks 30 times a second
+        self._outlines: dict[str, tuple[Peaks, tuple, QPainterPath | None]] = {}
         self.loop: tuple[float, float] | None = None
         self.display_gain = 1.0  # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
         # the null check's loudest residual windows ({start_seconds, end_seconds, peak_dbfs} in song time), loudest
@@ -293,24 +296,45 @@ class Canvas(QWidget):
             self._paint_frequency_axis(painter, top, LANE - 2)
             painter.restore()
             return
-        pixels = self.width_px()
-        start = self.offset
-        mins, maxs = lane.peaks.envelope(start, int(start + pixels * self.spp), pixels)
-        valid = ~np.isnan(mins)
-        if not valid.any():
+        path = self._outline(lane, mid, LANE)
+        if path is None:
             return
-        half = (LANE - 10) / 2 * self.display_gain
-        xs = HEADER + np.arange(pixels)[valid]
-        upper = mid - np.clip(maxs[valid], -1, 1) * half
-        lower = mid - np.clip(mins[valid], -1, 1) * half
-        # plain Python floats: Qt never sees a numpy scalar
-        points = [QPointF(x, y) for x, y in zip(xs.tolist() + xs[::-1].tolist(), upper.tolist() + lower[::-1].tolist())]
-        path = QPainterPath()
-        path.addPolygon(QPolygonF(points))
-        path.closeSubpath()
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         painter.drawPath(path)
+
+    def _outline(self, lane: Lane, mid: float, height: int) -> QPainterPath | None:
+        """The lane's waveform as a closed outline around its peaks, for the current view (None: no peaks there)."""
+        pixels = self.width_px()
+        start = self.offset
+        view = (lane.peaks.frames, start, self.spp, pixels, mid, height, self.display_gain)
+        cached = self._outlines.get(lane.name)
+        if cached is not None and cached[0] is lane.peaks and cached[1] == view:
+            return cached[2]
+        mins, maxs = lane.peaks.envelope(start, int(start + pixels * self.spp), pixels)
+        valid = ~np.isnan(mins)
+        path = None
+        if valid.any():
+            half = (height - 10) / 2 * self.display_gain
+            xs = HEADER + np.arange(pixels)[valid]
+            upper = mid - np.clip(maxs[valid], -1, 1) * half
+            lower = mid - np.clip(mins[valid], -1, 1) * half
+            # plain Python floats: Qt never sees a numpy scalar
+            points = [
+                QPointF(x, y) for x, y in zip(xs.tolist() + xs[::-1].tolist(), upper.tolist() + lower[::-1].tolist())
+            ]
+            path = QPainterPath()
+            path.addPolygon(QPolygonF(points))
+            path.closeSubpath()
+        self._outlines[lane.name] = (lane.peaks, view, path)
+        return path
+
+    def move_playhead(self, seconds: float) -> None:
+        """Move the playhead line, repainting only the strips it leaves and enters."""
+        strips = [self.x_of(t) for t in (self.playhead, seconds)]
+        self.playhead = seconds
+        for x in strips:
+            self.update(QRect(int(x) - 3, 0, 7, self.height()))
 
     def stem_mark_rect(self, name: str) -> QRectF | None:
         """Where a stem's header writes its share or "changed" (right of its name)."""

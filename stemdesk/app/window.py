@@ -1071,8 +1071,7 @@ class MainWindow(QMainWindow):
             return
         seconds = self.player.position_seconds()
         if self.player.state == "playing":
-            self.timeline.canvas.playhead = seconds
-            self.timeline.canvas.update()
+            self.timeline.canvas.move_playhead(seconds)
             if self.stems:
                 self.show_live_null(self.player.source.take_null())
         self.position_label.setText(clock(seconds))

@@ -249,6 +249,35 @@ def test_the_song_stays_fitted_when_the_window_is_resized_and_spectrograms_stay_
     image.save("/tmp/lanes.png")
 
 
+def test_the_playhead_moves_without_rebuilding_the_waveforms(qtbot, window, tmp_path):
+    """While playing only the playhead moves: the window repaints the strips it leaves and enters, and the lanes'
+    waveform outlines are drawn again, not rebuilt from the peaks 30 times a second (that took 16 ms of every
+    33 ms frame on the UI thread). The line is where it should be and nowhere else."""
+    from stemdesk.app.timeline import RULER
+
+    window.open_song(real_song(tmp_path, seconds=6.0))
+    separate(qtbot, window)
+    canvas = window.timeline.canvas
+    canvas.repaint()
+    outlines = {name: entry[2] for name, entry in canvas._outlines.items()}
+    assert set(outlines) == {"mix", *NAMES} and all(path is not None for path in outlines.values())
+    canvas.move_playhead(1.3)
+    canvas.repaint()
+    canvas.move_playhead(4.7)
+    qtbot.wait(50)
+    image = canvas.grab().toImage()
+    y = RULER + canvas.lane_height() // 2 + 2  # inside the mix lane, just off its centre line
+
+    def white(x: float) -> bool:
+        return any(image.pixelColor(int(x) + dx, y).lightness() > 240 for dx in (-1, 0, 1))
+
+    assert white(canvas.x_of(4.7)) and not white(canvas.x_of(1.3))
+    assert all(canvas._outlines[name][2] is path for name, path in outlines.items())  # drawn again, not rebuilt
+    canvas.zoom(0.5)
+    canvas.repaint()
+    assert canvas._outlines["mix"][2] is not outlines["mix"]  # a new view builds them again
+
+
 def test_save_and_reopen_a_project(qtbot, window, tmp_path):
     window.open_song(real_song(tmp_path, seconds=6.0))
     separate(qtbot, window)
