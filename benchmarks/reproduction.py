@@ -272,8 +272,8 @@ def main() -> None:
     parser.add_argument(
         "--retrain",
         action="store_true",
-        help="train the chosen recipes again from the start, even when installed with the same setup (to resume a "
-        "killed --retrain run, run it again without --retrain)",
+        help="train the chosen recipes again from the start, even when installed with the same setup (a killed "
+        "--retrain run is resumed by running it again without --retrain)",
     )
     parser.add_argument(
         "--workdir",
@@ -383,11 +383,11 @@ def main() -> None:
         results["rows"] = [rows[name] for name in order if name in rows]
         write_results(results_path, results)
 
-    # The oracles need no training: scored once (BSS Eval makes them slow) and kept, unless --retrain.
+    # The oracles need no training: scored once (BSS Eval makes them slow, minutes) and kept in the results file.
     earlier = {row["system"]: row for row in previous["rows"] if row["system"].startswith("oracle_")}
     for kind in ("irm", "ibm", "mix"):
         name = f"oracle_{kind}"
-        if args.retrain or name not in earlier or (kind == "mix" and "mixture_as_vocals" not in earlier[name]):
+        if name not in earlier or (kind == "mix" and "mixture_as_vocals" not in earlier[name]):
             rows[name] = oracle_row(kind, valid)
             show({"system": name, "usdr": rows[name]["usdr"]})
         else:
@@ -395,6 +395,11 @@ def main() -> None:
     save()
     terms = data_terms([song_folder(p) for p in train_dirs + valid_dirs])
     systems = [(name, name, 0) for name in chosen] + ([(f"{args.noise}@seed1", args.noise, 1)] if args.noise else [])
+    if args.retrain:  # every chosen recipe starts over; a kill after this is resumed by running without --retrain
+        for system, _, _ in systems:
+            (args.workdir / system / "setup.json").unlink(missing_ok=True)  # prepare_run then empties the folder
+            if installed_setup(model_id_of(system)) is not None:
+                amend_card(user_models_dir() / model_id_of(system), {"reproduction": {}})
     for index, (system, recipe, seed) in enumerate(systems, 1):
         began = time.monotonic()
         model_id = model_id_of(system)
@@ -415,9 +420,7 @@ def main() -> None:
         setup = run_setup(made, teacher)
         folder = user_models_dir() / model_id
         workdir = args.workdir / system
-        if args.retrain:
-            (workdir / "setup.json").unlink(missing_ok=True)  # prepare_run then starts the recipe over
-        if args.retrain or installed_setup(model_id) != setup:
+        if installed_setup(model_id) != setup:
             train, labelled = training_songs()
             earlier = prepare_run(workdir, setup)
             spent = (earlier or {}).get("seconds", 0.0) / 60
