@@ -441,7 +441,7 @@ class Trainer:
                 losses, saved = [], time.monotonic()
                 if self._early_stop():
                     break
-        clock = self._count(clock)
+        self._count(clock)
         if losses:
             self._validation_round(losses, started, export)
         if cancel is not None and cancel.cancelled:
