@@ -1,26 +1,37 @@
 """Reproduction table: every seed method's recipe trained with the same CPU budget on the same songs, next to the
-oracles.
+oracles, and each paper's central claim checked against what was measured.
 
     .venv/bin/python benchmarks/reproduction.py [--minutes 4] [--only roma-cnn1,pretet-unet] [--threads 1]
+        [--teacher htdemucs --teacher-share 0.5 --teacher-targets ...] [--noise RECIPE]
 
 The systems are the recipes of `stemdesk train --recipe` (stemdesk/training/recipes.py), trained from scratch by the
 same code (`stemdesk.training.scratch.train_recipe`: pre-training stage, objective, augmentation), so a row is what
 `stemdesk train --recipe NAME` makes with that budget. Training songs and validation songs come from ../shared/data,
-split by song exactly as for the shipped models (stemdesk/training/default_models.py). Each system trains for
-``--minutes`` of wall-clock time on one thread, is exported as a model ``repro-<recipe>`` into the user's models
+split by song exactly as for the shipped models (stemdesk/training/default_models.py); with ``--teacher`` every
+recipe also trains on the teacher-labelled corpus (`stemdesk.training.corpus`, the same loading and weighting as
+default_models.py), and its card says the weights are for personal and research use only. The songs (and the
+corpus) are loaded once, when the first recipe trains. Each system trains for ``--minutes`` of wall-clock time on
+one thread, is exported as a model ``repro-<recipe>`` (float16; over 10 MB stops the run) into the user's models
 folder (so `stemdesk separate --model repro-<recipe>` runs it, with the post-processing its card asks for), and is
 scored on the validation songs with that post-processing:
 
-- uSDR (global SDR per song, the MDX definition), median over songs, on whole songs;
+- uSDR (global SDR per song, the MDX definition), median over songs, on whole songs, and the vocals' margin over
+  doing nothing (a quarter of the mixture as the estimate); a system under +3 dB gets a note in its card;
 - BSS Eval v4 (museval) median-over-frames SDR / SIR / SAR on a 20-second vocal excerpt of the five validation
   songs with the most vocals, median over excerpts;
-- separation speed (seconds of audio per second, one thread) and parameter count.
+- separation speed (seconds of audio per second, one thread), parameter count, size on disk, CPU-minutes and steps.
 
 4-stem systems are also scored on vocals / accompaniment (the sum of their other stems), so every row has those
-two columns. The oracles (IRM, IBM at the same STFT as the shipped model, MIX) need no training. Results go to
-benchmarks/results/reproduction.json and to the results section of docs/reproduction.md (the method section above
-it is kept). A system that was already trained (its model exists with the same config and budget) is only
-re-scored; pass --retrain to train again.
+two columns. The oracles (IRM, IBM at the same STFT as the shipped model, MIX) need no training. Each row goes to
+benchmarks/results/reproduction.json as soon as it is scored, and the results section of docs/reproduction.md (the
+method section above it is kept) is written again from that file by `stemdesk.training.reproduction`, with the
+claims table. ``--noise RECIPE`` trains one recipe a second time with another seed: the run-to-run noise the claims
+are judged against.
+
+Resuming: run folders live in the user cache (``--workdir``) and each recipe checkpoints every
+``--checkpoint-minutes``. Running the same command again after a kill resumes the recipe in progress from its
+checkpoint with what is left of its budget; recipes already installed with the same setup (trainer settings,
+budget, threads, seed, teacher options) are only scored again. ``--retrain`` starts the chosen recipes over.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -39,22 +51,38 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stemdesk.core.chunker import Chunker  # noqa: E402
+from stemdesk.core.errors import StemDeskError  # noqa: E402
+from stemdesk.core.estimators import build_estimator  # noqa: E402
 from stemdesk.core.metrics import usdr  # noqa: E402
 from stemdesk.core.postprocess import PostProcessing, oracle_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT, STFTConfig  # noqa: E402
-from stemdesk.io.model_store import find_model, load_estimator, user_models_dir  # noqa: E402
+from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
+from stemdesk.io.model_store import amend_card, find_model, load_estimator, user_models_dir, weights_bytes  # noqa: E402
+from stemdesk.io.paths import cache_dir  # noqa: E402
+from stemdesk.training import reproduction as report  # noqa: E402
+from stemdesk.training.corpus import Labelled, Teacher, add_teacher  # noqa: E402
+from stemdesk.training.data import Song  # noqa: E402
 from stemdesk.training.dataset import data_terms, load_songs, song_folder  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
 from stemdesk.training.metrics import bss_eval_v4  # noqa: E402
+from stemdesk.training.model_card import render  # noqa: E402
 from stemdesk.training.recipes import PAPER_RECIPES  # noqa: E402
-from stemdesk.training.scratch import ScratchRequest, card_facts, plan, record_budget, train_recipe  # noqa: E402
+from stemdesk.training.scratch import (  # noqa: E402
+    SIZE_LIMIT,
+    ScratchRequest,
+    card_facts,
+    plan,
+    prepare_run,
+    record_budget,
+    train_recipe,
+)
 from stemdesk.training.train import export_model, regroup, source_map  # noqa: E402
 
 TWO = ["vocals", "accompaniment"]
 
 # Each system is a recipe of `stemdesk train` (its paper's settings, sized to train on one CPU core).
-SYSTEMS = {name: f"{recipe.paper} ({recipe.variant})" for name, recipe in PAPER_RECIPES.items()}
+SYSTEMS = list(PAPER_RECIPES)
 # The generated part of docs/reproduction.md starts at this line; everything above it is written by hand.
 RESULTS_MARKER = "<!-- Everything below is written by benchmarks/reproduction.py. -->"
 ORACLE_STFT = STFTConfig(n_fft=4096, hop=1024)
@@ -138,6 +166,9 @@ def oracle_row(kind: str, songs) -> dict:
     row["paper"] = (
         f"oracle {kind.upper()} at STFT 4096/1024" if kind != "mix" else "MIX: each source gets 1/4 of the mixture"
     )
+    if kind == "mix":  # the other way of doing nothing: the whole mixture as the vocal estimate
+        whole = [float(usdr(s.audio()[:1], s.audio().sum(0, keepdim=True))[0]) for s in songs if s.usable[0]]
+        row["mixture_as_vocals"] = round(float(np.median(whole)), 2)
     return row
 
 
@@ -192,56 +223,92 @@ def write_doc(results: str) -> None:
     path = ROOT / "docs" / "reproduction.md"
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Reproduction\n\n"
     head = text.split(RESULTS_MARKER)[0].rstrip() + "\n\n"
-    path.write_text(head + RESULTS_MARKER + "\n\n" + results, encoding="utf-8")
+    atomic_write_bytes(path, (head + RESULTS_MARKER + "\n\n" + results).encode("utf-8"))
 
 
-def markdown(rows: list[dict], minutes: float) -> str:
-    columns = ["vocals", "accompaniment", "drums", "bass", "other"]
-    lines = [
-        "## Results",
-        "",
-        f"Produced by `.venv/bin/python benchmarks/reproduction.py --minutes {minutes:g}`: every system trained for "
-        f"{minutes:g} CPU-minutes (one thread) on the same songs of ../shared/data, scored on validation songs never "
-        "trained on (split by song). uSDR: global SDR per song, median over songs (dB). SDR/SIR/SAR: BSS Eval v4 "
-        "median over one-second frames of a 20-second vocal excerpt of the 5 validation songs with the most vocals, "
-        "median over those songs (dB). Speed: times "
-        "real time separating stereo 44.1 kHz audio on one thread. These are short CPU budgets on 35 minutes of "
-        "audio: they rank the methods under equal, small budgets; they do not reproduce the papers' numbers.",
-        "",
-        "The last column: the system run through `stemdesk separate --model repro-<recipe>` on a 20-second excerpt of a "
-        "real song, its 16-bit stems null-checked against the mixture.",
-        "",
-        "| system | paper | params | speed | "
-        + " | ".join(f"{c} uSDR" for c in columns)
-        + " | "
-        + " | ".join(f"{c} SDR/SIR/SAR" for c in ("vocals", "accompaniment"))
-        + " | CLI null |",
-        "|" + "---|" * (4 + len(columns) + 3),
-    ]
-    for row in rows:
-        cells = [
-            row["system"],
-            row.get("paper", ""),
-            f"{row['parameters']:,}" if row.get("parameters") else "–",
-            f"{row['speed_x_realtime']}x" if row.get("speed_x_realtime") else "–",
-        ]
-        cells += [f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–" for c in columns]
-        for c in ("vocals", "accompaniment"):
-            b = row["bss"].get(c)
-            cells.append(f"{b['sdr']:.1f} / {b['sir']:.1f} / {b['sar']:.1f}" if b else "–")
-        cli = row.get("cli")
-        cells.append("–" if cli is None else "bit-exact" if cli.get("bit_exact") else f"FAILED {cli}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def write_results(path: Path, results: dict) -> None:
+    """The results file and the doc's results section, both from ``results``, each written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(results, indent=1) + "\n").encode("utf-8"))
+    write_doc(report.markdown(results, SYSTEMS))
+
+
+def show(record: dict) -> None:
+    """One line of JSON per event (a recipe starting, a recipe scored)."""
+    print(json.dumps(record), flush=True)
+
+
+def check_size(made, model_id: str) -> None:
+    """Fail before training when the recipe's weights, stored as float16, would exceed the research models' limit."""
+    data, _ = weights_bytes(build_estimator(made.config.estimator, made.config.config), half=True)
+    if len(data) > SIZE_LIMIT:
+        raise SystemExit(
+            f"{model_id}: its weights would take {len(data) / 1e6:.1f} MB as float16, over the {SIZE_LIMIT / 1e6:g} "
+            "MB a research model may take. Make the recipe smaller in stemdesk/training/recipes.py."
+        )
+
+
+def run_setup(made, teacher: Teacher | None) -> dict:
+    """What makes two runs of a recipe the same: the trainer's settings (budget, threads and seed included) and the
+    teacher's options. A model installed with the same setup is only scored again; a checkpoint of the same setup
+    is resumed."""
+    settings = {k: v for k, v in asdict(made.config).items() if k not in ("extra", "checkpoint_minutes")}
+    return json.loads(json.dumps({"train_config": settings, "teacher": teacher.options() if teacher else None}))
+
+
+def installed_setup(model_id: str) -> dict | None:
+    """The setup a repro model was trained with, as its card records it once training and export finished."""
+    try:
+        return find_model(model_id).raw.get("reproduction", {}).get("setup")
+    except StemDeskError:
+        return None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=4.0)
+    parser.add_argument("--minutes", type=float, default=4.0, help="wall-clock budget of each recipe")
     parser.add_argument("--only", help="comma-separated systems (default: all)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--retrain", action="store_true")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "runs" / "reproduction")
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the chosen recipes again from the start, even when installed with the same setup (a killed "
+        "--retrain run is resumed by running it again without --retrain)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=cache_dir() / "reproduction",
+        help="run folders (checkpoints) of the recipes (default: the user cache, outside the repository)",
+    )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=2.0,
+        help="checkpoint each recipe this often, so a killed run loses at most this much of it",
+    )
+    parser.add_argument(
+        "--teacher",
+        nargs="?",
+        const="htdemucs",
+        metavar="MODEL",
+        help="also train every recipe on the songs MODEL labelled (default htdemucs; python -m "
+        "stemdesk.training.corpus): the models become for personal and research use only",
+    )
+    parser.add_argument("--teacher-share", type=float, default=0.5, help="with --teacher: its share of the examples")
+    parser.add_argument("--teacher-windows", type=int, default=5, help="with --teacher: 20-second windows per song")
+    parser.add_argument(
+        "--teacher-targets",
+        nargs="+",
+        choices=SOURCES,
+        metavar="SOURCE",
+        help="with --teacher: only these sources' labels are targets (the others stay in the mix)",
+    )
+    parser.add_argument(
+        "--noise",
+        metavar="RECIPE",
+        help="also train RECIPE with seed 1 (system RECIPE@seed1): the run-to-run noise the claims are judged against",
+    )
     parser.add_argument(
         "--cli-check",
         action="store_true",
@@ -252,54 +319,120 @@ def main() -> None:
     if args.cli_check:
         saved = json.loads(results_path.read_text())
         for row in saved["rows"]:
-            if row["system"] in SYSTEMS and (not args.only or row["system"] in args.only.split(",")):
+            if row.get("recipe") in SYSTEMS and (not args.only or row["system"] in args.only.split(",")):
                 with tempfile.TemporaryDirectory() as temp:
                     row["cli"] = cli_null_check(
-                        f"repro-{row['system']}", real_song_excerpt(Path(temp)), Path(temp) / "out"
+                        model_id_of(row["system"]), real_song_excerpt(Path(temp)), Path(temp) / "out"
                     )
-                print(row["system"], json.dumps(row["cli"]), flush=True)
-        results_path.write_text(json.dumps(saved, indent=1) + "\n")
-        write_doc(markdown(saved["rows"], saved["minutes"]))
+                show({"system": row["system"], "cli": row["cli"]})
+        write_results(results_path, saved)
         return
+    chosen = args.only.split(",") if args.only else list(SYSTEMS)
+    unknown = [name for name in chosen + ([args.noise] if args.noise else []) if name not in SYSTEMS]
+    if unknown:
+        raise SystemExit(f"unknown systems {unknown}; the systems are the recipes: {', '.join(SYSTEMS)}")
+    try:
+        teacher = (
+            Teacher(
+                args.teacher,
+                args.teacher_share,
+                args.teacher_windows,
+                tuple(args.teacher_targets) if args.teacher_targets else None,
+            )
+            if args.teacher
+            else None
+        )
+    except StemDeskError as error:
+        raise SystemExit(f"--teacher: {error}") from None
     torch.set_num_threads(args.threads)
     if not (DATA / "cc0-efree").is_dir():
         raise SystemExit(f"{DATA} is missing: the reproduction table needs ../shared/data")
     train_dirs, valid_dirs = split(DATA)
-    train, valid = load_songs(train_dirs, SOURCES), load_songs(valid_dirs, SOURCES)
-    chosen = args.only.split(",") if args.only else list(SYSTEMS)
+    valid = load_songs(valid_dirs, SOURCES)
+    loaded: dict[str, tuple[list[Song], Labelled | None]] = {}
+
+    def training_songs() -> tuple[list[Song], Labelled | None]:
+        """The training songs (with the teacher's, when asked for), loaded the first time a recipe trains and kept
+        for every other."""
+        if "songs" not in loaded:
+            started = time.monotonic()
+            train = load_songs(train_dirs, SOURCES)
+            labelled = add_teacher(train, teacher) if teacher is not None else None
+            show(
+                {
+                    "loaded": len(train),
+                    "teacher_windows": labelled.windows if labelled else 0,
+                    "seconds": round(time.monotonic() - started),
+                }
+            )
+            loaded["songs"] = (train, labelled)
+        return loaded["songs"]
+
     previous = json.loads(results_path.read_text()) if results_path.is_file() else {"rows": []}
-    rows = {row["system"]: row for row in previous["rows"]}
+    results = {
+        "minutes": args.minutes,
+        "setup": json.loads(json.dumps({"threads": args.threads, "teacher": teacher.options() if teacher else None})),
+        "rows": [],
+    }
+    # Rows of another budget, thread count or data would sit beside this run's as if comparable: they are dropped.
+    same = (previous.get("minutes"), previous.get("setup")) == (results["minutes"], results["setup"])
+    rows = {row["system"]: row for row in previous["rows"]} if same else {}
 
+    def save() -> None:
+        order = [f"oracle_{k}" for k in ("irm", "ibm", "mix")] + [n for s in SYSTEMS for n in (s, f"{s}@seed1")]
+        results["rows"] = [rows[name] for name in order if name in rows]
+        write_results(results_path, results)
+
+    # The oracles need no training: scored once (BSS Eval makes them slow, minutes) and kept in the results file.
+    earlier = {row["system"]: row for row in previous["rows"] if row["system"].startswith("oracle_")}
     for kind in ("irm", "ibm", "mix"):
-        rows[f"oracle_{kind}"] = oracle_row(kind, valid)
-        print(json.dumps(rows[f"oracle_{kind}"]), flush=True)
-
-    unknown = [name for name in chosen if name not in SYSTEMS]
-    if unknown:
-        raise SystemExit(f"unknown systems {unknown}; the systems are the recipes: {', '.join(SYSTEMS)}")
+        name = f"oracle_{kind}"
+        if name not in earlier or (kind == "mix" and "mixture_as_vocals" not in earlier[name]):
+            rows[name] = oracle_row(kind, valid)
+            show({"system": name, "usdr": rows[name]["usdr"]})
+        else:
+            rows[name] = earlier[name]
+    save()
     terms = data_terms([song_folder(p) for p in train_dirs + valid_dirs])
-    for name in chosen:
-        model_id = f"repro-{name}"
+    systems = [(name, name, 0) for name in chosen] + ([(f"{args.noise}@seed1", args.noise, 1)] if args.noise else [])
+    if args.retrain:  # every chosen recipe starts over; a kill after this is resumed by running without --retrain
+        for system, _, _ in systems:
+            (args.workdir / system / "setup.json").unlink(missing_ok=True)  # prepare_run then empties the folder
+            if installed_setup(model_id_of(system)) is not None:
+                amend_card(user_models_dir() / model_id_of(system), {"reproduction": {}})
+    for index, (system, recipe, seed) in enumerate(systems, 1):
+        began = time.monotonic()
+        model_id = model_id_of(system)
         request = ScratchRequest(
             data=[DATA / "musdb7-train", DATA / "cc0-efree"],
             name=model_id,
-            recipe=name,
+            recipe=recipe,
             minutes=args.minutes,
             threads=args.threads,
+            seed=seed,
+            teacher=teacher,
         )
         made = plan(request)
         made.config.validate_every = 10**9  # one validation round, at the end, on one song (scoring follows)
         made.config.threads = args.threads
+        made.config.checkpoint_minutes = args.checkpoint_minutes
+        check_size(made, model_id)
+        setup = run_setup(made, teacher)
         folder = user_models_dir() / model_id
-        try:
-            card = find_model(model_id)
-            trained = (
-                json.loads(json.dumps(card.config)) == json.loads(json.dumps(made.estimator_config))
-                and card.raw.get("training", {}).get("budget", {}).get("minutes") == args.minutes
+        workdir = args.workdir / system
+        if installed_setup(model_id) != setup:
+            train, labelled = training_songs()
+            earlier = prepare_run(workdir, setup)
+            spent = (earlier or {}).get("seconds", 0.0) / 60
+            show(
+                {
+                    "system": system,
+                    "of": f"{index}/{len(systems)}",
+                    "action": "resume" if earlier else "train",
+                    "from_step": (earlier or {}).get("step", 0),
+                    "minutes_left": round(max(0.0, args.minutes - spent), 2),
+                }
             )
-        except Exception:  # noqa: BLE001 - not installed yet
-            trained = False
-        if args.retrain or not trained:
             wall, cpu = time.monotonic(), time.process_time()
             facts = card_facts(
                 request,
@@ -308,15 +441,29 @@ def main() -> None:
                 [p.name for p in train_dirs],
                 [p.name for p in valid_dirs],
                 {},
+                labelled,
+                train,
             )
             facts["description"] += ", reproduction-table budget (benchmarks/reproduction.py)"
             trainer, pretrained = train_recipe(
-                made, train, valid[:1], args.workdir / name, export=None, progress=None, cancel=None
+                made, train, valid[:1], workdir, export=None, progress=None, cancel=None, whole_budget=True
             )
+            if trainer.step == 0:
+                raise SystemExit(f"{system}: --minutes {args.minutes:g} left no time for a training step.")
             export_model(folder, model_id, facts, half=True)(
                 trainer.estimator, {"valid_usdr": {}, "songs": {}, "step": trainer.step}
             )
-            record_budget(folder, made.config, args.minutes, trainer.step, pretrained, wall, cpu)
+            record_budget(folder, made.config, args.minutes, trainer, pretrained, wall, cpu)
+            amend_card(folder, {"reproduction": {"setup": setup}})  # last: only now is it installed
+        else:
+            show({"system": system, "of": f"{index}/{len(systems)}", "action": "re-score"})
+        size = (folder / "weights.safetensors").stat().st_size
+        if size > SIZE_LIMIT:
+            raise SystemExit(
+                f"{model_id}: its weights take {size / 1e6:.1f} MB on disk, over the {SIZE_LIMIT / 1e6:g} MB a "
+                "research model may take (float16 was refused: a parameter is beyond its range, or the recipe is "
+                "too large). Make the recipe smaller in stemdesk/training/recipes.py."
+            )
         estimator, card = load_estimator(model_id)
         separator = separator_for(estimator, card)
         rate = valid[0].sample_rate
@@ -325,18 +472,64 @@ def main() -> None:
             return separate_song(lambda x: separator(x, rate).stems, mix, rate)
 
         row = score(
-            name, list(estimator.sources), run, valid, speed(separator), sum(p.numel() for p in estimator.parameters())
+            system,
+            list(estimator.sources),
+            run,
+            valid,
+            speed(separator),
+            sum(p.numel() for p in estimator.parameters()),
         )
-        row["paper"] = SYSTEMS[name]
-        row["steps"] = card.raw.get("training", {}).get("budget", {}).get("steps")
+        budget = card.raw.get("training", {}).get("budget", {})
+        taught = card.raw.get("training_data", {}).get("teacher")
+        row.update(
+            {
+                "paper": PAPER_RECIPES[recipe].paper,
+                "variant": PAPER_RECIPES[recipe].variant + (f", seed {seed}" if seed else ""),
+                "recipe": recipe,
+                "seed": seed,
+                "steps": budget.get("steps"),
+                "cpu_minutes": round(budget["training_cpu_seconds"] / 60, 1)
+                if "training_cpu_seconds" in budget
+                else None,
+                "weights_bytes": size,
+                "teacher": {k: taught[k] for k in ("model", "minutes", "drawn_share_per_source")} if taught else None,
+            }
+        )
         with tempfile.TemporaryDirectory() as temp:
             row["cli"] = cli_null_check(model_id, real_song_excerpt(Path(temp)), Path(temp) / "out")
-        rows[name] = row
-        print(json.dumps(row), flush=True)
-        ordered = [rows[k] for k in [f"oracle_{k}" for k in ("irm", "ibm", "mix")] + list(SYSTEMS) if k in rows]
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps({"minutes": args.minutes, "rows": ordered}, indent=1) + "\n")
-        write_doc(markdown(ordered, args.minutes))
+        rows[system] = row
+        save()
+        baseline = rows.get(report.BASELINE)
+        note = report.below_bar_note(row, baseline, args.minutes)
+        written = amend_card(
+            folder,
+            {
+                "reproduction": {
+                    **card.raw.get("reproduction", {}),
+                    "vocals_vs_nothing_db": report.vs_mixture(row, baseline),
+                    "note": note,
+                }
+            },
+        )
+        atomic_write_bytes(folder / "README.md", render(written.raw).encode("utf-8"))
+        show(
+            {
+                "system": system,
+                "of": f"{index}/{len(systems)}",
+                "scored": True,
+                "steps": row["steps"],
+                "cpu_minutes": row["cpu_minutes"],
+                "usdr": row["usdr"],
+                "vs_nothing_db": report.vs_mixture(row, baseline),
+                "weights_mb": round(size / 1e6, 2),
+                "seconds": round(time.monotonic() - began),
+            }
+        )
+
+
+def model_id_of(system: str) -> str:
+    """The installed model of a system: repro-<recipe>, or repro-<recipe>-seed1 for the noise run."""
+    return "repro-" + system.replace("@", "-")
 
 
 if __name__ == "__main__":

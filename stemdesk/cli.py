@@ -283,6 +283,27 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         "--pretrain-steps", type=_count, metavar="N", help="at most N pre-training steps (0: none; Lin et al.)"
     )
     scratch.add_argument("--seed", type=int, default=0)
+    scratch.add_argument(
+        "--teacher",
+        nargs="?",
+        const="htdemucs",
+        metavar="MODEL",
+        help="also train on the songs MODEL labelled (default htdemucs; python -m stemdesk.training.corpus): the "
+        "weights become for personal and research use only",
+    )
+    scratch.add_argument(
+        "--teacher-share", type=float, default=0.5, metavar="S", help="with --teacher: its share of the examples"
+    )
+    scratch.add_argument(
+        "--teacher-windows", type=int, default=5, metavar="N", help="with --teacher: 20-second windows per song"
+    )
+    scratch.add_argument(
+        "--teacher-targets",
+        nargs="+",
+        choices=["vocals", "drums", "bass", "other"],
+        metavar="SOURCE",
+        help="with --teacher: only these sources' labels are targets (the others stay in the mix)",
+    )
     augment = train.add_argument_group("augmentation (default: the recipe's; StemDesk's for a fine-tune)")
     augment.add_argument("--no-augment", action="store_true", help="no augmentation and no remixing")
     augment.add_argument("--remix", type=_probability, metavar="P", help="sources from different songs")
@@ -648,6 +669,8 @@ SCRATCH_ONLY = {
     "wiener": "--wiener",
     "vocal_gate": "--vocal-gate",
     "binarise": "--binarise",
+    "teacher": "--teacher",
+    "teacher_targets": "--teacher-targets",
 }
 
 
@@ -787,6 +810,12 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         post = PostProcessing(args.wiener, args.vocal_gate, args.binarise)
     except ValueError as error:
         raise StemDeskError(f"Post-processing: {error}.") from None
+    teacher = None
+    if args.teacher:
+        from .training.corpus import Teacher
+
+        targets = tuple(args.teacher_targets) if args.teacher_targets else None
+        teacher = Teacher(args.teacher, args.teacher_share, args.teacher_windows, targets)
     request = tasks.Scratch(
         data=args.data,
         name=args.out,
@@ -808,6 +837,7 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         threads=args.threads,
         seed=args.seed,
         device=args.device,
+        teacher=teacher,
     )
     made = tasks.train_from_scratch(request).run(show)
     scores = ", ".join(f"{k} {v:.2f}" for k, v in made["valid_usdr"].items())
@@ -825,7 +855,7 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
     if made["over_size_limit"]:
         print("  its weights are over the 10 MB a research model may ship with: make it smaller (--set)", file=out)
     if made["research_only"]:
-        print(f"  research and education use only: {made['research_only'].split(':')[0]}", file=out)
+        print(f"  {made['research_only']}", file=out)
     print(f"  Use it with --model {made['model']}; `stemdesk models` lists it under Research.", file=out)
     return 0
 
@@ -916,7 +946,10 @@ def _print_model(card, out: TextIO) -> None:
         print(f"    validation uSDR (dB): {scores}", file=out)
     data = card.raw.get("training_data")
     if isinstance(data, dict) and data.get("research_only") and isinstance(paper, dict):
-        print("    research and education use only (its training data's licence)", file=out)
+        if "teacher" in data:
+            print(f"    personal and research use only (trained on {data['teacher']['model']}'s labels)", file=out)
+        else:
+            print("    research and education use only (its training data's licence)", file=out)
     print(f"    {card.folder}", file=out)
 
 

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
 from stemdesk.io.audio import probe
 from stemdesk.io.model_store import find_model, sha256_file
 
-from .data import Song
+from .data import Sampler, Song
 from .dataset import SOURCES, SongFiles, read_song
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
@@ -330,6 +331,98 @@ def load_labelled(
         if budget_seconds is not None and result.seconds >= budget_seconds:
             break
     return result
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Training on a teacher's labels (distillation): the teacher model's id, the share of training examples its
+    labels make up (the rest come from the real stems), the 20-second windows taken per song, and the sources whose
+    labels are targets (None: all four)."""
+
+    model: str = "htdemucs"
+    share: float = 0.5
+    windows: int = 5
+    targets: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share <= 0.95:
+            raise StemDeskError(
+                f"The teacher's share of training examples is above 0 and at most 0.95 (the real stems keep the "
+                f"rest), not {self.share:g}."
+            )
+        if self.windows < 1:
+            raise StemDeskError(f"Take at least one window per labelled song, not {self.windows}.")
+        unknown = sorted(set(self.targets or ()) - set(SOURCES))
+        if unknown:
+            raise StemDeskError(f"The teacher labels {', '.join(SOURCES)}; it has no {', '.join(unknown)}.")
+
+    def options(self) -> dict:
+        """The options as plain JSON values (what a run's settings are compared by)."""
+        return {"model": self.model, "share": self.share, "windows": self.windows, "targets": self.targets}
+
+
+def add_teacher(train: list[Song], teacher: Teacher, cache: Path | None = None) -> Labelled:
+    """Load the teacher's labelled windows from ``cache`` (default: `default_cache`) at the training songs' rate
+    and append them to ``train``, each weighted so that the labels make up ``teacher.share`` of the audio the
+    sampler draws from and the real songs the rest. Returns what was loaded (for the card, `teacher_card`). Raises
+    StemDeskError when the cache holds no labels of that teacher yet, saying how to make them."""
+    labelled = load_labelled(
+        cache or default_cache(), teacher.model, train[0].sample_rate, teacher.windows, targets=teacher.targets
+    )
+    if not labelled.songs:
+        raise StemDeskError(
+            f"No songs labelled by {teacher.model} in {cache or default_cache()} yet: run `python -m "
+            f"stemdesk.training.corpus fetch`, then `python -m stemdesk.training.corpus label --model {teacher.model}`."
+        )
+    real = sum(song.length for song in train)
+    taught = sum(song.length for song in labelled.songs)
+    for song in labelled.songs:
+        song.weight = teacher.share / (1 - teacher.share) * real / taught
+    train += labelled.songs
+    return labelled
+
+
+# What training on teacher labels makes of the weights, in the card's words.
+TEACHER_TERMS = "personal and research use only"
+
+
+def teacher_card(card: dict, teacher: Teacher, labelled: Labelled, train: Sequence[Song], remix: float) -> None:
+    """Add to a model card (in place) what training on ``teacher``'s labels means: ``training_data.teacher`` (the
+    options, the windows kept and dropped, and each source's expected share of the training examples drawn from
+    the labels when the sampler draws from ``train`` with remixing probability ``remix``: without remixing only
+    the windows whose four labels are all targets are drawn), the packages' licences and the labels' own, and, in
+    ``training_data.research_only`` and the weights' licence, that the weights are for personal and research use
+    only."""
+    data = card.setdefault("training_data", {})
+    names = {song.name for song in labelled.songs}
+    drawn = Sampler(train, 1, remix).share(names)
+    entry = {
+        "model": teacher.model,
+        "share_of_examples": teacher.share,
+        "drawn_share_per_source": {name: round(value, 3) for name, value in zip(SOURCES, drawn)},
+        **labelled.summary(),
+    }
+    entry["note"] = (
+        "pseudo-labels: the teacher's stems of real songs from Debian's music packages, made to sum exactly to "
+        "each song; the real stems stay the primary targets"
+    )
+    data["teacher"] = entry
+    reason = (
+        f"trained on the outputs of {teacher.model}, whose weights are released for {TEACHER_TERMS}: these "
+        f"weights are for {TEACHER_TERMS}"
+    )
+    earlier = data.get("research_only")
+    data["research_only"] = f"{earlier}; and {reason}" if earlier else reason
+    licences = dict(card.get("licenses", {}))
+    for package, found in labelled.packages.items():
+        licences[package] = found["licence"]
+    licences[f"{teacher.model}-labels"] = f"derived from {teacher.model}'s weights ({TEACHER_TERMS})"
+    weights = licences.get("weights", "")
+    if TEACHER_TERMS not in weights:
+        licences["weights"] = (weights + "; " if weights else "") + (
+            f"{TEACHER_TERMS} (trained on {teacher.model}'s labels)"
+        )
+    card["licenses"] = licences
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@ augmented batches from them. Songs are read from files by `stemdesk.training.dat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,6 +147,19 @@ class Sampler:
         if how.pitch_time > 0:
             stems = random_pitch_time(stems, self.rate, g, how)
         return stems
+
+    def share(self, names: Collection[str]) -> list[float]:
+        """For each source, the expected share of examples whose stem of that source is drawn from the songs named
+        ``names``, as `example` draws: remixed from the songs where the source is usable, else from the complete
+        songs, each song by its length times its weight."""
+
+        def part(pool: list[Song], weights: Tensor) -> float:
+            total = float(weights.sum())
+            return sum(float(w) for song, w in zip(pool, weights) if song.name in names) / total if total else 0.0
+
+        remix = self.remix if self.complete else 1.0
+        as_mixed = part(self.complete, self._complete_weights) if self.complete else 0.0
+        return [remix * part(pool, w) + (1 - remix) * as_mixed for pool, w in zip(self.pools, self._weights)]
 
     def batch(self, size: int) -> Tensor:
         return torch.stack([self.example() for _ in range(size)])

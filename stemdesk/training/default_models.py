@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
+from stemdesk.core.errors import StemDeskError
 from stemdesk.io.model_store import load_estimator, read_card, save_variant
 from stemdesk.io.paths import cache_dir
 
-from .corpus import default_cache, load_labelled
+from .corpus import Teacher, add_teacher, teacher_card
 from .dataset import load_songs
 from .model_card import render
 from .synthetic import load_synthetic
@@ -310,23 +311,18 @@ def main(argv: list[str] | None = None) -> None:
     train, valid = load_songs(train_dirs, SOURCES), load_songs(valid_dirs, SOURCES)
     synthetic = sorted(p for p in args.synthetic.iterdir() if p.is_dir()) if args.synthetic else []
     train += [load_synthetic(folder) for folder in synthetic]
-    labelled = None
+    teacher = labelled = None
     if args.teacher:
-        labelled = load_labelled(
-            default_cache(),
-            args.teacher,
-            train[0].sample_rate,
-            args.teacher_windows,
-            targets=tuple(args.teacher_targets) if args.teacher_targets else None,
-        )
-        if not labelled.songs:
-            parser.error("--teacher: no labelled songs yet; run python -m stemdesk.training.corpus fetch, then label")
-        real = sum(song.length for song in train)
-        taught = sum(song.length for song in labelled.songs)
-        share = min(max(args.teacher_share, 0.0), 0.95)
-        for song in labelled.songs:
-            song.weight = share / (1 - share) * real / taught
-        train += labelled.songs
+        try:
+            teacher = Teacher(
+                args.teacher,
+                args.teacher_share,
+                args.teacher_windows,
+                tuple(args.teacher_targets) if args.teacher_targets else None,
+            )
+            labelled = add_teacher(train, teacher)
+        except StemDeskError as error:
+            parser.error(f"--teacher: {error}")
     card = {
         "description": f"{args.model}: {config.estimator} trained by stemdesk/training/default_models.py on this repository's "
         "CPU budget",
@@ -339,21 +335,8 @@ def main(argv: list[str] | None = None) -> None:
         "licenses": LICENSES,
         "training": {"config": {k: v for k, v in asdict(config).items() if k != "extra"}},
     }
-    if labelled is not None:
-        card["training_data"]["teacher"] = {
-            "model": args.teacher,
-            "share_of_examples": args.teacher_share,
-            **labelled.summary(),
-            "note": "pseudo-labels: the teacher's stems of real songs from Debian's music packages, made to sum "
-            "exactly to each song; the real stems stay the primary targets",
-        }
-        card["training_data"]["research_only"] = (
-            "trained on MUSDB18 excerpts and on the outputs of HTDemucs, whose weights are released for personal "
-            "and research use only: these weights are for personal and research use only"
-        )
-        for package, entry in labelled.packages.items():
-            card["licenses"] = {**card["licenses"], package: entry["licence"]}
-        card["licenses"]["htdemucs-labels"] = "derived from HTDemucs weights (personal and research use only)"
+    if teacher is not None and labelled is not None:
+        teacher_card(card, teacher, labelled, train, config.remix)
     if synthetic:
         seconds = sum(song.length / song.sample_rate for song in train[-len(synthetic) :])
         card["training_data"]["synthetic"] = (
@@ -387,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
             "(metrics.step 0 is the untuned cascade)"
         )
         card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
-        card["licenses"] = {**LICENSES, "spleeter": SPLEETER_LICENSE}
+        card["licenses"] = {**card["licenses"], "spleeter": SPLEETER_LICENSE}  # keeps the teacher's and synthetic's
         card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
     if args.model in TEST_MODELS:
         card["purpose"] = "tests"

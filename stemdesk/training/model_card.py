@@ -101,9 +101,18 @@ def render(card: dict) -> str:
             f"{budget['steps']} training steps"
             + (f" after {pre['steps']} autoencoder pre-training steps ({pre['seconds']:.0f} s)" if pre else "")
             + f"; {budget['wall_seconds']} s of wall-clock and {budget['cpu_seconds']} s of CPU time for the whole "
-            "job (data checks and validation included).",
+            "job (data checks and validation included)"
+            + (
+                f", {budget['training_cpu_seconds']} s of CPU time for pre-training and training over every run "
+                "(a resumed run's earlier ones included)."
+                if "training_cpu_seconds" in budget
+                else "."
+            ),
             "",
         ]
+    measured = card.get("reproduction", {}).get("note")
+    if measured:
+        lines += ["## Measured by the reproduction benchmark", "", measured, ""]
     data = card.get("training_data", {})
     lines += ["## Training data", ""]
     if isinstance(data, dict):
@@ -112,6 +121,8 @@ def render(card: dict) -> str:
                 shown = f"{len(value)} songs" if key.endswith("songs") else ", ".join(map(str, value))
             elif isinstance(value, dict) and key == "excluded":
                 shown = ", ".join(value) or "none"
+            elif isinstance(value, dict) and key == "teacher":
+                shown = _teacher(value)
             else:
                 shown = value
             lines.append(f"- {key.replace('_', ' ')}: {shown}")
@@ -151,6 +162,23 @@ def render(card: dict) -> str:
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _teacher(entry: dict) -> str:
+    """training_data.teacher in words: whose labels, how much of them, and how much of the training they were."""
+    words = (
+        f"{entry.get('model')}'s labels, {entry.get('minutes')} minutes in {entry.get('windows')} windows of "
+        f"{entry.get('window_seconds')} s, asked for as {entry.get('share_of_examples')} of the examples"
+    )
+    drawn = entry.get("drawn_share_per_source")
+    if drawn:
+        words += "; drawn per source: " + ", ".join(f"{k} {v:.2f}" for k, v in drawn.items())
+    if entry.get("targets"):
+        words += f"; targets: {', '.join(entry['targets'])}"
+    packages = entry.get("packages")
+    if packages:
+        words += f"; packages: {', '.join(packages)}"
+    return words + (f". {entry['note'][:1].upper()}{entry['note'][1:]}" if entry.get("note") else "")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -65,12 +65,12 @@ def pretrain_autoencoder(
 ) -> dict[str, Any]:
     """Train ``estimator``'s encoder as an autoencoder for ``seconds`` (wall clock) or ``steps``, whichever ends
     first, on the batches of mixture magnitudes ``mixtures()`` returns ((batch, channels, bins, frames) on the
-    estimator's bins). The estimator's weights are changed in place. Returns what the stage did: steps, seconds and
-    the reconstruction loss of its first and last steps (each the mean of up to five)."""
+    estimator's bins). The estimator's weights are changed in place. Returns what the stage did: steps, wall-clock
+    and CPU seconds, and the reconstruction loss of its first and last steps (each the mean of up to five)."""
     model = FrameAutoencoder(estimator).to(next(estimator.parameters()).device)
     model.train()
     optimizer = torch.optim.AdamW(model.trainable(), lr=lr, weight_decay=1e-5)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     # The scaling is held fixed: no gradient flows into it, which also spares the backward pass the first
     # convolution's input gradient.
     scaling = [(p, p.requires_grad) for p in estimator.scaler.parameters()]
@@ -87,6 +87,7 @@ def pretrain_autoencoder(
         "kind": "autoencoder",
         "steps": len(losses),
         "seconds": round(time.monotonic() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
         "loss_first": round(sum(head) / len(head), 5) if head else None,
         "loss_last": round(sum(tail) / len(tail), 5) if tail else None,
     }

@@ -95,6 +95,13 @@ PRETET = "Prétet et al. 2018"
 
 _ROMA = {"sources": FOUR, "stft": {"n_fft": 2048, "hop": 256, **AT22}, "context_frames": 11, "hidden": 256}
 _GEORGE = {"sources": FOUR, "stft": {"n_fft": 4096, "hop": 1024}, "hidden": 128, "layers": 2}
+_LIN = {
+    "sources": TWO,
+    "stft": {"n_fft": 4096, "win_length": 1024, "hop": 256, **AT22},
+    "context_frames": 9,
+    "filters": [8, 16],
+    "hidden": 256,
+}
 _UNET = {"sources": TWO, "stft": {"n_fft": 4096, "hop": 1024}, "base": 6, "max_bins": 1024, "patch": 256}
 _DENSE = {"sources": TWO, "stft": {"n_fft": 4096, "hop": 1024}, "growth": 8, "layers": 2, "levels": 3}
 
@@ -146,20 +153,24 @@ PAPER_RECIPES: Mapping[str, Recipe] = _recipes(
         LIN,
         "pixel-wise CNN on 9×2049 excerpts, IBM cross-entropy with 0.02/0.98 targets, threshold θ, "
         "autoencoder pre-training",
-        {
-            "sources": TWO,
-            "stft": {"n_fft": 4096, "win_length": 1024, "hop": 256, **AT22},
-            "context_frames": 9,
-            "filters": [8, 16],
-            "hidden": 256,
-            "targets": [0.02, 0.98],
-            "theta": 0.5,
-        },
+        {**_LIN, "targets": [0.02, 0.98], "theta": 0.5},
         training=SHORT_EXCERPTS,
         pretrain="autoencoder",
         pretrain_share=0.2,
         note="θ = 0.5, the midpoint of the targets; the autoencoder is the separator's own encoder with a linear "
         "decoder (stemdesk/training/pretrain.py)",
+    ),
+    Recipe(
+        "lin-cnn-irm",
+        "lin_cnn",
+        LIN,
+        "the same CNN and pre-training trained with MSE against the ideal ratio mask, separating with the soft "
+        "mask (no θ), in place of the paper's IBM and cross-entropy",
+        {**_LIN, "objective": "irm_mse"},
+        training=SHORT_EXCERPTS,
+        pretrain="autoencoder",
+        pretrain_share=0.2,
+        note="not a recipe of the paper: the comparison that isolates its IBM + cross-entropy choice",
     ),
     Recipe("george-bilstm-l1", "open_unmix", GEORGE, "BiLSTM, L1 loss", {**_GEORGE, "objective": "magnitude_l1"}),
     Recipe("george-bilstm-mse", "open_unmix", GEORGE, "BiLSTM, MSE loss", {**_GEORGE, "objective": "magnitude_mse"}),

@@ -4,9 +4,10 @@
 song, build the recipe's estimator (with any ``--set`` changes), run its pre-training stage if it has one (Lin et
 al.'s autoencoder), train it with its objective and augmentation, validate whole songs through the real separator
 with the post-processing the model's card will ask for, and install the best weights into the user's models folder
-with a card that says the paper, the recipe, what it sets, the data and its licence, and the CPU budget used. The
-run folder (``<user data>/runs/<name>``) holds the data report, checkpoints and the log; running the same command
-again resumes it.
+with a card that says the paper, the recipe, what it sets, the data and its licence, and the CPU budget used. With
+``--teacher`` the songs a teacher labelled (`stemdesk.training.corpus`) join the training songs, and the card says the
+weights are for personal and research use only. The run folder (``<user data>/runs/<name>``) holds the data report,
+checkpoints and the log; running the same command again resumes it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
 
 from .augment import NO_AUGMENTATION
+from .checkpoints import Checkpoints
+from .corpus import TEACHER_TERMS, Labelled, Teacher, add_teacher, teacher_card
 from .data import Song
 from .dataset import SongFiles, data_terms, describe, discover, load_checked, read_mapping
 from .finetune import split_songs
@@ -50,7 +53,7 @@ class ScratchRequest:
     (``--set KEY=VALUE``); ``augmentation``: changes to the recipe's (fields of `Augmentation`), after
     ``no_augmentation`` (which also turns remixing off); ``postprocessing``: post-processing the card asks for
     beyond the recipe's. ``minutes`` is the wall-clock budget of pre-training and training together; ``steps`` and
-    ``pretrain_steps`` end them sooner."""
+    ``pretrain_steps`` end them sooner. ``teacher``: also train on the songs it labelled (distillation)."""
 
     data: Sequence[Path]
     name: str
@@ -72,6 +75,7 @@ class ScratchRequest:
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
+    teacher: Teacher | None = None
 
 
 @dataclass
@@ -189,9 +193,10 @@ def train_from_scratch(
     train_names, valid_names = split_songs(list(loaded), request.valid)
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
+    labelled = add_teacher(train, request.teacher) if request.teacher is not None else None
     used = [song for song in songs if song.name in loaded]
     terms = data_terms(used)
-    facts = card_facts(request, made, terms, train_names, valid_names, report["excluded"])
+    facts = card_facts(request, made, terms, train_names, valid_names, report["excluded"], labelled, train)
     staged = run / "model"
     shutil.rmtree(staged, ignore_errors=True)
     trainer, pretrained = train_recipe(
@@ -215,7 +220,7 @@ def train_from_scratch(
             f"Training ran {trainer.step} steps but never produced a finite validation score, so nothing was "
             f"installed (run folder: {run}). Try a lower --lr."
         )
-    size = record_budget(staged, config, request.minutes, trainer.step, pretrained, wall, cpu)
+    size = record_budget(staged, config, request.minutes, trainer, pretrained, wall, cpu)
     with atomic_folder(out_folder) as folder:
         shutil.copytree(staged, folder, dirs_exist_ok=True)
     installed = read_card(out_folder)
@@ -233,7 +238,8 @@ def train_from_scratch(
         "pretraining": pretrained,
         "weights_bytes": size,
         "over_size_limit": size > SIZE_LIMIT,
-        "research_only": terms["research_only"],
+        "research_only": facts["training_data"].get("research_only"),
+        "teacher": request.teacher.model if request.teacher is not None else None,
         "postprocessing": config.postprocessing.as_dict(),
     }
 
@@ -242,14 +248,16 @@ def record_budget(
     folder: Path,
     config: TrainConfig,
     minutes: float,
-    steps: int,
+    trainer: Trainer,
     pretrained: dict[str, Any] | None,
     wall: float,
     cpu: float,
 ) -> int:
-    """Add to an exported model's card the CPU budget its training used (``wall``, ``cpu``: time.monotonic() and
-    time.process_time() when the job began) and its weights' size in bytes, and render its README again. Returns
-    the size."""
+    """Add to an exported model's card the CPU budget its training used and its weights' size in bytes, and render
+    its README again. ``wall``, ``cpu``: time.monotonic() and time.process_time() when this job began (the whole
+    job's time); the training's own time (pre-training and training, over every run that led to the weights, a
+    resumed run's earlier ones up to their last checkpoint) comes from ``trainer`` and ``pretrained``. Returns the
+    size."""
     size = (folder / "weights.safetensors").stat().st_size
     training = dict(read_card(folder).raw["training"])
     training["config"] = {**training["config"], "excerpt_seconds": config.excerpt_seconds}  # as fitted to the songs
@@ -257,9 +265,11 @@ def record_budget(
         "minutes": minutes,
         "threads": config.threads,
         "device": config.device,
-        "steps": steps,
+        "steps": trainer.step,
         "wall_seconds": round(time.monotonic() - wall),
         "cpu_seconds": round(time.process_time() - cpu),
+        "training_wall_seconds": round(trainer.seconds + (pretrained or {}).get("seconds", 0.0)),
+        "training_cpu_seconds": round(trainer.cpu_seconds + (pretrained or {}).get("cpu_seconds", 0.0)),
         "pretraining": pretrained,
     }
     card = amend_card(folder, {"training": training, "weights_bytes": size})
@@ -276,13 +286,16 @@ def train_recipe(
     pretrain_steps: int | None = None,
     progress: Callable[[dict], None] | None = None,
     cancel: CancelToken | None = None,
+    whole_budget: bool = False,
 ) -> tuple[Trainer, dict[str, Any] | None]:
     """Train a plan's estimator from scratch on ``train``, validating on ``valid`` (split by song), in ``workdir``
     (checkpoints, log, the pre-training's report): the recipe's pre-training stage first, for its share of
     ``made.config.minutes`` or ``pretrain_steps`` (0: none), then the trainer for the time left. A run already in
-    ``workdir`` resumes (and is not pre-trained again); one of another network is refused. ``export`` gets the best
-    weights (see `Trainer.run`). Returns the trainer and the pre-training's report (None without one). Used by
-    `train_from_scratch` and by benchmarks/reproduction.py."""
+    ``workdir`` resumes (and is not pre-trained again); one of another network is refused. ``whole_budget``: the
+    minutes are the whole run's, so a resumed run trains only for what its earlier runs left (up to their last
+    checkpoint; otherwise it gets the minutes again). ``export`` gets the best weights (see `Trainer.run`). Returns
+    the trainer and the pre-training's report (None without one). Used by `train_from_scratch` and by
+    benchmarks/reproduction.py."""
     recipe, config = made.recipe, made.config
     shortest = min(song.length / song.sample_rate for song in train)
     if shortest < 1.0:
@@ -298,6 +311,9 @@ def train_recipe(
         )
     report_file = Path(workdir) / "pretraining.json"
     pretrained = json.loads(report_file.read_text()) if report_file.is_file() else None
+    if whole_budget and earlier is not None:
+        spent = earlier.get("seconds", 0.0) + (pretrained or {}).get("seconds", 0.0)
+        config.minutes = max(0.0, config.minutes - spent / 60)
     if recipe.pretrain == "autoencoder" and earlier is None and pretrain_steps != 0:
         trainer.init_input_scaling()
         pretrained = pretrain_autoencoder(
@@ -311,8 +327,25 @@ def train_recipe(
         )
         atomic_write_bytes(report_file, json.dumps(pretrained).encode())
         config.minutes = max(0.0, config.minutes - pretrained["seconds"] / 60)
+        trainer.save()  # a run killed before its first checkpoint keeps the pre-trained encoder
     trainer.run(export=export, cancel=cancel)
     return trainer, pretrained
+
+
+def prepare_run(workdir: Path, setup: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Make ``workdir`` the run folder of ``setup`` (JSON values: what the run is, e.g. its settings, budget and
+    data): a checkpoint left there by a run of another setup is deleted, with its log and pre-training report, so
+    that only a run of the same setup is resumed. Returns the checkpoint's meta (its step and the seconds it has
+    trained) when there is one to resume, else None."""
+    workdir = Path(workdir)
+    ours = json.loads(json.dumps(setup))
+    record = workdir / "setup.json"
+    if not record.is_file() or json.loads(record.read_text()) != ours:
+        shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+        (workdir / "pretraining.json").unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(record, json.dumps(ours, indent=1).encode())
+    return Checkpoints(workdir / "checkpoints").meta()
 
 
 def _same_network(saved: Mapping[str, Any], config: TrainConfig) -> bool:
@@ -328,9 +361,12 @@ def card_facts(
     train_names: Sequence[str],
     valid_names: Sequence[str],
     excluded: Mapping[str, Any],
+    labelled: Labelled | None = None,
+    train: Sequence[Song] = (),
 ) -> dict[str, Any]:
     """The human facts of the exported model's card: the paper and recipe, what it sets, the data and its licences,
-    the post-processing separation applies, the training settings. The budget used is added when training ends."""
+    the post-processing separation applies, the training settings. With ``request.teacher``: what ``labelled``
+    (its songs among the ``train`` songs) adds, see `teacher_card`. The budget used is added when training ends."""
     recipe, config = made.recipe, made.config
     folders = [str(path) for path in request.data]
     paper = recipe.paper or "none: the estimator's own defaults"
@@ -357,9 +393,14 @@ def card_facts(
     }
     if research:
         data["research_only"] = research
-    return {
+    taught = (
+        f" and {labelled.seconds / 60:.0f} minutes of {request.teacher.model}'s labels ({TEACHER_TERMS})"
+        if request.teacher is not None and labelled is not None
+        else ""
+    )
+    facts = {
         "description": f"{request.name}: {paper}, {recipe.variant} (recipe {recipe.name}), trained from scratch by "
-        f"`stemdesk train` on {len(train_names)} songs",
+        f"`stemdesk train` on {len(train_names)} songs{taught}",
         "purpose": "research",
         "paper": {
             "reference": paper,
@@ -373,3 +414,6 @@ def card_facts(
         "licenses": licences,
         "training": {"from_scratch": True, "config": {k: v for k, v in asdict(config).items() if k != "extra"}},
     }
+    if request.teacher is not None and labelled is not None:
+        teacher_card(facts, request.teacher, labelled, train, config.remix)
+    return facts

@@ -70,6 +70,7 @@ class TrainConfig:
     ema: float = 0.0  # > 0: validate and export an exponential moving average of the weights (e.g. 0.999)
     warmup: int = 0  # steps over which the learning rate rises linearly from 0 (a fresh optimizer's first steps
     # on trained weights are as large as the rate itself: without it a continued model first loses what it knew)
+    checkpoint_minutes: float = 0.0  # > 0: also checkpoint this often between validations (a kill loses less)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -262,6 +263,9 @@ class Trainer:
         self.bad_validations = 0
         self.history: list[dict] = []
         self.validation_seconds = 0.0
+        # Wall-clock and CPU seconds spent in the training loop, over every run up to the last checkpoint.
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self._deadline = time.monotonic()
 
     @property
@@ -292,6 +296,8 @@ class Trainer:
                     "best": self.best,
                     "bad_validations": self.bad_validations,
                     "start": self.start,
+                    "seconds": self.seconds,
+                    "cpu_seconds": self.cpu_seconds,
                     "config": asdict(self.config),
                 },
             )
@@ -315,6 +321,7 @@ class Trainer:
             saved.meta["bad_validations"],
         )
         self.start = saved.meta.get("start", self.start)
+        self.seconds, self.cpu_seconds = saved.meta.get("seconds", 0.0), saved.meta.get("cpu_seconds", 0.0)
         self.history = self.checkpoints.history(self.step)
         return True
 
@@ -391,16 +398,24 @@ class Trainer:
         if not resumed and config.beat_start and self.rank == 0:
             self._set_the_bar(export if export_start else None)
         self.train_mode()
-        deadline = time.monotonic() + config.minutes * 60
+        started = time.monotonic()  # the budget and the seconds counted start at the same instant
+        deadline = started + config.minutes * 60
         if finish_by is not None:
             deadline = min(deadline, finish_by - (1 + validations_after) * self.validation_seconds)
         self._deadline = deadline
         losses: list[float] = []
-        started = time.monotonic()
+        clock = (started, time.process_time())
+        saved = started
         rollbacks = 0
         while not self.processes.agree(
             time.monotonic() >= deadline or self.step >= config.max_steps or (cancel is not None and cancel.cancelled)
         ):
+            clock = self._count(clock)
+            if config.checkpoint_minutes > 0 and self.processes.agree(
+                clock[0] - saved >= config.checkpoint_minutes * 60
+            ):
+                self.save()
+                saved = clock[0]
             if self.step < config.warmup:
                 for group in self.optimizer.param_groups:
                     group["lr"] = config.lr * (self.step + 1) / config.warmup
@@ -421,15 +436,25 @@ class Trainer:
             self.step += 1
             losses.append(loss)
             if self.step % config.validate_every == 0:
+                clock = self._count(clock)
                 self._validation_round(losses, started, export)
-                losses = []
+                losses, saved = [], time.monotonic()
                 if self._early_stop():
                     break
+        self._count(clock)
         if losses:
             self._validation_round(losses, started, export)
         if cancel is not None and cancel.cancelled:
             raise Cancelled("Training cancelled; the last checkpoint is kept, run again to resume.")
         return {"step": self.step, "best": self.best, "history": self.history}
+
+    def _count(self, clock: tuple[float, float]) -> tuple[float, float]:
+        """Add the wall-clock and CPU time since ``clock`` (time.monotonic(), time.process_time()) to the run's
+        totals; returns the clock now."""
+        now = (time.monotonic(), time.process_time())
+        self.seconds += now[0] - clock[0]
+        self.cpu_seconds += now[1] - clock[1]
+        return now
 
     def train_step(self, stems: Tensor) -> float | None:
         """One optimiser step on this process's share of the batch; the loss averaged over processes, or None

@@ -67,3 +67,44 @@ def test_teacher_targets_leave_the_other_sources_in_the_mix_but_not_as_targets(t
     for a, b in zip(everything.songs, some.songs):
         assert np.array_equal(a.stems, b.stems)  # the same mixes: other is still heard, only not learnt from
     assert some.summary()["targets"] == ["drums", "bass"]
+
+
+def test_training_from_scratch_on_teacher_labels_says_in_the_card_that_the_weights_are_research_only(tmp_path):
+    from helpers import parts, run, write_song
+    from test_recipes import tiny
+
+    from stemdesk.io.model_store import find_model
+    from stemdesk.training.corpus import default_cache
+
+    labelled_cache(default_cache().parent)  # where `corpus label` leaves its labels
+    data = tmp_path / "songs"
+    for i in range(3):
+        write_song(data / f"song{i}", parts(i, seconds=2.0))
+    flags = ["--teacher", MODEL, "--teacher-share", "0.3", "--teacher-windows", "2"]
+    train = ["--valid", "song2", "--steps", "2", "--batch", "2", "--threads", "1", *tiny("roma-dnn")]
+    code, out, err = run("train", "--recipe", "roma-dnn", "--data", data, "--out", "taught", *flags, *train)
+    assert code == 0, err
+    assert "these weights are for personal and research use only" in out
+    card = find_model("taught")
+    teacher = card.raw["training_data"]["teacher"]
+    assert teacher["model"] == MODEL and teacher["windows"] == 2 and teacher["share_of_examples"] == 0.3
+    # The labels hold 0.3 of the audio of each source where they are targets; roma-dnn remixes half of its
+    # examples, and draws the other half from complete songs, which the labelled windows are not (unsure vocals).
+    assert teacher["drawn_share_per_source"] == {"vocals": 0.0, "drums": 0.15, "bass": 0.15, "other": 0.15}
+    assert "personal and research use only" in card.raw["training_data"]["research_only"]
+    licences = card.raw["licenses"]
+    assert licences["pkg"] == "CC0" and "personal and research use only" in licences[f"{MODEL}-labels"]
+    assert "personal and research use only" in licences["weights"]
+    readme = (card.folder / "README.md").read_text()
+    assert "personal and research use only" in readme and "drawn per source: vocals 0.00, drums 0.15" in readme
+    code, listing, _ = run("models")
+    assert f"personal and research use only (trained on {MODEL}'s labels)" in listing.split("Research (")[1]
+
+
+def test_a_teacher_share_out_of_range_is_refused_before_anything_loads(tmp_path):
+    from helpers import run
+
+    code, _, err = run(
+        "train", "--recipe", "roma-dnn", "--data", tmp_path, "--out", "x", "--teacher", "--teacher-share", "1"
+    )
+    assert code == 1 and "at most 0.95" in err

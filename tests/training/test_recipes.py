@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 from helpers import parts, run, small_configs, song, write_song
+from safetensors.torch import load_file
 from test_training import synthetic_song
 
 from stemdesk.core.estimators import build_estimator
@@ -270,6 +271,35 @@ def test_autoencoder_pretraining_lowers_its_loss_and_its_encoder_starts_the_sepa
 
     with pytest.raises(ValueError, match="no encoder to pre-train"):
         FrameAutoencoder(build_estimator("band_mlp", {"sources": ["a", "b"], "stft": {"n_fft": 512, "hop": 128}}))
+
+
+def test_a_run_killed_after_pretraining_resumes_from_the_pretrained_encoder(tmp_path, monkeypatch):
+    from stemdesk.training import scratch
+    from stemdesk.training.scratch import ScratchRequest, plan, train_recipe
+
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    small = {k: v for k, v in small_configs()["lin_cnn"].items() if k != "sources"}
+    made = plan(ScratchRequest(data=[], name="lin", recipe="lin-cnn", settings=small, batch=2, minutes=5))
+
+    def killed(self, **_):
+        raise KeyboardInterrupt  # the process ends before training's first checkpoint
+
+    monkeypatch.setattr(Trainer, "run", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(made, songs[:2], songs[2:], tmp_path, export=None, pretrain_steps=3)
+    monkeypatch.undo()
+    report = (tmp_path / "pretraining.json").read_text()
+    assert json.loads(report)["steps"] == 3
+    again = plan(ScratchRequest(data=[], name="lin", recipe="lin-cnn", settings=small, batch=2, minutes=5, steps=1))
+    again.config.lr = 0.0  # one step that leaves the weights as they were
+    monkeypatch.setattr(scratch, "pretrain_autoencoder", lambda *args, **kwargs: pytest.fail("pre-trained again"))
+    trainer, pretrained = train_recipe(again, songs[:2], songs[2:], tmp_path, export=None, pretrain_steps=3)
+    assert pretrained == json.loads(report)
+    assert trainer.step == 1
+    saved = load_file(str(tmp_path / "checkpoints" / "checkpoint.safetensors"))
+    fresh = build_estimator("lin_cnn", again.config.config).state_dict()
+    assert not torch.equal(saved["model.trunk.0.weight"], fresh["trunk.0.weight"])
+    assert torch.equal(trainer.estimator.state_dict()["trunk.0.weight"], saved["model.trunk.0.weight"])
 
 
 def test_the_window_objective_scores_each_excerpt_against_the_frames_it_covers():

@@ -15,9 +15,11 @@ import torch
 from safetensors.torch import load_file
 from test_training import config_for, synthetic_song
 
+from stemdesk.training.scratch import prepare_run
 from stemdesk.training.train import Trainer
 
 WORKER = Path(__file__).with_name("train_worker.py")
+BUDGET_WORKER = Path(__file__).with_name("budget_worker.py")
 
 
 @pytest.mark.slow
@@ -48,6 +50,39 @@ def test_kill_minus_nine_then_resume(tmp_path):
     steps = [entry["step"] for entry in log]
     assert steps == list(range(5, target + 1, 5))  # resumed where it stopped, no step logged twice
     assert json.loads(checkpoint.read_text())["step"] == target
+
+
+@pytest.mark.slow
+def test_a_recipe_killed_mid_run_resumes_with_what_is_left_of_its_budget(tmp_path):
+    """benchmarks/reproduction.py's way to train a recipe: killed mid-run, the same run carries on from its
+    checkpoint for the rest of its budget (not the whole budget again), and a finished run trains no more."""
+    from budget_worker import run
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    budget = 15.0  # seconds
+    command = [sys.executable, str(BUDGET_WORKER), str(tmp_path), str(budget / 60)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    checkpoint = tmp_path / "checkpoints" / "checkpoint.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        checkpoint.is_file() and json.loads(checkpoint.read_text())["seconds"] >= 5
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    at_kill = json.loads(checkpoint.read_text())
+    assert at_kill["seconds"] >= 5 and at_kill["step"] > 0
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = json.loads(done.stdout)
+    assert resumed["resumed_from"] == at_kill["step"] and resumed["step"] > at_kill["step"]
+    # The whole run trained for its budget: the kill's seconds count (started over, it would take 5 s more).
+    assert budget - 0.5 <= resumed["seconds"] <= budget + 3, (at_kill, resumed)
+    again = run(tmp_path, budget / 60)
+    assert again["resumed_from"] == again["step"] == resumed["step"]  # finished: not a step more
+    assert prepare_run(tmp_path, {"recipe": "roma-dnn", "minutes": 1.0}) is None  # another setup: no resuming it
+    assert not checkpoint.exists()
 
 
 def test_a_nan_loss_rolls_back_to_the_last_checkpoint(tmp_path, monkeypatch):

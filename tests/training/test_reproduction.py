@@ -1,0 +1,100 @@
+"""The reproduction report (stemdesk.training.reproduction) on results built here: each claim's verdict follows the
+stated rule, the noise row raises the bar, and systems too close to doing nothing are named."""
+
+from __future__ import annotations
+
+from stemdesk.training.reproduction import CLAIMS, below_bar_note, judge, markdown, sign_test, vs_mixture
+
+SONGS = [f"song{i}" for i in range(12)]
+FOUR = ("vocals", "drums", "bass", "other")
+
+
+def row(system: str, scores: list[float], stems=FOUR, **extra) -> dict:
+    """A results row whose every stem scores ``scores[i]`` on song i."""
+    per_song = {song: {s: value for s in stems} for song, value in zip(SONGS, scores)}
+    median = sorted(scores)[len(scores) // 2]
+    return {
+        "system": system,
+        "sources": list(stems),
+        "usdr": {s: median for s in stems},
+        "usdr_per_song": per_song,
+        **extra,
+    }
+
+
+def results(*rows: dict) -> dict:
+    return {"minutes": 4, "setup": {"threads": 1, "teacher": None}, "rows": list(rows)}
+
+
+def claim(better: str, worse: str):
+    return next(c for c in CLAIMS if (c.better, c.worse) == (better, worse))
+
+
+BASE = [0.5 * i for i in range(12)]
+
+
+def table_line(text: str, better: str, worse: str) -> str:
+    return next(line for line in text.splitlines() if f"`{better}` vs `{worse}`" in line)
+
+
+def test_sign_test_is_the_exact_binomial_tail():
+    assert sign_test(12, 14) == (1 + 14 + 91) / 2**14 * 2
+    assert sign_test(7, 14) == 1.0 and sign_test(0, 0) == 1.0
+
+
+def test_verdicts_follow_the_rule_and_the_table_shows_the_measured_differences():
+    rows = [
+        row("oracle_mix", [1.0] * 12, ("vocals", "drums", "bass", "other", "accompaniment")),
+        row("roma-dnn", BASE),
+        row("roma-cnn1", [v + 1.0 for v in BASE]),  # higher on all 12 songs
+        row("george-bilstm-l1", BASE),
+        row("george-transformer-l1", [v - 0.4 for v in BASE]),  # lower on all 12
+        row("lin-cnn-irm", BASE, ("vocals", "accompaniment")),
+        row("lin-cnn", [v + (0.3 if i % 2 else -0.3) for i, v in enumerate(BASE)], ("vocals", "accompaniment")),
+        row("pretet-unet", BASE, ("vocals", "accompaniment")),
+        row("pretet-unet-augmented", [v + (0.05 if i % 3 else -0.05) for i, v in enumerate(BASE)], ("vocals",)),
+    ]
+    by_name = {r["system"]: r for r in rows}
+    assert judge(claim("roma-cnn1", "roma-dnn"), by_name, None).verdict == "agrees"
+    assert judge(claim("george-transformer-l1", "george-bilstm-l1"), by_name, None).verdict == "disagrees"
+    assert judge(claim("lin-cnn", "lin-cnn-irm"), by_name, None).verdict == "inconclusive"  # 6 of 12 songs
+    same = judge(claim("pretet-unet-augmented", "pretet-unet"), by_name, None)
+    assert same.verdict == "agrees" and same.wins == 8  # a claim of no difference: 8 of 12 is not consistent
+    assert judge(claim("george-bilstm-dual", "george-bilstm-l1"), by_name, None) is None  # not measured
+
+    text = markdown(results(*rows), ["roma-cnn1", "roma-dnn"])
+    line = table_line(text, "roma-cnn1", "roma-dnn")
+    assert "| +1.00 | agrees |" in line and "higher on 12 of 12 songs" in line
+    assert "| -0.40 | disagrees |" in table_line(text, "george-transformer-l1", "george-bilstm-l1")
+    assert "| inconclusive |" in table_line(text, "lin-cnn", "lin-cnn-irm")
+    assert "| not measured |" in table_line(text, "george-bilstm-dual", "george-bilstm-l1")
+    assert "Run-to-run noise: not measured" in text
+
+
+def test_a_difference_within_the_run_to_run_noise_is_inconclusive():
+    rows = [
+        row("roma-dnn", BASE),
+        row("roma-cnn1", [v + 1.0 for v in BASE]),
+        row("roma-dnn@seed1", [v + 1.5 for v in BASE]),  # the same recipe again, another seed: 1.5 dB apart
+    ]
+    text = markdown(results(*rows), ["roma-cnn1", "roma-dnn"])
+    assert "`roma-dnn` trained twice (seeds 0 and 1, same budget) differs by 1.50 dB" in text
+    line = table_line(text, "roma-cnn1", "roma-dnn")
+    assert "| +1.00 | inconclusive |" in line and "within the noise (1.50 dB)" in line
+    assert "--noise roma-dnn" in text
+
+
+def test_systems_less_than_3_db_above_doing_nothing_are_listed_and_get_a_note():
+    mix = row("oracle_mix", [1.0] * 12, ("vocals", "drums", "bass", "other", "accompaniment"))
+    good = row("pretet-unet", [4.5] * 12, ("vocals", "accompaniment"), steps=300)
+    poor = row("simpson-dk", [2.0] * 12, ("vocals", "accompaniment"), steps=120)
+    assert vs_mixture(good, mix) == 3.5 and vs_mixture(poor, mix) == 1.0
+    assert below_bar_note(good, mix, 4) is None
+    note = below_bar_note(poor, mix, 4)
+    assert "after 4 minutes of training (120 steps)" in note and "+1.00 dB over doing nothing" in note
+    assert "median over 12 validation songs" in note
+    text = markdown(results(mix, good, poor), ["simpson-dk", "pretet-unet"])
+    assert "Less than +3 dB above doing nothing on vocals (their model cards say so): `simpson-dk` (+1.00 dB)." in text
+    assert "| +1.00 | agrees |" in table_line(text, "simpson-dk", "oracle_mix")  # Deep Karaoke beats doing nothing
+    quality = next(line for line in text.splitlines() if line.startswith("| pretet-unet |"))
+    assert "| +3.50 |" in quality
