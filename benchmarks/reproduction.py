@@ -67,6 +67,7 @@ from stemdesk.training.dataset import data_terms, load_songs, song_folder  # noq
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
 from stemdesk.training.metrics import bss_eval_v4  # noqa: E402
 from stemdesk.training.model_card import render  # noqa: E402
+from stemdesk.training.options import add_teacher_options  # noqa: E402
 from stemdesk.training.recipes import PAPER_RECIPES  # noqa: E402
 from stemdesk.training.scratch import (  # noqa: E402
     SIZE_LIMIT,
@@ -287,23 +288,7 @@ def main() -> None:
         default=2.0,
         help="checkpoint each recipe this often, so a killed run loses at most this much of it",
     )
-    parser.add_argument(
-        "--teacher",
-        nargs="?",
-        const="htdemucs",
-        metavar="MODEL",
-        help="also train every recipe on the songs MODEL labelled (default htdemucs; python -m "
-        "stemdesk.training.corpus): the models become for personal and research use only",
-    )
-    parser.add_argument("--teacher-share", type=float, default=0.5, help="with --teacher: its share of the examples")
-    parser.add_argument("--teacher-windows", type=int, default=5, help="with --teacher: 20-second windows per song")
-    parser.add_argument(
-        "--teacher-targets",
-        nargs="+",
-        choices=SOURCES,
-        metavar="SOURCE",
-        help="with --teacher: only these sources' labels are targets (the others stay in the mix)",
-    )
+    add_teacher_options(parser, "the models")
     parser.add_argument(
         "--noise",
         metavar="RECIPE",
@@ -332,16 +317,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; the systems are the recipes: {', '.join(SYSTEMS)}")
     try:
-        teacher = (
-            Teacher(
-                args.teacher,
-                args.teacher_share,
-                args.teacher_windows,
-                tuple(args.teacher_targets) if args.teacher_targets else None,
-            )
-            if args.teacher
-            else None
-        )
+        teacher = Teacher.from_options(args)
     except StemDeskError as error:
         raise SystemExit(f"--teacher: {error}") from None
     torch.set_num_threads(args.threads)

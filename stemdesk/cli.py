@@ -27,6 +27,7 @@ from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
 from .io.registry import Registry
 from .mixer.mix import PRESETS
+from .training.options import add_teacher_options
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
 MODEL_HELP = (
@@ -283,27 +284,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         "--pretrain-steps", type=_count, metavar="N", help="at most N pre-training steps (0: none; Lin et al.)"
     )
     scratch.add_argument("--seed", type=int, default=0)
-    scratch.add_argument(
-        "--teacher",
-        nargs="?",
-        const="htdemucs",
-        metavar="MODEL",
-        help="also train on the songs MODEL labelled (default htdemucs; python -m stemdesk.training.corpus): the "
-        "weights become for personal and research use only",
-    )
-    scratch.add_argument(
-        "--teacher-share", type=float, default=0.5, metavar="S", help="with --teacher: its share of the examples"
-    )
-    scratch.add_argument(
-        "--teacher-windows", type=int, default=5, metavar="N", help="with --teacher: 20-second windows per song"
-    )
-    scratch.add_argument(
-        "--teacher-targets",
-        nargs="+",
-        choices=["vocals", "drums", "bass", "other"],
-        metavar="SOURCE",
-        help="with --teacher: only these sources' labels are targets (the others stay in the mix)",
-    )
+    add_teacher_options(scratch)
     augment = train.add_argument_group("augmentation (default: the recipe's; StemDesk's for a fine-tune)")
     augment.add_argument("--no-augment", action="store_true", help="no augmentation and no remixing")
     augment.add_argument("--remix", type=_probability, metavar="P", help="sources from different songs")
@@ -814,8 +795,7 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
     if args.teacher:
         from .training.corpus import Teacher
 
-        targets = tuple(args.teacher_targets) if args.teacher_targets else None
-        teacher = Teacher(args.teacher, args.teacher_share, args.teacher_windows, targets)
+        teacher = Teacher.from_options(args)
     request = tasks.Scratch(
         data=args.data,
         name=args.out,

@@ -43,6 +43,7 @@ from stemdesk.io.model_store import find_model, sha256_file
 
 from .data import Sampler, Song
 from .dataset import SOURCES, SongFiles, read_song
+from .options import teacher_settings
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
 PACKAGES = {
@@ -343,6 +344,12 @@ class Teacher:
     share: float = 0.5
     windows: int = 5
     targets: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_options(cls, args: argparse.Namespace) -> Teacher | None:
+        """From the options of `stemdesk.training.options.add_teacher_options`; None without --teacher."""
+        settings = teacher_settings(args)
+        return None if settings is None else cls(*settings)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.share <= 0.95:

@@ -32,6 +32,7 @@ from stemdesk.io.paths import cache_dir
 from .corpus import Teacher, add_teacher, teacher_card
 from .dataset import load_songs
 from .model_card import render
+from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
 
@@ -255,29 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIR",
         help="also train on the drums, bass and other of the songs python -m stemdesk.training.synthetic wrote",
     )
-    parser.add_argument(
-        "--teacher",
-        nargs="?",
-        const="htdemucs",
-        metavar="MODEL",
-        help="also train on the corpus labelled by MODEL (default htdemucs; python -m stemdesk.training.corpus): "
-        "distillation. The weights become research-only like the teacher's",
-    )
-    parser.add_argument(
-        "--teacher-share",
-        type=float,
-        default=0.5,
-        help="with --teacher: the share of training examples drawn from teacher labels (the rest from real stems)",
-    )
-    parser.add_argument("--teacher-windows", type=int, default=5, help="with --teacher: 20-second windows per song")
-    parser.add_argument(
-        "--teacher-targets",
-        nargs="+",
-        choices=SOURCES,
-        metavar="SOURCE",
-        help="with --teacher: only these sources' labels are targets (e.g. drums bass: where the teacher is strong "
-        "and the songs are like the validation's); the others stay in the mix",
-    )
+    add_teacher_options(parser, "the weights")
     parser.add_argument(
         "--compose",
         action="store_true",
@@ -314,12 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     teacher = labelled = None
     if args.teacher:
         try:
-            teacher = Teacher(
-                args.teacher,
-                args.teacher_share,
-                args.teacher_windows,
-                tuple(args.teacher_targets) if args.teacher_targets else None,
-            )
+            teacher = Teacher.from_options(args)
+            assert teacher is not None
             labelled = add_teacher(train, teacher)
         except StemDeskError as error:
             parser.error(f"--teacher: {error}")

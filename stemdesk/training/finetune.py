@@ -29,7 +29,7 @@ from stemdesk.io.process import limit_threads, process_threads
 
 from .augment import Augmentation
 from .data import Song, regroup, source_map
-from .dataset import SOURCES, describe, discover, load_checked, read_mapping
+from .dataset import SOURCES, SongFiles, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
 from .train import TrainConfig, Trainer, export_model
 from .validation import Validator, separate_song
@@ -67,6 +67,23 @@ def fine_tune_advice(card, request: FineTuneRequest) -> tuple[float, tuple[str, 
         float(advice.get("lr", DEFAULT_LR)) if request.lr is None else request.lr,
         tuple(advice.get("freeze", ())) if request.freeze is None else tuple(request.freeze),
     )
+
+
+def checked_split(
+    songs: Sequence[SongFiles], run: Path, valid: Sequence[str], work: str
+) -> tuple[dict, dict[str, Song], list[str], list[str]]:
+    """Decode and check ``songs`` once and write the report into ``run``: (the report, the usable songs by name,
+    the training songs' names, the validation songs' names; ``valid``: the names asked for, see `split_songs`).
+    ``work`` ("training", "fine-tuning") words the error when fewer than two songs are usable."""
+    report, loaded = load_checked(songs)  # each song is decoded once, for the checks and for training
+    atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
+    atomic_write_bytes(run / "data-report.txt", describe(report).encode())
+    if len(loaded) < 2:
+        raise StemDeskError(
+            f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
+            f"{work} needs at least two: one to train on and one to validate."
+        )
+    return report, loaded, *split_songs(list(loaded), valid)
 
 
 def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -150,15 +167,7 @@ def fine_tune(
     songs = discover(request.data, read_mapping(request.mapping))
     if not songs:
         raise StemDeskError(f'No songs found in "{request.data}". Put one folder per song with its stems inside.')
-    report, loaded = load_checked(songs)  # each song is decoded once, for the checks and for training
-    atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
-    atomic_write_bytes(run / "data-report.txt", describe(report).encode())
-    if len(loaded) < 2:
-        raise StemDeskError(
-            f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); "
-            "fine-tuning needs at least two: one to train on and one to validate."
-        )
-    train_names, valid_names = split_songs(list(loaded), request.valid)
+    report, loaded, train_names, valid_names = checked_split(songs, run, request.valid, "fine-tuning")
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
     shortest = min(song.length / song.sample_rate for song in train)

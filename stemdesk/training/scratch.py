@@ -35,8 +35,8 @@ from .augment import NO_AUGMENTATION
 from .checkpoints import Checkpoints
 from .corpus import TEACHER_TERMS, Labelled, Teacher, add_teacher, teacher_card
 from .data import Song
-from .dataset import SongFiles, data_terms, describe, discover, load_checked, read_mapping
-from .finetune import split_songs
+from .dataset import SongFiles, data_terms, discover, read_mapping
+from .finetune import checked_split
 from .model_card import render
 from .pretrain import pretrain_autoencoder
 from .recipes import TRAINING, Recipe, resolve, with_settings
@@ -182,15 +182,7 @@ def train_from_scratch(
     run = runs_dir() / request.name
     run.mkdir(parents=True, exist_ok=True)
     songs = gather(request.data, request.mapping)
-    report, loaded = load_checked(songs)
-    atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
-    atomic_write_bytes(run / "data-report.txt", describe(report).encode())
-    if len(loaded) < 2:
-        raise StemDeskError(
-            f"Only {len(loaded)} usable song(s) after the data checks (see {run / 'data-report.txt'}); training "
-            "needs at least two: one to train on and one to validate."
-        )
-    train_names, valid_names = split_songs(list(loaded), request.valid)
+    report, loaded, train_names, valid_names = checked_split(songs, run, request.valid, "training")
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
     labelled = add_teacher(train, request.teacher) if request.teacher is not None else None
