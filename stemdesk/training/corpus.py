@@ -43,7 +43,6 @@ from stemdesk.io.model_store import find_model, sha256_file
 
 from .data import Sampler, Song
 from .dataset import SOURCES, SongFiles, read_song
-from .options import teacher_settings
 
 # Debian packages of real music (minutes measured when unpacked; licence as their copyright files state it).
 PACKAGES = {
@@ -348,8 +347,10 @@ class Teacher:
     @classmethod
     def from_options(cls, args: argparse.Namespace) -> Teacher | None:
         """From the options of `stemdesk.training.options.add_teacher_options`; None without --teacher."""
-        settings = teacher_settings(args)
-        return None if settings is None else cls(*settings)
+        if not args.teacher:
+            return None
+        targets = tuple(args.teacher_targets) if args.teacher_targets else None
+        return cls(args.teacher, args.teacher_share, args.teacher_windows, targets)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.share <= 0.95:

@@ -3,7 +3,6 @@ reproduction benchmark). No torch here: the command line builds its parser befor
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 TEACHER_SOURCES = ("vocals", "drums", "bass", "other")
@@ -38,11 +37,3 @@ def add_teacher_options(parser: Any, what: str = "the weights", share: float = 0
         help="with --teacher: only these sources' labels are targets (e.g. drums bass, where the teacher is "
         "strong); the others stay in the mix",
     )
-
-
-def teacher_settings(args: argparse.Namespace) -> tuple[str, float, int, tuple[str, ...] | None] | None:
-    """(model, share, windows, targets) from the parsed options; None without --teacher."""
-    if not args.teacher:
-        return None
-    targets = tuple(args.teacher_targets) if args.teacher_targets else None
-    return args.teacher, args.teacher_share, args.teacher_windows, targets

@@ -635,15 +635,20 @@ def fault_cases() -> list[Case]:
     ]
 
 
-def _rss_mb() -> float:
-    """Memory in use now (resident set), in MB, after the allocator has handed its free pages back to the system
-    (glibc's malloc_trim), so what is counted is what is still allocated."""
+def _glibc(call: str, *args: int) -> None:
+    """Call one of glibc's malloc controls (malloc_trim, mallopt); nothing where there is no glibc."""
     import ctypes
     import ctypes.util
 
-    gc.collect()
     with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+        getattr(ctypes.CDLL(ctypes.util.find_library("c")), call)(*args)
+
+
+def _rss_mb() -> float:
+    """Memory in use now (resident set), in MB, after the allocator has handed its free pages back to the system
+    (glibc's malloc_trim), so what is counted is what is still allocated."""
+    gc.collect()
+    _glibc("malloc_trim", 0)
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -651,12 +656,8 @@ def _rss_mb() -> float:
 def _one_malloc_arena() -> None:
     """From now on every thread allocates from glibc's main arena (M_ARENA_MAX = 1), so what malloc_trim hands
     back does not depend on which thread freed it."""
-    import ctypes
-    import ctypes.util
-
     m_arena_max = -8
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(m_arena_max, 1)
+    _glibc("mallopt", m_arena_max, 1)
 
 
 def load_case() -> Case:
