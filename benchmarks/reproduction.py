@@ -11,9 +11,9 @@ split by song exactly as for the shipped models (stemdesk/training/default_model
 recipe also trains on the teacher-labelled corpus (`stemdesk.training.corpus`, the same loading and weighting as
 default_models.py), and its card says the weights are for personal and research use only. The songs (and the
 corpus) are loaded once, when the first recipe trains. Each system trains for ``--minutes`` of wall-clock time on
-one thread, is exported as a model ``repro-<recipe>`` (float16; over 10 MB stops the run) into the user's models
-folder (so `stemdesk separate --model repro-<recipe>` runs it, with the post-processing its card asks for), and is
-scored on the validation songs with that post-processing:
+one thread, is exported as a model ``repro-<recipe>`` (float16; over 10 MB stops the run) into ``--models-dir``
+(default: this checkout's models/, where StemDesk ships them; `stemdesk separate --model repro-<recipe>` runs it, with
+the post-processing its card asks for), and is scored on the validation songs with that post-processing:
 
 - uSDR (global SDR per song, the MDX definition), median over songs, on whole songs, and the vocals' margin over
   doing nothing (a quarter of the mixture as the estimate); a system under +3 dB gets a note in its card;
@@ -31,12 +31,21 @@ are judged against.
 Resuming: run folders live in the user cache (``--workdir``) and each recipe checkpoints every
 ``--checkpoint-minutes``. Running the same command again after a kill resumes the recipe in progress from its
 checkpoint with what is left of its budget; recipes already installed with the same setup (trainer settings,
-budget, threads, seed, teacher options) are only scored again. ``--retrain`` starts the chosen recipes over.
+budget, threads, seed, teacher options) are only scored again, and not even that when the results file has their
+row for the same weights. So a run carried over several machines resumes from what was committed: the shipped
+models and benchmarks/results/reproduction.json. ``--retrain`` starts the chosen recipes over.
+
+A recipe that trains exactly as an earlier one and differs only in what separation does after the network
+(``pretet-unet-post`` and ``pretet-unet``) takes the earlier one's weights instead of training the same thing again:
+its comparison is then paired, the post-processing alone. Two runs may share one machine (``--only`` with disjoint
+recipes, one per core): each adds its rows to the results file under a lock.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import sys
 import tempfile
@@ -58,7 +67,13 @@ from stemdesk.core.postprocess import PostProcessing, oracle_masks  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.core.stft import STFT, STFTConfig  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
-from stemdesk.io.model_store import amend_card, find_model, load_estimator, user_models_dir, weights_bytes  # noqa: E402
+from stemdesk.io.model_store import (  # noqa: E402
+    amend_card,
+    find_model,
+    load_estimator,
+    shipped_models_dir,
+    weights_bytes,
+)
 from stemdesk.io.paths import cache_dir  # noqa: E402
 from stemdesk.training import reproduction as report  # noqa: E402
 from stemdesk.training.corpus import Labelled, Teacher, add_teacher  # noqa: E402
@@ -71,6 +86,7 @@ from stemdesk.training.options import add_teacher_options  # noqa: E402
 from stemdesk.training.recipes import PAPER_RECIPES  # noqa: E402
 from stemdesk.training.scratch import (  # noqa: E402
     SIZE_LIMIT,
+    Plan,
     ScratchRequest,
     card_facts,
     plan,
@@ -234,6 +250,19 @@ def write_results(path: Path, results: dict) -> None:
     write_doc(report.markdown(results, SYSTEMS))
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock beside ``path`` (two runs of this benchmark, one per core, share the results file:
+    each reads it, adds its rows and writes it whole under the lock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def show(record: dict) -> None:
     """One line of JSON per event (a recipe starting, a recipe scored)."""
     print(json.dumps(record), flush=True)
@@ -255,6 +284,13 @@ def run_setup(made, teacher: Teacher | None) -> dict:
     is resumed."""
     settings = {k: v for k, v in asdict(made.config).items() if k not in ("extra", "checkpoint_minutes")}
     return json.loads(json.dumps({"train_config": settings, "teacher": teacher.options() if teacher else None}))
+
+
+def training_key(setup: dict) -> str:
+    """A setup without what only separation uses (the post-processing): two recipes with the same key train the
+    same network the same way (pretet-unet and pretet-unet-post), so the second takes the first's weights."""
+    config = {k: v for k, v in setup["train_config"].items() if k != "postprocessing"}
+    return json.dumps({**setup, "train_config": config}, sort_keys=True)
 
 
 def installed_setup(model_id: str) -> dict | None:
@@ -287,6 +323,13 @@ def main() -> None:
         type=float,
         default=2.0,
         help="checkpoint each recipe this often, so a killed run loses at most this much of it",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=shipped_models_dir(),
+        help="where the trained models go (default: this checkout's models/, where StemDesk ships them; a model "
+        "found there with the same setup and a results row for its weights is neither trained nor scored again)",
     )
     add_teacher_options(parser, "the models")
     parser.add_argument(
@@ -344,7 +387,10 @@ def main() -> None:
             loaded["songs"] = (train, labelled)
         return loaded["songs"]
 
-    previous = json.loads(results_path.read_text()) if results_path.is_file() else {"rows": []}
+    def read_previous() -> dict:
+        return json.loads(results_path.read_text()) if results_path.is_file() else {"rows": []}
+
+    previous = read_previous()
     results = {
         "minutes": args.minutes,
         "setup": json.loads(json.dumps({"threads": args.threads, "teacher": teacher.options() if teacher else None})),
@@ -353,11 +399,18 @@ def main() -> None:
     # Rows of another budget, thread count or data would sit beside this run's as if comparable: they are dropped.
     same = (previous.get("minutes"), previous.get("setup")) == (results["minutes"], results["setup"])
     rows = {row["system"]: row for row in previous["rows"]} if same else {}
+    mine: set[str] = set()  # the rows this run scored: another run's rows in the file are kept as it wrote them
 
     def save() -> None:
         order = [f"oracle_{k}" for k in ("irm", "ibm", "mix")] + [n for s in SYSTEMS for n in (s, f"{s}@seed1")]
-        results["rows"] = [rows[name] for name in order if name in rows]
-        write_results(results_path, results)
+        with locked(results_path):
+            now = read_previous()
+            if (now.get("minutes"), now.get("setup")) == (results["minutes"], results["setup"]):
+                for row in now["rows"]:
+                    if row["system"] not in mine:
+                        rows[row["system"]] = row
+            results["rows"] = [rows[name] for name in order if name in rows]
+            write_results(results_path, results)
 
     # The oracles need no training: scored once (BSS Eval makes them slow, minutes) and kept in the results file.
     earlier = {row["system"]: row for row in previous["rows"] if row["system"].startswith("oracle_")}
@@ -365,6 +418,7 @@ def main() -> None:
         name = f"oracle_{kind}"
         if name not in earlier or (kind == "mix" and "mixture_as_vocals" not in earlier[name]):
             rows[name] = oracle_row(kind, valid)
+            mine.add(name)
             show({"system": name, "usdr": rows[name]["usdr"]})
         else:
             rows[name] = earlier[name]
@@ -375,13 +429,13 @@ def main() -> None:
         for system, _, _ in systems:
             (args.workdir / system / "setup.json").unlink(missing_ok=True)  # prepare_run then empties the folder
             if installed_setup(model_id_of(system)) is not None:
-                amend_card(user_models_dir() / model_id_of(system), {"reproduction": {}})
-    for index, (system, recipe, seed) in enumerate(systems, 1):
-        began = time.monotonic()
-        model_id = model_id_of(system)
+                amend_card(args.models_dir / model_id_of(system), {"reproduction": {}})
+
+    def planned(system: str, recipe: str, seed: int) -> tuple[ScratchRequest, Plan, dict]:
+        """The request, the plan and the setup of a system, as this run trains it."""
         request = ScratchRequest(
             data=[DATA / "musdb7-train", DATA / "cc0-efree"],
-            name=model_id,
+            name=model_id_of(system),
             recipe=recipe,
             minutes=args.minutes,
             threads=args.threads,
@@ -392,11 +446,53 @@ def main() -> None:
         made.config.validate_every = 10**9  # one validation round, at the end, on one song (scoring follows)
         made.config.threads = args.threads
         made.config.checkpoint_minutes = args.checkpoint_minutes
+        return request, made, run_setup(made, teacher)
+
+    # training_key -> the first recipe (in SYSTEMS order) trained that way: a later one takes its weights
+    trained_as: dict[str, str] = {}
+    for name in SYSTEMS:
+        trained_as.setdefault(training_key(planned(name, name, 0)[2]), name)
+    for index, (system, recipe, seed) in enumerate(systems, 1):
+        began = time.monotonic()
+        model_id = model_id_of(system)
+        request, made, setup = planned(system, recipe, seed)
         check_size(made, model_id)
-        setup = run_setup(made, teacher)
-        folder = user_models_dir() / model_id
+        folder = args.models_dir / model_id
         workdir = args.workdir / system
-        if installed_setup(model_id) != setup:
+        done = rows.get(system)
+        if (
+            installed_setup(model_id) == setup
+            and done is not None
+            and done.get("weights_sha256") == find_model(model_id).weights_sha256
+        ):
+            show({"system": system, "of": f"{index}/{len(systems)}", "action": "done already"})
+            continue
+        twin = trained_as[training_key(setup)] if seed == 0 else system
+        twin = None if twin == system else twin
+        if twin is not None and installed_setup(model_id) != setup:
+            # The same network trained the same way, only separated with other post-processing: its weights are
+            # the twin's (a paired comparison of the post-processing, and no second training of the same thing)
+            if installed_setup(model_id_of(twin)) is None:
+                raise SystemExit(f"{system} shares {twin}'s training: run {twin} first (it comes first in SYSTEMS).")
+            show({"system": system, "of": f"{index}/{len(systems)}", "action": f"weights of {twin}"})
+            train, labelled = training_songs()
+            twin_card = find_model(model_id_of(twin))
+            estimator, _ = load_estimator(twin_card)
+            facts = card_facts(
+                request, made, terms, [p.name for p in train_dirs], [p.name for p in valid_dirs], {}, labelled, train
+            )
+            facts["description"] += f", reproduction-table budget (benchmarks/reproduction.py): {twin}'s weights"
+            step = twin_card.raw.get("metrics", {}).get("step", 0)
+            export_model(folder, model_id, facts, half=True)(estimator, {"valid_usdr": {}, "songs": {}, "step": step})
+            amend_card(
+                folder,
+                {
+                    "training": twin_card.raw["training"],
+                    "weights_bytes": (folder / "weights.safetensors").stat().st_size,
+                    "reproduction": {"setup": setup, "weights_of": twin},
+                },
+            )
+        elif installed_setup(model_id) != setup:
             train, labelled = training_songs()
             earlier = prepare_run(workdir, setup)
             spent = (earlier or {}).get("seconds", 0.0) / 60
@@ -468,12 +564,15 @@ def main() -> None:
                 if "training_cpu_seconds" in budget
                 else None,
                 "weights_bytes": size,
+                "weights_sha256": card.weights_sha256,
+                "loss_trend": budget.get("loss_trend"),
                 "teacher": {k: taught[k] for k in ("model", "minutes", "drawn_share_per_source")} if taught else None,
             }
         )
         with tempfile.TemporaryDirectory() as temp:
             row["cli"] = cli_null_check(model_id, real_song_excerpt(Path(temp)), Path(temp) / "out")
         rows[system] = row
+        mine.add(system)
         save()
         baseline = rows.get(report.BASELINE)
         note = report.below_bar_note(row, baseline, args.minutes)

@@ -1,7 +1,8 @@
 """Unlabelled real music from Debian's archive, labelled by a teacher model (HTDemucs) for distillation.
 
     .venv/bin/python -m stemdesk.training.corpus fetch  [--cache DIR] [--packages a,b]   download and unpack the packages
-    .venv/bin/python -m stemdesk.training.corpus label  [--cache DIR] [--model htdemucs]  label what is not labelled yet
+    .venv/bin/python -m stemdesk.training.corpus label  [--cache DIR] [--model htdemucs] [--packages a,b] [--workers N]
+                                                                                       label what is not labelled yet
     .venv/bin/python -m stemdesk.training.corpus status [--cache DIR]                     minutes fetched and labelled
     .venv/bin/python -m stemdesk.training.corpus rebuild [--cache DIR]                    delete the cache and start again
 
@@ -152,18 +153,38 @@ def labels_dir(cache: Path, model: str) -> Path:
     return cache / "labels" / f"{card.id}-{card.weights_sha256[:16]}"
 
 
-def label(cache: Path, model: str, threads: int) -> int:
-    """Label every song of the manifest not labelled yet, through `stemdesk batch` (resumable)."""
+def to_label(cache: Path, packages: Sequence[str] | None = None) -> list[dict]:
+    """The manifest's songs the teacher labels: those of ``packages`` (None: all), without the Frets on Fire
+    guitar.ogg beside a song.ogg (`load_labelled` adds that real guitar to the teacher's "other" of its song, so
+    labelling it too would only spend the teacher's time)."""
     manifest = cache / "manifest.jsonl"
     if not manifest.is_file():
         raise SystemExit(f"No manifest in {cache}: run `python -m stemdesk.training.corpus fetch` first.")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    unknown = sorted(set(packages or ()) - {row["package"] for row in rows})
+    if unknown:
+        raise SystemExit(f"Not fetched yet: {', '.join(unknown)}. Run `python -m stemdesk.training.corpus fetch`.")
+    return [
+        row
+        for row in rows
+        if (packages is None or row["package"] in packages) and _partner_of_song(cache / row["path"]) is None
+    ]
+
+
+def label(cache: Path, model: str, threads: int, packages: Sequence[str] | None = None, workers: int = 1) -> int:
+    """Label the songs of `to_label` not labelled yet, through `stemdesk batch` (resumable): ``workers``
+    processes of ``threads`` threads each."""
+    rows = to_label(cache, packages)
+    # beside the manifest, so that the songs' relative paths (and so the labels' folders) are the manifest's
+    listing = cache / "to-label.jsonl"
+    atomic_write_bytes(listing, "".join(json.dumps({"path": row["path"]}) + "\n" for row in rows).encode("utf-8"))
     out = labels_dir(cache, model)
     command = [
         sys.executable,
         "-m",
         "stemdesk",
         "batch",
-        str(manifest),
+        str(listing),
         "-o",
         str(out),
         "--model",
@@ -173,7 +194,7 @@ def label(cache: Path, model: str, threads: int) -> int:
         "--bit-depth",
         "16",
         "--workers",
-        "1",
+        str(workers),
         "--threads-per-worker",
         str(threads),
     ]
@@ -242,6 +263,13 @@ class Labelled:
         }
 
 
+def _partner_of_song(path: Path) -> Path | None:
+    """The song.ogg a Frets on Fire guitar.ogg is played with, if ``path`` is such a guitar track."""
+    if path.stem != "guitar" or not path.parent.is_dir():
+        return None
+    return next((p for p in path.parent.iterdir() if p.stem == "song" and p.suffix.lower() in AUDIO), None)
+
+
 def _partner(song: Path) -> Path | None:
     """Frets on Fire songs come as song.ogg plus a separate guitar.ogg: the real guitar, played with the song."""
     if song.stem != "song":
@@ -280,7 +308,7 @@ def load_labelled(
     for record in sorted({r["input_sha256"]: r for r in records}.values(), key=lambda r: r["relative"]):
         row = rows[record["input_sha256"]]
         source_path = cache / row["path"]
-        if source_path.stem == "guitar" and any(p.stem == "song" for p in source_path.parent.iterdir()):
+        if _partner_of_song(source_path) is not None:
             continue
         folder = out / record["relative"]
         files = {name: [folder / f"{name}.flac"] for name in sources}
@@ -439,16 +467,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=default_cache())
     parser.add_argument("--packages", default=",".join(PACKAGES))
     parser.add_argument("--model", default="htdemucs")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="threads of each labelling process")
+    parser.add_argument("--workers", type=int, default=1, help="labelling processes (one per free core)")
     args = parser.parse_args(argv)
+    packages = args.packages.split(",")
+    # label: only the packages asked for (default: every package fetched)
+    chosen = packages if args.packages != parser.get_default("packages") else None
     if args.action == "rebuild":
         shutil.rmtree(args.cache, ignore_errors=True)
-        fetch(args.cache, args.packages.split(","))
-        sys.exit(label(args.cache, args.model, args.threads))
+        fetch(args.cache, packages)
+        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers))
     if args.action == "fetch":
-        fetch(args.cache, args.packages.split(","))
+        fetch(args.cache, packages)
     if args.action == "label":
-        sys.exit(label(args.cache, args.model, args.threads))
+        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers))
     print(json.dumps(status(args.cache, args.model), indent=1))
 
 

@@ -194,6 +194,16 @@ def below_bar_note(row: Mapping[str, Any], baseline: Mapping[str, Any] | None, m
     )
 
 
+def _trend(trend: dict | None) -> str:
+    """A row's loss trend (`stemdesk.training.train.loss_trend`) in a few characters."""
+    if not trend or trend.get("last_quarter_change_percent") is None:
+        return "–"
+    return (
+        f"{trend['last_quarter_change_percent']:+.1f} % "
+        f"({trend['first_block_loss']:.3g} → {trend['last_quarter_loss']:.3g})"
+    )
+
+
 def _cell(value: Any, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
@@ -281,10 +291,12 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
         "included) and steps. Speed: times real time separating stereo 44.1 kHz audio on one thread. Size: the "
         "weights file on disk (float16), which must be at most 10 MB. CLI null: the system run through `stemdesk "
         "separate --model repro-<recipe>` on a 20-second excerpt of a real song, its 16-bit stems null-checked "
-        "against the mixture.",
+        "against the mixture. Loss trend: the training loss's mean over the last quarter of the steps against the "
+        "quarter before it (near 0 %: it had flattened; clearly negative: still falling when the budget ran out), "
+        "with the loss of the first steps → the last quarter's (each objective has its own scale).",
         "",
-        "| system | parameters | size (MB) | training (CPU-min) | steps | speed | CLI null | teacher share |",
-        "|" + "---|" * 8,
+        "| system | parameters | size (MB) | training (CPU-min) | steps | loss trend | speed | CLI null | teacher share |",
+        "|" + "---|" * 9,
     ]
     for name in order:
         row = rows[name]
@@ -301,6 +313,7 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
                     _cell(None if size is None else size / 1e6, ".2f"),
                     _cell(row.get("cpu_minutes"), ".1f"),
                     _cell(row.get("steps"), "d"),
+                    _trend(row.get("loss_trend")),
                     "–" if not row.get("speed_x_realtime") else f"{row['speed_x_realtime']}x",
                     "–" if cli is None else "bit-exact" if cli.get("bit_exact") else f"FAILED {cli}",
                     _shares(row.get("teacher")),

@@ -41,7 +41,7 @@ from .model_card import render
 from .pretrain import pretrain_autoencoder
 from .recipes import TRAINING, Recipe, resolve, with_settings
 from .recipes import describe as describe_recipe
-from .train import TrainConfig, Trainer, export_model
+from .train import TrainConfig, Trainer, export_model, loss_trend
 
 # Shipping limit of a research model's weights (the issue of the seed methods asks for at most 10 MB each).
 SIZE_LIMIT = 10_000_000
@@ -263,6 +263,8 @@ def record_budget(
         "training_wall_seconds": round(trainer.seconds + (pretrained or {}).get("seconds", 0.0)),
         "training_cpu_seconds": round(trainer.cpu_seconds + (pretrained or {}).get("cpu_seconds", 0.0)),
         "pretraining": pretrained,
+        "loss_trend": loss_trend(trainer.loss_curve),
+        "loss_curve": trainer.loss_curve,
     }
     card = amend_card(folder, {"training": training, "weights_bytes": size})
     atomic_write_bytes(folder / "README.md", render(card.raw).encode("utf-8"))

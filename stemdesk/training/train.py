@@ -40,6 +40,25 @@ from .data import Sampler, Song, regroup, source_map
 from .model_card import render
 from .validation import Validator
 
+LOSS_BLOCK = 5  # steps per point of Trainer.loss_curve
+
+
+def loss_trend(curve: list[list[float]]) -> dict[str, Any] | None:
+    """How much the training loss still fell at the end of a run: the mean of the curve's last quarter against
+    the quarter before it, as a percentage (near 0: the loss had flattened; strongly negative: still falling when
+    the budget ran out). None with fewer than eight points (40 steps)."""
+    if len(curve) < 8:
+        return None
+    quarter = len(curve) // 4
+    before = sum(p[1] for p in curve[-2 * quarter : -quarter]) / quarter
+    last = sum(p[1] for p in curve[-quarter:]) / quarter
+    return {
+        "first_block_loss": curve[0][1],
+        "last_quarter_loss": round(last, 6),
+        "last_quarter_change_percent": round(100 * (last - before) / abs(before), 1) if before else None,
+        "steps_per_point": LOSS_BLOCK,
+    }
+
 
 @dataclass
 class TrainConfig:
@@ -262,6 +281,10 @@ class Trainer:
         self.start: dict[str, Any] | None = None  # the starting weights' validation (fine-tuning), when measured
         self.bad_validations = 0
         self.history: list[dict] = []
+        # The training loss as [step, mean over the LOSS_BLOCK steps up to it]: how far from converged a run
+        # stopped, even with one validation round (kept in checkpoints, so a resumed run keeps its curve).
+        self.loss_curve: list[list[float]] = []
+        self._loss_block: list[float] = []
         self.validation_seconds = 0.0
         # Wall-clock and CPU seconds spent in the training loop, over every run up to the last checkpoint.
         self.seconds = 0.0
@@ -298,6 +321,7 @@ class Trainer:
                     "start": self.start,
                     "seconds": self.seconds,
                     "cpu_seconds": self.cpu_seconds,
+                    "loss_curve": self.loss_curve,
                     "config": asdict(self.config),
                 },
             )
@@ -323,6 +347,8 @@ class Trainer:
         self.start = saved.meta.get("start", self.start)
         self.seconds, self.cpu_seconds = saved.meta.get("seconds", 0.0), saved.meta.get("cpu_seconds", 0.0)
         self.history = self.checkpoints.history(self.step)
+        self.loss_curve = [point for point in saved.meta.get("loss_curve", []) if point[0] <= self.step]
+        self._loss_block = []
         return True
 
     def init_input_scaling(self, batches: int = 8) -> None:
@@ -435,6 +461,10 @@ class Trainer:
                 continue
             self.step += 1
             losses.append(loss)
+            self._loss_block.append(loss)
+            if len(self._loss_block) == LOSS_BLOCK:
+                self.loss_curve.append([self.step, round(sum(self._loss_block) / LOSS_BLOCK, 6)])
+                self._loss_block = []
             if self.step % config.validate_every == 0:
                 clock = self._count(clock)
                 self._validation_round(losses, started, export)

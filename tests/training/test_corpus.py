@@ -108,3 +108,35 @@ def test_a_teacher_share_out_of_range_is_refused_before_anything_loads(tmp_path)
         "train", "--recipe", "roma-dnn", "--data", tmp_path, "--out", "x", "--teacher", "--teacher-share", "1"
     )
     assert code == 1 and "at most 0.95" in err
+
+
+def test_label_runs_the_teacher_on_the_packages_asked_for_and_not_on_a_song_s_separate_guitar(tmp_path):
+    """A Frets on Fire song is song.ogg plus its real guitar.ogg (added to the teacher's "other" of the song when
+    loading): the guitar is not labelled itself, and a package not asked for is left alone."""
+    from stemdesk.training.corpus import label, to_label, write_manifest
+
+    cache = tmp_path / "corpus"
+    folders = {
+        "fof": cache / "audio" / "fof" / "music" / "songs" / "tune",
+        "other-pkg": cache / "audio" / "other-pkg" / "music",
+    }
+    for package, folder in folders.items():
+        folder.mkdir(parents=True)
+        (cache / "audio" / package / ".complete").write_text(f"{package}_1_all.deb\n")
+    sf.write(str(folders["fof"] / "song.flac"), tone(220, 21, -12, 0), RATE)
+    sf.write(str(folders["fof"] / "guitar.flac"), tone(330, 21, -12, 1), RATE)
+    sf.write(str(folders["other-pkg"] / "theme.flac"), tone(440, 21, -12, 2), RATE)
+    assert len(write_manifest(cache)) == 3
+
+    assert [row["path"] for row in to_label(cache)] == [
+        "audio/fof/music/songs/tune/song.flac",
+        "audio/other-pkg/music/theme.flac",
+    ]
+    assert label(cache, MODEL, threads=1, packages=["fof"]) == 0
+    records = [
+        json.loads(line) for line in (labels_dir(cache, MODEL) / "stemdesk-batch.jsonl").read_text().splitlines()
+    ]
+    assert [(r["relative"], r["status"]) for r in records] == [("audio/fof/music/songs/tune/song", "done")]
+    stems = labels_dir(cache, MODEL) / "audio" / "fof" / "music" / "songs" / "tune" / "song"
+    assert {p.name for p in stems.glob("*.flac")} == {"vocals.flac", "drums.flac", "bass.flac", "other.flac"}
+    assert not (stems.parent / "guitar").exists()

@@ -11,7 +11,16 @@ from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estima
 from stemdesk.core.stft import STFT
 from stemdesk.io.model_store import load_estimator, read_card
 from stemdesk.training.data import Song
-from stemdesk.training.train import TrainConfig, Trainer, export_model, objective_loss, regroup, source_map
+from stemdesk.training.train import (
+    LOSS_BLOCK,
+    TrainConfig,
+    Trainer,
+    export_model,
+    loss_trend,
+    objective_loss,
+    regroup,
+    source_map,
+)
 
 SOURCES = ("vocals", "drums", "bass", "other")
 
@@ -441,3 +450,29 @@ def test_a_warmup_makes_the_first_steps_small_and_reaches_the_full_rate(tmp_path
     assert full > 0 and 0.05 < small / full < 0.15, (small, full)  # Adam's first step: about lr / 10
     _, trainer = first_step(4, steps=6)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr)
+
+
+def test_the_loss_curve_survives_a_resume_and_says_whether_the_loss_still_fell(tmp_path):
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+
+    def train(workdir, steps):
+        config = config_for("band_mlp")
+        config.max_steps = steps
+        config.validate_every = 5
+        trainer = Trainer(config, songs[:2], songs[2:], workdir)
+        trainer.run()
+        return trainer
+
+    straight = train(tmp_path / "a", 10)
+    train(tmp_path / "b", 5)
+    resumed = train(tmp_path / "b", 10)  # picks up the checkpoint at step 5, with the curve up to it
+    assert [point[0] for point in straight.loss_curve] == [LOSS_BLOCK, 2 * LOSS_BLOCK] == [5, 10]
+    assert resumed.loss_curve == straight.loss_curve
+    assert all(np.isfinite(point[1]) for point in straight.loss_curve)
+
+    falling = [[5 * (i + 1), 1.0 / (i + 1)] for i in range(8)]
+    before, last = (1 / 5 + 1 / 6) / 2, (1 / 7 + 1 / 8) / 2  # quarters of 2 points: steps 25-30 and 35-40
+    assert loss_trend(falling)["last_quarter_change_percent"] == round(100 * (last - before) / before, 1) == -26.9
+    flat = [[5 * (i + 1), 0.25] for i in range(12)]
+    assert loss_trend(flat)["last_quarter_change_percent"] == 0.0
+    assert loss_trend(flat[:7]) is None  # too few steps to say
