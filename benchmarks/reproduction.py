@@ -401,9 +401,10 @@ def main() -> None:
     rows = {row["system"]: row for row in previous["rows"]} if same else {}
     mine: set[str] = set()  # the rows this run scored: another run's rows in the file are kept as it wrote them
 
-    def save() -> None:
+    def save(lock: bool = True) -> None:
+        """Add this run's rows to the results file as it is now (another run's rows in it are kept)."""
         order = [f"oracle_{k}" for k in ("irm", "ibm", "mix")] + [n for s in SYSTEMS for n in (s, f"{s}@seed1")]
-        with locked(results_path):
+        with locked(results_path) if lock else contextlib.nullcontext():
             now = read_previous()
             if (now.get("minutes"), now.get("setup")) == (results["minutes"], results["setup"]):
                 for row in now["rows"]:
@@ -412,17 +413,19 @@ def main() -> None:
             results["rows"] = [rows[name] for name in order if name in rows]
             write_results(results_path, results)
 
-    # The oracles need no training: scored once (BSS Eval makes them slow, minutes) and kept in the results file.
-    earlier = {row["system"]: row for row in previous["rows"] if row["system"].startswith("oracle_")}
-    for kind in ("irm", "ibm", "mix"):
-        name = f"oracle_{kind}"
-        if name not in earlier or (kind == "mix" and "mixture_as_vocals" not in earlier[name]):
-            rows[name] = oracle_row(kind, valid)
-            mine.add(name)
-            show({"system": name, "usdr": rows[name]["usdr"]})
-        else:
-            rows[name] = earlier[name]
-    save()
+    # The oracles need no training: scored once (BSS Eval makes them slow, minutes) and kept in the results file;
+    # under the lock, so that a run started beside this one waits for them instead of scoring them again.
+    with locked(results_path):
+        earlier = {row["system"]: row for row in read_previous()["rows"] if row["system"].startswith("oracle_")}
+        for kind in ("irm", "ibm", "mix"):
+            name = f"oracle_{kind}"
+            if name not in earlier or (kind == "mix" and "mixture_as_vocals" not in earlier[name]):
+                rows[name] = oracle_row(kind, valid)
+                mine.add(name)
+                show({"system": name, "usdr": rows[name]["usdr"]})
+            else:
+                rows[name] = earlier[name]
+        save(lock=False)
     terms = data_terms([song_folder(p) for p in train_dirs + valid_dirs])
     systems = [(name, name, 0) for name in chosen] + ([(f"{args.noise}@seed1", args.noise, 1)] if args.noise else [])
     if args.retrain:  # every chosen recipe starts over; a kill after this is resumed by running without --retrain
