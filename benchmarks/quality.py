@@ -35,9 +35,11 @@ import reproduction  # noqa: E402
 
 from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
-from stemdesk.io.model_store import load_estimator  # noqa: E402
+from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
+from stemdesk.io.model_store import amend_card, find_model, load_estimator  # noqa: E402
 from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
+from stemdesk.training.model_card import render, teacher_gap_entry  # noqa: E402
 from stemdesk.training.validation import separate_song  # noqa: E402
 
 # htdemucs is the teacher of the distillation (stemdesk models install htdemucs): its row and the teacher gap
@@ -112,12 +114,22 @@ def main() -> None:
     print("\n".join(lines))
 
 
+def write_gap_to_card(entry: dict) -> None:
+    """The student's card (and its README) get the teacher gap as ``metrics.teacher_gap``."""
+    card = find_model(STUDENT)
+    written = amend_card(card.folder, {"metrics": {**card.raw.get("metrics", {}), "teacher_gap": entry}})
+    atomic_write_bytes(card.folder / "README.md", render(written.raw).encode("utf-8"))
+
+
 def teacher_gap(rows: list[dict]) -> list[str]:
-    """The "Teacher gap" section: student against teacher on the same songs (empty unless both were scored)."""
+    """The "Teacher gap" section: student against teacher on the same songs (empty unless both were scored); the
+    student's card gets the same table."""
     found = {row["system"]: row for row in rows}
     if STUDENT not in found or TEACHER not in found:
         return []
     student, teacher = found[STUDENT], found[TEACHER]
+    entry = teacher_gap_entry(student, teacher)
+    write_gap_to_card(entry)
     lines = [
         "",
         "## Teacher gap",
@@ -129,18 +141,10 @@ def teacher_gap(rows: list[dict]) -> list[str]:
         "| stem | student | teacher | gap (dB) | songs where the student is higher |",
         "|---|---|---|---|---|",
     ]
-    for stem in ("vocals", "drums", "bass", "other", "accompaniment"):
-        if stem not in student["usdr"] or stem not in teacher["usdr"]:
-            continue
-        per_song = [
-            (s[stem], teacher["usdr_per_song"][name][stem])
-            for name, s in student.get("usdr_per_song", {}).items()
-            if stem in s and stem in teacher.get("usdr_per_song", {}).get(name, {})
-        ]
-        wins = sum(a > b for a, b in per_song)
+    for stem, gap in entry["stems"].items():
         lines.append(
-            f"| {stem} | {student['usdr'][stem]:.2f} | {teacher['usdr'][stem]:.2f} | "
-            f"{student['usdr'][stem] - teacher['usdr'][stem]:+.2f} | {wins}/{len(per_song)} |"
+            f"| {stem} | {gap['student']:.2f} | {gap['teacher']:.2f} | {gap['gap']:+.2f} | "
+            f"{gap['student_higher']}/{gap['songs']} |"
         )
     return lines
 

@@ -91,6 +91,22 @@ def render(card: dict) -> str:
             f"{speed['time_ratio_to_floor']:.2f}× the time of the same pipeline with no network.",
             "",
         ]
+    gap = metrics.get("teacher_gap")
+    if gap and gap.get("stems"):
+        lines += [
+            "## Teacher gap",
+            "",
+            f"This model against {gap['teacher']}, on the same validation songs (uSDR medians, dB; measured by "
+            f"`{gap.get('measured_by', 'benchmarks/quality.py')}`):",
+            "",
+            "| stem | this model | teacher | gap | songs where this model is higher |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {stem} | {v['student']:.2f} | {v['teacher']:.2f} | {v['gap']:+.2f} | {v['student_higher']}/{v['songs']} |"
+            for stem, v in gap["stems"].items()
+        ]
+        lines.append("")
     budget = card.get("training", {}).get("budget")
     if budget:
         pre = budget.get("pretraining")
@@ -110,6 +126,19 @@ def render(card: dict) -> str:
             ),
             "",
         ]
+        trend = budget.get("loss_trend")
+        if trend and trend.get("last_quarter_change_percent") is not None:
+            lines += [
+                f"The training loss went from {trend['first_block_loss']:.4g} (first {trend['steps_per_point']} "
+                f"steps) to {trend['last_quarter_loss']:.4g} (mean of the last quarter of the steps), "
+                f"{trend['last_quarter_change_percent']:+.1f} % against the quarter before it"
+                + (
+                    ": it was still falling when the budget ran out."
+                    if trend["last_quarter_change_percent"] <= -5
+                    else ": it had nearly flattened."
+                ),
+                "",
+            ]
     measured = card.get("reproduction", {}).get("note")
     if measured:
         lines += ["## Measured by the reproduction benchmark", "", measured, ""]
@@ -162,6 +191,29 @@ def render(card: dict) -> str:
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
     return "\n".join(lines) + "\n"
+
+
+def teacher_gap_entry(student: dict, teacher: dict) -> dict:
+    """A card's ``metrics.teacher_gap`` from two rows of benchmarks/quality.py (``usdr`` medians and
+    ``usdr_per_song``): per stem, the student's and the teacher's median uSDR, the difference, and on how many of
+    the songs both were scored on the student is higher."""
+    stems = {}
+    for stem in ("vocals", "drums", "bass", "other", "accompaniment"):
+        if stem not in student["usdr"] or stem not in teacher["usdr"]:
+            continue
+        per_song = [
+            (s[stem], teacher["usdr_per_song"][name][stem])
+            for name, s in student.get("usdr_per_song", {}).items()
+            if stem in s and stem in teacher.get("usdr_per_song", {}).get(name, {})
+        ]
+        stems[stem] = {
+            "student": student["usdr"][stem],
+            "teacher": teacher["usdr"][stem],
+            "gap": round(student["usdr"][stem] - teacher["usdr"][stem], 2),
+            "student_higher": sum(a > b for a, b in per_song),
+            "songs": len(per_song),
+        }
+    return {"teacher": teacher["system"], "measured_by": "benchmarks/quality.py", "stems": stems}
 
 
 def _teacher(entry: dict) -> str:

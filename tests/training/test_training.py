@@ -476,3 +476,39 @@ def test_the_loss_curve_survives_a_resume_and_says_whether_the_loss_still_fell(t
     flat = [[5 * (i + 1), 0.25] for i in range(12)]
     assert loss_trend(flat)["last_quarter_change_percent"] == 0.0
     assert loss_trend(flat[:7]) is None  # too few steps to say
+
+
+def test_a_model_card_shows_its_teacher_gap_and_whether_its_loss_had_flattened():
+    from stemdesk.training.model_card import render, teacher_gap_entry
+
+    def row(system, medians, per_song):
+        return {"system": system, "usdr": medians, "usdr_per_song": per_song}
+
+    student = row("student", {"vocals": 5.0, "bass": 3.0}, {"a": {"vocals": 5.0, "bass": 2.0}, "b": {"vocals": 7.0}})
+    teacher = row("teacher", {"vocals": 6.0, "bass": 9.0}, {"a": {"vocals": 4.0, "bass": 9.0}, "b": {"vocals": 8.0}})
+    gap = teacher_gap_entry(student, teacher)
+    assert gap["stems"]["vocals"] == {"student": 5.0, "teacher": 6.0, "gap": -1.0, "student_higher": 1, "songs": 2}
+    assert gap["stems"]["bass"]["songs"] == 1  # only where both were scored
+    card = {
+        "id": "s",
+        "estimator": "open_unmix",
+        "sources": ["vocals", "bass"],
+        "sample_rate": 44100,
+        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
+        "weights_sha256": "0" * 64,
+        "metrics": {"teacher_gap": gap},
+        "training": {
+            "budget": {
+                "minutes": 10,
+                "threads": 1,
+                "device": "cpu",
+                "steps": 120,
+                "wall_seconds": 700,
+                "cpu_seconds": 690,
+                "loss_trend": loss_trend([[5 * (i + 1), 1.0 / (i + 1)] for i in range(8)]),
+            }
+        },
+    }
+    text = render(card)
+    assert "| vocals | 5.00 | 6.00 | -1.00 | 1/2 |" in text and "| bass | 3.00 | 9.00 | -6.00 | 0/1 |" in text
+    assert "-26.9 % against the quarter before it: it was still falling when the budget ran out." in text
