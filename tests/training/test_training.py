@@ -95,18 +95,21 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, ema):
     def train(workdir, steps):
         config = config_for("band_mlp", ema=ema)
         config.max_steps = steps
-        config.validate_every = 2
+        config.validate_every = LOSS_BLOCK
         trainer = Trainer(config, songs[:2], songs[2:], workdir)
         trainer.run()
         return trainer
 
-    straight = train(tmp_path / "a", 4)
-    train(tmp_path / "b", 2)
-    resumed = train(tmp_path / "b", 4)  # picks up the checkpoint at step 2
-    assert resumed.step == 4
+    straight = train(tmp_path / "a", 2 * LOSS_BLOCK)
+    train(tmp_path / "b", LOSS_BLOCK)
+    resumed = train(tmp_path / "b", 2 * LOSS_BLOCK)  # picks up the checkpoint at step LOSS_BLOCK
+    assert resumed.step == 2 * LOSS_BLOCK
+    # the training loss's curve too: one point per LOSS_BLOCK steps, the first from the run that was stopped
+    assert [point[0] for point in straight.loss_curve] == [LOSS_BLOCK, 2 * LOSS_BLOCK]
+    assert resumed.loss_curve == straight.loss_curve and all(np.isfinite(p[1]) for p in resumed.loss_curve)
     for (name, a), (_, b) in zip(straight.estimator.state_dict().items(), resumed.estimator.state_dict().items()):
         assert torch.equal(a, b), name
-    assert [h["step"] for h in resumed.history] == [2, 4]
+    assert [h["step"] for h in resumed.history] == [LOSS_BLOCK, 2 * LOSS_BLOCK]
     if ema:
         for name, value in straight.averaged.items():
             assert torch.equal(value, resumed.averaged[name]), name
@@ -452,24 +455,7 @@ def test_a_warmup_makes_the_first_steps_small_and_reaches_the_full_rate(tmp_path
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr)
 
 
-def test_the_loss_curve_survives_a_resume_and_says_whether_the_loss_still_fell(tmp_path):
-    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
-
-    def train(workdir, steps):
-        config = config_for("band_mlp")
-        config.max_steps = steps
-        config.validate_every = 5
-        trainer = Trainer(config, songs[:2], songs[2:], workdir)
-        trainer.run()
-        return trainer
-
-    straight = train(tmp_path / "a", 10)
-    train(tmp_path / "b", 5)
-    resumed = train(tmp_path / "b", 10)  # picks up the checkpoint at step 5, with the curve up to it
-    assert [point[0] for point in straight.loss_curve] == [LOSS_BLOCK, 2 * LOSS_BLOCK] == [5, 10]
-    assert resumed.loss_curve == straight.loss_curve
-    assert all(np.isfinite(point[1]) for point in straight.loss_curve)
-
+def test_the_loss_trend_says_whether_the_loss_still_fell_at_the_end():
     falling = [[5 * (i + 1), 1.0 / (i + 1)] for i in range(8)]
     before, last = (1 / 5 + 1 / 6) / 2, (1 / 7 + 1 / 8) / 2  # quarters of 2 points: steps 25-30 and 35-40
     assert loss_trend(falling)["last_quarter_change_percent"] == round(100 * (last - before) / before, 1) == -26.9
