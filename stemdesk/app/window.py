@@ -325,7 +325,13 @@ class MainWindow(QMainWindow):
         current = self.model_box.currentText() or self.settings.get("model", DEFAULT_MODEL)
         self.model_box.blockSignals(True)
         self.model_box.clear()
-        self.model_box.addItems([card.id for card in list_models(registry=self.registry)])
+        # the models for work first; the research models (the papers' methods, trained from scratch) after a line
+        cards = list_models(registry=self.registry)
+        self.model_box.addItems([card.id for card in cards if card.raw.get("purpose") != "research"])
+        research = [card.id for card in cards if card.raw.get("purpose") == "research"]
+        if research:
+            self.model_box.insertSeparator(self.model_box.count())
+            self.model_box.addItems(research)
         self.model_box.setCurrentText(current)
         self.model_box.blockSignals(False)
 

@@ -1547,7 +1547,7 @@ def test_a_research_models_card_says_its_method_and_what_separation_applies(qtbo
     card names the paper, the recipe and the post-processing separation applies."""
     from helpers import small_estimator
 
-    from stemdesk.io.model_store import save_model, user_models_dir
+    from stemdesk.io.model_store import list_models, save_model, user_models_dir
     from stemdesk.training.recipes import PAPER_RECIPES, describe
 
     recipe = PAPER_RECIPES["pretet-unet-post"]
@@ -1557,7 +1557,15 @@ def test_a_research_models_card_says_its_method_and_what_separation_applies(qtbo
     panel = window.models_panel
     panel.refresh()
     window.refresh_models()
-    assert "my-pretet" in [window.model_box.itemText(i) for i in range(window.model_box.count())]
+    names = [window.model_box.itemText(i) for i in range(window.model_box.count())]
+    research = [c.id for c in list_models() if c.raw.get("purpose") == "research"]
+    # after the models for work, below a separator line, with the other research models
+    assert "my-pretet" in names and names.index("stemdesk-4stem") < names.index("my-pretet")
+    line = min(names.index(name) for name in research) - 1
+    assert window.model_box.itemData(line, Qt.ItemDataRole.AccessibleDescriptionRole) == "separator"
+    assert all(c.raw.get("purpose") == "research" for c in list_models() if names.index(c.id) > line)
+    window.model_box.setCurrentText("my-pretet")
+    assert window.model_box.currentText() == "my-pretet"
     panel.select("my-pretet")
     assert panel.list.currentItem().text().endswith("· research")
     text = panel.card.toPlainText()
