@@ -90,7 +90,27 @@ def probe(path: str | os.PathLike) -> AudioInfo:
             f"{info.frames / info.samplerate:.2f} s. Export or copy it again (or trim it to its real length, "
             f'for example: sox "{path.name}" fixed.wav).'
         )
-    return AudioInfo(path, info.samplerate, info.channels, info.frames, READ_FORMATS[info.format], info.subtype)
+    frames = _ogg_decodable_frames(path, info.frames) if info.format == "OGG" else info.frames
+    return AudioInfo(path, info.samplerate, info.channels, frames, READ_FORMATS[info.format], info.subtype)
+
+
+# How much of an Ogg file's end is decoded to find its true length.
+OGG_TAIL_FRAMES = 1 << 16
+
+
+def _ogg_decodable_frames(path: Path, declared: int) -> int:
+    """An Ogg file's length is its last page's granule position, which can promise a few samples more than its
+    packets decode to (104 in three of Debian's hyperrogue-music files, which play everywhere): its true length is
+    what decodes. The end is decoded to count it; a file whose end cannot be decoded keeps the declared length
+    (reading it then says where it stops)."""
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            start = max(0, declared - OGG_TAIL_FRAMES)
+            handle.seek(start)
+            decoded = handle.read(OGG_TAIL_FRAMES + 1, dtype="float32", always_2d=True).shape[0]
+    except (sf.LibsndfileError, RuntimeError):
+        return declared
+    return start + decoded if 0 < start + decoded < declared else declared
 
 
 def _wav_declared_frames(path: Path) -> int | None:
