@@ -33,7 +33,9 @@ Resuming: run folders live in the user cache (``--workdir``) and each recipe che
 checkpoint with what is left of its budget; recipes already installed with the same setup (trainer settings,
 budget, threads, seed, teacher options) are only scored again, and not even that when the results file has their
 row for the same weights. So a run carried over several machines resumes from what was committed: the shipped
-models and benchmarks/results/reproduction.json. ``--retrain`` starts the chosen recipes over.
+models and benchmarks/results/reproduction.json. That file also names the labelled songs the rows trained on
+(``teacher_songs``, by sha256): later rows train on exactly those, and a song missing from the cache (a new machine)
+stops the run with the command that labels it. ``--retrain`` starts the chosen recipes over.
 
 A recipe that trains exactly as an earlier one and differs only in what separation does after the network
 (``pretet-unet-post`` and ``pretet-unet``) takes the earlier one's weights instead of training the same thing again:
@@ -376,7 +378,15 @@ def main() -> None:
         if "songs" not in loaded:
             started = time.monotonic()
             train = load_songs(train_dirs, SOURCES)
-            labelled = add_teacher(train, teacher) if teacher is not None else None
+            # the labelled songs of the rows already in the results file, so that every row trains on the same
+            # songs even when the cache has been labelled further (or made again on another machine)
+            songs = results.get("teacher_songs")
+            try:
+                labelled = add_teacher(train, teacher, songs=songs) if teacher is not None else None
+            except StemDeskError as error:
+                raise SystemExit(f"--teacher: {error}") from None
+            if labelled is not None:
+                results["teacher_songs"] = sorted(labelled.song_sha256)
             show(
                 {
                     "loaded": len(train),
@@ -399,6 +409,8 @@ def main() -> None:
     # Rows of another budget, thread count or data would sit beside this run's as if comparable: they are dropped.
     same = (previous.get("minutes"), previous.get("setup")) == (results["minutes"], results["setup"])
     rows = {row["system"]: row for row in previous["rows"]} if same else {}
+    if same and previous.get("teacher_songs"):
+        results["teacher_songs"] = previous["teacher_songs"]
     mine: set[str] = set()  # the rows this run scored: another run's rows in the file are kept as it wrote them
 
     def save(lock: bool = True) -> None:
@@ -407,6 +419,14 @@ def main() -> None:
         with locked(results_path) if lock else contextlib.nullcontext():
             now = read_previous()
             if (now.get("minutes"), now.get("setup")) == (results["minutes"], results["setup"]):
+                if (
+                    now.get("teacher_songs")
+                    and results.get("teacher_songs", now["teacher_songs"]) != now["teacher_songs"]
+                ):
+                    raise SystemExit(
+                        "Another run of this benchmark trained on other labelled songs; run one at a time."
+                    )
+                results.setdefault("teacher_songs", now.get("teacher_songs"))
                 for row in now["rows"]:
                     if row["system"] not in mine:
                         rows[row["system"]] = row

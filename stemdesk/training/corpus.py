@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +247,7 @@ class Labelled:
     packages: dict[str, dict] = field(default_factory=dict)  # package -> {"licence", "songs", "seconds"}
     real_guitar_songs: int = 0
     targets: list[str] = field(default_factory=list)  # the sources whose labels are used as targets
+    song_sha256: list[str] = field(default_factory=list)  # the labelled songs the windows come from
 
     def summary(self) -> dict:
         return {
@@ -285,8 +286,10 @@ def load_labelled(
     budget_seconds: float | None = None,
     sources: tuple[str, ...] = SOURCES,
     targets: tuple[str, ...] | None = None,
+    songs: Collection[str] | None = None,
 ) -> Labelled:
-    """The labelled songs as 20-second training windows at ``rate``: up to ``windows_per_song`` spread over each
+    """The labelled songs (only those whose sha256 is in ``songs``, when given: all of them must be labelled) as
+    20-second training windows at ``rate``: up to ``windows_per_song`` spread over each
     song (silent windows skipped), each a `Song` whose unsure sources (see FAINT_DB) are not usable. A Frets on Fire
     song is its song.ogg plus its real guitar.ogg, the guitar added to the teacher's "other" (guitar.ogg alone is
     skipped). Stems still sum to the window's mix exactly (the labels null against the decoded song). ``targets``: the
@@ -303,6 +306,19 @@ def load_labelled(
             record = json.loads(line)
             if record.get("status") == "done" and record.get("input_sha256") in rows:
                 records.append(record)
+    if songs is not None:
+        records = [r for r in records if r["input_sha256"] in songs]
+        missing = set(songs) - {r["input_sha256"] for r in records}
+        if missing:
+            packages = sorted({rows[sha]["package"] for sha in missing if sha in rows})
+            raise StemDeskError(
+                f"{len(missing)} of the {len(songs)} songs asked for are not labelled by {model} in {cache}"
+                + (
+                    f": run `python -m stemdesk.training.corpus label --model {model} --packages {','.join(packages)}`."
+                    if packages
+                    else ", nor fetched: run `python -m stemdesk.training.corpus fetch` and `label`."
+                )
+            )
     result = Labelled([], targets=list(targets or sources))
     window = int(WINDOW_SECONDS * rate)
     for record in sorted({r["input_sha256"]: r for r in records}.values(), key=lambda r: r["relative"]):
@@ -321,6 +337,7 @@ def load_labelled(
             print(f"skipped {record['relative']}: {error}", flush=True)
             continue
         result.real_guitar_songs += guitar is not None
+        result.song_sha256.append(record["input_sha256"])
         song_rate = decoded.sample_rate
         stems = np.stack([decoded.stems[name] for name in sources])
         tensor = resample(torch.from_numpy(np.ascontiguousarray(stems)), song_rate, rate)
@@ -397,13 +414,21 @@ class Teacher:
         return {"model": self.model, "share": self.share, "windows": self.windows, "targets": self.targets}
 
 
-def add_teacher(train: list[Song], teacher: Teacher, cache: Path | None = None) -> Labelled:
+def add_teacher(
+    train: list[Song], teacher: Teacher, cache: Path | None = None, songs: Collection[str] | None = None
+) -> Labelled:
     """Load the teacher's labelled windows from ``cache`` (default: `default_cache`) at the training songs' rate
     and append them to ``train``, each weighted so that the labels make up ``teacher.share`` of the audio the
     sampler draws from and the real songs the rest. Returns what was loaded (for the card, `teacher_card`). Raises
-    StemDeskError when the cache holds no labels of that teacher yet, saying how to make them."""
+    StemDeskError when the cache holds no labels of that teacher yet, saying how to make them. ``songs``: only
+    these labelled songs (sha256 of the audio), every one of which must be labelled."""
     labelled = load_labelled(
-        cache or default_cache(), teacher.model, train[0].sample_rate, teacher.windows, targets=teacher.targets
+        cache or default_cache(),
+        teacher.model,
+        train[0].sample_rate,
+        teacher.windows,
+        targets=teacher.targets,
+        songs=songs,
     )
     if not labelled.songs:
         raise StemDeskError(

@@ -140,3 +140,19 @@ def test_label_runs_the_teacher_on_the_packages_asked_for_and_not_on_a_song_s_se
     stems = labels_dir(cache, MODEL) / "audio" / "fof" / "music" / "songs" / "tune" / "song"
     assert {p.name for p in stems.glob("*.flac")} == {"vocals.flac", "drums.flac", "bass.flac", "other.flac"}
     assert not (stems.parent / "guitar").exists()
+
+
+def test_a_run_asks_for_the_labelled_songs_it_trained_on_and_is_told_which_are_missing(tmp_path):
+    """The reproduction benchmark trains every row on the same labelled songs, on whatever machine: it asks for them
+    by sha256, and a song not labelled (yet) is an error that says how to label it."""
+    import pytest
+
+    from stemdesk.core.errors import StemDeskError
+
+    cache, _ = labelled_cache(tmp_path)
+    assert load_labelled(cache, MODEL, RATE, songs={"abc"}).song_sha256 == ["abc"]
+    assert load_labelled(cache, MODEL, RATE, songs=set()).windows == 0
+    rows = (cache / "manifest.jsonl").read_text() + json.dumps({"path": "x.flac", "package": "pkg2", "sha256": "def"})
+    (cache / "manifest.jsonl").write_text(rows + "\n")
+    with pytest.raises(StemDeskError, match=r"1 of the 2 songs .*corpus label --model tiny-4stem --packages pkg2"):
+        load_labelled(cache, MODEL, RATE, songs={"abc", "def"})
