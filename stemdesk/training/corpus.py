@@ -203,11 +203,9 @@ def label(cache: Path, model: str, threads: int, packages: Sequence[str] | None 
 
 
 def status(cache: Path, model: str) -> dict:
-    rows = (
-        [json.loads(line) for line in (cache / "manifest.jsonl").read_text().splitlines()]
-        if (cache / "manifest.jsonl").is_file()
-        else []
-    )
+    """Minutes to label and labelled, in all and per package (a song's separate guitar track is not counted: it is
+    not labelled on its own)."""
+    rows = to_label(cache) if (cache / "manifest.jsonl").is_file() else []
     done: set[str] = set()
     records = labels_dir(cache, model) / "stemdesk-batch.jsonl"
     if records.is_file():
