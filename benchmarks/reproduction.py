@@ -73,6 +73,7 @@ from stemdesk.io.model_store import (  # noqa: E402
     amend_card,
     find_model,
     load_estimator,
+    read_card,
     shipped_models_dir,
     weights_bytes,
 )
@@ -489,6 +490,7 @@ def main() -> None:
             and done.get("weights_sha256") == find_model(model_id).weights_sha256
         ):
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "done already"})
+            write_note(args.models_dir / model_id, done, rows.get(report.BASELINE), args.minutes)
             continue
         twin = trained_as[training_key(setup)] if seed == 0 else system
         twin = None if twin == system else twin
@@ -598,18 +600,7 @@ def main() -> None:
         mine.add(system)
         save()
         baseline = rows.get(report.BASELINE)
-        note = report.below_bar_note(row, baseline, args.minutes)
-        written = amend_card(
-            folder,
-            {
-                "reproduction": {
-                    **card.raw.get("reproduction", {}),
-                    "vocals_vs_nothing_db": report.vs_mixture(row, baseline),
-                    "note": note,
-                }
-            },
-        )
-        atomic_write_bytes(folder / "README.md", render(written.raw).encode("utf-8"))
+        write_note(folder, row, baseline, args.minutes)
         show(
             {
                 "system": system,
@@ -623,6 +614,20 @@ def main() -> None:
                 "seconds": round(time.monotonic() - began),
             }
         )
+
+
+def write_note(folder: Path, row: dict, baseline: dict | None, minutes: float) -> None:
+    """The card's reproduction facts from the system's row: its vocals over doing nothing and, below the bar, the
+    note saying what was measured and why (written again on every run, so a card follows the rule as it is now)."""
+    card = read_card(folder)
+    facts = {
+        **card.raw.get("reproduction", {}),
+        "vocals_vs_nothing_db": report.vs_mixture(row, baseline),
+        "note": report.below_bar_note(row, baseline, minutes),
+    }
+    if facts != card.raw.get("reproduction"):
+        written = amend_card(folder, {"reproduction": facts})
+        atomic_write_bytes(folder / "README.md", render(written.raw).encode("utf-8"))
 
 
 def model_id_of(system: str) -> str:

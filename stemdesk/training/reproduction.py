@@ -185,12 +185,22 @@ def below_bar_note(row: Mapping[str, Any], baseline: Mapping[str, Any] | None, m
         return None
     songs = len(paired(row, baseline or {}, ("vocals",)))
     steps = row.get("steps")
+    # uSDR is exactly 0 dB where the estimate is silent (10 log10 of |s|² / |s − 0|²)
+    vocal_songs = [scores["vocals"] for scores in row.get("usdr_per_song", {}).values() if "vocals" in scores]
+    silent = sum(value == 0.0 for value in vocal_songs)
+    why = (
+        f" Its vocal estimate is silent on {silent} of the {len(vocal_songs)} songs: no bin's vocal mask passes "
+        "the threshold separation applies, so the mixture goes to the other stems whole."
+        if silent
+        else ""
+    )
     return (
         f"Measured by benchmarks/reproduction.py after {minutes:g} minutes of training"
         + (f" ({steps} steps)" if steps else "")
         + f": vocals {row['usdr'].get('vocals', float('nan')):.2f} dB uSDR, {margin:+.2f} dB over doing nothing (a "
         f"quarter of the mixture as the vocal estimate), median over {songs} validation songs. That is below the "
         f"+{MARGIN_DB:g} dB a separator should clear: at this budget this method does not separate vocals usefully."
+        + why
     )
 
 
