@@ -427,7 +427,8 @@ def main() -> None:
                     raise SystemExit(
                         "Another run of this benchmark trained on other labelled songs; run one at a time."
                     )
-                results.setdefault("teacher_songs", now.get("teacher_songs"))
+                if now.get("teacher_songs"):
+                    results.setdefault("teacher_songs", now["teacher_songs"])
                 for row in now["rows"]:
                     if row["system"] not in mine:
                         rows[row["system"]] = row
