@@ -8,7 +8,9 @@ songs paired: per song, the claimed winner's uSDR minus the other's (the mean ov
 - "agrees" when the claimed winner is higher on enough songs that a two-sided sign test gives p < 0.05 and the
   median difference is larger than the run-to-run noise (when measured: the same recipe trained with two seeds);
 - "disagrees" when the other system wins by the same rule;
-- "inconclusive" otherwise: the difference is not consistent over songs, or is within the noise.
+- "inconclusive" otherwise: the difference is not consistent over songs, or is within the noise;
+- "not tested" when neither system's vocals do better than doing nothing (the MIX oracle): two systems that do not
+  separate say nothing about a claim, even when one is consistently a hair above the other.
 
 A claim that two systems do not differ (``same``) agrees when neither wins by that rule, and disagrees when one does.
 A sign test over songs says whether a difference holds across songs; only the noise row says whether it would
@@ -138,6 +140,18 @@ def judge(claim: Claim, rows: Mapping[str, Mapping[str, Any]], noise: float | No
     if not differences:
         return None
     median = statistics.median(differences)
+    baseline = rows.get(BASELINE)
+    margins = [vs_mixture(rows[name], baseline) for name in (claim.better, claim.worse) if name != BASELINE]
+    if baseline is not None and len(margins) == 2 and all(m is not None and m <= 0 for m in margins):
+        return Verdict(
+            round(median, 2),
+            sum(d > 0 for d in differences),
+            sum(d != 0 for d in differences),
+            1.0,
+            "not tested",
+            f"neither separates vocals better than doing nothing ({claim.better} {margins[0]:+.2f} dB, "
+            f"{claim.worse} {margins[1]:+.2f} dB): comparing them says nothing about the claim",
+        )
     wins = sum(d > 0 for d in differences)
     songs = sum(d != 0 for d in differences)
     p = sign_test(wins, songs)
@@ -339,7 +353,8 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
         "uSDR minus the second's (the mean over the stems named), and the median of those differences. It agrees "
         f"when the first system is higher on enough songs that a two-sided sign test gives p < {P_VALUE:g} and the "
         "median difference is larger than the run-to-run noise; it disagrees when the second system wins by the "
-        "same rule; otherwise it is inconclusive. A claim that two systems do not differ agrees when neither wins "
+        "same rule; otherwise it is inconclusive. It is not tested when neither system's vocals do better than "
+        "doing nothing. A claim that two systems do not differ agrees when neither wins "
         "by that rule. The sign test says whether a difference holds across songs, not whether it would survive "
         "training again: that is what the noise is for.",
         "",

@@ -100,3 +100,18 @@ def test_systems_less_than_3_db_above_doing_nothing_are_listed_and_get_a_note():
     assert "| +1.00 | agrees |" in table_line(text, "simpson-dk", "oracle_mix")  # Deep Karaoke beats doing nothing
     quality = next(line for line in text.splitlines() if line.startswith("| pretet-unet |"))
     assert "| +3.50 |" in quality
+
+
+def test_a_claim_between_two_systems_that_do_not_separate_is_not_tested():
+    """Two systems both below doing nothing (silent vocals, say) can be a hair apart on every song: that says nothing
+    about augmentation or the network."""
+    mix = row("oracle_mix", [1.0] * 12, ("vocals", "drums", "bass", "other", "accompaniment"))
+    plain = row("pretet-unet", [0.0] * 12, ("vocals", "accompaniment"))
+    augmented = row("pretet-unet-augmented", [0.1] * 12, ("vocals", "accompaniment"))
+    verdict = judge(
+        claim("pretet-unet-augmented", "pretet-unet"), {r["system"]: r for r in (mix, plain, augmented)}, 0.05
+    )
+    assert verdict.verdict == "not tested" and "neither separates vocals better than doing nothing" in verdict.why
+    separating = row("pretet-unet-augmented", [3.0] * 12, ("vocals", "accompaniment"))  # one separates: judged
+    rows = {r["system"]: r for r in (mix, plain, separating)}
+    assert judge(claim("pretet-unet-augmented", "pretet-unet"), rows, 0.05).verdict == "disagrees"
