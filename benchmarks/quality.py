@@ -39,7 +39,7 @@ from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
 from stemdesk.io.model_store import amend_card, find_model, load_estimator  # noqa: E402
 from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
-from stemdesk.training.model_card import render, teacher_gap_entry  # noqa: E402
+from stemdesk.training.model_card import render, teacher_gap_entry, teacher_gap_rows  # noqa: E402
 from stemdesk.training.validation import separate_song  # noqa: E402
 
 # htdemucs is the teacher of the distillation (stemdesk models install htdemucs): its row and the teacher gap
@@ -105,7 +105,11 @@ def main() -> None:
             + " |"
         )
     lines += [""] + [f"- {note}" for note in notes]
-    lines += teacher_gap(rows)
+    gap = teacher_gap(rows)
+    if gap is not None:
+        write_gap_to_card(gap)
+    scored = next((len(r.get("usdr_per_song", {})) for r in rows if r["system"] == STUDENT), 0)
+    lines += teacher_gap_section(gap, scored)
     if args.speed:
         lines += speed_lines(args.models.split(",")[0], args.threads)
     (ROOT / "docs").mkdir(exist_ok=True)
@@ -121,32 +125,31 @@ def write_gap_to_card(entry: dict) -> None:
     atomic_write_bytes(card.folder / "README.md", render(written.raw).encode("utf-8"))
 
 
-def teacher_gap(rows: list[dict]) -> list[str]:
-    """The "Teacher gap" section: student against teacher on the same songs (empty unless both were scored); the
-    student's card gets the same table."""
+def teacher_gap(rows: list[dict]) -> dict | None:
+    """Student against teacher on the same songs (`teacher_gap_entry`); None unless both were scored."""
     found = {row["system"]: row for row in rows}
     if STUDENT not in found or TEACHER not in found:
+        return None
+    return teacher_gap_entry(found[STUDENT], found[TEACHER])
+
+
+def teacher_gap_section(gap: dict | None, songs: int) -> list[str]:
+    """The "Teacher gap" section of docs/quality.md (empty without a gap); ``songs``: how many the student was
+    scored on."""
+    if gap is None:
         return []
-    student, teacher = found[STUDENT], found[TEACHER]
-    entry = teacher_gap_entry(student, teacher)
-    write_gap_to_card(entry)
-    lines = [
+    return [
         "",
         "## Teacher gap",
         "",
         f"{STUDENT} (the student) against {TEACHER} (the teacher whose labels it learns from), on the same "
-        f"{len(student.get('usdr_per_song', {}))} validation songs. HTDemucs was trained on MUSDB18, whose excerpts are most "
+        f"{songs} validation songs. HTDemucs was trained on MUSDB18, whose excerpts are most "
         "of these songs, so its scores here flatter it; 3.Sodium is the song neither has seen.",
         "",
         "| stem | student | teacher | gap (dB) | songs where the student is higher |",
         "|---|---|---|---|---|",
+        *teacher_gap_rows(gap),
     ]
-    for stem, gap in entry["stems"].items():
-        lines.append(
-            f"| {stem} | {gap['student']:.2f} | {gap['teacher']:.2f} | {gap['gap']:+.2f} | "
-            f"{gap['student_higher']}/{gap['songs']} |"
-        )
-    return lines
 
 
 # The sections of docs/quality.md this script writes; the others (written by hand from other benchmarks, such as

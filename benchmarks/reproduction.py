@@ -420,15 +420,11 @@ def main() -> None:
         with locked(results_path) if lock else contextlib.nullcontext():
             now = read_previous()
             if (now.get("minutes"), now.get("setup")) == (results["minutes"], results["setup"]):
-                if (
-                    now.get("teacher_songs")
-                    and results.get("teacher_songs", now["teacher_songs"]) != now["teacher_songs"]
-                ):
+                theirs = now.get("teacher_songs")
+                if theirs and results.setdefault("teacher_songs", theirs) != theirs:
                     raise SystemExit(
                         "Another run of this benchmark trained on other labelled songs; run one at a time."
                     )
-                if now.get("teacher_songs"):
-                    results.setdefault("teacher_songs", now["teacher_songs"])
                 for row in now["rows"]:
                     if row["system"] not in mine:
                         rows[row["system"]] = row
@@ -485,17 +481,14 @@ def main() -> None:
         folder = args.models_dir / model_id
         workdir = args.workdir / system
         done = rows.get(system)
-        if (
-            installed_setup(model_id) == setup
-            and done is not None
-            and done.get("weights_sha256") == find_model(model_id).weights_sha256
-        ):
+        installed = installed_setup(model_id) == setup
+        if installed and done is not None and done.get("weights_sha256") == find_model(model_id).weights_sha256:
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "done already"})
-            write_note(args.models_dir / model_id, done, rows.get(report.BASELINE), args.minutes)
+            write_note(folder, done, rows.get(report.BASELINE), args.minutes)
             continue
         twin = trained_as[training_key(setup)] if seed == 0 else system
         twin = None if twin == system else twin
-        if twin is not None and installed_setup(model_id) != setup:
+        if twin is not None and not installed:
             # The same network trained the same way, only separated with other post-processing: its weights are
             # the twin's (a paired comparison of the post-processing, and no second training of the same thing)
             if installed_setup(model_id_of(twin)) is None:
@@ -518,7 +511,7 @@ def main() -> None:
                     "reproduction": {"setup": setup, "weights_of": twin},
                 },
             )
-        elif installed_setup(model_id) != setup:
+        elif not installed:
             train, labelled = training_songs()
             earlier = prepare_run(workdir, setup)
             spent = (earlier or {}).get("seconds", 0.0) / 60

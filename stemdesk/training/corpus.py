@@ -262,18 +262,21 @@ class Labelled:
         }
 
 
+def _beside(path: Path, is_stem: str, other_stem: str) -> Path | None:
+    """The audio file named ``other_stem`` in ``path``'s folder, when ``path`` is named ``is_stem``."""
+    if path.stem != is_stem or not path.parent.is_dir():
+        return None
+    return next((p for p in path.parent.iterdir() if p.stem == other_stem and p.suffix.lower() in AUDIO), None)
+
+
 def _partner_of_song(path: Path) -> Path | None:
     """The song.ogg a Frets on Fire guitar.ogg is played with, if ``path`` is such a guitar track."""
-    if path.stem != "guitar" or not path.parent.is_dir():
-        return None
-    return next((p for p in path.parent.iterdir() if p.stem == "song" and p.suffix.lower() in AUDIO), None)
+    return _beside(path, "guitar", "song")
 
 
 def _partner(song: Path) -> Path | None:
     """Frets on Fire songs come as song.ogg plus a separate guitar.ogg: the real guitar, played with the song."""
-    if song.stem != "song":
-        return None
-    return next((p for p in song.parent.iterdir() if p.stem == "guitar" and p.suffix.lower() in AUDIO), None)
+    return _beside(song, "song", "guitar")
 
 
 def load_labelled(

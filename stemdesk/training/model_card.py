@@ -102,11 +102,7 @@ def render(card: dict) -> str:
             "| stem | this model | teacher | gap | songs where this model is higher |",
             "|---|---|---|---|---|",
         ]
-        lines += [
-            f"| {stem} | {v['student']:.2f} | {v['teacher']:.2f} | {v['gap']:+.2f} | {v['student_higher']}/{v['songs']} |"
-            for stem, v in gap["stems"].items()
-        ]
-        lines.append("")
+        lines += teacher_gap_rows(gap) + [""]
     budget = card.get("training", {}).get("budget")
     if budget:
         pre = budget.get("pretraining")
@@ -214,6 +210,15 @@ def teacher_gap_entry(student: dict, teacher: dict) -> dict:
             "songs": len(per_song),
         }
     return {"teacher": teacher["system"], "measured_by": "benchmarks/quality.py", "stems": stems}
+
+
+def teacher_gap_rows(gap: dict) -> list[str]:
+    """The rows of a teacher-gap table (stem, student, teacher, gap, songs where the student is higher) from a
+    `teacher_gap_entry`: the card's and docs/quality.md's."""
+    return [
+        f"| {stem} | {v['student']:.2f} | {v['teacher']:.2f} | {v['gap']:+.2f} | {v['student_higher']}/{v['songs']} |"
+        for stem, v in gap["stems"].items()
+    ]
 
 
 def _teacher(entry: dict) -> str:

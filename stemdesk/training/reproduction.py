@@ -140,20 +140,20 @@ def judge(claim: Claim, rows: Mapping[str, Mapping[str, Any]], noise: float | No
     if not differences:
         return None
     median = statistics.median(differences)
+    wins = sum(d > 0 for d in differences)
+    songs = sum(d != 0 for d in differences)
     baseline = rows.get(BASELINE)
     margins = [vs_mixture(rows[name], baseline) for name in (claim.better, claim.worse) if name != BASELINE]
     if baseline is not None and len(margins) == 2 and all(m is not None and m <= 0 for m in margins):
         return Verdict(
             round(median, 2),
-            sum(d > 0 for d in differences),
-            sum(d != 0 for d in differences),
+            wins,
+            songs,
             1.0,
             "not tested",
             f"neither separates vocals better than doing nothing ({claim.better} {margins[0]:+.2f} dB, "
             f"{claim.worse} {margins[1]:+.2f} dB): comparing them says nothing about the claim",
         )
-    wins = sum(d > 0 for d in differences)
-    songs = sum(d != 0 for d in differences)
     p = sign_test(wins, songs)
     floor = noise or 0.0
     consistent = p < P_VALUE and abs(median) > floor

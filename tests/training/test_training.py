@@ -278,17 +278,24 @@ def test_a_gain_counts_only_beyond_the_runs_own_noise():
     assert gain < noise == RESOLUTION_DB
 
 
+def minimal_card(model_id: str, estimator: str, sources: list[str]) -> dict:
+    """The facts every card has, for rendering tests."""
+    return {
+        "id": model_id,
+        "estimator": estimator,
+        "sources": sources,
+        "sample_rate": 44100,
+        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
+        "weights_sha256": "0" * 64,
+    }
+
+
 def test_a_model_card_renders_the_trained_stems_and_its_fine_tuning_advice():
     from stemdesk.training.model_card import render
 
     # A 2-stem variant carries its 4-stem weights' training table; the table keeps the stems that were trained.
     card = {
-        "id": "two",
-        "estimator": "cascade",
-        "sources": ["vocals", "accompaniment"],
-        "sample_rate": 44100,
-        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
-        "weights_sha256": "0" * 64,
+        **minimal_card("two", "cascade", ["vocals", "accompaniment"]),
         "training": {
             "fine_tuning": {
                 "steps_run": 50,
@@ -309,12 +316,7 @@ def test_a_model_card_says_what_a_continued_run_started_from_without_inventing_i
     from stemdesk.training.model_card import render
 
     card = {
-        "id": "four",
-        "estimator": "cascade",
-        "sources": ["vocals"],
-        "sample_rate": 44100,
-        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
-        "weights_sha256": "0" * 64,
+        **minimal_card("four", "cascade", ["vocals"]),
         "training": {
             "continued_from": {
                 "weights_sha256": "86e431c6be32" + "f" * 52,
@@ -476,12 +478,7 @@ def test_a_model_card_shows_its_teacher_gap_and_whether_its_loss_had_flattened()
     assert gap["stems"]["vocals"] == {"student": 5.0, "teacher": 6.0, "gap": -1.0, "student_higher": 1, "songs": 2}
     assert gap["stems"]["bass"]["songs"] == 1  # only where both were scored
     card = {
-        "id": "s",
-        "estimator": "open_unmix",
-        "sources": ["vocals", "bass"],
-        "sample_rate": 44100,
-        "config": {"stft": {"n_fft": 4096, "hop": 1024}},
-        "weights_sha256": "0" * 64,
+        **minimal_card("s", "open_unmix", ["vocals", "bass"]),
         "metrics": {"teacher_gap": gap},
         "training": {
             "budget": {
