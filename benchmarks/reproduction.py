@@ -35,7 +35,10 @@ budget, threads, seed, teacher options) are only scored again, and not even that
 row for the same weights. So a run carried over several machines resumes from what was committed: the shipped
 models and benchmarks/results/reproduction.json. That file also names the labelled songs the rows trained on
 (``teacher_songs``, by sha256): later rows train on exactly those, and a song missing from the cache (a new machine)
-stops the run with the command that labels it. ``--retrain`` starts the chosen recipes over.
+stops the run with the command that labels it. ``--retrain`` starts the chosen recipes over. A larger
+``--minutes`` than the results file's continues that round: each recipe's checkpoint trains on to the new budget
+(the learning rate does not depend on the budget, so this is the longer run), on the same labelled songs, and the
+oracle rows are kept; the shorter round's rows are dropped (git keeps them).
 
 A recipe that trains exactly as an earlier one and differs only in what separation does after the network
 (``pretet-unet-post`` and ``pretet-unet``) takes the earlier one's weights instead of training the same thing again:
@@ -92,6 +95,7 @@ from stemdesk.training.scratch import (  # noqa: E402
     Plan,
     ScratchRequest,
     card_facts,
+    choose_for_model,
     plan,
     prepare_run,
     record_budget,
@@ -408,9 +412,13 @@ def main() -> None:
         "rows": [],
     }
     # Rows of another budget, thread count or data would sit beside this run's as if comparable: they are dropped.
-    same = (previous.get("minutes"), previous.get("setup")) == (results["minutes"], results["setup"])
-    rows = {row["system"]: row for row in previous["rows"]} if same else {}
-    if same and previous.get("teacher_songs"):
+    # A larger budget with the same setup continues the same run (prepare_run carries each recipe's checkpoint on):
+    # it trains on the same labelled songs, and the oracles, which no budget changes, are kept.
+    same_setup = previous.get("setup") == results["setup"]
+    same = same_setup and previous.get("minutes") == results["minutes"]
+    kept = [row for row in previous["rows"] if same or (same_setup and row["system"].startswith("oracle_"))]
+    rows = {row["system"]: row for row in kept}
+    if same_setup and previous.get("teacher_songs"):
         results["teacher_songs"] = previous["teacher_songs"]
     mine: set[str] = set()  # the rows this run scored: another run's rows in the file are kept as it wrote them
 
@@ -513,7 +521,7 @@ def main() -> None:
             )
         elif not installed:
             train, labelled = training_songs()
-            earlier = prepare_run(workdir, setup)
+            earlier = prepare_run(workdir, setup, budget=("train_config", "minutes"))
             spent = (earlier or {}).get("seconds", 0.0) / 60
             show(
                 {
@@ -544,6 +552,9 @@ def main() -> None:
             export_model(folder, model_id, facts, half=True)(
                 trainer.estimator, {"valid_usdr": {}, "songs": {}, "step": trainer.step}
             )
+            if made.recipe.threshold is not None:
+                choice = choose_for_model(folder, made.recipe.threshold, train)
+                show({"system": system, "threshold": choice["key"], "chosen": choice["chosen"]})
             record_budget(folder, made.config, args.minutes, trainer, pretrained, wall, cpu)
             amend_card(folder, {"reproduction": {"setup": setup}})  # last: only now is it installed
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def render(card: dict) -> str:
@@ -36,6 +37,8 @@ def render(card: dict) -> str:
         if paper.get("changed"):
             changed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in paper["changed"].items())
             lines.append(f"- changed from the recipe: {changed}")
+        if isinstance(paper.get("threshold"), dict):
+            lines.append(f"- threshold: {threshold_words(paper['threshold'])}")
         lines.append("")
     post = card.get("postprocessing")
     if isinstance(post, dict) and any(post.get(k) for k in ("wiener", "vocal_gate", "binarise")):
@@ -243,6 +246,17 @@ def main(argv: list[str] | None = None) -> None:
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
         (folder / "README.md").write_text(render(card), encoding="utf-8")
         print(folder / "README.md")
+
+
+def threshold_words(report: dict[str, Any]) -> str:
+    """The choice in words, for the card."""
+    scores = report["median_usdr_db"]
+    chosen, at_half = scores[f"{report['chosen']:g}"], scores.get("0.5")
+    return (
+        f"{report['key']} = {report['chosen']:g}, chosen after training among {', '.join(scores)} as the best median "
+        f"{report['source']} uSDR on the loudest {report['excerpt_seconds']:g} s of {report['songs']} training songs "
+        f"({chosen:.2f} dB" + (f"; at 0.5: {at_half:.2f} dB)" if at_half is not None else ")")
+    )
 
 
 if __name__ == "__main__":

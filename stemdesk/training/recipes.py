@@ -64,6 +64,9 @@ class Recipe:
     pretrain: str | None = None
     pretrain_share: float = 0.0
     note: str = ""  # where the recipe departs from the paper, and why
+    # An inference threshold of the estimator's config (Deep Karaoke's "alpha", Lin's "theta") chosen on the
+    # training songs once training ends (stemdesk/training/threshold.py); None: the config's value stands.
+    threshold: str | None = None
 
     def __post_init__(self) -> None:
         if self.pretrain is not None and self.pretrain not in PRETRAINING:
@@ -81,6 +84,10 @@ TRAINING = {"excerpt_seconds": 6.0, "batch": 8, "lr": 1e-3, "validate_every": 10
 SHORT_EXCERPTS = {"excerpt_seconds": 1.0, "batch": 16}
 # The DenseNets keep every layer's output at full resolution: a batch of six-second excerpts did not fit in memory.
 DENSE_EXCERPTS = {"excerpt_seconds": 1.0}
+
+
+# A threshold chosen after training, in a card's settings (its threshold line gives the value, which its config holds).
+CHOSEN = "{}, chosen on the training songs once training ends (the card's threshold line)"
 
 
 def _recipes(*recipes: Recipe) -> dict[str, Recipe]:
@@ -122,6 +129,7 @@ PAPER_RECIPES: Mapping[str, Recipe] = _recipes(
         },
         training=SHORT_EXCERPTS,
         note="hidden layer of 96 units to fit 10 MB",
+        threshold="alpha",
     ),
     Recipe(
         "roma-cnn1",
@@ -157,8 +165,8 @@ PAPER_RECIPES: Mapping[str, Recipe] = _recipes(
         training=SHORT_EXCERPTS,
         pretrain="autoencoder",
         pretrain_share=0.2,
-        note="θ = 0.5, the midpoint of the targets; the autoencoder is the separator's own encoder with a linear "
-        "decoder (stemdesk/training/pretrain.py)",
+        note="the autoencoder is the separator's own encoder with a linear decoder (stemdesk/training/pretrain.py)",
+        threshold="theta",
     ),
     Recipe(
         "lin-cnn-irm",
@@ -344,13 +352,17 @@ def describe(recipe: Recipe, config: Mapping[str, Any] | None = None) -> dict[st
     if targets is not None and config["objective"].startswith("ibm_bce"):
         words["objective"] += f", targets {targets[0]:g} / {targets[1]:g}"
     inference = []
+
+    def threshold(key: str, symbol: str) -> str:
+        return CHOSEN.format(symbol) if recipe.threshold == key else f"{symbol} = {config[key]:g}"
+
     if config.get("alpha") is not None and recipe.estimator == "deep_karaoke":
         inference.append(
-            f"the probabilities of the {config['window']} excerpts covering each bin averaged, then vocals where "
-            f"they exceed the confidence α = {config['alpha']:g} (binary masks)"
+            f"the probabilities of the {config['window']} excerpts covering each bin averaged, then binary masks: "
+            f"vocals where they exceed the confidence {threshold('alpha', 'α')}"
         )
     if config.get("theta") is not None:
-        inference.append(f"vocal mask 1 where the network's output exceeds θ = {config['theta']:g}, else 0")
+        inference.append(f"vocal mask 1 where the network's output exceeds {threshold('theta', 'θ')}, else 0")
     if config.get("head") == "cnn2":
         inference.append("the loudest source's mask 1, the others 0 (argmax)")
     if config.get("mask") == "sigmoid" and not config.get("residual") and len(sources) > 2:

@@ -27,7 +27,15 @@ from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator, build_estimator
 from stemdesk.core.postprocess import PostProcessing
 from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
-from stemdesk.io.model_store import amend_card, find_model, read_card, user_models_dir
+from stemdesk.io.model_store import (
+    WEIGHT_FACTS,
+    amend_card,
+    find_model,
+    load_estimator,
+    read_card,
+    save_model,
+    user_models_dir,
+)
 from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
 
@@ -41,6 +49,7 @@ from .model_card import render
 from .pretrain import pretrain_autoencoder
 from .recipes import TRAINING, Recipe, resolve, with_settings
 from .recipes import describe as describe_recipe
+from .threshold import choose_threshold
 from .train import TrainConfig, Trainer, export_model, loss_trend
 
 # Shipping limit of a research model's weights (the issue of the seed methods asks for at most 10 MB each).
@@ -136,7 +145,9 @@ def plan(request: ScratchRequest) -> Plan:
         **training,
     )
     # The card's words describe what is trained: the recipe with the changes asked for.
-    made = replace(recipe, augmentation=augmentation, remix=remix, postprocessing=post)
+    # A threshold the user set with --set is theirs: it is not chosen again after training.
+    tuned = recipe.threshold if recipe.threshold not in request.settings else None
+    made = replace(recipe, augmentation=augmentation, remix=remix, postprocessing=post, threshold=tuned)
     return Plan(made, train_config, estimator.config())
 
 
@@ -212,6 +223,8 @@ def train_from_scratch(
             f"Training ran {trainer.step} steps but never produced a finite validation score, so nothing was "
             f"installed (run folder: {run}). Try a lower --lr."
         )
+    if recipe.threshold is not None:
+        choose_for_model(staged, recipe.threshold, train)
     size = record_budget(staged, config, request.minutes, trainer, pretrained, wall, cpu)
     with atomic_folder(out_folder) as folder:
         shutil.copytree(staged, folder, dirs_exist_ok=True)
@@ -234,6 +247,21 @@ def train_from_scratch(
         "teacher": request.teacher.model if request.teacher is not None else None,
         "postprocessing": config.postprocessing.as_dict(),
     }
+
+
+def choose_for_model(folder: Path, key: str, train: Sequence[Song]) -> dict[str, Any]:
+    """Choose the exported model's threshold ``key`` on the training songs (`threshold.choose_threshold`) and write
+    the model again with it in its config and the choice in its card (``paper.threshold``); the weights stay."""
+    card = read_card(folder)
+    estimator, _ = load_estimator(card)
+    if not isinstance(estimator, Estimator):
+        raise ValueError(f"{card.id} predicts waveforms: it has no mask threshold to choose")
+    report = choose_threshold(estimator, key, train)
+    facts = {k: v for k, v in card.raw.items() if k not in WEIGHT_FACTS}
+    facts["paper"] = {**facts.get("paper", {}), "threshold": report}
+    written = save_model(folder, card.id, estimator, facts, half=card.raw.get("weights_storage") == "float16")
+    atomic_write_bytes(folder / "README.md", render(written.raw).encode("utf-8"))
+    return report
 
 
 def record_budget(
@@ -326,20 +354,39 @@ def train_recipe(
     return trainer, pretrained
 
 
-def prepare_run(workdir: Path, setup: Mapping[str, Any]) -> dict[str, Any] | None:
+def prepare_run(workdir: Path, setup: Mapping[str, Any], budget: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Make ``workdir`` the run folder of ``setup`` (JSON values: what the run is, e.g. its settings, budget and
     data): a checkpoint left there by a run of another setup is deleted, with its log and pre-training report, so
-    that only a run of the same setup is resumed. Returns the checkpoint's meta (its step and the seconds it has
-    trained) when there is one to resume, else None."""
+    that only a run of the same setup is resumed. ``budget``: the keys leading to the setup's budget (minutes); a
+    run whose setup differs only by a smaller budget is resumed too, and carries on to the larger one (the trainer's
+    rate does not depend on the budget, so this is the longer run, continued). Returns the checkpoint's meta (its
+    step and the seconds it has trained) when there is one to resume, else None."""
     workdir = Path(workdir)
     ours = json.loads(json.dumps(setup))
     record = workdir / "setup.json"
-    if not record.is_file() or json.loads(record.read_text()) != ours:
+    theirs = json.loads(record.read_text()) if record.is_file() else None
+    if theirs != ours and not (budget and _shorter_budget(theirs, ours, budget)):
         shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
         (workdir / "pretraining.json").unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(record, json.dumps(ours, indent=1).encode())
     return Checkpoints(workdir / "checkpoints").meta()
+
+
+def _shorter_budget(theirs: Any, ours: Any, budget: Sequence[str]) -> bool:
+    """Whether setup ``theirs`` is ``ours`` with a smaller value at the keys ``budget``."""
+    if not isinstance(theirs, dict):
+        return False
+    *path, key = budget
+    theirs, ours = json.loads(json.dumps(theirs)), json.loads(json.dumps(ours))
+    old, new = theirs, ours
+    for step in path:
+        old, new = old.get(step), new.get(step)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            return False
+    shorter = isinstance(old.get(key), (int, float)) and isinstance(new.get(key), (int, float)) and old[key] < new[key]
+    old.pop(key, None), new.pop(key, None)
+    return shorter and theirs == ours
 
 
 def _same_network(saved: Mapping[str, Any], config: TrainConfig) -> bool:

@@ -1,5 +1,5 @@
 """Run by test_training_faults.py: a small recipe trained for its whole budget of MINUTES in WORKDIR, as
-benchmarks/reproduction.py trains each recipe (resuming a run of the same setup); prints what the run did as JSON."""
+benchmarks/reproduction.py trains each recipe (resuming a run of the same setup, or of a smaller budget); prints what the run did as JSON."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def run(workdir: Path, minutes: float) -> dict:
     made = plan(ScratchRequest(data=[], name="budget", recipe="roma-dnn", minutes=minutes, settings=small, batch=2))
     made.config.validate_every = 10**9
     made.config.checkpoint_minutes = 0.02
-    earlier = prepare_run(workdir, {"recipe": "roma-dnn", "minutes": minutes})
+    earlier = prepare_run(workdir, {"recipe": "roma-dnn", "minutes": minutes}, budget=("minutes",))
     trainer, _ = train_recipe(made, songs[:2], songs[2:], workdir, export=None, whole_budget=True)
     return {"resumed_from": earlier["step"] if earlier else None, "step": trainer.step, "seconds": trainer.seconds}
 

@@ -5,6 +5,7 @@ what separation applies."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from stemdesk.io.model_store import find_model, load_estimator, save_model, user
 from stemdesk.training.pretrain import FrameAutoencoder, pretrain_autoencoder
 from stemdesk.training.recipes import PAPER_RECIPES, describe
 from stemdesk.training.scratch import SIZE_LIMIT
+from stemdesk.training.threshold import CANDIDATES
 from stemdesk.training.train import TrainConfig, Trainer, export_model, window_bce
 
 SMALL_RECIPES = sorted(PAPER_RECIPES)
@@ -57,14 +59,17 @@ def test_every_recipe_fits_in_10_mb_as_stored_and_says_what_it_sets():
         assert {"estimator", "input", "objective", "separation", "augmentation"} <= set(words), name
     lin = describe(PAPER_RECIPES["lin-cnn"])
     assert "zero-padded to a 4096-point FFT" in lin["input"] and "2049 bins" in lin["input"]
-    assert "9 frames" in lin["input"] and "0.02 / 0.98" in lin["objective"] and "θ = 0.5" in lin["separation"]
+    assert "9 frames" in lin["input"] and "0.02 / 0.98" in lin["objective"]
+    assert "exceeds θ, chosen on the training songs" in lin["separation"]
     assert "autoencoder" in lin["pre-training"]
     assert "11 frames" in describe(PAPER_RECIPES["roma-cnn1"])["input"]
     assert "renormalised" in describe(PAPER_RECIPES["roma-cnn1"])["separation"]
     assert "argmax" in describe(PAPER_RECIPES["roma-cnn2"])["separation"]
     assert "5 frames" in describe(PAPER_RECIPES["roma-dnn"])["input"]
     karaoke = describe(PAPER_RECIPES["simpson-dk"])
-    assert "averaged" in karaoke["separation"] and "α = 0.5" in karaoke["separation"]
+    assert "averaged" in karaoke["separation"] and "confidence α, chosen on the training songs" in karaoke["separation"]
+    mine = replace(PAPER_RECIPES["simpson-dk"], threshold=None)  # a user's --set alpha=…: the value stands
+    assert "confidence α = 0.5" in describe(mine)["separation"]
     assert "each sliding excerpt" in karaoke["objective"]
     assert "dual" in describe(PAPER_RECIPES["george-bilstm-dual"])["objective"]
     assert "pedalboard" in describe(PAPER_RECIPES["pretet-unet-augmented"])["augmentation"]
@@ -115,6 +120,11 @@ def test_each_recipe_trains_from_scratch_into_a_research_model_whose_stems_null(
     assert "## Method" in readme and "## CPU budget" in readme and recipe in readme
     if PAPER_RECIPES[recipe].pretrain:
         assert raw["training"]["budget"]["pretraining"]["steps"] == 2 and "pre-training steps" in out
+    key = PAPER_RECIPES[recipe].threshold
+    if key is not None:  # chosen on the training songs after training, kept in the config the model is built from
+        chosen = raw["paper"]["threshold"]
+        assert chosen["key"] == key and chosen["chosen"] in CANDIDATES and raw["config"][key] == chosen["chosen"]
+        assert f"- threshold: {key} = {chosen['chosen']:g}, chosen after training" in readme
 
     mixture = tmp_path / "take.wav"
     sf.write(str(mixture), song(2.0, 44100, 2, seed=5), 44100, subtype="PCM_16")

@@ -81,8 +81,46 @@ def test_a_recipe_killed_mid_run_resumes_with_what_is_left_of_its_budget(tmp_pat
     assert budget - 0.5 <= resumed["seconds"] <= budget + 3, (at_kill, resumed)
     again = run(tmp_path, budget / 60)
     assert again["resumed_from"] == again["step"] == resumed["step"]  # finished: not a step more
-    assert prepare_run(tmp_path, {"recipe": "roma-dnn", "minutes": 1.0}) is None  # another setup: no resuming it
+    # A larger budget continues the finished run up to it (a longer round carries on from a shorter one).
+    longer = run(tmp_path, 2 * budget / 60)
+    assert longer["resumed_from"] == resumed["step"] and longer["step"] > resumed["step"]
+    assert 2 * budget - 0.5 <= longer["seconds"] <= 2 * budget + 3, (resumed, longer)
+    assert (tmp_path / "setup.json").read_text().count(str(2 * budget / 60)) == 1
+    # A smaller budget is another run: its checkpoint is not resumed (nor kept).
+    assert prepare_run(tmp_path, {"recipe": "roma-dnn", "minutes": budget / 60}, budget=("minutes",)) is None
     assert not checkpoint.exists()
+
+
+def fake_run(folder, setup):
+    """A run folder holding ``setup`` and a checkpoint of step 7 (the files prepare_run looks at)."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "checkpoint.safetensors").write_bytes(b"weights")
+    (folder / "checkpoints" / "checkpoint.json").write_text(json.dumps({"step": 7, "seconds": 60.0}))
+    (folder / "setup.json").write_text(json.dumps(setup))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("now", "resumed"),
+    [
+        ({"train_config": {"lr": 0.001, "minutes": 10.0}, "teacher": None}, True),  # the same run
+        ({"train_config": {"lr": 0.001, "minutes": 30.0}, "teacher": None}, True),  # a larger budget: continued
+        ({"train_config": {"lr": 0.001, "minutes": 5.0}, "teacher": None}, False),  # a smaller one: started over
+        ({"train_config": {"lr": 0.002, "minutes": 30.0}, "teacher": None}, False),  # another setting too
+        ({"train_config": {"lr": 0.001, "minutes": 30.0}, "teacher": {"model": "x"}}, False),
+        ({"train_config": {"lr": 0.001}, "teacher": None}, False),  # no budget to compare
+    ],
+)
+def test_a_run_resumes_only_for_its_own_setup_or_a_larger_budget(tmp_path, now, resumed):
+    before = {"train_config": {"lr": 0.001, "minutes": 10.0}, "teacher": None}
+    folder = fake_run(tmp_path / "run", before)
+    meta = prepare_run(folder, now, budget=("train_config", "minutes"))
+    assert (meta == {"step": 7, "seconds": 60.0}) is resumed
+    assert (folder / "checkpoints" / "checkpoint.json").exists() is resumed
+    assert json.loads((folder / "setup.json").read_text()) == now  # the folder now holds this run
+    # Without a budget path, only the very same setup is resumed.
+    other = fake_run(tmp_path / "other", before)
+    assert (prepare_run(other, now) is not None) is (now == before)
 
 
 def test_a_nan_loss_rolls_back_to_the_last_checkpoint(tmp_path, monkeypatch):
