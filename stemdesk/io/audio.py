@@ -90,27 +90,48 @@ def probe(path: str | os.PathLike) -> AudioInfo:
             f"{info.frames / info.samplerate:.2f} s. Export or copy it again (or trim it to its real length, "
             f'for example: sox "{path.name}" fixed.wav).'
         )
-    frames = _ogg_decodable_frames(path, info.frames) if info.format == "OGG" else info.frames
+    estimated = info.format == "OGG" or (info.format == "MP3" and not _mp3_counts_frames(path))
+    frames = _decodable_frames(path, info.frames) if estimated else info.frames
     return AudioInfo(path, info.samplerate, info.channels, frames, READ_FORMATS[info.format], info.subtype)
 
 
-# How much of an Ogg file's end is decoded to find its true length.
-OGG_TAIL_FRAMES = 1 << 16
+# How much of a file's end is decoded to find its true length, when its header's length is not exact.
+TAIL_FRAMES = 1 << 16
 
 
-def _ogg_decodable_frames(path: Path, declared: int) -> int:
-    """An Ogg file's length is its last page's granule position, which can promise a few samples more than its
-    packets decode to (104 in three of Debian's hyperrogue-music files, which play everywhere): its true length is
-    what decodes. The end is decoded to count it; a file whose end cannot be decoded keeps the declared length
-    (reading it then says where it stops)."""
+def _decodable_frames(path: Path, declared: int) -> int:
+    """The length that decodes, for files whose declared length can promise a little more:
+    - an Ogg file's length is its last page's granule position, which can promise a few samples more than its
+      packets decode to (104 in three of Debian's hyperrogue-music files, which play everywhere);
+    - an MP3 without a Xing, Info or VBRI header has no frame count: libsndfile estimates it from the file's size,
+      which an ID3v1 tag or a stray byte at the end inflates (0.25 and 0.38 s in two of Debian's asc-music files).
+    The end is decoded to count it; a file whose last ``TAIL_FRAMES`` do not decode at all keeps the declared length
+    (reading it then says where it stops: truncated)."""
     try:
         with sf.SoundFile(str(path)) as handle:
-            start = max(0, declared - OGG_TAIL_FRAMES)
+            start = max(0, declared - TAIL_FRAMES)
             handle.seek(start)
-            decoded = handle.read(OGG_TAIL_FRAMES + 1, dtype="float32", always_2d=True).shape[0]
+            decoded = handle.read(TAIL_FRAMES + 1, dtype="float32", always_2d=True).shape[0]
     except (sf.LibsndfileError, RuntimeError):
         return declared
     return start + decoded if 0 < start + decoded < declared else declared
+
+
+def _mp3_counts_frames(path: Path) -> bool:
+    """Whether an MP3 states its frame count (a Xing, Info or VBRI header in its first frame, after any ID3v2 tag):
+    then its length is exact and a file that decodes to less is truncated."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(10)
+            offset = 0
+            if len(head) == 10 and head[:3] == b"ID3":
+                size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+                offset = 10 + size + (10 if head[5] & 0x10 else 0)  # the footer flag adds 10 bytes
+            handle.seek(offset)
+            first = handle.read(4096)
+    except OSError:
+        return True
+    return any(tag in first for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 def _wav_declared_frames(path: Path) -> int | None:
