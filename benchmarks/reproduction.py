@@ -35,10 +35,13 @@ budget, threads, seed, teacher options) are only scored again, and not even that
 row for the same weights. So a run carried over several machines resumes from what was committed: the shipped
 models and benchmarks/results/reproduction.json. That file also names the labelled songs the rows trained on
 (``teacher_songs``, by sha256): later rows train on exactly those, and a song missing from the cache (a new machine)
-stops the run with the command that labels it. ``--retrain`` starts the chosen recipes over. A larger
-``--minutes`` than the results file's continues that round: each recipe's checkpoint trains on to the new budget
-(the learning rate does not depend on the budget, so this is the longer run), on the same labelled songs, and the
-oracle rows are kept; the shorter round's rows are dropped (git keeps them).
+stops the run with the command that labels it. ``--retrain`` starts the chosen recipes over.
+``--decay-minutes M``: the learning rate falls linearly to 0 over each recipe's last M minutes (it is otherwise
+constant: the benchmark validates once, at the end, so it is never halved). A larger ``--minutes`` than the results
+file's continues that round: each recipe's checkpoint trains on to the new budget, on the same labelled songs, as
+long as neither schedule had begun its decay by the checkpoint (`stemdesk.training.scratch.longer_budget`): the rate
+before the decay does not depend on the budget, so this is the longer run. The oracle rows are kept; the shorter
+round's rows are dropped (git keeps them).
 
 A recipe that trains exactly as an earlier one and differs only in what separation does after the network
 (``pretet-unet-post`` and ``pretet-unet``) takes the earlier one's weights instead of training the same thing again:
@@ -96,6 +99,7 @@ from stemdesk.training.scratch import (  # noqa: E402
     ScratchRequest,
     card_facts,
     choose_for_model,
+    longer_budget,
     plan,
     prepare_run,
     record_budget,
@@ -285,6 +289,11 @@ def check_size(made, model_id: str) -> None:
         )
 
 
+def budget_of(results: dict) -> tuple:
+    """A results file's budget: its minutes and its final decay's (absent before decays existed: none)."""
+    return results.get("minutes"), results.get("decay_minutes") or 0.0
+
+
 def run_setup(made, teacher: Teacher | None) -> dict:
     """What makes two runs of a recipe the same: the trainer's settings (budget, threads and seed included) and the
     teacher's options. A model installed with the same setup is only scored again; a checkpoint of the same setup
@@ -311,6 +320,12 @@ def installed_setup(model_id: str) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=4.0, help="wall-clock budget of each recipe")
+    parser.add_argument(
+        "--decay-minutes",
+        type=float,
+        default=0.0,
+        help="the learning rate falls linearly to 0 over each recipe's last M minutes (default: no decay)",
+    )
     parser.add_argument("--only", help="comma-separated systems (default: all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -408,6 +423,7 @@ def main() -> None:
     previous = read_previous()
     results = {
         "minutes": args.minutes,
+        "decay_minutes": args.decay_minutes,
         "setup": json.loads(json.dumps({"threads": args.threads, "teacher": teacher.options() if teacher else None})),
         "rows": [],
     }
@@ -415,7 +431,7 @@ def main() -> None:
     # A larger budget with the same setup continues the same run (prepare_run carries each recipe's checkpoint on):
     # it trains on the same labelled songs, and the oracles, which no budget changes, are kept.
     same_setup = previous.get("setup") == results["setup"]
-    same = same_setup and previous.get("minutes") == results["minutes"]
+    same = same_setup and budget_of(previous) == budget_of(results)
     kept = [row for row in previous["rows"] if same or (same_setup and row["system"].startswith("oracle_"))]
     rows = {row["system"]: row for row in kept}
     if same_setup and previous.get("teacher_songs"):
@@ -427,7 +443,7 @@ def main() -> None:
         order = [f"oracle_{k}" for k in ("irm", "ibm", "mix")] + [n for s in SYSTEMS for n in (s, f"{s}@seed1")]
         with locked(results_path) if lock else contextlib.nullcontext():
             now = read_previous()
-            if (now.get("minutes"), now.get("setup")) == (results["minutes"], results["setup"]):
+            if (budget_of(now), now.get("setup")) == (budget_of(results), results["setup"]):
                 theirs = now.get("teacher_songs")
                 if theirs and results.setdefault("teacher_songs", theirs) != theirs:
                     raise SystemExit(
@@ -475,6 +491,7 @@ def main() -> None:
         made.config.validate_every = 10**9  # one validation round, at the end, on one song (scoring follows)
         made.config.threads = args.threads
         made.config.checkpoint_minutes = args.checkpoint_minutes
+        made.config.decay_minutes = args.decay_minutes
         return request, made, run_setup(made, teacher)
 
     # training_key -> the first recipe (in SYSTEMS order) trained that way: a later one takes its weights
@@ -521,7 +538,7 @@ def main() -> None:
             )
         elif not installed:
             train, labelled = training_songs()
-            earlier = prepare_run(workdir, setup, budget=("train_config", "minutes"))
+            earlier = prepare_run(workdir, setup, continues=longer_budget(setup))
             spent = (earlier or {}).get("seconds", 0.0) / 60
             show(
                 {

@@ -131,6 +131,7 @@ def render(card: dict) -> str:
                 f"The training loss went from {trend['first_block_loss']:.4g} (first {trend['steps_per_point']} "
                 f"steps) to {trend['last_quarter_loss']:.4g} (mean of the last quarter of the steps), "
                 f"{trend['last_quarter_change_percent']:+.1f} % against the quarter before it"
+                + (" before the learning rate's final decay" if trend.get("decay_from_step") is not None else "")
                 + (
                     ": it was still falling when the budget ran out."
                     if trend["last_quarter_change_percent"] <= -5
@@ -138,6 +139,13 @@ def render(card: dict) -> str:
                 ),
                 "",
             ]
+            if trend.get("decay_change_percent") is not None:
+                lines += [
+                    f"From step {trend['decay_from_step']} the learning rate fell linearly to 0 over the budget's last "
+                    f"{budget.get('decay_minutes') or '?'} minutes; the loss over those steps averaged "
+                    f"{trend['decay_loss']:.4g}, {trend['decay_change_percent']:+.1f} % against the quarter before them.",
+                    "",
+                ]
     measured = card.get("reproduction", {}).get("note")
     if measured:
         lines += ["## Measured by the reproduction benchmark", "", measured, ""]

@@ -225,6 +225,7 @@ def _trend(trend: dict | None) -> str:
     return (
         f"{trend['last_quarter_change_percent']:+.1f} % "
         f"({trend['first_block_loss']:.3g} → {trend['last_quarter_loss']:.3g})"
+        + (f"; decay {trend['decay_change_percent']:+.1f} %" if trend.get("decay_change_percent") is not None else "")
     )
 
 
@@ -251,6 +252,9 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
     order += [name for name in systems if name in rows]
     order += [name for name in rows if name not in order]
     command = f".venv/bin/python benchmarks/reproduction.py --minutes {minutes:g}"
+    decay = results.get("decay_minutes") or 0.0
+    if decay:
+        command += f" --decay-minutes {decay:g}"
     teacher = setup.get("teacher")
     if teacher:
         command += f" --teacher {teacher['model']} --teacher-share {teacher['share']:g}"
@@ -273,7 +277,9 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
         "## Results",
         "",
         f"Produced by `{command}`: every system trained for {minutes:g} minutes of wall-clock time (one thread, "
-        f"pre-training included) on {data}, scored on validation songs never trained on (split by song). uSDR: "
+        "pre-training included"
+        + (f"; over the last {decay:g} the learning rate fell linearly to 0" if decay else "")
+        + f") on {data}, scored on validation songs never trained on (split by song). uSDR: "
         "global SDR per song, median over songs (dB). vs nothing: median over songs of the vocals uSDR minus that "
         "of doing nothing (a quarter of the mixture as the vocal estimate, the oracle_mix row)"
         + (
@@ -317,7 +323,9 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
         "separate --model repro-<recipe>` on a 20-second excerpt of a real song, its 16-bit stems null-checked "
         "against the mixture. Loss trend: the training loss's mean over the last quarter of the steps against the "
         "quarter before it (near 0 %: it had flattened; clearly negative: still falling when the budget ran out), "
-        "with the loss of the first steps → the last quarter's (each objective has its own scale).",
+        "with the loss of the first steps → the last quarter's (each objective has its own scale); with a final "
+        "decay of the learning rate, both before the decay, and then what the decay did (its steps' mean loss "
+        "against the last quarter before it).",
         "",
         "| system | parameters | size (MB) | training (CPU-min) | steps | loss trend | speed | CLI null | teacher share |",
         "|" + "---|" * 9,

@@ -291,7 +291,8 @@ def record_budget(
         "training_wall_seconds": round(trainer.seconds + (pretrained or {}).get("seconds", 0.0)),
         "training_cpu_seconds": round(trainer.cpu_seconds + (pretrained or {}).get("cpu_seconds", 0.0)),
         "pretraining": pretrained,
-        "loss_trend": loss_trend(trainer.loss_curve),
+        "loss_trend": loss_trend(trainer.loss_curve, trainer.decay_step),
+        "decay_minutes": config.decay_minutes or None,
         "loss_curve": trainer.loss_curve,
     }
     card = amend_card(folder, {"training": training, "weights_bytes": size})
@@ -354,39 +355,65 @@ def train_recipe(
     return trainer, pretrained
 
 
-def prepare_run(workdir: Path, setup: Mapping[str, Any], budget: Sequence[str] | None = None) -> dict[str, Any] | None:
+def prepare_run(
+    workdir: Path, setup: Mapping[str, Any], continues: Callable[[Mapping[str, Any], float], bool] | None = None
+) -> dict[str, Any] | None:
     """Make ``workdir`` the run folder of ``setup`` (JSON values: what the run is, e.g. its settings, budget and
     data): a checkpoint left there by a run of another setup is deleted, with its log and pre-training report, so
-    that only a run of the same setup is resumed. ``budget``: the keys leading to the setup's budget (minutes); a
-    run whose setup differs only by a smaller budget is resumed too, and carries on to the larger one (the trainer's
-    rate does not depend on the budget, so this is the longer run, continued). Returns the checkpoint's meta (its
-    step and the seconds it has trained) when there is one to resume, else None."""
+    that only a run of the same setup is resumed, or one that ``continues`` says carries on into this one (given
+    its setup and the seconds of its budget it had used, pre-training included; see `longer_budget`). Returns the
+    checkpoint's meta (its step and the seconds it has trained) when there is one to resume, else None."""
     workdir = Path(workdir)
     ours = json.loads(json.dumps(setup))
     record = workdir / "setup.json"
     theirs = json.loads(record.read_text()) if record.is_file() else None
-    if theirs != ours and not (budget and _shorter_budget(theirs, ours, budget)):
-        shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
-        (workdir / "pretraining.json").unlink(missing_ok=True)
+    checkpoints = Checkpoints(workdir / "checkpoints")
+    if theirs != ours:
+        meta = checkpoints.meta()
+        report = workdir / "pretraining.json"
+        spent = (meta or {}).get("seconds", 0.0)
+        spent += json.loads(report.read_text()).get("seconds", 0.0) if report.is_file() else 0.0
+        if not (continues is not None and theirs is not None and meta is not None and continues(theirs, spent)):
+            shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+            report.unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(record, json.dumps(ours, indent=1).encode())
     return Checkpoints(workdir / "checkpoints").meta()
 
 
-def _shorter_budget(theirs: Any, ours: Any, budget: Sequence[str]) -> bool:
-    """Whether setup ``theirs`` is ``ours`` with a smaller value at the keys ``budget``."""
-    if not isinstance(theirs, dict):
-        return False
-    *path, key = budget
-    theirs, ours = json.loads(json.dumps(theirs)), json.loads(json.dumps(ours))
-    old, new = theirs, ours
-    for step in path:
-        old, new = old.get(step), new.get(step)
+# How far past the start of a larger budget's decay a continued run's checkpoint may be (its last step overran).
+OVERRUN_SECONDS = 60.0
+
+
+def longer_budget(setup: Mapping[str, Any]) -> Callable[[Mapping[str, Any], float], bool]:
+    """For `prepare_run`: a run carries on into ``setup`` (a trainer's setup, {"train_config": {...}, ...}) when
+    only the budget differs (``minutes``, no smaller, and ``decay_minutes``) and neither schedule had begun to decay the
+    learning rate by the checkpoint: the run continued is then the run the larger budget trains (the rate before
+    the decay does not depend on the budget). A checkpoint up to `OVERRUN_SECONDS` past the new decay's start is
+    taken; the whole budget still counts every second."""
+    ours = json.loads(json.dumps(setup))
+
+    def stripped(one: Mapping[str, Any]) -> dict[str, Any]:
+        config = {k: v for k, v in one["train_config"].items() if k not in ("minutes", "decay_minutes")}
+        return {**one, "train_config": config}
+
+    def decays_at(config: Mapping[str, Any]) -> float:
+        decay = config.get("decay_minutes") or 0.0
+        return (config["minutes"] - decay) * 60 if decay > 0 else float("inf")
+
+    def continues(theirs: Mapping[str, Any], seconds: float) -> bool:
+        old, new = theirs.get("train_config"), ours.get("train_config")
         if not isinstance(old, dict) or not isinstance(new, dict):
             return False
-    shorter = isinstance(old.get(key), (int, float)) and isinstance(new.get(key), (int, float)) and old[key] < new[key]
-    old.pop(key, None), new.pop(key, None)
-    return shorter and theirs == ours
+        if not all(isinstance(c.get("minutes"), (int, float)) for c in (old, new)):
+            return False
+        if stripped(theirs) != stripped(ours):
+            return False
+        if new["minutes"] < old["minutes"] or seconds > decays_at(old):
+            return False
+        return seconds <= min(decays_at(new), new["minutes"] * 60) + OVERRUN_SECONDS
+
+    return continues
 
 
 def _same_network(saved: Mapping[str, Any], config: TrainConfig) -> bool:

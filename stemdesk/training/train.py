@@ -43,10 +43,22 @@ from .validation import Validator
 LOSS_BLOCK = 5  # steps per point of Trainer.loss_curve
 
 
-def loss_trend(curve: list[list[float]]) -> dict[str, Any] | None:
+def loss_trend(curve: list[list[float]], decay_step: int | None = None) -> dict[str, Any] | None:
     """How much the training loss still fell at the end of a run: the mean of the curve's last quarter against
     the quarter before it, as a percentage (near 0: the loss had flattened; strongly negative: still falling when
-    the budget ran out). None with fewer than eight points (40 steps)."""
+    the budget ran out). None with fewer than eight points (40 steps). ``decay_step``: the step where the learning
+    rate began its final decay (`TrainConfig.decay_minutes`); the trend is then the one before it (the decay lowers
+    the loss whether or not it had flattened), and ``decay_change_percent`` says what the decay did: the mean loss
+    of its steps against the last quarter before it."""
+    if decay_step is not None:
+        stable = [p for p in curve if p[0] <= decay_step]
+        trend = loss_trend(stable)
+        decayed = [p[1] for p in curve if p[0] > decay_step]
+        if trend is not None and decayed and trend["last_quarter_loss"]:
+            mean = sum(decayed) / len(decayed)
+            change = 100 * (mean - trend["last_quarter_loss"]) / abs(trend["last_quarter_loss"])
+            trend.update(decay_from_step=decay_step, decay_loss=round(mean, 6), decay_change_percent=round(change, 1))
+        return trend
     if len(curve) < 8:
         return None
     quarter = len(curve) // 4
@@ -90,6 +102,10 @@ class TrainConfig:
     warmup: int = 0  # steps over which the learning rate rises linearly from 0 (a fresh optimizer's first steps
     # on trained weights are as large as the rate itself: without it a continued model first loses what it knew)
     checkpoint_minutes: float = 0.0  # > 0: also checkpoint this often between validations (a kill loses less)
+    # > 0: the learning rate falls linearly to 0 over the budget's last minutes (warmup, a stable rate, then this
+    # decay): the weights settle instead of ending wherever the last steps at the full rate left them, and a run
+    # stopped before its decay can carry on to a longer budget (benchmarks/reproduction.py)
+    decay_minutes: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -284,6 +300,7 @@ class Trainer:
         # The training loss as [step, mean over the LOSS_BLOCK steps up to it]: how far from converged a run
         # stopped, even with one validation round (kept in checkpoints, so a resumed run keeps its curve).
         self.loss_curve: list[list[float]] = []
+        self.decay_step: int | None = None  # the step where the final decay of the learning rate began
         self._loss_block: list[float] = []
         self.validation_seconds = 0.0
         # Wall-clock and CPU seconds spent in the training loop, over every run up to the last checkpoint.
@@ -322,6 +339,7 @@ class Trainer:
                     "seconds": self.seconds,
                     "cpu_seconds": self.cpu_seconds,
                     "loss_curve": self.loss_curve,
+                    "decay_step": self.decay_step,
                     "config": asdict(self.config),
                 },
             )
@@ -348,6 +366,7 @@ class Trainer:
         self.seconds, self.cpu_seconds = saved.meta.get("seconds", 0.0), saved.meta.get("cpu_seconds", 0.0)
         self.history = self.checkpoints.history(self.step)
         self.loss_curve = [point for point in saved.meta.get("loss_curve", []) if point[0] <= self.step]
+        self.decay_step = saved.meta.get("decay_step")
         self._loss_block = []
         return True
 
@@ -445,6 +464,13 @@ class Trainer:
             if self.step < config.warmup:
                 for group in self.optimizer.param_groups:
                     group["lr"] = config.lr * (self.step + 1) / config.warmup
+            elif config.decay_minutes > 0:
+                left = max(0.0, deadline - time.monotonic())
+                if left < config.decay_minutes * 60:
+                    if self.decay_step is None:
+                        self.decay_step = self.step
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = config.lr * left / (config.decay_minutes * 60)
             # The sampler draws each source only from songs where it is usable, so every target counts.
             stems = regroup(self.sampler.batch(config.batch // self.world), self.mapping).to(self.device)
             loss = self.train_step(stems)

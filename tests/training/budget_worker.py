@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import small_configs  # noqa: E402
 from test_training import synthetic_song  # noqa: E402
 
-from stemdesk.training.scratch import ScratchRequest, plan, prepare_run, train_recipe  # noqa: E402
+from stemdesk.training.scratch import ScratchRequest, longer_budget, plan, prepare_run, train_recipe  # noqa: E402
 
 
 def run(workdir: Path, minutes: float) -> dict:
@@ -25,7 +25,8 @@ def run(workdir: Path, minutes: float) -> dict:
     made = plan(ScratchRequest(data=[], name="budget", recipe="roma-dnn", minutes=minutes, settings=small, batch=2))
     made.config.validate_every = 10**9
     made.config.checkpoint_minutes = 0.02
-    earlier = prepare_run(workdir, {"recipe": "roma-dnn", "minutes": minutes}, budget=("minutes",))
+    setup = {"train_config": {"recipe": "roma-dnn", "minutes": minutes}}
+    earlier = prepare_run(workdir, setup, continues=longer_budget(setup))
     trainer, _ = train_recipe(made, songs[:2], songs[2:], workdir, export=None, whole_budget=True)
     return {"resumed_from": earlier["step"] if earlier else None, "step": trainer.step, "seconds": trainer.seconds}
 

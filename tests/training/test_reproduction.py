@@ -100,6 +100,11 @@ def test_systems_less_than_3_db_above_doing_nothing_are_listed_and_get_a_note():
     assert "| +1.00 | agrees |" in table_line(text, "simpson-dk", "oracle_mix")  # Deep Karaoke beats doing nothing
     quality = next(line for line in text.splitlines() if line.startswith("| pretet-unet |"))
     assert "| +3.50 |" in quality
+    decayed = markdown({**results(mix, good, poor), "minutes": 36, "decay_minutes": 6}, ["simpson-dk"])
+    assert "reproduction.py --minutes 36 --decay-minutes 6`" in decayed
+    assert (
+        "trained for 36 minutes of wall-clock time (one thread, pre-training included; over the last 6 the " in decayed
+    )
 
 
 def test_a_claim_between_two_systems_that_do_not_separate_is_not_tested():

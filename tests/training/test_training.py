@@ -466,6 +466,50 @@ def test_the_loss_trend_says_whether_the_loss_still_fell_at_the_end():
     assert loss_trend(flat[:7]) is None  # too few steps to say
 
 
+def test_with_a_final_decay_the_trend_is_the_one_before_it_and_the_decay_is_measured():
+    flat_then_lower = [[5 * (i + 1), 0.25] for i in range(12)] + [[65, 0.2], [70, 0.2]]
+    trend = loss_trend(flat_then_lower, decay_step=60)
+    assert trend["last_quarter_change_percent"] == 0.0 and trend["last_quarter_loss"] == 0.25  # the stable part
+    assert trend["decay_from_step"] == 60 and trend["decay_loss"] == 0.2 and trend["decay_change_percent"] == -20.0
+    assert loss_trend(flat_then_lower)["last_quarter_change_percent"] < 0  # read whole, the decay looks like falling
+    from stemdesk.training.model_card import render
+
+    budget = {"minutes": 36, "decay_minutes": 6, "threads": 1, "device": "cpu", "steps": 70, "loss_trend": trend}
+    budget.update(wall_seconds=2200, cpu_seconds=2150)
+    text = render({**minimal_card("s", "open_unmix", ["vocals", "bass"]), "training": {"budget": budget}})
+    assert "+0.0 % against the quarter before it before the learning rate's final decay: it had nearly" in text
+    assert (
+        "From step 60 the learning rate fell linearly to 0 over the budget's last 6 minutes; the loss over those "
+        in text
+    )
+    assert "averaged 0.2, -20.0 % against the quarter before them." in text
+
+
+def test_the_learning_rate_decays_to_zero_over_the_budgets_last_minutes_and_resumes_there(tmp_path):
+    """A real run with a 6-second budget whose last 3 seconds decay: the steps in the decay have a falling rate,
+    the rate at the end is near 0, and the step where the decay began survives a checkpoint."""
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    config = config_for("band_mlp")
+    config.minutes, config.decay_minutes, config.validate_every, config.max_steps = 0.1, 0.05, 10**9, 10**9
+    trainer = Trainer(config, songs[:2], songs[2:], tmp_path)
+    rates = []
+    step = trainer.train_step
+
+    def recorded(stems):
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(stems)
+
+    trainer.train_step = recorded
+    trainer.run()
+    assert trainer.decay_step is not None and 0 < trainer.decay_step < trainer.step
+    stable, decayed = rates[: trainer.decay_step], rates[trainer.decay_step :]
+    assert all(rate == config.lr for rate in stable)
+    assert all(later <= earlier for earlier, later in zip(decayed, decayed[1:])) and decayed[0] <= config.lr
+    assert decayed[-1] < 0.3 * config.lr  # the last steps: the budget all but spent
+    again = Trainer(config, songs[:2], songs[2:], tmp_path)
+    assert again.resume() and again.decay_step == trainer.decay_step
+
+
 def test_a_model_card_shows_its_teacher_gap_and_whether_its_loss_had_flattened():
     from stemdesk.training.model_card import render, teacher_gap_entry
 

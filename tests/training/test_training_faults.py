@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 from test_training import config_for, synthetic_song
 
-from stemdesk.training.scratch import prepare_run
+from stemdesk.training.scratch import longer_budget, prepare_run
 from stemdesk.training.train import Trainer
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -87,40 +87,60 @@ def test_a_recipe_killed_mid_run_resumes_with_what_is_left_of_its_budget(tmp_pat
     assert 2 * budget - 0.5 <= longer["seconds"] <= 2 * budget + 3, (resumed, longer)
     assert (tmp_path / "setup.json").read_text().count(str(2 * budget / 60)) == 1
     # A smaller budget is another run: its checkpoint is not resumed (nor kept).
-    assert prepare_run(tmp_path, {"recipe": "roma-dnn", "minutes": budget / 60}, budget=("minutes",)) is None
+    setup = {"train_config": {"recipe": "roma-dnn", "minutes": budget / 60}}
+    assert prepare_run(tmp_path, setup, continues=longer_budget(setup)) is None
     assert not checkpoint.exists()
 
 
-def fake_run(folder, setup):
-    """A run folder holding ``setup`` and a checkpoint of step 7 (the files prepare_run looks at)."""
+def fake_run(folder, setup, seconds=600.0):
+    """A run folder holding ``setup`` and a checkpoint of step 7, ``seconds`` into its budget (the files
+    prepare_run looks at)."""
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "checkpoints" / "checkpoint.safetensors").write_bytes(b"weights")
-    (folder / "checkpoints" / "checkpoint.json").write_text(json.dumps({"step": 7, "seconds": 60.0}))
+    (folder / "checkpoints" / "checkpoint.json").write_text(json.dumps({"step": 7, "seconds": seconds}))
     (folder / "setup.json").write_text(json.dumps(setup))
     return folder
 
 
+def setup_of(minutes, decay=None, lr=0.001, teacher=None):
+    config = {"lr": lr, "minutes": minutes, **({"decay_minutes": decay} if decay is not None else {})}
+    return {"train_config": config, "teacher": teacher}
+
+
 @pytest.mark.parametrize(
-    ("now", "resumed"),
+    ("before", "seconds", "now", "resumed"),
     [
-        ({"train_config": {"lr": 0.001, "minutes": 10.0}, "teacher": None}, True),  # the same run
-        ({"train_config": {"lr": 0.001, "minutes": 30.0}, "teacher": None}, True),  # a larger budget: continued
-        ({"train_config": {"lr": 0.001, "minutes": 5.0}, "teacher": None}, False),  # a smaller one: started over
-        ({"train_config": {"lr": 0.002, "minutes": 30.0}, "teacher": None}, False),  # another setting too
-        ({"train_config": {"lr": 0.001, "minutes": 30.0}, "teacher": {"model": "x"}}, False),
-        ({"train_config": {"lr": 0.001}, "teacher": None}, False),  # no budget to compare
+        (setup_of(10), 600, setup_of(10), True),  # the same run
+        (setup_of(10), 600, setup_of(30), True),  # a larger budget: continued
+        (setup_of(10), 600, setup_of(36, 6), True),  # ... with a final decay, which starts at 30 minutes
+        (setup_of(30), 1801, setup_of(36, 6), True),  # a constant-rate run just past the decay's start (its last step)
+        (setup_of(30), 1900, setup_of(36, 6), False),  # well past it: it trained at the full rate too long
+        (setup_of(36, 6), 1500, setup_of(60, 6), True),  # checkpointed before its decay began
+        (setup_of(36, 6), 2160, setup_of(60, 6), False),  # its rate had decayed: not the longer run's past
+        (setup_of(10), 600, setup_of(5), False),  # a smaller budget: started over
+        (setup_of(10), 600, setup_of(30, lr=0.002), False),  # another setting too
+        (setup_of(10), 600, setup_of(30, teacher={"model": "x"}), False),
+        (setup_of(10), 600, {"train_config": {"lr": 0.001}, "teacher": None}, False),  # no budget to compare
     ],
 )
-def test_a_run_resumes_only_for_its_own_setup_or_a_larger_budget(tmp_path, now, resumed):
-    before = {"train_config": {"lr": 0.001, "minutes": 10.0}, "teacher": None}
-    folder = fake_run(tmp_path / "run", before)
-    meta = prepare_run(folder, now, budget=("train_config", "minutes"))
-    assert (meta == {"step": 7, "seconds": 60.0}) is resumed
+def test_a_run_resumes_only_for_its_own_setup_or_a_longer_budget(tmp_path, before, seconds, now, resumed):
+    folder = fake_run(tmp_path / "run", before, seconds)
+    meta = prepare_run(folder, now, continues=longer_budget(now))
+    assert (meta == {"step": 7, "seconds": seconds}) is resumed
     assert (folder / "checkpoints" / "checkpoint.json").exists() is resumed
     assert json.loads((folder / "setup.json").read_text()) == now  # the folder now holds this run
-    # Without a budget path, only the very same setup is resumed.
-    other = fake_run(tmp_path / "other", before)
+    # Without a rule, only the very same setup is resumed.
+    other = fake_run(tmp_path / "other", before, seconds)
     assert (prepare_run(other, now) is not None) is (now == before)
+
+
+def test_a_killed_lin_run_counts_its_pre_training_toward_the_budget(tmp_path):
+    """Pre-training seconds are part of what a run has spent: 25 min of training after 8 of pre-training is past
+    a 36-minute budget's decay at 30."""
+    folder = fake_run(tmp_path / "run", setup_of(30), 25 * 60)
+    (folder / "pretraining.json").write_text(json.dumps({"seconds": 8 * 60}))
+    assert prepare_run(folder, setup_of(36, 6), continues=longer_budget(setup_of(36, 6))) is None
+    assert not (folder / "pretraining.json").exists()
 
 
 def test_a_nan_loss_rolls_back_to_the_last_checkpoint(tmp_path, monkeypatch):
