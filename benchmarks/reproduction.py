@@ -55,6 +55,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import os
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ from stemdesk.io.model_store import (  # noqa: E402
     find_model,
     load_estimator,
     read_card,
+    search_path,
     shipped_models_dir,
     weights_bytes,
 )
@@ -365,6 +367,13 @@ def main() -> None:
         help="only run every trained system through the CLI on a real song and null-check it",
     )
     args = parser.parse_args()
+    args.models_dir = args.models_dir.resolve()
+    if args.models_dir not in [folder.resolve() for folder in search_path()]:
+        # The trained models are loaded and run through the CLI by id: a folder StemDesk does not search yet joins
+        # its search path for this run (and its CLI, which runs in this process).
+        os.environ["STEMDESK_MODELS_PATH"] = os.pathsep.join(
+            p for p in (os.environ.get("STEMDESK_MODELS_PATH", ""), str(args.models_dir)) if p
+        )
     results_path = ROOT / "benchmarks" / "results" / "reproduction.json"
     if args.cli_check:
         saved = json.loads(results_path.read_text())
