@@ -291,6 +291,19 @@ def check_size(made, model_id: str) -> None:
         )
 
 
+def round_summary(results: dict) -> dict:
+    """A finished round in brief, kept when a longer budget continues it: its budget and each system's vocals."""
+    return {
+        "minutes": results.get("minutes"),
+        "decay_minutes": results.get("decay_minutes") or 0.0,
+        "vocals": {
+            row["system"]: row["usdr"]["vocals"]
+            for row in results["rows"]
+            if not row["system"].startswith("oracle_") and "vocals" in row["usdr"]
+        },
+    }
+
+
 def budget_of(results: dict) -> tuple:
     """A results file's budget: its minutes and its final decay's (absent before decays existed: none)."""
     return results.get("minutes"), results.get("decay_minutes") or 0.0
@@ -445,6 +458,10 @@ def main() -> None:
     rows = {row["system"]: row for row in kept}
     if same_setup and previous.get("teacher_songs"):
         results["teacher_songs"] = previous["teacher_songs"]
+    # What each earlier budget of the same run measured stays, in brief: whether a longer budget helped.
+    results["earlier"] = previous.get("earlier", []) if same_setup else []
+    if same_setup and not same and any(not r["system"].startswith("oracle_") for r in previous["rows"]):
+        results["earlier"] = [*results["earlier"], round_summary(previous)]
     mine: set[str] = set()  # the rows this run scored: another run's rows in the file are kept as it wrote them
 
     def save(lock: bool = True) -> None:
@@ -518,7 +535,7 @@ def main() -> None:
         installed = installed_setup(model_id) == setup
         if installed and done is not None and done.get("weights_sha256") == find_model(model_id).weights_sha256:
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "done already"})
-            write_note(folder, done, rows.get(report.BASELINE), args.minutes)
+            write_note(folder, done, rows.get(report.BASELINE), args.minutes, results["earlier"])
             continue
         twin = trained_as[training_key(setup)] if seed == 0 else system
         twin = None if twin == system else twin
@@ -631,7 +648,7 @@ def main() -> None:
         mine.add(system)
         save()
         baseline = rows.get(report.BASELINE)
-        write_note(folder, row, baseline, args.minutes)
+        write_note(folder, row, baseline, args.minutes, results["earlier"])
         show(
             {
                 "system": system,
@@ -647,14 +664,14 @@ def main() -> None:
         )
 
 
-def write_note(folder: Path, row: dict, baseline: dict | None, minutes: float) -> None:
+def write_note(folder: Path, row: dict, baseline: dict | None, minutes: float, earlier: list) -> None:
     """The card's reproduction facts from the system's row: its vocals over doing nothing and, below the bar, the
     note saying what was measured and why (written again on every run, so a card follows the rule as it is now)."""
     card = read_card(folder)
     facts = {
         **card.raw.get("reproduction", {}),
         "vocals_vs_nothing_db": report.vs_mixture(row, baseline),
-        "note": report.below_bar_note(row, baseline, minutes),
+        "note": report.below_bar_note(row, baseline, minutes, earlier),
     }
     if facts != card.raw.get("reproduction"):
         written = amend_card(folder, {"reproduction": facts})

@@ -191,9 +191,28 @@ def vs_mixture(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> fl
     return round(statistics.median(differences), 2) if differences else None
 
 
-def below_bar_note(row: Mapping[str, Any], baseline: Mapping[str, Any] | None, minutes: float) -> str | None:
+# A loss that fell less than this over the last quarter of its steps (before any final decay) had flattened.
+FLAT_PERCENT = -5.0
+# Vocals that moved less than this between two budgets did not gain from the longer one.
+NO_GAIN_DB = 0.5
+
+
+def budget_words(round_: Mapping[str, Any]) -> str:
+    """A round's budget in words: "10 minutes", "36 minutes (the last 6 decaying)"."""
+    decay = round_.get("decay_minutes") or 0
+    return f"{round_['minutes']:g} minutes" + (f" (the last {decay:g} decaying)" if decay else "")
+
+
+def below_bar_note(
+    row: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None,
+    minutes: float,
+    earlier: Sequence[Mapping[str, Any]] = (),
+) -> str | None:
     """The line a model card gets when the system's vocals are less than MARGIN_DB above doing nothing: what was
-    measured, on which songs, after what training. None when it clears the bar (or was not compared)."""
+    measured, on which songs, after what training, and whether more training of the same kind helped: the loss
+    trend, and the system's vocals in ``earlier`` rounds (the results file's summaries of shorter budgets of the
+    same run, oldest first). None when it clears the bar (or was not compared)."""
     margin = vs_mixture(row, baseline)
     if margin is None or margin >= MARGIN_DB:
         return None
@@ -208,13 +227,34 @@ def below_bar_note(row: Mapping[str, Any], baseline: Mapping[str, Any] | None, m
         if silent
         else ""
     )
+    vocals = row["usdr"].get("vocals", float("nan"))
+    before = [(r, r["vocals"][row["system"]]) for r in earlier if row["system"] in r.get("vocals", {})]
+    history = "".join(
+        f" After {budget_words(r)} its vocals scored {value:.2f} dB: the longer budget changed them by "
+        f"{vocals - value:+.2f} dB."
+        for r, value in before[-1:]
+    )
+    trend = row.get("loss_trend") or {}
+    change = trend.get("last_quarter_change_percent")
+    flat = change is not None and change > FLAT_PERCENT
+    if change is not None:
+        history += (
+            f" Its training loss had {'flattened' if flat else 'not flattened'} ({change:+.1f} % over the last "
+            f"quarter of its steps{' before the decay' if trend.get('decay_from_step') is not None else ''})."
+        )
+    stalled = flat and before and abs(vocals - before[-1][1]) < NO_GAIN_DB
+    verdict = (
+        " More training of this kind does not close the gap: at this size (at most 10 MB) and on these songs the "
+        "method does not separate vocals usefully."
+        if stalled
+        else " At this budget this method does not separate vocals usefully."
+    )
     return (
         f"Measured by benchmarks/reproduction.py after {minutes:g} minutes of training"
         + (f" ({steps} steps)" if steps else "")
-        + f": vocals {row['usdr'].get('vocals', float('nan')):.2f} dB uSDR, {margin:+.2f} dB over doing nothing (a "
+        + f": vocals {vocals:.2f} dB uSDR, {margin:+.2f} dB over doing nothing (a "
         f"quarter of the mixture as the vocal estimate), median over {songs} validation songs. That is below the "
-        f"+{MARGIN_DB:g} dB a separator should clear: at this budget this method does not separate vocals usefully."
-        + why
+        f"+{MARGIN_DB:g} dB a separator should clear." + history + verdict + why
     )
 
 
@@ -313,6 +353,25 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
             b = row.get("bss", {}).get(c)
             cells.append(f"{b['sdr']:.1f} / {b['sir']:.1f} / {b['sar']:.1f}" if b else "–")
         lines.append("| " + " | ".join(cells) + " |")
+    earlier = results.get("earlier") or []
+    if earlier:
+        rounds = [*earlier, {"minutes": minutes, "decay_minutes": results.get("decay_minutes")}]
+        lines += [
+            "",
+            "### Vocals by budget",
+            "",
+            "The same run continued: each recipe's checkpoint trained on from one budget to the next (same songs, "
+            "same rate until any final decay). Vocals uSDR, median over the validation songs (dB); – where the "
+            "system was not scored at that budget.",
+            "",
+            "| system | " + " | ".join(budget_words(r) for r in rounds) + " |",
+            "|" + "---|" * (len(rounds) + 1),
+        ]
+        for name in order:
+            if name.startswith("oracle_"):
+                continue
+            values = [r.get("vocals", {}).get(name) for r in earlier] + [rows[name]["usdr"].get("vocals")]
+            lines.append(f"| {name} | " + " | ".join(_cell(v, ".2f") for v in values) + " |")
     lines += [
         "",
         "### Cost",

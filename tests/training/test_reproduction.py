@@ -107,6 +107,31 @@ def test_systems_less_than_3_db_above_doing_nothing_are_listed_and_get_a_note():
     )
 
 
+def test_a_note_says_whether_a_longer_budget_helped_and_the_report_lists_vocals_by_budget():
+    mix = row("oracle_mix", [1.0] * 12, ("vocals", "drums", "bass", "other", "accompaniment"))
+    flat = {
+        "last_quarter_change_percent": -1.2,
+        "first_block_loss": 0.1,
+        "last_quarter_loss": 0.06,
+        "decay_from_step": 900,
+    }
+    stalled = row("roma-dnn", [2.4] * 12, steps=1500, loss_trend=flat)
+    earlier = [{"minutes": 10, "decay_minutes": 0.0, "vocals": {"roma-dnn": 2.36, "roma-cnn1": 2.64}}]
+    note = below_bar_note(stalled, mix, 36, earlier)
+    assert "After 10 minutes its vocals scored 2.36 dB: the longer budget changed them by +0.04 dB." in note
+    assert "Its training loss had flattened (-1.2 % over the last quarter of its steps before the decay)." in note
+    assert "More training of this kind does not close the gap: at this size (at most 10 MB)" in note
+    falling = row("roma-cnn1", [3.4] * 12, steps=900, loss_trend={**flat, "last_quarter_change_percent": -8.0})
+    note = below_bar_note(falling, mix, 36, earlier)
+    assert "changed them by +0.76 dB" in note and "had not flattened (-8.0 %" in note
+    assert "does not close the gap" not in note and "At this budget this method does not separate" in note
+    assert "After" not in below_bar_note(stalled, mix, 36)  # no earlier round: nothing to compare
+    rounds = {**results(mix, stalled, falling), "minutes": 36, "decay_minutes": 6, "earlier": earlier}
+    text = markdown(rounds, ["roma-cnn1", "roma-dnn"])
+    assert "| system | 10 minutes | 36 minutes (the last 6 decaying) |" in text
+    assert "| roma-dnn | 2.36 | 2.40 |" in text and "| roma-cnn1 | 2.64 | 3.40 |" in text
+
+
 def test_a_claim_between_two_systems_that_do_not_separate_is_not_tested():
     """Two systems both below doing nothing (silent vocals, say) can be a hair apart on every song: that says nothing
     about augmentation or the network."""
