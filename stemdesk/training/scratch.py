@@ -378,7 +378,7 @@ def prepare_run(
             report.unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(record, json.dumps(ours, indent=1).encode())
-    return Checkpoints(workdir / "checkpoints").meta()
+    return checkpoints.meta()
 
 
 # How far past the start of a larger budget's decay a continued run's checkpoint may be (its last step overran).
