@@ -36,8 +36,9 @@ from ..mixer.render import Renderer, levels, render_automated
 log = logging.getLogger("stemdesk.playback")
 FEED_MS = 5  # how often the audio thread tops up the sink's buffer
 MIN_FEED = 64  # frames: less free room than this waits for the next top-up
-LATENCY_SECONDS = 0.02  # the sink's buffer by default (the audio_buffer_ms setting): fader moves are heard about this
-# much later (benchmarks/ui.py)
+LATENCY_SECONDS = 0.04  # the sink's buffer by default (the audio_buffer_ms setting): fader moves are heard about this
+# much later (benchmarks/ui.py). At 20 ms (882 frames) PulseAudio's null sink sometimes took a 1024-frame block with
+# the buffer full and played 142 frames of silence: a click in one play of four, with no sign of it on this side.
 METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
 FADE = 512  # frames over which playback crosses into another key or tempo when one is first set while playing
 SONG_MAP = 512  # (played frame, song frame, tempo) anchors kept for the playhead: several seconds of blocks
@@ -294,7 +295,7 @@ class _Output(QObject):
         self.timer: QTimer | None = None
         self.finished = False  # the song's last frames have been written
         self.fed = False  # something was written since start or resume
-        self.last_feed = 0.0  # when the buffer was last topped up (time.monotonic())
+        self.fed_at = 0.0  # when the last feed ended, the sink's buffer topped up (time.monotonic())
         self.buffer_seconds = buffer_bytes / (4 * source.channels * source.rate)
         self.said_dropped = False
 
@@ -327,35 +328,39 @@ class _Output(QObject):
             self.timer.stop()
             self.ended.emit(f"Audio output stopped ({self.sink.error().name}); press play to try again.")
             return
-        now = time.monotonic()
-        late, self.last_feed = now - self.last_feed, now
         free = self.sink.bytesFree()
         if self.finished:  # the song's end was written: stop once the device has played it
             if free >= self.sink.bufferSize():
                 self.timer.stop()
                 self.ended.emit("")
             return
-        # The device ran dry: this thread could not run for longer than the buffer lasts (Python's lock held
-        # elsewhere, a busy machine), or all of the buffer is free (playing, it holds half of it or more).
-        ran_dry = late > self.buffer_seconds or free >= self.sink.bufferSize()
+        frames = free // (4 * self.source.channels)
+        audio = None
+        if frames >= MIN_FEED:
+            try:
+                audio = self.source.read(frames)
+            except AudioError as error:
+                log.warning("playback stopped: %s", error)
+                self.timer.stop()
+                self.ended.emit(f"Playback stopped: {error}")
+                return
+        # The device ran dry when this thread left it longer than the buffer lasts, from the end of its last feed
+        # (the buffer full, or near it) to this write: it could not run (Python's lock held elsewhere, a busy
+        # machine) or rendered too slowly. Or when all of the buffer is free (playing, it holds half of it or more).
+        # (The sink's free room is no witness: it read 0 just after the UI thread held the GIL for 150 ms. And
+        # timed from the start of the last feed, a new sink's first render at a new key, 30 to 50 ms before the
+        # device had anything to play, counted as a dropout and restarted playback with a click.)
+        ran_dry = time.monotonic() - self.fed_at > self.buffer_seconds or free >= self.sink.bufferSize()
         if self.fed and ran_dry and not self.said_dropped:
             self.said_dropped = True
             self.dropped.emit()
-        frames = free // (4 * self.source.channels)
-        if frames < MIN_FEED:
-            return
-        try:
-            audio = self.source.read(frames)
-        except AudioError as error:
-            log.warning("playback stopped: %s", error)
-            self.timer.stop()
-            self.ended.emit(f"Playback stopped: {error}")
-            return
-        if audio.shape[-1]:
+        if audio is not None and audio.shape[-1]:
             # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
             self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
             self.fed = True
-        self.finished = audio.shape[-1] < frames  # fewer only at the song's end
+        self.fed_at = time.monotonic()
+        if audio is not None:
+            self.finished = audio.shape[-1] < frames  # fewer only at the song's end
 
     def halt(self) -> None:
         """Runs on the audio thread while the player waits: stop the sink and hand this object back to the UI thread

@@ -93,10 +93,10 @@ SCHEMA: tuple[Setting, ...] = (
     Setting(
         "audio_buffer_ms",
         "Audio buffer (ms)",
-        20,
+        40,
         (20, 40, 80, 160),
         help="shorter: fader moves are heard sooner; longer: no dropouts on a busy computer (a dropout raises it "
-        "one step by itself)",
+        "one step by itself). 20 ms can click on PulseAudio, which may take 1024 frames (23 ms) at a time",
     ),
 )
 DEFAULTS = {s.key: s.default for s in SCHEMA}
