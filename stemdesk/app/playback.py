@@ -29,6 +29,7 @@ from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
 from ..core.errors import AudioError
 from ..io.audio import AudioReader
+from ..io.settings import DEFAULTS
 from ..mixer.keytempo import KeyTempo
 from ..mixer.mix import Mix
 from ..mixer.render import Renderer, levels, render_automated
@@ -36,7 +37,7 @@ from ..mixer.render import Renderer, levels, render_automated
 log = logging.getLogger("stemdesk.playback")
 FEED_MS = 5  # how often the audio thread tops up the sink's buffer
 MIN_FEED = 64  # frames: less free room than this waits for the next top-up
-LATENCY_SECONDS = 0.04  # the sink's buffer by default (the audio_buffer_ms setting): fader moves are heard about this
+LATENCY_SECONDS = DEFAULTS["audio_buffer_ms"] / 1000  # the sink's buffer by default: fader moves are heard about this
 # much later (benchmarks/ui.py). At 20 ms (882 frames) PulseAudio's null sink sometimes took a 1024-frame block with
 # the buffer full and played 142 frames of silence: a click in one play of four, with no sign of it on this side.
 METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
