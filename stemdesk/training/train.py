@@ -372,16 +372,23 @@ class Trainer:
 
     def init_input_scaling(self, batches: int = 8) -> None:
         """Input normalisation from data: the mean and inverse std of the training mixtures' log-magnitudes,
-        per bin (InputScaler) or per channel and bin (Open-Unmix's input_mean/input_scale)."""
-        est = self.estimator
+        per bin (InputScaler) or per channel and bin (Open-Unmix's input_mean/input_scale), as the part of the
+        estimator that normalises its input hears them (`Estimator.scaled_input`: a cascade's second stage hears
+        the rest)."""
+        est, hears = self.estimator.scaled_input()
         scaler = getattr(est, "scaler", None)
         self.scaled = True
         if not isinstance(scaler, InputScaler) and not hasattr(est, "input_mean"):
             return
+        modes = {module: module.training for module in self.estimator.modules()}
+        self.estimator.eval()  # what is heard through another part (a cascade's first stage) leaves it unchanged
         with torch.no_grad():
             state = self.sampler.state()
-            mags = [self.mixture_magnitudes(4) for _ in range(batches)]
+            mags = [hears(self.mixture_magnitudes(4)) for _ in range(batches)]
             self.sampler.set_state(state)
+        for module, training in modes.items():
+            module.train(training)
+        with torch.no_grad():
             logm = torch.log(torch.cat(mags) + 1e-4)  # (n, channels, bins, frames)
             if isinstance(scaler, InputScaler):
                 per_bin = logm.transpose(0, 2).reshape(logm.shape[2], -1)

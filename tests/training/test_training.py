@@ -539,3 +539,50 @@ def test_a_model_card_shows_its_teacher_gap_and_whether_its_loss_had_flattened()
     text = render(card)
     assert "| vocals | 5.00 | 6.00 | -1.00 | 1/2 |" in text and "| bass | 3.00 | 9.00 | -6.00 | 0/1 |" in text
     assert "-26.9 % against the quarter before it: it was still falling when the budget ran out." in text
+
+
+def test_a_fresh_second_stage_behind_a_trained_first_is_normalised_for_what_it_hears(tmp_path):
+    """A cascade's second stage trained from scratch behind a trained first stage hears the rest, not the mixture:
+    its input normalisation comes from the rest, so each bin is centred where the rest is and not the mixture."""
+    from stemdesk.core.estimators.cascade import Cascade
+
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    config = config_for("cascade")
+    config.config = {**config.config, "second_input": "rest"}
+    trainer = Trainer(config, songs[:2], songs[2:], tmp_path / "w")
+    cascade = trainer.estimator
+    assert isinstance(cascade, Cascade)
+    state = trainer.sampler.state()
+    mix = trainer.mixture_magnitudes(4)
+    trainer.sampler.set_state(state)
+    before = {k: v.clone() for k, v in cascade.first.state_dict().items()}
+    cascade.eval()
+    with torch.no_grad():
+        heard = cascade.scaled_input()[1](mix)
+    cascade.train()
+    assert not torch.allclose(heard, mix)  # the rest is quieter than the mixture below the first's bins
+    trainer.init_input_scaling(batches=1)
+    after = cascade.first.state_dict()  # its batch norm statistics included: hearing through it changed nothing
+    assert all(torch.equal(before[k], after[k]) for k in before) and cascade.first.training
+    second = cascade.second
+    bins = second.max_bin
+    expected = torch.log(heard[:, :, :bins] + 1e-4).permute(0, 3, 1, 2).reshape(-1, second.input_mean.numel())
+    assert torch.allclose(second.input_mean, expected.mean(0), atol=1e-5)
+    from_mix = torch.log(mix[:, :, :bins] + 1e-4).permute(0, 3, 1, 2).reshape(-1, second.input_mean.numel())
+    assert not torch.allclose(second.input_mean, from_mix.mean(0), atol=1e-2)
+
+
+def test_a_second_stage_of_another_size_trains_from_scratch_behind_the_fixed_vocal_unet():
+    import copy
+
+    from stemdesk.training.default_models import CASCADE, RECIPES, second_stage_from_scratch
+
+    config = copy.deepcopy(RECIPES["stemdesk-4stem"])
+    assert not second_stage_from_scratch(config, 128, 2)  # the lite's size: the recipe as it was
+    assert config.config == CASCADE and config.early_stop == RECIPES["stemdesk-4stem"].early_stop
+    assert second_stage_from_scratch(config, 32, 1)
+    assert config.config["second"]["config"]["hidden"] == 32 and config.config["second"]["config"]["layers"] == 1
+    assert config.config["second_input"] == "rest" and config.freeze == ("first.",)
+    assert config.lr == RECIPES["stemdesk-4stem-lite"].lr and not config.beat_start and config.early_stop == 0
+    cascade = build_estimator(config.estimator, config.config)
+    assert cascade.second.trunk.num_layers == 1 and cascade.second.fc1.out_features == 32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -98,6 +98,11 @@ class Estimator(torch.nn.Module):
             "objective": self.objective,
             **self.hyper,
         }
+
+    def scaled_input(self) -> tuple[torch.nn.Module, Callable[[Tensor], Tensor]]:
+        """The network whose input normalisation the trainer sets from data, and what it hears when the estimator
+        hears some magnitudes: the estimator itself, unless it hands its input on (a cascade's second stage)."""
+        return self, lambda mag: mag
 
     def forward(self, mag: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,7 +7,7 @@ Both see the same mixture magnitudes on the same STFT grid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -99,12 +99,23 @@ class Cascade(Estimator):
         self.lead = self.second.sources.index(lead)
         self.first_bins = min(first_bins or getattr(self.first, "max_bins", self.bins), self.bins)
 
-    def forward(self, mag: Tensor) -> Tensor:
+    def _lead_and_heard(self, mag: Tensor) -> tuple[Tensor, Tensor]:
+        """The first stage's mask of the lead (its ``first_bins`` lowest bins) and what the second stage hears."""
         fb = self.first_bins
         lead = normalise_masks(self.first(mag)[:, :, :, :fb], self.first.mask, self.first.residual)[:, 0]
-        heard = mag
         if self.second_input == "rest":
-            heard = torch.cat([(1 - lead) * mag[:, :, :fb], mag[:, :, fb:]], dim=2)
+            return lead, torch.cat([(1 - lead) * mag[:, :, :fb], mag[:, :, fb:]], dim=2)
+        return lead, mag
+
+    def scaled_input(self) -> tuple[torch.nn.Module, Callable[[Tensor], Tensor]]:
+        """The second stage and what it hears: a second stage trained from scratch behind a trained first stage
+        (the first's weights loaded, the second's not) gets its input normalisation from what it will hear."""
+        part, hears = self.second.scaled_input()
+        return part, lambda mag: hears(self._lead_and_heard(mag)[1])
+
+    def forward(self, mag: Tensor) -> Tensor:
+        fb = self.first_bins
+        lead, heard = self._lead_and_heard(mag)
         raw, exponent = self.second(heard), self.rest_exponent
         if exponent != 1.0 and self.second.mask == "softmax" and not self.second.residual:
             raw = raw * exponent if torch.is_grad_enabled() else raw.mul_(exponent)
