@@ -5,6 +5,8 @@
                                                                       `stemdesk models install spleeter-2stem`)
     python -m stemdesk.training.default_models tiny-4stem --minutes 3
     python -m stemdesk.training.default_models stemdesk-2stem       (a variant of stemdesk-4stem: no training)
+    python -m stemdesk.training.default_models stemdesk-4stem --second-hidden 256 --second-layers 3 --teacher
+                                                                     (a larger second stage, from scratch)
 
 stemdesk-4stem is a cascade: Spleeter's vocal U-Net (MIT, trained by Deezer on about 25,000 songs) splits vocals
 from the rest and stemdesk-4stem-lite divides the rest into drums, bass and other; the pair starts from those
