@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
     fresh_second = False
-    if args.second_hidden or args.second_layers:
+    if args.second_hidden is not None or args.second_layers is not None:
         if args.model != "stemdesk-4stem" or args.continue_from or args.compose:
             parser.error(
                 "--second-hidden and --second-layers give stemdesk-4stem a new second stage; to continue one, "
