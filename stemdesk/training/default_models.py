@@ -316,15 +316,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.minutes is not None:
         config.minutes = args.minutes
     config.threads = args.threads
-    for name in ("lr", "ema", "warmup"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    if args.pitch_time is not None:
-        config.augmentation = replace(config.augmentation, pitch_time=args.pitch_time)
-    if args.continue_from:
-        inherit(config, read_card(args.continue_from / args.model).raw)
-    if args.freeze is not None:
-        config.freeze = tuple(args.freeze)
     fresh_second = False
     if args.second_hidden is not None or args.second_layers is not None:
         if args.model != "stemdesk-4stem" or args.continue_from or args.compose:
@@ -334,10 +325,17 @@ def main(argv: list[str] | None = None) -> None:
             )
         if any(n is not None and n < 1 for n in (args.second_hidden, args.second_layers)):
             parser.error("--second-hidden and --second-layers must be at least 1")
+        # before the options below, so that what was asked for (--lr, --freeze) wins over its defaults
         fresh_second = second_stage_from_scratch(config, args.second_hidden, args.second_layers)
-        for name in ("lr", "freeze"):  # what was asked for wins over the fresh second stage's defaults
-            if getattr(args, name) is not None:
-                setattr(config, name, args.lr if name == "lr" else tuple(args.freeze))
+    for name in ("lr", "ema", "warmup"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    if args.pitch_time is not None:
+        config.augmentation = replace(config.augmentation, pitch_time=args.pitch_time)
+    if args.continue_from:
+        inherit(config, read_card(args.continue_from / args.model).raw)
+    if args.freeze is not None:
+        config.freeze = tuple(args.freeze)
     if args.second_input:
         if config.estimator != "cascade":
             parser.error("--second-input is an option of the cascade, stemdesk-4stem")
@@ -394,25 +392,25 @@ def main(argv: list[str] | None = None) -> None:
         }
         config.beat_start = True  # only what beats the shipped weights on validation replaces them
         carry_over(card, shipped_card.raw, config)
-    elif fresh_second:
-        shape = config.config["second"]["config"]
-        card["description"] = (
-            f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest, kept fixed) and a second "
-            f"stage that divides the rest into drums, bass and other: a BiLSTM mask net of {shape['hidden']} units "
-            f"and {shape['layers']} layers ({sum(p.numel() for p in second.parameters()) / 1e6:.1f} M parameters), "
-            "trained from scratch inside the cascade, hearing the rest, (1 - vocal mask) x the mixture"
-        )
-        card["parents"] = ["spleeter-2stem (vocal U-Net)"]
-        card["licenses"] = {**card["licenses"], "spleeter": SPLEETER_LICENSE}
-        card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
     elif start is not None:
-        card["description"] = (
-            f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
-            "stemdesk-4stem-lite (drums, bass and other from the rest); stemdesk/training/default_models.py "
-            "fine-tunes the pair and exports only what beats the untuned cascade on validation "
-            "(metrics.step 0 is the untuned cascade)"
-        )
-        card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
+        if second is not None:
+            shape = config.config["second"]["config"]
+            card["description"] = (
+                f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest, kept fixed) and a "
+                f"second stage that divides the rest into drums, bass and other: a BiLSTM mask net of "
+                f"{shape['hidden']} units and {shape['layers']} layers "
+                f"({sum(p.numel() for p in second.parameters()) / 1e6:.1f} M parameters), trained from scratch "
+                "inside the cascade, hearing the rest, (1 - vocal mask) x the mixture"
+            )
+            card["parents"] = ["spleeter-2stem (vocal U-Net)"]
+        else:
+            card["description"] = (
+                f"{args.model}: a cascade of Spleeter's vocal U-Net (vocals against the rest) and "
+                "stemdesk-4stem-lite (drums, bass and other from the rest); stemdesk/training/default_models.py "
+                "fine-tunes the pair and exports only what beats the untuned cascade on validation "
+                "(metrics.step 0 is the untuned cascade)"
+            )
+            card["parents"] = ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"]
         card["licenses"] = {**card["licenses"], "spleeter": SPLEETER_LICENSE}  # keeps the teacher's and synthetic's
         card["training_data"]["spleeter"] = "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper"
     if args.model in TEST_MODELS:

@@ -386,9 +386,8 @@ class Trainer:
             state = self.sampler.state()
             mags = [hears(self.mixture_magnitudes(4)) for _ in range(batches)]
             self.sampler.set_state(state)
-        for module, training in modes.items():
-            module.train(training)
-        with torch.no_grad():
+            for module, training in modes.items():
+                module.train(training)
             logm = torch.log(torch.cat(mags) + 1e-4)  # (n, channels, bins, frames)
             if isinstance(scaler, InputScaler):
                 per_bin = logm.transpose(0, 2).reshape(logm.shape[2], -1)
