@@ -38,6 +38,7 @@ from .model_card import render
 from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
+from .widen import widen_cascade_second
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -292,6 +293,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help="stemdesk-4stem: a second stage of N BiLSTM layers instead of stemdesk-4stem-lite's 2 (as --second-hidden)",
     )
+    parser.add_argument(
+        "--widen",
+        type=int,
+        metavar="N",
+        help="stemdesk-4stem with --continue-from: widen the second stage to N hidden units (a multiple of its "
+        "own) before training, computing the same masks (Net2Net), so the larger stage starts where the shipped one is",
+    )
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument(
         "--synthetic",
@@ -327,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--second-hidden and --second-layers must be at least 1")
         # before the options below, so that what was asked for (--lr, --freeze) wins over its defaults
         fresh_second = second_stage_from_scratch(config, args.second_hidden, args.second_layers)
+    if args.widen is not None and (args.model != "stemdesk-4stem" or not args.continue_from or args.compose):
+        parser.error("--widen widens the second stage of a stemdesk-4stem it continues: give --continue-from")
     for name in ("lr", "ema", "warmup"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
@@ -392,6 +402,24 @@ def main(argv: list[str] | None = None) -> None:
         }
         config.beat_start = True  # only what beats the shipped weights on validation replaces them
         carry_over(card, shipped_card.raw, config)
+        if args.widen is not None:
+            second_config = config.config["second"]["config"]
+            try:
+                start, wider = widen_cascade_second(start, second_config, args.widen, seed=config.seed)
+            except ValueError as error:
+                parser.error(f"--widen: {error}")
+            config.config = {**config.config, "second": {**config.config["second"], "config": wider}}
+            card["training"]["widened"] = {
+                "from_hidden": second_config["hidden"],
+                "to_hidden": args.widen,
+                "method": "Net2Net (Chen et al. 2016): each unit of the second stage copied, each weight leaving a "
+                "unit split among its copies with shares that sum to one (up to 10 % apart), so the widened stage "
+                "started computing the continued model's masks",
+            }
+            card["description"] += (
+                f"; its second stage was widened from {second_config['hidden']} to {args.widen} hidden units "
+                "(training.widened) before this run"
+            )
     elif start is not None:
         if second is not None:
             shape = config.config["second"]["config"]

@@ -1,0 +1,92 @@
+"""Function-preserving widening of a trained BiLSTM mask net (Net2Net, Chen, Goodfellow & Shlens 2016).
+
+An `OpenUnmix` of ``hidden`` units becomes one of ``k × hidden`` units that computes the same masks: every hidden
+unit (after the first dense layer, in each direction of each LSTM layer, after the second dense layer) is copied
+k times, and every weight leaving a unit is split among its copies with shares that sum to one. The copies carry
+the same values, so each layer after them sees what it saw before. The shares differ a little per weight (``noise``)
+so that the copies get different gradients and can learn different things; equal shares would keep them equal for
+ever. Training then starts from the trained model with room to learn more, instead of from scratch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+GATES = 4  # an LSTM's weight rows: input, forget, cell and output gates, in PyTorch's order
+
+
+def _split(weight: Tensor, src: list[int], copies: int, noise: float, generator: torch.Generator) -> Tensor:
+    """The columns of ``weight`` (rows × old inputs) for inputs widened by ``src`` (each new input's old input,
+    each old input ``copies`` times): each old column's weights shared among its copies, per row, summing to it."""
+    index = torch.tensor(src)
+    share = 1.0 / copies + noise * (
+        torch.rand(weight.shape[0], len(src), generator=generator, dtype=torch.float64) - 0.5
+    )
+    total = torch.zeros(weight.shape[0], weight.shape[1], dtype=torch.float64).index_add_(1, index, share)
+    share = share - (total[:, index] - 1.0) / copies  # each old column's shares sum to exactly one again
+    return (weight.double()[:, index] * share).to(weight.dtype)
+
+
+def _gate_rows(units: list[int], old_units: int) -> list[int]:
+    """The rows of an LSTM weight or bias (four gate blocks of ``old_units``) for units widened by ``units``."""
+    return [gate * old_units + unit for gate in range(GATES) for unit in units]
+
+
+def widen_open_unmix(
+    state: dict[str, Tensor],
+    hidden: int,
+    layers: int,
+    new_hidden: int,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> dict[str, Tensor]:
+    """The state of an LSTM `OpenUnmix` of ``hidden`` units and ``layers`` layers, widened to ``new_hidden`` units (a
+    multiple of ``hidden``): the same function, up to float rounding. ``noise``: how far a copy's share of a weight
+    may stray from 1/k (the shares still sum to one)."""
+    if new_hidden <= hidden or new_hidden % hidden or hidden % 2:
+        raise ValueError(f"can widen {hidden} units only to a larger multiple of {hidden} (asked for {new_hidden})")
+    copies = new_hidden // hidden
+    generator = torch.Generator().manual_seed(seed)
+    half, new_half = hidden // 2, new_hidden // 2  # units per direction
+    dense = [i % hidden for i in range(new_hidden)]  # fc1's and fc2's outputs (and their batch norms)
+    direction = [j % half for j in range(new_half)]  # one direction's LSTM units
+    trunk = direction + [half + j for j in direction]  # a bidirectional layer's output, forward then backward
+    out = dict(state)
+
+    def split(weight: Tensor, src: list[int]) -> Tensor:
+        return _split(weight, src, copies, noise, generator)
+
+    out["fc1.weight"] = state["fc1.weight"][dense]
+    for norm in ("bn1", "bn2"):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            out[f"{norm}.{name}"] = state[f"{norm}.{name}"][dense]
+    for layer in range(layers):
+        heard = dense if layer == 0 else trunk
+        rows = _gate_rows(direction, half)
+        for suffix in ("", "_reverse"):
+            key = f"trunk.{{}}_l{layer}{suffix}"
+            out[key.format("weight_ih")] = split(state[key.format("weight_ih")][rows], heard)
+            out[key.format("weight_hh")] = split(state[key.format("weight_hh")][rows], direction)
+            for bias in ("bias_ih", "bias_hh"):
+                out[key.format(bias)] = state[key.format(bias)][rows]
+    skip = dense + [hidden + i for i in trunk]  # fc2 hears [fc1's output, the trunk's output]
+    out["fc2.weight"] = split(state["fc2.weight"][dense], skip)
+    out["fc3.weight"] = split(state["fc3.weight"], dense)
+    return out
+
+
+def widen_cascade_second(
+    state: dict[str, Tensor], second: dict, new_hidden: int, noise: float = 0.1, seed: int = 0
+) -> tuple[dict[str, Tensor], dict]:
+    """A cascade's state and its second stage's config (``second``: the open_unmix config of the cascade's
+    ``second`` entry) with that stage widened to ``new_hidden`` units; the first stage is untouched."""
+    if second.get("trunk", "lstm") != "lstm":
+        raise ValueError("only a BiLSTM second stage can be widened")
+    prefix = "second."
+    inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    hidden, layers = int(second["hidden"]), int(second["layers"])
+    wide = widen_open_unmix(inner, hidden, layers, new_hidden, noise, seed)
+    out = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    out.update({prefix + k: v for k, v in wide.items()})
+    return out, {**second, "hidden": new_hidden}
