@@ -38,7 +38,7 @@ from .model_card import render
 from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
-from .widen import widen_cascade_second
+from .widen import check_widening, widen_cascade_second
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -344,6 +344,11 @@ def main(argv: list[str] | None = None) -> None:
         config.augmentation = replace(config.augmentation, pitch_time=args.pitch_time)
     if args.continue_from:
         inherit(config, read_card(args.continue_from / args.model).raw)
+        if args.widen is not None:
+            try:
+                check_widening(config.config["second"]["config"], args.widen)
+            except ValueError as error:
+                parser.error(f"--widen: {error}")
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
     if args.second_input:
@@ -404,10 +409,7 @@ def main(argv: list[str] | None = None) -> None:
         carry_over(card, shipped_card.raw, config)
         if args.widen is not None:
             second_config = config.config["second"]["config"]
-            try:
-                start, wider = widen_cascade_second(start, second_config, args.widen, seed=config.seed)
-            except ValueError as error:
-                parser.error(f"--widen: {error}")
+            start, wider = widen_cascade_second(start, second_config, args.widen, seed=config.seed)
             config.config = {**config.config, "second": {**config.config["second"], "config": wider}}
             card["training"]["widened"] = {
                 "from_hidden": second_config["hidden"],

@@ -33,6 +33,15 @@ def _gate_rows(units: list[int], old_units: int) -> list[int]:
     return [gate * old_units + unit for gate in range(GATES) for unit in units]
 
 
+def check_widening(second: dict, new_hidden: int) -> None:
+    """ValueError unless a second stage of config ``second`` (open_unmix) can be widened to ``new_hidden`` units."""
+    hidden = int(second["hidden"])
+    if second.get("trunk", "lstm") != "lstm":
+        raise ValueError("only a BiLSTM second stage can be widened")
+    if new_hidden <= hidden or new_hidden % hidden or hidden % 2:
+        raise ValueError(f"can widen {hidden} units only to a larger multiple of {hidden} (asked for {new_hidden})")
+
+
 def widen_open_unmix(
     state: dict[str, Tensor],
     hidden: int,
@@ -81,8 +90,7 @@ def widen_cascade_second(
 ) -> tuple[dict[str, Tensor], dict]:
     """A cascade's state and its second stage's config (``second``: the open_unmix config of the cascade's
     ``second`` entry) with that stage widened to ``new_hidden`` units; the first stage is untouched."""
-    if second.get("trunk", "lstm") != "lstm":
-        raise ValueError("only a BiLSTM second stage can be widened")
+    check_widening(second, new_hidden)
     prefix = "second."
     inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     hidden, layers = int(second["hidden"]), int(second["layers"])

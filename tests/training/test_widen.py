@@ -85,8 +85,13 @@ def test_the_shipped_cascades_second_stage_widens_without_changing_its_stems():
         assert torch.allclose(wide(mag), shipped(mag), atol=1e-5)
 
 
-def test_widening_is_refused_without_a_model_to_continue():
+def test_widening_is_refused_without_a_model_to_continue_or_to_a_width_it_cannot_reach(capsys):
+    """Both before any song is loaded: the shipped second stage has 128 units."""
     from stemdesk.training.default_models import main
 
     with pytest.raises(SystemExit):
         main(["stemdesk-4stem", "--widen", "256"])
+    assert "give --continue-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["stemdesk-4stem", "--continue-from", "--widen", "200"])
+    assert "larger multiple of 128" in capsys.readouterr().err
