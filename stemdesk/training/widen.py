@@ -33,13 +33,16 @@ def _gate_rows(units: list[int], old_units: int) -> list[int]:
     return [gate * old_units + unit for gate in range(GATES) for unit in units]
 
 
-def check_widening(second: dict, new_hidden: int) -> None:
-    """ValueError unless a second stage of config ``second`` (open_unmix) can be widened to ``new_hidden`` units."""
-    hidden = int(second["hidden"])
-    if second.get("trunk", "lstm") != "lstm":
-        raise ValueError("only a BiLSTM second stage can be widened")
+def _check_width(hidden: int, new_hidden: int) -> None:
     if new_hidden <= hidden or new_hidden % hidden or hidden % 2:
         raise ValueError(f"can widen {hidden} units only to a larger multiple of {hidden} (asked for {new_hidden})")
+
+
+def check_widening(second: dict, new_hidden: int) -> None:
+    """ValueError unless a second stage of config ``second`` (open_unmix) can be widened to ``new_hidden`` units."""
+    if second.get("trunk", "lstm") != "lstm":
+        raise ValueError("only a BiLSTM second stage can be widened")
+    _check_width(int(second["hidden"]), new_hidden)
 
 
 def widen_open_unmix(
@@ -53,8 +56,7 @@ def widen_open_unmix(
     """The state of an LSTM `OpenUnmix` of ``hidden`` units and ``layers`` layers, widened to ``new_hidden`` units (a
     multiple of ``hidden``): the same function, up to float rounding. ``noise``: how far a copy's share of a weight
     may stray from 1/k (the shares still sum to one)."""
-    if new_hidden <= hidden or new_hidden % hidden or hidden % 2:
-        raise ValueError(f"can widen {hidden} units only to a larger multiple of {hidden} (asked for {new_hidden})")
+    _check_width(hidden, new_hidden)
     copies = new_hidden // hidden
     generator = torch.Generator().manual_seed(seed)
     half, new_half = hidden // 2, new_hidden // 2  # units per direction
@@ -70,9 +72,9 @@ def widen_open_unmix(
     for norm in ("bn1", "bn2"):
         for name in ("weight", "bias", "running_mean", "running_var"):
             out[f"{norm}.{name}"] = state[f"{norm}.{name}"][dense]
+    rows = _gate_rows(direction, half)  # every LSTM weight's and bias's rows, the same in each layer
     for layer in range(layers):
         heard = dense if layer == 0 else trunk
-        rows = _gate_rows(direction, half)
         for suffix in ("", "_reverse"):
             key = f"trunk.{{}}_l{layer}{suffix}"
             out[key.format("weight_ih")] = split(state[key.format("weight_ih")][rows], heard)
