@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import tempfile
 from dataclasses import asdict, replace
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.model == "stemdesk-2stem":
         write_two_stem()
         return
-    config = RECIPES[args.model]
+    config = copy.deepcopy(RECIPES[args.model])  # this run's settings; the recipe stays as written
     if args.minutes is not None:
         config.minutes = args.minutes
     config.threads = args.threads
