@@ -270,6 +270,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, help="steps over which the learning rate rises from 0 (e.g. 100)")
     parser.add_argument("--ema", type=float, help="validate and export a moving average of the weights (e.g. 0.998)")
     parser.add_argument(
+        "--early-stop",
+        type=int,
+        metavar="N",
+        help="stop after N validations without a new best (0: never; stemdesk-4stem's recipe: 8). A resumed run "
+        "counts the validations its checkpoint had already made",
+    )
+    parser.add_argument(
         "--freeze",
         nargs="*",
         metavar="PREFIX",
@@ -338,7 +345,9 @@ def main(argv: list[str] | None = None) -> None:
         fresh_second = second_stage_from_scratch(config, args.second_hidden, args.second_layers)
     if args.widen is not None and (args.model != "stemdesk-4stem" or not args.continue_from or args.compose):
         parser.error("--widen widens the second stage of a stemdesk-4stem it continues: give --continue-from")
-    for name in ("lr", "ema", "warmup"):
+    if args.early_stop is not None and args.early_stop < 0:
+        parser.error("--early-stop counts validations: 0 (never stop early) or more")
+    for name in ("lr", "ema", "warmup", "early_stop"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.pitch_time is not None:

@@ -586,3 +586,26 @@ def test_a_second_stage_of_another_size_trains_from_scratch_behind_the_fixed_voc
     assert config.lr == RECIPES["stemdesk-4stem-lite"].lr and not config.beat_start and config.early_stop == 0
     cascade = build_estimator(config.estimator, config.config)
     assert cascade.second.trunk.num_layers == 1 and cascade.second.fc1.out_features == 32
+
+
+@pytest.mark.parametrize("patience", [0, 2])
+def test_early_stop_ends_a_run_after_that_many_validations_without_a_new_best(tmp_path, patience):
+    """A real run whose validation scores are scripted: the second round is the best, then they only fall. With a
+    patience of 2 the run ends at the fourth round; with 0 it trains to its last step."""
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    config = config_for("band_mlp", early_stop=patience)
+    config.max_steps, config.validate_every = 12, 2
+    trainer = Trainer(config, songs[:2], songs[2:], tmp_path)
+    scores = iter([1.0, 3.0, 2.0, 1.5, 1.0, 0.5])
+    trainer.validate = lambda: {"median": {"vocals": next(scores)}, "songs": {}}
+    result = trainer.run()
+    assert [h["step"] for h in result["history"]] == ([2, 4, 6, 8] if patience else [2, 4, 6, 8, 10, 12])
+    assert result["best"] == 3.0
+
+
+def test_the_early_stop_option_is_checked_before_any_song_is_loaded(capsys):
+    from stemdesk.training.default_models import main
+
+    with pytest.raises(SystemExit):
+        main(["stemdesk-4stem", "--early-stop", "-1"])
+    assert "--early-stop counts validations" in capsys.readouterr().err
