@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
 from stemdesk.io.model_store import amend_card, find_model, load_estimator  # noqa: E402
+from stemdesk.io.paths import cache_dir  # noqa: E402
 from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
 from stemdesk.training.model_card import render, teacher_gap_entry, teacher_gap_rows  # noqa: E402
@@ -53,69 +55,216 @@ def main() -> None:
     parser.add_argument("--bss", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--speed", action="store_true", help="also measure speed and memory (benchmarks/separation.py)")
+    parser.add_argument(
+        "--held-out",
+        type=Path,
+        metavar="DIR",
+        help="also score every model on the song folders in DIR (python -m stemdesk.training.lmms_songs DIR), in a "
+        "section of its own",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.bss:
         reproduction.BSS_SONGS = 0
     _, valid_dirs = split(DATA)
-    valid = load_songs(valid_dirs, SOURCES)
-    rows, notes = [], []
-    for kind in ("irm", "mix"):
-        rows.append(reproduction.oracle_row(kind, valid))
-    for model_id in args.models.split(","):
-        try:
-            estimator, card = load_estimator(model_id)
-        except ModelError as error:
-            notes.append(f"{model_id}: not scored ({error})")
-            continue
-        separator = Separator(estimator, outputs=card.outputs)
-        rate = valid[0].sample_rate
-
-        def run(index, mix, separator=separator, rate=rate):
-            return separate_song(separator, mix, rate)
-
-        started = time.perf_counter()
-        row = reproduction.score(
-            model_id, list(separator.sources), run, valid, None, sum(p.numel() for p in estimator.parameters())
-        )
-        row["paper"] = card.raw.get("description", "")[:80]
-        row["seconds"] = round(time.perf_counter() - started, 1)
-        rows.append(row)
-        print(json.dumps({k: row[k] for k in ("system", "usdr")}), flush=True)
+    cache = ScoreCache(cache_dir() / "quality" / "scores.json")
+    models, notes = installed(args.models.split(","))
+    rows = score_all(models, valid_dirs, cache, bss=args.bss)
+    held_out = []
+    if args.held_out:
+        held_dirs = sorted(p for p in args.held_out.iterdir() if (p / "meta.json").is_file())
+        if not held_dirs:
+            parser.error(
+                f"{args.held_out} has no song folders (python -m stemdesk.training.lmms_songs {args.held_out})"
+            )
+        held_out = score_all(models, held_dirs, cache)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(
-        json.dumps({"rows": rows, "notes": notes, "valid_songs": [p.name for p in valid_dirs]}, indent=1) + "\n"
-    )
-    columns = ["vocals", "accompaniment", "drums", "bass", "other"]
+    result = {"rows": rows, "notes": notes, "valid_songs": [p.name for p in valid_dirs]}
+    if held_out:
+        result["held_out"] = {"folder": args.held_out.name, "rows": held_out, "songs": [p.name for p in held_dirs]}
+    (out / "quality.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         "# Validation quality",
         "",
         "Produced by `.venv/bin/python benchmarks/quality.py`. uSDR (dB): global SDR per song, median over "
-        f"{len(valid)} validation songs never trained on ({', '.join(p.name for p in valid_dirs[-1:])} and "
-        f"{len(valid) - 1} MUSDB18 excerpts). Spleeter's figures here are on these songs, not its paper's.",
+        f"{len(valid_dirs)} validation songs never trained on ({', '.join(p.name for p in valid_dirs[-1:])} and "
+        f"{len(valid_dirs) - 1} MUSDB18 excerpts). Spleeter's figures here are on these songs, not its paper's.",
         "",
-        "| system | " + " | ".join(columns) + " |",
-        "|" + "---|" * (1 + len(columns)),
+        *table(rows),
     ]
-    for row in rows:
-        lines.append(
-            f"| {row['system']} | "
-            + " | ".join(f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–" for c in columns)
-            + " |"
-        )
     lines += [""] + [f"- {note}" for note in notes]
     gap = teacher_gap(rows)
     if gap is not None:
         write_gap_to_card(gap)
     scored = next((len(r.get("usdr_per_song", {})) for r in rows if r["system"] == STUDENT), 0)
     lines += teacher_gap_section(gap, scored)
+    if held_out:
+        lines += held_out_section(held_out, held_dirs)
     if args.speed:
         lines += speed_lines(args.models.split(",")[0], args.threads)
     (ROOT / "docs").mkdir(exist_ok=True)
     page = ROOT / "docs" / "quality.md"
     page.write_text("\n".join(lines + kept_sections(page)) + "\n")
     print("\n".join(lines))
+
+
+COLUMNS = ["vocals", "accompaniment", "drums", "bass", "other"]
+
+
+def table(rows: list[dict], counts: bool = False) -> list[str]:
+    """A markdown table of each row's median uSDR per stem; ``counts``: the header says over how many songs."""
+
+    def header(stem: str) -> str:
+        n = max((len([s for s in r["usdr_per_song"].values() if stem in s]) for r in rows), default=0)
+        return f"{stem} ({n})" if counts else stem
+
+    lines = ["| system | " + " | ".join(header(c) for c in COLUMNS) + " |", "|" + "---|" * (1 + len(COLUMNS))]
+    for row in rows:
+        lines.append(
+            f"| {row['system']} | "
+            + " | ".join(f"{row['usdr'][c]:.2f}" if c in row["usdr"] else "–" for c in COLUMNS)
+            + " |"
+        )
+    return lines
+
+
+class ScoreCache:
+    """Per-song scores kept between runs (the user cache), keyed by the system (a model's weights' sha256), the
+    song and its files' sizes and times: a run that is killed, or run again with one new model, scores only what
+    it has not scored. Written after every song, through a temporary file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.scores: dict[str, dict] = json.loads(path.read_text()) if path.is_file() else {}
+
+    @staticmethod
+    def key(system: str, song: Path) -> str:
+        files = sorted(p for p in song.iterdir() if p.is_file())
+        stamp = ",".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        return f"{system}|{song.name}|{stamp}"
+
+    def get(self, key: str) -> dict | None:
+        return self.scores.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        self.scores[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, json.dumps(self.scores, indent=0).encode("utf-8"))
+
+
+def installed(model_ids: list[str]) -> tuple[list[tuple[str, object, object]], list[str]]:
+    """(id, estimator, card) of each model that is installed, and a note for each that is not."""
+    models, notes = [], []
+    for model_id in model_ids:
+        try:
+            estimator, card = load_estimator(model_id)
+        except ModelError as error:
+            notes.append(f"{model_id}: not scored ({error})")
+            continue
+        models.append((model_id, estimator, card))
+    return models, notes
+
+
+def score_all(models: list, song_dirs: list[Path], cache: ScoreCache, bss: bool = False) -> list[dict]:
+    """The oracles' and each model's rows on ``song_dirs``, song by song (one song in memory at a time), through
+    ``cache`` (not with ``bss``: BSS Eval picks its songs from the whole set)."""
+    systems: list[tuple[str, str, list[str], object, dict]] = [
+        (f"oracle_{kind}", f"oracle_{kind}:{ORACLE_VERSION}", list(SOURCES), kind, {}) for kind in ("irm", "mix")
+    ]
+    for model_id, estimator, card in models:
+        separator = Separator(estimator, outputs=card.outputs)
+        extra = {
+            "paper": card.raw.get("description", "")[:80],
+            "parameters": sum(p.numel() for p in estimator.parameters()),
+        }
+        systems.append((model_id, f"{model_id}:{card.weights_sha256}", list(separator.sources), separator, extra))
+    if bss:
+        songs = load_songs(song_dirs, SOURCES)
+        return [_whole_set_row(system, songs) for system in systems]
+    rows = []
+    bss_songs, reproduction.BSS_SONGS = reproduction.BSS_SONGS, 0  # per song: no BSS Eval (it is not cached)
+    try:
+        for system in systems:
+            rows.append(_cached_row(system, song_dirs, cache))
+    finally:
+        reproduction.BSS_SONGS = bss_songs
+    return rows
+
+
+def _cached_row(system: tuple, song_dirs: list[Path], cache: ScoreCache) -> dict:
+    """One system's row on ``song_dirs``, scoring only the songs ``cache`` does not have."""
+    name, key, sources, _, extra = system
+    per_song: dict[str, dict[str, float]] = {}
+    seconds = 0.0
+    for folder in song_dirs:
+        cached = cache.get(ScoreCache.key(key, folder))
+        if cached is None:
+            started = time.perf_counter()
+            row = _whole_set_row(system, load_songs([folder], SOURCES))
+            cached = {"usdr": row["usdr_per_song"].get(folder.name, {}), "seconds": time.perf_counter() - started}
+            cache.put(ScoreCache.key(key, folder), cached)
+        per_song[folder.name] = cached["usdr"]
+        seconds += cached["seconds"]
+    stems = {stem for values in per_song.values() for stem in values}
+    medians = {stem: round(float(np.median([v[stem] for v in per_song.values() if stem in v])), 2) for stem in stems}
+    row = {"system": name, "sources": sources, "usdr": medians, "usdr_per_song": per_song, "bss": {}, **extra}
+    row["seconds"] = round(seconds, 1)
+    print(json.dumps({k: row[k] for k in ("system", "usdr")}), flush=True)
+    return row
+
+
+ORACLE_VERSION = "1"  # change when the oracles' definition changes, so their cached scores are not reused
+
+
+def _whole_set_row(system: tuple, songs: list) -> dict:
+    name, _, sources, how, extra = system
+    if isinstance(how, str):
+        row = reproduction.oracle_row(how, songs)
+    else:
+        rate = songs[0].sample_rate
+
+        def run(index, mix, separator=how, rate=rate):
+            return separate_song(separator, mix, rate)
+
+        row = reproduction.score(name, sources, run, songs, None, extra.get("parameters"))
+        row.update(extra)
+    return row
+
+
+def held_out_section(rows: list[dict], song_dirs: list[Path]) -> list[str]:
+    """docs/quality.md's section on the held-out songs (`--held-out`): the table, and the teacher gap there."""
+    metas = [json.loads((p / "meta.json").read_text(encoding="utf-8")) for p in song_dirs]
+    minutes = sum(m.get("seconds", 0) for m in metas) / 60
+    lmms = all(str(m.get("source", "")).startswith("LMMS demo project") for m in metas)
+    what = (
+        "the demo projects of LMMS that Debian ships (lmms-common), rendered track by track by "
+        "`python -m stemdesk.training.lmms_songs`, each track put in a stem by what it is (its meta.json says which "
+        "and why); electronic music, few vocals"
+        if lmms
+        else "the song folders given"
+    )
+    lines = [
+        "",
+        "## Held-out songs",
+        "",
+        f"{len(song_dirs)} songs ({minutes:.0f} minutes) that neither HTDemucs nor any StemDesk model trained on: "
+        f"{what}. Same metric as above; the header gives the songs where that stem is not silent. Produced by "
+        "`.venv/bin/python benchmarks/quality.py --held-out DIR`.",
+        "",
+        *table(rows, counts=True),
+    ]
+    gap = teacher_gap(rows)
+    if gap is not None:
+        lines += [
+            "",
+            f"Teacher gap on these songs, {STUDENT} against {TEACHER}:",
+            "",
+            "| stem | student | teacher | gap (dB) | songs where the student is higher |",
+            "|---|---|---|---|---|",
+            *teacher_gap_rows(gap),
+        ]
+    return lines
 
 
 def write_gap_to_card(entry: dict) -> None:
@@ -154,7 +303,7 @@ def teacher_gap_section(gap: dict | None, songs: int) -> list[str]:
 
 # The sections of docs/quality.md this script writes; the others (written by hand from other benchmarks, such as
 # benchmarks/ensemble.py's) are kept when it rewrites the page.
-OWN_SECTIONS = ("Speed and memory", "Teacher gap")
+OWN_SECTIONS = ("Speed and memory", "Teacher gap", "Held-out songs")
 
 
 def kept_sections(page: Path) -> list[str]:

