@@ -38,9 +38,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
-import soundfile as sf
 
-from stemdesk.io.audio import AtomicAudioWriter
+from stemdesk.io.audio import AtomicAudioWriter, read
 
 PROJECTS = Path("/usr/share/lmms/projects")
 COPYRIGHT = Path("/usr/share/doc/lmms-common/copyright")
@@ -216,10 +215,10 @@ def song_from_project(project: Path, out: Path, root: Path = PROJECTS) -> Path |
             )
         audio = []
         for path in files:
-            data, rate = sf.read(path, dtype="float32", always_2d=True)
+            data, rate = read(path)
             if rate != RATE:
                 raise RuntimeError(f"{path.name}: rendered at {rate} Hz, not {RATE}")
-            audio.append(data[:, :2] if data.shape[1] >= 2 else np.repeat(data, 2, axis=1))
+            audio.append((data[:2] if len(data) >= 2 else np.repeat(data, 2, axis=0)).T)
         length = max(len(a) for a in audio)
         stems = {name: np.zeros((length, 2), np.float64) for name in STEMS}
         described = []
