@@ -1,6 +1,7 @@
 """Validation quality of the installed models next to the oracles, on songs never trained on.
 
     .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss] [--speed]
+        [--held-out DIR] [--no-write]
 
 Validation songs: the split of stemdesk/training/default_models.py (every seventh MUSDB excerpt and the CC0 song
 "3.Sodium"). Metric: uSDR (global SDR per song, the MDX definition), median over songs, per stem; a song where a
@@ -13,7 +14,12 @@ scores higher.
 ``--speed`` then runs benchmarks/separation.py in the same command for the default model: a 3-minute song file to
 files against the STFT + iSTFT + I/O floor and against Open-Unmix's and HTDemucs's architectures (random weights,
 ``pip install --no-deps openunmix demucs julius einops``), all measured in that run.
-Results: benchmarks/results/quality.json and docs/quality.md.
+``--held-out DIR`` also scores every model on the song folders in DIR, songs no model here has trained on: the
+LMMS demo songs `python -m stemdesk.training.lmms_songs DIR` renders (`apt install lmms`), in a section of its own
+with the teacher gap there. Scores are kept per song and per model weights in the user cache
+(~/.cache/stemdesk/quality/scores.json), so a run that is killed, or run again with one new model, scores only what
+it has not scored.
+Results: benchmarks/results/quality.json and docs/quality.md (not with ``--no-write``, which prints the tables only).
 """
 
 from __future__ import annotations
@@ -62,6 +68,12 @@ def main() -> None:
         help="also score every model on the song folders in DIR (python -m stemdesk.training.lmms_songs DIR), in a "
         "section of its own",
     )
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the tables only: leave docs/quality.md, the results file and the student's card as they are "
+        "(to compare models of your own, found through STEMDESK_MODELS_PATH)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.bss:
@@ -78,6 +90,9 @@ def main() -> None:
                 f"{args.held_out} has no song folders (python -m stemdesk.training.lmms_songs {args.held_out})"
             )
         held_out = score_all(models, held_dirs, cache)
+    if args.no_write:
+        print("\n".join(table(rows) + (table(held_out, counts=True) if held_out else [])))
+        return
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     result = {"rows": rows, "notes": notes, "valid_songs": [p.name for p in valid_dirs]}

@@ -7,9 +7,9 @@ sum of its tracks. Each track goes to a stem by what it is:
 
 - **drums**: LMMS's kick synthesiser, a General MIDI drum bank, or a sample or track named or filed as a drum
   (kick, snare, hi-hat, clap, tom, cymbal, percussion, ...; the `drums/` and `drumsynth/` sample folders);
-- **bass**: a sample or track named or filed as a bass (`basses/`), the TB-303 emulation (lb302), or a pitched
-  track without such a name that sounds low (most of its energy below 200 Hz, `LOW_SHARE`);
-- **vocals**: a sample or track named as a voice;
+- **bass**: a sample or track named or filed as a bass (`basses/`), the TB-303 emulation (lb302), or a synth
+  without such a name that plays a line (three pitches or more) and sounds low (most of its energy below 200 Hz);
+- **vocals**: a recording (a sample) named as a voice; a synth named "voice" is not one;
 - **other**: everything else.
 
 Every song folder gets vocals/drums/bass/other.flac (the mixture is their sum; the song is scaled as a whole so
@@ -47,6 +47,7 @@ STEMS = ("vocals", "drums", "bass", "other")
 RATE = 44100
 LOW_SHARE = 0.6  # a pitched track with this share of its energy below LOW_HZ is a bass line
 LOW_HZ = 200.0
+MIN_LINE_KEYS = 3  # ... and plays at least this many pitches (one or two: a boom or an effect, not a bass line)
 INSTRUMENT, BEAT_BASSLINE, SAMPLE = 0, 1, 2  # LMMS track types
 
 # Whole words (or word starts) in a track's name or its sample's file name.
@@ -59,6 +60,8 @@ BASS_WORDS = r"bass|sub|subbass|bassline|303"
 DRUM_PLUGINS = {"kicker"}
 BASS_PLUGINS = {"lb302", "lb303"}
 DRUM_FOLDERS = ("drums/", "drumsynth/", "percussion/")
+NOT_DRUMS = ("drumsynth/instrument/",)  # DrumSynth's pitched instruments: an e-piano, a mute bass, ...
+SAMPLE_PLUGINS = {"audiofileprocessor", "sample"}  # what can play a recorded voice
 BASS_FOLDERS = ("basses/",)
 
 
@@ -72,6 +75,7 @@ class Track:
     sample: str = ""
     gm_drums: bool = False
     notes: int = 0
+    keys: int = 0  # distinct pitches it plays
     words: list[str] = field(default_factory=list)
 
 
@@ -115,8 +119,8 @@ def _track(element: ElementTree.Element) -> Track:
             sample = sample or node.get("src", "")
             if node.tag == "sf2player" and node.get("bank") == "128":
                 gm_drums = True
-    notes = sum(1 for _ in element.iter("note"))
-    return Track(name, plugin, sample, gm_drums, notes, _words(name, sample))
+    keys = [note.get("key") for note in element.iter("note")]
+    return Track(name, plugin, sample, gm_drums, len(keys), len(set(keys)), _words(name, sample))
 
 
 def _words(name: str, sample: str) -> list[str]:
@@ -135,13 +139,13 @@ def classify(track: Track, low_share: float | None) -> tuple[str, str]:
     """(stem, the reason) for a track; ``low_share``: the share of its rendered energy below LOW_HZ (None when
     it is silent)."""
     sample = track.sample.lower()
-    if word := _has(track.words, VOCAL_WORDS):
-        return "vocals", f'named "{word}"'
+    if (word := _has(track.words, VOCAL_WORDS)) and track.plugin in SAMPLE_PLUGINS:
+        return "vocals", f'a recording named "{word}"'
     if track.plugin in DRUM_PLUGINS:
         return "drums", f"LMMS's {track.plugin} drum synthesiser"
     if track.gm_drums:
         return "drums", "a General MIDI drum bank (128)"
-    if sample.startswith(DRUM_FOLDERS):
+    if sample.startswith(DRUM_FOLDERS) and not sample.startswith(NOT_DRUMS):
         return "drums", f"a drum sample ({track.sample})"
     if word := _has(track.words, DRUM_WORDS):
         return "drums", f'named "{word}"'
@@ -152,7 +156,12 @@ def classify(track: Track, low_share: float | None) -> tuple[str, str]:
     if word := _has(track.words, BASS_WORDS):
         return "bass", f'named "{word}"'
     if low_share is not None and low_share >= LOW_SHARE and track.plugin != "sample":
-        return "bass", f"sounds low: {low_share:.0%} of its energy below {LOW_HZ:.0f} Hz"
+        if track.keys >= MIN_LINE_KEYS:
+            return (
+                "bass",
+                f"a line of {track.keys} pitches that sounds low: {low_share:.0%} of its energy below {LOW_HZ:.0f} Hz",
+            )
+        return "other", f"sounds low ({low_share:.0%} below {LOW_HZ:.0f} Hz) but plays {track.keys} pitches: not a line"
     return "other", "none of the drum, bass or vocal rules"
 
 

@@ -54,7 +54,7 @@ def test_the_tracks_come_in_the_order_lmms_renders_them_without_the_muted_ones()
         ("Sample track", "sample"),
         ("Kick", "kicker"),
     ]
-    assert tracks[0].notes == 2 and tracks[1].sample == "vocals/hook.wav"
+    assert (tracks[0].notes, tracks[0].keys) == (2, 2) and tracks[1].sample == "vocals/hook.wav"
 
 
 @pytest.mark.parametrize(
@@ -69,13 +69,18 @@ def test_the_tracks_come_in_the_order_lmms_renders_them_without_the_muted_ones()
         (Track("rave_bass01.ogg", "audiofileprocessor", "basses/rave_bass01.ogg"), 0.1, "bass"),
         (Track("SubBass", "tripleoscillator"), 0.1, "bass"),
         (Track("Acid", "lb302"), 0.1, "bass"),
-        (Track("Default preset", "zynaddsubfx"), 0.8, "bass"),  # sounds low
-        (Track("Default preset", "zynaddsubfx"), 0.3, "other"),
-        (Track("Default preset", "zynaddsubfx"), None, "other"),  # silent
+        (Track("Default preset", "zynaddsubfx", keys=5), 0.8, "bass"),  # a line that sounds low
+        (Track("sfxr", "sfxr", keys=1), 0.8, "other"),  # low, but one pitch: a boom, not a line
+        (Track("Default preset", "zynaddsubfx", keys=5), 0.3, "other"),
+        (Track("Default preset", "zynaddsubfx", keys=5), None, "other"),  # silent
         (Track("Sample track", "sample", "loops/rumble.wav"), 0.9, "other"),  # a sample track is not judged by ear
         (Track("Lead vox", "sample", "vocals/hook.wav"), 0.1, "vocals"),
-        (Track("Bassoon", "sf2player"), 0.7, "bass"),  # low enough to be heard as the bass line
+        (Track("Killed Voice", "tripleoscillator", keys=8), 0.1, "other"),  # a synth named "voice"
+        (Track("Bassoon", "sf2player", keys=7), 0.7, "bass"),  # low enough to be heard as the bass line
         (Track("Percussion", "sf2player", gm_drums=True), 0.7, "drums"),
+        # DrumSynth's pitched instruments are not drums
+        (Track("E-Piano", "audiofileprocessor", "drumsynth/instrument/E_Piano.ds"), 0.1, "other"),
+        (Track("Mute Bass", "audiofileprocessor", "drumsynth/instrument/mute_bass.ds"), 0.5, "bass"),
     ],
 )
 def test_each_track_goes_to_a_stem_by_what_it_is(track, low, stem):
