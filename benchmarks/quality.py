@@ -120,7 +120,7 @@ def main() -> None:
         lines += speed_lines(args.models.split(",")[0], args.threads)
     (ROOT / "docs").mkdir(exist_ok=True)
     page = ROOT / "docs" / "quality.md"
-    page.write_text("\n".join(lines + kept_sections(page)) + "\n")
+    page.write_text("\n".join(lines + kept_sections(page, lines)) + "\n")
     print("\n".join(lines))
 
 
@@ -316,18 +316,16 @@ def teacher_gap_section(gap: dict | None, songs: int) -> list[str]:
     ]
 
 
-# The sections of docs/quality.md this script writes; the others (written by hand from other benchmarks, such as
-# benchmarks/ensemble.py's) are kept when it rewrites the page.
-OWN_SECTIONS = ("Speed and memory", "Teacher gap", "Held-out songs")
-
-
-def kept_sections(page: Path) -> list[str]:
-    """The lines of the page's "## " sections that this script does not write, to put back after its own."""
+def kept_sections(page: Path, lines: list[str]) -> list[str]:
+    """The "## " sections of the page that ``lines`` (this run's) do not write again: those written by hand from
+    other benchmarks (such as benchmarks/ensemble.py's), and this script's own when this run skipped them (the
+    speed table without ``--speed``, the held-out songs without ``--held-out``)."""
     if not page.is_file():
         return []
+    written = {line[3:].strip() for line in lines if line.startswith("## ")}
     kept: list[str] = []
     for section in page.read_text().split("\n## ")[1:]:
-        if section.split("\n", 1)[0].strip() not in OWN_SECTIONS:
+        if section.split("\n", 1)[0].strip() not in written:
             kept += ["", f"## {section.rstrip()}"]
     return kept
 

@@ -73,3 +73,15 @@ def test_held_out_songs_are_scored_once_and_the_cache_follows_the_songs_and_the_
     text = "\n".join(lines)
     assert "## Held-out songs" in text and "2 songs" in text and "LMMS" in text
     assert "| system | vocals (0) | accompaniment (2) | drums (2) | bass (1) | other (2) |" in text
+
+
+def test_a_run_keeps_the_sections_it_does_not_write_again(quality, tmp_path):
+    """Without --speed the speed table stays; sections written by hand stay; what this run writes is replaced."""
+    page = tmp_path / "quality.md"
+    page.write_text(
+        "# Validation quality\n\nold table\n\n## Teacher gap\n\nold gap\n\n## Speed and memory\n\nmeasured once\n\n"
+        "## Ensembles (`benchmarks/ensemble.py`)\n\nby hand\n"
+    )
+    kept = "\n".join(quality.kept_sections(page, ["# Validation quality", "", "## Teacher gap", "", "new gap"]))
+    assert "measured once" in kept and "by hand" in kept
+    assert "old gap" not in kept and "old table" not in kept
