@@ -203,30 +203,74 @@ def load_estimator(
 
 
 HALF_LIMIT = 60000.0  # float16 overflows at 65504
+INT8_SCALE = "::int8_scale"  # a stored int8 tensor's companion: its scale per index of the first dimension
 
 
-def weights_bytes(estimator: AnyEstimator, half: bool = False) -> tuple[bytes, str]:
+def weights_bytes(estimator: AnyEstimator, half: bool = False, int8_from: int | None = None) -> tuple[bytes, str]:
     """The estimator's state as safetensors bytes and the storage used: "float32", or with ``half`` "float16"
     parameters (half the file; buffers such as batch-norm statistics stay float32, and loading casts everything
-    back to float32). Parameters beyond float16's range keep the model float32."""
+    back to float32). Parameters beyond float16's range keep the model float32. With ``int8_from`` (and ``half``),
+    parameters of at least that many values are stored as int8 with a float32 scale per index of their first
+    dimension (an output channel, or a transposed convolution's input channel): a quarter of float32, for the few
+    largest tensors that make most of a big model's file ("float16+int8"; `load_state` restores float32)."""
     parameters = {name for name, _ in estimator.named_parameters()}
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in estimator.state_dict().items()}
     if half and all(float(state[name].abs().max()) < HALF_LIMIT for name in parameters if state[name].numel()):
-        state = {
-            name: tensor.half() if name in parameters and tensor.is_floating_point() else tensor
-            for name, tensor in state.items()
-        }
-        return save(state), "float16"
+        stored: dict[str, torch.Tensor] = {}
+        for name, tensor in state.items():
+            if name not in parameters or not tensor.is_floating_point():
+                stored[name] = tensor
+            elif int8_from is not None and tensor.numel() >= int8_from and tensor.dim() >= 2:
+                stored[name], stored[name + INT8_SCALE] = quantise_int8(tensor)
+            else:
+                stored[name] = tensor.half()
+        return save(stored), "float16+int8" if any(k.endswith(INT8_SCALE) for k in stored) else "float16"
     return save(state), "float32"
 
 
+def int8_threshold(estimator: AnyEstimator, limit_bytes: int) -> int | None:
+    """The ``int8_from`` that keeps the float16 file (`weights_bytes`) within ``limit_bytes`` by storing the
+    fewest, largest parameters as int8; None when float16 alone fits."""
+    if len(weights_bytes(estimator, half=True)[0]) <= limit_bytes:
+        return None
+    for size in sorted({p.numel() for p in estimator.parameters() if p.dim() >= 2}, reverse=True):
+        if len(weights_bytes(estimator, half=True, int8_from=size)[0]) <= limit_bytes:
+            return size
+    raise ValueError(f"the weights cannot fit {limit_bytes} bytes even with every matrix stored as int8")
+
+
+def quantise_int8(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 with one float32 scale per index of the first dimension: (int8 values, scales shaped to
+    broadcast). ``values * scales`` is within half a step (scale / 2) of ``tensor``."""
+    flat = tensor.float().reshape(tensor.shape[0], -1)
+    scale = (flat.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    values = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(tensor.shape)
+    return values, scale.reshape(-1, *([1] * (tensor.dim() - 1))).contiguous()
+
+
+def dequantise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A stored state with its int8 tensors back in float32 (their scale entries removed)."""
+    out = {name: tensor for name, tensor in state.items() if not name.endswith(INT8_SCALE)}
+    for key, scale in state.items():
+        if key.endswith(INT8_SCALE):
+            name = key[: -len(INT8_SCALE)]
+            out[name] = state[name].float() * scale
+    return out
+
+
 def save_model(
-    folder: Path, model_id: str, estimator: AnyEstimator, card: Mapping[str, Any], half: bool = False
+    folder: Path,
+    model_id: str,
+    estimator: AnyEstimator,
+    card: Mapping[str, Any],
+    half: bool = False,
+    int8_from: int | None = None,
 ) -> ModelCard:
     """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics).
-    ``half`` stores float16 parameters (see `weights_bytes`): the shipped models use it to stay git-sized."""
+    ``half`` stores float16 parameters, ``int8_from`` the largest as int8 (see `weights_bytes`): the shipped models
+    use them to stay git-sized."""
     folder.mkdir(parents=True, exist_ok=True)
-    weights, storage = weights_bytes(estimator, half)
+    weights, storage = weights_bytes(estimator, half, int8_from)
     digest = hashlib.sha256(weights).hexdigest()
     full = {
         "id": model_id,
@@ -288,11 +332,12 @@ def load_state(card: ModelCard) -> dict[str, torch.Tensor]:
             "replaced; reinstall the model."
         )
     try:
-        return load_file(str(weights))
+        state = load_file(str(weights))
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for malformed headers
         raise ModelError(
             f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). Reinstall the model."
         ) from None
+    return dequantise(state)
 
 
 def remove_model(model_id: str) -> Path:

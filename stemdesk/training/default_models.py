@@ -30,7 +30,7 @@ import torch
 
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import build_estimator
-from stemdesk.io.model_store import load_estimator, read_card, save_variant
+from stemdesk.io.model_store import int8_threshold, load_estimator, read_card, save_variant
 from stemdesk.io.paths import cache_dir
 
 from .corpus import Teacher, add_teacher, teacher_card
@@ -106,6 +106,7 @@ RECIPES = {
 }
 
 LITE_ID = "stemdesk-4stem-lite"
+WEIGHTS_LIMIT = 40_000_000  # bytes: a shipped model's weights file stays under this
 
 # Models for the test suite only: `stemdesk models`, the app and the docs do not offer them to users.
 TEST_MODELS = {"tiny-4stem"}
@@ -468,9 +469,11 @@ def main(argv: list[str] | None = None) -> None:
         trainer = Trainer(config, train, valid, Path(workdir), progress=show, init_state=start)
         if fresh_second:  # its input normalisation from what it hears (a resumed run's checkpoint replaces it)
             trainer.init_input_scaling()
-        # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32).
+        # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32),
+        # and a model whose float16 file would pass WEIGHTS_LIMIT stores its largest matrices as int8.
         big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
-        export = export_model(args.out / args.model, args.model, card, half=big)
+        int8_from = int8_threshold(trainer.estimator, WEIGHTS_LIMIT) if big else None
+        export = export_model(args.out / args.model, args.model, card, half=big, int8_from=int8_from)
         result = trainer.run(export=export, export_start=start is not None and not args.continue_from)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 

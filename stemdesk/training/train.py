@@ -632,10 +632,11 @@ class Trainer:
 
 
 def export_model(
-    folder: Path, model_id: str, card: dict[str, Any], half: bool = False
+    folder: Path, model_id: str, card: dict[str, Any], half: bool = False, int8_from: int | None = None
 ) -> Callable[[Estimator, dict], None]:
     """An export callback that writes the best estimator as a model with its validation scores in the card
-    (``half``: float16 parameters, see `stemdesk.io.model_store.weights_bytes`)."""
+    (``half``: float16 parameters, ``int8_from``: the largest as int8; see
+    `stemdesk.io.model_store.weights_bytes`)."""
 
     def export(estimator: Estimator, entry: dict) -> None:
         facts = dict(card)
@@ -647,7 +648,7 @@ def export_model(
             "step": entry["step"],
             "training_seconds": entry.get("seconds", 0.0),
         }
-        card_written = save_model(folder, model_id, estimator, facts, half=half)
+        card_written = save_model(folder, model_id, estimator, facts, half=half, int8_from=int8_from)
         atomic_write_bytes(folder / "README.md", render(card_written.raw).encode("utf-8"))
 
     return export

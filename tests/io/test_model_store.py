@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from helpers import small_configs
 
 from stemdesk.core.estimators import build_estimator
-from stemdesk.io.model_store import load_estimator, save_model
+from stemdesk.io.model_store import INT8_SCALE, int8_threshold, load_estimator, save_model
 
 
 def test_big_models_store_half_precision_parameters_and_load_as_float32(tmp_path, monkeypatch):
@@ -49,3 +50,46 @@ def test_parameters_beyond_float16_range_are_kept_float32(tmp_path):
         est.input_scale[0] = 1e6
     card = save_model(tmp_path / "m", "m", est, {}, half=True)
     assert card.raw["weights_storage"] == "float32"
+
+
+def test_the_largest_parameters_can_be_stored_as_int8_and_load_back_within_half_a_step(tmp_path, monkeypatch):
+    """The shipped cascade's size problem in small: float16 everywhere, int8 for the matrices that make most of
+    the file, each value back within half of its row's step, and the model still separating as before."""
+    est = build_estimator(
+        "open_unmix",
+        {"sources": ["vocals", "accompaniment"], "stft": {"n_fft": 512, "hop": 128}, "hidden": 32, "layers": 2},
+    )
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path))
+    half = save_model(tmp_path / "half", "half", est, {}, half=True)
+    sizes = sorted({p.numel() for p in est.parameters() if p.dim() >= 2}, reverse=True)
+    size = lambda card: (card.folder / "weights.safetensors").stat().st_size  # noqa: E731
+    limit = size(half) - sizes[0] - 1  # more than the largest matrix alone saves (a byte per value, less scales)
+    threshold = int8_threshold(est, limit)
+    assert threshold == sizes[1]  # so the two largest
+    assert int8_threshold(est, 10**9) is None
+    with pytest.raises(ValueError, match="cannot fit"):
+        int8_threshold(est, 1000)
+
+    small = save_model(tmp_path / "int8", "int8", est, {}, half=True, int8_from=threshold)
+    assert small.raw["weights_storage"] == "float16+int8"
+    assert size(small) < limit < size(half)
+    loaded, _ = load_estimator("int8")
+    expected = dict(est.named_parameters())
+    for name, value in loaded.named_parameters():
+        original = expected[name].detach()
+        if original.numel() >= threshold and original.dim() >= 2:
+            step = original.reshape(len(original), -1).abs().amax(1) / 127
+            error = (value - original).reshape(len(original), -1).abs().amax(1)
+            assert torch.all(error <= step / 2 + 1e-7), name
+            assert not torch.equal(value, original.half().float()), name
+        else:
+            assert torch.equal(value, original.half().float()), name
+    mag = torch.rand(1, 2, 257, 40)
+    with torch.no_grad():
+        assert torch.allclose(loaded(mag), est.eval()(mag), atol=0.02)
+    # the file holds int8 values and their scales, nothing else of those tensors
+    from safetensors.torch import load_file
+
+    stored = load_file(str(small.folder / "weights.safetensors"))
+    int8 = {k for k, v in stored.items() if v.dtype == torch.int8}
+    assert len(int8) == 2 and all(k + INT8_SCALE in stored for k in int8)
