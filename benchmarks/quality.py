@@ -269,6 +269,13 @@ def held_out_section(rows: list[dict], song_dirs: list[Path]) -> list[str]:
         "",
         *table(rows, counts=True),
     ]
+    if not any("vocals" in scores for row in rows for scores in row["usdr_per_song"].values()):
+        lines += [
+            "",
+            "None of these songs has vocals, so a model's accompaniment is the mixture less what it wrongly calls "
+            "vocals: its uSDR says how little an instrumental loses to the vocal stem (the true mixture scores "
+            "without bound, hence the oracle's figure).",
+        ]
     gap = teacher_gap(rows)
     if gap is not None:
         lines += [

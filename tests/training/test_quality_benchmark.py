@@ -73,6 +73,7 @@ def test_held_out_songs_are_scored_once_and_the_cache_follows_the_songs_and_the_
     text = "\n".join(lines)
     assert "## Held-out songs" in text and "2 songs" in text and "LMMS" in text
     assert "| system | vocals (0) | accompaniment (2) | drums (2) | bass (1) | other (2) |" in text
+    assert "None of these songs has vocals" in text  # what accompaniment means there
 
 
 def test_a_run_keeps_the_sections_it_does_not_write_again(quality, tmp_path):
