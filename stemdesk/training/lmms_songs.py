@@ -20,7 +20,8 @@ has trained on these songs; `benchmarks/quality.py --held-out DIR` scores models
     apt install lmms
     python -m stemdesk.training.lmms_songs OUT [--projects DIR]
 
-Runs again skip the songs already written (each is written to a temporary folder and renamed into place).
+Runs again skip the songs already written (each is written to a temporary folder and renamed into place); a project
+that cannot be read or rendered is skipped with its error, and the run ends saying which.
 """
 
 from __future__ import annotations
@@ -289,17 +290,37 @@ def main(argv: list[str] | None = None) -> None:
     found = projects(args.projects)
     if not found:
         parser.error(f"no LMMS demo projects under {args.projects}: `apt install lmms` (lmms-common ships them)")
+    if shutil.which("lmms") is None:
+        parser.error("lmms is not installed: `apt install lmms`")
     args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
     for project in found:
         if (args.out / project.stem / "meta.json").is_file():
             continue
-        target = song_from_project(project, args.out, args.projects)
+        try:
+            target = song_from_project(project, args.out, args.projects)
+        except (
+            RuntimeError,
+            ValueError,
+            OSError,
+            zlib.error,
+            ElementTree.ParseError,
+            subprocess.TimeoutExpired,
+        ) as error:
+            print(f"{project.stem}: not rendered ({error}); skipped", flush=True)
+            failed.append(project.stem)
+            continue
         if target is None:
             print(f"{project.stem}: every track is silent; skipped", flush=True)
             continue
         meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
         counts = {s: sum(t["stem"] == s and not t["silent"] for t in meta["tracks"]) for s in STEMS}
         print(f"{target}: {meta['seconds']:.0f} s, tracks {counts}, {meta['license']}", flush=True)
+    if failed:
+        raise SystemExit(
+            f"{len(failed)} of {len(found)} projects could not be rendered ({', '.join(failed)}); the others are "
+            f"in {args.out}. Run again to retry them."
+        )
 
 
 if __name__ == "__main__":

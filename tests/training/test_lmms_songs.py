@@ -158,3 +158,22 @@ def test_a_folder_that_is_not_an_lmms_project_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not an LMMS project"):
         rendered_tracks(ElementTree.fromstring("<lmms-project><head/></lmms-project>"))
     assert not Path(tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("lmms") is None or not DEMO.is_file(),
+    reason="needs LMMS and its demo projects: `apt install lmms` (scripts/setup.sh --test installs it)",
+)
+def test_a_project_that_cannot_be_read_is_skipped_and_named_and_the_others_are_written(tmp_path, capsys):
+    from stemdesk.training.lmms_songs import main
+
+    projects = tmp_path / "projects"
+    (projects / "demos").mkdir(parents=True)
+    shutil.copy(DEMO, projects / "demos" / DEMO.name)
+    (projects / "shorties").mkdir()
+    (projects / "shorties" / "Broken.mmpz").write_bytes(b"\x00\x00\x00\x10not zlib at all")
+    with pytest.raises(SystemExit, match=r"1 of 2 projects could not be rendered \(Broken\)"):
+        main([str(tmp_path / "songs"), "--projects", str(projects)])
+    assert "Broken: not rendered" in capsys.readouterr().out
+    assert (tmp_path / "songs" / DEMO.stem / "meta.json").is_file()
+    assert not (tmp_path / "songs" / "Broken").exists()
