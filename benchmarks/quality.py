@@ -156,7 +156,7 @@ class ScoreCache:
     @staticmethod
     def key(system: str, song: Path) -> str:
         files = sorted(p for p in song.iterdir() if p.is_file())
-        stamp = ",".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        stamp = ",".join(f"{p.name}:{st.st_size}:{st.st_mtime_ns}" for p in files for st in [p.stat()])
         return f"{system}|{song.name}|{stamp}"
 
     def get(self, key: str) -> dict | None:
@@ -213,12 +213,13 @@ def _cached_row(system: tuple, song_dirs: list[Path], cache: ScoreCache) -> dict
     per_song: dict[str, dict[str, float]] = {}
     seconds = 0.0
     for folder in song_dirs:
-        cached = cache.get(ScoreCache.key(key, folder))
+        song_key = ScoreCache.key(key, folder)
+        cached = cache.get(song_key)
         if cached is None:
             started = time.perf_counter()
             row = _whole_set_row(system, load_songs([folder], SOURCES))
             cached = {"usdr": row["usdr_per_song"].get(folder.name, {}), "seconds": time.perf_counter() - started}
-            cache.put(ScoreCache.key(key, folder), cached)
+            cache.put(song_key, cached)
         per_song[folder.name] = cached["usdr"]
         seconds += cached["seconds"]
     stems = {stem for values in per_song.values() for stem in values}
