@@ -39,7 +39,7 @@ from .model_card import render
 from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
-from .widen import check_widening, widen_cascade_second
+from .widen import check_widening, refine_cascade_second, widen_cascade_second
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -309,6 +309,16 @@ def main(argv: list[str] | None = None) -> None:
         help="stemdesk-4stem with --continue-from: widen the second stage to N hidden units (a multiple of its "
         "own) before training, computing the same masks (Net2Net), so the larger stage starts where the shipped one is",
     )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        nargs="?",
+        const=48,
+        metavar="DIM",
+        help="stemdesk-4stem with --continue-from: put a band-split correction of DIM features per band (default "
+        "48) on the second stage (stemdesk/core/estimators/refined.py) and train only it (unless --freeze says "
+        "otherwise); it starts at zero, so training starts from the continued model's masks",
+    )
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument(
         "--synthetic",
@@ -346,6 +356,12 @@ def main(argv: list[str] | None = None) -> None:
         fresh_second = second_stage_from_scratch(config, args.second_hidden, args.second_layers)
     if args.widen is not None and (args.model != "stemdesk-4stem" or not args.continue_from or args.compose):
         parser.error("--widen widens the second stage of a stemdesk-4stem it continues: give --continue-from")
+    if args.refine is not None and (args.model != "stemdesk-4stem" or not args.continue_from or args.compose):
+        parser.error("--refine corrects the second stage of a stemdesk-4stem it continues: give --continue-from")
+    if args.refine is not None and args.widen is not None:
+        parser.error("--refine and --widen each grow the second stage: choose one")
+    if args.refine is not None and args.refine < 1:
+        parser.error("--refine DIM: at least one feature per band")
     if args.early_stop is not None and args.early_stop < 0:
         parser.error("--early-stop counts validations: 0 (never stop early) or more")
     for name in ("lr", "ema", "warmup", "early_stop"):
@@ -360,6 +376,10 @@ def main(argv: list[str] | None = None) -> None:
                 check_widening(config.config["second"]["config"], args.widen)
             except ValueError as error:
                 parser.error(f"--widen: {error}")
+        if args.refine is not None and config.config["second"]["kind"] == "refined":
+            parser.error("--refine: the continued model's second stage already has a correction")
+        if args.refine is not None:
+            config.freeze = ("first.", "second.base.")
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
     if args.second_input:
@@ -418,6 +438,19 @@ def main(argv: list[str] | None = None) -> None:
         }
         config.beat_start = True  # only what beats the shipped weights on validation replaces them
         carry_over(card, shipped_card.raw, config)
+        if args.refine is not None:
+            start, second_entry = refine_cascade_second(start, config.config, seed=config.seed, dim=args.refine)
+            config.config = {**config.config, "second": second_entry}
+            card["training"]["refined"] = {
+                "dim": args.refine,
+                "method": "a band-split convolutional correction of the second stage's logits (four-bin bands up "
+                "to 690 Hz, wider above; dilated convolutions over time and over neighbouring bands), its heads "
+                "starting at zero so that training started from the continued model's masks",
+            }
+            card["description"] += (
+                f"; a band-split correction of {args.refine} features per band was put on its second stage "
+                "(training.refined) before this run"
+            )
         if args.widen is not None:
             second_config = config.config["second"]["config"]
             start, wider = widen_cascade_second(start, second_config, args.widen, seed=config.seed)

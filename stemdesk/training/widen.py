@@ -6,9 +6,15 @@ k times, and every weight leaving a unit is split among its copies with shares t
 the same values, so each layer after them sees what it saw before. The shares differ a little per weight (``noise``)
 so that the copies get different gradients and can learn different things; equal shares would keep them equal for
 ever. Training then starts from the trained model with room to learn more, instead of from scratch.
+
+`refine_cascade_second` grows a cascade's second stage the other way: it keeps the stage as it is and puts a
+band-split correction of its logits on top (`stemdesk.core.estimators.refined`), which also starts by computing the
+same masks.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -100,3 +106,26 @@ def widen_cascade_second(
     out = {k: v for k, v in state.items() if not k.startswith(prefix)}
     out.update({prefix + k: v for k, v in wide.items()})
     return out, {**second, "hidden": new_hidden}
+
+
+def refine_cascade_second(
+    state: dict[str, Tensor], cascade: dict, seed: int = 0, **refiner: Any
+) -> tuple[dict[str, Tensor], dict]:
+    """A cascade's state and its ``second`` entry with a band-split correction (`Refined`) put on the second stage:
+    the stage's weights become the correction's base ("second." → "second.base."), and the correction starts fresh
+    from ``seed`` with its heads at zero, so the new cascade computes the old one's masks exactly. ``cascade``: the
+    cascade's config; ``refiner``: the correction's settings (dim, dilations, bands, …) instead of its defaults."""
+    from stemdesk.core.estimators import build_estimator
+
+    entry = cascade["second"]
+    if entry["kind"] == "refined":
+        raise ValueError("the second stage already has a correction")
+    shared = {k: cascade[k] for k in ("sources", "stft", "channels") if k in cascade}
+    config = {**refiner, "base": {"kind": entry["kind"], "config": entry["config"]}}
+    torch.manual_seed(seed)
+    fresh = build_estimator("refined", {**shared, **config}).state_dict()
+    prefix = "second."
+    out = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    out.update({f"{prefix}base.{k[len(prefix) :]}": v for k, v in state.items() if k.startswith(prefix)})
+    out.update({prefix + k: v for k, v in fresh.items() if not k.startswith("base.")})
+    return out, {"kind": "refined", "config": config}

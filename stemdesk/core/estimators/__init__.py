@@ -14,6 +14,7 @@ from .densenet import DenseNetEstimator, MMDenseNet
 from .htdemucs import HTDemucs
 from .mix import MixEstimator
 from .open_unmix import OpenUnmix
+from .refined import Refined
 from .roformer import BSRoformer, MelBandRoformer
 from .umx import UMX
 from .unet import UNet
@@ -25,6 +26,7 @@ BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
             MixEstimator,
             BandMLP,
             OpenUnmix,
+            Refined,
             DeepKaraoke,
             RomaCNN,
             LinCNN,
