@@ -210,7 +210,9 @@ def main() -> None:
             "mix", {"sources": ["vocals", "drums", "bass", "other"], "stft": {"n_fft": 4096, "hop": 1024}}
         )
         save_model(models / "floor-mix", "floor-mix", est, {"description": "benchmark floor"})
-        env = {**os.environ, "STEMDESK_MODELS_PATH": str(models), "OMP_NUM_THREADS": str(args.threads)}
+        # the floor's folder, then any the caller named (a model under test that is not installed)
+        search = os.pathsep.join(p for p in (str(models), os.environ.get("STEMDESK_MODELS_PATH", "")) if p)
+        env = {**os.environ, "STEMDESK_MODELS_PATH": search, "OMP_NUM_THREADS": str(args.threads)}
         song = work / "song.wav"
         described = make_song(song, SONG_SECONDS)
 
