@@ -46,6 +46,7 @@ def small_configs() -> dict[str, dict]:
             },
             "second": {"kind": "open_unmix", "config": {"hidden": 16, "layers": 1}},
         },
+        "refined": {"base": {"kind": "band_mlp", "config": {"bands": 8, "hidden": 8}}, "dim": 4, "dilations": [1, 2]},
         "htdemucs": {
             "width": 8,
             "bottom_channels": 16,
