@@ -3,8 +3,8 @@
 A BiLSTM mask network such as Open-Unmix squeezes every frame's 2 × 1487 magnitudes into ``hidden`` (128) numbers
 before its recurrence and draws every bin's mask back out of them: fine enough to find vocals, too coarse to tell a
 kick's body from a bass note twenty hertz away. The correction keeps the frequency axis: the spectrum is split into
-bands, four bins (43 Hz at 4096/44.1 kHz) wide at the bottom and wider above, each band (its magnitudes and the
-base's masks there) becomes ``dim`` features, and blocks of dilated convolutions over time (the same weights in
+bands, four bins (43 Hz at 4096/44.1 kHz) wide at the bottom and wider above, each band (its log-magnitudes and the
+base's logits there) becomes ``dim`` features, and blocks of dilated convolutions over time (the same weights in
 every band) and over neighbouring bands mix them, as in band-split RNNs (Luo & Yu 2023) with convolutions in place
 of the recurrences, which one CPU thread runs as large matrix products. Each band's head returns a change of the
 base's logits in every bin of the band.
