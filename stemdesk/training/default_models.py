@@ -441,7 +441,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.refine is not None:
             start, second_entry = refine_cascade_second(start, config.config, seed=config.seed, dim=args.refine)
             config.config = {**config.config, "second": second_entry}
-            card["training"]["config"]["config"] = config.config  # what a later --continue-from builds
             card["training"]["refined"] = {
                 "dim": args.refine,
                 "method": "a band-split convolutional correction of the second stage's logits (four-bin bands up "
@@ -456,7 +455,6 @@ def main(argv: list[str] | None = None) -> None:
             second_config = config.config["second"]["config"]
             start, wider = widen_cascade_second(start, second_config, args.widen, seed=config.seed)
             config.config = {**config.config, "second": {**config.config["second"], "config": wider}}
-            card["training"]["config"]["config"] = config.config  # what a later --continue-from builds
             card["training"]["widened"] = {
                 "from_hidden": second_config["hidden"],
                 "to_hidden": args.widen,
@@ -468,6 +466,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"; its second stage was widened from {second_config['hidden']} to {args.widen} hidden units "
                 "(training.widened) before this run"
             )
+        card["training"]["config"]["config"] = (
+            config.config
+        )  # grown by --refine or --widen: what --continue-from builds
     elif start is not None:
         if second is not None:
             shape = config.config["second"]["config"]

@@ -128,6 +128,8 @@ class Refined(Estimator):
         stft = self.stft_config
         self.max_bin = min(self.bins, int(max_freq * stft.n_fft / stft.sample_rate) + 1)
         self.groups = band_groups(bands, self.max_bin)
+        start, width, count = self.groups[-1]
+        self.top = start + width * count  # may pass max_bin: the bins above it are padded with silence
         out_bin = self.predicted * self.channels
         # the input layer in two parts, the log-magnitudes' and the base's logits' (no copy of the two side by side)
         self.into_heard = torch.nn.ParameterList(
@@ -156,11 +158,11 @@ class Refined(Estimator):
     def forward(self, mag: Tensor) -> Tensor:
         logits = self.base(mag)  # (batch, sources, channels, bins, frames)
         batch, sources, channels, bins, frames = logits.shape
-        top = self.groups[-1][0] + self.groups[-1][1] * self.groups[-1][2]  # may pass max_bin: padded with silence
         heard = torch.log(mag[:, :, : self.max_bin] + 1e-4)
         guess = logits.flatten(1, 2)[:, :, : self.max_bin]
-        if top > self.max_bin:
-            heard, guess = F.pad(heard, (0, 0, 0, top - self.max_bin)), F.pad(guess, (0, 0, 0, top - self.max_bin))
+        if self.top > self.max_bin:
+            pad = (0, 0, 0, self.top - self.max_bin)
+            heard, guess = F.pad(heard, pad), F.pad(guess, pad)
         features = [
             torch.einsum("bpnwt,npwd->bdnt", heard[:, :, lo : lo + w * n].unflatten(2, (n, w)), from_heard)
             + torch.einsum("bpnwt,npwd->bdnt", guess[:, :, lo : lo + w * n].unflatten(2, (n, w)), from_logits)
