@@ -41,7 +41,12 @@ constant: the benchmark validates once, at the end, so it is never halved). A la
 file's continues that round: each recipe's checkpoint trains on to the new budget, on the same labelled songs, as
 long as neither schedule had begun its decay by the checkpoint (`stemdesk.training.scratch.longer_budget`): the rate
 before the decay does not depend on the budget, so this is the longer run. The oracle rows are kept; the shorter
-round's rows are dropped (git keeps them).
+round's rows are dropped (git keeps them). ``--warm-restart`` makes a longer round when those checkpoints are gone
+(a new machine) or past the start of their decay: each recipe starts from its model of the results file's round,
+as committed in ``--models-dir`` (its card's setup must be that round's), with a new optimiser, the rate rising
+again over ``--warmup-steps`` and the same final decay; it trains for the minutes the larger ``--minutes`` adds, and
+its card's budget counts both runs (steps, CPU-seconds, ``training.budget.warm_restart``). The noise run starts from
+its recipe's model too, before that model is replaced, so the two differ only by the restart's random draws.
 
 A recipe that trains exactly as an earlier one and differs only in what separation does after the network
 (``pretet-unet-post`` and ``pretet-unet``) takes the earlier one's weights instead of training the same thing again:
@@ -106,6 +111,7 @@ from stemdesk.training.scratch import (  # noqa: E402
     prepare_run,
     record_budget,
     train_recipe,
+    warm_restart_budget,
 )
 from stemdesk.training.train import export_model, regroup, source_map  # noqa: E402
 
@@ -375,6 +381,20 @@ def main() -> None:
         help="also train RECIPE with seed 1 (system RECIPE@seed1): the run-to-run noise the claims are judged against",
     )
     parser.add_argument(
+        "--warm-restart",
+        action="store_true",
+        help="a longer round that starts each recipe from its model of the results file's round (installed in "
+        "--models-dir with that round's setup) instead of from scratch: a new optimiser, the rate back up over "
+        "--warmup-steps, the same final decay, the earlier round's minutes counted in --minutes. For when that "
+        "round's checkpoints are gone (another machine) or past the start of their decay",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=report.WARMUP_STEPS,
+        help=f"with --warm-restart: steps over which the rate rises from 0 to the recipe's (default {report.WARMUP_STEPS})",
+    )
+    parser.add_argument(
         "--cli-check",
         action="store_true",
         help="only run every trained system through the CLI on a real song and null-check it",
@@ -453,7 +473,13 @@ def main() -> None:
     # A larger budget with the same setup continues the same run (prepare_run carries each recipe's checkpoint on):
     # it trains on the same labelled songs, and the oracles, which no budget changes, are kept.
     same_setup = previous.get("setup") == results["setup"]
-    same = same_setup and budget_of(previous) == budget_of(results)
+    restart = None
+    if args.warm_restart:
+        restart = previous.get("warm_restart") if budget_of(previous) == budget_of(results) else None
+        if restart is None:
+            restart = warm_restart_of(previous, same_setup, args)
+        results["warm_restart"] = restart
+    same = same_setup and budget_of(previous) == budget_of(results) and previous.get("warm_restart") == restart
     kept = [row for row in previous["rows"] if same or (same_setup and row["system"].startswith("oracle_"))]
     rows = {row["system"]: row for row in kept}
     if same_setup and previous.get("teacher_songs"):
@@ -496,19 +522,30 @@ def main() -> None:
         save(lock=False)
     terms = data_terms([song_folder(p) for p in train_dirs + valid_dirs])
     systems = [(name, name, 0) for name in chosen] + ([(f"{args.noise}@seed1", args.noise, 1)] if args.noise else [])
+    if restart is not None:  # a noise run starts from its recipe's model: before that model is trained on
+        systems.sort(key=lambda system: system[2] == 0)
     if args.retrain:  # every chosen recipe starts over; a kill after this is resumed by running without --retrain
         for system, _, _ in systems:
             (args.workdir / system / "setup.json").unlink(missing_ok=True)  # prepare_run then empties the folder
             if installed_setup(model_id_of(system)) is not None:
                 amend_card(args.models_dir / model_id_of(system), {"reproduction": {}})
 
-    def planned(system: str, recipe: str, seed: int) -> tuple[ScratchRequest, Plan, dict]:
-        """The request, the plan and the setup of a system, as this run trains it."""
+    def planned(
+        system: str,
+        recipe: str,
+        seed: int,
+        minutes: float = args.minutes,
+        decay: float = args.decay_minutes,
+        restart: dict | None = restart,
+    ) -> tuple[ScratchRequest, Plan, dict]:
+        """The request, the plan and the setup of a system, as this run trains it (or, given another budget and
+        warm restart, as the round of that budget trained it). A warm restart trains for the minutes its round
+        adds."""
         request = ScratchRequest(
             data=[DATA / "musdb7-train", DATA / "cc0-efree"],
             name=model_id_of(system),
             recipe=recipe,
-            minutes=args.minutes,
+            minutes=minutes - (restart["from_minutes"] if restart else 0.0),
             threads=args.threads,
             seed=seed,
             teacher=teacher,
@@ -517,8 +554,30 @@ def main() -> None:
         made.config.validate_every = 10**9  # one validation round, at the end, on one song (scoring follows)
         made.config.threads = args.threads
         made.config.checkpoint_minutes = args.checkpoint_minutes
-        made.config.decay_minutes = args.decay_minutes
-        return request, made, run_setup(made, teacher)
+        made.config.decay_minutes = decay
+        setup = run_setup(made, teacher)
+        if restart is not None:
+            made.config.warmup = restart["warmup_steps"]
+            setup = {**run_setup(made, teacher), "warm_restart": restart}
+        return request, made, setup
+
+    def start_of(system: str, recipe: str, seed: int) -> tuple[str, dict, str]:
+        """A warm restart's start: the model of the round before (its id, and its card's training budget), which
+        must be installed as that round trained it. A noise run starts from its recipe's model (seed 0), so that
+        the two differ only by what the warm restart draws; it runs first, before that model is replaced. Returns
+        the model's id, its card's training budget and its weights' sha256."""
+        before = dict(restart["from_round"]) if restart else {}
+        owner = recipe if seed else system
+        model_id = model_id_of(owner)
+        earlier = planned(owner, recipe, 0, before["minutes"], before["decay_minutes"], before.get("warm_restart"))
+        if installed_setup(model_id) != earlier[2]:
+            raise SystemExit(
+                f"--warm-restart: {model_id} in {args.models_dir} is not the model the {before['minutes']:g}-minute "
+                f"round trained (its card's reproduction.setup differs), so {system} has no start. Restore it from "
+                "git, or train the round from scratch (without --warm-restart)."
+            )
+        card = find_model(model_id)
+        return model_id, card.raw.get("training", {}).get("budget", {}), card.weights_sha256
 
     # training_key -> the first recipe (in SYSTEMS order) trained that way: a later one takes its weights
     trained_as: dict[str, str] = {}
@@ -542,7 +601,7 @@ def main() -> None:
         if twin is not None and not installed:
             # The same network trained the same way, only separated with other post-processing: its weights are
             # the twin's (a paired comparison of the post-processing, and no second training of the same thing)
-            if installed_setup(model_id_of(twin)) is None:
+            if installed_setup(model_id_of(twin)) != planned(twin, twin, 0)[2]:
                 raise SystemExit(f"{system} shares {twin}'s training: run {twin} first (it comes first in SYSTEMS).")
             show({"system": system, "of": f"{index}/{len(systems)}", "action": f"weights of {twin}"})
             train, labelled = training_songs()
@@ -564,13 +623,14 @@ def main() -> None:
             )
         elif not installed:
             train, labelled = training_songs()
+            start = start_of(system, recipe, seed) if restart is not None else None
             earlier = prepare_run(workdir, setup, continues=longer_budget(setup))
             spent = (earlier or {}).get("seconds", 0.0) / 60
             show(
                 {
                     "system": system,
                     "of": f"{index}/{len(systems)}",
-                    "action": "resume" if earlier else "train",
+                    "action": ("resume" if earlier else "train") + (f" from {start[0]}" if start else ""),
                     "from_step": (earlier or {}).get("step", 0),
                     "minutes_left": round(max(0.0, args.minutes - spent), 2),
                 }
@@ -587,8 +647,17 @@ def main() -> None:
                 train,
             )
             facts["description"] += ", reproduction-table budget (benchmarks/reproduction.py)"
+            init = load_estimator(start[0])[0].state_dict() if start else None
             trainer, pretrained = train_recipe(
-                made, train, valid[:1], workdir, export=None, progress=None, cancel=None, whole_budget=True
+                made,
+                train,
+                valid[:1],
+                workdir,
+                export=None,
+                progress=None,
+                cancel=None,
+                whole_budget=True,
+                init_state=init,
             )
             if trainer.step == 0:
                 raise SystemExit(f"{system}: --minutes {args.minutes:g} left no time for a training step.")
@@ -598,7 +667,12 @@ def main() -> None:
             if made.recipe.threshold is not None:
                 choice = choose_for_model(folder, made.recipe.threshold, train)
                 show({"system": system, "threshold": choice["key"], "chosen": choice["chosen"]})
-            record_budget(folder, made.config, args.minutes, trainer, pretrained, wall, cpu)
+            record_budget(folder, made.config, request.minutes, trainer, pretrained, wall, cpu)
+            if start is not None:
+                training = read_card(folder).raw["training"]
+                budget = warm_restart_budget(training["budget"], start[1], start[2])
+                amended = amend_card(folder, {"training": {**training, "budget": budget}})
+                atomic_write_bytes(folder / "README.md", render(amended.raw).encode("utf-8"))
             amend_card(folder, {"reproduction": {"setup": setup}})  # last: only now is it installed
         else:
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "re-score"})
@@ -676,6 +750,25 @@ def write_note(folder: Path, row: dict, baseline: dict | None, minutes: float, e
     if facts != card.raw.get("reproduction"):
         written = amend_card(folder, {"reproduction": facts})
         atomic_write_bytes(folder / "README.md", render(written.raw).encode("utf-8"))
+
+
+def warm_restart_of(previous: dict, same_setup: bool, args: argparse.Namespace) -> dict:
+    """What a --warm-restart round starts from: the round in the results file (``previous``), which must have the
+    same setup (threads, teacher) and a smaller budget."""
+    minutes, decay = budget_of(previous)
+    trained = [row for row in previous.get("rows", []) if not row["system"].startswith("oracle_")]
+    if not same_setup or not trained or minutes is None or minutes >= args.minutes:
+        raise SystemExit(
+            "--warm-restart continues the round in benchmarks/results/reproduction.json from its models: it needs "
+            "that round's rows, the same --threads and teacher options, and a larger --minutes than its "
+            f"{minutes}."
+        )
+    if args.minutes - minutes <= args.decay_minutes:
+        raise SystemExit(f"--warm-restart: the {args.minutes - minutes:g} minutes it adds must outlast the decay.")
+    round_ = {"minutes": minutes, "decay_minutes": decay}
+    if previous.get("warm_restart"):
+        round_["warm_restart"] = previous["warm_restart"]
+    return {"from_minutes": minutes, "from_round": round_, "warmup_steps": args.warmup_steps}
 
 
 def model_id_of(system: str) -> str:

@@ -191,6 +191,8 @@ def vs_mixture(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> fl
     return round(statistics.median(differences), 2) if differences else None
 
 
+# The warm-up of a warm restart, in steps, unless the round says otherwise (benchmarks/reproduction.py --warmup-steps).
+WARMUP_STEPS = 50
 # A loss that fell less than this over the last quarter of its steps (before any final decay) had flattened.
 FLAT_PERCENT = -5.0
 # Vocals that moved less than this between two budgets did not gain from the longer one.
@@ -304,6 +306,11 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
     noise = noise_of(rows)
     if noise is not None:
         command += f" --noise {noise[0]}"
+    restart = results.get("warm_restart")
+    if restart:
+        command += " --warm-restart" + (
+            f" --warmup-steps {restart['warmup_steps']}" if restart["warmup_steps"] != WARMUP_STEPS else ""
+        )
     data = "the same songs of ../shared/data"
     taught = [row["teacher"] for row in rows.values() if row.get("teacher")]
     if teacher:
@@ -318,6 +325,13 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
         "",
         f"Produced by `{command}`: every system trained for {minutes:g} minutes of wall-clock time (one thread, "
         "pre-training included"
+        + (
+            f": the {budget_words(restart['from_round'])} of the round before, then {minutes - restart['from_minutes']:g} "
+            "more from that round's model, a warm restart (a new optimiser, the learning rate back up over "
+            f"{restart['warmup_steps']} steps)"
+            if restart
+            else ""
+        )
         + (f"; over the last {decay:g} the learning rate fell linearly to 0" if decay else "")
         + f") on {data}, scored on validation songs never trained on (split by song). uSDR: "
         "global SDR per song, median over songs (dB). vs nothing: median over songs of the vocals uSDR minus that "
@@ -360,9 +374,15 @@ def markdown(results: Mapping[str, Any], systems: Sequence[str]) -> str:
             "",
             "### Vocals by budget",
             "",
-            "The same run continued: each recipe's checkpoint trained on from one budget to the next (same songs, "
-            "same rate until any final decay). Vocals uSDR, median over the validation songs (dB); – where the "
-            "system was not scored at that budget.",
+            (
+                "The same run continued on the same songs: each recipe's model from one budget trained on to the "
+                "next, the last round a warm restart from the round before's model (a new optimiser, the rate back "
+                "up, then the same final decay)."
+                if restart
+                else "The same run continued: each recipe's checkpoint trained on from one budget to the next (same "
+                "songs, same rate until any final decay)."
+            )
+            + " Vocals uSDR, median over the validation songs (dB); – where the system was not scored at that budget.",
             "",
             "| system | " + " | ".join(budget_words(r) for r in rounds) + " |",
             "|" + "---|" * (len(rounds) + 1),

@@ -300,6 +300,27 @@ def record_budget(
     return size
 
 
+def warm_restart_budget(budget: Mapping[str, Any], before: Mapping[str, Any], weights_sha256: str) -> dict[str, Any]:
+    """A card's ``training.budget`` for a warm restart: ``budget`` (what `record_budget` wrote for the run that
+    started from a trained model's weights) with the run ``before`` it (that model's own budget) added in. The steps
+    and the training's wall-clock and CPU seconds become totals over both; ``minutes`` the whole budget;
+    ``warm_restart`` keeps the model it started from and what each part did. The loss trend and curve stay the last
+    run's: whether training had flattened is a question about the last steps."""
+    combined = dict(budget)
+    for key in ("steps", "training_wall_seconds", "training_cpu_seconds"):
+        combined[key] = int(budget.get(key) or 0) + int(before.get(key) or 0)
+    combined["minutes"] = float(budget.get("minutes") or 0.0) + float(before.get("minutes") or 0.0)
+    combined["pretraining"] = budget.get("pretraining") or before.get("pretraining")
+    combined["warm_restart"] = {
+        "from_weights_sha256": weights_sha256,
+        "before": {
+            k: before.get(k) for k in ("minutes", "decay_minutes", "steps", "training_cpu_seconds", "loss_trend")
+        },
+        "after": {k: budget.get(k) for k in ("minutes", "decay_minutes", "steps", "training_cpu_seconds")},
+    }
+    return combined
+
+
 def train_recipe(
     made: Plan,
     train: Sequence[Song],
@@ -310,6 +331,7 @@ def train_recipe(
     progress: Callable[[dict], None] | None = None,
     cancel: CancelToken | None = None,
     whole_budget: bool = False,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[Trainer, dict[str, Any] | None]:
     """Train a plan's estimator from scratch on ``train``, validating on ``valid`` (split by song), in ``workdir``
     (checkpoints, log, the pre-training's report): the recipe's pre-training stage first, for its share of
@@ -317,7 +339,9 @@ def train_recipe(
     ``workdir`` resumes (and is not pre-trained again); one of another network is refused. ``whole_budget``: the
     minutes are the whole run's, so a resumed run trains only for what its earlier runs left (up to their last
     checkpoint; otherwise it gets the minutes again). ``export`` gets the best weights (see `Trainer.run`). Returns
-    the trainer and the pre-training's report (None without one). Used by `train_from_scratch` and by
+    the trainer and the pre-training's report (None without one). ``init_state``: start from these weights instead
+    of the recipe's start (a warm restart of a trained model, `warm_restart_budget`): no pre-training, no input
+    scaling set from data; a checkpoint in ``workdir`` still wins. Used by `train_from_scratch` and by
     benchmarks/reproduction.py."""
     recipe, config = made.recipe, made.config
     shortest = min(song.length / song.sample_rate for song in train)
@@ -325,7 +349,7 @@ def train_recipe(
         raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     config.excerpt_seconds = min(config.excerpt_seconds, 0.8 * shortest)
     checkpoints = Path(workdir) / "checkpoints"
-    trainer = Trainer(config, train, valid, checkpoints, progress=progress)
+    trainer = Trainer(config, train, valid, checkpoints, progress=progress, init_state=init_state)
     earlier = trainer.checkpoints.meta()
     if earlier is not None and not _same_network(earlier.get("config", {}), config):
         raise StemDeskError(
@@ -337,7 +361,7 @@ def train_recipe(
     if whole_budget and earlier is not None:
         spent = earlier.get("seconds", 0.0) + (pretrained or {}).get("seconds", 0.0)
         config.minutes = max(0.0, config.minutes - spent / 60)
-    if recipe.pretrain == "autoencoder" and earlier is None and pretrain_steps != 0:
+    if recipe.pretrain == "autoencoder" and earlier is None and pretrain_steps != 0 and init_state is None:
         trainer.init_input_scaling()
         pretrained = pretrain_autoencoder(
             trainer.estimator,

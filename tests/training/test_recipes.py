@@ -312,6 +312,50 @@ def test_a_run_killed_after_pretraining_resumes_from_the_pretrained_encoder(tmp_
     assert torch.equal(trainer.estimator.state_dict()["trunk.0.weight"], saved["model.trunk.0.weight"])
 
 
+def test_a_warm_restart_starts_from_the_weights_given_and_its_card_counts_both_runs(tmp_path, monkeypatch):
+    """benchmarks/reproduction.py --warm-restart: a recipe trains on from a trained model's weights (Lin's
+    pre-training and input scaling are not done again), and the card's budget adds up both runs."""
+    from stemdesk.training import scratch
+    from stemdesk.training.scratch import ScratchRequest, plan, train_recipe, warm_restart_budget
+
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    small = {k: v for k, v in small_configs()["lin_cnn"].items() if k != "sources"}
+    first = plan(ScratchRequest(data=[], name="lin", recipe="lin-cnn", settings=small, batch=2, minutes=5, steps=3))
+    trained, _ = train_recipe(first, songs[:2], songs[2:], tmp_path / "first", export=None, pretrain_steps=2)
+    start = {k: v.clone() for k, v in trained.estimator.state_dict().items()}
+    monkeypatch.setattr(scratch, "pretrain_autoencoder", lambda *args, **kwargs: pytest.fail("pre-trained again"))
+    still = plan(ScratchRequest(data=[], name="lin", recipe="lin-cnn", settings=small, batch=2, minutes=5, steps=1))
+    still.config.lr = 0.0  # a step that leaves the weights as they were: they are the start's
+    trainer, pretrained = train_recipe(still, songs[:2], songs[2:], tmp_path / "same", export=None, init_state=start)
+    assert pretrained is None and trainer.step == 1
+    for name, value in trainer.estimator.state_dict().items():
+        assert torch.equal(value, start[name]), name  # no fresh layer, no input scaling set again
+    again = plan(ScratchRequest(data=[], name="lin", recipe="lin-cnn", settings=small, batch=2, minutes=5, steps=2))
+    again.config.warmup = 2
+    moved, _ = train_recipe(again, songs[:2], songs[2:], tmp_path / "second", export=None, init_state=start)
+    assert moved.step == 2
+    assert any(not torch.equal(v, start[k]) for k, v in moved.estimator.state_dict().items())  # it trained on
+    assert torch.equal(moved.estimator.state_dict()["scaler.mean"], start["scaler.mean"])
+
+    before = {
+        "minutes": 36.0,
+        "decay_minutes": 6.0,
+        "steps": 700,
+        "training_wall_seconds": 2160,
+        "training_cpu_seconds": 2100,
+        "pretraining": {"steps": 40},
+        "loss_trend": {"last_quarter_change_percent": -3.0},
+    }
+    after = {**before, "steps": 650, "training_wall_seconds": 2150, "training_cpu_seconds": 2080, "pretraining": None}
+    after["loss_trend"] = {"last_quarter_change_percent": -0.5}
+    total = warm_restart_budget(after, before, "ab" * 32)
+    assert (total["steps"], total["training_cpu_seconds"], total["minutes"]) == (1350, 4180, 72.0)
+    assert total["pretraining"] == {"steps": 40}  # the pre-training the start had
+    assert total["loss_trend"] == after["loss_trend"]  # whether the last run had flattened
+    assert total["warm_restart"]["from_weights_sha256"] == "ab" * 32
+    assert total["warm_restart"]["before"]["steps"] == 700 and total["warm_restart"]["after"]["steps"] == 650
+
+
 def test_the_window_objective_scores_each_excerpt_against_the_frames_it_covers():
     torch.manual_seed(0)
     batch, channels, bins, frames, width = 1, 1, 3, 5, 2

@@ -133,6 +133,27 @@ def test_a_note_says_whether_a_longer_budget_helped_and_the_report_lists_vocals_
     assert "| roma-dnn | 2.36 | 2.40 |" in text and "| roma-cnn1 | 2.64 | 3.40 |" in text
 
 
+def test_a_warm_restart_round_says_so_in_its_command_and_its_text():
+    mix = row("oracle_mix", [1.0] * 12, ("vocals", "drums", "bass", "other", "accompaniment"))
+    system = row("roma-dnn", [2.9] * 12, steps=2600)
+    earlier = [{"minutes": 36, "decay_minutes": 6.0, "vocals": {"roma-dnn": 2.39}}]
+    restart = {"from_minutes": 36, "from_round": {"minutes": 36, "decay_minutes": 6.0}, "warmup_steps": 50}
+    rounds = {**results(mix, system), "minutes": 72, "decay_minutes": 6, "earlier": earlier, "warm_restart": restart}
+    text = markdown(rounds, ["roma-dnn"])
+    assert "reproduction.py --minutes 72 --decay-minutes 6 --warm-restart`" in text
+    assert (
+        "trained for 72 minutes of wall-clock time (one thread, pre-training included: the 36 minutes (the last 6 "
+        "decaying) of the round before, then 36 more from that round's model, a warm restart (a new optimiser, the "
+        "learning rate back up over 50 steps); over the last 6 the learning rate fell linearly to 0)" in text
+    )
+    assert "the last round a warm restart from the round before's model" in text
+    assert "| system | 36 minutes (the last 6 decaying) | 72 minutes (the last 6 decaying) |" in text
+    assert "| roma-dnn | 2.39 | 2.90 |" in text
+    other = markdown({**rounds, "warm_restart": {**restart, "warmup_steps": 20}}, ["roma-dnn"])
+    assert "--warm-restart --warmup-steps 20`" in other and "back up over 20 steps" in other
+    assert "warm restart" not in markdown({**rounds, "warm_restart": None}, ["roma-dnn"])
+
+
 def test_a_claim_between_two_systems_that_do_not_separate_is_not_tested():
     """Two systems both below doing nothing (silent vocals, say) can be a hair apart on every song: that says nothing
     about augmentation or the network."""
