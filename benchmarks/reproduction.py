@@ -632,7 +632,7 @@ def main() -> None:
                     "of": f"{index}/{len(systems)}",
                     "action": ("resume" if earlier else "train") + (f" from {start[0]}" if start else ""),
                     "from_step": (earlier or {}).get("step", 0),
-                    "minutes_left": round(max(0.0, args.minutes - spent), 2),
+                    "minutes_left": round(max(0.0, request.minutes - spent), 2),
                 }
             )
             wall, cpu = time.monotonic(), time.process_time()
