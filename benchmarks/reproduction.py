@@ -596,6 +596,12 @@ def main() -> None:
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "done already"})
             write_note(folder, done, rows.get(report.BASELINE), args.minutes, results["earlier"])
             continue
+        if seed and done is not None and installed_setup(model_id) is None:
+            # A noise run's model is a measurement, not shipped: on another machine its row of this round is what
+            # is left of it, and training it again could not start where it did (a warm restart from its recipe's
+            # model, which has been trained on since).
+            show({"system": system, "of": f"{index}/{len(systems)}", "action": "done already (its row; no model)"})
+            continue
         twin = trained_as[training_key(setup)] if seed == 0 else system
         twin = None if twin == system else twin
         if twin is not None and not installed:
