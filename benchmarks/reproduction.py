@@ -111,7 +111,6 @@ from stemdesk.training.scratch import (  # noqa: E402
     prepare_run,
     record_budget,
     train_recipe,
-    warm_restart_budget,
 )
 from stemdesk.training.train import export_model, regroup, source_map  # noqa: E402
 
@@ -555,18 +554,18 @@ def main() -> None:
         made.config.threads = args.threads
         made.config.checkpoint_minutes = args.checkpoint_minutes
         made.config.decay_minutes = decay
-        setup = run_setup(made, teacher)
-        if restart is not None:
-            made.config.warmup = restart["warmup_steps"]
-            setup = {**run_setup(made, teacher), "warm_restart": restart}
-        return request, made, setup
+        if restart is None:
+            return request, made, run_setup(made, teacher)
+        made.config.warmup = restart["warmup_steps"]
+        return request, made, {**run_setup(made, teacher), "warm_restart": restart}
 
     def start_of(system: str, recipe: str, seed: int) -> tuple[str, dict, str]:
-        """A warm restart's start: the model of the round before (its id, and its card's training budget), which
-        must be installed as that round trained it. A noise run starts from its recipe's model (seed 0), so that
-        the two differ only by what the warm restart draws; it runs first, before that model is replaced. Returns
-        the model's id, its card's training budget and its weights' sha256."""
-        before = dict(restart["from_round"]) if restart else {}
+        """A warm restart's start: the model of the round before, which must be installed as that round trained
+        it. A noise run starts from its recipe's model (seed 0), so that the two differ only by what the warm
+        restart draws; it runs first, before that model is replaced. Returns the model's id, its card's training
+        budget and its weights' sha256."""
+        assert restart is not None
+        before = restart["from_round"]
         owner = recipe if seed else system
         model_id = model_id_of(owner)
         earlier = planned(owner, recipe, 0, before["minutes"], before["decay_minutes"], before.get("warm_restart"))
@@ -673,12 +672,9 @@ def main() -> None:
             if made.recipe.threshold is not None:
                 choice = choose_for_model(folder, made.recipe.threshold, train)
                 show({"system": system, "threshold": choice["key"], "chosen": choice["chosen"]})
-            record_budget(folder, made.config, request.minutes, trainer, pretrained, wall, cpu)
-            if start is not None:
-                training = read_card(folder).raw["training"]
-                budget = warm_restart_budget(training["budget"], start[1], start[2])
-                amended = amend_card(folder, {"training": {**training, "budget": budget}})
-                atomic_write_bytes(folder / "README.md", render(amended.raw).encode("utf-8"))
+            record_budget(
+                folder, made.config, request.minutes, trainer, pretrained, wall, cpu, start[1:] if start else None
+            )
             amend_card(folder, {"reproduction": {"setup": setup}})  # last: only now is it installed
         else:
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "re-score"})

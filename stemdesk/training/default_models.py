@@ -466,9 +466,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"; its second stage was widened from {second_config['hidden']} to {args.widen} hidden units "
                 "(training.widened) before this run"
             )
-        card["training"]["config"]["config"] = (
-            config.config
-        )  # grown by --refine or --widen: what --continue-from builds
+        # grown by --refine or --widen: what --continue-from builds
+        card["training"]["config"]["config"] = config.config
     elif start is not None:
         if second is not None:
             shape = config.config["second"]["config"]

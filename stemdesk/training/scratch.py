@@ -272,12 +272,14 @@ def record_budget(
     pretrained: dict[str, Any] | None,
     wall: float,
     cpu: float,
+    continued: tuple[Mapping[str, Any], str] | None = None,
 ) -> int:
     """Add to an exported model's card the CPU budget its training used and its weights' size in bytes, and render
     its README again. ``wall``, ``cpu``: time.monotonic() and time.process_time() when this job began (the whole
     job's time); the training's own time (pre-training and training, over every run that led to the weights, a
-    resumed run's earlier ones up to their last checkpoint) comes from ``trainer`` and ``pretrained``. Returns the
-    size."""
+    resumed run's earlier ones up to their last checkpoint) comes from ``trainer`` and ``pretrained``.
+    ``continued``: the budget and weights' sha256 of the trained model this run started from (a warm restart),
+    counted in with `warm_restart_budget`. Returns the size."""
     size = (folder / "weights.safetensors").stat().st_size
     training = dict(read_card(folder).raw["training"])
     training["config"] = {**training["config"], "excerpt_seconds": config.excerpt_seconds}  # as fitted to the songs
@@ -295,6 +297,8 @@ def record_budget(
         "decay_minutes": config.decay_minutes or None,
         "loss_curve": trainer.loss_curve,
     }
+    if continued is not None:
+        training["budget"] = warm_restart_budget(training["budget"], *continued)
     card = amend_card(folder, {"training": training, "weights_bytes": size})
     atomic_write_bytes(folder / "README.md", render(card.raw).encode("utf-8"))
     return size
