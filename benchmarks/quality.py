@@ -1,7 +1,7 @@
 """Validation quality of the installed models next to the oracles, on songs never trained on.
 
     .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss] [--speed]
-        [--held-out DIR] [--no-write]
+        [--held-out DIR] [--no-write] [--compare MODEL] [--no-oracles]
 
 Validation songs: the split of stemdesk/training/default_models.py (every seventh MUSDB excerpt and the CC0 song
 "3.Sodium"). Metric: uSDR (global SDR per song, the MDX definition), median over songs, per stem; a song where a
@@ -20,6 +20,11 @@ with the teacher gap there. Scores are kept per song and per model weights in th
 (~/.cache/stemdesk/quality/scores.json), so a run that is killed, or run again with one new model, scores only what
 it has not scored.
 Results: benchmarks/results/quality.json and docs/quality.md (not with ``--no-write``, which prints the tables only).
+``--compare MODEL`` also prints every other model against MODEL song by song (on each song set: the medians, the
+mean and median per-song change, the songs higher and a two-sided sign test), the comparison a candidate needs
+before it replaces a model: medians over a few songs move by tenths of a dB from one candidate to the next.
+``--no-oracles`` (with ``--no-write``) leaves out the oracles, whose whole-song masks need about 10 GB for a long
+song, so that candidates can be compared beside a training run.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from stemdesk.io.paths import cache_dir  # noqa: E402
 from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
 from stemdesk.training.model_card import render, teacher_gap_entry, teacher_gap_rows  # noqa: E402
+from stemdesk.training.reproduction import sign_test  # noqa: E402
 from stemdesk.training.validation import separate_song  # noqa: E402
 
 # htdemucs is the teacher of the distillation (stemdesk models install htdemucs): its row and the teacher gap
@@ -74,14 +80,22 @@ def main() -> None:
         help="print the tables only: leave docs/quality.md, the results file and the student's card as they are "
         "(to compare models of your own, found through STEMDESK_MODELS_PATH)",
     )
+    parser.add_argument("--compare", metavar="MODEL", help="also print every other model against MODEL, song by song")
+    parser.add_argument(
+        "--no-oracles", action="store_true", help="leave out the oracles (needs --no-write: the page shows them)"
+    )
     args = parser.parse_args()
+    if args.no_oracles and not args.no_write:
+        parser.error("--no-oracles needs --no-write: docs/quality.md and the results file show the oracles")
     torch.set_num_threads(args.threads)
     if not args.bss:
         reproduction.BSS_SONGS = 0
     _, valid_dirs = split(DATA)
     cache = ScoreCache(cache_dir() / "quality" / "scores.json")
     models, notes = installed(args.models.split(","))
-    rows = score_all(models, valid_dirs, cache, bss=args.bss)
+    if args.compare and args.compare not in [model[0] for model in models]:
+        parser.error(f"--compare {args.compare}: not among the models scored ({', '.join(m[0] for m in models)})")
+    rows = score_all(models, valid_dirs, cache, bss=args.bss, oracles=not args.no_oracles)
     held_out = []
     if args.held_out:
         held_dirs = sorted(p for p in args.held_out.iterdir() if (p / "meta.json").is_file())
@@ -89,7 +103,11 @@ def main() -> None:
             parser.error(
                 f"{args.held_out} has no song folders (python -m stemdesk.training.lmms_songs {args.held_out})"
             )
-        held_out = score_all(models, held_dirs, cache)
+        held_out = score_all(models, held_dirs, cache, oracles=not args.no_oracles)
+    if args.compare:
+        print("\n".join(paired_lines(rows, args.compare, f"the {len(valid_dirs)} validation songs")))
+        if held_out:
+            print("\n".join(paired_lines(held_out, args.compare, f"the {len(held_dirs)} songs of {args.held_out}")))
     if args.no_write:
         print("\n".join(table(rows) + (table(held_out, counts=True) if held_out else [])))
         return
@@ -144,6 +162,41 @@ def table(rows: list[dict], counts: bool = False) -> list[str]:
     return lines
 
 
+def paired_lines(rows: list[dict], base: str, songs: str) -> list[str]:
+    """Every model's row against ``base``'s, song by song, per stem: both medians, the mean and median per-song
+    change (model minus base, dB), the songs where the model is higher of those both scored, and the two-sided sign
+    test's p over the songs that differ."""
+    reference = next(row for row in rows if row["system"] == base)
+    lines = [
+        "",
+        f"Against {base}, song by song, on {songs}:",
+        "",
+        "| model | stem | median: base → model | change: mean / median | higher on | sign test p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row["system"] == base or row["system"].startswith("oracle_"):
+            continue
+        for stem in COLUMNS:
+            pairs = [
+                (theirs[stem], row["usdr_per_song"][song][stem])
+                for song, theirs in reference["usdr_per_song"].items()
+                if stem in theirs and stem in row["usdr_per_song"].get(song, {})
+            ]
+            if not pairs:
+                continue
+            changes = [ours - theirs for theirs, ours in pairs]
+            differ = [c for c in changes if c != 0]
+            higher = sum(c > 0 for c in changes)
+            p = sign_test(higher, len(differ))
+            lines.append(
+                f"| {row['system']} | {stem} | {np.median([t for t, _ in pairs]):.2f} → "
+                f"{np.median([o for _, o in pairs]):.2f} | {np.mean(changes):+.2f} / {np.median(changes):+.2f} | "
+                f"{higher} of {len(changes)} | {p:.3f} |"
+            )
+    return lines
+
+
 class ScoreCache:
     """Per-song scores kept between runs (the user cache), keyed by the system (a model's weights' sha256), the
     song and its files' sizes and times: a run that is killed, or run again with one new model, scores only what
@@ -181,11 +234,14 @@ def installed(model_ids: list[str]) -> tuple[list[tuple[str, object, object]], l
     return models, notes
 
 
-def score_all(models: list, song_dirs: list[Path], cache: ScoreCache, bss: bool = False) -> list[dict]:
-    """The oracles' and each model's rows on ``song_dirs``, song by song (one song in memory at a time), through
-    ``cache`` (not with ``bss``: BSS Eval picks its songs from the whole set)."""
+def score_all(
+    models: list, song_dirs: list[Path], cache: ScoreCache, bss: bool = False, oracles: bool = True
+) -> list[dict]:
+    """The oracles' (unless not ``oracles``) and each model's rows on ``song_dirs``, song by song (one song in
+    memory at a time), through ``cache`` (not with ``bss``: BSS Eval picks its songs from the whole set)."""
     systems: list[tuple[str, str, list[str], object, dict]] = [
-        (f"oracle_{kind}", f"oracle_{kind}:{ORACLE_VERSION}", list(SOURCES), kind, {}) for kind in ("irm", "mix")
+        (f"oracle_{kind}", f"oracle_{kind}:{ORACLE_VERSION}", list(SOURCES), kind, {})
+        for kind in (("irm", "mix") if oracles else ())
     ]
     for model_id, estimator, card in models:
         separator = Separator(estimator, outputs=card.outputs)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m stemdesk.training.corpus fetch  [--cache DIR] [--packages a,b]   download and unpack the packages
     .venv/bin/python -m stemdesk.training.corpus label  [--cache DIR] [--model htdemucs] [--packages a,b] [--workers N]
-                                                                                       label what is not labelled yet
+                                                         [--windows N]                 label what is not labelled yet
     .venv/bin/python -m stemdesk.training.corpus status [--cache DIR]                     minutes fetched and labelled
     .venv/bin/python -m stemdesk.training.corpus rebuild [--cache DIR]                    delete the cache and start again
 
@@ -14,6 +14,13 @@ Everything lives in a cache outside the repository (default ``~/.cache/stemdesk/
 ``stemdesk-batch.jsonl`` with the input's and the weights' sha256). Killing it at any moment loses at most the song
 in progress; running ``label`` again carries on. The labels are the teacher's stems made to null against the
 decoded song, 16-bit FLAC, so the sum of a song's label stems is the song as the teacher heard it, exactly.
+
+``label --windows N`` labels N 20-second windows of each song instead of the whole song (training takes a few
+windows per song, `Teacher.windows`, so the rest of a whole song's labels are never used): the loud windows spread
+over the song, chosen as `load_labelled` chooses them from a whole song, cut first into
+``excerpts/<song path>/<start>s/song.flac`` (24-bit FLAC; a Frets on Fire song's guitar.flac beside it, and
+``windows.json`` saying which song and where) and labelled like songs. A song already labelled whole is not cut;
+labelling N windows of 20 s costs the teacher N × 20 s of audio, not the song's length.
 
 Licences: each package's /usr/share/doc/<package>/copyright, kept beside its audio and summarised in the manifest.
 The labels derive from HTDemucs weights released for personal and research use only; so do models trained on them.
@@ -39,7 +46,8 @@ import torch
 from stemdesk.core.errors import AudioError, StemDeskError
 from stemdesk.core.resample import resample
 from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
-from stemdesk.io.audio import probe
+from stemdesk.io.audio import probe, read, write
+from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import find_model, sha256_file
 
 from .data import Sampler, Song
@@ -171,13 +179,26 @@ def to_label(cache: Path, packages: Sequence[str] | None = None) -> list[dict]:
     ]
 
 
-def label(cache: Path, model: str, threads: int, packages: Sequence[str] | None = None, workers: int = 1) -> int:
+def label(
+    cache: Path,
+    model: str,
+    threads: int,
+    packages: Sequence[str] | None = None,
+    workers: int = 1,
+    windows: int = 0,
+) -> int:
     """Label the songs of `to_label` not labelled yet, through `stemdesk batch` (resumable): ``workers``
-    processes of ``threads`` threads each."""
+    processes of ``threads`` threads each. ``windows``: label that many 20-second windows of each song not
+    labelled whole (`cut_windows`) instead of whole songs (0)."""
     rows = to_label(cache, packages)
+    paths = [row["path"] for row in rows]
+    if windows:
+        whole = _done(cache, model)
+        excerpts = cut_windows(cache, [row for row in rows if row["sha256"] not in whole], windows)
+        paths = [excerpt["path"] for excerpt in excerpts]
     # beside the manifest, so that the songs' relative paths (and so the labels' folders) are the manifest's
     listing = cache / "to-label.jsonl"
-    atomic_write_bytes(listing, "".join(json.dumps({"path": row["path"]}) + "\n" for row in rows).encode("utf-8"))
+    atomic_write_bytes(listing, "".join(json.dumps({"path": path}) + "\n" for path in paths).encode("utf-8"))
     out = labels_dir(cache, model)
     command = [
         sys.executable,
@@ -204,8 +225,36 @@ def label(cache: Path, model: str, threads: int, packages: Sequence[str] | None 
 
 def status(cache: Path, model: str) -> dict:
     """Minutes to label and labelled, in all and per package (a song's separate guitar track is not counted: it is
-    not labelled on its own)."""
+    not labelled on its own): songs labelled whole, and the minutes of songs' windows labelled (``--windows``)."""
     rows = to_label(cache) if (cache / "manifest.jsonl").is_file() else []
+    done = _done(cache, model)
+    windows: dict[str, float] = {}  # song sha256 -> seconds of its windows labelled
+    for excerpt in excerpt_rows(cache):
+        if excerpt["sha256"] in done:
+            windows[excerpt["song_sha256"]] = windows.get(excerpt["song_sha256"], 0.0) + excerpt["seconds"]
+    by_package: dict[str, list[float]] = {}
+    for row in rows:
+        entry = by_package.setdefault(row["package"], [0.0, 0.0, 0.0, 0.0])
+        entry[0] += row["seconds"] / 60
+        entry[1] += row["seconds"] / 60 if row["sha256"] in done else 0.0
+        if row["sha256"] not in done and row["sha256"] in windows:
+            entry[2] += 1
+            entry[3] += windows[row["sha256"]] / 60
+    return {
+        "songs": len(rows),
+        "minutes": round(sum(r["seconds"] for r in rows) / 60, 1),
+        "labelled_minutes": round(sum(v[1] for v in by_package.values()), 1),
+        "songs_with_windows_labelled": int(sum(v[2] for v in by_package.values())),
+        "window_minutes_labelled": round(sum(v[3] for v in by_package.values()), 1),
+        "packages": {
+            k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1), "windows_labelled": round(v[3], 1)}
+            for k, v in by_package.items()
+        },
+    }
+
+
+def _done(cache: Path, model: str) -> set[str]:
+    """The sha256 of every input the teacher has finished labelling (a whole song or a window of one)."""
     done: set[str] = set()
     records = labels_dir(cache, model) / "stemdesk-batch.jsonl"
     if records.is_file():
@@ -213,17 +262,7 @@ def status(cache: Path, model: str) -> dict:
             record = json.loads(line)
             if record.get("status") == "done":
                 done.add(record.get("input_sha256", ""))
-    by_package: dict[str, list[float]] = {}
-    for row in rows:
-        entry = by_package.setdefault(row["package"], [0.0, 0.0])
-        entry[0] += row["seconds"] / 60
-        entry[1] += row["seconds"] / 60 if row["sha256"] in done else 0.0
-    return {
-        "songs": len(rows),
-        "minutes": round(sum(r["seconds"] for r in rows) / 60, 1),
-        "labelled_minutes": round(sum(v[1] for v in by_package.values()), 1),
-        "packages": {k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1)} for k, v in by_package.items()},
-    }
+    return done
 
 
 # A teacher's stem this faint against the window's mix is mostly what it was unsure of: bleed of the other
@@ -231,6 +270,121 @@ def status(cache: Path, model: str) -> dict:
 FAINT_DB = (-35.0, -18.0)
 WINDOW_SECONDS = 20.0
 SILENT_DBFS = -45.0
+
+EXCERPTS = "excerpts"
+
+
+def _window_energies(mix: np.ndarray, window: int) -> list[float]:
+    """Mean square of each whole ``window``-sample window of a (channels, n) mix."""
+    return [
+        float(np.mean(np.square(mix[:, i * window : (i + 1) * window], dtype=np.float64)))
+        for i in range(mix.shape[-1] // window)
+    ]
+
+
+def _spread(loud: Sequence[int], take: int) -> list[int]:
+    """``take`` of the loud windows, spread over the song; all of them when there are fewer (spreading the asked
+    number over fewer windows picked some twice and lost the others)."""
+    take = min(take, len(loud))
+    return sorted({loud[round(k * (len(loud) - 1) / max(take - 1, 1))] for k in range(take)})
+
+
+def _loud(energies: Sequence[float]) -> list[int]:
+    return [i for i, energy in enumerate(energies) if 10 * math.log10(energy + 1e-20) > SILENT_DBFS]
+
+
+def cut_windows(cache: Path, rows: Sequence[dict], per_song: int) -> list[dict]:
+    """Cut up to ``per_song`` 20-second windows of each song of ``rows`` (manifest rows) for labelling: the loud
+    windows spread over the song, as `load_labelled` takes them from a whole song's labels. Each song's windows go
+    to ``excerpts/<song path>/<start>s/song.flac`` (24-bit FLAC at the song's rate; a Frets on Fire song's real
+    guitar is cut beside it as guitar.flac), with ``windows.json`` naming the song; a song is cut once per number of
+    windows, its folder written whole or not at all. Returns every window's row (`excerpt_rows`) of these songs."""
+    if per_song < 1:
+        raise StemDeskError(f"Cut at least one window per song, not {per_song}.")
+    for row in rows:
+        song = cache / row["path"]
+        folder = cache / EXCERPTS / Path(row["path"]).with_suffix("")
+        described = folder / "windows.json"
+        if described.is_file():
+            known = json.loads(described.read_text())
+            if known.get("song_sha256") == row["sha256"] and known.get("per_song") == per_song:
+                continue
+        try:
+            audio, rate = read(song)
+            guitar_path = _partner(song)
+            guitar = read(guitar_path)[0] if guitar_path is not None else None
+        except (AudioError, OSError) as error:
+            print(f"skipped {row['path']}: {error}", flush=True)
+            continue
+        window = int(WINDOW_SECONDS * rate)
+        mix = audio if guitar is None else audio + _fit(guitar, audio.shape)
+        starts = _spread(_loud(_window_energies(mix, window)), per_song)
+        windows = []
+        with atomic_folder(folder) as staging:
+            for i in starts:
+                parts = {"song": audio[:, i * window : (i + 1) * window]}
+                if guitar is not None:
+                    parts["guitar"] = _fit(guitar, audio.shape)[:, i * window : (i + 1) * window]
+                # 24-bit FLAC clips above full scale: scale a window that peaks over it (its labels sum to the
+                # window as written, so the targets stay exact)
+                peak = max(float(np.abs(part).max()) for part in parts.values())
+                scale = 0.999 / peak if peak > 0.999 else 1.0
+                name = f"{i * WINDOW_SECONDS:.0f}s"
+                for stem, part in parts.items():
+                    write(staging / name / f"{stem}.flac", part * scale, rate, OutputFormat.parse("flac", "24"))
+                path = Path(EXCERPTS) / Path(row["path"]).with_suffix("") / name / "song.flac"
+                windows.append(
+                    {
+                        "path": str(path),
+                        "start": i * WINDOW_SECONDS,
+                        "sha256": sha256_file(staging / name / "song.flac"),
+                    }
+                )
+            meta = {
+                "song": row["path"],
+                "song_sha256": row["sha256"],
+                "package": row["package"],
+                "licence": row.get("licence", ""),
+                "per_song": per_song,
+                "seconds": WINDOW_SECONDS,
+                "windows": windows,
+            }
+            (staging / "windows.json").write_text(json.dumps(meta, indent=1) + "\n")
+    wanted = {row["sha256"] for row in rows}
+    return [excerpt for excerpt in excerpt_rows(cache) if excerpt["song_sha256"] in wanted]
+
+
+def _fit(audio: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``audio`` as ``shape`` (channels, n): a mono part spread over the channels, cut or padded with silence."""
+    channels, length = shape
+    if audio.shape[0] != channels:
+        audio = np.repeat(audio[:1], channels, axis=0)
+    if audio.shape[1] < length:
+        audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+    return audio[:, :length]
+
+
+def excerpt_rows(cache: Path) -> list[dict]:
+    """Every window cut by `cut_windows` in ``cache``: its path (relative to the cache), sha256, start and length
+    in seconds, and its song's path, sha256, package and licence."""
+    rows = []
+    root = cache / EXCERPTS
+    if not root.is_dir():
+        return rows
+    for described in sorted(root.rglob("windows.json")):
+        meta = json.loads(described.read_text())
+        for window in meta["windows"]:
+            rows.append(
+                {
+                    **window,
+                    "seconds": meta["seconds"],
+                    "song": meta["song"],
+                    "song_sha256": meta["song_sha256"],
+                    "package": meta["package"],
+                    "licence": meta["licence"],
+                }
+            )
+    return rows
 
 
 @dataclass
@@ -291,7 +445,9 @@ def load_labelled(
 ) -> Labelled:
     """The labelled songs (only those whose sha256 is in ``songs``, when given: all of them must be labelled) as
     20-second training windows at ``rate``: up to ``windows_per_song`` spread over each
-    song (silent windows skipped), each a `Song` whose unsure sources (see FAINT_DB) are not usable. A Frets on Fire
+    song (silent windows skipped), each a `Song` whose unsure sources (see FAINT_DB) are not usable. A song labelled
+    whole gives its windows from its labels; a song whose windows were labelled (``label --windows``) gives those
+    (spread, up to ``windows_per_song``); a song labelled both ways, its whole labels. A Frets on Fire
     song is its song.ogg plus its real guitar.ogg, the guitar added to the teacher's "other" (guitar.ogg alone is
     skipped). Stems still sum to the window's mix exactly (the labels null against the decoded song). ``targets``: the
     only sources whose labels are targets (the others stay in the mix, unused), e.g. where the teacher is strong."""
@@ -301,15 +457,24 @@ def load_labelled(
         for line in (cache / "manifest.jsonl").read_text().splitlines():
             row = json.loads(line)
             rows[row["sha256"]] = row
-    records = []
+    excerpts = {excerpt["sha256"]: excerpt for excerpt in excerpt_rows(cache)}
+    whole: dict[str, dict] = {}  # song sha256 -> its labelling record
+    parts: dict[str, list[tuple[dict, dict]]] = {}  # song sha256 -> its windows' (record, excerpt)
     if (out / "stemdesk-batch.jsonl").is_file():
         for line in (out / "stemdesk-batch.jsonl").read_text().splitlines():
             record = json.loads(line)
-            if record.get("status") == "done" and record.get("input_sha256") in rows:
-                records.append(record)
+            if record.get("status") != "done":
+                continue
+            sha = record.get("input_sha256")
+            if sha in rows:
+                whole[sha] = record
+            elif sha in excerpts and excerpts[sha]["song_sha256"] in rows:
+                found = parts.setdefault(excerpts[sha]["song_sha256"], [])
+                if all(e["sha256"] != sha for _, e in found):
+                    found.append((record, excerpts[sha]))
+    labelled_songs = set(whole) | set(parts)
     if songs is not None:
-        records = [r for r in records if r["input_sha256"] in songs]
-        missing = set(songs) - {r["input_sha256"] for r in records}
+        missing = set(songs) - labelled_songs
         if missing:
             packages = sorted({rows[sha]["package"] for sha in missing if sha in rows})
             raise StemDeskError(
@@ -320,45 +485,54 @@ def load_labelled(
                     else ", nor fetched: run `python -m stemdesk.training.corpus fetch` and `label`."
                 )
             )
+        labelled_songs &= set(songs)
     result = Labelled([], targets=list(targets or sources))
     window = int(WINDOW_SECONDS * rate)
-    for record in sorted({r["input_sha256"]: r for r in records}.values(), key=lambda r: r["relative"]):
-        row = rows[record["input_sha256"]]
+    # in the order of the songs' paths (the order a run's windows, and so its sampler, depend on)
+    for sha in sorted(labelled_songs, key=lambda sha: str(Path(rows[sha]["path"]).with_suffix(""))):
+        row = rows[sha]
         source_path = cache / row["path"]
         if _partner_of_song(source_path) is not None:
             continue
-        folder = out / record["relative"]
-        files = {name: [folder / f"{name}.flac"] for name in sources}
-        guitar = _partner(source_path)
-        if guitar is not None:
-            files["other"].append(guitar)  # read_song adds it to the teacher's other
-        try:
-            decoded = read_song(SongFiles(source_path.stem, files), mixture=False)
-        except (StemDeskError, OSError) as error:
-            print(f"skipped {record['relative']}: {error}", flush=True)
+        if sha in whole:
+            pieces = [(out / whole[sha]["relative"], source_path, None)]
+        else:
+            by_start = sorted(parts[sha], key=lambda pair: pair[1]["start"])
+            pieces = [
+                (out / record["relative"], cache / excerpt["path"], excerpt["start"]) for record, excerpt in by_start
+            ]
+        decoded_windows = []  # (start in seconds, the window's stems at ``rate``)
+        for folder, audio_path, start in pieces:
+            files = {name: [folder / f"{name}.flac"] for name in sources}
+            guitar = _partner(audio_path)
+            if guitar is not None:
+                files["other"].append(guitar)  # read_song adds it to the teacher's other
+            try:
+                decoded = read_song(SongFiles(audio_path.stem, files), mixture=False)
+            except (StemDeskError, OSError) as error:
+                print(f"skipped {folder.relative_to(out)}: {error}", flush=True)
+                continue
+            stems = np.stack([decoded.stems[name] for name in sources])
+            stems = resample(torch.from_numpy(np.ascontiguousarray(stems)), decoded.sample_rate, rate).numpy()
+            if start is None:  # a whole song: its whole windows
+                decoded_windows += [
+                    (i * WINDOW_SECONDS, stems[:, :, i * window : (i + 1) * window])
+                    for i in range(stems.shape[-1] // window)
+                ]
+            else:
+                decoded_windows.append((start, stems[:, :, :window]))
+        if not decoded_windows:
             continue
-        result.real_guitar_songs += guitar is not None
-        result.song_sha256.append(record["input_sha256"])
-        song_rate = decoded.sample_rate
-        stems = np.stack([decoded.stems[name] for name in sources])
-        tensor = resample(torch.from_numpy(np.ascontiguousarray(stems)), song_rate, rate)
-        stems = tensor.numpy()
-        count = stems.shape[-1] // window
-        mix = stems.sum(0)
-        energy = [
-            float(np.mean(np.square(mix[:, i * window : (i + 1) * window], dtype=np.float64))) for i in range(count)
-        ]
-        loud = [i for i in range(count) if 10 * math.log10(energy[i] + 1e-20) > SILENT_DBFS]
-        result.silent_windows += count - len(loud)
-        # spread over the song; a song with fewer loud windows than asked for gives all of them (spreading the asked
-        # number over fewer windows picked some twice and lost the others)
-        take = min(windows_per_song, len(loud))
-        chosen = [loud[round(k * (len(loud) - 1) / max(take - 1, 1))] for k in range(take)]
+        result.real_guitar_songs += any(_partner(path) is not None for _, path, _ in pieces)
+        result.song_sha256.append(sha)
+        energy = [_window_energies(part.sum(0), part.shape[-1])[0] for _, part in decoded_windows]
+        loud = _loud(energy)
+        result.silent_windows += len(decoded_windows) - len(loud)
         package = result.packages.setdefault(row["package"], {"licence": row["licence"], "songs": 0, "seconds": 0.0})
         package["songs"] += 1
         title = source_path.parent.name if source_path.stem == "song" else source_path.stem
-        for i in sorted(set(chosen)):
-            part = stems[:, :, i * window : (i + 1) * window]
+        for i in _spread(loud, windows_per_song):
+            start, part = decoded_windows[i]
             usable = []
             for s, name in enumerate(sources):
                 level = 10 * math.log10(float(np.mean(np.square(part[s], dtype=np.float64))) / energy[i] + 1e-20)
@@ -368,12 +542,10 @@ def load_labelled(
                     result.faint[name] = result.faint.get(name, 0) + 1
             peak = float(np.abs(part).max())
             scale = 0.99 / peak if peak > 0.99 else 1.0  # int16 storage: keep the sum exact instead of clipping
-            result.songs.append(
-                Song.from_float(f"{row['package']}:{title}@{i * WINDOW_SECONDS:.0f}s", part * scale, usable, rate)
-            )
+            result.songs.append(Song.from_float(f"{row['package']}:{title}@{start:.0f}s", part * scale, usable, rate))
             result.windows += 1
-            result.seconds += WINDOW_SECONDS
-            package["seconds"] += WINDOW_SECONDS
+            result.seconds += part.shape[-1] / rate
+            package["seconds"] += part.shape[-1] / rate
         if budget_seconds is not None and result.seconds >= budget_seconds:
             break
     return result
@@ -495,6 +667,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="htdemucs")
     parser.add_argument("--threads", type=int, default=1, help="threads of each labelling process")
     parser.add_argument("--workers", type=int, default=1, help="labelling processes (one per free core)")
+    parser.add_argument(
+        "--windows",
+        type=int,
+        default=0,
+        help="label this many 20-second windows of each song not labelled whole, not the whole song (0: whole songs)",
+    )
     args = parser.parse_args(argv)
     packages = args.packages.split(",")
     # label: only the packages asked for (default: every package fetched)
@@ -502,11 +680,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.action == "rebuild":
         shutil.rmtree(args.cache, ignore_errors=True)
         fetch(args.cache, packages)
-        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers))
+        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers, args.windows))
     if args.action == "fetch":
         fetch(args.cache, packages)
     if args.action == "label":
-        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers))
+        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers, args.windows))
     print(json.dumps(status(args.cache, args.model), indent=1))
 
 

@@ -156,3 +156,73 @@ def test_a_run_asks_for_the_labelled_songs_it_trained_on_and_is_told_which_are_m
     (cache / "manifest.jsonl").write_text(rows + "\n")
     with pytest.raises(StemDeskError, match=r"1 of the 2 songs .*corpus label --model tiny-4stem --packages pkg2"):
         load_labelled(cache, MODEL, RATE, songs={"abc", "def"})
+
+
+def test_label_windows_cuts_and_labels_only_the_windows_training_takes(tmp_path):
+    """`label --windows N` labels N loud 20-second windows of each song, spread over it, instead of the whole song:
+    the windows are cut from the song (a Frets on Fire song's guitar beside them), labelled through `stemdesk batch`,
+    and load as training windows whose stems sum to the song where they were cut. A song labelled whole is not cut,
+    and cutting again cuts nothing."""
+    from stemdesk.training.corpus import cut_windows, excerpt_rows, label, status, to_label, write_manifest
+
+    cache = tmp_path / "corpus"
+    folders = {
+        "fof": cache / "audio" / "fof" / "music" / "songs" / "tune",
+        "pkg": cache / "audio" / "pkg" / "music",
+    }
+    for package, folder in folders.items():
+        folder.mkdir(parents=True)
+        (cache / "audio" / package / ".complete").write_text(f"{package}_1_all.deb\n")
+    theme = tone(440, 100, -12, 2)
+    theme[int(20 * RATE) : int(40 * RATE)] = 0  # a silent window: never cut
+    sf.write(str(folders["pkg"] / "theme.flac"), theme, RATE, subtype="PCM_24")
+    song, guitar = tone(220, 41, -12, 0), tone(330, 41, -12, 1)
+    sf.write(str(folders["fof"] / "song.flac"), song, RATE, subtype="PCM_24")
+    sf.write(str(folders["fof"] / "guitar.flac"), guitar, RATE, subtype="PCM_24")
+    sf.write(str(folders["pkg"] / "short.flac"), tone(550, 21, -12, 3), RATE, subtype="PCM_24")
+    write_manifest(cache)
+    short = next(row for row in to_label(cache) if row["path"].endswith("short.flac"))
+    assert label(cache, MODEL, threads=1, packages=["pkg"]) == 0  # theme and short, whole
+    whole = load_labelled(cache, MODEL, RATE, windows_per_song=3)
+    (labels_dir(cache, MODEL) / "stemdesk-batch.jsonl").write_text(
+        "".join(
+            line + "\n"
+            for line in (labels_dir(cache, MODEL) / "stemdesk-batch.jsonl").read_text().splitlines()
+            if short["sha256"] in line
+        )
+    )  # forget theme's whole labels: only short stays labelled whole
+
+    assert label(cache, MODEL, threads=1, windows=3) == 0
+    cut = excerpt_rows(cache)
+    assert sorted((row["song"].rsplit("/", 1)[1], row["start"]) for row in cut) == [
+        ("song.flac", 0.0),
+        ("song.flac", 20.0),
+        ("theme.flac", 0.0),
+        ("theme.flac", 60.0),
+        ("theme.flac", 80.0),
+    ]  # theme: 3 of its 4 loud windows, spread (0, 60, 80 s: not the silent 20–40 s); short, labelled whole: none
+    assert all((cache / row["path"]).with_name("guitar.flac").is_file() == ("fof" in row["path"]) for row in cut)
+    assert cut_windows(cache, [row for row in to_label(cache) if row != short], 3) == cut  # cut once, not again
+    assert (cache / "excerpts" / "audio" / "fof" / "music" / "songs" / "tune" / "song" / "20s" / "song.flac").is_file()
+
+    labelled = load_labelled(cache, MODEL, RATE, windows_per_song=2)
+    names = [s.name for s in labelled.songs]
+    assert names == ["fof:tune@0s", "fof:tune@20s", "pkg:short@0s", "pkg:theme@0s", "pkg:theme@80s"]
+    assert labelled.real_guitar_songs == 1 and labelled.windows == 5 and len(labelled.song_sha256) == 3
+    windows = {s.name: s for s in labelled.songs if "short" not in s.name}
+    for window in windows.values():
+        start = int(window.name.rsplit("@", 1)[1].rstrip("s")) * RATE
+        heard = (theme if "theme" in window.name else song + guitar)[start : start + 20 * RATE].T
+        mix = window.stems.astype(np.float64).sum(0) / 32768
+        assert np.abs(mix - heard).max() < 1e-3  # the teacher's stems of the window sum to the song there
+    theme_whole = {s.name: s.stems for s in whole.songs if "theme" in s.name}
+    assert (
+        np.abs(
+            windows["pkg:theme@0s"].stems.astype(np.float64).sum(0)
+            - theme_whole["pkg:theme@0s"].astype(np.float64).sum(0)
+        ).max()
+        <= 16
+    )  # the same window, labelled alone or within its song: the same mix
+    counts = status(cache, MODEL)
+    assert counts["songs_with_windows_labelled"] == 2 and counts["window_minutes_labelled"] == round(100 / 60, 1)
+    assert counts["packages"]["pkg"]["labelled"] == round(21 / 60, 1)

@@ -86,3 +86,30 @@ def test_a_run_keeps_the_sections_it_does_not_write_again(quality, tmp_path):
     kept = "\n".join(quality.kept_sections(page, ["# Validation quality", "", "## Teacher gap", "", "new gap"]))
     assert "measured once" in kept and "by hand" in kept
     assert "old gap" not in kept and "old table" not in kept
+
+
+def test_compare_pairs_each_model_with_the_base_song_by_song_without_the_oracles(quality, tmp_path):
+    """--compare prints the per-song comparison a candidate needs (medians move by tenths of a dB between
+    candidates); --no-oracles scores the models only (the oracles' whole-song masks need about 10 GB)."""
+    songs = [write_song(tmp_path / "songs" / name, seed) for seed, name in enumerate("abc")]
+    models, _ = quality.installed(["tiny-4stem", "stemdesk-4stem-lite"])
+    rows = quality.score_all(models, songs, quality.ScoreCache(tmp_path / "scores.json"), oracles=False)
+    assert [row["system"] for row in rows] == ["tiny-4stem", "stemdesk-4stem-lite"]
+    lines = quality.paired_lines(rows, "tiny-4stem", "three songs")
+    assert "Against tiny-4stem, song by song, on three songs:" in lines
+    drums = next(line for line in lines if line.startswith("| stemdesk-4stem-lite | drums |"))
+    tiny, lite = (row["usdr_per_song"] for row in rows)
+    changes = [lite[s]["drums"] - tiny[s]["drums"] for s in "abc"]
+    higher = sum(c > 0 for c in changes)
+    assert f"{np.mean(changes):+.2f} / {np.median(changes):+.2f}" in drums and f"| {higher} of 3 |" in drums
+    assert not any(line.startswith("| tiny-4stem |") for line in lines)  # the base is not compared with itself
+    assert "vocals" not in "".join(lines)  # no song has vocals: nothing to compare
+
+
+def test_no_oracles_is_refused_when_the_page_would_be_written():
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--no-oracles"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--no-oracles needs --no-write" in done.stderr
