@@ -197,6 +197,8 @@ WARMUP_STEPS = 50
 FLAT_PERCENT = -5.0
 # Vocals that moved less than this between two budgets did not gain from the longer one.
 NO_GAIN_DB = 0.5
+# A gain per budget this small or smaller is no gain: nothing is extrapolated from it.
+MIN_GAIN_DB = 0.05
 
 
 def budget_words(round_: Mapping[str, Any]) -> str:
@@ -250,6 +252,11 @@ def below_bar_note(
         "method does not separate vocals usefully."
         if stalled
         else " At this budget this method does not separate vocals usefully."
+        + (
+            _extrapolation(before[-1][0]["minutes"], before[-1][1], minutes, vocals, MARGIN_DB - margin, flat)
+            if before
+            else ""
+        )
     )
     return (
         f"Measured by benchmarks/reproduction.py after {minutes:g} minutes of training"
@@ -257,6 +264,32 @@ def below_bar_note(
         + f": vocals {vocals:.2f} dB uSDR, {margin:+.2f} dB over doing nothing (a "
         f"quarter of the mixture as the vocal estimate), median over {songs} validation songs. That is below the "
         f"+{MARGIN_DB:g} dB a separator should clear." + history + verdict + why
+    )
+
+
+def _extrapolation(earlier: float, before: float, minutes: float, vocals: float, short: float, flat: bool) -> str:
+    """What the gain from ``earlier`` to ``minutes`` of training says about the budget that would clear the bar
+    (``short`` dB more vocals), in words: a log-linear extrapolation per doubling of the budget, said to be one."""
+    doublings = math.log2(minutes / earlier) if minutes > earlier else 0.0
+    gain = vocals - before
+    if doublings <= 0:
+        return ""
+    if gain <= MIN_GAIN_DB:
+        return (
+            ""
+            if flat
+            else " Its vocals did not gain from the longer budget though its training loss was still falling."
+        )
+    per_doubling = gain / doublings
+    factor = 2 ** (short / per_doubling)
+    size = (
+        "more than a thousand times this budget"
+        if factor > 1000
+        else f"about {factor:.0f} times this budget ({factor * minutes / 60:.0f} hours of one core)"
+    )
+    return (
+        f" If it kept gaining {per_doubling:+.2f} dB per doubling of the budget (its gain from {earlier:g} to "
+        f"{minutes:g} minutes), clearing the bar would take {size}: an extrapolation, not a measurement."
     )
 
 
