@@ -45,6 +45,20 @@ def labelled_cache(tmp_path, seconds: float = 45.0):
     return cache, stems
 
 
+def fetched_cache(tmp_path, package: str):
+    """A corpus cache as `corpus fetch` leaves its folders: a Frets on Fire package "fof" (a song's folder) and
+    ``package``; the songs are written by the test."""
+    cache = tmp_path / "corpus"
+    folders = {
+        "fof": cache / "audio" / "fof" / "music" / "songs" / "tune",
+        package: cache / "audio" / package / "music",
+    }
+    for name, folder in folders.items():
+        folder.mkdir(parents=True)
+        (cache / "audio" / name / ".complete").write_text(f"{name}_1_all.deb\n")
+    return cache, folders
+
+
 def test_labelled_windows_keep_sure_labels_and_sum_to_the_song(tmp_path):
     cache, stems = labelled_cache(tmp_path)
     labelled = load_labelled(cache, MODEL, RATE, windows_per_song=5)
@@ -115,14 +129,7 @@ def test_label_runs_the_teacher_on_the_packages_asked_for_and_not_on_a_song_s_se
     loading): the guitar is not labelled itself, and a package not asked for is left alone."""
     from stemdesk.training.corpus import label, to_label, write_manifest
 
-    cache = tmp_path / "corpus"
-    folders = {
-        "fof": cache / "audio" / "fof" / "music" / "songs" / "tune",
-        "other-pkg": cache / "audio" / "other-pkg" / "music",
-    }
-    for package, folder in folders.items():
-        folder.mkdir(parents=True)
-        (cache / "audio" / package / ".complete").write_text(f"{package}_1_all.deb\n")
+    cache, folders = fetched_cache(tmp_path, "other-pkg")
     sf.write(str(folders["fof"] / "song.flac"), tone(220, 21, -12, 0), RATE)
     sf.write(str(folders["fof"] / "guitar.flac"), tone(330, 21, -12, 1), RATE)
     sf.write(str(folders["other-pkg"] / "theme.flac"), tone(440, 21, -12, 2), RATE)
@@ -165,14 +172,7 @@ def test_label_windows_cuts_and_labels_only_the_windows_training_takes(tmp_path)
     and cutting again cuts nothing."""
     from stemdesk.training.corpus import cut_windows, excerpt_rows, label, status, to_label, write_manifest
 
-    cache = tmp_path / "corpus"
-    folders = {
-        "fof": cache / "audio" / "fof" / "music" / "songs" / "tune",
-        "pkg": cache / "audio" / "pkg" / "music",
-    }
-    for package, folder in folders.items():
-        folder.mkdir(parents=True)
-        (cache / "audio" / package / ".complete").write_text(f"{package}_1_all.deb\n")
+    cache, folders = fetched_cache(tmp_path, "pkg")
     theme = tone(440, 100, -12, 2)
     theme[int(20 * RATE) : int(40 * RATE)] = 0  # a silent window: never cut
     sf.write(str(folders["pkg"] / "theme.flac"), theme, RATE, subtype="PCM_24")
