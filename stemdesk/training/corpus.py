@@ -674,6 +674,8 @@ def main(argv: list[str] | None = None) -> None:
         help="label this many 20-second windows of each song not labelled whole, not the whole song (0: whole songs)",
     )
     args = parser.parse_args(argv)
+    if args.windows < 0:
+        parser.error(f"--windows is a number of windows per song (0: whole songs), not {args.windows}")
     packages = args.packages.split(",")
     # label: only the packages asked for (default: every package fetched)
     chosen = packages if args.packages != parser.get_default("packages") else None
