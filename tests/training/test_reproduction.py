@@ -140,8 +140,13 @@ def test_a_note_says_whether_a_longer_budget_helped_and_the_report_lists_vocals_
     worse = row("roma-cnn1", [2.5] * 12, steps=900, loss_trend={**flat, "last_quarter_change_percent": -8.0})
     note = below_bar_note(worse, mix, 36, earlier)
     assert "Its vocals did not gain from the longer budget though its training loss was still falling." in note
-    slow = row("roma-cnn1", [2.74] * 12, steps=900, loss_trend={**flat, "last_quarter_change_percent": -8.0})
+    slow = row("roma-cnn1", [2.79] * 12, steps=900, loss_trend={**flat, "last_quarter_change_percent": -8.0})
     assert "more than a thousand times this budget" in below_bar_note(slow, mix, 36, earlier)
+    # a gain beyond the run-to-run noise with a flat loss: the extrapolation, said to be optimistic
+    gained = row("roma-dnn", [3.0] * 12, steps=1500, loss_trend=flat)
+    note = below_bar_note(gained, mix, 36, earlier)
+    assert "does not close the gap" not in note and "If it kept gaining +0.35 dB per doubling" in note
+    assert note.endswith("an extrapolation, not a measurement, and an optimistic one, as its loss had flattened.")
     assert "After" not in below_bar_note(stalled, mix, 36)  # no earlier round: nothing to compare
     rounds = {**results(mix, stalled, falling), "minutes": 36, "decay_minutes": 6, "earlier": earlier}
     text = markdown(rounds, ["roma-cnn1", "roma-dnn"])
