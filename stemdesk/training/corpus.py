@@ -317,14 +317,15 @@ def cut_windows(cache: Path, rows: Sequence[dict], per_song: int) -> list[dict]:
             print(f"skipped {row['path']}: {error}", flush=True)
             continue
         window = int(WINDOW_SECONDS * rate)
-        mix = audio if guitar is None else audio + _fit(guitar, audio.shape)
-        starts = _spread(_loud(_window_energies(mix, window)), per_song)
+        if guitar is not None:
+            guitar = _fit(guitar, audio.shape)
+        starts = _spread(_loud(_window_energies(audio if guitar is None else audio + guitar, window)), per_song)
         windows = []
         with atomic_folder(folder) as staging:
             for i in starts:
                 parts = {"song": audio[:, i * window : (i + 1) * window]}
                 if guitar is not None:
-                    parts["guitar"] = _fit(guitar, audio.shape)[:, i * window : (i + 1) * window]
+                    parts["guitar"] = guitar[:, i * window : (i + 1) * window]
                 # 24-bit FLAC clips above full scale: scale a window that peaks over it (its labels sum to the
                 # window as written, so the targets stay exact)
                 peak = max(float(np.abs(part).max()) for part in parts.values())
@@ -502,6 +503,7 @@ def load_labelled(
                 (out / record["relative"], cache / excerpt["path"], excerpt["start"]) for record, excerpt in by_start
             ]
         decoded_windows = []  # (start in seconds, the window's stems at ``rate``)
+        real_guitar = False
         for folder, audio_path, start in pieces:
             files = {name: [folder / f"{name}.flac"] for name in sources}
             guitar = _partner(audio_path)
@@ -512,6 +514,7 @@ def load_labelled(
             except (StemDeskError, OSError) as error:
                 print(f"skipped {folder.relative_to(out)}: {error}", flush=True)
                 continue
+            real_guitar |= guitar is not None
             stems = np.stack([decoded.stems[name] for name in sources])
             stems = resample(torch.from_numpy(np.ascontiguousarray(stems)), decoded.sample_rate, rate).numpy()
             if start is None:  # a whole song: its whole windows
@@ -523,9 +526,9 @@ def load_labelled(
                 decoded_windows.append((start, stems[:, :, :window]))
         if not decoded_windows:
             continue
-        result.real_guitar_songs += any(_partner(path) is not None for _, path, _ in pieces)
+        result.real_guitar_songs += real_guitar
         result.song_sha256.append(sha)
-        energy = [_window_energies(part.sum(0), part.shape[-1])[0] for _, part in decoded_windows]
+        energy = [float(np.mean(np.square(part.sum(0), dtype=np.float64))) for _, part in decoded_windows]
         loud = _loud(energy)
         result.silent_windows += len(decoded_windows) - len(loud)
         package = result.packages.setdefault(row["package"], {"licence": row["licence"], "songs": 0, "seconds": 0.0})
