@@ -29,10 +29,13 @@ The labels derive from HTDemucs weights released for personal and research use o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -220,7 +223,30 @@ def label(
         str(threads),
     ]
     print(" ".join(command), flush=True)
-    return subprocess.call(command)
+    return _call(command)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before it runs: SIGTERM when the parent dies (Linux), as if from a closed terminal."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above could watch it
+        os._exit(1)
+
+
+def _call(command: list[str]) -> int:
+    """Run ``command`` to its end, and stop it when this process is stopped: SIGTERM or Ctrl-C here is passed on
+    (the batch then ends its song in progress and leaves no temporary stems), and on Linux the command gets SIGTERM
+    when this process dies outright (kill -9), instead of labelling on for nobody (found as an orphan batch)."""
+    parent = os.getpid()
+    linux = sys.platform.startswith("linux")
+    child = subprocess.Popen(command, preexec_fn=(lambda: _die_with_parent(parent)) if linux else None)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
+        raise
 
 
 def status(cache: Path, model: str) -> dict:
@@ -662,6 +688,11 @@ def teacher_card(card: dict, teacher: Teacher, labelled: Labelled, train: Sequen
     card["licenses"] = licences
 
 
+def _unwind(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: a label run stops its batch (`_call`), a fetch removes its partial folder."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["fetch", "label", "status", "rebuild"])
@@ -682,6 +713,16 @@ def main(argv: list[str] | None = None) -> None:
     packages = args.packages.split(",")
     # label: only the packages asked for (default: every package fetched)
     chosen = packages if args.packages != parser.get_default("packages") else None
+    previous = signal.signal(signal.SIGTERM, _unwind)
+    try:
+        _act(args, packages, chosen)
+    except KeyboardInterrupt:
+        sys.exit(f"stopped: what was done is kept; run the same command again to carry on ({args.action})")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _act(args: argparse.Namespace, packages: list[str], chosen: list[str] | None) -> None:
     if args.action == "rebuild":
         shutil.rmtree(args.cache, ignore_errors=True)
         fetch(args.cache, packages)

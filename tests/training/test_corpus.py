@@ -4,8 +4,15 @@ written here the way `corpus fetch` and `corpus label` leave one: a manifest, th
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from stemdesk.training.corpus import labels_dir, load_labelled
@@ -226,3 +233,54 @@ def test_label_windows_cuts_and_labels_only_the_windows_training_takes(tmp_path)
     counts = status(cache, MODEL)
     assert counts["songs_with_windows_labelled"] == 2 and counts["window_minutes_labelled"] == round(100 / 60, 1)
     assert counts["packages"]["pkg"]["labelled"] == round(21 / 60, 1)
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def _children(pid: int, pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid), "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child asks Linux for a signal (prctl)")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_labeller_stops_its_batch_and_leaves_no_half_labelled_song(tmp_path, stop):
+    """`corpus label` runs `stemdesk batch`: stopped alone (SIGTERM to its pid, as `kill` or a job scheduler sends,
+    or kill -9), it left the batch labelling on for nobody (found as an orphan using a core). The batch, and its
+    worker, now end too, and the song in progress leaves no stems."""
+    from stemdesk.training.corpus import write_manifest
+
+    cache, folders = fetched_cache(tmp_path, "pkg")
+    noise = 0.1 * np.random.default_rng(0).standard_normal((600 * RATE, 2))
+    sf.write(str(folders["pkg"] / "long.flac"), noise, RATE, subtype="PCM_16")
+    write_manifest(cache)
+    command = [sys.executable, "-m", "stemdesk.training.corpus", "label", "--cache", str(cache)]
+    labeller = subprocess.Popen(
+        [*command, "--model", "stemdesk-4stem"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    batch = worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while worker is None and time.monotonic() < deadline and labeller.poll() is None:
+            batch = next(iter(_children(labeller.pid, "stemdesk batch")), batch)
+            worker = next(iter(_children(batch, "spawn_main")), None) if batch else None
+            time.sleep(0.2)
+        assert batch is not None and worker is not None, "the labeller never started its batch's worker"
+        time.sleep(3)  # the worker is separating: 600 s of audio takes it half a minute or more
+        labeller.send_signal(stop)
+        labeller.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while (_alive(batch) or _alive(worker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(batch), "the batch labels on after its labeller was stopped"
+        assert not _alive(worker), "the batch's worker separates on after its labeller was stopped"
+        if stop == signal.SIGTERM:
+            assert labeller.returncode != 0 and "run the same command again" in labeller.stderr.read()
+    finally:
+        for pid in (labeller.pid, batch, worker):
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        labeller.wait()
+    assert not list(labels_dir(cache, "stemdesk-4stem").rglob("*.flac")), "a half-labelled song left stems"
