@@ -25,6 +25,7 @@ from .io.audio import READABLE
 from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, OutputFormat
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
+from .io.process import interrupt
 from .io.registry import Registry
 from .mixer.mix import PRESETS
 from .training.options import add_teacher_options
@@ -933,11 +934,6 @@ def _print_model(card, out: TextIO) -> None:
     print(f"    {card.folder}", file=out)
 
 
-def _terminate(signum, frame) -> None:
-    """SIGTERM unwinds like Ctrl-C, so the writers remove their temporary files."""
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     from .plugins import load_plugins
@@ -955,7 +951,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # note): an exception raised by a handler while PySide6 runs Python code inside a Qt call can be swallowed
     # there, and a loaded CI run showed the app then running on after the signal.
     if args.command != "gui" and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, interrupt)
     if args.command == "gui":
         try:
             from .app.main import run

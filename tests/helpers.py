@@ -226,3 +226,11 @@ def private_pulse(runtime: Path, sink: str):
     while not socket.exists() and time.monotonic() < deadline and server.poll() is None:
         time.sleep(0.05)
     return server
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (Linux: a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -25,9 +25,11 @@ STEMDESK_ALLOCATOR=system in the environment leaves glibc's defaults (the benchm
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import signal
 import sys
 
 import torch
@@ -37,6 +39,7 @@ M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_MAX = -4
 SETTINGS = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 512 << 20, M_TOP_PAD: 256 << 20}
+PR_SET_PDEATHSIG = 1
 
 
 def limit_threads(threads: int) -> None:
@@ -85,3 +88,20 @@ def process_threads(cpu_threads: int | None = None, processes: int | None = None
     if cpu_threads is None:
         cpu_threads = usable_cpus()
     return max(1, cpu_threads // processes)
+
+
+def interrupt(signum, frame) -> None:
+    """A SIGTERM handler that unwinds like Ctrl-C (raises KeyboardInterrupt), so writers remove their temporary
+    files and a parent can stop its children on the way out: ``signal.signal(signal.SIGTERM, interrupt)``."""
+    raise KeyboardInterrupt
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child process, before its work: get SIGTERM when ``parent`` dies outright (kill -9), as if from a
+    closed terminal, instead of working on for nobody (Linux's PR_SET_PDEATHSIG; elsewhere nothing). Exits at once
+    if ``parent`` is already gone: it may have died before the child could watch it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)

@@ -10,14 +10,11 @@ files of killed workers are swept at the start and the end of a run.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import ctypes
 import json
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -33,7 +30,7 @@ from ..io.audio import AUDIO_SUFFIXES_READ
 from ..io.ensemble import find_card
 from ..io.formats import OutputFormat
 from ..io.model_store import sha256_file
-from ..io.process import tune_allocator
+from ..io.process import die_with_parent, interrupt, tune_allocator
 from ..io.stems import read_certificate
 from .separate import SeparateOptions, SeparationEngine, set_threads
 
@@ -158,20 +155,12 @@ class SongWorker:
 _WORKER: SongWorker | None = None
 
 
-def _unwind(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def _init_worker(settings: BatchSettings, coordinator: int) -> None:
     global _WORKER  # one model per worker process, loaded once
     # The coordinator stops a worker with SIGTERM when the batch is interrupted: unwinding removes the song's
     # temporary stem files. Ctrl-C reaches the worker too (the terminal's process group) and unwinds the same way.
-    signal.signal(signal.SIGTERM, _unwind)
-    if sys.platform.startswith("linux"):  # and if the coordinator dies outright (kill -9), so does the worker
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != coordinator:  # it died while this worker was starting, before the line above could watch it
-        os._exit(1)
+    signal.signal(signal.SIGTERM, interrupt)
+    die_with_parent(coordinator)  # and if the coordinator dies outright (kill -9), so does the worker
     _WORKER = SongWorker(settings)
 
 

@@ -29,8 +29,6 @@ The labels derive from HTDemucs weights released for personal and research use o
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import json
 import math
 import os
@@ -52,6 +50,7 @@ from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
 from stemdesk.io.audio import probe, read, write
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import find_model, sha256_file
+from stemdesk.io.process import die_with_parent, interrupt
 
 from .data import Sampler, Song
 from .dataset import SOURCES, SongFiles, read_song
@@ -226,21 +225,13 @@ def label(
     return _call(command)
 
 
-def _die_with_parent(parent: int) -> None:
-    """In the child, before it runs: SIGTERM when the parent dies (Linux), as if from a closed terminal."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above could watch it
-        os._exit(1)
-
-
 def _call(command: list[str]) -> int:
     """Run ``command`` to its end, and stop it when this process is stopped: SIGTERM or Ctrl-C here is passed on
     (the batch then ends its song in progress and leaves no temporary stems), and on Linux the command gets SIGTERM
     when this process dies outright (kill -9), instead of labelling on for nobody (found as an orphan batch)."""
     parent = os.getpid()
     linux = sys.platform.startswith("linux")
-    child = subprocess.Popen(command, preexec_fn=(lambda: _die_with_parent(parent)) if linux else None)
+    child = subprocess.Popen(command, preexec_fn=(lambda: die_with_parent(parent)) if linux else None)
     try:
         return child.wait()
     except KeyboardInterrupt:
@@ -688,11 +679,6 @@ def teacher_card(card: dict, teacher: Teacher, labelled: Labelled, train: Sequen
     card["licenses"] = licences
 
 
-def _unwind(signum, frame) -> None:
-    """SIGTERM unwinds like Ctrl-C: a label run stops its batch (`_call`), a fetch removes its partial folder."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["fetch", "label", "status", "rebuild"])
@@ -713,7 +699,8 @@ def main(argv: list[str] | None = None) -> None:
     packages = args.packages.split(",")
     # label: only the packages asked for (default: every package fetched)
     chosen = packages if args.packages != parser.get_default("packages") else None
-    previous = signal.signal(signal.SIGTERM, _unwind)
+    # SIGTERM unwinds like Ctrl-C: a label run stops its batch (`_call`), a fetch removes its partial folder
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         _act(args, packages, chosen)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import song
+from helpers import alive, song
 
 from stemdesk.cli import main
 from stemdesk.core.errors import StemDeskError
@@ -115,10 +115,6 @@ def test_a_batch_separates_with_an_ensemble_as_separate_does(catalog, tmp_path):
     assert run_batch(catalog, out, BatchSettings(model="tiny-4stem*2+stemdesk-4stem-lite", bit_depth="16")).done == 1
 
 
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
-
-
 @contextlib.contextmanager
 def long_batch(tmp_path):
     """A batch of one 10-minute song with the default model, one worker: yields (process, worker pid, output
@@ -157,7 +153,7 @@ def test_sigterm_ends_the_song_in_progress_at_once(tmp_path):
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
         assert process.returncode != 0
-        assert not _alive(worker)
+        assert not alive(worker)
     assert not list(out.rglob("*.wav")), "a half-separated song left stems behind"
     assert not any(p.name.startswith(".") and p.is_file() for p in out.rglob("*")), "a temporary file was left"
 
@@ -171,9 +167,9 @@ def test_a_worker_does_not_outlive_a_killed_batch(tmp_path):
         process.kill()
         process.wait()
         deadline = time.monotonic() + 90  # a loaded machine's worker may take that long to finish starting
-        while _alive(worker) and time.monotonic() < deadline:
+        while alive(worker) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(worker), "the worker is still separating after its batch was killed"
+        assert not alive(worker), "the worker is still separating after its batch was killed"
 
 
 def test_failures_are_retried_then_reported(catalog, tmp_path):

@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import alive
 
 from stemdesk.training.corpus import labels_dir, load_labelled
 
@@ -235,10 +235,6 @@ def test_label_windows_cuts_and_labels_only_the_windows_training_takes(tmp_path)
     assert counts["packages"]["pkg"]["labelled"] == round(21 / 60, 1)
 
 
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
-
-
 def _children(pid: int, pattern: str) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid), "-f", pattern], capture_output=True, text=True)
     return [int(p) for p in found.stdout.split()]
@@ -272,15 +268,15 @@ def test_stopping_the_labeller_stops_its_batch_and_leaves_no_half_labelled_song(
         labeller.send_signal(stop)
         labeller.wait(timeout=30)
         deadline = time.monotonic() + 60
-        while (_alive(batch) or _alive(worker)) and time.monotonic() < deadline:
+        while (alive(batch) or alive(worker)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(batch), "the batch labels on after its labeller was stopped"
-        assert not _alive(worker), "the batch's worker separates on after its labeller was stopped"
+        assert not alive(batch), "the batch labels on after its labeller was stopped"
+        assert not alive(worker), "the batch's worker separates on after its labeller was stopped"
         if stop == signal.SIGTERM:
             assert labeller.returncode != 0 and "run the same command again" in labeller.stderr.read()
     finally:
         for pid in (labeller.pid, batch, worker):
-            if pid is not None and _alive(pid):
+            if pid is not None and alive(pid):
                 os.kill(pid, signal.SIGKILL)
         labeller.wait()
     assert not list(labels_dir(cache, "stemdesk-4stem").rglob("*.flac")), "a half-labelled song left stems"
