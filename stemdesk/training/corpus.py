@@ -15,6 +15,10 @@ Everything lives in a cache outside the repository (default ``~/.cache/stemdesk/
 in progress; running ``label`` again carries on. The labels are the teacher's stems made to null against the
 decoded song, 16-bit FLAC, so the sum of a song's label stems is the song as the teacher heard it, exactly.
 
+``decoded/<key>.npy`` holds the labels decoded for training (int16, at the training rate): written the first time
+a run loads them, then memory-mapped, so runs load them in seconds and the operating system, not the run, holds
+them (see `_decoded`). Deleting ``decoded/`` only makes the next load slower.
+
 ``label --windows N`` labels N 20-second windows of each song instead of the whole song (training takes a few
 windows per song, `Teacher.windows`, so the rest of a whole song's labels are never used): the loud windows spread
 over the song, chosen as `load_labelled` chooses them from a whole song, cut first into
@@ -29,6 +33,7 @@ The labels derive from HTDemucs weights released for personal and research use o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -46,7 +51,7 @@ import torch
 
 from stemdesk.core.errors import AudioError, StemDeskError
 from stemdesk.core.resample import resample
-from stemdesk.io.atomic import atomic_folder, atomic_write_bytes
+from stemdesk.io.atomic import atomic_folder, atomic_path, atomic_write_bytes
 from stemdesk.io.audio import probe, read, write
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import find_model, sha256_file
@@ -513,27 +518,23 @@ def load_labelled(
         if _partner_of_song(source_path) is not None:
             continue
         if sha in whole:
-            pieces = [(out / whole[sha]["relative"], source_path, None)]
+            pieces = [(out / whole[sha]["relative"], source_path, None, whole[sha])]
         else:
             by_start = sorted(parts[sha], key=lambda pair: pair[1]["start"])
             pieces = [
-                (out / record["relative"], cache / excerpt["path"], excerpt["start"]) for record, excerpt in by_start
+                (out / record["relative"], cache / excerpt["path"], excerpt["start"], record)
+                for record, excerpt in by_start
             ]
-        decoded_windows = []  # (start in seconds, the window's stems at ``rate``)
+        decoded_windows = []  # (start in seconds, the window's int16 stems at ``rate``, a view of a decoded file)
         real_guitar = False
-        for folder, audio_path, start in pieces:
-            files = {name: [folder / f"{name}.flac"] for name in sources}
+        for folder, audio_path, start, record in pieces:
             guitar = _partner(audio_path)
-            if guitar is not None:
-                files["other"].append(guitar)  # read_song adds it to the teacher's other
             try:
-                decoded = read_song(SongFiles(audio_path.stem, files), mixture=False)
+                stems = _decoded(cache, folder, record, guitar, sources, rate)
             except (StemDeskError, OSError) as error:
                 print(f"skipped {folder.relative_to(out)}: {error}", flush=True)
                 continue
             real_guitar |= guitar is not None
-            stems = np.stack([decoded.stems[name] for name in sources])
-            stems = resample(torch.from_numpy(np.ascontiguousarray(stems)), decoded.sample_rate, rate).numpy()
             if start is None:  # a whole song: its whole windows
                 decoded_windows += [
                     (i * WINDOW_SECONDS, stems[:, :, i * window : (i + 1) * window])
@@ -545,7 +546,7 @@ def load_labelled(
             continue
         result.real_guitar_songs += real_guitar
         result.song_sha256.append(sha)
-        energy = [float(np.mean(np.square(part.sum(0), dtype=np.float64))) for _, part in decoded_windows]
+        energy = [_energy(part.sum(0, dtype=np.float32)) for _, part in decoded_windows]
         loud = _loud(energy)
         result.silent_windows += len(decoded_windows) - len(loud)
         package = result.packages.setdefault(row["package"], {"licence": row["licence"], "songs": 0, "seconds": 0.0})
@@ -555,20 +556,69 @@ def load_labelled(
             start, part = decoded_windows[i]
             usable = []
             for s, name in enumerate(sources):
-                level = 10 * math.log10(float(np.mean(np.square(part[s], dtype=np.float64))) / energy[i] + 1e-20)
+                level = 10 * math.log10(_energy(part[s].astype(np.float32)) / energy[i] + 1e-20)
                 unsure = FAINT_DB[0] < level < FAINT_DB[1]
                 usable.append(not unsure and (targets is None or name in targets))
                 if unsure:
                     result.faint[name] = result.faint.get(name, 0) + 1
-            peak = float(np.abs(part).max())
-            scale = 0.99 / peak if peak > 0.99 else 1.0  # int16 storage: keep the sum exact instead of clipping
-            result.songs.append(Song.from_float(f"{row['package']}:{title}@{start:.0f}s", part * scale, usable, rate))
+            result.songs.append(Song(f"{row['package']}:{title}@{start:.0f}s", part, tuple(usable), rate))
             result.windows += 1
             result.seconds += part.shape[-1] / rate
             package["seconds"] += part.shape[-1] / rate
         if budget_seconds is not None and result.seconds >= budget_seconds:
             break
     return result
+
+
+def _energy(audio: np.ndarray) -> float:
+    """Mean square of int16 samples (scaled by 32768) as a float64 sum: the windows' levels."""
+    return float(np.mean(np.square(audio, dtype=np.float64))) / 32768.0**2
+
+
+def _decoded(
+    cache: Path, folder: Path, record: dict, guitar: Path | None, sources: Sequence[str], rate: int
+) -> np.ndarray:
+    """The label stems in ``folder`` (a real ``guitar`` added to "other") decoded, at ``rate``, as int16
+    (sources, channels, length), scaled together so no sample clips (their sum stays the song) and memory-mapped
+    from ``decoded/<key>.npy`` in the cache: the file is written the first time (decoding and resampling FLAC is
+    most of a cold load), and the training windows are views of it, so the operating system pages them in and out
+    instead of a run holding hours of labels in memory (975 windows of four stems are 13.7 GB as int16). The key
+    is the labels' sha256s (from the batch's record; else their sizes and times), the guitar, the sources and the
+    rate: new labels get a new file."""
+    labels = sorted(output["sha256"] for output in record.get("outputs", []))
+    if not labels:  # a record without its outputs' sha256: the files as they are now
+        labels = [
+            [name, (folder / f"{name}.flac").stat().st_size, (folder / f"{name}.flac").stat().st_mtime_ns]
+            for name in sources
+        ]
+    identity = {
+        "labels": labels,
+        "guitar": [str(guitar), guitar.stat().st_size] if guitar is not None else None,
+        "sources": list(sources),
+        "rate": rate,
+        "version": 1,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    path = cache / "decoded" / f"{key}.npy"
+    if path.is_file():
+        try:
+            return np.load(path, mmap_mode="r")
+        except (ValueError, OSError) as error:  # damaged (a full disk, a crash of the disk): decode it again
+            print(f"{path} was unreadable ({error}); decoding {folder.name} again", flush=True)
+            path.unlink()
+    files = {name: [folder / f"{name}.flac"] for name in sources}
+    if guitar is not None:
+        files["other"].append(guitar)  # read_song adds it to the teacher's other
+    decoded = read_song(SongFiles(folder.name, files), mixture=False)
+    stems = np.stack([decoded.stems[name] for name in sources])
+    stems = resample(torch.from_numpy(np.ascontiguousarray(stems)), decoded.sample_rate, rate).numpy()
+    peak = float(np.abs(stems).max(initial=0.0))
+    if peak > 0.99:  # int16 storage: scale instead of clipping, which would break the sum
+        stems *= 0.99 / peak
+    stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.save(handle, stems16)
+    return np.load(path, mmap_mode="r")
 
 
 @dataclass(frozen=True)

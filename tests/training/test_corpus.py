@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from helpers import alive
 
+from stemdesk.core.errors import StemDeskError
 from stemdesk.training.corpus import labels_dir, load_labelled
 
 RATE = 44100
@@ -161,8 +163,6 @@ def test_a_run_asks_for_the_labelled_songs_it_trained_on_and_is_told_which_are_m
     by sha256, and a song not labelled (yet) is an error that says how to label it."""
     import pytest
 
-    from stemdesk.core.errors import StemDeskError
-
     cache, _ = labelled_cache(tmp_path)
     assert load_labelled(cache, MODEL, RATE, songs={"abc"}).song_sha256 == ["abc"]
     assert load_labelled(cache, MODEL, RATE, songs=set()).windows == 0
@@ -280,3 +280,40 @@ def test_stopping_the_labeller_stops_its_batch_and_leaves_no_half_labelled_song(
                 os.kill(pid, signal.SIGKILL)
         labeller.wait()
     assert not list(labels_dir(cache, "stemdesk-4stem").rglob("*.flac")), "a half-labelled song left stems"
+
+
+def _anonymous_memory() -> int:
+    """This process's resident memory that no file backs (bytes, Linux)."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("RssAnon:"))
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc (Linux)")
+def test_labels_are_decoded_once_and_mapped_from_disk_not_held_in_memory(tmp_path):
+    """A training run holds hours of labels (975 windows of four stems are 13.7 GB as int16; a run that held them
+    needed 20 GB and could not share the machine): they are decoded once into the cache and mapped from there, so
+    loading them again takes next to no memory of the process's own and decodes nothing."""
+    cache, stems = labelled_cache(tmp_path)
+    first = load_labelled(cache, MODEL, RATE)
+    before = _anonymous_memory()
+    again = load_labelled(cache, MODEL, RATE)
+    grown = _anonymous_memory() - before
+    held = sum(song.stems.nbytes for song in again.songs)
+    assert held >= 2 * 20 * RATE * 2 * 4 * 2  # two windows of four stereo stems, as int16
+    assert grown < held / 4, f"loading the labels again took {grown / 1e6:.1f} MB of memory for {held / 1e6:.1f} MB"
+    for a, b in zip(first.songs, again.songs):
+        assert np.array_equal(a.stems, b.stems)
+    assert len(list((cache / "decoded").glob("*.npy"))) == 1  # the song, decoded once
+
+
+def test_new_labels_are_decoded_anew_and_a_damaged_decoded_file_is_replaced(tmp_path):
+    cache, stems = labelled_cache(tmp_path)
+    load_labelled(cache, MODEL, RATE)
+    drums = labels_dir(cache, MODEL) / "tune" / "drums.flac"
+    sf.write(str(drums), stems["drums"] * 0.5, RATE, subtype="PCM_24")  # the teacher labelled the song again
+    halved = load_labelled(cache, MODEL, RATE).songs[0].stems[1].astype(np.float64) / 32768
+    assert np.abs(halved - stems["drums"][: 20 * RATE].T * 0.5).max() < 1e-3
+    for decoded in (cache / "decoded").glob("*.npy"):
+        decoded.write_bytes(decoded.read_bytes()[:100])  # cut short, as by a full disk
+    again = load_labelled(cache, MODEL, RATE)
+    assert again.windows == 2 and np.array_equal(again.songs[0].stems[1], (halved * 32768).round().astype(np.int16))
