@@ -616,8 +616,12 @@ def _decoded(
     if peak > 0.99:  # int16 storage: scale instead of clipping, which would break the sum
         stems *= 0.99 / peak
     stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
-        np.save(handle, stems16)
+    try:
+        with atomic_path(path) as temp, open(temp, "wb") as handle:
+            np.save(handle, stems16)
+    except OSError as error:  # a read-only cache, a full disk: train from memory, as before there was a file
+        print(f"{folder.name}: kept in memory, {path.parent} cannot hold it ({error})", flush=True)
+        return stems16
     return np.load(path, mmap_mode="r")
 
 

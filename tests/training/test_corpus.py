@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,3 +318,14 @@ def test_new_labels_are_decoded_anew_and_a_damaged_decoded_file_is_replaced(tmp_
         decoded.write_bytes(decoded.read_bytes()[:100])  # cut short, as by a full disk
     again = load_labelled(cache, MODEL, RATE)
     assert again.windows == 2 and np.array_equal(again.songs[0].stems[1], (halved * 32768).round().astype(np.int16))
+
+
+def test_labels_load_from_a_cache_that_cannot_hold_the_decoded_files(tmp_path, capsys):
+    """A read-only or full cache costs memory, not the labels: the windows are the same, held in memory."""
+    cache, _ = labelled_cache(tmp_path)
+    mapped = load_labelled(cache, MODEL, RATE)
+    shutil.rmtree(cache / "decoded")
+    (cache / "decoded").write_text("a file where the folder would go")
+    held = load_labelled(cache, MODEL, RATE)
+    assert held.windows == 2 and all(np.array_equal(a.stems, b.stems) for a, b in zip(mapped.songs, held.songs))
+    assert "kept in memory" in capsys.readouterr().out
