@@ -741,16 +741,20 @@ def main() -> None:
 
 
 def write_note(folder: Path, row: dict, baseline: dict | None, minutes: float, earlier: list) -> None:
-    """The card's reproduction facts from the system's row: its vocals over doing nothing and, below the bar, the
-    note saying what was measured and why (written again on every run, so a card follows the rule as it is now)."""
+    """The card's reproduction facts from the system's row: its validation scores, its vocals over doing nothing
+    and, below the bar, the note saying what was measured and why (written again on every run, so a card follows the
+    rule as it is now)."""
     card = read_card(folder)
     facts = {
-        **card.raw.get("reproduction", {}),
-        "vocals_vs_nothing_db": report.vs_mixture(row, baseline),
-        "note": report.below_bar_note(row, baseline, minutes, earlier),
+        "reproduction": {
+            **card.raw.get("reproduction", {}),
+            "vocals_vs_nothing_db": report.vs_mixture(row, baseline),
+            "note": report.below_bar_note(row, baseline, minutes, earlier),
+        },
+        "metrics": {**card.raw.get("metrics", {}), **report.card_metrics(row, card.sources)},
     }
-    if facts != card.raw.get("reproduction"):
-        written = amend_card(folder, {"reproduction": facts})
+    if any(facts[key] != card.raw.get(key) for key in facts):
+        written = amend_card(folder, facts)
         atomic_write_bytes(folder / "README.md", render(written.raw).encode("utf-8"))
 
 

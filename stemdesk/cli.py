@@ -925,6 +925,14 @@ def _print_model(card, out: TextIO) -> None:
         print(f"    {paper.get('reference')}: {paper.get('variant')} (recipe {paper.get('recipe')})", file=out)
     if scores:
         print(f"    validation uSDR (dB): {scores}", file=out)
+    reproduction = card.raw.get("reproduction") or {}
+    if reproduction.get("vocals_vs_nothing_db") is not None:
+        below = "; below the bar a separator should clear (its card says why)" if reproduction.get("note") else ""
+        print(
+            f"    vocals {reproduction['vocals_vs_nothing_db']:+.2f} dB over doing nothing (a quarter of the mixture)"
+            f"{below}",
+            file=out,
+        )
     data = card.raw.get("training_data")
     if isinstance(data, dict) and data.get("research_only") and isinstance(paper, dict):
         if "teacher" in data:

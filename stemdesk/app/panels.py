@@ -252,6 +252,17 @@ def _card_rows(card) -> list[tuple[str, str]]:
         songs = len(raw.get("metrics", {}).get("validation_usdr_per_song_db", {}))
         quality = ", ".join(f"{k} {v:.1f} dB" for k, v in metrics.items())
         rows.append(("Quality", f"{quality} (median uSDR on {songs or 'its'} validation songs)"))
+    reproduction = raw.get("reproduction") or {}
+    if reproduction.get("vocals_vs_nothing_db") is not None:
+        rows.append(
+            (
+                "Vs doing nothing",
+                f"vocals {reproduction['vocals_vs_nothing_db']:+.2f} dB over a quarter of the mixture as the vocal "
+                "estimate",
+            )
+        )
+    if reproduction.get("note"):
+        rows.append(("Measured", escape(reproduction["note"])))
     speed = raw.get("speed")
     if isinstance(speed, dict) and "seconds_1_thread" in speed:
         rows.append(

@@ -269,7 +269,7 @@ def status(cache: Path, model: str) -> dict:
         "songs_with_windows_labelled": int(sum(v[2] for v in by_package.values())),
         "window_minutes_labelled": round(sum(v[3] for v in by_package.values()), 1),
         "packages": {
-            k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1), "windows_labelled": round(v[3], 1)}
+            k: {"minutes": round(v[0], 1), "labelled": round(v[1], 1), "window_minutes_labelled": round(v[3], 1)}
             for k, v in by_package.items()
         },
     }

@@ -61,8 +61,12 @@ def render(card: dict) -> str:
             "## Validation (songs never trained on)",
             "",
             "Global SDR per song (uSDR, the MDX definition), median over validation songs, dB, at training "
-            f"step {metrics.get('step', '?')} ({metrics.get('training_seconds', 0) / 60:.0f} minutes into this "
-            "run):",
+            f"step {metrics.get('step', '?')}"
+            + (
+                f" ({metrics['training_seconds'] / 60:.0f} minutes into this run):"
+                if metrics.get("training_seconds")
+                else ":"
+            ),
             "",
             "| " + " | ".join(median) + " |",
             "|" + "---|" * len(median),

@@ -191,6 +191,18 @@ def vs_mixture(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> fl
     return round(statistics.median(differences), 2) if differences else None
 
 
+def card_metrics(row: Mapping[str, Any], sources: Sequence[str]) -> dict[str, Any]:
+    """The validation scores a research model's card shows (`stemdesk models`, the app's Models dock, its README)
+    from its row: the median uSDR of each stem it separates, and each song's."""
+    return {
+        "validation_usdr_median_db": {s: row["usdr"][s] for s in sources if s in row.get("usdr", {})},
+        "validation_usdr_per_song_db": {
+            song: {s: scores[s] for s in sources if s in scores}
+            for song, scores in row.get("usdr_per_song", {}).items()
+        },
+    }
+
+
 # The warm-up of a warm restart, in steps, unless the round says otherwise (benchmarks/reproduction.py --warmup-steps).
 WARMUP_STEPS = 50
 # A loss that fell less than this over the last quarter of its steps (before any final decay) had flattened.

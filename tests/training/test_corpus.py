@@ -234,6 +234,8 @@ def test_label_windows_cuts_and_labels_only_the_windows_training_takes(tmp_path)
     counts = status(cache, MODEL)
     assert counts["songs_with_windows_labelled"] == 2 and counts["window_minutes_labelled"] == round(100 / 60, 1)
     assert counts["packages"]["pkg"]["labelled"] == round(21 / 60, 1)
+    assert counts["packages"]["pkg"]["window_minutes_labelled"] == 1.0  # theme's three windows
+    assert counts["packages"]["fof"]["window_minutes_labelled"] == round(40 / 60, 1)  # song's two
 
 
 def _children(pid: int, pattern: str) -> list[int]:

@@ -188,3 +188,47 @@ def test_a_claim_between_two_systems_that_do_not_separate_is_not_tested():
     separating = row("pretet-unet-augmented", [3.0] * 12, ("vocals", "accompaniment"))  # one separates: judged
     rows = {r["system"]: r for r in (mix, plain, separating)}
     assert judge(claim("pretet-unet-augmented", "pretet-unet"), rows, 0.05).verdict == "disagrees"
+
+
+def test_a_research_models_card_gets_its_scores_and_its_note_from_its_row(tmp_path, monkeypatch):
+    """benchmarks/reproduction.py writes a scored system's validation scores and its below-the-bar note into its
+    model's card, so `stemdesk models`, the app's Models dock and the card's README show how well it separates."""
+    import importlib.util
+
+    from conftest import REPO
+    from helpers import run, small_estimator
+
+    from stemdesk.io.model_store import read_card, save_model
+
+    spec = importlib.util.spec_from_file_location("reproduction_benchmark", REPO / "benchmarks" / "reproduction.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    folder = tmp_path / "repro-mine"
+    card = {"purpose": "research", "metrics": {"validation_usdr_median_db": {}, "step": 120, "training_seconds": 0}}
+    save_model(folder, "repro-mine", small_estimator("band_mlp"), card)
+    mix = row("oracle_mix", [1.0] * 12, (*FOUR, "accompaniment"))
+    poor = row("repro-mine", [2.0] * 12, (*FOUR, "accompaniment"), steps=120)
+
+    benchmark.write_note(folder, poor, mix, 4, [])
+    written = read_card(folder).raw
+    assert written["metrics"]["validation_usdr_median_db"] == dict.fromkeys(FOUR, 2.0)  # its stems only
+    assert written["metrics"]["validation_usdr_per_song_db"]["song3"] == dict.fromkeys(FOUR, 2.0)
+    assert written["metrics"]["step"] == 120  # what the card had stays
+    assert written["reproduction"]["vocals_vs_nothing_db"] == 1.0
+    readme = (folder / "README.md").read_text()
+    assert "| 2.00 | 2.00 | 2.00 | 2.00 |" in readme and "at training step 120:" in readme
+    assert "+1.00 dB over doing nothing" in readme
+
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path))
+    code, out, _ = run("models")
+    listed = out.split("repro-mine:", 1)[1].split("\n\n", 1)[0]
+    assert code == 0 and "validation uSDR (dB): vocals 2.0, drums 2.0, bass 2.0, other 2.0" in listed
+    assert "vocals +1.00 dB over doing nothing (a quarter of the mixture); below the bar" in listed
+
+    good = row("repro-mine", [4.5] * 12, (*FOUR, "accompaniment"), steps=120)
+    benchmark.write_note(folder, good, mix, 4, [])  # scored again: it clears the bar, so no note
+    assert read_card(folder).raw["reproduction"]["note"] is None
+    _, out, _ = run("models")
+    listed = out.split("repro-mine:", 1)[1].split("\n\n", 1)[0]
+    assert "vocals +3.50 dB over doing nothing (a quarter of the mixture)\n" in listed + "\n"
+    assert "below the bar" not in listed
