@@ -193,8 +193,10 @@ def vs_mixture(row: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> fl
 
 def card_metrics(row: Mapping[str, Any], sources: Sequence[str]) -> dict[str, Any]:
     """The validation scores a research model's card shows (`stemdesk models`, the app's Models dock, its README)
-    from its row: the median uSDR of each stem it separates, and each song's."""
+    from its row: the median uSDR of each stem it separates, and each song's, after its training's steps (over every
+    run, as its budget counts them)."""
     return {
+        **({"step": row["steps"]} if row.get("steps") else {}),
         "validation_usdr_median_db": {s: row["usdr"][s] for s in sources if s in row.get("usdr", {})},
         "validation_usdr_per_song_db": {
             song: {s: scores[s] for s in sources if s in scores}

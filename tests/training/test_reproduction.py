@@ -204,7 +204,7 @@ def test_a_research_models_card_gets_its_scores_and_its_note_from_its_row(tmp_pa
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     folder = tmp_path / "repro-mine"
-    card = {"purpose": "research", "metrics": {"validation_usdr_median_db": {}, "step": 120, "training_seconds": 0}}
+    card = {"purpose": "research", "metrics": {"validation_usdr_median_db": {}, "step": 50, "training_seconds": 0}}
     save_model(folder, "repro-mine", small_estimator("band_mlp"), card)
     mix = row("oracle_mix", [1.0] * 12, (*FOUR, "accompaniment"))
     poor = row("repro-mine", [2.0] * 12, (*FOUR, "accompaniment"), steps=120)
@@ -213,7 +213,8 @@ def test_a_research_models_card_gets_its_scores_and_its_note_from_its_row(tmp_pa
     written = read_card(folder).raw
     assert written["metrics"]["validation_usdr_median_db"] == dict.fromkeys(FOUR, 2.0)  # its stems only
     assert written["metrics"]["validation_usdr_per_song_db"]["song3"] == dict.fromkeys(FOUR, 2.0)
-    assert written["metrics"]["step"] == 120  # what the card had stays
+    assert written["metrics"]["step"] == 120  # the steps of its whole budget (the last run took 50)
+    assert written["metrics"]["training_seconds"] == 0  # what else the card had stays
     assert written["reproduction"]["vocals_vs_nothing_db"] == 1.0
     readme = (folder / "README.md").read_text()
     assert "| 2.00 | 2.00 | 2.00 | 2.00 |" in readme and "at training step 120:" in readme
