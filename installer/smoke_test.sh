@@ -55,8 +55,12 @@ PY
     || { cat "$work/cli.err" >&2; fail "separate failed"; }
 "$exe" nullcheck "$work/song.wav" "$work/out/song" > "$work/null.json" || fail "the stems do not null"
 grep -q '"bit_exact": true' "$work/null.json" || fail "the stems are not bit-exact"
-"$exe" models | grep -q stemdesk-4stem || fail "the default model is missing"
-"$exe" plugins | grep -q "loudness (stemdesk-loudness): loaded" || fail "the first-party plugin did not load"
+# Into files, then grep: `grep -q` in a pipe stops reading at its first match, and under pipefail the listing's
+# broken pipe would fail the test once the listing outgrows one write.
+"$exe" models > "$work/models.out" || fail "stemdesk models failed"
+grep -q "^stemdesk-4stem (default)" "$work/models.out" || fail "the default model is missing"
+"$exe" plugins > "$work/plugins.out" || fail "stemdesk plugins failed"
+grep -q "loudness (stemdesk-loudness): loaded" "$work/plugins.out" || fail "the first-party plugin did not load"
 ! grep -E "$bad" "$work/cli.err" || fail "errors in the CLI"
 echo "cli: $(head -1 "$work/cli.out")"
 echo "null: $(cat "$work/null.json" | cut -c1-120)"
