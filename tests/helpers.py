@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,16 @@ from stemdesk.export.stems import StemsWriter
 from stemdesk.io.formats import OutputFormat
 
 STEM_NAMES, STEM_RATE = ["vocals", "drums", "bass", "other"], 44100
+
+
+def script_module(path: Path, name: str):
+    """A script that is not a package module (a benchmark, the reliability cases), imported from its path and
+    registered in sys.modules, where dataclasses look their module up."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def song(seconds: float = 3.0, rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:

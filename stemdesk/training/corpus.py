@@ -556,7 +556,7 @@ def load_labelled(
             start, part = decoded_windows[i]
             usable = []
             for s, name in enumerate(sources):
-                level = 10 * math.log10(_energy(part[s].astype(np.float32)) / energy[i] + 1e-20)
+                level = 10 * math.log10(_energy(part[s]) / energy[i] + 1e-20)
                 unsure = FAINT_DB[0] < level < FAINT_DB[1]
                 usable.append(not unsure and (targets is None or name in targets))
                 if unsure:

@@ -3,17 +3,14 @@ and project files, kill -9 mid-write, and 20 queued jobs cancelled and re-queued
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import script_module
 
 SCRIPT = Path(__file__).with_name("cases.py")
-_spec = importlib.util.spec_from_file_location("stemdesk_reliability", SCRIPT)
-reliability = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = reliability  # dataclasses look their module up here
-_spec.loader.exec_module(reliability)
+reliability = script_module(SCRIPT, "stemdesk_reliability")
 
 CASES = reliability.all_cases()
 # the cases that run whole processes, models or installs: `-m "not slow"` leaves them out of the inner loop

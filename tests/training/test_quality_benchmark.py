@@ -3,7 +3,6 @@ which a changed song or other weights do not hit, and the section it writes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,17 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quality_benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
+    return script_module(ROOT / "benchmarks" / "quality.py", "quality_benchmark")
 
 
 def write_song(folder: Path, seed: int, bass: bool = True) -> Path:

@@ -193,16 +193,12 @@ def test_a_claim_between_two_systems_that_do_not_separate_is_not_tested():
 def test_a_research_models_card_gets_its_scores_and_its_note_from_its_row(tmp_path, monkeypatch):
     """benchmarks/reproduction.py writes a scored system's validation scores and its below-the-bar note into its
     model's card, so `stemdesk models`, the app's Models dock and the card's README show how well it separates."""
-    import importlib.util
-
     from conftest import REPO
-    from helpers import run, small_estimator
+    from helpers import run, script_module, small_estimator
 
     from stemdesk.io.model_store import read_card, save_model
 
-    spec = importlib.util.spec_from_file_location("reproduction_benchmark", REPO / "benchmarks" / "reproduction.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = script_module(REPO / "benchmarks" / "reproduction.py", "reproduction_benchmark")
     folder = tmp_path / "repro-mine"
     card = {"purpose": "research", "metrics": {"validation_usdr_median_db": {}, "step": 50, "training_seconds": 0}}
     save_model(folder, "repro-mine", small_estimator("band_mlp"), card)
