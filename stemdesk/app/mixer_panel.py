@@ -304,6 +304,7 @@ class MixerPanel(QWidget):
         self.tempo.setRange(round(TEMPO_RANGE[0] * 100), round(TEMPO_RANGE[1] * 100))
         self.tempo.setSuffix(" %")
         self.tempo.setToolTip("Tempo in percent of the song's; the key stays")
+        self.tempo.setValue(100)  # the song's own tempo until a mix is shown (not the range's lowest)
         self.tempo.valueChanged.connect(lambda v: self.edit("master/tempo", v / 100))
         keys.addWidget(self.tempo)
         self.key_reset = QPushButton("Original key and tempo")

@@ -1006,9 +1006,10 @@ def test_mix_source_plays_another_key_and_tempo_in_device_blocks_and_the_playhea
 def test_the_key_and_tempo_controls_change_what_plays_and_what_is_bounced(qtbot, window, tmp_path):
     """The mixer's Key and Tempo boxes, used with the keyboard: the player's render moves to the new key at the new
     tempo, Export mix… bounces the same, one undo step per control, and the reset button goes back to the song's."""
+    key, tempo = window.mixer.key, window.mixer.tempo
+    assert key.text() == "0 st" and tempo.text() == "100 %"  # before any song: the song's own, not the lowest
     window.open_song(sine_song(tmp_path))
     separate(qtbot, window)
-    key, tempo = window.mixer.key, window.mixer.tempo
     assert key.text() == "0 st" and tempo.text() == "100 %" and not window.mixer.key_reset.isEnabled()
     key.setFocus()
     for _ in range(3):
