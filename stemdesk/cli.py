@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ from .mixer.mix import PRESETS
 from .training.options import add_teacher_options
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a tool that SIGPIPE ended (128 + 13): `stemdesk models | head`
 MODEL_HELP = (
     f"model id (default {DEFAULT_MODEL}; see `stemdesk models`), or an ensemble that averages several: A+B, "
     "or A*2+B to weigh A twice"
@@ -942,6 +945,82 @@ def _print_model(card, out: TextIO) -> None:
     print(f"    {card.folder}", file=out)
 
 
+def reader_gone(stream: TextIO) -> bool:
+    """True when ``stream`` is the write end of a pipe or socket whose reader has gone (its poll reports an error
+    or hang-up): a broken pipe of our own output, not one of a tool we run (ffmpeg, a worker) or of a file."""
+    poll = getattr(select, "poll", None)  # not on Windows: there a broken pipe stays an error message
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if poll is None:
+        return False
+    poller = poll()
+    poller.register(fd, 0)  # error and hang-up are reported whatever is asked for
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def quiet_broken_pipe(out: TextIO) -> int:
+    """The reader of our output went away (`stemdesk models | head -1`): nothing to say, as for any Unix tool. The
+    output's file descriptor now leads to the null device, so the interpreter's last flush does not fail again
+    ("Exception ignored ... BrokenPipeError", exit 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, out.fileno())
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _run_command(args: argparse.Namespace, plugins: list, out: TextIO, err: TextIO) -> int:
+    """Every command but the app's; main turns what they raise into messages and exit codes."""
+    if args.command == "separate":
+        return _separate(args.inputs, args, out)
+    if args.command == "demo":
+        from .io.demo import make_demo
+
+        song = make_demo()
+        credits = song.with_suffix(".txt")
+        about = credits.read_text(encoding="utf-8").strip() if credits.is_file() else "synthesised by StemDesk"
+        print(f"Demo song: {song} ({about})", file=out)
+        return _separate([song], args, out)
+    if args.command == "nullcheck":
+        return _nullcheck(args, out)
+    if args.command == "plugins":
+        for plugin in plugins:
+            state = "loaded: " + (", ".join(plugin.provides) or "nothing") if plugin.loaded else "DISABLED"
+            print(f"{plugin.name} ({plugin.distribution or plugin.target}): {state}", file=out)
+        if not plugins:
+            print("No plugins installed.", file=out)
+        return 0
+    if args.command == "midi":
+        from .mixer.midi import MidiMap, input_names, mappings_path
+
+        ports = input_names()
+        print(
+            "MIDI inputs: " + (", ".join(ports) if ports else "none (connect a controller, or start JACK)"),
+            file=out,
+        )
+        bindings = MidiMap.load().bindings
+        print(f"Mappings ({mappings_path()}):", file=out)
+        for (channel, cc), control in sorted(bindings.items()):
+            print(f"  channel {channel + 1} CC {cc} -> {control}", file=out)
+        return 0
+    if args.command == "remix":
+        return _remix(args, out)
+    if args.command == "export":
+        return _export(args, out)
+    if args.command == "models":
+        return _models(args, out, err)
+    if args.command == "batch":
+        return _batch(args, out, err)
+    if args.command == "check-data":
+        return _check_data(args, out)
+    if args.command == "train":
+        return _train(args, out, err)
+    raise AssertionError(f"no command {args.command!r}")  # the parser only offers the commands above
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     from .plugins import load_plugins
@@ -972,50 +1051,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return EXIT_ERROR
         return run(args.files, registry=registry)
     try:
-        if args.command == "separate":
-            return _separate(args.inputs, args, out)
-        if args.command == "demo":
-            from .io.demo import make_demo
-
-            song = make_demo()
-            credits = song.with_suffix(".txt")
-            about = credits.read_text(encoding="utf-8").strip() if credits.is_file() else "synthesised by StemDesk"
-            print(f"Demo song: {song} ({about})", file=out)
-            return _separate([song], args, out)
-        if args.command == "nullcheck":
-            return _nullcheck(args, out)
-        if args.command == "plugins":
-            for plugin in plugins:
-                state = "loaded: " + (", ".join(plugin.provides) or "nothing") if plugin.loaded else "DISABLED"
-                print(f"{plugin.name} ({plugin.distribution or plugin.target}): {state}", file=out)
-            if not plugins:
-                print("No plugins installed.", file=out)
-            return 0
-        if args.command == "midi":
-            from .mixer.midi import MidiMap, input_names, mappings_path
-
-            ports = input_names()
-            print(
-                "MIDI inputs: " + (", ".join(ports) if ports else "none (connect a controller, or start JACK)"),
-                file=out,
-            )
-            bindings = MidiMap.load().bindings
-            print(f"Mappings ({mappings_path()}):", file=out)
-            for (channel, cc), control in sorted(bindings.items()):
-                print(f"  channel {channel + 1} CC {cc} -> {control}", file=out)
-            return 0
-        if args.command == "remix":
-            return _remix(args, out)
-        if args.command == "export":
-            return _export(args, out)
-        if args.command == "models":
-            return _models(args, out, err)
-        if args.command == "batch":
-            return _batch(args, out, err)
-        if args.command == "check-data":
-            return _check_data(args, out)
-        if args.command == "train":
-            return _train(args, out, err)
+        code = _run_command(args, plugins, out, err)
+        out.flush()  # here, not at exit: a reader gone away (`stemdesk models | head -1`) is handled below
+        return code
     except Cancelled:
         return EXIT_CANCELLED
     except KeyboardInterrupt:
@@ -1032,6 +1070,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         print("stemdesk: out of memory. Use a smaller --segment (for example 10) or close other programs.", file=err)
         return EXIT_ERROR
     except OSError as error:
+        if isinstance(error, BrokenPipeError) and reader_gone(out):
+            return quiet_broken_pipe(out)
         if args.debug:
             raise
         if error.filename:
@@ -1039,8 +1079,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         else:
             print(f"stemdesk: {error.strerror or error}.", file=err)
         return EXIT_ERROR
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":

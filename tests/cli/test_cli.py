@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import pickle
 import shutil
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +17,7 @@ import soundfile as sf
 from conftest import REPO
 from helpers import assert_stems_null, probe_streams, run, stem_box
 
-from stemdesk.cli import EXIT_ERROR, EXIT_NULL
+from stemdesk.cli import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_NULL
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled, ModelError
 from stemdesk.io.formats import OutputFormat
@@ -243,6 +247,41 @@ def test_cancel_leaves_no_file(tmp_path, song_file):
 def test_models_lists_the_tiny_model():
     code, out, _ = run("models")
     assert code == 0 and TINY in out and "stemdesk-4stem" in out
+
+
+def test_a_reader_that_goes_away_ends_the_listing_quietly():
+    """`stemdesk models | head -1`: the pipe's reader is gone before the listing is written. The command says
+    nothing and exits as a tool that SIGPIPE ended would (141), not with a traceback and 120."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before anything is written: the first write or flush is refused
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "stemdesk", "models"], stdout=write_end, stderr=subprocess.PIPE, timeout=120
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == EXIT_BROKEN_PIPE, done.stderr.decode()
+    assert done.stderr.decode() == ""
+
+
+def test_a_broken_pipe_that_is_not_our_output_is_still_an_error(monkeypatch):
+    """A tool StemDesk runs (ffmpeg, a worker) can break a pipe too: while the output's own reader is there, that
+    is an error with a message, not a quiet exit."""
+    import stemdesk.cli as cli
+
+    def broken(*_):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_models", broken)
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as out, os.fdopen(read_end) as reader:
+        err = io.StringIO()
+        code = cli.main(["models"], out=out, err=err)
+        out.write("still open\n")
+        out.flush()
+        assert reader.readline() == "still open\n"
+    assert code == EXIT_ERROR
+    assert "Broken pipe" in err.getvalue()
 
 
 def copy_model(tmp_path, monkeypatch):
