@@ -20,7 +20,7 @@ from typing import TextIO
 
 from . import __version__
 from .core.chunker import DEFAULT_SEGMENT_SECONDS
-from .core.device import DEVICES
+from .core.device import DEVICES, resolve_device
 from .core.errors import Cancelled, StemDeskError
 from .export.session import exporters_of
 from .io.audio import READABLE
@@ -212,6 +212,12 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     batch.add_argument("--retries", type=int, default=1, help="attempts after the first for a failing song")
     batch.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto' or host:port)")
     batch.add_argument("--gpus-per-worker", type=float, default=0.0)
+    batch.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where each worker runs the model (auto: a GPU when the worker has one, else the CPU)",
+    )
 
     check = commands.add_parser(
         "check-data",
@@ -599,8 +605,11 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         bit_depth=args.bit_depth,
         segment=args.segment,
         threads=args.threads_per_worker,
+        device=args.device,
     )
     OutputFormat.parse(args.format, args.bit_depth)  # refuse impossible formats before starting workers
+    if not args.ray:  # local workers have this machine's devices (a Ray cluster's may have others)
+        resolve_device(args.device)
     tty = err.isatty()
 
     def show(event: dict) -> None:

@@ -44,9 +44,13 @@ class BatchSettings:
     bit_depth: str | None = None
     segment: float = DEFAULT_SEGMENT_SECONDS
     threads: int = 1
+    # Where each worker runs its model: "auto" is a GPU when the worker has one (a Ray actor sees only the GPUs it
+    # was given), else the CPU.
+    device: str = "auto"
 
     def key(self) -> dict:
-        """What must match for a previous result to count: everything that changes the bytes written."""
+        """What must match for a previous result to count: everything that changes the bytes written. Not the
+        device: a GPU's stems differ from the CPU's in float rounding only, and both null exactly."""
         fmt = OutputFormat.parse(self.format, self.bit_depth)
         return {"model": self.model, "format": fmt.name, "depth": fmt.depth, "segment": self.segment}
 
@@ -110,7 +114,7 @@ class SongWorker:
         tune_allocator()
         set_threads(settings.threads)
         self.settings = settings
-        self.engine = SeparationEngine(settings.model, "cpu")
+        self.engine = SeparationEngine(settings.model, settings.device)
         self.options = SeparateOptions(
             model=settings.model,
             format=OutputFormat.parse(settings.format, settings.bit_depth),
@@ -127,6 +131,7 @@ class SongWorker:
             "weights_sha256": self.engine.card.weights_sha256,
             "settings": self.settings.key(),
             "worker": f"{os.uname().nodename}:{os.getpid()}",
+            "device": str(self.engine.device),
         }
         try:
             result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)

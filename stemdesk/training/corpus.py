@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stemdesk.core.device import DEVICES
 from stemdesk.core.errors import AudioError, StemDeskError
 from stemdesk.core.resample import resample
 from stemdesk.io.atomic import atomic_folder, atomic_path, atomic_write_bytes
@@ -193,10 +194,12 @@ def label(
     packages: Sequence[str] | None = None,
     workers: int = 1,
     windows: int = 0,
+    device: str = "auto",
 ) -> int:
     """Label the songs of `to_label` not labelled yet, through `stemdesk batch` (resumable): ``workers``
-    processes of ``threads`` threads each. ``windows``: label that many 20-second windows of each song not
-    labelled whole (`cut_windows`) instead of whole songs (0)."""
+    processes of ``threads`` threads each, the teacher on ``device`` (auto: a GPU when there is one).
+    ``windows``: label that many 20-second windows of each song not labelled whole (`cut_windows`) instead of
+    whole songs (0)."""
     rows = to_label(cache, packages)
     paths = [row["path"] for row in rows]
     if windows:
@@ -225,6 +228,8 @@ def label(
         str(workers),
         "--threads-per-worker",
         str(threads),
+        "--device",
+        device,
     ]
     print(" ".join(command), flush=True)
     return _call(command)
@@ -742,6 +747,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads of each labelling process")
     parser.add_argument("--workers", type=int, default=1, help="labelling processes (one per free core)")
     parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where the teacher runs (auto: a GPU when there is one, else the CPU)",
+    )
+    parser.add_argument(
         "--windows",
         type=int,
         default=0,
@@ -767,11 +778,11 @@ def _act(args: argparse.Namespace, packages: list[str], chosen: list[str] | None
     if args.action == "rebuild":
         shutil.rmtree(args.cache, ignore_errors=True)
         fetch(args.cache, packages)
-        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers, args.windows))
+        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers, args.windows, args.device))
     if args.action == "fetch":
         fetch(args.cache, packages)
     if args.action == "label":
-        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers, args.windows))
+        sys.exit(label(args.cache, args.model, args.threads, chosen, args.workers, args.windows, args.device))
     print(json.dumps(status(args.cache, args.model), indent=1))
 
 

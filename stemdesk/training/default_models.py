@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from stemdesk.core.device import DEVICES, resolve_device
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import build_estimator
 from stemdesk.io.model_store import int8_threshold, load_estimator, read_card, save_variant
@@ -253,6 +254,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=cache_dir() / "runs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where it trains (auto: a GPU when there is one, else the CPU with --threads threads)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=ROOT / "models",
@@ -343,6 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.minutes is not None:
         config.minutes = args.minutes
     config.threads = args.threads
+    try:  # before minutes of loading songs
+        resolve_device(args.device)
+    except StemDeskError as error:
+        parser.error(f"--device: {error}")
+    config.device = args.device
     fresh_second = False
     if args.second_hidden is not None or args.second_layers is not None:
         if args.model != "stemdesk-4stem" or args.continue_from or args.compose:

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from helpers import alive, song
 
 from stemdesk.cli import main
+from stemdesk.core.device import resolve_device
 from stemdesk.core.errors import StemDeskError
 from stemdesk.jobs.batch import MANIFEST, BatchSettings, run_batch
 
@@ -55,6 +57,7 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
     )
     for record in records(out):
         assert record["status"] == "done" and record["null"]["bit_exact"]
+        assert record["device"] == str(resolve_device("auto"))  # where the worker's model ran
         for output in record["outputs"]:
             assert len(output["sha256"]) == 64
     # Byte-identical to the single-song command.
@@ -309,6 +312,18 @@ def test_htdemucs_on_a_ray_cluster_writes_what_separate_writes(installed, tmp_pa
             assert (tmp_path / "ray" / name / f"{stem}.wav").read_bytes() == (
                 tmp_path / "cli" / name / f"{stem}.wav"
             ).read_bytes()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the GPU the test asks for")
+def test_asking_for_a_gpu_this_machine_lacks_is_said_before_any_worker_starts(catalog, tmp_path):
+    err = io.StringIO()
+    out = tmp_path / "out"
+    code = main(
+        ["batch", str(catalog), "-o", str(out), "--model", "tiny-4stem", "--device", "cuda"], io.StringIO(), err
+    )
+    assert code == 1
+    assert "no CUDA GPU" in err.getvalue() and "--device cpu" in err.getvalue()
+    assert not out.exists()
 
 
 def test_an_unreachable_ray_cluster_is_said_plainly_and_at_once(catalog, tmp_path):

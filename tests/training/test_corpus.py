@@ -137,6 +137,7 @@ def test_a_teacher_share_out_of_range_is_refused_before_anything_loads(tmp_path)
 def test_label_runs_the_teacher_on_the_packages_asked_for_and_not_on_a_song_s_separate_guitar(tmp_path):
     """A Frets on Fire song is song.ogg plus its real guitar.ogg (added to the teacher's "other" of the song when
     loading): the guitar is not labelled itself, and a package not asked for is left alone."""
+    from stemdesk.core.device import resolve_device
     from stemdesk.training.corpus import label, to_label, write_manifest
 
     cache, folders = fetched_cache(tmp_path, "other-pkg")
@@ -154,6 +155,7 @@ def test_label_runs_the_teacher_on_the_packages_asked_for_and_not_on_a_song_s_se
         json.loads(line) for line in (labels_dir(cache, MODEL) / "stemdesk-batch.jsonl").read_text().splitlines()
     ]
     assert [(r["relative"], r["status"]) for r in records] == [("audio/fof/music/songs/tune/song", "done")]
+    assert records[0]["device"] == str(resolve_device("auto"))  # the teacher on a GPU when there is one
     stems = labels_dir(cache, MODEL) / "audio" / "fof" / "music" / "songs" / "tune" / "song"
     assert {p.name for p in stems.glob("*.flac")} == {"vocals.flac", "drums.flac", "bass.flac", "other.flac"}
     assert not (stems.parent / "guitar").exists()

@@ -609,3 +609,13 @@ def test_the_early_stop_option_is_checked_before_any_song_is_loaded(capsys):
     with pytest.raises(SystemExit):
         main(["stemdesk-4stem", "--early-stop", "-1"])
     assert "--early-stop counts validations" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the GPU the test asks for")
+def test_a_gpu_this_machine_lacks_is_said_before_any_song_is_loaded(capsys, monkeypatch):
+    from stemdesk.training import default_models
+
+    monkeypatch.setattr(default_models, "load_songs", lambda *_: pytest.fail("songs were loaded first"))
+    with pytest.raises(SystemExit):
+        default_models.main(["stemdesk-4stem", "--device", "cuda"])
+    assert "--device: CUDA was requested but this machine has no CUDA GPU" in capsys.readouterr().err
