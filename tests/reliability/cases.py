@@ -122,8 +122,15 @@ def expect_separates(work: Path, song: Path, extra: list | None = None, check_nu
     stems = [folder / f"{s}.wav" for s in STEMS]
     info = sf.info(str(song))
     shapes = {(sf.info(str(p)).frames, sf.info(str(p)).channels, sf.info(str(p)).samplerate) for p in stems}
-    # an Ogg file is as long as what decodes, which its last page may overstate (and an MP3 with no frame count)
-    length = sf.read(str(song), always_2d=True)[0].shape[0] if song.suffix in (".ogg", ".mp3") else info.frames
+    # an Ogg file is as long as what decodes, which its last page may overstate; an MP3 with no frame count, as
+    # long as ffmpeg decodes it (libsndfile stops at the length it guesses from the first frame's bitrate)
+    length = (
+        sf.read(str(song), always_2d=True)[0].shape[0]
+        if song.suffix == ".ogg"
+        else _ffmpeg_frames(song, info.channels)
+        if song.suffix == ".mp3"
+        else info.frames
+    )
     expected_frames = length if not extra else None
     observed = f"exit 0; stems {sorted(shapes)[0]}"
     ok = len(shapes) == 1 and next(iter(shapes))[1:] == (info.channels, info.samplerate)
@@ -213,6 +220,31 @@ def audio_cases() -> list[Case]:
             write(w / "tagged.mp3", signal_(4.0), subtype="MPEG_LAYER_III", format="MP3")
         ),
         "ok: as long as what decodes; stems null bit-exact",
+    )
+    good(
+        "VBR MP3 with no frame count, longer than its first frame's bitrate suggests",  # libsndfile read 17 %
+        lambda w: _vbr_mp3_without_frame_count(w / "vbr.mp3"),
+        "ok: read whole (through ffmpeg); stems of its full length null bit-exact",
+    )
+
+    def vbr_without_ffmpeg(work: Path) -> Result:
+        song = _vbr_mp3_without_frame_count(work / "vbr.mp3")
+        (work / "bin").mkdir()
+        path = os.environ["PATH"]
+        os.environ["PATH"] = str(work / "bin")  # no ffmpeg on it
+        try:
+            return expect_error(
+                work, ["separate", song, "-o", work / "out", "--model", TINY], "needs ffmpeg", work / "out"
+            )
+        finally:
+            os.environ["PATH"] = path
+
+    cases.append(
+        Case(
+            "VBR MP3 with no frame count, and no ffmpeg to read it whole",
+            'error "... the MP3 reader sees only its first 2.33 s. Reading it whole needs ffmpeg ... Install it"; nothing written',
+            vbr_without_ffmpeg,
+        )
     )
     good(
         "FLAC data named .wav",
@@ -314,6 +346,37 @@ def _mp3_without_frame_count(path: Path) -> Path:
             decoded += block
     assert info.frames > decoded, (info.frames, decoded)  # the case is what it says
     return path
+
+
+def _vbr_mp3_without_frame_count(path: Path) -> Path:
+    """A variable-bitrate MP3 without its Xing frame (the frame that counts the others): 2 s of loud noise, then
+    10 s of a quiet tone. libsndfile estimates its length from the first frame's high bitrate, 2.33 s, and reads no
+    further; the whole file holds 12 s."""
+    rate = 44100
+    t = np.arange(12 * rate) / rate
+    noise = np.random.default_rng(0).standard_normal(t.size) * 0.3
+    loud_then_quiet = np.where(t < 2, noise, 0.05 * np.sin(2 * np.pi * 220 * t))
+    audio = np.stack([loud_then_quiet, 0.5 * loud_then_quiet], axis=1).astype(np.float32)
+    sf.write(
+        str(path), audio, rate, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.3
+    )
+    data = path.read_bytes()
+    first = int.from_bytes(data[:4], "big")
+    assert first >> 21 == 0x7FF, "the MP3 starts with a frame"  # no ID3v2 tag
+    bitrate = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)[(first >> 12) & 15] * 1000
+    length = 144 * bitrate // rate + ((first >> 9) & 1)  # MPEG-1 Layer III at 44.1 kHz
+    assert b"Xing" in data[:length] or b"Info" in data[:length]
+    path.write_bytes(data[length:])
+    assert sf.info(str(path)).frames < 3 * rate < _ffmpeg_frames(path, 2)  # the case is what it says
+    return path
+
+
+def _ffmpeg_frames(path: Path, channels: int) -> int:
+    """How many frames ffmpeg decodes from ``path``: a decoder other than libsndfile, to count what a file holds."""
+    done = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-"], capture_output=True, check=True
+    )
+    return len(done.stdout) // (4 * channels)
 
 
 def _two_hours(work: Path) -> Path:
