@@ -33,8 +33,8 @@ READ_FORMATS = {
     "OGG": "OGG",
     "AIFF": "AIFF",
 }
-READABLE = "WAV, FLAC, MP3, OGG and AIFF"
-AUDIO_SUFFIXES_READ = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
+READABLE = "WAV, FLAC, MP3, OGG (Vorbis or Opus) and AIFF"
+AUDIO_SUFFIXES_READ = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif")
 MIN_RATE, MAX_RATE = 8000, 384000
 
 

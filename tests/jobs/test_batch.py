@@ -91,6 +91,22 @@ def test_local_batch_matches_separate_and_resumes(catalog, tmp_path):
     assert (changed.done, changed.skipped) == (1, 2)
 
 
+def test_an_opus_file_in_a_catalog_is_separated_not_skipped(tmp_path):
+    """Opus (Ogg), as Debian ships warzone2100's music and many downloads come: libsndfile reads it, so the
+    catalog's discovery takes it like any other file, and its stems null."""
+    root = tmp_path / "catalog"
+    root.mkdir()
+    sf.write(str(root / "theme.opus"), song(2.0, rate=48000, seed=4), 48000, format="OGG", subtype="OPUS")
+    out = tmp_path / "out"
+    summary = run_batch(root, out, SETTINGS)
+    assert (summary.done, summary.failed, summary.skipped) == (1, 0, 0)
+    (record,) = records(out)
+    assert record["relative"] == "theme" and record["null"]["bit_exact"]
+    stems = sorted(p.name for p in (out / "theme").glob("*.wav"))
+    assert stems == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+    assert sf.info(str(out / "theme" / "vocals.wav")).frames == sf.info(str(root / "theme.opus")).frames
+
+
 def test_a_batch_separates_with_an_ensemble_as_separate_does(catalog, tmp_path):
     """The same model string as `stemdesk separate`: its members are checked before any worker starts, the stems
     are byte-identical to the single-song command's and null, and a changed weight does the song again."""
