@@ -35,6 +35,8 @@ from ..io.process import limit_threads
 from ..io.registry import Registry
 
 Progress = Callable[[dict], None]
+# Sample formats with more precision than float32 (libsndfile subtypes)
+WIDE_SUBTYPES = frozenset({"PCM_32", "DOUBLE"})
 
 
 @dataclass
@@ -255,11 +257,16 @@ class SeparationEngine:
         # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
         waiting: deque[torch.Tensor] = deque()
 
+        # The exact residual needs the mixture as the file holds it. float32 holds every sample of 8- to 24-bit PCM
+        # and of float32 files, not of 32-bit integers or float64: read at float32, those were rounded twice on the
+        # way to the stems' depth, and the null missed by one step at some samples. The model hears float32.
+        wide = info.subtype in WIDE_SUBTYPES
+
         def decoded() -> Iterator[torch.Tensor]:
-            for block in iter_blocks(info, start=start, frames=total):
+            for block in iter_blocks(info, start=start, frames=total, dtype="float64" if wide else "float32"):
                 tensor = torch.from_numpy(block)
                 waiting.append(tensor)
-                yield tensor
+                yield tensor.float() if wide else tensor
 
         def original(n: int) -> np.ndarray:
             parts, need = [], n

@@ -247,6 +247,16 @@ def audio_cases() -> list[Case]:
         )
     )
     good(
+        "32-bit integer WAV whose samples float32 cannot hold",
+        lambda w: write(w / "int32.wav", _fine(signal_()), subtype="PCM_32"),
+        "ok; 16-bit stems null bit-exact (the mixture is read at its own precision for the exact residual)",
+    )
+    good(
+        "64-bit float WAV whose samples float32 cannot hold",
+        lambda w: write(w / "double.wav", _fine(signal_()), subtype="DOUBLE"),
+        "ok; 16-bit stems null bit-exact",
+    )
+    good(
         "FLAC data named .wav",
         lambda w: write(w / "flac.wav", signal_(), format="FLAC"),
         "ok (read by content); stems null bit-exact",
@@ -346,6 +356,12 @@ def _mp3_without_frame_count(path: Path) -> Path:
             decoded += block
     assert info.frames > decoded, (info.frames, decoded)  # the case is what it says
     return path
+
+
+def _fine(audio: np.ndarray) -> np.ndarray:
+    """``audio`` in float64 with a tiny noise below float32's precision, so that its samples use all of a 32-bit
+    integer's bits or a float64's, as a mix rendered at 64 bits does."""
+    return audio.astype(np.float64) + np.random.default_rng(7).uniform(-1e-8, 1e-8, audio.shape)
 
 
 def _vbr_mp3_without_frame_count(path: Path) -> Path:
