@@ -470,7 +470,7 @@ def _pair(text: str) -> tuple[float, float]:
     return a, b
 
 
-def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> int:
+def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .io.process import tune_allocator
     from .jobs.hardware import default_threads
     from .jobs.separate import SeparateOptions
@@ -497,6 +497,7 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
     )
     engines = tasks.Engines(args.registry)
     extras = tasks.Extras(args.instrumental, args.session)
+    unnulled = []  # songs whose written stems failed their null check: the stems stay, the exit code says so
     for path, folder in zip(inputs, folders):
         made = tasks.separate(engines, path, folder, options, extras, threads=threads).run(ProgressBar(path.name))
         result = made.result
@@ -514,7 +515,12 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO) -> 
                 f"certificate {result.certificate}",
                 file=out,
             )
+            if not result.null.passed:
+                unnulled.append(path.name)
         _print_extras(made.instrumental, made.sessions, out)
+    if unnulled:
+        print(f"stemdesk: the stems of {', '.join(unnulled)} do not null (see the certificate).", file=err)
+        return EXIT_NULL
     return 0
 
 
@@ -984,7 +990,7 @@ def quiet_broken_pipe(out: TextIO) -> int:
 def _run_command(args: argparse.Namespace, plugins: list, out: TextIO, err: TextIO) -> int:
     """Every command but the app's; main turns what they raise into messages and exit codes."""
     if args.command == "separate":
-        return _separate(args.inputs, args, out)
+        return _separate(args.inputs, args, out, err)
     if args.command == "demo":
         from .io.demo import make_demo
 
@@ -992,7 +998,7 @@ def _run_command(args: argparse.Namespace, plugins: list, out: TextIO, err: Text
         credits = song.with_suffix(".txt")
         about = credits.read_text(encoding="utf-8").strip() if credits.is_file() else "synthesised by StemDesk"
         print(f"Demo song: {song} ({about})", file=out)
-        return _separate([song], args, out)
+        return _separate([song], args, out, err)
     if args.command == "nullcheck":
         return _nullcheck(args, out)
     if args.command == "plugins":

@@ -175,6 +175,25 @@ def test_mp3_input_is_read_sample_exact(tmp_path, song_file):
     assert json.loads(run("nullcheck", mp3, *paths)[1])["bit_exact"]
 
 
+def test_separate_exits_3_when_its_stems_do_not_null(tmp_path, song_file, monkeypatch):
+    """The stems are written and the certificate says FAILED; a script must not take that for success."""
+    import stemdesk.export.stems as stems_module
+
+    exact = stems_module.integer_stems
+
+    def one_step_off(stems, mix, bits):
+        ints = exact(stems, mix, bits)
+        ints[0, :, ::1000] += 1  # the bug this guards against: a residual one step off here and there
+        return ints
+
+    monkeypatch.setattr(stems_module, "integer_stems", one_step_off)
+    song = song_file("s.wav")
+    code, out, err = run("separate", song, "-o", tmp_path / "o", "--model", TINY, "--bit-depth", "16")
+    assert code == EXIT_NULL
+    assert "null-sum check: FAILED" in out and "the stems of s.wav do not null" in err
+    assert all((tmp_path / "o" / "s" / f"{s}.wav").is_file() for s in STEMS)
+
+
 def test_nullcheck_exit_code_when_stems_do_not_null(tmp_path, song_file):
     song = song_file("m.wav")
     other = song_file("n.wav", seed=5)
