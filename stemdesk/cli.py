@@ -515,6 +515,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err
                 f"certificate {result.certificate}",
                 file=out,
             )
+            if result.null.clipping:
+                print(f"  warning: {result.null.clipping}", file=out)
             if not result.null.passed:
                 unnulled.append(path.name)
         _print_extras(made.instrumental, made.sessions, out)

@@ -63,11 +63,12 @@ def summary(null: NullResult | None, check: Recheck | None) -> tuple[str, bool]:
     if null is None:
         return "Not checked: these stems have no certificate to read.", False
     where = f"residual peak {_db(null.peak_dbfs)} dBFS, RMS {_db(null.rms_dbfs)} dBFS"
+    clipping = f" Warning: {null.clipping}." if null.clipping else ""
     if check is None or not check.measured:
         source = "the files are the ones it hashed" if check is not None else "measured on the files as written"
-        return f"Certificate: {null.verdict} ({where}); {source}.", null.passed
+        return f"Certificate: {null.verdict} ({where}); {source}.{clipping}", null.passed
     if check.certified is None:
-        return f"No certificate: measured on the files as they are, {null.verdict} ({where}).", null.passed
+        return f"No certificate: measured on the files as they are, {null.verdict} ({where}).{clipping}", null.passed
     text = f"Checked again: {null.verdict} ({where})."
     if check.changed:
         files = ", ".join(check.changed)
@@ -78,7 +79,7 @@ def summary(null: NullResult | None, check: Recheck | None) -> tuple[str, bool]:
             text += " The residual is their edits together; it cannot be split between them."
     if check.song_changed:
         text += " The song's file changed too: the stems are measured against the song as it is now."
-    return text, null.passed
+    return text + clipping, null.passed
 
 
 class NullPanel(QWidget):

@@ -670,8 +670,14 @@ class MainWindow(QMainWindow):
             return
         peak = null.peak_dbfs
         changed = f"; {', '.join(check.changed)} changed" if check is not None and check.changed else ""
-        self.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict}{changed})")
-        self.null_label.setStyleSheet("color: #5cb85c;" if null.passed else "color: #e0625e;")
+        clips = f"; the song clips at {null.domain[3:]}-bit" if null.clipped else ""
+        self.null_label.setText(
+            f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict}{changed}{clips})"
+        )
+        self.null_label.setToolTip(null.clipping or "")
+        # green: the stems null; amber: they do, but their depth clipped the song; red: they do not
+        colour = "#e0625e" if not null.passed else "#e0a040" if null.clipped else "#5cb85c"
+        self.null_label.setStyleSheet(f"color: {colour};")
 
     def _show_null_views(self, live: LiveNull | None = None) -> None:
         """Each stem's header mark and the Null dock, from the last check and (while playing) the live null: a stem's

@@ -33,9 +33,23 @@ class NullResult:
     frames: int
     energy_share: dict[str, float] = field(default_factory=dict)  # stem -> its share of Σ stem energies
     worst_regions: list[dict] = field(default_factory=list)  # loudest residual windows, loudest first
+    # PCM stems: samples of the mixture beyond the depth's full scale (a float or lossy song mastered hot). The stems
+    # add up to the mixture quantised, which clips there: their null is exact, and the song's peaks are not in them.
+    clipped: int = 0
+    mixture_peak_dbfs: float | None = None  # the mixture's peak, when it clips
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def clipping(self) -> str | None:
+        """What the stems' depth cut from the song, in words, or None when it cut nothing."""
+        if not self.clipped:
+            return None
+        return (
+            f"the song peaks at {self.mixture_peak_dbfs:+.1f} dBFS, above what {self.domain[3:]}-bit stems hold: "
+            f"{self.clipped} samples clip, so the stems add up to the song clipped there (32-bit float stems keep it)"
+        )
 
     @property
     def verdict(self) -> str:
@@ -113,6 +127,7 @@ def null_residual(
     region_peak = np.zeros(-(-total_frames // region))
     stem_energy = np.zeros(len(infos))
     peak, energy, mix_energy = 0.0, 0.0, 0.0
+    clipped, mix_peak = 0, 0.0
     readers: list[AudioReader] = []
     try:
         for info in [mix_info, *infos]:
@@ -130,7 +145,12 @@ def null_residual(
                         raise AudioError("A file ended early while checking the null; it is truncated.")
                     total += stem
                     stem_energy[index] += _energy(stem.astype(np.float64)) / float(1 << (2 * bits - 2))
-                difference = total - quantise(mix_block, bits)
+                target = quantise(mix_block, bits)
+                over = np.abs(mix_block) * float(1 << (bits - 1)) > np.abs(target) + 0.5  # cut by the clip, not rounded
+                if over.any():
+                    clipped += int(np.count_nonzero(over))
+                    mix_peak = max(mix_peak, float(np.abs(mix_block).max()))
+                difference = total - target
                 if mix_block.shape[0] == n and not difference.any():
                     done += n  # bit-exact, the usual case: nothing to measure in this block
                     continue
@@ -185,4 +205,17 @@ def null_residual(
         for i in np.argsort(-region_peak, kind="stable")[:worst].tolist()  # plain ints: plain floats out
         if region_peak[i] > 0
     ]
-    return NullResult(domain, peak, _db(peak), _db(rms), bit_exact, passed, tolerance, total_frames, share, regions)
+    return NullResult(
+        domain,
+        peak,
+        _db(peak),
+        _db(rms),
+        bit_exact,
+        passed,
+        tolerance,
+        total_frames,
+        share,
+        regions,
+        clipped,
+        _db(mix_peak) if clipped else None,
+    )

@@ -94,6 +94,20 @@ def test_open_separate_and_see_four_lanes_filled(qtbot, window, tmp_path):
     window.timeline.canvas.repaint()  # paints without error with data in every lane
 
 
+def test_a_song_mastered_above_full_scale_is_said_to_clip_in_pcm_stems(qtbot, window, tmp_path):
+    """A float bounce that peaks above 0 dBFS: PCM stems (the window's are 16-bit here) add up to it clipped. The null is exact, and the window
+    says what the depth cut from the song, on the status line and in the Null dock."""
+    path = tmp_path / "hot mix.wav"
+    t = np.arange(3 * 44100) / 44100
+    sf.write(str(path), np.stack([1.5 * np.sin(2 * np.pi * 110 * t)] * 2, axis=1), 44100, subtype="FLOAT")
+    assert window.open_song(path)
+    job = separate(qtbot, window)
+    assert job.status == DONE, job.error
+    assert "bit-exact" in window.null_label.text() and "the song clips at 16-bit" in window.null_label.text()
+    assert "+3.5 dBFS" in window.null_label.toolTip() and "#e0a040" in window.null_label.styleSheet()  # amber
+    assert "Warning: the song peaks at +3.5 dBFS" in window.null_panel.summary.text()
+
+
 def test_lanes_fill_while_the_job_runs(qtbot, window, tmp_path):
     """Stems appear chunk by chunk: with 2-second segments the lanes are partly filled before the job ends."""
     window.settings["segment_seconds"] = 5.0

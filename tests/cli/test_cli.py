@@ -194,6 +194,27 @@ def test_separate_exits_3_when_its_stems_do_not_null(tmp_path, song_file, monkey
     assert all((tmp_path / "o" / "s" / f"{s}.wav").is_file() for s in STEMS)
 
 
+def test_stems_of_a_song_mastered_above_full_scale_say_where_their_depth_clips_it(tmp_path):
+    """A float WAV peaking at +3.5 dBFS: 24-bit stems can only add up to it clipped. Their null is exact against
+    the song quantised, and the command, the certificate and nullcheck say how much was cut; 32-bit float stems
+    keep the song whole and say nothing of clipping."""
+    t = np.arange(2 * 44100) / 44100
+    hot = np.stack([1.5 * np.sin(2 * np.pi * 110 * t), 0.5 * np.sin(2 * np.pi * 220 * t)], axis=1)
+    song = tmp_path / "hot.wav"
+    sf.write(str(song), hot, 44100, subtype="FLOAT")
+    code, out, _ = run("separate", song, "-o", tmp_path / "pcm", "--model", TINY)
+    assert code == 0 and "null-sum check: bit-exact" in out
+    assert "warning: the song peaks at +3.5 dBFS, above what 24-bit stems hold" in out
+    clipped = int(np.count_nonzero(np.abs(hot.astype(np.float32)) * 2**23 > 2**23 - 0.5))
+    null = json.loads((tmp_path / "pcm" / "hot" / "stemdesk-certificate.json").read_text())["null"]
+    assert (null["clipped"], null["mixture_peak_dbfs"], null["bit_exact"]) == (clipped, 3.52, True)
+    assert json.loads(run("nullcheck", song, tmp_path / "pcm" / "hot")[1])["clipped"] == clipped
+    code, out, _ = run("separate", song, "-o", tmp_path / "float", "--model", TINY, "--bit-depth", "32f")
+    assert code == 0 and "warning" not in out
+    total = sum(sf.read(str(p))[0] for p in (tmp_path / "float" / "hot").glob("*.wav"))
+    assert np.abs(total - hot).max() < 1e-6  # the peaks are in the float stems
+
+
 def test_nullcheck_exit_code_when_stems_do_not_null(tmp_path, song_file):
     song = song_file("m.wav")
     other = song_file("n.wav", seed=5)
