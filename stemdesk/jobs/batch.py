@@ -44,8 +44,8 @@ class BatchSettings:
     bit_depth: str | None = None
     segment: float = DEFAULT_SEGMENT_SECONDS
     threads: int = 1
-    # Where each worker runs its model: "auto" is a GPU when the worker has one (a Ray actor sees only the GPUs it
-    # was given), else the CPU.
+    # Where each worker runs its model: "auto" is a GPU when the worker has one (on Ray: when --gpus-per-worker gives
+    # it a share of one), else the CPU.
     device: str = "auto"
 
     def key(self) -> dict:
@@ -413,6 +413,8 @@ def _run_ray(todo, outdir, settings, workers, retries, report, summary, address,
             f"Cannot join the Ray cluster at {address!r}: {first} Start one with `ray start "
             "--head`, give its address (host:port), or run without --ray."
         ) from None
+    if not gpus and settings.device == "auto":  # an actor given no GPU runs on the CPU, whatever its node has
+        settings = replace(settings, device="cpu")
     actor_class = ray.remote(num_cpus=settings.threads, num_gpus=gpus, max_restarts=2, max_task_retries=0)(SongWorker)
     actors = [actor_class.remote(settings) for _ in range(max(1, workers))]
     free = list(actors)
