@@ -954,10 +954,10 @@ def _print_model(card, out: TextIO) -> None:
             file=out,
         )
     data = card.raw.get("training_data")
-    if isinstance(data, dict) and data.get("research_only") and isinstance(paper, dict):
-        if "teacher" in data:
+    if isinstance(data, dict) and data.get("research_only"):
+        if isinstance(data.get("teacher"), dict):  # any model taught by a research-only teacher says so
             print(f"    personal and research use only (trained on {data['teacher']['model']}'s labels)", file=out)
-        else:
+        elif isinstance(paper, dict):
             print("    research and education use only (its training data's licence)", file=out)
     print(f"    {card.folder}", file=out)
 
