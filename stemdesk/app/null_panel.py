@@ -31,6 +31,7 @@ from .playback import LiveNull
 from .timeline import NULL_RED, clock
 
 GOOD = "#5cb85c"
+CLIPPED = "#e0a040"  # amber: the stems null, and their depth clipped the song
 
 
 def _db(value: float | None) -> str:

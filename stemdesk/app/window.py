@@ -46,7 +46,7 @@ from ..session.workspace import SongMissing, Workspace
 from .bridge import Bridge
 from .commands import LoopCommand, MixCommand
 from .mixer_panel import MixerPanel
-from .null_panel import NullPanel
+from .null_panel import CLIPPED, GOOD, NullPanel
 from .panels import (
     ExportDialog,
     JobsPanel,
@@ -57,7 +57,7 @@ from .panels import (
     open_files_dialog,
 )
 from .playback import LiveNull, MixSource, Player
-from .timeline import Lane, StemMark, Timeline, clock, spectrogram_image, to_qimage
+from .timeline import NULL_RED, Lane, StemMark, Timeline, clock, spectrogram_image, to_qimage
 
 log = logging.getLogger("stemdesk.app")
 MAX_RECENT = 10
@@ -675,8 +675,7 @@ class MainWindow(QMainWindow):
             f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict}{changed}{clips})"
         )
         self.null_label.setToolTip(null.clipping or "")
-        # green: the stems null; amber: they do, but their depth clipped the song; red: they do not
-        colour = "#e0625e" if not null.passed else "#e0a040" if null.clipped else "#5cb85c"
+        colour = NULL_RED if not null.passed else CLIPPED if null.clipped else GOOD
         self.null_label.setStyleSheet(f"color: {colour};")
 
     def _show_null_views(self, live: LiveNull | None = None) -> None:

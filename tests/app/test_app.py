@@ -95,8 +95,8 @@ def test_open_separate_and_see_four_lanes_filled(qtbot, window, tmp_path):
 
 
 def test_a_song_mastered_above_full_scale_is_said_to_clip_in_pcm_stems(qtbot, window, tmp_path):
-    """A float bounce that peaks above 0 dBFS: PCM stems (the window's are 16-bit here) add up to it clipped. The null is exact, and the window
-    says what the depth cut from the song, on the status line and in the Null dock."""
+    """A float bounce that peaks above 0 dBFS: PCM stems (the window's are 16-bit here) add up to it clipped. The
+    null is exact, and the window says what the depth cut from the song, on the status line and in the Null dock."""
     path = tmp_path / "hot mix.wav"
     t = np.arange(3 * 44100) / 44100
     sf.write(str(path), np.stack([1.5 * np.sin(2 * np.pi * 110 * t)] * 2, axis=1), 44100, subtype="FLOAT")

@@ -242,7 +242,8 @@ def audio_cases() -> list[Case]:
     cases.append(
         Case(
             "VBR MP3 with no frame count, and no ffmpeg to read it whole",
-            'error "... the MP3 reader sees only its first 2.33 s. Reading it whole needs ffmpeg ... Install it"; nothing written',
+            'error "... the MP3 reader sees only its first 2.33 s. Reading it whole needs ffmpeg ... Install it"; '
+            "nothing written",
             vbr_without_ffmpeg,
         )
     )
