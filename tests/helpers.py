@@ -209,6 +209,27 @@ def flat_tiny():
     return flat, card
 
 
+def shipped_default_plain():
+    """The shipped stemdesk-4stem and its cascade without the band-split correction on its second stage: the
+    trained BiLSTM stage it corrects ("second.base." → "second."), as the plain cascade the correction was put on.
+    Returns (shipped, plain, plain's config)."""
+    from stemdesk.core.estimators import build_estimator
+    from stemdesk.io.model_store import load_estimator
+
+    shipped, card = load_estimator("stemdesk-4stem")
+    config = card.raw["training"]["config"]["config"]
+    assert config["second"]["kind"] == "refined", "the shipped default's second stage carries a correction"
+    plain_config = {**config, "second": config["second"]["config"]["base"]}
+    state = {
+        k.replace("second.base.", "second.", 1): v
+        for k, v in shipped.state_dict().items()
+        if not k.startswith("second.") or k.startswith("second.base.")
+    }
+    plain = build_estimator("cascade", plain_config)
+    plain.load_state_dict(state)  # strict: every parameter of the plain cascade, none left over
+    return shipped.eval(), plain.eval(), plain_config
+
+
 def private_pulse(runtime: Path, sink: str):
     """Start a private PulseAudio server with one null sink named ``sink`` in its own runtime folder (never a
     desktop's own server) and wait up to 10 s for its socket, ``runtime / "native"``: the process, or None when

@@ -383,6 +383,11 @@ def main(argv: list[str] | None = None) -> None:
         config.augmentation = replace(config.augmentation, pitch_time=args.pitch_time)
     if args.continue_from:
         inherit(config, read_card(args.continue_from / args.model).raw)
+        if args.widen is not None and config.config["second"]["kind"] != "open_unmix":
+            parser.error(
+                f"--widen: the continued model's second stage is {config.config['second']['kind']!r} (a band-split "
+                "correction on a BiLSTM stage); only a plain BiLSTM stage (open_unmix) is widened"
+            )
         if args.widen is not None:
             try:
                 check_widening(config.config["second"]["config"], args.widen)

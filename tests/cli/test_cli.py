@@ -288,8 +288,8 @@ def test_models_lists_the_tiny_model():
     code, out, _ = run("models")
     assert code == 0 and TINY in out and "stemdesk-4stem" in out
     # a model trained on HTDemucs's labels says what that means for its use, research recipe or not
-    refined = out.split("stemdesk-4stem-refined:", 1)[1].split("\n    /", 1)[0]
-    assert "personal and research use only (trained on htdemucs's labels)" in refined
+    default = out.split("stemdesk-4stem (default):", 1)[1].split("\n    /", 1)[0]
+    assert "personal and research use only (trained on htdemucs's labels)" in default
 
 
 def test_a_reader_that_goes_away_ends_the_listing_quietly():

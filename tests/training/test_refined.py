@@ -1,15 +1,15 @@
 """A band-split correction on a trained second stage: it starts by computing the base's masks, every part of it
 learns, the bands cover the spectrum, a chunk's masks do not depend on what else the chunk holds far away, and the
-shipped cascade takes one without its stems changing."""
+shipped default is its trained cascade plus a trained correction."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers import shipped_default_plain
 
 from stemdesk.core.estimators import build_estimator
 from stemdesk.core.estimators.refined import band_groups
-from stemdesk.io.model_store import load_estimator, read_card
 from stemdesk.training.widen import refine_cascade_second
 
 BASE = {
@@ -103,22 +103,22 @@ def test_a_refined_estimator_refuses_a_base_it_cannot_correct():
         refined(kernel=4)
 
 
-def test_the_shipped_cascade_takes_a_correction_without_its_stems_changing():
-    from stemdesk.training.default_models import ROOT
-
-    shipped, card = load_estimator(read_card(ROOT / "models" / "stemdesk-4stem"))
-    config = card.raw["training"]["config"]["config"]
-    state, second = refine_cascade_second(shipped.state_dict(), config, dim=8)
+def test_the_shipped_default_is_its_trained_cascade_plus_a_correction_that_changes_its_stems():
+    """The correction starts at zero on the plain cascade it was put on (the same masks, bit for bit); the shipped
+    correction is trained, so the shipped masks are not the plain cascade's; a second correction is refused."""
+    shipped, plain, config = shipped_default_plain()
+    state, second = refine_cascade_second(plain.state_dict(), config, dim=8)
     assert second["kind"] == "refined" and second["config"]["base"] == config["second"]
     net = build_estimator("cascade", {**config, "second": second})
     net.load_state_dict(state)  # strict: every parameter named, none left over
-    shipped.eval()
     net.eval()
     mag = mags(40, seed=3)
     with torch.no_grad():
-        assert torch.equal(net(mag), shipped(mag))
+        assert torch.equal(net(mag), plain(mag))
+        moved = (shipped(mag) - plain(mag)).abs()
+    assert moved.max() > 0.05, "the shipped correction does not change the masks"
     with pytest.raises(ValueError, match="already has a correction"):
-        refine_cascade_second(state, {**config, "second": second})
+        refine_cascade_second(shipped.state_dict(), {**config, "second": second})
 
 
 def test_refining_is_refused_without_a_model_to_continue(capsys):

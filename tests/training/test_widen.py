@@ -3,11 +3,13 @@ copied units can still learn different things."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from helpers import shipped_default_plain
 
 from stemdesk.core.estimators import build_estimator
-from stemdesk.io.model_store import load_estimator, read_card
 from stemdesk.training.widen import widen_cascade_second, widen_open_unmix
 
 CONFIG = {
@@ -68,30 +70,45 @@ def test_only_a_larger_multiple_of_the_width_is_accepted():
 
 
 def test_the_shipped_cascades_second_stage_widens_without_changing_its_stems():
-    from stemdesk.training.default_models import ROOT
-
-    folder = read_card(ROOT / "models" / "stemdesk-4stem")
-    shipped, card = load_estimator(folder)
-    config = card.raw["training"]["config"]["config"]
-    state, second = widen_cascade_second(shipped.state_dict(), config["second"]["config"], 256)
+    """The trained BiLSTM stage of the shipped default (the base its band-split correction sits on)."""
+    _, plain, config = shipped_default_plain()
+    state, second = widen_cascade_second(plain.state_dict(), config["second"]["config"], 256)
     assert second["hidden"] == 256 and second["layers"] == config["second"]["config"]["layers"]
     wide = build_estimator("cascade", {**config, "second": {**config["second"], "config": second}})
     wide.load_state_dict(state)
-    assert all(torch.equal(state[k], v) for k, v in shipped.state_dict().items() if k.startswith("first."))
-    shipped.eval()
+    assert all(torch.equal(state[k], v) for k, v in plain.state_dict().items() if k.startswith("first."))
     wide.eval()
     mag = 3 * torch.rand(1, 2, 2049, 40, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        assert torch.allclose(wide(mag), shipped(mag), atol=1e-5)
+        assert torch.allclose(wide(mag), plain(mag), atol=1e-5)
 
 
-def test_widening_is_refused_without_a_model_to_continue_or_to_a_width_it_cannot_reach(capsys):
-    """Both before any song is loaded: the shipped second stage has 128 units."""
-    from stemdesk.training.default_models import main
+def test_widening_is_refused_without_a_model_to_continue_or_to_a_width_it_cannot_reach(capsys, tmp_path):
+    """Before any song is loaded. A plain second stage of 128 units (the shipped default's without its correction)
+    widens only to a larger multiple of 128."""
+    import shutil
+
+    from stemdesk.training.default_models import ROOT, main
 
     with pytest.raises(SystemExit):
         main(["stemdesk-4stem", "--widen", "256"])
     assert "give --continue-from" in capsys.readouterr().err
+    _, _, plain = shipped_default_plain()
+    folder = tmp_path / "stemdesk-4stem"
+    shutil.copytree(ROOT / "models" / "stemdesk-4stem", folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["training"]["config"]["config"] = plain
+    (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(SystemExit):
-        main(["stemdesk-4stem", "--continue-from", "--widen", "200"])
+        main(["stemdesk-4stem", "--continue-from", str(tmp_path), "--widen", "200"])
     assert "larger multiple of 128" in capsys.readouterr().err
+
+
+def test_a_second_stage_with_a_correction_is_not_widened(capsys):
+    """The shipped default's second stage is a band-split correction on a BiLSTM stage, which --widen does not know
+    how to widen; it says so before any song is loaded."""
+    from stemdesk.training.default_models import main
+
+    with pytest.raises(SystemExit):
+        main(["stemdesk-4stem", "--continue-from", "--widen", "256"])
+    assert "only a plain BiLSTM stage (open_unmix) is widened" in capsys.readouterr().err
