@@ -1540,6 +1540,8 @@ def copy_mix(mix: Mix) -> Mix:
 
 
 def test_the_models_dock_shows_a_readable_card(qtbot, window):
+    from stemdesk.io.model_store import find_model
+
     panel = window.models_panel
     panel.select("stemdesk-4stem")
     text = panel.card.toPlainText()
@@ -1550,7 +1552,7 @@ def test_the_models_dock_shows_a_readable_card(qtbot, window):
         "Quality",
         "vocals 5.7 dB",
         "Size",
-        "12,556,873 parameters",
+        f"{find_model('stemdesk-4stem').raw['parameters']:,} parameters",
         "Licence",
         "research use only",
     ):
