@@ -383,14 +383,9 @@ def main(argv: list[str] | None = None) -> None:
         config.augmentation = replace(config.augmentation, pitch_time=args.pitch_time)
     if args.continue_from:
         inherit(config, read_card(args.continue_from / args.model).raw)
-        if args.widen is not None and config.config["second"]["kind"] != "open_unmix":
-            parser.error(
-                f"--widen: the continued model's second stage is {config.config['second']['kind']!r} (a band-split "
-                "correction on a BiLSTM stage); only a plain BiLSTM stage (open_unmix) is widened"
-            )
         if args.widen is not None:
             try:
-                check_widening(config.config["second"]["config"], args.widen)
+                check_widening(config.config["second"], args.widen)
             except ValueError as error:
                 parser.error(f"--widen: {error}")
         if args.refine is not None and config.config["second"]["kind"] == "refined":
@@ -470,8 +465,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.widen is not None:
             second_config = config.config["second"]["config"]
-            start, wider = widen_cascade_second(start, second_config, args.widen, seed=config.seed)
-            config.config = {**config.config, "second": {**config.config["second"], "config": wider}}
+            start, wider = widen_cascade_second(start, config.config, args.widen, seed=config.seed)
+            config.config = {**config.config, "second": wider}
             card["training"]["widened"] = {
                 "from_hidden": second_config["hidden"],
                 "to_hidden": args.widen,

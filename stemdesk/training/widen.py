@@ -45,10 +45,13 @@ def _check_width(hidden: int, new_hidden: int) -> None:
 
 
 def check_widening(second: dict, new_hidden: int) -> None:
-    """ValueError unless a second stage of config ``second`` (open_unmix) can be widened to ``new_hidden`` units."""
-    if second.get("trunk", "lstm") != "lstm":
+    """ValueError unless a cascade's ``second`` entry ({"kind", "config"}) is a plain BiLSTM stage (open_unmix) that
+    can be widened to ``new_hidden`` units."""
+    if second["kind"] != "open_unmix":
+        raise ValueError(f"the second stage is {second['kind']!r}; only a plain BiLSTM stage (open_unmix) is widened")
+    if second["config"].get("trunk", "lstm") != "lstm":
         raise ValueError("only a BiLSTM second stage can be widened")
-    _check_width(int(second["hidden"]), new_hidden)
+    _check_width(int(second["config"]["hidden"]), new_hidden)
 
 
 def widen_open_unmix(
@@ -94,18 +97,20 @@ def widen_open_unmix(
 
 
 def widen_cascade_second(
-    state: dict[str, Tensor], second: dict, new_hidden: int, noise: float = 0.1, seed: int = 0
+    state: dict[str, Tensor], cascade: dict, new_hidden: int, noise: float = 0.1, seed: int = 0
 ) -> tuple[dict[str, Tensor], dict]:
-    """A cascade's state and its second stage's config (``second``: the open_unmix config of the cascade's
-    ``second`` entry) with that stage widened to ``new_hidden`` units; the first stage is untouched."""
-    check_widening(second, new_hidden)
+    """A cascade's state and its ``second`` entry with that stage widened to ``new_hidden`` units (``cascade``: the
+    cascade's config); the first stage is untouched."""
+    entry = cascade["second"]
+    check_widening(entry, new_hidden)
+    second = entry["config"]
     prefix = "second."
     inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     hidden, layers = int(second["hidden"]), int(second["layers"])
     wide = widen_open_unmix(inner, hidden, layers, new_hidden, noise, seed)
     out = {k: v for k, v in state.items() if not k.startswith(prefix)}
     out.update({prefix + k: v for k, v in wide.items()})
-    return out, {**second, "hidden": new_hidden}
+    return out, {**entry, "config": {**second, "hidden": new_hidden}}
 
 
 def refine_cascade_second(

@@ -72,9 +72,9 @@ def test_only_a_larger_multiple_of_the_width_is_accepted():
 def test_the_shipped_cascades_second_stage_widens_without_changing_its_stems():
     """The trained BiLSTM stage of the shipped default (the base its band-split correction sits on)."""
     _, plain, config = shipped_default_plain()
-    state, second = widen_cascade_second(plain.state_dict(), config["second"]["config"], 256)
-    assert second["hidden"] == 256 and second["layers"] == config["second"]["config"]["layers"]
-    wide = build_estimator("cascade", {**config, "second": {**config["second"], "config": second}})
+    state, second = widen_cascade_second(plain.state_dict(), config, 256)
+    assert second["config"]["hidden"] == 256 and second["config"]["layers"] == config["second"]["config"]["layers"]
+    wide = build_estimator("cascade", {**config, "second": second})
     wide.load_state_dict(state)
     assert all(torch.equal(state[k], v) for k, v in plain.state_dict().items() if k.startswith("first."))
     wide.eval()
