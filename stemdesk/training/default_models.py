@@ -7,6 +7,8 @@
     python -m stemdesk.training.default_models stemdesk-2stem       (a variant of stemdesk-4stem: no training)
     python -m stemdesk.training.default_models stemdesk-4stem --second-hidden 256 --second-layers 3 --teacher
                                                                      (a larger second stage, from scratch)
+    python -m stemdesk.training.default_models stemdesk-4stem --continue-from DIR --cut 2756 --minutes 0
+                                       (DIR's model with its second stage's correction cut to its bands below 2756 Hz)
 
 stemdesk-4stem is a cascade: Spleeter's vocal U-Net (MIT, trained by Deezer on about 25,000 songs) splits vocals
 from the rest and stemdesk-4stem-lite divides the rest into drums, bass and other; the pair starts from those
@@ -34,13 +36,13 @@ from stemdesk.core.estimators import build_estimator
 from stemdesk.io.model_store import int8_threshold, load_estimator, read_card, save_variant
 from stemdesk.io.paths import cache_dir
 
-from .corpus import Teacher, add_teacher, teacher_card
+from .corpus import TEACHER_TERMS, Teacher, add_teacher, teacher_card
 from .dataset import load_songs
 from .model_card import render
 from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
-from .widen import check_widening, refine_cascade_second, widen_cascade_second
+from .widen import check_widening, cut_cascade_second, refine_cascade_second, widen_cascade_second
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -205,19 +207,34 @@ def compose_card(card: dict, models: Path = ROOT / "models") -> None:
         card["fine_tune"] = old["fine_tune"]
 
 
+def _with_earlier(now: str, earlier: str) -> str:
+    """This run's text, with the clauses ("; "-separated) of an earlier card's text that restrict the weights to
+    personal and research use and that this run's does not say: weights keep what they learnt from a teacher."""
+    kept = [c for c in earlier.split("; ") if TEACHER_TERMS in c and c not in now]
+    return "; ".join([now, *kept]) if now else "; ".join(kept)
+
+
 def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
     """A continued model keeps what its earlier card says beyond this run: where its parts come from (parents,
-    licences, Spleeter's data), what was measured about fine-tuning it and the advice that follows (fine_tune), and
-    for a cascade what its second stage was before this run."""
+    licences, Spleeter's data), what its earlier runs trained it on and the restrictions that follow (a run without
+    the teacher does not lift the teacher's), what was measured about fine-tuning it and the advice that follows
+    (fine_tune), and for a cascade what its second stage was before this run and what was done to it (a correction
+    put on it, a cut)."""
     for key in ("parents", "fine_tune"):
         if key in before:
             card[key] = before[key]
-    card["licenses"] = {**before.get("licenses", {}), **card["licenses"]}
-    if "spleeter" in before.get("training_data", {}):
-        card["training_data"]["spleeter"] = before["training_data"]["spleeter"]
+    earlier_licences = before.get("licenses", {})
+    weights = _with_earlier(card["licenses"].get("weights", ""), earlier_licences.get("weights", ""))
+    card["licenses"] = {**earlier_licences, **card["licenses"], "weights": weights}
+    data, earlier_data = card["training_data"], before.get("training_data", {})
+    for key, value in earlier_data.items():
+        data.setdefault(key, value)
+    if "research_only" in earlier_data:
+        data["research_only"] = _with_earlier(data.get("research_only", ""), earlier_data["research_only"])
     history = before.get("training", {})
-    if "second_stage" in history:
-        card["training"]["second_stage"] = history["second_stage"]
+    for key in ("second_stage", "refined", "cut"):  # a cut made by this run (--cut) is already there
+        if key in history:
+            card["training"].setdefault(key, history[key])
     if "fine_tuning" in history:  # this run changed the weights those fine-tunes started from
         earlier = history["fine_tuning"]
         card["training"]["fine_tuning"] = {**earlier, "note": earlier.get("note") or "measured with earlier weights"}
@@ -231,6 +248,15 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
             + ("the rest, (1 - vocal mask) x the mixture" if heard == "rest" else "the mixture")
             + " (training.continued_from, training.config)"
         )
+        second = config.config["second"]
+        if second["kind"] == "refined":
+            cut = ", training.cut" if "cut" in card["training"] else ""
+            card["description"] += (
+                "; the second stage carries a band-split correction of its logits below "
+                f"{second['config'].get('max_freq', 16000.0):g} Hz (training.refined{cut})"
+            )
+    if TEACHER_TERMS in card["licenses"].get("weights", ""):
+        card["description"] += f". These weights are for {TEACHER_TERMS} (training_data.research_only)"
 
 
 def inherit(config: TrainConfig, before: dict) -> None:
@@ -326,6 +352,14 @@ def main(argv: list[str] | None = None) -> None:
         "48) on the second stage (stemdesk/core/estimators/refined.py) and train only it (unless --freeze says "
         "otherwise); it starts at zero, so training starts from the continued model's masks",
     )
+    parser.add_argument(
+        "--cut",
+        type=float,
+        metavar="HZ",
+        help="stemdesk-4stem with --continue-from: drop the bands of the second stage's correction above HZ (e.g. "
+        "2756), which makes it faster; the cut model is validated and exported first, and training (with --minutes "
+        "above 0) replaces it only with something better. --minutes 0 only cuts",
+    )
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument(
         "--synthetic",
@@ -372,6 +406,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--refine corrects the second stage of a stemdesk-4stem it continues: give --continue-from")
     if args.refine is not None and args.widen is not None:
         parser.error("--refine and --widen each grow the second stage: choose one")
+    if args.cut is not None and (args.model != "stemdesk-4stem" or not args.continue_from or args.compose):
+        parser.error("--cut cuts the correction of a stemdesk-4stem it continues: give --continue-from")
+    if args.cut is not None and (args.refine is not None or args.widen is not None):
+        parser.error("--cut shrinks the second stage's correction; --refine and --widen grow the stage: choose one")
     if args.refine is not None and args.refine < 1:
         parser.error("--refine DIM: at least one feature per band")
     if args.early_stop is not None and args.early_stop < 0:
@@ -392,6 +430,15 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--refine: the continued model's second stage already has a correction")
         if args.refine is not None:
             config.freeze = ("first.", "second.base.")
+        if args.cut is not None:
+            second_config = config.config["second"]
+            if second_config["kind"] != "refined":
+                parser.error("--cut: the continued model's second stage has no correction to cut")
+            if not 0 < args.cut < float(second_config["config"].get("max_freq", 16000.0)):
+                parser.error(
+                    f"--cut: the correction reaches {second_config['config'].get('max_freq', 16000.0):g} Hz; "
+                    f"cut below that, not at {args.cut:g}"
+                )
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
     if args.second_input:
@@ -449,6 +496,22 @@ def main(argv: list[str] | None = None) -> None:
             "validation_usdr_median_db": shipped_card.raw.get("metrics", {}).get("validation_usdr_median_db"),
         }
         config.beat_start = True  # only what beats the shipped weights on validation replaces them
+        if args.cut is not None:
+            was = config.config["second"]["config"].get("max_freq", 16000.0)
+            start, cut = cut_cascade_second(start, config.config, args.cut)
+            config.config = {**config.config, "second": cut}
+            card["training"]["cut"] = {
+                "max_freq": args.cut,
+                "from_max_freq": was,
+                "trained": {
+                    "validation_usdr_median_db": card["training"]["continued_from"]["validation_usdr_median_db"],
+                    "note": "the uncut model, as its card says (training.continued_from)",
+                },
+                "method": "the correction's bands above max_freq dropped with their weights (the second stage's own "
+                "logits stand there) before this run; the cut model is exported at step 0 from its own validation",
+            }
+            if "cut" in before:
+                card["training"]["cut"]["earlier"] = before["cut"]
         carry_over(card, shipped_card.raw, config)
         if args.refine is not None:
             start, second_entry = refine_cascade_second(start, config.config, seed=config.seed, dim=args.refine)
@@ -478,7 +541,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"; its second stage was widened from {second_config['hidden']} to {args.widen} hidden units "
                 "(training.widened) before this run"
             )
-        # grown by --refine or --widen: what --continue-from builds
+        # grown by --refine or --widen, cut by --cut: what --continue-from builds
         card["training"]["config"]["config"] = config.config
     elif start is not None:
         if second is not None:
@@ -506,11 +569,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.compose:
         compose_card(card)
         config.minutes = 0.0
-    # --compose trains nothing: a checkpoint of an earlier run in the workdir must not be resumed in place of the
-    # parts being composed, so it runs in a folder of its own.
+    # --compose and --minutes 0 train nothing: a checkpoint of an earlier run in the workdir must not be resumed in
+    # place of the weights being composed or cut, so they run in a folder of its own.
     with (
         tempfile.TemporaryDirectory(prefix="stemdesk-compose-")
-        if args.compose
+        if args.compose or config.minutes == 0
         else contextlib.nullcontext(args.workdir / args.model)
     ) as workdir:
         trainer = Trainer(config, train, valid, Path(workdir), progress=show, init_state=start)
@@ -521,7 +584,9 @@ def main(argv: list[str] | None = None) -> None:
         big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
         int8_from = int8_threshold(trainer.estimator, WEIGHTS_LIMIT) if big else None
         export = export_model(args.out / args.model, args.model, card, half=big, int8_from=int8_from)
-        result = trainer.run(export=export, export_start=start is not None and not args.continue_from)
+        # a model of its own at step 0: a composed cascade, or a cut one (which the continued card does not describe)
+        export_start = start is not None and (not args.continue_from or args.cut is not None)
+        result = trainer.run(export=export, export_start=export_start)
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

@@ -1,8 +1,11 @@
 """A band-split correction on a trained second stage: it starts by computing the base's masks, every part of it
 learns, the bands cover the spectrum, a chunk's masks do not depend on what else the chunk holds far away, and the
-shipped default is its trained cascade plus a trained correction."""
+shipped default is its trained cascade plus a trained correction; cut after training to its bands below a
+frequency, the bands well below the cut compute what they did and the card keeps what the weights learnt."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ from helpers import shipped_default_plain
 
 from stemdesk.core.estimators import build_estimator
 from stemdesk.core.estimators.refined import band_groups
+from stemdesk.training.dataset import SOURCES
 from stemdesk.training.widen import refine_cascade_second
 
 BASE = {
@@ -131,3 +135,119 @@ def test_refining_is_refused_without_a_model_to_continue(capsys):
     with pytest.raises(SystemExit):
         main(["stemdesk-4stem", "--continue-from", "--refine", "32", "--widen", "256"])
     assert "choose one" in capsys.readouterr().err
+
+
+def test_a_cut_correction_keeps_the_bands_well_below_the_cut_and_the_plain_stage_above_it():
+    """`cut_cascade_second` on the shipped default (corrected up to 2756 Hz), cut to 1 kHz (bin 93, 20 of its 32
+    bands). A band hears its neighbours through five band convolutions of kernel 3, so the bands more than five below
+    the new top band compute what they computed before the cut; above the cut the plain cascade's masks stand; in
+    between the correction still works. Fewer bands, fewer weights."""
+    from stemdesk.io.model_store import load_estimator
+    from stemdesk.training.widen import cut_cascade_second
+
+    shipped, plain, _ = shipped_default_plain()
+    _, card = load_estimator("stemdesk-4stem")
+    state, second = cut_cascade_second(shipped.state_dict(), card.config, 1000.0)
+    assert second["config"]["max_freq"] == 1000.0
+    assert second["config"]["base"] == card.config["second"]["config"]["base"]
+    cut = build_estimator("cascade", {**card.config, "second": second})
+    cut.load_state_dict(state)  # strict: every parameter of the smaller correction, none left over
+    cut.eval()
+    assert cut.second.max_bin == 93 and cut.second.bands == 20 < shipped.second.bands
+    assert sum(p.numel() for p in cut.parameters()) < sum(p.numel() for p in shipped.parameters())
+    mag = mags(40, seed=4)
+    with torch.no_grad():
+        after, before, base = cut(mag), shipped(mag), plain(mag)
+    kept = 14 * 4  # bands 0-13, four bins each
+    torch.testing.assert_close(after[:, :, :, :kept], before[:, :, :, :kept], rtol=0, atol=1e-5)
+    assert (after[:, :, :, kept:93] - before[:, :, :, kept:93]).abs().max() > 1e-4  # the top bands lost neighbours
+    assert (after[:, :, :, :93] - base[:, :, :, :93]).abs().max() > 0.05  # still corrected below the cut
+    assert torch.equal(after[:, :, :, 93:], base[:, :, :, 93:])  # the plain stage above it
+
+
+def test_cutting_is_refused_where_there_is_nothing_to_cut():
+    from stemdesk.io.model_store import load_estimator
+    from stemdesk.training.widen import cut_cascade_second
+
+    shipped, plain, config = shipped_default_plain()
+    with pytest.raises(ValueError, match="no band-split correction"):
+        cut_cascade_second(plain.state_dict(), config, 1000.0)
+    _, card = load_estimator("stemdesk-4stem")
+    with pytest.raises(ValueError, match="reaches 2756 Hz"):
+        cut_cascade_second(shipped.state_dict(), card.config, 5000.0)
+
+
+def test_the_cut_option_is_checked_before_any_song_is_loaded(capsys, monkeypatch, tmp_path):
+    import shutil
+
+    from stemdesk.training import default_models
+
+    monkeypatch.setattr(default_models, "load_songs", lambda *_: pytest.fail("songs were loaded first"))
+    for argv, said in [
+        (["--cut", "1000"], "give --continue-from"),
+        (["--continue-from", "--cut", "1000", "--refine"], "choose one"),
+        (["--continue-from", "--cut", "3000"], "reaches 2756 Hz; cut below that"),
+    ]:
+        with pytest.raises(SystemExit):
+            default_models.main(["stemdesk-4stem", *argv])
+        assert said in capsys.readouterr().err
+    _, _, plain = shipped_default_plain()
+    folder = tmp_path / "stemdesk-4stem"
+    shutil.copytree(default_models.ROOT / "models" / "stemdesk-4stem", folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["training"]["config"]["config"] = plain
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(SystemExit):
+        default_models.main(["stemdesk-4stem", "--continue-from", str(tmp_path), "--cut", "1000"])
+    assert "has no correction to cut" in capsys.readouterr().err
+
+
+def test_cutting_with_no_training_exports_the_cut_model_with_its_history_and_restrictions(tmp_path):
+    """`default_models stemdesk-4stem --continue-from --cut HZ --minutes 0`, on small song folders written here:
+    the exported model is the shipped one cut (the same weights, read back from the file), its card says what was
+    cut from what, and a run without the teacher keeps what the weights learnt from it: the teacher's labels in
+    training_data and "personal and research use only" on the weights."""
+    import numpy as np
+    import soundfile as sf
+
+    from stemdesk.io.model_store import load_estimator, read_card
+    from stemdesk.training import default_models
+    from stemdesk.training.widen import cut_cascade_second
+
+    rng = np.random.default_rng(0)
+    rate, t = 44100, np.arange(7 * 44100) / 44100  # longer than a training excerpt (6 s)
+    folders = [tmp_path / "data" / "musdb7-train" / f"song {i}" for i in range(4)]
+    folders.append(tmp_path / "data" / "cc0-efree" / "3.Sodium")
+    for i, folder in enumerate(folders):
+        folder.mkdir(parents=True)
+        stems = {
+            "vocals": 0.2 * np.sin(2 * np.pi * (500 + 40 * i) * t),
+            "drums": 0.3 * (rng.random(t.size) < 0.001),
+            "bass": 0.3 * np.sin(2 * np.pi * (55 + 5 * i) * t),
+            "other": 0.05 * rng.standard_normal(t.size),
+        }
+        for name, audio in stems.items():
+            sf.write(folder / f"{name}.wav", np.stack([audio, audio], axis=1), rate, subtype="PCM_16")
+    out = tmp_path / "out"
+    default_models.main(
+        ["stemdesk-4stem", "--continue-from", "--cut", "1000", "--minutes", "0", "--data", str(tmp_path / "data"),
+         "--out", str(out), "--workdir", str(tmp_path / "runs")]
+    )  # fmt: skip
+    exported, card = load_estimator(read_card(out / "stemdesk-4stem"))
+    shipped, shipped_card = load_estimator("stemdesk-4stem")
+    expected, _ = cut_cascade_second(shipped.state_dict(), shipped_card.config, 1000.0)
+    got = exported.state_dict()
+    assert set(got) == set(expected)
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name].float(), value.float(), rtol=0, atol=0, msg=name)
+    assert card.config["second"]["config"]["max_freq"] == 1000.0
+    cut = card.raw["training"]["cut"]
+    assert cut["max_freq"] == 1000.0 and cut["from_max_freq"] == 2756.0
+    assert cut["earlier"] == shipped_card.raw["training"]["cut"]
+    assert card.raw["metrics"]["step"] == 0 and set(card.raw["metrics"]["validation_usdr_median_db"]) == set(SOURCES)
+    assert "below 1000 Hz (training.refined, training.cut)" in card.raw["description"]
+    assert card.raw["description"].endswith("for personal and research use only (training_data.research_only)")
+    assert card.raw["training_data"]["teacher"] == shipped_card.raw["training_data"]["teacher"]
+    assert "personal and research use only" in card.raw["training_data"]["research_only"]
+    assert "personal and research use only" in card.raw["licenses"]["weights"]
+    assert not (tmp_path / "runs").exists()  # nothing trained: no checkpoint left to resume

@@ -382,8 +382,12 @@ def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_st
     before = {
         "parents": ["spleeter-2stem (vocal U-Net)", "stemdesk-4stem-lite"],
         "fine_tune": {"lr": 5e-5, "freeze": [], "why": "measured"},
-        "licenses": {"spleeter": "MIT", "weights": "old text"},
-        "training_data": {"spleeter": "25,000 songs", "train_songs": ["old"]},
+        "licenses": {"spleeter": "MIT", "weights": "old text; personal and research use only (a teacher)"},
+        "training_data": {
+            "spleeter": "25,000 songs",
+            "train_songs": ["old"],
+            "research_only": "MUSDB18; and a teacher: personal and research use only",
+        },
         "training": {
             "fine_tuning": {"decision": "untuned ships"},
             "second_stage": {"weights_sha256": "lite"},
@@ -393,13 +397,18 @@ def test_a_continued_cascade_keeps_its_cards_history_and_says_what_its_second_st
     config = TrainConfig(estimator="cascade", config={**CASCADE, "second_input": "rest"}, freeze=("first.",))
     card = {
         "licenses": {"weights": "GPL"},
-        "training_data": {"train_songs": ["new"]},
+        "training_data": {"train_songs": ["new"], "research_only": "MUSDB18"},
         "training": {"config": {"lr": 5e-4}},
     }
     carry_over(card, before, config)
     assert card["parents"] == before["parents"] and card["fine_tune"] == before["fine_tune"]
-    assert card["licenses"] == {"spleeter": "MIT", "weights": "GPL"}  # this run's text wins
-    assert card["training_data"] == {"train_songs": ["new"], "spleeter": "25,000 songs"}
+    # this run's text wins, but a run without the teacher does not lift the restriction its labels put on the weights
+    assert card["licenses"] == {"spleeter": "MIT", "weights": "GPL; personal and research use only (a teacher)"}
+    assert card["training_data"] == {
+        "train_songs": ["new"],
+        "spleeter": "25,000 songs",
+        "research_only": "MUSDB18; and a teacher: personal and research use only",
+    }
     assert card["training"]["fine_tuning"] == {"decision": "untuned ships", "note": "measured with earlier weights"}
     assert card["training"]["second_stage"] == {"weights_sha256": "lite"}
     assert card["training"]["config"] == {"lr": 5e-4}
