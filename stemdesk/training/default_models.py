@@ -360,6 +360,19 @@ def main(argv: list[str] | None = None) -> None:
         "2756), which makes it faster; the cut model is validated and exported first, and training (with --minutes "
         "above 0) replaces it only with something better. --minutes 0 only cuts",
     )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="stop at step N (with --minutes as a budget too): a stopping point fixed before the run, to export with "
+        "--export-checkpoint",
+    )
+    parser.add_argument(
+        "--export-checkpoint",
+        action="store_true",
+        help="train nothing: validate the latest checkpoint in the work folder and export it whatever it scores "
+        "(the options that describe the run, such as --continue-from and --teacher, as the run gave them)",
+    )
     parser.add_argument("--pitch-time", type=float, help="probability of a pitch/tempo augmentation per example")
     parser.add_argument(
         "--synthetic",
@@ -410,11 +423,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--cut cuts the correction of a stemdesk-4stem it continues: give --continue-from")
     if args.cut is not None and (args.refine is not None or args.widen is not None):
         parser.error("--cut shrinks the second stage's correction; --refine and --widen grow the stage: choose one")
+    if args.export_checkpoint and args.compose:
+        parser.error("--export-checkpoint exports a run's checkpoint; --compose makes a model of its own")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error("--max-steps: at least one step")
     if args.refine is not None and args.refine < 1:
         parser.error("--refine DIM: at least one feature per band")
     if args.early_stop is not None and args.early_stop < 0:
         parser.error("--early-stop counts validations: 0 (never stop early) or more")
-    for name in ("lr", "ema", "warmup", "early_stop"):
+    for name in ("lr", "ema", "warmup", "early_stop", "max_steps"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.pitch_time is not None:
@@ -573,7 +590,7 @@ def main(argv: list[str] | None = None) -> None:
     # place of the weights being composed or cut, so they run in a folder of its own.
     with (
         tempfile.TemporaryDirectory(prefix="stemdesk-compose-")
-        if args.compose or config.minutes == 0
+        if args.compose or (config.minutes == 0 and not args.export_checkpoint)
         else contextlib.nullcontext(args.workdir / args.model)
     ) as workdir:
         trainer = Trainer(config, train, valid, Path(workdir), progress=show, init_state=start)
@@ -584,9 +601,22 @@ def main(argv: list[str] | None = None) -> None:
         big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
         int8_from = int8_threshold(trainer.estimator, WEIGHTS_LIMIT) if big else None
         export = export_model(args.out / args.model, args.model, card, half=big, int8_from=int8_from)
+        if args.export_checkpoint:
+            card["training"]["exported"] = (
+                "the run's latest checkpoint (metrics.step), whatever its validation score: a stopping point fixed "
+                "before the run, not the best validation (--export-checkpoint)"
+            )
         # a model of its own at step 0: a composed cascade, or a cut one (which the continued card does not describe)
         export_start = start is not None and (not args.continue_from or args.cut is not None)
-        result = trainer.run(export=export, export_start=export_start)
+        try:
+            if args.export_checkpoint:
+                entry = trainer.export_checkpoint(export)
+                medians = {k: round(v, 2) for k, v in entry["valid_usdr"].items()}
+                print(json.dumps({"exported": entry["step"], "valid": medians}))
+                return
+            result = trainer.run(export=export, export_start=export_start)
+        except StemDeskError as error:  # a checkpoint of another model, or none to export
+            parser.exit(1, f"{parser.prog}: error: {error}\n")
     print(json.dumps({"done": result["step"], "best": result["best"]}))
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.device import resolve_device
-from stemdesk.core.errors import Cancelled
+from stemdesk.core.errors import Cancelled, StemDeskError
 from stemdesk.core.estimators import Estimator, build_estimator
 from stemdesk.core.estimators.layers import InputScaler
 from stemdesk.core.masks import normalise_masks, ratio_masks
@@ -351,7 +351,14 @@ class Trainer:
         saved = self.checkpoints.load()
         if saved is None:
             return False
-        self.estimator.load_state_dict(saved.model)
+        try:
+            self.estimator.load_state_dict(saved.model)
+        except RuntimeError as error:  # missing, unexpected or differently shaped weights
+            first = str(error).split("\n\t")[1] if "\n\t" in str(error) else str(error)
+            raise StemDeskError(
+                f"The checkpoint in {self.workdir} belongs to another model than this run builds ({first.strip()}). "
+                "Run with the options that started it (such as --refine or --cut), or give another --workdir."
+            ) from None
         self.optimizer.load_state_dict(saved.optimizer)
         if self.average is not None:
             self.average.load(saved.averaged, fallback=saved.model)
@@ -509,6 +516,23 @@ class Trainer:
         if cancel is not None and cancel.cancelled:
             raise Cancelled("Training cancelled; the last checkpoint is kept, run again to resume.")
         return {"step": self.step, "best": self.best, "history": self.history}
+
+    def export_checkpoint(self, export: Callable[[Estimator, dict], None]) -> dict[str, Any]:
+        """Export the latest checkpoint's weights (their moving average, with one) whatever they score, validated
+        for the card: a stopping point fixed before the run (``max_steps``) instead of the best validation, which
+        would pick the weights by the songs that then score them. Returns the exported entry."""
+        if not self.resume():
+            raise StemDeskError(f"There is no checkpoint in {self.workdir} to export: train there first.")
+        with self.averaged_weights():
+            result = self.validate()
+            entry = {
+                "step": self.step,
+                "valid_usdr": result["median"],
+                "songs": result["songs"],
+                "seconds": round(self.seconds, 1),
+            }
+            self._export(export, entry)
+        return entry
 
     def _count(self, clock: tuple[float, float]) -> tuple[float, float]:
         """Add the wall-clock and CPU time since ``clock`` (time.monotonic(), time.process_time()) to the run's

@@ -202,22 +202,15 @@ def test_the_cut_option_is_checked_before_any_song_is_loaded(capsys, monkeypatch
     assert "has no correction to cut" in capsys.readouterr().err
 
 
-def test_cutting_with_no_training_exports_the_cut_model_with_its_history_and_restrictions(tmp_path):
-    """`default_models stemdesk-4stem --continue-from --cut HZ --minutes 0`, on small song folders written here:
-    the exported model is the shipped one cut (the same weights, read back from the file), its card says what was
-    cut from what, and a run without the teacher keeps what the weights learnt from it: the teacher's labels in
-    training_data and "personal and research use only" on the weights."""
+def write_songs(data) -> None:
+    """Five 7-second song folders laid out as ../shared/data: four in musdb7-train (the fourth validates, as every
+    seventh from the fourth does) and the CC0 validation song 3.Sodium."""
     import numpy as np
     import soundfile as sf
 
-    from stemdesk.io.model_store import load_estimator, read_card
-    from stemdesk.training import default_models
-    from stemdesk.training.widen import cut_cascade_second
-
     rng = np.random.default_rng(0)
     rate, t = 44100, np.arange(7 * 44100) / 44100  # longer than a training excerpt (6 s)
-    folders = [tmp_path / "data" / "musdb7-train" / f"song {i}" for i in range(4)]
-    folders.append(tmp_path / "data" / "cc0-efree" / "3.Sodium")
+    folders = [data / "musdb7-train" / f"song {i}" for i in range(4)] + [data / "cc0-efree" / "3.Sodium"]
     for i, folder in enumerate(folders):
         folder.mkdir(parents=True)
         stems = {
@@ -228,6 +221,18 @@ def test_cutting_with_no_training_exports_the_cut_model_with_its_history_and_res
         }
         for name, audio in stems.items():
             sf.write(folder / f"{name}.wav", np.stack([audio, audio], axis=1), rate, subtype="PCM_16")
+
+
+def test_cutting_with_no_training_exports_the_cut_model_with_its_history_and_restrictions(tmp_path):
+    """`default_models stemdesk-4stem --continue-from --cut HZ --minutes 0`, on small song folders written here:
+    the exported model is the shipped one cut (the same weights, read back from the file), its card says what was
+    cut from what, and a run without the teacher keeps what the weights learnt from it: the teacher's labels in
+    training_data and "personal and research use only" on the weights."""
+    from stemdesk.io.model_store import load_estimator, read_card
+    from stemdesk.training import default_models
+    from stemdesk.training.widen import cut_cascade_second
+
+    write_songs(tmp_path / "data")
     out = tmp_path / "out"
     default_models.main(
         ["stemdesk-4stem", "--continue-from", "--cut", "1000", "--minutes", "0", "--data", str(tmp_path / "data"),
@@ -251,3 +256,35 @@ def test_cutting_with_no_training_exports_the_cut_model_with_its_history_and_res
     assert "personal and research use only" in card.raw["training_data"]["research_only"]
     assert "personal and research use only" in card.raw["licenses"]["weights"]
     assert not (tmp_path / "runs").exists()  # nothing trained: no checkpoint left to resume
+
+
+def test_a_run_stops_at_a_step_fixed_before_it_and_that_checkpoint_is_exported_whatever_it_scores(tmp_path, capsys):
+    """`--max-steps N` stops the run at step N; `--export-checkpoint` (with the run's options) validates that
+    checkpoint and exports it although the trained weights need not beat the start, which a run exports only when
+    they do. With no checkpoint there is nothing to export, and it says so."""
+    from stemdesk.io.model_store import load_estimator, read_card
+    from stemdesk.training import default_models
+    from stemdesk.training.widen import cut_cascade_second
+
+    write_songs(tmp_path / "data")
+    run = ["stemdesk-4stem", "--continue-from", "--cut", "1000", "--data", str(tmp_path / "data")]
+    run += ["--workdir", str(tmp_path / "runs"), "--lr", "1e-2"]
+    with pytest.raises(SystemExit):
+        default_models.main([*run[:2], *run[4:], "--out", str(tmp_path / "none"), "--export-checkpoint"])
+    assert "no checkpoint" in capsys.readouterr().err
+    default_models.main([*run, "--minutes", "10", "--max-steps", "2", "--out", str(tmp_path / "run")])
+    log = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert log[-1]["done"] == 2
+    # the checkpoint holds the cut correction: the run's options without --cut build another model, and it says so
+    with pytest.raises(SystemExit):
+        default_models.main([*run[:2], *run[4:], "--out", str(tmp_path / "fixed"), "--export-checkpoint"])
+    said = capsys.readouterr().err
+    assert "belongs to another model than this run builds" in said and "--cut" in said
+    default_models.main([*run, "--out", str(tmp_path / "fixed"), "--export-checkpoint"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["exported"] == 2
+    fixed, card = load_estimator(read_card(tmp_path / "fixed" / "stemdesk-4stem"))
+    assert card.raw["metrics"]["step"] == 2 and "whatever its validation score" in card.raw["training"]["exported"]
+    shipped, shipped_card = load_estimator("stemdesk-4stem")
+    started, _ = cut_cascade_second(shipped.state_dict(), shipped_card.config, 1000.0)  # where the run started
+    moved = [k for k, v in fixed.state_dict().items() if not torch.equal(v, started[k])]
+    assert moved and all(k.startswith("second.") and not k.startswith("second.base.") for k in moved)  # trained

@@ -634,3 +634,27 @@ def test_a_gpu_this_machine_lacks_is_said_before_any_song_is_loaded(capsys, monk
     with pytest.raises(SystemExit):
         default_models.main(["stemdesk-4stem", "--device", "cuda"])
     assert "--device: CUDA was requested but this machine has no CUDA GPU" in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_exported_whatever_it_scores_and_only_when_there_is_one(tmp_path):
+    """A run exports only what beats its start; `export_checkpoint` exports the latest checkpoint although it does
+    not (a stopping point fixed in advance), with the weights the run ended with."""
+    from stemdesk.core.errors import StemDeskError
+
+    songs = [synthetic_song(f"s{i}", i) for i in range(3)]
+    config = config_for("band_mlp", beat_start=True)
+    config.max_steps, config.validate_every = 4, 2
+    trainer = Trainer(config, songs[:2], songs[2:], tmp_path / "run")
+    scores = iter([5.0, 1.0, 1.0, 1.0])  # the start, then worse
+    trainer.validate = lambda: {"median": {"vocals": next(scores)}, "songs": {}}
+    exported: list = []
+    trainer.run(export=lambda estimator, entry: exported.append(entry["step"]))
+    assert exported == []  # nothing beat the start
+    again = Trainer(config, songs[:2], songs[2:], tmp_path / "run")
+    again.validate = lambda: {"median": {"vocals": 1.0}, "songs": {}}
+    entry = again.export_checkpoint(lambda estimator, e: exported.append((e["step"], estimator.state_dict())))
+    assert entry["step"] == 4 and exported[0][0] == 4
+    ended = trainer.estimator.state_dict()
+    assert all(torch.equal(value, ended[name]) for name, value in exported[0][1].items())
+    with pytest.raises(StemDeskError, match="no checkpoint"):
+        Trainer(config, songs[:2], songs[2:], tmp_path / "empty").export_checkpoint(lambda *_: None)
