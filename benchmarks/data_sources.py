@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/data_sources.py BASE=FOLDER NAME=FOLDER ... [--exponents 1.0,0.7]
 
-Each FOLDER holds a `stemdesk-4stem-lite`-style model (card.json + weights.safetensors), or is a trainer checkpoint
-(`…/checkpoint.safetensors`, its moving average when it has one). Each is put behind Spleeter's vocal U-Net as
+Each FOLDER holds a `stemdesk-4stem-lite`-style model or a `stemdesk-4stem`-style cascade, whose second stage is
+taken with its card's settings (a BiLSTM, or one with a band-split correction as the shipped default's), or is a
+trainer checkpoint of a plain second stage (`…/checkpoint.safetensors`, its moving average when it has one). Each is put behind Spleeter's vocal U-Net as
 in `stemdesk-4stem` (needs `stemdesk models install spleeter-2stem`) and scored on the validation songs of
 stemdesk/training/default_models.py, for every rest exponent given. Medians over 14 songs move by a few tenths of a dB
 from noise alone, so the report also pairs each song with itself: the median per-song difference against the
@@ -51,26 +52,39 @@ from stemdesk.training.default_models import CASCADE, DATA, LITE, SOURCES, split
 STEMS = ("drums", "bass", "other", "vocals", "accompaniment")
 
 
-def second_stage(path: Path) -> dict[str, torch.Tensor]:
-    """The weights of a lite model folder or of a trainer checkpoint (its moving average if it keeps one); of a
-    cascade (stemdesk-4stem-style folder or checkpoint), its second stage's."""
+def second_stage(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A second stage's entry in the cascade ({"kind", "config"}) and weights: a lite model folder's, a cascade
+    folder's second stage (its card says what kind), or a trainer checkpoint's (its moving average if it keeps one),
+    which can only be a plain BiLSTM stage: a checkpoint does not record a correction's settings."""
+    plain = {"kind": "open_unmix", "config": LITE}
     if path.is_dir():
-        estimator, _ = load_estimator(read_card(path))
+        estimator, card = load_estimator(read_card(path))
         state = estimator.state_dict()
+        entry = (
+            card.config["second"] if card.estimator == "cascade" else {"kind": card.estimator, "config": card.config}
+        )
     else:
         tensors = load_file(str(path))
         state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         state.update({k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")})
+        if any(k.startswith("second.base.") for k in state):
+            raise SystemExit(
+                f"{path} holds a second stage with a band-split correction, whose settings only a model card keeps: "
+                "export it (python -m stemdesk.training.default_models ... --export-checkpoint) and name that folder"
+            )
+        entry = plain
     if any(k.startswith("second.") for k in state):
         state = {k[len("second.") :]: v.float() for k, v in state.items() if k.startswith("second.")}
-    return state
+    return entry, state
 
 
-def score(name: str, lite_state: dict, exponent: float, valid, first_state: dict, second_input: str = "mix") -> dict:
-    lite = build_estimator("open_unmix", LITE)
-    lite.load_state_dict(lite_state)  # the checkpoint must be a lite model
-    cascade = build_estimator("cascade", {**CASCADE, "rest_exponent": exponent, "second_input": second_input}).eval()
-    cascade.load_state_dict({**first_state, **{f"second.{k}": v for k, v in lite.state_dict().items()}})
+def score(
+    name: str, second: tuple[dict, dict], exponent: float, valid, first_state: dict, second_input: str = "mix"
+) -> dict:
+    entry, state = second
+    config = {**CASCADE, "second": entry, "rest_exponent": exponent, "second_input": second_input}
+    cascade = build_estimator("cascade", config).eval()
+    cascade.load_state_dict({**first_state, **{f"second.{k}": v for k, v in state.items()}})  # strict
     separator = Separator(cascade)
     rate = valid[0].sample_rate
     return reproduction.score(
