@@ -25,6 +25,13 @@ mean and median per-song change, the songs higher and a two-sided sign test), th
 before it replaces a model: medians over a few songs move by tenths of a dB from one candidate to the next.
 ``--no-oracles`` (with ``--no-write``) leaves out the oracles, whose whole-song masks need about 10 GB for a long
 song, so that candidates can be compared beside a training run.
+A model in ``--models`` may be ``NAME=FOLDER``, a model folder that is not installed (a training run's export), scored
+under NAME. ``--record-as KEY`` (with ``--compare``) writes each other model's comparison into its own card as
+``metrics.KEY``, with the base's weights' sha256: how a candidate that replaces the default carries
+``metrics.against_previous_default``.
+
+    .venv/bin/python benchmarks/quality.py --no-write --no-oracles --models stemdesk-4stem,new=RUN/stemdesk-4stem \
+        --compare stemdesk-4stem --record-as against_previous_default --held-out ~/.cache/stemdesk/lmms
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ import reproduction  # noqa: E402
 from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
-from stemdesk.io.model_store import amend_card, find_model, load_estimator  # noqa: E402
+from stemdesk.io.model_store import amend_card, find_model, load_estimator, read_card  # noqa: E402
 from stemdesk.io.paths import cache_dir  # noqa: E402
 from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
@@ -82,9 +89,16 @@ def main() -> None:
     )
     parser.add_argument("--compare", metavar="MODEL", help="also print every other model against MODEL, song by song")
     parser.add_argument(
+        "--record-as",
+        metavar="KEY",
+        help="with --compare: write each other model's comparison into its card as metrics.KEY",
+    )
+    parser.add_argument(
         "--no-oracles", action="store_true", help="leave out the oracles (needs --no-write: the page shows them)"
     )
     args = parser.parse_args()
+    if args.record_as and not args.compare:
+        parser.error("--record-as writes the comparison --compare makes: give --compare MODEL")
     if args.no_oracles and not args.no_write:
         parser.error("--no-oracles needs --no-write: docs/quality.md and the results file show the oracles")
     torch.set_num_threads(args.threads)
@@ -92,7 +106,10 @@ def main() -> None:
         reproduction.BSS_SONGS = 0
     _, valid_dirs = split(DATA)
     cache = ScoreCache(cache_dir() / "quality" / "scores.json")
-    models, notes = installed(args.models.split(","))
+    try:
+        models, notes = installed(args.models.split(","))
+    except ModelError as error:  # a NAME=FOLDER given that is not a model
+        parser.error(str(error))
     if args.compare and args.compare not in [model[0] for model in models]:
         parser.error(f"--compare {args.compare}: not among the models scored ({', '.join(m[0] for m in models)})")
     rows = score_all(models, valid_dirs, cache, bss=args.bss, oracles=not args.no_oracles)
@@ -108,6 +125,9 @@ def main() -> None:
         print("\n".join(paired_lines(rows, args.compare, f"the {len(valid_dirs)} validation songs")))
         if held_out:
             print("\n".join(paired_lines(held_out, args.compare, f"the {len(held_dirs)} songs of {args.held_out}")))
+        if args.record_as:
+            sets = {"validation": rows, **({f"held_out:{args.held_out.name}": held_out} if held_out else {})}
+            record_comparison(models, sets, args.compare, args.record_as)
     if args.no_write:
         print("\n".join(table(rows) + (table(held_out, counts=True) if held_out else [])))
         return
@@ -162,21 +182,16 @@ def table(rows: list[dict], counts: bool = False) -> list[str]:
     return lines
 
 
-def paired_lines(rows: list[dict], base: str, songs: str) -> list[str]:
-    """Every model's row against ``base``'s, song by song, per stem: both medians, the mean and median per-song
-    change (model minus base, dB), the songs where the model is higher of those both scored, and the two-sided sign
-    test's p over the songs that differ."""
+def paired(rows: list[dict], base: str) -> dict[str, dict[str, dict]]:
+    """Every model's row against ``base``'s, song by song, per stem (by system, then stem): both medians
+    (``median_db``: base, model), the mean and median per-song change (model minus base, dB), the songs where the
+    model is higher of the ``songs`` both scored, and the two-sided sign test's p over the songs that differ."""
     reference = next(row for row in rows if row["system"] == base)
-    lines = [
-        "",
-        f"Against {base}, song by song, on {songs}:",
-        "",
-        "| model | stem | median: base → model | change: mean / median | higher on | sign test p |",
-        "|---|---|---|---|---|---|",
-    ]
+    out: dict[str, dict[str, dict]] = {}
     for row in rows:
         if row["system"] == base or row["system"].startswith("oracle_"):
             continue
+        stems = out.setdefault(row["system"], {})
         for stem in COLUMNS:
             pairs = [
                 (theirs[stem], row["usdr_per_song"][song][stem])
@@ -186,15 +201,60 @@ def paired_lines(rows: list[dict], base: str, songs: str) -> list[str]:
             if not pairs:
                 continue
             changes = [ours - theirs for theirs, ours in pairs]
-            differ = [c for c in changes if c != 0]
             higher = sum(c > 0 for c in changes)
-            p = sign_test(higher, len(differ))
+            stems[stem] = {
+                "median_db": [
+                    round(float(np.median([t for t, _ in pairs])), 2),
+                    round(float(np.median([o for _, o in pairs])), 2),
+                ],
+                "mean_change_db": round(float(np.mean(changes)), 2),
+                "median_change_db": round(float(np.median(changes)), 2),
+                "higher_on": higher,
+                "songs": len(changes),
+                "sign_test_p": round(sign_test(higher, sum(c != 0 for c in changes)), 3),
+            }
+    return out
+
+
+def paired_lines(rows: list[dict], base: str, songs: str) -> list[str]:
+    """`paired` as a markdown table under a line saying on which ``songs``."""
+    lines = [
+        "",
+        f"Against {base}, song by song, on {songs}:",
+        "",
+        "| model | stem | median: base → model | change: mean / median | higher on | sign test p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for system, stems in paired(rows, base).items():
+        for stem, v in stems.items():
             lines.append(
-                f"| {row['system']} | {stem} | {np.median([t for t, _ in pairs]):.2f} → "
-                f"{np.median([o for _, o in pairs]):.2f} | {np.mean(changes):+.2f} / {np.median(changes):+.2f} | "
-                f"{higher} of {len(changes)} | {p:.3f} |"
+                f"| {system} | {stem} | {v['median_db'][0]:.2f} → {v['median_db'][1]:.2f} | "
+                f"{v['mean_change_db']:+.2f} / {v['median_change_db']:+.2f} | {v['higher_on']} of {v['songs']} | "
+                f"{v['sign_test_p']:.3f} |"
             )
     return lines
+
+
+def record_comparison(models: list, sets: dict[str, list[dict]], base: str, key: str) -> None:
+    """Write into each model's card but ``base``'s, as ``metrics[key]``, its comparison with ``base`` on each song
+    set (``sets``: name → rows), with the base's weights' sha256, and render its README again."""
+    cards = {model_id: card for model_id, _, card in models}
+    found = {name: paired(rows, base) for name, rows in sets.items()}
+    for system, card in cards.items():
+        if system == base:
+            continue
+        entry = {
+            "how": f"per-song uSDR from benchmarks/quality.py --compare {base} (median_db: {base}, these weights)",
+            "base": f"the previous {base}" if card.id == base else base,  # a candidate for base's place
+            "base_weights_sha256": cards[base].weights_sha256,
+            **{name: {"stems": stems[system]} for name, stems in found.items() if system in stems},
+        }
+        for name, rows in sets.items():
+            row = next(r for r in rows if r["system"] == system)
+            entry[name]["songs"] = len(row["usdr_per_song"])
+        written = amend_card(card.folder, {"metrics": {**card.raw.get("metrics", {}), key: entry}})
+        atomic_write_bytes(card.folder / "README.md", render(written.raw).encode("utf-8"))
+        print(f"{system}: metrics.{key} written to {card.folder / 'card.json'}")
 
 
 class ScoreCache:
@@ -224,7 +284,12 @@ class ScoreCache:
 def installed(model_ids: list[str]) -> tuple[list[tuple[str, object, object]], list[str]]:
     """(id, estimator, card) of each model that is installed, and a note for each that is not."""
     models, notes = [], []
-    for model_id in model_ids:
+    for entry in model_ids:
+        model_id, _, folder = entry.partition("=")
+        if folder:  # NAME=FOLDER: a model folder that is not installed, scored under NAME
+            estimator, card = load_estimator(read_card(Path(folder).expanduser()))
+            models.append((model_id, estimator, card))
+            continue
         try:
             estimator, card = load_estimator(model_id)
         except ModelError as error:

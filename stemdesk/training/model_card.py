@@ -110,6 +110,9 @@ def render(card: dict) -> str:
             "|---|---|---|---|---|",
         ]
         lines += teacher_gap_rows(gap) + [""]
+    for key, entry in metrics.items():
+        if isinstance(entry, dict) and ("base_weights_sha256" in entry or "previous_weights_sha256" in entry):
+            lines += comparison_lines(key, entry)
     budget = card.get("training", {}).get("budget")
     if budget:
         pre = budget.get("pretraining")
@@ -202,6 +205,32 @@ def render(card: dict) -> str:
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
     return "\n".join(lines) + "\n"
+
+
+def comparison_lines(key: str, entry: dict) -> list[str]:
+    """A card's comparison with other weights, song by song (``metrics.KEY`` as benchmarks/quality.py --record-as
+    writes it, or the shipped default's against_previous_default): one row per song set and stem."""
+    base = entry.get("base", "the previous weights")
+    sha = str(entry.get("base_weights_sha256") or entry.get("previous_weights_sha256"))
+    lines = [
+        f"## Against {base} (metrics.{key})",
+        "",
+        f"Song by song against {base} (weights sha256 {sha[:12]}…); uSDR, dB.",
+        "",
+        "| songs | stem | median: before → these | change: mean / median | higher on | sign test p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, section in entry.items():
+        if not isinstance(section, dict) or "stems" not in section:
+            continue
+        for stem, v in section["stems"].items():
+            before, after = v.get("median_db", [float("nan")] * 2)
+            lines.append(
+                f"| {name} ({section.get('songs', v['songs'])}) | {stem} | {before:.2f} → {after:.2f} | "
+                f"{v['mean_change_db']:+.2f} / {v['median_change_db']:+.2f} | {v['higher_on']} of {v['songs']} | "
+                f"{v['sign_test_p']:.3f} |"
+            )
+    return lines + [""]
 
 
 def teacher_gap_entry(student: dict, teacher: dict) -> dict:

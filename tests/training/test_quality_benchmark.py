@@ -109,3 +109,41 @@ def test_no_oracles_is_refused_when_the_page_would_be_written():
         [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--no-oracles"], capture_output=True, text=True
     )
     assert done.returncode == 2 and "--no-oracles needs --no-write" in done.stderr
+
+
+def test_a_candidate_folder_is_scored_under_its_name_and_carries_its_comparison_in_its_card(quality, tmp_path):
+    """NAME=FOLDER scores a model that is not installed (a run's export) under NAME; --record-as writes its
+    per-song comparison with the base into that folder's card (and README), with the base's weights' sha256, the
+    way a new default carries metrics.against_previous_default. The base's card is left alone."""
+    import shutil
+
+    from stemdesk.io.model_store import find_model, read_card
+
+    songs = [write_song(tmp_path / "songs" / name, seed) for seed, name in enumerate("abc")]
+    held = [write_song(tmp_path / "held" / name, seed + 5) for seed, name in enumerate("de")]
+    candidate = tmp_path / "run" / "stemdesk-4stem-lite"
+    shutil.copytree(find_model("stemdesk-4stem-lite").folder, candidate)
+    base_card = (find_model("tiny-4stem").folder / "card.json").read_text()
+    models, _ = quality.installed(["tiny-4stem", f"new={candidate}"])
+    assert [m[0] for m in models] == ["tiny-4stem", "new"]
+    cache = quality.ScoreCache(tmp_path / "scores.json")
+    sets = {
+        "validation": quality.score_all(models, songs, cache, oracles=False),
+        "held_out:held": quality.score_all(models, held, cache, oracles=False),
+    }
+    assert [row["system"] for row in sets["validation"]] == ["tiny-4stem", "new"]
+    quality.record_comparison(models, sets, "tiny-4stem", "against_previous_default")
+    card = read_card(candidate)
+    entry = card.raw["metrics"]["against_previous_default"]
+    assert entry["base_weights_sha256"] == find_model("tiny-4stem").weights_sha256
+    assert entry["validation"]["songs"] == 3 and entry["held_out:held"]["songs"] == 2
+    tiny, new = (row["usdr_per_song"] for row in sets["validation"])
+    changes = [new[s]["drums"] - tiny[s]["drums"] for s in "abc"]
+    drums = entry["validation"]["stems"]["drums"]
+    assert drums["mean_change_db"] == round(float(np.mean(changes)), 2)
+    assert drums["higher_on"] == sum(c > 0 for c in changes) and drums["songs"] == 3
+    assert card.raw["metrics"]["validation_usdr_median_db"]  # the card's own facts stay
+    readme = (candidate / "README.md").read_text()
+    assert "## Against tiny-4stem (metrics.against_previous_default)" in readme
+    assert f"| validation (3) | drums | {drums['median_db'][0]:.2f} → {drums['median_db'][1]:.2f} |" in readme
+    assert (find_model("tiny-4stem").folder / "card.json").read_text() == base_card
