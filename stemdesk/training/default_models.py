@@ -255,6 +255,13 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
                 "; the second stage carries a band-split correction of its logits below "
                 f"{second['config'].get('max_freq', 16000.0):g} Hz (training.refined{cut})"
             )
+    teacher = card["training_data"].get("teacher")
+    if teacher:
+        targets = " and ".join(teacher.get("targets") or SOURCES)
+        card["description"] += (
+            f"; part of its examples were {teacher['model']}'s labels of real music from Debian ({targets}; "
+            "training_data.teacher)"
+        )
     if TEACHER_TERMS in card["licenses"].get("weights", ""):
         card["description"] += f". These weights are for {TEACHER_TERMS} (training_data.research_only)"
 

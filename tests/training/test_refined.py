@@ -253,6 +253,9 @@ def test_cutting_with_no_training_exports_the_cut_model_with_its_history_and_res
     assert "below 1000 Hz (training.refined, training.cut)" in card.raw["description"]
     assert card.raw["description"].endswith("for personal and research use only (training_data.research_only)")
     assert card.raw["training_data"]["teacher"] == shipped_card.raw["training_data"]["teacher"]
+    assert (
+        "htdemucs's labels of real music from Debian (drums and bass; training_data.teacher)" in card.raw["description"]
+    )
     assert "personal and research use only" in card.raw["training_data"]["research_only"]
     assert "personal and research use only" in card.raw["licenses"]["weights"]
     assert not (tmp_path / "runs").exists()  # nothing trained: no checkpoint left to resume
