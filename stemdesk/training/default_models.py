@@ -506,6 +506,11 @@ def main(argv: list[str] | None = None) -> None:
     def show(event: dict) -> None:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
 
+    if teacher is not None and labelled is not None:
+        # the labeller may add windows between resumes: what each start drew on, for the card's reader
+        drawn = card["training_data"]["teacher"]
+        show({"stage": "data", "teacher_windows": drawn["windows"], "teacher_minutes": drawn["minutes"]})
+
     second = build_estimator("open_unmix", config.config["second"]["config"]) if fresh_second else None
     start = None if args.continue_from else start_weights(args.model, second)
     if args.continue_from:

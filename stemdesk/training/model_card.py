@@ -279,7 +279,10 @@ def _teacher(entry: dict) -> str:
     packages = entry.get("packages")
     if packages:
         words += f"; packages: {', '.join(packages)}"
-    return words + (f". {entry['note'][:1].upper()}{entry['note'][1:]}" if entry.get("note") else "")
+    for key in ("note", "labels_grew"):  # labels_grew: a run resumed while the labeller added windows
+        if entry.get(key):
+            words += f". {entry[key][:1].upper()}{entry[key][1:]}"
+    return words
 
 
 def main(argv: list[str] | None = None) -> None:
