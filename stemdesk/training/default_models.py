@@ -255,6 +255,11 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
                 "; the second stage carries a band-split correction of its logits below "
                 f"{second['config'].get('max_freq', 16000.0):g} Hz (training.refined{cut})"
             )
+
+
+def describe_data(card: dict) -> None:
+    """End a continued model's description with the teacher's part in its data, if any, and the restriction that
+    follows (after whatever else the run did to the model is said)."""
     teacher = card["training_data"].get("teacher")
     if teacher:
         targets = " and ".join(teacher.get("targets") or SOURCES)
@@ -570,6 +575,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"; its second stage was widened from {second_config['hidden']} to {args.widen} hidden units "
                 "(training.widened) before this run"
             )
+        describe_data(card)
         # grown by --refine or --widen, cut by --cut: what --continue-from builds
         card["training"]["config"]["config"] = config.config
     elif start is not None:
