@@ -42,7 +42,7 @@ from .model_card import render
 from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
-from .widen import check_widening, cut_cascade_second, refine_cascade_second, widen_cascade_second
+from .widen import check_cut, check_widening, cut_cascade_second, refine_cascade_second, widen_cascade_second
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -460,14 +460,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.refine is not None:
             config.freeze = ("first.", "second.base.")
         if args.cut is not None:
-            second_config = config.config["second"]
-            if second_config["kind"] != "refined":
-                parser.error("--cut: the continued model's second stage has no correction to cut")
-            if not 0 < args.cut < float(second_config["config"].get("max_freq", 16000.0)):
-                parser.error(
-                    f"--cut: the correction reaches {second_config['config'].get('max_freq', 16000.0):g} Hz; "
-                    f"cut below that, not at {args.cut:g}"
-                )
+            try:
+                check_cut(config.config["second"], args.cut)
+            except ValueError as error:
+                parser.error(f"--cut: {error}")
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
     if args.second_input:

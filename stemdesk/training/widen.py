@@ -137,6 +137,18 @@ def refine_cascade_second(
     return out, {"kind": "refined", "config": config}
 
 
+def check_cut(second: dict, max_freq: float) -> None:
+    """ValueError unless a cascade's ``second`` entry ({"kind", "config"}) carries a band-split correction that
+    reaches above ``max_freq`` Hz, so that cutting it there leaves some of its bands."""
+    if second["kind"] != "refined":
+        raise ValueError(
+            f"the second stage has no correction to cut (it is {second['kind']!r}, with no band-split correction)"
+        )
+    top = float(second["config"].get("max_freq", 16000.0))
+    if not 0 < max_freq < top:
+        raise ValueError(f"the correction reaches {top:g} Hz; cut below that, not at {max_freq:g} Hz")
+
+
 def cut_cascade_second(state: dict[str, Tensor], cascade: dict, max_freq: float) -> tuple[dict[str, Tensor], dict]:
     """A cascade's state and its ``second`` entry with the second stage's band-split correction cut to its bands
     below ``max_freq`` Hz: the weights of the bands above are dropped and the stage's own logits stand there.
@@ -148,12 +160,8 @@ def cut_cascade_second(state: dict[str, Tensor], cascade: dict, max_freq: float)
     from stemdesk.core.estimators import build_estimator
 
     entry = cascade["second"]
-    if entry["kind"] != "refined":
-        raise ValueError(f"the second stage is {entry['kind']!r}, with no band-split correction to cut")
+    check_cut(entry, max_freq)
     config = entry["config"]
-    old_freq = float(config.get("max_freq", 16000.0))
-    if not 0 < max_freq < old_freq:
-        raise ValueError(f"the correction reaches {old_freq:g} Hz: cut it below that, not at {max_freq:g} Hz")
     shared = {k: cascade[k] for k in ("sources", "stft", "channels") if k in cascade}
     new_entry = {"kind": "refined", "config": {**config, "max_freq": float(max_freq)}}
     old = build_estimator("refined", {**shared, **config})
