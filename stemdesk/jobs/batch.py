@@ -149,6 +149,19 @@ class SongWorker:
                     "audio_seconds": result.frames / result.info.sample_rate,
                 }
             )
+            if not null.passed:
+                # as `stemdesk separate` exits 3: stems that do not null are not a finished song. They stay on disk
+                # to be looked at, the song is redone by the next run, and it is not retried now (the same input
+                # and weights give the same stems)
+                record.update(
+                    {
+                        "status": "failed",
+                        "retry": False,
+                        "error": f"its stems do not null with the input (residual peak {null.peak_dbfs} dBFS): "
+                        f"they are kept in {result.outputs[0].parent} with the certificate that says so; "
+                        "please report it with that certificate",
+                    }
+                )
         except StemDeskError as error:
             record.update({"status": "failed", "error": str(error)})
         except Exception as error:  # noqa: BLE001 - an unexpected failure of one song must not stop the catalog
@@ -308,7 +321,7 @@ def _attempts(todo: Sequence[Song], retries: int, submit, collect, report, summa
     while pending:
         for handle, record in collect(pending):
             song = pending.pop(handle)
-            if record["status"] == "failed" and attempts[song.input] <= retries:
+            if record["status"] == "failed" and record.get("retry", True) and attempts[song.input] <= retries:
                 attempts[song.input] += 1
                 record["retrying"] = True
                 report(record)

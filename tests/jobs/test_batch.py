@@ -206,6 +206,36 @@ def test_failures_are_retried_then_reported(catalog, tmp_path):
     assert "not a recognised audio format" in attempts[-1]["error"]
 
 
+def test_a_song_whose_stems_do_not_null_is_a_failure_not_done(catalog, tmp_path, monkeypatch):
+    """As `stemdesk separate` exits 3, a batch counts such a song as failed, keeps its stems to be looked at, does not
+    retry it now (the same stems would come again) and redoes it on the next run instead of skipping it."""
+    import stemdesk.export.stems as stems_module
+    from stemdesk.jobs.batch import Song, SongWorker
+
+    exact = stems_module.integer_stems
+
+    def one_step_off(stems, mix, bits):
+        ints = exact(stems, mix, bits)
+        ints[0, :, ::1000] += 1  # a residual one step off here and there
+        return ints
+
+    out = tmp_path / "out"
+    first = catalog / "album one" / "first.wav"
+    worker = SongWorker(SETTINGS)  # in this process, where the bug is patched in
+    monkeypatch.setattr(stems_module, "integer_stems", one_step_off)
+    record = worker.run(Song(str(first), "album one/first"), str(out), 1)
+    assert record["status"] == "failed" and record["retry"] is False
+    assert "do not null" in record["error"] and "dBFS" in record["error"]
+    assert all((out / "album one" / "first" / f"{s}.wav").is_file() for s in ("vocals", "drums", "bass", "other"))
+    monkeypatch.setattr(stems_module, "integer_stems", exact)
+    # the manifest holds that record: the next run separates the song again, and now it nulls
+    (out / MANIFEST).write_text(json.dumps(record) + "\n")
+    summary = run_batch(catalog, out, SETTINGS, workers=1)
+    assert (summary.done, summary.skipped, summary.failed) == (3, 0, 0)
+    redone = [r for r in records(out) if r["input"] == str(first)]
+    assert [r["status"] for r in redone] == ["failed", "done"] and redone[-1]["null"]["passed"]
+
+
 def test_manifest_input_and_paths_stay_inside_the_output(tmp_path, catalog):
     manifest = tmp_path / "list.jsonl"
     manifest.write_text(
