@@ -232,7 +232,7 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
     if "research_only" in earlier_data:
         data["research_only"] = _with_earlier(data.get("research_only", ""), earlier_data["research_only"])
     history = before.get("training", {})
-    for key in ("second_stage", "refined", "cut"):  # a cut made by this run (--cut) is already there
+    for key in ("second_stage", "refined", "cut", "refined_again"):  # a cut made by this run (--cut) is already there
         if key in history:
             card["training"].setdefault(key, history[key])
     if "fine_tuning" in history:  # this run changed the weights those fine-tunes started from
@@ -362,7 +362,15 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DIM",
         help="stemdesk-4stem with --continue-from: put a band-split correction of DIM features per band (default "
         "48) on the second stage (stemdesk/core/estimators/refined.py) and train only it (unless --freeze says "
-        "otherwise); it starts at zero, so training starts from the continued model's masks",
+        "otherwise); it starts at zero, so training starts from the continued model's masks. On a stage that "
+        "already carries a correction, the new one goes on top and the first stays as trained",
+    )
+    parser.add_argument(
+        "--refine-below",
+        type=float,
+        metavar="HZ",
+        help="with --refine: the new correction works below HZ only (the bands above it are not built; the "
+        "stage's own logits stand there), as --cut leaves a trained one; default 16000",
     )
     parser.add_argument(
         "--cut",
@@ -441,6 +449,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--max-steps: at least one step")
     if args.refine is not None and args.refine < 1:
         parser.error("--refine DIM: at least one feature per band")
+    if args.refine_below is not None and (args.refine is None or not args.refine_below > 0):
+        parser.error("--refine-below HZ: a positive frequency, with --refine")
     if args.early_stop is not None and args.early_stop < 0:
         parser.error("--early-stop counts validations: 0 (never stop early) or more")
     for name in ("lr", "ema", "warmup", "early_stop", "max_steps"):
@@ -455,8 +465,6 @@ def main(argv: list[str] | None = None) -> None:
                 check_widening(config.config["second"], args.widen)
             except ValueError as error:
                 parser.error(f"--widen: {error}")
-        if args.refine is not None and config.config["second"]["kind"] == "refined":
-            parser.error("--refine: the continued model's second stage already has a correction")
         if args.refine is not None:
             config.freeze = ("first.", "second.base.")
         if args.cut is not None:
@@ -544,16 +552,24 @@ def main(argv: list[str] | None = None) -> None:
                 card["training"]["cut"]["earlier"] = before["cut"]
         carry_over(card, shipped_card.raw, config)
         if args.refine is not None:
-            start, second_entry = refine_cascade_second(start, config.config, seed=config.seed, dim=args.refine)
+            stacked = config.config["second"]["kind"] == "refined"
+            below = {} if args.refine_below is None else {"max_freq": args.refine_below}
+            start, second_entry = refine_cascade_second(
+                start, config.config, seed=config.seed, stack=stacked, dim=args.refine, **below
+            )
             config.config = {**config.config, "second": second_entry}
-            card["training"]["refined"] = {
+            card["training"]["refined_again" if stacked else "refined"] = {
                 "dim": args.refine,
+                **below,
                 "method": "a band-split convolutional correction of the second stage's logits (four-bin bands up "
                 "to 690 Hz, wider above; dilated convolutions over time and over neighbouring bands), its heads "
                 "starting at zero so that training started from the continued model's masks",
             }
             card["description"] += (
-                f"; a band-split correction of {args.refine} features per band was put on its second stage "
+                f"; a second band-split correction of {args.refine} features per band was put on top of the first "
+                "(training.refined_again) before this run"
+                if stacked
+                else f"; a band-split correction of {args.refine} features per band was put on its second stage "
                 "(training.refined) before this run"
             )
         if args.widen is not None:

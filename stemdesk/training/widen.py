@@ -115,17 +115,19 @@ def widen_cascade_second(
 
 
 def refine_cascade_second(
-    state: dict[str, Tensor], cascade: dict, seed: int = 0, **refiner: Any
+    state: dict[str, Tensor], cascade: dict, seed: int = 0, stack: bool = False, **refiner: Any
 ) -> tuple[dict[str, Tensor], dict]:
     """A cascade's state and its ``second`` entry with a band-split correction (`Refined`) put on the second stage:
     the stage's weights become the correction's base ("second." → "second.base."), and the correction starts fresh
     from ``seed`` with its heads at zero, so the new cascade computes the old one's masks exactly. ``cascade``: the
-    cascade's config; ``refiner``: the correction's settings (dim, dilations, bands, …) instead of its defaults."""
+    cascade's config; ``refiner``: the correction's settings (dim, dilations, bands, max_freq, …) instead of its
+    defaults. A stage that already carries a correction gets a second one on top only with ``stack``: the first
+    correction, trained, becomes part of the new one's base."""
     from stemdesk.core.estimators import build_estimator
 
     entry = cascade["second"]
-    if entry["kind"] == "refined":
-        raise ValueError("the second stage already has a correction")
+    if entry["kind"] == "refined" and not stack:
+        raise ValueError("the second stage already has a correction (stack=True puts another on top of it)")
     shared = {k: cascade[k] for k in ("sources", "stft", "channels") if k in cascade}
     config = {**refiner, "base": {"kind": entry["kind"], "config": entry["config"]}}
     torch.manual_seed(seed)

@@ -125,6 +125,31 @@ def test_the_shipped_default_is_its_trained_cascade_plus_a_correction_that_chang
         refine_cascade_second(shipped.state_dict(), {**config, "second": second})
 
 
+def test_a_second_correction_stacks_on_the_shipped_one_and_starts_with_its_masks():
+    """With ``stack`` the shipped correction becomes part of the new one's base ("second.base."), which a run that
+    refines freezes: the stacked cascade starts with the shipped masks bit for bit, and only the new bands below
+    its own max_freq change them."""
+    shipped, _, _ = shipped_default_plain()
+    config = shipped.config()
+    state, second = refine_cascade_second(shipped.state_dict(), config, stack=True, dim=8, max_freq=1378.0)
+    assert second["config"]["base"] == config["second"] and second["config"]["max_freq"] == 1378.0
+    net = build_estimator("cascade", {**config, "second": second})
+    net.load_state_dict(state)
+    assert {k for k in state if k.startswith("second.base.")} == {
+        "second.base." + k[len("second.") :] for k in shipped.state_dict() if k.startswith("second.")
+    }
+    net.eval()
+    mag = mags(40, seed=4)
+    with torch.no_grad():
+        assert torch.equal(net(mag), shipped(mag))
+        for head in net.second.heads:
+            torch.nn.init.normal_(head, std=0.1)
+        moved = (net(mag) - shipped(mag)).abs()
+    top = net.second.max_bin
+    assert moved[:, 1:, :, :top].max() > 0.01  # drums, bass and other move below the new correction's top
+    assert moved[:, :, :, top:].max() == 0  # and not above it
+
+
 def test_refining_is_refused_without_a_model_to_continue(capsys):
     """Before any song is loaded."""
     from stemdesk.training.default_models import main
@@ -135,6 +160,9 @@ def test_refining_is_refused_without_a_model_to_continue(capsys):
     with pytest.raises(SystemExit):
         main(["stemdesk-4stem", "--continue-from", "--refine", "32", "--widen", "256"])
     assert "choose one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["stemdesk-4stem", "--continue-from", "--refine-below", "2756"])
+    assert "with --refine" in capsys.readouterr().err
 
 
 def test_a_cut_correction_keeps_the_bands_well_below_the_cut_and_the_plain_stage_above_it():
