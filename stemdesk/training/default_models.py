@@ -32,7 +32,7 @@ import torch
 
 from stemdesk.core.device import DEVICES, resolve_device
 from stemdesk.core.errors import StemDeskError
-from stemdesk.core.estimators import build_estimator
+from stemdesk.core.estimators import OBJECTIVES, build_estimator
 from stemdesk.io.model_store import int8_threshold, load_estimator, read_card, save_variant
 from stemdesk.io.paths import cache_dir
 
@@ -366,6 +366,12 @@ def main(argv: list[str] | None = None) -> None:
         "already carries a correction, the new one goes on top and the first stays as trained",
     )
     parser.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        help="the training loss (default: the model's own, its card's config.objective); usdr trains on the "
+        "validation's metric, the global SDR of each example's stems",
+    )
+    parser.add_argument(
         "--refine-below",
         type=float,
         metavar="HZ",
@@ -474,6 +480,8 @@ def main(argv: list[str] | None = None) -> None:
                 parser.error(f"--cut: {error}")
     if args.freeze is not None:
         config.freeze = tuple(args.freeze)
+    if args.objective:
+        config.config = {**config.config, "objective": args.objective}
     if args.second_input:
         if config.estimator != "cascade":
             parser.error("--second-input is an option of the cascade, stemdesk-4stem")

@@ -35,6 +35,8 @@ OBJECTIVE_WORDS = {
     "magnitude_l1": "L1 distance between the masked mixture's magnitudes and the sources'",
     "magnitude_mse": "mean squared error between the masked mixture's magnitudes and the sources'",
     "dual": "0.9 × magnitude MSE + 0.1 × time-domain MSE of the masked mixture (dual loss)",
+    "usdr": "minus the mean uSDR (global SDR, the metric of the validation) of each example's masked-mixture "
+    "stems against its sources, silent sources left out",
     "ibm_bce": "binary cross-entropy against the ideal binary mask of {first}",
     "ibm_bce_windows": "binary cross-entropy of each sliding excerpt's own prediction against the ideal binary "
     "mask of {first} over its frames (the average over excerpts is for inference only)",

@@ -109,6 +109,23 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# A source quieter than this (mean square, -60 dBFS) in an example has no SDR worth a target: a silent target's
+# SDR measures only how little leaks into it, at any scale, and the log would give those few samples the gradient.
+SILENT_TARGET = 1e-6
+
+
+def usdr_loss_terms(estimates: Tensor, sources: Tensor, eps: float = 1e-8) -> Tensor:
+    """The mean uSDR in dB (global SDR per example and source, as `stemdesk.core.metrics.usdr` scores a song:
+    10·log10((Σ s² + eps) / (Σ (s − ŝ)² + eps)) over channels and samples) of ``estimates`` against ``sources``
+    (batch, sources, channels, length), over the example-source pairs whose source is not silent (`SILENT_TARGET`);
+    0 when all are."""
+    signal = sources.square().sum(dim=(-2, -1))
+    error = (sources - estimates).square().sum(dim=(-2, -1))
+    sdr = 10 * torch.log10((signal + eps) / (error + eps))
+    heard = (signal / (sources.shape[-2] * sources.shape[-1]) > SILENT_TARGET).to(sdr.dtype)
+    return (sdr * heard).sum() / heard.sum().clamp_min(1.0)
+
+
 def objective_loss(
     estimator: Estimator,
     stft: STFT,
@@ -140,8 +157,11 @@ def objective_loss(
             return window_bce(run(mix_mag, windows=True), goal)
         return F.binary_cross_entropy(run(mix_mag)[:, 0].clamp(1e-6, 1 - 1e-6), goal)
     raw = run(mix_mag)
-    if objective in ("magnitude_l1", "magnitude_mse", "dual"):
+    if objective in ("magnitude_l1", "magnitude_mse", "dual", "usdr"):
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
+        if objective == "usdr":
+            waves = stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
+            return -usdr_loss_terms(waves, stems)
         estimate = masks * mix_mag.unsqueeze(1)
         if objective == "magnitude_l1":
             return (estimate - target).abs().mean()

@@ -19,7 +19,7 @@ from ..stft import STFTConfig
 #   ibm_bce_windows: the same for each sliding excerpt's own prediction before they are averaged (Deep Karaoke:
 #            the estimator's ``forward(mag, windows=True)``);
 #   irm_mse: MSE between the masks and the ideal ratio masks; argmax_nll: NLL of the loudest source per bin.
-OBJECTIVES = ("magnitude_l1", "magnitude_mse", "dual", "ibm_bce", "ibm_bce_windows", "irm_mse", "argmax_nll")
+OBJECTIVES = ("magnitude_l1", "magnitude_mse", "dual", "usdr", "ibm_bce", "ibm_bce_windows", "irm_mse", "argmax_nll")
 
 
 class Estimator(torch.nn.Module):
