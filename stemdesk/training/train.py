@@ -159,9 +159,12 @@ def objective_loss(
     raw = run(mix_mag)
     if objective in ("magnitude_l1", "magnitude_mse", "dual", "usdr"):
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
+
+        def masked_stems() -> Tensor:  # as the separator writes them: the masks on the mixture, through the iSTFT
+            return stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
+
         if objective == "usdr":
-            waves = stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
-            return -usdr_loss_terms(waves, stems)
+            return -usdr_loss_terms(masked_stems(), stems)
         estimate = masks * mix_mag.unsqueeze(1)
         if objective == "magnitude_l1":
             return (estimate - target).abs().mean()
@@ -169,8 +172,7 @@ def objective_loss(
         if objective == "magnitude_mse":
             return magnitude
         # George et al.'s dual loss: 0.9 · magnitude MSE + 0.1 · time-domain MSE of the masked mixture.
-        waves = stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
-        return 0.9 * magnitude + 0.1 * (waves - stems).pow(2).mean()
+        return 0.9 * magnitude + 0.1 * (masked_stems() - stems).pow(2).mean()
     if objective == "irm_mse":
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
         return (masks - ratio_masks(target)).pow(2).mean()
