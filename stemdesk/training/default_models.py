@@ -369,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
         "--objective",
         choices=OBJECTIVES,
         help="the training loss (default: the model's own, its card's config.objective); usdr trains on the "
-        "validation's metric, the global SDR of each example's stems",
+        "validation's metric, the global SDR of each example's stems; usdr_silent also scores a stem that is "
+        "silent in an example by what leaks into it",
     )
     parser.add_argument(
         "--refine-below",

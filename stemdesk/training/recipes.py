@@ -37,6 +37,8 @@ OBJECTIVE_WORDS = {
     "dual": "0.9 × magnitude MSE + 0.1 × time-domain MSE of the masked mixture (dual loss)",
     "usdr": "minus the mean uSDR (global SDR, the metric of the validation) of each example's masked-mixture "
     "stems against its sources, silent sources left out",
+    "usdr_silent": "minus the mean uSDR of each example's masked-mixture stems against its sources, a source silent "
+    "in the example scored by how far below the mixture its estimate stays (at most 30 dB)",
     "ibm_bce": "binary cross-entropy against the ideal binary mask of {first}",
     "ibm_bce_windows": "binary cross-entropy of each sliding excerpt's own prediction against the ideal binary "
     "mask of {first} over its frames (the average over excerpts is for inference only)",

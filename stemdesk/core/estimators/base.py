@@ -14,12 +14,24 @@ from ..stft import STFTConfig
 # Training objectives an estimator can declare (the trainer implements them):
 #   magnitude_l1 / magnitude_mse: distance between masked mixture magnitudes and the sources' magnitudes;
 #   dual: 0.9 · magnitude MSE + 0.1 · time-domain MSE (George et al.);
+#   usdr: minus the mean uSDR of each example's masked-mixture stems, silent sources left out; usdr_silent: the
+#            same with a silent source scored by how far below the mixture its estimate stays;
 #   ibm_bce: binary cross-entropy against the ideal binary mask of the first source (soft targets from the
 #            estimator's ``targets``, e.g. Lin et al.'s 0.02/0.98);
 #   ibm_bce_windows: the same for each sliding excerpt's own prediction before they are averaged (Deep Karaoke:
 #            the estimator's ``forward(mag, windows=True)``);
 #   irm_mse: MSE between the masks and the ideal ratio masks; argmax_nll: NLL of the loudest source per bin.
-OBJECTIVES = ("magnitude_l1", "magnitude_mse", "dual", "usdr", "ibm_bce", "ibm_bce_windows", "irm_mse", "argmax_nll")
+OBJECTIVES = (
+    "magnitude_l1",
+    "magnitude_mse",
+    "dual",
+    "usdr",
+    "usdr_silent",
+    "ibm_bce",
+    "ibm_bce_windows",
+    "irm_mse",
+    "argmax_nll",
+)
 
 
 class Estimator(torch.nn.Module):
