@@ -81,10 +81,28 @@ def test_every_objective_fits_a_fixed_batch(kind):
     assert min(losses[-3:]) < 0.9 * losses[0], losses
 
 
+def masked_waves(estimator, stft, stems):
+    """The stems the separator would write for the mixture of ``stems``: the masks on it, through the iSTFT."""
+    from stemdesk.core.masks import normalise_masks
+
+    spec = stft(stems.sum(dim=1))
+    masks = normalise_masks(estimator(spec.abs()), estimator.mask, estimator.residual)
+    return stft.inverse(masks * spec.unsqueeze(1), stems.shape[-1]).detach()
+
+
+def train_steps(estimator, stft, stems, steps=40, lr=3e-3):
+    """``steps`` Adam steps on the estimator's own objective, on one batch."""
+    optimiser = torch.optim.Adam(estimator.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = objective_loss(estimator, stft, stems)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
 def test_the_usdr_objective_is_the_scored_metric_of_the_masked_stems_and_training_on_it_raises_it():
     """The loss is minus the mean uSDR that `stemdesk.core.metrics.usdr` gives the stems the separator would write
     (the masked mixture through the iSTFT), a silent source left out; forty steps on it raise that uSDR."""
-    from stemdesk.core.masks import normalise_masks
     from stemdesk.core.metrics import usdr
 
     torch.manual_seed(0)
@@ -95,19 +113,12 @@ def test_the_usdr_objective_is_the_scored_metric_of_the_masked_stems_and_trainin
     stems[:, 3] = 0  # no "other" in this example: not a target, not in the mean
 
     def scored() -> tuple[float, float]:
-        spec = stft(stems.sum(dim=1))
-        masks = normalise_masks(estimator(spec.abs()), estimator.mask, estimator.residual)
-        waves = stft.inverse(masks * spec.unsqueeze(1), stems.shape[-1])
-        return objective_loss(estimator, stft, stems).item(), usdr(stems, waves.detach())[0, :3].mean().item()
+        waves = masked_waves(estimator, stft, stems)
+        return objective_loss(estimator, stft, stems).item(), usdr(stems, waves)[0, :3].mean().item()
 
     loss, metric = scored()
     assert loss == pytest.approx(-metric, abs=1e-3)
-    optimiser = torch.optim.Adam(estimator.parameters(), lr=3e-3)
-    for _ in range(40):
-        loss = objective_loss(estimator, stft, stems)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    train_steps(estimator, stft, stems)
     after = scored()
     assert after[0] == pytest.approx(-after[1], abs=1e-3)
     assert after[1] > metric + 3, (metric, after)
@@ -117,7 +128,6 @@ def test_usdr_silent_scores_the_leak_into_a_silent_stem_and_training_on_it_lets_
     """usdr_silent: the heard sources' uSDR and, for a silent one, the mixture over what leaks into it (capped at 30
     dB), averaged over all four; from the same start, forty steps on it leave less in the silent stem than forty
     steps on usdr, which never sees it."""
-    from stemdesk.core.masks import normalise_masks
     from stemdesk.core.metrics import usdr
 
     stems = torch.from_numpy(synthetic_song("a", 0).audio().numpy()[None, :, :, :16000])
@@ -130,9 +140,7 @@ def test_usdr_silent_scores_the_leak_into_a_silent_stem_and_training_on_it_lets_
         stft = STFT(estimator.stft_config)
 
         def leak_db() -> tuple[float, float]:  # the silent stem's energy below the mixture's, and the loss
-            spec = stft(stems.sum(dim=1))
-            masks = normalise_masks(estimator(spec.abs()), estimator.mask, estimator.residual)
-            waves = stft.inverse(masks * spec.unsqueeze(1), stems.shape[-1]).detach()
+            waves = masked_waves(estimator, stft, stems)
             mix, leak = stems.sum(dim=1).square().sum(), waves[0, 3].square().sum()
             expected = (usdr(stems, waves)[0, :3].sum() + 10 * torch.log10(mix / (leak + 1e-3 * mix))) / 4
             if objective == "usdr_silent":
@@ -140,12 +148,7 @@ def test_usdr_silent_scores_the_leak_into_a_silent_stem_and_training_on_it_lets_
             return 10 * torch.log10(mix / leak).item(), usdr(stems, waves)[0, :3].mean().item()
 
         before = leak_db()
-        optimiser = torch.optim.Adam(estimator.parameters(), lr=3e-3)
-        for _ in range(40):
-            loss = objective_loss(estimator, stft, stems)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+        train_steps(estimator, stft, stems)
         return before[0], *leak_db()
 
     start, silent_leak, silent_heard = trained("usdr_silent")
