@@ -57,6 +57,29 @@ def config_for(kind: str, **extra) -> TrainConfig:
 
 
 # the mask estimators (fine-tuning a waveform estimator such as HTDemucs is refused so far)
+def masked_waves(estimator, stft, stems):
+    """The stems the separator would write for the mixture of ``stems``: the masks on it, through the iSTFT."""
+    from stemdesk.core.masks import normalise_masks
+
+    spec = stft(stems.sum(dim=1))
+    masks = normalise_masks(estimator(spec.abs()), estimator.mask, estimator.residual)
+    return stft.inverse(masks * spec.unsqueeze(1), stems.shape[-1]).detach()
+
+
+def train_steps(estimator, stft, stems, steps=40, lr=3e-3):
+    """``steps`` Adam steps on the estimator's own objective, on one batch, in training mode; the losses."""
+    optimiser = torch.optim.Adam(estimator.parameters(), lr=lr)
+    losses = []
+    estimator.train()
+    for _ in range(steps):
+        loss = objective_loss(estimator, stft, stems)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
 @pytest.mark.parametrize(
     "kind", sorted(k for k, cls in BUILTIN_ESTIMATORS.items() if issubclass(cls, Estimator) and k != "mix")
 )
@@ -68,36 +91,9 @@ def test_every_objective_fits_a_fixed_batch(kind):
     stft = STFT(estimator.stft_config)
     data = torch.from_numpy(synthetic_song("a", 0).audio().numpy()[None, :, :, :16000])
     stems = regroup(data, source_map(estimator.sources, SOURCES))
-    optimiser = torch.optim.Adam(estimator.parameters(), lr=3e-3)
-    losses = []
-    estimator.train()
-    for _ in range(40):
-        loss = objective_loss(estimator, stft, stems)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+    losses = train_steps(estimator, stft, stems)
     assert np.isfinite(losses).all()
     assert min(losses[-3:]) < 0.9 * losses[0], losses
-
-
-def masked_waves(estimator, stft, stems):
-    """The stems the separator would write for the mixture of ``stems``: the masks on it, through the iSTFT."""
-    from stemdesk.core.masks import normalise_masks
-
-    spec = stft(stems.sum(dim=1))
-    masks = normalise_masks(estimator(spec.abs()), estimator.mask, estimator.residual)
-    return stft.inverse(masks * spec.unsqueeze(1), stems.shape[-1]).detach()
-
-
-def train_steps(estimator, stft, stems, steps=40, lr=3e-3):
-    """``steps`` Adam steps on the estimator's own objective, on one batch."""
-    optimiser = torch.optim.Adam(estimator.parameters(), lr=lr)
-    for _ in range(steps):
-        loss = objective_loss(estimator, stft, stems)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
 
 
 def test_the_usdr_objective_is_the_scored_metric_of_the_masked_stems_and_training_on_it_raises_it():
@@ -139,7 +135,7 @@ def test_usdr_silent_scores_the_leak_into_a_silent_stem_and_training_on_it_lets_
         estimator = build_estimator("band_mlp", {**config.config, "objective": objective})
         stft = STFT(estimator.stft_config)
 
-        def leak_db() -> tuple[float, float]:  # the silent stem's energy below the mixture's, and the loss
+        def leak_db() -> tuple[float, float]:  # the silent stem's level below the mixture, the heard stems' uSDR
             waves = masked_waves(estimator, stft, stems)
             mix, leak = stems.sum(dim=1).square().sum(), waves[0, 3].square().sum()
             expected = (usdr(stems, waves)[0, :3].sum() + 10 * torch.log10(mix / (leak + 1e-3 * mix))) / 4
