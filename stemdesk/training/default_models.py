@@ -232,7 +232,8 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
     if "research_only" in earlier_data:
         data["research_only"] = _with_earlier(data.get("research_only", ""), earlier_data["research_only"])
     history = before.get("training", {})
-    for key in ("second_stage", "refined", "cut", "refined_again"):  # a cut made by this run (--cut) is already there
+    # a cut made by this run (--cut) is already there
+    for key in ("second_stage", "refined", "cut", "refined_again", "refined_first"):
         if key in history:
             card["training"].setdefault(key, history[key])
     if "fine_tuning" in history:  # this run changed the weights those fine-tunes started from
@@ -254,6 +255,12 @@ def carry_over(card: dict, before: dict, config: TrainConfig) -> None:
             card["description"] += (
                 "; the second stage carries a band-split correction of its logits below "
                 f"{second['config'].get('max_freq', 16000.0):g} Hz (training.refined{cut})"
+            )
+        first = config.config["first"]
+        if first["kind"] == "refined":
+            card["description"] += (
+                "; the vocal U-Net's logits carry a band-split correction below "
+                f"{first['config'].get('max_freq', 16000.0):g} Hz (training.refined_first)"
             )
 
 
@@ -366,6 +373,13 @@ def main(argv: list[str] | None = None) -> None:
         "already carries a correction, the new one goes on top and the first stays as trained",
     )
     parser.add_argument(
+        "--refine-stage",
+        choices=("first", "second"),
+        default="second",
+        help="with --refine: the stage the correction goes on; first corrects the vocal U-Net's logits (the vocals' "
+        "mask, and so what the second stage hears) and trains only that correction (unless --freeze says otherwise)",
+    )
+    parser.add_argument(
         "--objective",
         choices=OBJECTIVES,
         help="the training loss (default: the model's own, its card's config.objective); usdr trains on the "
@@ -456,6 +470,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--max-steps: at least one step")
     if args.refine is not None and args.refine < 1:
         parser.error("--refine DIM: at least one feature per band")
+    if args.refine_stage != "second" and args.refine is None:
+        parser.error("--refine-stage says where --refine puts its correction: give --refine")
     if args.refine_below is not None and (args.refine is None or not args.refine_below > 0):
         parser.error("--refine-below HZ: a positive frequency, with --refine")
     if args.early_stop is not None and args.early_stop < 0:
@@ -473,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
             except ValueError as error:
                 parser.error(f"--widen: {error}")
         if args.refine is not None:
-            config.freeze = ("first.", "second.base.")
+            config.freeze = ("first.base.", "second.") if args.refine_stage == "first" else ("first.", "second.base.")
         if args.cut is not None:
             try:
                 check_cut(config.config["second"], args.cut)
@@ -560,7 +576,26 @@ def main(argv: list[str] | None = None) -> None:
             if "cut" in before:
                 card["training"]["cut"]["earlier"] = before["cut"]
         carry_over(card, shipped_card.raw, config)
-        if args.refine is not None:
+        if args.refine is not None and args.refine_stage == "first":
+            if config.config["first"]["kind"] == "refined":
+                parser.error("--refine-stage first: the vocal U-Net already carries a correction")
+            below = {} if args.refine_below is None else {"max_freq": args.refine_below}
+            start, first_entry = refine_cascade_second(
+                start, config.config, seed=config.seed, stage="first", dim=args.refine, **below
+            )
+            config.config = {**config.config, "first": first_entry}
+            card["training"]["refined_first"] = {
+                "dim": args.refine,
+                **below,
+                "method": "a band-split convolutional correction of the vocal U-Net's logits (the U-Net giving "
+                "logits, the softmax over [logit, 0] its sigmoid mask), its heads starting at zero so that training "
+                "started from the continued model's masks",
+            }
+            card["description"] += (
+                f"; a band-split correction of {args.refine} features per band was put on the vocal U-Net's logits "
+                "(training.refined_first) before this run"
+            )
+        elif args.refine is not None:
             stacked = config.config["second"]["kind"] == "refined"
             below = {} if args.refine_below is None else {"max_freq": args.refine_below}
             start, second_entry = refine_cascade_second(

@@ -115,24 +115,38 @@ def widen_cascade_second(
 
 
 def refine_cascade_second(
-    state: dict[str, Tensor], cascade: dict, seed: int = 0, stack: bool = False, **refiner: Any
+    state: dict[str, Tensor], cascade: dict, seed: int = 0, stack: bool = False, stage: str = "second", **refiner: Any
 ) -> tuple[dict[str, Tensor], dict]:
     """A cascade's state and its ``second`` entry with a band-split correction (`Refined`) put on the second stage:
     the stage's weights become the correction's base ("second." → "second.base."), and the correction starts fresh
     from ``seed`` with its heads at zero, so the new cascade computes the old one's masks exactly. ``cascade``: the
     cascade's config; ``refiner``: the correction's settings (dim, dilations, bands, max_freq, …) instead of its
     defaults. A stage that already carries a correction gets a second one on top only with ``stack``: the first
-    correction, trained, becomes part of the new one's base."""
+    correction, trained, becomes part of the new one's base.
+
+    ``stage="first"`` corrects the first stage instead (the vocal U-Net: the lead's mask, which also decides what the
+    second stage hears): the U-Net then gives logits (mask "softmax"; with its residual source the softmax over
+    [logit, 0] is its sigmoid mask, so the masks are the same to rounding) and the correction changes them."""
     from stemdesk.core.estimators import build_estimator
 
-    entry = cascade["second"]
+    if stage not in ("first", "second"):
+        raise ValueError(f'a cascade\'s stages are "first" and "second", not {stage!r}')
+    entry = cascade[stage]
     if entry["kind"] == "refined" and not stack:
-        raise ValueError("the second stage already has a correction (stack=True puts another on top of it)")
-    shared = {k: cascade[k] for k in ("sources", "stft", "channels") if k in cascade}
-    config = {**refiner, "base": {"kind": entry["kind"], "config": entry["config"]}}
+        raise ValueError(f"the {stage} stage already has a correction (stack=True puts another on top of it)")
+    if stage == "second":
+        shared = {k: cascade[k] for k in ("sources", "stft", "channels") if k in cascade}
+        base = entry
+    else:  # the cascade gives its first stage the STFT and channels only; the stage names its own sources
+        shared = {k: cascade[k] for k in ("stft", "channels") if k in cascade}
+        shared.update({k: entry["config"][k] for k in ("sources", "residual") if k in entry["config"]})
+        base = entry if entry["kind"] == "refined" else {**entry, "config": {**entry["config"], "mask": "softmax"}}
+    config = {**refiner, "base": {"kind": base["kind"], "config": base["config"]}}
+    if stage == "first":
+        config = {**{k: v for k, v in shared.items() if k in ("sources", "residual")}, **config}
     torch.manual_seed(seed)
     fresh = build_estimator("refined", {**shared, **config}).state_dict()
-    prefix = "second."
+    prefix = f"{stage}."
     out = {k: v for k, v in state.items() if not k.startswith(prefix)}
     out.update({f"{prefix}base.{k[len(prefix) :]}": v for k, v in state.items() if k.startswith(prefix)})
     out.update({prefix + k: v for k, v in fresh.items() if not k.startswith("base.")})

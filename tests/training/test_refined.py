@@ -150,6 +150,39 @@ def test_a_second_correction_stacks_on_the_shipped_one_and_starts_with_its_masks
     assert moved[:, :, :, top:].max() == 0  # and not above it
 
 
+def test_a_correction_of_the_vocal_unet_starts_with_the_shipped_masks_and_moves_the_vocals_below_its_top():
+    """``stage="first"``: the U-Net gives logits (the softmax over [logit, 0] is its sigmoid mask, to rounding) and a
+    correction sits on them ("first." → "first.base."). Untrained, the cascade computes the shipped masks; trained,
+    the vocals' mask moves below the correction's top and not between it and the U-Net's top (1024 bins), while the
+    masks still sum to one."""
+    shipped, _, _ = shipped_default_plain()
+    config = shipped.config()
+    state, first = refine_cascade_second(shipped.state_dict(), config, stage="first", dim=8, max_freq=1378.0)
+    assert first["config"]["base"]["config"]["mask"] == "softmax"
+    assert first["config"]["sources"] == ["vocals", "accompaniment"]
+    net = build_estimator("cascade", {**config, "first": first})
+    net.load_state_dict(state)  # strict
+    assert {k for k in state if k.startswith("first.base.")} == {
+        "first.base." + k[len("first.") :] for k in shipped.state_dict() if k.startswith("first.")
+    }
+    assert net.first_bins == shipped.first_bins == 1024
+    net.eval()
+    mag = mags(40, seed=5)
+    with torch.no_grad():
+        before = shipped(mag)
+        torch.testing.assert_close(net(mag), before, rtol=0, atol=1e-5)
+        for head in net.first.heads:
+            torch.nn.init.normal_(head, std=0.1)
+        after = net(mag)
+    top = net.first.max_bin
+    moved = (after - before).abs()
+    assert moved[:, 0, :, :top].max() > 0.01
+    assert moved[:, 0, :, top:1024].max() < 1e-5
+    torch.testing.assert_close(after.sum(dim=1), torch.ones_like(after[:, 0]), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="already has a correction"):
+        refine_cascade_second(state, {**config, "first": first}, stage="first")
+
+
 def test_refining_is_refused_without_a_model_to_continue(capsys):
     """Before any song is loaded."""
     from stemdesk.training.default_models import main
@@ -163,6 +196,9 @@ def test_refining_is_refused_without_a_model_to_continue(capsys):
     with pytest.raises(SystemExit):
         main(["stemdesk-4stem", "--continue-from", "--refine-below", "2756"])
     assert "with --refine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["stemdesk-4stem", "--continue-from", "--refine-stage", "first"])
+    assert "give --refine" in capsys.readouterr().err
 
 
 def test_a_cut_correction_keeps_the_bands_well_below_the_cut_and_the_plain_stage_above_it():

@@ -10,7 +10,9 @@ of the recurrences, which one CPU thread runs as large matrix products. Each ban
 base's logits in every bin of the band.
 
 The head starts at zero, so an untrained correction computes exactly the base's masks: a model that adds one
-starts where its base is, and the base can stay fixed while only the correction trains.
+starts where its base is, and the base can stay fixed while only the correction trains. A base with a residual
+source (a softmax over [logits, 0], e.g. Spleeter's vocal U-Net giving logits: vocals against the rest) gets its
+predicted sources' logits corrected; the residual's stays 0.
 """
 
 from __future__ import annotations
@@ -113,18 +115,22 @@ class Refined(Estimator):
             kernel=kernel,
             **kwargs,
         )
-        if self.mask != "softmax" or self.residual:
-            raise ValueError("a refined estimator corrects softmax logits: mask 'softmax', no residual source")
+        if self.mask != "softmax":
+            raise ValueError("a refined estimator corrects softmax logits: mask 'softmax'")
         if kernel % 2 != 1:
             raise ValueError(f"the kernel size must be odd, not {kernel}")
         config = self.config()
         shared = {k: config[k] for k in ("sources", "stft", "channels")}
         built = build_estimator(base["kind"], {**shared, **base["config"]})
-        if not isinstance(built, Estimator) or built.mask != "softmax" or built.residual:
-            raise ValueError("a refined estimator's base is a mask estimator with softmax masks and no residual")
+        if not isinstance(built, Estimator) or built.mask != "softmax" or built.residual != self.residual:
+            raise ValueError(
+                "a refined estimator's base is a mask estimator with softmax masks and the same residual source"
+            )
         if built.sources != self.sources:
             raise ValueError(f"the base separates {list(built.sources)}, not {list(self.sources)}")
         self.base = built
+        if hasattr(built, "max_bins"):  # a base with no estimate above a bin (a cascade's first stage) says so
+            self.max_bins = built.max_bins
         stft = self.stft_config
         self.max_bin = min(self.bins, int(max_freq * stft.n_fft / stft.sample_rate) + 1)
         self.groups = band_groups(bands, self.max_bin)

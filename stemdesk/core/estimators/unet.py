@@ -102,7 +102,8 @@ class UNetBlock(torch.nn.Module):
             torch.nn.Conv2d(1, channels, kernel_size=4, dilation=2, padding=3), torch.nn.Sigmoid()
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, logits: bool = False) -> Tensor:
+        """The sigmoid mask, or with ``logits`` what goes into the sigmoid."""
         skips = []
         h = x
         for i in range(1, 7):
@@ -112,7 +113,7 @@ class UNetBlock(torch.nn.Module):
         u = self.up1(skips[5])
         for i, skip in zip(range(2, 7), reversed(skips[:5])):
             u = getattr(self, f"up{i}")(torch.cat([skip, u], dim=1))
-        return self.up7(u)
+        return self.up7[0](u) if logits else self.up7(u)
 
 
 class UNet(Estimator):
@@ -124,7 +125,9 @@ class UNet(Estimator):
 
     Mask policies: "ratio" gives Spleeter's power ratios of the magnitude estimates; "sigmoid" returns the
     U-Nets' sigmoid masks themselves, which with ``residual=True`` needs one U-Net for two sources (the second
-    gets 1 − mask): half the work of Spleeter's pair.
+    gets 1 − mask): half the work of Spleeter's pair. "softmax" returns what goes into those sigmoids, logits: with
+    ``residual=True`` the softmax over [logit, 0] is the sigmoid's mask again, and a correction of logits
+    (`refined`) can sit on top.
     """
 
     kind = "unet"
@@ -141,8 +144,9 @@ class UNet(Estimator):
         # Loading weights copies into these strides. (Module.to takes memory_format; torch's overloads omit it.)
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
-    def sigmoid_masks(self, mag: Tensor) -> Tensor:
-        """mag (batch, channels, bins, frames) → the U-Nets' masks (batch, predicted, channels, max_bins, frames)."""
+    def sigmoid_masks(self, mag: Tensor, logits: bool = False) -> Tensor:
+        """mag (batch, channels, bins, frames) → the U-Nets' masks (batch, predicted, channels, max_bins, frames),
+        or with ``logits`` what goes into their sigmoids."""
         batch, channels, bins, frames = mag.shape
         x = mag[:, :, : self.max_bins].transpose(2, 3)  # (batch, ch, frames, max_bins)
         pad_f = (-self.max_bins) % 64
@@ -154,7 +158,7 @@ class UNet(Estimator):
         pieces = pieces.contiguous(memory_format=torch.channels_last)
         outs = []
         for net in self.instruments:
-            y = net(pieces)
+            y = net(pieces, logits)
             y = torch.cat(torch.split(y, batch, dim=0), dim=2)  # (batch, ch, frames', F')
             outs.append(y[:, :, :frames, : self.max_bins].transpose(2, 3))
         return torch.stack(outs, dim=1)
@@ -169,6 +173,9 @@ class UNet(Estimator):
             masks = self.sigmoid_masks(mag)
             # No estimate above max_bins: every source gets an equal share there.
             fill = 1.0 / len(self.sources)
+        elif self.mask == "softmax":
+            masks = self.sigmoid_masks(mag, logits=True)
+            fill = 0.0  # equal logits, equal shares
         else:
             masks = self.magnitudes(mag).pow(self.power) + 1e-10 / 2
             fill = 0.0  # zero weights are split uniformly by the ratio policy
