@@ -42,7 +42,7 @@ from .model_card import render
 from .options import add_teacher_options
 from .synthetic import load_synthetic
 from .train import TrainConfig, Trainer, export_model
-from .widen import check_cut, check_widening, cut_cascade_second, refine_cascade_second, widen_cascade_second
+from .widen import check_cut, check_widening, cut_cascade_second, refine_cascade, widen_cascade_second
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -580,7 +580,7 @@ def main(argv: list[str] | None = None) -> None:
             if config.config["first"]["kind"] == "refined":
                 parser.error("--refine-stage first: the vocal U-Net already carries a correction")
             below = {} if args.refine_below is None else {"max_freq": args.refine_below}
-            start, first_entry = refine_cascade_second(
+            start, first_entry = refine_cascade(
                 start, config.config, seed=config.seed, stage="first", dim=args.refine, **below
             )
             config.config = {**config.config, "first": first_entry}
@@ -598,7 +598,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.refine is not None:
             stacked = config.config["second"]["kind"] == "refined"
             below = {} if args.refine_below is None else {"max_freq": args.refine_below}
-            start, second_entry = refine_cascade_second(
+            start, second_entry = refine_cascade(
                 start, config.config, seed=config.seed, stack=stacked, dim=args.refine, **below
             )
             config.config = {**config.config, "second": second_entry}

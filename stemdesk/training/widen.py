@@ -7,7 +7,7 @@ the same values, so each layer after them sees what it saw before. The shares di
 so that the copies get different gradients and can learn different things; equal shares would keep them equal for
 ever. Training then starts from the trained model with room to learn more, instead of from scratch.
 
-`refine_cascade_second` grows a cascade's second stage the other way: it keeps the stage as it is and puts a
+`refine_cascade` grows a cascade's second stage (or its vocal U-Net) the other way: it keeps the stage as it is and puts a
 band-split correction of its logits on top (`stemdesk.core.estimators.refined`), which also starts by computing the
 same masks. `cut_cascade_second` drops that correction's bands above a frequency after training: its time grows with its
 bands, and the shipped default's bought nothing measurable above 2.8 kHz.
@@ -114,10 +114,11 @@ def widen_cascade_second(
     return out, {**entry, "config": {**second, "hidden": new_hidden}}
 
 
-def refine_cascade_second(
+def refine_cascade(
     state: dict[str, Tensor], cascade: dict, seed: int = 0, stack: bool = False, stage: str = "second", **refiner: Any
 ) -> tuple[dict[str, Tensor], dict]:
-    """A cascade's state and its ``second`` entry with a band-split correction (`Refined`) put on the second stage:
+    """A cascade's state and its ``stage`` entry with a band-split correction (`Refined`) put on that stage. By default
+    the second stage:
     the stage's weights become the correction's base ("second." → "second.base."), and the correction starts fresh
     from ``seed`` with its heads at zero, so the new cascade computes the old one's masks exactly. ``cascade``: the
     cascade's config; ``refiner``: the correction's settings (dim, dilations, bands, max_freq, …) instead of its
@@ -140,6 +141,8 @@ def refine_cascade_second(
     else:  # the cascade gives its first stage the STFT and channels only; the stage names its own sources
         shared = {k: cascade[k] for k in ("stft", "channels") if k in cascade}
         shared.update({k: entry["config"][k] for k in ("sources", "residual") if k in entry["config"]})
+        if entry["kind"] != "refined" and (entry["config"].get("mask") != "sigmoid" or not shared.get("residual")):
+            raise ValueError("a first stage is corrected when it gives one sigmoid mask and its complement (residual)")
         base = entry if entry["kind"] == "refined" else {**entry, "config": {**entry["config"], "mask": "softmax"}}
     config = {**refiner, "base": {"kind": base["kind"], "config": base["config"]}}
     if stage == "first":

@@ -14,7 +14,7 @@ from helpers import shipped_default_plain
 from stemdesk.core.estimators import build_estimator
 from stemdesk.core.estimators.refined import band_groups
 from stemdesk.training.dataset import SOURCES
-from stemdesk.training.widen import refine_cascade_second
+from stemdesk.training.widen import refine_cascade
 
 BASE = {
     "sources": ["vocals", "drums", "bass", "other"],
@@ -111,7 +111,7 @@ def test_the_shipped_default_is_its_trained_cascade_plus_a_correction_that_chang
     """The correction starts at zero on the plain cascade it was put on (the same masks, bit for bit); the shipped
     correction is trained, so the shipped masks are not the plain cascade's; a second correction is refused."""
     shipped, plain, config = shipped_default_plain()
-    state, second = refine_cascade_second(plain.state_dict(), config, dim=8)
+    state, second = refine_cascade(plain.state_dict(), config, dim=8)
     assert second["kind"] == "refined" and second["config"]["base"] == config["second"]
     net = build_estimator("cascade", {**config, "second": second})
     net.load_state_dict(state)  # strict: every parameter named, none left over
@@ -122,7 +122,7 @@ def test_the_shipped_default_is_its_trained_cascade_plus_a_correction_that_chang
         moved = (shipped(mag) - plain(mag)).abs()
     assert moved.max() > 0.05, "the shipped correction does not change the masks"
     with pytest.raises(ValueError, match="already has a correction"):
-        refine_cascade_second(shipped.state_dict(), {**config, "second": second})
+        refine_cascade(shipped.state_dict(), {**config, "second": second})
 
 
 def test_a_second_correction_stacks_on_the_shipped_one_and_starts_with_its_masks():
@@ -131,7 +131,7 @@ def test_a_second_correction_stacks_on_the_shipped_one_and_starts_with_its_masks
     its own max_freq change them."""
     shipped, _, _ = shipped_default_plain()
     config = shipped.config()
-    state, second = refine_cascade_second(shipped.state_dict(), config, stack=True, dim=8, max_freq=1378.0)
+    state, second = refine_cascade(shipped.state_dict(), config, stack=True, dim=8, max_freq=1378.0)
     assert second["config"]["base"] == config["second"] and second["config"]["max_freq"] == 1378.0
     net = build_estimator("cascade", {**config, "second": second})
     net.load_state_dict(state)
@@ -157,7 +157,7 @@ def test_a_correction_of_the_vocal_unet_starts_with_the_shipped_masks_and_moves_
     masks still sum to one."""
     shipped, _, _ = shipped_default_plain()
     config = shipped.config()
-    state, first = refine_cascade_second(shipped.state_dict(), config, stage="first", dim=8, max_freq=1378.0)
+    state, first = refine_cascade(shipped.state_dict(), config, stage="first", dim=8, max_freq=1378.0)
     assert first["config"]["base"]["config"]["mask"] == "softmax"
     assert first["config"]["sources"] == ["vocals", "accompaniment"]
     net = build_estimator("cascade", {**config, "first": first})
@@ -180,7 +180,7 @@ def test_a_correction_of_the_vocal_unet_starts_with_the_shipped_masks_and_moves_
     assert moved[:, 0, :, top:1024].max() < 1e-5
     torch.testing.assert_close(after.sum(dim=1), torch.ones_like(after[:, 0]), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="already has a correction"):
-        refine_cascade_second(state, {**config, "first": first}, stage="first")
+        refine_cascade(state, {**config, "first": first}, stage="first")
 
 
 def test_refining_is_refused_without_a_model_to_continue(capsys):
