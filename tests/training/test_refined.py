@@ -181,6 +181,9 @@ def test_a_correction_of_the_vocal_unet_starts_with_the_shipped_masks_and_moves_
     torch.testing.assert_close(after.sum(dim=1), torch.ones_like(after[:, 0]), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="already has a correction"):
         refine_cascade(state, {**config, "first": first}, stage="first")
+    two_unets = {**config["first"], "config": {**config["first"]["config"], "residual": False}}
+    with pytest.raises(ValueError, match="one sigmoid mask and its complement"):
+        refine_cascade(state, {**config, "first": two_unets}, stage="first")
 
 
 def test_refining_is_refused_without_a_model_to_continue(capsys):
