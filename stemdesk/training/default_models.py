@@ -489,6 +489,8 @@ def main(argv: list[str] | None = None) -> None:
             except ValueError as error:
                 parser.error(f"--widen: {error}")
         if args.refine is not None:
+            if args.refine_stage == "first" and config.config["first"]["kind"] == "refined":
+                parser.error("--refine-stage first: the vocal U-Net already carries a correction")
             config.freeze = ("first.base.", "second.") if args.refine_stage == "first" else ("first.", "second.base.")
         if args.cut is not None:
             try:
@@ -576,45 +578,33 @@ def main(argv: list[str] | None = None) -> None:
             if "cut" in before:
                 card["training"]["cut"]["earlier"] = before["cut"]
         carry_over(card, shipped_card.raw, config)
-        if args.refine is not None and args.refine_stage == "first":
-            if config.config["first"]["kind"] == "refined":
-                parser.error("--refine-stage first: the vocal U-Net already carries a correction")
+        if args.refine is not None:
+            stage = args.refine_stage
+            stacked = stage == "second" and config.config["second"]["kind"] == "refined"
             below = {} if args.refine_below is None else {"max_freq": args.refine_below}
-            start, first_entry = refine_cascade(
-                start, config.config, seed=config.seed, stage="first", dim=args.refine, **below
+            start, entry = refine_cascade(
+                start, config.config, seed=config.seed, stack=stacked, stage=stage, dim=args.refine, **below
             )
-            config.config = {**config.config, "first": first_entry}
-            card["training"]["refined_first"] = {
+            config.config = {**config.config, stage: entry}
+            if stage == "first":
+                key, where = "refined_first", "on the vocal U-Net's logits"
+                on = "the vocal U-Net's logits (the U-Net giving logits, the softmax over [logit, 0] its sigmoid mask)"
+            else:
+                key = "refined_again" if stacked else "refined"
+                where = "on top of the first" if stacked else "on its second stage"
+                on = (
+                    "the second stage's logits (four-bin bands up to 690 Hz, wider above; dilated convolutions over "
+                    "time and over neighbouring bands)"
+                )
+            card["training"][key] = {
                 "dim": args.refine,
                 **below,
-                "method": "a band-split convolutional correction of the vocal U-Net's logits (the U-Net giving "
-                "logits, the softmax over [logit, 0] its sigmoid mask), its heads starting at zero so that training "
+                "method": f"a band-split convolutional correction of {on}, its heads starting at zero so that training "
                 "started from the continued model's masks",
             }
             card["description"] += (
-                f"; a band-split correction of {args.refine} features per band was put on the vocal U-Net's logits "
-                "(training.refined_first) before this run"
-            )
-        elif args.refine is not None:
-            stacked = config.config["second"]["kind"] == "refined"
-            below = {} if args.refine_below is None else {"max_freq": args.refine_below}
-            start, second_entry = refine_cascade(
-                start, config.config, seed=config.seed, stack=stacked, dim=args.refine, **below
-            )
-            config.config = {**config.config, "second": second_entry}
-            card["training"]["refined_again" if stacked else "refined"] = {
-                "dim": args.refine,
-                **below,
-                "method": "a band-split convolutional correction of the second stage's logits (four-bin bands up "
-                "to 690 Hz, wider above; dilated convolutions over time and over neighbouring bands), its heads "
-                "starting at zero so that training started from the continued model's masks",
-            }
-            card["description"] += (
-                f"; a second band-split correction of {args.refine} features per band was put on top of the first "
-                "(training.refined_again) before this run"
-                if stacked
-                else f"; a band-split correction of {args.refine} features per band was put on its second stage "
-                "(training.refined) before this run"
+                f"; a {'second ' if stacked else ''}band-split correction of {args.refine} features per band was put "
+                f"{where} (training.{key}) before this run"
             )
         if args.widen is not None:
             second_config = config.config["second"]["config"]
