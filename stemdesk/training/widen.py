@@ -135,18 +135,19 @@ def refine_cascade(
     entry = cascade[stage]
     if entry["kind"] == "refined" and not stack:
         raise ValueError(f"the {stage} stage already has a correction (stack=True puts another on top of it)")
+    base, own = entry, {}
     if stage == "second":
         shared = {k: cascade[k] for k in ("sources", "stft", "channels") if k in cascade}
-        base = entry
-    else:  # the cascade gives its first stage the STFT and channels only; the stage names its own sources
+    else:  # the cascade gives its first stage the STFT and channels only: the stage's entry names its own sources
         shared = {k: cascade[k] for k in ("stft", "channels") if k in cascade}
-        shared.update({k: entry["config"][k] for k in ("sources", "residual") if k in entry["config"]})
-        if entry["kind"] != "refined" and (entry["config"].get("mask") != "sigmoid" or not shared.get("residual")):
-            raise ValueError("a first stage is corrected when it gives one sigmoid mask and its complement (residual)")
-        base = entry if entry["kind"] == "refined" else {**entry, "config": {**entry["config"], "mask": "softmax"}}
-    config = {**refiner, "base": {"kind": base["kind"], "config": base["config"]}}
-    if stage == "first":
-        config = {**{k: v for k, v in shared.items() if k in ("sources", "residual")}, **config}
+        own = {k: entry["config"][k] for k in ("sources", "residual") if k in entry["config"]}
+        if entry["kind"] != "refined":
+            if entry["config"].get("mask") != "sigmoid" or not own.get("residual"):
+                raise ValueError(
+                    "a first stage is corrected when it gives one sigmoid mask and its complement (residual)"
+                )
+            base = {**entry, "config": {**entry["config"], "mask": "softmax"}}
+    config = {**own, **refiner, "base": {"kind": base["kind"], "config": base["config"]}}
     torch.manual_seed(seed)
     fresh = build_estimator("refined", {**shared, **config}).state_dict()
     prefix = f"{stage}."
