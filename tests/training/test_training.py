@@ -56,7 +56,6 @@ def config_for(kind: str, **extra) -> TrainConfig:
     )
 
 
-# the mask estimators (fine-tuning a waveform estimator such as HTDemucs is refused so far)
 def masked_waves(estimator, stft, stems):
     """The stems the separator would write for the mixture of ``stems``: the masks on it, through the iSTFT."""
     from stemdesk.core.masks import normalise_masks
@@ -80,6 +79,7 @@ def train_steps(estimator, stft, stems, steps=40, lr=3e-3):
     return losses
 
 
+# the mask estimators (fine-tuning a waveform estimator such as HTDemucs is refused so far)
 @pytest.mark.parametrize(
     "kind", sorted(k for k, cls in BUILTIN_ESTIMATORS.items() if issubclass(cls, Estimator) and k != "mix")
 )
