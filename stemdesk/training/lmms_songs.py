@@ -266,7 +266,7 @@ def song_from_project(project: Path, out: Path, root: Path = PROJECTS) -> Path |
             "license": licence(relative),
             "license_file": str(COPYRIGHT),
             "seconds": round(end / RATE, 2),
-            "gain": round(gain, 4),
+            "gain": gain,  # unrounded: the stems / gain are the tracks' sum to 24-bit precision
             "tracks": described,
             "notes": "electronic music made in LMMS; its samples come from lmms-common (see the copyright file)",
         }
