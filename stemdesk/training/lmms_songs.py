@@ -195,20 +195,39 @@ def licence(relative: str, copyright_file: Path = COPYRIGHT) -> str:
     return found
 
 
+class RendererCrashed(RuntimeError):
+    """LMMS itself died of a signal (it segfaults now and then on a render it completes on the next try): a fault
+    of the third-party renderer, not of the project or of StemDesk."""
+
+
+CRASH_TRIES = 3  # a crash is retried; a clean failure (a bad project, exit code > 0) is not
+
+
+def run_lmms(args: list[str], what: str) -> subprocess.CompletedProcess:
+    """``lmms --allowroot ARGS``, tried again when LMMS crashes. Raises RendererCrashed after CRASH_TRIES
+    crashes, RuntimeError when it fails without crashing."""
+    for _ in range(CRASH_TRIES):
+        result = subprocess.run(["lmms", "--allowroot", *args], capture_output=True, text=True, timeout=3600)
+        if result.returncode >= 0:
+            break
+    if result.returncode < 0:
+        raise RendererCrashed(
+            f"lmms crashed {CRASH_TRIES} times rendering {what} (signal {-result.returncode}): {result.stderr[-500:]}"
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"lmms could not render {what} (exit {result.returncode}): {result.stderr[-500:]}")
+    return result
+
+
 def render(project: Path, folder: Path) -> list[Path]:
     """`lmms rendertracks` into ``folder`` (32-bit float WAV); the files in render order."""
     if shutil.which("lmms") is None:
         raise FileNotFoundError("lmms is not installed: `apt install lmms`")
     folder.mkdir(parents=True, exist_ok=True)  # lmms does not create it
-    result = subprocess.run(
-        ["lmms", "--allowroot", "rendertracks", str(project), "-f", "wav", "-a", "-x", "1", "-o", f"{folder}/"],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    run_lmms(["rendertracks", str(project), "-f", "wav", "-a", "-x", "1", "-o", f"{folder}/"], project.name)
     files = sorted(folder.glob("*.wav"), key=lambda p: int(p.name.split("_", 1)[0]))
-    if result.returncode != 0 or not files:
-        raise RuntimeError(f"lmms could not render {project.name} (exit {result.returncode}): {result.stderr[-500:]}")
+    if not files:
+        raise RuntimeError(f"lmms rendered no tracks of {project.name}")
     return files
 
 

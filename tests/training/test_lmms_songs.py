@@ -4,8 +4,8 @@ licences, and a real render whose four stems add up to what LMMS renders for the
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -16,14 +16,23 @@ import soundfile as sf
 from stemdesk.training.dataset import load_songs
 from stemdesk.training.lmms_songs import (
     PROJECTS,
+    RendererCrashed,
     Track,
     _words,
     classify,
     licence,
     low_energy_share,
     rendered_tracks,
+    run_lmms,
     song_from_project,
 )
+
+
+def skip_on_crash(crash: str) -> None:
+    """These songs are evaluation data, not a product path: LMMS dying of a signal on every try (it crashes now and
+    then on a render it completes alone) skips the test instead of failing a user's test run."""
+    pytest.skip(f"LMMS, a third-party renderer, crashed: {crash}")
+
 
 PROJECT = """<?xml version="1.0"?>
 <lmms-project version="1.0" type="song">
@@ -127,7 +136,10 @@ DEMO = PROJECTS / "demos" / "CapDan" / "CapDan-ReggaeTry.mmpz"
 def test_a_rendered_song_is_four_stems_that_add_up_to_lmmss_own_render(tmp_path):
     """A real demo project (43 s): rendered track by track into stems, and rendered whole by LMMS; the sum of
     the stems is the song to 24-bit precision. Its drums are its drum samples, its bass the slap bass."""
-    folder = song_from_project(DEMO, tmp_path, PROJECTS)
+    try:
+        folder = song_from_project(DEMO, tmp_path, PROJECTS)
+    except RendererCrashed as crash:
+        skip_on_crash(str(crash))
     assert folder == tmp_path / DEMO.stem and not list(tmp_path.glob(".render-*"))
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     stems = {t["name"]: t["stem"] for t in meta["tracks"]}
@@ -136,12 +148,10 @@ def test_a_rendered_song_is_four_stems_that_add_up_to_lmmss_own_render(tmp_path)
     assert meta["license"] == "Artistic-2" and "demos/CapDan/CapDan-ReggaeTry.mmpz" in meta["source"]
 
     whole = tmp_path / "whole.wav"
-    subprocess.run(
-        ["lmms", "--allowroot", "render", str(DEMO), "-f", "wav", "-a", "-x", "1", "-o", str(whole)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    try:
+        run_lmms(["render", str(DEMO), "-f", "wav", "-a", "-x", "1", "-o", str(whole)], DEMO.name)
+    except RendererCrashed as crash:
+        skip_on_crash(str(crash))
     song, _ = sf.read(whole, dtype="float64")
     parts = {s: sf.read(folder / f"{s}.flac", dtype="float64")[0] for s in ("vocals", "drums", "bass", "other")}
     assert not parts["vocals"].any() and all(np.abs(parts[s]).max() > 0.01 for s in ("drums", "bass", "other"))
@@ -175,8 +185,38 @@ def test_a_project_that_cannot_be_read_is_skipped_and_named_and_the_others_are_w
     shutil.copy(DEMO, projects / "demos" / DEMO.name)
     (projects / "shorties").mkdir()
     (projects / "shorties" / "Broken.mmpz").write_bytes(b"\x00\x00\x00\x10not zlib at all")
-    with pytest.raises(SystemExit, match=r"1 of 2 projects could not be rendered \(Broken\)"):
+    with pytest.raises(SystemExit) as exited:
         main([str(tmp_path / "songs"), "--projects", str(projects)])
-    assert "Broken: not rendered" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    if f"{DEMO.stem}: not rendered (lmms crashed" in said:
+        skip_on_crash(said)
+    assert str(exited.value).startswith("1 of 2 projects could not be rendered (Broken);")
+    assert "Broken: not rendered" in said
     assert (tmp_path / "songs" / DEMO.stem / "meta.json").is_file()
     assert not (tmp_path / "songs" / "Broken").exists()
+
+
+def fake_lmms(tmp_path: Path, monkeypatch, crashes: int) -> Path:
+    """An `lmms` on PATH that dies of SIGSEGV on its first ``crashes`` runs, then writes its arguments and exits 0."""
+    runs = tmp_path / "runs"
+    script = tmp_path / "bin" / "lmms"
+    script.parent.mkdir(parents=True)
+    script.write_text(
+        f'#!/bin/sh\necho run >> "{runs}"\n'
+        f'[ "$(wc -l < "{runs}")" -le {crashes} ] && kill -SEGV $$\necho "$@" > "{tmp_path / "args"}"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    return runs
+
+
+def test_an_lmms_crash_is_tried_again_and_a_crash_every_time_says_so(tmp_path, monkeypatch):
+    runs = fake_lmms(tmp_path, monkeypatch, crashes=2)
+    run_lmms(["render", "x.mmpz"], "x.mmpz")
+    assert runs.read_text().count("run") == 3
+    assert (tmp_path / "args").read_text().split() == ["--allowroot", "render", "x.mmpz"]
+
+    fake_lmms(tmp_path / "always", monkeypatch, crashes=3)
+    with pytest.raises(RendererCrashed, match=r"lmms crashed 3 times rendering y.mmpz \(signal 11\)"):
+        run_lmms(["render", "y.mmpz"], "y.mmpz")
+    assert not (tmp_path / "always" / "args").exists()
