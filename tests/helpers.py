@@ -17,6 +17,14 @@ from stemdesk.io.formats import OutputFormat
 
 STEM_NAMES, STEM_RATE = ["vocals", "drums", "bass", "other"], 44100
 
+# Screenshots the tests keep for a person to look at: in the clone (git-ignored), never in the system's /tmp.
+SHOTS = Path(__file__).resolve().parents[1] / ".test-output"
+
+
+def screenshot_path(name: str) -> str:
+    SHOTS.mkdir(exist_ok=True)
+    return str(SHOTS / name)
+
 
 def script_module(path: Path, name: str):
     """A script that is not a package module (a benchmark, the reliability cases), imported from its path and

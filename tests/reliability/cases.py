@@ -901,7 +901,7 @@ def _htdemucs_tarball() -> Path | None:
     from stemdesk.core.errors import ModelError
     from stemdesk.io import htdemucs as installer
 
-    cache = Path(os.environ.get("STEMDESK_TEST_CACHE", Path.home() / ".cache" / "stemdesk-tests"))
+    cache = Path(os.environ.get("STEMDESK_TEST_CACHE", Path(__file__).resolve().parents[2] / ".test-cache"))
     path = cache / installer.TARBALL
     if path.is_file() and installer.tarball_integrity(path) == installer.INTEGRITY:
         return path
