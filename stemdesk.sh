@@ -9,6 +9,6 @@ here=$(pwd)
 cd - >/dev/null
 "$here/scripts/setup.sh"
 if (($# == 0)); then
-    exec "$here/.venv/bin/stemdesk" demo -o stems
+    exec "$here/.venv/bin/stemdesk" demo
 fi
-exec "$here/.venv/bin/stemdesk" separate -o stems "$@"
+exec "$here/.venv/bin/stemdesk" separate "$@"

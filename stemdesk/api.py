@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from .core.errors import AudioError, StemDeskError
+from .core.errors import AudioError, StemDeskError, StemsExist
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +89,7 @@ def _options(
     shifts: int,
     **more: Any,
 ):
-    from .core.chunker import DEFAULT_SEGMENT_SECONDS
+    from .core.defaults import DEFAULT_SEGMENT_SECONDS
     from .io.model_store import DEFAULT_MODEL
     from .io.process import default_threads
     from .jobs.separate import SeparateOptions
@@ -133,6 +133,7 @@ def separate(  # type: ignore[overload-overlap]  # a str is a Sequence too: it i
     instrumental: bool = ...,
     session: str | Sequence[str] | None = ...,
     certify: bool = ...,
+    overwrite: bool = ...,
     progress: Progress | None = ...,
 ) -> Separated: ...
 
@@ -157,6 +158,7 @@ def separate(
     instrumental: bool = ...,
     session: str | Sequence[str] | None = ...,
     certify: bool = ...,
+    overwrite: bool = ...,
     progress: Progress | None = ...,
 ) -> list[Separated]: ...
 
@@ -180,13 +182,15 @@ def separate(
     instrumental: bool = False,
     session: str | Sequence[str] | None = None,
     certify: bool = True,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ) -> Separated | list[Separated]:
     """Separate a song file into ``out/<song name>/<stem>.<ext>`` and check that the stems null against it.
 
-    ``song`` is a path (WAV, FLAC, MP3, OGG or AIFF, any rate from 8 to 384 kHz), or a list of paths: then the model
-    is loaded once and a list of results comes back, one per song, in order. ``model`` is a model id (see `models`;
-    default ``stemdesk-4stem``). The other arguments are the command line's options of the same names:
+    ``song`` is a path (WAV, FLAC, MP3, OGG, AIFF, M4A, or the sound of an MP4, MOV, MKV or WebM file; any rate from
+    8 to 384 kHz), or a list of paths: then the model is loaded once and a list of results comes back, one per song,
+    in order. ``model`` is a model id (see `models`; default ``stemdesk-4stem``). The other arguments are the command
+    line's options of the same names:
 
     - ``format`` wav, flac, aiff, mp3 or ogg; ``bit_depth`` 16, 24 (default) or "32f". 16- and 24-bit stems add up
       to the song bit for bit; 32-bit float within −138 dBFS; MP3 and OGG cannot null.
@@ -198,6 +202,8 @@ def separate(
     - ``instrumental=True`` also writes ``instrumental.<ext>`` (the song minus the vocals, exactly);
       ``session="dawproject,rpp"`` (or a list) writes DAW sessions of the stems beside them.
     - ``certify=False`` skips the null check and the certificate.
+    - ``overwrite=True`` replaces the stems an earlier separation left in ``out/<song name>``; without it such a
+      folder raises StemsExist (a StemDeskError) before any song is separated.
     - ``progress(event)`` is called from this thread with dicts: ``{"message": ...}``, and while separating
       ``{"done": samples, "total": samples, "seconds": elapsed}``.
 
@@ -205,6 +211,7 @@ def separate(
     (an unknown or damaged model), DeviceUnavailable, OutOfMemory or StemDeskError (bad options); nothing partial
     is left behind.
     """
+    from .io.ensemble import find_card
     from .io.formats import OutputFormat
     from .session import tasks
 
@@ -231,9 +238,17 @@ def separate(
     engines = tasks.Engines(_registry())
     extras = tasks.Extras(instrumental, kinds)
     results = []
-    for path, folder in zip(songs, tasks.song_folders(songs, Path(out))):
+    find_card(options.model, engines.registry)  # an unknown model is the first thing to say, before a taken folder
+    try:
+        folders = tasks.song_folders(songs, Path(out), overwrite)
+    except StemsExist as error:
+        error.args = (f"{error} Pass overwrite=True to replace them, or another out folder.",)
+        raise
+    for path, folder in zip(songs, folders):
         started = time.monotonic()
-        made = tasks.separate(engines, path, folder, options, extras, threads=threads).run(progress)
+        made = tasks.separate(engines, path, folder, options, extras, threads=threads, overwrite=overwrite).run(
+            progress
+        )
         result = made.result
         results.append(
             Separated(

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
-from .core.chunker import DEFAULT_SEGMENT_SECONDS
+from .core.defaults import DEFAULT_SEGMENT_SECONDS
 from .core.device import DEVICES, resolve_device
 from .core.errors import Cancelled, StemDeskError
-from .export.session import exporters_of
-from .io.audio import READABLE
-from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, OutputFormat
+from .export.kinds import exporters_of
+from .io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS, READABLE, OutputFormat
 from .io.installable import INSTALLABLE
 from .io.model_store import DEFAULT_MODEL, list_models, remove_model
 from .io.process import interrupt
@@ -33,6 +32,7 @@ from .mixer.mix import PRESETS
 from .training.options import add_teacher_options
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NULL, EXIT_CANCELLED = 1, 2, 3, 130
+DEFAULT_OUTDIR = "stems"  # ./stemdesk.sh writes there too
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a tool that SIGPIPE ended (128 + 13): `stemdesk models | head`
 MODEL_HELP = (
     f"model id (default {DEFAULT_MODEL}; see `stemdesk models`), or an ensemble that averages several: A+B, "
@@ -55,6 +55,10 @@ FLAGS = {
 def words(error: StemDeskError) -> str:
     """An error as this front end says it: its message, then the flag that fixes it."""
     text = str(error)
+    if error.setting == "overwrite":
+        return text + " Add --overwrite to replace them, or give another folder with -o."
+    if error.setting == "install":  # a model not installed yet (stemdesk.io.installable)
+        return f"{text} Install it with `stemdesk models install {error.value}`."
     flag = FLAGS.get(error.setting or "")
     if flag:
         text += f" Use {flag} {error.value}." if error.value else f" Check {flag}."
@@ -114,12 +118,12 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         help="separate songs into stems",
         description=f"Separate songs ({READABLE}) into OUTDIR/<song name>/<stem>.<ext>.",
     )
-    sep.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
-    sep.add_argument("-o", "--outdir", type=Path, required=True)
+    sep.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="the songs to separate")
+    _output_options(sep)
     _separation_options(sep, sessions)
 
     demo = commands.add_parser("demo", help="separate a demo song (fetched from Debian or synthesised)")
-    demo.add_argument("-o", "--outdir", type=Path, default=Path("stemdesk-demo"))
+    _output_options(demo)
     _separation_options(demo, sessions)
 
     null = commands.add_parser(
@@ -351,11 +355,37 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o",
+        "--outdir",
+        type=Path,
+        default=Path(DEFAULT_OUTDIR),
+        help=f"the folder each song's stems go into, as OUTDIR/<song name>/ (default: ./{DEFAULT_OUTDIR})",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the stems an earlier separation left in OUTDIR/<song name> (without it they are kept and "
+        "nothing is separated)",
+    )
+
+
 def _separation_options(parser: argparse.ArgumentParser, sessions: Callable[[str], list[str]]) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
-    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=OUTPUT_FORMATS)
+    parser.add_argument(
+        "--format",
+        default=DEFAULT_FORMAT,
+        choices=OUTPUT_FORMATS,
+        help=f"the stems' file format (default {DEFAULT_FORMAT})",
+    )
     parser.add_argument("--bit-depth", choices=BIT_DEPTHS, help=f"PCM depth or 32-bit float (default {DEFAULT_DEPTH})")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where the model runs (default auto: a CUDA or Apple GPU when there is one, else the CPU)",
+    )
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores but one, at most 8)")
     parser.add_argument("--start", type=_parse_time, default=0.0, help="seconds into the song to start at")
     parser.add_argument("--duration", type=_parse_time, help="seconds to separate from --start")
@@ -471,6 +501,7 @@ def _pair(text: str) -> tuple[float, float]:
 
 
 def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .io.ensemble import find_card
     from .io.process import tune_allocator
     from .jobs.hardware import default_threads
     from .jobs.separate import SeparateOptions
@@ -479,7 +510,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err
     tune_allocator()
 
     fmt = OutputFormat.parse(args.format, args.bit_depth)
-    folders = tasks.song_folders(inputs, args.outdir)
+    find_card(args.model, args.registry)  # an unknown model is the first thing to say, before a taken folder
+    folders = tasks.song_folders(inputs, args.outdir, overwrite=args.overwrite)
     threads = args.threads if args.threads is not None else default_threads()
     options = SeparateOptions(
         model=args.model,
@@ -499,7 +531,8 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err
     extras = tasks.Extras(args.instrumental, args.session)
     unnulled = []  # songs whose written stems failed their null check: the stems stay, the exit code says so
     for path, folder in zip(inputs, folders):
-        made = tasks.separate(engines, path, folder, options, extras, threads=threads).run(ProgressBar(path.name))
+        task = tasks.separate(engines, path, folder, options, extras, threads=threads, overwrite=args.overwrite)
+        made = task.run(ProgressBar(path.name))
         result = made.result
         seconds = result.frames / result.info.sample_rate
         print(
@@ -523,7 +556,23 @@ def _separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err
     if unnulled:
         print(f"stemdesk: the stems of {', '.join(unnulled)} do not null (see the certificate).", file=err)
         return EXIT_NULL
+    _offer_htdemucs(args.model, args.registry, err)
     return 0
+
+
+def _offer_htdemucs(model: str, registry: Registry | None, err: TextIO) -> None:
+    """Once, after a separation with the default model, on stderr when it is a terminal (a script's log would
+    spend the one telling): that HTDemucs separates better, and how to install it."""
+    from .session import hints
+
+    if not err.isatty() or (offer := hints.offer_after_separation(model, "cli", registry)) is None:
+        return
+    print(
+        f"\n{offer.text}\nInstall it with `stemdesk models install {offer.model}`, which shows the licence for you "
+        "to accept. This tip is not shown again.",
+        file=err,
+    )
+    hints.record("cli", "shown")
 
 
 def _print_extras(instrumental: Path | None, sessions: dict, out: TextIO) -> None:
@@ -995,11 +1044,16 @@ def _run_command(args: argparse.Namespace, plugins: list, out: TextIO, err: Text
         return _separate(args.inputs, args, out, err)
     if args.command == "demo":
         from .io.demo import make_demo
+        from .session import tasks
 
         song = make_demo()
         credits = song.with_suffix(".txt")
         about = credits.read_text(encoding="utf-8").strip() if credits.is_file() else "synthesised by StemDesk"
         print(f"Demo song: {song} ({about})", file=out)
+        folder = args.outdir / song.stem
+        if not args.overwrite and tasks.stems_of(folder, song):  # the demo's own stems, from an earlier run
+            print(f"Replacing the demo's stems from an earlier run in {folder}", file=out)
+            args.overwrite = True
         return _separate([song], args, out, err)
     if args.command == "nullcheck":
         return _nullcheck(args, out)

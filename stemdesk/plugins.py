@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.errors import StemDeskError
-from .export.session import BUILTIN_EXPORTERS
+from .export.kinds import BUILTIN_EXPORTERS
 from .io.registry import Registry
 from .mixer.effects import BUILTIN_EFFECTS, EffectSpec
 

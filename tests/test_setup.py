@@ -38,7 +38,9 @@ def checkout(tmp_path):
         root / ".venv" / "bin" / "python",
         f'echo "$*" >> {log}\n'
         'if [[ "$*" == *"pip install"* && -n "${FAIL_PIP:-}" ]]; then\n'
-        '  echo "ERROR: No matching distribution found" >&2; exit 1; fi\n',
+        '  echo "ERROR: No matching distribution found" >&2; exit 1; fi\n'
+        'if [[ "$*" == *"pip install"* && -n "${SILENT_PIP:-}" ]]; then\n'
+        '  echo "Installing collected packages: torch"; sleep "$SILENT_PIP"; echo "Successfully installed torch"; fi\n',
     )
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     return root, fake, log, env
@@ -91,3 +93,25 @@ def test_a_failing_apt_fails_loudly_with_the_packages_to_install(checkout):
     assert result.returncode != 0
     assert "FAILED: apt-get update did not work" in result.stderr and "Could not resolve" in result.stderr
     assert not (root / ".venv" / ".stemdesk-setup").exists()
+
+
+@pytest.mark.slow
+def test_a_long_silent_pip_install_is_never_silent_for_more_than_10_s(checkout):
+    """pip says nothing for ~36 s while it unpacks PyTorch; setup says it is still working meanwhile."""
+    root, _, _, env = checkout
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["bash", str(root / "scripts" / "setup.sh")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "SILENT_PIP": "23"},
+    )
+    lines = [(time.monotonic() - started, line.rstrip()) for line in process.stderr]
+    assert process.wait(60) == 0, lines
+    said = [line for _, line in lines]
+    assert "Installing collected packages: torch" in said and "Successfully installed torch" in said
+    beats = [line for line in said if line.startswith("setup: still installing StemDesk's Python packages (")]
+    assert len(beats) == 2, said  # at about 10 and 20 s of pip's silence
+    times = [0.0] + [t for t, _ in lines]
+    assert max(b - a for a, b in zip(times, times[1:])) < 11.5, lines

@@ -50,6 +50,16 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
     """Start the app. ``registry``: what the plugins add, from the front end that already loaded them (the command
     line); without one the plugins are loaded here, once."""
     setup_logging()
+    platform = None
+    if not _qt_started():  # before Qt: its platform plugins abort the process, with only Qt's own lines
+        from .display import preflight
+
+        verdict = preflight()
+        if verdict.problem is not None:
+            log.error("%s", verdict.problem)
+            print(f"stemdesk: {verdict.problem}", file=sys.stderr, flush=True)
+            return 1
+        platform = verdict.platform
     if registry is None:
         from ..plugins import load_plugins
 
@@ -65,7 +75,10 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
     from .window import MainWindow
 
     first_run()
-    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    arguments = list(argv or sys.argv[:1])
+    if platform is not None:  # the one that works here (see display.preflight)
+        arguments += ["-platform", platform]
+    app = QApplication.instance() or QApplication(arguments)
     app.setApplicationName("StemDesk")
     app.setOrganizationName("StemDesk")
     app.setApplicationVersion(__version__)
@@ -127,6 +140,12 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
     signal.set_wakeup_fd(-1)
     log.info("StemDesk closed")
     return code
+
+
+def _qt_started() -> bool:
+    """A QApplication exists already (a test, an embedding program): its platform is chosen and working."""
+    core = sys.modules.get("PySide6.QtCore")
+    return core is not None and core.QCoreApplication.instance() is not None
 
 
 def _drain(sock) -> None:

@@ -546,8 +546,8 @@ def checkpoint_files_dialog(parent) -> list[Path]:
 
 
 def open_files_dialog(parent) -> list[Path]:
-    from ..io.audio import AUDIO_SUFFIXES_READ
+    from ..io.audio import SONG_SUFFIXES_READ
 
-    patterns = " ".join(f"*{s}" for s in AUDIO_SUFFIXES_READ)
+    patterns = " ".join(f"*{s}" for s in SONG_SUFFIXES_READ)
     files, _ = QFileDialog.getOpenFileNames(parent, "Open songs", "", f"Audio ({patterns});;All files (*)")
     return [Path(f) for f in files]

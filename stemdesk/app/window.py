@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QToolBar,
+    QVBoxLayout,
+    QWidget,
 )
 
 from .. import __version__
@@ -34,19 +36,22 @@ from ..core.device import DEVICES, resolve_device
 from ..core.errors import StemDeskError
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, iter_blocks, probe
+from ..io.installable import INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, list_models, remove_model, sha256_file
 from ..io.paths import log_file
 from ..io.registry import Registry
+from ..io.stems import earlier_stems
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..mixer.mix import Mix
+from ..session import hints, tasks
 from ..session import project as projects
-from ..session import tasks
 from ..session.workspace import SongMissing, Workspace
 from .bridge import Bridge
 from .commands import LoopCommand, MixCommand
 from .mixer_panel import MixerPanel
 from .null_panel import CLIPPED, GOOD, NullPanel
+from .offer_bar import OfferBar
 from .panels import (
     ExportDialog,
     JobsPanel,
@@ -78,9 +83,11 @@ CONTROLS = {
 def words(error: BaseException) -> str:
     """An error as the app says it: its message, then the control that fixes it."""
     text = str(error)
-    control = CONTROLS.get(getattr(error, "setting", None) or "")
+    setting, value = getattr(error, "setting", None), getattr(error, "value", None)
+    if setting == "install" and value in INSTALLABLE:  # a model not installed yet: the Models dock installs it
+        return f"{text} Install it in the Models dock: Install\u2026 \u2192 {INSTALLABLE[value].title}."
+    control = CONTROLS.get(setting or "")
     if control:
-        value = getattr(error, "value", None)
         text += f" Choose \u201c{value}\u201d in {control}." if value else f" Check {control}."
     return text
 
@@ -130,7 +137,17 @@ class MainWindow(QMainWindow):
         self.closed = False
 
         self.timeline = Timeline(self)
-        self.setCentralWidget(self.timeline)
+        # above the timeline, hidden until there is something to offer (a better model after the default's stems)
+        self.offer_bar = OfferBar()
+        self.offer_bar.install_requested.connect(self._offer_install)
+        self.offer_bar.declined.connect(lambda model: hints.record("app", "declined"))
+        centre = QWidget()
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.offer_bar)
+        column.addWidget(self.timeline, 1)
+        self.setCentralWidget(centre)
         c = self.timeline.canvas
         c.seek.connect(self.seek)
         c.loop_changed.connect(
@@ -416,7 +433,11 @@ class MainWindow(QMainWindow):
         if options is None:
             return None
         folder = self.workspace.song_folder(path, options.model)
-        task = tasks.separate(self.engines, Path(path), folder, options, threads=int(self.settings["threads"]))
+        if not self.confirm_replace(folder):
+            return None
+        task = tasks.separate(
+            self.engines, Path(path), folder, options, threads=int(self.settings["threads"]), overwrite=True
+        )
         return self.run_task(
             task,
             "separate-file",
@@ -460,6 +481,31 @@ class MainWindow(QMainWindow):
             self._set_dirty(False)
             return True
         return False
+
+    def confirm_replace(self, folder: Path) -> bool:
+        """Before a separation writes into ``folder``: when an earlier one left stems there, ask whether to replace
+        them (True) or keep them and not separate (False). Without questions (tests, scripts) they are replaced
+        and the status bar says so."""
+        found = earlier_stems(folder)
+        if not found:
+            return True
+        if not self.ask:
+            self.status(f"Replacing the earlier stems in {folder}", 15000)
+            return True
+        names = ", ".join(p.name for p in found[:4]) + (", \u2026" if len(found) > 4 else "")
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Replace stems?",
+            f"\u201c{folder}\u201d already holds stems from an earlier separation ({names}). Replace them?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.question = box  # for tests: the box being asked
+        box.exec()
+        self.question = None
+        return box.clickedButton() is replace
 
     def open_song(self, path: str | Path) -> bool:
         path = Path(path).resolve()
@@ -567,6 +613,9 @@ class MainWindow(QMainWindow):
         options = self._separation_options(start, duration)
         if options is None:
             return None
+        folder = self.stems_folder(label)
+        if not audition and not self.confirm_replace(folder):  # an audition is a preview: the next one replaces it
+            return None
         keep = audition and self.workspace.has_whole_song_stems  # full-song stems stay the project's
         source, info = self.workspace.song, self.info
         offset = int(round(start * info.sample_rate))
@@ -597,8 +646,9 @@ class MainWindow(QMainWindow):
                     f"{made.result.outputs[0].parent}; the full-song stems stay in the project.",
                     15000,
                 )
-                return
-            self._separation_done(made, start)
+            else:
+                self._separation_done(made, start)
+            self.offer_better_model(options.model)
 
         def ended(job: Job) -> None:
             self._separating -= 1
@@ -608,11 +658,12 @@ class MainWindow(QMainWindow):
         task = tasks.separate(
             self.engines,
             source,
-            self.stems_folder(label),
+            folder,
             options,
             threads=int(self.settings["threads"]),
             on_start=on_start,
             on_block=on_block,
+            overwrite=True,  # asked above
         )
         title = f"{'Audition' if audition else 'Separate'} {source.name}" + (f" ({label})" if selection else "")
         task.title = title
@@ -797,11 +848,24 @@ class MainWindow(QMainWindow):
             lane.peaks.append(_zeros(self.stems_offset))
         self._fill_peaks(job, path, lane)
 
+    def offer_better_model(self, model: str) -> None:
+        """After a separation with ``model``: the bar above the timeline offers HTDemucs when ``model`` is the default
+        and HTDemucs is not installed, until the user answers it (`stemdesk.session.hints`)."""
+        if not self.offer_bar.isHidden():  # already offered, not yet answered
+            return
+        offer = hints.offer_after_separation(model, "app", self.registry)
+        if offer is not None:
+            self.offer_bar.show_offer(offer)
+
+    def _offer_install(self, model: str) -> None:
+        """Install… on the offer: the Models dock's install, with its licence to accept (for HTDemucs)."""
+        hints.record("app", "accepted")
+        self.docks["Models"].raise_()
+        self.install_model(model)
+
     def install_model(self, name: str) -> None:
         """Install a registry model; one whose licence is not free (HTDemucs) is installed only after the user
         has read its licence and pressed Install."""
-        from ..io.installable import INSTALLABLE
-
         item = INSTALLABLE[name]
 
         def start() -> None:

@@ -19,12 +19,6 @@ from .errors import OutOfMemory
 SegmentFn = Callable[[Tensor], Tensor]
 Progress = Callable[[dict], None]
 
-# Seconds of audio per segment when separating. Measured with stemdesk-4stem on a 3-minute song, one thread: 20-s
-# segments took 9.2–9.7 s with a peak of 0.82–0.89 GB, 30-s ones 9.4–10.0 s with 1.10–1.18 GB. The validation
-# scores are measured with the same length (stemdesk.training.validation.separate_song).
-DEFAULT_SEGMENT_SECONDS = 20.0
-# Seconds shared by neighbouring segments (at most a quarter of a segment), for separation and validation alike.
-DEFAULT_OVERLAP_SECONDS = 2.0
 
 _OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 

@@ -8,7 +8,8 @@ class StemDeskError(Exception):
 
     ``setting`` names the option that would fix it ("device", "segment_seconds", "threads", "start", "duration",
     "vocal_gate") and ``value`` the value to choose, if there is one: each front end says it its own way (a flag on
-    the command line, a control in the app)."""
+    the command line, a control in the app). ``setting="install"`` says that installing the model ``value`` (an id
+    of stemdesk.io.installable.INSTALLABLE) fixes it: each front end names its own way to install."""
 
     def __init__(self, message: str = "", *, setting: str | None = None, value: str | None = None):
         super().__init__(message)
@@ -40,3 +41,13 @@ class AudioError(StemDeskError):
 
 class MixError(StemDeskError):
     """A mix, preset or effect setting is invalid; the message names the field and the allowed range."""
+
+
+class StemsExist(StemDeskError):
+    """A separation would replace the stems an earlier one left in ``folder`` (``names``: its files). With
+    ``setting="overwrite"`` each front end names its own way to allow it (a flag, an argument, a question)."""
+
+    def __init__(self, folder: str, names: list[str]):
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        super().__init__(f'"{folder}" already holds stems from an earlier separation ({shown}).', setting="overwrite")
+        self.folder, self.names = folder, list(names)

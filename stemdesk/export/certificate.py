@@ -30,9 +30,11 @@ def build(
     model: Any = None,
     null: dict | None = None,
     source_sha256: str | None = None,
+    decoded_by: str | None = None,
 ) -> dict:
     """kind: "stems", "remix", "instrumental" ...; model: a ModelCard or an EnsembleCard (which names its members),
-    or None for a remix of existing stems."""
+    or None for a remix of existing stems. ``decoded_by`` names what decoded the source when libsndfile did not
+    ("ffmpeg 5.1.9": an M4A, a video's sound track): the null was measured against that decoder's samples."""
     cert: dict[str, Any] = {
         "stemdesk_certificate": CERTIFICATE_VERSION,
         "kind": kind,
@@ -42,6 +44,8 @@ def build(
     }
     if source is not None:
         cert["source"] = {"file": Path(source).name, "sha256": source_sha256 or sha256_file(Path(source))}
+        if decoded_by:
+            cert["source"]["decoded_by"] = decoded_by
     if model is not None:
         cert["model"] = model.identity()
     if null is not None:

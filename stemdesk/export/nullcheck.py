@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import AudioError
-from ..io.audio import AudioReader, probe
+from ..io.audio import AudioInfo, AudioReader, probe
 from ..io.formats import PCM_BITS, quantise
 from .stems import FLOAT_NULL_DBFS
 
@@ -76,7 +76,7 @@ def _db(value: float) -> float | None:
 
 
 def null_residual(
-    mix: str | Path,
+    mix: str | Path | AudioInfo,
     stems: Sequence[str | Path],
     start: int = 0,
     frames: int | None = None,
@@ -91,11 +91,12 @@ def null_residual(
     (pass = bit-exact); float stems in float64 (pass = peak ≤ −138 dBFS); lossy stems pass when the residual's RMS is
     12 dB below the mixture's. The result also names each stem's share of the energy and the ``worst`` windows
     (``region_seconds`` long) where the residual is loudest, for a timeline. ``names`` label the stems (default:
-    their file names without the extension).
+    their file names without the extension). ``mix`` may be the `AudioInfo` the stems were made from, so that a song
+    ffmpeg decoded is checked against the very samples the separation read.
     """
     if not stems:
         raise AudioError("Give at least one stem to compare with the mixture.")
-    mix_info = probe(mix)
+    mix_info = mix if isinstance(mix, AudioInfo) else probe(mix)
     infos = [probe(s) for s in stems]
     total_frames = mix_info.frames - start if frames is None else frames
     if start < 0 or total_frames <= 0 or start + total_frames > mix_info.frames:

@@ -13,9 +13,8 @@ import os
 import time
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from types import MappingProxyType
 
 from .. import __version__
 from ..core.errors import StemDeskError
@@ -25,7 +24,7 @@ from ..io.stems import Stems, colour_of
 from ..mixer.effects import Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
-from .ni_stem import write_stem_mp4, write_stem_mp4_aac
+from .kinds import BUILTIN_EXPORTERS, Exporter, exporters_of  # noqa: F401 - the exporters' names live in kinds
 
 MAX_VOLUME = 15.85  # +24 dB, the top of StemDesk's gain range, as a linear factor
 
@@ -361,25 +360,6 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
         except ValueError:  # another drive on Windows
             paths.append(str(path.resolve()))
     return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
-
-
-Exporter = Callable[[Stems, Mix, Path, float | None], Path | Written]
-
-# name -> writer(stems, mix, out path without extension, tempo) -> the written path (or a `Written`). Plugins add
-# more to the registry a front end builds (see stemdesk.plugins), never to this.
-BUILTIN_EXPORTERS: Mapping[str, Exporter] = MappingProxyType(
-    {
-        "dawproject": write_dawproject,
-        "rpp": write_rpp,
-        "stems-mp4": write_stem_mp4,
-        "stems-mp4-aac": write_stem_mp4_aac,
-    }
-)
-
-
-def exporters_of(registry: Registry | None = None) -> Mapping[str, Exporter]:
-    """The session kinds a registry offers (its built-ins included); without one, the built-ins."""
-    return registry.exporters if registry is not None else BUILTIN_EXPORTERS
 
 
 def write_session(

@@ -1,4 +1,6 @@
-"""Reading and writing audio files with soundfile (libsndfile): sample-exact for every format, MP3 included.
+"""Reading and writing audio files with soundfile (libsndfile): sample-exact for every format, MP3 included. Songs
+libsndfile cannot read (AAC and ALAC in MP4, Opus and Vorbis in Matroska and WebM, a video's sound track) are decoded
+by ffmpeg once into a temporary WAV that every read of them uses (`stemdesk.io.decode`).
 
 Reading streams in blocks so a long file never sits in memory. Writing goes to a temporary file beside the
 target, renamed into place only when complete: a failure or a cancel leaves no partial file.
@@ -6,12 +8,10 @@ target, renamed into place only when complete: a failure or a cancel leaves no p
 
 from __future__ import annotations
 
-import atexit
 import errno
 import mmap
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +20,9 @@ import numpy as np
 import soundfile as sf
 
 from ..core.errors import AudioError
+from . import decode
 from .atomic import create_temp, publish
-from .formats import OutputFormat, pcm_samples, quantise
+from .formats import AUDIO_SUFFIXES_READ, READABLE, SONG_SUFFIXES_READ, OutputFormat, pcm_samples, quantise  # noqa: F401 - read here too
 
 READ_FORMATS = {
     "WAV": "WAV",
@@ -33,8 +34,6 @@ READ_FORMATS = {
     "OGG": "OGG",
     "AIFF": "AIFF",
 }
-READABLE = "WAV, FLAC, MP3, OGG (Vorbis or Opus) and AIFF"
-AUDIO_SUFFIXES_READ = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif")
 MIN_RATE, MAX_RATE = 8000, 384000
 
 
@@ -46,9 +45,11 @@ class AudioInfo:
     frames: int
     format: str
     subtype: str
-    # The file the samples are read from when it is not ``path`` itself: a float WAV that ffmpeg decoded a
-    # variable-bitrate MP3 without a frame count into (`_mp3_decoded`); ``path`` stays the user's file.
+    # The file the samples are read from when it is not ``path`` itself: the temporary WAV ffmpeg decoded an MP4,
+    # Matroska or WebM file or a variable-bitrate MP3 without a frame count into (`stemdesk.io.decode`); ``path``
+    # stays the user's file, the one every message names. ``decoder`` says what decoded it ("ffmpeg 5.1.9").
     decoded: Path | None = None
+    decoder: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -72,6 +73,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f'"{path}" does not exist. Check the path and spelling.')
     if path.stat().st_size == 0:
         raise AudioError(f'"{path.name}" is empty (0 bytes). Export or copy the file again.')
+    if decode.is_container(path):
+        return _probe_decoded(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
@@ -86,11 +89,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         )
     if info.frames <= 0:
         raise AudioError(f'"{path.name}" holds no audio samples. Export the song again.')
-    if not MIN_RATE <= info.samplerate <= MAX_RATE:
-        raise AudioError(
-            f'"{path.name}" has a sample rate of {info.samplerate} Hz; StemDesk separates '
-            f"{MIN_RATE}–{MAX_RATE} Hz audio. Resample it first (for example to 44100 Hz)."
-        )
+    _check_rate(path.name, info.samplerate)
     if info.channels < 1:
         raise AudioError(f'"{path.name}" has no channels.')
     declared = _wav_declared_frames(path) if info.format in ("WAV", "WAVEX") else None
@@ -102,12 +101,42 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         )
     uncounted_mp3 = info.format == "MP3" and not _mp3_counts_frames(path)
     if uncounted_mp3 and (_mp3_walk_frames(path) or 0) > info.frames + MP3_FRAME_SAMPLES:
-        # libsndfile guessed the length from the first frame's bitrate and reads no further than its guess
-        decoded, frames = _mp3_decoded(path, info.frames / info.samplerate)
-        return AudioInfo(path, info.samplerate, info.channels, frames, "MP3", info.subtype, decoded)
+        # libsndfile guessed the length from the first frame's bitrate and reads no further than its guess: ffmpeg
+        # decodes it whole, sample for sample as libsndfile does where both read (they differ by float rounding,
+        # below 1e-6), into a float WAV (4.6 of 18.8 s read before, in a test file)
+        needed = (
+            f'"{path.name}" is a variable-bitrate MP3 without a header that gives its length: the MP3 reader sees '
+            f"only its first {info.frames / info.samplerate:.2f} s. Reading it whole"
+        )
+        entry = decode.decoded(path, needed, container=False)
+        return AudioInfo(
+            path, info.samplerate, info.channels, entry.frames, "MP3", info.subtype, entry.wav, entry.decoder
+        )
     estimated = info.format == "OGG" or uncounted_mp3
     frames = _decodable_frames(path, info.frames) if estimated else info.frames
     return AudioInfo(path, info.samplerate, info.channels, frames, READ_FORMATS[info.format], info.subtype)
+
+
+def _check_rate(shown: str, rate: int) -> None:
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(
+            f'"{shown}" has a sample rate of {rate} Hz; StemDesk separates '
+            f"{MIN_RATE}–{MAX_RATE} Hz audio. Resample it first (for example to 44100 Hz)."
+        )
+
+
+def _probe_decoded(path: Path) -> AudioInfo:
+    """An MP4, Matroska or WebM file (a video's sound track included): decoded by ffmpeg into a temporary WAV (or
+    found decoded already), whose samples are the song's from then on; its length is the decoded samples', not the
+    container's. Messages name ``path`` as given."""
+    shown = str(path)
+    needed = f'Reading "{shown}" (AAC, ALAC, Opus or Vorbis in an MP4, Matroska or WebM file)'
+    entry = decode.decoded(path, needed, check=lambda track: _check_rate(shown, track.sample_rate))
+    if entry.channels < 1:
+        raise AudioError(f'"{shown}" has no channels.')
+    return AudioInfo(
+        path, entry.sample_rate, entry.channels, entry.frames, entry.codec, entry.subtype, entry.wav, entry.decoder
+    )
 
 
 # How much of a file's end is decoded to find its true length, when its header's length is not exact.
@@ -202,37 +231,6 @@ def _mp3_walk_frames(path: Path) -> int | None:
     return samples or None
 
 
-# ffmpeg's decodings of the MP3s `probe` met this run: (path, size, mtime) → (float WAV, frames)
-_DECODED: dict[tuple[str, int, int], tuple[Path, int]] = {}
-
-
-def _mp3_decoded(path: Path, guessed: float) -> tuple[Path, int]:
-    """A variable-bitrate MP3 without a Xing, Info or VBRI header: libsndfile can only guess its length from the
-    first frame's bitrate, and reads no further than that guess (4.6 of 18.8 s in a test file). ffmpeg decodes it
-    whole, sample for sample as libsndfile does where both read (they differ by float rounding, below 1e-6), into
-    a float WAV in a temporary folder removed when StemDesk exits."""
-    from .ffmpeg import find_ffmpeg, run_ffmpeg
-
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key in _DECODED and _DECODED[key][0].is_file():
-        return _DECODED[key]
-    ffmpeg = find_ffmpeg(
-        f'"{path.name}" is a variable-bitrate MP3 without a header that gives its length: the MP3 reader sees only '
-        f"its first {guessed:.2f} s. Reading it whole"
-    )
-    folder = Path(tempfile.mkdtemp(prefix="stemdesk-mp3-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    decoded = folder / "decoded.wav"
-    run_ffmpeg(
-        ffmpeg,
-        ["-i", str(path), "-map", "0:a:0", "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav", str(decoded)],
-        f'decoding "{path.name}"',
-    )
-    _DECODED[key] = (decoded, sf.info(str(decoded)).frames)
-    return _DECODED[key]
-
-
 def _wav_declared_frames(path: Path) -> int | None:
     """The frame count a RIFF WAV's data chunk declares, or None when it leaves it open (0 or 0xFFFFFFFF, as
     streaming recorders write) or the header cannot be walked."""
@@ -279,8 +277,15 @@ class AudioReader:
     def __init__(self, source: str | os.PathLike | AudioInfo):
         self.info = source if isinstance(source, AudioInfo) else probe(source)
         self.position = 0
+        samples = self.info.samples_from
+        if self.info.decoded is not None and not samples.is_file():
+            # its decoding was removed (the job that held it ended): ffmpeg decodes the unchanged file alike
+            again = probe(self.info.path)
+            if again.frames != self.info.frames:
+                raise AudioError(f'"{self.info.path}" changed while it was open. Open it again.')
+            samples = again.samples_from
         try:
-            self._file = sf.SoundFile(str(self.info.samples_from))
+            self._file = sf.SoundFile(str(samples))
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioError(
                 f'Cannot read "{self.info.path.name}": {_libsndfile_reason(error)}. The file may be '

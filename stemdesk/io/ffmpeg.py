@@ -1,5 +1,6 @@
 """ffmpeg, the one outside program StemDesk runs: it encodes and decodes the MP4 audio of NI Stem files (ALAC and
-AAC), which libsndfile cannot. Everything else StemDesk reads and writes goes through libsndfile.
+AAC), and decodes the songs libsndfile cannot read (AAC and ALAC in MP4, Opus and Vorbis in Matroska and WebM, the
+sound track of a video: `stemdesk.io.decode`). Everything else StemDesk reads and writes goes through libsndfile.
 """
 
 from __future__ import annotations
@@ -7,20 +8,38 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..core.errors import AudioError
 
 INSTALL = (
-    "Install it (Debian and Ubuntu: sudo apt-get install ffmpeg; Fedora: sudo dnf install ffmpeg; macOS: brew install "
-    "ffmpeg; Windows: put ffmpeg.exe on the PATH) and try again."
+    "Install it (Debian and Ubuntu: sudo apt-get install ffmpeg, which StemDesk's scripts/setup.sh also runs; Fedora: "
+    "sudo dnf install ffmpeg; macOS: brew install ffmpeg; Windows: put ffmpeg.exe and ffprobe.exe on the PATH) and "
+    "try again."
 )
 
 
+class FfmpegMissing(AudioError):
+    """ffmpeg (or its ffprobe) is not installed; the message says what needed it and how to install it."""
+
+
 def find_ffmpeg(needed_for: str) -> str:
-    """The path of the ffmpeg program, or an AudioError saying that ``needed_for`` needs it and how to install it."""
+    """The path of the ffmpeg program, or FfmpegMissing saying that ``needed_for`` needs it and how to install it."""
     path = shutil.which("ffmpeg")
     if path is None:
-        raise AudioError(f"{needed_for} needs ffmpeg, which is not installed (not found on the PATH). {INSTALL}")
+        raise FfmpegMissing(f"{needed_for} needs ffmpeg, which is not installed (not found on the PATH). {INSTALL}")
+    return path
+
+
+def find_ffprobe(ffmpeg: str, needed_for: str) -> str:
+    """ffprobe, which comes with ffmpeg: the one beside ``ffmpeg``, else the one on the PATH; FfmpegMissing without."""
+    beside = Path(ffmpeg).with_name("ffprobe" + Path(ffmpeg).suffix)
+    path = str(beside) if beside.is_file() else shutil.which("ffprobe")
+    if path is None:
+        raise FfmpegMissing(
+            f"{needed_for} needs ffprobe, which comes with ffmpeg but is not installed (not found beside "
+            f'"{ffmpeg}" or on the PATH). {INSTALL}'
+        )
     return path
 
 

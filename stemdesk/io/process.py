@@ -32,9 +32,6 @@ import os
 import signal
 import sys
 
-import torch
-from threadpoolctl import threadpool_limits
-
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_MAX = -4
@@ -44,6 +41,9 @@ PR_SET_PDEATHSIG = 1
 
 def limit_threads(threads: int) -> None:
     """Use ``threads`` CPU threads in torch and in numpy's BLAS alike."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(threads)
     threadpool_limits(threads)
 

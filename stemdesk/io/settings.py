@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.chunker import DEFAULT_SEGMENT_SECONDS
+from ..core.defaults import DEFAULT_SEGMENT_SECONDS
 from ..core.device import DEVICES
 from .atomic import atomic_write_bytes
 from .formats import BIT_DEPTHS, DEFAULT_DEPTH, OUTPUT_FORMATS
@@ -138,3 +138,39 @@ def load(path: Path | None = None) -> dict[str, Any]:
 def save(values: dict[str, Any], path: Path | None = None) -> Path:
     clean = {key: BY_KEY[key].check(value) for key, value in values.items() if key in BY_KEY}
     return atomic_write_bytes(path or settings_path(), json.dumps(clean, indent=2).encode("utf-8"))
+
+
+# What StemDesk has told or offered the user once (see stemdesk.session.hints), in a file of its own: the app's first
+# start probes the hardware only while settings.json is missing, which a command-line run must not create.
+def notices_path() -> Path:
+    return config_dir() / "notices.json"
+
+
+def load_notices(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """{notice: {front end: what happened}}, e.g. {"htdemucs": {"cli": "shown", "app": "declined"}}; an unreadable
+    file counts as empty (the worst case: a notice is shown once more)."""
+    path = path or notices_path()
+    if not path.is_file():
+        return {}
+    try:
+        if path.stat().st_size > MAX_SETTINGS_BYTES:
+            raise ValueError("the file is too large")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        log.warning("notices file %s is unreadable (%s); starting afresh", path, error)
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(name): {str(k): str(v) for k, v in record.items() if isinstance(v, str)}
+        for name, record in data.items()
+        if isinstance(record, dict)
+    }
+
+
+def record_notice(name: str, front_end: str, what: str, path: Path | None = None) -> Path:
+    """Note that notice ``name`` was ``what`` ("shown", "declined", "accepted") in ``front_end``, atomically."""
+    path = path or notices_path()
+    notices = load_notices(path)
+    notices.setdefault(name, {})[front_end] = what
+    return atomic_write_bytes(path, (json.dumps(notices, indent=2) + "\n").encode("utf-8"))

@@ -81,6 +81,21 @@ class Stems:
                 reader.close()
 
 
+def earlier_stems(folder: str | Path) -> list[Path]:
+    """What an earlier separation left in ``folder``: its certificate and audio files, by name ([] when the folder
+    is absent or holds neither). A new separation into the folder would replace them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (p.name == CERTIFICATE or p.suffix.lower() in AUDIO_SUFFIXES_READ)
+    )
+
+
 def find_stems(folder: str | Path) -> Stems:
     """The stems in a folder written by `stemdesk separate` (or any folder of aligned audio files)."""
     folder = Path(folder)

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from ..core.chunker import DEFAULT_SEGMENT_SECONDS
+from ..core.defaults import DEFAULT_SEGMENT_SECONDS
 from ..core.errors import StemDeskError
 from ..io.atomic import sweep_stale
-from ..io.audio import AUDIO_SUFFIXES_READ
+from ..io.audio import SONG_SUFFIXES_READ
 from ..io.ensemble import find_card
 from ..io.formats import OutputFormat
 from ..io.model_store import sha256_file
@@ -69,7 +69,7 @@ def discover(source: Path) -> list[Song]:
         files = sorted(
             p
             for p in source.rglob("*")
-            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES_READ and not p.name.startswith(".")
+            if p.is_file() and p.suffix.lower() in SONG_SUFFIXES_READ and not p.name.startswith(".")
         )
         return [Song(str(p.resolve()), str(p.relative_to(source).with_suffix(""))) for p in files]
     if not source.is_file():

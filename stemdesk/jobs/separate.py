@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ..core.cancel import CancelToken
-from ..core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
+from ..core.chunker import Chunker
+from ..core.defaults import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS
 from ..core.device import resolve_device
 from ..core.ensemble import Ensemble, Member
 from ..core.errors import AudioError, DeviceUnavailable, ModelError, StemDeskError
@@ -28,6 +29,7 @@ from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
 from ..export.stems import StemsWriter, exact_float_stems, integer_stems
 from ..io.audio import MAX_RATE, MIN_RATE, AudioInfo, iter_blocks, probe
+from ..io.decode import holding
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.formats import OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
@@ -237,7 +239,23 @@ class SeparationEngine:
         """Separate one file into ``outdir/<source>.<ext>``. Raises AudioError, Cancelled, OutOfMemory.
 
         ``on_block(offset, stems)`` sees each finished block of stems (sources, channels, n) as it is written, so a
-        timeline can fill its lanes while the job runs (offset counts samples from ``options.start``)."""
+        timeline can fill its lanes while the job runs (offset counts samples from ``options.start``).
+
+        A song ffmpeg decodes (an M4A, a video's sound track: `stemdesk.io.decode`) is decoded once into a temporary
+        WAV; the separation and the null check both read that file, and it is removed when this returns or raises
+        (unless a caller holds the song longer, or a bare probe uses it)."""
+        with holding(path):
+            return self._separate_file(path, outdir, options, progress, cancel, on_block)
+
+    def _separate_file(
+        self,
+        path: str | os.PathLike,
+        outdir: str | os.PathLike,
+        options: SeparateOptions,
+        progress: Progress | None,
+        cancel: CancelToken | None,
+        on_block: Callable[[int, np.ndarray], None] | None,
+    ) -> SeparateResult:
         started = time.monotonic()
         info = probe(path)
         rate = info.sample_rate
@@ -288,10 +306,11 @@ class SeparationEngine:
         found: list[NullResult] = []
 
         def certify(temps: list[Path]) -> dict:
-            null = null_residual(info.path, temps, start, total, names=self.sources)
+            # against the samples the stems were made from (a decoded song's temporary WAV, not a new decoding)
+            null = null_residual(info, temps, start, total, names=self.sources)
             found.append(null)
             settings = {**options.settings(post), "device": str(self.device)}
-            return certificate.build("stems", info.path, settings, self.card, null.as_dict())
+            return certificate.build("stems", info.path, settings, self.card, null.as_dict(), decoded_by=info.decoder)
 
         folder = Path(outdir)
         try:

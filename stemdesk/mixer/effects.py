@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import pedalboard
-
 from ..core.errors import MixError
 from ..io.registry import Registry
 
@@ -64,8 +62,15 @@ class EffectSpec:
         return values
 
 
-def _filter(cls) -> Callable[[dict[str, float]], Any]:
-    return lambda p: cls(cutoff_frequency_hz=p["cutoff_hz"], gain_db=p["gain_db"], q=p["q"])
+def _plugin(name: str) -> Any:
+    """pedalboard's plugin class ``name``, imported when the first effect is made (not with the command line)."""
+    import pedalboard
+
+    return getattr(pedalboard, name)
+
+
+def _filter(name: str) -> Callable[[dict[str, float]], Any]:
+    return lambda p: _plugin(name)(cutoff_frequency_hz=p["cutoff_hz"], gain_db=p["gain_db"], q=p["q"])
 
 
 _Q = Param("", 0.1, 18.0, 0.707, "Q")
@@ -77,7 +82,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                 "gain",
                 "Gain",
                 {"gain_db": Param("dB", -60.0, 24.0, 0.0, "Gain")},
-                lambda p: pedalboard.Gain(gain_db=p["gain_db"]),
+                lambda p: _plugin("Gain")(gain_db=p["gain_db"]),
                 amount="gain_db",
             ),
             EffectSpec(
@@ -90,7 +95,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "dry_db": Param("dB", -60.0, 0.0, 0.0, "Dry"),
                     "width": Param("", 0.0, 1.0, 1.0, "Width"),
                 },
-                lambda p: pedalboard.Reverb(
+                lambda p: _plugin("Reverb")(
                     room_size=p["room_size"],
                     damping=p["damping"],
                     wet_level=10 ** (p["wet_db"] / 20),
@@ -108,7 +113,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "attack_ms": Param("ms", 0.1, 500.0, 10.0, "Attack"),
                     "release_ms": Param("ms", 1.0, 5000.0, 100.0, "Release"),
                 },
-                lambda p: pedalboard.Compressor(
+                lambda p: _plugin("Compressor")(
                     threshold_db=p["threshold_db"],
                     ratio=p["ratio"],
                     attack_ms=p["attack_ms"],
@@ -124,7 +129,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "gain_db": Param("dB", -24.0, 24.0, 0.0, "Gain"),
                     "q": _Q,
                 },
-                _filter(pedalboard.LowShelfFilter),
+                _filter("LowShelfFilter"),
                 amount="gain_db",
             ),
             EffectSpec(
@@ -135,7 +140,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "gain_db": Param("dB", -24.0, 24.0, 0.0, "Gain"),
                     "q": _Q,
                 },
-                _filter(pedalboard.HighShelfFilter),
+                _filter("HighShelfFilter"),
                 amount="gain_db",
             ),
             EffectSpec(
@@ -146,7 +151,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "gain_db": Param("dB", -24.0, 24.0, 0.0, "Gain"),
                     "q": _Q,
                 },
-                _filter(pedalboard.PeakFilter),
+                _filter("PeakFilter"),
                 amount="gain_db",
             ),
             EffectSpec(
@@ -156,7 +161,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "threshold_db": Param("dB", -30.0, 0.0, -1.0, "Threshold"),
                     "release_ms": Param("ms", 1.0, 2000.0, 100.0, "Release"),
                 },
-                lambda p: pedalboard.Limiter(threshold_db=p["threshold_db"], release_ms=p["release_ms"]),
+                lambda p: _plugin("Limiter")(threshold_db=p["threshold_db"], release_ms=p["release_ms"]),
                 amount="threshold_db",
             ),
             EffectSpec(
@@ -167,7 +172,7 @@ BUILTIN_EFFECTS: Mapping[str, EffectSpec] = MappingProxyType(
                     "feedback": Param("", 0.0, 0.95, 0.3, "Feedback"),
                     "mix": Param("", 0.0, 1.0, 0.25, "Mix"),
                 },
-                lambda p: pedalboard.Delay(delay_seconds=p["delay_seconds"], feedback=p["feedback"], mix=p["mix"]),
+                lambda p: _plugin("Delay")(delay_seconds=p["delay_seconds"], feedback=p["feedback"], mix=p["mix"]),
                 amount="mix",
             ),
         )

@@ -22,12 +22,12 @@ from collections import deque
 
 import numpy as np
 
+from .mix import SEMITONES_RANGE, TEMPO_RANGE  # what the buffers here are sized for
+
 ZEROS = 16  # zero crossings of the interpolation kernel on each side of its centre
 PHASES = 512  # fractional positions the kernel is tabulated at (linearly interpolated between)
 ROLLOFF = 0.95  # the kernel's cut-off, as a fraction of the lower Nyquist frequency
 OVERLAP = 8  # analysis frames overlapping each output sample
-SEMITONES_RANGE = (-12.0, 12.0)  # what the buffers are sized for: the varispeed reads at half to twice the speed,
-TEMPO_RANGE = (0.5, 2.0)  # and the vocoder stretches by a quarter to four times
 
 
 def frame_size(sample_rate: int) -> int:

@@ -18,7 +18,6 @@ from typing import Any
 from ..core.errors import MixError
 from ..io.registry import Registry
 from .effects import Effect
-from .keytempo import SEMITONES_RANGE, TEMPO_RANGE
 
 MIX_VERSION = 2  # 2: semitones and tempo; a mix that keeps the song's key and tempo is still written as 1
 MIX_KEYS = frozenset(
@@ -34,6 +33,10 @@ SWITCHES = ("mute", "solo")
 # the key in semitones (fractions tune a detuned recording) and the tempo as a ratio of the song's (0.5: half speed):
 # controls that hold for the whole song, never automated
 KEY_TEMPO = ("master/semitones", "master/tempo")
+# The key and tempo changes stemdesk.mixer.keytempo's buffers are sized for: its varispeed reads at half to twice
+# the speed, and its vocoder stretches by a quarter to four times.
+SEMITONES_RANGE = (-12.0, 12.0)
+TEMPO_RANGE = (0.5, 2.0)
 
 
 def _number(where: str, value: Any, low: float, high: float, unit: str = "", setting: str | None = None) -> float:

@@ -21,17 +21,18 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.errors import StemDeskError
+from ..core.errors import StemDeskError, StemsExist
 from ..export.nullcheck import NullResult, null_residual
 from ..export.remix import RemixResult, render_remix
 from ..export.remix import instrumental as write_instrumental
 from ..export.session import write_session
 from ..io.atomic import atomic_folder
+from ..io.decode import holding
 from ..io.formats import WRITE_FORMATS, OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard, sha256_file
 from ..io.registry import Registry, Written
-from ..io.stems import CERTIFICATE, Stems, find_stems, read_certificate
+from ..io.stems import CERTIFICATE, Stems, earlier_stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
@@ -121,9 +122,39 @@ def write_extras(
     return written, sessions
 
 
-def song_folders(songs: Sequence[Path], outdir: Path) -> list[Path]:
+def refuse_replacing(folders: Sequence[Path], overwrite: bool = False) -> None:
+    """Raises StemsExist for the first of ``folders`` that holds earlier stems, unless ``overwrite``: nobody's stems
+    are replaced without their say."""
+    if overwrite:
+        return
+    for folder in folders:
+        found = earlier_stems(folder)
+        if found:
+            raise StemsExist(str(folder), [p.name for p in found])
+
+
+def _certified_outputs(folder: Path) -> list[Path]:
+    """The stems an earlier separation's certificate in ``folder`` names (only files StemDesk wrote itself)."""
+    try:
+        certificate = read_certificate(folder)
+        return [folder / Path(item["file"]).name for item in certificate.get("outputs", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
+def stems_of(folder: Path, song: Path) -> bool:
+    """Whether the stems in ``folder`` were separated from ``song`` itself (the certificate's source checksum)."""
+    try:
+        source = read_certificate(folder).get("source") or {}
+        return bool(source.get("sha256")) and source["sha256"] == sha256_file(Path(song))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
+def song_folders(songs: Sequence[Path], outdir: Path, overwrite: bool = False) -> list[Path]:
     """Where each of ``songs`` is separated: OUTDIR/<song name>. Raises StemDeskError when two songs share a name
-    (their stems would share a folder)."""
+    (their stems would share a folder), and StemsExist when a folder holds earlier stems and not ``overwrite``:
+    before any song is separated, so a run over many songs does not stop halfway."""
     names = [Path(p).stem for p in songs]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
@@ -131,7 +162,9 @@ def song_folders(songs: Sequence[Path], outdir: Path) -> list[Path]:
             f"Several inputs are named {clashes[0]!r}; their stems would share "
             f'"{Path(outdir) / clashes[0]}". Rename or separate them one at a time.'
         )
-    return [Path(outdir) / name for name in names]
+    folders = [Path(outdir) / name for name in names]
+    refuse_replacing(folders, overwrite)
+    return folders
 
 
 def separate(
@@ -143,16 +176,20 @@ def separate(
     threads: int | None = None,
     on_start: Callable[[Sequence[str]], None] | None = None,
     on_block: Callable[[int, np.ndarray], None] | None = None,
+    overwrite: bool = False,
 ) -> Task[Separation]:
     """Separate ``song`` into ``folder`` with ``options`` and write the extras beside the stems (the instrumental as
     ``instrumental.EXT`` inside the folder). ``on_start(stem names)`` is called once the model is loaded and
     ``on_block`` with each finished block of stems, so a view can fill while the task runs. The sessions are
-    written by ``engines``' registry."""
+    written by ``engines``' registry. Raises StemsExist, before any work, when ``folder`` holds earlier stems and
+    not ``overwrite``."""
     from ..core.device import resolve_device
 
     device = str(resolve_device(options.device))
 
-    def work(progress: Progress, cancel: CancelToken) -> Separation:
+    def work_held(progress: Progress, cancel: CancelToken) -> Separation:
+        refuse_replacing([folder], overwrite)
+        earlier = _certified_outputs(folder)
         if threads is not None and device == "cpu":
             set_threads(threads)
         progress({"message": "loading model"})
@@ -162,6 +199,10 @@ def separate(
         if on_start is not None:
             on_start(engine.sources)
         result = engine.separate_file(song, folder, options, progress=progress, cancel=cancel, on_block=on_block)
+        written = {p.name for p in result.outputs}
+        for stale in earlier:  # an earlier model's stems that this one did not replace
+            if stale.name not in written:
+                stale.unlink(missing_ok=True)
         made = Separation(result, load_seconds=loaded)
         if extras:
             stems = find_stems(result.outputs[0].parent)
@@ -175,6 +216,10 @@ def separate(
                 registry=engines.registry,
             )
         return made
+
+    def work(progress: Progress, cancel: CancelToken) -> Separation:
+        with holding(song):  # a song ffmpeg decodes is decoded once, for the stems and the extras alike
+            return work_held(progress, cancel)
 
     return Task(f"Separate {song.name}", work, device, options.model)
 

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from stemdesk.core.chunker import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Chunker
+from stemdesk.core.chunker import Chunker
+from stemdesk.core.defaults import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS
 from stemdesk.core.estimators import Estimator
 from stemdesk.core.metrics import usdr_sums
 from stemdesk.core.postprocess import PostProcessing

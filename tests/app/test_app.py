@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import DATA
-from helpers import song
+from helpers import screenshot_path, song
 
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
@@ -260,7 +260,7 @@ def test_the_song_stays_fitted_when_the_window_is_resized_and_spectrograms_stay_
     qtbot.waitUntil(lambda: window.timeline.lane("drums").spectrogram is not None, timeout=20_000)
     image = canvas.grab().toImage()
     assert image.copy(0, canvas.lane_top("drums"), HEADER - 4, canvas.lane_height() - 2) == header_before
-    image.save("/tmp/lanes.png")
+    image.save(screenshot_path("lanes.png"))
 
 
 def test_the_playhead_moves_without_rebuilding_the_waveforms(qtbot, window, tmp_path):
@@ -1269,7 +1269,7 @@ def test_a_stem_edited_on_disk_is_marked_where_it_departs_and_a_click_on_the_mar
     the click becomes flag 1 on the ruler and a row of the Null dock, with its time and peak. Clicking the flag moves
     the playhead there, Shift+click loops it, a click on the dock's row seeks too. Played there, the live null is the
     click, and the residual is put on the drums alone (the only file that changed). The screenshot is kept in
-    /tmp/null-markers.png to look at."""
+    .test-output/null-markers.png to look at."""
     import math
 
     path = real_song(tmp_path, seconds=6.0)
@@ -1329,7 +1329,7 @@ def test_a_stem_edited_on_disk_is_marked_where_it_departs_and_a_click_on_the_mar
     window.seek(4.0)
     qtbot.wait(50)
     shot = window.grab()
-    shot.save("/tmp/null-markers.png")
+    shot.save(screenshot_path("null-markers.png"))
     image = shot.toImage()
     inside = canvas.mapTo(window, QPoint(int(flag.left()) + 2, int(flag.top()) + 2))
     colour = image.pixelColor(inside.x(), inside.y())
@@ -1495,6 +1495,36 @@ def test_unsaved_changes_are_asked_about_and_discard_forgets_the_autosave(qtbot,
     assert window.project.source == str(other.resolve()) and not window.dirty
     assert not auto.exists() and projects.recoverable(saved) == []  # nothing to recover next time
     window.ask = False
+
+
+def test_separating_again_asks_before_replacing_the_stems_and_cancel_keeps_them(qtbot, window, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    window.open_song(real_song(tmp_path, seconds=3.0))
+    assert separate(qtbot, window).status == DONE
+    folder = window.stems_folder()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    window.settings["segment_seconds"] = 1.0  # the next separation writes other stems (other chunk borders)
+    window.ask = True
+    seen: list[str] = []
+    answer(window, QMessageBox.StandardButton.Cancel, seen)
+    assert window.separate() is None  # kept: nothing queued, nothing written
+    assert "already holds stems from an earlier separation" in seen[0] and str(folder) in seen[0]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+    def replace():
+        if window.question is None:
+            QTimer.singleShot(10, replace)
+            return
+        next(b for b in window.question.buttons() if b.text() == "Replace").click()
+
+    QTimer.singleShot(0, replace)
+    job = separate(qtbot, window)
+    window.ask = False
+    assert job.status == DONE, job.error
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(after) == sorted(before) and after["vocals.wav"] != before["vocals.wav"]
 
 
 def test_the_recovery_prompt_names_the_song(qtbot, tmp_path, window):
@@ -1839,7 +1869,7 @@ def test_a_tune_within_the_runs_own_noise_is_not_exported_and_the_dock_says_so(q
 def test_mute_solo_and_unheard_strips_show_at_a_glance(qtbot, window, tmp_path):
     """On the rendered mixer (dark theme, 1280×800): a checked M and a checked S are filled in colours of their own,
     far from an unchecked button; the strips not heard (muted, or left out by a solo) have a grey title and meter.
-    The screenshot is kept in /tmp/strips.png to look at."""
+    The screenshot is kept in .test-output/strips.png to look at."""
     window.open_song(real_song(tmp_path, seconds=2.0))
     separate(qtbot, window)
     strips = window.mixer.strips
@@ -1849,7 +1879,7 @@ def test_mute_solo_and_unheard_strips_show_at_a_glance(qtbot, window, tmp_path):
     qtbot.wait(50)
     window.mixer.show_levels([(1.0, dict.fromkeys(NAMES, (0.5, 0.05)), (0.5, 0.05))])  # every meter alike
     image = window.mixer.grab().toImage()
-    image.save("/tmp/strips.png")
+    image.save(screenshot_path("strips.png"))
 
     def pixels(widget, inset: int = 3) -> np.ndarray:
         """The widget's pixels in the screenshot, (n, 3) RGB."""
