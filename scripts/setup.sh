@@ -10,7 +10,7 @@ say() { echo "setup: $*" >&2; }
 fail() { echo "setup: FAILED: $*" >&2; exit 1; }
 
 # Runs a command with its output on stderr, less pip's notes about package indexes configured on this machine but
-# absent. pip says nothing for half a minute while it unpacks PyTorch: after 10 s without a line, a line says that
+# absent. pip says nothing for half a minute while it unpacks PyTorch: after 8 s without a line, a line says that
 # the install is still working, so a first setup never looks stuck.
 working() {
     local what=$1 started=$SECONDS beat status=0
@@ -18,7 +18,7 @@ working() {
     beat=$(mktemp)
     (
         while sleep 1; do
-            if (($(date +%s) - $(stat -c %Y "$beat" 2>/dev/null || date +%s) >= 10)); then
+            if (($(date +%s) - $(stat -c %Y "$beat" 2>/dev/null || date +%s) >= 8)); then
                 say "still $what ($((SECONDS - started)) s so far)"
                 touch "$beat"
             fi

@@ -57,6 +57,8 @@ def words(error: StemDeskError) -> str:
     text = str(error)
     if error.setting == "overwrite":
         return text + " Add --overwrite to replace them, or give another folder with -o."
+    if error.setting == "model":
+        return text + " Run `stemdesk models` to list the installed models."
     if error.setting == "install":  # a model not installed yet (stemdesk.io.installable)
         return f"{text} Install it with `stemdesk models install {error.value}`."
     flag = FLAGS.get(error.setting or "")

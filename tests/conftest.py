@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -51,6 +54,15 @@ def pytest_unconfigure(config):
         shutil.rmtree(_pulse_runtime, ignore_errors=True)
 
 
+def _give_memory_back() -> None:
+    """Between tests: what the last one freed goes back to the system, so the next starts from what is in use."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+
+
 def peak_gb() -> float:
     """This process's peak resident memory so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -62,6 +74,7 @@ def pytest_runtest_protocol(item, nextitem):
     try:
         return (yield)
     finally:
+        _give_memory_back()
         grown = peak_gb() - before
         if grown > 0.05:
             _grew.append((grown, item.nodeid))
@@ -95,6 +108,10 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.delenv("STEMDESK_MODELS_PATH", raising=False)
     monkeypatch.setenv("STEMDESK_SHOW_TEST_MODELS", "1")  # tiny-4stem, hidden from users
+    # The command line tunes glibc's allocator for one separation per process (big tensors kept in the heap, no
+    # trimming below 512 MB): in the one pytest process that runs a thousand tests, the heap would only grow. The
+    # tuning is tested in processes of its own (tests/io/test_process.py).
+    monkeypatch.setenv("STEMDESK_ALLOCATOR", "system")
 
 
 @pytest.fixture

@@ -112,6 +112,6 @@ def test_a_long_silent_pip_install_is_never_silent_for_more_than_10_s(checkout):
     said = [line for _, line in lines]
     assert "Installing collected packages: torch" in said and "Successfully installed torch" in said
     beats = [line for line in said if line.startswith("setup: still installing StemDesk's Python packages (")]
-    assert len(beats) == 2, said  # at about 10 and 20 s of pip's silence
+    assert 2 <= len(beats) <= 3, said  # after about 8 and 16 s of pip's silence
     times = [0.0] + [t for t, _ in lines]
-    assert max(b - a for a, b in zip(times, times[1:])) < 11.5, lines
+    assert max(b - a for a, b in zip(times, times[1:])) < 10.5, lines

@@ -86,6 +86,8 @@ def words(error: BaseException) -> str:
     setting, value = getattr(error, "setting", None), getattr(error, "value", None)
     if setting == "install" and value in INSTALLABLE:  # a model not installed yet: the Models dock installs it
         return f"{text} Install it in the Models dock: Install\u2026 \u2192 {INSTALLABLE[value].title}."
+    if setting == "model":
+        return f"{text} The Models dock lists the installed models."
     control = CONTROLS.get(setting or "")
     if control:
         text += f" Choose \u201c{value}\u201d in {control}." if value else f" Check {control}."

@@ -151,7 +151,7 @@ def list_models(include_tests: bool | None = None, registry: Registry | None = N
 
 def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
     if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
-        raise ModelError(f"{model_id!r} is not a model id. Run `stemdesk models` to list installed models.")
+        raise ModelError(f"{model_id!r} is not a model id.", setting="model")
     if "+" in model_id or "*" in model_id:  # the ensemble syntax of stemdesk.io.ensemble
         members = " or ".join(repr(part.partition("*")[0].strip()) for part in model_id.split("+"))
         raise ModelError(
@@ -167,8 +167,7 @@ def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
     if item is not None:  # each front end says how it installs one (the setting "install")
         raise ModelError(item.not_installed(), setting="install", value=model_id)
     raise ModelError(
-        f"No model named {model_id!r} is installed (installed: {installed_summary(registry)}). "
-        "Run `stemdesk models` to list them."
+        f"No model named {model_id!r} is installed (installed: {installed_summary(registry)}).", setting="model"
     )
 
 

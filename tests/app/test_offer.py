@@ -107,3 +107,17 @@ def test_htdemucs_before_it_is_installed_names_the_models_dock_not_a_command(qtb
         assert "stemdesk models" not in text and "--" not in text
     finally:
         win.shutdown()
+
+
+def test_a_model_that_is_not_there_names_the_models_dock_not_a_command(qtbot, tmp_path):
+    win = make_window(qtbot, tmp_path, "tiny-4stem")
+    try:
+        win.model_box.addItem("no-such-model")  # a model removed since the list was made
+        win.model_box.setCurrentText("no-such-model")
+        job = open_and_separate(qtbot, win, tmp_path)
+        assert job.status == FAILED
+        title, text = win.last_error
+        assert "No model named 'no-such-model' is installed" in text
+        assert text.endswith("The Models dock lists the installed models.") and "stemdesk models" not in text
+    finally:
+        win.shutdown()

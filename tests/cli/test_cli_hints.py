@@ -46,7 +46,7 @@ def test_an_unknown_model_lists_the_users_models_first_and_counts_the_research_o
     card = json.loads((mine / "card.json").read_text(encoding="utf-8"))
     (mine / "card.json").write_text(json.dumps({**card, "id": "my-model"}), encoding="utf-8")
     code, _, err = run("separate", song_file(), "-o", tmp_path, "--model", "nope")
-    assert code == EXIT_ERROR and "Run `stemdesk models` to list them." in err
+    assert code == EXIT_ERROR and "Run `stemdesk models` to list the installed models." in err
     listed = err.split("(installed: ", 1)[1].split(")", 1)[0]
     assert listed.startswith(f"my-model, {DEFAULT_MODEL}, ") and "repro-" not in listed
     assert listed.endswith(" and 16 research models")

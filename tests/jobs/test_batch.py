@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -263,28 +264,25 @@ def free_port() -> int:
 def ray_cluster(tmp_path):
     """A real cluster on loopback: a head node and a second node, one CPU each."""
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray's sockets live in its temporary folder, and a socket's path may not pass 107 bytes: the test's own
+    # temporary folder is too deep for it, so Ray gets a short one of its own, removed afterwards.
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(temp)}
     ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
     common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
-    subprocess.run(
-        ray_cli + ["start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
+
+    def ray_command(*argv: str) -> None:
+        done = subprocess.run(ray_cli + list(argv), env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"ray {' '.join(argv)} failed: {done.stderr[-2000:]}"
+
     try:
-        subprocess.run(
-            ray_cli + ["start", f"--address=127.0.0.1:{port}", *common],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=180,
-        )
+        ray_command("start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *common)
+        ray_command("start", f"--address=127.0.0.1:{port}", *common)
         yield f"127.0.0.1:{port}"
     finally:
         ray.shutdown()
         subprocess.run(ray_cli + ["stop", "--force"], env=env, capture_output=True, timeout=180)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.slow
