@@ -31,6 +31,7 @@ _pulse_runtime: Path | None = None
 # The peak memory of this pytest process, and the tests during which it grew most (run-tests.sh prints it).
 MEMORY_BUDGET_GB = 4.0
 _grew: list[tuple[float, str]] = []
+_kept: list[tuple[float, str]] = []  # memory still in use after a test (and the trim), by how much it rose
 
 
 def pytest_configure(config):
@@ -63,6 +64,12 @@ def _give_memory_back() -> None:
 _libc = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
 
 
+def resident_gb() -> float:
+    """This process's resident memory now."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
 def peak_gb() -> float:
     """This process's peak resident memory so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -70,11 +77,14 @@ def peak_gb() -> float:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    before = peak_gb()
+    before, resident = peak_gb(), resident_gb()
     try:
         return (yield)
     finally:
         _give_memory_back()
+        kept = resident_gb() - resident
+        if kept > 0.05:
+            _kept.append((kept, item.nodeid))
         grown = peak_gb() - before
         if grown > 0.05:
             _grew.append((grown, item.nodeid))
@@ -83,9 +93,11 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     peak = peak_gb()
     top = ", ".join(f"{name} +{gb:.2f}" for gb, name in sorted(_grew, reverse=True)[:3])
+    kept = ", ".join(f"{name} +{gb:.2f}" for gb, name in sorted(_kept, reverse=True)[:3])
     terminalreporter.write_line(
         f"peak memory of the pytest process: {peak:.2f} GB (budget {MEMORY_BUDGET_GB:.0f} GB)"
         + (f"; it grew most in {top}" if top else "")
+        + (f"; in use {resident_gb():.2f} GB at the end, kept most after {kept}" if kept else "")
     )
     report = os.environ.get("STEMDESK_TEST_PEAK_FILE")
     if report:
