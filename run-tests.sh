@@ -14,14 +14,8 @@ export QT_QPA_PLATFORM=offscreen
 .venv/bin/mypy
 .venv/bin/lint-imports
 
-run=$(mktemp -d "${TMPDIR:-/tmp}/stemdesk-tests.XXXXXX")
-trap 'rm -rf "$run"' EXIT
-export HOME=$run/home TMPDIR=$run/tmp
-export XDG_DATA_HOME=$HOME/.local/share XDG_CONFIG_HOME=$HOME/.config XDG_CACHE_HOME=$HOME/.cache
-export XDG_STATE_HOME=$HOME/.local/state XDG_RUNTIME_DIR=$run/runtime
-mkdir -p "$HOME" "$TMPDIR" "$XDG_RUNTIME_DIR"
-chmod 0700 "$XDG_RUNTIME_DIR"
-export STEMDESK_TEST_CACHE=$PWD/.test-cache STEMDESK_TEST_PEAK_FILE=$run/peak
+source scripts/private-home.sh
+export STEMDESK_TEST_PEAK_FILE=$run/peak
 
 budget=4.0  # GB, the most one pytest process may hold (tests/conftest.py measures it)
 status=0

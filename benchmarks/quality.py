@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/quality.py [--models stemdesk-4stem,stemdesk-2stem,spleeter-2stem] [--bss] [--speed]
         [--held-out DIR] [--no-write] [--compare MODEL] [--no-oracles]
 
-Validation songs: the split of stemdesk/training/default_models.py (every seventh MUSDB excerpt and the CC0 song
+Validation songs: the split of stemdesk/training/validation.py (every seventh MUSDB excerpt and the CC0 song
 "3.Sodium"). Metric: uSDR (global SDR per song, the MDX definition), median over songs, per stem; a song where a
 reference stem is silent is left out for that stem. 4-stem models are also scored on vocals / accompaniment.
 ``--bss`` adds BSS Eval v4 SDR/SIR/SAR on the five songs with the most vocals (slow). Models that are not
@@ -15,7 +15,7 @@ scores higher.
 files against the STFT + iSTFT + I/O floor and against Open-Unmix's and HTDemucs's architectures (random weights,
 ``pip install --no-deps openunmix demucs julius einops``), all measured in that run.
 ``--held-out DIR`` also scores every model on the song folders in DIR, songs no model here has trained on: the
-LMMS demo songs `python -m stemdesk.training.lmms_songs DIR` renders (`apt install lmms`), in a section of its own
+LMMS demo songs `python -m lab.lmms_songs DIR` renders (`apt install lmms`), in a section of its own
 with the teacher gap there. Scores are kept per song and per model weights in the user cache
 (~/.cache/stemdesk/quality/scores.json), so a run that is killed, or run again with one new model, scores only what
 it has not scored.
@@ -50,7 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import reproduction  # noqa: E402
+import scoring  # noqa: E402
+from scoring import DATA, SOURCES  # noqa: E402
 
 from stemdesk.core.errors import ModelError  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
@@ -58,10 +59,9 @@ from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
 from stemdesk.io.model_store import amend_card, find_model, load_estimator, read_card  # noqa: E402
 from stemdesk.io.paths import cache_dir  # noqa: E402
 from stemdesk.training.dataset import load_songs  # noqa: E402
-from stemdesk.training.default_models import DATA, SOURCES, split  # noqa: E402
+from stemdesk.training.metrics import sign_test  # noqa: E402
 from stemdesk.training.model_card import render, teacher_gap_entry, teacher_gap_rows  # noqa: E402
-from stemdesk.training.reproduction import sign_test  # noqa: E402
-from stemdesk.training.validation import separate_song  # noqa: E402
+from stemdesk.training.validation import separate_song, split  # noqa: E402
 
 # htdemucs is the teacher of the distillation (stemdesk models install htdemucs): its row and the teacher gap
 DEFAULT_MODELS = "stemdesk-4stem,stemdesk-2stem,htdemucs,stemdesk-4stem-lite,spleeter-2stem,tiny-4stem"
@@ -78,7 +78,7 @@ def main() -> None:
         "--held-out",
         type=Path,
         metavar="DIR",
-        help="also score every model on the song folders in DIR (python -m stemdesk.training.lmms_songs DIR), in a "
+        help="also score every model on the song folders in DIR (python -m lab.lmms_songs DIR), in a "
         "section of its own",
     )
     parser.add_argument(
@@ -103,7 +103,7 @@ def main() -> None:
         parser.error("--no-oracles needs --no-write: docs/quality.md and the results file show the oracles")
     torch.set_num_threads(args.threads)
     if not args.bss:
-        reproduction.BSS_SONGS = 0
+        scoring.BSS_SONGS = 0
     _, valid_dirs = split(DATA)
     cache = ScoreCache(cache_dir() / "quality" / "scores.json")
     try:
@@ -117,9 +117,7 @@ def main() -> None:
     if args.held_out:
         held_dirs = sorted(p for p in args.held_out.iterdir() if (p / "meta.json").is_file())
         if not held_dirs:
-            parser.error(
-                f"{args.held_out} has no song folders (python -m stemdesk.training.lmms_songs {args.held_out})"
-            )
+            parser.error(f"{args.held_out} has no song folders (python -m lab.lmms_songs {args.held_out})")
         held_out = score_all(models, held_dirs, cache, oracles=not args.no_oracles)
     if args.compare:
         print("\n".join(paired_lines(rows, args.compare, f"the {len(valid_dirs)} validation songs")))
@@ -319,12 +317,12 @@ def score_all(
         songs = load_songs(song_dirs, SOURCES)
         return [_whole_set_row(system, songs) for system in systems]
     rows = []
-    bss_songs, reproduction.BSS_SONGS = reproduction.BSS_SONGS, 0  # per song: no BSS Eval (it is not cached)
+    bss_songs, scoring.BSS_SONGS = scoring.BSS_SONGS, 0  # per song: no BSS Eval (it is not cached)
     try:
         for system in systems:
             rows.append(_cached_row(system, song_dirs, cache))
     finally:
-        reproduction.BSS_SONGS = bss_songs
+        scoring.BSS_SONGS = bss_songs
     return rows
 
 
@@ -357,14 +355,14 @@ ORACLE_VERSION = "1"  # change when the oracles' definition changes, so their ca
 def _whole_set_row(system: tuple, songs: list) -> dict:
     name, _, sources, how, extra = system
     if isinstance(how, str):
-        row = reproduction.oracle_row(how, songs)
+        row = scoring.oracle_row(how, songs)
     else:
         rate = songs[0].sample_rate
 
         def run(index, mix, separator=how, rate=rate):
             return separate_song(separator, mix, rate)
 
-        row = reproduction.score(name, sources, run, songs, None, extra.get("parameters"))
+        row = scoring.score(name, sources, run, songs, None, extra.get("parameters"))
         row.update(extra)
     return row
 
@@ -376,7 +374,7 @@ def held_out_section(rows: list[dict], song_dirs: list[Path]) -> list[str]:
     lmms = all(str(m.get("source", "")).startswith("LMMS demo project") for m in metas)
     what = (
         "the demo projects of LMMS that Debian ships (lmms-common), rendered track by track by "
-        "`python -m stemdesk.training.lmms_songs`, each track put in a stem by what it is (its meta.json says which "
+        "`python -m lab.lmms_songs`, each track put in a stem by what it is (its meta.json says which "
         "and why); electronic music, few vocals"
         if lmms
         else "the song folders given"
@@ -447,7 +445,7 @@ def teacher_gap_section(gap: dict | None, songs: int) -> list[str]:
 
 def kept_sections(page: Path, lines: list[str]) -> list[str]:
     """The "## " sections of the page that ``lines`` (this run's) do not write again: those written by hand from
-    other benchmarks (such as benchmarks/ensemble.py's), and this script's own when this run skipped them (the
+    other benchmarks (such as lab/benchmarks/ensemble.py's), and this script's own when this run skipped them (the
     speed table without ``--speed``, the held-out songs without ``--held-out``)."""
     if not page.is_file():
         return []

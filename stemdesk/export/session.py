@@ -16,8 +16,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .. import __version__
 from ..core.errors import StemDeskError
+from ..core.version import __version__
 from ..io.atomic import atomic_write_bytes
 from ..io.registry import Registry, Written
 from ..io.stems import Stems, colour_of

@@ -80,6 +80,31 @@ class ModelCard:
         {"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}."""
         return self.raw.get("outputs")
 
+    @property
+    def summary(self) -> str:
+        """What a user reads first about the model: what it separates, its quality in one line against a named
+        reference, its speed, size and the licence of its weights. The card's own ``summary`` when it has one (the
+        shipped and installable models), else made from the card's facts."""
+        written = self.raw.get("summary")
+        if isinstance(written, str) and written.strip():
+            return written.strip()
+        stems = ", ".join(self.outputs or self.sources)
+        parts = [f"Separates {stems}."]
+        scores = (self.raw.get("metrics") or {}).get("validation_usdr_median_db") or {}
+        if isinstance(scores, dict) and scores:
+            shown = ", ".join(f"{name} {float(value):.1f}" for name, value in scores.items())
+            parts.append(f"Median uSDR on the validation songs: {shown} dB.")
+        paper = self.raw.get("paper")
+        if isinstance(paper, dict) and paper.get("reference"):
+            parts.append(f"A research model: {paper['reference']}, {paper.get('variant', '')}.".replace(", .", "."))
+        parameters = self.raw.get("parameters")
+        if isinstance(parameters, int):
+            parts.append(f"{parameters / 1e6:.1f} M parameters.")
+        data = self.raw.get("training_data")
+        if isinstance(data, dict) and data.get("research_only"):
+            parts.append("Weights: personal and research use only.")
+        return " ".join(parts)
+
     def identity(self) -> dict[str, Any]:
         """How certificates and batch records name the model: its id, weights and estimator."""
         return {"id": self.id, "weights_sha256": self.weights_sha256, "estimator": self.estimator}
@@ -171,12 +196,18 @@ def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
     )
 
 
+def is_research(card: ModelCard) -> bool:
+    """A research model (a paper's method trained from scratch: its card says ``"purpose": "research"``): listed
+    apart from the models a user separates with (`stemdesk models --all`, counted in `installed_summary`)."""
+    return card.raw.get("purpose") == "research"
+
+
 def installed_summary(registry: Registry | None = None, limit: int = 6) -> str:
     """The installed models for an error message: the user's own first (imported, installed, trained), then the
     default and the other shipped ones, at most ``limit`` ids; the research models are counted, not named."""
     cards = list_models(registry=registry)
     shipped = shipped_models_dir().resolve()
-    research = [card for card in cards if card.raw.get("purpose") == "research"]
+    research = [card for card in cards if is_research(card)]
     rank = {"user": 0, "default": 1, "shipped": 2}
 
     def origin(card: ModelCard) -> str:

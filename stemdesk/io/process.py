@@ -1,8 +1,6 @@
 """Process-wide settings for the processes that separate or train: CPU threads, and glibc's allocator.
 
 Threads: torch and numpy's BLAS each keep a pool; two pools fighting over two cores run many times slower than one.
-Measured beside one busy core: the null check's dot products took 2.1 s with OpenBLAS's default two threads and
-0.67 s with one.
 
 The allocator, set for big tensors: separation and training allocate and free the same large tensors over and over
 (per segment, per step).
@@ -11,13 +9,7 @@ With glibc's defaults, blocks above a floating threshold (128 KB to 32 MB) are f
 kernel when freed, so each segment or step faults their pages in again and the kernel zeroes them; the floating
 threshold also lets the heap fragment over a long file. Here every block comes from the heap (no mappings), the heap
 keeps up to 512 MB free instead of trimming it and grows 256 MB at a time, so freed tensors are reused in place.
-
-Measured on a quiet machine, one thread (benchmarks/separation.py prints the separation numbers for the code as it
-is):
-- a 3-minute song, file to stems, 20-s segments: 11.0 s with the defaults (about 2 s of it in the kernel), 9.2–9.7 s
-  like this (0.5 s in the kernel); the peak, 0.82–0.89 GB, is the same either way.
-- a fine-tuning step of stemdesk-4stem (8 excerpts of 6 s): 9–12 s with the defaults, 4.7–5.6 s like this, for a
-  peak of 4.7 GB instead of 3.5 GB. Fine-tuning gets about twice the steps from the same CPU minutes.
+What each choice measured: docs/architecture.md, "Measured choices".
 
 Called once by the processes that separate or train (the CLI, the batch workers, the trainer), never at import.
 STEMDESK_ALLOCATOR=system in the environment leaves glibc's defaults (the benchmark's baseline).
@@ -70,9 +62,8 @@ def usable_cpus() -> int:
 
 def default_threads(cpu_threads: int | None = None) -> int:
     """CPU threads for a separation nobody chose a number for: all but one (the interface, or whatever else runs,
-    keeps a core), at most 8. Not torch's default of all of them: measured on 2 cores with one busy, an 8-s song
-    took 12.7 s with two threads and 0.4 s with one (each of torch's parallel sections waits for the thread that
-    shares a core)."""
+    keeps a core), at most 8. Not torch's default of all of them: each of torch's parallel sections waits for the
+    thread that shares a core with another job (docs/architecture.md, "Measured choices")."""
     if cpu_threads is None:
         cpu_threads = usable_cpus()
     return max(1, min(8, cpu_threads - 1))

@@ -19,6 +19,7 @@ from .process import default_threads
 
 log = logging.getLogger("stemdesk.settings")
 MAX_SETTINGS_BYTES = 1 << 16
+MAX_RECENT = 10  # recent_files: the songs and projects opened last
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,16 @@ class Setting:
     choices: tuple | None = None  # allowed values (a combo box)
     low: float | None = None  # numbers: range (a spin box)
     high: float | None = None
-    kind: str = "value"  # "value", "folder"
+    kind: str = "value"  # "value", "folder", "list" (kept by the app, not shown in its settings panel)
     help: str = ""
 
     def check(self, value: Any) -> Any:
+        if self.kind == "list":  # paths, newest first
+            if not isinstance(value, (list, tuple)) or len(value) > MAX_RECENT:
+                raise ValueError(f"{self.label} must be a list of at most {MAX_RECENT} paths")
+            if not all(isinstance(v, str) and v and "\0" not in v and len(v) <= 4096 for v in value):
+                raise ValueError(f"{self.label} must be a list of file paths")
+            return list(value)
         if self.kind == "folder":  # empty: the default folder
             if not isinstance(value, str) or "\0" in value or len(value) > 4096:
                 raise ValueError(f"{self.label} must be a folder path (or empty for the default)")
@@ -98,6 +105,7 @@ SCHEMA: tuple[Setting, ...] = (
         help="shorter: fader moves are heard sooner; longer: no dropouts on a busy computer (a dropout raises it "
         "one step by itself). 20 ms can click on PulseAudio, which may take 1024 frames (23 ms) at a time",
     ),
+    Setting("recent_files", "Recent files", (), kind="list", help="File → Open recent, newest first"),
 )
 DEFAULTS = {s.key: s.default for s in SCHEMA}
 BY_KEY = {s.key: s for s in SCHEMA}

@@ -146,6 +146,8 @@ def install_spleeter(target_root: Path | None = None, wheel: Path | None = None)
     estimator = build_estimator("unet", CONFIG)
     estimator.load_state_dict(state)
     card = {
+        "summary": "Vocals and accompaniment: Deezer's Spleeter. Median uSDR on 14 validation songs: vocals 5.8, "
+        "accompaniment 10.9 dB (stemdesk-2stem: 5.7, 10.5). 79 MB on disk. Weights: MIT, free for any use.",
         "description": "Deezer's Spleeter 2-stem model (vocals / accompaniment): two U-Nets of 9.8 M parameters, "
         "STFT 4096/1024, 1024 bins (to 11 kHz; higher bins are split evenly), 512-frame patches.",
         "training_data": "Deezer's internal catalogue (about 25,000 songs), per the Spleeter paper",

@@ -6,6 +6,10 @@ and flushed to disk. Re-running the same command skips songs whose last record i
 hash, model weights and settings and whose outputs are still there; failures are retried ``retries`` times and then
 reported. Stems are written through temporary files, so an interrupted song leaves no partial stems; temporary
 files of killed workers are swept at the start and the end of a run.
+
+Workers find models where the command line does: the registry's model folders (what plugins add) go to each worker
+as plain paths, since a `Registry` holds read-only mappings that do not pickle, and the worker rebuilds a registry
+of those folders (separating needs nothing else a plugin adds).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from ..io.ensemble import find_card
 from ..io.formats import OutputFormat
 from ..io.model_store import sha256_file
 from ..io.process import die_with_parent, interrupt, tune_allocator
+from ..io.registry import Registry
 from ..io.stems import read_certificate
-from .separate import SeparateOptions, SeparationEngine, set_threads
+from .separate import SeparateOptions, SeparationEngine, separate_options, set_threads
 
 MANIFEST = "stemdesk-batch.jsonl"
 
@@ -47,6 +52,12 @@ class BatchSettings:
     # Where each worker runs its model: "auto" is a GPU when the worker has one (on Ray: when --gpus-per-worker gives
     # it a share of one), else the CPU.
     device: str = "auto"
+
+    def options(self) -> SeparateOptions:
+        """The separation options each song is separated with (`separate_options`, as `stemdesk separate`'s)."""
+        return separate_options(
+            model=self.model, format=self.format, bit_depth=self.bit_depth, device=self.device, segment=self.segment
+        )
 
     def key(self) -> dict:
         """What must match for a previous result to count: everything that changes the bytes written. Not the
@@ -107,19 +118,22 @@ def sha256_path(path: str) -> str:
 # Work done in a worker (local process or Ray actor) -----------------------------------------------------------
 
 
-class SongWorker:
-    """Holds one loaded model; separates songs and describes the result as a manifest record."""
+def model_folders(registry: Registry | None) -> tuple[str, ...]:
+    """What a worker needs of the coordinator's registry, picklable: the folders plugins add models in."""
+    return tuple(str(folder) for folder in registry.model_folders) if registry is not None else ()
 
-    def __init__(self, settings: BatchSettings):
+
+class SongWorker:
+    """Holds one loaded model; separates songs and describes the result as a manifest record. ``folders`` are the
+    plugins' model folders (`model_folders`), searched as the command line searches them."""
+
+    def __init__(self, settings: BatchSettings, folders: Sequence[str] = ()):
         tune_allocator()
         set_threads(settings.threads)
         self.settings = settings
-        self.engine = SeparationEngine(settings.model, settings.device)
-        self.options = SeparateOptions(
-            model=settings.model,
-            format=OutputFormat.parse(settings.format, settings.bit_depth),
-            segment_seconds=settings.segment,
-        )
+        registry = Registry(model_folders=tuple(Path(f) for f in folders)) if folders else None
+        self.engine = SeparationEngine(settings.model, settings.device, registry)
+        self.options = settings.options()
 
     def run(self, song: Song, outdir: str, attempt: int) -> dict:
         started = time.monotonic()
@@ -173,13 +187,13 @@ class SongWorker:
 _WORKER: SongWorker | None = None
 
 
-def _init_worker(settings: BatchSettings, coordinator: int) -> None:
+def _init_worker(settings: BatchSettings, coordinator: int, folders: Sequence[str] = ()) -> None:
     global _WORKER  # one model per worker process, loaded once
     # The coordinator stops a worker with SIGTERM when the batch is interrupted: unwinding removes the song's
     # temporary stem files. Ctrl-C reaches the worker too (the terminal's process group) and unwinds the same way.
     signal.signal(signal.SIGTERM, interrupt)
     die_with_parent(coordinator)  # and if the coordinator dies outright (kill -9), so does the worker
-    _WORKER = SongWorker(settings)
+    _WORKER = SongWorker(settings, folders)
 
 
 def _run_in_worker(song: Song, outdir: str, attempt: int) -> dict:
@@ -256,8 +270,11 @@ def run_batch(
     ray_address: str | None = None,
     gpus_per_worker: float = 0.0,
     progress: Progress | None = None,
+    registry: Registry | None = None,
 ) -> BatchSummary:
-    """Separate every song of ``source`` into ``outdir``; see the module docstring."""
+    """Separate every song of ``source`` into ``outdir``; see the module docstring. ``registry`` (what plugins
+    add, `stemdesk.plugins.load_plugins`) adds its model folders to where the coordinator and the workers look."""
+    settings.options()  # impossible settings (a format's depth, the segment) are refused before any work
     songs = discover(source)
     if not songs:
         raise StemDeskError(f'No audio files found in "{source}".')
@@ -265,7 +282,7 @@ def run_batch(
     outdir.mkdir(parents=True, exist_ok=True)
     sweep_stale(outdir, recursive=True)
     manifest = Manifest(outdir / MANIFEST)
-    card = find_card(settings.model)  # an ensemble's members are checked before any worker starts
+    card = find_card(settings.model, registry)  # an ensemble's members are checked before any worker starts
     settings = replace(settings, model=card.id)  # "A*1+B" is "A+B"
     weights = card.weights_sha256
     summary = BatchSummary()
@@ -303,6 +320,7 @@ def run_batch(
         todo,
         str(outdir),
         settings,
+        model_folders(registry),
         workers,
         retries,
         report,
@@ -333,7 +351,7 @@ def _attempts(todo: Sequence[Song], retries: int, submit, collect, report, summa
             report(record)
 
 
-def _run_local(todo, outdir, settings, workers, retries, report, summary) -> None:
+def _run_local(todo, outdir, settings, folders, workers, retries, report, summary) -> None:
     if not todo:
         return
 
@@ -343,7 +361,7 @@ def _run_local(todo, outdir, settings, workers, retries, report, summary) -> Non
             max_workers=max(1, workers),
             mp_context=get_context("spawn"),
             initializer=_init_worker,
-            initargs=(settings, os.getpid()),
+            initargs=(settings, os.getpid(), folders),
         )
 
     pools = [new_pool()]
@@ -410,7 +428,7 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def _run_ray(todo, outdir, settings, workers, retries, report, summary, address, gpus) -> None:
+def _run_ray(todo, outdir, settings, folders, workers, retries, report, summary, address, gpus) -> None:
     try:
         import ray
     except ImportError:
@@ -429,7 +447,7 @@ def _run_ray(todo, outdir, settings, workers, retries, report, summary, address,
     if not gpus and settings.device == "auto":  # an actor given no GPU runs on the CPU, whatever its node has
         settings = replace(settings, device="cpu")
     actor_class = ray.remote(num_cpus=settings.threads, num_gpus=gpus, max_restarts=2, max_task_retries=0)(SongWorker)
-    actors = [actor_class.remote(settings) for _ in range(max(1, workers))]
+    actors = [actor_class.remote(settings, folders) for _ in range(max(1, workers))]
     free = list(actors)
     busy: dict = {}
 

@@ -6,21 +6,25 @@ import os
 
 import torch
 
+from ..core.device import accelerators, auto_device
 from ..io.process import default_threads
 
 
 def probe() -> dict:
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    there = accelerators()
     return {
         "cpu_threads": os.cpu_count() or 1,
-        "cuda": cuda,
-        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-        "mps": mps,
+        "cuda": there["cuda"],
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if there["cuda"]
+        else [],
+        "mps": there["mps"],
     }
 
 
 def defaults_for(hardware: dict) -> dict:
-    """The GPU when there is one; on the CPU, `default_threads`."""
-    device = "cuda" if hardware["cuda"] else "mps" if hardware["mps"] else "cpu"
-    return {"device": device, "threads": default_threads(hardware["cpu_threads"])}
+    """The GPU when there is one (as `resolve_device`'s 'auto' picks it); on the CPU, `default_threads`."""
+    return {
+        "device": auto_device(hardware["cuda"], hardware["mps"]),
+        "threads": default_threads(hardware["cpu_threads"]),
+    }

@@ -31,7 +31,7 @@ from ..export.stems import StemsWriter, exact_float_stems, integer_stems
 from ..io.audio import MAX_RATE, MIN_RATE, AudioInfo, iter_blocks, probe
 from ..io.decode import holding
 from ..io.ensemble import EnsembleCard, find_card
-from ..io.formats import OutputFormat
+from ..io.formats import DEFAULT_FORMAT, OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
 from ..io.process import limit_threads
 from ..io.registry import Registry
@@ -46,7 +46,6 @@ class SeparateOptions:
     model: str = DEFAULT_MODEL
     format: OutputFormat = field(default_factory=OutputFormat)
     device: str = "auto"
-    threads: int | None = None
     start: float = 0.0
     duration: float | None = None
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
@@ -90,6 +89,49 @@ class SeparateOptions:
             "model_postprocessing": self.model_postprocessing,
             "shifts": self.shifts,
         }
+
+
+def separate_options(
+    model: str | None = None,
+    format: str = DEFAULT_FORMAT,
+    bit_depth: str | int | None = None,
+    device: str = "auto",
+    start: float = 0.0,
+    duration: float | None = None,
+    segment: float | None = None,
+    wiener: int = 0,
+    vocal_gate: tuple[float, float] | None = None,
+    binarise: float | None = None,
+    shifts: int = 0,
+    model_postprocessing: bool = True,
+    certify: bool = True,
+) -> SeparateOptions:
+    """Separation options from plain values, as every front end has them (the command line's flags, the Python
+    API's arguments, a batch's settings, the app's controls). ``model`` None is the default model, ``segment`` None
+    the default segment; ``bit_depth`` is 16, 24 or "32f" (None: the format's default). Raises StemDeskError whose
+    ``setting`` names the value to change (``segment_seconds``, ``wiener``, ``shifts``; an impossible format or
+    depth raises it from `OutputFormat.parse`). The device is kept as named; the task that runs resolves it."""
+    fmt = OutputFormat.parse(format, None if bit_depth is None else str(bit_depth))
+    if segment is not None and segment <= 0:
+        raise StemDeskError("The segment must be a positive number of seconds.", setting="segment_seconds")
+    if wiener < 0:
+        raise StemDeskError("The Wiener iterations must be 0 or more.", setting="wiener")
+    if shifts < 0:
+        raise StemDeskError("The shifts must be 0 or more.", setting="shifts")
+    return SeparateOptions(
+        model=model or DEFAULT_MODEL,
+        format=fmt,
+        device=device,
+        start=float(start),
+        duration=None if duration is None else float(duration),
+        segment_seconds=DEFAULT_SEGMENT_SECONDS if segment is None else float(segment),
+        wiener=int(wiener),
+        vocal_gate=None if vocal_gate is None else (float(vocal_gate[0]), float(vocal_gate[1])),
+        binarise=None if binarise is None else float(binarise),
+        model_postprocessing=model_postprocessing,
+        shifts=int(shifts),
+        certify=certify,
+    )
 
 
 @dataclass

@@ -21,6 +21,7 @@ from ..io.stems import CERTIFICATE, find_stems
 from ..jobs.separate import SeparateResult
 from ..mixer.mix import Mix
 from . import project as projects
+from .events import Announcement
 from .tasks import Recheck
 
 
@@ -43,7 +44,11 @@ class Opened:
 
 
 class Workspace:
-    """One song and what has been made of it. ``changed`` is True after an edit that is not saved yet."""
+    """One song and what has been made of it. ``changed`` is True after an edit that is not saved yet.
+
+    It is the one owner of the mix: the views read it here and listen. It announces ``mix_changed(mix)`` after an
+    edit of the mix (``mix`` is its own: listeners copy what they keep) and ``loop_changed(span)`` after the loop
+    region changed. Only the front end's thread changes it."""
 
     def __init__(self, settings: dict | None = None):
         self.settings = settings if settings is not None else settings_store.load()
@@ -55,6 +60,8 @@ class Workspace:
         self.null: NullResult | None = None  # what the last null check of these stems found
         self.check: Recheck | None = None  # the last check of the stems' files against their certificate
         self.changed = False
+        self.mix_changed = Announcement()
+        self.loop_changed = Announcement()
 
     # --- what is open ------------------------------------------------------------------------------------------------
     @property
@@ -174,10 +181,16 @@ class Workspace:
         """The mix becomes a copy of ``mix`` (callers keep theirs to edit); returns the workspace's own."""
         self.project.mix = copy.deepcopy(mix)
         self.changed = True
+        self.mix_changed.emit(self.project.mix)
         return self.project.mix
 
     def set_loop(self, span) -> None:
         self.project.view["loop"] = list(span) if span else None
+        self.loop_changed.emit(self.loop)
+
+    def set_fingerprint(self, project: projects.Project, sha256: str) -> None:
+        """The song's sha256, computed in the background for ``project`` (the open one, or the one that was)."""
+        project.source_sha256 = sha256
 
     @property
     def loop(self) -> tuple[float, float] | None:

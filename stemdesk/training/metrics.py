@@ -7,6 +7,7 @@ is needed, so that file is loaded on its own.
 from __future__ import annotations
 
 import importlib.util
+import math
 from functools import lru_cache
 from types import ModuleType
 
@@ -55,3 +56,13 @@ def bss_eval_v4(references: np.ndarray, estimates: np.ndarray, rate: int) -> dic
             name: np.nanmedian(values, axis=1)
             for name, values in (("sdr", sdr), ("sir", sir), ("sar", sar), ("isr", isr))
         }
+
+
+def sign_test(wins: int, trials: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least as uneven as ``wins`` of ``trials`` if either
+    system were as likely to win each song."""
+    if trials == 0:
+        return 1.0
+    extreme = max(wins, trials - wins)
+    tail = sum(math.comb(trials, k) for k in range(extreme, trials + 1)) / 2**trials
+    return min(1.0, 2 * tail)

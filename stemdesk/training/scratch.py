@@ -346,7 +346,7 @@ def train_recipe(
     the trainer and the pre-training's report (None without one). ``init_state``: start from these weights instead
     of the recipe's start (a warm restart of a trained model, `warm_restart_budget`): no pre-training, no input
     scaling set from data; a checkpoint in ``workdir`` still wins. Used by `train_from_scratch` and by
-    benchmarks/reproduction.py."""
+    lab/benchmarks/reproduction.py."""
     recipe, config = made.recipe, made.config
     shortest = min(song.length / song.sample_rate for song in train)
     if shortest < 1.0:

@@ -104,7 +104,7 @@ class TrainConfig:
     checkpoint_minutes: float = 0.0  # > 0: also checkpoint this often between validations (a kill loses less)
     # > 0: the learning rate falls linearly to 0 over the budget's last minutes (warmup, a stable rate, then this
     # decay): the weights settle instead of ending wherever the last steps at the full rate left them, and a run
-    # stopped before its decay can carry on to a longer budget (benchmarks/reproduction.py)
+    # stopped before its decay can carry on to a longer budget (lab/benchmarks/reproduction.py)
     decay_minutes: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 

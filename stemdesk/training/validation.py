@@ -7,6 +7,7 @@ The chunker runs with the settings separation uses (`stemdesk.core.chunker`'s de
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +21,20 @@ from stemdesk.core.postprocess import PostProcessing
 from stemdesk.core.separator import Separator
 
 from .data import Song, regroup, source_map
+
+# The validation songs of ../shared/data that StemDesk's own models are never trained on (lab/default_models.py
+# trains on the rest; benchmarks/quality.py and tests/test_real_songs.py score on these).
+VALID_CC0 = {"3.Sodium"}
+
+
+def split(data: Path) -> tuple[list[Path], list[Path]]:
+    """The training and validation song folders of ``data`` (../shared/data), split by song: the CC0 song
+    "3.Sodium" and every seventh MUSDB excerpt are validation songs."""
+    musdb = sorted(p for p in (data / "musdb7-train").iterdir() if p.is_dir())
+    cc0 = sorted(p for p in (data / "cc0-efree").iterdir() if p.is_dir())
+    valid = [p for i, p in enumerate(musdb) if i % 7 == 3] + [p for p in cc0 if p.name in VALID_CC0]
+    train = [p for p in musdb + cc0 if p not in valid]
+    return train, valid
 
 
 def song_chunker(separator: Separator, rate: int) -> Chunker:

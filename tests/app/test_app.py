@@ -2087,3 +2087,23 @@ def test_the_models_dock_imports_a_checkpoint_and_lists_it(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=30_000)
     assert window.last_error is not None and "Refused" in window.last_error[1]
     assert not (tmp_path / "ran").exists() and set(panel.cards) == before
+
+
+def test_the_models_dock_lists_the_models_for_work_first_and_the_research_ones_when_asked(qtbot, window):
+    """The research models are not in the Models dock's first list; a box shows them, and each card opens with its
+    summary (what it separates, how well against a named reference, its speed, size and licence)."""
+    from stemdesk.io.model_store import is_research, list_models
+
+    panel = window.models_panel
+    panel.show_research.setChecked(False)
+    listed = [panel.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(panel.list.count())]
+    research = [card.id for card in list_models() if is_research(card)]
+    assert research and not set(research) & set(listed) and "stemdesk-4stem" in listed
+    assert panel.show_research.text() == f"Show research models ({len(research)})"
+    panel.select("stemdesk-4stem")
+    first = panel.card.toPlainText().split("\n")
+    assert first[0] == "stemdesk-4stem" and first[1].startswith("Vocals, drums, bass and other: the default.")
+    assert "Weights: personal and research use only." in first[1]
+    panel.show_research.setChecked(True)
+    listed = [panel.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(panel.list.count())]
+    assert set(research) <= set(listed)

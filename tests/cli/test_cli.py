@@ -311,11 +311,12 @@ def test_a_broken_pipe_that_is_not_our_output_is_still_an_error(monkeypatch):
     """A tool StemDesk runs (ffmpeg, a worker) can break a pipe too: while the output's own reader is there, that
     is an error with a message, not a quiet exit."""
     import stemdesk.cli as cli
+    import stemdesk.cli.models as models
 
     def broken(*_):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "_models", broken)
+    monkeypatch.setattr(models, "run", broken)
     read_end, write_end = os.pipe()
     with os.fdopen(write_end, "w") as out, os.fdopen(read_end) as reader:
         err = io.StringIO()
@@ -325,6 +326,37 @@ def test_a_broken_pipe_that_is_not_our_output_is_still_an_error(monkeypatch):
         assert reader.readline() == "still open\n"
     assert code == EXIT_ERROR
     assert "Broken pipe" in err.getvalue()
+
+
+def test_models_lists_the_research_models_only_with_all(tmp_path, monkeypatch):
+    """What a user separates with is listed; the research models are counted in one line at the end, and
+    `models --all` lists them under their heading."""
+    folder, card = copy_model(tmp_path, monkeypatch)
+    (folder / "card.json").write_text(json.dumps({**card, "id": "paper-copy", "purpose": "research"}))
+    code, out, _ = run("models")
+    assert code == 0 and "stemdesk-4stem (default):" in out
+    assert "paper-copy" not in out and "Research (" not in out
+    last = out.rstrip().splitlines()[-1]
+    assert "research model" in last and "`stemdesk models --all`" in last
+    code, everything, _ = run("models", "--all")
+    assert code == 0 and "paper-copy: band_mlp" in everything.split("Research (", 1)[1]
+    assert "`stemdesk models --all`" not in everything
+
+
+def test_every_argument_of_every_command_says_what_it_does():
+    import argparse
+
+    from stemdesk.cli import build_parser
+
+    def silent(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from silent(sub, f"{path} {name}")
+            elif not action.help or action.help == argparse.SUPPRESS:
+                yield f"{path} {action.dest}"
+
+    assert list(silent(build_parser(), "stemdesk")) == []
 
 
 def copy_model(tmp_path, monkeypatch):

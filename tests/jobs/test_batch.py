@@ -135,6 +135,39 @@ def test_a_batch_separates_with_an_ensemble_as_separate_does(catalog, tmp_path):
     assert run_batch(catalog, out, BatchSettings(model="tiny-4stem*2+stemdesk-4stem-lite", bit_depth="16")).done == 1
 
 
+def test_a_batch_finds_a_model_in_a_plugins_models_folder(catalog, tmp_path, monkeypatch):
+    """`stemdesk batch` looks where `stemdesk separate` looks: a model that only a plugin's models folder holds is
+    found by the coordinator and loaded by each worker process (which get the plugins' folders from it)."""
+    from stemdesk.io.model_store import find_model
+
+    shutil.rmtree(catalog / "album two")
+    (catalog / "album one" / "second.flac").unlink()
+    site = tmp_path / "site"
+    folder = site / "plugged_models" / "plugged-4stem"
+    shutil.copytree(find_model("tiny-4stem").folder, folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**card, "id": "plugged-4stem"}))
+    (site / "plugin_plugged.py").write_text(
+        "from pathlib import Path\n\n"
+        "def register(api):\n"
+        "    api.add_models_folder(Path(__file__).parent / 'plugged_models')\n"
+    )
+    info = site / "stemdesk_plugged-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stemdesk-plugged\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[stemdesk.plugins]\nplugged = plugin_plugged:register\n")
+    monkeypatch.syspath_prepend(str(site))
+    out, err = io.StringIO(), io.StringIO()
+    command = ["batch", str(catalog), "-o", str(tmp_path / "out"), "--model", "plugged-4stem", "--bit-depth", "16"]
+    code = main([*command, "--workers", "1"], out=out, err=err)
+    assert code == 0, out.getvalue() + err.getvalue()
+    (record,) = records(tmp_path / "out")
+    assert record["status"] == "done" and record["model"] == "plugged-4stem" and record["null"]["bit_exact"]
+    assert sorted(p.name for p in (tmp_path / "out" / "album one" / "first").glob("*.wav")) == [
+        f"{stem}.wav" for stem in ("bass", "drums", "other", "vocals")
+    ]
+
+
 @contextlib.contextmanager
 def long_batch(tmp_path):
     """A batch of one 10-minute song with the default model, one worker: yields (process, worker pid, output

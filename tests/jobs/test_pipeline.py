@@ -13,7 +13,7 @@ from stemdesk.core.estimators import BUILTIN_ESTIMATORS, Estimator, build_estima
 from stemdesk.export.nullcheck import null_residual
 from stemdesk.io.formats import OutputFormat
 from stemdesk.io.model_store import save_model
-from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
+from stemdesk.jobs.separate import SeparateOptions, SeparationEngine, separate_options
 
 SMALL = small_configs()
 FORMATS = [("wav", "16"), ("wav", "24"), ("wav", "32f"), ("flac", "16"), ("flac", "24"), ("aiff", "24")]
@@ -83,3 +83,20 @@ def test_a_variant_merges_sources_with_shared_weights(tmp_path, song_file, engin
     assert np.allclose(stems2[0], stems4[0], atol=1e-6)
     assert np.allclose(stems2[1], stems4[1] + stems4[2] + stems4[3], atol=1e-5)
     assert null_residual(song, two.outputs).passed
+
+
+def test_separate_options_from_plain_values_and_the_setting_each_error_names():
+    """One function builds every front end's options (the command line, the Python API, a batch, the app)."""
+    from stemdesk.core.errors import StemDeskError
+
+    assert separate_options() == SeparateOptions()
+    options = separate_options("tiny-4stem", "flac", 16, "cpu", start=1, duration=2, segment=5, wiener=1, shifts=2)
+    assert options.format == OutputFormat.parse("flac", "16") and options.segment_seconds == 5.0
+    assert (options.model, options.device, options.start, options.duration) == ("tiny-4stem", "cpu", 1.0, 2.0)
+    assert (options.wiener, options.shifts, options.certify, options.model_postprocessing) == (1, 2, True, True)
+    for wrong, setting in [({"segment": 0}, "segment_seconds"), ({"wiener": -1}, "wiener"), ({"shifts": -1}, "shifts")]:
+        with pytest.raises(StemDeskError) as raised:
+            separate_options(**wrong)
+        assert raised.value.setting == setting
+    with pytest.raises(StemDeskError):
+        separate_options(format="mp3", bit_depth="24")

@@ -1,5 +1,5 @@
 """Run by test_training_faults.py: a small recipe trained for its whole budget of MINUTES in WORKDIR, as
-benchmarks/reproduction.py trains each recipe (resuming a run of the same setup, or of a smaller budget); prints what the run did as JSON."""
+lab/benchmarks/reproduction.py trains each recipe (resuming a run of the same setup, or of a smaller budget); prints what the run did as JSON."""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def test_training_from_scratch_on_teacher_labels_says_in_the_card_that_the_weigh
     assert "personal and research use only" in licences["weights"]
     readme = (card.folder / "README.md").read_text()
     assert "personal and research use only" in readme and "drawn per source: vocals 0.00, drums 0.15" in readme
-    code, listing, _ = run("models")
+    code, listing, _ = run("models", "--all")
     assert f"personal and research use only (trained on {MODEL}'s labels)" in listing.split("Research (")[1]
 
 

@@ -56,7 +56,7 @@ def test_held_out_songs_are_scored_once_and_the_cache_follows_the_songs_and_the_
     again = quality.ScoreCache(cache.path)
     with monkeypatch.context() as patched:
         patched.setattr(quality, "separate_song", lambda *a: pytest.fail("separated again"))
-        patched.setattr(quality.reproduction, "oracle_row", lambda *a: pytest.fail("scored again"))
+        patched.setattr(quality.scoring, "oracle_row", lambda *a: pytest.fail("scored again"))
         assert [r["usdr"] for r in quality.score_all(models, songs, again)] == [r["usdr"] for r in first]
     # a song whose files change is scored again; the other is not
     keys = set(again.scores)
@@ -77,7 +77,7 @@ def test_a_run_keeps_the_sections_it_does_not_write_again(quality, tmp_path):
     page = tmp_path / "quality.md"
     page.write_text(
         "# Validation quality\n\nold table\n\n## Teacher gap\n\nold gap\n\n## Speed and memory\n\nmeasured once\n\n"
-        "## Ensembles (`benchmarks/ensemble.py`)\n\nby hand\n"
+        "## Ensembles (`lab/benchmarks/ensemble.py`)\n\nby hand\n"
     )
     kept = "\n".join(quality.kept_sections(page, ["# Validation quality", "", "## Teacher gap", "", "new gap"]))
     assert "measured once" in kept and "by hand" in kept

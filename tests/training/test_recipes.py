@@ -136,7 +136,7 @@ def test_each_recipe_trains_from_scratch_into_a_research_model_whose_stems_null(
     certificate = json.loads((tmp_path / "out" / "take" / "stemdesk-certificate.json").read_text())
     assert certificate["settings"]["wiener_iterations"] == PAPER_RECIPES[recipe].postprocessing.wiener
 
-    code, listing, _ = run("models")
+    code, listing, _ = run("models", "--all")
     research = listing.split("Research (")[1]
     assert f"{name}: {card.estimator}" in research and f"recipe {recipe}" in research
 
@@ -313,7 +313,7 @@ def test_a_run_killed_after_pretraining_resumes_from_the_pretrained_encoder(tmp_
 
 
 def test_a_warm_restart_starts_from_the_weights_given_and_its_card_counts_both_runs(tmp_path, monkeypatch):
-    """benchmarks/reproduction.py --warm-restart: a recipe trains on from a trained model's weights (Lin's
+    """lab/benchmarks/reproduction.py --warm-restart: a recipe trains on from a trained model's weights (Lin's
     pre-training and input scaling are not done again), and the card's budget adds up both runs."""
     from stemdesk.training import scratch
     from stemdesk.training.scratch import ScratchRequest, plan, train_recipe, warm_restart_budget
@@ -395,13 +395,3 @@ def test_deep_karaokes_window_objective_learns_a_fixed_batch():
         optimiser.step()
         losses.append(loss.item())
     assert min(losses[-3:]) < 0.9 * losses[0], losses
-
-
-def test_the_reproduction_page_describes_every_recipe():
-    from pathlib import Path
-
-    page = (Path(__file__).resolve().parents[2] / "docs" / "reproduction.md").read_text(encoding="utf-8")
-    method = page.split("<!-- Everything below is written by benchmarks/reproduction.py. -->")[0]
-    for name in PAPER_RECIPES:
-        short = name.rsplit("-", 1)[-1]
-        assert f"`{name}`" in method or f"`-{short}`" in method, name

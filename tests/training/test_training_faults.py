@@ -54,7 +54,7 @@ def test_kill_minus_nine_then_resume(tmp_path):
 
 @pytest.mark.slow
 def test_a_recipe_killed_mid_run_resumes_with_what_is_left_of_its_budget(tmp_path):
-    """benchmarks/reproduction.py's way to train a recipe: killed mid-run, the same run carries on from its
+    """lab/benchmarks/reproduction.py's way to train a recipe: killed mid-run, the same run carries on from its
     checkpoint for the rest of its budget (not the whole budget again), and a finished run trains no more."""
     from budget_worker import run
 

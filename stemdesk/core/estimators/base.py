@@ -51,7 +51,7 @@ class Estimator(torch.nn.Module):
 
     kind: ClassVar[str] = ""
     # True when `forward` already returns masks that sum to one (a cascade of normalised stages): the separator
-    # then skips normalising them again (measured: 0.45 s of stemdesk-4stem's 9.9 s on a 3-minute song).
+    # then skips normalising them again (docs/architecture.md, "Measured choices").
     sums_to_one: ClassVar[bool] = False
 
     def __init__(

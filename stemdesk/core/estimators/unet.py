@@ -44,9 +44,8 @@ class _PolyphaseUp(torch.nn.ConvTranspose2d):
     """ConvTranspose2d(k=5, stride=2) followed by _Crop, computed as one 3×3 convolution to four times the output
     channels (the four output phases, each a sub-kernel of the 5×5 one) and a pixel shuffle. Same parameters and
     state-dict names, same result to float rounding. oneDNN's transposed convolution is slow when it has few output
-    channels: measured on one core, Spleeter's last two up-layers (64 → 16 and 32 → 1 channels, 30 s of audio)
-    took 82 and 118 ms as transposed convolutions and 59 and 38 ms this way; with more output channels the
-    transposed convolution is faster, so _up uses this only below 32."""
+    channels, and faster than this with many, so _up uses this only below 32 (docs/architecture.md, "Measured
+    choices")."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__(cin, cout, 5, stride=2)
@@ -154,7 +153,7 @@ class UNet(Estimator):
         pad_t = (-frames) % patch
         x = F.pad(x, (0, pad_f, 0, pad_t))
         pieces = torch.cat(torch.split(x, patch, dim=2), dim=0)  # (pieces·batch, ch, patch, F')
-        # oneDNN's convolutions run about 1.4× faster on one CPU core with channels-last input and weights.
+        # oneDNN's convolutions run faster on a CPU core with channels-last input and weights (docs/architecture.md).
         pieces = pieces.contiguous(memory_format=torch.channels_last)
         outs = []
         for net in self.instruments:

@@ -1,0 +1,92 @@
+"""`stemdesk batch`: a catalog separated resumably, on local worker processes or on a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, TextIO
+
+from .common import EXIT_ERROR
+from .options import add_device_option, add_format_options, add_model_option, add_segment_option
+
+
+def add_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="separate a catalog, resumably, locally or on a Ray cluster",
+        description="Separate every audio file under INPUT (a folder, recursed, or a "
+        "CSV/JSONL manifest of paths) into OUTDIR, mirroring the input tree. "
+        "Results are appended to OUTDIR/stemdesk-batch.jsonl; running the same "
+        "command again skips what is done and retries what failed.",
+    )
+    batch.add_argument("input", type=Path, help="a folder of songs, or a CSV (column path) or JSONL manifest")
+    batch.add_argument(
+        "-o", "--outdir", type=Path, required=True, help="the folder the stems go into, mirroring INPUT's tree"
+    )
+    add_model_option(batch)
+    add_format_options(batch)
+    add_segment_option(batch)
+    batch.add_argument("--workers", type=int, default=1, help="worker processes (or Ray actors)")
+    batch.add_argument("--threads-per-worker", type=int, default=1, help="CPU threads of each worker (default 1)")
+    batch.add_argument("--retries", type=int, default=1, help="attempts after the first for a failing song")
+    batch.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto' or host:port)")
+    batch.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, help="the share of a GPU each Ray actor gets (default 0)"
+    )
+    add_device_option(
+        batch,
+        runs="each worker runs the model",
+        auto="a GPU when the worker has one (on Ray: with --gpus-per-worker), else the CPU",
+    )
+    batch.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..core.device import resolve_device
+    from ..jobs.batch import BatchSettings, run_batch, summary_dict
+
+    settings = BatchSettings(
+        model=args.model,
+        format=args.format,
+        bit_depth=args.bit_depth,
+        segment=args.segment,
+        threads=args.threads_per_worker,
+        device=args.device,
+    )
+    settings.options()  # refuse impossible formats before starting workers
+    if not args.ray:  # local workers have this machine's devices (a Ray cluster's may have others)
+        resolve_device(args.device)
+    tty = err.isatty()
+
+    def show(event: dict) -> None:
+        eta = f"{event['eta']:.0f} s left" if event["eta"] is not None else ""
+        record = event["record"]
+        state = record["status"] + (" (will retry)" if record.get("retrying") else "")
+        line = (
+            f"[{event['done']}/{event['total']}] {event['songs_per_minute']:.1f} songs/min {eta} "
+            f"{Path(record['input']).name}: {state}"
+        )
+        err.write(("\r" if tty else "") + line + ("" if tty else "\n"))
+        err.flush()
+
+    summary = run_batch(
+        args.input,
+        args.outdir,
+        settings,
+        workers=args.workers,
+        retries=args.retries,
+        ray_address=args.ray,
+        gpus_per_worker=args.gpus_per_worker,
+        progress=show,
+        registry=args.registry,  # workers see the models in plugins' folders too
+    )
+    data = summary_dict(summary)
+    print(
+        f"done {data['done']}, skipped {data['skipped']}, failed {data['failed']}; "
+        f"{data['audio_hours']} hours of audio in {summary.wall_seconds:.1f} s "
+        f"({data['real_time_factor']}x real time). Results: {args.outdir / 'stemdesk-batch.jsonl'}",
+        file=out,
+    )
+    for path, reason in summary.failures.items():
+        print(f"failed: {path}: {reason}", file=out)
+    return EXIT_ERROR if summary.failed else 0

