@@ -32,11 +32,11 @@ def setup_logging() -> Path:
 def first_run() -> dict | None:
     """On the first start (no settings file yet): probe the hardware and write the defaults it implies."""
     from ..io import settings as settings_store
-    from ..jobs.hardware import defaults_for, probe
+    from ..jobs.hardware import defaults_for, probe_hardware
 
     if settings_store.settings_path().exists():
         return None
-    hardware = probe()
+    hardware = probe_hardware()
     values = {**settings_store.DEFAULTS, **defaults_for(hardware)}
     try:
         settings_store.save(values)

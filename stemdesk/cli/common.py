@@ -30,16 +30,24 @@ FLAGS = {
     "shifts": "--shifts",
     "semitones": "--semitones",
     "tempo": "--tempo",
+    "bit_depth": "--bit-depth",
+    "config": "--config",
+    "name": "--name",
+}
+# The settings whose fix on the command line is a sentence of its own.
+SENTENCES = {
+    "overwrite": "Add --overwrite to replace them, or give another folder with -o.",
+    "model": "Run `stemdesk models` to list the installed models.",
+    "tarball": "Or download {value} yourself and pass it with --tarball FILE.",
+    "wheel": "Or download {value} yourself and pass it with --wheel FILE.",
 }
 
 
 def words(error: StemDeskError) -> str:
     """An error as this front end says it: its message, then the flag that fixes it."""
     text = str(error)
-    if error.setting == "overwrite":
-        return text + " Add --overwrite to replace them, or give another folder with -o."
-    if error.setting == "model":
-        return text + " Run `stemdesk models` to list the installed models."
+    if error.setting in SENTENCES:
+        return f"{text} {SENTENCES[error.setting].format(value=error.value)}"
     if error.setting == "install":  # a model not installed yet (stemdesk.io.installable)
         return f"{text} Install it with `stemdesk models install {error.value}`."
     flag = FLAGS.get(error.setting or "")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.version import __version__
+from ..io import riff
 from ..io.atomic import atomic_write_bytes
 from ..io.model_store import sha256_file
 from ..io.stems import CERTIFICATE, MAX_CERTIFICATE_BYTES
@@ -59,8 +60,7 @@ def embed_wav(path: Path, cert: dict) -> bool:
     The embedded copy leaves out the creation time, so the same input and settings give byte-identical files."""
     cert = {key: value for key, value in cert.items() if key != "created"}
     with open(path, "r+b") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if not riff.is_wav(handle.read(12)):
             return False
         handle.seek(0, 2)
         end = handle.tell()
@@ -81,27 +81,20 @@ def embed_wav(path: Path, cert: dict) -> bool:
 def read_embedded(path: Path) -> dict | None:
     """The certificate inside a WAV's LIST/INFO chunk, or None."""
     with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        while True:
-            header = handle.read(8)
-            if len(header) < 8:
-                return None
-            key, size = header[:4], struct.unpack("<I", header[4:])[0]
-            if key == b"LIST" and size <= MAX_CERTIFICATE_BYTES + 64:
-                body = handle.read(size)
-                offset = 4 if body[:4] == b"INFO" else len(body)
-                while offset + 8 <= len(body):
-                    sub, length = body[offset : offset + 4], struct.unpack("<I", body[offset + 4 : offset + 8])[0]
-                    if sub == b"ICMT":
-                        try:
-                            return json.loads(body[offset + 8 : offset + 8 + length].rstrip(b"\0"))
-                        except ValueError:
-                            return None
-                    offset += 8 + length + (length % 2)
-            else:
-                handle.seek(size + (size % 2), 1)
+        for key, size in riff.chunks(handle):
+            if key != b"LIST" or size > MAX_CERTIFICATE_BYTES + 64:
+                continue
+            body = handle.read(size)
+            offset = 4 if body[:4] == b"INFO" else len(body)
+            while offset + 8 <= len(body):
+                sub, length = body[offset : offset + 4], struct.unpack("<I", body[offset + 4 : offset + 8])[0]
+                if sub == b"ICMT":
+                    try:
+                        return json.loads(body[offset + 8 : offset + 8 + length].rstrip(b"\0"))
+                    except ValueError:
+                        return None
+                offset += 8 + length + (length % 2)
+        return None
 
 
 def write_beside(folder: Path, cert: dict, outputs: Sequence[Path], name: str = CERTIFICATE) -> Path:

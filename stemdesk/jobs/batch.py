@@ -67,12 +67,14 @@ class BatchSettings:
 
 
 @dataclass
-class Song:
+class CatalogSong:
+    """One song of a catalog to separate (`stemdesk batch`), not a multitrack (training.data.Song)."""
+
     input: str  # absolute path
     relative: str  # where its stems go, relative to the output folder (mirrors the input tree)
 
 
-def discover(source: Path) -> list[Song]:
+def discover_catalog(source: Path) -> list[CatalogSong]:
     """Audio files under a folder (recursively, sorted), or the paths of a CSV (column ``path``) or JSONL
     (``{"path": ...}``) manifest; relative paths in a manifest are relative to the manifest's folder."""
     source = Path(source)
@@ -82,7 +84,7 @@ def discover(source: Path) -> list[Song]:
             for p in source.rglob("*")
             if p.is_file() and p.suffix.lower() in SONG_SUFFIXES_READ and not p.name.startswith(".")
         )
-        return [Song(str(p.resolve()), str(p.relative_to(source).with_suffix(""))) for p in files]
+        return [CatalogSong(str(p.resolve()), str(p.relative_to(source).with_suffix(""))) for p in files]
     if not source.is_file():
         raise StemDeskError(f'"{source}" is neither a folder nor a CSV/JSONL manifest.')
     if source.suffix.lower() == ".csv":
@@ -107,7 +109,7 @@ def discover(source: Path) -> list[Song]:
         relative = Path(path).with_suffix("")
         if relative.is_absolute() or ".." in relative.parts:
             relative = Path(full.stem)  # never write outside the output folder
-        songs.append(Song(str(full), str(relative)))
+        songs.append(CatalogSong(str(full), str(relative)))
     return songs
 
 
@@ -135,7 +137,7 @@ class SongWorker:
         self.engine = SeparationEngine(settings.model, settings.device, registry)
         self.options = settings.options()
 
-    def run(self, song: Song, outdir: str, attempt: int) -> dict:
+    def run(self, song: CatalogSong, outdir: str, attempt: int) -> dict:
         started = time.monotonic()
         record = {
             "input": song.input,
@@ -196,7 +198,7 @@ def _init_worker(settings: BatchSettings, coordinator: int, folders: Sequence[st
     _WORKER = SongWorker(settings, folders)
 
 
-def _run_in_worker(song: Song, outdir: str, attempt: int) -> dict:
+def _run_in_worker(song: CatalogSong, outdir: str, attempt: int) -> dict:
     assert _WORKER is not None
     try:
         return _WORKER.run(song, outdir, attempt)
@@ -248,7 +250,7 @@ class Manifest:
         self.records[record["input"]] = record
 
 
-def already_done(record: dict | None, song: Song, weights: str, settings: BatchSettings, outdir: Path) -> bool:
+def already_done(record: dict | None, song: CatalogSong, weights: str, settings: BatchSettings, outdir: Path) -> bool:
     if not record or record.get("status") != "done":
         return False
     if record.get("weights_sha256") != weights or record.get("settings") != settings.key():
@@ -275,7 +277,7 @@ def run_batch(
     """Separate every song of ``source`` into ``outdir``; see the module docstring. ``registry`` (what plugins
     add, `stemdesk.plugins.load_plugins`) adds its model folders to where the coordinator and the workers look."""
     settings.options()  # impossible settings (a format's depth, the segment) are refused before any work
-    songs = discover(source)
+    songs = discover_catalog(source)
     if not songs:
         raise StemDeskError(f'No audio files found in "{source}".')
     outdir = Path(outdir)
@@ -332,7 +334,7 @@ def run_batch(
     return summary
 
 
-def _attempts(todo: Sequence[Song], retries: int, submit, collect, report, summary) -> None:
+def _attempts(todo: Sequence[CatalogSong], retries: int, submit, collect, report, summary) -> None:
     """Submit every song, resubmit failures up to ``retries`` times, report each attempt."""
     attempts = {song.input: 1 for song in todo}
     pending = {submit(song, 1): song for song in todo}

@@ -10,7 +10,7 @@ from ..core.device import accelerators, auto_device
 from ..io.process import default_threads
 
 
-def probe() -> dict:
+def probe_hardware() -> dict:
     there = accelerators()
     return {
         "cpu_threads": os.cpu_count() or 1,

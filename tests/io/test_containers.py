@@ -102,11 +102,11 @@ def test_the_formats_are_offered_where_songs_are_chosen():
 
 
 def test_batch_finds_the_new_formats(tmp_path):
-    from stemdesk.jobs.batch import discover
+    from stemdesk.jobs.batch import discover_catalog
 
     for name in ("a.m4a", "b.mkv", "c.webm", "d.mp4", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    assert [Path(song.input).name for song in discover(tmp_path)] == ["a.m4a", "b.mkv", "c.webm", "d.mp4"]
+    assert [Path(song.input).name for song in discover_catalog(tmp_path)] == ["a.m4a", "b.mkv", "c.webm", "d.mp4"]
 
 
 @pytest.mark.parametrize("name", list(SONGS))

@@ -244,7 +244,7 @@ def test_a_song_whose_stems_do_not_null_is_a_failure_not_done(catalog, tmp_path,
     """As `stemdesk separate` exits 3, a batch counts such a song as failed, keeps its stems to be looked at, does not
     retry it now (the same stems would come again) and redoes it on the next run instead of skipping it."""
     import stemdesk.export.stems as stems_module
-    from stemdesk.jobs.batch import Song, SongWorker
+    from stemdesk.jobs.batch import CatalogSong, SongWorker
 
     exact = stems_module.integer_stems
 
@@ -257,7 +257,7 @@ def test_a_song_whose_stems_do_not_null_is_a_failure_not_done(catalog, tmp_path,
     first = catalog / "album one" / "first.wav"
     worker = SongWorker(SETTINGS)  # in this process, where the bug is patched in
     monkeypatch.setattr(stems_module, "integer_stems", one_step_off)
-    record = worker.run(Song(str(first), "album one/first"), str(out), 1)
+    record = worker.run(CatalogSong(str(first), "album one/first"), str(out), 1)
     assert record["status"] == "failed" and record["retry"] is False
     assert "do not null" in record["error"] and "dBFS" in record["error"]
     assert all((out / "album one" / "first" / f"{s}.wav").is_file() for s in ("vocals", "drums", "bass", "other"))
