@@ -11,6 +11,8 @@ scripts/setup.sh
 out=build/installer
 version=$(.venv/bin/python -c "import stemdesk; print(stemdesk.__version__)")
 started=$(date +%s)
+# PyInstaller's analysis imports torch._inductor, which makes its cache folder in /tmp: keep it in the build folder
+export TORCHINDUCTOR_CACHE_DIR=$PWD/$out/work/torchinductor
 PYTHONWARNINGS=ignore::DeprecationWarning .venv/bin/pyinstaller --noconfirm --clean --log-level ERROR --distpath "$out/dist" --workpath "$out/work" \
     installer/stemdesk.spec
 built=$(date +%s)
