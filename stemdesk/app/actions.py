@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QToolBar
 
 from ..core.device import DEVICES
-from ..io.model_store import DEFAULT_MODEL, list_models
+from ..io.model_store import DEFAULT_MODEL, is_research, list_models
 from ..session.recent import MAX_RECENT, RecentFiles
 
 if TYPE_CHECKING:
@@ -118,8 +118,8 @@ def refresh_models(w: MainWindow) -> None:
     w.model_box.clear()
     # the models for work first; the research models (the papers' methods, trained from scratch) after a line
     cards = list_models(registry=w.registry)
-    w.model_box.addItems([card.id for card in cards if card.raw.get("purpose") != "research"])
-    research = [card.id for card in cards if card.raw.get("purpose") == "research"]
+    w.model_box.addItems([card.id for card in cards if not is_research(card)])
+    research = [card.id for card in cards if is_research(card)]
     if research:
         w.model_box.insertSeparator(w.model_box.count())
         w.model_box.addItems(research)

@@ -25,11 +25,8 @@ from pathlib import Path
 
 log = logging.getLogger("stemdesk.app")
 
-NO_DISPLAY = (
-    "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). Start it from a desktop session, "
-    "or use the command line: stemdesk --help"
-)
 ELSEWHERE = "Start it from a desktop session, or use the command line: stemdesk --help"
+NO_DISPLAY = f"no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). {ELSEWHERE}"
 
 # The Debian/Ubuntu package of each system library the xcb and wayland plugins load (PySide6 bundles the rest);
 # scripts/setup.sh installs all of them.

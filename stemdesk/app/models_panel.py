@@ -118,7 +118,7 @@ class ModelsPanel(QWidget):
         from PySide6.QtWidgets import QListWidgetItem
 
         for model_id, card in self.cards.items():
-            research = "  · research" if card.raw.get("purpose") == "research" else ""
+            research = "  · research" if is_research(card) else ""
             item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)}){research}")
             item.setData(Qt.ItemDataRole.UserRole, model_id)
             self.list.addItem(item)

