@@ -183,7 +183,6 @@ def separate(
     (an unknown or damaged model), DeviceUnavailable, OutOfMemory or StemDeskError (bad options); nothing partial
     is left behind.
     """
-    from .io.ensemble import find_card
     from .jobs.separate import separate_options
     from .session import tasks
 
@@ -210,9 +209,8 @@ def separate(
     engines = tasks.Engines(_registry())
     extras = tasks.Extras(instrumental, kinds)
     results = []
-    find_card(options.model, engines.registry)  # an unknown model is the first thing to say, before a taken folder
     try:
-        folders = tasks.song_folders(songs, Path(out), overwrite)
+        folders = tasks.separation_folders(options, engines.registry, songs, Path(out), overwrite)
     except StemsExist as error:
         error.args = (f"{error} Pass overwrite=True to replace them, or another out folder.",)
         raise

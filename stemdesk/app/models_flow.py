@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 class ModelsFlow:
     def __init__(self, window: MainWindow):
         self.w = window
-        self.training_job: Job | None = None
 
     def offer_better_model(self, model: str) -> None:
         """After a separation with ``model``: the bar above the timeline offers HTDemucs when ``model`` is the default
@@ -116,7 +115,7 @@ class ModelsFlow:
             w.trainer.show_text(tuned.markdown, markdown=True)
 
         def ended(job: Job) -> None:
-            w.trainer.running(False)
+            w.trainer.running(self.training())  # the book no longer counts the job that ended
             self.changed()
 
         task = tasks.fine_tune(
@@ -128,10 +127,14 @@ class ModelsFlow:
                 threads=int(w.settings["threads"]),
             )
         )
-        self.training_job = w.run_task(task, "train", on_done=done, on_end=ended)
+        job = w.run_task(task, "train", on_done=done, on_end=ended)
         w.trainer.running(True)
-        return self.training_job
+        return job
+
+    def training(self) -> bool:
+        """Whether a fine-tuning job is running (queued or working), as the window's job book counts them."""
+        return self.w.job_book.running("train") > 0
 
     def cancel_training(self) -> None:
-        if self.training_job:
-            self.training_job.cancel()
+        """The Trainer dock's Cancel: the book cancels the running fine-tuning job."""
+        self.w.job_book.cancel("train")

@@ -77,7 +77,6 @@ class MainWindow(QMainWindow):
     dirty: bool = property(lambda self: self.workspace.changed)
     midi = property(lambda self: self.midi_link.controller)  # the MIDI controller, once connected
     midi_port = property(lambda self: self.midi_link.port)
-    training_job = property(lambda self: self.model_flow.training_job)
 
     def __init__(self, settings: dict | None = None, ask: bool = True, registry: Registry | None = None):
         super().__init__()
@@ -364,7 +363,7 @@ class MainWindow(QMainWindow):
         ends (done, failed or cancelled), and ``finished`` is emitted after `job_finished`. Failures are shown
         here, cancels are not."""
         job = Job(kind, task.title, lambda job: task.work(job.report, job.cancel_token), task.device, task.model)
-        self.job_book.track(job.id, kind, on_done, on_end, finished)
+        self.job_book.track(job.id, kind, on_done, on_end, finished, cancel=job.cancel)
         self.queue.submit(job)
         self.jobs_panel.update_job(job, task.model)
         return job

@@ -88,7 +88,6 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..io.ensemble import find_card
     from ..io.process import default_threads, tune_allocator
     from ..jobs.separate import separate_options
     from ..session import tasks
@@ -109,8 +108,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         shifts=args.shifts,
         model_postprocessing=not args.no_model_postprocessing,
     )
-    find_card(args.model, args.registry)  # an unknown model is the first thing to say, before a taken folder
-    folders = tasks.song_folders(inputs, args.outdir, overwrite=args.overwrite)
+    folders = tasks.separation_folders(options, args.registry, inputs, args.outdir, overwrite=args.overwrite)
     threads = args.threads if args.threads is not None else default_threads()
     engines = tasks.Engines(args.registry)
     extras = tasks.Extras(args.instrumental, args.session)

@@ -33,9 +33,7 @@ import atexit
 import functools
 import json
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections import Counter, OrderedDict
@@ -48,7 +46,7 @@ import soundfile as sf
 
 from ..core.errors import AudioError
 from .atomic import process_alive
-from .ffmpeg import INSTALL, ffmpeg_version, find_ffmpeg, find_ffprobe
+from .ffmpeg import ffmpeg_version, find_ffmpeg, find_ffprobe, run_quietly
 from .formats import CONTAINER_SUFFIXES
 
 PREFIX = "stemdesk-decode-"
@@ -199,26 +197,6 @@ def _version(ffmpeg: str) -> str:
     return ffmpeg_version(ffmpeg)
 
 
-def _run(arguments: list[str], hide: tuple[str, ...]) -> tuple[int, bytes, str]:
-    """Run ffmpeg or ffprobe quietly: (exit code, stdout, its last two complaints without the paths in ``hide``: the
-    absolute ones StemDesk gave it, so that messages name the song as the user gave it and never the temporary
-    file)."""
-    try:
-        done = subprocess.run(arguments, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    except OSError as error:
-        raise AudioError(
-            f"{Path(arguments[0]).name} could not be started: {error.strerror or error}. {INSTALL}"
-        ) from None
-    said: list[str] = []  # ffmpeg's distinct complaints, in order ("moov atom not found", "Invalid data ...")
-    for line in done.stderr.decode("utf-8", "replace").splitlines():
-        for text in hide:
-            line = line.replace(text, "")
-        line = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()).lstrip(":").strip().rstrip(".")
-        if line and line not in said:
-            said.append(line)
-    return done.returncode, done.stdout, "; ".join(said[-2:]) or f"exit code {done.returncode}"
-
-
 def _seconds(text: object) -> float | None:
     """A duration as ffprobe writes it ("3.000000"), or a Matroska DURATION tag ("00:03:02.123000000")."""
     if not isinstance(text, str):
@@ -243,7 +221,7 @@ def audio_track(path: Path, ffprobe: str) -> Track:
     """The track of ``path`` to decode: its default audio stream, else its first. AudioError when there is none."""
     shown, given = str(path), "file:" + str(path.resolve())
     entries = "stream=index,codec_type,codec_name,sample_fmt,sample_rate,channels,bits_per_raw_sample,duration"
-    code, out, said = _run(
+    code, out, said = run_quietly(
         [
             ffprobe,
             *("-v", "error", "-of", "json"),
@@ -340,7 +318,7 @@ def _decode(
     try:
         wav = folder / "decoded.wav"
         stream = f"0:{track.index}" if track is not None else "0:a:0"
-        code, _, said = _run(
+        code, _, said = run_quietly(
             [
                 ffmpeg,
                 *("-nostdin", "-hide_banner", "-loglevel", "error"),

@@ -5,6 +5,7 @@ sound track of a video: `stemdesk.io.decode`). Everything else StemDesk reads an
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -43,21 +44,33 @@ def find_ffprobe(ffmpeg: str, needed_for: str) -> str:
     return path
 
 
+def run_quietly(arguments: Sequence[str], hide: Sequence[str] = (), doing: str = "") -> tuple[int, bytes, str]:
+    """Run ffmpeg or ffprobe (``arguments[0]``) with no input: (exit code, stdout, its last two distinct complaints).
+    The complaints lose ffmpeg's "[tag @ 0x…]" prefixes and the paths in ``hide`` (the absolute ones StemDesk gave
+    it), so that messages name the song as the user gave it and never a temporary file. A program that cannot be
+    started is an AudioError saying how to install it (and what it was ``doing``, when given)."""
+    try:
+        done = subprocess.run(list(arguments), stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except OSError as error:
+        purpose = f" for {doing}" if doing else ""
+        raise AudioError(
+            f"{Path(arguments[0]).name} could not be started{purpose}: {error.strerror or error}. {INSTALL}"
+        ) from None
+    said: list[str] = []  # ffmpeg's distinct complaints, in order ("moov atom not found", "Invalid data ...")
+    for line in done.stderr.decode("utf-8", "replace").splitlines():
+        for text in hide:
+            line = line.replace(text, "")
+        line = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()).lstrip(":").strip().rstrip(".")
+        if line and line not in said:
+            said.append(line)
+    return done.returncode, done.stdout, "; ".join(said[-2:]) or f"exit code {done.returncode}"
+
+
 def run_ffmpeg(ffmpeg: str, arguments: Sequence[str], doing: str) -> None:
     """Run ffmpeg quietly; a failure is an AudioError with what it was ``doing`` and ffmpeg's own last words."""
-    try:
-        done = subprocess.run(
-            [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *arguments],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
-        )
-    except OSError as error:
-        raise AudioError(f"ffmpeg could not be started for {doing}: {error.strerror or error}. {INSTALL}") from None
-    if done.returncode != 0:
-        said = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        reason = said[-1].strip() if said else f"exit code {done.returncode}"
-        raise AudioError(f"ffmpeg failed while {doing}: {reason}.")
+    code, _, said = run_quietly([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *arguments], doing=doing)
+    if code != 0:
+        raise AudioError(f"ffmpeg failed while {doing}: {said}.")
 
 
 def ffmpeg_version(ffmpeg: str) -> str:

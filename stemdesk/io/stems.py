@@ -44,6 +44,33 @@ def read_certificate(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@dataclass(frozen=True)
+class Certified:
+    """What the certificate in a folder says of the files beside it."""
+
+    kind: str  # "stems", "remix" ... (`stemdesk.export.certificate.build`)
+    outputs: list[Path]  # the files it names, in its order, each in the folder
+    source: dict | None  # its "source" entry: the song's file name and sha256
+    start_seconds: float  # where in the song the stems begin (an excerpt's --start); 0 for the whole song
+
+
+def certified(folder: str | Path) -> Certified | None:
+    """What the certificate in ``folder`` names, or None when there is none or it cannot be read. Only file names
+    are taken from it, so what it names is always in ``folder``: the one reading of a certificate's outputs, for
+    finding the stems and for removing an earlier separation's."""
+    folder = Path(folder)
+    try:
+        cert = read_certificate(folder)
+        return Certified(
+            str(cert.get("kind") or ""),
+            [folder / Path(item["file"]).name for item in cert.get("outputs", [])],
+            cert.get("source"),
+            float((cert.get("settings") or {}).get("start_seconds") or 0.0),
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
 @dataclass
 class Stems:
     """The stems of one song, aligned: names in order, their files, and the shared format."""
@@ -101,14 +128,12 @@ def find_stems(folder: str | Path) -> Stems:
     folder = Path(folder)
     if not folder.is_dir():
         raise AudioError(f'"{folder}" is not a folder of stems. Give the folder a separation wrote.')
-    source, start_seconds = None, 0.0
-    try:
-        cert = read_certificate(folder)
-        paths = [folder / item["file"] for item in cert.get("outputs", [])] if cert.get("kind") == "stems" else []
-        source = cert.get("source")
-        start_seconds = float((cert.get("settings") or {}).get("start_seconds") or 0.0) if paths else 0.0
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        paths = []
+    cert = certified(folder)
+    source, paths, start_seconds = None, [], 0.0
+    if cert is not None:
+        source = cert.source
+        if cert.kind == "stems" and cert.outputs:
+            paths, start_seconds = cert.outputs, cert.start_seconds
     if not paths or not all(p.is_file() for p in paths):
         # no certificate: any folder of audio files, in the usual stem order (the certificate keeps the model's)
         paths = [

@@ -1,5 +1,6 @@
-"""Job bookkeeping for a front end, without Qt: which jobs it started are running (by kind), and what to do when
-each ends: ``on_done(result)`` when it succeeded, ``on_end(job)`` however it ended, then the book announces it.
+"""Job bookkeeping for a front end, without Qt: which jobs it started are running (by kind), cancelling them by
+kind, and what to do when each ends: ``on_done(result)`` when it succeeded, ``on_end(job)`` however it ended, then
+the book announces it. The front end keeps no job of its own beside the book.
 
 The front end feeds `event` with its queue's events on its own thread (the app: through its bridge)."""
 
@@ -20,6 +21,7 @@ class _Then:
     on_done: Callable[[Any], None] | None = None
     on_end: Callable[[Any], None] | None = None
     token: Any = None  # the front end's own, handed back when the job ends (the app: a signal to emit)
+    cancel: Callable[[], None] | None = None  # asks the job to stop
 
 
 class JobBook:
@@ -38,12 +40,21 @@ class JobBook:
         on_done: Callable[[Any], None] | None = None,
         on_end: Callable[[Any], None] | None = None,
         token: Any = None,
+        cancel: Callable[[], None] | None = None,
     ) -> None:
-        self._then[job_id] = _Then(kind, on_done, on_end, token)
+        self._then[job_id] = _Then(kind, on_done, on_end, token, cancel)
 
     def running(self, kind: str) -> int:
         """How many jobs of ``kind`` are running (queued or working)."""
         return sum(1 for then in self._then.values() if then.kind == kind)
+
+    def cancel(self, kind: str) -> int:
+        """Ask the running jobs of ``kind`` to stop (the Trainer dock's Cancel); how many were asked. Each still
+        ends through `event`, as a cancelled job."""
+        asked = [then.cancel for then in list(self._then.values()) if then.kind == kind and then.cancel is not None]
+        for cancel in asked:
+            cancel()
+        return len(asked)
 
     def event(self, job: Any, what: str) -> bool:
         """A queue event of ``job`` (``what``: "started", "progress", "done", "failed", "cancelled"...). True when

@@ -28,11 +28,12 @@ from ..export.remix import instrumental as write_instrumental
 from ..export.session import write_session
 from ..io.atomic import atomic_folder
 from ..io.decode import holding
+from ..io.ensemble import find_card
 from ..io.formats import WRITE_FORMATS, OutputFormat
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard, sha256_file
 from ..io.registry import Registry, Written
-from ..io.stems import CERTIFICATE, Stems, earlier_stems, find_stems, read_certificate
+from ..io.stems import CERTIFICATE, Stems, certified, earlier_stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
@@ -133,15 +134,6 @@ def refuse_replacing(folders: Sequence[Path], overwrite: bool = False) -> None:
             raise StemsExist(str(folder), [p.name for p in found])
 
 
-def _certified_outputs(folder: Path) -> list[Path]:
-    """The stems an earlier separation's certificate in ``folder`` names (only files StemDesk wrote itself)."""
-    try:
-        certificate = read_certificate(folder)
-        return [folder / Path(item["file"]).name for item in certificate.get("outputs", [])]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return []
-
-
 def stems_of(folder: Path, song: Path) -> bool:
     """Whether the stems in ``folder`` were separated from ``song`` itself (the certificate's source checksum)."""
     try:
@@ -167,6 +159,20 @@ def song_folders(songs: Sequence[Path], outdir: Path, overwrite: bool = False) -
     return folders
 
 
+def separation_folders(
+    options: SeparateOptions,
+    registry: Registry | None,
+    songs: Sequence[Path],
+    outdir: Path,
+    overwrite: bool = False,
+) -> list[Path]:
+    """`song_folders` for separating ``songs`` with ``options``, after the model's card is found: an unknown model
+    is the first thing to say, before a taken folder. Every front end that separates songs into OUTDIR checks
+    them in this order, before any song is separated."""
+    find_card(options.model, registry)
+    return song_folders(songs, outdir, overwrite)
+
+
 def separate(
     engines: Engines,
     song: Path,
@@ -189,7 +195,8 @@ def separate(
 
     def work_held(progress: Progress, cancel: CancelToken) -> Separation:
         refuse_replacing([folder], overwrite)
-        earlier = _certified_outputs(folder)
+        cert = certified(folder)
+        earlier = cert.outputs if cert is not None else []
         if threads is not None and device == "cpu":
             set_threads(threads)
         progress({"message": "loading model"})

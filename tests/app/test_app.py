@@ -1866,6 +1866,28 @@ def test_a_tune_within_the_runs_own_noise_is_not_exported_and_the_dock_says_so(q
     assert {p.name: p.read_bytes() for p in earlier.folder.iterdir()} == before
 
 
+def test_the_trainer_docks_cancel_stops_the_fine_tuning_through_the_job_book(qtbot, window, tmp_path):
+    """Cancel in the Trainer dock stops the running fine-tuning: the window's job book runs it, counts it and
+    cancels it (the window keeps no job of its own), and the dock can start another once it ended."""
+    from helpers import parts, write_song
+
+    for index in range(3):
+        write_song(tmp_path / "multitracks" / f"take {index}", parts(index))
+    window.trainer.base.setCurrentText("tiny-4stem")
+    window.trainer.folder.setText(str(tmp_path / "multitracks"))
+    window.trainer.name.setText("never-tuned")
+    window.trainer.minutes.setValue(5)
+    with qtbot.waitSignal(window.job_finished, timeout=120_000, check_params_cb=lambda job: job.kind == "train") as b:
+        window.trainer.start.click()
+        assert window.model_flow.training() and window.job_book.running("train") == 1
+        assert window.trainer.cancel.isEnabled() and not window.trainer.start.isEnabled()
+        window.trainer.cancel.click()
+    assert b.args[0].status == CANCELLED
+    assert not window.model_flow.training() and window.job_book.running("train") == 0
+    assert window.trainer.start.isEnabled() and not window.trainer.cancel.isEnabled()
+    assert not hasattr(window, "training_job") and not hasattr(window.model_flow, "training_job")
+
+
 def test_mute_solo_and_unheard_strips_show_at_a_glance(qtbot, window, tmp_path):
     """On the rendered mixer (dark theme, 1280×800): a checked M and a checked S are filled in colours of their own,
     far from an unchecked button; the strips not heard (muted, or left out by a solo) have a grey title and meter.

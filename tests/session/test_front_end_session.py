@@ -73,6 +73,21 @@ def test_the_job_book_runs_what_was_asked_when_a_job_ends_and_counts_the_running
     assert heard == [("failed", 9), ("ended", 9, None)]
 
 
+def test_the_job_book_cancels_the_running_jobs_of_a_kind_and_still_ends_them_through_their_events():
+    book, asked, heard = JobBook(), [], []
+    book.ended.connect(lambda j, token: heard.append(("ended", j.id)))
+    book.track(
+        1, "train", on_end=lambda j: heard.append(("end", j.id, book.running("train"))), cancel=lambda: asked.append(1)
+    )
+    book.track(2, "separate", cancel=lambda: asked.append(2))
+    book.track(3, "check-stems")  # a job tracked without a way to stop it is not counted as asked
+    assert book.cancel("train") == 1 and asked == [1] and book.running("train") == 1  # running until it ends
+    assert book.cancel("check-stems") == 0 and book.cancel("import") == 0 and asked == [1]
+    assert book.event(job(1), "cancelled")
+    assert heard == [("end", 1, 0), ("ended", 1)] and book.running("train") == 0  # on_end sees it no longer runs
+    assert book.cancel("train") == 0 and asked == [1]
+
+
 @pytest.fixture
 def separated(song_file, tmp_path):
     """A workspace with the whole song's stems from the tiny model, as the app has them after a separation."""
