@@ -1,11 +1,14 @@
 """The mixer dock: the vocal level, presets and MIDI learn up front, the key and tempo, then one strip per stem (fader
-with its dB scale, meter, pan, mute, solo, effects) and the master's meter. The panel edits a copy of the mix and
-reports each change; the window applies it (with undo)."""
+with its dB scale, meter, pan, mute, solo, effects) and the master's meter. The panel shows the mix it is given (in
+the app, the workspace's, as announced) and keeps no copy of its own to edit: each change of a control is reported
+as (before, after), and the window applies it through the workspace (with undo), which announces the mix shown
+next."""
 
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import QFont, QPainter, QValidator
@@ -384,71 +387,81 @@ class MixerPanel(QWidget):
             self.master.feed(*master, seconds)
 
     def show_mix(self, mix: Mix) -> None:
-        self.mix = copy.deepcopy(mix)
+        """Show ``mix``: the panel keeps it to read (never to change) until the next one it is shown."""
+        self.mix = mix
         for strip in self.strips.values():
-            strip.show_state(self.mix)
+            strip.show_state(mix)
         for widget, value in (
-            (self.master_fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], self.mix.master_gain_db)) * SCALE))),
-            (self.vocal, int(round(max(FADER_RANGE[0], self.mix.vocal_db) * SCALE))),
-            (self.key, round(self.mix.semitones)),
-            (self.tempo, round(self.mix.tempo * 100)),
+            (self.master_fader, int(round(max(FADER_RANGE[0], min(FADER_RANGE[1], mix.master_gain_db)) * SCALE))),
+            (self.vocal, int(round(max(FADER_RANGE[0], mix.vocal_db) * SCALE))),
+            (self.key, round(mix.semitones)),
+            (self.tempo, round(mix.tempo * 100)),
         ):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
-        self.vocal_value.setText(gain_text(self.mix.vocal_db))
-        self.master_value.setText(gain_text(self.mix.master_gain_db))
-        count = len(self.mix.master)
+        self.vocal_value.setText(gain_text(mix.vocal_db))
+        self.master_value.setText(gain_text(mix.master_gain_db))
+        count = len(mix.master)
         self.master_fx.setText(f"FX ({count})" if count else "FX")
-        self.key_reset.setEnabled(self.mix.changes_key_or_tempo)
+        self.key_reset.setEnabled(mix.changes_key_or_tempo)
 
     def touched(self, control: str) -> None:
         self.control_touched.emit(control)
 
+    def _report(self, text: str, control: str, change: Callable[[Mix], None], before: Mix | None = None) -> None:
+        """Report ``change`` made to a copy of the mix shown, from ``before`` (default: the mix shown)."""
+        after = copy.deepcopy(self.mix)
+        change(after)
+        self.changed.emit(text, control, copy.deepcopy(self.mix if before is None else before), after)
+
     def edit(self, control: str, value: float) -> None:
-        before = copy.deepcopy(self.mix)
-        self.mix.set_control(control, value)
-        self.show_mix(self.mix)
-        self.changed.emit(f"Set {control.replace('/', ' ')} to {value:g}", control, before, copy.deepcopy(self.mix))
+        self._report(
+            f"Set {control.replace('/', ' ')} to {value:g}", control, lambda mix: mix.set_control(control, value)
+        )
 
     def reset(self, control: str, value: float, was: float) -> None:
         """A double-click sets ``control`` back to ``value``, as an undo step of its own that returns it to ``was``:
         where it was before the double-click's first click moved it."""
         before = copy.deepcopy(self.mix)
         before.set_control(control, was)
-        self.mix.set_control(control, value)
-        self.show_mix(self.mix)
-        self.changed.emit(f"Reset {control.replace('/', ' ')}", f"{control}/reset", before, copy.deepcopy(self.mix))
+        self._report(
+            f"Reset {control.replace('/', ' ')}",
+            f"{control}/reset",
+            lambda mix: mix.set_control(control, value),
+            before,
+        )
 
     def reset_key_tempo(self) -> None:
         """The song's own key and tempo again, as one undo step."""
-        before = copy.deepcopy(self.mix)
-        self.mix.semitones, self.mix.tempo = 0.0, 1.0
-        self.show_mix(self.mix)
-        self.changed.emit("Original key and tempo", "key-tempo/reset", before, copy.deepcopy(self.mix))
+
+        def original(mix: Mix) -> None:
+            mix.semitones, mix.tempo = 0.0, 1.0
+
+        self._report("Original key and tempo", "key-tempo/reset", original)
 
     def edit_effects(self, name: str) -> None:
         """The effects editor for a stem's insert chain, or the master's (name MASTER)."""
-        effects = self.mix.master if name == MASTER else self.mix.channel(name).effects
+        channel = self.mix.channels.get(name)
+        effects = self.mix.master if name == MASTER else channel.effects if channel else []
         dialog = EffectsDialog(name, effects, self, self.registry)
         dialog.setModal(True)
 
         def accepted() -> None:
-            before = copy.deepcopy(self.mix)
             chain = [e.validated() for e in dialog.effects]
-            if name == MASTER:
-                self.mix.master = chain
-            else:
-                self.mix.channel(name).effects = chain
-            self.show_mix(self.mix)
-            self.changed.emit(f"Edit effects on {name}", f"{name}/fx", before, copy.deepcopy(self.mix))
+
+            def change(mix: Mix) -> None:
+                if name == MASTER:
+                    mix.master = chain
+                else:
+                    mix.channel(name).effects = chain
+
+            self._report(f"Edit effects on {name}", f"{name}/fx", change)
 
         dialog.accepted.connect(accepted)
         dialog.open()
         self.effects_dialog = dialog
 
     def apply_preset(self) -> None:
-        before = copy.deepcopy(self.mix)
         after = with_preset(self.mix, self.preset.currentText(), self.stems)  # levels only: effects stay
-        self.show_mix(after)
-        self.changed.emit(f"Apply preset {self.preset.currentText()}", "preset", before, copy.deepcopy(after))
+        self.changed.emit(f"Apply preset {self.preset.currentText()}", "preset", copy.deepcopy(self.mix), after)

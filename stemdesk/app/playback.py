@@ -108,7 +108,9 @@ class MixSource:
                 reader.close()
             raise
         self.renderer = Renderer(mix, self.names, self.rate, self.channels) if self.stems else None
-        self.mix = mix  # with its automation, applied block by block at the song time being rendered
+        # the mix as handed (in the app, the workspace's own, which is never changed in place: an edit hands a new
+        # one to `set_mix`), with its automation, applied block by block at the song time being rendered
+        self.mix = mix
         self.offset = offset
         self.stem_frames = self.stems[0].frames if self.stems else 0
         self.position = 0  # the next song frame to render
@@ -127,6 +129,7 @@ class MixSource:
         self._song_map: deque[tuple[int, float, float]] = deque([(0, 0.0, 1.0)], maxlen=SONG_MAP)
 
     def set_mix(self, mix: Mix) -> None:
+        """Play ``mix`` from the next block: kept as it is, to read (the caller does not change it afterwards)."""
         if self.renderer is not None:
             self.renderer.set_mix(mix.at(self.position / self.rate))  # its own lock; it ramps gains
         self.mix = mix

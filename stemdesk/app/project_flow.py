@@ -81,7 +81,7 @@ class ProjectFlow:
         if project.model:
             w.model_box.setCurrentText(project.model)
             w.models_panel.select(project.model)
-        w._show_stems_mix(list(w.stems), project.mix)
+        w._show_stems_mix(list(w.stems))
         w._show_stems_folder()
         w.separation.restore_stem_lanes()
         w._reload_player()

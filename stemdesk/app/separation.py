@@ -169,7 +169,7 @@ class SeparationFlow:
         result = made.result
         w.workspace.adopt(result, start)
         w._show_stems_folder()
-        w._show_stems_mix(list(w.stems), w.project.mix)
+        w._show_stems_mix(list(w.stems))
         w._reload_player()
         w.watch.new_stems(seen=True)  # the files just written
         w.null_view.show()

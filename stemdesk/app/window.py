@@ -14,7 +14,6 @@ Nothing outside this thread touches a widget or changes the workspace.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -264,7 +263,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open this song", words(error))
             return False
         self.undo.clear()
-        self._show_stems_mix([], Mix())
+        self._show_stems_mix([])
         self._show_song()
         return True
 
@@ -289,7 +288,7 @@ class MainWindow(QMainWindow):
                     device="display",
                 )
             )
-        self.player.load(MixSource(path, None, self.project.mix))
+        self.player.load(MixSource(path, None, self.workspace.mix))
         self.setWindowTitle(f"{path.name} — StemDesk")
         self.recent.add(path)
         self.null_label.setText("Null: no stems yet")
@@ -307,7 +306,7 @@ class MainWindow(QMainWindow):
 
     def _reload_player(self) -> None:
         position = self.player.position_seconds()
-        source = MixSource(Path(self.project.source), self.stems or None, self.project.mix, self.stems_offset)
+        source = MixSource(Path(self.project.source), self.stems or None, self.workspace.mix, self.stems_offset)
         self.player.load(source)
         self.player.seek(position)
         self.player.set_loop(self._active_loop())
@@ -385,22 +384,24 @@ class MainWindow(QMainWindow):
             finished.emit(job)
 
     # --- the mix (the workspace owns it), MIDI, transport ---------------------------------------------------------
-    def _show_stems_mix(self, stems: list[str], mix: Mix) -> None:
-        """The mixer's strips (an edit buffer of their own) and the lane headers (the workspace's mix, read only) show
-        these stems and this mix."""
-        self.mixer.set_stems(stems, mix)
+    def _show_stems_mix(self, stems: list[str]) -> None:
+        """The mixer's strips and the lane headers show these stems and the workspace's mix (the one mix: neither
+        keeps a copy of its own)."""
+        self.mixer.set_stems(stems, self.workspace.mix)
         self.timeline.canvas.mix = self.workspace.mix if stems else None
         self.timeline.canvas.update()
 
     def apply_mix(self, mix: Mix) -> None:
-        """An edit of the mix (undo, redo, a strip, a knob): the workspace takes it and announces it."""
+        """An edit of the mix (undo, redo, a strip, a lane header, a knob): the workspace takes it and announces it."""
         self.workspace.set_mix(mix)
 
     def _mix_changed(self, mix: Mix) -> None:
-        self._show_stems_mix(list(self.stems), mix)
+        """The workspace's new mix reaches every view as it is: the strips, the lane headers and the player keep
+        this one (the workspace never changes it; the next edit replaces it), so none can drift from it."""
+        self._show_stems_mix(list(self.stems))
         self.null_view.show_views(self.null_view.live_null())  # the dock says what the mix does to each stem
         if self.player.source is not None:
-            self.player.source.set_mix(copy.deepcopy(mix))
+            self.player.source.set_mix(mix)
 
     def player_toggle(self) -> None:
         self.player.toggle()

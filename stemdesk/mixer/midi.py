@@ -88,20 +88,30 @@ class MidiMap:
         return cls.from_json(path.read_text(encoding="utf-8"))
 
 
+Move = Callable[[str, int, float | None], None]  # (control, the knob's value from 0 to 127, playhead or None)
+
+
 class MidiController:
     """Applies control changes to a mix. ``apply(mix)`` hands each changed mix to the renderer (thread-safe there);
-    ``clock()`` returns the playhead in seconds while recording, or None when not playing."""
+    ``clock()`` returns the playhead in seconds while recording, or None when not playing.
+
+    With ``move`` instead of a mix, the controller keeps no mix: each move of a bound knob is handed to
+    ``move(control, value, seconds)`` on the port's thread, for the mix's owner to apply (and check) on its own."""
 
     def __init__(
         self,
-        mix: Mix,
-        apply: Callable[[Mix], None],
+        mix: Mix | None,
+        apply: Callable[[Mix], None] | None = None,
         midi_map: MidiMap | None = None,
         clock: Callable[[], float | None] = lambda: None,
         autosave: bool = False,
+        move: Move | None = None,
     ):
+        if (mix is None) == (move is None) or (mix is not None and apply is None):
+            raise ValueError("a MIDI controller moves a mix of its own (and applies it) or hands its moves to `move`")
         self.mix = mix
         self.apply = apply
+        self.move = move
         self.map = midi_map or MidiMap()
         self.clock = clock
         self.autosave = autosave
@@ -123,7 +133,8 @@ class MidiController:
 
     def touched(self, control: str) -> Binding | None:
         """The user touched a mixer control (the app calls this); completes a learn if one is armed."""
-        self.mix.control_range(control)  # refuse names that are not controls
+        if self.mix is not None:  # refuse names that are not controls (without a mix: the owner checked them)
+            self.mix.control_range(control)
         with self._lock:
             if not self._learning:
                 return None
@@ -153,19 +164,29 @@ class MidiController:
             control = self.map.control_for(message.channel, message.control)
             if control is None:
                 return None
-            try:
-                low, high = self.mix.control_range(control)
-                value = low + (high - low) * message.value / 127
-                seconds = self.clock() if self.recording else None
-                if seconds is not None:
-                    self.mix.record(control, seconds, value)
-                else:
-                    self.mix.set_control(control, value)
-            except MixError as error:  # a binding to a control the current mix no longer has
-                self.last_error = str(error)
-                return None
-        self.apply(self.mix)
+            seconds = self.clock() if self.recording else None
+            if self.mix is not None:
+                try:
+                    move_mix(self.mix, control, message.value, seconds)
+                except MixError as error:  # a binding to a control the current mix no longer has
+                    self.last_error = str(error)
+                    return None
+        if self.move is not None:
+            self.move(control, message.value, seconds)
+        elif self.apply is not None and self.mix is not None:
+            self.apply(self.mix)
         return control
+
+
+def move_mix(mix: Mix, control: str, cc_value: int, seconds: float | None) -> None:
+    """Put ``control`` of ``mix`` where a knob at ``cc_value`` (0 to 127) puts it on its range: recorded as automation
+    at ``seconds`` while playing, else set. Raises MixError when the mix has no such control."""
+    low, high = mix.control_range(control)
+    value = low + (high - low) * cc_value / 127
+    if seconds is not None:
+        mix.record(control, seconds, value)
+    else:
+        mix.set_control(control, value)
 
 
 _ALSA_QUIET = []  # the no-op error handler given to libasound, kept alive for as long as the process runs

@@ -2,7 +2,9 @@
 knob's moves become edits of the workspace's mix (recorded as automation at the playhead while playing).
 
 rtmidi calls the controller on its own thread; `MidiLink` hands each move to ``post`` (the app: its bridge, which
-runs it on the UI thread) and only there announces it. The controller's copy of the mix follows the workspace's."""
+runs it on the UI thread) and only there makes it, on the workspace's mix as it is then, and announces it. The
+controller keeps no mix of its own (no copy to follow the workspace's, or to fall behind it), and nothing on the MIDI
+thread reads or writes the workspace."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from ..core.errors import StemDeskError
-from ..mixer.midi import Binding, MidiController, MidiMap, input_names, open_input
-from ..mixer.mix import Mix
+from ..core.errors import MixError, StemDeskError
+from ..mixer.midi import Binding, MidiController, MidiMap, input_names, move_mix, open_input
 from .events import Announcement
 from .workspace import Workspace
 
@@ -34,7 +35,6 @@ class MidiLink:
         self.moved = Announcement()
         self.bound = Announcement()
         self.problem = Announcement()
-        workspace.mix_changed.connect(self._mix_changed)
 
     def connect(
         self, port: str | None = None, api: str | None = None, clock: Callable[[], float | None] = lambda: None
@@ -60,34 +60,39 @@ class MidiLink:
         return port
 
     def controller_for(self, midi_map: MidiMap | None, clock: Callable[[], float | None]) -> MidiController:
-        """A controller on a copy of the workspace's mix; its moves reach `moved` through ``post``."""
+        """A controller with no mix of its own: its moves reach `_moved` through ``post``."""
         controller = MidiController(
-            copy.deepcopy(self.workspace.mix),
-            lambda mix: self.post(self._moved, copy.deepcopy(mix)),
-            midi_map,
+            None,
+            midi_map=midi_map,
             clock=clock,
             autosave=True,
+            move=lambda control, value, seconds: self.post(self._moved, control, value, seconds),
         )
         controller.recording = True
         return controller
 
-    def _moved(self, mix: Mix) -> None:
-        self.moved.emit(copy.deepcopy(self.workspace.mix), mix)
-
-    def _mix_changed(self, mix: Mix) -> None:
-        if self.controller is not None:
-            self.controller.mix = copy.deepcopy(mix)
+    def _moved(self, control: str, value: int, seconds: float | None) -> None:
+        """On the front end's thread: the knob's move made on a copy of the workspace's mix as it is now, announced
+        as (before, after) for the front end to apply through the workspace."""
+        after = copy.deepcopy(self.workspace.mix)
+        try:
+            move_mix(after, control, value, seconds)
+        except MixError as error:  # a binding to a control the mix no longer has
+            if self.controller is not None:
+                self.controller.last_error = str(error)
+            return
+        self.moved.emit(copy.deepcopy(self.workspace.mix), after)
 
     def learn(self) -> None:
-        """Arm MIDI-learn on the workspace's mix as it is now (a controller must be connected)."""
+        """Arm MIDI-learn (a controller must be connected)."""
         assert self.controller is not None
-        self.controller.mix = copy.deepcopy(self.workspace.mix)
         self.controller.learn()
 
     def touched(self, control: str) -> Binding | None:
         """The user touched mix ``control`` while learning: the binding made, if a knob was moved first."""
         if self.controller is None:
             return None
+        self.workspace.mix.control_range(control)  # refuse names that are not controls of the mix
         binding = self.controller.touched(control)
         if binding is not None:
             self.bound.emit(binding)

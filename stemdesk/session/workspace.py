@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,14 @@ class Opened:
 class Workspace:
     """One song and what has been made of it. ``changed`` is True after an edit that is not saved yet.
 
-    It is the one owner of the mix: the views read it here and listen. It announces ``mix_changed(mix)`` after an
-    edit of the mix (``mix`` is its own: listeners copy what they keep) and ``loop_changed(span)`` after the loop
-    region changed. Only the front end's thread changes it."""
+    It is the one owner of the mix: the views (mixer strips, lane headers, player, MIDI) read it here or keep the
+    value it announced, and keep no copy of their own to edit. `set_mix` is the one way to change it: it announces
+    ``mix_changed(mix)`` with the workspace's own mix, which is never changed afterwards (the next edit replaces it),
+    so a listener may hold it, even on the audio thread, and never see it drift or change under it. It announces
+    ``loop_changed(span)`` after the loop region changed.
+
+    Only the thread that made it (the front end's) changes it: a worker hands its result to that thread, which
+    applies it; an edit from another thread raises RuntimeError."""
 
     def __init__(self, settings: dict | None = None):
         self.settings = settings if settings is not None else settings_store.load()
@@ -60,6 +66,7 @@ class Workspace:
         self.null: NullResult | None = None  # what the last null check of these stems found
         self.check: Recheck | None = None  # the last check of the stems' files against their certificate
         self.changed = False
+        self.owner = threading.get_ident()  # the only thread that changes the workspace
         self.mix_changed = Announcement()
         self.loop_changed = Announcement()
 
@@ -70,7 +77,12 @@ class Workspace:
 
     @property
     def mix(self) -> Mix:
+        """The one mix: read it, never change it in place (`set_mix` replaces it)."""
         return self.project.mix
+
+    def _owner_only(self, what: str) -> None:
+        if threading.get_ident() != self.owner:
+            raise RuntimeError(f"{what} from a worker thread: hand the result to the front end's thread to apply")
 
     @property
     def name(self) -> str:
@@ -95,6 +107,7 @@ class Workspace:
     # --- opening ---------------------------------------------------------------------------------------------------
     def open_song(self, path: str | Path, model: str = "") -> AudioInfo:
         """A new project on the song at ``path``: no stems, a unity mix. Raises AudioError."""
+        self._owner_only("open_song")
         path = Path(path).resolve()
         info = probe(path)
         self.project = projects.Project(source=str(path), model=model or self.project.model)
@@ -109,6 +122,7 @@ class Workspace:
     def open_project(self, project: projects.Project) -> Opened:
         """Use ``project`` (loaded or recovered): its song, and its stems when they are still usable. Raises
         SongMissing or AudioError when the song cannot be opened (the workspace is then unchanged)."""
+        self._owner_only("open_project")
         if not project.source or not Path(project.source).exists():
             raise SongMissing(project.source or "(none)")
         info = probe(Path(project.source))
@@ -132,6 +146,7 @@ class Workspace:
     def adopt(self, result: SeparateResult, start_seconds: float = 0.0) -> None:
         """The stems of a separation of the open song (whole or an excerpt starting at ``start_seconds``) become
         the workspace's stems; the mix keeps its levels and effects."""
+        self._owner_only("adopt")
         self.stems = {path.stem: path for path in result.outputs}
         self.stems_offset = int(round(start_seconds * result.info.sample_rate))
         self.stems_frames = result.frames
@@ -157,6 +172,7 @@ class Workspace:
     def apply_check(self, check: Recheck, stems_dir: Path) -> bool:
         """The result of checking ``stems_dir`` becomes what is known of the stems, if they are still the
         workspace's (False: it came too late, the stems are others now)."""
+        self._owner_only("apply_check")
         if self.stems_dir is None or Path(stems_dir) != self.stems_dir:
             return False
         self.check, self.null = check, check.null
@@ -178,18 +194,23 @@ class Workspace:
 
     # --- edits ---------------------------------------------------------------------------------------------------
     def set_mix(self, mix: Mix) -> Mix:
-        """The mix becomes a copy of ``mix`` (callers keep theirs to edit); returns the workspace's own."""
+        """The one way to change the mix (a strip, a lane header, a knob, undo, redo): it becomes a copy of ``mix``
+        (callers keep theirs), every listener is told, and the workspace's own is returned. The mix it replaces is
+        left as it was, for whoever still holds it."""
+        self._owner_only("set_mix")
         self.project.mix = copy.deepcopy(mix)
         self.changed = True
         self.mix_changed.emit(self.project.mix)
         return self.project.mix
 
     def set_loop(self, span) -> None:
+        self._owner_only("set_loop")
         self.project.view["loop"] = list(span) if span else None
         self.loop_changed.emit(self.loop)
 
     def set_fingerprint(self, project: projects.Project, sha256: str) -> None:
         """The song's sha256, computed in the background for ``project`` (the open one, or the one that was)."""
+        self._owner_only("set_fingerprint")
         project.source_sha256 = sha256
 
     @property

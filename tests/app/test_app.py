@@ -2129,3 +2129,51 @@ def test_the_models_dock_lists_the_models_for_work_first_and_the_research_ones_w
     panel.show_research.setChecked(True)
     listed = [panel.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(panel.list.count())]
     assert set(research) <= set(listed)
+
+
+def test_the_strips_the_lane_headers_the_player_and_a_knob_share_the_workspaces_one_mix(
+    qtbot, window, tmp_path, monkeypatch
+):
+    """Issue 54: the workspace owns the one mix. A fader, a lane header, a MIDI knob (moved on a thread of its own, as
+    rtmidi's) and undo all change it through the workspace, and the mixer, the lane headers and the player then hold
+    the workspace's own mix, not copies of their own that could drift from it."""
+    from types import SimpleNamespace
+
+    from stemdesk.mixer.midi import MidiMap
+    from stemdesk.mixer.mix import FADER_RANGE
+
+    window.open_song(real_song(tmp_path, seconds=4.0))
+    separate(qtbot, window)
+    work = window.workspace
+
+    def shared() -> bool:
+        return (
+            window.mixer.mix is work.mix
+            and window.player.source.mix is work.mix
+            and window.timeline.canvas.mix is work.mix
+        )
+
+    assert shared()
+    window.mixer.strips["bass"].fader.setValue(-30)  # the mixer's path
+    assert work.mix.channels["bass"].gain_db == -3.0 and shared()
+    window.timeline.canvas.control_edited.emit("drums/mute", 1.0)  # a lane header's
+    assert work.mix.channels["drums"].mute and window.mixer.strips["drums"].mute.isChecked() and shared()
+
+    monkeypatch.setattr("stemdesk.mixer.midi.mappings_path", lambda: tmp_path / "midi.json")
+    midi_map = MidiMap()
+    midi_map.bind(0, 21, "vocals/gain_db")
+    controller = window.midi_link.controller = window.midi_link.controller_for(midi_map, clock=lambda: None)
+    knob = SimpleNamespace(type="control_change", channel=0, control=21, value=0)
+    thread = threading.Thread(target=controller.handle, args=(knob,))
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: work.mix.vocal_db == FADER_RANGE[0], timeout=5_000)  # applied on the UI thread
+    assert window.mixer.strips["vocals"].fader.value() == int(FADER_RANGE[0] * 10) and shared()
+    assert work.mix.channels["bass"].gain_db == -3.0 and work.mix.channels["drums"].mute  # the knob's move kept them
+    assert controller.mix is None  # the controller keeps no mix of its own
+    assert window.player.source.renderer.mix.vocal_db == FADER_RANGE[0]
+
+    window.undo.undo()  # the knob's move
+    assert work.mix.vocal_db == 0.0 and window.mixer.strips["vocals"].fader.value() == 0 and shared()
+    window.mixer.strips["other"].fader.setValue(-10)  # the next edit starts from the workspace's mix as it is now
+    assert work.mix.channels["bass"].gain_db == -3.0 and work.mix.vocal_db == 0.0 and shared()

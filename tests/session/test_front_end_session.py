@@ -265,5 +265,11 @@ def test_midi_learn_binds_a_knob_and_its_moves_reach_the_mix_through_post(tmp_pa
 
     mix = Mix()
     mix.channel("drums").gain_db = -9.0
-    work.set_mix(mix)  # an edit elsewhere (a fader, undo): the controller's copy follows the workspace's
-    assert link.controller.mix.channels["drums"].gain_db == -9.0 and link.controller.mix is not work.mix
+    work.set_mix(mix)  # an edit elsewhere (a fader, undo): the controller's next move starts from the workspace's
+    posted.clear()
+    link.controller.handle(Knob(channel=0, control=21, value=127))
+    for fn, args in posted:
+        fn(*args)
+    after = moved[-1][1]
+    assert after.channels["drums"].gain_db == -9.0 and after is not work.mix
+    assert link.controller.mix is None  # it keeps no copy of the mix to follow the workspace's
