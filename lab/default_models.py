@@ -111,6 +111,14 @@ RECIPES = {
 LITE_ID = "stemdesk-4stem-lite"
 WEIGHTS_LIMIT = 40_000_000  # bytes: a shipped model's weights file stays under this
 
+
+def shipped_int8_from(model_id: str) -> int | None:
+    """The ``int8_from`` the shipped model of this id is stored with (`lab.store_weights`), if any."""
+    folder = ROOT / "models" / model_id
+    if not (folder / "card.json").is_file():
+        return None
+    return read_card(folder).raw.get("weights_storage_check", {}).get("int8_from")
+
 # Models for the test suite only: `stemdesk models`, the app and the docs do not offer them to users.
 TEST_MODELS = {"tiny-4stem"}
 
@@ -653,9 +661,14 @@ def main(argv: list[str] | None = None) -> None:
         if fresh_second:  # its input normalisation from what it hears (a resumed run's checkpoint replaces it)
             trainer.init_input_scaling()
         # Shipped weights live in git: models above 8 M parameters store float16 (inference still runs in float32),
-        # and a model whose float16 file would pass WEIGHTS_LIMIT stores its largest matrices as int8.
+        # and a model whose float16 file would pass WEIGHTS_LIMIT stores its largest matrices as int8; a model that
+        # replaces a shipped one stores at least as many as int8 as that one does (`lab.store_weights` measured
+        # which keep its stems), so a continued or cut model's file stays as small and its untouched weights equal.
         big = sum(p.numel() for p in trainer.estimator.parameters()) > 8_000_000
         int8_from = int8_threshold(trainer.estimator, WEIGHTS_LIMIT) if big else None
+        stored = shipped_int8_from(args.model)
+        if stored is not None:
+            int8_from, big = min(stored, int8_from or stored), True
         export = export_model(args.out / args.model, args.model, card, half=big, int8_from=int8_from)
         if args.export_checkpoint:
             card["training"]["exported"] = (
