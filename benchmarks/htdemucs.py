@@ -3,6 +3,12 @@ same segments (7.8 s, a quarter overlap, no shifts), measured in one run.
 
     .venv/bin/python benchmarks/htdemucs.py [--threads 1,2] [--seconds 180] [--long-minutes 20]
 
+``stemdesk`` is `stemdesk separate --model htdemucs` as a user runs it: the precision StemDesk chooses on this CPU
+(bfloat16 for the transformer where the CPU computes it: `stemdesk.core.precision`) and, with several threads,
+one segment per thread side by side. ``stemdesk-fp32`` is the same with ``--precision fp32``. The speed-up is
+``stemdesk`` against the faster reference; the thread scaling is each StemDesk row's one-thread time over its
+time at each other thread count.
+
 Needs `stemdesk models install htdemucs --accept-license`, ``pip install onnxruntime`` and, for the reference,
 ``pip install --no-deps demucs julius einops openunmix`` (the demucs package's model code, no weights: it is given
 the installed weights, which keep its parameter names). Each system runs in a fresh process, file in → four 32-bit
@@ -82,7 +88,7 @@ for name, stem in zip(['drums', 'bass', 'other', 'vocals'], stems):
 
 def run_system(system: str, song: Path, out: Path, threads: int, onnx: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    if system == "stemdesk":
+    if system in ("stemdesk", "stemdesk-fp32"):
         cmd = [
             sys.executable,
             "-m",
@@ -99,13 +105,20 @@ def run_system(system: str, song: Path, out: Path, threads: int, onnx: Path) -> 
             "cpu",
             "--bit-depth",
             "32f",
+            "--precision",
+            "fp32" if system == "stemdesk-fp32" else "auto",
         ]
     else:
         cmd = [sys.executable, "-c", RUNNER, str(song), str(out), str(threads), system, str(onnx)]
     code, _, err, wall, peak = timed(cmd, None)
     if code != 0:
         return {"error": (err.strip().splitlines() or ["failed"])[-1]}
-    return {"seconds": round(wall, 2), "peak_mb": round(peak, 1)}
+    row = {"seconds": round(wall, 2), "peak_mb": round(peak, 1)}
+    certificates = list(out.rglob("stemdesk-certificate.json"))
+    if certificates:
+        settings = json.loads(certificates[0].read_text())["settings"]
+        row["precision"] = f"{settings['precision']} ({settings['precision_reason']})"
+    return row
 
 
 def stems_of(folder: Path) -> np.ndarray:
@@ -124,7 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--long-minutes", type=float, default=20.0)
-    parser.add_argument("--systems", default="stemdesk,stemdesk-raw,onnxruntime,demucs-apply_model")
+    parser.add_argument("--systems", default="stemdesk,stemdesk-fp32,onnxruntime,demucs-apply_model")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "htdemucs.json")
     args = parser.parse_args()
     import tarfile
@@ -137,7 +150,9 @@ def main() -> None:
         song = temp / "song.wav"
         result["song"] = make_song(song, args.seconds)
         onnx = temp / ONNX_MEMBER
-        tarball = Path.home() / ".cache" / "stemdesk-tests" / TARBALL
+        # the npm tarball the tests keep in the clone (.test-cache) or, from older checkouts, in the user cache
+        found = [p for p in (ROOT / ".test-cache" / TARBALL, Path.home() / ".cache" / "stemdesk-tests" / TARBALL)]
+        tarball = next((p for p in found if p.is_file()), found[0])
         if tarball.is_file():
             with tarfile.open(tarball) as archive:
                 archive.extract(ONNX_MEMBER, temp, filter="data")
@@ -146,10 +161,12 @@ def main() -> None:
             for system in args.systems.split(","):
                 runs[system] = run_system(system, song, temp / f"{system}-{threads}", threads, onnx)
                 print(threads, system, runs[system], flush=True)
-            raw = stems_of(temp / f"stemdesk-raw-{threads}") if "seconds" in runs.get("stemdesk-raw", {}) else None
+            # every system's stems against one float32 system's: the raw network's, else StemDesk's at fp32
+            base = next((s for s in ("stemdesk-raw", "stemdesk-fp32") if "seconds" in runs.get(s, {})), None)
+            raw = stems_of(temp / f"{base}-{threads}") if base else None
             for system, row in runs.items():
-                if "seconds" in row and raw is not None and system != "stemdesk-raw":
-                    row["against_stemdesk_raw"] = agreement(raw, stems_of(temp / f"{system}-{threads}"))
+                if "seconds" in row and raw is not None and system != base:
+                    row[f"against_{base}"] = agreement(raw, stems_of(temp / f"{system}-{threads}"))
             fastest_ref = min(
                 (runs[s]["seconds"] for s in ("onnxruntime", "demucs-apply_model") if "seconds" in runs.get(s, {})),
                 default=None,
@@ -157,6 +174,12 @@ def main() -> None:
             if fastest_ref and "seconds" in runs.get("stemdesk", {}):
                 runs["speedup_vs_fastest_reference"] = round(fastest_ref / runs["stemdesk"]["seconds"], 2)
             result["runs"][str(threads)] = runs
+            one = result["runs"].get("1", {})
+            for system in ("stemdesk", "stemdesk-fp32"):
+                if threads != 1 and "seconds" in one.get(system, {}) and "seconds" in runs.get(system, {}):
+                    runs[f"{system}_scaling_over_one_thread"] = round(
+                        one[system]["seconds"] / runs[system]["seconds"], 2
+                    )
         if args.long_minutes > 0:
             long = temp / "long.wav"
             repeat_song(song, long, args.long_minutes)

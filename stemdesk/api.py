@@ -56,6 +56,7 @@ class Separated:
     instrumental: Path | None = None
     sessions: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the session exporters said about their files
+    precision: str = "fp32"  # what the model ran at: "bf16" or "fp32" (see `separate`'s precision)
 
 
 def _registry() -> Registry:
@@ -94,6 +95,7 @@ def separate(  # type: ignore[overload-overlap]  # a str is a Sequence too: it i
     format: str = ...,
     bit_depth: str | int | None = ...,
     device: str = ...,
+    precision: str = ...,
     threads: int | None = ...,
     start: float = ...,
     duration: float | None = ...,
@@ -119,6 +121,7 @@ def separate(
     format: str = ...,
     bit_depth: str | int | None = ...,
     device: str = ...,
+    precision: str = ...,
     threads: int | None = ...,
     start: float = ...,
     duration: float | None = ...,
@@ -143,6 +146,7 @@ def separate(
     format: str = "wav",
     bit_depth: str | int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     threads: int | None = None,
     start: float = 0.0,
     duration: float | None = None,
@@ -167,7 +171,8 @@ def separate(
     - ``format`` wav, flac, aiff, mp3 or ogg; ``bit_depth`` 16, 24 (default) or "32f". 16- and 24-bit stems add up
       to the song bit for bit; 32-bit float within −138 dBFS; MP3 and OGG cannot null.
     - ``device`` auto, cpu, cuda or mps; ``threads``: CPU threads for torch and numpy in this process (default: all
-      cores but one, at most 8, as the command line sets them).
+      cores but one, at most 8, as the command line sets them); ``precision`` auto (bf16 where the hardware
+      computes it and the model has parts measured to keep its stems: HTDemucs), fp32 or bf16.
     - ``start`` and ``duration`` (seconds) separate an excerpt; ``segment`` (seconds) trades memory for speed.
     - ``wiener``, ``vocal_gate`` (a, b), ``binarise`` (alpha), ``shifts``: post-processing and test-time shifts;
       each keeps the null.
@@ -195,6 +200,7 @@ def separate(
         format,
         bit_depth,
         device,
+        precision=precision,
         start=start,
         duration=duration,
         segment=segment,
@@ -238,6 +244,7 @@ def separate(
                 instrumental=made.instrumental,
                 sessions={kind: written.path for kind, written in made.sessions.items()},
                 notes=[written.note for written in made.sessions.values() if written.note],
+                precision=result.precision,
             )
         )
     return results if many else results[0]
@@ -249,6 +256,7 @@ def separate_array(
     model: str | None = None,
     *,
     device: str = "auto",
+    precision: str = "auto",
     threads: int | None = None,
     segment: float | None = None,
     wiener: int = 0,
@@ -290,7 +298,14 @@ def separate_array(
             "(soundfile.read returns samples first)."
         )
     options = separate_options(
-        model, device=device, segment=segment, wiener=wiener, vocal_gate=vocal_gate, binarise=binarise, shifts=shifts
+        model,
+        device=device,
+        precision=precision,
+        segment=segment,
+        wiener=wiener,
+        vocal_gate=vocal_gate,
+        binarise=binarise,
+        shifts=shifts,
     )
     threads = _threads(threads)
     stems = tasks.separate_array(tasks.Engines(_registry()), array, int(rate), options, threads).run(progress)

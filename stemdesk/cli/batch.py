@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .common import EXIT_ERROR
-from .options import add_device_option, add_format_options, add_model_option, add_segment_option
+from .options import (
+    add_device_option,
+    add_format_options,
+    add_model_option,
+    add_precision_option,
+    add_segment_option,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -38,6 +44,7 @@ def add_parser(commands: Any) -> None:
         runs="each worker runs the model",
         auto="a GPU when the worker has one (on Ray: with --gpus-per-worker), else the CPU",
     )
+    add_precision_option(batch)
     batch.set_defaults(handler=run)
 
 
@@ -52,6 +59,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         segment=args.segment,
         threads=args.threads_per_worker,
         device=args.device,
+        precision=args.precision,
     )
     settings.options()  # refuse impossible formats before starting workers
     if not args.ray:  # local workers have this machine's devices (a Ray cluster's may have others)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.defaults import DEFAULT_SEGMENT_SECONDS
 from ..core.device import DEVICES
+from ..core.precision import PRECISIONS
 from ..io.formats import BIT_DEPTHS, DEFAULT_DEPTH, DEFAULT_FORMAT, OUTPUT_FORMATS
 from ..io.model_store import DEFAULT_MODEL
 from .common import DEFAULT_OUTDIR, count, pair, parse_time
@@ -45,6 +46,17 @@ def add_device_option(
         default=default,
         choices=DEVICES,
         help=f"where {runs} (default {default}" + (f": {auto})" if default == "auto" else "; auto: " + auto + ")"),
+    )
+
+
+def add_precision_option(parser: Any) -> None:
+    """--precision: the arithmetic the model runs at (separate, demo, batch)."""
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto (default): bf16 where this CPU or GPU computes it in hardware and the model has parts measured "
+        "to keep its stems (HTDemucs), else fp32; fp32 or bf16 force one",
     )
 
 

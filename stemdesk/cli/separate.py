@@ -18,6 +18,7 @@ from .options import (
     add_model_option,
     add_outdir_options,
     add_postprocessing_options,
+    add_precision_option,
     add_segment_option,
     add_session_option,
     add_threads_option,
@@ -46,6 +47,7 @@ def add_separation_options(parser: argparse.ArgumentParser, sessions: Callable[[
     add_model_option(parser)
     add_format_options(parser)
     add_device_option(parser)
+    add_precision_option(parser)
     add_threads_option(parser)
     add_excerpt_options(parser)
     add_segment_option(parser)
@@ -99,6 +101,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         format=args.format,
         bit_depth=args.bit_depth,
         device=args.device,
+        precision=args.precision,
         start=args.start,
         duration=args.duration,
         segment=args.segment,
@@ -121,7 +124,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         print(
             f"{path.name}: {len(result.outputs)} stems in {result.outputs[0].parent} "
             f"({seconds:.1f} s of audio in {result.seconds:.1f} s, {seconds / result.seconds:.1f}x real time, "
-            f"model {result.model} on {result.device})"
+            f"model {result.model} on {result.device}, {result.precision})"
             + (f"\n  model: {result.description}" if result.description != result.model else ""),
             file=out,
         )

@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
+import pathlib
 import signal
 import sys
 
@@ -96,3 +98,25 @@ def die_with_parent(parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         os._exit(1)
+
+
+# /proc/cpuinfo flags of x86 CPUs that compute bfloat16 dot products in hardware.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_flags() -> tuple[str, ...]:
+    """This CPU's bfloat16 dot-product instructions among BF16_CPU_FLAGS (empty where it has none or the platform
+    does not say: only Linux's /proc/cpuinfo is read)."""
+    if not sys.platform.startswith("linux"):
+        return ()
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return tuple(flag for flag in BF16_CPU_FLAGS if flag in flags)

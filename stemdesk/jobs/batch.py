@@ -52,18 +52,27 @@ class BatchSettings:
     # Where each worker runs its model: "auto" is a GPU when the worker has one (on Ray: when --gpus-per-worker gives
     # it a share of one), else the CPU.
     device: str = "auto"
+    precision: str = "auto"  # see stemdesk.core.precision
 
     def options(self) -> SeparateOptions:
         """The separation options each song is separated with (`separate_options`, as `stemdesk separate`'s)."""
         return separate_options(
-            model=self.model, format=self.format, bit_depth=self.bit_depth, device=self.device, segment=self.segment
+            model=self.model,
+            format=self.format,
+            bit_depth=self.bit_depth,
+            device=self.device,
+            precision=self.precision,
+            segment=self.segment,
         )
 
     def key(self) -> dict:
         """What must match for a previous result to count: everything that changes the bytes written. Not the
-        device: a GPU's stems differ from the CPU's in float rounding only, and both null exactly."""
+        device: a GPU's stems differ from the CPU's in float rounding only, and both null exactly. Nor "auto"
+        precision, which differs between machines as the device does (reduced precision changes the stems by far
+        less than the model's own error: docs/htdemucs.md); a precision asked for counts."""
         fmt = OutputFormat.parse(self.format, self.bit_depth)
-        return {"model": self.model, "format": fmt.name, "depth": fmt.depth, "segment": self.segment}
+        key = {"model": self.model, "format": fmt.name, "depth": fmt.depth, "segment": self.segment}
+        return key if self.precision == "auto" else {**key, "precision": self.precision}
 
 
 @dataclass
@@ -134,7 +143,7 @@ class SongWorker:
         set_threads(settings.threads)
         self.settings = settings
         registry = Registry(model_folders=tuple(Path(f) for f in folders)) if folders else None
-        self.engine = SeparationEngine(settings.model, settings.device, registry)
+        self.engine = SeparationEngine(settings.model, settings.device, registry, settings.precision)
         self.options = settings.options()
 
     def run(self, song: CatalogSong, outdir: str, attempt: int) -> dict:

@@ -24,6 +24,7 @@ from ..core.ensemble import Ensemble, Member
 from ..core.errors import AudioError, DeviceUnavailable, ModelError, StemDeskError
 from ..core.estimators import AnyEstimator
 from ..core.postprocess import PostProcessing
+from ..core.precision import PRECISIONS, apply_precision, choose_precision
 from ..core.separator import Separator
 from ..export import certificate
 from ..export.nullcheck import NullResult, null_residual
@@ -33,7 +34,7 @@ from ..io.decode import holding
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.formats import DEFAULT_FORMAT, OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
-from ..io.process import limit_threads
+from ..io.process import cpu_bf16_flags, limit_threads
 from ..io.registry import Registry
 
 Progress = Callable[[dict], None]
@@ -46,6 +47,7 @@ class SeparateOptions:
     model: str = DEFAULT_MODEL
     format: OutputFormat = field(default_factory=OutputFormat)
     device: str = "auto"
+    precision: str = "auto"  # "auto", "fp32" or "bf16": see stemdesk.core.precision
     start: float = 0.0
     duration: float | None = None
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
@@ -96,6 +98,7 @@ def separate_options(
     format: str = DEFAULT_FORMAT,
     bit_depth: str | int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     start: float = 0.0,
     duration: float | None = None,
     segment: float | None = None,
@@ -118,10 +121,15 @@ def separate_options(
         raise StemDeskError("The Wiener iterations must be 0 or more.", setting="wiener")
     if shifts < 0:
         raise StemDeskError("The shifts must be 0 or more.", setting="shifts")
+    if precision not in PRECISIONS:
+        raise StemDeskError(
+            f"The precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.", setting="precision"
+        )
     return SeparateOptions(
         model=model or DEFAULT_MODEL,
         format=fmt,
         device=device,
+        precision=precision,
         start=float(start),
         duration=None if duration is None else float(duration),
         segment_seconds=DEFAULT_SEGMENT_SECONDS if segment is None else float(segment),
@@ -146,6 +154,7 @@ class SeparateResult:
     certificate: Path | None = None
     null: NullResult | None = None  # what the null check on the written files found (None: not certified)
     description: str = ""  # the model for people: its id, or "ensemble of A (weight 2) and B"
+    precision: str = "fp32"  # what the model ran at ("bf16": its reduced-precision parts, see core.precision)
 
 
 def set_threads(threads: int | None) -> None:
@@ -160,9 +169,16 @@ def set_threads(threads: int | None) -> None:
 class SeparationEngine:
     """A loaded model on a device, reusable across files (the CLI, the batch workers and the app share it).
     ``model`` is a model id, a card, or an ensemble's model string (``A+B``, ``A*2+B``: see `stemdesk.io.ensemble`),
-    whose members are all loaded."""
+    whose members are all loaded. ``precision`` ("auto", "fp32", "bf16") is what the models run at
+    (`stemdesk.core.precision`); `precision` and `precision_reason` say what was chosen and why."""
 
-    def __init__(self, model: str | ModelCard = DEFAULT_MODEL, device: str = "auto", registry: Registry | None = None):
+    def __init__(
+        self,
+        model: str | ModelCard = DEFAULT_MODEL,
+        device: str = "auto",
+        registry: Registry | None = None,
+        precision: str = "auto",
+    ):
         try:
             self.device = resolve_device(device)
         except DeviceUnavailable:
@@ -173,9 +189,16 @@ class SeparationEngine:
         self.card: ModelCard | EnsembleCard = find_card(model, registry) if isinstance(model, str) else model
         cards = self.card.members if isinstance(self.card, EnsembleCard) else [self.card]
         self.members: list[tuple[AnyEstimator, ModelCard]] = []
+        chosen: list[tuple[str, str]] = []
         for card in cards:
             estimator, card = load_estimator(card, registry=registry)
-            self.members.append((estimator.to(self.device), card))
+            try:
+                chosen.append(choose_precision(precision, self.device, estimator, cpu_bf16_flags()))
+            except ValueError as error:
+                raise StemDeskError(f"{error}.", setting="precision", value="auto") from None
+            self.members.append((apply_precision(estimator.to(self.device), chosen[-1][0]), card))
+        # An ensemble runs at bf16 when any member does; the reason is the first such member's.
+        self.precision, self.precision_reason = next((c for c in chosen if c[0] == "bf16"), chosen[0])
 
     @property
     def estimator(self) -> AnyEstimator:
@@ -228,7 +251,18 @@ class SeparationEngine:
         return Chunker(
             lambda x: separator(x, rate).stems,
             **separator.chunking(rate, options.segment_seconds, options.overlap_seconds),
+            parallel=self.side_by_side(),
         )
+
+    def side_by_side(self) -> int:
+        """How many segments run at once: on the CPU, a waveform network (HTDemucs, a RoFormer: seconds of work per
+        segment) runs one segment per torch thread, which scales better than threads inside each operation; a
+        mask network (milliseconds per segment, fast already) keeps one segment with all the threads."""
+        from ..core.estimators import WaveformEstimator
+
+        if self.device.type != "cpu" or not all(isinstance(e, WaveformEstimator) for e, _ in self.members):
+            return 1
+        return max(1, torch.get_num_threads())
 
     def separate_array(
         self,
@@ -351,7 +385,12 @@ class SeparationEngine:
             # against the samples the stems were made from (a decoded song's temporary WAV, not a new decoding)
             null = null_residual(info, temps, start, total, names=self.sources)
             found.append(null)
-            settings = {**options.settings(post), "device": str(self.device)}
+            settings = {
+                **options.settings(post),
+                "device": str(self.device),
+                "precision": self.precision,
+                "precision_reason": self.precision_reason,
+            }
             return certificate.build("stems", info.path, settings, self.card, null.as_dict(), decoded_by=info.decoder)
 
         folder = Path(outdir)
@@ -391,4 +430,5 @@ class SeparationEngine:
             writer.certificate,
             found[0] if found else None,
             self.description,
+            self.precision,
         )

@@ -62,15 +62,15 @@ class Engines:
     Model ids are looked up with ``registry``'s folders too (default: the built-in search path)."""
 
     def __init__(self, registry: Registry | None = None):
-        self._engines: dict[tuple[str, str], SeparationEngine] = {}
+        self._engines: dict[tuple[str, str, str], SeparationEngine] = {}
         self._lock = threading.Lock()
         self.registry = registry
 
-    def get(self, model: str, device: str) -> SeparationEngine:
+    def get(self, model: str, device: str, precision: str = "auto") -> SeparationEngine:
         with self._lock:
-            key = (model, device)
+            key = (model, device, precision)
             if key not in self._engines:
-                self._engines[key] = SeparationEngine(model, device, self.registry)
+                self._engines[key] = SeparationEngine(model, device, self.registry, precision)
             return self._engines[key]
 
 
@@ -201,7 +201,7 @@ def separate(
             set_threads(threads)
         progress({"message": "loading model"})
         loading = time.monotonic()
-        engine = engines.get(options.model, device)
+        engine = engines.get(options.model, device, options.precision)
         loaded = time.monotonic() - loading
         if on_start is not None:
             on_start(engine.sources)
@@ -244,7 +244,7 @@ def separate_array(
         if threads is not None and device == "cpu":
             set_threads(threads)
         progress({"message": "loading model"})
-        engine = engines.get(options.model, device)
+        engine = engines.get(options.model, device, options.precision)
         stems = engine.separate_array(audio, rate, options, progress=progress, cancel=cancel)
         return dict(zip(engine.sources, stems))
 

@@ -333,6 +333,28 @@ class HTDemucs(WaveformEstimator):
     def config(self) -> dict[str, Any]:
         return {**super().config(), **self.config_extra}
 
+    def reduced_precision_modules(self) -> list[nn.Module]:
+        """What may compute in bfloat16 (`stemdesk.core.precision`): the transformer's attention and feed-forward
+        layers, the 1×1 convolutions into and out of it, and the convolutions of the two innermost encoder and
+        decoder layers of each branch, most of the arithmetic. Their sums, norms and activations stay float32, and
+        so do the outer layers, nearest the audio. Measured on the validation songs: docs/htdemucs.md."""
+        parts: list[nn.Module] = [
+            self.channel_upsampler,
+            self.channel_downsampler,
+            self.channel_upsampler_t,
+            self.channel_downsampler_t,
+        ]
+        for layer in [*self.crosstransformer.layers, *self.crosstransformer.layers_t]:
+            parts += [layer.cross_attn if layer.cross else layer.self_attn, layer.linear1, layer.linear2]
+        inner = self.depth // 2  # the layers nearest the bottleneck
+        for coder in (*self.encoder[-inner:], *self.tencoder[-inner:], *self.decoder[:inner], *self.tdecoder[:inner]):
+            parts += [
+                m
+                for m in coder.modules()
+                if isinstance(m, nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d | nn.ConvTranspose2d)
+            ]
+        return parts
+
     # The STFT pair, framed so that frames = ceil(length / hop) exactly (HTDemucs's _spec/_ispec).
     def spec(self, x: Tensor) -> Tensor:
         """(batch, channels, length) → complex (batch, channels, nfft/2, ceil(length/hop))."""

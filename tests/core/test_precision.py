@@ -1,0 +1,177 @@
+"""The fast path: reduced precision where a network names harmless parts, and segments side by side on the CPU.
+
+Reduced precision is its own, measured mode; the float32 port keeps its agreement with onnxruntime
+(tests/io/test_htdemucs.py). Here: what "auto" chooses and why, that bfloat16 touches only the named parts and
+keeps the stems close, that the choice reaches the certificate and the summary, and that side-by-side segments
+give the stems of one-at-a-time bit for bit while really running at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers import run, small_estimator
+
+from stemdesk.core.cancel import CancelToken
+from stemdesk.core.chunker import Chunker
+from stemdesk.core.errors import Cancelled
+from stemdesk.core.estimators.htdemucs import HTDemucs
+from stemdesk.core.precision import apply_precision, choose_precision, reduced_precision_modules
+from stemdesk.io.model_store import save_model
+from stemdesk.jobs.batch import BatchSettings
+
+CPU = torch.device("cpu")
+
+
+def small_htdemucs() -> HTDemucs:
+    torch.manual_seed(0)
+    model = HTDemucs(
+        sample_rate=22050, width=8, bottom_channels=16, transformer_layers=2, heads=2, nfft=512, segment=8192
+    )
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".scale"):
+                parameter.fill_(0.5)  # random weights with the residual branches switched on
+    return model.eval()
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch) -> str:
+    save_model(tmp_path / "models" / "small-htdemucs", "small-htdemucs", small_htdemucs(), {"description": "random"})
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
+    return "small-htdemucs"
+
+
+def sdr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    return float(10 * torch.log10(reference.pow(2).sum() / (reference - estimate).pow(2).sum()))
+
+
+def test_auto_chooses_bf16_only_on_hardware_that_computes_it_and_for_a_network_that_names_parts():
+    network, masks = small_htdemucs(), small_estimator("unet")
+    bf16 = ("avx512_bf16",)
+    assert choose_precision("auto", CPU, network, bf16) == (
+        "bf16",
+        "auto: this CPU computes bfloat16 in hardware (avx512_bf16)",
+    )
+    assert choose_precision("fp32", CPU, network, bf16) == ("fp32", "asked for")
+    assert choose_precision("auto", CPU, masks, bf16)[0] == "fp32"  # a mask network names no parts: nothing to reduce
+    assert choose_precision("bf16", CPU, masks, bf16)[0] == "fp32"
+    chosen, reason = choose_precision("auto", CPU, network, ())
+    assert chosen == "fp32" and "no bfloat16 instructions" in reason
+    assert choose_precision("bf16", CPU, network) == ("bf16", "asked for")  # forced, even where it is slow
+    assert choose_precision("auto", CPU, network, ()) == choose_precision("auto", CPU, network)
+    with pytest.raises(ValueError, match="fp16"):
+        choose_precision("fp16", CPU, network)
+
+
+def test_bf16_reduces_only_the_named_parts_keeps_names_and_float32_edges_and_the_stems_close():
+    reference = small_htdemucs()
+    reduced = apply_precision(small_htdemucs(), "bf16")
+    assert list(reduced.state_dict()) == list(reference.state_dict())  # a fine-tune's names still fit
+    named = {id(p) for m in reduced_precision_modules(reduced) for p in m.parameters()}
+    assert named, "HTDemucs names its transformer and the convolutions around it"
+    for parameter in reduced.parameters():
+        assert parameter.dtype == (torch.bfloat16 if id(parameter) in named else torch.float32)
+    assert reduced.crosstransformer.layers[0].linear1.weight.dtype == torch.bfloat16
+    assert reduced.encoder[0].conv.weight.dtype == torch.float32  # the encoders, decoders and norms stay float32
+    audio = torch.randn(1, 2, 8192) * 0.1
+    with torch.inference_mode():
+        exact, fast = reference(audio), reduced(audio)
+    assert fast.dtype == torch.float32
+    assert not torch.equal(exact, fast)  # it really ran in bfloat16
+    assert sdr(exact, fast) > 30
+
+
+def test_the_chosen_precision_reaches_the_certificate_and_the_summary_and_the_stems_null(installed, tmp_path):
+    rng = np.random.default_rng(3)
+    song = tmp_path / "song.wav"
+    sf.write(song, (rng.standard_normal((3 * 22050, 2)) * 0.1).astype(np.float32), 22050, subtype="PCM_24")
+    made = {}
+    for asked in ("bf16", "fp32"):
+        code, out, err = run("separate", song, "--model", installed, "--precision", asked, "-o", tmp_path / asked)
+        assert code == 0, err
+        assert f"on cpu, {asked})" in out
+        cert = json.loads((tmp_path / asked / "song" / "stemdesk-certificate.json").read_text())
+        assert cert["settings"]["precision"] == asked and cert["settings"]["precision_reason"] == "asked for"
+        assert cert["null"]["bit_exact"]
+        made[asked] = sf.read(tmp_path / asked / "song" / "vocals.wav")[0]
+    assert not np.array_equal(made["bf16"], made["fp32"])
+    assert sdr(torch.from_numpy(made["fp32"]), torch.from_numpy(made["bf16"])) > 30
+
+
+def test_a_mask_model_runs_in_float32_whatever_is_asked(tmp_path):
+    rng = np.random.default_rng(4)
+    song = tmp_path / "song.wav"
+    sf.write(song, (rng.standard_normal((44100, 2)) * 0.1).astype(np.float32), 44100, subtype="PCM_16")
+    code, out, err = run("separate", song, "--model", "tiny-4stem", "--precision", "bf16", "-o", tmp_path / "out")
+    assert code == 0, err
+    cert = json.loads((tmp_path / "out" / "song" / "stemdesk-certificate.json").read_text())
+    assert cert["settings"]["precision"] == "fp32"
+    assert "no part" in cert["settings"]["precision_reason"]
+
+
+def test_an_unknown_precision_is_refused_by_the_command_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        run("separate", "song.wav", "--precision", "fp8")
+    assert exited.value.code != 0 and "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+def test_a_batch_redoes_songs_only_for_a_precision_asked_for():
+    auto = BatchSettings(model="tiny-4stem")
+    assert "precision" not in auto.key()  # "auto" differs by machine as the device does: earlier results count
+    assert BatchSettings(model="tiny-4stem", precision="fp32").key()["precision"] == "fp32"
+
+
+class Concurrency:
+    """A segment function that records how many calls run at once and the torch threads each call sees."""
+
+    def __init__(self, seconds: float = 0.02):
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.active = self.most = 0
+        self.threads: set[int] = set()
+
+    def __call__(self, segment: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            self.threads.add(torch.get_num_threads())
+        time.sleep(self.seconds)
+        with self.lock:
+            self.active -= 1
+        return torch.stack([segment * 0.25, torch.tanh(segment), segment.pow(2)])
+
+
+@pytest.mark.parametrize("parallel", [2, 3])
+def test_side_by_side_segments_run_at_once_and_give_the_stems_of_one_at_a_time_bit_for_bit(parallel):
+    torch.manual_seed(1)
+    audio = torch.randn(2, 70001)
+    sizes = [5000, 12345, 1, 30000, 22655]  # blocks as a decoder hands them over
+    blocks = list(torch.split(audio, sizes, dim=-1))
+    one = torch.cat(list(Chunker(Concurrency(0), 8192, 2048).stream(blocks, total=audio.shape[-1])), dim=-1)
+    calls = Concurrency()
+    before = torch.get_num_threads()
+    side = torch.cat(list(Chunker(calls, 8192, 2048, parallel=parallel).stream(blocks, total=70001)), dim=-1)
+    assert torch.equal(side, one)
+    assert calls.most == parallel  # really at once
+    assert calls.threads == {1}  # each segment on one torch thread
+    assert torch.get_num_threads() == before  # and the caller's thread count back afterwards
+
+
+def test_a_cancel_stops_side_by_side_segments_and_restores_the_threads():
+    cancel = CancelToken()
+    before = torch.get_num_threads()
+    chunker = Chunker(Concurrency(0.01), 4096, 1024, parallel=2)
+    seen = 0
+    with pytest.raises(Cancelled):
+        for _ in chunker.stream([torch.randn(2, 100_000)], cancel=cancel):
+            seen += 1
+            cancel.cancel()
+    assert seen == 1
+    assert torch.get_num_threads() == before
