@@ -10,6 +10,10 @@ mixer's meters.
 Two clocks: the song's (`position`, seeks, the loop, all in song frames) and the device's (`played`, frames handed to
 the sink). At another tempo they run at different rates; `song_frame_at` maps a played frame back to the song, which
 is what the playhead shows.
+
+While a separation of the open song runs, `LiveStems` holds the stems it has made so far, in memory: a `MixSource` on
+them plays up to where the separation has got and waits there (silence, the playhead held) until more arrives, then
+takes the written files in place of the buffer when the job is done, without stopping.
 """
 
 from __future__ import annotations
@@ -90,15 +94,54 @@ def _last_at(anchors: deque, at: float, default: tuple) -> tuple:
     return default
 
 
+class LiveStems:
+    """The stems of a separation still running, in memory as its blocks arrive, for the player to play while the
+    rest is separated. One writer (the separation's worker thread, `write`) and one reader (the audio thread, `read`)
+    need no lock: a block is copied in before `filled` moves past it, and nothing at or after `filled` is read.
+
+    The buffer is allocated whole, zeroed (the pages are only taken as the blocks fill them), at float32: the four
+    stereo stems of a 4-minute song are about 340 MB. `release` frees it when the job ends."""
+
+    def __init__(self, names: list[str], channels: int, frames: int):
+        self.names, self.channels, self.frames = list(names), channels, frames
+        self._audio: np.ndarray | None = np.zeros((len(self.names), channels, frames), np.float32)
+        self.filled = 0  # frames separated so far, from the stems' start
+
+    def write(self, at: int, block: np.ndarray) -> None:
+        """On the worker thread: the block of stems (sources, channels, n) starting at frame ``at``."""
+        audio = self._audio
+        if audio is None:
+            return
+        n = max(0, min(block.shape[-1], self.frames - at))
+        audio[:, :, at : at + n] = block[..., :n]
+        self.filled = max(self.filled, at + n)  # after the data: the reader never sees a block half copied
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        """(sources, channels, n) float64 from ``start``: at most ``frames``, never past `filled`."""
+        audio, end = self._audio, min(start + frames, self.filled)
+        if audio is None or end <= start:
+            return np.zeros((len(self.names), self.channels, 0))
+        return audio[:, :, start:end].astype(np.float64)
+
+    def release(self) -> None:
+        """Free the buffer (the job ended); reads after this return nothing."""
+        self._audio = None
+
+
 class MixSource:
     """Thread-safe source of mixed audio at a position, with loop support. No Qt: tested on its own."""
 
-    def __init__(self, original: Path, stems: dict[str, Path] | None, mix: Mix, offset: int = 0):
-        """stems cover the original from sample ``offset`` (an excerpt); outside them the original plays."""
+    def __init__(
+        self, original: Path, stems: dict[str, Path] | None, mix: Mix, offset: int = 0, live: LiveStems | None = None
+    ):
+        """stems cover the original from sample ``offset`` (an excerpt); outside them the original plays. With
+        ``live`` (and no ``stems``) they are those of a separation still running: what is not separated yet is
+        waited for (`waiting`), silent, the playhead held."""
         self._lock = threading.Lock()
         self.original = AudioReader(original)
         self.rate, self.channels, self.frames = self.original.sample_rate, self.original.channels, self.original.frames
-        self.names = list(stems or {})
+        self.live = None if stems else live
+        self.names = list(stems or {}) or (list(self.live.names) if self.live is not None else [])
         self.stems: list[AudioReader] = []
         try:
             for path in (stems or {}).values():
@@ -107,13 +150,14 @@ class MixSource:
             for reader in [self.original, *self.stems]:
                 reader.close()
             raise
-        self.renderer = Renderer(mix, self.names, self.rate, self.channels) if self.stems else None
+        self.renderer = Renderer(mix, self.names, self.rate, self.channels) if self.names else None
         # the mix as handed (in the app, the workspace's own, which is never changed in place: an edit hands a new
         # one to `set_mix`), with its automation, applied block by block at the song time being rendered
         self.mix = mix
         self.offset = offset
-        self.stem_frames = self.stems[0].frames if self.stems else 0
+        self.stem_frames = self.stems[0].frames if self.stems else (self.live.frames if self.live is not None else 0)
         self.position = 0  # the next song frame to render
+        self.waiting = False  # the last block rendered reached what is separated so far: silence, the playhead held
         self.loop: tuple[int, int] | None = None
         self._meter_lock = threading.Lock()  # not the render's: the UI never waits for a block to render
         self._null = LiveNull()  # since the UI last took it (under the meter lock)
@@ -169,16 +213,22 @@ class MixSource:
                 parts, need = [], frames
                 while need > 0 and (part := self._next(need)) is not None:
                     with self._map_lock:
-                        self._song_map.append((self.played + frames - need, float(part[0]), 1.0))
+                        self._song_map.append(
+                            (self.played + frames - need, float(part[0]), 1.0 if part[1] is not None else 0.0)
+                        )
+                    if part[1] is None:  # waiting for the separation: silence, the song frame held
+                        parts.append(np.zeros((self.channels, need), np.float32))
+                        break
                     parts.append(part[1])
                     need -= part[1].shape[-1]
                 audio = np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
             self.played += audio.shape[-1]
         return audio
 
-    def _next(self, frames: int) -> tuple[int, np.ndarray] | None:
+    def _next(self, frames: int) -> tuple[int, np.ndarray | None] | None:
         """(where it starts, the next at most ``frames`` of the song's render), wrapping at the loop's end and never
-        crossing the edge of an excerpt's stems; None at the song's end."""
+        crossing the edge of an excerpt's stems nor what a running separation has made so far; None at the song's
+        end, (where it waits, None) where the separation has not got to yet."""
         if self.loop and self.position >= self.loop[1]:
             self.position = self.loop[0]
         end = self.loop[1] if self.loop and self.position < self.loop[1] else self.frames
@@ -186,6 +236,14 @@ class MixSource:
             edge = self.offset if self.position < self.offset else self.offset + self.stem_frames
             if edge > self.position:
                 end = min(end, edge)
+            live = self.live
+            if live is not None and self.offset <= self.position < self.offset + self.stem_frames:
+                frontier = self.offset + live.filled
+                if frontier <= self.position:
+                    self.waiting = True
+                    return self.position, None
+                end = min(end, frontier)
+        self.waiting = False
         n = min(frames, end - self.position)
         if n <= 0:
             return None
@@ -210,6 +268,8 @@ class MixSource:
                 stretch.end()
                 break
             start, audio = part
+            if audio is None:  # waiting for the separation: what the stretch has, then silence
+                break
             last = self._runs[-1] if self._runs else None
             if last is None or last[1] + stretch.pushed - last[0] != start:  # not where the last run went on to
                 self._runs.append((stretch.pushed, start))
@@ -226,6 +286,10 @@ class MixSource:
             out = out.copy()
             out[:, :n] = self._fade[:, :n] * (1 - ramp) + out[:, :n] * ramp
             self._fade = None
+        if self.waiting and out.shape[-1] < frames:
+            with self._map_lock:
+                self._song_map.append((self.played + out.shape[-1], float(self.position), 0.0))
+            out = np.concatenate([out, np.zeros((self.channels, frames - out.shape[-1]), np.float32)], axis=-1)
         return out
 
     def _song_frame(self, pushed: float) -> float:
@@ -240,12 +304,19 @@ class MixSource:
         inside = self.renderer is not None and self.offset <= self.position < self.offset + self.stem_frames
         if not inside:
             return original.astype(np.float32), {}
-        blocks = []
-        for handle in self.stems:
-            handle.seek(self.position - self.offset)
-            blocks.append(handle.read(n, "float64"))
-        stems = np.stack(blocks)
-        if stems.shape[-1] == n and original.shape[-1] == n:
+        if self.live is not None:
+            stems = self.live.read(self.position - self.offset, n)
+            if stems.shape[-1] < n:  # released under it: the job ended (never while the player is on it)
+                stems = np.concatenate([stems, np.zeros((*stems.shape[:2], n - stems.shape[-1]))], axis=-1)
+        else:
+            blocks = []
+            for handle in self.stems:
+                handle.seek(self.position - self.offset)
+                blocks.append(handle.read(n, "float64"))
+            stems = np.stack(blocks)
+        # the null is the files': a running separation's blocks are not the stems it writes (their residual is not
+        # exact yet), so they are not measured
+        if self.live is None and stems.shape[-1] == n and original.shape[-1] == n:
             residual = (stems.sum(0) - original).ravel()
             flat = stems.reshape(len(self.names), -1)
             block = LiveNull(
@@ -273,10 +344,32 @@ class MixSource:
             taken, self._null = self._null, LiveNull()
         return taken
 
+    def take_files(self, stems: dict[str, Path], offset: int) -> bool:
+        """Play the files a running separation wrote in place of its buffer, from the next block on, at the same
+        position: playback goes on without a gap. False (nothing changed) when they are not the buffer's stems."""
+        if self.live is None or set(stems) != set(self.names) or offset != self.offset:
+            return False
+        readers: list[AudioReader] = []
+        try:
+            for name in self.names:
+                readers.append(AudioReader(stems[name]))
+        except (AudioError, OSError):
+            for reader in readers:
+                reader.close()
+            return False
+        if any(reader.frames != self.stem_frames for reader in readers):
+            for reader in readers:
+                reader.close()
+            return False
+        with self._lock:
+            self.stems, self.live, self.waiting = readers, None, False
+        return True
+
     def close(self) -> None:
         with self._lock:
             for handle in [self.original, *self.stems]:
                 handle.close()
+            self.live = None
 
 
 class _Output(QObject):

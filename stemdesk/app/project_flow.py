@@ -84,7 +84,7 @@ class ProjectFlow:
         w._show_stems_mix(list(w.stems))
         w._show_stems_folder()
         w.separation.restore_stem_lanes()
-        w._reload_player()
+        w.playing.reload()
         if w.stems:
             w.null_view.show()
             w.check_stems()

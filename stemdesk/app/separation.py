@@ -1,9 +1,11 @@
 """The separation flow of the window: separate the open song (whole, its first seconds as an audition, or the
-selection) with the toolbar's model while its lanes fill, a batch's other songs into the output folder, and the
-lanes of the stems there are (their waveforms computed on the display queue).
+selection) with the toolbar's model while its lanes fill and the player can play what is separated so far, a
+batch's other songs into the output folder, and the lanes of the stems there are (their waveforms computed on the
+display queue).
 
-The separation's callbacks run on its worker thread: they only post to the UI thread through the bridge, where the
-lanes are made and filled and the workspace takes the stems on."""
+The separation's callbacks run on its worker thread: they copy each block into the player's buffer (`LiveStems`)
+and otherwise only post to the UI thread through the bridge, where the lanes are made and filled, the player takes
+the buffer on, and the workspace takes the stems on."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..io.stems import earlier_stems
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job
 from ..session import tasks
+from .playback import LiveStems
 from .timeline import Lane, spectrogram_image, to_qimage
 
 if TYPE_CHECKING:
@@ -37,8 +40,8 @@ class SeparationFlow:
 
     def separate(self, audition: bool = False, selection: bool = False) -> Job | None:
         """Separate the open song (or its first seconds, or the selection) with the toolbar's model. The lanes
-        fill while it runs. An audition never replaces full-song stems: it is written beside them, to listen to
-        in its own folder."""
+        fill while it runs, and from its first block on the player plays the stems separated so far (`PlayerFlow.play_live`).
+        An audition never replaces full-song stems: it is written beside them, to listen to in its own folder."""
         w = self.w
         if w.info is None:
             w.show_error("Nothing to separate", "Open a song first (File → Open song, or drop a file here).")
@@ -58,7 +61,12 @@ class SeparationFlow:
         keep = audition and w.workspace.has_whole_song_stems  # full-song stems stay the project's
         source, info = w.workspace.song, w.info
         offset = int(round(start * info.sample_rate))
+        total = info.frames - offset  # the frames the engine separates
+        if options.duration is not None:
+            total = min(int(round(options.duration * info.sample_rate)), total)
         lanes: dict[str, Lane] = {}
+        live: LiveStems | None = None  # what is separated so far, for the player (made once the model is loaded)
+        playing_live = False  # the player was handed it
 
         def started(names: list[str]) -> None:  # on the UI thread
             for name in names:
@@ -69,16 +77,24 @@ class SeparationFlow:
             self.show_stem_lanes(dict(lanes))
 
         def filled(block) -> None:  # on the UI thread
+            nonlocal playing_live
             for lane, stem in zip(lanes.values(), block):
                 lane.peaks.append(stem)
             w.timeline.canvas.update()
+            if live is not None and not playing_live and w.info is info:  # the first block: the player can play it
+                playing_live = True
+                w.playing.play_live(live, offset)
 
         def on_start(names) -> None:  # on the worker's thread
+            nonlocal live
             if not keep:
+                live = LiveStems(list(names), info.channels, total)
                 w.bridge.post(started, list(names))
 
         def on_block(at: int, block) -> None:  # on the worker's thread: a copy, the worker goes on with its buffers
             if not keep:
+                if live is not None:
+                    live.write(at, block)
                 w.bridge.post(filled, np.array(block, copy=True))
 
         def done(made: tasks.Separation) -> None:
@@ -92,12 +108,14 @@ class SeparationFlow:
                     15000,
                 )
             else:
-                self.separation_done(made, start)
+                self.separation_done(made, start, live)
             w.model_flow.offer_better_model(options.model)
 
         def ended(job: Job) -> None:
             if job.status != "done" and not keep:
                 self.restore_stem_lanes()
+            if live is not None:  # the player goes back to what there was (unless done), and the buffer is freed
+                w.playing.end_live(live, job.status == "done")
 
         task = tasks.separate(
             w.engines,
@@ -164,13 +182,16 @@ class SeparationFlow:
         mix_lane = self.w.timeline.lane("mix")
         self.w.timeline.set_lanes([mix_lane, *lanes.values()] if mix_lane else list(lanes.values()))
 
-    def separation_done(self, made: tasks.Separation, start: float) -> None:
+    def separation_done(self, made: tasks.Separation, start: float, live: LiveStems | None = None) -> None:
         w = self.w
         result = made.result
         w.workspace.adopt(result, start)
         w._show_stems_folder()
         w._show_stems_mix(list(w.stems))
-        w._reload_player()
+        if live is not None and w.playing.live is live:
+            w.playing.end_live(live, done=True)  # the player goes on with the files, without stopping
+        else:
+            w.playing.reload()
         w.watch.new_stems(seen=True)  # the files just written
         w.null_view.show()
         w._set_dirty(True)

@@ -51,7 +51,8 @@ from .midi_view import MidiView
 from .models_flow import ModelsFlow
 from .null_view import NullView
 from .panels import open_files_dialog
-from .playback import LiveNull, MixSource, Player
+from .playback import LiveNull, LiveStems, MixSource, Player
+from .player_flow import PlayerFlow
 from .preferences import Preferences
 from .project_flow import ProjectFlow
 from .separation import SeparationFlow
@@ -111,7 +112,7 @@ class MainWindow(QMainWindow):
         self.player.dropped_out.connect(lambda seconds: self.preferences.audio_dropped_out(seconds))
         self.player.state_changed.connect(self._player_state)
         self.closed = False
-        self.separation, self.null_view = SeparationFlow(self), NullView(self)
+        self.separation, self.null_view, self.playing = SeparationFlow(self), NullView(self), PlayerFlow(self)
         self.model_flow, self.export_flow, self.project_flow = ModelsFlow(self), ExportFlow(self), ProjectFlow(self)
         self.preferences = Preferences(self)
 
@@ -271,6 +272,7 @@ class MainWindow(QMainWindow):
         """The open song in the timeline and the player (its stems come after, if any)."""
         path, info = self.workspace.song, self.info
         self.player.close()
+        self.playing.live = None
         self.timeline.set_song(info.sample_rate, info.frames)
         mix_lane = Lane("mix", Peaks(info.sample_rate, info.frames), busy=True)
         self.timeline.set_lanes([mix_lane])
@@ -304,13 +306,6 @@ class MainWindow(QMainWindow):
             self.show_error(job.title, job.error or "failed", job.unexpected)
         self.timeline.canvas.update()
 
-    def _reload_player(self) -> None:
-        position = self.player.position_seconds()
-        source = MixSource(Path(self.project.source), self.stems or None, self.workspace.mix, self.stems_offset)
-        self.player.load(source)
-        self.player.seek(position)
-        self.player.set_loop(self._active_loop())
-
     def _show_stems_folder(self) -> None:
         folder = Path(self.project.stems_dir) if self.project.stems_dir and self.stems else None
         self.folder_button.setEnabled(folder is not None)
@@ -337,11 +332,8 @@ class MainWindow(QMainWindow):
 
     def _stems_reloaded(self, check: tasks.Recheck) -> None:
         """The files are not the ones playing and drawn: take them again."""
-        playing = self.player.state == "playing"
-        self._reload_player()
+        self.playing.reload(resume=True)
         self.separation.restore_stem_lanes()
-        if playing:
-            self.player.play()
 
     def _stems_departed(self, names: list[str]) -> None:
         self.docks["Null"].raise_()
@@ -398,7 +390,7 @@ class MainWindow(QMainWindow):
     def _mix_changed(self, mix: Mix) -> None:
         """The workspace's new mix reaches every view as it is: the strips, the lane headers and the player keep
         this one (the workspace never changes it; the next edit replaces it), so none can drift from it."""
-        self._show_stems_mix(list(self.stems))
+        self._show_stems_mix(self.playing.live.names if self.playing.live is not None else list(self.stems))
         self.null_view.show_views(self.null_view.live_null())  # the dock says what the mix does to each stem
         if self.player.source is not None:
             self.player.source.set_mix(mix)
@@ -450,9 +442,15 @@ class MainWindow(QMainWindow):
         seconds = self.player.position_seconds()
         if self.player.state == "playing":
             self.timeline.canvas.move_playhead(seconds)
-            if self.stems:
+            if self.stems and self.playing.live is None:  # a running separation's stems are not measured
                 self.show_live_null(self.player.source.take_null())
         self.position_label.setText(clock(seconds))
+        self.playing.say_waiting(self.player.state == "playing" and self.player.source.waiting)
+
+    @property
+    def live(self) -> LiveStems | None:
+        """The running separation's stems the player is on (`PlayerFlow.live`)."""
+        return self.playing.live
 
     # --- unsaved work, settings, closing -------------------------------------------------------------------------
     def _clean_changed(self, clean: bool) -> None:

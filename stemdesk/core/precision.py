@@ -6,9 +6,11 @@ edges: its inputs are rounded to bfloat16 as it starts, its output is float32 ag
 normalisations, the spectral path and every accumulation outside those parts stay float32. Casting a whole network
 instead (autocast) rounds the residual streams too and ruins the stems (docs/htdemucs.md has the measurements).
 
-"auto" chooses bfloat16 only where it pays and a network names parts for it: on a CPU with bfloat16 dot products
-(AVX-512 BF16 or AMX) and on a CUDA GPU that supports bfloat16. Everywhere else, and for every network that names
-no parts, float32: bfloat16 emulated in software runs slower than float32.
+"auto" chooses bfloat16 only where it pays and where its effect on the stems was measured: on a CPU with bfloat16
+dot products (AVX-512 BF16 or AMX) or a CUDA GPU that supports bfloat16, for a network whose class says its
+reduced-precision stems were measured against float32 on real songs (``reduced_precision_measured``). Everywhere
+else float32: bfloat16 emulated in software runs slower than float32, and an unmeasured network (a RoFormer, whose
+real weights users import and StemDesk has never seen) runs in bfloat16 only when asked.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def choose_precision(asked: str, device: torch.device, estimator: Any, cpu_bf16:
         return "fp32", "this model has no part that runs in reduced precision"
     if asked == "bf16":
         return "bf16", "asked for"
+    if not getattr(estimator, "reduced_precision_measured", False):
+        return "fp32", "auto: this model's stems in reduced precision are not measured (--precision bf16 forces it)"
     if device.type == "cpu":
         if cpu_bf16:
             return "bf16", f"auto: this CPU computes bfloat16 in hardware ({', '.join(cpu_bf16)})"

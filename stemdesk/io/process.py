@@ -28,8 +28,12 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
+M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 SETTINGS = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 512 << 20, M_TOP_PAD: 256 << 20}
+# With parts of a network in bfloat16, blocks come in many more sizes, and a heap that serves every block fragments
+# and grows with the song's length; blocks of 16 MB and more are mapped afresh again (docs/architecture.md).
+REDUCED_PRECISION_SETTINGS = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 16 << 20}
 PR_SET_PDEATHSIG = 1
 
 
@@ -42,9 +46,9 @@ def limit_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
-def tune_allocator() -> bool:
-    """Apply SETTINGS with mallopt; returns False where that does not apply (macOS, Windows, musl) or is not
-    wanted."""
+def tune_allocator(settings: dict[int, int] | None = None) -> bool:
+    """Apply SETTINGS (or ``settings``) with mallopt; returns False where that does not apply (macOS, Windows,
+    musl) or is not wanted."""
     if not sys.platform.startswith("linux") or os.environ.get("STEMDESK_ALLOCATOR") == "system":
         return False
     name = ctypes.util.find_library("c")
@@ -54,7 +58,12 @@ def tune_allocator() -> bool:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):
         return False
-    return all([bool(mallopt(option, value)) for option, value in SETTINGS.items()])
+    return all([bool(mallopt(option, value)) for option, value in (settings or SETTINGS).items()])
+
+
+def tune_allocator_for_reduced_precision() -> bool:
+    """Called when a model runs partly in bfloat16 on the CPU: REDUCED_PRECISION_SETTINGS over SETTINGS."""
+    return tune_allocator(REDUCED_PRECISION_SETTINGS)
 
 
 def usable_cpus() -> int:

@@ -34,7 +34,7 @@ from ..io.decode import holding
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.formats import DEFAULT_FORMAT, OutputFormat
 from ..io.model_store import DEFAULT_MODEL, ModelCard, load_estimator
-from ..io.process import cpu_bf16_flags, limit_threads
+from ..io.process import cpu_bf16_flags, limit_threads, tune_allocator_for_reduced_precision
 from ..io.registry import Registry
 
 Progress = Callable[[dict], None]
@@ -199,6 +199,8 @@ class SeparationEngine:
             self.members.append((apply_precision(estimator.to(self.device), chosen[-1][0]), card))
         # An ensemble runs at bf16 when any member does; the reason is the first such member's.
         self.precision, self.precision_reason = next((c for c in chosen if c[0] == "bf16"), chosen[0])
+        if self.precision == "bf16" and self.device.type == "cpu":
+            tune_allocator_for_reduced_precision()
 
     @property
     def estimator(self) -> AnyEstimator:

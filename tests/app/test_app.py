@@ -21,7 +21,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from stemdesk.app.playback import MixSource  # noqa: E402
+from stemdesk.app.playback import LiveStems, MixSource  # noqa: E402
 from stemdesk.app.timeline import HEADER  # noqa: E402
 from stemdesk.app.window import MainWindow  # noqa: E402
 from stemdesk.io import settings as settings_store  # noqa: E402
@@ -32,13 +32,14 @@ from stemdesk.session import project as projects  # noqa: E402
 NAMES = ["vocals", "drums", "bass", "other"]
 
 
-def real_song(folder: Path, seconds: float = 12.0) -> Path:
-    """An excerpt of a real CC0 song (the sum of its stems) when ../shared/data is here, else a test signal."""
+def real_song(folder: Path, seconds: float = 12.0, start: float = 60.0) -> Path:
+    """An excerpt of a real CC0 song (the sum of its stems) from ``start`` seconds when ../shared/data is here, else a
+    test signal."""
     path = folder / "real song.wav"
     stems = sorted((DATA / "cc0-efree").glob("*/vocals.ogg")) if (DATA / "cc0-efree").is_dir() else []
     if stems:
         folder_ = stems[0].parent
-        start = 60 * 44100
+        start = int(start * 44100)
         mix = sum(
             sf.read(
                 str(folder_ / f"{n}.ogg"), start=start, frames=int(seconds * 44100), dtype="float64", always_2d=True
@@ -421,6 +422,44 @@ def test_mix_source_plays_the_mix_loops_and_measures_the_null(tmp_path):
     source.close()
 
 
+def test_mix_source_plays_live_stems_up_to_the_separation_waits_there_and_takes_the_files(tmp_path):
+    """Issue 55: the stems of a separation still running play from memory through the mix, up to where it has got;
+    there the source gives silence and holds the song frame until more arrives, then goes on by itself; the files
+    written at the end replace the buffer at the same position."""
+    rate = 44100
+    mixture = song(2.0).T.astype(np.float64)
+    stems = np.stack([mixture * w for w in (0.25, 0.25, 0.5)])
+    sf.write(str(tmp_path / "mix.wav"), mixture.T, rate, subtype="FLOAT")
+    live = LiveStems(["s0", "s1", "s2"], 2, 2 * rate)
+    mix = Mix()
+    mix.channel("s2").mute = True
+    source = MixSource(tmp_path / "mix.wav", None, mix, live=live)
+    heard = mixture - stems[2]
+    assert source.read(1000).shape[-1] == 1000 and source.waiting and source.position == 0  # nothing yet: silence
+    live.write(0, stems[..., :rate].astype(np.float32))
+    played = np.concatenate([source.read(1024) for _ in range(50)], axis=-1)  # past the frontier at 1 s
+    assert played.shape[-1] == 50 * 1024 and source.waiting and source.position == rate
+    assert np.abs(played[:, :rate] - heard[:, :rate]).max() < 1e-6  # the mix, without the muted stem
+    assert not played[:, rate:].any()  # then silence
+    assert source.song_frame_at(source.played) == rate  # the playhead held at the frontier
+    assert source.take_null().seconds == 0  # a running separation's blocks are not the files: no null measured
+    live.write(rate, stems[..., rate:].astype(np.float32))
+    more = source.read(4096)
+    assert not source.waiting and np.abs(more - heard[:, rate : rate + 4096]).max() < 1e-6  # on by itself
+    files = {}
+    for i, name in enumerate(live.names):
+        files[name] = tmp_path / f"{name}.wav"
+        sf.write(str(files[name]), stems[i].T, rate, subtype="FLOAT")
+    assert not source.take_files({"other": files["s0"]}, 0)  # not the buffer's stems: nothing changes
+    assert source.take_files(files, 0) and source.live is None
+    live.release()
+    rest = np.concatenate([source.read(4096) for _ in range(30)], axis=-1)
+    assert rest.shape[-1] == 2 * rate - rate - 4096  # from the same position, on the files, to the end
+    assert np.abs(rest - heard[:, rate + 4096 :]).max() < 1e-6
+    assert source.take_null().seconds > 0  # the files' null is measured again
+    source.close()
+
+
 def test_playback_plays_the_automation_at_song_time_as_the_bounce_renders_it(tmp_path):
     """Issue 23: automation (recorded at the playhead, in song time) was applied by the bounce only; playback kept
     the faders where they were. An excerpt's stems start 0.5 s into the song: the move at 1.2 s of song time is heard
@@ -795,6 +834,117 @@ def test_the_audio_device_does_not_hear_a_muted_stem(qtbot, sink, window, tmp_pa
     assert heard["seconds"] > 1.0, ("no second of playback without a dropout", heard)
     assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, heard
     assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (heard, mix)
+
+
+def test_live_stems_at_another_tempo_wait_at_the_separation_too(tmp_path):
+    """At another key and tempo the stretch plays what it has of the separated part, then silence, the playhead held
+    where the separation has got to; it goes on when more arrives."""
+    rate = 44100
+    mixture = song(3.0).T.astype(np.float64)
+    sf.write(str(tmp_path / "mix.wav"), mixture.T, rate, subtype="FLOAT")
+    live = LiveStems(["a", "b"], 2, 3 * rate)
+    live.write(0, np.stack([mixture[:, :rate] / 2] * 2).astype(np.float32))
+    source = MixSource(tmp_path / "mix.wav", None, Mix(semitones=2.0, tempo=1.25), live=live)
+    played = np.concatenate([source.read(1024) for _ in range(60)], axis=-1)
+    assert played.shape[-1] == 60 * 1024 and source.waiting
+    assert np.sqrt(np.mean(np.square(played[:, : rate // 2]))) > 0.05 and not played[:, -rate // 2 :].any()
+    assert abs(source.song_frame_at(source.played) - rate) < 4096  # held where the separation has got to
+    live.write(rate, np.stack([mixture[:, rate:] / 2] * 2).astype(np.float32))
+    more = np.concatenate([source.read(1024) for _ in range(20)], axis=-1)
+    assert not source.waiting and np.sqrt(np.mean(np.square(more[:, -4096:]))) > 0.05
+    assert source.song_frame_at(source.played) > rate + 4096
+    source.close()
+
+
+WAITING = "Waiting for the separation\u2026"
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """A slow model: the separation's worker waits after its first block until the test sets this event (set at
+    the end in any case, so the window can close)."""
+    from stemdesk.session import tasks
+
+    gate, separate_ = threading.Event(), tasks.separate
+
+    def slowed(*args, on_block=None, **kwargs):
+        def block(at, stems):
+            on_block(at, stems)
+            if at == 0:
+                gate.wait(60)
+
+        return separate_(*args, on_block=block, **kwargs)
+
+    monkeypatch.setattr(tasks, "separate", slowed)
+    yield gate
+    gate.set()
+
+
+def first_stems_in_the_player(qtbot, window: MainWindow):
+    """Press Separate and wait until the player has the first block of stems: (the job, the buffer)."""
+    job = window.separate()
+    qtbot.waitUntil(lambda: window.live is not None and window.player.source.live is window.live, timeout=60_000)
+    assert window.live.filled > 0 and list(window.mixer.strips) == window.live.names
+    return job, window.live
+
+
+def on_the_files(window: MainWindow) -> bool:
+    """The player plays the workspace's stem files (not a separation's buffer)."""
+    source = window.player.source
+    return source.live is None and [r.info.path for r in source.stems] == [window.stems[n] for n in source.names]
+
+
+def test_playback_waits_where_the_separation_has_got_to_and_goes_on_by_itself(qtbot, sink, gate, window, tmp_path):
+    """Issue 55: played while the song is separated, the stems run out where the separation has got to: the device
+    hears silence there, the playhead holds and the status line says why; when the next block comes playback goes on
+    by itself, and at the end the player is on the written files."""
+    window.settings["segment_seconds"] = 2.0
+    window.open_song(real_song(tmp_path, seconds=12.0))
+    job, live = first_stems_in_the_player(qtbot, window)
+    frontier = live.filled / 44100
+    assert frontier < 10
+    said: list[str] = []
+    window.statusBar().messageChanged.connect(said.append)
+    window.player_toggle()
+    qtbot.waitUntil(lambda: window.player.source.waiting, timeout=frontier * 1000 + 10_000)
+    qtbot.waitUntil(lambda: WAITING in said, timeout=1000)
+    recording = sink().start()
+    held = window.player.position_seconds()
+    qtbot.wait(700)
+    quiet = recording.stop()
+    assert window.player.state == "playing" and job.status == "running"
+    assert abs(window.player.position_seconds() - held) < 1e-6 and held <= frontier + 0.01  # the playhead holds
+    assert quiet.shape[-1] > 0.4 * 44100 and np.abs(quiet[:, int(0.2 * 44100) :]).max() == 0  # and it is silent
+    with qtbot.waitSignal(window.separation_finished, timeout=60_000) as finished:
+        gate.set()
+        qtbot.waitUntil(lambda: window.player.position_seconds() > frontier + 0.3, timeout=20_000)  # on by itself
+    assert window.statusBar().currentMessage() != WAITING
+    assert finished.args[0].status == DONE, finished.args[0].error
+    assert window.player.state == "playing" and on_the_files(window) and window.live is None
+    assert live.read(0, 10).shape[-1] == 0  # the buffer is freed
+    window.stop()
+
+
+def test_a_cancelled_separation_leaves_the_player_on_the_earlier_stems(qtbot, pulse, gate, window, tmp_path):
+    """Issue 55: the player plays a running separation's stems; cancelled, it is back on the stems there were
+    before, playing on, and the buffer is freed."""
+    window.settings["segment_seconds"] = 2.0
+    window.open_song(real_song(tmp_path, seconds=12.0))
+    gate.set()  # the first separation runs through
+    assert separate(qtbot, window).status == DONE
+    earlier = dict(window.stems)
+    assert on_the_files(window)
+    gate.clear()
+    job, live = first_stems_in_the_player(qtbot, window)
+    window.player_toggle()
+    qtbot.waitUntil(lambda: window.player.position_seconds() > 0.2, timeout=10_000)
+    with qtbot.waitSignal(window.separation_finished, timeout=60_000):
+        job.cancel()
+        gate.set()
+    assert job.status == CANCELLED and window.last_error is None
+    assert window.stems == earlier and on_the_files(window) and list(window.mixer.strips) == list(earlier)
+    assert window.player.state == "playing" and window.live is None and live.read(0, 10).shape[-1] == 0
+    window.stop()
 
 
 def test_the_audio_device_hears_the_automation_not_the_fader(qtbot, sink, window, tmp_path):
@@ -1437,6 +1587,46 @@ def test_htdemucs_from_the_toolbar_auditions_nulls_and_reopens_in_a_project(qtbo
         assert "bit-exact" in again.null_label.text()
     finally:
         again.shutdown()
+
+
+@pytest.mark.slow
+def test_htdemucs_stems_play_through_the_mix_while_the_song_is_separated(qtbot, installed, sink, window, tmp_path):
+    """Issue 55: with HTDemucs, Play as soon as the first stems are in plays the separated stems from the start,
+    through the mixer (the vocals soloed here), on the audio device, while the rest is still being separated; when
+    the job is done the player goes on with the written files without stopping."""
+    window.refresh_models()
+    window.model_box.setCurrentText("htdemucs")
+    path = real_song(tmp_path, seconds=40.0, start=226.0)  # a verse: the vocals are heard throughout, not alone
+    window.open_song(path)
+    job, live = first_stems_in_the_player(qtbot, window)
+    assert live.filled < live.frames
+    qtbot.mouseClick(window.mixer.strips["vocals"].solo, Qt.MouseButton.LeftButton)  # as a user solos them
+    early, start = play_and_record(qtbot, window, sink, seconds=2.5)  # from the start (played again on a dropout)
+    assert start == 0 and job.status == "running" and window.player.source.live is live  # still separating
+    window.player_toggle()  # and on while the job ends
+    source = window.player.source
+    with qtbot.waitSignal(window.separation_finished, timeout=300_000) as finished:
+        pass
+    assert finished.args[0].status == DONE, finished.args[0].error
+    assert window.player.state == "playing" and window.player.source is source and on_the_files(window)
+    assert window.live is None and live.read(0, 10).shape[-1] == 0  # the buffer is freed
+    at = int(window.player.position_seconds() * 44100)
+    recording = sink().start()
+    qtbot.wait(2500)
+    late = recording.stop()
+    window.stop()
+    original = sf.read(str(path), dtype="float64", always_2d=True)[0].T
+    vocals = sf.read(str(window.stems["vocals"]), dtype="float64", always_2d=True)[0].T
+    # each recording is compared where it can be (the verse repeats: a phrase could be placed in another bar)
+    late = max(stretches(late), key=lambda part: part.shape[-1], default=late[:, :0])
+    for played, when, start in ((early, "while separating", 0), (late, "after the job", max(0, at - 44100))):
+        end = start + 6 * 44100
+        heard, mix = match(played, vocals[:, start:end]), match(played, original[:, start:end])
+        assert heard["heard_db"] > -60, f"{when}: the device received digital silence ({dbfs(played):.1f} dBFS)"
+        assert heard["seconds"] > 1.0, (when, "no second of playback without a dropout", heard)
+        assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (when, heard, mix)
+        assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, (when, heard)
+        assert when != "while separating" or heard["offset"] < 2 * 44100, heard  # from the start
 
 
 def test_a_separated_selection_exports_an_instrumental_that_nulls_against_that_excerpt(qtbot, window, tmp_path):

@@ -70,6 +70,21 @@ def test_auto_chooses_bf16_only_on_hardware_that_computes_it_and_for_a_network_t
         choose_precision("fp16", CPU, network)
 
 
+def test_a_roformer_names_its_dense_layers_but_auto_keeps_it_in_float32_until_its_stems_are_measured():
+    reference = small_estimator("bs_roformer").eval()
+    assert choose_precision("auto", CPU, reference, ("avx512_bf16",)) == (
+        "fp32",
+        "auto: this model's stems in reduced precision are not measured (--precision bf16 forces it)",
+    )
+    reduced = apply_precision(small_estimator("bs_roformer").eval(), "bf16")
+    assert reduced.layers[0][0].layers[0][0].to_qkv.weight.dtype == torch.bfloat16
+    assert reduced.band_split.to_features[0][1].weight.dtype == torch.float32  # the band split stays float32
+    audio = torch.randn(1, 2, 8192) * 0.1
+    with torch.inference_mode():
+        exact, fast = reference(audio), reduced(audio)
+    assert not torch.equal(exact, fast) and sdr(exact, fast) > 30
+
+
 def test_bf16_reduces_only_the_named_parts_keeps_names_and_float32_edges_and_the_stems_close():
     reference = small_htdemucs()
     reduced = apply_precision(small_htdemucs(), "bf16")

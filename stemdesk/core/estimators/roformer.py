@@ -232,6 +232,12 @@ class Roformer(WaveformEstimator):
     def bins(self) -> int:
         return self.n_fft // 2 + 1
 
+    def reduced_precision_modules(self) -> list[nn.Module]:
+        """What may compute in bfloat16 (`stemdesk.core.precision`): the dense layers of every transformer (most of
+        the arithmetic); norms, rotary positions, attention's softmax, the residual sums, the band split and the mask
+        heads stay float32. Not measured on real weights, so "auto" leaves a RoFormer in float32."""
+        return [m for m in self.layers.modules() if isinstance(m, nn.Linear)]
+
     def band_sizes(self) -> list[int]:  # pragma: no cover - abstract
         """How many (bin, channel) entries each band holds."""
         raise NotImplementedError
