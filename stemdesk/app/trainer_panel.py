@@ -41,8 +41,7 @@ class TrainerPanel(QWidget):
         row.addWidget(browse)
         form.addRow("Data", row)
         self.base = QComboBox()
-        self.base.addItems([card.id for card in list_models()])
-        self.base.setCurrentText(DEFAULT_MODEL)
+        self.refresh_bases(DEFAULT_MODEL)
         form.addRow("Start from", self.base)
         self.name = QLineEdit("my-finetune")
         form.addRow("New model", self.name)
@@ -73,6 +72,24 @@ class TrainerPanel(QWidget):
         self.check.clicked.connect(lambda: self.check_requested.emit(self.folder.text()))
         self.start.clicked.connect(self._start)
         self.cancel.clicked.connect(self.cancel_requested.emit)
+
+    def refresh_bases(self, choose: str | None = None) -> None:
+        """Fill "Start from" with every installed model (HTDemucs too, once installed: its fine-tune trains as its
+        kind's advice says), keeping the choice; called again whenever the dock is shown, so a model installed
+        since (from the Models dock or the command line) is offered."""
+        current = choose or self.base.currentText()
+        ids = [card.id for card in list_models()]
+        if ids != [self.base.itemText(i) for i in range(self.base.count())]:
+            self.base.blockSignals(True)
+            self.base.clear()
+            self.base.addItems(ids)
+            self.base.blockSignals(False)
+        if current in ids:
+            self.base.setCurrentText(current)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh_bases()
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose the multitrack folder", self.folder.text())

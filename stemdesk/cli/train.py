@@ -66,9 +66,9 @@ def add_parsers(commands: Any) -> None:
     train.add_argument(
         "--adapters",
         type=int,
-        default=0,
         metavar="RANK",
-        help="train low-rank adapters of this rank on the dense layers only (merged on export)",
+        help="train low-rank adapters of this rank on the dense layers only (merged on export); 0: none; "
+        "default: as the base model's card or its kind advises (none for htdemucs)",
     )
     train.add_argument(
         "--lr", type=float, help="learning rate (default: what the base model's card recommends, else 3e-4)"

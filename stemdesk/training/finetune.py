@@ -23,7 +23,7 @@ from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators import Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_folder, atomic_path, atomic_write_bytes
-from stemdesk.io.model_store import find_model, load_estimator, load_state, user_models_dir
+from stemdesk.io.model_store import ModelCard, amend_card, find_model, load_estimator, load_state, user_models_dir
 from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
 
@@ -31,6 +31,7 @@ from .augment import Augmentation
 from .data import Song, regroup, source_map
 from .dataset import SOURCES, SongFiles, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
+from .model_card import render
 from .train import TrainConfig, Trainer, export_model
 from .validation import Validator, separate_song
 
@@ -45,7 +46,7 @@ class FineTuneRequest:
     valid: Sequence[str] = ()  # song names held out; default: the last fifth (at least one)
     lr: float | None = None  # None: what the base model's card recommends (see `fine_tune_advice`)
     freeze: Sequence[str] | None = None  # None: as the card recommends; () trains everything
-    adapters: int = 0  # > 0: low-rank adapters of this rank instead of full fine-tuning
+    adapters: int | None = None  # > 0: low-rank adapters of this rank; 0: none; None: as advised (`fine_tune_plan`)
     ema: float = 0.0  # > 0: validate and export a moving average of the weights
     threads: int | None = None
     seed: int = 0
@@ -56,17 +57,104 @@ class FineTuneRequest:
 
 DEFAULT_LR = 3e-4
 
+# How to fine-tune a base whose card gives no ``fine_tune`` advice, by estimator kind. HTDemucs's card is written by
+# its installer (stemdesk/io/htdemucs.py) from Meta's release and says nothing about fine-tuning, so its advice lives
+# here. Measured with its real weights, one 7.8-s segment per step, two CPU threads of a busy 2-core machine
+# (docs/fine-tuning.md, "HTDemucs"): training all 42 M weights costs 23-37 CPU-s a step (6.0 GB); rank-8 adapters on
+# the transformer's dense layers 14-25 CPU-s (3.8 GB) and they moved a batch's uSDR least; the decoders alone stop
+# the backward pass before the transformer, 6-12 CPU-s (2.1-3.3 GB). Six steps on one song, scored on excerpts of
+# two others: the outermost decoder layer of each branch gained vocals +0.24 dB, the three outermost +1.86 (other
+# +1.46, drums -0.07, bass -0.05), all four +2.05 (drums -0.11, bass -0.19). The uSDR loss beat waveform L1 on the
+# fixed-batch probes. Keys: lr, freeze (parameter-name prefixes kept fixed), adapters (rank), batch (excerpts per
+# step), validate_every (steps), objective, why.
+HTDEMUCS_FROZEN = [
+    "encoder.",
+    "tencoder.",
+    "freq_emb.",
+    "channel_",
+    "crosstransformer.",
+    "decoder.0.",
+    "tdecoder.0.",
+]
+KIND_ADVICE: dict[str, dict] = {
+    "htdemucs": {
+        "lr": 3e-4,
+        "freeze": HTDEMUCS_FROZEN,  # all but the three outermost decoder layers of each branch
+        "batch": 1,
+        "validate_every": 24,
+        "objective": "usdr",
+        "why": "measured for HTDemucs on two CPU threads: the decoders' outer layers learn most per CPU-second "
+        "(docs/fine-tuning.md, HTDemucs)",
+    },
+}
+# What a fine-tune of a mask model uses unless the advice says otherwise.
+MASK_PLAN = {"batch": 8, "validate_every": 50}
+WAVEFORM_PLAN = {"batch": 1, "validate_every": 24}
 
-def fine_tune_advice(card, request: FineTuneRequest) -> tuple[float, tuple[str, ...]]:
-    """The learning rate and frozen parts of a fine-tune: the user's choice where given, else what the base model's
-    card recommends for a full fine-tune (``fine_tune``: ``lr``, ``freeze``, measured when the model was made, since
-    a pretrained U-Net forgets at rates a small mask net needs), else `DEFAULT_LR` with nothing frozen. Low-rank
-    adapters already leave the base fixed, so the card's advice does not apply to them."""
-    advice = {} if request.adapters else card.raw.get("fine_tune") or {}
-    return (
-        float(advice.get("lr", DEFAULT_LR)) if request.lr is None else request.lr,
-        tuple(advice.get("freeze", ())) if request.freeze is None else tuple(request.freeze),
+
+@dataclass
+class FineTunePlan:
+    """What a fine-tune trains and how: the user's choices where given, else the advice (`fine_tune_plan`)."""
+
+    lr: float
+    freeze: tuple[str, ...]
+    adapters: int
+    batch: int
+    validate_every: int
+    objective: str | None  # None: the estimator's own (a waveform network: waveform L1)
+    advice_from: str  # "card", "kind" or "none": where the advice came from
+
+
+def fine_tune_plan(card: ModelCard, request: FineTuneRequest, waveform: bool = False) -> FineTunePlan:
+    """The learning rate, frozen parts, adapters, batch, validation interval and objective of a fine-tune: the
+    user's choice where given, else what the base model's card recommends (``fine_tune``: measured when the model
+    was made, since a pretrained U-Net forgets at rates a small mask net needs), else the advice for its kind of
+    estimator (`KIND_ADVICE`), else `DEFAULT_LR` with nothing frozen. Advice for a full fine-tune (no adapters) says
+    nothing about a run with adapters, and the other way round: its rate and frozen parts then do not apply."""
+    from_card = card.raw.get("fine_tune") or {}
+    advice = from_card or KIND_ADVICE.get(card.estimator, {})
+    source = "card" if from_card else "kind" if advice else "none"
+    advised_rank = int(advice.get("adapters", 0) or 0)
+    adapters = advised_rank if request.adapters is None else int(request.adapters)
+    if bool(adapters) != bool(advised_rank):
+        advice = {k: v for k, v in advice.items() if k not in ("lr", "freeze", "adapters")}
+    base = WAVEFORM_PLAN if waveform else MASK_PLAN
+    return FineTunePlan(
+        lr=float(advice.get("lr", DEFAULT_LR)) if request.lr is None else request.lr,
+        freeze=tuple(advice.get("freeze", ())) if request.freeze is None else tuple(request.freeze),
+        adapters=adapters,
+        batch=int(advice.get("batch", base["batch"])),
+        validate_every=int(advice.get("validate_every", base["validate_every"])),
+        objective=advice.get("objective"),
+        advice_from=source,
     )
+
+
+def fine_tune_advice(card: ModelCard, request: FineTuneRequest) -> tuple[float, tuple[str, ...]]:
+    """The learning rate and frozen parts of a fine-tune (see `fine_tune_plan`)."""
+    plan = fine_tune_plan(card, request)
+    return plan.lr, plan.freeze
+
+
+RESEARCH_WORDS = ("research", "personal")
+
+
+def derived_licence(card: ModelCard, base: str) -> dict[str, str]:
+    """The ``licenses`` of a model fine-tuned from ``card`` (named ``base``): where the base's weights are for
+    personal and research use only (its card's licences, ``training_data.research_only`` or
+    ``redistributable: false`` with such wording), so are the tune's, as weights derived from them."""
+    raw = card.raw
+    data = raw.get("training_data")
+    said = json.dumps(raw.get("licenses") or {}).lower()
+    research = any(word in said for word in RESEARCH_WORDS) or (
+        isinstance(data, dict) and bool(data.get("research_only"))
+    )
+    if research:
+        return {
+            "weights": f"derived from {base}'s weights, which are for personal and research use only "
+            "(fine-tuned on the user's own data)"
+        }
+    return {"weights": f"as the parent model ({base}) and the user's data allow"}
 
 
 def checked_split(
@@ -100,12 +188,14 @@ def split_songs(names: Sequence[str], valid: Sequence[str]) -> tuple[list[str], 
     return train, held
 
 
-def score_card(estimators: dict[str, Estimator], songs: Sequence[Song]) -> dict:
-    """uSDR on whole validation songs and BSS Eval v4 on each song's loudest-vocal 20 seconds, per system."""
+def score_card(estimators: dict[str, Estimator], songs: Sequence[Song], known: dict[str, dict] | None = None) -> dict:
+    """uSDR on whole validation songs and BSS Eval v4 on each song's loudest-vocal 20 seconds, per system.
+    ``known``: a system's uSDR result ({"median", "songs"}, as `Validator.score` gives) already measured on these
+    songs with these weights, which is not measured again."""
     card: dict = {}
     validator = Validator(songs, SOURCES)
     for label, estimator in estimators.items():
-        result = validator.score(estimator)
+        result = (known or {}).get(label) or validator.score(estimator)
         bss: dict[str, list] = {}
         separator = Separator(estimator)
         mapping = source_map(estimator.sources, SOURCES)
@@ -174,12 +264,19 @@ def fine_tune(
     if shortest < 1.0:
         raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     base_estimator, base_card = load_estimator(request.base)
-    if isinstance(base_estimator, WaveformEstimator):
-        raise StemDeskError(
-            f"{request.base} predicts waveforms ({base_card.estimator}); fine-tuning is built for "
-            "mask models so far. Choose a mask model with --from (for example stemdesk-4stem)."
-        )
-    lr, freeze = fine_tune_advice(base_card, request)
+    waveform = isinstance(base_estimator, WaveformEstimator)
+    plan = fine_tune_plan(base_card, request, waveform)
+    if waveform:
+        # The network's own segment (its training length): a shorter excerpt is padded to it, so costs the same.
+        excerpt = base_estimator.segment / base_estimator.sample_rate
+        if shortest < excerpt:
+            raise StemDeskError(
+                f"The shortest training song is {shortest:.1f} s; fine-tuning {request.base} takes excerpts of its "
+                f"own segment, {excerpt:.1f} s. Leave out the shorter songs."
+            )
+    else:
+        excerpt = min(6.0, 0.8 * shortest)
+    lr, freeze = plan.lr, plan.freeze
     config = TrainConfig(
         estimator=base_card.estimator,
         config=base_card.config,
@@ -187,41 +284,54 @@ def fine_tune(
         minutes=request.minutes,
         seed=request.seed,
         threads=torch.get_num_threads(),
-        validate_every=50,
+        validate_every=plan.validate_every,
         freeze=freeze,
-        adapters=request.adapters,
+        adapters=plan.adapters,
         beat_start=True,
-        batch=8,
+        batch=plan.batch,
+        objective=plan.objective,
         remix=request.remix,
         augmentation=request.augmentation,
         ema=request.ema,
-        excerpt_seconds=min(6.0, 0.8 * shortest),
+        excerpt_seconds=excerpt,
         device=request.device,
     )
     out_folder = user_models_dir() / request.name
     if out_folder.exists() and find_model(request.name).folder != out_folder:
         raise StemDeskError(f"A model named {request.name!r} already ships with StemDesk; choose another --out.")
+    licenses = derived_licence(base_card, request.base)
+    training_data: dict = {
+        "folder": str(request.data),
+        "train_songs": train_names,
+        "valid_songs": valid_names,
+        "excluded": report["excluded"],
+    }
+    if "personal and research use only" in licenses["weights"]:
+        training_data["research_only"] = licenses["weights"]
     facts = {
         "description": f"{request.name}: {request.base} fine-tuned on {len(train)} songs of {request.data}",
         "parent": {"id": base_card.id, "weights_sha256": base_card.weights_sha256},
-        "training_data": {
-            "folder": str(request.data),
-            "train_songs": train_names,
-            "valid_songs": valid_names,
-            "excluded": report["excluded"],
-        },
-        "licenses": {"weights": f"as the parent model ({request.base}) and the user's data allow"},
+        "training_data": training_data,
+        "licenses": licenses,
         "training": {
             "config": {k: v for k, v in asdict(config).items() if k not in ("extra", "config")},
             "minutes": request.minutes,
+            "threads": config.threads,
+            "advice_from": plan.advice_from,
         },
         # A fine-tune of this fine-tune starts from the same advice.
         "fine_tune": {
             "lr": lr,
             "freeze": list(freeze),
+            **({"adapters": plan.adapters} if plan.adapters else {}),
+            "batch": plan.batch,
+            "validate_every": plan.validate_every,
+            **({"objective": plan.objective} if plan.objective else {}),
             "why": f"how {request.name} was fine-tuned from {base_card.id}",
         },
     }
+    if base_card.raw.get("redistributable") is False:
+        facts["redistributable"] = False
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress, init_state=load_state(base_card))
     started = time.monotonic()
     # the score card separates the validation songs twice more (base and tune) and scores BSS windows, which
@@ -229,12 +339,16 @@ def fine_tune(
     # The best weights are staged in the run folder and installed only at the end, if they are reliably better:
     # a model of the same name from an earlier run stays until then.
     staged = run / "model"
-    shutil.rmtree(staged, ignore_errors=True)
+    if trainer.checkpoints.meta() is None:
+        # a fresh run; a resumed one (the same run folder after a kill) keeps the best weights it staged so far
+        shutil.rmtree(staged, ignore_errors=True)
     trainer.run(
         export=export_model(staged, request.name, facts),
         cancel=cancel,
         finish_by=job_started + request.minutes * 60,
-        validations_after=4.0,
+        # a waveform network's score card reuses the trainer's own validations of the base and the best step and
+        # only separates the BSS windows anew (about a validation round)
+        validations_after=1.0 if waveform else 4.0,
     )
     if trainer.rank != 0:
         # Under torchrun only rank 0 validates, exports and writes the score card.
@@ -246,23 +360,51 @@ def fine_tune(
             f"and validating took {fixed:.0f} s of it. Give at least {max(1.0, 2 * fixed / 60):.1f} "
             "minutes, or fewer or shorter validation songs."
         )
+    gain, noise = beyond_noise(trainer.start, trainer.history)
+    per_stem = best_gains(trainer.start, trainer.history)
+    said = "; ".join(f"{s} {g:+.2f}" for s, g in per_stem.items())
     if not (staged / "card.json").is_file():
         raise StemDeskError(
-            "The fine-tuned model never beat the base model on the validation songs, so nothing "
-            "was exported (the base stays as it is). Try more minutes, a lower --lr, --adapters, "
-            "or more songs (run folder: " + str(run) + ")."
+            f"The fine-tuned model never beat the base model ({request.base}) on the validation songs (best round "
+            f"{gain:+.2f} dB "
+            f"mean validation uSDR over the base, per stem: {said or 'no round'}), so nothing was exported (the "
+            "base stays as it is). Try more minutes, a lower --lr, --adapters, or more songs (run folder: "
+            + str(run)
+            + ")."
         )
-    gain, noise = beyond_noise(trainer.start, trainer.history)
     if gain < noise:
         raise StemDeskError(
-            f"The fine-tune's best score is {gain:+.2f} dB over {request.base} (mean validation uSDR), less than this "
-            f"run's own noise ({noise:.2f} dB), so it was not exported: it is not reliably better. Try more songs, "
-            f"more minutes or a higher --lr (run folder: {run})."
+            f"The fine-tune's best score is {gain:+.2f} dB over {request.base} (mean validation uSDR; per stem: "
+            f"{said}), less than this run's own noise ({noise:.2f} dB), so it was not exported: it is not reliably "
+            f"better. Try more songs, more minutes or a higher --lr (run folder: {run})."
         )
+    amend_card(
+        staged,
+        {
+            "fine_tune_result": {
+                "base": request.base,
+                "gain_db": round(gain, 3),
+                "noise_db": round(noise, 3),
+                "gain_usdr_db": per_stem,
+                "minutes": request.minutes,
+                "threads": config.threads,
+                "steps": trainer.step,
+            }
+        },
+    )
+    atomic_write_bytes(staged / "README.md", render(json.loads((staged / "card.json").read_text())).encode())
     with atomic_folder(out_folder) as folder:
         shutil.copytree(staged, folder, dirs_exist_ok=True)
     tuned, tuned_card = load_estimator(request.name)
-    card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid)
+    known = None
+    if waveform and trainer.start is not None and trainer.history:
+        # the trainer validated the base and the exported weights on these songs already, through the separator
+        best = max(trainer.history, key=lambda entry: entry["valid_mean"])
+        known = {
+            "base": {"median": trainer.start["valid_usdr"], "songs": trainer.start["songs"]},
+            "fine_tuned": {"median": best["valid_usdr"], "songs": best["songs"]},
+        }
+    card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid, known)
     card["gain_over_noise_db"] = {"gain": round(gain, 3), "noise": round(noise, 3)}
     card["gain_usdr_db"] = {
         s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
@@ -290,6 +432,18 @@ def fine_tune(
     plot_curves(trainer.history, run / "curves.png", f"{request.name} from {request.base}")
     card["run_folder"] = str(run)
     return card
+
+
+def best_gains(start: dict | None, history: list[dict]) -> dict[str, float]:
+    """Per stem, the best validation round's median uSDR minus the starting weights' (dB, 2 decimals)."""
+    if start is None or not history:
+        return {}
+    best = max(history, key=lambda entry: entry["valid_mean"])
+    return {
+        s: round(best["valid_usdr"][s] - start["valid_usdr"][s], 2)
+        for s in start["valid_usdr"]
+        if s in best["valid_usdr"]
+    }
 
 
 RESOLUTION_DB = 0.01  # scores are reported to 0.01 dB: a smaller gain is not one

@@ -23,6 +23,17 @@ def _museval_metrics() -> ModuleType:
     module_spec = importlib.util.spec_from_file_location("_stemdesk_museval_metrics", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    if not hasattr(np.linalg, "linalg"):
+        # museval catches np.linalg.linalg.LinAlgError where a window's projection is singular (a stem silent in
+        # that second); NumPy 2 has no np.linalg.linalg, so the handler itself raised AttributeError. The module
+        # gets a view of NumPy that has it; NumPy itself is left alone.
+        linalg = ModuleType("numpy.linalg")
+        linalg.__dict__.update(np.linalg.__dict__)
+        linalg.linalg = np.linalg  # type: ignore[attr-defined]
+        view = ModuleType("numpy")
+        view.__dict__.update(np.__dict__)
+        view.linalg = linalg  # type: ignore[attr-defined]
+        module.np = view  # type: ignore[attr-defined]
     return module
 
 

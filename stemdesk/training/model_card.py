@@ -20,10 +20,29 @@ def render(card: dict) -> str:
         f"| sources | {', '.join(card['sources'])} |",
         f"| sample rate | {card['sample_rate']} Hz |",
         f"| parameters | {card.get('parameters', 0):,} |",
-        f"| STFT | {card['config']['stft']['n_fft']} / {card['config']['stft']['hop']} |",
+        (
+            f"| STFT | {card['config']['stft']['n_fft']} / {card['config']['stft']['hop']} |"
+            if isinstance(card["config"].get("stft"), dict)
+            else f"| segment | {card['config'].get('segment', '?')} samples (waveform network) |"
+        ),
         f"| weights sha256 | `{card['weights_sha256']}` |",
         "",
     ]
+    tuned = card.get("fine_tune_result")
+    if isinstance(tuned, dict):
+        lines += [
+            "## Fine-tuned",
+            "",
+            f"From {tuned['base']} on the songs of `{(card.get('training_data') or {}).get('folder', '?')}`, "
+            f"{tuned['minutes']:g} minutes on {tuned['threads']} thread(s), {tuned['steps']} steps. Its best "
+            f"validation round gained {tuned['gain_db']:+.2f} dB of mean uSDR over the base, beyond the run's own "
+            f"noise ({tuned['noise_db']:.2f} dB); per stem: "
+            + ", ".join(f"{s} {g:+.2f}" for s, g in tuned.get("gain_usdr_db", {}).items())
+            + ".",
+            "",
+        ]
+        if (card.get("licenses") or {}).get("weights"):
+            lines += [f"Weights: {card['licenses']['weights']}.", ""]
     paper = card.get("paper")
     if isinstance(paper, dict):
         lines += [

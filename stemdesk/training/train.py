@@ -24,11 +24,12 @@ from torch import Tensor
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.device import resolve_device
 from stemdesk.core.errors import Cancelled, StemDeskError
-from stemdesk.core.estimators import Estimator, build_estimator
+from stemdesk.core.estimators import Estimator, WaveformEstimator, build_estimator
 from stemdesk.core.estimators.layers import InputScaler
 from stemdesk.core.masks import normalise_masks, ratio_masks
 from stemdesk.core.postprocess import PostProcessing
-from stemdesk.core.stft import STFT, interpolate_bins
+from stemdesk.core.resample import resample
+from stemdesk.core.stft import STFT, STFTConfig, interpolate_bins
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.model_store import save_model
 from stemdesk.io.process import limit_threads, tune_allocator
@@ -151,6 +152,8 @@ def objective_loss(
     both. Objectives: see `stemdesk.core.estimators.OBJECTIVES`. ``forward`` runs the network (a
     DistributedDataParallel wrapper of ``estimator`` under torchrun); by default the estimator itself.
     """
+    if isinstance(estimator, WaveformEstimator):
+        return waveform_loss(estimator, stft.config.sample_rate, stems, objective, forward)
     objective = objective or estimator.objective
     # As at inference (see Separator): the STFT runs at the data's rate with the estimator's window and hop in
     # seconds, and magnitudes are interpolated onto the estimator's bins (the identity when the rates agree).
@@ -192,6 +195,33 @@ def objective_loss(
         probs = normalise_masks(raw, estimator.mask, estimator.residual)
         return F.nll_loss(torch.log(probs.clamp_min(1e-7)), target.argmax(dim=1))
     raise ValueError(f"unknown objective {objective!r}")
+
+
+# A waveform network's objectives: L1 on the waveform of every stem (what Demucs trains on) or the uSDR loss.
+WAVEFORM_OBJECTIVES = ("waveform_l1", "usdr", "usdr_silent")
+
+
+def waveform_loss(
+    estimator: WaveformEstimator,
+    rate: int,
+    stems: Tensor,
+    objective: str | None = None,
+    forward: Callable[..., Tensor] | None = None,
+) -> Tensor:
+    """The loss of a waveform estimator (HTDemucs) on stems (batch, sources, channels, length) at ``rate``: the
+    network's stems for their sum against the true stems, at the network's own rate (resampled as `Separator` does
+    when the data's differs). ``waveform_l1`` (the default): the mean absolute error, as Demucs is trained;
+    ``usdr``/``usdr_silent``: `usdr_loss_terms`, the negated mean uSDR."""
+    objective = objective or "waveform_l1"
+    if objective not in WAVEFORM_OBJECTIVES:
+        raise ValueError(f"a waveform estimator trains on one of {WAVEFORM_OBJECTIVES}, not {objective!r}")
+    if rate != estimator.sample_rate:
+        stems = resample(stems, rate, estimator.sample_rate)
+    run = forward or estimator
+    estimates = run(stems.sum(dim=1))
+    if objective == "waveform_l1":
+        return (estimates - stems).abs().mean()
+    return -usdr_loss_terms(estimates, stems, silent=objective == "usdr_silent")
 
 
 def window_bce(probs: Tensor, goal: Tensor) -> Tensor:
@@ -297,7 +327,10 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.estimator = build_estimator(config.estimator, config.config)
         rate = train[0].sample_rate
-        self.stft = STFT(self.estimator.stft_config.at_rate(rate)).to(self.device)
+        # A waveform network has no STFT of its own: the STFT here only carries the data's rate to its loss.
+        self.waveform = isinstance(self.estimator, WaveformEstimator)
+        stft_config = STFTConfig(n_fft=4096, hop=1024, sample_rate=rate) if self.waveform else None
+        self.stft = STFT(stft_config or self.estimator.stft_config.at_rate(rate)).to(self.device)
         # Each process draws its own share of the global batch from its own random stream.
         self.sampler = Sampler(
             train,
@@ -374,6 +407,7 @@ class Trainer:
                     "cpu_seconds": self.cpu_seconds,
                     "loss_curve": self.loss_curve,
                     "decay_step": self.decay_step,
+                    "validation_seconds": self.validation_seconds,
                     "config": asdict(self.config),
                 },
             )
@@ -408,6 +442,8 @@ class Trainer:
         self.history = self.checkpoints.history(self.step)
         self.loss_curve = [point for point in saved.meta.get("loss_curve", []) if point[0] <= self.step]
         self.decay_step = saved.meta.get("decay_step")
+        # how long a validation round took, so a resumed run still leaves room for its last rounds
+        self.validation_seconds = saved.meta.get("validation_seconds", self.validation_seconds)
         self._loss_block = []
         return True
 
@@ -416,6 +452,9 @@ class Trainer:
         per bin (InputScaler) or per channel and bin (Open-Unmix's input_mean/input_scale), as the part of the
         estimator that normalises its input hears them (`Estimator.scaled_input`: a cascade's second stage hears
         the rest)."""
+        if self.waveform:  # a waveform network normalises its input itself
+            self.scaled = True
+            return
         est, hears = self.estimator.scaled_input()
         scaler = getattr(est, "scaler", None)
         self.scaled = True
@@ -483,10 +522,10 @@ class Trainer:
         config = self.config
         limit_threads(config.threads)
         tune_allocator()
+        self.validation_seconds = 0.0
         resumed = self.resume()
         if not resumed and self.fresh and not self.scaled:
             self.init_input_scaling()
-        self.validation_seconds = 0.0
         if not resumed and config.beat_start and self.rank == 0:
             self._set_the_bar(export if export_start else None)
         self.train_mode()

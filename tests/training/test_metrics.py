@@ -27,3 +27,13 @@ def test_bss_eval_ranks_a_cleaner_estimate_higher_and_separates_interference_fro
     leak, noise, good = (bss_eval_v4(refs, e, rate) for e in (leaky, noisy, clean))
     assert (good["sdr"] > noise["sdr"]).all()
     assert (leak["sir"] < noise["sir"]).all() and (noise["sar"] < leak["sar"]).all()
+
+
+def test_museval_can_handle_a_singular_window_under_numpy_2():
+    """museval catches np.linalg.linalg.LinAlgError where a window's projection is singular (a stem silent there);
+    NumPy 2 has no np.linalg.linalg, so the score card's BSS Eval crashed on a validation song with a silent stem."""
+    import numpy as np
+
+    from stemdesk.training.metrics import _museval_metrics
+
+    assert _museval_metrics().np.linalg.linalg.LinAlgError is np.linalg.LinAlgError
