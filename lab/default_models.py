@@ -119,6 +119,7 @@ def shipped_int8_from(model_id: str) -> int | None:
         return None
     return read_card(folder).raw.get("weights_storage_check", {}).get("int8_from")
 
+
 # Models for the test suite only: `stemdesk models`, the app and the docs do not offer them to users.
 TEST_MODELS = {"tiny-4stem"}
 
