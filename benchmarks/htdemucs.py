@@ -4,8 +4,8 @@ same segments (7.8 s, a quarter overlap, no shifts), measured in one run.
     .venv/bin/python benchmarks/htdemucs.py [--threads 1,2] [--seconds 180] [--long-minutes 20] [--rounds 2]
 
 ``stemdesk`` is `stemdesk separate --model htdemucs` as a user runs it: the precision StemDesk chooses on this CPU
-(bfloat16 for the transformer where the CPU computes it: `stemdesk.core.precision`) and, with several threads,
-one segment per thread side by side. ``stemdesk-fp32`` is the same with ``--precision fp32``. The speed-up is
+(bfloat16 for the transformer where the CPU computes it: `stemdesk.core.precision`). ``stemdesk-fp32`` is the
+same with ``--precision fp32``. The speed-up is
 ``stemdesk`` against the faster reference; the thread scaling is each StemDesk row's one-thread time over its
 time at each other thread count.
 

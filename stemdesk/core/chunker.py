@@ -7,9 +7,7 @@ it calls moves each segment to the compute device and back.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -51,11 +49,6 @@ class Chunker:
     Accumulates Σ wᵢ·fn(xᵢ) and Σ wᵢ in the input's dtype and emits (acc / Σ w) as soon as no later segment can
     touch it. On a device out-of-memory error the segment is halved and the failing segment is redone in halves;
     finished output is kept and later segments use the smaller size.
-
-    With ``parallel`` > 1, that many segments are separated side by side, each in its own thread with one torch
-    thread (the thread count is restored after), and accumulated in order: on a CPU a big network runs closer to
-    ``parallel`` times one thread's speed this way than with that many threads inside each operation. The output
-    is the same as with ``parallel`` = 1, bit for bit.
     """
 
     def __init__(
@@ -65,10 +58,8 @@ class Chunker:
         overlap: int,
         min_segment: int = 4096,
         window: Callable[..., Tensor] = segment_weights,
-        parallel: int = 1,
     ):
-        """``window(n, overlap, dtype)``: the weights of a segment of n samples (`segment_weights` by default);
-        ``parallel``: segments separated side by side (see the class)."""
+        """``window(n, overlap, dtype)``: the weights of a segment of n samples (`segment_weights` by default)."""
         if segment <= 0:
             raise ValueError("segment must be positive")
         if not 0 <= overlap < segment:
@@ -79,9 +70,6 @@ class Chunker:
         self.overlap = overlap
         self.min_segment = min_segment
         self.device_segment = segment  # shrinks after an out-of-memory error
-        if parallel < 1:
-            raise ValueError("parallel must be at least 1")
-        self.parallel = parallel
 
     @property
     def stride(self) -> int:
@@ -100,29 +88,7 @@ class Chunker:
         cancel: CancelToken | None = None,
     ) -> Iterator[Tensor]:
         """blocks of (channels, n) → blocks of stems (sources, channels, m), in order, covering every input sample."""
-        if self.parallel == 1:
-            yield from self._stream(blocks, total, progress, cancel, None)
-            return
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="stemdesk-segment")
-        try:
-            yield from self._stream(blocks, total, progress, cancel, pool)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            torch.set_num_threads(threads)
-
-    def _stream(
-        self,
-        blocks: Iterable[Tensor],
-        total: int | None,
-        progress: Progress | None,
-        cancel: CancelToken | None,
-        pool: ThreadPoolExecutor | None,
-    ) -> Iterator[Tensor]:
         seg, stride = self.segment, self.stride
-        # Segments handed to the pool and not yet accumulated, oldest first: (position, input, its stems).
-        running: deque[tuple[int, Tensor, Future[Tensor]]] = deque()
         pending: list[Tensor] = []  # input not yet dropped, starting at global position `start`
         pending_len = 0
         start = 0  # global position of the next segment
@@ -136,13 +102,11 @@ class Chunker:
             pending[:] = [data]
             return data[..., :n]
 
-        def process(x: Tensor, y: Tensor | None = None, at: int | None = None) -> None:
-            """Accumulate segment ``x`` at ``at`` (default: ``start``); ``y``: its stems, when already made."""
+        def process(x: Tensor) -> None:
             nonlocal acc, wacc, covered
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            if y is None:
-                y = self._run(x)
+            y = self._run(x)
             n = x.shape[-1]
             w = self.window(n, self.overlap, x.dtype)
             if acc is None or wacc is None:
@@ -150,11 +114,7 @@ class Chunker:
                 wacc = torch.zeros(seg, dtype=x.dtype)
             acc[..., :n] += y.to(x.dtype) * w
             wacc[:n] += w
-            covered = (start if at is None else at) + n
-
-        def finish_oldest() -> None:
-            at, x, future = running.popleft()
-            process(x, future.result(), at)
+            covered = start + n
 
         def emit(n: int) -> Tensor:
             nonlocal acc, wacc, emitted
@@ -179,22 +139,10 @@ class Chunker:
             pending.append(block)
             pending_len += block.shape[-1]
             while pending_len >= seg:
-                if pool is None:
-                    process(take(seg))
-                    yield emit(stride)
-                else:
-                    if cancel is not None:
-                        cancel.raise_if_cancelled()
-                    x = take(seg)
-                    running.append((start, x, pool.submit(self._run, x)))
-                    if len(running) >= self.parallel:
-                        finish_oldest()
-                        yield emit(stride)
+                process(take(seg))
+                yield emit(stride)
                 drop(stride)
                 start += stride
-        while running:
-            finish_oldest()
-            yield emit(stride)
         # End of input: `pending` holds positions start .. start+pending_len.
         end = start + pending_len
         if pending_len > 0 and covered < end:

@@ -253,18 +253,7 @@ class SeparationEngine:
         return Chunker(
             lambda x: separator(x, rate).stems,
             **separator.chunking(rate, options.segment_seconds, options.overlap_seconds),
-            parallel=self.side_by_side(),
         )
-
-    def side_by_side(self) -> int:
-        """How many segments run at once: on the CPU, a waveform network (HTDemucs, a RoFormer: seconds of work per
-        segment) runs one segment per torch thread, which scales better than threads inside each operation; a
-        mask network (milliseconds per segment, fast already) keeps one segment with all the threads."""
-        from ..core.estimators import WaveformEstimator
-
-        if self.device.type != "cpu" or not all(isinstance(e, WaveformEstimator) for e, _ in self.members):
-            return 1
-        return max(1, torch.get_num_threads())
 
     def separate_array(
         self,

@@ -13,7 +13,6 @@ from helpers import run
 from test_precision import small_htdemucs
 
 from stemdesk.io.model_store import save_model
-from stemdesk.jobs.separate import SeparationEngine
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -48,7 +47,3 @@ def test_a_separation_on_the_gpu_nulls_and_matches_the_cpu(installed, tmp_path, 
             assert chosen == ("bf16" if model == "small-htdemucs" and torch.cuda.is_bf16_supported() else "fp32")
     assert sdr(stems[("cpu", "fp32")], stems[("cuda", "fp32")]) > 60
     assert sdr(stems[("cpu", "fp32")], stems[("cuda", "auto")]) > 30
-
-
-def test_segments_run_one_at_a_time_on_the_gpu(installed):
-    assert SeparationEngine(installed, "cuda").side_by_side() == 1

@@ -1,16 +1,13 @@
-"""The fast path: reduced precision where a network names harmless parts, and segments side by side on the CPU.
+"""The fast path: reduced precision where a network names harmless parts.
 
 Reduced precision is its own, measured mode; the float32 port keeps its agreement with onnxruntime
 (tests/io/test_htdemucs.py). Here: what "auto" chooses and why, that bfloat16 touches only the named parts and
-keeps the stems close, that the choice reaches the certificate and the summary, and that side-by-side segments
-give the stems of one-at-a-time bit for bit while really running at once.
+keeps the stems close, and that the choice reaches the certificate and the summary.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,9 +15,6 @@ import soundfile as sf
 import torch
 from helpers import run, small_estimator
 
-from stemdesk.core.cancel import CancelToken
-from stemdesk.core.chunker import Chunker
-from stemdesk.core.errors import Cancelled
 from stemdesk.core.estimators.htdemucs import HTDemucs
 from stemdesk.core.precision import apply_precision, choose_precision, reduced_precision_modules
 from stemdesk.io.model_store import save_model
@@ -141,52 +135,3 @@ def test_a_batch_redoes_songs_only_for_a_precision_asked_for():
     auto = BatchSettings(model="tiny-4stem")
     assert "precision" not in auto.key()  # "auto" differs by machine as the device does: earlier results count
     assert BatchSettings(model="tiny-4stem", precision="fp32").key()["precision"] == "fp32"
-
-
-class Concurrency:
-    """A segment function that records how many calls run at once and the torch threads each call sees."""
-
-    def __init__(self, seconds: float = 0.02):
-        self.seconds = seconds
-        self.lock = threading.Lock()
-        self.active = self.most = 0
-        self.threads: set[int] = set()
-
-    def __call__(self, segment: torch.Tensor) -> torch.Tensor:
-        with self.lock:
-            self.active += 1
-            self.most = max(self.most, self.active)
-            self.threads.add(torch.get_num_threads())
-        time.sleep(self.seconds)
-        with self.lock:
-            self.active -= 1
-        return torch.stack([segment * 0.25, torch.tanh(segment), segment.pow(2)])
-
-
-@pytest.mark.parametrize("parallel", [2, 3])
-def test_side_by_side_segments_run_at_once_and_give_the_stems_of_one_at_a_time_bit_for_bit(parallel):
-    torch.manual_seed(1)
-    audio = torch.randn(2, 70001)
-    sizes = [5000, 12345, 1, 30000, 22655]  # blocks as a decoder hands them over
-    blocks = list(torch.split(audio, sizes, dim=-1))
-    one = torch.cat(list(Chunker(Concurrency(0), 8192, 2048).stream(blocks, total=audio.shape[-1])), dim=-1)
-    calls = Concurrency()
-    before = torch.get_num_threads()
-    side = torch.cat(list(Chunker(calls, 8192, 2048, parallel=parallel).stream(blocks, total=70001)), dim=-1)
-    assert torch.equal(side, one)
-    assert calls.most == parallel  # really at once
-    assert calls.threads == {1}  # each segment on one torch thread
-    assert torch.get_num_threads() == before  # and the caller's thread count back afterwards
-
-
-def test_a_cancel_stops_side_by_side_segments_and_restores_the_threads():
-    cancel = CancelToken()
-    before = torch.get_num_threads()
-    chunker = Chunker(Concurrency(0.01), 4096, 1024, parallel=2)
-    seen = 0
-    with pytest.raises(Cancelled):
-        for _ in chunker.stream([torch.randn(2, 100_000)], cancel=cancel):
-            seen += 1
-            cancel.cancel()
-    assert seen == 1
-    assert torch.get_num_threads() == before
