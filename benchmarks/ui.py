@@ -54,10 +54,10 @@ def start_pulse(runtime: Path) -> subprocess.Popen | None:
 class Recorder:
     """The null sink's monitor, read in small pieces, each stamped with time.monotonic() when it arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: str = SINK) -> None:
         self.pieces: list[tuple[float, np.ndarray]] = []
         self.process = subprocess.Popen(
-            ["parec", "-d", f"{SINK}.monitor", "--format=float32le", f"--rate={RATE}", "--channels=2", "--raw"]
+            ["parec", "-d", f"{sink}.monitor", "--format=float32le", f"--rate={RATE}", "--channels=2", "--raw"]
             + ["--latency-msec=5"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

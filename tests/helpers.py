@@ -304,3 +304,30 @@ def mags(frames: int, seed: int = 1):
     import torch
 
     return 3 * torch.rand(1, 2, 2049, frames, generator=torch.Generator().manual_seed(seed))
+
+
+def small_htdemucs():
+    """A random HTDemucs, small (a waveform model: drums, bass, other, vocals at 22.05 kHz), with its residual
+    branches switched on (layer scales 0.5 instead of the near-zero start)."""
+    import torch
+
+    from stemdesk.core.estimators.htdemucs import HTDemucs
+
+    torch.manual_seed(0)
+    model = HTDemucs(
+        sample_rate=22050, width=8, bottom_channels=16, transformer_layers=2, heads=2, nfft=512, segment=8192
+    )
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".scale"):
+                parameter.fill_(0.5)
+    return model.eval()
+
+
+def install_small_htdemucs(folder: Path, monkeypatch) -> str:
+    """`small_htdemucs` saved as the model "small-htdemucs" in ``folder``, which STEMDESK_MODELS_PATH names."""
+    from stemdesk.io.model_store import save_model
+
+    save_model(folder / "small-htdemucs", "small-htdemucs", small_htdemucs(), {"description": "random weights"})
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(folder))
+    return "small-htdemucs"

@@ -8,11 +8,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from helpers import run
-
-from stemdesk.core.estimators.htdemucs import HTDemucs
-from stemdesk.io.model_store import save_model
+from helpers import install_small_htdemucs, run
 
 STEMS = ["vocals", "drums", "bass", "other"]
 
@@ -21,17 +17,7 @@ STEMS = ["vocals", "drums", "bass", "other"]
 def small_htdemucs(tmp_path, monkeypatch) -> str:
     """A random HTDemucs, small, installed as "small-htdemucs": a waveform model (drums, bass, other, vocals) at
     22.05 kHz, so an ensemble with tiny-4stem (a mask model at 44.1 kHz) mixes both kinds and both rates."""
-    torch.manual_seed(0)
-    model = HTDemucs(
-        sample_rate=22050, width=8, bottom_channels=16, transformer_layers=2, heads=2, nfft=512, segment=8192
-    )
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(".scale"):
-                parameter.fill_(0.5)
-    save_model(tmp_path / "models" / "small-htdemucs", "small-htdemucs", model, {"description": "random weights"})
-    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
-    return "small-htdemucs"
+    return install_small_htdemucs(tmp_path / "models", monkeypatch)
 
 
 def summed_against_the_mix(song, folder, extension: str = "wav") -> tuple[np.ndarray, np.ndarray]:

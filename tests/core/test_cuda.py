@@ -9,19 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import run
-from test_precision import small_htdemucs
-
-from stemdesk.io.model_store import save_model
+from helpers import install_small_htdemucs, run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture
 def installed(tmp_path, monkeypatch) -> str:
-    save_model(tmp_path / "models" / "small-htdemucs", "small-htdemucs", small_htdemucs(), {"description": "random"})
-    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
-    return "small-htdemucs"
+    return install_small_htdemucs(tmp_path / "models", monkeypatch)
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:

@@ -13,33 +13,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import run, small_estimator
+from helpers import install_small_htdemucs, run, small_estimator, small_htdemucs
 
-from stemdesk.core.estimators.htdemucs import HTDemucs
 from stemdesk.core.precision import apply_precision, choose_precision, reduced_precision_modules
-from stemdesk.io.model_store import save_model
 from stemdesk.jobs.batch import BatchSettings
 
 CPU = torch.device("cpu")
 
 
-def small_htdemucs() -> HTDemucs:
-    torch.manual_seed(0)
-    model = HTDemucs(
-        sample_rate=22050, width=8, bottom_channels=16, transformer_layers=2, heads=2, nfft=512, segment=8192
-    )
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(".scale"):
-                parameter.fill_(0.5)  # random weights with the residual branches switched on
-    return model.eval()
-
-
 @pytest.fixture
 def installed(tmp_path, monkeypatch) -> str:
-    save_model(tmp_path / "models" / "small-htdemucs", "small-htdemucs", small_htdemucs(), {"description": "random"})
-    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path / "models"))
-    return "small-htdemucs"
+    return install_small_htdemucs(tmp_path / "models", monkeypatch)
 
 
 def sdr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
