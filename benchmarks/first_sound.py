@@ -40,7 +40,6 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import private_pulse  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import ui  # noqa: E402
@@ -118,12 +117,7 @@ def main() -> None:
     server = None
     try:
         private_home(work)
-        if shutil.which("parec") is not None:
-            runtime = work / "pulse"
-            runtime.mkdir()
-            server = private_pulse(runtime, SINK)
-            if (runtime / "native").exists():
-                os.environ["PULSE_SERVER"] = f"unix:{runtime / 'native'}"
+        server = ui.start_pulse(work / "pulse", SINK)
         report = run(args, work)
     finally:
         if server is not None:

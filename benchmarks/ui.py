@@ -40,12 +40,12 @@ SINK = "stemdesk_bench"
 RATE = 44100
 
 
-def start_pulse(runtime: Path) -> subprocess.Popen | None:
+def start_pulse(runtime: Path, sink: str = SINK) -> subprocess.Popen | None:
     """The tests' private PulseAudio server with a null sink (never the desktop's own), found through PULSE_SERVER."""
     if shutil.which("parec") is None:
         return None
     runtime.mkdir(parents=True, exist_ok=True)
-    server = private_pulse(runtime, SINK)
+    server = private_pulse(runtime, sink)
     if (runtime / "native").exists():
         os.environ["PULSE_SERVER"] = f"unix:{runtime / 'native'}"
     return server
