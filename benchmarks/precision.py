@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stemdesk.core.metrics import usdr  # noqa: E402
 from stemdesk.core.precision import apply_precision, choose_precision  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.model_store import load_estimator  # noqa: E402
@@ -34,13 +35,6 @@ from stemdesk.training.dataset import load_songs  # noqa: E402
 from stemdesk.training.validation import median, separate_song, split  # noqa: E402
 
 SOURCES = ["vocals", "drums", "bass", "other"]
-
-
-def usdr(truth: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
-    """Per source (sources, channels, length) → dB, the MDX definition (global SDR per song)."""
-    num = truth.double().pow(2).sum(dim=(-1, -2))
-    den = (truth.double() - estimate.double()).pow(2).sum(dim=(-1, -2))
-    return 10 * torch.log10((num + 1e-8) / (den + 1e-8))
 
 
 def main() -> None:
