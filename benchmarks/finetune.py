@@ -140,6 +140,13 @@ def run_fold(args: argparse.Namespace) -> None:
             "threads": args.threads,
         }
     )
+    # Every validation round's held-out scores, so a fold can be read again per stem (which round each stem peaks at).
+    log = runs_dir() / request.name / "checkpoints" / "log.jsonl"
+    if log.is_file():
+        result["rounds"] = [
+            {"step": h["step"], "usdr": {k: round(v, 2) for k, v in h["valid_usdr"].items()}}
+            for h in map(json.loads, filter(str.strip, log.read_text().splitlines()))
+        ]
     result["vocal_error"] = {"base": vocal_error(args.base, args.data, args.fold)}
     if result["exported"]:
         result["vocal_error"]["tuned"] = vocal_error(request.name, args.data, args.fold)
