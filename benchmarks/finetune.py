@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--freeze", nargs="*")
     parser.add_argument("--adapters", type=int, metavar="RANK")
     parser.add_argument("--fresh", action="store_true", help="run every fold again, whatever the results file holds")
+    parser.add_argument("--report", action="store_true", help="write the table of the folds already finished; run none")
     parser.add_argument("--fold", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -259,6 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     for fold in folds:
         if fold in done:
             print(f"fold {fold}: already in {path.name}, skipped", flush=True)
+    if args.report:
+        kept = sorted(done.values(), key=lambda r: folds.index(r["fold"]) if r["fold"] in folds else len(folds))
+        path.with_suffix(".md").write_text(render(kept, args))
+        print(render(kept, args))
+        return
     work = work_folder(settings)
     # Each fold has its own user folders; the models installed in yours (HTDemucs: stemdesk models install) stay
     # visible to it as an extra models folder.
@@ -367,8 +373,38 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
             for key in ("sdr_where_sung_db", "error_share_where_silent")
         ]
         lines.append(f"| {r['fold']} | {base['silent_seconds']} | " + " | ".join(cells) + " |")
-    lines += ["", *summary(results)]
+    lines += ["", *summary(results), *rounds_table(results)]
     return "\n".join(lines) + "\n"
+
+
+def rounds_table(results: list[dict]) -> list[str]:
+    """Every validation round of each fold (held-out uSDR per stem, the base as step 0), and per stem the round it
+    peaked at: how steady a tune is from round to round, and what choosing each stem's round would give (chosen on
+    the held-out song itself, so an upper bound, not a result)."""
+    with_rounds = [r for r in results if r.get("rounds")]
+    if not with_rounds:
+        return []
+    lines = [
+        "",
+        "Every validation round (held-out uSDR in dB; step 0 is the base):",
+        "",
+        "| held out | step | " + " | ".join(SOURCES) + " | mean |",
+        "|" + "---|" * (3 + len(SOURCES)),
+    ]
+    for r in with_rounds:
+        rounds = [{"step": 0, "usdr": r["base"]}, *r["rounds"]]
+        for entry in rounds:
+            scores = entry["usdr"]
+            cells = [f"{scores[s]:.2f}" if s in scores else "–" for s in SOURCES]
+            mean = statistics.fmean(scores.values())
+            lines.append(f"| {r['fold']} | {entry['step']} | " + " | ".join(cells) + f" | {mean:.2f} |")
+        peaks = []
+        for s in SOURCES:
+            if s in r["base"]:
+                best = max(rounds, key=lambda e: e["usdr"][s])
+                peaks.append(f"{s} {best['usdr'][s] - r['base'][s]:+.2f} (step {best['step']})")
+        lines.append(f"| {r['fold']} | each stem's best round | " + "; ".join(peaks) + " | | | | |")
+    return lines
 
 
 def summary(results: list[dict]) -> list[str]:

@@ -318,3 +318,27 @@ def test_a_fold_that_exported_nothing_reports_the_base_and_its_best_step_after_a
     result = bench.unexported_result(checkpoints, {})
     assert result["exported"] is False and result["base"] == {"vocals": 6.0, "drums": 4.0}
     assert result["tuned"] == {"vocals": 6.2, "drums": 3.7} and result["best_step"] == 32 and result["steps"] == 32
+
+
+def test_the_report_alone_runs_no_fold_and_shows_every_round_and_each_stems_best(tmp_path, monkeypatch):
+    bench = benchmark()
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    argv = ["--data", str(data), "--from", "htdemucs", "--minutes", "30"]
+    args = bench.argparse.Namespace(
+        base="htdemucs", data=data, minutes=30.0, threads=2, lr=None, freeze=None, adapters=None
+    )
+    rounds = [{"step": 24, "usdr": {"vocals": 5.4, "drums": 3.0}}, {"step": 48, "usdr": {"vocals": 5.2, "drums": 4.5}}]
+    done = {"fold": "a", "exported": False, "base": {"vocals": 5.0, "drums": 4.0}, "tuned": {"vocals": 5.2, "drums": 4.5},
+            "best_step": 48, "steps": 48, "lr": 3e-4, "freeze": [], "settings": bench.settings_of(args), "rounds": rounds,
+            "vocal_error": {"base": {"sdr_where_sung_db": 1, "error_share_where_silent": 0, "silent_seconds": 0}}}  # fmt: skip
+    path = bench.results_file("htdemucs")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps([done]))
+    monkeypatch.setattr(bench.subprocess, "Popen", lambda *a, **k: pytest.fail("--report ran a fold"))
+    bench.main([*argv, "--report"])
+    table = path.with_suffix(".md").read_text()
+    assert "| a | 0 | 5.00 | 4.00 | – | – | 4.50 |" in table  # the base as step 0
+    assert "| a | 24 | 5.40 | 3.00 | – | – | 4.20 |" in table
+    assert "vocals +0.40 (step 24); drums +0.50 (step 48)" in table
