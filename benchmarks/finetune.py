@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/finetune.py [--data ../shared/data/cc0-efree] [--from stemdesk-4stem]
         [--minutes 30] [--folds 2.Lithium,5.Rubidium] [--parallel 2] [--threads 1] [--lr 5e-5] [--freeze second.]
-        [--adapters RANK] [--fresh]
+        [--adapters RANK] [--ema DECAY] [--fresh] [--report]
 
 Each fold holds one song out and runs the whole `stemdesk train` job (data checks, fine-tune for the time budget,
 score card) on the others, in its own process with --threads threads (default 1; 2 for htdemucs) and its own user
@@ -116,6 +116,7 @@ def run_fold(args: argparse.Namespace) -> None:
         lr=args.lr,
         freeze=args.freeze,
         adapters=args.adapters,
+        ema=args.ema or 0.0,
         threads=args.threads,
     )
     try:
@@ -191,6 +192,8 @@ def settings_of(args: argparse.Namespace) -> dict:
         "lr": args.lr,
         "freeze": args.freeze,
         "adapters": args.adapters,
+        # only when asked for, so the results of runs made before the option still count
+        **({"ema": args.ema} if getattr(args, "ema", None) else {}),
     }
 
 
@@ -240,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--freeze", nargs="*")
     parser.add_argument("--adapters", type=int, metavar="RANK")
+    parser.add_argument(
+        "--ema", type=float, metavar="DECAY", help="validate and export a moving average of the weights"
+    )
     parser.add_argument("--fresh", action="store_true", help="run every fold again, whatever the results file holds")
     parser.add_argument("--report", action="store_true", help="write the table of the folds already finished; run none")
     parser.add_argument("--fold", help=argparse.SUPPRESS)
@@ -309,6 +315,8 @@ def main(argv: list[str] | None = None) -> None:
                 command += ["--freeze", *args.freeze]
             if args.adapters is not None:
                 command += ["--adapters", str(args.adapters)]
+            if args.ema:
+                command += ["--ema", str(args.ema)]
             home.mkdir(parents=True, exist_ok=True)
             (home / "result.json").unlink(missing_ok=True)
             log = open(home / "log.txt", "a")
@@ -339,7 +347,9 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
     sources = ["vocals", "drums", "bass", "other"]
     lines = [
         f"Leave-one-song-out fine-tuning of {args.base} on {args.data.name}, {args.minutes:g} minutes per fold, "
-        f"{args.threads} thread{'s' if args.threads > 1 else ''} per fold (uSDR dB on the held-out song: base → "
+        f"{args.threads} thread{'s' if args.threads > 1 else ''} per fold"
+        + (f", a moving average of the weights ({args.ema:g})" if getattr(args, "ema", None) else "")
+        + " (uSDR dB on the held-out song: base → "
         "tuned, gain; tuned is the best validation step, exported or not).",
         "",
         "| held out | lr | frozen | steps | " + " | ".join(sources) + " | exported |",

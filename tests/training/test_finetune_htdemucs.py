@@ -342,3 +342,27 @@ def test_the_report_alone_runs_no_fold_and_shows_every_round_and_each_stems_best
     assert "| a | 0 | 5.00 | 4.00 | – | – | 4.50 |" in table  # the base as step 0
     assert "| a | 24 | 5.40 | 3.00 | – | – | 4.20 |" in table
     assert "vocals +0.40 (step 24); drums +0.50 (step 48)" in table
+
+
+def test_a_moving_average_is_its_own_setting_and_reaches_the_fold(tmp_path, monkeypatch):
+    bench = benchmark()
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    plain = bench.argparse.Namespace(
+        base="htdemucs", data=data, minutes=30.0, threads=2, lr=None, freeze=None, adapters=None
+    )
+    averaged = bench.argparse.Namespace(**vars(plain), ema=0.98)
+    assert "ema" not in bench.settings_of(plain)  # results kept before the option still count
+    assert bench.settings_of(averaged)["ema"] == 0.98
+    commands = []
+
+    class Fold:
+        def __init__(self, command, env, stdout, stderr):
+            commands.append(command)
+            raise SystemExit  # enough: the command is what this test reads
+
+    monkeypatch.setattr(bench.subprocess, "Popen", Fold)
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(data), "--from", "htdemucs", "--ema", "0.98"])
+    assert commands[0][commands[0].index("--ema") + 1] == "0.98"
