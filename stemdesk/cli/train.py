@@ -80,6 +80,14 @@ def add_parsers(commands: Any) -> None:
         metavar="DECAY",
         help="validate and export a moving average of the weights (e.g. 0.99); 0: the weights",
     )
+    train.add_argument(
+        "--max-stem-loss",
+        type=float,
+        default=0.2,
+        metavar="DB",
+        help="fine-tuning: never export a round that costs any stem more than this many dB of validation uSDR "
+        "below the base, however much the others gain (default 0.2)",
+    )
     add_device_option(train, default="cpu", runs="training runs")
     add_threads_option(train, "all cores but one; under torchrun, an equal share per process")
     scratch = train.add_argument_group("from scratch (stemdesk/training/recipes.py)")
@@ -223,6 +231,7 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         freeze=args.freeze,
         adapters=args.adapters,
         ema=args.ema,
+        stem_floor_db=args.max_stem_loss,
         threads=args.threads,
         seed=args.seed,
         device=args.device,

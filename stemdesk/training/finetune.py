@@ -48,6 +48,8 @@ class FineTuneRequest:
     freeze: Sequence[str] | None = None  # None: as the card recommends; () trains everything
     adapters: int | None = None  # > 0: low-rank adapters of this rank; 0: none; None: as advised (`fine_tune_plan`)
     ema: float = 0.0  # > 0: validate and export a moving average of the weights
+    # no round that costs any stem more than this (dB of median validation uSDR below the base) is exported
+    stem_floor_db: float | None = 0.2
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -288,6 +290,7 @@ def fine_tune(
         freeze=freeze,
         adapters=plan.adapters,
         beat_start=True,
+        stem_floor_db=request.stem_floor_db,
         batch=plan.batch,
         objective=plan.objective,
         remix=request.remix,
@@ -367,7 +370,8 @@ def fine_tune(
         raise StemDeskError(
             f"The fine-tuned model never beat the base model ({request.base}) on the validation songs (best round "
             f"{gain:+.2f} dB "
-            f"mean validation uSDR over the base, per stem: {said or 'no round'}), so nothing was exported (the "
+            f"mean validation uSDR over the base, per stem: {said or 'no round'}"
+            f"{costly_rounds(trainer.start, trainer.history, request.stem_floor_db)}), so nothing was exported (the "
             "base stays as it is). Try more minutes, a lower --lr, --adapters, or more songs (run folder: "
             + str(run)
             + ")."
@@ -399,7 +403,7 @@ def fine_tune(
     known = None
     if waveform and trainer.start is not None and trainer.history:
         # the trainer validated the base and the exported weights on these songs already, through the separator
-        best = max(trainer.history, key=lambda entry: entry["valid_mean"])
+        best = best_round(trainer.history) or trainer.history[-1]  # a tune was exported: a round kept the stems
         known = {
             "base": {"median": trainer.start["valid_usdr"], "songs": trainer.start["songs"]},
             "fine_tuned": {"median": best["valid_usdr"], "songs": best["songs"]},
@@ -434,16 +438,42 @@ def fine_tune(
     return card
 
 
+def best_round(history: list[dict]) -> dict | None:
+    """The validation round a fine-tune exports: the best mean among the rounds that keep every stem (`keeps_stems`;
+    a round logged before that rule keeps them); None when no round does."""
+    kept = [entry for entry in history if entry.get("keeps_stems", True)]
+    return max(kept, key=lambda entry: entry["valid_mean"]) if kept else None
+
+
 def best_gains(start: dict | None, history: list[dict]) -> dict[str, float]:
     """Per stem, the best validation round's median uSDR minus the starting weights' (dB, 2 decimals)."""
-    if start is None or not history:
+    best = best_round(history)
+    if start is None or best is None:
         return {}
-    best = max(history, key=lambda entry: entry["valid_mean"])
     return {
         s: round(best["valid_usdr"][s] - start["valid_usdr"][s], 2)
         for s in start["valid_usdr"]
         if s in best["valid_usdr"]
     }
+
+
+def costly_rounds(start: dict | None, history: list[dict], floor_db: float | None) -> str:
+    """For the refusal: the best round by its mean that was not exported because it cost a stem more than
+    ``floor_db``, with what it gained and cost per stem; empty when there is none."""
+    costly = [e for e in history if not e.get("keeps_stems", True) and start and e["valid_mean"] > start["valid_mean"]]
+    if not costly or start is None:
+        return ""
+    worst = max(costly, key=lambda entry: entry["valid_mean"])
+    per_stem = ", ".join(
+        f"{s} {worst['valid_usdr'][s] - start['valid_usdr'][s]:+.2f}"
+        for s in start["valid_usdr"]
+        if s in worst["valid_usdr"]
+    )
+    return (
+        f"; the round at step {worst['step']} raised the mean by "
+        f"{worst['valid_mean'] - start['valid_mean']:+.2f} dB but cost a stem more than {floor_db:g} dB ({per_stem}),"
+        " and a tune never costs a stem that much"
+    )
 
 
 RESOLUTION_DB = 0.01  # scores are reported to 0.01 dB: a smaller gain is not one
@@ -454,9 +484,9 @@ def beyond_noise(start: dict | None, history: list[dict]) -> tuple[float, float]
     is the larger of how much the score moves from one validation round to the next (the run's own wobble: picking
     the best of noisy rounds flatters it) and the standard error of the best round's gain across validation songs,
     and at least the 0.01 dB scores are reported to."""
-    if start is None or not history:
+    best = best_round(history)
+    if start is None or best is None:
         return 0.0, RESOLUTION_DB
-    best = max(history, key=lambda entry: entry["valid_mean"])
     gain = best["valid_mean"] - start["valid_mean"]
     means = [start["valid_mean"]] + [entry["valid_mean"] for entry in history]
     steps = np.diff(means[1:]) if len(means) >= 4 else np.zeros(0)  # between training rounds, not from the start

@@ -97,6 +97,9 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (e.g. "fc1", "trunk" for the encoder)
     adapters: int = 0  # > 0: train rank-r low-rank adapters on the dense layers only (stemdesk/training/lora.py)
     beat_start: bool = False  # fine-tuning: export only what beats the starting weights on validation
+    # fine-tuning (with beat_start): a round whose median validation uSDR of any stem fell more than this many dB
+    # below the starting weights' is never exported, however much the others gained (None: the mean alone decides)
+    stem_floor_db: float | None = None
     device: str = "cpu"  # cpu, cuda, mps or auto
     early_stop: int = 0  # stop after this many validations without a new best (0: never)
     ema: float = 0.0  # > 0: validate and export an exponential moving average of the weights (e.g. 0.999)
@@ -108,6 +111,15 @@ class TrainConfig:
     # stopped before its decay can carry on to a longer budget (lab/benchmarks/reproduction.py)
     decay_minutes: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def keeps_stems(start: dict | None, medians: dict[str, float], floor_db: float | None) -> bool:
+    """Whether a validation round's per-stem medians stay within ``floor_db`` of the starting weights' (``start``,
+    as `Trainer.start`) on every stem: a fine-tune that costs a stem more than that is not one to export."""
+    if floor_db is None or start is None:
+        return True
+    base = start["valid_usdr"]
+    return all(medians[s] >= base[s] - floor_db for s in base if s in medians)
 
 
 # A source quieter than this (mean square, -60 dBFS) in an example has no SDR worth a target: a silent target's
@@ -688,7 +700,8 @@ class Trainer:
                 "seconds": round(time.monotonic() - started, 1),
                 "songs": result["songs"],
             }
-            improved = score > self.best
+            entry["keeps_stems"] = keeps_stems(self.start, medians, self.config.stem_floor_db)
+            improved = score > self.best and entry["keeps_stems"]
             if improved and export is not None:
                 self._export(export, entry)
         if improved:

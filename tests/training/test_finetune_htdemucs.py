@@ -366,3 +366,60 @@ def test_a_moving_average_is_its_own_setting_and_reaches_the_fold(tmp_path, monk
     with pytest.raises(SystemExit):
         bench.main(["--data", str(data), "--from", "htdemucs", "--ema", "0.98"])
     assert commands[0][commands[0].index("--ema") + 1] == "0.98"
+
+
+def scripted_validation(monkeypatch, rounds: list[dict[str, float]]) -> None:
+    """The trainer's validations return these medians in turn (the first is the base's), then the last again."""
+    from stemdesk.training import train
+
+    given = iter(rounds)
+    last: dict = {}
+
+    def validate(self):
+        nonlocal last
+        last = next(given, last)
+        return {"median": dict(last), "songs": {"song2": dict(last)}}
+
+    monkeypatch.setattr(train.Trainer, "validate", validate)
+
+
+BASE_SCORES = {"vocals": 5.0, "drums": 5.0, "bass": 5.0, "other": 5.0}
+
+
+def test_a_round_that_costs_a_stem_too_much_is_never_exported_and_the_refusal_says_which(
+    base, songs_folder, monkeypatch
+):
+    # every round raises the mean by 0.25 dB, paid for by the drums (-1.00 dB)
+    costly = {"vocals": 7.0, "drums": 4.0, "bass": 5.0, "other": 5.0}
+    scripted_validation(monkeypatch, [BASE_SCORES, costly])
+    code, out, err = run(
+        "train", "--from", base, "--data", songs_folder, "--valid", "song2", "--out", "costly",
+        "--minutes", "0.4", "--threads", "1", "--no-augment",
+    )  # fmt: skip
+    assert code != 0 and "nothing was exported" in err
+    assert "cost a stem more than 0.2 dB (vocals +2.00, drums -1.00, bass +0.00, other +0.00)" in err
+    with pytest.raises(ModelError):
+        find_model("costly")
+
+
+def test_the_best_round_that_keeps_every_stem_is_exported(base, songs_folder, monkeypatch):
+    # the first round keeps every stem within 0.2 dB, the later ones gain more on the mean but cost the drums
+    keeps = {"vocals": 6.5, "drums": 4.85, "bass": 5.0, "other": 5.0}
+    costly = {"vocals": 8.0, "drums": 4.0, "bass": 5.0, "other": 5.0}
+    scripted_validation(monkeypatch, [BASE_SCORES, keeps, costly])
+    code, out, err = run(
+        "train", "--from", base, "--data", songs_folder, "--valid", "song2", "--out", "kept",
+        "--minutes", "0.5", "--threads", "1", "--no-augment",
+    )  # fmt: skip
+    assert code == 0, err
+    result = read_card(find_model("kept").folder).raw["fine_tune_result"]
+    assert result["gain_usdr_db"] == {"vocals": 1.5, "drums": -0.15, "bass": 0.0, "other": 0.0}
+    # asked for, the stems' floor goes: the round that gained most is exported
+    scripted_validation(monkeypatch, [BASE_SCORES, keeps, costly])
+    code, out, err = run(
+        "train", "--from", base, "--data", songs_folder, "--valid", "song2", "--out", "anything-goes",
+        "--minutes", "0.5", "--threads", "1", "--no-augment", "--max-stem-loss", "100",
+    )  # fmt: skip
+    assert code == 0, err
+    result = read_card(find_model("anything-goes").folder).raw["fine_tune_result"]
+    assert result["gain_usdr_db"]["vocals"] == 3.0
