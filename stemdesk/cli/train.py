@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ..core.errors import StemDeskError
 from ..io.model_store import DEFAULT_MODEL
-from ..training.options import add_teacher_options
+from ..training.options import STEM_FLOOR_DB, add_teacher_options
 from .common import EXIT_ERROR, count, positive, probability, setting, value_range
 from .options import add_device_option, add_postprocessing_options, add_threads_option
 
@@ -83,10 +83,10 @@ def add_parsers(commands: Any) -> None:
     train.add_argument(
         "--max-stem-loss",
         type=float,
-        default=0.2,
+        default=STEM_FLOOR_DB,
         metavar="DB",
         help="fine-tuning: never export a round that costs any stem more than this many dB of validation uSDR "
-        "below the base, however much the others gain (default 0.2)",
+        f"below the base, however much the others gain (default {STEM_FLOOR_DB:g})",
     )
     add_device_option(train, default="cpu", runs="training runs")
     add_threads_option(train, "all cores but one; under torchrun, an equal share per process")

@@ -32,6 +32,7 @@ from .data import Song, regroup, source_map
 from .dataset import SOURCES, SongFiles, describe, discover, load_checked, read_mapping
 from .metrics import bss_eval_v4
 from .model_card import render
+from .options import STEM_FLOOR_DB
 from .train import TrainConfig, Trainer, export_model
 from .validation import Validator, separate_song
 
@@ -49,7 +50,7 @@ class FineTuneRequest:
     adapters: int | None = None  # > 0: low-rank adapters of this rank; 0: none; None: as advised (`fine_tune_plan`)
     ema: float = 0.0  # > 0: validate and export a moving average of the weights
     # no round that costs any stem more than this (dB of median validation uSDR below the base) is exported
-    stem_floor_db: float | None = 0.2
+    stem_floor_db: float | None = STEM_FLOOR_DB
     threads: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -460,18 +461,20 @@ def best_gains(start: dict | None, history: list[dict]) -> dict[str, float]:
 def costly_rounds(start: dict | None, history: list[dict], floor_db: float | None) -> str:
     """For the refusal: the best round by its mean that was not exported because it cost a stem more than
     ``floor_db``, with what it gained and cost per stem; empty when there is none."""
-    costly = [e for e in history if not e.get("keeps_stems", True) and start and e["valid_mean"] > start["valid_mean"]]
-    if not costly or start is None:
+    if start is None:
         return ""
-    worst = max(costly, key=lambda entry: entry["valid_mean"])
+    costly = [e for e in history if not e.get("keeps_stems", True) and e["valid_mean"] > start["valid_mean"]]
+    if not costly:
+        return ""
+    best = max(costly, key=lambda entry: entry["valid_mean"])
     per_stem = ", ".join(
-        f"{s} {worst['valid_usdr'][s] - start['valid_usdr'][s]:+.2f}"
+        f"{s} {best['valid_usdr'][s] - start['valid_usdr'][s]:+.2f}"
         for s in start["valid_usdr"]
-        if s in worst["valid_usdr"]
+        if s in best["valid_usdr"]
     )
     return (
-        f"; the round at step {worst['step']} raised the mean by "
-        f"{worst['valid_mean'] - start['valid_mean']:+.2f} dB but cost a stem more than {floor_db:g} dB ({per_stem}),"
+        f"; the round at step {best['step']} raised the mean by "
+        f"{best['valid_mean'] - start['valid_mean']:+.2f} dB but cost a stem more than {floor_db:g} dB ({per_stem}),"
         " and a tune never costs a stem that much"
     )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 TEACHER_SOURCES = ("vocals", "drums", "bass", "other")
+# A fine-tune never exports a round that costs any stem more than this (dB of median validation uSDR below its base).
+STEM_FLOOR_DB = 0.2
 
 
 def add_teacher_options(parser: Any, what: str = "the weights", share: float = 0.5) -> None:

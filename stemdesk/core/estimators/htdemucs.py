@@ -76,7 +76,7 @@ def _dconv_layer_inference(layer: nn.Module, x: Tensor) -> Tensor:
     mean and variance come from ``h`` alone (its mean and its centred Gram matrix, exactly, in a stable form), the
     norm's and the layer scale's factors are folded into a per-item copy of the convolution's weights, and one
     batched matrix product writes the normalised wide tensor; the sigmoid and the residual sum finish it. The
-    result equals the module's to float32 rounding (tests/core/test_htdemucs.py)."""
+    result equals the module's to float32 rounding (tests/core/test_htdemucs_inference.py)."""
     conv1, norm1, gelu, conv2, norm2, _glu, scale = layer.children()
     assert isinstance(conv2, nn.Conv1d) and isinstance(norm2, nn.GroupNorm) and isinstance(scale, LayerScale)
     assert conv2.bias is not None and norm2.weight is not None and norm2.bias is not None
