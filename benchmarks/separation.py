@@ -41,18 +41,38 @@ from stemdesk.io.model_store import save_model  # noqa: E402
 SONG_SECONDS = 180.0
 
 
-def timed(cmd: list[str], env: dict) -> tuple[int, str, str, float, float]:
+# Linux keeps a process's peak memory across exec, and a forked child starts with its parent's peak: measured
+# straight from this (large) process, every child would report at least this process's own peak. A small launcher,
+# exec'd afresh, forks the command instead and reports the command's own peak through a file.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def timed(cmd: list[str], env: dict | None) -> tuple[int, str, str, float, float]:
     """Run ``cmd``: its exit code, output, error output, wall time from launch to exit (interpreter start-up and
-    imports included: what a user waits for) and peak memory in MB (its max RSS)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    imports included: what a user waits for) and its own peak memory in MB (its max RSS, through `LAUNCHER`)."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r") as peak,
+    ):
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, peak.name, *cmd], stdout=out, stderr=err, text=True, env=env
+        )
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read(), err.read(), wall, usage.ru_maxrss / 1024
+        kilobytes = peak.read().strip()
+        return proc.returncode, out.read(), err.read(), wall, int(kilobytes or 0) / 1024
 
 
 # Other architectures, random weights (only their speed is compared), file in → four 16-bit WAV stems out.
