@@ -1,8 +1,11 @@
 """HTDemucs's inference path computes what its modules compute.
 
 Separating (no gradients) runs each DConv layer as one batched product with the norm folded into it
-(`_dconv_layer_inference`); training runs the modules as written. Both must give the same numbers, on the
-frequency and the time branch, for inputs far from zero mean, and for the whole network.
+(`_dconv_layer_inference`), a cache-sized block of rows or frames at a time, its first convolution as one product
+for all taps (`_hidden`), the frequency decoders' transposed convolutions on channels-last input and the inverse
+STFT from a spectrogram written once into its padding (`_padded_spectrogram`); training runs the modules as written.
+Both must give the same numbers, on the frequency and the time branch, for inputs far from zero mean, for blocks
+that do not divide the rows or frames, and for the whole network.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import pytest
 import torch
 from helpers import small_htdemucs
 
-from stemdesk.core.estimators.htdemucs import DConv, HTDemucs, _over_frequencies
+from stemdesk.core.estimators import htdemucs
+from stemdesk.core.estimators.htdemucs import DConv, HTDemucs, _hidden, _over_frequencies
+from stemdesk.core.precision import apply_precision
 
 
 def relative_error(reference: torch.Tensor, other: torch.Tensor) -> float:
@@ -44,13 +49,40 @@ def test_a_dconv_computes_the_same_with_and_without_gradients(channels, offset):
 def test_a_dconv_over_frequencies_and_over_a_long_waveform_matches():
     dconv = randomised(DConv(16), seed=3)
     torch.manual_seed(2)
-    spectral, waveform = torch.randn(2, 16, 64, 50), torch.randn(1, 16, 40000) - 2
+    spectral, waveform = torch.randn(2, 16, 64, 300), torch.randn(2, 16, 40000) - 2
+    # 300 frames: blocks of rows that do not divide the 64; 40000 samples: blocks of frames, the last shorter
+    assert 64 % (htdemucs._block_positions(spectral) // 300) and 40000 % htdemucs._block_positions(waveform)
+    with torch.no_grad():  # first, so no freed block of the references holds their values by chance
+        fast = [_over_frequencies(dconv, spectral), dconv(waveform)]
     with torch.enable_grad():
         references = [_over_frequencies(dconv, spectral).detach(), dconv(waveform).detach()]
-    with torch.no_grad():
-        fast = [_over_frequencies(dconv, spectral), dconv(waveform)]
     for reference, result in zip(references, fast):
         assert relative_error(reference, result) < 2e-6
+
+
+def test_the_taps_product_is_the_convolution_and_a_reduced_precision_one_keeps_its_module():
+    torch.manual_seed(5)
+    layer = randomised(DConv(48), seed=5).layers[1]  # dilation 2
+    x = torch.randn(3, 48, 200) + 1
+    conv1, norm1, gelu = list(layer.children())[:3]
+    with torch.inference_mode():
+        assert relative_error(gelu(norm1(conv1(x))), _hidden(layer, x)) < 1e-6
+    # in bfloat16 (an inner layer under the precision policy) the module runs, rounding as the policy says
+    model = apply_precision(small_htdemucs(), "bf16")
+    layer = model.encoder[-1].dconv.layers[0]
+    conv1, norm1, gelu = list(layer.children())[:3]
+    assert conv1.weight.dtype == torch.bfloat16
+    x = torch.randn(4, conv1.in_channels, 30)
+    with torch.inference_mode():
+        assert torch.equal(_hidden(layer, x), gelu(norm1(conv1(x))))
+
+
+def test_the_spectrogram_written_into_its_padding_inverts_as_the_padded_one():
+    model = small_htdemucs()
+    torch.manual_seed(6)
+    x = torch.randn(2, 4, 4, 256, 17)  # (batch, sources, real and imaginary of 2 channels, freqs, frames)
+    complex_spec = torch.view_as_complex(x.view(2, 4, 2, 2, 256, 17).permute(0, 1, 2, 4, 5, 3).contiguous())
+    assert torch.equal(model._istft(model._padded_spectrogram(x), 2048), model.ispec(complex_spec, 2048))
 
 
 def test_the_whole_network_separates_as_it_trains():

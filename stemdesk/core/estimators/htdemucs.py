@@ -58,12 +58,53 @@ class DConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.is_grad_enabled():  # separating: the same sums, with far less memory traffic
-            for layer in self.layers:
-                x = _dconv_layer_inference(layer, x)
-            return x
+            return _dconv_inference(self, x)
         for layer in self.layers:
             x = x + layer(x)
         return x
+
+
+# How many (row × frame) positions a block of the CPU inference path covers per thread: its widest tensor (2 ·
+# channels of them) then stays in the cores' caches, so the sigmoid, the GLU and the residual sum read it from
+# there instead of from memory. Blocks of 4096 per thread: 1.16x a bfloat16 segment on one thread, 1.14x on two,
+# where 4096 on two threads gave 1.03x (docs/htdemucs.md).
+_BLOCK_POSITIONS = 4096
+
+
+def _block_positions(x: Tensor) -> int:
+    """Positions per block for ``x``: on a GPU one block (its caches are not the point, its launches are)."""
+    return _BLOCK_POSITIONS * torch.get_num_threads() if x.device.type == "cpu" else x.numel()
+
+
+def _dconv_inference(dconv: DConv, x: Tensor) -> Tensor:
+    """``dconv(x)`` for ``x`` (rows, channels, frames) without gradients: every layer through
+    `_dconv_layer_inference`."""
+    for layer in dconv.layers:
+        x = _dconv_layer_inference(layer, x)
+    return x
+
+
+def _hidden(layer: nn.Module, x: Tensor) -> Tensor:
+    """The narrow tensor of a DConv layer, ``gelu(norm1(conv1(x)))``. A float32 ``conv1`` (few output channels,
+    for which oneDNN's kernels are slow) is computed as one matrix product for all its taps, then the taps' shifted
+    rows are added; a reduced-precision one (`stemdesk.core.precision`) runs as the module, hooks and all."""
+    conv1, norm1, gelu = list(layer.children())[:3]
+    assert isinstance(conv1, nn.Conv1d) and conv1.bias is not None
+    if conv1.weight.dtype != torch.float32 or x.dtype != torch.float32 or conv1.stride != (1,):
+        return gelu(norm1(conv1(x)))
+    weight = conv1.weight  # (H, C, taps)
+    hidden, _, taps = weight.shape
+    dilation, padding, frames = conv1.dilation[0], int(conv1.padding[0]), x.shape[-1]
+    each = torch.matmul(weight.permute(2, 0, 1).reshape(taps * hidden, -1), x)  # (N, taps · H, T)
+    h = conv1.bias[None, :, None].expand(x.shape[0], hidden, frames).clone()
+    for tap in range(taps):
+        shift = tap * dilation - padding  # out[t] += each tap's product at t + shift (zero outside)
+        part = each[:, tap * hidden : (tap + 1) * hidden]
+        if shift >= 0:
+            h[:, :, : frames - shift] += part[:, :, shift:]
+        else:
+            h[:, :, -shift:] += part[:, :, : frames + shift]
+    return gelu(norm1(h))
 
 
 def _dconv_layer_inference(layer: nn.Module, x: Tensor) -> Tensor:
@@ -74,15 +115,16 @@ def _dconv_layer_inference(layer: nn.Module, x: Tensor) -> Tensor:
     and scales it. Computed as written, the wide tensor is written once by the convolution (whose oneDNN kernel is
     slow for so few input channels), read and written again by the norm, the GLU and the scale. Here the norm's
     mean and variance come from ``h`` alone (its mean and its centred Gram matrix, exactly, in a stable form), the
-    norm's and the layer scale's factors are folded into a per-item copy of the convolution's weights, and one
-    batched matrix product writes the normalised wide tensor; the sigmoid and the residual sum finish it. The
-    result equals the module's to float32 rounding (tests/core/test_htdemucs_inference.py)."""
-    conv1, norm1, gelu, conv2, norm2, _glu, scale = layer.children()
+    norm's and the layer scale's factors and offsets are folded into a per-item copy of the convolution's weights
+    (the offsets as a column that multiplies a row of ones), and one batched matrix product writes the normalised
+    wide tensor, a cache-sized block at a time on the CPU (`_BLOCK_POSITIONS`), which the sigmoid and the residual
+    sum finish while it is in cache. The result equals the module's to float32 rounding
+    (tests/core/test_htdemucs_inference.py)."""
+    conv2, norm2, _glu, scale = list(layer.children())[3:]
     assert isinstance(conv2, nn.Conv1d) and isinstance(norm2, nn.GroupNorm) and isinstance(scale, LayerScale)
     assert conv2.bias is not None and norm2.weight is not None and norm2.bias is not None
-    h = gelu(norm1(conv1(x)))  # (N, H, T): through the modules, so a bfloat16 policy on conv1 still applies
-    h = h.float()
-    batch, _hidden, frames = h.shape
+    h = _hidden(layer, x).float()  # (N, H, T)
+    batch, _hidden_channels, frames = h.shape
     weight = conv2.weight[:, :, 0].float()  # (2C, H)
     bias = conv2.bias.float()  # (2C,)
     wide = weight.shape[0]
@@ -98,15 +140,51 @@ def _dconv_layer_inference(layer: nn.Module, x: Tensor) -> Tensor:
     gain = norm2.weight.float()[None, :] * inv_std[:, None]  # (N, 2C)
     offset = norm2.bias.float()[None, :] + gain * (bias[None, :] - mean[:, None])
     layer_scale = torch.cat([scale.scale.float(), scale.scale.new_ones(channels, dtype=torch.float32)])
-    gain, offset = gain * layer_scale, offset * layer_scale
-    y = torch.baddbmm(offset[:, :, None], gain[:, :, None] * weight[None], h)  # (N, 2C, T), normalised and scaled
-    value, gate = y[:, :channels], y[:, channels:]
-    return torch.addcmul(x, value, gate.sigmoid_())
+    folded = torch.cat([(gain * layer_scale)[:, :, None] * weight[None], (offset * layer_scale)[:, :, None]], dim=2)
+    h = torch.cat([h, h.new_ones(batch, 1, frames)], dim=1)  # (N, H + 1, T): the last row carries the offsets
+    out = torch.empty_like(x, dtype=torch.promote_types(x.dtype, torch.float32))
+    positions = _block_positions(x)
+    rows = max(1, positions // frames)
+    span = frames if rows > 1 else positions
+    for first in range(0, batch, rows):
+        for start in range(0, frames, span):
+            part = (slice(first, first + rows), slice(None), slice(start, start + span))
+            y = torch.bmm(folded[part[0]], h[part])  # (rows, 2C, span), normalised and scaled
+            torch.addcmul(x[part], y[:, :channels], y[:, channels:].sigmoid_(), out=out[part])
+    return out
+
+
+def _glu_of_pointwise(conv: nn.Conv1d | nn.Conv2d, x: Tensor) -> Tensor:
+    """``glu(conv(x), dim=1)`` for a float32 1×1 convolution, without gradients: one matrix product per
+    cache-sized block of positions, halved by GLU while in cache, so the doubled tensor is never written out.
+    (oneDNN's 1×1 convolution on two threads was slower than one thread's.)"""
+    assert conv.bias is not None
+    batch, channels = x.shape[:2]
+    weight, bias = conv.weight.reshape(conv.out_channels, channels), conv.bias[:, None]
+    half = conv.out_channels // 2
+    flat = x.reshape(batch, channels, -1)
+    out = x.new_empty(batch, half, flat.shape[-1])
+    span = _block_positions(x)
+    for item in range(batch):
+        for start in range(0, flat.shape[-1], span):
+            y = torch.addmm(bias, weight, flat[item, :, start : start + span])  # (2 · half, span)
+            torch.mul(y[:half], y[half:].sigmoid_(), out=out[item, :, start : start + span])
+    return out.view(batch, half, *x.shape[2:])
 
 
 def _over_frequencies(module: nn.Module, y: Tensor) -> Tensor:
-    """Run a 1-d module over time for every frequency row of (batch, channels, freqs, frames)."""
+    """Run a 1-d module over time for every frequency row of (batch, channels, freqs, frames). Without gradients,
+    a DConv runs a cache-sized block of rows at a time through both its layers, and no copy of the whole tensor
+    is made to put the rows first."""
     batch, channels, freqs, frames = y.shape
+    if isinstance(module, DConv) and not torch.is_grad_enabled():
+        out = torch.empty_like(y)
+        rows = max(1, _block_positions(y) // frames)
+        for item in range(batch):
+            for first in range(0, freqs, rows):
+                block = y[item, :, first : first + rows].transpose(0, 1)  # (rows, channels, frames)
+                out[item, :, first : first + rows] = _dconv_inference(module, block.contiguous()).transpose(0, 1)
+        return out
     y = y.permute(0, 2, 1, 3).reshape(-1, channels, frames)
     return module(y).view(batch, freqs, channels, frames).permute(0, 2, 1, 3)
 
@@ -137,6 +215,8 @@ class EncoderLayer(nn.Module):
             y = y + (inject[:, :, None] if inject.dim() == 3 and y.dim() == 4 else inject)
         y = F.gelu(y)
         y = _over_frequencies(self.dconv, y) if self.freq else self.dconv(y)
+        if not torch.is_grad_enabled() and self.rewrite.weight.dtype == torch.float32:
+            return _glu_of_pointwise(self.rewrite, y)
         return F.glu(self.rewrite(y), dim=1)
 
 
@@ -171,6 +251,10 @@ class DecoderLayer(nn.Module):
         y = F.glu(self.rewrite(x + skip), dim=1)
         if self.dconv is not None:
             y = _over_frequencies(self.dconv, y) if self.freq else self.dconv(y)
+        if self.freq and not torch.is_grad_enabled() and y.device.type == "cpu":
+            # oneDNN's transposed convolution is 2-3x faster on channels-last input (the copy included): 1.07x a
+            # bfloat16 segment on one thread (docs/htdemucs.md). Training keeps the layout it had.
+            y = y.contiguous(memory_format=torch.channels_last)
         z = self.conv_tr(y)
         z = z[..., self.pad : -self.pad, :] if self.freq else z[..., self.pad : self.pad + length]
         return z if self.last else F.gelu(z)
@@ -379,9 +463,10 @@ class HTDemucs(WaveformEstimator):
 
     def reduced_precision_modules(self) -> list[nn.Module]:
         """What may compute in bfloat16 (`stemdesk.core.precision`): the transformer's attention and feed-forward
-        layers, the 1×1 convolutions into and out of it, and the convolutions of the two innermost encoder and
-        decoder layers of each branch, most of the arithmetic. Their sums, norms and activations stay float32, and
-        so do the outer layers, nearest the audio. Measured on the validation songs: docs/htdemucs.md."""
+        layers, the 1×1 convolutions into and out of it, the convolutions of the two innermost encoder and decoder
+        layers of each branch and the next frequency decoder's rewrite convolution: most of the arithmetic. Their
+        sums, norms and activations stay float32, and so do the outer layers, nearest the audio. Measured on the
+        validation songs: docs/htdemucs.md."""
         parts: list[nn.Module] = [
             self.channel_upsampler,
             self.channel_downsampler,
@@ -397,6 +482,11 @@ class HTDemucs(WaveformEstimator):
                 for m in coder.modules()
                 if isinstance(m, nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d | nn.ConvTranspose2d)
             ]
+        # the next frequency decoder's 3×3 rewrite too (4 % of a segment in float32): its rounding left the stems as
+        # far from float32's as before on three real segments, where its neighbours' did not (docs/htdemucs.md)
+        next_decoder = self.decoder[inner]
+        assert isinstance(next_decoder, DecoderLayer)
+        parts.append(next_decoder.rewrite)
         return parts
 
     # The STFT pair, framed so that frames = ceil(length / hop) exactly (HTDemucs's _spec/_ispec).
@@ -420,8 +510,13 @@ class HTDemucs(WaveformEstimator):
         return z.view(*shape, *z.shape[-2:])[..., :-1, 2 : 2 + frames]
 
     def ispec(self, z: Tensor, length: int) -> Tensor:
+        """complex (batch, channels, nfft/2, frames) → (batch, channels, length): `spec` undone."""
+        return self._istft(F.pad(z, (2, 2, 0, 1)), length)
+
+    def _istft(self, z: Tensor, length: int) -> Tensor:
+        """The inverse STFT of a spectrogram that `ispec` has padded: two empty frames each side, an empty top
+        row (any layout: a frames-major one spares the transform a copy)."""
         hop = self.hop
-        z = F.pad(z, (2, 2, 0, 1))
         pad = hop // 2 * 3
         total = hop * -(-length // hop) + 2 * pad
         shape = z.shape[:-2]
@@ -429,6 +524,18 @@ class HTDemucs(WaveformEstimator):
             z.reshape(-1, *z.shape[-2:]), self.nfft, hop, window=self.window, normalized=True, length=total, center=True
         )
         return x.view(*shape, total)[..., pad : pad + length]
+
+    def _padded_spectrogram(self, x: Tensor) -> Tensor:
+        """The spectral branch's output, real and imaginary parts as channels (batch, sources, 2·channels, freqs,
+        frames), as the complex spectrogram `_istft` takes: written once, frames-major, into a zeroed frame."""
+        batch, sources, wide, freqs, frames = x.shape
+        z = torch.empty(batch, sources, wide // 2, frames + 4, freqs + 1, dtype=torch.complex64, device=x.device)
+        parts = torch.view_as_real(z)  # (…, frames + 4, freqs + 1, 2)
+        parts[..., :2, :, :] = 0
+        parts[..., -2:, :, :] = 0
+        parts[..., freqs, :] = 0
+        parts[..., 2:-2, :freqs, :] = x.view(batch, sources, wide // 2, 2, freqs, frames).permute(0, 1, 2, 5, 4, 3)
+        return z.transpose(-1, -2)
 
     def network(self, mix: Tensor, mag: Tensor) -> tuple[Tensor, Tensor]:
         """mix (batch, channels, segment) and its STFT as real channels (batch, 2·channels, nfft/2, frames) →
@@ -479,11 +586,7 @@ class HTDemucs(WaveformEstimator):
         batch, channels, freqs, frames = z.shape
         mag = torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, freqs, frames)
         x, xt = self.network(mix, mag)
-        sources = x.shape[1]
-        spec = torch.view_as_complex(
-            x.view(batch, sources, channels, 2, freqs, frames).permute(0, 1, 2, 4, 5, 3).contiguous()
-        )
-        if spec.device.type == "mps":  # MPS has no complex iSTFT
-            spec = spec.cpu()
-        out = xt + self.ispec(spec, self.segment).to(xt.device)
+        if x.device.type == "mps":  # MPS has no complex iSTFT
+            x = x.cpu()
+        out = xt + self._istft(self._padded_spectrogram(x), self.segment).to(xt.device)
         return out[..., :length]
