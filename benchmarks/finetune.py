@@ -81,8 +81,9 @@ def vocal_error(model: str, data: Path, song_name: str) -> dict:
 def run_fold(args: argparse.Namespace) -> None:
     """One fold, in this process: fine-tune with --valid SONG and write what happened as JSON."""
     from stemdesk.core.errors import StemDeskError
+    from stemdesk.io.model_store import find_model
     from stemdesk.io.paths import runs_dir
-    from stemdesk.training.finetune import FineTuneRequest, fine_tune
+    from stemdesk.training.finetune import FineTuneRequest, fine_tune, fine_tune_advice
 
     start: dict = {}
 
@@ -121,6 +122,7 @@ def run_fold(args: argparse.Namespace) -> None:
         ema=args.ema or 0.0,
         threads=args.threads,
     )
+    lr, freeze = fine_tune_advice(find_model(args.base), request)
     try:
         card = fine_tune(request, progress=tick)
         result = {
@@ -137,8 +139,9 @@ def run_fold(args: argparse.Namespace) -> None:
     result.update(
         {
             "fold": args.fold,
-            "lr": start.get("lr"),
-            "freeze": start.get("freeze"),
+            # what the trainer ran with: the plan's, so a fold resumed past its start (which reports them) has them
+            "lr": lr,
+            "freeze": list(freeze),
             "seconds": round(spent + time.monotonic() - started),
             "threads": args.threads,
         }
