@@ -296,6 +296,41 @@ def test_the_benchmark_keeps_each_finished_fold_and_a_later_run_skips_it(tmp_pat
     assert [fold for fold, _ in started] == ["a", "b"]  # other settings: kept results do not count
 
 
+@pytest.mark.parametrize("lr", [None, 1e-4])
+def test_a_fold_records_the_rate_and_frozen_parts_it_ran_with_even_when_resumed(lr, tmp_path, monkeypatch):
+    from helpers import install_small_htdemucs
+
+    import stemdesk.training.finetune as finetune
+
+    bench = benchmark()
+    base = install_small_htdemucs(tmp_path / "models", monkeypatch)
+
+    def resumed(request, progress):  # a fold resumed past its start: the trainer reports no "start" event
+        return {"base": {"usdr": {"vocals": 5.0}}, "fine_tuned": {"usdr": {"vocals": 5.2}}, "steps": 48}
+
+    monkeypatch.setattr(finetune, "fine_tune", resumed)
+    monkeypatch.setattr(bench, "vocal_error", lambda *args: {"sdr_where_sung_db": 5.0})
+    monkeypatch.setattr(bench.threading, "Thread", lambda **kwargs: type("Idle", (), {"start": lambda self: None})())
+    out = tmp_path / "fold" / "result.json"
+    out.parent.mkdir()
+    args = bench.argparse.Namespace(
+        fold="a",
+        out=out,
+        data=tmp_path,
+        base=base,
+        minutes=30.0,
+        lr=lr,
+        freeze=None,
+        adapters=None,
+        ema=None,
+        threads=1,
+    )
+    bench.run_fold(args)
+    result = json.loads(out.read_text())
+    assert result["lr"] == (lr or KIND_ADVICE["htdemucs"]["lr"])  # the user's rate wins, else the kind's advice
+    assert result["freeze"] == list(KIND_ADVICE["htdemucs"]["freeze"])
+
+
 def test_folds_run_one_at_a_time_when_their_threads_would_oversubscribe_the_cores():
     bench = benchmark()
     assert bench.side_by_side(parallel=2, threads=2, cores=2) == 1
