@@ -293,10 +293,14 @@ def main(argv: list[str] | None = None) -> None:
             home = work / fold
             if args.fresh:
                 shutil.rmtree(home, ignore_errors=True)
-            env = {
+            (home / "tmp").mkdir(parents=True, exist_ok=True)
+            env = {  # the fold's own folders: nothing it writes or caches lands in the user's
                 **os.environ,
                 "XDG_DATA_HOME": str(home / "data"),
                 "XDG_CONFIG_HOME": str(home / "config"),
+                "XDG_CACHE_HOME": str(home / "cache"),
+                "MPLCONFIGDIR": str(home / "config" / "matplotlib"),
+                "TMPDIR": str(home / "tmp"),
                 "OMP_NUM_THREADS": str(args.threads),
                 "STEMDESK_MODELS_PATH": models_path,
             }

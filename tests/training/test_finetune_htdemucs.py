@@ -269,6 +269,9 @@ def test_the_benchmark_keeps_each_finished_fold_and_a_later_run_skips_it(tmp_pat
             fold = command[command.index("--fold") + 1]
             started.append((fold, command[command.index("--threads") + 1]))
             assert str(user_models_dir()) in env["STEMDESK_MODELS_PATH"].split(os.pathsep)  # HTDemucs is found
+            for folder in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR", "TMPDIR"):
+                assert Path(env[folder]).is_relative_to(tmp_path / "results"), folder  # the fold's own, not yours
+            assert Path(env["TMPDIR"]).is_dir()
             out = Path(command[command.index("--out") + 1])
             result = dict(done, fold=fold, exported=True, steps=64)
             result.pop("settings")
