@@ -98,3 +98,15 @@ def test_the_whole_network_separates_as_it_trains():
     model.train()
     model(audio).pow(2).mean().backward()
     assert all(p.grad is not None for p in model.decoder[-1].dconv.parameters())
+
+
+@pytest.mark.parametrize("frames", [1, 3, 5])
+def test_a_dconv_shorter_than_its_dilation_computes_as_its_modules(frames):
+    dconv = randomised(DConv(16, depth=3), seed=7)  # its last layer's taps reach 4 frames either side
+    torch.manual_seed(8)
+    x = torch.randn(2, 16, frames) + 1
+    with torch.inference_mode():
+        fast = dconv(x)
+    with torch.enable_grad():
+        reference = dconv(x).detach()
+    assert relative_error(reference, fast) < 2e-6

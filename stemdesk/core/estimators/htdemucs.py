@@ -99,6 +99,8 @@ def _hidden(layer: nn.Module, x: Tensor) -> Tensor:
     h = conv1.bias[None, :, None].expand(x.shape[0], hidden, frames).clone()
     for tap in range(taps):
         shift = tap * dilation - padding  # out[t] += each tap's product at t + shift (zero outside)
+        if abs(shift) >= frames:  # this tap reads only the zero padding
+            continue
         part = each[:, tap * hidden : (tap + 1) * hidden]
         if shift >= 0:
             h[:, :, : frames - shift] += part[:, :, shift:]
