@@ -90,7 +90,10 @@ def spread_residual(stems: Tensor, mix: Tensor, how: str = "spectral", stft=None
     elif how == "spectral":
         spec = stft(stems.to(torch.float32))  # (sources, channels, bins, frames)
         power = spec.real.square() + spec.imag.square()
-        weights = ratio_masks(power.unsqueeze(0))[0]
-        shares = stft.inverse(apply_mask(stft(residual.to(torch.float32)).unsqueeze(0), weights), mix.shape[-1])
-        out += shares.to(out.dtype)
+        # Every stem's share but the last: the projection below gives the last stem what the others leave, which
+        # is its share to the rounding of the iSTFT, so its share is never made (a quarter of the iSTFTs).
+        total = power.sum(dim=0)
+        weights = (power[:-1] / total.clamp_min(SILENT)).masked_fill_(total <= SILENT, 1.0 / stems.shape[0])
+        shares = stft.inverse(apply_mask(stft(residual.to(torch.float32)), weights), mix.shape[-1])
+        out[:-1] += shares.to(out.dtype)
     return project_onto_mixture(out, mix)

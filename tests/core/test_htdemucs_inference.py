@@ -83,6 +83,10 @@ def test_the_spectrogram_written_into_its_padding_inverts_as_the_padded_one():
     x = torch.randn(2, 4, 4, 256, 17)  # (batch, sources, real and imaginary of 2 channels, freqs, frames)
     complex_spec = torch.view_as_complex(x.view(2, 4, 2, 2, 256, 17).permute(0, 1, 2, 4, 5, 3).contiguous())
     assert torch.equal(model._istft(model._padded_spectrogram(x), 2048), model.ispec(complex_spec, 2048))
+    # still normalised, de-normalised as it is written: each song of the batch by its own scale and shift
+    scale, shift = torch.tensor([0.5, 3.0]).view(2, 1, 1, 1), torch.tensor([-0.25, 2.0]).view(2, 1, 1, 1)
+    written = model._padded_spectrogram(x, scale, shift)
+    assert torch.equal(written, model._padded_spectrogram(x * scale[:, None] + shift[:, None]))
 
 
 def test_the_whole_network_separates_as_it_trains():

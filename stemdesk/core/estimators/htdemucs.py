@@ -527,22 +527,33 @@ class HTDemucs(WaveformEstimator):
         )
         return x.view(*shape, total)[..., pad : pad + length]
 
-    def _padded_spectrogram(self, x: Tensor) -> Tensor:
+    def _padded_spectrogram(self, x: Tensor, scale: Tensor | None = None, shift: Tensor | None = None) -> Tensor:
         """The spectral branch's output, real and imaginary parts as channels (batch, sources, 2·channels, freqs,
-        frames), as the complex spectrogram `_istft` takes: written once, frames-major, into a zeroed frame."""
+        frames), as the complex spectrogram `_istft` takes: written once, frames-major, into a zeroed frame.
+        ``scale`` and ``shift`` (batch, 1, 1, 1): x is still normalised, and x · scale + shift is written (in place
+        in the frame: one pass over the spectrogram fewer, the same numbers; not for autograd)."""
         batch, sources, wide, freqs, frames = x.shape
         z = torch.empty(batch, sources, wide // 2, frames + 4, freqs + 1, dtype=torch.complex64, device=x.device)
         parts = torch.view_as_real(z)  # (…, frames + 4, freqs + 1, 2)
         parts[..., :2, :, :] = 0
         parts[..., -2:, :, :] = 0
         parts[..., freqs, :] = 0
-        parts[..., 2:-2, :freqs, :] = x.view(batch, sources, wide // 2, 2, freqs, frames).permute(0, 1, 2, 5, 4, 3)
+        inside = parts[..., 2:-2, :freqs, :]
+        inside.copy_(x.view(batch, sources, wide // 2, 2, freqs, frames).permute(0, 1, 2, 5, 4, 3))
+        if scale is not None and shift is not None:
+            inside.mul_(scale.view(batch, 1, 1, 1, 1, 1)).add_(shift.view(batch, 1, 1, 1, 1, 1))
         return z.transpose(-1, -2)
 
     def network(self, mix: Tensor, mag: Tensor) -> tuple[Tensor, Tensor]:
         """mix (batch, channels, segment) and its STFT as real channels (batch, 2·channels, nfft/2, frames) →
         the spectral branch (batch, sources, 2·channels, nfft/2, frames) and the waveform branch
         (batch, sources, channels, segment)."""
+        x, xt, std, mean = self._network(mix, mag)
+        return x * std[:, None] + mean[:, None], xt
+
+    def _network(self, mix: Tensor, mag: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """`network` with the spectral branch still normalised: (x, xt, std, mean), x · std + mean being
+        `network`'s spectral branch (std and mean: (batch, 1, 1, 1))."""
         batch, _, freqs, frames = mag.shape
         mean = mag.mean(dim=(1, 2, 3), keepdim=True)
         std = mag.std(dim=(1, 2, 3), keepdim=True)
@@ -575,9 +586,8 @@ class HTDemucs(WaveformEstimator):
             xt = tdecode(xt, saved_t.pop(), lengths_t.pop())
 
         sources = len(self.sources)
-        x = x.view(batch, sources, -1, freqs, frames) * std[:, None] + mean[:, None]
         xt = xt.view(batch, sources, -1, mix.shape[-1]) * stdt[:, None] + meant[:, None]
-        return x, xt
+        return x.view(batch, sources, -1, freqs, frames), xt, std, mean
 
     def forward(self, audio: Tensor) -> Tensor:
         length = audio.shape[-1]
@@ -587,8 +597,13 @@ class HTDemucs(WaveformEstimator):
         z = self.spec(mix)
         batch, channels, freqs, frames = z.shape
         mag = torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, freqs, frames)
-        x, xt = self.network(mix, mag)
+        if torch.is_grad_enabled():
+            x, xt = self.network(mix, mag)
+            scale = shift = None
+        else:  # the spectral branch de-normalised as it is written into the iSTFT's frame
+            x, xt, scale, shift = self._network(mix, mag)
         if x.device.type == "mps":  # MPS has no complex iSTFT
             x = x.cpu()
-        out = xt + self._istft(self._padded_spectrogram(x), self.segment).to(xt.device)
+            scale, shift = (None, None) if scale is None or shift is None else (scale.cpu(), shift.cpu())
+        out = xt + self._istft(self._padded_spectrogram(x, scale, shift), self.segment).to(xt.device)
         return out[..., :length]
