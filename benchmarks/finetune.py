@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/finetune.py [--data ../shared/data/cc0-efree] [--from stemdesk-4stem]
         [--minutes 30] [--folds 2.Lithium,5.Rubidium] [--parallel 2] [--threads 1] [--lr 5e-5] [--freeze second.]
-        [--adapters RANK] [--ema DECAY] [--fresh] [--report]
+        [--adapters RANK] [--ema DECAY] [--fresh] [--report] [--in-sample]
 
 Each fold holds one song out and runs the whole `stemdesk train` job (data checks, fine-tune for the time budget,
 score card) on the others, in its own process with --threads threads (default 1; 2 for htdemucs) and its own user
@@ -18,6 +18,10 @@ it (--fresh runs every fold again). A fold's work folder is stable (benchmarks/r
 so a killed fold resumes from its last checkpoint with what is left of its budget
 (one folder per base and settings).
 The table: finetune[-<base>].md (per fold, per stem: base, tuned, gain; the medians and the target).
+
+--in-sample runs no fold: it scores each finished fold's exported tune on the songs it trained on, as the held-out
+song is scored (whole songs through the separator, uSDR), against the base on each (that song's own fold's base),
+and keeps it with the fold's result: how much of what a tune learns stays with the songs it heard.
 """
 
 from __future__ import annotations
@@ -185,6 +189,29 @@ def unexported_result(checkpoints: Path, start: dict) -> dict | None:
     return result
 
 
+def tune_folder(work: Path, fold: str) -> Path:
+    """Where a fold's exported tune is installed: its own user folders' models folder, as "fold"."""
+    return work / fold / "data" / "stemdesk" / "models" / "fold"
+
+
+def in_sample(folder: Path, data: Path, held_out: str, threads: int) -> dict[str, dict[str, float]]:
+    """The tune installed in ``folder`` scored on every song of ``data`` but ``held_out`` (the songs its fold
+    trained on), read and checked as the trainer reads them and scored as its validation scores: {song: {source:
+    uSDR dB}}."""
+    import torch
+
+    from stemdesk.io.model_store import load_estimator, read_card
+    from stemdesk.training.dataset import SOURCES as DATA_SOURCES
+    from stemdesk.training.dataset import discover, load_checked
+    from stemdesk.training.validation import Validator
+
+    torch.set_num_threads(threads)
+    estimator, _ = load_estimator(read_card(folder))
+    _, loaded = load_checked([song for song in discover(data) if song.name != held_out])
+    scores = Validator(list(loaded.values()), DATA_SOURCES).score(estimator)["songs"]
+    return {song: {source: round(value, 2) for source, value in by.items()} for song, by in scores.items()}
+
+
 def results_file(base: str) -> Path:
     return RESULTS / ("finetune.json" if base == "stemdesk-4stem" else f"finetune-{base}.json")
 
@@ -255,6 +282,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="run every fold again, whatever the results file holds")
     parser.add_argument("--report", action="store_true", help="write the table of the folds already finished; run none")
+    parser.add_argument(
+        "--in-sample",
+        action="store_true",
+        help="score each finished fold's exported tune on the songs it trained on; run no fold",
+    )
     parser.add_argument("--fold", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -273,7 +305,14 @@ def main(argv: list[str] | None = None) -> None:
     for fold in folds:
         if fold in done:
             print(f"fold {fold}: already in {path.name}, skipped", flush=True)
-    if args.report:
+    if args.in_sample:
+        for result in done.values():
+            folder = tune_folder(work_folder(settings), result["fold"])
+            if result["exported"] and "in_sample" not in result and (folder / "card.json").is_file():
+                print(f"fold {result['fold']}: scoring its tune on the songs it trained on", flush=True)
+                result["in_sample"] = in_sample(folder, args.data, result["fold"], args.threads)
+                keep_result(path, result)
+    if args.report or args.in_sample:
         kept = sorted(done.values(), key=lambda r: folds.index(r["fold"]) if r["fold"] in folds else len(folds))
         path.with_suffix(".md").write_text(render(kept, args))
         print(render(kept, args))
@@ -394,8 +433,42 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
             for key in ("sdr_where_sung_db", "error_share_where_silent")
         ]
         lines.append(f"| {r['fold']} | {base['silent_seconds']} | " + " | ".join(cells) + " |")
-    lines += ["", *summary(results), *rounds_table(results)]
+    lines += ["", *summary(results), *in_sample_table(results), *rounds_table(results)]
     return "\n".join(lines) + "\n"
+
+
+def in_sample_table(results: list[dict]) -> list[str]:
+    """Each exported tune on the songs it trained on (``--in-sample``), base → tuned per stem, the base being that
+    song's own fold's base; the median gain per stem over those songs, beside the gain on the held-out song."""
+    scored = [r for r in results if r.get("in_sample")]
+    if not scored:
+        return []
+    bases = {r["fold"]: r["base"] for r in results}
+    lines = [
+        "",
+        "In-sample: each exported tune on the songs it trained on (uSDR dB, base → tuned; the base from each song's "
+        "own fold), then its median gain there against its gain on the song it never heard:",
+        "",
+        "| fold | song | " + " | ".join(SOURCES) + " |",
+        "|" + "---|" * (2 + len(SOURCES)),
+    ]
+    for r in scored:
+        gains: dict[str, list[float]] = {s: [] for s in SOURCES}
+        for song, tuned in r["in_sample"].items():
+            base = bases.get(song, {})
+            cells = []
+            for s in SOURCES:
+                if s in tuned and s in base:
+                    gains[s].append(tuned[s] - base[s])
+                    cells.append(f"{base[s]:.2f} → {tuned[s]:.2f} ({tuned[s] - base[s]:+.2f})")
+                else:
+                    cells.append(f"{tuned[s]:.2f}" if s in tuned else "–")
+            lines.append(f"| {r['fold']} held out | {song} | " + " | ".join(cells) + " |")
+        medians = [f"{statistics.median(g):+.2f}" if g else "–" for g in gains.values()]
+        lines.append(f"| {r['fold']} held out | median gain, songs trained on | " + " | ".join(medians) + " |")
+        held = [f"{r['tuned'][s] - r['base'][s]:+.2f}" if s in r["base"] else "–" for s in SOURCES]
+        lines.append(f"| {r['fold']} held out | gain on {r['fold']} (never heard) | " + " | ".join(held) + " |")
+    return lines
 
 
 def rounds_table(results: list[dict]) -> list[str]:

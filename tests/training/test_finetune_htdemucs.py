@@ -461,3 +461,48 @@ def test_the_best_round_that_keeps_every_stem_is_exported(base, songs_folder, mo
     assert code == 0, err
     result = read_card(find_model("anything-goes").folder).raw["fine_tune_result"]
     assert result["gain_usdr_db"]["vocals"] == 3.0
+
+
+def test_in_sample_scores_each_exported_tune_on_the_songs_it_trained_on_and_runs_no_fold(
+    base, songs_folder, tmp_path, monkeypatch
+):
+    from stemdesk.training.dataset import SOURCES, discover, load_checked
+    from stemdesk.training.validation import Validator
+
+    bench = benchmark()
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    argv = ["--data", str(songs_folder), "--from", base, "--minutes", "30", "--threads", "1"]
+    args = bench.argparse.Namespace(
+        base=base, data=songs_folder, minutes=30.0, threads=1, lr=None, freeze=None, adapters=None
+    )
+    settings = bench.settings_of(args)
+    tune = small_htdemucs(seed=1)  # the fold's exported tune, installed in the fold's own folders
+    save_model(bench.tune_folder(bench.work_folder(settings), "song2"), "fold", tune, {"licenses": RESEARCH})
+    common = {"best_step": 24, "steps": 24, "lr": 3e-4, "freeze": [], "settings": settings,
+              "vocal_error": {"base": {"sdr_where_sung_db": 1, "error_share_where_silent": 0, "silent_seconds": 0}}}  # fmt: skip
+    results = [
+        {"fold": f"song{i}", "exported": i == 2, "base": {s: i - 3.0 for s in SOURCES},
+         "tuned": {s: i - 2.5 for s in SOURCES}, **common}
+        for i in range(3)
+    ]  # fmt: skip
+    path = bench.results_file(base)
+    path.write_text(json.dumps(results))
+    monkeypatch.setattr(bench.subprocess, "Popen", lambda *a, **k: pytest.fail("--in-sample ran a fold"))
+    bench.main([*argv, "--in-sample"])
+    kept = {r["fold"]: r for r in json.loads(path.read_text())}
+    assert "in_sample" not in kept["song0"] and "in_sample" not in kept["song1"]  # they exported nothing
+    scored = kept["song2"]["in_sample"]
+    assert set(scored) == {"song0", "song1"}  # the songs the fold trained on, not the one it held out
+    # the tune's scores there, as the trainer's validation scores a song (not the base's)
+    _, loaded = load_checked([song for song in discover(songs_folder) if song.name != "song2"])
+    validator = Validator(list(loaded.values()), SOURCES)
+    expected = validator.score(tune.eval())["songs"]["song0"]
+    assert scored["song0"] == {source: round(value, 2) for source, value in expected.items()}
+    assert scored["song0"] != {s: round(v, 2) for s, v in validator.score(small_htdemucs(0))["songs"]["song0"].items()}
+    table = path.with_suffix(".md").read_text()
+    vocals = scored["song0"]["vocals"]
+    assert f"| song2 held out | song0 | -3.00 → {vocals:.2f} ({vocals + 3:+.2f}) |" in table  # song0's fold's base
+    assert "| song2 held out | gain on song2 (never heard) | +0.50 |" in table
+    monkeypatch.setattr(bench, "in_sample", lambda *a: pytest.fail("a tune already scored was scored again"))
+    bench.main([*argv, "--in-sample"])
+    assert {r["fold"]: r for r in json.loads(path.read_text())} == kept
