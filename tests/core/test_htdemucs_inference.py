@@ -114,3 +114,18 @@ def test_a_dconv_shorter_than_its_dilation_computes_as_its_modules(frames):
     with torch.enable_grad():
         reference = dconv(x).detach()
     assert relative_error(reference, fast) < 2e-6
+
+
+def test_the_feed_forward_in_bfloat16_gives_what_its_modules_give():
+    """Inference runs GELU on the first layer's bfloat16 output instead of the modules' float32 round trip: the same
+    numbers, bit for bit, in float32."""
+    model = apply_precision(small_htdemucs(), "bf16")
+    layer = model.crosstransformer.layers[0]
+    assert layer.linear1.weight.dtype == torch.bfloat16  # the path under test
+    torch.manual_seed(7)
+    x = torch.randn(1, 50, layer.linear1.in_features) * 3
+    with torch.enable_grad():  # the modules, with their precision hooks
+        reference = layer._feed_forward(x).detach()
+    with torch.inference_mode():
+        fast = layer._feed_forward(x)
+    assert fast.dtype == torch.float32 and torch.equal(fast, reference)

@@ -341,7 +341,14 @@ class TransformerLayer(nn.Module):
         return self.norm_out(x)
 
     def _feed_forward(self, x: Tensor) -> Tensor:
-        return self.linear2(F.gelu(self.linear1(x)))
+        first, second = self.linear1, self.linear2
+        if first.weight.dtype == second.weight.dtype == torch.bfloat16 and not torch.is_grad_enabled():
+            # Both in bfloat16 (`stemdesk.core.precision`): GELU on the first layer's bfloat16 output gives what
+            # the modules' hooks give (float32 out, GELU, rounded back to bfloat16 for the second), bit for bit,
+            # without two float32 copies of the widest tensor of the transformer.
+            hidden = F.gelu(F.linear(x.to(torch.bfloat16), first.weight, first.bias))
+            return F.linear(hidden, second.weight, second.bias).float()
+        return second(F.gelu(first(x)))
 
 
 def sin_embedding(length: int, dim: int, max_period: float = 10000.0) -> Tensor:
