@@ -342,7 +342,8 @@ class TransformerLayer(nn.Module):
 
     def _feed_forward(self, x: Tensor) -> Tensor:
         first, second = self.linear1, self.linear2
-        if first.weight.dtype == second.weight.dtype == torch.bfloat16 and not torch.is_grad_enabled():
+        plain = type(first) is nn.Linear and type(second) is nn.Linear  # not wrapped (adapters: LoRALinear)
+        if plain and first.weight.dtype == second.weight.dtype == torch.bfloat16 and not torch.is_grad_enabled():
             # Both in bfloat16 (`stemdesk.core.precision`): GELU on the first layer's bfloat16 output gives what
             # the modules' hooks give (float32 out, GELU, rounded back to bfloat16 for the second), bit for bit,
             # without two float32 copies of the widest tensor of the transformer.
