@@ -305,9 +305,10 @@ def main(argv: list[str] | None = None) -> None:
     for fold in folds:
         if fold in done:
             print(f"fold {fold}: already in {path.name}, skipped", flush=True)
+    work = work_folder(settings)
     if args.in_sample:
         for result in done.values():
-            folder = tune_folder(work_folder(settings), result["fold"])
+            folder = tune_folder(work, result["fold"])
             if result["exported"] and "in_sample" not in result and (folder / "card.json").is_file():
                 print(f"fold {result['fold']}: scoring its tune on the songs it trained on", flush=True)
                 result["in_sample"] = in_sample(folder, args.data, result["fold"], args.threads)
@@ -317,7 +318,6 @@ def main(argv: list[str] | None = None) -> None:
         path.with_suffix(".md").write_text(render(kept, args))
         print(render(kept, args))
         return
-    work = work_folder(settings)
     # Each fold has its own user folders; the models installed in yours (HTDemucs: stemdesk models install) stay
     # visible to it as an extra models folder.
     from stemdesk.io.model_store import user_models_dir

@@ -92,8 +92,7 @@ def spread_residual(stems: Tensor, mix: Tensor, how: str = "spectral", stft=None
         power = spec.real.square() + spec.imag.square()
         # Every stem's share but the last: the projection below gives the last stem what the others leave, which
         # is its share to the rounding of the iSTFT, so its share is never made (a quarter of the iSTFTs).
-        total = power.sum(dim=0)
-        weights = (power[:-1] / total.clamp_min(SILENT)).masked_fill_(total <= SILENT, 1.0 / stems.shape[0])
+        weights = ratio_masks(power.unsqueeze(0))[0, :-1]
         shares = stft.inverse(apply_mask(stft(residual.to(torch.float32)), weights), mix.shape[-1])
         out[:-1] += shares.to(out.dtype)
     return project_onto_mixture(out, mix)
