@@ -10,12 +10,14 @@ that do not divide the rows or frames, and for the whole network.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from helpers import small_htdemucs
 
 from stemdesk.core.estimators import htdemucs
-from stemdesk.core.estimators.htdemucs import DConv, HTDemucs, _hidden, _over_frequencies
+from stemdesk.core.estimators.htdemucs import ChannelGroupNorm, DConv, HTDemucs, _hidden, _over_frequencies
 from stemdesk.core.precision import apply_precision
 
 
@@ -77,10 +79,14 @@ def test_the_taps_product_is_the_convolution_and_a_reduced_precision_one_keeps_i
         assert torch.equal(_hidden(layer, x), gelu(norm1(conv1(x))))
 
 
-def test_the_spectrogram_written_into_its_padding_inverts_as_the_padded_one():
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_spectrogram_written_into_its_padding_inverts_as_the_padded_one(channels_last):
     model = small_htdemucs()
     torch.manual_seed(6)
     x = torch.randn(2, 4, 4, 256, 17)  # (batch, sources, real and imaginary of 2 channels, freqs, frames)
+    if channels_last:  # as the last frequency decoder leaves it on the CPU: copied a block of bins at a time
+        x = x.view(2, 16, 256, 17).contiguous(memory_format=torch.channels_last).view(2, 4, 4, 256, 17)
+        assert x.stride(2) == 1
     complex_spec = torch.view_as_complex(x.view(2, 4, 2, 2, 256, 17).permute(0, 1, 2, 4, 5, 3).contiguous())
     assert torch.equal(model._istft(model._padded_spectrogram(x), 2048), model.ispec(complex_spec, 2048))
     # still normalised, de-normalised as it is written: each song of the batch by its own scale and shift
@@ -129,3 +135,44 @@ def test_the_feed_forward_in_bfloat16_gives_what_its_modules_give():
     with torch.inference_mode():
         fast = layer._feed_forward(x)
     assert fast.dtype == torch.float32 and torch.equal(fast, reference)
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_attention_in_bfloat16_on_the_cpu_gives_what_the_fused_kernel_gives(cross):
+    """Separating in bfloat16 on the CPU computes attention a block of queries at a time with the scores rounded to
+    bfloat16; the fused kernel (the path with gradients) keeps them float32. Both stay as close to float32 as
+    bfloat16 allows, for a batch of two and query counts that are not a multiple of the block."""
+    model = apply_precision(small_htdemucs(), "bf16")
+    layer = model.crosstransformer.layers[1 if cross else 0]
+    attention = layer.cross_attn if cross else layer.self_attn
+    assert attention.in_proj_weight.dtype == torch.bfloat16  # the path under test
+    torch.manual_seed(9)
+    dim = attention.in_proj_weight.shape[1]
+    query = torch.randn(2, 150, dim) * 2
+    key = torch.randn(2, 77, dim) * 2 if cross else query
+    exact = copy.deepcopy(attention).float()
+    exact._forward_pre_hooks.clear()
+    exact._forward_hooks.clear()
+    with torch.enable_grad():
+        fused = attention(query, key).detach()
+        reference = exact(query, key).detach()
+    with torch.inference_mode():
+        blocked = attention(query, key)
+    assert blocked.dtype == torch.float32
+    assert relative_error(reference, fused) < 0.02
+    assert relative_error(reference, blocked) < 0.02
+    assert relative_error(fused, blocked) < 0.02
+
+
+def test_the_transformer_output_norm_normalises_as_group_norm_does():
+    norm = ChannelGroupNorm(1, 24)
+    torch.manual_seed(10)
+    norm.weight.data.normal_()
+    norm.bias.data.normal_()
+    x = torch.randn(3, 50, 24) * 4 + 2  # (batch, tokens, channels)
+    reference = torch.nn.GroupNorm(1, 24)
+    reference.load_state_dict(norm.state_dict())
+    with torch.no_grad():
+        out = norm(x)
+        assert out.is_contiguous()  # the residual stream keeps its layout
+        assert relative_error(reference(x.transpose(1, 2)).transpose(1, 2), out) < 1e-6

@@ -278,7 +278,12 @@ class ChannelGroupNorm(nn.GroupNorm):
     """GroupNorm over (batch, tokens, channels): one group normalises all tokens and channels together."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        if self.num_groups != 1 or not self.affine:
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        # One group: one mean and variance per item, then each channel's scale and shift, applied in the tokens'
+        # own layout (the module's transposes left the residual stream strided, and every sum with it slow).
+        normalised = F.group_norm(x.reshape(x.shape[0], 1, -1), 1, eps=self.eps).view_as(x)
+        return torch.addcmul(self.bias, normalised, self.weight)
 
 
 class Attention(nn.Module):
@@ -296,6 +301,8 @@ class Attention(nn.Module):
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
         batch, n_q, dim = query.shape
         w, b = self.in_proj_weight, self.in_proj_bias
+        if w.dtype == torch.bfloat16 and w.device.type == "cpu" and not torch.is_grad_enabled():
+            return self.out_proj(_attention_in_blocks(self.heads, query, key, w, b))
         if query is key:
             q, k, v = F.linear(query, w, b).chunk(3, dim=-1)
         else:
@@ -307,6 +314,37 @@ class Attention(nn.Module):
 
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
         return self.out_proj(out.transpose(1, 2).reshape(batch, n_q, dim))
+
+
+def _attention_in_blocks(
+    heads: int, query: Tensor, key: Tensor, weight: Tensor, bias: Tensor, block: int = 64
+) -> Tensor:
+    """`Attention` before its output projection, in bfloat16 on the CPU without a gradient: query (batch, n_q,
+    dim) attends to key (batch, n_k, dim) with the stacked in-projection ``weight`` (3·dim, dim) and ``bias`` →
+    (batch, n_q, dim).
+
+    PyTorch's fused CPU kernel runs bfloat16 no faster than float32 (`docs/htdemucs.md`); plain bfloat16 matrix
+    products run at twice float32's speed when both operands are contiguous. So the keys are projected straight
+    into the layout the scores need (heads, dim, n_k), and a block of queries at a time (every head at once) gets
+    its scores as one product, a softmax (float32 inside, bfloat16 out) and one product with the values. The
+    scores are rounded to bfloat16 before the softmax, where the fused kernel keeps them float32; the stems stay as
+    far from float32's as before (measured on real segments, `docs/htdemucs.md`)."""
+    batch, n_q, dim = query.shape
+    n_k, d = key.shape[1], dim // heads
+    scale = d**-0.5  # 1/8 for HTDemucs: a power of two, so folding it into the weights rounds nothing
+    q = F.linear(query, weight[:dim] * scale, bias[:dim] * scale)
+    q = q.view(batch, n_q, heads, d).transpose(1, 2).reshape(batch * heads, n_q, d)
+    keys = torch.empty(batch, dim, n_k, dtype=query.dtype)
+    for item in range(batch):
+        torch.addmm(bias[dim : 2 * dim, None], weight[dim : 2 * dim], key[item].t(), out=keys[item])
+    keys = keys.view(batch * heads, d, n_k)
+    values = F.linear(key, weight[2 * dim :], bias[2 * dim :])
+    values = values.view(batch, n_k, heads, d).transpose(1, 2).contiguous().view(batch * heads, n_k, d)
+    out = torch.empty(batch * heads, n_q, d, dtype=query.dtype)
+    for start in range(0, n_q, block):
+        scores = torch.bmm(q[:, start : start + block].contiguous(), keys)
+        torch.bmm(torch.softmax(scores, dim=-1), values, out=out[:, start : start + block])
+    return out.view(batch, heads, n_q, d).transpose(1, 2).reshape(batch, n_q, dim)
 
 
 class TransformerLayer(nn.Module):
@@ -547,7 +585,16 @@ class HTDemucs(WaveformEstimator):
         parts[..., -2:, :, :] = 0
         parts[..., freqs, :] = 0
         inside = parts[..., 2:-2, :freqs, :]
-        inside.copy_(x.view(batch, sources, wide // 2, 2, freqs, frames).permute(0, 1, 2, 5, 4, 3))
+        if x.stride(2) == 1 and x.stride(1) == wide:  # channels last (the decoder's layout on the CPU)
+            # Each bin's real and imaginary parts lie side by side: copied as one complex number, 64 bins at a
+            # time so that what is read stays in the cache while it is spread over the stems (3.7x faster than
+            # copying the floats one by one).
+            pairs = x.permute(0, 3, 4, 1, 2).unflatten(-1, (wide // 2, 2))  # (batch, freqs, frames, sources, …, 2)
+            bins = torch.view_as_complex(pairs).permute(0, 3, 4, 2, 1)  # (batch, sources, channels, frames, freqs)
+            for start in range(0, freqs, 64):
+                z[..., 2:-2, start : min(start + 64, freqs)].copy_(bins[..., start : start + 64])
+        else:
+            inside.copy_(x.view(batch, sources, wide // 2, 2, freqs, frames).permute(0, 1, 2, 5, 4, 3))
         if scale is not None and shift is not None:
             inside.mul_(scale.view(batch, 1, 1, 1, 1, 1)).add_(shift.view(batch, 1, 1, 1, 1, 1))
         return z.transpose(-1, -2)
