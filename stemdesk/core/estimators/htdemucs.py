@@ -317,7 +317,7 @@ class Attention(nn.Module):
 
 
 def _attention_in_blocks(
-    heads: int, query: Tensor, key: Tensor, weight: Tensor, bias: Tensor, block: int = 64
+    heads: int, query: Tensor, key: Tensor, weight: Tensor, bias: Tensor, block: int = 256
 ) -> Tensor:
     """`Attention` before its output projection, in bfloat16 on the CPU without a gradient: query (batch, n_q,
     dim) attends to key (batch, n_k, dim) with the stacked in-projection ``weight`` (3·dim, dim) and ``bias`` →
@@ -325,10 +325,11 @@ def _attention_in_blocks(
 
     PyTorch's fused CPU kernel runs bfloat16 no faster than float32 (`docs/htdemucs.md`); plain bfloat16 matrix
     products run at twice float32's speed when both operands are contiguous. So the keys are projected straight
-    into the layout the scores need (heads, dim, n_k), and a block of queries at a time (every head at once) gets
-    its scores as one product, a softmax (float32 inside, bfloat16 out) and one product with the values. The
-    scores are rounded to bfloat16 before the softmax, where the fused kernel keeps them float32; the stems stay as
-    far from float32's as before (measured on real segments, `docs/htdemucs.md`)."""
+    into the layout the scores need (heads, dim, n_k), and one head at a time (its keys and values stay in the
+    core's cache), a block of queries gets its scores as one product, a softmax (float32 inside, bfloat16 out) and
+    one product with the values. The scores are rounded to bfloat16 before the softmax, where the fused kernel
+    keeps them float32; the stems stay as far from float32's as before (measured on real segments,
+    `docs/htdemucs.md`)."""
     batch, n_q, dim = query.shape
     n_k, d = key.shape[1], dim // heads
     scale = d**-0.5  # 1/8 for HTDemucs: a power of two, so folding it into the weights rounds nothing
@@ -341,9 +342,10 @@ def _attention_in_blocks(
     values = F.linear(key, weight[2 * dim :], bias[2 * dim :])
     values = values.view(batch, n_k, heads, d).transpose(1, 2).contiguous().view(batch * heads, n_k, d)
     out = torch.empty(batch * heads, n_q, d, dtype=query.dtype)
-    for start in range(0, n_q, block):
-        scores = torch.bmm(q[:, start : start + block].contiguous(), keys)
-        torch.bmm(torch.softmax(scores, dim=-1), values, out=out[:, start : start + block])
+    for q_h, keys_h, values_h, out_h in zip(q, keys, values, out, strict=True):
+        for start in range(0, n_q, block):
+            scores = torch.mm(q_h[start : start + block], keys_h)
+            torch.mm(torch.softmax(scores, dim=-1), values_h, out=out_h[start : start + block])
     return out.view(batch, heads, n_q, d).transpose(1, 2).reshape(batch, n_q, dim)
 
 
