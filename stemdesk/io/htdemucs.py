@@ -208,7 +208,8 @@ def convert(graph: OnnxGraph, model: HTDemucs | None = None) -> dict[str, torch.
 CARD = {
     "summary": "Vocals, drums, bass and other: the best model StemDesk runs. Median uSDR on 14 validation songs: "
     "vocals 9.3, drums 10.1, bass 10.5, other 5.0 dB (the default, stemdesk-4stem: 5.7, 4.8, 4.0, 2.0). A 3-minute "
-    "song in 3 to 6 minutes on one CPU thread, much less on a GPU; 168 MB. Weights: personal and research use only.",
+    "song in 2 to 6 minutes on one CPU thread (the less where the CPU computes bfloat16), much less on a GPU; 168 MB. "
+    "Weights: personal and research use only.",
     "description": "HTDemucs v4 (Rouard, Massa and Défossez 2023): a hybrid waveform/spectrogram network with a "
     "cross-domain transformer, 42 M parameters, four stems (drums, bass, other, vocals), 7.8-s "
     "segments with a quarter overlap. StemDesk runs its own PyTorch port (CUDA or MPS when present); "
@@ -223,14 +224,15 @@ CARD = {
     "license_note": LICENSE_NOTE,
     "source": {"package": PACKAGE, "integrity": INTEGRITY, "file": ONNX_MEMBER, "sha256": ONNX_SHA256},
     "redistributable": False,
-    # benchmarks/htdemucs.py on a 3-minute song, file in to stems out (docs/htdemucs.md has the comparison)
+    # benchmarks/htdemucs.py on a 3-minute song, file in to stems out, --precision auto (docs/htdemucs.md has the
+    # comparison); the 10-minute file's peak: docs/htdemucs.md, "Faster"
     "speed": {
-        "machine": "2 cores (AMD EPYC), no GPU",
+        "machine": "2 cores (AMD EPYC with AVX-512 BF16: bfloat16 where harmless), no GPU",
         "song_seconds": 180,
-        "seconds_1_thread": 160.7,
-        "seconds_2_threads": 90.9,
-        "peak_memory_mb_1_thread": 1229,
-        "peak_memory_mb_20_minute_file": 1397,
+        "seconds_1_thread": 97.6,
+        "seconds_2_threads": 54.5,
+        "peak_memory_mb_1_thread": 871,
+        "peak_memory_mb_10_minute_file": 1150,
     },
 }
 

@@ -25,10 +25,11 @@ NOTICE = "htdemucs"  # the notice's name in the notices file
 MODEL = "htdemucs"  # the model it offers (an id of INSTALLABLE)
 ANSWERS = ("declined", "accepted")  # what ends the notice in every front end
 
-# HTDemucs's time for a 3-minute stereo song on one CPU thread, file in to four stems out: 160.7 s on an AVX-512 CPU
-# (docs/htdemucs.md, benchmarks/htdemucs.py) and 360.8 s on the CPU that timed the default's 25.2 s in its card
-# (docs/quality.md, "Speed and memory", benchmarks/separation.py; there with random weights, which run as fast).
-HTDEMUCS_SECONDS_3_MINUTES = (160.7, 360.8)
+# HTDemucs's time for a 3-minute stereo song on one CPU thread, file in to four stems out: 97.6 s on a CPU with
+# AVX-512 BF16, where it runs partly in bfloat16 (docs/htdemucs.md, benchmarks/htdemucs.py), and 360.8 s in float32
+# on the CPU that timed the default's 25.2 s in its card (docs/quality.md, "Speed and memory",
+# benchmarks/separation.py; there with random weights, which run as fast).
+HTDEMUCS_SECONDS_3_MINUTES = (97.6, 360.8)
 HTDEMUCS_DISK_MB = 168  # the float32 weights the installer writes (stemdesk/io/htdemucs.py)
 STEMS = ("vocals", "drums", "bass", "other")
 

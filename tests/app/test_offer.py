@@ -51,7 +51,7 @@ def test_after_the_defaults_stems_a_bar_offers_htdemucs_and_no_thanks_ends_it_fo
     assert bar.isVisible() and window.question is None and not window.dialogs  # a bar, not a dialog
     text = bar.text.text()
     assert "HTDemucs v4 separates better than the default, stemdesk-4stem" in text
-    assert "vocals 9.3 against 5.7" in text and "98 MB" in text and "3 to 6 minutes" in text
+    assert "vocals 9.3 against 5.7" in text and "98 MB" in text and "2 to 6 minutes" in text
     assert "personal and research use only" in text and "stemdesk models" not in text
     assert bar.install.text() == "Install HTDemucs v4\u2026" and bar.no_thanks.text() == "No thanks"
     assert "bit-exact" in window.null_label.text()  # the separation's own results are shown as ever

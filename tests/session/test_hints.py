@@ -56,7 +56,7 @@ def test_the_text_says_quality_size_time_and_licence_from_measured_figures():
     assert "**160.7 s" in (REPO / "docs" / "htdemucs.md").read_text(encoding="utf-8")
     assert "| htdemucs, random weights | 360.8 |" in quality
     assert f"| stemdesk-4stem | {CARD['metrics']['speed']['seconds']:.1f} |" in quality
-    assert "a 3-minute song takes 3 to 6 minutes on one CPU thread, against 25 s with the default" in text
+    assert "a 3-minute song takes 2 to 6 minutes on one CPU thread, against 25 s with the default" in text
     assert text.endswith("Its weights are for personal and research use only.")
     assert "stemdesk models" not in text and "--" not in text  # no front end's controls
 
