@@ -335,13 +335,13 @@ def _attention_in_blocks(
     scale = d**-0.5  # 1/8 for HTDemucs: a power of two, so folding it into the weights rounds nothing
     q = F.linear(query, weight[:dim] * scale, bias[:dim] * scale)
     q = q.view(batch, n_q, heads, d).transpose(1, 2).reshape(batch * heads, n_q, d)
-    keys = torch.empty(batch, dim, n_k, dtype=query.dtype)
+    keys = torch.empty(batch, dim, n_k, dtype=query.dtype, device=query.device)
     for item in range(batch):
         torch.addmm(bias[dim : 2 * dim, None], weight[dim : 2 * dim], key[item].t(), out=keys[item])
     keys = keys.view(batch * heads, d, n_k)
     values = F.linear(key, weight[2 * dim :], bias[2 * dim :])
     values = values.view(batch, n_k, heads, d).transpose(1, 2).contiguous().view(batch * heads, n_k, d)
-    out = torch.empty(batch * heads, n_q, d, dtype=query.dtype)
+    out = torch.empty(batch * heads, n_q, d, dtype=query.dtype, device=query.device)
     for q_h, keys_h, values_h, out_h in zip(q, keys, values, out, strict=True):
         for start in range(0, n_q, block):
             scores = torch.mm(q_h[start : start + block], keys_h)
