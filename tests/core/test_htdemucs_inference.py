@@ -148,7 +148,7 @@ def test_attention_in_bfloat16_on_the_cpu_gives_what_the_fused_kernel_gives(cros
     assert attention.in_proj_weight.dtype == torch.bfloat16  # the path under test
     torch.manual_seed(9)
     dim = attention.in_proj_weight.shape[1]
-    query = torch.randn(2, 150, dim) * 2
+    query = torch.randn(2, 600, dim) * 2  # two blocks of 256 queries and a part of one
     key = torch.randn(2, 77, dim) * 2 if cross else query
     exact = copy.deepcopy(attention).float()
     exact._forward_pre_hooks.clear()
