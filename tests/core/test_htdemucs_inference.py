@@ -165,7 +165,7 @@ def test_attention_in_bfloat16_on_the_cpu_gives_what_the_fused_kernel_gives(cros
 
 
 def test_the_transformer_output_norm_normalises_as_group_norm_does():
-    norm = ChannelGroupNorm(1, 24)
+    norm = ChannelGroupNorm(24)
     torch.manual_seed(10)
     norm.weight.data.normal_()
     norm.bias.data.normal_()

@@ -277,11 +277,12 @@ class ScaledEmbedding(nn.Module):
 class ChannelGroupNorm(nn.GroupNorm):
     """GroupNorm over (batch, tokens, channels): one group normalises all tokens and channels together."""
 
+    def __init__(self, channels: int):
+        super().__init__(1, channels)
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.num_groups != 1 or not self.affine:
-            return super().forward(x.transpose(1, 2)).transpose(1, 2)
-        # One group: one mean and variance per item, then each channel's scale and shift, applied in the tokens'
-        # own layout (the module's transposes left the residual stream strided, and every sum with it slow).
+        # One mean and variance per item, then each channel's scale and shift, applied in the tokens' own layout
+        # (transposing to the module's layout and back left the residual stream strided, and every sum with it slow).
         normalised = F.group_norm(x.reshape(x.shape[0], 1, -1), 1, eps=self.eps).view_as(x)
         return torch.addcmul(self.bias, normalised, self.weight)
 
@@ -366,7 +367,7 @@ class TransformerLayer(nn.Module):
         self.linear2 = nn.Linear(hidden, dim)
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.norm_out = ChannelGroupNorm(1, dim)
+        self.norm_out = ChannelGroupNorm(dim)
         self.gamma_1 = LayerScale(dim, 1e-4, channel_last=True)
         self.gamma_2 = LayerScale(dim, 1e-4, channel_last=True)
 
