@@ -208,8 +208,8 @@ def convert(graph: OnnxGraph, model: HTDemucs | None = None) -> dict[str, torch.
 CARD = {
     "summary": "Vocals, drums, bass and other: the best model StemDesk runs. Median uSDR on 14 validation songs: "
     "vocals 9.3, drums 10.1, bass 10.5, other 5.0 dB (the default, stemdesk-4stem: 5.7, 4.8, 4.0, 2.0). A 3-minute "
-    "song in 2 to 6 minutes on one CPU thread (the less where the CPU computes bfloat16), much less on a GPU; 168 MB. "
-    "Weights: personal and research use only.",
+    "song in 2 to 6 minutes on one CPU thread (the shorter on a CPU with bfloat16 instructions), much less on a GPU; "
+    "168 MB. Weights: personal and research use only.",
     "description": "HTDemucs v4 (Rouard, Massa and Défossez 2023): a hybrid waveform/spectrogram network with a "
     "cross-domain transformer, 42 M parameters, four stems (drums, bass, other, vocals), 7.8-s "
     "segments with a quarter overlap. StemDesk runs its own PyTorch port (CUDA or MPS when present); "
