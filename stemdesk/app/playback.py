@@ -33,7 +33,7 @@ from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
 from ..core.errors import AudioError
 from ..io.audio import AudioReader
-from ..io.settings import DEFAULTS
+from ..io.settings import BY_KEY, DEFAULTS
 from ..mixer.keytempo import KeyTempo
 from ..mixer.mix import Mix
 from ..mixer.render import Renderer, levels, render_automated
@@ -41,6 +41,10 @@ from ..mixer.render import Renderer, levels, render_automated
 log = logging.getLogger("stemdesk.playback")
 FEED_MS = 5  # how often the audio thread tops up the sink's buffer
 MIN_FEED = 64  # frames: less free room than this waits for the next top-up
+RENDER_FRAMES = 1024  # the mix is rendered at least this many frames at a time: PulseAudio asks for 256 at a time,
+# and each render has a fixed cost (reading every stem, the mixer, the meters), which 256 frames at a time made a
+# quarter of a core's time at the song's key and half of it in another (docs/app.md, "Playback")
+BUFFER_CHOICES_MS = BY_KEY["audio_buffer_ms"].choices or ()  # the buffers a dropout can move playback on to
 LATENCY_SECONDS = DEFAULTS["audio_buffer_ms"] / 1000  # the sink's buffer by default: fader moves are heard about this
 # much later (benchmarks/ui.py). At 20 ms (882 frames) PulseAudio's null sink sometimes took a 1024-frame block with
 # the buffer full and played 142 frames of silence: a click in one play of four, with no sign of it on this side.
@@ -169,6 +173,8 @@ class MixSource:
         self._runs: deque[tuple[int, int]] = deque(maxlen=SONG_MAP)  # (KeyTempo input frame, song frame) from there
         self._fade: np.ndarray | None = None  # the render the key or tempo change crosses from
         self.played = 0  # frames handed out since the source opened
+        self._rendered = 0  # frames rendered since the source opened: `played` and those in `_ahead`
+        self._ahead = np.zeros((self.channels, 0), np.float32)  # rendered, not handed out yet
         self._map_lock = threading.Lock()
         self._song_map: deque[tuple[int, float, float]] = deque([(0, 0.0, 1.0)], maxlen=SONG_MAP)
 
@@ -188,7 +194,10 @@ class MixSource:
             self._stretching = not self.key_tempo.neutral
             self._runs.clear()
             self._fade = None
+            self._ahead, self._rendered = self._ahead[:, :0], self.played
             with self._map_lock:
+                while len(self._song_map) > 1 and self._song_map[-1][0] > self.played:  # frames never handed out
+                    self._song_map.pop()
                 self._song_map.append((self.played, float(self.position), 1.0))
         with self._meter_lock:
             self._meters.clear()
@@ -201,28 +210,41 @@ class MixSource:
 
     def read(self, frames: int) -> np.ndarray:
         """The next ``frames`` of the mix (channels, n) float32, wrapping at the loop's end; fewer only at the
-        song's end (none when finished)."""
+        song's end (none when finished). The mix is rendered RENDER_FRAMES or more at a time, what is left over kept
+        for the next read (a seek drops it)."""
         with self._lock:
-            if not self._stretching and not self.key_tempo.neutral:
-                # a key or tempo set while playing: the stretch starts here, crossing over from the plain render
-                self.key_tempo.reset()
-                self._stretching, self._fade = True, np.zeros((self.channels, 0), np.float32)
-            if self._stretching:
-                audio = self._read_stretched(frames)
-            else:
-                parts, need = [], frames
-                while need > 0 and (part := self._next(need)) is not None:
-                    with self._map_lock:
-                        self._song_map.append(
-                            (self.played + frames - need, float(part[0]), 1.0 if part[1] is not None else 0.0)
-                        )
-                    if part[1] is None:  # waiting for the separation: silence, the song frame held
-                        parts.append(np.zeros((self.channels, need), np.float32))
-                        break
-                    parts.append(part[1])
-                    need -= part[1].shape[-1]
-                audio = np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
+            if self._ahead.shape[-1] < frames:
+                wanted = frames - self._ahead.shape[-1]
+                block = self._render_block(max(wanted, RENDER_FRAMES), wanted)
+                self._ahead = np.concatenate([self._ahead, block], axis=-1) if self._ahead.shape[-1] else block
+            audio, self._ahead = self._ahead[:, :frames], self._ahead[:, frames:]
             self.played += audio.shape[-1]
+        return audio
+
+    def _render_block(self, frames: int, wanted: int) -> np.ndarray:
+        """The next ``frames`` of the mix, for device frames from `_rendered` on: fewer only at the song's end, or
+        where it waits for the separation (then silence up to the ``wanted`` frames the device asked for, never
+        silence ahead that would delay the song once more of it is separated)."""
+        if not self._stretching and not self.key_tempo.neutral:
+            # a key or tempo set while playing: the stretch starts here, crossing over from the plain render
+            self.key_tempo.reset()
+            self._stretching, self._fade = True, np.zeros((self.channels, 0), np.float32)
+        if self._stretching:
+            audio = self._read_stretched(frames, wanted)
+        else:
+            parts, need = [], frames
+            while need > 0 and (part := self._next(need)) is not None:
+                with self._map_lock:
+                    self._song_map.append(
+                        (self._rendered + frames - need, float(part[0]), 1.0 if part[1] is not None else 0.0)
+                    )
+                if part[1] is None:  # waiting for the separation: silence, the song frame held
+                    parts.append(np.zeros((self.channels, max(0, wanted - frames + need)), np.float32))
+                    break
+                parts.append(part[1])
+                need -= part[1].shape[-1]
+            audio = np.concatenate(parts, axis=-1) if parts else np.zeros((self.channels, 0), np.float32)
+        self._rendered += audio.shape[-1]
         return audio
 
     def _next(self, frames: int) -> tuple[int, np.ndarray | None] | None:
@@ -252,14 +274,18 @@ class MixSource:
         # at another tempo the stretch runs ahead of what is heard and a block lasts 1 / tempo as long
         tempo = self.key_tempo.settings[1] if self._stretching else 1.0
         ahead = (self.key_tempo.pushed - self.key_tempo.input_at(self.key_tempo.pulled)) if self._stretching else 0
+        queued = (self._rendered - self.played) / self.rate  # rendered before this block, not handed out yet
         with self._meter_lock:
             self._meters.append(
-                (time.monotonic() + ahead / (self.rate * tempo), (n / (self.rate * tempo), meters, levels(audio)))
+                (
+                    time.monotonic() + queued + ahead / (self.rate * tempo),
+                    (n / (self.rate * tempo), meters, levels(audio)),
+                )
             )
         self.position += n
         return start, audio
 
-    def _read_stretched(self, frames: int) -> np.ndarray:
+    def _read_stretched(self, frames: int, wanted: int) -> np.ndarray:
         """The next ``frames`` through KeyTempo: as much of the song is rendered into it as it needs."""
         stretch = self.key_tempo
         while stretch.available < frames and not stretch.ended:
@@ -278,7 +304,7 @@ class MixSource:
             stretch.push(audio)
         song = self._song_frame(stretch.input_at(stretch.pulled))
         with self._map_lock:
-            self._song_map.append((self.played, song, stretch.settings[1]))
+            self._song_map.append((self._rendered, song, stretch.settings[1]))
         out = stretch.pull(frames)
         if self._fade is not None and out.shape[-1]:
             n = min(self._fade.shape[-1], out.shape[-1])
@@ -286,10 +312,10 @@ class MixSource:
             out = out.copy()
             out[:, :n] = self._fade[:, :n] * (1 - ramp) + out[:, :n] * ramp
             self._fade = None
-        if self.waiting and out.shape[-1] < frames:
+        if self.waiting and out.shape[-1] < wanted:
             with self._map_lock:
-                self._song_map.append((self.played + out.shape[-1], float(self.position), 0.0))
-            out = np.concatenate([out, np.zeros((self.channels, frames - out.shape[-1]), np.float32)], axis=-1)
+                self._song_map.append((self._rendered + out.shape[-1], float(self.position), 0.0))
+            out = np.concatenate([out, np.zeros((self.channels, wanted - out.shape[-1]), np.float32)], axis=-1)
         return out
 
     def _song_frame(self, pushed: float) -> float:
@@ -373,20 +399,28 @@ class MixSource:
 
 
 class _Output(QObject):
-    """The sink, living on the player's audio thread, fed there: every FEED_MS the output renders exactly what the
-    sink's buffer has room for and writes it (Qt's push mode). The buffer stays full, so a fader move is heard one
-    buffer later, and the mix renders while the UI paints or lays out.
+    """The sink, living on the player's audio thread, fed there: every FEED_MS the output writes what the sink's
+    buffer has room for (Qt's push mode). The buffer stays full, so a fader move is heard about one buffer later,
+    and the mix renders while the UI paints or lays out.
+
+    When the device runs dry anyway (this thread could not run for longer than the buffer lasts), the output opens
+    a sink with the next longer buffer in ``longer`` and goes on into it from the very next frame: no seek, no
+    restart of the key and tempo stretch, no sound played twice. The dry sink is stopped once what it may still hold
+    has played.
 
     (Pull mode, where the sink reads a QIODevice, read one period of 1024 frames, 23.2 ms, every 25 ms tick on
     PulseAudio: the buffer drained and 30 to 160 ms a second of playback was silence, and a move waited for the next
     tick. On the UI thread, a 300 ms layout starved the device: the song dropped out.)"""
 
     ended = Signal(str)  # the device ran out of song ("") or failed (why): the player stops
-    dropped = Signal()  # the sink's buffer ran dry while playing: the song dropped out (said once per playback)
+    # the sink ran dry while playing: (the buffer now, in seconds; when the new sink got its first frames, as
+    # time.monotonic(); the device frame it starts with). The same buffer when there was no longer one to take.
+    dropped = Signal(float, float, int)
 
-    def __init__(self, source: MixSource, fmt: QAudioFormat, buffer_bytes: int):
+    def __init__(self, source: MixSource, fmt: QAudioFormat, buffer_bytes: int, longer: tuple[int, ...] = ()):
         super().__init__()
         self.source, self.fmt, self.buffer_bytes = source, fmt, buffer_bytes
+        self.longer = [size for size in longer if size > buffer_bytes]  # buffers to grow into, shortest first
         self.sink: QAudioSink | None = None
         self.device: QIODevice | None = None  # what the sink gave to write into
         self.timer: QTimer | None = None
@@ -394,15 +428,19 @@ class _Output(QObject):
         self.fed = False  # something was written since start or resume
         self.fed_at = 0.0  # when the last feed ended, the sink's buffer topped up (time.monotonic())
         self.buffer_seconds = buffer_bytes / (4 * source.channels * source.rate)
-        self.said_dropped = False
+        self.dropouts = 0  # times the device ran dry while playing
+        self.said_longest = False  # a dropout with the longest buffer was reported
+        self.retired: list[QAudioSink] = []  # dry sinks left to play out what they may still hold
+
+    def _open(self) -> None:
+        self.sink = QAudioSink(QMediaDevices.defaultAudioOutput(), self.fmt, self)
+        self.sink.setBufferSize(self.buffer_bytes)
+        self.device = self.sink.start()
 
     def command(self, name: str) -> None:
         """Runs on the audio thread (a queued call from the player): start, suspend or resume."""
         if name == "start":
-            self.sink = QAudioSink(QMediaDevices.defaultAudioOutput(), self.fmt, self)
-            # a short buffer keeps fader moves and the playhead close to what is heard
-            self.sink.setBufferSize(self.buffer_bytes)
-            self.device = self.sink.start()
+            self._open()
             self.timer = QTimer(self)
             self.timer.setTimerType(Qt.TimerType.PreciseTimer)
             self.timer.timeout.connect(self._feed)
@@ -416,6 +454,20 @@ class _Output(QObject):
                 self.sink.resume()
                 self.fed = False
                 self.timer.start(FEED_MS)
+
+    def _grow(self) -> None:
+        """The device ran dry: go on in a sink with the next longer buffer, from the next frame (see the class)."""
+        old = self.sink
+        assert old is not None
+        self.buffer_bytes = self.longer.pop(0)
+        self.buffer_seconds = self.buffer_bytes / (4 * self.source.channels * self.source.rate)
+        self._open()
+        self.retired.append(old)
+        QTimer.singleShot(round(2000 * self.buffer_seconds), self, self._retire)
+
+    def _retire(self) -> None:
+        if self.retired:
+            self.retired.pop(0).stop()
 
     def _feed(self) -> None:
         """Fill the sink's free room with the next frames of the mix; notice a finished or failed sink."""
@@ -431,8 +483,22 @@ class _Output(QObject):
                 self.timer.stop()
                 self.ended.emit("")
             return
+        # The device ran dry when this thread left it longer than the buffer lasts, from the end of its last feed
+        # (the buffer full, or near it) to now: it could not run (Python's lock held elsewhere, a busy machine) or
+        # rendered too slowly. Or when all of the buffer is free (playing, it holds half of it or more).
+        # (The sink's free room is no witness: it read 0 just after the UI thread held the GIL for 150 ms. And
+        # timed from the start of the last feed, a new sink's first render at a new key, 30 to 50 ms before the
+        # device had anything to play, counted as a dropout.)
+        if self.fed and (time.monotonic() - self.fed_at > self.buffer_seconds or free >= self.sink.bufferSize()):
+            self.dropouts += 1
+            if self.longer:
+                self._grow()
+                free = self.sink.bytesFree()
+                self.dropped.emit(self.buffer_seconds, time.monotonic(), self.source.played)
+            elif self.dropouts == 1 or not self.said_longest:  # at the longest buffer: said once a playback
+                self.said_longest = True
+                self.dropped.emit(self.buffer_seconds, time.monotonic(), self.source.played)
         frames = free // (4 * self.source.channels)
-        audio = None
         if frames >= MIN_FEED:
             try:
                 audio = self.source.read(frames)
@@ -441,31 +507,21 @@ class _Output(QObject):
                 self.timer.stop()
                 self.ended.emit(f"Playback stopped: {error}")
                 return
-        # The device ran dry when this thread left it longer than the buffer lasts, from the end of its last feed
-        # (the buffer full, or near it) to this write: it could not run (Python's lock held elsewhere, a busy
-        # machine) or rendered too slowly. Or when all of the buffer is free (playing, it holds half of it or more).
-        # (The sink's free room is no witness: it read 0 just after the UI thread held the GIL for 150 ms. And
-        # timed from the start of the last feed, a new sink's first render at a new key, 30 to 50 ms before the
-        # device had anything to play, counted as a dropout and restarted playback with a click.)
-        ran_dry = time.monotonic() - self.fed_at > self.buffer_seconds or free >= self.sink.bufferSize()
-        if self.fed and ran_dry and not self.said_dropped:
-            self.said_dropped = True
-            self.dropped.emit()
-        if audio is not None and audio.shape[-1]:
-            # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
-            self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
-            self.fed = True
-        self.fed_at = time.monotonic()
-        if audio is not None:
+            if audio.shape[-1]:
+                # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
+                self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
+                self.fed = True
             self.finished = audio.shape[-1] < frames  # fewer only at the song's end
+        self.fed_at = time.monotonic()
 
     def halt(self) -> None:
         """Runs on the audio thread while the player waits: stop the sink and hand this object back to the UI thread
         so it can be deleted there once the audio thread has ended."""
         if self.timer is not None:
             self.timer.stop()
-        if self.sink is not None:
-            self.sink.stop()
+        for sink in [*self.retired, self.sink]:
+            if sink is not None:
+                sink.stop()
         self.moveToThread(QCoreApplication.instance().thread())
 
 
@@ -475,7 +531,8 @@ class Player(QObject):
 
     state_changed = Signal(str)  # "playing", "paused", "stopped"
     problem = Signal(str)
-    dropped_out = Signal(float)  # the song dropped out while playing with this buffer (seconds)
+    # the song dropped out while playing: (the buffer that ran dry, the buffer playback went on with), in seconds
+    dropped_out = Signal(float, float)
     _command = Signal(str)  # to the audio thread, queued
     _halt = Signal()  # to the audio thread, waited for
 
@@ -551,7 +608,8 @@ class Player(QObject):
                 )
                 return False
             buffer_bytes = int(self.latency * self.source.rate) * 4 * self.source.channels
-            self.output, self.thread_ = _Output(self.source, fmt, buffer_bytes), QThread()
+            longer = tuple(int(ms / 1000 * self.source.rate) * 4 * self.source.channels for ms in BUFFER_CHOICES_MS)
+            self.output, self.thread_ = _Output(self.source, fmt, buffer_bytes, longer), QThread()
             self.thread_.setObjectName("stemdesk-audio")
             self.output.moveToThread(self.thread_)
             self._command.connect(self.output.command)  # queued: the output lives on the audio thread
@@ -575,9 +633,15 @@ class Player(QObject):
             self.problem.emit(message)
         self.stop()
 
-    def _dropped(self) -> None:
-        if self.sender() is self.output:
-            self.dropped_out.emit(self.latency)
+    def _dropped(self, seconds: float, at: float, frame: int) -> None:
+        """The device ran dry; the output went on with a ``seconds`` buffer, its first frame ``frame`` written at
+        ``at``: the playhead's clock starts again there (the dropout's silence did not move the song on)."""
+        if self.sender() is not self.output:  # an earlier playback's
+            return
+        before, self.latency = self.latency, seconds
+        if self.state == "playing":
+            self._clock = (at, frame)
+        self.dropped_out.emit(before, seconds)
 
     def pause(self) -> None:
         if self.output is not None and self.state == "playing":

@@ -26,7 +26,7 @@ class Preferences:
             w.device_box.setCurrentText(value)
         elif key == "autosave_seconds":
             w.autosave_timer.start(int(value) * 1000)
-        elif key == "audio_buffer_ms":
+        elif key == "audio_buffer_ms" and int(value) != round(w.player.latency * 1000):  # else the player has it
             w.player.latency = int(value) / 1000
             if w.player.state == "playing":  # the sink's buffer is set when it starts: start it again here
                 seconds = w.player.position_seconds()
@@ -34,17 +34,16 @@ class Preferences:
                 w.player.seek(seconds)
                 w.player.play()
 
-    def audio_dropped_out(self, seconds: float) -> None:
-        """The song dropped out while playing: the next longer audio buffer (Settings → Audio buffer) takes over from
-        where it was; at the longest, say so."""
+    def audio_dropped_out(self, before: float, now: float) -> None:
+        """The song dropped out while playing with a ``before`` buffer; the player went on with a ``now`` one, from
+        the next frame (Settings → Audio buffer shows it and keeps it); when it was already the longest, say so."""
         w = self.w
-        now = round(seconds * 1000)
-        longer = [c for c in settings_store.BY_KEY["audio_buffer_ms"].choices or () if c > now]
-        if not longer:
-            w.status(f"Playback dropped out even with a {now} ms audio buffer: close other busy programs.", 10000)
+        was, now_ms = round(before * 1000), round(now * 1000)
+        if now_ms <= was:
+            w.status(f"Playback dropped out even with a {was} ms audio buffer: close other busy programs.", 10000)
             return
-        w.settings_panel.editors["audio_buffer_ms"].setCurrentText(str(longer[0]))  # restarts the sink
+        w.settings_panel.editors["audio_buffer_ms"].setCurrentText(str(now_ms))  # the player has it already
         w.status(
-            f"Playback dropped out with a {now} ms audio buffer; it is {longer[0]} ms now (Settings → Audio buffer).",
+            f"Playback dropped out with a {was} ms audio buffer; it is {now_ms} ms now (Settings → Audio buffer).",
             10000,
         )

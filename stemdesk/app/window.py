@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.player = Player(self)
         self.player.latency = int(self.settings["audio_buffer_ms"]) / 1000
         self.player.problem.connect(lambda text: self.status(text, 10000))
-        self.player.dropped_out.connect(lambda seconds: self.preferences.audio_dropped_out(seconds))
+        self.player.dropped_out.connect(lambda before, now: self.preferences.audio_dropped_out(before, now))
         self.player.state_changed.connect(self._player_state)
         self.closed = False
         self.separation, self.null_view, self.playing = SeparationFlow(self), NullView(self), PlayerFlow(self)
