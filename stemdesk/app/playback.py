@@ -41,6 +41,7 @@ from ..mixer.render import Renderer, levels, render_automated
 log = logging.getLogger("stemdesk.playback")
 FEED_MS = 5  # how often the audio thread tops up the sink's buffer
 MIN_FEED = 64  # frames: less free room than this waits for the next top-up
+SEEK_FADE = 256  # frames over which a seek while playing crosses over (5.8 ms at 44.1 kHz): a jump is a click
 RENDER_FRAMES = 1024  # the mix is rendered at least this many frames at a time: PulseAudio asks for 256 at a time,
 # and each render has a fixed cost (reading every stem, the mixer, the meters), which 256 frames at a time made a
 # quarter of a core's time at the song's key and half of it in another (docs/app.md, "Playback")
@@ -96,6 +97,18 @@ def _last_at(anchors: deque, at: float, default: tuple) -> tuple:
         if anchor[0] <= at:
             return anchor
     return default
+
+
+def _crossfade(leaving: np.ndarray, entering: np.ndarray) -> np.ndarray:
+    """``entering`` with its start crossed over from ``leaving`` (a raised cosine over ``leaving``'s length, or what
+    there is of ``entering``); the two have the same channels."""
+    n = min(leaving.shape[-1], entering.shape[-1])
+    if n == 0:
+        return entering
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+    out = entering.copy()
+    out[:, :n] = leaving[:, :n] * (1 - ramp) + entering[:, :n] * ramp
+    return out
 
 
 class LiveStems:
@@ -175,6 +188,8 @@ class MixSource:
         self.played = 0  # frames handed out since the source opened
         self._rendered = 0  # frames rendered since the source opened: `played` and those in `_ahead`
         self._ahead = np.zeros((self.channels, 0), np.float32)  # rendered, not handed out yet
+        self._leaving: np.ndarray | None = None  # what a seek while playing crosses over from
+        self._ramp_in = 0  # input frames still to fade in after a seek while playing (at another key or tempo)
         self._map_lock = threading.Lock()
         self._song_map: deque[tuple[int, float, float]] = deque([(0, 0.0, 1.0)], maxlen=SONG_MAP)
 
@@ -185,8 +200,16 @@ class MixSource:
         self.mix = mix
         self.key_tempo.set(mix.semitones, mix.tempo)  # taken by the audio thread at its next block
 
-    def seek(self, frame: int) -> None:
+    def seek(self, frame: int, crossfade: bool = False) -> None:
+        """Play from song frame ``frame`` on. With ``crossfade`` (a seek while playing), the sound that would have
+        played next crosses over into the new place in SEEK_FADE frames instead of jumping there (a click)."""
         with self._lock:
+            leaving = None
+            if crossfade:
+                leaving = self._ahead[:, :SEEK_FADE]
+                if leaving.shape[-1] < SEEK_FADE:
+                    more = SEEK_FADE - leaving.shape[-1]
+                    leaving = np.concatenate([leaving, self._render_block(more, more)], axis=-1)
             self.position = int(np.clip(frame, 0, self.frames))
             if self.renderer is not None:
                 self.renderer.reset()
@@ -199,8 +222,11 @@ class MixSource:
                 while len(self._song_map) > 1 and self._song_map[-1][0] > self.played:  # frames never handed out
                     self._song_map.pop()
                 self._song_map.append((self.played, float(self.position), 1.0))
+            self._leaving = leaving
+            self._ramp_in = SEEK_FADE if crossfade and self._stretching else 0  # the stretch starts from silence
         with self._meter_lock:
             self._meters.clear()
+            self._null = LiveNull()  # a block rendered only to cross from is not heard whole
 
     def song_frame_at(self, played: float) -> float:
         """The song frame heard at device frame ``played`` (of those handed out, the recent ones)."""
@@ -216,6 +242,8 @@ class MixSource:
             if self._ahead.shape[-1] < frames:
                 wanted = frames - self._ahead.shape[-1]
                 block = self._render_block(max(wanted, RENDER_FRAMES), wanted)
+                if self._leaving is not None:  # the first block after a seek while playing: crossed into
+                    block, self._leaving = _crossfade(self._leaving, block), None
                 self._ahead = np.concatenate([self._ahead, block], axis=-1) if self._ahead.shape[-1] else block
             audio, self._ahead = self._ahead[:, :frames], self._ahead[:, frames:]
             self.played += audio.shape[-1]
@@ -301,6 +329,12 @@ class MixSource:
                 self._runs.append((stretch.pushed, start))
             if self._fade is not None and self._fade.shape[-1] < FADE:
                 self._fade = np.concatenate([self._fade, audio[:, : FADE - self._fade.shape[-1]]], axis=-1)
+            if self._ramp_in > 0:  # the stretch hears silence before its first input: no jump into the song
+                n, done = min(self._ramp_in, audio.shape[-1]), SEEK_FADE - self._ramp_in
+                ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(done, done + n) + 0.5) / SEEK_FADE)).astype(np.float32)
+                audio = audio.copy()
+                audio[:, :n] *= ramp
+                self._ramp_in -= n
             stretch.push(audio)
         song = self._song_frame(stretch.input_at(stretch.pulled))
         with self._map_lock:
@@ -669,7 +703,7 @@ class Player(QObject):
 
     def seek(self, seconds: float) -> None:
         if self.source is not None:
-            self.source.seek(int(seconds * self.source.rate))
+            self.source.seek(int(seconds * self.source.rate), crossfade=self.state == "playing")
             self._clock = (time.monotonic(), self.source.played)
             self._paused_at = self.source.played
 

@@ -1041,14 +1041,27 @@ def test_a_full_garbage_collection_while_playing_does_not_drop_out(qtbot, sink, 
 
 def test_a_dropout_raises_the_audio_buffer_and_playback_goes_on(qtbot, sink, window, tmp_path):
     """When the sink runs dry while playing (here: the UI thread holds the GIL for 150 ms, longer than the 40 ms
-    buffer), the app moves to the next longer audio buffer by itself, says so, and the device plays on from there."""
+    buffer), the app moves to the next longer audio buffer by itself, says so, and the device plays on from the
+    very next frame of the song: nothing heard twice, nothing skipped (issue 63: it used to stop, seek back to the
+    playhead and start again, a second gap and a repeat)."""
     original, _ = separated_song(qtbot, window, tmp_path)
-    window.player_toggle()
-    qtbot.wait(300)
-    began = time.perf_counter()
-    hold_the_gil(0.15)
-    assert time.perf_counter() - began > 0.1
-    qtbot.waitUntil(lambda: window.settings["audio_buffer_ms"] == 80, timeout=3000)
+    recording = sink().start()
+    try:
+        window.player_toggle()
+        qtbot.wait(300)
+        began = time.perf_counter()
+        hold_the_gil(0.15)
+        assert time.perf_counter() - began > 0.1
+        qtbot.waitUntil(lambda: window.settings["audio_buffer_ms"] == 80, timeout=3000)
+        qtbot.wait(700)
+    finally:
+        recorded = recording.stop()
+    parts = [part for part in stretches(recorded) if part.shape[-1] > 0.05 * 44100]
+    assert len(parts) == 2, [part.shape[-1] for part in parts]  # the one dropout the GIL made, no second gap
+    before, after = (match(part, original) for part in parts)
+    assert before["corr"] > 0.9 and after["corr"] > 0.9, (before, after)
+    # the sound goes on where it stopped: the first frame after the gap is the one after the last before it
+    assert abs(after["offset"] - (before["offset"] + parts[0].shape[-1])) < 64, (before, after, parts[0].shape)
     assert window.settings_panel.editors["audio_buffer_ms"].currentText() == "80"
     assert "dropped out with a 40 ms audio buffer; it is 80 ms now" in window.statusBar().currentMessage()
     assert window.player.state == "playing"
@@ -1164,6 +1177,35 @@ def test_mix_source_plays_another_key_and_tempo_in_device_blocks_and_the_playhea
     heard = np.concatenate([before, after], axis=-1)
     assert steepest_step(heard[0], 440.0) < 1.01
     assert abs(1200 * np.log2(peak_hz(after[0, 22050:]) / (440 * 2 ** (-2 / 12)))) < 0.2
+    source.close()
+
+
+def test_a_seek_while_playing_crosses_over_instead_of_jumping(tmp_path):
+    """Issue 63: a seek while playing jumped from one place of the song to another between two samples, a click
+    at every seek. The sound that would have played next now crosses over into the new place (SEEK_FADE frames,
+    5.8 ms), at the song's key and in another; a seek while stopped starts cleanly from the new place."""
+    from stemdesk.app.playback import SEEK_FADE
+
+    path = sine_song(tmp_path)
+    for mix, hz in ((Mix(), 440.0), (Mix(semitones=3.0, tempo=0.8), 440 * 2 ** (3 / 12))):
+        for crossfade in (False, True):
+            source = MixSource(path, {"a": path}, mix)
+            heard = [source.read(256) for _ in range(40)]
+            source.seek(44100 + 67, crossfade=crossfade)  # at the song's key, half a period off the next sample
+            heard += [source.read(256) for _ in range(40)]
+            step = steepest_step(np.concatenate(heard, axis=-1)[0], hz)
+            # a crossover between two sines of one level is as steep as the sine and a little more, never a click
+            assert (step < 1.15) if crossfade else (step > 2), (mix.semitones, crossfade, step)
+            source.close()
+    source = MixSource(path, {"a": path}, Mix())
+    source.read(4096)
+    source.seek(22050)
+    assert (
+        np.abs(
+            source.read(SEEK_FADE)[0] - 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050, 22050 + SEEK_FADE) / 44100)
+        ).max()
+        < 1e-6
+    )
     source.close()
 
 
