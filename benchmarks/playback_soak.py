@@ -10,7 +10,8 @@ changed every few seconds, while HTDemucs separates another song in the same pro
   device should get is smooth and any fault is measurable. Through the real player (`stemdesk.app.playback`): the
   mix, the key and tempo stretch, the gain ramps, the seeks.
 - Every ``--every`` seconds one change, in turn: a seek (while playing: crossed over), a key (−5…+5 st) and tempo
-  (80…125 %), a stem muted or unmuted, a stem soloed or none.
+  (80…125 %), a stem muted or unmuted, a stem soloed or none (never all stems muted, never a muted stem soloed: the
+  mix is never silent, so any digital silence in the recording is the device's).
 - Beside it: the model separates a real song (a CC0 song from ../shared/data, else a synthetic one) over and over on
   one thread, in a thread of this process (``--model`` another id, or ``none`` for a quiet baseline); ``--busy``
   also starts a process that keeps one core busy (a user's browser, a compile).
@@ -18,6 +19,9 @@ changed every few seconds, while HTDemucs separates another song in the same pro
   samples steeper than 1.5 times the steepest the four sines can take at the highest key played, outside a dropout's
   edges). The goal is 0 of each. Also: the player's own dropout count and the buffer it ended with.
 Results: benchmarks/results/playback_soak.json, with the CPU it ran on.
+
+``--render-cost`` measures only what the audio thread's rendering costs (a share of one core), rendered as the
+device asks (256 frames) against in blocks of RENDER_FRAMES, in the same run.
 """
 
 from __future__ import annotations
@@ -146,6 +150,32 @@ def faults(recorded: np.ndarray, steepest: float, gap: int = 32) -> dict:
     }
 
 
+def render_cost(work: Path, seconds: float = 10.0) -> dict:
+    """The audio thread's work: the share of one core that rendering the four-stem mix takes when the device asks
+    for 256 frames at a time (PulseAudio's request), rendered as asked (the baseline: RENDER_FRAMES 1) and in blocks
+    of RENDER_FRAMES; at the song's key and at +3 semitones, 80 %. Same run, same files, one thread."""
+    from stemdesk.app import playback
+    from stemdesk.mixer.mix import Mix
+
+    song, stems = sine_stems(work, seconds + 2)
+    default, shares = playback.RENDER_FRAMES, {}
+    try:
+        for label, mix in (("song_key", Mix()), ("plus3_80pc", Mix(semitones=3.0, tempo=0.8))):
+            for block in (1, default):
+                playback.RENDER_FRAMES = block
+                source = playback.MixSource(song, stems, mix)
+                source.read(256)
+                began, frames = time.perf_counter(), 0
+                while frames < seconds * RATE:
+                    frames += source.read(256).shape[-1]
+                shares[f"{label}_render_{block}"] = round((time.perf_counter() - began) / (frames / RATE), 4)
+                source.close()
+            shares[f"{label}_ratio"] = round(shares[f"{label}_render_1"] / shares[f"{label}_render_{default}"], 2)
+    finally:
+        playback.RENDER_FRAMES = default
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to play")
@@ -155,7 +185,15 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true", help="also keep one core busy with another process")
     parser.add_argument("--buffer-ms", type=int, default=None, help="the player's audio buffer (default: the app's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "playback_soak.json")
+    parser.add_argument("--render-cost", action="store_true", help="only measure the render's share of a core")
     args = parser.parse_args()
+    if args.render_cost:
+        work = Path(tempfile.mkdtemp(prefix="stemdesk-soak-"))
+        try:
+            print(json.dumps({"cpu": cpu(), **render_cost(work)}, indent=1))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     if shutil.which("parec") is None or shutil.which("pulseaudio") is None:
         sys.exit("playback_soak: needs pulseaudio and parec (scripts/setup.sh --test installs them)")
 
@@ -239,20 +277,22 @@ def soak(args, work: Path) -> dict:
             kind = actions % 4
             actions += 1
             if kind == 0:
-                player.seek(rng.uniform(0, 50))
+                player.seek(rng.uniform(0, 30))  # 12 s until the next seek at 125 %: 15 s of song, never its end
                 continue
             mix = Mix.from_dict(mix.to_dict())
             if kind == 1:
                 mix.semitones, mix.tempo = float(rng.randint(-5, 5)), rng.choice([0.8, 0.9, 1.0, 1.1, 1.25])
                 keys.append(mix.semitones)
-            elif kind == 2:
-                name = rng.choice(list(stems))
-                mix.channel(name).mute = not mix.channel(name).mute
-            else:
+            else:  # never all muted, never a muted stem soloed: any digital silence heard is the device's
                 for name in stems:
                     mix.channel(name).solo = False
-                if rng.random() < 0.7:
-                    mix.channel(rng.choice(list(stems))).solo = True
+                if kind == 2:
+                    name = rng.choice(list(stems))
+                    unmuted = [other for other in stems if not mix.channel(other).mute]
+                    if unmuted != [name]:
+                        mix.channel(name).mute = not mix.channel(name).mute
+                elif rng.random() < 0.7:
+                    mix.channel(rng.choice([n for n in stems if not mix.channel(n).mute])).solo = True
             player.source.set_mix(mix)
         if player.state != "playing":
             raise SystemExit(

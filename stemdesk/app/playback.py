@@ -43,8 +43,7 @@ FEED_MS = 5  # how often the audio thread tops up the sink's buffer
 MIN_FEED = 64  # frames: less free room than this waits for the next top-up
 SEEK_FADE = 256  # frames over which a seek while playing crosses over (5.8 ms at 44.1 kHz): a jump is a click
 RENDER_FRAMES = 1024  # the mix is rendered at least this many frames at a time: PulseAudio asks for 256 at a time,
-# and each render has a fixed cost (reading every stem, the mixer, the meters), which 256 frames at a time made a
-# quarter of a core's time at the song's key and half of it in another (docs/app.md, "Playback")
+# and each render has a fixed cost (reading every stem, the mixer, the meters; docs/app.md, Transport)
 BUFFER_CHOICES_MS = BY_KEY["audio_buffer_ms"].choices or ()  # the buffers a dropout can move playback on to
 LATENCY_SECONDS = DEFAULTS["audio_buffer_ms"] / 1000  # the sink's buffer by default: fader moves are heard about this
 # much later (benchmarks/ui.py). At 20 ms (882 frames) PulseAudio's null sink sometimes took a 1024-frame block with
