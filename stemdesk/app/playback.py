@@ -98,13 +98,18 @@ def _last_at(anchors: deque, at: float, default: tuple) -> tuple:
     return default
 
 
+def _rising(start: int, n: int, length: int) -> np.ndarray:
+    """Samples ``start`` to ``start + n`` of a raised cosine that rises from 0 to 1 over ``length`` samples."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(start, start + n) + 0.5) / length)).astype(np.float32)
+
+
 def _crossfade(leaving: np.ndarray, entering: np.ndarray) -> np.ndarray:
     """``entering`` with its start crossed over from ``leaving`` (a raised cosine over ``leaving``'s length, or what
     there is of ``entering``); the two have the same channels."""
     n = min(leaving.shape[-1], entering.shape[-1])
     if n == 0:
         return entering
-    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+    ramp = _rising(0, n, n)
     out = entering.copy()
     out[:, :n] = leaving[:, :n] * (1 - ramp) + entering[:, :n] * ramp
     return out
@@ -330,9 +335,8 @@ class MixSource:
                 self._fade = np.concatenate([self._fade, audio[:, : FADE - self._fade.shape[-1]]], axis=-1)
             if self._ramp_in > 0:  # the stretch hears silence before its first input: no jump into the song
                 n, done = min(self._ramp_in, audio.shape[-1]), SEEK_FADE - self._ramp_in
-                ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(done, done + n) + 0.5) / SEEK_FADE)).astype(np.float32)
                 audio = audio.copy()
-                audio[:, :n] *= ramp
+                audio[:, :n] *= _rising(done, n, SEEK_FADE)
                 self._ramp_in -= n
             stretch.push(audio)
         song = self._song_frame(stretch.input_at(stretch.pulled))
@@ -528,7 +532,7 @@ class _Output(QObject):
                 self._grow()
                 free = self.sink.bytesFree()
                 self.dropped.emit(self.buffer_seconds, time.monotonic(), self.source.played)
-            elif self.dropouts == 1 or not self.said_longest:  # at the longest buffer: said once a playback
+            elif not self.said_longest:  # at the longest buffer: said once a playback
                 self.said_longest = True
                 self.dropped.emit(self.buffer_seconds, time.monotonic(), self.source.played)
         frames = free // (4 * self.source.channels)
