@@ -126,7 +126,7 @@ class Recorder:
         return np.frombuffer(data[: len(data) // 8 * 8], "<f4").reshape(-1, 2).T
 
 
-def faults(recorded: np.ndarray, steepest: float, gap: int = 32) -> dict:
+def faults(recorded: np.ndarray, steepest: float, gap: int = 16) -> dict:
     """Dropouts (runs of ≥ ``gap`` frames of digital silence between the first and last sound) and clicks (steps
     over 1.5 × ``steepest``, away from a dropout's edges), with where they are, in seconds."""
     sound = np.flatnonzero(np.any(recorded != 0, axis=0))

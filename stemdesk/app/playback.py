@@ -41,6 +41,7 @@ from ..mixer.render import Renderer, levels, render_automated
 log = logging.getLogger("stemdesk.playback")
 FEED_MS = 5  # how often the audio thread tops up the sink's buffer
 MIN_FEED = 64  # frames: less free room than this waits for the next top-up
+DRY_MARGIN = 0.005  # seconds: a sink left this much less than its buffer's length without a write has run dry
 SEEK_FADE = 256  # frames over which a seek while playing crosses over (5.8 ms at 44.1 kHz): a jump is a click
 RENDER_FRAMES = 1024  # the mix is rendered at least this many frames at a time: PulseAudio asks for 256 at a time,
 # and each render has a fixed cost (reading every stem, the mixer, the meters; docs/app.md, Transport)
@@ -520,21 +521,9 @@ class _Output(QObject):
                 self.timer.stop()
                 self.ended.emit("")
             return
-        # The device ran dry when this thread left it longer than the buffer lasts, from the end of its last feed
-        # (the buffer full, or near it) to now: it could not run (Python's lock held elsewhere, a busy machine) or
-        # rendered too slowly. Or when all of the buffer is free (playing, it holds half of it or more).
-        # (The sink's free room is no witness: it read 0 just after the UI thread held the GIL for 150 ms. And
-        # timed from the start of the last feed, a new sink's first render at a new key, 30 to 50 ms before the
-        # device had anything to play, counted as a dropout.)
-        if self.fed and (time.monotonic() - self.fed_at > self.buffer_seconds or free >= self.sink.bufferSize()):
-            self.dropouts += 1
-            if self.longer:
-                self._grow()
-                free = self.sink.bytesFree()
-                self.dropped.emit(self.buffer_seconds, time.monotonic(), self.source.played)
-            elif not self.said_longest:  # at the longest buffer: said once a playback
-                self.said_longest = True
-                self.dropped.emit(self.buffer_seconds, time.monotonic(), self.source.played)
+        if self._ran_dry() or (self.fed and free >= self.sink.bufferSize()):
+            self._dropped_out(self.source.played)
+            free = self.sink.bytesFree()
         frames = free // (4 * self.source.channels)
         if frames >= MIN_FEED:
             try:
@@ -545,11 +534,40 @@ class _Output(QObject):
                 self.ended.emit(f"Playback stopped: {error}")
                 return
             if audio.shape[-1]:
+                if self._ran_dry():  # during the render: this thread was held up in it, or it was that slow
+                    self._dropped_out(self.source.played - audio.shape[-1])
                 # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
                 self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
                 self.fed = True
             self.finished = audio.shape[-1] < frames  # fewer only at the song's end
         self.fed_at = time.monotonic()
+
+    def _ran_dry(self) -> bool:
+        """Whether the device ran dry since the last feed: this thread left it longer than what the sink plays out
+        of a full buffer, from the end of that feed (the buffer topped up) to now. It could not run (Python's lock
+        held elsewhere, a busy machine) or its render was too slow. Checked before the render and again before the
+        write, so a hold that began during a render counts too.
+
+        PulseAudio plays silence once a stream's data runs out a few milliseconds before the whole buffer's length
+        (recorded at a sink with a 40 ms buffer: no gap after 25 to 35 ms without a write, 0.6 ms after 35 to 41 ms,
+        6.4 ms after 45; with 80 ms, none after 75 ms, 1.3 ms after 80): DRY_MARGIN short of the buffer counts.
+        (The sink's free room is no witness: it read 0 just after the UI thread held the GIL for 150 ms, and the
+        sink's state never turns to underrun on PulseAudio. Timed from the start of the last feed, a new sink's
+        first render at a new key, 30 to 50 ms before the device had anything to play, counted as a dropout: the
+        first write is never late.)"""
+        return self.fed and time.monotonic() - self.fed_at > self.buffer_seconds - DRY_MARGIN
+
+    def _dropped_out(self, frame: int) -> None:
+        """The device ran dry before ``frame`` was written: go on from it in a sink with the next longer buffer (see
+        the class), or at the longest say so once a playback."""
+        self.dropouts += 1
+        self.fed = False  # what follows is the first write of a fresh buffer: never late
+        if self.longer:
+            self._grow()
+            self.dropped.emit(self.buffer_seconds, time.monotonic(), frame)
+        elif not self.said_longest:
+            self.said_longest = True
+            self.dropped.emit(self.buffer_seconds, time.monotonic(), frame)
 
     def halt(self) -> None:
         """Runs on the audio thread while the player waits: stop the sink and hand this object back to the UI thread

@@ -659,9 +659,10 @@ def dbfs(audio: np.ndarray) -> float:
     return 20 * np.log10(max(float(np.sqrt(np.mean(np.square(audio)))) if audio.size else 0.0, 1e-12))
 
 
-def stretches(recorded: np.ndarray, gap: int = 256) -> list[np.ndarray]:
+def stretches(recorded: np.ndarray, gap: int = 16) -> list[np.ndarray]:
     """The recording cut where the device got nothing: runs of at least ``gap`` frames of digital silence (before
-    playback, and wherever the sink ran dry on a busy machine and PulseAudio played silence instead)."""
+    playback, and wherever the sink ran dry on a busy machine and PulseAudio played silence instead: 28 frames at
+    the shortest, a click)."""
     quiet = np.concatenate([[False], np.all(recorded == 0, axis=0), [False]])
     cut = np.zeros(recorded.shape[-1] + 2, bool)
     for a, b in zip(np.flatnonzero(~quiet[:-1] & quiet[1:]), np.flatnonzero(quiet[:-1] & ~quiet[1:])):
@@ -1029,9 +1030,12 @@ def test_a_full_garbage_collection_while_playing_does_not_drop_out(qtbot, sink, 
             recorded = recording.stop()
             window.stop()
         parts = [part for part in stretches(recorded) if part.shape[-1] > 0]
-        if len(parts) == 1:
+        if len(parts) == 1 and window.settings["audio_buffer_ms"] == 40:
             break
-        print(f"take {attempt + 1}: {len(parts)} stretches; collections took {took}")
+        print(
+            f"take {attempt + 1}: {len(parts)} stretches, buffer {window.settings['audio_buffer_ms']} ms; "
+            f"collections took {took}"
+        )
     assert len(parts) == 1, f"the device dropped out {len(parts) - 1} times; collections took {took}"
     assert parts[0].shape[-1] > 0.9 * 44100
     assert match(parts[0], original)["corr"] > 0.9
@@ -1043,19 +1047,29 @@ def test_a_dropout_raises_the_audio_buffer_and_playback_goes_on(qtbot, sink, win
     """When the sink runs dry while playing (here: the UI thread holds the GIL for 150 ms, longer than the 40 ms
     buffer), the app moves to the next longer audio buffer by itself, says so, and the device plays on from the
     very next frame of the song: nothing heard twice, nothing skipped (issue 63: it used to stop, seek back to the
-    playhead and start again, a second gap and a repeat)."""
+    playhead and start again, a second gap and a repeat). The hold may begin while the audio thread renders: it
+    counts all the same (it once went unseen)."""
     original, _ = separated_song(qtbot, window, tmp_path)
-    recording = sink().start()
-    try:
-        window.player_toggle()
-        qtbot.wait(300)
-        began = time.perf_counter()
-        hold_the_gil(0.15)
-        assert time.perf_counter() - began > 0.1
-        qtbot.waitUntil(lambda: window.settings["audio_buffer_ms"] == 80, timeout=3000)
-        qtbot.wait(700)
-    finally:
-        recorded = recording.stop()
+    for attempt in range(3):  # a take where the machine's own load made a dropout of its own is played again
+        window.settings_panel.editors["audio_buffer_ms"].setCurrentText("40")
+        recording = sink().start()
+        try:
+            window.player_toggle()
+            qtbot.wait(300)
+            output = window.player.output
+            before = output.dropouts
+            began = time.perf_counter()
+            hold_the_gil(0.15)
+            assert time.perf_counter() - began > 0.1
+            qtbot.waitUntil(lambda: window.settings["audio_buffer_ms"] != 40, timeout=3000)
+            qtbot.wait(700)
+        finally:
+            recorded = recording.stop()
+        if before == 0 and output.dropouts == 1:
+            break
+        print(f"take {attempt + 1}: {output.dropouts} dropouts, {before} of them before the GIL was held")
+        window.stop()
+    assert window.settings["audio_buffer_ms"] == 80
     parts = [part for part in stretches(recorded) if part.shape[-1] > 0.05 * 44100]
     assert len(parts) == 2, [part.shape[-1] for part in parts]  # the one dropout the GIL made, no second gap
     before, after = (match(part, original) for part in parts)
