@@ -442,9 +442,9 @@ class _Output(QObject):
     and the mix renders while the UI paints or lays out.
 
     When the device runs dry anyway (this thread could not run for longer than the buffer lasts), the output opens
-    a sink with the next longer buffer in ``longer`` and goes on into it from the very next frame: no seek, no
-    restart of the key and tempo stretch, no sound played twice. The dry sink is stopped once what it may still hold
-    has played.
+    a sink with the next longer buffer in ``longer`` and goes on into it from the very next frame, fading in over
+    SEEK_FADE frames out of the silence the device played: no seek, no restart of the key and tempo stretch, no
+    sound played twice, no jump. The dry sink is stopped once what it may still hold has played.
 
     (Pull mode, where the sink reads a QIODevice, read one period of 1024 frames, 23.2 ms, every 25 ms tick on
     PulseAudio: the buffer drained and 30 to 160 ms a second of playback was silence, and a move waited for the next
@@ -469,6 +469,7 @@ class _Output(QObject):
         self.dropouts = 0  # times the device ran dry while playing
         self.said_longest = False  # a dropout with the longest buffer was reported
         self.retired: list[QAudioSink] = []  # dry sinks left to play out what they may still hold
+        self.fading_in = SEEK_FADE  # frames of the song after a dropout already faded in (SEEK_FADE: none to fade)
 
     def _open(self) -> None:
         self.sink = QAudioSink(QMediaDevices.defaultAudioOutput(), self.fmt, self)
@@ -536,6 +537,11 @@ class _Output(QObject):
             if audio.shape[-1]:
                 if self._ran_dry():  # during the render: this thread was held up in it, or it was that slow
                     self._dropped_out(self.source.played - audio.shape[-1])
+                if self.fading_in < SEEK_FADE:  # after the dropout's silence, no jump into the song (a click)
+                    n = min(SEEK_FADE - self.fading_in, audio.shape[-1])
+                    audio = audio.copy()
+                    audio[:, :n] *= _rising(self.fading_in, n, SEEK_FADE)
+                    self.fading_in += n
                 # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
                 self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
                 self.fed = True
@@ -562,6 +568,7 @@ class _Output(QObject):
         the class), or at the longest say so once a playback."""
         self.dropouts += 1
         self.fed = False  # what follows is the first write of a fresh buffer: never late
+        self.fading_in = 0  # and it rises from the silence the device played in SEEK_FADE frames
         if self.longer:
             self._grow()
             self.dropped.emit(self.buffer_seconds, time.monotonic(), frame)

@@ -1047,8 +1047,8 @@ def test_a_dropout_raises_the_audio_buffer_and_playback_goes_on(qtbot, sink, win
     """When the sink runs dry while playing (here: the UI thread holds the GIL for 150 ms, longer than the 40 ms
     buffer), the app moves to the next longer audio buffer by itself, says so, and the device plays on from the
     very next frame of the song: nothing heard twice, nothing skipped (issue 63: it used to stop, seek back to the
-    playhead and start again, a second gap and a repeat). The hold may begin while the audio thread renders: it
-    counts all the same (it once went unseen)."""
+    playhead and start again, a second gap and a repeat), fading in out of the gap. The hold may begin while the
+    audio thread renders: it counts all the same (it once went unseen)."""
     original, _ = separated_song(qtbot, window, tmp_path)
     for attempt in range(3):  # a take where the machine's own load made a dropout of its own is played again
         window.settings_panel.editors["audio_buffer_ms"].setCurrentText("40")
@@ -1076,6 +1076,10 @@ def test_a_dropout_raises_the_audio_buffer_and_playback_goes_on(qtbot, sink, win
     assert before["corr"] > 0.9 and after["corr"] > 0.9, (before, after)
     # the sound goes on where it stopped: the first frame after the gap is the one after the last before it
     assert abs(after["offset"] - (before["offset"] + parts[0].shape[-1])) < 64, (before, after, parts[0].shape)
+    # and it fades in out of the silence the device played: no jump from it into the song (a click)
+    resumed, meant = parts[1][:, :16], original[:, after["offset"] : after["offset"] + 16]
+    assert np.abs(meant).max() > 1e-3  # (the song is not silent there: a jump would be heard)
+    assert np.abs(resumed).max() < 0.1 * np.abs(meant).max(), (np.abs(resumed).max(), np.abs(meant).max())
     assert window.settings_panel.editors["audio_buffer_ms"].currentText() == "80"
     assert "dropped out with a 40 ms audio buffer; it is 80 ms now" in window.statusBar().currentMessage()
     assert window.player.state == "playing"
