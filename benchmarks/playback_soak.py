@@ -15,7 +15,7 @@ changed every few seconds, while HTDemucs separates another song in the same pro
 - Beside it: the model separates a real song (a CC0 song from ../shared/data, else a synthetic one) over and over on
   one thread, in a thread of this process (``--model`` another id, or ``none`` for a quiet baseline); ``--busy``
   also starts a process that keeps one core busy (a user's browser, a compile).
-- Counted at the device: dropouts (≥ 32 frames of digital silence: the sink ran dry) and clicks (a step between two
+- Counted at the device: dropouts (≥ 16 frames of digital silence: the sink ran dry) and clicks (a step between two
   samples steeper than 1.5 times the steepest the four sines can take at the highest key played, outside a dropout's
   edges). The goal is 0 of each. Also: the player's own dropout count and the buffer it ended with.
 Results: benchmarks/results/playback_soak.json, with the CPU it ran on.
@@ -215,8 +215,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("dropouts", "clicks")}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("dropouts", "clicks", "player_said")}, indent=1))
     print(f"dropouts at (s, ms): {report['dropouts'][:20]}\nclicks at (s, × steepest): {report['clicks'][:20]}")
+    print(f"the player said it dropped out at (s, buffer ms before, after): {report['player_said'][:20]}")
 
 
 def soak(args, work: Path) -> dict:
@@ -254,6 +255,10 @@ def soak(args, work: Path) -> dict:
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
 
     player = Player()
+    said: list[tuple[float, int, int]] = []  # (s into the run, buffer ms before, after): the player's own dropouts
+    player.dropped_out.connect(
+        lambda before, now: said.append((round(time.monotonic() - began, 2), round(before * 1000), round(now * 1000)))
+    )
     if args.buffer_ms:
         player.latency = args.buffer_ms / 1000
     buffer_at_start = round(player.latency * 1000)
@@ -325,6 +330,7 @@ def soak(args, work: Path) -> dict:
         "buffer_ms_at_end": buffer_ms,
         "dropouts": found["dropouts"],
         "clicks": found["clicks"],
+        "player_said": said,
     }
 
 
