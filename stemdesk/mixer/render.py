@@ -148,7 +148,13 @@ class Renderer:
                 chain.reset()
             self._gains.clear()
 
-    def _gain(self, name: str, n: int) -> np.ndarray | float:
+    def _settled(self, name: str) -> bool:
+        """Whether strip ``name``'s gain is where the mix puts it, no ramp left to run (an unmuted or unsoloed stem
+        fades in over RAMP samples: summed at once, it jumped in, a click)."""
+        ramp = self._gains.get(name)
+        return ramp is None or (ramp[2] >= RAMP and np.array_equal(ramp[1], self._target(name)))
+
+    def _gain(self, name: str, n: int) -> np.ndarray:
         """The gain for this block: constant, or a linear ramp from where the gain was to the new one over RAMP
         samples (short enough that a fader move is heard at once, long enough not to click). The ramp runs on across
         blocks, so the same moves sound the same whatever sizes the blocks are cut into (playback and a bounce)."""
@@ -173,7 +179,7 @@ class Renderer:
             raise MixError(f"Expected stems shaped ({len(self.stems)}, {self.channels}, n), got {blocks.shape}.")
         with self._lock:
             n = blocks.shape[-1]
-            if self.unity:
+            if self.unity and all(self._settled(name) for name in [*self.stems, "__master__"]):
                 for name in [*self.stems, "__master__"]:
                     target = self._target(name)
                     self._gains[name] = (target, target, RAMP)  # so the next change ramps from unity
@@ -187,8 +193,9 @@ class Renderer:
                 meters.update(dict.fromkeys(self.stems, (0.0, 0.0)))  # a strip left out below is silent
             for stem, audio in zip(self.stems, blocks):
                 channel = self.mix.channels.get(stem, Channel())
+                settled = self._settled(stem)
                 gain = self._gain(stem, n)
-                if not channel.effects and channel.is_unity() and self.mix.audible(stem):
+                if not channel.effects and channel.is_unity() and self.mix.audible(stem) and settled:
                     total += audio
                     if meters is not None:
                         meters[stem] = levels(audio)

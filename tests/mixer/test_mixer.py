@@ -116,6 +116,27 @@ def test_a_moving_fader_ramps_instead_of_jumping():
     assert np.abs(np.diff(out)).max() < 0.01
 
 
+@pytest.mark.parametrize("change", ["unmute", "unsolo", "unmute beside a fader"])
+def test_a_stem_coming_back_fades_in_instead_of_jumping(change):
+    """Issue 63: a stem unmuted (or all stems back after a solo) at its fader's 0 dB was summed at once, a jump of
+    its whole level in one sample (a click the soak heard at the device); it ramps in like any gain change."""
+    before, after = Mix(), Mix()
+    if change == "unsolo":
+        before.channel("a").solo = True
+    else:
+        before.channel("b").mute = True
+    if change == "unmute beside a fader":
+        before.channel("a").gain_db = after.channel("a").gain_db = -3.0
+    renderer = Renderer(before, ["a", "b"], RATE, 2)
+    stems = np.stack([np.zeros((2, 2000)), np.ones((2, 2000))])  # b: a constant, so any step is the gain's own
+    first = renderer.process(stems[..., :1000])
+    renderer.set_mix(after)
+    second = renderer.process(stems[..., 1000:])
+    out = np.concatenate([first, second], -1)[0]
+    assert out[999] == 0.0 and out[-1] == 1.0  # silent before, whole after
+    assert np.abs(np.diff(out)).max() < 0.01  # over RAMP samples, never in one
+
+
 def test_mute_solo_and_presets():
     audio = np.stack([np.full((2, 16), float(i + 1)) for i in range(4)])
     assert Renderer(preset("karaoke", NAMES), NAMES, RATE, 2).process(audio)[0, 0] == 2 + 3 + 4
