@@ -554,13 +554,11 @@ class _Output(QObject):
         held elsewhere, a busy machine) or its render was too slow. Checked before the render and again before the
         write, so a hold that began during a render counts too.
 
-        PulseAudio plays silence once a stream's data runs out a few milliseconds before the whole buffer's length
-        (recorded at a sink with a 40 ms buffer: no gap after 25 to 35 ms without a write, 0.6 ms after 35 to 41 ms,
-        6.4 ms after 45; with 80 ms, none after 75 ms, 1.3 ms after 80): DRY_MARGIN short of the buffer counts.
-        (The sink's free room is no witness: it read 0 just after the UI thread held the GIL for 150 ms, and the
-        sink's state never turns to underrun on PulseAudio. Timed from the start of the last feed, a new sink's
-        first render at a new key, 30 to 50 ms before the device had anything to play, counted as a dropout: the
-        first write is never late.)"""
+        PulseAudio plays silence a few milliseconds before a whole buffer has played without a write (measured in
+        lab/notes/experiment-log.md, #63): DRY_MARGIN short of the buffer counts. (The sink's free room is no
+        witness: it read 0 just after the UI thread held the GIL for 150 ms, and the sink's state never turns to
+        underrun on PulseAudio. Timed from the start of the last feed, a new sink's first render at a new key,
+        before the device had anything to play, counted as a dropout: the first write is never late.)"""
         return self.fed and time.monotonic() - self.fed_at > self.buffer_seconds - DRY_MARGIN
 
     def _dropped_out(self, frame: int) -> None:

@@ -103,8 +103,8 @@ SCHEMA: tuple[Setting, ...] = (
         80,
         (20, 40, 80, 160),
         help="shorter: fader moves are heard sooner; longer: no dropouts on a busy computer (a dropout raises it "
-        "one step by itself). 40 ms dropped out a few times in the first minutes of playing beside a separation "
-        "on two cores; 20 ms can click on PulseAudio, which may take 1024 frames (23 ms) at a time",
+        "one step by itself). 40 ms suits a quiet computer; 20 ms can click on PulseAudio, which may take 1024 "
+        "frames (23 ms) at a time",
     ),
     Setting("recent_files", "Recent files", (), kind="list", help="File → Open recent, newest first"),
 )
