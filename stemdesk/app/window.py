@@ -45,7 +45,7 @@ from . import actions
 from .bridge import Bridge
 from .commands import MixCommand
 from .docks import build_status_bar, build_views
-from .errors import CONTROLS, words
+from .errors import words
 from .export_flow import ExportFlow
 from .midi_view import MidiView
 from .models_flow import ModelsFlow
@@ -58,7 +58,6 @@ from .project_flow import ProjectFlow
 from .separation import SeparationFlow
 from .timeline import Lane, clock
 
-__all__ = ["CONTROLS", "MainWindow", "words"]
 log = logging.getLogger("stemdesk.app")
 TICK_MS = 33  # the playhead and the meters, at 30 Hz
 WATCH_TICKS = 30  # how often the song's and stems' files are looked at (a stem edited elsewhere is checked again)

@@ -353,11 +353,6 @@ def iter_blocks(
             yield reader.read(min(block, end - reader.position), dtype)
 
 
-def iter_blocks_of(path: str | os.PathLike, block: int = 1 << 17, dtype: str = "float32") -> Iterator[np.ndarray]:
-    """A whole file as (channels, n) blocks, probed first (for waveform peaks and other whole-file scans)."""
-    return iter_blocks(probe(path), block=block, dtype=dtype)
-
-
 def read(path: str | os.PathLike, start: int = 0, frames: int | None = None) -> tuple[np.ndarray, int]:
     """Whole (or part of a) file as float32 (channels, length) and its sample rate."""
     info = probe(path)
