@@ -1065,12 +1065,17 @@ def test_a_dropout_raises_the_audio_buffer_and_playback_goes_on(qtbot, sink, win
             qtbot.wait(700)
         finally:
             recorded = recording.stop()
-        if before == 0 and output.dropouts == 1:
+        parts = [part for part in stretches(recorded) if part.shape[-1] > 0.05 * 44100]
+        if before == 0 and output.dropouts == 1 and len(parts) == 2:
             break
-        print(f"take {attempt + 1}: {output.dropouts} dropouts, {before} of them before the GIL was held")
+        # (a gap the player did not count is the sound server's side starved on a busy machine: Qt's PulseAudio
+        # thread keeps only about 17 ms in the server, whatever the buffer; lab/notes/experiment-log.md, #63)
+        print(
+            f"take {attempt + 1}: the player counted {output.dropouts} dropouts ({before} before the GIL was held), "
+            f"the device heard {len(parts) - 1}"
+        )
         window.stop()
     assert window.settings["audio_buffer_ms"] == 80
-    parts = [part for part in stretches(recorded) if part.shape[-1] > 0.05 * 44100]
     assert len(parts) == 2, [part.shape[-1] for part in parts]  # the one dropout the GIL made, no second gap
     before, after = (match(part, original) for part in parts)
     assert before["corr"] > 0.9 and after["corr"] > 0.9, (before, after)
