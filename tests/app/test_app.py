@@ -1689,7 +1689,11 @@ def test_htdemucs_stems_play_through_the_mix_while_the_song_is_separated(qtbot, 
         heard, mix = match(played, vocals[:, start:end]), match(played, original[:, start:end])
         assert heard["heard_db"] > -60, f"{when}: the device received digital silence ({dbfs(played):.1f} dBFS)"
         assert heard["seconds"] > 1.0, (when, "no second of playback without a dropout", heard)
-        assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + 0.2, (when, heard, mix)
+        # the vocals, not the mix: as much closer to them as the two differ where it was heard (in a bar where
+        # the singing covers the rest, the mix itself is 0.8 alike to the vocals, and no margin of 0.2 is left)
+        at, n = max(0, start + heard["offset"]), int(heard["seconds"] * 44100)
+        apart = 1 - float(np.corrcoef(vocals[:, at : at + n].ravel(), original[:, at : at + n].ravel())[0, 1])
+        assert heard["corr"] > 0.9 and heard["corr"] > mix["corr"] + min(0.2, apart / 2), (when, heard, mix, apart)
         assert abs(heard["heard_db"] - heard["meant_db"]) < 1.0, (when, heard)
         assert when != "while separating" or heard["offset"] < 2 * 44100, heard  # from the start
 
