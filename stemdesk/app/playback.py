@@ -104,6 +104,15 @@ def _rising(start: int, n: int, length: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(start, start + n) + 0.5) / length)).astype(np.float32)
 
 
+def _fade_in(audio: np.ndarray, left: int) -> tuple[np.ndarray, int]:
+    """``audio`` with the last ``left`` frames of a SEEK_FADE raised-cosine fade-in applied to its start (out of
+    silence: no jump into the sound), and the frames of it still left for the next block."""
+    n = min(left, audio.shape[-1])
+    audio = audio.copy()
+    audio[:, :n] *= _rising(SEEK_FADE - left, n, SEEK_FADE)
+    return audio, left - n
+
+
 def _crossfade(leaving: np.ndarray, entering: np.ndarray) -> np.ndarray:
     """``entering`` with its start crossed over from ``leaving`` (a raised cosine over ``leaving``'s length, or what
     there is of ``entering``); the two have the same channels."""
@@ -335,10 +344,7 @@ class MixSource:
             if self._fade is not None and self._fade.shape[-1] < FADE:
                 self._fade = np.concatenate([self._fade, audio[:, : FADE - self._fade.shape[-1]]], axis=-1)
             if self._ramp_in > 0:  # the stretch hears silence before its first input: no jump into the song
-                n, done = min(self._ramp_in, audio.shape[-1]), SEEK_FADE - self._ramp_in
-                audio = audio.copy()
-                audio[:, :n] *= _rising(done, n, SEEK_FADE)
-                self._ramp_in -= n
+                audio, self._ramp_in = _fade_in(audio, self._ramp_in)
             stretch.push(audio)
         song = self._song_frame(stretch.input_at(stretch.pulled))
         with self._map_lock:
@@ -469,7 +475,7 @@ class _Output(QObject):
         self.dropouts = 0  # times the device ran dry while playing
         self.said_longest = False  # a dropout with the longest buffer was reported
         self.retired: list[QAudioSink] = []  # dry sinks left to play out what they may still hold
-        self.fading_in = SEEK_FADE  # frames of the song after a dropout already faded in (SEEK_FADE: none to fade)
+        self.fade_in_left = 0  # frames of the song still to fade in after a dropout
 
     def _open(self) -> None:
         self.sink = QAudioSink(QMediaDevices.defaultAudioOutput(), self.fmt, self)
@@ -537,11 +543,8 @@ class _Output(QObject):
             if audio.shape[-1]:
                 if self._ran_dry():  # during the render: this thread was held up in it, or it was that slow
                     self._dropped_out(self.source.played - audio.shape[-1])
-                if self.fading_in < SEEK_FADE:  # after the dropout's silence, no jump into the song (a click)
-                    n = min(SEEK_FADE - self.fading_in, audio.shape[-1])
-                    audio = audio.copy()
-                    audio[:, :n] *= _rising(self.fading_in, n, SEEK_FADE)
-                    self.fading_in += n
+                if self.fade_in_left > 0:  # after the dropout's silence, no jump into the song (a click)
+                    audio, self.fade_in_left = _fade_in(audio, self.fade_in_left)
                 # bytes, never a QByteArray: PySide6 (6.11) passed a QByteArray on as zero bytes (issue 23)
                 self.device.write(np.ascontiguousarray(audio.T, dtype=np.float32).tobytes())
                 self.fed = True
@@ -566,13 +569,14 @@ class _Output(QObject):
         the class), or at the longest say so once a playback."""
         self.dropouts += 1
         self.fed = False  # what follows is the first write of a fresh buffer: never late
-        self.fading_in = 0  # and it rises from the silence the device played in SEEK_FADE frames
+        self.fade_in_left = SEEK_FADE  # and it rises from the silence the device played
         if self.longer:
             self._grow()
-            self.dropped.emit(self.buffer_seconds, time.monotonic(), frame)
-        elif not self.said_longest:
+        elif self.said_longest:  # at the longest buffer: said once a playback
+            return
+        else:
             self.said_longest = True
-            self.dropped.emit(self.buffer_seconds, time.monotonic(), frame)
+        self.dropped.emit(self.buffer_seconds, time.monotonic(), frame)
 
     def halt(self) -> None:
         """Runs on the audio thread while the player waits: stop the sink and hand this object back to the UI thread
