@@ -1,23 +1,45 @@
-"""The window's actions, its menus and its toolbar (with the Model and Device boxes). The actions are the window's
-attributes (``open_action``, ``play_action``...), so tests and the rest of the window trigger them by name."""
+"""The window's actions, its menus and its toolbar (with the Model and Device boxes). `build_actions` returns them
+(`Actions`); the window declares each as its attribute (``open_action``, ``play_action``...), so tests and the rest
+of the window trigger them by name."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QToolBar
+from PySide6.QtWidgets import QLabel, QMenu, QToolBar
 
-from ..core.device import DEVICES
-from ..io.model_store import DEFAULT_MODEL, is_research, list_models
 from ..session.recent import MAX_RECENT, RecentFiles
 
 if TYPE_CHECKING:
     from .window import MainWindow
 
 
-def build_actions(w: MainWindow) -> None:
+@dataclass
+class Actions:
+    open_action: QAction
+    open_project_action: QAction
+    save_action: QAction
+    save_as_action: QAction
+    export_action: QAction
+    bounce_action: QAction
+    quit_action: QAction
+    play_action: QAction
+    stop_action: QAction
+    loop_action: QAction
+    separate_action: QAction
+    audition_action: QAction
+    separate_selection_action: QAction
+    zoom_in_action: QAction
+    zoom_out_action: QAction
+    fit_action: QAction
+
+
+def build_actions(w: MainWindow) -> Actions:
+    """The actions, each on the window's slot (or its flows')."""
+
     def action(text, slot, shortcut=None, tip=None) -> QAction:
         act = QAction(text, w)
         act.triggered.connect(slot)
@@ -28,103 +50,87 @@ def build_actions(w: MainWindow) -> None:
         w.addAction(act)
         return act
 
-    w.open_action = action("Open song…", w.open_dialog, "Ctrl+O")
-    w.open_project_action = action("Open project…", w.project_flow.open_project_dialog, "Ctrl+Shift+O")
-    w.save_action = action("Save project", w.save_project, "Ctrl+S")
-    w.save_as_action = action("Save project as…", lambda: w.save_project(ask_path=True), "Ctrl+Shift+S")
-    w.export_action = action("Export stems, instrumental and sessions…", w.export_dialog, "Ctrl+E")
-    w.bounce_action = action(
-        "Export mix…",
-        w.export_flow.bounce_dialog,
-        "Ctrl+B",
-        "Render your mix (levels, pans, effects, automation) to one file",
+    canvas = w.timeline.canvas
+    loop = action("Loop", w.toggle_loop, "L", "Loop the region set with Shift+drag")
+    loop.setCheckable(True)
+    separate_selection = action("Separate selection", lambda: w.separate(selection=True))
+    separate_selection.setEnabled(False)
+    a = Actions(
+        open_action=action("Open song…", w.open_dialog, "Ctrl+O"),
+        open_project_action=action("Open project…", w.project_flow.open_project_dialog, "Ctrl+Shift+O"),
+        save_action=action("Save project", w.save_project, "Ctrl+S"),
+        save_as_action=action("Save project as…", lambda: w.save_project(ask_path=True), "Ctrl+Shift+S"),
+        export_action=action("Export stems, instrumental and sessions…", w.export_dialog, "Ctrl+E"),
+        bounce_action=action(
+            "Export mix…",
+            w.export_flow.bounce_dialog,
+            "Ctrl+B",
+            "Render your mix (levels, pans, effects, automation) to one file",
+        ),
+        quit_action=action("Quit", w.close, "Ctrl+Q"),
+        play_action=action("Play", w.player_toggle, "Space", "Play / pause (Space)"),
+        stop_action=action("Stop", w.stop, None, "Stop and return to the start"),
+        loop_action=loop,
+        separate_action=action("Separate", lambda: w.separate(), "Ctrl+R", "Separate the whole song"),
+        audition_action=action(
+            "Audition",
+            lambda: w.separate(audition=True),
+            None,
+            "Separate the first seconds only, to judge the model quickly",
+        ),
+        separate_selection_action=separate_selection,
+        zoom_in_action=action("Zoom in", lambda: canvas.zoom(0.5), "Ctrl+="),
+        zoom_out_action=action("Zoom out", lambda: canvas.zoom(2.0), "Ctrl+-"),
+        fit_action=action("Fit song", canvas.fit, "Ctrl+0"),
     )
-    w.quit_action = action("Quit", w.close, "Ctrl+Q")
-    w.play_action = action("Play", w.player_toggle, "Space", "Play / pause (Space)")
-    w.stop_action = action("Stop", w.stop, None, "Stop and return to the start")
-    w.loop_action = action("Loop", w.toggle_loop, "L", "Loop the region set with Shift+drag")
-    w.loop_action.setCheckable(True)
-    w.separate_action = action("Separate", lambda: w.separate(), "Ctrl+R", "Separate the whole song")
-    w.audition_action = action(
-        "Audition",
-        lambda: w.separate(audition=True),
-        None,
-        "Separate the first seconds only, to judge the model quickly",
-    )
-    w.separate_selection_action = action("Separate selection", lambda: w.separate(selection=True))
-    w.separate_selection_action.setEnabled(False)
-    w.zoom_in_action = action("Zoom in", lambda: w.timeline.canvas.zoom(0.5), "Ctrl+=")
-    w.zoom_out_action = action("Zoom out", lambda: w.timeline.canvas.zoom(2.0), "Ctrl+-")
-    w.fit_action = action("Fit song", w.timeline.canvas.fit, "Ctrl+0")
+    return a
+
+
+def build_menus(w: MainWindow, a: Actions) -> RecentMenu:
+    """The actions in the menus and the toolbar (with the window's Model and Device boxes); the File menu's recent
+    files are returned."""
     undo, redo = w.undo.createUndoAction(w, "Undo"), w.undo.createRedoAction(w, "Redo")
     undo.setShortcut(QKeySequence.StandardKey.Undo)
     redo.setShortcut(QKeySequence.StandardKey.Redo)
 
     menu = w.menuBar()
     file_menu = menu.addMenu("&File")
-    for act in (w.open_action, w.open_project_action):
+    for act in (a.open_action, a.open_project_action):
         file_menu.addAction(act)
-    w.recent_menu = RecentMenu(file_menu.addMenu("Open recent"), w.recent, w.project_flow.open_recent)
-    for act in (w.save_action, w.save_as_action, w.export_action, w.bounce_action):
+    recent_menu = RecentMenu(file_menu.addMenu("Open recent"), w.recent, w.project_flow.open_recent)
+    for act in (a.save_action, a.save_as_action, a.export_action, a.bounce_action):
         file_menu.addAction(act)
     file_menu.addSeparator()
-    file_menu.addAction(w.quit_action)
+    file_menu.addAction(a.quit_action)
     edit_menu = menu.addMenu("&Edit")
     edit_menu.addAction(undo)
     edit_menu.addAction(redo)
     view_menu = menu.addMenu("&View")
-    for act in (w.zoom_in_action, w.zoom_out_action, w.fit_action):
+    for act in (a.zoom_in_action, a.zoom_out_action, a.fit_action):
         view_menu.addAction(act)
     for dock in w.docks.values():
         view_menu.addAction(dock.toggleViewAction())
     transport = menu.addMenu("&Transport")
-    for act in (w.play_action, w.stop_action, w.loop_action):
+    for act in (a.play_action, a.stop_action, a.loop_action):
         transport.addAction(act)
     jobs_menu = menu.addMenu("&Separate")
-    for act in (w.separate_action, w.audition_action, w.separate_selection_action):
+    for act in (a.separate_action, a.audition_action, a.separate_selection_action):
         jobs_menu.addAction(act)
 
     bar = QToolBar("Main", w)
     bar.setObjectName("main-toolbar")
     bar.setMovable(False)
     w.addToolBar(bar)
-    for act in (w.open_action, w.play_action, w.stop_action, w.loop_action):
+    for act in (a.open_action, a.play_action, a.stop_action, a.loop_action):
         bar.addAction(act)
     bar.addSeparator()
     bar.addWidget(QLabel(" Model "))
-    w.model_box = QComboBox()
-    w.model_box.setMinimumContentsLength(16)
-    # editable, so that an ensemble can be typed: A+B averages two models, A*2+B weighs A twice
-    w.model_box.setEditable(True)
-    w.model_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-    w.model_box.setToolTip("A model, or an ensemble of installed models: A+B averages them, A*2+B weighs A twice")
-    w.refresh_models()
-    w.model_box.currentTextChanged.connect(w.models_panel.show_model)
-    w.models_panel.show_model(w.model_box.currentText())
     bar.addWidget(w.model_box)
     bar.addWidget(QLabel(" Device "))
-    w.device_box = QComboBox()
-    w.device_box.addItems(list(DEVICES))
-    w.device_box.setCurrentText(w.settings["device"])
     bar.addWidget(w.device_box)
-    for act in (w.separate_action, w.audition_action, w.separate_selection_action):
+    for act in (a.separate_action, a.audition_action, a.separate_selection_action):
         bar.addAction(act)
-
-
-def refresh_models(w: MainWindow) -> None:
-    """The Model box lists the installed models again, keeping the current choice."""
-    current = w.model_box.currentText() or w.settings.get("model", DEFAULT_MODEL)
-    w.model_box.blockSignals(True)
-    w.model_box.clear()
-    # the models for work first; the research models (the papers' methods, trained from scratch) after a line
-    cards = list_models(registry=w.registry)
-    w.model_box.addItems([card.id for card in cards if not is_research(card)])
-    research = [card.id for card in cards if is_research(card)]
-    if research:
-        w.model_box.insertSeparator(w.model_box.count())
-        w.model_box.addItems(research)
-    w.model_box.setCurrentText(current)
-    w.model_box.blockSignals(False)
+    return recent_menu
 
 
 class RecentMenu:

@@ -1,112 +1,139 @@
-"""The window's views: the offer bar above the timeline in the centre, and the docks (mixer, jobs, null check,
-models, trainer, settings), each panel wired to what it asks the window for."""
+"""The window's views, built and placed, not wired (the window connects them to what they ask for): the offer bar
+above the timeline in the centre, the docks (mixer, jobs, null check, models, trainer, settings), the toolbar's Model
+and Device boxes, and the status bar's null meter, clock and stems folder."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMainWindow, QPushButton, QVBoxLayout, QWidget
 
-from ..session import hints
-from .commands import LoopCommand, MixCommand
+from ..core.device import DEVICES
+from ..io.model_store import DEFAULT_MODEL, is_research, list_models
+from ..io.registry import Registry
 from .jobs_panel import JobsPanel
 from .mixer_panel import MixerPanel
 from .models_panel import ModelsPanel
 from .null_panel import NullPanel
+from .null_view import NO_STEMS
 from .offer_bar import OfferBar
 from .settings_panel import SettingsPanel
 from .timeline import Timeline
 from .trainer_panel import TrainerPanel
 
-if TYPE_CHECKING:
-    from .window import MainWindow
+
+@dataclass
+class Views:
+    timeline: Timeline
+    offer_bar: OfferBar  # above the timeline, hidden until there is something to offer
+    mixer: MixerPanel
+    jobs_panel: JobsPanel
+    models_panel: ModelsPanel
+    trainer: TrainerPanel
+    settings_panel: SettingsPanel
+    null_panel: NullPanel
+    docks: dict[str, QDockWidget]  # by title
+    model_box: QComboBox
+    device_box: QComboBox
+    null_label: QLabel  # the null meter, always visible in the status bar
+    position_label: QLabel
+    folder_button: QPushButton  # where the stems are: one click opens the folder in the file manager
 
 
-def build_views(w: MainWindow) -> None:
-    w.timeline = Timeline(w)
-    # above the timeline, hidden until there is something to offer (a better model after the default's stems)
-    w.offer_bar = OfferBar()
-    w.offer_bar.install_requested.connect(w.model_flow.offer_install)
-    w.offer_bar.declined.connect(lambda model: hints.record("app", "declined"))
+def build_views(window: QMainWindow, registry: Registry | None, settings: dict) -> Views:
+    timeline, offer_bar = Timeline(window), OfferBar()
     centre = QWidget()
     column = QVBoxLayout(centre)
     column.setContentsMargins(0, 0, 0, 0)
     column.setSpacing(0)
-    column.addWidget(w.offer_bar)
-    column.addWidget(w.timeline, 1)
-    w.setCentralWidget(centre)
-    c = w.timeline.canvas
-    c.seek.connect(w.seek)
-    c.loop_changed.connect(
-        lambda span: w.undo.push(LoopCommand(w.set_loop, w.project.view.get("loop"), list(span) if span else None))
-    )
-    c.selection_changed.connect(lambda span: w.separate_selection_action.setEnabled(bool(span)))
-    c.spectrogram_requested.connect(w.separation.compute_spectrogram)
-    c.control_touched.connect(lambda control: w.midi_view.control_touched(control))
-    c.null_region_clicked.connect(w.null_view.goto_region)
+    column.addWidget(offer_bar)
+    column.addWidget(timeline, 1)
+    window.setCentralWidget(centre)
 
-    w.mixer = MixerPanel(registry=w.registry)
-    w.mixer.changed.connect(
-        lambda text, control, before, after: w.undo.push(MixCommand(w.apply_mix, text, control, before, after))
-    )
-    w.mixer.control_touched.connect(lambda control: w.midi_view.control_touched(control))
-    c.control_edited.connect(w.mixer.edit)  # lane headers edit the mix the way the strips do (undo, MIDI)
-    w.jobs_panel = JobsPanel()
-    w.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
-    w.models_panel = ModelsPanel(registry=w.registry)
-    w.models_panel.install_requested.connect(w.model_flow.install_model)
-    w.models_panel.import_requested.connect(lambda: w.model_flow.import_checkpoint())
-    w.models_panel.remove_requested.connect(w.model_flow.remove_model)
-    w.models_panel.use_requested.connect(lambda model_id: w.model_box.setCurrentText(model_id))
-    w.trainer = TrainerPanel()
-    w.trainer.check_requested.connect(w.model_flow.check_data)
-    w.trainer.train_requested.connect(w.model_flow.start_training)
-    w.trainer.cancel_requested.connect(w.model_flow.cancel_training)
-    w.settings_panel = SettingsPanel(w.settings)
-    w.settings_panel.changed.connect(w.preferences.changed)
-    w.null_panel = NullPanel()
-    w.null_panel.seek_requested.connect(w.seek)
-    w.null_panel.loop_requested.connect(w.null_view.loop_region)
-    w.docks = {}
+    mixer, jobs_panel, null_panel = MixerPanel(registry=registry), JobsPanel(), NullPanel()
+    models_panel, trainer, settings_panel = ModelsPanel(registry=registry), TrainerPanel(), SettingsPanel(settings)
+    docks = {}
     for title, widget in (
-        ("Mixer", w.mixer),
-        ("Jobs", w.jobs_panel),
-        ("Null", w.null_panel),
-        ("Models", w.models_panel),
-        ("Trainer", w.trainer),
-        ("Settings", w.settings_panel),
+        ("Mixer", mixer),
+        ("Jobs", jobs_panel),
+        ("Null", null_panel),
+        ("Models", models_panel),
+        ("Trainer", trainer),
+        ("Settings", settings_panel),
     ):
-        dock = QDockWidget(title, w)
+        dock = QDockWidget(title, window)
         dock.setObjectName(title)
         dock.setWidget(widget)
-        w.docks[title] = dock
+        docks[title] = dock
+    _place(window, docks)
+
+    model_box = QComboBox()
+    model_box.setMinimumContentsLength(16)
+    # editable, so that an ensemble can be typed: A+B averages two models, A*2+B weighs A twice
+    model_box.setEditable(True)
+    model_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    model_box.setToolTip("A model, or an ensemble of installed models: A+B averages them, A*2+B weighs A twice")
+    fill_model_box(model_box, registry, settings.get("model", DEFAULT_MODEL))
+    models_panel.show_model(model_box.currentText())
+    device_box = QComboBox()
+    device_box.addItems(list(DEVICES))
+    device_box.setCurrentText(settings["device"])
+
+    null_label = QLabel(NO_STEMS)
+    null_label.setObjectName("null-meter")
+    null_label.setMinimumWidth(260)
+    position_label = QLabel("0:00.0")
+    folder_button = QPushButton("Stems: none yet")
+    folder_button.setFlat(True)
+    folder_button.setEnabled(False)
+    for widget in (folder_button, position_label, null_label):
+        window.statusBar().addPermanentWidget(widget)
+    return Views(
+        timeline,
+        offer_bar,
+        mixer,
+        jobs_panel,
+        models_panel,
+        trainer,
+        settings_panel,
+        null_panel,
+        docks,
+        model_box,
+        device_box,
+        null_label,
+        position_label,
+        folder_button,
+    )
+
+
+def _place(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
     # placed once each: a dock added to an area and then moved into a tab group left a stray tab bar painted
     # over the mixer
-    w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, w.docks["Mixer"])
-    w.splitDockWidget(w.docks["Mixer"], w.docks["Jobs"], Qt.Orientation.Horizontal)
-    w.tabifyDockWidget(w.docks["Jobs"], w.docks["Null"])
-    w.docks["Jobs"].raise_()
-    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.docks["Models"])
-    w.tabifyDockWidget(w.docks["Models"], w.docks["Trainer"])
-    w.tabifyDockWidget(w.docks["Trainer"], w.docks["Settings"])
-    w.docks["Models"].raise_()
-    w.resizeDocks([w.docks["Mixer"]], [330], Qt.Orientation.Vertical)
+    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, docks["Mixer"])
+    window.splitDockWidget(docks["Mixer"], docks["Jobs"], Qt.Orientation.Horizontal)
+    window.tabifyDockWidget(docks["Jobs"], docks["Null"])
+    docks["Jobs"].raise_()
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks["Models"])
+    window.tabifyDockWidget(docks["Models"], docks["Trainer"])
+    window.tabifyDockWidget(docks["Trainer"], docks["Settings"])
+    docks["Models"].raise_()
+    window.resizeDocks([docks["Mixer"]], [330], Qt.Orientation.Vertical)
     # the mixer's four strips and the master fit without scrolling at 1280 px
-    w.resizeDocks([w.docks["Mixer"], w.docks["Jobs"]], [730, 410], Qt.Orientation.Horizontal)
+    window.resizeDocks([docks["Mixer"], docks["Jobs"]], [730, 410], Qt.Orientation.Horizontal)
 
 
-def build_status_bar(w: MainWindow) -> None:
-    """The null meter, the playhead's clock and the stems folder, always visible in the status bar."""
-    w.null_label = QLabel("Null: no stems yet")
-    w.null_label.setObjectName("null-meter")
-    w.null_label.setMinimumWidth(260)
-    w.position_label = QLabel("0:00.0")
-    # where the stems are: always visible, one click opens the folder in the file manager
-    w.folder_button = QPushButton("Stems: none yet")
-    w.folder_button.setFlat(True)
-    w.folder_button.setEnabled(False)
-    w.folder_button.clicked.connect(w.open_stems_folder)
-    w.statusBar().addPermanentWidget(w.folder_button)
-    w.statusBar().addPermanentWidget(w.position_label)
-    w.statusBar().addPermanentWidget(w.null_label)
+def fill_model_box(box: QComboBox, registry: Registry | None, fallback: str) -> None:
+    """The Model box lists the installed models (again), keeping the current choice (else ``fallback``)."""
+    current = box.currentText() or fallback
+    box.blockSignals(True)
+    box.clear()
+    # the models for work first; the research models (the papers' methods, trained from scratch) after a line
+    cards = list_models(registry=registry)
+    box.addItems([card.id for card in cards if not is_research(card)])
+    research = [card.id for card in cards if is_research(card)]
+    if research:
+        box.insertSeparator(box.count())
+        box.addItems(research)
+    box.setCurrentText(current)
+    box.blockSignals(False)

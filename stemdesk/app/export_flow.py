@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class ExportFlow:
     def __init__(self, window: MainWindow):
         self.w = window
+        self.box: ExportDialog | None = None  # the Export dialog, once opened
 
     def export_dialog(self) -> None:
         from ..export.session import exporters_of
@@ -30,11 +31,11 @@ class ExportFlow:
             w.show_error("Nothing to export", "Separate the song first.")
             return
         kinds = list(exporters_of(w.registry))
-        w.export_box = ExportDialog(
+        self.box = ExportDialog(
             str(Path(w.project.stems_dir).parent), kinds, w.settings.get("export_choices") or None, w
         )
-        w.export_box.accepted.connect(self.export_chosen)
-        w.export_box.show()
+        self.box.accepted.connect(self.export_chosen)
+        self.box.show()
 
     def export_chosen(self, folder: Path, choices: dict) -> None:
         self.w.settings["export_choices"] = choices  # the next export starts from these (not saved to disk)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 class ModelsFlow:
     def __init__(self, window: MainWindow):
         self.w = window
+        self.licence_box: QMessageBox | None = None  # the licence being read before an install, if any
 
     def offer_better_model(self, model: str) -> None:
         """After a separation with ``model``: the bar above the timeline offers HTDemucs when ``model`` is the default
@@ -65,7 +66,7 @@ class ModelsFlow:
         box.buttonClicked.connect(lambda button: start() if button is install else None)
         box.open()
         w.dialogs = [d for d in w.dialogs if d.isVisible()] + [box]
-        w.licence_box = box
+        self.licence_box = box
 
     def import_checkpoint(self, files: list[Path] | None = None) -> Job | None:
         """Import a checkpoint (asking for the files unless given): a .yaml/.yml/.json chosen with it is its
@@ -127,7 +128,7 @@ class ModelsFlow:
                 threads=int(w.settings["threads"]),
             )
         )
-        job = w.run_task(task, "train", on_done=done, on_end=ended)
+        job = w.run_task(task, "train", on_done=done, on_end=ended, on_progress=w.trainer.progress)
         w.trainer.running(True)
         return job
 

@@ -5,31 +5,53 @@ the last second played."""
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import QLabel
+
+from ..session.workspace import Workspace
 from .commands import LoopCommand
-from .null_panel import CLIPPED, GOOD
+from .null_panel import CLIPPED, GOOD, NullPanel
 from .playback import LiveNull
-from .timeline import NULL_RED, StemMark
-
-if TYPE_CHECKING:
-    from .window import MainWindow
+from .timeline import NULL_RED, Canvas, StemMark
 
 LIVE_TICKS = 30  # the live null shown is over the last second played
+NO_STEMS = "Null: no stems yet"
 
 
 class NullView:
-    def __init__(self, window: MainWindow):
-        self.w = window
+    """Listens to the workspace: other stems (or none) show their null. ``seek(seconds)`` moves the playhead; a
+    residual window to loop is an undoable edit on ``undo``."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        canvas: Canvas,
+        label: QLabel,
+        panel: NullPanel,
+        undo: QUndoStack,
+        seek: Callable[[float], None],
+    ):
+        self.workspace, self.canvas, self.label, self.panel = workspace, canvas, label, panel
+        self.undo, self.seek = undo, seek
         self.live: deque[LiveNull] = deque(maxlen=LIVE_TICKS)  # the live null of the last ticks while playing
+        workspace.stems_changed.connect(self._stems_changed)
+
+    def _stems_changed(self, why: str) -> None:
+        if why == "checked":  # the check that measured them shows itself (`StemsWatch.checked`)
+            return
+        self.show()
+        if not self.workspace.stems:
+            self.label.setText(NO_STEMS)
 
     def show(self) -> None:
         """The last null check of the stems: its verdict in the status bar, its loudest residual windows on the
         timeline, what it says of each stem in the lane headers and in the Null dock."""
-        w = self.w
-        null, check = w.workspace.null, w.workspace.check
-        offset = w.stems_offset / w.info.sample_rate if w.info else 0.0
-        w.timeline.canvas.null_regions = [
+        work, label = self.workspace, self.label
+        null, check = work.null, work.check
+        offset = work.stems_offset / work.info.sample_rate if work.info else 0.0
+        self.canvas.null_regions = [
             {
                 "start_seconds": r["start_seconds"] + offset,
                 "end_seconds": r["end_seconds"] + offset,
@@ -40,39 +62,40 @@ class NullView:
         ]
         self.show_views()
         if null is None:
-            w.null_label.setText("Null: not checked")
-            w.null_label.setStyleSheet("")
+            label.setText("Null: not checked")
+            label.setStyleSheet("")
             return
         peak = null.peak_dbfs
         changed = f"; {', '.join(check.changed)} changed" if check is not None and check.changed else ""
         clips = f"; the song clips at {null.domain[3:]}-bit" if null.clipped else ""
-        w.null_label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict}{changed}{clips})")
-        w.null_label.setToolTip(null.clipping or "")
+        label.setText(f"Null: {'−∞' if peak is None else f'{peak:.1f}'} dBFS ({null.verdict}{changed}{clips})")
+        label.setToolTip(null.clipping or "")
         colour = NULL_RED if not null.passed else CLIPPED if null.clipped else GOOD
-        w.null_label.setStyleSheet(f"color: {colour};")
+        label.setStyleSheet(f"color: {colour};")
 
     def show_views(self, live: LiveNull | None = None) -> None:
         """Each stem's header mark and the Null dock, from the last check and (while playing) the live null: a stem's
         share of the music, whether its file changed since the certificate, and the residual where it is that
         stem's edit alone."""
-        w = self.w
-        null, check = w.workspace.null, w.workspace.check
+        work = self.workspace
+        null, check = work.null, work.check
         playing = live is not None and live.seconds > 0
         shares = live.shares() if playing else (null.energy_share if null is not None else {})
         culprit = check.culprit if check is not None else None
         residual = live.peak_dbfs if playing else (null.peak_dbfs if null is not None else None)
-        w.timeline.canvas.stem_marks = {
+        self.canvas.stem_marks = {
             name: StemMark(
                 shares.get(name),
                 check is not None and name in check.changed,
                 residual if name == culprit else None,
                 name == culprit,
             )
-            for name in w.stems
+            for name in work.stems
         }
-        w.timeline.canvas.update()
-        regions = w.timeline.canvas.null_regions
-        w.null_panel.show_null(null, check, list(w.stems), w.project.mix, regions, live if playing else None)
+        self.canvas.update()
+        self.panel.show_null(
+            null, check, list(work.stems), work.mix, self.canvas.null_regions, live if playing else None
+        )
 
     def show_live(self, block: LiveNull, ticks: int) -> None:
         """The live null of what was just rendered: the last second's in the status bar, and a few times a second in
@@ -80,7 +103,7 @@ class NullView:
         self.live.append(block)
         live = sum(self.live, LiveNull())  # over the last second
         peak = live.peak_dbfs
-        self.w.null_label.setText(f"Null (live): {'−∞' if peak is None else f'{peak:.1f}'} dBFS")
+        self.label.setText(f"Null (live): {'−∞' if peak is None else f'{peak:.1f}'} dBFS")
         if ticks % 10 == 0 or len(self.live) == 1:
             self.show_views(live)
 
@@ -96,13 +119,13 @@ class NullView:
 
     def goto_region(self, index: int, loop: bool = False) -> None:
         """Play from residual window ``index`` (the timeline's numbering), or loop it."""
-        region = self.w.timeline.canvas.null_regions[index]
+        region = self.canvas.null_regions[index]
         if loop:
             self.loop_region((region["start_seconds"], region["end_seconds"]))
-        self.w.seek(region["start_seconds"])
+        self.seek(region["start_seconds"])
 
     def loop_region(self, span: tuple[float, float]) -> None:
         """Loop ``span`` (an undoable edit, like Shift+drag) and play from its start."""
-        w = self.w
-        w.undo.push(LoopCommand(w.set_loop, w.project.view.get("loop"), [float(span[0]), float(span[1])]))
-        w.seek(float(span[0]))
+        work = self.workspace
+        self.undo.push(LoopCommand(work.set_loop, work.project.view.get("loop"), [float(span[0]), float(span[1])]))
+        self.seek(float(span[0]))

@@ -3,48 +3,76 @@ open song runs, the stems separated so far (`LiveStems`), which it waits for whe
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from .playback import LiveStems, MixSource
+from PySide6.QtWidgets import QStatusBar
 
-if TYPE_CHECKING:
-    from .window import MainWindow
+from ..session.workspace import Workspace
+from .playback import LiveStems, MixSource, Player
 
 WAITING = "Waiting for the separation\u2026"
 
 
 class PlayerFlow:
-    def __init__(self, window: MainWindow):
-        self.w = window
+    """Listens to the workspace: a song opened stops the player; stems changed put it on them (unless it plays a
+    running separation's, whose end decides). ``show_strips(names)`` shows the mixer's strips of the stems it is
+    on; ``loop()`` is the loop it plays, if any; ``status(text, ms)`` says a thing in the status bar."""
+
+    def __init__(
+        self,
+        player: Player,
+        workspace: Workspace,
+        show_strips: Callable[[list[str]], None],
+        loop: Callable[[], tuple[float, float] | None],
+        status: Callable[[str, int], None],
+        status_bar: QStatusBar,
+    ):
+        self.player, self.workspace, self.show_strips, self.loop = player, workspace, show_strips, loop
+        self.status, self.status_bar = status, status_bar
         self.live: LiveStems | None = None  # the stems of the running separation the player and the mixer are on
         self.waiting = False  # the player waits for the separation (the status line says so)
+        workspace.song_opened.connect(self._song_opened)
+        workspace.stems_changed.connect(self._stems_changed)
+
+    def _song_opened(self, info) -> None:
+        self.player.close()
+        self.live = None
+
+    def _stems_changed(self, why: str) -> None:
+        if self.live is None:  # else the separation's end puts the player on its files (`end_live`)
+            self.reload(resume=why == "checked")
+
+    def names(self) -> list[str]:
+        """The stems the player plays: the running separation's, or the workspace's."""
+        return self.live.names if self.live is not None else list(self.workspace.stems)
 
     def reload(self, resume: bool = False) -> None:
         """The player on the workspace's stems (or the song alone) at the same position; playing on if it was and
         ``resume``."""
-        w = self.w
-        position, playing = w.player.position_seconds(), resume and w.player.state == "playing"
-        w.player.load(MixSource(Path(w.project.source), w.stems or None, w.workspace.mix, w.stems_offset))
-        w.player.seek(position)
-        w.player.set_loop(w._active_loop())
+        player, work = self.player, self.workspace
+        assert work.song is not None
+        position, playing = player.position_seconds(), resume and player.state == "playing"
+        player.load(MixSource(work.song, work.stems or None, work.mix, work.stems_offset))
+        player.seek(position)
+        player.set_loop(self.loop())
         if playing:
-            w.player.play()
+            player.play()
 
     def play_live(self, live: LiveStems, offset: int) -> None:
         """The player and the mixer take the stems of the running separation (its first block is in), at the same
         position, playing on if they were: what is separated so far plays through the mix, and the player waits where
         the separation has not got to yet."""
-        w = self.w
-        position, playing = w.player.position_seconds(), w.player.state == "playing"
+        player, work = self.player, self.workspace
+        assert work.song is not None
+        position, playing = player.position_seconds(), player.state == "playing"
         self.live = live
-        w._show_stems_mix(live.names)
-        w.player.load(MixSource(Path(w.project.source), None, w.workspace.mix, offset, live))
-        w.player.seek(position)
-        w.player.set_loop(w._active_loop())
+        self.show_strips(live.names)
+        player.load(MixSource(work.song, None, work.mix, offset, live))
+        player.seek(position)
+        player.set_loop(self.loop())
         if playing:
-            w.player.play()
-        w.status(
+            player.play()
+        self.status(
             f"{'Playing' if playing else 'Play plays'} the stems separated so far; the rest follows as it is separated.",
             10000,
         )
@@ -53,23 +81,21 @@ class PlayerFlow:
         """The separation ``live`` holds ended. Done, the player goes on with the files it wrote (the workspace's
         stems now), in place of the buffer without stopping; cancelled or failed, it is back on what there was
         before. The buffer is freed either way."""
-        w = self.w
         if self.live is live:
             self.live = None
-            source = w.player.source
+            source = self.player.source
             if done:
-                if source is None or not source.take_files(w.stems, w.stems_offset):
+                if source is None or not source.take_files(self.workspace.stems, self.workspace.stems_offset):
                     self.reload(resume=True)
             else:
-                w._show_stems_mix(list(w.stems))
+                self.show_strips(list(self.workspace.stems))
                 self.reload(resume=True)
         live.release()
 
     def say_waiting(self, waiting: bool) -> None:
         """The status line says while playback waits for the separation, and stops saying it when it goes on."""
-        w = self.w
         if waiting and not self.waiting:
-            w.status(WAITING)
-        elif not waiting and self.waiting and w.statusBar().currentMessage() == WAITING:
-            w.statusBar().clearMessage()
+            self.status(WAITING, 0)
+        elif not waiting and self.waiting and self.status_bar.currentMessage() == WAITING:
+            self.status_bar.clearMessage()
         self.waiting = waiting

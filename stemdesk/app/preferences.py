@@ -3,47 +3,62 @@ taken after a dropout."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QComboBox
 
 from ..io import settings as settings_store
-
-if TYPE_CHECKING:
-    from .window import MainWindow
+from .playback import Player
+from .settings_panel import SettingsPanel
 
 
 class Preferences:
-    def __init__(self, window: MainWindow):
-        self.w = window
+    """``settings`` is the app's settings (saved on each change); the Device box, the autosave timer and the
+    player take what concerns them; ``status(text, ms)`` says what went wrong."""
+
+    def __init__(
+        self,
+        settings: dict,
+        panel: SettingsPanel,
+        player: Player,
+        device_box: QComboBox,
+        autosave_timer: QTimer,
+        status: Callable[[str, int], None],
+    ):
+        self.settings, self.panel, self.player = settings, panel, player
+        self.device_box, self.autosave_timer, self.status = device_box, autosave_timer, status
+        panel.changed.connect(self.changed)
+        player.dropped_out.connect(self.audio_dropped_out)
 
     def changed(self, key: str, value) -> None:
-        w = self.w
-        w.settings[key] = value
+        player = self.player
+        self.settings[key] = value
         try:
-            settings_store.save(w.settings)
+            settings_store.save(self.settings)
         except (OSError, ValueError) as error:
-            w.status(f"Settings not saved: {error}", 10000)
+            self.status(f"Settings not saved: {error}", 10000)
         if key == "device":
-            w.device_box.setCurrentText(value)
+            self.device_box.setCurrentText(value)
         elif key == "autosave_seconds":
-            w.autosave_timer.start(int(value) * 1000)
-        elif key == "audio_buffer_ms" and int(value) != round(w.player.latency * 1000):  # else the player has it
-            w.player.latency = int(value) / 1000
-            if w.player.state == "playing":  # the sink's buffer is set when it starts: start it again here
-                seconds = w.player.position_seconds()
-                w.player.stop()
-                w.player.seek(seconds)
-                w.player.play()
+            self.autosave_timer.start(int(value) * 1000)
+        elif key == "audio_buffer_ms" and int(value) != round(player.latency * 1000):  # else the player has it
+            player.latency = int(value) / 1000
+            if player.state == "playing":  # the sink's buffer is set when it starts: start it again here
+                seconds = player.position_seconds()
+                player.stop()
+                player.seek(seconds)
+                player.play()
 
     def audio_dropped_out(self, before: float, now: float) -> None:
         """The song dropped out while playing with a ``before`` buffer; the player went on with a ``now`` one, from
         the next frame (Settings → Audio buffer shows it and keeps it); when it was already the longest, say so."""
-        w = self.w
         was, now_ms = round(before * 1000), round(now * 1000)
         if now_ms <= was:
-            w.status(f"Playback dropped out even with a {was} ms audio buffer: close other busy programs.", 10000)
+            self.status(f"Playback dropped out even with a {was} ms audio buffer: close other busy programs.", 10000)
             return
-        w.settings_panel.editors["audio_buffer_ms"].setCurrentText(str(now_ms))  # the player has it already
-        w.status(
+        self.panel.editors["audio_buffer_ms"].setCurrentText(str(now_ms))  # the player has it already
+        self.status(
             f"Playback dropped out with a {was} ms audio buffer; it is {now_ms} ms now (Settings → Audio buffer).",
             10000,
         )

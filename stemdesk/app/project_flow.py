@@ -39,7 +39,6 @@ class ProjectFlow:
             w.show_error("Cannot save the project", words(error))
             return None
         w.undo.setClean()
-        w._set_dirty(False)
         w.recent.add(saved)
         w.status(f"Saved {saved}")
         return saved
@@ -66,10 +65,13 @@ class ProjectFlow:
             return False
         return self.use_project(project)
 
-    def use_project(self, project: projects.Project) -> bool:
+    def use_project(self, project: projects.Project, recovered: bool = False) -> bool:
+        """Open ``project`` (``recovered``: from an autosave, unsaved work); the views follow the workspace's
+        announcements. Then its model is the toolbar's, its view of the timeline comes back, and its stems are
+        checked against their certificate."""
         w = self.w
         try:
-            opened = w.workspace.open_project(project)
+            opened = w.workspace.open_project(project, recovered=recovered)
         except StemDeskError as error:
             w.show_error(
                 "The song is missing" if isinstance(error, SongMissing) else "Cannot open the project", words(error)
@@ -77,17 +79,9 @@ class ProjectFlow:
             return False
         if opened.stems_problem:
             w.show_error("The stems could not be used", opened.stems_problem)
-        w._show_song()
         if project.model:
             w.model_box.setCurrentText(project.model)
             w.models_panel.select(project.model)
-        w._show_stems_mix(list(w.stems))
-        w._show_stems_folder()
-        w.separation.restore_stem_lanes()
-        w.playing.reload()
-        if w.stems:
-            w.null_view.show()
-            w.check_stems()
         canvas = w.timeline.canvas
         canvas.loop = w.workspace.loop
         if project.view.get("spp"):
@@ -95,8 +89,8 @@ class ProjectFlow:
             canvas.offset = int(project.view.get("offset", 0))
             canvas.fitted = False
             canvas.view_changed.emit()
-        w.undo.clear()
-        w._set_dirty(False)
+        if w.workspace.stems:
+            w.check_stems()
         if project.path:
             w.recent.add(project.path)
         return True
@@ -142,9 +136,7 @@ class ProjectFlow:
         if not accept:
             recovery.declined(offer)
             return False
-        ok = self.use_project(offer.project)
-        w._set_dirty(True)
-        return ok
+        return self.use_project(offer.project, recovered=True)
 
     def confirm_discard(self, doing: str) -> bool:
         """Before ``doing`` replaces the project: with unsaved changes, ask whether to save them, discard them or
@@ -169,6 +161,5 @@ class ProjectFlow:
         if answer == QMessageBox.StandardButton.Discard:
             w.workspace.discard()
             w.undo.setClean()
-            w._set_dirty(False)
             return True
         return False

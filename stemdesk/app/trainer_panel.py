@@ -112,6 +112,11 @@ class TrainerPanel(QWidget):
         self.check.setEnabled(not on)
         self.cancel.setEnabled(on)
 
+    def progress(self, event) -> None:
+        """A progress event of the fine-tuning job: the curves follow its validation scores."""
+        if isinstance(event, dict) and "valid_usdr" in event:
+            self.add_validation(event)
+
     def add_validation(self, event: dict) -> None:
         """A validation event from the trainer: redraw the curves (matplotlib, rendered to a pixmap)."""
         self.history.append(event)

@@ -1,12 +1,16 @@
 """The main window: timeline in the centre, transport and job controls on the toolbar, docks for the mixer, jobs, the
 null check, models, trainer and settings, the null meter always visible in the status bar.
 
-The window wires views to the Qt-free session objects and shows what they announce: the workspace owns the one mix
-and the loop (`mix_changed`, `loop_changed`), the job book says what to do when a job ends (`failed`, `ended`), the
-stems watch decides when the files are checked again and what a check means (`reload`, `checked`, `departed`), the
-MIDI link turns knob moves into mix edits (`moved`, `bound`, `problem`), and the recent files follow what is opened
-(`changed`). The panels are built in `docks` and `actions`; the separation flow, the null views, the model work, the
-exports and the projects live in their own modules.
+The window wires views to the Qt-free session objects and shows what they announce: the workspace owns the song, its
+stems, the one mix and the loop (`song_opened`, `stems_changed`, `dirty`, `mix_changed`, `loop_changed`), the job
+book says what to do when a job ends (`failed`, `ended`), the stems watch decides when the files are checked again
+and what a check found (`checked`, `departed`), the MIDI link turns knob moves into mix edits (`moved`, `bound`,
+`problem`), and the recent files follow what is opened (`changed`). Each view listens to what it shows: the lanes
+(`lanes`), the player (`player_flow`) and the null (`null_view`) subscribe to the workspace themselves.
+
+Built in three steps, each in one place: the widgets (`docks.build_views`, `actions.build_actions`), the helpers, each
+given the collaborators it uses (the flows of separation, projects, models and exports still take the window and
+call its public methods), then the wiring of the widgets' signals (`_wire`). Every attribute is declared here.
 
 Work runs in `stemdesk.jobs` queues (one per device); their events come back to this thread through `Bridge`.
 Nothing outside this thread touches a widget or changes the workspace.
@@ -23,40 +27,40 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
-from ..core.device import resolve_device
 from ..core.errors import StemDeskError
 from ..core.version import __version__
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo
-from ..io.model_store import sha256_file
+from ..io.model_store import DEFAULT_MODEL, sha256_file
 from ..io.paths import log_file
 from ..io.registry import Registry
-from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..mixer.mix import Mix
+from ..session import hints, tasks
 from ..session import project as projects
-from ..session import tasks
 from ..session.jobs import JobBook
 from ..session.midi_map import MidiLink
 from ..session.recent import RecentFiles
 from ..session.watch import StemsWatch
 from ..session.workspace import Workspace
-from . import actions
+from .actions import build_actions, build_menus
 from .bridge import Bridge
-from .commands import MixCommand
-from .docks import build_status_bar, build_views
+from .commands import LoopCommand, MixCommand
+from .docks import build_views, fill_model_box
 from .errors import words
+from .export_dialog import ExportDialog
 from .export_flow import ExportFlow
+from .lanes import LanesView
 from .midi_view import MidiView
 from .models_flow import ModelsFlow
 from .null_view import NullView
 from .panels import open_files_dialog
-from .playback import LiveNull, LiveStems, MixSource, Player
+from .playback import LiveNull, LiveStems, Player
 from .player_flow import PlayerFlow
 from .preferences import Preferences
 from .project_flow import ProjectFlow
 from .separation import SeparationFlow
-from .timeline import Lane, clock
+from .timeline import clock
 
 log = logging.getLogger("stemdesk.app")
 TICK_MS = 33  # the playhead and the meters, at 30 Hz
@@ -76,6 +80,9 @@ class MainWindow(QMainWindow):
     dirty: bool = property(lambda self: self.workspace.changed)
     midi = property(lambda self: self.midi_link.controller)  # the MIDI controller, once connected
     midi_port = property(lambda self: self.midi_link.port)
+    # dialogs the flows opened, for tests and scripts
+    licence_box: QMessageBox | None = property(lambda self: self.model_flow.licence_box)
+    export_box: ExportDialog | None = property(lambda self: self.export_flow.box)
 
     def __init__(self, settings: dict | None = None, ask: bool = True, registry: Registry | None = None):
         super().__init__()
@@ -94,7 +101,7 @@ class MainWindow(QMainWindow):
         self.queue = JobQueue(lambda job, what, payload: self.bridge.post(self._job_event, job, what, payload))
         self.display = JobQueue(lambda job, what, payload: self.bridge.post(self._display_event, job, what))
         self.engines = tasks.Engines(registry)
-        # the session: Qt-free, announcing what changed; the window listens below and shows it
+        # the session: Qt-free, announcing what changed; the views listen and show it
         self.workspace = Workspace(self.settings)
         self.job_book = JobBook()
         self.watch = StemsWatch(self.workspace)
@@ -104,42 +111,110 @@ class MainWindow(QMainWindow):
         self.dialogs: list[QMessageBox] = []
         self.question: QMessageBox | None = None  # the modal question being asked, if any
         self.undo = QUndoStack(self)
-        self.undo.cleanChanged.connect(self._clean_changed)
         self.player = Player(self)
         self.player.latency = int(self.settings["audio_buffer_ms"]) / 1000
-        self.player.problem.connect(lambda text: self.status(text, 10000))
-        self.player.dropped_out.connect(lambda before, now: self.preferences.audio_dropped_out(before, now))
-        self.player.state_changed.connect(self._player_state)
         self.closed = False
-        self.separation, self.null_view, self.playing = SeparationFlow(self), NullView(self), PlayerFlow(self)
-        self.model_flow, self.export_flow, self.project_flow = ModelsFlow(self), ExportFlow(self), ProjectFlow(self)
-        self.preferences = Preferences(self)
-
-        build_views(self)
-        actions.build_actions(self)
-        build_status_bar(self)
         self._ticks = 0
         self.tick = QTimer(self)
-        self.tick.timeout.connect(self._tick)
-        self.tick.start(TICK_MS)
         self.autosave_timer = QTimer(self)
-        self.autosave_timer.timeout.connect(self.autosave)
-        self.autosave_timer.start(int(self.settings["autosave_seconds"]) * 1000)
-        self.midi_view = MidiView(self)
-        self.mixer.learn.toggled.connect(self.midi_view.learn_toggled)
 
-        # what the window shows of the session's announcements
-        self.workspace.mix_changed.connect(self._mix_changed)
-        self.workspace.loop_changed.connect(self._loop_changed)
+        # 1. the widgets
+        v = build_views(self, registry, self.settings)
+        self.timeline, self.offer_bar, self.mixer, self.jobs_panel = v.timeline, v.offer_bar, v.mixer, v.jobs_panel
+        self.models_panel, self.trainer, self.settings_panel = v.models_panel, v.trainer, v.settings_panel
+        self.null_panel, self.docks, self.model_box, self.device_box = v.null_panel, v.docks, v.model_box, v.device_box
+        self.null_label, self.position_label, self.folder_button = v.null_label, v.position_label, v.folder_button
+
+        # 2. the helpers: the views that listen to the workspace, and the flows
+        self.lanes = LanesView(self.timeline, self.workspace, self.display, self.bridge.post)
+        self.playing = PlayerFlow(
+            self.player, self.workspace, self._show_strips, self.active_loop, self.status, self.statusBar()
+        )
+        canvas = self.timeline.canvas
+        self.null_view = NullView(self.workspace, canvas, self.null_label, self.null_panel, self.undo, self.seek)
+        self.midi_view = MidiView(self.midi_link, self.player, self.mixer.learn, self.status, self.show_error)
+        self.preferences = Preferences(
+            self.settings, self.settings_panel, self.player, self.device_box, self.autosave_timer, self.status
+        )
+        self.separation, self.model_flow = SeparationFlow(self), ModelsFlow(self)
+        self.export_flow, self.project_flow = ExportFlow(self), ProjectFlow(self)
+
+        a = build_actions(self)
+        self.open_action, self.open_project_action, self.save_action = (
+            a.open_action,
+            a.open_project_action,
+            a.save_action,
+        )
+        self.save_as_action, self.export_action, self.bounce_action = a.save_as_action, a.export_action, a.bounce_action
+        self.quit_action, self.play_action, self.stop_action = a.quit_action, a.play_action, a.stop_action
+        self.loop_action, self.separate_action, self.audition_action = (
+            a.loop_action,
+            a.separate_action,
+            a.audition_action,
+        )
+        self.separate_selection_action = a.separate_selection_action
+        self.zoom_in_action, self.zoom_out_action, self.fit_action = a.zoom_in_action, a.zoom_out_action, a.fit_action
+        self.recent_menu = build_menus(self, a)
+
+        # 3. the wiring
+        self._wire()
+        self.tick.start(TICK_MS)
+        self.autosave_timer.start(int(self.settings["autosave_seconds"]) * 1000)
+        self.status(f"StemDesk {__version__} ready. Open a song (Ctrl+O) or drop one here.")
+
+    def _wire(self) -> None:
+        """What each widget's signal asks for, and what the window itself shows of the session's announcements."""
+        canvas, work = self.timeline.canvas, self.workspace
+        self.offer_bar.install_requested.connect(self.model_flow.offer_install)
+        self.offer_bar.declined.connect(lambda model: hints.record("app", "declined"))
+        canvas.seek.connect(self.seek)
+        canvas.loop_changed.connect(
+            lambda span: self.undo.push(
+                LoopCommand(work.set_loop, work.project.view.get("loop"), list(span) if span else None)
+            )
+        )
+        canvas.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
+        canvas.spectrogram_requested.connect(self.lanes.compute_spectrogram)
+        canvas.control_touched.connect(self.midi_view.control_touched)
+        canvas.null_region_clicked.connect(self.null_view.goto_region)
+        canvas.control_edited.connect(self.mixer.edit)  # lane headers edit the mix the way the strips do (undo, MIDI)
+        self.mixer.changed.connect(
+            lambda text, control, before, after: self.undo.push(
+                MixCommand(self.apply_mix, text, control, before, after)
+            )
+        )
+        self.mixer.control_touched.connect(self.midi_view.control_touched)
+        self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
+        models = self.models_panel
+        models.install_requested.connect(self.model_flow.install_model)
+        models.import_requested.connect(lambda: self.model_flow.import_checkpoint())
+        models.remove_requested.connect(self.model_flow.remove_model)
+        models.use_requested.connect(self.model_box.setCurrentText)
+        self.model_box.currentTextChanged.connect(models.show_model)
+        self.trainer.check_requested.connect(self.model_flow.check_data)
+        self.trainer.train_requested.connect(self.model_flow.start_training)
+        self.trainer.cancel_requested.connect(self.model_flow.cancel_training)
+        self.null_panel.seek_requested.connect(self.seek)
+        self.null_panel.loop_requested.connect(self.null_view.loop_region)
+        self.folder_button.clicked.connect(self.open_stems_folder)
+        self.player.problem.connect(lambda text: self.status(text, 10000))
+        self.player.state_changed.connect(self._player_state)
+        self.undo.cleanChanged.connect(self._clean_changed)
+        self.tick.timeout.connect(self._tick)
+        self.autosave_timer.timeout.connect(self.autosave)
+
+        work.song_opened.connect(self._song_opened)
+        work.stems_changed.connect(self._stems_changed)
+        work.dirty.connect(self._show_title)
+        work.mix_changed.connect(self._mix_changed)
+        work.loop_changed.connect(self._loop_changed)
         self.job_book.failed.connect(self._job_failed)
         self.job_book.ended.connect(self._job_ended)
-        self.watch.reload.connect(self._stems_reloaded)
         self.watch.checked.connect(lambda check: self.null_view.show())
         self.watch.departed.connect(self._stems_departed)
         self.midi_link.moved.connect(
             lambda before, after: self.undo.push(MixCommand(self.apply_mix, "MIDI control", "midi", before, after))
         )
-        self.status(f"StemDesk {__version__} ready. Open a song (Ctrl+O) or drop one here.")
 
     # --- what moved out, called by name (tests, scripts, the app's start) ---------------------------------------------
     def separate(self, audition: bool = False, selection: bool = False) -> Job | None:
@@ -179,7 +254,7 @@ class MainWindow(QMainWindow):
         return self.model_flow.import_checkpoint(files)
 
     def refresh_models(self) -> None:
-        actions.refresh_models(self)
+        fill_model_box(self.model_box, self.registry, self.settings.get("model", DEFAULT_MODEL))
 
     def connect_midi(self, port: str | None = None, api: str | None = None) -> str | None:
         return self.midi_view.connect(port, api)
@@ -220,27 +295,6 @@ class MainWindow(QMainWindow):
         self.status(f"Queued {len(paths)} songs for separation with {self.model_box.currentText()}.")
         return [job for job in jobs if job is not None]
 
-    def _separation_options(self, start: float = 0.0, duration: float | None = None):
-        """The toolbar's and the settings' choices as separation options (the one `separate_options` every front
-        end uses), or None after saying what is wrong."""
-        from ..io.formats import LOSSLESS_FORMATS
-        from ..jobs.separate import separate_options
-
-        lossless = self.settings["format"] in LOSSLESS_FORMATS
-        try:
-            return separate_options(
-                model=self.model_box.currentText(),
-                format=self.settings["format"],
-                bit_depth=self.settings["bit_depth"] if lossless else None,
-                device=str(resolve_device(self.device_box.currentText())),
-                start=start,
-                duration=duration,
-                segment=float(self.settings["segment_seconds"]),
-            )
-        except (ValueError, StemDeskError) as error:
-            self.show_error("Cannot separate", words(error))
-            return None
-
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -258,29 +312,20 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard(f"opening {path.name}"):
             return False
         try:
-            self.workspace.open_song(path, self.model_box.currentText())
+            self.workspace.open_song(path, self.model_box.currentText())  # the views follow its announcements
         except StemDeskError as error:
             self.show_error("Cannot open this song", words(error))
             return False
-        self.undo.clear()
-        self._show_stems_mix([])
-        self._show_song()
         return True
 
-    def _show_song(self) -> None:
-        """The open song in the timeline and the player (its stems come after, if any)."""
-        path, info = self.workspace.song, self.info
-        self.player.close()
-        self.playing.live = None
-        self.timeline.set_song(info.sample_rate, info.frames)
-        mix_lane = Lane("mix", Peaks(info.sample_rate, info.frames), busy=True)
-        self.timeline.set_lanes([mix_lane])
-        fill = self.separation.fill_peaks
-        self.display.submit(
-            Job("peaks", f"Waveform of {path.name}", lambda job: fill(job, path, mix_lane), device="display")
-        )
-        if not self.project.source_sha256:  # hashed on the display thread, kept on this one
-            project, keep = self.project, self.workspace.set_fingerprint
+    def _song_opened(self, info: AudioInfo) -> None:
+        """A song or a project opened: nothing to undo, its fingerprint (hashed on the display thread, kept on this
+        one), the recent files, and what the status bar says (the lanes, the player and the null follow themselves)."""
+        path, project = self.workspace.song, self.project
+        assert path is not None
+        self.undo.clear()
+        if not project.source_sha256:
+            keep = self.workspace.set_fingerprint
             self.display.submit(
                 Job(
                     "hash",
@@ -289,27 +334,25 @@ class MainWindow(QMainWindow):
                     device="display",
                 )
             )
-        self.player.load(MixSource(path, None, self.workspace.mix))
-        self.setWindowTitle(f"{path.name} — StemDesk")
         self.recent.add(path)
-        self.null_label.setText("Null: no stems yet")
-        self.null_label.setStyleSheet("")
-        self.watch.new_stems()
-        self.null_view.show_views()
-        self._show_stems_folder()
         self.status(f"Opened {path.name}: {info.seconds:.1f} s, {info.sample_rate} Hz, {info.channels} ch.")
         self.song_loaded.emit(str(path))
+
+    def _stems_changed(self, why: str) -> None:
+        """Other stems, or none: the mixer's strips and the stems folder in the status bar show them."""
+        self._show_strips(self.playing.names())
+        folder = self.workspace.stems_dir
+        self.folder_button.setEnabled(folder is not None)
+        self.folder_button.setText(f"Stems: {folder.parent.name}/{folder.name}" if folder else "Stems: none yet")
+        self.folder_button.setToolTip(f"Open {folder} in the file manager" if folder else "")
+
+    def _show_title(self, dirty: bool) -> None:
+        self.setWindowTitle(f"{'• ' if dirty else ''}{self.workspace.name} — StemDesk")
 
     def _display_event(self, job: Job, what: str) -> None:
         if what == "failed":
             self.show_error(job.title, job.error or "failed", job.unexpected)
         self.timeline.canvas.update()
-
-    def _show_stems_folder(self) -> None:
-        folder = Path(self.project.stems_dir) if self.project.stems_dir and self.stems else None
-        self.folder_button.setEnabled(folder is not None)
-        self.folder_button.setText(f"Stems: {folder.parent.name}/{folder.name}" if folder else "Stems: none yet")
-        self.folder_button.setToolTip(f"Open {folder} in the file manager" if folder else "")
 
     def open_stems_folder(self) -> bool:
         from PySide6.QtCore import QUrl
@@ -329,11 +372,6 @@ class MainWindow(QMainWindow):
         task = tasks.recheck(checking.folder, self.workspace.song)
         return self.run_task(task, "check-stems", on_done=lambda check: self.watch.finished(checking, check))
 
-    def _stems_reloaded(self, check: tasks.Recheck) -> None:
-        """The files are not the ones playing and drawn: take them again."""
-        self.playing.reload(resume=True)
-        self.separation.restore_stem_lanes()
-
     def _stems_departed(self, names: list[str]) -> None:
         self.docks["Null"].raise_()
         self.status(
@@ -348,21 +386,20 @@ class MainWindow(QMainWindow):
         on_done: Callable | None = None,
         on_end: Callable | None = None,
         finished: Signal | None = None,
+        on_progress: Callable | None = None,
     ) -> Job:
-        """Queue ``task``; ``on_done(result)`` runs on this thread when it succeeds, ``on_end(job)`` whenever it
-        ends (done, failed or cancelled), and ``finished`` is emitted after `job_finished`. Failures are shown
-        here, cancels are not."""
+        """Queue ``task``; ``on_progress(payload)`` runs on this thread at each of its progress reports,
+        ``on_done(result)`` when it succeeds, ``on_end(job)`` whenever it ends (done, failed or cancelled), and
+        ``finished`` is emitted after `job_finished`. Failures are shown here, cancels are not."""
         job = Job(kind, task.title, lambda job: task.work(job.report, job.cancel_token), task.device, task.model)
-        self.job_book.track(job.id, kind, on_done, on_end, finished, cancel=job.cancel)
+        self.job_book.track(job.id, kind, on_done, on_end, finished, cancel=job.cancel, on_progress=on_progress)
         self.queue.submit(job)
         self.jobs_panel.update_job(job, task.model)
         return job
 
     def _job_event(self, job: Job, what: str, payload: Any) -> None:
         self.jobs_panel.update_job(job, job.model)
-        if what == "progress" and isinstance(payload, dict) and "valid_usdr" in payload:
-            self.trainer.add_validation(payload)
-        self.job_book.event(job, what)
+        self.job_book.event(job, what, payload)
 
     def _job_failed(self, job: Job) -> None:
         self.show_error(
@@ -375,7 +412,7 @@ class MainWindow(QMainWindow):
             finished.emit(job)
 
     # --- the mix (the workspace owns it), MIDI, transport ---------------------------------------------------------
-    def _show_stems_mix(self, stems: list[str]) -> None:
+    def _show_strips(self, stems: list[str]) -> None:
         """The mixer's strips and the lane headers show these stems and the workspace's mix (the one mix: neither
         keeps a copy of its own)."""
         self.mixer.set_stems(stems, self.workspace.mix)
@@ -389,7 +426,7 @@ class MainWindow(QMainWindow):
     def _mix_changed(self, mix: Mix) -> None:
         """The workspace's new mix reaches every view as it is: the strips, the lane headers and the player keep
         this one (the workspace never changes it; the next edit replaces it), so none can drift from it."""
-        self._show_stems_mix(self.playing.live.names if self.playing.live is not None else list(self.stems))
+        self._show_strips(self.playing.names())
         self.null_view.show_views(self.null_view.live_null())  # the dock says what the mix does to each stem
         if self.player.source is not None:
             self.player.source.set_mix(mix)
@@ -399,7 +436,7 @@ class MainWindow(QMainWindow):
 
     def stop(self) -> None:
         self.player.stop()
-        loop = self._active_loop()
+        loop = self.active_loop()
         self.seek(loop[0] if loop else 0.0)
 
     def seek(self, seconds: float) -> None:
@@ -418,9 +455,9 @@ class MainWindow(QMainWindow):
         self.toggle_loop()
 
     def toggle_loop(self) -> None:
-        self.player.set_loop(self._active_loop())
+        self.player.set_loop(self.active_loop())
 
-    def _active_loop(self) -> tuple[float, float] | None:
+    def active_loop(self) -> tuple[float, float] | None:
         """The loop region when looping is on."""
         return self.workspace.loop if self.loop_action.isChecked() else None
 
@@ -453,11 +490,8 @@ class MainWindow(QMainWindow):
 
     # --- unsaved work, settings, closing -------------------------------------------------------------------------
     def _clean_changed(self, clean: bool) -> None:
-        self._set_dirty(not clean)
-
-    def _set_dirty(self, dirty: bool) -> None:
-        self.workspace.changed = dirty
-        self.setWindowTitle(f"{'• ' if dirty else ''}{self.workspace.name} — StemDesk")
+        """The undo stack is back where the project was saved (or left it): the workspace says so (`_show_title`)."""
+        self.workspace.changed = not clean
 
     def closeEvent(self, event) -> None:
         if not self.confirm_discard("closing"):

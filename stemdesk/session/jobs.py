@@ -1,6 +1,6 @@
 """Job bookkeeping for a front end, without Qt: which jobs it started are running (by kind), cancelling them by
-kind, and what to do when each ends: ``on_done(result)`` when it succeeded, ``on_end(job)`` however it ended, then
-the book announces it. The front end keeps no job of its own beside the book.
+kind, and what to do with each: ``on_progress(payload)`` at each report while it runs, ``on_done(result)`` when it
+succeeded, ``on_end(job)`` however it ended, then the book announces it. The front end keeps no job of its own beside the book.
 
 The front end feeds `event` with its queue's events on its own thread (the app: through its bridge)."""
 
@@ -22,6 +22,7 @@ class _Then:
     on_end: Callable[[Any], None] | None = None
     token: Any = None  # the front end's own, handed back when the job ends (the app: a signal to emit)
     cancel: Callable[[], None] | None = None  # asks the job to stop
+    on_progress: Callable[[Any], None] | None = None  # each progress report's payload, while it runs
 
 
 class JobBook:
@@ -41,8 +42,9 @@ class JobBook:
         on_end: Callable[[Any], None] | None = None,
         token: Any = None,
         cancel: Callable[[], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
     ) -> None:
-        self._then[job_id] = _Then(kind, on_done, on_end, token, cancel)
+        self._then[job_id] = _Then(kind, on_done, on_end, token, cancel, on_progress)
 
     def running(self, kind: str) -> int:
         """How many jobs of ``kind`` are running (queued or working)."""
@@ -56,10 +58,13 @@ class JobBook:
             cancel()
         return len(asked)
 
-    def event(self, job: Any, what: str) -> bool:
-        """A queue event of ``job`` (``what``: "started", "progress", "done", "failed", "cancelled"...). True when
-        it ended a job this book tracks."""
+    def event(self, job: Any, what: str, payload: Any = None) -> bool:
+        """A queue event of ``job`` (``what``: "started", "progress", "done", "failed", "cancelled"...; a progress
+        report's ``payload`` goes to the job's ``on_progress``). True when it ended a job this book tracks."""
         if what not in ENDS:
+            then = self._then.get(job.id)
+            if what == "progress" and then is not None and then.on_progress is not None:
+                then.on_progress(payload)
             return False
         then = self._then.pop(job.id, None)
         if then is not None and what == "done" and then.on_done is not None:

@@ -3,7 +3,8 @@ edited a stem) means the stems are checked against their certificate again (`tas
 the files anew means the player and the lanes take them again.
 
 The front end polls `due` now and then (the app: every second) and runs the check; `finished` applies its result
-to the workspace and announces what the front end shows."""
+to the workspace (which announces the files measured anew as ``stems_changed("checked")``) and announces what the
+check found."""
 
 from __future__ import annotations
 
@@ -24,17 +25,21 @@ class Checking:
 
 
 class StemsWatch:
-    """Announces ``reload(check)`` when the checked files are not the ones playing and drawn, ``checked(check)``
-    when a check became what is known of the stems, and ``departed(names)`` when files changed since their
-    certificate (the names, "the song" last)."""
+    """Announces ``checked(check)`` when a check became what is known of the stems, and ``departed(names)`` when
+    files changed since their certificate (the names, "the song" last). It follows the workspace's stems itself:
+    other stems (a song opened, a separation adopted) make a running check of the earlier ones come too late."""
 
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
         self.seen: tuple = ()  # the files' signature as last checked
         self.generation = 0  # counts the stems the workspace took on: a check of earlier ones is dropped
-        self.reload = Announcement()
         self.checked = Announcement()
         self.departed = Announcement()
+        workspace.stems_changed.connect(self._stems_changed)
+
+    def _stems_changed(self, why: str) -> None:
+        if why != "checked":  # the same stems, measured anew: the check that did it is this watch's own
+            self.new_stems(seen=why == "adopted")
 
     def new_stems(self, seen: bool = False) -> None:
         """The workspace has other stems (or a new song); ``seen``: their files are the ones just written."""
@@ -64,8 +69,6 @@ class StemsWatch:
         """The check's result, applied unless the stems were replaced meanwhile (False)."""
         if checking.generation != self.generation or not self.workspace.apply_check(check, checking.folder):
             return False
-        if check.measured:
-            self.reload.emit(check)
         self.checked.emit(check)
         if check.changed or check.song_changed:
             self.departed.emit(check.changed + (["the song"] if check.song_changed else []))

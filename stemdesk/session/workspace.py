@@ -53,6 +53,12 @@ class Workspace:
     so a listener may hold it, even on the audio thread, and never see it drift or change under it. It announces
     ``loop_changed(span)`` after the loop region changed.
 
+    What many views show is announced too, so that each view listens once instead of a caller telling each in turn:
+    ``song_opened(info)`` when a song or a project was opened, always followed by ``stems_changed(why)``: the stems
+    are others, or none (``why`` is "opened", or "adopted" after a separation), or their files were measured anew
+    ("checked": another program wrote them); ``dirty(changed)`` whenever ``changed`` is set (saving, opening, an edit,
+    the undo stack back where it was saved), so a title can say whether there is unsaved work under which name.
+
     Only the thread that made it (the front end's) changes it: a worker hands its result to that thread, which
     applies it; an edit from another thread raises RuntimeError."""
 
@@ -65,10 +71,23 @@ class Workspace:
         self.stems_frames = 0  # how long they are
         self.null: NullResult | None = None  # what the last null check of these stems found
         self.check: Recheck | None = None  # the last check of the stems' files against their certificate
-        self.changed = False
         self.owner = threading.get_ident()  # the only thread that changes the workspace
         self.mix_changed = Announcement()
         self.loop_changed = Announcement()
+        self.song_opened = Announcement()
+        self.stems_changed = Announcement()
+        self.dirty = Announcement()
+        self._changed = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether there is unsaved work; setting it announces ``dirty``."""
+        return self._changed
+
+    @changed.setter
+    def changed(self, changed: bool) -> None:
+        self._changed = bool(changed)
+        self.dirty.emit(self._changed)
 
     # --- what is open ------------------------------------------------------------------------------------------------
     @property
@@ -112,16 +131,22 @@ class Workspace:
         info = probe(path)
         self.project = projects.Project(source=str(path), model=model or self.project.model)
         self._song(info)
+        self._announce_opened(changed=False)
         return info
 
     def _song(self, info: AudioInfo) -> None:
         self.info = info
         self.stems, self.stems_offset, self.stems_frames, self.null, self.check = {}, 0, 0, None, None
-        self.changed = False
 
-    def open_project(self, project: projects.Project) -> Opened:
-        """Use ``project`` (loaded or recovered): its song, and its stems when they are still usable. Raises
-        SongMissing or AudioError when the song cannot be opened (the workspace is then unchanged)."""
+    def _announce_opened(self, changed: bool) -> None:
+        self.song_opened.emit(self.info)
+        self.stems_changed.emit("opened")
+        self.changed = changed
+
+    def open_project(self, project: projects.Project, recovered: bool = False) -> Opened:
+        """Use ``project`` (loaded, or ``recovered`` from an autosave: unsaved work then): its song, and its stems
+        when they are still usable. Raises SongMissing or AudioError when the song cannot be opened (the workspace
+        is then unchanged)."""
         self._owner_only("open_project")
         if not project.source or not Path(project.source).exists():
             raise SongMissing(project.source or "(none)")
@@ -141,6 +166,7 @@ class Workspace:
                 self.null = _certified_null(Path(project.stems_dir))
             except (StemDeskError, OSError, ValueError) as error:
                 problem = f"{error}. Separate the song again."
+        self._announce_opened(changed=recovered)
         return Opened(info, problem)
 
     def adopt(self, result: SeparateResult, start_seconds: float = 0.0) -> None:
@@ -154,6 +180,7 @@ class Workspace:
         self.project.view["stems_offset"] = self.stems_offset
         self.project.stems_dir = str(result.outputs[0].parent)
         self.project.model = result.model
+        self.stems_changed.emit("adopted")
         self.changed = True
 
     def files_signature(self) -> tuple:
@@ -171,11 +198,14 @@ class Workspace:
 
     def apply_check(self, check: Recheck, stems_dir: Path) -> bool:
         """The result of checking ``stems_dir`` becomes what is known of the stems, if they are still the
-        workspace's (False: it came too late, the stems are others now)."""
+        workspace's (False: it came too late, the stems are others now). A check that measured the files anew
+        announces ``stems_changed("checked")``: they are not the ones playing and drawn."""
         self._owner_only("apply_check")
         if self.stems_dir is None or Path(stems_dir) != self.stems_dir:
             return False
         self.check, self.null = check, check.null
+        if check.measured:
+            self.stems_changed.emit("checked")
         return True
 
     @property

@@ -73,6 +73,17 @@ def test_the_job_book_runs_what_was_asked_when_a_job_ends_and_counts_the_running
     assert heard == [("failed", 9), ("ended", 9, None)]
 
 
+def test_the_job_book_hands_a_jobs_progress_to_it_alone_and_none_after_it_ended():
+    book, heard = JobBook(), []
+    book.track(1, "train", on_progress=lambda payload: heard.append((1, payload)))
+    book.track(2, "separate")  # no on_progress: its reports go nowhere
+    assert not book.event(job(1), "progress", {"step": 3}) and not book.event(job(2), "progress", {"step": 4})
+    assert not book.event(job(1), "started", {"ignored": True})
+    assert book.event(job(1), "done")
+    assert not book.event(job(1), "progress", {"step": 5})  # a late report of an ended job
+    assert heard == [(1, {"step": 3})]
+
+
 def test_the_job_book_cancels_the_running_jobs_of_a_kind_and_still_ends_them_through_their_events():
     book, asked, heard = JobBook(), [], []
     book.ended.connect(lambda j, token: heard.append(("ended", j.id)))
@@ -111,7 +122,7 @@ def rewrite(path, gain: float) -> None:
 def test_a_stem_changed_on_disk_is_checked_again_and_its_check_says_reload(separated):
     work = separated
     watch, heard = StemsWatch(work), []
-    watch.reload.connect(lambda check: heard.append(("reload", check.changed)))
+    work.stems_changed.connect(lambda why: heard.append(("reload", work.check.changed)) if why == "checked" else None)
     watch.checked.connect(lambda check: heard.append(("checked", check.measured)))
     watch.departed.connect(lambda names: heard.append(("departed", names)))
     watch.new_stems(seen=True)  # the files the separation just wrote
@@ -134,7 +145,8 @@ def test_a_stem_changed_on_disk_is_checked_again_and_its_check_says_reload(separ
 def test_an_untouched_folder_checks_without_reloading_and_a_late_check_is_dropped(separated):
     work = separated
     watch, heard = StemsWatch(work), []
-    for name in ("reload", "checked", "departed"):
+    work.stems_changed.connect(lambda why: heard.append("reload"))
+    for name in ("checked", "departed"):
         getattr(watch, name).connect(lambda *what, name=name: heard.append(name))
     checking = watch.start()
     check = tasks.recheck(checking.folder, work.song).run()
@@ -231,6 +243,36 @@ def test_the_workspace_owns_the_mix_and_announces_edits_and_loops():
     project = work.project
     work.set_fingerprint(project, "ab" * 32)
     assert work.project.source_sha256 == "ab" * 32
+
+
+def test_the_workspace_announces_the_song_the_stems_and_unsaved_work_and_the_watch_follows(song_file, tmp_path):
+    """What many views show is announced once by the workspace: opening says the song and then the stems (none, or
+    the project's), a separation's stems are adopted, saving and opening say there is no unsaved work, a recovered
+    project says there is; the watch counts each new set of stems itself, so a check of earlier ones comes too late."""
+    song = song_file(seconds=3.0)
+    work = Workspace({"model": TINY, "output_folder": str(tmp_path / "out")})
+    watch, heard = StemsWatch(work), []
+    work.song_opened.connect(lambda info: heard.append(("song", info.frames, dict(work.stems))))
+    work.stems_changed.connect(lambda why: heard.append(("stems", why, sorted(work.stems))))
+    work.dirty.connect(lambda changed: heard.append(("dirty", changed, work.name)))
+    work.open_song(song)
+    assert heard == [("song", 3 * 44100, {}), ("stems", "opened", []), ("dirty", False, song.name)]
+    assert watch.generation == 1
+
+    heard.clear()
+    made = tasks.separate(tasks.Engines(), song, work.stems_folder(TINY), SeparateOptions(model=TINY), threads=1).run()
+    work.adopt(made.result)
+    names = sorted(path.stem for path in made.result.outputs)
+    assert heard == [("stems", "adopted", names), ("dirty", True, song.name)]
+    assert watch.generation == 2 and not watch.changed_on_disk()  # the files just written count as seen
+    heard.clear()
+    saved = work.save(tmp_path / "p.stemdesk")
+    assert heard == [("dirty", False, "p.stemdesk")]
+
+    heard.clear()
+    work.open_project(projects.load(saved), recovered=True)
+    assert heard == [("song", 3 * 44100, dict(work.stems)), ("stems", "opened", names), ("dirty", True, "p.stemdesk")]
+    assert watch.generation == 3
 
 
 class Knob(SimpleNamespace):
