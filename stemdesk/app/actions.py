@@ -140,7 +140,9 @@ class RecentMenu:
         self.menu, self.recent, self.open_entry = menu, recent, open_entry
         if not recent.entries:  # the list QSettings kept before it moved into the settings file
             legacy = QSettings("StemDesk", "StemDesk").value("recent", [])
-            entries = [legacy] if isinstance(legacy, str) else [str(entry) for entry in legacy or []]
+            entries = (
+                [legacy] if isinstance(legacy, str) else [str(e) for e in legacy] if isinstance(legacy, list) else []
+            )
             if entries:
                 recent.settings["recent_files"] = entries[:MAX_RECENT]
         recent.changed.connect(lambda entries: self.fill())

@@ -87,8 +87,8 @@ def build_views(window: QMainWindow, registry: Registry | None, settings: dict) 
     folder_button = QPushButton("Stems: none yet")
     folder_button.setFlat(True)
     folder_button.setEnabled(False)
-    for widget in (folder_button, position_label, null_label):
-        window.statusBar().addPermanentWidget(widget)
+    for permanent in (folder_button, position_label, null_label):
+        window.statusBar().addPermanentWidget(permanent)
     return Views(
         timeline,
         offer_bar,

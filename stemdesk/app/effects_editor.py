@@ -143,8 +143,8 @@ class EffectBox(QGroupBox):
         self.down.setToolTip("Move down: process later")
         for button in (self.up, self.down):
             button.setFixedWidth(32)
-        self.up.clicked.connect(lambda: dialog.move(self, -1))
-        self.down.clicked.connect(lambda: dialog.move(self, +1))
+        self.up.clicked.connect(lambda: dialog.move_effect(self, -1))
+        self.down.clicked.connect(lambda: dialog.move_effect(self, +1))
         self.remove.clicked.connect(lambda: dialog.remove(self))
         top = QHBoxLayout()
         top.addWidget(self.bypass)
@@ -162,7 +162,7 @@ class EffectBox(QGroupBox):
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {DIMMED};")
         if effect.kind == "vst3":
-            self.setToolTip(effect.path)
+            self.setToolTip(effect.path or "")
             params, self.name = self._vst3_params()
         elif (spec := effect.known_spec()) is not None:
             params, self.name = [(name, param, None) for name, param in spec.params.items()], spec.label
@@ -263,7 +263,7 @@ class EffectsDialog(QDialog):
         self.boxes = [EffectBox(self, effect) for effect in self.effects]
         self._lay_out()
 
-    def move(self, box: EffectBox, by: int) -> None:
+    def move_effect(self, box: EffectBox, by: int) -> None:
         """Swap an effect with its neighbour above (-1) or below (+1)."""
         index = self.boxes.index(box)
         other = index + by

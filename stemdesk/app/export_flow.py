@@ -54,6 +54,7 @@ class ExportFlow:
         "NAME mix.wav" and a session file per format."""
         w = self.w
         song = w.workspace.song
+        assert song is not None and w.workspace.stems_dir is not None  # stems are there (the dialog checked)
         instrumental = instrumental and "vocals" in w.stems  # stems without vocals are the instrumental
         try:
             task = tasks.export(
@@ -91,6 +92,9 @@ class ExportFlow:
         """Render the project's mix of its stems to ``path`` (format from its extension, 24-bit for PCM), with a
         certificate beside it; a unity mix is checked to null against the song."""
         w = self.w
+        if w.workspace.stems_dir is None:
+            w.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
+            return None
         try:
             task = tasks.bounce(w.workspace.stems_dir, w.project.mix, path, mixture=w.workspace.song)
         except StemDeskError as error:

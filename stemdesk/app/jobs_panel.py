@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QProgressBar,
     QTableWidget,
+    QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -72,7 +73,7 @@ class JobsPanel(QWidget):
             cancel.clicked.connect(lambda: self.cancel_requested.emit(job))
             self.table.setCellWidget(row, 6, cancel)
             # the Device column only when jobs run on more than one device (a GPU beside the CPU)
-            devices = {self.table.item(r, 2).text() for r in range(self.table.rowCount())}
+            devices = {self._item(r, 2).text() for r in range(self.table.rowCount())}
             self.table.setColumnHidden(2, len(devices) < 2)
         row = self.rows[job.id]
         status = {
@@ -82,8 +83,15 @@ class JobsPanel(QWidget):
             FAILED: "failed",
             CANCELLED: "cancelled",
         }[job.status]
-        self.table.item(row, 3).setText(status)
-        self.table.item(row, 3).setToolTip(job.error or "")
-        self.table.cellWidget(row, 4).setValue(int(job.fraction * 1000))
-        self.table.item(row, 5).setText(_eta(job.eta) if job.status == RUNNING else "")
+        self._item(row, 3).setText(status)
+        self._item(row, 3).setToolTip(job.error or "")
+        progress = self.table.cellWidget(row, 4)
+        assert isinstance(progress, QProgressBar)
+        progress.setValue(int(job.fraction * 1000))
+        self._item(row, 5).setText(_eta(job.eta) if job.status == RUNNING else "")
         self.table.cellWidget(row, 6).setEnabled(job.status in (QUEUED, RUNNING))
+
+    def _item(self, row: int, column: int) -> QTableWidgetItem:
+        item = self.table.item(row, column)
+        assert item is not None  # every row's cells are made with it
+        return item

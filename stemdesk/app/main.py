@@ -79,6 +79,7 @@ def run(files: Sequence[Path] = (), argv: Sequence[str] | None = None, registry:
     if platform is not None:  # the one that works here (see display.preflight)
         arguments += ["-platform", platform]
     app = QApplication.instance() or QApplication(arguments)
+    assert isinstance(app, QApplication)
     app.setApplicationName("StemDesk")
     app.setOrganizationName("StemDesk")
     app.setApplicationVersion(__version__)

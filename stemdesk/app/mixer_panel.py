@@ -242,7 +242,10 @@ class Strip(QWidget):
             (self.solo, bool(channel and channel.solo)),
         ):
             widget.blockSignals(True)
-            widget.setChecked(value) if isinstance(value, bool) else widget.setValue(value)
+            if isinstance(widget, QPushButton):
+                widget.setChecked(bool(value))
+            else:
+                widget.setValue(value)
             widget.blockSignals(False)
         self.value.setText(gain_text(gain))
         self.pan_value.setText(_pan_text(pan))
@@ -267,7 +270,7 @@ class MixerPanel(QWidget):
         self._shown_at = time.monotonic()  # when the meters last moved
         outer = QVBoxLayout(self)
         top = QHBoxLayout()  # one row, so the strips get the height
-        vocal = QWidget()
+        self.vocal_row = vocal = QWidget()
         row = QHBoxLayout(vocal)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Vocal level"))
@@ -371,7 +374,7 @@ class MixerPanel(QWidget):
                 self.strips_layout.addWidget(self.strips[name])
             self.stems = list(stems)
         self.setEnabled(bool(stems))
-        self.vocal.parent().setEnabled("vocals" in stems)
+        self.vocal_row.setEnabled("vocals" in stems)
         self.show_mix(mix)
 
     def show_levels(self, blocks: list[MeterBlock] | None) -> None:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import StemDeskError
 from ..io.ensemble import EnsembleCard, find_ensemble, is_ensemble
 from ..io.installable import INSTALLABLE
-from ..io.model_store import is_research, list_models
+from ..io.model_store import ModelCard, is_research, list_models
 from ..io.registry import Registry
 
 
@@ -72,10 +72,10 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.card, 2)
         layout.addLayout(buttons)
         self.list.currentTextChanged.connect(self._show)
-        self.use.clicked.connect(lambda: self.list.currentItem() and self.use_requested.emit(self._current()))
+        self.use.clicked.connect(lambda: self._ask(self.use_requested))
         self.import_button.clicked.connect(self.import_requested.emit)
-        self.remove.clicked.connect(lambda: self.list.currentItem() and self.remove_requested.emit(self._current()))
-        self.cards = {}
+        self.remove.clicked.connect(lambda: self._ask(self.remove_requested))
+        self.cards: dict[str, ModelCard] = {}
         self.hidden: set[str] = set()
         self.refresh()
 
@@ -103,7 +103,13 @@ class ModelsPanel(QWidget):
         self.card.setHtml(ensemble_html(card))
 
     def _current(self) -> str:
-        return self.list.currentItem().data(Qt.ItemDataRole.UserRole)
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else ""
+
+    def _ask(self, request) -> None:
+        """Use or Remove pressed: ``request`` is emitted with the chosen model, if one is."""
+        if self.list.currentItem() is not None:
+            request.emit(self._current())
 
     def refresh(self) -> None:
         current = self.list.currentItem().data(Qt.ItemDataRole.UserRole) if self.list.currentItem() else None
@@ -118,8 +124,8 @@ class ModelsPanel(QWidget):
         from PySide6.QtWidgets import QListWidgetItem
 
         for model_id, card in self.cards.items():
-            research = "  · research" if is_research(card) else ""
-            item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)}){research}")
+            mark = "  · research" if is_research(card) else ""
+            item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)}){mark}")
             item.setData(Qt.ItemDataRole.UserRole, model_id)
             self.list.addItem(item)
             if model_id == current:

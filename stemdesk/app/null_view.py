@@ -79,10 +79,10 @@ class NullView:
         stem's edit alone."""
         work = self.workspace
         null, check = work.null, work.check
-        playing = live is not None and live.seconds > 0
-        shares = live.shares() if playing else (null.energy_share if null is not None else {})
+        playing = live if live is not None and live.seconds > 0 else None
+        shares = playing.shares() if playing else (null.energy_share if null is not None else {})
         culprit = check.culprit if check is not None else None
-        residual = live.peak_dbfs if playing else (null.peak_dbfs if null is not None else None)
+        residual = playing.peak_dbfs if playing else (null.peak_dbfs if null is not None else None)
         self.canvas.stem_marks = {
             name: StemMark(
                 shares.get(name),
@@ -93,9 +93,7 @@ class NullView:
             for name in work.stems
         }
         self.canvas.update()
-        self.panel.show_null(
-            null, check, list(work.stems), work.mix, self.canvas.null_regions, live if playing else None
-        )
+        self.panel.show_null(null, check, list(work.stems), work.mix, self.canvas.null_regions, playing)
 
     def show_live(self, block: LiveNull, ticks: int) -> None:
         """The live null of what was just rendered: the last second's in the status bar, and a few times a second in

@@ -398,6 +398,7 @@ class MixSource:
             with self._meter_lock:
                 self._null = self._null + block
         meters: dict[str, Levels] = {}
+        assert self.renderer is not None  # made with the mix
         return render_automated(self.renderer, self.mix, stems, self.position, self.rate, meters), meters
 
     def take_levels(self, before: float = math.inf) -> list[MeterBlock]:
@@ -586,7 +587,9 @@ class _Output(QObject):
         for sink in [*self.retired, self.sink]:
             if sink is not None:
                 sink.stop()
-        self.moveToThread(QCoreApplication.instance().thread())
+        app = QCoreApplication.instance()
+        assert app is not None  # the player lives in the app
+        self.moveToThread(app.thread())
 
 
 class Player(QObject):

@@ -57,7 +57,9 @@ class Preferences:
         if now_ms <= was:
             self.status(f"Playback dropped out even with a {was} ms audio buffer: close other busy programs.", 10000)
             return
-        self.panel.editors["audio_buffer_ms"].setCurrentText(str(now_ms))  # the player has it already
+        editor = self.panel.editors["audio_buffer_ms"]
+        assert isinstance(editor, QComboBox)  # the setting's choices
+        editor.setCurrentText(str(now_ms))  # the player has it already
         self.status(
             f"Playback dropped out with a {was} ms audio buffer; it is {now_ms} ms now (Settings → Audio buffer).",
             10000,

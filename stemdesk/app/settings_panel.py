@@ -28,8 +28,9 @@ class SettingsPanel(QWidget):
         super().__init__(parent)
         self.values = dict(values)
         form = QFormLayout(self)
-        self.editors = {}
+        self.editors: dict[str, QWidget] = {}
         for setting in settings_store.SCHEMA:
+            editor: QWidget
             if setting.kind == "list":  # kept by the app itself (recent files)
                 continue
             value = self.values[setting.key]
@@ -46,33 +47,35 @@ class SettingsPanel(QWidget):
                 form.addRow(setting.label, row)
                 editor = edit
             elif setting.choices is not None:
-                editor = QComboBox()
-                editor.addItems([str(c) for c in setting.choices])
-                editor.setCurrentText(str(value))
+                box = editor = QComboBox()
+                box.addItems([str(c) for c in setting.choices])
+                box.setCurrentText(str(value))
                 # the choice itself, not its text: a number setting's choices are numbers
-                editor.currentIndexChanged.connect(lambda i, k=setting.key, c=setting.choices: self._set(k, c[i]))
-                form.addRow(setting.label, editor)
+                box.currentIndexChanged.connect(lambda i, k=setting.key, c=setting.choices: self._set(k, c[i]))
+                form.addRow(setting.label, box)
             elif isinstance(setting.default, bool):
-                editor = QCheckBox()
-                editor.setChecked(value)
-                editor.toggled.connect(lambda on, k=setting.key: self._set(k, on))
-                form.addRow(setting.label, editor)
+                check = editor = QCheckBox()
+                check.setChecked(value)
+                check.toggled.connect(lambda on, k=setting.key: self._set(k, on))
+                form.addRow(setting.label, check)
             elif isinstance(setting.default, int):
-                editor = QSpinBox()
-                editor.setRange(int(setting.low), int(setting.high))
-                editor.setValue(value)
-                editor.valueChanged.connect(lambda v, k=setting.key: self._set(k, v))
-                form.addRow(setting.label, editor)
+                assert setting.low is not None and setting.high is not None
+                spin = editor = QSpinBox()
+                spin.setRange(int(setting.low), int(setting.high))
+                spin.setValue(value)
+                spin.valueChanged.connect(lambda v, k=setting.key: self._set(k, v))
+                form.addRow(setting.label, spin)
             elif isinstance(setting.default, float):
-                editor = QDoubleSpinBox()
-                editor.setRange(setting.low, setting.high)
-                editor.setValue(value)
-                editor.valueChanged.connect(lambda v, k=setting.key: self._set(k, v))
-                form.addRow(setting.label, editor)
+                assert setting.low is not None and setting.high is not None
+                real = editor = QDoubleSpinBox()
+                real.setRange(setting.low, setting.high)
+                real.setValue(value)
+                real.valueChanged.connect(lambda v, k=setting.key: self._set(k, v))
+                form.addRow(setting.label, real)
             else:
-                editor = QLineEdit(str(value))
-                editor.editingFinished.connect(lambda k=setting.key, e=editor: self._set(k, e.text()))
-                form.addRow(setting.label, editor)
+                line = editor = QLineEdit(str(value))
+                line.editingFinished.connect(lambda k=setting.key, e=line: self._set(k, e.text()))
+                form.addRow(setting.label, line)
             editor.setToolTip(setting.help)
             self.editors[setting.key] = editor
 

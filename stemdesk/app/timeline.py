@@ -520,13 +520,13 @@ class Timeline(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.canvas = Canvas(self)
-        self.scroll = QScrollBar(Qt.Orientation.Horizontal, self)
+        self.scroll_bar = QScrollBar(Qt.Orientation.Horizontal, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.scroll)
-        self.scroll.valueChanged.connect(self._scrolled)
+        layout.addWidget(self.scroll_bar)
+        self.scroll_bar.valueChanged.connect(self._scrolled)
         self.canvas.view_changed.connect(self._sync_scroll)
 
     def _scrolled(self, value: int) -> None:
@@ -536,11 +536,11 @@ class Timeline(QWidget):
     def _sync_scroll(self) -> None:
         c = self.canvas
         total = int(c.frames / c.spp) if c.frames else 0
-        self.scroll.blockSignals(True)
-        self.scroll.setRange(0, max(0, total - c.width_px()))
-        self.scroll.setPageStep(c.width_px())
-        self.scroll.setValue(int(c.offset / c.spp))
-        self.scroll.blockSignals(False)
+        self.scroll_bar.blockSignals(True)
+        self.scroll_bar.setRange(0, max(0, total - c.width_px()))
+        self.scroll_bar.setPageStep(c.width_px())
+        self.scroll_bar.setValue(int(c.offset / c.spp))
+        self.scroll_bar.blockSignals(False)
 
     def set_song(self, rate: int, frames: int) -> None:
         self.canvas.rate, self.canvas.frames = rate, frames

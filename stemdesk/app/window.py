@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QTimer, Signal, SignalInstance
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
@@ -73,16 +73,43 @@ class MainWindow(QMainWindow):
     job_finished = Signal(object)
 
     # what the views show, owned by the workspace
-    project = property(lambda self: self.workspace.project)
-    info: AudioInfo | None = property(lambda self: self.workspace.info)
-    stems: dict[str, Path] = property(lambda self: self.workspace.stems)
-    stems_offset: int = property(lambda self: self.workspace.stems_offset)
-    dirty: bool = property(lambda self: self.workspace.changed)
-    midi = property(lambda self: self.midi_link.controller)  # the MIDI controller, once connected
-    midi_port = property(lambda self: self.midi_link.port)
+    @property
+    def project(self) -> projects.Project:
+        return self.workspace.project
+
+    @property
+    def info(self) -> AudioInfo | None:
+        return self.workspace.info
+
+    @property
+    def stems(self) -> dict[str, Path]:
+        return self.workspace.stems
+
+    @property
+    def stems_offset(self) -> int:
+        return self.workspace.stems_offset
+
+    @property
+    def dirty(self) -> bool:
+        return self.workspace.changed
+
+    @property
+    def midi(self):
+        """The MIDI controller, once connected."""
+        return self.midi_link.controller
+
+    @property
+    def midi_port(self) -> str | None:
+        return self.midi_link.port
+
     # dialogs the flows opened, for tests and scripts
-    licence_box: QMessageBox | None = property(lambda self: self.model_flow.licence_box)
-    export_box: ExportDialog | None = property(lambda self: self.export_flow.box)
+    @property
+    def licence_box(self) -> QMessageBox | None:
+        return self.model_flow.licence_box
+
+    @property
+    def export_box(self) -> ExportDialog | None:
+        return self.export_flow.box
 
     def __init__(self, settings: dict | None = None, ask: bool = True, registry: Registry | None = None):
         super().__init__()
@@ -90,7 +117,9 @@ class MainWindow(QMainWindow):
 
         from .theme import apply_dark_theme
 
-        apply_dark_theme(QApplication.instance())
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)  # a window needs the widgets' application
+        apply_dark_theme(app)
         self.ask = ask  # False in tests and scripts: never block on a question
         # What plugins added (built once by the app's start): None means the built-ins only.
         self.registry = registry
@@ -369,7 +398,9 @@ class MainWindow(QMainWindow):
         checking = self.watch.start()
         if checking is None:
             return None
-        task = tasks.recheck(checking.folder, self.workspace.song)
+        song = self.workspace.song
+        assert song is not None  # there are stems (`StemsWatch.start`)
+        task = tasks.recheck(checking.folder, song)
         return self.run_task(task, "check-stems", on_done=lambda check: self.watch.finished(checking, check))
 
     def _stems_departed(self, names: list[str]) -> None:
@@ -385,7 +416,7 @@ class MainWindow(QMainWindow):
         kind: str,
         on_done: Callable | None = None,
         on_end: Callable | None = None,
-        finished: Signal | None = None,
+        finished: SignalInstance | None = None,
         on_progress: Callable | None = None,
     ) -> Job:
         """Queue ``task``; ``on_progress(payload)`` runs on this thread at each of its progress reports,
@@ -406,7 +437,7 @@ class MainWindow(QMainWindow):
             f"{job.title} failed", words(job.exception) if job.exception else job.error or "", job.unexpected
         )
 
-    def _job_ended(self, job: Job, finished: Signal | None) -> None:
+    def _job_ended(self, job: Job, finished: SignalInstance | None) -> None:
         self.job_finished.emit(job)
         if finished is not None:
             finished.emit(job)

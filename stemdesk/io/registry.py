@@ -31,7 +31,7 @@ class Registry:
     (see `stemdesk.export.session`); effects: kind -> `stemdesk.mixer.effects.EffectSpec`; model_folders: searched
     after the environment's (see `stemdesk.io.model_store.search_path`)."""
 
-    exporters: Mapping[str, Callable[..., Path]] = field(default_factory=dict)
+    exporters: Mapping[str, Callable[..., Path | Written]] = field(default_factory=dict)
     effects: Mapping[str, Any] = field(default_factory=dict)
     model_folders: tuple[Path, ...] = ()
 

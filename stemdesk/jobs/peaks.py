@@ -90,12 +90,12 @@ class Peaks:
         maxs = np.full(pixels, np.nan, np.float32)
         valid = (first < lo.size) & (first >= 0)
         if valid.any() and lo.size:
-            start, stop = first[valid], np.minimum(last[valid], lo.size)
-            cum_ok = stop > start
+            begins, ends = first[valid], np.minimum(last[valid], lo.size)
+            cum_ok = ends > begins
             idx = np.where(valid)[0][cum_ok]
-            start, stop = start[cum_ok], stop[cum_ok]
-            mins[idx] = _reduce(lo, start, stop, np.minimum)
-            maxs[idx] = _reduce(hi, start, stop, np.maximum)
+            begins, ends = begins[cum_ok], ends[cum_ok]
+            mins[idx] = _reduce(lo, begins, ends, np.minimum)
+            maxs[idx] = _reduce(hi, begins, ends, np.maximum)
         return mins, maxs
 
 

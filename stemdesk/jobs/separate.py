@@ -196,7 +196,9 @@ class SeparationEngine:
                 chosen.append(choose_precision(precision, self.device, estimator, cpu_bf16_flags()))
             except ValueError as error:
                 raise StemDeskError(f"{error}.", setting="precision", value="auto") from None
-            self.members.append((apply_precision(estimator.to(self.device), chosen[-1][0]), card))
+            estimator.to(self.device)  # in place
+            apply_precision(estimator, chosen[-1][0])  # in place
+            self.members.append((estimator, card))
         # An ensemble runs at bf16 when any member does; the reason is the first such member's.
         self.precision, self.precision_reason = next((c for c in chosen if c[0] == "bf16"), chosen[0])
         if self.precision == "bf16" and self.device.type == "cpu":

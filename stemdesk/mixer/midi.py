@@ -189,7 +189,7 @@ def move_mix(mix: Mix, control: str, cc_value: int, seconds: float | None) -> No
         mix.set_control(control, value)
 
 
-_ALSA_QUIET = []  # the no-op error handler given to libasound, kept alive for as long as the process runs
+_ALSA_QUIET: list[object] = []  # the no-op error handler given to libasound, kept alive for as long as the process runs
 
 
 def _silence_alsa() -> None:

@@ -250,7 +250,10 @@ class Workspace:
 
     # --- saving ----------------------------------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> Path:
-        saved = projects.save(self.project, path or self.project.path)
+        target = path or self.project.path
+        if target is None:
+            raise ValueError("an untitled project is saved with a path")
+        saved = projects.save(self.project, target)
         self.changed = False
         return saved
 
