@@ -65,7 +65,7 @@ class ModelsFlow:
         box.setModal(False)
         box.buttonClicked.connect(lambda button: start() if button is install else None)
         box.open()
-        w.dialogs = [d for d in w.dialogs if d.isVisible()] + [box]
+        w.keep_open(box)
         self.licence_box = box
 
     def import_checkpoint(self, files: list[Path] | None = None) -> Job | None:

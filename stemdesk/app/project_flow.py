@@ -127,10 +127,8 @@ class ProjectFlow:
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 w,
             )
-            w.question = box
             log.info("asking whether to recover %s", offer.autosave.name)
-            accept = box.exec() == QMessageBox.StandardButton.Yes
-            w.question = None
+            accept = w.put(box) == QMessageBox.StandardButton.Yes
             if w.closed:  # the app was closed (a SIGTERM) while asking: nobody answered, keep the autosave
                 return False
         if not accept:
@@ -153,9 +151,7 @@ class ProjectFlow:
             w,
         )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
-        w.question = box  # for tests: the box being asked
-        answer = box.exec()
-        w.question = None
+        answer = w.put(box)
         if answer == QMessageBox.StandardButton.Save:
             return self.save_project() is not None
         if answer == QMessageBox.StandardButton.Discard:

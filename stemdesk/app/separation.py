@@ -134,9 +134,7 @@ class SeparationFlow:
         )
         replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        w.question = box  # for tests: the box being asked
-        box.exec()
-        w.question = None
+        w.put(box)
         return box.clickedButton() is replace
 
 

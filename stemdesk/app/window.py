@@ -304,7 +304,20 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
         box.setModal(False)
         box.open()
+        self.keep_open(box)
+
+    def keep_open(self, box: QMessageBox) -> None:
+        """A modeless box stays referenced (so alive) while it is open."""
         self.dialogs = [d for d in self.dialogs if d.isVisible()] + [box]
+
+    def put(self, box: QMessageBox) -> int:
+        """Ask the modal question ``box`` and wait for its answer (`question` is it meanwhile: tests answer it, a
+        SIGTERM rejects it)."""
+        self.question = box
+        try:
+            return box.exec()
+        finally:
+            self.question = None
 
     # --- songs -------------------------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
