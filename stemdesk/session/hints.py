@@ -15,8 +15,7 @@ from typing import Any
 
 from ..core.errors import ModelError
 from ..io import settings as settings_store
-from ..io.htdemucs import CARD as HTDEMUCS_CARD
-from ..io.installable import INSTALLABLE
+from ..io.installable import HTDEMUCS_DISK_MB, HTDEMUCS_SECONDS_FLOAT32, HTDEMUCS_SPEED, INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, find_model
 from ..io.registry import Registry
 
@@ -26,12 +25,9 @@ NOTICE = "htdemucs"  # the notice's name in the notices file
 MODEL = "htdemucs"  # the model it offers (an id of INSTALLABLE)
 ANSWERS = ("declined", "accepted")  # what ends the notice in every front end
 
-# HTDemucs's time for a 3-minute stereo song on one CPU thread, file in to four stems out: its card's, on a CPU with
-# AVX-512 BF16 where it runs partly in bfloat16 (docs/htdemucs.md, benchmarks/htdemucs.py), and 360.8 s in float32
-# on the CPU that timed the default's 25.2 s in its card (docs/quality.md, "Speed and memory",
-# benchmarks/separation.py; there with random weights, which run as fast).
-HTDEMUCS_SECONDS_3_MINUTES = (HTDEMUCS_CARD["speed"]["seconds_1_thread"], 360.8)
-HTDEMUCS_DISK_MB = 168  # the float32 weights the installer writes (stemdesk/io/htdemucs.py)
+# HTDemucs's time for a 3-minute stereo song on one CPU thread, file in to four stems out: its card's (partly in
+# bfloat16), and in float32 (see `stemdesk.io.installable`, which keeps every fact of it once)
+HTDEMUCS_SECONDS_3_MINUTES = (HTDEMUCS_SPEED["seconds_1_thread"], HTDEMUCS_SECONDS_FLOAT32)
 STEMS = ("vocals", "drums", "bass", "other")
 
 

@@ -536,8 +536,10 @@ def install_model(name: str, package: Path | None = None) -> Task[ModelCard]:
     item = INSTALLABLE[name]
 
     def work(progress: Progress, cancel: CancelToken) -> ModelCard:
-        return item.install(
-            lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}), package=package
+        from ..io.installers import install
+
+        return install(
+            name, lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}), package=package
         )
 
     return Task(f"Install {item.title}", work, "network", item.id)

@@ -62,13 +62,9 @@ DEFAULT_LR = 3e-4
 
 # How to fine-tune a base whose card gives no ``fine_tune`` advice, by estimator kind. HTDemucs's card is written by
 # its installer (stemdesk/io/htdemucs.py) from Meta's release and says nothing about fine-tuning, so its advice lives
-# here. Measured with its real weights, one 7.8-s segment per step, two CPU threads of a busy 2-core machine
-# (docs/fine-tuning.md, "HTDemucs"): training all 42 M weights costs 23-37 CPU-s a step (6.0 GB); rank-8 adapters on
-# the transformer's dense layers 14-25 CPU-s (3.8 GB) and they moved a batch's uSDR least; the decoders alone stop
-# the backward pass before the transformer, 6-12 CPU-s (2.1-3.3 GB). Six steps on one song, scored on excerpts of
-# two others: the outermost decoder layer of each branch gained vocals +0.24 dB, the three outermost +1.86 (other
-# +1.46, drums -0.07, bass -0.05), all four +2.05 (drums -0.11, bass -0.19). The uSDR loss beat waveform L1 on the
-# fixed-batch probes. Keys: lr, freeze (parameter-name prefixes kept fixed), adapters (rank), batch (excerpts per
+# here. Training the three outermost decoder layers of each branch was chosen over the whole network, adapters on the
+# transformer and fewer or more decoder layers, by cost per step, memory and what held-out songs gained; the uSDR
+# loss over waveform L1 (docs/fine-tuning.md, "HTDemucs", has the measurements). Keys: lr, freeze (parameter-name prefixes kept fixed), adapters (rank), batch (excerpts per
 # step), validate_every (steps), objective, why.
 HTDEMUCS_FROZEN = [
     "encoder.",

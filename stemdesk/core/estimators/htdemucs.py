@@ -66,8 +66,7 @@ class DConv(nn.Module):
 
 # How many (row × frame) positions a block of the CPU inference path covers per thread: its widest tensor (2 ·
 # channels of them) then stays in the cores' caches, so the sigmoid, the GLU and the residual sum read it from
-# there instead of from memory. Blocks of 4096 per thread: 1.16x a bfloat16 segment on one thread, 1.14x on two,
-# where 4096 on two threads gave 1.03x (docs/htdemucs.md).
+# there instead of from memory (the block sizes tried and their speed-ups: docs/htdemucs.md).
 _BLOCK_POSITIONS = 4096
 
 
@@ -590,8 +589,8 @@ class HTDemucs(WaveformEstimator):
         inside = parts[..., 2:-2, :freqs, :]
         if x.stride(2) == 1 and x.stride(1) == wide:  # channels last (the decoder's layout on the CPU)
             # Each bin's real and imaginary parts lie side by side: copied as one complex number, 64 bins at a
-            # time so that what is read stays in the cache while it is spread over the stems (3.7x faster than
-            # copying the floats one by one).
+            # time so that what is read stays in the cache while it is spread over the stems (faster than copying
+            # the floats one by one).
             pairs = x.permute(0, 3, 4, 1, 2).unflatten(-1, (wide // 2, 2))  # (batch, freqs, frames, sources, …, 2)
             bins = torch.view_as_complex(pairs).permute(0, 3, 4, 2, 1)  # (batch, sources, channels, frames, freqs)
             for start in range(0, freqs, 64):
