@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, overload
 from .core.errors import AudioError, StemDeskError, StemsExist
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     import numpy as np
 
     from .export.nullcheck import NullResult
     from .export.remix import RemixResult
     from .io.model_store import ModelCard
     from .io.registry import Registry
+    from .jobs.separate import SeparateKeywords
     from .mixer.mix import Mix
     from .session.tasks import Exported
 
@@ -92,23 +95,12 @@ def separate(  # type: ignore[overload-overlap]  # a str is a Sequence too: it i
     model: str | None = ...,
     out: PathLike = ...,
     *,
-    format: str = ...,
-    bit_depth: str | int | None = ...,
-    device: str = ...,
-    precision: str = ...,
     threads: int | None = ...,
-    start: float = ...,
-    duration: float | None = ...,
-    segment: float | None = ...,
-    wiener: int = ...,
-    vocal_gate: tuple[float, float] | None = ...,
-    binarise: float | None = ...,
-    shifts: int = ...,
     instrumental: bool = ...,
     session: str | Sequence[str] | None = ...,
-    certify: bool = ...,
     overwrite: bool = ...,
     progress: Progress | None = ...,
+    **options: Unpack[SeparateKeywords],
 ) -> Separated: ...
 
 
@@ -118,23 +110,12 @@ def separate(
     model: str | None = ...,
     out: PathLike = ...,
     *,
-    format: str = ...,
-    bit_depth: str | int | None = ...,
-    device: str = ...,
-    precision: str = ...,
     threads: int | None = ...,
-    start: float = ...,
-    duration: float | None = ...,
-    segment: float | None = ...,
-    wiener: int = ...,
-    vocal_gate: tuple[float, float] | None = ...,
-    binarise: float | None = ...,
-    shifts: int = ...,
     instrumental: bool = ...,
     session: str | Sequence[str] | None = ...,
-    certify: bool = ...,
     overwrite: bool = ...,
     progress: Progress | None = ...,
+    **options: Unpack[SeparateKeywords],
 ) -> list[Separated]: ...
 
 
@@ -143,23 +124,12 @@ def separate(
     model: str | None = None,
     out: PathLike = "stems",
     *,
-    format: str = "wav",
-    bit_depth: str | int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
     threads: int | None = None,
-    start: float = 0.0,
-    duration: float | None = None,
-    segment: float | None = None,
-    wiener: int = 0,
-    vocal_gate: tuple[float, float] | None = None,
-    binarise: float | None = None,
-    shifts: int = 0,
     instrumental: bool = False,
     session: str | Sequence[str] | None = None,
-    certify: bool = True,
     overwrite: bool = False,
     progress: Progress | None = None,
+    **options: Unpack[SeparateKeywords],
 ) -> Separated | list[Separated]:
     """Separate a song file into ``out/<song name>/<stem>.<ext>`` and check that the stems null against it.
 
@@ -178,7 +148,8 @@ def separate(
       each keeps the null.
     - ``instrumental=True`` also writes ``instrumental.<ext>`` (the song minus the vocals, exactly);
       ``session="dawproject,rpp"`` (or a list) writes DAW sessions of the stems beside them.
-    - ``certify=False`` skips the null check and the certificate.
+    - ``certify=False`` skips the null check and the certificate; ``model_postprocessing=False`` skips the
+      post-processing a model's card asks for (the command line's ``--no-model-postprocessing``).
     - ``overwrite=True`` replaces the stems an earlier separation left in ``out/<song name>``; without it such a
       folder raises StemsExist (a StemDeskError) before any song is separated.
     - ``progress(event)`` is called from this thread with dicts: ``{"message": ...}``, and while separating
@@ -188,43 +159,30 @@ def separate(
     (an unknown or damaged model), DeviceUnavailable, OutOfMemory or StemDeskError (bad options); nothing partial
     is left behind.
     """
-    from .jobs.separate import separate_options
+    from .jobs.separate import SeparateKeywords, separate_options
     from .session import tasks
 
     many = not isinstance(song, str | os.PathLike)
     songs = [Path(song)] if isinstance(song, str | os.PathLike) else [Path(s) for s in song]
     if not songs:
         raise StemDeskError("No songs given to separate.")
-    options = separate_options(
-        model,
-        format,
-        bit_depth,
-        device,
-        precision=precision,
-        start=start,
-        duration=duration,
-        segment=segment,
-        wiener=wiener,
-        vocal_gate=vocal_gate,
-        binarise=binarise,
-        shifts=shifts,
-        certify=certify,
-    )
+    unknown = sorted(set(options) - set(SeparateKeywords.__annotations__))
+    if unknown:
+        raise TypeError(f"separate() got unexpected keyword arguments: {', '.join(unknown)}")
+    chosen = separate_options(model, **options)  # the one place their defaults and checks are
     threads = _threads(threads)
     kinds = _kinds(session)
     engines = tasks.Engines(_registry())
     extras = tasks.Extras(instrumental, kinds)
     results = []
     try:
-        folders = tasks.separation_folders(options, engines.registry, songs, Path(out), overwrite)
+        folders = tasks.separation_folders(chosen, engines.registry, songs, Path(out), overwrite)
     except StemsExist as error:
         error.args = (f"{error} Pass overwrite=True to replace them, or another out folder.",)
         raise
     for path, folder in zip(songs, folders):
         started = time.monotonic()
-        made = tasks.separate(engines, path, folder, options, extras, threads=threads, overwrite=overwrite).run(
-            progress
-        )
+        made = tasks.separate(engines, path, folder, chosen, extras, threads=threads, overwrite=overwrite).run(progress)
         result = made.result
         results.append(
             Separated(

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -91,6 +92,25 @@ class SeparateOptions:
             "model_postprocessing": self.model_postprocessing,
             "shifts": self.shifts,
         }
+
+
+class SeparateKeywords(TypedDict, total=False):
+    """`separate_options`' keywords besides the model, as the Python API takes them (``**options``); their defaults
+    and what each means are `separate_options`'."""
+
+    format: str
+    bit_depth: str | int | None
+    device: str
+    precision: str
+    start: float
+    duration: float | None
+    segment: float | None
+    wiener: int
+    vocal_gate: tuple[float, float] | None
+    binarise: float | None
+    shifts: int
+    model_postprocessing: bool
+    certify: bool
 
 
 def separate_options(

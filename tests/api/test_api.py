@@ -209,3 +209,21 @@ def test_the_python_api_page_runs_as_written(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "bit-exact" in printed and "does not exist" in printed and "No model named 'no-such-model'" in printed
     assert (tmp_path / "stems" / "another.rpp").is_file() and (tmp_path / "karaoke.wav").is_file()
+
+
+def test_separates_options_are_written_once_and_an_unknown_one_is_refused_by_name(tmp_path):
+    """`separate` takes the separation options as `SeparateKeywords`, whose names are `separate_options`' own (where
+    their defaults and checks are), so the API cannot drift from what the command line and the app pass."""
+    import inspect
+
+    from stemdesk.jobs.separate import SeparateKeywords, separate_options
+
+    keywords = set(inspect.signature(separate_options).parameters) - {"model"}
+    assert set(SeparateKeywords.__annotations__) == keywords
+    song_path = tmp_path / "song.wav"
+    sf.write(song_path, song(1.0), 44100, subtype="PCM_16")
+    with pytest.raises(TypeError, match="separate\\(\\) got unexpected keyword arguments: bitdepth"):
+        stemdesk.separate(song_path, model=TINY, out=tmp_path / "out", bitdepth=16)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(stemdesk.StemDeskError, match="shifts"):
+        stemdesk.separate(song_path, model=TINY, out=tmp_path / "out", shifts=-1)
