@@ -122,26 +122,49 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
 def dawproject_xml(
     stems: Stems, mix: Mix, audio_paths: list[str], tempo: float | None = None, title: str | None = None
 ) -> tuple[bytes, bytes]:
-    """(project.xml, metadata.xml) for stems whose audio sits at ``audio_paths`` inside the archive."""
+    """(project.xml, metadata.xml) for stems whose audio sits at ``audio_paths`` inside the archive: the transport,
+    one track per stem, the buses' returns and the master (`_tracks`), the stems' clips (`_clips`) and the mix's
+    automation (`_automation`)."""
     ids = _Ids()
-    seconds = stems.info.frames / stems.info.sample_rate
-    played = seconds / mix.tempo  # the mix's tempo: each clip is warped to this length, automation times with it
     project = ET.Element("Project", version="1.0")
     ET.SubElement(project, "Application", name="StemDesk", version=__version__)
     if tempo:
         transport = ET.SubElement(project, "Transport")
         _real(transport, "Tempo", ids, "Tempo", tempo, "bpm", 20.0, 666.0)
         ET.SubElement(transport, "TimeSignature", id=ids(), numerator="4", denominator="4")
-    structure = ET.SubElement(project, "Structure")
-    master_track = ET.Element("Track", id=ids(), name="Master", contentType="audio", loaded="true")
-    master_channel = ET.SubElement(master_track, "Channel", id=ids(), role="master", audioChannels="2", solo="false")
-    if mix.master:
-        devices = ET.SubElement(master_channel, "Devices")
-        for effect in mix.master:
-            _device(devices, effect, ids)
-    master_volume = _real(
-        master_channel, "Volume", ids, "Volume", db_to_gain(mix.master_gain_db), "linear", 0.0, MAX_VOLUME
+    tracks, targets = _tracks(ET.SubElement(project, "Structure"), stems, mix, ids)
+    arrangement = ET.SubElement(project, "Arrangement", id=ids())
+    lanes = ET.SubElement(arrangement, "Lanes", id=ids(), timeUnit="seconds")
+    lanes_of = _clips(lanes, tracks, audio_paths, stems, mix, ids)
+    _automation(lanes, lanes_of, targets, mix, ids)
+
+    metadata = ET.Element("MetaData")
+    ET.SubElement(metadata, "Title").text = title or (stems.source or {}).get("file", stems.paths[0].parent.name)
+    ET.SubElement(metadata, "Comment").text = f"Stems separated and exported by StemDesk {__version__}"
+    for element in (project, metadata):
+        ET.indent(element)
+    declaration = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    return (
+        declaration + ET.tostring(project, encoding="utf-8", xml_declaration=False),
+        declaration + ET.tostring(metadata, encoding="utf-8", xml_declaration=False),
     )
+
+
+def _devices(channel: ET.Element, chain: list[Effect], ids: _Ids) -> None:
+    if chain:
+        devices = ET.SubElement(channel, "Devices")
+        for effect in chain:
+            _device(devices, effect, ids)
+
+
+def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[list[ET.Element], dict[str, str]]:
+    """The stems' tracks, then the buses' returns, then the master, in ``structure``; returns the stems' tracks and
+    the parameter id each automatable control of the mix (``vocals/gain_db``...) moves."""
+    master_track = ET.Element("Track", id=ids(), name="Master", contentType="audio", loaded="true")
+    master = ET.SubElement(master_track, "Channel", id=ids(), role="master", audioChannels="2", solo="false")
+    _devices(master, mix.master, ids)
+    master_volume = _real(master, "Volume", ids, "Volume", db_to_gain(mix.master_gain_db), "linear", 0.0, MAX_VOLUME)
+    channels = str(stems.info.channels)
 
     bus_channels: dict[str, str] = {}
     bus_tracks = []
@@ -152,15 +175,12 @@ def dawproject_xml(
             "Channel",
             id=ids(),
             role="effect",
-            audioChannels=str(stems.info.channels),
-            destination=master_channel.attrib["id"],
+            audioChannels=channels,
+            destination=master.attrib["id"],
             solo="false",
         )
         bus_channels[bus] = channel.attrib["id"]
-        if chain:
-            devices = ET.SubElement(channel, "Devices")
-            for effect in chain:
-                _device(devices, effect, ids)
+        _devices(channel, chain, ids)
         _real(channel, "Volume", ids, "Volume", 1.0, "linear", 0.0, MAX_VOLUME)
         bus_tracks.append(track)
 
@@ -176,14 +196,11 @@ def dawproject_xml(
             "Channel",
             id=ids(),
             role="regular",
-            audioChannels=str(stems.info.channels),
-            destination=master_channel.attrib["id"],
+            audioChannels=channels,
+            destination=master.attrib["id"],
             solo="true" if strip.solo else "false",
         )
-        if strip.effects:
-            devices = ET.SubElement(channel, "Devices")
-            for effect in strip.effects:
-                _device(devices, effect, ids)
+        _devices(channel, strip.effects, ids)
         mute = ET.SubElement(channel, "Mute", id=ids(), name="Mute", value="true" if strip.mute else "false")
         pan = _real(channel, "Pan", ids, "Pan", (strip.pan + 1) / 2, "normalized", 0.0, 1.0)
         if strip.sends:
@@ -199,9 +216,16 @@ def dawproject_xml(
     for track in bus_tracks:
         structure.append(track)
     structure.append(master_track)
+    return tracks, targets
 
-    arrangement = ET.SubElement(project, "Arrangement", id=ids())
-    lanes = ET.SubElement(arrangement, "Lanes", id=ids(), timeUnit="seconds")
+
+def _clips(
+    lanes: ET.Element, tracks: list[ET.Element], audio_paths: list[str], stems: Stems, mix: Mix, ids: _Ids
+) -> dict[str, ET.Element]:
+    """Each stem's whole file as one clip on its track's lane, warped to the mix's tempo; returns the lanes by
+    track name."""
+    seconds = stems.info.frames / stems.info.sample_rate
+    played = seconds / mix.tempo  # the mix's tempo: each clip is warped to this length
     lanes_of: dict[str, ET.Element] = {}
     for track, path in zip(tracks, audio_paths):
         track_lanes = lanes_of[track.attrib["name"]] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
@@ -231,6 +255,14 @@ def dawproject_xml(
         if mix.tempo != 1.0:
             ET.SubElement(content, "Warp", time="0.0", contentTime="0.0")
             ET.SubElement(content, "Warp", time=_fmt(played), contentTime=_fmt(seconds))
+    return lanes_of
+
+
+def _automation(
+    lanes: ET.Element, lanes_of: dict[str, ET.Element], targets: dict[str, str], mix: Mix, ids: _Ids
+) -> None:
+    """The mix's automation of levels, pans and mutes as points on their track's lane (the master's on the
+    arrangement's), in arrangement time (the mix's tempo applied)."""
     for control, points in mix.automation.items():
         if control not in targets:
             continue  # effect automation has no portable target in DAWproject 1.0
@@ -251,17 +283,6 @@ def dawproject_xml(
             else:
                 shown = db_to_gain(value) if kind == "gain_db" else (value + 1) / 2
                 ET.SubElement(lane, "RealPoint", time=at, value=_fmt(shown), interpolation="linear")
-
-    metadata = ET.Element("MetaData")
-    ET.SubElement(metadata, "Title").text = title or (stems.source or {}).get("file", stems.paths[0].parent.name)
-    ET.SubElement(metadata, "Comment").text = f"Stems separated and exported by StemDesk {__version__}"
-    for element in (project, metadata):
-        ET.indent(element)
-    declaration = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    return (
-        declaration + ET.tostring(project, encoding="utf-8", xml_declaration=False),
-        declaration + ET.tostring(metadata, encoding="utf-8", xml_declaration=False),
-    )
 
 
 def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:
