@@ -12,7 +12,26 @@ from typing import Any
 
 
 def render(card: dict) -> str:
-    lines = [f"# {card['id']}", "", card.get("description", ""), ""]
+    """A model's README: its card's facts in words, a section for each part of the card there is."""
+    metrics = card.get("metrics", {})
+    sections = (
+        _facts(card),
+        _fine_tuned(card),
+        _method(card),
+        _postprocessing(card),
+        _validation(card, metrics),
+        _speed_and_comparisons(metrics),
+        _budget(card),
+        _data_and_licences(card),
+        _fine_tuning(card),
+    )
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _facts(card: dict) -> list[str]:
+    """The title, the description and the table of facts."""
+    lines: list[str] = []
+    lines += [f"# {card['id']}", "", card.get("description", ""), ""]
     lines += [
         "| fact | value |",
         "|---|---|",
@@ -28,6 +47,12 @@ def render(card: dict) -> str:
         f"| weights sha256 | `{card['weights_sha256']}` |",
         "",
     ]
+    return lines
+
+
+def _fine_tuned(card: dict) -> list[str]:
+    """What a fine-tuning run that made this model gained over its base."""
+    lines: list[str] = []
     tuned = card.get("fine_tune_result")
     if isinstance(tuned, dict):
         lines += [
@@ -43,6 +68,12 @@ def render(card: dict) -> str:
         ]
         if (card.get("licenses") or {}).get("weights"):
             lines += [f"Weights: {card['licenses']['weights']}.", ""]
+    return lines
+
+
+def _method(card: dict) -> list[str]:
+    """The paper's method a research model reproduces, and its recipe."""
+    lines: list[str] = []
     paper = card.get("paper")
     if isinstance(paper, dict):
         lines += [
@@ -59,6 +90,12 @@ def render(card: dict) -> str:
         if isinstance(paper.get("threshold"), dict):
             lines.append(f"- threshold: {threshold_words(paper['threshold'])}")
         lines.append("")
+    return lines
+
+
+def _postprocessing(card: dict) -> list[str]:
+    """The post-processing separation applies because the card asks for it."""
+    lines: list[str] = []
     post = card.get("postprocessing")
     if isinstance(post, dict) and any(post.get(k) for k in ("wiener", "vocal_gate", "binarise")):
         asked = []
@@ -73,7 +110,12 @@ def render(card: dict) -> str:
             "--no-model-postprocessing`); the stems still null.",
             "",
         ]
-    metrics = card.get("metrics", {})
+    return lines
+
+
+def _validation(card: dict, metrics: dict) -> list[str]:
+    """The validation scores, and those of the weights a run continued from."""
+    lines: list[str] = []
     median = metrics.get("validation_usdr_median_db")
     if median:
         lines += [
@@ -105,6 +147,12 @@ def render(card: dict) -> str:
             + " on the same songs.",
             "",
         ]
+    return lines
+
+
+def _speed_and_comparisons(metrics: dict) -> list[str]:
+    """The measured speed, the gap to the teacher, and comparisons with other weights."""
+    lines: list[str] = []
     speed = metrics.get("speed")
     if speed:
         lines += [
@@ -132,6 +180,12 @@ def render(card: dict) -> str:
     for key, entry in metrics.items():
         if isinstance(entry, dict) and ("base_weights_sha256" in entry or "previous_weights_sha256" in entry):
             lines += comparison_lines(key, entry)
+    return lines
+
+
+def _budget(card: dict) -> list[str]:
+    """The CPU budget a run had and how its loss went."""
+    lines: list[str] = []
     budget = card.get("training", {}).get("budget")
     if budget:
         pre = budget.get("pretraining")
@@ -175,6 +229,12 @@ def render(card: dict) -> str:
     measured = card.get("reproduction", {}).get("note")
     if measured:
         lines += ["## Measured by the reproduction benchmark", "", measured, ""]
+    return lines
+
+
+def _data_and_licences(card: dict) -> list[str]:
+    """What it was trained on, and the licences."""
+    lines: list[str] = []
     data = card.get("training_data", {})
     lines += ["## Training data", ""]
     if isinstance(data, dict):
@@ -193,6 +253,12 @@ def render(card: dict) -> str:
     lines += ["", "## Licences", ""]
     for key, value in card.get("licenses", {}).items():
         lines.append(f"- {key}: {value}")
+    return lines
+
+
+def _fine_tuning(card: dict) -> list[str]:
+    """The fine-tuning run recorded in it, how to fine-tune it further, and its recipe."""
+    lines: list[str] = []
     tuning = card.get("training", {}).get("fine_tuning")
     if tuning:
         # A variant (stemdesk-2stem) shares its weights' card: the table has the stems that were trained.
@@ -223,7 +289,7 @@ def render(card: dict) -> str:
     training = card.get("training", {}).get("config")
     if training:
         lines += ["", "## Recipe", "", "```json", json.dumps(training, indent=1), "```"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def comparison_lines(key: str, entry: dict) -> list[str]:
