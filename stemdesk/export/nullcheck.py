@@ -99,36 +99,10 @@ def null_residual(
     mix_info = mix if isinstance(mix, AudioInfo) else probe(mix)
     infos = [probe(s) for s in stems]
     total_frames = mix_info.frames - start if frames is None else frames
-    if start < 0 or total_frames <= 0 or start + total_frames > mix_info.frames:
-        raise AudioError(f"The excerpt {start}+{total_frames} lies outside the mixture ({mix_info.frames} samples).")
-    for info in infos:
-        if info.sample_rate != mix_info.sample_rate:
-            raise AudioError(
-                f'"{info.path.name}" is {info.sample_rate} Hz but the mixture is '
-                f"{mix_info.sample_rate} Hz; stems must share the mixture's sample rate."
-            )
-        if info.channels != mix_info.channels:
-            raise AudioError(
-                f'"{info.path.name}" has {info.channels} channels but the mixture has {mix_info.channels}.'
-            )
-        if info.frames != total_frames:
-            raise AudioError(
-                f'"{info.path.name}" is {info.frames} samples long but the mixture is '
-                f"{total_frames}; stems must be sample-aligned with the mixture."
-            )
-    subtypes = {info.subtype for info in infos}
-    if len(subtypes) == 1 and next(iter(subtypes)) in PCM_BITS:
-        bits = PCM_BITS[next(iter(subtypes))]
-        domain = f"pcm{bits}"
-    else:
-        bits = None
-        domain = "lossy" if subtypes & LOSSY else "float"
-
+    _check_aligned(mix_info, infos, start, total_frames)
+    domain, bits = _domain(infos)
     region = max(1, int(round(region_seconds * mix_info.sample_rate)))
-    region_peak = np.zeros(-(-total_frames // region))
-    stem_energy = np.zeros(len(infos))
-    peak, energy, mix_energy = 0.0, 0.0, 0.0
-    clipped, mix_peak = 0, 0.0
+    residual = _Residual(total_frames, len(infos), region)
     readers: list[AudioReader] = []
     try:
         for info in [mix_info, *infos]:
@@ -139,84 +113,148 @@ def null_residual(
             n = min(BLOCK, total_frames - done)
             mix_block = readers[0].read(n, "float64").T
             if bits is not None:
-                total: np.ndarray = np.zeros(mix_block.shape, dtype=np.int64)
-                for index, reader in enumerate(readers[1:]):
-                    stem = reader.read(n, "int32").T.astype(np.int64) >> (32 - bits)
-                    if stem.shape != mix_block.shape:
-                        raise AudioError("A file ended early while checking the null; it is truncated.")
-                    total += stem
-                    stem_energy[index] += _energy(stem.astype(np.float64)) / float(1 << (2 * bits - 2))
-                target = quantise(mix_block, bits)
-                over = np.abs(mix_block) * float(1 << (bits - 1)) > np.abs(target) + 0.5  # cut by the clip, not rounded
-                if over.any():
-                    clipped += int(np.count_nonzero(over))
-                    mix_peak = max(mix_peak, float(np.abs(mix_block).max()))
-                difference = total - target
-                if mix_block.shape[0] == n and not difference.any():
-                    done += n  # bit-exact, the usual case: nothing to measure in this block
-                    continue
-                residual = difference / float(1 << (bits - 1))
+                block = residual.of_pcm(mix_block, readers[1:], bits, n)
             else:
-                total = np.zeros(mix_block.shape)
-                for index, reader in enumerate(readers[1:]):
-                    stem = reader.read(n, "float64").T
-                    if stem.shape != mix_block.shape:
-                        raise AudioError("A file ended early while checking the null; it is truncated.")
-                    total += stem
-                    stem_energy[index] += _energy(stem)
-                residual = total - mix_block
-            if residual.shape[0] != n:
-                raise AudioError("A file ended early while checking the null; it is truncated.")
-            magnitude = np.abs(residual).max(axis=1)
-            # per-region peaks of this block: split it where regions start (np.maximum.at is far slower)
-            first = done // region
-            cuts = np.arange((first + 1) * region, done + n, region) - done
-            peaks = np.maximum.reduceat(magnitude, np.concatenate([[0], cuts]))
-            touched = np.arange(first, first + len(peaks))
-            region_peak[touched] = np.maximum(region_peak[touched], peaks)
-            peak = max(peak, float(magnitude.max()))
-            energy += _energy(residual)
-            mix_energy += _energy(mix_block)
+                block = residual.of_float(mix_block, readers[1:], n)
+            if block is not None:  # None: bit-exact, the usual case: nothing to measure in this block
+                residual.add(block, mix_block, done, n)
             done += n
     finally:
         for reader in readers:
             reader.close()
-    rms = math.sqrt(energy / (total_frames * mix_info.channels))
-    bit_exact = bits is not None and peak == 0.0
-    if bits is not None:
-        passed, tolerance = bit_exact, "bit-exact"
-    elif domain == "float":
-        passed, tolerance = peak == 0.0 or 20 * math.log10(peak) <= FLOAT_NULL_DBFS, f"peak <= {FLOAT_NULL_DBFS} dBFS"
-    else:
-        mix_rms = math.sqrt(mix_energy / (total_frames * mix_info.channels))
-        passed = rms <= mix_rms * 10 ** (-LOSSY_MARGIN_DB / 20)
-        tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
-    total_energy = stem_energy.sum()
     names = list(names) if names is not None else [Path(i.path).stem for i in infos]
-    share = {
-        name: round(float(e / total_energy), 6) if total_energy > 0 else 0.0 for name, e in zip(names, stem_energy)
-    }
-    rate = mix_info.sample_rate
-    regions = [
-        {
-            "start_seconds": round(i * region / rate, 3),
-            "end_seconds": round(min(total_frames, (i + 1) * region) / rate, 3),
-            "peak_dbfs": _db(float(region_peak[i])),
+    return residual.result(domain, bits, mix_info, names, worst)
+
+
+def _check_aligned(mix: AudioInfo, stems: list[AudioInfo], start: int, frames: int) -> None:
+    """The stems have the mixture's rate and channels and the length of the excerpt compared, which lies in it."""
+    if start < 0 or frames <= 0 or start + frames > mix.frames:
+        raise AudioError(f"The excerpt {start}+{frames} lies outside the mixture ({mix.frames} samples).")
+    for info in stems:
+        if info.sample_rate != mix.sample_rate:
+            raise AudioError(
+                f'"{info.path.name}" is {info.sample_rate} Hz but the mixture is '
+                f"{mix.sample_rate} Hz; stems must share the mixture's sample rate."
+            )
+        if info.channels != mix.channels:
+            raise AudioError(f'"{info.path.name}" has {info.channels} channels but the mixture has {mix.channels}.')
+        if info.frames != frames:
+            raise AudioError(
+                f'"{info.path.name}" is {info.frames} samples long but the mixture is '
+                f"{frames}; stems must be sample-aligned with the mixture."
+            )
+
+
+def _domain(stems: list[AudioInfo]) -> tuple[str, int | None]:
+    """Where the stems are compared: ("pcm16", 16) or ("pcm24", 24) when all are PCM of that depth, else "float"
+    or, when any is lossy, "lossy" (no depth)."""
+    subtypes = {info.subtype for info in stems}
+    if len(subtypes) == 1 and next(iter(subtypes)) in PCM_BITS:
+        bits = PCM_BITS[next(iter(subtypes))]
+        return f"pcm{bits}", bits
+    return ("lossy" if subtypes & LOSSY else "float"), None
+
+
+TRUNCATED = "A file ended early while checking the null; it is truncated."
+
+
+class _Residual:
+    """What the residual Σ stems − mix measured so far, block by block: its peak and energy (and each ``region``'s
+    peak), the mixture's energy, each stem's energy, and the mixture's samples a PCM depth clipped."""
+
+    def __init__(self, frames: int, stems: int, region: int):
+        self.frames, self.region = frames, region
+        self.region_peak = np.zeros(-(-frames // region))
+        self.stem_energy = np.zeros(stems)
+        self.peak, self.energy, self.mix_energy = 0.0, 0.0, 0.0
+        self.clipped, self.mix_peak = 0, 0.0
+
+    def of_pcm(self, mix_block: np.ndarray, stems: list[AudioReader], bits: int, n: int) -> np.ndarray | None:
+        """The block's residual in the integer domain of ``bits``, against the mixture quantised to it; None when it
+        is bit-exact."""
+        total: np.ndarray = np.zeros(mix_block.shape, dtype=np.int64)
+        for index, reader in enumerate(stems):
+            stem = reader.read(n, "int32").T.astype(np.int64) >> (32 - bits)
+            if stem.shape != mix_block.shape:
+                raise AudioError(TRUNCATED)
+            total += stem
+            self.stem_energy[index] += _energy(stem.astype(np.float64)) / float(1 << (2 * bits - 2))
+        target = quantise(mix_block, bits)
+        over = np.abs(mix_block) * float(1 << (bits - 1)) > np.abs(target) + 0.5  # cut by the clip, not rounded
+        if over.any():
+            self.clipped += int(np.count_nonzero(over))
+            self.mix_peak = max(self.mix_peak, float(np.abs(mix_block).max()))
+        difference = total - target
+        if mix_block.shape[0] == n and not difference.any():
+            return None
+        return difference / float(1 << (bits - 1))
+
+    def of_float(self, mix_block: np.ndarray, stems: list[AudioReader], n: int) -> np.ndarray:
+        """The block's residual in float64."""
+        total = np.zeros(mix_block.shape)
+        for index, reader in enumerate(stems):
+            stem = reader.read(n, "float64").T
+            if stem.shape != mix_block.shape:
+                raise AudioError(TRUNCATED)
+            total += stem
+            self.stem_energy[index] += _energy(stem)
+        return total - mix_block
+
+    def add(self, residual: np.ndarray, mix_block: np.ndarray, done: int, n: int) -> None:
+        """The residual of the ``n`` frames from ``done``."""
+        if residual.shape[0] != n:
+            raise AudioError(TRUNCATED)
+        magnitude = np.abs(residual).max(axis=1)
+        # per-region peaks of this block: split it where regions start (np.maximum.at is far slower)
+        first = done // self.region
+        cuts = np.arange((first + 1) * self.region, done + n, self.region) - done
+        peaks = np.maximum.reduceat(magnitude, np.concatenate([[0], cuts]))
+        touched = np.arange(first, first + len(peaks))
+        self.region_peak[touched] = np.maximum(self.region_peak[touched], peaks)
+        self.peak = max(self.peak, float(magnitude.max()))
+        self.energy += _energy(residual)
+        self.mix_energy += _energy(mix_block)
+
+    def result(self, domain: str, bits: int | None, mix: AudioInfo, names: list[str], worst: int) -> NullResult:
+        """The verdict for ``domain``, each stem's share of the energy and the ``worst`` loudest regions."""
+        frames, peak = self.frames, self.peak
+        rms = math.sqrt(self.energy / (frames * mix.channels))
+        bit_exact = bits is not None and peak == 0.0
+        if bits is not None:
+            passed, tolerance = bit_exact, "bit-exact"
+        elif domain == "float":
+            passed = peak == 0.0 or 20 * math.log10(peak) <= FLOAT_NULL_DBFS
+            tolerance = f"peak <= {FLOAT_NULL_DBFS} dBFS"
+        else:
+            mix_rms = math.sqrt(self.mix_energy / (frames * mix.channels))
+            passed = rms <= mix_rms * 10 ** (-LOSSY_MARGIN_DB / 20)
+            tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
+        total_energy = self.stem_energy.sum()
+        share = {
+            name: round(float(e / total_energy), 6) if total_energy > 0 else 0.0
+            for name, e in zip(names, self.stem_energy)
         }
-        for i in np.argsort(-region_peak, kind="stable")[:worst].tolist()  # plain ints: plain floats out
-        if region_peak[i] > 0
-    ]
-    return NullResult(
-        domain,
-        peak,
-        _db(peak),
-        _db(rms),
-        bit_exact,
-        passed,
-        tolerance,
-        total_frames,
-        share,
-        regions,
-        clipped,
-        _db(mix_peak) if clipped else None,
-    )
+        rate, region, region_peak = mix.sample_rate, self.region, self.region_peak
+        regions = [
+            {
+                "start_seconds": round(i * region / rate, 3),
+                "end_seconds": round(min(frames, (i + 1) * region) / rate, 3),
+                "peak_dbfs": _db(float(region_peak[i])),
+            }
+            for i in np.argsort(-region_peak, kind="stable")[:worst].tolist()  # plain ints: plain floats out
+            if region_peak[i] > 0
+        ]
+        return NullResult(
+            domain,
+            peak,
+            _db(peak),
+            _db(rms),
+            bit_exact,
+            passed,
+            tolerance,
+            frames,
+            share,
+            regions,
+            self.clipped,
+            _db(self.mix_peak) if self.clipped else None,
+        )

@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import StemDeskError
-from stemdesk.core.estimators import Estimator, WaveformEstimator
+from stemdesk.core.estimators import AnyEstimator, Estimator, WaveformEstimator
 from stemdesk.core.separator import Separator
 from stemdesk.io.atomic import atomic_folder, atomic_path, atomic_write_bytes
 from stemdesk.io.model_store import ModelCard, amend_card, find_model, load_estimator, load_state, user_models_dir
@@ -259,22 +260,10 @@ def fine_tune(
     report, loaded, train_names, valid_names = checked_split(songs, run, request.valid, "fine-tuning")
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
-    shortest = min(song.length / song.sample_rate for song in train)
-    if shortest < 1.0:
-        raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     base_estimator, base_card = load_estimator(request.base)
     waveform = isinstance(base_estimator, WaveformEstimator)
     plan = fine_tune_plan(base_card, request, waveform)
-    if waveform:
-        # The network's own segment (its training length): a shorter excerpt is padded to it, so costs the same.
-        excerpt = base_estimator.segment / base_estimator.sample_rate
-        if shortest < excerpt:
-            raise StemDeskError(
-                f"The shortest training song is {shortest:.1f} s; fine-tuning {request.base} takes excerpts of its "
-                f"own segment, {excerpt:.1f} s. Leave out the shorter songs."
-            )
-    else:
-        excerpt = min(6.0, 0.8 * shortest)
+    excerpt = _excerpt_seconds(base_estimator, request.base, min(song.length / song.sample_rate for song in train))
     lr, freeze = plan.lr, plan.freeze
     config = TrainConfig(
         estimator=base_card.estimator,
@@ -299,44 +288,12 @@ def fine_tune(
     out_folder = user_models_dir() / request.name
     if out_folder.exists() and find_model(request.name).folder != out_folder:
         raise StemDeskError(f"A model named {request.name!r} already ships with StemDesk; choose another --out.")
-    licenses = derived_licence(base_card, request.base)
-    training_data: dict = {
-        "folder": str(request.data),
-        "train_songs": train_names,
-        "valid_songs": valid_names,
-        "excluded": report["excluded"],
-    }
-    if "personal and research use only" in licenses["weights"]:
-        training_data["research_only"] = licenses["weights"]
-    facts = {
-        "description": f"{request.name}: {request.base} fine-tuned on {len(train)} songs of {request.data}",
-        "parent": {"id": base_card.id, "weights_sha256": base_card.weights_sha256},
-        "training_data": training_data,
-        "licenses": licenses,
-        "training": {
-            "config": {k: v for k, v in asdict(config).items() if k not in ("extra", "config")},
-            "minutes": request.minutes,
-            "threads": config.threads,
-            "advice_from": plan.advice_from,
-        },
-        # A fine-tune of this fine-tune starts from the same advice.
-        "fine_tune": {
-            "lr": lr,
-            "freeze": list(freeze),
-            **({"adapters": plan.adapters} if plan.adapters else {}),
-            "batch": plan.batch,
-            "validate_every": plan.validate_every,
-            **({"objective": plan.objective} if plan.objective else {}),
-            "why": f"how {request.name} was fine-tuned from {base_card.id}",
-        },
-    }
-    if base_card.raw.get("redistributable") is False:
-        facts["redistributable"] = False
+    facts = _card_facts(request, base_card, config, plan, train_names, valid_names, report["excluded"])
     trainer = Trainer(config, train, valid, run / "checkpoints", progress=progress, init_state=load_state(base_card))
     started = time.monotonic()
     # the score card separates the validation songs twice more (base and tune) and scores BSS windows, which
-    # takes a few validation rounds (docs/fine-tuning.md, "The time budget"): the loop leaves room for four
-    # The best weights are staged in the run folder and installed only at the end, if they are reliably better:
+    # takes a few validation rounds (docs/fine-tuning.md, "The time budget"): the loop leaves room for them
+    # (``validations_after``). The best weights are staged in the run folder and installed only at the end, if they are reliably better:
     # a model of the same name from an earlier run stays until then.
     staged = run / "model"
     if trainer.checkpoints.meta() is None:
@@ -360,6 +317,103 @@ def fine_tune(
             f"and validating took {fixed:.0f} s of it. Give at least {max(1.0, 2 * fixed / 60):.1f} "
             "minutes, or fewer or shorter validation songs."
         )
+    gain, noise, per_stem = _better_or_refuse(trainer, request, staged, run)
+    amend_card(
+        staged,
+        {
+            "fine_tune_result": {
+                "base": request.base,
+                "gain_db": round(gain, 3),
+                "noise_db": round(noise, 3),
+                "gain_usdr_db": per_stem,
+                "minutes": request.minutes,
+                "threads": config.threads,
+                "steps": trainer.step,
+            }
+        },
+    )
+    atomic_write_bytes(staged / "README.md", render(json.loads((staged / "card.json").read_text())).encode())
+    with atomic_folder(out_folder) as folder:
+        shutil.copytree(staged, folder, dirs_exist_ok=True)
+    card = _score_card(request, trainer, base_estimator, base_card, valid, waveform, train_names, valid_names)
+    card["gain_over_noise_db"] = {"gain": round(gain, 3), "noise": round(noise, 3)}
+    card["train_seconds"] = round(time.monotonic() - started)
+    atomic_write_bytes(run / "score-card.json", json.dumps(card, indent=1).encode())
+    atomic_write_bytes(run / "score-card.md", render_score_card(card).encode())
+    plot_curves(trainer.history, run / "curves.png", f"{request.name} from {request.base}")
+    card["run_folder"] = str(run)
+    return card
+
+
+def _excerpt_seconds(base: AnyEstimator, base_id: str, shortest: float) -> float:
+    """How long each training excerpt is: a waveform network's own segment (a shorter excerpt is padded to it, so
+    costs the same), else 6 s or less in a short song. Raises StemDeskError for songs too short."""
+    if shortest < 1.0:
+        raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
+    if not isinstance(base, WaveformEstimator):
+        return min(6.0, 0.8 * shortest)
+    excerpt = base.segment / base.sample_rate
+    if shortest < excerpt:
+        raise StemDeskError(
+            f"The shortest training song is {shortest:.1f} s; fine-tuning {base_id} takes excerpts of its "
+            f"own segment, {excerpt:.1f} s. Leave out the shorter songs."
+        )
+    return excerpt
+
+
+def _card_facts(
+    request: FineTuneRequest,
+    base_card: ModelCard,
+    config: TrainConfig,
+    plan: FineTunePlan,
+    train_names: list[str],
+    valid_names: list[str],
+    excluded: Any,
+) -> dict:
+    """What the tune's card says besides its scores: where it comes from, its data, its licence, how it was
+    trained, and how to fine-tune it further."""
+    lr, freeze = plan.lr, plan.freeze
+    licenses = derived_licence(base_card, request.base)
+    training_data: dict = {
+        "folder": str(request.data),
+        "train_songs": train_names,
+        "valid_songs": valid_names,
+        "excluded": excluded,
+    }
+    if "personal and research use only" in licenses["weights"]:
+        training_data["research_only"] = licenses["weights"]
+    facts = {
+        "description": f"{request.name}: {request.base} fine-tuned on {len(train_names)} songs of {request.data}",
+        "parent": {"id": base_card.id, "weights_sha256": base_card.weights_sha256},
+        "training_data": training_data,
+        "licenses": licenses,
+        "training": {
+            "config": {k: v for k, v in asdict(config).items() if k not in ("extra", "config")},
+            "minutes": request.minutes,
+            "threads": config.threads,
+            "advice_from": plan.advice_from,
+        },
+        # A fine-tune of this fine-tune starts from the same advice.
+        "fine_tune": {
+            "lr": lr,
+            "freeze": list(freeze),
+            **({"adapters": plan.adapters} if plan.adapters else {}),
+            "batch": plan.batch,
+            "validate_every": plan.validate_every,
+            **({"objective": plan.objective} if plan.objective else {}),
+            "why": f"how {request.name} was fine-tuned from {base_card.id}",
+        },
+    }
+    if base_card.raw.get("redistributable") is False:
+        facts["redistributable"] = False
+    return facts
+
+
+def _better_or_refuse(
+    trainer: Trainer, request: FineTuneRequest, staged: Path, run: Path
+) -> tuple[float, float, dict[str, float]]:
+    """The tune's gain over the base, the run's own noise and the gain per stem, when it was staged and is reliably
+    better; else StemDeskError says why nothing was exported."""
     gain, noise = beyond_noise(trainer.start, trainer.history)
     per_stem = best_gains(trainer.start, trainer.history)
     said = "; ".join(f"{s} {g:+.2f}" for s, g in per_stem.items())
@@ -379,23 +433,20 @@ def fine_tune(
             f"{said}), less than this run's own noise ({noise:.2f} dB), so it was not exported: it is not reliably "
             f"better. Try more songs, more minutes or a higher --lr (run folder: {run})."
         )
-    amend_card(
-        staged,
-        {
-            "fine_tune_result": {
-                "base": request.base,
-                "gain_db": round(gain, 3),
-                "noise_db": round(noise, 3),
-                "gain_usdr_db": per_stem,
-                "minutes": request.minutes,
-                "threads": config.threads,
-                "steps": trainer.step,
-            }
-        },
-    )
-    atomic_write_bytes(staged / "README.md", render(json.loads((staged / "card.json").read_text())).encode())
-    with atomic_folder(out_folder) as folder:
-        shutil.copytree(staged, folder, dirs_exist_ok=True)
+    return gain, noise, per_stem
+
+
+def _score_card(
+    request: FineTuneRequest,
+    trainer: Trainer,
+    base_estimator: AnyEstimator,
+    base_card: ModelCard,
+    valid: list,
+    waveform: bool,
+    train_names: list[str],
+    valid_names: list[str],
+) -> dict:
+    """The installed tune against its base on the validation songs (a waveform network's rounds reused)."""
     tuned, tuned_card = load_estimator(request.name)
     known = None
     if waveform and trainer.start is not None and trainer.history:
@@ -406,7 +457,6 @@ def fine_tune(
             "fine_tuned": {"median": best["valid_usdr"], "songs": best["songs"]},
         }
     card = score_card({"base": base_estimator, "fine_tuned": tuned}, valid, known)
-    card["gain_over_noise_db"] = {"gain": round(gain, 3), "noise": round(noise, 3)}
     card["gain_usdr_db"] = {
         s: round(card["fine_tuned"]["usdr"][s] - card["base"]["usdr"][s], 2)
         for s in card["base"]["usdr"]
@@ -425,13 +475,8 @@ def fine_tune(
             "valid_songs": valid_names,
             "train_songs": train_names,
             "steps": trainer.step,
-            "train_seconds": round(time.monotonic() - started),
         }
     )
-    atomic_write_bytes(run / "score-card.json", json.dumps(card, indent=1).encode())
-    atomic_write_bytes(run / "score-card.md", render_score_card(card).encode())
-    plot_curves(trainer.history, run / "curves.png", f"{request.name} from {request.base}")
-    card["run_folder"] = str(run)
     return card
 
 
