@@ -3,42 +3,55 @@ the mix to one file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from ..core.errors import StemDeskError
+from ..io.registry import Registry
 from ..jobs.queue import Job
 from ..session import tasks
+from ..session.workspace import Workspace
 from .errors import words
 from .export_dialog import ExportDialog
 
-if TYPE_CHECKING:
-    from .window import MainWindow
-
 
 class ExportFlow:
-    def __init__(self, window: MainWindow):
-        self.w = window
+    """Exports the workspace's stems and mix. ``run_task(task, kind, on_done=...)`` queues a task (the window's
+    `run_task`), ``show_jobs()`` brings the Jobs dock forward; ``status(text, ms)`` and ``show_error(title, text)``
+    say what happened; the dialogs open over ``parent``."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: dict,
+        registry: Registry | None,
+        run_task: Callable[..., Job],
+        show_jobs: Callable[[], None],
+        status: Callable[[str, int], None],
+        show_error: Callable[[str, str], None],
+        parent: QWidget,
+    ):
+        self.workspace, self.settings, self.registry = workspace, settings, registry
+        self.run_task, self.show_jobs, self.status, self.show_error = run_task, show_jobs, status, show_error
+        self.parent = parent
         self.box: ExportDialog | None = None  # the Export dialog, once opened
 
     def export_dialog(self) -> None:
         from ..export.session import exporters_of
 
-        w = self.w
-        if not w.stems:
-            w.show_error("Nothing to export", "Separate the song first.")
+        folder = self.workspace.stems_dir
+        if folder is None:
+            self.show_error("Nothing to export", "Separate the song first.")
             return
-        kinds = list(exporters_of(w.registry))
-        self.box = ExportDialog(
-            str(Path(w.project.stems_dir).parent), kinds, w.settings.get("export_choices") or None, w
-        )
+        kinds = list(exporters_of(self.registry))
+        self.box = ExportDialog(str(folder.parent), kinds, self.settings.get("export_choices") or None, self.parent)
         self.box.accepted.connect(self.export_chosen)
         self.box.show()
 
     def export_chosen(self, folder: Path, choices: dict) -> None:
-        self.w.settings["export_choices"] = choices  # the next export starts from these (not saved to disk)
+        self.settings["export_choices"] = choices  # the next export starts from these (not saved to disk)
         self.export(
             folder,
             sessions=[k for k, on in choices.items() if on and k not in ("stems", "instrumental", "mix")],
@@ -52,38 +65,41 @@ class ExportFlow:
     ) -> Job | None:
         """Write what was chosen into ``folder``, named after the song: "NAME stems/", "NAME instrumental.EXT",
         "NAME mix.wav" and a session file per format."""
-        w = self.w
-        song = w.workspace.song
-        assert song is not None and w.workspace.stems_dir is not None  # stems are there (the dialog checked)
-        instrumental = instrumental and "vocals" in w.stems  # stems without vocals are the instrumental
+        work = self.workspace
+        song, stems_dir = work.song, work.stems_dir
+        if song is None or stems_dir is None:
+            self.show_error("Nothing to export", "Separate the song first.")
+            return None
+        instrumental = instrumental and "vocals" in work.stems  # stems without vocals are the instrumental
         try:
             task = tasks.export(
-                w.workspace.stems_dir,
+                stems_dir,
                 folder / song.stem,
                 tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)),
-                w.project.mix,
+                work.mix,
                 song,
-                w.registry,
+                self.registry,
             )
         except StemDeskError as error:
-            w.show_error("Nothing exported", words(error))
+            self.show_error("Nothing exported", words(error))
             return None
-        return w.run_task(
+        status = self.status
+        return self.run_task(
             task,
             "export",
-            on_done=lambda made: w.status(
+            on_done=lambda made: status(
                 " ".join(["Exported: " + ", ".join(str(p) for p in made.paths) + ".", *made.notes]), 30000
             ),
         )
 
     def bounce_dialog(self) -> None:
-        w = self.w
-        if not w.stems:
-            w.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
+        folder, song = self.workspace.stems_dir, self.workspace.song
+        if folder is None or song is None:
+            self.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
             return
-        start = str(Path(w.project.stems_dir) / f"{Path(w.project.source).stem} mix.wav")
+        start = str(folder / f"{song.stem} mix.wav")
         chosen, _ = QFileDialog.getSaveFileName(
-            w, "Export mix", start, "WAV (*.wav);;FLAC (*.flac);;MP3 (*.mp3);;AIFF (*.aiff);;OGG (*.ogg)"
+            self.parent, "Export mix", start, "WAV (*.wav);;FLAC (*.flac);;MP3 (*.mp3);;AIFF (*.aiff);;OGG (*.ogg)"
         )
         if chosen:
             self.bounce(Path(chosen))
@@ -91,20 +107,20 @@ class ExportFlow:
     def bounce(self, path: Path) -> Job | None:
         """Render the project's mix of its stems to ``path`` (format from its extension, 24-bit for PCM), with a
         certificate beside it; a unity mix is checked to null against the song."""
-        w = self.w
-        if w.workspace.stems_dir is None:
-            w.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
+        work = self.workspace
+        if work.stems_dir is None:
+            self.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
             return None
         try:
-            task = tasks.bounce(w.workspace.stems_dir, w.project.mix, path, mixture=w.workspace.song)
+            task = tasks.bounce(work.stems_dir, work.mix, path, mixture=work.song)
         except StemDeskError as error:
-            w.show_error("Cannot export the mix", words(error))
+            self.show_error("Cannot export the mix", words(error))
             return None
 
         def done(result) -> None:
             clipped = f" ({result.clipped} samples clipped: lower the master)" if result.clipped else ""
-            w.status(f"Exported: {result.path}{clipped}", 15000)
+            self.status(f"Exported: {result.path}{clipped}", 15000)
 
-        job = w.run_task(task, "bounce", on_done=done)
-        w.docks["Jobs"].raise_()
+        job = self.run_task(task, "bounce", on_done=done)
+        self.show_jobs()
         return job

@@ -98,10 +98,6 @@ class MainWindow(QMainWindow):
         """The MIDI controller, once connected."""
         return self.midi_link.controller
 
-    @property
-    def midi_port(self) -> str | None:
-        return self.midi_link.port
-
     # dialogs the flows opened, for tests and scripts
     @property
     def licence_box(self) -> QMessageBox | None:
@@ -166,7 +162,17 @@ class MainWindow(QMainWindow):
             self.settings, self.settings_panel, self.player, self.device_box, self.autosave_timer, self.status
         )
         self.separation, self.model_flow = SeparationFlow(self), ModelsFlow(self)
-        self.export_flow, self.project_flow = ExportFlow(self), ProjectFlow(self)
+        self.export_flow = ExportFlow(
+            self.workspace,
+            self.settings,
+            registry,
+            self.run_task,
+            self.docks["Jobs"].raise_,
+            self.status,
+            self.show_error,
+            self,
+        )
+        self.project_flow = ProjectFlow(self)
 
         a = build_actions(self)
         self.open_action, self.open_project_action, self.save_action = (
