@@ -3,7 +3,6 @@ the mix to one file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QWidget
@@ -15,27 +14,16 @@ from ..session import tasks
 from ..session.workspace import Workspace
 from .errors import words
 from .export_dialog import ExportDialog
+from .front import Front
 
 
 class ExportFlow:
-    """Exports the workspace's stems and mix. ``run_task(task, kind, on_done=...)`` queues a task (the window's
-    `run_task`), ``show_jobs()`` brings the Jobs dock forward; ``status(text, ms)`` and ``show_error(title, text)``
-    say what happened; the dialogs open over ``parent``."""
+    """Exports the workspace's stems and mix with the ``registry``'s session kinds; the Export dialog starts from the
+    ``settings``' last choices; dialogs open over ``parent``."""
 
-    def __init__(
-        self,
-        workspace: Workspace,
-        settings: dict,
-        registry: Registry | None,
-        run_task: Callable[..., Job],
-        show_jobs: Callable[[], None],
-        status: Callable[[str, int], None],
-        show_error: Callable[[str, str], None],
-        parent: QWidget,
-    ):
-        self.workspace, self.settings, self.registry = workspace, settings, registry
-        self.run_task, self.show_jobs, self.status, self.show_error = run_task, show_jobs, status, show_error
-        self.parent = parent
+    def __init__(self, front: Front, parent: QWidget, workspace: Workspace, settings: dict, registry: Registry | None):
+        self.front, self.parent, self.workspace = front, parent, workspace
+        self.settings, self.registry = settings, registry
         self.box: ExportDialog | None = None  # the Export dialog, once opened
 
     def export_dialog(self) -> None:
@@ -43,7 +31,7 @@ class ExportFlow:
 
         folder = self.workspace.stems_dir
         if folder is None:
-            self.show_error("Nothing to export", "Separate the song first.")
+            self.front.show_error("Nothing to export", "Separate the song first.")
             return
         kinds = list(exporters_of(self.registry))
         self.box = ExportDialog(str(folder.parent), kinds, self.settings.get("export_choices") or None, self.parent)
@@ -68,7 +56,7 @@ class ExportFlow:
         work = self.workspace
         song, stems_dir = work.song, work.stems_dir
         if song is None or stems_dir is None:
-            self.show_error("Nothing to export", "Separate the song first.")
+            self.front.show_error("Nothing to export", "Separate the song first.")
             return None
         instrumental = instrumental and "vocals" in work.stems  # stems without vocals are the instrumental
         try:
@@ -81,10 +69,10 @@ class ExportFlow:
                 self.registry,
             )
         except StemDeskError as error:
-            self.show_error("Nothing exported", words(error))
+            self.front.show_error("Nothing exported", words(error))
             return None
-        status = self.status
-        return self.run_task(
+        status = self.front.status
+        return self.front.run_task(
             task,
             "export",
             on_done=lambda made: status(
@@ -95,7 +83,7 @@ class ExportFlow:
     def bounce_dialog(self) -> None:
         folder, song = self.workspace.stems_dir, self.workspace.song
         if folder is None or song is None:
-            self.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
+            self.front.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
             return
         start = str(folder / f"{song.stem} mix.wav")
         chosen, _ = QFileDialog.getSaveFileName(
@@ -109,18 +97,18 @@ class ExportFlow:
         certificate beside it; a unity mix is checked to null against the song."""
         work = self.workspace
         if work.stems_dir is None:
-            self.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
+            self.front.show_error("Nothing to bounce", "Separate the song first; the mix is made of its stems.")
             return None
         try:
             task = tasks.bounce(work.stems_dir, work.mix, path, mixture=work.song)
         except StemDeskError as error:
-            self.show_error("Cannot export the mix", words(error))
+            self.front.show_error("Cannot export the mix", words(error))
             return None
 
         def done(result) -> None:
             clipped = f" ({result.clipped} samples clipped: lower the master)" if result.clipped else ""
-            self.status(f"Exported: {result.path}{clipped}", 15000)
+            self.front.status(f"Exported: {result.path}{clipped}", 15000)
 
-        job = self.run_task(task, "bounce", on_done=done)
-        self.show_jobs()
+        job = self.front.run_task(task, "bounce", on_done=done)
+        self.front.raise_dock("Jobs")
         return job

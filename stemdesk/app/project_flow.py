@@ -4,64 +4,86 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ..core.errors import StemDeskError
+from ..io.registry import Registry
 from ..session import project as projects
 from ..session import recovery
-from ..session.workspace import SongMissing
+from ..session.recent import RecentFiles
+from ..session.workspace import SongMissing, Workspace
 from .errors import words
-
-if TYPE_CHECKING:
-    from .window import MainWindow
+from .front import Front
+from .timeline import Canvas
 
 log = logging.getLogger("stemdesk.app")
 
 
 class ProjectFlow:
-    def __init__(self, window: MainWindow):
-        self.w = window
+    """Projects of the ``workspace``: ``undo`` is clean where one was saved, ``canvas`` keeps its view of the
+    timeline; ``select_model(id)`` shows a project's model in the toolbar, ``check_stems()`` checks its stems
+    against their certificate, ``open_song(path)`` opens a recent song; questions open over ``parent``."""
+
+    def __init__(
+        self,
+        front: Front,
+        parent: QWidget,
+        workspace: Workspace,
+        registry: Registry | None,
+        recent: RecentFiles,
+        undo: QUndoStack,
+        canvas: Canvas,
+        select_model: Callable[[str], None],
+        check_stems: Callable[[], object],
+        open_song: Callable[[Path], bool],
+    ):
+        self.front, self.parent, self.workspace, self.registry = front, parent, workspace, registry
+        self.recent, self.undo, self.canvas = recent, undo, canvas
+        self.select_model, self.check_stems, self.open_song = select_model, check_stems, open_song
 
     def save_project(self, ask_path: bool = False, path: Path | None = None) -> Path | None:
-        w = self.w
-        if path is None and (ask_path or w.project.path is None):
-            start = str(Path(w.project.source).with_suffix(projects.SUFFIX)) if w.project.source else ""
-            chosen, _ = QFileDialog.getSaveFileName(w, "Save project", start, "StemDesk project (*.stemdesk)")
+        if path is None and (ask_path or self.workspace.project.path is None):
+            start = (
+                str(Path(self.workspace.project.source).with_suffix(projects.SUFFIX))
+                if self.workspace.project.source
+                else ""
+            )
+            chosen, _ = QFileDialog.getSaveFileName(self.parent, "Save project", start, "StemDesk project (*.stemdesk)")
             if not chosen:
                 return None
             path = Path(chosen)
         try:
-            saved = w.workspace.save(path)
+            saved = self.workspace.save(path)
         except StemDeskError as error:
-            w.show_error("Cannot save the project", words(error))
+            self.front.show_error("Cannot save the project", words(error))
             return None
-        w.undo.setClean()
-        w.recent.add(saved)
-        w.status(f"Saved {saved}")
+        self.undo.setClean()
+        self.recent.add(saved)
+        self.front.status(f"Saved {saved}")
         return saved
 
     def open_project_dialog(self) -> None:
-        chosen, _ = QFileDialog.getOpenFileName(self.w, "Open project", "", "StemDesk project (*.stemdesk)")
+        chosen, _ = QFileDialog.getOpenFileName(self.parent, "Open project", "", "StemDesk project (*.stemdesk)")
         if chosen:
             self.open_project(Path(chosen))
 
     def open_recent(self, entry: str) -> None:
-        if self.w.recent.is_project(entry):
+        if self.recent.is_project(entry):
             self.open_project(Path(entry))
         else:
-            self.w.open_song(Path(entry))
+            self.open_song(Path(entry))
 
     def open_project(self, path: Path) -> bool:
-        w = self.w
         if not self.confirm_discard(f"opening {Path(path).name}"):
             return False
         try:
-            project = projects.load(path, w.registry)
+            project = projects.load(path, self.registry)
         except StemDeskError as error:
-            w.show_error("Cannot open the project", words(error))
+            self.front.show_error("Cannot open the project", words(error))
             return False
         return self.use_project(project)
 
@@ -69,67 +91,63 @@ class ProjectFlow:
         """Open ``project`` (``recovered``: from an autosave, unsaved work); the views follow the workspace's
         announcements. Then its model is the toolbar's, its view of the timeline comes back, and its stems are
         checked against their certificate."""
-        w = self.w
         try:
-            opened = w.workspace.open_project(project, recovered=recovered)
+            opened = self.workspace.open_project(project, recovered=recovered)
         except StemDeskError as error:
-            w.show_error(
+            self.front.show_error(
                 "The song is missing" if isinstance(error, SongMissing) else "Cannot open the project", words(error)
             )
             return False
         if opened.stems_problem:
-            w.show_error("The stems could not be used", opened.stems_problem)
+            self.front.show_error("The stems could not be used", opened.stems_problem)
         if project.model:
-            w.model_box.setCurrentText(project.model)
-            w.models_panel.select(project.model)
-        canvas = w.timeline.canvas
-        canvas.loop = w.workspace.loop
+            self.select_model(project.model)
+        canvas = self.canvas
+        canvas.loop = self.workspace.loop
         if project.view.get("spp"):
             canvas.spp = float(project.view["spp"])
             canvas.offset = int(project.view.get("offset", 0))
             canvas.fitted = False
             canvas.view_changed.emit()
-        if w.workspace.stems:
-            w.check_stems()
+        if self.workspace.stems:
+            self.check_stems()
         if project.path:
-            w.recent.add(project.path)
+            self.recent.add(project.path)
         return True
 
     def autosave(self) -> Path | None:
-        w = self.w
-        if not w.dirty:
+        if not self.workspace.changed:
             return None
-        w.project.view.update({"spp": w.timeline.canvas.spp, "offset": w.timeline.canvas.offset})
+        self.workspace.project.view.update({"spp": self.canvas.spp, "offset": self.canvas.offset})
         try:
-            return w.workspace.autosave()
+            return self.workspace.autosave()
         except OSError as error:
-            w.status(f"Autosave failed: {error}", 10000)
+            self.front.status(f"Autosave failed: {error}", 10000)
             return None
 
     def offer_recovery(self, accept: bool | None = None) -> bool:
         """After a crash: offer the newest autosave (`session.recovery` picks it). ``accept`` answers without
         asking (tests, scripts)."""
-        w = self.w
         try:
-            offer = recovery.offer(w.workspace, w.registry)
+            offer = recovery.offer(self.workspace, self.registry)
         except StemDeskError as error:
-            w.show_error("Cannot recover", words(error))
+            self.front.show_error("Cannot recover", words(error))
             return False
         if offer is None:
             return False
         if accept is None:
-            if not w.ask:
+            if not self.front.ask:
                 return False
             box = QMessageBox(
                 QMessageBox.Icon.Question,
                 "Recover unsaved work?",
                 offer.question,
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                w,
+                self.parent,
             )
             log.info("asking whether to recover %s", offer.autosave.name)
-            accept = w.put(box) == QMessageBox.StandardButton.Yes
-            if w.closed:  # the app was closed (a SIGTERM) while asking: nobody answered, keep the autosave
+            accept = self.front.put(box) == QMessageBox.StandardButton.Yes
+            if self.front.closed:  # the app was closed (a SIGTERM) while asking: nobody answered, keep the autosave
                 return False
         if not accept:
             recovery.declined(offer)
@@ -139,23 +157,22 @@ class ProjectFlow:
     def confirm_discard(self, doing: str) -> bool:
         """Before ``doing`` replaces the project: with unsaved changes, ask whether to save them, discard them or
         cancel. Discard removes the project's autosave, so the next start does not offer it back. True: go on."""
-        w = self.w
-        if not w.dirty or not w.ask:
+        if not self.workspace.changed or not self.front.ask:
             return True
-        name = Path(w.project.source).name if w.project.source else "this project"
+        name = Path(self.workspace.project.source).name if self.workspace.project.source else "this project"
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Save changes?",
             f"The project of \u201c{name}\u201d has unsaved changes. Save them before {doing}?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            w,
+            self.parent,
         )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
-        answer = w.put(box)
+        answer = self.front.put(box)
         if answer == QMessageBox.StandardButton.Save:
             return self.save_project() is not None
         if answer == QMessageBox.StandardButton.Discard:
-            w.workspace.discard()
-            w.undo.setClean()
+            self.workspace.discard()
+            self.undo.setClean()
             return True
         return False

@@ -8,11 +8,12 @@ the lanes are made and filled, the player takes the buffer on, and the workspace
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import SignalInstance
+from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
 
 from ..core.device import resolve_device
 from ..core.errors import StemDeskError
@@ -21,56 +22,86 @@ from ..io.stems import earlier_stems
 from ..jobs.queue import Job
 from ..jobs.separate import SeparateOptions, separate_options
 from ..session import tasks
+from ..session.workspace import Workspace
 from .errors import words
+from .front import Front
+from .lanes import LanesView
 from .playback import LiveStems
-from .timeline import Lane
-
-if TYPE_CHECKING:
-    from .window import MainWindow
+from .player_flow import PlayerFlow
+from .timeline import Canvas, Lane
 
 
 class SeparationFlow:
-    def __init__(self, window: MainWindow):
-        self.w = window
+    """Separations with the toolbar's ``model_box`` and ``device_box`` choices and the ``settings``, on ``engines``;
+    a separation of the open song fills the ``lanes`` and the player (``playing``) as it runs, its blocks posted to
+    this thread by ``post``; ``finished`` is emitted with its job; ``offer_better_model(model)`` follows a finished
+    one; ``canvas`` has the selection; questions open over ``parent``."""
+
+    def __init__(
+        self,
+        front: Front,
+        parent: QWidget,
+        workspace: Workspace,
+        settings: dict,
+        engines: tasks.Engines,
+        post: Callable[..., None],
+        lanes: LanesView,
+        playing: PlayerFlow,
+        model_box: QComboBox,
+        device_box: QComboBox,
+        canvas: Canvas,
+        offer_better_model: Callable[[str], None],
+        finished: SignalInstance,
+    ):
+        self.front, self.parent, self.workspace, self.settings, self.engines = (
+            front,
+            parent,
+            workspace,
+            settings,
+            engines,
+        )
+        self.post, self.lanes, self.playing = post, lanes, playing
+        self.model_box, self.device_box, self.canvas = model_box, device_box, canvas
+        self.offer_better_model, self.finished = offer_better_model, finished
 
     def stems_folder(self, label: str = "") -> Path:
-        return self.w.workspace.stems_folder(self.w.model_box.currentText(), label)
+        return self.workspace.stems_folder(self.model_box.currentText(), label)
 
     def options(self, start: float = 0.0, duration: float | None = None) -> SeparateOptions | None:
         """The toolbar's and the settings' choices as separation options (the one `separate_options` every front
         end uses), or None after saying what is wrong."""
         from ..io.formats import LOSSLESS_FORMATS
 
-        w = self.w
-        lossless = w.settings["format"] in LOSSLESS_FORMATS
+        settings = self.settings
+        lossless = settings["format"] in LOSSLESS_FORMATS
         try:
             return separate_options(
-                model=w.model_box.currentText(),
-                format=w.settings["format"],
-                bit_depth=w.settings["bit_depth"] if lossless else None,
-                device=str(resolve_device(w.device_box.currentText())),
+                model=self.model_box.currentText(),
+                format=settings["format"],
+                bit_depth=settings["bit_depth"] if lossless else None,
+                device=str(resolve_device(self.device_box.currentText())),
                 start=start,
                 duration=duration,
-                segment=float(w.settings["segment_seconds"]),
+                segment=float(settings["segment_seconds"]),
             )
         except (ValueError, StemDeskError) as error:
-            w.show_error("Cannot separate", words(error))
+            self.front.show_error("Cannot separate", words(error))
             return None
 
     def separate(self, audition: bool = False, selection: bool = False) -> Job | None:
         """Separate the open song (or its first seconds, or the selection) with the toolbar's model. The lanes
         fill while it runs, and from its first block on the player plays the stems separated so far (`PlayerFlow.play_live`).
         An audition never replaces full-song stems: it is written beside them, to listen to in its own folder."""
-        w = self.w
-        info, source = w.workspace.info, w.workspace.song
+        front, work = self.front, self.workspace
+        info, source = work.info, work.song
         if info is None or source is None:
-            w.show_error("Nothing to separate", "Open a song first (File → Open song, or drop a file here).")
+            front.show_error("Nothing to separate", "Open a song first (File → Open song, or drop a file here).")
             return None
         start, duration, label = 0.0, None, ""
         if audition:
-            duration, label = float(w.settings["audition_seconds"]), "audition"
-        elif selection and w.timeline.canvas.selection:
-            start, end = w.timeline.canvas.selection
+            duration, label = float(self.settings["audition_seconds"]), "audition"
+        elif selection and self.canvas.selection:
+            start, end = self.canvas.selection
             duration, label = end - start, f"{start:.1f}-{end:.1f}s"
         options = self.options(start, duration)
         if options is None:
@@ -78,51 +109,51 @@ class SeparationFlow:
         folder = self.stems_folder(label)
         if not audition and not self.confirm_replace(folder):  # an audition is a preview: the next one replaces it
             return None
-        run = _Run(self.w, info, options, start, keep=audition and w.workspace.has_whole_song_stems)
+        run = _Run(self, info, options, start, keep=audition and work.has_whole_song_stems)
         task = tasks.separate(
-            w.engines,
+            self.engines,
             source,
             folder,
             options,
-            threads=int(w.settings["threads"]),
+            threads=int(self.settings["threads"]),
             on_start=run.on_start,
             on_block=run.on_block,
             overwrite=True,  # asked above
         )
         task.title = f"{'Audition' if audition else 'Separate'} {source.name}" + (f" ({label})" if selection else "")
-        job = w.run_task(task, "separate", on_done=run.done, on_end=run.ended, finished=w.separation_finished)
-        w.docks["Jobs"].raise_()
+        job = front.run_task(task, "separate", on_done=run.done, on_end=run.ended, finished=self.finished)
+        front.raise_dock("Jobs")
         return job
 
     def separate_file(self, path: Path) -> Job | None:
         """Separate a song that is not open (a batch's other songs) into the output folder; the open song's lanes
         and project are left alone."""
-        w = self.w
+        front = self.front
         options = self.options()
         if options is None:
             return None
-        folder = w.workspace.song_folder(path, options.model)
+        folder = self.workspace.song_folder(path, options.model)
         if not self.confirm_replace(folder):
             return None
         task = tasks.separate(
-            w.engines, Path(path), folder, options, threads=int(w.settings["threads"]), overwrite=True
+            self.engines, Path(path), folder, options, threads=int(self.settings["threads"]), overwrite=True
         )
-        return w.run_task(
+        return front.run_task(
             task,
             "separate-file",
-            on_done=lambda made: w.status(f"{task.title}: stems in {made.result.outputs[0].parent}", 15000),
+            on_done=lambda made: front.status(f"{task.title}: stems in {made.result.outputs[0].parent}", 15000),
         )
 
     def confirm_replace(self, folder: Path) -> bool:
         """Before a separation writes into ``folder``: when an earlier one left stems there, ask whether to replace
         them (True) or keep them and not separate (False). Without questions (tests, scripts) they are replaced
         and the status bar says so."""
-        w = self.w
+        front = self.front
         found = earlier_stems(folder)
         if not found:
             return True
-        if not w.ask:
-            w.status(f"Replacing the earlier stems in {folder}", 15000)
+        if not front.ask:
+            front.status(f"Replacing the earlier stems in {folder}", 15000)
             return True
         names = ", ".join(p.name for p in found[:4]) + (", \u2026" if len(found) > 4 else "")
         box = QMessageBox(
@@ -130,11 +161,11 @@ class SeparationFlow:
             "Replace stems?",
             f"\u201c{folder}\u201d already holds stems from an earlier separation ({names}). Replace them?",
             QMessageBox.StandardButton.Cancel,
-            w,
+            self.parent,
         )
         replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        w.put(box)
+        front.put(box)
         return box.clickedButton() is replace
 
 
@@ -142,8 +173,8 @@ class _Run:
     """One separation of the open song (``info``), from ``start`` seconds. ``keep``: an audition beside full-song
     stems, which stay the project's (no lanes, no live playback, nothing adopted)."""
 
-    def __init__(self, window: MainWindow, info: AudioInfo, options: SeparateOptions, start: float, keep: bool):
-        self.w, self.info, self.options, self.start, self.keep = window, info, options, start, keep
+    def __init__(self, flow: SeparationFlow, info: AudioInfo, options: SeparateOptions, start: float, keep: bool):
+        self.flow, self.info, self.options, self.start, self.keep = flow, info, options, start, keep
         self.offset = int(round(start * info.sample_rate))
         self.total = info.frames - self.offset  # the frames the engine separates
         if options.duration is not None:
@@ -156,53 +187,53 @@ class _Run:
     def on_start(self, names) -> None:
         if not self.keep:
             self.live = LiveStems(list(names), self.info.channels, self.total)
-            self.w.bridge.post(self.started, list(names))
+            self.flow.post(self.started, list(names))
 
     def on_block(self, at: int, block) -> None:
         """A copy: the worker goes on with its buffers."""
         if not self.keep:
             if self.live is not None:
                 self.live.write(at, block)
-            self.w.bridge.post(self.filled, np.array(block, copy=True))
+            self.flow.post(self.filled, np.array(block, copy=True))
 
     # --- on the UI thread ------------------------------------------------------------------------------------------
     def started(self, names: list[str]) -> None:
-        self.lanes = self.w.lanes.show_separating(names, self.offset)
+        self.lanes = self.flow.lanes.show_separating(names, self.offset)
 
     def filled(self, block) -> None:
-        w = self.w
+        flow = self.flow
         for lane, stem in zip(self.lanes.values(), block):
             lane.peaks.append(stem)
-        w.lanes.update()
-        if self.live is not None and not self.playing_live and w.workspace.info is self.info:  # the first block
+        flow.lanes.update()
+        if self.live is not None and not self.playing_live and flow.workspace.info is self.info:  # the first block
             self.playing_live = True
-            w.playing.play_live(self.live, self.offset)
+            flow.playing.play_live(self.live, self.offset)
 
     def done(self, made: tasks.Separation) -> None:
-        w, result = self.w, made.result
+        flow, result = self.flow, made.result
         for lane in self.lanes.values():
             lane.peaks.finish()
             lane.busy = False
         if self.keep:
-            w.status(
+            flow.front.status(
                 f"Audition ({result.frames / self.info.sample_rate:.0f} s) written to "
                 f"{result.outputs[0].parent}; the full-song stems stay in the project.",
                 15000,
             )
         else:
-            w.workspace.adopt(result, self.start)  # every view shows the new stems (`Workspace.stems_changed`)
+            flow.workspace.adopt(result, self.start)  # every view shows the new stems (`Workspace.stems_changed`)
             if self.live is not None:
-                w.playing.end_live(self.live, done=True)  # the player goes on with the files, without stopping
+                flow.playing.end_live(self.live, done=True)  # the player goes on with the files, without stopping
             seconds = result.frames / result.info.sample_rate
-            w.status(
+            flow.front.status(
                 f"Separated {seconds:.1f} s in {result.seconds:.1f} s ({seconds / result.seconds:.1f}x real time) "
-                f"with {result.description or result.model} into {w.workspace.stems_dir}",
+                f"with {result.description or result.model} into {flow.workspace.stems_dir}",
                 15000,
             )
-        w.model_flow.offer_better_model(self.options.model)
+        flow.offer_better_model(self.options.model)
 
     def ended(self, job: Job) -> None:
         if job.status != "done" and not self.keep:
-            self.w.lanes.show_stems()  # the stems there were before (if any)
+            self.flow.lanes.show_stems()  # the stems there were before (if any)
         if self.live is not None:  # the player goes back to what there was (unless done), and the buffer is freed
-            self.w.playing.end_live(self.live, job.status == "done")
+            self.flow.playing.end_live(self.live, job.status == "done")

@@ -161,18 +161,45 @@ class MainWindow(QMainWindow):
         self.preferences = Preferences(
             self.settings, self.settings_panel, self.player, self.device_box, self.autosave_timer, self.status
         )
-        self.separation, self.model_flow = SeparationFlow(self), ModelsFlow(self)
-        self.export_flow = ExportFlow(
+        self.model_flow = ModelsFlow(
+            self,
+            self,
+            registry,
+            self.settings,
+            self.job_book,
+            self.offer_bar,
+            self.models_panel,
+            self.trainer,
+            self.refresh_models,
+        )
+        self.separation = SeparationFlow(
+            self,
+            self,
             self.workspace,
             self.settings,
-            registry,
-            self.run_task,
-            self.docks["Jobs"].raise_,
-            self.status,
-            self.show_error,
-            self,
+            self.engines,
+            self.bridge.post,
+            self.lanes,
+            self.playing,
+            self.model_box,
+            self.device_box,
+            canvas,
+            self.model_flow.offer_better_model,
+            self.separation_finished,
         )
-        self.project_flow = ProjectFlow(self)
+        self.export_flow = ExportFlow(self, self, self.workspace, self.settings, registry)
+        self.project_flow = ProjectFlow(
+            self,
+            self,
+            self.workspace,
+            registry,
+            self.recent,
+            self.undo,
+            canvas,
+            self.select_model,
+            self.check_stems,
+            self.open_song,
+        )
 
         a = build_actions(self)
         self.open_action, self.open_project_action, self.save_action = (
@@ -311,6 +338,15 @@ class MainWindow(QMainWindow):
         box.setModal(False)
         box.open()
         self.keep_open(box)
+
+    def raise_dock(self, title: str) -> None:
+        """Bring the dock ``title`` ("Jobs", "Models", "Null"...) forward."""
+        self.docks[title].raise_()
+
+    def select_model(self, model_id: str) -> None:
+        """The toolbar's Model box and the Models dock show ``model_id``."""
+        self.model_box.setCurrentText(model_id)
+        self.models_panel.select(model_id)
 
     def keep_open(self, box: QMessageBox) -> None:
         """A modeless box stays referenced (so alive) while it is open."""
