@@ -348,45 +348,10 @@ class SeparationEngine:
         started = time.monotonic()
         info = probe(path)
         rate = info.sample_rate
-        start = int(round(options.start * rate))
-        frames = None if options.duration is None else int(round(options.duration * rate))
-        if frames is not None and frames <= 0:
-            raise AudioError("The duration to separate must be positive.", setting="duration")
-        if start >= info.frames:
-            raise AudioError(
-                f'The start, {options.start} s, is beyond the end of "{info.path.name}" ({info.seconds:.2f} s).',
-                setting="start",
-            )
-        total = (info.frames - start) if frames is None else min(frames, info.frames - start)
+        start, total = _excerpt(info, options)
         post = self.postprocessing(options)
         chunker = self._chunker(rate, options)
-
-        # The chunker emits stems in order; the matching original samples wait in this queue for the exact residual.
-        waiting: deque[torch.Tensor] = deque()
-
-        # The exact residual needs the mixture as the file holds it. float32 holds every sample of 8- to 24-bit PCM
-        # and of float32 files, not of 32-bit integers or float64: read at float32, those were rounded twice on the
-        # way to the stems' depth, and the null missed by one step at some samples. The model hears float32.
-        wide = info.subtype in WIDE_SUBTYPES
-
-        def decoded() -> Iterator[torch.Tensor]:
-            for block in iter_blocks(info, start=start, frames=total, dtype="float64" if wide else "float32"):
-                tensor = torch.from_numpy(block)
-                waiting.append(tensor)
-                yield tensor.float() if wide else tensor
-
-        def original(n: int) -> np.ndarray:
-            parts, need = [], n
-            while need:
-                head = waiting[0]
-                if head.shape[-1] <= need:
-                    parts.append(waiting.popleft())
-                    need -= head.shape[-1]
-                else:
-                    parts.append(head[..., :need])
-                    waiting[0] = head[..., need:]
-                    need = 0
-            return torch.cat(parts, dim=-1).numpy()
+        mixture = _Mixture(info, start, total)
 
         def report(event: dict) -> None:
             if progress is not None:
@@ -417,10 +382,10 @@ class SeparationEngine:
         written = 0
         with writer:
             try:
-                for stems in chunker.stream(decoded(), total=total, progress=report, cancel=cancel):
+                for stems in chunker.stream(mixture.blocks(), total=total, progress=report, cancel=cancel):
                     n = stems.shape[-1]
                     block = stems.numpy()
-                    writer.write(block, original(n))
+                    writer.write(block, mixture.original(n))
                     if on_block is not None:
                         on_block(written, block)
                     written += n
@@ -445,3 +410,54 @@ class SeparationEngine:
             self.description,
             self.precision,
         )
+
+
+def _excerpt(info: AudioInfo, options: SeparateOptions) -> tuple[int, int]:
+    """Where the part of the song to separate starts and how many frames it has (all of it from ``options.start``,
+    or ``options.duration`` of it, up to its end). Raises AudioError for a start past the end or a duration ≤ 0."""
+    rate = info.sample_rate
+    start = int(round(options.start * rate))
+    frames = None if options.duration is None else int(round(options.duration * rate))
+    if frames is not None and frames <= 0:
+        raise AudioError("The duration to separate must be positive.", setting="duration")
+    if start >= info.frames:
+        raise AudioError(
+            f'The start, {options.start} s, is beyond the end of "{info.path.name}" ({info.seconds:.2f} s).',
+            setting="start",
+        )
+    return start, (info.frames - start) if frames is None else min(frames, info.frames - start)
+
+
+class _Mixture:
+    """The song's samples in blocks for the model (`blocks`), each kept until the stems of the same samples come out
+    of the chunker, in order, and the exact residual takes them (`original`).
+
+    The exact residual needs the mixture as the file holds it. float32 holds every sample of 8- to 24-bit PCM and of
+    float32 files, not of 32-bit integers or float64: read at float32, those were rounded twice on the way to the
+    stems' depth, and the null missed by one step at some samples. The model hears float32."""
+
+    def __init__(self, info: AudioInfo, start: int, frames: int):
+        self.info, self.start, self.frames = info, start, frames
+        self.wide = info.subtype in WIDE_SUBTYPES
+        self.waiting: deque[torch.Tensor] = deque()
+
+    def blocks(self) -> Iterator[torch.Tensor]:
+        dtype = "float64" if self.wide else "float32"
+        for block in iter_blocks(self.info, start=self.start, frames=self.frames, dtype=dtype):
+            tensor = torch.from_numpy(block)
+            self.waiting.append(tensor)
+            yield tensor.float() if self.wide else tensor
+
+    def original(self, n: int) -> np.ndarray:
+        """The next ``n`` samples as read, for the stems just made of them."""
+        parts, need = [], n
+        while need:
+            head = self.waiting[0]
+            if head.shape[-1] <= need:
+                parts.append(self.waiting.popleft())
+                need -= head.shape[-1]
+            else:
+                parts.append(head[..., :need])
+                self.waiting[0] = head[..., need:]
+                need = 0
+        return torch.cat(parts, dim=-1).numpy()
