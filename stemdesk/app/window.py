@@ -143,14 +143,26 @@ class MainWindow(QMainWindow):
         self.tick = QTimer(self)
         self.autosave_timer = QTimer(self)
 
-        # 1. the widgets
-        v = build_views(self, registry, self.settings)
+        self._build_widgets()
+        self._build_helpers()
+        self._build_actions()
+        self._wire()
+        self.tick.start(TICK_MS)
+        self.autosave_timer.start(int(self.settings["autosave_seconds"]) * 1000)
+        self.status(f"StemDesk {__version__} ready. Open a song (Ctrl+O) or drop one here.")
+
+    def _build_widgets(self) -> None:
+        """1. The widgets: the timeline, the docks' panels, the toolbar's boxes and the status bar's labels."""
+        v = build_views(self, self.registry, self.settings)
         self.timeline, self.offer_bar, self.mixer, self.jobs_panel = v.timeline, v.offer_bar, v.mixer, v.jobs_panel
         self.models_panel, self.trainer, self.settings_panel = v.models_panel, v.trainer, v.settings_panel
         self.null_panel, self.docks, self.model_box, self.device_box = v.null_panel, v.docks, v.model_box, v.device_box
         self.null_label, self.position_label, self.folder_button = v.null_label, v.position_label, v.folder_button
 
-        # 2. the helpers: the views that listen to the workspace, and the flows
+    def _build_helpers(self) -> None:
+        """2. The helpers, each given what it uses: the views that listen to the workspace, and the flows (which type
+        the window as a `Front`)."""
+        registry = self.registry
         self.lanes = LanesView(self.timeline, self.workspace, self.display, self.bridge.post)
         self.playing = PlayerFlow(
             self.player, self.workspace, self._show_strips, self.active_loop, self.status, self.statusBar()
@@ -201,6 +213,8 @@ class MainWindow(QMainWindow):
             self.open_song,
         )
 
+    def _build_actions(self) -> None:
+        """The actions, in the menus and the toolbar."""
         a = build_actions(self)
         self.open_action, self.open_project_action, self.save_action = (
             a.open_action,
@@ -218,14 +232,8 @@ class MainWindow(QMainWindow):
         self.zoom_in_action, self.zoom_out_action, self.fit_action = a.zoom_in_action, a.zoom_out_action, a.fit_action
         self.recent_menu = build_menus(self, a)
 
-        # 3. the wiring
-        self._wire()
-        self.tick.start(TICK_MS)
-        self.autosave_timer.start(int(self.settings["autosave_seconds"]) * 1000)
-        self.status(f"StemDesk {__version__} ready. Open a song (Ctrl+O) or drop one here.")
-
     def _wire(self) -> None:
-        """What each widget's signal asks for, and what the window itself shows of the session's announcements."""
+        """3. What each widget's signal asks for, and what the window itself shows of the session's announcements."""
         canvas, work = self.timeline.canvas, self.workspace
         self.offer_bar.install_requested.connect(self.model_flow.offer_install)
         self.offer_bar.declined.connect(lambda model: hints.record("app", "declined"))
