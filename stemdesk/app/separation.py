@@ -198,7 +198,8 @@ class _Run:
 
     # --- on the UI thread ------------------------------------------------------------------------------------------
     def started(self, names: list[str]) -> None:
-        self.lanes = self.flow.lanes.show_separating(names, self.offset)
+        if self.flow.workspace.info is self.info:  # else another song was opened meanwhile: its lanes stay
+            self.lanes = self.flow.lanes.show_separating(names, self.offset)
 
     def filled(self, block) -> None:
         flow = self.flow
@@ -220,8 +221,13 @@ class _Run:
                 f"{result.outputs[0].parent}; the full-song stems stay in the project.",
                 15000,
             )
+        elif not flow.workspace.adopt(result, self.start):  # every view shows new stems (`stems_changed`)
+            flow.front.status(
+                f"Separated {result.input.name} into {result.outputs[0].parent}; another song is open now, so its "
+                "stems were left there.",
+                15000,
+            )
         else:
-            flow.workspace.adopt(result, self.start)  # every view shows the new stems (`Workspace.stems_changed`)
             if self.live is not None:
                 flow.playing.end_live(self.live, done=True)  # the player goes on with the files, without stopping
             seconds = result.frames / result.info.sample_rate

@@ -169,10 +169,13 @@ class Workspace:
         self._announce_opened(changed=recovered)
         return Opened(info, problem)
 
-    def adopt(self, result: SeparateResult, start_seconds: float = 0.0) -> None:
+    def adopt(self, result: SeparateResult, start_seconds: float = 0.0) -> bool:
         """The stems of a separation of the open song (whole or an excerpt starting at ``start_seconds``) become
-        the workspace's stems; the mix keeps its levels and effects."""
+        the workspace's stems; the mix keeps its levels and effects. False, and nothing changes, when ``result`` is
+        of another song than the open one (another was opened while it ran)."""
         self._owner_only("adopt")
+        if self.song is None or Path(result.input).resolve() != self.song.resolve():
+            return False
         self.stems = {path.stem: path for path in result.outputs}
         self.stems_offset = int(round(start_seconds * result.info.sample_rate))
         self.stems_frames = result.frames
@@ -182,6 +185,7 @@ class Workspace:
         self.project.model = result.model
         self.stems_changed.emit("adopted")
         self.changed = True
+        return True
 
     def files_signature(self) -> tuple:
         """What changes when the song's or a stem's file is written or replaced: each one's size, time and inode.

@@ -95,6 +95,30 @@ def test_open_separate_and_see_four_lanes_filled(qtbot, window, tmp_path):
     window.timeline.canvas.repaint()  # paints without error with data in every lane
 
 
+def test_a_song_opened_while_another_separates_keeps_its_own_lanes_and_no_stems_of_the_other(qtbot, window, tmp_path):
+    """Open B while A is being separated: A's stems are written to A's folder and left there; B's project, lanes,
+    mixer and null meter never show them."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = real_song(tmp_path / "a", seconds=8.0)
+    second = tmp_path / "b" / "other song.wav"
+    sf.write(str(second), song(3.0), 44100, subtype="PCM_16")
+    assert window.open_song(first)
+    with qtbot.waitSignal(window.separation_finished, timeout=120_000) as blocker:
+        window.separate()
+        assert window.open_song(second)  # on this thread, before the job's end is handled here
+    job = blocker.args[0]
+    assert job.status == DONE, job.error
+    qtbot.wait(200)  # the bridge's last posts
+    assert window.workspace.song == second.resolve() and window.stems == {} and not window.project.stems_dir
+    assert [lane.name for lane in window.timeline.canvas.lanes] == ["mix"]
+    assert window.mixer.strips == {} and not window.mixer.isEnabled()
+    assert window.null_label.text() == "Null: no stems yet"
+    assert "another song is open now" in window.statusBar().currentMessage()
+    written = sorted(p.stem for p in window.workspace.song_folder(first, "tiny-4stem").glob("*.wav"))
+    assert written == sorted(NAMES)  # A's stems, where A's separation puts them
+
+
 def test_a_song_mastered_above_full_scale_is_said_to_clip_in_pcm_stems(qtbot, window, tmp_path):
     """A float bounce that peaks above 0 dBFS: PCM stems (the window's are 16-bit here) add up to it clipped. The
     null is exact, and the window says what the depth cut from the song, on the status line and in the Null dock."""

@@ -269,10 +269,12 @@ def test_the_workspace_announces_the_song_the_stems_and_unsaved_work_and_the_wat
     saved = work.save(tmp_path / "p.stemdesk")
     assert heard == [("dirty", False, "p.stemdesk")]
 
+    work.open_song(song_file("other.wav", seconds=1.0))
     heard.clear()
+    assert not work.adopt(made.result) and work.stems == {} and heard == []  # a separation of the song before
     work.open_project(projects.load(saved), recovered=True)
     assert heard == [("song", 3 * 44100, dict(work.stems)), ("stems", "opened", names), ("dirty", True, "p.stemdesk")]
-    assert watch.generation == 3
+    assert watch.generation == 4
 
 
 class Knob(SimpleNamespace):
