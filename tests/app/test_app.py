@@ -1704,15 +1704,20 @@ def test_htdemucs_stems_play_through_the_mix_while_the_song_is_separated(qtbot, 
     assert finished.args[0].status == DONE, finished.args[0].error
     assert window.player.state == "playing" and window.player.source is source and on_the_files(window)
     assert window.live is None and live.read(0, 10).shape[-1] == 0  # the buffer is freed
-    at = int(window.player.position_seconds() * 44100)
-    recording = sink().start()
-    qtbot.wait(2500)
-    late = recording.stop()
-    window.stop()
     original = sf.read(str(path), dtype="float64", always_2d=True)[0].T
     vocals = sf.read(str(window.stems["vocals"]), dtype="float64", always_2d=True)[0].T
-    # each recording is compared where it can be (the verse repeats: a phrase could be placed in another bar)
-    late = max(stretches(late), key=lambda part: part.shape[-1], default=late[:, :0])
+    for take in range(3):  # played on from the files; a take the machine's load spoilt is recorded again
+        at = int(window.player.position_seconds() * 44100)
+        recording = sink().start()
+        qtbot.wait(2500)
+        late = recording.stop()
+        # each recording is compared where it can be (the verse repeats: a phrase could be placed in another bar)
+        late = max(stretches(late), key=lambda part: part.shape[-1], default=late[:, :0])
+        heard = match(late, vocals[:, max(0, at - 44100) : max(0, at - 44100) + 6 * 44100]) if late.size else {}
+        if heard.get("seconds", 0) > 1.0 and heard.get("corr", 0) > 0.9:
+            break
+        print(f"after the job, take {take + 1}: no second of the vocals heard at the playhead ({heard}); again")
+    window.stop()
     for played, when, start in ((early, "while separating", 0), (late, "after the job", max(0, at - 44100))):
         end = start + 6 * 44100
         heard = match(played, vocals[:, start:end])
