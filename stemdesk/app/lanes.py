@@ -45,9 +45,7 @@ class LanesView:
         assert info is not None
         lanes = [lane for lane in [self.timeline.lane("mix")] if lane is not None]
         for name, path in self.workspace.stems.items():
-            lane = Lane(name, Peaks(info.sample_rate, info.frames), busy=True)
-            if offset:
-                lane.peaks.append(zeros(offset))
+            lane = _stem_lane(name, info, offset)
             lanes.append(lane)
             self._read(f"Waveform of {name}", path, lane)
         self.timeline.set_lanes(lanes)
@@ -57,12 +55,7 @@ class LanesView:
         separation fills them (`Lane.peaks`) and says when they are done."""
         info = self.workspace.info
         assert info is not None
-        lanes = {}
-        for name in names:
-            peaks = Peaks(info.sample_rate, info.frames)
-            if offset:
-                peaks.append(zeros(offset))
-            lanes[name] = Lane(name, peaks, busy=True)
+        lanes = {name: _stem_lane(name, info, offset) for name in names}
         mix_lane = self.timeline.lane("mix")
         self.timeline.set_lanes([mix_lane, *lanes.values()] if mix_lane else list(lanes.values()))
         return lanes
@@ -109,3 +102,11 @@ class LanesView:
         if lane is not None:
             lane.spectrogram = to_qimage(image)
             self.update()
+
+
+def _stem_lane(name: str, info: AudioInfo, offset: int) -> Lane:
+    """An empty lane for a stem of the song ``info`` that starts ``offset`` frames into it (silence up to there)."""
+    lane = Lane(name, Peaks(info.sample_rate, info.frames), busy=True)
+    if offset:
+        lane.peaks.append(zeros(offset))
+    return lane

@@ -7,11 +7,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QLabel
 
 from ..session.workspace import Workspace
-from .commands import LoopCommand
 from .null_panel import CLIPPED, GOOD, NullPanel
 from .playback import LiveNull
 from .timeline import NULL_RED, Canvas, StemMark
@@ -21,8 +19,8 @@ NO_STEMS = "Null: no stems yet"
 
 
 class NullView:
-    """Listens to the workspace: other stems (or none) show their null. ``seek(seconds)`` moves the playhead; a
-    residual window to loop is an undoable edit on ``undo``."""
+    """Listens to the workspace: other stems (or none) show their null. ``seek(seconds)`` moves the playhead;
+    ``edit_loop(span)`` loops a residual window (an undoable edit)."""
 
     def __init__(
         self,
@@ -30,11 +28,11 @@ class NullView:
         canvas: Canvas,
         label: QLabel,
         panel: NullPanel,
-        undo: QUndoStack,
+        edit_loop: Callable[[tuple[float, float]], None],
         seek: Callable[[float], None],
     ):
         self.workspace, self.canvas, self.label, self.panel = workspace, canvas, label, panel
-        self.undo, self.seek = undo, seek
+        self.edit_loop, self.seek = edit_loop, seek
         self.live: deque[LiveNull] = deque(maxlen=LIVE_TICKS)  # the live null of the last ticks while playing
         workspace.stems_changed.connect(self._stems_changed)
 
@@ -124,6 +122,5 @@ class NullView:
 
     def loop_region(self, span: tuple[float, float]) -> None:
         """Loop ``span`` (an undoable edit, like Shift+drag) and play from its start."""
-        work = self.workspace
-        self.undo.push(LoopCommand(work.set_loop, work.project.view.get("loop"), [float(span[0]), float(span[1])]))
+        self.edit_loop(span)
         self.seek(float(span[0]))

@@ -49,33 +49,34 @@ class PlayerFlow:
     def reload(self, resume: bool = False) -> None:
         """The player on the workspace's stems (or the song alone) at the same position; playing on if it was and
         ``resume``."""
-        player, work = self.player, self.workspace
+        work = self.workspace
         assert work.song is not None
-        position, playing = player.position_seconds(), resume and player.state == "playing"
-        player.load(MixSource(work.song, work.stems or None, work.mix, work.stems_offset))
-        player.seek(position)
-        player.set_loop(self.loop())
-        if playing:
-            player.play()
+        self._load(MixSource(work.song, work.stems or None, work.mix, work.stems_offset), resume)
 
     def play_live(self, live: LiveStems, offset: int) -> None:
         """The player and the mixer take the stems of the running separation (its first block is in), at the same
         position, playing on if they were: what is separated so far plays through the mix, and the player waits where
         the separation has not got to yet."""
-        player, work = self.player, self.workspace
+        work = self.workspace
         assert work.song is not None
-        position, playing = player.position_seconds(), player.state == "playing"
         self.live = live
         self.show_strips(live.names)
-        player.load(MixSource(work.song, None, work.mix, offset, live))
-        player.seek(position)
-        player.set_loop(self.loop())
-        if playing:
-            player.play()
+        playing = self._load(MixSource(work.song, None, work.mix, offset, live), resume=True)
         self.status(
             f"{'Playing' if playing else 'Play plays'} the stems separated so far; the rest follows as it is separated.",
             10000,
         )
+
+    def _load(self, source: MixSource, resume: bool) -> bool:
+        """The player on ``source`` at the same position and loop, playing on if it was and ``resume`` (returned)."""
+        player = self.player
+        position, playing = player.position_seconds(), resume and player.state == "playing"
+        player.load(source)
+        player.seek(position)
+        player.set_loop(self.loop())
+        if playing:
+            player.play()
+        return playing
 
     def end_live(self, live: LiveStems, done: bool) -> None:
         """The separation ``live`` holds ended. Done, the player goes on with the files it wrote (the workspace's

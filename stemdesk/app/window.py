@@ -9,8 +9,8 @@ and what a check found (`checked`, `departed`), the MIDI link turns knob moves i
 (`lanes`), the player (`player_flow`) and the null (`null_view`) subscribe to the workspace themselves.
 
 Built in three steps, each in one place: the widgets (`docks.build_views`, `actions.build_actions`), the helpers, each
-given the collaborators it uses (the flows of separation, projects, models and exports still take the window and
-call its public methods), then the wiring of the widgets' signals (`_wire`). Every attribute is declared here.
+given the collaborators it uses (the flows of separation, projects, models and exports see the window only as a
+`Front`: status, errors, questions, tasks, docks), then the wiring of the widgets' signals (`_wire`). Every attribute is declared here.
 
 Work runs in `stemdesk.jobs` queues (one per device); their events come back to this thread through `Bridge`.
 Nothing outside this thread touches a widget or changes the workspace.
@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
             self.player, self.workspace, self._show_strips, self.active_loop, self.status, self.statusBar()
         )
         canvas = self.timeline.canvas
-        self.null_view = NullView(self.workspace, canvas, self.null_label, self.null_panel, self.undo, self.seek)
+        self.null_view = NullView(self.workspace, canvas, self.null_label, self.null_panel, self.edit_loop, self.seek)
         self.midi_view = MidiView(self.midi_link, self.player, self.mixer.learn, self.status, self.show_error)
         self.preferences = Preferences(
             self.settings, self.settings_panel, self.player, self.device_box, self.autosave_timer, self.status
@@ -238,11 +238,7 @@ class MainWindow(QMainWindow):
         self.offer_bar.install_requested.connect(self.model_flow.offer_install)
         self.offer_bar.declined.connect(lambda model: hints.record("app", "declined"))
         canvas.seek.connect(self.seek)
-        canvas.loop_changed.connect(
-            lambda span: self.undo.push(
-                LoopCommand(work.set_loop, work.project.view.get("loop"), list(span) if span else None)
-            )
-        )
+        canvas.loop_changed.connect(self.edit_loop)
         canvas.selection_changed.connect(lambda span: self.separate_selection_action.setEnabled(bool(span)))
         canvas.spectrogram_requested.connect(self.lanes.compute_spectrogram)
         canvas.control_touched.connect(self.midi_view.control_touched)
@@ -537,6 +533,13 @@ class MainWindow(QMainWindow):
         self.player.seek(seconds)
         self.timeline.canvas.playhead = seconds
         self.timeline.canvas.update()
+
+    def edit_loop(self, span) -> None:
+        """An undoable edit of the loop region (Shift+drag, a residual window looped); None: no loop."""
+        work = self.workspace
+        self.undo.push(
+            LoopCommand(work.set_loop, work.project.view.get("loop"), [float(t) for t in span] if span else None)
+        )
 
     def set_loop(self, span) -> None:
         self.workspace.set_loop(span)

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from .installable import (
     HTDEMUCS_LICENCE,
     HTDEMUCS_SPEED,
     HTDEMUCS_TIME,
+    Progress,
 )
 from .installable import HTDEMUCS_LICENSE_NOTE as LICENSE_NOTE
 from .installable import HTDEMUCS_PACKAGE as PACKAGE
@@ -54,8 +54,6 @@ if TYPE_CHECKING:  # torch and the network load when a model is converted, not w
 # What StemDesk writes to disk: the float32 weights (HTDEMUCS_DISK_MB) and the card; checked before anything is
 # written.
 NEEDED_BYTES = 400 << 20
-
-Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
 
 
 def tarball_integrity(path: Path) -> str:
