@@ -60,6 +60,10 @@ class Separated:
     sessions: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the session exporters said about their files
     precision: str = "fp32"  # what the model ran at: "bf16" or "fp32" (see `separate`'s precision)
+    # the stems split further (``split=``): {parent: {child: file}} in ``folder/<parent>/``, with their null
+    # against the parent in ``split_nulls`` and the whole tree's against the song in the certificate
+    splits: dict[str, dict[str, Path]] = field(default_factory=dict)
+    split_nulls: dict[str, NullResult | None] = field(default_factory=dict)
 
 
 def _registry() -> Registry:
@@ -146,6 +150,9 @@ def separate(
     - ``start`` and ``duration`` (seconds) separate an excerpt; ``segment`` (seconds) trades memory for speed.
     - ``wiener``, ``vocal_gate`` (a, b), ``binarise`` (alpha), ``shifts``: post-processing and test-time shifts;
       each keeps the null.
+    - ``split={"vocals": "stemdesk-vocals-leadback", "drums": "stemdesk-drumkit"}`` splits those stems further
+      with split models into ``out/<song name>/<stem>/<child>.<ext>``; the children null against their stem and
+      the whole tree against the song (`Separated.splits`).
     - ``instrumental=True`` also writes ``instrumental.<ext>`` (the song minus the vocals, exactly);
       ``session="dawproject,rpp"`` (or a list) writes DAW sessions of the stems beside them.
     - ``certify=False`` skips the null check and the certificate; ``model_postprocessing=False`` skips the
@@ -203,6 +210,8 @@ def separate(
                 sessions={kind: written.path for kind, written in made.sessions.items()},
                 notes=[written.note for written in made.sessions.values() if written.note],
                 precision=result.precision,
+                splits={s.parent: {p.stem: p for p in s.result.outputs} for s in made.splits},
+                split_nulls={s.parent: s.result.null for s in made.splits},
             )
         )
     return results if many else results[0]

@@ -45,12 +45,20 @@ def add_parser(commands: Any) -> None:
         auto="a GPU when the worker has one (on Ray: with --gpus-per-worker), else the CPU",
     )
     add_precision_option(batch)
+    batch.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        metavar="STEM=MODEL",
+        help="split a stem further with a split model, as stemdesk separate --split (repeat for more stems)",
+    )
     batch.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..core.device import resolve_device
     from ..jobs.batch import BatchSettings, run_batch, summary_dict
+    from ..jobs.split import parse_splits
 
     settings = BatchSettings(
         model=args.model,
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         threads=args.threads_per_worker,
         device=args.device,
         precision=args.precision,
+        splits=parse_splits(args.split),
     )
     settings.options()  # refuse impossible formats before starting workers
     if not args.ray:  # local workers have this machine's devices (a Ray cluster's may have others)

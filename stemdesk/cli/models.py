@@ -20,6 +20,10 @@ RESEARCH_HEADING = (
     "Research (paper methods trained from scratch with stemdesk train --recipe; each card says the paper, recipe, "
     "data and licence):"
 )
+SPLIT_HEADING = (
+    "Split models (split one stem further: stemdesk separate SONG --split STEM=MODEL, or stemdesk split STEM.wav "
+    "--model MODEL):"
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -122,8 +126,13 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
         print("No models installed.", file=out)
         return EXIT_ERROR
     research = [card for card in cards if is_research(card)]
+    splits = [card for card in cards if card.split_parent is not None and card not in research]
     for card in cards:
-        if card not in research:
+        if card not in research and card not in splits:
+            print_model(card, out)
+    if splits:
+        print(f"\n{SPLIT_HEADING}", file=out)
+        for card in splits:
             print_model(card, out)
     if research and args.all:
         print(f"\n{RESEARCH_HEADING}", file=out)

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from ..io.formats import READABLE
 from ..io.registry import Registry
+from ..jobs.separate import SeparateResult
 from .common import EXIT_NULL, ProgressBar, count
 from .options import (
     add_device_option,
@@ -36,6 +37,27 @@ def add_parsers(commands: Any, sessions: Callable[[str], list[str]]) -> None:
     add_separation_options(sep, sessions)
     sep.set_defaults(handler=run_separate)
 
+    split = commands.add_parser(
+        "split",
+        help="split a stem file you have with a split model (vocals into lead and backing, drums into the kit)",
+        description="Split stem files into DIR/<stem name>/<child>.<ext> with a split model; the children add up "
+        "to the stem exactly (16- and 24-bit: bit for bit) and a certificate says so. DIR: beside each stem.",
+    )
+    split.add_argument("inputs", nargs="+", metavar="STEM", type=Path, help="the stem files to split")
+    split.add_argument("--model", required=True, help="the split model (`stemdesk models --all` lists them)")
+    split.add_argument(
+        "-o", "--outdir", type=Path, help="the folder for DIR/<stem name>/ (default: the folder of each stem)"
+    )
+    split.add_argument(
+        "--overwrite", action="store_true", help="replace the children an earlier split left in DIR/<stem name>"
+    )
+    add_format_options(split)
+    add_device_option(split)
+    add_precision_option(split)
+    add_threads_option(split)
+    add_segment_option(split)
+    split.set_defaults(handler=run_split)
+
     demo = commands.add_parser("demo", help="separate a demo song (fetched from Debian or synthesised)")
     add_outdir_options(demo)
     add_separation_options(demo, sessions)
@@ -53,6 +75,14 @@ def add_separation_options(parser: argparse.ArgumentParser, sessions: Callable[[
     add_segment_option(parser)
     add_session_option(parser, sessions, "also write DAW sessions or DJ stem files")
     add_instrumental_option(parser, "instrumental.<ext>")
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        metavar="STEM=MODEL",
+        help="split a stem further with a split model into <song>/<stem>/<child>.<ext> (e.g. "
+        "vocals=stemdesk-vocals-leadback, drums=stemdesk-drumkit); repeat for more stems",
+    )
     post = parser.add_argument_group("post-processing (each keeps the null)")
     add_postprocessing_options(post)
     post.add_argument(
@@ -110,6 +140,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         binarise=args.binarise,
         shifts=args.shifts,
         model_postprocessing=not args.no_model_postprocessing,
+        split=args.split,
     )
     folders = tasks.separation_folders(options, args.registry, inputs, args.outdir, overwrite=args.overwrite)
     threads = args.threads if args.threads is not None else default_threads()
@@ -138,6 +169,9 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
                 print(f"  warning: {result.null.clipping}", file=out)
             if not result.null.passed:
                 unnulled.append(path.name)
+        for split in made.splits:
+            if not print_split(split.parent, split.result, out):
+                unnulled.append(f"{path.name} ({split.parent})")
         print_extras(made.instrumental, made.sessions, out)
     if unnulled:
         print(f"stemdesk: the stems of {', '.join(unnulled)} do not null (see the certificate).", file=err)
@@ -169,3 +203,43 @@ def print_extras(instrumental: Path | None, sessions: dict, out: TextIO) -> None
         print(f"  {kind} session: {written.path}", file=out)
         if written.note:
             print(f"    {written.note}", file=out)
+
+
+def print_split(parent: str, result: SeparateResult, out: TextIO) -> bool:
+    """One split's line (its children, model and null); False when its children do not null."""
+    children = ", ".join(p.stem for p in result.outputs)
+    line = f"  {parent} split by {result.model} into {children} in {result.outputs[0].parent}"
+    if result.null is not None:
+        line += f"; null-sum check against {parent}: {result.null.verdict}"
+    print(line, file=out)
+    return result.null is None or result.null.passed
+
+
+def run_split(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..io.process import default_threads, tune_allocator
+    from ..jobs.separate import separate_options
+    from ..session import tasks
+
+    tune_allocator()
+    options = separate_options(
+        model=args.model,
+        format=args.format,
+        bit_depth=args.bit_depth,
+        device=args.device,
+        precision=args.precision,
+        segment=args.segment,
+    )
+    folders = tasks.split_folders(args.model, args.registry, args.inputs, args.outdir, args.overwrite)
+    threads = args.threads if args.threads is not None else default_threads()
+    engines = tasks.Engines(args.registry)
+    failed = []
+    for path, folder in zip(args.inputs, folders):
+        result = tasks.split(engines, path, folder, options, threads=threads).run(ProgressBar(path.name))
+        if not print_split(path.stem, result, out):
+            failed.append(path.name)
+        elif result.certificate is not None:
+            print(f"  certificate {result.certificate}", file=out)
+    if failed:
+        print(f"stemdesk: the children of {', '.join(failed)} do not null (see the certificate).", file=err)
+        return EXIT_NULL
+    return 0

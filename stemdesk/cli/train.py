@@ -90,6 +90,12 @@ def add_parsers(commands: Any) -> None:
     )
     add_device_option(train, default="cpu", runs="training runs")
     add_threads_option(train, "all cores but one; under torchrun, an equal share per process")
+    train.add_argument(
+        "--split",
+        metavar="PARENT",
+        help="train a split model of PARENT (vocals, drums, bass, other or mix) into the stems --mapping's stem "
+        "set names; with --from, continue that split model",
+    )
     scratch = train.add_argument_group("from scratch (stemdesk/training/recipes.py)")
     scratch.add_argument("--estimator", metavar="NAME", help="train this estimator from scratch")
     scratch.add_argument(
@@ -181,8 +187,11 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.recipes:
         return _recipes(args, out)
-    scratch = bool(args.estimator or args.recipe)
-    wrong = _given(args, FINE_TUNE_ONLY if scratch else SCRATCH_ONLY)
+    scratch = bool(args.estimator or args.recipe or args.split)
+    # a split model may continue one (--from) but freezes nothing and has no adapters
+    wrong = _given(
+        args, {k: v for k, v in FINE_TUNE_ONLY.items() if not (args.split and k == "base")} if scratch else SCRATCH_ONLY
+    )
     if wrong:
         mode = "training from scratch (--estimator/--recipe)" if scratch else "fine-tuning (--from)"
         raise StemDeskError(f"{mode} takes no {', '.join(wrong)}; leave {'it' if len(wrong) == 1 else 'them'} out.")
@@ -299,13 +308,22 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         seed=args.seed,
         device=args.device,
         teacher=teacher,
+        split=args.split,
+        start=args.base,
     )
     made = tasks.train_from_scratch(request).run(show)
     scores = ", ".join(f"{k} {v:.2f}" for k, v in made["valid_usdr"].items())
     pre = made["pretraining"]
     before = f" after {pre['steps']} autoencoder pre-training steps" if pre else ""
+    what = made["paper"] or made["estimator"]
+    if made.get("split"):
+        baselines = "; ".join(
+            f"{label} " + ", ".join(f"{k} {v:.2f}" for k, v in medians.items())
+            for label, medians in made["split"]["baselines"].items()
+        )
+        what = f"splits {made['split']['parent']} ({baselines} for the baselines)"
     print(
-        f"{made['model']}: {made['paper'] or made['estimator']}, recipe {made['recipe']}, trained from scratch for "
+        f"{made['model']}: {what}, recipe {made['recipe']}, trained for "
         f"{made['steps']} steps{before}; validation uSDR at step {made['best_step']}: {scores}.",
         file=out,
     )
@@ -317,5 +335,13 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         print("  its weights are over the 10 MB a research model may ship with: make it smaller (--set)", file=out)
     if made["research_only"]:
         print(f"  {made['research_only']}", file=out)
-    print(f"  Use it with --model {made['model']}; `stemdesk models --all` lists it under Research.", file=out)
+    if made.get("split"):
+        parent = made["split"]["parent"]
+        print(
+            f"  Use it with stemdesk separate SONG --split {parent}={made['model']}, or stemdesk split "
+            f"{parent.upper()}.wav --model {made['model']}.",
+            file=out,
+        )
+    else:
+        print(f"  Use it with --model {made['model']}; `stemdesk models --all` lists it under Research.", file=out)
     return 0

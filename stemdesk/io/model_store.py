@@ -90,7 +90,8 @@ class ModelCard:
         if isinstance(written, str) and written.strip():
             return written.strip()
         stems = ", ".join(self.outputs or self.sources)
-        parts = [f"Separates {stems}."]
+        parent = self.split_parent
+        parts = [f"Splits {parent} into {stems}." if parent else f"Separates {stems}."]
         scores = (self.raw.get("metrics") or {}).get("validation_usdr_median_db") or {}
         if isinstance(scores, dict) and scores:
             shown = ", ".join(f"{name} {float(value):.1f}" for name, value in scores.items())
@@ -105,6 +106,13 @@ class ModelCard:
         if isinstance(data, dict) and data.get("research_only"):
             parts.append("Weights: personal and research use only.")
         return " ".join(parts)
+
+    @property
+    def split_parent(self) -> str | None:
+        """The stem a split model splits (its card's ``split.parent``: "vocals", "drums", or "mix" for any), or
+        None for a model that separates songs."""
+        split = self.raw.get("split")
+        return str(split["parent"]) if isinstance(split, dict) and split.get("parent") else None
 
     def identity(self) -> dict[str, Any]:
         """How certificates and batch records name the model: its id, weights and estimator."""

@@ -38,6 +38,7 @@ from ..io.process import die_with_parent, interrupt, tune_allocator
 from ..io.registry import Registry
 from ..io.stems import read_certificate
 from .separate import SeparateOptions, SeparationEngine, separate_options, set_threads
+from .split import check_splits, split_tree
 
 MANIFEST = "stemdesk-batch.jsonl"
 
@@ -53,6 +54,7 @@ class BatchSettings:
     # it a share of one), else the CPU.
     device: str = "auto"
     precision: str = "auto"  # see stemdesk.core.precision
+    splits: tuple[tuple[str, str], ...] = ()  # (stem, split model): see stemdesk.jobs.split
 
     def options(self) -> SeparateOptions:
         """The separation options each song is separated with (`separate_options`, as `stemdesk separate`'s)."""
@@ -63,6 +65,7 @@ class BatchSettings:
             device=self.device,
             precision=self.precision,
             segment=self.segment,
+            split=[f"{parent}={model}" for parent, model in self.splits],
         )
 
     def key(self) -> dict:
@@ -72,6 +75,8 @@ class BatchSettings:
         less than the model's own error: docs/htdemucs.md); a precision asked for counts."""
         fmt = OutputFormat.parse(self.format, self.bit_depth)
         key = {"model": self.model, "format": fmt.name, "depth": fmt.depth, "segment": self.segment}
+        if self.splits:
+            key["splits"] = dict(self.splits)
         return key if self.precision == "auto" else {**key, "precision": self.precision}
 
 
@@ -143,8 +148,18 @@ class SongWorker:
         set_threads(settings.threads)
         self.settings = settings
         registry = Registry(model_folders=tuple(Path(f) for f in folders)) if folders else None
+        self.registry = registry
         self.engine = SeparationEngine(settings.model, settings.device, registry, settings.precision)
         self.options = settings.options()
+        self.split_engines: dict[str, SeparationEngine] = {}
+
+    def split_engine(self, model: str) -> SeparationEngine:
+        """A split model's engine, loaded once per worker."""
+        if model not in self.split_engines:
+            self.split_engines[model] = SeparationEngine(
+                model, self.settings.device, self.registry, self.settings.precision
+            )
+        return self.split_engines[model]
 
     def run(self, song: CatalogSong, outdir: str, attempt: int) -> dict:
         started = time.monotonic()
@@ -160,21 +175,37 @@ class SongWorker:
         }
         try:
             result = self.engine.separate_file(song.input, Path(outdir) / song.relative, self.options)
+            splits = split_tree(result, self.options.splits, self.split_engine, self.options)
             # the separation's certificate already holds the input's and the outputs' hashes: read them instead
             # of hashing everything again (the null check's finding comes with the result)
             cert = read_certificate(result.outputs[0].parent)
             hashes = {item["file"]: item["sha256"] for item in cert["outputs"]}
             null = result.null
+            assert null is not None  # a batch always certifies
+            outputs = [{"path": str(p.relative_to(outdir)), "sha256": hashes[p.name]} for p in result.outputs]
+            nulls = [null]
+            for split in splits:
+                inner = read_certificate(split.folder)
+                inner_hashes = {item["file"]: item["sha256"] for item in inner["outputs"]}
+                outputs += [
+                    {"path": str(p.relative_to(outdir)), "sha256": inner_hashes[p.name]} for p in split.result.outputs
+                ]
+                assert split.result.null is not None
+                nulls.append(split.result.null)
             record.update(
                 {
                     "status": "done",
                     "input_sha256": cert["source"]["sha256"],
-                    "outputs": [{"path": str(p.relative_to(outdir)), "sha256": hashes[p.name]} for p in result.outputs],
-                    "null": {"bit_exact": null.bit_exact, "passed": null.passed, "peak_dbfs": null.peak_dbfs},
+                    "outputs": outputs,
+                    "null": {
+                        "bit_exact": all(n.bit_exact for n in nulls),
+                        "passed": all(n.passed for n in nulls),
+                        "peak_dbfs": null.peak_dbfs,
+                    },
                     "audio_seconds": result.frames / result.info.sample_rate,
                 }
             )
-            if not null.passed:
+            if not all(n.passed for n in nulls):
                 # as `stemdesk separate` exits 3: stems that do not null are not a finished song. They stay on disk
                 # to be looked at, the song is redone by the next run, and it is not retried now (the same input
                 # and weights give the same stems)
@@ -294,6 +325,7 @@ def run_batch(
     sweep_stale(outdir, recursive=True)
     manifest = Manifest(outdir / MANIFEST)
     card = find_card(settings.model, registry)  # an ensemble's members are checked before any worker starts
+    check_splits(settings.options(), registry)
     settings = replace(settings, model=card.id)  # "A*1+B" is "A+B"
     weights = card.weights_sha256
     summary = BatchSummary()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -61,6 +61,8 @@ class SeparateOptions:
     model_postprocessing: bool = True
     shifts: int = 0  # test-time random shifts, averaged (Separator's shifts)
     certify: bool = True  # check the null on the written files, write a certificate
+    # split models run on the stems written: ((parent stem, split model), ...), see stemdesk.jobs.split
+    splits: tuple[tuple[str, str], ...] = ()
 
     def postprocessing(self, card: ModelCard | None = None) -> PostProcessing:
         """The post-processing a separation with ``card``'s model applies: these options where set, the card's
@@ -91,6 +93,7 @@ class SeparateOptions:
             "binarise": post.binarise,
             "model_postprocessing": self.model_postprocessing,
             "shifts": self.shifts,
+            **({"splits": dict(self.splits)} if self.splits else {}),
         }
 
 
@@ -111,6 +114,7 @@ class SeparateKeywords(TypedDict, total=False):
     shifts: int
     model_postprocessing: bool
     certify: bool
+    split: Mapping[str, str] | Sequence[str] | None
 
 
 def separate_options(
@@ -128,12 +132,16 @@ def separate_options(
     shifts: int = 0,
     model_postprocessing: bool = True,
     certify: bool = True,
+    split: Mapping[str, str] | Sequence[str] | None = None,
 ) -> SeparateOptions:
     """Separation options from plain values, as every front end has them (the command line's flags, the Python
     API's arguments, a batch's settings, the app's controls). ``model`` None is the default model, ``segment`` None
     the default segment; ``bit_depth`` is 16, 24 or "32f" (None: the format's default). Raises StemDeskError whose
     ``setting`` names the value to change (``segment_seconds``, ``wiener``, ``shifts``; an impossible format or
-    depth raises it from `OutputFormat.parse`). The device is kept as named; the task that runs resolves it."""
+    depth raises it from `OutputFormat.parse`). The device is kept as named; the task that runs resolves it.
+    ``split``: split models to run on the stems written, ``{"vocals": MODEL}`` or ``["vocals=MODEL"]``."""
+    from .split import parse_splits
+
     fmt = OutputFormat.parse(format, None if bit_depth is None else str(bit_depth))
     if segment is not None and segment <= 0:
         raise StemDeskError("The segment must be a positive number of seconds.", setting="segment_seconds")
@@ -159,6 +167,7 @@ def separate_options(
         model_postprocessing=model_postprocessing,
         shifts=int(shifts),
         certify=certify,
+        splits=parse_splits(split),
     )
 
 
@@ -348,7 +357,7 @@ class SeparationEngine:
         started = time.monotonic()
         info = probe(path)
         rate = info.sample_rate
-        start, total = _excerpt(info, options)
+        start, total = excerpt(info, options)
         post = self.postprocessing(options)
         chunker = self._chunker(rate, options)
         mixture = _Mixture(info, start, total)
@@ -412,7 +421,7 @@ class SeparationEngine:
         )
 
 
-def _excerpt(info: AudioInfo, options: SeparateOptions) -> tuple[int, int]:
+def excerpt(info: AudioInfo, options: SeparateOptions) -> tuple[int, int]:
     """Where the part of the song to separate starts and how many frames it has (all of it from ``options.start``,
     or ``options.duration`` of it, up to its end). Raises AudioError for a start past the end or a duration ≤ 0."""
     rate = info.sample_rate

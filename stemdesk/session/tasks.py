@@ -10,6 +10,7 @@ to learn how its own job went.
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import threading
 import time
@@ -35,6 +36,7 @@ from ..io.model_store import ModelCard, sha256_file
 from ..io.registry import Registry, Written
 from ..io.stems import CERTIFICATE, Stems, certified, earlier_stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
+from ..jobs.split import SplitResult, check_split, check_splits, split_file, split_parent, split_tree
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 from ..training.scratch import ScratchRequest as Scratch
@@ -96,6 +98,7 @@ class Separation:
     instrumental: Path | None = None
     sessions: dict[str, Written] = field(default_factory=dict)
     load_seconds: float = 0.0
+    splits: list[SplitResult] = field(default_factory=list)  # the stems split by split models, in order
 
 
 def write_extras(
@@ -170,6 +173,7 @@ def separation_folders(
     is the first thing to say, before a taken folder. Every front end that separates songs into OUTDIR checks
     them in this order, before any song is separated."""
     find_card(options.model, registry)
+    check_splits(options, registry)
     return song_folders(songs, outdir, overwrite)
 
 
@@ -210,7 +214,15 @@ def separate(
         for stale in earlier:  # an earlier model's stems that this one did not replace
             if stale.name not in written:
                 stale.unlink(missing_ok=True)
-        made = Separation(result, load_seconds=loaded)
+        splits = split_tree(
+            result,
+            options.splits,
+            lambda model: engines.get(model, device, options.precision),
+            options,
+            progress,
+            cancel,
+        )
+        made = Separation(result, load_seconds=loaded, splits=splits)
         if extras:
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(
@@ -229,6 +241,41 @@ def separate(
             return work_held(progress, cancel)
 
     return Task(f"Separate {song.name}", work, device, options.model)
+
+
+def split_folders(
+    model: str, registry: Registry | None, stems: Sequence[Path], outdir: Path | None, overwrite: bool = False
+) -> list[Path]:
+    """Where each stem file is split: ``outdir/<stem name>`` (default: beside the stem). Checks first that
+    ``model`` is a split model, then that no folder holds earlier children (unless ``overwrite``) and no two stems
+    would share one."""
+    card = find_card(model, registry)
+    if split_parent(card) is None:
+        check_split("", card, [])  # raises: not a split model
+    folders = [(Path(outdir) if outdir is not None else Path(p).parent) / Path(p).stem for p in stems]
+    clashes = sorted({str(f) for f in folders if folders.count(f) > 1})
+    if clashes:
+        raise StemDeskError(f'Several stems would be split into "{clashes[0]}"; split them one at a time.')
+    refuse_replacing(folders, overwrite)
+    return folders
+
+
+def split(
+    engines: Engines, stem: Path, folder: Path, options: SeparateOptions, threads: int | None = None
+) -> Task[SeparateResult]:
+    """Split one stem file into ``folder`` with the split model ``options.model``."""
+    from ..core.device import resolve_device
+
+    device = str(resolve_device(options.device))
+
+    def work(progress: Progress, cancel: CancelToken) -> SeparateResult:
+        if threads is not None and device == "cpu":
+            set_threads(threads)
+        progress({"message": "loading model"})
+        engine = engines.get(options.model, device, options.precision)
+        return split_file(engine, stem, folder, options, progress=progress, cancel=cancel)
+
+    return Task(f"Split {stem.name}", work, device, options.model)
 
 
 def separate_array(
@@ -467,12 +514,29 @@ class DataReport:
     text: str  # the same, for people
 
 
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the mapping's own reader says what is wrong with it
+
+
 def check_data(folder: Path, mapping: Path | None = None) -> Task[DataReport]:
     """The training-data report of a folder of song folders (or a CSV list)."""
 
     def work(progress: Progress, cancel: CancelToken) -> DataReport:
         from ..training.dataset import check_dataset, describe, discover, read_mapping
+        from ..training.stemsets import describe_sessions, discover_sessions, is_stemset, load_sessions, read_stemset
 
+        if mapping is not None and is_stemset(_read_json(Path(mapping))):
+            stemset = read_stemset(Path(mapping))
+            sessions = discover_sessions(Path(folder), stemset)
+            if not sessions:
+                raise StemDeskError(f'No songs found in "{folder}": expected one folder per song with its tracks.')
+            report = load_sessions(sessions, stemset, keep=False)[0]
+            if len(stemset.children) - len(report["never_sounding"]) < 2:
+                report["ok"] = []  # fewer than two stems sound anywhere: no split to learn
+            return DataReport(report, describe_sessions(report))
         songs = discover(Path(folder), read_mapping(mapping))
         if not songs:
             raise StemDeskError(f'No songs found in "{folder}": expected one folder per song with its stems inside.')

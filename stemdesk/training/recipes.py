@@ -39,6 +39,9 @@ OBJECTIVE_WORDS = {
     "stems against its sources, silent sources left out",
     "usdr_silent": "minus the mean uSDR of each example's masked-mixture stems against its sources, a source silent "
     "in the example scored by how far below the mixture its estimate stays (at most 30 dB)",
+    "usdr_capped": "minus the mean thresholded uSDR of each example's masked-mixture stems (at most 30 dB each, so "
+    "examples where one stem sounds alone do not outweigh those where stems overlap), a silent source scored by how "
+    "far below the mixture its estimate stays",
     "ibm_bce": "binary cross-entropy against the ideal binary mask of {first}",
     "ibm_bce_windows": "binary cross-entropy of each sliding excerpt's own prediction against the ideal binary "
     "mask of {first} over its frames (the average over excerpts is for inference only)",

@@ -49,6 +49,8 @@ from .model_card import render
 from .pretrain import pretrain_autoencoder
 from .recipes import TRAINING, Recipe, resolve, with_settings
 from .recipes import describe as describe_recipe
+from .split import SplitData, gather_split, no_harm, score_baselines, split_facts, split_recipe
+from .stemsets import StemSet, describe_sessions, is_stemset, read_stemset
 from .threshold import choose_threshold
 from .train import TrainConfig, Trainer, export_model, loss_trend
 
@@ -85,6 +87,10 @@ class ScratchRequest:
     seed: int = 0
     device: str = "cpu"
     teacher: Teacher | None = None
+    # a split model (`stemdesk.training.split`): the parent it splits, whose children ``mapping`` (a stem set)
+    # names; ``start``: a split model of the same children to continue training from, instead of from scratch
+    split: str | None = None
+    start: str | None = None
 
 
 @dataclass
@@ -96,11 +102,19 @@ class Plan:
     estimator_config: dict[str, Any]
 
 
-def plan(request: ScratchRequest) -> Plan:
+def plan(request: ScratchRequest, sources: Sequence[str] | None = None) -> Plan:
     """The recipe and the trainer's settings for ``request``, with the estimator built once to check them.
-    Raises StemDeskError for a recipe, setting or option that cannot be used, saying what can."""
-    recipe = resolve(request.estimator, request.recipe)
-    config = with_settings(recipe.config, request.settings)
+    ``sources``: the stems it learns when they are not the four (a split model's children; the default recipe
+    of a split model is `split.SPLIT_RECIPE`). Raises StemDeskError for a recipe, setting or option that cannot be
+    used, saying what can."""
+    if request.split and request.estimator is None and request.recipe is None:
+        recipe = split_recipe(sources or ())
+    else:
+        recipe = resolve(request.estimator, request.recipe)
+    config = dict(recipe.config)
+    if sources is not None:
+        config["sources"] = list(sources)
+    config = with_settings(config, request.settings)
     try:
         estimator = build_estimator(recipe.estimator, config)
     except (TypeError, ValueError, KeyError) as error:
@@ -142,6 +156,7 @@ def plan(request: ScratchRequest) -> Plan:
         seed=request.seed,
         device=request.device,
         ema=request.ema,
+        data_sources=tuple(sources) if sources is not None else TrainConfig.data_sources,
         **training,
     )
     # The card's words describe what is trained: the recipe with the changes asked for.
@@ -179,7 +194,8 @@ def train_from_scratch(
     """Run the whole job; returns what it made (the model's id, folder, recipe, steps, validation scores, size).
     Raises StemDeskError for anything the user can fix."""
     wall, cpu = time.monotonic(), time.process_time()
-    made = plan(request)
+    stemset = _stemset(request)
+    made = plan(request, stemset.children if stemset is not None else None)
     recipe, config = made.recipe, made.config
     out_folder = user_models_dir() / request.name
     try:
@@ -192,14 +208,27 @@ def train_from_scratch(
     config.threads = torch.get_num_threads()
     run = runs_dir() / request.name
     run.mkdir(parents=True, exist_ok=True)
-    songs = gather(request.data, request.mapping)
-    report, loaded, train_names, valid_names = checked_split(songs, run, request.valid, "training")
+    split_data: SplitData | None = None
+    if stemset is not None:
+        split_data = gather_split(request.data, stemset, request.valid)
+        report, loaded = split_data.report, split_data.loaded
+        train_names, valid_names = split_data.train, split_data.valid
+        atomic_write_bytes(run / "data-report.json", json.dumps(report, indent=1).encode())
+        atomic_write_bytes(run / "data-report.txt", describe_sessions(report).encode())
+        used = split_data.terms_songs()
+    else:
+        songs = gather(request.data, request.mapping)
+        report, loaded, train_names, valid_names = checked_split(songs, run, request.valid, "training")
+        used = [song for song in songs if song.name in loaded]
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
     labelled = add_teacher(train, request.teacher) if request.teacher is not None else None
-    used = [song for song in songs if song.name in loaded]
     terms = data_terms(used)
     facts = card_facts(request, made, terms, train_names, valid_names, report["excluded"], labelled, train)
+    scored: dict[str, dict] = {}
+    if split_data is not None:
+        scored = score_baselines(split_data.stemset.children, made.estimator_config["stft"], valid)
+        facts = split_card(facts, request, split_data, scored, train_names)
     staged = run / "model"
     shutil.rmtree(staged, ignore_errors=True)
     trainer, pretrained = train_recipe(
@@ -211,6 +240,7 @@ def train_from_scratch(
         pretrain_steps=request.pretrain_steps,
         progress=progress,
         cancel=cancel,
+        init_state=_start_state(request, made) if request.start else None,
     )
     if trainer.step == 0:
         raise StemDeskError(
@@ -225,6 +255,14 @@ def train_from_scratch(
         )
     if recipe.threshold is not None:
         choose_for_model(staged, recipe.threshold, train)
+    if split_data is not None:
+        medians = read_card(staged).raw.get("metrics", {}).get("validation_usdr_median_db", {})
+        beats, words = no_harm(medians, scored)
+        if not beats:
+            raise StemDeskError(
+                f"{request.name} was not installed: its {words} on {', '.join(valid_names)}. Give it more minutes, "
+                f"more songs, or check the stem set (run folder: {run})."
+            )
     size = record_budget(staged, config, request.minutes, trainer, pretrained, wall, cpu)
     with atomic_folder(out_folder) as folder:
         shutil.copytree(staged, folder, dirs_exist_ok=True)
@@ -246,6 +284,75 @@ def train_from_scratch(
         "research_only": facts["training_data"].get("research_only"),
         "teacher": request.teacher.model if request.teacher is not None else None,
         "postprocessing": config.postprocessing.as_dict(),
+        "split": None
+        if split_data is None
+        else {"parent": split_data.stemset.split, "baselines": facts["split"]["baselines"]},
+    }
+
+
+def _stemset(request: ScratchRequest) -> StemSet | None:
+    """The stem set of a split model's training (None for a four-stem model). Raises StemDeskError for a split
+    without one, a stem set without a split, or what cannot go with a split."""
+    if request.split is None:
+        if request.mapping is not None and is_stemset(_json(request.mapping)):
+            raise StemDeskError(
+                f'"{request.mapping}" is a stem set (it names its own stems): train a split model with '
+                "--split PARENT (the stem it splits, or mix)."
+            )
+        if request.start is not None:
+            raise StemDeskError("Continuing a model (--from) with --estimator is for split models: add --split.")
+        return None
+    if request.mapping is None:
+        raise StemDeskError(
+            "A split model needs --mapping: a stem set naming its stems and their tracks, e.g. "
+            '{"split": "vocals", "stems": {"lead": ["VOX LEAD*"], "backing": ["BGVOX*"]}, "outside": ["*"]}.'
+        )
+    if request.teacher is not None:
+        raise StemDeskError(
+            "A teacher labels the four stems; a split model learns from session tracks: leave out --teacher."
+        )
+    return read_stemset(request.mapping, request.split)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _start_state(request: ScratchRequest, made: Plan) -> dict[str, torch.Tensor]:
+    """The weights of the split model ``request.start``, which must split the same parent into the same children
+    with the same network as this run's."""
+    card = find_model(str(request.start))
+    estimator, card = load_estimator(card)
+    split = card.raw.get("split") or {}
+    if split.get("parent") != request.split or list(estimator.sources) != list(made.estimator_config["sources"]):
+        raise StemDeskError(
+            f"{card.id} splits {split.get('parent') or 'nothing'} into {', '.join(estimator.sources)}; this run "
+            f"splits {request.split} into {', '.join(made.estimator_config['sources'])}. Continue a split model of "
+            "the same stems, or train from scratch (leave out --from)."
+        )
+    if card.estimator != made.config.estimator or estimator.config() != made.estimator_config:
+        raise StemDeskError(
+            f"{card.id} is a {card.estimator} network with other settings than this run's; leave out "
+            "--estimator/--recipe/--set to continue it as it is."
+        )
+    return {k: v.float() for k, v in estimator.state_dict().items()}
+
+
+def split_card(
+    facts: dict[str, Any], request: ScratchRequest, data: SplitData, scored: Mapping[str, dict], train: Sequence[str]
+) -> dict[str, Any]:
+    """A split model's card facts: what `card_facts` says, worded for a split, and its ``split`` block."""
+    stems = data.stemset
+    start = f", continued from {request.start}" if request.start else ""
+    return {
+        **facts,
+        "description": f"{request.name}: splits {stems.split} into {', '.join(stems.children)}, trained by "
+        f"`stemdesk train --split {stems.split}` on {len(train)} songs' session tracks{start}",
+        "purpose": "split",
+        "split": split_facts(data, scored),
     }
 
 

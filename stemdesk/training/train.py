@@ -129,7 +129,9 @@ SILENT_TARGET = 1e-6
 SILENT_CAP_DB = 30.0
 
 
-def usdr_loss_terms(estimates: Tensor, sources: Tensor, eps: float = 1e-8, silent: bool = False) -> Tensor:
+def usdr_loss_terms(
+    estimates: Tensor, sources: Tensor, eps: float = 1e-8, silent: bool = False, capped: bool = False
+) -> Tensor:
     """The mean uSDR in dB (global SDR per example and source, as `stemdesk.core.metrics.usdr` scores a song:
     10·log10((Σ s² + eps) / (Σ (s − ŝ)² + eps)) over channels and samples) of ``estimates`` against ``sources``
     (batch, sources, channels, length), over the example-source pairs whose source is not silent (`SILENT_TARGET`);
@@ -138,10 +140,15 @@ def usdr_loss_terms(estimates: Tensor, sources: Tensor, eps: float = 1e-8, silen
     With ``silent`` a silent source counts too, by how far below its example's mixture x the estimate stays,
     10·log10((Σ x² + eps) / (Σ ŝ² + τ·Σ x² + eps)) with τ = 10^(−`SILENT_CAP_DB`/10) (the thresholded SNR of
     Wisdom et al. 2020 for a reference that is silent), and the mean is over every pair: a song's uSDR counts what
-    a stem lets through where it is silent, which an example that leaves the source out never sees."""
+    a stem lets through where it is silent, which an example that leaves the source out never sees.
+
+    With ``capped`` (and ``silent``) a heard source's term is thresholded too, 10·log10((Σ s² + eps) / (Σ (s − ŝ)²
+    + τ·Σ s² + eps)), at most `SILENT_CAP_DB`: a split model's examples often hold one child alone, whose mask
+    can grow its uSDR without end, and the mean would follow those instead of the examples where children overlap."""
     signal = sources.square().sum(dim=(-2, -1))
     error = (sources - estimates).square().sum(dim=(-2, -1))
-    sdr = 10 * torch.log10((signal + eps) / (error + eps))
+    floor = 10 ** (-SILENT_CAP_DB / 10) * signal if capped else 0.0
+    sdr = 10 * torch.log10((signal + eps) / (error + floor + eps))
     heard = signal / (sources.shape[-2] * sources.shape[-1]) > SILENT_TARGET
     if not silent:
         return (sdr * heard).sum() / heard.sum().clamp_min(1)
@@ -184,14 +191,15 @@ def objective_loss(
             return window_bce(run(mix_mag, windows=True), goal)
         return F.binary_cross_entropy(run(mix_mag)[:, 0].clamp(1e-6, 1 - 1e-6), goal)
     raw = run(mix_mag)
-    if objective in ("magnitude_l1", "magnitude_mse", "dual", "usdr", "usdr_silent"):
+    if objective in ("magnitude_l1", "magnitude_mse", "dual", "usdr", "usdr_silent", "usdr_capped"):
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
 
         def masked_stems() -> Tensor:  # as the separator writes them: the masks on the mixture, through the iSTFT
             return stft.inverse(interpolate_bins(masks, model, native) * mix_spec.unsqueeze(1), stems.shape[-1])
 
-        if objective in ("usdr", "usdr_silent"):
-            return -usdr_loss_terms(masked_stems(), stems, silent=objective == "usdr_silent")
+        if objective in ("usdr", "usdr_silent", "usdr_capped"):
+            capped = objective == "usdr_capped"
+            return -usdr_loss_terms(masked_stems(), stems, silent=capped or objective == "usdr_silent", capped=capped)
         estimate = masks * mix_mag.unsqueeze(1)
         if objective == "magnitude_l1":
             return (estimate - target).abs().mean()

@@ -10,6 +10,7 @@ from .band_mlp import BandMLP
 from .base import OBJECTIVES, AnyEstimator, Estimator, WaveformEstimator
 from .cascade import Cascade
 from .context_nets import DeepKaraoke, LinCNN, RomaCNN
+from .crossover import Crossover
 from .densenet import DenseNetEstimator, MMDenseNet
 from .htdemucs import HTDemucs
 from .mix import MixEstimator
@@ -24,6 +25,7 @@ BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
         cls.kind: cls
         for cls in (
             MixEstimator,
+            Crossover,
             BandMLP,
             OpenUnmix,
             Refined,

@@ -16,6 +16,8 @@ from ..stft import STFTConfig
 #   dual: 0.9 · magnitude MSE + 0.1 · time-domain MSE (George et al.);
 #   usdr: minus the mean uSDR of each example's masked-mixture stems, silent sources left out; usdr_silent: the
 #            same with a silent source scored by how far below the mixture its estimate stays;
+#   usdr_capped: usdr_silent with every source's term thresholded at 30 dB (split models, whose examples often
+#            hold one child alone);
 #   ibm_bce: binary cross-entropy against the ideal binary mask of the first source (soft targets from the
 #            estimator's ``targets``, e.g. Lin et al.'s 0.02/0.98);
 #   ibm_bce_windows: the same for each sliding excerpt's own prediction before they are averaged (Deep Karaoke:
@@ -27,6 +29,7 @@ OBJECTIVES = (
     "dual",
     "usdr",
     "usdr_silent",
+    "usdr_capped",
     "ibm_bce",
     "ibm_bce_windows",
     "irm_mse",

@@ -1,0 +1,200 @@
+"""Splitting stems with split models: ``<song>/vocals.wav`` into ``<song>/vocals/lead.wav``, ``backing.wav``.
+
+A split model (a model whose card says which parent it ``split``s: `stemdesk.training.split`) separates the parent
+stem's file as a separation separates a song, so its children null against the parent as written, bit for bit in
+16- and 24-bit PCM (the stems writer's rule), and the parents against the song: the whole tree adds up to the song.
+The song's certificate gains a ``splits`` block naming each split's model and null, and the null of the tree's
+leaves (the children in place of their parents) against the song.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..core.cancel import CancelToken
+from ..core.errors import StemDeskError
+from ..export import certificate
+from ..export.nullcheck import NullResult, null_residual
+from ..io.ensemble import EnsembleCard, find_card
+from ..io.model_store import ModelCard
+from ..io.registry import Registry
+from ..io.stems import CERTIFICATE
+from .separate import Progress, SeparateOptions, SeparateResult, SeparationEngine, excerpt
+
+# The parents a split model may name: a stem of the base model, or "mix" (a split model of a whole song splits any
+# stem a user gives it).
+ANY_PARENT = "mix"
+
+
+@dataclass
+class SplitResult:
+    """One parent split: its model's children, written into ``<song folder>/<parent>/``."""
+
+    parent: str
+    result: SeparateResult
+
+    @property
+    def folder(self) -> Path:
+        return self.result.outputs[0].parent
+
+
+def parse_splits(values: Iterable[str] | Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """``["vocals=NAME", ...]`` (the command line's) or ``{"vocals": "NAME"}`` (the API's) → ((parent, model), ...)
+    in order. Raises StemDeskError for a value without "=" or a parent named twice."""
+    if not values:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    if isinstance(values, Mapping):
+        pairs = [(str(k), str(v)) for k, v in values.items()]
+    else:
+        for value in values:
+            parent, sep, model = str(value).partition("=")
+            if not sep or not parent.strip() or not model.strip():
+                raise StemDeskError(
+                    f"--split takes PARENT=MODEL (e.g. vocals=stemdesk-vocals-leadback), not {value!r}.",
+                    setting="split",
+                )
+            pairs.append((parent.strip(), model.strip()))
+    parents = [p for p, _ in pairs]
+    twice = sorted({p for p in parents if parents.count(p) > 1})
+    if twice:
+        raise StemDeskError(f"{twice[0]} is split twice; give one split model per stem.", setting="split")
+    return tuple(pairs)
+
+
+def split_parent(card: ModelCard | EnsembleCard) -> str | None:
+    """The parent a model splits (its card's ``split.parent``), or None for a model that separates songs."""
+    return None if isinstance(card, EnsembleCard) else card.split_parent
+
+
+def check_split(parent: str, card: ModelCard | EnsembleCard, stems: Sequence[str]) -> None:
+    """Refuse a split that cannot run: a model that splits nothing, or another parent, or a parent the base model
+    does not make. Raises StemDeskError saying which models or stems would do."""
+    made = split_parent(card)
+    if made is None:
+        raise StemDeskError(
+            f"{card.id} is not a split model (it separates whole songs); split {parent} with a model whose card "
+            "says it splits it (`stemdesk models --all` lists them under Split).",
+            setting="split",
+        )
+    if made not in (parent, ANY_PARENT):
+        raise StemDeskError(f"{card.id} splits {made}, not {parent}.", setting="split")
+    if parent not in stems:
+        raise StemDeskError(
+            f"The base model makes no {parent} stem to split (it makes {', '.join(stems)}).", setting="split"
+        )
+
+
+def written_stems(card: ModelCard | EnsembleCard) -> list[str]:
+    """The stems a separation with this model writes (a card that merges sources writes its outputs)."""
+    if isinstance(card, EnsembleCard):
+        return list(card.sources)
+    return list(card.outputs or card.sources)
+
+
+def check_splits(options: SeparateOptions, registry: Registry | None = None) -> None:
+    """Every split of ``options`` checked against the base model's card before anything runs (`check_split`)."""
+    if not options.splits:
+        return
+    stems = written_stems(find_card(options.model, registry))
+    for parent, model in options.splits:
+        check_split(parent, find_card(model, registry), stems)
+
+
+def split_options(options: SeparateOptions) -> SeparateOptions:
+    """What a split runs with: the song's format and model settings, over the whole parent file (the parent is
+    the excerpt already), with the split model's own post-processing only."""
+    return replace(options, start=0.0, duration=None, wiener=0, vocal_gate=None, binarise=None, splits=())
+
+
+def split_file(
+    engine: SeparationEngine,
+    stem: Path,
+    folder: Path,
+    options: SeparateOptions,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SeparateResult:
+    """Split one stem file into ``folder/<child>.<ext>`` with ``engine``'s split model; the children null against
+    the file. Raises what `SeparationEngine.separate_file` raises."""
+    return engine.separate_file(stem, folder, split_options(options), progress=progress, cancel=cancel)
+
+
+def split_tree(
+    result: SeparateResult,
+    splits: Sequence[tuple[str, str]],
+    engine_for: Callable[[str], SeparationEngine],
+    options: SeparateOptions,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> list[SplitResult]:
+    """Split the stems a separation wrote (``result``) with each (parent, model) of ``splits``, then record the
+    tree in the song's certificate. Every split is checked before any runs. A child folder an earlier separation
+    left beside a parent that is not split this time is removed (its parent changed)."""
+    by_name = {path.stem: path for path in result.outputs}
+    folder = result.outputs[0].parent
+    engines = {}
+    for parent, model in splits:
+        engine = engine_for(model)
+        check_split(parent, engine.card, list(by_name))
+        engines[parent] = engine
+    for name in by_name:
+        if name not in engines:
+            _remove_children(folder / name)
+    done = []
+    for parent, engine in engines.items():
+        if progress is not None:
+            progress({"message": f"splitting {parent} with {engine.card.id}"})
+        _remove_children(folder / parent)
+        made = split_file(engine, by_name[parent], folder / parent, options, progress, cancel)
+        done.append(SplitResult(parent, made))
+    if done and result.certificate is not None:
+        record_tree(result, done, excerpt(result.info, options)[0])
+    return done
+
+
+def _remove_children(folder: Path) -> None:
+    """Remove a folder of children StemDesk wrote (it holds a certificate), never anything else."""
+    if folder.is_dir() and (folder / CERTIFICATE).is_file():
+        shutil.rmtree(folder)
+
+
+def leaves(result: SeparateResult, splits: Sequence[SplitResult]) -> list[Path]:
+    """The tree's leaves: every stem, each split parent replaced by its children."""
+    children = {s.parent: s.result.outputs for s in splits}
+    out: list[Path] = []
+    for path in result.outputs:
+        out += children.get(path.stem, [path])
+    return out
+
+
+def tree_null(result: SeparateResult, splits: Sequence[SplitResult], start: int) -> NullResult:
+    """The null of the tree's leaves against the song (the samples the stems were made from)."""
+    paths = leaves(result, splits)
+    names = [f"{p.parent.name}/{p.stem}" if p.parent != result.outputs[0].parent else p.stem for p in paths]
+    return null_residual(result.info, paths, start, result.frames, names=names)
+
+
+def record_tree(result: SeparateResult, splits: Sequence[SplitResult], start: int) -> None:
+    """Add the splits and the tree's null to the song's certificate beside its stems (the copy inside each WAV
+    stays as it was written: it certifies that stem's level)."""
+    assert result.certificate is not None
+    cert = json.loads(result.certificate.read_text(encoding="utf-8"))
+    outputs = [Path(result.certificate.parent) / o["file"] for o in cert.pop("outputs", [])]
+    cert["splits"] = {
+        s.parent: {
+            "model": json.loads(s.result.certificate.read_text(encoding="utf-8")).get("model")
+            if s.result.certificate is not None
+            else s.result.model,
+            "folder": s.parent,
+            "children": [p.name for p in s.result.outputs],
+            "null": s.result.null.as_dict() if s.result.null is not None else None,
+        }
+        for s in splits
+    }
+    cert["tree_null"] = tree_null(result, splits, start).as_dict()
+    certificate.write_beside(result.certificate.parent, cert, outputs)

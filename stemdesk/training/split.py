@@ -1,0 +1,159 @@
+"""Training a split model: a mask network that takes one parent stem (or a whole mix) and splits it into the
+children a user's stem set names (`stemdesk.training.stemsets`), trained on their session tracks.
+
+A split model is an ordinary estimator whose sources are the children; its card says which parent it splits
+(``split``), so separation runs it on that stem, and the null rule makes the children sum to the parent exactly.
+Its no-harm rule: it is installed only when its validation beats two baselines, the parent split in equal parts
+(the `mix` estimator) and a fixed split by frequency bands (`crossover`; for a drum kit kick below 150 Hz and
+cymbals above 5 kHz), on the mean over its children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stemdesk.core.errors import StemDeskError
+from stemdesk.core.estimators import Estimator, build_estimator
+from stemdesk.core.estimators.crossover import Crossover
+from stemdesk.core.estimators.mix import MixEstimator
+
+from .data import Song
+from .dataset import SongFiles
+from .finetune import split_songs
+from .recipes import Recipe
+from .stemsets import SessionSong, StemSet, describe_sessions, discover_sessions, load_sessions
+from .validation import Validator
+
+# A split model's network unless --estimator or --recipe says otherwise: Open-Unmix's BiLSTM over the parent's
+# whole band (a drum kit's cymbals live above 16 kHz), trained on uSDR (the metric it is validated on) thresholded
+# at 30 dB, since one child often sounds alone in an example.
+SPLIT_RECIPE = Recipe(
+    "split-bilstm",
+    "open_unmix",
+    "",
+    "a BiLSTM mask network over the parent stem (Open-Unmix's layout), trained on thresholded uSDR",
+    {
+        "sources": ["a", "b"],
+        "stft": {"n_fft": 4096, "hop": 1024},
+        "hidden": 128,
+        "layers": 2,
+        "max_freq": 22050.0,
+        "objective": "usdr_capped",
+    },
+    training={"excerpt_seconds": 6.0, "batch": 8, "lr": 1e-3, "validate_every": 100},
+)
+
+# The crossover baseline's bands by child name (Hz): what a mixing engineer's crossover split of a drum kit does.
+CROSSOVER_BANDS = {"kick": (0.0, 150.0), "cymbals": (5000.0, None), "hats": (5000.0, None)}
+
+
+@dataclass
+class SplitData:
+    """A stem set's songs, checked: the report, the usable songs by name, and the training/validation split."""
+
+    stemset: StemSet
+    report: dict
+    loaded: dict[str, Song]
+    train: list[str]
+    valid: list[str]
+    sessions: list[SessionSong]
+
+    def terms_songs(self) -> list[SongFiles]:
+        """The songs as `data_terms` reads them (their folders' meta.json holds source and licence)."""
+        return [SongFiles(s.name, {"tracks": s.tracks}) for s in self.sessions if s.name in self.loaded]
+
+
+def gather_split(folders: Sequence[Path], stemset: StemSet, valid: Sequence[str]) -> SplitData:
+    """The session songs of every folder sorted by ``stemset``, checked and split by song. Raises StemDeskError
+    when fewer than two songs are usable or a child sounds in none of them."""
+    sessions: list[SessionSong] = []
+    for folder in folders:
+        found = discover_sessions(Path(folder), stemset)
+        if not found:
+            raise StemDeskError(f'No song folders with tracks in "{folder}".')
+        sessions += found
+    names = [s.name for s in sessions]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise StemDeskError(f"Songs named {twice} appear in more than one folder; rename them so each is one song.")
+    report, loaded = load_sessions(sessions, stemset)
+    sounding = [c for c in stemset.children if c not in report["never_sounding"]]
+    if len(sounding) < 2:
+        raise StemDeskError(
+            f"Only {len(sounding)} of the stems ({', '.join(sounding) or 'none'}) sound in a usable song: there is "
+            f"no split to learn. Check the stem set's patterns (stemdesk check-data DIR --mapping "
+            f"{stemset.source or 'MAP.json'}).\n" + describe_sessions(report)
+        )
+    if len(loaded) < 2:
+        raise StemDeskError(
+            f"Only {len(loaded)} usable song(s); training needs at least two: one to train on and one to "
+            "validate.\n" + describe_sessions(report)
+        )
+    train, held = split_songs(list(loaded), valid)
+    # Validation scores a child only in the songs where it sounds (a silent reference has no SDR); training keeps
+    # every child as a target, since a child silent in a song is silent there in truth.
+    silent = {song["name"]: set(song["facts"].get("silent", ())) for song in report["songs"]}
+    for name in held:
+        song = loaded[name]
+        song.usable = tuple(child not in silent[name] for child in stemset.children)
+    return SplitData(stemset, report, loaded, train, held, sessions)
+
+
+def split_recipe(children: Sequence[str]) -> Recipe:
+    """The default split recipe for these children."""
+    config = {**SPLIT_RECIPE.config, "sources": list(children)}
+    return Recipe(SPLIT_RECIPE.name, SPLIT_RECIPE.estimator, "", SPLIT_RECIPE.variant, config, SPLIT_RECIPE.training)
+
+
+def baselines(children: Sequence[str], stft: Mapping[str, Any]) -> dict[str, Estimator]:
+    """The no-harm rule's baselines for these children: equal parts, and the crossover (bands by child name where
+    `CROSSOVER_BANDS` knows them; without any, the crossover is the equal split and is left out)."""
+    made: dict[str, Estimator] = {"equal parts": MixEstimator(list(children), dict(stft))}
+    bands = {c: CROSSOVER_BANDS[c] for c in children if c in CROSSOVER_BANDS}
+    if bands:
+        made["crossover"] = Crossover(list(children), dict(stft), bands=bands)
+    return made
+
+
+def score_baselines(children: Sequence[str], stft: Mapping[str, Any], songs: Sequence[Song]) -> dict[str, dict]:
+    """Each baseline's validation ({"median": {child: dB}, "songs": ...}) on ``songs``."""
+    validator = Validator(songs, list(children))
+    return {label: validator.score(estimator) for label, estimator in baselines(children, stft).items()}
+
+
+def mean(values: Mapping[str, float]) -> float:
+    return sum(values.values()) / max(1, len(values))
+
+
+def no_harm(model: Mapping[str, float], scored: Mapping[str, dict]) -> tuple[bool, str]:
+    """Whether the model's validation medians (per child) beat every baseline's on the mean over the children,
+    and the sentence that says so."""
+    ours = mean(model)
+    parts = [f"{label} {mean(result['median']):.2f} dB" for label, result in scored.items()]
+    best = max((mean(result["median"]) for result in scored.values()), default=float("-inf"))
+    verdict = ours > best
+    word = "beats" if verdict else "does not beat"
+    return verdict, f"mean validation uSDR {ours:.2f} dB {word} the baselines ({'; '.join(parts)})"
+
+
+def split_facts(data: SplitData, scored: Mapping[str, dict]) -> dict[str, Any]:
+    """What a split model's card says about its split: the parent it takes, its children, the stem set that defined
+    them, the seconds left out for unsplit tracks, and the baselines' validation."""
+    left_out = {s["name"]: s["facts"].get("seconds_left_out", 0.0) for s in data.report["songs"] if s["ok"]}
+    return {
+        "parent": data.stemset.split,
+        "children": list(data.stemset.children),
+        "stemset": data.stemset.as_dict(),
+        "seconds_left_out": left_out,
+        "baselines": {label: result["median"] for label, result in scored.items()},
+    }
+
+
+def check_estimator(estimator: str, config: Mapping[str, Any]) -> None:
+    """A split model must predict masks (its children are the parent's masked parts): refuse others early."""
+    built = build_estimator(estimator, dict(config))
+    if not isinstance(built, Estimator):
+        raise StemDeskError(f"{estimator} predicts waveforms; a split model is a mask estimator.")
