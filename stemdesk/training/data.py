@@ -26,6 +26,9 @@ class Song:
     usable: tuple[bool, ...]
     sample_rate: int
     weight: float = 1.0  # how often the sampler draws from this song, per second, against a song of weight 1
+    # (sources, seconds): the seconds where each source sounds, for the sampler to draw excerpts around (a split
+    # model's session tracks are silent most of the song); None: any second
+    active: np.ndarray | None = None
 
     @property
     def complete(self) -> bool:
@@ -122,17 +125,29 @@ class Sampler:
         self._weights = [torch.tensor([s.length * s.weight for s in pool]) for pool in self.pools]
         self._complete_weights = torch.tensor([s.length * s.weight for s in self.complete])
 
-    def _pick(self, pool: list[Song], weights: Tensor) -> tuple[Song, int]:
+    def _pick(self, pool: list[Song], weights: Tensor, source: int | None = None) -> tuple[Song, int]:
+        """A song of ``pool`` and an excerpt's start in it: around a second where ``source`` (None: any source)
+        sounds when the song says where its sources sound, else anywhere."""
         song = pool[int(torch.multinomial(weights, 1, generator=self.generator))]
-        start = int(torch.randint(0, song.length - self.length, (1,), generator=self.generator))
-        return song, start
+        last = song.length - self.length
+        if song.active is not None:
+            sounding = song.active.any(axis=0) if source is None else song.active[source]
+            seconds = np.flatnonzero(sounding)
+            if len(seconds):
+                second = int(seconds[int(torch.randint(0, len(seconds), (1,), generator=self.generator))])
+                # the excerpt holds that second somewhere, at a random place
+                low = max(0, (second + 1) * song.sample_rate - self.length)
+                high = min(last, second * song.sample_rate)
+                if high > low:
+                    return song, int(torch.randint(low, high, (1,), generator=self.generator))
+        return song, int(torch.randint(0, last, (1,), generator=self.generator))
 
     def example(self) -> Tensor:
         g = self.generator
         if len(self.complete) == 0 or float(torch.rand(1, generator=g)) < self.remix:
             parts = []
             for i, (pool, weights) in enumerate(zip(self.pools, self._weights)):
-                song, start = self._pick(pool, weights)
+                song, start = self._pick(pool, weights, i)
                 parts.append(song.excerpt(i, start, self.length))
             stems = torch.stack(parts)
         else:

@@ -204,19 +204,34 @@ def unsplit_gate(unsplit: np.ndarray, rate: int) -> np.ndarray:
     guard = int(math.ceil(GUARD_SECONDS / GATE_FRAME_SECONDS))
     if guard and sounding.any():
         sounding = np.convolve(sounding.astype(np.int32), np.ones(2 * guard + 1, np.int32), mode="same") > 0
-    keep = np.repeat((~sounding).astype(np.float32), hop)[:n]
+    keep = np.repeat(~sounding, hop)[:n]
+    # ramps inside the kept samples: the weight is the distance to the nearest left-out sample over the fade
+    index = np.arange(n)
+    far = 2 * n + 1
+    last = np.maximum.accumulate(np.where(keep, -far, index))
+    following = np.minimum.accumulate(np.where(keep, far, index)[::-1])[::-1]
+    distance = np.minimum(index - last, following - index)
     fade = max(1, int(FADE_SECONDS * rate))
-    # ramps: a moving average of the hard gate over the fade, where the gate opens and closes
-    kernel = np.ones(fade, np.float32) / fade
-    return np.clip(np.convolve(keep, kernel, mode="same"), 0.0, 1.0) * keep
+    return np.clip(distance / fade, 0.0, 1.0).astype(np.float32)
+
+
+def _second_rms(stems: np.ndarray, rate: int) -> np.ndarray:
+    """stems (sources, channels, n) → each source's RMS per second (sources, seconds; a last partial second
+    counts)."""
+    seconds = -(-stems.shape[-1] // rate)
+    padded = np.zeros((*stems.shape[:2], seconds * rate), np.float32)
+    padded[..., : stems.shape[-1]] = stems
+    return np.sqrt(np.square(padded).reshape(stems.shape[0], stems.shape[1], seconds, rate).mean(axis=(1, 3)))
 
 
 def _loudest_second(stems: np.ndarray, rate: int) -> np.ndarray:
     """stems (sources, channels, n) → each source's RMS over its loudest second (on one-second steps)."""
-    seconds = max(1, stems.shape[-1] // rate)
-    cut = stems[..., : seconds * rate] if stems.shape[-1] >= rate else stems
-    power = np.square(cut).reshape(stems.shape[0], stems.shape[1], seconds, -1).mean(axis=(1, 3))
-    return np.sqrt(power.max(axis=1))
+    return _second_rms(stems, rate).max(axis=1)
+
+
+def _sounding_seconds(stems: np.ndarray, rate: int) -> np.ndarray:
+    """(sources, seconds) bool: the seconds where a source is louder than `SILENT_RMS`."""
+    return _second_rms(stems, rate) >= SILENT_RMS
 
 
 def check_session(song: SessionSong, stemset: StemSet) -> tuple[SongReport, Song | None]:
@@ -296,8 +311,11 @@ def check_session(song: SessionSong, stemset: StemSet) -> tuple[SongReport, Song
     report.ok = not report.errors
     if not report.ok:
         return report, None
-    # every child is a target: a child silent in a song is silent there in truth (all its tracks are named)
-    return report, Song.from_float(song.name, children, [True] * len(stemset.children), rate)
+    # every child is a target: a child silent in a song is silent there in truth (all its tracks are named);
+    # the sampler draws its excerpts around the seconds where the children sound
+    made = Song.from_float(song.name, children, [True] * len(stemset.children), rate)
+    made.active = _sounding_seconds(children, rate)
+    return report, made
 
 
 def load_sessions(songs: Sequence[SessionSong], stemset: StemSet, keep: bool = True) -> tuple[dict, dict[str, Song]]:

@@ -1,0 +1,134 @@
+"""Split models on separated stems: the children are written beside their parent, add up to it bit for bit, the
+whole tree adds up to the song, the certificate says so, and a split that cannot run is refused before anything is
+written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers import assert_stems_null, run
+
+from stemdesk.core.estimators import build_estimator
+from stemdesk.io.model_store import save_model, user_models_dir
+from stemdesk.io.stems import CERTIFICATE
+
+
+@pytest.fixture
+def split_model():
+    """A small split model of vocals into lead and backing (untrained: what it splits is not the point here)."""
+    torch.manual_seed(0)
+    estimator = build_estimator("band_mlp", {"sources": ["lead", "backing"], "stft": {"n_fft": 1024, "hop": 256}})
+    facts = {"description": "test split model", "purpose": "split", "split": {"parent": "vocals"}}
+    save_model(user_models_dir() / "tiny-split", "tiny-split", estimator, facts)
+    return "tiny-split"
+
+
+def ints(path) -> np.ndarray:
+    return sf.read(str(path), dtype="int32", always_2d=True)[0].astype(np.int64)
+
+
+@pytest.mark.parametrize("depth", ["16", "24"])
+def test_children_add_up_to_their_stem_and_the_tree_to_the_song(song_file, tmp_path, split_model, depth):
+    song = song_file(seconds=4.0, subtype="PCM_16")
+    out = tmp_path / "out"
+    code, text, err = run(
+        "separate", song, "-o", out, "--model", "tiny-4stem", "--split", "vocals=tiny-split", "--bit-depth", depth
+    )
+    assert code == 0, err
+    folder = out / "song"
+    children = [folder / "vocals" / "lead.wav", folder / "vocals" / "backing.wav"]
+    assert f"vocals split by {split_model} into lead, backing in {folder / 'vocals'}" in text and "bit-exact" in text
+    # each level nulls as `stemdesk nullcheck` (a second reader) measures it
+    assert_stems_null(folder / "vocals.wav", children, depth)
+    leaves = [*children, folder / "drums.wav", folder / "bass.wav", folder / "other.wav"]
+    assert_stems_null(song, leaves, depth)
+    # and by hand, in integers: Σ children = the parent, Σ leaves = the song at the stems' depth
+    assert np.array_equal(sum(ints(p) for p in children), ints(folder / "vocals.wav"))
+    assert np.array_equal(sum(ints(p) for p in leaves), ints(song))  # int32 reads: 16-bit samples << 16, alike
+    assert all(np.abs(ints(p)).max() > 0 for p in children)
+    cert = json.loads((folder / CERTIFICATE).read_text())
+    split = cert["splits"]["vocals"]
+    assert split["model"]["id"] == split_model and split["children"] == ["lead.wav", "backing.wav"]
+    assert split["null"]["bit_exact"] and cert["tree_null"]["bit_exact"]
+    assert set(cert["tree_null"]["energy_share"]) == {"vocals/lead", "vocals/backing", "drums", "bass", "other"}
+    assert cert["settings"]["splits"] == {"vocals": split_model}
+    inner = json.loads((folder / "vocals" / CERTIFICATE).read_text())
+    assert inner["source"]["file"] == "vocals.wav" and inner["null"]["bit_exact"]
+
+
+def test_a_split_that_cannot_run_is_refused_before_anything_is_written(song_file, tmp_path, split_model):
+    song = song_file()
+    out = tmp_path / "out"
+    for split, words in [
+        ("drums=tiny-split", "tiny-split splits vocals, not drums"),
+        ("vocals=tiny-4stem", "tiny-4stem is not a split model"),
+        ("vocals", "--split takes PARENT=MODEL"),
+        ("vocals=no-such-model", "no-such-model"),
+    ]:
+        code, _, err = run("separate", song, "-o", out, "--model", "tiny-4stem", "--split", split)
+        assert code != 0 and words in err, (split, err)
+        assert not out.exists()
+    code, _, err = run("separate", song, "-o", out, "--model", "stemdesk-2stem", "--split", "vocals=tiny-split")
+    assert code == 0, err  # the two-stem model makes vocals too
+    code, _, err = run(
+        "separate", song, "-o", out, "--model", "stemdesk-2stem", "--split", "drums=tiny-split", "--overwrite"
+    )
+    assert code != 0 and "tiny-split splits vocals, not drums" in err
+
+
+def test_children_of_an_earlier_separation_go_when_their_parent_is_made_again(song_file, tmp_path, split_model):
+    song = song_file()
+    out = tmp_path / "out"
+    assert run("separate", song, "-o", out, "--model", "tiny-4stem", "--split", "vocals=tiny-split")[0] == 0
+    mine = out / "song" / "drums"  # a folder of the user's own beside the stems: never touched
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert run("separate", song, "-o", out, "--model", "tiny-4stem", "--overwrite")[0] == 0
+    assert not (out / "song" / "vocals").exists()  # its parent was separated again without a split
+    assert (mine / "notes.txt").read_text() == "keep"
+    cert = json.loads((out / "song" / CERTIFICATE).read_text())
+    assert "splits" not in cert
+
+
+def test_split_splits_a_stem_file_a_user_has(song_file, tmp_path, split_model):
+    stem = song_file("Lead Vox.wav", subtype="PCM_24")
+    code, text, err = run("split", stem, "--model", split_model)
+    assert code == 0, err
+    children = [tmp_path / "Lead Vox" / "lead.wav", tmp_path / "Lead Vox" / "backing.wav"]
+    assert "Lead Vox split by tiny-split into lead, backing" in text and "bit-exact" in text
+    assert_stems_null(stem, children, "24")
+    code, _, err = run("split", stem, "--model", split_model)
+    assert code != 0 and "--overwrite" in err  # the children already there are not replaced without a say
+    code, _, err = run("split", stem, "--model", split_model, "-o", tmp_path / "flac", "--format", "flac")
+    assert code == 0, err
+    flac = [tmp_path / "flac" / "Lead Vox" / f"{name}.flac" for name in ("lead", "backing")]
+    assert_stems_null(stem, flac, "24")
+    code, _, err = run("split", stem, "--model", "tiny-4stem", "-o", tmp_path / "x")
+    assert code != 0 and "tiny-4stem is not a split model" in err and not (tmp_path / "x").exists()
+
+
+def test_the_api_and_a_batch_split_as_the_command_line_does(song_file, tmp_path, split_model):
+    import stemdesk
+
+    song = song_file()
+    made = stemdesk.separate(song, "tiny-4stem", tmp_path / "api", split={"vocals": split_model}, bit_depth=16)
+    assert list(made.splits["vocals"]) == ["lead", "backing"]
+    assert made.split_nulls["vocals"].bit_exact
+    assert np.array_equal(sum(ints(p) for p in made.splits["vocals"].values()), ints(made.stems["vocals"]))
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    sf.write(str(catalog / "one.wav"), sf.read(str(song))[0], 44100, subtype="PCM_16")
+    out = tmp_path / "batch"
+    code, _, err = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--split", f"vocals={split_model}")
+    assert code == 0, err
+    (record,) = [json.loads(line) for line in (out / "stemdesk-batch.jsonl").read_text().splitlines()]
+    assert record["status"] == "done" and record["null"]["bit_exact"]
+    assert {"one/vocals/lead.wav", "one/vocals/backing.wav"} <= {o["path"] for o in record["outputs"]}
+    assert record["settings"]["splits"] == {"vocals": split_model}
+    # a second run with the same settings skips the song; with another split it does it again
+    code, text, _ = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--split", f"vocals={split_model}")
+    assert code == 0 and "skipped 1" in text

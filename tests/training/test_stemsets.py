@@ -1,0 +1,248 @@
+"""Stem sets a user names: session tracks sorted into their stems, loops left out where they sound, every fault
+reported in words, and a split model trained from them that beats its baselines or is not installed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers import run
+
+from stemdesk.core.errors import StemDeskError
+from stemdesk.core.estimators.crossover import Crossover
+from stemdesk.core.separator import Separator
+from stemdesk.training.split import no_harm
+from stemdesk.training.stemsets import (
+    check_session,
+    discover_sessions,
+    load_sessions,
+    parse_stemset,
+    read_stemset,
+    unsplit_gate,
+)
+from stemdesk.training.train import usdr_loss_terms
+
+RATE = 22050
+SECONDS = 6.0
+
+
+def tracks(seed: int) -> dict[str, np.ndarray]:
+    """A song's session tracks (length, 2): a lead vocal line, two backing lines, a kick, hats, a drum loop that
+    sounds from 2 to 3 s only, a synth, and a track nobody named."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SECONDS * RATE)) / RATE
+    on = (np.sin(2 * np.pi * 0.5 * t + seed) > -0.3).astype(float)
+    lead = 0.25 * np.sin(2 * np.pi * (220 + 20 * seed) * t + 2 * np.sin(2 * np.pi * 5 * t)) * on
+    kick = 0.5 * np.sin(2 * np.pi * 50 * t) * np.exp(-(t % 0.5) * 30)
+    hats = 0.1 * rng.standard_normal(t.shape) * np.exp(-(t % 0.25) * 60)
+    hats = np.convolve(hats, [1, -1], mode="same")  # high-passed noise
+    loop = 0.3 * rng.standard_normal(t.shape) * ((t >= 2) & (t < 3))
+    made = {
+        "VOX LEAD": lead,
+        "BGVOX 1": 0.1 * np.sin(2 * np.pi * 660 * t) * (1 - on),
+        "BGVOX HARMONY": 0.08 * np.sin(2 * np.pi * 880 * t),
+        "KICK": kick,
+        "HATS": hats,
+        "DRUM LOOP": loop,
+        "SYNTH": 0.1 * np.sin(2 * np.pi * 330 * t),
+        "MYSTERY": 0.05 * rng.standard_normal(t.shape),
+    }
+    return {name: np.stack([x, 0.8 * x], axis=1).astype(np.float32) for name, x in made.items()}
+
+
+def write_session(folder, seed: int, leave_out: tuple[str, ...] = ()) -> None:
+    folder.mkdir(parents=True)
+    for name, audio in tracks(seed).items():
+        if name not in leave_out:
+            sf.write(str(folder / f"{name}.wav"), audio, RATE, subtype="FLOAT")
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    root = tmp_path / "sessions"
+    for seed in range(3):
+        write_session(root / f"song {seed}", seed)
+    return root
+
+
+DRUMKIT = {
+    "split": "drums",
+    "stems": {"kick": ["KICK"], "cymbals": ["HATS", "HH*"], "snare": ["SNARE*"]},
+    "unsplit": ["*LOOP*"],
+    "outside": ["VOX*", "BGVOX*", "SYNTH"],
+}
+VOCALS = {"split": "vocals", "stems": {"lead": ["VOX LEAD"], "backing": ["BGVOX*"]}, "outside": ["*"]}
+
+
+def test_tracks_are_sorted_unsplit_first_then_each_stem_then_outside(sessions):
+    stemset = parse_stemset({**DRUMKIT, "stems": {"kick": ["KICK", "*LOOP"], "cymbals": ["HATS"]}})
+    song = discover_sessions(sessions, stemset)[0]
+    assert [p.stem for p in song.children["kick"]] == ["KICK"]  # the loop matched unsplit first
+    assert [p.stem for p in song.unsplit] == ["DRUM LOOP"]
+    assert sorted(p.stem for p in song.outside) == ["BGVOX 1", "BGVOX HARMONY", "SYNTH", "VOX LEAD"]
+    assert [p.stem for p in song.unmatched] == ["MYSTERY"]
+    assert stemset.classify("kick.WAV") == ("child", "kick")  # case and extension do not matter
+
+
+def test_the_seconds_an_unsplit_loop_sounds_are_silent_in_every_child(sessions):
+    stemset = parse_stemset(DRUMKIT)
+    song = discover_sessions(sessions, stemset)[0]
+    report, made = check_session(song, stemset)
+    assert report.ok and made is not None
+    stems = made.audio().numpy()  # (children, 2, n)
+    t = np.arange(stems.shape[-1]) / RATE
+    inside = (t > 1.95) & (t < 3.05)  # the loop's second, the guard around it included
+    assert np.abs(stems[..., inside]).max() == 0.0
+    outside = (t < 1.8) | (t > 3.2)
+    kick = tracks(0)["KICK"].T
+    # elsewhere the kick is the kick (int16 storage: within one step)
+    assert np.abs(stems[0][:, outside] - kick[:, outside]).max() <= 1 / 32768 + 1e-7
+    assert report.facts["seconds_left_out"] == pytest.approx(1.2, abs=0.15)
+    assert "snare" in report.facts["silent"]
+    words = " ".join(report.warnings)
+    assert "MYSTERY.wav" in words and "left out where unsplit tracks sound (DRUM LOOP)" in words
+
+
+def test_the_gate_ramps_instead_of_clicking():
+    loop = np.zeros((2, RATE * 2), np.float32)
+    loop[:, RATE : RATE + RATE // 2] = 0.5
+    gate = unsplit_gate(loop, RATE)
+    assert gate[: int(0.8 * RATE)].min() == 1.0 and gate[RATE : RATE + RATE // 2].max() == 0.0
+    step = np.abs(np.diff(gate)).max()
+    assert 0 < step <= 1.0 / int(0.01 * RATE) + 1e-6  # a 10 ms ramp, never a jump
+
+
+def test_check_data_reports_a_stem_set(sessions, tmp_path):
+    mapping = tmp_path / "drumkit.json"
+    mapping.write_text(json.dumps(DRUMKIT))
+    code, out, _ = run("check-data", sessions, "--mapping", mapping)
+    assert code == 0
+    assert "Stem set: drums → kick, cymbals, snare." in out
+    assert "no pattern matches MYSTERY.wav" in out
+    assert "no usable song has snare: nothing teaches it" in out
+    assert "unsplit: DRUM LOOP" in out and "outside drums: BGVOX 1, BGVOX HARMONY, SYNTH, VOX LEAD" in out
+    code, out, _ = run("check-data", sessions, "--mapping", mapping, "--json")
+    report = json.loads(out)
+    assert report["never_sounding"] == ["snare"] and report["stemset"]["unsplit"] == ["*LOOP*"]
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"stems": {"lead": ["VOX*"]}}, "at least two stems"),
+        ({"stems": {"Lead Vox": ["VOX*"], "b": ["B*"]}}, "cannot name a file"),
+        ({"stems": {"lead": "VOX*", "b": ["B*"]}}, "needs a list of file-name patterns"),
+        ({"split": "guitar", "stems": {"a": ["A"], "b": ["B"]}}, "splits one of mix, vocals"),
+        ({"split": "vocals", "stems": {"vocals": ["A"], "b": ["B"]}}, 'cannot be called "vocals" too'),
+        ({"stems": {"a": ["A"], "b": ["B"]}, "unsplt": []}, "keys StemDesk does not know: ['unsplt']"),
+        ({"vocals": ["Lead*"]}, 'must be a JSON object with "stems"'),
+    ],
+)
+def test_a_wrong_stem_set_says_what_is_wrong(data, words):
+    with pytest.raises(StemDeskError) as caught:
+        parse_stemset(data)
+    assert words in str(caught.value)
+
+
+def test_the_command_line_split_must_agree_with_the_file(tmp_path):
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps(VOCALS))
+    assert read_stemset(path).split == "vocals"
+    with pytest.raises(StemDeskError, match='splits "vocals", but --split asks for "drums"'):
+        read_stemset(path, "drums")
+    path.write_text("{not json")
+    with pytest.raises(StemDeskError, match="Cannot read the stem set"):
+        read_stemset(path)
+
+
+def test_a_song_without_any_of_the_stems_is_excluded_with_the_reason(tmp_path):
+    root = tmp_path / "sessions"
+    write_session(root / "no drums", 0, leave_out=("KICK", "HATS"))
+    write_session(root / "drums", 1)
+    report, loaded = load_sessions(discover_sessions(root, parse_stemset(DRUMKIT)), parse_stemset(DRUMKIT))
+    assert report["excluded"] == {"no drums": ["no track of kick, cymbals, snare in this song"]}
+    assert list(loaded) == ["drums"]
+
+
+def test_the_crossover_gives_the_kick_the_lows_and_the_cymbals_the_highs():
+    crossover = Crossover(
+        ["kick", "snare", "cymbals"], {"n_fft": 2048, "hop": 512}, bands={"kick": [0, 150], "cymbals": [5000, None]}
+    )
+    t = torch.arange(RATE * 2) / RATE
+    low, mid, high = (torch.sin(2 * torch.pi * f * t) * 0.3 for f in (60.0, 1000.0, 8000.0))
+    audio = torch.stack([low + mid + high] * 2)
+    stems = Separator(crossover)(audio, RATE).stems
+    assert torch.allclose(stems.sum(0), audio, atol=1e-5)  # the null rule holds for a baseline too
+    middle = slice(RATE // 2, -RATE // 2)
+    for index, tone in enumerate((low, mid, high)):
+        error = (stems[index, 0, middle] - tone[middle]).pow(2).mean() / tone[middle].pow(2).mean()
+        assert error < 0.01, index
+
+
+def test_the_capped_loss_stops_at_30_db_for_a_stem_alone():
+    source = torch.randn(1, 2, 2, 4000)
+    source[:, 1] = 0  # the second stem is silent in this example
+    perfect = usdr_loss_terms(source, source, capped=True, silent=True)
+    assert perfect.item() == pytest.approx(30.0, abs=0.05)
+    assert usdr_loss_terms(source, source).item() > 60  # uncapped, a lone stem's term grows without end
+
+
+def test_the_no_harm_rule_needs_the_mean_over_the_children_above_every_baseline():
+    scored = {"equal parts": {"median": {"a": 3.0, "b": -3.0}}, "crossover": {"median": {"a": 5.0, "b": 1.0}}}
+    assert no_harm({"a": 6.0, "b": 0.5}, scored)[0]
+    beats, words = no_harm({"a": 6.0, "b": -0.5}, scored)
+    assert not beats and "2.75 dB does not beat the baselines (equal parts 0.00 dB; crossover 3.00 dB)" in words
+
+
+def test_a_split_model_trains_from_the_sessions_and_says_what_it_splits(sessions, tmp_path):
+    mapping = tmp_path / "vocals.json"
+    mapping.write_text(json.dumps(VOCALS))
+    args = ["train", "--split", "vocals", "--mapping", mapping, "--data", sessions, "--out", "my-leadback"]
+    code, out, err = run(*args, "--steps", "30", "--minutes", "3", "--threads", "1", "--valid", "song 2")
+    assert code == 0, err
+    assert "my-leadback: splits vocals (equal parts lead" in out
+    assert "stemdesk separate SONG --split vocals=my-leadback" in out
+    from stemdesk.io.model_store import find_model
+
+    card = find_model("my-leadback")
+    assert card.split_parent == "vocals" and card.sources == ["lead", "backing"]
+    split = card.raw["split"]
+    assert split["stemset"]["stems"] == VOCALS["stems"] and set(split["baselines"]) == {"equal parts"}
+    assert card.raw["purpose"] == "split" and card.summary.startswith("Splits vocals into lead, backing.")
+    code, out, _ = run("models")
+    assert "Split models" in out and "my-leadback" in out.split("Split models")[1]
+    # the same run again resumes its checkpoint, and a --from of a model that splits something else is refused
+    other = tmp_path / "drums.json"
+    other.write_text(json.dumps(DRUMKIT))
+    code, _, err = run(
+        "train",
+        "--split",
+        "drums",
+        "--mapping",
+        other,
+        "--data",
+        sessions,
+        "--out",
+        "kit",
+        "--from",
+        "my-leadback",
+        "--steps",
+        "1",
+    )
+    assert code != 0 and "my-leadback splits vocals into lead, backing; this run splits drums" in err
+
+
+def test_training_a_split_refuses_what_cannot_work(sessions, tmp_path):
+    mapping = tmp_path / "vocals.json"
+    mapping.write_text(json.dumps(VOCALS))
+    code, _, err = run("train", "--split", "vocals", "--data", sessions, "--out", "x")
+    assert code != 0 and "A split model needs --mapping" in err
+    code, _, err = run("train", "--estimator", "open_unmix", "--mapping", mapping, "--data", sessions, "--out", "x")
+    assert code != 0 and "is a stem set" in err and "--split PARENT" in err
+    lonely = tmp_path / "lonely.json"
+    lonely.write_text(json.dumps({**VOCALS, "stems": {"lead": ["VOX LEAD"], "choir": ["CHOIR*"]}}))
+    code, _, err = run("train", "--split", "vocals", "--mapping", lonely, "--data", sessions, "--out", "x")
+    assert code != 0 and "Only 1 of the stems (lead) sound in a usable song" in err
