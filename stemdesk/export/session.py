@@ -188,14 +188,22 @@ def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[l
     tracks = []
     for name in stems.names:
         strip = mix.channels.get(name, Channel())
+        inner = stems.children.get(name)
+        # a stem split further is a group: its children's tracks play into its channel, which holds its strip
         track = ET.SubElement(
-            structure, "Track", id=ids(), name=name, contentType="audio", loaded="true", color=colour_of(name)
+            structure,
+            "Track",
+            id=ids(),
+            name=name,
+            contentType="tracks" if inner else "audio",
+            loaded="true",
+            color=colour_of(name),
         )
         channel = ET.SubElement(
             track,
             "Channel",
             id=ids(),
-            role="regular",
+            role="submix" if inner else "regular",
             audioChannels=channels,
             destination=master.attrib["id"],
             solo="true" if strip.solo else "false",
@@ -212,7 +220,27 @@ def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[l
         targets.update(
             {f"{name}/gain_db": volume.attrib["id"], f"{name}/pan": pan.attrib["id"], f"{name}/mute": mute.attrib["id"]}
         )
-        tracks.append(track)
+        if inner is None:
+            tracks.append(track)
+            continue
+        for child in inner.names:
+            child_strip = mix.channels.get(f"{name}/{child}", Channel())
+            child_track = ET.SubElement(
+                track, "Track", id=ids(), name=child, contentType="audio", loaded="true", color=colour_of(name)
+            )
+            child_channel = ET.SubElement(
+                child_track,
+                "Channel",
+                id=ids(),
+                role="regular",
+                audioChannels=channels,
+                destination=channel.attrib["id"],
+                solo="true" if child_strip.solo else "false",
+            )
+            ET.SubElement(child_channel, "Mute", id=ids(), name="Mute", value="true" if child_strip.mute else "false")
+            _real(child_channel, "Pan", ids, "Pan", (child_strip.pan + 1) / 2, "normalized", 0.0, 1.0)
+            _real(child_channel, "Volume", ids, "Volume", db_to_gain(child_strip.gain_db), "linear", 0.0, MAX_VOLUME)
+            tracks.append(child_track)
     for track in bus_tracks:
         structure.append(track)
     structure.append(master_track)
@@ -222,13 +250,13 @@ def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[l
 def _clips(
     lanes: ET.Element, tracks: list[ET.Element], audio_paths: list[str], stems: Stems, mix: Mix, ids: _Ids
 ) -> dict[str, ET.Element]:
-    """Each stem's whole file as one clip on its track's lane, warped to the mix's tempo; returns the lanes by
-    track name."""
+    """Each leaf's whole file (a stem, or a split stem's child) as one clip on its track's lane, warped to the mix's
+    tempo; returns the lanes by leaf key ("drums", "vocals/lead")."""
     seconds = stems.info.frames / stems.info.sample_rate
     played = seconds / mix.tempo  # the mix's tempo: each clip is warped to this length
     lanes_of: dict[str, ET.Element] = {}
-    for track, path in zip(tracks, audio_paths):
-        track_lanes = lanes_of[track.attrib["name"]] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
+    for track, path, (key, _) in zip(tracks, audio_paths, stems.leaves()):
+        track_lanes = lanes_of[key] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
         clips = ET.SubElement(track_lanes, "Clips", id=ids())
         clip = ET.SubElement(
             clips,
@@ -291,13 +319,15 @@ def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | Non
     out = Path(out)
     if out.suffix != ".dawproject":
         out = out.with_name(out.name + ".dawproject")
-    inside = [f"audio/{p.name}" for p in stems.paths]
+    leaves = stems.leaves()
+    # a split stem's children in a folder of its name: a drum kit's "other" and the song's "other" are two files
+    inside = [f"audio/{key}{path.suffix}" for key, path in leaves]
     project, metadata = dawproject_xml(stems, mix, inside, tempo)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("project.xml", project, zipfile.ZIP_DEFLATED)
         archive.writestr("metadata.xml", metadata, zipfile.ZIP_DEFLATED)
-        for path, name in zip(stems.paths, inside):
+        for (_, path), name in zip(leaves, inside):
             archive.write(path, name, zipfile.ZIP_STORED)
     written = atomic_write_bytes(out, buffer.getvalue())
     if mix.semitones:
@@ -329,44 +359,86 @@ def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None =
         f"  SAMPLERATE {stems.info.sample_rate} 0 0",
         f"  MASTER_VOLUME {db_to_gain(mix.master_gain_db):.6f} 0 -1 -1 1",
     ]
-    for name, path in zip(stems.names, paths):
-        strip = mix.channels.get(name, Channel())
-        lines += [
-            "  <TRACK",
-            f"    NAME {_quote(name)}",
-            f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
-            f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
-            f"    NCHAN {max(2, stems.info.channels + stems.info.channels % 2)}",
-        ]
-        for control, kind, envelope in (
-            (f"{name}/gain_db", "gain_db", "VOLENV2"),
-            (f"{name}/pan", "pan", "PANENV2"),
-            (f"{name}/mute", "mute", "MUTEENV"),
-        ):
-            points = mix.automation.get(control)
-            if not points:
-                continue
-            lines += [f"    <{envelope}", "      ACT 1 -1", "      VIS 1 1 1", "      ARM 0", "      DEFSHAPE 0 -1 -1"]
-            for t, value in points:
-                shown = db_to_gain(value) if kind == "gain_db" else (value if kind == "pan" else float(value < 0.5))
-                shape = 1 if kind == "mute" else 0
-                lines.append(f"      PT {t / rate:.6f} {shown:.6f} {shape}")
-            lines.append("    >")
-        lines += [
-            "    <ITEM",
-            "      POSITION 0",
-            f"      LENGTH {seconds / rate:.6f}",
-            # play rate, preserve pitch, pitch adjust (semitones), the project's pitch-shift mode, -, fade
-            f"      PLAYRATE {rate:.6f} 1 {mix.semitones:.6f} -1 0 0.0025",
-            f"      NAME {_quote(name)}",
-            f"      <SOURCE {SOURCE_TYPES.get(Path(path).suffix.lower(), 'WAVE')}",
-            f"        FILE {_quote(path)}",
-            "      >",
-            "    >",
-            "  >",
-        ]
+    leaf_paths = dict(zip((key for key, _ in stems.leaves()), paths))
+    nchan = max(2, stems.info.channels + stems.info.channels % 2)
+    for name in stems.names:
+        inner = stems.children.get(name)
+        if inner is not None:  # a folder track holding the children (REAPER's ISBUS 1 opens it, 2 -1 closes it)
+            strip = mix.channels.get(name, Channel())
+            lines += [
+                "  <TRACK",
+                f"    NAME {_quote(name)}",
+                f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
+                f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
+                "    ISBUS 1 1",
+                f"    NCHAN {nchan}",
+                *_rpp_envelopes(name, mix),
+                "  >",
+            ]
+            for index, child in enumerate(inner.names):
+                last = index == len(inner.names) - 1
+                lines += _rpp_track(
+                    child,
+                    f"{name}/{child}",
+                    leaf_paths[f"{name}/{child}"],
+                    mix,
+                    nchan,
+                    seconds,
+                    "2 -1" if last else "0 0",
+                )
+            continue
+        lines += _rpp_track(name, name, leaf_paths[name], mix, nchan, seconds)
     lines.append(">")
     return "\n".join(lines) + "\n"
+
+
+def _rpp_track(
+    name: str, key: str, path: str, mix: Mix, nchan: int, seconds: float, folder: str | None = None
+) -> list[str]:
+    """One REAPER track playing one file from 0 with its strip (``key`` in the mix: "drums", "vocals/lead") and its
+    automation; ``folder``: its ISBUS values inside a folder track."""
+    rate = mix.tempo
+    strip = mix.channels.get(key, Channel())
+    return [
+        "  <TRACK",
+        f"    NAME {_quote(name)}",
+        f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
+        f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
+        *([f"    ISBUS {folder}"] if folder else []),
+        f"    NCHAN {nchan}",
+        *_rpp_envelopes(key, mix),
+        "    <ITEM",
+        "      POSITION 0",
+        f"      LENGTH {seconds / rate:.6f}",
+        # play rate, preserve pitch, pitch adjust (semitones), the project's pitch-shift mode, -, fade
+        f"      PLAYRATE {rate:.6f} 1 {mix.semitones:.6f} -1 0 0.0025",
+        f"      NAME {_quote(name)}",
+        f"      <SOURCE {SOURCE_TYPES.get(Path(path).suffix.lower(), 'WAVE')}",
+        f"        FILE {_quote(path)}",
+        "      >",
+        "    >",
+        "  >",
+    ]
+
+
+def _rpp_envelopes(key: str, mix: Mix) -> list[str]:
+    """The mix's automation of one strip's level, pan and mute as REAPER envelopes, in project time."""
+    lines: list[str] = []
+    for control, kind, envelope in (
+        (f"{key}/gain_db", "gain_db", "VOLENV2"),
+        (f"{key}/pan", "pan", "PANENV2"),
+        (f"{key}/mute", "mute", "MUTEENV"),
+    ):
+        points = mix.automation.get(control)
+        if not points:
+            continue
+        lines += [f"    <{envelope}", "      ACT 1 -1", "      VIS 1 1 1", "      ARM 0", "      DEFSHAPE 0 -1 -1"]
+        for t, value in points:
+            shown = db_to_gain(value) if kind == "gain_db" else (value if kind == "pan" else float(value < 0.5))
+            shape = 1 if kind == "mute" else 0
+            lines.append(f"      PT {t / mix.tempo:.6f} {shown:.6f} {shape}")
+        lines.append("    >")
+    return lines
 
 
 def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
@@ -375,7 +447,7 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
     if out.suffix != ".rpp":
         out = out.with_name(out.name + ".rpp")
     paths = []
-    for path in stems.paths:
+    for _, path in stems.leaves():
         try:
             paths.append(os.path.relpath(path.resolve(), out.parent.resolve()))
         except ValueError:  # another drive on Windows

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,17 @@ class Stems:
     source: dict | None = None  # the "source" entry of the stems' certificate, when there is one
     start: int = 0  # samples into the source where the stems begin (an excerpt's --start)
     mixture: Path | None = None  # the source's audio file, when the caller knows where it is
+    # stems split further by a split model (`stemdesk.jobs.split`): parent name → its children, from <parent>/
+    children: dict[str, Stems] = field(default_factory=dict)
+
+    def leaves(self) -> list[tuple[str, Path]]:
+        """The tree's leaves in order, each as (its key, its file): a stem that was split gives its children
+        ("vocals/lead"), any other stem itself ("drums"). The leaves add up to the song, as the stems do."""
+        out: list[tuple[str, Path]] = []
+        for name, path in zip(self.names, self.paths):
+            inner = self.children.get(name)
+            out += [(f"{name}/{c}", p) for c, p in zip(inner.names, inner.paths)] if inner else [(name, path)]
+        return out
 
     def format(self) -> OutputFormat:
         """The stems' own format (so an instrumental can be written exactly)."""
@@ -159,4 +170,25 @@ def find_stems(folder: str | Path) -> Stems:
         raise AudioError(f'"{folder}" holds two stems with the same name in different formats; keep one.')
     # the separation cut its excerpt at this sample (jobs/separate.py rounds the same way)
     start = max(0, int(round(start_seconds * first.sample_rate)))
-    return Stems(names, paths, first, source, start)
+    return Stems(names, paths, first, source, start, children=_children(folder, names, paths, first))
+
+
+def _children(folder: Path, names: list[str], paths: list[Path], info: AudioInfo) -> dict[str, Stems]:
+    """The children of each stem a split model split (``<folder>/<stem>/``, whose certificate names the stem's
+    file as its source), when they are whole and aligned with it; a folder that is not such is left alone."""
+    found: dict[str, Stems] = {}
+    for name, path in zip(names, paths):
+        inner = folder / name
+        cert = certified(inner) if (inner / CERTIFICATE).is_file() else None
+        if cert is None or (cert.source or {}).get("file") != path.name or not cert.outputs:
+            continue
+        if not all(p.is_file() for p in cert.outputs):
+            continue
+        try:
+            infos = [probe(p) for p in cert.outputs]
+        except AudioError:
+            continue
+        if any((i.sample_rate, i.channels, i.frames) != (info.sample_rate, info.channels, info.frames) for i in infos):
+            continue
+        found[name] = Stems([p.stem for p in cert.outputs], list(cert.outputs), infos[0], cert.source)
+    return found

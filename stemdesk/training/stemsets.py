@@ -215,6 +215,20 @@ def unsplit_gate(unsplit: np.ndarray, rate: int) -> np.ndarray:
     return np.clip(distance / fade, 0.0, 1.0).astype(np.float32)
 
 
+def summed(paths: Sequence[Path], n: int) -> np.ndarray:
+    """The first ``n`` samples of the tracks' sum, stereo (2, n) float32 (mono tracks in both channels)."""
+    total = np.zeros((2, n), np.float32)
+    for path in paths:
+        audio = _stereo(read(path, frames=n)[0])
+        total[:, : audio.shape[-1]] += audio[:, :n]
+    return total
+
+
+def session_gate(song: SessionSong, n: int, rate: int) -> np.ndarray:
+    """The weight (n,) the song's children get: `unsplit_gate` of its unsplit tracks, ones without any."""
+    return unsplit_gate(summed(song.unsplit, n), rate) if song.unsplit else np.ones(n, np.float32)
+
+
 def _second_rms(stems: np.ndarray, rate: int) -> np.ndarray:
     """stems (sources, channels, n) → each source's RMS per second (sources, seconds; a last partial second
     counts)."""
@@ -269,16 +283,9 @@ def check_session(song: SessionSong, stemset: StemSet) -> tuple[SongReport, Song
         return report, None
     rate = next(iter(rates.values()))
     n = min(lengths.values())
-
-    def summed(paths: list[Path]) -> np.ndarray:
-        total = np.zeros((2, n), np.float32)
-        for path in paths:
-            total += _stereo(read(path, frames=n)[0])[:, :n]
-        return total
-
     try:
-        children = np.stack([summed(song.children[c]) for c in stemset.children])
-        gate = unsplit_gate(summed(song.unsplit), rate) if song.unsplit else np.ones(n, np.float32)
+        children = np.stack([summed(song.children[c], n) for c in stemset.children])
+        gate = session_gate(song, n, rate)
     except StemDeskError as error:
         report.errors.append(str(error))
         report.ok = False

@@ -180,6 +180,7 @@ def objective_loss(
     spec = stft(stems)  # complex (batch, sources, channels, bins, frames)
     mix_spec = spec.sum(dim=1)
     mix_mag = interpolate_bins(mix_spec.abs(), native, model)  # (batch, channels, model_bins, frames)
+    heard = interpolate_bins(estimator.magnitudes(mix_spec), native, model)  # the network's input (mid/side...)
     target = interpolate_bins(spec.abs(), native, model)
     run = forward or estimator
     if objective in ("ibm_bce", "ibm_bce_windows"):
@@ -188,9 +189,9 @@ def objective_loss(
         ibm = target[:, 0] > interpolate_bins((mix_spec - spec[:, 0]).abs(), native, model)
         goal = torch.where(ibm, torch.full_like(mix_mag, high), torch.full_like(mix_mag, low))
         if objective == "ibm_bce_windows":
-            return window_bce(run(mix_mag, windows=True), goal)
-        return F.binary_cross_entropy(run(mix_mag)[:, 0].clamp(1e-6, 1 - 1e-6), goal)
-    raw = run(mix_mag)
+            return window_bce(run(heard, windows=True), goal)
+        return F.binary_cross_entropy(run(heard)[:, 0].clamp(1e-6, 1 - 1e-6), goal)
+    raw = run(heard)
     if objective in ("magnitude_l1", "magnitude_mse", "dual", "usdr", "usdr_silent", "usdr_capped"):
         masks = normalise_masks(raw, estimator.mask, estimator.residual)
 
@@ -503,7 +504,9 @@ class Trainer:
         estimator sees them: (size, channels, bins, frames)."""
         native, model = self.stft.config.bin_frequencies(), self.estimator.stft_config.bin_frequencies()
         mixtures = self.sampler.batch(size).sum(1).to(self.device)
-        return interpolate_bins(self.stft(mixtures).abs(), native, model)
+        est = self.estimator
+        spec = self.stft(mixtures)
+        return interpolate_bins(est.magnitudes(spec) if isinstance(est, Estimator) else spec.abs(), native, model)
 
     # Loop --------------------------------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ written."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,46 @@ def test_the_api_and_a_batch_split_as_the_command_line_does(song_file, tmp_path,
     # a second run with the same settings skips the song; with another split it does it again
     code, text, _ = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--split", f"vocals={split_model}")
     assert code == 0 and "skipped 1" in text
+
+
+def test_daw_sessions_nest_the_children_under_their_stem(song_file, tmp_path, split_model):
+    import zipfile
+
+    lxml = pytest.importorskip("lxml.etree")
+
+    song = song_file()
+    out = tmp_path / "out"
+    code, _, err = run(
+        "separate",
+        song,
+        "-o",
+        out,
+        "--model",
+        "tiny-4stem",
+        "--split",
+        "vocals=tiny-split",
+        "--session",
+        "rpp,dawproject",
+    )
+    assert code == 0, err
+    folder = out / "song"
+    rpp = (folder / "song.rpp").read_text()
+    tracks = [block.split("\n") for block in rpp.split("  <TRACK")[1:]]
+    heads = [(lines[1].strip(), next((x.strip() for x in lines if "ISBUS" in x), "")) for lines in tracks]
+    assert heads[:3] == [('NAME "vocals"', "ISBUS 1 1"), ('NAME "lead"', "ISBUS 0 0"), ('NAME "backing"', "ISBUS 2 -1")]
+    assert [name for name, _ in heads[3:]] == ['NAME "drums"', 'NAME "bass"', 'NAME "other"']
+    assert 'FILE "vocals/lead.wav"' in rpp and 'FILE "vocals.wav"' not in rpp  # the children carry the sound
+    with zipfile.ZipFile(folder / "song.dawproject") as archive:
+        assert archive.read("audio/vocals/lead.wav") == (folder / "vocals" / "lead.wav").read_bytes()
+        assert "audio/vocals.wav" not in archive.namelist()
+        project = lxml.fromstring(archive.read("project.xml"))
+    schemas = Path(__file__).resolve().parents[3] / "shared" / "dawproject"
+    if schemas.is_dir():
+        xsd = lxml.XMLSchema(lxml.parse(str(schemas / "Project.xsd")))
+        assert xsd.validate(project), xsd.error_log
+    (group,) = [t for t in project.find("Structure").findall("Track") if t.get("name") == "vocals"]
+    assert group.get("contentType") == "tracks" and group.find("Channel").get("role") == "submix"
+    children = group.findall("Track")
+    assert [t.get("name") for t in children] == ["lead", "backing"]
+    assert all(t.find("Channel").get("destination") == group.find("Channel").get("id") for t in children)
+    assert len(list(project.iter("Clip"))) == 5

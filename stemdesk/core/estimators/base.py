@@ -114,6 +114,16 @@ class Estimator(torch.nn.Module):
             **self.hyper,
         }
 
+    def magnitudes(self, spec: Tensor) -> Tensor:
+        """What the network hears of a complex spectrogram (batch, channels, bins, frames): its magnitudes, or with
+        the setting ``midside`` (stereo only) those of the mid (L + R) / 2 and the side (L − R) / 2, which tell a
+        centred voice from a wide one where the left and right magnitudes alone do not. The masks still apply to
+        left and right."""
+        if self.hyper.get("midside") and spec.shape[1] == 2:
+            left, right = spec[:, 0], spec[:, 1]
+            return torch.stack([(left + right).abs(), (left - right).abs()], dim=1) / 2
+        return spec.abs()
+
     def scaled_input(self) -> tuple[torch.nn.Module, Callable[[Tensor], Tensor]]:
         """The network whose input normalisation the trainer sets from data, and what it hears when the estimator
         hears some magnitudes: the estimator itself, unless it hands its input on (a cascade's second stage)."""
