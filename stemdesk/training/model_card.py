@@ -17,6 +17,7 @@ def render(card: dict) -> str:
     sections = (
         _facts(card),
         _fine_tuned(card),
+        _split(card, metrics),
         _method(card),
         _postprocessing(card),
         _validation(card, metrics),
@@ -71,18 +72,64 @@ def _fine_tuned(card: dict) -> list[str]:
     return lines
 
 
+def _split(card: dict, metrics: dict) -> list[str]:
+    """A split model's parent and children, the stem set that defined them, and how it scores against its
+    baselines (on the validation songs, and the benchmark's held-out song when it has been run)."""
+    split = card.get("split")
+    if not isinstance(split, dict):
+        return []
+    parent, children = split.get("parent", "?"), list(split.get("children") or card.get("sources", []))
+    lines = [
+        "## What it splits",
+        "",
+        f"{parent} into {', '.join(children)}: `stemdesk separate SONG --split {parent}={card['id']}` or "
+        f"`stemdesk split {parent.upper()}.wav --model {card['id']}`. The children add up to the {parent} stem "
+        "exactly (16- and 24-bit files bit for bit).",
+        "",
+    ]
+    stemset = split.get("stemset") or {}
+    if stemset:
+        lines += ["Its stems, as the stem set it was trained with names their session tracks:", ""]
+        lines += [f"- {child}: {', '.join(patterns)}" for child, patterns in stemset.get("stems", {}).items()]
+        if stemset.get("unsplit"):
+            lines.append(f"- unsplit (their seconds left out): {', '.join(stemset['unsplit'])}")
+        lines.append("")
+    baselines = split.get("baselines") or {}
+    scores = metrics.get("validation_usdr_median_db") or {}
+    if baselines and scores:
+        names = [c for c in children if c in scores]
+        lines += [
+            "Validation uSDR (dB, global per song, median over the validation songs):",
+            "",
+            "| system | " + " | ".join(names) + " |",
+            "|" + "---|" * (1 + len(names)),
+            "| this model | " + " | ".join(f"{scores[c]:.2f}" for c in names) + " |",
+        ]
+        for label, values in baselines.items():
+            lines.append(f"| {label} | " + " | ".join(f"{values.get(c, float('nan')):.2f}" for c in names) + " |")
+        lines.append("")
+    for note in split.get("notes", []):
+        lines += [note, ""]
+    return lines
+
+
 def _method(card: dict) -> list[str]:
     """The paper's method a research model reproduces, and its recipe."""
     lines: list[str] = []
     paper = card.get("paper")
     if isinstance(paper, dict):
-        lines += [
-            "## Method",
-            "",
-            f"{paper.get('reference', '')}: {paper.get('variant', '')}. Recipe `{paper.get('recipe', '')}` "
-            f"(`stemdesk train --recipe {paper.get('recipe', '')}`), trained from scratch.",
-            "",
-        ]
+        split = card.get("split")
+        if isinstance(split, dict):  # a split model: its network is the split recipe's unless --estimator said
+            first = (
+                f"A split model: {paper.get('variant', '')}, trained by `stemdesk train --split "
+                f"{split.get('parent', '?')}` (recipe `{paper.get('recipe', '')}`)."
+            )
+        else:
+            first = (
+                f"{paper.get('reference', '')}: {paper.get('variant', '')}. Recipe `{paper.get('recipe', '')}` "
+                f"(`stemdesk train --recipe {paper.get('recipe', '')}`), trained from scratch."
+            )
+        lines += ["## Method", "", first, ""]
         lines += [f"- {what}: {words}" for what, words in (paper.get("settings") or {}).items()]
         if paper.get("changed"):
             changed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in paper["changed"].items())
