@@ -129,7 +129,8 @@ def fill_model_box(box: QComboBox, registry: Registry | None, fallback: str) -> 
     box.blockSignals(True)
     box.clear()
     # the models for work first; the research models (the papers' methods, trained from scratch) after a line
-    cards = list_models(registry=registry)
+    # split models split one stem, not a song (stemdesk separate --split): they are not a model for the box
+    cards = [card for card in list_models(registry=registry) if card.split_parent in (None, "mix")]
     box.addItems([card.id for card in cards if not is_research(card)])
     research = [card.id for card in cards if is_research(card)]
     if research:

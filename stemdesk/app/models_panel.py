@@ -125,6 +125,8 @@ class ModelsPanel(QWidget):
 
         for model_id, card in self.cards.items():
             mark = "  · research" if is_research(card) else ""
+            if card.split_parent not in (None, "mix"):
+                mark = f"  · splits {card.split_parent}"
             item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)}){mark}")
             item.setData(Qt.ItemDataRole.UserRole, model_id)
             self.list.addItem(item)

@@ -78,7 +78,7 @@ class TrainerPanel(QWidget):
         kind's advice says), keeping the choice; called again whenever the dock is shown, so a model installed
         since (from the Models dock or the command line) is offered."""
         current = choose or self.base.currentText()
-        ids = [card.id for card in list_models()]
+        ids = [card.id for card in list_models() if card.split_parent is None]  # split models: stemdesk train --split
         if ids != [self.base.itemText(i) for i in range(self.base.count())]:
             self.base.blockSignals(True)
             self.base.clear()

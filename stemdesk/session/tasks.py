@@ -36,7 +36,7 @@ from ..io.model_store import ModelCard, sha256_file
 from ..io.registry import Registry, Written
 from ..io.stems import CERTIFICATE, Stems, certified, earlier_stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
-from ..jobs.split import SplitResult, check_split, check_splits, split_file, split_parent, split_tree
+from ..jobs.split import ANY_PARENT, SplitResult, check_split, check_splits, split_file, split_parent, split_tree
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 from ..training.scratch import ScratchRequest as Scratch
@@ -172,7 +172,15 @@ def separation_folders(
     """`song_folders` for separating ``songs`` with ``options``, after the model's card is found: an unknown model
     is the first thing to say, before a taken folder. Every front end that separates songs into OUTDIR checks
     them in this order, before any song is separated."""
-    find_card(options.model, registry)
+    card = find_card(options.model, registry)
+    parent = split_parent(card)
+    if parent not in (None, ANY_PARENT):
+        raise StemDeskError(
+            f"{card.id} splits {parent}, not a whole song: separate with another model and add --split "
+            f"{parent}={card.id}, or split a {parent} stem you have with stemdesk split {parent.upper()}.wav "
+            f"--model {card.id}.",
+            setting="model",
+        )
     check_splits(options, registry)
     return song_folders(songs, outdir, overwrite)
 

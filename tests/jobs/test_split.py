@@ -73,6 +73,9 @@ def test_a_split_that_cannot_run_is_refused_before_anything_is_written(song_file
         code, _, err = run("separate", song, "-o", out, "--model", "tiny-4stem", "--split", split)
         assert code != 0 and words in err, (split, err)
         assert not out.exists()
+    code, _, err = run("separate", song, "-o", out, "--model", split_model)  # a split model is no song model
+    assert code != 0 and "tiny-split splits vocals, not a whole song" in err and "--split vocals=tiny-split" in err
+    assert not out.exists()
     code, _, err = run("separate", song, "-o", out, "--model", "stemdesk-2stem", "--split", "vocals=tiny-split")
     assert code == 0, err  # the two-stem model makes vocals too
     code, _, err = run(
