@@ -187,64 +187,70 @@ def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[l
     targets: dict[str, str] = {"master/gain_db": master_volume.attrib["id"]}
     tracks = []
     for name in stems.names:
-        strip = mix.channels.get(name, Channel())
         inner = stems.children.get(name)
         # a stem split further is a group: its children's tracks play into its channel, which holds its strip
-        track = ET.SubElement(
-            structure,
-            "Track",
-            id=ids(),
-            name=name,
-            contentType="tracks" if inner else "audio",
-            loaded="true",
-            color=colour_of(name),
+        track, channel, controls = _stem_track(
+            structure, name, name, mix, channels, master.attrib["id"], bus_channels, ids, group=inner is not None
         )
-        channel = ET.SubElement(
-            track,
-            "Channel",
-            id=ids(),
-            role="submix" if inner else "regular",
-            audioChannels=channels,
-            destination=master.attrib["id"],
-            solo="true" if strip.solo else "false",
-        )
-        _devices(channel, strip.effects, ids)
-        mute = ET.SubElement(channel, "Mute", id=ids(), name="Mute", value="true" if strip.mute else "false")
-        pan = _real(channel, "Pan", ids, "Pan", (strip.pan + 1) / 2, "normalized", 0.0, 1.0)
-        if strip.sends:
-            sends = ET.SubElement(channel, "Sends")
-            for bus, db in strip.sends.items():
-                send = ET.SubElement(sends, "Send", id=ids(), destination=bus_channels[bus], type="post")
-                _real(send, "Volume", ids, "Send", db_to_gain(db), "linear", 0.0, MAX_VOLUME)
-        volume = _real(channel, "Volume", ids, "Volume", db_to_gain(strip.gain_db), "linear", 0.0, MAX_VOLUME)
-        targets.update(
-            {f"{name}/gain_db": volume.attrib["id"], f"{name}/pan": pan.attrib["id"], f"{name}/mute": mute.attrib["id"]}
-        )
+        targets.update({f"{name}/{kind}": parameter for kind, parameter in controls.items()})
         if inner is None:
             tracks.append(track)
             continue
         for child in inner.names:
-            child_strip = mix.channels.get(f"{name}/{child}", Channel())
-            child_track = ET.SubElement(
-                track, "Track", id=ids(), name=child, contentType="audio", loaded="true", color=colour_of(name)
+            child_track, _, _ = _stem_track(
+                track, child, f"{name}/{child}", mix, channels, channel.attrib["id"], bus_channels, ids, colour=name
             )
-            child_channel = ET.SubElement(
-                child_track,
-                "Channel",
-                id=ids(),
-                role="regular",
-                audioChannels=channels,
-                destination=channel.attrib["id"],
-                solo="true" if child_strip.solo else "false",
-            )
-            ET.SubElement(child_channel, "Mute", id=ids(), name="Mute", value="true" if child_strip.mute else "false")
-            _real(child_channel, "Pan", ids, "Pan", (child_strip.pan + 1) / 2, "normalized", 0.0, 1.0)
-            _real(child_channel, "Volume", ids, "Volume", db_to_gain(child_strip.gain_db), "linear", 0.0, MAX_VOLUME)
             tracks.append(child_track)
     for track in bus_tracks:
         structure.append(track)
     structure.append(master_track)
     return tracks, targets
+
+
+def _stem_track(
+    parent: ET.Element,
+    name: str,
+    key: str,
+    mix: Mix,
+    channels: str,
+    destination: str,
+    bus_channels: dict[str, str],
+    ids: _Ids,
+    group: bool = False,
+    colour: str | None = None,
+) -> tuple[ET.Element, ET.Element, dict[str, str]]:
+    """A track in ``parent`` for one stem or child (``key`` in the mix: "drums", "vocals/lead") with its strip's
+    effects, mute, pan, sends and fader, playing into ``destination``; a ``group`` holds tracks, not audio, and
+    its channel is their submix. Returns the track, its channel and the parameter id of each control."""
+    strip = mix.channels.get(key, Channel())
+    track = ET.SubElement(
+        parent,
+        "Track",
+        id=ids(),
+        name=name,
+        contentType="tracks" if group else "audio",
+        loaded="true",
+        color=colour_of(colour or name),
+    )
+    channel = ET.SubElement(
+        track,
+        "Channel",
+        id=ids(),
+        role="submix" if group else "regular",
+        audioChannels=channels,
+        destination=destination,
+        solo="true" if strip.solo else "false",
+    )
+    _devices(channel, strip.effects, ids)
+    mute = ET.SubElement(channel, "Mute", id=ids(), name="Mute", value="true" if strip.mute else "false")
+    pan = _real(channel, "Pan", ids, "Pan", (strip.pan + 1) / 2, "normalized", 0.0, 1.0)
+    if strip.sends:
+        sends = ET.SubElement(channel, "Sends")
+        for bus, db in strip.sends.items():
+            send = ET.SubElement(sends, "Send", id=ids(), destination=bus_channels[bus], type="post")
+            _real(send, "Volume", ids, "Send", db_to_gain(db), "linear", 0.0, MAX_VOLUME)
+    volume = _real(channel, "Volume", ids, "Volume", db_to_gain(strip.gain_db), "linear", 0.0, MAX_VOLUME)
+    return track, channel, {"gain_db": volume.attrib["id"], "pan": pan.attrib["id"], "mute": mute.attrib["id"]}
 
 
 def _clips(
