@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..io.formats import READABLE
 from ..io.registry import Registry
-from ..jobs.separate import SeparateResult
 from .common import EXIT_NULL, ProgressBar, count
 from .options import (
     add_device_option,
@@ -24,6 +23,9 @@ from .options import (
     add_session_option,
     add_threads_option,
 )
+
+if TYPE_CHECKING:
+    from ..jobs.separate import SeparateResult
 
 
 def add_parsers(commands: Any, sessions: Callable[[str], list[str]]) -> None:

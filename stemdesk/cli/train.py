@@ -323,7 +323,8 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         )
         what = f"splits {made['split']['parent']} ({baselines} for the baselines)"
     print(
-        f"{made['model']}: {what}, recipe {made['recipe']}, trained for "
+        f"{made['model']}: {what}, recipe {made['recipe']}, trained "
+        f"{'on from ' + args.base if args.split and args.base else 'from scratch'} for "
         f"{made['steps']} steps{before}; validation uSDR at step {made['best_step']}: {scores}.",
         file=out,
     )

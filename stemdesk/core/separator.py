@@ -136,7 +136,7 @@ class Separator:
         est = self.mask_estimator
         native = self.stft_for(sample_rate).config.bin_frequencies()
         model = est.stft_config.bin_frequencies()
-        mag = interpolate_bins(est.magnitudes(spec), native, model)
+        mag = interpolate_bins(est.heard(spec), native, model)
         raw = est(mag).float()
         masks = raw if est.sums_to_one else normalise_masks(raw, est.mask, est.residual)
         return interpolate_bins(masks, model, native)

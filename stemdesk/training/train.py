@@ -180,7 +180,7 @@ def objective_loss(
     spec = stft(stems)  # complex (batch, sources, channels, bins, frames)
     mix_spec = spec.sum(dim=1)
     mix_mag = interpolate_bins(mix_spec.abs(), native, model)  # (batch, channels, model_bins, frames)
-    heard = interpolate_bins(estimator.magnitudes(mix_spec), native, model)  # the network's input (mid/side...)
+    heard = interpolate_bins(estimator.heard(mix_spec), native, model)  # the network's input (mid/side...)
     target = interpolate_bins(spec.abs(), native, model)
     run = forward or estimator
     if objective in ("ibm_bce", "ibm_bce_windows"):
@@ -506,7 +506,7 @@ class Trainer:
         mixtures = self.sampler.batch(size).sum(1).to(self.device)
         est = self.estimator
         spec = self.stft(mixtures)
-        return interpolate_bins(est.magnitudes(spec) if isinstance(est, Estimator) else spec.abs(), native, model)
+        return interpolate_bins(est.heard(spec) if isinstance(est, Estimator) else spec.abs(), native, model)
 
     # Loop --------------------------------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:

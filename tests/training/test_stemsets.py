@@ -246,3 +246,27 @@ def test_training_a_split_refuses_what_cannot_work(sessions, tmp_path):
     lonely.write_text(json.dumps({**VOCALS, "stems": {"lead": ["VOX LEAD"], "choir": ["CHOIR*"]}}))
     code, _, err = run("train", "--split", "vocals", "--mapping", lonely, "--data", sessions, "--out", "x")
     assert code != 0 and "Only 1 of the stems (lead) sound in a usable song" in err
+
+
+def test_a_mid_side_network_hears_the_centre_and_the_sides_apart():
+    from stemdesk.core.estimators.mix import MixEstimator
+
+    heard = []
+
+    class Listening(MixEstimator):
+        def forward(self, mag):
+            heard.append(mag)
+            return super().forward(mag)
+
+    t = torch.arange(RATE) / RATE
+    centre, wide = torch.sin(2 * torch.pi * 440 * t), torch.sin(2 * torch.pi * 2000 * t)
+    audio = torch.stack([centre + wide, centre - wide])  # the 2 kHz tone only in the side
+    stft = {"n_fft": 2048, "hop": 512, "sample_rate": RATE}
+    for midside in (False, True):
+        stems = Separator(Listening(["lead", "backing"], stft, midside=midside))(audio, RATE).stems
+        assert torch.allclose(stems.sum(0), audio, atol=1e-5)
+    left_right, mid_side = heard
+    bin_440, bin_2k = round(440 * 2048 / RATE), round(2000 * 2048 / RATE)
+    assert (left_right[0, :, bin_2k].mean(-1) > 0.5 * left_right[0, :, bin_440].mean(-1)).all()  # both hear both
+    assert mid_side[0, 1, bin_440].mean() < 1e-3 * mid_side[0, 0, bin_440].mean()  # the centre has no side
+    assert mid_side[0, 0, bin_2k].mean() < 1e-3 * mid_side[0, 1, bin_2k].mean()  # the wide tone has no mid

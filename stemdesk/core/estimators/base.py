@@ -114,7 +114,7 @@ class Estimator(torch.nn.Module):
             **self.hyper,
         }
 
-    def magnitudes(self, spec: Tensor) -> Tensor:
+    def heard(self, spec: Tensor) -> Tensor:
         """What the network hears of a complex spectrogram (batch, channels, bins, frames): its magnitudes, or with
         the setting ``midside`` (stereo only) those of the mid (L + R) / 2 and the side (L − R) / 2, which tell a
         centred voice from a wide one where the left and right magnitudes alone do not. The masks still apply to
