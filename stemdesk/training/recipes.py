@@ -310,6 +310,8 @@ def resolve(estimator: str | None, recipe: str | None) -> Recipe:
         )
     if estimator == "mix":
         raise StemDeskError("mix has nothing to train: it gives each stem an equal share of the mixture.")
+    if estimator == "crossover":
+        raise StemDeskError("crossover has nothing to train: it splits by fixed frequency bands.")
     mine = recipes_for(estimator)
     return PAPER_RECIPES[mine[0]] if mine else own_defaults(estimator)
 

@@ -1931,7 +1931,9 @@ def test_a_research_models_card_says_its_method_and_what_separation_applies(qtbo
     assert "my-pretet" in names and names.index("stemdesk-4stem") < names.index("my-pretet")
     line = min(names.index(name) for name in research) - 1
     assert window.model_box.itemData(line, Qt.ItemDataRole.AccessibleDescriptionRole) == "separator"
-    assert all(c.raw.get("purpose") == "research" for c in list_models() if names.index(c.id) > line)
+    below = [c for c in list_models() if c.id in names and names.index(c.id) > line]
+    assert below and all(c.raw.get("purpose") == "research" for c in below)
+    assert "stemdesk-drumkit" not in names  # a split model splits a stem, not a song
     window.model_box.setCurrentText("my-pretet")
     assert window.model_box.currentText() == "my-pretet"
     panel.select("my-pretet")
