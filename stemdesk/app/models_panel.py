@@ -125,9 +125,10 @@ class ModelsPanel(QWidget):
 
         for model_id, card in self.cards.items():
             mark = "  · research" if is_research(card) else ""
-            if card.split_parent not in (None, "mix"):
-                mark = f"  · splits {card.split_parent}"
-            item = QListWidgetItem(f"{model_id}  ({', '.join(card.outputs or card.sources)}){mark}")
+            stems = f"({', '.join(card.outputs or card.sources)})"
+            if card.split_parent not in (None, "mix"):  # what it splits first: a narrow dock cuts the rest
+                stems = f"· splits {card.split_parent} into {', '.join(card.sources)}"
+            item = QListWidgetItem(f"{model_id}  {stems}{mark}")
             item.setData(Qt.ItemDataRole.UserRole, model_id)
             self.list.addItem(item)
             if model_id == current:
