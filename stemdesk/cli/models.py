@@ -167,7 +167,9 @@ def print_model(card, out: TextIO) -> None:
     for line in textwrap.wrap(card.summary, 112):  # what a user reads first
         print(f"    {line}", file=out)
     paper = card.raw.get("paper")
-    if isinstance(paper, dict):
+    if isinstance(paper, dict) and card.split_parent is not None:
+        print(f"    trained by stemdesk train --split {card.split_parent} (recipe {paper.get('recipe')})", file=out)
+    elif isinstance(paper, dict):
         print(f"    {paper.get('reference')}: {paper.get('variant')} (recipe {paper.get('recipe')})", file=out)
     if scores:
         print(f"    validation uSDR (dB): {scores}", file=out)

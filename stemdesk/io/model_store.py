@@ -97,7 +97,7 @@ class ModelCard:
             shown = ", ".join(f"{name} {float(value):.1f}" for name, value in scores.items())
             parts.append(f"Median uSDR on the validation songs: {shown} dB.")
         paper = self.raw.get("paper")
-        if isinstance(paper, dict) and paper.get("reference"):
+        if isinstance(paper, dict) and paper.get("reference") and parent is None:
             parts.append(f"A research model: {paper['reference']}, {paper.get('variant', '')}.".replace(", .", "."))
         parameters = self.raw.get("parameters")
         if isinstance(parameters, int):

@@ -214,6 +214,7 @@ def test_a_split_model_trains_from_the_sessions_and_says_what_it_splits(sessions
     assert card.raw["purpose"] == "split" and card.summary.startswith("Splits vocals into lead, backing.")
     code, out, _ = run("models")
     assert "Split models" in out and "my-leadback" in out.split("Split models")[1]
+    assert "trained by stemdesk train --split vocals (recipe split-bilstm)" in out and "none: the estimator" not in out
     # the same run again resumes its checkpoint, and a --from of a model that splits something else is refused
     other = tmp_path / "drums.json"
     other.write_text(json.dumps(DRUMKIT))
