@@ -370,17 +370,7 @@ def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None =
     for name in stems.names:
         inner = stems.children.get(name)
         if inner is not None:  # a folder track holding the children (REAPER's ISBUS 1 opens it, 2 -1 closes it)
-            strip = mix.channels.get(name, Channel())
-            lines += [
-                "  <TRACK",
-                f"    NAME {_quote(name)}",
-                f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
-                f"    MUTESOLO {int(strip.mute)} {2 if strip.solo else 0} 0",
-                "    ISBUS 1 1",
-                f"    NCHAN {nchan}",
-                *_rpp_envelopes(name, mix),
-                "  >",
-            ]
+            lines += _rpp_track(name, name, None, mix, nchan, seconds, "1 1")
             for index, child in enumerate(inner.names):
                 last = index == len(inner.names) - 1
                 lines += _rpp_track(
@@ -399,13 +389,14 @@ def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None =
 
 
 def _rpp_track(
-    name: str, key: str, path: str, mix: Mix, nchan: int, seconds: float, folder: str | None = None
+    name: str, key: str, path: str | None, mix: Mix, nchan: int, seconds: float, folder: str | None = None
 ) -> list[str]:
     """One REAPER track playing one file from 0 with its strip (``key`` in the mix: "drums", "vocals/lead") and its
-    automation; ``folder``: its ISBUS values inside a folder track."""
+    automation; ``folder``: its ISBUS values (a folder track, or a track inside one). A folder track of a split
+    stem has no ``path``: its children carry the sound."""
     rate = mix.tempo
     strip = mix.channels.get(key, Channel())
-    return [
+    head = [
         "  <TRACK",
         f"    NAME {_quote(name)}",
         f"    VOLPAN {db_to_gain(strip.gain_db):.6f} {strip.pan:.6f} -1 -1 1",
@@ -413,6 +404,11 @@ def _rpp_track(
         *([f"    ISBUS {folder}"] if folder else []),
         f"    NCHAN {nchan}",
         *_rpp_envelopes(key, mix),
+    ]
+    if path is None:
+        return [*head, "  >"]
+    return [
+        *head,
         "    <ITEM",
         "      POSITION 0",
         f"      LENGTH {seconds / rate:.6f}",

@@ -22,7 +22,7 @@ from ..export.nullcheck import NullResult, null_residual
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.model_store import ModelCard
 from ..io.registry import Registry
-from ..io.stems import CERTIFICATE
+from ..io.stems import CERTIFICATE, find_stems
 from .separate import Progress, SeparateOptions, SeparateResult, SeparationEngine, excerpt
 
 # The parents a split model may name: a stem of the base model, or "mix" (a split model of a whole song splits any
@@ -163,20 +163,11 @@ def _remove_children(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def leaves(result: SeparateResult, splits: Sequence[SplitResult]) -> list[Path]:
-    """The tree's leaves: every stem, each split parent replaced by its children."""
-    children = {s.parent: s.result.outputs for s in splits}
-    out: list[Path] = []
-    for path in result.outputs:
-        out += children.get(path.stem, [path])
-    return out
-
-
-def tree_null(result: SeparateResult, splits: Sequence[SplitResult], start: int) -> NullResult:
-    """The null of the tree's leaves against the song (the samples the stems were made from)."""
-    paths = leaves(result, splits)
-    names = [f"{p.parent.name}/{p.stem}" if p.parent != result.outputs[0].parent else p.stem for p in paths]
-    return null_residual(result.info, paths, start, result.frames, names=names)
+def tree_null(result: SeparateResult, start: int) -> NullResult:
+    """The null of the tree's leaves (`Stems.leaves`: each split stem replaced by its children, read back from the
+    folder as every reader of the stems does) against the song, the samples the stems were made from."""
+    keys, paths = zip(*find_stems(result.outputs[0].parent).leaves())
+    return null_residual(result.info, list(paths), start, result.frames, names=list(keys))
 
 
 def record_tree(result: SeparateResult, splits: Sequence[SplitResult], start: int) -> None:
@@ -196,5 +187,5 @@ def record_tree(result: SeparateResult, splits: Sequence[SplitResult], start: in
         }
         for s in splits
     }
-    cert["tree_null"] = tree_null(result, splits, start).as_dict()
+    cert["tree_null"] = tree_null(result, start).as_dict()
     certificate.write_beside(result.certificate.parent, cert, outputs)

@@ -10,7 +10,6 @@ to learn how its own job went.
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import threading
 import time
@@ -522,21 +521,20 @@ class DataReport:
     text: str  # the same, for people
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # the mapping's own reader says what is wrong with it
-
-
 def check_data(folder: Path, mapping: Path | None = None) -> Task[DataReport]:
     """The training-data report of a folder of song folders (or a CSV list)."""
 
     def work(progress: Progress, cancel: CancelToken) -> DataReport:
         from ..training.dataset import check_dataset, describe, discover, read_mapping
-        from ..training.stemsets import describe_sessions, discover_sessions, is_stemset, load_sessions, read_stemset
+        from ..training.stemsets import (
+            describe_sessions,
+            discover_sessions,
+            is_stemset_file,
+            load_sessions,
+            read_stemset,
+        )
 
-        if mapping is not None and is_stemset(_read_json(Path(mapping))):
+        if mapping is not None and is_stemset_file(Path(mapping)):
             stemset = read_stemset(Path(mapping))
             sessions = discover_sessions(Path(folder), stemset)
             if not sessions:

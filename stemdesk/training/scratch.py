@@ -50,7 +50,7 @@ from .pretrain import pretrain_autoencoder
 from .recipes import TRAINING, Recipe, resolve, with_settings
 from .recipes import describe as describe_recipe
 from .split import SplitData, gather_split, no_harm, score_baselines, split_facts, split_recipe
-from .stemsets import StemSet, describe_sessions, is_stemset, read_stemset
+from .stemsets import StemSet, describe_sessions, is_stemset_file, read_stemset
 from .threshold import choose_threshold
 from .train import TrainConfig, Trainer, export_model, loss_trend
 
@@ -294,7 +294,7 @@ def _stemset(request: ScratchRequest) -> StemSet | None:
     """The stem set of a split model's training (None for a four-stem model). Raises StemDeskError for a split
     without one, a stem set without a split, or what cannot go with a split."""
     if request.split is None:
-        if request.mapping is not None and is_stemset(_json(request.mapping)):
+        if request.mapping is not None and is_stemset_file(request.mapping):
             raise StemDeskError(
                 f'"{request.mapping}" is a stem set (it names its own stems): train a split model with '
                 "--split PARENT (the stem it splits, or mix)."
@@ -312,13 +312,6 @@ def _stemset(request: ScratchRequest) -> StemSet | None:
             "A teacher labels the four stems; a split model learns from session tracks: leave out --teacher."
         )
     return read_stemset(request.mapping, request.split)
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _start_state(request: ScratchRequest, made: Plan) -> dict[str, torch.Tensor]:

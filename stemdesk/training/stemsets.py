@@ -99,6 +99,15 @@ def is_stemset(data: Any) -> bool:
     return isinstance(data, dict) and "stems" in data
 
 
+def is_stemset_file(path: Path) -> bool:
+    """Whether the mapping file at ``path`` is a stem set; False when it cannot be read as JSON (the four-source
+    mapping's reader then says what is wrong with it)."""
+    try:
+        return is_stemset(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False
+
+
 def parse_stemset(data: Any, path: str = "", split: str | None = None) -> StemSet:
     """A stem set from its JSON value (read from ``path``, for messages); ``split`` (the command line's) must agree
     with the file's when both say. Raises StemDeskError saying what is wrong and what it should look like."""
