@@ -251,7 +251,7 @@ class Strip(QWidget):
         self.pan_value.setText(_pan_text(pan))
         count = len(channel.effects) if channel else 0
         self.fx.setText(f"FX ({count})" if count else "FX")
-        heard = mix.audible(self.name)  # a muted stem, or one left out by another's solo, is greyed
+        heard = mix.heard(self.name)  # a muted stem, or one left out by a solo or its muted group, is greyed
         self.title.setStyleSheet("font-weight: bold;" + ("" if heard else f" color: {DIMMED};"))
         self.meter.set_dimmed(not heard)
 

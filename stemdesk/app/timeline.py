@@ -200,7 +200,7 @@ class Canvas(QWidget):
         )
 
     def heard(self, name: str) -> bool:
-        return name == "mix" or self.mix is None or self.mix.audible(name)
+        return name == "mix" or self.mix is None or self.mix.heard(name)
 
     # --- painting -----------------------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:

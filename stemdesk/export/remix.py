@@ -52,7 +52,7 @@ def _null_check(stems: Stems, mix: Mix, out: Path, mixture: Path | None) -> dict
         return {"applicable": False, "reason": "the mix changes levels or adds effects, so it cannot null"}
     if mixture is None:
         return {"applicable": False, "reason": "no mixture given to check against (--mixture)"}
-    muted = [(name, p) for name, p in zip(stems.names, stems.paths) if not mix.audible(name)]
+    muted = [(name, p) for name, p in zip(stems.names, stems.paths) if not mix.heard(name)]
     # stems of an excerpt are checked against the same excerpt of the mixture
     result = null_residual(
         mixture,
@@ -107,7 +107,7 @@ def render_remix(
 ) -> RemixResult:
     """Render ``mix`` of ``stems`` to ``out`` (atomically) and write a certificate beside it.
 
-    fmt defaults to the stems' own format. With ``mixture`` (the original song), a mix of unity strips (mutes
+    A stem split into children plays as them (`Stems.as_leaves`). fmt defaults to the stems' own format. With ``mixture`` (the original song), a mix of unity strips (mutes
     allowed) is checked to null against it together with the muted stems. ``process`` is applied to each rendered
     block before it is written (a render so processed is not checked to null); ``settings()`` adds to the
     certificate's settings once everything is written, so it can report what the processing measured.
@@ -115,6 +115,7 @@ def render_remix(
     started = time.monotonic()
     out = Path(out)
     fmt = fmt or stems.format()
+    stems = stems.as_leaves()  # a split stem plays as its children, through its group's strip
     if out.suffix.lower() != f".{fmt.extension}":
         out = out.with_name(out.name + f".{fmt.extension}") if not out.suffix else out.with_suffix(f".{fmt.extension}")
     info = stems.info

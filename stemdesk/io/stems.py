@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,10 @@ STEM_COLOURS = {
     "instrumental": "#9b7fd1",
 }
 OTHER_COLOUR = "#8fa0b3"
+
+# names no stem may have: a mix's strips and controls are named "<stem>/gain_db", "<stem>/fx/0/mix",
+# "vocals/lead/mute" (`stemdesk.mixer.mix`), and "master" and "bus" are its own
+RESERVED_NAMES = frozenset({"master", "bus", "gain_db", "pan", "mute", "solo", "send", "fx"})
 
 CERTIFICATE = "stemdesk-certificate.json"
 MAX_CERTIFICATE_BYTES = 1 << 20
@@ -92,6 +96,14 @@ class Stems:
             inner = self.children.get(name)
             out += [(f"{name}/{c}", p) for c, p in zip(inner.names, inner.paths)] if inner else [(name, path)]
         return out
+
+    def as_leaves(self) -> Stems:
+        """These stems as a mix plays them: each split stem replaced by its children, named as in `leaves`
+        ("vocals/lead"); the mix's channel of the split stem is their group (`stemdesk.mixer.mix.Mix`)."""
+        if not self.children:
+            return self
+        keys, paths = zip(*self.leaves())
+        return replace(self, names=list(keys), paths=list(paths), children={})
 
     def format(self) -> OutputFormat:
         """The stems' own format (so an instrumental can be written exactly)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..core.errors import MixError
 from ..io.registry import Registry
+from ..io.stems import RESERVED_NAMES
 from .effects import Effect
 
 MIX_VERSION = 2  # 2: semitones and tempo; a mix that keeps the song's key and tempo is still written as 1
@@ -26,10 +27,14 @@ MIX_KEYS = frozenset(
 MAX_MIX_BYTES = 1 << 20
 MAX_EFFECTS = 32
 GAIN_RANGE = (-120.0, 24.0)  # dB; -120 is treated as silence in the UI, mute is the exact off switch
-PRESETS = ("karaoke", "acappella", "vocal-up", "vocal-down", "drumless")
+PRESETS = ("karaoke", "karaoke-backing", "acappella", "vocal-up", "vocal-down", "drumless")
 FADER_RANGE = (-60.0, 12.0)  # dB, what a fader (or a MIDI controller) spans
 MAX_POINTS = 100_000
 SWITCHES = ("mute", "solo")
+# what follows a strip's name in a control's name; a split stem's child is a strip named "<parent>/<child>" (its
+# parent's strip is then a group: it takes the sum of its children), so no stem may be called one of these
+STRIP_CONTROLS = ("gain_db", "pan", *SWITCHES, "send", "fx")
+assert RESERVED_NAMES == {"master", "bus", *STRIP_CONTROLS}
 # the key in semitones (fractions tune a detuned recording) and the tempo as a ratio of the song's (0.5: half speed):
 # controls that hold for the whole song, never automated
 KEY_TEMPO = ("master/semitones", "master/tempo")
@@ -112,7 +117,12 @@ class Channel:
 
 @dataclass
 class Mix:
-    """channels: stem name -> Channel (stems without an entry play at unity). buses: send-return chains."""
+    """channels: stem name -> Channel (stems without an entry play at unity). buses: send-return chains.
+
+    A stem split by a split model (`stemdesk.jobs.split`) is played as its children, strips named
+    ``"vocals/lead"``, ``"vocals/backing"``; the parent's channel (``"vocals"``) is then their group, as a folder
+    track in a DAW: its fader, pan, mute, solo and effects act on the children's sum. So a mix made before the split
+    (the vocal level, karaoke) means the same after it."""
 
     channels: dict[str, Channel] = field(default_factory=dict)
     buses: dict[str, list[Effect]] = field(default_factory=dict)
@@ -149,16 +159,37 @@ class Mix:
         self.channel("vocals").gain_db = _number("vocal level", value, *GAIN_RANGE, "dB")
 
     def audible(self, name: str) -> bool:
-        soloed = any(c.solo for c in self.channels.values())
+        """Whether strip ``name`` lets its sound through: not muted, and nothing is soloed or it is on a soloed
+        path (soloed itself, a child of a soloed group, or the group of a soloed child). A child is heard when it
+        and its group are audible: see `heard`."""
         channel = self.channels.get(name, Channel())
-        return not channel.mute and (channel.solo or not soloed)
+        if channel.mute:
+            return False
+        soloed = {n for n, c in self.channels.items() if c.solo}
+        return (
+            not soloed
+            or name in soloed
+            or parent_of(name) in soloed
+            or any(parent_of(other) == name for other in soloed)
+        )
+
+    def heard(self, name: str) -> bool:
+        """Whether stem ``name`` reaches the mix: it is audible, and so is its group when it is a split stem's
+        child."""
+        group = parent_of(name)
+        return self.audible(name) and (group is None or self.audible(group))
 
     def is_unity(self, stems: Sequence[str], mutes: bool = False) -> bool:
-        """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed); with
-        ``mutes``, the sum of the audible stems (muted or unsoloed stems may be left out). The key and tempo are
-        applied to that render afterwards: see `changes_key_or_tempo`."""
+        """True when the render is exactly the sum of the stems (every gain 0 dB, every effect bypassed, a split
+        stem's group too); with ``mutes``, the sum of the heard stems (muted or unsoloed stems may be left out). The
+        key and tempo are applied to that render afterwards: see `changes_key_or_tempo`."""
+
+        def unity(stem: str) -> bool:
+            group = parent_of(stem)
+            return all(self.channels.get(name, Channel()).is_unity() for name in [stem, *([group] if group else [])])
+
         return (
-            all(self.channels.get(s, Channel()).is_unity() if self.audible(s) else mutes for s in stems)
+            all(unity(s) if self.heard(s) else mutes for s in stems)
             and self.master_gain_db == 0.0
             and all(e.bypass for e in self.master)
         )
@@ -193,34 +224,37 @@ class Mix:
             return self._effect(self.master, parts[2], control)
         if parts[0] == "bus" and len(parts) == 5 and parts[2] == "fx" and parts[1] in self.buses:
             return self._effect(self.buses[parts[1]], parts[3], control)
-        if len(parts) == 4 and parts[1] == "fx":
-            return self._effect(self.channel(parts[0]).effects, parts[2], control)
+        name, rest = strip_control(control)
+        if len(rest) == 3 and rest[0] == "fx":
+            return self._effect(self.channel(name).effects, rest[1], control)
         raise MixError(f"Unknown control {control!r}.")
 
     def set_control(self, control: str, value: float) -> None:
         """Set one control by name, checked against its range. Names:
         ``<stem>/gain_db``, ``<stem>/pan``, ``<stem>/mute``, ``<stem>/solo``, ``<stem>/send/<bus>``,
-        ``<stem>/fx/<i>/<param>``, ``master/gain_db``, ``master/fx/<i>/<param>``, ``bus/<bus>/fx/<i>/<param>``,
-        ``master/semitones``, ``master/tempo`` (a ratio: 0.8 plays at 80 %)."""
+        ``<stem>/fx/<i>/<param>`` (``<stem>`` may be a split stem's child: ``vocals/lead/gain_db``),
+        ``master/gain_db``, ``master/fx/<i>/<param>``, ``bus/<bus>/fx/<i>/<param>``, ``master/semitones``,
+        ``master/tempo`` (a ratio: 0.8 plays at 80 %)."""
         parts = control.split("/")
+        name, rest = strip_control(control)
         if parts == ["master", "gain_db"]:
             self.master_gain_db = _number(control, value, *GAIN_RANGE, "dB")
         elif control == "master/semitones":
             self.semitones = _number("The key", value, *SEMITONES_RANGE, "semitones", setting="semitones")
         elif control == "master/tempo":
             self.tempo = _number("The tempo", value, *TEMPO_RANGE, "(a ratio of the song's tempo)", setting="tempo")
-        elif len(parts) == 2 and parts[0] not in ("master", "bus") and parts[1] in ("gain_db", "pan", *SWITCHES):
-            channel = self.channel(parts[0])
-            if parts[1] in SWITCHES:
-                setattr(channel, parts[1], _number(control, value, 0.0, 1.0) >= 0.5)
-            elif parts[1] == "pan":
+        elif parts[0] not in ("master", "bus") and len(rest) == 1 and rest[0] in ("gain_db", "pan", *SWITCHES):
+            channel = self.channel(name)
+            if rest[0] in SWITCHES:
+                setattr(channel, rest[0], _number(control, value, 0.0, 1.0) >= 0.5)
+            elif rest[0] == "pan":
                 channel.pan = _number(control, value, -1.0, 1.0)
             else:
                 channel.gain_db = _number(control, value, *GAIN_RANGE, "dB")
-        elif len(parts) == 3 and parts[1] == "send":
-            if parts[2] not in self.buses:
-                raise MixError(f"Control {control!r} sends to bus {parts[2]!r}, which the mix does not define.")
-            self.channel(parts[0]).sends[parts[2]] = _number(control, value, *GAIN_RANGE, "dB")
+        elif parts[0] not in ("master", "bus") and len(rest) == 2 and rest[0] == "send":
+            if rest[1] not in self.buses:
+                raise MixError(f"Control {control!r} sends to bus {rest[1]!r}, which the mix does not define.")
+            self.channel(name).sends[rest[1]] = _number(control, value, *GAIN_RANGE, "dB")
         else:
             effect = self._lookup_effect(control)
             if effect.kind == "vst3":
@@ -260,7 +294,7 @@ class Mix:
         return mix
 
     def validate(self, stems: Sequence[str]) -> None:
-        missing = sorted(set(self.channels) - set(stems))
+        missing = sorted(set(self.channels) - set(strips(stems)))
         if missing:
             raise MixError(f"The mix has a channel {missing[0]!r} but the stems are {', '.join(stems)}.")
         for name, channel in self.channels.items():
@@ -305,8 +339,12 @@ class Mix:
         buses = data.get("buses", {})
         if not isinstance(channels, dict) or len(channels) > 64 or not isinstance(buses, dict) or len(buses) > 16:
             raise MixError("A mix holds at most 64 channels and 16 buses, as objects keyed by name.")
-        if "master" in channels or "bus" in channels:
-            raise MixError('"master" and "bus" are reserved names; a stem cannot use them.')
+        for name in channels:
+            if not isinstance(name, str) or RESERVED_NAMES & set(name.split("/")) or len(name.split("/")) > 2:
+                raise MixError(
+                    f"A mix cannot have a channel {name!r}: {', '.join(sorted(RESERVED_NAMES))} are reserved names, "
+                    'and a channel is a stem ("vocals") or a split stem\'s child ("vocals/lead").'
+                )
         mix = cls(
             channels={str(n): Channel.from_dict(str(n), c, registry) for n, c in channels.items()},
             buses={str(n): _effects(f"bus {n}", chain, registry) for n, chain in buses.items()},
@@ -346,24 +384,60 @@ class Mix:
         return cls.from_dict(data, registry)
 
 
+def parent_of(name: str) -> str | None:
+    """The split stem a child strip belongs to ("vocals" for "vocals/lead"); None for a stem that is no child."""
+    return name.split("/", 1)[0] if "/" in name else None
+
+
+def strip_control(control: str) -> tuple[str, list[str]]:
+    """A control's strip and what it names on it: ("vocals/lead", ["gain_db"]) for "vocals/lead/gain_db",
+    ("drums", ["fx", "0", "mix"]) for "drums/fx/0/mix"."""
+    parts = control.split("/")
+    if len(parts) >= 3 and parts[1] not in STRIP_CONTROLS:
+        return f"{parts[0]}/{parts[1]}", parts[2:]
+    return parts[0], parts[1:]
+
+
+def strips(stems: Sequence[str]) -> list[str]:
+    """The mixer's strips for ``stems`` (what a renderer plays: a split stem's children, "vocals/lead"): each stem,
+    and before a split stem's children their group ("vocals", "vocals/lead", "vocals/backing", "drums", ...)."""
+    out: list[str] = []
+    for stem in stems:
+        group = parent_of(stem)
+        if group is not None and group not in out:
+            out.append(group)
+        out.append(stem)
+    return out
+
+
 def preset(name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:
-    """Mixes for common tasks. karaoke: vocals muted; acappella: vocals only; vocal-up / vocal-down: vocals
-    ±amount_db; drumless: drums muted (a practice track)."""
+    """Mixes for common tasks. karaoke: vocals muted; karaoke-backing: the lead vocal muted, the backing vocals kept
+    (vocals split into lead and backing); acappella: vocals only; vocal-up / vocal-down: vocals ±amount_db;
+    drumless: drums muted (a practice track). A split stem's presets act on its group."""
     mix = Mix()
-    vocals = "vocals" if "vocals" in stems else None
-    if name in ("karaoke", "acappella", "vocal-up", "vocal-down") and vocals is None:
-        raise MixError(f"The {name} preset needs a vocals stem; these stems are {', '.join(stems)}.")
+    groups = [s for s in strips(stems) if parent_of(s) is None]
+    listed = ", ".join(stems)
+    if name in ("karaoke", "karaoke-backing", "acappella", "vocal-up", "vocal-down") and "vocals" not in groups:
+        raise MixError(f"The {name} preset needs a vocals stem; these stems are {listed}.")
     if name == "karaoke":
         mix.channel("vocals").mute = True
+    elif name == "karaoke-backing":
+        if "vocals/lead" not in stems:
+            raise MixError(
+                "The karaoke-backing preset mutes the lead vocal and keeps the backing vocals, so it needs the vocals "
+                "split into lead and backing (stemdesk separate --split vocals=stemdesk-vocals-leadback, or "
+                f"stemdesk split); these stems are {listed}."
+            )
+        mix.channel("vocals/lead").mute = True
     elif name == "acappella":
-        for stem in stems:
+        for stem in groups:
             if stem != "vocals":
                 mix.channel(stem).mute = True
     elif name in ("vocal-up", "vocal-down"):
         mix.vocal_db = abs(amount_db) if name == "vocal-up" else -abs(amount_db)
     elif name == "drumless":
-        if "drums" not in stems:
-            raise MixError(f"The drumless preset needs a drums stem; these stems are {', '.join(stems)}.")
+        if "drums" not in groups:
+            raise MixError(f"The drumless preset needs a drums stem; these stems are {listed}.")
         mix.channel("drums").mute = True
     else:
         raise MixError(f"Unknown preset {name!r}; use one of {', '.join(PRESETS)}.")
@@ -371,11 +445,12 @@ def preset(name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:
 
 
 def with_preset(mix: Mix, name: str, stems: Sequence[str], amount_db: float = 6.0) -> Mix:
-    """``mix`` with a preset's levels (each stem's gain, mute and solo) and everything else kept: pans, effect
-    chains, sends, buses, the master chain and automation. A copy; ``mix`` is not changed."""
+    """``mix`` with a preset's levels (each strip's gain, mute and solo, a split stem's group and children too) and
+    everything else kept: pans, effect chains, sends, buses, the master chain and automation. A copy; ``mix`` is not
+    changed."""
     levels = preset(name, stems, amount_db)
     out = copy.deepcopy(mix)
-    for stem in stems:
+    for stem in strips(stems):
         target, channel = levels.channels.get(stem, Channel()), out.channel(stem)
         channel.gain_db, channel.mute, channel.solo = target.gain_db, target.mute, target.solo
     return out

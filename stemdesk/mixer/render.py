@@ -19,7 +19,7 @@ import pedalboard
 
 from ..core.errors import MixError
 from .effects import Effect
-from .mix import Channel, Mix
+from .mix import Channel, Mix, parent_of
 
 _THREADS = min(4, os.cpu_count() or 1)
 _executor: ThreadPoolExecutor | None = None
@@ -102,6 +102,9 @@ class _Chain:
 class Renderer:
     """Mixes blocks of stems (sources, channels, n) into (channels, n) float32.
 
+    A split stem's children (stems named "vocals/lead", "vocals/backing") are summed into their group, whose strip
+    (the mix's "vocals" channel) then acts on the sum like any stem's: effects, fader, pan, mute, solo and sends.
+
     `set_mix` may be called from another thread (the UI, a MIDI callback) while a playback thread renders: the new
     gains ramp over the next block so a moving fader does not click, and effect parameters change in place.
     """
@@ -110,6 +113,11 @@ class Renderer:
         if channels < 1:
             raise MixError("A mix needs at least one audio channel.")
         self.stems = list(stems)
+        # each split stem's group and its children, in order
+        self.groups: dict[str, list[str]] = {}
+        for stem in self.stems:
+            if parent_of(stem) is not None:
+                self.groups.setdefault(str(parent_of(stem)), []).append(stem)
         self.sample_rate = sample_rate
         self.channels = channels
         self._lock = threading.Lock()
@@ -123,7 +131,7 @@ class Renderer:
         if name == "__master__":
             return np.full((self.channels, 1), db_to_gain(self.mix.master_gain_db))
         channel = self.mix.channels.get(name, Channel())
-        if not self.mix.audible(name):
+        if not self.mix.audible(name):  # a child under a muted group plays into it, which is silent
             return np.zeros((self.channels, 1))
         return db_to_gain(channel.gain_db) * pan_gains(channel.pan, self.channels)
 
@@ -131,7 +139,7 @@ class Renderer:
         mix.validate(self.stems)
         with self._lock:
             self.mix = mix
-            chains = {f"stem:{s}": mix.channels.get(s, Channel()).effects for s in self.stems}
+            chains = {f"stem:{s}": mix.channels.get(s, Channel()).effects for s in [*self.stems, *self.groups]}
             chains.update({f"bus:{b}": effects for b, effects in mix.buses.items()})
             chains["master"] = mix.master
             for key, effects in chains.items():
@@ -171,6 +179,36 @@ class Renderer:
             return end
         return start + (end - start) * np.minimum((done + np.arange(1, n + 1)) / RAMP, 1.0)
 
+    def _strips(self, items: list, n: int, buses: dict, meters: dict | None) -> None:
+        """Each (strip, audio, sum) through the strip's effects, fader, pan, mute and solo, added into its sum (the
+        mix's total, or a split stem's group) and sent to the buses; with ``meters``, each strip's level there."""
+        work = []  # strips whose effects run or whose gain is not 1, processed in parallel below
+        for stem, audio, into in items:
+            channel = self.mix.channels.get(stem, Channel())
+            settled = self._settled(stem)
+            gain = self._gain(stem, n)
+            if not channel.effects and channel.is_unity() and self.mix.audible(stem) and settled:
+                into += audio
+                if meters is not None:
+                    meters[stem] = levels(audio)
+            elif self.mix.audible(stem) or not np.all(gain == 0):
+                work.append((stem, audio, gain, into))
+
+        def strip(item: tuple) -> np.ndarray:
+            stem, audio, gain, _ = item
+            wet = self._chains[f"stem:{stem}"](np.ascontiguousarray(audio, dtype=np.float32), self.sample_rate)
+            return wet * gain
+
+        # pedalboard releases the GIL while processing, so strips run on several cores; they are summed in stem
+        # order afterwards, so the result does not depend on which finished first
+        done = list(_pool().map(strip, work)) if len(work) > 1 and _THREADS > 1 else [strip(w) for w in work]
+        for (stem, _, _, into), audio in zip(work, done):
+            into += audio
+            if meters is not None:
+                meters[stem] = levels(audio)
+            for bus, send_db in self.mix.channels.get(stem, Channel()).sends.items():
+                buses[bus] += (audio * db_to_gain(send_db)).astype(np.float32)
+
     def process(self, blocks: np.ndarray, meters: dict[str, tuple[float, float]] | None = None) -> np.ndarray:
         """blocks: (sources, channels, n) in the order of ``stems``. Returns the mix (channels, n) float32. With
         ``meters``, also fills it with each stem's `levels` as it enters the sum (after its effects, fader, pan, mute
@@ -179,43 +217,35 @@ class Renderer:
             raise MixError(f"Expected stems shaped ({len(self.stems)}, {self.channels}, n), got {blocks.shape}.")
         with self._lock:
             n = blocks.shape[-1]
-            if self.unity and all(self._settled(name) for name in [*self.stems, "__master__"]):
-                for name in [*self.stems, "__master__"]:
+            strips = [*self.stems, *self.groups, "__master__"]
+            if self.unity and all(self._settled(name) for name in strips):
+                for name in strips:
                     target = self._target(name)
                     self._gains[name] = (target, target, RAMP)  # so the next change ramps from unity
                 if meters is not None:
                     meters.update((stem, levels(audio)) for stem, audio in zip(self.stems, blocks))
+                    for group, members in self.groups.items():
+                        meters[group] = levels(sum(blocks[self.stems.index(c)] for c in members))
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
             total = np.zeros((self.channels, n))
+            # what each split stem's children add up to, mixed into the total through the group's strip below
+            sums = {group: np.zeros((self.channels, n)) for group in self.groups}
             buses = {b: np.zeros((self.channels, n), np.float32) for b in self.mix.buses}
-            work = []  # strips whose effects run: (stem, audio, gain), processed in parallel below
             if meters is not None:
-                meters.update(dict.fromkeys(self.stems, (0.0, 0.0)))  # a strip left out below is silent
+                meters.update(dict.fromkeys(strips[:-1], (0.0, 0.0)))  # a strip left out below is silent
+            # a split stem's children are mixed into their group's sum first; then the groups and the other stems
+            children: list[tuple[str, np.ndarray, np.ndarray]] = []
+            tops: list[tuple[str, np.ndarray, np.ndarray]] = []
             for stem, audio in zip(self.stems, blocks):
-                channel = self.mix.channels.get(stem, Channel())
-                settled = self._settled(stem)
-                gain = self._gain(stem, n)
-                if not channel.effects and channel.is_unity() and self.mix.audible(stem) and settled:
-                    total += audio
-                    if meters is not None:
-                        meters[stem] = levels(audio)
-                elif self.mix.audible(stem) or not np.all(gain == 0):
-                    work.append((stem, audio, gain))
-
-            def strip(item: tuple) -> np.ndarray:
-                stem, audio, gain = item
-                wet = self._chains[f"stem:{stem}"](np.ascontiguousarray(audio, dtype=np.float32), self.sample_rate)
-                return wet * gain
-
-            # pedalboard releases the GIL while processing, so strips run on several cores; they are summed in
-            # stem order afterwards, so the result does not depend on which finished first
-            strips = list(_pool().map(strip, work)) if len(work) > 1 and _THREADS > 1 else [strip(w) for w in work]
-            for (stem, _, _), audio in zip(work, strips):
-                total += audio
-                if meters is not None:
-                    meters[stem] = levels(audio)
-                for bus, send_db in self.mix.channels.get(stem, Channel()).sends.items():
-                    buses[bus] += (audio * db_to_gain(send_db)).astype(np.float32)
+                parent = parent_of(stem)
+                if parent is None:
+                    tops.append((stem, audio, total))
+                else:
+                    children.append((stem, audio, sums[parent]))
+                    if all(name != parent for name, _, _ in tops):
+                        tops.append((parent, sums[parent], total))  # summed before the tops are mixed, below
+            self._strips(children, n, buses, meters)
+            self._strips(tops, n, buses, meters)
             for bus, signal in buses.items():
                 total += self._chains[f"bus:{bus}"](signal, self.sample_rate)
             out = total.astype(np.float32)

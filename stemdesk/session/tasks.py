@@ -389,7 +389,7 @@ def remix_mix(
     if preset_name is not None and mix is not None:
         raise StemDeskError("Give a preset or a mix, not both.")
     if preset_name is not None:
-        made = preset(preset_name, stems.names, amount)
+        made = preset(preset_name, stems.as_leaves().names, amount)  # a split stem's children can be in a preset
     else:
         made = copy.deepcopy(mix) if mix is not None else Mix()
     if vocals is not None:

@@ -37,6 +37,7 @@ import numpy as np
 
 from stemdesk.core.errors import StemDeskError
 from stemdesk.io.audio import AUDIO_SUFFIXES_READ, probe, read
+from stemdesk.io.stems import RESERVED_NAMES
 
 from .data import Song
 from .dataset import SILENT_RMS, SongReport, _stereo
@@ -122,10 +123,10 @@ def parse_stemset(data: Any, path: str = "", split: str | None = None) -> StemSe
     if not isinstance(stems, dict) or len(stems) < 2:
         raise StemDeskError(f'{source}: "stems" must name at least two stems, each with its track patterns: {example}.')
     for child, patterns in stems.items():
-        if not child or set(child) - NAME_CHARACTERS or child in ("mixture", "mix"):
+        if not child or set(child) - NAME_CHARACTERS or child in ("mixture", "mix", *RESERVED_NAMES):
             raise StemDeskError(
-                f"{source}: the stem name {child!r} cannot name a file and a lane: use lower-case letters, digits, "
-                '"-" and "_" (not "mix" or "mixture").'
+                f"{source}: the stem name {child!r} cannot name a file, a lane and a mixer strip: use lower-case "
+                f'letters, digits, "-" and "_" (not mix, mixture, {", ".join(sorted(RESERVED_NAMES))}).'
             )
         if not _patterns(patterns):
             raise StemDeskError(f'{source}: the stem "{child}" needs a list of file-name patterns, not {patterns!r}.')
