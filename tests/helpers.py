@@ -331,3 +331,18 @@ def install_small_htdemucs(folder: Path, monkeypatch) -> str:
     save_model(folder / "small-htdemucs", "small-htdemucs", small_htdemucs(), {"description": "random weights"})
     monkeypatch.setenv("STEMDESK_MODELS_PATH", str(folder))
     return "small-htdemucs"
+
+
+def tiny_split_model(name: str = "tiny-split", parent: str = "vocals", children=("lead", "backing")) -> str:
+    """A small split model of ``parent`` into ``children``, saved among the user's models (the test's home):
+    untrained, since what it splits is not the point where it is used."""
+    import torch
+
+    from stemdesk.core.estimators import build_estimator
+    from stemdesk.io.model_store import save_model, user_models_dir
+
+    torch.manual_seed(0)
+    estimator = build_estimator("band_mlp", {"sources": list(children), "stft": {"n_fft": 1024, "hop": 256}})
+    facts = {"description": "test split model", "purpose": "split", "split": {"parent": parent}}
+    save_model(user_models_dir() / name, name, estimator, facts)
+    return name

@@ -40,11 +40,12 @@ class LanesView:
 
     def show_stems(self) -> None:
         """The song's lane and one for each of the workspace's stems, read from their files (after opening, a
-        cancelled or failed separation, or files written by another program)."""
+        cancelled or failed separation, a split, or files written by another program); a split stem's lane has its
+        children's under it."""
         info, offset = self.workspace.info, self.workspace.stems_offset
         assert info is not None
         lanes = [lane for lane in [self.timeline.lane("mix")] if lane is not None]
-        for name, path in self.workspace.stems.items():
+        for name, path in self.workspace.lanes():  # a split stem's lane, then its children's
             lane = _stem_lane(name, info, offset)
             lanes.append(lane)
             self._read(f"Waveform of {name}", path, lane)
@@ -86,7 +87,7 @@ class LanesView:
 
     def compute_spectrogram(self, name: str) -> None:
         """A lane's spectrogram, computed on the display queue and shown on the UI thread."""
-        path = self.workspace.song if name == "mix" else self.workspace.stems.get(name)
+        path = self.workspace.song if name == "mix" else dict(self.workspace.lanes()).get(name)
         if path:
             self.display.submit(
                 Job(

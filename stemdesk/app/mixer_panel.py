@@ -28,8 +28,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import MixError
 from ..io.registry import Registry
-from ..mixer.mix import FADER_RANGE, PRESETS, SEMITONES_RANGE, TEMPO_RANGE, Mix, with_preset
+from ..mixer.mix import (
+    FADER_RANGE,
+    PRESETS,
+    SEMITONES_RANGE,
+    TEMPO_RANGE,
+    Mix,
+    parent_of,
+    preset,
+    strips,
+    with_preset,
+)
 from .effects_editor import EffectsDialog
 from .meters import Meter
 from .playback import MeterBlock
@@ -174,7 +185,10 @@ class Strip(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
-        self.title = QLabel(name)
+        group = parent_of(name)
+        # a split stem's child says whose it is ("› lead" after the vocals strip, its group)
+        self.title = QLabel(f"› {name.split('/')[-1]}" if group else name)
+        self.title.setToolTip(f"{name.split('/')[-1]}, split from {group}" if group else "")
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.value = QLabel("0.0 dB")
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -266,7 +280,8 @@ class MixerPanel(QWidget):
         self.registry = registry  # the effect kinds its strips offer
         self.mix = Mix()
         self.stems: list[str] = []
-        self.strips: dict[str, Strip] = {}
+        self.strips: dict[str, Strip] = {}  # by strip name: each stem's, a split stem's group and children
+        self.folds: set[str] = set()  # the split stems whose children's strips are hidden
         self._shown_at = time.monotonic()  # when the meters last moved
         outer = QVBoxLayout(self)
         top = QHBoxLayout()  # one row, so the strips get the height
@@ -287,6 +302,7 @@ class MixerPanel(QWidget):
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
         apply = QPushButton("Apply preset")
+        apply.setObjectName("apply-preset")
         apply.clicked.connect(self.apply_preset)
         self.learn = QPushButton("MIDI learn")
         self.learn.setCheckable(True)
@@ -364,18 +380,48 @@ class MixerPanel(QWidget):
         self.setEnabled(False)
 
     def set_stems(self, stems: list[str], mix: Mix) -> None:
+        """Strips for ``stems`` (what plays): a split stem's children ("vocals/lead") each have one, after their
+        group's strip ("vocals")."""
         if stems != self.stems:
             for strip in self.strips.values():
                 strip.deleteLater()
             self.strips = {}
             self.empty.setVisible(not stems)
-            for name in stems:
+            for name in strips(stems):
                 self.strips[name] = Strip(self, name)
                 self.strips_layout.addWidget(self.strips[name])
+                self.strips[name].setVisible(parent_of(name) not in self.folds)
             self.stems = list(stems)
         self.setEnabled(bool(stems))
-        self.vocal_row.setEnabled("vocals" in stems)
+        self.vocal_row.setEnabled("vocals" in strips(stems))
+        self._offer_presets(stems)
         self.show_mix(mix)
+
+    def _offer_presets(self, stems: list[str]) -> None:
+        """Only the presets these stems can take are offered; the others say why (karaoke-backing wants the vocals
+        split into lead and backing)."""
+        model = self.preset.model()
+        for index, name in enumerate(PRESETS):
+            try:
+                preset(name, stems)
+                why = ""
+            except MixError as error:
+                why = str(error)
+            item = model.item(index)  # type: ignore[attr-defined]  # a combo box's model is a QStandardItemModel
+            item.setEnabled(not why)
+            item.setToolTip(why)
+        if not model.item(self.preset.currentIndex()).isEnabled():  # type: ignore[attr-defined]
+            first = next((i for i in range(len(PRESETS)) if model.item(i).isEnabled()), 0)  # type: ignore[attr-defined]
+            self.preset.setCurrentIndex(first)
+
+    def fold(self, group: str, folded: bool) -> None:
+        """Hide the strips of a split stem's children (its lane folded them away), or show them again."""
+        if folded:
+            self.folds.add(group)
+        else:
+            self.folds.discard(group)
+        for name, strip in self.strips.items():
+            strip.setVisible(parent_of(name) not in self.folds)
 
     def show_levels(self, blocks: list[MeterBlock] | None) -> None:
         """Move the meters by the blocks heard since the last call; None while nothing plays, so they fall back."""

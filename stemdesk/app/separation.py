@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import SignalInstance
-from PySide6.QtWidgets import QComboBox, QMessageBox, QWidget
+from PySide6.QtWidgets import QComboBox, QMenu, QMessageBox, QWidget
 
 from ..core.device import resolve_device
 from ..core.errors import StemDeskError
 from ..io.audio import AudioInfo
+from ..io.model_store import list_models
 from ..io.stems import earlier_stems
 from ..jobs.queue import Job
 from ..jobs.separate import SeparateOptions, separate_options
+from ..jobs.split import ANY_PARENT
+from ..mixer.mix import parent_of
 from ..session import tasks
 from ..session.workspace import Workspace
 from .errors import words
@@ -143,6 +146,46 @@ class SeparationFlow:
             "separate-file",
             on_done=lambda made: front.status(f"{task.title}: stems in {made.result.outputs[0].parent}", 15000),
         )
+
+    def offer_splits(self, menu: QMenu, lane: str) -> None:
+        """A stem lane's menu offers the installed split models that split that stem ("Split vocals with ▸
+        stemdesk-vocals-leadback"), or says how to get one."""
+        work = self.workspace
+        if lane not in work.stems and lane not in work.groups or parent_of(lane) is not None:
+            return
+        models = [c.id for c in list_models() if c.split_parent in (lane, ANY_PARENT) and c.split_parent is not None]
+        if not models:
+            action = menu.addAction(f"No split model splits {lane} (stemdesk models; stemdesk train --split)")
+            action.setEnabled(False)
+            return
+        again = " again" if lane in work.groups else ""
+        submenu = menu.addMenu(f"Split {lane}{again} with")
+        for model in models:
+            submenu.addAction(model).triggered.connect(lambda checked=False, m=model: self.split(lane, m))
+
+    def split(self, stem: str, model: str) -> Job | None:
+        """Split the open song's stem ``stem`` with the split model ``model``: its children's lanes unfold under
+        its lane, each with its mixer strip, and the stems folder's certificate covers the whole tree."""
+        front, work = self.front, self.workspace
+        folder, song = work.stems_dir, work.song
+        if folder is None or song is None:
+            front.show_error("Nothing to split", "Separate the song first; then split one of its stems.")
+            return None
+        try:
+            options = separate_options(model=model, device=str(resolve_device(self.device_box.currentText())))
+        except (ValueError, StemDeskError) as error:
+            front.show_error("Cannot split", words(error))
+            return None
+        task = tasks.split_stem(self.engines, folder, stem, song, options, threads=int(self.settings["threads"]))
+
+        def done(made) -> None:
+            if work.take_split(folder):
+                self.canvas.fold(stem, False)
+                front.status(f"{stem} split by {model} into {', '.join(p.stem for p in made.result.outputs)}", 15000)
+
+        job = front.run_task(task, "separate", on_done=done)
+        front.raise_dock("Jobs")
+        return job
 
     def confirm_replace(self, folder: Path) -> bool:
         """Before a separation writes into ``folder``: when an earlier one left stems there, ask whether to replace

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QMenu, QScrollBar, QToolTip, QVBoxLayout, QWidget
 from ..io.audio import AudioReader
 from ..io.stems import colour_of
 from ..jobs.peaks import Peaks
-from ..mixer.mix import FADER_RANGE, Mix
+from ..mixer.mix import FADER_RANGE, Mix, parent_of
 
 HEADER = 124
 RULER = 26
@@ -77,10 +77,13 @@ class Canvas(QWidget):
     control_edited = Signal(str, float)  # a mix control from a lane header ("vocals/mute", 1.0)
     control_touched = Signal(str)  # a header's gain was grabbed (for MIDI learn and automation, like a fader)
     null_region_clicked = Signal(int, bool)  # a residual window's index, and whether to loop it (Shift)
+    folded = Signal(str, bool)  # a split stem's lane folded its children away (True) or unfolded them
+    lane_menu = Signal(object, str)  # a lane header's menu is being shown: others may add to it (QMenu, lane name)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.lanes: list[Lane] = []
+        self.folds: set[str] = set()  # the split stems whose children's lanes are folded away
         self.rate = 44100
         self.frames = 0
         self.spp = 1024.0  # samples per pixel
@@ -140,17 +143,41 @@ class Canvas(QWidget):
         self.view_changed.emit()
         self.update()
 
+    def shown(self) -> list[Lane]:
+        """The lanes drawn, top to bottom: all but the children of a folded split stem."""
+        return [lane for lane in self.lanes if parent_of(lane.name) not in self.folds]
+
+    def is_group(self, name: str) -> bool:
+        """Whether ``name``'s lane is a split stem's, with its children's lanes under it."""
+        return any(parent_of(lane.name) == name for lane in self.lanes)
+
     def lane_height(self) -> int:
         """Lanes share the height: at least 56 px, at most 160."""
-        return int(np.clip((self.height() - RULER) // max(1, len(self.lanes)), 56, 160))
+        return int(np.clip((self.height() - RULER) // max(1, len(self.shown())), 56, 160))
 
     def lane_at(self, y: float) -> Lane | None:
-        index = int((y - RULER) // self.lane_height())
-        return self.lanes[index] if 0 <= index < len(self.lanes) and y >= RULER else None
+        index, shown = int((y - RULER) // self.lane_height()), self.shown()
+        return shown[index] if 0 <= index < len(shown) and y >= RULER else None
 
     def lane_top(self, name: str) -> int | None:
-        index = next((i for i, lane in enumerate(self.lanes) if lane.name == name), None)
+        index = next((i for i, lane in enumerate(self.shown()) if lane.name == name), None)
         return None if index is None else RULER + index * self.lane_height()
+
+    def fold_rect(self, name: str) -> QRectF | None:
+        """Where a split stem's lane draws the triangle that folds and unfolds its children's lanes."""
+        top = self.lane_top(name)
+        return QRectF(6, top + 6, 16, 18) if top is not None and self.is_group(name) else None
+
+    def fold(self, name: str, folded: bool) -> None:
+        """Fold a split stem's children's lanes away under its own, or unfold them."""
+        if folded == (name in self.folds):
+            return
+        if folded:
+            self.folds.add(name)
+        else:
+            self.folds.discard(name)
+        self.folded.emit(name, folded)
+        self.update()
 
     def header_rects(self, name: str) -> dict[str, QRectF]:
         """Where a stem lane's header draws its mute and solo buttons and its gain ({} for the mix or no stems)."""
@@ -208,7 +235,7 @@ class Canvas(QWidget):
         painter.fillRect(self.rect(), QColor(BACKGROUND))
         self._paint_ruler(painter)
         height = self.lane_height()
-        for index, lane in enumerate(self.lanes):
+        for index, lane in enumerate(self.shown()):
             self._paint_lane(painter, lane, RULER + index * height, height)
         self._paint_null_regions(painter)
         if self.loop:
@@ -271,9 +298,15 @@ class Canvas(QWidget):
             colour.setAlpha(70)
         painter.fillRect(QRectF(0, top, self.width(), LANE - 2), QColor(LANE_BG))
         painter.fillRect(QRectF(0, top, HEADER - 4, LANE - 2), QColor(HEADER_BG))
-        painter.fillRect(QRectF(0, top, 5, LANE - 2), colour)
+        child = parent_of(lane.name) is not None
+        painter.fillRect(QRectF(8 if child else 0, top, 5, LANE - 2), colour)  # a child's indented under its stem
         painter.setPen(QColor(TEXT if heard else DIM_TEXT))
-        painter.drawText(QRectF(12, top + 6, HEADER - 20, 20), Qt.AlignmentFlag.AlignLeft, lane.name)
+        fold = self.fold_rect(lane.name)
+        if fold is not None:
+            painter.drawText(fold, Qt.AlignmentFlag.AlignCenter, "▸" if lane.name in self.folds else "▾")
+        title = lane.name.split("/")[-1]
+        left = 24 if child or fold is not None else 12
+        painter.drawText(QRectF(left, top + 6, HEADER - left - 8, 20), Qt.AlignmentFlag.AlignLeft, title)
         self._paint_controls(painter, lane.name)
         if not lane.busy and lane.name in self.stem_marks:
             self._paint_stem_mark(painter, self.stem_marks[lane.name], top, LANE)
@@ -414,6 +447,11 @@ class Canvas(QWidget):
         x = event.position().x()
         if x < HEADER and self._header_press(event):
             return
+        lane = self.lane_at(event.position().y())
+        fold = self.fold_rect(lane.name) if lane is not None else None
+        if lane is not None and fold is not None and fold.contains(event.position()):
+            self.fold(lane.name, lane.name not in self.folds)
+            return
         region = self.null_region_at(x, event.position().y())
         if region is not None and event.button() == Qt.MouseButton.LeftButton:
             self.null_region_clicked.emit(region, bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
@@ -424,6 +462,11 @@ class Canvas(QWidget):
                 menu = QMenu(self)
                 action = menu.addAction("Show waveform" if lane.show_spectrogram else "Show spectrogram")
                 action.triggered.connect(lambda: self.toggle_spectrogram(lane.name))
+                if self.is_group(lane.name):
+                    folded = lane.name in self.folds
+                    action = menu.addAction(f"{'Unfold' if folded else 'Fold'} the stems {lane.name} was split into")
+                    action.triggered.connect(lambda: self.fold(lane.name, not folded))
+                self.lane_menu.emit(menu, lane.name)
                 menu.popup(event.globalPosition().toPoint())
             return
         if x < HEADER or not self.frames:

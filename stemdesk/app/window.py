@@ -244,6 +244,8 @@ class MainWindow(QMainWindow):
         canvas.control_touched.connect(self.midi_view.control_touched)
         canvas.null_region_clicked.connect(self.null_view.goto_region)
         canvas.control_edited.connect(self.mixer.edit)  # lane headers edit the mix the way the strips do (undo, MIDI)
+        canvas.folded.connect(self.mixer.fold)  # a split stem folded on the timeline folds its strips too
+        canvas.lane_menu.connect(self.separation.offer_splits)  # a stem lane offers the split models that split it
         self.mixer.changed.connect(
             lambda text, control, before, after: self.undo.push(
                 MixCommand(self.apply_mix, text, control, before, after)

@@ -36,8 +36,9 @@ MAX_CERTIFICATE_BYTES = 1 << 20
 
 
 def colour_of(name: str) -> str:
-    """The colour of a stem by name (``#rrggbb``); stems of no known name share one."""
-    return STEM_COLOURS.get(name, OTHER_COLOUR)
+    """The colour of a stem by name (``#rrggbb``); a split stem's children ("vocals/lead") have their stem's, and
+    stems of no known name share one."""
+    return STEM_COLOURS.get(name, STEM_COLOURS.get(name.split("/")[0], OTHER_COLOUR))
 
 
 def read_certificate(folder: Path) -> dict:

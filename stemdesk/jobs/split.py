@@ -18,7 +18,8 @@ from pathlib import Path
 from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
 from ..export import certificate
-from ..export.nullcheck import NullResult, null_residual
+from ..export.nullcheck import null_residual
+from ..io.audio import AudioInfo
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.model_store import ModelCard
 from ..io.registry import Registry
@@ -153,7 +154,40 @@ def split_tree(
         made = split_file(engine, by_name[parent], folder / parent, options, progress, cancel)
         done.append(SplitResult(parent, made))
     if done and result.certificate is not None:
-        record_tree(result, done, excerpt(result.info, options)[0])
+        record_tree(folder, done, result.info, excerpt(result.info, options)[0], result.frames)
+    return done
+
+
+def split_in_folder(
+    engine: SeparationEngine,
+    stems_dir: Path,
+    parent: str,
+    mixture: Path,
+    options: SeparateOptions,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SplitResult:
+    """Split stem ``parent`` of a folder of stems StemDesk wrote (a song's, made from ``mixture``) into
+    ``stems_dir/<parent>/`` with ``engine``'s split model, in the stems' own format, and record the tree in the
+    folder's certificate; the other stems' splits stay. Raises StemDeskError before anything is written when the
+    folder or the model cannot take it."""
+    found = find_stems(stems_dir)
+    if parent not in found.names:
+        raise StemDeskError(f'"{stems_dir}" has no stem {parent!r}; its stems are {", ".join(found.names)}.')
+    if not (Path(stems_dir) / CERTIFICATE).is_file():
+        raise StemDeskError(f'"{stems_dir}" has no StemDesk certificate, so its tree cannot be certified.')
+    check_split(parent, engine.card, found.names)
+    _remove_children(Path(stems_dir) / parent)
+    made = split_file(
+        engine,
+        found.paths[found.names.index(parent)],
+        Path(stems_dir) / parent,
+        replace(options, format=found.format()),
+        progress,
+        cancel,
+    )
+    done = SplitResult(parent, made)
+    record_tree(Path(stems_dir), [done], mixture, found.start, found.info.frames, keep=True)
     return done
 
 
@@ -163,20 +197,27 @@ def _remove_children(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def tree_null(result: SeparateResult, start: int) -> NullResult:
-    """The null of the tree's leaves (`Stems.leaves`: each split stem replaced by its children, read back from the
-    folder as every reader of the stems does) against the song, the samples the stems were made from."""
-    keys, paths = zip(*find_stems(result.outputs[0].parent).leaves())
-    return null_residual(result.info, list(paths), start, result.frames, names=list(keys))
-
-
-def record_tree(result: SeparateResult, splits: Sequence[SplitResult], start: int) -> None:
-    """Add the splits and the tree's null to the song's certificate beside its stems (the copy inside each WAV
-    stays as it was written: it certifies that stem's level)."""
-    assert result.certificate is not None
-    cert = json.loads(result.certificate.read_text(encoding="utf-8"))
-    outputs = [Path(result.certificate.parent) / o["file"] for o in cert.pop("outputs", [])]
-    cert["splits"] = {
+def record_tree(
+    folder: Path,
+    splits: Sequence[SplitResult],
+    mixture: Path | AudioInfo,
+    start: int,
+    frames: int,
+    keep: bool = False,
+) -> None:
+    """Add the splits and the tree's null (its leaves, `Stems.leaves`, read back from the folder as every reader of
+    the stems does, against ``frames`` samples of the ``mixture`` from ``start``) to the song's certificate in
+    ``folder``; with ``keep``, the splits it names already stay where their children still are. The copy inside
+    each WAV stays as it was written: it certifies that stem's level."""
+    path = Path(folder) / CERTIFICATE
+    cert = json.loads(path.read_text(encoding="utf-8"))
+    outputs = [Path(folder) / o["file"] for o in cert.pop("outputs", [])]
+    kept = {
+        name: entry
+        for name, entry in (cert.get("splits") or {}).items()
+        if keep and (Path(folder) / name / CERTIFICATE).is_file()
+    }
+    made = {
         s.parent: {
             "model": json.loads(s.result.certificate.read_text(encoding="utf-8")).get("model")
             if s.result.certificate is not None
@@ -187,5 +228,10 @@ def record_tree(result: SeparateResult, splits: Sequence[SplitResult], start: in
         }
         for s in splits
     }
-    cert["tree_null"] = tree_null(result, start).as_dict()
-    certificate.write_beside(result.certificate.parent, cert, outputs)
+    cert["splits"] = {**kept, **made}
+    settings = cert.setdefault("settings", {})
+    earlier = {name: model for name, model in (settings.get("splits") or {}).items() if name in kept}
+    settings["splits"] = {**earlier, **{s.parent: s.result.model for s in splits}}
+    keys, paths = zip(*find_stems(folder).leaves())
+    cert["tree_null"] = null_residual(mixture, list(paths), start, frames, names=list(keys)).as_dict()
+    certificate.write_beside(Path(folder), cert, outputs)

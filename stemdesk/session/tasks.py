@@ -35,7 +35,16 @@ from ..io.model_store import ModelCard, sha256_file
 from ..io.registry import Registry, Written
 from ..io.stems import CERTIFICATE, Stems, certified, earlier_stems, find_stems, read_certificate
 from ..jobs.separate import SeparateOptions, SeparateResult, SeparationEngine, set_threads
-from ..jobs.split import ANY_PARENT, SplitResult, check_split, check_splits, split_file, split_parent, split_tree
+from ..jobs.split import (
+    ANY_PARENT,
+    SplitResult,
+    check_split,
+    check_splits,
+    split_file,
+    split_in_folder,
+    split_parent,
+    split_tree,
+)
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 from ..training.scratch import ScratchRequest as Scratch
@@ -283,6 +292,30 @@ def split(
         return split_file(engine, stem, folder, options, progress=progress, cancel=cancel)
 
     return Task(f"Split {stem.name}", work, device, options.model)
+
+
+def split_stem(
+    engines: Engines,
+    stems_dir: Path,
+    parent: str,
+    mixture: Path,
+    options: SeparateOptions,
+    threads: int | None = None,
+) -> Task[SplitResult]:
+    """Split stem ``parent`` of the song's stems in ``stems_dir`` (made from ``mixture``) with the split model
+    ``options.model`` into ``stems_dir/<parent>/``; the folder's certificate then covers the whole tree."""
+    from ..core.device import resolve_device
+
+    device = str(resolve_device(options.device))
+
+    def work(progress: Progress, cancel: CancelToken) -> SplitResult:
+        if threads is not None and device == "cpu":
+            set_threads(threads)
+        progress({"message": "loading model"})
+        engine = engines.get(options.model, device, options.precision)
+        return split_in_folder(engine, Path(stems_dir), parent, Path(mixture), options, progress, cancel)
+
+    return Task(f"Split {parent} with {options.model}", work, device, options.model)
 
 
 def separate_array(

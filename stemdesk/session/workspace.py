@@ -18,9 +18,9 @@ from ..export.nullcheck import NullResult
 from ..io import settings as settings_store
 from ..io.audio import AudioInfo, probe
 from ..io.registry import Registry
-from ..io.stems import CERTIFICATE, find_stems
+from ..io.stems import CERTIFICATE, Stems, find_stems
 from ..jobs.separate import SeparateResult
-from ..mixer.mix import Mix
+from ..mixer.mix import Mix, strips
 from . import project as projects
 from .events import Announcement
 from .tasks import Recheck
@@ -66,7 +66,9 @@ class Workspace:
         self.settings = settings if settings is not None else settings_store.load()
         self.project = projects.Project(model=self.settings.get("model", ""))
         self.info: AudioInfo | None = None
-        self.stems: dict[str, Path] = {}  # stem name -> file, in the model's order
+        # what plays: stem name -> file, in the model's order, a split stem's children ("vocals/lead") in its place
+        self.stems: dict[str, Path] = {}
+        self.groups: dict[str, Path] = {}  # each split stem -> its own file (its children's sum)
         self.stems_offset = 0  # where the stems start in the song, in samples (excerpts)
         self.stems_frames = 0  # how long they are
         self.null: NullResult | None = None  # what the last null check of these stems found
@@ -137,6 +139,7 @@ class Workspace:
     def _song(self, info: AudioInfo) -> None:
         self.info = info
         self.stems, self.stems_offset, self.stems_frames, self.null, self.check = {}, 0, 0, None, None
+        self.groups = {}
 
     def _announce_opened(self, changed: bool) -> None:
         self.song_opened.emit(self.info)
@@ -161,8 +164,8 @@ class Workspace:
                 offset = offset if isinstance(offset, int) and offset >= 0 else 0
                 if stems.info.frames + offset > info.frames:
                     raise StemDeskError("the stems are longer than the song")
-                self.stems, self.stems_offset = dict(zip(stems.names, stems.paths)), offset
-                self.stems_frames = stems.info.frames
+                self._take(stems)
+                self.stems_offset, self.stems_frames = offset, stems.info.frames
                 self.null = _certified_null(Path(project.stems_dir))
             except (StemDeskError, OSError, ValueError) as error:
                 problem = f"{error}. Separate the song again."
@@ -176,7 +179,11 @@ class Workspace:
         self._owner_only("adopt")
         if self.song is None or Path(result.input).resolve() != self.song.resolve():
             return False
-        self.stems = {path.stem: path for path in result.outputs}
+        self.stems, self.groups = {path.stem: path for path in result.outputs}, {}
+        try:  # and the children of the stems a split model split as part of it
+            self._take(find_stems(result.outputs[0].parent))
+        except (StemDeskError, OSError, ValueError):
+            pass
         self.stems_offset = int(round(start_seconds * result.info.sample_rate))
         self.stems_frames = result.frames
         self.null, self.check = result.null, None
@@ -186,6 +193,28 @@ class Workspace:
         self.stems_changed.emit("adopted")
         self.changed = True
         return True
+
+    def _take(self, stems: Stems) -> None:
+        """``stems`` become what plays: each split stem as its children, named "vocals/lead" (`Stems.as_leaves`),
+        and its own file kept as their group's."""
+        self.stems = dict(stems.leaves())
+        self.groups = {name: path for name, path in zip(stems.names, stems.paths) if name in stems.children}
+
+    def take_split(self, stems_dir: Path) -> bool:
+        """The stems folder's stems read again after a stem in it was split (or its children removed): its
+        children play in its place. False, and nothing changes, when the folder is no longer the workspace's."""
+        self._owner_only("take_split")
+        if self.stems_dir is None or Path(stems_dir) != self.stems_dir:
+            return False
+        self._take(find_stems(stems_dir))
+        self.null = _certified_null(Path(stems_dir))
+        self.stems_changed.emit("split")
+        self.changed = True
+        return True
+
+    def lanes(self) -> list[tuple[str, Path]]:
+        """Every stem the timeline draws, in order, with its file: a split stem, then its children."""
+        return [(name, self.groups.get(name) or self.stems[name]) for name in strips(list(self.stems))]
 
     def files_signature(self) -> tuple:
         """What changes when the song's or a stem's file is written or replaced: each one's size, time and inode.
@@ -198,7 +227,9 @@ class Workspace:
                 return (str(path),)
             return (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
 
-        return tuple(stat(p) for p in [*([self.song] if self.song else []), *self.stems.values()])
+        return tuple(
+            stat(p) for p in [*([self.song] if self.song else []), *self.groups.values(), *self.stems.values()]
+        )
 
     def apply_check(self, check: Recheck, stems_dir: Path) -> bool:
         """The result of checking ``stems_dir`` becomes what is known of the stems, if they are still the
@@ -296,9 +327,11 @@ class Workspace:
 
 
 def _certified_null(folder: Path) -> NullResult | None:
-    """The null check recorded in a stems folder's certificate, if it has a readable one."""
+    """The null check recorded in a stems folder's certificate, if it has a readable one: of the whole tree (the
+    leaves against the song) when a stem in it was split."""
     try:
-        null = json.loads((folder / CERTIFICATE).read_text(encoding="utf-8")).get("null")
+        cert = json.loads((folder / CERTIFICATE).read_text(encoding="utf-8"))
+        null = cert.get("tree_null") or cert.get("null")
         return NullResult.from_dict(null) if isinstance(null, dict) else None
     except (OSError, ValueError, AttributeError):
         return None

@@ -1,23 +1,30 @@
 """Split models in the app: they split one stem, so the Model box (what separates a song) and the Trainer's
-"Start from" leave them out, and the Models dock lists them with the stem they split."""
+"Start from" leave them out, and the Models dock lists them with the stem they split. A stem's lane splits it with
+one: its children's lanes unfold under it, each with its mixer strip, and presets and the bounce use them."""
 
 from __future__ import annotations
 
-import torch
-from PySide6.QtWidgets import QComboBox
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from helpers import screenshot_path, song, tiny_split_model
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QComboBox, QMenu, QPushButton
 
 from stemdesk.app.docks import fill_model_box
 from stemdesk.app.models_panel import ModelsPanel
+from stemdesk.app.timeline import HEADER
 from stemdesk.app.trainer_panel import TrainerPanel
-from stemdesk.core.estimators import build_estimator
-from stemdesk.io.model_store import save_model, user_models_dir
+from stemdesk.app.window import MainWindow
+from stemdesk.io import settings as settings_store
+from stemdesk.io.stems import CERTIFICATE
+from stemdesk.mixer.mix import PRESETS
 
 
 def test_split_models_are_listed_as_splits_and_never_offered_to_separate_a_song(qtbot):
-    torch.manual_seed(0)
-    estimator = build_estimator("band_mlp", {"sources": ["lead", "backing"], "stft": {"n_fft": 1024, "hop": 256}})
-    facts = {"description": "test split model", "purpose": "split", "split": {"parent": "vocals"}}
-    save_model(user_models_dir() / "tiny-split", "tiny-split", estimator, facts)
+    tiny_split_model()
     box = QComboBox()
     qtbot.addWidget(box)
     fill_model_box(box, None, "stemdesk-4stem")
@@ -34,3 +41,108 @@ def test_split_models_are_listed_as_splits_and_never_offered_to_separate_a_song(
     trainer.refresh_bases()
     bases = [trainer.base.itemText(i) for i in range(trainer.base.count())]
     assert "stemdesk-4stem" in bases and "tiny-split" not in bases
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    values = dict(
+        settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem", bit_depth="16"
+    )
+    win = MainWindow(values, ask=False)
+    qtbot.addWidget(win)
+    win.resize(1280, 900)
+    win.show()
+    win.model_box.setCurrentText("tiny-4stem")
+    yield win
+    win.shutdown()
+
+
+def read(path) -> np.ndarray:
+    return sf.read(str(path), dtype="float64", always_2d=True)[0].T
+
+
+def lane_menu(qtbot, window, name: str) -> QMenu:
+    """Right-click a lane's header, as a user does, and take the menu that pops up."""
+    canvas = window.timeline.canvas
+    shown: list[QMenu] = []
+    canvas.lane_menu.connect(lambda menu, lane: shown.append(menu))
+    at = QPoint(HEADER // 2, canvas.lane_top(name) + canvas.lane_height() // 2)
+    qtbot.mouseClick(canvas, Qt.MouseButton.RightButton, pos=at)
+    assert shown, f"no menu on the {name} lane"
+    shown[-1].hide()
+    return shown[-1]
+
+
+def test_a_stem_split_in_the_app_unfolds_into_lanes_and_strips_that_play_its_children(qtbot, window, tmp_path):
+    model = tiny_split_model()
+    path = tmp_path / "song.wav"
+    sf.write(str(path), song(6.0), 44100, subtype="PCM_16")
+    assert window.open_song(path)
+    with qtbot.waitSignal(window.separation_finished, timeout=120_000):
+        window.separate()
+    mixer, canvas = window.mixer, window.timeline.canvas
+    index = PRESETS.index("karaoke-backing")
+    item = mixer.preset.model().item(index)
+    assert not item.isEnabled() and "split into lead and backing" in item.toolTip()  # nothing to keep yet
+    assert "No split model splits bass" in " ".join(a.text() for a in lane_menu(qtbot, window, "bass").actions())
+    # a stem lane's menu offers the split models of that stem; choosing one splits it in the stems folder
+    drums = next(a.menu() for a in lane_menu(qtbot, window, "drums").actions() if a.menu() is not None)
+    assert drums.title() == "Split drums with" and [a.text() for a in drums.actions()] == ["stemdesk-drumkit"]
+    submenu = next(a.menu() for a in lane_menu(qtbot, window, "vocals").actions() if a.menu() is not None)
+    offered = {a.text(): a for a in submenu.actions()}
+    assert submenu.title() == "Split vocals with" and set(offered) == {"stemdesk-vocals-leadback", model}
+    offered[model].trigger()
+    qtbot.waitUntil(lambda: "vocals/lead" in window.stems, timeout=60_000)
+    folder = window.workspace.stems_dir
+    assert window.stems["vocals/lead"] == folder / "vocals" / "lead.wav"
+    leaves = ["vocals/lead", "vocals/backing", "drums", "bass", "other"]
+    assert list(window.stems) == leaves
+    # the lanes: the vocals lane, its children's under it, each drawn from its file
+    names = [lane.name for lane in canvas.lanes]
+    assert names == ["mix", "vocals", *leaves]
+    qtbot.waitUntil(lambda: not any(lane.busy for lane in canvas.lanes), timeout=20_000)
+    frames = sf.info(str(path)).frames
+    assert all(window.timeline.lane(n).peaks.frames == frames for n in names)
+    # the strips: the vocals group's, then one per child, then the other stems'
+    assert list(mixer.strips) == ["vocals", *leaves] and mixer.strips["vocals/lead"].title.text() == "› lead"
+    # the tree nulls, as the certificate and the status bar say
+    cert = json.loads((folder / CERTIFICATE).read_text())
+    assert cert["splits"]["vocals"]["model"]["id"] == model and cert["tree_null"]["bit_exact"]
+    assert "bit-exact" in window.null_label.text()
+    files = {name: read(p) for name, p in window.stems.items()}
+    assert np.array_equal(files["vocals/lead"] + files["vocals/backing"], read(folder / "vocals.wav"))
+    # karaoke keeping the backing vocals: what the player plays is everything but the lead
+    assert item.isEnabled()
+    mixer.preset.setCurrentIndex(index)
+    qtbot.mouseClick(mixer.findChild(QPushButton, "apply-preset"), Qt.MouseButton.LeftButton)
+    assert window.project.mix.channels["vocals/lead"].mute and not window.project.mix.heard("vocals/lead")
+    source = window.player.source
+    source.seek(0)
+    played = source.read(2 * 44100)
+    kept = sum(files[n] for n in leaves if n != "vocals/lead")[:, : played.shape[1]]
+    assert np.abs(played[:, 4096:] - kept[:, 4096:]).max() < 1e-4
+    # the group's fader moves both children: -6.02 dB on vocals halves the backing vocals that are left
+    mixer.strips["vocals"].fader.setValue(-60)
+    source.seek(0)
+    played = source.read(2 * 44100)
+    kept = kept - files["vocals/backing"][:, : played.shape[1]] * (1 - 10 ** (-6 / 20))
+    assert np.abs(played[:, 4096:] - kept[:, 4096:]).max() < 1e-4
+    window.undo.undo()
+    # the bounce renders what plays: exactly the stems but the lead, at 24 bits
+    bounced = tmp_path / "karaoke.wav"
+    with qtbot.waitSignal(window.job_finished, timeout=60_000):
+        window.bounce(bounced)
+    assert np.abs(read(bounced) - sum(files[n] for n in leaves if n != "vocals/lead")).max() < 2**-23
+    # folding the vocals lane hides its children's lanes and strips; unfolding shows them again
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.fold_rect("vocals").center().toPoint())
+    assert [lane.name for lane in canvas.shown()] == ["mix", "vocals", "drums", "bass", "other"]
+    assert not mixer.strips["vocals/lead"].isVisible() and mixer.strips["vocals"].isVisible()
+    window.grab().save(screenshot_path("app-split-folded.png"))
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.fold_rect("vocals").center().toPoint())
+    assert [lane.name for lane in canvas.shown()] == names and mixer.strips["vocals/lead"].isVisible()
+    window.grab().save(screenshot_path("app-split.png"))
+    # saved and opened again, the project plays the children with their mix
+    saved = window.save_project(path=tmp_path / "song.stemdesk")
+    assert window.open_project(saved)
+    assert list(window.stems) == leaves and list(window.mixer.strips) == ["vocals", *leaves]
+    assert window.project.mix.channels["vocals/lead"].mute

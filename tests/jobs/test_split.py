@@ -10,22 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from helpers import assert_stems_null, run
+from helpers import assert_stems_null, run, tiny_split_model
 
-from stemdesk.core.estimators import build_estimator
-from stemdesk.io.model_store import save_model, user_models_dir
 from stemdesk.io.stems import CERTIFICATE
 
 
 @pytest.fixture
 def split_model():
-    """A small split model of vocals into lead and backing (untrained: what it splits is not the point here)."""
-    torch.manual_seed(0)
-    estimator = build_estimator("band_mlp", {"sources": ["lead", "backing"], "stft": {"n_fft": 1024, "hop": 256}})
-    facts = {"description": "test split model", "purpose": "split", "split": {"parent": "vocals"}}
-    save_model(user_models_dir() / "tiny-split", "tiny-split", estimator, facts)
-    return "tiny-split"
+    """A small split model of vocals into lead and backing."""
+    return tiny_split_model()
 
 
 def ints(path) -> np.ndarray:
