@@ -15,10 +15,12 @@ Needs ../shared/data/cc0-efree-sessions (the artist's session tracks) and cc0-ef
    the song, and as HTDemucs does (when installed). Target: every child of the model on the true parent at least
    4 dB above the better baseline.
 2. Speed and memory: a 3-minute excerpt of the song separated by `stemdesk separate` with the default model, and
-   its parent stem split by `stemdesk split` (fresh processes, start-up included, same threads). Target: the split
-   adds at most 30 % to the separation's time, and its peak memory stays at most 1 GB.
-3. Null: the excerpt separated with `--split PARENT=MODEL` at 16 and 24 bits: the children add up to their parent
-   and the whole tree to the song, bit for bit (the certificate's null checks).
+   again with `--split PARENT=MODEL` (fresh processes, same threads): what the split adds (its model, its files, its
+   null and the tree's) over the separation's time. Target: at most 30 % more, and the peak memory of the
+   separation with the split at most 1 GB. Also timed: the parent stem file split on its own by `stemdesk split`
+   (its process's start-up included).
+3. Null: the separations with `--split` at 16 and 24 bits: the children add up to their parent and the whole tree
+   to the song, bit for bit (the certificate's null checks).
 4. Training: the card's training time and threads (target: within 30 minutes on 2 threads).
 
 Results: benchmarks/results/splits.json.
@@ -181,41 +183,37 @@ def speed_memory_null(model: str, threads: int) -> dict:
             [*stemdesk, "separate", str(path), "-o", str(work / "a"), "--bit-depth", "16", *threads_flag], env
         )
         assert code == 0, err
-        stem = work / "a" / "song" / f"{parent}.wav"
-        code, _, err, split_s, split_mb = timed([*stemdesk, "split", str(stem), "--model", model, *threads_flag], env)
-        assert code == 0, err
-        nulls = {}
+        # what splitting adds to a separation: the same separation with --split, in one process (the split, its
+        # null and the tree's), at 16 and 24 bits, each also checked to null at every level
+        nulls, with_split = {}, {}
         for depth in ("16", "24"):
             out = work / f"null{depth}"
-            code, _, err, _, _ = timed(
-                [
-                    *stemdesk,
-                    "separate",
-                    str(path),
-                    "-o",
-                    str(out),
-                    "--bit-depth",
-                    depth,
-                    "--split",
-                    f"{parent}={model}",
-                    *threads_flag,
-                ],
-                env,
-            )
+            split_flag = ["--split", f"{parent}={model}"]
+            command = [*stemdesk, "separate", str(path), "-o", str(out), "--bit-depth", depth, *split_flag]
+            code, _, err, seconds, peak = timed([*command, *threads_flag], env)
             assert code == 0, err
+            with_split[depth] = (seconds, peak)
             cert = json.loads((out / "song" / "stemdesk-certificate.json").read_text())
             nulls[depth] = {
                 "children_to_parent_bit_exact": cert["splits"][parent]["null"]["bit_exact"],
                 "tree_to_song_bit_exact": cert["tree_null"]["bit_exact"],
             }
+        # and a stem file split on its own (`stemdesk split`, a process of its own: its start-up included)
+        stem = work / "a" / "song" / f"{parent}.wav"
+        code, _, err, file_s, file_mb = timed([*stemdesk, "split", str(stem), "--model", model, *threads_flag], env)
+        assert code == 0, err
+    split_s, split_mb = with_split["16"][0] - separate_s, with_split["16"][1]
     return {
         "excerpt_seconds": EXCERPT_SECONDS,
         "threads": threads,
         "separate_seconds": round(separate_s, 2),
+        "separate_with_split_seconds": round(with_split["16"][0], 2),
         "split_seconds": round(split_s, 2),
         "split_share_of_separation": round(split_s / separate_s, 3),
         "meets_speed_target": split_s / separate_s <= SPEED_SHARE,
         "split_peak_mb": round(split_mb),
+        "split_file_seconds": round(file_s, 2),
+        "split_file_peak_mb": round(file_mb),
         "separate_peak_mb": round(separate_mb),
         "meets_memory_target": split_mb <= MEMORY_MB,
         "null": nulls,

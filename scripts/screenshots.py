@@ -1,4 +1,5 @@
-"""Screenshots of the main window with a separated song, at 1280×800 and 1920×1080.
+"""Screenshots of the main window with a separated song, at 1280×800 and 1920×1080, and with its vocals split into
+lead and backing (app-split.png).
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
@@ -104,6 +105,26 @@ def main() -> None:
         path = args.out / f"main-{width}x{height}.png"
         window.grab().save(str(path))
         print(path)
+    # the vocals split into lead and backing by the shipped split model, karaoke keeping the backing vocals
+    window.resize(1280, 800)
+    window.separation.split("vocals", "stemdesk-vocals-leadback")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (
+        "vocals/lead" in window.stems and not any(lane.busy for lane in window.timeline.canvas.lanes)
+    ):
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    if "vocals/lead" not in window.stems:
+        raise SystemExit("the split of the vocals did not finish")
+    window.mixer.preset.setCurrentText("karaoke-backing")
+    window.mixer.apply_preset()
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.01)
+    window.timeline.canvas.fit()
+    app.processEvents()
+    path = args.out / "app-split.png"
+    window.grab().save(str(path))
+    print(path)
     report = {
         "longest_ui_stall_ms": max(stalls) if stalls else None,
         "beats": len(stalls),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QLabel
 
+from ..mixer.mix import parent_of
 from ..session.workspace import Workspace
 from .null_panel import CLIPPED, GOOD, NullPanel
 from .playback import LiveNull
@@ -90,6 +91,9 @@ class NullView:
             )
             for name in work.stems
         }
+        for group in work.groups:  # a split stem's share is its children's
+            parts = [shares[name] for name in work.stems if parent_of(name) == group and name in shares]
+            self.canvas.stem_marks[group] = StemMark(sum(parts) if parts else None)
         self.canvas.update()
         self.panel.show_null(null, check, list(work.stems), work.mix, self.canvas.null_regions, playing)
 

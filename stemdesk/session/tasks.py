@@ -448,7 +448,8 @@ def remix_format(stems: Stems, output: Path, name: str | None = None, depth: str
 
 @dataclass
 class ExportChoice:
-    """What an export writes, each named after the song: "NAME stems/" (a copy with the certificate), "NAME
+    """What an export writes, each named after the song: "NAME stems/" (a copy with the certificate, and a split
+    stem's children in their folder), "NAME
     instrumental.EXT", "NAME mix.wav" (the mix bounced) and NAME.<ext> per session kind."""
 
     stems: bool = False
@@ -521,10 +522,16 @@ def export(
 
 
 def _copy_stems(found: Stems, stems_dir: Path, target: Path) -> Path:
+    """The stems, their certificate and each split stem's folder of children with its own (``vocals/lead.wav``),
+    copied whole or not at all."""
     with atomic_folder(target) as staging:
         for path in [*found.paths, stems_dir / CERTIFICATE]:
             if path.is_file():
                 shutil.copy2(path, staging / path.name)
+        for parent, children in found.children.items():
+            (staging / parent).mkdir()
+            for path in [*children.paths, stems_dir / parent / CERTIFICATE]:
+                shutil.copy2(path, staging / parent / path.name)
     return target
 
 

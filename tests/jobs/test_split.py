@@ -172,3 +172,33 @@ def test_daw_sessions_nest_the_children_under_their_stem(song_file, tmp_path, sp
     assert [t.get("name") for t in children] == ["lead", "backing"]
     assert all(t.find("Channel").get("destination") == group.find("Channel").get("id") for t in children)
     assert len(list(project.iter("Clip"))) == 5
+
+
+def test_exported_stems_and_a_remix_carry_the_children(song_file, tmp_path, split_model):
+    from stemdesk.io.stems import find_stems
+    from stemdesk.mixer.mix import Mix
+    from stemdesk.session import tasks
+
+    song = song_file(seconds=3.0, subtype="PCM_16")
+    out = tmp_path / "out"
+    code, _, err = run("separate", song, "-o", out, "--model", "tiny-4stem", "--split", "vocals=tiny-split")
+    assert code == 0, err
+    folder = out / "song"
+    made = tasks.export(folder, tmp_path / "export" / "song", tasks.ExportChoice(stems=True), Mix(), song).run()
+    copy = made.stems
+    assert copy == tmp_path / "export" / "song stems"
+    for name in ("lead.wav", "backing.wav", CERTIFICATE):
+        assert (copy / "vocals" / name).read_bytes() == (folder / "vocals" / name).read_bytes()
+    assert find_stems(copy).leaves()[0] == ("vocals/lead", copy / "vocals" / "lead.wav")  # still a tree
+    # the instrumental mutes the vocals group: exactly the song less both children
+    instrumental = made.instrumental
+    leaves = dict(find_stems(folder).leaves())
+    assert np.array_equal(ints(instrumental), sum(ints(leaves[n]) for n in ("drums", "bass", "other")))
+    # `stemdesk remix --preset karaoke-backing` keeps the backing vocals, and says it nulls with the lead
+    code, text, err = run("remix", folder, "--preset", "karaoke-backing", "-o", tmp_path / "kb.wav", "--mixture", song)
+    assert code == 0, err
+    kept = sum(ints(leaves[n]) for n in ("vocals/backing", "drums", "bass", "other"))
+    assert np.array_equal(ints(tmp_path / "kb.wav"), kept)
+    cert = json.loads(Path(text.split("certificate ")[1].split()[0]).read_text())
+    assert cert["null"]["applicable"] and cert["null"]["bit_exact"]  # the render and the muted lead null the song
+    assert cert["null"]["against"] == ["song.wav", "render", "lead.wav"]
