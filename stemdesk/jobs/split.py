@@ -9,6 +9,7 @@ leaves (the children in place of their parents) against the song.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from ..export.nullcheck import null_residual
 from ..io.audio import AudioInfo
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.model_store import ModelCard
+from ..io.process import trim_heap
 from ..io.registry import Registry
 from ..io.stems import CERTIFICATE, find_stems
 from .separate import Progress, SeparateOptions, SeparateResult, SeparationEngine, excerpt
@@ -147,6 +149,9 @@ def split_tree(
         if name not in engines:
             _remove_children(folder / name)
     done = []
+    if engines:
+        gc.collect()
+        trim_heap()  # the separation's freed tensors go back to the kernel before the split models allocate theirs
     for parent, engine in engines.items():
         if progress is not None:
             progress({"message": f"splitting {parent} with {engine.card.id}"})
