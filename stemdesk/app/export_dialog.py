@@ -27,6 +27,7 @@ class ExportDialog(QWidget):
         "mix": "Mix (your levels, pans and effects)",
         "dawproject": "DAWproject session (embeds the stems: large)",
         "rpp": "REAPER project (refers to the stems)",
+        "ardour": "Ardour session (a folder; refers to the stems)",
         "stems-mp4": "NI Stem file for DJ software (.stem.mp4, ALAC: nulls)",
         "stems-mp4-aac": "NI Stem file in AAC (a fifth of the size; does not null)",
     }

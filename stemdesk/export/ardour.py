@@ -1,0 +1,356 @@
+"""Ardour sessions: a session folder Ardour 7 opens (and its headless `ardour7-export` renders), with one track per
+stem from sample 0 playing the stem's file where it is, the mix's levels, pans, mutes and solos on the tracks, the
+null check's loudest residual windows as markers, and the song's tempo.
+
+A split stem's children play on their own tracks into a bus named after the stem, which carries the stem's strip
+(its group: `stemdesk.mixer.mix.Mix`) on to the master, and they form a route group of that name. The tracks use
+Ardour's balance panner, whose law is linear (at position p > ½ the left channel has 2 − 2p), so a StemDesk pan
+(the left channel at cos(pan·π/2) when turned right) is written as the position giving the same gain.
+
+Ardour reads positions and lengths in samples (the format before 7.0, which it converts on loading), and an
+audio source is one channel of a file: a stereo stem is two sources of the same file.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..io.atomic import atomic_folder
+from ..io.registry import Written
+from ..io.stems import CERTIFICATE, Stems, colour_of, read_certificate
+from ..mixer.mix import Channel, Mix, parent_of
+from ..mixer.render import db_to_gain
+
+VERSION = "7002"  # the session format Ardour 7.3 writes
+BALANCE_PANNER = "http://ardour.org/plugin/panner_balance"
+MAX_FADER_DB = 6.0  # an Ardour fader's top; the rest of a gain above it goes on the track's trim (±20 dB)
+
+
+class _Ids:
+    def __init__(self, start: int = 100):
+        self.last = start
+
+    def __call__(self) -> str:
+        self.last += 1
+        return str(self.last)
+
+
+def _colour(name: str) -> str:
+    """An Ardour colour: RGBA as one unsigned integer."""
+    return str(int(colour_of(name).lstrip("#"), 16) << 8 | 0xFF)
+
+
+def balance_position(pan: float) -> float:
+    """The position of Ardour's balance panner that gives StemDesk's pan law: turning right by ``pan`` leaves the
+    left channel at cos(pan·π/2); Ardour's leaves it at 2 − 2·position."""
+    side = 1.0 - math.cos(abs(pan) * math.pi / 2) / 2.0
+    return side if pan >= 0 else 1.0 - side
+
+
+def _controllable(parent: ET.Element, ids: _Ids, name: str, value: float | str, flags: str = "", **extra) -> None:
+    ET.SubElement(parent, "Controllable", name=name, id=ids(), flags=flags, value=str(value), **extra)
+
+
+def _route(
+    routes: ET.Element,
+    ids: _Ids,
+    name: str,
+    channels: int,
+    kind: str,
+    order: int,
+    strip: Channel,
+    output: str,
+    playlist: str | None = None,
+    upstream: int = 0,
+    downstream: int = 0,
+) -> ET.Element:
+    """One route: a track (``playlist``), a bus or the master, its fader, trim, pan, mute and solo from ``strip``,
+    its outputs connected to ``output``'s inputs ("Master", a bus) or the system's playback."""
+    attrs = {
+        "version": VERSION,
+        "id": ids(),
+        "name": name,
+        "default-type": "audio",
+        "strict-io": "1",
+        "active": "1",
+        "denormal-protection": "0",
+        "meter-point": "MeterPostFader",
+        "disk-io-point": "DiskIOPreFader",
+        "meter-type": "MeterPeak",
+    }
+    if playlist is not None:
+        attrs.update({"audio-playlist": playlist, "saved-meter-point": "MeterPostFader", "mode": "Normal"})
+    route = ET.SubElement(routes, "Route", attrs)
+    flags = {"track": "AudioTrack,OrderSet", "bus": "AudioBus,OrderSet", "master": "MasterOut,OrderSet"}[kind]
+    colour = "0" if kind == "master" else _colour(name)
+    ET.SubElement(route, "PresentationInfo", order=str(order), flags=flags, color=colour)
+    solo = "1" if strip.solo else "0"
+    # what Ardour's solo propagation along the routing would have counted: a bus is soloed by a soloed child
+    # upstream, a child by its soloed bus downstream (or they are muted by the other's solo)
+    _controllable(
+        route,
+        ids,
+        "solo",
+        solo,
+        "Toggle,RealTime",
+        **{"self-solo": solo, "soloed-by-upstream": str(upstream), "soloed-by-downstream": str(downstream)},
+    )
+    _controllable(route, ids, "solo-iso", 0, "Toggle,RealTime", **{"solo-isolated": "0"})
+    _controllable(route, ids, "solo-safe", 0, "Toggle", **{"solo-safe": "0"})
+    for direction in ("Input", "Output"):
+        io = ET.SubElement(route, "IO", {"name": name, "id": ids(), "direction": direction, "default-type": "audio"})
+        for channel in range(1, channels + 1):
+            port = ET.SubElement(io, "Port", type="audio", name=f"{name}/audio_{direction[:-3].lower()} {channel}")
+            if direction == "Output":
+                other = f"{output}/audio_in {channel}" if output else f"system:playback_{channel}"
+                ET.SubElement(port, "Connection", other=other)
+    mute = "1" if strip.mute else "0"
+    ET.SubElement(route, "MuteMaster", {"mute-point": "PostFader,Listen,Main", "muted": mute})
+    _controllable(route, ids, "mute", mute, "Toggle,RealTime")
+    _controllable(route, ids, "phase", 0, "Toggle", **{"phase-invert": "0" * channels})
+    pannable = ET.SubElement(route, "Pannable")
+    _controllable(pannable, ids, "pan-azimuth", f"{balance_position(strip.pan):.9g}")
+    _controllable(pannable, ids, "pan-width", 0)
+    if playlist is not None:
+        ET.SubElement(route, "Processor", id=ids(), name=f"player:{name}", active="1", type="diskreader")
+    gain = strip.gain_db
+    fader = min(gain, MAX_FADER_DB)
+    for processor, control, value in (("trim", "trimcontrol", gain - fader), ("amp", "gaincontrol", fader)):
+        amp = ET.SubElement(route, "Processor", id=ids(), name="Amp", active="1", type=processor)
+        _controllable(amp, ids, control, f"{db_to_gain(value):.9g}", "GainLike")
+    ET.SubElement(route, "Processor", id=ids(), name=f"meter-{name}", active="1", type="meter")
+    outs = ET.SubElement(
+        route,
+        "Processor",
+        {"id": ids(), "name": name, "active": "1", "own-input": "1", "own-output": "0", "output": name},
+        type="main-outs",
+        role="Main",
+    )
+    panner = BALANCE_PANNER if channels == 2 and kind != "master" else ""
+    ET.SubElement(outs, "PannerShell", {"bypassed": "0", "user-panner": panner, "linked-to-route": "1"})
+    return route
+
+
+def ardour_xml(
+    stems: Stems,
+    mix: Mix,
+    name: str,
+    paths: list[str],
+    tempo: float | None = None,
+    markers: list[tuple[str, int]] | None = None,
+) -> ET.Element:
+    """The session file of ``stems`` (their leaves playing ``paths``) as ``name``: Ardour's XML, as an element."""
+    ids = _Ids()
+    info = stems.info
+    frames, channels = info.frames, info.channels
+    session = ET.Element(
+        "Session",
+        {
+            "version": VERSION,
+            "name": name,
+            "sample-rate": str(info.sample_rate),
+            "session-range-is-free": "0",
+            "name-counter": "1",
+            "event-counter": "0",
+            "vca-counter": "1",
+        },
+    )
+    ET.SubElement(session, "ProgramVersion", {"created-with": "StemDesk", "modified-with": "StemDesk"})
+    config = ET.SubElement(session, "Config")
+    for option, value in (("native-file-data-format", "FormatFloat"), ("native-file-header-format", "WAVE")):
+        ET.SubElement(config, "Option", name=option, value=value)
+    ET.SubElement(session, "Metadata")
+    sources, regions = ET.SubElement(session, "Sources"), ET.SubElement(session, "Regions")
+    locations = ET.SubElement(session, "Locations")
+    ET.SubElement(
+        locations,
+        "Location",
+        id=ids(),
+        name="session",
+        start="0",
+        end=str(frames),
+        flags="IsSessionRange",
+        locked="0",
+        timestamp="0",
+        cue="0",
+    )
+    for text, at in markers or []:
+        ET.SubElement(
+            locations,
+            "Location",
+            id=ids(),
+            name=text,
+            start=str(at),
+            end=str(at),
+            flags="IsMark",
+            locked="0",
+            timestamp="0",
+            cue="0",
+        )
+    routes = ET.SubElement(session, "Routes")
+    playlists = ET.SubElement(session, "Playlists")
+    groups = ET.SubElement(session, "RouteGroups")
+    _route(routes, ids, "Master", channels, "master", 0, Channel(gain_db=mix.master_gain_db), "")
+    order = 1
+    members: dict[str, list[str]] = {}
+    for (key, _), path in zip(stems.leaves(), paths):
+        group = parent_of(key)
+        if group is not None and group not in members:  # the split stem's bus, before its children's tracks
+            members[group] = []
+            soloed = sum(mix.channels.get(k, Channel()).solo for k, _ in stems.leaves() if parent_of(k) == group)
+            strip = mix.channels.get(group, Channel())
+            _route(routes, ids, group, channels, "bus", order, strip, "Master", upstream=soloed)
+            order += 1
+        title = key.replace("/", " ")  # "vocals lead": an Ardour port name may not hold a "/"
+        source_ids = []
+        for channel in range(channels):
+            source_ids.append(ids())
+            ET.SubElement(
+                sources,
+                "Source",
+                {"name": path, "type": "audio", "flags": "", "id": source_ids[-1], "channel": str(channel)},
+                origin="",
+            )
+        playlist_id = ids()
+        region = {
+            "name": title,
+            "start": "0",
+            "length": str(frames),
+            "position": "0",
+            "sync-position": "0",
+            "ancestral-start": "0",
+            "ancestral-length": "0",
+            "stretch": "1",
+            "shift": "1",
+            "whole-file": "1",
+            "external": "1",
+            "opaque": "1",
+            "muted": "0",
+            "locked": "0",
+            "envelope-active": "0",
+            "default-fade-in": "0",
+            "default-fade-out": "0",
+            "fade-in-active": "0",
+            "fade-out-active": "0",
+            "scale-amplitude": "1",
+            "type": "audio",
+            "channels": str(channels),
+            **{f"source-{c}": s for c, s in enumerate(source_ids)},
+            **{f"master-source-{c}": s for c, s in enumerate(source_ids)},
+        }
+        ET.SubElement(regions, "Region", {"id": ids(), **region})
+        route = _route(
+            routes,
+            ids,
+            title,
+            channels,
+            "track",
+            order,
+            mix.channels.get(key, Channel()),
+            group or "Master",
+            playlist_id,
+            downstream=int(group is not None and mix.channels.get(group, Channel()).solo),
+        )
+        order += 1
+        playlist = ET.SubElement(
+            playlists,
+            "Playlist",
+            {"id": playlist_id, "name": title, "type": "audio", "orig-track-id": route.attrib["id"]},
+            frozen="0",
+            **{"combine-ops": "0", "shared-with-ids": "", "pgroup-id": ""},
+        )
+        ET.SubElement(playlist, "Region", {**region, "whole-file": "0"}, id=ids())
+        if group is not None:
+            members[group].append(route.attrib["id"])
+    for group, route_ids in members.items():
+        ET.SubElement(
+            groups,
+            "RouteGroup",
+            {"id": ids(), "name": group, "rgba": _colour(group), "used-to-share-gain": "0"},
+            flags="",
+            routes=" ".join(route_ids),
+        )
+    tempo_map = ET.SubElement(session, "TempoMap", {"superclocks-per-second": "282240000"})
+    ET.SubElement(
+        ET.SubElement(tempo_map, "Tempos"),
+        "Tempo",
+        {
+            "npm": f"{tempo or 120:g}",
+            "enpm": f"{tempo or 120:g}",
+            "note-type": "4",
+            "type": "Tempo::Constant",
+            "active": "1",
+            "locked-to-meter": "0",
+            "continuing": "0",
+            "sclock": "0",
+            "quarters": "0:0",
+            "bbt": "1|1|0",
+            "omega": "0",
+        },
+    )
+    ET.SubElement(
+        ET.SubElement(tempo_map, "Meters"),
+        "Meter",
+        {"note-value": "4", "divisions-per-bar": "4", "sclock": "0", "quarters": "0:0", "bbt": "1|1|0"},
+    )
+    ET.SubElement(tempo_map, "MusicTimes")
+    session.set("id-counter", str(ids.last + 1))
+    return session
+
+
+def residual_markers(stems: Stems) -> list[tuple[str, int]]:
+    """The loudest residual windows the stems' certificate names (the tree's, for a split), as markers."""
+    folder = stems.paths[0].parent
+    try:
+        cert = read_certificate(folder) if (folder / CERTIFICATE).is_file() else {}
+    except (OSError, ValueError):
+        return []
+    null = cert.get("tree_null") or cert.get("null") or {}
+    out = []
+    for rank, region in enumerate(null.get("worst_regions") or [], 1):
+        try:
+            at = int(round(float(region["start_seconds"]) * stems.info.sample_rate))
+            peak = region.get("peak_dbfs")
+        except (KeyError, TypeError, ValueError):
+            continue
+        level = "silent" if peak is None else f"{float(peak):.1f} dBFS"
+        out.append((f"residual {rank} ({level})", at))
+    return out
+
+
+def write_ardour(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:
+    """An Ardour session folder ``<out> ardour/`` holding ``<name>.ardour``, its tracks playing the stem files where
+    they are (absolute paths: move the stems and Ardour asks where they went). Written whole or not at all."""
+    out = Path(out)
+    name = out.name
+    folder = out.with_name(f"{name} ardour")
+    paths = [str(Path(path).resolve()) for _, path in stems.leaves()]
+    session = ardour_xml(stems, mix, name, paths, tempo, residual_markers(stems))
+    ET.indent(session)
+    with atomic_folder(folder) as staging:
+        for sub in ("interchange", "peaks", "analysis", "dead", "export", "plugins", "externals"):
+            (staging / sub).mkdir()
+        (staging / "interchange" / name / "audiofiles").mkdir(parents=True)
+        ET.ElementTree(session).write(staging / f"{name}.ardour", xml_declaration=True, encoding="UTF-8")
+    left_out = _left_out(mix, stems)
+    note = f"Left out of the Ardour session: {left_out}. Bounce the mix for them." if left_out else ""
+    return Written(folder / f"{name}.ardour", note)
+
+
+def _left_out(mix: Mix, stems: Stems) -> str:
+    """What of ``mix`` an Ardour session does not carry, in words ("" when nothing)."""
+    keys = [key for key, _ in stems.leaves()]
+    names = {*keys, *(parent_of(k) for k in keys if parent_of(k))}
+    parts = []
+    effects = sum(len(c.effects) for n, c in mix.channels.items() if n in names) + len(mix.master)
+    if effects:
+        parts.append(f"{effects} effect{'s' if effects > 1 else ''}")
+    if mix.buses or any(c.sends for c in mix.channels.values()):
+        parts.append("the send buses")
+    if mix.automation:
+        parts.append("the automation")
+    if mix.changes_key_or_tempo:
+        parts.append(f"the key and tempo change ({mix.describe_key_tempo()})")
+    return ", ".join(parts)
