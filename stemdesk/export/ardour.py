@@ -17,7 +17,8 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..io.atomic import atomic_folder
+from ..core.errors import StemDeskError
+from ..io.atomic import atomic_folder, atomic_write_bytes
 from ..io.registry import Written
 from ..io.stems import CERTIFICATE, Stems, colour_of, read_certificate
 from ..mixer.mix import Channel, Mix, parent_of
@@ -322,21 +323,37 @@ def residual_markers(stems: Stems) -> list[tuple[str, int]]:
 
 def write_ardour(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:
     """An Ardour session folder ``<out> ardour/`` holding ``<name>.ardour``, its tracks playing the stem files where
-    they are (absolute paths: move the stems and Ardour asks where they went). Written whole or not at all."""
+    they are (absolute paths: move the stems and Ardour asks where they went). A new folder appears whole or not at
+    all; in a session folder already there only the session file is replaced (atomically), so what was recorded or
+    saved there stays."""
     out = Path(out)
     name = out.name
     folder = out.with_name(f"{name} ardour")
+    if folder.exists() and not folder.is_dir():
+        raise StemDeskError(
+            f'"{folder}" is a file, where the Ardour session folder goes: move it away, or export elsewhere (-o).'
+        )
     paths = [str(Path(path).resolve()) for _, path in stems.leaves()]
     session = ardour_xml(stems, mix, name, paths, tempo, residual_markers(stems))
     ET.indent(session)
-    with atomic_folder(folder) as staging:
-        for sub in ("interchange", "peaks", "analysis", "dead", "export", "plugins", "externals"):
-            (staging / sub).mkdir()
-        (staging / "interchange" / name / "audiofiles").mkdir(parents=True)
-        ET.ElementTree(session).write(staging / f"{name}.ardour", xml_declaration=True, encoding="UTF-8")
+    text = ET.tostring(session, encoding="unicode", xml_declaration=False)
+    data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode("utf-8")
+    if folder.is_dir():
+        _folders(folder, name)
+        atomic_write_bytes(folder / f"{name}.ardour", data)
+    else:
+        with atomic_folder(folder) as staging:
+            _folders(staging, name)
+            (staging / f"{name}.ardour").write_bytes(data)
     left_out = _left_out(mix, stems)
     note = f"Left out of the Ardour session: {left_out}. Bounce the mix for them." if left_out else ""
     return Written(folder / f"{name}.ardour", note)
+
+
+def _folders(folder: Path, name: str) -> None:
+    """The folders of an Ardour session (Ardour records into interchange/NAME/audiofiles)."""
+    for sub in ("peaks", "analysis", "dead", "export", "plugins", "externals", f"interchange/{name}/audiofiles"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
 
 
 def _left_out(mix: Mix, stems: Stems) -> str:
