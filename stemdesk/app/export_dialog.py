@@ -28,6 +28,8 @@ class ExportDialog(QWidget):
         "dawproject": "DAWproject session (embeds the stems: large)",
         "rpp": "REAPER project (refers to the stems)",
         "ardour": "Ardour session (a folder; refers to the stems)",
+        "aaf": "AAF for Pro Tools, Logic, Nuendo (embeds the stems: large)",
+        "aaf-linked": "AAF linking the stem files (small; keep the stems where they are)",
         "stems-mp4": "NI Stem file for DJ software (.stem.mp4, ALAC: nulls)",
         "stems-mp4-aac": "NI Stem file in AAC (a fifth of the size; does not null)",
     }

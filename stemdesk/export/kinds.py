@@ -28,6 +28,8 @@ def _on_first_use(module: str, name: str) -> Exporter:
 # Plugins add more to the registry a front end builds (see stemdesk.plugins), never to this.
 BUILTIN_EXPORTERS: Mapping[str, Exporter] = MappingProxyType(
     {
+        "aaf": _on_first_use(".aaf", "write_aaf"),
+        "aaf-linked": _on_first_use(".aaf", "write_aaf_linked"),
         "ardour": _on_first_use(".ardour", "write_ardour"),
         "dawproject": _on_first_use(".session", "write_dawproject"),
         "rpp": _on_first_use(".session", "write_rpp"),
