@@ -1,7 +1,9 @@
 """The track timeline: a ruler, the original mix on top and one lane per stem, drawn from cached peak data.
 
 Zoom with Ctrl+wheel (around the mouse), scroll with the wheel or the scroll bar, click to seek, drag to select,
-Shift+drag to set the loop region. A lane can show its spectrogram instead of its waveform (right-click its name).
+Shift+drag to set the loop region. Drag a stem lane's header out of the window for its file, or drag from inside the
+selection for that region of the lane's stem (`drag_out`). A lane can show its spectrogram instead of its waveform
+(right-click its name).
 Each stem's header has its mute and solo buttons and its gain (wheel or drag it, double-click for 0 dB); a stem that
 is not heard is drawn dimmed. The song stays fitted to the width when the window is resized, until the user zooms.
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
-from PySide6.QtWidgets import QMenu, QScrollBar, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QScrollBar, QToolTip, QVBoxLayout, QWidget
 
 from ..io.audio import AudioReader
 from ..io.stems import colour_of
@@ -79,6 +81,7 @@ class Canvas(QWidget):
     null_region_clicked = Signal(int, bool)  # a residual window's index, and whether to loop it (Shift)
     folded = Signal(str, bool)  # a split stem's lane folded its children away (True) or unfolded them
     lane_menu = Signal(object, str)  # a lane header's menu is being shown: others may add to it (QMenu, lane name)
+    drag_out = Signal(str, str)  # a stem dragged out of the timeline: (lane name, "stem" or "region")
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -103,6 +106,9 @@ class Canvas(QWidget):
         self.fitted = True  # the whole song fills the width; kept so on resize until the user zooms
         self._drag: tuple[str, float] | None = None
         self._gain_drag: tuple[str, float, float] | None = None  # (stem, y at press, gain at press)
+        # a press that becomes a drag out of the window once the mouse moves far enough: (lane, "stem" or "region",
+        # where it was pressed)
+        self._out: tuple[str, str, QPointF] | None = None
         self.setMinimumHeight(RULER + 56 * 2)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -452,6 +458,8 @@ class Canvas(QWidget):
         if lane is not None and fold is not None and fold.contains(event.position()):
             self.fold(lane.name, lane.name not in self.folds)
             return
+        if self._starts_drag_out(event, lane):
+            return
         region = self.null_region_at(x, event.position().y())
         if region is not None and event.button() == Qt.MouseButton.LeftButton:
             self.null_region_clicked.emit(region, bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
@@ -476,7 +484,26 @@ class Canvas(QWidget):
         self._drag = (kind, t)
         self.seek.emit(t)
 
+    def _starts_drag_out(self, event, lane: Lane | None) -> bool:
+        """A left press on a stem lane's header (the whole stem) or inside the selection on a stem lane (that
+        region): a drag out of the window if the mouse moves on (`drag_out`), a click if not."""
+        if lane is None or lane.name == "mix" or lane.busy or event.button() != Qt.MouseButton.LeftButton:
+            return False
+        x = event.position().x()
+        inside = self.selection is not None and self.selection[0] <= self.seconds_at(x) <= self.selection[1]
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if x < HEADER or (inside and not shift):
+            self._out = (lane.name, "stem" if x < HEADER else "region", event.position())
+            return True
+        return False
+
     def mouseMoveEvent(self, event) -> None:
+        if self._out is not None:
+            name, kind, pressed = self._out
+            if (event.position() - pressed).manhattanLength() >= QApplication.startDragDistance():
+                self._out = None
+                self.drag_out.emit(name, kind)
+            return
         if self._gain_drag is not None:  # 0.1 dB per pixel up or down
             name, y0, start = self._gain_drag
             value = float(np.clip(round(start + (y0 - event.position().y()) * 0.1, 1), *FADER_RANGE))
@@ -497,6 +524,12 @@ class Canvas(QWidget):
 
     def mouseReleaseEvent(self, event) -> None:
         self._gain_drag = None
+        if self._out is not None:  # pressed to drag out, released in place: a click (in the selection: seek there)
+            _, kind, pressed = self._out
+            self._out = None
+            if kind == "region":
+                self.seek.emit(self.seconds_at(pressed.x()))
+            return
         if self._drag is None:
             return
         kind, _ = self._drag

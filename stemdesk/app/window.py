@@ -47,6 +47,7 @@ from .actions import build_actions, build_menus
 from .bridge import Bridge
 from .commands import LoopCommand, MixCommand
 from .docks import build_views, fill_model_box
+from .drag_out import DragOut
 from .errors import words
 from .export_dialog import ExportDialog
 from .export_flow import ExportFlow
@@ -200,6 +201,7 @@ class MainWindow(QMainWindow):
             self.separation_finished,
         )
         self.export_flow = ExportFlow(self, self, self.workspace, self.settings, registry)
+        self.drag_out = DragOut(self, self.workspace, canvas)  # stems and regions dragged out of the timeline
         self.project_flow = ProjectFlow(
             self,
             self,
