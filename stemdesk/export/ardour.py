@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_folder, atomic_write_bytes
+from ..io.model_store import sha256_file
 from ..io.registry import Written
 from ..io.stems import CERTIFICATE, Stems, colour_of, read_certificate
 from ..mixer.mix import Channel, Mix, parent_of
@@ -301,13 +302,17 @@ def ardour_xml(
     return session
 
 
-def residual_markers(stems: Stems) -> list[tuple[str, int]]:
-    """The loudest residual windows the stems' certificate names (the tree's, for a split), as markers."""
+def residual_markers(stems: Stems) -> list[tuple[str, int]] | None:
+    """The loudest residual windows the stems' certificate names (the tree's, for a split), as markers; None when a
+    stem file is no longer the one the certificate names (edited since: its null check is another's)."""
     folder = stems.paths[0].parent
     try:
         cert = read_certificate(folder) if (folder / CERTIFICATE).is_file() else {}
     except (OSError, ValueError):
         return []
+    hashes = {o.get("file"): o.get("sha256") for o in cert.get("outputs") or [] if isinstance(o, dict)}
+    if any(p.name in hashes and hashes[p.name] != sha256_file(p) for p in stems.paths):
+        return None
     null = cert.get("tree_null") or cert.get("null") or {}
     out = []
     for rank, region in enumerate(null.get("worst_regions") or [], 1):
@@ -334,7 +339,8 @@ def write_ardour(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = 
             f'"{folder}" is a file, where the Ardour session folder goes: move it away, or export elsewhere (-o).'
         )
     paths = [str(Path(path).resolve()) for _, path in stems.leaves()]
-    session = ardour_xml(stems, mix, name, paths, tempo, residual_markers(stems))
+    markers = residual_markers(stems)
+    session = ardour_xml(stems, mix, name, paths, tempo, markers or [])
     ET.indent(session)
     text = ET.tostring(session, encoding="unicode", xml_declaration=False)
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode("utf-8")
@@ -346,7 +352,13 @@ def write_ardour(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = 
             _folders(staging, name)
             (staging / f"{name}.ardour").write_bytes(data)
     left_out = _left_out(mix, stems)
-    note = f"Left out of the Ardour session: {left_out}. Bounce the mix for them." if left_out else ""
+    notes = [f"Left out of the Ardour session: {left_out}. Bounce the mix for them."] if left_out else []
+    if markers is None:
+        notes.append(
+            "A stem changed since its certificate was written, so the session has no residual markers: check the "
+            "stems again (stemdesk nullcheck) or separate the song again."
+        )
+    note = " ".join(notes)
     return Written(folder / f"{name}.ardour", note)
 
 

@@ -173,6 +173,13 @@ def test_the_session_names_its_tracks_nests_the_children_and_marks_the_residual(
         Mix.from_dict({"channels": {"d": {"effects": [{"kind": "gain"}]}}}).channels["d"].effects
     )
     assert "1 effect" in write_ardour(stems, mix, tmp_path / "y" / "song").note
+    # a stem edited since the certificate: its residual windows are another's, so none are marked, and it is said
+    bass = folder / "bass.wav"
+    samples, rate = sf.read(str(bass), dtype="int16")
+    sf.write(str(bass), samples // 2, rate, subtype="PCM_16")
+    written = write_ardour(find_stems(folder), Mix(), tmp_path / "z" / "song")
+    assert "changed since its certificate" in written.note
+    assert not [loc for loc in ET.parse(written.path).getroot().iter("Location") if loc.get("flags") == "IsMark"]
 
 
 def test_balance_positions_give_stemdesks_pan_law():
