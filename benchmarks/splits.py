@@ -1,7 +1,7 @@
 """Split models against their targets, on the song each held out (its card's validation song, never trained on).
 
     .venv/bin/python benchmarks/splits.py [--models stemdesk-vocals-leadback,stemdesk-drumkit] [--threads 1]
-                                          [--no-separated] [--no-speed]
+                                          [--no-separated] [--no-speed | --speed-only]
 
 Needs ../shared/data/cc0-efree-sessions (the artist's session tracks) and cc0-efree (the songs' four stems).
 
@@ -240,6 +240,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-separated", action="store_true", help="score on the true parents only")
     parser.add_argument("--no-speed", action="store_true", help="leave out speed, memory and null")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only speed, memory and null (the quality rows already there stay)"
+    )
     args = parser.parse_args()
     if not (DATA / "cc0-efree-sessions").is_dir():
         sys.exit(f"{DATA / 'cc0-efree-sessions'} is missing: the benchmark needs the CC0 session tracks.")
@@ -249,6 +252,11 @@ def main() -> None:
     results["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads}
     for model in args.models.split(","):
         print(f"== {model}", flush=True)
+        if args.speed_only and model in results:
+            made = {**results[model], "speed_memory_null": speed_memory_null(model, args.threads)}
+            results[model] = made
+            print(json.dumps(made["speed_memory_null"], indent=1), flush=True)
+            continue
         made = {"quality": quality(model, not args.no_separated, args.threads), "training": training(model)}
         if not args.no_speed:
             made["speed_memory_null"] = speed_memory_null(model, args.threads)
