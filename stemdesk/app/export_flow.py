@@ -58,12 +58,13 @@ class ExportFlow:
         if song is None or stems_dir is None:
             self.front.show_error("Nothing to export", "Separate the song first.")
             return None
-        instrumental = instrumental and "vocals" in work.stems  # stems without vocals are the instrumental
+        # stems without vocals are the instrumental (split vocals are the vocals' children: "vocals" is their group)
+        instrumental = instrumental and ("vocals" in work.stems or "vocals" in work.groups)
         try:
             task = tasks.export(
                 stems_dir,
                 folder / song.stem,
-                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions)),
+                tasks.ExportChoice(stems, instrumental, mix, tuple(sessions), loop=work.loop),
                 work.mix,
                 song,
                 self.registry,

@@ -84,6 +84,12 @@ def add_remix_export_parsers(commands: Any, sessions: Callable[[str], list[str]]
     add_session_option(export, sessions, "the DAW sessions or DJ stem files to write")
     _add_mix_option(export, "gains, pans, mutes, effects and automation")
     export.add_argument("--tempo", type=float, help="session tempo in BPM (default: none / 120 for REAPER)")
+    export.add_argument(
+        "--loop",
+        metavar="START-END",
+        help="a loop in seconds of the song, e.g. 12-20.5, marked as the loop in Ardour sessions (default: the loop "
+        "of the project given to --mix, if any)",
+    )
     add_instrumental_option(export, '"OUTPUT instrumental.<ext>"')
     _add_mixture_option(
         export, "checks the instrumental, and is the mix track of an NI Stem file (else the stems' sum is)"
@@ -159,10 +165,32 @@ def run_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.session and not args.instrumental:
         raise StemDeskError("Nothing to export: give --session dawproject,rpp and/or --instrumental.")
     mix = mix_file(args.mix, args.registry) if args.mix else None
-    choice = tasks.ExportChoice(instrumental=args.instrumental, sessions=args.session, tempo=args.tempo)
+    choice = tasks.ExportChoice(
+        instrumental=args.instrumental, sessions=args.session, tempo=args.tempo, loop=_loop(args.loop, args.mix)
+    )
     made = tasks.export(args.stems_dir, args.output, choice, mix, args.mixture, registry=args.registry).run()
     print_extras(made.instrumental, made.sessions, out)
     return 0
+
+
+def _loop(text: str | None, mix: Path | None) -> tuple[float, float] | None:
+    """--loop START-END, else the loop saved in the project given to --mix."""
+    from ..session import project as projects
+
+    if text is None:
+        if mix is not None and mix.suffix == projects.SUFFIX:
+            loop = projects.load(mix).view.get("loop")
+            return (float(loop[0]), float(loop[1])) if loop else None
+        return None
+    try:
+        start, end = (float(part) for part in text.split("-", 1))
+    except ValueError:
+        raise StemDeskError(
+            f"--loop {text!r}: give the loop as START-END in seconds of the song, e.g. 12-20.5."
+        ) from None
+    if not 0 <= start < end:
+        raise StemDeskError(f"--loop {text!r}: the loop must start at 0 s or later and end after it starts.")
+    return start, end
 
 
 def run_nullcheck(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -142,8 +142,10 @@ def ardour_xml(
     paths: list[str],
     tempo: float | None = None,
     markers: list[tuple[str, int]] | None = None,
+    loop: tuple[int, int] | None = None,
 ) -> ET.Element:
-    """The session file of ``stems`` (their leaves playing ``paths``) as ``name``: Ardour's XML, as an element."""
+    """The session file of ``stems`` (their leaves playing ``paths``) as ``name``: Ardour's XML, as an element;
+    ``markers`` and the ``loop`` in samples of the stems."""
     ids = _Ids()
     info = stems.info
     frames, channels = info.frames, info.channels
@@ -178,6 +180,19 @@ def ardour_xml(
         timestamp="0",
         cue="0",
     )
+    if loop is not None:
+        ET.SubElement(
+            locations,
+            "Location",
+            id=ids(),
+            name="Loop",
+            start=str(loop[0]),
+            end=str(loop[1]),
+            flags="IsAutoLoop,IsHidden",
+            locked="0",
+            timestamp="0",
+            cue="0",
+        )
     for text, at in markers or []:
         ET.SubElement(
             locations,
@@ -326,11 +341,13 @@ def residual_markers(stems: Stems) -> list[tuple[str, int]] | None:
     return out
 
 
-def write_ardour(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:
+def write_ardour(
+    stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None, loop: tuple[float, float] | None = None
+) -> Written:
     """An Ardour session folder ``<out> ardour/`` holding ``<name>.ardour``, its tracks playing the stem files where
     they are (absolute paths: move the stems and Ardour asks where they went). A new folder appears whole or not at
     all; in a session folder already there only the session file is replaced (atomically), so what was recorded or
-    saved there stays."""
+    saved there stays. ``loop``: the project's loop, in seconds of the song, as Ardour's loop range."""
     out = Path(out)
     name = out.name
     folder = out.with_name(f"{name} ardour")
@@ -340,7 +357,12 @@ def write_ardour(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = 
         )
     paths = [str(Path(path).resolve()) for _, path in stems.leaves()]
     markers = residual_markers(stems)
-    session = ardour_xml(stems, mix, name, paths, tempo, markers or [])
+    rate, frames = stems.info.sample_rate, stems.info.frames
+    span = None
+    if loop is not None:  # song seconds → samples of the stems (an excerpt's start where the song's 0 is)
+        first, last = (min(frames, max(0, int(round(t * rate)) - stems.start)) for t in loop)
+        span = (first, last) if last > first else None
+    session = ardour_xml(stems, mix, name, paths, tempo, markers or [], span)
     ET.indent(session)
     text = ET.tostring(session, encoding="unicode", xml_declaration=False)
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode("utf-8")

@@ -18,8 +18,8 @@ Exporter = Callable[..., Path | Written]
 
 
 def _on_first_use(module: str, name: str) -> Exporter:
-    def writer(stems, mix, out, tempo=None):
-        return getattr(import_module(module, __package__), name)(stems, mix, out, tempo)
+    def writer(stems, mix, out, tempo=None, **options):
+        return getattr(import_module(module, __package__), name)(stems, mix, out, tempo, **options)
 
     writer.__name__ = writer.__qualname__ = name
     return writer
@@ -37,6 +37,10 @@ BUILTIN_EXPORTERS: Mapping[str, Exporter] = MappingProxyType(
         "stems-mp4-aac": _on_first_use(".ni_stem", "write_stem_mp4_aac"),
     }
 )
+
+
+# the built-in kinds whose writer also takes the project's loop (``loop=(start, end)`` in seconds of the song)
+LOOPED_KINDS = frozenset({"ardour"})
 
 
 def exporters_of(registry: Registry | None = None) -> Mapping[str, Exporter]:

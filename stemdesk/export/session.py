@@ -24,7 +24,7 @@ from ..io.stems import Stems, colour_of
 from ..mixer.effects import Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
-from .kinds import BUILTIN_EXPORTERS, Exporter, exporters_of  # noqa: F401 - the exporters' names live in kinds
+from .kinds import BUILTIN_EXPORTERS, LOOPED_KINDS, Exporter, exporters_of  # noqa: F401 - the names live in kinds
 
 MAX_VOLUME = 15.85  # +24 dB, the top of StemDesk's gain range, as a linear factor
 
@@ -458,12 +458,20 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
 
 
 def write_session(
-    kind: str, stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None, registry: Registry | None = None
+    kind: str,
+    stems: Stems,
+    mix: Mix,
+    out: str | Path,
+    tempo: float | None = None,
+    registry: Registry | None = None,
+    loop: tuple[float, float] | None = None,
 ) -> Written:
-    """Write a session of ``kind``, one of ``registry``'s exporters (default: the built-ins)."""
+    """Write a session of ``kind``, one of ``registry``'s exporters (default: the built-ins); ``loop`` (seconds of the
+    song) is marked in the kinds that have a loop (`LOOPED_KINDS`)."""
     exporters = exporters_of(registry)
     writer = exporters.get(kind)
     if writer is None:
         raise StemDeskError(f"Unknown export format {kind!r}; use one of {', '.join(exporters)}.")
-    written = writer(stems, mix, Path(out), tempo)
+    looped = loop is not None and kind in LOOPED_KINDS and writer is BUILTIN_EXPORTERS.get(kind)
+    written = writer(stems, mix, Path(out), tempo, loop=loop) if looped else writer(stems, mix, Path(out), tempo)
     return written if isinstance(written, Written) else Written(Path(written))

@@ -92,6 +92,7 @@ class Extras:
     sessions: Sequence[str] = ()
     mix: Mix | None = None
     tempo: float | None = None
+    loop: tuple[float, float] | None = None  # seconds of the song
 
     def __bool__(self) -> bool:
         return self.instrumental or bool(self.sessions)
@@ -129,7 +130,8 @@ def write_extras(
         target = instrumental_path or base.parent / f"{base.name} instrumental.{stems.format().extension}"
         written = write_instrumental(stems, target, mixture, cancel=cancel).path
     sessions = {
-        kind: write_session(kind, stems, extras.mix or Mix(), base, extras.tempo, registry) for kind in extras.sessions
+        kind: write_session(kind, stems, extras.mix or Mix(), base, extras.tempo, registry, extras.loop)
+        for kind in extras.sessions
     }
     return written, sessions
 
@@ -457,6 +459,7 @@ class ExportChoice:
     mix: bool = False
     sessions: Sequence[str] = ()
     tempo: float | None = None
+    loop: tuple[float, float] | None = None  # seconds of the song, marked in the sessions that have a loop
 
 
 @dataclass
@@ -511,7 +514,7 @@ def export(
         made.instrumental, made.sessions = write_extras(
             found,
             base,
-            Extras(choice.instrumental, choice.sessions, mix, choice.tempo),
+            Extras(choice.instrumental, choice.sessions, mix, choice.tempo, choice.loop),
             mixture=mixture,
             cancel=cancel,
             registry=registry,

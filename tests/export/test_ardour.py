@@ -141,7 +141,7 @@ def test_the_session_names_its_tracks_nests_the_children_and_marks_the_residual(
     mix = Mix()
     mix.set_control("bass/gain_db", 3.0)
     mix.set_control("vocals/lead/pan", -1.0)
-    written = write_ardour(stems, mix, tmp_path / "x" / "song", tempo=96.0)
+    written = write_ardour(stems, mix, tmp_path / "x" / "song", tempo=96.0, loop=(0.5, 1.5))
     assert written.path == tmp_path / "x" / "song ardour" / "song.ardour" and not written.note
     session = ET.parse(written.path).getroot()
     assert session.get("sample-rate") == "44100"
@@ -168,6 +168,8 @@ def test_the_session_names_its_tracks_nests_the_children_and_marks_the_residual(
     markers = [loc for loc in session.iter("Location") if loc.get("flags") == "IsMark"]
     assert [(m.get("name"), m.get("start")) for m in markers] == [("residual 1 (-71.2 dBFS)", str(int(1.5 * 44100)))]
     assert session.find("TempoMap/Tempos/Tempo").get("npm") == "96"
+    (loop,) = [loc for loc in session.iter("Location") if "IsAutoLoop" in loc.get("flags")]
+    assert (loop.get("start"), loop.get("end")) == ("22050", "66150")
     # what an Ardour session cannot carry is said
     mix.channel("drums").effects = (
         Mix.from_dict({"channels": {"d": {"effects": [{"kind": "gain"}]}}}).channels["d"].effects
@@ -206,3 +208,15 @@ def test_a_session_folder_in_the_way_is_refused_and_one_there_keeps_what_was_rec
     written = write_ardour(stems, mix, folder / "song")
     assert written.path == session / "song.ardour" and take.read_bytes() == b"RIFF a take"
     assert "0.707" in written.path.read_text()
+
+
+def test_the_command_line_marks_a_loop_and_refuses_one_it_cannot_read(split_song, tmp_path):
+    _, folder = split_song
+    code, text, err = run("export", folder, "--session", "ardour", "--loop", "1-2.5", "-o", tmp_path / "song")
+    assert code == 0, err
+    session = ET.parse(tmp_path / "song ardour" / "song.ardour").getroot()
+    (loop,) = [loc for loc in session.iter("Location") if "IsAutoLoop" in loc.get("flags")]
+    assert (loop.get("start"), loop.get("end")) == ("44100", "110250")
+    code, _, err = run("export", folder, "--session", "ardour", "--loop", "two-three", "-o", tmp_path / "again")
+    assert code != 0 and "give the loop as START-END in seconds" in err
+    assert not (tmp_path / "again ardour").exists()
