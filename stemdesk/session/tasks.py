@@ -383,20 +383,28 @@ class Recheck:
 def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
     """Check the stems in ``stems_dir`` against their certificate (sha256 of each file and of ``song``) and, when
     any differ or nothing certifies them, measure their null against ``song`` again (the same excerpt of it), with
-    the ``regions`` loudest residual windows."""
+    the ``regions`` loudest residual windows. A split stem counts as its children (the tree's null, each child
+    against its own certificate)."""
 
     def work(progress: Progress, cancel: CancelToken) -> Recheck:
         found = find_stems(stems_dir)
+        leaves = found.as_leaves()
         try:
             cert = read_certificate(Path(stems_dir))
             hashes = {o["file"]: o["sha256"] for o in cert.get("outputs", [])} if cert.get("kind") == "stems" else {}
-            certified = NullResult.from_dict(cert["null"]) if hashes else None
+            for parent in found.children:  # each child's hash is in its own folder's certificate
+                inner = read_certificate(Path(stems_dir) / parent).get("outputs", [])
+                hashes.update({f"{parent}/{o['file']}": o["sha256"] for o in inner})
+            certified = NullResult.from_dict(cert.get("tree_null") or cert["null"]) if hashes else None
             source = str((cert.get("source") or {}).get("sha256") or "")
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             hashes, certified, source = {}, None, ""
         if certified is not None:
             changed = [
-                name for name, path in zip(found.names, found.paths) if sha256_file(path) != hashes.get(path.name)
+                name
+                for name, path in zip(leaves.names, leaves.paths)
+                if sha256_file(path)
+                != hashes.get(f"{name.rsplit('/', 1)[0]}/{path.name}" if "/" in name else path.name)
             ]
             song_changed = bool(source) and sha256_file(Path(song)) != source
             if not changed and not song_changed:
@@ -404,7 +412,9 @@ def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
         else:
             changed, song_changed = [], False
         cancel.raise_if_cancelled()
-        null = null_residual(Path(song), found.paths, found.start, found.info.frames, worst=regions, names=found.names)
+        null = null_residual(
+            Path(song), leaves.paths, found.start, found.info.frames, worst=regions, names=leaves.names
+        )
         return Recheck(null, changed, song_changed, certified, measured=True)
 
     return Task(f"Check the stems of {Path(song).name}", work, "io")

@@ -109,6 +109,12 @@ def test_a_stem_split_in_the_app_unfolds_into_lanes_and_strips_that_play_its_chi
     cert = json.loads((folder / CERTIFICATE).read_text())
     assert cert["splits"]["vocals"]["model"]["id"] == model and cert["tree_null"]["bit_exact"]
     assert "bit-exact" in window.null_label.text()
+    # checked again (as when another program writes the files): the tree's shares, the group's its children's sum
+    with qtbot.waitSignal(window.job_finished, timeout=60_000):
+        window.check_stems()
+    marks = canvas.stem_marks
+    assert all(marks[name].share is not None for name in leaves)
+    assert marks["vocals"].share == pytest.approx(marks["vocals/lead"].share + marks["vocals/backing"].share)
     files = {name: read(p) for name, p in window.stems.items()}
     assert np.array_equal(files["vocals/lead"] + files["vocals/backing"], read(folder / "vocals.wav"))
     # karaoke keeping the backing vocals: what the player plays is everything but the lead

@@ -202,3 +202,23 @@ def test_exported_stems_and_a_remix_carry_the_children(song_file, tmp_path, spli
     cert = json.loads(Path(text.split("certificate ")[1].split()[0]).read_text())
     assert cert["null"]["applicable"] and cert["null"]["bit_exact"]  # the render and the muted lead null the song
     assert cert["null"]["against"] == ["song.wav", "render", "lead.wav"]
+
+
+def test_checking_a_split_folder_again_checks_the_children_and_names_an_edited_one(song_file, tmp_path, split_model):
+    from stemdesk.session import tasks
+
+    song = song_file(seconds=3.0, subtype="PCM_16")
+    code, _, err = run(
+        "separate", song, "-o", tmp_path / "out", "--model", "tiny-4stem", "--split", "vocals=tiny-split"
+    )
+    assert code == 0, err
+    folder = tmp_path / "out" / "song"
+    check = tasks.recheck(folder, song).run()
+    assert not check.measured and check.null.bit_exact  # the certificate stands: the tree's null
+    assert set(check.null.energy_share) == {"vocals/lead", "vocals/backing", "drums", "bass", "other"}
+    lead = folder / "vocals" / "lead.wav"
+    samples, rate = sf.read(str(lead), dtype="int16")
+    sf.write(str(lead), samples // 2, rate, subtype="PCM_16")
+    check = tasks.recheck(folder, song).run()
+    assert check.measured and check.changed == ["vocals/lead"] and not check.null.bit_exact
+    assert set(check.null.energy_share) == {"vocals/lead", "vocals/backing", "drums", "bass", "other"}
