@@ -162,6 +162,39 @@ def tarball() -> Path:
     return downloaded
 
 
+@pytest.fixture(scope="session")
+def basic_pitch_wheel() -> Path:
+    """Spotify's basic-pitch 0.4.0 wheel from PyPI, through the installer's own download (cached between runs)."""
+    import hashlib
+
+    from stemdesk.core.errors import ModelError
+    from stemdesk.transcribe import model
+
+    path = TARBALL_CACHE / model.WHEEL_NAME
+    if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == model.WHEEL_SHA256:
+        return path
+    TARBALL_CACHE.mkdir(parents=True, exist_ok=True)
+    try:
+        return model.download_wheel(TARBALL_CACHE)
+    except ModelError as error:
+        pytest.skip(f"PyPI could not be reached for {model.WHEEL}: {error}")
+
+
+@pytest.fixture
+def basic_pitch(basic_pitch_wheel) -> Path:
+    """Basic Pitch installed through `stemdesk midi --install --wheel` into the test's own models folder."""
+    import io
+
+    from stemdesk.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["midi", "--install", "--wheel", str(basic_pitch_wheel)], out, err) == 0, err.getvalue()
+    assert "Basic Pitch installed" in out.getvalue() and "Apache-2.0" in out.getvalue()
+    from stemdesk.transcribe.model import basic_pitch_model
+
+    return basic_pitch_model()
+
+
 @pytest.fixture
 def installed(tarball) -> Path:
     """HTDemucs installed through `stemdesk models install htdemucs` into the test's own models folder."""

@@ -85,6 +85,12 @@ def add_separation_options(parser: argparse.ArgumentParser, sessions: Callable[[
         help="split a stem further with a split model into <song>/<stem>/<child>.<ext> (e.g. "
         "vocals=stemdesk-vocals-leadback, drums=stemdesk-drumkit); repeat for more stems",
     )
+    parser.add_argument(
+        "--midi",
+        action="store_true",
+        help="also write MIDI from the stems: <stem>.mid beside each and <song>.mid with every track "
+        "(see `stemdesk midi`; needs Basic Pitch: stemdesk midi --install)",
+    )
     post = parser.add_argument_group("post-processing (each keeps the null)")
     add_postprocessing_options(post)
     post.add_argument(
@@ -144,6 +150,10 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         model_postprocessing=not args.no_model_postprocessing,
         split=args.split,
     )
+    if args.midi:  # refused before anything is separated when the transcriber is not there
+        from ..transcribe.model import basic_pitch_model
+
+        basic_pitch_model()
     folders = tasks.separation_folders(options, args.registry, inputs, args.outdir, overwrite=args.overwrite)
     threads = args.threads if args.threads is not None else default_threads()
     engines = tasks.Engines(args.registry)
@@ -175,6 +185,12 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
             if not print_split(split.parent, split.result, out):
                 unnulled.append(f"{path.name} ({split.parent})")
         print_extras(made.instrumental, made.sessions, out)
+        if args.midi:
+            from ..transcribe.stems import midi_for_stems
+
+            midi = midi_for_stems(result.outputs[0].parent, threads=threads)
+            counts = ", ".join(f"{stem} {count}" for stem, count in midi.notes.items())
+            print(f"  MIDI: {midi.song} ({midi.timing.tempo:g} BPM; notes: {counts})", file=out)
     if unnulled:
         print(f"stemdesk: the stems of {', '.join(unnulled)} do not null (see the certificate).", file=err)
         return EXIT_NULL

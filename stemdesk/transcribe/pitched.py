@@ -1,0 +1,172 @@
+"""Notes of a pitched stem with Basic Pitch's network (run through onnxruntime): the stem, mono at 22 050 Hz, in
+2-second windows that overlap by 30 frames; the network's note and onset activations per 11.6 ms frame and piano key;
+then notes decoded from them as Basic Pitch decodes them (an onset peak above a threshold starts a note at its key,
+which lasts while the key's activation stays above another, with a tolerance of 11 frames for dips, and notes shorter
+than 128 ms are dropped). Each frame's time is computed from where its window starts, so the times are exact.
+
+``voices=1`` keeps one note at a time (a melody, a bass line): where notes overlap, the louder one stays and the
+other is cut or dropped. The decoding follows Spotify's basic-pitch (Apache-2.0)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.resample import resample
+from ..io.audio import AudioReader
+from .model import basic_pitch_model
+
+RATE = 22050
+HOP = 256  # samples per frame
+WINDOW = 2 * RATE - HOP  # the network's input: 43 844 samples
+OVERLAP_FRAMES = 30
+OVERLAP = OVERLAP_FRAMES * HOP
+STEP = WINDOW - OVERLAP
+LOWEST = 21  # MIDI note of the first key (A0)
+KEYS = 88
+ONSET_THRESHOLD = 0.5
+FRAME_THRESHOLD = 0.3
+SHORTEST_FRAMES = 11  # 127.7 ms
+TOLERANCE = 11  # frames a note may dip below FRAME_THRESHOLD and go on
+SILENT = 1e-4  # a stem whose loudest sample is below this (−80 dBFS) has no notes
+
+
+@dataclass(frozen=True)
+class Note:
+    start: float  # seconds
+    end: float
+    pitch: int  # MIDI note number
+    velocity: int  # 1..127
+
+
+class BasicPitch:
+    """The network, loaded once; ``threads`` CPU threads for onnxruntime."""
+
+    def __init__(self, path: Path | None = None, threads: int = 1):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(path or basic_pitch_model()), options, providers=["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0].name
+        # the outputs in the order the file declares them: contour (264), note (88), onset (88)
+        self.outputs = {"note": "StatefulPartitionedCall:1", "onset": "StatefulPartitionedCall:2"}
+
+    def activations(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mono audio at RATE → (frame times in seconds, note activations (frames, 88), onset activations, and
+        where one window's frames meet the next's)."""
+        padded = np.concatenate([np.zeros(OVERLAP // 2, np.float32), audio.astype(np.float32)])
+        starts = list(range(0, max(1, len(padded)), STEP))
+        notes, onsets, times, seams = [], [], [], []
+        keep = slice(OVERLAP_FRAMES // 2, -(OVERLAP_FRAMES // 2))
+        for first in range(0, len(starts), 8):  # eight windows at a time
+            batch = []
+            for start in starts[first : first + 8]:
+                window = padded[start : start + WINDOW]
+                batch.append(np.pad(window, (0, WINDOW - len(window))))
+            note, onset = self.session.run(
+                [self.outputs["note"], self.outputs["onset"]], {self.input: np.stack(batch)[..., None]}
+            )
+            for index, start in enumerate(starts[first : first + 8]):
+                frames = np.arange(note.shape[1])[keep]
+                notes.append(note[index][keep])
+                onsets.append(onset[index][keep])
+                times.append((start + frames * HOP - OVERLAP // 2) / RATE)
+                seams.append(np.arange(frames.size) < 2)  # a window's first frames: where it meets the one before
+        frame_times = np.concatenate(times)
+        order = np.argsort(frame_times, kind="stable")
+        frame_times = frame_times[order]
+        # windows step by 141.3 frames and keep 142: the frame a window repeats of the one before is dropped
+        keep = (np.diff(frame_times, prepend=-np.inf) > 0.5 * HOP / RATE) & (frame_times >= 0)
+        keep &= frame_times < len(audio) / RATE
+        return (
+            frame_times[keep],
+            np.concatenate(notes)[order][keep],
+            np.concatenate(onsets)[order][keep],
+            np.concatenate(seams)[order][keep],
+        )
+
+    def transcribe(self, audio: np.ndarray, rate: int, voices: int | None = None) -> list[Note]:
+        """(channels, n) audio at ``rate`` → its notes, in time order; ``voices=1`` for one note at a time."""
+        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+        if not mono.size or float(np.abs(mono).max()) < SILENT:
+            return []
+        if rate != RATE:
+            mono = resample(torch.from_numpy(np.ascontiguousarray(mono, np.float32))[None], rate, RATE)[0].numpy()
+        times, frames, onsets, seams = self.activations(mono)
+        notes = decode(times, frames, onsets, seams)
+        return one_voice(notes) if voices == 1 else notes
+
+    def transcribe_file(self, path: Path, voices: int | None = None) -> list[Note]:
+        with AudioReader(path) as reader:
+            audio = reader.read(reader.frames, "float32")
+            return self.transcribe(audio, reader.sample_rate, voices)
+
+
+def decode(times: np.ndarray, frames: np.ndarray, onsets: np.ndarray, seams: np.ndarray | None = None) -> list[Note]:
+    """Notes from activations: each onset peak (a local maximum in time) of at least ONSET_THRESHOLD starts a note
+    at its key, latest first, which lasts while the key stays above FRAME_THRESHOLD (dips of up to TOLERANCE frames
+    allowed); the energy a note takes is taken from its key and the two beside it, so a note is not found twice.
+    Onsets are also inferred where a key's activation jumps (Basic Pitch's ``infer_onsets``), except at the
+    ``seams`` where one window's activations meet the next's (a step there is the windows', not the music's)."""
+    n = len(times)
+    if n < 3:
+        return []
+    frames = frames.astype(np.float64).copy()
+    onsets = _with_inferred_onsets(onsets.astype(np.float64), frames, seams)
+    peaks = np.zeros_like(onsets)
+    inner = (onsets[1:-1] >= onsets[:-2]) & (onsets[1:-1] > onsets[2:])  # a flat top counts once, at its end
+    peaks[1:-1][inner] = onsets[1:-1][inner]
+    starts, keys = np.nonzero(peaks >= ONSET_THRESHOLD)
+    notes = []
+    for start, key in sorted(zip(starts.tolist(), keys.tolist()), reverse=True):
+        if start >= n - 1:
+            continue
+        i, below = start + 1, 0
+        while i < n - 1 and below < TOLERANCE:
+            below = below + 1 if frames[i, key] < FRAME_THRESHOLD else 0
+            i += 1
+        i -= below
+        if i - start <= SHORTEST_FRAMES:
+            continue
+        amplitude = float(frames[start:i, key].mean())
+        frames[start:i, max(0, key - 1) : key + 2] = 0
+        end = times[i] if i < n else times[-1]
+        notes.append(Note(float(times[start]), float(end), key + LOWEST, int(np.clip(round(amplitude * 127), 1, 127))))
+    return sorted(notes, key=lambda note: (note.start, note.pitch))
+
+
+def _with_inferred_onsets(
+    onsets: np.ndarray, frames: np.ndarray, seams: np.ndarray | None = None, steps: int = 2
+) -> np.ndarray:
+    diffs = [frames - np.concatenate([np.zeros((k, frames.shape[1])), frames[:-k]]) for k in range(1, steps + 1)]
+    jump = np.clip(np.min(diffs, axis=0), 0, None)
+    jump[:steps] = 0
+    if seams is not None:
+        jump[seams] = 0
+    if jump.max() > 0:
+        jump = onsets.max() * jump / jump.max()
+    return np.maximum(onsets, jump)
+
+
+def one_voice(notes: list[Note]) -> list[Note]:
+    """One note at a time: going through the notes from the loudest, each keeps only the time no louder note took;
+    what is left of it under 128 ms is dropped."""
+    shortest = SHORTEST_FRAMES * HOP / RATE
+    taken: list[tuple[float, float]] = []
+    kept: list[Note] = []
+    for note in sorted(notes, key=lambda n: (-n.velocity, n.start)):
+        free = [(note.start, note.end)]
+        for a, b in taken:
+            free = [piece for s, e in free for piece in ((s, min(e, a)), (max(s, b), e)) if piece[1] > piece[0]]
+        for s, e in free:
+            if e - s >= shortest:
+                kept.append(Note(s, e, note.pitch, note.velocity))
+                taken.append((s, e))
+    return sorted(kept, key=lambda note: note.start)

@@ -1,0 +1,140 @@
+"""MIDI from a folder of stems: one Standard MIDI File per stem beside it (``bass.mid`` beside ``bass.wav``, a split
+stem's children's in its folder: ``vocals/lead.mid``) and one with every track (``<song>.mid``), for DAWs that import
+one file. What each stem becomes:
+
+- vocals (and a split stem's ``lead``): the melody, one voice; ``backing``: notes, several voices;
+- bass: the bass line, one voice;
+- drums: General MIDI drum notes from the hits, per piece where the kit was split (kick 36, snare 38, cymbals 42,
+  toms 47, the rest 39), else by band (kick, snare, hi-hat);
+- other, and any stem of another name: notes, several voices.
+
+The tempo (read from the onsets) and the key (from the notes) go in every file; the notes stay where they were played
+unless ``quantise`` snaps them to sixteenths. The song's certificate lists the files (they are no part of its null)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.cancel import CancelToken
+from ..io.audio import AudioReader
+from ..io.stems import CERTIFICATE, find_stems
+from ..mixer.mix import parent_of
+from .drums import drum_hits
+from .model import ONNX_SHA256, WHEEL
+from .pitched import BasicPitch, Note
+from .smf import DRUM_CHANNEL, Part, Timing, estimate_key, estimate_tempo, write_smf
+
+# stem (or a split stem's child) → (one voice?, General MIDI program)
+PITCHED = {
+    "vocals": (True, 53),  # voice oohs
+    "lead": (True, 53),
+    "backing": (False, 52),  # choir aahs
+    "bass": (True, 33),  # electric bass (finger)
+}
+DRUM_PIECES = ("kick", "snare", "cymbals", "toms", "other")
+
+
+@dataclass
+class MidiResult:
+    files: dict[str, Path]  # stem ("vocals/lead") → its .mid
+    song: Path  # the file with every track
+    timing: Timing
+    notes: dict[str, int] = field(default_factory=dict)  # stem → how many notes
+    seconds: float = 0.0
+
+
+def _read(path: Path):
+    with AudioReader(path) as reader:
+        return reader.read(reader.frames, "float32"), reader.sample_rate
+
+
+def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
+    audio, rate = _read(path)
+    name = key.split("/")[-1]
+    group = parent_of(key)
+    silent = "the stem is silent" if not audio.size or float(abs(audio).max()) < 1e-4 else ""
+    if key == "drums" or group == "drums":
+        piece = name if group == "drums" else None
+        if piece is not None and piece not in DRUM_PIECES:
+            piece = "other"
+        notes = drum_hits(audio, rate, piece)
+        return Part(key.replace("/", " "), notes, channel=DRUM_CHANNEL, empty_because=silent or "no drum hits found")
+    one, program = PITCHED.get(name, PITCHED.get(group or "", (False, 0)))
+    notes = pitch.transcribe(audio, rate, voices=1 if one else None)
+    return Part(key.replace("/", " "), notes, program, 0, silent or "no notes found")
+
+
+def midi_for_stems(
+    stems_dir: Path,
+    quantise: bool = False,
+    threads: int = 1,
+    progress: Callable[[dict], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> MidiResult:
+    """Transcribe every stem of ``stems_dir`` (a split stem as its children) and write the MIDI files."""
+    started = time.monotonic()
+    folder = Path(stems_dir)
+    stems = find_stems(folder)
+    pitch = BasicPitch(threads=threads)
+    leaves = stems.leaves()
+    parts: list[Part] = []
+    for index, (key, path) in enumerate(leaves):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress({"message": f"transcribing {key}", "done": index, "total": len(leaves)})
+        parts.append(_part(key, path, pitch))
+    seconds = stems.info.frames / stems.info.sample_rate
+    drums = [note.start for part in parts if part.channel == DRUM_CHANNEL for note in part.notes]
+    onsets = drums or [note.start for part in parts for note in part.notes]
+    tempo = estimate_tempo(sorted(onsets), seconds)
+    key = estimate_key([note for part in parts if part.channel != DRUM_CHANNEL for note in part.notes])
+    timing = Timing(
+        tempo or 120.0,
+        key,
+        quantise,
+        {
+            "tempo": "from the drum hits"
+            if drums and tempo
+            else "from the note onsets"
+            if tempo
+            else "120 (too few onsets)",
+            "key": "Krumhansl-Kessler profiles on the notes' pitch classes" if key else "none (no pitched notes)",
+        },
+    )
+    files: dict[str, Path] = {}
+    for (key_name, path), part in zip(leaves, parts):
+        files[key_name] = write_smf(path.with_suffix(".mid"), [part], timing)
+    song = write_smf(folder / f"{folder.name}.mid", parts, timing)
+    _certify(folder, files, song, timing)
+    return MidiResult(
+        files, song, timing, {k: len(p.notes) for (k, _), p in zip(leaves, parts)}, time.monotonic() - started
+    )
+
+
+def _certify(folder: Path, files: dict[str, Path], song: Path, timing: Timing) -> None:
+    """List the MIDI files in the song's certificate (not among its outputs: they are no part of the null)."""
+    from ..export import certificate
+
+    path = folder / CERTIFICATE
+    if not path.is_file():
+        return
+    cert = json.loads(path.read_text(encoding="utf-8"))
+    outputs = [folder / o["file"] for o in cert.pop("outputs", [])]
+    cert["midi"] = {
+        "files": [str(p.relative_to(folder)) for p in [*files.values(), song]],
+        "transcriber": f"Spotify's Basic Pitch ({WHEEL}, nmp.onnx sha256 {ONNX_SHA256[:16]}…); drums by onsets",
+        "tempo_bpm": timing.tempo,
+        "key": timing.key,
+        "quantised": timing.quantise,
+        "found": timing.found,
+        "part_of_null": False,
+    }
+    certificate.write_beside(folder, cert, outputs)
+
+
+__all__ = ["MidiResult", "Note", "midi_for_stems"]

@@ -1,0 +1,196 @@
+"""MIDI from stems: known notes and hits, synthesised, come back as the notes of Standard MIDI Files (read back with
+mido), with the tempo and key in them; the command line, `separate --midi`, the certificate, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+from helpers import run
+
+from stemdesk.io.stems import CERTIFICATE
+from stemdesk.transcribe.drums import drum_hits
+from stemdesk.transcribe.pitched import BasicPitch, Note, one_voice
+from stemdesk.transcribe.smf import estimate_key, estimate_tempo
+
+RATE = 44100
+# a melody in A minor at 100 BPM (0.6 s a beat): (start, end, MIDI note)
+MELODY = [(0.6, 1.2, 69), (1.2, 1.8, 72), (1.8, 2.4, 76), (2.4, 3.0, 74), (3.0, 3.6, 72), (3.6, 4.8, 69)]
+BASS = [(0.6, 1.8, 45), (1.8, 3.0, 41), (3.0, 4.2, 43), (4.2, 4.8, 45)]
+
+
+def tones(notes, seconds: float = 5.4, level: float = 0.3) -> np.ndarray:
+    """Each note as a tone with three harmonics and 10 ms fades, stereo."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    out = np.zeros_like(t)
+    for start, end, pitch in notes:
+        f = 440 * 2 ** ((pitch - 69) / 12)
+        on = (t >= start) & (t < end)
+        fade = np.minimum(1, np.minimum((t[on] - start) / 0.01, (end - t[on]) / 0.01))
+        out[on] += level * fade * sum(np.sin(2 * np.pi * f * k * t[on]) / k for k in (1, 2, 3))
+    return np.stack([out, out]).astype(np.float32)
+
+
+def drum_pattern(seconds: float = 5.4, beat: float = 0.6) -> tuple[np.ndarray, list[tuple[float, int]]]:
+    """Kick on the beats 1 and 3, snare on 2 and 4, closed hi-hat on the off-beats: the signal and its hits."""
+    rng = np.random.default_rng(0)
+    out = np.zeros(int(seconds * RATE))
+    truth = []
+    t = np.arange(int(0.3 * RATE)) / RATE
+    kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12) * 0.8
+    snare = (rng.standard_normal(t.size) * 0.4 + np.sin(2 * np.pi * 200 * t) * 0.3) * np.exp(-t * 25)
+    noise = rng.standard_normal(int(0.05 * RATE))
+    hat = np.diff(np.diff(noise, prepend=0), prepend=0) * 0.15 * np.exp(-np.arange(noise.size) / RATE * 80)
+    for index in range(8):
+        at = 0.6 + index * beat
+        for sound, pitch, when in (
+            (kick if index % 2 == 0 else snare, 36 if index % 2 == 0 else 38, at),
+            (hat, 42, at + beat / 2),
+        ):
+            start = int(when * RATE)
+            end = min(out.size, start + sound.size)
+            out[start:end] += sound[: end - start]
+            truth.append((when, pitch))
+    out *= 0.5  # below full scale, so a 24-bit file holds it unclipped
+    return np.stack([out, out]).astype(np.float32), truth
+
+
+def f_measure(found: list[tuple[float, int]], truth: list[tuple[float, int]], window: float = 0.05) -> float:
+    """mir_eval's onset-and-pitch note F-measure, with one-to-one matching (greedy, in time order)."""
+    unmatched = list(truth)
+    hits = 0
+    for start, pitch in sorted(found):
+        match = next((t for t in unmatched if t[1] == pitch and abs(t[0] - start) <= window), None)
+        if match is not None:
+            unmatched.remove(match)
+            hits += 1
+    return 2 * hits / (len(found) + len(truth)) if found or truth else 1.0
+
+
+def test_a_melody_and_a_bass_line_come_back_note_for_note(basic_pitch):
+    pitch = BasicPitch(basic_pitch)
+    for notes in (MELODY, BASS):
+        found = pitch.transcribe(tones(notes), RATE, voices=1)
+        assert f_measure([(n.start, n.pitch) for n in found], [(s, p) for s, _, p in notes]) == 1.0, found
+        assert all(abs(n.end - end) < 0.06 for n, (_, end, _) in zip(found, notes))
+        assert all(a.end <= b.start + 1e-9 for a, b in zip(found, found[1:]))  # one voice
+    chord = pitch.transcribe(tones([(0.6, 2.4, 57), (0.6, 2.4, 60), (0.6, 2.4, 64)]), RATE)
+    loudest = sorted(chord, key=lambda n: -n.velocity)[:3]
+    # several voices where the stem has them (the tones' third harmonics, a twelfth up, come out as quieter notes)
+    assert sorted(n.pitch for n in loudest) == [57, 60, 64] and all(abs(n.start - 0.6) < 0.05 for n in loudest)
+    assert pitch.transcribe(np.zeros((2, RATE), np.float32), RATE) == []
+
+
+def test_one_voice_keeps_the_louder_note_where_two_overlap():
+    notes = [Note(0.0, 1.0, 60, 100), Note(0.5, 1.5, 64, 60), Note(1.2, 2.0, 67, 90)]
+    assert one_voice(notes) == [Note(0.0, 1.0, 60, 100), Note(1.0, 1.2, 64, 60), Note(1.2, 2.0, 67, 90)]
+
+
+def test_drum_hits_become_general_midi_notes_by_band_and_by_piece():
+    audio, truth = drum_pattern()
+    found = [(n.start, n.pitch) for n in drum_hits(audio, RATE)]
+    assert f_measure(found, truth) == 1.0, found
+    kicks = [(t, p) for t, p in truth if p == 36]
+    assert estimate_tempo([t for t, _ in truth], 5.4) == pytest.approx(100, abs=2)
+    # a drum kit split into pieces: every hit of the "snare" child is a snare note, whatever its band
+    low = tones([(t, t + 0.2, 40) for t, _ in kicks], level=0.6)
+    assert {n.pitch for n in drum_hits(low, RATE, "snare")} == {38}
+    assert drum_hits(np.zeros((2, RATE), np.float32), RATE) == []
+
+
+def test_the_key_comes_from_the_notes():
+    assert estimate_key([Note(s, e, p, 90) for s, e, p in MELODY + BASS]) == "A minor"
+    assert estimate_key([Note(0, 1, p, 90) for p in (60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60)]) == "C major"
+    assert estimate_key([]) is None
+
+
+def stems_folder(folder: Path) -> Path:
+    """A folder of stems as `separate` writes them (certificate included), holding the melody, bass and drums."""
+    song = folder / "song"
+    song.mkdir(parents=True)
+    drums, _ = drum_pattern()
+    parts = {"vocals": tones(MELODY), "drums": drums, "bass": tones(BASS), "other": np.zeros_like(drums)}
+    for name, audio in parts.items():
+        sf.write(str(song / f"{name}.wav"), audio.T, RATE, subtype="PCM_24")
+    cert = {"kind": "stems", "outputs": [{"file": f"{n}.wav", "sha256": ""} for n in parts], "settings": {}}
+    (song / CERTIFICATE).write_text(json.dumps(cert))
+    return song
+
+
+def notes_of(path: Path) -> tuple[list[tuple[float, int]], mido.MidiFile]:
+    midi = mido.MidiFile(str(path))
+    tempo = next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")
+    found = []
+    for track in midi.tracks[1:]:
+        now = 0
+        for message in track:
+            now += message.time
+            if message.type == "note_on" and message.velocity:
+                found.append((mido.tick2second(now, midi.ticks_per_beat, tempo), message.note))
+    return found, midi
+
+
+def test_stemdesk_midi_writes_a_file_per_stem_and_one_with_every_track(basic_pitch, tmp_path):
+    folder = stems_folder(tmp_path)
+    code, text, err = run("midi", folder)
+    assert code == 0, err
+    for name, notes in (("vocals", MELODY), ("bass", BASS)):
+        found, midi = notes_of(folder / f"{name}.mid")
+        assert f_measure(found, [(s, p) for s, _, p in notes]) == 1.0, (name, found)
+        assert midi.tracks[1].name == name
+    _, truth = drum_pattern()
+    found, midi = notes_of(folder / "drums.mid")
+    assert f_measure(found, truth) == 1.0 and all(m.channel == 9 for m in midi.tracks[1] if m.type == "note_on")
+    found, midi = notes_of(folder / "other.mid")
+    texts = [m.text for m in midi.tracks[1] if m.type == "text"]
+    assert found == [] and texts == ["no notes: the stem is silent"]
+    every, midi = notes_of(folder / "song.mid")
+    assert [t.name for t in midi.tracks[1:]] == ["vocals", "drums", "bass", "other"]
+    conductor = {m.type: m for m in midi.tracks[0]}
+    assert mido.tempo2bpm(conductor["set_tempo"].tempo) == pytest.approx(100, abs=2)
+    assert conductor["key_signature"].key == "Am"
+    assert "A minor" in text and "vocals: 6 notes" in text
+    cert = json.loads((folder / CERTIFICATE).read_text())
+    assert cert["midi"]["files"] == ["vocals.mid", "drums.mid", "bass.mid", "other.mid", "song.mid"]
+    assert cert["midi"]["part_of_null"] is False and [o["file"] for o in cert["outputs"]][0] == "vocals.wav"
+    # quantised: on the sixteenth grid of the tempo found
+    code, _, err = run("midi", folder, "--quantise")
+    assert code == 0, err
+    midi = mido.MidiFile(str(folder / "vocals.mid"))
+    ticks, now = [], 0
+    for message in midi.tracks[1]:
+        now += message.time
+        if message.type == "note_on":
+            ticks.append(now)
+    assert ticks and all(tick % (midi.ticks_per_beat // 4) == 0 for tick in ticks)
+
+
+def test_midi_without_basic_pitch_says_how_to_install_it_and_writes_nothing(tmp_path, song_file):
+    folder = stems_folder(tmp_path)
+    code, _, err = run("midi", folder)
+    assert code != 0 and "stemdesk midi --install" in err
+    assert not list(folder.glob("*.mid"))
+    song = song_file()
+    code, _, err = run("separate", song, "-o", tmp_path / "out", "--model", "tiny-4stem", "--midi")
+    assert code != 0 and "stemdesk midi --install" in err and not (tmp_path / "out").exists()
+
+
+def test_separate_with_midi_writes_them_beside_the_stems(basic_pitch, song_file, tmp_path):
+    song = song_file(seconds=3.0)
+    code, text, err = run("separate", song, "-o", tmp_path / "out", "--model", "tiny-4stem", "--midi")
+    assert code == 0, err
+    folder = tmp_path / "out" / "song"
+    assert sorted(p.name for p in folder.glob("*.mid")) == [
+        "bass.mid",
+        "drums.mid",
+        "other.mid",
+        "song.mid",
+        "vocals.mid",
+    ]
+    assert "MIDI:" in text
+    for path in folder.glob("*.mid"):
+        mido.MidiFile(str(path))  # each a valid Standard MIDI File
