@@ -27,10 +27,6 @@ STEM_COLOURS = {
 }
 OTHER_COLOUR = "#8fa0b3"
 
-# names no stem may have: a mix's strips and controls are named "<stem>/gain_db", "<stem>/fx/0/mix",
-# "vocals/lead/mute" (`stemdesk.mixer.mix`), and "master" and "bus" are its own
-RESERVED_NAMES = frozenset({"master", "bus", "gain_db", "pan", "mute", "solo", "send", "fx"})
-
 CERTIFICATE = "stemdesk-certificate.json"
 MAX_CERTIFICATE_BYTES = 1 << 20
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import MixError
+from ..io.names import RESERVED_NAMES
 from ..io.registry import Registry
-from ..io.stems import RESERVED_NAMES
 from .effects import Effect
 
 MIX_VERSION = 2  # 2: semitones and tempo; a mix that keeps the song's key and tempo is still written as 1

@@ -37,7 +37,7 @@ import numpy as np
 
 from stemdesk.core.errors import StemDeskError
 from stemdesk.io.audio import AUDIO_SUFFIXES_READ, probe, read
-from stemdesk.io.stems import RESERVED_NAMES
+from stemdesk.io.names import RESERVED_NAMES
 
 from .data import Song
 from .dataset import SILENT_RMS, SongReport, _stereo

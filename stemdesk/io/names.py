@@ -1,0 +1,7 @@
+"""Names no stem may have: a mix's strips and controls are named "<stem>/gain_db", "<stem>/fx/0/mix",
+"vocals/lead/mute" (`stemdesk.mixer.mix`), and "master" and "bus" are its own. Facts only, so that the command line's
+answers that load nothing heavy may read them."""
+
+from __future__ import annotations
+
+RESERVED_NAMES = frozenset({"master", "bus", "gain_db", "pan", "mute", "solo", "send", "fx"})
