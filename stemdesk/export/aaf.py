@@ -24,6 +24,7 @@ from ..io.registry import Written
 from ..io.stems import Stems
 from ..mixer.mix import Channel, Mix, parent_of
 from ..mixer.render import db_to_gain
+from .carried import left_out
 
 MONO_AUDIO_GAIN = "9d2ea894-0968-11d3-8a38-0050040ef7d2"  # Avid's clip gain
 AMPLITUDE = "e4962321-2267-11d3-8a4c-0050040ef7d2"
@@ -121,29 +122,10 @@ def write_aaf_file(stems: Stems, mix: Mix, out: str | Path, embed: bool = True) 
     notes = []
     if embed and PCM_BITS.get(info.subtype) is None:
         notes.append("The stems are float: their media is written at 24 bits (AAF's PCM is integer).")
-    left = _left_out(mix, [key for key, _ in leaves])
+    left = left_out(mix, [key for key, _ in leaves])
     if left:
         notes.append(f"Left out of the AAF: {left}. Bounce the mix for them.")
     return Written(out, " ".join(notes))
-
-
-def _left_out(mix: Mix, keys: list[str]) -> str:
-    names = {*keys, *(parent_of(k) for k in keys if parent_of(k))}
-    channels = [c for n, c in mix.channels.items() if n in names]
-    parts = []
-    if any(c.pan for c in channels):
-        parts.append("the pans")
-    if any(c.effects for c in channels) or mix.master:
-        parts.append("the effects")
-    if mix.automation:
-        parts.append("the automation")
-    if mix.buses or any(c.sends for c in channels):
-        parts.append("the send buses")
-    if mix.master_gain_db:
-        parts.append("the master level")
-    if mix.changes_key_or_tempo:
-        parts.append(f"the key and tempo change ({mix.describe_key_tempo()})")
-    return ", ".join(parts)
 
 
 def write_aaf(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:

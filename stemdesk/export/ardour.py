@@ -24,6 +24,7 @@ from ..io.registry import Written
 from ..io.stems import CERTIFICATE, Stems, colour_of, read_certificate
 from ..mixer.mix import Channel, Mix, parent_of
 from ..mixer.render import db_to_gain
+from .carried import left_out
 
 VERSION = "7002"  # the session format Ardour 7.3 writes
 BALANCE_PANNER = "http://ardour.org/plugin/panner_balance"
@@ -373,8 +374,8 @@ def write_ardour(
         with atomic_folder(folder) as staging:
             _folders(staging, name)
             (staging / f"{name}.ardour").write_bytes(data)
-    left_out = _left_out(mix, stems)
-    notes = [f"Left out of the Ardour session: {left_out}. Bounce the mix for them."] if left_out else []
+    left = left_out(mix, [key for key, _ in stems.leaves()], carried=("pans", "master level"))
+    notes = [f"Left out of the Ardour session: {left}. Bounce the mix for them."] if left else []
     if markers is None:
         notes.append(
             "A stem changed since its certificate was written, so the session has no residual markers: check the "
@@ -388,20 +389,3 @@ def _folders(folder: Path, name: str) -> None:
     """The folders of an Ardour session (Ardour records into interchange/NAME/audiofiles)."""
     for sub in ("peaks", "analysis", "dead", "export", "plugins", "externals", f"interchange/{name}/audiofiles"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-
-
-def _left_out(mix: Mix, stems: Stems) -> str:
-    """What of ``mix`` an Ardour session does not carry, in words ("" when nothing)."""
-    keys = [key for key, _ in stems.leaves()]
-    names = {*keys, *(parent_of(k) for k in keys if parent_of(k))}
-    parts = []
-    effects = sum(len(c.effects) for n, c in mix.channels.items() if n in names) + len(mix.master)
-    if effects:
-        parts.append(f"{effects} effect{'s' if effects > 1 else ''}")
-    if mix.buses or any(c.sends for c in mix.channels.values()):
-        parts.append("the send buses")
-    if mix.automation:
-        parts.append("the automation")
-    if mix.changes_key_or_tempo:
-        parts.append(f"the key and tempo change ({mix.describe_key_tempo()})")
-    return ", ".join(parts)

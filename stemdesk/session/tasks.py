@@ -282,18 +282,13 @@ def split(
     engines: Engines, stem: Path, folder: Path, options: SeparateOptions, threads: int | None = None
 ) -> Task[SeparateResult]:
     """Split one stem file into ``folder`` with the split model ``options.model``."""
-    from ..core.device import resolve_device
-
-    device = str(resolve_device(options.device))
-
-    def work(progress: Progress, cancel: CancelToken) -> SeparateResult:
-        if threads is not None and device == "cpu":
-            set_threads(threads)
-        progress({"message": "loading model"})
-        engine = engines.get(options.model, device, options.precision)
-        return split_file(engine, stem, folder, options, progress=progress, cancel=cancel)
-
-    return Task(f"Split {stem.name}", work, device, options.model)
+    return _with_engine(
+        engines,
+        options,
+        threads,
+        f"Split {stem.name}",
+        lambda engine, progress, cancel: split_file(engine, stem, folder, options, progress=progress, cancel=cancel),
+    )
 
 
 def split_stem(
@@ -306,18 +301,36 @@ def split_stem(
 ) -> Task[SplitResult]:
     """Split stem ``parent`` of the song's stems in ``stems_dir`` (made from ``mixture``) with the split model
     ``options.model`` into ``stems_dir/<parent>/``; the folder's certificate then covers the whole tree."""
+    return _with_engine(
+        engines,
+        options,
+        threads,
+        f"Split {parent} with {options.model}",
+        lambda engine, progress, cancel: split_in_folder(
+            engine, Path(stems_dir), parent, Path(mixture), options, progress, cancel
+        ),
+    )
+
+
+def _with_engine(
+    engines: Engines,
+    options: SeparateOptions,
+    threads: int | None,
+    title: str,
+    body: Callable[[SeparationEngine, Progress, CancelToken], T],
+) -> Task[T]:
+    """A task that loads ``options.model`` on its device (with ``threads`` CPU threads) and runs ``body`` with it."""
     from ..core.device import resolve_device
 
     device = str(resolve_device(options.device))
 
-    def work(progress: Progress, cancel: CancelToken) -> SplitResult:
+    def work(progress: Progress, cancel: CancelToken) -> T:
         if threads is not None and device == "cpu":
             set_threads(threads)
         progress({"message": "loading model"})
-        engine = engines.get(options.model, device, options.precision)
-        return split_in_folder(engine, Path(stems_dir), parent, Path(mixture), options, progress, cancel)
+        return body(engines.get(options.model, device, options.precision), progress, cancel)
 
-    return Task(f"Split {parent} with {options.model}", work, device, options.model)
+    return Task(title, work, device, options.model)
 
 
 def separate_array(

@@ -2,6 +2,7 @@
 "Start from" leave them out, and the Models dock lists them with the stem they split. A stem's lane splits it with
 one: its children's lanes unfold under it, each with its mixer strip, and presets and the bounce use them."""
 
+# ruff: noqa: F811 - tests take the `window` fixture imported from test_app by name
 from __future__ import annotations
 
 import json
@@ -12,13 +13,12 @@ import soundfile as sf
 from helpers import screenshot_path, song, tiny_split_model
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QComboBox, QMenu, QPushButton
+from test_app import window  # noqa: F401 - the app's own window fixture
 
 from stemdesk.app.docks import fill_model_box
 from stemdesk.app.models_panel import ModelsPanel
 from stemdesk.app.timeline import HEADER
 from stemdesk.app.trainer_panel import TrainerPanel
-from stemdesk.app.window import MainWindow
-from stemdesk.io import settings as settings_store
 from stemdesk.io.stems import CERTIFICATE
 from stemdesk.mixer.mix import PRESETS
 
@@ -41,20 +41,6 @@ def test_split_models_are_listed_as_splits_and_never_offered_to_separate_a_song(
     trainer.refresh_bases()
     bases = [trainer.base.itemText(i) for i in range(trainer.base.count())]
     assert "stemdesk-4stem" in bases and "tiny-split" not in bases
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    values = dict(
-        settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem", bit_depth="16"
-    )
-    win = MainWindow(values, ask=False)
-    qtbot.addWidget(win)
-    win.resize(1280, 900)
-    win.show()
-    win.model_box.setCurrentText("tiny-4stem")
-    yield win
-    win.shutdown()
 
 
 def read(path) -> np.ndarray:
