@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -136,6 +137,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     window.shutdown()
+    shutil.rmtree(work, ignore_errors=True)  # the song and its stems: nothing left in the temporary folder
 
 
 if __name__ == "__main__":
