@@ -6,13 +6,14 @@ The Python API (docs/python-api.md)::
     result = stemdesk.separate("song.flac", out="stems")   # stems/song/{vocals,drums,bass,other}.wav
     print(result.null.verdict, result.stems["vocals"])
 
-`separate`, `separate_array`, `nullcheck`, `remix`, `export_sessions`, `models` and the errors are loaded on first
-use (from `stemdesk.api` and `stemdesk.core.errors`), so ``import stemdesk`` stays light: it does not import torch.
+`separate`, `separate_array`, `nullcheck`, `remix`, `export_sessions`, `midi`, `models` and the errors are loaded on
+first use (from `stemdesk.api` and `stemdesk.core.errors`), so ``import stemdesk`` stays light: it does not import
+torch.
 """
 
 from .core.version import __version__
 
-_API = ("separate", "separate_array", "nullcheck", "remix", "export_sessions", "models", "Separated")
+_API = ("separate", "separate_array", "nullcheck", "remix", "export_sessions", "midi", "models", "Separated")
 _ERRORS = (
     "StemDeskError",
     "AudioError",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .jobs.separate import SeparateKeywords
     from .mixer.mix import Mix
     from .session.tasks import Exported
+    from .transcribe.stems import MidiResult
 
 PathLike = str | os.PathLike
 Progress = Callable[[dict], None]
@@ -64,6 +65,7 @@ class Separated:
     # against the parent in ``split_nulls`` and the whole tree's against the song in the certificate
     splits: dict[str, dict[str, Path]] = field(default_factory=dict)
     split_nulls: dict[str, NullResult | None] = field(default_factory=dict)
+    midi: dict[str, Path] = field(default_factory=dict)  # with ``midi=True``: each stem's .mid, and "song": every track
 
 
 def _registry() -> Registry:
@@ -104,6 +106,7 @@ def separate(  # type: ignore[overload-overlap]  # a str is a Sequence too: it i
     session: str | Sequence[str] | None = ...,
     overwrite: bool = ...,
     progress: Progress | None = ...,
+    midi: bool = ...,
     **options: Unpack[SeparateKeywords],
 ) -> Separated: ...
 
@@ -119,6 +122,7 @@ def separate(
     session: str | Sequence[str] | None = ...,
     overwrite: bool = ...,
     progress: Progress | None = ...,
+    midi: bool = ...,
     **options: Unpack[SeparateKeywords],
 ) -> list[Separated]: ...
 
@@ -133,6 +137,7 @@ def separate(
     session: str | Sequence[str] | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    midi: bool = False,
     **options: Unpack[SeparateKeywords],
 ) -> Separated | list[Separated]:
     """Separate a song file into ``out/<song name>/<stem>.<ext>`` and check that the stems null against it.
@@ -155,6 +160,8 @@ def separate(
       the whole tree against the song (`Separated.splits`).
     - ``instrumental=True`` also writes ``instrumental.<ext>`` (the song minus the vocals, exactly);
       ``session="dawproject,rpp"`` (or a list) writes DAW sessions of the stems beside them.
+    - ``midi=True`` also writes MIDI of the stems (`midi`) into `Separated.midi`; it needs Basic Pitch installed
+      (``stemdesk midi --install``), which is checked before any song is separated.
     - ``certify=False`` skips the null check and the certificate; ``model_postprocessing=False`` skips the
       post-processing a model's card asks for (the command line's ``--no-model-postprocessing``).
     - ``overwrite=True`` replaces the stems an earlier separation left in ``out/<song name>``; without it such a
@@ -181,6 +188,10 @@ def separate(
     kinds = _kinds(session)
     engines = tasks.Engines(_registry())
     extras = tasks.Extras(instrumental, kinds)
+    if midi:
+        from .transcribe.model import basic_pitch_model
+
+        basic_pitch_model()  # raises ModelError saying how to install it, before anything is separated
     results = []
     try:
         folders = tasks.separation_folders(chosen, engines.registry, songs, Path(out), overwrite)
@@ -214,7 +225,25 @@ def separate(
                 split_nulls={s.parent: s.result.null for s in made.splits},
             )
         )
+        if midi:
+            transcribed = _transcribe(result.outputs[0].parent, False, threads)
+            results[-1].midi = {**transcribed.files, "song": transcribed.song}
     return results if many else results[0]
+
+
+def midi(stems: PathLike, quantise: bool = False, threads: int | None = None) -> MidiResult:
+    """MIDI of a folder of stems (`stemdesk midi`): ``<stem>.mid`` beside each stem and ``<song>.mid`` with every
+    track, with the tempo and key read from them (`MidiResult`: ``files``, ``song``, ``timing``, ``notes``). Raises
+    ModelError when Basic Pitch is not installed (``stemdesk midi --install``)."""
+    return _transcribe(Path(stems), quantise, _threads(threads))
+
+
+def _transcribe(folder: Path, quantise: bool, threads: int) -> MidiResult:
+    from .jobs.separate import set_threads
+    from .transcribe.stems import midi_for_stems
+
+    set_threads(threads)
+    return midi_for_stems(folder, quantise=quantise, threads=threads)
 
 
 def separate_array(

@@ -194,3 +194,16 @@ def test_separate_with_midi_writes_them_beside_the_stems(basic_pitch, song_file,
     assert "MIDI:" in text
     for path in folder.glob("*.mid"):
         mido.MidiFile(str(path))  # each a valid Standard MIDI File
+
+
+def test_the_api_writes_midi_as_the_command_line_does(basic_pitch, song_file, tmp_path):
+    import stemdesk
+
+    song = song_file(seconds=2.0)
+    made = stemdesk.separate(song, "tiny-4stem", tmp_path / "out", midi=True, threads=1)
+    assert set(made.midi) == {"vocals", "drums", "bass", "other", "song"} and all(
+        p.is_file() for p in made.midi.values()
+    )
+    folder = stems_folder(tmp_path / "mine")
+    again = stemdesk.midi(folder, threads=1)
+    assert again.song == folder / "song.mid" and again.timing.key == "A minor" and again.notes["vocals"] == 6
