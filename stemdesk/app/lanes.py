@@ -12,6 +12,7 @@ from ..io.audio import AudioInfo, iter_blocks, probe
 from ..jobs.peaks import Peaks
 from ..jobs.queue import Job, JobQueue
 from ..session.workspace import Workspace
+from ..transcribe.smf import read_notes
 from .timeline import Lane, Timeline, spectrogram_image, to_qimage
 
 MAX_DISPLAY_GAIN = 20.0  # a quiet song is drawn louder, up to this much
@@ -75,6 +76,12 @@ class LanesView:
             lane.peaks.append(block)
             self.post(self.update)
         lane.peaks.finish()
+        midi = path.with_suffix(".mid")
+        if lane.name != "mix" and midi.is_file():  # `stemdesk midi` wrote the stem's notes beside it
+            try:
+                lane.notes = read_notes(midi)
+            except (OSError, ValueError, EOFError):
+                lane.notes = None  # not a MIDI file StemDesk can read: no notes offered
         lane.busy = False
         if lane.name == "mix":
             lo, hi = lane.peaks.levels()[-1]

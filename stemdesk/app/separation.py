@@ -163,6 +163,37 @@ class SeparationFlow:
         for model in models:
             submenu.addAction(model).triggered.connect(lambda checked=False, m=model: self.split(lane, m))
 
+    def offer_midi(self, menu: QMenu, lane: str) -> None:
+        """Every stem lane's menu offers to write the stems' MIDI (`stemdesk midi`), whose notes the lanes can then
+        show over their waveforms."""
+        if lane == "mix" or self.workspace.stems_dir is None:
+            return
+        menu.addAction("Write MIDI of the stems (notes over the lanes)").triggered.connect(self.write_midi)
+
+    def write_midi(self) -> Job | None:
+        """`stemdesk midi` on the open song's stems, as a job; when it is done each lane offers its notes."""
+        front, work = self.front, self.workspace
+        folder = work.stems_dir
+        if folder is None:
+            front.show_error("No stems", "Separate the song first; then write the MIDI of its stems.")
+            return None
+        try:
+            from ..transcribe.model import basic_pitch_model
+
+            basic_pitch_model()
+        except StemDeskError as error:
+            front.show_error("Cannot write MIDI", words(error))
+            return None
+
+        def done(made) -> None:
+            self.lanes.show_stems()  # read again: each stem's lane now has its notes
+            key = f", {made.timing.key}" if made.timing.key else ""
+            front.status(f"MIDI written: {made.song} ({made.timing.tempo:g} BPM{key})", 15000)
+
+        job = front.run_task(tasks.midi(folder, threads=int(self.settings["threads"])), "midi", on_done=done)
+        front.raise_dock("Jobs")
+        return job
+
     def split(self, stem: str, model: str) -> Job | None:
         """Split the open song's stem ``stem`` with the split model ``model``: its children's lanes unfold under
         its lane, each with its mixer strip, and the stems folder's certificate covers the whole tree."""

@@ -68,6 +68,8 @@ class Lane:
     show_spectrogram: bool = False
     busy: bool = False
     extra: dict = field(default_factory=dict)
+    notes: list | None = None  # the stem's MIDI notes (`stemdesk.transcribe.pitched.Note`), when it has them
+    show_notes: bool = False
 
 
 class Canvas(QWidget):
@@ -336,11 +338,36 @@ class Canvas(QWidget):
             painter.restore()
             return
         path = self._outline(lane, mid, LANE)
-        if path is None:
-            return
+        if path is not None:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(colour)
+            painter.drawPath(path)
+        if lane.show_notes and lane.notes:
+            self._paint_notes(painter, lane, top, LANE - 2)
+
+    def note_rect(self, lane: Lane, note, top: float, height: float) -> QRectF:
+        """Where a note is drawn over its lane: its time across, its pitch up the lane (the lane's lowest note at
+        the bottom, its highest at the top, at least an octave)."""
+        pitches = [n.pitch for n in lane.notes or []]
+        low, high = min(pitches), max(max(pitches), min(pitches) + 12)
+        row = (height - 4) / (high - low + 1)
+        y = top + 2 + (high - note.pitch) * row
+        x0, x1 = self.x_of(note.start), self.x_of(note.end)
+        return QRectF(x0, y, max(2.0, x1 - x0), max(2.0, row - 1))
+
+    def _paint_notes(self, painter: QPainter, lane: Lane, top: float, height: float) -> None:
+        """The lane's notes as a small piano roll over its waveform (the waveform shows through)."""
+        painter.save()
+        painter.setClipRect(QRectF(HEADER, top, self.width() - HEADER, height))
+        painter.fillRect(QRectF(HEADER, top, self.width() - HEADER, height), QColor(20, 22, 26, 150))
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(colour)
-        painter.drawPath(path)
+        first, last = self.seconds_at(HEADER), self.seconds_at(self.width())
+        for note in lane.notes or []:
+            if note.end < first or note.start > last:
+                continue
+            painter.setBrush(QColor(255, 255, 255, 90 + note.velocity))
+            painter.drawRect(self.note_rect(lane, note, top, height))
+        painter.restore()
 
     def _outline(self, lane: Lane, mid: float, height: int) -> QPainterPath | None:
         """The lane's waveform as a closed outline around its peaks, for the current view (None: no peaks there)."""
@@ -470,6 +497,10 @@ class Canvas(QWidget):
                 menu = QMenu(self)
                 action = menu.addAction("Show waveform" if lane.show_spectrogram else "Show spectrogram")
                 action.triggered.connect(lambda: self.toggle_spectrogram(lane.name))
+                if lane.notes is not None:
+                    shown = lane.show_notes
+                    action = menu.addAction("Hide notes" if shown else f"Show notes ({len(lane.notes)}, from MIDI)")
+                    action.triggered.connect(lambda: self.toggle_notes(lane.name))
                 if self.is_group(lane.name):
                     folded = lane.name in self.folds
                     action = menu.addAction(f"{'Unfold' if folded else 'Fold'} the stems {lane.name} was split into")
@@ -580,6 +611,13 @@ class Canvas(QWidget):
                 "; the residual is exactly this edit." if mark.culprit else "."
             )
         return f"{lane.name}: its share of the stems' energy" if rect.contains(QPointF(x, y)) else None
+
+    def toggle_notes(self, name: str) -> None:
+        """Show a lane's MIDI notes over its waveform, or hide them."""
+        lane = next((lane for lane in self.lanes if lane.name == name), None)
+        if lane is not None and lane.notes is not None:
+            lane.show_notes = not lane.show_notes
+            self.update()
 
     def toggle_spectrogram(self, name: str) -> None:
         for lane in self.lanes:

@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
         canvas.control_edited.connect(self.mixer.edit)  # lane headers edit the mix the way the strips do (undo, MIDI)
         canvas.folded.connect(self.mixer.fold)  # a split stem folded on the timeline folds its strips too
         canvas.lane_menu.connect(self.separation.offer_splits)  # a stem lane offers the split models that split it
+        canvas.lane_menu.connect(self.separation.offer_midi)  # and to write the stems' MIDI
         self.mixer.changed.connect(
             lambda text, control, before, after: self.undo.push(
                 MixCommand(self.apply_mix, text, control, before, after)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -310,6 +310,19 @@ def split_stem(
             engine, Path(stems_dir), parent, Path(mixture), options, progress, cancel
         ),
     )
+
+
+def midi(stems_dir: Path, quantise: bool = False, threads: int | None = None) -> Task[Any]:
+    """MIDI of the stems in ``stems_dir`` (`stemdesk.transcribe.stems.midi_for_stems`)."""
+
+    def work(progress: Progress, cancel: CancelToken):
+        from ..transcribe.stems import midi_for_stems
+
+        if threads is not None:
+            set_threads(threads)
+        return midi_for_stems(Path(stems_dir), quantise, threads or 1, progress, cancel)
+
+    return Task(f"MIDI of {Path(stems_dir).name}", work, "cpu")
 
 
 def _with_engine(

@@ -87,13 +87,13 @@ class BasicPitch:
         order = np.argsort(frame_times, kind="stable")
         frame_times = frame_times[order]
         # windows step by 141.3 frames and keep 142: the frame a window repeats of the one before is dropped
-        keep = (np.diff(frame_times, prepend=-np.inf) > 0.5 * HOP / RATE) & (frame_times >= 0)
-        keep &= frame_times < len(audio) / RATE
+        new = (np.diff(frame_times, prepend=-np.inf) > 0.5 * HOP / RATE) & (frame_times >= 0)
+        new &= frame_times < len(audio) / RATE
         return (
-            frame_times[keep],
-            np.concatenate(notes)[order][keep],
-            np.concatenate(onsets)[order][keep],
-            np.concatenate(seams)[order][keep],
+            frame_times[new],
+            np.concatenate(notes)[order][new],
+            np.concatenate(onsets)[order][new],
+            np.concatenate(seams)[order][new],
         )
 
     def transcribe(self, audio: np.ndarray, rate: int, voices: int | None = None) -> list[Note]:

@@ -134,6 +134,22 @@ def smf_bytes(parts: Sequence[Part], timing: Timing) -> bytes:
     return buffer.getvalue()
 
 
+def read_notes(path: Path) -> list[Note]:
+    """The notes of a Standard MIDI File (every track), in seconds through its tempo changes, in time order."""
+    song = mido.MidiFile(str(path))
+    notes: list[Note] = []
+    sounding: dict[tuple[int, int], tuple[float, int]] = {}
+    now = 0.0
+    for message in song:  # merged tracks, times in seconds
+        now += message.time
+        if message.type == "note_on" and message.velocity:
+            sounding[(message.channel, message.note)] = (now, message.velocity)
+        elif message.type in ("note_off", "note_on") and (message.channel, message.note) in sounding:
+            start, velocity = sounding.pop((message.channel, message.note))
+            notes.append(Note(start, now, message.note, velocity))
+    return sorted(notes, key=lambda note: (note.start, note.pitch))
+
+
 def write_smf(path: Path, parts: Sequence[Part], timing: Timing) -> Path:
     """The file at ``path``, whole or not at all."""
     return atomic_write_bytes(Path(path), smf_bytes(parts, timing))

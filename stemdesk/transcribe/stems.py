@@ -1,6 +1,6 @@
 """MIDI from a folder of stems: one Standard MIDI File per stem beside it (``bass.mid`` beside ``bass.wav``, a split
-stem's children's in its folder: ``vocals/lead.mid``) and one with every track (``<song>.mid``), for DAWs that import
-one file. What each stem becomes:
+stem's children's in its folder: ``vocals/lead.mid``) and one with every track (``<song>.mid``, named after the song
+the certificate names, else the folder), for DAWs that import one file. What each stem becomes:
 
 - vocals (and a split stem's ``lead``): the melody, one voice; ``backing``: notes, several voices;
 - bass: the bass line, one voice;
@@ -92,10 +92,10 @@ def midi_for_stems(
     drums = [note.start for part in parts if part.channel == DRUM_CHANNEL for note in part.notes]
     onsets = drums or [note.start for part in parts for note in part.notes]
     tempo = estimate_tempo(sorted(onsets), seconds)
-    key = estimate_key([note for part in parts if part.channel != DRUM_CHANNEL for note in part.notes])
+    song_key = estimate_key([note for part in parts if part.channel != DRUM_CHANNEL for note in part.notes])
     timing = Timing(
         tempo or 120.0,
-        key,
+        song_key,
         quantise,
         {
             "tempo": "from the drum hits"
@@ -103,13 +103,14 @@ def midi_for_stems(
             else "from the note onsets"
             if tempo
             else "120 (too few onsets)",
-            "key": "Krumhansl-Kessler profiles on the notes' pitch classes" if key else "none (no pitched notes)",
+            "key": "Krumhansl-Kessler profiles on the notes' pitch classes" if song_key else "none (no pitched notes)",
         },
     )
     files: dict[str, Path] = {}
     for (key_name, path), part in zip(leaves, parts):
         files[key_name] = write_smf(path.with_suffix(".mid"), [part], timing)
-    song = write_smf(folder / f"{folder.name}.mid", parts, timing)
+    named = Path(str((stems.source or {}).get("file") or folder.name)).stem  # the song's name, where it is known
+    song = write_smf(folder / f"{named}.mid", parts, timing)
     _certify(folder, files, song, timing)
     return MidiResult(
         files, song, timing, {k: len(p.notes) for (k, _), p in zip(leaves, parts)}, time.monotonic() - started
