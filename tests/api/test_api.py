@@ -192,9 +192,10 @@ def python_blocks(page: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_the_python_api_page_runs_as_written(tmp_path, monkeypatch, capsys):
+def test_the_python_api_page_runs_as_written(tmp_path, monkeypatch, capsys, basic_pitch):
     """Every python block of docs/python-api.md, in order, in a folder holding the two songs it names; the default
-    model is swapped for the tiny test model (the page's examples name their model, or use the default)."""
+    model is swapped for the tiny test model (the page's examples name their model, or use the default); Basic Pitch is
+    installed for the MIDI example."""
     page = REPO / "docs" / "python-api.md"
     blocks = python_blocks(page)
     assert len(blocks) >= 10
