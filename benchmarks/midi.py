@@ -173,7 +173,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default="stemdesk-4stem", help="the separating model")
+    parser.add_argument("--speed-only", action="store_true", help="only the time and memory (the scores there stay)")
+    parser.add_argument("--no-speed", action="store_true", help="leave out the time and memory")
     args = parser.parse_args()
+    out = ROOT / "benchmarks" / "results" / "midi.json"
+    if args.speed_only:
+        results = json.loads(out.read_text()) if out.is_file() else {}
+        results["speed_memory"] = speed(args.threads)
+        atomic_write_bytes(out, (json.dumps(results, indent=1) + "\n").encode())
+        print(json.dumps(results["speed_memory"], indent=1))
+        return
     set_threads(args.threads)
     pitch = BasicPitch(threads=args.threads)
     engine = SeparationEngine(args.model, "cpu")
@@ -226,10 +235,9 @@ def main() -> None:
         "median_f_measure": median,
         "targets": targets,
         "per_song": rows,
-        "speed_memory": speed(args.threads),
+        "speed_memory": None if args.no_speed else speed(args.threads),
         "cpu_peak_mb_of_this_run": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    out = ROOT / "benchmarks" / "results" / "midi.json"
     atomic_write_bytes(out, (json.dumps(results, indent=1) + "\n").encode())
     print(json.dumps({k: results[k] for k in ("median_f_measure", "targets", "speed_memory")}, indent=1))
     print(f"results: {out}")
