@@ -149,8 +149,10 @@ def speed(threads: int) -> dict:
         from stemdesk.io.audio import write
         from stemdesk.io.formats import OutputFormat
 
-        for name, audio in made["audio"].items():
-            write(stems / f"{name}.wav", audio, RATE, OutputFormat.parse("wav", "24"))
+        target = int(180 * RATE)
+        for name, audio in made["audio"].items():  # the song played again up to 3 minutes (its tempo is random)
+            whole = np.tile(audio, (1, -(-target // audio.shape[-1])))[:, :target]
+            write(stems / f"{name}.wav", whole, RATE, OutputFormat.parse("wav", "24"))
         command = [str(ROOT / ".venv" / "bin" / "stemdesk"), "midi", str(stems), "--threads", str(threads)]
         started = time.monotonic()
         done = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, check=False)
@@ -158,7 +160,7 @@ def speed(threads: int) -> dict:
         assert done.returncode == 0, done.stderr
         peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
     return {
-        "song_seconds": round(made["audio"]["vocals"].shape[-1] / RATE, 1),
+        "song_seconds": 180.0,
         "threads": threads,
         "seconds": round(seconds, 2),
         "meets_time_target": seconds <= 10.0,
