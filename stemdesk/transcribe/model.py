@@ -39,7 +39,7 @@ def basic_pitch_model() -> Path:
     """The installed ONNX file; raises ModelError saying how to install it."""
     path = model_folder() / ONNX
     if not path.is_file():
-        raise ModelError(INSTALL_HINT, setting="install", value="basic-pitch")
+        raise ModelError(INSTALL_HINT)  # it says how to install it: not `stemdesk models install`
     return path
 
 
