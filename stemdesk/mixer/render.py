@@ -113,11 +113,20 @@ class Renderer:
         if channels < 1:
             raise MixError("A mix needs at least one audio channel.")
         self.stems = list(stems)
-        # each split stem's group and its children, in order
-        self.groups: dict[str, list[str]] = {}
-        for stem in self.stems:
-            if parent_of(stem) is not None:
-                self.groups.setdefault(str(parent_of(stem)), []).append(stem)
+        # The routing, the same for every block: each split stem's group with its children's indices in ``stems``,
+        # and what the total takes, in order: each stem that is no child, and each group where its first child is.
+        self.groups: dict[str, list[int]] = {}
+        self.tops: list[str] = []
+        for index, stem in enumerate(self.stems):
+            group = parent_of(stem)
+            if group is None:
+                self.tops.append(stem)
+                continue
+            if group not in self.groups:
+                self.groups[group] = []
+                self.tops.append(group)
+            self.groups[group].append(index)
+        self.strips = [*self.stems, *self.groups, "__master__"]  # every strip with a gain, the master's last
         self.sample_rate = sample_rate
         self.channels = channels
         self._lock = threading.Lock()
@@ -217,35 +226,28 @@ class Renderer:
             raise MixError(f"Expected stems shaped ({len(self.stems)}, {self.channels}, n), got {blocks.shape}.")
         with self._lock:
             n = blocks.shape[-1]
-            strips = [*self.stems, *self.groups, "__master__"]
-            if self.unity and all(self._settled(name) for name in strips):
-                for name in strips:
+            if self.unity and all(self._settled(name) for name in self.strips):
+                for name in self.strips:
                     target = self._target(name)
                     self._gains[name] = (target, target, RAMP)  # so the next change ramps from unity
                 if meters is not None:
                     meters.update((stem, levels(audio)) for stem, audio in zip(self.stems, blocks))
                     for group, members in self.groups.items():
-                        meters[group] = levels(sum(blocks[self.stems.index(c)] for c in members))
+                        meters[group] = levels(blocks[members].sum(axis=0))
                 return blocks.sum(axis=0, dtype=np.float64).astype(np.float32)
             total = np.zeros((self.channels, n))
             # what each split stem's children add up to, mixed into the total through the group's strip below
             sums = {group: np.zeros((self.channels, n)) for group in self.groups}
             buses = {b: np.zeros((self.channels, n), np.float32) for b in self.mix.buses}
             if meters is not None:
-                meters.update(dict.fromkeys(strips[:-1], (0.0, 0.0)))  # a strip left out below is silent
+                meters.update(dict.fromkeys(self.strips[:-1], (0.0, 0.0)))  # a strip left out below is silent
             # a split stem's children are mixed into their group's sum first; then the groups and the other stems
-            children: list[tuple[str, np.ndarray, np.ndarray]] = []
-            tops: list[tuple[str, np.ndarray, np.ndarray]] = []
-            for stem, audio in zip(self.stems, blocks):
-                parent = parent_of(stem)
-                if parent is None:
-                    tops.append((stem, audio, total))
-                else:
-                    children.append((stem, audio, sums[parent]))
-                    if all(name != parent for name, _, _ in tops):
-                        tops.append((parent, sums[parent], total))  # summed before the tops are mixed, below
+            children = [
+                (self.stems[i], blocks[i], sums[group]) for group, members in self.groups.items() for i in members
+            ]
             self._strips(children, n, buses, meters)
-            self._strips(tops, n, buses, meters)
+            audio_of = {**dict(zip(self.stems, blocks)), **sums}
+            self._strips([(name, audio_of[name], total) for name in self.tops], n, buses, meters)
             for bus, signal in buses.items():
                 total += self._chains[f"bus:{bus}"](signal, self.sample_rate)
             out = total.astype(np.float32)
