@@ -345,11 +345,16 @@ class Canvas(QWidget):
         if lane.show_notes and lane.notes:
             self._paint_notes(painter, lane, top, LANE - 2)
 
-    def note_rect(self, lane: Lane, note, top: float, height: float) -> QRectF:
-        """Where a note is drawn over its lane: its time across, its pitch up the lane (the lane's lowest note at
-        the bottom, its highest at the top, at least an octave)."""
+    @staticmethod
+    def pitch_span(lane: Lane) -> tuple[int, int]:
+        """The pitches a lane's piano roll spans: its lowest note to its highest, at least an octave."""
         pitches = [n.pitch for n in lane.notes or []]
-        low, high = min(pitches), max(max(pitches), min(pitches) + 12)
+        return min(pitches), max(max(pitches), min(pitches) + 12)
+
+    def note_rect(self, lane: Lane, note, top: float, height: float, span: tuple[int, int] | None = None) -> QRectF:
+        """Where a note is drawn over its lane: its time across, its pitch up the lane (`pitch_span`: the lowest
+        note at the bottom, the highest at the top; ``span`` when the caller has it already)."""
+        low, high = span or self.pitch_span(lane)
         row = (height - 4) / (high - low + 1)
         y = top + 2 + (high - note.pitch) * row
         x0, x1 = self.x_of(note.start), self.x_of(note.end)
@@ -362,11 +367,12 @@ class Canvas(QWidget):
         painter.fillRect(QRectF(HEADER, top, self.width() - HEADER, height), QColor(20, 22, 26, 150))
         painter.setPen(Qt.PenStyle.NoPen)
         first, last = self.seconds_at(HEADER), self.seconds_at(self.width())
+        span = self.pitch_span(lane)  # once per paint, not once per note
         for note in lane.notes or []:
             if note.end < first or note.start > last:
                 continue
             painter.setBrush(QColor(255, 255, 255, 90 + note.velocity))
-            painter.drawRect(self.note_rect(lane, note, top, height))
+            painter.drawRect(self.note_rect(lane, note, top, height, span))
         painter.restore()
 
     def _outline(self, lane: Lane, mid: float, height: int) -> QPainterPath | None:
@@ -612,19 +618,22 @@ class Canvas(QWidget):
             )
         return f"{lane.name}: its share of the stems' energy" if rect.contains(QPointF(x, y)) else None
 
+    def lane(self, name: str) -> Lane | None:
+        return next((lane for lane in self.lanes if lane.name == name), None)
+
     def toggle_notes(self, name: str) -> None:
         """Show a lane's MIDI notes over its waveform, or hide them."""
-        lane = next((lane for lane in self.lanes if lane.name == name), None)
+        lane = self.lane(name)
         if lane is not None and lane.notes is not None:
             lane.show_notes = not lane.show_notes
             self.update()
 
     def toggle_spectrogram(self, name: str) -> None:
-        for lane in self.lanes:
-            if lane.name == name:
-                lane.show_spectrogram = not lane.show_spectrogram
-                if lane.show_spectrogram and lane.spectrogram is None:
-                    self.spectrogram_requested.emit(name)
+        lane = self.lane(name)
+        if lane is not None:
+            lane.show_spectrogram = not lane.show_spectrogram
+            if lane.show_spectrogram and lane.spectrogram is None:
+                self.spectrogram_requested.emit(name)
         self.update()
 
 
@@ -670,7 +679,7 @@ class Timeline(QWidget):
         self.canvas.update()
 
     def lane(self, name: str) -> Lane | None:
-        return next((lane for lane in self.canvas.lanes if lane.name == name), None)
+        return self.canvas.lane(name)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
