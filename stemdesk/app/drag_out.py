@@ -31,7 +31,7 @@ class DragOut:
         now. Raises StemDeskError when there is nothing to drag."""
         work = self.workspace
         files = dict(work.lanes())
-        if lane not in files or work.info is None or work.song is None:
+        if lane not in files or work.info is None or work.song is None or work.stems_dir is None:
             raise StemDeskError(f"There is no stem file for {lane!r} yet: separate the song first.")
         if kind == "stem":
             return files[lane]
@@ -41,8 +41,7 @@ class DragOut:
         first, last = self.canvas.selection
         start = int(round(first * rate)) - work.stems_offset
         end = int(round(last * rate)) - work.stems_offset
-        folder = files[lane].parent if "/" not in lane else files[lane].parent.parent
-        out = folder / "regions" / region_name(work.song.stem, lane, first, last)
+        out = work.stems_dir / "regions" / region_name(work.song.stem, lane, first, last)
         return write_region(files[lane], start, end, out, work.stems_offset)
 
     def drag(self, lane: str, kind: str) -> None:
