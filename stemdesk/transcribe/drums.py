@@ -20,35 +20,38 @@ MERGE = 0.03  # onsets in several bands this close together are one hit
 SILENT = 1e-4
 
 
-def novelty(audio: np.ndarray, rate: int, band: tuple[float, float]) -> tuple[np.ndarray, float]:
-    """The rise of the log spectrum in ``band`` per frame (positive parts summed), and the frame rate."""
+def spectrum(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """The log-compressed magnitude spectrum of ``audio``'s mono sum (bins, frames of HOP samples), and each bin's
+    frequency: what every band's `flux` is read from."""
     mono = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=0) if audio.ndim == 2 else audio, np.float32))
     spec = torch.stft(mono, FFT, HOP, window=torch.hann_window(FFT), return_complex=True).abs().numpy()
-    freqs = np.fft.rfftfreq(FFT, 1 / rate)
-    rows = (freqs >= band[0]) & (freqs < band[1])
-    log = np.log1p(1000 * spec[rows])
-    flux = np.clip(np.diff(log, axis=1, prepend=log[:, :1]), 0, None).mean(axis=0)  # per bin: bands of any width
-    return flux, rate / HOP
+    return np.log1p(1000 * spec), np.fft.rfftfreq(FFT, 1 / rate)
 
 
-def onsets(flux: np.ndarray, frame_rate: float) -> list[tuple[float, float]]:
-    """(seconds, strength) of each peak of ``flux`` that stands above the local mean (±100 ms) by half the track's
-    typical peak and is the highest within SPACING."""
-    if flux.size < 3 or flux.max() <= 0:
+def flux(log: np.ndarray, freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """The rise of the log spectrum in ``band`` per frame: its positive steps, averaged over the band's bins (so
+    bands of any width compare)."""
+    rows = log[(freqs >= band[0]) & (freqs < band[1])]
+    return np.clip(np.diff(rows, axis=1, prepend=rows[:, :1]), 0, None).mean(axis=0)
+
+
+def onsets(rise: np.ndarray, frame_rate: float) -> list[tuple[float, float]]:
+    """(seconds, strength) of each peak of ``rise`` that stands above the local mean (±100 ms) by a quarter of the
+    track's typical peak (its 90th percentile) and is the highest within SPACING."""
+    if rise.size < 3 or rise.max() <= 0:
         return []
     width = max(1, int(0.1 * frame_rate))
-    local = np.convolve(flux, np.ones(2 * width + 1) / (2 * width + 1), mode="same")
+    local = np.convolve(rise, np.ones(2 * width + 1) / (2 * width + 1), mode="same")
     spacing = max(1, int(SPACING * frame_rate))
     peaks = [
         i
-        for i in range(1, flux.size - 1)
-        if flux[i] >= flux[max(0, i - spacing) : i + spacing + 1].max() and flux[i] > flux[i - 1]
+        for i in range(1, rise.size - 1)
+        if rise[i] >= rise[max(0, i - spacing) : i + spacing + 1].max() and rise[i] > rise[i - 1]
     ]
     if not peaks:
         return []
-    typical = float(np.percentile(flux[peaks], 90))
-    hits = [(i / frame_rate, float(flux[i])) for i in peaks if flux[i] - local[i] > 0.25 * typical]
-    return hits
+    typical = float(np.percentile(rise[peaks], 90))
+    return [(i / frame_rate, float(rise[i])) for i in peaks if rise[i] - local[i] > 0.25 * typical]
 
 
 def _notes(hits: list[tuple[float, float]], pitch: int, loudest: float) -> list[Note]:
@@ -62,13 +65,13 @@ def drum_hits(audio: np.ndarray, rate: int, piece: str | None = None) -> list[No
     toms, other), or, for a whole drums stem, each band's."""
     if not audio.size or float(np.abs(audio).max()) < SILENT:
         return []
-    if piece is not None:
-        flux, frame_rate = novelty(audio, rate, (20.0, rate / 2))
-        hits = onsets(flux, frame_rate)
-        return _notes(hits, GM.get(piece, GM["other"]), max((s for _, s in hits), default=0.0))
-    fluxes = {name: novelty(audio, rate, (lo, min(hi, rate / 2)))[0] for name, (lo, hi) in BANDS.items()}
+    log, freqs = spectrum(audio, rate)  # one spectrum, whichever bands are read from it
     frame_rate = rate / HOP
-    candidates = sorted(hit for flux in fluxes.values() for hit in onsets(flux, frame_rate))
+    if piece is not None:
+        hits = onsets(flux(log, freqs, (20.0, rate / 2)), frame_rate)
+        return _notes(hits, GM.get(piece, GM["other"]), max((s for _, s in hits), default=0.0))
+    rises = {name: flux(log, freqs, (lo, min(hi, rate / 2))) for name, (lo, hi) in BANDS.items()}
+    candidates = sorted(hit for rise in rises.values() for hit in onsets(rise, frame_rate))
     merged: list[tuple[float, float]] = []
     for t, strength in candidates:  # one moment per hit, however many bands rose with it
         if merged and t - merged[-1][0] < MERGE:
@@ -79,23 +82,24 @@ def drum_hits(audio: np.ndarray, rate: int, piece: str | None = None) -> list[No
     for t, strength in merged:
         frame = int(round(t * frame_rate))
         near = slice(max(0, frame - 3), frame + 4)
-        rise = {name: float(flux[near].max(initial=0.0)) for name, flux in fluxes.items()}
-        for name in classify(rise["kick"], rise["snare"], rise["hihat"]):
-            found[name].append((t, strength))
+        rose = {name: float(rise[near].max(initial=0.0)) for name, rise in rises.items()}
+        piece_hit = classify(rose["kick"], rose["snare"], rose["hihat"])
+        if piece_hit is not None:
+            found[piece_hit].append((t, strength))
     notes: list[Note] = []
     for name, hits in found.items():
         notes += _notes(hits, GM[name], max((s for _, s in hits), default=0.0))
     return sorted(notes, key=lambda note: (note.start, note.pitch))
 
 
-def classify(low: float, middle: float, high: float) -> list[str]:
+def classify(low: float, middle: float, high: float) -> str | None:
     """Which piece a hit is from how much the log spectrum rose, per frequency bin, below 150 Hz, between 150 Hz and
     5 kHz and above: a kick rises most at the bottom, a hi-hat at the top with nearly nothing at the bottom, a snare
     across the middle and the top alike."""
     if low >= 1.5 * middle and low >= 1.5 * high:
-        return ["kick"]
+        return "kick"
     if high >= 1.2 * middle and low <= 0.3 * high:
-        return ["hihat"]
+        return "hihat"
     if middle >= 0.6 * max(low, high):
-        return ["snare"]
-    return []
+        return "snare"
+    return None

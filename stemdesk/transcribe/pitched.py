@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ..core.resample import resample
-from ..io.audio import AudioReader
 from .model import basic_pitch_model
 
 RATE = 22050
@@ -106,11 +105,6 @@ class BasicPitch:
         times, frames, onsets, seams = self.activations(mono)
         notes = decode(times, frames, onsets, seams)
         return one_voice(notes) if voices == 1 else notes
-
-    def transcribe_file(self, path: Path, voices: int | None = None) -> list[Note]:
-        with AudioReader(path) as reader:
-            audio = reader.read(reader.frames, "float32")
-            return self.transcribe(audio, reader.sample_rate, voices)
 
 
 def decode(times: np.ndarray, frames: np.ndarray, onsets: np.ndarray, seams: np.ndarray | None = None) -> list[Note]:

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.cancel import CancelToken
-from ..io.audio import AudioReader
+from ..io.audio import read
 from ..io.stems import CERTIFICATE, find_stems
 from ..mixer.mix import parent_of
 from .drums import drum_hits
 from .model import ONNX_SHA256, WHEEL
-from .pitched import BasicPitch, Note
+from .pitched import SILENT, BasicPitch, Note
 from .smf import DRUM_CHANNEL, Part, Timing, estimate_key, estimate_tempo, write_smf
 
 # stem (or a split stem's child) → (one voice?, General MIDI program)
@@ -47,16 +47,11 @@ class MidiResult:
     seconds: float = 0.0
 
 
-def _read(path: Path):
-    with AudioReader(path) as reader:
-        return reader.read(reader.frames, "float32"), reader.sample_rate
-
-
 def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
-    audio, rate = _read(path)
+    audio, rate = read(path)
     name = key.split("/")[-1]
     group = parent_of(key)
-    silent = "the stem is silent" if not audio.size or float(abs(audio).max()) < 1e-4 else ""
+    silent = "the stem is silent" if not audio.size or float(abs(audio).max()) < SILENT else ""
     if key == "drums" or group == "drums":
         piece = name if group == "drums" else None
         if piece is not None and piece not in DRUM_PIECES:
