@@ -239,11 +239,9 @@ def midi(stems: PathLike, quantise: bool = False, threads: int | None = None) ->
 
 
 def _transcribe(folder: Path, quantise: bool, threads: int) -> MidiResult:
-    from .jobs.separate import set_threads
-    from .transcribe.stems import midi_for_stems
+    from .session import tasks
 
-    set_threads(threads)
-    return midi_for_stems(folder, quantise=quantise, threads=threads)
+    return tasks.midi(folder, quantise, threads).run()
 
 
 def separate_array(

@@ -76,11 +76,9 @@ def run_midi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _transcribe(args: argparse.Namespace, out: TextIO) -> int:
-    from ..jobs.separate import set_threads
-    from ..transcribe.stems import midi_for_stems
+    from ..session import tasks
 
-    set_threads(args.threads)
-    made = midi_for_stems(args.stems_dir, quantise=args.quantise, threads=args.threads)
+    made = tasks.midi(args.stems_dir, args.quantise, args.threads).run()
     timing = made.timing
     key = f", {timing.key}" if timing.key else ""
     print(f"{made.song}: every track, {timing.tempo:g} BPM{key} ({made.seconds:.1f} s)", file=out)

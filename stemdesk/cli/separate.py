@@ -186,9 +186,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
                 unnulled.append(f"{path.name} ({split.parent})")
         print_extras(made.instrumental, made.sessions, out)
         if args.midi:
-            from ..transcribe.stems import midi_for_stems
-
-            midi = midi_for_stems(result.outputs[0].parent, threads=threads)
+            midi = tasks.midi(result.outputs[0].parent, threads=threads).run()
             counts = ", ".join(f"{stem} {count}" for stem, count in midi.notes.items())
             print(f"  MIDI: {midi.song} ({midi.timing.tempo:g} BPM; notes: {counts})", file=out)
     if unnulled:

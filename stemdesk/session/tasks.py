@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,9 @@ from ..jobs.split import (
 from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 from ..training.scratch import ScratchRequest as Scratch
+
+if TYPE_CHECKING:  # the transcriber (onnxruntime) is imported when a MIDI task runs, not with the tasks
+    from ..transcribe.stems import MidiResult
 
 T = TypeVar("T")
 Progress = Callable[[dict], None]
@@ -312,10 +315,11 @@ def split_stem(
     )
 
 
-def midi(stems_dir: Path, quantise: bool = False, threads: int | None = None) -> Task[Any]:
-    """MIDI of the stems in ``stems_dir`` (`stemdesk.transcribe.stems.midi_for_stems`)."""
+def midi(stems_dir: Path, quantise: bool = False, threads: int | None = None) -> Task[MidiResult]:
+    """MIDI of the stems in ``stems_dir`` (`stemdesk.transcribe.stems.midi_for_stems`), on ``threads`` CPU threads
+    (default: as they are): what the command line, the API and the app run."""
 
-    def work(progress: Progress, cancel: CancelToken):
+    def work(progress: Progress, cancel: CancelToken) -> MidiResult:
         from ..transcribe.stems import midi_for_stems
 
         if threads is not None:
