@@ -25,6 +25,7 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Callable
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
@@ -46,17 +47,25 @@ def limit_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
+def _glibc(function: str) -> Callable[..., int] | None:
+    """glibc's allocator ``function`` (mallopt, malloc_trim), or None where it does not apply (macOS, Windows, musl)
+    or is not wanted (STEMDESK_ALLOCATOR=system)."""
+    if not sys.platform.startswith("linux") or os.environ.get("STEMDESK_ALLOCATOR") == "system":
+        return None
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        return getattr(ctypes.CDLL(name), function)
+    except (OSError, AttributeError):
+        return None
+
+
 def tune_allocator(settings: dict[int, int] | None = None) -> bool:
     """Apply SETTINGS (or ``settings``) with mallopt; returns False where that does not apply (macOS, Windows,
     musl) or is not wanted."""
-    if not sys.platform.startswith("linux") or os.environ.get("STEMDESK_ALLOCATOR") == "system":
-        return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     return all([bool(mallopt(option, value)) for option, value in (settings or SETTINGS).items()])
 
@@ -70,14 +79,9 @@ def trim_heap() -> bool:
     """Hand the heap's free memory back to the kernel (glibc's malloc_trim), between one model's work and the
     next's: the heap keeps up to 512 MB free for the tensors the same model allocates again (SETTINGS), but a split
     model after the separation allocates others, and grew the heap past 1 GB over a 3-minute song (1039 MB peak with
-    the drum kit split, 947 MB trimmed first). False where that does not apply."""
-    if not sys.platform.startswith("linux") or os.environ.get("STEMDESK_ALLOCATOR") == "system":
-        return False
-    name = ctypes.util.find_library("c")
-    try:
-        return bool(name) and bool(ctypes.CDLL(name).malloc_trim(0) >= 0)
-    except (OSError, AttributeError):
-        return False
+    the drum kit split, 954 MB trimmed first). False where that does not apply."""
+    malloc_trim = _glibc("malloc_trim")
+    return malloc_trim is not None and malloc_trim(0) >= 0
 
 
 def usable_cpus() -> int:
