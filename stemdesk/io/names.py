@@ -4,4 +4,6 @@ answers that load nothing heavy may read them."""
 
 from __future__ import annotations
 
-RESERVED_NAMES = frozenset({"master", "bus", "gain_db", "pan", "mute", "solo", "send", "fx"})
+# what follows a strip's name in a control's name ("vocals/gain_db", "vocals/lead/fx/0/mix")
+STRIP_CONTROLS = ("gain_db", "pan", "mute", "solo", "send", "fx")
+RESERVED_NAMES = frozenset({"master", "bus", *STRIP_CONTROLS})

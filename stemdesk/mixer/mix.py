@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import MixError
-from ..io.names import RESERVED_NAMES
+from ..io.names import RESERVED_NAMES, STRIP_CONTROLS  # a split stem's child is a strip "<parent>/<child>"
 from ..io.registry import Registry
 from .effects import Effect
 
@@ -31,10 +31,6 @@ PRESETS = ("karaoke", "karaoke-backing", "acappella", "vocal-up", "vocal-down", 
 FADER_RANGE = (-60.0, 12.0)  # dB, what a fader (or a MIDI controller) spans
 MAX_POINTS = 100_000
 SWITCHES = ("mute", "solo")
-# what follows a strip's name in a control's name; a split stem's child is a strip named "<parent>/<child>" (its
-# parent's strip is then a group: it takes the sum of its children), so no stem may be called one of these
-STRIP_CONTROLS = ("gain_db", "pan", *SWITCHES, "send", "fx")
-assert RESERVED_NAMES == {"master", "bus", *STRIP_CONTROLS}
 # the key in semitones (fractions tune a detuned recording) and the tempo as a ratio of the song's (0.5: half speed):
 # controls that hold for the whole song, never automated
 KEY_TEMPO = ("master/semitones", "master/tempo")
