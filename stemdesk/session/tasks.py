@@ -430,11 +430,10 @@ def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             hashes, certified, source = {}, None, ""
         if certified is not None:
-            changed = [
+            changed = [  # each file's hash under its path in the folder: "vocals.wav", "vocals/lead.wav"
                 name
                 for name, path in zip(leaves.names, leaves.paths)
-                if sha256_file(path)
-                != hashes.get(f"{name.rsplit('/', 1)[0]}/{path.name}" if "/" in name else path.name)
+                if sha256_file(path) != hashes.get(path.relative_to(stems_dir).as_posix())
             ]
             song_changed = bool(source) and sha256_file(Path(song)) != source
             if not changed and not song_changed:
