@@ -169,44 +169,16 @@ def ardour_xml(
     ET.SubElement(session, "Metadata")
     sources, regions = ET.SubElement(session, "Sources"), ET.SubElement(session, "Regions")
     locations = ET.SubElement(session, "Locations")
-    ET.SubElement(
-        locations,
-        "Location",
-        id=ids(),
-        name="session",
-        start="0",
-        end=str(frames),
-        flags="IsSessionRange",
-        locked="0",
-        timestamp="0",
-        cue="0",
-    )
+
+    def location(name: str, start: int, end: int, flags: str) -> None:
+        attrs = {"id": ids(), "name": name, "start": str(start), "end": str(end), "flags": flags}
+        ET.SubElement(locations, "Location", {**attrs, "locked": "0", "timestamp": "0", "cue": "0"})
+
+    location("session", 0, frames, "IsSessionRange")
     if loop is not None:
-        ET.SubElement(
-            locations,
-            "Location",
-            id=ids(),
-            name="Loop",
-            start=str(loop[0]),
-            end=str(loop[1]),
-            flags="IsAutoLoop,IsHidden",
-            locked="0",
-            timestamp="0",
-            cue="0",
-        )
+        location("Loop", *loop, "IsAutoLoop,IsHidden")
     for text, at in markers or []:
-        ET.SubElement(
-            locations,
-            "Location",
-            id=ids(),
-            name=text,
-            start=str(at),
-            end=str(at),
-            flags="IsMark",
-            locked="0",
-            timestamp="0",
-            cue="0",
-        )
+        location(text, at, at, "IsMark")
     routes = ET.SubElement(session, "Routes")
     playlists = ET.SubElement(session, "Playlists")
     groups = ET.SubElement(session, "RouteGroups")
