@@ -23,8 +23,8 @@ MODEL_HELP = (
     "or A*2+B to weigh A twice"
 )
 SESSION_KINDS = (
-    "aaf (media embedded), aaf-linked (media linked), ardour (an Ardour 7 session folder), dawproject, rpp, stems-mp4 (NI Stem, ALAC: nulls), stems-mp4-aac (NI Stem, AAC: smaller, does not null), "
-    "and what plugins add"
+    "aaf (media embedded), aaf-linked (media linked), ardour (an Ardour 7 session folder), dawproject, rpp, "
+    "stems-mp4 (NI Stem, ALAC: nulls), stems-mp4-aac (NI Stem, AAC: smaller, does not null), and what plugins add"
 )
 
 

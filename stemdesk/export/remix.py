@@ -107,10 +107,11 @@ def render_remix(
 ) -> RemixResult:
     """Render ``mix`` of ``stems`` to ``out`` (atomically) and write a certificate beside it.
 
-    A stem split into children plays as them (`Stems.as_leaves`). fmt defaults to the stems' own format. With ``mixture`` (the original song), a mix of unity strips (mutes
-    allowed) is checked to null against it together with the muted stems. ``process`` is applied to each rendered
-    block before it is written (a render so processed is not checked to null); ``settings()`` adds to the
-    certificate's settings once everything is written, so it can report what the processing measured.
+    A stem split into children plays as them (`Stems.as_leaves`). fmt defaults to the stems' own format. With
+    ``mixture`` (the original song), a mix of unity strips (mutes allowed) is checked to null against it together
+    with the muted stems. ``process`` is applied to each rendered block before it is written (a render so processed
+    is not checked to null); ``settings()`` adds to the certificate's settings once everything is written, so it can
+    report what the processing measured.
     """
     started = time.monotonic()
     out = Path(out)

@@ -490,8 +490,8 @@ def remix_format(stems: Stems, output: Path, name: str | None = None, depth: str
 @dataclass
 class ExportChoice:
     """What an export writes, each named after the song: "NAME stems/" (a copy with the certificate, and a split
-    stem's children in their folder), "NAME
-    instrumental.EXT", "NAME mix.wav" (the mix bounced) and NAME.<ext> per session kind."""
+    stem's children in their folder), "NAME instrumental.EXT", "NAME mix.wav" (the mix bounced) and NAME.<ext> per
+    session kind."""
 
     stems: bool = False
     instrumental: bool = True
