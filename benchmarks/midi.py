@@ -28,7 +28,6 @@ import json
 import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import mido
@@ -36,6 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from separation import timed  # noqa: E402
 
 from lab.synthetic import TICKS, compose, render  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
@@ -134,9 +136,8 @@ def transcribe(stems: dict[str, np.ndarray], pitch: BasicPitch) -> dict[str, lis
 
 def speed(threads: int) -> dict:
     """The MIDI of a 3-minute song (a synthetic song rendered to 180 s) on ``threads``: time and peak memory of a
-    fresh process running `stemdesk midi` on its true stems."""
-    import subprocess
-
+    fresh process running `stemdesk midi` on its true stems (measured as benchmarks/separation.py measures a
+    separation: `timed`)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         made = None
@@ -154,11 +155,8 @@ def speed(threads: int) -> dict:
             whole = np.tile(audio, (1, -(-target // audio.shape[-1])))[:, :target]
             write(stems / f"{name}.wav", whole, RATE, OutputFormat.parse("wav", "24"))
         command = [str(ROOT / ".venv" / "bin" / "stemdesk"), "midi", str(stems), "--threads", str(threads)]
-        started = time.monotonic()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, check=False)
-        seconds = time.monotonic() - started
-        assert done.returncode == 0, done.stderr
-        peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
+        code, _, err, seconds, peak_mb = timed(command, None)
+        assert code == 0, err
     return {
         "song_seconds": 180.0,
         "threads": threads,
