@@ -3,6 +3,7 @@ recur, a key from how long each pitch class sounds (the Krumhansl–Kessler prof
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,8 +128,6 @@ def smf_bytes(parts: Sequence[Part], timing: Timing) -> bytes:
             now = at
         track.append(mido.MetaMessage("end_of_track"))
         song.tracks.append(track)
-    import io
-
     buffer = io.BytesIO()
     song.save(file=buffer)
     return buffer.getvalue()
