@@ -160,8 +160,9 @@ def separate(
       the whole tree against the song (`Separated.splits`).
     - ``instrumental=True`` also writes ``instrumental.<ext>`` (the song minus the vocals, exactly);
       ``session="dawproject,rpp"`` (or a list) writes DAW sessions of the stems beside them.
-    - ``midi=True`` also writes MIDI of the stems (`midi`) into `Separated.midi`; it needs Basic Pitch installed
-      (``stemdesk midi --install``), which is checked before any song is separated.
+    - ``midi=True`` also writes MIDI of the stems (`midi`) into `Separated.midi`, before the sessions, which carry
+      it as MIDI tracks; it needs Basic Pitch installed (``stemdesk midi --install``), which is checked before any
+      song is separated.
     - ``certify=False`` skips the null check and the certificate; ``model_postprocessing=False`` skips the
       post-processing a model's card asks for (the command line's ``--no-model-postprocessing``).
     - ``overwrite=True`` replaces the stems an earlier separation left in ``out/<song name>``; without it such a
@@ -187,7 +188,7 @@ def separate(
     threads = _threads(threads)
     kinds = _kinds(session)
     engines = tasks.Engines(_registry())
-    extras = tasks.Extras(instrumental, kinds)
+    extras = tasks.Extras(instrumental, kinds, midi=midi)
     if midi:
         from .transcribe.model import basic_pitch_model
 
@@ -225,9 +226,8 @@ def separate(
                 split_nulls={s.parent: s.result.null for s in made.splits},
             )
         )
-        if midi:
-            transcribed = _transcribe(result.outputs[0].parent, False, threads)
-            results[-1].midi = {**transcribed.files, "song": transcribed.song}
+        if made.midi is not None:
+            results[-1].midi = {**made.midi.files, "song": made.midi.song}
     return results if many else results[0]
 
 
@@ -235,13 +235,9 @@ def midi(stems: PathLike, quantise: bool = False, threads: int | None = None) ->
     """MIDI of a folder of stems (`stemdesk midi`): ``<stem>.mid`` beside each stem and ``<song>.mid`` with every
     track, with the tempo and key read from them (`MidiResult`: ``files``, ``song``, ``timing``, ``notes``). Raises
     ModelError when Basic Pitch is not installed (``stemdesk midi --install``)."""
-    return _transcribe(Path(stems), quantise, _threads(threads))
-
-
-def _transcribe(folder: Path, quantise: bool, threads: int) -> MidiResult:
     from .session import tasks
 
-    return tasks.midi(folder, quantise, threads).run()
+    return tasks.midi(Path(stems), quantise, _threads(threads)).run()
 
 
 def separate_array(

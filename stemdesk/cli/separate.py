@@ -157,7 +157,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
     folders = tasks.separation_folders(options, args.registry, inputs, args.outdir, overwrite=args.overwrite)
     threads = args.threads if args.threads is not None else default_threads()
     engines = tasks.Engines(args.registry)
-    extras = tasks.Extras(args.instrumental, args.session)
+    extras = tasks.Extras(args.instrumental, args.session, midi=args.midi)
     unnulled = []  # songs whose written stems failed their null check: the stems stay, the exit code says so
     for path, folder in zip(inputs, folders):
         task = tasks.separate(engines, path, folder, options, extras, threads=threads, overwrite=args.overwrite)
@@ -184,11 +184,11 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         for split in made.splits:
             if not print_split(split.parent, split.result, out):
                 unnulled.append(f"{path.name} ({split.parent})")
-        print_extras(made.instrumental, made.sessions, out)
-        if args.midi:
-            midi = tasks.midi(result.outputs[0].parent, threads=threads).run()
+        if made.midi is not None:
+            midi = made.midi
             counts = ", ".join(f"{stem} {count}" for stem, count in midi.notes.items())
             print(f"  MIDI: {midi.song} ({midi.timing.tempo:g} BPM; notes: {counts})", file=out)
+        print_extras(made.instrumental, made.sessions, out)
     if unnulled:
         print(f"stemdesk: the stems of {', '.join(unnulled)} do not null (see the certificate).", file=err)
         return EXIT_NULL

@@ -125,6 +125,9 @@ def write_aaf_file(stems: Stems, mix: Mix, out: str | Path, embed: bool = True) 
     left = left_out(mix, [key for key, _ in leaves])
     if left:
         notes.append(f"Left out of the AAF: {left}. Bounce the mix for them.")
+    midi = [path.with_suffix(".mid").name for _, path in leaves if path.with_suffix(".mid").is_file()]
+    if midi:  # AAF's sound tracks hold audio: the notes go to the DAW as the MIDI files beside the stems
+        notes.append(f"The AAF holds audio only: import the MIDI files beside the stems ({', '.join(midi)}).")
     return Written(out, " ".join(notes))
 
 

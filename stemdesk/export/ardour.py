@@ -13,9 +13,14 @@ audio source is one channel of a file: a stereo stem is two sources of the same 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
+
+import mido
 
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_folder, atomic_write_bytes
@@ -24,7 +29,9 @@ from ..io.registry import Written
 from ..io.stems import CERTIFICATE, Stems, colour_of, read_certificate
 from ..mixer.mix import Channel, Mix, parent_of
 from ..mixer.render import db_to_gain
+from ..transcribe.smf import Part, Timing, smf_bytes
 from .carried import left_out
+from .midi_tracks import MidiTrack, midi_tracks
 
 VERSION = "7002"  # the session format Ardour 7.3 writes
 BALANCE_PANNER = "http://ardour.org/plugin/panner_balance"
@@ -70,12 +77,14 @@ def _route(
     downstream: int = 0,
 ) -> ET.Element:
     """One route: a track (``playlist``), a bus or the master, its fader, trim, pan, mute and solo from ``strip``,
-    its outputs connected to ``output``'s inputs ("Master", a bus) or the system's playback."""
+    its outputs connected to ``output``'s inputs ("Master", a bus) or the system's playback. A "midi" track has one
+    MIDI port in and out, and no instrument: its notes sound once the producer puts one on it."""
+    data = "midi" if kind == "midi" else "audio"
     attrs = {
         "version": VERSION,
         "id": ids(),
         "name": name,
-        "default-type": "audio",
+        "default-type": data,
         "strict-io": "1",
         "active": "1",
         "denormal-protection": "0",
@@ -84,9 +93,16 @@ def _route(
         "meter-type": "MeterPeak",
     }
     if playlist is not None:
-        attrs.update({"audio-playlist": playlist, "saved-meter-point": "MeterPostFader", "mode": "Normal"})
+        attrs.update({f"{data}-playlist": playlist, "saved-meter-point": "MeterPostFader", "mode": "Normal"})
+    if kind == "midi":
+        attrs.update({"note-mode": "Sustained", "playback-channel-mode": "AllChannels", "input-active": "1"})
     route = ET.SubElement(routes, "Route", attrs)
-    flags = {"track": "AudioTrack,OrderSet", "bus": "AudioBus,OrderSet", "master": "MasterOut,OrderSet"}[kind]
+    flags = {
+        "track": "AudioTrack,OrderSet",
+        "midi": "MidiTrack,OrderSet",
+        "bus": "AudioBus,OrderSet",
+        "master": "MasterOut,OrderSet",
+    }[kind]
     colour = "0" if kind == "master" else _colour(name)
     ET.SubElement(route, "PresentationInfo", order=str(order), flags=flags, color=colour)
     solo = "1" if strip.solo else "0"
@@ -103,16 +119,16 @@ def _route(
     _controllable(route, ids, "solo-iso", 0, "Toggle,RealTime", **{"solo-isolated": "0"})
     _controllable(route, ids, "solo-safe", 0, "Toggle", **{"solo-safe": "0"})
     for direction in ("Input", "Output"):
-        io = ET.SubElement(route, "IO", {"name": name, "id": ids(), "direction": direction, "default-type": "audio"})
+        io = ET.SubElement(route, "IO", {"name": name, "id": ids(), "direction": direction, "default-type": data})
         for channel in range(1, channels + 1):
-            port = ET.SubElement(io, "Port", type="audio", name=f"{name}/audio_{direction[:-3].lower()} {channel}")
-            if direction == "Output":
+            port = ET.SubElement(io, "Port", type=data, name=f"{name}/{data}_{direction[:-3].lower()} {channel}")
+            if direction == "Output" and data == "audio":
                 other = f"{output}/audio_in {channel}" if output else f"system:playback_{channel}"
                 ET.SubElement(port, "Connection", other=other)
     mute = "1" if strip.mute else "0"
     ET.SubElement(route, "MuteMaster", {"mute-point": "PostFader,Listen,Main", "muted": mute})
     _controllable(route, ids, "mute", mute, "Toggle,RealTime")
-    _controllable(route, ids, "phase", 0, "Toggle", **{"phase-invert": "0" * channels})
+    _controllable(route, ids, "phase", 0, "Toggle", **{"phase-invert": "0" * channels if data == "audio" else ""})
     pannable = ET.SubElement(route, "Pannable")
     _controllable(pannable, ids, "pan-azimuth", f"{balance_position(strip.pan):.9g}")
     _controllable(pannable, ids, "pan-width", 0)
@@ -131,7 +147,7 @@ def _route(
         type="main-outs",
         role="Main",
     )
-    panner = BALANCE_PANNER if channels == 2 and kind != "master" else ""
+    panner = BALANCE_PANNER if channels == 2 and kind in ("track", "bus") else ""
     ET.SubElement(outs, "PannerShell", {"bypassed": "0", "user-panner": panner, "linked-to-route": "1"})
     return route
 
@@ -144,9 +160,11 @@ def ardour_xml(
     tempo: float | None = None,
     markers: list[tuple[str, int]] | None = None,
     loop: tuple[int, int] | None = None,
+    midi: Sequence[tuple[MidiTrack, str]] = (),
 ) -> ET.Element:
     """The session file of ``stems`` (their leaves playing ``paths``) as ``name``: Ardour's XML, as an element;
-    ``markers`` and the ``loop`` in samples of the stems."""
+    ``markers`` and the ``loop`` in samples of the stems; a MIDI track per ``midi`` track, playing the file of that
+    name in the session's midifiles."""
     ids = _Ids()
     info = stems.info
     frames, channels = info.frames, info.channels
@@ -204,32 +222,7 @@ def ardour_xml(
                 origin="",
             )
         playlist_id = ids()
-        region = {
-            "name": title,
-            "start": "0",
-            "length": str(frames),
-            "position": "0",
-            "sync-position": "0",
-            "ancestral-start": "0",
-            "ancestral-length": "0",
-            "stretch": "1",
-            "shift": "1",
-            "whole-file": "1",
-            "external": "1",
-            "opaque": "1",
-            "muted": "0",
-            "locked": "0",
-            "envelope-active": "0",
-            "default-fade-in": "0",
-            "default-fade-out": "0",
-            "fade-in-active": "0",
-            "fade-out-active": "0",
-            "scale-amplitude": "1",
-            "type": "audio",
-            "channels": str(channels),
-            **{f"source-{c}": s for c, s in enumerate(source_ids)},
-            **{f"master-source-{c}": s for c, s in enumerate(source_ids)},
-        }
+        region = _region(title, frames, "audio", source_ids)
         ET.SubElement(regions, "Region", {"id": ids(), **region})
         route = _route(
             routes,
@@ -254,6 +247,21 @@ def ardour_xml(
         ET.SubElement(playlist, "Region", {**region, "whole-file": "0"}, id=ids())
         if group is not None:
             members[group].append(route.attrib["id"])
+    for part, file in midi:  # the notes: a MIDI track each, its source a file in the session's midifiles
+        source_id, playlist_id = ids(), ids()
+        ET.SubElement(sources, "Source", {"name": file, "type": "midi", "flags": "", "id": source_id}, origin="")
+        region = _region(part.name, frames, "midi", [source_id])
+        ET.SubElement(regions, "Region", {"id": ids(), **region})
+        route = _route(routes, ids, part.name, 1, "midi", order, Channel(), "", playlist_id)
+        order += 1
+        playlist = ET.SubElement(
+            playlists,
+            "Playlist",
+            {"id": playlist_id, "name": part.name, "type": "midi", "orig-track-id": route.attrib["id"]},
+            frozen="0",
+            **{"combine-ops": "0", "shared-with-ids": "", "pgroup-id": ""},
+        )
+        ET.SubElement(playlist, "Region", {**region, "whole-file": "0"}, id=ids())
     for group, route_ids in members.items():
         ET.SubElement(
             groups,
@@ -288,6 +296,43 @@ def ardour_xml(
     ET.SubElement(tempo_map, "MusicTimes")
     session.set("id-counter", str(ids.last + 1))
     return session
+
+
+def _region(name: str, frames: int, data: str, source_ids: list[str]) -> dict[str, str]:
+    """A region of ``frames`` samples from sample 0 of its sources (one per channel of an audio file, one for a MIDI
+    file), placed at sample 0."""
+    region = {
+        "name": name,
+        "start": "0",
+        "length": str(frames),
+        "position": "0",
+        "sync-position": "0",
+        "ancestral-start": "0",
+        "ancestral-length": "0",
+        "stretch": "1",
+        "shift": "1",
+        "whole-file": "1",
+        "external": "1" if data == "audio" else "0",
+        "opaque": "1",
+        "muted": "0",
+        "locked": "0",
+        "type": data,
+        **{f"source-{c}": s for c, s in enumerate(source_ids)},
+        **{f"master-source-{c}": s for c, s in enumerate(source_ids)},
+    }
+    if data == "audio":
+        region.update(
+            {
+                "envelope-active": "0",
+                "default-fade-in": "0",
+                "default-fade-out": "0",
+                "fade-in-active": "0",
+                "fade-out-active": "0",
+                "scale-amplitude": "1",
+                "channels": str(len(source_ids)),
+            }
+        )
+    return region
 
 
 def residual_markers(stems: Stems) -> list[tuple[str, int]] | None:
@@ -335,19 +380,24 @@ def write_ardour(
     if loop is not None:  # song seconds → samples of the stems (an excerpt's start where the song's 0 is)
         first, last = (min(frames, max(0, int(round(t * rate)) - stems.start)) for t in loop)
         span = (first, last) if last > first else None
-    session = ardour_xml(stems, mix, name, paths, tempo, markers or [], span)
+    midi, midi_note = midi_tracks(stems)  # at the song's tempo and key, as the audio tracks play
+    files = {f"{part.name} {hashlib.sha256(data).hexdigest()[:8]}.mid": data for part, data in _smf(midi, tempo)}
+    session = ardour_xml(stems, mix, name, paths, tempo, markers or [], span, list(zip(midi, files)))
     ET.indent(session)
     text = ET.tostring(session, encoding="unicode", xml_declaration=False)
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode("utf-8")
     if folder.is_dir():
         _folders(folder, name)
+        _midi_files(folder, name, files)
         atomic_write_bytes(folder / f"{name}.ardour", data)
     else:
         with atomic_folder(folder) as staging:
             _folders(staging, name)
+            _midi_files(staging, name, files)
             (staging / f"{name}.ardour").write_bytes(data)
     left = left_out(mix, [key for key, _ in stems.leaves()], carried=("pans", "master level"))
     notes = [f"Left out of the Ardour session: {left}. Bounce the mix for them."] if left else []
+    notes += [midi_note] if midi_note else []
     if markers is None:
         notes.append(
             "A stem changed since its certificate was written, so the session has no residual markers: check the "
@@ -357,7 +407,40 @@ def write_ardour(
     return Written(folder / f"{name}.ardour", note)
 
 
+def _smf(midi: Sequence[MidiTrack], tempo: float | None) -> list[tuple[MidiTrack, bytes]]:
+    """Each MIDI track as the file Ardour reads: one track (Ardour reads a file's first track) timed in beats of
+    the session's tempo, so each note sounds at its second of the song."""
+    out = []
+    for part in midi:
+        data = smf_bytes([Part(part.name, part.notes, part.program, part.channel)], Timing(tempo or 120.0))
+        song = mido.MidiFile(file=io.BytesIO(data))
+        one = mido.MidiFile(type=0, ticks_per_beat=song.ticks_per_beat)
+        one.tracks.append(mido.merge_tracks(song.tracks))
+        buffer = io.BytesIO()
+        one.save(file=buffer)
+        out.append((part, buffer.getvalue()))
+    return out
+
+
+def _midi_files(folder: Path, name: str, files: dict[str, bytes]) -> None:
+    """The MIDI tracks' files, in the session's midifiles, where Ardour keeps (and edits) them. Their names hold
+    their content's hash, so a file edited in Ardour since an earlier export stays as it is, beside the new one."""
+    midifiles = folder / "interchange" / name / "midifiles"
+    for file, data in files.items():
+        if not (midifiles / file).is_file():
+            atomic_write_bytes(midifiles / file, data)
+
+
 def _folders(folder: Path, name: str) -> None:
     """The folders of an Ardour session (Ardour records into interchange/NAME/audiofiles)."""
-    for sub in ("peaks", "analysis", "dead", "export", "plugins", "externals", f"interchange/{name}/audiofiles"):
+    for sub in (
+        "peaks",
+        "analysis",
+        "dead",
+        "export",
+        "plugins",
+        "externals",
+        f"interchange/{name}/audiofiles",
+        f"interchange/{name}/midifiles",
+    ):
         (folder / sub).mkdir(parents=True, exist_ok=True)

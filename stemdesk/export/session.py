@@ -13,8 +13,9 @@ import os
 import time
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import StemDeskError
 from ..core.version import __version__
@@ -25,6 +26,9 @@ from ..mixer.effects import Effect
 from ..mixer.mix import Channel, Mix
 from ..mixer.render import db_to_gain
 from .kinds import BUILTIN_EXPORTERS, LOOPED_KINDS, Exporter, exporters_of  # noqa: F401 - the names live in kinds
+
+if TYPE_CHECKING:
+    from .midi_tracks import MidiTrack
 
 MAX_VOLUME = 15.85  # +24 dB, the top of StemDesk's gain range, as a linear factor
 
@@ -120,11 +124,16 @@ def _device(parent: ET.Element, effect: Effect, ids: _Ids) -> None:
 
 
 def dawproject_xml(
-    stems: Stems, mix: Mix, audio_paths: list[str], tempo: float | None = None, title: str | None = None
+    stems: Stems,
+    mix: Mix,
+    audio_paths: list[str],
+    tempo: float | None = None,
+    title: str | None = None,
+    midi: Sequence[MidiTrack] = (),
 ) -> tuple[bytes, bytes]:
     """(project.xml, metadata.xml) for stems whose audio sits at ``audio_paths`` inside the archive: the transport,
-    one track per stem, the buses' returns and the master (`_tracks`), the stems' clips (`_clips`) and the mix's
-    automation (`_automation`)."""
+    one track per stem, a notes track per ``midi`` track, the buses' returns and the master (`_tracks`), the stems'
+    clips (`_clips`), the notes (`_note_clips`) and the mix's automation (`_automation`)."""
     ids = _Ids()
     project = ET.Element("Project", version="1.0")
     ET.SubElement(project, "Application", name="StemDesk", version=__version__)
@@ -132,10 +141,11 @@ def dawproject_xml(
         transport = ET.SubElement(project, "Transport")
         _real(transport, "Tempo", ids, "Tempo", tempo, "bpm", 20.0, 666.0)
         ET.SubElement(transport, "TimeSignature", id=ids(), numerator="4", denominator="4")
-    tracks, targets = _tracks(ET.SubElement(project, "Structure"), stems, mix, ids)
+    tracks, note_tracks, targets = _tracks(ET.SubElement(project, "Structure"), stems, mix, ids, midi)
     arrangement = ET.SubElement(project, "Arrangement", id=ids())
     lanes = ET.SubElement(arrangement, "Lanes", id=ids(), timeUnit="seconds")
     lanes_of = _clips(lanes, tracks, audio_paths, stems, mix, ids)
+    _note_clips(lanes, note_tracks, midi, stems.info.frames / stems.info.sample_rate / mix.tempo, ids)
     _automation(lanes, lanes_of, targets, mix, ids)
 
     metadata = ET.Element("MetaData")
@@ -157,9 +167,12 @@ def _devices(channel: ET.Element, chain: list[Effect], ids: _Ids) -> None:
             _device(devices, effect, ids)
 
 
-def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[list[ET.Element], dict[str, str]]:
-    """The stems' tracks, then the buses' returns, then the master, in ``structure``; returns the stems' tracks and
-    the parameter id each automatable control of the mix (``vocals/gain_db``...) moves."""
+def _tracks(
+    structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids, midi: Sequence[MidiTrack] = ()
+) -> tuple[list[ET.Element], list[ET.Element], dict[str, str]]:
+    """The stems' tracks, then the MIDI tracks (notes, no instrument: silent until one is put on them), then the
+    buses' returns, then the master, in ``structure``; returns the stems' tracks, the MIDI tracks and the parameter
+    id each automatable control of the mix (``vocals/gain_db``...) moves."""
     master_track = ET.Element("Track", id=ids(), name="Master", contentType="audio", loaded="true")
     master = ET.SubElement(master_track, "Channel", id=ids(), role="master", audioChannels="2", solo="false")
     _devices(master, mix.master, ids)
@@ -201,10 +214,22 @@ def _tracks(structure: ET.Element, stems: Stems, mix: Mix, ids: _Ids) -> tuple[l
                 track, child, f"{name}/{child}", mix, channels, channel.attrib["id"], bus_channels, ids, colour=name
             )
             tracks.append(child_track)
+    note_tracks = []
+    for part in midi:
+        track = ET.SubElement(
+            structure, "Track", id=ids(), name=part.name, contentType="notes", loaded="true", color=colour_of(part.key)
+        )
+        channel = ET.SubElement(
+            track, "Channel", id=ids(), role="regular", audioChannels="2", destination=master.attrib["id"], solo="false"
+        )
+        ET.SubElement(channel, "Mute", id=ids(), name="Mute", value="false")
+        _real(channel, "Pan", ids, "Pan", 0.5, "normalized", 0.0, 1.0)
+        _real(channel, "Volume", ids, "Volume", 1.0, "linear", 0.0, MAX_VOLUME)
+        note_tracks.append(track)
     for track in bus_tracks:
         structure.append(track)
     structure.append(master_track)
-    return tracks, targets
+    return tracks, note_tracks, targets
 
 
 def _stem_track(
@@ -292,6 +317,36 @@ def _clips(
     return lanes_of
 
 
+def _note_clips(
+    lanes: ET.Element, tracks: list[ET.Element], midi: Sequence[MidiTrack], seconds: float, ids: _Ids
+) -> None:
+    """Each MIDI track's notes as one clip of ``seconds`` (the session's length) from 0 on its track's lane, in
+    seconds; velocity as DAWproject's 0..1."""
+    for track, part in zip(tracks, midi):
+        clips = ET.SubElement(ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"]), "Clips", id=ids())
+        clip = ET.SubElement(
+            clips,
+            "Clip",
+            time="0.0",
+            duration=_fmt(seconds),
+            playStart="0.0",
+            contentTimeUnit="seconds",
+            name=track.attrib["name"],
+        )
+        notes = ET.SubElement(clip, "Notes", id=ids(), timeUnit="seconds")
+        for note in part.notes:
+            ET.SubElement(
+                notes,
+                "Note",
+                time=_fmt(note.start),
+                duration=_fmt(max(note.end - note.start, 0.001)),
+                channel=str(part.channel),
+                key=str(note.pitch),
+                vel=_fmt(note.velocity / 127),
+                rel=_fmt(0.5),
+            )
+
+
 def _automation(
     lanes: ET.Element, lanes_of: dict[str, ET.Element], targets: dict[str, str], mix: Mix, ids: _Ids
 ) -> None:
@@ -328,7 +383,10 @@ def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | Non
     leaves = stems.leaves()
     # a split stem's children in a folder of its name: a drum kit's "other" and the song's "other" are two files
     inside = [f"audio/{key}{path.suffix}" for key, path in leaves]
-    project, metadata = dawproject_xml(stems, mix, inside, tempo)
+    from .midi_tracks import midi_tracks  # mido, and the notes' module, when a session is written
+
+    midi, midi_note = midi_tracks(stems, mix.tempo)  # DAWproject leaves the key change out, so do its notes
+    project, metadata = dawproject_xml(stems, mix, inside, tempo, midi=midi)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("project.xml", project, zipfile.ZIP_DEFLATED)
@@ -336,13 +394,14 @@ def write_dawproject(stems: Stems, mix: Mix, out: str | Path, tempo: float | Non
         for (_, path), name in zip(leaves, inside):
             archive.write(path, name, zipfile.ZIP_STORED)
     written = atomic_write_bytes(out, buffer.getvalue())
+    notes = [midi_note] if midi_note else []
     if mix.semitones:
-        return Written(
-            written,
+        notes.insert(
+            0,
             f"Without the key change ({mix.semitones:+g} semitones): DAWproject cannot transpose audio clips. "
             "Transpose the clips in the DAW, export REAPER's session (--session rpp), or bounce the mix.",
         )
-    return Written(written)
+    return Written(written, " ".join(notes))
 
 
 def _quote(text: str) -> str:
@@ -356,12 +415,17 @@ def _quote(text: str) -> str:
 SOURCE_TYPES = {".wav": "WAVE", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "VORBIS", ".aif": "WAVE", ".aiff": "WAVE"}
 
 
-def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None = None) -> str:
+def rpp_text(
+    stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None = None, midi: Sequence[MidiTrack] = ()
+) -> str:
+    """The project: one track per stem (a split stem as a folder track of its children's), then one track of
+    in-project MIDI per ``midi`` track (notes, no instrument: silent until the producer puts one on it)."""
     seconds = stems.info.frames / stems.info.sample_rate
     rate = mix.tempo  # items play at the mix's tempo (pitch kept) and key; project times are song times / rate
+    bpm = (tempo or 120) * (rate if tempo else 1)
     lines = [
         f'<REAPER_PROJECT 0.1 "6.0/StemDesk-{__version__}" {int(time.time())}',
-        f"  TEMPO {(tempo or 120) * (rate if tempo else 1):g} 4 4",
+        f"  TEMPO {bpm:g} 4 4",
         f"  SAMPLERATE {stems.info.sample_rate} 0 0",
         f"  MASTER_VOLUME {db_to_gain(mix.master_gain_db):.6f} 0 -1 -1 1",
     ]
@@ -384,8 +448,41 @@ def rpp_text(stems: Stems, mix: Mix, paths: Iterable[str], tempo: float | None =
                 )
             continue
         lines += _rpp_track(name, name, leaf_paths[name], mix, nchan, seconds)
+    for part in midi:
+        lines += _rpp_midi_track(part, seconds / rate, bpm)
     lines.append(">")
     return "\n".join(lines) + "\n"
+
+
+RPP_PPQ = 960  # ticks per quarter note of REAPER's in-project MIDI
+
+
+def _rpp_midi_track(part: MidiTrack, seconds: float, bpm: float) -> list[str]:
+    """A track with one item of in-project MIDI (``E delta status data1 data2``, deltas in ticks of RPP_PPQ per
+    quarter note at the project's constant tempo ``bpm``) lasting ``seconds``; the notes in seconds of the project."""
+    per_second = RPP_PPQ * bpm / 60
+    events = []
+    for note in part.notes:
+        on = round(note.start * per_second)
+        events.append((on, 1, 0x90 | part.channel, note.pitch, note.velocity))
+        events.append((max(on + 1, round(note.end * per_second)), 0, 0x80 | part.channel, note.pitch, 0))
+    end = max(round(seconds * per_second), max((e[0] for e in events), default=0))
+    lines = [
+        "  <TRACK",
+        f"    NAME {_quote(part.name)}",
+        "    <ITEM",
+        "      POSITION 0",
+        f"      LENGTH {seconds:.6f}",
+        f"      NAME {_quote(part.name)}",
+        "      <SOURCE MIDI",
+        f"        HASDATA 1 {RPP_PPQ} QN",
+    ]
+    now = 0
+    for at, _, status, data1, data2 in sorted(events):  # a note's end before a note starting at that tick
+        lines.append(f"        E {at - now} {status:02x} {data1:02x} {data2:02x}")
+        now = at
+    lines += [f"        E {end - now} b0 7b 00", "      >", "    >", "  >"]  # all notes off: where the source ends
+    return lines
 
 
 def _rpp_track(
@@ -443,8 +540,9 @@ def _rpp_envelopes(key: str, mix: Mix) -> list[str]:
     return lines
 
 
-def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Path:
-    """A REAPER project referring to the stems where they are (relative paths when on the same drive)."""
+def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = None) -> Written:
+    """A REAPER project referring to the stems where they are (relative paths when on the same drive), with the
+    notes `stemdesk midi` wrote beside them as MIDI tracks (in the project)."""
     out = Path(out)
     if out.suffix != ".rpp":
         out = out.with_name(out.name + ".rpp")
@@ -454,7 +552,10 @@ def write_rpp(stems: Stems, mix: Mix, out: str | Path, tempo: float | None = Non
             paths.append(os.path.relpath(path.resolve(), out.parent.resolve()))
         except ValueError:  # another drive on Windows
             paths.append(str(path.resolve()))
-    return atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo).encode("utf-8"))
+    from .midi_tracks import midi_tracks
+
+    midi, note = midi_tracks(stems, mix.tempo, mix.semitones)
+    return Written(atomic_write_bytes(out, rpp_text(stems, mix, paths, tempo, midi).encode("utf-8")), note)
 
 
 def write_session(

@@ -89,16 +89,18 @@ class Engines:
 
 @dataclass
 class Extras:
-    """What is written beside stems: the exact instrumental (mix − vocals) and DAW sessions of ``mix``."""
+    """What is written beside stems: the exact instrumental (mix − vocals), DAW sessions of ``mix``, and (with
+    ``midi``, before the sessions, which then carry it) the stems' MIDI."""
 
     instrumental: bool = False
     sessions: Sequence[str] = ()
     mix: Mix | None = None
     tempo: float | None = None
     loop: tuple[float, float] | None = None  # seconds of the song
+    midi: bool = False
 
     def __bool__(self) -> bool:
-        return self.instrumental or bool(self.sessions)
+        return self.instrumental or bool(self.sessions) or self.midi
 
 
 @dataclass
@@ -111,6 +113,7 @@ class Separation:
     sessions: dict[str, Written] = field(default_factory=dict)
     load_seconds: float = 0.0
     splits: list[SplitResult] = field(default_factory=list)  # the stems split by split models, in order
+    midi: MidiResult | None = None  # with Extras.midi
 
 
 def write_extras(
@@ -244,6 +247,10 @@ def separate(
             cancel,
         )
         made = Separation(result, load_seconds=loaded, splits=splits)
+        if extras.midi:  # before the sessions, which carry the notes as MIDI tracks
+            from ..transcribe.stems import midi_for_stems
+
+            made.midi = midi_for_stems(result.outputs[0].parent, threads=threads or 1, progress=progress, cancel=cancel)
         if extras:
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(

@@ -135,18 +135,31 @@ def smf_bytes(parts: Sequence[Part], timing: Timing) -> bytes:
 
 def read_notes(path: Path) -> list[Note]:
     """The notes of a Standard MIDI File (every track), in seconds through its tempo changes, in time order."""
+    return read_part(path).notes
+
+
+def read_part(path: Path) -> Part:
+    """A Standard MIDI File as one part: every track's notes (in seconds through its tempo changes, in time order),
+    the first track name, program and channel it holds (a stem's file holds one of each)."""
     song = mido.MidiFile(str(path))
     notes: list[Note] = []
     sounding: dict[tuple[int, int], tuple[float, int]] = {}
+    name, program, channel = "", None, None
     now = 0.0
     for message in song:  # merged tracks, times in seconds
         now += message.time
-        if message.type == "note_on" and message.velocity:
+        if message.type == "track_name" and not name:
+            name = message.name
+        elif message.type == "program_change" and program is None:
+            program = message.program
+        elif message.type == "note_on" and message.velocity:
             sounding[(message.channel, message.note)] = (now, message.velocity)
+            channel = message.channel if channel is None else channel
         elif message.type in ("note_off", "note_on") and (message.channel, message.note) in sounding:
             start, velocity = sounding.pop((message.channel, message.note))
             notes.append(Note(start, now, message.note, velocity))
-    return sorted(notes, key=lambda note: (note.start, note.pitch))
+    notes.sort(key=lambda note: (note.start, note.pitch))
+    return Part(name or Path(path).stem, notes, program or 0, channel or 0)
 
 
 def write_smf(path: Path, parts: Sequence[Part], timing: Timing) -> Path:

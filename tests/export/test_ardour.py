@@ -132,6 +132,93 @@ def test_ardours_render_of_a_mix_is_stemdesks_bounce_of_it(split_song, tmp_path)
         assert np.sqrt(np.mean(ours**2)) > 1e-3, name  # something plays
 
 
+LUA = shutil.which("ardour7-lua")
+# Ardour's Lua interpreter loads a session headless and prints every note of every MIDI region, as Ardour holds it
+NOTES_LUA = """
+AudioEngine:set_backend("None (Dummy)", "", "")
+AudioEngine:set_sample_rate(44100)
+AudioEngine:start(false)
+local s = load_session(os.getenv("SESSION_DIR"), os.getenv("SESSION_NAME"))
+assert(s)
+for r in s:get_routes():iter() do
+  local t = r:to_track()
+  if not t:isnil() then
+    for reg in t:playlist():region_list():iter() do
+      local mr = reg:to_midiregion()
+      if not mr:isnil() then
+        print("REGION|" .. r:name() .. "|" .. reg:position():str() .. "|" .. reg:length():str())
+        for n in ARDOUR.LuaAPI.note_list(mr:midi_source(0):model()):iter() do
+          print("NOTE|" .. r:name() .. "|" .. n:note() .. "|" .. n:channel() .. "|" .. n:time():str() .. "|" .. n:length():str())
+        end
+      end
+    end
+  end
+end
+close_session()
+"""
+
+
+def ardour_notes(session: Path, script: Path) -> tuple[dict, dict]:
+    """What Ardour loads of ``session``'s MIDI tracks: {track: region position and length} and {track: [(start
+    beats, length beats, pitch, channel)]} (Ardour's beats: 1,920 ticks each)."""
+    assert LUA is not None
+    script.write_text(NOTES_LUA)
+    env = {**ardour_env(), "SESSION_DIR": str(session.parent), "SESSION_NAME": session.stem}
+    for _ in range(ATTEMPTS):  # Ardour's own aborts, as ardour7-export's (see ATTEMPTS)
+        done = subprocess.run([LUA, str(script)], env=env, capture_output=True, text=True, timeout=300)
+        if done.returncode != -signal.SIGABRT:
+            break
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    def beats(text: str) -> float:
+        whole, ticks = text.split(":")
+        return int(whole) + int(ticks) / 1920
+
+    regions: dict[str, tuple[str, str]] = {}
+    notes: dict[str, list] = {}
+    for line in done.stdout.splitlines():
+        fields = line.split("|")
+        if fields[0] == "REGION":
+            regions[fields[1]] = (fields[2], fields[3])
+        elif fields[0] == "NOTE":
+            notes.setdefault(fields[1], []).append((beats(fields[4]), beats(fields[5]), int(fields[2]), int(fields[3])))
+    return regions, notes
+
+
+@needs_ardour
+@pytest.mark.slow
+@pytest.mark.skipif(LUA is None, reason="Debian's ardour has no ardour7-lua here")
+def test_ardour_opens_the_midi_tracks_with_every_note_at_its_second_and_still_renders_the_song(split_song, tmp_path):
+    from stemdesk.transcribe.pitched import Note
+    from stemdesk.transcribe.smf import DRUM_CHANNEL, Part, Timing, write_smf
+
+    song, folder = split_song
+    lead = [Note(0.25, 0.75, 69, 100), Note(0.75, 1.5, 72, 90), Note(2.0, 3.25, 76, 80)]
+    bass = [Note(0.0, 1.0, 45, 110), Note(1.0, 2.0, 41, 100), Note(2.0, 3.9, 43, 95)]
+    kit = [Note(t, t + 0.05, 36 if i % 2 == 0 else 38, 100) for i, t in enumerate((0.0, 0.5, 1.0, 1.5, 3.0))]
+    timing = Timing(93.0, "A minor")  # the files' own tempo: Ardour places the notes at the session's (128)
+    write_smf(folder / "vocals" / "lead.mid", [Part("vocals lead", lead, 53)], timing)
+    write_smf(folder / "bass.mid", [Part("bass", bass, 33)], timing)
+    write_smf(folder / "drums.mid", [Part("drums", kit, channel=DRUM_CHANNEL)], timing)
+    written = write_ardour(find_stems(folder), Mix(), tmp_path / "midi" / "song", tempo=128.0)
+    regions, notes = ardour_notes(written.path, tmp_path / "notes.lua")
+    assert list(regions) == ["vocals lead MIDI", "drums MIDI", "bass MIDI"]
+    frames = sf.info(str(song)).frames
+    for position, length in regions.values():  # the whole song from its start (Ardour's superclock: 282240000/s)
+        assert position == "a0" and length == f"a{frames * 282240000 // 44100}@a0"
+    beat = 60 / 128
+    for track, wanted, channel in (("vocals lead MIDI", lead, 0), ("bass MIDI", bass, 0), ("drums MIDI", kit, 9)):
+        found = sorted(notes[track])
+        assert [(p, c) for _, _, p, c in found] == [(n.pitch, channel) for n in sorted(wanted, key=lambda n: n.start)]
+        for (start, length, _, _), note in zip(found, sorted(wanted, key=lambda n: n.start)):
+            assert start * beat == pytest.approx(note.start, abs=beat / 480)  # within one of our file's ticks
+            assert (start + length) * beat == pytest.approx(note.end, abs=beat / 480)
+    # the MIDI tracks have no instrument: the session still plays the song, and nothing else
+    rendered = render(written.path, tmp_path / "ardour.wav")
+    original = sf.read(str(song), dtype="float64", always_2d=True)[0]
+    assert rendered.shape == original.shape and np.abs(rendered - original).max() <= 2**-23
+
+
 def test_the_session_names_its_tracks_nests_the_children_and_marks_the_residual(split_song, tmp_path):
     _, folder = split_song
     cert = json.loads((folder / CERTIFICATE).read_text())

@@ -362,7 +362,7 @@ def parse_rpp(text: str) -> dict:
 def test_rpp_parses_and_lists_files_gains_and_lengths(tmp_path):
     _, folder = make_stems(tmp_path, "24")
     stems = find_stems(folder)
-    path = write_rpp(stems, session_mix(), tmp_path / "sessions" / "song")
+    path = write_rpp(stems, session_mix(), tmp_path / "sessions" / "song").path
     project = parse_rpp(path.read_text())
     tracks = [c for c in project["children"] if c["tag"] == "TRACK"]
     assert [re.search(r'NAME "(.*)"', "\n".join(t["lines"])).group(1) for t in tracks] == NAMES
@@ -385,7 +385,7 @@ def test_rpp_plays_items_at_the_mix_key_and_tempo(tmp_path):
     _, folder = make_stems(tmp_path, "24")
     mix = session_mix()
     mix.tempo, mix.semitones = 1.25, -3.0
-    project = parse_rpp(write_rpp(find_stems(folder), mix, tmp_path / "fast", tempo=100).read_text())
+    project = parse_rpp(write_rpp(find_stems(folder), mix, tmp_path / "fast", tempo=100).path.read_text())
     fields = {line.split()[0]: line.split()[1:] for line in project["lines"]}
     assert float(fields["TEMPO"][0]) == 125
     for track in (c for c in project["children"] if c["tag"] == "TRACK"):
