@@ -572,16 +572,30 @@ def export(
 
 def _copy_stems(found: Stems, stems_dir: Path, target: Path) -> Path:
     """The stems, their certificate and each split stem's folder of children with its own (``vocals/lead.wav``),
+    and the MIDI `stemdesk midi` wrote of them (``bass.mid`` beside ``bass.wav``, the song's with every track),
     copied whole or not at all."""
     with atomic_folder(target) as staging:
-        for path in [*found.paths, stems_dir / CERTIFICATE]:
+        for path in [*found.paths, stems_dir / CERTIFICATE, *_midi_files(stems_dir)]:
             if path.is_file():
-                shutil.copy2(path, staging / path.name)
+                shutil.copy2(path, staging / path.relative_to(stems_dir))
         for parent, children in found.children.items():
-            (staging / parent).mkdir()
+            (staging / parent).mkdir(exist_ok=True)
             for path in [*children.paths, stems_dir / parent / CERTIFICATE]:
                 shutil.copy2(path, staging / parent / path.name)
+            for path in children.paths:
+                if path.with_suffix(".mid").is_file():
+                    shutil.copy2(path.with_suffix(".mid"), staging / parent / f"{path.stem}.mid")
     return target
+
+
+def _midi_files(stems_dir: Path) -> list[Path]:
+    """The MIDI files of the stems in ``stems_dir`` the certificate lists (`stemdesk midi` lists them there), in
+    the folder itself; a split stem's children's are copied with their folder."""
+    try:
+        listed = read_certificate(stems_dir).get("midi", {}).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [stems_dir / name for name in listed if isinstance(name, str) and "/" not in name and "\\" not in name]
 
 
 def bounce(

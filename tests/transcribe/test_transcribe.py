@@ -4,6 +4,7 @@ mido), with the tempo and key in them; the command line, `separate --midi`, the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mido
@@ -179,15 +180,31 @@ def test_midi_without_basic_pitch_says_how_to_install_it_and_writes_nothing(tmp_
     assert code != 0 and "stemdesk midi --install" in err and not (tmp_path / "out").exists()
 
 
-def test_separate_with_midi_writes_them_beside_the_stems(basic_pitch, song_file, tmp_path):
+def test_separate_with_midi_writes_them_beside_the_stems_and_into_its_sessions(basic_pitch, song_file, tmp_path):
+    from stemdesk.session import tasks
+    from stemdesk.transcribe.smf import read_notes
+
     song = song_file(seconds=3.0)
-    code, text, err = run("separate", song, "-o", tmp_path / "out", "--model", "tiny-4stem", "--midi")
+    code, text, err = run(
+        "separate", song, "-o", tmp_path / "out", "--model", "tiny-4stem", "--midi", "--session", "rpp"
+    )
     assert code == 0, err
     folder = tmp_path / "out" / "song"
     assert sorted(p.stem for p in folder.glob("*.mid")) == ["bass", "drums", "other", "song", "vocals"]
     assert "MIDI:" in text
     for path in folder.glob("*.mid"):
         mido.MidiFile(str(path))  # each a valid Standard MIDI File
+    # the notes were written before the session, which carries them: a MIDI track per stem, as many notes
+    project = (folder / "song.rpp").read_text()
+    tracks = project.split("<TRACK")[1:]
+    for stem in ("vocals", "drums", "bass", "other"):
+        (track,) = [t for t in tracks if f'NAME "{stem} MIDI"' in t]
+        starts = [line for line in track.splitlines() if re.fullmatch(r"\s*E \d+ 9[0-9a-f] \S+ \S+", line)]
+        assert len(starts) == len(read_notes(folder / f"{stem}.mid"))
+    # exported stems take their MIDI along
+    made = tasks.export(folder, tmp_path / "export" / "song", tasks.ExportChoice(stems=True, instrumental=False)).run()
+    for name in ("bass.mid", "drums.mid", "other.mid", "vocals.mid", "song.mid"):
+        assert (made.stems / name).read_bytes() == (folder / name).read_bytes()
 
 
 def test_the_api_writes_midi_as_the_command_line_does(basic_pitch, song_file, tmp_path):
