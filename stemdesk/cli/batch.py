@@ -52,6 +52,12 @@ def add_parser(commands: Any) -> None:
         metavar="STEM=MODEL",
         help="split a stem further with a split model, as stemdesk separate --split (repeat for more stems)",
     )
+    batch.add_argument(
+        "--midi",
+        action="store_true",
+        help="also write MIDI of each song's stems, as stemdesk separate --midi (needs Basic Pitch: stemdesk midi "
+        "--install)",
+    )
     batch.set_defaults(handler=run)
 
 
@@ -69,8 +75,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         device=args.device,
         precision=args.precision,
         splits=parse_splits(args.split),
+        midi=args.midi,
     )
     settings.options()  # refuse impossible formats before starting workers
+    if args.midi and not args.ray:  # local workers read the transcriber from this home (a cluster's nodes: theirs)
+        from ..transcribe.model import basic_pitch_model
+
+        basic_pitch_model()
     if not args.ray:  # local workers have this machine's devices (a Ray cluster's may have others)
         resolve_device(args.device)
     tty = err.isatty()

@@ -55,6 +55,7 @@ class BatchSettings:
     device: str = "auto"
     precision: str = "auto"  # see stemdesk.core.precision
     splits: tuple[tuple[str, str], ...] = ()  # (stem, split model): see stemdesk.jobs.split
+    midi: bool = False  # MIDI of the stems beside them (stemdesk.transcribe.stems)
 
     def options(self) -> SeparateOptions:
         """The separation options each song is separated with (`separate_options`, as `stemdesk separate`'s)."""
@@ -77,6 +78,8 @@ class BatchSettings:
         key = {"model": self.model, "format": fmt.name, "depth": fmt.depth, "segment": self.segment}
         if self.splits:
             key["splits"] = dict(self.splits)
+        if self.midi:
+            key["midi"] = True
         return key if self.precision == "auto" else {**key, "precision": self.precision}
 
 
@@ -192,6 +195,11 @@ class SongWorker:
                 ]
                 assert split.result.null is not None
                 nulls.append(split.result.null)
+            if self.settings.midi:  # the notes are no part of the null: listed, not hashed into the outputs
+                from ..transcribe.stems import midi_for_stems
+
+                made = midi_for_stems(result.outputs[0].parent, threads=self.settings.threads)
+                record["midi"] = [str(p.relative_to(outdir)) for p in [*made.files.values(), made.song]]
             record.update(
                 {
                     "status": "done",
@@ -295,7 +303,9 @@ def already_done(record: dict | None, song: CatalogSong, weights: str, settings:
         return False
     if record.get("weights_sha256") != weights or record.get("settings") != settings.key():
         return False
-    if not all((outdir / o["path"]).is_file() for o in record.get("outputs", [])):
+    if not all(
+        (outdir / o).is_file() for o in [*(o["path"] for o in record.get("outputs", [])), *record.get("midi", [])]
+    ):
         return False
     return record.get("input_sha256") == sha256_path(song.input)
 

@@ -218,3 +218,29 @@ def test_the_api_writes_midi_as_the_command_line_does(basic_pitch, song_file, tm
     folder = stems_folder(tmp_path / "mine")
     again = stemdesk.midi(folder, threads=1)
     assert again.song == folder / "song.mid" and again.timing.key == "A minor" and again.notes["vocals"] == 6
+
+
+def test_a_batch_with_midi_writes_what_separate_writes_and_redoes_a_song_whose_midi_is_gone(
+    basic_pitch, song_file, tmp_path
+):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    for name, seconds in (("one", 2.0), ("two", 2.5)):
+        song_file(seconds=seconds).rename(catalog / f"{name}.wav")
+    out = tmp_path / "batch"
+    code, _, err = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--workers", "1", "--midi")
+    assert code == 0, err
+    records = [json.loads(line) for line in (out / "stemdesk-batch.jsonl").read_text().splitlines()]
+    assert {r["status"] for r in records} == {"done"}
+    single = tmp_path / "single"
+    code, _, err = run("separate", catalog / "one.wav", "-o", single, "--model", "tiny-4stem", "--midi")
+    assert code == 0, err
+    (one,) = [r for r in records if r["relative"] == "one"]
+    assert sorted(one["midi"]) == sorted(f"one/{s}.mid" for s in ("bass", "drums", "other", "vocals", "one"))
+    for name in one["midi"]:  # the same stems give the same notes, byte for byte
+        assert (out / name).read_bytes() == (single / name).read_bytes()
+    code, text, err = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--workers", "1", "--midi")
+    assert code == 0 and "skipped 2" in text
+    (out / "two" / "bass.mid").unlink()
+    code, text, err = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--workers", "1", "--midi")
+    assert code == 0 and "done 1, skipped 1" in text and (out / "two" / "bass.mid").is_file()
