@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.stems import Stems
+from ..io.stems import CERTIFICATE, Stems, read_certificate
 from ..transcribe.pitched import Note
 from ..transcribe.smf import DRUM_CHANNEL, read_part
 
@@ -66,3 +66,14 @@ def midi_tracks(stems: Stems, tempo: float = 1.0, semitones: float = 0.0) -> tup
             f"The MIDI tracks are moved {shift:+d} semitones, not {semitones:+g}: notes move by whole semitones."
         )
     return tracks, " ".join(notes)
+
+
+def midi_tempo(stems: Stems) -> float | None:
+    """The tempo `stemdesk midi` read from these stems (their certificate's ``midi`` block), in BPM: a session's
+    tempo when none is asked for, so the DAW's grid is the song's; None when there is no MIDI."""
+    folder = stems.paths[0].parent
+    try:
+        tempo = read_certificate(folder).get("midi", {}).get("tempo_bpm") if (folder / CERTIFICATE).is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(tempo) if isinstance(tempo, (int, float)) and 20 <= tempo <= 666 else None

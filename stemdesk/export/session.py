@@ -568,11 +568,16 @@ def write_session(
     loop: tuple[float, float] | None = None,
 ) -> Written:
     """Write a session of ``kind``, one of ``registry``'s exporters (default: the built-ins); ``loop`` (seconds of the
-    song) is marked in the kinds that have a loop (`LOOPED_KINDS`)."""
+    song) is marked in the kinds that have a loop (`LOOPED_KINDS`). Without a ``tempo``, the one `stemdesk midi`
+    read from the stems is the session's, where there is one."""
     exporters = exporters_of(registry)
     writer = exporters.get(kind)
     if writer is None:
         raise StemDeskError(f"Unknown export format {kind!r}; use one of {', '.join(exporters)}.")
+    if tempo is None:
+        from .midi_tracks import midi_tempo
+
+        tempo = midi_tempo(stems)
     looped = loop is not None and kind in LOOPED_KINDS and writer is BUILTIN_EXPORTERS.get(kind)
     written = writer(stems, mix, Path(out), tempo, loop=loop) if looped else writer(stems, mix, Path(out), tempo)
     return written if isinstance(written, Written) else Written(Path(written))

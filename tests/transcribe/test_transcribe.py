@@ -196,6 +196,9 @@ def test_separate_with_midi_writes_them_beside_the_stems_and_into_its_sessions(b
         mido.MidiFile(str(path))  # each a valid Standard MIDI File
     # the notes were written before the session, which carries them: a MIDI track per stem, as many notes
     project = (folder / "song.rpp").read_text()
+    # with no --tempo the session runs at the tempo read from the notes: the DAW's grid is the song's
+    tempo = json.loads((folder / CERTIFICATE).read_text())["midi"]["tempo_bpm"]
+    assert f"  TEMPO {tempo:g} 4 4" in project.splitlines()
     tracks = project.split("<TRACK")[1:]
     for stem in ("vocals", "drums", "bass", "other"):
         (track,) = [t for t in tracks if f'NAME "{stem} MIDI"' in t]
