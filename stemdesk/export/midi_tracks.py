@@ -58,14 +58,14 @@ def midi_tracks(stems: Stems, tempo: float = 1.0, semitones: float = 0.0) -> tup
             for n in part.notes
         ]
         tracks.append(MidiTrack(key, file, notes, part.channel, part.program))
-    notes = []
+    said: list[str] = []
     if unread:
-        notes.append(f"Not a MIDI file StemDesk can read, left out: {', '.join(unread)} (run `stemdesk midi` again).")
+        said.append(f"Not a MIDI file StemDesk can read, left out: {', '.join(unread)} (run `stemdesk midi` again).")
     if tracks and semitones != shift:
-        notes.append(
+        said.append(
             f"The MIDI tracks are moved {shift:+d} semitones, not {semitones:+g}: notes move by whole semitones."
         )
-    return tracks, " ".join(notes)
+    return tracks, " ".join(said)
 
 
 def midi_tempo(stems: Stems) -> float | None:
