@@ -287,17 +287,7 @@ def _clips(
     played = seconds / mix.tempo  # the mix's tempo: each clip is warped to this length
     lanes_of: dict[str, ET.Element] = {}
     for track, path, (key, _) in zip(tracks, audio_paths, stems.leaves()):
-        track_lanes = lanes_of[key] = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
-        clips = ET.SubElement(track_lanes, "Clips", id=ids())
-        clip = ET.SubElement(
-            clips,
-            "Clip",
-            time="0.0",
-            duration=_fmt(played),
-            playStart="0.0",
-            contentTimeUnit="seconds",
-            name=track.attrib["name"],
-        )
+        lanes_of[key], clip = _whole_clip(lanes, track, played, ids)
         content = clip
         if mix.tempo != 1.0:  # the stem's seconds (contentTime) stretched onto the arrangement's (time)
             content = ET.SubElement(clip, "Warps", id=ids(), timeUnit="seconds", contentTimeUnit="seconds")
@@ -317,22 +307,29 @@ def _clips(
     return lanes_of
 
 
+def _whole_clip(lanes: ET.Element, track: ET.Element, seconds: float, ids: _Ids) -> tuple[ET.Element, ET.Element]:
+    """A lane for ``track`` in ``lanes`` holding one clip named after it, from 0 for ``seconds`` of the arrangement,
+    its content timed in seconds: (the lane, the clip)."""
+    track_lanes = ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"])
+    clip = ET.SubElement(
+        ET.SubElement(track_lanes, "Clips", id=ids()),
+        "Clip",
+        time="0.0",
+        duration=_fmt(seconds),
+        playStart="0.0",
+        contentTimeUnit="seconds",
+        name=track.attrib["name"],
+    )
+    return track_lanes, clip
+
+
 def _note_clips(
     lanes: ET.Element, tracks: list[ET.Element], midi: Sequence[MidiTrack], seconds: float, ids: _Ids
 ) -> None:
     """Each MIDI track's notes as one clip of ``seconds`` (the session's length) from 0 on its track's lane, in
     seconds; velocity as DAWproject's 0..1."""
     for track, part in zip(tracks, midi):
-        clips = ET.SubElement(ET.SubElement(lanes, "Lanes", id=ids(), track=track.attrib["id"]), "Clips", id=ids())
-        clip = ET.SubElement(
-            clips,
-            "Clip",
-            time="0.0",
-            duration=_fmt(seconds),
-            playStart="0.0",
-            contentTimeUnit="seconds",
-            name=track.attrib["name"],
-        )
+        _, clip = _whole_clip(lanes, track, seconds, ids)
         notes = ET.SubElement(clip, "Notes", id=ids(), timeUnit="seconds")
         for note in part.notes:
             ET.SubElement(
