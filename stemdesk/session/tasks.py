@@ -575,7 +575,8 @@ def _copy_stems(found: Stems, stems_dir: Path, target: Path) -> Path:
     and the MIDI `stemdesk midi` wrote of them (``bass.mid`` beside ``bass.wav``, the song's with every track),
     copied whole or not at all."""
     with atomic_folder(target) as staging:
-        for path in [*found.paths, stems_dir / CERTIFICATE, *_midi_files(stems_dir)]:
+        beside = [p.with_suffix(".mid") for p in found.paths]
+        for path in dict.fromkeys([*found.paths, stems_dir / CERTIFICATE, *beside, *_midi_files(stems_dir)]):
             if path.is_file():
                 shutil.copy2(path, staging / path.relative_to(stems_dir))
         for parent, children in found.children.items():
@@ -589,8 +590,8 @@ def _copy_stems(found: Stems, stems_dir: Path, target: Path) -> Path:
 
 
 def _midi_files(stems_dir: Path) -> list[Path]:
-    """The MIDI files of the stems in ``stems_dir`` the certificate lists (`stemdesk midi` lists them there), in
-    the folder itself; a split stem's children's are copied with their folder."""
+    """The MIDI files the certificate of ``stems_dir`` lists in the folder itself (`stemdesk midi` lists there the
+    song's file with every track, beside each stem's)."""
     try:
         listed = read_certificate(stems_dir).get("midi", {}).get("files", [])
     except (OSError, ValueError, AttributeError):
