@@ -77,13 +77,19 @@ def add_remix_export_parsers(commands: Any, sessions: Callable[[str], list[str]]
         "export",
         help="write DAW sessions (and the instrumental) around stems",
         description="Write DAW sessions referring to STEMS_DIR: DAWproject 1.0 (stems "
-        "embedded) and/or REAPER .rpp (stems referenced in place); or NI Stem files for DJ software "
-        "(OUT.stem.mp4 in ALAC, OUT.aac.stem.mp4 in AAC).",
+        "embedded), REAPER .rpp (stems referenced in place), Ardour 7, AAF; or NI Stem files for DJ software "
+        "(OUT.stem.mp4 in ALAC, OUT.aac.stem.mp4 in AAC). The MIDI `stemdesk midi` wrote beside the stems goes into "
+        "the DAW sessions as MIDI tracks.",
     )
     export.add_argument("stems_dir", type=Path, help="a folder of stems written by `separate`")
     add_session_option(export, sessions, "the DAW sessions or DJ stem files to write")
     _add_mix_option(export, "gains, pans, mutes, effects and automation")
-    export.add_argument("--tempo", type=float, help="session tempo in BPM (default: none / 120 for REAPER)")
+    export.add_argument(
+        "--tempo",
+        type=float,
+        help="session tempo in BPM (default: the tempo `stemdesk midi` read from the stems, else none / 120 for "
+        "REAPER and Ardour)",
+    )
     export.add_argument(
         "--loop",
         metavar="START-END",
