@@ -1,8 +1,20 @@
-"""Drum hits as General MIDI drum notes: the onsets of a drum signal, found where its spectrum rises (spectral flux
-in a frequency band, peaks above their surroundings). From a drum kit split into pieces (`stemdesk-drumkit`: kick,
-snare, cymbals, toms, other) each piece's own onsets; from a whole drums stem, by band: kick below 150 Hz, snare
-between 150 Hz and 5 kHz, hi-hat above 5 kHz: each hit (an onset in any band) is classified by how the spectrum rose
-in the three (`classify`), since a kick or snare also rings in the bands above it."""
+"""Drum hits as General MIDI drum notes, from where the level of a frequency band jumps. Each band's level is its
+power in dB per frame of 5.8 ms; a hit is a jump of at least RISE dB over the frames before it, the largest within
+SPACING, to a level at most FLOOR dB below the band's loud hits (its 99th percentile): a band that merely rises
+from near silence (a hi-hat's hiss reaching below 120 Hz) is far below the band's own hits and is no hit there.
+
+From a drum kit split into pieces (`stemdesk-drumkit`: kick, snare, cymbals, toms, other) each piece's hits in its
+own band (a kick's below 120 Hz, a snare's 1–5 kHz, cymbals' above 6 kHz, toms' 150–400 Hz, the rest's all). A band
+whose loud hits are more than PRESENT dB below the whole signal's holds no hits (a kick stem's hi-hat spill, a hi-hat
+reaching below 120 Hz in a stem without kick). From a whole drums stem:
+
+- kick: the hits below 120 Hz (30–120 Hz);
+- snare: the hits in the snare's noise (1–5 kHz) where its body (150–400 Hz) sounds (within PRESENT dB) and jumps
+  too, by at least BODY dB, the noise jumps at least HAT_SHARE of what the top (6–16 kHz) does (a hi-hat's noise is
+  mostly above 6 kHz), and no kick is within APART (a kick's click also jumps in the noise band);
+- hi-hat: the hits above 6 kHz with no snare within APART.
+
+Measured on drums rendered from MIDI with General MIDI kits (`benchmarks/midi.py`; docs/midi.md)."""
 
 from __future__ import annotations
 
@@ -13,93 +25,97 @@ from .pitched import Note
 
 FFT, HOP = 1024, 256
 GM = {"kick": 36, "snare": 38, "cymbals": 42, "hihat": 42, "toms": 47, "other": 39}  # 39: hand clap
-BANDS = {"kick": (20.0, 150.0), "snare": (150.0, 5000.0), "hihat": (5000.0, 16000.0)}
+BANDS = {"low": (30.0, 120.0), "body": (150.0, 400.0), "noise": (1000.0, 5000.0), "top": (6000.0, 16000.0)}
+PIECE_BANDS = {"kick": "low", "snare": "noise", "cymbals": "top", "hihat": "top", "toms": "body"}  # else: all
+ALL = (30.0, 16000.0)
+RISE = 8.0  # dB a band's level must jump over the frames before it
+BEFORE = 3  # frames (17 ms) a jump is measured over
+FLOOR = 10.0  # dB below the band's loud hits (its 99th percentile level) a hit may be
+PRESENT = 30.0  # dB below the whole signal's loud hits a band's may be and still be hits, not another drum's hiss
+BODY = 10.0  # dB the snare's body must jump with its noise
+HAT_SHARE = 0.3  # the noise band's jump, as a share of the top band's, for a snare
+APART = 0.03  # seconds: a kick this close to a snare candidate takes it; a snare this close, a hi-hat candidate
 HIT_SECONDS = 0.05  # a drum note's length in the file (drum notes have no meaningful length)
 SPACING = 0.05  # two hits of one piece are at least this far apart
-MERGE = 0.03  # onsets in several bands this close together are one hit
 SILENT = 1e-4
 
 
-def spectrum(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """The log-compressed magnitude spectrum of ``audio``'s mono sum (bins, frames of HOP samples), and each bin's
-    frequency: what every band's `flux` is read from."""
+def band_levels(audio: np.ndarray, rate: int, bands: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """Each band's power in dB per frame of HOP samples (frame i centred at sample i·HOP) of ``audio``'s mono sum,
+    from one spectrum."""
     mono = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=0) if audio.ndim == 2 else audio, np.float32))
-    spec = torch.stft(mono, FFT, HOP, window=torch.hann_window(FFT), return_complex=True).abs().numpy()
-    return np.log1p(1000 * spec), np.fft.rfftfreq(FFT, 1 / rate)
+    power = torch.stft(mono, FFT, HOP, window=torch.hann_window(FFT), return_complex=True).abs().pow(2).numpy()
+    freqs = np.fft.rfftfreq(FFT, 1 / rate)
+    top = rate / 2
+    return {
+        name: 10 * np.log10(power[(freqs >= lo) & (freqs < min(hi, top))].sum(axis=0) + 1e-10)
+        for name, (lo, hi) in bands.items()
+    }
 
 
-def flux(log: np.ndarray, freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
-    """The rise of the log spectrum in ``band`` per frame: its positive steps, averaged over the band's bins (so
-    bands of any width compare)."""
-    rows = log[(freqs >= band[0]) & (freqs < band[1])]
-    return np.clip(np.diff(rows, axis=1, prepend=rows[:, :1]), 0, None).mean(axis=0)
+def jumps(level: np.ndarray) -> np.ndarray:
+    """How far (dB) each frame's level stands above the lowest of the BEFORE frames before it (0 when below)."""
+    before = [np.concatenate([np.full(k, level[0]), level[:-k]]) for k in range(1, BEFORE + 1)]
+    return np.clip(level - np.min(before, axis=0), 0.0, None)
 
 
-def onsets(rise: np.ndarray, frame_rate: float) -> list[tuple[float, float]]:
-    """(seconds, strength) of each peak of ``rise`` that stands above the local mean (±100 ms) by a quarter of the
-    track's typical peak (its 90th percentile) and is the highest within SPACING."""
-    if rise.size < 3 or rise.max() <= 0:
+def hits(level: np.ndarray, frame_rate: float, whole: float) -> list[tuple[int, float]]:
+    """(frame, loudness 0..1) of each hit of one band: a jump of at least RISE dB, the largest within SPACING, to a
+    level at most FLOOR dB below the band's loud hits; loudness is where that level lies in those FLOOR dB. None
+    where the band's loud hits are more than PRESENT dB below ``whole``, the whole signal's (99th percentile level):
+    what sounds there is another drum's spill."""
+    if level.size < 4:
         return []
-    width = max(1, int(0.1 * frame_rate))
-    local = np.convolve(rise, np.ones(2 * width + 1) / (2 * width + 1), mode="same")
+    rise = jumps(level)
+    loud = float(np.percentile(level, 99))
+    if loud < whole - PRESENT:
+        return []
     spacing = max(1, int(SPACING * frame_rate))
-    peaks = [
-        i
-        for i in range(1, rise.size - 1)
-        if rise[i] >= rise[max(0, i - spacing) : i + spacing + 1].max() and rise[i] > rise[i - 1]
-    ]
-    if not peaks:
-        return []
-    typical = float(np.percentile(rise[peaks], 90))
-    return [(i / frame_rate, float(rise[i])) for i in peaks if rise[i] - local[i] > 0.25 * typical]
+    after = np.maximum.reduce([level, np.roll(level, -1), np.roll(level, -2)])  # the level the jump reaches
+    candidates = np.nonzero((rise >= RISE) & (after >= loud - FLOOR))[0]
+    found = []
+    for i in candidates:
+        if (
+            0 < i < level.size - 2
+            and rise[i] > rise[i - 1]
+            and rise[i] >= rise[max(0, i - spacing) : i + spacing + 1].max()
+        ):
+            found.append((int(i), float(np.clip(1 - (loud - after[i]) / FLOOR, 0.0, 1.0))))
+    return found
 
 
-def _notes(hits: list[tuple[float, float]], pitch: int, loudest: float) -> list[Note]:
-    return [
-        Note(t, t + HIT_SECONDS, pitch, int(np.clip(round(40 + 87 * s / loudest), 1, 127))) for t, s in hits if loudest
-    ]
+def _notes(found: list[tuple[int, float]], pitch: int, frame_rate: float) -> list[Note]:
+    return [Note(i / frame_rate, i / frame_rate + HIT_SECONDS, pitch, int(round(40 + 87 * loud))) for i, loud in found]
 
 
 def drum_hits(audio: np.ndarray, rate: int, piece: str | None = None) -> list[Note]:
     """The hits of ``audio`` as GM drum notes: all of one ``piece`` (a split drum kit's child: kick, snare, cymbals,
-    toms, other), or, for a whole drums stem, each band's."""
+    toms, other), in that piece's band, or, for a whole drums stem, kick, snare and hi-hat by band."""
     if not audio.size or float(np.abs(audio).max()) < SILENT:
         return []
-    log, freqs = spectrum(audio, rate)  # one spectrum, whichever bands are read from it
     frame_rate = rate / HOP
     if piece is not None:
-        hits = onsets(flux(log, freqs, (20.0, rate / 2)), frame_rate)
-        return _notes(hits, GM.get(piece, GM["other"]), max((s for _, s in hits), default=0.0))
-    rises = {name: flux(log, freqs, (lo, min(hi, rate / 2))) for name, (lo, hi) in BANDS.items()}
-    candidates = sorted(hit for rise in rises.values() for hit in onsets(rise, frame_rate))
-    merged: list[tuple[float, float]] = []
-    for t, strength in candidates:  # one moment per hit, however many bands rose with it
-        if merged and t - merged[-1][0] < MERGE:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], strength))
-        else:
-            merged.append((t, strength))
-    found: dict[str, list[tuple[float, float]]] = {name: [] for name in BANDS}
-    for t, strength in merged:
-        frame = int(round(t * frame_rate))
-        near = slice(max(0, frame - 3), frame + 4)
-        rose = {name: float(rise[near].max(initial=0.0)) for name, rise in rises.items()}
-        piece_hit = classify(rose["kick"], rose["snare"], rose["hihat"])
-        if piece_hit is not None:
-            found[piece_hit].append((t, strength))
-    notes: list[Note] = []
-    for name, hits in found.items():
-        notes += _notes(hits, GM[name], max((s for _, s in hits), default=0.0))
+        band = PIECE_BANDS.get(piece)
+        levels = band_levels(audio, rate, {"band": BANDS[band] if band else ALL, "all": ALL})
+        whole = float(np.percentile(levels["all"], 99))
+        return _notes(hits(levels["band"], frame_rate, whole), GM.get(piece, GM["other"]), frame_rate)
+    levels = band_levels(audio, rate, {**BANDS, "all": ALL})
+    whole = float(np.percentile(levels["all"], 99))
+    rise = {name: jumps(level) for name, level in levels.items()}
+    kicks = hits(levels["low"], frame_rate, whole)
+    apart = APART * frame_rate
+
+    def near(found: list[tuple[int, float]], i: int) -> bool:
+        return any(abs(j - i) <= apart for j, _ in found)
+
+    snares = []
+    for i, loud in hits(levels["noise"], frame_rate, whole):
+        around = slice(max(0, i - 2), i + 3)
+        body, noise, top = (float(rise[name][around].max()) for name in ("body", "noise", "top"))
+        sounding = float(levels["body"][around].max()) >= whole - PRESENT  # a body, not a hi-hat's faint spill
+        if sounding and body >= BODY and noise >= HAT_SHARE * top and not near(kicks, i):
+            snares.append((i, loud))
+    hats = [(i, loud) for i, loud in hits(levels["top"], frame_rate, whole) if not near(snares, i)]
+    notes = _notes(kicks, GM["kick"], frame_rate) + _notes(snares, GM["snare"], frame_rate)
+    notes += _notes(hats, GM["hihat"], frame_rate)
     return sorted(notes, key=lambda note: (note.start, note.pitch))
-
-
-def classify(low: float, middle: float, high: float) -> str | None:
-    """Which piece a hit is from how much the log spectrum rose, per frequency bin, below 150 Hz, between 150 Hz and
-    5 kHz and above: a kick rises most at the bottom, a hi-hat at the top with nearly nothing at the bottom, a snare
-    across the middle and the top alike."""
-    if low >= 1.5 * middle and low >= 1.5 * high:
-        return "kick"
-    if high >= 1.2 * middle and low <= 0.3 * high:
-        return "hihat"
-    if middle >= 0.6 * max(low, high):
-        return "snare"
-    return None
