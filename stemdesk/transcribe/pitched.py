@@ -9,6 +9,7 @@ other is cut or dropped. The decoding follows Spotify's basic-pitch (Apache-2.0)
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,14 +158,21 @@ def one_voice(notes: list[Note]) -> list[Note]:
     """One note at a time: going through the notes from the loudest, each keeps only the time no louder note took;
     what is left of it under 128 ms is dropped."""
     shortest = SHORTEST_FRAMES * HOP / RATE
-    taken: list[tuple[float, float]] = []
+    starts: list[float] = []  # the time taken, as disjoint pieces in time order (so their ends are in order too)
+    ends: list[float] = []
     kept: list[Note] = []
     for note in sorted(notes, key=lambda n: (-n.velocity, n.start)):
-        free = [(note.start, note.end)]
-        for a, b in taken:
-            free = [piece for s, e in free for piece in ((s, min(e, a)), (max(s, b), e)) if piece[1] > piece[0]]
+        free, at = [], note.start
+        i = bisect.bisect_right(ends, note.start)  # the first piece taken that ends after the note starts
+        while i < len(starts) and starts[i] < note.end:
+            free.append((at, starts[i]))
+            at = max(at, ends[i])
+            i += 1
+        free.append((at, note.end))
         for s, e in free:
             if e - s >= shortest:
                 kept.append(Note(s, e, note.pitch, note.velocity))
-                taken.append((s, e))
+                where = bisect.bisect_left(starts, s)
+                starts.insert(where, s)
+                ends.insert(where, e)
     return sorted(kept, key=lambda note: note.start)

@@ -116,15 +116,11 @@ def smf_bytes(parts: Sequence[Part], timing: Timing) -> bytes:
         events = []
         for note in part.notes:
             on, off = tick(note.start), tick(note.end)
-            if off <= on:
-                off = on + 1
-            events.append(
-                (on, 1, mido.Message("note_on", channel=part.channel, note=note.pitch, velocity=note.velocity))
-            )
-            events.append((off, 0, mido.Message("note_off", channel=part.channel, note=note.pitch, velocity=0)))
+            events.append((on, 1, "note_on", note.pitch, note.velocity))
+            events.append((max(off, on + 1), 0, "note_off", note.pitch, 0))
         now = 0
-        for at, _, message in sorted(events, key=lambda e: (e[0], e[1])):  # a note's end before the next's start
-            track.append(message.copy(time=at - now))
+        for at, _, kind, pitch, velocity in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start
+            track.append(mido.Message(kind, channel=part.channel, note=pitch, velocity=velocity, time=at - now))
             now = at
         track.append(mido.MetaMessage("end_of_track"))
         song.tracks.append(track)
