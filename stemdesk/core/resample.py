@@ -44,3 +44,26 @@ def resample(x: Tensor, old: int, new: int) -> Tensor:
     flat = F.pad(x.reshape(-1, 1, length), (width, width + old), mode="replicate")
     out = F.conv1d(flat, kernel, stride=old).transpose(1, 2).reshape(len(flat), -1)
     return out[:, : resampled_length(length, old, new)].reshape(*shape, -1)
+
+
+def resample_in_blocks(x: Tensor, old: int, new: int, block: int = 1 << 20) -> Tensor:
+    """`resample` of a long ``x`` (..., length) a block of about ``block`` input samples at a time, each with as
+    much of its neighbours as the filter reaches: the same samples, in the memory of one block (the convolution
+    over a whole 5-minute signal at once holds several times the signal)."""
+    g = math.gcd(old, new)
+    old, new = old // g, new // g
+    length = x.shape[-1]
+    if old == new or length <= 2 * block:
+        return resample(x, old, new)
+    _, width = _kernel(old, new, x.device, x.dtype)
+    step = max(old, block // old * old)  # blocks start where an output sample does: at multiples of ``old``
+    context = -(-(width + old) // old) * old
+    total = resampled_length(length, old, new)
+    out = []
+    for start in range(0, length, step):
+        lo, hi = max(0, start - context), min(length, start + step + context)
+        part = resample(x[..., lo:hi], old, new)
+        first = (start - lo) * new // old
+        count = min(step * new // old, total - start * new // old)
+        out.append(part[..., first : first + count])
+    return torch.cat(out, dim=-1)

@@ -354,10 +354,16 @@ def iter_blocks(
 
 
 def read(path: str | os.PathLike, start: int = 0, frames: int | None = None) -> tuple[np.ndarray, int]:
-    """Whole (or part of a) file as float32 (channels, length) and its sample rate."""
+    """Whole (or part of a) file as float32 (channels, length) and its sample rate, read into one array (not
+    gathered in blocks and joined: that held it twice)."""
     info = probe(path)
-    blocks = list(iter_blocks(info, start=start, frames=frames))
-    return np.concatenate(blocks, axis=1), info.sample_rate
+    end = info.frames if frames is None else min(info.frames, start + frames)
+    out = np.empty((info.channels, max(0, end - start)), np.float32)
+    at = 0
+    for block in iter_blocks(info, start=start, frames=frames):
+        out[:, at : at + block.shape[1]] = block
+        at += block.shape[1]
+    return out[:, :at], info.sample_rate
 
 
 # Writing ---------------------------------------------------------------------------------------------------------

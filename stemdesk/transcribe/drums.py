@@ -18,9 +18,13 @@ Measured on drums rendered from MIDI with General MIDI kits (`benchmarks/midi.py
 
 from __future__ import annotations
 
+import bisect
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from ..io.audio import probe, read
 from .pitched import Note
 
 FFT, HOP = 1024, 256
@@ -38,19 +42,50 @@ APART = 0.03  # seconds: a kick this close to a snare candidate takes it; a snar
 HIT_SECONDS = 0.05  # a drum note's length in the file (drum notes have no meaningful length)
 SPACING = 0.05  # two hits of one piece are at least this far apart
 SILENT = 1e-4
+BLOCK_FRAMES = 1 << 14  # frames (95 s at 44.1 kHz) `band_levels_file` reads at a time
 
 
 def band_levels(audio: np.ndarray, rate: int, bands: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
-    """Each band's power in dB per frame of HOP samples (frame i centred at sample i·HOP) of ``audio``'s mono sum,
-    from one spectrum."""
+    """Each band's power in dB per frame of HOP samples (frame i centred at sample i·HOP, the signal mirrored at its
+    ends) of ``audio``'s mono sum, from one spectrum."""
     mono = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=0) if audio.ndim == 2 else audio, np.float32))
-    power = torch.stft(mono, FFT, HOP, window=torch.hann_window(FFT), return_complex=True).abs().pow(2).numpy()
+    padded = torch.nn.functional.pad(mono[None], (FFT // 2, FFT // 2), mode="reflect")[0]
+    return _levels(padded, rate, bands)
+
+
+def _levels(padded: torch.Tensor, rate: int, bands: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """The band levels of the frames of HOP samples whose FFT windows ``padded`` (mono) holds from its start."""
+    window = torch.hann_window(FFT)
+    power = torch.stft(padded, FFT, HOP, window=window, center=False, return_complex=True).abs().pow(2).numpy()
     freqs = np.fft.rfftfreq(FFT, 1 / rate)
     top = rate / 2
     return {
         name: 10 * np.log10(power[(freqs >= lo) & (freqs < min(hi, top))].sum(axis=0) + 1e-10)
         for name, (lo, hi) in bands.items()
     }
+
+
+def band_levels_file(path: Path, bands: dict[str, tuple[float, float]]) -> tuple[dict[str, np.ndarray], int, float]:
+    """`band_levels` of an audio file, read in blocks of BLOCK_FRAMES frames (the memory a 2-hour stem needs is its
+    levels, a few numbers a frame), with its sample rate and its loudest sample."""
+    info = probe(path)
+    rate, length = info.sample_rate, info.frames
+    count = length // HOP + 1  # frames, as for the whole signal at once
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in bands}
+    peak = 0.0
+    starts = list(range(0, count, BLOCK_FRAMES))
+    if len(starts) > 1 and count - starts[-1] < 2:  # a last block of one frame holds too little to mirror
+        starts.pop()
+    for first, last in zip(starts, [*starts[1:], count]):  # frames [first, last)
+        # their windows: samples first·HOP − FFT/2 to (last − 1)·HOP + FFT/2, mirrored where the file ends
+        lo, hi = first * HOP - FFT // 2, (last - 1) * HOP + FFT // 2 + 1
+        audio, _ = read(path, max(0, lo), min(length, hi) - max(0, lo))
+        peak = max(peak, float(np.abs(audio).max(initial=0.0)))
+        mono = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=0), np.float32))[None]
+        mono = torch.nn.functional.pad(mono, (max(0, -lo), max(0, hi - length)), mode="reflect")[0]
+        for name, level in _levels(mono, rate, bands).items():
+            parts[name].append(level)
+    return {name: np.concatenate(levels) for name, levels in parts.items()}, rate, peak
 
 
 def jumps(level: np.ndarray) -> np.ndarray:
@@ -88,25 +123,43 @@ def _notes(found: list[tuple[int, float]], pitch: int, frame_rate: float) -> lis
     return [Note(i / frame_rate, i / frame_rate + HIT_SECONDS, pitch, int(round(40 + 87 * loud))) for i, loud in found]
 
 
+def _bands(piece: str | None) -> dict[str, tuple[float, float]]:
+    """The bands a piece's hits (a whole stem's: None) are read from, and the whole signal's."""
+    if piece is None:
+        return {**BANDS, "all": ALL}
+    band = PIECE_BANDS.get(piece)
+    return {"band": BANDS[band] if band else ALL, "all": ALL}
+
+
 def drum_hits(audio: np.ndarray, rate: int, piece: str | None = None) -> list[Note]:
     """The hits of ``audio`` as GM drum notes: all of one ``piece`` (a split drum kit's child: kick, snare, cymbals,
     toms, other), in that piece's band, or, for a whole drums stem, kick, snare and hi-hat by band."""
-    if not audio.size or float(np.abs(audio).max()) < SILENT:
+    if audio.shape[-1] < FFT or float(np.abs(audio).max()) < SILENT:
+        return []  # silent, or too short to hold a hit
+    return _hits_of(band_levels(audio, rate, _bands(piece)), rate, piece)
+
+
+def drum_hits_file(path: Path, piece: str | None = None) -> list[Note]:
+    """`drum_hits` of an audio file, read in blocks (`band_levels_file`): the same notes, in flat memory."""
+    if probe(path).frames < FFT:
         return []
+    levels, rate, peak = band_levels_file(path, _bands(piece))
+    return [] if peak < SILENT else _hits_of(levels, rate, piece)
+
+
+def _hits_of(levels: dict[str, np.ndarray], rate: int, piece: str | None) -> list[Note]:
     frame_rate = rate / HOP
-    if piece is not None:
-        band = PIECE_BANDS.get(piece)
-        levels = band_levels(audio, rate, {"band": BANDS[band] if band else ALL, "all": ALL})
-        whole = float(np.percentile(levels["all"], 99))
-        return _notes(hits(levels["band"], frame_rate, whole), GM.get(piece, GM["other"]), frame_rate)
-    levels = band_levels(audio, rate, {**BANDS, "all": ALL})
     whole = float(np.percentile(levels["all"], 99))
+    if piece is not None:
+        return _notes(hits(levels["band"], frame_rate, whole), GM.get(piece, GM["other"]), frame_rate)
     rise = {name: jumps(level) for name, level in levels.items()}
     kicks = hits(levels["low"], frame_rate, whole)
     apart = APART * frame_rate
 
     def near(found: list[tuple[int, float]], i: int) -> bool:
-        return any(abs(j - i) <= apart for j, _ in found)
+        """Whether a hit of ``found`` (in frame order) is within APART of frame ``i``."""
+        at = bisect.bisect_left(found, (i - apart, -1.0))
+        return at < len(found) and found[at][0] <= i + apart
 
     snares = []
     for i, loud in hits(levels["noise"], frame_rate, whole):

@@ -10,13 +10,15 @@ other is cut or dropped. The decoding follows Spotify's basic-pitch (Apache-2.0)
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..core.resample import resample
+from ..core.resample import resample_in_blocks
+from ..io.audio import probe, read
 from .model import basic_pitch_model
 
 RATE = 22050
@@ -33,6 +35,8 @@ SHORTEST_FRAMES = 11  # 127.7 ms
 TOLERANCE = 11  # frames a note may dip below FRAME_THRESHOLD and go on
 SILENT = 1e-4  # a stem (or a window of it) whose loudest sample is below this (−80 dBFS) has no notes
 FRAMES_PER_WINDOW = 172
+PIECE_SECONDS = 300.0  # a file is transcribed in pieces this long (`BasicPitch.transcribe_file`)
+MARGIN_SECONDS = 10.0  # and each piece hears this much more on either side
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,36 @@ class BasicPitch:
         if not mono.size or float(np.abs(mono).max()) < SILENT:
             return []
         if rate != RATE:
-            mono = resample(torch.from_numpy(np.ascontiguousarray(mono, np.float32))[None], rate, RATE)[0].numpy()
+            mono = resample_in_blocks(torch.from_numpy(np.ascontiguousarray(mono, np.float32))[None], rate, RATE)[0]
+            mono = mono.numpy()
         times, frames, onsets, seams = self.activations(mono)
         notes = decode(times, frames, onsets, seams)
+        return one_voice(notes) if voices == 1 else notes
+
+    def transcribe_file(self, path: Path, voices: int | None = None) -> list[Note]:
+        """The notes of an audio file, read and transcribed in pieces of about PIECE_SECONDS, so that the memory
+        needed stays the same however long the file is (a 2-hour stem). Each piece hears MARGIN_SECONDS more on
+        either side and keeps the notes that start in its own span: the same notes as the whole file at once, but
+        that a note going on past a piece's margin ends there, and that onsets are inferred from each piece's own
+        largest jump. ``voices=1`` is applied to the whole."""
+        info = probe(path)
+        rate, length = info.sample_rate, info.frames
+        # pieces start where the whole file's windows do (a multiple of STEP at RATE that is a whole sample at the
+        # file's rate), so each piece's windows hear what the whole file's would
+        repeat = RATE // math.gcd(RATE, STEP * rate)
+        unit = STEP * rate * repeat // RATE
+        piece = max(1, round(PIECE_SECONDS * rate / unit)) * unit
+        margin = math.ceil(MARGIN_SECONDS * rate / unit) * unit
+        if length <= piece + 2 * margin:
+            return self.transcribe(read(path)[0], rate, voices)
+        notes: list[Note] = []
+        for own in range(0, length, piece):
+            first = max(0, own - margin)
+            audio, _ = read(path, first, min(length, own + piece + margin) - first)
+            offset = first / rate
+            for note in self.transcribe(audio, rate):
+                if own <= (note.start + offset) * rate < own + piece:
+                    notes.append(Note(note.start + offset, note.end + offset, note.pitch, note.velocity))
         return one_voice(notes) if voices == 1 else notes
 
 

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..core.cancel import CancelToken
-from ..io.audio import read
+from ..io.audio import iter_blocks, probe
 from ..io.stems import CERTIFICATE, find_stems
 from ..mixer.mix import parent_of
-from .drums import drum_hits
+from .drums import drum_hits_file
 from .model import ONNX_SHA256, WHEEL
 from .pitched import SILENT, BasicPitch, Note
 from .smf import DRUM_CHANNEL, Part, Timing, estimate_key, estimate_tempo, write_smf
@@ -48,18 +50,20 @@ class MidiResult:
 
 
 def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
-    audio, rate = read(path)
+    """One stem's part, its file read in pieces (a 2-hour stem needs no more memory than a song)."""
+    info = probe(path)
+    peak = max((float(np.abs(block).max(initial=0.0)) for block in iter_blocks(info, block=1 << 20)), default=0.0)
     name = key.split("/")[-1]
     group = parent_of(key)
-    silent = "the stem is silent" if not audio.size or float(abs(audio).max()) < SILENT else ""
+    silent = "the stem is silent" if peak < SILENT else ""
     if key == "drums" or group == "drums":
         piece = name if group == "drums" else None
         if piece is not None and piece not in DRUM_PIECES:
             piece = "other"
-        notes = drum_hits(audio, rate, piece)
+        notes = [] if silent else drum_hits_file(path, piece)
         return Part(key.replace("/", " "), notes, channel=DRUM_CHANNEL, empty_because=silent or "no drum hits found")
     one, program = PITCHED.get(name, PITCHED.get(group or "", (False, 0)))
-    notes = pitch.transcribe(audio, rate, voices=1 if one else None)
+    notes = [] if silent else pitch.transcribe_file(path, voices=1 if one else None)
     return Part(key.replace("/", " "), notes, program, 0, silent or "no notes found")
 
 

@@ -255,3 +255,63 @@ def test_a_batch_with_midi_writes_what_separate_writes_and_redoes_a_song_whose_m
     (out / "two" / "bass.mid").unlink()
     code, text, err = run("batch", catalog, "-o", out, "--model", "tiny-4stem", "--workers", "1", "--midi")
     assert code == 0 and "done 1, skipped 1" in text and (out / "two" / "bass.mid").is_file()
+
+
+def test_a_long_stem_is_transcribed_in_pieces_with_the_notes_of_the_whole(basic_pitch, tmp_path, monkeypatch):
+    from stemdesk.transcribe import pitched
+
+    melody = [(start + 6.0 * k, end + 6.0 * k, pitch) for k in range(3) for start, end, pitch in MELODY]
+    audio = tones(melody, seconds=18.0)
+    path = tmp_path / "vocals.wav"
+    sf.write(str(path), audio.T, RATE, subtype="FLOAT")
+    model = BasicPitch()
+    whole = model.transcribe(audio, RATE, voices=1)
+    # pieces of 3.3 s hearing 4.9 s more on either side (more than a window of the network's, 2 s, and what its
+    # layers hear beyond it)
+    monkeypatch.setattr(pitched, "PIECE_SECONDS", 3.0)
+    monkeypatch.setattr(pitched, "MARGIN_SECONDS", 4.0)
+    pieces = model.transcribe_file(path, voices=1)
+    # the same notes; a start or an end may move by a frame or two where a piece infers onsets from its own largest
+    # jump (Basic Pitch's decoding scales them by the file's)
+    assert [n.pitch for n in pieces] == [n.pitch for n in whole]
+    frame = pitched.HOP / pitched.RATE
+    for a, b in zip(pieces, whole):
+        assert abs(a.start - b.start) <= 1.5 * frame and abs(a.end - b.end) <= 2.5 * frame
+    assert f_measure([(n.start, n.pitch) for n in pieces], [(s, p) for s, _, p in melody]) == 1.0
+
+
+def test_midi_of_half_an_hour_of_stems_stays_under_a_gigabyte(basic_pitch, tmp_path):
+    """Stems are read in pieces: the memory `stemdesk midi` needs does not grow with their length (it held whole
+    stems, and the drums' whole spectrum, before)."""
+    import subprocess
+    import sys
+
+    seconds = 30 * 60
+    folder = tmp_path / "long"
+    folder.mkdir()
+    drums, _ = drum_pattern()
+    melody = tones(MELODY)
+    with (
+        sf.SoundFile(str(folder / "drums.wav"), "w", RATE, 2, "PCM_16") as kit,
+        sf.SoundFile(str(folder / "vocals.wav"), "w", RATE, 2, "PCM_16") as voice,
+    ):
+        for at in range(0, seconds * RATE, drums.shape[1]):  # the drum pattern throughout, a melody at each end
+            n = min(drums.shape[1], seconds * RATE - at)
+            kit.write(drums[:, :n].T)
+            sings = at < 20 * RATE or at > (seconds - 20) * RATE
+            voice.write((melody[:, :n] if sings else np.zeros((2, n), np.float32)).T)
+    code = (
+        "import resource, sys\nfrom stemdesk.cli import main\ncode = main(sys.argv[1:])\n"
+        "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "midi", str(folder)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.split("peak")[-1]) / 1024
+    assert peak_mb < 1024, f"{peak_mb:.0f} MB"
+    blocks = range(0, seconds * RATE, drums.shape[1])
+    sung = sum(at < 20 * RATE or at > (seconds - 20) * RATE for at in blocks)
+    found, _ = notes_of(folder / "vocals.mid")
+    assert len(found) >= 0.9 * sung * len(MELODY)  # the melody at each end, nothing in the silence between
+    assert all(t < 30 or t > seconds - 30 for t, _ in found)
+    hits, _ = notes_of(folder / "drums.mid")
+    assert abs(len(hits) - 16 * len(blocks)) <= 0.01 * 16 * len(blocks)  # the 16 hits of each bar of the pattern
