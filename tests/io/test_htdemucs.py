@@ -25,7 +25,7 @@ from stemdesk.core.estimators import build_estimator
 from stemdesk.core.estimators.htdemucs import HTDemucs
 from stemdesk.core.masks import spread_residual
 from stemdesk.core.metrics import usdr
-from stemdesk.core.resample import resample
+from stemdesk.core.resample import resample, resample_in_blocks
 from stemdesk.core.separator import Separator, triangle_weights
 from stemdesk.core.stft import STFT, STFTConfig
 from stemdesk.io import htdemucs as installer
@@ -186,6 +186,18 @@ def test_resampling_keeps_a_sine_and_its_length():
         assert (out[inner] - expected[inner]).abs().max() < 2e-3, (old, new)
     x = torch.randn(2, 3, 1000)
     assert torch.equal(resample(x, 44100, 44100), x)
+
+
+def test_resampling_in_blocks_gives_the_samples_of_the_whole():
+    torch.manual_seed(0)
+    for old, new, length, block in (
+        (44100, 22050, 300_001, 10_000),
+        (48000, 22050, 250_003, 7_777),
+        (22050, 44100, 99_999, 5_000),
+    ):
+        x = torch.randn(1, length)
+        whole, blocks = resample(x, old, new), resample_in_blocks(x, old, new, block)
+        assert whole.shape == blocks.shape and (whole - blocks).abs().max() < 1e-5, (old, new)
 
 
 def test_a_waveform_model_saves_and_loads_as_a_card(tmp_path):
