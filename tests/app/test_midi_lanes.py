@@ -1,5 +1,6 @@
-"""MIDI in the app: a stem lane's menu writes the stems' MIDI as a job, and each lane then shows its stem's notes over
-its waveform as a small piano roll, where they were played and at their pitch."""
+"""MIDI in the app: a stem lane's menu writes the stems' MIDI as a job, each lane then shows its stem's notes over
+its waveform as a small piano roll, where they were played and at their pitch, and the app's Export carries them
+into the DAW session and the exported stems."""
 
 # ruff: noqa: F811 - tests take the `window` fixture imported from test_app by name
 from __future__ import annotations
@@ -69,3 +70,19 @@ def test_the_lanes_show_their_stems_notes_and_the_menu_writes_them(qtbot, window
     (hide,) = [a for a in menu_of(qtbot, window, "bass").actions() if a.text() == "Hide notes"]
     hide.trigger()
     assert not lane.show_notes and np.isclose(brightness(window, *low.center().toTuple()), before, atol=30)
+    # the app's Export takes the notes along: a MIDI track per stem in the DAW session, at its seconds, and the
+    # files in the exported stems
+    with qtbot.waitSignal(window.job_finished, timeout=120_000):
+        window.export(tmp_path / "daw", sessions=("rpp",), instrumental=False, stems=True)
+    project = (tmp_path / "daw" / "song.rpp").read_text()
+    bpm = next(float(line.split()[1]) for line in project.splitlines() if line.strip().startswith("TEMPO"))
+    bass = project.split('NAME "bass MIDI"', 1)[1].split("<TRACK")[0]
+    ticks, starts = 0, []
+    for line in bass.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "E":
+            ticks += int(fields[1])
+            if fields[2].startswith("9"):
+                starts.append((ticks / 960 * 60 / bpm, int(fields[3], 16)))
+    assert [(round(t, 2), p) for t, p in starts] == [(1.0, 40), (2.5, 52)]
+    assert (tmp_path / "daw" / "song stems" / "bass.mid").read_bytes() == (folder / "bass.mid").read_bytes()
