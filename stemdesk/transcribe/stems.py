@@ -52,7 +52,8 @@ class MidiResult:
 def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
     """One stem's part, its file read in pieces (a 2-hour stem needs no more memory than a song)."""
     info = probe(path)
-    peak = max((float(np.abs(block).max(initial=0.0)) for block in iter_blocks(info, block=1 << 20)), default=0.0)
+    blocks = iter_blocks(info, block=1 << 20) if info.frames else iter(())  # an empty stem is a silent one
+    peak = max((float(np.abs(block).max(initial=0.0)) for block in blocks), default=0.0)
     name = key.split("/")[-1]
     group = parent_of(key)
     silent = "the stem is silent" if peak < SILENT else ""
