@@ -63,6 +63,21 @@ grep -q "^stemdesk-4stem (default)" "$work/models.out" || fail "the default mode
 grep -q "loudness (stemdesk-loudness): loaded" "$work/plugins.out" || fail "the first-party plugin did not load"
 ! grep -E "$bad" "$work/cli.err" || fail "errors in the CLI"
 echo "cli: $(head -1 "$work/cli.out")"
+# 3. MIDI from the stems (Basic Pitch through the bundled onnxruntime) and into a DAW session, when the basic-pitch
+# wheel is at hand (the tests keep it in .test-cache/; installing it here must not need the network).
+wheel=$(ls .test-cache/basic_pitch-*.whl 2>/dev/null | head -1 || true)
+if [[ -n $wheel ]]; then
+    "$exe" midi --install --wheel "$wheel" > "$work/midi-install.out" 2> "$work/midi.err" || fail "midi --install failed"
+    "$exe" midi "$work/out/song" > "$work/midi.out" 2>> "$work/midi.err" || { cat "$work/midi.err" >&2; fail "midi failed"; }
+    [[ -s $work/out/song/bass.mid && -s $work/out/song/song.mid ]] || fail "midi wrote no files"
+    "$exe" export "$work/out/song" --session rpp,ardour -o "$work/daw/song" > /dev/null 2>> "$work/midi.err" \
+        || fail "export failed"
+    grep -q "<SOURCE MIDI" "$work/daw/song.rpp" || fail "the REAPER session has no MIDI tracks"
+    ! grep -E "$bad" "$work/midi.err" || fail "errors in MIDI"
+    echo "midi: $(head -1 "$work/midi.out")"
+else
+    echo "midi: not checked (no basic-pitch wheel in .test-cache/; the tests fetch it)"
+fi
 echo "null: $(cat "$work/null.json" | cut -c1-120)"
 "$work"/StemDesk-*/uninstall.sh > /dev/null
 [[ ! -e "$exe" ]] || fail "uninstall left the app behind"
