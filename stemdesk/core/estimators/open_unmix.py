@@ -68,6 +68,9 @@ class OpenUnmix(Estimator):
         # the output layer with frames last: (batch, predicted·channels·bins, frames) comes out laid in memory as the
         # masks are read (the mask policy's softmax over the sources, the masking per bin), not as a transposed view
         # of (batch, frames, ...), which made both about twice as slow
+        if not isinstance(self.fc3, torch.nn.Linear):  # a wrapped layer (low-rank adapters while fine-tuning)
+            x = self.fc3(x).reshape(batch, frames, self.predicted, channels, bins)
+            return x.permute(0, 2, 3, 4, 1)
         xt = x.transpose(1, 2)  # (batch, hidden, frames)
         bias = self.fc3.bias[:, None]
         out = [torch.addmm(bias, self.fc3.weight, xt[i]) for i in range(batch)]
