@@ -139,12 +139,14 @@ def drum_hits(audio: np.ndarray, rate: int, piece: str | None = None) -> list[No
     return _hits_of(band_levels(audio, rate, _bands(piece)), rate, piece)
 
 
-def drum_hits_file(path: Path, piece: str | None = None) -> list[Note]:
-    """`drum_hits` of an audio file, read in blocks (`band_levels_file`): the same notes, in flat memory."""
-    if probe(path).frames < FFT:
-        return []
+def drum_hits_file(path: Path, piece: str | None = None) -> tuple[list[Note], float]:
+    """`drum_hits` of an audio file, read once, in blocks (`band_levels_file`): the same notes, in flat memory, and
+    the file's loudest sample (whether it is silent)."""
+    if probe(path).frames < FFT:  # too short to hold a hit
+        audio, _ = read(path)
+        return [], float(np.abs(audio).max(initial=0.0))
     levels, rate, peak = band_levels_file(path, _bands(piece))
-    return [] if peak < SILENT else _hits_of(levels, rate, piece)
+    return ([] if peak < SILENT else _hits_of(levels, rate, piece)), peak
 
 
 def _hits_of(levels: dict[str, np.ndarray], rate: int, piece: str | None) -> list[Note]:

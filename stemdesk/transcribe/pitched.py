@@ -112,12 +112,13 @@ class BasicPitch:
         notes = decode(times, frames, onsets, seams)
         return one_voice(notes) if voices == 1 else notes
 
-    def transcribe_file(self, path: Path, voices: int | None = None) -> list[Note]:
+    def transcribe_file(self, path: Path, voices: int | None = None) -> tuple[list[Note], float]:
         """The notes of an audio file, read and transcribed in pieces of about PIECE_SECONDS, so that the memory
         needed stays the same however long the file is (a 2-hour stem). Each piece hears MARGIN_SECONDS more on
         either side and keeps the notes that start in its own span: the same notes as the whole file at once, but
         that a note going on past a piece's margin ends there, and that onsets are inferred from each piece's own
-        largest jump. ``voices=1`` is applied to the whole."""
+        largest jump. ``voices=1`` is applied to the whole. Returns the notes and the file's loudest sample (whether
+        it is silent), from the one reading."""
         info = probe(path)
         rate, length = info.sample_rate, info.frames
         # pieces start where the whole file's windows do (a multiple of STEP at RATE that is a whole sample at the
@@ -127,16 +128,19 @@ class BasicPitch:
         piece = max(1, round(PIECE_SECONDS * rate / unit)) * unit
         margin = math.ceil(MARGIN_SECONDS * rate / unit) * unit
         if length <= piece + 2 * margin:
-            return self.transcribe(read(path)[0], rate, voices)
+            audio, _ = read(path)
+            return self.transcribe(audio, rate, voices), float(np.abs(audio).max(initial=0.0))
         notes: list[Note] = []
+        peak = 0.0
         for own in range(0, length, piece):
             first = max(0, own - margin)
             audio, _ = read(path, first, min(length, own + piece + margin) - first)
+            peak = max(peak, float(np.abs(audio).max(initial=0.0)))
             offset = first / rate
             for note in self.transcribe(audio, rate):
                 if own <= (note.start + offset) * rate < own + piece:
                     notes.append(Note(note.start + offset, note.end + offset, note.pitch, note.velocity))
-        return one_voice(notes) if voices == 1 else notes
+        return (one_voice(notes) if voices == 1 else notes), peak
 
 
 def decode(times: np.ndarray, frames: np.ndarray, onsets: np.ndarray, seams: np.ndarray | None = None) -> list[Note]:

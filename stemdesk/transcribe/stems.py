@@ -19,10 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..core.cancel import CancelToken
-from ..io.audio import iter_blocks, probe
 from ..io.stems import CERTIFICATE, find_stems
 from ..mixer.mix import parent_of
 from .drums import drum_hits_file
@@ -50,21 +47,19 @@ class MidiResult:
 
 
 def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
-    """One stem's part, its file read in pieces (a 2-hour stem needs no more memory than a song)."""
-    info = probe(path)
-    blocks = iter_blocks(info, block=1 << 20) if info.frames else iter(())  # an empty stem is a silent one
-    peak = max((float(np.abs(block).max(initial=0.0)) for block in blocks), default=0.0)
+    """One stem's part, its file read once, in pieces (a 2-hour stem needs no more memory than a song)."""
     name = key.split("/")[-1]
     group = parent_of(key)
-    silent = "the stem is silent" if peak < SILENT else ""
     if key == "drums" or group == "drums":
         piece = name if group == "drums" else None
         if piece is not None and piece not in DRUM_PIECES:
             piece = "other"
-        notes = [] if silent else drum_hits_file(path, piece)
+        notes, peak = drum_hits_file(path, piece)
+        silent = "the stem is silent" if peak < SILENT else ""
         return Part(key.replace("/", " "), notes, channel=DRUM_CHANNEL, empty_because=silent or "no drum hits found")
     one, program = PITCHED.get(name, PITCHED.get(group or "", (False, 0)))
-    notes = [] if silent else pitch.transcribe_file(path, voices=1 if one else None)
+    notes, peak = pitch.transcribe_file(path, voices=1 if one else None)
+    silent = "the stem is silent" if peak < SILENT else ""
     return Part(key.replace("/", " "), notes, program, 0, silent or "no notes found")
 
 
