@@ -346,3 +346,27 @@ def tiny_split_model(name: str = "tiny-split", parent: str = "vocals", children=
     facts = {"description": "test split model", "purpose": "split", "split": {"parent": parent}}
     save_model(user_models_dir() / name, name, estimator, facts)
     return name
+
+
+def rpp_midi(text: str) -> dict[str, list[tuple[float, float, int, int]]]:
+    """Each MIDI track of a REAPER project (named "... MIDI"): its notes as (start s, end s, pitch, channel), from
+    the item's in-project events (in the ticks a quarter note its HASDATA line gives) at the project's tempo."""
+    bpm = next(float(line.split()[1]) for line in text.splitlines() if line.strip().startswith("TEMPO"))
+    tracks: dict[str, list] = {}
+    name, now, sounding, ppq = None, 0, {}, 0
+    for line in (raw.strip() for raw in text.splitlines()):
+        if line.startswith("NAME") and line.endswith('MIDI"'):
+            name = line[6:-1]
+            tracks[name], now, sounding = [], 0, {}
+        elif line.startswith("HASDATA"):
+            ppq = int(line.split()[2])
+        elif line.startswith("E ") and name:
+            delta, status, data1, _ = line.split()[1:]
+            now += int(delta)
+            kind, channel, pitch = int(status, 16) & 0xF0, int(status, 16) & 0x0F, int(data1, 16)
+            seconds = now / ppq * 60 / bpm
+            if kind == 0x90:
+                sounding[pitch] = seconds
+            elif kind == 0x80:
+                tracks[name].append((sounding.pop(pitch), seconds, pitch, channel))
+    return tracks

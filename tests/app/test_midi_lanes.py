@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import soundfile as sf
-from helpers import song
+from helpers import rpp_midi, song
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMenu
 from test_app import window  # noqa: F401 - the app's own window fixture
@@ -74,15 +74,6 @@ def test_the_lanes_show_their_stems_notes_and_the_menu_writes_them(qtbot, window
     # files in the exported stems
     with qtbot.waitSignal(window.job_finished, timeout=120_000):
         window.export(tmp_path / "daw", sessions=("rpp",), instrumental=False, stems=True)
-    project = (tmp_path / "daw" / "song.rpp").read_text()
-    bpm = next(float(line.split()[1]) for line in project.splitlines() if line.strip().startswith("TEMPO"))
-    bass = project.split('NAME "bass MIDI"', 1)[1].split("<TRACK")[0]
-    ticks, starts = 0, []
-    for line in bass.splitlines():
-        fields = line.split()
-        if fields and fields[0] == "E":
-            ticks += int(fields[1])
-            if fields[2].startswith("9"):
-                starts.append((ticks / 960 * 60 / bpm, int(fields[3], 16)))
-    assert [(round(t, 2), p) for t, p in starts] == [(1.0, 40), (2.5, 52)]
+    bass = rpp_midi((tmp_path / "daw" / "song.rpp").read_text())["bass MIDI"]
+    assert [(round(start, 2), pitch) for start, _, pitch, _ in bass] == [(1.0, 40), (2.5, 52)]
     assert (tmp_path / "daw" / "song stems" / "bass.mid").read_bytes() == (folder / "bass.mid").read_bytes()

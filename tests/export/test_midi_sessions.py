@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import make_stems
+from helpers import make_stems, rpp_midi
 
 from stemdesk.export.aaf import write_aaf
 from stemdesk.export.session import RPP_PPQ, write_dawproject, write_rpp
@@ -34,28 +34,6 @@ def with_midi(folder: Path) -> Path:
     write_smf(stems / "bass.mid", [Part("bass", BASS, 33)], timing)
     write_smf(stems / "drums.mid", [Part("drums", KIT, channel=DRUM_CHANNEL)], timing)
     return stems
-
-
-def rpp_midi(text: str) -> dict[str, list[tuple[float, float, int, int]]]:
-    """Each MIDI track of a REAPER project: its notes as (start s, end s, pitch, channel), from the item's
-    in-project events at the project's tempo."""
-    bpm = next(float(line.split()[1]) for line in text.splitlines() if line.strip().startswith("TEMPO"))
-    tracks: dict[str, list] = {}
-    name, now, sounding = None, 0, {}
-    for line in (raw.strip() for raw in text.splitlines()):
-        if line.startswith("NAME") and line.endswith('MIDI"'):
-            name = line[6:-1]
-            tracks[name], now, sounding = [], 0, {}
-        elif line.startswith("E ") and name:
-            delta, status, data1, _ = line.split()[1:]
-            now += int(delta)
-            kind, channel, pitch = int(status, 16) & 0xF0, int(status, 16) & 0x0F, int(data1, 16)
-            seconds = now / RPP_PPQ * 60 / bpm
-            if kind == 0x90:
-                sounding[pitch] = seconds
-            elif kind == 0x80:
-                tracks[name].append((sounding.pop(pitch), seconds, pitch, channel))
-    return tracks
 
 
 def expected(notes, channel=0, tempo=1.0, shift=0):
