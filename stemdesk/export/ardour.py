@@ -14,13 +14,10 @@ audio source is one channel of a file: a stereo stem is two sources of the same 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-
-import mido
 
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_folder, atomic_write_bytes
@@ -410,16 +407,11 @@ def write_ardour(
 def _smf(midi: Sequence[MidiTrack], tempo: float | None) -> list[tuple[MidiTrack, bytes]]:
     """Each MIDI track as the file Ardour reads: one track (Ardour reads a file's first track) timed in beats of
     the session's tempo, so each note sounds at its second of the song."""
-    out = []
-    for part in midi:
-        data = smf_bytes([Part(part.name, part.notes, part.program, part.channel)], Timing(tempo or 120.0))
-        song = mido.MidiFile(file=io.BytesIO(data))
-        one = mido.MidiFile(type=0, ticks_per_beat=song.ticks_per_beat)
-        one.tracks.append(mido.merge_tracks(song.tracks))
-        buffer = io.BytesIO()
-        one.save(file=buffer)
-        out.append((part, buffer.getvalue()))
-    return out
+    timing = Timing(tempo or 120.0)
+    return [
+        (part, smf_bytes([Part(part.name, part.notes, part.program, part.channel)], timing, one_track=True))
+        for part in midi
+    ]
 
 
 def _midi_files(folder: Path, name: str, files: dict[str, bytes]) -> None:

@@ -85,8 +85,9 @@ def _mido_key(key: str) -> str:
     return tonic + ("m" if mode == "minor" else "")
 
 
-def smf_bytes(parts: Sequence[Part], timing: Timing) -> bytes:
-    """A type-1 Standard MIDI File: a conductor track (tempo, 4/4, key) and one track per part."""
+def smf_bytes(parts: Sequence[Part], timing: Timing, one_track: bool = False) -> bytes:
+    """A type-1 Standard MIDI File: a conductor track (tempo, 4/4, key) and one track per part; with ``one_track``,
+    a type-0 file of those tracks merged (for readers of a file's first track only: Ardour)."""
     song = mido.MidiFile(type=1, ticks_per_beat=TICKS)
     conductor = mido.MidiTrack(
         [
@@ -124,6 +125,8 @@ def smf_bytes(parts: Sequence[Part], timing: Timing) -> bytes:
             now = at
         track.append(mido.MetaMessage("end_of_track"))
         song.tracks.append(track)
+    if one_track:
+        song = mido.MidiFile(type=0, ticks_per_beat=TICKS, tracks=[mido.merge_tracks(song.tracks)])
     buffer = io.BytesIO()
     song.save(file=buffer)
     return buffer.getvalue()
