@@ -333,7 +333,9 @@ def midi(stems_dir: Path, quantise: bool = False, threads: int | None = None) ->
             set_threads(threads)
         return midi_for_stems(Path(stems_dir), quantise, threads or 1, progress, cancel)
 
-    return Task(f"MIDI of {Path(stems_dir).name}", work, "cpu")
+    cert = certified(stems_dir)  # named after the song: the app's stems folder is named after the model
+    song = (cert.source or {}).get("file") if cert is not None else None
+    return Task(f"MIDI of {Path(song).stem if song else Path(stems_dir).name}", work, "cpu")
 
 
 def _with_engine(

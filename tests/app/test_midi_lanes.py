@@ -43,8 +43,9 @@ def test_the_lanes_show_their_stems_notes_and_the_menu_writes_them(qtbot, window
     assert not [a for a in menu_of(qtbot, window, "bass").actions() if a.text().startswith("Show notes")]
     # the menu's "Write MIDI of the stems" runs `stemdesk midi` as a job: a .mid beside each stem
     (write,) = [a for a in menu_of(qtbot, window, "bass").actions() if a.text().startswith("Write MIDI")]
-    with qtbot.waitSignal(window.job_finished, timeout=120_000):
+    with qtbot.waitSignal(window.job_finished, timeout=120_000) as finished:
         write.trigger()
+    assert finished.args[0].title == "MIDI of song"  # the Jobs list names the song, not the stems folder
     folder = window.workspace.stems_dir
     assert sorted(p.stem for p in folder.glob("*.mid")) == ["bass", "drums", "other", "song", "vocals"]
     qtbot.waitUntil(lambda: all(lane.notes is not None for lane in canvas.lanes[1:]), timeout=20_000)
