@@ -63,7 +63,7 @@ grep -q "^stemdesk-4stem (default)" "$work/models.out" || fail "the default mode
 grep -q "loudness (stemdesk-loudness): loaded" "$work/plugins.out" || fail "the first-party plugin did not load"
 ! grep -E "$bad" "$work/cli.err" || fail "errors in the CLI"
 echo "cli: $(head -1 "$work/cli.out")"
-# 3. MIDI from the stems (Basic Pitch through the bundled onnxruntime) and into a DAW session, when the basic-pitch
+# 3. MIDI from the stems (Basic Pitch's network, run in torch) and into a DAW session, when the basic-pitch
 # wheel is at hand (the tests keep it in .test-cache/; installing it here must not need the network).
 wheel=$(ls .test-cache/basic_pitch-*.whl 2>/dev/null | head -1 || true)
 if [[ -n $wheel ]]; then

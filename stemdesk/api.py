@@ -231,13 +231,14 @@ def separate(
     return results if many else results[0]
 
 
-def midi(stems: PathLike, quantise: bool = False, threads: int | None = None) -> MidiResult:
+def midi(stems: PathLike, quantise: bool = False, threads: int | None = None, device: str = "auto") -> MidiResult:
     """MIDI of a folder of stems (`stemdesk midi`): ``<stem>.mid`` beside each stem and ``<song>.mid`` with every
-    track, with the tempo and key read from them (`MidiResult`: ``files``, ``song``, ``timing``, ``notes``). Raises
-    ModelError when Basic Pitch is not installed (``stemdesk midi --install``)."""
+    track, with the tempo and key read from them (`MidiResult`: ``files``, ``song``, ``timing``, ``notes``); Basic
+    Pitch runs on ``device`` ("auto": a CUDA or Apple GPU where there is one). Raises ModelError when Basic Pitch is
+    not installed (``stemdesk midi --install``)."""
     from .session import tasks
 
-    return tasks.midi(Path(stems), quantise, _threads(threads)).run()
+    return tasks.midi(Path(stems), quantise, _threads(threads), device).run()
 
 
 def separate_array(

@@ -62,4 +62,4 @@ def test_what_stemdesk_imports_is_in_its_runtime_dependencies():
         if not any(_name(d) in runtime for d in distributions.get(module, [module]))
     }
     assert not missing, f"imported by StemDesk but not in [project] dependencies: {missing}"
-    assert "onnxruntime" in required_imports()  # the scan sees the imports inside functions too
+    assert "threadpoolctl" in required_imports()  # the scan sees the imports inside functions too (limit_threads)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .common import EXIT_ERROR
+from .options import add_device_option
 
 
 def add_parsers(commands: Any) -> None:
@@ -24,6 +25,7 @@ def add_parsers(commands: Any) -> None:
     midi.add_argument("stems_dir", nargs="?", type=Path, help="a folder of stems written by `separate`")
     midi.add_argument("--quantise", action="store_true", help="snap the notes to sixteenths (default: as played)")
     midi.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    add_device_option(midi, runs="Basic Pitch runs")
     midi.add_argument(
         "--install", action="store_true", help="install Basic Pitch (the PyPI wheel basic-pitch 0.4.0, Apache-2.0)"
     )
@@ -78,7 +80,7 @@ def run_midi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _transcribe(args: argparse.Namespace, out: TextIO) -> int:
     from ..session import tasks
 
-    made = tasks.midi(args.stems_dir, args.quantise, args.threads).run()
+    made = tasks.midi(args.stems_dir, args.quantise, args.threads, args.device).run()
     timing = made.timing
     key = f", {timing.key}" if timing.key else ""
     print(f"{made.song}: every track, {timing.tempo:g} BPM{key} ({made.seconds:.1f} s)", file=out)

@@ -29,6 +29,41 @@ def _kernel(
     return _KERNELS[key]
 
 
+_BLOCKS: dict[tuple[int, int, torch.device, torch.dtype], Tensor] = {}
+BLOCK = 128  # output samples per phase in one row of the block matrix
+
+
+def _block_matrix(old: int, new: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The ``new`` filters as one matrix that maps a span of old·(BLOCK − 1) + taps input samples to BLOCK output
+    samples of every phase: (span, new · BLOCK), output phase p of step r in column r · new + p."""
+    key = (old, new, device, dtype)
+    if key not in _BLOCKS:
+        kernel, _ = _kernel(old, new, device, dtype)
+        taps = kernel.shape[-1]
+        matrix = torch.zeros(old * (BLOCK - 1) + taps, BLOCK * new, dtype=dtype, device=device)
+        for r in range(BLOCK):
+            matrix[old * r : old * r + taps, r * new : (r + 1) * new] = kernel[:, 0].T
+        _BLOCKS[key] = matrix
+    return _BLOCKS[key]
+
+
+def _filter(flat: Tensor, old: int, new: int) -> Tensor:
+    """``flat`` (rows, 1, length) through the ``new`` phase filters at stride ``old``: (rows, steps · new), phases
+    interleaved. On the CPU, for small ratios (2:1, 1:2, 3:2, …), as one matrix product over spans of the signal
+    (several times faster than a strided convolution with one input channel); elsewhere the convolution."""
+    kernel, _ = _kernel(old, new, flat.device, flat.dtype)
+    taps = kernel.shape[-1]
+    steps = (flat.shape[-1] - taps) // old + 1
+    if flat.device.type != "cpu" or old * new > 16:
+        return F.conv1d(flat, kernel, stride=old).transpose(1, 2).reshape(len(flat), -1)
+    blocks = -(-steps // BLOCK)
+    span = old * (BLOCK - 1) + taps
+    flat = F.pad(flat, (0, max(0, old * BLOCK * (blocks - 1) + span - flat.shape[-1])))
+    spans = flat[:, 0].unfold(-1, span, old * BLOCK)  # (rows, blocks, span)
+    out = torch.matmul(spans, _block_matrix(old, new, flat.device, flat.dtype))  # (rows, blocks, BLOCK · new)
+    return out.reshape(len(flat), -1)[:, : steps * new]
+
+
 def resampled_length(length: int, old: int, new: int) -> int:
     return -(-length * new // old)
 
@@ -39,10 +74,10 @@ def resample(x: Tensor, old: int, new: int) -> Tensor:
     old, new = old // g, new // g
     if old == new:
         return x
-    kernel, width = _kernel(old, new, x.device, x.dtype)
+    _, width = _kernel(old, new, x.device, x.dtype)
     shape, length = x.shape[:-1], x.shape[-1]
     flat = F.pad(x.reshape(-1, 1, length), (width, width + old), mode="replicate")
-    out = F.conv1d(flat, kernel, stride=old).transpose(1, 2).reshape(len(flat), -1)
+    out = _filter(flat, old, new)
     return out[:, : resampled_length(length, old, new)].reshape(*shape, -1)
 
 

@@ -1,6 +1,7 @@
-"""Read the weights and the node names of an ONNX file without the onnx package: a few dozen lines of the protobuf
-wire format. Only what a weight conversion needs is read (initializers with raw float data, nodes' names, types and
-inputs); anything else in the file is skipped. Nothing in the file is executed.
+"""Read an ONNX file without the onnx package: a few dozen lines of the protobuf wire format. What is read: the
+initializers (float and integer tensors), the nodes (name, type, inputs, outputs and attributes) and the names of the
+graph's inputs and outputs; anything else in the file is skipped. Nothing in the file is executed here
+(`stemdesk.transcribe.network` runs a graph's few operators in torch).
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ class Node:
     name: str
     op_type: str
     inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    attributes: dict[str, int | float | bytes | list[int] | list[float]] = field(default_factory=dict)
 
 
 @dataclass
 class OnnxGraph:
     initializers: dict[str, np.ndarray]
     nodes: list[Node]
+    inputs: list[str] = field(default_factory=list)  # the graph's inputs that are not initializers
+    outputs: list[str] = field(default_factory=list)
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:
@@ -66,9 +71,26 @@ def _fields(data: memoryview):
         yield number, wire, value
 
 
+def _signed(value: int) -> int:
+    """A varint read as a signed 64-bit number (protobuf writes −1 as 2⁶⁴ − 1)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _varints(value: int | memoryview | bytes) -> list[int]:
+    """A repeated integer field's values: one varint, or a packed run of them."""
+    if isinstance(value, int):
+        return [_signed(value)]
+    out, pos = [], 0
+    while pos < len(value):
+        number, pos = _varint(memoryview(value), pos)
+        out.append(_signed(number))
+    return out
+
+
 def _tensor(data: memoryview) -> tuple[str, np.ndarray]:
     dims: list[int] = []
     dtype, name, raw, floats = 1, "", None, None
+    integers: list[int] = []
     for number, wire, value in _fields(data):
         if number == 1:
             if wire == 2:  # packed dims
@@ -86,12 +108,17 @@ def _tensor(data: memoryview) -> tuple[str, np.ndarray]:
             raw = value
         elif number == 4 and wire == 2:
             floats = value
+        elif number in (5, 7):  # int32_data, int64_data
+            integers += _varints(value)
         elif number == 14 and value == 1:
             raise ModelError(f"ONNX tensor {name!r} keeps its data in another file; only single-file models are read.")
     if dtype not in _DTYPES:
         raise ModelError(f"ONNX tensor {name!r} has data type {dtype}, which this reader does not take.")
     payload = raw if raw is not None else floats
-    array = np.frombuffer(payload, dtype=_DTYPES[dtype]) if payload is not None else np.zeros(0, _DTYPES[dtype])
+    if payload is not None:
+        array = np.frombuffer(payload, dtype=_DTYPES[dtype])
+    else:
+        array = np.array(integers, dtype=_DTYPES[dtype])
     count = int(np.prod(dims)) if dims else 1
     if array.size != count:
         raise ModelError(f"ONNX tensor {name!r} holds {array.size} values for shape {dims}; the file is damaged.")
@@ -105,9 +132,44 @@ def _node(data: memoryview) -> Node:
             node.inputs.append(bytes(value).decode("utf-8"))
         elif number == 3:
             node.name = bytes(value).decode("utf-8")
+        elif number == 2:
+            node.outputs.append(bytes(value).decode("utf-8"))
         elif number == 4:
             node.op_type = bytes(value).decode("utf-8")
+        elif number == 5 and isinstance(value, memoryview):
+            name, attribute = _attribute(value)
+            node.attributes[name] = attribute
     return node
+
+
+def _attribute(data: memoryview) -> tuple[str, int | float | bytes | list[int] | list[float]]:
+    """An attribute's name and value: an int, a float, bytes, or a list of ints or floats."""
+    name = ""
+    value_: int | float | bytes | list[int] | list[float] = []
+    floats: list[float] = []
+    ints: list[int] = []
+    for number, _, value in _fields(data):
+        if number == 1:
+            name = bytes(value).decode("utf-8")
+        elif number == 2 and isinstance(value, bytes):
+            value_ = float(np.frombuffer(value, "<f4")[0])
+        elif number == 3 and isinstance(value, int):
+            value_ = _signed(value)
+        elif number == 4:
+            value_ = bytes(value)
+        elif number == 7:
+            floats += np.frombuffer(bytes(value), "<f4").tolist()
+        elif number == 8:
+            ints += _varints(value)
+    return name, ints or floats or value_
+
+
+def _name(data: memoryview) -> str:
+    """A ValueInfoProto's name."""
+    for number, _, value in _fields(data):
+        if number == 1:
+            return bytes(value).decode("utf-8")
+    return ""
 
 
 def read_onnx(data: bytes) -> OnnxGraph:
@@ -121,10 +183,16 @@ def read_onnx(data: bytes) -> OnnxGraph:
         raise ModelError("The file holds no ONNX graph; it is not an ONNX model.")
     initializers: dict[str, np.ndarray] = {}
     nodes: list[Node] = []
+    inputs: list[str] = []
+    outputs: list[str] = []
     for number, wire, value in _fields(graph):
         if number == 1 and wire == 2:
             nodes.append(_node(value))
         elif number == 5 and wire == 2:
             name, array = _tensor(value)
             initializers[name] = array
-    return OnnxGraph(initializers, nodes)
+        elif number == 11 and wire == 2:
+            inputs.append(_name(value))
+        elif number == 12 and wire == 2:
+            outputs.append(_name(value))
+    return OnnxGraph(initializers, nodes, [i for i in inputs if i not in initializers], outputs)

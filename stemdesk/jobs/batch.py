@@ -198,7 +198,7 @@ class SongWorker:
             if self.settings.midi:  # the notes are no part of the null: listed, not hashed into the outputs
                 from ..transcribe.stems import midi_for_stems
 
-                made = midi_for_stems(result.outputs[0].parent, threads=self.settings.threads)
+                made = midi_for_stems(result.outputs[0].parent, device=str(self.engine.device))
                 record["midi"] = [str(p.relative_to(outdir)) for p in [*made.files.values(), made.song]]
             record.update(
                 {

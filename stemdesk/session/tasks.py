@@ -49,7 +49,7 @@ from ..mixer.mix import Mix, preset
 from ..training.finetune import FineTuneRequest as FineTune
 from ..training.scratch import ScratchRequest as Scratch
 
-if TYPE_CHECKING:  # the transcriber (onnxruntime) is imported when a MIDI task runs, not with the tasks
+if TYPE_CHECKING:  # the transcriber is imported when a MIDI task runs, not with the tasks
     from ..transcribe.stems import MidiResult
 
 T = TypeVar("T")
@@ -250,7 +250,7 @@ def separate(
         if extras.midi:  # before the sessions, which carry the notes as MIDI tracks
             from ..transcribe.stems import midi_for_stems
 
-            made.midi = midi_for_stems(result.outputs[0].parent, threads=threads or 1, progress=progress, cancel=cancel)
+            made.midi = midi_for_stems(result.outputs[0].parent, device=device, progress=progress, cancel=cancel)
         if extras:
             stems = find_stems(result.outputs[0].parent)
             made.instrumental, made.sessions = write_extras(
@@ -322,20 +322,24 @@ def split_stem(
     )
 
 
-def midi(stems_dir: Path, quantise: bool = False, threads: int | None = None) -> Task[MidiResult]:
-    """MIDI of the stems in ``stems_dir`` (`stemdesk.transcribe.stems.midi_for_stems`), on ``threads`` CPU threads
-    (default: as they are): what the command line, the API and the app run."""
+def midi(stems_dir: Path, quantise: bool = False, threads: int | None = None, device: str = "auto") -> Task[MidiResult]:
+    """MIDI of the stems in ``stems_dir`` (`stemdesk.transcribe.stems.midi_for_stems`), the network on ``device``
+    ("auto": a CUDA or Apple GPU where there is one) and ``threads`` CPU threads (default: as they are): what the
+    command line, the API and the app run."""
+    from ..core.device import resolve_device
+
+    where = str(resolve_device(device))
 
     def work(progress: Progress, cancel: CancelToken) -> MidiResult:
         from ..transcribe.stems import midi_for_stems
 
         if threads is not None:
             set_threads(threads)
-        return midi_for_stems(Path(stems_dir), quantise, threads or 1, progress, cancel)
+        return midi_for_stems(Path(stems_dir), quantise, where, progress, cancel)
 
     cert = certified(stems_dir)  # named after the song: the app's stems folder is named after the model
     song = (cert.source or {}).get("file") if cert is not None else None
-    return Task(f"MIDI of {Path(song).stem if song else Path(stems_dir).name}", work, "cpu")
+    return Task(f"MIDI of {Path(song).stem if song else Path(stems_dir).name}", work, where)
 
 
 def _with_engine(

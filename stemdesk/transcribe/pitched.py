@@ -1,4 +1,5 @@
-"""Notes of a pitched stem with Basic Pitch's network (run through onnxruntime): the stem, mono at 22 050 Hz, in
+"""Notes of a pitched stem with Basic Pitch's network (its ONNX file run in torch, `stemdesk.transcribe.network`):
+the stem, mono at 22 050 Hz, in
 2-second windows that overlap by 30 frames; the network's note and onset activations per 11.6 ms frame and piano key;
 then notes decoded from them as Basic Pitch decodes them (an onset peak above a threshold starts a note at its key,
 which lasts while the key's activation stays above another, with a tolerance of 11 frames for dips, and notes shorter
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.errors import ModelError
 from ..core.resample import resample_in_blocks
 from ..io.audio import probe, read
 from .model import basic_pitch_model
@@ -48,20 +50,22 @@ class Note:
 
 
 class BasicPitch:
-    """The network, loaded once; ``threads`` CPU threads for onnxruntime."""
+    """The network, loaded once, on ``device`` (a torch device; "auto": a CUDA or Apple GPU where there is one).
+    On the CPU it runs on the threads torch has (`stemdesk.io.process.limit_threads`)."""
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        import onnxruntime
+    def __init__(self, path: Path | None = None, device: str = "cpu"):
+        from ..core.device import resolve_device
+        from ..io.onnx_reader import read_onnx
+        from .network import OnnxProgram
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(path or basic_pitch_model()), options, providers=["CPUExecutionProvider"]
-        )
-        self.input = self.session.get_inputs()[0].name
-        # the outputs in the order the file declares them: contour (264), note (88), onset (88)
+        graph = read_onnx(Path(path or basic_pitch_model()).read_bytes())
+        self.program = OnnxProgram(graph, resolve_device(device))
+        self.input = graph.inputs[0]
+        # the outputs as the file names them: contour (264 bins; :0), note (88 keys; :1), onset (88 keys; :2)
         self.outputs = {"note": "StatefulPartitionedCall:1", "onset": "StatefulPartitionedCall:2"}
+        missing = set(self.outputs.values()) - set(graph.outputs)
+        if missing:
+            raise ModelError(f"{path or basic_pitch_model()} is not Basic Pitch's network (no {', '.join(missing)})")
 
     def activations(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mono audio at RATE → (frame times in seconds, note activations (frames, 88), onset activations, and
@@ -71,7 +75,7 @@ class BasicPitch:
         notes, onsets, times, seams = [], [], [], []
         keep = slice(OVERLAP_FRAMES // 2, -(OVERLAP_FRAMES // 2))
         silence = None
-        for start in starts:  # one window at a time: the fastest on a CPU thread (30 ms, against 34 in eights)
+        for start in starts:  # one window at a time: the fastest on a CPU thread
             window = padded[start : start + WINDOW]
             window = np.pad(window, (0, WINDOW - len(window)))
             if float(np.abs(window).max(initial=0.0)) < SILENT:  # a silent window has no notes: not run
@@ -79,9 +83,8 @@ class BasicPitch:
                     silence = [np.zeros((FRAMES_PER_WINDOW, KEYS), np.float32)] * 2
                 note, onset = silence
             else:
-                note, onset = (
-                    out[0] for out in self.session.run(list(self.outputs.values()), {self.input: window[None, :, None]})
-                )
+                out = self.program(**{self.input: torch.from_numpy(window[None, :, None])})
+                note, onset = (out[self.outputs[name]][0].cpu().numpy() for name in ("note", "onset"))
             frames = np.arange(note.shape[0])[keep]
             notes.append(note[keep])
             onsets.append(onset[keep])

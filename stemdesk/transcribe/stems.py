@@ -66,15 +66,16 @@ def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
 def midi_for_stems(
     stems_dir: Path,
     quantise: bool = False,
-    threads: int = 1,
+    device: str = "auto",
     progress: Callable[[dict], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> MidiResult:
-    """Transcribe every stem of ``stems_dir`` (a split stem as its children) and write the MIDI files."""
+    """Transcribe every stem of ``stems_dir`` (a split stem as its children) and write the MIDI files; Basic Pitch
+    runs on ``device`` (on the CPU with the threads torch has)."""
     started = time.monotonic()
     folder = Path(stems_dir)
     stems = find_stems(folder)
-    pitch = BasicPitch(threads=threads)
+    pitch = BasicPitch(device=device)
     leaves = stems.leaves()
     parts: list[Part] = []
     for index, (key, path) in enumerate(leaves):

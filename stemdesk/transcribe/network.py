@@ -1,0 +1,322 @@
+"""An ONNX graph run in torch: the few operators Basic Pitch's network is made of (its constant-Q transform as strided
+1-D convolutions, a log scale, harmonic stacking by slicing and padding, and seven 2-D convolutions), read from the
+file by `stemdesk.io.onnx_reader` and executed in order. Torch runs it on the user's GPU where there is one, and on
+a CPU thread faster than onnxruntime does, because two kinds of convolution are computed another way:
+
+- a kernel wide along frequency (the contour layer's 3 × 39 over 264 bins, half of the network's arithmetic) is
+  multiplied in the Fourier domain along that axis: the same sums, a twentieth of the work;
+- a convolution to one channel (the three output layers) first weighs the input channels for every kernel tap in one
+  matrix product, then adds the taps' planes shifted: no unfolded copy of the input.
+
+Both give the direct convolution's result to float rounding (checked against onnxruntime in the tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.errors import ModelError
+from ..io.onnx_reader import Node, OnnxGraph
+
+Tensor = torch.Tensor
+WIDE = 16  # a kernel at least this wide along the last axis (stride 1) is applied in the Fourier domain
+
+
+def _ints(value: Tensor) -> list[int]:
+    return [int(v) for v in value.reshape(-1).tolist()]
+
+
+def _int_list(node: Node, name: str, default: list[int]) -> list[int]:
+    """An attribute that is a list of integers (strides, pads, axes, perm)."""
+    value = node.attributes.get(name, default)
+    return [int(v) for v in value] if isinstance(value, list) else [int(value)]
+
+
+def _int(node: Node, name: str, default: int) -> int:
+    value = node.attributes.get(name, default)
+    if not isinstance(value, int):
+        raise ModelError(f"ONNX {node.op_type} attribute {name} is {value!r}, not an integer")
+    return value
+
+
+def _reshape(node: Node, x: Tensor, shape: Tensor) -> Tensor:
+    dims = _ints(shape)
+    if not _int(node, "allowzero", 0):
+        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+    return x.reshape(dims)
+
+
+def _slice(node: Node, x: Tensor, starts: Tensor, ends: Tensor, axes: Tensor | None = None, steps=None) -> Tensor:
+    begin, end = _ints(starts), _ints(ends)
+    axis_list = _ints(axes) if axes is not None else list(range(len(begin)))
+    step_list = _ints(steps) if steps is not None else [1] * len(begin)
+    index: list[Any] = [slice(None)] * x.dim()
+    for b, e, a, s in zip(begin, end, axis_list, step_list):
+        if s != 1:
+            raise ModelError(f"ONNX Slice with step {s} is not supported")
+        size = x.shape[a]
+        index[a] = slice(max(0, min(size, b + size if b < 0 else b)), max(0, min(size, e + size if e < 0 else e)))
+    return x[tuple(index)]
+
+
+def _pad(node: Node, x: Tensor, pads: Tensor, value: Tensor | None = None, axes=None) -> Tensor:
+    amounts = _ints(pads)
+    rank = x.dim()
+    begin, end = amounts[:rank], amounts[rank:]
+    mode = node.attributes.get("mode", b"constant")
+    if mode == b"reflect":
+        for axis in range(rank):
+            if begin[axis] or end[axis]:
+                n = x.shape[axis]
+                index = torch.arange(-begin[axis], n + end[axis], device=x.device).abs()
+                index = torch.where(index >= n, 2 * (n - 1) - index, index)
+                x = x.index_select(axis, index)
+        return x
+    if mode != b"constant":
+        raise ModelError(f"ONNX Pad mode {mode!r} is not supported")
+    fill = float(value.item()) if value is not None and value.numel() else 0.0
+    flat: list[int] = []
+    for axis in reversed(range(rank)):
+        flat += [begin[axis], end[axis]]
+    return F.pad(x, flat, value=fill)
+
+
+def _unsqueeze(node: Node, x: Tensor, axes: Tensor | None = None) -> Tensor:
+    wanted = _ints(axes) if axes is not None else _int_list(node, "axes", [])
+    rank = x.dim() + len(wanted)
+    for axis in sorted(a + rank if a < 0 else a for a in wanted):
+        x = x.unsqueeze(axis)
+    return x
+
+
+def _reduce(kind: str) -> Callable[..., Tensor]:
+    def run(node: Node, x: Tensor, axes: Tensor | None = None) -> Tensor:
+        wanted = _ints(axes) if axes is not None else _int_list(node, "axes", [])
+        keep = bool(_int(node, "keepdims", 1))
+        if not wanted:
+            if _int(node, "noop_with_empty_axes", 0):
+                return x
+            wanted = list(range(x.dim()))
+        if kind == "sum":
+            return x.sum(dim=wanted, keepdim=keep)
+        return (x.amin if kind == "min" else x.amax)(dim=wanted, keepdim=keep)
+
+    return run
+
+
+_CAST = {1: torch.float32, 6: torch.int32, 7: torch.int64, 9: torch.bool, 11: torch.float64}
+
+
+def _conv(node: Node, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    attributes = node.attributes
+    if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", b""):
+        raise ModelError("ONNX Conv with auto_pad is not supported")
+    if x.dim() != 4:
+        raise ModelError(f"ONNX Conv on a {x.dim()}-dimensional input is not supported")
+    strides = _int_list(node, "strides", [1, 1])
+    dilations = _int_list(node, "dilations", [1, 1])
+    pads = _int_list(node, "pads", [0, 0, 0, 0])
+    group = _int(node, "group", 1)
+    plain = group == 1 and dilations == [1, 1] and x.device.type == "cpu"  # a GPU's own convolutions are fast
+    if plain and strides == [1, 1] and weight.shape[-1] >= WIDE:
+        return conv_fourier(x, weight, bias, pads)
+    if plain and strides[0] == 1 and weight.shape[:3] == (1, 1, 1) and weight.shape[-1] >= WIDE:
+        return conv_filter(x, weight, bias, pads, strides[1])
+    if plain and weight.shape[0] == 1 and weight.shape[1] > 1:
+        return conv_one_channel(x, weight, bias, pads, strides)
+    if pads[0] != pads[2] or pads[1] != pads[3]:
+        x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
+        pads = [0, 0, 0, 0]
+    return F.conv2d(x, weight, bias, strides, [pads[0], pads[1]], dilations, group)
+
+
+def _fft_size(n: int) -> int:
+    """The smallest 2^a · 3^b · 5^c at least ``n`` (sizes the FFT is fast for)."""
+    best = 1 << (n - 1).bit_length()
+    five = 1
+    while five < best:
+        three = five
+        while three < best:
+            two = three
+            while two < n:
+                two *= 2
+            best = min(best, two)
+            three *= 3
+        five *= 5
+    return best
+
+
+_KERNELS: dict[tuple[int, int, int], Tensor] = {}  # a kernel's matrix per (weight, its version, FFT size)
+
+
+def _kernel_matrix(weight: Tensor, size: int) -> Tensor:
+    """The kernel's spectrum, conjugated (a correlation), as one real matrix per frequency bin that multiplies a row
+    of (real parts, imaginary parts) of the input's spectrum over channels and kernel rows: (bins, 2·C·R, 2·O)."""
+    key = (weight.data_ptr(), weight._version, size)
+    if key not in _KERNELS:
+        spectrum = torch.fft.rfft(weight, size).conj()  # (out, channels, rows, bins)
+        real = spectrum.real.permute(3, 1, 2, 0).flatten(1, 2)  # (bins, channels · rows, out)
+        imaginary = spectrum.imag.permute(3, 1, 2, 0).flatten(1, 2)
+        # (x + iy)(a + ib) = (xa − yb) + i(xb + ya): [x, y] @ [[a, b], [−b, a]]
+        _KERNELS[key] = torch.cat(
+            [torch.cat([real, imaginary], dim=2), torch.cat([-imaginary, real], dim=2)], dim=1
+        ).contiguous()
+    return _KERNELS[key]
+
+
+def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int = 1) -> Tensor:
+    """A 2-D convolution (ONNX's: a cross-correlation), stride 1 along the rows, whose kernel is wide along the last
+    axis: products in the Fourier domain along that axis, one matrix product per frequency bin over the input
+    channels and kernel rows; ``stride`` along the last axis keeps every stride-th result."""
+    x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
+    batch, channels, height, width = x.shape
+    out_channels, _, rows, taps = weight.shape
+    out_height, out_width = height - rows + 1, (width - taps) // stride + 1
+    size = _fft_size(width)
+    spectrum = torch.view_as_real(torch.fft.rfft(x, size))  # (batch, channels, height, bins, 2)
+    bins = spectrum.shape[3]
+    if channels * rows * out_channels == 1:  # one signal, one kernel: products bin by bin
+        kernel = torch.fft.rfft(weight, size).conj()[0, 0]
+        product = torch.view_as_complex(spectrum) * kernel
+    else:
+        # (bins, batch, height, 2, channels) → windows of ``rows`` rows: (bins, batch · out_height, 2 · channels · rows)
+        planes = spectrum.permute(3, 0, 2, 4, 1).contiguous()
+        windows = planes.unfold(2, rows, 1)  # (bins, batch, out_height, 2, channels, rows)
+        rows_in = windows.reshape(bins, batch * out_height, 2 * channels * rows)
+        result = torch.bmm(rows_in, _kernel_matrix(weight, size))  # (bins, batch · out_height, 2 · out)
+        result = result.reshape(bins, batch, out_height, 2, out_channels).permute(1, 4, 2, 0, 3).contiguous()
+        product = torch.view_as_complex(result)
+    out = torch.fft.irfft(product, size)[..., : (out_width - 1) * stride + 1 : stride]
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out
+
+
+BLOCK = 128  # outputs per row of a filter's block matrix
+
+
+def _filter_matrix(weight: Tensor, stride: int) -> Tensor:
+    """A filter's taps as the matrix that maps a span of input to BLOCK outputs ``stride`` apart."""
+    key = (weight.data_ptr(), weight._version, -stride)
+    if key not in _KERNELS:
+        taps = weight.reshape(-1)
+        span = stride * (BLOCK - 1) + taps.numel()
+        matrix = torch.zeros(span, BLOCK, dtype=taps.dtype, device=taps.device)
+        for r in range(BLOCK):
+            matrix[stride * r : stride * r + taps.numel(), r] = taps
+        _KERNELS[key] = matrix
+    return _KERNELS[key]
+
+
+def conv_filter(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int) -> Tensor:
+    """A one-channel signal through one long filter (a 1 × N kernel, one channel in and out), as one matrix product:
+    the signal cut in overlapping spans of BLOCK outputs, times the filter's block matrix."""
+    x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
+    batch, _, height, width = x.shape
+    taps = weight.shape[-1]
+    out_width = (width - taps) // stride + 1
+    blocks = -(-out_width // BLOCK)
+    span = stride * (BLOCK - 1) + taps
+    needed = stride * BLOCK * (blocks - 1) + span
+    x = F.pad(x, [0, max(0, needed - width)])
+    spans = x.unfold(-1, span, stride * BLOCK)  # (batch, 1, height, blocks, span)
+    out = torch.matmul(spans, _filter_matrix(weight, stride)).reshape(batch, 1, height, blocks * BLOCK)
+    out = out[..., :out_width]
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out
+
+
+def conv_one_channel(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], strides: list[int]) -> Tensor:
+    """A 2-D convolution to one output channel: every kernel tap's weighing of the input channels in one matrix
+    product, then the taps' planes added, each shifted by its tap."""
+    x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
+    batch, channels, height, width = x.shape
+    _, _, rows, taps = weight.shape
+    out_height = (height - rows) // strides[0] + 1
+    out_width = (width - taps) // strides[1] + 1
+    planes = torch.matmul(weight[0].permute(1, 2, 0).reshape(rows * taps, channels), x.reshape(batch, channels, -1))
+    planes = planes.reshape(batch, rows, taps, height, width)
+    out = None
+    for r in range(rows):
+        for t in range(taps):
+            plane = planes[
+                :,
+                r,
+                t,
+                r : r + (out_height - 1) * strides[0] + 1 : strides[0],
+                t : t + (out_width - 1) * strides[1] + 1 : strides[1],
+            ]
+            out = plane.clone() if out is None else out.add_(plane)
+    assert out is not None
+    if bias is not None:
+        out = out + bias.reshape(1, 1, 1)
+    return out.unsqueeze(1)
+
+
+def _binary(function: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    return lambda node, a, b: function(a, b)
+
+
+def _unary(function: Callable[[Tensor], Tensor]) -> Callable[..., Tensor]:
+    return lambda node, a: function(a)
+
+
+OPERATORS: dict[str, Callable[..., Tensor]] = {
+    "Reshape": _reshape,
+    "Slice": _slice,
+    "Pad": _pad,
+    "Unsqueeze": _unsqueeze,
+    "Conv": _conv,
+    "Transpose": lambda node, x: x.permute(*_int_list(node, "perm", list(range(x.dim()))[::-1])),
+    "Concat": lambda node, *xs: torch.cat(xs, dim=_int(node, "axis", 0)),
+    "Cast": lambda node, x: x.to(_CAST[_int(node, "to", 1)]),
+    "Shape": lambda node, x: torch.tensor(x.shape, dtype=torch.int64),
+    "ReduceSum": _reduce("sum"),
+    "ReduceMin": _reduce("min"),
+    "ReduceMax": _reduce("max"),
+    "Where": lambda node, condition, a, b: torch.where(condition, a, b),
+    "Mul": _binary(torch.mul),
+    "Add": _binary(torch.add),
+    "Sub": _binary(torch.sub),
+    "Div": _binary(torch.div),
+    "Equal": _binary(torch.eq),
+    "Neg": _unary(torch.neg),
+    "Sqrt": _unary(torch.sqrt),
+    "Log": _unary(torch.log),
+    "Relu": _unary(torch.relu),
+    "Sigmoid": _unary(torch.sigmoid),
+}
+
+
+class OnnxProgram:
+    """A graph's nodes, in order, as torch operations on ``device``; call with the inputs by name."""
+
+    def __init__(self, graph: OnnxGraph, device: torch.device | str = "cpu"):
+        unknown = sorted({node.op_type for node in graph.nodes} - OPERATORS.keys())
+        if unknown:
+            raise ModelError(f"The ONNX graph uses operators StemDesk cannot run: {', '.join(unknown)}")
+        self.device = torch.device(device)
+        self.constants = {name: self._tensor(array) for name, array in graph.initializers.items()}
+        self.nodes = graph.nodes
+        self.inputs = graph.inputs
+        self.outputs = graph.outputs
+
+    def _tensor(self, array: np.ndarray) -> Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        # integers (shapes, axes) stay on the CPU, where they are read
+        return tensor.to(self.device) if tensor.is_floating_point() else tensor
+
+    @torch.inference_mode()
+    def __call__(self, **inputs: Tensor) -> dict[str, Tensor]:
+        values = dict(self.constants)
+        values.update({name: tensor.to(self.device) for name, tensor in inputs.items()})
+        for node in self.nodes:
+            arguments = [values[name] if name else None for name in node.inputs]
+            result = OPERATORS[node.op_type](node, *arguments)
+            values[node.outputs[0]] = result
+        return {name: values[name] for name in self.outputs}
