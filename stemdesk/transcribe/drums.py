@@ -56,13 +56,13 @@ def band_levels(audio: np.ndarray, rate: int, bands: dict[str, tuple[float, floa
 def _levels(padded: torch.Tensor, rate: int, bands: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
     """The band levels of the frames of HOP samples whose FFT windows ``padded`` (mono) holds from its start."""
     window = torch.hann_window(FFT)
-    power = torch.stft(padded, FFT, HOP, window=window, center=False, return_complex=True).abs().pow(2).numpy()
+    power = torch.stft(padded, FFT, HOP, window=window, center=False, return_complex=True).abs().pow(2)
     freqs = np.fft.rfftfreq(FFT, 1 / rate)
     top = rate / 2
-    return {
-        name: 10 * np.log10(power[(freqs >= lo) & (freqs < min(hi, top))].sum(axis=0) + 1e-10)
-        for name, (lo, hi) in bands.items()
-    }
+    # each band's bins summed, every band in one matrix product: (bands, bins) @ (bins, frames)
+    member = np.stack([(freqs >= lo) & (freqs < min(hi, top)) for lo, hi in bands.values()]).astype(np.float32)
+    sums = (torch.from_numpy(member) @ power).numpy()
+    return {name: 10 * np.log10(total + 1e-10) for name, total in zip(bands, sums)}
 
 
 def band_levels_file(path: Path, bands: dict[str, tuple[float, float]]) -> tuple[dict[str, np.ndarray], int, float]:

@@ -122,10 +122,10 @@ def _conv(node: Node, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> 
     pads = _int_list(node, "pads", [0, 0, 0, 0])
     group = _int(node, "group", 1)
     plain = group == 1 and dilations == [1, 1] and x.device.type == "cpu"  # a GPU's own convolutions are fast
+    if plain and strides[0] == 1 and weight.shape[1:3] == (1, 1) and weight.shape[-1] >= WIDE:
+        return conv_filter(x, weight, bias, pads, strides[1])
     if plain and strides == [1, 1] and weight.shape[-1] >= WIDE:
         return conv_fourier(x, weight, bias, pads)
-    if plain and strides[0] == 1 and weight.shape[:3] == (1, 1, 1) and weight.shape[-1] >= WIDE:
-        return conv_filter(x, weight, bias, pads, strides[1])
     if plain and weight.shape[0] == 1 and weight.shape[1] > 1:
         return conv_one_channel(x, weight, bias, pads, strides)
     if pads[0] != pads[2] or pads[1] != pads[3]:
@@ -150,47 +150,51 @@ def _fft_size(n: int) -> int:
     return best
 
 
-_KERNELS: dict[tuple[int, int, int], Tensor] = {}  # a kernel's matrix per (weight, its version, FFT size)
+_KERNELS: dict[tuple[int, int, int], Tensor] = {}  # a kernel's matrices per (weight, its version, size or stride)
 
 
-def _kernel_matrix(weight: Tensor, size: int) -> Tensor:
-    """The kernel's spectrum, conjugated (a correlation), as one real matrix per frequency bin that multiplies a row
-    of (real parts, imaginary parts) of the input's spectrum over channels and kernel rows: (bins, 2·C·R, 2·O)."""
+def _kernel_matrices(weight: Tensor, size: int) -> Tensor:
+    """The kernel's spectrum, conjugated (a correlation), as one real matrix per kernel row and frequency bin that
+    multiplies a row of the input's spectrum, channels' (real, imaginary) interleaved, into the output channels'
+    (real, imaginary): (rows, bins, 2·C, 2·O)."""
     key = (weight.data_ptr(), weight._version, size)
     if key not in _KERNELS:
         spectrum = torch.fft.rfft(weight, size).conj()  # (out, channels, rows, bins)
-        real = spectrum.real.permute(3, 1, 2, 0).flatten(1, 2)  # (bins, channels · rows, out)
-        imaginary = spectrum.imag.permute(3, 1, 2, 0).flatten(1, 2)
-        # (x + iy)(a + ib) = (xa − yb) + i(xb + ya): [x, y] @ [[a, b], [−b, a]]
-        _KERNELS[key] = torch.cat(
-            [torch.cat([real, imaginary], dim=2), torch.cat([-imaginary, real], dim=2)], dim=1
-        ).contiguous()
+        out, channels, rows, bins = spectrum.shape
+        real = spectrum.real.permute(2, 3, 1, 0)  # (rows, bins, channels, out)
+        imaginary = spectrum.imag.permute(2, 3, 1, 0)
+        matrix = weight.new_zeros(rows, bins, channels, 2, out, 2)
+        # (x + iy)(a + ib) = (xa − yb) + i(xb + ya)
+        matrix[:, :, :, 0, :, 0] = real
+        matrix[:, :, :, 1, :, 0] = -imaginary
+        matrix[:, :, :, 0, :, 1] = imaginary
+        matrix[:, :, :, 1, :, 1] = real
+        _KERNELS[key] = matrix.reshape(rows, bins, 2 * channels, 2 * out)
     return _KERNELS[key]
 
 
-def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int = 1) -> Tensor:
-    """A 2-D convolution (ONNX's: a cross-correlation), stride 1 along the rows, whose kernel is wide along the last
-    axis: products in the Fourier domain along that axis, one matrix product per frequency bin over the input
-    channels and kernel rows; ``stride`` along the last axis keeps every stride-th result."""
+def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int]) -> Tensor:
+    """A stride-1 2-D convolution (ONNX's: a cross-correlation) whose kernel is wide along the last axis: the input's
+    spectrum along that axis (bins first, so each bin's rows are one matrix), a matrix product per bin and kernel row
+    over the input channels, and the inverse transform."""
     x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
     batch, channels, height, width = x.shape
     out_channels, _, rows, taps = weight.shape
-    out_height, out_width = height - rows + 1, (width - taps) // stride + 1
+    out_height, out_width = height - rows + 1, width - taps + 1
     size = _fft_size(width)
-    spectrum = torch.view_as_real(torch.fft.rfft(x, size))  # (batch, channels, height, bins, 2)
-    bins = spectrum.shape[3]
-    if channels * rows * out_channels == 1:  # one signal, one kernel: products bin by bin
-        kernel = torch.fft.rfft(weight, size).conj()[0, 0]
-        product = torch.view_as_complex(spectrum) * kernel
-    else:
-        # (bins, batch, height, 2, channels) → windows of ``rows`` rows: (bins, batch · out_height, 2 · channels · rows)
-        planes = spectrum.permute(3, 0, 2, 4, 1).contiguous()
-        windows = planes.unfold(2, rows, 1)  # (bins, batch, out_height, 2, channels, rows)
-        rows_in = windows.reshape(bins, batch * out_height, 2 * channels * rows)
-        result = torch.bmm(rows_in, _kernel_matrix(weight, size))  # (bins, batch · out_height, 2 · out)
-        result = result.reshape(bins, batch, out_height, 2, out_channels).permute(1, 4, 2, 0, 3).contiguous()
-        product = torch.view_as_complex(result)
-    out = torch.fft.irfft(product, size)[..., : (out_width - 1) * stride + 1 : stride]
+    planes = x.permute(3, 0, 2, 1).contiguous()  # (width, batch, height, channels)
+    spectrum = torch.view_as_real(torch.fft.rfft(planes, size, dim=0))  # (bins, batch, height, channels, 2)
+    bins = spectrum.shape[0]
+    spectrum = spectrum.reshape(bins, batch, height, 2 * channels)
+    matrices = _kernel_matrices(weight, size)
+    results = []
+    for b in range(batch):
+        result = torch.bmm(spectrum[:, b, :out_height], matrices[0])  # (bins, out_height, 2 · out)
+        for r in range(1, rows):
+            result.baddbmm_(spectrum[:, b, r : r + out_height], matrices[r])
+        results.append(result)
+    product = torch.view_as_complex(torch.stack(results, 1).reshape(bins, batch, out_height, out_channels, 2))
+    out = torch.fft.irfft(product, size, dim=0)[:out_width].permute(1, 3, 2, 0)  # (batch, out, out_height, width)
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
     return out
@@ -213,12 +217,19 @@ def _filter_matrix(weight: Tensor, stride: int) -> Tensor:
 
 
 def conv_filter(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int) -> Tensor:
-    """A one-channel signal through one long filter (a 1 × N kernel, one channel in and out), as one matrix product:
-    the signal cut in overlapping spans of BLOCK outputs, times the filter's block matrix."""
+    """A one-channel signal through long filters (1 × N kernels, one channel in), as one matrix product: where the
+    stride is an eighth of the filter or more (the constant-Q kernels, one frame apart), the signal's spans under
+    each output times the filters; with a shorter stride and one filter (the octaves' low-pass before halving the
+    rate), spans of BLOCK outputs times the filter's block matrix (the spans overlap less)."""
     x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
     batch, _, height, width = x.shape
-    taps = weight.shape[-1]
+    filters, taps = weight.shape[0], weight.shape[-1]
     out_width = (width - taps) // stride + 1
+    if filters > 1 or stride * 8 >= taps:
+        spans = x.unfold(-1, taps, stride)  # (batch, 1, height, out_width, taps)
+        out = torch.matmul(spans, weight.reshape(filters, taps).T)  # (batch, 1, height, out_width, filters)
+        out = out[:, 0].permute(0, 3, 1, 2)
+        return out if bias is None else out + bias.reshape(1, -1, 1, 1)
     blocks = -(-out_width // BLOCK)
     span = stride * (BLOCK - 1) + taps
     needed = stride * BLOCK * (blocks - 1) + span

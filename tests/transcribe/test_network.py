@@ -76,11 +76,13 @@ def test_a_convolution_to_one_channel_by_weighed_planes_is_the_convolution(rows,
     assert float((got - expected).abs().max()) < 1e-5 * float(expected.abs().max())
 
 
-@pytest.mark.parametrize(("length", "stride"), [(44098, 2), (1000, 1), (300, 3)])
-def test_a_long_filter_by_its_block_matrix_is_the_convolution(length, stride):
+@pytest.mark.parametrize(
+    ("length", "stride", "filters"), [(44098, 2, 1), (1000, 1, 1), (300, 3, 1), (22178, 128, 36), (427, 1, 36)]
+)
+def test_long_filters_by_matrix_products_are_the_convolution(length, stride, filters):
     rng = torch.Generator().manual_seed(3)
     x = torch.randn(1, 1, 1, length, generator=rng)
-    weight = torch.randn(1, 1, 1, 256, generator=rng)
+    weight = torch.randn(filters, 1, 1, 256, generator=rng)
     expected = F.conv2d(x, weight, None, (1, stride))
     got = conv_filter(x, weight, None, [0, 0, 0, 0], stride)
     assert got.shape == expected.shape
