@@ -1,14 +1,17 @@
 """An ONNX graph run in torch: the few operators Basic Pitch's network is made of (its constant-Q transform as strided
 1-D convolutions, a log scale, harmonic stacking by slicing and padding, and seven 2-D convolutions), read from the
 file by `stemdesk.io.onnx_reader` and executed in order. Torch runs it on the user's GPU where there is one, and on
-a CPU thread faster than onnxruntime does, because two kinds of convolution are computed another way:
+a CPU thread faster than onnxruntime does, because three kinds of convolution are computed another way there:
 
 - a kernel wide along frequency (the contour layer's 3 × 39 over 264 bins, half of the network's arithmetic) is
   multiplied in the Fourier domain along that axis: the same sums, a twentieth of the work;
+- long filters over a one-channel signal (the constant-Q kernels, the octaves' low-pass) are matrix products over
+  the signal's spans, not strided convolutions with one input channel;
 - a convolution to one channel (the three output layers) first weighs the input channels for every kernel tap in one
   matrix product, then adds the taps' planes shifted: no unfolded copy of the input.
 
-Both give the direct convolution's result to float rounding (checked against onnxruntime in the tests)."""
+All give the direct convolution's result to float rounding (checked against onnxruntime in the tests). What they
+derive from a node's weights (kernel spectra, filter matrices) is made once per program."""
 
 from __future__ import annotations
 
@@ -111,7 +114,8 @@ def _reduce(kind: str) -> Callable[..., Tensor]:
 _CAST = {1: torch.float32, 6: torch.int32, 7: torch.int64, 9: torch.bool, 11: torch.float64}
 
 
-def _conv(node: Node, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def _conv(node: Node, x: Tensor, weight: Tensor, bias: Tensor | None = None, *, cache: dict | None = None) -> Tensor:
+    """ONNX Conv; ``cache`` keeps what is derived from the node's weights (kernel spectra, filter matrices)."""
     attributes = node.attributes
     if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", b""):
         raise ModelError("ONNX Conv with auto_pad is not supported")
@@ -123,9 +127,9 @@ def _conv(node: Node, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> 
     group = _int(node, "group", 1)
     plain = group == 1 and dilations == [1, 1] and x.device.type == "cpu"  # a GPU's own convolutions are fast
     if plain and strides[0] == 1 and weight.shape[1:3] == (1, 1) and weight.shape[-1] >= WIDE:
-        return conv_filter(x, weight, bias, pads, strides[1])
+        return conv_filter(x, weight, bias, pads, strides[1], cache)
     if plain and strides == [1, 1] and weight.shape[-1] >= WIDE:
-        return conv_fourier(x, weight, bias, pads)
+        return conv_fourier(x, weight, bias, pads, cache)
     if plain and weight.shape[0] == 1 and weight.shape[1] > 1:
         return conv_one_channel(x, weight, bias, pads, strides)
     if pads[0] != pads[2] or pads[1] != pads[3]:
@@ -150,30 +154,33 @@ def _fft_size(n: int) -> int:
     return best
 
 
-_KERNELS: dict[tuple[int, int, int], Tensor] = {}  # a kernel's matrices per (weight, its version, size or stride)
-
-
 def _kernel_matrices(weight: Tensor, size: int) -> Tensor:
     """The kernel's spectrum, conjugated (a correlation), as one real matrix per kernel row and frequency bin that
     multiplies a row of the input's spectrum, channels' (real, imaginary) interleaved, into the output channels'
     (real, imaginary): (rows, bins, 2·C, 2·O)."""
-    key = (weight.data_ptr(), weight._version, size)
-    if key not in _KERNELS:
-        spectrum = torch.fft.rfft(weight, size).conj()  # (out, channels, rows, bins)
-        out, channels, rows, bins = spectrum.shape
-        real = spectrum.real.permute(2, 3, 1, 0)  # (rows, bins, channels, out)
-        imaginary = spectrum.imag.permute(2, 3, 1, 0)
-        matrix = weight.new_zeros(rows, bins, channels, 2, out, 2)
-        # (x + iy)(a + ib) = (xa − yb) + i(xb + ya)
-        matrix[:, :, :, 0, :, 0] = real
-        matrix[:, :, :, 1, :, 0] = -imaginary
-        matrix[:, :, :, 0, :, 1] = imaginary
-        matrix[:, :, :, 1, :, 1] = real
-        _KERNELS[key] = matrix.reshape(rows, bins, 2 * channels, 2 * out)
-    return _KERNELS[key]
+    spectrum = torch.fft.rfft(weight, size).conj()  # (out, channels, rows, bins)
+    out, channels, rows, bins = spectrum.shape
+    real = spectrum.real.permute(2, 3, 1, 0)  # (rows, bins, channels, out)
+    imaginary = spectrum.imag.permute(2, 3, 1, 0)
+    matrix = weight.new_zeros(rows, bins, channels, 2, out, 2)
+    # (x + iy)(a + ib) = (xa − yb) + i(xb + ya)
+    matrix[:, :, :, 0, :, 0] = real
+    matrix[:, :, :, 1, :, 0] = -imaginary
+    matrix[:, :, :, 0, :, 1] = imaginary
+    matrix[:, :, :, 1, :, 1] = real
+    return matrix.reshape(rows, bins, 2 * channels, 2 * out)
 
 
-def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int]) -> Tensor:
+def _derived(cache: dict | None, key: tuple, make: Callable[[], Tensor]) -> Tensor:
+    """``make()``, kept in ``cache`` under ``key`` where there is a cache."""
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], cache: dict | None = None) -> Tensor:
     """A stride-1 2-D convolution (ONNX's: a cross-correlation) whose kernel is wide along the last axis: the input's
     spectrum along that axis (bins first, so each bin's rows are one matrix), a matrix product per bin and kernel row
     over the input channels, and the inverse transform."""
@@ -186,7 +193,7 @@ def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int]
     spectrum = torch.view_as_real(torch.fft.rfft(planes, size, dim=0))  # (bins, batch, height, channels, 2)
     bins = spectrum.shape[0]
     spectrum = spectrum.reshape(bins, batch, height, 2 * channels)
-    matrices = _kernel_matrices(weight, size)
+    matrices = _derived(cache, ("fourier", size), lambda: _kernel_matrices(weight, size))
     results = []
     for b in range(batch):
         result = torch.bmm(spectrum[:, b, :out_height], matrices[0])  # (bins, out_height, 2 · out)
@@ -205,18 +212,17 @@ BLOCK = 128  # outputs per row of a filter's block matrix
 
 def _filter_matrix(weight: Tensor, stride: int) -> Tensor:
     """A filter's taps as the matrix that maps a span of input to BLOCK outputs ``stride`` apart."""
-    key = (weight.data_ptr(), weight._version, -stride)
-    if key not in _KERNELS:
-        taps = weight.reshape(-1)
-        span = stride * (BLOCK - 1) + taps.numel()
-        matrix = torch.zeros(span, BLOCK, dtype=taps.dtype, device=taps.device)
-        for r in range(BLOCK):
-            matrix[stride * r : stride * r + taps.numel(), r] = taps
-        _KERNELS[key] = matrix
-    return _KERNELS[key]
+    taps = weight.reshape(-1)
+    span = stride * (BLOCK - 1) + taps.numel()
+    matrix = torch.zeros(span, BLOCK, dtype=taps.dtype, device=taps.device)
+    for r in range(BLOCK):
+        matrix[stride * r : stride * r + taps.numel(), r] = taps
+    return matrix
 
 
-def conv_filter(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int) -> Tensor:
+def conv_filter(
+    x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int, cache: dict | None = None
+) -> Tensor:
     """A one-channel signal through long filters (1 × N kernels, one channel in), as one matrix product: where the
     stride is an eighth of the filter or more (the constant-Q kernels, one frame apart), the signal's spans under
     each output times the filters; with a shorter stride and one filter (the octaves' low-pass before halving the
@@ -235,7 +241,8 @@ def conv_filter(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int],
     needed = stride * BLOCK * (blocks - 1) + span
     x = F.pad(x, [0, max(0, needed - width)])
     spans = x.unfold(-1, span, stride * BLOCK)  # (batch, 1, height, blocks, span)
-    out = torch.matmul(spans, _filter_matrix(weight, stride)).reshape(batch, 1, height, blocks * BLOCK)
+    matrix = _derived(cache, ("filter", stride), lambda: _filter_matrix(weight, stride))
+    out = torch.matmul(spans, matrix).reshape(batch, 1, height, blocks * BLOCK)
     out = out[..., :out_width]
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
@@ -316,6 +323,7 @@ class OnnxProgram:
         self.nodes = graph.nodes
         self.inputs = graph.inputs
         self.outputs = graph.outputs
+        self._derived: dict[str, dict] = {}  # per Conv node: what its weights give (kernel spectra, filter matrices)
 
     def _tensor(self, array: np.ndarray) -> Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array))
@@ -327,7 +335,10 @@ class OnnxProgram:
         values = dict(self.constants)
         values.update({name: tensor.to(self.device) for name, tensor in inputs.items()})
         for node in self.nodes:
-            arguments = [values[name] if name else None for name in node.inputs]
-            result = OPERATORS[node.op_type](node, *arguments)
+            arguments: list[Any] = [values[name] if name else None for name in node.inputs]
+            if node.op_type == "Conv":
+                result = _conv(node, *arguments, cache=self._derived.setdefault(node.outputs[0], {}))
+            else:
+                result = OPERATORS[node.op_type](node, *arguments)
             values[node.outputs[0]] = result
         return {name: values[name] for name in self.outputs}
