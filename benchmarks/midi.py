@@ -145,12 +145,13 @@ def transcribe(stems: dict[str, np.ndarray], pitch: BasicPitch) -> dict[str, lis
 
 
 def real_songs(engine: SeparationEngine, pitch: BasicPitch, model: str) -> dict:
-    """Notes from the separated stems and from the mix against the true stems' notes, on ``model``'s validation
-    songs (see the module's docstring)."""
+    """Notes from ``model``'s separated stems and from the mix against the true stems' notes, on the default model's
+    validation songs (see the module's docstring)."""
     from stemdesk.io.audio import read
 
     data = ROOT.parent / "shared" / "data"
-    names = json.loads((ROOT / "models" / model / "card.json").read_text())["training_data"]["valid_songs"]
+    # the default model's validation songs, whichever model separates them
+    names = json.loads((ROOT / "models" / "stemdesk-4stem" / "card.json").read_text())["training_data"]["valid_songs"]
     rows = []
     for name in names:
         folder = data / name
@@ -254,9 +255,12 @@ def main() -> None:
     engine = SeparationEngine(args.model, "cpu")
     if args.real:
         results = json.loads(out.read_text()) if out.is_file() else {}
-        results["real_songs"] = real_songs(engine, pitch, args.model)
+        real = results.setdefault("real_songs", {})
+        if "songs" in real:  # the layout before results were kept per separating model
+            real = results["real_songs"] = {}
+        real[args.model] = real_songs(engine, pitch, args.model)
         atomic_write_bytes(out, (json.dumps(results, indent=1) + "\n").encode())
-        print(json.dumps(results["real_songs"]["median_agreement_with_true_stem_notes"], indent=1))
+        print(json.dumps(real[args.model]["median_agreement_with_true_stem_notes"], indent=1))
         return
     rows = []
     seed = 0
