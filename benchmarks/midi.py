@@ -316,6 +316,8 @@ def main() -> None:
         "per_song": rows,
         "speed_memory": None if args.no_speed else speed(args.threads),
         "cpu_peak_mb_of_this_run": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        # the real songs' scores (--real) stay
+        "real_songs": (json.loads(out.read_text()) if out.is_file() else {}).get("real_songs", {}),
     }
     atomic_write_bytes(out, (json.dumps(results, indent=1) + "\n").encode())
     print(json.dumps({k: results[k] for k in ("median_f_measure", "targets", "speed_memory")}, indent=1))
