@@ -13,6 +13,7 @@ version=$(.venv/bin/python -c "import stemdesk; print(stemdesk.__version__)")
 started=$(date +%s)
 # PyInstaller's analysis imports torch._inductor, which makes its cache folder in /tmp: keep it in the build folder
 export TORCHINDUCTOR_CACHE_DIR=$PWD/$out/work/torchinductor
+export MPLCONFIGDIR=$PWD/$out/work/matplotlib  # PyInstaller's matplotlib hook imports it: not in ~/.config
 PYTHONWARNINGS=ignore::DeprecationWarning .venv/bin/pyinstaller --noconfirm --clean --log-level ERROR --distpath "$out/dist" --workpath "$out/work" \
     installer/stemdesk.spec
 built=$(date +%s)
