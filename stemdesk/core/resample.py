@@ -30,38 +30,45 @@ def _kernel(
 
 
 _BLOCKS: dict[tuple[int, int, torch.device, torch.dtype], Tensor] = {}
-BLOCK = 128  # output samples per phase in one row of the block matrix
+BLOCK = 128  # steps of every filter in one row of a filter matrix
 
 
-def _block_matrix(old: int, new: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """The ``new`` filters as one matrix that maps a span of old·(BLOCK − 1) + taps input samples to BLOCK output
-    samples of every phase: (span, new · BLOCK), output phase p of step r in column r · new + p."""
-    key = (old, new, device, dtype)
-    if key not in _BLOCKS:
-        kernel, _ = _kernel(old, new, device, dtype)
-        taps = kernel.shape[-1]
-        matrix = torch.zeros(old * (BLOCK - 1) + taps, BLOCK * new, dtype=dtype, device=device)
-        for r in range(BLOCK):
-            matrix[old * r : old * r + taps, r * new : (r + 1) * new] = kernel[:, 0].T
-        _BLOCKS[key] = matrix
-    return _BLOCKS[key]
+def filter_matrix(filters: Tensor, stride: int, block: int = BLOCK) -> Tensor:
+    """Filters (count, taps) applied ``stride`` samples apart, as one matrix that maps a span of stride·(block − 1)
+    + taps samples to ``block`` steps of every filter: (span, block · count), step r of filter p in column
+    r · count + p."""
+    count, taps = filters.shape
+    matrix = filters.new_zeros(stride * (block - 1) + taps, block * count)
+    for r in range(block):
+        matrix[stride * r : stride * r + taps, r * count : (r + 1) * count] = filters.T
+    return matrix
+
+
+def apply_filter_matrix(signal: Tensor, matrix: Tensor, stride: int, count: int) -> Tensor:
+    """``signal`` (rows, length) through the ``count`` filters of a `filter_matrix`, as one matrix product over
+    spans of the signal (several times faster on a CPU than a strided convolution with one input channel):
+    (rows, steps, count), steps = (length − taps) // stride + 1."""
+    block = matrix.shape[1] // count
+    span = matrix.shape[0]
+    steps = (signal.shape[-1] - (span - stride * (block - 1))) // stride + 1
+    blocks = -(-steps // block)
+    signal = F.pad(signal, (0, max(0, stride * block * (blocks - 1) + span - signal.shape[-1])))
+    spans = signal.unfold(-1, span, stride * block)  # (rows, blocks, span)
+    out = torch.matmul(spans, matrix)  # (rows, blocks, block · count)
+    return out.reshape(len(signal), blocks * block, count)[:, :steps]
 
 
 def _filter(flat: Tensor, old: int, new: int) -> Tensor:
     """``flat`` (rows, 1, length) through the ``new`` phase filters at stride ``old``: (rows, steps · new), phases
-    interleaved. On the CPU, for small ratios (2:1, 1:2, 3:2, …), as one matrix product over spans of the signal
-    (several times faster than a strided convolution with one input channel); elsewhere the convolution."""
+    interleaved. On the CPU, for small ratios (2:1, 1:2, 3:2, …), as a filter matrix (`apply_filter_matrix`);
+    elsewhere the convolution."""
     kernel, _ = _kernel(old, new, flat.device, flat.dtype)
-    taps = kernel.shape[-1]
-    steps = (flat.shape[-1] - taps) // old + 1
     if flat.device.type != "cpu" or old * new > 16:
         return F.conv1d(flat, kernel, stride=old).transpose(1, 2).reshape(len(flat), -1)
-    blocks = -(-steps // BLOCK)
-    span = old * (BLOCK - 1) + taps
-    flat = F.pad(flat, (0, max(0, old * BLOCK * (blocks - 1) + span - flat.shape[-1])))
-    spans = flat[:, 0].unfold(-1, span, old * BLOCK)  # (rows, blocks, span)
-    out = torch.matmul(spans, _block_matrix(old, new, flat.device, flat.dtype))  # (rows, blocks, BLOCK · new)
-    return out.reshape(len(flat), -1)[:, : steps * new]
+    key = (old, new, flat.device, flat.dtype)
+    if key not in _BLOCKS:
+        _BLOCKS[key] = filter_matrix(kernel[:, 0], old)
+    return apply_filter_matrix(flat[:, 0], _BLOCKS[key], old, new).reshape(len(flat), -1)
 
 
 def resampled_length(length: int, old: int, new: int) -> int:

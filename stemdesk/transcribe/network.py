@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.errors import ModelError
+from ..core.resample import BLOCK, apply_filter_matrix, filter_matrix
 from ..io.onnx_reader import Node, OnnxGraph
 
 Tensor = torch.Tensor
@@ -207,46 +208,23 @@ def conv_fourier(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int]
     return out
 
 
-BLOCK = 128  # outputs per row of a filter's block matrix
-
-
-def _filter_matrix(weight: Tensor, stride: int) -> Tensor:
-    """A filter's taps as the matrix that maps a span of input to BLOCK outputs ``stride`` apart."""
-    taps = weight.reshape(-1)
-    span = stride * (BLOCK - 1) + taps.numel()
-    matrix = torch.zeros(span, BLOCK, dtype=taps.dtype, device=taps.device)
-    for r in range(BLOCK):
-        matrix[stride * r : stride * r + taps.numel(), r] = taps
-    return matrix
-
-
 def conv_filter(
     x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], stride: int, cache: dict | None = None
 ) -> Tensor:
-    """A one-channel signal through long filters (1 × N kernels, one channel in), as one matrix product: where the
-    stride is an eighth of the filter or more (the constant-Q kernels, one frame apart), the signal's spans under
-    each output times the filters; with a shorter stride and one filter (the octaves' low-pass before halving the
-    rate), spans of BLOCK outputs times the filter's block matrix (the spans overlap less)."""
+    """A one-channel signal through long filters (1 × N kernels, one channel in), as a filter matrix
+    (`stemdesk.core.resample.apply_filter_matrix`): where the stride is an eighth of the filter or more (the
+    constant-Q kernels, one frame apart), one step of the filters a row; with a shorter stride and one filter (the
+    octaves' low-pass before halving the rate), BLOCK steps a row (the spans overlap less)."""
     x = F.pad(x, [pads[1], pads[3], pads[0], pads[2]])
     batch, _, height, width = x.shape
     filters, taps = weight.shape[0], weight.shape[-1]
-    out_width = (width - taps) // stride + 1
-    if filters > 1 or stride * 8 >= taps:
-        spans = x.unfold(-1, taps, stride)  # (batch, 1, height, out_width, taps)
-        out = torch.matmul(spans, weight.reshape(filters, taps).T)  # (batch, 1, height, out_width, filters)
-        out = out[:, 0].permute(0, 3, 1, 2)
-        return out if bias is None else out + bias.reshape(1, -1, 1, 1)
-    blocks = -(-out_width // BLOCK)
-    span = stride * (BLOCK - 1) + taps
-    needed = stride * BLOCK * (blocks - 1) + span
-    x = F.pad(x, [0, max(0, needed - width)])
-    spans = x.unfold(-1, span, stride * BLOCK)  # (batch, 1, height, blocks, span)
-    matrix = _derived(cache, ("filter", stride), lambda: _filter_matrix(weight, stride))
-    out = torch.matmul(spans, matrix).reshape(batch, 1, height, blocks * BLOCK)
-    out = out[..., :out_width]
-    if bias is not None:
-        out = out + bias.reshape(1, -1, 1, 1)
-    return out
+    block = 1 if filters > 1 or stride * 8 >= taps else BLOCK
+    matrix = _derived(
+        cache, ("filter", stride, block), lambda: filter_matrix(weight.reshape(filters, taps), stride, block)
+    )
+    out = apply_filter_matrix(x.reshape(batch * height, width), matrix, stride, filters)  # (rows, steps, filters)
+    out = out.reshape(batch, height, -1, filters).permute(0, 3, 1, 2)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
 def conv_one_channel(x: Tensor, weight: Tensor, bias: Tensor | None, pads: list[int], strides: list[int]) -> Tensor:

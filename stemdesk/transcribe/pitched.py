@@ -1,9 +1,9 @@
 """Notes of a pitched stem with Basic Pitch's network (its ONNX file run in torch, `stemdesk.transcribe.network`):
-the stem, mono at 22 050 Hz, in
-2-second windows that overlap by 30 frames; the network's note and onset activations per 11.6 ms frame and piano key;
-then notes decoded from them as Basic Pitch decodes them (an onset peak above a threshold starts a note at its key,
-which lasts while the key's activation stays above another, with a tolerance of 11 frames for dips, and notes shorter
-than 128 ms are dropped). Each frame's time is computed from where its window starts, so the times are exact.
+the stem, mono at 22 050 Hz, in 2-second windows that overlap by 30 frames; the network's note and onset activations
+per 11.6 ms frame and piano key; then notes decoded from them as Basic Pitch decodes them (an onset peak above a
+threshold starts a note at its key, which lasts while the key's activation stays above another, with a tolerance of
+11 frames for dips, and notes shorter than 128 ms are dropped). Each frame's time is computed from where its window
+starts, so the times are exact.
 
 ``voices=1`` keeps one note at a time (a melody, a bass line): where notes overlap, the louder one stays and the
 other is cut or dropped. The decoding follows Spotify's basic-pitch (Apache-2.0)."""
