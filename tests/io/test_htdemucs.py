@@ -176,7 +176,8 @@ def test_triangle_weights_are_the_reference_crossfade():
 
 
 def test_resampling_keeps_a_sine_and_its_length():
-    for old, new in ((48000, 44100), (44100, 48000), (8000, 44100), (96000, 44100)):
+    # the first two through the filter matrix (small ratios), the others through the strided convolution
+    for old, new in ((44100, 22050), (22050, 44100), (48000, 44100), (44100, 48000), (8000, 44100), (96000, 44100)):
         t = torch.arange(old) / old
         tone = torch.sin(2 * math.pi * 1000 * t).double()
         out = resample(tone, old, new)
