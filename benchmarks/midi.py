@@ -256,8 +256,6 @@ def main() -> None:
     if args.real:
         results = json.loads(out.read_text()) if out.is_file() else {}
         real = results.setdefault("real_songs", {})
-        if "songs" in real:  # the layout before results were kept per separating model
-            real = results["real_songs"] = {}
         real[args.model] = real_songs(engine, pitch, args.model)
         atomic_write_bytes(out, (json.dumps(results, indent=1) + "\n").encode())
         print(json.dumps(real[args.model]["median_agreement_with_true_stem_notes"], indent=1))
@@ -278,9 +276,10 @@ def main() -> None:
             scores = {}
             for label, source in (("true stems", stems), ("separated stems", separated)):
                 found = transcribe(source, pitch)
-                scores[label] = {part: round(f_measure(found[part], truth[part]), 3) for part in truth}
+                scored = {part: matched(found[part], truth[part]) for part in truth}  # (precision, recall, F)
+                scores[label] = {part: round(f, 3) for part, (_, _, f) in scored.items()}
                 scores[label + " (precision, recall)"] = {
-                    part: [round(v, 3) for v in matched(found[part], truth[part])[:2]] for part in truth
+                    part: [round(p, 3), round(r, 3)] for part, (p, r, _) in scored.items()
                 }
             pitched = [(n.start, n.pitch) for n in pitch.transcribe(mix, RATE)]
             hits = drum_hits(mix, RATE)
