@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +37,14 @@ class NullResult:
     # add up to the mixture quantised, which clips there: their null is exact, and the song's peaks are not in them.
     clipped: int = 0
     mixture_peak_dbfs: float | None = None  # the mixture's peak, when it clips
+    # each stem's energy (Σ x², full scale = 1) as this check measured it, unrounded, so that the null of a tree of
+    # splits can be composed in the process that checked them (`tree_null`); not part of the certificate
+    energies: dict[str, float] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["energies"]
+        return out
 
     @property
     def clipping(self) -> str | None:
@@ -111,7 +116,7 @@ def null_residual(
         done = 0
         while done < total_frames:
             n = min(BLOCK, total_frames - done)
-            mix_block = readers[0].read(n, "float64").T
+            mix_block = readers[0].read(n, "float64")  # (channels, n), as every block below
             if bits is not None:
                 block = residual.of_pcm(mix_block, readers[1:], bits, n)
             else:
@@ -124,6 +129,29 @@ def null_residual(
             reader.close()
     names = list(names) if names is not None else [Path(i.path).stem for i in infos]
     return residual.result(domain, bits, mix_info, names, worst)
+
+
+def tree_null(song: NullResult, splits: Mapping[str, NullResult], leaves: Sequence[str]) -> NullResult | None:
+    """The null of a tree's leaves against the song, composed from the checks that read them: ``song``, the song's
+    stems against the song, and ``splits``, each split parent's children against the parent's file (keys as in
+    `Stems.leaves`: "drums/kick" for a child, "bass" for a stem left whole). When every check is bit-exact in the
+    same PCM depth, the leaves add up to the song bit for bit, since integers that add up to each parent and parents
+    that add up to the song do; their shares of the energy come from the energies those checks measured. None when
+    any check is not bit-exact or lacks its energies (a certificate read back has none): then read the leaves with
+    `null_residual`."""
+    checks = [song, *splits.values()]
+    if not all(check.bit_exact and check.domain == song.domain and check.energies for check in checks):
+        return None
+    energy: dict[str, float] = {}
+    for key in leaves:
+        parent, _, child = key.partition("/")
+        check = splits.get(parent) if child else (None if parent in splits else song)
+        if check is None or (child or parent) not in check.energies:
+            return None
+        energy[key] = check.energies[child or parent]
+    total = sum(energy.values())
+    shares = {key: round(value / total, 6) if total > 0 else 0.0 for key, value in energy.items()}
+    return replace(song, energy_share=shares, energies=energy)
 
 
 def _check_aligned(mix: AudioInfo, stems: list[AudioInfo], start: int, frames: int) -> None:
@@ -174,9 +202,12 @@ class _Residual:
         is bit-exact."""
         total: np.ndarray = np.zeros(mix_block.shape, dtype=np.int64)
         for index, reader in enumerate(stems):
-            stem = reader.read(n, "int32").T.astype(np.int64) >> (32 - bits)
+            # 16-bit samples as they are; 24-bit ones in the top bytes of an int32, shifted down in place
+            stem = reader.read(n, "int16" if bits == 16 else "int32")
             if stem.shape != mix_block.shape:
                 raise AudioError(TRUNCATED)
+            if bits != 16:
+                np.right_shift(stem, 32 - bits, out=stem)
             total += stem
             self.stem_energy[index] += _energy(stem.astype(np.float64)) / float(1 << (2 * bits - 2))
         target = quantise(mix_block, bits)
@@ -185,7 +216,7 @@ class _Residual:
             self.clipped += int(np.count_nonzero(over))
             self.mix_peak = max(self.mix_peak, float(np.abs(mix_block).max()))
         difference = total - target
-        if mix_block.shape[0] == n and not difference.any():
+        if mix_block.shape[-1] == n and not difference.any():
             return None
         return difference / float(1 << (bits - 1))
 
@@ -193,7 +224,7 @@ class _Residual:
         """The block's residual in float64."""
         total = np.zeros(mix_block.shape)
         for index, reader in enumerate(stems):
-            stem = reader.read(n, "float64").T
+            stem = reader.read(n, "float64")
             if stem.shape != mix_block.shape:
                 raise AudioError(TRUNCATED)
             total += stem
@@ -201,10 +232,10 @@ class _Residual:
         return total - mix_block
 
     def add(self, residual: np.ndarray, mix_block: np.ndarray, done: int, n: int) -> None:
-        """The residual of the ``n`` frames from ``done``."""
-        if residual.shape[0] != n:
+        """The residual (channels, n) of the ``n`` frames from ``done``."""
+        if residual.shape[-1] != n:
             raise AudioError(TRUNCATED)
-        magnitude = np.abs(residual).max(axis=1)
+        magnitude = np.abs(residual).max(axis=0)
         # per-region peaks of this block: split it where regions start (np.maximum.at is far slower)
         first = done // self.region
         cuts = np.arange((first + 1) * self.region, done + n, self.region) - done
@@ -230,6 +261,7 @@ class _Residual:
             passed = rms <= mix_rms * 10 ** (-LOSSY_MARGIN_DB / 20)
             tolerance = f"lossy: residual RMS >= {LOSSY_MARGIN_DB:g} dB below the mixture's"
         total_energy = self.stem_energy.sum()
+        energies = {name: float(e) for name, e in zip(names, self.stem_energy)}
         share = {
             name: round(float(e / total_energy), 6) if total_energy > 0 else 0.0
             for name, e in zip(names, self.stem_energy)
@@ -257,4 +289,5 @@ class _Residual:
             regions,
             self.clipped,
             _db(self.mix_peak) if self.clipped else None,
+            energies,
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
 from ..export import certificate
-from ..export.nullcheck import null_residual
+from ..export.nullcheck import NullResult, null_residual, tree_null
 from ..io.audio import AudioInfo
 from ..io.ensemble import EnsembleCard, find_card
 from ..io.model_store import ModelCard
@@ -159,7 +159,8 @@ def split_tree(
         made = split_file(engine, by_name[parent], folder / parent, options, progress, cancel)
         done.append(SplitResult(parent, made))
     if done and result.certificate is not None:
-        record_tree(folder, done, result.info, excerpt(result.info, options)[0], result.frames)
+        start = excerpt(result.info, options)[0]
+        record_tree(folder, done, result.info, start, result.frames, song_null=result.null)
     return done
 
 
@@ -209,11 +210,15 @@ def record_tree(
     start: int,
     frames: int,
     keep: bool = False,
+    song_null: NullResult | None = None,
 ) -> None:
-    """Add the splits and the tree's null (its leaves, `Stems.leaves`, read back from the folder as every reader of
-    the stems does, against ``frames`` samples of the ``mixture`` from ``start``) to the song's certificate in
-    ``folder``; with ``keep``, the splits it names already stay where their children still are. The copy inside
-    each WAV stays as it was written: it certifies that stem's level."""
+    """Add the splits and the tree's null (its leaves, `Stems.leaves`, against ``frames`` samples of the ``mixture``
+    from ``start``) to the song's certificate in ``folder``; with ``keep``, the splits it names already stay where
+    their children still are. The copy inside each WAV stays as it was written: it certifies that stem's level.
+
+    ``song_null``: the null this process found for the song's stems as written. When it and every split's are
+    bit-exact, the tree's follows from them (`tree_null`); otherwise the leaves are read back from the folder as
+    every reader of the stems does."""
     path = Path(folder) / CERTIFICATE
     cert = json.loads(path.read_text(encoding="utf-8"))
     outputs = [Path(folder) / o["file"] for o in cert.pop("outputs", [])]
@@ -238,5 +243,9 @@ def record_tree(
     earlier = {name: model for name, model in (settings.get("splits") or {}).items() if name in kept}
     settings["splits"] = {**earlier, **{s.parent: s.result.model for s in splits}}
     keys, paths = zip(*find_stems(folder).leaves())
-    cert["tree_null"] = null_residual(mixture, list(paths), start, frames, names=list(keys)).as_dict()
+    composed = None
+    if song_null is not None and not keep:
+        composed = tree_null(song_null, {s.parent: s.result.null for s in splits if s.result.null}, keys)
+    tree = composed or null_residual(mixture, list(paths), start, frames, names=list(keys))
+    cert["tree_null"] = tree.as_dict()
     certificate.write_beside(Path(folder), cert, outputs)

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from helpers import assert_stems_null, run, tiny_split_model
 
+from stemdesk.export.nullcheck import null_residual
 from stemdesk.io.stems import CERTIFICATE
 
 
@@ -48,10 +49,34 @@ def test_children_add_up_to_their_stem_and_the_tree_to_the_song(song_file, tmp_p
     split = cert["splits"]["vocals"]
     assert split["model"]["id"] == split_model and split["children"] == ["lead.wav", "backing.wav"]
     assert split["null"]["bit_exact"] and cert["tree_null"]["bit_exact"]
-    assert set(cert["tree_null"]["energy_share"]) == {"vocals/lead", "vocals/backing", "drums", "bass", "other"}
+    # the tree's null, composed from the two checks, is what reading the leaves back measures
+    keys = ["vocals/lead", "vocals/backing", "drums", "bass", "other"]
+    read = null_residual(song, leaves, names=keys).as_dict()
+    tree = cert["tree_null"]
+    assert list(tree["energy_share"]) == keys
+    assert tree["energy_share"] == pytest.approx(read.pop("energy_share"), abs=2e-6)
+    assert {k: v for k, v in tree.items() if k != "energy_share"} == read
     assert cert["settings"]["splits"] == {"vocals": split_model}
     inner = json.loads((folder / "vocals" / CERTIFICATE).read_text())
     assert inner["source"]["file"] == "vocals.wav" and inner["null"]["bit_exact"]
+
+
+def test_float_children_are_read_back_for_the_trees_null(song_file, tmp_path, split_model):
+    """32-bit float stems null to within a rounding, not bit for bit: the tree's null is measured on the files."""
+    song = song_file(seconds=3.0, subtype="PCM_16")
+    out = tmp_path / "out"
+    code, _, err = run(
+        "separate", song, "-o", out, "--model", "tiny-4stem", "--split", "vocals=tiny-split", "--bit-depth", "32f"
+    )
+    assert code == 0, err
+    folder = out / "song"
+    cert = json.loads((folder / CERTIFICATE).read_text())
+    tree = cert["tree_null"]
+    assert tree["domain"] == "float" and tree["passed"] and not tree["bit_exact"]
+    leaves = [folder / "vocals" / "lead.wav", folder / "vocals" / "backing.wav"]
+    leaves += [folder / f"{name}.wav" for name in ("drums", "bass", "other")]
+    keys = ["vocals/lead", "vocals/backing", "drums", "bass", "other"]
+    assert tree == null_residual(song, leaves, names=keys).as_dict()
 
 
 def test_a_split_that_cannot_run_is_refused_before_anything_is_written(song_file, tmp_path, split_model):
