@@ -31,7 +31,7 @@ def normalise_masks(raw: Tensor, kind: str, residual: bool = False) -> Tensor:
         if residual:
             # A zero logit for the residual source: softmax over [logits, 0].
             raw = torch.cat([raw, torch.zeros_like(raw[:, :1])], dim=1)
-        return torch.softmax(raw, dim=1)
+        return softmax_in_place_order(raw, 1)
     if kind == "sigmoid" and residual and raw.shape[1] == 1:
         weights = raw.clamp(0, 1)  # one mask and its complement: they sum to one as they are
         return torch.cat([weights, 1 - weights], dim=1)
@@ -50,10 +50,20 @@ def ratio_masks(weights: Tensor) -> Tensor:
     return masks.masked_fill_(total <= SILENT, 1.0 / weights.shape[1])
 
 
+def softmax_in_place_order(raw: Tensor, dim: int) -> Tensor:
+    """torch.softmax over ``dim``, computed in the order ``raw`` is laid out in memory, so the result is laid out as
+    ``raw`` is (torch.softmax of a permuted view copies it into the view's order first)."""
+    order = sorted(range(raw.dim()), key=raw.stride, reverse=True)
+    laid = raw.permute(order)
+    if not laid.is_contiguous():
+        return torch.softmax(raw, dim=dim)
+    return torch.softmax(laid, dim=order.index(dim)).permute([order.index(d) for d in range(raw.dim())])
+
+
 def apply_mask(spec: Tensor, mask: Tensor) -> Tensor:
-    """complex spec × real mask of broadcastable shapes, multiplying the real and imaginary parts directly
-    (faster than promoting the mask to complex)."""
-    return torch.view_as_complex(torch.view_as_real(spec) * mask.unsqueeze(-1))
+    """complex spec × real mask of broadcastable shapes (a real factor multiplies the real and imaginary parts:
+    the same numbers as multiplying them one by one)."""
+    return spec * mask
 
 
 def project_onto_mixture(stems: Tensor, mix: Tensor) -> Tensor:

@@ -39,6 +39,16 @@ def test_masks_sum_to_one_everywhere_including_silent_bins(kind, residual):
         assert torch.equal(masks[:, -1, :, :5], torch.ones_like(masks[:, -1, :, :5]))
 
 
+def test_softmax_masks_of_a_frames_major_output_are_the_softmax_and_keep_its_layout():
+    """An output laid out frame by frame (bins fastest, as torch.stft lays a spectrogram) keeps that layout through
+    the softmax, so the masking reads mask and spectrogram in step."""
+    raw = (torch.randn(1, 7, 3, 2, 33) * 4).permute(0, 2, 3, 4, 1)  # (batch, sources, channels, bins, frames)
+    masks = normalise_masks(raw, "softmax")
+    assert torch.allclose(masks, torch.softmax(raw.contiguous(), dim=1), atol=1e-7)
+    assert masks.stride() == raw.stride()
+    assert torch.allclose(masks.sum(1), torch.ones(1, 2, 33, 7), atol=1e-6)
+
+
 def test_residual_source_gets_what_the_others_leave():
     raw = torch.full((1, 1, 1, 4, 3), 0.25)  # vocals mask 0.25 → accompaniment 0.75
     masks = normalise_masks(raw, "sigmoid", residual=True)

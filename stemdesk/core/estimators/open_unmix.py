@@ -65,14 +65,8 @@ class OpenUnmix(Estimator):
         y = y[0] if isinstance(y, tuple) else y  # (batch, frames, hidden)
         x = torch.cat([x, y], dim=-1)  # (batch, frames, 2·hidden)
         x = torch.relu(self.bn2(self.fc2(x).transpose(1, 2)).transpose(1, 2))
-        # the output layer with frames last: (batch, predicted·channels·bins, frames) comes out laid in memory as the
-        # masks are read (the mask policy's softmax over the sources, the masking per bin), not as a transposed view
-        # of (batch, frames, ...), which made both about twice as slow
-        if not isinstance(self.fc3, torch.nn.Linear):  # a wrapped layer (low-rank adapters while fine-tuning)
-            x = self.fc3(x).reshape(batch, frames, self.predicted, channels, bins)
-            return x.permute(0, 2, 3, 4, 1)
-        xt = x.transpose(1, 2)  # (batch, hidden, frames)
-        bias = self.fc3.bias[:, None]
-        out = [torch.addmm(bias, self.fc3.weight, xt[i]) for i in range(batch)]
-        x = out[0][None] if batch == 1 else torch.stack(out)
-        return x.reshape(batch, self.predicted, channels, bins, frames)  # (batch, predicted, channels, bins, frames)
+        # the output layer frame by frame, returned as a (batch, predicted, channels, bins, frames) view: bins vary
+        # fastest in memory, as in the spectrogram torch.stft makes, so the masking reads both in step (and the mask
+        # policy's softmax keeps this layout: `normalise_masks`)
+        x = self.fc3(x).reshape(batch, frames, self.predicted, channels, bins)
+        return x.permute(0, 2, 3, 4, 1)
