@@ -1,7 +1,7 @@
 """Split models against their targets, on the song each held out (its card's validation song, never trained on).
 
     .venv/bin/python benchmarks/splits.py [--models stemdesk-vocals-leadback,stemdesk-drumkit] [--threads 1]
-                                          [--no-separated] [--no-speed | --speed-only]
+                                          [--runs 3] [--no-separated] [--no-speed | --speed-only]
 
 Needs ../shared/data/cc0-efree-sessions (the artist's session tracks) and cc0-efree (the songs' four stems).
 
@@ -15,8 +15,9 @@ Needs ../shared/data/cc0-efree-sessions (the artist's session tracks) and cc0-ef
    the song, and as HTDemucs does (when installed). Target: every child of the model on the true parent at least
    4 dB above the better baseline.
 2. Speed and memory: a 3-minute excerpt of the song separated by `stemdesk separate` with the default model, and
-   again with `--split PARENT=MODEL` (fresh processes, same threads): what the split adds (its model, its files, its
-   null and the tree's) over the separation's time. Target: at most 30 % more, and the peak memory of the
+   again with `--split PARENT=MODEL` (fresh processes, same threads, the two in turn `--runs` times, 3 by default):
+   what the split adds (its model, its files, its null and the tree's) over the separation's time, the median of
+   the pairs' shares. Target: at most 30 % more, and the peak memory of the
    separation with the split at most 1 GB. Also timed: the parent stem file split on its own by `stemdesk split`
    (its process's start-up included).
 3. Null: the separations with `--split` at 16 and 24 bits: the children add up to their parent and the whole tree
@@ -162,7 +163,7 @@ def quality(model: str, separated: bool, threads: int) -> dict:
     return out
 
 
-def speed_memory_null(model: str, threads: int) -> dict:
+def speed_memory_null(model: str, threads: int, runs: int) -> dict:
     card = find_model(model)
     parent = card.raw["split"]["parent"]
     song = card.raw["training_data"]["valid_songs"][0]
@@ -179,20 +180,26 @@ def speed_memory_null(model: str, threads: int) -> dict:
         path = work / "song.wav"
         sf.write(str(path), mixture, 44100, subtype="PCM_16")
         threads_flag = ["--threads", str(threads)]
-        code, _, err, separate_s, separate_mb = timed(
-            [*stemdesk, "separate", str(path), "-o", str(work / "a"), "--bit-depth", "16", *threads_flag], env
-        )
-        assert code == 0, err
+
+        def separate(out: Path, *extra: str) -> tuple[float, float]:
+            command = [*stemdesk, "separate", str(path), "-o", str(out), *extra, *threads_flag]
+            code, _, err, seconds, peak = timed(command, env)
+            assert code == 0, err
+            return seconds, peak
+
         # what splitting adds to a separation: the same separation with --split, in one process (the split, its
-        # null and the tree's), at 16 and 24 bits, each also checked to null at every level
-        nulls, with_split = {}, {}
+        # null and the tree's); in pairs, one after the other, so that a machine's drift moves both alike
+        split_flag = ["--split", f"{parent}={model}"]
+        pairs = []
+        for _ in range(runs):
+            alone = separate(work / "a", "--bit-depth", "16")
+            with_split = separate(work / "b", "--bit-depth", "16", *split_flag)
+            pairs.append((alone, with_split))
+        # at 16 and 24 bits, each also checked to null at every level
+        nulls = {}
         for depth in ("16", "24"):
             out = work / f"null{depth}"
-            split_flag = ["--split", f"{parent}={model}"]
-            command = [*stemdesk, "separate", str(path), "-o", str(out), "--bit-depth", depth, *split_flag]
-            code, _, err, seconds, peak = timed([*command, *threads_flag], env)
-            assert code == 0, err
-            with_split[depth] = (seconds, peak)
+            separate(out, "--bit-depth", depth, *split_flag)
             cert = json.loads((out / "song" / "stemdesk-certificate.json").read_text())
             nulls[depth] = {
                 "children_to_parent_bit_exact": cert["splits"][parent]["null"]["bit_exact"],
@@ -202,19 +209,24 @@ def speed_memory_null(model: str, threads: int) -> dict:
         stem = work / "a" / "song" / f"{parent}.wav"
         code, _, err, file_s, file_mb = timed([*stemdesk, "split", str(stem), "--model", model, *threads_flag], env)
         assert code == 0, err
-    split_s, split_mb = with_split["16"][0] - separate_s, with_split["16"][1]
+    shares = sorted((b[0] - a[0]) / a[0] for a, b in pairs)
+    separate_s = float(np.median([a[0] for a, _ in pairs]))
+    split_s = float(np.median([b[0] - a[0] for a, b in pairs]))
+    split_mb = max(b[1] for _, b in pairs)
     return {
         "excerpt_seconds": EXCERPT_SECONDS,
         "threads": threads,
+        "runs": runs,
         "separate_seconds": round(separate_s, 2),
-        "separate_with_split_seconds": round(with_split["16"][0], 2),
+        "separate_with_split_seconds": round(float(np.median([b[0] for _, b in pairs])), 2),
         "split_seconds": round(split_s, 2),
-        "split_share_of_separation": round(split_s / separate_s, 3),
-        "meets_speed_target": split_s / separate_s <= SPEED_SHARE,
+        "split_share_of_separation": round(float(np.median(shares)), 3),
+        "split_shares": [round(x, 3) for x in shares],
+        "meets_speed_target": float(np.median(shares)) <= SPEED_SHARE,
         "split_peak_mb": round(split_mb),
         "split_file_seconds": round(file_s, 2),
         "split_file_peak_mb": round(file_mb),
-        "separate_peak_mb": round(separate_mb),
+        "separate_peak_mb": round(max(a[1] for a, _ in pairs)),
         "meets_memory_target": split_mb <= MEMORY_MB,
         "null": nulls,
         "meets_null_target": all(all(v.values()) for v in nulls.values()),
@@ -238,6 +250,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="pairs of separations timed (the median share counts)")
     parser.add_argument("--no-separated", action="store_true", help="score on the true parents only")
     parser.add_argument("--no-speed", action="store_true", help="leave out speed, memory and null")
     parser.add_argument(
@@ -253,13 +266,13 @@ def main() -> None:
     for model in args.models.split(","):
         print(f"== {model}", flush=True)
         if args.speed_only and model in results:
-            made = {**results[model], "speed_memory_null": speed_memory_null(model, args.threads)}
+            made = {**results[model], "speed_memory_null": speed_memory_null(model, args.threads, args.runs)}
             results[model] = made
             print(json.dumps(made["speed_memory_null"], indent=1), flush=True)
             continue
         made = {"quality": quality(model, not args.no_separated, args.threads), "training": training(model)}
         if not args.no_speed:
-            made["speed_memory_null"] = speed_memory_null(model, args.threads)
+            made["speed_memory_null"] = speed_memory_null(model, args.threads, args.runs)
         results[model] = made
         print(json.dumps(made, indent=1), flush=True)
     atomic_write_bytes(path, (json.dumps(results, indent=1) + "\n").encode())

@@ -116,7 +116,7 @@ def null_residual(
         done = 0
         while done < total_frames:
             n = min(BLOCK, total_frames - done)
-            mix_block = readers[0].read(n, "float64")  # (channels, n), as every block below
+            mix_block = readers[0].read(n, "float64", frames_first=True)  # (n, channels), as every block below
             if bits is not None:
                 block = residual.of_pcm(mix_block, readers[1:], bits, n)
             else:
@@ -203,7 +203,7 @@ class _Residual:
         total: np.ndarray = np.zeros(mix_block.shape, dtype=np.int64)
         for index, reader in enumerate(stems):
             # 16-bit samples as they are; 24-bit ones in the top bytes of an int32, shifted down in place
-            stem = reader.read(n, "int16" if bits == 16 else "int32")
+            stem = reader.read(n, "int16" if bits == 16 else "int32", frames_first=True)
             if stem.shape != mix_block.shape:
                 raise AudioError(TRUNCATED)
             if bits != 16:
@@ -216,7 +216,7 @@ class _Residual:
             self.clipped += int(np.count_nonzero(over))
             self.mix_peak = max(self.mix_peak, float(np.abs(mix_block).max()))
         difference = total - target
-        if mix_block.shape[-1] == n and not difference.any():
+        if mix_block.shape[0] == n and not difference.any():
             return None
         return difference / float(1 << (bits - 1))
 
@@ -224,7 +224,7 @@ class _Residual:
         """The block's residual in float64."""
         total = np.zeros(mix_block.shape)
         for index, reader in enumerate(stems):
-            stem = reader.read(n, "float64")
+            stem = reader.read(n, "float64", frames_first=True)
             if stem.shape != mix_block.shape:
                 raise AudioError(TRUNCATED)
             total += stem
@@ -232,10 +232,10 @@ class _Residual:
         return total - mix_block
 
     def add(self, residual: np.ndarray, mix_block: np.ndarray, done: int, n: int) -> None:
-        """The residual (channels, n) of the ``n`` frames from ``done``."""
-        if residual.shape[-1] != n:
+        """The residual (n, channels) of the ``n`` frames from ``done``."""
+        if residual.shape[0] != n:
             raise AudioError(TRUNCATED)
-        magnitude = np.abs(residual).max(axis=0)
+        magnitude = np.abs(residual).max(axis=1)
         # per-region peaks of this block: split it where regions start (np.maximum.at is far slower)
         first = done // self.region
         cuts = np.arange((first + 1) * self.region, done + n, self.region) - done

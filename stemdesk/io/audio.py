@@ -301,9 +301,10 @@ class AudioReader:
             self._file.seek(frame)
             self.position = frame
 
-    def read(self, frames: int, dtype: str = "float32") -> np.ndarray:
-        """The next ``frames`` samples as (channels, n) of ``dtype``; fewer only at the end of the file. A file
-        that ends early returns what it holds, and the next read raises."""
+    def read(self, frames: int, dtype: str = "float32", frames_first: bool = False) -> np.ndarray:
+        """The next ``frames`` samples as (channels, n) of ``dtype`` (``frames_first``: (n, channels), as the file
+        interleaves them, without a copy); fewer only at the end of the file. A file that ends early returns what it
+        holds, and the next read raises."""
         info = self.info
         want = max(0, min(frames, info.frames - self.position))
         try:
@@ -325,7 +326,7 @@ class AudioReader:
                 "Re-render the file from its source; no stems were written."
             )
         self.position += data.shape[0]
-        return np.ascontiguousarray(data.T)
+        return data if frames_first else np.ascontiguousarray(data.T)
 
     def close(self) -> None:
         self._file.close()
