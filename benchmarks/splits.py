@@ -182,7 +182,7 @@ def speed_memory_null(model: str, threads: int, runs: int) -> dict:
         threads_flag = ["--threads", str(threads)]
 
         def separate(out: Path, *extra: str) -> tuple[float, float]:
-            command = [*stemdesk, "separate", str(path), "-o", str(out), *extra, *threads_flag]
+            command = [*stemdesk, "separate", str(path), "-o", str(out), "--overwrite", *extra, *threads_flag]
             code, _, err, seconds, peak = timed(command, env)
             assert code == 0, err
             return seconds, peak

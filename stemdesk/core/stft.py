@@ -65,6 +65,7 @@ class STFT(torch.nn.Module):
         super().__init__()
         self.config = config
         self.register_buffer("window", torch.hann_window(config.window_length, periodic=True), persistent=False)
+        self._envelopes: dict[tuple, Tensor] = {}  # the inverse's windows' squared sum, by frame count
 
     def forward(self, audio: Tensor) -> Tensor:
         shape = audio.shape
@@ -84,16 +85,58 @@ class STFT(torch.nn.Module):
     def inverse(self, spec: Tensor, length: int) -> Tensor:
         shape = spec.shape
         flat = spec.reshape(-1, *shape[-2:])
-        audio = torch.istft(
-            flat,
-            n_fft=self.config.n_fft,
-            hop_length=self.config.hop,
-            win_length=self.config.window_length,
-            window=self.window.to(flat.real.dtype),
-            center=True,
-            length=length,
-        )
+        audio = self._overlap_add_inverse(flat, length)
+        if audio is None:
+            audio = torch.istft(
+                flat,
+                n_fft=self.config.n_fft,
+                hop_length=self.config.hop,
+                win_length=self.config.window_length,
+                window=self.window.to(flat.real.dtype),
+                center=True,
+                length=length,
+            )
         return audio.reshape(*shape[:-2], length)
+
+    def _overlap_add_inverse(self, flat: Tensor, length: int) -> Tensor | None:
+        """torch.istft's result (the same numbers at 50 % overlap, within a rounding at 75 %) for a hop that divides
+        the FFT, two to three times quicker on a CPU: each frame's inverse FFT, windowed, added into place in
+        ``n_fft / hop`` strided sums, divided by the windows' squared sum (kept per frame count). None where it does
+        not apply (a hop that does not divide the FFT, or a length beyond the frames), for torch.istft to do."""
+        n_fft, hop = self.config.n_fft, self.config.hop
+        frames = flat.shape[-1]
+        start = n_fft // 2
+        if n_fft % hop or start + length > n_fft + hop * (frames - 1):
+            return None
+        dtype = flat.real.dtype
+        window = self._padded_window(dtype)
+        key = (frames, dtype, flat.device)
+        if key not in self._envelopes:
+            squares = (window * window).expand(1, frames, n_fft)
+            self._envelopes = {key: _overlap_add(squares, hop)[0]}  # one frame count kept: the chunks'
+        envelope = self._envelopes[key][start : start + length]
+        if envelope.min() < 1e-11:  # windows that leave a gap: torch.istft says so
+            return None
+        parts = torch.fft.irfft(flat.transpose(1, 2), n=n_fft)  # (count, frames, n_fft)
+        parts *= window
+        return _overlap_add(parts, hop)[:, start : start + length] / envelope
+
+    def _padded_window(self, dtype: torch.dtype) -> Tensor:
+        """The window centred in ``n_fft`` samples, as torch.stft pads a shorter one."""
+        window = self.window.to(dtype)
+        pad = self.config.n_fft - window.shape[0]
+        return torch.nn.functional.pad(window, (pad // 2, pad - pad // 2)) if pad else window
+
+
+def _overlap_add(frames: Tensor, hop: int) -> Tensor:
+    """frames (count, frames, n_fft) with ``hop`` dividing n_fft → their overlap-add (count, n_fft + hop·(frames−1))."""
+    count, total, n_fft = frames.shape
+    overlap = n_fft // hop
+    out = frames.new_zeros(count, total + overlap - 1, hop)
+    parts = frames.reshape(count, total, overlap, hop)
+    for index in range(overlap):
+        out[:, index : index + total] += parts[:, :, index]
+    return out.reshape(count, -1)
 
 
 def interpolate_bins(values: Tensor, source: Tensor, target: Tensor) -> Tensor:

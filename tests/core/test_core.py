@@ -85,6 +85,29 @@ def test_stft_round_trip_and_rate_scaling():
     assert abs(scaled.bin_frequencies()[1] - config.bin_frequencies()[1]) < 0.01
 
 
+@pytest.mark.parametrize(
+    "n_fft, hop, window",
+    [(2048, 1024, None), (4096, 1024, None), (4096, 2048, None), (1024, 256, 512), (1024, 300, None)],
+)
+def test_the_inverse_stft_is_torch_istft(n_fft, hop, window):
+    """The inverse's own overlap-add (a hop that divides the FFT) gives torch.istft's samples, for every length
+    the frames hold, in float32 and float64; other hops are torch.istft's."""
+    stft = STFT(STFTConfig(n_fft=n_fft, hop=hop, win_length=window))
+    for length, dtype in [(44100, torch.float32), (44100 - 300, torch.float32), (7001, torch.float64)]:
+        audio = torch.randn(3, 2, length, dtype=dtype)
+        spec = stft(audio)
+        expected = torch.istft(
+            spec.reshape(6, *spec.shape[-2:]), n_fft, hop, window, stft.window.to(dtype), center=True, length=length
+        )
+        assert torch.allclose(stft.inverse(spec, length), expected.reshape(3, 2, length), rtol=0, atol=2e-6)
+
+
+def test_an_inverse_stft_whose_windows_leave_gaps_is_refused():
+    stft = STFT(STFTConfig(n_fft=1024, hop=512, win_length=256))
+    with pytest.raises(RuntimeError, match="hop_length <= win_length"):
+        stft.inverse(stft(torch.randn(2, 44100)), 44100)
+
+
 def test_channel_grouping_averages_duplicates_back():
     groups, order = group_channels(3, 2)
     assert groups.tolist() == [[0, 1], [2, 2]]
