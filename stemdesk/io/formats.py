@@ -96,8 +96,7 @@ def quantise(audio: np.ndarray, bits: int) -> np.ndarray:
 
     scale = float(1 << (bits - 1))
     # Scaling by a power of two is exact in float32 too, so float32 input need not be widened.
-    work = audio.astype(np.float64 if audio.dtype == np.float64 else np.float32, copy=True)
-    np.multiply(work, scale, out=work)
+    work = np.multiply(audio, scale, dtype=np.float64 if audio.dtype == np.float64 else np.float32)
     np.rint(work, out=work)
     np.clip(work, -scale, scale - 1, out=work)
     return work.astype(np.int32)
