@@ -1,8 +1,9 @@
 """Copy split models trained by `stemdesk train --split` into this checkout's models/, as shipped models.
 
-    .venv/bin/python -m lab.ship_split_models MODELS_FOLDER ID [ID ...]
+    .venv/bin/python -m lab.ship_split_models MODELS_FOLDER ID[=SHIPPED_ID] [ID[=SHIPPED_ID] ...]
 
-MODELS_FOLDER is the models folder of the home the training ran in (…/stemdesk/models). The card keeps everything
+MODELS_FOLDER is the models folder of the home the training ran in (…/stemdesk/models); ID=SHIPPED_ID ships the
+model trained as ID under the shipped name (a retrained `stemdesk-drumkit`). The card keeps everything
 the trainer wrote; this adds what a shipped card has: the one-line summary a user reads first (its stems, its
 validation against the baselines, its size), the weights' licence (CC0-1.0: trained only on the CC0 sessions of
 ../shared/data/cc0-efree-sessions), and data folders named relative to the checkout; then renders the README again.
@@ -41,11 +42,14 @@ def summary(card: dict) -> str:
     return " ".join(parts)
 
 
-def ship(source: Path, model: str) -> Path:
-    target = ROOT / "models" / model
+def ship(source: Path, model: str, shipped: str | None = None) -> Path:
+    shipped = shipped or model
+    target = ROOT / "models" / shipped
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source / model, target)
     card = json.loads((target / "card.json").read_text(encoding="utf-8"))
+    card["id"] = shipped
+    card["description"] = card["description"].replace(model, shipped)
     card["training_data"]["folders"] = ["../shared/data/cc0-efree-sessions"]
     card["licenses"]["weights"] = LICENCE
     card["summary"] = summary(card)
@@ -60,7 +64,8 @@ def main() -> None:
     parser.add_argument("models", nargs="+")
     args = parser.parse_args()
     for model in args.models:
-        print(ship(args.folder, model))
+        trained, _, shipped = model.partition("=")
+        print(ship(args.folder, trained, shipped or None))
 
 
 if __name__ == "__main__":
