@@ -97,7 +97,14 @@ def read_embedded(path: Path) -> dict | None:
         return None
 
 
-def write_beside(folder: Path, cert: dict, outputs: Sequence[Path], name: str = CERTIFICATE) -> Path:
-    """The JSON certificate in ``folder`` (as ``name``), listing each output with its sha256 (after embedding)."""
-    full = {**cert, "outputs": [{"file": Path(p).name, "sha256": sha256_file(Path(p))} for p in outputs]}
+def write_beside(
+    folder: Path, cert: dict, outputs: Sequence[Path], name: str = CERTIFICATE, known: dict[str, str] | None = None
+) -> Path:
+    """The JSON certificate in ``folder`` (as ``name``), listing each output with its sha256 (after embedding);
+    ``known``: file name → sha256 this process found for an output it wrote and has not changed since."""
+    known = known or {}
+    full = {
+        **cert,
+        "outputs": [{"file": Path(p).name, "sha256": known.get(Path(p).name) or sha256_file(Path(p))} for p in outputs],
+    }
     return atomic_write_bytes(Path(folder) / name, (json.dumps(full, indent=2) + "\n").encode("utf-8"))

@@ -218,10 +218,11 @@ def record_tree(
 
     ``song_null``: the null this process found for the song's stems as written. When it and every split's are
     bit-exact, the tree's follows from them (`tree_null`); otherwise the leaves are read back from the folder as
-    every reader of the stems does."""
+    every reader of the stems does. With it, the stems' hashes this process listed are kept, not computed again."""
     path = Path(folder) / CERTIFICATE
     cert = json.loads(path.read_text(encoding="utf-8"))
-    outputs = [Path(folder) / o["file"] for o in cert.pop("outputs", [])]
+    listed = cert.pop("outputs", [])
+    outputs = [Path(folder) / o["file"] for o in listed]
     kept = {
         name: entry
         for name, entry in (cert.get("splits") or {}).items()
@@ -243,9 +244,10 @@ def record_tree(
     earlier = {name: model for name, model in (settings.get("splits") or {}).items() if name in kept}
     settings["splits"] = {**earlier, **{s.parent: s.result.model for s in splits}}
     keys, paths = zip(*find_stems(folder).leaves())
-    composed = None
-    if song_null is not None and not keep:
+    composed, known = None, None
+    if song_null is not None and not keep:  # this process wrote the song's stems: their checks and hashes stand
         composed = tree_null(song_null, {s.parent: s.result.null for s in splits if s.result.null}, keys)
+        known = {o["file"]: o["sha256"] for o in listed}
     tree = composed or null_residual(mixture, list(paths), start, frames, names=list(keys))
     cert["tree_null"] = tree.as_dict()
-    certificate.write_beside(Path(folder), cert, outputs)
+    certificate.write_beside(Path(folder), cert, outputs, known=known)

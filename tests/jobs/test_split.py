@@ -4,6 +4,7 @@ written."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def test_children_add_up_to_their_stem_and_the_tree_to_the_song(song_file, tmp_p
     assert list(tree["energy_share"]) == keys
     assert tree["energy_share"] == pytest.approx(read.pop("energy_share"), abs=2e-6)
     assert {k: v for k, v in tree.items() if k != "energy_share"} == read
+    # the song's stems listed with the hashes of the files as they are
+    assert {o["file"]: o["sha256"] for o in cert["outputs"]} == {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("vocals.wav", "drums.wav", "bass.wav", "other.wav")
+    }
     assert cert["settings"]["splits"] == {"vocals": split_model}
     inner = json.loads((folder / "vocals" / CERTIFICATE).read_text())
     assert inner["source"]["file"] == "vocals.wav" and inner["null"]["bit_exact"]
