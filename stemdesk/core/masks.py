@@ -66,14 +66,14 @@ def apply_mask(spec: Tensor, mask: Tensor) -> Tensor:
     return spec * mask
 
 
-def project_onto_mixture(stems: Tensor, mix: Tensor) -> Tensor:
+def project_onto_mixture(stems: Tensor, mix: Tensor, in_place: bool = False) -> Tensor:
     """Make Σ stems equal the mix in the time domain by giving the last stem what the others leave.
 
     stems: (..., sources, channels, length); mix: (..., channels, length). The masks already sum to one, so the
     residual moved here is only iSTFT and float rounding (about −140 dBFS); the projection makes the null exact
-    to the rounding of one subtraction. Returns a new tensor.
+    to the rounding of one subtraction. Returns a new tensor, or ``stems`` itself with ``in_place``.
     """
-    out = stems.clone()
+    out = stems if in_place else stems.clone()
     out[..., -1, :, :] = mix - stems[..., :-1, :, :].sum(dim=-3)
     return out
 

@@ -221,8 +221,7 @@ class Separator:
             stem_spec = filtered[:, source] if filtered is not None else self.apply(spec, masks[:, source])
             decoded = self.decode(stem_spec, sample_rate, length)
             stems[source] = ungroup_channels(decoded.unsqueeze(1), order, channels)[0].to("cpu", audio.dtype)
-        stems[-1] = audio - stems[:-1].sum(dim=0)  # `project_onto_mixture`, in the array this made
-        return stems, masks
+        return project_onto_mixture(stems, audio, in_place=True), masks
 
     def merge_outputs(self, parts: Tensor, dim: int = 0) -> Tensor:
         """The estimator's sources summed into this separator's stems along ``dim``: stems (sources, channels,
