@@ -91,9 +91,11 @@ class Chunker:
         seg, stride = self.segment, self.stride
         pending: list[Tensor] = []  # input not yet dropped, starting at global position `start`
         pending_len = 0
-        start = 0  # global position of the next segment
-        acc: Tensor | None = None  # (sources, channels, seg) for positions start .. start+seg
-        wacc: Tensor | None = None  # (seg,)
+        start = 0  # global position of the next segment, and of acc's first sample
+        # Σ w·fn(x) (sources, channels, seg) and Σ w (seg,) for positions start .. start+seg; only their first
+        # `covered - start` samples hold anything (what earlier segments left), the rest is whatever was there
+        acc: Tensor | None = None
+        wacc: Tensor | None = None
         covered = 0  # global position up to which some segment has been processed
         emitted = 0
 
@@ -106,22 +108,28 @@ class Chunker:
             nonlocal acc, wacc, covered
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            y = self._run(x)
+            y = self._run(x).to(x.dtype)
             n = x.shape[-1]
             w = self.window(n, self.overlap, x.dtype)
             if acc is None or wacc is None:
-                acc = torch.zeros(y.shape[0], y.shape[1], seg, dtype=x.dtype)
-                wacc = torch.zeros(seg, dtype=x.dtype)
-            acc[..., :n] += y.to(x.dtype) * w
-            wacc[:n] += w
+                acc = torch.empty(y.shape[0], y.shape[1], seg, dtype=x.dtype)
+                wacc = torch.empty(seg, dtype=x.dtype)
+            shared = min(max(covered - start, 0), n)  # what an earlier segment reached: added to; the rest: set
+            acc[..., :shared] += y[..., :shared] * w[:shared]
+            torch.mul(y[..., shared:], w[shared:], out=acc[..., shared:n])
+            wacc[:shared] += w[:shared]
+            wacc[shared:n] = w[shared:]
             covered = start + n
 
         def emit(n: int) -> Tensor:
-            nonlocal acc, wacc, emitted
+            nonlocal emitted
             assert acc is not None and wacc is not None, "emit before any segment was processed"
             out = acc[..., :n] / wacc[:n]
-            acc = torch.cat([acc[..., n:], torch.zeros_like(acc[..., :n])], dim=-1)
-            wacc = torch.cat([wacc[n:], torch.zeros_like(wacc[:n])])
+            # what a later segment will add to moves to the front (the overlap, not the whole segment)
+            keep = max(covered - emitted - n, 0)
+            if keep:
+                acc[..., :keep] = acc[..., n : n + keep].clone() if keep > n else acc[..., n : n + keep]
+                wacc[:keep] = wacc[n : n + keep].clone() if keep > n else wacc[n : n + keep]
             emitted += n
             if progress is not None:
                 progress({"stage": "separate", "done": emitted, "total": total})

@@ -132,6 +132,36 @@ def test_chunker_reconstructs_identity_exactly(segment, overlap, length):
     assert torch.allclose(out[0], audio, rtol=5e-7, atol=1e-9)  # a few float32 ulps
 
 
+@pytest.mark.parametrize("segment, overlap", [(1000, 0), (1000, 250), (1000, 600), (1000, 999), (300, 100)])
+@pytest.mark.parametrize("blocks", [1, 7, 333, 100000])
+def test_chunker_output_is_the_weighted_mean_of_every_segment(segment, overlap, blocks):
+    """Each segment's output differs (it depends on the call), so a sample that took a stale or a missing
+    contribution shows: the streamed result equals Σ w·fn(segment) / Σ w computed naively in float64."""
+    audio = torch.randn(2, 5123)
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[-1])
+        return torch.stack([x * len(calls), x.pow(2) + len(calls)])
+
+    out = torch.cat(list(Chunker(fn, segment, overlap).stream(torch.split(audio, blocks, dim=-1))), -1)
+    acc = torch.zeros(2, 2, audio.shape[-1], dtype=torch.float64)
+    wacc = torch.zeros(audio.shape[-1], dtype=torch.float64)
+    stride, start, call = segment - overlap, 0, 0
+    while True:
+        piece = audio[:, start : start + segment].double()
+        n = piece.shape[-1]
+        call += 1
+        w = segment_weights(n, overlap, torch.float64)
+        acc[..., start : start + n] += torch.stack([piece * call, piece.pow(2) + call]) * w
+        wacc[start : start + n] += w
+        if start + n >= audio.shape[-1]:
+            break
+        start += stride
+    assert calls == [min(segment, audio.shape[-1] - i * stride) for i in range(call)]
+    assert torch.allclose(out.double(), acc / wacc, rtol=1e-5, atol=1e-5)
+
+
 def test_chunker_accumulates_in_the_input_dtype():
     audio = torch.randn(1, 5000, dtype=torch.float64)
     out = Chunker(identity, 1000, 300).run(audio)

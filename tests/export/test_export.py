@@ -138,6 +138,26 @@ def test_an_existing_file_survives_a_failed_rewrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["vocals.wav"]
 
 
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("layout", ["channels first", "interleaved", "a slice"])
+def test_blocks_of_any_layout_are_written_sample_for_sample(tmp_path, channels, layout):
+    """The writer interleaves (channels, n) blocks itself: whether they are rows, a transposed interleaved array or
+    a slice of a bigger one, the file holds each channel's samples in order."""
+    rng = np.random.default_rng(channels)
+    ints = rng.integers(-32768, 32767, (channels, 5000), dtype=np.int16)
+    block = {
+        "channels first": ints,
+        "interleaved": np.ascontiguousarray(ints.T).T,
+        "a slice": np.repeat(ints, 2, axis=1)[:, ::2],
+    }[layout]
+    with AtomicAudioWriter(tmp_path / "x.wav", 44100, channels, "WAV", "PCM_16") as writer:
+        writer.write(block[:, :1234])
+        writer.write(block[:, 1234:])
+        writer.commit()
+    back, _ = sf.read(str(tmp_path / "x.wav"), dtype="int16", always_2d=True)
+    assert np.array_equal(back.T, ints)
+
+
 def test_long_ogg_is_written_in_blocks(tmp_path):
     """libsndfile crashes encoding ≥ 60 s of Vorbis in one call; the writer must split it."""
     audio = (np.random.default_rng(0).standard_normal((2, 44100 * 70)) * 0.1).astype(np.float32)
