@@ -8,6 +8,9 @@ the certificate names, else the folder), for DAWs that import one file. What eac
   toms 47, the rest 39), else by band (kick, snare, hi-hat);
 - other, and any stem of another name: notes, several voices.
 
+A one-voice line's notes start at their attacks in the song (the stems' sum): a separated stem's own attacks are weak
+and late, part of them gone to other stems (`stemdesk.transcribe.pitched.snap_onsets`).
+
 The tempo (read from the onsets) and the key (from the notes) go in every file; the notes stay where they were played
 unless ``quantise`` snaps them to sixteenths. The song's certificate lists the files (they are no part of its null)."""
 
@@ -19,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..core.cancel import CancelToken
+from ..io.audio import read
 from ..io.stems import CERTIFICATE, find_stems
 from ..mixer.mix import parent_of
 from .drums import drum_hits_file
@@ -46,8 +52,29 @@ class MidiResult:
     seconds: float = 0.0
 
 
-def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
-    """One stem's part, its file read once, in pieces (a 2-hour stem needs no more memory than a song)."""
+class SongSpans:
+    """The song as the sum of its stems (which add up to it), mono, over a span of samples; the last span asked for
+    is kept, since every stem asks for the same spans (the whole song, or the same pieces of a long one)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.span: tuple[int, int] | None = None
+        self.samples = np.zeros(0, np.float32)
+
+    def __call__(self, first: int, frames: int) -> np.ndarray:
+        if self.span != (first, frames):
+            self.samples = np.zeros(0, np.float32)  # the previous span goes before the next is read
+            total = np.zeros(frames, np.float32)
+            for path in self.paths:
+                audio, _ = read(path, first, frames)
+                total[: audio.shape[-1]] += audio.mean(axis=0)
+            self.span, self.samples = (first, frames), total
+        return self.samples
+
+
+def _part(key: str, path: Path, pitch: BasicPitch, song: SongSpans) -> Part:
+    """One stem's part, its file read once, in pieces (a 2-hour stem needs no more memory than a song); a one-voice
+    line's onsets are placed on their attacks in the ``song``."""
     name = key.split("/")[-1]
     group = parent_of(key)
     if key == "drums" or group == "drums":
@@ -58,7 +85,7 @@ def _part(key: str, path: Path, pitch: BasicPitch) -> Part:
         silent = "the stem is silent" if peak < SILENT else ""
         return Part(key.replace("/", " "), notes, channel=DRUM_CHANNEL, empty_because=silent or "no drum hits found")
     one, program = PITCHED.get(name, PITCHED.get(group or "", (False, 0)))
-    notes, peak = pitch.transcribe_file(path, voices=1 if one else None)
+    notes, peak = pitch.transcribe_file(path, voices=1 if one else None, mixture=song if one else None)
     silent = "the stem is silent" if peak < SILENT else ""
     return Part(key.replace("/", " "), notes, program, 0, silent or "no notes found")
 
@@ -77,13 +104,15 @@ def midi_for_stems(
     stems = find_stems(folder)
     pitch = BasicPitch(device=device)
     leaves = stems.leaves()
+    song_spans = SongSpans(list(stems.paths))  # the stems add up to the song (their children do too)
     parts: list[Part] = []
     for index, (key, path) in enumerate(leaves):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
             progress({"message": f"transcribing {key}", "done": index, "total": len(leaves)})
-        parts.append(_part(key, path, pitch))
+        parts.append(_part(key, path, pitch, song_spans))
+    del song_spans
     seconds = stems.info.frames / stems.info.sample_rate
     drums = [note.start for part in parts if part.channel == DRUM_CHANNEL for note in part.notes]
     onsets = drums or [note.start for part in parts for note in part.notes]

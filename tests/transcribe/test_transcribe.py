@@ -35,6 +35,20 @@ def tones(notes, seconds: float = 5.4, level: float = 0.3) -> np.ndarray:
     return np.stack([out, out]).astype(np.float32)
 
 
+def plucked(notes, attack: float = 0.0, seconds: float = 5.4, level: float = 0.3) -> np.ndarray:
+    """`tones` plucked: each note dies away (by 8.7 dB a second) and, with ``attack``, swells in over that many
+    seconds (the cube of a ramp): what a separation leaves of a note whose attack it gave to another stem."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    out = np.zeros_like(t)
+    for start, end, pitch in notes:
+        f = 440 * 2 ** ((pitch - 69) / 12)
+        on = (t >= start) & (t < end)
+        swell = ((t[on] - start) / attack) ** 3 if attack else np.inf
+        fade = np.minimum(1, np.minimum(swell, (end - t[on]) / 0.01)) * np.exp(-(t[on] - start))
+        out[on] += level * fade * sum(np.sin(2 * np.pi * f * k * t[on]) / k for k in (1, 2, 3))
+    return np.stack([out, out]).astype(np.float32)
+
+
 def drum_pattern(
     seconds: float = 5.4, beat: float = 0.6, only: tuple[int, ...] = (36, 38, 42)
 ) -> tuple[np.ndarray, list[tuple[float, int]]]:
@@ -177,6 +191,59 @@ def test_stemdesk_midi_writes_a_file_per_stem_and_one_with_every_track(basic_pit
     assert ticks and all(tick % (midi.ticks_per_beat // 4) == 0 for tick in ticks)
 
 
+def test_a_line_whose_attacks_went_to_another_stem_starts_where_the_song_has_them(basic_pitch, tmp_path):
+    """The bass and vocals stems keep only their plucked notes' swell (90 ms), the other stem their attacks, as a
+    separation that gives a note's pluck to the drums does: the stem alone puts every note 65-80 ms late, past the
+    50 ms that counts as on time; `stemdesk midi` places them where the song (the stems' sum) has them."""
+    song = tmp_path / "song"
+    song.mkdir()
+    bass, melody = plucked(BASS, attack=0.09), plucked(MELODY, attack=0.09)
+    parts = {
+        "vocals": melody,
+        "drums": np.zeros_like(bass),
+        "bass": bass,
+        "other": plucked(BASS) - bass + plucked(MELODY) - melody,  # the attacks the separation gave away
+    }
+    for name, audio in parts.items():
+        sf.write(str(song / f"{name}.wav"), audio.T, RATE, subtype="FLOAT")
+    cert = {"kind": "stems", "outputs": [{"file": f"{n}.wav", "sha256": ""} for n in parts], "settings": {}}
+    (song / CERTIFICATE).write_text(json.dumps(cert))
+    pitch = BasicPitch(basic_pitch)
+    for name, notes in (("bass", BASS), ("vocals", MELODY)):
+        alone = pitch.transcribe(parts[name], RATE, voices=1)
+        late = [n.start - start for n, (start, _, _) in zip(alone, notes)]
+        assert [n.pitch for n in alone] == [p for _, _, p in notes] and min(late) > 0.05, late
+    code, _, err = run("midi", song)
+    assert code == 0, err
+    for name, notes in (("bass", BASS), ("vocals", MELODY)):
+        found, midi = notes_of(song / f"{name}.mid")
+        assert f_measure(found, [(s, p) for s, _, p in notes], window=0.02) == 1.0, (name, found)
+        ends = []
+        now = 0
+        for message in midi.tracks[1]:
+            now += message.time
+            if message.type == "note_off" or (message.type == "note_on" and not message.velocity):
+                ends.append(mido.tick2second(now, midi.ticks_per_beat, 600000))
+        starts = [start for start, _ in found]
+        assert all(end <= start + 1e-3 for end, start in zip(ends, starts[1:]))  # still one voice
+
+
+def test_snapping_leaves_notes_alone_where_the_song_has_no_attack_near_them():
+    """A note whose harmonics do not rise in the song near its start (a held pad in the mixture, or silence) keeps
+    its start; a start never comes within 128 ms of the note before's."""
+    from stemdesk.transcribe.pitched import snap_onsets
+
+    notes = [Note(1.0, 2.0, 45, 80), Note(2.0, 3.0, 41, 80)]
+    held = tones([(0.0, 4.0, 45), (0.0, 4.0, 41)])[0]
+    assert snap_onsets(notes, held, RATE) == notes
+    assert snap_onsets(notes, np.zeros(4 * RATE, np.float32), RATE) == notes
+    # the second note's attack 100 ms early, but its note before started 50 ms before that: not taken
+    close = [Note(1.0, 1.2, 45, 80), Note(1.2, 2.0, 41, 80)]
+    attack = tones([(1.1, 2.0, 41)])[0]
+    snapped = snap_onsets(close, attack, RATE)
+    assert snapped[1].start >= 1.0 + 0.127 and snapped[0].end == snapped[1].start
+
+
 def test_midi_without_basic_pitch_says_how_to_install_it_and_writes_nothing(tmp_path, song_file):
     folder = stems_folder(tmp_path)
     code, _, err = run("midi", folder)
@@ -276,6 +343,20 @@ def test_a_long_stem_is_transcribed_in_pieces_with_the_notes_of_the_whole(basic_
     for a, b in zip(pieces, whole):
         assert abs(a.start - b.start) <= 1.5 * frame and abs(a.end - b.end) <= 2.5 * frame
     assert f_measure([(n.start, n.pitch) for n in pieces], [(s, p) for s, _, p in melody]) == 1.0
+    # and placed on their attacks in a song read piece by piece as the stem is (here the song is the plucked line,
+    # the stem its late swell): the notes the whole song gives
+    from stemdesk.transcribe.stems import SongSpans
+
+    monkeypatch.setattr(pitched, "PIECE_SECONDS", 300.0)
+    song, late = tmp_path / "song.wav", tmp_path / "late.wav"
+    sf.write(str(song), plucked(melody, seconds=18.0).T, RATE, subtype="FLOAT")
+    sf.write(str(late), plucked(melody, attack=0.09, seconds=18.0).T, RATE, subtype="FLOAT")
+    whole, _ = model.transcribe_file(late, voices=1, mixture=SongSpans([song]))
+    monkeypatch.setattr(pitched, "PIECE_SECONDS", 3.0)
+    pieces, _ = model.transcribe_file(late, voices=1, mixture=SongSpans([song]))
+    assert [n.pitch for n in pieces] == [n.pitch for n in whole]
+    assert all(abs(a.start - b.start) <= 128 / RATE for a, b in zip(pieces, whole))  # a step of the search's grid
+    assert f_measure([(n.start, n.pitch) for n in pieces], [(s, p) for s, _, p in melody], window=0.02) == 1.0
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the child's peak memory from /proc")
