@@ -133,17 +133,13 @@ def song(seed: int, seconds: float, folder: Path) -> dict | None:
 
 
 def transcribe(stems: dict[str, np.ndarray], pitch: BasicPitch) -> dict[str, list[tuple[float, int]]]:
-    """Each stem as `stemdesk midi` transcribes it: melody and bass one voice, their onsets placed on their attacks
-    in the song (the stems' sum), chords several voices, drum hits."""
+    """Each stem as `stemdesk midi` transcribes it: melody and bass one voice (the bass's onsets placed on their
+    attacks in the song, the stems' sum), chords several voices, drum hits."""
     hits = drum_hits(stems["drums"], RATE)
     song = sum(stems.values()).mean(axis=0)
-
-    def line(stem: str) -> list[tuple[float, int]]:
-        return [(n.start, n.pitch) for n in pitch.transcribe(stems[stem], RATE, voices=1, mixture=song)]
-
     return {
-        "melody": line("vocals"),
-        "bass": line("bass"),
+        "melody": [(n.start, n.pitch) for n in pitch.transcribe(stems["vocals"], RATE, voices=1)],
+        "bass": [(n.start, n.pitch) for n in pitch.transcribe(stems["bass"], RATE, voices=1, mixture=song)],
         "chords": [(n.start, n.pitch) for n in pitch.transcribe(stems["other"], RATE)],
         "kick": [(n.start, 36) for n in hits if n.pitch == 36],
         "snare": [(n.start, 38) for n in hits if n.pitch == 38],

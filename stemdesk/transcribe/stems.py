@@ -8,8 +8,9 @@ the certificate names, else the folder), for DAWs that import one file. What eac
   toms 47, the rest 39), else by band (kick, snare, hi-hat);
 - other, and any stem of another name: notes, several voices.
 
-A one-voice line's notes start at their attacks in the song (the stems' sum): a separated stem's own attacks are weak
-and late, part of them gone to other stems (`stemdesk.transcribe.pitched.snap_onsets`).
+The bass line's notes start at their attacks in the song (the stems' sum): a separated bass's own attacks are weak
+and late, part of them gone to the drums (`stemdesk.transcribe.pitched.snap_onsets`). A sung melody's are not moved:
+on real songs that made the separated and the true vocals' melodies agree less (docs/midi.md).
 
 The tempo (read from the onsets) and the key (from the notes) go in every file; the notes stay where they were played
 unless ``quantise`` snaps them to sixteenths. The song's certificate lists the files (they are no part of its null)."""
@@ -33,12 +34,12 @@ from .model import ONNX_SHA256, WHEEL
 from .pitched import SILENT, BasicPitch, Note
 from .smf import DRUM_CHANNEL, Part, Timing, estimate_key, estimate_tempo, write_smf
 
-# stem (or a split stem's child) → (one voice?, General MIDI program)
+# stem (or a split stem's child) → (one voice?, General MIDI program, onsets placed on their attacks in the song?)
 PITCHED = {
-    "vocals": (True, 53),  # voice oohs
-    "lead": (True, 53),
-    "backing": (False, 52),  # choir aahs
-    "bass": (True, 33),  # electric bass (finger)
+    "vocals": (True, 53, False),  # voice oohs
+    "lead": (True, 53, False),
+    "backing": (False, 52, False),  # choir aahs
+    "bass": (True, 33, True),  # electric bass (finger)
 }
 DRUM_PIECES = ("kick", "snare", "cymbals", "toms", "other")
 
@@ -73,7 +74,7 @@ class SongSpans:
 
 
 def _part(key: str, path: Path, pitch: BasicPitch, song: SongSpans) -> Part:
-    """One stem's part, its file read once, in pieces (a 2-hour stem needs no more memory than a song); a one-voice
+    """One stem's part, its file read once, in pieces (a 2-hour stem needs no more memory than a song); a bass
     line's onsets are placed on their attacks in the ``song``."""
     name = key.split("/")[-1]
     group = parent_of(key)
@@ -84,8 +85,8 @@ def _part(key: str, path: Path, pitch: BasicPitch, song: SongSpans) -> Part:
         notes, peak = drum_hits_file(path, piece)
         silent = "the stem is silent" if peak < SILENT else ""
         return Part(key.replace("/", " "), notes, channel=DRUM_CHANNEL, empty_because=silent or "no drum hits found")
-    one, program = PITCHED.get(name, PITCHED.get(group or "", (False, 0)))
-    notes, peak = pitch.transcribe_file(path, voices=1 if one else None, mixture=song if one else None)
+    one, program, attacks = PITCHED.get(name, PITCHED.get(group or "", (False, 0, False)))
+    notes, peak = pitch.transcribe_file(path, voices=1 if one else None, mixture=song if attacks else None)
     silent = "the stem is silent" if peak < SILENT else ""
     return Part(key.replace("/", " "), notes, program, 0, silent or "no notes found")
 
