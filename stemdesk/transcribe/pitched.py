@@ -50,7 +50,7 @@ ATTACK_AFTER = 0.03  # and after it
 ATTACK_RISE = 3.0  # dB the mixture's level at the note's harmonics must rise by, span to span, to be its attack
 ATTACK_SPAN = 0.023  # seconds: the spans before and after a moment whose levels are compared
 ATTACK_FLOOR = 40.0  # dB below the loudest harmonic where a harmonic's level is taken as silence
-ATTACK_FFT_SECONDS = 0.023  # the spectra's length (1024 samples at 44.1 kHz): short enough to place an attack
+ATTACK_FFT_SECONDS = 0.023  # the spectra's length (1024 samples at 44.1 kHz, one every 256): to place an attack
 HARMONICS = 4
 
 # the mixture a stem is part of, mono at the stem's rate: (first sample, frames) → samples
@@ -165,8 +165,10 @@ class BasicPitch:
             audio, _ = read(path, first, min(length, own + piece + margin) - first)
             peak = max(peak, float(np.abs(audio).max(initial=0.0)))
             offset = first / rate
-            mix = mixture(first, audio.shape[-1]) if mixture is not None and voices == 1 else None
-            for note in self.transcribe(audio, rate, voices, mix):
+            found = self.transcribe(audio, rate, voices)
+            if found and mixture is not None and voices == 1:  # the song is read only where there are notes
+                found = snap_onsets(found, mixture(first, audio.shape[-1]), rate)
+            for note in found:
                 if own <= (note.start + offset) * rate < own + piece:
                     notes.append(Note(note.start + offset, note.end + offset, note.pitch, note.velocity))
         return (one_voice(notes) if voices == 1 and not whole else notes), peak
@@ -176,14 +178,14 @@ def snap_onsets(notes: list[Note], mixture: np.ndarray, rate: int) -> list[Note]
     """A one-voice line's notes (in time order, not overlapping) with each start moved to the attack of its note in
     ``mixture`` (mono, at ``rate``, from the same time 0): the moment, within ATTACK_BEFORE before the start and
     ATTACK_AFTER after it, where the level of the note's first HARMONICS harmonics (the mean of their levels in dB, in
-    spectra of 23 ms every 2.9 ms) over the ATTACK_SPAN after it exceeds that over the ATTACK_SPAN before it most, if
+    spectra of 23 ms every 5.8 ms) over the ATTACK_SPAN after it exceeds that over the ATTACK_SPAN before it most, if
     by ATTACK_RISE dB at least; else the start stays. Comparing spans, not one step to the next, keeps two low notes
     beating (87 and 110 Hz rise and fall 23 times a second in one band) from passing for an attack. A start never
     moves to within 128 ms of the note before's, and a note before one that now starts earlier ends there."""
     if not notes or not mixture.size:
         return notes
     fft = 1 << max(6, round(math.log2(ATTACK_FFT_SECONDS * rate)))
-    hop = fft // 8
+    hop = fft // 4
     span = max(1, round(ATTACK_SPAN * rate / hop))
     window = np.hanning(fft + 1)[:-1].astype(np.float32)
     shortest = SHORTEST_FRAMES * HOP / RATE

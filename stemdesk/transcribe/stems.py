@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..io.audio import read
+from ..io.audio import AudioReader, probe
 from ..io.stems import CERTIFICATE, find_stems
 from ..mixer.mix import parent_of
 from .drums import drum_hits_file
@@ -42,6 +42,7 @@ PITCHED = {
     "bass": (True, 33, True),  # electric bass (finger)
 }
 DRUM_PIECES = ("kick", "snare", "cymbals", "toms", "other")
+BLOCK = 1 << 16  # samples `SongSpans` reads at a time
 
 
 @dataclass
@@ -66,9 +67,20 @@ class SongSpans:
         if self.span != (first, frames):
             self.samples = np.zeros(0, np.float32)  # the previous span goes before the next is read
             total = np.zeros(frames, np.float32)
-            for path in self.paths:
-                audio, _ = read(path, first, frames)
-                total[: audio.shape[-1]] += audio.mean(axis=0)
+            channels = 1
+            for path in self.paths:  # in blocks, channel by channel: no stem is held whole
+                with AudioReader(probe(path)) as reader:
+                    reader.seek(first)
+                    channels = reader.channels
+                    at = 0
+                    while at < frames:
+                        block = reader.read(min(BLOCK, frames - at), "float32", frames_first=True)
+                        if not len(block):
+                            break
+                        for channel in range(channels):
+                            total[at : at + len(block)] += block[:, channel]
+                        at += len(block)
+            total /= channels
             self.span, self.samples = (first, frames), total
         return self.samples
 
