@@ -383,6 +383,13 @@ def _write_error(error: Exception, path: Path) -> OSError:
     return OSError(f"{error} while writing {path.name}")
 
 
+def peak(audio: np.ndarray) -> float:
+    """The loudest sample's magnitude (0 for no samples), without the copy ``np.abs(audio).max()`` makes."""
+    if not audio.size:
+        return 0.0
+    return max(float(audio.max()), -float(audio.min()))
+
+
 def interleave(block: np.ndarray) -> np.ndarray:
     """(channels, n) → (n, channels) C-contiguous, as a file interleaves samples: a view where ``block`` already is
     laid out so, else a copy made channel by channel (numpy's own transposing copy, ``ascontiguousarray(block.T)``,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io.audio import peak as loudest
 from ..io.audio import probe, read
 from .pitched import Note
 
@@ -80,7 +81,7 @@ def band_levels_file(path: Path, bands: dict[str, tuple[float, float]]) -> tuple
         # their windows: samples first·HOP − FFT/2 to (last − 1)·HOP + FFT/2, mirrored where the file ends
         lo, hi = first * HOP - FFT // 2, (last - 1) * HOP + FFT // 2 + 1
         audio, _ = read(path, max(0, lo), min(length, hi) - max(0, lo))
-        peak = max(peak, float(np.abs(audio).max(initial=0.0)))
+        peak = max(peak, loudest(audio))
         mono = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=0), np.float32))[None]
         mono = torch.nn.functional.pad(mono, (max(0, -lo), max(0, hi - length)), mode="reflect")[0]
         for name, level in _levels(mono, rate, bands).items():
@@ -134,7 +135,7 @@ def _bands(piece: str | None) -> dict[str, tuple[float, float]]:
 def drum_hits(audio: np.ndarray, rate: int, piece: str | None = None) -> list[Note]:
     """The hits of ``audio`` as GM drum notes: all of one ``piece`` (a split drum kit's child: kick, snare, cymbals,
     toms, other), in that piece's band, or, for a whole drums stem, kick, snare and hi-hat by band."""
-    if audio.shape[-1] < FFT or float(np.abs(audio).max()) < SILENT:
+    if audio.shape[-1] < FFT or loudest(audio) < SILENT:
         return []  # silent, or too short to hold a hit
     return _hits_of(band_levels(audio, rate, _bands(piece)), rate, piece)
 
@@ -144,7 +145,7 @@ def drum_hits_file(path: Path, piece: str | None = None) -> tuple[list[Note], fl
     the file's loudest sample (whether it is silent)."""
     if probe(path).frames < FFT:  # too short to hold a hit
         audio, _ = read(path)
-        return [], float(np.abs(audio).max(initial=0.0))
+        return [], loudest(audio)
     levels, rate, peak = band_levels_file(path, _bands(piece))
     return ([] if peak < SILENT else _hits_of(levels, rate, piece)), peak
 

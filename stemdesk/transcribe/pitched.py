@@ -26,6 +26,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.resample import resample_in_blocks
+from ..io.audio import peak as loudest
 from ..io.audio import probe, read
 from .model import basic_pitch_model
 
@@ -94,7 +95,7 @@ class BasicPitch:
         for start in starts:  # one window at a time: the fastest on a CPU thread
             window = padded[start : start + WINDOW]
             window = np.pad(window, (0, WINDOW - len(window)))
-            if float(np.abs(window).max(initial=0.0)) < SILENT:  # a silent window has no notes: not run
+            if loudest(window) < SILENT:  # a silent window has no notes: not run
                 if silence is None:
                     silence = [np.zeros((FRAMES_PER_WINDOW, KEYS), np.float32)] * 2
                 note, onset = silence
@@ -125,7 +126,7 @@ class BasicPitch:
         """(channels, n) audio at ``rate`` → its notes, in time order; ``voices=1`` for one note at a time, whose
         onsets move to their attacks in ``mixture`` (mono, the same span) where it is given (`snap_onsets`)."""
         mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-        if not mono.size or float(np.abs(mono).max()) < SILENT:
+        if not mono.size or loudest(mono) < SILENT:
             return []
         if rate != RATE:
             mono = resample_in_blocks(torch.from_numpy(np.ascontiguousarray(mono, np.float32))[None], rate, RATE)[0]
@@ -163,7 +164,7 @@ class BasicPitch:
         for own in range(0, length, piece):
             first = max(0, own - margin)
             audio, _ = read(path, first, min(length, own + piece + margin) - first)
-            peak = max(peak, float(np.abs(audio).max(initial=0.0)))
+            peak = max(peak, loudest(audio))
             offset = first / rate
             found = self.transcribe(audio, rate, voices)
             if found and mixture is not None and voices == 1:  # the song is read only where there are notes
