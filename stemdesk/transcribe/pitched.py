@@ -8,10 +8,10 @@ starts, so the times are exact.
 ``voices=1`` keeps one note at a time (a melody, a bass line): where notes overlap, the louder one stays and the
 other is cut or dropped. The decoding follows Spotify's basic-pitch (Apache-2.0).
 
-Given the mixture the stem is part of, a one-voice line's notes start where the mixture's energy at each note's
-first four harmonics rises most, within ATTACK_BEFORE before and ATTACK_AFTER after where the stem's activations put
-it (`snap_onsets`): a separation gives part of a note's attack to other stems (a bass note's pluck to the drums that
-sound with it), so the separated stem's own rise, and the network's onset, come up to 100 ms late."""
+Given the mixture the stem is part of, a one-voice line's notes start where the level of each note's first four
+harmonics in the mixture rises most, within ATTACK_BEFORE before and ATTACK_AFTER after where the stem's activations
+put it (`snap_onsets`): a separation gives part of a note's attack to other stems (a bass note's pluck to the drums
+that sound with it), so the separated stem's own rise, and the network's onset, come up to 100 ms late."""
 
 from __future__ import annotations
 
