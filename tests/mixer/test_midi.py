@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -17,15 +18,23 @@ from stemdesk.mixer.midi import MidiController, MidiMap, backend, input_names, m
 from stemdesk.mixer.mix import FADER_RANGE, Mix
 from stemdesk.mixer.render import Renderer
 
+SHM = Path("/dev/shm")
+
 
 @pytest.fixture(scope="module")
 def jack():
-    """A JACK server on the dummy driver (no sound card needed), for real MIDI ports."""
+    """A JACK server of its own name on the dummy driver (no sound card needed), for real MIDI ports. What JACK
+    leaves in /dev/shm under that name (a client's semaphore outlives the server) is removed afterwards, and the
+    registry JACK keeps there too if this server made it."""
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed (scripts/setup.sh --test installs jackd2)")
+    name = f"stemdesk-test-{os.getpid()}"
+    had_registry = (SHM / "jack-shm-registry").exists()
+    before = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name  # the clients this process opens (python-rtmidi's) find it
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
     server = subprocess.Popen(
-        ["jackd", "--no-realtime", "-d", "dummy", "-r", "44100"],
+        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "44100"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -34,7 +43,7 @@ def jack():
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if subprocess.run(["jack_lsp"], capture_output=True, timeout=5).returncode == 0:
+                if subprocess.run(["jack_lsp"], capture_output=True, env=env, timeout=5).returncode == 0:
                     break
             except (FileNotFoundError, subprocess.TimeoutExpired):
                 break
@@ -46,6 +55,16 @@ def jack():
     finally:
         server.terminate()
         server.wait(10)
+        if before is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = before
+        if SHM.is_dir():
+            for left in SHM.iterdir():
+                if f"_{name}_" in left.name or left.name.startswith(f"jack_{name}"):
+                    left.unlink(missing_ok=True)
+            if not had_registry:
+                (SHM / "jack-shm-registry").unlink(missing_ok=True)
 
 
 def wait_for(condition, seconds: float = 5.0) -> bool:

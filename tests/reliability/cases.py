@@ -1054,6 +1054,15 @@ def install_cases() -> list[Case]:
     ]
 
 
+def _group_alive(group: int) -> bool:
+    """Whether a process of process group ``group`` is still running."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def labelling_cases() -> list[Case]:
     def killed(work: Path) -> Result:
         """kill -9 the labeller (`stemdesk.training.corpus label`, a `stemdesk batch` underneath) mid-run, then run it again:
@@ -1080,9 +1089,16 @@ def labelling_cases() -> list[Case]:
         ):
             time.sleep(0.01)
         first = records.read_text().count('"done"') if records.is_file() else 0
+        # the labeller alone, as the kernel's out-of-memory killer takes a process: its workers end with it, and
+        # multiprocessing's resource tracker, left behind, removes the pool's semaphores from /dev/shm (killing the
+        # whole group took the tracker too and left five there each run); what is left after 30 s is killed
+        child.kill()
+        child.wait()
+        until = time.monotonic() + 30
+        while time.monotonic() < until and _group_alive(child.pid):
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
         again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
         rows = [json.loads(line) for line in records.read_text().splitlines()]
         done = {r["input_sha256"] for r in rows if r["status"] == "done"}
