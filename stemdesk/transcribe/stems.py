@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..io.audio import AudioReader, probe
+from ..io.audio import iter_blocks, probe
 from ..io.stems import CERTIFICATE, find_stems
 from ..mixer.mix import parent_of
 from .drums import drum_hits_file
@@ -69,17 +69,12 @@ class SongSpans:
             total = np.zeros(frames, np.float32)
             channels = 1
             for path in self.paths:  # in blocks, channel by channel: no stem is held whole
-                with AudioReader(probe(path)) as reader:
-                    reader.seek(first)
-                    channels = reader.channels
-                    at = 0
-                    while at < frames:
-                        block = reader.read(min(BLOCK, frames - at), "float32", frames_first=True)
-                        if not len(block):
-                            break
-                        for channel in range(channels):
-                            total[at : at + len(block)] += block[:, channel]
-                        at += len(block)
+                info = probe(path)
+                channels, at = info.channels, 0
+                for block in iter_blocks(info, BLOCK, first, frames):
+                    for samples in block:
+                        total[at : at + block.shape[1]] += samples
+                    at += block.shape[1]
             total /= channels
             self.span, self.samples = (first, frames), total
         return self.samples
