@@ -9,9 +9,11 @@ whose loud hits are more than PRESENT dB below the whole signal's holds no hits 
 reaching below 120 Hz in a stem without kick). From a whole drums stem:
 
 - kick: the hits below 120 Hz (30–120 Hz);
-- snare: the hits in the snare's noise (1–5 kHz) where its body (150–400 Hz) sounds (within PRESENT dB) and jumps
-  too, by at least BODY dB, the noise jumps at least HAT_SHARE of what the top (6–16 kHz) does (a hi-hat's noise is
-  mostly above 6 kHz), and no kick is within APART (a kick's click also jumps in the noise band);
+- snare: the hits in the snare's noise (1–5 kHz; a jump of SNARE_RISE dB, less than RISE, as a snare's noise often
+  follows a hi-hat's there) where its body (150–400 Hz) sounds (within PRESENT dB) and jumps too, by at least BODY
+  dB, and the noise jumps at least HAT_SHARE of what the top (6–16 kHz) does (a hi-hat's noise is mostly above 6
+  kHz). With a kick within APART (a kick's click jumps in the noise band too) only where the noise band stands at
+  least WITH_KICK dB above the low band by more than the song's kicks alone put it: a snare played with a kick;
 - hi-hat: the hits above 6 kHz with no snare within APART.
 
 Measured on drums rendered from MIDI with General MIDI kits (`benchmarks/midi.py`; docs/midi.md)."""
@@ -39,7 +41,11 @@ FLOOR = 10.0  # dB below the band's loud hits (its 99th percentile level) a hit 
 PRESENT = 30.0  # dB below the whole signal's loud hits a band's may be and still be hits, not another drum's hiss
 BODY = 10.0  # dB the snare's body must jump with its noise
 HAT_SHARE = 0.3  # the noise band's jump, as a share of the top band's, for a snare
-APART = 0.03  # seconds: a kick this close to a snare candidate takes it; a snare this close, a hi-hat candidate
+APART = 0.03  # seconds: a kick this close to a snare candidate takes it, unless WITH_KICK; a snare, a hi-hat's
+SNARE_RISE = 5.0  # dB the noise band must jump for a snare candidate
+WITH_KICK = 8.0  # dB more noise over the low band than the song's kicks alone have: a snare with a kick
+ALONE = 0.06  # seconds: a kick with no snare candidate this close sounds alone
+REACH = 4  # frames (23 ms) over which a hit's level is its highest
 HIT_SECONDS = 0.05  # a drum note's length in the file (drum notes have no meaningful length)
 SPACING = 0.05  # two hits of one piece are at least this far apart
 SILENT = 1e-4
@@ -95,8 +101,8 @@ def jumps(level: np.ndarray) -> np.ndarray:
     return np.clip(level - np.min(before, axis=0), 0.0, None)
 
 
-def hits(level: np.ndarray, frame_rate: float, whole: float) -> list[tuple[int, float]]:
-    """(frame, loudness 0..1) of each hit of one band: a jump of at least RISE dB, the largest within SPACING, to a
+def hits(level: np.ndarray, frame_rate: float, whole: float, least: float = RISE) -> list[tuple[int, float]]:
+    """(frame, loudness 0..1) of each hit of one band: a jump of at least ``least`` dB, the largest within SPACING, to a
     level at most FLOOR dB below the band's loud hits; loudness is where that level lies in those FLOOR dB. None
     where the band's loud hits are more than PRESENT dB below ``whole``, the whole signal's (99th percentile level):
     what sounds there is another drum's spill."""
@@ -108,7 +114,7 @@ def hits(level: np.ndarray, frame_rate: float, whole: float) -> list[tuple[int, 
         return []
     spacing = max(1, int(SPACING * frame_rate))
     after = np.maximum.reduce([level, np.roll(level, -1), np.roll(level, -2)])  # the level the jump reaches
-    candidates = np.nonzero((rise >= RISE) & (after >= loud - FLOOR))[0]
+    candidates = np.nonzero((rise >= least) & (after >= loud - FLOOR))[0]
     found = []
     for i in candidates:
         if (
@@ -157,21 +163,37 @@ def _hits_of(levels: dict[str, np.ndarray], rate: int, piece: str | None) -> lis
         return _notes(hits(levels["band"], frame_rate, whole), GM.get(piece, GM["other"]), frame_rate)
     rise = {name: jumps(level) for name, level in levels.items()}
     kicks = hits(levels["low"], frame_rate, whole)
+    candidates = hits(levels["noise"], frame_rate, whole, SNARE_RISE)
     apart = APART * frame_rate
 
-    def near(found: list[tuple[int, float]], i: int) -> bool:
-        """Whether a hit of ``found`` (in frame order) is within APART of frame ``i``."""
-        at = bisect.bisect_left(found, (i - apart, -1.0))
-        return at < len(found) and found[at][0] <= i + apart
+    def nearest(found: list[tuple[int, float]], i: int) -> int | None:
+        """The frame of the hit of ``found`` (in frame order) nearest frame ``i``, if it is within APART."""
+        at = bisect.bisect_left(found, (i, -1.0))
+        near = [found[k][0] for k in (at - 1, at) if 0 <= k < len(found) and abs(found[k][0] - i) <= apart]
+        return min(near, key=lambda frame: abs(frame - i)) if near else None
 
+    def noise_over_low(frame: int) -> float:
+        """How far (dB) the noise band's level stands above the low band's over the REACH frames from ``frame``."""
+        reach = slice(frame, frame + REACH)
+        return float(levels["noise"][reach].max() - levels["low"][reach].max())
+
+    # what a kick alone puts into the noise band (its click, its company): the median over the song's kicks with no
+    # snare candidate near, or over all its kicks when none sounds alone
+    taken = np.array([i for i, _ in candidates])
+    alone = [i for i, _ in kicks if not (taken.size and np.abs(taken - i).min() <= ALONE * frame_rate)]
+    kick_noise = float(np.median([noise_over_low(i) for i in alone or [i for i, _ in kicks]])) if kicks else 0.0
     snares = []
-    for i, loud in hits(levels["noise"], frame_rate, whole):
+    for i, loud in candidates:
         around = slice(max(0, i - 2), i + 3)
         body, noise, top = (float(rise[name][around].max()) for name in ("body", "noise", "top"))
         sounding = float(levels["body"][around].max()) >= whole - PRESENT  # a body, not a hi-hat's faint spill
-        if sounding and body >= BODY and noise >= HAT_SHARE * top and not near(kicks, i):
+        if not (sounding and body >= BODY and noise >= HAT_SHARE * top):
+            continue
+        kick = nearest(kicks, i)
+        if kick is None or noise_over_low(min(i, kick)) >= kick_noise + WITH_KICK:
             snares.append((i, loud))
-    hats = [(i, loud) for i, loud in hits(levels["top"], frame_rate, whole) if not near(snares, i)]
+
+    hats = [(i, loud) for i, loud in hits(levels["top"], frame_rate, whole) if nearest(snares, i) is None]
     notes = _notes(kicks, GM["kick"], frame_rate) + _notes(snares, GM["snare"], frame_rate)
     notes += _notes(hats, GM["hihat"], frame_rate)
     return sorted(notes, key=lambda note: (note.start, note.pitch))
