@@ -12,8 +12,9 @@ reaching below 120 Hz in a stem without kick). From a whole drums stem:
 - snare: the hits in the snare's noise (1–5 kHz; a jump of SNARE_RISE dB, less than RISE, as a snare's noise often
   follows a hi-hat's there) where its body (150–400 Hz) sounds (within PRESENT dB) and jumps too, by at least BODY
   dB, and the noise jumps at least HAT_SHARE of what the top (6–16 kHz) does (a hi-hat's noise is mostly above 6
-  kHz). With a kick within APART (a kick's click jumps in the noise band too) only where the noise band stands at
-  least WITH_KICK dB above the low band by more than the song's kicks alone put it: a snare played with a kick;
+  kHz). With a kick within APART (a kick's click jumps in the noise band too, and so does a crash played with it)
+  only where the noise band and the body stand above the low band by WITH_KICK and WITH_KICK_BODY dB more than at
+  the song's kicks alone: a snare played with a kick, its wires and its shell;
 - hi-hat: the hits above 6 kHz with no snare within APART.
 
 Measured on drums rendered from MIDI with General MIDI kits (`benchmarks/midi.py`; docs/midi.md)."""
@@ -44,6 +45,7 @@ HAT_SHARE = 0.3  # the noise band's jump, as a share of the top band's, for a sn
 APART = 0.03  # seconds: a kick this close to a snare candidate takes it, unless WITH_KICK; a snare, a hi-hat's
 SNARE_RISE = 5.0  # dB the noise band must jump for a snare candidate
 WITH_KICK = 8.0  # dB more noise over the low band than the song's kicks alone have: a snare with a kick
+WITH_KICK_BODY = 6.0  # and dB more body over the low band (a crash with a kick has the noise, not the body)
 ALONE = 0.06  # seconds: a kick with no snare candidate this close sounds alone
 REACH = 4  # frames (23 ms) over which a hit's level is its highest
 HIT_SECONDS = 0.05  # a drum note's length in the file (drum notes have no meaningful length)
@@ -172,16 +174,17 @@ def _hits_of(levels: dict[str, np.ndarray], rate: int, piece: str | None) -> lis
         near = [found[k][0] for k in (at - 1, at) if 0 <= k < len(found) and abs(found[k][0] - i) <= apart]
         return min(near, key=lambda frame: abs(frame - i)) if near else None
 
-    def noise_over_low(frame: int) -> float:
-        """How far (dB) the noise band's level stands above the low band's over the REACH frames from ``frame``."""
+    def over_low(band: str, frame: int) -> float:
+        """How far (dB) ``band``'s level stands above the low band's, over the REACH frames from ``frame``."""
         reach = slice(frame, frame + REACH)
-        return float(levels["noise"][reach].max() - levels["low"][reach].max())
+        return float(levels[band][reach].max() - levels["low"][reach].max())
 
-    # what a kick alone puts into the noise band (its click, its company): the median over the song's kicks with no
-    # snare candidate near, or over all its kicks when none sounds alone
+    # what a kick alone puts into the noise band and the body (its click, its company): the median over the song's
+    # kicks with no snare candidate near, or over all its kicks when none sounds alone
     taken = np.array([i for i, _ in candidates])
     alone = [i for i, _ in kicks if not (taken.size and np.abs(taken - i).min() <= ALONE * frame_rate)]
-    kick_noise = float(np.median([noise_over_low(i) for i in alone or [i for i, _ in kicks]])) if kicks else 0.0
+    alone = alone or [i for i, _ in kicks]
+    kick_alone = {band: float(np.median([over_low(band, i) for i in alone])) if alone else 0.0 for band in BANDS}
     snares = []
     for i, loud in candidates:
         around = slice(max(0, i - 2), i + 3)
@@ -190,7 +193,10 @@ def _hits_of(levels: dict[str, np.ndarray], rate: int, piece: str | None) -> lis
         if not (sounding and body >= BODY and noise >= HAT_SHARE * top):
             continue
         kick = nearest(kicks, i)
-        if kick is None or noise_over_low(min(i, kick)) >= kick_noise + WITH_KICK:
+        if kick is None or (
+            over_low("noise", min(i, kick)) >= kick_alone["noise"] + WITH_KICK
+            and over_low("body", min(i, kick)) >= kick_alone["body"] + WITH_KICK_BODY
+        ):
             snares.append((i, loud))
 
     hats = [(i, loud) for i, loud in hits(levels["top"], frame_rate, whole) if nearest(snares, i) is None]
