@@ -151,7 +151,8 @@ def separate(
       to the song bit for bit; 32-bit float within −138 dBFS; MP3 and OGG cannot null.
     - ``device`` auto, cpu, cuda or mps; ``threads``: CPU threads for torch and numpy in this process (default: all
       cores but one, at most 8, as the command line sets them); ``precision`` auto (bf16 where the hardware
-      computes it and the model has parts measured to keep its stems: HTDemucs), fp32 or bf16.
+      computes it and the model has parts measured to keep its stems: HTDemucs, the shipped split models), fp32 or
+      bf16.
     - ``start`` and ``duration`` (seconds) separate an excerpt; ``segment`` (seconds) trades memory for speed.
     - ``wiener``, ``vocal_gate`` (a, b), ``binarise`` (alpha), ``shifts``: post-processing and test-time shifts;
       each keeps the null.

@@ -56,7 +56,7 @@ def add_precision_option(parser: Any) -> None:
         default="auto",
         choices=PRECISIONS,
         help="auto (default): bf16 where this CPU or GPU computes it in hardware and the model has parts measured "
-        "to keep its stems (HTDemucs), else fp32; fp32 or bf16 force one",
+        "to keep its stems (HTDemucs, the shipped split models), else fp32; fp32 or bf16 force one",
     )
 
 

@@ -7,8 +7,9 @@ normalisations, the spectral path and every accumulation outside those parts sta
 instead (autocast) rounds the residual streams too and ruins the stems (docs/htdemucs.md has the measurements).
 
 "auto" chooses bfloat16 only where it pays and where its effect on the stems was measured: on a CPU with bfloat16
-dot products (AVX-512 BF16 or AMX) or a CUDA GPU that supports bfloat16, for a network whose class says its
-reduced-precision stems were measured against float32 on real songs (``reduced_precision_measured``). Everywhere
+dot products (AVX-512 BF16 or AMX) or a CUDA GPU that supports bfloat16, for a network whose reduced-precision
+stems were measured against float32 on real songs (``reduced_precision_measured``: its class says so for HTDemucs,
+its card's ``bf16_measured`` for an Open-Unmix network, the shipped split models). Everywhere
 else float32: bfloat16 emulated in software runs slower than float32, and an unmeasured network (a RoFormer, whose
 real weights users import and StemDesk has never seen) runs in bfloat16 only when asked.
 """

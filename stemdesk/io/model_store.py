@@ -347,10 +347,13 @@ def save_model(
     folder.mkdir(parents=True, exist_ok=True)
     weights, storage = weights_bytes(estimator, half, int8_from)
     digest = hashlib.sha256(weights).hexdigest()
+    config = estimator.config()
+    # measured for the weights it was measured with: weights trained further from them are not (core.precision)
+    config.pop("bf16_measured", None)
     full = {
         "id": model_id,
         "estimator": estimator.kind,
-        "config": estimator.config(),
+        "config": config,
         "sources": list(estimator.sources),
         "sample_rate": (
             estimator.sample_rate if isinstance(estimator, WaveformEstimator) else estimator.stft_config.sample_rate

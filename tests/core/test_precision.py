@@ -16,6 +16,7 @@ import torch
 from helpers import install_small_htdemucs, run, small_estimator, small_htdemucs
 
 from stemdesk.core.precision import apply_precision, choose_precision, reduced_precision_modules
+from stemdesk.io.model_store import load_estimator, save_model
 from stemdesk.jobs.batch import BatchSettings
 
 CPU = torch.device("cpu")
@@ -61,6 +62,38 @@ def test_a_roformer_names_its_dense_layers_but_auto_keeps_it_in_float32_until_it
     with torch.inference_mode():
         exact, fast = reference(audio), reduced(audio)
     assert not torch.equal(exact, fast) and sdr(exact, fast) > 30
+
+
+def test_a_split_model_measured_in_bf16_splits_a_stem_so_and_its_children_still_null_and_stay_close(tmp_path):
+    # the shipped drum kit's card says its stems with the output layer in bfloat16 were measured (docs/custom-stems.md)
+    drums, _ = load_estimator("stemdesk-drumkit")
+    assert reduced_precision_modules(drums) == [drums.fc3]
+    assert choose_precision("auto", CPU, drums, ("avx512_bf16",))[0] == "bf16"
+    assert choose_precision("auto", CPU, drums, ())[0] == "fp32"  # emulated bfloat16 would be slower
+    unmeasured = small_estimator("open_unmix")  # any other Open-Unmix network: float32 unless asked
+    assert choose_precision("auto", CPU, unmeasured, ("avx512_bf16",))[0] == "fp32"
+    rng = np.random.default_rng(5)
+    t = np.arange(3 * 44100) / 44100
+    hits = np.sin(2 * np.pi * 60 * t) * np.exp(-(t % 0.5) * 20) + rng.standard_normal(t.size) * np.exp(-(t % 0.25) * 40)
+    stem = tmp_path / "drums.wav"
+    sf.write(stem, (np.stack([hits, hits], 1) * 0.3).astype(np.float32), 44100, subtype="PCM_24")
+    made = {}
+    for asked in ("bf16", "fp32"):
+        code, out, err = run("split", stem, "--model", "stemdesk-drumkit", "--precision", asked, "-o", tmp_path / asked)
+        assert code == 0, err
+        cert = json.loads((tmp_path / asked / "drums" / "stemdesk-certificate.json").read_text())
+        assert cert["settings"]["precision"] == asked and cert["null"]["bit_exact"]
+        made[asked] = torch.from_numpy(sf.read(tmp_path / asked / "drums" / "kick.wav")[0])
+    assert not torch.equal(made["bf16"], made["fp32"])  # it really ran in bfloat16
+    assert sdr(made["fp32"], made["bf16"]) > 40
+
+
+def test_a_model_trained_from_a_measured_one_is_not_measured_itself(tmp_path):
+    measured = small_estimator("open_unmix", bf16_measured=True)
+    assert measured.reduced_precision_measured
+    card = save_model(tmp_path / "mine", "mine", measured, {"description": "trained further"})
+    assert "bf16_measured" not in card.config
+    assert not load_estimator(card)[0].reduced_precision_measured
 
 
 def test_bf16_reduces_only_the_named_parts_keeps_names_and_float32_edges_and_the_stems_close():

@@ -54,6 +54,17 @@ class OpenUnmix(Estimator):
         self.bn2 = torch.nn.BatchNorm1d(hidden)
         self.fc3 = torch.nn.Linear(hidden, self.predicted * self.channels * self.bins)
 
+    def reduced_precision_modules(self) -> list[torch.nn.Module]:
+        """The part that may compute in bfloat16 (`stemdesk.core.precision`): the output layer, most of the network's
+        arithmetic (hidden × predicted·channels·bins a frame), whose rounding reaches only the masks' logits."""
+        return [self.fc3]
+
+    @property
+    def reduced_precision_measured(self) -> bool:
+        """Whether this model's stems with its output layer in bfloat16 were measured against float32 (its card's
+        setting ``bf16_measured``): only then does "auto" choose bfloat16 for it."""
+        return bool(self.hyper.get("bf16_measured"))
+
     def forward(self, mag: Tensor) -> Tensor:
         batch, channels, bins, frames = mag.shape
         x = torch.log(mag[:, :, : self.max_bin] + 1e-4)  # (batch, channels, max_bin, frames)
