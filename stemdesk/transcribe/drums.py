@@ -184,7 +184,9 @@ def _hits_of(levels: dict[str, np.ndarray], rate: int, piece: str | None) -> lis
     taken = np.array([i for i, _ in candidates])
     alone = [i for i, _ in kicks if not (taken.size and np.abs(taken - i).min() <= ALONE * frame_rate)]
     alone = alone or [i for i, _ in kicks]
-    kick_alone = {band: float(np.median([over_low(band, i) for i in alone])) if alone else 0.0 for band in BANDS}
+    kick_alone = {
+        band: float(np.median([over_low(band, i) for i in alone])) if alone else 0.0 for band in ("noise", "body")
+    }
     snares = []
     for i, loud in candidates:
         around = slice(max(0, i - 2), i + 3)
