@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from ..io.stems import Stems
 from ..mixer.mix import Channel, Mix, parent_of
 from ..mixer.render import db_to_gain
 from .carried import left_out
+
+if TYPE_CHECKING:
+    from aaf2.components import Segment, Sequence
 
 MONO_AUDIO_GAIN = "9d2ea894-0968-11d3-8a38-0050040ef7d2"  # Avid's clip gain
 AMPLITUDE = "e4962321-2267-11d3-8a4c-0050040ef7d2"
@@ -49,6 +53,14 @@ def _gain_of(mix: Mix, key: str) -> float:
     if group is not None:
         db += mix.channels.get(group, Channel()).gain_db
     return db_to_gain(db)
+
+
+def _append(sequence: Sequence, component: Segment) -> None:
+    """``component`` at the end of ``sequence``, whose length grows by the component's: AAF makes a sequence as long
+    as its components together, and pyaaf2 leaves that to the writer (its sequences stay at length 0, which a reader
+    that takes a track's length from its sequence reads as an empty track, and a strict one refuses)."""
+    sequence.components.append(component)
+    sequence.length = (sequence.length or 0) + component.length
 
 
 def write_aaf_file(stems: Stems, mix: Mix, out: str | Path, embed: bool = True) -> Written:
@@ -116,9 +128,9 @@ def write_aaf_file(stems: Stems, mix: Mix, out: str | Path, embed: bool = True) 
                     group.segments.append(clip)
                     amplitude = Fraction(gain).limit_denominator(1 << 30) if gain else Fraction(0)
                     group.parameters.append(f.create.ConstantValue(paramdef, amplitude))
-                    track.segment.components.append(group)
+                    _append(track.segment, group)
                 else:
-                    track.segment.components.append(clip)
+                    _append(track.segment, clip)
     notes = []
     if embed and PCM_BITS.get(info.subtype) is None:
         notes.append("The stems are float: their media is written at 24 bits (AAF's PCM is integer).")

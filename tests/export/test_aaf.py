@@ -4,6 +4,7 @@ the mix, and the embedded media byte for byte the stem files' samples (or, linke
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import aaf2
@@ -121,3 +122,135 @@ def test_float_stems_go_into_the_aaf_at_24_bits_and_the_export_says_so(song_file
         floats = sf.read(str(stems[name]), dtype="float64", always_2d=True)[0]
         expected = np.clip(np.round(floats * 2**23), -(2**23), 2**23 - 1).astype(np.int64)
         assert np.array_equal(samples(track["media"], 24, 2), expected), name
+
+
+GAINS = {"vocals lead": 10 ** (3 / 20), "vocals backing": 1.0, "drums": 0.0, "bass": 10 ** (-6 / 20), "other": 1.0}
+
+
+@pytest.fixture
+def exported(song_file, tmp_path) -> dict:
+    """A split separation exported as ``aaf`` and ``aaf-linked`` with the mix of ``GAINS`` (a group's level on its
+    children's clips, a muted stem at 0): the two files, the stems' frames and rate, and the stem files by track."""
+    tiny_split_model()
+    song = song_file(seconds=3.0, subtype="PCM_16")
+    code, _, err = run(
+        "separate", song, "-o", tmp_path / "out", "--model", "tiny-4stem", "--split", "vocals=tiny-split"
+    )
+    assert code == 0, err
+    folder = tmp_path / "out" / "song"
+    mix = Mix()
+    mix.set_control("bass/gain_db", -6.0)
+    mix.set_control("vocals/gain_db", 3.0)
+    mix.set_control("vocals/backing/gain_db", -3.0)
+    mix.set_control("drums/mute", 1.0)
+    (tmp_path / "mix.json").write_text(mix.to_json())
+    code, _, err = run(
+        "export", folder, "--session", "aaf,aaf-linked", "--mix", tmp_path / "mix.json", "-o", tmp_path / "x" / "song"
+    )
+    assert code == 0, err
+    stems = find_stems(folder)
+    return {
+        "files": {"song": tmp_path / "x" / "song.aaf", "song linked": tmp_path / "x" / "song linked.aaf"},
+        "frames": stems.info.frames,
+        "rate": stems.info.sample_rate,
+        "stems": {key.replace("/", " "): path for key, path in stems.leaves()},
+    }
+
+
+def checked_length(segment, where: str) -> int:
+    """A segment's Length, after checking it against what it holds by the AAF Object Specification's rules: a
+    sequence is as long as its components together (less its transitions, which overlap their neighbours), an
+    operation group (not a time warp) as long as each of its input segments. A reader that takes a track's length
+    from its sequence sees what this checks; pyaaf2 computes none of it."""
+    if isinstance(segment, aaf2.components.Sequence):
+        total = 0
+        for index, component in enumerate(segment.components):
+            length = checked_length(component, f"{where}, component {index}")
+            total += -length if isinstance(component, aaf2.components.Transition) else length
+        assert segment.length == total, f"{where}: a sequence of length {segment.length} holds {total}"
+    elif isinstance(segment, aaf2.components.OperationGroup):
+        inputs = list(segment.segments)
+        assert inputs, f"{where}: an operation group without an input"
+        for index, child in enumerate(inputs):
+            length = checked_length(child, f"{where}, input {index}")
+            assert length == segment.length, f"{where}: an operation group of length {segment.length}, input {length}"
+    elif isinstance(segment, aaf2.components.SourceClip) and segment.mob is not None:
+        held = segment.mob.slot_at(segment.slot_id).segment.length
+        assert 0 <= segment.start and segment.start + segment.length <= held, (
+            f"{where}: a clip of {segment.start}+{segment.length} in a slot of {held}"
+        )
+    return segment.length
+
+
+def test_every_segment_of_an_aaf_is_as_long_as_what_it_holds_and_each_slot_as_long_as_its_stem(exported):
+    """Every slot the writer makes (the composition's tracks, each master and source mob's), reopened with pyaaf2:
+    each segment's Length follows AAF's rules for what it holds, down to the clips, and each slot's segment is the
+    stem's length in the slot's edit rate, not 0 (a reader that takes a track's length from its sequence would see an
+    empty track; a strict one refuses the file)."""
+    frames, rate = exported["frames"], exported["rate"]
+    assert frames > 0
+    for name, path in exported["files"].items():
+        with aaf2.open(str(path), "r") as f:
+            mobs = list(f.content.mobs)
+            kinds = [type(mob).__name__ for mob in mobs]
+            assert kinds.count("CompositionMob") == 1 and kinds.count("MasterMob") == kinds.count("SourceMob") == 5
+            for mob in mobs:
+                for slot in mob.slots:
+                    where = f"{path.name}: {type(mob).__name__} {mob.name!r}, slot {slot.slot_id}"
+                    expected = Fraction(frames) * Fraction(slot.edit_rate) / rate
+                    assert expected.denominator == 1, where
+                    assert checked_length(slot.segment, where) == expected, where
+                if isinstance(mob, aaf2.mobs.SourceMob):
+                    assert mob.descriptor.length == frames, f"{path.name}: {mob.name!r}'s descriptor"
+            (composition,) = list(f.content.compositionmobs())
+            assert composition.name == name
+            assert [slot.name for slot in composition.slots] == list(GAINS)
+            assert all(isinstance(slot.segment, aaf2.components.Sequence) for slot in composition.slots)
+
+
+def test_opentimelineio_reads_each_track_with_its_stems_name_length_and_clip_gain(exported):
+    """A second reader, independent of pyaaf2's writing side: OpenTimelineIO's AAF adapter (otio-aaf-adapter, which
+    reads through pyaaf2 but builds its own timeline). Each file is one timeline of five audio tracks, each named
+    after its stem and as long as it to the sample, holding one clip from 0. Clip gain is exposed as an effect named
+    after the operation ("Audio Gain") whose AAF metadata holds the Amplitude parameter as a fraction's text: it is
+    there exactly where the mix's level is not unity (a muted stem's at 0). Linked media is an external reference to the stem file;
+    embedded media has no reference kind in OTIO (a missing reference of the stem's length).
+
+    OTIO computes a track's duration from its items, so its simplified timeline looks right even where the AAF's
+    sequence says 0; read unsimplified, it also carries the Length each sequence declares, which must agree."""
+    otio = pytest.importorskip("opentimelineio", reason="scripts/setup.sh --test installs it (the test extra)")
+    pytest.importorskip("otio_aaf_adapter", reason="scripts/setup.sh --test installs it (the test extra)")
+    frames, rate = exported["frames"], exported["rate"]
+    length = otio.opentime.RationalTime(frames, rate)
+    for name, path in exported["files"].items():
+        timeline = otio.adapters.read_from_file(str(path), adapter_name="AAF")
+        assert timeline.name == name
+        tracks = [track for track in timeline.tracks if track.kind == otio.schema.TrackKind.Audio]
+        assert [track.name for track in tracks] == list(GAINS) and len(timeline.tracks) == len(tracks)
+        assert timeline.duration() == length
+        for track in tracks:
+            assert track.duration() == length, track.name
+            (clip,) = list(track)
+            assert isinstance(clip, otio.schema.Clip) and clip.name == track.name
+            assert clip.source_range == otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), length)
+            gains = [
+                float(Fraction(effect.metadata["AAF"]["Parameters"]["Amplitude"]))
+                for effect in clip.effects
+                if effect.name == "Audio Gain"
+            ]
+            assert len(gains) == len(clip.effects), track.name
+            assert gains == ([] if GAINS[track.name] == 1.0 else [pytest.approx(GAINS[track.name], rel=1e-6)])
+            reference = clip.media_reference
+            assert reference.available_range.duration == length, track.name
+            if name.endswith("linked"):
+                assert isinstance(reference, otio.schema.ExternalReference)
+                assert reference.target_url == exported["stems"][track.name].resolve().as_uri()
+            else:
+                assert isinstance(reference, otio.schema.MissingReference), track.name
+        raw = otio.adapters.read_from_file(str(path), adapter_name="AAF", simplify=False)
+        sequences = [
+            item for item in raw.find_children() if item.metadata.get("AAF", {}).get("ClassName") == "Sequence"
+        ]
+        assert len(sequences) == len(GAINS)
+        for sequence in sequences:
+            assert sequence.metadata["AAF"]["Length"] == sequence.duration().value == frames, path.name
