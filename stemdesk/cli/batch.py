@@ -64,7 +64,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..core.device import resolve_device
     from ..jobs.batch import BatchSettings, run_batch, summary_dict
-    from ..jobs.split import parse_splits
+    from ..jobs.separate import parse_splits
 
     settings = BatchSettings(
         model=args.model,

@@ -17,10 +17,12 @@ import hashlib
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import StemDeskError
 from ..io.atomic import atomic_folder, atomic_write_bytes
+from ..io.audio import AudioInfo
 from ..io.model_store import sha256_file
 from ..io.registry import Written
 from ..io.stems import CERTIFICATE, Stems, colour_of, read_certificate
@@ -149,23 +151,32 @@ def _route(
     return route
 
 
-def ardour_xml(
-    stems: Stems,
-    mix: Mix,
-    name: str,
-    paths: list[str],
-    tempo: float | None = None,
-    markers: list[tuple[str, int]] | None = None,
-    loop: tuple[int, int] | None = None,
-    midi: Sequence[tuple[MidiTrack, str]] = (),
-) -> ET.Element:
-    """The session file of ``stems`` (their leaves playing ``paths``) as ``name``: Ardour's XML, as an element;
-    ``markers`` and the ``loop`` in samples of the stems; a MIDI track per ``midi`` track, playing the file of that
-    name in the session's midifiles."""
-    ids = _Ids()
-    info = stems.info
-    frames, channels = info.frames, info.channels
-    session = ET.Element(
+@dataclass
+class _Session:
+    """A session file being written: its element, the sections the tracks fill (in the order Ardour reads them:
+    sources, regions, locations, routes, playlists, route groups), the ids handed out so far, and the next
+    route's place in the editor (the master's 0, then the buses and tracks in order)."""
+
+    root: ET.Element
+    ids: _Ids
+    frames: int
+    channels: int
+    sources: ET.Element
+    regions: ET.Element
+    locations: ET.Element
+    routes: ET.Element
+    playlists: ET.Element
+    groups: ET.Element
+    order: int = 0
+
+    def next_order(self) -> int:
+        self.order += 1
+        return self.order - 1
+
+
+def _session(info: AudioInfo, name: str) -> _Session:
+    """An empty session named ``name`` at the stems' rate: what wrote it, its native file format, and its sections."""
+    root = ET.Element(
         "Session",
         {
             "version": VERSION,
@@ -177,97 +188,142 @@ def ardour_xml(
             "vca-counter": "1",
         },
     )
-    ET.SubElement(session, "ProgramVersion", {"created-with": "StemDesk", "modified-with": "StemDesk"})
-    config = ET.SubElement(session, "Config")
+    ET.SubElement(root, "ProgramVersion", {"created-with": "StemDesk", "modified-with": "StemDesk"})
+    config = ET.SubElement(root, "Config")
     for option, value in (("native-file-data-format", "FormatFloat"), ("native-file-header-format", "WAVE")):
         ET.SubElement(config, "Option", name=option, value=value)
-    ET.SubElement(session, "Metadata")
-    sources, regions = ET.SubElement(session, "Sources"), ET.SubElement(session, "Regions")
-    locations = ET.SubElement(session, "Locations")
+    ET.SubElement(root, "Metadata")
+    sources, regions, locations, routes, playlists, groups = (
+        ET.SubElement(root, tag) for tag in ("Sources", "Regions", "Locations", "Routes", "Playlists", "RouteGroups")
+    )
+    return _Session(root, _Ids(), info.frames, info.channels, sources, regions, locations, routes, playlists, groups)
+
+
+def _locations(session: _Session, loop: tuple[int, int] | None, markers: Sequence[tuple[str, int]]) -> None:
+    """The session's range (the stems' whole length), the ``loop`` and the ``markers``, in samples of the stems."""
 
     def location(name: str, start: int, end: int, flags: str) -> None:
-        attrs = {"id": ids(), "name": name, "start": str(start), "end": str(end), "flags": flags}
-        ET.SubElement(locations, "Location", {**attrs, "locked": "0", "timestamp": "0", "cue": "0"})
+        attrs = {"id": session.ids(), "name": name, "start": str(start), "end": str(end), "flags": flags}
+        ET.SubElement(session.locations, "Location", {**attrs, "locked": "0", "timestamp": "0", "cue": "0"})
 
-    location("session", 0, frames, "IsSessionRange")
+    location("session", 0, session.frames, "IsSessionRange")
     if loop is not None:
         location("Loop", *loop, "IsAutoLoop,IsHidden")
-    for text, at in markers or []:
+    for text, at in markers:
         location(text, at, at, "IsMark")
-    routes = ET.SubElement(session, "Routes")
-    playlists = ET.SubElement(session, "Playlists")
-    groups = ET.SubElement(session, "RouteGroups")
-    _route(routes, ids, "Master", channels, "master", 0, Channel(gain_db=mix.master_gain_db), "")
-    order = 1
+
+
+def _master(session: _Session, mix: Mix) -> None:
+    """The master bus, at the mix's master level, playing into the system's playback."""
+    strip = Channel(gain_db=mix.master_gain_db)
+    _route(session.routes, session.ids, "Master", session.channels, "master", session.next_order(), strip, "")
+
+
+def _sources(session: _Session, file: str, data: str, channels: int) -> list[str]:
+    """The sources of a file a track plays, and their ids: one per channel of an audio file (an Ardour source is
+    one channel), one for a MIDI file."""
+    source_ids = []
+    for channel in range(channels):
+        source_ids.append(session.ids())
+        attrs = {"name": file, "type": data, "flags": "", "id": source_ids[-1]}
+        if data == "audio":
+            attrs["channel"] = str(channel)
+        ET.SubElement(session.sources, "Source", attrs, origin="")
+    return source_ids
+
+
+def _track(
+    session: _Session, title: str, data: str, source_ids: list[str], strip: Channel, output: str, downstream: int = 0
+) -> ET.Element:
+    """A track (``data``: "audio" or "midi") playing its sources whole from sample 0: their region, the track's
+    route (``strip``'s levels, into ``output``) and its playlist, which holds the region."""
+    playlist_id = session.ids()
+    region = _region(title, session.frames, data, source_ids)
+    ET.SubElement(session.regions, "Region", {"id": session.ids(), **region})
+    kind, channels = ("track", session.channels) if data == "audio" else ("midi", 1)
+    route = _route(
+        session.routes,
+        session.ids,
+        title,
+        channels,
+        kind,
+        session.next_order(),
+        strip,
+        output,
+        playlist_id,
+        downstream=downstream,
+    )
+    playlist = ET.SubElement(
+        session.playlists,
+        "Playlist",
+        {"id": playlist_id, "name": title, "type": data, "orig-track-id": route.attrib["id"]},
+        frozen="0",
+        **{"combine-ops": "0", "shared-with-ids": "", "pgroup-id": ""},
+    )
+    ET.SubElement(playlist, "Region", {**region, "whole-file": "0"}, id=session.ids())
+    return route
+
+
+def _bus(session: _Session, stems: Stems, mix: Mix, group: str) -> None:
+    """A split stem's bus, which carries its strip (the children's group) on to the master."""
+    # what Ardour's solo propagation would have counted: the bus is soloed by its soloed children upstream
+    soloed = sum(mix.channels.get(k, Channel()).solo for k, _ in stems.leaves() if parent_of(k) == group)
+    strip = mix.channels.get(group, Channel())
+    _route(
+        session.routes,
+        session.ids,
+        group,
+        session.channels,
+        "bus",
+        session.next_order(),
+        strip,
+        "Master",
+        upstream=soloed,
+    )
+
+
+def _audio_tracks(session: _Session, stems: Stems, mix: Mix, paths: list[str]) -> dict[str, list[str]]:
+    """A track per leaf of ``stems``, playing its file in ``paths`` at the mix's levels, into the master or, for a
+    split stem's child, into the stem's bus (written before its children's tracks); returns each split stem's
+    children's route ids, its route group's members."""
     members: dict[str, list[str]] = {}
     for (key, _), path in zip(stems.leaves(), paths):
         group = parent_of(key)
-        if group is not None and group not in members:  # the split stem's bus, before its children's tracks
+        if group is not None and group not in members:
             members[group] = []
-            soloed = sum(mix.channels.get(k, Channel()).solo for k, _ in stems.leaves() if parent_of(k) == group)
-            strip = mix.channels.get(group, Channel())
-            _route(routes, ids, group, channels, "bus", order, strip, "Master", upstream=soloed)
-            order += 1
+            _bus(session, stems, mix, group)
         title = key.replace("/", " ")  # "vocals lead": an Ardour port name may not hold a "/"
-        source_ids = []
-        for channel in range(channels):
-            source_ids.append(ids())
-            ET.SubElement(
-                sources,
-                "Source",
-                {"name": path, "type": "audio", "flags": "", "id": source_ids[-1], "channel": str(channel)},
-                origin="",
-            )
-        playlist_id = ids()
-        region = _region(title, frames, "audio", source_ids)
-        ET.SubElement(regions, "Region", {"id": ids(), **region})
-        route = _route(
-            routes,
-            ids,
-            title,
-            channels,
-            "track",
-            order,
-            mix.channels.get(key, Channel()),
-            group or "Master",
-            playlist_id,
-            downstream=int(group is not None and mix.channels.get(group, Channel()).solo),
-        )
-        order += 1
-        playlist = ET.SubElement(
-            playlists,
-            "Playlist",
-            {"id": playlist_id, "name": title, "type": "audio", "orig-track-id": route.attrib["id"]},
-            frozen="0",
-            **{"combine-ops": "0", "shared-with-ids": "", "pgroup-id": ""},
-        )
-        ET.SubElement(playlist, "Region", {**region, "whole-file": "0"}, id=ids())
+        source_ids = _sources(session, path, "audio", session.channels)
+        bus_soloed = int(group is not None and mix.channels.get(group, Channel()).solo)
+        strip = mix.channels.get(key, Channel())
+        route = _track(session, title, "audio", source_ids, strip, group or "Master", downstream=bus_soloed)
         if group is not None:
             members[group].append(route.attrib["id"])
-    for part, file in midi:  # the notes: a MIDI track each, its source a file in the session's midifiles
-        source_id, playlist_id = ids(), ids()
-        ET.SubElement(sources, "Source", {"name": file, "type": "midi", "flags": "", "id": source_id}, origin="")
-        region = _region(part.name, frames, "midi", [source_id])
-        ET.SubElement(regions, "Region", {"id": ids(), **region})
-        route = _route(routes, ids, part.name, 1, "midi", order, Channel(), "", playlist_id)
-        order += 1
-        playlist = ET.SubElement(
-            playlists,
-            "Playlist",
-            {"id": playlist_id, "name": part.name, "type": "midi", "orig-track-id": route.attrib["id"]},
-            frozen="0",
-            **{"combine-ops": "0", "shared-with-ids": "", "pgroup-id": ""},
-        )
-        ET.SubElement(playlist, "Region", {**region, "whole-file": "0"}, id=ids())
+    return members
+
+
+def _midi_tracks(session: _Session, midi: Sequence[tuple[MidiTrack, str]]) -> None:
+    """A MIDI track per ``midi`` track, its source the file of that name in the session's midifiles; no
+    instrument, its output unconnected."""
+    for part, file in midi:
+        _track(session, part.name, "midi", _sources(session, file, "midi", 1), Channel(), "")
+
+
+def _route_groups(session: _Session, members: dict[str, list[str]]) -> None:
+    """A route group per split stem, named after it, of its children's tracks."""
     for group, route_ids in members.items():
         ET.SubElement(
-            groups,
+            session.groups,
             "RouteGroup",
-            {"id": ids(), "name": group, "rgba": _colour(group), "used-to-share-gain": "0"},
+            {"id": session.ids(), "name": group, "rgba": _colour(group), "used-to-share-gain": "0"},
             flags="",
             routes=" ".join(route_ids),
         )
-    tempo_map = ET.SubElement(session, "TempoMap", {"superclocks-per-second": "282240000"})
+
+
+def _tempo_map(session: _Session, tempo: float | None) -> None:
+    """The song's ``tempo`` (120 BPM when unknown) from the start, in 4/4."""
+    tempo_map = ET.SubElement(session.root, "TempoMap", {"superclocks-per-second": "282240000"})
     ET.SubElement(
         ET.SubElement(tempo_map, "Tempos"),
         "Tempo",
@@ -291,8 +347,30 @@ def ardour_xml(
         {"note-value": "4", "divisions-per-bar": "4", "sclock": "0", "quarters": "0:0", "bbt": "1|1|0"},
     )
     ET.SubElement(tempo_map, "MusicTimes")
-    session.set("id-counter", str(ids.last + 1))
-    return session
+
+
+def ardour_xml(
+    stems: Stems,
+    mix: Mix,
+    name: str,
+    paths: list[str],
+    tempo: float | None = None,
+    markers: list[tuple[str, int]] | None = None,
+    loop: tuple[int, int] | None = None,
+    midi: Sequence[tuple[MidiTrack, str]] = (),
+) -> ET.Element:
+    """The session file of ``stems`` (their leaves playing ``paths``) as ``name``: Ardour's XML, as an element;
+    ``markers`` and the ``loop`` in samples of the stems; a MIDI track per ``midi`` track, playing the file of that
+    name in the session's midifiles."""
+    session = _session(stems.info, name)
+    _locations(session, loop, markers or [])
+    _master(session, mix)
+    members = _audio_tracks(session, stems, mix, paths)
+    _midi_tracks(session, midi)
+    _route_groups(session, members)
+    _tempo_map(session, tempo)
+    session.root.set("id-counter", str(session.ids.last + 1))
+    return session.root
 
 
 def _region(name: str, frames: int, data: str, source_ids: list[str]) -> dict[str, str]:

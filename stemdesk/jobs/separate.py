@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -117,6 +117,30 @@ class SeparateKeywords(TypedDict, total=False):
     split: Mapping[str, str] | Sequence[str] | None
 
 
+def parse_splits(values: Iterable[str] | Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """``["vocals=NAME", ...]`` (the command line's) or ``{"vocals": "NAME"}`` (the API's) → ((parent, model), ...)
+    in order. Raises StemDeskError for a value without "=" or a parent named twice."""
+    if not values:
+        return ()
+    pairs: list[tuple[str, str]] = []
+    if isinstance(values, Mapping):
+        pairs = [(str(k), str(v)) for k, v in values.items()]
+    else:
+        for value in values:
+            parent, sep, model = str(value).partition("=")
+            if not sep or not parent.strip() or not model.strip():
+                raise StemDeskError(
+                    f"--split takes PARENT=MODEL (e.g. vocals=stemdesk-vocals-leadback), not {value!r}.",
+                    setting="split",
+                )
+            pairs.append((parent.strip(), model.strip()))
+    parents = [p for p, _ in pairs]
+    twice = sorted({p for p in parents if parents.count(p) > 1})
+    if twice:
+        raise StemDeskError(f"{twice[0]} is split twice; give one split model per stem.", setting="split")
+    return tuple(pairs)
+
+
 def separate_options(
     model: str | None = None,
     format: str = DEFAULT_FORMAT,
@@ -140,8 +164,6 @@ def separate_options(
     ``setting`` names the value to change (``segment_seconds``, ``wiener``, ``shifts``; an impossible format or
     depth raises it from `OutputFormat.parse`). The device is kept as named; the task that runs resolves it.
     ``split``: split models to run on the stems written, ``{"vocals": MODEL}`` or ``["vocals=MODEL"]``."""
-    from .split import parse_splits
-
     fmt = OutputFormat.parse(format, None if bit_depth is None else str(bit_depth))
     if segment is not None and segment <= 0:
         raise StemDeskError("The segment must be a positive number of seconds.", setting="segment_seconds")

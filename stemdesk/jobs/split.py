@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,30 +43,6 @@ class SplitResult:
     @property
     def folder(self) -> Path:
         return self.result.outputs[0].parent
-
-
-def parse_splits(values: Iterable[str] | Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
-    """``["vocals=NAME", ...]`` (the command line's) or ``{"vocals": "NAME"}`` (the API's) → ((parent, model), ...)
-    in order. Raises StemDeskError for a value without "=" or a parent named twice."""
-    if not values:
-        return ()
-    pairs: list[tuple[str, str]] = []
-    if isinstance(values, Mapping):
-        pairs = [(str(k), str(v)) for k, v in values.items()]
-    else:
-        for value in values:
-            parent, sep, model = str(value).partition("=")
-            if not sep or not parent.strip() or not model.strip():
-                raise StemDeskError(
-                    f"--split takes PARENT=MODEL (e.g. vocals=stemdesk-vocals-leadback), not {value!r}.",
-                    setting="split",
-                )
-            pairs.append((parent.strip(), model.strip()))
-    parents = [p for p, _ in pairs]
-    twice = sorted({p for p in parents if parents.count(p) > 1})
-    if twice:
-        raise StemDeskError(f"{twice[0]} is split twice; give one split model per stem.", setting="split")
-    return tuple(pairs)
 
 
 def split_parent(card: ModelCard | EnsembleCard) -> str | None:
