@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from stemdesk.core.estimators.htdemucs import HTDemucs  # noqa: E402
 from stemdesk.core.precision import apply_precision, choose_precision  # noqa: E402
 from stemdesk.io.demo import synthesise_song  # noqa: E402
-from stemdesk.io.model_store import find_model, load_estimator, save_model  # noqa: E402
+from stemdesk.io.model_store import find_model, load_estimator, load_state, save_model  # noqa: E402
 from stemdesk.io.process import cpu_bf16_flags  # noqa: E402
 
 
@@ -117,14 +117,13 @@ def song_rows(model_id: str, device: torch.device, song: Path, out: Path) -> dic
     try:
         from demucs.apply import apply_model
         from demucs.htdemucs import HTDemucs as Reference
-        from safetensors.torch import load_file
     except ImportError as error:
         rows["demucs apply_model"] = {"skipped": f"the demucs package is not importable ({error})"}
         return rows
     reference = Reference(
         sources=["drums", "bass", "other", "vocals"], bottom_channels=512, dconv_mode=3, segment=7.8
     ).eval()
-    reference.load_state_dict(load_file(str(find_model(model_id).weights_path)), strict=True)
+    reference.load_state_dict(load_state(find_model(model_id)), strict=True)
     reference.to(device)
     audio, rate = sf.read(str(song), dtype="float32", always_2d=True)
     x = torch.from_numpy(audio.T.copy())[None].to(device)

@@ -23,9 +23,9 @@ import statistics
 import time
 from pathlib import Path
 
+from stemdesk.cli.common import setting as parse_setting
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.paths import cache_dir
-from stemdesk.cli.common import setting as parse_setting
 from stemdesk.training.scratch import ScratchRequest, plan, train_recipe
 from stemdesk.training.split import gather_split, score_baselines
 from stemdesk.training.stemsets import read_stemset
@@ -101,9 +101,7 @@ def summarise(rows: dict[str, dict]) -> dict:
     best = max(statistics.median(mean(f["baselines_db"][label]) for f in folds) for label in labels)
     out["best_baseline_mean_median_db"] = round(best, 2)
     out["beats_baselines"] = out["model_mean_median_db"] > best
-    out["folds_won"] = sum(
-        mean(f["model_db"]) > max(mean(f["baselines_db"][label]) for label in labels) for f in folds
-    )
+    out["folds_won"] = sum(mean(f["model_db"]) > max(mean(f["baselines_db"][label]) for label in labels) for f in folds)
     return out
 
 

@@ -82,13 +82,16 @@ from stemdesk.core.postprocess import PostProcessing  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
 from stemdesk.io.model_store import (  # noqa: E402
+    WEIGHT_FILES,
     amend_card,
     find_model,
     load_estimator,
     read_card,
+    read_weights,
     search_path,
     shipped_models_dir,
     weights_bytes,
+    weights_file,
 )
 from stemdesk.io.paths import cache_dir  # noqa: E402
 from stemdesk.training.corpus import Labelled, Teacher, add_teacher  # noqa: E402
@@ -130,7 +133,8 @@ def borrow_weights(folder: Path, twin_card) -> None:
         if key == "weights_sha256":
             raw["weights_from"] = twin_card.id
     atomic_write_bytes(folder / "card.json", (json.dumps(raw, indent=2) + "\n").encode("utf-8"))
-    (folder / "weights.safetensors").unlink()
+    for name in WEIGHT_FILES:
+        (folder / name).unlink(missing_ok=True)
 
 
 def separator_for(estimator, card) -> Separator:
@@ -548,7 +552,7 @@ def main() -> None:
                 folder,
                 {
                     "training": twin_card.raw["training"],
-                    "weights_bytes": (folder / "weights.safetensors").stat().st_size,
+                    "weights_bytes": weights_file(folder).stat().st_size,
                     "reproduction": {"setup": setup, "weights_of": twin},
                 },
             )
@@ -605,7 +609,7 @@ def main() -> None:
             amend_card(folder, {"reproduction": {"setup": setup}})  # last: only now is it installed
         else:
             show({"system": system, "of": f"{index}/{len(systems)}", "action": "re-score"})
-        size = (folder / "weights.safetensors").stat().st_size
+        size = len(read_weights(weights_file(folder)))  # the stored safetensors, as exported
         if size > SIZE_LIMIT:
             raise SystemExit(
                 f"{model_id}: its weights take {size / 1e6:.1f} MB on disk, over the {SIZE_LIMIT / 1e6:g} MB a "

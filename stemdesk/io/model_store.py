@@ -3,12 +3,18 @@
 Folders searched, in order: the models shipped with StemDesk (the repository's ``models/`` or the installed copy),
 then the user's models folder (platformdirs), then any folders in ``STEMDESK_MODELS_PATH``. Weights are loaded only
 from safetensors and only after their sha256 matches the card; no pickle is ever loaded.
+
+A shipped model's weights may be stored compressed, losslessly (``weights.safetensors.xz``, or ``.gz`` where the
+model loads with every separation and LZMA's slower decoding would show): the card's sha256 is always that of the
+safetensors bytes inside, so a compressed file is the same weights and names the same results.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import lzma
 import os
 import sys
 from collections.abc import Mapping
@@ -30,6 +36,9 @@ if TYPE_CHECKING:  # torch and the networks load with the first model, not with 
 DEFAULT_MODEL = "stemdesk-4stem"
 CARD_FIELDS = ("id", "estimator", "config", "sources", "sample_rate", "weights_sha256", "training_data", "licenses")
 CARD_LIMIT = 1 << 20  # a card is a small JSON file; refuse anything bigger than 1 MB
+WEIGHTS = "weights.safetensors"
+# The forms a model's weights may take, the plain file first: the one a model folder holds is its weights.
+WEIGHT_FILES = (WEIGHTS, WEIGHTS + ".xz", WEIGHTS + ".gz")
 
 
 def shipped_models_dir() -> Path:
@@ -68,12 +77,12 @@ class ModelCard:
             # beside it.
             beside = self.folder.parent / str(shared)
             try:
-                return find_model(str(shared)).folder / "weights.safetensors"
+                return weights_file(find_model(str(shared)).folder)
             except ModelError:
                 if (beside / "card.json").is_file():
-                    return beside / "weights.safetensors"
+                    return weights_file(beside)
                 raise
-        return self.folder / "weights.safetensors"
+        return weights_file(self.folder)
 
     @property
     def outputs(self) -> dict[str, list[str]] | None:
@@ -130,6 +139,50 @@ def file_digest(path: Path, algorithm: str = "sha256"):
 
 def sha256_file(path: Path) -> str:
     return file_digest(path).hexdigest()
+
+
+def weights_file(folder: Path) -> Path:
+    """The weights file a model folder holds, plain or compressed (`WEIGHT_FILES`); the plain name when none."""
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return folder / WEIGHTS
+
+
+def read_weights(path: Path) -> bytes:
+    """The safetensors bytes of a weights file, decompressed when it is ``.xz`` or ``.gz``. Raises ModelError
+    for a compressed file that does not decompress (damaged or cut short)."""
+    data = path.read_bytes()
+    try:
+        if path.name.endswith(".xz"):
+            return lzma.decompress(data, format=lzma.FORMAT_XZ)
+        if path.name.endswith(".gz"):
+            return gzip.decompress(data)
+    except (lzma.LZMAError, OSError, EOFError) as error:
+        raise ModelError(f'"{path}" does not decompress ({error}): the file is damaged. Reinstall the model.') from None
+    return data
+
+
+def compress_weights(folder: Path, form: str) -> Path:
+    """Store a model folder's weights compressed (``form``: "xz" or "gz"), losslessly: the new file is checked to
+    give back the same bytes before the plain one is removed. Returns the file written."""
+    source = weights_file(folder)
+    data = read_weights(source)
+    if form == "xz":
+        packed = lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_SHA256, preset=9 | lzma.PRESET_EXTREME)
+    elif form == "gz":
+        packed = gzip.compress(data, compresslevel=9, mtime=0)
+    else:
+        raise ValueError(f"weights are compressed as xz or gz, not {form!r}")
+    target = folder / f"{WEIGHTS}.{form}"
+    atomic_write_bytes(target, packed)
+    if read_weights(target) != data:
+        target.unlink()
+        raise ModelError(f"{target} did not decompress to the weights it was made from; the plain file is kept.")
+    for name in WEIGHT_FILES:
+        if folder / name != target:
+            (folder / name).unlink(missing_ok=True)
+    return target
 
 
 def read_card(folder: Path) -> ModelCard:
@@ -367,7 +420,9 @@ def save_model(
     full.setdefault("licenses", {})
     # Weights first: a crash between the two renames leaves a card whose sha256 no longer matches, which
     # load_estimator reports, rather than a card that silently describes other weights.
-    atomic_write_bytes(folder / "weights.safetensors", weights)
+    atomic_write_bytes(folder / WEIGHTS, weights)
+    for stale in WEIGHT_FILES[1:]:  # an earlier model's compressed weights would no longer match the card
+        (folder / stale).unlink(missing_ok=True)
     atomic_write_bytes(folder / "card.json", (json.dumps(full, indent=2) + "\n").encode("utf-8"))
     return read_card(folder)
 
@@ -402,20 +457,21 @@ def load_state(card: ModelCard) -> dict[str, torch.Tensor]:
     weights = card.weights_path
     if not weights.is_file():
         raise ModelError(f'Model {card.id!r} has no weights.safetensors in "{card.folder}". Reinstall the model.')
-    digest = sha256_file(weights)
+    data = read_weights(weights)
+    digest = hashlib.sha256(data).hexdigest()
     if digest != card.weights_sha256:
         raise ModelError(
-            f"Model {card.id!r}: weights.safetensors does not match the sha256 in its card "
+            f"Model {card.id!r}: {weights.name} does not match the sha256 in its card "
             f"(expected {card.weights_sha256[:12]}…, found {digest[:12]}…). The file is damaged or was "
             "replaced; reinstall the model."
         )
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     try:
-        state = load_file(str(weights))
+        state = load(data)
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for malformed headers
         raise ModelError(
-            f"Model {card.id!r}: weights.safetensors is not a valid safetensors file ({error}). Reinstall the model."
+            f"Model {card.id!r}: {weights.name} is not a valid safetensors file ({error}). Reinstall the model."
         ) from None
     return dequantise(state)
 

@@ -35,6 +35,7 @@ from stemdesk.io.model_store import (
     read_card,
     save_model,
     user_models_dir,
+    weights_file,
 )
 from stemdesk.io.paths import runs_dir
 from stemdesk.io.process import limit_threads, process_threads
@@ -380,7 +381,7 @@ def record_budget(
     resumed run's earlier ones up to their last checkpoint) comes from ``trainer`` and ``pretrained``.
     ``continued``: the budget and weights' sha256 of the trained model this run started from (a warm restart),
     counted in with `warm_restart_budget`. Returns the size."""
-    size = (folder / "weights.safetensors").stat().st_size
+    size = weights_file(folder).stat().st_size
     training = dict(read_card(folder).raw["training"])
     training["config"] = {**training["config"], "excerpt_seconds": config.excerpt_seconds}  # as fitted to the songs
     training["budget"] = {

@@ -93,3 +93,56 @@ def test_the_largest_parameters_can_be_stored_as_int8_and_load_back_within_half_
     stored = load_file(str(small.folder / "weights.safetensors"))
     int8 = {k for k, v in stored.items() if v.dtype == torch.int8}
     assert len(int8) == 2 and all(k + INT8_SCALE in stored for k in int8)
+
+
+@pytest.mark.parametrize("form", ["xz", "gz"])
+def test_compressed_weights_load_as_the_same_weights_and_damage_is_named(tmp_path, monkeypatch, form):
+    """A model folder's weights stored compressed (how the shipped models keep the repository small) load as the
+    very tensors the plain file held, under the same card sha256; a damaged compressed file is refused saying so."""
+    import gzip
+    import lzma
+    import shutil
+
+    from stemdesk.core.errors import ModelError
+    from stemdesk.io.model_store import WEIGHTS, compress_weights, find_model, read_card, weights_file
+
+    folder = tmp_path / "copy"
+    shutil.copytree(find_model("tiny-4stem").folder, folder)
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path))
+    plain = (folder / WEIGHTS).read_bytes()
+    expected, _ = load_estimator(read_card(folder))
+
+    written = compress_weights(folder, form)
+    assert written.name == f"{WEIGHTS}.{form}" and weights_file(folder) == written
+    assert not (folder / WEIGHTS).exists() and written.stat().st_size < len(plain)
+    loaded, _ = load_estimator(read_card(folder))
+    for name, value in expected.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+    cut = written.read_bytes()[: written.stat().st_size // 2]
+    written.write_bytes(cut)
+    with pytest.raises(ModelError, match="does not decompress.*Reinstall"):
+        load_estimator(read_card(folder))
+    other = bytearray(plain)
+    other[-1] ^= 0xFF  # a valid compressed file of other bytes: the card's sha256 catches it
+    written.write_bytes(lzma.compress(bytes(other)) if form == "xz" else gzip.compress(bytes(other)))
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        load_estimator(read_card(folder))
+
+
+def test_saving_a_model_again_drops_its_old_compressed_weights(tmp_path, monkeypatch):
+    import shutil
+
+    from stemdesk.io.model_store import WEIGHTS, compress_weights, find_model, read_card, weights_file
+
+    folder = tmp_path / "copy"
+    shutil.copytree(find_model("tiny-4stem").folder, folder)
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(tmp_path))
+    compress_weights(folder, "xz")
+    estimator, _ = load_estimator(read_card(folder))
+    with torch.no_grad():
+        next(estimator.parameters()).add_(1.0)
+    card = save_model(folder, "copy", estimator, {})
+    assert weights_file(folder) == folder / WEIGHTS and not (folder / f"{WEIGHTS}.xz").exists()
+    reloaded, _ = load_estimator(card)
+    assert torch.equal(next(reloaded.parameters()), next(estimator.parameters()))
