@@ -163,6 +163,28 @@ def tarball() -> Path:
 
 
 @pytest.fixture(scope="session")
+def debian_vocal_song() -> Path:
+    """Real music with vocals that a clone without ../shared can have: the demo's song from Debian's archive
+    (`stemdesk.io.demo`: Muldjord's "Armygeddon", song.ogg + guitar.ogg, CC BY-SA 3.0, 60 s from 30 s in, sung
+    throughout its first 38 s), fetched with apt-get through the demo's own code and cached between runs. Skips,
+    saying so, where apt cannot fetch it."""
+    from stemdesk.io.demo import fetch_debian_song
+
+    path = TARBALL_CACHE / "debian-vocal-song.wav"
+    if not path.is_file():
+        TARBALL_CACHE.mkdir(parents=True, exist_ok=True)
+        partial = TARBALL_CACHE / "debian-vocal-song.partial.wav"
+        if fetch_debian_song(partial) is None:
+            pytest.skip(
+                "needs real music with vocals: ../shared/data (the CC0 songs) or Debian's package "
+                "fretsonfire-songs-muldjord through apt-get download, and neither is here"
+            )
+        partial.replace(path)
+        partial.with_suffix(".txt").unlink(missing_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
 def basic_pitch_wheel() -> Path:
     """Spotify's basic-pitch 0.4.0 wheel from PyPI, through the installer's own download (cached between runs)."""
     import hashlib

@@ -32,12 +32,16 @@ from stemdesk.session import project as projects  # noqa: E402
 NAMES = ["vocals", "drums", "bass", "other"]
 
 
-def real_song(folder: Path, seconds: float = 12.0, start: float = 60.0) -> Path:
+def real_song(folder: Path, seconds: float = 12.0, start: float = 60.0, vocals: Path | None = None) -> Path:
     """An excerpt of a real CC0 song (the sum of its stems) from ``start`` seconds when ../shared/data is here, else a
-    test signal."""
+    test signal, or, for a test that needs sung vocals, an excerpt of ``vocals`` (the `debian_vocal_song` fixture:
+    at most its first 38 s, where it is sung throughout, from its start)."""
     path = folder / "real song.wav"
     stems = sorted((DATA / "cc0-efree").glob("*/vocals.ogg")) if (DATA / "cc0-efree").is_dir() else []
-    if stems:
+    if not stems and vocals is not None:
+        audio, rate = sf.read(str(vocals), frames=int(min(seconds, 38.0) * 44100), dtype="float64", always_2d=True)
+        sf.write(str(path), audio, rate, subtype="PCM_16")
+    elif stems:
         folder_ = stems[0].parent
         start = int(start * 44100)
         mix = sum(
@@ -1688,13 +1692,17 @@ def test_htdemucs_from_the_toolbar_auditions_nulls_and_reopens_in_a_project(qtbo
 
 
 @pytest.mark.slow
-def test_htdemucs_stems_play_through_the_mix_while_the_song_is_separated(qtbot, installed, sink, window, tmp_path):
+def test_htdemucs_stems_play_through_the_mix_while_the_song_is_separated(
+    qtbot, installed, sink, window, tmp_path, request
+):
     """Issue 55: with HTDemucs, Play as soon as the first stems are in plays the separated stems from the start,
     through the mixer (the vocals soloed here), on the audio device, while the rest is still being separated; when
     the job is done the player goes on with the written files without stopping."""
     window.refresh_models()
     window.model_box.setCurrentText("htdemucs")
-    path = real_song(tmp_path, seconds=40.0, start=226.0)  # a verse: the vocals are heard throughout, not alone
+    # a verse: the vocals are heard throughout, not alone (a clone without ../shared: the Debian demo's song)
+    vocals = None if (DATA / "cc0-efree").is_dir() else request.getfixturevalue("debian_vocal_song")
+    path = real_song(tmp_path, seconds=40.0, start=226.0, vocals=vocals)
     window.open_song(path)
     job, live = first_stems_in_the_player(qtbot, window)
     assert live.filled < live.frames
