@@ -333,9 +333,15 @@ def install_small_htdemucs(folder: Path, monkeypatch) -> str:
     return "small-htdemucs"
 
 
-def tiny_split_model(name: str = "tiny-split", parent: str = "vocals", children=("lead", "backing")) -> str:
+def tiny_split_model(
+    name: str = "tiny-split",
+    parent: str = "vocals",
+    children=("lead", "backing"),
+    caution: tuple[str, str] | None = None,
+) -> str:
     """A small split model of ``parent`` into ``children``, saved among the user's models (the test's home):
-    untrained, since what it splits is not the point where it is used."""
+    untrained, since what it splits is not the point where it is used. ``caution``: (a few words, the sentence) its
+    card warns of itself with, as a split worse than an equal split on unheard songs does."""
     import torch
 
     from stemdesk.core.estimators import build_estimator
@@ -343,7 +349,9 @@ def tiny_split_model(name: str = "tiny-split", parent: str = "vocals", children=
 
     torch.manual_seed(0)
     estimator = build_estimator("band_mlp", {"sources": list(children), "stft": {"n_fft": 1024, "hop": 256}})
-    facts = {"description": "test split model", "purpose": "split", "split": {"parent": parent}}
+    facts: dict = {"description": "test split model", "purpose": "split", "split": {"parent": parent}}
+    if caution is not None:
+        facts["unheard"] = {"short": caution[0], "caution": caution[1]}
     save_model(user_models_dir() / name, name, estimator, facts)
     return name
 

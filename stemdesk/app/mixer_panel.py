@@ -311,6 +311,15 @@ class MixerPanel(QWidget):
         top.addWidget(apply)
         top.addWidget(self.learn)
         outer.addLayout(top)
+        # what a preset rests on when it is weak: the karaoke-backing preset on a lead/backing split that does worse
+        # than an equal split on songs its model never heard
+        self.cautions: dict[str, str] = {}
+        self.preset_note = QLabel()
+        self.preset_note.setObjectName("preset-note")
+        self.preset_note.setWordWrap(True)
+        self.preset_note.setVisible(False)
+        outer.addWidget(self.preset_note)
+        self.preset.currentTextChanged.connect(self._show_preset_note)
         # the key and tempo the whole mix plays at (karaoke in the singer's key, practice at a slower tempo)
         keys = QHBoxLayout()
         keys.addWidget(QLabel("Key"))
@@ -379,9 +388,11 @@ class MixerPanel(QWidget):
         self.strips_layout.addWidget(self.empty)
         self.setEnabled(False)
 
-    def set_stems(self, stems: list[str], mix: Mix) -> None:
+    def set_stems(self, stems: list[str], mix: Mix, cautions: dict[str, str] | None = None) -> None:
         """Strips for ``stems`` (what plays): a split stem's children ("vocals/lead") each have one, after their
-        group's strip ("vocals")."""
+        group's strip ("vocals"). ``cautions``: split stem → what its split model's card warns of
+        (`tasks.split_cautions`), said where a preset uses that split."""
+        self.cautions = dict(cautions or {})
         if stems != self.stems:
             for strip in self.strips.values():
                 strip.deleteLater()
@@ -395,7 +406,16 @@ class MixerPanel(QWidget):
         self.setEnabled(bool(stems))
         self.vocal_row.setEnabled("vocals" in strips(stems))
         self._offer_presets(stems)
+        self._show_preset_note()
         self.show_mix(mix)
+
+    def _show_preset_note(self) -> None:
+        """Under the presets, while karaoke-backing is chosen on a lead/backing split whose model warns of itself,
+        that warning: the backing vocals it keeps are only as good as the split."""
+        caution = self.cautions.get("vocals")
+        shown = bool(caution) and self.preset.currentText() == "karaoke-backing" and "vocals/lead" in self.stems
+        self.preset_note.setText(f"karaoke-backing keeps the backing vocals of the vocals' split. Caution: {caution}")
+        self.preset_note.setVisible(shown)
 
     def _offer_presets(self, stems: list[str]) -> None:
         """Only the presets these stems can take are offered; the others say why (karaoke-backing wants the vocals

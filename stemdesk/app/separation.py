@@ -153,15 +153,20 @@ class SeparationFlow:
         work = self.workspace
         if lane not in work.stems and lane not in work.groups or parent_of(lane) is not None:
             return
-        models = [c.id for c in list_models() if c.split_parent in (lane, ANY_PARENT) and c.split_parent is not None]
-        if not models:
+        cards = [c for c in list_models() if c.split_parent in (lane, ANY_PARENT) and c.split_parent is not None]
+        if not cards:
             action = menu.addAction(f"No split model splits {lane} (stemdesk models; stemdesk train --split)")
             action.setEnabled(False)
             return
         again = " again" if lane in work.groups else ""
         submenu = menu.addMenu(f"Split {lane}{again} with")
-        for model in models:
-            submenu.addAction(model).triggered.connect(lambda checked=False, m=model: self.split(lane, m))
+        submenu.setToolTipsVisible(True)
+        for card in cards:
+            # a model that splits unheard songs worse than an equal split says so where it is chosen
+            label = f"{card.id} ({card.caution_short})" if card.caution_short else card.id
+            action = submenu.addAction(label)
+            action.setToolTip(card.caution or card.summary)
+            action.triggered.connect(lambda checked=False, m=card.id: self.split(lane, m))
 
     def offer_midi(self, menu: QMenu, lane: str) -> None:
         """Every stem lane's menu offers to write the stems' MIDI (`stemdesk midi`), whose notes the lanes can then

@@ -510,7 +510,7 @@ class MainWindow(QMainWindow):
     def _show_strips(self, stems: list[str]) -> None:
         """The mixer's strips and the lane headers show these stems and the workspace's mix (the one mix: neither
         keeps a copy of its own)."""
-        self.mixer.set_stems(stems, self.workspace.mix)
+        self.mixer.set_stems(stems, self.workspace.mix, tasks.split_cautions(self.workspace.stems_dir))
         self.timeline.canvas.mix = self.workspace.mix if stems else None
         self.timeline.canvas.update()
 

@@ -150,6 +150,9 @@ def run_remix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"({seconds / max(result.seconds, 1e-9):.0f}x real time); certificate {result.certificate}",
         file=out,
     )
+    caution = tasks.split_cautions(args.stems_dir).get("vocals") if args.preset == "karaoke-backing" else None
+    if caution:
+        print(f"  karaoke-backing keeps the backing vocals of the vocals' split. Caution: {caution}", file=out)
     if mix.changes_key_or_tempo:
         print(
             f"  at {mix.describe_key_tempo()} (the stems are {stems.info.frames / stems.info.sample_rate:.1f} s): "

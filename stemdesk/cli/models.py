@@ -166,6 +166,9 @@ def print_model(card, out: TextIO) -> None:
     )
     for line in textwrap.wrap(card.summary, 112):  # what a user reads first
         print(f"    {line}", file=out)
+    if card.caution:
+        for line in textwrap.wrap(f"caution: {card.caution}", 112):
+            print(f"    {line}", file=out)
     paper = card.raw.get("paper")
     if isinstance(paper, dict) and card.split_parent is not None:
         print(f"    trained by stemdesk train --split {card.split_parent} (recipe {paper.get('recipe')})", file=out)

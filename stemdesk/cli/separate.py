@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..core.errors import StemDeskError
 from ..io.formats import READABLE
 from ..io.registry import Registry
 from .common import EXIT_NULL, ProgressBar, count
@@ -228,7 +229,20 @@ def print_split(parent: str, result: SeparateResult, out: TextIO) -> bool:
     if result.null is not None:
         line += f"; null-sum check against {parent}: {result.null.verdict}"
     print(line, file=out)
+    caution = split_caution(result.model)
+    if caution:
+        print(f"  caution: {caution}", file=out)
     return result.null is None or result.null.passed
+
+
+def split_caution(model: str) -> str | None:
+    """What the split model's card says a user must know about it (worse than an equal split on unheard songs)."""
+    from ..io.model_store import find_model
+
+    try:
+        return find_model(model).caution
+    except StemDeskError:
+        return None
 
 
 def run_split(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

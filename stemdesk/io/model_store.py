@@ -123,6 +123,21 @@ class ModelCard:
         split = self.raw.get("split")
         return str(split["parent"]) if isinstance(split, dict) and split.get("parent") else None
 
+    @property
+    def caution(self) -> str | None:
+        """What a user must know before trusting the model, measured (its card's ``unheard.caution``: a split model
+        that does worse than its no-harm baselines on songs it never heard); None for a model with nothing to say."""
+        unheard = self.raw.get("unheard")
+        text = unheard.get("caution") if isinstance(unheard, dict) else None
+        return str(text) if text else None
+
+    @property
+    def caution_short(self) -> str | None:
+        """The caution in a few words, for a menu entry beside the model's name."""
+        unheard = self.raw.get("unheard")
+        text = unheard.get("short") if isinstance(unheard, dict) else None
+        return str(text) if text else None
+
     def identity(self) -> dict[str, Any]:
         """How certificates and batch records name the model: its id, weights and estimator."""
         return {"id": self.id, "weights_sha256": self.weights_sha256, "estimator": self.estimator}

@@ -462,6 +462,30 @@ def recheck(stems_dir: Path, song: Path, regions: int = 5) -> Task[Recheck]:
     return Task(f"Check the stems of {Path(song).name}", work, "io")
 
 
+def split_cautions(stems_dir: Path | str | None) -> dict[str, str]:
+    """Each split stem of a stems folder whose split model's card carries a caution → that caution (a split that does
+    worse than an equal split on songs it never heard), read from the folder's certificate; {} for none."""
+    from ..io.model_store import find_model
+
+    if stems_dir is None:
+        return {}
+    try:
+        splits = read_certificate(Path(stems_dir)).get("splits") or {}
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for parent, entry in splits.items():
+        model = entry.get("model") if isinstance(entry, dict) else None
+        name = model.get("id") if isinstance(model, dict) else model
+        try:
+            caution = find_model(str(name)).caution if name else None
+        except StemDeskError:
+            caution = None
+        if caution:
+            out[str(parent)] = caution
+    return out
+
+
 def remix_mix(
     stems: Stems,
     preset_name: str | None = None,

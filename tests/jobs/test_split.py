@@ -253,3 +253,27 @@ def test_checking_a_split_folder_again_checks_the_children_and_names_an_edited_o
     check = tasks.recheck(folder, song).run()
     assert check.measured and check.changed == ["vocals/lead"] and not check.null.bit_exact
     assert set(check.null.energy_share) == {"vocals/lead", "vocals/backing", "drums", "bass", "other"}
+
+
+def test_a_split_model_that_warns_of_itself_is_said_to_where_it_is_used(song_file, tmp_path):
+    """A split model whose card says it does worse than an equal split on songs it never heard (the shipped
+    lead/backing model) is named with that caution by `stemdesk models`, by `separate --split` and by the
+    karaoke-backing remix that keeps its backing vocals; a model without one adds no line."""
+    from helpers import tiny_split_model
+
+    caution = ("worse than an equal split on unheard songs", "On songs it never heard it loses 2 dB to halving.")
+    tiny_split_model("warned-split", caution=caution)
+    tiny_split_model("plain-split")
+    code, text, err = run("models", "--all")
+    assert code == 0, err
+    listed = text.split("warned-split")[1].split("plain-split")[0]
+    assert f"caution: {caution[1]}" in listed
+    song = song_file(seconds=3.0, subtype="PCM_16")
+    for model in ("warned-split", "plain-split"):
+        out = tmp_path / model
+        code, text, err = run("separate", song, "-o", out, "--model", "tiny-4stem", "--split", f"vocals={model}")
+        assert code == 0, err
+        assert (f"caution: {caution[1]}" in text) == (model == "warned-split"), text
+        code, text, err = run("remix", out / "song", "--preset", "karaoke-backing", "-o", tmp_path / f"{model}.wav")
+        assert code == 0, err
+        assert ("Caution: " + caution[1] in text) == (model == "warned-split"), text
