@@ -18,6 +18,7 @@ def render(card: dict) -> str:
         _facts(card),
         _fine_tuned(card),
         _split(card, metrics),
+        _unheard(card),
         _method(card),
         _postprocessing(card),
         _validation(card, metrics),
@@ -48,6 +49,29 @@ def _facts(card: dict) -> list[str]:
         f"| weights sha256 | `{card['weights_sha256']}` |",
         "",
     ]
+    return lines
+
+
+def _unheard(card: dict) -> list[str]:
+    """What the model's recipe does on songs it never heard (the card's ``unheard``: leave-one-song-out folds,
+    each scored at a step fixed before the run, beside the no-harm baselines on the same song)."""
+    unheard = card.get("unheard")
+    if not isinstance(unheard, dict) or not isinstance(unheard.get("folds"), dict):
+        return []
+    folds = unheard["folds"]
+    children = list(card.get("sources", []))
+    labels = [label for label in next(iter(folds.values()), {}) if label != "model"]
+    lines = ["## On songs it never heard", ""]
+    if unheard.get("caution"):
+        lines += [f"**{unheard['caution']}**", ""]
+    lines += [unheard.get("method", ""), ""]
+    header = ["song left out"] + [f"{who} {child}" for who in ("model", *labels) for child in children]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = [*folds.items(), *([("median", unheard["median"])] if isinstance(unheard.get("median"), dict) else [])]
+    for song, scores in rows:
+        cells = [f"{scores[who][child]:.2f}" for who in ("model", *labels) for child in children]
+        lines.append(f"| {song} | " + " | ".join(cells) + " |")
+    lines.append("")
     return lines
 
 
