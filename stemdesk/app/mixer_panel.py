@@ -41,11 +41,11 @@ from ..mixer.mix import (
     strips,
     with_preset,
 )
+from .audio_lane import gain_text
 from .effects_editor import EffectsDialog
 from .meters import Meter
 from .playback import MeterBlock
 from .theme import DIMMED
-from .timeline import gain_text
 
 SCALE = 10  # fader steps per dB
 MARKS = (0.0, 12.0, FADER_RANGE[0], -12.0, -24.0, 6.0, -6.0)  # the dB written beside a fader, most wanted first

@@ -6,8 +6,12 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from .timeline import BACKGROUND, GRID, LANE_BG, TEXT
-
+# the timeline's colours, which the whole app takes
+BACKGROUND, LANE_BG, TEXT, GRID = "#1e2126", "#272b31", "#e6e9ee", "#3a3f47"
+HEADER_BG, DIM_TEXT = "#2f343b", "#7d8590"
+MUTE_ON, SOLO_ON, SWITCH_OFF = "#e8a33d", "#4cc76b", "#3a3f47"  # amber mute, green solo: seen at a glance
+MIX_COLOUR = "#b8c0cc"
+NULL_RED = "#e0625e"
 ACCENT = "#5b8def"  # the bass lane's blue: selection and focus
 DIMMED = "#7d8590"
 

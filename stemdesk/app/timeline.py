@@ -1,4 +1,6 @@
-"""The track timeline: a ruler, the original mix on top and one lane per stem, drawn from cached peak data.
+"""The track timeline: a ruler over its lanes: the original mix on top, one lane per stem (`audio_lane`) and,
+when the song has lyrics, the lyrics' lane under them (`lyrics_lane`). Each kind of lane draws itself and takes its
+own clicks (`lane_kind.LaneKind`); the timeline lays them out and routes the clicks.
 
 Zoom with Ctrl+wheel (around the mouse), scroll with the wheel or the scroll bar, click to seek, drag to select,
 Shift+drag to set the loop region. Drag a stem lane's header out of the window for its file, or drag from inside the
@@ -14,62 +16,26 @@ changed since the certificate (and, when the residual is that edit, how loud it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QApplication, QMenu, QScrollBar, QToolTip, QVBoxLayout, QWidget
 
 from ..io.audio import AudioReader
-from ..io.stems import colour_of
-from ..jobs.peaks import Peaks
 from ..mixer.mix import FADER_RANGE, Mix, parent_of
+from .audio_lane import SPECTRUM_LOW, Lane, StemMark
+from .lane_kind import HEADER, RULER, LaneKind
+from .theme import BACKGROUND, NULL_RED, TEXT
 
-HEADER = 124
-RULER = 26
-MIX_COLOUR = "#b8c0cc"
-BACKGROUND, LANE_BG, TEXT, GRID = "#1e2126", "#272b31", "#e6e9ee", "#3a3f47"
-HEADER_BG, DIM_TEXT = "#2f343b", "#7d8590"
-MUTE_ON, SOLO_ON, SWITCH_OFF = "#e8a33d", "#4cc76b", "#3a3f47"  # amber mute, green solo: seen at a glance
-SPECTRUM_LOW = 30.0  # Hz at the bottom of a spectrogram (see spectrogram_image)
+__all__ = ["HEADER", "NULL_RED", "RULER", "Canvas", "Lane", "StemMark", "Timeline", "clock", "spectrogram_image"]
 
-
-def gain_text(db: float) -> str:
-    """A fader's gain as the lane headers and the mixer's strips show it."""
-    return "−∞" if db <= FADER_RANGE[0] else f"{db:+.1f} dB"
-
-
-NULL_RED = "#e0625e"
 FLAG = (16, 14)  # a residual window's numbered flag on the ruler, px
-
-
-@dataclass
-class StemMark:
-    """What a stem's lane header says about the null: its share of the stems' energy, whether its file is still the
-    one the certificate hashed, and the residual when it is this stem's edit (None: silent, or not this stem's)."""
-
-    share: float | None = None
-    changed: bool = False
-    residual_dbfs: float | None = None
-    culprit: bool = False
+MIN_LANE, MAX_LANE = 56, 160  # px: the height lanes share, at least and at most
 
 
 def clock(seconds: float) -> str:
     """m:ss.s, as the ruler, the status bar and the null dock write times."""
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
-
-
-@dataclass
-class Lane:
-    name: str
-    peaks: Peaks
-    spectrogram: QImage | None = None
-    show_spectrogram: bool = False
-    busy: bool = False
-    extra: dict = field(default_factory=dict)
-    notes: list | None = None  # the stem's MIDI notes (`stemdesk.transcribe.pitched.Note`), when it has them
-    show_notes: bool = False
 
 
 class Canvas(QWidget):
@@ -82,21 +48,19 @@ class Canvas(QWidget):
     control_touched = Signal(str)  # a header's gain was grabbed (for MIDI learn and automation, like a fader)
     null_region_clicked = Signal(int, bool)  # a residual window's index, and whether to loop it (Shift)
     folded = Signal(str, bool)  # a split stem's lane folded its children away (True) or unfolded them
-    lane_menu = Signal(object, str)  # a lane header's menu is being shown: others may add to it (QMenu, lane name)
+    lane_menu = Signal(object, str)  # an audio lane header's menu is being shown: others may add to it (QMenu, lane)
     drag_out = Signal(str, str)  # a stem dragged out of the timeline: (lane name, "stem" or "region")
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.lanes: list[Lane] = []
+        self.lanes: list[Lane] = []  # the mix's and the stems' lanes, in order
+        self.below: list[LaneKind] = []  # lanes of other kinds under the stems' (the lyrics')
         self.folds: set[str] = set()  # the split stems whose children's lanes are folded away
         self.rate = 44100
         self.frames = 0
         self.spp = 1024.0  # samples per pixel
         self.offset = 0  # first visible sample
         self.playhead = 0.0  # seconds
-        # each lane's waveform outline for the view it was built for: while playing only the playhead moves, so
-        # a repaint draws the same outlines again instead of building them from the peaks 30 times a second
-        self._outlines: dict[str, tuple[Peaks, tuple, QPainterPath | None]] = {}
         self.loop: tuple[float, float] | None = None
         self.display_gain = 1.0  # waveforms are scaled so the mix's peak fills a lane (all lanes alike)
         # the null check's loudest residual windows ({start_seconds, end_seconds, peak_dbfs} in song time), loudest
@@ -111,6 +75,7 @@ class Canvas(QWidget):
         # a press that becomes a drag out of the window once the mouse moves far enough: (lane, "stem" or "region",
         # where it was pressed)
         self._out: tuple[str, str, QPointF] | None = None
+        self._taken: LaneKind | None = None  # the lane that took the press, until the button is let go
         self.setMinimumHeight(RULER + 56 * 2)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -159,17 +124,47 @@ class Canvas(QWidget):
         """Whether ``name``'s lane is a split stem's, with its children's lanes under it."""
         return any(parent_of(lane.name) == name for lane in self.lanes)
 
+    @property
+    def _outlines(self) -> dict[str, tuple]:
+        """Each audio lane's waveform outline with the view it was built for (`Lane.outline`), by lane."""
+        return {lane.name: lane.outline for lane in self.lanes if lane.outline is not None}
+
+    def stack(self) -> list[LaneKind]:
+        """Every lane drawn, top to bottom: the shown audio lanes, then the lanes under them."""
+        return [*self.shown(), *self.below]
+
     def lane_height(self) -> int:
-        """Lanes share the height: at least 56 px, at most 160."""
-        return int(np.clip((self.height() - RULER) // max(1, len(self.shown())), 56, 160))
+        """The audio lanes share the height the lanes of a fixed height leave: at least 56 px, at most 160."""
+        stack = self.stack()
+        fixed = sum(lane.fixed_height or 0 for lane in stack)
+        sharing = sum(1 for lane in stack if lane.fixed_height is None)
+        return int(np.clip((self.height() - RULER - fixed) // max(1, sharing), MIN_LANE, MAX_LANE))
+
+    def _bands(self) -> list[tuple[LaneKind, int, int]]:
+        """Each lane drawn with its top and height."""
+        share, top, bands = self.lane_height(), RULER, []
+        for lane in self.stack():
+            height = lane.fixed_height or share
+            bands.append((lane, top, height))
+            top += height
+        return bands
+
+    def band_at(self, y: float) -> tuple[LaneKind, int, int] | None:
+        """The lane at height ``y`` with its top and height."""
+        return next((band for band in self._bands() if band[1] <= y < band[1] + band[2]), None) if y >= RULER else None
 
     def lane_at(self, y: float) -> Lane | None:
-        index, shown = int((y - RULER) // self.lane_height()), self.shown()
-        return shown[index] if 0 <= index < len(shown) and y >= RULER else None
+        """The audio lane at height ``y`` (None over a lane of another kind)."""
+        band = self.band_at(y)
+        return band[0] if band is not None and isinstance(band[0], Lane) else None
 
     def lane_top(self, name: str) -> int | None:
-        index = next((i for i, lane in enumerate(self.shown()) if lane.name == name), None)
-        return None if index is None else RULER + index * self.lane_height()
+        return next((top for lane, top, _ in self._bands() if lane.name == name), None)
+
+    def minimum_height(self) -> int:
+        """What the lanes need at least: the audio lanes at their least (room for two), the others whole."""
+        fixed = sum(lane.fixed_height or 0 for lane in self.below)
+        return RULER + MIN_LANE * max(2, len(self.lanes)) + fixed
 
     def fold_rect(self, name: str) -> QRectF | None:
         """Where a split stem's lane draws the triangle that folds and unfolds its children's lanes."""
@@ -190,7 +185,7 @@ class Canvas(QWidget):
     def header_rects(self, name: str) -> dict[str, QRectF]:
         """Where a stem lane's header draws its mute and solo buttons and its gain ({} for the mix or no stems)."""
         top = self.lane_top(name)
-        if top is None or name == "mix" or self.mix is None:
+        if top is None or name == "mix" or self.mix is None or self.lane(name) is None:
             return {}
         return {
             "mute": QRectF(12, top + 28, 24, 18),
@@ -242,9 +237,8 @@ class Canvas(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(BACKGROUND))
         self._paint_ruler(painter)
-        height = self.lane_height()
-        for index, lane in enumerate(self.shown()):
-            self._paint_lane(painter, lane, RULER + index * height, height)
+        for lane, top, height in self._bands():
+            lane.paint(painter, self, top, height)
         self._paint_null_regions(painter)
         if self.loop:
             a, b = (self.x_of(t) for t in self.loop)
@@ -299,108 +293,6 @@ class Canvas(QWidget):
             painter.drawText(QPointF(x + 3, RULER - 10), label)
             t += step
 
-    def _paint_lane(self, painter: QPainter, lane: Lane, top: int, LANE: int) -> None:
-        heard = self.heard(lane.name)
-        colour = QColor(MIX_COLOUR if lane.name == "mix" else colour_of(lane.name))
-        if not heard:
-            colour.setAlpha(70)
-        painter.fillRect(QRectF(0, top, self.width(), LANE - 2), QColor(LANE_BG))
-        painter.fillRect(QRectF(0, top, HEADER - 4, LANE - 2), QColor(HEADER_BG))
-        child = parent_of(lane.name) is not None
-        painter.fillRect(QRectF(8 if child else 0, top, 5, LANE - 2), colour)  # a child's indented under its stem
-        painter.setPen(QColor(TEXT if heard else DIM_TEXT))
-        fold = self.fold_rect(lane.name)
-        if fold is not None:
-            painter.drawText(fold, Qt.AlignmentFlag.AlignCenter, "▸" if lane.name in self.folds else "▾")
-        title = lane.name.split("/")[-1]
-        left = 24 if child or fold is not None else 12
-        painter.drawText(QRectF(left, top + 6, HEADER - left - 8, 20), Qt.AlignmentFlag.AlignLeft, title)
-        self._paint_controls(painter, lane.name)
-        if not lane.busy and lane.name in self.stem_marks:
-            self._paint_stem_mark(painter, self.stem_marks[lane.name], top, LANE)
-        if lane.busy:
-            done = lane.peaks.frames / max(1, lane.peaks.expected or self.frames or 1)
-            painter.setPen(QColor("#9aa3ad"))
-            painter.drawText(
-                QRectF(60, top + 6, HEADER - 68, 20), Qt.AlignmentFlag.AlignRight, f"{min(100, int(done * 100))} %"
-            )
-        mid = top + (LANE - 2) / 2
-        painter.setPen(QColor(GRID))
-        painter.drawLine(QPointF(HEADER, mid), QPointF(self.width(), mid))
-        if lane.show_spectrogram and lane.spectrogram is not None and self.frames:
-            x0, x1 = self.x_of(0), self.x_of(self.frames / self.rate)
-            painter.save()
-            painter.setClipRect(QRectF(HEADER, top, self.width() - HEADER, LANE - 2))  # never over the header
-            painter.drawImage(QRectF(x0, top, x1 - x0, LANE - 2), lane.spectrogram)
-            if not heard:
-                painter.fillRect(QRectF(HEADER, top, self.width() - HEADER, LANE - 2), QColor(30, 33, 38, 170))
-            self._paint_frequency_axis(painter, top, LANE - 2)
-            painter.restore()
-            return
-        path = self._outline(lane, mid, LANE)
-        if path is not None:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
-            painter.drawPath(path)
-        if lane.show_notes and lane.notes:
-            self._paint_notes(painter, lane, top, LANE - 2)
-
-    @staticmethod
-    def pitch_span(lane: Lane) -> tuple[int, int]:
-        """The pitches a lane's piano roll spans: its lowest note to its highest, at least an octave."""
-        pitches = [n.pitch for n in lane.notes or []]
-        return min(pitches), max(max(pitches), min(pitches) + 12)
-
-    def note_rect(self, lane: Lane, note, top: float, height: float, span: tuple[int, int] | None = None) -> QRectF:
-        """Where a note is drawn over its lane: its time across, its pitch up the lane (`pitch_span`: the lowest
-        note at the bottom, the highest at the top; ``span`` when the caller has it already)."""
-        low, high = span or self.pitch_span(lane)
-        row = (height - 4) / (high - low + 1)
-        y = top + 2 + (high - note.pitch) * row
-        x0, x1 = self.x_of(note.start), self.x_of(note.end)
-        return QRectF(x0, y, max(2.0, x1 - x0), max(2.0, row - 1))
-
-    def _paint_notes(self, painter: QPainter, lane: Lane, top: float, height: float) -> None:
-        """The lane's notes as a small piano roll over its waveform (the waveform shows through)."""
-        painter.save()
-        painter.setClipRect(QRectF(HEADER, top, self.width() - HEADER, height))
-        painter.fillRect(QRectF(HEADER, top, self.width() - HEADER, height), QColor(20, 22, 26, 150))
-        painter.setPen(Qt.PenStyle.NoPen)
-        first, last = self.seconds_at(HEADER), self.seconds_at(self.width())
-        span = self.pitch_span(lane)  # once per paint, not once per note
-        for note in lane.notes or []:
-            if note.end < first or note.start > last:
-                continue
-            painter.setBrush(QColor(255, 255, 255, 90 + note.velocity))
-            painter.drawRect(self.note_rect(lane, note, top, height, span))
-        painter.restore()
-
-    def _outline(self, lane: Lane, mid: float, height: int) -> QPainterPath | None:
-        """The lane's waveform as a closed outline around its peaks, for the current view (None: no peaks there)."""
-        pixels = self.width_px()
-        start = self.offset
-        view = (lane.peaks.frames, start, self.spp, pixels, mid, height, self.display_gain)
-        cached = self._outlines.get(lane.name)
-        if cached is not None and cached[0] is lane.peaks and cached[1] == view:
-            return cached[2]
-        mins, maxs = lane.peaks.envelope(start, int(start + pixels * self.spp), pixels)
-        valid = ~np.isnan(mins)
-        path = None
-        if valid.any():
-            half = (height - 10) / 2 * self.display_gain
-            xs = HEADER + np.arange(pixels)[valid]
-            upper = mid - np.clip(maxs[valid], -1, 1) * half
-            lower = mid - np.clip(mins[valid], -1, 1) * half
-            # plain Python floats: Qt never sees a numpy scalar
-            points = [
-                QPointF(x, y) for x, y in zip(xs.tolist() + xs[::-1].tolist(), upper.tolist() + lower[::-1].tolist())
-            ]
-            path = QPainterPath()
-            path.addPolygon(QPolygonF(points))
-            path.closeSubpath()
-        self._outlines[lane.name] = (lane.peaks, view, path)
-        return path
-
     def move_playhead(self, seconds: float) -> None:
         """Move the playhead line, repainting only the strips it leaves and enters."""
         strips = [self.x_of(t) for t in (self.playhead, seconds)]
@@ -408,54 +300,9 @@ class Canvas(QWidget):
         for x in strips:
             self.update(QRect(int(x) - 3, 0, 7, self.height()))
 
-    def stem_mark_rect(self, name: str) -> QRectF | None:
-        """Where a stem's header writes its share or "changed" (right of its name)."""
-        top = self.lane_top(name)
-        return None if top is None else QRectF(60, top + 6, HEADER - 68, 20)
-
-    def _paint_stem_mark(self, painter: QPainter, mark: StemMark, top: int, height: int) -> None:
-        rect = QRectF(60, top + 6, HEADER - 68, 20)
-        if mark.changed:
-            painter.setPen(QColor(NULL_RED))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignRight, "changed")
-        elif mark.share is not None:
-            painter.setPen(QColor(DIM_TEXT))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignRight, f"{mark.share * 100:.0f} %")
-        if mark.culprit and height >= 68:  # a third row under the controls, where the lane is tall enough
-            painter.setPen(QColor(NULL_RED))
-            db = "−∞" if mark.residual_dbfs is None else f"{mark.residual_dbfs:.1f}".replace("-", "−")
-            painter.drawText(QRectF(12, top + 48, HEADER - 20, 16), Qt.AlignmentFlag.AlignLeft, f"residual {db} dB")
-
-    def _paint_controls(self, painter: QPainter, name: str) -> None:
-        rects = self.header_rects(name)
-        if not rects or self.mix is None:
-            return
-        channel = self.mix.channels.get(name)
-        for part, label, on_colour in (("mute", "M", MUTE_ON), ("solo", "S", SOLO_ON)):
-            on = bool(channel and getattr(channel, part))
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(on_colour if on else SWITCH_OFF))
-            painter.drawRoundedRect(rects[part], 3, 3)
-            painter.setPen(QColor("#15171a" if on else TEXT))
-            painter.drawText(rects[part], Qt.AlignmentFlag.AlignCenter, label)
-        painter.setPen(QColor(TEXT if self.heard(name) else DIM_TEXT))
-        painter.drawText(
-            rects["gain_db"],
-            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            gain_text(channel.gain_db if channel else 0.0),
-        )
-
-    def _paint_frequency_axis(self, painter: QPainter, top: float, height: float) -> None:
-        """Labels for the spectrogram's log-frequency rows (the rows `spectrogram_image` computes)."""
-        nyquist = self.rate / 2
-        span = np.log(nyquist / SPECTRUM_LOW)
-        for hz, label in ((100, "100"), (1000, "1k"), (10000, "10k")):
-            if hz >= nyquist:
-                continue
-            y = top + (1 - np.log(hz / SPECTRUM_LOW) / span) * height
-            painter.setPen(QColor(255, 255, 255, 150))
-            painter.drawLine(QPointF(HEADER, y), QPointF(HEADER + 6, y))
-            painter.drawText(QRectF(HEADER + 8, y - 8, 40, 16), Qt.AlignmentFlag.AlignVCenter, label)
+    def note_rect(self, lane: Lane, note, top: float, height: float) -> QRectF:
+        """Where ``lane`` draws ``note`` (`Lane.note_rect`)."""
+        return lane.note_rect(self, note, top, height)
 
     # --- mouse and keys -----------------------------------------------------------------------------------------
     def _header_press(self, event) -> bool:
@@ -491,6 +338,10 @@ class Canvas(QWidget):
         if lane is not None and fold is not None and fold.contains(event.position()):
             self.fold(lane.name, lane.name not in self.folds)
             return
+        band = self.band_at(event.position().y())
+        if band is not None and x >= HEADER and band[0].press(event, self, band[1], band[2]):
+            self._taken = band[0]  # the lane's own click (a word's box dragged): its moves and release go to it
+            return
         if self._starts_drag_out(event, lane):
             return
         region = self.null_region_at(x, event.position().y())
@@ -498,20 +349,8 @@ class Canvas(QWidget):
             self.null_region_clicked.emit(region, bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
             return
         if event.button() == Qt.MouseButton.RightButton and x < HEADER:
-            lane = self.lane_at(event.position().y())
-            if lane is not None:
-                menu = QMenu(self)
-                action = menu.addAction("Show waveform" if lane.show_spectrogram else "Show spectrogram")
-                action.triggered.connect(lambda: self.toggle_spectrogram(lane.name))
-                if lane.notes is not None:
-                    shown = lane.show_notes
-                    action = menu.addAction("Hide notes" if shown else f"Show notes ({len(lane.notes)}, from MIDI)")
-                    action.triggered.connect(lambda: self.toggle_notes(lane.name))
-                if self.is_group(lane.name):
-                    folded = lane.name in self.folds
-                    action = menu.addAction(f"{'Unfold' if folded else 'Fold'} the stems {lane.name} was split into")
-                    action.triggered.connect(lambda: self.fold(lane.name, not folded))
-                self.lane_menu.emit(menu, lane.name)
+            if band is not None:
+                menu = self.lane_menu_of(band[0])
                 menu.popup(event.globalPosition().toPoint())
             return
         if x < HEADER or not self.frames:
@@ -520,6 +359,15 @@ class Canvas(QWidget):
         kind = "loop" if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else "select"
         self._drag = (kind, t)
         self.seek.emit(t)
+
+    def lane_menu_of(self, lane: LaneKind) -> QMenu:
+        """A lane header's menu: the lane's own entries, then, for a stem's or the mix's lane, what others add
+        (`lane_menu`: splits, MIDI)."""
+        menu = QMenu(self)
+        lane.fill_menu(menu, self)
+        if isinstance(lane, Lane):
+            self.lane_menu.emit(menu, lane.name)
+        return menu
 
     def _starts_drag_out(self, event, lane: Lane | None) -> bool:
         """A left press on a stem lane's header (the whole stem) or inside the selection on a stem lane (that
@@ -535,6 +383,9 @@ class Canvas(QWidget):
         return False
 
     def mouseMoveEvent(self, event) -> None:
+        if self._taken is not None:
+            self._taken.move(event, self)
+            return
         if self._out is not None:
             name, kind, pressed = self._out
             if (event.position() - pressed).manhattanLength() >= QApplication.startDragDistance():
@@ -561,6 +412,10 @@ class Canvas(QWidget):
 
     def mouseReleaseEvent(self, event) -> None:
         self._gain_drag = None
+        if self._taken is not None:
+            taken, self._taken = self._taken, None
+            taken.release(event, self)
+            return
         if self._out is not None:  # pressed to drag out, released in place: a click (in the selection: seek there)
             _, kind, pressed = self._out
             self._out = None
@@ -607,16 +462,8 @@ class Canvas(QWidget):
                 f"Residual window {region + 1}: {clock(r['start_seconds'])}–{clock(r['end_seconds'])}, peak "
                 f"{'−∞' if peak is None else f'{peak:.1f}'} dBFS. Click: play from here; Shift+click: loop it."
             )
-        lane = self.lane_at(y)
-        rect = self.stem_mark_rect(lane.name) if lane is not None else None
-        if lane is None or rect is None or lane.name not in self.stem_marks or x >= HEADER:
-            return None
-        mark = self.stem_marks[lane.name]
-        if mark.changed:
-            return f"{lane.name}: its file changed since the certificate was written" + (
-                "; the residual is exactly this edit." if mark.culprit else "."
-            )
-        return f"{lane.name}: its share of the stems' energy" if rect.contains(QPointF(x, y)) else None
+        band = self.band_at(y)
+        return None if band is None else band[0].tip(x, y, self, band[1], band[2])
 
     def lane(self, name: str) -> Lane | None:
         return next((lane for lane in self.lanes if lane.name == name), None)
@@ -674,8 +521,15 @@ class Timeline(QWidget):
         self.canvas.fit()
 
     def set_lanes(self, lanes: list[Lane]) -> None:
+        """The mix's and the stems' lanes."""
         self.canvas.lanes = lanes
-        self.canvas.setMinimumHeight(RULER + 56 * max(2, len(lanes)))
+        self.canvas.setMinimumHeight(self.canvas.minimum_height())
+        self.canvas.update()
+
+    def set_below(self, lanes: list[LaneKind]) -> None:
+        """The lanes under the stems' (the lyrics')."""
+        self.canvas.below = lanes
+        self.canvas.setMinimumHeight(self.canvas.minimum_height())
         self.canvas.update()
 
     def lane(self, name: str) -> Lane | None:
