@@ -35,6 +35,23 @@ class Actions:
     zoom_in_action: QAction
     zoom_out_action: QAction
     fit_action: QAction
+    paste_lyrics_action: QAction
+    open_lyrics_action: QAction
+    align_lyrics_action: QAction
+    tap_word_action: QAction
+    tap_line_action: QAction
+    remove_lyrics_action: QAction
+
+    def lyrics_actions(self) -> list[QAction]:
+        """The Karaoke menu's entries for the lyrics, which the lyrics' lane offers too."""
+        return [
+            self.paste_lyrics_action,
+            self.open_lyrics_action,
+            self.align_lyrics_action,
+            self.tap_word_action,
+            self.tap_line_action,
+            self.remove_lyrics_action,
+        ]
 
 
 def build_actions(w: MainWindow) -> Actions:
@@ -82,6 +99,24 @@ def build_actions(w: MainWindow) -> Actions:
         zoom_in_action=action("Zoom in", lambda: canvas.zoom(0.5), "Ctrl+="),
         zoom_out_action=action("Zoom out", lambda: canvas.zoom(2.0), "Ctrl+-"),
         fit_action=action("Fit song", canvas.fit, "Ctrl+0"),
+        paste_lyrics_action=action("Paste lyrics…", w.lyrics_flow.paste_dialog, None, "Plain text, LRC or ASS"),
+        open_lyrics_action=action("Open lyrics…", w.lyrics_flow.open_dialog, None, "A text, LRC or ASS file"),
+        align_lyrics_action=action(
+            "Align lyrics", w.lyrics_flow.align, None, "Place every word on the lead vocal (the vocals' lead stem)"
+        ),
+        tap_word_action=action(
+            "Tap: the next word starts now",
+            lambda: w.lyrics_flow.tap(),
+            "T",
+            "While the song plays: the next word starts at the playhead, the word before ends there",
+        ),
+        tap_line_action=action(
+            "Tap: the next line starts now",
+            lambda: w.lyrics_flow.tap(whole_line=True),
+            "Shift+T",
+            "While the song plays: the next line starts at the playhead",
+        ),
+        remove_lyrics_action=action("Remove lyrics", w.lyrics_flow.remove),
     )
     return a
 
@@ -116,6 +151,9 @@ def build_menus(w: MainWindow, a: Actions) -> RecentMenu:
     jobs_menu = menu.addMenu("&Separate")
     for act in (a.separate_action, a.audition_action, a.separate_selection_action):
         jobs_menu.addAction(act)
+    karaoke_menu = menu.addMenu("&Karaoke")
+    for act in a.lyrics_actions():
+        karaoke_menu.addAction(act)
 
     bar = QToolBar("Main", w)
     bar.setObjectName("main-toolbar")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from PySide6.QtGui import QUndoCommand
 
+from ..karaoke.model import Lyrics
 from ..mixer.mix import Mix
 
 
@@ -35,6 +36,21 @@ class MixCommand(QUndoCommand):
 class LoopCommand(QUndoCommand):
     def __init__(self, apply: Callable, before, after):
         super().__init__("Set loop region" if after else "Clear loop region")
+        self.apply, self.before, self.after = apply, before, after
+
+    def redo(self) -> None:
+        self.apply(self.after)
+
+    def undo(self) -> None:
+        self.apply(self.before)
+
+
+class LyricsCommand(QUndoCommand):
+    """An edit of the song's lyrics (set, aligned, a word dragged, a tap): the lyrics before and after, each kept
+    whole (the edits make new lyrics and never change the old)."""
+
+    def __init__(self, apply: Callable[[Lyrics | None], None], text: str, before: Lyrics | None, after: Lyrics | None):
+        super().__init__(text)
         self.apply, self.before, self.after = apply, before, after
 
     def redo(self) -> None:

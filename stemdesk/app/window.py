@@ -52,6 +52,7 @@ from .errors import words
 from .export_dialog import ExportDialog
 from .export_flow import ExportFlow
 from .lanes import LanesView
+from .lyrics_flow import LyricsFlow
 from .midi_view import MidiView
 from .models_flow import ModelsFlow
 from .null_view import NullView
@@ -201,6 +202,7 @@ class MainWindow(QMainWindow):
             self.separation_finished,
         )
         self.export_flow = ExportFlow(self, self, self.workspace, self.settings, registry)
+        self.lyrics_flow = LyricsFlow(self, self, self.workspace, self.undo, self.timeline, self.playhead_seconds)
         self.drag_out = DragOut(self, self.workspace, canvas)  # stems and regions dragged out of the timeline
         self.project_flow = ProjectFlow(
             self,
@@ -232,6 +234,10 @@ class MainWindow(QMainWindow):
         )
         self.separate_selection_action = a.separate_selection_action
         self.zoom_in_action, self.zoom_out_action, self.fit_action = a.zoom_in_action, a.zoom_out_action, a.fit_action
+        self.paste_lyrics_action, self.open_lyrics_action = a.paste_lyrics_action, a.open_lyrics_action
+        self.align_lyrics_action, self.remove_lyrics_action = a.align_lyrics_action, a.remove_lyrics_action
+        self.tap_word_action, self.tap_line_action = a.tap_word_action, a.tap_line_action
+        self.lyrics_flow.lane_actions[:] = a.lyrics_actions()  # the lyrics' lane offers them in its menu
         self.recent_menu = build_menus(self, a)
 
     def _wire(self) -> None:
@@ -533,6 +539,10 @@ class MainWindow(QMainWindow):
         self.player.stop()
         loop = self.active_loop()
         self.seek(loop[0] if loop else 0.0)
+
+    def playhead_seconds(self) -> float:
+        """Where the song is: the player's position while it has something to play, else the timeline's playhead."""
+        return self.player.position_seconds() if self.player.source is not None else self.timeline.canvas.playhead
 
     def seek(self, seconds: float) -> None:
         self.player.seek(seconds)
