@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .io.registry import Registry
     from .jobs.separate import SeparateKeywords
     from .mixer.mix import Mix
+    from .session.karaoke import KaraokeResult
     from .session.tasks import Exported
     from .transcribe.stems import MidiResult
 
@@ -419,3 +420,57 @@ def models() -> list[ModelCard]:
     from .io.model_store import list_models
 
     return list_models(registry=_registry())
+
+
+def karaoke(
+    song: PathLike,
+    lyrics: PathLike,
+    outdir: PathLike = "stems",
+    *,
+    model: str | None = None,
+    video: bool = False,
+    resolution: int = 1080,
+    cdg: bool = False,
+    ultrastar: bool = False,
+    key: float = 0.0,
+    guide_vocal_db: float | None = None,
+    keep_backing: bool = False,
+    split_model: str | None = None,
+    language: str | None = None,
+    lead: str | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> KaraokeResult:
+    """A karaoke track of ``song`` (`stemdesk karaoke`): its stems separated into ``outdir/<song name>/`` (or the
+    ones already there, when their certificate says they are this song's), the words of ``lyrics`` (a text, LRC or
+    ASS file) aligned on the lead vocal, the karaoke mix, an enhanced LRC and an ASS file beside the stems, and with
+    ``video``, ``cdg`` or ``ultrastar`` an MP4, CD+G with its MP3, an UltraStar song. ``key`` semitones,
+    ``guide_vocal_db`` (the lead kept that many dB down), ``keep_backing`` (the vocals split into lead and backing,
+    the backing kept) as for the singer. Returns a `stemdesk.session.karaoke.KaraokeResult`: ``folder``, ``lyrics``
+    (every word's ``start`` and ``end``), ``mix``, ``files`` by kind, ``unsure`` (lines, 1-based)."""
+    from .io.model_store import DEFAULT_MODEL
+    from .session import karaoke as job
+    from .session.tasks import Engines
+
+    request = job.KaraokeRequest(
+        song=Path(song),
+        lyrics=Path(lyrics),
+        outdir=Path(outdir),
+        model=model or DEFAULT_MODEL,
+        video=video,
+        resolution=resolution,
+        cdg=cdg,
+        ultrastar=ultrastar,
+        key=key,
+        guide_vocal_db=guide_vocal_db,
+        keep_backing=keep_backing,
+        split_model=split_model or job.LEAD_SPLIT,
+        language=language,
+        lead=lead,
+        threads=_threads(threads),
+        device=device,
+        overwrite=overwrite,
+    )
+    return job.karaoke(request, Engines(_registry())).run(progress)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..core.errors import StemDeskError
 from .common import EXIT_ERROR
 from .options import (
     add_device_option,
@@ -58,7 +59,71 @@ def add_parser(commands: Any) -> None:
         help="also write MIDI of each song's stems, as stemdesk separate --midi (needs Basic Pitch: stemdesk midi "
         "--install)",
     )
+    batch.add_argument(
+        "--karaoke",
+        nargs="?",
+        const="",
+        metavar="EXTRAS",
+        help="also a karaoke track of each song that has a lyrics file of the same name beside it (.txt, .lrc or "
+        ".ass), as stemdesk karaoke writes it from the stems the batch wrote; EXTRAS: video,cdg,ultrastar",
+    )
     batch.set_defaults(handler=run)
+
+
+LYRICS_SUFFIXES = (".txt", ".lrc", ".ass")
+KARAOKE_EXTRAS = ("video", "cdg", "ultrastar")
+
+
+def karaoke_extras(text: str | None) -> set[str]:
+    """--karaoke's EXTRAS ("video,cdg"), checked before any song is separated."""
+    extras = {item.strip() for item in (text or "").split(",") if item.strip()}
+    unknown = sorted(extras - set(KARAOKE_EXTRAS))
+    if unknown:
+        raise StemDeskError(f"--karaoke takes {', '.join(KARAOKE_EXTRAS)} (comma-separated), not {', '.join(unknown)}.")
+    return extras
+
+
+def lyrics_beside(song: Path) -> Path | None:
+    """The lyrics file of the same name as ``song`` beside it, if there is one."""
+    return next((song.with_suffix(s) for s in LYRICS_SUFFIXES if song.with_suffix(s).is_file()), None)
+
+
+def run_karaoke(args: argparse.Namespace, extras: set[str], out: TextIO) -> list[str]:
+    """The karaoke pass after the batch: each separated song with lyrics beside it gets its karaoke files from the
+    stems the batch wrote (this process, one song at a time). Returns the songs that failed, with why."""
+    from ..jobs.batch import discover_catalog
+    from ..session import karaoke
+    from ..session.tasks import Engines
+
+    engines, failed, made = Engines(args.registry), [], 0
+    songs = discover_catalog(args.input)
+    without = [Path(s.input).name for s in songs if lyrics_beside(Path(s.input)) is None]
+    for song in songs:
+        lyrics = lyrics_beside(Path(song.input))
+        if lyrics is None:
+            continue
+        folder = Path(args.outdir) / song.relative
+        request = karaoke.KaraokeRequest(
+            song=Path(song.input),
+            lyrics=lyrics,
+            outdir=folder.parent,
+            model=args.model,
+            video="video" in extras,
+            cdg="cdg" in extras,
+            ultrastar="ultrastar" in extras,
+            threads=args.threads_per_worker,
+            device=args.device,
+        )
+        try:
+            result = karaoke.karaoke(request, engines).run()
+        except StemDeskError as error:
+            failed.append(f"{song.input}: karaoke: {error}")
+            continue
+        made += 1
+        unsure = f", unsure lines {result.unsure}" if result.unsure else ""
+        print(f"karaoke: {folder}: {', '.join(result.files)}{unsure}", file=out)
+    print(f"karaoke: {made} songs made, {len(without)} without lyrics beside them", file=out)
+    return failed
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -78,6 +143,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         midi=args.midi,
     )
     settings.options()  # refuse impossible formats before starting workers
+    extras = karaoke_extras(args.karaoke) if args.karaoke is not None else None
     if args.midi and not args.ray:  # local workers read the transcriber from this home (a cluster's nodes: theirs)
         from ..transcribe.model import basic_pitch_model
 
@@ -117,4 +183,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     for path, reason in summary.failures.items():
         print(f"failed: {path}: {reason}", file=out)
-    return EXIT_ERROR if summary.failed else 0
+    failed = run_karaoke(args, extras, out) if extras is not None else []
+    for line in failed:
+        print(f"failed: {line}", file=out)
+    return EXIT_ERROR if summary.failed or failed else 0

@@ -7,7 +7,7 @@ import argparse
 
 from ..core.version import __version__
 from ..io.registry import Registry
-from . import batch, misc, mixdown, models, separate, train
+from . import batch, karaoke, misc, mixdown, models, separate, train
 from .common import sessions_of
 
 
@@ -26,6 +26,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     mixdown.add_nullcheck_parser(commands)
     mixdown.add_remix_export_parsers(commands, sessions)  # remix, export
     batch.add_parser(commands)
+    karaoke.add_parser(commands)
     train.add_parsers(commands)  # check-data, train
     misc.add_parsers(commands)  # gui, midi, plugins
     models.add_parser(commands)
