@@ -41,6 +41,8 @@ class Actions:
     tap_word_action: QAction
     tap_line_action: QAction
     remove_lyrics_action: QAction
+    karaoke_view_action: QAction
+    karaoke_full_screen_action: QAction
 
     def lyrics_actions(self) -> list[QAction]:
         """The Karaoke menu's entries for the lyrics, which the lyrics' lane offers too."""
@@ -117,6 +119,15 @@ def build_actions(w: MainWindow) -> Actions:
             "While the song plays: the next line starts at the playhead",
         ),
         remove_lyrics_action=action("Remove lyrics", w.lyrics_flow.remove),
+        karaoke_view_action=action(
+            "Karaoke screen",
+            lambda: w.karaoke_flow.open_view(),
+            "Ctrl+K",
+            "The words wiping in time over the karaoke mix (the vocals muted)",
+        ),
+        karaoke_full_screen_action=action(
+            "Karaoke screen, full screen", lambda: w.karaoke_flow.open_view(full_screen=True), "Ctrl+Shift+K"
+        ),
     )
     return a
 
@@ -153,6 +164,9 @@ def build_menus(w: MainWindow, a: Actions) -> RecentMenu:
         jobs_menu.addAction(act)
     karaoke_menu = menu.addMenu("&Karaoke")
     for act in a.lyrics_actions():
+        karaoke_menu.addAction(act)
+    karaoke_menu.addSeparator()
+    for act in (a.karaoke_view_action, a.karaoke_full_screen_action):
         karaoke_menu.addAction(act)
 
     bar = QToolBar("Main", w)

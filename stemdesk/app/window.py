@@ -51,6 +51,7 @@ from .drag_out import DragOut
 from .errors import words
 from .export_dialog import ExportDialog
 from .export_flow import ExportFlow
+from .karaoke_flow import KaraokeFlow
 from .lanes import LanesView
 from .lyrics_flow import LyricsFlow
 from .midi_view import MidiView
@@ -203,6 +204,9 @@ class MainWindow(QMainWindow):
         )
         self.export_flow = ExportFlow(self, self, self.workspace, self.settings, registry)
         self.lyrics_flow = LyricsFlow(self, self, self.workspace, self.undo, self.timeline, self.playhead_seconds)
+        self.karaoke_flow = KaraokeFlow(
+            self, self, self.workspace, self.lyrics_flow, self.mixer.key, self.edit_mix, self.playhead_seconds
+        )
         self.drag_out = DragOut(self, self.workspace, canvas)  # stems and regions dragged out of the timeline
         self.project_flow = ProjectFlow(
             self,
@@ -237,6 +241,7 @@ class MainWindow(QMainWindow):
         self.paste_lyrics_action, self.open_lyrics_action = a.paste_lyrics_action, a.open_lyrics_action
         self.align_lyrics_action, self.remove_lyrics_action = a.align_lyrics_action, a.remove_lyrics_action
         self.tap_word_action, self.tap_line_action = a.tap_word_action, a.tap_line_action
+        self.karaoke_view_action, self.karaoke_full_screen_action = a.karaoke_view_action, a.karaoke_full_screen_action
         self.lyrics_flow.lane_actions[:] = a.lyrics_actions()  # the lyrics' lane offers them in its menu
         self.recent_menu = build_menus(self, a)
 
@@ -255,11 +260,7 @@ class MainWindow(QMainWindow):
         canvas.folded.connect(self.mixer.fold)  # a split stem folded on the timeline folds its strips too
         canvas.lane_menu.connect(self.separation.offer_splits)  # a stem lane offers the split models that split it
         canvas.lane_menu.connect(self.separation.offer_midi)  # and to write the stems' MIDI
-        self.mixer.changed.connect(
-            lambda text, control, before, after: self.undo.push(
-                MixCommand(self.apply_mix, text, control, before, after)
-            )
-        )
+        self.mixer.changed.connect(self.edit_mix)
         self.mixer.control_touched.connect(self.midi_view.control_touched)
         self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
         models = self.models_panel
@@ -519,6 +520,10 @@ class MainWindow(QMainWindow):
         self.mixer.set_stems(stems, self.workspace.mix, tasks.split_cautions(self.workspace.stems_dir))
         self.timeline.canvas.mix = self.workspace.mix if stems else None
         self.timeline.canvas.update()
+
+    def edit_mix(self, text: str, control: str, before: Mix, after: Mix) -> None:
+        """An undoable edit of the mix (a strip, a preset, the karaoke screen's key)."""
+        self.undo.push(MixCommand(self.apply_mix, text, control, before, after))
 
     def apply_mix(self, mix: Mix) -> None:
         """An edit of the mix (undo, redo, a strip, a lane header, a knob): the workspace takes it and announces it."""

@@ -215,3 +215,77 @@ def test_align_runs_as_a_job_on_the_vocals_and_times_every_word(qtbot, window, t
     assert window.undo.undoText() == "Align the lyrics on vocals"
     window.undo.undo()
     assert not window.project.lyrics.timed
+
+
+def colour_share(image, rect, rgb: tuple[int, int, int], tolerance: int = 40) -> float:
+    """The share of pixels in ``rect`` within ``tolerance`` of ``rgb`` on every channel."""
+    hits = total = 0
+    for x in range(int(rect.left()), int(rect.right()), 2):
+        for y in range(int(rect.top()), int(rect.bottom()), 2):
+            c = image.pixelColor(x, y)
+            total += 1
+            hits += all(abs(a - b) <= tolerance for a, b in zip((c.red(), c.green(), c.blue()), rgb))
+    return hits / max(1, total)
+
+
+def test_the_karaoke_screen_wipes_the_current_line_plays_the_karaoke_mix_and_changes_key(qtbot, window, tmp_path):
+    from PySide6.QtCore import QRectF
+
+    from stemdesk.karaoke import screen
+
+    open_song(window, tmp_path)
+    separate(qtbot, window)
+    window.lyrics_flow.edit("Set lyrics", None, hand_made())
+    karaoke = window.karaoke_flow.open_view()
+    qtbot.waitExposed(karaoke)
+    # the karaoke mix plays: the vocals muted, one undoable step
+    assert window.project.mix.channels["vocals"].mute and window.undo.undoText() == "Apply preset karaoke"
+    assert window.player.source.mix is window.project.mix
+    view = karaoke.view
+    view.show_time(2.0)  # "Hello" sung, "bright" half sung, "world" not yet
+    image = view.grab().toImage()
+    now = view.plan().at(2.0)
+    current = now.current
+    assert current is not None and current.line.text == "Hello bright world"
+    x, baseline, font = view.row_geometry(current, 0)
+    edge = view.sung_x(current, 0, 2.0)
+    size = current.size
+    sung = QRectF(x, baseline - size * 0.8, edge - x - 2, size * 0.8)
+    unsung = QRectF(edge + 4, baseline - size * 0.8, view.sung_x(current, 0, 9.0) - edge - 6, size * 0.8)
+    assert colour_share(image, sung, screen.LEAD_SUNG) > 0.15  # the sung part in the highlight colour
+    assert colour_share(image, unsung, screen.LEAD_SUNG) == 0.0
+    assert colour_share(image, unsung, screen.LEAD_UNSUNG) > 0.15  # the rest still white
+    nxt = now.next
+    assert nxt is not None and nxt.backing  # the backing part's line waits in its own colour
+    x2, baseline2, _ = view.row_geometry(nxt, 0)
+    waiting = QRectF(x2, baseline2 - nxt.size * 0.8, view.sung_x(nxt, 0, 99.0) - x2, nxt.size * 0.8)
+    assert colour_share(image, waiting, screen.BACKING_NEXT) > 0.15
+    image.save(screenshot_path("karaoke-screen.png"))
+    # the key box is the mixer's: a change is an undoable edit, and the player takes it
+    karaoke.key.setValue(-3)
+    assert window.project.mix.semitones == -3 and window.mixer.key.value() == -3
+    assert window.player.source.mix.semitones == -3
+    window.undo.undo()
+    assert window.project.mix.semitones == 0 and karaoke.key.value() == 0
+
+
+def test_the_karaoke_screen_counts_in_a_line_after_a_long_gap(qtbot, window, tmp_path):
+    from stemdesk.karaoke import screen
+
+    open_song(window, tmp_path, seconds=16.0)
+    lyrics = Lyrics([Line([Word("first", 1.0, 2.0)]), Line([Word("after", 12.0, 12.6), Word("gap", 12.7, 13.3)])])
+    window.lyrics_flow.edit("Set lyrics", None, lyrics)
+    view = window.karaoke_flow.open_view().view
+    view.resize(960, 540)
+    view.show_time(10.5)  # 1.5 s before "after": two dots left
+    assert view.plan().at(10.5).count_in == 2
+    image = view.grab().toImage()
+    shown = next(s for s in view.plan().at(10.5).slots if s is not None and s.count_in)
+    y = view.slot_top(shown.slot) - view.height() / 60 * 3
+    from PySide6.QtCore import QRectF
+
+    dots = QRectF(view.width() / 2 - 60, y - 10, 120, 20)
+    assert colour_share(image, dots, screen.COUNT_IN_COLOUR) > 0.05
+    view.show_time(12.9)  # no dots while the line is sung
+    assert view.plan().at(12.9).count_in == 0
+    image.save(screenshot_path("karaoke-count-in.png"))
