@@ -43,6 +43,7 @@ class Actions:
     remove_lyrics_action: QAction
     karaoke_view_action: QAction
     karaoke_full_screen_action: QAction
+    export_karaoke_action: QAction
 
     def lyrics_actions(self) -> list[QAction]:
         """The Karaoke menu's entries for the lyrics, which the lyrics' lane offers too."""
@@ -128,6 +129,12 @@ def build_actions(w: MainWindow) -> Actions:
         karaoke_full_screen_action=action(
             "Karaoke screen, full screen", lambda: w.karaoke_flow.open_view(full_screen=True), "Ctrl+Shift+K"
         ),
+        export_karaoke_action=action(
+            "Export karaoke…",
+            w.karaoke_flow.export_dialog,
+            None,
+            "The karaoke mix with LRC, ASS, an MP4 video, CD+G or an UltraStar song of the lyrics",
+        ),
     )
     return a
 
@@ -144,7 +151,7 @@ def build_menus(w: MainWindow, a: Actions) -> RecentMenu:
     for act in (a.open_action, a.open_project_action):
         file_menu.addAction(act)
     recent_menu = RecentMenu(file_menu.addMenu("Open recent"), w.recent, w.project_flow.open_recent)
-    for act in (a.save_action, a.save_as_action, a.export_action, a.bounce_action):
+    for act in (a.save_action, a.save_as_action, a.export_action, a.bounce_action, a.export_karaoke_action):
         file_menu.addAction(act)
     file_menu.addSeparator()
     file_menu.addAction(a.quit_action)
@@ -166,7 +173,7 @@ def build_menus(w: MainWindow, a: Actions) -> RecentMenu:
     for act in a.lyrics_actions():
         karaoke_menu.addAction(act)
     karaoke_menu.addSeparator()
-    for act in (a.karaoke_view_action, a.karaoke_full_screen_action):
+    for act in (a.karaoke_view_action, a.karaoke_full_screen_action, a.export_karaoke_action):
         karaoke_menu.addAction(act)
 
     bar = QToolBar("Main", w)

@@ -9,13 +9,33 @@ as the mixer's does.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-from PySide6.QtWidgets import QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ..core.cancel import CancelToken
 from ..core.errors import MixError
+from ..io.audio import probe
+from ..io.formats import OutputFormat
+from ..jobs.queue import Job
+from ..karaoke import screen
 from ..karaoke.model import Lyrics
 from ..mixer.mix import Mix, with_preset
+from ..session import tasks
 from ..session.workspace import Workspace
 from .front import Front
 from .karaoke_view import KaraokeWindow
@@ -61,22 +81,106 @@ class KaraokeFlow:
         self.window.view.show_time(self.position())
         return self.window
 
-    def karaoke_mix(self) -> None:
-        """The mix on the karaoke preset's levels (the vocals muted), unless it is there already."""
+    def karaoke_levels(self) -> Mix | None:
+        """The workspace's mix on the karaoke preset's levels (the vocals muted; effects and key kept); None, said
+        on the status line, when the stems cannot make one."""
         work = self.workspace
         stems = [name for name, _ in work.lanes()]
         if not stems:
             self.front.status(
                 "No stems yet: the karaoke screen plays the song as it is. Separate it for karaoke.", 10000
             )
-            return
+            return None
         try:
-            after = with_preset(work.mix, "karaoke", stems)
+            return with_preset(work.mix, "karaoke", stems)
         except MixError as error:
             self.front.status(f"The karaoke mix cannot be made from these stems: {error}", 10000)
+            return None
+
+    def karaoke_mix(self) -> None:
+        """The mix on the karaoke preset's levels, unless it is there already (one undoable step)."""
+        after = self.karaoke_levels()
+        if after is not None and after.to_dict() != self.workspace.mix.to_dict():
+            self.edit_mix("Apply preset karaoke", "preset", copy.deepcopy(self.workspace.mix), after)
+
+    # --- Export → Karaoke… --------------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        """Choose the formats, the video's size and the folder; then `export`."""
+        work = self.workspace
+        if not self._can_export():
             return
-        if after.to_dict() != work.mix.to_dict():
-            self.edit_mix("Apply preset karaoke", "preset", copy.deepcopy(work.mix), after)
+        assert work.stems_dir is not None
+        box = QDialog(self.parent)
+        box.setWindowTitle("Export karaoke")
+        column = QVBoxLayout(box)
+        column.addWidget(QLabel("Write the karaoke mix (the vocals muted, your key) and:"))
+        checks = {}
+        for kind, label in KARAOKE_FORMATS.items():
+            checks[kind] = QCheckBox(label)
+            checks[kind].setChecked(kind in ("lrc", "ass"))
+            column.addWidget(checks[kind])
+        size = QComboBox()
+        size.addItems(["1080", "720"])
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Video and subtitles at"))
+        row.addWidget(size)
+        row.addWidget(QLabel("lines"))
+        row.addStretch(1)
+        column.addLayout(row)
+        folder = QLineEdit(str(work.stems_dir))
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(
+            lambda: folder.setText(
+                QFileDialog.getExistingDirectory(box, "Export karaoke to", folder.text()) or folder.text()
+            )
+        )
+        row = QHBoxLayout()
+        row.addWidget(folder, 1)
+        row.addWidget(browse)
+        column.addLayout(row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(box.accept)
+        buttons.rejected.connect(box.reject)
+        column.addWidget(buttons)
+        if self.front.ask and box.exec() == QDialog.DialogCode.Accepted:
+            chosen = [kind for kind, check in checks.items() if check.isChecked()]
+            self.export(Path(folder.text()), chosen, int(size.currentText()))
+
+    def _can_export(self) -> bool:
+        work = self.workspace
+        lyrics = work.project.lyrics
+        if lyrics is None or not lyrics.words:
+            self.front.show_error("No lyrics", "Paste or open the song's lyrics first (Karaoke → Paste lyrics…).")
+            return False
+        if work.stems_dir is None:
+            self.front.show_error("No stems", "Separate the song first: the karaoke mix is made from its stems.")
+            return False
+        if not lyrics.timed:
+            untimed = sum(1 for word in lyrics.words if not word.timed)
+            self.front.show_error(
+                "The lyrics are not timed",
+                f"{untimed} of the {len(lyrics.words)} words have no time yet. Align the lyrics (Karaoke → Align "
+                "lyrics) or tap them in time while the song plays, then export again.",
+            )
+            return False
+        return True
+
+    def export(self, folder: Path, formats: Iterable[str] = ("lrc", "ass"), resolution: int = 1080) -> Job | None:
+        """The karaoke mix and the karaoke files in ``formats`` (`KARAOKE_FORMATS`), written into ``folder`` as a
+        job."""
+        if not self._can_export():
+            return None
+        work = self.workspace
+        mix, lyrics = self.karaoke_levels(), work.project.lyrics
+        assert work.stems_dir is not None and work.song is not None and lyrics is not None
+        if mix is None:
+            return None
+        task = export_task(copy.deepcopy(lyrics), work.stems_dir, work.song, mix, folder, formats, resolution)
+        return self.front.run_task(task, "export-karaoke", on_done=self._exported)
+
+    def _exported(self, files: dict[str, Path]) -> None:
+        names = ", ".join(path.name for kind, path in files.items() if kind != "mix")
+        self.front.status(f"Karaoke written beside {files['mix'].name}: {names}.", 15000)
 
     def _lyrics_changed(self, lyrics: Lyrics | None) -> None:
         if self.window is not None:
@@ -85,3 +189,90 @@ class KaraokeFlow:
     def _mix_changed(self, mix: Mix) -> None:
         if self.window is not None:
             self.window.show_key(round(mix.semitones))
+
+
+KARAOKE_FORMATS = {
+    "lrc": "LRC (enhanced: each word's time)",
+    "ass": "ASS subtitles (the words filling in time)",
+    "mp4": "MP4 video (the karaoke screen over the mix)",
+    "cdg": "CD+G with its MP3",
+    "ultrastar": "UltraStar song (TXT)",
+}
+
+
+def export_task(
+    lyrics: Lyrics,
+    stems_dir: Path,
+    song: Path,
+    mix: Mix,
+    folder: Path,
+    formats: Iterable[str],
+    resolution: int = 1080,
+) -> tasks.Task[dict[str, Path]]:
+    """The karaoke files of ``lyrics`` over ``mix`` (the karaoke mix, rendered first into ``folder`` beside them,
+    with its certificate), named after the song. Each file is written whole or not at all.
+
+    The karaoke room's writers are called here one by one until `stemdesk.session.karaoke` offers writing given
+    lyrics on their own (today its writing step takes a whole `KaraokeRequest`, which aligns the lyrics anew)."""
+    formats = set(formats)
+    unknown = formats - set(KARAOKE_FORMATS)
+    if unknown:
+        raise ValueError(f"unknown karaoke formats {sorted(unknown)}")
+    base = Path(folder) / song.stem
+    mix_path = Path(folder) / f"{song.stem} karaoke.wav"
+    title, artist = lyrics.title or song.stem, lyrics.artist
+
+    def work(progress: tasks.Progress, cancel: CancelToken) -> dict[str, Path]:
+        screen.check_timed(lyrics)  # every word placed, before anything is rendered
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        progress({"message": "rendering the karaoke mix"})
+        tasks.bounce(stems_dir, mix, mix_path, OutputFormat.parse("wav", "24"), kind="karaoke").run(progress, cancel)
+        files = {"mix": mix_path}
+        width, height = (1280, 720) if resolution == 720 else (1920, 1080)
+        if "lrc" in formats:
+            from ..karaoke.lrc import write_lrc
+
+            length = probe(mix_path).seconds
+            files["lrc"] = write_lrc(lyrics, base.with_suffix(".lrc"), title=title, artist=artist, length=length)
+        if "ass" in formats:
+            from ..karaoke.ass import write_ass
+
+            files["ass"] = write_ass(
+                lyrics, base.with_suffix(".ass"), width=width, height=height, title=title, artist=artist
+            )
+        if "ultrastar" in formats:
+            from ..karaoke.ultrastar import write_ultrastar
+
+            files["ultrastar"] = write_ultrastar(
+                lyrics,
+                base.with_suffix(".txt"),
+                title=title,
+                artist=artist,
+                audio_file=mix_path.name,
+                instrumental_file=mix_path.name,
+                language=lyrics.language,
+            )
+        if "cdg" in formats:
+            cancel.raise_if_cancelled()
+            progress({"message": "writing CD+G"})
+            from ..karaoke.cdg import write_cdg_mp3
+
+            files["cdg"], files["mp3"] = write_cdg_mp3(lyrics, mix_path, base, title=title, artist=artist)
+        if "mp4" in formats:
+            cancel.raise_if_cancelled()
+            progress({"message": "rendering the karaoke video"})
+            from ..karaoke.video import render_video
+
+            files["mp4"] = render_video(
+                lyrics,
+                mix_path,
+                base.with_suffix(".mp4"),
+                resolution=(width, height),
+                title=title,
+                artist=artist,
+                progress=progress,
+                cancel=cancel,
+            )
+        return files
+
+    return tasks.Task(f"Karaoke files of {song.name}", work, "io")

@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         self.align_lyrics_action, self.remove_lyrics_action = a.align_lyrics_action, a.remove_lyrics_action
         self.tap_word_action, self.tap_line_action = a.tap_word_action, a.tap_line_action
         self.karaoke_view_action, self.karaoke_full_screen_action = a.karaoke_view_action, a.karaoke_full_screen_action
+        self.export_karaoke_action = a.export_karaoke_action
         self.lyrics_flow.lane_actions[:] = a.lyrics_actions()  # the lyrics' lane offers them in its menu
         self.recent_menu = build_menus(self, a)
 

@@ -289,3 +289,31 @@ def test_the_karaoke_screen_counts_in_a_line_after_a_long_gap(qtbot, window, tmp
     view.show_time(12.9)  # no dots while the line is sung
     assert view.plan().at(12.9).count_in == 0
     image.save(screenshot_path("karaoke-count-in.png"))
+
+
+def test_export_karaoke_writes_the_karaoke_mix_and_the_files_as_a_job(qtbot, window, tmp_path):
+    from stemdesk.karaoke.lyrics import read_lyrics
+
+    open_song(window, tmp_path)
+    separate(qtbot, window)
+    window.lyrics_flow.edit("Set lyrics", None, hand_made())
+    out = tmp_path / "karaoke"
+    with qtbot.waitSignal(window.job_finished, timeout=120_000) as blocker:
+        job = window.karaoke_flow.export(out, ["lrc", "ass", "ultrastar", "cdg"])
+    assert job is not None and blocker.args[0].status == DONE, blocker.args[0].error
+    files = job.result
+    assert {"mix", "lrc", "ass", "ultrastar", "cdg", "mp3"} <= set(files) and all(p.is_file() for p in files.values())
+    # the karaoke mix is the stems without the vocals
+    mix, _ = sf.read(str(files["mix"]), dtype="float64", always_2d=True)
+    stems = {n: sf.read(str(p), dtype="float64", always_2d=True)[0] for n, p in window.stems.items()}
+    backing = stems["drums"] + stems["bass"] + stems["other"]
+    assert np.abs(mix - backing[: len(mix)]).max() < 1e-3
+    # the LRC read back has every word at the time the lane shows
+    again = read_lyrics(files["lrc"])
+    assert [w.text for w in again.words] == [w.text for w in hand_made().words]
+    assert [w.start for w in again.words] == pytest.approx([w.start for w in hand_made().words], abs=0.011)
+    assert "Hello" in files["ass"].read_text(encoding="utf-8")
+    # untimed lyrics are refused before any job, saying what to do
+    window.lyrics_flow.edit("Set lyrics", window.project.lyrics, Lyrics([Line([Word("no"), Word("time")])]))
+    assert window.karaoke_flow.export(out) is None
+    assert "Align the lyrics" in window.last_error[1]
