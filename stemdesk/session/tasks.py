@@ -732,11 +732,32 @@ def _training_progress(event: dict, minutes: float) -> dict:
     return report
 
 
-def install_model(name: str, package: Path | None = None) -> Task[ModelCard]:
-    """Install a registry model (see `stemdesk.io.installable`). A model whose licence must be accepted is only
-    installed after its front end has shown the licence and the user agreed; this task does not ask."""
+def install_model(name: str, package: Path | None = None, config: Path | None = None) -> Task[ModelCard]:
+    """Install a registry model (see `stemdesk.io.installable`) or a model of the catalog (`stemdesk.io.catalog`;
+    ``package`` is then its file fetched by hand and ``config`` its YAML, both checked against the catalog). A
+    model's licence is only accepted by its front end, which shows it and asks; this task does not ask. A catalog
+    download stops at the cancel token and resumes at the next install."""
     if name not in INSTALLABLE:
-        raise StemDeskError(f"Unknown model {name!r}: installable are {', '.join(INSTALLABLE)}.")
+        from ..io.catalog import find_entry, load_catalog
+        from ..io.catalog import install as install_entry
+
+        entry = find_entry(name)
+        if entry is None:
+            raise StemDeskError(
+                f"Unknown model {name!r}: installable are {', '.join(INSTALLABLE)} and the catalog's "
+                f"{', '.join(load_catalog())}."
+            )
+
+        def install(progress: Progress, cancel: CancelToken) -> ModelCard:
+            return install_entry(
+                entry,
+                package,
+                config,
+                progress=lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}),
+                cancel=cancel,
+            )
+
+        return Task(f"Install {entry.name}", install, "network", entry.id)
     item = INSTALLABLE[name]
 
     def work(progress: Progress, cancel: CancelToken) -> ModelCard:

@@ -1,0 +1,478 @@
+"""The catalog: models the community publishes (for Music-Source-Separation-Training, UVR and Demucs) that StemDesk
+downloads and imports with one command, ``stemdesk models install ID``.
+
+The catalog is data, ``catalog.json`` beside this module (``STEMDESK_CATALOG`` names another file: tests, or a studio's
+own list). Each entry says what its publisher states, with where it was read: the files' addresses, sizes and
+checksums, the config (the YAML's address and, where small, its text), the licence and training data (or "not
+stated"), quality as published with its source; speed is null until StemDesk measures it. docs/catalog.md describes
+the fields.
+
+Installing is a transaction (STYLE.md, 21): the config is checked before anything large is downloaded, the weights
+are downloaded (`stemdesk.io.download`: resumable, checked against the catalog's size and sha256), converted by the
+checkpoint importer (`stemdesk.io.model_import`) and written to a temporary folder renamed into the models folder
+once complete. Where the publisher gives no sha256 the card records the one of the file installed. Listing the
+catalog loads no torch: the importer is loaded by `install`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..core.cancel import CancelToken
+from ..core.errors import ModelError
+from .model_store import ModelCard, read_card, user_models_dir
+from .paths import cache_dir
+
+Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
+
+CATALOG_ENV = "STEMDESK_CATALOG"
+# The importer's kinds: what StemDesk runs, and what a catalog entry may name that it does not run yet.
+RUNS = {"htdemucs": "HTDemucs", "bs_roformer": "BS-RoFormer", "mel_band_roformer": "Mel-RoFormer"}
+ARCHITECTURES = {**RUNS, "mdx23c": "MDX23C"}
+CONFIG_LIMIT = 1 << 20  # a YAML config is a few kB
+
+
+@dataclass(frozen=True)
+class CatalogFile:
+    file: str
+    url: str
+    size_bytes: int | None
+    sha256: str | None
+    sha256_prefix: str | None  # Demucs's: the first hex digits of the sha256, in the file's name
+    source: str  # where the facts were read
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    file: str
+    url: str
+    sha256: str | None
+    content: str | None  # the publisher's YAML itself, when small enough to keep in the catalog
+    source: str
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    name: str
+    summary: str
+    stems: list[str] | None  # None: named by its config, read at install
+    architecture: str
+    cannot_run: str | None  # why StemDesk cannot run it yet; None when it can
+    config: CatalogConfig | None
+    files: list[CatalogFile]
+    checksum: str
+    licence: str
+    licence_source: str
+    training_data: str
+    quality: list[dict[str, Any]]
+    speed: dict[str, Any] | None
+    raw: dict[str, Any]
+
+    @property
+    def runs(self) -> bool:
+        return self.cannot_run is None
+
+    @property
+    def size_bytes(self) -> int | None:
+        sizes = [f.size_bytes for f in self.files]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+
+    def size_text(self) -> str:
+        size = self.size_bytes
+        if size is not None:
+            return f"{size / 1e6:,.0f} MB" if size >= 10e6 else f"{size / 1e6:.1f} MB"
+        note = str(self.raw.get("size_note", ""))
+        return "about 913 MB" if "913 MB" in note else "size not published"
+
+    def stems_text(self) -> str:
+        return " ".join(self.stems) if self.stems else "(named by its config)"
+
+    def quality_text(self) -> str:
+        """The first published figure with its metric and data, e.g. "vocals 10.98 (SDR, dB; MVSep Multisong dataset)"."""
+        if not self.quality:
+            return "not published"
+        first = self.quality[0]
+        values = ", ".join(f"{k} {v}" for k, v in (first.get("values") or {}).items())
+        return f"{values} ({first.get('metric', 'metric not stated')}; {first.get('data', 'data not stated')})"
+
+    def not_runnable(self) -> str:
+        return (
+            f"{self.id} ({self.name}) cannot be installed yet: {self.cannot_run}. Nothing was downloaded. The "
+            "catalog lists it so you know it is coming."
+        )
+
+
+def catalog_path() -> Path:
+    """The catalog in use: ``STEMDESK_CATALOG`` when set, else the one shipped with StemDesk."""
+    override = os.environ.get(CATALOG_ENV)
+    if override:
+        return Path(override)
+    return Path(str(resources.files(__package__).joinpath("catalog.json")))
+
+
+def _text(value: Any, where: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ModelError(f"The model catalog's {where} has no {name}. Fix the catalog file.")
+    return value
+
+
+def _entry(raw: Any, path: Path) -> CatalogEntry:
+    if not isinstance(raw, dict):
+        raise ModelError(f'The model catalog "{path}" holds an entry that is not an object. Fix the catalog file.')
+    model_id = _text(raw.get("id"), "entry", "id")
+    where = f"entry {model_id!r}"
+    architecture = _text(raw.get("architecture"), where, "architecture")
+    if architecture not in ARCHITECTURES:
+        raise ModelError(
+            f"The model catalog's {where} names the architecture {architecture!r}; StemDesk knows "
+            f"{', '.join(ARCHITECTURES)}. Fix the catalog file."
+        )
+    cannot_run = raw.get("cannot_run")
+    if architecture not in RUNS and not cannot_run:
+        cannot_run = f"StemDesk does not run {ARCHITECTURES[architecture]} networks yet"
+    files = []
+    for item in raw.get("files") or []:
+        if not isinstance(item, dict):
+            raise ModelError(f"The model catalog's {where} has a file that is not an object. Fix the catalog file.")
+        size = item.get("size_bytes")
+        files.append(
+            CatalogFile(
+                file=_text(item.get("file"), where, "file name"),
+                url=_text(item.get("url"), where, "file address"),
+                size_bytes=int(size) if isinstance(size, int) else None,
+                sha256=item.get("sha256") or None,
+                sha256_prefix=item.get("sha256_prefix") or None,
+                source=str(item.get("source") or ""),
+            )
+        )
+    if not files:
+        raise ModelError(f"The model catalog's {where} lists no files to download. Fix the catalog file.")
+    config = raw.get("config")
+    stems = raw.get("stems")
+    return CatalogEntry(
+        id=model_id,
+        name=str(raw.get("name") or model_id),
+        summary=str(raw.get("summary") or ""),
+        stems=[str(s) for s in stems] if isinstance(stems, list) else None,
+        architecture=architecture,
+        cannot_run=str(cannot_run) if cannot_run else None,
+        config=(
+            CatalogConfig(
+                file=_text(config.get("file"), where, "config file name"),
+                url=_text(config.get("url"), where, "config address"),
+                sha256=config.get("sha256") or None,
+                content=config.get("content") if isinstance(config.get("content"), str) else None,
+                source=str(config.get("source") or ""),
+            )
+            if isinstance(config, dict)
+            else None
+        ),
+        files=files,
+        checksum=str(raw.get("checksum") or ""),
+        licence=str(raw.get("licence") or "not stated"),
+        licence_source=str(raw.get("licence_source") or ""),
+        training_data=str(raw.get("training_data") or "not stated"),
+        quality=[q for q in raw.get("quality") or [] if isinstance(q, dict)],
+        speed=raw.get("speed") if isinstance(raw.get("speed"), dict) else None,
+        raw=raw,
+    )
+
+
+def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
+    """The catalog's entries by id (raises ModelError, saying which file, when it cannot be read)."""
+    path = path or catalog_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f'The model catalog "{path}" does not exist. Check {CATALOG_ENV} or reinstall StemDesk.'
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f'The model catalog "{path}" cannot be read ({error}). Fix it or reinstall StemDesk.'
+        ) from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise ModelError(f'The model catalog "{path}" has no "models" list. Fix it or reinstall StemDesk.')
+    entries: dict[str, CatalogEntry] = {}
+    for raw in models:
+        entry = _entry(raw, path)
+        if entry.id in entries:
+            raise ModelError(f"The model catalog lists {entry.id!r} twice. Fix the catalog file.")
+        entries[entry.id] = entry
+    return entries
+
+
+def find_entry(model_id: str, path: Path | None = None) -> CatalogEntry | None:
+    return load_catalog(path).get(model_id)
+
+
+def downloads_dir() -> Path:
+    """Where downloads are kept while they are fetched (``<file>.part``), and resumed from after a cut."""
+    return cache_dir() / "downloads"
+
+
+# --- installing ----------------------------------------------------------------------------------------------------
+
+
+def _scaled(report: Progress, low: float, high: float) -> Progress:
+    return lambda what, fraction: report(what, low + (high - low) * fraction)
+
+
+def _installed(entry: CatalogEntry, root: Path) -> Path | None:
+    from .model_store import find_model
+
+    if (root / entry.id / "card.json").is_file():
+        return root / entry.id
+    try:
+        return find_model(entry.id).folder
+    except ModelError:
+        return None
+
+
+def _config_file(
+    entry: CatalogEntry, folder: Path, given: Path | None, report: Progress, cancel: CancelToken
+) -> tuple[Path | None, str | None]:
+    """The config to import with, as a file, and its sha256: the one given, the catalog's own text, or downloaded
+    from the publisher (checked against the catalog's sha256 when it has one)."""
+    from . import download  # urllib and ssl load when something is installed, not with the list of models
+
+    config = entry.config
+    if given is not None:
+        if not Path(given).is_file():
+            raise ModelError(f'The config "{given}" does not exist. Check its path.', setting="config")
+        digest = download.sha256_of(Path(given))
+        if config is not None and config.sha256 and digest != config.sha256:
+            raise ModelError(
+                f'"{Path(given).name}" is not the config the catalog names for {entry.id} (sha256 {digest[:12]}…, '
+                f"expected {config.sha256[:12]}…). Fetch {config.url}. Nothing was installed."
+            )
+        return Path(given), digest
+    if config is None:
+        return None, None
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / config.file
+    if config.content is not None:
+        data = config.content.encode("utf-8")
+        target.write_bytes(data)
+        digest = download.sha256_of(target)
+        if config.sha256 and digest != config.sha256:
+            raise ModelError(
+                f"The catalog's config text for {entry.id} does not match its own sha256; the catalog file is "
+                "damaged. Reinstall StemDesk or fix the catalog. Nothing was installed."
+            )
+        return target, digest
+    report(f"Downloading {config.file}", 0.0)
+    fetched = download.fetch(config.url, target, sha256=config.sha256, cancel=cancel, label=config.file)
+    if fetched.size > CONFIG_LIMIT:
+        raise ModelError(f"{config.url} is larger than 1 MB, so it is not a model config. Nothing was installed.")
+    return fetched.path, fetched.sha256
+
+
+def _check_config(entry: CatalogEntry, config: Path) -> None:
+    """What the importer would refuse in a RoFormer config, before gigabytes of weights are fetched for it."""
+    from .model_import import ROFORMER_UNSUPPORTED, read_config
+
+    data = read_config(config)
+    model = data.get("model")
+    if not isinstance(model, dict):
+        raise ModelError(
+            f'{entry.id}\'s config "{config.name}" has no "model" section: it is not a Music-Source-Separation-'
+            "Training config. The catalog entry is wrong; nothing was downloaded."
+        )
+    kind = "mel_band_roformer" if "num_bands" in model else "bs_roformer" if "freqs_per_bands" in model else None
+    if kind != entry.architecture:
+        found = ARCHITECTURES.get(kind or "", "no network StemDesk knows")
+        raise ModelError(
+            f'{entry.id}\'s config "{config.name}" describes {found}, but the catalog says '
+            f"{ARCHITECTURES[entry.architecture]}. The catalog entry is wrong; nothing was downloaded."
+        )
+    used = [f"{k}={model[k]!r}" for k, v in ROFORMER_UNSUPPORTED.items() if k in model and model[k] != v]
+    if used:
+        raise ModelError(
+            f"{entry.id}'s config \"{config.name}\" uses {', '.join(used)}, which StemDesk's RoFormer does not "
+            "implement yet, so it cannot run this model. Nothing was downloaded."
+        )
+
+
+def _check_given(entry: CatalogEntry, item: CatalogFile, path: Path) -> tuple[int, str]:
+    """A file the user fetched elsewhere, checked against the catalog: (its size, its sha256)."""
+    from . import download
+
+    if not path.is_file():
+        raise ModelError(f'"{path}" does not exist. Check its path.', setting="file", value=item.url)
+    size, digest = path.stat().st_size, download.sha256_of(path)
+    problem = download.check(path.name, size, digest, item.size_bytes, item.sha256, item.sha256_prefix)
+    if problem:
+        raise ModelError(
+            f"{problem} The catalog's {entry.id} is {item.file} from {item.url}. Nothing was installed.",
+            setting="file",
+            value=item.url,
+        )
+    return size, digest
+
+
+def install(
+    entry: CatalogEntry,
+    file: Path | None = None,
+    config: Path | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    target_root: Path | None = None,
+    downloads: Path | None = None,
+) -> ModelCard:
+    """Download (or take ``file``, fetched by hand, and ``config``), verify, import and install a catalog model
+    into the user's models folder; its licence must have been shown and accepted by the front end. Raises
+    ModelError (DownloadError for what the network did) and Cancelled; nothing is installed unless all worked."""
+    from . import download
+
+    report = progress or (lambda what, fraction: None)
+    cancel = cancel or CancelToken()
+    if not entry.runs:
+        raise ModelError(entry.not_runnable())
+    if len(entry.files) != 1:
+        raise ModelError(
+            f"{entry.id} has {len(entry.files)} files; StemDesk installs models of one file. Nothing was downloaded."
+        )
+    root = target_root or user_models_dir()
+    existing = _installed(entry, root)
+    if existing is not None:
+        raise ModelError(f"{entry.id} is already installed ({existing}). Remove it first to install it again.")
+    item = entry.files[0]
+    folder = (downloads or downloads_dir()) / entry.id
+    try:
+        config_path, config_sha = _config_file(entry, folder, config, report, cancel)
+        if config_path is not None and entry.architecture in ("bs_roformer", "mel_band_roformer"):
+            _check_config(entry, config_path)
+        if file is not None:
+            report(f"Checking {Path(file).name}", 0.05)
+            size, digest = _check_given(entry, item, Path(file))
+            weights = Path(file)
+        else:
+            fetched = download.fetch(
+                item.url,
+                folder / item.file,
+                size=item.size_bytes,
+                sha256=item.sha256,
+                sha256_prefix=item.sha256_prefix,
+                progress=_scaled(report, 0.02, 0.85),
+                cancel=cancel,
+            )
+            weights, size, digest = fetched.path, fetched.size, fetched.sha256
+        cancel.raise_if_cancelled()
+        report("Converting the weights", 0.88)
+        card = _import(entry, item, weights, size, digest, config_path, config_sha, root, given=file is not None)
+    except OSError as error:
+        raise ModelError(
+            f'Could not write to "{folder}" ({error.strerror or error}). Check the disk and the folder\'s '
+            "permissions; nothing was installed."
+        ) from None
+    if file is None:  # the model now lives in the models folder; the download is not needed again
+        shutil.rmtree(folder, ignore_errors=True)
+    report("Installed", 1.0)
+    return card
+
+
+def _import(
+    entry: CatalogEntry,
+    item: CatalogFile,
+    weights: Path,
+    size: int,
+    digest: str,
+    config: Path | None,
+    config_sha: str | None,
+    root: Path,
+    given: bool,
+) -> ModelCard:
+    from .atomic import atomic_folder
+    from .model_import import convert
+    from .model_store import save_model
+
+    try:
+        converted = convert([weights], config, entry.id)
+    except ModelError as error:
+        if given:
+            raise ModelError(
+                f"{error} The catalog's {entry.id} is {item.file} from {item.url}: check that this is that file.",
+                setting="file",
+                value=item.url,
+            ) from None
+        raise ModelError(
+            f"{entry.id} was downloaded and checked, but StemDesk could not import it: {error} The catalog entry "
+            f'needs fixing, or StemDesk does not run this model yet. The download is kept in "{weights.parent}" '
+            "(delete it to free the space)."
+        ) from None
+    kind = converted.estimator.kind
+    if kind != entry.architecture:
+        what = ARCHITECTURES.get(kind, kind)
+        raise ModelError(
+            f'"{weights.name}" holds {what} weights, but {entry.id} is a {ARCHITECTURES[entry.architecture]}: it is '
+            f"not the file the catalog names ({item.file}, from {item.url}). Nothing was installed.",
+            setting="file",
+            value=item.url,
+        )
+    if item.sha256:
+        checked = "the catalog's sha256 (the publisher's)"
+    elif item.sha256_prefix:
+        checked = f"the publisher's checksum prefix {item.sha256_prefix}; the full sha256 recorded at this install"
+    else:
+        checked = "recorded at this install (the publisher gives no checksum)"
+    card: dict[str, Any] = {
+        "summary": entry.summary,
+        "description": converted.description,
+        "training_data": entry.training_data,
+        "licenses": {
+            "weights": f"{entry.licence} (as its publisher states it: {entry.licence_source})",
+            "code": "StemDesk's implementation: GPL-3.0-or-later",
+        },
+        "license_note": str(entry.raw.get("caution") or "")
+        or "Installed from the model catalog; the licence is as its publisher states it. Check it before sharing "
+        "anything made with it.",
+        "redistributable": False,
+        "catalog": {
+            "id": entry.id,
+            "name": entry.name,
+            "publisher": entry.raw.get("publisher"),
+            "quality": entry.quality,
+            "checksum": entry.checksum,
+        },
+        "speed": entry.speed,
+        "source": {
+            "format": converted.source_format,
+            "files": [
+                {
+                    "name": item.file,
+                    "url": item.url,
+                    "size": size,
+                    "sha256": digest,
+                    "sha256_checked": checked,
+                    **({"installed_from": str(weights)} if given else {}),
+                }
+            ],
+            "configs": (
+                [{"name": config.name, "url": entry.config.url if entry.config else None, "sha256": config_sha}]
+                if config is not None
+                else []
+            ),
+        },
+        **({"import_notes": converted.notes} if converted.notes else {}),
+    }
+    final = root / entry.id
+    try:
+        with atomic_folder(final) as staging:
+            save_model(staging, entry.id, converted.estimator, card)
+    except OSError as error:
+        raise ModelError(
+            f'Could not write the model to "{root}" ({error.strerror or error}). Free some space or check the '
+            "folder's permissions; nothing was installed."
+        ) from None
+    return read_card(final)

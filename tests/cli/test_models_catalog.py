@@ -1,0 +1,78 @@
+"""`stemdesk models available` and the catalog's side of `stemdesk models install`: what is listed (the shipped
+catalog's models with their stems, size, licence, speed and whether they are installed), the answers that need no
+download, and that listing loads no heavy library. The installs themselves, against a real HTTP server, are in
+tests/io/test_catalog.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from helpers import run
+
+from stemdesk.io import catalog
+
+
+def test_available_lists_the_catalog_with_what_a_producer_decides_on(monkeypatch):
+    monkeypatch.delenv(catalog.CATALOG_ENV, raising=False)
+    code, out, _ = run("models", "available")
+    assert code == 0
+    entries = catalog.load_catalog()
+    for entry in entries.values():
+        assert f"\n{entry.id}" in out
+    block = out.split("\nmel-roformer-vocals-kj", 1)[1].split("\n", 1)[1]
+    first = " ".join(block.split("\n    ")[:3])
+    assert "Stems: vocals other" in first and "913 MB" in first and "licence: not stated" in first
+    assert "speed: not measured yet" in first and "vocals 10.98 (SDR, dB; MVSep Multisong dataset)" in first
+    assert "mdx23c-drumsep  [StemDesk cannot run it yet]" in out and "htdemucs-ft  [StemDesk cannot run it yet]" in out
+    assert "[installed]" not in out
+    assert "htdemucs\n" in out and "spleeter-2stem\n" in out  # the registry packages too
+    code, out, _ = run("models")
+    assert code == 0 and "`stemdesk models available`" in out
+
+
+def test_an_installed_catalog_model_is_marked_so(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    (models / "mel-roformer-karaoke").mkdir(parents=True)
+    card = {
+        "id": "mel-roformer-karaoke",
+        "estimator": "mel_band_roformer",
+        "config": {},
+        "sources": ["karaoke", "other"],
+        "sample_rate": 44100,
+        "weights_sha256": "0" * 64,
+        "training_data": "not stated",
+        "licenses": {},
+    }
+    (models / "mel-roformer-karaoke" / "card.json").write_text(json.dumps(card))
+    monkeypatch.setenv("STEMDESK_MODELS_PATH", str(models))
+    code, out, _ = run("models", "available")
+    assert code == 0 and "mel-roformer-karaoke  [installed]" in out
+    code, _, err = run("models", "install", "mel-roformer-karaoke", "--accept-license")
+    assert code == 1 and "already installed" in err
+
+
+def test_install_answers_without_downloading_what_it_cannot_do(monkeypatch):
+    monkeypatch.delenv(catalog.CATALOG_ENV, raising=False)
+    code, _, err = run("models", "install", "htdemucs-ft", "--accept-license")
+    assert code == 1 and "bag of four models" in err and "Nothing was downloaded" in err
+    code, _, err = run("models", "install", "mdx23c-drumsep", "--accept-license")
+    assert code == 1 and "MDX23C" in err and "cannot be installed yet" in err
+    code, _, err = run("models", "install", "no-such-model")
+    assert code == 1 and "mel-roformer-vocals-kj" in err and "`stemdesk models available`" in err
+    code, _, err = run("models", "install", "htdemucs", "--file", "x.th", "--accept-license")
+    assert code == 1 and "--tarball" in err
+    code, _, err = run("models", "install", "mel-roformer-karaoke", "--tarball", "x.tgz", "--accept-license")
+    assert code == 1 and "--file" in err
+
+
+def test_listing_what_can_be_installed_loads_no_heavy_library():
+    probe = (
+        "import sys\nfrom stemdesk.cli import main\ncode = main(['models', 'available'])\n"
+        "heavy = [m for m in ('torch', 'numpy', 'soundfile', 'pedalboard', 'PySide6', 'ssl') if m in sys.modules]\n"
+        "print('loaded:', *heavy, file=sys.stderr)\nsys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "mel-roformer-vocals-kj" in done.stdout and done.stderr.splitlines()[-1] == "loaded:"
