@@ -117,8 +117,11 @@ def fetch(
     target.parent.mkdir(parents=True, exist_ok=True)
     part, record = part_path(target), _read_record(target)
     have = part.stat().st_size if part.is_file() else 0
-    if have and (record.get("url") != url or (size is not None and have > size)):
-        discard_partial(target)  # another file's bytes, or more than the whole file: not a prefix of this one
+    unverifiable = not (record.get("etag") or record.get("last_modified") or sha256 or sha256_prefix)
+    if have and (record.get("url") != url or (size is not None and have > size) or unverifiable):
+        # another file's bytes, more than the whole file, or bytes nothing could tell from a newer file's: the
+        # server cannot check them (no ETag or date to send with If-Range) and no checksum will
+        discard_partial(target)
         have, record = 0, {}
     for attempt in range(2):  # a second time from zero when the server refuses the range of a stale .part
         headers = {"User-Agent": USER_AGENT}

@@ -379,6 +379,10 @@ def test_a_partial_file_a_crash_left_is_resumed_or_discarded(tmp_path, monkeypat
     assert download.fetch(url, target, sha256=sha).resumed_from == 0  # and the next try starts afresh
 
     target.unlink()
+    crashed(checkpoint[:5000], url, None)  # no ETag to send with If-Range and no checksum: started afresh
+    assert download.fetch(url, target).resumed_from == 0 and server.requests[-1][1] is None
+
+    target.unlink()
     crashed(checkpoint + b"more", url, etag)  # longer than the file: not a part of it
     assert download.fetch(url, target, size=len(checkpoint)).resumed_from == 0
 
