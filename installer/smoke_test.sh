@@ -59,6 +59,14 @@ grep -q '"bit_exact": true' "$work/null.json" || fail "the stems are not bit-exa
 # broken pipe would fail the test once the listing outgrows one write.
 "$exe" models > "$work/models.out" || fail "stemdesk models failed"
 grep -q "^stemdesk-4stem (default)" "$work/models.out" || fail "the default model is missing"
+"$exe" models available > "$work/available.out" || fail "stemdesk models available failed"
+grep -q "mel-roformer" "$work/available.out" || fail "the model catalog is missing from the bundle"
+# a karaoke track from the stems just written (reused): the aligner and the karaoke writers are in the bundle
+printf 'la la la la\nsing it now\n\nthe last line here\n' > "$work/song.txt"
+"$exe" karaoke "$work/song.wav" --lyrics "$work/song.txt" -o "$work/out" > "$work/karaoke.out" 2> "$work/karaoke.err" \
+    || { cat "$work/karaoke.err" >&2; fail "karaoke failed"; }
+[[ -s $work/out/song/song.lrc && -s $work/out/song/song.ass ]] || fail "karaoke wrote no LRC or ASS"
+! grep -E "$bad" "$work/karaoke.err" || fail "errors in karaoke"
 "$exe" plugins > "$work/plugins.out" || fail "stemdesk plugins failed"
 grep -q "loudness (stemdesk-loudness): loaded" "$work/plugins.out" || fail "the first-party plugin did not load"
 ! grep -E "$bad" "$work/cli.err" || fail "errors in the CLI"

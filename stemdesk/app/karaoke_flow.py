@@ -29,13 +29,12 @@ from PySide6.QtWidgets import (
 
 from ..core.cancel import CancelToken
 from ..core.errors import MixError
-from ..io.audio import probe
 from ..io.formats import OutputFormat
 from ..jobs.queue import Job
 from ..karaoke import screen
 from ..karaoke.model import Lyrics
 from ..mixer.mix import Mix, with_preset
-from ..session import tasks
+from ..session import karaoke, tasks
 from ..session.workspace import Workspace
 from .front import Front
 from .karaoke_view import KaraokeWindow
@@ -175,7 +174,18 @@ class KaraokeFlow:
         assert work.stems_dir is not None and work.song is not None and lyrics is not None
         if mix is None:
             return None
-        task = export_task(copy.deepcopy(lyrics), work.stems_dir, work.song, mix, folder, formats, resolution)
+        lead = self.lyrics.lead()
+        task = export_task(
+            copy.deepcopy(lyrics),
+            work.stems_dir,
+            work.song,
+            mix,
+            folder,
+            formats,
+            resolution,
+            lead=lead[1] if lead else None,
+            aligned_on=lead[0] if lead else "",
+        )
         return self.front.run_task(task, "export-karaoke", on_done=self._exported)
 
     def _exported(self, files: dict[str, Path]) -> None:
@@ -208,71 +218,28 @@ def export_task(
     folder: Path,
     formats: Iterable[str],
     resolution: int = 1080,
+    lead: Path | None = None,
+    aligned_on: str = "",
 ) -> tasks.Task[dict[str, Path]]:
     """The karaoke files of ``lyrics`` over ``mix`` (the karaoke mix, rendered first into ``folder`` beside them,
-    with its certificate), named after the song. Each file is written whole or not at all.
-
-    The karaoke room's writers are called here one by one until `stemdesk.session.karaoke` offers writing given
-    lyrics on their own (today its writing step takes a whole `KaraokeRequest`, which aligns the lyrics anew)."""
+    with its certificate), named after the song, as `stemdesk karaoke` writes them (`karaoke.write_karaoke`); when
+    ``folder`` is the stems folder its certificate lists them with the mix."""
     formats = set(formats)
     unknown = formats - set(KARAOKE_FORMATS)
     if unknown:
         raise ValueError(f"unknown karaoke formats {sorted(unknown)}")
-    base = Path(folder) / song.stem
     mix_path = Path(folder) / f"{song.stem} karaoke.wav"
-    title, artist = lyrics.title or song.stem, lyrics.artist
 
     def work(progress: tasks.Progress, cancel: CancelToken) -> dict[str, Path]:
         screen.check_timed(lyrics)  # every word placed, before anything is rendered
         Path(folder).mkdir(parents=True, exist_ok=True)
         progress({"message": "rendering the karaoke mix"})
         tasks.bounce(stems_dir, mix, mix_path, OutputFormat.parse("wav", "24"), kind="karaoke").run(progress, cancel)
-        files = {"mix": mix_path}
-        width, height = (1280, 720) if resolution == 720 else (1920, 1080)
-        if "lrc" in formats:
-            from ..karaoke.lrc import write_lrc
-
-            length = probe(mix_path).seconds
-            files["lrc"] = write_lrc(lyrics, base.with_suffix(".lrc"), title=title, artist=artist, length=length)
-        if "ass" in formats:
-            from ..karaoke.ass import write_ass
-
-            files["ass"] = write_ass(
-                lyrics, base.with_suffix(".ass"), width=width, height=height, title=title, artist=artist
-            )
-        if "ultrastar" in formats:
-            from ..karaoke.ultrastar import write_ultrastar
-
-            files["ultrastar"] = write_ultrastar(
-                lyrics,
-                base.with_suffix(".txt"),
-                title=title,
-                artist=artist,
-                audio_file=mix_path.name,
-                instrumental_file=mix_path.name,
-                language=lyrics.language,
-            )
-        if "cdg" in formats:
-            cancel.raise_if_cancelled()
-            progress({"message": "writing CD+G"})
-            from ..karaoke.cdg import write_cdg_mp3
-
-            files["cdg"], files["mp3"] = write_cdg_mp3(lyrics, mix_path, base, title=title, artist=artist)
-        if "mp4" in formats:
-            cancel.raise_if_cancelled()
-            progress({"message": "rendering the karaoke video"})
-            from ..karaoke.video import render_video
-
-            files["mp4"] = render_video(
-                lyrics,
-                mix_path,
-                base.with_suffix(".mp4"),
-                resolution=(width, height),
-                title=title,
-                artist=artist,
-                progress=progress,
-                cancel=cancel,
-            )
-        return files
+        files = karaoke.write_karaoke(
+            lyrics, Path(folder), song, mix_path, formats, resolution, lyrics.language, lead, progress, cancel
+        )
+        if Path(folder).resolve() == Path(stems_dir).resolve():
+            karaoke.certify_karaoke(Path(folder), mix, mix_path, files, aligned_on, karaoke.unsure_lines(lyrics))
+        return {"mix": mix_path, **files}
 
     return tasks.Task(f"Karaoke files of {song.name}", work, "io")

@@ -7,20 +7,16 @@ The lyrics' lane (`lyrics_lane.LyricsLane`) is under the stems' whenever the son
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtGui import QAction, QUndoStack
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from ..core.cancel import CancelToken
 from ..core.errors import StemDeskError
-from ..io.audio import iter_blocks, probe
 from ..jobs.queue import Job
 from ..karaoke.model import Lyrics
-from ..session import tasks
+from ..session import karaoke
 from ..session.events import Announcement
 from ..session.workspace import Workspace
 from .commands import LyricsCommand
@@ -154,7 +150,7 @@ class LyricsFlow:
             return None
         info = self.workspace.info
         offset = self.workspace.stems_offset / info.sample_rate if info else 0.0
-        task = align_task(lyrics, lead[0], lead[1], offset)
+        task = karaoke.align_lyrics(lyrics, lead[1], lead[0], offset=offset)
         return self.front.run_task(task, "align-lyrics", on_done=lambda timed: self._aligned(lyrics, timed, lead[0]))
 
     def _aligned(self, given: Lyrics, timed: Lyrics, lead: str) -> None:
@@ -190,38 +186,3 @@ class LyricsFlow:
         if self.lane is not None:
             self.lane.tap_next = following
             self.timeline.canvas.update()
-
-
-def align_task(lyrics: Lyrics, name: str, path: Path, offset: float = 0.0) -> tasks.Task[Lyrics]:
-    """The lyrics placed on the stem at ``path`` (``name``), which starts ``offset`` seconds into the song."""
-
-    def work(progress: tasks.Progress, cancel: CancelToken) -> Lyrics:
-        from ..karaoke.align import align
-
-        info = probe(path)
-        blocks = []
-        for block in iter_blocks(info):
-            cancel.raise_if_cancelled()
-            blocks.append(block.mean(axis=0, dtype=np.float32))
-        vocal = (np.concatenate(blocks) if blocks else np.zeros(0, np.float32))[None]
-        progress({"message": f"aligning the words on {name}"})
-
-        def report(event: dict) -> None:
-            cancel.raise_if_cancelled()
-            progress({"done": float(event.get("fraction", 0.0)), "total": 1.0, "message": f"aligning on {name}"})
-
-        timed = align(lyrics, vocal, info.sample_rate, language=lyrics.language, progress=report)
-        return shifted(timed, offset) if offset else timed
-
-    return tasks.Task(f"Align the lyrics on {name}", work, "cpu")
-
-
-def shifted(lyrics: Lyrics, seconds: float) -> Lyrics:
-    """The lyrics with every time ``seconds`` later."""
-    moved = copy.deepcopy(lyrics)
-    later = lambda time: None if time is None else time + seconds  # noqa: E731
-    for word in moved.words:
-        word.start, word.end = later(word.start), later(word.end)
-        for syllable in word.syllables:
-            syllable.start, syllable.end = later(syllable.start), later(syllable.end)
-    return moved

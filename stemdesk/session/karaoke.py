@@ -13,8 +13,8 @@ with the stems it leaves out, as every render does.
 
 from __future__ import annotations
 
+import copy
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,34 +94,76 @@ def _make(request: KaraokeRequest, engines: Engines, progress: Progress, cancel:
     lyrics = read_lyrics(Path(request.lyrics))  # bad lyrics are said before any separation
     folder = Path(request.outdir) / song.stem
     reused = _stems(request, engines, song, folder, progress, cancel)
-    stems = find_stems(folder)
-    names = [name for name, _ in stems.leaves()]
-    if request.keep_backing and "vocals/lead" not in names:
+    leaves = dict(find_stems(folder).leaves())
+    if request.keep_backing and "vocals/lead" not in leaves:
         raise StemDeskError(f'The stems in "{folder}" have no lead vocal apart from the backing vocals.')
-    lead_name, lead_path = _lead(request, dict(stems.leaves()))
-    progress({"message": f"aligning the lyrics on {lead_name}"})
-    cancel.raise_if_cancelled()
-    vocal, rate = _mono(probe(lead_path))
+    lead_name, lead_path = _lead(request, leaves)
     notes = _notes(lead_path, request.device) if request.ultrastar else None
-    from ..karaoke.align import align
-
-    timed = align(lyrics, vocal, rate, language=request.language or lyrics.language, notes=notes, progress=progress)
+    timed = align_lyrics(lyrics, lead_path, lead_name, request.language, notes=notes).run(progress, cancel)
     timed.title = timed.title or song.stem
-    leaves = dict(stems.leaves())
     if "vocals/backing" in leaves and "vocals/lead" in leaves:
-        _mark_backing(timed, leaves["vocals/lead"], leaves["vocals/backing"])
+        mark_backing(timed, leaves["vocals/lead"], leaves["vocals/backing"])
     cancel.raise_if_cancelled()
-    mix = karaoke_mix(names, request.keep_backing, request.guide_vocal_db, request.key)
+    mix = karaoke_mix(list(leaves), request.keep_backing, request.guide_vocal_db, request.key)
     mix_path = folder / f"{song.stem} karaoke.wav"
     progress({"message": "rendering the karaoke mix"})
     mixture = song if request.key == 0 else None  # a mix in another key cannot null against the song
     bounce(folder, mix, mix_path, OutputFormat.parse("wav", "24"), mixture, kind="karaoke").run(progress, cancel)
-    files = _write(request, timed, folder, song, mix_path, leaves[lead_name] if lead_name in leaves else lead_path,
-                   progress, cancel)  # fmt: skip
-    unsure = [i + 1 for i, line in enumerate(timed.lines) if line.confidence is not None and line.confidence < UNSURE]
-    _certify(folder, request, mix, mix_path, files, lead_name, unsure)
+    formats = {"lrc", "ass"} | {kind for kind, asked in
+                                (("mp4", request.video), ("cdg", request.cdg), ("ultrastar", request.ultrastar)) if asked}  # fmt: skip
+    files = write_karaoke(
+        timed, folder, song, mix_path, formats, request.resolution, request.language, lead_path, progress, cancel
+    )
+    unsure = unsure_lines(timed)
+    certify_karaoke(folder, mix, mix_path, files, lead_name, unsure, Path(request.lyrics),
+                    {"keep_backing": request.keep_backing, "guide_vocal_db": request.guide_vocal_db,
+                     "key_semitones": request.key})  # fmt: skip
     caution = split_cautions(folder).get("vocals") if request.keep_backing else None
     return KaraokeResult(folder, timed, mix_path, files, unsure, reused, lead_name, caution)
+
+
+def unsure_lines(lyrics: Lyrics) -> list[int]:
+    """The lines (1-based, as a user counts them) whose alignment confidence is below `UNSURE`."""
+    return [i + 1 for i, line in enumerate(lyrics.lines) if line.confidence is not None and line.confidence < UNSURE]
+
+
+def align_lyrics(
+    lyrics: Lyrics,
+    lead: Path,
+    name: str = "vocals",
+    language: str | None = None,
+    offset: float = 0.0,
+    notes: list | None = None,
+) -> Task[Lyrics]:
+    """The lyrics placed word by word on the vocal file ``lead`` (``name``: what it is, for messages), which starts
+    ``offset`` seconds into the song (an excerpt's stems): the task the command line and the app's Align run."""
+
+    def work(progress: Progress, cancel: CancelToken) -> Lyrics:
+        from ..karaoke.align import align
+
+        progress({"message": f"aligning the lyrics on {name}"})
+        vocal, rate = _mono(probe(lead), cancel)
+
+        def report(event: dict) -> None:
+            cancel.raise_if_cancelled()
+            fraction = float(event.get("fraction", 0.0))
+            progress({"done": fraction, "total": 1.0, "message": f"aligning the lyrics on {name}"})
+
+        timed = align(lyrics, vocal, rate, language=language or lyrics.language, notes=notes, progress=report)
+        return shifted(timed, offset) if offset else timed
+
+    return Task(f"Align the lyrics on {name}", work, "cpu")
+
+
+def shifted(lyrics: Lyrics, seconds: float) -> Lyrics:
+    """The lyrics with every time ``seconds`` later."""
+    moved = copy.deepcopy(lyrics)
+    later = lambda time: None if time is None else time + seconds  # noqa: E731
+    for word in moved.words:
+        word.start, word.end = later(word.start), later(word.end)
+        for syllable in word.syllables:
+            syllable.start, syllable.end = later(syllable.start), later(syllable.end)
+    return moved
 
 
 def _stems(
@@ -165,7 +207,7 @@ def _lead(request: KaraokeRequest, leaves: dict[str, Path]) -> tuple[str, Path]:
     )
 
 
-def _mono(info: AudioInfo) -> tuple[np.ndarray, int]:
+def _mono(info: AudioInfo, cancel: CancelToken | None = None) -> tuple[np.ndarray, int]:
     """The file as mono float32 (1, n) at ALIGN_RATE (or its own rate when lower), read block by block, so a
     2-hour file costs its mono copy at that rate, not its whole stereo decoding."""
     import torch
@@ -173,7 +215,11 @@ def _mono(info: AudioInfo) -> tuple[np.ndarray, int]:
     from ..core.resample import resample_in_blocks
 
     rate = info.sample_rate
-    blocks = [block.mean(axis=0, dtype=np.float32) for block in iter_blocks(info)]
+    blocks = []
+    for block in iter_blocks(info):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        blocks.append(block.mean(axis=0, dtype=np.float32))
     mono = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     if rate > ALIGN_RATE and mono.size:
         mono = resample_in_blocks(torch.from_numpy(mono)[None], rate, ALIGN_RATE)[0].numpy()
@@ -190,7 +236,7 @@ def _notes(lead: Path, device: str) -> list:
     return BasicPitch(device=device).transcribe(audio, rate, voices=1)
 
 
-def _mark_backing(lyrics: Lyrics, lead: Path, backing: Path) -> None:
+def mark_backing(lyrics: Lyrics, lead: Path, backing: Path) -> None:
     """A line is sung by the backing part where the backing vocals stand BACKING_DB above the lead over it."""
     lead_audio, rate = _mono(probe(lead))
     backing_audio, _ = _mono(probe(backing))
@@ -222,56 +268,62 @@ def karaoke_mix(stems: list[str], keep_backing: bool, guide_vocal_db: float | No
     return mix
 
 
-def _write(
-    request: KaraokeRequest,
+KARAOKE_FORMATS = ("lrc", "ass", "mp4", "cdg", "ultrastar")
+
+
+def write_karaoke(
     lyrics: Lyrics,
     folder: Path,
     song: Path,
     mix_path: Path,
-    lead: Path,
-    progress: Progress,
-    cancel: CancelToken,
+    formats: set[str] | frozenset[str] = frozenset({"lrc", "ass"}),
+    resolution: int = 1080,
+    language: str | None = None,
+    lead: Path | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> dict[str, Path]:
-    """The karaoke files, named after the song, beside its stems; each written whole or not at all."""
-    from ..karaoke.ass import write_ass
-    from ..karaoke.lrc import write_lrc
+    """The karaoke files of timed ``lyrics`` over the karaoke mix ``mix_path``, named after ``song``, in ``folder``
+    (``formats`` of `KARAOKE_FORMATS`; ``lead``: the lead vocal, which an UltraStar song carries as its vocals);
+    each written whole or not at all. Returns them by kind (the CD+G's MP3 as "mp3")."""
+    from ..karaoke.screen import check_timed
 
-    base = folder / song.stem
+    unknown = sorted(set(formats) - set(KARAOKE_FORMATS))
+    if unknown:
+        raise StemDeskError(f"Karaoke files are {', '.join(KARAOKE_FORMATS)}, not {', '.join(unknown)}.")
+    check_timed(lyrics)  # every word placed, before anything is written
+    progress = progress or (lambda event: None)
+    cancel = cancel or CancelToken()
+    base = Path(folder) / song.stem
     title, artist = lyrics.title or song.stem, lyrics.artist
-    length = probe(mix_path).seconds
+    width, height = (1280, 720) if resolution == 720 else (1920, 1080)
     files: dict[str, Path] = {}
-    files["lrc"] = _path(write_lrc(lyrics, base.with_suffix(".lrc"), title=title, artist=artist, length=length),
-                         base.with_suffix(".lrc"))  # fmt: skip
-    width, height = (1280, 720) if request.resolution == 720 else (1920, 1080)
-    files["ass"] = _path(
-        write_ass(lyrics, base.with_suffix(".ass"), width=width, height=height, title=title, artist=artist),
-        base.with_suffix(".ass"),
-    )
-    if request.video:
-        cancel.raise_if_cancelled()
-        progress({"message": "rendering the karaoke video"})
-        from ..karaoke.video import render_video
+    if "lrc" in formats:
+        from ..karaoke.lrc import write_lrc
 
-        files["mp4"] = render_video(
-            lyrics,
-            mix_path,
-            base.with_suffix(".mp4"),
-            resolution=(width, height),
-            title=title,
-            artist=artist,
-            progress=progress,
-            cancel=cancel,
-        )
-    if request.cdg:
+        length = probe(mix_path).seconds
+        files["lrc"] = write_lrc(lyrics, base.with_suffix(".lrc"), title=title, artist=artist, length=length)
+    if "ass" in formats:
+        from ..karaoke.ass import write_ass
+
+        files["ass"] = write_ass(lyrics, base.with_suffix(".ass"), width=width, height=height, title=title,
+                                 artist=artist)  # fmt: skip
+    if "ultrastar" in formats:
+        cancel.raise_if_cancelled()
+        files["ultrastar"] = _ultrastar(lyrics, Path(folder), song, mix_path, lead, title, artist, language)
+    if "cdg" in formats:
         cancel.raise_if_cancelled()
         progress({"message": "writing CD+G"})
         from ..karaoke.cdg import write_cdg_mp3
 
-        write_cdg_mp3(lyrics, mix_path, base)
-        files["cdg"], files["mp3"] = base.with_suffix(".cdg"), base.with_suffix(".mp3")
-    if request.ultrastar:
+        files["cdg"], files["mp3"] = write_cdg_mp3(lyrics, mix_path, base, title=title, artist=artist)
+    if "mp4" in formats:
         cancel.raise_if_cancelled()
-        files["ultrastar"] = _ultrastar(lyrics, folder, song, mix_path, lead, title, artist, request.language)
+        progress({"message": "rendering the karaoke video"})
+        from ..karaoke.video import render_video
+
+        files["mp4"] = render_video(lyrics, mix_path, base.with_suffix(".mp4"), resolution=(width, height),
+                                    title=title, artist=artist, progress=progress, cancel=cancel)  # fmt: skip
     return files
 
 
@@ -284,7 +336,7 @@ def _ultrastar(
     folder: Path,
     song: Path,
     mix_path: Path,
-    lead: Path,
+    lead: Path | None,
     title: str,
     artist: str,
     language: str | None,
@@ -299,9 +351,11 @@ def _ultrastar(
     ogg = OutputFormat.parse("ogg")
     names = {"song": f"{song.stem}.ogg", "instrumental": f"{song.stem} [instrumental].ogg",
              "vocals": f"{song.stem} [vocals].ogg"}  # fmt: skip
-    for kind, source in (("song", song), ("instrumental", mix_path), ("vocals", lead)):
-        audio, rate = read(source)
-        write(target / names[kind], audio, rate, ogg)
+    sources = {"song": song, "instrumental": mix_path, "vocals": lead}
+    for kind, source in sources.items():
+        if source is not None:
+            audio, rate = read(source)
+            write(target / names[kind], audio, rate, ogg)
     path = target / f"{song.stem}.txt"
     written = write_ultrastar(
         lyrics,
@@ -310,41 +364,41 @@ def _ultrastar(
         artist=artist,
         audio_file=names["song"],
         instrumental_file=names["instrumental"],
-        vocals_file=names["vocals"],
+        vocals_file=names["vocals"] if lead is not None else None,
         language=language,
     )
     return _path(written, path)
 
 
-def _certify(
+def certify_karaoke(
     folder: Path,
-    request: KaraokeRequest,
     mix: Mix,
     mix_path: Path,
     files: dict[str, Path],
-    lead: str,
+    aligned_on: str,
     unsure: list[int],
+    lyrics_file: Path | None = None,
+    settings: dict | None = None,
 ) -> None:
-    """The stems folder's certificate gains a ``karaoke`` entry: the lyrics, the stem they were aligned on, the
-    mix and its render, every karaoke file with its checksum."""
+    """The stems folder's certificate gains a ``karaoke`` entry: the lyrics (their file, when they came from one),
+    the stem they were aligned on, the mix and its render, every karaoke file with its checksum."""
     cert = read_certificate(folder)
-    lyrics = Path(request.lyrics)
-    cert["karaoke"] = {
-        "lyrics": {"file": lyrics.name, "sha256": sha256_file(lyrics)},
-        "aligned_on": lead,
+    entry: dict = {
+        "lyrics": {"file": lyrics_file.name, "sha256": sha256_file(lyrics_file)} if lyrics_file else None,
+        "aligned_on": aligned_on,
         "unsure_lines": unsure,
         "mix": {"file": mix_path.name, "sha256": sha256_file(mix_path), "mix": mix.to_dict()},
-        "keep_backing": request.keep_backing,
-        "guide_vocal_db": request.guide_vocal_db,
-        "key_semitones": request.key,
+        **(settings or {}),
         "files": [
-            {"kind": kind, "file": str(path.relative_to(folder)), "sha256": sha256_file(path)}
-            for kind, path in files.items()
+            {"kind": kind, "file": _relative(path, folder), "sha256": sha256_file(path)} for kind, path in files.items()
         ],
     }
+    cert["karaoke"] = entry
     atomic_write_bytes(folder / CERTIFICATE, (json.dumps(cert, indent=2) + "\n").encode("utf-8"))
 
 
-def median_confidence(lyrics: Lyrics) -> float | None:
-    values = [line.confidence for line in lyrics.lines if line.confidence is not None]
-    return statistics.median(values) if values else None
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(folder).resolve()))
+    except ValueError:
+        return str(path)
