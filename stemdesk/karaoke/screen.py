@@ -386,16 +386,23 @@ def font_path() -> Path | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
-def pillow_font(size: int):
-    """DejaVu Sans Bold at ``size`` pixels per em as a Pillow font; Pillow's own scalable default where the file is
-    missing. Raises StemDeskError when Pillow is not installed."""
+def pillow():
+    """Pillow's Image, ImageDraw and ImageFont modules, which draw CD+G's text and measure every screen's; a
+    StemDeskError saying how to install it where it is missing (matplotlib, a StemDesk dependency, brings it)."""
     try:
-        from PIL import ImageFont
+        from PIL import Image, ImageDraw, ImageFont
     except ImportError:
         raise StemDeskError(
             "Drawing karaoke text needs Pillow, which is not installed. Install it (pip install Pillow) and try again."
         ) from None
+    return Image, ImageDraw, ImageFont
+
+
+@functools.lru_cache(maxsize=64)
+def pillow_font(size: int):
+    """DejaVu Sans Bold at ``size`` pixels per em as a Pillow font; Pillow's own scalable default where the file is
+    missing. Raises StemDeskError when Pillow is not installed."""
+    _, _, ImageFont = pillow()
     path = font_path()
     if path is not None:
         return ImageFont.truetype(str(path), size)
