@@ -217,9 +217,11 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 flush=True,
             )
             return
+        groups = ", ".join(f"{k} {v:.2f}" for k, v in event.get("valid_groups", {}).items())
         print(
-            f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}; "
-            f"{event['eta_seconds'] / 60:.1f} min left",
+            f"step {event['step']}: loss {event['loss']:.4f}; validation uSDR {scores}"
+            + (f" (groups on their seconds: {groups})" if groups else "")
+            + f"; {event['eta_seconds'] / 60:.1f} min left",
             file=err,
             flush=True,
         )

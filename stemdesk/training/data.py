@@ -4,7 +4,7 @@ augmented batches from them. Songs are read from files by `stemdesk.training.dat
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,9 +26,13 @@ class Song:
     usable: tuple[bool, ...]
     sample_rate: int
     weight: float = 1.0  # how often the sampler draws from this song, per second, against a song of weight 1
-    # (sources, seconds): the seconds where each source sounds, for the sampler to draw excerpts around (a split
-    # model's session tracks are silent most of the song); None: any second
+    # (sources + group kinds, seconds): the seconds where each source (then each group kind) sounds, for the
+    # sampler to draw excerpts around (a split model's session tracks are silent most of the song); None: any second
     active: np.ndarray | None = None
+    # group tracks, int16 (channels, length) by group kind: a track known to hold several sources at once (a drum
+    # loop of kick and snare; the kinds are a stem set's, `StemSet.group_kinds`). Part of the mixture; no source's
+    # own target (see `stemdesk.training.train.merge_blocks`). A kind the song lacks is silent.
+    groups: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -41,16 +45,27 @@ class Song:
     def excerpt(self, source: int | slice, start: int, length: int) -> Tensor:
         return torch.from_numpy(self.stems[source, :, start : start + length].astype(np.float32) / 32768.0)
 
+    def group_excerpt(self, kinds: int, start: int, length: int) -> Tensor:
+        """The group tracks of ``kinds`` kinds from ``start``: float32 (kinds, channels, length), silence for a
+        kind the song lacks."""
+        out = torch.zeros(kinds, self.stems.shape[1], length)
+        for kind, row in self.groups.items():
+            out[kind] = torch.from_numpy(row[:, start : start + length].astype(np.float32) / 32768.0)
+        return out
+
     @classmethod
     def from_float(cls, name: str, stems: np.ndarray, usable: Sequence[bool], sample_rate: int) -> Song:
         """stems: float (sources, channels, length) in [-1, 1], stored as int16 (clipped at full scale)."""
-        stems16 = np.clip(np.round(stems * 32768.0), -32768, 32767).astype(np.int16)
-        return cls(name, stems16, tuple(usable), sample_rate)
+        return cls(name, to_int16(stems), tuple(usable), sample_rate)
 
     def audio(self) -> Tensor:
         """All stems as float32 (sources, channels, length), made in one allocation (a whole song's is hundreds of
         MB; dividing by a power of two in place is exact)."""
         return torch.from_numpy(self.stems).to(torch.float32).div_(32768.0)
+
+    def group_audio(self, kinds: int) -> Tensor:
+        """The whole song's group tracks, float32 (kinds, channels, length) (see `group_excerpt`)."""
+        return self.group_excerpt(kinds, 0, self.length)
 
     def loudest_window(self, source: int = 0, seconds: float = 20.0) -> tuple[int, int]:
         """(start, stop) of the ``seconds`` where ``source`` is loudest, starts on one-second steps; the whole
@@ -62,6 +77,11 @@ class Song:
         starts = np.arange(0, self.length - n, self.sample_rate)
         start = int(starts[np.argmax(energy[starts + n] - energy[starts])])
         return start, start + n
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1] as `Song` stores it: int16 scaled by 32768, clipped at full scale."""
+    return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def source_map(estimator_sources: Sequence[str], data_sources: Sequence[str]) -> list[list[int]]:
@@ -79,6 +99,15 @@ def source_map(estimator_sources: Sequence[str], data_sources: Sequence[str]) ->
     return mapping
 
 
+def source_of(mapping: list[list[int]], data_source: int) -> int:
+    """The estimator's source (by `source_map`) that data source ``data_source`` adds up into: where a group
+    track's data sources go."""
+    for index, members in enumerate(mapping):
+        if data_source in members:
+            return index
+    raise ValueError(f"data source {data_source} adds up into none of the estimator's sources: no group can name it")
+
+
 def regroup(stems: Tensor, mapping: list[list[int]]) -> Tensor:
     """stems (..., data_sources, channels, length) → (..., estimator_sources, channels, length)."""
     return torch.stack([stems[..., idx, :, :].sum(dim=-3) for idx in mapping], dim=-3)
@@ -91,6 +120,11 @@ class Sampler:
     across songs); otherwise all sources come from one complete song at one offset, as mixed. Then what
     ``augmentation`` says: per-source gain, channel swap and polarity, and sometimes a pitch shift and tempo change
     of all sources alike. The mixture is the sum of the returned stems.
+
+    ``groups`` (a split model's group kinds, each the source indices it holds): each example then has a row per
+    kind after the sources, the songs' group tracks (`Song.groups`), which are part of the mixture. An example
+    drawn as mixed holds them as the song does, and is drawn around a second where a source or a group sounds; a
+    remixed one holds none (silent rows), so its targets stay exact.
     """
 
     def __init__(
@@ -101,7 +135,9 @@ class Sampler:
         seed: int = 0,
         augmentation: Augmentation = Augmentation(),
         names: Sequence[str] | None = None,
+        groups: Sequence[Sequence[int]] = (),
     ):
+        self.groups = [tuple(kind) for kind in groups]
         self.songs = [s for s in songs if s.length > length]
         if not self.songs:
             raise ValueError("no training song is longer than one excerpt")
@@ -150,9 +186,13 @@ class Sampler:
                 song, start = self._pick(pool, weights, i)
                 parts.append(song.excerpt(i, start, self.length))
             stems = torch.stack(parts)
+            if self.groups:
+                stems = torch.cat([stems, torch.zeros(len(self.groups), *stems.shape[1:])])
         else:
             song, start = self._pick(self.complete, self._complete_weights)
             stems = song.excerpt(slice(None), start, self.length)
+            if self.groups:
+                stems = torch.cat([stems, song.group_excerpt(len(self.groups), start, self.length)])
         how = self.augmentation
         if how.gain_db is not None:
             stems = augment.random_gain(stems, g, *how.gain_db)

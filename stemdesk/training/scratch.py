@@ -228,7 +228,8 @@ def train_from_scratch(
     facts = card_facts(request, made, terms, train_names, valid_names, report["excluded"], labelled, train)
     scored: dict[str, dict] = {}
     if split_data is not None:
-        scored = score_baselines(split_data.stemset.children, made.estimator_config["stft"], valid)
+        stems = split_data.stemset
+        scored = score_baselines(stems.children, made.estimator_config["stft"], valid, stems.group_kinds)
         facts = split_card(facts, request, split_data, scored, train_names)
     staged = run / "model"
     shutil.rmtree(staged, ignore_errors=True)
@@ -242,6 +243,7 @@ def train_from_scratch(
         progress=progress,
         cancel=cancel,
         init_state=_start_state(request, made) if request.start else None,
+        groups=stemset.group_kinds if stemset is not None else (),
     )
     if trainer.step == 0:
         raise StemDeskError(
@@ -437,6 +439,7 @@ def train_recipe(
     cancel: CancelToken | None = None,
     whole_budget: bool = False,
     init_state: dict[str, torch.Tensor] | None = None,
+    groups: Sequence[Sequence[str]] = (),
 ) -> tuple[Trainer, dict[str, Any] | None]:
     """Train a plan's estimator from scratch on ``train``, validating on ``valid`` (split by song), in ``workdir``
     (checkpoints, log, the pre-training's report): the recipe's pre-training stage first, for its share of
@@ -446,15 +449,15 @@ def train_recipe(
     checkpoint; otherwise it gets the minutes again). ``export`` gets the best weights (see `Trainer.run`). Returns
     the trainer and the pre-training's report (None without one). ``init_state``: start from these weights instead
     of the recipe's start (a warm restart of a trained model, `warm_restart_budget`): no pre-training, no input
-    scaling set from data; a checkpoint in ``workdir`` still wins. Used by `train_from_scratch` and by
-    lab/benchmarks/reproduction.py."""
+    scaling set from data; a checkpoint in ``workdir`` still wins. ``groups``: a split model's group kinds (see
+    `Trainer`). Used by `train_from_scratch` and by lab/benchmarks/reproduction.py."""
     recipe, config = made.recipe, made.config
     shortest = min(song.length / song.sample_rate for song in train)
     if shortest < 1.0:
         raise StemDeskError(f"The shortest training song is {shortest:.2f} s; songs must be at least 1 s long.")
     config.excerpt_seconds = min(config.excerpt_seconds, 0.8 * shortest)
     checkpoints = Path(workdir) / "checkpoints"
-    trainer = Trainer(config, train, valid, checkpoints, progress=progress, init_state=init_state)
+    trainer = Trainer(config, train, valid, checkpoints, progress=progress, init_state=init_state, groups=groups)
     earlier = trainer.checkpoints.meta()
     if earlier is not None and not _same_network(earlier.get("config", {}), config):
         raise StemDeskError(

@@ -24,7 +24,7 @@ from .data import Song
 from .dataset import SongFiles
 from .finetune import split_songs
 from .recipes import Recipe
-from .stemsets import SessionSong, StemSet, describe_sessions, discover_sessions, load_sessions
+from .stemsets import SessionSong, StemSet, describe_sessions, discover_sessions, load_sessions, taught_seconds
 from .validation import Validator
 
 # A split model's network unless --estimator or --recipe says otherwise: Open-Unmix's BiLSTM over the parent's
@@ -118,9 +118,13 @@ def baselines(children: Sequence[str], stft: Mapping[str, Any]) -> dict[str, Est
     return made
 
 
-def score_baselines(children: Sequence[str], stft: Mapping[str, Any], songs: Sequence[Song]) -> dict[str, dict]:
-    """Each baseline's validation ({"median": {child: dB}, "songs": ...}) on ``songs``."""
-    validator = Validator(songs, list(children))
+def score_baselines(
+    children: Sequence[str], stft: Mapping[str, Any], songs: Sequence[Song], groups: Sequence[Sequence[str]] = ()
+) -> dict[str, dict]:
+    """Each baseline's validation ({"median": {child: dB}, "songs": ...}, and "groups" with ``groups``, the stem
+    set's group kinds: see `Validator`) on ``songs``."""
+    kinds = [[list(children).index(c) for c in kind] for kind in groups]
+    validator = Validator(songs, list(children), groups=kinds)
     return {label: validator.score(estimator) for label, estimator in baselines(children, stft).items()}
 
 
@@ -141,15 +145,20 @@ def no_harm(model: Mapping[str, float], scored: Mapping[str, dict]) -> tuple[boo
 
 def split_facts(data: SplitData, scored: Mapping[str, dict]) -> dict[str, Any]:
     """What a split model's card says about its split: the parent it takes, its children, the stem set that defined
-    them, the seconds left out for unsplit tracks, and the baselines' validation."""
+    them, the seconds left out for unsplit tracks, and the baselines' validation. With groups, also the seconds
+    that taught each child exactly and in groups on the training songs, and the baselines' group scores."""
     left_out = {s["name"]: s["facts"].get("seconds_left_out", 0.0) for s in data.report["songs"] if s["ok"]}
-    return {
+    facts = {
         "parent": data.stemset.split,
         "children": list(data.stemset.children),
         "stemset": data.stemset.as_dict(),
         "seconds_left_out": left_out,
         "baselines": {label: result["median"] for label, result in scored.items()},
     }
+    if data.stemset.groups:
+        facts["seconds_taught"] = taught_seconds(data.report, data.train)
+        facts["baselines_groups"] = {label: result["groups"]["median"] for label, result in scored.items()}
+    return facts
 
 
 def check_estimator(estimator: str, config: Mapping[str, Any]) -> None:

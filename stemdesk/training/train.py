@@ -37,8 +37,9 @@ from stemdesk.io.process import limit_threads, tune_allocator
 from .augment import Augmentation
 from .averaging import WeightAverage
 from .checkpoints import Checkpoint, Checkpoints
-from .data import Sampler, Song, regroup, source_map
+from .data import Sampler, Song, regroup, source_map, source_of
 from .model_card import render
+from .stemsets import GATE_FRAME_SECONDS, UNSPLIT_RMS
 from .validation import Validator
 
 LOSS_BLOCK = 5  # steps per point of Trainer.loss_curve
@@ -130,7 +131,12 @@ SILENT_CAP_DB = 30.0
 
 
 def usdr_loss_terms(
-    estimates: Tensor, sources: Tensor, eps: float = 1e-8, silent: bool = False, capped: bool = False
+    estimates: Tensor,
+    sources: Tensor,
+    eps: float = 1e-8,
+    silent: bool = False,
+    capped: bool = False,
+    mixture: Tensor | None = None,
 ) -> Tensor:
     """The mean uSDR in dB (global SDR per example and source, as `stemdesk.core.metrics.usdr` scores a song:
     10·log10((Σ s² + eps) / (Σ (s − ŝ)² + eps)) over channels and samples) of ``estimates`` against ``sources``
@@ -144,7 +150,10 @@ def usdr_loss_terms(
 
     With ``capped`` (and ``silent``) a heard source's term is thresholded too, 10·log10((Σ s² + eps) / (Σ (s − ŝ)²
     + τ·Σ s² + eps)), at most `SILENT_CAP_DB`: a split model's examples often hold one child alone, whose mask
-    can grow its uSDR without end, and the mean would follow those instead of the examples where children overlap."""
+    can grow its uSDR without end, and the mean would follow those instead of the examples where children overlap.
+
+    ``mixture`` (batch, channels, length): the examples' mixture when it is not the sum of ``sources`` (block
+    targets, `merge_blocks`, repeat a block for each of its sources)."""
     signal = sources.square().sum(dim=(-2, -1))
     error = (sources - estimates).square().sum(dim=(-2, -1))
     floor = 10 ** (-SILENT_CAP_DB / 10) * signal if capped else 0.0
@@ -152,10 +161,54 @@ def usdr_loss_terms(
     heard = signal / (sources.shape[-2] * sources.shape[-1]) > SILENT_TARGET
     if not silent:
         return (sdr * heard).sum() / heard.sum().clamp_min(1)
-    mix = sources.sum(dim=1).square().sum(dim=(-2, -1)).unsqueeze(1)
+    mix = (sources.sum(dim=1) if mixture is None else mixture).square().sum(dim=(-2, -1)).unsqueeze(1)
     leak = estimates.square().sum(dim=(-2, -1))
     quiet = 10 * torch.log10((mix + eps) / (leak + 10 ** (-SILENT_CAP_DB / 10) * mix + eps))
     return torch.where(heard, sdr, quiet).mean()
+
+
+def group_sounds(groups: Tensor, rate: int) -> Tensor:
+    """groups (batch, kinds, channels, length) → (batch, kinds) bool: whether each group track sounds in the
+    example, by the rule that leaves an unsplit track's seconds out (a `GATE_FRAME_SECONDS` frame above
+    `UNSPLIT_RMS`), so a group's faint tail does not merge its children's targets."""
+    hop = max(1, int(GATE_FRAME_SECONDS * rate))
+    frames = groups.shape[-1] // hop
+    if frames == 0:
+        return groups.square().mean(dim=(-2, -1)) > UNSPLIT_RMS**2
+    power = groups[..., : frames * hop].reshape(*groups.shape[:-1], frames, hop).square().mean(dim=(-3, -1))
+    return (power > UNSPLIT_RMS**2).any(dim=-1)
+
+
+def merge_blocks(
+    estimates: Tensor, exact: Tensor, groups: Tensor, kinds: Sequence[Sequence[int]], sounding: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The targets where group tracks sound: the sources are cut into blocks, each source its own block, merged
+    by every group kind that sounds in the example (a kick-and-snare loop puts kick and snare in one block; two
+    sounding groups that share a source make one block of all their sources). A block's estimate is the sum of its
+    sources' estimates; its target, the sum of its sources' own tracks and of its sounding groups' tracks. So the
+    sources outside every sounding group keep their own targets (silence where they have none), and the targets
+    add up to the mixture.
+
+    estimates, exact: (batch, sources, channels, length); groups: (batch, kinds, channels, length); ``kinds``: the
+    source indices each kind holds; sounding: (batch, kinds) bool. Returns (block estimates, block targets), each
+    (batch, sources, channels, length): source i's row holds the block it belongs to, so a loss averaged over the
+    rows weights a block by its number of sources."""
+    batch, sources = exact.shape[:2]
+    holds = torch.zeros(len(kinds), sources, dtype=torch.bool, device=exact.device)
+    for k, members in enumerate(kinds):
+        holds[k, list(members)] = True
+    # together[b, i, j]: sources i and j share a sounding group in example b; closed transitively below
+    link = (sounding.unsqueeze(-1) & holds).float()  # (batch, kinds, sources)
+    together = torch.eye(sources, device=exact.device).expand(batch, -1, -1) + link.transpose(1, 2) @ link > 0
+    for _ in range(max(0, sources - 2).bit_length()):
+        together = together.float() @ together.float() > 0
+    block = together.to(exact.dtype)  # (batch, sources, sources)
+    first = torch.tensor([members[0] for members in kinds], device=exact.device, dtype=torch.long)
+    # a sounding group's track goes to the block of its sources (all of them are in one block)
+    takes = (together[:, :, first] & sounding.unsqueeze(1)).to(exact.dtype)  # (batch, sources, kinds)
+    merged_estimates = torch.einsum("bij,bjcl->bicl", block, estimates)
+    targets = torch.einsum("bij,bjcl->bicl", block, exact) + torch.einsum("bik,bkcl->bicl", takes, groups)
+    return merged_estimates, targets
 
 
 def objective_loss(
@@ -164,16 +217,25 @@ def objective_loss(
     stems: Tensor,
     objective: str | None = None,
     forward: Callable[..., Tensor] | None = None,
+    groups: Sequence[Sequence[int]] = (),
 ) -> Tensor:
     """The training loss an estimator declares (``estimator.objective``), on stems (batch, sources, channels, length).
 
     The mixture is the sum of the stems; its STFT is the sum of theirs (the STFT is linear), so one transform serves
     both. Objectives: see `stemdesk.core.estimators.OBJECTIVES`. ``forward`` runs the network (a
     DistributedDataParallel wrapper of ``estimator`` under torchrun); by default the estimator itself.
+
+    ``groups`` (a split model's group kinds, each the estimator's source indices it holds): ``stems`` then has a
+    row per kind after the sources, the group tracks, which are part of the mixture; where one sounds, the loss
+    scores blocks of sources (`merge_blocks`). Only the uSDR objectives take groups.
     """
     if isinstance(estimator, WaveformEstimator):
         return waveform_loss(estimator, stft.config.sample_rate, stems, objective, forward)
     objective = objective or estimator.objective
+    if groups and objective not in ("usdr", "usdr_silent", "usdr_capped"):
+        raise ValueError(
+            f"group tracks train with a uSDR objective (usdr, usdr_silent, usdr_capped), not {objective!r}"
+        )
     # As at inference (see Separator): the STFT runs at the data's rate with the estimator's window and hop in
     # seconds, and magnitudes are interpolated onto the estimator's bins (the identity when the rates agree).
     native, model = stft.config.bin_frequencies(), estimator.stft_config.bin_frequencies()
@@ -200,7 +262,18 @@ def objective_loss(
 
         if objective in ("usdr", "usdr_silent", "usdr_capped"):
             capped = objective == "usdr_capped"
-            return -usdr_loss_terms(masked_stems(), stems, silent=capped or objective == "usdr_silent", capped=capped)
+            silent = capped or objective == "usdr_silent"
+            if not groups:
+                return -usdr_loss_terms(masked_stems(), stems, silent=silent, capped=capped)
+            count = len(estimator.sources)
+            estimates, targets = merge_blocks(
+                masked_stems(),
+                stems[:, :count],
+                stems[:, count:],
+                groups,
+                group_sounds(stems[:, count:], stft.config.sample_rate),
+            )
+            return -usdr_loss_terms(estimates, targets, silent=silent, capped=capped, mixture=stems.sum(dim=1))
         estimate = masks * mix_mag.unsqueeze(1)
         if objective == "magnitude_l1":
             return (estimate - target).abs().mean()
@@ -322,6 +395,9 @@ class Trainer:
     ``workdir`` holds the latest checkpoint and the log (see `Checkpoints`); the best state so far goes to the
     ``export`` callback of `run`. Calling `run` again resumes from the checkpoint. ``init_state`` starts from a
     model's weights (fine-tuning); parameters whose names start with one of ``config.freeze`` are not trained.
+    ``groups``: a split model's group kinds (`StemSet.group_kinds`), each the data sources one kind of group track
+    holds; the songs' group tracks (`Song.groups`) then join the mixture and teach their sum (`merge_blocks`,
+    a uSDR objective), and validation scores each group on its seconds.
     """
 
     def __init__(
@@ -332,11 +408,13 @@ class Trainer:
         workdir: Path,
         progress: Callable[[dict], None] | None = None,
         init_state: dict[str, Tensor] | None = None,
+        groups: Sequence[Sequence[str]] = (),
     ):
         self.config = config
         self.checkpoints = Checkpoints(workdir)
         self.workdir = self.checkpoints.workdir
-        self.validator = Validator(valid, config.data_sources, config.postprocessing)
+        data_groups = [[list(config.data_sources).index(name) for name in kind] for kind in groups]
+        self.validator = Validator(valid, config.data_sources, config.postprocessing, groups=data_groups)
         self.progress = progress
         torch.manual_seed(config.seed)
         self.processes = ProcessGroup()
@@ -360,8 +438,11 @@ class Trainer:
             config.seed + 1000 * self.rank,
             augmentation=config.augmentation,
             names=config.data_sources,
+            groups=data_groups,
         )
         self.mapping = source_map(self.estimator.sources, list(config.data_sources))
+        # the group kinds by the estimator's sources (a split model's sources are the data's, in its order)
+        self.groups = [[source_of(self.mapping, i) for i in kind] for kind in data_groups]
         self.fresh = init_state is None
         self.scaled = False  # the input scaling is set from data (once, before any training)
         if init_state is not None:
@@ -581,7 +662,7 @@ class Trainer:
                     for group in self.optimizer.param_groups:
                         group["lr"] = config.lr * left / (config.decay_minutes * 60)
             # The sampler draws each source only from songs where it is usable, so every target counts.
-            stems = regroup(self.sampler.batch(config.batch // self.world), self.mapping).to(self.device)
+            stems = self.targets(self.sampler.batch(config.batch // self.world)).to(self.device)
             loss = self.train_step(stems)
             if loss is None:
                 # Divergence (a NaN or infinite loss or gradient): back to the last good checkpoint, half the rate.
@@ -638,10 +719,19 @@ class Trainer:
         self.cpu_seconds += now[1] - clock[1]
         return now
 
+    def targets(self, batch: Tensor) -> Tensor:
+        """A sampler's batch (batch, data sources + group kinds, channels, length) as the loss takes it: the
+        estimator's sources (`regroup`), then the group rows."""
+        count = len(self.config.data_sources)
+        stems = regroup(batch[:, :count], self.mapping)
+        return torch.cat([stems, batch[:, count:]], dim=1) if self.groups else stems
+
     def train_step(self, stems: Tensor) -> float | None:
         """One optimiser step on this process's share of the batch; the loss averaged over processes, or None
         (and no step taken) when the loss or the gradients are not finite on any process."""
-        loss = objective_loss(self.estimator, self.stft, stems, self.config.objective, forward=self.model)
+        loss = objective_loss(
+            self.estimator, self.stft, stems, self.config.objective, forward=self.model, groups=self.groups
+        )
         self.optimizer.zero_grad(set_to_none=True)
         if not self.processes.agree(not bool(torch.isfinite(loss))):
             loss.backward()
@@ -711,6 +801,8 @@ class Trainer:
                 "seconds": round(time.monotonic() - started, 1),
                 "songs": result["songs"],
             }
+            if "groups" in result:  # each group's block sum on its seconds: reported, not what picks the round
+                entry["valid_groups"] = result["groups"]["median"]
             entry["keeps_stems"] = keeps_stems(self.start, medians, self.config.stem_floor_db)
             improved = score > self.best and entry["keeps_stems"]
             if improved and export is not None:
@@ -737,6 +829,7 @@ class Trainer:
                     "step": self.step,
                     "loss": entry["loss"],
                     "valid": medians,
+                    "valid_groups": entry.get("valid_groups", {}),
                     "improved": improved,
                     "eta_seconds": max(0.0, min(left_by_time, left_by_steps)),
                 }
@@ -769,6 +862,10 @@ def export_model(
             "step": entry["step"],
             "training_seconds": entry.get("seconds", 0.0),
         }
+        if entry.get("valid_groups"):
+            facts["metrics"]["validation_group_usdr_median_db"] = {
+                k: round(v, 2) for k, v in entry["valid_groups"].items()
+            }
         card_written = save_model(folder, model_id, estimator, facts, half=half, int8_from=int8_from)
         atomic_write_bytes(folder / "README.md", render(card_written.raw).encode("utf-8"))
 

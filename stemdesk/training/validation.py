@@ -20,7 +20,8 @@ from stemdesk.core.metrics import usdr_sums
 from stemdesk.core.postprocess import PostProcessing
 from stemdesk.core.separator import Separator
 
-from .data import Song, regroup, source_map
+from .data import Song, regroup, source_map, source_of
+from .stemsets import group_name, unsplit_gate
 
 # The validation songs of ../shared/data that StemDesk's own models are never trained on (lab/default_models.py
 # trains on the rest; benchmarks/quality.py and tests/test_real_songs.py score on these).
@@ -58,34 +59,54 @@ def median(values: Sequence[float]) -> float:
 
 class Validator:
     """Scores an estimator on the validation songs (split by song from the training songs): uSDR per song and
-    source, and the median per source over the songs where that source is usable."""
+    source, and the median per source over the songs where that source is usable.
+
+    With ``groups`` (a split model's group kinds, each the data sources it holds) a song's mixture holds its group
+    tracks (`Song.groups`) too. Each source is then scored on the seconds where no group track sounds (the frames
+    an unsplit track would leave out, `unsplit_gate`), and each group on its own seconds: the sum of its sources'
+    estimates against their own tracks plus the tracks of the groups within it, where no group that shares only
+    some of its sources sounds (its block would be larger there)."""
 
     def __init__(
-        self, songs: Sequence[Song], data_sources: Sequence[str], postprocessing: PostProcessing = PostProcessing()
+        self,
+        songs: Sequence[Song],
+        data_sources: Sequence[str],
+        postprocessing: PostProcessing = PostProcessing(),
+        groups: Sequence[Sequence[int]] = (),
     ):
         """``postprocessing``: what separation will apply after the estimator (a model card's), applied here too,
         so a score is what a user gets."""
         self.songs = list(songs)
         self.data_sources = list(data_sources)
         self.postprocessing = postprocessing
+        self.groups = [tuple(kind) for kind in groups]
 
     def score(self, estimator: Estimator) -> dict[str, Any]:
-        """{"median": {source: dB}, "songs": {song: {source: dB}}}."""
+        """{"median": {source: dB}, "songs": {song: {source: dB}}}; with groups also "groups": {"median":
+        {group: dB}, "songs": {song: {group: dB}}} (a group named by its sources, "kick+snare")."""
         device = next(estimator.parameters(), torch.empty(0)).device  # where it trains
         post = self.postprocessing
         separator = Separator(estimator, device, post.steps(estimator.sources), post.wiener)
         mapping = source_map(estimator.sources, self.data_sources)
+        kinds = [tuple(source_of(mapping, i) for i in kind) for kind in self.groups]
+        names = [group_name([estimator.sources[i] for i in kind]) for kind in kinds]
         scores: dict[str, dict[str, float]] = {}
+        group_scores: dict[str, dict[str, float]] = {}
         for song in self.songs:
-            values = self._song_usdr(separator, regroup(song.audio(), mapping), song.sample_rate)
+            truth = regroup(song.audio(), mapping)
+            if song.groups and kinds:
+                values, by_kind = self._song_usdr_groups(
+                    separator, truth, song.group_audio(len(kinds)), kinds, song.sample_rate
+                )
+                group_scores[song.name] = {names[k]: float(v) for k, v in by_kind.items()}
+            else:
+                values = self._song_usdr(separator, truth, song.sample_rate)
             usable = [all(song.usable[i] for i in idx) for idx in mapping]
             scores[song.name] = {s: float(v) for s, v, ok in zip(estimator.sources, values, usable) if ok}
-        summary = {}
-        for source in estimator.sources:
-            values = [v[source] for v in scores.values() if source in v]
-            if values:
-                summary[source] = median(values)
-        return {"median": summary, "songs": scores}
+        result: dict[str, Any] = {"median": _medians(scores, estimator.sources), "songs": scores}
+        if kinds:
+            result["groups"] = {"median": _medians(group_scores, names), "songs": group_scores}
+        return result
 
     @staticmethod
     def _song_usdr(separator: Separator, truth: Tensor, rate: int) -> Tensor:
@@ -99,3 +120,57 @@ class Validator:
             block_num, block_den = usdr_sums(truth[..., at : at + n], block)
             num, den, at = num + block_num, den + block_den, at + n
         return 10 * torch.log10((num + 1e-8) / (den + 1e-8))
+
+    @staticmethod
+    def _song_usdr_groups(
+        separator: Separator, truth: Tensor, groups: Tensor, kinds: Sequence[Sequence[int]], rate: int
+    ) -> tuple[Tensor, dict[int, Tensor]]:
+        """One song with group tracks: truth (sources, channels, length), groups (kinds, channels, length), the
+        mixture their sum. Returns the uSDR per source (dB) on the seconds where no group sounds, and per kind that
+        sounds the uSDR of its block on its seconds (see the class's docstring)."""
+        mix = truth.sum(0) + groups.sum(0)
+        present = [k for k in range(len(kinds)) if bool(groups[k].any())]
+        # per kind: 1 where it is silent (0 where it sounds and GUARD_SECONDS around, ramps between)
+        quiet = {k: torch.from_numpy(unsplit_gate(groups[k].numpy(), rate)) for k in present}
+        exact = torch.ones(mix.shape[-1])
+        for k in present:
+            exact *= quiet[k]
+        weights, targets, members = {}, {}, {}
+        for k in present:
+            inside = set(kinds[k])
+            weight = 1.0 - quiet[k]
+            for h in present:
+                if h != k and set(kinds[h]) & inside and not set(kinds[h]) <= inside:
+                    weight = weight * quiet[h]  # a group that shares only some sources makes a larger block
+            if float(weight.sum()) == 0.0:
+                continue
+            weights[k], members[k] = weight, list(kinds[k])
+            within = [h for h in present if set(kinds[h]) <= inside]
+            targets[k] = truth[members[k]].sum(0) + groups[within].sum(0)
+        num = den = torch.zeros(truth.shape[0], dtype=torch.float64)
+        group_num = {k: torch.zeros((), dtype=torch.float64) for k in weights}
+        group_den = {k: torch.zeros((), dtype=torch.float64) for k in weights}
+        at = 0
+        for block in song_chunker(separator, rate).stream([mix], total=mix.shape[-1]):
+            n = block.shape[-1]
+            gate = exact[at : at + n]
+            block_num, block_den = usdr_sums(truth[..., at : at + n] * gate, block * gate)
+            num, den = num + block_num, den + block_den
+            for k, weight in weights.items():
+                w = weight[at : at + n]
+                k_num, k_den = usdr_sums(targets[k][None, :, at : at + n] * w, block[members[k]].sum(0)[None] * w)
+                group_num[k] += k_num[0]
+                group_den[k] += k_den[0]
+            at += n
+        by_kind = {k: 10 * torch.log10((group_num[k] + 1e-8) / (group_den[k] + 1e-8)) for k in weights}
+        return 10 * torch.log10((num + 1e-8) / (den + 1e-8)), by_kind
+
+
+def _medians(scores: dict[str, dict[str, float]], names: Sequence[str]) -> dict[str, float]:
+    """Per name, the median of its scores over the songs that have one."""
+    summary = {}
+    for name in names:
+        values = [v[name] for v in scores.values() if name in v]
+        if values:
+            summary[name] = median(values)
+    return summary
