@@ -42,6 +42,9 @@ test_tools=0
 # Qt's libraries, PulseAudio's client library (QtMultimedia plays through it), and ffmpeg (NI Stem files for DJ
 # software: --session stems-mp4; the only export libsndfile cannot write).
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0 ffmpeg)
+# The karaoke screens' font (DejaVu Sans Bold: the ASS file names it, libass draws it in the video, CD+G's tiles are
+# drawn with it); without it the nearest font fontconfig finds, or matplotlib's copy, stands in.
+APT_PACKAGES+=(fonts-dejavu-core)
 # The system libraries Qt's X11 (xcb) and Wayland platform plugins load, which the PySide6 wheel does not bundle
 # (`readelf -d` of plugins/platforms/libqxcb.so, libqwayland.so, lib/libQt6XcbQpa.so.6, lib/libQt6WaylandClient.so.6
 # and the xcb GL and wayland EGL integrations). Without one of them the app cannot open its window: since Qt 6.5 the
