@@ -289,3 +289,17 @@ def test_validation_scores_children_off_the_loop_and_the_group_on_it(sessions):
     # score over the loop's seconds too would count the third of the loop each child gets there)
     for child in CHILDREN:
         assert scored["median"][child] == pytest.approx(without["median"][child], abs=0.05), child
+
+
+def test_the_card_says_the_seconds_taught_exactly_and_in_groups(sessions):
+    from stemdesk.training.split import score_baselines, split_facts
+
+    stemset = parse_stemset(KIT)
+    data = gather_split([sessions], stemset, ["song 2"])
+    scored = score_baselines(stemset.children, {"n_fft": 512, "hop": 128}, [data.loaded["song 2"]], stemset.group_kinds)
+    facts = split_facts(data, scored)
+    # the two training songs only: three seconds alone and four in the loop each
+    assert facts["seconds_taught"]["kick"] == {"exactly": 6, "in_groups": 8, "left_out": 0}
+    assert facts["seconds_taught"]["cymbals"] == {"exactly": 6, "in_groups": 0, "left_out": 0}
+    assert facts["stemset"]["groups"] == {"K & SN": ["kick", "snare"]}
+    assert facts["baselines_groups"]["equal parts"]["kick+snare"] == pytest.approx(20 * math.log10(3), abs=0.05)
