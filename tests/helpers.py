@@ -78,6 +78,18 @@ def small_configs() -> dict[str, dict]:
         "umx": {"hidden": 16, "layers": 1, "max_bin": 400},
         "bs_roformer": {**roformer, "freqs_per_bands": [8, 8, 16, 32, 65]},
         "mel_band_roformer": {**roformer, "num_bands": 8},
+        "mdx23c": {
+            "n_fft": 512,
+            "hop": 128,
+            "dim_f": 256,
+            "num_subbands": 2,
+            "num_scales": 2,
+            "num_blocks_per_scale": 1,
+            "width": 8,
+            "growth": 8,
+            "bottleneck_factor": 2,
+            "segment": 8064,
+        },
     }
 
 

@@ -34,8 +34,8 @@ Progress = Callable[[str, float], None]  # (what is happening, fraction done 0..
 
 CATALOG_ENV = "STEMDESK_CATALOG"
 # The importer's kinds: what StemDesk runs, and what a catalog entry may name that it does not run yet.
-RUNS = {"htdemucs": "HTDemucs", "bs_roformer": "BS-RoFormer", "mel_band_roformer": "Mel-RoFormer"}
-ARCHITECTURES = {**RUNS, "mdx23c": "MDX23C"}
+RUNS = {"htdemucs": "HTDemucs", "bs_roformer": "BS-RoFormer", "mel_band_roformer": "Mel-RoFormer", "mdx23c": "MDX23C"}
+ARCHITECTURES = {**RUNS}
 CONFIG_LIMIT = 1 << 20  # a YAML config is a few kB
 
 
@@ -278,8 +278,8 @@ def _config_file(
 
 
 def _check_config(entry: CatalogEntry, config: Path) -> None:
-    """What the importer would refuse in a RoFormer config, before gigabytes of weights are fetched for it."""
-    from .model_import import ROFORMER_UNSUPPORTED, read_config
+    """What the importer would refuse in a RoFormer or MDX23C config, before gigabytes of weights are fetched for it."""
+    from .model_import import ROFORMER_UNSUPPORTED, is_mdx23c, mdx23c_settings, read_config
 
     data = read_config(config)
     model = data.get("model")
@@ -289,12 +289,16 @@ def _check_config(entry: CatalogEntry, config: Path) -> None:
             "Training config. The catalog entry is wrong; nothing was downloaded."
         )
     kind = "mel_band_roformer" if "num_bands" in model else "bs_roformer" if "freqs_per_bands" in model else None
+    kind = "mdx23c" if is_mdx23c(model) else kind
     if kind != entry.architecture:
         found = ARCHITECTURES.get(kind or "", "no network StemDesk knows")
         raise ModelError(
             f'{entry.id}\'s config "{config.name}" describes {found}, but the catalog says '
             f"{ARCHITECTURES[entry.architecture]}. The catalog entry is wrong; nothing was downloaded."
         )
+    if kind == "mdx23c":
+        mdx23c_settings(data, config)
+        return
     used = [f"{k}={model[k]!r}" for k, v in ROFORMER_UNSUPPORTED.items() if k in model and model[k] != v]
     if used:
         raise ModelError(
@@ -351,7 +355,7 @@ def install(
     folder = (downloads or downloads_dir()) / entry.id
     try:
         config_path, config_sha = _config_file(entry, folder, config, report, cancel)
-        if config_path is not None and entry.architecture in ("bs_roformer", "mel_band_roformer"):
+        if config_path is not None and entry.architecture in ("bs_roformer", "mel_band_roformer", "mdx23c"):
             _check_config(entry, config_path)
         if file is not None:
             report(f"Checking {Path(file).name}", 0.05)

@@ -29,7 +29,7 @@ import torch
 
 from ..core.errors import ModelError
 
-SUPPORTED = "Demucs/HTDemucs .th, Open-Unmix .pth and BS-RoFormer or Mel-RoFormer .ckpt (with their YAML)"
+SUPPORTED = "Demucs/HTDemucs .th, Open-Unmix .pth and BS-RoFormer, Mel-RoFormer or MDX23C .ckpt (with their YAML)"
 
 # What a checkpoint of tensors and plain containers refers to: torch's rebuild functions and storage classes.
 _STORAGES = ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool", "ComplexFloat")

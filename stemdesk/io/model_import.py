@@ -9,6 +9,7 @@ Formats (each recognised by what the file holds, not by its name):
   ``separator.json`` settings Open-Unmix writes beside them when present (`stemdesk.core.estimators.umx`).
 - BS-RoFormer and Mel-RoFormer ``.ckpt`` state dicts from Music-Source-Separation-Training (MSST, UVR), with the
   YAML config they were trained with (`stemdesk.core.estimators.roformer`).
+- MDX23C (TFC-TDF v3) ``.ckpt`` state dicts from MSST with their YAML config (`stemdesk.core.estimators.mdx23c`).
 
 Files are read by `stemdesk.io.checkpoints.read_checkpoint` (no code from them runs). The result is a model folder
 (card.json + weights.safetensors) in the user's models folder, written to a temporary folder and renamed into place
@@ -31,6 +32,7 @@ import torch
 from ..core.errors import ModelError
 from ..core.estimators import AnyEstimator
 from ..core.estimators.htdemucs import HTDemucs
+from ..core.estimators.mdx23c import MDX23C
 from ..core.estimators.roformer import BSRoformer, MelBandRoformer, Roformer
 from ..core.estimators.umx import UMX
 from .atomic import atomic_folder
@@ -363,6 +365,46 @@ def _roformer_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, tor
     return out
 
 
+def _msst_sources(config_path: Path, training: dict[str, Any], stems: int) -> tuple[list[str], bool]:
+    """An MSST config's stems for a network that predicts ``stems`` of them: (sources, residual). A model trained
+    for one ``target_instrument`` (or one stem) gets the mixture minus it as its last source, named after the other
+    instrument when there is exactly one."""
+    instruments = [str(i) for i in training.get("instruments") or []]
+    target = training.get("target_instrument")
+    if target:
+        if stems != 1:
+            raise ModelError(
+                f'"{config_path.name}" names one target instrument but {stems} stems. Nothing was installed.'
+            )
+        others = [i for i in instruments if i != target]
+        return [str(target), others[0] if len(others) == 1 else "rest"], True
+    if len(instruments) == stems > 1:
+        return instruments, False
+    if stems == 1 and instruments:
+        return [instruments[0], "rest"], True
+    raise ModelError(
+        f'"{config_path.name}" lists instruments {instruments} for {stems} stems; StemDesk cannot tell which '
+        "stem is which. Nothing was installed."
+    )
+
+
+def _msst_sections(config: dict[str, Any], config_path: Path) -> tuple[dict, dict, dict, dict]:
+    """An MSST config's model, audio, training and inference sections (a clear refusal when it is not one)."""
+    model_cfg = config.get("model")
+    audio, training, inference = (config.get(name) or {} for name in ("audio", "training", "inference"))
+    if not (
+        isinstance(model_cfg, dict)
+        and isinstance(audio, dict)
+        and isinstance(training, dict)
+        and isinstance(inference, dict)
+    ):
+        raise ModelError(
+            f'"{config_path.name}" has no "model" section; it is not a Music-Source-Separation-Training config. '
+            "Pass the YAML published with the checkpoint. Nothing was installed."
+        )
+    return model_cfg, audio, training, inference
+
+
 def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Path | None) -> Converted:
     if config_path is None:
         raise ModelError(
@@ -371,14 +413,7 @@ def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Pa
             "config_vocals_bs_roformer.yaml). Nothing was installed.",
             setting="config",
         )
-    config = read_config(config_path)
-    model_cfg, audio = config.get("model"), config.get("audio") or {}
-    training = config.get("training") or {}
-    if not isinstance(model_cfg, dict) or not isinstance(audio, dict) or not isinstance(training, dict):
-        raise ModelError(
-            f'"{config_path.name}" has no "model" section; it is not a Music-Source-Separation-Training config. '
-            "Pass the YAML published with the checkpoint. Nothing was installed."
-        )
+    model_cfg, audio, training, _ = _msst_sections(read_config(config_path), config_path)
     mel = "num_bands" in model_cfg
     if not mel and "freqs_per_bands" not in model_cfg:
         raise ModelError(
@@ -391,25 +426,7 @@ def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Pa
             f'"{config_path.name}" uses {", ".join(used)}, which StemDesk\'s RoFormer does not implement yet. '
             "Nothing was installed."
         )
-    stems = int(model_cfg.get("num_stems", 1))
-    instruments = [str(i) for i in training.get("instruments") or []]
-    target = training.get("target_instrument")
-    if target:
-        if stems != 1:
-            raise ModelError(
-                f'"{config_path.name}" names one target instrument but {stems} stems. Nothing was installed.'
-            )
-        others = [i for i in instruments if i != target]
-        sources, residual = [str(target), others[0] if len(others) == 1 else "rest"], True
-    elif len(instruments) == stems:
-        sources, residual = instruments, False
-    elif stems == 1 and instruments:
-        sources, residual = [instruments[0], "rest"], True
-    else:
-        raise ModelError(
-            f'"{config_path.name}" lists instruments {instruments} for {stems} stems; StemDesk cannot tell which '
-            "stem is which. Nothing was installed."
-        )
+    sources, residual = _msst_sources(config_path, training, int(model_cfg.get("num_stems", 1)))
     model: Roformer
     try:
         rate = int(model_cfg.get("sample_rate") or audio.get("sample_rate") or 44100)
@@ -451,6 +468,120 @@ def convert_roformer(state: dict[str, torch.Tensor], path: Path, config_path: Pa
         f"{' (the last is the mix minus the other)' if residual else ''}, "
         f"{common['segment'] / rate:.1f}-s segments; StemDesk runs its own implementation and its stems are made "
         "to null.",
+    )
+
+
+# --- MDX23C --------------------------------------------------------------------------------------------------------
+
+# The MDX23C config's settings, by section, that shape the network: what StemDesk builds it from.
+MDX23C_MODEL = (
+    "act",
+    "bottleneck_factor",
+    "growth",
+    "num_blocks_per_scale",
+    "num_channels",
+    "num_scales",
+    "num_subbands",
+    "scale",
+)
+MDX23C_AUDIO = ("chunk_size", "n_fft", "hop_length", "dim_f")
+
+
+def is_mdx23c(model_cfg: dict[str, Any]) -> bool:
+    """Whether an MSST model section describes an MDX23C (TFC-TDF v3) network."""
+    return {"num_subbands", "num_scales", "bottleneck_factor"} <= set(model_cfg)
+
+
+def mdx23c_settings(config: dict[str, Any], config_path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The `MDX23C` arguments an MSST config describes, and notes for the card; a ModelError naming any option
+    StemDesk does not run (checked before weights are read, so the catalog can refuse before it downloads)."""
+    model_cfg, audio, training, inference = _msst_sections(config, config_path)
+    missing = [f"model.{k}" for k in MDX23C_MODEL if k not in model_cfg]
+    missing += [f"audio.{k}" for k in MDX23C_AUDIO if k not in audio]
+    if missing:
+        raise ModelError(
+            f'"{config_path.name}" is not a complete MDX23C config (no {", ".join(missing)}). Pass the YAML '
+            "published with the checkpoint. Nothing was installed."
+        )
+    channels = int(audio.get("num_channels", 2))
+    if channels != 2:
+        raise ModelError(
+            f'"{config_path.name}" describes an MDX23C with audio.num_channels={channels}, which StemDesk does '
+            "not run: it runs stereo MDX23C models, as the reference implementation does. Nothing was installed."
+        )
+    instruments = [str(i) for i in training.get("instruments") or []]
+    target = training.get("target_instrument")
+    sources, residual = _msst_sources(config_path, training, 1 if target else len(instruments))
+    norm = model_cfg.get("norm")
+    notes = []
+    if norm is not None and norm not in ("BatchNorm", "InstanceNorm") and "GroupNorm" not in str(norm):
+        notes.append(
+            f"model.norm {norm!r} is not a norm the reference knows: it runs without one, and so does StemDesk"
+        )
+    if inference.get("normalize"):
+        notes.append(
+            "the config asks MSST to normalise the whole song before separating (inference.normalize); StemDesk "
+            "separates it as it is"
+        )
+    settings: dict[str, Any] = dict(
+        sources=sources,
+        sample_rate=int(audio.get("sample_rate", 44100)),
+        channels=channels,
+        # MSST's inference reads an inference.chunk_size before the training one
+        segment=int(inference.get("chunk_size") or audio["chunk_size"]),
+        residual=residual,
+        n_fft=int(audio["n_fft"]),
+        hop=int(audio["hop_length"]),
+        dim_f=int(audio["dim_f"]),
+        num_subbands=int(model_cfg["num_subbands"]),
+        num_scales=int(model_cfg["num_scales"]),
+        scale=[int(s) for s in model_cfg["scale"]],
+        num_blocks_per_scale=int(model_cfg["num_blocks_per_scale"]),
+        width=int(model_cfg["num_channels"]),
+        growth=int(model_cfg["growth"]),
+        bottleneck_factor=int(model_cfg["bottleneck_factor"]),
+        norm=None if norm is None else str(norm),
+        act=str(model_cfg["act"]),
+    )
+    try:
+        MDX23C.check_settings(**settings)  # without building the network (the catalog checks before it downloads)
+    except (TypeError, ValueError) as error:
+        raise ModelError(
+            f'"{config_path.name}" describes an MDX23C StemDesk cannot build ({error}). Nothing was installed.'
+        ) from None
+    return settings, notes
+
+
+def convert_mdx23c(state: dict[str, torch.Tensor], path: Path, config_path: Path | None) -> Converted:
+    if config_path is None:
+        raise ModelError(
+            f'"{path.name}" is an MDX23C checkpoint, which holds weights but not the settings needed to build the '
+            "network. Give the YAML config it was trained with too (published beside the .ckpt, e.g. "
+            "config_mdx23c.yaml). Nothing was installed.",
+            setting="config",
+        )
+    config = read_config(config_path)
+    model_cfg = config.get("model")
+    if isinstance(model_cfg, dict) and not is_mdx23c(model_cfg):
+        raise ModelError(
+            f'"{path.name}" holds MDX23C weights, but "{config_path.name}" does not describe an MDX23C (no '
+            "num_subbands, num_scales or bottleneck_factor). Pass the config of this checkpoint. Nothing was "
+            "installed.",
+            setting="config",
+        )
+    settings, notes = mdx23c_settings(config, config_path)
+    model = MDX23C(**settings)
+    _load(model, state, path, "MDX23C", config_path)
+    sources, rate = settings["sources"], settings["sample_rate"]
+    return Converted(
+        model,
+        _name_from(path),
+        "mdx23c .ckpt with YAML config (Music-Source-Separation-Training, TFC-TDF v3)",
+        f"MDX23C (TFC-TDF v3) imported from {path.name} and {config_path.name}: stems {', '.join(sources)}"
+        f"{' (the last is the mix minus the other)' if settings['residual'] else ''}, "
+        f"{settings['segment'] / rate:.1f}-s segments; StemDesk runs its own implementation and its stems are made "
+        "to null.",
+        notes,
     )
 
 
@@ -519,6 +650,10 @@ def convert(files: Sequence[Path], config: Path | None = None, name: str | None 
             kinds[path] = "umx"
         elif any(k.startswith("band_split.to_features.") for k in state) and any(".to_qkv." in k for k in state):
             kinds[path] = "roformer"
+        elif {"first_conv.weight", "final_conv.2.weight"} <= set(state) and any(
+            k.startswith("bottleneck_block.blocks.") for k in state
+        ):
+            kinds[path] = "mdx23c"
         else:
             shown = ", ".join(list(state)[:3])
             raise ModelError(
@@ -538,7 +673,8 @@ def convert(files: Sequence[Path], config: Path | None = None, name: str | None 
         converted = convert_demucs(loaded[path], path)
     else:
         yaml_configs = [c for c in configs if c.suffix.lower() in (".yaml", ".yml", ".json")]
-        converted = convert_roformer(loaded[path], path, yaml_configs[0] if yaml_configs else None)
+        msst = convert_mdx23c if found == {"mdx23c"} else convert_roformer
+        converted = msst(loaded[path], path, yaml_configs[0] if yaml_configs else None)
     if name:
         converted.name = name
     return converted

@@ -13,6 +13,7 @@ from .context_nets import DeepKaraoke, LinCNN, RomaCNN
 from .crossover import Crossover
 from .densenet import DenseNetEstimator, MMDenseNet
 from .htdemucs import HTDemucs
+from .mdx23c import MDX23C
 from .mix import MixEstimator
 from .open_unmix import OpenUnmix
 from .refined import Refined
@@ -40,6 +41,7 @@ BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
             UMX,
             BSRoformer,
             MelBandRoformer,
+            MDX23C,
         )
     }
 )
