@@ -192,26 +192,9 @@ class MDX23C(WaveformEstimator):
         **hyper: Any,
     ):
         super().__init__(sources, sample_rate, channels, segment)
-        self.check_settings(
-            self.sources,
-            channels,
-            segment,
-            residual,
-            n_fft,
-            hop,
-            dim_f,
-            num_subbands,
-            num_scales,
-            scale,
-            bottleneck_factor,
-            norm,
-            act,
-        )
         self.residual = bool(residual)
         self.stems = len(self.sources) - self.residual
         self.n_fft, self.hop, self.dim_f, self.num_subbands = int(n_fft), int(hop), int(dim_f), int(num_subbands)
-        frame_scale, bin_scale = (int(s) for s in scale)
-        bins = self.dim_f // self.num_subbands
         self.hyper.update(
             residual=self.residual,
             n_fft=self.n_fft,
@@ -219,7 +202,7 @@ class MDX23C(WaveformEstimator):
             dim_f=self.dim_f,
             num_subbands=self.num_subbands,
             num_scales=num_scales,
-            scale=[frame_scale, bin_scale],
+            scale=[int(s) for s in scale],
             num_blocks_per_scale=num_blocks_per_scale,
             width=width,
             growth=growth,
@@ -228,8 +211,10 @@ class MDX23C(WaveformEstimator):
             act=act,
             **hyper,
         )
+        self.check_settings(**self.config())
+        frame_scale, bin_scale = scales = (int(scale[0]), int(scale[1]))
+        bins = self.dim_f // self.num_subbands
         make_norm, act_layer = norm_layer(norm), activation(act)
-        scales = (frame_scale, bin_scale)
         planes = self.num_subbands * channels * 2  # (real, imaginary) of each channel in each subband
         c = width
         self.first_conv = nn.Conv2d(planes, c, 1, 1, 0, bias=False)
@@ -286,7 +271,8 @@ class MDX23C(WaveformEstimator):
             raise ValueError("an MDX23C predicts at least one stem")
         if len(scale) != 2:
             raise ValueError(f"scale must be two factors (frames, bins), not {list(scale)}")
-        norm_layer(norm), activation(act)
+        norm_layer(norm)  # each raises for a name the reference cannot read either
+        activation(act)
         frame_scale, bin_scale = (int(s) for s in scale)
         frames, bins = segment // hop + 1, dim_f // max(num_subbands, 1)
         if num_subbands < 1 or not 0 < dim_f <= n_fft // 2 + 1 or dim_f % num_subbands:
