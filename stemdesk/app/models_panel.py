@@ -53,8 +53,8 @@ class ModelsPanel(QWidget):
             self.install_actions[model_id] = action
         self.import_button = QPushButton("Import checkpoint…")
         self.import_button.setToolTip(
-            "Your own model file: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer .ckpt with its "
-            "YAML. No code in it is run."
+            "Your own model file: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer or MDX23C .ckpt "
+            "with its YAML. No code in it is run."
         )
         self.remove = QPushButton("Remove")
         for button in (self.use, self.install, self.import_button, self.remove):

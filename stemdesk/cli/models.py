@@ -79,14 +79,17 @@ def add_parser(commands: Any) -> None:
     )
     imported = actions.add_parser(
         "import",
-        help="import your own checkpoint: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer .ckpt + YAML",
+        help="import your own checkpoint: Demucs .th, Open-Unmix .pth (one per target), BS/Mel-RoFormer or MDX23C "
+        ".ckpt + YAML",
         description="Convert a checkpoint you downloaded into a model in your models folder. No code in the file "
         "is run: files that ask to run any are refused.",
     )
     imported.add_argument(
         "files", nargs="+", type=Path, metavar="FILE", help="the checkpoint (Open-Unmix: one .pth per target)"
     )
-    imported.add_argument("--config", type=Path, help="the YAML a RoFormer .ckpt was trained with (or a .json)")
+    imported.add_argument(
+        "--config", type=Path, help="the YAML a RoFormer or MDX23C .ckpt was trained with (or a .json)"
+    )
     imported.add_argument("--name", help="the model's id (default: from the file's name)")
     remove = actions.add_parser("remove", help="remove a model from your models folder")
     remove.add_argument("name", help="the model's id")
