@@ -9,13 +9,16 @@ and as the median over songs:
 - the share of words that start within 0.3 s of the annotation,
 - the share of lines that start within 0.5 s,
 
-for three systems measured in the same run: the aligner on StemDesk's separated vocals (the default model, separated
-once into --stems and reused), the same aligner on the mix without separating, and the baseline of spreading the words
-evenly over the frames where the separated vocals sound. Also the aligner's time (one thread) and peak memory (numpy's
-and Python's allocations, by tracemalloc) on the separated vocals. Results: benchmarks/results/karaoke.json.
+for the systems measured in the same run: the aligner's two methods (``phonetic``: espeak-ng's speech of the lyrics
+warped onto the vocal, what ships; ``voicing``: round one's syllables on voicing and onsets, the fallback without
+espeak-ng) on StemDesk's separated vocals (the default model, separated once into --stems and reused) and on the mix
+without separating, and the baseline of spreading the words evenly over the frames where the separated vocals sound.
+Also each method's time (one thread) and peak memory (numpy's and Python's allocations, by tracemalloc; espeak-ng's
+child process is not counted) on the separated vocals. Results: benchmarks/results/karaoke.json.
 
-The lyrics are read the simple way (one line a line, a blank line starts a verse, words split on whitespace), which is
-how the annotations count words. Without the data the benchmark says so and exits 0.
+The lyrics are read by `stemdesk.karaoke.lyrics.parse_lyrics`, as the app reads them; its words are the annotations'.
+The language is the collection's (meta.csv), as a user would choose it. Without the data the benchmark says so and
+exits 0; without espeak-ng it measures the voicing method only.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stemdesk.io.audio import read  # noqa: E402
-from stemdesk.karaoke.align import align, features, mono_at_feature_rate  # noqa: E402
-from stemdesk.karaoke.model import Line, Lyrics, Word  # noqa: E402
+from stemdesk.karaoke import tts  # noqa: E402
+from stemdesk.karaoke.align import HOP, align, features, mono_at_feature_rate  # noqa: E402
+from stemdesk.karaoke.lyrics import parse_lyrics  # noqa: E402
+from stemdesk.karaoke.model import Lyrics  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "jamendolyrics-dev"
 RESULTS = ROOT / "benchmarks" / "results" / "karaoke.json"
@@ -48,19 +53,10 @@ WORD_TOLERANCE = 0.3
 LINE_TOLERANCE = 0.5
 
 
-def simple_lyrics(text: str, language: str | None) -> Lyrics:
-    """One line a line, blank lines start a new verse, words split on whitespace (until `lyrics.parse_lyrics`)."""
-    lines: list[Line] = []
-    verse, blank = 0, False
-    for raw in text.splitlines():
-        words = raw.split()
-        if not words:
-            blank = bool(lines)
-            continue
-        if blank:
-            verse, blank = verse + 1, False
-        lines.append(Line([Word(w) for w in words], verse=verse))
-    return Lyrics(lines, language=language)
+def song_lyrics(song: Path, language: str | None) -> Lyrics:
+    lyrics = parse_lyrics((song / "lyrics.txt").read_text(encoding="utf-8"))
+    lyrics.language = language
+    return lyrics
 
 
 def truth(song: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +87,6 @@ def aligned_starts(lyrics: Lyrics) -> tuple[np.ndarray, np.ndarray]:
 def even_spread(lyrics: Lyrics, vocals: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Words spread evenly over the frames where the separated vocal sounds (its `voiced` above one half)."""
     voiced, _, _ = features(mono_at_feature_rate(vocals, rate))
-    from stemdesk.karaoke.align import HOP
-
     sounding = np.flatnonzero(voiced > 0.5)
     count = len(lyrics.words)
     picks = sounding[np.linspace(0, len(sounding) - 1, count).round().astype(int)] * HOP
@@ -120,10 +114,12 @@ def language_of(song: Path) -> str | None:
         return LANGUAGES.get(next(csv.DictReader(f)).get("Language", ""))
 
 
-def timed_align(lyrics: Lyrics, audio: np.ndarray, rate: int, language: str | None) -> tuple[Lyrics, float, float]:
+def timed_align(
+    lyrics: Lyrics, audio: np.ndarray, rate: int, language: str | None, method: str
+) -> tuple[Lyrics, float, float]:
     tracemalloc.start()
     started = time.perf_counter()
-    result = align(lyrics, audio, rate, language=language)
+    result = align(lyrics, audio, rate, language=language, method=method)
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -147,34 +143,51 @@ def main() -> int:
 
     torch.set_num_threads(1)
     songs = songs[: args.songs or None]
-    systems = ["separated", "mix", "even_spread"]
+    methods = ["phonetic", "voicing"] if tts.available() else ["voicing"]
+    if len(methods) == 1:
+        print(f"espeak-ng is missing: the phonetic method is not measured. {tts.INSTALL_HINT}")
+    systems = [f"{m}_separated" for m in methods] + ([] if args.no_mix else [f"{m}_mix" for m in methods])
+    systems.append("even_spread")
     table: dict[str, dict] = {}
     for song in songs:
         language = language_of(song)
-        lyrics = simple_lyrics((song / "lyrics.txt").read_text(encoding="utf-8"), language)
+        lyrics = song_lyrics(song, language)
         true_words, true_lines = truth(song)
         if len(lyrics.words) != len(true_words):
             print(f"  {song.name}: {len(lyrics.words)} words in lyrics.txt, {len(true_words)} in words.csv: skipped")
             continue
         vocals, rate = read(separated_vocals(song, args.stems))
         row: dict[str, dict] = {}
-        result, seconds, peak = timed_align(lyrics, vocals, rate, language)
-        row["separated"] = scores(*aligned_starts(result), true_words, true_lines)
-        row["separated"] |= {"align_s": round(seconds, 2), "peak_mb": round(peak, 1)}
-        row["separated"]["song_s"] = round(vocals.shape[-1] / rate, 1)
-        row["separated"]["low_confidence_lines"] = sum((line.confidence or 0) < 0.5 for line in result.lines)
+        for method in methods:
+            result, seconds, peak = timed_align(lyrics, vocals, rate, language, method)
+            name = f"{method}_separated"
+            row[name] = scores(*aligned_starts(result), true_words, true_lines)
+            row[name] |= {"align_s": round(seconds, 2), "peak_mb": round(peak, 1)}
+            row[name]["song_s"] = round(vocals.shape[-1] / rate, 1)
+            row[name]["low_confidence_lines"] = sum((line.confidence or 0) < 0.5 for line in result.lines)
+            wrong = [abs(line.start - t) > LINE_TOLERANCE for line, t in zip(result.lines, true_lines, strict=True)]
+            doubted = [(line.confidence or 0) < 0.5 for line in result.lines]
+            # how well the confidence tells: of the misplaced lines, the share doubted; of the doubted, the share wrong
+            row[name]["wrong_lines_doubted_pct"] = round(
+                100 * float(np.mean([d for d, w in zip(doubted, wrong, strict=True) if w])) if any(wrong) else 100.0, 1
+            )
+            row[name]["doubted_lines_wrong_pct"] = round(
+                100 * float(np.mean([w for d, w in zip(doubted, wrong, strict=True) if d])) if any(doubted) else 0.0, 1
+            )
         row["even_spread"] = scores(*even_spread(lyrics, vocals, rate), true_words, true_lines)
         del vocals
         if not args.no_mix:
             mix, rate = read(song / "song.mp3")
-            result, seconds, _ = timed_align(lyrics, mix, rate, language)
-            row["mix"] = scores(*aligned_starts(result), true_words, true_lines) | {"align_s": round(seconds, 2)}
+            for method in methods:
+                result, seconds, _ = timed_align(lyrics, mix, rate, language, method)
+                row[f"{method}_mix"] = scores(*aligned_starts(result), true_words, true_lines)
+                row[f"{method}_mix"]["align_s"] = round(seconds, 2)
             del mix
         table[song.name] = row
         print(f"{song.name} ({language})")
         for system in systems:
             if system in row:
-                print(f"  {system:12s} {row[system]}")
+                print(f"  {system:18s} {row[system]}")
     median = {
         system: {
             key: round(float(np.median([table[s][system][key] for s in table])), 3)
@@ -185,7 +198,7 @@ def main() -> int:
     }
     print("median over songs")
     for system, values in median.items():
-        print(f"  {system:12s} {values}")
+        print(f"  {system:18s} {values}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"songs": table, "median": median}, indent=2, ensure_ascii=False) + "\n")
     print(f"Results: {args.out}")

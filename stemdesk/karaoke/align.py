@@ -1,6 +1,13 @@
-"""Lyrics placed word by word on the sung lead vocal, with no model of any language's sounds: the text says how many
-syllables each line has, the vocal stem says where the voice sounds and where it starts new sounds, and one Viterbi
-pass finds the placement that agrees with both best.
+"""Lyrics placed word by word on the sung lead vocal. Two methods:
+
+- ``phonetic`` (the default where espeak-ng is installed, `_phonetic`): espeak-ng speaks the lyrics (`tts.speak`,
+  knowing each word's span in its speech), the speech and the vocal become frames of spectral-envelope shape that
+  ignore pitch and level (`phonetics.timbre`), and DTW (`phonetics.warp`) lays the speech on the vocal, constrained
+  by voicing: a spoken sound on a silent vocal costs SPEECH_ON_SILENCE a frame, a spoken pause (between lines,
+  around the text) on a sounding vocal PAUSE_ON_VOICE, two sounds their timbres' distance. Each word starts where
+  the path first reaches its first sounding frame; its syllables share its time evenly.
+- ``voicing`` (round one, the fallback with a warning where espeak-ng is missing): no model of any language's
+  sounds, the steps below.
 
 The steps:
 
@@ -27,6 +34,7 @@ Memory: the back-pointers are one byte per state and frame, so the cost grows wi
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -36,7 +44,9 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from scipy.signal import resample_poly, stft
 
 from ..core.errors import StemDeskError
+from . import phonetics, tts
 from . import syllables as syllable_rules
+from .language import detect as detect_language
 from .model import Lyrics, Syllable, Word
 
 if TYPE_CHECKING:
@@ -65,6 +75,11 @@ LINE_ONSET_WEIGHT = 2.0  # and more where a line starts
 SKIP_REST = 2.0  # nats a line pays to start without a rest before it
 MAX_CELLS = 400_000_000  # back-pointer bytes (frames × states) align may hold
 PACE_RANGE = (1.0, 9.0)  # syllables per second a sung line has; a line outside it is doubtful
+METHODS = ("auto", "phonetic", "voicing")
+SPEECH_PAD = 1.0  # seconds of silence around the synthetic speech: room for the song's intro and outro
+SPEECH_ON_SILENCE = 1.5  # cost of a frame where a spoken sound meets a silent vocal (a timbre's distance: 0…2)
+PAUSE_ON_VOICE = 0.8  # and where a spoken pause meets a sounding vocal (singing the text lacks, backing vocals)
+MATCH_SURE, MATCH_DOUBTFUL = 0.6, 1.0  # a line's mean timbre distance to its spoken words: sure below, doubtful above
 Progress = Callable[[dict], None]
 
 VOICE, REST = 0, 1
@@ -215,7 +230,7 @@ def _confidence(line_voiced: float, syllable_frames: list[int]) -> float:
     seconds = sum(syllable_frames) * HOP
     pace = len(syllable_frames) / max(seconds, 1e-6)
     low, high = PACE_RANGE
-    pace_ok = 1.0 if low <= pace <= high else (low / pace if pace < low else high / pace) ** 2
+    pace_ok = 1.0 if low <= pace <= high else (pace / low if pace < low else high / pace) ** 2
     squeezed = sum(n <= MIN_SYLLABLE_FRAMES + 1 for n in syllable_frames) / max(len(syllable_frames), 1)
     voice_ok = min(1.0, max(0.0, (line_voiced - 0.2) / 0.5))
     return round(voice_ok * pace_ok * (1 - squeezed), 3)
@@ -229,10 +244,15 @@ def align(
     language: str | None = None,
     notes: list[Note] | None = None,
     progress: Progress | None = None,
+    method: str = "auto",
 ) -> Lyrics:
     """``lyrics`` with every word, syllable and line placed on ``vocals`` (channels, samples) float32 at ``rate``
     Hz, the separated lead vocal: a new Lyrics (the input is not changed). ``notes`` (a transcription of the same
-    vocal) sharpen the syllables' starts and give each syllable the pitch of the note that covers most of it."""
+    vocal) give each syllable the pitch of the note that covers most of it (and, for the voicing method, sharpen the
+    syllables' starts). ``language`` (ISO 639-1) is the one espeak-ng speaks the words in; without it, the lyrics'
+    own, else the one `language.detect` tells from the words' common short words and letters (Spanish, French,
+    German or English), else English. ``method``: "phonetic", "voicing" or "auto" (phonetic where espeak-ng is
+    installed, else voicing with a warning that says how to install it); see the module's notes."""
     language = language or lyrics.language
     if not any(line.words for line in lyrics.lines):
         raise StemDeskError("The lyrics are empty: there is no word to place. Paste or load the song's words first.")
@@ -269,11 +289,86 @@ def align(
     voiced, onsets, _ = features(mono, notes)
     if progress:
         progress({"stage": "align", "fraction": 0.3})
-    path = _viterbi(chain, voiced, onsets)
-    _place(placed, chain, path, voiced, seconds, notes)
+    if method not in METHODS:
+        raise StemDeskError(f'"{method}" is not an alignment method: choose one of {", ".join(METHODS)}.')
+    if method == "auto":
+        method = "phonetic" if tts.available() else "voicing"
+        if method == "voicing":
+            warnings.warn(f"Aligning without phonetics (less precise): {tts.INSTALL_HINT}", stacklevel=2)
+    if method == "phonetic":
+        language = language or detect_language(" ".join(w.text for w in placed.words)) or "en"
+        _phonetic(placed, mono, voiced, language, seconds, notes)
+    else:
+        path = _viterbi(chain, voiced, onsets)
+        _place(placed, chain, path, voiced, seconds, notes)
     if progress:
         progress({"stage": "done", "fraction": 1.0})
     return placed
+
+
+def _phonetic(
+    lyrics: Lyrics, mono: np.ndarray, voiced: np.ndarray, language: str, seconds: float, notes: list[Note] | None
+) -> None:
+    """Place ``lyrics`` (made by split_syllables) by warping espeak-ng's speech of them onto the vocal."""
+    speech = tts.speak([[w.text for w in line.words] for line in lyrics.lines], language)
+    g = math.gcd(speech.rate, FEATURE_RATE)
+    spoken = resample_poly(speech.samples, FEATURE_RATE // g, speech.rate // g).astype(np.float32)
+    pad = np.zeros(round(SPEECH_PAD * FEATURE_RATE), np.float32)
+    spoken = np.concatenate([pad, spoken, pad])
+    sounds = phonetics.sounding(spoken, FEATURE_RATE, HOP, WINDOW)
+    reference = phonetics.timbre(spoken, FEATURE_RATE, HOP, WINDOW, sounds)
+    performance = phonetics.timbre(mono, FEATURE_RATE, HOP, WINDOW, voiced)
+    frames = min(len(performance), len(voiced))
+    if frames * len(reference) > MAX_CELLS:  # the warp's back-pointers: one byte per vocal and speech frame
+        raise StemDeskError(
+            f"{seconds / 60:.0f} minutes of audio with {len(reference) * HOP / 60:.0f} minutes of spoken lyrics is "
+            f"more than the aligner holds in memory at once (about {MAX_CELLS // 10**6} MB); trim the audio to the "
+            "sung part, or align the song in parts."
+        )
+    performance, voiced = performance[:frames], voiced[:frames]
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True) + 1e-9
+    performance /= np.linalg.norm(performance, axis=1, keepdims=True) + 1e-9
+    silent = 1 - voiced
+
+    def cost_row(i: int) -> np.ndarray:
+        s = float(sounds[i])
+        distance = 1 - performance @ reference[i]
+        return s * (voiced * distance + silent * SPEECH_ON_SILENCE) + (1 - s) * voiced * PAUSE_ON_VOICE
+
+    first = phonetics.warp(cost_row, len(reference), frames)
+    # the reference frame each vocal frame was matched to, and how far apart their timbres were there
+    matched = np.searchsorted(first, np.arange(frames), side="right") - 1
+    distance = 1 - np.einsum("fc,fc->f", performance, reference[matched])
+    k = 0
+    for line in lyrics.lines:
+        lengths: list[int] = []  # the line's syllables' lengths in frames
+        spans: list[tuple[int, int]] = []  # its words' first and end frames
+        for word in line.words:
+            a, b = np.round((speech.words[k] + SPEECH_PAD) / HOP).astype(int)
+            k += 1
+            loud = np.flatnonzero(sounds[a : max(b, a + 1)] > 0.5)  # the word's sound, not the pause before it
+            if len(loud):
+                a, b = a + loud[0], a + loud[-1] + 1
+            start = int(first[min(a, len(first) - 1)])
+            end = max(int(first[min(b, len(first) - 1)]), start + 1)
+            spans.append((start, end))
+            word.start, word.end = round(start * HOP, 3), round(min(end * HOP, seconds), 3)
+            count = len(word.syllables)
+            cuts = np.linspace(start, end, count + 1).round().astype(int)  # the word's time shared by its syllables
+            for syllable, c0, c1 in zip(word.syllables, cuts[:-1], cuts[1:], strict=True):
+                lengths.append(max(int(c1 - c0), 1))
+                syllable.start, syllable.end = round(c0 * HOP, 3), round(min(max(c1, c0 + 1) * HOP, seconds), 3)
+                if notes:
+                    syllable.pitch = _pitch(notes, syllable.start, syllable.end)
+        if not line.words:
+            line.confidence = 0.0
+            continue
+        a, b = spans[0][0], spans[-1][1]
+        sung = float(voiced[a:b].mean()) if b > a else 0.0
+        # a line matched to sounds unlike its own words (a distance near a random pair's 1) is doubtful
+        match = float((distance[a:b] * voiced[a:b]).sum() / max(voiced[a:b].sum(), 1e-6)) if b > a else 1.0
+        match_ok = min(1.0, max(0.0, (MATCH_DOUBTFUL - match) / (MATCH_DOUBTFUL - MATCH_SURE)))
+        line.confidence = round(_confidence(sung, lengths) * match_ok, 3)
 
 
 def _place(

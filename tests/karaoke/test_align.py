@@ -1,7 +1,10 @@
-"""The aligner on a synthetic sung vocal whose syllable starts are known: sung "syllables" are harmonic tones with a
-vowel-like formant, each with its own pitch and a short dip before the next (a consonant), lines separated by rests;
-then the inputs it must refuse or doubt, and (when ../shared/data has them) real songs against the even-spread
-baseline."""
+"""The aligner on synthetic vocals whose word starts are known. For the voicing method (round one, no phonetics): sung
+"syllables" are harmonic tones with a vowel-like formant, each with its own pitch and a short dip before the next (a
+consonant), lines separated by rests. For the phonetic method (espeak-ng's speech warped onto the vocal): the words
+"performed" by espeak-ng itself, slower and higher than the aligner's reference speech, with rests of random lengths
+between lines, so only a warp that follows the sounds finds them. Then the pieces (the warp, the speech's word spans,
+the language), the inputs it must refuse or doubt, and (when ../shared/data has them) real songs against the
+even-spread baseline."""
 
 from __future__ import annotations
 
@@ -13,8 +16,12 @@ from conftest import DATA
 
 from stemdesk.core.errors import StemDeskError
 from stemdesk.karaoke import align as aligner
+from stemdesk.karaoke import phonetics, tts
 from stemdesk.karaoke.align import align
+from stemdesk.karaoke.language import detect
 from stemdesk.karaoke.model import Line, Lyrics, Word
+
+needs_espeak = pytest.mark.skipif(not tts.available(), reason=f"espeak-ng is missing. {tts.INSTALL_HINT}")
 
 RATE = 22050
 SYLLABLE = 0.3  # seconds a sung syllable lasts
@@ -65,7 +72,7 @@ SONG = [[1, 2, 1], [2, 1, 1, 1], [3, 1], [1, 1, 2, 1], [2, 2]]
 
 def test_words_land_on_their_sung_syllables_in_order():
     vocals, truth = sung(SONG)
-    result = align(text(SONG), vocals, RATE)
+    result = align(text(SONG), vocals, RATE, method="voicing")
     starts = np.array([w.start for w in result.words])
     assert [w.text for w in result.words] == [w.text for w in text(SONG).words]
     assert np.all(np.diff(starts) > 0), "words must come in the text's order"
@@ -84,7 +91,7 @@ def test_input_is_not_changed_and_notes_give_pitches():
     from stemdesk.transcribe.pitched import Note
 
     notes = [Note(t, t + SYLLABLE, 60 + i % 12, 100) for i, t in enumerate(truth)]
-    result = align(lyrics, vocals, RATE, notes=notes)
+    result = align(lyrics, vocals, RATE, notes=notes, method="voicing")
     assert all(w.start is None for w in lyrics.words)
     firsts = [w.syllables[0].pitch for w in result.words]
     assert sum(p == 60 + i % 12 for i, p in enumerate(firsts)) >= 0.8 * len(firsts)
@@ -93,7 +100,7 @@ def test_input_is_not_changed_and_notes_give_pitches():
 def test_a_verse_the_song_does_not_sing_gets_low_confidence():
     vocals, _ = sung(SONG)
     extra = SONG + [[1, 1, 1], [2, 1]]  # a verse too many, after a blank line
-    result = align(text(extra, verse_of=lambda i: int(i >= len(SONG))), vocals, RATE)
+    result = align(text(extra, verse_of=lambda i: int(i >= len(SONG))), vocals, RATE, method="voicing")
     sung_lines, unsung = result.lines[: len(SONG)], result.lines[len(SONG) :]
     assert len(result.words) == len(text(extra).words)
     assert all(line.confidence < 0.5 for line in unsung), [line.confidence for line in unsung]
@@ -108,6 +115,142 @@ def test_emoji_and_right_to_left_words_are_placed_not_lost():
     assert [w.text for w in result.words] == ["la", "🎤", "שלום", "مرحبا", "la!", "..."]
     starts = [w.start for w in result.words]
     assert all(s is not None for s in starts) and starts == sorted(starts)
+
+
+# The phonetic method ------------------------------------------------------------------------------------------
+
+SPOKEN = [
+    "con dos palabras quiero decirte",
+    "lo que entristece a mi corazón",
+    "por no escucharlas cuando era niño",
+    "y la tristeza de la que hablo",
+    "venía cargada con depresión",
+    "dios ha llegado en forma de amor",
+]
+
+
+def performed(lines: list[str], seed: int = 0) -> tuple[np.ndarray, int, np.ndarray]:
+    """The lines spoken by espeak-ng at 60 % of its speed and a higher pitch, 3 s of silence before, rests of
+    0.4–4 s between lines and faint noise. Returns (vocal (2, samples) float32, rate, each word's true start)."""
+    from xml.sax.saxutils import escape
+
+    rng = np.random.default_rng(seed)
+    parts, k = ['<speak><break time="3s"/><prosody rate="60%" pitch="+40">'], 0
+    for line in lines:
+        for word in line.split():
+            parts.append(f'<mark name="s{k}"/>{escape(word)} ')
+            k += 1
+        parts.append(f'<break time="{rng.integers(400, 4000)}ms"/>')
+    parts.append('</prosody><break time="2s"/></speak>')
+    rate, samples, marks = tts._synthesize("".join(parts).encode(), "es")
+    mono = samples.astype(np.float32) / 32768 + rng.normal(0, 1e-3, len(samples)).astype(np.float32)
+    return np.stack([mono, mono]), rate, np.array([marks[f"s{i}"] for i in range(k)])
+
+
+def spoken_lyrics(lines: list[str], verse: int = 0) -> list[Line]:
+    return [Line([Word(w) for w in line.split()], verse=verse) for line in lines]
+
+
+@needs_espeak
+def test_phonetic_words_land_on_a_slower_higher_performance_of_them():
+    vocals, rate, truth = performed(SPOKEN)
+    result = align(Lyrics(spoken_lyrics(SPOKEN)), vocals, rate, language="es")
+    starts = np.array([w.start for w in result.words])
+    error = np.abs(starts - truth)
+    assert np.median(error) < 0.05 and error.max() < 0.2, error
+    assert np.all(np.diff(starts) > 0)
+    for word in result.words:
+        assert word.start < word.end and word.syllables[0].start == word.start
+        assert all(a.end <= b.start + 1e-9 for a, b in zip(word.syllables, word.syllables[1:], strict=False))
+    assert all(line.confidence > 0.6 for line in result.lines), [line.confidence for line in result.lines]
+
+
+@needs_espeak
+def test_phonetic_a_verse_the_song_does_not_sing_gets_low_confidence():
+    vocals, rate, _ = performed(SPOKEN)
+    extra = ["solo las digo vueltas canción", "es sentimiento vuelto expresión"]
+    result = align(Lyrics(spoken_lyrics(SPOKEN) + spoken_lyrics(extra, verse=1)), vocals, rate, language="es")
+    assert all(line.confidence < 0.5 for line in result.lines[len(SPOKEN) :])
+    assert np.mean([line.confidence for line in result.lines[: len(SPOKEN)]]) > 0.6
+
+
+def test_without_espeak_it_warns_and_aligns_on_voicing(monkeypatch):
+    monkeypatch.setattr(tts, "available", lambda: False)
+    vocals, truth = sung(SONG)
+    with pytest.warns(UserWarning, match="apt install espeak-ng"):
+        result = align(text(SONG), vocals, RATE)
+    assert np.median(np.abs(np.array([w.start for w in result.words]) - truth)) < 0.1
+
+
+def test_an_unknown_method_is_refused():
+    vocals, _ = sung(SONG)
+    with pytest.raises(StemDeskError, match="alignment method"):
+        align(text(SONG), vocals, RATE, method="psychic")
+
+
+@needs_espeak
+def test_speech_gives_every_word_a_span_in_order():
+    words = ["bonjour", "à", "tous", "les", "amis", "l'été"]
+    speech = tts.speak([words[:3], words[3:]], "fr")
+    assert speech.words.shape == (6, 2) and speech.lines.shape == (2, 2)
+    starts, ends = speech.words.T
+    assert np.all(np.diff(starts) > 0) and np.all(ends > starts) and np.all(ends[:-1] <= starts[1:] + 1e-9)
+    assert starts[3] - ends[2] >= tts.LINE_BREAK_MS / 1000 * 0.8  # the pause between lines
+    assert ends[-1] <= len(speech.samples) / speech.rate
+    loud = np.abs(speech.samples[int(starts[0] * speech.rate) : int(ends[0] * speech.rate)]).max()
+    assert loud > 0.05, "the first word's span holds its sound"
+    again = tts.speak([words[:3], words[3:]], "fr")
+    assert np.array_equal(again.samples, speech.samples), "the same text is spoken the same way"
+
+
+@needs_espeak
+def test_a_language_espeak_does_not_speak_is_refused():
+    with pytest.raises(StemDeskError, match="no voice"):
+        tts.speak([["hello"]], "xx-nonexistent")
+
+
+def test_warp_recovers_a_known_warp():
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=(60, 5))
+    holds = rng.integers(1, 7, 60)  # each reference frame lasts 1–6 performance frames
+    performance = np.repeat(reference, holds, axis=0) + 0.1 * rng.normal(size=(holds.sum(), 5))
+    first = phonetics.warp(lambda i: np.linalg.norm(performance - reference[i], axis=1), 60, len(performance))
+    assert np.array_equal(first, np.concatenate([[0], np.cumsum(holds)[:-1]]))
+
+
+def test_timbre_ignores_level_and_follows_the_vowel_not_the_pitch():
+    rate, hop, window = 16000, 0.02, 0.04
+    t = np.arange(rate) / rate
+
+    def vowel(f0: float, formants: tuple[float, float]) -> np.ndarray:
+        return sum(
+            np.sin(2 * np.pi * k * f0 * t) * sum(np.exp(-(((k * f0 - f) / 150) ** 2)) for f in formants)
+            for k in range(1, int(6000 / f0))
+        )
+
+    a_low, a_high, i_low = vowel(110, (800, 1200)), 0.3 * vowel(220, (800, 1200)), vowel(110, (300, 2300))
+    frames = phonetics.timbre(np.concatenate([a_low, a_high, i_low]).astype(np.float32), rate, hop, window)
+    third = len(frames) // 3
+    mid = [frames[k * third + 10 : (k + 1) * third - 10].mean(axis=0) for k in range(3)]
+
+    def cosine(x, y):
+        return x @ y / np.linalg.norm(x) / np.linalg.norm(y)
+
+    assert cosine(mid[0], mid[1]) > cosine(mid[0], mid[2]) + 0.5
+
+
+@pytest.mark.parametrize(
+    ("words", "language"),
+    [
+        ("con dos palabras quiero decirte lo que entristece a mi corazón", "es"),
+        ("qu'est ce que vous aimez faire dans l'existence", "fr"),
+        ("ich weiß nicht was soll es bedeuten dass ich so traurig bin", "de"),
+        ("you are the sunshine of my life and I love you", "en"),
+        ("12345 🎤", None),
+    ],
+)
+def test_the_language_is_told_from_the_words(words, language):
+    assert detect(words) == language
 
 
 @pytest.mark.parametrize(
@@ -130,11 +273,18 @@ def test_more_syllables_than_the_audio_holds_is_refused():
         align(text([[3] * 40] * 10), vocals[:, : RATE // 2], RATE)
 
 
-def test_audio_too_long_to_hold_is_refused_before_work(monkeypatch):
+@pytest.mark.parametrize(
+    ("cells", "says"),
+    [(1000, "syllables is more"), pytest.param(200_000, "spoken lyrics", marks=needs_espeak)],
+    ids=["voicing-chain", "phonetic-warp"],
+)
+def test_audio_too_long_to_hold_is_refused_before_work(monkeypatch, cells, says):
     vocals, _ = sung(SONG)
-    monkeypatch.setattr(aligner, "MAX_CELLS", 1000)
-    with pytest.raises(StemDeskError, match="minutes of audio"):
-        align(text(SONG), vocals, RATE)
+    monkeypatch.setattr(aligner, "MAX_CELLS", cells)
+    monkeypatch.setattr(aligner, "_viterbi", None)  # refused before any search starts
+    monkeypatch.setattr(phonetics, "warp", None)
+    with pytest.raises(StemDeskError, match=f"minutes of audio.*{says}"):
+        align(text(SONG), vocals, RATE, method="phonetic" if tts.available() else "voicing")
 
 
 # Real songs ----------------------------------------------------------------------------------------------------
@@ -161,7 +311,7 @@ def test_real_song_beats_spreading_the_words_evenly():
     import karaoke as bench  # the benchmark's reading of the lyrics and its baseline, one home for both
 
     language = bench.language_of(song)
-    lyrics = bench.simple_lyrics((song / "lyrics.txt").read_text(encoding="utf-8"), language)
+    lyrics = bench.song_lyrics(song, language)
     with open(song / "words.csv") as f:
         truth = np.array([float(row["word_start"]) for row in csv.DictReader(f)])
     mix, rate = read(song / "song.mp3")
