@@ -159,7 +159,10 @@ def separate(
       each keeps the null.
     - ``split={"vocals": "stemdesk-vocals-leadback", "drums": "stemdesk-drumkit"}`` splits those stems further
       with split models into ``out/<song name>/<stem>/<child>.<ext>``; the children null against their stem and
-      the whole tree against the song (`Separated.splits`).
+      the whole tree against the song (`Separated.splits`). A catalog model installed to split a stem splits it
+      too (``{"vocals": "mel-roformer-karaoke", "drums": "mdx23c-drumsep"}``); ``clean={"vocals":
+      "mel-roformer-dereverb-anvuew"}`` runs a clean-up as such a split, whose children are the stem cleaned and
+      what it took out (``vocals/dry``, ``vocals/reverb``), so nothing is lost. One split or clean-up per stem.
     - ``instrumental=True`` also writes ``instrumental.<ext>`` (the song minus the vocals, exactly);
       ``session="dawproject,rpp"`` (or a list) writes DAW sessions of the stems beside them.
     - ``midi=True`` also writes MIDI of the stems (`midi`) into `Separated.midi`, before the sessions, which carry

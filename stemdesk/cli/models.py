@@ -234,9 +234,12 @@ def _install_from_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) ->
         if error.setting == "file" and args.file is None:
             raise StemDeskError(_by_hand(entry, error)) from None
         raise
+    parent = card.split_parent
+    flag = "--clean" if (card.raw.get("split") or {}).get("removes") else "--split"
+    use = f"stemdesk separate SONG {flag} {parent}={card.id}" if parent else f"--model {card.id}"
     print(
         f"Installed {card.id} ({card.estimator}, {card.raw.get('parameters', 0):,} parameters, stems "
-        f"{' '.join(card.sources)}) in {card.folder}. Use it with --model {card.id}.",
+        f"{' '.join(card.sources)}) in {card.folder}. Use it with {use}.",
         file=out,
     )
     return 0

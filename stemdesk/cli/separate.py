@@ -84,7 +84,18 @@ def add_separation_options(parser: argparse.ArgumentParser, sessions: Callable[[
         default=[],
         metavar="STEM=MODEL",
         help="split a stem further with a split model into <song>/<stem>/<child>.<ext> (e.g. "
-        "vocals=stemdesk-vocals-leadback, drums=stemdesk-drumkit); repeat for more stems",
+        "vocals=stemdesk-vocals-leadback, drums=stemdesk-drumkit, or a catalog model: vocals=mel-roformer-karaoke "
+        "into lead and backing, drums=mdx23c-drumsep into the kit's pieces); repeat for more stems",
+    )
+    parser.add_argument(
+        "--clean",
+        action="append",
+        default=[],
+        metavar="STEM=MODEL",
+        help="clean a stem up without losing anything: --split with a clean-up model (de-reverb, denoise), whose "
+        "children are the stem cleaned and what was taken out, and add up to it exactly (e.g. "
+        "vocals=mel-roformer-dereverb-anvuew → <song>/vocals/dry.<ext> and reverb.<ext>; "
+        "vocals=mel-roformer-denoise-aufr33 → clean and noise); one split or clean-up per stem",
     )
     parser.add_argument(
         "--midi",
@@ -150,6 +161,7 @@ def separate(inputs: Sequence[Path], args: argparse.Namespace, out: TextIO, err:
         shifts=args.shifts,
         model_postprocessing=not args.no_model_postprocessing,
         split=args.split,
+        clean=args.clean,
     )
     if args.midi:  # refused before anything is separated when the transcriber is not there
         from ..transcribe.model import basic_pitch_model

@@ -59,6 +59,45 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class Application:
+    """How a catalog model applies to a stem (its entry's ``applies_to`` and ``removes``): it splits ``parent``
+    into ``children``, each child one of the model's stems (``{"lead": "other", "backing": "karaoke"}``); a clean-up
+    (de-reverb, denoise) names the child that holds what it takes out (``removes``), the other holds the stem
+    cleaned. The install writes it into the model's card as a split (`card_fields`)."""
+
+    parent: str
+    children: dict[str, str]  # child's name → the model's stem it is
+    removes: str | None = None  # a clean-up's child holding what it removes; None for a plain split
+
+    @property
+    def stems(self) -> list[str]:
+        return list(self.children.values())
+
+    def card_fields(self) -> dict[str, Any]:
+        """What the installed model's card says so that the split machinery takes it as it is (`stemdesk.jobs.split`):
+        ``split`` (its parent, the children and the model's stems they are, and for a clean-up what it removes), the
+        children as the stems written (``sources``) and each child as the model's stem it is (``outputs``)."""
+        split: dict[str, Any] = {
+            "parent": self.parent,
+            "children": dict(self.children),
+            "from": "the model catalog's applies_to",
+        }
+        if self.removes is not None:
+            split["removes"] = self.removes
+        return {
+            "split": split,
+            "sources": list(self.children),
+            "outputs": {child: [stem] for child, stem in self.children.items()},
+        }
+
+    def mismatch(self, stems: list[str]) -> str | None:
+        """What is wrong when the model's stems (as its config or weights name them) are not those this maps."""
+        if sorted(stems) == sorted(self.stems):
+            return None
+        return f"its stems are {', '.join(stems)}, but the catalog maps {', '.join(self.stems)} onto {self.parent}"
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     id: str
     name: str
@@ -75,6 +114,7 @@ class CatalogEntry:
     quality: list[dict[str, Any]]
     speed: dict[str, Any] | None
     raw: dict[str, Any]
+    applies_to: Application | None = None  # None: a model of whole songs
 
     @property
     def runs(self) -> bool:
@@ -157,6 +197,7 @@ def _entry(raw: Any, path: Path) -> CatalogEntry:
         raise ModelError(f"The model catalog's {where} lists no files to download. Fix the catalog file.")
     config = raw.get("config")
     stems = raw.get("stems")
+    applies_to = _application(raw, where, stems if isinstance(stems, list) else None)
     return CatalogEntry(
         id=model_id,
         name=str(raw.get("name") or model_id),
@@ -183,7 +224,59 @@ def _entry(raw: Any, path: Path) -> CatalogEntry:
         quality=[q for q in raw.get("quality") or [] if isinstance(q, dict)],
         speed=raw.get("speed") if isinstance(raw.get("speed"), dict) else None,
         raw=raw,
+        applies_to=applies_to,
     )
+
+
+# The mixer's own names, which no stem may take (`stemdesk.mixer.mix`), and what a file name cannot hold.
+RESERVED_CHILDREN = {"master", "bus", "gain_db", "pan", "mute", "solo", "send", "fx"}
+
+
+def _application(raw: dict[str, Any], where: str, stems: list[Any] | None) -> Application | None:
+    """An entry's ``applies_to`` (and ``removes``), checked: one parent stem, each child a plain name, each of the
+    model's stems used by exactly one child, so the children add up to the parent."""
+    applies, removes = raw.get("applies_to"), raw.get("removes")
+    if applies is None:
+        if removes is not None:
+            raise ModelError(
+                f"The model catalog's {where} names what it removes but no applies_to. Fix the catalog file."
+            )
+        return None
+    fix = "Fix the catalog file."
+    if not isinstance(applies, dict) or len(applies) != 1:
+        raise ModelError(
+            f"The model catalog's {where} has an applies_to that is not one stem's split (e.g. {{\"vocals\": "
+            f'{{"lead": "other", "backing": "karaoke"}}}}). {fix}'
+        )
+    ((parent, children),) = applies.items()
+    if not isinstance(children, dict) or len(children) < 2:
+        raise ModelError(f"The model catalog's {where} splits {parent} into fewer than two children. {fix}")
+    for name in [parent, *children, *children.values()]:
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in '/\\:*?"<>|') or name[0] == ".":
+            raise ModelError(f"The model catalog's {where} names a stem {name!r} that cannot be a file name. {fix}")
+    reserved = sorted(RESERVED_CHILDREN & set(children))
+    if reserved:
+        raise ModelError(f"The model catalog's {where} names a child {reserved[0]!r}, a name the mixer keeps. {fix}")
+    used = list(children.values())
+    twice = sorted({s for s in used if used.count(s) > 1})
+    if twice:
+        raise ModelError(
+            f"The model catalog's {where} gives its stem {twice[0]!r} to two children; each of the model's stems "
+            f"must be one child, so that the children add up to {parent}. {fix}"
+        )
+    application = Application(str(parent), {str(k): str(v) for k, v in children.items()}, None)
+    if stems is not None:
+        problem = application.mismatch([str(s) for s in stems])
+        if problem:
+            raise ModelError(f"The model catalog's {where}: {problem}. {fix}")
+    if removes is not None:
+        if removes not in children:
+            raise ModelError(
+                f"The model catalog's {where} removes {removes!r}, which is none of its children "
+                f"({', '.join(children)}). {fix}"
+            )
+        application = Application(application.parent, application.children, str(removes))
+    return application
 
 
 def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
@@ -279,7 +372,7 @@ def _config_file(
 
 def _check_config(entry: CatalogEntry, config: Path) -> None:
     """What the importer would refuse in a RoFormer or MDX23C config, before gigabytes of weights are fetched for it."""
-    from .model_import import ROFORMER_UNSUPPORTED, is_mdx23c, mdx23c_settings, read_config
+    from .model_import import ROFORMER_UNSUPPORTED, is_mdx23c, mdx23c_settings, msst_stems, read_config
 
     data = read_config(config)
     model = data.get("model")
@@ -298,12 +391,17 @@ def _check_config(entry: CatalogEntry, config: Path) -> None:
         )
     if kind == "mdx23c":
         mdx23c_settings(data, config)
-        return
-    used = [f"{k}={model[k]!r}" for k, v in ROFORMER_UNSUPPORTED.items() if k in model and model[k] != v]
-    if used:
+    else:
+        used = [f"{k}={model[k]!r}" for k, v in ROFORMER_UNSUPPORTED.items() if k in model and model[k] != v]
+        if used:
+            raise ModelError(
+                f"{entry.id}'s config \"{config.name}\" uses {', '.join(used)}, which StemDesk's RoFormer does "
+                "not implement yet, so it cannot run this model. Nothing was downloaded."
+            )
+    problem = entry.applies_to.mismatch(msst_stems(data, config)) if entry.applies_to else None
+    if problem:
         raise ModelError(
-            f"{entry.id}'s config \"{config.name}\" uses {', '.join(used)}, which StemDesk's RoFormer does not "
-            "implement yet, so it cannot run this model. Nothing was downloaded."
+            f'{entry.id}\'s config "{config.name}": {problem}. The catalog entry is wrong; nothing was downloaded.'
         )
 
 
@@ -349,6 +447,11 @@ def install(
         )
     root = target_root or user_models_dir()
     existing = _installed(entry, root)
+    if existing is not None and _needs_application(entry, existing, root):
+        report("Writing how it applies to stems into its card", 0.5)
+        card = apply_to_card(entry, existing)
+        report("Installed", 1.0)
+        return card
     if existing is not None:
         raise ModelError(f"{entry.id} is already installed ({existing}). Remove it first to install it again.")
     item = entry.files[0]
@@ -424,6 +527,12 @@ def _import(
             setting="file",
             value=item.url,
         )
+    problem = entry.applies_to.mismatch(list(converted.estimator.sources)) if entry.applies_to else None
+    if problem:
+        raise ModelError(
+            f"{entry.id} was downloaded and imported, but {problem}: the catalog entry needs fixing. Nothing was "
+            f'installed; the download is kept in "{weights.parent}" (delete it to free the space).'
+        )
     if item.sha256:
         checked = "the catalog's sha256 (the publisher's)"
     elif item.sha256_prefix:
@@ -469,6 +578,7 @@ def _import(
             ),
         },
         **({"import_notes": converted.notes} if converted.notes else {}),
+        **(entry.applies_to.card_fields() if entry.applies_to else {}),
     }
     final = root / entry.id
     try:
@@ -480,3 +590,38 @@ def _import(
             "folder's permissions; nothing was installed."
         ) from None
     return read_card(final)
+
+
+# --- how an installed model applies to a stem ----------------------------------------------------------------------
+
+
+def _needs_application(entry: CatalogEntry, folder: Path, root: Path) -> bool:
+    """Whether ``folder`` holds this catalog model, installed into the user's models folder before the catalog said
+    how it applies to a stem (its card has no split, or another): then its card is brought up to date."""
+    if entry.applies_to is None or folder.parent != root:
+        return False
+    card = read_card(folder)
+    if (card.raw.get("catalog") or {}).get("id") != entry.id:
+        return False
+    return card.raw.get("split") != entry.applies_to.card_fields()["split"]
+
+
+def apply_to_card(entry: CatalogEntry, folder: Path) -> ModelCard:
+    """Write how ``entry`` applies to a stem into the card of its model installed in ``folder`` (an install from
+    before the catalog said so): the weights stay as they are, nothing is downloaded. Raises ModelError when the
+    model's stems are not those the catalog maps."""
+    from .atomic import atomic_write_bytes
+
+    assert entry.applies_to is not None
+    card = read_card(folder)
+    raw = dict(card.raw)
+    stems = [s for group in (raw.get("outputs") or {}).values() for s in group] or list(card.sources)
+    problem = entry.applies_to.mismatch(stems)
+    if problem:
+        raise ModelError(
+            f"{entry.id} is installed ({folder}), but {problem}. Remove it (stemdesk models remove {entry.id}) and "
+            "install it again."
+        )
+    raw.update(entry.applies_to.card_fields())
+    atomic_write_bytes(folder / "card.json", (json.dumps(raw, indent=2) + "\n").encode("utf-8"))
+    return read_card(folder)

@@ -388,6 +388,16 @@ def _msst_sources(config_path: Path, training: dict[str, Any], stems: int) -> tu
     )
 
 
+def msst_stems(config: dict[str, Any], config_path: Path) -> list[str]:
+    """The stems a model imported with this MSST config will have, as the importer names them (a target instrument
+    and the rest; or every instrument), read before any weights: the catalog checks them against how it applies
+    the model to a stem. Raises ModelError as the import would."""
+    model_cfg, _, training, _ = _msst_sections(config, config_path)
+    if is_mdx23c(model_cfg):
+        return list(mdx23c_settings(config, config_path)[0]["sources"])
+    return _msst_sources(config_path, training, int(model_cfg.get("num_stems", 1)))[0]
+
+
 def _msst_sections(config: dict[str, Any], config_path: Path) -> tuple[dict, dict, dict, dict]:
     """An MSST config's model, audio, training and inference sections (a clear refusal when it is not one)."""
     model_cfg = config.get("model")

@@ -63,6 +63,8 @@ class SeparateOptions:
     certify: bool = True  # check the null on the written files, write a certificate
     # split models run on the stems written: ((parent stem, split model), ...), see stemdesk.jobs.split
     splits: tuple[tuple[str, str], ...] = ()
+    # the parents among ``splits`` given as clean-ups (--clean): their models must be clean-ups (de-reverb, denoise)
+    cleans: tuple[str, ...] = ()
 
     def postprocessing(self, card: ModelCard | None = None) -> PostProcessing:
         """The post-processing a separation with ``card``'s model applies: these options where set, the card's
@@ -94,6 +96,7 @@ class SeparateOptions:
             "model_postprocessing": self.model_postprocessing,
             "shifts": self.shifts,
             **({"splits": dict(self.splits)} if self.splits else {}),
+            **({"cleans": list(self.cleans)} if self.cleans else {}),
         }
 
 
@@ -115,11 +118,17 @@ class SeparateKeywords(TypedDict, total=False):
     model_postprocessing: bool
     certify: bool
     split: Mapping[str, str] | Sequence[str] | None
+    clean: Mapping[str, str] | Sequence[str] | None
 
 
-def parse_splits(values: Iterable[str] | Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+# What each flag's value looks like, for its error
+EXAMPLES = {"split": "vocals=stemdesk-vocals-leadback", "clean": "vocals=mel-roformer-dereverb-anvuew"}
+
+
+def parse_splits(values: Iterable[str] | Mapping[str, str] | None, flag: str = "split") -> tuple[tuple[str, str], ...]:
     """``["vocals=NAME", ...]`` (the command line's) or ``{"vocals": "NAME"}`` (the API's) → ((parent, model), ...)
-    in order. Raises StemDeskError for a value without "=" or a parent named twice."""
+    in order; ``flag`` ("split" or "clean") names the option in errors. Raises StemDeskError for a value without "="
+    or a parent named twice."""
     if not values:
         return ()
     pairs: list[tuple[str, str]] = []
@@ -130,14 +139,13 @@ def parse_splits(values: Iterable[str] | Mapping[str, str] | None) -> tuple[tupl
             parent, sep, model = str(value).partition("=")
             if not sep or not parent.strip() or not model.strip():
                 raise StemDeskError(
-                    f"--split takes PARENT=MODEL (e.g. vocals=stemdesk-vocals-leadback), not {value!r}.",
-                    setting="split",
+                    f"--{flag} takes PARENT=MODEL (e.g. {EXAMPLES[flag]}), not {value!r}.", setting=flag
                 )
             pairs.append((parent.strip(), model.strip()))
     parents = [p for p, _ in pairs]
     twice = sorted({p for p in parents if parents.count(p) > 1})
     if twice:
-        raise StemDeskError(f"{twice[0]} is split twice; give one split model per stem.", setting="split")
+        raise StemDeskError(f"{twice[0]} is split twice; give one split model per stem.", setting=flag)
     return tuple(pairs)
 
 
@@ -157,13 +165,16 @@ def separate_options(
     model_postprocessing: bool = True,
     certify: bool = True,
     split: Mapping[str, str] | Sequence[str] | None = None,
+    clean: Mapping[str, str] | Sequence[str] | None = None,
 ) -> SeparateOptions:
     """Separation options from plain values, as every front end has them (the command line's flags, the Python
     API's arguments, a batch's settings, the app's controls). ``model`` None is the default model, ``segment`` None
     the default segment; ``bit_depth`` is 16, 24 or "32f" (None: the format's default). Raises StemDeskError whose
     ``setting`` names the value to change (``segment_seconds``, ``wiener``, ``shifts``; an impossible format or
     depth raises it from `OutputFormat.parse`). The device is kept as named; the task that runs resolves it.
-    ``split``: split models to run on the stems written, ``{"vocals": MODEL}`` or ``["vocals=MODEL"]``."""
+    ``split``: split models to run on the stems written, ``{"vocals": MODEL}`` or ``["vocals=MODEL"]``; ``clean``:
+    clean-ups (de-reverb, denoise) given the same way, which run as splits whose children are the stem cleaned and
+    what was taken out (``vocals/dry``, ``vocals/reverb``). One split or clean-up per stem."""
     fmt = OutputFormat.parse(format, None if bit_depth is None else str(bit_depth))
     if segment is not None and segment <= 0:
         raise StemDeskError("The segment must be a positive number of seconds.", setting="segment_seconds")
@@ -174,6 +185,13 @@ def separate_options(
     if precision not in PRECISIONS:
         raise StemDeskError(
             f"The precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.", setting="precision"
+        )
+    splits, cleans = parse_splits(split), parse_splits(clean, "clean")
+    both = sorted({p for p, _ in splits} & {p for p, _ in cleans})
+    if both:
+        raise StemDeskError(
+            f"{both[0]} is both split and cleaned; give one split or clean-up per stem (a clean-up is a split too).",
+            setting="clean",
         )
     return SeparateOptions(
         model=model or DEFAULT_MODEL,
@@ -189,7 +207,8 @@ def separate_options(
         model_postprocessing=model_postprocessing,
         shifts=int(shifts),
         certify=certify,
-        splits=parse_splits(split),
+        splits=splits + cleans,
+        cleans=tuple(p for p, _ in cleans),
     )
 
 

@@ -5,6 +5,11 @@ stem's file as a separation separates a song, so its children null against the p
 16- and 24-bit PCM (the stems writer's rule), and the parents against the song: the whole tree adds up to the song.
 The song's certificate gains a ``splits`` block naming each split's model and null, and the null of the tree's
 leaves (the children in place of their parents) against the song.
+
+A catalog model that applies to a stem (`stemdesk.io.catalog.Application`: the karaoke model on vocals, the drum
+separation on drums) is installed with such a card, its children named by the catalog (``outputs``), so it splits
+as any split model does. A clean-up (de-reverb, denoise) is a split whose card names the child holding what it takes
+out (``split.removes``): ``--clean`` runs it as a split, so the stem cleaned and what was removed add up to the stem.
 """
 
 from __future__ import annotations
@@ -50,11 +55,22 @@ def split_parent(card: ModelCard | EnsembleCard) -> str | None:
     return None if isinstance(card, EnsembleCard) else card.split_parent
 
 
-def check_split(parent: str, card: ModelCard | EnsembleCard, stems: Sequence[str]) -> None:
+def removes(card: ModelCard | EnsembleCard) -> str | None:
+    """The child a clean-up model writes what it takes out into (its card's ``split.removes``: "reverb", "noise"),
+    or None for a model that is not a clean-up."""
+    split = None if isinstance(card, EnsembleCard) else card.raw.get("split")
+    return str(split["removes"]) if isinstance(split, dict) and split.get("removes") else None
+
+
+def check_split(parent: str, card: ModelCard | EnsembleCard, stems: Sequence[str], clean: bool = False) -> None:
     """Refuse a split that cannot run: a model that splits nothing, or another parent, or a parent the base model
-    does not make. Raises StemDeskError saying which models or stems would do."""
+    does not make; with ``clean`` (``--clean``), a model that is not a clean-up. Raises StemDeskError saying which
+    models or stems would do."""
     made = split_parent(card)
     if made is None:
+        upgrade = _catalog_upgrade(card)
+        if upgrade:
+            raise StemDeskError(upgrade, setting="split")
         raise StemDeskError(
             f"{card.id} is not a split model (it separates whole songs); split {parent} with a model whose card "
             "says it splits it (`stemdesk models --all` lists them under Split).",
@@ -62,10 +78,35 @@ def check_split(parent: str, card: ModelCard | EnsembleCard, stems: Sequence[str
         )
     if made not in (parent, ANY_PARENT):
         raise StemDeskError(f"{card.id} splits {made}, not {parent}.", setting="split")
+    if clean and removes(card) is None:
+        raise StemDeskError(
+            f"{card.id} is not a clean-up (it splits {made} into {', '.join(written_stems(card))}): use --split "
+            f"{parent}={card.id}, or --clean with a de-reverb or denoise model (`stemdesk models available`).",
+            setting="clean",
+        )
     if parent not in stems:
         raise StemDeskError(
             f"The base model makes no {parent} stem to split (it makes {', '.join(stems)}).", setting="split"
         )
+
+
+def _catalog_upgrade(card: ModelCard | EnsembleCard) -> str | None:
+    """For a catalog model installed before the catalog said how it applies to a stem: what to run to say it."""
+    if isinstance(card, EnsembleCard):
+        return None
+    from ..io.catalog import find_entry
+
+    made_by = (card.raw.get("catalog") or {}).get("id")
+    try:
+        entry = find_entry(str(made_by)) if made_by else None
+    except StemDeskError:  # a catalog that cannot be read says nothing about this model
+        return None
+    if entry is None or entry.applies_to is None:
+        return None
+    return (
+        f"{card.id} was installed before StemDesk knew how it splits {entry.applies_to.parent}: run `stemdesk "
+        f"models install {entry.id}` once to write it into its card (nothing is downloaded), then split with it."
+    )
 
 
 def written_stems(card: ModelCard | EnsembleCard) -> list[str]:
@@ -81,13 +122,13 @@ def check_splits(options: SeparateOptions, registry: Registry | None = None) -> 
         return
     stems = written_stems(find_card(options.model, registry))
     for parent, model in options.splits:
-        check_split(parent, find_card(model, registry), stems)
+        check_split(parent, find_card(model, registry), stems, clean=parent in options.cleans)
 
 
 def split_options(options: SeparateOptions) -> SeparateOptions:
     """What a split runs with: the song's format and model settings, over the whole parent file (the parent is
     the excerpt already), with the split model's own post-processing only."""
-    return replace(options, start=0.0, duration=None, wiener=0, vocal_gate=None, binarise=None, splits=())
+    return replace(options, start=0.0, duration=None, wiener=0, vocal_gate=None, binarise=None, splits=(), cleans=())
 
 
 def split_file(
@@ -119,7 +160,7 @@ def split_tree(
     engines = {}
     for parent, model in splits:
         engine = engine_for(model)
-        check_split(parent, engine.card, list(by_name))
+        check_split(parent, engine.card, list(by_name), clean=parent in options.cleans)
         engines[parent] = engine
     for name in by_name:
         if name not in engines:
