@@ -267,6 +267,8 @@ def _available(args: argparse.Namespace, out: TextIO) -> int:
             f"{entry.name}. Stems: {entry.stems_text()}; {entry.size_text()}; licence: {entry.licence}; speed: "
             f"{speed}; quality: {entry.quality_text()}."
         )
+        if entry.applies_to is not None:
+            facts += f" On a stem: {entry.applies_to.usage(entry.id)}."
         for line in textwrap.wrap(facts, 112):
             print(f"    {line}", file=out)
         if not entry.runs:

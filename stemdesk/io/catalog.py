@@ -90,6 +90,16 @@ class Application:
             "outputs": {child: [stem] for child, stem in self.children.items()},
         }
 
+    def usage(self, model_id: str) -> str:
+        """How it is used, in a producer's words: "--split vocals=ID: vocals/lead (its other), vocals/backing (its
+        karaoke)"; a child named as its stem is named once."""
+        flag = "--clean" if self.removes else "--split"
+        children = ", ".join(
+            f"{self.parent}/{child}" + ("" if child == stem else f" (its {stem})")
+            for child, stem in self.children.items()
+        )
+        return f"{flag} {self.parent}={model_id}: {children}, which add up to the {self.parent} exactly"
+
     def mismatch(self, stems: list[str]) -> str | None:
         """What is wrong when the model's stems (as its config or weights name them) are not those this maps."""
         if sorted(stems) == sorted(self.stems):

@@ -36,6 +36,17 @@ def test_the_shipped_catalog_says_how_its_community_models_apply_to_stems(monkey
     assert dereverb is not None and list(dereverb.children) == ["dry", "reverb"] and dereverb.removes == "reverb"
     denoise = entries["mel-roformer-denoise-aufr33"].applies_to
     assert denoise is not None and list(denoise.children) == ["clean", "noise"] and denoise.removes == "noise"
+    code, out, _ = run("models", "available")  # what a producer reads before installing
+    listed = " ".join(out.split())
+    assert code == 0
+    assert (
+        "On a stem: --split vocals=mel-roformer-karaoke: vocals/lead (its other), vocals/backing (its karaoke)"
+        in listed
+    )
+    assert (
+        "--split drums=mdx23c-drumsep: drums/kick, drums/snare, drums/toms, drums/hh, drums/ride, drums/crash" in listed
+    )
+    assert "--clean vocals=mel-roformer-dereverb-anvuew: vocals/dry (its noreverb), vocals/reverb," in listed
     for model_id in ("htdemucs-6s", "mel-roformer-vocals-kj", "bs-roformer-vocals-viperx"):
         assert entries[model_id].applies_to is None  # models of whole songs
     for item in entries.values():
