@@ -19,7 +19,7 @@ import numpy as np
 from scipy.fft import dct
 from scipy.signal import stft
 
-TIMBRE_COEFFS = 12  # c1…c12: the envelope's shape; higher ones follow the harmonics, so the pitch
+TIMBRE_COEFFS = 8  # c1…c8: the envelope's broad shape; higher ones resolve a high voice's harmonics, so its pitch
 MEL_BANDS = 30
 MEL_RANGE = (100.0, 6000.0)  # Hz: formants and fricatives, little of the stem's bass bleed or the hiss above
 STAY, DIAGONAL, ADVANCE = 0, 1, 2  # a step: the performance moves on alone, both move, the reference moves on alone

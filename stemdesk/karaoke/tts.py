@@ -31,7 +31,7 @@ INSTALL_HINT = (
 )
 VOICES = {"es": "es", "fr": "fr", "de": "de", "en": "en-us"}  # languages the aligner speaks; others: by name
 LINE_BREAK_MS = 300  # a pause spoken between lines: where the sung vocal may rest
-RATE_WPM = 150  # speaking rate (words per minute): espeak-ng's default (175) is faster than any song
+RATE_WPM = 120  # speaking rate (words per minute): slower than espeak-ng's 175, nearer a sung line's pace
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
@@ -131,12 +131,16 @@ def speak(lines: list[list[str]], language: str) -> Speech:
     ssml = "".join(parts).encode("utf-8")
     voice = VOICES.get(language, language)
     if getattr(sys, "frozen", False):  # a bundled app has no interpreter to start: speak here
-        rate, samples, marks = _synthesize(ssml, voice)
+        rate, samples, marks = _synthesize(ssml, voice, RATE_WPM)
     else:
         # a fresh process for each text: espeak-ng keeps state between texts in one process, and the same words come
         # out a little differently the second time; a child speaks them the same way every time
         child = subprocess.run(
-            [sys.executable, "-m", __name__, voice], input=ssml, capture_output=True, check=False, timeout=600
+            [sys.executable, "-m", __name__, voice, str(RATE_WPM)],
+            input=ssml,
+            capture_output=True,
+            check=False,
+            timeout=600,
         )
         if child.returncode != 0:
             raise StemDeskError(child.stderr.decode("utf-8", "replace").strip().splitlines()[-1].split(": ", 1)[-1])
@@ -159,7 +163,7 @@ def speak(lines: list[list[str]], language: str) -> Speech:
     return Speech(samples, rate, words, np.array(line_spans).reshape(-1, 2))
 
 
-def _synthesize(ssml: bytes, voice: str) -> tuple[int, np.ndarray, dict[str, float]]:
+def _synthesize(ssml: bytes, voice: str, words_per_minute: int = RATE_WPM) -> tuple[int, np.ndarray, dict[str, float]]:
     """(rate, samples (samples,) int16, each mark's time in seconds) of ``ssml`` spoken by ``voice``."""
     chunks: list[np.ndarray] = []
     marks: dict[str, float] = {}
@@ -182,7 +186,7 @@ def _synthesize(ssml: bytes, voice: str) -> tuple[int, np.ndarray, dict[str, flo
         library.espeak_SetSynthCallback(callback)
         if library.espeak_SetVoiceByName(voice.encode()) != 0:
             raise StemDeskError(f'espeak-ng has no voice "{voice}"; the aligner speaks {", ".join(VOICES)}.')
-        library.espeak_SetParameter(_RATE_PARAMETER, RATE_WPM, 0)
+        library.espeak_SetParameter(_RATE_PARAMETER, words_per_minute, 0)
         text = ssml + b"\0"
         status = library.espeak_Synth(text, len(text), 0, 0, 0, _CHARS_UTF8 | _SSML, None, None)
         library.espeak_SetSynthCallback(_CALLBACK())
@@ -194,7 +198,7 @@ def _synthesize(ssml: bytes, voice: str) -> tuple[int, np.ndarray, dict[str, flo
 
 if __name__ == "__main__":  # the child `speak` starts: SSML on stdin, a JSON header line and int16 audio on stdout
     try:
-        rate, audio, found = _synthesize(sys.stdin.buffer.read(), sys.argv[1])
+        rate, audio, found = _synthesize(sys.stdin.buffer.read(), sys.argv[1], int(sys.argv[2]))
     except StemDeskError as error:
         sys.exit(f"StemDeskError: {error}")
     sys.stdout.buffer.write(json.dumps({"rate": rate, "marks": found}).encode() + b"\n" + audio.tobytes())
