@@ -280,7 +280,7 @@ def _application(raw: dict[str, Any], where: str, stems: list[Any] | None) -> Ap
         if problem:
             raise ModelError(f"The model catalog's {where}: {problem}. {fix}")
     if removes is not None:
-        if removes not in children:
+        if not isinstance(removes, str) or removes not in children:
             raise ModelError(
                 f"The model catalog's {where} removes {removes!r}, which is none of its children "
                 f"({', '.join(children)}). {fix}"

@@ -65,6 +65,7 @@ def test_the_shipped_catalog_says_how_its_community_models_apply_to_stems(monkey
         ({"vocals": {"master": "other", "backing": "karaoke"}}, None, "the mixer keeps"),
         ({"vocals": {"lead": "other", "backing": "vocals"}}, None, "the catalog maps"),
         ({"vocals": {"lead": "other", "backing": "karaoke"}}, "reverb", "none of its children"),
+        ({"vocals": {"lead": "other", "backing": "karaoke"}}, ["lead"], "none of its children"),
         (None, "reverb", "no applies_to"),
     ],
 )
