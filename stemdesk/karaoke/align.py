@@ -79,7 +79,7 @@ METHODS = ("auto", "phonetic", "voicing")
 SPEECH_PAD = 1.0  # seconds of silence around the synthetic speech: room for the song's intro and outro
 SPEECH_ON_SILENCE = 1.5  # cost of a frame where a spoken sound meets a silent vocal (a timbre's distance: 0…2)
 PAUSE_ON_VOICE = 0.8  # and where a spoken pause meets a sounding vocal (singing the text lacks, backing vocals)
-MATCH_SURE, MATCH_DOUBTFUL = 0.6, 1.0  # a line's mean timbre distance to its spoken words: sure below, doubtful above
+MATCH_SURE, MATCH_DOUBTFUL = 0.7, 1.0  # a line's mean envelope distance to its spoken words: sure below, doubtful above
 Progress = Callable[[dict], None]
 
 VOICE, REST = 0, 1
