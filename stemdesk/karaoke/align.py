@@ -74,6 +74,7 @@ REST_FLOOR = 1.0  # the most one voiced frame costs in a rest (un-texted singing
 LINE_ONSET_WEIGHT = 2.0  # and more where a line starts
 SKIP_REST = 2.0  # nats a line pays to start without a rest before it
 MAX_CELLS = 400_000_000  # back-pointer bytes (frames × states) align may hold
+PACE_SPREAD = 3.0  # a line sung this many times slower or faster than the song's median line is doubtful
 PACE_RANGE = (1.0, 9.0)  # syllables per second a sung line has; a line outside it is doubtful
 METHODS = ("auto", "phonetic", "voicing")
 SPEECH_PAD = 1.0  # seconds of silence around the synthetic speech: room for the song's intro and outro
@@ -340,6 +341,7 @@ def _phonetic(
     matched = np.searchsorted(first, np.arange(frames), side="right") - 1
     distance = 1 - np.einsum("fc,fc->f", performance, reference[matched])
     k = 0
+    paces: list[float] = []
     for line in lyrics.lines:
         lengths: list[int] = []  # the line's syllables' lengths in frames
         spans: list[tuple[int, int]] = []  # its words' first and end frames
@@ -369,6 +371,22 @@ def _phonetic(
         match = float((distance[a:b] * voiced[a:b]).sum() / max(voiced[a:b].sum(), 1e-6)) if b > a else 1.0
         match_ok = min(1.0, max(0.0, (MATCH_DOUBTFUL - match) / (MATCH_DOUBTFUL - MATCH_SURE)))
         line.confidence = round(_confidence(sung, lengths) * match_ok, 3)
+        paces.append((b - a) * HOP / len(lengths))  # seconds per syllable
+    _doubt_odd_paces(lyrics, paces)
+
+
+def _doubt_odd_paces(lyrics: Lyrics, paces: list[float]) -> None:
+    """Lower the confidence of lines sung far slower or faster than the song's own pace (the median line's sung
+    seconds per syllable; paces: one per line with words, in order): a singer keeps a tempo, and a line stretched over
+    a section or crushed into a breath is where the warp most likely lost its place."""
+    if len(paces) < 3:
+        return
+    song = float(np.median(paces))
+    worded = [line for line in lyrics.lines if line.words]
+    for line, pace in zip(worded, paces, strict=True):
+        ratio = pace / max(song, 1e-6)
+        ok = 1.0 if 1 / PACE_SPREAD <= ratio <= PACE_SPREAD else min(ratio * PACE_SPREAD, PACE_SPREAD / ratio) ** 2
+        line.confidence = round((line.confidence or 0.0) * ok, 3)
 
 
 def _place(

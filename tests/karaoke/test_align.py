@@ -174,6 +174,14 @@ def test_phonetic_a_verse_the_song_does_not_sing_gets_low_confidence():
     assert np.mean([line.confidence for line in result.lines[: len(SPOKEN)]]) > 0.6
 
 
+def test_a_line_far_off_the_songs_pace_is_doubted():
+    lines = [Line([Word("la"), Word("la")], confidence=0.9) for _ in range(5)]
+    paces = [0.3, 0.35, 0.3, 0.3 * aligner.PACE_SPREAD * 2, 0.3 / aligner.PACE_SPREAD / 2]  # seconds per syllable
+    aligner._doubt_odd_paces(Lyrics(lines), paces)
+    assert [line.confidence for line in lines[:3]] == [0.9] * 3
+    assert lines[3].confidence < 0.5 and lines[4].confidence < 0.5
+
+
 def test_without_espeak_it_warns_and_aligns_on_voicing(monkeypatch):
     monkeypatch.setattr(tts, "available", lambda: False)
     vocals, truth = sung(SONG)
