@@ -328,3 +328,5 @@ def test_real_song_beats_spreading_the_words_evenly():
     even, _ = bench.even_spread(lyrics, vocals, rate)
     within = np.mean(np.abs(placed - truth) <= 0.3)
     assert within > np.mean(np.abs(even - truth) <= 0.3) + 0.05
+    if tts.available():  # the phonetic method: half the words within 0.3 s even on the hardest of the four songs
+        assert within >= 0.5, within
