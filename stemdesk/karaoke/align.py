@@ -298,8 +298,12 @@ def align(
             warnings.warn(f"Aligning without phonetics (less precise): {tts.INSTALL_HINT}", stacklevel=2)
     if method == "phonetic":
         language = language or detect_language(" ".join(w.text for w in placed.words)) or "en"
-        _phonetic(placed, mono, voiced, language, seconds, notes)
-    else:
+        try:
+            _phonetic(placed, mono, voiced, language, seconds, notes)
+        except tts.SpeechUnavailable as error:
+            warnings.warn(f"Aligning without phonetics (less precise): {error}", stacklevel=2)
+            method = "voicing"
+    if method == "voicing":
         path = _viterbi(chain, voiced, onsets)
         _place(placed, chain, path, voiced, seconds, notes)
     if progress:

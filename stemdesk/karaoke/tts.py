@@ -64,6 +64,10 @@ _sample_rate = 0
 _load_error: str | None = None
 
 
+class SpeechUnavailable(StemDeskError):
+    """espeak-ng cannot speak these words here: it is missing, has no voice for the language, or failed."""
+
+
 @dataclass
 class Speech:
     """samples: (samples,) float32 mono at ``rate`` Hz; words: (words, 2) each word's start and end in seconds, in the
@@ -118,8 +122,8 @@ def available() -> bool:
 
 def speak(lines: list[list[str]], language: str) -> Speech:
     """lines: per line, its words as written. The words spoken in ``language`` (ISO 639-1, a key of VOICES, or an
-    espeak-ng voice name), a pause of LINE_BREAK_MS between lines. Raises StemDeskError when espeak-ng is missing or
-    has no voice for the language."""
+    espeak-ng voice name), a pause of LINE_BREAK_MS between lines. Raises SpeechUnavailable when espeak-ng is missing,
+    has no voice for the language or fails."""
     parts = ["<speak>"]
     index = 0
     for line in lines:
@@ -143,7 +147,8 @@ def speak(lines: list[list[str]], language: str) -> Speech:
             timeout=600,
         )
         if child.returncode != 0:
-            raise StemDeskError(child.stderr.decode("utf-8", "replace").strip().splitlines()[-1].split(": ", 1)[-1])
+            said = child.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit status {child.returncode}"]
+            raise SpeechUnavailable(said[-1].removeprefix("SpeechUnavailable: "))
         header, _, audio = child.stdout.partition(b"\n")
         head = json.loads(header)
         rate, samples, marks = head["rate"], np.frombuffer(audio, np.int16), head["marks"]
@@ -170,7 +175,7 @@ def _synthesize(ssml: bytes, voice: str, words_per_minute: int = RATE_WPM) -> tu
     with _lock:
         library = _load()
         if library is None:
-            raise StemDeskError(f"{_load_error} {INSTALL_HINT}")
+            raise SpeechUnavailable(f"{_load_error} {INSTALL_HINT}")
 
         def receive(wav, count, events) -> int:  # called by espeak-ng for each chunk of audio it made
             if count > 0 and wav:
@@ -185,13 +190,13 @@ def _synthesize(ssml: bytes, voice: str, words_per_minute: int = RATE_WPM) -> tu
         callback = _CALLBACK(receive)  # kept alive until espeak_Synth returns
         library.espeak_SetSynthCallback(callback)
         if library.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise StemDeskError(f'espeak-ng has no voice "{voice}"; the aligner speaks {", ".join(VOICES)}.')
+            raise SpeechUnavailable(f'espeak-ng has no voice "{voice}"; the aligner speaks {", ".join(VOICES)}.')
         library.espeak_SetParameter(_RATE_PARAMETER, words_per_minute, 0)
         text = ssml + b"\0"
         status = library.espeak_Synth(text, len(text), 0, 0, 0, _CHARS_UTF8 | _SSML, None, None)
         library.espeak_SetSynthCallback(_CALLBACK())
     if status != 0:
-        raise StemDeskError(f"espeak-ng could not speak the lyrics (error {status}).")
+        raise SpeechUnavailable(f"espeak-ng could not speak the lyrics (error {status}).")
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     return _sample_rate, samples, marks
 
@@ -199,6 +204,6 @@ def _synthesize(ssml: bytes, voice: str, words_per_minute: int = RATE_WPM) -> tu
 if __name__ == "__main__":  # the child `speak` starts: SSML on stdin, a JSON header line and int16 audio on stdout
     try:
         rate, audio, found = _synthesize(sys.stdin.buffer.read(), sys.argv[1], int(sys.argv[2]))
-    except StemDeskError as error:
-        sys.exit(f"StemDeskError: {error}")
+    except SpeechUnavailable as error:
+        sys.exit(f"SpeechUnavailable: {error}")
     sys.stdout.buffer.write(json.dumps({"rate": rate, "marks": found}).encode() + b"\n" + audio.tobytes())

@@ -190,6 +190,14 @@ def test_without_espeak_it_warns_and_aligns_on_voicing(monkeypatch):
     assert np.median(np.abs(np.array([w.start for w in result.words]) - truth)) < 0.1
 
 
+@needs_espeak
+def test_a_language_espeak_cannot_speak_falls_back_to_voicing_with_a_warning():
+    vocals, truth = sung(SONG)
+    with pytest.warns(UserWarning, match="no voice"):
+        result = align(text(SONG), vocals, RATE, language="xx-nonexistent")
+    assert np.median(np.abs(np.array([w.start for w in result.words]) - truth)) < 0.1
+
+
 def test_an_unknown_method_is_refused():
     vocals, _ = sung(SONG)
     with pytest.raises(StemDeskError, match="alignment method"):
