@@ -45,6 +45,9 @@ APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libpulse0 
 # The karaoke screens' font (DejaVu Sans Bold: the ASS file names it, libass draws it in the video, CD+G's tiles are
 # drawn with it); without it the nearest font fontconfig finds, or matplotlib's copy, stands in.
 APT_PACKAGES+=(fonts-dejavu-core)
+# The lyrics aligner speaks the lyrics to itself with eSpeak NG (its library and voices: es, fr, de, en and more) and
+# follows the speech along the sung vocal; without it, it falls back to a cruder method and says so.
+APT_PACKAGES+=(espeak-ng)
 # The system libraries Qt's X11 (xcb) and Wayland platform plugins load, which the PySide6 wheel does not bundle
 # (`readelf -d` of plugins/platforms/libqxcb.so, libqwayland.so, lib/libQt6XcbQpa.so.6, lib/libQt6WaylandClient.so.6
 # and the xcb GL and wayland EGL integrations). Without one of them the app cannot open its window: since Qt 6.5 the
