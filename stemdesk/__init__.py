@@ -13,7 +13,17 @@ torch.
 
 from .core.version import __version__
 
-_API = ("separate", "separate_array", "nullcheck", "remix", "export_sessions", "midi", "karaoke", "models", "Separated")
+_API = (
+    "separate",
+    "separate_array",
+    "nullcheck",
+    "remix",
+    "export_sessions",
+    "midi",
+    "make_karaoke",
+    "models",
+    "Separated",
+)
 _ERRORS = (
     "StemDeskError",
     "AudioError",

@@ -425,7 +425,7 @@ def models() -> list[ModelCard]:
     return list_models(registry=_registry())
 
 
-def karaoke(
+def make_karaoke(
     song: PathLike,
     lyrics: PathLike,
     outdir: PathLike = "stems",
