@@ -1,6 +1,7 @@
 """Karaoke alignment: how close `stemdesk.karaoke.align` puts each word to where it is sung.
 
     .venv/bin/python benchmarks/karaoke.py [--data ../shared/data/jamendolyrics-dev] [--stems DIR] [--songs N]
+    .venv/bin/python benchmarks/karaoke.py --lead-notes [--sessions ../shared/data/cc0-efree-sessions]
 
 On the JamendoLyrics songs in --data (`song.mp3`, `lyrics.txt`, the annotators' `words.csv` and `lines.csv`), per song
 and as the median over songs:
@@ -15,6 +16,12 @@ espeak-ng) on StemDesk's separated vocals (the default model, separated once int
 without separating, and the baseline of spreading the words evenly over the frames where the separated vocals sound.
 Also each method's time (one thread) and peak memory (numpy's and Python's allocations, by tracemalloc; espeak-ng's
 child process is not counted) on the separated vocals. Results: benchmarks/results/karaoke.json.
+
+``--lead-notes`` measures what an UltraStar song's pitches come from instead: the lead vocal's notes (Basic Pitch,
+one voice; `stemdesk midi --install` first) from StemDesk's separated lead (the default model's vocals split by
+stemdesk-vocals-leadback) against those from the true lead (each CC0 session's `VOX LEAD` track), as the note
+F-measure of benchmarks/midi.py (onset within 50 ms, the same note), on the five CC0 songs; and from the separated
+vocals unsplit, which is what karaoke aligns on without --keep-backing.
 
 The lyrics are read by `stemdesk.karaoke.lyrics.parse_lyrics`, as the app reads them; its words are the annotations'.
 The language is the collection's (meta.csv), as a user would choose it. Without the data the benchmark says so and
@@ -134,7 +141,11 @@ def main() -> int:
     parser.add_argument("--songs", type=int, default=0, help="only the first N songs (0: all)")
     parser.add_argument("--no-mix", action="store_true", help="skip aligning on the mix")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--lead-notes", action="store_true", help="the lead's notes, separated against true")
+    parser.add_argument("--sessions", type=Path, default=ROOT.parent / "shared" / "data" / "cc0-efree-sessions")
     args = parser.parse_args()
+    if args.lead_notes:
+        return lead_notes(args.sessions, args.out.with_name("karaoke-lead-notes.json"))
     songs = sorted(p for p in args.data.glob("*/") if (p / "lyrics.txt").is_file()) if args.data.is_dir() else []
     if not songs:
         print(f"No JamendoLyrics songs in {args.data} (folders with song.mp3, lyrics.txt, words.csv): skipped.")
@@ -202,6 +213,62 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"songs": table, "median": median}, indent=2, ensure_ascii=False) + "\n")
     print(f"Results: {args.out}")
+    return 0
+
+
+def lead_notes(sessions: Path, out: Path) -> int:
+    """The lead vocal's notes from the separated lead and vocals against the true lead's (see the docstring)."""
+    if not sessions.is_dir():
+        print(f"No CC0 sessions in {sessions}: skipped.")
+        return 0
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from midi import matched  # the MIDI benchmark's note F-measure
+
+    from stemdesk.jobs.separate import SeparateOptions, SeparationEngine
+    from stemdesk.transcribe.pitched import BasicPitch
+
+    torch.set_num_threads(1)
+    pitch = BasicPitch()
+    engine = SeparationEngine("stemdesk-4stem", "cpu")
+    split = SeparationEngine("stemdesk-vocals-leadback", "cpu")
+    rows = {}
+    for folder in sorted(p for p in sessions.iterdir() if (p / "VOX LEAD.ogg").is_file()):
+        mix = None  # the tracks' sum (the song), one track in memory at a time
+        for path in sorted(folder.glob("*.ogg")):
+            audio, rate = read(path)
+            audio = np.broadcast_to(audio, (2, audio.shape[-1]))
+            if mix is None:
+                mix = np.zeros_like(audio, dtype=np.float32)
+            n = min(mix.shape[-1], audio.shape[-1])
+            mix = mix[:, :n] + audio[:, :n]
+        assert mix is not None
+        n = mix.shape[-1]
+        true_lead = np.broadcast_to(read(folder / "VOX LEAD.ogg")[0][:, :n], (2, n))
+        stems = dict(zip(engine.sources, engine.separate_array(mix, rate, SeparateOptions(model="stemdesk-4stem"))))
+        children = dict(
+            zip(split.sources, split.separate_array(stems["vocals"], rate, SeparateOptions(model=split.card.id)))
+        )
+
+        def notes(audio: np.ndarray, rate: int = rate) -> list[tuple[float, int]]:
+            return [(note.start, note.pitch) for note in pitch.transcribe(audio, rate, voices=1)]
+
+        truth_notes = notes(true_lead)
+        row: dict = {"true_lead_notes": len(truth_notes)}
+        for label, audio in (("separated lead", children["lead"]), ("separated vocals", stems["vocals"])):
+            precision, recall, f = matched(notes(audio), truth_notes)
+            row[label] = {"f": round(f, 3), "precision": round(precision, 3), "recall": round(recall, 3)}
+        rows[folder.name] = row
+        print(folder.name, json.dumps(row), flush=True)
+    median = {
+        label: round(float(np.median([r[label]["f"] for r in rows.values()])), 3)
+        for label in ("separated lead", "separated vocals")
+    }
+    print("median note F-measure against the true lead's notes:", median)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"songs": rows, "median_f": median}, indent=2) + "\n")
+    print(f"Results: {out}")
     return 0
 
 
