@@ -62,3 +62,25 @@ def test_every_user_facing_model_ships_whole_and_no_research_or_test_model_does(
         assert shipped.get(folder.name) == files, folder.name  # every file of it, so it loads where installed
         if card.get("weights_from"):  # a variant borrows its base's weights: the base ships too
             assert card["weights_from"] in shipped, folder.name
+
+
+def test_the_lead_backing_split_says_what_it_does_on_songs_it_never_heard():
+    """Its card has leave-one-song-out folds over the five CC0 sessions (lab/split_folds.py): each fold's model and
+    equal split on the song left out, the medians those give, and a caution wherever it loses, which its README and
+    every place that offers it show (the short form in the app's split menu)."""
+    import statistics
+
+    card = json.loads((REPO / "models" / "stemdesk-vocals-leadback" / "card.json").read_text(encoding="utf-8"))
+    unheard = card["unheard"]
+    folds = unheard["folds"]
+    assert len(folds) == 5 and "900 steps" in unheard["method"]
+    for child in ("lead", "backing"):
+        assert unheard["median"]["model"][child] == round(
+            statistics.median(f["model"][child] for f in folds.values()), 2
+        )
+    mean = lambda scores: sum(scores.values()) / len(scores)  # noqa: E731
+    lost = [song for song, f in folds.items() if mean(f["model"]) <= mean(f["equal parts"])]
+    assert bool(lost) == ("caution" in unheard)
+    assert all(song in unheard["caution"] for song in lost) and "unheard songs" in unheard["short"]
+    readme = (REPO / "models" / "stemdesk-vocals-leadback" / "README.md").read_text(encoding="utf-8")
+    assert "## On songs it never heard" in readme and unheard["caution"] in readme

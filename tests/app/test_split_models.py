@@ -59,8 +59,11 @@ def lane_menu(qtbot, window, name: str) -> QMenu:
     return shown[-1]
 
 
+CAUTION = ("worse than an equal split on unheard songs", "On songs it never heard it loses 2 dB to halving.")
+
+
 def test_a_stem_split_in_the_app_unfolds_into_lanes_and_strips_that_play_its_children(qtbot, window, tmp_path):
-    model = tiny_split_model()
+    model = tiny_split_model(caution=CAUTION)
     path = tmp_path / "song.wav"
     sf.write(str(path), song(6.0), 44100, subtype="PCM_16")
     assert window.open_song(path)
@@ -75,8 +78,12 @@ def test_a_stem_split_in_the_app_unfolds_into_lanes_and_strips_that_play_its_chi
     drums = next(a.menu() for a in lane_menu(qtbot, window, "drums").actions() if a.menu() is not None)
     assert drums.title() == "Split drums with" and [a.text() for a in drums.actions()] == ["stemdesk-drumkit"]
     submenu = next(a.menu() for a in lane_menu(qtbot, window, "vocals").actions() if a.menu() is not None)
-    offered = {a.text(): a for a in submenu.actions()}
+    offered = {a.text().split(" (")[0]: a for a in submenu.actions()}
     assert submenu.title() == "Split vocals with" and set(offered) == {"stemdesk-vocals-leadback", model}
+    # a split model that does worse than an equal split on unheard songs says so where it is chosen
+    assert offered[model].text() == f"{model} ({CAUTION[0]})" and offered[model].toolTip() == CAUTION[1]
+    leadback = offered["stemdesk-vocals-leadback"]
+    assert "unheard songs" in leadback.text() and "leave one song out" in leadback.toolTip()
     offered[model].trigger()
     qtbot.waitUntil(lambda: "vocals/lead" in window.stems, timeout=60_000)
     folder = window.workspace.stems_dir
@@ -105,7 +112,10 @@ def test_a_stem_split_in_the_app_unfolds_into_lanes_and_strips_that_play_its_chi
     assert np.array_equal(files["vocals/lead"] + files["vocals/backing"], read(folder / "vocals.wav"))
     # karaoke keeping the backing vocals: what the player plays is everything but the lead
     assert item.isEnabled()
+    assert not mixer.preset_note.isVisibleTo(mixer)
     mixer.preset.setCurrentIndex(index)
+    # the preset that keeps the backing vocals says what the split it rests on is worth
+    assert mixer.preset_note.isVisibleTo(mixer) and CAUTION[1] in mixer.preset_note.text()
     qtbot.mouseClick(mixer.findChild(QPushButton, "apply-preset"), Qt.MouseButton.LeftButton)
     assert window.project.mix.channels["vocals/lead"].mute and not window.project.mix.heard("vocals/lead")
     source = window.player.source
