@@ -132,6 +132,33 @@ def _split(card: dict, metrics: dict) -> list[str]:
         for label, values in baselines.items():
             lines.append(f"| {label} | " + " | ".join(f"{values.get(c, float('nan')):.2f}" for c in names) + " |")
         lines.append("")
+    taught = split.get("seconds_taught") or {}
+    if taught:
+        lines += [
+            "Seconds of the training songs each child was taught from: exactly (its own tracks), in groups (loops and "
+            "bounces whose stems the stem set names: the sum of their children learnt against the track) and left out:",
+            "",
+            "| child | exactly | in groups | left out |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {child} | {s.get('exactly', 0)} | {s.get('in_groups', 0)} | {s.get('left_out', 0)} |"
+            for child, s in taught.items()
+        ]
+        lines.append("")
+    groups = metrics.get("validation_group_usdr_median_db") or {}
+    if groups:
+        against = split.get("baselines_groups") or {}
+        lines += [
+            "Groups on the validation songs (uSDR of the children's sum against the group track with their own, dB):",
+            "",
+            "| group | this model | " + " | ".join(against) + " |",
+            "|" + "---|" * (2 + len(against)),
+        ]
+        for group, value in groups.items():
+            others = " | ".join(f"{against[label].get(group, float('nan')):.2f}" for label in against)
+            lines.append(f"| {group} | {value:.2f} | {others} |")
+        lines.append("")
     for note in split.get("notes", []):
         lines += [note, ""]
     return lines

@@ -303,3 +303,25 @@ def test_the_card_says_the_seconds_taught_exactly_and_in_groups(sessions):
     assert facts["seconds_taught"]["cymbals"] == {"exactly": 6, "in_groups": 0, "left_out": 0}
     assert facts["stemset"]["groups"] == {"K & SN": ["kick", "snare"]}
     assert facts["baselines_groups"]["equal parts"]["kick+snare"] == pytest.approx(20 * math.log10(3), abs=0.05)
+
+
+def test_a_split_cards_readme_says_what_each_child_was_taught_from_and_the_groups_scores():
+    """The README a card renders shows the seconds each child was taught exactly and in groups, and each group's
+    validation score beside the baselines'; a card without groups shows neither."""
+    from stemdesk.training.model_card import render
+
+    card = {
+        "id": "kit", "estimator": "open_unmix", "sources": ["kick", "snare"], "sample_rate": 44100,
+        "config": {"stft": {"n_fft": 2048, "hop": 1024}}, "weights_sha256": "0" * 64,
+        "split": {
+            "parent": "drums", "children": ["kick", "snare"],
+            "seconds_taught": {"kick": {"exactly": 145, "in_groups": 207, "left_out": 13},
+                               "snare": {"exactly": 18, "in_groups": 207, "left_out": 2}},
+            "baselines_groups": {"equal parts": {"kick+snare": 7.96}},
+        },
+        "metrics": {"validation_group_usdr_median_db": {"kick+snare": 54.7}},
+    }  # fmt: skip
+    text = render(card)
+    assert "| snare | 18 | 207 | 2 |" in text and "| kick+snare | 54.70 | 7.96 |" in text
+    del card["split"]["seconds_taught"], card["metrics"]["validation_group_usdr_median_db"]
+    assert "in groups" not in render(card) and "kick+snare" not in render(card)
