@@ -2,6 +2,7 @@
 the drags undone, tap to sync while the song plays, alignment as a job, the lyrics kept in the project, the karaoke
 view wiping the current line, and Export → Karaoke."""
 
+# ruff: noqa: F811 - tests take the `window` fixture imported from test_app by name
 from __future__ import annotations
 
 import os
@@ -11,31 +12,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers import screenshot_path, song
+from test_app import window  # noqa: F401 - the app's own window fixture
 
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from stemdesk.app.lyrics_lane import LyricsLane  # noqa: E402
 from stemdesk.app.window import MainWindow  # noqa: E402
-from stemdesk.io import settings as settings_store  # noqa: E402
 from stemdesk.jobs.queue import DONE, Job  # noqa: E402
 from stemdesk.karaoke.model import Line, Lyrics, Word  # noqa: E402
 
 NAMES = ["vocals", "drums", "bass", "other"]
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    values = dict(
-        settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, model="tiny-4stem", bit_depth="16"
-    )
-    win = MainWindow(values, ask=False)
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    win.model_box.setCurrentText("tiny-4stem")
-    yield win
-    win.shutdown()
 
 
 def open_song(window: MainWindow, tmp_path: Path, seconds: float = 12.0) -> Path:
