@@ -390,3 +390,32 @@ def rpp_midi(text: str) -> dict[str, list[tuple[float, float, int, int]]]:
             elif kind == 0x80:
                 tracks[name].append((sounding.pop(pitch), seconds, pitch, channel))
     return tracks
+
+
+def sung_line(text: str, start: float, length: float = 0.4, gap: float = 0.1, part: str = "lead"):
+    """A karaoke `Line` of ``text``'s words from ``start``: each ``length`` seconds, ``gap`` apart."""
+    from stemdesk.karaoke.model import Line, Word
+
+    words, at = [], start
+    for word in text.split():
+        words.append(Word(word, at, at + length))
+        at += length + gap
+    return Line(words, part=part)
+
+
+def karaoke_lyrics():
+    """Timed lyrics for the karaoke screens' tests: four lines from 6 s (after the title; the third the backing
+    part's), then a gap of 13 s and one line at 30 s."""
+    from stemdesk.karaoke.model import Lyrics
+
+    return Lyrics(
+        [
+            sung_line("Hello darkness my old friend", 6.0),
+            sung_line("I've come to talk with you again", 9.0),
+            sung_line("Because a vision softly creeping", 12.5, part="backing"),
+            sung_line("Left its seeds while I was sleeping", 15.5),
+            sung_line("After the gap", 30.0),
+        ],
+        title="The Sound of Tests",
+        artist="StemDesk Band",
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import karaoke_lyrics, sung_line
 
 from stemdesk.karaoke import screen
 from stemdesk.karaoke.ass import Geometry, ass_text, plan_for, write_ass
@@ -19,29 +20,6 @@ from stemdesk.karaoke.model import Line, Lyrics, Word
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg (with libass) is not installed")
 WIDTH, HEIGHT = 1280, 720
 BACKGROUND = (16, 20, 64)
-
-
-def sung_line(text: str, start: float, length: float = 0.4, gap: float = 0.1, part: str = "lead") -> Line:
-    words, at = [], start
-    for word in text.split():
-        words.append(Word(word, at, at + length))
-        at += length + gap
-    return Line(words, part=part)
-
-
-def song() -> Lyrics:
-    """Two phrases: four lines from 6 s (after the title), then a gap of 13 s and one line at 30 s."""
-    return Lyrics(
-        [
-            sung_line("Hello darkness my old friend", 6.0),
-            sung_line("I've come to talk with you again", 9.0),
-            sung_line("Because a vision softly creeping", 12.5, part="backing"),
-            sung_line("Left its seeds while I was sleeping", 15.5),
-            sung_line("After the gap", 30.0),
-        ],
-        title="The Sound of Tests",
-        artist="StemDesk Band",
-    )
 
 
 def frame(ass: Path, t: float, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
@@ -70,7 +48,7 @@ def band(shown: screen.ShownLine, geometry: Geometry) -> slice:
 
 
 def test_the_line_fills_as_sung_the_next_line_waits_and_gaps_are_empty(tmp_path):
-    lyrics = song()
+    lyrics = karaoke_lyrics()
     path = write_ass(lyrics, tmp_path / "song.ass", width=WIDTH, height=HEIGHT)
     plan, geometry = plan_for(lyrics, WIDTH, HEIGHT)
     first, second = plan.lines[0], plan.lines[1]
@@ -161,5 +139,5 @@ def test_a_full_disk_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError):
-        write_ass(song(), tmp_path / "song.ass")
+        write_ass(karaoke_lyrics(), tmp_path / "song.ass")
     assert not list(tmp_path.iterdir())

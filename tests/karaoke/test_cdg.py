@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import screenshot_path
+from helpers import karaoke_lyrics, screenshot_path, sung_line
 
 from stemdesk.io.audio import write
 from stemdesk.io.formats import OutputFormat
@@ -24,28 +24,6 @@ from stemdesk.karaoke.model import Line, Lyrics, Word
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 INSTRUCTIONS = {cdg.MEMORY_PRESET, cdg.BORDER_PRESET, cdg.TILE_BLOCK, cdg.TILE_BLOCK_XOR}
 INSTRUCTIONS |= {cdg.LOAD_COLOR_TABLE_LO, cdg.LOAD_COLOR_TABLE_HI}
-
-
-def sung_line(text: str, start: float, length: float = 0.4, gap: float = 0.1, part: str = "lead") -> Line:
-    words, at = [], start
-    for word in text.split():
-        words.append(Word(word, at, at + length))
-        at += length + gap
-    return Line(words, part=part)
-
-
-def song() -> Lyrics:
-    return Lyrics(
-        [
-            sung_line("Hello darkness my old friend", 6.0),
-            sung_line("I've come to talk with you again", 9.0),
-            sung_line("Because a vision softly creeping", 12.5, part="backing"),
-            sung_line("Left its seeds while I was sleeping", 15.5),
-            sung_line("After the gap", 30.0),
-        ],
-        title="The Sound of Tests",
-        artist="StemDesk Band",
-    )
 
 
 def frames(path: Path, times: list[float]) -> dict[float, np.ndarray]:
@@ -74,7 +52,7 @@ def slot_rows(slot: int) -> slice:
 
 
 def test_the_packets_are_cdg_commands_300_a_second(tmp_path):
-    path = cdg.write_cdg(song(), tmp_path / "song.cdg", duration=35.0)
+    path = cdg.write_cdg(karaoke_lyrics(), tmp_path / "song.cdg", duration=35.0)
     data = path.read_bytes()
     assert len(data) == 35 * 300 * cdg.PACKET
     packets = np.frombuffer(data, np.uint8).reshape(-1, cdg.PACKET)
@@ -85,7 +63,7 @@ def test_the_packets_are_cdg_commands_300_a_second(tmp_path):
 
 
 def test_the_words_are_drawn_and_fill_as_sung(tmp_path):
-    path = cdg.write_cdg(song(), tmp_path / "song.cdg", duration=35.0)
+    path = cdg.write_cdg(karaoke_lyrics(), tmp_path / "song.cdg", duration=35.0)
     at = frames(path, [1.5, 6.2, 7.2, 7.25, 7.9, 11.0, 22.0, 24.0, 27.5])
     lead_sung = [near(at[t][slot_rows(0)], screen.LEAD_SUNG).sum() for t in (6.2, 7.2, 7.9)]
     assert 0 < lead_sung[0] < lead_sung[1] < lead_sung[2]  # the fill moves on
@@ -161,5 +139,5 @@ def test_a_full_disk_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cdg._Sender, "flush", full)
     with pytest.raises(OSError, match="space"):
-        cdg.write_cdg(song(), tmp_path / "song.cdg", duration=math.pi * 10)
+        cdg.write_cdg(karaoke_lyrics(), tmp_path / "song.cdg", duration=math.pi * 10)
     assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import screenshot_path
+from helpers import screenshot_path, sung_line
 
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled, StemDeskError
@@ -28,19 +28,11 @@ RATE = 44100
 SECONDS = 9.3
 
 
-def sung_line(text: str, start: float, length: float = 0.35, gap: float = 0.08, part: str = "lead") -> Line:
-    words, at = [], start
-    for word in text.split():
-        words.append(Word(word, at, at + length))
-        at += length + gap
-    return Line(words, part=part)
-
-
 def lyrics() -> Lyrics:
     return Lyrics(
         [
-            sung_line("Here comes the sun and I say", 2.5),
-            sung_line("it's all right little darling", 5.2, part="backing"),
+            sung_line("Here comes the sun and I say", 2.5, 0.35, 0.08),
+            sung_line("it's all right little darling", 5.2, 0.35, 0.08, part="backing"),
             sung_line("it's been a long cold lonely winter", 7.0, length=0.2, gap=0.02),
         ],
         title="Test Sun",
