@@ -26,8 +26,6 @@ from .lyrics_edits import next_to_tap, tap
 from .lyrics_lane import LyricsLane
 from .timeline import Timeline
 
-LEAD_STEMS = ("vocals/lead", "vocals")  # what the words are aligned on, the first the song's stems have
-
 
 class LyricsFlow:
     """``position()`` is the playhead in seconds (the player's while it plays); ``changed`` announces the lyrics
@@ -134,7 +132,7 @@ class LyricsFlow:
     def lead(self) -> tuple[str, Path] | None:
         """The stem the words are aligned on: the lead vocal where the vocals are split, else the vocals."""
         stems = dict(self.workspace.lanes())
-        return next(((name, stems[name]) for name in LEAD_STEMS if name in stems), None)
+        return karaoke.default_lead(stems)
 
     def align(self) -> Job | None:
         """Place every word on the lead vocal, as a job; the lyrics it places are one undoable step."""

@@ -35,6 +35,7 @@ from .tasks import Engines, Progress, Task, bounce, refuse_replacing, separate, 
 LEAD_SPLIT = "stemdesk-vocals-leadback"  # the split model that gives the lead vocal apart from the backing vocals
 ALIGN_RATE = 22050  # the rate the lead vocal is read at for the aligner: its words, not its top octave, matter
 BACKING_DB = 3.0  # a line is the backing part's where the backing vocals stand this much above the lead there
+LEAD_STEMS = ("vocals/lead", "vocals")  # what the words are aligned on: the lead vocal where split, else the vocals
 UNSURE = 0.5  # a line whose alignment confidence is below this is listed as unsure
 
 
@@ -186,6 +187,11 @@ def _stems(
     return False
 
 
+def default_lead(leaves: dict[str, Path]) -> tuple[str, Path] | None:
+    """The stem the words are aligned on unless the user names one: the first of `LEAD_STEMS` the stems have."""
+    return next(((name, leaves[name]) for name in LEAD_STEMS if name in leaves), None)
+
+
 def _lead(request: KaraokeRequest, leaves: dict[str, Path]) -> tuple[str, Path]:
     """The stem the words are aligned on: the user's, else the lead vocal, else the vocals."""
     if request.lead:
@@ -198,9 +204,9 @@ def _lead(request: KaraokeRequest, leaves: dict[str, Path]) -> tuple[str, Path]:
             f"--lead {request.lead!r} is neither a stem of the song ({', '.join(leaves)}) nor a file. Name one of "
             "them, or give the path of a vocal file."
         )
-    for name in ("vocals/lead", "vocals"):
-        if name in leaves:
-            return name, leaves[name]
+    found = default_lead(leaves)
+    if found is not None:
+        return found
     raise StemDeskError(
         f"The stems ({', '.join(leaves)}) have no vocals to align the words on: separate the song with a model "
         "that gives vocals, or name the stem to align on with --lead."
