@@ -89,6 +89,13 @@ def run_karaoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "moves a word or a line, or taps it in while the song plays)",
             file=out,
         )
+    if made.clipped:
+        print(
+            f"  warning: {made.clipped} samples of the karaoke mix clipped at full scale (without the vocals the "
+            "music can peak higher than the song): lower the master gain in the app's mixer before Export karaoke…, "
+            "or render it unclipped with stemdesk remix STEMS_DIR --preset karaoke --bit-depth 32f",
+            file=out,
+        )
     if made.caution:
         print(f"  the backing vocals come from the vocals' split. Caution: {made.caution}", file=out)
     return 0

@@ -76,6 +76,7 @@ class KaraokeResult:
     reused_stems: bool = False
     aligned_on: str = "vocals"
     caution: str | None = None  # the lead/backing split's own caution, where the backing vocals were kept
+    clipped: int = 0  # samples of the karaoke mix held at full scale (without the vocals it can exceed it)
 
 
 def karaoke(request: KaraokeRequest, engines: Engines | None = None) -> Task[KaraokeResult]:
@@ -109,7 +110,8 @@ def _make(request: KaraokeRequest, engines: Engines, progress: Progress, cancel:
     mix_path = folder / f"{song.stem} karaoke.wav"
     progress({"message": "rendering the karaoke mix"})
     mixture = song if request.key == 0 else None  # a mix in another key cannot null against the song
-    bounce(folder, mix, mix_path, OutputFormat.parse("wav", "24"), mixture, kind="karaoke").run(progress, cancel)
+    rendered = bounce(folder, mix, mix_path, OutputFormat.parse("wav", "24"), mixture, kind="karaoke")
+    clipped = rendered.run(progress, cancel).clipped
     formats = {"lrc", "ass"} | {kind for kind, asked in
                                 (("mp4", request.video), ("cdg", request.cdg), ("ultrastar", request.ultrastar)) if asked}  # fmt: skip
     files = write_karaoke(
@@ -120,7 +122,7 @@ def _make(request: KaraokeRequest, engines: Engines, progress: Progress, cancel:
                     {"keep_backing": request.keep_backing, "guide_vocal_db": request.guide_vocal_db,
                      "key_semitones": request.key})  # fmt: skip
     caution = split_cautions(folder).get("vocals") if request.keep_backing else None
-    return KaraokeResult(folder, timed, mix_path, files, unsure, reused, lead_name, caution)
+    return KaraokeResult(folder, timed, mix_path, files, unsure, reused, lead_name, caution, clipped)
 
 
 def unsure_lines(lyrics: Lyrics) -> list[int]:

@@ -112,3 +112,21 @@ def test_missing_lyrics_file_is_named(karaoke_song, tmp_path):
         "karaoke", path, "--lyrics", tmp_path / "nope.txt", "-o", tmp_path / "out", "--model", "tiny-4stem"
     )
     assert code != 0 and "nope.txt" in err, err
+
+
+def test_a_karaoke_mix_that_clips_is_said_to(karaoke_song, tmp_path):
+    """Without the vocals the music can peak above the song (what cancelled against the vocals no longer does): the
+    24-bit karaoke mix is then held at full scale, and the command says how many samples and what to do."""
+    path, lyrics = karaoke_song
+    out = tmp_path / "out"
+    args = ("karaoke", path, "--lyrics", lyrics, "-o", out, "--model", "tiny-4stem", "--threads", "1")
+    code, text, err = run(*args)
+    assert code == 0, err
+    assert "clipped" not in text
+    drums = out / "tune" / "drums.wav"  # the stems kept (they are this song's), the drums edited to full scale
+    audio, rate = sf.read(str(drums), dtype="float64", always_2d=True)
+    sf.write(str(drums), np.where(audio >= 0, 0.99, -0.99), rate, subtype="PCM_16")
+    code, text, err = run(*args)
+    assert code == 0, err
+    assert "the stems already there" in text and "samples of the karaoke mix clipped at full scale" in text
+    assert "--bit-depth 32f" in text
