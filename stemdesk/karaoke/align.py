@@ -344,19 +344,20 @@ def _phonetic(
     # the reference frame each vocal frame was matched to, and how far apart their timbres were there
     matched = np.searchsorted(first, np.arange(frames), side="right") - 1
     distance = 1 - np.einsum("fc,fc->f", performance, reference[matched])
-    k = 0
+    warped: list[tuple[int, int]] = []  # every word's first and end vocal frame, in the text's order
+    for a, b in np.round((speech.words + SPEECH_PAD) / HOP).astype(int):
+        loud = np.flatnonzero(sounds[a : max(b, a + 1)] > 0.5)  # the word's sound, not the pause before it
+        if len(loud):
+            a, b = a + loud[0], a + loud[-1] + 1
+        warped.append((int(first[min(a, len(first) - 1)]), int(first[min(b, len(first) - 1)])))
+    words = [word for line in lyrics.lines for word in line.words]
+    spans_of = iter(untangle(warped, [len(w.syllables) for w in words], min(frames, int(seconds / HOP))))
     paces: list[float] = []
     for line in lyrics.lines:
         lengths: list[int] = []  # the line's syllables' lengths in frames
         spans: list[tuple[int, int]] = []  # its words' first and end frames
         for word in line.words:
-            a, b = np.round((speech.words[k] + SPEECH_PAD) / HOP).astype(int)
-            k += 1
-            loud = np.flatnonzero(sounds[a : max(b, a + 1)] > 0.5)  # the word's sound, not the pause before it
-            if len(loud):
-                a, b = a + loud[0], a + loud[-1] + 1
-            start = int(first[min(a, len(first) - 1)])
-            end = max(int(first[min(b, len(first) - 1)]), start + 1)
+            start, end = next(spans_of)
             spans.append((start, end))
             word.start, word.end = round(start * HOP, 3), round(min(end * HOP, seconds), 3)
             count = len(word.syllables)
@@ -377,6 +378,33 @@ def _phonetic(
         line.confidence = round(_confidence(sung, lengths) * match_ok, 3)
         paces.append((b - a) * HOP / len(lengths))  # seconds per syllable
     _doubt_odd_paces(lyrics, paces)
+
+
+def untangle(spans: list[tuple[int, int]], least: list[int], frames: int) -> list[tuple[int, int]]:
+    """Word spans (first frame, end frame) in the text's order made to follow each other: each word starts where
+    the one before it ends or later and lasts at least ``least`` frames (one per syllable), all within ``frames``. The
+    warp maps the speech onto the vocal monotonically but may crush several spoken words onto one vocal frame (a
+    vocal that sounds where the speech pauses, or a stem with little voice); written as they came, such words would
+    overlap, which no karaoke format holds. Moves as little as it must: forward first, then back from the end."""
+    fixed: list[tuple[int, int]] = []
+    end = 0
+    for (start, stop), need in zip(spans, least, strict=True):
+        start = max(start, end)
+        end = max(stop, start + need)
+        fixed.append((start, end))
+    limit = frames
+    for i in range(len(fixed) - 1, -1, -1):
+        start, stop = fixed[i]
+        stop = min(stop, limit)
+        start = min(start, stop - least[i])
+        fixed[i] = (start, stop)
+        limit = start
+    if fixed and fixed[0][0] < 0:
+        raise StemDeskError(
+            f"The lyrics have {sum(least)} syllables, more than the vocal's {frames * HOP:.1f} s can hold. Check "
+            "that the text belongs to this song."
+        )
+    return fixed
 
 
 def _doubt_odd_paces(lyrics: Lyrics, paces: list[float]) -> None:

@@ -225,6 +225,41 @@ def test_a_language_espeak_does_not_speak_is_refused():
         tts.speak([["hello"]], "xx-nonexistent")
 
 
+def test_crushed_words_are_laid_end_to_end_within_the_vocal():
+    """The warp may map several spoken words onto one vocal frame; the words then follow each other, each as long
+    as its syllables need, and the spans the warp kept apart stay where they were."""
+    spans = [(10, 11), (10, 11), (10, 10), (50, 60), (97, 120), (99, 99)]
+    least = [1, 2, 1, 1, 3, 2]
+    fixed = aligner.untangle(spans, least, 100)
+    assert fixed[3] == (50, 60)
+    assert fixed[:3] == [(10, 11), (11, 13), (13, 14)]
+    assert fixed[4:] == [(95, 98), (98, 100)]
+    for (start, end), need in zip(fixed, least, strict=True):
+        assert 0 <= start and end - start >= need and end <= 100
+    assert all(a[1] <= b[0] for a, b in zip(fixed, fixed[1:], strict=False))
+    with pytest.raises(StemDeskError, match="more than the vocal"):
+        aligner.untangle([(0, 1)] * 4, [3] * 4, 10)
+
+
+@needs_espeak
+def test_lines_the_vocal_barely_holds_still_make_a_karaoke_file(tmp_path):
+    """Three lines on a vocal that sings one short word: the warp crushes the rest; every word still follows the one
+    before it, so the enhanced LRC and UltraStar files are written."""
+    from stemdesk.karaoke.lrc import write_lrc
+    from stemdesk.karaoke.ultrastar import write_ultrastar
+
+    vocals, rate, _ = performed(["sol"])
+    lyrics = Lyrics(spoken_lyrics(SPOKEN))
+    result = align(lyrics, vocals, rate, language="es")
+    words = result.words
+    assert all(w.start < w.end for w in words)
+    assert all(a.end <= b.start for a, b in zip(words, words[1:], strict=False))
+    write_lrc(result, tmp_path / "song.lrc")
+    write_ultrastar(
+        result, tmp_path / "song.txt", title="song", artist="us", audio_file="song.mp3", instrumental_file=None
+    )
+
+
 def test_warp_recovers_a_known_warp():
     rng = np.random.default_rng(3)
     reference = rng.normal(size=(60, 5))
