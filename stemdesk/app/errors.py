@@ -20,6 +20,8 @@ def words(error: BaseException) -> str:
     setting, value = getattr(error, "setting", None), getattr(error, "value", None)
     if setting == "install" and value in INSTALLABLE:  # a model not installed yet: the Models dock installs it
         return f"{text} Install it in the Models dock: Install\u2026 \u2192 {INSTALLABLE[value].title}."
+    if setting == "install" and value:  # a model of the catalog: the dock's Catalog tab installs it
+        return f"{text} Install it in the Models dock: Catalog \u2192 {value} \u2192 Install\u2026."
     if setting == "model":
         return f"{text} The Models dock lists the installed models."
     control = CONTROLS.get(setting or "")

@@ -1,5 +1,6 @@
-"""The window's model work: install (a licence to read first where it is not free), import a checkpoint, remove,
-the offer bar's better model after a separation, and the Trainer dock's data check and fine-tuning."""
+"""The window's model work: install (a licence to read first where it is not free; a catalog model's download with
+its progress and Cancel in the Models dock), import a checkpoint, remove, the offer bar's better model after a
+separation, and the Trainer dock's data check and fine-tuning."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ..core.errors import StemDeskError
+from ..io.catalog import CatalogEntry, find_entry
 from ..io.installable import INSTALLABLE
 from ..io.model_store import remove_model
 from ..io.registry import Registry
-from ..jobs.queue import Job
+from ..jobs.queue import CANCELLED, DONE, Job
 from ..session import hints, tasks
 from ..session.jobs import JobBook
 from .errors import words
@@ -42,6 +44,8 @@ class ModelsFlow:
         self.job_book, self.offer_bar, self.models_panel = job_book, offer_bar, models_panel
         self.trainer, self.refresh_models = trainer, refresh_models
         self.licence_box: QMessageBox | None = None  # the licence being read before an install, if any
+        self.download: Job | None = None  # the catalog model being installed, if any
+        models_panel.cancel_download_requested.connect(self.cancel_download)
 
     def offer_better_model(self, model: str) -> None:
         """After a separation with ``model``: the bar above the timeline offers HTDemucs when ``model`` is the default
@@ -59,8 +63,11 @@ class ModelsFlow:
         self.install_model(model)
 
     def install_model(self, name: str) -> None:
-        """Install a registry model; one whose licence is not free (HTDemucs) is installed only after the user
-        has read its licence and pressed Install."""
+        """Install a registry model or a catalog model (`install_from_catalog`); one whose licence is not free
+        (HTDemucs) is installed only after the user has read its licence and pressed Install."""
+        if name not in INSTALLABLE:
+            self.install_from_catalog(name)
+            return
         front, item = self.front, INSTALLABLE[name]
 
         def start() -> None:
@@ -84,6 +91,83 @@ class ModelsFlow:
         box.open()
         front.keep_open(box)
         self.licence_box = box
+
+    def install_from_catalog(self, model_id: str) -> None:
+        """A catalog model: its licence as the publisher states it is shown, and only once the user accepts it is it
+        downloaded and installed, as a job whose progress and Cancel the Models dock shows."""
+        try:
+            entry = find_entry(model_id)
+        except StemDeskError as error:  # the catalog file cannot be read
+            self.front.show_error("Cannot read the model catalog", words(error))
+            return
+        if entry is None:
+            self.front.show_error("Cannot install", f"No model {model_id!r} is in the model catalog.")
+            return
+        if not entry.runs:
+            self.front.show_error(f"Cannot install {entry.name}", entry.not_runnable())
+            return
+        if self.download is not None:
+            self.front.show_error(
+                f"Cannot install {entry.name} yet",
+                f"{self.download.model} is being installed: install {entry.id} when it is done, or cancel it.",
+            )
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            f"Install {entry.name}?",
+            f"{entry.licence_text()}\n\nInstall it under that licence?",
+            QMessageBox.StandardButton.Cancel,
+            self.parent,
+        )
+        install = box.addButton("Accept the licence and install", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setModal(False)
+        box.buttonClicked.connect(lambda button: self._download(entry) if button is install else None)
+        box.open()
+        self.front.keep_open(box)
+        self.licence_box = box
+
+    def _download(self, entry: CatalogEntry) -> Job | None:
+        """The licence was accepted: download, check and install ``entry`` in the background. A failure is shown by
+        the window (its message says how to fetch the file by hand); a cancel keeps the partial download."""
+        if self.download is not None:  # the box was answered twice
+            return None
+        panel = self.models_panel
+
+        def done(card) -> None:
+            self.changed()
+            parent = card.split_parent
+            where = (
+                f"a {parent} lane's menu splits with it (Split {parent} with \u25b8 {card.id})"
+                if parent
+                else "choose it in the Model box to separate with it"
+            )
+            self.front.status(f"Installed {card.id} ({', '.join(card.sources)}): {where}.", 15000)
+
+        def ended(job: Job) -> None:
+            self.download = None
+            if job.status == DONE:
+                text = f"Installed {entry.id}."
+            elif job.status == CANCELLED:
+                text = f"Cancelled: the part of {entry.id} downloaded is kept, and Install\u2026 resumes it."
+            else:
+                text = f"{entry.id} was not installed (the message says why)."
+            panel.download_ended(text)
+            self.changed()
+
+        job = self.front.run_task(
+            tasks.install_model(entry.id), "install", on_done=done, on_end=ended, on_progress=panel.download_progress
+        )
+        self.download = job
+        panel.download_started(entry.id)
+        return job
+
+    def cancel_download(self) -> None:
+        """The Models dock's Cancel: the download stops at its next bytes; what was fetched is kept for the next
+        install to resume."""
+        if self.download is not None:
+            self.models_panel.cancelling()
+            self.download.cancel()
 
     def import_checkpoint(self, files: list[Path] | None = None) -> Job | None:
         """Import a checkpoint (asking for the files unless given): a .yaml/.yml/.json chosen with it is its

@@ -1,4 +1,6 @@
-"""The Models dock: the installed models and ensembles with their cards, install, import and remove."""
+"""The Models dock: the installed models and ensembles with their cards, install, import and remove; and the model
+catalog (`stemdesk.io.catalog`), each model with its stems, download size, licence and speed, installed from here with
+its download's progress and a Cancel."""
 
 from __future__ import annotations
 
@@ -10,27 +12,39 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QListWidget,
     QMenu,
+    QProgressBar,
     QPushButton,
+    QTabWidget,
     QTextBrowser,
     QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import StemDeskError
+from ..io.catalog import CatalogEntry, load_catalog
 from ..io.ensemble import EnsembleCard, find_ensemble, is_ensemble
 from ..io.installable import INSTALLABLE
 from ..io.model_store import ModelCard, is_research, list_models
 from ..io.registry import Registry
 
+# The catalog's columns: what a producer decides on, as the publisher states it (the card below says where from)
+CATALOG_COLUMNS = ("Model", "State", "Stems", "Download", "Licence", "Speed")
+INSTALLED, NOT_INSTALLED, CANNOT_RUN = "installed", "not installed", "cannot run yet"
+CATALOG_NOTE = "The community's models, as their publishers describe them. Install\u2026 shows the licence first."
+
 
 class ModelsPanel(QWidget):
-    install_requested = Signal(str)
+    install_requested = Signal(str)  # a registry model (the Install… menu) or a catalog model (the Catalog tab)
     import_requested = Signal()
     remove_requested = Signal(str)
     use_requested = Signal(str)
+    cancel_download_requested = Signal()
 
     def __init__(self, parent=None, registry: Registry | None = None):
         super().__init__(parent)
@@ -59,24 +73,83 @@ class ModelsPanel(QWidget):
         self.remove = QPushButton("Remove")
         for button in (self.use, self.install, self.import_button, self.remove):
             buttons.addWidget(button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.list, 1)
+        installed = QWidget()
+        column = QVBoxLayout(installed)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.list, 1)
         # the models a user separates with first; the papers' methods trained here only when asked for
         self.show_research = QCheckBox("Show research models")
         self.show_research.setToolTip(
             "Paper methods trained from scratch with a recipe (stemdesk train --recipe): for comparison, not for work"
         )
         self.show_research.toggled.connect(lambda _: self.refresh())
-        layout.addWidget(self.show_research)
+        column.addWidget(self.show_research)
+        column.addLayout(buttons)
+
+        # the model catalog: the community's models, installed after their licence is read and accepted
+        self.catalog = QTreeWidget()
+        self.catalog.setColumnCount(len(CATALOG_COLUMNS))
+        self.catalog.setHeaderLabels(CATALOG_COLUMNS)
+        self.catalog.setRootIsDecorated(False)
+        self.catalog.setUniformRowHeights(True)
+        self.catalog.setColumnWidth(0, 190)
+        self.catalog.setColumnWidth(1, 90)
+        self.catalog.setColumnWidth(2, 160)
+        self.catalog.setColumnWidth(3, 80)
+        self.catalog.setColumnWidth(4, 200)
+        self.catalog_install = QPushButton("Install\u2026")
+        self.catalog_install.setToolTip("Shows the model's licence; it is downloaded and installed once you accept it")
+        self.catalog_note = QLabel(CATALOG_NOTE)
+        self.catalog_note.setWordWrap(True)
+        catalog_tab = QWidget()
+        column = QVBoxLayout(catalog_tab)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.catalog, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.catalog_note, 1)
+        row.addWidget(self.catalog_install)
+        column.addLayout(row)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(installed, "Installed")
+        self.tabs.addTab(catalog_tab, "Catalog")
+
+        # a catalog download: its fraction, its own words (MB, rate, time left) and a Cancel; hidden until one runs
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_text = QLabel("")
+        self.progress_text.setWordWrap(True)
+        self.cancel_download = QPushButton("Cancel")
+        self.cancel_download.setToolTip("Stop the download; the part downloaded is kept, and Install resumes it")
+        download = QHBoxLayout()
+        download.addWidget(self.progress, 1)
+        download.addWidget(self.cancel_download)
+        self.download_box = QWidget()
+        box = QVBoxLayout(self.download_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.progress_text)
+        box.addLayout(download)
+        self.download_box.hide()
+        self.downloading: str | None = None  # the catalog model being installed, if any
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.tabs, 3)
         layout.addWidget(self.card, 2)
-        layout.addLayout(buttons)
+        layout.addWidget(self.download_box)
         self.list.currentTextChanged.connect(self._show)
+        self.catalog.currentItemChanged.connect(lambda *_: self._show_entry())
+        self.tabs.currentChanged.connect(lambda _: self._show_current())
         self.use.clicked.connect(lambda: self._ask(self.use_requested))
         self.import_button.clicked.connect(self.import_requested.emit)
         self.remove.clicked.connect(lambda: self._ask(self.remove_requested))
+        self.catalog_install.clicked.connect(self._install_entry)
+        self.cancel_download.clicked.connect(self.cancel_download_requested.emit)
         self.cards: dict[str, ModelCard] = {}
         self.hidden: set[str] = set()
+        self.entries: dict[str, CatalogEntry] = {}
+        self.catalog_items: list[QTreeWidgetItem] = []
+        self.installed: set[str] = set()
         self.refresh()
 
     def select(self, model_id: str) -> None:
@@ -138,12 +211,119 @@ class ModelsPanel(QWidget):
         self.install.setEnabled(any(a.isEnabled() for a in self.install_actions.values()))
         if self.list.currentItem() is None and self.list.count():
             self.list.setCurrentRow(0)
+        self.installed = {card.id for card in every}
+        self._fill_catalog()
+
+    def _fill_catalog(self) -> None:
+        """The catalog's models, one row each, with whether each is installed (the catalog is read again: a studio
+        may edit its own)."""
+        current = self._entry_id()
+        self.catalog.clear()
+        self.catalog_items = []
+        self.catalog_note.setText(CATALOG_NOTE)
+        try:
+            self.entries = load_catalog()
+        except StemDeskError as error:  # a STEMDESK_CATALOG that cannot be read: said where the models would be
+            self.entries = {}
+            self.catalog_note.setText(str(error))
+        for entry in self.entries.values():
+            item = QTreeWidgetItem([entry.id, self.state(entry), *catalog_facts(entry)])
+            item.setData(0, Qt.ItemDataRole.UserRole, entry.id)
+            for column in range(len(CATALOG_COLUMNS)):
+                item.setToolTip(column, f"{entry.name}: {entry.summary}")
+            item.setToolTip(4, f"As its publisher states it: {entry.licence} ({entry.licence_source})")
+            self.catalog.addTopLevelItem(item)
+            self.catalog_items.append(item)
+            if entry.id == current:
+                self.catalog.setCurrentItem(item)
+        self.tabs.setTabText(1, f"Catalog ({len(self.entries)})")
+        if self.catalog.currentItem() is None and self.catalog_items:
+            self.catalog.setCurrentItem(self.catalog_items[0])
+        self._show_current()
+
+    def state(self, entry: CatalogEntry) -> str:
+        if entry.id in self.installed:
+            return INSTALLED
+        return NOT_INSTALLED if entry.runs else CANNOT_RUN
+
+    def catalog_rows(self) -> dict[str, list[str]]:
+        """The Catalog tab's rows as shown, by model id: its columns' texts (`CATALOG_COLUMNS`)."""
+        return {item.text(0): [item.text(c) for c in range(len(CATALOG_COLUMNS))] for item in self.catalog_items}
+
+    def select_entry(self, model_id: str) -> None:
+        """Show the Catalog tab with ``model_id`` selected."""
+        self.tabs.setCurrentIndex(1)
+        for item in self.catalog_items:
+            if item.data(0, Qt.ItemDataRole.UserRole) == model_id:
+                self.catalog.setCurrentItem(item)
+
+    def _entry_id(self) -> str | None:
+        item = self.catalog.currentItem()
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _install_entry(self) -> None:
+        model_id = self._entry_id()
+        if model_id is not None:
+            self.install_requested.emit(model_id)
+
+    def _show_current(self) -> None:
+        if self.tabs.currentIndex() == 1:
+            self._show_entry()
+        else:
+            self._show("")
+
+    def _show_entry(self) -> None:
+        entry = self.entries.get(self._entry_id() or "")
+        self.catalog_install.setEnabled(
+            entry is not None and self.state(entry) == NOT_INSTALLED and self.downloading is None
+        )
+        if self.tabs.currentIndex() != 1:
+            return
+        if entry is None:
+            self.card.clear()
+            return
+        self.card.setHtml(entry_html(entry, self.state(entry)))
 
     def _show(self, _text: str) -> None:
+        if self.tabs.currentIndex() != 0:  # the catalog's model is on show
+            return
         if self.list.currentItem() is None:
             self.card.clear()
             return
         self.card.setHtml(card_html(self.cards[self._current()]))
+
+    # --- a catalog model's download (`ModelsFlow.install_from_catalog` runs it as a job) -----------------------
+    def download_started(self, model_id: str) -> None:
+        self.downloading = model_id
+        self.progress.setValue(0)
+        self.progress_text.setText(f"Installing {model_id}\u2026")
+        self.progress.show()
+        self.cancel_download.show()
+        self.cancel_download.setEnabled(True)
+        self.download_box.show()
+        self._show_entry()
+
+    def download_progress(self, event: dict) -> None:
+        """A progress report of the install: its fraction on the bar, its words (the download's MB, rate and time
+        left) beside it."""
+        if event.get("message"):
+            self.progress_text.setText(str(event["message"]))
+        total = float(event.get("total") or 0)
+        if total:
+            self.progress.setValue(round(1000 * min(1.0, float(event.get("done", 0)) / total)))
+
+    def cancelling(self) -> None:
+        self.cancel_download.setEnabled(False)
+        self.progress_text.setText(f"Stopping the download of {self.downloading}\u2026")
+
+    def download_ended(self, text: str) -> None:
+        """The install ended (``text`` says how); the bar and Cancel go, the words stay until the next install."""
+        self.downloading = None
+        self.progress.hide()
+        self.cancel_download.hide()
+        self.progress_text.setText(text)
+        self.download_box.setVisible(bool(text))
+        self._show_entry()
 
 
 def card_html(card) -> str:
@@ -227,6 +407,56 @@ def _card_rows(card) -> list[tuple[str, str]]:
         rows.append(("Note", escape(raw["license_note"])))
     rows.append(("Folder", escape(str(card.folder))))
     return rows
+
+
+def catalog_facts(entry: CatalogEntry) -> list[str]:
+    """A catalog row's facts after its id and state: stems (a model of a stem: what it splits into), download size,
+    licence as the publisher states it, speed as the catalog records it."""
+    stems = entry.stems_text()
+    if entry.applies_to is not None:
+        stems = f"{entry.applies_to.parent} \u2192 {', '.join(entry.applies_to.children)}"
+    return [stems, entry.size_text(), entry.licence, entry.speed_text()]
+
+
+def entry_html(entry: CatalogEntry, state: str) -> str:
+    """A catalog model's page: what it is and does, what installing it fetches, and its licence, quality and speed
+    as its publisher states them (with where each was read)."""
+    publisher = entry.raw.get("publisher") or {}
+    rows = [("Separates", escape(entry.stems_text()))]
+    if entry.applies_to is not None:
+        children = ", ".join(
+            f"{entry.applies_to.parent}/{child}" + ("" if child == stem else f" (its {stem})")
+            for child, stem in entry.applies_to.children.items()
+        )
+        what, parent = "Cleans" if entry.applies_to.removes else "Splits", escape(entry.applies_to.parent)
+        rows.append(
+            (
+                "On a stem",
+                f"{what} a {parent} stem into {escape(children)}, which add up to it exactly (once installed: a "
+                f"{parent} lane's menu \u2192 Split {parent} with)",
+            )
+        )
+    rows += [
+        ("Download", f"{escape(entry.size_text())} from {escape(entry.files[0].url)}"),
+        ("Licence", f"{escape(entry.licence)} (as its publisher states it; read at {escape(entry.licence_source)})"),
+    ]
+    if entry.raw.get("caution"):
+        rows.append(("Caution", escape(str(entry.raw["caution"]))))
+    rows += [
+        ("Training data", escape(entry.training_data)),
+        ("Quality", escape(entry.quality_text())),
+        ("Speed", escape(entry.speed_text())),
+    ]
+    if publisher:
+        rows.append(
+            ("Publisher", f"{escape(str(publisher.get('name', '')))} ({escape(str(publisher.get('page', '')))})")
+        )
+    rows.append(("State", escape(state if entry.runs else f"{state}: {entry.cannot_run}")))
+    table = "".join(
+        f"<tr><td style='padding-right:8px;vertical-align:top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows
+    )
+    head = f"<h3>{escape(entry.name)}</h3><p><b>{escape(entry.summary)}</b></p><p>{escape(entry.id)}</p>"
+    return f"{head}<table>{table}</table>"
 
 
 def checkpoint_files_dialog(parent) -> list[Path]:

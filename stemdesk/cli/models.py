@@ -9,8 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.errors import ModelError, StemDeskError
-from ..io.catalog import CatalogEntry, find_entry, load_catalog
+from ..core.errors import StemDeskError
+from ..io.catalog import find_entry, load_catalog
 from ..io.installable import HTDEMUCS_LICENCE, HTDEMUCS_PACKAGE, HTDEMUCS_TARBALL, INSTALLABLE
 from ..io.model_store import DEFAULT_MODEL, is_research, list_models, remove_model
 from .common import EXIT_CANCELLED, EXIT_ERROR
@@ -187,18 +187,6 @@ class DownloadProgress:
         self.open = False
 
 
-def _by_hand(entry: CatalogEntry, error: ModelError) -> str:
-    """An error of the download, with how to install the file fetched elsewhere."""
-    url = error.value or entry.files[0].url
-    config = entry.config
-    needs_config = config is not None and config.content is None
-    command = f"stemdesk models install {entry.id} --file {entry.files[0].file}"
-    if needs_config and config is not None:
-        command += f" --config {config.file}"
-        url = f"{entry.files[0].url} and {config.url}"
-    return f"{error} Or fetch {url} on a machine with a connection and run: {command}"
-
-
 def _install_from_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..session import tasks
 
@@ -215,11 +203,7 @@ def _install_from_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) ->
         raise StemDeskError(
             f"{entry.id} is a catalog model: give a file fetched by hand with --file, not --tarball or --wheel."
         )
-    print(f"{entry.name}: {entry.summary}", file=err)
-    print(f"Licence of its weights, as its publisher states it: {entry.licence} ({entry.licence_source}).", file=err)
-    if entry.raw.get("caution"):
-        print(str(entry.raw["caution"]), file=err)
-    print(f"Training data: {entry.training_data}. Download: {entry.size_text()} from {entry.files[0].url}", file=err)
+    print(entry.licence_text(), file=err)
     if not _ask(
         "Install it under that licence?",
         args.accept_license,
@@ -228,12 +212,8 @@ def _install_from_catalog(args: argparse.Namespace, out: TextIO, err: TextIO) ->
     ):
         print("Not installed.", file=err)
         return EXIT_CANCELLED
-    try:
-        card = tasks.install_model(entry.id, args.file, args.config).run(DownloadProgress(err))
-    except ModelError as error:
-        if error.setting == "file" and args.file is None:
-            raise StemDeskError(_by_hand(entry, error)) from None
-        raise
+    # a failed download's error says how to install the file fetched elsewhere (`catalog.by_hand`)
+    card = tasks.install_model(entry.id, args.file, args.config).run(DownloadProgress(err))
     parent = card.split_parent
     flag = "--clean" if (card.raw.get("split") or {}).get("removes") else "--split"
     use = f"stemdesk separate SONG {flag} {parent}={card.id}" if parent else f"--model {card.id}"
@@ -262,10 +242,9 @@ def _available(args: argparse.Namespace, out: TextIO) -> int:
     for entry in load_catalog().values():
         state = mark(entry.id) if entry.runs else "  [StemDesk cannot run it yet]"
         print(f"{entry.id}{state}", file=out)
-        speed = "not measured yet" if not entry.speed else ", ".join(f"{k} {v}" for k, v in entry.speed.items())
         facts = (
             f"{entry.name}. Stems: {entry.stems_text()}; {entry.size_text()}; licence: {entry.licence}; speed: "
-            f"{speed}; quality: {entry.quality_text()}."
+            f"{entry.speed_text()}; quality: {entry.quality_text()}."
         )
         if entry.applies_to is not None:
             facts += f" On a stem: {entry.applies_to.usage(entry.id)}."

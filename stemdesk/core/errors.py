@@ -9,7 +9,8 @@ class StemDeskError(Exception):
     ``setting`` names the option that would fix it ("device", "segment_seconds", "threads", "start", "duration",
     "vocal_gate") and ``value`` the value to choose, if there is one: each front end says it its own way (a flag on
     the command line, a control in the app). ``setting="install"`` says that installing the model ``value`` (an id
-    of stemdesk.io.installable.INSTALLABLE) fixes it: each front end names its own way to install. ``setting="model"``
+    of stemdesk.io.installable.INSTALLABLE or of the model catalog) fixes it: each front end names its own way to
+    install. ``setting="model"``
     says that choosing another model fixes it: each front end says where its models are listed."""
 
     def __init__(self, message: str = "", *, setting: str | None = None, value: str | None = None):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ModelError
 from .atomic import atomic_write_bytes
+from .catalog_entries import CatalogEntry, find_entry
 from .installable import INSTALLABLE
 from .paths import models_dir as user_models_dir  # the name the model store's callers use
 from .registry import Registry
@@ -266,9 +267,21 @@ def find_model(model_id: str, registry: Registry | None = None) -> ModelCard:
     item = INSTALLABLE.get(model_id)
     if item is not None:  # each front end says how it installs one (the setting "install")
         raise ModelError(item.not_installed(), setting="install", value=model_id)
+    entry = _catalog_entry(model_id)
+    if entry is not None:  # a model of the catalog: installed the same way, each front end its own
+        raise ModelError(entry.not_installed(), setting="install" if entry.runs else "model", value=model_id)
     raise ModelError(
         f"No model named {model_id!r} is installed (installed: {installed_summary(registry)}).", setting="model"
     )
+
+
+def _catalog_entry(model_id: str) -> CatalogEntry | None:
+    """The model catalog's entry ``model_id`` (`stemdesk.io.catalog_entries`), or None, also when the catalog cannot
+    be read: the error about the model is then the plain one."""
+    try:
+        return find_entry(model_id)
+    except ModelError:
+        return None
 
 
 def is_research(card: ModelCard) -> bool:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.errors import StemDeskError, StemsExist
+from ..core.errors import ModelError, StemDeskError, StemsExist
 from ..export.nullcheck import NullResult, null_residual
 from ..export.remix import RemixResult, render_remix
 from ..export.remix import instrumental as write_instrumental
@@ -736,9 +736,10 @@ def install_model(name: str, package: Path | None = None, config: Path | None = 
     """Install a registry model (see `stemdesk.io.installable`) or a model of the catalog (`stemdesk.io.catalog`;
     ``package`` is then its file fetched by hand and ``config`` its YAML, both checked against the catalog). A
     model's licence is only accepted by its front end, which shows it and asks; this task does not ask. A catalog
-    download stops at the cancel token and resumes at the next install."""
+    download stops at the cancel token and resumes at the next install; one that fails says how to install the
+    file fetched elsewhere (`stemdesk.io.catalog.by_hand`)."""
     if name not in INSTALLABLE:
-        from ..io.catalog import find_entry, load_catalog
+        from ..io.catalog import by_hand, find_entry, load_catalog
         from ..io.catalog import install as install_entry
 
         entry = find_entry(name)
@@ -749,13 +750,18 @@ def install_model(name: str, package: Path | None = None, config: Path | None = 
             )
 
         def install(progress: Progress, cancel: CancelToken) -> ModelCard:
-            return install_entry(
-                entry,
-                package,
-                config,
-                progress=lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}),
-                cancel=cancel,
-            )
+            try:
+                return install_entry(
+                    entry,
+                    package,
+                    config,
+                    progress=lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}),
+                    cancel=cancel,
+                )
+            except ModelError as error:
+                if error.setting == "file" and package is None:  # the download failed: the way by hand
+                    raise ModelError(by_hand(entry, error)) from None
+                raise
 
         return Task(f"Install {entry.name}", install, "network", entry.id)
     item = INSTALLABLE[name]

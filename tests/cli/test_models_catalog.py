@@ -75,3 +75,23 @@ def test_listing_what_can_be_installed_loads_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "mel-roformer-vocals-kj" in done.stdout and done.stderr.splitlines()[-1] == "loaded:"
+
+
+def test_a_catalog_model_asked_for_before_it_is_installed_says_how_to_install_it(monkeypatch, song_file):
+    monkeypatch.delenv(catalog.CATALOG_ENV, raising=False)
+    song = song_file(seconds=1.0)
+    for flag, model in (
+        ("--split", "vocals=mel-roformer-karaoke"),
+        ("--clean", "vocals=mel-roformer-dereverb-anvuew"),
+        ("--model", "mel-roformer-vocals-kj"),
+    ):
+        model_id = model.rpartition("=")[2]
+        code, _, err = run("separate", song, flag, model, "-o", song.parent / "stems")
+        assert code == 1 and f"'{model_id}' is not installed. It is in the model catalog" in err
+        assert "first shows its licence, which you must accept" in err
+        assert err.rstrip().endswith(f"Install it with `stemdesk models install {model_id}`.")
+    assert "which splits vocals into lead and backing" in run("split", song, "--model", "mel-roformer-karaoke")[2]
+    code, _, err = run("separate", song, "--model", "htdemucs-ft", "-o", song.parent / "stems")
+    assert code == 1 and "'htdemucs-ft' is not installed, and cannot be yet" in err and "bag of four" in err
+    assert "stemdesk models install htdemucs-ft" not in err
+    assert not (song.parent / "stems").exists()
