@@ -1,5 +1,5 @@
-"""Screenshots of the main window with a separated song, at 1280×800 and 1920×1080, and with its vocals split into
-lead and backing (app-split.png).
+"""Screenshots of the main window with a separated song, at 1280×800 and 1920×1080, with its vocals split into
+lead and backing (app-split.png), and of the Models dock's model catalog (models-catalog.png).
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
@@ -125,6 +125,17 @@ def main() -> None:
     app.processEvents()
     path = args.out / "app-split.png"
     window.grab().save(str(path), "PNG", 0)
+    print(path)
+    # the Models dock's Catalog tab, floated to a readable size: each model's stems, download, licence and speed
+    dock = window.docks["Models"]
+    dock.setFloating(True)
+    dock.resize(900, 520)
+    window.models_panel.select_entry("mel-roformer-karaoke")
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.01)
+    path = args.out / "models-catalog.png"
+    dock.grab().save(str(path), "PNG", 0)
     print(path)
     report = {
         "longest_ui_stall_ms": max(stalls) if stalls else None,

@@ -45,7 +45,6 @@ class ModelsFlow:
         self.trainer, self.refresh_models = trainer, refresh_models
         self.licence_box: QMessageBox | None = None  # the licence being read before an install, if any
         self.download: Job | None = None  # the catalog model being installed, if any
-        models_panel.cancel_download_requested.connect(self.cancel_download)
 
     def offer_better_model(self, model: str) -> None:
         """After a separation with ``model``: the bar above the timeline offers HTDemucs when ``model`` is the default

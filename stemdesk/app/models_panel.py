@@ -34,7 +34,7 @@ from ..io.model_store import ModelCard, is_research, list_models
 from ..io.registry import Registry
 
 # The catalog's columns: what a producer decides on, as the publisher states it (the card below says where from)
-CATALOG_COLUMNS = ("Model", "State", "Stems", "Download", "Licence", "Speed")
+CATALOG_COLUMNS = ("Model", "State", "Download", "Stems", "Licence", "Speed")
 INSTALLED, NOT_INSTALLED, CANNOT_RUN = "installed", "not installed", "cannot run yet"
 CATALOG_NOTE = "The community's models, as their publishers describe them. Install\u2026 shows the licence first."
 
@@ -92,11 +92,8 @@ class ModelsPanel(QWidget):
         self.catalog.setHeaderLabels(CATALOG_COLUMNS)
         self.catalog.setRootIsDecorated(False)
         self.catalog.setUniformRowHeights(True)
-        self.catalog.setColumnWidth(0, 190)
-        self.catalog.setColumnWidth(1, 90)
-        self.catalog.setColumnWidth(2, 160)
-        self.catalog.setColumnWidth(3, 80)
-        self.catalog.setColumnWidth(4, 200)
+        self.catalog.setColumnWidth(3, 200)  # stems; the model, its state and its size fit their texts
+        self.catalog.setColumnWidth(4, 240)  # the licence: its whole text is the cell's tooltip and in the card
         self.catalog_install = QPushButton("Install\u2026")
         self.catalog_install.setToolTip("Shows the model's licence; it is downloaded and installed once you accept it")
         self.catalog_note = QLabel(CATALOG_NOTE)
@@ -134,8 +131,8 @@ class ModelsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.tabs, 3)
-        layout.addWidget(self.card, 2)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.card, 1)
         layout.addWidget(self.download_box)
         self.list.currentTextChanged.connect(self._show)
         self.catalog.currentItemChanged.connect(lambda *_: self._show_entry())
@@ -231,11 +228,16 @@ class ModelsPanel(QWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, entry.id)
             for column in range(len(CATALOG_COLUMNS)):
                 item.setToolTip(column, f"{entry.name}: {entry.summary}")
-            item.setToolTip(4, f"As its publisher states it: {entry.licence} ({entry.licence_source})")
+            item.setToolTip(
+                CATALOG_COLUMNS.index("Licence"),
+                f"As its publisher states it: {entry.licence} ({entry.licence_source})",
+            )
             self.catalog.addTopLevelItem(item)
             self.catalog_items.append(item)
             if entry.id == current:
                 self.catalog.setCurrentItem(item)
+        for column in range(3):
+            self.catalog.resizeColumnToContents(column)
         self.tabs.setTabText(1, f"Catalog ({len(self.entries)})")
         if self.catalog.currentItem() is None and self.catalog_items:
             self.catalog.setCurrentItem(self.catalog_items[0])
@@ -410,12 +412,12 @@ def _card_rows(card) -> list[tuple[str, str]]:
 
 
 def catalog_facts(entry: CatalogEntry) -> list[str]:
-    """A catalog row's facts after its id and state: stems (a model of a stem: what it splits into), download size,
+    """A catalog row's facts after its id and state: download size, stems (a model of a stem: what it splits into),
     licence as the publisher states it, speed as the catalog records it."""
     stems = entry.stems_text()
     if entry.applies_to is not None:
         stems = f"{entry.applies_to.parent} \u2192 {', '.join(entry.applies_to.children)}"
-    return [stems, entry.size_text(), entry.licence, entry.speed_text()]
+    return [entry.size_text(), stems, entry.licence, entry.speed_text()]
 
 
 def entry_html(entry: CatalogEntry, state: str) -> str:

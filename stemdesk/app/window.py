@@ -268,6 +268,7 @@ class MainWindow(QMainWindow):
         models.install_requested.connect(self.model_flow.install_model)
         models.import_requested.connect(lambda: self.model_flow.import_checkpoint())
         models.remove_requested.connect(self.model_flow.remove_model)
+        models.cancel_download_requested.connect(self.model_flow.cancel_download)
         models.use_requested.connect(self.model_box.setCurrentText)
         self.model_box.currentTextChanged.connect(models.show_model)
         self.trainer.check_requested.connect(self.model_flow.check_data)

@@ -128,13 +128,13 @@ def test_the_catalog_tab_lists_each_model_with_stems_size_licence_speed_and_stat
         assert rows["mel-roformer-vocals-kj"] == [
             "mel-roformer-vocals-kj",
             "not installed",
-            "vocals other",
             "913 MB",
+            "vocals other",
             "not stated (the Hugging Face page says 'License: unknown')",
             "not measured yet",
         ]
         assert (
-            rows["mel-roformer-karaoke"][2] == "vocals \u2192 lead, backing"
+            rows["mel-roformer-karaoke"][3] == "vocals \u2192 lead, backing"
         )  # a model of a stem: what it splits into
         assert rows["mel-roformer-dereverb-anvuew"][4] == "GPL-3.0 (the Hugging Face model page's licence tag)"
         assert rows["htdemucs-ft"][1] == "cannot run yet"
