@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.training.model_card import render
+from stemdesk.training.split import unheard as split_unheard
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENCE = (
@@ -54,54 +55,19 @@ def summary(card: dict) -> str:
     return " ".join(parts)
 
 
-def unheard(results: dict, children: list[str]) -> dict:
+def unheard(results: dict) -> dict:
     """The card's ``unheard`` from lab/split_folds.py's results: each fold's model and baselines on the song left
     out, their medians, the verdict, and the caution a user reads where the model is offered when it loses."""
     folds = {song: {"model": row["model_db"], **row["baselines_db"]} for song, row in sorted(results["folds"].items())}
-    summary = results["summary"]
-    median = {"model": summary["model_median_db"], **summary["baselines_median_db"]}
-    setup = results["setup"]
-    out = {
-        "method": (
-            f"Leave one song out over the {len(folds)} CC0 sessions: the same recipe trained from scratch on the "
-            f"other songs for {setup['steps']} steps (a stopping point fixed before the run, not the round that "
-            "scored best on the song left out), then scored on the song left out; global uSDR, dB "
-            "(`python -m lab.split_folds`, lab/benchmarks/results/split-folds-*.json)."
-        ),
-        "folds": folds,
-        "median": median,
-        "folds_won": summary["folds_won"],
-        "beats_baselines": summary["beats_baselines"],
-    }
-    label, base = next(iter(summary["baselines_median_db"].items()))
-    split = "an equal split" if label == "equal parts" else label
-    ours = ", ".join(f"{c} {summary['model_median_db'][c]:.1f}" for c in children)
-    theirs = ", ".join(f"{base[c]:.1f}" for c in children)
-    lost = [
-        song
-        for song, row in folds.items()
-        if _mean(row["model"]) <= max(_mean(v) for k, v in row.items() if k != "model")
-    ]
+    steps = results["setup"]["steps"]
+    method = (
+        f"Leave one song out over the {len(folds)} CC0 sessions: the same recipe trained from scratch on the "
+        f"other songs for {steps} steps (a stopping point fixed before the run, not the round that "
+        "scored best on the song left out), then scored on the song left out; global uSDR, dB "
+        "(`python -m lab.split_folds`, lab/benchmarks/results/split-folds-*.json)."
+    )
     where = f"leave one song out over the {len(folds)} CC0 sessions"
-    if not summary["beats_baselines"]:
-        out["short"] = f"worse than {split} on unheard songs"
-        out["caution"] = (
-            f"On songs it never heard ({where}) it does worse than {split} ({label} for every child): median uSDR "
-            f"{ours} dB against {theirs} dB; it beat it on {summary['folds_won']} of the {len(folds)} songs. Listen "
-            "before you trust what it splits."
-        )
-    elif lost:
-        out["short"] = f"worse than {split} on {len(lost)} of {len(folds)} unheard songs"
-        out["caution"] = (
-            f"On songs it never heard ({where}) it beats {split} on the median (uSDR {ours} dB against {theirs} dB) "
-            f"but does worse than it on {', '.join(lost)}: a song unlike the ones it learnt from can come out worse "
-            "than halving. Listen before you trust what it splits."
-        )
-    return out
-
-
-def _mean(values: dict) -> float:
-    return sum(values.values()) / max(1, len(values))
+    return split_unheard(folds, results["summary"], method, where)
 
 
 def ship(source: Path, model: str, shipped: str | None = None) -> Path:
@@ -124,7 +90,7 @@ def add_folds(model: str, results_file: Path) -> Path:
     """Give a shipped split model's card the folds of its recipe (``unheard``) and render its README again."""
     target = ROOT / "models" / model
     card = json.loads((target / "card.json").read_text(encoding="utf-8"))
-    card["unheard"] = unheard(json.loads(results_file.read_text(encoding="utf-8")), list(card["sources"]))
+    card["unheard"] = unheard(json.loads(results_file.read_text(encoding="utf-8")))
     card["summary"] = summary(card)
     atomic_write_bytes(target / "card.json", (json.dumps(card, indent=2) + "\n").encode("utf-8"))
     atomic_write_bytes(target / "README.md", render(card).encode("utf-8"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from stemdesk.cli.common import setting as parse_setting
 from stemdesk.io.atomic import atomic_write_bytes
 from stemdesk.io.paths import cache_dir
 from stemdesk.training.scratch import ScratchRequest, plan, train_recipe
-from stemdesk.training.split import gather_split, score_baselines
+from stemdesk.training.split import fold_verdict, gather_split, score_baselines
 from stemdesk.training.stemsets import read_stemset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,24 +84,8 @@ def fold(args: argparse.Namespace, song: str, settings: dict) -> dict:
 
 def summarise(rows: dict[str, dict]) -> dict:
     """Per child, the median over folds of the model and of each baseline; the no-harm verdict on the median of
-    the folds' mean-over-children."""
-    folds = list(rows.values())
-    children = list(folds[0]["model_db"])
-    labels = list(folds[0]["baselines_db"])
-    out: dict = {
-        "folds": len(folds),
-        "model_median_db": {c: round(statistics.median(f["model_db"][c] for f in folds), 2) for c in children},
-        "baselines_median_db": {
-            label: {c: round(statistics.median(f["baselines_db"][label][c] for f in folds), 2) for c in children}
-            for label in labels
-        },
-        "model_mean_median_db": round(statistics.median(mean(f["model_db"]) for f in folds), 2),
-    }
-    best = max(statistics.median(mean(f["baselines_db"][label]) for f in folds) for label in labels)
-    out["best_baseline_mean_median_db"] = round(best, 2)
-    out["beats_baselines"] = out["model_mean_median_db"] > best
-    out["folds_won"] = sum(mean(f["model_db"]) > max(mean(f["baselines_db"][label]) for label in labels) for f in folds)
-    return out
+    the folds' mean-over-children (the rule `stemdesk train --split` applies, `split.fold_verdict`)."""
+    return fold_verdict([(row["model_db"], row["baselines_db"]) for row in rows.values()])
 
 
 def main() -> None:

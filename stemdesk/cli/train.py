@@ -28,6 +28,7 @@ SCRATCH_ONLY = {
     "binarise": "--binarise",
     "teacher": "--teacher",
     "teacher_targets": "--teacher-targets",
+    "folds": "--folds",
 }
 
 
@@ -95,6 +96,14 @@ def add_parsers(commands: Any) -> None:
         metavar="PARENT",
         help="train a split model of PARENT (vocals, drums, bass, other or mix) into the stems --mapping's stem "
         "set names; with --from, continue that split model",
+    )
+    train.add_argument(
+        "--folds",
+        type=positive,
+        metavar="N",
+        help="a split model: deal the songs into N folds and install it only if, trained without each fold's songs, "
+        "it beats the baselines there on the median of the folds; then train it on every song (default: one song "
+        "out at a time, up to 5 folds, unless --valid names the validation songs; 1: one validation song)",
     )
     scratch = train.add_argument_group("from scratch (stemdesk/training/recipes.py)")
     scratch.add_argument("--estimator", metavar="NAME", help="train this estimator from scratch")
@@ -209,6 +218,24 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 flush=True,
             )
             return
+        if event.get("stage") == "fold":
+            print(
+                f"fold {event['fold']} of {event['folds']}: training without {', '.join(event['held_out'])}, "
+                "then scoring it there",
+                file=err,
+                flush=True,
+            )
+            return
+        if event.get("stage") == "final":
+            verdict = event["verdict"]
+            print(
+                f"on songs it never heard: median mean uSDR {verdict['model_mean_median_db']:.2f} dB against the "
+                f"best baseline's {verdict['best_baseline_mean_median_db']:.2f} dB (ahead in {verdict['folds_won']} "
+                f"of {event['folds']} folds); training the model on every song",
+                file=err,
+                flush=True,
+            )
+            return
         if event.get("stage") == "pretrain":
             print(
                 f"pre-training step {event['step']}: reconstruction loss {event['loss']:.4f}; "
@@ -312,6 +339,7 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         teacher=teacher,
         split=args.split,
         start=args.base,
+        folds=args.folds,
     )
     made = tasks.train_from_scratch(request).run(show)
     scores = ", ".join(f"{k} {v:.2f}" for k, v in made["valid_usdr"].items())
@@ -324,6 +352,10 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
             for label, medians in made["split"]["baselines"].items()
         )
         what = f"splits {made['split']['parent']} ({baselines} for the baselines)"
+    unheard = made.get("unheard")
+    if unheard:
+        folds = len(unheard["folds"])
+        made["best_step"] = f"{made['steps']}, the median over {folds} folds of songs each fold never heard"
     print(
         f"{made['model']}: {what}, recipe {made['recipe']}, trained "
         f"{'on from ' + args.base if args.split and args.base else 'from scratch'} for "
@@ -338,6 +370,8 @@ def _train_from_scratch(args: argparse.Namespace, show: Callable[[dict], None], 
         print("  its weights are over the 10 MB a research model may ship with: make it smaller (--set)", file=out)
     if made["research_only"]:
         print(f"  {made['research_only']}", file=out)
+    if unheard and unheard.get("caution"):
+        print(f"  {unheard['caution']}", file=out)
     if made.get("split"):
         parent = made["split"]["parent"]
         print(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -50,7 +51,19 @@ from .model_card import render
 from .pretrain import pretrain_autoencoder
 from .recipes import TRAINING, Recipe, resolve, with_settings
 from .recipes import describe as describe_recipe
-from .split import SplitData, gather_split, no_harm, score_baselines, split_facts, split_recipe
+from .split import (
+    DEFAULT_FOLDS,
+    SplitData,
+    fold_verdict,
+    gather_split,
+    make_folds,
+    mean,
+    no_harm,
+    score_baselines,
+    split_facts,
+    split_recipe,
+    unheard,
+)
 from .stemsets import StemSet, describe_sessions, is_stemset_file, read_stemset
 from .threshold import choose_threshold
 from .train import TrainConfig, Trainer, export_model, loss_trend
@@ -92,6 +105,10 @@ class ScratchRequest:
     # names; ``start``: a split model of the same children to continue training from, instead of from scratch
     split: str | None = None
     start: str | None = None
+    # a split model's no-harm rule on songs it never heard: the songs dealt into this many folds, each held out once
+    # while the recipe trains on the others, then the final model trained on every song (`_train_in_folds`); None:
+    # `split.DEFAULT_FOLDS` unless ``valid`` names the songs to validate on; 1: one validation song, no folds
+    folds: int | None = None
 
 
 @dataclass
@@ -221,6 +238,9 @@ def train_from_scratch(
         songs = gather(request.data, request.mapping)
         report, loaded, train_names, valid_names = checked_split(songs, run, request.valid, "training")
         used = [song for song in songs if song.name in loaded]
+    folds = _fold_count(request, split_data)
+    if split_data is not None and folds > 1:
+        return _train_in_folds(request, made, split_data, folds, run, out_folder, (wall, cpu), progress, cancel)
     train = [loaded[n] for n in train_names]
     valid = [loaded[n] for n in valid_names]
     labelled = add_teacher(train, request.teacher) if request.teacher is not None else None
@@ -266,7 +286,23 @@ def train_from_scratch(
                 f"{request.name} was not installed: its {words} on {', '.join(valid_names)}. Give it more minutes, "
                 f"more songs, or check the stem set (run folder: {run})."
             )
-    size = record_budget(staged, config, request.minutes, trainer, pretrained, wall, cpu)
+    return _install(request, made, staged, out_folder, run, trainer, pretrained, (wall, cpu), facts)
+
+
+def _install(
+    request: ScratchRequest,
+    made: Plan,
+    staged: Path,
+    out_folder: Path,
+    run: Path,
+    trainer: Trainer,
+    pretrained: dict[str, Any] | None,
+    clocks: tuple[float, float],
+    facts: dict[str, Any],
+) -> dict[str, Any]:
+    """Record the budget in the staged model's card, install it, and say what was made."""
+    recipe, config = made.recipe, made.config
+    size = record_budget(staged, config, request.minutes, trainer, pretrained, *clocks)
     with atomic_folder(out_folder) as folder:
         shutil.copytree(staged, folder, dirs_exist_ok=True)
     installed = read_card(out_folder)
@@ -288,9 +324,202 @@ def train_from_scratch(
         "teacher": request.teacher.model if request.teacher is not None else None,
         "postprocessing": config.postprocessing.as_dict(),
         "split": None
-        if split_data is None
-        else {"parent": split_data.stemset.split, "baselines": facts["split"]["baselines"]},
+        if "split" not in facts
+        else {"parent": facts["split"]["parent"], "baselines": facts["split"]["baselines"]},
+        "unheard": facts.get("unheard"),
     }
+
+
+# A fold's or the final model's run when their steps are fixed: this many times its share of the minutes at most
+# (a run slower than the first fold's stops at its share instead, and says so in the card's steps).
+FOLD_SLACK = 1.5
+
+
+def _fold_count(request: ScratchRequest, data: SplitData | None) -> int:
+    """How many folds a split model's no-harm rule uses (1: the one validation song)."""
+    if data is None:
+        if request.folds not in (None, 1):
+            raise StemDeskError("--folds is for split models (--split): a four-stem model validates on --valid songs.")
+        return 1
+    if request.folds is None:
+        return 1 if request.valid else min(DEFAULT_FOLDS, len(data.songs))
+    if request.folds < 1:
+        raise StemDeskError(f"--folds takes 1 (one validation song) or more, not {request.folds}.")
+    if request.folds > 1 and request.valid:
+        raise StemDeskError("--valid names one validation song; --folds holds every song out in turn: give one.")
+    if request.folds > len(data.songs):
+        raise StemDeskError(
+            f"--folds {request.folds} asks for more folds than the {len(data.songs)} usable songs; give at most "
+            f"{len(data.songs)} (one song out at a time)."
+        )
+    return request.folds
+
+
+def _fixed_run(made: Plan, steps: int | None, minutes: float) -> None:
+    """A fold's or the final model's run: ``steps`` steps (the first fold's, unless --steps fixed them) within
+    ``minutes``, validated only at the end, so that the schedule never looks at the songs that then score it and
+    every run of the recipe is the same; checkpoints every 2 minutes instead of at validations."""
+    made.config.minutes = minutes if steps is None else minutes * FOLD_SLACK
+    if steps is not None:
+        made.config.max_steps = steps
+    made.config.validate_every = 10**9
+    made.config.checkpoint_minutes = 2.0
+
+
+def _train_in_folds(
+    request: ScratchRequest,
+    made: Plan,
+    data: SplitData,
+    count: int,
+    run: Path,
+    out_folder: Path,
+    clocks: tuple[float, float],
+    progress: Callable[[dict], None] | None,
+    cancel: CancelToken | None,
+) -> dict[str, Any]:
+    """A split model whose no-harm rule looks at songs it never heard. The usable songs are dealt into ``count``
+    folds (`make_folds`); for each, the recipe trains on the other songs and its last weights are scored on the
+    fold's songs beside the baselines (`score_baselines`). Only when the median over the folds beats every baseline
+    (`fold_verdict`) is the final model trained, on every song, for the same steps, and installed; its card's
+    validation scores are the folds' (each song scored by the model that never heard it) and ``unheard`` holds
+    every fold. The minutes are shared equally by the folds and the final run; the steps are --steps or what the
+    first fold reached in its share. Each fold's result is kept in the run folder (``folds.json``) as it ends and
+    each run checkpoints, so a killed job resumes where it stopped."""
+    stemset = data.stemset
+    children = list(stemset.children)
+    folds = make_folds(list(data.songs), count)
+    share = request.minutes / (len(folds) + 1)
+    setup = json.loads(
+        json.dumps(
+            {
+                "folds": folds,
+                "minutes": request.minutes,
+                "steps": request.steps,
+                "recipe": made.recipe.name,
+                "estimator": made.estimator_config,
+                "training": {
+                    k: v for k, v in asdict(made.config).items() if k not in ("minutes", "max_steps", "extra")
+                },
+                "seed": request.seed,
+                "start": request.start,
+            },
+            default=str,
+        )
+    )
+    record = run / "folds.json"
+    saved = json.loads(record.read_text()) if record.is_file() else {}
+    if saved.get("setup") != setup:
+        saved = {"setup": setup, "rows": {}, "steps": request.steps}
+    rows: dict[str, dict] = saved["rows"]
+    init_state = _start_state(request, made) if request.start else None
+    stft = made.estimator_config["stft"]
+    for index, held in enumerate(folds, 1):
+        name = ", ".join(held)
+        if name in rows:
+            continue
+        if progress:
+            progress({"stage": "fold", "fold": index, "folds": len(folds), "held_out": held})
+        fold = plan(request, children)
+        _fixed_run(fold, saved["steps"], share)
+        valid = [data.validation_song(song) for song in held]
+        workdir = run / "folds" / f"fold-{index}"
+        prepare_run(workdir, {**setup, "held_out": held})
+        trainer, _ = train_recipe(
+            fold,
+            [data.songs[song] for song in sorted(data.songs) if song not in held],
+            valid,
+            workdir,
+            None,
+            progress=progress,
+            cancel=cancel,
+            init_state=init_state,
+            groups=stemset.group_kinds,
+        )
+        if trainer.step == 0:
+            raise StemDeskError(f"--minutes {request.minutes:g} left no time to train fold {index}. Give more minutes.")
+        last = trainer.history[-1] if trainer.history and trainer.history[-1]["step"] == trainer.step else None
+        if last is None:
+            with trainer.averaged_weights():
+                result = trainer.validate()
+            last = {"valid_usdr": result["median"], "songs": result["songs"]}
+        scored = score_baselines(children, stft, valid, stemset.group_kinds)
+        rows[name] = {
+            "held_out": held,
+            "steps": trainer.step,
+            "model": {k: round(v, 3) for k, v in last["valid_usdr"].items()},
+            "songs": last["songs"],
+            "baselines": {label: {k: round(v, 3) for k, v in r["median"].items()} for label, r in scored.items()},
+        }
+        if stemset.group_kinds:
+            rows[name]["model_groups"] = last.get("valid_groups", {})
+            rows[name]["baselines_groups"] = {label: r["groups"]["median"] for label, r in scored.items()}
+        if saved["steps"] is None:
+            saved["steps"] = trainer.step
+        atomic_write_bytes(record, json.dumps(saved, indent=1).encode())
+    verdict = fold_verdict([(row["model"], row["baselines"]) for row in rows.values()])
+    method = (
+        f"The usable songs dealt into {len(folds)} folds; for each, the recipe trained from scratch on the other "
+        f"songs for {saved['steps']} steps (fixed before the fold was scored) and scored on the fold's songs; global "
+        "uSDR, dB. The installed model is the same recipe trained on every song."
+    )
+    table = {name: {"model": row["model"], **row["baselines"]} for name, row in rows.items()}
+    if not verdict["beats_baselines"]:
+        best = max(verdict["baselines_median_db"], key=lambda label: mean(verdict["baselines_median_db"][label]))
+        raise StemDeskError(
+            f"{request.name} was not installed: on songs it never heard ({len(folds)} folds) its median mean uSDR "
+            f"{verdict['model_mean_median_db']:.2f} dB does not beat {best}'s {verdict['best_baseline_mean_median_db']:.2f} "
+            f"dB (it beat every baseline in {verdict['folds_won']} of {len(folds)} folds; each fold in "
+            f"{record}). Give it more minutes, more songs, or check the stem set."
+        )
+    if progress:
+        progress({"stage": "final", "folds": len(folds), "verdict": verdict})
+    final = plan(request, children)
+    _fixed_run(final, saved["steps"], share)
+    everything = [data.songs[song] for song in sorted(data.songs)]
+    shortest = min(everything, key=lambda song: song.length).name
+    staged = run / "model"
+    shutil.rmtree(staged, ignore_errors=True)
+    prepare_run(run / "final", {**setup, "steps_fixed": saved["steps"]})
+    trainer, pretrained = train_recipe(
+        final,
+        everything,
+        [data.validation_song(shortest)],  # scores nothing the card keeps: the trainer's closing round needs a song
+        run / "final",
+        None,
+        progress=progress,
+        cancel=cancel,
+        init_state=init_state,
+        groups=stemset.group_kinds,
+    )
+    names = sorted(data.songs)
+    facts = card_facts(request, made, data_terms(data.terms_songs()), names, [], data.report["excluded"])
+    fold_scores = {label: {"median": verdict["baselines_median_db"][label]} for label in verdict["baselines_median_db"]}
+    if stemset.group_kinds:
+        for label in fold_scores:
+            fold_scores[label]["groups"] = {
+                "median": _median_of([row["baselines_groups"][label] for row in rows.values()])
+            }
+    facts = split_card(facts, request, data, fold_scores, names)
+    facts["unheard"] = unheard(table, verdict, method)
+    facts["description"] += f"; its no-harm rule looked at {len(folds)} folds of songs it never heard"
+    per_song = {song: scores for row in rows.values() for song, scores in row["songs"].items()}
+    entry: dict[str, Any] = {
+        "step": trainer.step,
+        "valid_usdr": verdict["model_median_db"],
+        "songs": per_song,
+        "seconds": round(trainer.seconds, 1),
+    }
+    if stemset.group_kinds:
+        entry["valid_groups"] = _median_of([row["model_groups"] for row in rows.values()])
+    with trainer.averaged_weights():
+        export_model(staged, request.name, facts, half=True)(trainer.estimator, entry)
+    return _install(request, made, staged, out_folder, run, trainer, pretrained, clocks, facts)
+
+
+def _median_of(tables: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per key, the median over ``tables`` of the values they hold for it."""
+    keys = sorted({key for table in tables for key in table})
+    return {key: round(float(statistics.median(t[key] for t in tables if key in t)), 2) for key in keys}
 
 
 def _stemset(request: ScratchRequest) -> StemSet | None:

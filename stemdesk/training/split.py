@@ -10,8 +10,9 @@ cymbals above 5 kHz), on the mean over its children.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ CROSSOVER_BANDS = {"kick": (0.0, 150.0), "cymbals": (5000.0, None), "hats": (500
 
 @dataclass
 class SplitData:
-    """A stem set's songs, checked: the report, the usable songs by name, and the training/validation split."""
+    """A stem set's songs, checked: the report, the usable songs by name (the validation songs as validation scores
+    them), and the training/validation split."""
 
     stemset: StemSet
     report: dict
@@ -60,6 +62,13 @@ class SplitData:
     train: list[str]
     valid: list[str]
     sessions: list[SessionSong]
+    songs: dict[str, Song]  # every usable song as training reads it (``loaded`` holds the validation songs as scored)
+
+    def validation_song(self, name: str) -> Song:
+        """The song ``name`` as validation scores it: a child only where it sounds (a silent reference has no
+        SDR). Training keeps every child as a target, since a child silent in a song is silent there in truth."""
+        silent = next(set(s["facts"].get("silent", ())) for s in self.report["songs"] if s["name"] == name)
+        return replace(self.songs[name], usable=tuple(child not in silent for child in self.stemset.children))
 
     def terms_songs(self) -> list[SongFiles]:
         """The songs as `data_terms` reads them (their folders' meta.json holds source and licence)."""
@@ -93,13 +102,10 @@ def gather_split(folders: Sequence[Path], stemset: StemSet, valid: Sequence[str]
             "validate.\n" + describe_sessions(report)
         )
     train, held = split_songs(list(loaded), valid)
-    # Validation scores a child only in the songs where it sounds (a silent reference has no SDR); training keeps
-    # every child as a target, since a child silent in a song is silent there in truth.
-    silent = {song["name"]: set(song["facts"].get("silent", ())) for song in report["songs"]}
+    data = SplitData(stemset, report, dict(loaded), train, held, sessions, loaded)
     for name in held:
-        song = loaded[name]
-        song.usable = tuple(child not in silent[name] for child in stemset.children)
-    return SplitData(stemset, report, loaded, train, held, sessions)
+        data.loaded[name] = data.validation_song(name)
+    return data
 
 
 def split_recipe(children: Sequence[str]) -> Recipe:
@@ -166,3 +172,90 @@ def check_estimator(estimator: str, config: Mapping[str, Any]) -> None:
     built = build_estimator(estimator, dict(config))
     if not isinstance(built, Estimator):
         raise StemDeskError(f"{estimator} predicts waveforms; a split model is a mask estimator.")
+
+
+# Folds when --folds is not given and no --valid song is named: leave one song out for up to this many songs, else
+# this many folds of several songs each.
+DEFAULT_FOLDS = 5
+
+
+def make_folds(names: Sequence[str], count: int) -> list[list[str]]:
+    """``names`` dealt into ``count`` folds (at most one per song), in name order: fold i holds every count-th song
+    from the i-th. Each fold is held out once while the model trains on the others."""
+    if count < 2:
+        raise StemDeskError(f"Folds hold songs out in turn: give at least 2 folds, not {count}.")
+    if len(names) < 2:
+        raise StemDeskError(f"{len(names)} usable song(s) cannot be held out in turn: folds need two songs or more.")
+    ordered = sorted(names)
+    count = min(count, len(ordered))
+    return [ordered[i::count] for i in range(count)]
+
+
+def fold_verdict(folds: Sequence[tuple[Mapping[str, float], Mapping[str, Mapping[str, float]]]]) -> dict[str, Any]:
+    """The no-harm rule over folds. ``folds``: per fold, (the model's medians per child on the songs it held out,
+    {baseline: its medians per child there}). The model passes when the median over the folds of its mean over the
+    children beats the same median of every baseline. Returns the per-child medians over the folds, the medians
+    of the means, the verdict and in how many folds it beat every baseline."""
+    children = list(folds[0][0])
+    labels = list(folds[0][1])
+    model_mean = statistics.median(mean(model) for model, _ in folds)
+    baseline_means = {label: statistics.median(mean(rest[label]) for _, rest in folds) for label in labels}
+    best = max(baseline_means.values())
+    return {
+        "folds": len(folds),
+        "model_median_db": {c: round(statistics.median(m[c] for m, _ in folds), 2) for c in children},
+        "baselines_median_db": {
+            label: {c: round(statistics.median(rest[label][c] for _, rest in folds), 2) for c in children}
+            for label in labels
+        },
+        "model_mean_median_db": round(model_mean, 2),
+        "best_baseline_mean_median_db": round(best, 2),
+        "beats_baselines": model_mean > best,
+        "folds_won": sum(mean(m) > max(mean(rest[label]) for label in labels) for m, rest in folds),
+    }
+
+
+def unheard(
+    folds: Mapping[str, Mapping[str, Mapping[str, float]]],
+    verdict: Mapping[str, Any],
+    method: str,
+    where: str | None = None,
+) -> dict:
+    """A split model card's ``unheard``: what its recipe did on songs it never heard. ``folds``: by the songs a fold
+    held out, {"model": medians per child, baseline: medians per child}; ``verdict``: `fold_verdict` of them;
+    ``method``: how the folds were made, for the card; ``where``: the same in a few words. Where the model loses to a baseline on the median or in any
+    fold, ``short`` and ``caution`` say so where it is offered."""
+    children = list(verdict["model_median_db"])
+    median = {"model": dict(verdict["model_median_db"]), **verdict["baselines_median_db"]}
+    out: dict[str, Any] = {
+        "method": method,
+        "folds": {name: {label: dict(v) for label, v in row.items()} for name, row in folds.items()},
+        "median": median,
+        "folds_won": verdict["folds_won"],
+        "beats_baselines": verdict["beats_baselines"],
+    }
+    label, base = next(iter(verdict["baselines_median_db"].items()))
+    split = "an equal split" if label == "equal parts" else label
+    ours = ", ".join(f"{c} {verdict['model_median_db'][c]:.1f}" for c in children)
+    theirs = ", ".join(f"{base[c]:.1f}" for c in children)
+    lost = [
+        name
+        for name, row in folds.items()
+        if mean(row["model"]) <= max(mean(v) for k, v in row.items() if k != "model")
+    ]
+    where = where or f"{len(folds)} folds, each scored on the songs left out of its training"
+    if not verdict["beats_baselines"]:
+        out["short"] = f"worse than {split} on unheard songs"
+        out["caution"] = (
+            f"On songs it never heard ({where}) it does worse than {split} ({label} for every child): median uSDR "
+            f"{ours} dB against {theirs} dB; it beat it in {verdict['folds_won']} of the {len(folds)} folds. Listen "
+            "before you trust what it splits."
+        )
+    elif lost:
+        out["short"] = f"worse than {split} on {len(lost)} of {len(folds)} unheard folds"
+        out["caution"] = (
+            f"On songs it never heard ({where}) it beats {split} on the median (uSDR {ours} dB against {theirs} dB) "
+            f"but does worse than it on {'; '.join(lost)}: a song unlike the ones it learnt from can come out worse "
+            "than halving. Listen before you trust what it splits."
+        )
+    return out
