@@ -5,7 +5,9 @@
 
 For each song of the sessions, the recipe `stemdesk train --split` uses (with the ``--set`` changes of the model
 it measures) trains from scratch on the other songs for a number of steps fixed before the run, and the weights at
-that step are scored on the held-out song, beside the no-harm rule's baselines on the same song. Stopping at the
+that step are scored on the held-out song, beside the no-harm rule's baselines on the same song. With a stem set's
+groups, the recipe trains on them, each child is scored on the seconds where no group sounds, and each group on its
+own seconds (the model's and the baselines' group scores are kept beside the children's). Stopping at the
 best validation round instead would pick the weights by the song that then scores them (what the shipped
 `stemdesk-vocals-leadback`'s own card reports). The history of every validation round is kept too.
 
@@ -56,13 +58,21 @@ def fold(args: argparse.Namespace, song: str, settings: dict) -> dict:
     )
     made = plan(request, stemset.children)
     made.config.checkpoint_minutes = 2.0
-    baselines = score_baselines(stemset.children, made.estimator_config["stft"], valid)
+    baselines = score_baselines(stemset.children, made.estimator_config["stft"], valid, stemset.group_kinds)
     workdir = cache_dir() / "split-folds" / args.stemset.stem / song
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    trainer, _ = train_recipe(made, train, valid, workdir, None)
+    trainer, _ = train_recipe(made, train, valid, workdir, None, groups=stemset.group_kinds)
     history = [
-        {"step": entry["step"], "usdr_db": {k: round(v, 3) for k, v in entry["valid_usdr"].items()}}
+        {
+            "step": entry["step"],
+            "usdr_db": {k: round(v, 3) for k, v in entry["valid_usdr"].items()},
+            **(
+                {"groups_db": {k: round(v, 3) for k, v in entry["valid_groups"].items()}}
+                if "valid_groups" in entry
+                else {}
+            ),
+        }
         for entry in trainer.history
     ]
     last = history[-1]
@@ -76,6 +86,17 @@ def fold(args: argparse.Namespace, song: str, settings: dict) -> dict:
         "baselines_db": {
             label: {k: round(v, 3) for k, v in result["median"].items()} for label, result in baselines.items()
         },
+        **(
+            {
+                "model_groups_db": last.get("groups_db", {}),
+                "baselines_groups_db": {
+                    label: {k: round(v, 3) for k, v in result["groups"]["median"].items()}
+                    for label, result in baselines.items()
+                },
+            }
+            if stemset.group_kinds
+            else {}
+        ),
         "best_round_db": max(history, key=lambda h: mean(h["usdr_db"])),
         "history": history,
         "seconds": round(time.monotonic() - start, 1),
