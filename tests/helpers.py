@@ -75,6 +75,19 @@ def small_configs() -> dict[str, dict]:
             "nfft": 512,
             "segment": 8192,
         },
+        "bag": {  # two tiny HTDemucs, the second weighted for two stems only
+            "members": [
+                {
+                    "kind": "htdemucs",
+                    "config": dict(width=8, bottom_channels=16, transformer_layers=2, heads=2, nfft=512, segment=8192),
+                },
+                {
+                    "kind": "htdemucs",
+                    "config": dict(width=8, bottom_channels=8, transformer_layers=1, heads=2, nfft=512, segment=8192),
+                },
+            ],
+            "weights": [[1.0, 1.0, 1.0, 1.0], [0.5, 0.0, 2.0, 0.0]],
+        },
         "umx": {"hidden": 16, "layers": 1, "max_bin": 400},
         "bs_roformer": {**roformer, "freqs_per_bands": [8, 8, 16, 32, 65]},
         "mel_band_roformer": {**roformer, "num_bands": 8},

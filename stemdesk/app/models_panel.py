@@ -439,7 +439,7 @@ def entry_html(entry: CatalogEntry, state: str) -> str:
             )
         )
     rows += [
-        ("Download", f"{escape(entry.size_text())} from {escape(entry.files[0].url)}"),
+        ("Download", f"{escape(entry.size_text())} from {escape(entry.download_text())}"),
         ("Licence", f"{escape(entry.licence)} (as its publisher states it; read at {escape(entry.licence_source)})"),
     ]
     if entry.raw.get("caution"):

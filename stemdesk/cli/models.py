@@ -56,8 +56,9 @@ def add_parser(commands: Any) -> None:
     install.add_argument(
         "--file",
         type=Path,
+        action="append",
         help="a catalog model: install this file, fetched elsewhere (e.g. for a machine without internet); it is "
-        "checked against the catalog",
+        "checked against the catalog. A model of several files (htdemucs-ft): a --file for each",
     )
     install.add_argument(
         "--config",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +124,40 @@ def _config_file(
     return fetched.path, fetched.sha256
 
 
+def _check_bag(entry: CatalogEntry, config: Path, data: Any) -> None:
+    """What the importer would refuse in a Demucs bag's YAML, before its models are fetched: it must name the
+    entry's files (by the signature in their names) and weigh each of them once per stem."""
+    from .model_import import bag_settings, demucs_signature, is_demucs_bag
+
+    if not is_demucs_bag(data):
+        raise ModelError(
+            f'{entry.id}\'s config "{config.name}" is not a Demucs bag (models: [...], weights: [[...]]). The catalog '
+            "entry is wrong; nothing was downloaded."
+        )
+    models, weights, _ = bag_settings(data, config)
+    files = sorted(demucs_signature(item.file) for item in entry.files)
+    if sorted(models) != files:
+        raise ModelError(
+            f'{entry.id}\'s config "{config.name}" names the models {", ".join(models)}, but the catalog lists the '
+            f"files of {', '.join(files)}. The catalog entry is wrong; nothing was downloaded."
+        )
+    stems = len(entry.stems) if entry.stems else None
+    if weights is not None and (len(weights) != len(models) or any(stems and len(row) != stems for row in weights)):
+        raise ModelError(
+            f'{entry.id}\'s config "{config.name}" has weights that are not one row per model ({len(models)}) of one '
+            f"weight per stem ({stems}). The catalog entry is wrong; nothing was downloaded."
+        )
+
+
 def _check_config(entry: CatalogEntry, config: Path) -> None:
-    """What the importer would refuse in a RoFormer or MDX23C config, before gigabytes of weights are fetched for it."""
+    """What the importer would refuse in a RoFormer or MDX23C config, or a Demucs bag's YAML, before gigabytes of
+    weights are fetched for it."""
     from .model_import import ROFORMER_UNSUPPORTED, is_mdx23c, mdx23c_settings, msst_stems, read_config
 
     data = read_config(config)
+    if entry.architecture == "htdemucs":
+        _check_bag(entry, config, data)
+        return
     model = data.get("model")
     if not isinstance(model, dict):
         raise ModelError(
@@ -176,9 +205,54 @@ def _check_given(entry: CatalogEntry, item: CatalogFile, path: Path) -> tuple[in
     return size, digest
 
 
+def _given_files(entry: CatalogEntry, given: list[Path]) -> dict[CatalogFile, Path]:
+    """Files the user fetched by hand, each paired with the catalog's file it is (by name, else by its checksum
+    against the catalog's): every file of the entry must be given once."""
+    items = entry.files
+    names = ", ".join(item.file for item in items)
+    if len(given) != len(items):
+        raise ModelError(
+            f"{entry.id} is {len(items)} file{'s' if len(items) > 1 else ''} ({names}): give "
+            f"{'each with its own --file' if len(items) > 1 else 'it with --file'}, not {len(given)}. Nothing was "
+            "installed.",
+            setting="file",
+            value=items[0].url,
+        )
+    if len(items) == 1:
+        return {items[0]: given[0]}
+    from . import download
+
+    paired: dict[CatalogFile, Path] = {}
+    for path in given:
+        if not path.is_file():
+            raise ModelError(f'"{path}" does not exist. Check its path.', setting="file", value=items[0].url)
+        item = next((i for i in items if i.file == path.name and i not in paired), None)
+        if item is None:
+            size, digest = path.stat().st_size, download.sha256_of(path)
+            item = next(
+                (
+                    i
+                    for i in items
+                    if i not in paired
+                    and (i.sha256 or i.sha256_prefix)
+                    and download.check(path.name, size, digest, i.size_bytes, i.sha256, i.sha256_prefix) is None
+                ),
+                None,
+            )
+        if item is None:
+            raise ModelError(
+                f'"{path.name}" is none of the files of {entry.id} ({names}) that are not given already. Give each '
+                "of them once. Nothing was installed.",
+                setting="file",
+                value=items[0].url,
+            )
+        paired[item] = path
+    return paired
+
+
 def install(
     entry: CatalogEntry,
-    file: Path | None = None,
+    file: Path | Sequence[Path] | None = None,
     config: Path | None = None,
     *,
     progress: Progress | None = None,
@@ -186,19 +260,17 @@ def install(
     target_root: Path | None = None,
     downloads: Path | None = None,
 ) -> ModelCard:
-    """Download (or take ``file``, fetched by hand, and ``config``), verify, import and install a catalog model
-    into the user's models folder; its licence must have been shown and accepted by the front end. Raises
-    ModelError (DownloadError for what the network did) and Cancelled; nothing is installed unless all worked."""
+    """Download (or take ``file``, fetched by hand: one path, or one for each of the entry's files, and
+    ``config``), verify, import and install a catalog model into the user's models folder; its licence must have
+    been shown and accepted by the front end. Raises ModelError (DownloadError for what the network did) and
+    Cancelled; nothing is installed unless all worked. An entry of several files (a Demucs bag) downloads each."""
     from . import download
 
     report = progress or (lambda what, fraction: None)
     cancel = cancel or CancelToken()
     if not entry.runs:
         raise ModelError(entry.not_runnable())
-    if len(entry.files) != 1:
-        raise ModelError(
-            f"{entry.id} has {len(entry.files)} files; StemDesk installs models of one file. Nothing was downloaded."
-        )
+    given = [Path(file)] if isinstance(file, (str, Path)) else [Path(f) for f in file or ()]
     root = target_root or user_models_dir()
     existing = _installed(entry, root)
     if existing is not None and _needs_application(entry, existing, root):
@@ -208,47 +280,58 @@ def install(
         return card
     if existing is not None:
         raise ModelError(f"{entry.id} is already installed ({existing}). Remove it first to install it again.")
-    item = entry.files[0]
     folder = (downloads or downloads_dir()) / entry.id
     try:
         config_path, config_sha = _config_file(entry, folder, config, report, cancel)
-        if config_path is not None and entry.architecture in ("bs_roformer", "mel_band_roformer", "mdx23c"):
+        if config_path is not None and entry.architecture in ("bs_roformer", "mel_band_roformer", "mdx23c", "htdemucs"):
             _check_config(entry, config_path)
-        if file is not None:
-            report(f"Checking {Path(file).name}", 0.05)
-            size, digest = _check_given(entry, item, Path(file))
-            weights = Path(file)
+        got: list[tuple[CatalogFile, Path, int, str]] = []
+        if given:
+            for item, path in _given_files(entry, given).items():
+                report(f"Checking {path.name}", 0.05)
+                got.append((item, path, *_check_given(entry, item, path)))
         else:
-            fetched = download.fetch(
-                item.url,
-                folder / item.file,
-                size=item.size_bytes,
-                sha256=item.sha256,
-                sha256_prefix=item.sha256_prefix,
-                progress=_scaled(report, 0.02, 0.85),
-                cancel=cancel,
-            )
-            weights, size, digest = fetched.path, fetched.size, fetched.sha256
+            count = len(entry.files)
+            for index, item in enumerate(entry.files):
+                step = 0.83 / count
+                fetched = download.fetch(
+                    item.url,
+                    folder / item.file,
+                    size=item.size_bytes,
+                    sha256=item.sha256,
+                    sha256_prefix=item.sha256_prefix,
+                    progress=_scaled(report, 0.02 + index * step, 0.02 + (index + 1) * step),
+                    cancel=cancel,
+                )
+                got.append((item, fetched.path, fetched.size, fetched.sha256))
+        got.sort(key=lambda found: entry.files.index(found[0]))
         cancel.raise_if_cancelled()
         report("Converting the weights", 0.88)
-        card = _import(entry, item, weights, size, digest, config_path, config_sha, root, given=file is not None)
+        card = _import(entry, got, config_path, config_sha, root, given=bool(given))
     except OSError as error:
         raise ModelError(
             f'Could not write to "{folder}" ({error.strerror or error}). Check the disk and the folder\'s '
             "permissions; nothing was installed."
         ) from None
-    if file is None:  # the model now lives in the models folder; the download is not needed again
+    if not given:  # the model now lives in the models folder; the download is not needed again
         shutil.rmtree(folder, ignore_errors=True)
     report("Installed", 1.0)
     return card
 
 
+def _architecture(estimator: Any) -> str:
+    """The architecture an imported estimator runs, as the catalog names it: a bag's is its members'."""
+    from ..core.estimators.bag import Bag
+
+    if isinstance(estimator, Bag):
+        kinds = {str(getattr(member, "kind", "")) for member in estimator.members}
+        return kinds.pop() if len(kinds) == 1 else Bag.kind
+    return str(estimator.kind)
+
+
 def _import(
     entry: CatalogEntry,
-    item: CatalogFile,
-    weights: Path,
-    size: int,
-    digest: str,
+    got: list[tuple[CatalogFile, Path, int, str]],
     config: Path | None,
     config_sha: str | None,
     root: Path,
@@ -258,12 +341,15 @@ def _import(
     from .model_import import convert
     from .model_store import save_model
 
+    item, weights = got[0][0], got[0][1]
+    published = " and ".join(f"{i.file} from {i.url}" for i, *_ in got)
     try:
-        converted = convert([weights], config, entry.id)
+        converted = convert([path for _, path, *_ in got], config, entry.id, names={p: i.file for i, p, *_ in got})
     except ModelError as error:
         if given:
+            several = len(got) > 1
             raise ModelError(
-                f"{error} The catalog's {entry.id} is {item.file} from {item.url}: check that this is that file.",
+                f"{error} The catalog's {entry.id} is {published}: check that {'these are those files' if several else 'this is that file'}.",
                 setting="file",
                 value=item.url,
             ) from None
@@ -272,12 +358,14 @@ def _import(
             f'needs fixing, or StemDesk does not run this model yet. The download is kept in "{weights.parent}" '
             "(delete it to free the space)."
         ) from None
-    kind = converted.estimator.kind
+    kind = _architecture(converted.estimator)
     if kind != entry.architecture:
         what = ARCHITECTURES.get(kind, kind)
+        names = ", ".join(f'"{path.name}"' for _, path, *_ in got)
         raise ModelError(
-            f'"{weights.name}" holds {what} weights, but {entry.id} is a {ARCHITECTURES[entry.architecture]}: it is '
-            f"not the file the catalog names ({item.file}, from {item.url}). Nothing was installed.",
+            f"{names} hold{'s' if len(got) == 1 else ''} {what} weights, but {entry.id} is a "
+            f"{ARCHITECTURES[entry.architecture]}: not the file{'s' if len(got) > 1 else ''} the catalog names "
+            f"({published}). Nothing was installed.",
             setting="file",
             value=item.url,
         )
@@ -287,12 +375,14 @@ def _import(
             f"{entry.id} was downloaded and imported, but {problem}: the catalog entry needs fixing. Nothing was "
             f'installed; the download is kept in "{weights.parent}" (delete it to free the space).'
         )
-    if item.sha256:
-        checked = "the catalog's sha256 (the publisher's)"
-    elif item.sha256_prefix:
-        checked = f"the publisher's checksum prefix {item.sha256_prefix}; the full sha256 recorded at this install"
-    else:
-        checked = "recorded at this install (the publisher gives no checksum)"
+
+    def checked(item: CatalogFile) -> str:
+        if item.sha256:
+            return "the catalog's sha256 (the publisher's)"
+        if item.sha256_prefix:
+            return f"the publisher's checksum prefix {item.sha256_prefix}; the full sha256 recorded at this install"
+        return "recorded at this install (the publisher gives no checksum)"
+
     card: dict[str, Any] = {
         "summary": entry.summary,
         "description": converted.description,
@@ -321,9 +411,10 @@ def _import(
                     "url": item.url,
                     "size": size,
                     "sha256": digest,
-                    "sha256_checked": checked,
-                    **({"installed_from": str(weights)} if given else {}),
+                    "sha256_checked": checked(item),
+                    **({"installed_from": str(path)} if given else {}),
                 }
+                for item, path, size, digest in got
             ],
             "configs": (
                 [{"name": config.name, "url": entry.config.url if entry.config else None, "sha256": config_sha}]
@@ -332,6 +423,7 @@ def _import(
             ),
         },
         **({"import_notes": converted.notes} if converted.notes else {}),
+        **converted.facts,
         **(entry.applies_to.card_fields() if entry.applies_to else {}),
     }
     final = root / entry.id

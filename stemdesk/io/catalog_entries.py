@@ -134,6 +134,12 @@ class CatalogEntry:
         values = ", ".join(f"{k} {v}" for k, v in (first.get("values") or {}).items())
         return f"{values} ({first.get('metric', 'metric not stated')}; {first.get('data', 'data not stated')})"
 
+    def download_text(self) -> str:
+        """Where its files come from: the address of its one file, or how many files and their addresses."""
+        if len(self.files) == 1:
+            return self.files[0].url
+        return f"{len(self.files)} files: " + ", ".join(item.url for item in self.files)
+
     def not_runnable(self) -> str:
         return (
             f"{self.id} ({self.name}) cannot be installed yet: {self.cannot_run}. Nothing was downloaded. The "
@@ -155,7 +161,7 @@ class CatalogEntry:
         ]
         if self.raw.get("caution"):
             lines.append(str(self.raw["caution"]))
-        lines.append(f"Training data: {self.training_data}. Download: {self.size_text()} from {self.files[0].url}")
+        lines.append(f"Training data: {self.training_data}. Download: {self.size_text()} from {self.download_text()}")
         return "\n".join(lines)
 
     def not_installed(self) -> str:
@@ -339,12 +345,13 @@ def find_entry(model_id: str, path: Path | None = None) -> CatalogEntry | None:
 
 def by_hand(entry: CatalogEntry, error: ModelError) -> str:
     """An error of a download (its setting "file", its value the address), with how to install the file fetched
-    elsewhere: the address to fetch and the `stemdesk models install ID --file FILE` that installs it (and its
-    ``--config`` where the catalog does not hold the YAML). Both front ends say it so."""
-    url = error.value or entry.files[0].url
+    elsewhere: the address to fetch and the `stemdesk models install ID --file FILE` that installs it (a --file for
+    each of its files, and its ``--config`` where the catalog does not hold the YAML). Both front ends say it so."""
+    several = len(entry.files) > 1
+    url = entry.download_text() if several else error.value or entry.files[0].url
     config = entry.config
-    command = f"stemdesk models install {entry.id} --file {entry.files[0].file}"
+    command = f"stemdesk models install {entry.id} " + " ".join(f"--file {item.file}" for item in entry.files)
     if config is not None and config.content is None:
         command += f" --config {config.file}"
-        url = f"{entry.files[0].url} and {config.url}"
+        url = f"{url} and {config.url}"
     return f"{error} Or fetch {url} on a machine with a connection and run: {command}"

@@ -4,7 +4,9 @@ Formats (each recognised by what the file holds, not by its name):
 
 - Demucs ``.th`` (``demucs.states.serialize_model``: the model class by name, its arguments and its state):
   HTDemucs (v4) runs on StemDesk's port (`stemdesk.core.estimators.htdemucs`); its arguments are checked against
-  what the port implements and anything else is refused by name.
+  what the port implements and anything else is refused by name. Several ``.th`` files with a Demucs bag YAML
+  (``demucs/remote/<name>.yaml``: ``models``, ``weights``, optional ``segment``; htdemucs_ft) are one model, the
+  bag combined as Demucs combines it (`stemdesk.core.estimators.bag`).
 - Open-Unmix ``.pth`` state dicts, one per target (umxhq, umxl or your own), with the ``<target>.json`` or
   ``separator.json`` settings Open-Unmix writes beside them when present (`stemdesk.core.estimators.umx`).
 - BS-RoFormer and Mel-RoFormer ``.ckpt`` state dicts from Music-Source-Separation-Training (MSST, UVR), with the
@@ -31,6 +33,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.estimators import AnyEstimator
+from ..core.estimators.bag import Bag, check_bag
 from ..core.estimators.htdemucs import HTDemucs
 from ..core.estimators.mdx23c import MDX23C
 from ..core.estimators.roformer import BSRoformer, MelBandRoformer, Roformer
@@ -55,6 +58,7 @@ class Converted:
     source_format: str
     description: str
     notes: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # more for the card (a bag: its models and weights)
 
 
 # --- Demucs --------------------------------------------------------------------------------------------------------
@@ -120,7 +124,9 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def convert_demucs(package: dict, path: Path) -> Converted:
+def convert_demucs(package: dict, path: Path, bag_segment: float | None = None) -> Converted:
+    """An HTDemucs .th; ``bag_segment`` is the ``segment`` of the bag it is imported in, which sets its segment
+    where it is not longer than the model's own (as Demucs's ``BagOfModels`` does)."""
     klass = package.get("klass")
     name = klass.name if isinstance(klass, ClassReference) else repr(klass)
     if name != HTDEMUCS_CLASS:
@@ -165,6 +171,8 @@ def convert_demucs(package: dict, path: Path) -> Converted:
         )
     sources = [str(s) for s in options.get("sources") or []]
     rate = int(options["samplerate"])
+    if bag_segment is not None and bag_segment <= options["segment"]:
+        options["segment"] = bag_segment
     # as the reference computes its training length: int(segment · samplerate)
     exact = isinstance(options["segment"], (int, Fraction))
     segment = int(Fraction(options["segment"]) * rate) if exact else int(float(options["segment"]) * rate)
@@ -195,6 +203,173 @@ def convert_demucs(package: dict, path: Path) -> Converted:
         "demucs .th (demucs.htdemucs.HTDemucs)",
         f"HTDemucs imported from {path.name}: {len(sources)} stems ({', '.join(sources)}), {seconds:.1f}-s "
         "segments; StemDesk runs its own port of the network, and its stems are made to null.",
+    )
+
+
+# --- Demucs bags of models ----------------------------------------------------------------------------------------
+
+
+def demucs_signature(name: str) -> str:
+    """The signature Demucs finds a model by in its file's name: ``f7e0c4bc`` for ``f7e0c4bc-ba3fe64a.th`` (the
+    part before the checksum, as demucs.repo.LocalRepo reads it), the name's stem when it has no checksum."""
+    stem = Path(name).stem
+    return stem.rsplit("-", 1)[0] if "-" in stem else stem
+
+
+def is_demucs_bag(config: Any) -> bool:
+    """Whether a config is a Demucs bag's YAML (``models: [...]``), not a training config."""
+    return isinstance(config, dict) and "models" in config and "model" not in config and "audio" not in config
+
+
+def bag_settings(config: dict[str, Any], config_path: Path) -> tuple[list[str], list[list[float]] | None, Any]:
+    """A bag YAML's (models, weights or None, segment or None), checked for their types; a ModelError says what
+    is wrong. The weights' shape is checked against the models' stems by `convert_demucs_bag`."""
+    where = f'"{config_path.name}"'
+    models = config.get("models")
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+        raise ModelError(
+            f"{where} is not a Demucs bag: its models must be a list of model signatures (e.g. models: "
+            "['f7e0c4bc', 'd12395a8']). Pass the YAML Demucs publishes (demucs/remote/NAME.yaml). Nothing was "
+            "installed.",
+            setting="config",
+        )
+    weights = config.get("weights")
+    if weights is not None and (
+        not isinstance(weights, list)
+        or not all(
+            isinstance(row, list) and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in row)
+            for row in weights
+        )
+    ):
+        raise ModelError(
+            f"{where}: its weights must be a list of rows of numbers, one row per model and one number per stem "
+            "(e.g. [[1., 0.], [0., 1.]]). Fix the YAML. Nothing was installed.",
+            setting="config",
+        )
+    segment = config.get("segment")
+    if segment is not None and (isinstance(segment, bool) or not isinstance(segment, (int, float)) or segment <= 0):
+        raise ModelError(
+            f"{where}: its segment must be a positive number of seconds, not {segment!r}. Fix the YAML. Nothing was "
+            "installed.",
+            setting="config",
+        )
+    return (
+        [str(m) for m in models],
+        [[float(w) for w in row] for row in weights] if weights is not None else None,
+        segment,
+    )
+
+
+def convert_demucs_bag(
+    packages: dict[Path, dict], config_path: Path, config: dict[str, Any], names: dict[Path, str]
+) -> Converted:
+    """Demucs's bag of models: each model the YAML names found among the files (by the signature in its name,
+    ``names`` giving a file's published name where it was saved under another), converted, and combined with the
+    YAML's weights (`stemdesk.core.estimators.bag.Bag`). A model whose weights are all 0 is left out (Demucs runs
+    it only to multiply its stems by 0)."""
+    signatures, weights, segment = bag_settings(config, config_path)
+    where = f'"{config_path.name}"'
+    by_signature: dict[str, Path] = {}
+    for path in packages:
+        signature = demucs_signature(names.get(path, path.name))
+        if signature in by_signature:
+            raise ModelError(
+                f'"{by_signature[signature].name}" and "{path.name}" are both the model {signature}. Give each '
+                "model of the bag once. Nothing was installed."
+            )
+        by_signature[signature] = path
+    missing = [sig for sig in dict.fromkeys(signatures) if sig not in by_signature]
+    if missing:
+        given = ", ".join(f'"{p.name}"' for p in packages)
+        raise ModelError(
+            f"{where} is a bag of {len(signatures)} models ({', '.join(signatures)}), but no file given is "
+            f"{' or '.join(missing)} (Demucs names a model's file SIGNATURE-CHECKSUM.th, e.g. {missing[0]}-….th; "
+            f"given: {given}). Give every model's file too. Nothing was installed.",
+            setting="file",
+        )
+    extra = [p.name for sig, p in by_signature.items() if sig not in signatures]
+    if extra:
+        raise ModelError(
+            f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not among the models {where} names "
+            f"({', '.join(signatures)}). Leave {'it' if len(extra) == 1 else 'them'} out, or give the bag "
+            f"{'it belongs' if len(extra) == 1 else 'they belong'} to. Nothing was installed."
+        )
+    converted = {sig: convert_demucs(packages[by_signature[sig]], by_signature[sig], segment) for sig in by_signature}
+    members: list[HTDemucs] = []
+    for sig in signatures:
+        member = converted[sig].estimator
+        assert isinstance(member, HTDemucs), "convert_demucs makes HTDemucs"
+        members.append(member)
+    files = [by_signature[sig].name for sig in signatures]
+    rows = weights if weights is not None else [[1.0] * len(members[0].sources) for _ in members]
+    try:
+        check_bag(
+            [m.sources for m in members],
+            [m.sample_rate for m in members],
+            [m.channels for m in members],
+            [m.segment for m in members],
+            rows,
+            files,
+        )
+    except ValueError as error:
+        text = str(error)
+        if "weights" in text:
+            advice = "Fix the YAML's weights (one row per model, one weight per stem, in the models' stem order)."
+        elif "segment" in text:
+            advice = (
+                "Give the bag a segment no longer than its shortest model's (segment: SECONDS in the YAML), as "
+                "Demucs would then run them all on it."
+            )
+        else:
+            advice = "Import together only models Demucs can bag: the same stems in the same order, rate and channels."
+        raise ModelError(f"{where}: {text}. {advice} Nothing was installed.") from None
+    used = [i for i, row in enumerate(rows) if any(w != 0 for w in row)]
+    notes = [
+        f"{signatures[i]} ({files[i]}) has weight 0 for every stem: Demucs runs it only to multiply its stems by 0, "
+        "StemDesk leaves it out"
+        for i in range(len(members))
+        if i not in used
+    ]
+    bag = Bag(
+        members=[{"kind": members[i].kind, "config": members[i].config()} for i in used],
+        weights=[rows[i] for i in used],
+    )
+    for slot, index in enumerate(used):
+        bag.members[slot].load_state_dict(members[index].state_dict())
+    bag.eval()
+    sources = list(bag.sources)
+    shown = "; ".join(
+        f"{sig}: " + ", ".join(f"{stem} {w:g}" for stem, w in zip(sources, row)) for sig, row in zip(signatures, rows)
+    )
+    identity = len(members) == len(sources) and all(
+        rows[i][j] == (1.0 if i == j else 0.0) for i in range(len(rows)) for j in range(len(sources))
+    )
+    how = (
+        "each stem taken from its own model"
+        if identity
+        else "each stem the weighted mean of the models' estimates of it (their weights for it, divided by the sum)"
+    )
+    return Converted(
+        bag,
+        _name_from(config_path),
+        "demucs bag: .yaml with its .th files (demucs.apply.BagOfModels)",
+        f"A bag of {len(members)} HTDemucs imported from {config_path.name} and {', '.join(files)}: weights "
+        f"{shown}; {how}, as Demucs's apply_model combines a bag. {bag.segment / bag.sample_rate:.1f}-s "
+        f"segments; {len(used)} networks run on each segment, so it takes about {len(used)}× the time of one. "
+        "StemDesk runs its own port of the network, and its stems are made to null.",
+        notes,
+        {
+            "bag": {
+                "models": signatures,
+                "files": files,
+                "sources": sources,
+                "weights": rows,
+                "run": [signatures[i] for i in used],
+                "segment_seconds": bag.segment / bag.sample_rate,
+                "combined": "as demucs.apply.apply_model combines a BagOfModels: each model's stems times its "
+                "weights, summed, each stem divided by the sum of its weights",
+            }
+        },
     )
 
 
@@ -633,9 +808,12 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
-def convert(files: Sequence[Path], config: Path | None = None, name: str | None = None) -> Converted:
-    """Read and convert checkpoint files (several only for Open-Unmix's per-target files; a .yaml/.yml/.json among
-    them is taken as the config)."""
+def convert(
+    files: Sequence[Path], config: Path | None = None, name: str | None = None, names: dict[Path, str] | None = None
+) -> Converted:
+    """Read and convert checkpoint files (several only for Open-Unmix's per-target files and the models of a Demucs
+    bag with its YAML; a .yaml/.yml/.json among them is taken as the config). ``names``: the names files were
+    published under, where they were saved under others (a Demucs bag finds its models by name)."""
     files = [Path(f) for f in files]
     configs = [f for f in files if f.suffix.lower() in CONFIG_SUFFIXES]
     checkpoints = [f for f in files if f not in configs]
@@ -671,10 +849,26 @@ def convert(files: Sequence[Path], config: Path | None = None, name: str | None 
                 f"{SUPPORTED}. Nothing was installed."
             )
     found = set(kinds.values())
+    if found == {"demucs"}:
+        bags = [(c, data) for c in configs if c.suffix.lower() in (".yaml", ".yml") for data in [read_config(c)]]
+        bags = [(c, data) for c, data in bags if is_demucs_bag(data)]
+        if bags:
+            bag_path, bag = bags[0]
+            converted = convert_demucs_bag({p: loaded[p] for p in checkpoints}, bag_path, bag, dict(names or {}))
+            if name:
+                converted.name = name
+            return converted
+        if len(checkpoints) > 1:
+            raise ModelError(
+                f"{len(checkpoints)} Demucs .th files are imported together only as a bag of models: give the bag's "
+                "YAML too (demucs/remote/NAME.yaml, e.g. htdemucs_ft.yaml: models: [...], weights: [[...]]), or "
+                "import one file at a time. Nothing was installed.",
+                setting="config",
+            )
     if len(checkpoints) > 1 and found != {"umx"}:
         raise ModelError(
-            "Import one checkpoint at a time; only Open-Unmix's per-target .pth files are imported together. "
-            "Nothing was installed."
+            "Import one checkpoint at a time; only Open-Unmix's per-target .pth files, and the .th files of a "
+            "Demucs bag with its YAML, are imported together. Nothing was installed."
         )
     path = checkpoints[0]
     if found == {"umx"}:
@@ -735,6 +929,7 @@ def import_model(
             "configs": [{"name": c.name, "sha256": sha256_file(c)} for c in configs if c.is_file()],
         },
         **({"import_notes": converted.notes} if converted.notes else {}),
+        **converted.facts,
     }
     root = target_root or user_models_dir()
     final = root / model_id

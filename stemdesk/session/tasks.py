@@ -732,9 +732,12 @@ def _training_progress(event: dict, minutes: float) -> dict:
     return report
 
 
-def install_model(name: str, package: Path | None = None, config: Path | None = None) -> Task[ModelCard]:
+def install_model(
+    name: str, package: Path | Sequence[Path] | None = None, config: Path | None = None
+) -> Task[ModelCard]:
     """Install a registry model (see `stemdesk.io.installable`) or a model of the catalog (`stemdesk.io.catalog`;
-    ``package`` is then its file fetched by hand and ``config`` its YAML, both checked against the catalog). A
+    ``package`` is then its file fetched by hand, or its files, and ``config`` its YAML, all checked against the
+    catalog). A
     model's licence is only accepted by its front end, which shows it and asks; this task does not ask. A catalog
     download stops at the cancel token and resumes at the next install; one that fails says how to install the
     file fetched elsewhere (`stemdesk.io.catalog.by_hand`)."""
@@ -765,12 +768,15 @@ def install_model(name: str, package: Path | None = None, config: Path | None = 
 
         return Task(f"Install {entry.name}", install, "network", entry.id)
     item = INSTALLABLE[name]
+    if package is not None and not isinstance(package, Path):
+        raise StemDeskError(f"{item.id} comes from one registry package: give one file, not {len(package)}.")
+    single = package
 
     def work(progress: Progress, cancel: CancelToken) -> ModelCard:
         from ..io.installers import install
 
         return install(
-            name, lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}), package=package
+            name, lambda what, fraction: progress({"message": what, "done": fraction, "total": 1.0}), package=single
         )
 
     return Task(f"Install {item.title}", work, "network", item.id)

@@ -137,7 +137,7 @@ def test_the_catalog_tab_lists_each_model_with_stems_size_licence_speed_and_stat
             rows["mel-roformer-karaoke"][3] == "vocals \u2192 lead, backing"
         )  # a model of a stem: what it splits into
         assert rows["mel-roformer-dereverb-anvuew"][4] == "GPL-3.0 (the Hugging Face model page's licence tag)"
-        assert rows["htdemucs-ft"][1] == "cannot run yet"
+        assert rows["htdemucs-ft"][1] == "not installed"  # the bag of four runs (#80)
         assert "stemdesk-4stem" in [panel.list.item(i).text().split()[0] for i in range(panel.list.count())]
 
         panel.select_entry("mel-roformer-karaoke")  # the card says everything, with where it was read
@@ -148,7 +148,8 @@ def test_the_catalog_tab_lists_each_model_with_stems_size_licence_speed_and_stat
         )
         assert panel.catalog_install.isEnabled()
         panel.select_entry("htdemucs-ft")
-        assert "bag of four models" in panel.card.toPlainText() and not panel.catalog_install.isEnabled()
+        assert "bag of four models" in panel.card.toPlainText() and panel.catalog_install.isEnabled()
+        assert "4 files: https://dl.fbaipublicfiles.com/demucs/" in panel.card.toPlainText()
 
         # a catalog model asked for before it is installed names the dock's way to install it, not a command
         sf.write(str(tmp_path / "song.wav"), song(1.0), 44100, subtype="PCM_16")

@@ -437,7 +437,8 @@ def test_the_shipped_catalog_states_its_facts_and_its_configs_pass_the_importer(
     kinds = {entry.architecture for entry in entries.values()}
     assert {"htdemucs", "bs_roformer", "mel_band_roformer", "mdx23c"} <= kinds
     assert {"htdemucs-ft", "htdemucs-6s", "mel-roformer-karaoke", "mdx23c-drumsep"} <= set(entries)
-    assert not entries["htdemucs-ft"].runs and entries["mdx23c-drumsep"].runs and entries["htdemucs-6s"].runs
+    assert entries["htdemucs-ft"].runs and entries["mdx23c-drumsep"].runs and entries["htdemucs-6s"].runs
+    assert len(entries["htdemucs-ft"].files) == 4 and entries["htdemucs-ft"].config is not None  # a bag, its YAML
     for entry in entries.values():
         assert entry.licence and entry.licence_source.startswith("https://") and entry.training_data
         assert entry.speed is None  # measured by StemDesk, not copied

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .bag import Bag
 from .band_mlp import BandMLP
 from .base import OBJECTIVES, AnyEstimator, Estimator, WaveformEstimator
 from .cascade import Cascade
@@ -38,6 +39,7 @@ BUILTIN_ESTIMATORS: Mapping[str, type[AnyEstimator]] = MappingProxyType(
             MMDenseNet,
             Cascade,
             HTDemucs,
+            Bag,
             UMX,
             BSRoformer,
             MelBandRoformer,
