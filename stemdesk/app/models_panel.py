@@ -462,10 +462,12 @@ def entry_html(entry: CatalogEntry, state: str) -> str:
 
 
 def checkpoint_files_dialog(parent) -> list[Path]:
-    """The checkpoint to import (with its YAML config, or Open-Unmix's per-target files, chosen together)."""
+    """The checkpoint to import (with its YAML config, Open-Unmix's per-target files, or a Demucs bag's .th files
+    with its YAML, chosen together)."""
     files, _ = QFileDialog.getOpenFileNames(
         parent,
-        "Import checkpoint (select its YAML config with it, or every Open-Unmix target file)",
+        "Import checkpoint (select its YAML config with it, every Open-Unmix target file, or a Demucs bag's files "
+        "with its YAML)",
         "",
         "Checkpoints and configs (*.th *.pth *.ckpt *.pt *.yaml *.yml *.json);;All files (*)",
     )
