@@ -150,7 +150,19 @@ class CatalogEntry:
         """The speed the catalog records (measured by StemDesk), or that it is not measured yet."""
         if not self.speed:
             return "not measured yet"
-        return ", ".join(f"{k} {v}" for k, v in self.speed.items())
+        speed = self.speed
+        ours, theirs = speed.get("minutes_by_threads") or {}, speed.get("publisher_minutes_by_threads") or {}
+        if not ours:
+            return "not measured yet"
+        song = f"{float(speed.get('song_seconds', 180)) / 60:g}-minute song"
+        counts = sorted(ours, key=int)
+        times = ", ".join(f"{ours[c]:g} min on {c} thread{'s' if c != '1' else ''}" for c in counts)
+        publisher = " and ".join(f"{theirs[c]:g}" for c in counts if c in theirs)
+        return (
+            f"a {song} in {times}"
+            + (f" (the publisher's code: {publisher})" if publisher else "")
+            + (f"; {speed['cpu']}" if speed.get("cpu") else "")
+        )
 
     def licence_text(self) -> str:
         """What a front end shows before it installs, for the user to accept: the licence as the publisher states it

@@ -22,9 +22,10 @@ def test_available_lists_the_catalog_with_what_a_producer_decides_on(monkeypatch
     for entry in entries.values():
         assert f"\n{entry.id}" in out
     block = out.split("\nmel-roformer-vocals-kj", 1)[1].split("\n", 1)[1]
-    first = " ".join(block.split("\n    ")[:3])
+    first = " ".join(block.split("\n    ")[:5])
     assert "Stems: vocals other" in first and "913 MB" in first and "licence: not stated" in first
-    assert "speed: not measured yet" in first and "vocals 10.98 (SDR, dB; MVSep Multisong dataset)" in first
+    assert "speed: a 3-minute song in " in first and "(the publisher's code: " in first  # benchmarks/catalog_speed.py
+    assert "vocals 10.98 (SDR, dB; MVSep Multisong dataset)" in first
     assert "\nhtdemucs-ft\n" in out and "cannot run it yet" not in out  # the bag of four runs (#80)
     assert "\nmdx23c-drumsep\n" in out  # MDX23C runs (stemdesk/core/estimators/mdx23c.py)
     assert "[installed]" not in out
