@@ -69,7 +69,12 @@ def _unheard(card: dict) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows = [*folds.items(), *([("median", unheard["median"])] if isinstance(unheard.get("median"), dict) else [])]
     for song, scores in rows:
-        cells = [f"{scores[who][child]:.2f}" for who in ("model", *labels) for child in children]
+        # a child silent in a fold's songs is not scored there
+        cells = [
+            f"{scores[who][child]:.2f}" if child in scores[who] else "—"
+            for who in ("model", *labels)
+            for child in children
+        ]
         lines.append(f"| {song} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines

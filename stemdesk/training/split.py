@@ -193,21 +193,24 @@ def make_folds(names: Sequence[str], count: int) -> list[list[str]]:
 
 def fold_verdict(folds: Sequence[tuple[Mapping[str, float], Mapping[str, Mapping[str, float]]]]) -> dict[str, Any]:
     """The no-harm rule over folds. ``folds``: per fold, (the model's medians per child on the songs it held out,
-    {baseline: its medians per child there}). The model passes when the median over the folds of its mean over the
-    children beats the same median of every baseline. Returns the per-child medians over the folds, the medians
-    of the means, the verdict and in how many folds it beat every baseline."""
-    children = list(folds[0][0])
+    {baseline: its medians per child there}); a child silent in a fold's songs is not scored there (validation
+    leaves it out), so a fold's mean is over the children it scores, the same for the model and the baselines. The
+    model passes when the median over the folds of its mean beats the same median of every baseline. Returns the
+    per-child medians over the folds that score the child, the medians of the means, the verdict and in how many
+    folds it beat every baseline."""
+    children = list(dict.fromkeys(c for model, _ in folds for c in model))
     labels = list(folds[0][1])
     model_mean = statistics.median(mean(model) for model, _ in folds)
     baseline_means = {label: statistics.median(mean(rest[label]) for _, rest in folds) for label in labels}
     best = max(baseline_means.values())
+
+    def median_of(tables: Sequence[Mapping[str, float]]) -> dict[str, float]:
+        return {c: round(statistics.median(t[c] for t in tables if c in t), 2) for c in children}
+
     return {
         "folds": len(folds),
-        "model_median_db": {c: round(statistics.median(m[c] for m, _ in folds), 2) for c in children},
-        "baselines_median_db": {
-            label: {c: round(statistics.median(rest[label][c] for _, rest in folds), 2) for c in children}
-            for label in labels
-        },
+        "model_median_db": median_of([model for model, _ in folds]),
+        "baselines_median_db": {label: median_of([rest[label] for _, rest in folds]) for label in labels},
         "model_mean_median_db": round(model_mean, 2),
         "best_baseline_mean_median_db": round(best, 2),
         "beats_baselines": model_mean > best,

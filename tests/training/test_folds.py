@@ -45,6 +45,16 @@ def test_the_verdict_is_the_median_of_the_folds_not_their_best():
     assert verdict["beats_baselines"] and verdict["folds_won"] == 2
     assert verdict["model_mean_median_db"] == 8.0 and verdict["best_baseline_mean_median_db"] == 2.5
     assert verdict["model_median_db"] == {"lead": 9.0, "backing": 7.0}
+    # a child silent in a fold's songs is not scored there: its median is over the folds that score it
+    toms = fold_verdict(
+        [
+            ({"kick": 9.0, "toms": 3.0}, {"equal parts": {"kick": 1.0, "toms": 0.0}}),
+            ({"kick": 10.0}, {"equal parts": {"kick": 2.0}}),  # no toms in this fold's songs
+        ]
+    )
+    assert toms["model_median_db"] == {"kick": 9.5, "toms": 3.0}
+    assert toms["baselines_median_db"]["equal parts"] == {"kick": 1.5, "toms": 0.0} and toms["folds_won"] == 2
+    assert toms["model_mean_median_db"] == 8.0  # the means of 6 and 10
     # one great fold and two bad ones: the best fold does not carry it
     folds = [folds[0], folds[2], folds[2]]
     assert not fold_verdict(folds)["beats_baselines"]
