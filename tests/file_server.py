@@ -10,6 +10,18 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_no_proxy(monkeypatch):
+    """For a test module that imports it: one torch thread, and requests to 127.0.0.1 never sent through a proxy."""
+    torch.set_num_threads(1)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
 
 class Server:
     """A file server on 127.0.0.1 that honours Range and If-Range (by ETag), and misbehaves on request: ``cut``

@@ -33,7 +33,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.estimators import AnyEstimator
-from ..core.estimators.bag import Bag, check_bag
+from ..core.estimators.bag import Bag, check_members
 from ..core.estimators.htdemucs import HTDemucs
 from ..core.estimators.mdx23c import MDX23C
 from ..core.estimators.roformer import BSRoformer, MelBandRoformer, Roformer
@@ -303,14 +303,7 @@ def convert_demucs_bag(
     files = [by_signature[sig].name for sig in signatures]
     rows = weights if weights is not None else [[1.0] * len(members[0].sources) for _ in members]
     try:
-        check_bag(
-            [m.sources for m in members],
-            [m.sample_rate for m in members],
-            [m.channels for m in members],
-            [m.segment for m in members],
-            rows,
-            files,
-        )
+        check_members(members, rows, files)
     except ValueError as error:
         text = str(error)
         if "weights" in text:

@@ -13,9 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 import soundfile as sf
-import torch
 from catalog_models import entry, mel_roformer, write_catalog
-from file_server import Server, dead_url
+from file_server import Server, _one_thread_no_proxy, dead_url  # noqa: F401 (an autouse fixture)
 from helpers import song
 
 pytest.importorskip("pytestqt")
@@ -28,14 +27,6 @@ from stemdesk.io.model_store import list_models, user_models_dir  # noqa: E402
 from stemdesk.jobs.queue import CANCELLED, DONE, FAILED  # noqa: E402
 
 MODEL_ID = "tiny-vocals"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_no_proxy(monkeypatch):
-    torch.set_num_threads(1)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture(scope="module")

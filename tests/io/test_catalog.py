@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from file_server import Server, dead_url
+from file_server import Server, _one_thread_no_proxy, dead_url  # noqa: F401 (an autouse fixture)
 from helpers import run
 
 from stemdesk.core.cancel import CancelToken
@@ -44,14 +44,6 @@ SMALL = dict(
     mask_estimator_depth=1,
     freqs_per_bands=(2, 2, 2, 2, 4, 4, 8, 8, 16, 32, 177),
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_no_proxy(monkeypatch):
-    torch.set_num_threads(1)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 def msst_yaml(model: dict, extra: dict | None = None) -> str:

@@ -78,6 +78,20 @@ def check_bag(
             raise ValueError(f"its weights for {stem} sum to 0, so that stem would be 0 / 0")
 
 
+def check_members(
+    members: Sequence[WaveformEstimator], weights: Sequence[Sequence[float]], names: Sequence[str] | None = None
+) -> None:
+    """`check_bag` on built members' own facts."""
+    check_bag(
+        [m.sources for m in members],
+        [m.sample_rate for m in members],
+        [m.channels for m in members],
+        [m.segment for m in members],
+        weights,
+        names,
+    )
+
+
 class Bag(WaveformEstimator):
     """``members``: [{"kind": registry name, "config": its config}, …] (waveform estimators of the same sources,
     rate, channels and segment); ``weights``: one row per member, one weight per source (default all ones).
@@ -105,13 +119,7 @@ class Bag(WaveformEstimator):
             raise ValueError("a bag holds at least one model")
         first = built[0]
         rows = [[float(w) for w in row] for row in (weights or [[1.0] * len(first.sources)] * len(built))]
-        check_bag(
-            [m.sources for m in built],
-            [m.sample_rate for m in built],
-            [m.channels for m in built],
-            [m.segment for m in built],
-            rows,
-        )
+        check_members(built, rows)
         if sources is not None and list(sources) != list(first.sources):
             raise ValueError(f"a bag's sources are its members' ({', '.join(first.sources)}), not {list(sources)}")
         stated = {"sample_rate": sample_rate, "channels": channels, "segment": segment}
