@@ -76,19 +76,23 @@ class ModelsFlow:
         if item.licence_note is None:
             start()
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        self._ask_licence(
             f"Install {item.title}?",
             f"{item.summary}.\n\n{item.licence_note}\n\nStemDesk downloads {item.download}.",
-            QMessageBox.StandardButton.Cancel,
-            self.parent,
+            "Install for personal or research use",
+            start,
         )
-        install = box.addButton("Install for personal or research use", QMessageBox.ButtonRole.AcceptRole)
+
+    def _ask_licence(self, title: str, text: str, accept: str, on_accept: Callable[[], object]) -> None:
+        """A licence to read before an install, in a box that does not block the window (``licence_box`` while it
+        is open): ``on_accept`` runs only when the ``accept`` button is pressed."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self.parent)
+        install = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.setModal(False)
-        box.buttonClicked.connect(lambda button: start() if button is install else None)
+        box.buttonClicked.connect(lambda button: on_accept() if button is install else None)
         box.open()
-        front.keep_open(box)
+        self.front.keep_open(box)
         self.licence_box = box
 
     def install_from_catalog(self, model_id: str) -> None:
@@ -111,20 +115,12 @@ class ModelsFlow:
                 f"{self.download.model} is being installed: install {entry.id} when it is done, or cancel it.",
             )
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        self._ask_licence(
             f"Install {entry.name}?",
             f"{entry.licence_text()}\n\nInstall it under that licence?",
-            QMessageBox.StandardButton.Cancel,
-            self.parent,
+            "Accept the licence and install",
+            lambda: self._download(entry),
         )
-        install = box.addButton("Accept the licence and install", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.setModal(False)
-        box.buttonClicked.connect(lambda button: self._download(entry) if button is install else None)
-        box.open()
-        self.front.keep_open(box)
-        self.licence_box = box
 
     def _download(self, entry: CatalogEntry) -> Job | None:
         """The licence was accepted: download, check and install ``entry`` in the background. A failure is shown by
