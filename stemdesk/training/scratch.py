@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -58,6 +57,7 @@ from .split import (
     gather_split,
     make_folds,
     mean,
+    median_of,
     no_harm,
     score_baselines,
     split_facts,
@@ -497,7 +497,7 @@ def _train_in_folds(
     if stemset.group_kinds:
         for label in fold_scores:
             fold_scores[label]["groups"] = {
-                "median": _median_of([row["baselines_groups"][label] for row in rows.values()])
+                "median": median_of([row["baselines_groups"][label] for row in rows.values()])
             }
     facts = split_card(facts, request, data, fold_scores, names)
     facts["unheard"] = unheard(table, verdict, method)
@@ -510,16 +510,10 @@ def _train_in_folds(
         "seconds": round(trainer.seconds, 1),
     }
     if stemset.group_kinds:
-        entry["valid_groups"] = _median_of([row["model_groups"] for row in rows.values()])
+        entry["valid_groups"] = median_of([row["model_groups"] for row in rows.values()])
     with trainer.averaged_weights():
         export_model(staged, request.name, facts, half=True)(trainer.estimator, entry)
     return _install(request, made, staged, out_folder, run, trainer, pretrained, clocks, facts)
-
-
-def _median_of(tables: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Per key, the median over ``tables`` of the values they hold for it."""
-    keys = sorted({key for table in tables for key in table})
-    return {key: round(float(statistics.median(t[key] for t in tables if key in t)), 2) for key in keys}
 
 
 def _stemset(request: ScratchRequest) -> StemSet | None:

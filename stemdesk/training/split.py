@@ -191,6 +191,12 @@ def make_folds(names: Sequence[str], count: int) -> list[list[str]]:
     return [ordered[i::count] for i in range(count)]
 
 
+def median_of(tables: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per key, in the order the tables first name it, the median over the tables that hold it (2 decimals)."""
+    keys = dict.fromkeys(key for table in tables for key in table)
+    return {key: round(float(statistics.median(t[key] for t in tables if key in t)), 2) for key in keys}
+
+
 def fold_verdict(folds: Sequence[tuple[Mapping[str, float], Mapping[str, Mapping[str, float]]]]) -> dict[str, Any]:
     """The no-harm rule over folds. ``folds``: per fold, (the model's medians per child on the songs it held out,
     {baseline: its medians per child there}); a child silent in a fold's songs is not scored there (validation
@@ -198,14 +204,10 @@ def fold_verdict(folds: Sequence[tuple[Mapping[str, float], Mapping[str, Mapping
     model passes when the median over the folds of its mean beats the same median of every baseline. Returns the
     per-child medians over the folds that score the child, the medians of the means, the verdict and in how many
     folds it beat every baseline."""
-    children = list(dict.fromkeys(c for model, _ in folds for c in model))
     labels = list(folds[0][1])
     model_mean = statistics.median(mean(model) for model, _ in folds)
     baseline_means = {label: statistics.median(mean(rest[label]) for _, rest in folds) for label in labels}
     best = max(baseline_means.values())
-
-    def median_of(tables: Sequence[Mapping[str, float]]) -> dict[str, float]:
-        return {c: round(statistics.median(t[c] for t in tables if c in t), 2) for c in children}
 
     return {
         "folds": len(folds),
