@@ -97,7 +97,7 @@ def _config_file(
         if not Path(given).is_file():
             raise ModelError(f'The config "{given}" does not exist. Check its path.', setting="config")
         digest = download.sha256_of(Path(given))
-        if config is not None and config.sha256 and digest != config.sha256:
+        if config is not None and config.sha256 and digest != config.sha256 and not _same_settings(config, given):
             raise ModelError(
                 f'"{Path(given).name}" is not the config the catalog names for {entry.id} (sha256 {digest[:12]}…, '
                 f"expected {config.sha256[:12]}…). Fetch {config.url}. Nothing was installed."
@@ -122,6 +122,25 @@ def _config_file(
     if fetched.size > CONFIG_LIMIT:
         raise ModelError(f"{config.url} is larger than 1 MB, so it is not a model config. Nothing was installed.")
     return fetched.path, fetched.sha256
+
+
+def _settings(data: dict[str, Any]) -> dict[str, Any]:
+    """What in a config makes the network and its stems: MSST's model and audio sections and the instruments, or a
+    Demucs bag's models and weights (not how it was trained, nor the inference defaults StemDesk's chunker sets)."""
+    training = data.get("training")
+    training = training if isinstance(training, dict) else {}
+    kept = {key: data.get(key) for key in ("model", "audio", "models", "weights", "segment")}
+    return {**kept, "instruments": training.get("instruments"), "target": training.get("target_instrument")}
+
+
+def _same_settings(config: CatalogConfig, given: Path) -> bool:
+    """Whether a config the user gives holds the same settings as the catalog's text of it (the same YAML laid out
+    otherwise, as copies of one model's config often are)."""
+    from .model_import import parse_config, read_config
+
+    if config.content is None:
+        return False
+    return _settings(read_config(given)) == _settings(parse_config(config.content, config.file))
 
 
 def _check_bag(entry: CatalogEntry, config: Path, data: Any) -> None:
@@ -264,7 +283,6 @@ def install(
     ``config``), verify, import and install a catalog model into the user's models folder; its licence must have
     been shown and accepted by the front end. Raises ModelError (DownloadError for what the network did) and
     Cancelled; nothing is installed unless all worked. An entry of several files (a Demucs bag) downloads each."""
-    from . import download
 
     report = progress or (lambda what, fraction: None)
     cancel = cancel or CancelToken()
@@ -286,6 +304,7 @@ def install(
         if config_path is not None and entry.architecture in ("bs_roformer", "mel_band_roformer", "mdx23c", "htdemucs"):
             _check_config(entry, config_path)
         got: list[tuple[CatalogFile, Path, int, str]] = []
+        mirrored: dict[str, str] = {}  # file → the mirror it came from, when not the publisher's address
         if given:
             for item, path in _given_files(entry, given).items():
                 report(f"Checking {path.name}", 0.05)
@@ -294,20 +313,15 @@ def install(
             count = len(entry.files)
             for index, item in enumerate(entry.files):
                 step = 0.83 / count
-                fetched = download.fetch(
-                    item.url,
-                    folder / item.file,
-                    size=item.size_bytes,
-                    sha256=item.sha256,
-                    sha256_prefix=item.sha256_prefix,
-                    progress=_scaled(report, 0.02 + index * step, 0.02 + (index + 1) * step),
-                    cancel=cancel,
-                )
+                scaled = _scaled(report, 0.02 + index * step, 0.02 + (index + 1) * step)
+                fetched = _fetch(item, folder / item.file, scaled, cancel)
                 got.append((item, fetched.path, fetched.size, fetched.sha256))
+                if fetched.url != item.url:
+                    mirrored[item.file] = fetched.url
         got.sort(key=lambda found: entry.files.index(found[0]))
         cancel.raise_if_cancelled()
         report("Converting the weights", 0.88)
-        card = _import(entry, got, config_path, config_sha, root, given=bool(given))
+        card = _import(entry, got, config_path, config_sha, root, given=bool(given), mirrored=mirrored)
     except OSError as error:
         raise ModelError(
             f'Could not write to "{folder}" ({error.strerror or error}). Check the disk and the folder\'s '
@@ -317,6 +331,48 @@ def install(
         shutil.rmtree(folder, ignore_errors=True)
     report("Installed", 1.0)
     return card
+
+
+def _fetch(item: CatalogFile, target: Path, report: Progress, cancel: CancelToken) -> Any:
+    """One catalog file downloaded from its publisher's address or, when that has no such file, refuses it, cannot
+    be reached or serves other bytes, from each of its mirrors in turn (the same checks apply to every address). A
+    download cut half-way is not retried elsewhere: trying again resumes it where it stopped."""
+    from . import download
+
+    failed: list[download.DownloadError] = []
+    for url in item.urls:
+        if failed:
+            report(f"{item.file} could not be fetched from {_host(failed[-1].url)}; trying {_host(url)}", 0.0)
+        try:
+            return download.fetch(
+                url,
+                target,
+                size=item.size_bytes,
+                sha256=item.sha256,
+                sha256_prefix=item.sha256_prefix,
+                progress=report,
+                cancel=cancel,
+            )
+        except download.DownloadError as error:
+            if not error.elsewhere:
+                raise
+            failed.append(error)
+    if len(failed) == 1:
+        raise failed[0]
+    first = failed[0]
+    tried = " ".join(f"{_host(error.url)}: {error}" for error in failed[1:])
+    raise download.DownloadError(
+        f"{first} Its mirror{'s' if len(failed) > 2 else ''} failed too. {tried}",
+        first.url,
+        offline=all(error.offline for error in failed),
+        elsewhere=True,
+    )
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(url).hostname or url
 
 
 def _architecture(estimator: Any) -> str:
@@ -336,6 +392,7 @@ def _import(
     config_sha: str | None,
     root: Path,
     given: bool,
+    mirrored: dict[str, str] | None = None,
 ) -> ModelCard:
     from .atomic import atomic_folder
     from .model_import import convert
@@ -413,6 +470,7 @@ def _import(
                     "sha256": digest,
                     "sha256_checked": checked(item),
                     **({"installed_from": str(path)} if given else {}),
+                    **({"downloaded_from": (mirrored or {})[item.file]} if item.file in (mirrored or {}) else {}),
                 }
                 for item, path, size, digest in got
             ],

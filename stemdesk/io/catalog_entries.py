@@ -28,6 +28,11 @@ class CatalogFile:
     sha256: str | None
     sha256_prefix: str | None  # Demucs's: the first hex digits of the sha256, in the file's name
     source: str  # where the facts were read
+    mirrors: tuple[str, ...] = ()  # other addresses of the same bytes, tried in order when ``url`` fails
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.mirrors)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class CatalogConfig:
     sha256: str | None
     content: str | None  # the publisher's YAML itself, when small enough to keep in the catalog
     source: str
+    content_source: str = ""  # where ``content`` was read, when not at ``url`` (a copy distributed with the model)
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,9 @@ def _entry(raw: Any, path: Path) -> CatalogEntry:
     for item in raw.get("files") or []:
         if not isinstance(item, dict):
             raise ModelError(f"The model catalog's {where} has a file that is not an object. Fix the catalog file.")
-        size = item.get("size_bytes")
+        size, mirrors = item.get("size_bytes"), item.get("mirrors") or []
+        if not isinstance(mirrors, list):
+            raise ModelError(f"The model catalog's {where} has mirrors that are not a list. Fix the catalog file.")
         files.append(
             CatalogFile(
                 file=_text(item.get("file"), where, "file name"),
@@ -238,6 +246,9 @@ def _entry(raw: Any, path: Path) -> CatalogEntry:
                 sha256=item.get("sha256") or None,
                 sha256_prefix=item.get("sha256_prefix") or None,
                 source=str(item.get("source") or ""),
+                mirrors=tuple(
+                    _text(m.get("url") if isinstance(m, dict) else m, where, "mirror address") for m in mirrors
+                ),
             )
         )
     if not files:
@@ -259,6 +270,7 @@ def _entry(raw: Any, path: Path) -> CatalogEntry:
                 sha256=config.get("sha256") or None,
                 content=config.get("content") if isinstance(config.get("content"), str) else None,
                 source=str(config.get("source") or ""),
+                content_source=str(config.get("content_source") or ""),
             )
             if isinstance(config, dict)
             else None

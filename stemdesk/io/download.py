@@ -37,11 +37,13 @@ USER_AGENT = f"StemDesk/{__version__} (+urllib)"
 
 class DownloadError(ModelError):
     """A file could not be downloaded or is not the file expected. ``url`` is its address, for the front end to
-    say how to fetch it by hand (the setting "file"); ``offline`` is true when the server could not be reached."""
+    say how to fetch it by hand (the setting "file"); ``offline`` is true when the server could not be reached;
+    ``elsewhere`` is true when another address of the same file may do better (this one has no such file, refused
+    it, could not be reached, or served other bytes), and false when trying again here resumes the download."""
 
-    def __init__(self, message: str, url: str, offline: bool = False):
+    def __init__(self, message: str, url: str, offline: bool = False, elsewhere: bool = False):
         super().__init__(message, setting="file", value=url)
-        self.url, self.offline = url, offline
+        self.url, self.offline, self.elsewhere = url, offline, elsewhere
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Fetched:
     size: int
     sha256: str
     resumed_from: int  # bytes a partial file already held (0: a fresh download)
+    url: str = ""  # where it came from
 
 
 def part_path(target: Path) -> Path:
@@ -165,6 +168,7 @@ def fetch(
                     f"The server offers {name} with {total:,} bytes, not the {size:,} the catalog records: it is "
                     f"another file, or the publisher replaced it. Nothing was installed. {url}",
                     url,
+                    elsewhere=True,
                 )
             expected = size if size is not None else total
             _write_record(target, url, response.headers, expected)
@@ -246,11 +250,13 @@ def _finish(
     problem = check(name, actual_size, digest, size, sha256, sha256_prefix)
     if problem:
         discard_partial(target)
-        raise DownloadError(f"{problem} The download was deleted and nothing was installed; try again. ({url})", url)
+        raise DownloadError(
+            f"{problem} The download was deleted and nothing was installed; try again. ({url})", url, elsewhere=True
+        )
     os.replace(part, target)
     _record_path(target).unlink(missing_ok=True)
     report(f"{name}: {_megabytes(actual_size)} downloaded and checked", 1.0)
-    return Fetched(target, actual_size, digest, resumed_from)
+    return Fetched(target, actual_size, digest, resumed_from, url)
 
 
 def check(
@@ -314,15 +320,19 @@ def _http_error(url: str, code: int, reason: object) -> DownloadError:
             f"The server has no file at {url} (HTTP 404): the publisher may have moved or removed it. Nothing was "
             "installed. If you have the file from elsewhere, install it from that file.",
             url,
+            elsewhere=True,
         )
     if code in (401, 403):
         return DownloadError(
             f"The server refused {url} (HTTP {code} {reason}). Nothing was installed; try again later or fetch the "
             "file in a web browser.",
             url,
+            elsewhere=True,
         )
     return DownloadError(
-        f"The server answered HTTP {code} ({reason}) for {url}. Nothing was installed; try again later.", url
+        f"The server answered HTTP {code} ({reason}) for {url}. Nothing was installed; try again later.",
+        url,
+        elsewhere=True,
     )
 
 
@@ -334,4 +344,5 @@ def _unreachable(url: str, error: BaseException) -> DownloadError:
         "the environment). Nothing was installed.",
         url,
         offline=True,
+        elsewhere=True,
     )

@@ -490,14 +490,18 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ModelError(f'The config "{path}" does not exist. Check its path.', setting="config")
     if path.stat().st_size > 1 << 20:
         raise ModelError(f'"{path.name}" is larger than 1 MB, so it is not a model config.')
-    text = path.read_text(encoding="utf-8", errors="replace")
+    return parse_config(path.read_text(encoding="utf-8", errors="replace"), path.name)
+
+
+def parse_config(text: str, name: str) -> dict[str, Any]:
+    """A config's settings from its text (YAML as MSST reads it, JSON when ``name`` ends in .json)."""
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else _ConfigLoader.load(text)
+        data = json.loads(text) if name.lower().endswith(".json") else _ConfigLoader.load(text)
     except Exception as error:  # noqa: BLE001 - yaml and json raise many error types for malformed text
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelError(f'"{path.name}" is not a readable config ({first}). Nothing was installed.') from None
+        raise ModelError(f'"{name}" is not a readable config ({first}). Nothing was installed.') from None
     if not isinstance(data, dict):
-        raise ModelError(f'"{path.name}" does not hold a config (a mapping of settings). Nothing was installed.')
+        raise ModelError(f'"{name}" does not hold a config (a mapping of settings). Nothing was installed.')
     return data
 
 

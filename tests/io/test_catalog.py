@@ -81,7 +81,7 @@ def server():
 
 def write_catalog(folder: Path, monkeypatch, **overrides) -> dict:
     """A one-model catalog (STEMDESK_CATALOG); ``overrides`` replace the entry's or its file's fields."""
-    file_fields = {"file", "url", "size_bytes", "sha256", "sha256_prefix"}
+    file_fields = {"file", "url", "size_bytes", "sha256", "sha256_prefix", "mirrors"}
     item = {"file": FILE, "url": "", "size_bytes": None, "sha256": None, "sha256_prefix": None, "source": "a test"}
     item.update({k: v for k, v in overrides.items() if k in file_fields})
     entry = {
@@ -350,6 +350,62 @@ def test_a_file_fetched_by_hand_is_checked_against_the_catalog(tmp_path, monkeyp
     card = find_model(MODEL_ID)
     assert card.raw["source"]["files"][0]["installed_from"] == str(fetched) and fetched.exists()
     assert "the catalog's sha256" in card.raw["source"]["files"][0]["sha256_checked"]
+
+
+def test_a_file_gone_from_its_publisher_comes_from_its_mirror_checked_the_same(
+    tmp_path, monkeypatch, server, checkpoint
+):
+    sha = hashlib.sha256(checkpoint).hexdigest()
+    publisher, mirror = server.url("/releases/w.ckpt"), server.url("/mirror/w.ckpt")
+    write_catalog(tmp_path, monkeypatch, url=publisher, sha256=sha, mirrors=[{"url": mirror, "source": "a test"}])
+
+    # a download cut at the publisher's address resumes there: the mirror is not asked
+    server.files["/releases/w.ckpt"], server.files["/mirror/w.ckpt"] = checkpoint, checkpoint
+    server.cut = len(checkpoint) // 3
+    code, _, err = install()
+    assert code == 1 and "resumes where it stopped" in err
+    assert [path for path, *_ in server.requests] == ["/releases/w.ckpt"]
+    nothing_installed()
+
+    # the publisher's release is gone, and the mirror serves other bytes: refused, both named, nothing left
+    del server.files["/releases/w.ckpt"]
+    server.files["/mirror/w.ckpt"] = checkpoint[:-1] + b"x"
+    code, _, err = install()
+    assert code == 1 and "HTTP 404" in err and "Its mirror failed too" in err and "damaged or another file" in err
+    nothing_installed()
+    assert part_files() == []
+
+    # the mirror holds the publisher's bytes: installed, and the card says where they came from
+    server.files["/mirror/w.ckpt"] = checkpoint
+    code, _, err = install()
+    assert code == 0, err
+    source = find_model(MODEL_ID).raw["source"]["files"][0]
+    assert source["url"] == publisher and source["downloaded_from"] == mirror and source["sha256"] == sha
+    assert [path for path, *_ in server.requests][-2:] == ["/releases/w.ckpt", "/mirror/w.ckpt"]
+
+
+def test_a_config_given_by_hand_is_taken_when_it_holds_the_catalogs_settings(tmp_path, monkeypatch, checkpoint):
+    text = msst_yaml(SMALL)
+    config = {"file": "tiny.yaml", "url": dead_url("/tiny.yaml"), "content": text, "source": "a test"}
+    config["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    write_catalog(tmp_path, monkeypatch, url=dead_url("/w.ckpt"), config=config)
+    weights = tmp_path / FILE
+    weights.write_bytes(checkpoint)
+    other = tmp_path / "other.yaml"
+    other.write_text(msst_yaml({**SMALL, "dim": 32}))
+    code, _, err = install("--file", weights, "--config", other)
+    assert code == 1 and "is not the config the catalog names" in err
+    nothing_installed()
+    # the same settings laid out otherwise, with its own inference defaults, as copies of a config often are
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(
+        "# as another tool keeps it\ninference:\n  num_overlap: 2\n"
+        + text.replace("  num_channels: 2\n", "").replace("audio:\n", "audio:\n  num_channels: 2\n")
+    )
+    assert copy.read_bytes() != text.encode()
+    code, _, err = install("--file", weights, "--config", copy)
+    assert code == 0, err
+    assert find_model(MODEL_ID).raw["source"]["configs"][0]["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
 
 
 def test_a_file_of_another_architecture_given_by_hand_is_named_as_such(tmp_path, monkeypatch):
