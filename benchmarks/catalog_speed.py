@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/catalog_speed.py [--threads 1 2] [--models ID ...] [--write-catalog [--no-measure]]
 
-For each catalog model whose config the catalog carries (the publisher's YAML, word for word) and whose network the
-reference package builds (`BS-RoFormer==0.4.1`: BS-RoFormer and Mel-RoFormer), the publisher's network is built from
-that config with random weights (speed does not depend on them), saved as Music-Source-Separation-Training saves a
-checkpoint, and imported as `stemdesk models install --file` imports it (`stemdesk.io.model_import.convert`). Timed in
+For each catalog model whose config the catalog carries and whose network the reference code builds
+(`BS-RoFormer==0.4.1` for BS-RoFormer and Mel-RoFormer; MSST's TFC-TDF v3 as `audio-separator==0.47.1` carries it,
+for MDX23C), the publisher's network is built from that config with random weights (speed does not depend on them),
+saved as Music-Source-Separation-Training saves a checkpoint, and imported as `stemdesk models install --file` imports
+it (`stemdesk.io.model_import.convert`); how far StemDesk's stems are from the reference's on the chunk is recorded
+(largest difference over the reference's peak). Timed in
 one process at each thread count, one chunk of the config's ``chunk_size`` each, after a warm-up: the package's
 forward pass (float32), StemDesk's at float32 and at bfloat16 (`--precision bf16`), with how far the bfloat16 stems are
 from the float32 ones (SDR, dB, on random weights: a measure of the arithmetic, not of the model's quality).
@@ -13,13 +15,15 @@ from the float32 ones (SDR, dB, on random weights: a measure of the arithmetic, 
 A 3-minute song's time follows from each side's own chunking: StemDesk's chunker (`Separator.chunking`) against
 the publisher's inference (MSST's ``demix``: chunks every ``chunk_size / num_overlap`` samples over the song padded by
 a chunk less a step at each end). ``--write-catalog`` writes the song times into stemdesk/io/catalog.json's
-``speed`` of each model measured, with the CPU's name. Results: benchmarks/results/catalog-speed.json.
+``speed`` of each model measured, with the name of the CPU it was measured on. Results: benchmarks/results/catalog-speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -27,6 +31,8 @@ import platform
 import sys
 import tempfile
 import time
+import types
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -52,8 +58,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def reference_network(architecture: str, model: dict) -> torch.nn.Module:
-    """The publisher's network (the package MSST's configs are written for) from a config's model section."""
+def namespace(value):
+    """A config as MSST's code reads it (attributes, like its ConfigDict)."""
+    if isinstance(value, dict):
+        return types.SimpleNamespace(**{k: namespace(v) for k, v in value.items()})
+    return value
+
+
+def mdx23c_reference(settings: dict) -> torch.nn.Module:
+    """MSST's TFC-TDF v3 as audio-separator 0.47.1 carries it (installed without its requirements, so only the
+    network's module and the device helper it imports are loaded, under a bare stand-in of its package)."""
+    spec = importlib.util.find_spec("audio_separator")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the reference MDX23C is not installed: pip install --no-deps audio-separator==0.47.1")
+    stand_in = types.ModuleType("audio_separator.separator")
+    stand_in.__path__ = [str(Path(list(spec.submodule_search_locations)[0]) / "separator")]
+    sys.modules["audio_separator.separator"] = stand_in
+    module = importlib.import_module("audio_separator.separator.uvr_lib_v5.tfc_tdf_v3")
+    return module.TFC_TDF_net(namespace(settings), "cpu").eval()
+
+
+def reference_network(architecture: str, model: dict, settings: dict) -> torch.nn.Module:
+    """The publisher's network (the code MSST's configs are written for) from a config."""
+    if architecture == "mdx23c":
+        return mdx23c_reference(settings)
     if architecture == "bs_roformer":
         from bs_roformer.bs_roformer import BSRoformer as network
     elif architecture == "mel_band_roformer":
@@ -102,7 +130,7 @@ def measure(entry: dict, threads: list[int]) -> dict:
         chunk = int(audio_cfg.get("chunk_size", 352800))
         overlap = int(settings.get("inference", {}).get("num_overlap", 4))
         torch.manual_seed(0)
-        reference = reference_network(entry["architecture"], model)
+        reference = reference_network(entry["architecture"], model, settings)
         ckpt = Path(temp) / "model.ckpt"
         torch.save(reference.state_dict(), ckpt)
         ours = convert([ckpt], config).estimator.eval()
@@ -111,38 +139,118 @@ def measure(entry: dict, threads: list[int]) -> dict:
     audio = torch.randn(1, 2, chunk) * 0.1
     song = int(SONG_SECONDS * RATE)
     ours_chunks, theirs_chunks = stemdesk_chunks(ours, song), publisher_chunks(chunk, overlap, song)
-    rows: dict = {}
     with torch.inference_mode():
-        exact, half = ours(audio), reduced(audio)
-        for count in threads:
-            torch.set_num_threads(count)
-            package = timed(lambda: reference(audio))
-            fp32 = timed(lambda: ours(audio))
-            bf16 = timed(lambda: reduced(audio))
-            rows[str(count)] = {
-                "seconds_per_chunk": {
-                    "package": round(package, 2),
-                    "float32": round(fp32, 2),
-                    "bfloat16": round(bf16, 2),
-                },
-                "song_minutes": {
-                    "publisher": round(theirs_chunks * package / 60, 1),
-                    "float32": round(ours_chunks * fp32 / 60, 1),
-                    "bfloat16": round(ours_chunks * bf16 / 60, 1),
-                },
-            }
-            print(entry["id"], count, rows[str(count)], flush=True)
+        exact, half, theirs = ours(audio), reduced(audio), reference(audio)
+        theirs = theirs if theirs.dim() == 4 else theirs[:, None]  # one stem: the reference drops the stems axis
+        apart = float((exact[:, : theirs.shape[1]] - theirs).abs().max() / theirs.abs().max())
+        rows = {
+            str(count): timings(count, reference, ours, reduced, audio, ours_chunks, theirs_chunks, entry["id"])
+            for count in threads
+        }
     return {
         "architecture": entry["architecture"],
         "parameters": sum(p.numel() for p in ours.parameters()),
         "chunk_samples": chunk,
         "chunks_per_song": {"stemdesk": ours_chunks, "publisher": theirs_chunks, "publisher_num_overlap": overlap},
         "bfloat16_apart_from_float32_db": sdr(exact, half),
+        "largest_difference_from_the_reference": f"{apart:.1e} of its peak",
+        "cpu": cpu_name(),
         "threads": rows,
     }
 
 
-def speed_record(result: dict, cpu: str) -> dict:
+# htdemucs's own settings (demucs 4.1.0's pretrained htdemucs, htdemucs_6s and the members of htdemucs_ft)
+DEMUCS_SETTINGS = dict(bottom_channels=512, dconv_mode=3, segment=Fraction(39, 5))
+DEMUCS_OVERLAP = 0.25  # the demucs command's --overlap
+
+
+def demucs_networks(entry: dict, folder: Path) -> tuple[list[torch.nn.Module], list[Path], Path | None]:
+    """The entry's HTDemucs networks as the demucs package builds them (one, or a bag's members), random weights,
+    saved as Demucs publishes them (serialised, named with their checksum), with the bag's YAML from the catalog."""
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import save_with_checksum, serialize_model
+    from omegaconf import OmegaConf
+
+    networks, files = [], []
+    for index, item in enumerate(entry["files"]):
+        torch.manual_seed(index)
+        network = HTDemucs(sources=list(entry["stems"]), **DEMUCS_SETTINGS).eval()
+        signature = item["file"].split("-")[0]
+        save_with_checksum(serialize_model(network, OmegaConf.create({"epochs": 1})), folder / f"{signature}.th")
+        networks.append(network)
+        files.append(next(folder.glob(f"{signature}-*.th")))
+    config = None
+    if entry.get("config"):
+        config = folder / entry["config"]["file"]
+        config.write_text(entry["config"]["content"])
+    return networks, files, config
+
+
+def demucs_reference(networks: list[torch.nn.Module], weights: list[list[float]] | None):
+    """demucs's apply_model on one segment: each model's stems times its weight for that stem, over the weights' sum."""
+    weights = weights or [[1.0] * len(networks[0].sources)] * len(networks)
+    factor = torch.tensor(weights)[:, None, :, None, None]  # model, batch, stem, channel, time
+
+    def forward(audio: torch.Tensor) -> torch.Tensor:
+        out = torch.stack([network(audio) for network in networks])
+        return (out * factor).sum(0) / factor.sum(0)
+
+    return forward
+
+
+def measure_demucs(entry: dict, threads: list[int]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="stemdesk-catalog-speed-") as temp:
+        networks, files, config = demucs_networks(entry, Path(temp))
+        converted = convert(files, config, names={path: item["file"] for path, item in zip(files, entry["files"])})
+        ours = converted.estimator.eval()
+        weights = read_config(config).get("weights") if config else None
+    reference = demucs_reference(networks, weights)
+    reduced = apply_precision(copy.deepcopy(ours), "bf16")
+    segment = int(DEMUCS_SETTINGS["segment"] * RATE)
+    torch.manual_seed(1)
+    audio = torch.randn(1, 2, segment) * 0.1
+    song = int(SONG_SECONDS * RATE)
+    stride = int((1 - DEMUCS_OVERLAP) * segment)  # demucs's apply_model: a segment every stride samples
+    ours_chunks, theirs_chunks = stemdesk_chunks(ours, song), math.ceil(song / stride)
+    with torch.inference_mode():
+        exact, half, theirs = ours(audio), reduced(audio), reference(audio)
+        apart = float((exact - theirs).abs().max() / theirs.abs().max())
+        rows = {
+            str(count): timings(count, reference, ours, reduced, audio, ours_chunks, theirs_chunks, entry["id"])
+            for count in threads
+        }
+    return {
+        "architecture": entry["architecture"],
+        "networks": len(networks),
+        "parameters": sum(p.numel() for p in ours.parameters()),
+        "chunk_samples": segment,
+        "chunks_per_song": {"stemdesk": ours_chunks, "publisher": theirs_chunks, "publisher_overlap": DEMUCS_OVERLAP},
+        "bfloat16_apart_from_float32_db": sdr(exact, half),
+        "largest_difference_from_the_reference": f"{apart:.1e} of its peak",
+        "cpu": cpu_name(),
+        "threads": rows,
+    }
+
+
+def timings(count: int, reference, ours, reduced, audio, ours_chunks: int, theirs_chunks: int, name: str) -> dict:
+    """One chunk through each side at a thread count, and a song's minutes from each side's chunk count."""
+    torch.set_num_threads(count)
+    package = timed(lambda: reference(audio))
+    fp32 = timed(lambda: ours(audio))
+    bf16 = timed(lambda: reduced(audio))
+    row = {
+        "seconds_per_chunk": {"package": round(package, 2), "float32": round(fp32, 2), "bfloat16": round(bf16, 2)},
+        "song_minutes": {
+            "publisher": round(theirs_chunks * package / 60, 1),
+            "float32": round(ours_chunks * fp32 / 60, 1),
+            "bfloat16": round(ours_chunks * bf16 / 60, 1),
+        },
+    }
+    print(name, count, row, flush=True)
+    return row
+
+
+def speed_record(result: dict) -> dict:
     """The catalog's ``speed`` of a model from its measurement (`CatalogEntry.speed_text` words it)."""
     rows = result["threads"]
     return {
@@ -150,7 +258,7 @@ def speed_record(result: dict, cpu: str) -> dict:
         "minutes_by_threads": {count: row["song_minutes"]["float32"] for count, row in rows.items()},
         "bfloat16_minutes_by_threads": {count: row["song_minutes"]["bfloat16"] for count, row in rows.items()},
         "publisher_minutes_by_threads": {count: row["song_minutes"]["publisher"] for count, row in rows.items()},
-        "cpu": cpu,
+        "cpu": result["cpu"],
         "measured_by": "benchmarks/catalog_speed.py (random weights of the published shape)",
     }
 
@@ -169,24 +277,23 @@ def main() -> None:
     chosen = [
         e
         for e in catalog["models"]
-        if (e.get("config") or {}).get("content")
-        and e["architecture"] in ("bs_roformer", "mel_band_roformer")
+        if ((e.get("config") or {}).get("content") or e["architecture"] == "htdemucs")
         and (not args.models or e["id"] in args.models)
     ]
-    cpu = cpu_name()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    if not args.no_measure:
-        results["cpu"] = cpu
     models = results.setdefault("models", {})
+    for result in models.values():  # measured before each result named its own CPU
+        result.setdefault("cpu", results.get("cpu"))
+    results.pop("cpu", None)
     for entry in [] if args.no_measure else chosen:
-        models[entry["id"]] = measure(entry, args.threads)
+        models[entry["id"]] = (measure_demucs if entry["architecture"] == "htdemucs" else measure)(entry, args.threads)
         models[entry["id"]]["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(args.out, (json.dumps(results, indent=1) + "\n").encode())
     if args.write_catalog:
         for entry in catalog["models"]:
             if entry["id"] in models:
-                entry["speed"] = speed_record(models[entry["id"]], results["cpu"])
+                entry["speed"] = speed_record(models[entry["id"]])
         atomic_write_bytes(catalog_path(), (json.dumps(catalog, indent=2, ensure_ascii=False) + "\n").encode())
     print(json.dumps(results, indent=1))
 

@@ -19,7 +19,7 @@ from ..session import hints, tasks
 from ..session.jobs import JobBook
 from .errors import words
 from .front import Front
-from .models_panel import ModelsPanel, checkpoint_files_dialog
+from .models_panel import ModelsPanel, catalog_files_dialog, checkpoint_files_dialog
 from .offer_bar import OfferBar
 from .trainer_panel import TrainerPanel
 
@@ -98,36 +98,65 @@ class ModelsFlow:
     def install_from_catalog(self, model_id: str) -> None:
         """A catalog model: its licence as the publisher states it is shown, and only once the user accepts it is it
         downloaded and installed, as a job whose progress and Cancel the Models dock shows."""
+        entry = self._installable(model_id)
+        if entry is not None:
+            self._ask_licence(
+                f"Install {entry.name}?",
+                f"{entry.licence_text()}\n\nInstall it under that licence?",
+                "Accept the licence and install",
+                lambda: self._install(entry),
+            )
+
+    def install_from_files(self, model_id: str, files: list[Path] | None = None) -> None:
+        """A catalog model from its files fetched elsewhere (a studio computer without a connection): its licence
+        first, as for a download, then the files (asked for unless given), checked against the catalog and
+        installed as a job; a .yaml/.yml/.json among them is its config."""
+        entry = self._installable(model_id)
+        if entry is None:
+            return
+
+        def chosen() -> None:
+            picked = catalog_files_dialog(self.parent, entry) if files is None else files
+            if picked:
+                self._install(entry, picked)
+
+        self._ask_licence(
+            f"Install {entry.name} from files?",
+            f"{entry.licence_text()}\n\nInstall it under that licence? Then choose its files.",
+            "Accept the licence and choose the files",
+            chosen,
+        )
+
+    def _installable(self, model_id: str) -> CatalogEntry | None:
+        """The catalog's entry to install, or None with the reason shown."""
         try:
             entry = find_entry(model_id)
         except StemDeskError as error:  # the catalog file cannot be read
             self.front.show_error("Cannot read the model catalog", words(error))
-            return
+            return None
         if entry is None:
             self.front.show_error("Cannot install", f"No model {model_id!r} is in the model catalog.")
-            return
+            return None
         if not entry.runs:
             self.front.show_error(f"Cannot install {entry.name}", entry.not_runnable())
-            return
+            return None
         if self.download is not None:
             self.front.show_error(
                 f"Cannot install {entry.name} yet",
                 f"{self.download.model} is being installed: install {entry.id} when it is done, or cancel it.",
             )
-            return
-        self._ask_licence(
-            f"Install {entry.name}?",
-            f"{entry.licence_text()}\n\nInstall it under that licence?",
-            "Accept the licence and install",
-            lambda: self._download(entry),
-        )
+            return None
+        return entry
 
-    def _download(self, entry: CatalogEntry) -> Job | None:
-        """The licence was accepted: download, check and install ``entry`` in the background. A failure is shown by
-        the window (its message says how to fetch the file by hand); a cancel keeps the partial download."""
+    def _install(self, entry: CatalogEntry, files: list[Path] | None = None) -> Job | None:
+        """The licence was accepted: download (or take ``files``), check and install ``entry`` in the background. A
+        failure is shown by the window (its message says how to fetch the file by hand); a cancel keeps the partial
+        download."""
         if self.download is not None:  # the box was answered twice
             return None
         panel = self.models_panel
+        configs = [f for f in files or () if f.suffix.lower() in (".yaml", ".yml", ".json")]
+        weights = [f for f in files or () if f not in configs]
 
         def done(card) -> None:
             self.changed()
@@ -142,17 +171,29 @@ class ModelsFlow:
         def ended(job: Job) -> None:
             self.download = None
             if job.status == DONE:
-                text = f"Installed {entry.id}."
+                text = f"Installed {entry.id}" + (" from the files chosen." if files else ".")
             elif job.status == CANCELLED:
                 text = f"Cancelled: the part of {entry.id} downloaded is kept, and Install\u2026 resumes it."
+            elif files:
+                text = f"{entry.id} was not installed from those files (the message says why)."
             else:
-                text = f"{entry.id} was not installed (the message says why)."
+                text = f"{entry.id} was not installed (the message says why); with its file fetched elsewhere: From files\u2026"
             panel.download_ended(text)
             self.changed()
 
-        job = self.front.run_task(
-            tasks.install_model(entry.id), "install", on_done=done, on_end=ended, on_progress=panel.download_progress
+        if files and (len(configs) > 1 or not weights):
+            wanted = ", ".join(item.file for item in entry.files)
+            self.front.show_error(
+                f"Cannot install {entry.name}",
+                f"Choose its weights ({wanted}), with at most one config (.yaml); nothing was installed.",
+            )
+            return None
+        task = (
+            tasks.install_model(entry.id, weights, configs[0] if configs else None)
+            if files
+            else tasks.install_model(entry.id)
         )
+        job = self.front.run_task(task, "install", on_done=done, on_end=ended, on_progress=panel.download_progress)
         self.download = job
         panel.download_started(entry.id)
         return job

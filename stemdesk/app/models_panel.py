@@ -41,6 +41,7 @@ CATALOG_NOTE = "The community's models, as their publishers describe them. Insta
 
 class ModelsPanel(QWidget):
     install_requested = Signal(str)  # a registry model (the Install… menu) or a catalog model (the Catalog tab)
+    install_from_files_requested = Signal(str)  # a catalog model, from its files fetched elsewhere
     import_requested = Signal()
     remove_requested = Signal(str)
     use_requested = Signal(str)
@@ -96,6 +97,11 @@ class ModelsPanel(QWidget):
         self.catalog.setColumnWidth(4, 240)  # the licence: its whole text is the cell's tooltip and in the card
         self.catalog_install = QPushButton("Install\u2026")
         self.catalog_install.setToolTip("Shows the model's licence; it is downloaded and installed once you accept it")
+        self.catalog_from_files = QPushButton("From files\u2026")
+        self.catalog_from_files.setToolTip(
+            "Install it from its files fetched on another machine (for a computer without a connection): they are "
+            "checked against the catalog as a download is"
+        )
         self.catalog_note = QLabel(CATALOG_NOTE)
         self.catalog_note.setWordWrap(True)
         catalog_tab = QWidget()
@@ -104,6 +110,7 @@ class ModelsPanel(QWidget):
         column.addWidget(self.catalog, 1)
         row = QHBoxLayout()
         row.addWidget(self.catalog_note, 1)
+        row.addWidget(self.catalog_from_files)
         row.addWidget(self.catalog_install)
         column.addLayout(row)
 
@@ -141,6 +148,7 @@ class ModelsPanel(QWidget):
         self.import_button.clicked.connect(self.import_requested.emit)
         self.remove.clicked.connect(lambda: self._ask(self.remove_requested))
         self.catalog_install.clicked.connect(self._install_entry)
+        self.catalog_from_files.clicked.connect(self._install_entry_from_files)
         self.cancel_download.clicked.connect(self.cancel_download_requested.emit)
         self.cards: dict[str, ModelCard] = {}
         self.hidden: set[str] = set()
@@ -268,6 +276,11 @@ class ModelsPanel(QWidget):
         if model_id is not None:
             self.install_requested.emit(model_id)
 
+    def _install_entry_from_files(self) -> None:
+        model_id = self._entry_id()
+        if model_id is not None:
+            self.install_from_files_requested.emit(model_id)
+
     def _show_current(self) -> None:
         if self.tabs.currentIndex() == 1:
             self._show_entry()
@@ -276,9 +289,9 @@ class ModelsPanel(QWidget):
 
     def _show_entry(self) -> None:
         entry = self.entries.get(self._entry_id() or "")
-        self.catalog_install.setEnabled(
-            entry is not None and self.state(entry) == NOT_INSTALLED and self.downloading is None
-        )
+        installable = entry is not None and self.state(entry) == NOT_INSTALLED and self.downloading is None
+        self.catalog_install.setEnabled(installable)
+        self.catalog_from_files.setEnabled(installable)
         if self.tabs.currentIndex() != 1:
             return
         if entry is None:
@@ -459,6 +472,20 @@ def entry_html(entry: CatalogEntry, state: str) -> str:
     )
     head = f"<h3>{escape(entry.name)}</h3><p><b>{escape(entry.summary)}</b></p><p>{escape(entry.id)}</p>"
     return f"{head}<table>{table}</table>"
+
+
+def catalog_files_dialog(parent, entry: CatalogEntry) -> list[Path]:
+    """A catalog model's files fetched elsewhere (its weights, and its YAML where the catalog does not hold it)."""
+    names = [item.file for item in entry.files]
+    if entry.config is not None and entry.config.content is None:
+        names.append(entry.config.file)
+    files, _ = QFileDialog.getOpenFileNames(
+        parent,
+        f"Install {entry.name} from files: choose {', '.join(names)}",
+        "",
+        "Model files (*.th *.pth *.ckpt *.pt *.yaml *.yml *.json);;All files (*)",
+    )
+    return [Path(f) for f in files]
 
 
 def checkpoint_files_dialog(parent) -> list[Path]:

@@ -266,6 +266,7 @@ class MainWindow(QMainWindow):
         self.jobs_panel.cancel_requested.connect(lambda job: job.cancel())
         models = self.models_panel
         models.install_requested.connect(self.model_flow.install_model)
+        models.install_from_files_requested.connect(self.model_flow.install_from_files)
         models.import_requested.connect(lambda: self.model_flow.import_checkpoint())
         models.remove_requested.connect(self.model_flow.remove_model)
         models.cancel_download_requested.connect(self.model_flow.cancel_download)

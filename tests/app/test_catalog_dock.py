@@ -258,8 +258,59 @@ def test_a_failed_download_says_what_happened_the_address_and_the_file_command(q
             f"{served.name}"
         )
         assert any(isinstance(d, QMessageBox) and d.isVisible() and d.text() == text for d in win.dialogs)
-        assert win.models_panel.progress_text.text() == f"{MODEL_ID} was not installed (the message says why)."
+        assert win.models_panel.progress_text.text() == (
+            f"{MODEL_ID} was not installed (the message says why); with its file fetched elsewhere: From files\u2026"
+        )
         nothing_installed()
         assert part_files() == []
+    finally:
+        win.shutdown()
+
+
+def test_from_files_installs_a_file_fetched_elsewhere_checked_against_the_catalog(qtbot, tmp_path, served, monkeypatch):
+    """A studio computer without a connection: the catalog's address is dead, the file was fetched on another
+    machine. From files… shows the licence, then takes the files chosen; a wrong file is refused by the catalog's
+    checksum and nothing is installed, the right one installs and separates."""
+    served.publish(url=dead_url(served.path), sha256=hashlib.sha256(served.data).hexdigest())
+    values = dict(settings_store.DEFAULTS, output_folder=str(tmp_path / "stems"), threads=1, bit_depth="16")
+    win = MainWindow(values, ask=False)
+    qtbot.addWidget(win)
+    chosen: list = []
+    monkeypatch.setattr("stemdesk.app.models_flow.catalog_files_dialog", lambda parent, entry: list(chosen))
+    panel = win.models_panel
+    try:
+        fetched = tmp_path / "Downloads" / served.name
+        fetched.parent.mkdir()
+        fetched.write_bytes(served.data[:-1] + b"x")  # damaged on the way
+        chosen[:] = [fetched]
+
+        def from_files() -> QMessageBox:
+            panel.select_entry(MODEL_ID)
+            assert panel.catalog_from_files.isEnabled()
+            panel.catalog_from_files.click()
+            box = win.licence_box
+            assert box is not None and box.isVisible() and "CC0 (the tests')" in box.text()
+            return box
+
+        accept(from_files())
+        job = win.model_flow.download
+        qtbot.waitUntil(lambda: win.model_flow.download is None, timeout=60_000)
+        assert job.status == FAILED and not job.unexpected
+        title, text = win.last_error
+        assert "damaged or another file" in text and served.name in text
+        assert panel.progress_text.text() == f"{MODEL_ID} was not installed from those files (the message says why)."
+        nothing_installed()
+
+        win.last_error = None
+        fetched.write_bytes(served.data)
+        accept(from_files())
+        job = win.model_flow.download
+        qtbot.waitUntil(lambda: win.model_flow.download is None, timeout=60_000)
+        assert job.status == DONE, job.error
+        assert panel.progress_text.text() == f"Installed {MODEL_ID} from the files chosen."
+        assert panel.catalog_rows()[MODEL_ID][1] == "installed" and not panel.catalog_from_files.isEnabled()
+        card = next(card for card in list_models() if card.id == MODEL_ID)
+        assert card.raw["source"]["files"][0]["installed_from"] == str(fetched) and fetched.exists()
+        assert MODEL_ID in models_in_the_box(win)
     finally:
         win.shutdown()
