@@ -24,6 +24,7 @@ from helpers import run
 from stemdesk.core.cancel import CancelToken
 from stemdesk.core.errors import Cancelled
 from stemdesk.io import catalog, download
+from stemdesk.io.model_import import msst_stems, read_config
 from stemdesk.io.model_store import find_model, list_models, load_estimator, user_models_dir
 
 MODEL_ID = "tiny-vocals"
@@ -507,3 +508,7 @@ def test_the_shipped_catalog_states_its_facts_and_its_configs_pass_the_importer(
             path.write_text(entry.config.content)
             assert hashlib.sha256(entry.config.content.encode()).hexdigest() == entry.config.sha256
             catalog._check_config(entry, path)  # what the importer would refuse, it refuses here first
+            if entry.architecture != "htdemucs":  # the stems listed are the ones its config names
+                assert msst_stems(read_config(path), path) == entry.stems, entry.id
+            if entry.config.content_source:  # a copy distributed with the model: said where it was read
+                assert entry.config.content_source.startswith("https://")
