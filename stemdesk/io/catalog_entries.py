@@ -141,10 +141,15 @@ class CatalogEntry:
         return f"{values} ({first.get('metric', 'metric not stated')}; {first.get('data', 'data not stated')})"
 
     def download_text(self) -> str:
-        """Where its files come from: the address of its one file, or how many files and their addresses."""
+        """Where its files come from: the address of its one file, or how many files and their addresses (each
+        with its mirrors, tried when the publisher's address fails)."""
+
+        def where(item: CatalogFile) -> str:
+            return item.url + "".join(f" (or its mirror {url})" for url in item.mirrors)
+
         if len(self.files) == 1:
-            return self.files[0].url
-        return f"{len(self.files)} files: " + ", ".join(item.url for item in self.files)
+            return where(self.files[0])
+        return f"{len(self.files)} files: " + ", ".join(where(item) for item in self.files)
 
     def not_runnable(self) -> str:
         return (
@@ -372,7 +377,7 @@ def by_hand(entry: CatalogEntry, error: ModelError) -> str:
     elsewhere: the address to fetch and the `stemdesk models install ID --file FILE` that installs it (a --file for
     each of its files, and its ``--config`` where the catalog does not hold the YAML). Both front ends say it so."""
     several = len(entry.files) > 1
-    url = entry.download_text() if several else error.value or entry.files[0].url
+    url = entry.download_text() if several or entry.files[0].mirrors else error.value or entry.files[0].url
     config = entry.config
     command = f"stemdesk models install {entry.id} " + " ".join(f"--file {item.file}" for item in entry.files)
     if config is not None and config.content is None:

@@ -373,6 +373,7 @@ def test_a_file_gone_from_its_publisher_comes_from_its_mirror_checked_the_same(
     server.files["/mirror/w.ckpt"] = checkpoint[:-1] + b"x"
     code, _, err = install()
     assert code == 1 and "HTTP 404" in err and "Its mirror failed too" in err and "damaged or another file" in err
+    assert f"Or fetch {publisher} (or its mirror {mirror}) on a machine with a connection" in err
     nothing_installed()
     assert part_files() == []
 
