@@ -1,7 +1,7 @@
 """A split model's no-harm rule on songs it never heard: the songs dealt into folds, the recipe trained without each
 fold's songs and scored on them beside the baselines, the model installed only when it beats them on the median of
 the folds, then trained on every song; the card says what each fold scored. On the synthetic sessions of
-test_stemsets (three songs of tones: a lead, two backing voices, drums)."""
+synthetic_sessions.py (three songs of tones: a lead, two backing voices, drums)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ import json
 
 import pytest
 from helpers import run
-from test_stemsets import VOCALS, write_session
+from synthetic_sessions import write_session
+from test_stemsets import VOCALS
 
 from stemdesk.core.errors import StemDeskError
 from stemdesk.training.split import fold_verdict, make_folds
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    root = tmp_path / "sessions"
-    for seed in range(3):
-        write_session(root / f"song {seed}", seed)
-    return root
 
 
 def test_songs_are_dealt_into_folds_each_held_out_once():
