@@ -41,11 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stemdesk.core.defaults import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS  # noqa: E402
-from stemdesk.core.precision import apply_precision  # noqa: E402
+from stemdesk.core.precision import apply_precision, choose_precision  # noqa: E402
 from stemdesk.core.separator import Separator  # noqa: E402
 from stemdesk.io.atomic import atomic_write_bytes  # noqa: E402
 from stemdesk.io.catalog_entries import catalog_path  # noqa: E402
 from stemdesk.io.model_import import convert, read_config  # noqa: E402
+from stemdesk.io.process import cpu_bf16_flags  # noqa: E402
 
 SONG_SECONDS = 180.0
 RATE = 44100
@@ -154,6 +155,7 @@ def measure(entry: dict, threads: list[int]) -> dict:
         "chunks_per_song": {"stemdesk": ours_chunks, "publisher": theirs_chunks, "publisher_num_overlap": overlap},
         "bfloat16_apart_from_float32_db": sdr(exact, half),
         "largest_difference_from_the_reference": f"{apart:.1e} of its peak",
+        "auto_precision": choose_precision("auto", torch.device("cpu"), ours, cpu_bf16_flags())[0],
         "cpu": cpu_name(),
         "threads": rows,
     }
@@ -227,6 +229,7 @@ def measure_demucs(entry: dict, threads: list[int]) -> dict:
         "chunks_per_song": {"stemdesk": ours_chunks, "publisher": theirs_chunks, "publisher_overlap": DEMUCS_OVERLAP},
         "bfloat16_apart_from_float32_db": sdr(exact, half),
         "largest_difference_from_the_reference": f"{apart:.1e} of its peak",
+        "auto_precision": choose_precision("auto", torch.device("cpu"), ours, cpu_bf16_flags())[0],
         "cpu": cpu_name(),
         "threads": rows,
     }
@@ -255,6 +258,7 @@ def speed_record(result: dict) -> dict:
     rows = result["threads"]
     return {
         "song_seconds": SONG_SECONDS,
+        "precision": result.get("auto_precision", "fp32"),  # what --precision auto runs on that CPU
         "minutes_by_threads": {count: row["song_minutes"]["float32"] for count, row in rows.items()},
         "bfloat16_minutes_by_threads": {count: row["song_minutes"]["bfloat16"] for count, row in rows.items()},
         "publisher_minutes_by_threads": {count: row["song_minutes"]["publisher"] for count, row in rows.items()},

@@ -162,12 +162,15 @@ class CatalogEntry:
         if not self.speed:
             return "not measured yet"
         speed = self.speed
-        ours, theirs = speed.get("minutes_by_threads") or {}, speed.get("publisher_minutes_by_threads") or {}
+        reduced = speed.get("precision") == "bf16" and speed.get("bfloat16_minutes_by_threads")
+        ours = (speed.get("bfloat16_minutes_by_threads") if reduced else speed.get("minutes_by_threads")) or {}
+        theirs = speed.get("publisher_minutes_by_threads") or {}
         if not ours:
             return "not measured yet"
         song = f"{float(speed.get('song_seconds', 180)) / 60:g}-minute song"
         counts = sorted(ours, key=int)
         times = ", ".join(f"{ours[c]:g} min on {c} thread{'s' if c != '1' else ''}" for c in counts)
+        times += ", in bfloat16 as StemDesk runs it on that CPU" if reduced else ""
         publisher = " and ".join(f"{theirs[c]:g}" for c in counts if c in theirs)
         return (
             f"a {song} in {times}"

@@ -513,3 +513,23 @@ def test_the_shipped_catalog_states_its_facts_and_its_configs_pass_the_importer(
                 assert msst_stems(read_config(path), path) == entry.stems, entry.id
             if entry.config.content_source:  # a copy distributed with the model: said where it was read
                 assert entry.config.content_source.startswith("https://")
+
+
+def test_the_speed_shown_is_the_precision_stemdesk_runs_on_the_cpu_measured(tmp_path, monkeypatch):
+    speed = {
+        "song_seconds": 180.0,
+        "minutes_by_threads": {"1": 3.0, "2": 2.0},
+        "bfloat16_minutes_by_threads": {"1": 2.0, "2": 1.2},
+        "publisher_minutes_by_threads": {"1": 4.0, "2": 2.5},
+        "cpu": "A CPU",
+        "measured_by": "benchmarks/catalog_speed.py",
+    }
+    write_catalog(tmp_path, monkeypatch, url="http://127.0.0.1/w.ckpt", speed={**speed, "precision": "fp32"})
+    assert catalog.load_catalog()[MODEL_ID].speed_text() == (
+        "a 3-minute song in 3 min on 1 thread, 2 min on 2 threads (the publisher's code: 4 and 2.5); A CPU"
+    )
+    write_catalog(tmp_path, monkeypatch, url="http://127.0.0.1/w.ckpt", speed={**speed, "precision": "bf16"})
+    assert catalog.load_catalog()[MODEL_ID].speed_text() == (
+        "a 3-minute song in 2 min on 1 thread, 1.2 min on 2 threads, in bfloat16 as StemDesk runs it on that CPU "
+        "(the publisher's code: 4 and 2.5); A CPU"
+    )
