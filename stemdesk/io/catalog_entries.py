@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -126,8 +127,8 @@ class CatalogEntry:
         size = self.size_bytes
         if size is not None:
             return f"{size / 1e6:,.0f} MB" if size >= 10e6 else f"{size / 1e6:.1f} MB"
-        note = str(self.raw.get("size_note", ""))
-        return "about 913 MB" if "913 MB" in note else "size not published"
+        about = re.search(r"\b[Aa]bout ([\d,.]+ [MG]B)\b", str(self.raw.get("size_note") or ""))
+        return f"about {about.group(1)}" if about else "size not published"
 
     def stems_text(self) -> str:
         return " ".join(self.stems) if self.stems else "(named by its config)"
