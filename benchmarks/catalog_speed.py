@@ -161,7 +161,6 @@ def measure(entry: dict, threads: list[int]) -> dict:
         exact, half = ours(audio), reduced(audio)
         theirs = reference(audio) if entry["architecture"] == "mdx23c" else as_msst_runs(reference, audio)
         theirs = theirs if theirs.dim() == 4 else theirs[:, None]  # one stem: the reference drops the stems axis
-        apart = float((exact[:, : theirs.shape[1]] - theirs).abs().max() / theirs.abs().max())
         rows = {
             str(count): timings(count, reference, ours, reduced, audio, ours_chunks, theirs_chunks, entry["id"])
             for count in threads
@@ -171,10 +170,7 @@ def measure(entry: dict, threads: list[int]) -> dict:
         "parameters": sum(p.numel() for p in ours.parameters()),
         "chunk_samples": chunk,
         "chunks_per_song": {"stemdesk": ours_chunks, "publisher": theirs_chunks, "publisher_num_overlap": overlap},
-        "bfloat16_apart_from_float32_db": sdr(exact, half),
-        "largest_difference_from_the_reference": f"{apart:.1e} of its peak",
-        "auto_precision": choose_precision("auto", torch.device("cpu"), ours, cpu_bf16_flags())[0],
-        "cpu": cpu_name(),
+        **checks(ours, exact, half, theirs),
         "threads": rows,
     }
 
@@ -234,7 +230,6 @@ def measure_demucs(entry: dict, threads: list[int]) -> dict:
     ours_chunks, theirs_chunks = stemdesk_chunks(ours, song), math.ceil(song / stride)
     with torch.inference_mode():
         exact, half, theirs = ours(audio), reduced(audio), reference(audio)
-        apart = float((exact - theirs).abs().max() / theirs.abs().max())
         rows = {
             str(count): timings(count, reference, ours, reduced, audio, ours_chunks, theirs_chunks, entry["id"])
             for count in threads
@@ -245,11 +240,21 @@ def measure_demucs(entry: dict, threads: list[int]) -> dict:
         "parameters": sum(p.numel() for p in ours.parameters()),
         "chunk_samples": segment,
         "chunks_per_song": {"stemdesk": ours_chunks, "publisher": theirs_chunks, "publisher_overlap": DEMUCS_OVERLAP},
+        **checks(ours, exact, half, theirs),
+        "threads": rows,
+    }
+
+
+def checks(ours: torch.nn.Module, exact: torch.Tensor, half: torch.Tensor, theirs: torch.Tensor) -> dict:
+    """What a measurement records besides its times: how far the bfloat16 stems are from float32's, how far
+    StemDesk's float32 stems are from the reference's, what `--precision auto` runs here, and on which CPU."""
+    # a RoFormer of one stem: the reference gives that stem, StemDesk also the mix less it
+    apart = float((exact[:, : theirs.shape[1]] - theirs).abs().max() / theirs.abs().max())
+    return {
         "bfloat16_apart_from_float32_db": sdr(exact, half),
         "largest_difference_from_the_reference": f"{apart:.1e} of its peak",
         "auto_precision": choose_precision("auto", torch.device("cpu"), ours, cpu_bf16_flags())[0],
         "cpu": cpu_name(),
-        "threads": rows,
     }
 
 
