@@ -1,11 +1,13 @@
 """Synthetic multitrack sessions for the trainer's tests of stem sets and folds: each song's named tracks as a
 producer's session export holds them (a lead vocal line, two backing lines, a kick, hats, a drum loop that sounds
-from 2 to 3 s only, a synth and a track nobody named), tones and noise, one song per seed. `sessions` (the fixture
-in conftest.py) writes three of them."""
+from 2 to 3 s only, a synth and a track nobody named), tones and noise, one song per seed. The ``sessions``
+fixture writes three of them; a test module imports ``sessions_fixture`` for it (a conftest.py in this folder
+would hide the tests' own ``conftest`` module, which tests import by that name)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 RATE = 22050
@@ -41,3 +43,11 @@ def write_session(folder, seed: int, leave_out: tuple[str, ...] = ()) -> None:
     for name, audio in tracks(seed).items():
         if name not in leave_out:
             sf.write(str(folder / f"{name}.wav"), audio, RATE, subtype="FLOAT")
+
+
+@pytest.fixture(name="sessions")
+def sessions_fixture(tmp_path):
+    root = tmp_path / "sessions"
+    for seed in range(3):
+        write_session(root / f"song {seed}", seed)
+    return root

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from helpers import run
-from synthetic_sessions import write_session
+from synthetic_sessions import sessions_fixture, write_session  # noqa: F401 (the sessions fixture)
 from test_stemsets import VOCALS
 
 from stemdesk.core.errors import StemDeskError

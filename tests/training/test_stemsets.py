@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import run
-from synthetic_sessions import RATE, tracks, write_session
+from synthetic_sessions import RATE, sessions_fixture, tracks, write_session  # noqa: F401 (the sessions fixture)
 
 from stemdesk.core.errors import StemDeskError
 from stemdesk.core.estimators.crossover import Crossover
