@@ -87,9 +87,10 @@ def msst_entry(entry, folder: Path) -> float:
     else:
         reference = roformer_reference(entry.architecture, settings["model"])
         audio = 0.1 * torch.randn(1, 2, RATE // 2)
-    with torch.no_grad():  # far from the initialisation: every weight matters
+    with torch.no_grad():  # far from the initialisation: every weight matters (the fixed rotary frequencies stay)
         for parameter in reference.parameters():
-            parameter.add_(0.02 * torch.randn_like(parameter))
+            if parameter.requires_grad:
+                parameter.add_(0.02 * torch.randn_like(parameter))
     weights = folder / entry.files[0].file
     torch.save(reference.state_dict(), weights)
     ours = convert([weights], config, entry.id).estimator.eval()
