@@ -23,23 +23,21 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
-import importlib.util
-import inspect
 import json
 import math
 import platform
 import sys
 import tempfile
 import time
-import types
-from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the reference networks as the tests build them
+
+from catalog_networks import HTDEMUCS, as_msst_runs, mdx23c_reference, roformer_reference  # noqa: E402
 
 from stemdesk.core.defaults import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS  # noqa: E402
 from stemdesk.core.precision import apply_precision, choose_precision  # noqa: E402
@@ -60,58 +58,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def namespace(value):
-    """A config as MSST's code reads it (attributes, like its ConfigDict)."""
-    if isinstance(value, dict):
-        return types.SimpleNamespace(**{k: namespace(v) for k, v in value.items()})
-    return value
-
-
-def mdx23c_reference(settings: dict) -> torch.nn.Module:
-    """MSST's TFC-TDF v3 as audio-separator 0.47.1 carries it (installed without its requirements, so only the
-    network's module and the device helper it imports are loaded, under a bare stand-in of its package)."""
-    spec = importlib.util.find_spec("audio_separator")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the reference MDX23C is not installed: pip install --no-deps audio-separator==0.47.1")
-    stand_in = types.ModuleType("audio_separator.separator")
-    stand_in.__path__ = [str(Path(list(spec.submodule_search_locations)[0]) / "separator")]
-    sys.modules["audio_separator.separator"] = stand_in
-    module = importlib.import_module("audio_separator.separator.uvr_lib_v5.tfc_tdf_v3")
-    return module.TFC_TDF_net(namespace(settings), "cpu").eval()
-
-
 def reference_network(architecture: str, model: dict, settings: dict) -> torch.nn.Module:
-    """The publisher's network (the code MSST's configs are written for) from a config."""
-    if architecture == "mdx23c":
-        return mdx23c_reference(settings)
-    if architecture == "bs_roformer":
-        from bs_roformer.bs_roformer import BSRoformer as network
-    elif architecture == "mel_band_roformer":
-        from bs_roformer.mel_band_roformer import MelBandRoformer as network
-    else:
-        raise SystemExit(f"no reference network for {architecture}")
-    accepted = inspect.signature(network.__init__).parameters
-    # MSST's own copy of the network has no linear-attention layers, which the package adds unless told not to
-    model = {"linear_transformer_depth": 0, **model}
-    # MSST's loader reads the YAML's !!python/tuple as tuples, which the package's type checks insist on
-    chosen = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items() if k in accepted}
-    return network(**chosen).eval()
-
-
-def as_msst_runs(reference: torch.nn.Module, audio: torch.Tensor) -> torch.Tensor:
-    """The reference RoFormer's stems as MSST's own copy of the network makes them: it also zeroes the DC bin before
-    the iSTFT and asks the iSTFT for the input's length (tests/io/test_model_import.py checks the same)."""
-    istft = torch.istft
-
-    def zero_dc_istft(spec, *args, **kwargs):
-        kwargs["length"] = audio.shape[-1]
-        return istft(spec.index_fill(1, torch.tensor(0), 0.0), *args, **kwargs)
-
-    torch.istft = zero_dc_istft
-    try:
-        return reference(audio)
-    finally:
-        torch.istft = istft
+    """The publisher's network (the code MSST's configs are written for) from a config, as the tests build it."""
+    return mdx23c_reference(settings) if architecture == "mdx23c" else roformer_reference(architecture, model)
 
 
 def timed(fn) -> float:
@@ -175,8 +124,6 @@ def measure(entry: dict, threads: list[int]) -> dict:
     }
 
 
-# htdemucs's own settings (demucs 4.1.0's pretrained htdemucs, htdemucs_6s and the members of htdemucs_ft)
-DEMUCS_SETTINGS = dict(bottom_channels=512, dconv_mode=3, segment=Fraction(39, 5))
 DEMUCS_OVERLAP = 0.25  # the demucs command's --overlap
 
 
@@ -190,7 +137,7 @@ def demucs_networks(entry: dict, folder: Path) -> tuple[list[torch.nn.Module], l
     networks, files = [], []
     for index, item in enumerate(entry["files"]):
         torch.manual_seed(index)
-        network = HTDemucs(sources=list(entry["stems"]), **DEMUCS_SETTINGS).eval()
+        network = HTDemucs(sources=list(entry["stems"]), **HTDEMUCS).eval()
         signature = item["file"].split("-")[0]
         save_with_checksum(serialize_model(network, OmegaConf.create({"epochs": 1})), folder / f"{signature}.th")
         networks.append(network)
@@ -222,7 +169,7 @@ def measure_demucs(entry: dict, threads: list[int]) -> dict:
         weights = read_config(config).get("weights") if config else None
     reference = demucs_reference(networks, weights)
     reduced = apply_precision(copy.deepcopy(ours), "bf16")
-    segment = int(DEMUCS_SETTINGS["segment"] * RATE)
+    segment = int(HTDEMUCS["segment"] * RATE)
     torch.manual_seed(1)
     audio = torch.randn(1, 2, segment) * 0.1
     song = int(SONG_SECONDS * RATE)
