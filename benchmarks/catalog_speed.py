@@ -129,19 +129,20 @@ DEMUCS_OVERLAP = 0.25  # the demucs command's --overlap
 
 def demucs_networks(entry: dict, folder: Path) -> tuple[list[torch.nn.Module], list[Path], Path | None]:
     """The entry's HTDemucs networks as the demucs package builds them (one, or a bag's members), random weights,
-    saved as Demucs publishes them (serialised, named with their checksum), with the bag's YAML from the catalog."""
+    saved as Demucs publishes them (serialised in float16, named with their checksum), with the bag's YAML from the
+    catalog; the networks are what demucs loads back from those files."""
     from demucs.htdemucs import HTDemucs
-    from demucs.states import save_with_checksum, serialize_model
+    from demucs.states import load_model, save_with_checksum, serialize_model
     from omegaconf import OmegaConf
 
-    networks, files = [], []
+    files = []
     for index, item in enumerate(entry["files"]):
         torch.manual_seed(index)
         network = HTDemucs(sources=list(entry["stems"]), **HTDEMUCS).eval()
         signature = item["file"].split("-")[0]
         save_with_checksum(serialize_model(network, OmegaConf.create({"epochs": 1})), folder / f"{signature}.th")
-        networks.append(network)
         files.append(next(folder.glob(f"{signature}-*.th")))
+    networks = [load_model(path).eval() for path in files]
     config = None
     if entry.get("config"):
         config = folder / entry["config"]["file"]

@@ -6,8 +6,9 @@ by tests/io/test_catalog_networks.py, so that a 228-million-parameter network's 
 For an entry, the publisher's network is built from the catalog's own config with random weights (the RoFormers
 from the ``bs_roformer`` package MSST's configs are written for, MDX23C from MSST's TFC-TDF v3 as audio-separator
 0.47.1 carries it, HTDemucs from the ``demucs`` package with htdemucs's settings and the entry's stems), saved as
-its publisher saves it (MSST: ``torch.save`` of the state dict; Demucs: serialised, named with its checksum, a bag
-with its YAML), imported by StemDesk's importer, and both run on the same audio: for the networks of MSST, their
+its publisher saves it (MSST: ``torch.save`` of the state dict; Demucs: serialised in float16, named with its
+checksum, a bag with its YAML, and the reference loaded back from those files by demucs), imported by StemDesk's
+importer, and both run on the same audio: for the networks of MSST, their
 forward on a short excerpt (StemDesk's ``network``, MSST's forward as MSST runs it: the DC bin zeroed, the input's
 length); for HTDemucs, one whole segment. The difference is the largest absolute one over the reference's peak."""
 
@@ -105,10 +106,10 @@ def msst_entry(entry, folder: Path) -> float:
 def demucs_entry(entry, folder: Path) -> float:
     from demucs.apply import BagOfModels
     from demucs.htdemucs import HTDemucs
-    from demucs.states import save_with_checksum, serialize_model
+    from demucs.states import load_model, save_with_checksum, serialize_model
     from omegaconf import OmegaConf
 
-    networks, files = [], []
+    files = []
     for index, item in enumerate(entry.files):
         torch.manual_seed(index)
         network = HTDemucs(sources=list(entry.stems), **HTDEMUCS).eval()
@@ -118,8 +119,9 @@ def demucs_entry(entry, folder: Path) -> float:
                     parameter.fill_(0.5)
         signature = item.file.split("-")[0]
         save_with_checksum(serialize_model(network, OmegaConf.create({"epochs": 1})), folder / f"{signature}.th")
-        networks.append(network)
         files.append(next(folder.glob(f"{signature}-*.th")))
+    # the reference is what demucs loads from the files (they hold the weights in float16, as Demucs publishes them)
+    networks = [load_model(path).eval() for path in files]
     config = None
     if entry.config is not None:
         config = folder / entry.config.file
