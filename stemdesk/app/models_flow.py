@@ -188,11 +188,7 @@ class ModelsFlow:
                 f"Choose its weights ({wanted}), with at most one config (.yaml); nothing was installed.",
             )
             return None
-        task = (
-            tasks.install_model(entry.id, weights, configs[0] if configs else None)
-            if files
-            else tasks.install_model(entry.id)
-        )
+        task = tasks.install_model(entry.id, weights or None, configs[0] if configs else None)  # none: downloaded
         job = self.front.run_task(task, "install", on_done=done, on_end=ended, on_progress=panel.download_progress)
         self.download = job
         panel.download_started(entry.id)

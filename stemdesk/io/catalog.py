@@ -398,6 +398,8 @@ def _import(
     from .model_import import convert
     from .model_store import save_model
 
+    mirrored = mirrored or {}
+
     item, weights = got[0][0], got[0][1]
     published = " and ".join(f"{i.file} from {i.url}" for i, *_ in got)
     try:
@@ -470,7 +472,7 @@ def _import(
                     "sha256": digest,
                     "sha256_checked": checked(item),
                     **({"installed_from": str(path)} if given else {}),
-                    **({"downloaded_from": (mirrored or {})[item.file]} if item.file in (mirrored or {}) else {}),
+                    **({"downloaded_from": mirrored[item.file]} if item.file in mirrored else {}),
                 }
                 for item, path, size, digest in got
             ],
