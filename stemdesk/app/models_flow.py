@@ -155,7 +155,9 @@ class ModelsFlow:
         if self.download is not None:  # the box was answered twice
             return None
         panel = self.models_panel
-        configs = [f for f in files or () if f.suffix.lower() in (".yaml", ".yml", ".json")]
+        from ..io.model_import import CONFIG_SUFFIXES  # torch loads with it: when an install starts, not with the app
+
+        configs = [f for f in files or () if f.suffix.lower() in CONFIG_SUFFIXES]
         weights = [f for f in files or () if f not in configs]
 
         def done(card) -> None:
